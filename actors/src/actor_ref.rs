@@ -1,0 +1,181 @@
+//! [`ActorRef`]: the typed, cloneable, serializable handle to an actor.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tokio::sync::oneshot;
+
+use crate::envelope::Envelope;
+use crate::mailbox::{AnyMailbox, Mailbox, PushError, terminated};
+use crate::signal::Signal;
+use crate::{Actor, ActorId, AskError, ExitReason, SendError, TrySendError};
+
+/// A typed handle to an actor of type `A`.
+///
+/// Cheap to clone (one reference count), `Send + Sync`, and serializable: it serializes as
+/// the actor's stable [`ActorId`], never as a pointer, and deserializes back to a working
+/// handle inside [`ActorSystem::decode`](crate::ActorSystem::decode). Sends from inside a
+/// handler are stamped with the sending actor's id and epoch; sends from anywhere else are
+/// messages from outside the system.
+pub struct ActorRef<A: Actor> {
+    mailbox: Arc<Mailbox<A>>,
+}
+
+impl<A: Actor> ActorRef<A> {
+    pub(crate) fn from_mailbox(mailbox: Arc<Mailbox<A>>) -> Self {
+        ActorRef { mailbox }
+    }
+
+    pub(crate) fn mailbox(&self) -> &Arc<Mailbox<A>> {
+        &self.mailbox
+    }
+
+    pub(crate) fn erased(&self) -> Arc<dyn AnyMailbox> {
+        self.mailbox.clone()
+    }
+
+    /// The actor's stable id.
+    pub fn id(&self) -> ActorId {
+        self.mailbox.meta.id
+    }
+
+    /// The actor's registered name, if it was spawned with one.
+    pub fn name(&self) -> Option<&str> {
+        self.mailbox.meta.name.as_deref()
+    }
+
+    /// Sends a message without waiting for a reply. Waits while a bounded mailbox is full
+    /// (backpressure); fails, giving the message back, if the actor has stopped.
+    pub async fn tell(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
+        self.push(Envelope::new(msg, None)).await.map_err(|env| SendError(env.msg))
+    }
+
+    /// Sends a message without waiting at all: fails with [`TrySendError::Full`] if a bounded
+    /// mailbox is full, or [`TrySendError::Stopped`] if the actor has stopped. The message is
+    /// given back either way.
+    pub fn try_tell(&self, msg: A::Msg) -> Result<(), TrySendError<A::Msg>> {
+        match self.mailbox.try_push(Envelope::new(msg, None)) {
+            Ok(()) => Ok(()),
+            Err(PushError::Full(env)) => Err(TrySendError::Full(env.msg)),
+            Err(PushError::Closed(env)) => Err(TrySendError::Stopped(env.msg)),
+        }
+    }
+
+    /// Sends a request and waits for the reply, for at most the system's ask timeout.
+    pub async fn ask(&self, msg: A::Msg) -> Result<A::Reply, AskError> {
+        self.ask_timeout(msg, self.mailbox.meta.ask_timeout).await
+    }
+
+    /// Sends a request and waits at most `timeout` for the reply (waiting for room in a full
+    /// mailbox counts against it). On timeout the request may still be handled later; its
+    /// reply is then dropped.
+    pub async fn ask_timeout(&self, msg: A::Msg, timeout: Duration) -> Result<A::Reply, AskError> {
+        let (tx, rx) = oneshot::channel();
+        let env = Envelope::new(msg, Some(tx));
+        let exchange = async {
+            if self.push(env).await.is_err() {
+                return Err(AskError::Stopped);
+            }
+            rx.await.map_err(|_| AskError::NoReply)
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(AskError::Timeout(timeout)),
+        }
+    }
+
+    /// Asks the actor to stop after its current message. Queued messages are not handled
+    /// (pending asks fail with [`AskError::NoReply`]). Returns at once; see
+    /// [`wait_stopped`](Self::wait_stopped).
+    pub fn stop(&self) {
+        let _ = self.mailbox.push_control(Signal::Stop(ExitReason::Stopped));
+    }
+
+    /// Asks the actor to refuse new messages, handle everything already queued, then stop.
+    pub fn drain(&self) {
+        let _ = self.mailbox.push_control(Signal::Drain);
+    }
+
+    /// Waits until the actor has stopped and returns why.
+    pub async fn wait_stopped(&self) -> ExitReason {
+        terminated(&*self.mailbox).await;
+        self.mailbox.exit_reason().unwrap_or(ExitReason::Stopped)
+    }
+
+    /// Whether the actor has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.mailbox.is_terminated()
+    }
+
+    /// The number of messages waiting in the actor's mailbox (not counting the batch it has
+    /// already taken). For diagnostics.
+    pub fn queued(&self) -> usize {
+        self.mailbox.queued()
+    }
+
+    /// Pushes an envelope, waiting for room; gives it back if the actor has stopped.
+    #[inline]
+    pub(crate) async fn push(&self, env: Envelope<A>) -> Result<(), Envelope<A>> {
+        let mut env = match self.mailbox.try_push(env) {
+            Ok(()) => return Ok(()),
+            Err(PushError::Closed(env)) => return Err(env),
+            Err(PushError::Full(env)) => Some(env),
+        };
+        poll_fn(|cx| {
+            let item = env.take().expect("polled after completion");
+            match self.mailbox.poll_push(cx, item) {
+                Ok(()) => Poll::Ready(Ok(())),
+                Err(PushError::Closed(item)) => Poll::Ready(Err(item)),
+                Err(PushError::Full(item)) => {
+                    env = Some(item);
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+}
+
+impl<A: Actor> Clone for ActorRef<A> {
+    fn clone(&self) -> Self {
+        ActorRef { mailbox: self.mailbox.clone() }
+    }
+}
+
+impl<A: Actor> PartialEq for ActorRef<A> {
+    fn eq(&self, other: &Self) -> bool {
+        self.id() == other.id()
+    }
+}
+
+impl<A: Actor> Eq for ActorRef<A> {}
+
+impl<A: Actor> Hash for ActorRef<A> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id().hash(state)
+    }
+}
+
+impl<A: Actor> fmt::Debug for ActorRef<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ActorRef<{}>({})", self.mailbox.meta.type_name, self.id())
+    }
+}
+
+impl<A: Actor> Serialize for ActorRef<A> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.id().serialize(serializer)
+    }
+}
+
+impl<'de, A: Actor> Deserialize<'de> for ActorRef<A> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let id = ActorId::deserialize(deserializer)?;
+        crate::system::resolve::<A>(id).map_err(serde::de::Error::custom)
+    }
+}

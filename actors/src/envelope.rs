@@ -1,0 +1,60 @@
+//! The envelope every data message travels in.
+
+use amber_snapshot::Epoch;
+use tokio::sync::oneshot;
+
+use crate::mailbox::core::Stamp;
+use crate::timer::TimerId;
+use crate::{Actor, ActorId};
+
+/// Where a message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// Sent by this actor from inside one of its handlers.
+    Actor(ActorId),
+    /// Sent by code outside any handler: `main`, a test, a detached task.
+    Outside,
+    /// Sent by one of the receiving actor's own timers.
+    Timer(TimerId),
+}
+
+/// A data message with its sender, its epoch tag and, for an ask, where the reply goes.
+pub(crate) struct Envelope<A: Actor> {
+    pub(crate) origin: Origin,
+    /// The sender's epoch at send time; for outside and timer messages, the receiver's
+    /// epoch on arrival.
+    pub(crate) epoch: Epoch,
+    pub(crate) msg: A::Msg,
+    pub(crate) reply: Option<oneshot::Sender<A::Reply>>,
+}
+
+impl<A: Actor> Envelope<A> {
+    /// An envelope stamped for a send from the current thread's running actor, if any.
+    #[inline]
+    pub(crate) fn new(msg: A::Msg, reply: Option<oneshot::Sender<A::Reply>>) -> Self {
+        let (origin, epoch) = match crate::current::current() {
+            Some(running) => (Origin::Actor(running.id), running.epoch),
+            None => (Origin::Outside, Epoch::ZERO),
+        };
+        Envelope { origin, epoch, msg, reply }
+    }
+}
+
+impl<A: Actor> Stamp for Envelope<A> {
+    #[inline]
+    fn on_arrival(&mut self, receiver_epoch: Epoch) {
+        if !matches!(self.origin, Origin::Actor(_)) {
+            self.epoch = receiver_epoch;
+        }
+    }
+}
+
+impl<A: Actor> std::fmt::Debug for Envelope<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envelope")
+            .field("origin", &self.origin)
+            .field("epoch", &self.epoch)
+            .field("ask", &self.reply.is_some())
+            .finish_non_exhaustive()
+    }
+}

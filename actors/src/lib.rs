@@ -1,0 +1,83 @@
+//! amber-actors: the amber actor runtime.
+//!
+//! An [`Actor`] is a struct with state and a handler that runs one message at a time with
+//! `&mut self`. Actors live in an [`ActorSystem`] and are reached through typed, cloneable,
+//! serializable [`ActorRef`]s: [`tell`](ActorRef::tell) sends, [`ask`](ActorRef::ask) sends
+//! and awaits the reply.
+//!
+//! Every mailbox has a bounded (or unbounded) data lane and a control lane that overtakes it:
+//! stop, supervision events and — for snapshots — markers are never stuck behind a backlog.
+//! Every data message travels in an envelope carrying its sender and an epoch tag, which is
+//! what lets a running system be cut consistently (see the `amber-snapshot` crate).
+//!
+//! ```
+//! use amber_actors::{Actor, ActorSystem, Context};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Default)]
+//! struct Counter {
+//!     count: u64,
+//! }
+//!
+//! #[derive(Serialize, Deserialize)]
+//! enum CounterMsg {
+//!     Add(u64),
+//!     Get,
+//! }
+//!
+//! impl Actor for Counter {
+//!     type Msg = CounterMsg;
+//!     type Reply = u64;
+//!
+//!     async fn handle(&mut self, msg: CounterMsg, _ctx: &mut Context<Self>) -> u64 {
+//!         if let CounterMsg::Add(n) = msg {
+//!             self.count += n;
+//!         }
+//!         self.count
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let system = ActorSystem::new();
+//! let counter = system.spawn(Counter::default()).unwrap();
+//! counter.tell(CounterMsg::Add(2)).await.unwrap();
+//! assert_eq!(counter.ask(CounterMsg::Get).await.unwrap(), 2);
+//! system.shutdown().await;
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod actor;
+mod actor_ref;
+mod context;
+mod current;
+mod envelope;
+mod error;
+mod id;
+mod loom;
+mod mailbox;
+mod registry;
+mod runner;
+mod signal;
+mod supervision;
+mod system;
+mod timer;
+mod turn;
+
+pub use actor::{Actor, BoxError, Message};
+pub use actor_ref::ActorRef;
+pub use amber_snapshot::Epoch;
+pub use context::Context;
+pub use envelope::Origin;
+pub use error::{AskError, CodecError, LookupError, SendError, SpawnError, TrySendError};
+pub use id::{ActorId, SystemId};
+pub use mailbox::{DEFAULT_CAPACITY, MailboxCapacity};
+pub use signal::{ChildEvent, Down, ExitReason};
+pub use supervision::{RestartPolicy, SpawnOptions};
+pub use system::{ActorSystem, SystemBuilder};
+pub use timer::TimerId;
+
+#[cfg(all(test, loom))]
+mod loom_tests;

@@ -1,0 +1,459 @@
+//! The mailbox synchronization core: one mutex-guarded queue pair, batch hand-off to the
+//! consumer, and an atomic flag that lets the consumer see control signals between any two
+//! data messages without taking the lock.
+//!
+//! Senders push under the lock and wake the consumer only when it has parked. The consumer
+//! takes the whole data queue in one swap (one lock per batch, not per message), so senders
+//! and the consumer rarely contend. Capacity bounds the messages waiting in the shared queue;
+//! the batch the consumer has already taken does not count against it.
+//!
+//! Epoch tagging for snapshots happens here too: items that are stamped on arrival (messages
+//! from outside the system, timer messages) take the receiver's epoch under the same lock the
+//! cut takes, so each is either before the cut or after it, never both.
+
+use std::collections::VecDeque;
+use std::task::{Context, Poll, Waker};
+
+use amber_snapshot::Epoch;
+
+use crate::loom::lock;
+use crate::loom::sync::atomic::{AtomicBool, Ordering};
+use crate::loom::sync::{Arc, Mutex};
+use crate::signal::Signal;
+use crate::{ActorId, ExitReason};
+
+/// A task to notify when this actor stops.
+pub(crate) type Watcher = Arc<dyn super::AnyMailbox>;
+
+/// What a mailbox knows about its actor.
+#[derive(Debug, Clone)]
+pub(crate) struct Meta {
+    pub(crate) id: ActorId,
+    pub(crate) type_name: &'static str,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) ask_timeout: std::time::Duration,
+}
+
+/// An item that can be carried by a mailbox.
+pub(crate) trait Stamp {
+    /// Called under the mailbox lock when the item is enqueued, with the receiver's epoch.
+    fn on_arrival(&mut self, receiver_epoch: Epoch);
+}
+
+/// Why a push failed; the item is given back.
+#[derive(Debug)]
+pub(crate) enum PushError<T> {
+    /// The bounded queue is at capacity.
+    Full(T),
+    /// The mailbox no longer accepts data messages.
+    Closed(T),
+}
+
+/// What the consumer gets next.
+#[derive(Debug)]
+pub(crate) enum Next<T> {
+    /// A control signal; it overtakes every queued data message.
+    Control(Signal),
+    /// The next data message, in per-sender FIFO order.
+    Data(T),
+    /// Nothing is queued now (only from [`Inbox::try_next`]).
+    Empty,
+    /// The mailbox is closed and its data queue is drained.
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    /// Accepts data and control.
+    Open,
+    /// Refuses new data; the queued rest may still be drained. Control is still accepted.
+    Closed,
+    /// The actor has finished; everything is refused.
+    Terminated,
+}
+
+#[derive(Debug)]
+struct Queue<T> {
+    data: VecDeque<T>,
+    control: VecDeque<Signal>,
+    capacity: usize,
+    lifecycle: Lifecycle,
+    /// The consumer's waker, present only while it is parked.
+    rx_waker: Option<Waker>,
+    /// Senders waiting for room in a full bounded queue.
+    tx_waiters: Vec<Waker>,
+    /// Tasks waiting for the actor to terminate.
+    exit_waiters: Vec<Waker>,
+    /// The receiving actor's epoch, moved forward only by its cut.
+    epoch: Epoch,
+    /// Actors watching this one; told once it terminates.
+    watchers: Vec<Watcher>,
+    /// Why the actor terminated, once it has.
+    exit: Option<ExitReason>,
+}
+
+/// The shared half of a mailbox: senders and the consumer both hold it.
+#[derive(Debug)]
+pub(crate) struct MailboxCore<T> {
+    pub(crate) meta: Meta,
+    queue: Mutex<Queue<T>>,
+    /// Set (under the lock) when the control lane is non-empty; read by the consumer between
+    /// data messages without locking.
+    control_pending: AtomicBool,
+}
+
+impl<T: Stamp> MailboxCore<T> {
+    /// A new open mailbox holding at most `capacity` waiting data messages.
+    pub(crate) fn new(meta: Meta, capacity: usize, epoch: Epoch) -> Self {
+        MailboxCore {
+            meta,
+            queue: Mutex::new(Queue {
+                data: VecDeque::new(),
+                control: VecDeque::new(),
+                capacity: capacity.max(1),
+                lifecycle: Lifecycle::Open,
+                rx_waker: None,
+                tx_waiters: Vec::new(),
+                exit_waiters: Vec::new(),
+                epoch,
+                watchers: Vec::new(),
+                exit: None,
+            }),
+            control_pending: AtomicBool::new(false),
+        }
+    }
+
+    /// Pushes a data message without waiting.
+    pub(crate) fn try_push(&self, mut item: T) -> Result<(), PushError<T>> {
+        let waker = {
+            let mut q = lock(&self.queue);
+            if q.lifecycle != Lifecycle::Open {
+                return Err(PushError::Closed(item));
+            }
+            if q.data.len() >= q.capacity {
+                return Err(PushError::Full(item));
+            }
+            item.on_arrival(q.epoch);
+            q.data.push_back(item);
+            q.rx_waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Pushes a data message, or registers `cx` to be woken when room frees up.
+    pub(crate) fn poll_push(&self, cx: &mut Context<'_>, mut item: T) -> Result<(), PushError<T>> {
+        let waker = {
+            let mut q = lock(&self.queue);
+            if q.lifecycle != Lifecycle::Open {
+                return Err(PushError::Closed(item));
+            }
+            if q.data.len() >= q.capacity {
+                if !q.tx_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                    q.tx_waiters.push(cx.waker().clone());
+                }
+                return Err(PushError::Full(item));
+            }
+            item.on_arrival(q.epoch);
+            q.data.push_back(item);
+            q.rx_waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Pushes a control signal. Control ignores capacity and is refused only once the actor
+    /// has terminated (the signal is given back).
+    pub(crate) fn push_control(&self, signal: Signal) -> Result<(), Signal> {
+        let waker = {
+            let mut q = lock(&self.queue);
+            if q.lifecycle == Lifecycle::Terminated {
+                return Err(signal);
+            }
+            q.control.push_back(signal);
+            self.control_pending.store(true, Ordering::Release);
+            q.rx_waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Refuses further data messages; queued ones can still be drained.
+    pub(crate) fn close(&self) {
+        let (rx, txs) = {
+            let mut q = lock(&self.queue);
+            if q.lifecycle == Lifecycle::Open {
+                q.lifecycle = Lifecycle::Closed;
+            }
+            (q.rx_waker.take(), std::mem::take(&mut q.tx_waiters))
+        };
+        wake_all(rx, txs);
+    }
+
+    /// Marks the actor finished: refuses everything, wakes every waiter, and returns the data
+    /// and control items still queued (dead letters, dropped by the caller outside the lock)
+    /// and the watchers to tell.
+    pub(crate) fn terminate(&self, reason: ExitReason) -> Terminated<T> {
+        let (data, rx, txs, exits, watchers) = {
+            let mut q = lock(&self.queue);
+            q.lifecycle = Lifecycle::Terminated;
+            q.exit = Some(reason);
+            q.control.clear(); // signals hold no user values
+            self.control_pending.store(false, Ordering::Release);
+            (
+                std::mem::take(&mut q.data),
+                q.rx_waker.take(),
+                std::mem::take(&mut q.tx_waiters),
+                std::mem::take(&mut q.exit_waiters),
+                std::mem::take(&mut q.watchers),
+            )
+        };
+        wake_all(rx, txs);
+        for w in exits {
+            w.wake();
+        }
+        Terminated { data, watchers }
+    }
+
+    /// Whether the actor has terminated.
+    pub(crate) fn is_terminated(&self) -> bool {
+        lock(&self.queue).lifecycle == Lifecycle::Terminated
+    }
+
+    /// Ready once the actor has terminated.
+    pub(crate) fn poll_terminated(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut q = lock(&self.queue);
+        if q.lifecycle == Lifecycle::Terminated {
+            return Poll::Ready(());
+        }
+        if !q.exit_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            q.exit_waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// Why the actor terminated, if it has.
+    pub(crate) fn exit_reason(&self) -> Option<ExitReason> {
+        lock(&self.queue).exit.clone()
+    }
+
+    /// Registers `watcher` to be told when this actor terminates. If it already has, the
+    /// watcher is given back with the reason, so it can be told at once.
+    pub(crate) fn add_watcher(&self, watcher: Watcher) -> Result<(), (Watcher, ExitReason)> {
+        let mut q = lock(&self.queue);
+        match &q.exit {
+            Some(reason) => Err((watcher, reason.clone())),
+            None => {
+                q.watchers.push(watcher);
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes `id` from the watchers.
+    pub(crate) fn remove_watcher(&self, id: ActorId) {
+        lock(&self.queue).watchers.retain(|w| w.id() != id);
+    }
+
+    /// The number of data messages waiting in the shared queue (not the consumer's batch).
+    pub(crate) fn queued(&self) -> usize {
+        lock(&self.queue).data.len()
+    }
+}
+
+/// What [`MailboxCore::terminate`] leaves behind.
+pub(crate) struct Terminated<T> {
+    /// Data messages never handled (dead letters).
+    pub(crate) data: VecDeque<T>,
+    /// Actors to tell.
+    pub(crate) watchers: Vec<Watcher>,
+}
+
+fn wake_all(rx: Option<Waker>, txs: Vec<Waker>) {
+    if let Some(w) = rx {
+        w.wake();
+    }
+    for w in txs {
+        w.wake();
+    }
+}
+
+/// The consumer's half: the shared core plus the batch it has taken out of it.
+#[derive(Debug)]
+pub(crate) struct Inbox<T> {
+    core: Arc<MailboxCore<T>>,
+    batch: VecDeque<T>,
+}
+
+impl<T: Stamp> Inbox<T> {
+    /// The consumer for `core`. There must be exactly one per mailbox.
+    pub(crate) fn new(core: Arc<MailboxCore<T>>) -> Self {
+        Inbox { core, batch: VecDeque::new() }
+    }
+
+    /// The next item, or `Poll::Pending` with the consumer's waker registered.
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Next<T>> {
+        match self.next_inner(Some(cx)) {
+            Next::Empty => Poll::Pending,
+            next => Poll::Ready(next),
+        }
+    }
+
+    /// The next item without waiting: [`Next::Empty`] when nothing is queued.
+    #[cfg(any(test, loom))]
+    pub(crate) fn try_next(&mut self) -> Next<T> {
+        self.next_inner(None)
+    }
+
+    fn next_inner(&mut self, cx: Option<&mut Context<'_>>) -> Next<T> {
+        // Fast path: a batch in hand and no control signal waiting.
+        if !self.core.control_pending.load(Ordering::Acquire) {
+            if let Some(item) = self.batch.pop_front() {
+                return Next::Data(item);
+            }
+        }
+        let txs;
+        let next = {
+            let mut q = lock(&self.core.queue);
+            if let Some(signal) = q.control.pop_front() {
+                if q.control.is_empty() {
+                    self.core.control_pending.store(false, Ordering::Release);
+                }
+                return Next::Control(signal);
+            }
+            if let Some(item) = self.batch.pop_front() {
+                return Next::Data(item);
+            }
+            if q.data.is_empty() {
+                if q.lifecycle != Lifecycle::Open {
+                    return Next::Closed;
+                }
+                if let Some(cx) = cx {
+                    match &q.rx_waker {
+                        Some(w) if w.will_wake(cx.waker()) => {}
+                        _ => q.rx_waker = Some(cx.waker().clone()),
+                    }
+                }
+                return Next::Empty;
+            }
+            std::mem::swap(&mut self.batch, &mut q.data);
+            txs = std::mem::take(&mut q.tx_waiters);
+            match self.batch.pop_front() {
+                Some(item) => Next::Data(item),
+                None => Next::Empty,
+            }
+        };
+        for w in txs {
+            w.wake();
+        }
+        next
+    }
+
+    /// Terminates the mailbox and drops everything still queued, the consumer's batch
+    /// included. Returns the number of dead letters and the watchers to tell.
+    pub(crate) fn terminate(&mut self, reason: ExitReason) -> (usize, Vec<Watcher>) {
+        let batch = std::mem::take(&mut self.batch);
+        let rest = self.core.terminate(reason);
+        let dead = batch.len() + rest.data.len();
+        drop(batch);
+        drop(rest.data);
+        (dead, rest.watchers)
+    }
+
+    /// The shared core.
+    pub(crate) fn core(&self) -> &Arc<MailboxCore<T>> {
+        &self.core
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    impl Stamp for u32 {
+        fn on_arrival(&mut self, _receiver_epoch: Epoch) {}
+    }
+
+    pub(crate) fn meta() -> Meta {
+        Meta {
+            id: ActorId::new(crate::SystemId(1), 1),
+            type_name: "test",
+            name: None,
+            ask_timeout: std::time::Duration::from_secs(1),
+        }
+    }
+
+    fn inbox(cap: usize) -> (Arc<MailboxCore<u32>>, Inbox<u32>) {
+        let core = Arc::new(MailboxCore::new(meta(), cap, Epoch::ZERO));
+        (core.clone(), Inbox::new(core))
+    }
+
+    #[test]
+    fn fifo_within_and_across_batches() {
+        let (core, mut rx) = inbox(8);
+        for i in 0..5 {
+            core.try_push(i).unwrap();
+        }
+        assert!(matches!(rx.try_next(), Next::Data(0)));
+        core.try_push(5).unwrap();
+        let mut got = vec![];
+        while let Next::Data(i) = rx.try_next() {
+            got.push(i);
+        }
+        assert_eq!(got, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn full_gives_the_message_back_and_batch_frees_room() {
+        let (core, mut rx) = inbox(2);
+        core.try_push(1).unwrap();
+        core.try_push(2).unwrap();
+        assert!(matches!(core.try_push(3), Err(PushError::Full(3))));
+        assert!(matches!(rx.try_next(), Next::Data(1)));
+        core.try_push(3).unwrap();
+    }
+
+    #[test]
+    fn control_overtakes_a_batch_in_hand() {
+        let (core, mut rx) = inbox(8);
+        for i in 0..4 {
+            core.try_push(i).unwrap();
+        }
+        assert!(matches!(rx.try_next(), Next::Data(0)));
+        core.push_control(Signal::Stop(ExitReason::Stopped)).unwrap();
+        assert!(matches!(rx.try_next(), Next::Control(Signal::Stop(_))));
+        assert!(matches!(rx.try_next(), Next::Data(1)));
+    }
+
+    #[test]
+    fn close_refuses_data_but_drains_the_rest() {
+        let (core, mut rx) = inbox(8);
+        core.try_push(1).unwrap();
+        core.close();
+        assert!(matches!(core.try_push(2), Err(PushError::Closed(2))));
+        assert!(core.push_control(Signal::Stop(ExitReason::Stopped)).is_ok());
+        assert!(matches!(rx.try_next(), Next::Control(Signal::Stop(_))));
+        assert!(matches!(rx.try_next(), Next::Data(1)));
+        assert!(matches!(rx.try_next(), Next::Closed));
+    }
+
+    #[test]
+    fn terminate_refuses_everything_and_counts_dead_letters() {
+        let (core, mut rx) = inbox(8);
+        core.try_push(1).unwrap();
+        core.try_push(2).unwrap();
+        assert!(matches!(rx.try_next(), Next::Data(1)));
+        core.try_push(3).unwrap();
+        assert_eq!(rx.terminate(ExitReason::Stopped).0, 2);
+        assert_eq!(core.exit_reason(), Some(ExitReason::Stopped));
+        assert!(core.is_terminated());
+        assert!(core.push_control(Signal::Stop(ExitReason::Stopped)).is_err());
+        assert!(matches!(core.try_push(4), Err(PushError::Closed(4))));
+    }
+}

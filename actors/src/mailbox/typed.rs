@@ -1,0 +1,78 @@
+//! A mailbox bound to an actor type, and its type-erased view for the registry.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::core::{MailboxCore, Watcher};
+use crate::envelope::Envelope;
+use crate::signal::Signal;
+use crate::{Actor, ActorId, ExitReason};
+
+/// The mailbox of an actor of type `A`.
+pub(crate) type Mailbox<A> = MailboxCore<Envelope<A>>;
+
+/// What the registry, supervisors and watchers need of any mailbox, whatever its actor type.
+pub(crate) trait AnyMailbox: Send + Sync + 'static {
+    /// The actor's id.
+    fn id(&self) -> ActorId;
+    /// The actor's stable type name.
+    fn type_name(&self) -> &'static str;
+    /// The actor's registered name, if any.
+    fn name(&self) -> Option<&str>;
+    /// Pushes a control signal; gives it back if the actor has terminated.
+    fn signal(&self, signal: Signal) -> Result<(), Signal>;
+    /// Registers a watcher (see [`MailboxCore::add_watcher`]).
+    fn add_watcher(&self, watcher: Watcher) -> Result<(), (Watcher, ExitReason)>;
+    /// Removes a watcher.
+    fn remove_watcher(&self, id: ActorId);
+    /// Ready once the actor has terminated.
+    fn poll_terminated(&self, cx: &mut Context<'_>) -> Poll<()>;
+    /// For typed lookups.
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+impl<A: Actor> AnyMailbox for Mailbox<A> {
+    fn id(&self) -> ActorId {
+        self.meta.id
+    }
+
+    fn type_name(&self) -> &'static str {
+        self.meta.type_name
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.meta.name.as_deref()
+    }
+
+    fn signal(&self, signal: Signal) -> Result<(), Signal> {
+        self.push_control(signal)
+    }
+
+    fn add_watcher(&self, watcher: Watcher) -> Result<(), (Watcher, ExitReason)> {
+        MailboxCore::add_watcher(self, watcher)
+    }
+
+    fn remove_watcher(&self, id: ActorId) {
+        MailboxCore::remove_watcher(self, id)
+    }
+
+    fn poll_terminated(&self, cx: &mut Context<'_>) -> Poll<()> {
+        MailboxCore::poll_terminated(self, cx)
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+impl std::fmt::Debug for dyn AnyMailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Mailbox({} {})", self.type_name(), self.id())
+    }
+}
+
+/// Waits until the actor behind `mailbox` has terminated.
+pub(crate) async fn terminated(mailbox: &dyn AnyMailbox) {
+    std::future::poll_fn(|cx| mailbox.poll_terminated(cx)).await
+}

@@ -1,0 +1,62 @@
+//! The registry: every live actor by id, and the named ones by name.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+
+use crate::mailbox::AnyMailbox;
+use crate::{ActorId, LookupError, SpawnError};
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    by_id: DashMap<ActorId, Arc<dyn AnyMailbox>>,
+    by_name: DashMap<Arc<str>, ActorId>,
+}
+
+impl Registry {
+    /// Registers a new actor (and its name, which must be free).
+    pub(crate) fn insert(&self, mailbox: Arc<dyn AnyMailbox>) -> Result<(), SpawnError> {
+        let id = mailbox.id();
+        if let Some(name) = mailbox.name() {
+            match self.by_name.entry(Arc::from(name)) {
+                Entry::Occupied(_) => return Err(SpawnError::NameTaken(name.to_owned())),
+                Entry::Vacant(slot) => {
+                    slot.insert(id);
+                }
+            }
+        }
+        self.by_id.insert(id, mailbox);
+        Ok(())
+    }
+
+    /// Removes a stopped actor.
+    pub(crate) fn remove(&self, id: ActorId, name: Option<&str>) {
+        self.by_id.remove(&id);
+        if let Some(name) = name {
+            self.by_name.remove_if(name, |_, owner| *owner == id);
+        }
+    }
+
+    pub(crate) fn get(&self, id: ActorId) -> Option<Arc<dyn AnyMailbox>> {
+        self.by_id.get(&id).map(|e| e.value().clone())
+    }
+
+    pub(crate) fn by_name(&self, name: &str) -> Result<Arc<dyn AnyMailbox>, LookupError> {
+        self.by_name
+            .get(name)
+            .map(|e| *e.value())
+            .and_then(|id| self.get(id))
+            .ok_or_else(|| LookupError::NotFound(name.to_owned()))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("actors", &self.by_id.len()).finish()
+    }
+}

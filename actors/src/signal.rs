@@ -1,0 +1,91 @@
+//! Control-lane signals and the reasons actors stop.
+
+use std::fmt;
+
+use crate::ActorId;
+
+/// Why an actor stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitReason {
+    /// Stopped on request ([`ActorRef::stop`](crate::ActorRef::stop),
+    /// [`Context::stop`](crate::Context::stop)) or after draining its mailbox.
+    Stopped,
+    /// Stopped because the system or its parent shut down.
+    Shutdown,
+    /// A handler or hook panicked and the actor was not restarted; the panic message.
+    Panicked(String),
+    /// `on_start` returned an error; its message.
+    StartFailed(String),
+    /// The actor panicked more often than its restart policy allows.
+    RestartLimit {
+        /// Restarts within the policy's window when the limit was hit.
+        restarts: u32,
+        /// The last panic message.
+        last_panic: String,
+    },
+}
+
+impl ExitReason {
+    /// Whether the actor stopped because something went wrong.
+    pub fn is_failure(&self) -> bool {
+        !matches!(self, ExitReason::Stopped | ExitReason::Shutdown)
+    }
+}
+
+impl fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitReason::Stopped => f.write_str("stopped"),
+            ExitReason::Shutdown => f.write_str("shut down"),
+            ExitReason::Panicked(m) => write!(f, "panicked: {m}"),
+            ExitReason::StartFailed(m) => write!(f, "failed to start: {m}"),
+            ExitReason::RestartLimit { restarts, last_panic } => {
+                write!(f, "restart limit reached after {restarts} restarts; last panic: {last_panic}")
+            }
+        }
+    }
+}
+
+/// What a supervisor is told about one of its children.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildEvent {
+    /// The child panicked and was rebuilt from its factory; it keeps its id and mailbox.
+    Restarted {
+        /// The child.
+        child: ActorId,
+        /// The panic message.
+        panic: String,
+        /// Restarts within the policy's window so far.
+        restarts: u32,
+    },
+    /// The child stopped for good.
+    Exited {
+        /// The child.
+        child: ActorId,
+        /// Why.
+        reason: ExitReason,
+    },
+}
+
+/// A watched actor stopped (see [`Context::watch`](crate::Context::watch)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Down {
+    /// The actor that stopped.
+    pub actor: ActorId,
+    /// Why it stopped.
+    pub reason: ExitReason,
+}
+
+/// A control-lane item: overtakes every queued data message.
+#[derive(Debug)]
+pub(crate) enum Signal {
+    /// Stop after the current message; queued data messages become dead letters.
+    Stop(ExitReason),
+    /// Refuse new data messages, handle the queued rest, then stop.
+    Drain,
+    /// A child was restarted or exited.
+    Child(ChildEvent),
+    /// A watched actor stopped.
+    Down(Down),
+}
+

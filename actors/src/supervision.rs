@@ -1,0 +1,134 @@
+//! Spawn options and restart policies (one-for-one supervision).
+//!
+//! Every actor spawned from inside another actor (through [`Context::spawn`] and friends) is
+//! that actor's child. When a child panics it is either stopped or, if it was spawned with a
+//! [`RestartPolicy::OnPanic`] and a factory, rebuilt in place: same [`ActorId`], same mailbox,
+//! queued messages kept (the one that panicked is dropped, and its asker gets
+//! [`AskError::NoReply`]). The parent hears of each restart and of the final exit through
+//! [`Actor::on_child_event`]. A parent stops its children, and waits for them, before its own
+//! `on_stop` runs.
+//!
+//! ```text
+//!   system ── root ──┬── child A        (RestartPolicy::Never: a panic stops A)
+//!                    └── child B        (OnPanic { 3 in 10 s }: rebuilt from its factory;
+//!                                        the 4th panic in 10 s stops it: RestartLimit)
+//! ```
+//!
+//! [`Context::spawn`]: crate::Context::spawn
+//! [`ActorId`]: crate::ActorId
+//! [`AskError::NoReply`]: crate::AskError::NoReply
+//! [`Actor::on_child_event`]: crate::Actor::on_child_event
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::MailboxCapacity;
+
+/// What happens when an actor panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestartPolicy {
+    /// The actor stops with [`ExitReason::Panicked`](crate::ExitReason::Panicked).
+    #[default]
+    Never,
+    /// The actor is rebuilt from its factory, at most `max_restarts` times within any window
+    /// of length `within`; one more panic stops it with
+    /// [`ExitReason::RestartLimit`](crate::ExitReason::RestartLimit).
+    OnPanic {
+        /// Restarts allowed within the window.
+        max_restarts: u32,
+        /// The window.
+        within: Duration,
+    },
+}
+
+impl RestartPolicy {
+    /// Restart on panic, at most `max_restarts` times within `within`.
+    pub fn on_panic(max_restarts: u32, within: Duration) -> Self {
+        RestartPolicy::OnPanic { max_restarts, within }
+    }
+}
+
+/// How to spawn an actor: its name, mailbox capacity and restart policy.
+#[derive(Debug, Clone, Default)]
+pub struct SpawnOptions {
+    pub(crate) name: Option<String>,
+    pub(crate) capacity: Option<MailboxCapacity>,
+    pub(crate) restart: RestartPolicy,
+}
+
+impl SpawnOptions {
+    /// Default options: no name, the system's mailbox capacity, no restarts.
+    pub fn new() -> Self {
+        SpawnOptions::default()
+    }
+
+    /// Registers the actor under `name` (unique among live actors of the system).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the mailbox capacity.
+    pub fn capacity(mut self, capacity: MailboxCapacity) -> Self {
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// Sets the restart policy (used with a factory: see `spawn_with`).
+    pub fn restart(mut self, policy: RestartPolicy) -> Self {
+        self.restart = policy;
+        self
+    }
+}
+
+/// The restarts an actor has used within its policy's window.
+#[derive(Debug)]
+pub(crate) struct Restarts {
+    policy: RestartPolicy,
+    recent: VecDeque<Instant>,
+}
+
+impl Restarts {
+    pub(crate) fn new(policy: RestartPolicy) -> Self {
+        Restarts { policy, recent: VecDeque::new() }
+    }
+
+    /// Records a panic at `now`: `Ok(n)` if a restart is allowed (the `n`th in the window),
+    /// `Err(n)` if the limit was hit after `n` restarts, or the policy never restarts.
+    pub(crate) fn on_panic(&mut self, now: Instant) -> Result<u32, u32> {
+        match self.policy {
+            RestartPolicy::Never => Err(0),
+            RestartPolicy::OnPanic { max_restarts, within } => {
+                while self.recent.front().is_some_and(|t| now.duration_since(*t) > within) {
+                    self.recent.pop_front();
+                }
+                let used = self.recent.len() as u32;
+                if used >= max_restarts {
+                    return Err(used);
+                }
+                self.recent.push_back(now);
+                Ok(used + 1)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_limits_restarts_and_forgets_old_ones() {
+        let mut r = Restarts::new(RestartPolicy::on_panic(2, Duration::from_secs(10)));
+        let t0 = Instant::now();
+        assert_eq!(r.on_panic(t0), Ok(1));
+        assert_eq!(r.on_panic(t0 + Duration::from_secs(1)), Ok(2));
+        assert_eq!(r.on_panic(t0 + Duration::from_secs(2)), Err(2));
+        assert_eq!(r.on_panic(t0 + Duration::from_millis(10_500)), Ok(2));
+    }
+
+    #[test]
+    fn never_never_restarts() {
+        assert_eq!(Restarts::new(RestartPolicy::Never).on_panic(Instant::now()), Err(0));
+    }
+}
