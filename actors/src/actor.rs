@@ -103,10 +103,4 @@ pub trait Actor: Send + Sized + 'static {
         let _ = (ctx, down);
         async {}
     }
-
-    /// The stable name of this actor type, used in checkpoints and to rebuild actors on
-    /// restore. Defaults to the Rust type path; the state derive sets it explicitly.
-    fn type_name() -> &'static str {
-        std::any::type_name::<Self>()
-    }
 }

@@ -55,12 +55,12 @@ mod context;
 mod current;
 mod envelope;
 mod error;
-mod id;
 mod loom;
 mod mailbox;
 mod registry;
 mod runner;
 mod signal;
+mod state;
 mod supervision;
 mod system;
 mod timer;
@@ -72,12 +72,19 @@ pub use amber_snapshot::Epoch;
 pub use context::Context;
 pub use envelope::Origin;
 pub use error::{AskError, CodecError, LookupError, SendError, SpawnError, TrySendError};
-pub use id::{ActorId, SystemId};
+pub use amber_snapshot::{ActorId, SystemId};
 pub use mailbox::{DEFAULT_CAPACITY, MailboxCapacity};
 pub use signal::{ChildEvent, Down, ExitReason};
+pub use state::{ActorState, StateError};
 pub use supervision::{RestartPolicy, SpawnOptions};
 pub use system::{ActorSystem, SystemBuilder};
 pub use timer::TimerId;
+
+/// Encodes a value (a state, a message) as MessagePack with field names, the encoding of
+/// states and messages in checkpoints and on the wire.
+pub fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    rmp_serde::to_vec_named(value).map_err(|e| CodecError::new(e.to_string()))
+}
 
 #[cfg(all(test, loom))]
 mod loom_tests;

@@ -1,6 +1,8 @@
 //! [`ActorSystem`]: spawning, the registry, decoding refs, and shutdown.
 
+use std::any::TypeId;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,7 +21,7 @@ use crate::runner::Runner;
 use crate::signal::Signal;
 use crate::supervision::Restarts;
 use crate::{
-    Actor, ActorId, ActorRef, CodecError, Context, ExitReason, LookupError, SpawnError,
+    Actor, ActorId, ActorRef, ActorState, CodecError, Context, ExitReason, LookupError, SpawnError,
     SpawnOptions, SystemId,
 };
 
@@ -32,12 +34,45 @@ pub(crate) enum Make<A> {
     Factory(Factory<A>),
 }
 
+/// The actor types a system can rebuild from stored state, by stable type name.
+#[derive(Clone, Default)]
+pub(crate) struct TypeRegistry {
+    by_name: HashMap<&'static str, RegisteredType>,
+    by_type: HashMap<TypeId, &'static str>,
+}
+
+/// One registered actor type.
+#[derive(Clone, Copy)]
+pub(crate) struct RegisteredType {
+    pub(crate) type_name: &'static str,
+    pub(crate) version: u32,
+}
+
+impl TypeRegistry {
+    /// The registration of actor type `A`, if any.
+    pub(crate) fn of<A: Actor>(&self) -> Option<RegisteredType> {
+        self.by_type.get(&TypeId::of::<A>()).and_then(|n| self.by_name.get(n)).copied()
+    }
+
+    /// The registration under `type_name`, if any.
+    pub(crate) fn named(&self, type_name: &str) -> Option<RegisteredType> {
+        self.by_name.get(type_name).copied()
+    }
+}
+
+impl fmt::Debug for TypeRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.by_name.keys()).finish()
+    }
+}
+
 /// Settings of an [`ActorSystem`].
 #[derive(Debug, Clone)]
 pub struct SystemBuilder {
     name: String,
     capacity: MailboxCapacity,
     ask_timeout: Duration,
+    types: TypeRegistry,
 }
 
 impl Default for SystemBuilder {
@@ -46,6 +81,7 @@ impl Default for SystemBuilder {
             name: "amber".into(),
             capacity: MailboxCapacity::default(),
             ask_timeout: Duration::from_secs(5),
+            types: TypeRegistry::default(),
         }
     }
 }
@@ -66,6 +102,25 @@ impl SystemBuilder {
     /// How long [`ActorRef::ask`] waits for a reply.
     pub fn ask_timeout(mut self, timeout: Duration) -> Self {
         self.ask_timeout = timeout;
+        self
+    }
+
+    /// Registers actor type `A` under its [`ActorState::TYPE_NAME`], so snapshots can capture
+    /// its actors and a restore can rebuild them.
+    ///
+    /// # Panics
+    ///
+    /// If another type is already registered under the same name: two types sharing a
+    /// stored name would make checkpoints ambiguous, so this is a programming error.
+    pub fn register<A: ActorState>(mut self) -> Self {
+        let entry = RegisteredType { type_name: A::TYPE_NAME, version: A::VERSION };
+        if let Some(other) = self.types.by_name.get(A::TYPE_NAME)
+            && self.types.by_type.get(&TypeId::of::<A>()) != Some(&other.type_name)
+        {
+            panic!("two actor types are registered under the name {:?}", A::TYPE_NAME);
+        }
+        self.types.by_name.insert(A::TYPE_NAME, entry);
+        self.types.by_type.insert(TypeId::of::<A>(), A::TYPE_NAME);
         self
     }
 
@@ -203,7 +258,7 @@ impl ActorSystem {
         let id = ActorId::new(inner.id, inner.seq.fetch_add(1, Ordering::Relaxed) + 1);
         let meta = Meta {
             id,
-            type_name: A::type_name(),
+            type_name: inner.config.types.of::<A>().map_or(std::any::type_name::<A>(), |t| t.type_name),
             name: options.name.as_deref().map(Arc::from),
             ask_timeout: inner.config.ask_timeout,
         };
@@ -226,7 +281,7 @@ impl ActorSystem {
             inbox: Inbox::new(mailbox),
             restarts: Restarts::new(options.restart),
         };
-        let span = tracing::debug_span!("actor", id = %id, ty = A::type_name());
+        let span = tracing::debug_span!("actor", id = %id, ty = std::any::type_name::<A>());
         inner.runtime.spawn(runner.run().instrument(span));
         Ok(me)
     }
@@ -243,6 +298,16 @@ impl ActorSystem {
         downcast(mailbox, &id.to_string())
     }
 
+    /// The stable type name of actor type `A` if it is registered, else `None`.
+    pub fn registered_name<A: Actor>(&self) -> Option<&'static str> {
+        self.inner.config.types.of::<A>().map(|t| t.type_name)
+    }
+
+    /// The state version registered under `type_name`, if that name is registered.
+    pub fn registered_version(&self, type_name: &str) -> Option<u32> {
+        self.inner.config.types.named(type_name).map(|t| t.version)
+    }
+
     /// The number of live actors.
     pub fn actor_count(&self) -> usize {
         self.inner.registry.len()
@@ -250,7 +315,7 @@ impl ActorSystem {
 
     /// Encodes a value (a state, a message) as MessagePack with field names.
     pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
-        rmp_serde::to_vec_named(value).map_err(|e| CodecError::new(e.to_string()))
+        crate::encode(value)
     }
 
     /// Decodes MessagePack into a value, resolving every [`ActorRef`] inside it against this
@@ -324,7 +389,7 @@ fn downcast<A: Actor>(mailbox: Arc<dyn AnyMailbox>, what: &str) -> Result<ActorR
     let found = mailbox.type_name();
     match mailbox.into_any().downcast::<Mailbox<A>>() {
         Ok(mailbox) => Ok(ActorRef::from_mailbox(mailbox)),
-        Err(_) => Err(LookupError::WrongType { name: what.to_owned(), expected: A::type_name(), found }),
+        Err(_) => Err(LookupError::WrongType { name: what.to_owned(), expected: std::any::type_name::<A>(), found }),
     }
 }
 
@@ -363,7 +428,7 @@ pub(crate) fn resolve<A: Actor>(id: ActorId) -> Result<ActorRef<A>, String> {
 
 /// A ref to an actor that no longer exists: every send fails with a stopped error.
 fn dead_ref<A: Actor>(system: &ActorSystem, id: ActorId) -> ActorRef<A> {
-    let meta = Meta { id, type_name: A::type_name(), name: None, ask_timeout: system.ask_timeout() };
+    let meta = Meta { id, type_name: std::any::type_name::<A>(), name: None, ask_timeout: system.ask_timeout() };
     let mailbox = Arc::new(Mailbox::<A>::new(meta, 1, Epoch::ZERO));
     mailbox.terminate(ExitReason::Stopped);
     ActorRef::from_mailbox(mailbox)

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 /// epoch `E - 1` to epoch `E` at its cut; every message carries its sender's epoch at send
 /// time. A message tagged `< E` that an actor dequeues after its cut for `E` crossed the cut
 /// and is recorded as in flight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Epoch(pub u64);
 
 impl Epoch {

@@ -5,5 +5,7 @@
 #![deny(missing_docs)]
 
 mod epoch;
+mod id;
 
 pub use epoch::Epoch;
+pub use id::{ActorId, SystemId};
