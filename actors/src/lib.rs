@@ -69,10 +69,10 @@ mod turn;
 pub use actor::{Actor, BoxError, Message};
 pub use actor_ref::ActorRef;
 pub use amber_snapshot::Epoch;
+pub use amber_snapshot::{ActorId, SystemId};
 pub use context::Context;
 pub use envelope::Origin;
 pub use error::{AskError, CodecError, LookupError, SendError, SpawnError, TrySendError};
-pub use amber_snapshot::{ActorId, SystemId};
 pub use mailbox::{DEFAULT_CAPACITY, MailboxCapacity};
 pub use signal::{ChildEvent, Down, ExitReason};
 pub use state::{ActorState, StateError};
@@ -85,6 +85,3 @@ pub use timer::TimerId;
 pub fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     rmp_serde::to_vec_named(value).map_err(|e| CodecError::new(e.to_string()))
 }
-
-#[cfg(all(test, loom))]
-mod loom_tests;

@@ -208,7 +208,8 @@ impl<A: Actor> Runner<A> {
             let _ = watcher.signal(Signal::Down(Down { actor: id, reason: reason.clone() }));
         }
         if let Some(parent) = &self.ctx.parent {
-            let _ = parent.signal(Signal::Child(ChildEvent::Exited { child: id, reason: reason.clone() }));
+            let _ = parent
+                .signal(Signal::Child(ChildEvent::Exited { child: id, reason: reason.clone() }));
         }
         if reason.is_failure() {
             tracing::warn!(actor = %id, %reason, "stopped");

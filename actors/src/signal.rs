@@ -40,7 +40,10 @@ impl fmt::Display for ExitReason {
             ExitReason::Panicked(m) => write!(f, "panicked: {m}"),
             ExitReason::StartFailed(m) => write!(f, "failed to start: {m}"),
             ExitReason::RestartLimit { restarts, last_panic } => {
-                write!(f, "restart limit reached after {restarts} restarts; last panic: {last_panic}")
+                write!(
+                    f,
+                    "restart limit reached after {restarts} restarts; last panic: {last_panic}"
+                )
             }
         }
     }
@@ -88,4 +91,3 @@ pub(crate) enum Signal {
     /// A watched actor stopped.
     Down(Down),
 }
-

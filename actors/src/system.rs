@@ -258,7 +258,11 @@ impl ActorSystem {
         let id = ActorId::new(inner.id, inner.seq.fetch_add(1, Ordering::Relaxed) + 1);
         let meta = Meta {
             id,
-            type_name: inner.config.types.of::<A>().map_or(std::any::type_name::<A>(), |t| t.type_name),
+            type_name: inner
+                .config
+                .types
+                .of::<A>()
+                .map_or(std::any::type_name::<A>(), |t| t.type_name),
             name: options.name.as_deref().map(Arc::from),
             ask_timeout: inner.config.ask_timeout,
         };
@@ -294,7 +298,8 @@ impl ActorSystem {
 
     /// The live actor with this id, if it is an `A`.
     pub fn lookup_id<A: Actor>(&self, id: ActorId) -> Result<ActorRef<A>, LookupError> {
-        let mailbox = self.inner.registry.get(id).ok_or_else(|| LookupError::NotFound(id.to_string()))?;
+        let mailbox =
+            self.inner.registry.get(id).ok_or_else(|| LookupError::NotFound(id.to_string()))?;
         downcast(mailbox, &id.to_string())
     }
 
@@ -385,11 +390,18 @@ impl fmt::Debug for ActorSystem {
     }
 }
 
-fn downcast<A: Actor>(mailbox: Arc<dyn AnyMailbox>, what: &str) -> Result<ActorRef<A>, LookupError> {
+fn downcast<A: Actor>(
+    mailbox: Arc<dyn AnyMailbox>,
+    what: &str,
+) -> Result<ActorRef<A>, LookupError> {
     let found = mailbox.type_name();
     match mailbox.into_any().downcast::<Mailbox<A>>() {
         Ok(mailbox) => Ok(ActorRef::from_mailbox(mailbox)),
-        Err(_) => Err(LookupError::WrongType { name: what.to_owned(), expected: std::any::type_name::<A>(), found }),
+        Err(_) => Err(LookupError::WrongType {
+            name: what.to_owned(),
+            expected: std::any::type_name::<A>(),
+            found,
+        }),
     }
 }
 
@@ -416,9 +428,9 @@ impl Drop for DecodeScope {
 /// Resolves a decoded [`ActorId`] to a ref, against the system of the enclosing
 /// [`ActorSystem::decode`].
 pub(crate) fn resolve<A: Actor>(id: ActorId) -> Result<ActorRef<A>, String> {
-    let system = DECODING.with(|d| d.borrow().last().cloned()).ok_or_else(|| {
-        format!("ActorRef {id} can only be decoded through ActorSystem::decode")
-    })?;
+    let system = DECODING
+        .with(|d| d.borrow().last().cloned())
+        .ok_or_else(|| format!("ActorRef {id} can only be decoded through ActorSystem::decode"))?;
     match system.lookup_id::<A>(id) {
         Ok(r) => Ok(r),
         Err(LookupError::NotFound(_)) => Ok(dead_ref(&system, id)),
@@ -428,7 +440,12 @@ pub(crate) fn resolve<A: Actor>(id: ActorId) -> Result<ActorRef<A>, String> {
 
 /// A ref to an actor that no longer exists: every send fails with a stopped error.
 fn dead_ref<A: Actor>(system: &ActorSystem, id: ActorId) -> ActorRef<A> {
-    let meta = Meta { id, type_name: std::any::type_name::<A>(), name: None, ask_timeout: system.ask_timeout() };
+    let meta = Meta {
+        id,
+        type_name: std::any::type_name::<A>(),
+        name: None,
+        ask_timeout: system.ask_timeout(),
+    };
     let mailbox = Arc::new(Mailbox::<A>::new(meta, 1, Epoch::ZERO));
     mailbox.terminate(ExitReason::Stopped);
     ActorRef::from_mailbox(mailbox)
