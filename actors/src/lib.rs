@@ -85,3 +85,6 @@ pub use timer::TimerId;
 pub fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     rmp_serde::to_vec_named(value).map_err(|e| CodecError::new(e.to_string()))
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests;

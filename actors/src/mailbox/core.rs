@@ -372,25 +372,28 @@ impl<T: Stamp> Inbox<T> {
     }
 }
 
+#[cfg(test)]
+impl Stamp for u32 {
+    fn on_arrival(&mut self, _receiver_epoch: Epoch) {}
+}
+
+/// Metadata for mailboxes in unit and loom tests.
+#[cfg(test)]
+pub(crate) fn test_meta() -> Meta {
+    Meta {
+        id: ActorId::new(crate::SystemId(1), 1),
+        type_name: "test",
+        name: None,
+        ask_timeout: std::time::Duration::from_secs(1),
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
-    impl Stamp for u32 {
-        fn on_arrival(&mut self, _receiver_epoch: Epoch) {}
-    }
-
-    pub(crate) fn meta() -> Meta {
-        Meta {
-            id: ActorId::new(crate::SystemId(1), 1),
-            type_name: "test",
-            name: None,
-            ask_timeout: std::time::Duration::from_secs(1),
-        }
-    }
-
     fn inbox(cap: usize) -> (Arc<MailboxCore<u32>>, Inbox<u32>) {
-        let core = Arc::new(MailboxCore::new(meta(), cap, Epoch::ZERO));
+        let core = Arc::new(MailboxCore::new(test_meta(), cap, Epoch::ZERO));
         (core.clone(), Inbox::new(core))
     }
 
