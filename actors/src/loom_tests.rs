@@ -65,7 +65,8 @@ fn concurrent_senders_nothing_lost_fifo_per_sender() {
         for s in senders {
             s.join().unwrap();
         }
-        let from = |base: u32| got.iter().copied().filter(|i| i / 10 == base / 10).collect::<Vec<_>>();
+        let from =
+            |base: u32| got.iter().copied().filter(|i| i / 10 == base / 10).collect::<Vec<_>>();
         assert_eq!(from(0), vec![1, 2]);
         assert_eq!(from(10), vec![11, 12]);
     });

@@ -7,7 +7,7 @@ use crate::current::Running;
 use crate::envelope::{Envelope, Origin};
 use crate::mailbox::{Inbox, Next, terminated};
 use crate::signal::Signal;
-use crate::supervision::Restarts;
+use crate::supervision::{AfterPanic, Restarts};
 use crate::system::Factory;
 use crate::turn::{turn, turn_sync};
 use crate::{Actor, ChildEvent, Context, Down, ExitReason};
@@ -97,8 +97,11 @@ impl<A: Actor> Runner<A> {
                 return Some(ExitReason::Panicked(panic));
             }
             let restarts = match self.restarts.on_panic(Instant::now()) {
-                Ok(n) => n,
-                Err(n) => return Some(ExitReason::RestartLimit { restarts: n, last_panic: panic }),
+                AfterPanic::Restart(n) => n,
+                AfterPanic::Stop => return Some(ExitReason::Panicked(panic)),
+                AfterPanic::LimitReached(n) => {
+                    return Some(ExitReason::RestartLimit { restarts: n, last_panic: panic });
+                }
             };
             // The panicked instance's state cannot be trusted: it is dropped, not stopped.
             self.actor = None;

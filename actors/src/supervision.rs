@@ -81,6 +81,17 @@ impl SpawnOptions {
     }
 }
 
+/// What follows a panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterPanic {
+    /// The policy never restarts: stop.
+    Stop,
+    /// Restart; this is the `n`th restart within the window.
+    Restart(u32),
+    /// The limit was reached after `n` restarts within the window: stop.
+    LimitReached(u32),
+}
+
 /// The restarts an actor has used within its policy's window.
 #[derive(Debug)]
 pub(crate) struct Restarts {
@@ -93,21 +104,20 @@ impl Restarts {
         Restarts { policy, recent: VecDeque::new() }
     }
 
-    /// Records a panic at `now`: `Ok(n)` if a restart is allowed (the `n`th in the window),
-    /// `Err(n)` if the limit was hit after `n` restarts, or the policy never restarts.
-    pub(crate) fn on_panic(&mut self, now: Instant) -> Result<u32, u32> {
+    /// Records a panic at `now` and decides what follows it.
+    pub(crate) fn on_panic(&mut self, now: Instant) -> AfterPanic {
         match self.policy {
-            RestartPolicy::Never => Err(0),
+            RestartPolicy::Never => AfterPanic::Stop,
             RestartPolicy::OnPanic { max_restarts, within } => {
                 while self.recent.front().is_some_and(|t| now.duration_since(*t) > within) {
                     self.recent.pop_front();
                 }
                 let used = self.recent.len() as u32;
                 if used >= max_restarts {
-                    return Err(used);
+                    return AfterPanic::LimitReached(used);
                 }
                 self.recent.push_back(now);
-                Ok(used + 1)
+                AfterPanic::Restart(used + 1)
             }
         }
     }
@@ -121,14 +131,14 @@ mod tests {
     fn window_limits_restarts_and_forgets_old_ones() {
         let mut r = Restarts::new(RestartPolicy::on_panic(2, Duration::from_secs(10)));
         let t0 = Instant::now();
-        assert_eq!(r.on_panic(t0), Ok(1));
-        assert_eq!(r.on_panic(t0 + Duration::from_secs(1)), Ok(2));
-        assert_eq!(r.on_panic(t0 + Duration::from_secs(2)), Err(2));
-        assert_eq!(r.on_panic(t0 + Duration::from_millis(10_500)), Ok(2));
+        assert_eq!(r.on_panic(t0), AfterPanic::Restart(1));
+        assert_eq!(r.on_panic(t0 + Duration::from_secs(1)), AfterPanic::Restart(2));
+        assert_eq!(r.on_panic(t0 + Duration::from_secs(2)), AfterPanic::LimitReached(2));
+        assert_eq!(r.on_panic(t0 + Duration::from_millis(10_500)), AfterPanic::Restart(2));
     }
 
     #[test]
     fn never_never_restarts() {
-        assert_eq!(Restarts::new(RestartPolicy::Never).on_panic(Instant::now()), Err(0));
+        assert_eq!(Restarts::new(RestartPolicy::Never).on_panic(Instant::now()), AfterPanic::Stop);
     }
 }
