@@ -1,11 +1,22 @@
 //! amber-snapshot: the snapshot protocol as pure state machines and the checkpoint format.
 //!
 //! This crate knows nothing of tokio, sockets or clocks.
+//!
+//! Checkpoints are plain data ([`Checkpoint`]) written in a versioned, checksummed format
+//! ([`encode`], [`decode`]) to a [`CheckpointStore`]; [`FsStore`] keeps them as files, with
+//! blocking `std::fs` calls.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod checkpoint;
 mod epoch;
 mod id;
 
+pub use checkpoint::{
+    ActorEntry, CHECKPOINT_FORMAT_VERSION, Checkpoint, CheckpointId, CheckpointInfo,
+    CheckpointStore, FormatError, FsStore, InFlightRecord, LatestValid, Manifest, NodeEntry,
+    RecordKind, StateRecord, StoreError, TimerEntry, ValidationError, decode, decode_manifest,
+    encode,
+};
 pub use epoch::Epoch;
 pub use id::{ActorId, SystemId};

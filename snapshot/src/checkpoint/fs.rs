@@ -1,0 +1,330 @@
+//! The embedded default store: one file per checkpoint in a directory.
+
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint::error::StoreError;
+use crate::checkpoint::format::{
+    MANIFEST_HEADER_LEN, decode, decode_manifest, encode, manifest_len,
+};
+use crate::checkpoint::model::{Checkpoint, CheckpointId, Manifest};
+use crate::checkpoint::store::{CheckpointInfo, CheckpointStore};
+
+/// The start of a checkpoint's file name; the id follows, zero-padded to 20 digits.
+const FILE_PREFIX: &str = "ckpt-";
+/// The end of a checkpoint's file name.
+const FILE_SUFFIX: &str = ".amber";
+/// The start of a temporary file written by [`FsStore::save`].
+const TEMP_PREFIX: &str = ".ckpt-";
+/// The end of a temporary file written by [`FsStore::save`].
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// A [`CheckpointStore`] in a directory of the local filesystem: checkpoint `42` is the file
+/// `ckpt-00000000000000000042.amber`.
+///
+/// A save writes a temporary file (`.ckpt-….tmp`) in the same directory, syncs it, renames it
+/// over the final name and syncs the directory, so a crash leaves either the whole new
+/// checkpoint or none of it, and the earlier ones intact. Files with other names, including
+/// the temporary files of an interrupted save, are ignored when listing; `save` deletes the
+/// temporary files it finds. One system writes to a directory at a time; any number of readers
+/// (such as the `amber` inspector) may read it meanwhile.
+///
+/// # Example
+///
+/// ```
+/// use amber_snapshot::{
+///     ActorEntry, ActorId, Checkpoint, CheckpointStore, Epoch, FsStore, Manifest, NodeEntry,
+///     StateRecord, SystemId,
+/// };
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let tmp = tempfile::tempdir()?;
+/// # let dir = tmp.path().join("checkpoints");
+/// let store = FsStore::open(&dir)?.with_retention(3);
+/// let account = ActorId::new(SystemId(7), 1);
+/// let checkpoint = Checkpoint {
+///     manifest: Manifest {
+///         id: store.next_id()?,
+///         epoch: Epoch(1),
+///         created_unix_ms: 1_700_000_000_000,
+///         nodes: vec![NodeEntry { node: "local".into(), address: None }],
+///         actors: vec![ActorEntry {
+///             id: account,
+///             type_name: "bank.Account".into(),
+///             name: None,
+///             node: "local".into(),
+///             parent: None,
+///             watchers: vec![],
+///             state_version: 1,
+///         }],
+///     },
+///     states: vec![StateRecord { id: account, state: vec![0x80], timers: vec![] }],
+///     in_flight: vec![],
+/// };
+/// let info = store.save(&checkpoint)?;
+/// assert!(info.path_or_key.ends_with("ckpt-00000000000000000001.amber"));
+/// assert_eq!(store.latest()?, Some(checkpoint));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct FsStore {
+    dir: PathBuf,
+    keep_last: Option<usize>,
+}
+
+impl FsStore {
+    /// Opens the store in directory `dir`, creating it (and its parents) if needed.
+    ///
+    /// Opening neither reads nor changes the checkpoints already there.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<FsStore, StoreError> {
+        let dir = dir.into();
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(io_error("create directory", &dir))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
+        Ok(FsStore { dir, keep_last: None })
+    }
+
+    /// Keeps only the `keep_last` newest (highest-id) checkpoints: after each successful save,
+    /// the older ones are deleted. At least one is always kept (`0` counts as `1`).
+    ///
+    /// A deletion that fails is not reported (the save did succeed); it is retried at the next
+    /// save.
+    #[must_use]
+    pub fn with_retention(self, keep_last: usize) -> FsStore {
+        FsStore { keep_last: Some(keep_last.max(1)), ..self }
+    }
+
+    /// The directory the store is in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file checkpoint `id` is (or would be) stored in.
+    pub fn path_of(&self, id: CheckpointId) -> PathBuf {
+        self.dir.join(format!("{id}{FILE_SUFFIX}"))
+    }
+
+    /// Reads and checks the checkpoint in file `path`, wherever it is.
+    pub fn load_file(path: &Path) -> Result<Checkpoint, StoreError> {
+        let bytes = fs::read(path).map_err(io_error("read", path))?;
+        decode(&bytes).map_err(|source| StoreError::Format { location: location(path), source })
+    }
+
+    /// Reads the manifest of checkpoint `id` and the file's size.
+    fn read_manifest(&self, id: CheckpointId) -> Result<(Manifest, u64), StoreError> {
+        let path = self.path_of(id);
+        let format_error = |source| StoreError::Format { location: location(&path), source };
+        let mut file = File::open(&path).map_err(io_error("open", &path))?;
+        let bytes = file.metadata().map_err(io_error("read metadata of", &path))?.len();
+        let mut head = Vec::with_capacity(MANIFEST_HEADER_LEN);
+        read_up_to(&mut file, MANIFEST_HEADER_LEN, &mut head).map_err(io_error("read", &path))?;
+        let needed = manifest_len(&head).map_err(format_error)?;
+        // Reads at most what the file holds, whatever the length field claims.
+        read_up_to(&mut file, needed - head.len(), &mut head).map_err(io_error("read", &path))?;
+        let manifest = decode_manifest(&head).map_err(format_error)?;
+        check_id(id, manifest.id, &path)?;
+        Ok((manifest, bytes))
+    }
+
+    /// Deletes the temporary files of interrupted saves, as far as it can.
+    fn remove_temp_files(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else { return };
+        for entry in entries.flatten() {
+            if is_temp_file(&entry.file_name()) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    /// Deletes the oldest checkpoints beyond the retention limit, as far as it can.
+    fn apply_retention(&self) {
+        let Some(keep_last) = self.keep_last else { return };
+        let Ok(ids) = self.ids() else { return };
+        let excess = ids.len().saturating_sub(keep_last);
+        if excess == 0 {
+            return;
+        }
+        for &id in &ids[..excess] {
+            let _ = fs::remove_file(self.path_of(id));
+        }
+        let _ = sync_dir(&self.dir);
+    }
+}
+
+impl CheckpointStore for FsStore {
+    fn save(&self, checkpoint: &Checkpoint) -> Result<CheckpointInfo, StoreError> {
+        let manifest = &checkpoint.manifest;
+        let id = manifest.id;
+        let path = self.path_of(id);
+        let bytes = encode(checkpoint).map_err(|source| StoreError::Unencodable {
+            id,
+            location: location(&path),
+            source,
+        })?;
+        self.remove_temp_files();
+        if fs::symlink_metadata(&path).is_ok() {
+            return Err(StoreError::AlreadyExists { id, location: location(&path) });
+        }
+        let temp = self.dir.join(format!("{TEMP_PREFIX}{id}{FILE_SUFFIX}{TEMP_SUFFIX}"));
+        if let Err(err) = write_synced(&temp, &bytes) {
+            let _ = fs::remove_file(&temp);
+            return Err(err);
+        }
+        if let Err(err) = fs::rename(&temp, &path) {
+            let _ = fs::remove_file(&temp);
+            return Err(io_error("rename into", &path)(err));
+        }
+        sync_dir(&self.dir)?;
+        self.apply_retention();
+        Ok(CheckpointInfo {
+            id,
+            epoch: manifest.epoch,
+            created_unix_ms: manifest.created_unix_ms,
+            path_or_key: location(&path),
+            bytes: bytes.len() as u64,
+        })
+    }
+
+    fn ids(&self) -> Result<Vec<CheckpointId>, StoreError> {
+        let entries = fs::read_dir(&self.dir).map_err(io_error("list", &self.dir))?;
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_error("list", &self.dir))?;
+            if let Some(id) = parse_file_name(&entry.file_name()) {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    fn list(&self) -> Result<Vec<CheckpointInfo>, StoreError> {
+        let mut infos = Vec::new();
+        for id in self.ids()? {
+            match self.read_manifest(id) {
+                Ok((manifest, bytes)) => infos.push(CheckpointInfo {
+                    id,
+                    epoch: manifest.epoch,
+                    created_unix_ms: manifest.created_unix_ms,
+                    path_or_key: location(&self.path_of(id)),
+                    bytes,
+                }),
+                // Removed since it was listed (retention by the writer): no longer stored.
+                Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(infos)
+    }
+
+    fn load(&self, id: CheckpointId) -> Result<Checkpoint, StoreError> {
+        let path = self.path_of(id);
+        let bytes = fs::read(&path).map_err(|err| not_found_or(id, &path, "read", err))?;
+        let checkpoint = decode(&bytes)
+            .map_err(|source| StoreError::Format { location: location(&path), source })?;
+        check_id(id, checkpoint.manifest.id, &path)?;
+        Ok(checkpoint)
+    }
+
+    fn remove(&self, id: CheckpointId) -> Result<(), StoreError> {
+        let path = self.path_of(id);
+        fs::remove_file(&path).map_err(|err| not_found_or(id, &path, "remove", err))?;
+        sync_dir(&self.dir)
+    }
+}
+
+/// The id in a checkpoint's file name, `None` for any other file.
+fn parse_file_name(name: &OsStr) -> Option<CheckpointId> {
+    let digits = name.to_str()?.strip_prefix(FILE_PREFIX)?.strip_suffix(FILE_SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().map(CheckpointId)
+}
+
+/// Whether a file is a temporary file of a save.
+fn is_temp_file(name: &OsStr) -> bool {
+    name.to_str().is_some_and(|name| name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX))
+}
+
+/// Writes `bytes` to a new file at `path` and syncs it to disk.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut file = File::create(path).map_err(io_error("create", path))?;
+    file.write_all(bytes).map_err(io_error("write", path))?;
+    file.sync_all().map_err(io_error("sync", path))
+}
+
+/// Makes the directory's entries (a created, renamed or removed file) durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        File::open(dir).and_then(|dir| dir.sync_all()).map_err(io_error("sync directory", dir))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Appends at most `limit` more bytes of `reader` to `buf`.
+fn read_up_to(reader: &mut impl Read, limit: usize, buf: &mut Vec<u8>) -> io::Result<()> {
+    reader.take(limit as u64).read_to_end(buf).map(|_| ())
+}
+
+fn check_id(expected: CheckpointId, found: CheckpointId, path: &Path) -> Result<(), StoreError> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(StoreError::IdMismatch { expected, found, location: location(path) })
+    }
+}
+
+fn not_found_or(id: CheckpointId, path: &Path, op: &'static str, err: io::Error) -> StoreError {
+    if err.kind() == io::ErrorKind::NotFound {
+        StoreError::NotFound { id, location: location(path) }
+    } else {
+        io_error(op, path)(err)
+    }
+}
+
+fn io_error(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
+    move |source| StoreError::Io { op, path: path.to_owned(), source }
+}
+
+fn location(path: &Path) -> String {
+    path.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names() {
+        let id = CheckpointId(42);
+        let name = format!("{id}{FILE_SUFFIX}");
+        assert_eq!(name, "ckpt-00000000000000000042.amber");
+        assert_eq!(parse_file_name(OsStr::new(&name)), Some(id));
+        assert_eq!(
+            parse_file_name(OsStr::new("ckpt-18446744073709551615.amber")),
+            Some(CheckpointId(u64::MAX))
+        );
+        for other in [
+            "ckpt-42.amber",
+            "ckpt-99999999999999999999.amber",
+            "ckpt-0000000000000000004x.amber",
+            "ckpt-00000000000000000042.amber.tmp",
+            ".ckpt-00000000000000000042.amber.tmp",
+            "notes.txt",
+        ] {
+            assert_eq!(parse_file_name(OsStr::new(other)), None, "{other}");
+        }
+        assert!(is_temp_file(OsStr::new(".ckpt-00000000000000000042.amber.tmp")));
+        assert!(!is_temp_file(OsStr::new(&name)));
+    }
+}

@@ -1,0 +1,198 @@
+//! The checkpoint as plain data: what is stored, not how.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::error::ValidationError;
+use crate::{ActorId, Epoch};
+
+/// The identity of one checkpoint within a store.
+///
+/// Ids grow with every checkpoint a system takes; the store orders checkpoints by id and its
+/// retention keeps the highest ones. It prints zero-padded, as in `ckpt-00000000000000000042`, so
+/// that names sort like the ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CheckpointId(pub u64);
+
+impl CheckpointId {
+    /// The id after this one (saturating at `u64::MAX`).
+    #[must_use]
+    pub fn next(self) -> CheckpointId {
+        CheckpointId(self.0.saturating_add(1))
+    }
+}
+
+impl fmt::Display for CheckpointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ckpt-{:020}", self.0)
+    }
+}
+
+/// What a checkpoint holds: when it was taken and which nodes and actors it covers.
+///
+/// The manifest is the first record of a checkpoint file, so a store can list checkpoints by
+/// reading only the start of each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The checkpoint's id.
+    pub id: CheckpointId,
+    /// The snapshot epoch the checkpoint records: every actor's state is the one it had at its
+    /// cut for this epoch.
+    pub epoch: Epoch,
+    /// When the snapshot completed, in milliseconds since the Unix epoch (set by the caller; this
+    /// crate reads no clock).
+    pub created_unix_ms: u64,
+    /// The nodes the system spanned, each named once.
+    pub nodes: Vec<NodeEntry>,
+    /// Every actor in the checkpoint, each listed once.
+    pub actors: Vec<ActorEntry>,
+}
+
+/// A node of the system at checkpoint time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEntry {
+    /// The node's name, unique within the checkpoint.
+    pub node: String,
+    /// Where the node listened, if it was reachable remotely (`None` for a single local node).
+    pub address: Option<String>,
+}
+
+/// One actor of the checkpoint: who it is, where it ran and how it was linked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorEntry {
+    /// The actor's stable id; kept on restore.
+    pub id: ActorId,
+    /// The stable name its type is registered under, e.g. `"bank.Account"`.
+    pub type_name: String,
+    /// The name the actor was registered under, if any; kept on restore.
+    pub name: Option<String>,
+    /// The name of the node it ran on; one of the manifest's [`nodes`](Manifest::nodes).
+    pub node: String,
+    /// Its supervisor, or `None` for a top-level actor.
+    pub parent: Option<ActorId>,
+    /// The actors watching it for termination.
+    pub watchers: Vec<ActorId>,
+    /// The version of the state layout its [`StateRecord`] was written with.
+    pub state_version: u32,
+}
+
+/// An actor's recorded state: the bytes of its state and its pending timers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateRecord {
+    /// The actor this state belongs to.
+    pub id: ActorId,
+    /// The state, MessagePack with named fields, as the actor type encoded it.
+    #[serde(with = "serde_bytes")]
+    pub state: Vec<u8>,
+    /// The actor's timers that had not fired (or that repeat) at its cut.
+    pub timers: Vec<TimerEntry>,
+}
+
+/// A timer pending at an actor's cut.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerEntry {
+    /// The timer's id within its actor.
+    pub timer: u64,
+    /// Microseconds left until it fires, measured at the cut.
+    pub remaining_us: u64,
+    /// The period in microseconds of a repeating timer, `None` for a one-shot timer.
+    pub period_us: Option<u64>,
+    /// The message it delivers, encoded.
+    #[serde(with = "serde_bytes")]
+    pub msg: Vec<u8>,
+}
+
+/// A message that crossed the cut: sent before the sender's cut, received after the receiver's.
+///
+/// Restore re-enqueues these to their receivers, in the order they appear in
+/// [`Checkpoint::in_flight`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlightRecord {
+    /// The receiver.
+    pub to: ActorId,
+    /// The sending actor, or `None` for a message from outside the system or from a timer.
+    pub from: Option<ActorId>,
+    /// The epoch the message was tagged with when it was sent.
+    pub epoch: Epoch,
+    /// Whether the message is an ask (the sender awaits a reply) rather than a tell.
+    pub ask: bool,
+    /// The message, encoded.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+/// A consistent global snapshot as stored: the manifest, every actor's state and the messages
+/// in flight across the cut.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// What the checkpoint holds.
+    pub manifest: Manifest,
+    /// One state per actor of the manifest, in any order.
+    pub states: Vec<StateRecord>,
+    /// The in-flight messages; for each receiver, in the order they are to be re-enqueued.
+    pub in_flight: Vec<InFlightRecord>,
+}
+
+impl Checkpoint {
+    /// Checks that the checkpoint is consistent in itself.
+    ///
+    /// Node names are unique and every actor runs on a listed node; actor ids are unique; every
+    /// actor has exactly one state and every state belongs to a listed actor; every in-flight
+    /// message goes to a listed actor. Parents, watchers and senders are not checked: they may
+    /// name actors outside the checkpoint.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let mut nodes = HashSet::new();
+        for entry in &self.manifest.nodes {
+            if !nodes.insert(entry.node.as_str()) {
+                return Err(ValidationError::DuplicateNode { node: entry.node.clone() });
+            }
+        }
+        let mut actors = HashSet::new();
+        for entry in &self.manifest.actors {
+            if !actors.insert(entry.id) {
+                return Err(ValidationError::DuplicateActor { actor: entry.id });
+            }
+            if !nodes.contains(entry.node.as_str()) {
+                return Err(ValidationError::UnknownNode {
+                    actor: entry.id,
+                    node: entry.node.clone(),
+                });
+            }
+        }
+        let mut with_state = HashSet::new();
+        for record in &self.states {
+            if !actors.contains(&record.id) {
+                return Err(ValidationError::StateOfUnknownActor { actor: record.id });
+            }
+            if !with_state.insert(record.id) {
+                return Err(ValidationError::DuplicateState { actor: record.id });
+            }
+        }
+        if let Some(entry) = self.manifest.actors.iter().find(|e| !with_state.contains(&e.id)) {
+            return Err(ValidationError::MissingState { actor: entry.id });
+        }
+        for (index, message) in self.in_flight.iter().enumerate() {
+            if !actors.contains(&message.to) {
+                return Err(ValidationError::InFlightToUnknownActor { index, to: message.to });
+            }
+        }
+        Ok(())
+    }
+
+    /// The manifest entry of actor `id`.
+    pub fn actor(&self, id: ActorId) -> Option<&ActorEntry> {
+        self.manifest.actors.iter().find(|entry| entry.id == id)
+    }
+
+    /// The recorded state of actor `id`.
+    pub fn state(&self, id: ActorId) -> Option<&StateRecord> {
+        self.states.iter().find(|record| record.id == id)
+    }
+
+    /// The in-flight messages to actor `id`, in the order they are to be re-enqueued.
+    pub fn in_flight_to(&self, id: ActorId) -> impl Iterator<Item = &InFlightRecord> {
+        self.in_flight.iter().filter(move |message| message.to == id)
+    }
+}
