@@ -2,6 +2,10 @@
 //!
 //! This crate knows nothing of tokio, sockets or clocks.
 //!
+//! The snapshot protocol ([`Coordinator`], [`NodeSnapshot`], [`ActorCut`]) takes events and
+//! answers with actions; `src/protocol/mod.rs` explains the algorithm and why its snapshots
+//! are consistent cuts.
+//!
 //! Checkpoints are plain data ([`Checkpoint`]) written in a versioned, checksummed format
 //! ([`encode`], [`decode`]) to a [`CheckpointStore`]; [`FsStore`] keeps them as files, with
 //! blocking `std::fs` calls.
@@ -11,6 +15,7 @@
 mod checkpoint;
 mod epoch;
 mod id;
+mod protocol;
 
 pub use checkpoint::{
     ActorEntry, CHECKPOINT_FORMAT_VERSION, Checkpoint, CheckpointId, CheckpointInfo,
@@ -20,3 +25,7 @@ pub use checkpoint::{
 };
 pub use epoch::Epoch;
 pub use id::{ActorId, SystemId};
+pub use protocol::{
+    AbortReason, ActorCut, Coordinator, CoordinatorAction, Cut, Dequeue, NodeAction, NodeCommand,
+    NodeReport, NodeSnapshot, StartError,
+};

@@ -1,0 +1,86 @@
+//! The control messages between the nodes and the coordinator.
+//!
+//! They are few and small: per snapshot, each node receives a [`NodeCommand::Start`], at most
+//! one [`NodeCommand::Expect`] and one final command, and sends at most two
+//! [`NodeReport`]s, each holding one counter per peer node. Nothing scales with the number
+//! of actors or messages.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Epoch;
+
+/// What the coordinator tells a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeCommand<N> {
+    /// Snapshot `epoch` starts: mark every local actor that is behind it.
+    Start(Epoch),
+    /// Every sender has finished its part of snapshot `epoch`; these are the final numbers
+    /// of messages tagged below `epoch` each peer sent to this node. Report again once that
+    /// many have arrived from each.
+    Expect {
+        /// The snapshot.
+        epoch: Epoch,
+        /// `(peer, messages tagged below epoch that peer sent to this node, in total)`.
+        from: Vec<(N, u64)>,
+    },
+    /// Snapshot `epoch` is complete: every node's cut states and recordings for it are final.
+    Complete(Epoch),
+    /// Snapshot `epoch` is aborted: discard its cut states and recordings. Actors that cut
+    /// keep their epoch; the next snapshot has a higher epoch.
+    Abort {
+        /// The snapshot.
+        epoch: Epoch,
+        /// Why.
+        reason: AbortReason<N>,
+    },
+}
+
+/// A node's progress in one snapshot, sent to the coordinator.
+///
+/// The counters are cumulative since the node's [`NodeSnapshot`](crate::NodeSnapshot) was
+/// created and count only messages tagged below `epoch`: for the pair (A, B), A's
+/// `sent_to[B]` equals B's `received_from[A]` exactly when every message tagged below
+/// `epoch` that A sent to B has arrived at B.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeReport<N> {
+    /// The reporting node.
+    pub node: N,
+    /// The snapshot this report is about.
+    pub epoch: Epoch,
+    /// Whether no live actor on the node is still behind `epoch` (every actor that belongs
+    /// to the snapshot has cut or stopped). Once true, `sent_to` is final.
+    pub locally_done: bool,
+    /// `(peer, data messages tagged below epoch sent to it)`, sorted by peer, zeros left out.
+    pub sent_to: Vec<(N, u64)>,
+    /// `(peer, data messages tagged below epoch received from it)`, sorted by peer, zeros left
+    /// out. Received means arrived: enqueued, recorded as a dead letter or dropped as one.
+    pub received_from: Vec<(N, u64)>,
+}
+
+/// Why a snapshot was aborted. The previous completed snapshot stays the valid one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum AbortReason<N> {
+    /// A node taking part in the snapshot went down.
+    #[error("node {0:?} went down")]
+    NodeDown(N),
+    /// The snapshot's deadline passed before it completed.
+    #[error("the snapshot deadline passed")]
+    Deadline,
+    /// The coordinator's owner cancelled it (for example at shutdown).
+    #[error("the snapshot was cancelled")]
+    Cancelled,
+    /// A node reported more messages received from a peer than the peer reported sent,
+    /// which no correct run produces (lost counters, a restarted node reusing its identity).
+    #[error("node {to:?} received {received} messages from {from:?}, which sent only {sent}")]
+    CountMismatch {
+        /// The sending node.
+        from: N,
+        /// The receiving node.
+        to: N,
+        /// What the sender reported as sent.
+        sent: u64,
+        /// What the receiver reported as received.
+        received: u64,
+    },
+}

@@ -1,0 +1,351 @@
+//! The global half of the protocol: one snapshot at a time, completion by counting.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::control::{AbortReason, NodeCommand, NodeReport};
+use crate::Epoch;
+
+/// Decides when a snapshot is complete, for a set of nodes identified by `N`.
+///
+/// It lives on one node. It starts snapshots ([`start`](Self::start)), takes the nodes'
+/// [`NodeReport`]s ([`handle_report`](Self::handle_report)), and learns of failures
+/// ([`node_down`](Self::node_down)) and of time ([`handle_timeout`](Self::handle_timeout),
+/// with "now" as a plain number in the caller's unit; there is no clock inside). After each
+/// call the runtime drains [`poll`](Self::poll) for [`CoordinatorAction`]s.
+///
+/// Snapshot E is complete when every node reported itself locally done and, for every
+/// ordered pair of nodes (A, B), A's count of messages tagged below E sent to B equals B's
+/// count received from A. Once A is locally done its count is final; B's only grows. When
+/// all nodes are locally done but some pair is short, the coordinator sends the receiver
+/// the final numbers ([`NodeCommand::Expect`]) and the receiver reports once they have
+/// arrived: per snapshot and node, one `Start`, at most one `Expect`, one final command and
+/// at most two reports.
+///
+/// ```
+/// use amber_snapshot::{Coordinator, CoordinatorAction, Epoch, NodeCommand};
+///
+/// let mut coordinator = Coordinator::<u32>::new(Epoch::ZERO);
+/// let epoch = coordinator.start([1, 2], None).unwrap();
+/// assert_eq!(epoch, Epoch(1));
+/// assert_eq!(
+///     coordinator.poll(),
+///     Some(CoordinatorAction::Send { to: 1, command: NodeCommand::Start(epoch) })
+/// );
+/// assert!(coordinator.start([1, 2], None).is_err(), "one snapshot at a time");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Coordinator<N> {
+    last: Epoch,
+    completed: Epoch,
+    round: Option<Round<N>>,
+    actions: VecDeque<CoordinatorAction<N>>,
+}
+
+/// Something the [`Coordinator`] asks its runtime to do or tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "coordinator actions must be carried out for the snapshot to progress"]
+pub enum CoordinatorAction<N> {
+    /// Deliver `command` to node `to` (over a FIFO control link).
+    Send {
+        /// The node.
+        to: N,
+        /// The command.
+        command: NodeCommand<N>,
+    },
+    /// Snapshot `epoch` is complete: it is a consistent cut and may be written as a
+    /// checkpoint. (Each node is also sent [`NodeCommand::Complete`].)
+    Completed(Epoch),
+    /// Snapshot `epoch` was aborted; the previous completed snapshot stays the valid one.
+    /// (Each surviving node is also sent [`NodeCommand::Abort`].)
+    Aborted {
+        /// The snapshot.
+        epoch: Epoch,
+        /// Why.
+        reason: AbortReason<N>,
+    },
+}
+
+/// Why a snapshot could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Another snapshot is still running; one runs at a time.
+    #[error("snapshot {running} is still in progress")]
+    InProgress {
+        /// The running snapshot.
+        running: Epoch,
+    },
+    /// A snapshot needs at least one node.
+    #[error("a snapshot needs at least one node")]
+    NoNodes,
+}
+
+#[derive(Debug, Clone)]
+struct Round<N> {
+    epoch: Epoch,
+    deadline: Option<u64>,
+    /// The latest report of each node taking part.
+    reports: BTreeMap<N, Option<NodeReport<N>>>,
+    /// Nodes already sent an `Expect`.
+    expecting: BTreeSet<N>,
+}
+
+impl<N: Clone + Ord> Coordinator<N> {
+    /// A coordinator whose last snapshot (completed, or restored from) is `last`. The next
+    /// snapshot is `last.next()`.
+    pub fn new(last: Epoch) -> Coordinator<N> {
+        Coordinator { last, completed: last, round: None, actions: VecDeque::new() }
+    }
+
+    /// The snapshot in progress, if any.
+    pub fn running(&self) -> Option<Epoch> {
+        self.round.as_ref().map(|r| r.epoch)
+    }
+
+    /// The latest completed snapshot (or the one the coordinator was created with).
+    pub fn last_completed(&self) -> Epoch {
+        self.completed
+    }
+
+    /// The latest snapshot started, completed or not.
+    pub fn last_started(&self) -> Epoch {
+        self.last
+    }
+
+    /// Starts the next snapshot across `nodes` (all nodes of the system), to be aborted if
+    /// it has not completed when [`handle_timeout`](Self::handle_timeout) is called with a
+    /// `now >= deadline`. Returns its epoch; the `Start` commands are in [`poll`](Self::poll).
+    pub fn start(
+        &mut self,
+        nodes: impl IntoIterator<Item = N>,
+        deadline: Option<u64>,
+    ) -> Result<Epoch, StartError> {
+        if let Some(running) = self.running() {
+            return Err(StartError::InProgress { running });
+        }
+        let reports: BTreeMap<N, Option<NodeReport<N>>> =
+            nodes.into_iter().map(|n| (n, None)).collect();
+        if reports.is_empty() {
+            return Err(StartError::NoNodes);
+        }
+        let epoch = self.last.next();
+        self.last = epoch;
+        for node in reports.keys() {
+            let command = NodeCommand::Start(epoch);
+            self.actions.push_back(CoordinatorAction::Send { to: node.clone(), command });
+        }
+        self.round = Some(Round { epoch, deadline, reports, expecting: BTreeSet::new() });
+        Ok(epoch)
+    }
+
+    /// A node's report arrived. Reports for another epoch or from a node outside the
+    /// snapshot are ignored.
+    pub fn handle_report(&mut self, report: NodeReport<N>) {
+        let Some(round) = &mut self.round else { return };
+        if report.epoch != round.epoch {
+            return;
+        }
+        let Some(slot) = round.reports.get_mut(&report.node) else { return };
+        *slot = Some(report);
+        self.evaluate();
+    }
+
+    /// `node` is down: a snapshot it takes part in aborts.
+    pub fn node_down(&mut self, node: &N) {
+        if self.round.as_ref().is_some_and(|r| r.reports.contains_key(node)) {
+            self.abort(AbortReason::NodeDown(node.clone()));
+        }
+    }
+
+    /// The time is now `now` (any monotonic unit, the same as the deadline's): a running
+    /// snapshot whose deadline has passed aborts.
+    pub fn handle_timeout(&mut self, now: u64) {
+        if self.round.as_ref().and_then(|r| r.deadline).is_some_and(|d| now >= d) {
+            self.abort(AbortReason::Deadline);
+        }
+    }
+
+    /// When the caller should call [`handle_timeout`](Self::handle_timeout) next, if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.round.as_ref().and_then(|r| r.deadline)
+    }
+
+    /// Aborts the running snapshot, if any, with [`AbortReason::Cancelled`].
+    pub fn cancel(&mut self) {
+        if self.round.is_some() {
+            self.abort(AbortReason::Cancelled);
+        }
+    }
+
+    /// The next action for the runtime, if any.
+    #[must_use = "coordinator actions must be carried out for the snapshot to progress"]
+    pub fn poll(&mut self) -> Option<CoordinatorAction<N>> {
+        self.actions.pop_front()
+    }
+
+    fn evaluate(&mut self) {
+        let Some(round) = &mut self.round else { return };
+        let mut done = BTreeMap::new();
+        for (node, report) in &round.reports {
+            match report {
+                Some(r) if r.locally_done => {
+                    let sent: BTreeMap<&N, u64> = r.sent_to.iter().map(|(p, n)| (p, *n)).collect();
+                    let received: BTreeMap<&N, u64> =
+                        r.received_from.iter().map(|(p, n)| (p, *n)).collect();
+                    done.insert(node, (sent, received));
+                }
+                _ => return,
+            }
+        }
+        // receiver -> (sender, final count sent), for receivers still missing messages
+        let mut short: BTreeMap<&N, Vec<(N, u64)>> = BTreeMap::new();
+        let mut mismatch = None;
+        for (&to, (_, received)) in &done {
+            let mut expect = Vec::new();
+            let mut missing = false;
+            for (&from, (sent, _)) in &done {
+                if from == to {
+                    continue;
+                }
+                let sent = sent.get(to).copied().unwrap_or(0);
+                let received = received.get(from).copied().unwrap_or(0);
+                if received > sent {
+                    mismatch = Some(AbortReason::CountMismatch {
+                        from: from.clone(),
+                        to: to.clone(),
+                        sent,
+                        received,
+                    });
+                }
+                missing |= received < sent;
+                if sent > 0 {
+                    expect.push((from.clone(), sent));
+                }
+            }
+            if missing {
+                short.insert(to, expect);
+            }
+        }
+        if let Some(reason) = mismatch {
+            return self.abort(reason);
+        }
+        if short.is_empty() {
+            let epoch = round.epoch;
+            for node in round.reports.keys() {
+                let command = NodeCommand::Complete(epoch);
+                self.actions.push_back(CoordinatorAction::Send { to: node.clone(), command });
+            }
+            self.actions.push_back(CoordinatorAction::Completed(epoch));
+            self.completed = epoch;
+            self.round = None;
+            return;
+        }
+        let epoch = round.epoch;
+        for (to, from) in short {
+            if round.expecting.insert(to.clone()) {
+                let command = NodeCommand::Expect { epoch, from };
+                self.actions.push_back(CoordinatorAction::Send { to: to.clone(), command });
+            }
+        }
+    }
+
+    fn abort(&mut self, reason: AbortReason<N>) {
+        let Some(round) = self.round.take() else { return };
+        let down = match &reason {
+            AbortReason::NodeDown(n) => Some(n),
+            _ => None,
+        };
+        for node in round.reports.keys().filter(|n| Some(*n) != down) {
+            let command = NodeCommand::Abort { epoch: round.epoch, reason: reason.clone() };
+            self.actions.push_back(CoordinatorAction::Send { to: node.clone(), command });
+        }
+        self.actions.push_back(CoordinatorAction::Aborted { epoch: round.epoch, reason });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(c: &mut Coordinator<u8>) -> Vec<CoordinatorAction<u8>> {
+        std::iter::from_fn(|| c.poll()).collect()
+    }
+
+    fn report(node: u8, sent: &[(u8, u64)], received: &[(u8, u64)]) -> NodeReport<u8> {
+        NodeReport {
+            node,
+            epoch: Epoch(1),
+            locally_done: true,
+            sent_to: sent.to_vec(),
+            received_from: received.to_vec(),
+        }
+    }
+
+    #[test]
+    fn completes_when_every_node_is_done_and_every_pair_balances() {
+        let mut c = Coordinator::new(Epoch::ZERO);
+        assert_eq!(c.start([0, 1], None), Ok(Epoch(1)));
+        assert_eq!(drain(&mut c).len(), 2);
+        c.handle_report(report(0, &[(1, 3)], &[(1, 1)]));
+        assert!(drain(&mut c).is_empty());
+        c.handle_report(report(1, &[(0, 1)], &[(0, 2)]));
+        assert_eq!(
+            drain(&mut c),
+            vec![CoordinatorAction::Send {
+                to: 1,
+                command: NodeCommand::Expect { epoch: Epoch(1), from: vec![(0, 3)] }
+            }]
+        );
+        c.handle_report(report(1, &[(0, 1)], &[(0, 3)]));
+        let actions = drain(&mut c);
+        assert_eq!(actions.last(), Some(&CoordinatorAction::Completed(Epoch(1))));
+        assert_eq!(c.last_completed(), Epoch(1));
+        assert_eq!(c.start([0, 1], None), Ok(Epoch(2)));
+    }
+
+    #[test]
+    fn one_snapshot_at_a_time() {
+        let mut c = Coordinator::new(Epoch(4));
+        assert_eq!(c.start([0], None), Ok(Epoch(5)));
+        assert_eq!(c.start([0], None), Err(StartError::InProgress { running: Epoch(5) }));
+        assert_eq!(Coordinator::<u8>::new(Epoch(0)).start([], None), Err(StartError::NoNodes));
+    }
+
+    #[test]
+    fn a_node_going_down_or_the_deadline_aborts() {
+        let mut c = Coordinator::new(Epoch::ZERO);
+        let _ = c.start([0, 1, 2], Some(100)).unwrap();
+        let _ = drain(&mut c);
+        c.node_down(&1);
+        let actions = drain(&mut c);
+        assert_eq!(actions.len(), 3, "abort to the two live nodes, then the event");
+        assert_eq!(
+            actions[2],
+            CoordinatorAction::Aborted { epoch: Epoch(1), reason: AbortReason::NodeDown(1) }
+        );
+        let epoch = c.start([0, 2], Some(100)).unwrap();
+        assert_eq!(epoch, Epoch(2));
+        let _ = drain(&mut c);
+        c.handle_timeout(99);
+        assert!(drain(&mut c).is_empty());
+        c.handle_timeout(100);
+        assert_eq!(
+            drain(&mut c).last(),
+            Some(&CoordinatorAction::Aborted { epoch, reason: AbortReason::Deadline })
+        );
+        assert_eq!(c.last_completed(), Epoch::ZERO);
+    }
+
+    #[test]
+    fn more_received_than_sent_aborts() {
+        let mut c = Coordinator::new(Epoch::ZERO);
+        let _ = c.start([0, 1], None).unwrap();
+        c.handle_report(report(0, &[], &[]));
+        c.handle_report(report(1, &[], &[(0, 1)]));
+        assert!(matches!(
+            drain(&mut c).last(),
+            Some(CoordinatorAction::Aborted { reason: AbortReason::CountMismatch { .. }, .. })
+        ));
+    }
+}

@@ -1,0 +1,428 @@
+//! The per-node half of the protocol: which local actors still have to cut, and how many
+//! epoch-tagged messages crossed each link.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::control::{NodeCommand, NodeReport};
+use super::cut::Cut;
+use crate::Epoch;
+
+/// One node's view of the snapshot protocol, generic over the node identity `N`.
+///
+/// The runtime keeps one per node, behind one lock, and feeds it every event that changes
+/// which local actors are behind the snapshot or how many tagged messages crossed a link:
+///
+/// | event | call |
+/// |---|---|
+/// | a command from the coordinator arrives | [`handle_command`](Self::handle_command) |
+/// | an actor is spawned (by an actor, from outside, by a restore) | [`actor_spawned`](Self::actor_spawned) |
+/// | an actor took a [`Cut`] | [`actor_cut`](Self::actor_cut) |
+/// | an actor stopped | [`actor_stopped`](Self::actor_stopped) |
+/// | a tagged data message is handed to the link to a peer node | [`remote_sent`](Self::remote_sent) |
+/// | a tagged data message arrives from a peer node (whatever its fate) | [`remote_received`](Self::remote_received) |
+///
+/// and, after each, drains [`poll`](Self::poll) for [`NodeAction`]s. Messages tagged on
+/// arrival (outside senders, timers) and ask replies are not counted; local sends are not
+/// counted either (they enqueue synchronously, so none is ever in transit).
+///
+/// # Counters: two slots per peer
+///
+/// The node's *target* is the latest snapshot epoch it knows of. Every count is split in two
+/// slots, "tagged below the target" and "tagged exactly the target". When the target moves
+/// on, the second slot is folded into the first: everything below the old target is below the
+/// new one too, and later snapshots only ever ask "how many below E". Two slots suffice
+/// because no tag can exceed the target: an actor reaches epoch E only through a cut for E,
+/// a birth in E, or a restore into E, and the node hears of each before (or as) it happens.
+///
+/// A peer that started snapshot E first may send a message tagged E before this node has
+/// received `Start(E)` (the data link and the coordinator's link are not ordered). Any tag or
+/// epoch above the target is therefore handled explicitly, not ignored: the node starts
+/// snapshot E on its own (Lai–Yang: a message of the new colour means the snapshot has
+/// begun), marks its actors, and treats the coordinator's `Start(E)` as already done.
+///
+/// Without aborts, only tags E-1 and E exist while snapshot E runs (every actor has cut for
+/// E-1 before E starts). After an aborted snapshot, actors that never cut for it keep older
+/// epochs, and older tags may still be in transit; they all share the first slot.
+///
+/// # Local completion
+///
+/// The node is *locally done* for its target E when no live local actor has an epoch below
+/// E. Actors spawned from outside during E are born in E and children inherit their
+/// parent's epoch, so the set of actors behind E only shrinks once E has started: local
+/// completion is stable, and from then on `sent_to` is final.
+#[derive(Debug, Clone)]
+pub struct NodeSnapshot<N> {
+    me: N,
+    target: Epoch,
+    completed: Epoch,
+    phase: Phase<N>,
+    /// Live local actors with an epoch below `target`.
+    behind: u64,
+    /// Live local actors with epoch `target`.
+    current: u64,
+    peers: BTreeMap<N, Peer>,
+    actions: VecDeque<NodeAction<N>>,
+}
+
+/// Something a [`NodeSnapshot`] asks its runtime to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "node actions must be carried out for the snapshot to progress"]
+pub enum NodeAction<N> {
+    /// Put `Marker(epoch)` on the control lane of every live local actor whose epoch is
+    /// below `epoch` (sending to all of them is harmless: [`ActorCut::on_marker`] ignores
+    /// stale markers).
+    ///
+    /// [`ActorCut::on_marker`]: crate::ActorCut::on_marker
+    Markers(Epoch),
+    /// Send this report to the coordinator.
+    Report(NodeReport<N>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase<N> {
+    /// No snapshot is running on this node.
+    Idle,
+    /// Snapshot `target` is running.
+    Running {
+        /// The locally-done report has been queued.
+        reported: bool,
+        /// The coordinator's final per-peer send counts, until they have all arrived.
+        expect: Option<Vec<(N, u64)>>,
+    },
+}
+
+/// Counts split by tag relative to the target: below it, and equal to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Slots {
+    below: u64,
+    at: u64,
+}
+
+impl Slots {
+    fn add(&mut self, tag: Epoch, target: Epoch) {
+        match tag.cmp(&target) {
+            std::cmp::Ordering::Less => self.below += 1,
+            std::cmp::Ordering::Equal => self.at += 1,
+            std::cmp::Ordering::Greater => {
+                unreachable!("tag {tag} above target {target}: the node advances first")
+            }
+        }
+    }
+
+    fn fold(&mut self) {
+        self.below += std::mem::take(&mut self.at);
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Peer {
+    sent: Slots,
+    received: Slots,
+}
+
+impl<N: Clone + Ord> NodeSnapshot<N> {
+    /// The node `me`, idle, whose last completed snapshot is `epoch` (`Epoch::ZERO` for a
+    /// fresh system, the restored snapshot's epoch after a restore).
+    ///
+    /// Every actor already living on the node must be reported with
+    /// [`actor_spawned`](Self::actor_spawned).
+    pub fn new(me: N, epoch: Epoch) -> NodeSnapshot<N> {
+        NodeSnapshot {
+            me,
+            target: epoch,
+            completed: epoch,
+            phase: Phase::Idle,
+            behind: 0,
+            current: 0,
+            peers: BTreeMap::new(),
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// This node's identity.
+    pub fn me(&self) -> &N {
+        &self.me
+    }
+
+    /// The latest snapshot epoch this node knows of (running, completed or aborted).
+    pub fn epoch(&self) -> Epoch {
+        self.target
+    }
+
+    /// The snapshot running on this node, if any.
+    pub fn running(&self) -> Option<Epoch> {
+        matches!(self.phase, Phase::Running { .. }).then_some(self.target)
+    }
+
+    /// The latest snapshot this node saw complete.
+    pub fn completed(&self) -> Epoch {
+        self.completed
+    }
+
+    /// The epoch for an actor spawned from outside the system (not by an actor): the
+    /// running snapshot's epoch if one runs (the actor does not belong to it), else the last
+    /// completed one.
+    pub fn spawn_epoch(&self) -> Epoch {
+        if self.running().is_some() { self.target } else { self.completed }
+    }
+
+    /// How many live local actors are still behind the target epoch.
+    pub fn behind(&self) -> u64 {
+        self.behind
+    }
+
+    /// Whether the running snapshot is done on this node: no live local actor is behind it.
+    pub fn is_locally_done(&self) -> bool {
+        self.running().is_some() && self.behind == 0
+    }
+
+    /// A command from the coordinator arrived. Stale commands (for an older epoch) are
+    /// ignored.
+    pub fn handle_command(&mut self, command: NodeCommand<N>) {
+        match command {
+            NodeCommand::Start(epoch) => self.observe(epoch),
+            NodeCommand::Expect { epoch, from } => {
+                if let (true, Phase::Running { expect, .. }) =
+                    (epoch == self.target, &mut self.phase)
+                {
+                    *expect = Some(from);
+                    self.check_expectation();
+                }
+            }
+            NodeCommand::Complete(epoch) => {
+                if epoch == self.target && self.running().is_some() {
+                    self.completed = epoch;
+                    self.phase = Phase::Idle;
+                }
+            }
+            NodeCommand::Abort { epoch, .. } => {
+                if epoch == self.target && self.running().is_some() {
+                    self.phase = Phase::Idle;
+                }
+            }
+        }
+    }
+
+    /// An actor born in `epoch` joined this node. Returns the epoch of a marker the runtime
+    /// must put on its control lane before it runs, if it belongs to the running snapshot
+    /// and still has to cut (a child of a parent that has not cut yet: the node's marker
+    /// broadcast may already have passed).
+    ///
+    /// Call this under the same lock as [`handle_command`](Self::handle_command), and make
+    /// the actor visible to the marker broadcast before releasing it, so that the newborn
+    /// either sees the new target here or is reached by the broadcast.
+    #[must_use = "a returned marker must be delivered to the new actor"]
+    pub fn actor_spawned(&mut self, epoch: Epoch) -> Option<Epoch> {
+        self.observe(epoch);
+        if epoch < self.target {
+            self.behind += 1;
+            self.running()
+        } else {
+            self.current += 1;
+            None
+        }
+    }
+
+    /// An actor took `cut`.
+    pub fn actor_cut(&mut self, cut: Cut) {
+        self.observe(cut.to);
+        self.remove(cut.from);
+        self.add(cut.to);
+        self.check_done();
+    }
+
+    /// An actor whose epoch was `epoch` stopped. If it had not cut for the running snapshot,
+    /// it leaves the snapshot: it no longer needs to.
+    pub fn actor_stopped(&mut self, epoch: Epoch) {
+        self.observe(epoch);
+        self.remove(epoch);
+        self.check_done();
+    }
+
+    /// A data message tagged `tag` (its sender's epoch) was handed to the link to `peer`.
+    ///
+    /// Count it only once the link has accepted it: a message counted but never delivered
+    /// keeps the snapshot from completing (it then aborts at its deadline).
+    pub fn remote_sent(&mut self, peer: N, tag: Epoch) {
+        debug_assert!(peer != self.me, "local sends are not counted");
+        self.observe(tag);
+        self.peers.entry(peer).or_default().sent.add(tag, self.target);
+    }
+
+    /// A data message tagged `tag` arrived from `peer`, whatever happens to it next: enqueued,
+    /// recorded as a dead letter, or dropped as a dead letter (receiver unknown or stopped
+    /// before its cut). Call it before enqueueing, so that an actor cutting because of this
+    /// message finds the node already aware of its epoch.
+    pub fn remote_received(&mut self, peer: N, tag: Epoch) {
+        debug_assert!(peer != self.me, "local sends are not counted");
+        self.observe(tag);
+        self.peers.entry(peer).or_default().received.add(tag, self.target);
+        self.check_expectation();
+    }
+
+    /// This node's counters for its target epoch, as a report.
+    pub fn report(&self) -> NodeReport<N> {
+        let pick = |f: fn(&Peer) -> u64| -> Vec<(N, u64)> {
+            self.peers
+                .iter()
+                .filter_map(|(peer, counts)| {
+                    let n = f(counts);
+                    (n > 0).then(|| (peer.clone(), n))
+                })
+                .collect()
+        };
+        NodeReport {
+            node: self.me.clone(),
+            epoch: self.target,
+            locally_done: self.is_locally_done(),
+            sent_to: pick(|p| p.sent.below),
+            received_from: pick(|p| p.received.below),
+        }
+    }
+
+    /// The next action for the runtime, if any.
+    #[must_use = "node actions must be carried out for the snapshot to progress"]
+    pub fn poll(&mut self) -> Option<NodeAction<N>> {
+        self.actions.pop_front()
+    }
+
+    /// Moves the target up to `epoch` if it is ahead, starting that snapshot here.
+    fn observe(&mut self, epoch: Epoch) {
+        if epoch <= self.target {
+            return;
+        }
+        self.target = epoch;
+        self.behind += std::mem::take(&mut self.current);
+        for peer in self.peers.values_mut() {
+            peer.sent.fold();
+            peer.received.fold();
+        }
+        self.phase = Phase::Running { reported: false, expect: None };
+        // Drop reports queued for an older epoch: the coordinator has moved on.
+        self.actions.retain(|a| !matches!(a, NodeAction::Report(_)));
+        if self.behind > 0 {
+            self.actions.push_back(NodeAction::Markers(epoch));
+        }
+        self.check_done();
+    }
+
+    fn add(&mut self, epoch: Epoch) {
+        if epoch < self.target {
+            self.behind += 1;
+        } else {
+            self.current += 1;
+        }
+    }
+
+    fn remove(&mut self, epoch: Epoch) {
+        let slot = if epoch < self.target { &mut self.behind } else { &mut self.current };
+        debug_assert!(*slot > 0, "an actor in {epoch} left that was never reported spawned");
+        *slot = slot.saturating_sub(1);
+    }
+
+    fn check_done(&mut self) {
+        if let Phase::Running { reported: reported @ false, .. } = &mut self.phase {
+            if self.behind == 0 {
+                *reported = true;
+                let report = self.report();
+                self.actions.push_back(NodeAction::Report(report));
+            }
+        }
+    }
+
+    fn check_expectation(&mut self) {
+        let Phase::Running { expect: Some(expect), .. } = &self.phase else { return };
+        let met = expect
+            .iter()
+            .all(|(peer, count)| self.peers.get(peer).map_or(0, |p| p.received.below) >= *count);
+        if met && self.behind == 0 {
+            if let Phase::Running { expect, .. } = &mut self.phase {
+                *expect = None;
+            }
+            let report = self.report();
+            self.actions.push_back(NodeAction::Report(report));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AbortReason;
+
+    fn drain(node: &mut NodeSnapshot<u8>) -> Vec<NodeAction<u8>> {
+        std::iter::from_fn(|| node.poll()).collect()
+    }
+
+    #[test]
+    fn start_marks_and_reports_when_every_actor_has_cut() {
+        let mut node = NodeSnapshot::new(0u8, Epoch::ZERO);
+        assert_eq!(node.actor_spawned(Epoch::ZERO), None);
+        assert_eq!(node.actor_spawned(Epoch::ZERO), None);
+        node.handle_command(NodeCommand::Start(Epoch(1)));
+        assert_eq!(drain(&mut node), vec![NodeAction::Markers(Epoch(1))]);
+        assert_eq!(node.behind(), 2);
+        node.actor_cut(Cut { from: Epoch(0), to: Epoch(1) });
+        assert!(drain(&mut node).is_empty());
+        node.actor_stopped(Epoch(0));
+        let actions = drain(&mut node);
+        assert!(matches!(&actions[..], [NodeAction::Report(r)] if r.locally_done));
+    }
+
+    #[test]
+    fn a_child_of_an_uncut_parent_needs_a_marker_and_an_outside_spawn_does_not() {
+        let mut node = NodeSnapshot::new(0u8, Epoch::ZERO);
+        assert_eq!(node.actor_spawned(Epoch::ZERO), None);
+        node.handle_command(NodeCommand::Start(Epoch(1)));
+        let _ = drain(&mut node);
+        assert_eq!(node.actor_spawned(Epoch(0)), Some(Epoch(1)));
+        assert_eq!(node.spawn_epoch(), Epoch(1));
+        assert_eq!(node.actor_spawned(node.spawn_epoch()), None);
+        assert_eq!(node.behind(), 2);
+    }
+
+    #[test]
+    fn a_tag_from_a_peer_that_started_first_starts_the_snapshot_here() {
+        let mut node = NodeSnapshot::new(0u8, Epoch::ZERO);
+        let _ = node.actor_spawned(Epoch::ZERO);
+        node.remote_received(1, Epoch(0));
+        node.remote_received(1, Epoch(1));
+        assert_eq!(node.running(), Some(Epoch(1)));
+        assert_eq!(drain(&mut node), vec![NodeAction::Markers(Epoch(1))]);
+        assert_eq!(node.report().received_from, vec![(1, 1)]);
+        // The coordinator's own Start arrives later and changes nothing.
+        node.handle_command(NodeCommand::Start(Epoch(1)));
+        assert!(drain(&mut node).is_empty());
+    }
+
+    #[test]
+    fn counters_fold_when_the_target_moves() {
+        let mut node = NodeSnapshot::new(0u8, Epoch::ZERO);
+        node.remote_sent(1, Epoch(0));
+        node.handle_command(NodeCommand::Start(Epoch(1)));
+        node.remote_sent(1, Epoch(0));
+        node.remote_sent(1, Epoch(1));
+        assert_eq!(node.report().sent_to, vec![(1, 2)]);
+        node.handle_command(NodeCommand::Abort { epoch: Epoch(1), reason: AbortReason::Deadline });
+        node.handle_command(NodeCommand::Start(Epoch(2)));
+        assert_eq!(node.report().sent_to, vec![(1, 3)]);
+    }
+
+    #[test]
+    fn expectation_reports_once_everything_arrived() {
+        let mut node = NodeSnapshot::new(0u8, Epoch::ZERO);
+        node.handle_command(NodeCommand::Start(Epoch(1)));
+        assert!(matches!(&drain(&mut node)[..], [NodeAction::Report(r)] if r.locally_done));
+        node.handle_command(NodeCommand::Expect { epoch: Epoch(1), from: vec![(1, 2)] });
+        assert!(drain(&mut node).is_empty());
+        node.remote_received(1, Epoch(0));
+        node.remote_received(1, Epoch(1));
+        assert!(drain(&mut node).is_empty());
+        node.remote_received(1, Epoch(0));
+        let actions = drain(&mut node);
+        assert!(matches!(&actions[..], [NodeAction::Report(r)] if r.received_from == [(1, 2)]));
+        node.handle_command(NodeCommand::Complete(Epoch(1)));
+        assert_eq!(node.completed(), Epoch(1));
+        assert_eq!(node.spawn_epoch(), Epoch(1));
+    }
+}
