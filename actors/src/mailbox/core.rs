@@ -313,10 +313,10 @@ impl<T: Stamp> Inbox<T> {
 
     fn next_inner(&mut self, cx: Option<&mut Context<'_>>) -> Next<T> {
         // Fast path: a batch in hand and no control signal waiting.
-        if !self.core.control_pending.load(Ordering::Acquire) {
-            if let Some(item) = self.batch.pop_front() {
-                return Next::Data(item);
-            }
+        if !self.core.control_pending.load(Ordering::Acquire)
+            && let Some(item) = self.batch.pop_front()
+        {
+            return Next::Data(item);
         }
         let txs;
         let next = {

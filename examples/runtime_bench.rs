@@ -1,0 +1,113 @@
+//! Prints the local runtime benchmark table: amber vs a raw tokio baseline (a task reading a
+//! tokio mpsc channel, oneshot replies) on a 2-worker tokio runtime, with the ratio from this
+//! one run. Each workload alternates amber and tokio rounds and keeps each side's median.
+//!
+//! `cargo run --release --example runtime_bench [-- --rounds N]`
+
+#[path = "../benches/support/workloads.rs"]
+mod workloads;
+
+use std::time::Duration;
+
+const TELLS: u64 = 200_000;
+const ASKS: u64 = 20_000;
+const RING: usize = 1000;
+const HOPS: u64 = 100_000;
+const SPAWNS: usize = 10_000;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn pct(v: &[Duration], p: f64) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p) as usize]
+}
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .skip_while(|a| a != "--rounds")
+        .nth(1)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let rt = workloads::runtime();
+    println!("amber local runtime vs raw tokio (2 workers, {rounds} alternating rounds, median)");
+    println!("{:<8} {:>18} {:>18} {:>7} {:>7}", "workload", "amber", "tokio", "ratio", "target");
+
+    let throughput = |name: &str,
+                      unit: &str,
+                      n: u64,
+                      target: f64,
+                      amber: &dyn Fn() -> Duration,
+                      tokio: &dyn Fn() -> Duration| {
+        let (mut a, mut t) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            a.push(amber());
+            t.push(tokio());
+        }
+        let rate = |d: Duration| n as f64 / d.as_secs_f64();
+        let (ra, rt_) = (rate(median(a)), rate(median(t)));
+        println!(
+            "{name:<8} {:>12.2} M{unit} {:>12.2} M{unit} {:>6.2}x {:>6.2}x",
+            ra / 1e6,
+            rt_ / 1e6,
+            ra / rt_,
+            target
+        );
+    };
+
+    throughput("tell", "/s", TELLS, 0.7, &|| rt.block_on(workloads::amber_tell(TELLS)), &|| {
+        rt.block_on(workloads::tokio_tell(TELLS))
+    });
+
+    let (mut a, mut t) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        a.extend(rt.block_on(workloads::amber_ask(ASKS / rounds as u64)));
+        t.extend(rt.block_on(workloads::tokio_ask(ASKS / rounds as u64)));
+    }
+    let (a50, t50) = (pct(&a, 0.5), pct(&t, 0.5));
+    let (a99, t99) = (pct(&a, 0.99), pct(&t, 0.99));
+    println!(
+        "{:<8} {:>9.1} us p50 {:>9.1} us p50 {:>6.2}x {:>6.2}x",
+        "ask",
+        a50.as_secs_f64() * 1e6,
+        t50.as_secs_f64() * 1e6,
+        t50.as_secs_f64() / a50.as_secs_f64(),
+        0.8
+    );
+    println!(
+        "{:<8} {:>9.1} us p99 {:>9.1} us p99 {:>6.2}x",
+        "",
+        a99.as_secs_f64() * 1e6,
+        t99.as_secs_f64() * 1e6,
+        t99.as_secs_f64() / a99.as_secs_f64()
+    );
+
+    throughput(
+        "fan-in",
+        "/s",
+        TELLS,
+        0.6,
+        &|| rt.block_on(workloads::amber_fan_in(TELLS)),
+        &|| rt.block_on(workloads::tokio_fan_in(TELLS)),
+    );
+    throughput(
+        "ring",
+        "hop/s",
+        HOPS,
+        0.6,
+        &|| rt.block_on(workloads::amber_ring(RING, HOPS)),
+        &|| rt.block_on(workloads::tokio_ring(RING, HOPS)),
+    );
+    throughput(
+        "spawn",
+        "/s",
+        SPAWNS as u64,
+        0.6,
+        &|| rt.block_on(workloads::amber_spawn(SPAWNS)),
+        &|| rt.block_on(workloads::tokio_spawn(SPAWNS)),
+    );
+    println!("ratio = amber / tokio throughput (for ask: tokio latency / amber latency)");
+}
