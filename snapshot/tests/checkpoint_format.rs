@@ -462,3 +462,27 @@ fn decode_never_panics() {
         }
     }
 }
+
+#[test]
+fn deeply_nested_unknown_fields_do_not_overflow_the_stack() {
+    for levels in [1_000, 100_000] {
+        // A manifest with an unknown field holding `levels` nested arrays.
+        let mut manifest = vec![0x81, 0xa3, b'z', b'z', b'z'];
+        manifest.extend(std::iter::repeat_n(0x91, levels));
+        manifest.push(0xc0);
+        let mut bytes = file_header();
+        bytes.extend(record(1, &manifest));
+        assert!(matches!(decode(&bytes), Err(FormatError::Payload { record: 0, .. })));
+    }
+    // Unknown fields nested a little are skipped: a newer writer's extra field is not an error.
+    let checkpoint = sample(1);
+    let mut manifest = rmp_serde::to_vec_named(&checkpoint.manifest).unwrap();
+    assert_eq!(manifest[0], 0x85, "a map of the manifest's five fields");
+    manifest[0] = 0x86;
+    manifest.extend([0xa3, b'z', b'z', b'z']);
+    manifest.extend(std::iter::repeat_n(0x91, 40));
+    manifest.push(0xc0);
+    let mut bytes = file_header();
+    bytes.extend(record(1, &manifest));
+    assert_eq!(decode_manifest(&bytes), Ok(checkpoint.manifest));
+}

@@ -37,6 +37,10 @@ const FILE_HEADER_LEN: usize = 12;
 /// Kind, length and checksum.
 const RECORD_HEADER_LEN: usize = 9;
 
+/// How deep a record's MessagePack may nest. The model needs 6 levels; the limit keeps a
+/// crafted payload (e.g. an unknown field of 100 000 nested arrays) from overflowing the stack.
+const MAX_NESTING: usize = 64;
+
 /// How many bytes [`manifest_len`] needs to see.
 pub(crate) const MANIFEST_HEADER_LEN: usize = FILE_HEADER_LEN + RECORD_HEADER_LEN;
 
@@ -379,6 +383,7 @@ impl RawRecord<'_> {
         let payload_error =
             |reason: String| FormatError::Payload { record: self.record, kind: self.kind, reason };
         let mut de = rmp_serde::Deserializer::new(Cursor::new(self.payload));
+        de.set_max_depth(MAX_NESTING);
         let value = T::deserialize(&mut de).map_err(|err| payload_error(err.to_string()))?;
         let used = de.position();
         let len = self.payload.len() as u64;
