@@ -13,9 +13,10 @@ use crate::checkpoint::model::{Checkpoint, CheckpointId};
 /// It is shaped so that an S3-compatible object store can implement it as well as
 /// [`FsStore`](crate::FsStore): a checkpoint is one whole object written at once (a PUT of
 /// [`encode`](crate::encode)'s bytes is atomic), [`ids`](Self::ids) is a listing of keys under a
-/// prefix, [`list`](Self::list) needs only the start of each object
-/// ([`decode_manifest`](crate::decode_manifest) over a ranged GET), and nothing relies on
-/// renaming or appending. Its errors go in [`StoreError::Backend`].
+/// prefix, [`list`](Self::list) needs only the start of each object (a ranged GET of the first
+/// kilobytes; [`decode_manifest`](crate::decode_manifest) reports
+/// [`Truncated`](crate::FormatError::Truncated) if the manifest is longer), and nothing relies
+/// on renaming or appending. Its errors go in [`StoreError::Backend`].
 ///
 /// The caller picks each checkpoint's id (in [`Manifest::id`](crate::Manifest::id)), usually
 /// [`next_id`](Self::next_id). A store is written by one system at a time.
