@@ -59,7 +59,7 @@ pub(crate) enum Input {
     /// `ctx: &mut Context<Self>` (or `&Context<Self>`): passed through, not sent.
     Ctx { mutable: bool },
     /// A message field.
-    Field { name: Ident, ty: Type },
+    Field { name: Ident, ty: Box<Type> },
     /// The payload of a hook (`reason: &ExitReason`, `event: ChildEvent`, `down: Down`).
     Payload,
 }
@@ -67,32 +67,32 @@ pub(crate) enum Input {
 /// The lifecycle hooks of the `Actor` trait that a method can stand for.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum HookKind {
-    OnStart,
-    OnStop,
-    OnChildEvent,
-    OnDown,
+    Start,
+    Stop,
+    ChildEvent,
+    Down,
 }
 
 impl HookKind {
     pub(crate) const ALL: [HookKind; 4] =
-        [HookKind::OnStart, HookKind::OnStop, HookKind::OnChildEvent, HookKind::OnDown];
+        [HookKind::Start, HookKind::Stop, HookKind::ChildEvent, HookKind::Down];
 
     pub(crate) fn name(self) -> &'static str {
         match self {
-            HookKind::OnStart => "on_start",
-            HookKind::OnStop => "on_stop",
-            HookKind::OnChildEvent => "on_child_event",
-            HookKind::OnDown => "on_down",
+            HookKind::Start => "on_start",
+            HookKind::Stop => "on_stop",
+            HookKind::ChildEvent => "on_child_event",
+            HookKind::Down => "on_down",
         }
     }
 
     /// The payload argument the trait hook passes besides the context, if any.
     fn payload(self) -> Option<&'static str> {
         match self {
-            HookKind::OnStart => None,
-            HookKind::OnStop => Some("reason: &ExitReason"),
-            HookKind::OnChildEvent => Some("event: ChildEvent"),
-            HookKind::OnDown => Some("down: Down"),
+            HookKind::Start => None,
+            HookKind::Stop => Some("reason: &ExitReason"),
+            HookKind::ChildEvent => Some("event: ChildEvent"),
+            HookKind::Down => Some("down: Down"),
         }
     }
 
@@ -434,7 +434,7 @@ fn parse_inputs(
             );
             continue;
         }
-        inputs.push(Input::Field { name, ty: replace_self(ty, self_ty) });
+        inputs.push(Input::Field { name, ty: Box::new(replace_self(ty, self_ty)) });
     }
     inputs
 }
@@ -481,7 +481,7 @@ fn parse_reply(cx: &Ctxt, output: &ReturnType, self_ty: &Type) -> Option<Type> {
 
 /// Hooks other than `on_start` return nothing.
 fn check_hook_output(cx: &Ctxt, func: &ImplItemFn, kind: HookKind) {
-    if kind == HookKind::OnStart {
+    if kind == HookKind::Start {
         return;
     }
     if let ReturnType::Type(_, ty) = &func.sig.output

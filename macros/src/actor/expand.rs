@@ -63,7 +63,7 @@ pub(crate) fn expand(actor: &ActorImpl) -> TokenStream {
     let reply_variants = handlers.iter().copied().map(|h| reply_variant(&names, h));
     let arms = handlers.iter().copied().map(|h| dispatch_arm(&names, h));
     let hook_fns = hooks.iter().map(|h| hook_fn(&names, h));
-    let start_helper = hooks.iter().any(|h| h.kind == HookKind::OnStart).then(|| {
+    let start_helper = hooks.iter().any(|h| h.kind == HookKind::Start).then(|| {
         quote! {
             /// What an `on_start` hook may return: nothing, or a result.
             trait __AmberStartResult {
@@ -164,7 +164,7 @@ fn fields(h: &Handler) -> Vec<(&Ident, &Type)> {
     h.inputs
         .iter()
         .filter_map(|i| match i {
-            Input::Field { name, ty } => Some((name, ty)),
+            Input::Field { name, ty } => Some((name, &**ty)),
             _ => None,
         })
         .collect()
@@ -257,7 +257,7 @@ fn hook_fn(names: &Names<'_>, hook: &Hook) -> TokenStream {
     let call = if hook.is_async { quote!(#call.await) } else { call };
     let ctx = quote!(__ctx: &mut #krate::Context<Self>);
     match hook.kind {
-        HookKind::OnStart => quote! {
+        HookKind::Start => quote! {
             async fn on_start(
                 &mut self,
                 #ctx,
@@ -265,17 +265,17 @@ fn hook_fn(names: &Names<'_>, hook: &Hook) -> TokenStream {
                 __AmberStartResult::__amber_into(#call)
             }
         },
-        HookKind::OnStop => quote! {
+        HookKind::Stop => quote! {
             async fn on_stop(&mut self, #ctx, __payload: &#krate::ExitReason) {
                 #call
             }
         },
-        HookKind::OnChildEvent => quote! {
+        HookKind::ChildEvent => quote! {
             async fn on_child_event(&mut self, #ctx, __payload: #krate::ChildEvent) {
                 #call
             }
         },
-        HookKind::OnDown => quote! {
+        HookKind::Down => quote! {
             async fn on_down(&mut self, #ctx, __payload: #krate::Down) {
                 #call
             }

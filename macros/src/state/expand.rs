@@ -36,8 +36,13 @@ pub(crate) fn expand(cont: &Container<'_>) -> TokenStream {
 
     // The shadow structs: a borrowed view of the stored fields for encoding, an owned one
     // for decoding. Both carry the struct's generics; a phantom field uses them all.
-    let phantom = (!type_params.is_empty()).then(|| {
+    // The encoding shadow also needs one for its lifetime when no field is stored. (A skipped
+    // field changes nothing in the encoding, so the two shadows still agree.)
+    let de_phantom = (!type_params.is_empty()).then(|| {
         quote! { ::core::marker::PhantomData<fn() -> (#(#type_params,)*)> }
+    });
+    let ser_phantom = (!type_params.is_empty() || kept.is_empty()).then(|| {
+        quote! { ::core::marker::PhantomData<(&'__amber (), fn() -> (#(#type_params,)*))> }
     });
     let tuple_shadow = cont.style == Style::Tuple && !kept.is_empty();
     let shadow_members: Vec<Member> = kept
@@ -73,10 +78,13 @@ pub(crate) fn expand(cont: &Container<'_>) -> TokenStream {
     });
     let de_fields =
         kept.iter().zip(&kept_types).map(|(f, ty)| field_def(tuple_shadow, &f.member, quote!(#ty)));
-    let phantom_def = phantom.as_ref().map(|p| {
-        let def = field_def(tuple_shadow, &phantom_member, p.clone());
-        quote!(#[serde(skip)] #def)
-    });
+    let phantom_def = |phantom: &Option<TokenStream>| {
+        phantom.as_ref().map(|p| {
+            let def = field_def(tuple_shadow, &phantom_member, p.clone());
+            quote!(#[serde(skip)] #def)
+        })
+    };
+    let (ser_phantom_def, de_phantom_def) = (phantom_def(&ser_phantom), phantom_def(&de_phantom));
     let body = |fields: TokenStream| {
         if tuple_shadow {
             quote!(( #fields ) #where_clause ;)
@@ -84,8 +92,8 @@ pub(crate) fn expand(cont: &Container<'_>) -> TokenStream {
             quote!(#where_clause { #fields })
         }
     };
-    let ser_body = body(quote!(#(#ser_fields,)* #phantom_def));
-    let de_body = body(quote!(#(#de_fields,)* #phantom_def));
+    let ser_body = body(quote!(#(#ser_fields,)* #ser_phantom_def));
+    let de_body = body(quote!(#(#de_fields,)* #de_phantom_def));
 
     // encode_state: borrow every stored field.
     let ser_inits = kept.iter().zip(&shadow_members).map(|(f, m)| {
@@ -93,7 +101,7 @@ pub(crate) fn expand(cont: &Container<'_>) -> TokenStream {
         quote!(#m: &self.#member)
     });
     let phantom_init =
-        phantom.as_ref().map(|_| quote!(#phantom_member: ::core::marker::PhantomData));
+        ser_phantom.as_ref().map(|_| quote!(#phantom_member: ::core::marker::PhantomData));
 
     // decode_state: move stored fields out of the shadow, rebuild the skipped ones.
     let mut shadow_iter = shadow_members.iter();
