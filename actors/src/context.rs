@@ -103,7 +103,7 @@ impl<A: Actor> Context<A> {
         make: Make<C>,
     ) -> Result<ActorRef<C>, SpawnError> {
         let parent = self.me.erased();
-        let child = self.system.spawn_inner(options, make, Some(parent), self.epoch)?;
+        let child = self.system.spawn_inner(options, make, Some(parent), Some(self.epoch))?;
         self.children.insert(child.id(), child.erased());
         Ok(child)
     }

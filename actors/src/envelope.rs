@@ -1,6 +1,6 @@
 //! The envelope every data message travels in.
 
-use amber_snapshot::Epoch;
+use amber_snapshot::{Epoch, InFlightRecord};
 use tokio::sync::oneshot;
 
 use crate::mailbox::core::Stamp;
@@ -46,6 +46,24 @@ impl<A: Actor> Stamp for Envelope<A> {
         if !matches!(self.origin, Origin::Actor(_)) {
             self.epoch = receiver_epoch;
         }
+    }
+
+    #[inline]
+    fn tag(&self) -> Epoch {
+        self.epoch
+    }
+
+    fn record(&self, to: ActorId) -> Result<InFlightRecord, String> {
+        Ok(InFlightRecord {
+            to,
+            from: match self.origin {
+                Origin::Actor(id) => Some(id),
+                Origin::Outside | Origin::Timer(_) => None,
+            },
+            epoch: self.epoch,
+            ask: self.reply.is_some(),
+            payload: crate::encode(&self.msg).map_err(|e| e.to_string())?,
+        })
     }
 }
 

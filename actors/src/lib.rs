@@ -60,6 +60,7 @@ mod mailbox;
 mod registry;
 mod runner;
 mod signal;
+pub mod snapshot;
 mod state;
 mod supervision;
 mod system;
@@ -75,9 +76,10 @@ pub use envelope::Origin;
 pub use error::{AskError, CodecError, LookupError, SendError, SpawnError, TrySendError};
 pub use mailbox::{DEFAULT_CAPACITY, MailboxCapacity};
 pub use signal::{ChildEvent, Down, ExitReason};
+pub use snapshot::{RestoreError, SnapshotError};
 pub use state::{ActorState, StateError};
 pub use supervision::{RestartPolicy, SpawnOptions};
-pub use system::{ActorSystem, SystemBuilder};
+pub use system::{ActorSystem, CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, SystemBuilder};
 pub use timer::TimerId;
 
 /// Encodes a value (a state, a message) as MessagePack with field names, the encoding of

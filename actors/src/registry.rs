@@ -50,6 +50,11 @@ impl Registry {
             .ok_or_else(|| LookupError::NotFound(name.to_owned()))
     }
 
+    /// Every live actor (a copy of the list, so no registry lock is held afterwards).
+    pub(crate) fn all(&self) -> Vec<Arc<dyn AnyMailbox>> {
+        self.by_id.iter().map(|e| e.value().clone()).collect()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.by_id.len()
     }

@@ -1,12 +1,18 @@
 //! The task that runs one actor: start, the message loop, restarts, and the ordered stop.
 
+use std::collections::HashSet;
 use std::future::poll_fn;
 use std::time::Instant;
 
+use amber_snapshot::{ActorEntry, Epoch, StateRecord};
+
 use crate::current::Running;
 use crate::envelope::{Envelope, Origin};
+use crate::mailbox::core::Stamp;
 use crate::mailbox::{Inbox, Next, terminated};
 use crate::signal::Signal;
+use crate::snapshot::CutReport;
+use crate::snapshot::types::StateCodec;
 use crate::supervision::{AfterPanic, Restarts};
 use crate::system::Factory;
 use crate::turn::{turn, turn_sync};
@@ -24,6 +30,10 @@ pub(crate) struct Runner<A: Actor> {
     pub(crate) ctx: Context<A>,
     pub(crate) inbox: Inbox<Envelope<A>>,
     pub(crate) restarts: Restarts,
+    /// How to capture the state at a cut; `None` if the type is not registered.
+    pub(crate) codec: Option<StateCodec<A>>,
+    /// Rebuilt from a checkpoint: it resumes, so `on_start` does not run again.
+    pub(crate) resumed: bool,
 }
 
 impl<A: Actor> Runner<A> {
@@ -40,7 +50,8 @@ impl<A: Actor> Runner<A> {
 
     /// Starts the actor and handles messages until it must stop; returns why.
     async fn live(&mut self) -> ExitReason {
-        match self.start_once().await {
+        let started = if self.resumed { Ok(()) } else { self.start_once().await };
+        match started {
             Ok(()) => {}
             Err(StartFailure::Failed(reason)) => return reason,
             Err(StartFailure::Panicked(panic)) => {
@@ -121,6 +132,11 @@ impl<A: Actor> Runner<A> {
 
     /// Handles one data message; `Some` if the actor must stop.
     async fn handle(&mut self, env: Envelope<A>) -> Option<ExitReason> {
+        if env.epoch > self.ctx.epoch {
+            // Sent by an actor that already cut for a later snapshot: cut first, or this
+            // message would be inside our cut but outside its sender's.
+            self.take_cut(env.epoch);
+        }
         let Envelope { origin, msg, reply, .. } = env;
         if let Origin::Timer(id) = origin
             && !self.ctx.timers.fire(id)
@@ -164,6 +180,10 @@ impl<A: Actor> Runner<A> {
                 let actor = self.actor.as_mut()?;
                 turn(running, actor.on_child_event(&mut self.ctx, event)).await
             }
+            Signal::Marker(epoch) => {
+                self.take_cut(epoch);
+                return None;
+            }
             Signal::Down(down) => {
                 if !self.ctx.watching.remove(&down.actor) {
                     return None; // unwatched meanwhile
@@ -176,6 +196,52 @@ impl<A: Actor> Runner<A> {
             Ok(()) => None,
             Err(panic) => self.recover(panic).await,
         }
+    }
+
+    /// Takes the cut for snapshot `to` if behind it: captures the state and pending timers,
+    /// moves the backlog into the batch atomically with the epoch switch, records the part of
+    /// the backlog that is in flight, and hands it all to the snapshot engine.
+    fn take_cut(&mut self, to: Epoch) {
+        let id = self.ctx.id();
+        let encoded = match (&self.codec, &self.actor) {
+            (Some(codec), Some(actor)) => (codec.encode)(actor).map_err(|e| {
+                format!("actor {id} ({}): state does not encode: {e}", codec.type_name)
+            }),
+            (None, _) => Err(format!(
+                "actor {id} ({}) is not registered as an ActorState, so it cannot be captured",
+                self.inbox.core().meta.type_name
+            )),
+            (Some(_), None) => Err(format!("actor {id} has no instance")),
+        };
+        let Some((cut, batch)) = self.inbox.cut(to) else { return };
+        let mut queued_timers = HashSet::new();
+        let mut backlog = Vec::new();
+        for env in batch {
+            if let Origin::Timer(timer) = env.origin {
+                queued_timers.insert(timer);
+            }
+            if env.epoch < cut.to {
+                backlog.push(env.record(id));
+            }
+        }
+        self.ctx.epoch = cut.to;
+        let state = encoded.and_then(|bytes| {
+            let timers = self.ctx.timers.capture(&queued_timers)?;
+            Ok(StateRecord { id, state: bytes, timers })
+        });
+        let core = self.inbox.core();
+        let entry = ActorEntry {
+            id,
+            type_name: core.meta.type_name.to_owned(),
+            name: core.meta.name.as_deref().map(str::to_owned),
+            node: self.ctx.system.node().to_owned(),
+            parent: self.ctx.parent.as_ref().map(|p| p.id()),
+            watchers: core.watcher_ids(),
+            state_version: self.codec.map_or(0, |c| c.version),
+        };
+        tracing::trace!(actor = %id, epoch = %cut.to, backlog = backlog.len(), "cut");
+        let effects = self.ctx.system.engine().cut(cut, CutReport { entry, state, backlog });
+        self.ctx.system.run_effects(effects);
     }
 
     /// Stops the actor in order: refuse new messages, stop and await the children, cancel
@@ -214,6 +280,9 @@ impl<A: Actor> Runner<A> {
             let _ = parent
                 .signal(Signal::Child(ChildEvent::Exited { child: id, reason: reason.clone() }));
         }
+        // Only now, with its mailbox terminated, has the actor left any running snapshot.
+        let effects = self.ctx.system.engine().stopped(self.ctx.epoch);
+        self.ctx.system.run_effects(effects);
         if reason.is_failure() {
             tracing::warn!(actor = %id, %reason, "stopped");
         } else {

@@ -90,4 +90,6 @@ pub(crate) enum Signal {
     Child(ChildEvent),
     /// A watched actor stopped.
     Down(Down),
+    /// Snapshot marker: take the cut for this epoch if behind it.
+    Marker(amber_snapshot::Epoch),
 }

@@ -28,6 +28,8 @@ struct Entry {
     deadline: Instant,
     /// `Some` for an interval timer.
     period: Option<Duration>,
+    /// The message, encoded when the timer was armed, for snapshots.
+    msg: Result<Vec<u8>, String>,
 }
 
 /// An actor's live timers.
@@ -46,13 +48,15 @@ impl Timers {
         msg: A::Msg,
     ) -> TimerId {
         let id = self.next_id();
+        let bytes = crate::encode(&msg).map_err(|e| e.to_string());
         let target = ActorRef::from_mailbox(mailbox.clone());
         let task = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             let _ = target.push(timer_envelope::<A>(id, msg)).await;
         });
         let deadline = Instant::now() + delay;
-        self.live.insert(id, Entry { task: task.abort_handle(), deadline, period: None });
+        self.live
+            .insert(id, Entry { task: task.abort_handle(), deadline, period: None, msg: bytes });
         id
     }
 
@@ -66,22 +70,88 @@ impl Timers {
     where
         A::Msg: Clone,
     {
+        let bytes = crate::encode(&msg).map_err(|e| e.to_string());
+        self.interval(mailbox, period, period, bytes, move || Some(msg.clone()))
+    }
+
+    /// Re-arms an interval timer from a checkpoint: its message is decoded from `bytes` for
+    /// each tick (refs inside resolve against `system`).
+    pub(crate) fn restore_every<A: Actor>(
+        &mut self,
+        mailbox: &Arc<Mailbox<A>>,
+        system: crate::ActorSystem,
+        first: Duration,
+        period: Duration,
+        bytes: Vec<u8>,
+    ) -> TimerId {
+        let msg_bytes = bytes.clone();
+        self.interval(mailbox, first, period, Ok(bytes), move || {
+            system.decode::<A::Msg>(&msg_bytes).ok()
+        })
+    }
+
+    fn interval<A: Actor>(
+        &mut self,
+        mailbox: &Arc<Mailbox<A>>,
+        first: Duration,
+        period: Duration,
+        bytes: Result<Vec<u8>, String>,
+        mut make: impl FnMut() -> Option<A::Msg> + Send + 'static,
+    ) -> TimerId {
         let id = self.next_id();
         let target = ActorRef::from_mailbox(mailbox.clone());
         let period = period.max(Duration::from_micros(1));
+        let start = Instant::now() + first;
         let task = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
+            let mut ticks = tokio::time::interval_at(start, period);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                if target.push(timer_envelope::<A>(id, msg.clone())).await.is_err() {
+                let Some(msg) = make() else { return };
+                if target.push(timer_envelope::<A>(id, msg)).await.is_err() {
                     return;
                 }
             }
         });
-        let deadline = Instant::now() + period;
-        self.live.insert(id, Entry { task: task.abort_handle(), deadline, period: Some(period) });
+        let entry =
+            Entry { task: task.abort_handle(), deadline: start, period: Some(period), msg: bytes };
+        self.live.insert(id, entry);
         id
+    }
+
+    /// The live timers as checkpoint entries, with their remaining delay from now. One-shot
+    /// timers whose message is already queued (`queued`) are left out: the queued message is
+    /// recorded in flight instead. An interval timer's next tick is the first one after now.
+    pub(crate) fn capture(
+        &self,
+        queued: &std::collections::HashSet<TimerId>,
+    ) -> Result<Vec<amber_snapshot::TimerEntry>, String> {
+        let now = Instant::now();
+        let mut out = Vec::with_capacity(self.live.len());
+        let mut ids: Vec<_> = self.live.keys().copied().collect();
+        ids.sort();
+        for id in ids {
+            let entry = &self.live[&id];
+            if entry.period.is_none() && queued.contains(&id) {
+                continue;
+            }
+            let mut due = entry.deadline;
+            if let Some(period) = entry.period {
+                while due <= now {
+                    due += period;
+                }
+            }
+            out.push(amber_snapshot::TimerEntry {
+                timer: id.0,
+                remaining_us: due.saturating_duration_since(now).as_micros() as u64,
+                period_us: entry.period.map(|p| p.as_micros() as u64),
+                msg: entry
+                    .msg
+                    .clone()
+                    .map_err(|e| format!("timer message does not encode: {e}"))?,
+            });
+        }
+        Ok(out)
     }
 
     /// Cancels a timer; `false` if it was not live (already fired or cancelled).

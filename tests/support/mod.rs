@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod bank;
+
 use std::future::Future;
 use std::time::Duration;
 

@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 
-use amber_snapshot::Epoch;
+use amber_snapshot::{ActorCut, Cut, Epoch, InFlightRecord};
 
 use crate::loom::lock;
 use crate::loom::sync::atomic::{AtomicBool, Ordering};
@@ -32,12 +32,55 @@ pub(crate) struct Meta {
     pub(crate) type_name: &'static str,
     pub(crate) name: Option<Arc<str>>,
     pub(crate) ask_timeout: std::time::Duration,
+    pub(crate) late: Arc<LateSink>,
 }
 
 /// An item that can be carried by a mailbox.
 pub(crate) trait Stamp {
     /// Called under the mailbox lock when the item is enqueued, with the receiver's epoch.
     fn on_arrival(&mut self, receiver_epoch: Epoch);
+    /// The item's epoch tag (after [`on_arrival`](Stamp::on_arrival)).
+    fn tag(&self) -> Epoch;
+    /// A copy of the item as an in-flight record addressed to `to`.
+    fn record(&self, to: ActorId) -> Result<InFlightRecord, String>;
+}
+
+/// Where messages that cross a cut after it was taken ("late" messages, and dead letters
+/// refused by an actor that stopped after its cut) are recorded, in arrival order.
+///
+/// Its lock is a leaf: it is taken under a mailbox lock and takes no other lock.
+#[derive(Debug, Default)]
+pub(crate) struct LateSink {
+    records: Mutex<Vec<Late>>,
+}
+
+/// One late recording: for snapshot `snapshot`, the message, or why it could not be copied.
+#[derive(Debug)]
+pub(crate) struct Late {
+    pub(crate) snapshot: Epoch,
+    pub(crate) record: Result<InFlightRecord, String>,
+}
+
+impl LateSink {
+    fn push(&self, late: Late) {
+        lock(&self.records).push(late);
+    }
+
+    /// Takes every recording made for `snapshot`, dropping those of older snapshots
+    /// (which were aborted); recordings for later snapshots stay.
+    pub(crate) fn take(&self, snapshot: Epoch) -> Vec<Result<InFlightRecord, String>> {
+        let mut records = lock(&self.records);
+        let all = std::mem::take(&mut *records);
+        let mut taken = Vec::new();
+        for late in all {
+            match late.snapshot.cmp(&snapshot) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => taken.push(late.record),
+                std::cmp::Ordering::Greater => records.push(late),
+            }
+        }
+        taken
+    }
 }
 
 /// Why a push failed; the item is given back.
@@ -84,8 +127,9 @@ struct Queue<T> {
     tx_waiters: Vec<Waker>,
     /// Tasks waiting for the actor to terminate.
     exit_waiters: Vec<Waker>,
-    /// The receiving actor's epoch, moved forward only by its cut.
-    epoch: Epoch,
+    /// The receiving actor's place in the snapshot protocol (its epoch, its latest cut),
+    /// moved forward only by the consumer's cut, always under this lock.
+    cut: ActorCut,
     /// Actors watching this one; told once it terminates.
     watchers: Vec<Watcher>,
     /// Why the actor terminated, once it has.
@@ -115,7 +159,7 @@ impl<T: Stamp> MailboxCore<T> {
                 rx_waker: None,
                 tx_waiters: Vec::new(),
                 exit_waiters: Vec::new(),
-                epoch,
+                cut: ActorCut::new(epoch),
                 watchers: Vec::new(),
                 exit: None,
             }),
@@ -128,12 +172,14 @@ impl<T: Stamp> MailboxCore<T> {
         let waker = {
             let mut q = lock(&self.queue);
             if q.lifecycle != Lifecycle::Open {
+                self.record_if_late(&q, &item);
                 return Err(PushError::Closed(item));
             }
             if q.data.len() >= q.capacity {
                 return Err(PushError::Full(item));
             }
-            item.on_arrival(q.epoch);
+            item.on_arrival(q.cut.epoch());
+            self.record_if_late(&q, &item);
             q.data.push_back(item);
             q.rx_waker.take()
         };
@@ -148,6 +194,7 @@ impl<T: Stamp> MailboxCore<T> {
         let waker = {
             let mut q = lock(&self.queue);
             if q.lifecycle != Lifecycle::Open {
+                self.record_if_late(&q, &item);
                 return Err(PushError::Closed(item));
             }
             if q.data.len() >= q.capacity {
@@ -156,7 +203,8 @@ impl<T: Stamp> MailboxCore<T> {
                 }
                 return Err(PushError::Full(item));
             }
-            item.on_arrival(q.epoch);
+            item.on_arrival(q.cut.epoch());
+            self.record_if_late(&q, &item);
             q.data.push_back(item);
             q.rx_waker.take()
         };
@@ -164,6 +212,16 @@ impl<T: Stamp> MailboxCore<T> {
             w.wake();
         }
         Ok(())
+    }
+
+    /// Under the lock: if the item crosses this actor's latest cut (sent before its sender's
+    /// cut, arriving after ours), records a copy for that snapshot.
+    #[inline]
+    fn record_if_late(&self, q: &Queue<T>, item: &T) {
+        if let Some(snapshot) = q.cut.recording(item.tag()) {
+            let record = item.record(self.meta.id);
+            self.meta.late.push(Late { snapshot, record });
+        }
     }
 
     /// Pushes a control signal. Control ignores capacity and is refused only once the actor
@@ -254,6 +312,17 @@ impl<T: Stamp> MailboxCore<T> {
                 Ok(())
             }
         }
+    }
+
+    /// The ids of the actors watching this one.
+    pub(crate) fn watcher_ids(&self) -> Vec<ActorId> {
+        lock(&self.queue).watchers.iter().map(|w| w.id()).collect()
+    }
+
+    /// Enqueues restored in-flight messages, in order and regardless of capacity, before
+    /// the actor starts. They keep the tags they were recorded with.
+    pub(crate) fn restore_queue(&self, items: impl IntoIterator<Item = T>) {
+        lock(&self.queue).data.extend(items);
     }
 
     /// Removes `id` from the watchers.
@@ -355,6 +424,23 @@ impl<T: Stamp> Inbox<T> {
         next
     }
 
+    /// Takes the cut for snapshot `to` if the actor is behind it: atomically with respect to
+    /// senders, moves every waiting message into the consumer's batch and advances the
+    /// actor's epoch. Returns the cut and the batch, which now holds exactly the backlog at
+    /// the cut (in queue order): messages in it tagged below `cut.to` are in flight.
+    pub(crate) fn cut(&mut self, to: Epoch) -> Option<(Cut, &VecDeque<T>)> {
+        let (cut, txs) = {
+            let mut q = lock(&self.core.queue);
+            let cut = q.cut.on_marker(to)?;
+            self.batch.append(&mut q.data);
+            (cut, std::mem::take(&mut q.tx_waiters))
+        };
+        for w in txs {
+            w.wake();
+        }
+        Some((cut, &self.batch))
+    }
+
     /// Terminates the mailbox and drops everything still queued, the consumer's batch
     /// included. Returns the number of dead letters and the watchers to tell.
     pub(crate) fn terminate(&mut self, reason: ExitReason) -> (usize, Vec<Watcher>) {
@@ -372,9 +458,16 @@ impl<T: Stamp> Inbox<T> {
     }
 }
 
+/// Test items: the value is the tag (sent by an actor of that epoch).
 #[cfg(test)]
 impl Stamp for u32 {
     fn on_arrival(&mut self, _receiver_epoch: Epoch) {}
+    fn tag(&self) -> Epoch {
+        Epoch(u64::from(*self) / 1000)
+    }
+    fn record(&self, to: ActorId) -> Result<InFlightRecord, String> {
+        Ok(InFlightRecord { to, from: None, epoch: self.tag(), ask: false, payload: vec![] })
+    }
 }
 
 /// Metadata for mailboxes in unit and loom tests.
@@ -385,6 +478,7 @@ pub(crate) fn test_meta() -> Meta {
         type_name: "test",
         name: None,
         ask_timeout: std::time::Duration::from_secs(1),
+        late: Arc::default(),
     }
 }
 

@@ -1,12 +1,12 @@
-//! [`ActorSystem`]: spawning, the registry, decoding refs, and shutdown.
+//! [`ActorSystem`]: spawning, the registry, decoding refs, snapshots and shutdown.
 
-use std::any::TypeId;
-use std::cell::RefCell;
-use std::collections::HashMap;
+mod builder;
+mod decode;
+mod snapshots;
+
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 use amber_snapshot::Epoch;
 use dashmap::DashMap;
@@ -14,14 +14,19 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
+pub use builder::SystemBuilder;
+pub(crate) use decode::resolve;
+pub use snapshots::{CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE};
+
 use crate::mailbox::core::Meta;
-use crate::mailbox::{AnyMailbox, Inbox, Mailbox, MailboxCapacity, terminated};
+use crate::mailbox::{AnyMailbox, Inbox, Mailbox, terminated};
 use crate::registry::Registry;
 use crate::runner::Runner;
 use crate::signal::Signal;
+use crate::snapshot::{Effects, SnapshotEngine};
 use crate::supervision::Restarts;
 use crate::{
-    Actor, ActorId, ActorRef, ActorState, CodecError, Context, ExitReason, LookupError, SpawnError,
+    Actor, ActorId, ActorRef, CodecError, Context, ExitReason, LookupError, SpawnError,
     SpawnOptions, SystemId,
 };
 
@@ -34,119 +39,6 @@ pub(crate) enum Make<A> {
     Factory(Factory<A>),
 }
 
-/// The actor types a system can rebuild from stored state, by stable type name.
-#[derive(Clone, Default)]
-pub(crate) struct TypeRegistry {
-    by_name: HashMap<&'static str, RegisteredType>,
-    by_type: HashMap<TypeId, &'static str>,
-}
-
-/// One registered actor type.
-#[derive(Clone, Copy)]
-pub(crate) struct RegisteredType {
-    pub(crate) type_name: &'static str,
-    pub(crate) version: u32,
-}
-
-impl TypeRegistry {
-    /// The registration of actor type `A`, if any.
-    pub(crate) fn of<A: Actor>(&self) -> Option<RegisteredType> {
-        self.by_type.get(&TypeId::of::<A>()).and_then(|n| self.by_name.get(n)).copied()
-    }
-
-    /// The registration under `type_name`, if any.
-    pub(crate) fn named(&self, type_name: &str) -> Option<RegisteredType> {
-        self.by_name.get(type_name).copied()
-    }
-}
-
-impl fmt::Debug for TypeRegistry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.by_name.keys()).finish()
-    }
-}
-
-/// Settings of an [`ActorSystem`].
-#[derive(Debug, Clone)]
-pub struct SystemBuilder {
-    name: String,
-    capacity: MailboxCapacity,
-    ask_timeout: Duration,
-    types: TypeRegistry,
-}
-
-impl Default for SystemBuilder {
-    fn default() -> Self {
-        SystemBuilder {
-            name: "amber".into(),
-            capacity: MailboxCapacity::default(),
-            ask_timeout: Duration::from_secs(5),
-            types: TypeRegistry::default(),
-        }
-    }
-}
-
-impl SystemBuilder {
-    /// The system's name, for logs.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
-    }
-
-    /// The default mailbox capacity of actors spawned without one.
-    pub fn mailbox_capacity(mut self, capacity: MailboxCapacity) -> Self {
-        self.capacity = capacity;
-        self
-    }
-
-    /// How long [`ActorRef::ask`] waits for a reply.
-    pub fn ask_timeout(mut self, timeout: Duration) -> Self {
-        self.ask_timeout = timeout;
-        self
-    }
-
-    /// Registers actor type `A` under its [`ActorState::TYPE_NAME`], so snapshots can capture
-    /// its actors and a restore can rebuild them.
-    ///
-    /// # Panics
-    ///
-    /// If another type is already registered under the same name: two types sharing a
-    /// stored name would make checkpoints ambiguous, so this is a programming error.
-    pub fn register<A: ActorState>(mut self) -> Self {
-        let entry = RegisteredType { type_name: A::TYPE_NAME, version: A::VERSION };
-        if let Some(other) = self.types.by_name.get(A::TYPE_NAME)
-            && self.types.by_type.get(&TypeId::of::<A>()) != Some(&other.type_name)
-        {
-            panic!("two actor types are registered under the name {:?}", A::TYPE_NAME);
-        }
-        self.types.by_name.insert(A::TYPE_NAME, entry);
-        self.types.by_type.insert(TypeId::of::<A>(), A::TYPE_NAME);
-        self
-    }
-
-    /// Builds the system. Actors run on the tokio runtime this is called from.
-    ///
-    /// # Panics
-    ///
-    /// Outside a tokio runtime, like `tokio::spawn`.
-    pub fn build(self) -> ActorSystem {
-        let runtime = tokio::runtime::Handle::current();
-        let id = SystemId::random();
-        tracing::debug!(system = %id, name = %self.name, "actor system started");
-        ActorSystem {
-            inner: Arc::new(SystemInner {
-                id,
-                config: self,
-                runtime,
-                seq: AtomicU64::new(0),
-                registry: Registry::default(),
-                roots: DashMap::new(),
-                shutting_down: AtomicBool::new(false),
-            }),
-        }
-    }
-}
-
 struct SystemInner {
     id: SystemId,
     config: SystemBuilder,
@@ -157,6 +49,7 @@ struct SystemInner {
     /// each stops its own children first.
     roots: DashMap<ActorId, Arc<dyn AnyMailbox>>,
     shutting_down: AtomicBool,
+    engine: SnapshotEngine,
 }
 
 /// A set of actors sharing a registry, running on one tokio runtime.
@@ -210,6 +103,26 @@ impl ActorSystem {
         SystemBuilder::default()
     }
 
+    /// A system whose last completed snapshot is `epoch` (zero for a fresh one).
+    pub(crate) fn from_builder(config: SystemBuilder, epoch: Epoch) -> ActorSystem {
+        let runtime = tokio::runtime::Handle::current();
+        let id = SystemId::random();
+        tracing::debug!(system = %id, name = %config.name, "actor system started");
+        let engine = SnapshotEngine::new(config.node.clone(), epoch);
+        ActorSystem {
+            inner: Arc::new(SystemInner {
+                id,
+                config,
+                runtime,
+                seq: AtomicU64::new(0),
+                registry: Registry::default(),
+                roots: DashMap::new(),
+                shutting_down: AtomicBool::new(false),
+                engine,
+            }),
+        }
+    }
+
     /// This system's id.
     pub fn id(&self) -> SystemId {
         self.inner.id
@@ -220,9 +133,14 @@ impl ActorSystem {
         &self.inner.config.name
     }
 
+    /// This node's name, as written into checkpoints.
+    pub fn node(&self) -> &str {
+        &self.inner.config.node
+    }
+
     /// Spawns a top-level actor.
     pub fn spawn<A: Actor>(&self, actor: A) -> Result<ActorRef<A>, SpawnError> {
-        self.spawn_inner(SpawnOptions::new(), Make::Instance(actor), None, Epoch::ZERO)
+        self.spawn_inner(SpawnOptions::new(), Make::Instance(actor), None, None)
     }
 
     /// Spawns a top-level actor registered under `name`.
@@ -231,7 +149,7 @@ impl ActorSystem {
         name: impl Into<String>,
         actor: A,
     ) -> Result<ActorRef<A>, SpawnError> {
-        self.spawn_inner(SpawnOptions::new().name(name), Make::Instance(actor), None, Epoch::ZERO)
+        self.spawn_inner(SpawnOptions::new().name(name), Make::Instance(actor), None, None)
     }
 
     /// Spawns a top-level actor built by `factory`, which is called again for each restart
@@ -241,53 +159,112 @@ impl ActorSystem {
         options: SpawnOptions,
         factory: impl FnMut() -> A + Send + 'static,
     ) -> Result<ActorRef<A>, SpawnError> {
-        self.spawn_inner(options, Make::Factory(Box::new(factory)), None, Epoch::ZERO)
+        self.spawn_inner(options, Make::Factory(Box::new(factory)), None, None)
     }
 
+    /// Spawns an actor: a child of `parent` (born in the parent's `epoch`), or a top-level
+    /// actor (born in the node's spawn epoch).
     pub(crate) fn spawn_inner<A: Actor>(
         &self,
         options: SpawnOptions,
         make: Make<A>,
         parent: Option<Arc<dyn AnyMailbox>>,
-        epoch: Epoch,
+        epoch: Option<Epoch>,
     ) -> Result<ActorRef<A>, SpawnError> {
         let inner = &self.inner;
         if inner.shutting_down.load(Ordering::Acquire) {
             return Err(SpawnError::ShuttingDown);
         }
         let id = ActorId::new(inner.id, inner.seq.fetch_add(1, Ordering::Relaxed) + 1);
-        let meta = Meta {
-            id,
-            type_name: inner
-                .config
-                .types
-                .of::<A>()
-                .map_or(std::any::type_name::<A>(), |t| t.type_name),
-            name: options.name.as_deref().map(Arc::from),
-            ask_timeout: inner.config.ask_timeout,
-        };
-        let capacity = options.capacity.unwrap_or(inner.config.capacity).limit();
-        let mailbox = Arc::new(Mailbox::<A>::new(meta, capacity, epoch));
-        inner.registry.insert(mailbox.clone())?;
-        let is_root = parent.is_none();
-        if is_root {
+        let capacity = options.capacity.map(|c| c.limit());
+        // Admission and registration happen under the snapshot engine's lock, so a newborn
+        // either sees a running snapshot's epoch or is reached by its marker broadcast.
+        let (mailbox, epoch, marker) = inner.engine.admit(epoch, |epoch| {
+            let mailbox = self.new_mailbox::<A>(id, options.name.clone(), capacity, epoch);
+            inner.registry.insert(mailbox.clone())?;
+            Ok::<_, SpawnError>(mailbox)
+        })?;
+        if parent.is_none() {
             inner.roots.insert(id, mailbox.clone());
         }
-        let me = ActorRef::from_mailbox(mailbox.clone());
+        if let Some(marker) = marker {
+            let _ = mailbox.push_control(Signal::Marker(marker));
+        }
         let (actor, factory) = match make {
             Make::Instance(a) => (Some(a), None),
             Make::Factory(f) => (None, Some(f)),
         };
-        let runner = Runner {
+        let ctx =
+            Context::new(ActorRef::from_mailbox(mailbox.clone()), self.clone(), parent, epoch);
+        Ok(self.start_runner(mailbox, actor, factory, ctx, Restarts::new(options.restart)))
+    }
+
+    /// A new, unregistered mailbox for an actor of type `A`.
+    pub(crate) fn new_mailbox<A: Actor>(
+        &self,
+        id: ActorId,
+        name: Option<String>,
+        capacity: Option<usize>,
+        epoch: Epoch,
+    ) -> Arc<Mailbox<A>> {
+        let inner = &self.inner;
+        let codec = inner.config.types.codec::<A>();
+        let meta = Meta {
+            id,
+            type_name: codec.map_or(std::any::type_name::<A>(), |c| c.type_name),
+            name: name.as_deref().map(Arc::from),
+            ask_timeout: inner.config.ask_timeout,
+            late: inner.engine.late.clone(),
+        };
+        let capacity = capacity.unwrap_or_else(|| inner.config.capacity.limit());
+        Arc::new(Mailbox::<A>::new(meta, capacity, epoch))
+    }
+
+    /// Starts the task running an actor whose mailbox is registered.
+    pub(crate) fn start_runner<A: Actor>(
+        &self,
+        mailbox: Arc<Mailbox<A>>,
+        actor: Option<A>,
+        factory: Option<Factory<A>>,
+        ctx: Context<A>,
+        restarts: Restarts,
+    ) -> ActorRef<A> {
+        self.start(Runner {
             actor,
             factory,
-            ctx: Context::new(me.clone(), self.clone(), parent, epoch),
+            ctx,
             inbox: Inbox::new(mailbox),
-            restarts: Restarts::new(options.restart),
-        };
+            restarts,
+            codec: self.inner.config.types.codec::<A>(),
+            resumed: false,
+        })
+    }
+
+    /// Starts the task of an actor rebuilt from a checkpoint: it resumes without `on_start`.
+    pub(crate) fn start_runner_restored<A: Actor>(
+        &self,
+        mailbox: Arc<Mailbox<A>>,
+        actor: A,
+        ctx: Context<A>,
+        restarts: Restarts,
+    ) -> ActorRef<A> {
+        self.start(Runner {
+            actor: Some(actor),
+            factory: None,
+            ctx,
+            inbox: Inbox::new(mailbox),
+            restarts,
+            codec: self.inner.config.types.codec::<A>(),
+            resumed: true,
+        })
+    }
+
+    fn start<A: Actor>(&self, runner: Runner<A>) -> ActorRef<A> {
+        let id = runner.ctx.id();
+        let me = runner.ctx.myself().clone();
         let span = tracing::debug_span!("actor", id = %id, ty = std::any::type_name::<A>());
-        inner.runtime.spawn(runner.run().instrument(span));
-        Ok(me)
+        self.inner.runtime.spawn(runner.run().instrument(span));
+        me
     }
 
     /// The live actor registered under `name`, if it is an `A`.
@@ -305,12 +282,7 @@ impl ActorSystem {
 
     /// The stable type name of actor type `A` if it is registered, else `None`.
     pub fn registered_name<A: Actor>(&self) -> Option<&'static str> {
-        self.inner.config.types.of::<A>().map(|t| t.type_name)
-    }
-
-    /// The state version registered under `type_name`, if that name is registered.
-    pub fn registered_version(&self, type_name: &str) -> Option<u32> {
-        self.inner.config.types.named(type_name).map(|t| t.version)
+        self.inner.config.types.codec::<A>().map(|c| c.type_name)
     }
 
     /// The number of live actors.
@@ -327,17 +299,18 @@ impl ActorSystem {
     /// system. A ref to an actor that no longer exists decodes to a ref whose sends fail with
     /// a stopped error; a ref whose id names an actor of another type is an error.
     pub fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        let _scope = DecodeScope::enter(self.clone());
+        let _scope = decode::DecodeScope::enter(self.clone());
         rmp_serde::from_slice(bytes).map_err(|e| CodecError::new(e.to_string()))
     }
 
     /// Stops every actor and waits until all have stopped. Top-level actors are told to stop;
     /// each stops its children (and waits for them) before its own `on_stop`. New spawns are
-    /// refused from the moment this is called.
+    /// refused from the moment this is called, and a running snapshot is aborted.
     pub async fn shutdown(&self) {
         let inner = &self.inner;
         inner.shutting_down.store(true, Ordering::Release);
         tracing::debug!(system = %inner.id, "shutting down");
+        self.run_effects(inner.engine.cancel());
         loop {
             let roots: Vec<_> = inner.roots.iter().map(|e| e.value().clone()).collect();
             if roots.is_empty() {
@@ -362,6 +335,22 @@ impl ActorSystem {
         &self.inner.registry
     }
 
+    pub(crate) fn engine(&self) -> &SnapshotEngine {
+        &self.inner.engine
+    }
+
+    /// Carries out what the snapshot engine asked for, outside its lock.
+    pub(crate) fn run_effects(&self, mut effects: Effects) {
+        if let Some(epoch) = effects.markers.take() {
+            let mailboxes = self.inner.registry.all();
+            tracing::debug!(%epoch, actors = mailboxes.len(), "snapshot markers");
+            for mailbox in mailboxes {
+                let _ = mailbox.signal(Signal::Marker(epoch));
+            }
+        }
+        effects.resolve();
+    }
+
     pub(crate) fn unregister(&self, id: ActorId, name: Option<&str>, root: bool) {
         self.inner.registry.remove(id, name);
         if root {
@@ -369,8 +358,12 @@ impl ActorSystem {
         }
     }
 
-    pub(crate) fn ask_timeout(&self) -> Duration {
-        self.inner.config.ask_timeout
+    pub(crate) fn add_root(&self, mailbox: Arc<dyn AnyMailbox>) {
+        self.inner.roots.insert(mailbox.id(), mailbox);
+    }
+
+    pub(crate) fn config(&self) -> &SystemBuilder {
+        &self.inner.config
     }
 }
 
@@ -403,50 +396,4 @@ fn downcast<A: Actor>(
             found,
         }),
     }
-}
-
-thread_local! {
-    static DECODING: RefCell<Vec<ActorSystem>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Marks the system that refs decoded on this thread resolve against, until dropped.
-struct DecodeScope;
-
-impl DecodeScope {
-    fn enter(system: ActorSystem) -> DecodeScope {
-        DECODING.with(|d| d.borrow_mut().push(system));
-        DecodeScope
-    }
-}
-
-impl Drop for DecodeScope {
-    fn drop(&mut self) {
-        DECODING.with(|d| d.borrow_mut().pop());
-    }
-}
-
-/// Resolves a decoded [`ActorId`] to a ref, against the system of the enclosing
-/// [`ActorSystem::decode`].
-pub(crate) fn resolve<A: Actor>(id: ActorId) -> Result<ActorRef<A>, String> {
-    let system = DECODING
-        .with(|d| d.borrow().last().cloned())
-        .ok_or_else(|| format!("ActorRef {id} can only be decoded through ActorSystem::decode"))?;
-    match system.lookup_id::<A>(id) {
-        Ok(r) => Ok(r),
-        Err(LookupError::NotFound(_)) => Ok(dead_ref(&system, id)),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// A ref to an actor that no longer exists: every send fails with a stopped error.
-fn dead_ref<A: Actor>(system: &ActorSystem, id: ActorId) -> ActorRef<A> {
-    let meta = Meta {
-        id,
-        type_name: std::any::type_name::<A>(),
-        name: None,
-        ask_timeout: system.ask_timeout(),
-    };
-    let mailbox = Arc::new(Mailbox::<A>::new(meta, 1, Epoch::ZERO));
-    mailbox.terminate(ExitReason::Stopped);
-    ActorRef::from_mailbox(mailbox)
 }

@@ -1,0 +1,145 @@
+//! Rebuilding actors from a checkpoint, type-erased per registered actor type.
+//!
+//! A restore runs in phases so that it never starts a half-loaded system: first every
+//! mailbox is created (so refs inside states and messages resolve), then every state,
+//! recorded message and timer is decoded, and only when all of that succeeded is anything
+//! enqueued or started.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use amber_snapshot::{ActorEntry, Epoch, InFlightRecord, StateRecord, TimerEntry};
+
+use super::error::RestoreError;
+use crate::envelope::{Envelope, Origin};
+use crate::mailbox::{AnyMailbox, Mailbox};
+use crate::{ActorState, ActorSystem};
+
+/// Everything the checkpoint says about one actor, with its parent and children resolved.
+pub(crate) struct Plan<'a> {
+    pub(crate) mailbox: Arc<dyn AnyMailbox>,
+    pub(crate) entry: &'a ActorEntry,
+    pub(crate) state: &'a StateRecord,
+    pub(crate) in_flight: Vec<&'a InFlightRecord>,
+    pub(crate) parent: Option<Arc<dyn AnyMailbox>>,
+    pub(crate) children: Vec<Arc<dyn AnyMailbox>>,
+    /// Actors this one watches.
+    pub(crate) watching: Vec<Arc<dyn AnyMailbox>>,
+    pub(crate) epoch: Epoch,
+}
+
+/// An actor whose state and messages decoded; starting it cannot fail.
+pub(crate) trait Prepared: Send {
+    /// Puts its recorded in-flight messages into its mailbox, in recorded order. Called for
+    /// every restored actor before any of them starts.
+    fn enqueue(&mut self);
+    /// Restores its links, arms its timers and starts it.
+    fn start(self: Box<Self>);
+}
+
+/// The restore entry points of one registered type.
+#[derive(Clone, Copy)]
+pub(crate) struct RestoreFns {
+    /// Creates the actor's mailbox (same id and name), unregistered and not started.
+    pub(crate) create: fn(&ActorSystem, &ActorEntry, Epoch) -> Arc<dyn AnyMailbox>,
+    /// Decodes everything the actor needs.
+    pub(crate) prepare: fn(&ActorSystem, Plan<'_>) -> Result<Box<dyn Prepared>, RestoreError>,
+}
+
+/// The restore entry points of `A`.
+pub(crate) fn restore_fns<A: ActorState>() -> RestoreFns {
+    RestoreFns { create: create::<A>, prepare: prepare::<A> }
+}
+
+fn create<A: ActorState>(
+    system: &ActorSystem,
+    entry: &ActorEntry,
+    epoch: Epoch,
+) -> Arc<dyn AnyMailbox> {
+    system.new_mailbox::<A>(entry.id, entry.name.clone(), None, epoch)
+}
+
+/// A restored timer, decoded.
+pub(crate) enum RestoredTimer<A: crate::Actor> {
+    /// A one-shot timer: its message, due after `delay`.
+    Once { delay: Duration, msg: A::Msg },
+    /// An interval timer: first due after `first`, then every `period`; its message bytes
+    /// are decoded again for each tick.
+    Every { first: Duration, period: Duration, bytes: Vec<u8> },
+}
+
+/// A decoded actor, ready to start.
+pub(crate) struct PreparedActor<A: ActorState> {
+    pub(crate) system: ActorSystem,
+    pub(crate) mailbox: Arc<Mailbox<A>>,
+    pub(crate) actor: A,
+    pub(crate) queued: Vec<Envelope<A>>,
+    pub(crate) timers: Vec<RestoredTimer<A>>,
+    pub(crate) parent: Option<Arc<dyn AnyMailbox>>,
+    pub(crate) children: Vec<Arc<dyn AnyMailbox>>,
+    pub(crate) watching: Vec<Arc<dyn AnyMailbox>>,
+    pub(crate) epoch: Epoch,
+}
+
+fn prepare<A: ActorState>(
+    system: &ActorSystem,
+    plan: Plan<'_>,
+) -> Result<Box<dyn Prepared>, RestoreError> {
+    let id = plan.entry.id;
+    let mailbox = plan
+        .mailbox
+        .into_any()
+        .downcast::<Mailbox<A>>()
+        .map_err(|_| RestoreError::Invalid(format!("actor {id}: mailbox of the wrong type")))?;
+    let actor = A::decode_state(plan.entry.state_version, &plan.state.state, system)
+        .map_err(|error| RestoreError::State { actor: id, error })?;
+    let decode_msg = |bytes: &[u8]| {
+        system.decode::<A::Msg>(bytes).map_err(|error| RestoreError::Message { actor: id, error })
+    };
+    let mut queued = Vec::with_capacity(plan.in_flight.len());
+    for record in &plan.in_flight {
+        queued.push(Envelope {
+            origin: record.from.map_or(Origin::Outside, Origin::Actor),
+            epoch: record.epoch,
+            msg: decode_msg(&record.payload)?,
+            reply: None,
+        });
+    }
+    let mut timers = Vec::with_capacity(plan.state.timers.len());
+    for TimerEntry { remaining_us, period_us, msg, .. } in &plan.state.timers {
+        let first = Duration::from_micros(*remaining_us);
+        timers.push(match period_us {
+            None => RestoredTimer::Once { delay: first, msg: decode_msg(msg)? },
+            Some(p) => {
+                decode_msg(msg)?; // fail now, not at the first tick
+                RestoredTimer::Every {
+                    first,
+                    period: Duration::from_micros(*p),
+                    bytes: msg.clone(),
+                }
+            }
+        });
+    }
+    Ok(Box::new(PreparedActor {
+        system: system.clone(),
+        mailbox,
+        actor,
+        queued,
+        timers,
+        parent: plan.parent,
+        children: plan.children,
+        watching: plan.watching,
+        epoch: plan.epoch,
+    }))
+}
+
+impl<A: ActorState> Prepared for PreparedActor<A> {
+    fn enqueue(&mut self) {
+        self.mailbox.restore_queue(std::mem::take(&mut self.queued));
+    }
+
+    fn start(self: Box<Self>) {
+        let system = self.system.clone();
+        system.start_restored(*self);
+    }
+}

@@ -1,0 +1,78 @@
+//! [`SystemBuilder`]: the settings of a new system, and the actor types it can restore.
+
+use std::time::Duration;
+
+use amber_snapshot::Epoch;
+
+use crate::snapshot::types::TypeRegistry;
+use crate::{ActorState, ActorSystem, MailboxCapacity};
+
+/// Settings of an [`ActorSystem`].
+#[derive(Debug, Clone)]
+pub struct SystemBuilder {
+    pub(crate) name: String,
+    pub(crate) node: String,
+    pub(crate) capacity: MailboxCapacity,
+    pub(crate) ask_timeout: Duration,
+    pub(crate) types: TypeRegistry,
+}
+
+impl Default for SystemBuilder {
+    fn default() -> Self {
+        SystemBuilder {
+            name: "amber".into(),
+            node: "local".into(),
+            capacity: MailboxCapacity::default(),
+            ask_timeout: Duration::from_secs(5),
+            types: TypeRegistry::default(),
+        }
+    }
+}
+
+impl SystemBuilder {
+    /// The system's name, for logs.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The name of this node, as written into checkpoints (default `"local"`).
+    pub fn node(mut self, node: impl Into<String>) -> Self {
+        self.node = node.into();
+        self
+    }
+
+    /// The default mailbox capacity of actors spawned without one.
+    pub fn mailbox_capacity(mut self, capacity: MailboxCapacity) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// How long [`ActorRef::ask`](crate::ActorRef::ask) waits for a reply.
+    pub fn ask_timeout(mut self, timeout: Duration) -> Self {
+        self.ask_timeout = timeout;
+        self
+    }
+
+    /// Registers actor type `A` under its [`ActorState::TYPE_NAME`], so snapshots can
+    /// capture its actors and a restore can rebuild them. A snapshot of a system holding an
+    /// actor of an unregistered type fails with a typed error naming it.
+    ///
+    /// # Panics
+    ///
+    /// If another type is already registered under the same name: two types sharing a
+    /// stored name would make checkpoints ambiguous, so this is a programming error.
+    pub fn register<A: ActorState>(mut self) -> Self {
+        self.types.register::<A>();
+        self
+    }
+
+    /// Builds the system. Actors run on the tokio runtime this is called from.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, like `tokio::spawn`.
+    pub fn build(self) -> ActorSystem {
+        ActorSystem::from_builder(self, Epoch::ZERO)
+    }
+}

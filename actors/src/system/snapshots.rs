@@ -1,0 +1,278 @@
+//! Snapshots, checkpoints and restore on [`ActorSystem`] and [`SystemBuilder`].
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use amber_snapshot::{ActorId, Checkpoint, CheckpointInfo, CheckpointStore, InFlightRecord};
+
+use super::SystemBuilder;
+use crate::mailbox::AnyMailbox;
+use crate::snapshot::restore::{Plan, Prepared, PreparedActor, RestoredTimer};
+use crate::snapshot::{RestoreError, SnapshotError};
+use crate::supervision::{RestartPolicy, Restarts};
+use crate::{ActorRef, ActorState, ActorSystem, Context};
+
+/// How long [`ActorSystem::snapshot`] lets a snapshot run before aborting it.
+pub const DEFAULT_SNAPSHOT_DEADLINE: Duration = Duration::from_secs(30);
+
+impl ActorSystem {
+    /// Takes a consistent global snapshot of every actor of this system while it runs (see
+    /// the [`snapshot`](crate::snapshot) module for what that guarantees) and returns it as a
+    /// checkpoint, not yet written anywhere. Aborts after
+    /// [`DEFAULT_SNAPSHOT_DEADLINE`].
+    pub async fn snapshot(&self) -> Result<Checkpoint, SnapshotError> {
+        self.snapshot_within(DEFAULT_SNAPSHOT_DEADLINE).await
+    }
+
+    /// Like [`snapshot`](Self::snapshot), aborting if it has not completed within `deadline`
+    /// (for example because a handler never returns). An aborted snapshot leaves no trace;
+    /// the next one simply has a higher epoch.
+    pub async fn snapshot_within(&self, deadline: Duration) -> Result<Checkpoint, SnapshotError> {
+        if self.is_shutting_down() {
+            return Err(SnapshotError::ShuttingDown);
+        }
+        let (epoch, mut done, effects) = self.engine().start(deadline)?;
+        self.run_effects(effects);
+        let result = match tokio::time::timeout(deadline, &mut done).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.run_effects(self.engine().check_deadline());
+                done.await
+            }
+        };
+        result.unwrap_or_else(|_| {
+            Err(SnapshotError::Aborted { epoch, reason: "the system was dropped".into() })
+        })
+    }
+
+    /// Takes a snapshot and writes it to `store` as the next checkpoint (the store is called
+    /// on a blocking thread). Returns what was written.
+    pub async fn checkpoint<S>(&self, store: &Arc<S>) -> Result<CheckpointInfo, SnapshotError>
+    where
+        S: CheckpointStore + ?Sized + 'static,
+    {
+        let mut checkpoint = self.snapshot().await?;
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            checkpoint.manifest.id = store.next_id()?;
+            store.save(&checkpoint)
+        })
+        .await
+        .map_err(|e| SnapshotError::Aborted {
+            epoch: self.engine().completed(),
+            reason: format!("checkpoint writer failed: {e}"),
+        })?
+        .map_err(SnapshotError::Store)
+    }
+
+    /// Writes a checkpoint to `store` every `interval` until the returned handle is stopped
+    /// or dropped, or the system shuts down. A failed checkpoint is logged and counted; the
+    /// previous one stays valid and the schedule goes on.
+    pub fn checkpoint_every<S>(&self, store: Arc<S>, interval: Duration) -> CheckpointSchedule
+    where
+        S: CheckpointStore + ?Sized + 'static,
+    {
+        let stats = Arc::new(ScheduleStats::default());
+        let (system, task_stats) = (self.clone(), stats.clone());
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await; // the first tick is immediate
+            while !system.is_shutting_down() {
+                ticks.tick().await;
+                match system.checkpoint(&store).await {
+                    Ok(info) => {
+                        tracing::debug!(checkpoint = %info.id, "periodic checkpoint written");
+                        task_stats.written.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(SnapshotError::ShuttingDown) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "periodic checkpoint failed");
+                        task_stats.failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            task_stats.stopped.store(true, Ordering::Release);
+        });
+        CheckpointSchedule { task: task.abort_handle(), stats }
+    }
+
+    /// Starts an actor rebuilt from a checkpoint, after every restored mailbox is filled.
+    pub(crate) fn start_restored<A: ActorState>(&self, restored: PreparedActor<A>) {
+        let PreparedActor { mailbox, actor, timers, parent, children, watching, epoch, .. } =
+            restored;
+        let Ok(((), epoch, _)) = self.engine().admit(Some(epoch), |_| Ok::<_, Infallible>(()));
+        if parent.is_none() {
+            self.add_root(mailbox.clone());
+        }
+        let me = ActorRef::from_mailbox(mailbox.clone());
+        let mut ctx = Context::new(me.clone(), self.clone(), parent, epoch);
+        ctx.children = children.into_iter().map(|c| (c.id(), c)).collect();
+        for watched in watching {
+            ctx.watching.insert(watched.id());
+            if let Err((_, reason)) = watched.add_watcher(me.erased()) {
+                let down = crate::Down { actor: watched.id(), reason };
+                let _ = mailbox.push_control(crate::signal::Signal::Down(down));
+            }
+        }
+        for timer in timers {
+            match timer {
+                RestoredTimer::Once { delay, msg } => {
+                    ctx.timers.send_after(&mailbox, delay, msg);
+                }
+                RestoredTimer::Every { first, period, bytes } => {
+                    ctx.timers.restore_every(&mailbox, self.clone(), first, period, bytes);
+                }
+            }
+        }
+        let restarts = Restarts::new(RestartPolicy::Never);
+        self.start_runner_restored(mailbox, actor, ctx, restarts);
+    }
+}
+
+/// A running [`ActorSystem::checkpoint_every`] schedule. Dropping it stops the schedule.
+#[derive(Debug)]
+pub struct CheckpointSchedule {
+    task: tokio::task::AbortHandle,
+    stats: Arc<ScheduleStats>,
+}
+
+#[derive(Debug, Default)]
+struct ScheduleStats {
+    written: AtomicU64,
+    failed: AtomicU64,
+    stopped: AtomicBool,
+}
+
+impl CheckpointSchedule {
+    /// Checkpoints written so far.
+    pub fn written(&self) -> u64 {
+        self.stats.written.load(Ordering::Relaxed)
+    }
+
+    /// Checkpoints that failed so far.
+    pub fn failed(&self) -> u64 {
+        self.stats.failed.load(Ordering::Relaxed)
+    }
+
+    /// Stops the schedule (a checkpoint being written is abandoned; the store's atomic
+    /// write leaves no partial file).
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for CheckpointSchedule {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl SystemBuilder {
+    /// Builds a system from a checkpoint: every actor rebuilt from its registered type with
+    /// its id, name, state, links and timers, its recorded in-flight messages queued first
+    /// in recorded order; then all are started (without running `on_start` again: they
+    /// resume). Nothing starts unless everything decoded.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn restore(self, checkpoint: &Checkpoint) -> Result<ActorSystem, RestoreError> {
+        checkpoint.validate().map_err(|e| RestoreError::Invalid(e.to_string()))?;
+        let epoch = checkpoint.manifest.epoch;
+        let started = std::time::Instant::now();
+        let system = ActorSystem::from_builder(self, epoch);
+        let entries = &checkpoint.manifest.actors;
+
+        // 1. Every mailbox, so refs in states and messages resolve.
+        let mut mailboxes: HashMap<ActorId, Arc<dyn AnyMailbox>> =
+            HashMap::with_capacity(entries.len());
+        let mut fns = Vec::with_capacity(entries.len());
+        let mut names = HashSet::new();
+        for entry in entries {
+            let registered = system.config().types.named(&entry.type_name).ok_or_else(|| {
+                RestoreError::UnknownType { actor: entry.id, type_name: entry.type_name.clone() }
+            })?;
+            if let Some(name) = &entry.name
+                && !names.insert(name.as_str())
+            {
+                return Err(RestoreError::Name(name.clone()));
+            }
+            let mailbox = (registered.restore.create)(&system, entry, epoch);
+            system
+                .registry()
+                .insert(mailbox.clone())
+                .map_err(|e| RestoreError::Invalid(e.to_string()))?;
+            mailboxes.insert(entry.id, mailbox);
+            fns.push(registered.restore);
+        }
+
+        // 2. Links and recorded messages, grouped per actor.
+        let mut children: HashMap<ActorId, Vec<Arc<dyn AnyMailbox>>> = HashMap::new();
+        let mut watching: HashMap<ActorId, Vec<Arc<dyn AnyMailbox>>> = HashMap::new();
+        for entry in entries {
+            if let Some(parent) = entry.parent.filter(|p| mailboxes.contains_key(p)) {
+                children.entry(parent).or_default().push(mailboxes[&entry.id].clone());
+            }
+            for watcher in entry.watchers.iter().filter(|w| mailboxes.contains_key(w)) {
+                watching.entry(*watcher).or_default().push(mailboxes[&entry.id].clone());
+            }
+        }
+        let mut in_flight: HashMap<ActorId, Vec<&InFlightRecord>> = HashMap::new();
+        for record in &checkpoint.in_flight {
+            in_flight.entry(record.to).or_default().push(record);
+        }
+        let states: HashMap<_, _> = checkpoint.states.iter().map(|s| (s.id, s)).collect();
+
+        // 3. Decode everything; any failure drops the whole system unstarted.
+        let mut prepared: Vec<Box<dyn Prepared>> = Vec::with_capacity(entries.len());
+        for (entry, restore) in entries.iter().zip(fns) {
+            let plan = Plan {
+                mailbox: mailboxes[&entry.id].clone(),
+                entry,
+                state: states[&entry.id],
+                in_flight: in_flight.remove(&entry.id).unwrap_or_default(),
+                parent: entry.parent.and_then(|p| mailboxes.get(&p).cloned()),
+                children: children.remove(&entry.id).unwrap_or_default(),
+                watching: watching.remove(&entry.id).unwrap_or_default(),
+                epoch,
+            };
+            prepared.push((restore.prepare)(&system, plan)?);
+        }
+
+        // 4. Fill every mailbox before any actor runs, then start them all.
+        for p in &mut prepared {
+            p.enqueue();
+        }
+        for p in prepared {
+            p.start();
+        }
+        tracing::info!(
+            %epoch,
+            actors = entries.len(),
+            in_flight = checkpoint.in_flight.len(),
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "restored from checkpoint"
+        );
+        Ok(system)
+    }
+
+    /// Restores from the newest checkpoint in `store` that loads (a torn or corrupt newer
+    /// one is skipped with a warning naming it). Returns the system and the checkpoint it
+    /// was built from.
+    pub fn restore_latest<S>(self, store: &S) -> Result<(ActorSystem, Checkpoint), RestoreError>
+    where
+        S: CheckpointStore + ?Sized,
+    {
+        let latest = store.latest_valid()?;
+        for error in &latest.skipped {
+            tracing::warn!(%error, "skipping a checkpoint that does not load");
+        }
+        let checkpoint = latest.checkpoint.ok_or(RestoreError::NoCheckpoint)?;
+        let system = self.restore(&checkpoint)?;
+        Ok((system, checkpoint))
+    }
+}

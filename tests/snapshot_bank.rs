@@ -1,0 +1,114 @@
+//! The canonical consistency test: accounts move money among themselves at full speed on the
+//! multi-threaded runtime (and outside code sends transfer commands) while snapshots are
+//! taken. In every snapshot, balances plus recorded in-flight deposits equal the total,
+//! exactly; after a restore, the total is still exact.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use amber::prelude::*;
+use support::bank::{Account, AccountMsg, audit, open_bank};
+use support::bounded;
+
+const ACCOUNTS: usize = 64;
+const EACH: u64 = 1_000;
+const TOTAL: u64 = ACCOUNTS as u64 * EACH;
+
+fn bank_system() -> ActorSystem {
+    ActorSystem::builder().register::<Account>().build()
+}
+
+/// Keeps sending transfer commands from outside until told to stop.
+fn outside_load(
+    accounts: Vec<ActorRef<Account>>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut sent = 0u64;
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        while !stop.load(Ordering::Relaxed) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let from = &accounts[(x % accounts.len() as u64) as usize];
+            let msg =
+                AccountMsg::Transfer { to: (x >> 20) as u32, amount: 1 + (x >> 40) % 50, hops: 8 };
+            if from.tell(msg).await.is_err() {
+                break;
+            }
+            sent += 1;
+            if sent % 64 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        sent
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_snapshot_of_a_busy_bank_adds_up_and_a_restore_keeps_it() {
+    let system = bank_system();
+    let accounts = open_bank(&system, ACCOUNTS, EACH).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = outside_load(accounts.clone(), stop.clone());
+
+    let mut in_flight_seen = 0;
+    let mut last = None;
+    for round in 0..40 {
+        let checkpoint = bounded(system.snapshot()).await.expect("snapshot");
+        assert_eq!(checkpoint.manifest.actors.len(), ACCOUNTS, "round {round}");
+        let audit = audit(&checkpoint);
+        assert_eq!(audit.total(), TOTAL, "round {round}: {audit:?}");
+        in_flight_seen += audit.deposits_in_flight;
+        last = Some(checkpoint);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = bounded(load).await.unwrap();
+    assert!(sent > 0, "the outside load ran");
+    assert!(in_flight_seen > 0, "snapshots of a busy bank record deposits in flight");
+    bounded(system.shutdown()).await;
+
+    // Restore the last snapshot into a new system and keep trading.
+    let checkpoint = last.unwrap();
+    let restored =
+        ActorSystem::builder().register::<Account>().restore(&checkpoint).expect("restore");
+    assert_eq!(restored.actor_count(), ACCOUNTS);
+    let accounts: Vec<ActorRef<Account>> = checkpoint
+        .manifest
+        .actors
+        .iter()
+        .map(|a| restored.lookup_id(a.id).expect("same ids after restore"))
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = outside_load(accounts, stop.clone());
+    for round in 0..10 {
+        let checkpoint = bounded(restored.snapshot()).await.expect("snapshot after restore");
+        let audit = audit(&checkpoint);
+        assert_eq!(audit.total(), TOTAL, "restored round {round}: {audit:?}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    bounded(load).await.unwrap();
+    bounded(restored.shutdown()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_short_runs_all_add_up() {
+    for run in 0..8 {
+        let system = bank_system();
+        let accounts = open_bank(&system, 16, EACH).await;
+        // Internal traffic only: long deposit chains started from outside.
+        for (i, a) in accounts.iter().enumerate() {
+            a.tell(AccountMsg::Transfer { to: i as u32 + 1, amount: 500, hops: 200 })
+                .await
+                .unwrap();
+        }
+        for round in 0..10 {
+            let checkpoint = bounded(system.snapshot()).await.expect("snapshot");
+            let audit = audit(&checkpoint);
+            assert_eq!(audit.total(), 16 * EACH, "run {run} round {round}: {audit:?}");
+        }
+        bounded(system.shutdown()).await;
+    }
+}
