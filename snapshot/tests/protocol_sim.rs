@@ -115,6 +115,13 @@ fn the_checker_catches_a_runtime_that_cuts_after_processing() {
 }
 
 #[test]
+fn the_checker_catches_a_runtime_that_counts_arrivals_before_enqueueing_them() {
+    let failure = first_failure(|c| c.fault = Fault::CountBeforeEnqueue).expect("not caught");
+    eprintln!("{failure}");
+    assert!(failure.contains("in transit") || failure.contains("missing"), "{failure}");
+}
+
+#[test]
 fn the_bounded_drive_catches_a_runtime_that_never_marks_late_children() {
     let failure = first_failure(|c| {
         c.fault = Fault::IgnoreChildMarker;

@@ -40,9 +40,11 @@ use crate::Epoch;
 /// snapshot E on its own (Lai–Yang: a message of the new colour means the snapshot has
 /// begun), marks its actors, and treats the coordinator's `Start(E)` as already done.
 ///
-/// Without aborts, only tags E-1 and E exist while snapshot E runs (every actor has cut for
-/// E-1 before E starts). After an aborted snapshot, actors that never cut for it keep older
-/// epochs, and older tags may still be in transit; they all share the first slot.
+/// Without aborts, only tags E-1 and E cross links while snapshot E runs: every actor has cut
+/// for E-1 (or stopped) before E starts, and E-1's completion proved that every message
+/// tagged below E-1 had arrived. After an aborted snapshot, actors that never cut for it
+/// keep older epochs and older tags may still be in transit; they all share the first slot,
+/// which is exactly the "tagged below E" that completion compares.
 ///
 /// # Local completion
 ///
@@ -249,10 +251,16 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
         self.peers.entry(peer).or_default().sent.add(tag, self.target);
     }
 
-    /// A data message tagged `tag` arrived from `peer`, whatever happens to it next: enqueued,
-    /// recorded as a dead letter, or dropped as a dead letter (receiver unknown or stopped
-    /// before its cut). Call it before enqueueing, so that an actor cutting because of this
-    /// message finds the node already aware of its epoch.
+    /// A data message tagged `tag` arrived from `peer`: enqueued, recorded as a dead letter,
+    /// or dropped as a dead letter (receiver unknown, or stopped before its cut).
+    ///
+    /// Call it **after** the enqueue (and the recording [`ActorCut::recording`] asks for), and
+    /// only then send the reports [`poll`](Self::poll) yields: this count can complete the
+    /// snapshot, and by then the message must be in its receiver's recording. (If the receiver
+    /// cuts because of this message before the count, [`actor_cut`](Self::actor_cut) has
+    /// already told the node of the new epoch; the order does not matter for that.)
+    ///
+    /// [`ActorCut::recording`]: crate::ActorCut::recording
     pub fn remote_received(&mut self, peer: N, tag: Epoch) {
         debug_assert!(peer != self.me, "local sends are not counted");
         self.observe(tag);
@@ -321,12 +329,12 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
     }
 
     fn check_done(&mut self) {
-        if let Phase::Running { reported: reported @ false, .. } = &mut self.phase {
-            if self.behind == 0 {
-                *reported = true;
-                let report = self.report();
-                self.actions.push_back(NodeAction::Report(report));
-            }
+        if let Phase::Running { reported: reported @ false, .. } = &mut self.phase
+            && self.behind == 0
+        {
+            *reported = true;
+            let report = self.report();
+            self.actions.push_back(NodeAction::Report(report));
         }
     }
 

@@ -92,6 +92,9 @@ pub fn snapshot(w: &World, e: Epoch) -> Result<(), Violation> {
             Origin::Restored => true,
         };
         let actors: Vec<usize> = sender.into_iter().chain([r]).collect();
+        if m.lost != 0 && m.processed.is_some_and(|t| pre(r, t)) {
+            destroyed += m.lost;
+        }
         match cut[r] {
             Some(c) => {
                 let processed_pre = m.processed.is_some_and(|t| t < c.at);
@@ -175,13 +178,28 @@ pub fn snapshot(w: &World, e: Epoch) -> Result<(), Violation> {
             .sum::<i64>();
     }
     if total + destroyed != w.initial_total {
+        // Ask replies that carried information from after a responder's cut into an asker's
+        // state before its cut: the one way the specified algorithm lets a cut be crossed.
+        let crossed: Vec<(usize, usize, usize)> = w
+            .leaks
+            .iter()
+            .filter_map(|&(at, id)| {
+                let m = &w.log[id];
+                let Origin::Actor(asker) = m.origin else { return None };
+                let after = m.processed.is_some_and(|t| !pre(m.receiver, t));
+                (pre(asker, at) && after).then_some((id, asker, m.receiver))
+            })
+            .collect();
+        let actors: Vec<usize> = crossed.iter().flat_map(|&(_, a, r)| [a, r]).collect();
         return violation(
             format!(
                 "bank: cut balances + recorded deposits = {total}, destroyed before the cut = \
-                 {destroyed}, but the world started with {}",
+                 {destroyed}, but the world started with {}; ask replies from after the \
+                 responder's cut taken before the asker's cut (request, asker, responder): \
+                 {crossed:?}",
                 w.initial_total
             ),
-            &[],
+            &actors,
         );
     }
     Ok(())

@@ -35,7 +35,8 @@ pub fn run_seed(seed: u64, tweak: impl Fn(&mut Config)) -> Outcome {
         let completed: Vec<_> = world.completed.iter().copied().collect();
         let epoch = completed[rng.below(completed.len())];
         let mut restored = world.restore(epoch);
-        if !world.cfg.stops && restored.initial_total != world.initial_total {
+        let destroys = world.cfg.stops || world.cfg.money_asks;
+        if !destroys && restored.initial_total != world.initial_total {
             let what = format!(
                 "restoring snapshot {epoch} gives {} money, the world started with {}",
                 restored.initial_total, world.initial_total

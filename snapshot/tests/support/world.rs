@@ -38,6 +38,9 @@ pub enum Fault {
     CutAfterProcessing,
     /// The marker `NodeSnapshot::actor_spawned` asks for is not delivered to the child.
     IgnoreChildMarker,
+    /// A remote message is counted as received (which may trigger the node's report) before
+    /// it is enqueued and recorded.
+    CountBeforeEnqueue,
 }
 
 /// What one run looks like.
@@ -172,6 +175,9 @@ pub struct Sent {
     pub arrived: Option<u64>,
     pub dead_letter: bool,
     pub processed: Option<u64>,
+    /// For an ask with `money_asks`: money the responder withdrew for a reply nobody took
+    /// (the ask had timed out): destroyed by the responder's handler.
+    pub lost: i64,
 }
 
 /// How an actor came to be.
@@ -257,6 +263,7 @@ impl Actor {
 enum Event {
     ActorStep,
     Link,
+    Arrival,
     Control,
     Marker,
     OutsideSend,
@@ -282,6 +289,8 @@ pub struct Node {
     /// A marker broadcast in progress: actors still to be sent a marker. The runtime walks
     /// its registry while actors run, so markers reach actors one at a time, in any order.
     broadcast: Vec<(usize, Epoch)>,
+    /// With `Fault::CountBeforeEnqueue`: messages counted but not enqueued yet.
+    arriving: VecDeque<(usize, Msg)>,
 }
 
 /// One line of the event trace (read through its `Debug` output).
@@ -375,6 +384,11 @@ pub struct World {
     pub completed: BTreeSet<Epoch>,
     running_since: u64,
     next_ask: u64,
+    /// Ask id -> the request's message id.
+    asks: BTreeMap<u64, usize>,
+    /// Replies taken by an asker in an earlier epoch than the responder's when it answered:
+    /// (when, the request's message id).
+    pub leaks: Vec<(u64, usize)>,
     failure: Option<(String, Vec<usize>)>,
 }
 
@@ -416,6 +430,7 @@ impl World {
                     commands: VecDeque::new(),
                     reports: VecDeque::new(),
                     broadcast: Vec::new(),
+                    arriving: VecDeque::new(),
                 })
                 .collect(),
             links: (0..k * k).map(|_| VecDeque::new()).collect(),
@@ -428,6 +443,8 @@ impl World {
             completed: BTreeSet::new(),
             running_since: 0,
             next_ask: 0,
+            asks: BTreeMap::new(),
+            leaks: Vec::new(),
             failure: None,
             cfg,
         }
@@ -557,7 +574,9 @@ impl World {
             self.actors.iter().any(|a| a.alive && a.waiting.is_some() && a.reply.is_none());
         let may_start = running.is_none() && self.stats.started < self.cfg.snapshots as u64;
         // (weight, event); zero weights are not enabled.
-        let events: [(u64, Event); 11] = [
+        let arriving = self.nodes.iter().any(|n| !n.arriving.is_empty());
+        let events: [(u64, Event); 12] = [
+            (if arriving { 100 } else { 0 }, Event::Arrival),
             (if runnable { 400 } else { 0 }, Event::ActorStep),
             (if links { 250 } else { 0 }, Event::Link),
             (if control { 120 } else { 0 }, Event::Control),
@@ -584,6 +603,13 @@ impl World {
                 self.actor_step(x);
             }
             Event::Link => self.deliver_link(),
+            Event::Arrival => {
+                let nodes: Vec<usize> =
+                    (0..self.cfg.nodes).filter(|&n| !self.nodes[n].arriving.is_empty()).collect();
+                let n = nodes[self.rng.below(nodes.len())];
+                let (to, msg) = self.nodes[n].arriving.pop_front().expect("arriving");
+                self.arrive(to, msg, false);
+            }
             Event::Control => self.deliver_control(),
             Event::Marker => self.deliver_marker(),
             Event::OutsideSend => self.outside_send(),
@@ -613,13 +639,14 @@ impl World {
         }
         self.coord.handle_timeout(self.step);
         self.drain_coord();
-        if let Some(epoch) = self.coord.running() {
-            if self.coord.poll_timeout().is_none() && self.step - self.running_since > STALL_STEPS {
-                self.fail(
-                    format!("livelock: snapshot {epoch} did not complete in {STALL_STEPS} steps"),
-                    &[],
-                );
-            }
+        if let Some(epoch) = self.coord.running()
+            && self.coord.poll_timeout().is_none()
+            && self.step - self.running_since > STALL_STEPS
+        {
+            self.fail(
+                format!("livelock: snapshot {epoch} did not complete in {STALL_STEPS} steps"),
+                &[],
+            );
         }
         true
     }
@@ -701,15 +728,16 @@ impl World {
     }
 
     fn deliver_control(&mut self) {
-        let queues: Vec<usize> = (0..self.cfg.nodes * 2)
-            .filter(|&q| {
-                let n = &self.nodes[q / 2];
-                if q % 2 == 0 { !n.commands.is_empty() } else { !n.reports.is_empty() }
+        // (node, to the node?) for each non-empty FIFO between the coordinator and a node.
+        let queues: Vec<(usize, bool)> = (0..self.cfg.nodes)
+            .flat_map(|n| [(n, true), (n, false)])
+            .filter(|&(n, down)| {
+                let node = &self.nodes[n];
+                if down { !node.commands.is_empty() } else { !node.reports.is_empty() }
             })
             .collect();
-        let q = queues[self.rng.below(queues.len())];
-        let n = q / 2;
-        if q % 2 == 0 {
+        let (n, down) = queues[self.rng.below(queues.len())];
+        if down {
             let command = self.nodes[n].commands.pop_front().unwrap();
             let (name, epoch) = match &command {
                 NodeCommand::Start(e) => ("start", *e),
@@ -733,15 +761,22 @@ impl World {
         let l = nonempty[self.rng.below(nonempty.len())];
         let (from, to_node) = (l / self.cfg.nodes, l % self.cfg.nodes);
         match self.links[l].pop_front().unwrap() {
-            LinkItem::Data { to, msg, counted } => {
-                if counted {
-                    if msg.tag > self.nodes[to_node].proto.epoch() {
-                        self.stats.tags_ahead_of_node += 1;
-                    }
+            LinkItem::Data { to, msg, counted: false } => self.arrive(to, msg, true),
+            LinkItem::Data { to, msg, counted: true } => {
+                if msg.tag > self.nodes[to_node].proto.epoch() {
+                    self.stats.tags_ahead_of_node += 1;
+                }
+                if self.cfg.fault == Fault::CountBeforeEnqueue {
                     self.nodes[to_node].proto.remote_received(from, msg.tag);
                     self.drain_node(to_node);
+                    self.nodes[to_node].arriving.push_back((to, msg));
+                    return;
                 }
-                self.arrive(to, msg, !counted);
+                // Enqueue (and record) first, then count: a report the count triggers may
+                // complete the snapshot, and by then the recording must exist.
+                self.arrive(to, msg, false);
+                self.nodes[to_node].proto.remote_received(from, msg.tag);
+                self.drain_node(to_node);
             }
             LinkItem::Reply { to, ask, value } => self.deliver_reply(to, ask, value),
         }
@@ -759,6 +794,7 @@ impl World {
             arrived: None,
             dead_letter: false,
             processed: None,
+            lost: 0,
         });
         self.log.len() - 1
     }
@@ -798,10 +834,8 @@ impl World {
                 &[to],
             );
         }
-        if !alive {
-            if let Kind::Ask { ask, asker: Some(asker) } = self.log[msg.id].kind {
-                self.route_reply(self.actors[to].node, asker, ask, None);
-            }
+        if let (false, Kind::Ask { ask, asker: Some(asker) }) = (alive, self.log[msg.id].kind) {
+            self.route_reply(self.actors[to].node, asker, ask, None);
         }
     }
 
@@ -819,7 +853,11 @@ impl World {
                     a.last_seen = value;
                 }
             }
-            self.stats.reply_leaks += u64::from(leak);
+            if leak {
+                self.stats.reply_leaks += 1;
+                let at = self.tick();
+                self.leaks.push((at, self.asks[&ask]));
+            }
             self.trace(Ev::AskDone { actor: x, ask, leak });
             // The rest of the handler, after the await.
             if self.rng.chance(35) {
@@ -896,8 +934,10 @@ impl World {
                     a.balance
                 };
                 let reply = Some((value, a.cut.epoch()));
-                if let Some(asker) = asker {
-                    self.route_reply(self.actors[x].node, asker, ask, reply);
+                match asker {
+                    Some(asker) => self.route_reply(self.actors[x].node, asker, ask, reply),
+                    None if self.cfg.money_asks => self.log[msg.id].lost += value,
+                    None => {}
                 }
             }
         }
@@ -968,6 +1008,7 @@ impl World {
         self.stats.asks += 1;
         self.actors[x].waiting = Some(ask);
         self.trace(Ev::Ask { actor: x, ask });
+        self.asks.insert(ask, self.log.len());
         self.send(x, y, Kind::Ask { ask, asker: Some(x) });
     }
 
@@ -988,6 +1029,8 @@ impl World {
         let a = &mut self.actors[to];
         if a.alive && a.waiting == Some(ask) {
             a.reply = Some(value);
+        } else if let (true, Some((money, _))) = (self.cfg.money_asks, value) {
+            self.log[self.asks[&ask]].lost += money;
         }
     }
 
