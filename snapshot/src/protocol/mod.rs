@@ -14,11 +14,13 @@
 //!
 //! 1. Every actor has an epoch `e`, starting at 0. Every data message is tagged with its
 //!    sender's epoch at send time. Messages from outside the system and timer messages are
-//!    tagged on arrival with the receiver's epoch: they are input, never in flight.
+//!    tagged on arrival with the receiver's epoch: they are input, each either reflected in
+//!    the receiver's cut state, recorded (queued at the cut), or after the cut; never twice.
 //! 2. Snapshot `E` (one at a time, `E` = last epoch + 1) starts at the coordinator; each
 //!    node puts `Marker(E)` on the control lane of every live local actor with `e < E`. The
 //!    control lane overtakes queued data, so latency does not grow with backlogs: the backlog
-//!    simply becomes recorded channel state.
+//!    simply becomes recorded channel state. A node that sees an epoch above its own (a
+//!    message from a peer that started first) starts `E` right away, as if told to.
 //! 3. An actor cuts for `E` between two messages, at the first of: it dequeues `Marker(E)`;
 //!    it dequeues a data message tagged `>= E` (cutting before processing it). At the cut its
 //!    state is captured, `e := E`, and, atomically with respect to enqueues, every queued
@@ -51,27 +53,60 @@
 //!   can send another message tagged `< E` (none is behind, and newborns are not behind), so
 //!   its sent counts are final; equal counts on every link mean every such message has
 //!   arrived and was processed before its receiver's cut, recorded, or dropped as a dead
-//!   letter of an actor that left the snapshot. Local sends enqueue synchronously and are
-//!   never in transit, so only links need counters: O(nodes) per node, never O(actors).
+//!   letter of an actor that left the snapshot (arrivals are counted after they are enqueued
+//!   and recorded). Local sends enqueue synchronously and are never in transit, so only
+//!   links need counters: O(nodes) per node, never O(actors).
 //! - **Membership.** An actor belongs to snapshot `E` if it cut for `E`. Actors born
 //!   behind `E` (children of uncut parents) must cut or stop before the node is done; actors
 //!   born in `E` are after the cut (their spawn happened after the cut of whoever spawned
 //!   them, or is input from outside).
 //!
-//! # Known limits of the model (the runtime must know them)
+//! # Driving it
 //!
-//! - **Ask replies are not channel messages.** A handler awaiting a reply cannot cut; if the
-//!   responder has already cut, the reply carries post-cut information into a pre-cut
-//!   state. The snapshot stays consistent only as long as replies are functions of the
-//!   responder's state *as restored* (read-only queries answered from state that nothing
-//!   after the cut has changed); an ask whose reply moves value (a withdrawal) can break
-//!   conservation across a snapshot.
-//! - **Outside input can carry references.** An actor spawned from outside while snapshot
-//!   `E` runs is not in the snapshot; if outside code (or a name registry) hands its
-//!   reference to an actor that has not cut, messages between them are lost from the
-//!   snapshot.
+//! - **Send** from a handler: tag with [`ActorCut::epoch`]. To a peer node, count it with
+//!   [`NodeSnapshot::remote_sent`] once the link has taken it. Outside and timer messages are
+//!   tagged on arrival and never counted; ask replies are neither tagged nor counted.
+//! - **Enqueue**, under the receiver's mailbox lock: tag-on-arrival if untagged, then
+//!   [`ActorCut::recording`]; if it answers `Some(e)`, append a copy to snapshot `e`'s
+//!   recording for that actor. Same for a dead letter at a stopped actor. For a message from
+//!   a peer node, then (after the lock) [`NodeSnapshot::remote_received`], dead letters to
+//!   unknown actors included.
+//! - **Between two messages**, under the mailbox lock: the control lane first
+//!   ([`ActorCut::on_marker`]), else the next data message ([`ActorCut::on_dequeue`]). On a
+//!   [`Cut`]: capture the state, record every still-queued message (the consumer's
+//!   already-taken batch too) for which `recording` answers, then
+//!   [`NodeSnapshot::actor_cut`], and only then process the dequeued message.
+//! - **Spawn / stop**, under the node lock: [`NodeSnapshot::actor_spawned`] (deliver the
+//!   marker it may return, make the actor visible to marker broadcasts before unlocking),
+//!   [`NodeSnapshot::actor_stopped`] once the actor runs no more handlers.
+//! - **Control**: coordinator commands to [`NodeSnapshot::handle_command`], node reports to
+//!   [`Coordinator::handle_report`], failures to [`Coordinator::node_down`], time to
+//!   [`Coordinator::handle_timeout`]; after every call, drain `poll` and carry the actions out
+//!   (after releasing the lock that guards the machine, if they touch mailboxes).
+//!
+//! # Known limits of the algorithm (the simulation demonstrates both holes)
+//!
+//! - **Ask replies cross the cut.** A handler awaiting a reply cannot cut, and a reply is not
+//!   a channel message. Interleaving: B cuts for `E`; A (still in `E-1`) asks B; the request
+//!   (tag `E-1`) is recorded at B as in flight; B answers it after its cut; A takes the reply
+//!   in, finishes the handler, then cuts. A's cut state now depends on B's post-cut state: an
+//!   orphan that no tag shows. "Deterministic handlers" do not repair it: on restore B
+//!   answers the recorded request from its cut state, without the post-cut messages it had
+//!   processed first, so the answer can differ. If the reply moves value (B withdraws, A
+//!   deposits), the snapshot holds the value twice. Safe uses: replies that do not change or
+//!   transfer state the snapshot must conserve; a runtime fix would tag replies with the
+//!   responder's epoch and abort (or retry) the snapshot when a reply from epoch `E` reaches
+//!   a handler running in an epoch below `E`.
+//! - **References to actors born after the cut.** An actor spawned from outside while `E`
+//!   runs is born in `E` and is not part of `E`. If outside code (an outside message, a
+//!   name registry) hands its reference to an actor still in `E-1`, that actor's messages
+//!   to it (tag `E-1`) are in neither a cut state nor a recording: they vanish from the
+//!   snapshot. Fixes: spawn outside actors during `E` "born cut" (their initial state is
+//!   their cut state for `E`, and they record tags below `E`), or have lookups from an
+//!   actor in `e` not see actors born in a later epoch.
 //! - **Timers pending at the cut** fire after it, are tagged on arrival and are not
-//!   recorded: a restored actor does not get them again.
+//!   recorded: a restored actor does not get them again unless the checkpoint keeps its
+//!   pending timers.
 //!
 //! # Example: one node, one actor
 //!
