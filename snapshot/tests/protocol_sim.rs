@@ -56,11 +56,11 @@ fn every_completed_snapshot_is_a_consistent_cut() {
     let (stats, failures) = run_all(&seeds, |_| {});
     eprintln!("{} seeds in {:.2?}: {stats:#?}", seeds.len(), started.elapsed());
     if let Some(first) = failures.first() {
-        let seeds: Vec<u64> =
+        let failed: Vec<u64> =
             failures.iter().filter_map(|o| o.failure.as_ref().map(|f| f.seed)).collect();
         panic!(
-            "{} of {} seeds failed: {seeds:?}\n{}",
-            seeds.len(),
+            "{} of {} seeds failed: {failed:?}\n{}",
+            failed.len(),
             seeds.len(),
             first.failure.as_ref().unwrap()
         );
