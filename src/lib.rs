@@ -47,6 +47,57 @@ pub use serde;
 #[doc(hidden)]
 pub mod __private {
     pub use serde;
+
+    /// A type a field stored in a snapshot can have. `#[derive(ActorState)]` bounds every
+    /// stored field type by it, at the field, and (de)serializes stored fields only through
+    /// it ([`stored`]), so that a type that does not qualify gets exactly one clear error,
+    /// there.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be stored in a snapshot: stored fields must be \
+                   `Serialize + Deserialize`",
+        label = "not serializable",
+        note = "mark the field `#[amber(skip)]` to leave it out of snapshots; it is rebuilt on \
+                restore by `Default`, by `#[amber(skip, default = ...)]` or by the `rebuild` hook"
+    )]
+    pub trait StateField: Sized {
+        /// Serializes the field.
+        fn serialize_field<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
+        /// Deserializes the field.
+        fn deserialize_field<'de, D: serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Self, D::Error>;
+    }
+
+    impl<T: serde::Serialize + serde::de::DeserializeOwned> StateField for T {
+        fn serialize_field<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            self.serialize(serializer)
+        }
+        fn deserialize_field<'de, D: serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Self, D::Error> {
+            T::deserialize(deserializer)
+        }
+    }
+
+    /// `#[serde(with = "...")]` for the stored fields of a state.
+    pub mod stored {
+        use super::StateField;
+
+        /// Serializes a borrowed stored field.
+        pub fn serialize<T: StateField, S: serde::Serializer>(
+            value: &&T,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            value.serialize_field(serializer)
+        }
+
+        /// Deserializes a stored field.
+        pub fn deserialize<'de, T: StateField, D: serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<T, D::Error> {
+            T::deserialize_field(deserializer)
+        }
+    }
 }
 
 /// The names an amber program needs most, plus serde's derives.

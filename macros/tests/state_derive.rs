@@ -271,7 +271,6 @@ async fn default_names_and_registration() {
         .register::<nested::Deep>()
         .build();
     assert_eq!(system.registered_name::<v2::Ledger>(), Some("test.Ledger"));
-    assert_eq!(system.registered_version("test.Ledger"), Some(2));
     assert_eq!(system.registered_name::<Unnamed>(), Some("state_derive::Unnamed"));
     assert_eq!(system.registered_name::<Audit>(), None);
 

@@ -12,7 +12,7 @@ use syn::{
 
 use crate::internals::Ctxt;
 use crate::internals::types::{
-    find_impl_trait, find_reference, is_unit, last_segment_named, replace_self,
+    find_impl_trait, find_reference, is_unit, last_segment_named, replace_self, type_string,
 };
 use crate::internals::value::{path_value, set_once, skip_value};
 
@@ -123,20 +123,22 @@ impl Args {
                 }
             } else if meta.path.is_ident("vis") {
                 let value = meta.value()?;
+                let help = "`vis` takes a visibility, e.g. `vis = \"pub(crate)\"`";
                 let vis = if value.peek(LitStr) {
                     let lit: LitStr = value.parse()?;
                     match lit.parse::<Visibility>() {
                         Ok(vis) => Some(vis),
                         Err(_) => {
-                            cx.error_spanned_by(
-                                &lit,
-                                "`vis` takes a visibility, e.g. `vis = \"pub(crate)\"`",
-                            );
+                            cx.error_spanned_by(&lit, help);
                             None
                         }
                     }
-                } else {
+                } else if value.peek(syn::Token![pub]) {
                     Some(value.parse::<Visibility>()?)
+                } else {
+                    let other: syn::Expr = value.parse()?;
+                    cx.error_spanned_by(other, help);
+                    None
                 };
                 if let Some(vis) = vis {
                     set_once(cx, &meta, &mut args.vis, vis);
@@ -271,7 +273,7 @@ fn take_hook_attr(cx: &Ctxt, func: &mut ImplItemFn) -> Option<(HookKind, Span)> 
                     first.name()
                 ),
             ),
-            None => found = Some((kind, attr.span())),
+            None => found = Some((kind, attr.path().span())),
         }
         false
     });
@@ -315,6 +317,7 @@ fn check_signature(cx: &Ctxt, func: &ImplItemFn, kind: Option<HookKind>) {
                     _ => (false, false),
                 },
             };
+            let typed = receiver.colon_token.is_some() && !is_ref;
             if is_ref && !is_mut {
                 cx.error_spanned_by(
                     receiver,
@@ -322,6 +325,14 @@ fn check_signature(cx: &Ctxt, func: &ImplItemFn, kind: Option<HookKind>) {
                         "{what} takes `&mut self`, not `&self`: {RECEIVER_HELP}. Write \
                          `&mut self` (also when it only reads), or move this method to another \
                          impl block"
+                    ),
+                );
+            } else if typed {
+                cx.error_spanned_by(
+                    receiver,
+                    format_args!(
+                        "{what} takes `&mut self`, not `self: {}`: {RECEIVER_HELP}",
+                        type_string(&receiver.ty)
                     ),
                 );
             } else if !is_ref {
@@ -444,9 +455,9 @@ fn owned_help(what: &str, reference: &syn::TypeReference) -> String {
     let elem = &*reference.elem;
     let instead = match elem {
         Type::Path(p) if p.path.is_ident("str") => "`String`".to_owned(),
-        Type::Slice(s) => format!("`Vec<{}>`", quote::ToTokens::to_token_stream(&s.elem)),
+        Type::Slice(s) => format!("`Vec<{}>`", type_string(&s.elem)),
         Type::Path(p) if p.path.is_ident("Path") => "`PathBuf`".to_owned(),
-        other => format!("`{}`", quote::ToTokens::to_token_stream(other)),
+        other => format!("`{}`", type_string(other)),
     };
     let hint = if what == "a reply" {
         ""

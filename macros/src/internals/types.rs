@@ -2,9 +2,31 @@
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
+use syn::Type;
 use syn::visit::Visit;
 use syn::visit_mut::VisitMut;
-use syn::{Ident, Type};
+
+/// How a type reads in an error message: `Vec<u8>`, not `Vec < u8 >`.
+pub(crate) fn type_string(ty: &impl ToTokens) -> String {
+    let mut out = ty.to_token_stream().to_string();
+    for (from, to) in [
+        (" < ", "<"),
+        ("< ", "<"),
+        (" <", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        (" :: ", "::"),
+        (":: ", "::"),
+        ("& ", "&"),
+        ("[ ", "["),
+        (" ]", "]"),
+        ("( ", "("),
+        (" )", ")"),
+    ] {
+        out = out.replace(from, to);
+    }
+    out
+}
 
 /// Gives every token of `tokens` the span `span`, so that errors about a copied type point
 /// at the place it was copied for.
@@ -88,39 +110,6 @@ pub(crate) fn find_impl_trait(ty: &Type) -> Option<&syn::TypeImplTrait> {
     let mut find = Find(None);
     find.visit_type(ty);
     find.0
-}
-
-/// Whether `ty` names the type parameter `param` anywhere (`T`, `Vec<T>`, `T::Assoc`).
-pub(crate) fn mentions_param(ty: &Type, param: &Ident) -> bool {
-    struct Find<'a> {
-        param: &'a Ident,
-        found: bool,
-    }
-    impl<'ast> Visit<'ast> for Find<'_> {
-        fn visit_path(&mut self, path: &'ast syn::Path) {
-            if path.leading_colon.is_none()
-                && path.segments.first().is_some_and(|s| s.ident == *self.param)
-            {
-                self.found = true;
-            }
-            syn::visit::visit_path(self, path);
-        }
-        fn visit_macro(&mut self, mac: &'ast syn::Macro) {
-            // A type macro may use the parameter in its tokens; assume it does.
-            self.found |= mac.tokens.clone().into_iter().any(|tt| mentions_ident(tt, self.param));
-        }
-    }
-    let mut find = Find { param, found: false };
-    find.visit_type(ty);
-    find.found
-}
-
-fn mentions_ident(tt: TokenTree, ident: &Ident) -> bool {
-    match tt {
-        TokenTree::Ident(i) => i == *ident,
-        TokenTree::Group(g) => g.stream().into_iter().any(|tt| mentions_ident(tt, ident)),
-        _ => false,
-    }
 }
 
 /// Whether `ty` is `()`.

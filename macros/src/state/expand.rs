@@ -1,12 +1,20 @@
 //! Code generation of `#[derive(ActorState)]`.
+//!
+//! The stored fields go through two private "shadow" structs that derive serde's traits:
+//! one borrowing the fields for encoding, one owning them for decoding. The shadows are
+//! generic over their field types (`F0, F1, ...`), so serde's derived code can never fail to
+//! compile; the `impl ActorState` instead requires `FieldType: StateField` for every stored
+//! field, spanned at the field. A field type that is not serializable thus gets one error,
+//! at that field, with amber's message (the trait's `on_unimplemented`).
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{GenericParam, Ident, LitStr, Member, Type};
+use syn::{Ident, LitStr, Member};
 
 use super::ast::{Container, Field, Style};
-use crate::internals::types::{mentions_param, replace_self};
+use crate::internals::types::respan;
 use crate::internals::wrap_in_const;
 
 pub(crate) fn expand(cont: &Container<'_>) -> TokenStream {
@@ -15,36 +23,15 @@ pub(crate) fn expand(cont: &Container<'_>) -> TokenStream {
         None => quote!(::amber),
     };
     let serde = quote!(#krate::__private::serde);
-    let serde_str = LitStr::new(&format!("{serde}"), Span::call_site());
+    let serde_str = LitStr::new(&serde.to_string(), Span::call_site());
     let ident = cont.ident;
     let (impl_generics, ty_generics, where_clause) = cont.generics.split_for_impl();
-    let self_ty: Type = syn::parse_quote!(#ident #ty_generics);
 
     let kept: Vec<&Field<'_>> = cont.fields.iter().filter(|f| !f.skip).collect();
-    let kept_types: Vec<Type> = kept.iter().map(|f| replace_self(f.ty, &self_ty)).collect();
-
-    // Type parameters a stored field mentions must be (de)serializable; the others
-    // (only in skipped fields or phantom data) are left alone.
-    let type_params: Vec<&Ident> = cont.generics.type_params().map(|p| &p.ident).collect();
-    let stored_params: Vec<&Ident> = type_params
-        .iter()
-        .copied()
-        .filter(|p| kept_types.iter().any(|ty| mentions_param(ty, p)))
-        .collect();
-    let ser_bound = bound_str(&stored_params, &quote!(#serde::Serialize));
-    let de_bound = bound_str(&stored_params, &quote!(#serde::de::DeserializeOwned));
-
-    // The shadow structs: a borrowed view of the stored fields for encoding, an owned one
-    // for decoding. Both carry the struct's generics; a phantom field uses them all.
-    // The encoding shadow also needs one for its lifetime when no field is stored. (A skipped
-    // field changes nothing in the encoding, so the two shadows still agree.)
-    let de_phantom = (!type_params.is_empty()).then(|| {
-        quote! { ::core::marker::PhantomData<fn() -> (#(#type_params,)*)> }
-    });
-    let ser_phantom = (!type_params.is_empty() || kept.is_empty()).then(|| {
-        quote! { ::core::marker::PhantomData<(&'__amber (), fn() -> (#(#type_params,)*))> }
-    });
+    let params: Vec<Ident> = (0..kept.len()).map(|i| format_ident!("__F{}", i)).collect();
     let tuple_shadow = cont.style == Style::Tuple && !kept.is_empty();
+    // The shadows' members: a named struct keeps the field names (they are the keys of the
+    // encoded map); a tuple struct renumbers the stored fields.
     let shadow_members: Vec<Member> = kept
         .iter()
         .enumerate()
@@ -55,53 +42,37 @@ pub(crate) fn expand(cont: &Container<'_>) -> TokenStream {
             }
         })
         .collect();
-    let phantom_member: Member = if tuple_shadow {
-        Member::Unnamed(syn::Index::from(kept.len()))
+    let stored = quote!(#krate::__private::stored);
+    let ser_with = LitStr::new(&format!("{stored}::serialize"), Span::call_site());
+    let de_with = LitStr::new(&format!("{stored}::deserialize"), Span::call_site());
+    let shadow = |with: TokenStream, field_ty: &dyn Fn(&Ident) -> TokenStream| {
+        let fields = shadow_members.iter().zip(&params).map(|(m, p)| {
+            let ty = field_ty(p);
+            match (tuple_shadow, m) {
+                (true, _) => quote!(#[serde(#with)] #ty),
+                (false, m) => quote!(#[serde(#with)] #m: #ty),
+            }
+        });
+        if tuple_shadow { quote!((#(#fields),*);) } else { quote!({ #(#fields),* }) }
+    };
+    let ser_body = shadow(quote!(serialize_with = #ser_with), &|p| quote!(&'__amber #p));
+    let de_body = shadow(quote!(deserialize_with = #de_with), &|p| quote!(#p));
+    let bounded = quote!(#(#params: #krate::__private::StateField),*);
+    let (ser_generics, de_generics) = if params.is_empty() {
+        (TokenStream::new(), TokenStream::new())
     } else {
-        Member::Named(format_ident!("__amber_phantom"))
+        (quote!(<'__amber, #bounded>), quote!(<#bounded>))
     };
 
-    let mut ser_generics = cont.generics.clone();
-    ser_generics.params.insert(0, syn::parse_quote!('__amber));
-    let ser_params = &ser_generics.params;
-    let ser_args = cont.generics.params.iter().map(|p| match p {
-        GenericParam::Type(t) => t.ident.to_token_stream(),
-        GenericParam::Const(c) => c.ident.to_token_stream(),
-        GenericParam::Lifetime(l) => l.lifetime.to_token_stream(),
-    });
-    let de_params = &cont.generics.params;
-
-    let ser_fields = kept.iter().zip(&kept_types).map(|(f, ty)| {
-        let span = f.ty.span();
-        let ty = quote_spanned!(span=> &'__amber #ty);
-        field_def(tuple_shadow, &f.member, ty)
-    });
-    let de_fields =
-        kept.iter().zip(&kept_types).map(|(f, ty)| field_def(tuple_shadow, &f.member, quote!(#ty)));
-    let phantom_def = |phantom: &Option<TokenStream>| {
-        phantom.as_ref().map(|p| {
-            let def = field_def(tuple_shadow, &phantom_member, p.clone());
-            quote!(#[serde(skip)] #def)
-        })
-    };
-    let (ser_phantom_def, de_phantom_def) = (phantom_def(&ser_phantom), phantom_def(&de_phantom));
-    let body = |fields: TokenStream| {
-        if tuple_shadow {
-            quote!(( #fields ) #where_clause ;)
-        } else {
-            quote!(#where_clause { #fields })
-        }
-    };
-    let ser_body = body(quote!(#(#ser_fields,)* #ser_phantom_def));
-    let de_body = body(quote!(#(#de_fields,)* #de_phantom_def));
+    let kept_types: Vec<&syn::Type> = kept.iter().map(|f| f.ty).collect();
+    let ref_args = (!kept.is_empty()).then(|| quote!(<'_, #(#kept_types),*>));
+    let owned_args = (!kept.is_empty()).then(|| quote!(<#(#kept_types),*>));
 
     // encode_state: borrow every stored field.
     let ser_inits = kept.iter().zip(&shadow_members).map(|(f, m)| {
         let member = &f.member;
         quote!(#m: &self.#member)
     });
-    let phantom_init =
-        ser_phantom.as_ref().map(|_| quote!(#phantom_member: ::core::marker::PhantomData));
 
     // decode_state: move stored fields out of the shadow, rebuild the skipped ones.
     let mut shadow_iter = shadow_members.iter();
@@ -126,23 +97,34 @@ pub(crate) fn expand(cont: &Container<'_>) -> TokenStream {
     let type_name = match &cont.attrs.name {
         Some(name) => quote!(#name),
         None => {
-            let ident_str = LitStr::new(&ident.to_string(), ident.span());
+            let ident_str = LitStr::new(&ident.unraw().to_string(), ident.span());
             quote!(::core::concat!(::core::module_path!(), "::", #ident_str))
         }
     };
     let version = cont.attrs.version.map_or(1, |(v, _)| v);
 
+    // The hooks are first coerced to function pointers of the documented signatures, so that
+    // a hook with another signature gets one error naming the expected one, at the path.
     let upgrade = cont.attrs.upgrade.as_ref().map(|path| {
+        let hook = quote_spanned! {path.span()=>
+            let __upgrade: fn(
+                u32,
+                &[u8],
+                &#krate::ActorSystem,
+            ) -> ::core::result::Result<Self, #krate::StateError> = #path;
+        };
         quote! {
             else if (1..<Self as #krate::ActorState>::VERSION).contains(&version) {
-                #path(version, bytes, system)?
+                #hook
+                __upgrade(version, bytes, system)?
             }
         }
     });
     let (rebuild, hook_trait) = match &cont.attrs.rebuild {
         Some(path) => (
-            quote! {
-                __AmberRebuildResult::__amber_into(#path(&mut state, system))?;
+            quote_spanned! {path.span()=>
+                let __rebuild: fn(&mut Self, &#krate::ActorSystem) -> _ = #path;
+                __AmberRebuildResult::__amber_into(__rebuild(&mut state, system))?;
             },
             quote! {
                 /// What a rebuild hook may return: nothing, or a result.
@@ -176,18 +158,22 @@ pub(crate) fn expand(cont: &Container<'_>) -> TokenStream {
         .map(|w| w.predicates.iter().map(ToTokens::to_token_stream).collect())
         .unwrap_or_default();
     where_preds.push(quote!(Self: #krate::Actor));
-    for p in &stored_params {
-        where_preds.push(quote!(#p: #serde::Serialize + #serde::de::DeserializeOwned));
+    for ty in &kept_types {
+        // Spanned at the field type: a type that is not serializable gets one error, there,
+        // worded by the trait's `on_unimplemented` (the shadows need no more than this).
+        let span = ty.span();
+        let bound = respan(quote!(#krate::__private::StateField), span);
+        where_preds.push(quote_spanned!(span=> #ty: #bound));
     }
 
     let impls = quote! {
         #[derive(#serde::Serialize)]
-        #[serde(crate = #serde_str, bound = #ser_bound)]
-        struct __AmberStateRef<#ser_params> #ser_body
+        #[serde(crate = #serde_str)]
+        struct __AmberStateRef #ser_generics #ser_body
 
         #[derive(#serde::Deserialize)]
-        #[serde(crate = #serde_str, bound = #de_bound)]
-        struct __AmberStateOwned<#de_params> #de_body
+        #[serde(crate = #serde_str)]
+        struct __AmberStateOwned #de_generics #de_body
 
         #hook_trait
 
@@ -202,10 +188,7 @@ pub(crate) fn expand(cont: &Container<'_>) -> TokenStream {
             fn encode_state(
                 &self,
             ) -> ::core::result::Result<::std::vec::Vec<u8>, #krate::CodecError> {
-                let state = __AmberStateRef::<'_, #(#ser_args),*> {
-                    #(#ser_inits,)*
-                    #phantom_init
-                };
+                let state: __AmberStateRef #ref_args = __AmberStateRef { #(#ser_inits,)* };
                 #krate::encode(&state)
             }
 
@@ -215,7 +198,7 @@ pub(crate) fn expand(cont: &Container<'_>) -> TokenStream {
                 system: &#krate::ActorSystem,
             ) -> ::core::result::Result<Self, #krate::StateError> {
                 let #mut_state state: Self = if version == <Self as #krate::ActorState>::VERSION {
-                    let __state: __AmberStateOwned #ty_generics = system.decode(bytes)?;
+                    let __state: __AmberStateOwned #owned_args = system.decode(bytes)?;
                     Self { #(#inits,)* }
                 }
                 #upgrade
@@ -232,22 +215,4 @@ pub(crate) fn expand(cont: &Container<'_>) -> TokenStream {
         }
     };
     wrap_in_const(impls)
-}
-
-/// `T: Bound, U: Bound` as the string serde's `bound = "..."` takes.
-fn bound_str(params: &[&Ident], bound: &TokenStream) -> LitStr {
-    let preds: Vec<String> = params.iter().map(|p| format!("{p}: {bound}")).collect();
-    LitStr::new(&preds.join(", "), Span::call_site())
-}
-
-/// A field of a shadow struct: `name: ty` or, in a tuple struct, `ty`.
-fn field_def(tuple: bool, member: &Member, ty: TokenStream) -> TokenStream {
-    match (tuple, member) {
-        (false, Member::Named(ident)) => quote!(#ident: #ty),
-        (false, Member::Unnamed(index)) => {
-            let ident = format_ident!("__amber_{}", index.index);
-            quote!(#ident: #ty)
-        }
-        (true, _) => ty,
-    }
 }
