@@ -4,6 +4,12 @@
 //! This crate is the facade: it re-exports the runtime ([`amber_actors`]) and the snapshot
 //! core ([`amber_snapshot`]). Start with [`prelude`].
 //!
+//! Actors can be written by hand, as below, or with the macros: [`#[amber::actor]`](macro@actor)
+//! turns the methods of an impl block into message handlers (message and reply enums, the
+//! `Actor` impl, typed methods on `ActorRef`), and
+//! [`#[derive(ActorState)]`](derive@ActorState) makes an actor's state storable in snapshots.
+//! Both are sugar over the traits: the two styles mix freely.
+//!
 //! ```
 //! use amber::prelude::*;
 //!

@@ -129,8 +129,9 @@ use proc_macro::TokenStream;
 /// `upgrade = "Self::upgrade"`.
 ///
 /// Every stored field must be serializable with serde: a field that is not gets a compile
-/// error at that field; mark it `skip` or change its type. Generic type parameters that
-/// appear in stored fields must be `Serialize + DeserializeOwned`.
+/// error at that field ("cannot be stored in a snapshot"); mark it `skip` or change its type.
+/// A generic struct gets `ActorState` for the instantiations whose stored field types are
+/// serializable (the impl is bounded by each stored field type).
 ///
 /// # Example: skipped fields, a rebuild hook, a version upgrade
 ///
@@ -307,9 +308,10 @@ pub fn derive_actor_state(input: TokenStream) -> TokenStream {
 ///     (the system's ask timeout otherwise). The methods return `impl Future + Send`.
 ///
 ///   Bring the trait into scope (`use crate::accounts::AccountRef;`) to call them;
-/// - in a `const _: () = { ... };` block: `impl Actor for Account` with `Msg = AccountMsg`,
-///   `Reply = AccountReply`, a `handle` that calls the handler of each variant, the hooks,
-///   the trait impl, and a `Debug` for both enums that prints the variant name only.
+/// - in a `const _: () = { ... };` block (which adds no names): `impl Actor for Account`
+///   with `Msg = AccountMsg`, `Reply = AccountReply`, a `handle` that calls the handler of
+///   each variant, the hooks, the trait impl, and a `Debug` for both enums that prints the
+///   variant name only.
 ///
 /// The doc comments of a handler are copied onto its variant and its ref method; `#[cfg]`
 /// attributes on a handler apply to everything generated for it. The enums derive serde's
@@ -324,7 +326,7 @@ pub fn derive_actor_state(input: TokenStream) -> TokenStream {
 ///
 /// | key | value | meaning |
 /// |---|---|---|
-/// | `vis` | visibility | of the three generated items, default `pub`, e.g. `vis = "pub(crate)"` |
+/// | `vis` | visibility | of the three generated items, default `pub`, e.g. `vis = "pub(crate)"`; at least that of the actor type (they appear in its `Actor` impl) |
 /// | `derive` | list | more derives for both enums, e.g. `derive(Clone, PartialEq, Debug)`; with `Debug` in it, the names-only `Debug` is not generated |
 /// | `crate` | path | where the `amber` crate is, default `::amber` |
 ///
