@@ -77,11 +77,27 @@ impl<A: Actor> ActorRef<A> {
     pub async fn ask_timeout(&self, msg: A::Msg, timeout: Duration) -> Result<A::Reply, AskError> {
         let (tx, rx) = oneshot::channel();
         let env = Envelope::new(msg, Some(tx));
+        let asker = crate::current::current();
         let exchange = async {
             if self.push(env).await.is_err() {
                 return Err(AskError::Stopped);
             }
-            rx.await.map_err(|_| AskError::NoReply)
+            let (reply, responder_epoch) = rx.await.map_err(|_| AskError::NoReply)?;
+            if let Some(asker) = asker
+                && responder_epoch > asker.epoch
+            {
+                // The reply was computed after the responder's cut for a snapshot the asker
+                // has not cut for yet: that snapshot would not be a consistent cut.
+                self.mailbox.meta.late.taint(
+                    responder_epoch,
+                    format!(
+                        "actor {} absorbed an ask reply from {} computed after its cut",
+                        asker.id,
+                        self.id()
+                    ),
+                );
+            }
+            Ok(reply)
         };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,

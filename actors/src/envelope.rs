@@ -25,13 +25,17 @@ pub(crate) struct Envelope<A: Actor> {
     /// epoch on arrival.
     pub(crate) epoch: Epoch,
     pub(crate) msg: A::Msg,
-    pub(crate) reply: Option<oneshot::Sender<A::Reply>>,
+    pub(crate) reply: Option<ReplyTo<A>>,
 }
+
+/// Where an ask's reply goes; the reply travels with the responder's epoch, so an asker can
+/// tell whether it is absorbing information from after a cut it has not taken yet.
+pub(crate) type ReplyTo<A> = oneshot::Sender<(<A as Actor>::Reply, Epoch)>;
 
 impl<A: Actor> Envelope<A> {
     /// An envelope stamped for a send from the current thread's running actor, if any.
     #[inline]
-    pub(crate) fn new(msg: A::Msg, reply: Option<oneshot::Sender<A::Reply>>) -> Self {
+    pub(crate) fn new(msg: A::Msg, reply: Option<ReplyTo<A>>) -> Self {
         let (origin, epoch) = match crate::current::current() {
             Some(running) => (Origin::Actor(running.id), running.epoch),
             None => (Origin::Outside, Epoch::ZERO),

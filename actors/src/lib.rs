@@ -79,7 +79,9 @@ pub use signal::{ChildEvent, Down, ExitReason};
 pub use snapshot::{RestoreError, SnapshotError};
 pub use state::{ActorState, StateError};
 pub use supervision::{RestartPolicy, SpawnOptions};
-pub use system::{ActorSystem, CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, SystemBuilder};
+pub use system::{
+    ActorSystem, CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, SNAPSHOT_ATTEMPTS, SystemBuilder,
+};
 pub use timer::TimerId;
 
 /// Encodes a value (a state, a message) as MessagePack with field names, the encoding of

@@ -152,7 +152,7 @@ impl<A: Actor> Runner<A> {
         match turn(running, actor.handle(msg, &mut self.ctx)).await {
             Ok(out) => {
                 if let Some(tx) = reply {
-                    let _ = tx.send(out);
+                    let _ = tx.send((out, self.ctx.epoch));
                 }
                 None
             }

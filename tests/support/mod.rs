@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod bank;
+pub mod worker;
 
 use std::future::Future;
 use std::time::Duration;

@@ -52,6 +52,7 @@ pub(crate) trait Stamp {
 #[derive(Debug, Default)]
 pub(crate) struct LateSink {
     records: Mutex<Vec<Late>>,
+    taints: Mutex<Vec<(Epoch, String)>>,
 }
 
 /// One late recording: for snapshot `snapshot`, the message, or why it could not be copied.
@@ -61,25 +62,49 @@ pub(crate) struct Late {
     pub(crate) record: Result<InFlightRecord, String>,
 }
 
+/// What [`LateSink::take`] hands over for one snapshot.
+#[derive(Debug, Default)]
+pub(crate) struct Recorded {
+    /// Messages recorded after their receiver's cut, in arrival order (or why one could not
+    /// be copied).
+    pub(crate) records: Vec<Result<InFlightRecord, String>>,
+    /// Why the snapshot is not a consistent cut: information crossed it through a side
+    /// channel (an ask reply from after the cut, a ref to an actor born after it).
+    pub(crate) taints: Vec<String>,
+}
+
 impl LateSink {
     fn push(&self, late: Late) {
         lock(&self.records).push(late);
     }
 
-    /// Takes every recording made for `snapshot`, dropping those of older snapshots
-    /// (which were aborted); recordings for later snapshots stay.
-    pub(crate) fn take(&self, snapshot: Epoch) -> Vec<Result<InFlightRecord, String>> {
+    /// Marks snapshot `snapshot` as not a consistent cut, with the reason.
+    pub(crate) fn taint(&self, snapshot: Epoch, reason: String) {
+        lock(&self.taints).push((snapshot, reason));
+    }
+
+    /// Takes every recording and taint for `snapshot`, dropping those of older snapshots
+    /// (which were aborted); those for later snapshots stay.
+    pub(crate) fn take(&self, snapshot: Epoch) -> Recorded {
+        let mut out = Recorded::default();
         let mut records = lock(&self.records);
-        let all = std::mem::take(&mut *records);
-        let mut taken = Vec::new();
-        for late in all {
+        for late in std::mem::take(&mut *records) {
             match late.snapshot.cmp(&snapshot) {
                 std::cmp::Ordering::Less => {}
-                std::cmp::Ordering::Equal => taken.push(late.record),
+                std::cmp::Ordering::Equal => out.records.push(late.record),
                 std::cmp::Ordering::Greater => records.push(late),
             }
         }
-        taken
+        drop(records);
+        let mut taints = lock(&self.taints);
+        for (epoch, reason) in std::mem::take(&mut *taints) {
+            match epoch.cmp(&snapshot) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => out.taints.push(reason),
+                std::cmp::Ordering::Greater => taints.push((epoch, reason)),
+            }
+        }
+        out
     }
 }
 
@@ -216,11 +241,26 @@ impl<T: Stamp> MailboxCore<T> {
 
     /// Under the lock: if the item crosses this actor's latest cut (sent before its sender's
     /// cut, arriving after ours), records a copy for that snapshot.
+    ///
+    /// A message from an older epoch into an actor that never cut means the sender, still
+    /// before its cut, found an actor born after that snapshot started (through the
+    /// registry, or a ref from outside): the message would vanish from the snapshot, so the
+    /// snapshot is tainted instead.
     #[inline]
     fn record_if_late(&self, q: &Queue<T>, item: &T) {
-        if let Some(snapshot) = q.cut.recording(item.tag()) {
+        let tag = item.tag();
+        if let Some(snapshot) = q.cut.recording(tag) {
             let record = item.record(self.meta.id);
             self.meta.late.push(Late { snapshot, record });
+        } else if tag < q.cut.epoch() && q.cut.last_cut().is_none() {
+            let snapshot = q.cut.epoch();
+            self.meta.late.taint(
+                snapshot,
+                format!(
+                    "actor {} was sent a message from epoch {tag}, but was born in {snapshot} after that snapshot started",
+                    self.meta.id
+                ),
+            );
         }
     }
 

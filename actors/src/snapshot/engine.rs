@@ -249,8 +249,9 @@ impl SnapshotEngine {
     /// cut followed by the messages recorded after it, in arrival order.
     fn finish(&self, mut round: Round) -> Option<(Waiter, Result<Checkpoint, SnapshotError>)> {
         let epoch = round.epoch;
+        let recorded = self.late.take(epoch);
         let mut late: HashMap<ActorId, Vec<InFlightRecord>> = HashMap::new();
-        for record in self.late.take(epoch) {
+        for record in recorded.records {
             match record {
                 Ok(r) => late.entry(r.to).or_default().push(r),
                 Err(p) => round.problems.push(p),
@@ -258,6 +259,11 @@ impl SnapshotEngine {
         }
         let waiter = round.waiter.take()?;
         let elapsed = round.started.elapsed();
+        if !recorded.taints.is_empty() {
+            tracing::debug!(%epoch, taints = recorded.taints.len(), "snapshot is not a consistent cut");
+            let err = SnapshotError::Inconsistent { epoch, reasons: recorded.taints };
+            return Some((waiter, Err(err)));
+        }
         if !round.problems.is_empty() {
             tracing::warn!(%epoch, problems = round.problems.len(), "snapshot could not capture everything");
             return Some((waiter, Err(SnapshotError::Capture { epoch, problems: round.problems })));

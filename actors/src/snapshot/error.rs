@@ -30,6 +30,19 @@ pub enum SnapshotError {
         /// What could not be captured, one line each.
         problems: Vec<String>,
     },
+    /// Information crossed the cut outside the channels a snapshot can record — an ask
+    /// reply computed after the responder's cut reached an actor before its own, or an actor
+    /// before its cut sent to an actor born after the snapshot started (found through the
+    /// registry or a ref from outside) — so this cut is not consistent and was discarded.
+    /// Taking another snapshot usually succeeds; [`ActorSystem::snapshot`] retries by itself.
+    ///
+    /// [`ActorSystem::snapshot`]: crate::ActorSystem::snapshot
+    Inconsistent {
+        /// Its epoch.
+        epoch: Epoch,
+        /// What crossed the cut.
+        reasons: Vec<String>,
+    },
     /// The system is shutting down.
     ShuttingDown,
     /// The checkpoint store failed.
@@ -49,6 +62,13 @@ impl fmt::Display for SnapshotError {
                 write!(f, "snapshot {epoch} could not capture {} item(s)", problems.len())?;
                 for p in problems.iter().take(5) {
                     write!(f, "; {p}")?;
+                }
+                Ok(())
+            }
+            SnapshotError::Inconsistent { epoch, reasons } => {
+                write!(f, "snapshot {epoch} is not a consistent cut")?;
+                for r in reasons.iter().take(3) {
+                    write!(f, "; {r}")?;
                 }
                 Ok(())
             }

@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 pub use builder::SystemBuilder;
 pub(crate) use decode::resolve;
-pub use snapshots::{CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE};
+pub use snapshots::{CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, SNAPSHOT_ATTEMPTS};
 
 use crate::mailbox::core::Meta;
 use crate::mailbox::{AnyMailbox, Inbox, Mailbox, terminated};

@@ -18,18 +18,34 @@ use crate::{ActorRef, ActorState, ActorSystem, Context};
 /// How long [`ActorSystem::snapshot`] lets a snapshot run before aborting it.
 pub const DEFAULT_SNAPSHOT_DEADLINE: Duration = Duration::from_secs(30);
 
+/// How many attempts [`ActorSystem::snapshot`] makes when an attempt is found inconsistent.
+pub const SNAPSHOT_ATTEMPTS: u32 = 5;
+
 impl ActorSystem {
     /// Takes a consistent global snapshot of every actor of this system while it runs (see
     /// the [`snapshot`](crate::snapshot) module for what that guarantees) and returns it as a
-    /// checkpoint, not yet written anywhere. Aborts after
-    /// [`DEFAULT_SNAPSHOT_DEADLINE`].
+    /// checkpoint, not yet written anywhere. Each attempt aborts after
+    /// [`DEFAULT_SNAPSHOT_DEADLINE`]; an attempt found
+    /// [`Inconsistent`](SnapshotError::Inconsistent) is retried, up to
+    /// [`SNAPSHOT_ATTEMPTS`] attempts in all.
     pub async fn snapshot(&self) -> Result<Checkpoint, SnapshotError> {
-        self.snapshot_within(DEFAULT_SNAPSHOT_DEADLINE).await
+        let mut attempt = 1;
+        loop {
+            match self.snapshot_within(DEFAULT_SNAPSHOT_DEADLINE).await {
+                Err(SnapshotError::Inconsistent { epoch, reasons })
+                    if attempt < SNAPSHOT_ATTEMPTS =>
+                {
+                    tracing::debug!(%epoch, attempt, reason = %reasons[0], "retrying an inconsistent snapshot");
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
     }
 
-    /// Like [`snapshot`](Self::snapshot), aborting if it has not completed within `deadline`
-    /// (for example because a handler never returns). An aborted snapshot leaves no trace;
-    /// the next one simply has a higher epoch.
+    /// One snapshot attempt, aborted if it has not completed within `deadline` (for example
+    /// because a handler never returns). An aborted or inconsistent snapshot leaves no
+    /// trace; the next one simply has a higher epoch.
     pub async fn snapshot_within(&self, deadline: Duration) -> Result<Checkpoint, SnapshotError> {
         if self.is_shutting_down() {
             return Err(SnapshotError::ShuttingDown);
