@@ -39,7 +39,7 @@ fn outside_load(
                 break;
             }
             sent += 1;
-            if sent % 64 == 0 {
+            if sent.is_multiple_of(64) {
                 tokio::task::yield_now().await;
             }
         }

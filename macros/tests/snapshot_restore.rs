@@ -86,7 +86,7 @@ async fn a_snapshot_of_macro_actors_restores() {
     // Refs inside the restored states point at the restored actors.
     let a = restored.lookup::<Account>("a").unwrap();
     let b = restored.lookup::<Account>("b").unwrap();
-    assert_eq!(a.peers().await.unwrap(), [b.clone()]);
+    assert_eq!(a.peers().await.unwrap(), std::slice::from_ref(&b));
     assert!(a.transfer(b.clone(), 70).await.unwrap());
     assert_eq!(b.balance().await.unwrap(), before[1] + 70);
     restored.shutdown().await;

@@ -5,7 +5,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use serde::{Deserialize, Serialize};
 
-/// The identity of one [`ActorSystem`](crate::ActorSystem) instance, random per start.
+/// The identity of one actor system instance (`amber_actors::ActorSystem`), random per start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SystemId(pub u64);
 
@@ -59,7 +59,7 @@ impl ActorId {
 
 impl fmt::Display for ActorId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{:08x}", self.seq, self.system.0 >> 32)
+        write!(f, "{}@{:016x}", self.seq, self.system.0)
     }
 }
 

@@ -28,7 +28,11 @@ pub(crate) struct CutReport {
     pub(crate) backlog: Vec<Result<InFlightRecord, String>>,
 }
 
+/// Where the outcome of a snapshot goes.
 type Waiter = oneshot::Sender<Result<Checkpoint, SnapshotError>>;
+
+/// Where the caller of a snapshot waits for its outcome.
+pub(crate) type Outcome = oneshot::Receiver<Result<Checkpoint, SnapshotError>>;
 
 /// Work for the caller once the engine lock is released.
 #[derive(Debug, Default)]
@@ -154,8 +158,7 @@ impl SnapshotEngine {
     pub(crate) fn start(
         &self,
         deadline: Duration,
-    ) -> Result<(Epoch, oneshot::Receiver<Result<Checkpoint, SnapshotError>>, Effects), SnapshotError>
-    {
+    ) -> Result<(Epoch, Outcome, Effects), SnapshotError> {
         let mut st = self.lock();
         let due = self.now_ms().saturating_add(deadline.as_millis() as u64);
         let epoch = st.coordinator.start([self.me.clone()], Some(due)).map_err(|e| match e {

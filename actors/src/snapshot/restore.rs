@@ -37,13 +37,16 @@ pub(crate) trait Prepared: Send {
     fn start(self: Box<Self>);
 }
 
+/// Decodes everything one actor needs, or says why it cannot be restored.
+pub(crate) type PrepareFn = fn(&ActorSystem, Plan<'_>) -> Result<Box<dyn Prepared>, RestoreError>;
+
 /// The restore entry points of one registered type.
 #[derive(Clone, Copy)]
 pub(crate) struct RestoreFns {
     /// Creates the actor's mailbox (same id and name), unregistered and not started.
     pub(crate) create: fn(&ActorSystem, &ActorEntry, Epoch) -> Arc<dyn AnyMailbox>,
     /// Decodes everything the actor needs.
-    pub(crate) prepare: fn(&ActorSystem, Plan<'_>) -> Result<Box<dyn Prepared>, RestoreError>,
+    pub(crate) prepare: PrepareFn,
 }
 
 /// The restore entry points of `A`.
