@@ -181,7 +181,7 @@ fn inspect_json_shows_everything() {
             "timers": [],
         })
     );
-    assert_eq!(actors[1]["id"], "2@1a2b3c4d");
+    assert_eq!(actors[1]["id"], "2@1a2b3c4d00000001");
     assert_eq!(actors[1]["state"]["balance"], 102);
     assert_eq!(actors[0]["parent"], Value::Null);
     assert_eq!(actors[2]["name"], Value::Null);
@@ -232,13 +232,13 @@ fn inspect_as_text() {
         "created  2023-11-14T22:13:20.004Z",
         "nodes    node-a (10.0.0.1:7000), node-b",
         "actors (3)",
-        "2@1a2b3c4d  bank.Account  name \"alice\"  node node-a",
-        "parent 1@1a2b3c4d  watchers 1@1a2b3c4d  state version 2",
+        "2@1a2b3c4d00000001  bank.Account  name \"alice\"  node node-a",
+        "parent 1@1a2b3c4d00000001  watchers 1@1a2b3c4d00000001  state version 2",
         "state {\"balance\":104,\"owner\":\"alice\"}",
         "timer 7  in 1500us  every 10000us  msg \"audit\"",
         "in flight (2)",
-        "#0  3@1a2b3c4d -> 2@1a2b3c4d  epoch 13  ask",
-        "#1  outside -> 2@1a2b3c4d  epoch 13  tell",
+        "#0  3@1a2b3c4d00000001 -> 2@1a2b3c4d00000001  epoch 13  ask",
+        "#1  outside -> 2@1a2b3c4d00000001  epoch 13  tell",
         "payload {\"amount\":1}",
     ] {
         assert!(text.contains(needle), "{needle:?} not in\n{text}");

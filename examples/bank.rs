@@ -1,0 +1,484 @@
+//! The bank: the consistent-snapshot demo.
+//!
+//! About a thousand account actors move money among themselves at full speed (each keeps
+//! sending part of its balance to a few neighbours), and some transfers come from outside
+//! the system. Every `--interval` the demo takes a global snapshot and checks that the
+//! balances plus the deposits recorded in flight add up to the total, exactly, and writes it
+//! as a checkpoint. Then it drops the whole system, rehydrates the latest checkpoint, runs
+//! on, and checks the total again.
+//!
+//! ```text
+//! cargo run --release --example bank -- [--accounts N] [--duration 5s] [--interval 100ms]
+//!                                        [--dir DIR] [--restore DIR] [--json]
+//! ```
+//!
+//! An account's state holds its `balance`; the only message that carries money is
+//! `Deposit { amount }` (a transfer withdraws locally, then sends that deposit), so the
+//! checkpoints can be re-checked by anyone with `amber inspect CHECKPOINT --json`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use amber::prelude::*;
+use amber::snapshot::{Checkpoint, CheckpointStore, FsStore};
+
+const EACH: u64 = 1_000;
+const NEIGHBOURS: usize = 8;
+
+/// One bank account.
+#[derive(ActorState, Debug, Default)]
+#[amber(name = "bank.Account")]
+pub struct Account {
+    balance: u64,
+    /// The accounts this one sends money to (stored as actor ids, rehydrated as refs).
+    neighbours: Vec<ActorRef<Account>>,
+    /// Deposits received so far (for the throughput figure).
+    received: u64,
+    /// Random state for picking neighbours and amounts.
+    seed: u64,
+}
+
+#[amber::actor]
+impl Account {
+    /// Money arriving: the only message that carries money.
+    fn deposit(&mut self, amount: u64) {
+        self.balance += amount;
+        self.received += 1;
+    }
+
+    /// Withdraws up to `amount` and deposits it at a neighbour (outside transfers use this).
+    async fn transfer(&mut self, to: u32, amount: u64) {
+        self.send(to as usize, amount).await;
+    }
+
+    /// One step of the account's own activity: pay a random neighbour, then go again.
+    async fn pump(&mut self, ctx: &mut Context<Self>) {
+        let r = self.next();
+        let amount = 1 + (r >> 8) % (self.balance / 8 + 1);
+        self.send(r as usize, amount).await;
+        let _ = ctx.myself().pump().await;
+    }
+
+    fn link(&mut self, neighbours: Vec<ActorRef<Account>>, seed: u64) {
+        self.neighbours = neighbours;
+        self.seed = seed | 1;
+    }
+
+    fn balance(&mut self) -> u64 {
+        self.balance
+    }
+}
+
+impl Account {
+    async fn send(&mut self, to: usize, amount: u64) {
+        let amount = amount.min(self.balance);
+        if amount == 0 || self.neighbours.is_empty() {
+            return;
+        }
+        self.balance -= amount;
+        let neighbour = &self.neighbours[to % self.neighbours.len()];
+        if neighbour.deposit(amount).await.is_err() {
+            self.balance += amount; // the neighbour is gone: keep the money
+        }
+    }
+
+    fn next(&mut self) -> u64 {
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        self.seed
+    }
+}
+
+/// What one checkpoint says, read from bytes alone (as the inspector would).
+#[derive(Debug, Clone, Copy, Default)]
+struct Audit {
+    balances: u64,
+    in_flight: u64,
+    deposits_in_flight: usize,
+    received: u64,
+}
+
+fn audit(checkpoint: &Checkpoint) -> Result<Audit, String> {
+    #[derive(Deserialize)]
+    struct State {
+        balance: u64,
+        received: u64,
+    }
+    /// `AccountMsg` as stored, with the fields the audit does not need ignored.
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    enum Msg {
+        Deposit { amount: u64 },
+        Transfer { to: serde::de::IgnoredAny, amount: serde::de::IgnoredAny },
+        Pump,
+        Link { neighbours: serde::de::IgnoredAny, seed: serde::de::IgnoredAny },
+        Balance,
+    }
+    let mut a = Audit::default();
+    for s in &checkpoint.states {
+        let state: State =
+            rmp_serde::from_slice(&s.state).map_err(|e| format!("state {}: {e}", s.id))?;
+        a.balances += state.balance;
+        a.received += state.received;
+    }
+    for m in &checkpoint.in_flight {
+        if let Msg::Deposit { amount } =
+            rmp_serde::from_slice(&m.payload).map_err(|e| format!("message to {}: {e}", m.to))?
+        {
+            a.in_flight += amount;
+            a.deposits_in_flight += 1;
+        }
+    }
+    Ok(a)
+}
+
+struct Options {
+    accounts: usize,
+    duration: Duration,
+    interval: Duration,
+    dir: Option<String>,
+    restore: Option<String>,
+    json: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
+    let n: f64 = number.parse().map_err(|_| format!("not a duration: {s:?} (try 5s, 100ms)"))?;
+    let secs = match unit {
+        "ms" => n / 1e3,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("unknown unit in {s:?} (use ms, s or m)")),
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("duration must be positive: {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut o = Options {
+        accounts: 1000,
+        duration: Duration::from_secs(5),
+        interval: Duration::from_millis(100),
+        dir: None,
+        restore: None,
+        json: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--accounts" => {
+                o.accounts =
+                    value()?.parse().map_err(|_| "--accounts takes a number".to_string())?;
+                if o.accounts < 2 {
+                    return Err("--accounts must be at least 2".into());
+                }
+            }
+            "--duration" => o.duration = parse_duration(&value()?)?,
+            "--interval" => o.interval = parse_duration(&value()?)?,
+            "--dir" => o.dir = Some(value()?),
+            "--restore" => o.restore = Some(value()?),
+            "--json" => o.json = true,
+            "-h" | "--help" => {
+                return Err("usage: bank [--accounts N] [--duration 5s] [--interval 100ms] [--dir DIR] [--restore DIR] [--json]".into());
+            }
+            other => return Err(format!("unknown argument {other:?}; see --help")),
+        }
+    }
+    Ok(o)
+}
+
+/// Sends transfer commands from outside the system until told to stop.
+fn outside_transfers(
+    accounts: Vec<ActorRef<Account>>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let (mut sent, mut x) = (0u64, 0x9E37_79B9_7F4A_7C15u64);
+        while !stop.load(Ordering::Relaxed) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let from = &accounts[(x % accounts.len() as u64) as usize];
+            if from.transfer((x >> 32) as u32, 1 + (x >> 50) % 20).await.is_err() {
+                break;
+            }
+            sent += 1;
+            // A trickle, not a flood: outside input is a small share of the traffic.
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        sent
+    })
+}
+
+/// The results of one phase (fresh or restored).
+#[derive(Default)]
+struct Phase {
+    snapshots: usize,
+    latencies_ms: Vec<f64>,
+    in_flight_recorded: usize,
+    invariant_ok: bool,
+    deposits_per_sec: f64,
+    failures: Vec<String>,
+}
+
+/// Runs the bank for `duration`, snapshotting every `interval`, auditing each snapshot and
+/// writing it to `store`.
+async fn run_phase(
+    system: &ActorSystem,
+    accounts: &[ActorRef<Account>],
+    store: &Arc<FsStore>,
+    total: u64,
+    duration: Duration,
+    interval: Duration,
+) -> Phase {
+    let stop = Arc::new(AtomicBool::new(false));
+    let outside = outside_transfers(accounts.to_vec(), stop.clone());
+    let mut phase = Phase { invariant_ok: true, ..Phase::default() };
+    let started = Instant::now();
+    let mut first: Option<(Instant, u64)> = None;
+    let mut last: Option<(Instant, u64)> = None;
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while started.elapsed() < duration {
+        ticks.tick().await;
+        let t = Instant::now();
+        let checkpoint = match system.snapshot().await {
+            Ok(c) => c,
+            Err(e) => {
+                phase.failures.push(format!("snapshot failed: {e}"));
+                continue;
+            }
+        };
+        phase.latencies_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        phase.snapshots += 1;
+        match audit(&checkpoint) {
+            Ok(a) => {
+                phase.in_flight_recorded += checkpoint.in_flight.len();
+                if a.balances + a.in_flight != total {
+                    phase.invariant_ok = false;
+                    phase.failures.push(format!(
+                        "epoch {}: balances {} + in flight {} = {} != {total}",
+                        checkpoint.manifest.epoch,
+                        a.balances,
+                        a.in_flight,
+                        a.balances + a.in_flight
+                    ));
+                }
+                first.get_or_insert((t, a.received));
+                last = Some((t, a.received));
+            }
+            Err(e) => {
+                phase.invariant_ok = false;
+                phase.failures.push(e);
+            }
+        }
+        let store = store.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let mut checkpoint = checkpoint;
+            checkpoint.manifest.id = store.next_id()?;
+            store.save(&checkpoint)
+        })
+        .await;
+        match written {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => phase.failures.push(format!("checkpoint not written: {e}")),
+            Err(e) => phase.failures.push(format!("checkpoint writer failed: {e}")),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = outside.await;
+    if let (Some((t0, r0)), Some((t1, r1))) = (first, last)
+        && t1 > t0
+    {
+        phase.deposits_per_sec = (r1 - r0) as f64 / (t1 - t0).as_secs_f64();
+    }
+    phase
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn lookup_all(system: &ActorSystem, n: usize) -> Result<Vec<ActorRef<Account>>, String> {
+    (0..n)
+        .map(|i| system.lookup::<Account>(&format!("account-{i}")).map_err(|e| e.to_string()))
+        .collect()
+}
+
+async fn open_bank(accounts: usize) -> (ActorSystem, Vec<ActorRef<Account>>) {
+    let system = ActorSystem::builder().name("bank").register::<Account>().build();
+    let opts = |i: usize| {
+        SpawnOptions::new().name(format!("account-{i}")).capacity(MailboxCapacity::Unbounded)
+    };
+    let refs: Vec<_> = (0..accounts)
+        .map(|i| {
+            system
+                .spawn_with(opts(i), || Account { balance: EACH, ..Account::default() })
+                .expect("spawn")
+        })
+        .collect();
+    for (i, account) in refs.iter().enumerate() {
+        let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let neighbours = (0..NEIGHBOURS)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                refs[(x % accounts as u64) as usize].clone()
+            })
+            .collect();
+        account.link(neighbours, x).await.expect("link");
+    }
+    for account in &refs {
+        account.pump().await.expect("start pumping");
+    }
+    (system, refs)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let options = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("bank: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let dir = match (&options.dir, &options.restore) {
+        (Some(d), _) | (None, Some(d)) => std::path::PathBuf::from(d),
+        (None, None) => std::env::temp_dir().join(format!("amber-bank-{}", std::process::id())),
+    };
+    let store = match FsStore::open(&dir) {
+        Ok(s) => Arc::new(s.with_retention(10)),
+        Err(e) => {
+            eprintln!("bank: cannot open checkpoint directory: {e}");
+            return ExitCode::from(1);
+        }
+    };
+
+    // Phase 1: a fresh bank, or the latest checkpoint of --restore.
+    let (system, accounts, n) = if let Some(from) = &options.restore {
+        let restored =
+            ActorSystem::builder().name("bank").register::<Account>().restore_latest(&*store);
+        let (system, checkpoint) = match restored {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("bank: cannot restore from {from}: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let n = checkpoint.manifest.actors.len();
+        let accounts = match lookup_all(&system, n) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("bank: the checkpoint in {from} is not a bank: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        (system, accounts, n)
+    } else {
+        let (system, accounts) = open_bank(options.accounts).await;
+        (system, accounts, options.accounts)
+    };
+    let total = n as u64 * EACH;
+    if !options.json {
+        println!(
+            "bank: {n} accounts, {total} in total; snapshot every {:?} for {:?}",
+            options.interval, options.duration
+        );
+        println!("checkpoints: {}", dir.display());
+    }
+    let first =
+        run_phase(&system, &accounts, &store, total, options.duration, options.interval).await;
+    system.shutdown().await;
+    drop(system);
+
+    // Phase 2: rehydrate the latest checkpoint into a new system and run on.
+    let t = Instant::now();
+    let restored =
+        ActorSystem::builder().name("bank").register::<Account>().restore_latest(&*store);
+    let restore_ms = t.elapsed().as_secs_f64() * 1e3;
+    let (second, restored_from) = match restored {
+        Ok((system, checkpoint)) => {
+            let accounts = lookup_all(&system, n).expect("restored accounts keep their names");
+            let run_on = (options.duration / 2).max(options.interval * 3);
+            let phase =
+                run_phase(&system, &accounts, &store, total, run_on, options.interval).await;
+            system.shutdown().await;
+            (phase, Some(checkpoint.manifest.id))
+        }
+        Err(e) => {
+            let phase =
+                Phase { failures: vec![format!("restore failed: {e}")], ..Phase::default() };
+            (phase, None)
+        }
+    };
+
+    let all_latencies: Vec<f64> =
+        first.latencies_ms.iter().chain(&second.latencies_ms).copied().collect();
+    let invariant_ok = first.invariant_ok && first.snapshots > 0;
+    let restored_invariant_ok = second.invariant_ok && second.snapshots > 0;
+    let failures: Vec<&String> = first.failures.iter().chain(&second.failures).collect();
+    if options.json {
+        let summary = serde_json::json!({
+            "accounts": n,
+            "total": total,
+            "snapshots": first.snapshots + second.snapshots,
+            "in_flight_recorded": first.in_flight_recorded + second.in_flight_recorded,
+            "snapshot_ms_p50": percentile(&all_latencies, 0.5),
+            "snapshot_ms_max": percentile(&all_latencies, 1.0),
+            "restore_ms": restore_ms,
+            "invariant_ok": invariant_ok,
+            "restored_invariant_ok": restored_invariant_ok,
+            "deposits_per_sec": first.deposits_per_sec,
+            "restored_deposits_per_sec": second.deposits_per_sec,
+            "checkpoint_dir": dir.display().to_string(),
+            "failures": failures,
+        });
+        println!("{summary}");
+    } else {
+        println!(
+            "before restore: {} snapshots, every one exact: {}; {} messages recorded in flight; {:.0} deposits/s",
+            first.snapshots, first.invariant_ok, first.in_flight_recorded, first.deposits_per_sec
+        );
+        match restored_from {
+            Some(id) => println!("restored {id} in {restore_ms:.1} ms ({n} accounts) and ran on"),
+            None => println!("restore failed"),
+        }
+        println!(
+            "after restore:  {} snapshots, every one exact: {}; {} messages recorded in flight; {:.0} deposits/s",
+            second.snapshots,
+            second.invariant_ok,
+            second.in_flight_recorded,
+            second.deposits_per_sec
+        );
+        println!(
+            "snapshot latency: p50 {:.2} ms, max {:.2} ms",
+            percentile(&all_latencies, 0.5),
+            percentile(&all_latencies, 1.0)
+        );
+        for f in &failures {
+            println!("FAILURE: {f}");
+        }
+        println!(
+            "invariant {}",
+            if invariant_ok && restored_invariant_ok { "OK" } else { "VIOLATED" }
+        );
+    }
+    if invariant_ok && restored_invariant_ok && failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
