@@ -44,6 +44,17 @@ pub use amber_snapshot as snapshot;
 #[doc(inline)]
 pub use amber_macros::{ActorState, actor};
 
+/// Guides longer than an item's docs.
+pub mod docs {
+    #[doc = include_str!("../docs/snapshots.md")]
+    pub mod snapshots {}
+}
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// The serde amber encodes states and messages with, for types of your own that a state
 /// upgrade or a hand-written message needs, without a direct dependency on serde:
 /// `#[derive(amber::serde::Deserialize)] #[serde(crate = "amber::serde")]`.
