@@ -126,6 +126,9 @@ impl Timers {
         &self,
         queued: &std::collections::HashSet<TimerId>,
     ) -> Result<Vec<amber_snapshot::TimerEntry>, String> {
+        if self.live.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = Instant::now();
         let mut out = Vec::with_capacity(self.live.len());
         let mut ids: Vec<_> = self.live.keys().copied().collect();

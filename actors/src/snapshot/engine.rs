@@ -158,6 +158,7 @@ impl SnapshotEngine {
     pub(crate) fn start(
         &self,
         deadline: Duration,
+        actors: usize,
     ) -> Result<(Epoch, Outcome, Effects), SnapshotError> {
         let mut st = self.lock();
         let due = self.now_ms().saturating_add(deadline.as_millis() as u64);
@@ -171,8 +172,8 @@ impl SnapshotEngine {
         st.round = Some(Round {
             epoch,
             started: Instant::now(),
-            actors: Vec::new(),
-            states: Vec::new(),
+            actors: Vec::with_capacity(actors),
+            states: Vec::with_capacity(actors),
             backlog: Vec::new(),
             problems: Vec::new(),
             waiter: Some(tx),

@@ -50,7 +50,7 @@ impl ActorSystem {
         if self.is_shutting_down() {
             return Err(SnapshotError::ShuttingDown);
         }
-        let (epoch, mut done, effects) = self.engine().start(deadline)?;
+        let (epoch, mut done, effects) = self.engine().start(deadline, self.actor_count())?;
         self.run_effects(effects);
         let result = match tokio::time::timeout(deadline, &mut done).await {
             Ok(result) => result,

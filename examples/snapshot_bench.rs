@@ -1,0 +1,236 @@
+//! Prints the snapshot benchmark figures: snapshot latency (in memory and to disk) for idle
+//! and busy systems of 1k / 10k / 100k actors, bank throughput with snapshots every 1 s and
+//! every 100 ms against none (ratios from one run), restore time, and checkpoint bytes
+//! against raw state bytes.
+//!
+//! `cargo run --release --example snapshot_bench [-- --max 100000]`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use amber::prelude::*;
+use amber::snapshot::{CheckpointStore, FsStore};
+
+/// An idle actor with a little state.
+#[derive(ActorState, Debug, Default)]
+#[amber(name = "bench.Cell")]
+pub struct Cell {
+    value: u64,
+    label: String,
+}
+
+#[amber::actor]
+impl Cell {
+    fn set(&mut self, value: u64) {
+        self.value = value;
+    }
+}
+
+/// A busy actor: keeps passing a token to a neighbour, so mailboxes are never quiet.
+#[derive(ActorState, Debug, Default)]
+#[amber(name = "bench.Relay")]
+pub struct Relay {
+    next: Option<ActorRef<Relay>>,
+    passed: u64,
+}
+
+#[amber::actor]
+impl Relay {
+    fn link(&mut self, next: ActorRef<Relay>) {
+        self.next = Some(next);
+    }
+
+    async fn token(&mut self) {
+        self.passed += 1;
+        if let Some(next) = &self.next {
+            let _ = next.token().await;
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn system() -> ActorSystem {
+    ActorSystem::builder().register::<Cell>().register::<Relay>().build()
+}
+
+async fn idle(n: usize, dir: &std::path::Path) {
+    let system = system();
+    for i in 0..n {
+        let cell = Cell { value: i as u64, label: format!("cell-{i}") };
+        system.spawn(cell).expect("spawn");
+    }
+    // Let every actor run its start so the system is idle.
+    let warm = system.snapshot().await.expect("snapshot");
+    assert_eq!(warm.manifest.actors.len(), n);
+    let mut memory = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let cp = system.snapshot().await.expect("snapshot");
+        memory.push(ms(t.elapsed()));
+        std::hint::black_box(cp);
+    }
+    // The same, called from a task on a runtime worker rather than from `main`.
+    let mut from_task = Vec::new();
+    for _ in 0..5 {
+        let s = system.clone();
+        let took = tokio::spawn(async move {
+            let t = Instant::now();
+            std::hint::black_box(s.snapshot().await.expect("snapshot"));
+            ms(t.elapsed())
+        });
+        from_task.push(took.await.expect("task"));
+    }
+    println!(
+        "  (idle {n}: from main {:.1} ms, from a task {:.1} ms)",
+        median(memory.clone()),
+        median(from_task)
+    );
+    let store =
+        Arc::new(FsStore::open(dir.join(format!("idle-{n}"))).expect("store").with_retention(2));
+    let mut disk = Vec::new();
+    let mut info = None;
+    for _ in 0..3 {
+        let t = Instant::now();
+        info = Some(system.checkpoint(&store).await.expect("checkpoint"));
+        disk.push(ms(t.elapsed()));
+    }
+    let raw: usize = warm.states.iter().map(|s| s.state.len()).sum();
+    let bytes = info.map_or(0, |i| i.bytes);
+    system.shutdown().await;
+
+    let checkpoint = store.latest().expect("load").expect("a checkpoint");
+    let t = Instant::now();
+    let restored = ActorSystem::builder()
+        .register::<Cell>()
+        .register::<Relay>()
+        .restore(&checkpoint)
+        .expect("restore");
+    let restore = ms(t.elapsed());
+    restored.shutdown().await;
+    println!(
+        "idle {n:>6} actors: snapshot in memory {:>7.1} ms, to disk {:>7.1} ms, restore {:>7.1} ms, checkpoint {:>9} B for {:>8} B of state ({:.2}x)",
+        median(memory),
+        median(disk),
+        restore,
+        bytes,
+        raw,
+        bytes as f64 / raw.max(1) as f64
+    );
+}
+
+async fn busy(n: usize, tokens: usize) {
+    let system = system();
+    let relays: Vec<_> = (0..n).map(|_| system.spawn(Relay::default()).expect("spawn")).collect();
+    for (i, r) in relays.iter().enumerate() {
+        r.link(relays[(i + 1) % n].clone()).await.expect("link");
+    }
+    for r in relays.iter().step_by((n / tokens).max(1)) {
+        r.token().await.expect("token");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await; // let the tokens spread (load, not sync)
+    let mut memory = Vec::new();
+    let mut in_flight = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let cp = system.snapshot().await.expect("snapshot");
+        memory.push(ms(t.elapsed()));
+        in_flight += cp.in_flight.len();
+    }
+    system.shutdown().await;
+    println!(
+        "busy {n:>6} actors ({tokens} tokens circulating): snapshot in memory {:>7.1} ms, {} in flight per snapshot",
+        median(memory),
+        in_flight / 5
+    );
+}
+
+/// Token hops per second on a ring of `n` relays with `tokens` tokens, over `window`, taking
+/// a snapshot every `every` (if any).
+async fn throughput(n: usize, tokens: usize, window: Duration, every: Option<Duration>) -> f64 {
+    let system = system();
+    let relays: Vec<_> = (0..n).map(|_| system.spawn(Relay::default()).expect("spawn")).collect();
+    for (i, r) in relays.iter().enumerate() {
+        r.link(relays[(i + 1) % n].clone()).await.expect("link");
+    }
+    for r in relays.iter().step_by((n / tokens).max(1)) {
+        r.token().await.expect("token");
+    }
+    let passed = |cp: &amber::snapshot::Checkpoint| -> u64 {
+        #[derive(serde::Deserialize)]
+        struct View {
+            passed: u64,
+        }
+        cp.states
+            .iter()
+            .map(|s| rmp_serde::from_slice::<View>(&s.state).expect("state").passed)
+            .sum()
+    };
+    let start_cp = system.snapshot().await.expect("snapshot");
+    let t0 = Instant::now();
+    let deadline = t0 + window;
+    if let Some(every) = every {
+        let mut ticks = tokio::time::interval(every);
+        ticks.tick().await;
+        while Instant::now() < deadline {
+            ticks.tick().await;
+            std::hint::black_box(system.snapshot().await.expect("snapshot"));
+        }
+    } else {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+    let end_cp = system.snapshot().await.expect("snapshot");
+    let elapsed = t0.elapsed();
+    system.shutdown().await;
+    (passed(&end_cp) - passed(&start_cp)) as f64 / elapsed.as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let max: usize = std::env::args()
+        .skip_while(|a| a != "--max")
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let dir = std::env::temp_dir().join(format!("amber-snapshot-bench-{}", std::process::id()));
+    println!("amber snapshot benchmarks (tokio multi-thread, 2 workers)");
+    for n in [1_000, 10_000, 100_000].into_iter().filter(|&n| n <= max) {
+        idle(n, &dir).await;
+    }
+    if std::env::args().any(|a| a == "--idle-only") {
+        return;
+    }
+    for n in [1_000, 10_000, 100_000].into_iter().filter(|&n| n <= max) {
+        busy(n, 200.min(n)).await;
+    }
+    let window = Duration::from_secs(3);
+    let (n, tokens) = (1_000, 200);
+    // Alternate the three settings twice and keep each one's best, so load drift on a shared
+    // machine hits all of them alike.
+    let mut none = Vec::new();
+    let mut per_second = Vec::new();
+    let mut per_100ms = Vec::new();
+    for _ in 0..2 {
+        none.push(throughput(n, tokens, window, None).await);
+        per_second.push(throughput(n, tokens, window, Some(Duration::from_secs(1))).await);
+        per_100ms.push(throughput(n, tokens, window, Some(Duration::from_millis(100))).await);
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let base = best(&none);
+    println!(
+        "throughput, ring of {n} relays with {tokens} tokens: no snapshots {:.2} M hops/s; every 1 s {:.2} M ({:+.1} %); every 100 ms {:.2} M ({:+.1} %)",
+        base / 1e6,
+        best(&per_second) / 1e6,
+        (best(&per_second) / base - 1.0) * 100.0,
+        best(&per_100ms) / 1e6,
+        (best(&per_100ms) / base - 1.0) * 100.0
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
