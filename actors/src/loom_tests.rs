@@ -253,3 +253,225 @@ impl crate::Actor for NoActor {
     type Reply = ();
     async fn handle(&mut self, _msg: (), _ctx: &mut crate::Context<Self>) {}
 }
+
+// ------------------------------------------------------------------ the cut
+
+/// A test message: `id`, tagged by its sender with `tag`, or (`outside`) tagged on arrival
+/// with the receiver's epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Msg {
+    id: u32,
+    tag: Epoch,
+    outside: bool,
+}
+
+impl crate::mailbox::core::Stamp for Msg {
+    fn on_arrival(&mut self, receiver_epoch: Epoch) {
+        if self.outside {
+            self.tag = receiver_epoch;
+        }
+    }
+    fn tag(&self) -> Epoch {
+        self.tag
+    }
+    fn record(&self, to: crate::ActorId) -> Result<amber_snapshot::InFlightRecord, String> {
+        Ok(amber_snapshot::InFlightRecord {
+            to,
+            from: None,
+            epoch: self.tag,
+            ask: false,
+            payload: vec![self.id as u8],
+        })
+    }
+}
+
+fn msg_mailbox() -> (Arc<MailboxCore<Msg>>, Inbox<Msg>) {
+    let core = Arc::new(MailboxCore::new(test_meta(), 8, Epoch::ZERO));
+    (core.clone(), Inbox::new(core))
+}
+
+/// What happened to each message, from the receiver's side.
+#[derive(Debug, Default)]
+struct Fate {
+    processed_before_cut: Vec<u32>,
+    processed_after_cut: Vec<u32>,
+    recorded: Vec<u32>,
+}
+
+/// The receiver: handles up to `before` messages, cuts for epoch 1 (recording the backlog
+/// tagged below 1), then handles the rest until `total` were handled.
+fn receiver(inbox: &mut Inbox<Msg>, before: usize, total: usize) -> Fate {
+    let mut fate = Fate::default();
+    let mut epoch = Epoch::ZERO;
+    let mut handled = 0;
+    while handled < before {
+        match inbox.try_next() {
+            Next::Data(m) => {
+                fate.processed_before_cut.push(m.id);
+                handled += 1;
+            }
+            _ => break,
+        }
+    }
+    let (cut, backlog) = inbox.cut(Epoch(1)).expect("behind epoch 1");
+    epoch = epoch.max(cut.to);
+    fate.recorded.extend(backlog.iter().filter(|m| m.tag < cut.to).map(|m| m.id));
+    while handled < total {
+        match recv_msg(inbox) {
+            Next::Data(m) => {
+                assert!(m.tag <= epoch, "a message from a later epoch is handled before the cut");
+                fate.processed_after_cut.push(m.id);
+                handled += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    fate
+}
+
+fn recv_msg(inbox: &mut Inbox<Msg>) -> Next<Msg> {
+    block_on(poll_fn(|cx| inbox.poll_next(cx)))
+}
+
+fn late_ids(core: &MailboxCore<Msg>) -> Vec<u32> {
+    let taken = core.meta.late.take(Epoch(1));
+    assert!(taken.taints.is_empty());
+    taken.records.into_iter().map(|r| u32::from(r.unwrap().payload[0])).collect()
+}
+
+/// The cut racing a sender that has not cut yet (its messages are tagged 0): every message
+/// is either handled before the receiver's cut or recorded as in flight — never both, never
+/// neither — and recordings keep arrival order.
+#[test]
+fn cut_vs_concurrent_sender_counts_each_message_once() {
+    loom::model(|| {
+        let (core, mut inbox) = msg_mailbox();
+        let sender = {
+            let core = core.clone();
+            thread::spawn(move || {
+                for id in 1..=3 {
+                    core.try_push(Msg { id, tag: Epoch::ZERO, outside: false }).unwrap();
+                }
+            })
+        };
+        let fate = receiver(&mut inbox, 1, 3);
+        sender.join().unwrap();
+        let mut recorded = fate.recorded.clone();
+        recorded.extend(late_ids(&core));
+        let mut all: Vec<_> = fate.processed_before_cut.iter().chain(&recorded).copied().collect();
+        all.sort();
+        assert_eq!(all, vec![1, 2, 3], "before-cut {fate:?}, recorded {recorded:?}");
+        assert!(recorded.windows(2).all(|w| w[0] < w[1]), "arrival order: {recorded:?}");
+    });
+}
+
+/// Messages from outside the system race the cut: each is reflected in the cut state
+/// (handled before it), or recorded (queued at the cut, tagged 0), or after the snapshot
+/// (arrived after the cut, tagged 1) — exactly one of the three.
+#[test]
+fn outside_messages_vs_cut_are_reflected_recorded_or_after_exactly_once() {
+    loom::model(|| {
+        let (core, mut inbox) = msg_mailbox();
+        let outside = {
+            let core = core.clone();
+            thread::spawn(move || {
+                for id in 1..=2 {
+                    core.try_push(Msg { id, tag: Epoch(99), outside: true }).unwrap();
+                }
+            })
+        };
+        let mut fate = Fate::default();
+        if let Next::Data(m) = inbox.try_next() {
+            fate.processed_before_cut.push(m.id);
+        }
+        let (cut, backlog) = inbox.cut(Epoch(1)).expect("behind");
+        let mut after = Vec::new();
+        for m in backlog.iter() {
+            if m.tag < cut.to {
+                fate.recorded.push(m.id);
+            } else {
+                after.push(m.id);
+            }
+        }
+        outside.join().unwrap();
+        while let Next::Data(m) = inbox.try_next() {
+            if !fate.recorded.contains(&m.id) && !after.contains(&m.id) {
+                assert_eq!(m.tag, Epoch(1), "arrived after the cut: tagged after it");
+                after.push(m.id);
+            }
+        }
+        assert!(late_ids(&core).is_empty(), "outside messages are never late");
+        let mut all: Vec<_> =
+            fate.processed_before_cut.iter().chain(&fate.recorded).chain(&after).copied().collect();
+        all.sort();
+        assert_eq!(all, vec![1, 2], "{fate:?} after {after:?}");
+    });
+}
+
+/// A marker on the control lane overtakes queued data; a message from a sender that already
+/// cut (tagged 1) forces the cut before it is handled, whichever of the two comes first.
+#[test]
+fn marker_and_newer_tag_race_the_cut_happens_first() {
+    loom::model(|| {
+        let (core, mut inbox) = msg_mailbox();
+        core.try_push(Msg { id: 1, tag: Epoch::ZERO, outside: false }).unwrap();
+        let cut_sender = {
+            let core = core.clone();
+            thread::spawn(move || {
+                core.try_push(Msg { id: 2, tag: Epoch(1), outside: false }).unwrap()
+            })
+        };
+        let marker = {
+            let core = core.clone();
+            thread::spawn(move || core.push_control(Signal::Marker(Epoch(1))).unwrap())
+        };
+        let mut epoch = Epoch::ZERO;
+        let mut recorded = Vec::new();
+        let mut handled = Vec::new();
+        let mut cut_at_handled = None;
+        // Takes the cut if still behind: returns the backlog ids in flight.
+        let cut_now = |inbox: &mut Inbox<Msg>| {
+            inbox.cut(Epoch(1)).map(|(cut, backlog)| {
+                backlog.iter().filter(|m| m.tag < cut.to).map(|m| m.id).collect::<Vec<_>>()
+            })
+        };
+        while handled.len() < 2 || cut_at_handled.is_none() {
+            let next = recv_msg(&mut inbox);
+            let must_cut = match &next {
+                Next::Control(Signal::Marker(_)) => true,
+                Next::Data(m) => m.tag > epoch,
+                other => panic!("unexpected {other:?}"),
+            };
+            if must_cut && let Some(in_flight) = cut_now(&mut inbox) {
+                epoch = Epoch(1);
+                recorded.extend(in_flight);
+                cut_at_handled = Some(handled.len());
+            }
+            match next {
+                Next::Control(_) => {}
+                Next::Data(m) => {
+                    assert!(
+                        m.tag <= epoch,
+                        "message {} tagged {} handled before the cut",
+                        m.id,
+                        m.tag
+                    );
+                    handled.push(m.id);
+                }
+                _ => unreachable!(),
+            }
+        }
+        cut_sender.join().unwrap();
+        marker.join().unwrap();
+        recorded.extend(late_ids(&core));
+        // Message 1 (tag 0) is handled before the cut or recorded; message 2 (tag 1) never
+        // is recorded.
+        assert!(!recorded.contains(&2));
+        let before_cut = &handled[..cut_at_handled.unwrap()];
+        assert!(
+            before_cut.contains(&1) ^ recorded.contains(&1),
+            "handled {handled:?} recorded {recorded:?}"
+        );
+        assert!(!before_cut.contains(&2));
+    });
+}
