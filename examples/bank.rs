@@ -359,6 +359,10 @@ async fn main() -> ExitCode {
         (Some(d), _) | (None, Some(d)) => std::path::PathBuf::from(d),
         (None, None) => std::env::temp_dir().join(format!("amber-bank-{}", std::process::id())),
     };
+    if options.restore.is_some() && !dir.is_dir() {
+        eprintln!("bank: cannot restore from {}: no such directory", dir.display());
+        return ExitCode::from(1);
+    }
     let store = match FsStore::open(&dir) {
         Ok(s) => Arc::new(s.with_retention(10)),
         Err(e) => {

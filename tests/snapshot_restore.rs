@@ -10,7 +10,7 @@ use amber::prelude::*;
 use amber::snapshot::{Checkpoint, CheckpointStore, FsStore, StoreError};
 use support::bank::{Account, AccountMsg, audit, open_bank};
 use support::bounded;
-use support::worker::Worker;
+use support::worker::{Work, Worker};
 
 /// A snapshot of a busy bank, taken on the multi-threaded runtime (with deposits in flight).
 fn busy_bank_snapshot() -> Checkpoint {
@@ -187,4 +187,68 @@ async fn restore_refuses_unknown_types_unknown_versions_and_bad_messages_and_sta
     assert!(ok.lookup::<Worker>("w").is_ok());
     assert_eq!(ok.actor_count(), 5);
     bounded(ok.shutdown()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_keeps_parent_child_and_watch_links() {
+    let system = ActorSystem::builder().register::<Worker>().build();
+    let parent = system.spawn(Worker::default()).unwrap();
+    let watcher = system.spawn(Worker::default()).unwrap();
+    parent.ask(Work::SpawnChild).await.unwrap();
+    let cp = bounded(system.snapshot()).await.unwrap();
+    let child_id = cp.manifest.actors.iter().find(|a| a.parent == Some(parent.id())).unwrap().id;
+    let child: ActorRef<Worker> = system.lookup_id(child_id).unwrap();
+    watcher.ask(Work::Watch(child)).await.unwrap();
+    let cp = bounded(system.snapshot()).await.unwrap();
+    assert_eq!(cp.actor(child_id).unwrap().watchers, vec![watcher.id()]);
+    bounded(system.shutdown()).await;
+
+    let restored = ActorSystem::builder().register::<Worker>().restore(&cp).unwrap();
+    let parent: ActorRef<Worker> = restored.lookup_id(parent.id()).unwrap();
+    let watcher: ActorRef<Worker> = restored.lookup_id(watcher.id()).unwrap();
+    let child: ActorRef<Worker> = restored.lookup_id(child_id).unwrap();
+    child.tell(Work::Quit).await.unwrap();
+    bounded(child.wait_stopped()).await;
+    // The restored parent hears its restored child exit; the restored watcher hears it stop.
+    bounded(async {
+        while parent.ask(Work::Get).await.unwrap() < 1000
+            || watcher.ask(Work::Get).await.unwrap() < 100
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(parent.ask(Work::Get).await.unwrap(), 1000);
+    assert_eq!(watcher.ask(Work::Get).await.unwrap(), 100);
+    bounded(restored.shutdown()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_checkpoints_are_written_until_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FsStore::open(dir.path()).unwrap());
+    let system = ActorSystem::builder().register::<Worker>().build();
+    for _ in 0..10 {
+        system.spawn(Worker::default()).unwrap();
+    }
+    let schedule = system.checkpoint_every(store.clone(), std::time::Duration::from_millis(20));
+    bounded(async {
+        while schedule.written() < 3 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    schedule.stop();
+    assert_eq!(schedule.failed(), 0);
+    let listed = store.list().unwrap();
+    assert!(listed.len() >= 3);
+    let epochs: Vec<_> = listed.iter().map(|i| i.epoch).collect();
+    assert!(
+        epochs.windows(2).all(|w| w[0] < w[1]),
+        "each checkpoint is a later snapshot: {epochs:?}"
+    );
+    let (again, _) = ActorSystem::builder().register::<Worker>().restore_latest(&*store).unwrap();
+    assert_eq!(again.actor_count(), 10);
+    bounded(again.shutdown()).await;
+    bounded(system.shutdown()).await;
 }

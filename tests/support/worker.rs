@@ -31,6 +31,9 @@ pub enum Work {
     /// Sent by the timer.
     Fired,
     SetPartner(ActorRef<Worker>),
+    /// Watches another worker (its stop adds 100 to `done`).
+    Watch(ActorRef<Worker>),
+    /// The ids of this worker's children.
     Get,
 }
 
@@ -76,9 +79,22 @@ impl Actor for Worker {
                 }
             }
             Work::SetPartner(p) => self.partner = Some(p),
+            Work::Watch(other) => ctx.watch(&other),
             Work::Get => {}
         }
         self.done
+    }
+
+    /// A child that exits adds 1000 to `done`.
+    async fn on_child_event(&mut self, _: &mut Context<Self>, event: ChildEvent) {
+        if matches!(event, ChildEvent::Exited { .. }) {
+            self.done += 1000;
+        }
+    }
+
+    /// A watched worker that stops adds 100 to `done`.
+    async fn on_down(&mut self, _: &mut Context<Self>, _down: Down) {
+        self.done += 100;
     }
 }
 
