@@ -1,7 +1,148 @@
-//! amber-remote: TCP remoting for amber.
+//! amber-remote: the TCP transport between amber nodes.
 //!
-//! **Not implemented yet.** This crate will hold the TCP transport (length-prefixed
-//! MessagePack frames), the authenticated handshake, remote `ActorRef` routing, failure
-//! detection and cross-node snapshots. Today it exports nothing.
+//! A [`Transport`] is one node's endpoint. It listens on a TCP address, dials other nodes,
+//! authenticates every connection with a shared secret, keeps **one link per pair of
+//! nodes**, and moves [`Frame`]s over those links: length-prefixed MessagePack, with opaque
+//! payload bytes. It knows nothing about actors; the runtime maps actor messages, replies and
+//! its own protocols (snapshots, lookups, spawns) onto `Frame::Message`, `Frame::Reply` and
+//! `Frame::Control`. What happens on the links arrives as [`TransportEvent`]s on one channel.
+//!
+//! ```
+//! use amber_remote::{Frame, Transport, TransportConfig, TransportEvent};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let secret = b"the cluster's long random shared secret".to_vec();
+//! let any_port = "127.0.0.1:0".parse()?;
+//! let (a, _a_events) = Transport::bind(TransportConfig::new("a", any_port, secret.clone())).await?;
+//! let (b, mut b_events) = Transport::bind(TransportConfig::new("b", any_port, secret)).await?;
+//!
+//! let b_id = a.connect(b.local_addr()).await?;
+//! assert_eq!(b_id.as_str(), "b");
+//! a.send(&b_id, &Frame::Control(b"hello".to_vec())).await?;
+//!
+//! // B sees the link come up, then the frame.
+//! assert!(matches!(b_events.recv().await, Some(TransportEvent::PeerUp { .. })));
+//! match b_events.recv().await {
+//!     Some(TransportEvent::Frame { from, frame: Frame::Control(bytes) }) => {
+//!         assert_eq!(from.as_str(), "a");
+//!         assert_eq!(bytes, b"hello");
+//!     }
+//!     other => panic!("unexpected event {other:?}"),
+//! }
+//! a.shutdown().await;
+//! b.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Frames
+//!
+//! On the wire a frame is a `u32` big-endian body length followed by the body, one [`Frame`]
+//! in MessagePack (details in [`FrameCodec`]). Bodies are limited to
+//! [`TransportConfig::max_frame`] (8 MiB by default) on both ends: a sender gets
+//! [`TransportError::Frame`] for an oversized frame, a receiver closes the link on an
+//! oversized length prefix *before* reserving memory for it. The decoder never panics, never
+//! allocates more than about one maximum frame, and limits MessagePack nesting; every
+//! failure is a typed [`FrameError`].
+//!
+//! # Handshake
+//!
+//! Both ends of a new connection run the same steps at once; nothing but handshake frames
+//! (at most 1 KiB each) is accepted until it completes, and the whole of it is bounded by
+//! [`TransportConfig::handshake_timeout`], so a peer that connects and says nothing is
+//! dropped.
+//!
+//! 1. **Preamble**: the 4 bytes `AMBR` and the protocol version as `u16` big-endian. Other
+//!    bytes are [`HandshakeError::NotAmber`]; another version is
+//!    [`HandshakeError::Version`] with both versions (version 1 requires equality).
+//! 2. **Hello** ([`Frame::Hello`]): node id, incarnation (random per transport start),
+//!    listening port, and a fresh random 32-byte nonce. A peer claiming this node's own id is
+//!    refused.
+//! 3. **Proof** ([`Frame::Proof`]): `HMAC-SHA256(secret, "amber-v1" || role || own id ||
+//!    peer id || initiator nonce || acceptor nonce)`, where role is one byte (1 for the side
+//!    that dialled, 2 for the side that accepted) and ids are `u32` big-endian length +
+//!    UTF-8. Each side checks the peer's proof in constant time. The secret never crosses
+//!    the wire; the nonces make every proof single-use and the role byte stops a peer from
+//!    reflecting our own proof. A bad proof is [`HandshakeError::Auth`] on the side that
+//!    checks it — with different secrets, on both sides.
+//! 4. **Verdict**: the accepting side answers [`Frame::Welcome`] or [`Frame::Duplicate`]
+//!    (see below).
+//!
+//! A failed handshake drops the connection, logs a `tracing` warning naming the address and
+//! the reason, and is reported: by [`Transport::connect`]'s error on the dialling side, by
+//! [`TransportEvent::HandshakeFailed`] on the accepting side.
+//!
+//! The handshake authenticates nodes; it does not encrypt or protect frames afterwards. The
+//! exchange and the links are generic over `AsyncRead + AsyncWrite`, so TLS can be added by
+//! wrapping the `TcpStream` right after `TcpStream::connect` in [`Transport::connect`] and
+//! right after `accept` in the accept loop (e.g. with `tokio-rustls`) and handing the TLS
+//! stream to the same handshake, which then runs inside it as the cluster-membership check.
+//! Until then, run clusters on trusted networks.
+//!
+//! # One link per node pair
+//!
+//! If two nodes dial each other at the same moment, or one dials twice, exactly one
+//! connection becomes the link, the same one on both sides, and each side reports exactly
+//! one [`TransportEvent::PeerUp`]: the accepting side of every connection decides, and
+//! while both sides dial, the connection dialled by the node with the smaller id wins. Every
+//! `connect` involved returns the peer's id. A connection from a peer that restarted (a new
+//! incarnation) replaces the old link, reported as `PeerDown` ([`DownReason::Replaced`])
+//! then `PeerUp`.
+//!
+//! # Ordering and backpressure
+//!
+//! Frames from one node to another arrive in the order they were sent: each link is one TCP
+//! connection fed by one bounded queue ([`TransportConfig::send_queue`] frames) and one
+//! writer task. The writer takes everything queued (up to 256 KiB) and writes it with one
+//! write and one flush, so a busy link batches many frames per system call, and a lone frame
+//! is written at once: the writer never waits for more. `TCP_NODELAY` is set.
+//!
+//! [`Transport::send`] encodes the frame in the caller's task and waits while the queue is
+//! full; [`Transport::try_send`] fails with [`TransportError::Full`] instead. Neither hangs on
+//! a dead peer: sends to an unknown or down peer fail at once
+//! ([`TransportError::UnknownPeer`], [`TransportError::PeerDown`]), and a waiting send fails
+//! when its link goes down. On the receiving side, when the application does not drain the
+//! event channel ([`TransportConfig::event_queue`] events), links stop reading and TCP pushes
+//! back on the senders.
+//!
+//! # Failure detection
+//!
+//! A writer that has written nothing for [`TransportConfig::heartbeat_interval`] writes a
+//! [`Frame::Heartbeat`]. A reader that has received nothing (not one byte) for
+//! [`TransportConfig::peer_timeout`] declares the peer down with [`DownReason::Timeout`] and
+//! closes the connection. A malformed, oversized, truncated or unexpected frame closes that
+//! link only, with [`DownReason::Frame`] and a logged warning; the node keeps serving its other
+//! links. A peer closing the connection, even mid-frame, is reported at once.
+//!
+//! # Reconnection
+//!
+//! The transport never redials by itself; the runtime decides. After `PeerDown`, call
+//! [`Transport::connect`] again (the `listen` address from `PeerUp` is where the peer
+//! accepts connections); a restarted peer may also dial in. What a link's death loses:
+//! frames still in its send queue or in flight in TCP buffers (a successful `send` means
+//! *queued*, not delivered), and frames received but not yet handed to the event channel.
+//! What it never does: reorder or duplicate frames, deliver frames of a link after its
+//! `PeerDown`, or deliver a frame of the next link before that link's `PeerUp`. Anything that
+//! must survive a link's death needs an acknowledgement above the transport (asks time out;
+//! snapshots in progress abort on `PeerDown`).
+//!
+//! # Shutdown
+//!
+//! [`Transport::shutdown`] stops listening, writes what is queued and a `Goodbye` to every
+//! peer, and closes the links; peers report [`DownReason::Goodbye`]. Dropping the last
+//! `Transport` handle does the same without waiting.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod frame;
+mod handshake;
+mod node;
+mod transport;
+
+pub use frame::{DEFAULT_MAX_FRAME, Frame, FrameCodec, FrameError, FrameKind, HEADER_LEN};
+pub use handshake::{HandshakeError, PROTOCOL_VERSION};
+pub use node::NodeId;
+pub use transport::{
+    DownReason, Transport, TransportConfig, TransportError, TransportEvent, TransportStats,
+};

@@ -1,0 +1,28 @@
+//! The handshake: version check, node ids, shared-secret challenge–response.
+//!
+//! The wire format is described in the crate docs ([handshake](crate#handshake)). This module
+//! holds the pure parts ([`proof`]) and the async exchange over any byte stream
+//! ([`exchange`]), which the transport runs on every new connection before it accepts a
+//! single data frame.
+
+mod error;
+pub(crate) mod exchange;
+pub(crate) mod proof;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::HandshakeError;
+
+/// The protocol version this crate speaks. Both sides send theirs first thing; a connection
+/// between different versions is refused with [`HandshakeError::Version`].
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The first bytes on every connection, before the version.
+pub(crate) const MAGIC: [u8; 4] = *b"AMBR";
+
+/// Magic and version.
+pub(crate) const PREAMBLE_LEN: usize = 6;
+
+/// The largest frame accepted before the peer is authenticated.
+pub(crate) const HANDSHAKE_MAX_FRAME: usize = 1024;

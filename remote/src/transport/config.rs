@@ -1,0 +1,171 @@
+//! Transport configuration.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::NodeId;
+use crate::frame::DEFAULT_MAX_FRAME;
+use crate::handshake::HANDSHAKE_MAX_FRAME;
+
+/// How a [`Transport`](crate::Transport) names itself, where it listens, whom it trusts, and
+/// its limits and timers.
+///
+/// Build one with [`TransportConfig::new`] and adjust fields or use the `with_*` methods;
+/// [`Transport::bind`](crate::Transport::bind) checks it. `Debug` does not print the secret.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct TransportConfig {
+    /// This node's id; unique in the cluster, 1 to [`NodeId::MAX_LEN`] bytes.
+    pub node: NodeId,
+    /// Where to accept connections; port 0 picks a free port (see
+    /// [`Transport::local_addr`](crate::Transport::local_addr)).
+    pub listen: SocketAddr,
+    /// The cluster's shared secret; every node must have the same one. It never crosses the
+    /// wire. Use at least 32 random bytes; it must not be empty.
+    pub secret: Vec<u8>,
+    /// The largest frame body this node sends or accepts, in bytes. Default 8 MiB.
+    pub max_frame: usize,
+    /// A link on which nothing was written for this long gets a heartbeat. Default 1 s.
+    pub heartbeat_interval: Duration,
+    /// A peer from which nothing arrived for this long is declared down. Must exceed the
+    /// peers' heartbeat interval (with margin for load); default 5 s.
+    pub peer_timeout: Duration,
+    /// The longest a TCP connect plus handshake may take; a silent peer is dropped after it.
+    /// Default 5 s.
+    pub handshake_timeout: Duration,
+    /// Frames that may wait to be written to one peer before [`send`](crate::Transport::send)
+    /// waits (and [`try_send`](crate::Transport::try_send) fails). Default 1024.
+    pub send_queue: usize,
+    /// Events that may wait for the application before the links stop reading. Default 1024.
+    pub event_queue: usize,
+    /// Incoming connections that may be in their handshake at once; more are dropped on
+    /// arrival. Default 64.
+    pub max_pending_handshakes: usize,
+}
+
+impl TransportConfig {
+    /// A configuration with the default limits and timers.
+    pub fn new(
+        node: impl Into<NodeId>,
+        listen: SocketAddr,
+        secret: impl Into<Vec<u8>>,
+    ) -> TransportConfig {
+        TransportConfig {
+            node: node.into(),
+            listen,
+            secret: secret.into(),
+            max_frame: DEFAULT_MAX_FRAME,
+            heartbeat_interval: Duration::from_secs(1),
+            peer_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(5),
+            send_queue: 1024,
+            event_queue: 1024,
+            max_pending_handshakes: 64,
+        }
+    }
+
+    /// Sets [`max_frame`](Self::max_frame).
+    #[must_use]
+    pub fn with_max_frame(mut self, max_frame: usize) -> TransportConfig {
+        self.max_frame = max_frame;
+        self
+    }
+
+    /// Sets [`heartbeat_interval`](Self::heartbeat_interval) and
+    /// [`peer_timeout`](Self::peer_timeout).
+    #[must_use]
+    pub fn with_heartbeat(mut self, interval: Duration, peer_timeout: Duration) -> TransportConfig {
+        self.heartbeat_interval = interval;
+        self.peer_timeout = peer_timeout;
+        self
+    }
+
+    /// Sets [`handshake_timeout`](Self::handshake_timeout).
+    #[must_use]
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> TransportConfig {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sets [`send_queue`](Self::send_queue) and [`event_queue`](Self::event_queue).
+    #[must_use]
+    pub fn with_queues(mut self, send_queue: usize, event_queue: usize) -> TransportConfig {
+        self.send_queue = send_queue;
+        self.event_queue = event_queue;
+        self
+    }
+
+    /// What is wrong with this configuration, if anything.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        self.node.check()?;
+        if self.secret.is_empty() {
+            return Err("the shared secret must not be empty".to_owned());
+        }
+        if self.max_frame < HANDSHAKE_MAX_FRAME || self.max_frame > u32::MAX as usize {
+            return Err(format!(
+                "max_frame must be between {HANDSHAKE_MAX_FRAME} and {} bytes",
+                u32::MAX
+            ));
+        }
+        if self.heartbeat_interval.is_zero() || self.handshake_timeout.is_zero() {
+            return Err("heartbeat_interval and handshake_timeout must not be zero".to_owned());
+        }
+        if self.peer_timeout <= self.heartbeat_interval {
+            return Err(format!(
+                "peer_timeout ({:?}) must exceed heartbeat_interval ({:?})",
+                self.peer_timeout, self.heartbeat_interval
+            ));
+        }
+        if self.send_queue == 0 || self.event_queue == 0 || self.max_pending_handshakes == 0 {
+            return Err("queue sizes and max_pending_handshakes must not be zero".to_owned());
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TransportConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransportConfig")
+            .field("node", &self.node)
+            .field("listen", &self.listen)
+            .field("secret", &format_args!("<{} bytes, redacted>", self.secret.len()))
+            .field("max_frame", &self.max_frame)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("peer_timeout", &self.peer_timeout)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("send_queue", &self.send_queue)
+            .field("event_queue", &self.event_queue)
+            .field("max_pending_handshakes", &self.max_pending_handshakes)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> TransportConfig {
+        TransportConfig::new("n", "127.0.0.1:0".parse().unwrap(), b"secret".to_vec())
+    }
+
+    #[test]
+    fn defaults_are_valid_and_the_secret_is_redacted() {
+        assert_eq!(config().check(), Ok(()));
+        let shown = format!("{:?}", config());
+        assert!(!shown.contains("secret\""), "{shown}");
+        assert!(shown.contains("<6 bytes, redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn refuses_bad_values() {
+        let ms = Duration::from_millis;
+        assert!(TransportConfig { secret: vec![], ..config() }.check().is_err());
+        assert!(TransportConfig { node: NodeId::from(""), ..config() }.check().is_err());
+        assert!(config().with_max_frame(10).check().is_err());
+        assert!(config().with_heartbeat(ms(100), ms(100)).check().is_err());
+        assert!(config().with_heartbeat(ms(0), ms(100)).check().is_err());
+        assert!(config().with_queues(0, 1).check().is_err());
+        assert!(config().with_heartbeat(ms(100), ms(300)).check().is_ok());
+    }
+}

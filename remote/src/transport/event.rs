@@ -1,0 +1,49 @@
+//! What the transport tells the application.
+
+use std::net::SocketAddr;
+
+use crate::{DownReason, Frame, HandshakeError, NodeId};
+
+/// Something that happened on the transport, in the order it happened per link.
+///
+/// For each link: one `PeerUp`, then its `Frame`s in the order the peer sent them, then one
+/// `PeerDown` (as long as the event receiver lives). A peer's next link, after a reconnect,
+/// starts with a new `PeerUp` after the previous link's `PeerDown`.
+#[derive(Debug)]
+pub enum TransportEvent {
+    /// A link to `node` was established (either side may have opened it).
+    PeerUp {
+        /// The peer.
+        node: NodeId,
+        /// The peer's end of the TCP connection.
+        addr: SocketAddr,
+        /// Where the peer accepts connections, as far as known: the dialled address if this
+        /// node connected, else the peer's IP with the listening port it announced. Dial this
+        /// to reconnect.
+        listen: SocketAddr,
+    },
+    /// The link to `node` is gone; sends to it fail with
+    /// [`TransportError::PeerDown`](crate::TransportError::PeerDown) until it is back.
+    PeerDown {
+        /// The peer.
+        node: NodeId,
+        /// Why.
+        reason: DownReason,
+    },
+    /// A data frame (`Message`, `Reply` or `Control`) from `from`.
+    Frame {
+        /// The sending node.
+        from: NodeId,
+        /// The frame.
+        frame: Frame,
+    },
+    /// An incoming connection failed its handshake and was dropped (also logged as a
+    /// warning). Outgoing handshakes report through
+    /// [`Transport::connect`](crate::Transport::connect) instead.
+    HandshakeFailed {
+        /// Where the connection came from.
+        addr: SocketAddr,
+        /// What went wrong.
+        error: HandshakeError,
+    },
+}

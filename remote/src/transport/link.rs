@@ -1,0 +1,357 @@
+//! One established link: its shared handle and its reader and writer tasks.
+//!
+//! A link owns one connection, split in two halves. The **writer** task takes encoded frames
+//! from the link's bounded queue, coalesces everything queued into one write and one flush
+//! (up to [`MAX_BATCH`] bytes), writes a heartbeat when the link has been quiet for a
+//! heartbeat interval, and on goodbye drains the queue, writes a `Goodbye` and closes. The
+//! **reader** task decodes frames into events and watches for silence. Whoever notices a
+//! failure first calls [`Link::close`] with the reason; the reader always runs last: it
+//! reports `PeerDown`, removes the link from the peer table and marks it finished.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Shared, lock};
+use crate::frame::FrameReader;
+use crate::{DownReason, Frame, FrameCodec, FrameError, NodeId, TransportEvent};
+
+/// The most bytes coalesced into one write.
+const MAX_BATCH: usize = 256 * 1024;
+
+/// How long a closing link may spend writing its last frames and goodbye.
+pub(crate) const GOODBYE_GRACE: Duration = Duration::from_secs(1);
+
+/// The shared handle of one link, held by the peer table, senders and the link's tasks.
+#[derive(Debug)]
+pub(crate) struct Link {
+    /// Unique per transport, for logs.
+    pub(crate) id: u64,
+    pub(crate) node: NodeId,
+    pub(crate) incarnation: u64,
+    /// The peer's end of the connection.
+    pub(crate) addr: SocketAddr,
+    /// Where the peer listens, as far as known.
+    pub(crate) listen: SocketAddr,
+    queue: mpsc::Sender<Bytes>,
+    /// Cancelled when the link must stop now; `reason` says why.
+    close: CancellationToken,
+    reason: std::sync::Mutex<Option<DownReason>>,
+    /// Cancelled when the link should end gracefully (a child of the transport's shutdown
+    /// token); `goodbye` says what to tell the peer.
+    goodbye: CancellationToken,
+    farewell: std::sync::Mutex<Option<(String, DownReason)>>,
+    /// Set once `PeerUp` was reported.
+    announced: AtomicBool,
+    /// Cancelled once `PeerDown` was reported and the link left the table.
+    finished: CancellationToken,
+}
+
+/// A queued frame was not taken: the link is closing or its queue is full.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    Closed,
+    Full,
+}
+
+impl Link {
+    /// A link to `peer` whose graceful end follows `shutdown`, and the receiving end of its
+    /// queue for the writer.
+    pub(crate) fn new(
+        id: u64,
+        node: NodeId,
+        incarnation: u64,
+        addr: SocketAddr,
+        listen: SocketAddr,
+        queue: usize,
+        shutdown: &CancellationToken,
+    ) -> (Arc<Link>, mpsc::Receiver<Bytes>) {
+        let (tx, rx) = mpsc::channel(queue);
+        let link = Link {
+            id,
+            node,
+            incarnation,
+            addr,
+            listen,
+            queue: tx,
+            close: CancellationToken::new(),
+            reason: std::sync::Mutex::new(None),
+            goodbye: shutdown.child_token(),
+            farewell: std::sync::Mutex::new(None),
+            announced: AtomicBool::new(false),
+            finished: CancellationToken::new(),
+        };
+        (Arc::new(link), rx)
+    }
+
+    /// Whether the link is going down (sends to it fail).
+    pub(crate) fn is_closing(&self) -> bool {
+        self.close.is_cancelled()
+    }
+
+    /// Whether `PeerUp` was reported for it.
+    pub(crate) fn is_announced(&self) -> bool {
+        self.announced.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_announced(&self) {
+        self.announced.store(true, Ordering::Release);
+    }
+
+    /// Stops the link now. The first reason given is the one reported.
+    pub(crate) fn close(&self, reason: DownReason) {
+        let mut slot = lock(&self.reason);
+        if slot.is_none() {
+            *slot = Some(reason);
+        }
+        drop(slot);
+        self.close.cancel();
+    }
+
+    /// Ends the link gracefully: what is queued is written, then a goodbye saying `text`;
+    /// the link is then reported down with `reason`.
+    pub(crate) fn say_goodbye(&self, text: String, reason: DownReason) {
+        let mut slot = lock(&self.farewell);
+        if slot.is_none() {
+            *slot = Some((text, reason));
+        }
+        drop(slot);
+        self.goodbye.cancel();
+    }
+
+    /// Waits until the link's `PeerDown` was reported.
+    pub(crate) async fn finished(&self) {
+        self.finished.cancelled().await;
+    }
+
+    /// Queues an encoded frame, waiting while the queue is full.
+    pub(crate) async fn send(&self, frame: Bytes) -> Result<(), Refused> {
+        if self.is_closing() {
+            return Err(Refused::Closed);
+        }
+        tokio::select! {
+            biased;
+            sent = self.queue.send(frame) => sent.map_err(|_| Refused::Closed),
+            () = self.close.cancelled() => Err(Refused::Closed),
+        }
+    }
+
+    /// Queues an encoded frame if there is room.
+    pub(crate) fn try_send(&self, frame: Bytes) -> Result<(), Refused> {
+        if self.is_closing() {
+            return Err(Refused::Closed);
+        }
+        self.queue.try_send(frame).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Refused::Full,
+            mpsc::error::TrySendError::Closed(_) => Refused::Closed,
+        })
+    }
+}
+
+/// Starts the link's reader and writer on `stream`, whose first unread bytes are `buffered`.
+pub(crate) fn spawn<S>(
+    shared: &Arc<Shared>,
+    link: Arc<Link>,
+    queue: mpsc::Receiver<Bytes>,
+    stream: S,
+    buffered: BytesMut,
+    events: mpsc::Sender<TransportEvent>,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (read_half, write_half) = tokio::io::split(stream);
+    let codec = FrameCodec::new(shared.config.max_frame);
+    let reader = FrameReader::with_buffer(read_half, buffered, codec);
+    shared.tasks.spawn(write_loop(shared.clone(), link.clone(), queue, write_half));
+    shared.tasks.spawn(read_loop(shared.clone(), link, reader, events));
+}
+
+/// The reader task: frames to events, silence to `Timeout`, and the link's last rites.
+async fn read_loop<R: AsyncRead + Unpin>(
+    shared: Arc<Shared>,
+    link: Arc<Link>,
+    mut reader: FrameReader<R>,
+    events: mpsc::Sender<TransportEvent>,
+) {
+    let timeout = shared.config.peer_timeout;
+    let silence = tokio::time::sleep(timeout);
+    tokio::pin!(silence);
+    let mut counted = 0;
+    let failure = loop {
+        let next = tokio::select! {
+            biased;
+            () = link.close.cancelled() => break None,
+            next = reader.next() => next,
+            () = &mut silence => {
+                let deadline = reader.last_read() + timeout;
+                if deadline <= Instant::now() {
+                    break Some(DownReason::Timeout);
+                }
+                silence.as_mut().reset(deadline);
+                continue;
+            }
+        };
+        let bytes = reader.bytes_read();
+        let frame = match next {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break Some(DownReason::Closed),
+            Err(FrameError::Io(error)) => break Some(DownReason::Io(error)),
+            Err(error) => break Some(DownReason::Frame(error)),
+        };
+        shared.counters.read(1, bytes - counted);
+        counted = bytes;
+        match frame {
+            Frame::Heartbeat => {}
+            Frame::Goodbye { reason } => break Some(DownReason::Goodbye(reason)),
+            frame if frame.kind().is_data() => {
+                let event = TransportEvent::Frame { from: link.node.clone(), frame };
+                tokio::select! {
+                    biased;
+                    // Closing: frames not yet handed over are dropped.
+                    () = link.close.cancelled() => break None,
+                    // A dropped receiver means nobody listens; keep the link serving sends.
+                    _ = events.send(event) => {}
+                }
+            }
+            other => {
+                break Some(DownReason::Frame(FrameError::Unexpected {
+                    kind: other.kind(),
+                    during: "on an established link",
+                }));
+            }
+        }
+    };
+    if let Some(reason) = failure {
+        link.close(reason);
+    }
+    let reason = lock(&link.reason).take().unwrap_or(DownReason::Closed);
+    match &reason {
+        DownReason::Timeout | DownReason::Frame(_) | DownReason::Io(_) => tracing::warn!(
+            peer = %link.node, addr = %link.addr, link = link.id, reason = %reason,
+            "link down"
+        ),
+        _ => tracing::debug!(
+            peer = %link.node, addr = %link.addr, link = link.id, reason = %reason,
+            "link down"
+        ),
+    }
+    let _ = events.send(TransportEvent::PeerDown { node: link.node.clone(), reason }).await;
+    shared.remove(&link);
+    link.finished.cancel();
+}
+
+/// The writer task: batches, heartbeats, goodbye.
+async fn write_loop<W: AsyncWrite + Unpin>(
+    shared: Arc<Shared>,
+    link: Arc<Link>,
+    mut queue: mpsc::Receiver<Bytes>,
+    mut io: W,
+) {
+    let interval = shared.config.heartbeat_interval;
+    let codec = FrameCodec::new(shared.config.max_frame);
+    let mut heartbeat = BytesMut::new();
+    if let Err(error) = codec.encode_frame(&Frame::Heartbeat, &mut heartbeat) {
+        link.close(DownReason::Frame(error));
+        return;
+    }
+    let mut batch = BytesMut::with_capacity(16 * 1024);
+    let mut last_write = Instant::now();
+    let tick = tokio::time::sleep(interval);
+    tokio::pin!(tick);
+    loop {
+        batch.clear();
+        let frames = tokio::select! {
+            biased;
+            () = link.close.cancelled() => return,
+            () = link.goodbye.cancelled() => {
+                goodbye(&shared, &link, &mut queue, &mut io, &codec).await;
+                return;
+            }
+            first = queue.recv() => {
+                let Some(first) = first else { return };
+                batch.extend_from_slice(&first);
+                let mut frames = 1;
+                while batch.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(next) => {
+                            batch.extend_from_slice(&next);
+                            frames += 1;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                frames
+            }
+            () = &mut tick => {
+                let due = last_write + interval;
+                if due > Instant::now() {
+                    tick.as_mut().reset(due);
+                    continue;
+                }
+                tick.as_mut().reset(Instant::now() + interval);
+                batch.extend_from_slice(&heartbeat);
+                1
+            }
+        };
+        let written = tokio::select! {
+            biased;
+            () = link.close.cancelled() => return,
+            written = write_flush(&mut io, &batch) => written,
+        };
+        if let Err(error) = written {
+            link.close(DownReason::Io(error));
+            return;
+        }
+        shared.counters.wrote(frames, batch.len() as u64);
+        last_write = Instant::now();
+    }
+}
+
+/// Writes what is queued and a goodbye, closes the write side, then closes the link.
+async fn goodbye<W: AsyncWrite + Unpin>(
+    shared: &Shared,
+    link: &Link,
+    queue: &mut mpsc::Receiver<Bytes>,
+    io: &mut W,
+    codec: &FrameCodec,
+) {
+    let (text, reason) = lock(&link.farewell)
+        .take()
+        .unwrap_or_else(|| ("shutdown".to_owned(), DownReason::Shutdown));
+    queue.close();
+    let mut batch = BytesMut::new();
+    let mut frames = 1;
+    while let Ok(next) = queue.try_recv() {
+        batch.extend_from_slice(&next);
+        frames += 1;
+    }
+    if codec.encode_frame(&Frame::Goodbye { reason: text }, &mut batch).is_err() {
+        // Only an absurdly long reason could fail; say it shorter.
+        let short = Frame::Goodbye { reason: "goodbye".to_owned() };
+        let _ = codec.encode_frame(&short, &mut batch);
+    }
+    let written = tokio::select! {
+        biased;
+        () = link.close.cancelled() => None,
+        written = tokio::time::timeout(GOODBYE_GRACE, async {
+            write_flush(io, &batch).await?;
+            io.shutdown().await
+        }) => Some(written),
+    };
+    if let Some(Ok(Ok(()))) = written {
+        shared.counters.wrote(frames, batch.len() as u64);
+    }
+    link.close(reason);
+}
+
+async fn write_flush<W: AsyncWrite + Unpin>(io: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    io.write_all(bytes).await?;
+    io.flush().await
+}

@@ -1,0 +1,481 @@
+//! The TCP transport: listening, dialling, links, sends, events.
+
+mod config;
+mod error;
+mod event;
+mod link;
+mod peers;
+mod stats;
+
+pub use config::TransportConfig;
+pub use error::{DownReason, TransportError};
+pub use event::TransportEvent;
+pub use stats::TransportStats;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use self::link::{GOODBYE_GRACE, Link, Refused};
+use self::peers::{Admission, PeerTable};
+use self::stats::Counters;
+use crate::frame::FrameReader;
+use crate::handshake::exchange::{self, Identity, PeerHello, Verdict};
+use crate::handshake::proof::{self, Role};
+use crate::{Frame, FrameCodec, HandshakeError, NodeId, PROTOCOL_VERSION};
+
+/// A node's TCP endpoint: it listens for peers, dials them, keeps one authenticated link per
+/// peer node, and moves [`Frame`]s over those links.
+///
+/// `Transport` is a cheap handle (clone it freely); what happens on the links arrives on the
+/// event receiver returned by [`bind`](Transport::bind). Dropping the last handle shuts the
+/// transport down like [`shutdown`](Transport::shutdown), without waiting.
+///
+/// See the [crate docs](crate) for the guarantees (ordering, backpressure, failure detection,
+/// reconnection).
+#[derive(Debug, Clone)]
+pub struct Transport {
+    shared: Arc<Shared>,
+    _owner: Arc<Owner>,
+}
+
+/// Cancels the transport when the last [`Transport`] handle goes.
+#[derive(Debug)]
+struct Owner(CancellationToken);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// State shared by the handles and the tasks.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    config: TransportConfig,
+    identity: Identity,
+    local_addr: SocketAddr,
+    codec: FrameCodec,
+    peers: Mutex<PeerTable>,
+    /// Bumped whenever a link is reported up or removed.
+    changes: watch::Sender<()>,
+    /// Taken out at shutdown, so that the event stream ends when the last task does.
+    events: Mutex<Option<mpsc::Sender<TransportEvent>>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    counters: Counters,
+    next_link: AtomicU64,
+    handshakes: Arc<Semaphore>,
+}
+
+/// Locks a std mutex, ignoring poisoning (no invariant spans a panic in this crate).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Transport {
+    /// Listens on `config.listen` and returns the transport and the receiver of its events.
+    ///
+    /// The receiver must be drained: when it is full, links stop reading (TCP backpressure)
+    /// and handshakes wait to report. Dropping it discards later events.
+    pub async fn bind(
+        config: TransportConfig,
+    ) -> Result<(Transport, mpsc::Receiver<TransportEvent>), TransportError> {
+        config.check().map_err(TransportError::Config)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| TransportError::Bind { addr: config.listen, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| TransportError::Bind { addr: config.listen, source })?;
+        let incarnation = proof::incarnation().map_err(|e| match e {
+            HandshakeError::Entropy(e) => TransportError::Entropy(e),
+            other => TransportError::Entropy(other.to_string()),
+        })?;
+        let identity = Identity {
+            node: config.node.clone(),
+            incarnation,
+            listen_port: local_addr.port(),
+            secret: config.secret.clone().into(),
+            version: PROTOCOL_VERSION,
+        };
+        let (events, receiver) = mpsc::channel(config.event_queue);
+        let shutdown = CancellationToken::new();
+        let shared = Arc::new(Shared {
+            codec: FrameCodec::new(config.max_frame),
+            handshakes: Arc::new(Semaphore::new(config.max_pending_handshakes)),
+            config,
+            identity,
+            local_addr,
+            peers: Mutex::new(PeerTable::default()),
+            changes: watch::Sender::new(()),
+            events: Mutex::new(Some(events)),
+            shutdown: shutdown.clone(),
+            tasks: TaskTracker::new(),
+            counters: Counters::default(),
+            next_link: AtomicU64::new(1),
+        });
+        shared.tasks.spawn(accept_loop(shared.clone(), listener));
+        tracing::debug!(node = %shared.identity.node, addr = %local_addr, "transport listening");
+        Ok((Transport { shared, _owner: Arc::new(Owner(shutdown)) }, receiver))
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> &NodeId {
+        &self.shared.identity.node
+    }
+
+    /// The address the transport listens on (with the actual port if port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// Dials `addr`, runs the handshake and returns the peer's node id once the link is up
+    /// and its [`TransportEvent::PeerUp`] reported.
+    ///
+    /// If a link to that node is already up (or comes up through the peer dialling this node
+    /// at the same moment), no second link is made: the call returns the peer's id and no
+    /// new `PeerUp` is reported. The TCP connect and the handshake are each bounded by
+    /// `handshake_timeout`. After a [`TransportEvent::PeerDown`], call it again to reconnect.
+    pub async fn connect(&self, addr: SocketAddr) -> Result<NodeId, TransportError> {
+        let shared = &self.shared;
+        let events = shared.events()?;
+        let timeout = shared.config.handshake_timeout;
+        let stream = tokio::select! {
+            () = shared.shutdown.cancelled() => return Err(TransportError::Shutdown),
+            stream = tokio::time::timeout(timeout, TcpStream::connect(addr)) => stream,
+        };
+        let stream = stream
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))
+            .and_then(|stream| stream)
+            .map_err(|source| TransportError::Connect { addr, source })?;
+        stream.set_nodelay(true).map_err(|source| TransportError::Connect { addr, source })?;
+        shared.dial(stream, addr, events).await
+    }
+
+    /// Queues `frame` for `to`, waiting while that peer's send queue is full.
+    ///
+    /// Frames to one peer are written in the order their `send` calls returned. `Ok` means
+    /// queued, not delivered: a frame still queued when the link dies is lost. Fails at once
+    /// with [`TransportError::UnknownPeer`] or [`TransportError::PeerDown`] if there is no
+    /// live link, and with `PeerDown` if the link dies while waiting; never waits longer than
+    /// it takes to detect a dead peer. Only `Message`, `Reply` and `Control` frames can be
+    /// sent ([`TransportError::Reserved`] otherwise).
+    pub async fn send(&self, to: &NodeId, frame: &Frame) -> Result<(), TransportError> {
+        let (link, bytes) = self.prepare(to, frame)?;
+        link.send(bytes).await.map_err(|_| TransportError::PeerDown(to.clone()))
+    }
+
+    /// Like [`send`](Transport::send) but never waits: a full queue is
+    /// [`TransportError::Full`].
+    pub fn try_send(&self, to: &NodeId, frame: &Frame) -> Result<(), TransportError> {
+        let (link, bytes) = self.prepare(to, frame)?;
+        link.try_send(bytes).map_err(|refused| match refused {
+            Refused::Full => TransportError::Full(to.clone()),
+            Refused::Closed => TransportError::PeerDown(to.clone()),
+        })
+    }
+
+    /// Closes the link to `node` gracefully: frames already queued are written, then a
+    /// `Goodbye` carrying `reason`; `PeerDown` with [`DownReason::Disconnected`] follows.
+    pub fn disconnect(&self, node: &NodeId, reason: &str) -> Result<(), TransportError> {
+        let link = lock(&self.shared.peers).link(node)?;
+        link.say_goodbye(reason.to_owned(), DownReason::Disconnected(reason.to_owned()));
+        Ok(())
+    }
+
+    /// Whether a link to `node` is up.
+    pub fn is_up(&self, node: &NodeId) -> bool {
+        lock(&self.shared.peers).is_up(node)
+    }
+
+    /// The nodes with a link up, in no particular order.
+    pub fn peers(&self) -> Vec<NodeId> {
+        lock(&self.shared.peers).up().map(|link| link.node.clone()).collect()
+    }
+
+    /// Counters over all links.
+    pub fn stats(&self) -> TransportStats {
+        let links = lock(&self.shared.peers).up().count();
+        self.shared.counters.snapshot(links)
+    }
+
+    /// Stops listening, writes what is queued and a `Goodbye` to every peer, closes every
+    /// link, and waits (a bounded time) for the links' tasks to end.
+    ///
+    /// Every link reports `PeerDown` with [`DownReason::Shutdown`]; the event stream ends
+    /// after the last one. Later calls fail with [`TransportError::Shutdown`].
+    pub async fn shutdown(&self) {
+        let shared = &self.shared;
+        shared.shutdown.cancel();
+        lock(&shared.events).take();
+        shared.tasks.close();
+        let _ = tokio::time::timeout(2 * GOODBYE_GRACE, shared.tasks.wait()).await;
+    }
+
+    fn prepare(&self, to: &NodeId, frame: &Frame) -> Result<(Arc<Link>, Bytes), TransportError> {
+        if !frame.kind().is_data() {
+            return Err(TransportError::Reserved(frame.kind()));
+        }
+        if self.shared.shutdown.is_cancelled() {
+            return Err(TransportError::Shutdown);
+        }
+        let link = lock(&self.shared.peers).link(to)?;
+        let mut bytes = BytesMut::with_capacity(64 + frame.payload_len());
+        self.shared.codec.encode_frame(frame, &mut bytes).map_err(TransportError::Frame)?;
+        Ok((link, bytes.freeze()))
+    }
+}
+
+impl Shared {
+    fn events(&self) -> Result<mpsc::Sender<TransportEvent>, TransportError> {
+        match &*lock(&self.events) {
+            Some(events) if !self.shutdown.is_cancelled() => Ok(events.clone()),
+            _ => Err(TransportError::Shutdown),
+        }
+    }
+
+    fn new_link(&self, peer: &PeerHello, addr: SocketAddr, listen: SocketAddr) -> NewLink {
+        let id = self.next_link.fetch_add(1, Ordering::Relaxed);
+        let (link, queue) = Link::new(
+            id,
+            peer.node.clone(),
+            peer.incarnation,
+            addr,
+            listen,
+            self.config.send_queue,
+            &self.shutdown,
+        );
+        NewLink { link, queue }
+    }
+
+    /// Judges an authenticated connection; on success the link is in the table, and leaves
+    /// it again if the returned registration is dropped before it is announced.
+    fn admit(self: &Arc<Shared>, new: NewLink, role: Role) -> Option<Registration> {
+        if self.shutdown.is_cancelled() {
+            return None;
+        }
+        let admission = lock(&self.peers).admit(&self.identity.node, &new.link, role);
+        match admission {
+            Admission::Installed { replaced } => {
+                Some(Registration { shared: self.clone(), new: Some(new), replaced })
+            }
+            Admission::Duplicate => None,
+        }
+    }
+
+    /// Takes a link out of the table (if still there) and tells waiters.
+    fn remove(&self, link: &Arc<Link>) {
+        if lock(&self.peers).remove(link) {
+            self.changes.send_replace(());
+        }
+    }
+
+    /// The dialling side of a connection, after the TCP connect.
+    async fn dial(
+        self: &Arc<Shared>,
+        stream: TcpStream,
+        addr: SocketAddr,
+        events: mpsc::Sender<TransportEvent>,
+    ) -> Result<NodeId, TransportError> {
+        let mut io = FrameReader::with_buffer(stream, BytesMut::new(), exchange::handshake_codec());
+        let handshake = exchange::initiate(&mut io, &self.identity, |peer| {
+            lock(&self.peers).dial_started(&peer.node);
+            DialGuard { shared: self.clone(), node: peer.node.clone() }
+        });
+        let outcome = tokio::select! {
+            () = self.shutdown.cancelled() => return Err(TransportError::Shutdown),
+            outcome = tokio::time::timeout(self.config.handshake_timeout, handshake) => outcome,
+        };
+        let (peer, verdict, dial) = match outcome {
+            Ok(Ok(done)) => done,
+            Ok(Err(source)) => return Err(self.handshake_failed(addr, source)),
+            Err(_) => {
+                let source = HandshakeError::Timeout(self.config.handshake_timeout);
+                return Err(self.handshake_failed(addr, source));
+            }
+        };
+        if verdict == Verdict::Duplicate {
+            drop(dial);
+            tracing::debug!(peer = %peer.node, %addr, "already linked; connection dropped");
+            return self.wait_up(&peer.node).await;
+        }
+        let new = self.new_link(&peer, addr, addr);
+        let registration = match self.admit(new, Role::Initiator) {
+            Some(registration) => registration,
+            None => {
+                drop(dial);
+                tracing::error!(peer = %peer.node, %addr, "peer welcomed a duplicate link");
+                return self.wait_up(&peer.node).await;
+            }
+        };
+        drop(dial);
+        let (stream, buffered) = io.into_parts();
+        registration.announce(stream, buffered, events).await;
+        Ok(peer.node)
+    }
+
+    /// The accepting side of a connection.
+    async fn serve(self: Arc<Shared>, stream: TcpStream, addr: SocketAddr, permit: Permit) {
+        let Ok(events) = self.events() else { return };
+        let mut io = FrameReader::with_buffer(stream, BytesMut::new(), exchange::handshake_codec());
+        let handshake = exchange::accept(&mut io, &self.identity, |peer| {
+            let listen = SocketAddr::new(addr.ip(), peer.listen_port);
+            self.admit(self.new_link(peer, addr, listen), Role::Acceptor)
+        });
+        let outcome = tokio::select! {
+            () = self.shutdown.cancelled() => return,
+            outcome = tokio::time::timeout(self.config.handshake_timeout, handshake) => outcome,
+        };
+        drop(permit);
+        let error = match outcome {
+            Ok(Ok((_, Some(registration)))) => {
+                let (stream, buffered) = io.into_parts();
+                registration.announce(stream, buffered, events).await;
+                return;
+            }
+            Ok(Ok((peer, None))) => {
+                tracing::debug!(peer = %peer.node, %addr, "duplicate connection dropped");
+                return;
+            }
+            Ok(Err(error)) => error,
+            Err(_) => HandshakeError::Timeout(self.config.handshake_timeout),
+        };
+        tracing::warn!(%addr, %error, "incoming handshake failed; connection dropped");
+        let _ = events.send(TransportEvent::HandshakeFailed { addr, error }).await;
+    }
+
+    fn handshake_failed(&self, addr: SocketAddr, source: HandshakeError) -> TransportError {
+        tracing::warn!(%addr, error = %source, "outgoing handshake failed; connection dropped");
+        TransportError::Handshake { addr, source }
+    }
+
+    /// After a `Duplicate` verdict: the winning link is up or about to be.
+    async fn wait_up(&self, node: &NodeId) -> Result<NodeId, TransportError> {
+        let mut changes = self.changes.subscribe();
+        let up = async {
+            loop {
+                if lock(&self.peers).is_up(node) {
+                    return true;
+                }
+                if changes.changed().await.is_err() {
+                    return false;
+                }
+            }
+        };
+        match tokio::time::timeout(self.config.handshake_timeout, up).await {
+            Ok(true) => Ok(node.clone()),
+            _ => Err(TransportError::Duplicate(node.clone())),
+        }
+    }
+}
+
+/// A link not yet in the table, and its queue's receiving end.
+#[derive(Debug)]
+struct NewLink {
+    link: Arc<Link>,
+    queue: mpsc::Receiver<bytes::Bytes>,
+}
+
+/// A link in the table whose `PeerUp` is not reported yet. Dropped unannounced, it leaves
+/// the table without any event.
+#[derive(Debug)]
+struct Registration {
+    shared: Arc<Shared>,
+    new: Option<NewLink>,
+    replaced: Option<Arc<Link>>,
+}
+
+impl Registration {
+    /// Reports `PeerUp` (after the replaced link's `PeerDown`) and starts the link's tasks.
+    async fn announce<S>(
+        mut self,
+        stream: S,
+        buffered: BytesMut,
+        events: mpsc::Sender<TransportEvent>,
+    ) where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        if let Some(old) = self.replaced.take() {
+            old.finished().await;
+        }
+        let Some(NewLink { link, queue }) = self.new.take() else { return };
+        tracing::debug!(
+            peer = %link.node, addr = %link.addr, link = link.id, "link up"
+        );
+        let up = TransportEvent::PeerUp {
+            node: link.node.clone(),
+            addr: link.addr,
+            listen: link.listen,
+        };
+        let _ = events.send(up).await;
+        link.set_announced();
+        self.shared.changes.send_replace(());
+        link::spawn(&self.shared, link, queue, stream, buffered, events);
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(new) = self.new.take() {
+            new.link.close(DownReason::Shutdown);
+            self.shared.remove(&new.link);
+        }
+    }
+}
+
+/// A dial registered in the peer table, unregistered on drop.
+#[derive(Debug)]
+struct DialGuard {
+    shared: Arc<Shared>,
+    node: NodeId,
+}
+
+impl Drop for DialGuard {
+    fn drop(&mut self) {
+        lock(&self.shared.peers).dial_ended(&self.node);
+    }
+}
+
+type Permit = OwnedSemaphorePermit;
+
+/// Accepts connections until shutdown; each runs its handshake in its own task.
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, addr) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // E.g. out of file descriptors: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = shared.handshakes.clone().try_acquire_owned() else {
+            tracing::warn!(%addr, "too many connections in their handshake; connection dropped");
+            continue;
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::warn!(%addr, %error, "cannot set TCP_NODELAY; connection dropped");
+            continue;
+        }
+        shared.tasks.spawn(shared.clone().serve(stream, addr, permit));
+    }
+    // Links still in the table say goodbye through their writers (the shutdown token).
+    let links: Vec<_> = lock(&shared.peers).all().cloned().collect();
+    for link in links {
+        link.say_goodbye("shutdown".to_owned(), DownReason::Shutdown);
+    }
+}
