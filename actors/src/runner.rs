@@ -213,7 +213,7 @@ impl<A: Actor> Runner<A> {
             )),
             (Some(_), None) => Err(format!("actor {id} has no instance")),
         };
-        let Some((cut, batch)) = self.inbox.cut(to) else { return };
+        let Some((cut, batch, watchers)) = self.inbox.cut(to) else { return };
         let mut queued_timers = HashSet::new();
         let mut backlog = Vec::new();
         for env in batch {
@@ -236,7 +236,7 @@ impl<A: Actor> Runner<A> {
             name: core.meta.name.as_deref().map(str::to_owned),
             node: self.ctx.system.node().to_owned(),
             parent: self.ctx.parent.as_ref().map(|p| p.id()),
-            watchers: core.watcher_ids(),
+            watchers,
             state_version: self.codec.map_or(0, |c| c.version),
         };
         tracing::trace!(actor = %id, epoch = %cut.to, backlog = backlog.len(), "cut");

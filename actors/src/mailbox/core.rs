@@ -354,11 +354,6 @@ impl<T: Stamp> MailboxCore<T> {
         }
     }
 
-    /// The ids of the actors watching this one.
-    pub(crate) fn watcher_ids(&self) -> Vec<ActorId> {
-        lock(&self.queue).watchers.iter().map(|w| w.id()).collect()
-    }
-
     /// Enqueues restored in-flight messages, in order and regardless of capacity, before
     /// the actor starts. They keep the tags they were recorded with.
     pub(crate) fn restore_queue(&self, items: impl IntoIterator<Item = T>) {
@@ -466,19 +461,21 @@ impl<T: Stamp> Inbox<T> {
 
     /// Takes the cut for snapshot `to` if the actor is behind it: atomically with respect to
     /// senders, moves every waiting message into the consumer's batch and advances the
-    /// actor's epoch. Returns the cut and the batch, which now holds exactly the backlog at
-    /// the cut (in queue order): messages in it tagged below `cut.to` are in flight.
-    pub(crate) fn cut(&mut self, to: Epoch) -> Option<(Cut, &VecDeque<T>)> {
-        let (cut, txs) = {
+    /// actor's epoch. Returns the cut; the batch, which now holds exactly the backlog at the
+    /// cut (in queue order: messages in it tagged below `cut.to` are in flight); and the ids
+    /// of the actors watching this one, read under the same lock.
+    pub(crate) fn cut(&mut self, to: Epoch) -> Option<(Cut, &VecDeque<T>, Vec<ActorId>)> {
+        let (cut, txs, watchers) = {
             let mut q = lock(&self.core.queue);
             let cut = q.cut.on_marker(to)?;
             self.batch.append(&mut q.data);
-            (cut, std::mem::take(&mut q.tx_waiters))
+            let watchers = q.watchers.iter().map(|w| w.id()).collect();
+            (cut, std::mem::take(&mut q.tx_waiters), watchers)
         };
         for w in txs {
             w.wake();
         }
-        Some((cut, &self.batch))
+        Some((cut, &self.batch, watchers))
     }
 
     /// Terminates the mailbox and drops everything still queued, the consumer's batch
