@@ -202,6 +202,9 @@ impl<A: Actor> Runner<A> {
     /// moves the backlog into the batch atomically with the epoch switch, records the part of
     /// the backlog that is in flight, and hands it all to the snapshot engine.
     fn take_cut(&mut self, to: Epoch) {
+        if to <= self.ctx.epoch {
+            return; // a stale marker: already cut (the epoch only moves here, at cuts)
+        }
         let id = self.ctx.id();
         let encoded = match (&self.codec, &self.actor) {
             (Some(codec), Some(actor)) => (codec.encode)(actor).map_err(|e| {
