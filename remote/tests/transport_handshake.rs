@@ -1,0 +1,160 @@
+//! Connection setup over loopback: successful handshakes, and every way one can fail.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use amber_remote::{
+    Frame, FrameError, HandshakeError, NodeId, PROTOCOL_VERSION, TransportConfig, TransportError,
+    TransportEvent,
+};
+use support::raw::{RawPeer, encode, preamble};
+use support::{Node, SECRET, WAIT, any_port, config, linked, still_linked};
+
+#[tokio::test]
+async fn handshakes_succeed_in_both_directions() {
+    let (mut a, mut b) = linked(config("a"), config("b")).await;
+    still_linked(&mut a, &mut b).await;
+
+    // And the other way round: b dials a third node, c.
+    let mut c = Node::bind(config("c")).await;
+    assert_eq!(b.transport.connect(c.addr()).await.unwrap(), c.id());
+    let (node, addr, listen) = b.expect_up().await;
+    assert_eq!((node, addr, listen), (c.id(), c.addr(), c.addr()));
+    let (node, _, listen) = c.expect_up().await;
+    assert_eq!(node, b.id());
+    assert_eq!(listen, b.addr(), "the acceptor learns where the dialler listens");
+    still_linked(&mut b, &mut c).await;
+
+    let mut peers = b.transport.peers();
+    peers.sort();
+    assert_eq!(peers, vec![a.id(), c.id()]);
+    assert_eq!(b.transport.stats().links, 2);
+}
+
+#[tokio::test]
+async fn another_protocol_version_is_refused_naming_both_versions() {
+    let mut b = Node::bind(config("b")).await;
+    let mut raw = RawPeer::connect(b.addr()).await;
+    raw.write(&preamble(PROTOCOL_VERSION + 1)).await;
+    // The transport still tells us its own version before hanging up.
+    assert_eq!(raw.read_exact(6).await, preamble(PROTOCOL_VERSION));
+    let TransportEvent::HandshakeFailed { error, .. } = b.next().await else {
+        panic!("expected HandshakeFailed")
+    };
+    assert!(matches!(error, HandshakeError::Version { ours: 1, theirs: 2 }), "{error}");
+    assert!(error.to_string().contains("speaks 1") && error.to_string().contains("speaks 2"));
+    raw.read_until_closed().await;
+}
+
+#[tokio::test]
+async fn a_silent_peer_is_dropped_after_the_handshake_timeout() {
+    let timeout = Duration::from_millis(300);
+    let mut b = Node::bind(config("b").with_handshake_timeout(timeout)).await;
+    let started = Instant::now();
+    let mut raw = RawPeer::connect(b.addr()).await;
+    let TransportEvent::HandshakeFailed { error, .. } = b.next().await else {
+        panic!("expected HandshakeFailed")
+    };
+    assert!(matches!(error, HandshakeError::Timeout(t) if t == timeout), "{error}");
+    assert!(started.elapsed() >= timeout);
+    // The transport's own preamble and hello, then the end of the connection.
+    let frames = tokio::time::timeout(WAIT, async {
+        raw.read_exact(6).await;
+        raw.read_until_closed().await
+    });
+    let frames = frames.await.expect("the connection is closed");
+    assert!(matches!(frames[..], [Frame::Hello { .. }]), "{frames:?}");
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_mid_handshake_is_dropped_after_the_timeout() {
+    let timeout = Duration::from_millis(300);
+    let mut b = Node::bind(config("b").with_handshake_timeout(timeout)).await;
+    let mut raw = RawPeer::connect(b.addr()).await;
+    let mut hello = preamble(PROTOCOL_VERSION);
+    hello.extend(encode(&Frame::Hello {
+        node: NodeId::from("slow"),
+        incarnation: 1,
+        listen_port: 1,
+        nonce: [1; 32],
+    }));
+    raw.write(&hello).await;
+    let TransportEvent::HandshakeFailed { error, .. } = b.next().await else {
+        panic!("expected HandshakeFailed")
+    };
+    assert!(matches!(error, HandshakeError::Timeout(_)), "{error}");
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_amber_are_refused() {
+    let mut b = Node::bind(config("b")).await;
+    let mut raw = RawPeer::connect(b.addr()).await;
+    raw.write(b"GET / HTTP/1.1\r\nHost: b\r\n\r\n").await;
+    let TransportEvent::HandshakeFailed { error, .. } = b.next().await else {
+        panic!("expected HandshakeFailed")
+    };
+    assert!(matches!(error, HandshakeError::NotAmber { got } if &got == b"GET "), "{error}");
+}
+
+#[tokio::test]
+async fn an_oversized_hello_is_refused_before_it_is_read() {
+    let mut b = Node::bind(config("b")).await;
+    let mut raw = RawPeer::connect(b.addr()).await;
+    let mut bytes = preamble(PROTOCOL_VERSION);
+    bytes.extend_from_slice(&u32::MAX.to_be_bytes());
+    raw.write(&bytes).await;
+    let TransportEvent::HandshakeFailed { error, .. } = b.next().await else {
+        panic!("expected HandshakeFailed")
+    };
+    assert!(
+        matches!(error, HandshakeError::Frame(FrameError::TooLarge { len, max: 1024 })
+            if len == u32::MAX as usize),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_node_cannot_connect_to_itself() {
+    let a = Node::bind(config("a")).await;
+    let error = a.transport.connect(a.addr()).await.unwrap_err();
+    assert!(
+        matches!(error, TransportError::Handshake { source: HandshakeError::SameNodeId(_), .. }),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn connecting_to_a_closed_port_fails_with_a_connect_error() {
+    let a = Node::bind(config("a")).await;
+    let gone = Node::bind(config("gone")).await;
+    let addr = gone.addr();
+    gone.transport.shutdown().await;
+    drop(gone);
+    let error = a.transport.connect(addr).await.unwrap_err();
+    assert!(matches!(error, TransportError::Connect { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn a_raw_peer_that_follows_the_documented_handshake_is_accepted() {
+    let mut b = Node::bind(config("b")).await;
+    let mut raw = RawPeer::handshake(b.addr(), "raw", SECRET).await;
+    assert_eq!(raw.peer, Some(b.id()));
+    let (node, _, listen) = b.expect_up().await;
+    assert_eq!((node.as_str(), listen.port()), ("raw", 9));
+    raw.write(&encode(&Frame::Control(b"hi".to_vec()))).await;
+    assert_eq!(b.expect_frame().await, (NodeId::from("raw"), Frame::Control(b"hi".to_vec())));
+    b.transport.send(&NodeId::from("raw"), &Frame::Control(b"ho".to_vec())).await.unwrap();
+    assert_eq!(raw.read_frame().await, Some(Frame::Control(b"ho".to_vec())));
+}
+
+#[tokio::test]
+async fn bad_configurations_are_refused() {
+    let empty = TransportConfig::new("a", any_port(), Vec::new());
+    let error = amber_remote::Transport::bind(empty).await.unwrap_err();
+    assert!(matches!(error, TransportError::Config(_)), "{error}");
+    let taken = Node::bind(config("a")).await;
+    let twice = TransportConfig::new("b", taken.addr(), SECRET.to_vec());
+    let error = amber_remote::Transport::bind(twice).await.unwrap_err();
+    assert!(matches!(error, TransportError::Bind { .. }), "{error}");
+}
