@@ -126,9 +126,15 @@ impl Link {
         self.goodbye.cancel();
     }
 
-    /// Waits until the link's `PeerDown` was reported.
+    /// Waits until the link's `PeerDown` was reported (or, for a link never announced, until
+    /// it was dropped).
     pub(crate) async fn finished(&self) {
         self.finished.cancelled().await;
+    }
+
+    /// Marks the link finished: its `PeerDown` was reported, or it never had a `PeerUp`.
+    pub(crate) fn set_finished(&self) {
+        self.finished.cancel();
     }
 
     /// Queues an encoded frame, waiting while the queue is full.
@@ -244,7 +250,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     }
     let _ = events.send(TransportEvent::PeerDown { node: link.node.clone(), reason }).await;
     shared.remove(&link);
-    link.finished.cancel();
+    link.set_finished();
 }
 
 /// The writer task: batches, heartbeats, goodbye.

@@ -308,6 +308,9 @@ impl Shared {
             tracing::debug!(peer = %peer.node, %addr, "already linked; connection dropped");
             return self.wait_up(&peer.node).await;
         }
+        if self.shutdown.is_cancelled() {
+            return Err(TransportError::Shutdown);
+        }
         let new = self.new_link(&peer, addr, addr);
         let registration = match self.admit(new, Role::Initiator) {
             Some(registration) => registration,
@@ -408,9 +411,14 @@ impl Registration {
             old.finished().await;
         }
         let Some(NewLink { link, queue }) = self.new.take() else { return };
-        tracing::debug!(
-            peer = %link.node, addr = %link.addr, link = link.id, "link up"
-        );
+        if link.is_closing() {
+            // Replaced or shut down before it was reported: it never existed for the
+            // application.
+            self.shared.remove(&link);
+            link.set_finished();
+            return;
+        }
+        tracing::debug!(peer = %link.node, addr = %link.addr, link = link.id, "link up");
         let up = TransportEvent::PeerUp {
             node: link.node.clone(),
             addr: link.addr,
@@ -428,6 +436,7 @@ impl Drop for Registration {
         if let Some(new) = self.new.take() {
             new.link.close(DownReason::Shutdown);
             self.shared.remove(&new.link);
+            new.link.set_finished();
         }
     }
 }
@@ -473,9 +482,5 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         }
         shared.tasks.spawn(shared.clone().serve(stream, addr, permit));
     }
-    // Links still in the table say goodbye through their writers (the shutdown token).
-    let links: Vec<_> = lock(&shared.peers).all().cloned().collect();
-    for link in links {
-        link.say_goodbye("shutdown".to_owned(), DownReason::Shutdown);
-    }
+    // Links say goodbye by themselves: their goodbye tokens are children of `shutdown`.
 }

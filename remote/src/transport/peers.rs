@@ -78,11 +78,6 @@ impl PeerTable {
             .filter(|link| !link.is_closing() && link.is_announced())
     }
 
-    /// Every link in the table, live or closing.
-    pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<Link>> {
-        self.slots.values().filter_map(|slot| slot.up.as_ref())
-    }
-
     /// This node started dialling `node` (its `Hello` named it).
     pub(crate) fn dial_started(&mut self, node: &NodeId) {
         self.slots.entry(node.clone()).or_default().dialing += 1;
@@ -100,10 +95,12 @@ impl PeerTable {
     /// on it. On `Installed` the link is in the table and a replaced link is closing.
     pub(crate) fn admit(&mut self, me: &NodeId, link: &Arc<Link>, role: Role) -> Admission {
         let slot = self.slots.entry(link.node.clone()).or_default();
-        if let Some(current) = &slot.up {
-            if !current.is_closing() && current.incarnation == link.incarnation {
-                return Admission::Duplicate;
-            }
+        if slot
+            .up
+            .as_ref()
+            .is_some_and(|current| !current.is_closing() && current.incarnation == link.incarnation)
+        {
+            return Admission::Duplicate;
         }
         if role == Role::Acceptor && slot.dialing > 0 && link.node > *me {
             return Admission::Duplicate;
