@@ -1,0 +1,33 @@
+//! The public handles and futures can move across threads, so the runtime can hold them in
+//! actors and spawn them on a multi-threaded executor.
+
+use amber_remote::{
+    DownReason, Frame, FrameCodec, FrameError, HandshakeError, NodeId, Transport, TransportConfig,
+    TransportError, TransportEvent, TransportStats,
+};
+
+fn send_sync<T: Send + Sync>() {}
+fn send<T: Send>(_: &T) {}
+
+#[test]
+fn handles_and_values_are_send_and_sync() {
+    send_sync::<Transport>();
+    send_sync::<TransportConfig>();
+    send_sync::<TransportEvent>();
+    send_sync::<TransportStats>();
+    send_sync::<TransportError>();
+    send_sync::<DownReason>();
+    send_sync::<HandshakeError>();
+    send_sync::<FrameError>();
+    send_sync::<Frame>();
+    send_sync::<FrameCodec>();
+    send_sync::<NodeId>();
+}
+
+#[allow(dead_code, clippy::diverging_sub_expression, unreachable_code)]
+fn futures_are_send(transport: Transport, node: NodeId, frame: Frame) {
+    send(&Transport::bind(TransportConfig::new("n", "127.0.0.1:0".parse().unwrap(), vec![1])));
+    send(&transport.connect("127.0.0.1:1".parse().unwrap()));
+    send(&transport.send(&node, &frame));
+    send(&transport.shutdown());
+}
