@@ -16,17 +16,24 @@ async fn simultaneous_connects_keep_exactly_one_link() {
         let (x, y) = if round % 2 == 0 { ("a", "b") } else { ("z", "y") };
         let mut a = Node::bind(config(x)).await;
         let mut b = Node::bind(config(y)).await;
-        let (ta, tb) = (a.transport.clone(), b.transport.clone());
         let (a_addr, b_addr) = (a.addr(), b.addr());
+        let dial = |from: &Node, to| {
+            let transport = from.transport.clone();
+            tokio::spawn(async move { transport.connect(to).await })
+        };
+        // Every third round, a dials twice at once as well.
+        let twice = round % 3 == 0;
         let both = tokio::time::timeout(WAIT, async {
-            tokio::join!(
-                tokio::spawn(async move { ta.connect(b_addr).await }),
-                tokio::spawn(async move { tb.connect(a_addr).await }),
-            )
+            tokio::join!(dial(&a, b_addr), dial(&b, a_addr), async {
+                if twice { Some(dial(&a, b_addr).await) } else { None }
+            },)
         });
-        let (from_a, from_b) = both.await.expect("connects hang");
+        let (from_a, from_b, again) = both.await.expect("connects hang");
         assert_eq!(from_a.unwrap().unwrap(), b.id(), "round {round}");
         assert_eq!(from_b.unwrap().unwrap(), a.id(), "round {round}");
+        if let Some(again) = again {
+            assert_eq!(again.unwrap().unwrap(), b.id(), "round {round}");
+        }
         assert_eq!(a.expect_up().await.0, b.id());
         assert_eq!(b.expect_up().await.0, a.id());
         // The next events are the frames: no second PeerUp, no PeerDown in between.
@@ -95,14 +102,14 @@ async fn a_lone_frame_is_written_at_once() {
 
 #[tokio::test]
 async fn heartbeats_keep_an_idle_link_up() {
-    let fast = || config("n").with_heartbeat(Duration::from_millis(50), Duration::from_millis(400));
+    let fast = || config("n").with_heartbeat(Duration::from_millis(50), Duration::from_secs(1));
     let mut a_config = fast();
     a_config.node = NodeId::from("a");
     let mut b_config = fast();
     b_config.node = NodeId::from("b");
     let (mut a, mut b) = linked(a_config, b_config).await;
-    // Ten timeouts' worth of idleness, and nothing happens.
-    a.expect_quiet(Duration::from_secs(4)).await;
+    // Three timeouts' worth of idleness, and nothing happens.
+    a.expect_quiet(Duration::from_secs(3)).await;
     assert!(a.transport.is_up(&b.id()) && b.transport.is_up(&a.id()));
     assert!(a.transport.stats().frames_received >= 10, "{:?}", a.transport.stats());
     still_linked(&mut a, &mut b).await;

@@ -10,6 +10,9 @@
 //! 3. the acceptor decides whether to keep the connection (one link per node pair) and
 //!    writes `Welcome` or `Duplicate`; the initiator reads it.
 //!
+//! An initiator that learns from the peer's `Hello` that it already has a link to that peer
+//! writes `Duplicate` instead of its proof and stops.
+//!
 //! The stream is generic so that a TLS stream could be handed in instead of a bare TCP one.
 
 use bytes::BytesMut;
@@ -53,18 +56,23 @@ pub(crate) fn handshake_codec() -> FrameCodec {
 }
 
 /// Runs the initiator's side. `on_hello` runs once the peer's id is known, before our proof
-/// is sent; what it returns is handed back (the transport registers the dial there).
+/// is sent: `Some` goes on (the transport registers the dial there and gets the value back),
+/// `None` means this node is already linked to the peer: `Duplicate` is written instead of a
+/// proof and the verdict is `Duplicate`.
 pub(crate) async fn initiate<S, G>(
     io: &mut FrameReader<S>,
     me: &Identity,
-    on_hello: impl FnOnce(&PeerHello) -> G,
-) -> Result<(PeerHello, Verdict, G), HandshakeError>
+    on_hello: impl FnOnce(&PeerHello) -> Option<G>,
+) -> Result<(PeerHello, Verdict, Option<G>), HandshakeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let my_nonce = proof::nonce()?;
     let (peer, peer_nonce) = exchange_hellos(io, me, my_nonce).await?;
-    let guard = on_hello(&peer);
+    let Some(guard) = on_hello(&peer) else {
+        write_frame(io, &Frame::Duplicate).await?;
+        return Ok((peer, Verdict::Duplicate, None));
+    };
     let nonces = Nonces { initiator: my_nonce, acceptor: peer_nonce };
     let mac = proof::proof(&me.secret, Role::Initiator, &me.node, &peer.node, &nonces);
     write_frame(io, &Frame::Proof { mac }).await?;
@@ -81,12 +89,13 @@ where
         Frame::Duplicate => Verdict::Duplicate,
         other => return Err(unexpected(other)),
     };
-    Ok((peer, verdict, guard))
+    Ok((peer, verdict, Some(guard)))
 }
 
 /// Runs the acceptor's side. `decide` runs once the peer is authenticated: `Some` keeps the
 /// connection (`Welcome` is written), `None` drops it as a duplicate. If writing `Welcome`
-/// fails, the `Some` value is dropped and the error returned.
+/// fails, the `Some` value is dropped and the error returned. A peer that answers
+/// `Duplicate` instead of a proof (it is already linked to us) ends the exchange with `None`.
 pub(crate) async fn accept<S, T>(
     io: &mut FrameReader<S>,
     me: &Identity,
@@ -109,6 +118,7 @@ where
                 return Err(HandshakeError::Auth);
             }
         }
+        Frame::Duplicate => return Ok((peer, None)),
         other => return Err(unexpected(other)),
     }
     let kept = decide(&peer);

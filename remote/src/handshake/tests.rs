@@ -27,7 +27,7 @@ fn reader(stream: DuplexStream) -> FrameReader<DuplexStream> {
 }
 
 type Outcomes = (
-    Result<(PeerHello, Verdict, ()), HandshakeError>,
+    Result<(PeerHello, Verdict, Option<()>), HandshakeError>,
     Result<(PeerHello, Option<()>), HandshakeError>,
 );
 
@@ -37,7 +37,7 @@ async fn run(a: Identity, b: Identity, welcome: bool) -> Outcomes {
     let (mut left, mut right) = (reader(left), reader(right));
     // Each side drops its stream when done, as the transport does, so a failure on one side
     // ends the other's wait.
-    let dialler = async move { initiate(&mut left, &a, |_| ()).await };
+    let dialler = async move { initiate(&mut left, &a, |_| Some(())).await };
     let acceptor = async move { accept(&mut right, &b, |_| welcome.then_some(())).await };
     let both = async { tokio::join!(dialler, acceptor) };
     tokio::time::timeout(Duration::from_secs(5), both).await.expect("handshake hangs")
@@ -46,7 +46,8 @@ async fn run(a: Identity, b: Identity, welcome: bool) -> Outcomes {
 #[tokio::test]
 async fn both_sides_learn_each_other() {
     let (dialled, accepted) = run(identity("a", b"s"), identity("b", b"s"), true).await;
-    let (peer, verdict, ()) = dialled.unwrap();
+    let (peer, verdict, registered) = dialled.unwrap();
+    assert_eq!(registered, Some(()));
     assert_eq!((peer.node.as_str(), peer.incarnation, peer.listen_port), ("b", 7, 4000));
     assert_eq!(verdict, Verdict::Welcome);
     let (peer, kept) = accepted.unwrap();
@@ -58,6 +59,21 @@ async fn both_sides_learn_each_other() {
 async fn the_acceptor_can_call_it_a_duplicate() {
     let (dialled, accepted) = run(identity("a", b"s"), identity("b", b"s"), false).await;
     assert_eq!(dialled.unwrap().1, Verdict::Duplicate);
+    assert_eq!(accepted.unwrap().1, None);
+}
+
+#[tokio::test]
+async fn a_dialler_already_linked_stops_before_its_proof() {
+    let (left, right) = tokio::io::duplex(4096);
+    let (mut left, mut right) = (reader(left), reader(right));
+    let (a, b) = (identity("a", b"s"), identity("b", b"s"));
+    let dialler = async move { initiate(&mut left, &a, |_| None::<()>).await };
+    let acceptor = async move {
+        accept(&mut right, &b, |_| -> Option<()> { panic!("nothing to judge") }).await
+    };
+    let (dialled, accepted) = tokio::join!(dialler, acceptor);
+    let (peer, verdict, registered) = dialled.unwrap();
+    assert_eq!((peer.node.as_str(), verdict, registered), ("b", Verdict::Duplicate, None));
     assert_eq!(accepted.unwrap().1, None);
 }
 
@@ -152,13 +168,15 @@ async fn feed_acceptor(bytes: Vec<u8>) -> Result<(PeerHello, Option<()>), Handsh
 }
 
 /// The same against our dialler.
-async fn feed_initiator(bytes: Vec<u8>) -> Result<(PeerHello, Verdict, ()), HandshakeError> {
+async fn feed_initiator(
+    bytes: Vec<u8>,
+) -> Result<(PeerHello, Verdict, Option<()>), HandshakeError> {
     let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
     theirs.write_all(&bytes).await.unwrap();
     theirs.shutdown().await.unwrap();
     let mut io = reader(ours);
     let me = identity("a", b"secret");
-    let result = tokio::time::timeout(Duration::from_secs(5), initiate(&mut io, &me, |_| ()));
+    let result = tokio::time::timeout(Duration::from_secs(5), initiate(&mut io, &me, |_| Some(())));
     let result = result.await.expect("a closed stream must end the handshake");
     drop(theirs);
     result

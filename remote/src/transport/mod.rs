@@ -145,6 +145,8 @@ impl Transport {
     /// at the same moment), no second link is made: the call returns the peer's id and no
     /// new `PeerUp` is reported. The TCP connect and the handshake are each bounded by
     /// `handshake_timeout`. After a [`TransportEvent::PeerDown`], call it again to reconnect.
+    /// Cancelling the returned future abandons the wait, not the handshake: the link may
+    /// still come up and be reported.
     pub async fn connect(&self, addr: SocketAddr) -> Result<NodeId, TransportError> {
         let shared = &self.shared;
         let events = shared.events()?;
@@ -158,7 +160,13 @@ impl Transport {
             .and_then(|stream| stream)
             .map_err(|source| TransportError::Connect { addr, source })?;
         stream.set_nodelay(true).map_err(|source| TransportError::Connect { addr, source })?;
-        shared.dial(stream, addr, events).await
+        // The handshake and the link's start run in their own task: cancelling `connect`
+        // must not leave a half-made link behind (the link may still come up).
+        match shared.tasks.spawn(shared.clone().dial(stream, addr, events)).await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(TransportError::Shutdown),
+        }
     }
 
     /// Queues `frame` for `to`, waiting while that peer's send queue is full.
@@ -281,15 +289,15 @@ impl Shared {
 
     /// The dialling side of a connection, after the TCP connect.
     async fn dial(
-        self: &Arc<Shared>,
+        self: Arc<Shared>,
         stream: TcpStream,
         addr: SocketAddr,
         events: mpsc::Sender<TransportEvent>,
     ) -> Result<NodeId, TransportError> {
         let mut io = FrameReader::with_buffer(stream, BytesMut::new(), exchange::handshake_codec());
         let handshake = exchange::initiate(&mut io, &self.identity, |peer| {
-            lock(&self.peers).dial_started(&peer.node);
-            DialGuard { shared: self.clone(), node: peer.node.clone() }
+            let started = lock(&self.peers).start_dial(&peer.node, peer.incarnation);
+            started.then(|| DialGuard { shared: self.clone(), node: peer.node.clone() })
         });
         let outcome = tokio::select! {
             () = self.shutdown.cancelled() => return Err(TransportError::Shutdown),

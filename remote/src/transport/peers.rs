@@ -3,26 +3,30 @@
 //!
 //! # One link per node pair
 //!
-//! Two nodes may dial each other at the same moment, or one may dial twice. Every
-//! connection that passes authentication is judged by its **acceptor** (under the table's
-//! lock, before it writes `Welcome` or `Duplicate`):
+//! Two nodes may dial each other at the same moment, or one may dial twice. Two decisions,
+//! each taken under the table's lock, keep exactly one connection:
 //!
-//! 1. If a live link with the same peer *incarnation* is already up, the new connection is a
-//!    duplicate.
-//! 2. If this node is itself dialling that peer (it registers a dial as soon as the peer's
-//!    `Hello` names it, before sending its proof), the connection opened by the node with
-//!    the **smaller node id** wins: an incoming connection from a larger id is a duplicate.
-//! 3. Otherwise the connection becomes the link. A link to an older incarnation of the peer
-//!    (the peer restarted) or a link already closing is replaced.
+//! - **H**, the dialler, when the peer's `Hello` names it (before sending its proof): if a
+//!   live link to that peer incarnation is in the table, it sends `Duplicate` instead of a
+//!   proof and the connection ends. Otherwise it registers the dial.
+//! - **J**, the acceptor, once the dialler is authenticated (before writing its verdict):
+//!   1. a live link to the same peer incarnation is in the table: `Duplicate`;
+//!   2. it is dialling that peer itself (a dial registered at its own H): the connection
+//!      opened by the **smaller node id** wins, so a connection from a larger id is a
+//!      `Duplicate`;
+//!   3. otherwise `Welcome`; the link goes into the table, replacing a link to an older
+//!      incarnation (the peer restarted) or one already closing.
 //!
-//! Why both sides agree: let A < B dial each other, connection `c1` A→B and `c2` B→A. A
-//! registers its dial before sending its proof on `c1`, and B judges `c1` only after that
-//! proof, so when B judges `c1` it sees either its own dial (rule 2: A is smaller, accept)
-//! or nothing; symmetrically when A judges `c2` it sees its own dial (reject `c2`), or, if
-//! A judged `c2` before dialling at all, A accepted `c2`, and then A's dial `c1` finds that
-//! link up at its own `Hello` stage, so its proof reaches B only with the link in place
-//! (rule 1). Either way exactly one of `c1`, `c2` is welcomed, on both sides, and each side
-//! reports one `PeerUp`.
+//! The dialler installs the link when it reads `Welcome`. Why both nodes agree, for nodes
+//! S < L dialling each other (`cS` dialled by S, `cL` by L): on S, H (for `cS`) and J (for
+//! `cL`) happen in some order. If J comes first, S welcomed `cL` and installed it, so at H S
+//! sees it and abandons `cS`; L never judges `cS`. If H comes first, `cS` proceeds: at J S
+//! sees its registered dial (or, later, the `cS` link itself) and refuses `cL`; and L, which
+//! judges `cS` after S's proof, hence after S's H, either sees its own dial registered (rule
+//! 2: S is smaller, welcome) or has not dialled yet (rule 3: welcome, and L's later H
+//! abandons `cL`). In every order exactly one connection is welcomed, the same on both
+//! nodes, and each reports one `PeerUp`. (A second dial from the same node is refused by
+//! rule 1 at the acceptor, which judges the two dials one after the other.)
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -78,12 +82,18 @@ impl PeerTable {
             .filter(|link| !link.is_closing() && link.is_announced())
     }
 
-    /// This node started dialling `node` (its `Hello` named it).
-    pub(crate) fn dial_started(&mut self, node: &NodeId) {
-        self.slots.entry(node.clone()).or_default().dialing += 1;
+    /// Decision H: this node's dial reached `node`, incarnation `incarnation`. Registers the
+    /// dial and returns true, or returns false if a live link to that incarnation exists.
+    pub(crate) fn start_dial(&mut self, node: &NodeId, incarnation: u64) -> bool {
+        let slot = self.slots.entry(node.clone()).or_default();
+        if slot.up.as_ref().is_some_and(|up| !up.is_closing() && up.incarnation == incarnation) {
+            return false;
+        }
+        slot.dialing += 1;
+        true
     }
 
-    /// A dial registered with [`dial_started`](Self::dial_started) ended.
+    /// A dial registered with [`start_dial`](Self::start_dial) ended.
     pub(crate) fn dial_ended(&mut self, node: &NodeId) {
         if let Some(slot) = self.slots.get_mut(node) {
             slot.dialing = slot.dialing.saturating_sub(1);
@@ -91,8 +101,8 @@ impl PeerTable {
         }
     }
 
-    /// Judges an authenticated connection (see the module docs); `role` is this node's role
-    /// on it. On `Installed` the link is in the table and a replaced link is closing.
+    /// Decision J (and, with `Role::Initiator`, the dialler's install on `Welcome`): judges
+    /// an authenticated connection, see the module docs; `role` is this node's role on it. On `Installed` the link is in the table and a replaced link is closing.
     pub(crate) fn admit(&mut self, me: &NodeId, link: &Arc<Link>, role: Role) -> Admission {
         let slot = self.slots.entry(link.node.clone()).or_default();
         if slot
@@ -186,15 +196,26 @@ mod tests {
     fn while_dialling_the_smaller_id_wins() {
         // "a" < "b". a dials b while b's connection to a arrives: a refuses it.
         let mut at_a = PeerTable::default();
-        at_a.dial_started(&NodeId::from("b"));
+        assert!(at_a.start_dial(&NodeId::from("b"), 1));
         let from_b = link("b", 1);
         assert!(matches!(at_a.admit(&"a".into(), &from_b, Role::Acceptor), Admission::Duplicate));
         // b dials a while a's connection arrives: b accepts it.
         let mut at_b = PeerTable::default();
-        at_b.dial_started(&NodeId::from("a"));
+        assert!(at_b.start_dial(&NodeId::from("a"), 1));
         installed(at_b.admit(&"b".into(), &link("a", 1), Role::Acceptor));
         // The dialler installs what it was welcomed on regardless of its own dials.
         installed(at_a.admit(&"a".into(), &link("b", 1), Role::Initiator));
+    }
+
+    #[test]
+    fn a_dial_to_a_linked_incarnation_is_abandoned() {
+        let (me, mut table) = (NodeId::from("a"), PeerTable::default());
+        let b = NodeId::from("b");
+        installed(table.admit(&me, &link("b", 1), Role::Acceptor));
+        assert!(!table.start_dial(&b, 1), "already linked");
+        assert!(table.start_dial(&b, 2), "a new incarnation may be dialled");
+        table.dial_ended(&b);
+        assert_eq!(table.slots[&b].dialing, 0);
     }
 
     #[test]
