@@ -67,7 +67,8 @@
 //!    reflecting our own proof. A bad proof is [`HandshakeError::Auth`] on the side that
 //!    checks it — with different secrets, on both sides.
 //! 4. **Verdict**: the accepting side answers [`Frame::Welcome`] or [`Frame::Duplicate`]
-//!    (see below).
+//!    (see below). A dialling side that learns from the `Hello` that it already has a link
+//!    to that peer sends `Duplicate` instead of its proof and stops there.
 //!
 //! A failed handshake drops the connection, logs a `tracing` warning naming the address and
 //! the reason, and is reported: by [`Transport::connect`]'s error on the dialling side, by
@@ -84,9 +85,10 @@
 //!
 //! If two nodes dial each other at the same moment, or one dials twice, exactly one
 //! connection becomes the link, the same one on both sides, and each side reports exactly
-//! one [`TransportEvent::PeerUp`]: the accepting side of every connection decides, and
-//! while both sides dial, the connection dialled by the node with the smaller id wins. Every
-//! `connect` involved returns the peer's id. A connection from a peer that restarted (a new
+//! one [`TransportEvent::PeerUp`]: a dialler already linked to the peer abandons its
+//! connection, the accepting side of every other connection decides, and while both sides
+//! dial, the connection dialled by the node with the smaller id wins. Every `connect`
+//! involved returns the peer's id. A connection from a peer that restarted (a new
 //! incarnation) replaces the old link, reported as `PeerDown` ([`DownReason::Replaced`])
 //! then `PeerUp`.
 //!

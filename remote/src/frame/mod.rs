@@ -44,8 +44,9 @@ pub enum Frame {
     },
     /// Handshake, accepting side: the link is established.
     Welcome,
-    /// Handshake, accepting side: the nodes already have (or are establishing) another link;
-    /// this connection is dropped and the other one kept.
+    /// Handshake: the nodes already have (or are establishing) another link; this connection
+    /// is dropped and the other one kept. Sent by the accepting side as its verdict, or by the
+    /// dialling side instead of its proof when it finds itself already linked.
     Duplicate,
     /// A message for an actor on the receiving node.
     Message {
