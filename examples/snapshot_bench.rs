@@ -126,7 +126,8 @@ async fn idle(n: usize, dir: &std::path::Path) {
     );
 }
 
-async fn busy(n: usize, tokens: usize) {
+/// A system with a ring of `n` relays and `tokens` tokens passed around it.
+async fn ring(n: usize, tokens: usize) -> ActorSystem {
     let system = system();
     let relays: Vec<_> = (0..n).map(|_| system.spawn(Relay::default()).expect("spawn")).collect();
     for (i, r) in relays.iter().enumerate() {
@@ -135,6 +136,11 @@ async fn busy(n: usize, tokens: usize) {
     for r in relays.iter().step_by((n / tokens).max(1)) {
         r.token().await.expect("token");
     }
+    system
+}
+
+async fn busy(n: usize, tokens: usize) {
+    let system = ring(n, tokens).await;
     tokio::time::sleep(Duration::from_millis(200)).await; // let the tokens spread (load, not sync)
     let mut memory = Vec::new();
     let mut in_flight = 0;
@@ -155,14 +161,7 @@ async fn busy(n: usize, tokens: usize) {
 /// Token hops per second on a ring of `n` relays with `tokens` tokens, over `window`, taking
 /// a snapshot every `every` (if any).
 async fn throughput(n: usize, tokens: usize, window: Duration, every: Option<Duration>) -> f64 {
-    let system = system();
-    let relays: Vec<_> = (0..n).map(|_| system.spawn(Relay::default()).expect("spawn")).collect();
-    for (i, r) in relays.iter().enumerate() {
-        r.link(relays[(i + 1) % n].clone()).await.expect("link");
-    }
-    for r in relays.iter().step_by((n / tokens).max(1)) {
-        r.token().await.expect("token");
-    }
+    let system = ring(n, tokens).await;
     let passed = |cp: &amber::snapshot::Checkpoint| -> u64 {
         #[derive(serde::Deserialize)]
         struct View {

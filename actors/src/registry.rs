@@ -50,9 +50,16 @@ impl Registry {
             .ok_or_else(|| LookupError::NotFound(name.to_owned()))
     }
 
-    /// Every live actor (a copy of the list, so no registry lock is held afterwards).
-    pub(crate) fn all(&self) -> Vec<Arc<dyn AnyMailbox>> {
-        self.by_id.iter().map(|e| e.value().clone()).collect()
+    /// Calls `f` for every live actor, holding each registry shard's read lock meanwhile.
+    /// `f` may take mailbox locks: no path takes a registry lock while holding a mailbox
+    /// lock (mailbox locks only nest the late sink, a leaf).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&dyn AnyMailbox)) -> usize {
+        let mut n = 0;
+        for entry in self.by_id.iter() {
+            f(&**entry.value());
+            n += 1;
+        }
+        n
     }
 
     pub(crate) fn len(&self) -> usize {

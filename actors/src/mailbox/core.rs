@@ -193,29 +193,22 @@ impl<T: Stamp> MailboxCore<T> {
     }
 
     /// Pushes a data message without waiting.
-    pub(crate) fn try_push(&self, mut item: T) -> Result<(), PushError<T>> {
-        let waker = {
-            let mut q = lock(&self.queue);
-            if q.lifecycle != Lifecycle::Open {
-                self.record_if_late(&q, &item);
-                return Err(PushError::Closed(item));
-            }
-            if q.data.len() >= q.capacity {
-                return Err(PushError::Full(item));
-            }
-            item.on_arrival(q.cut.epoch());
-            self.record_if_late(&q, &item);
-            q.data.push_back(item);
-            q.rx_waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-        Ok(())
+    #[inline]
+    pub(crate) fn try_push(&self, item: T) -> Result<(), PushError<T>> {
+        self.push(item, None)
     }
 
     /// Pushes a data message, or registers `cx` to be woken when room frees up.
-    pub(crate) fn poll_push(&self, cx: &mut Context<'_>, mut item: T) -> Result<(), PushError<T>> {
+    #[inline]
+    pub(crate) fn poll_push(&self, cx: &mut Context<'_>, item: T) -> Result<(), PushError<T>> {
+        self.push(item, Some(cx))
+    }
+
+    /// The one push path: refuse if closed (recording a late dead letter), refuse if full
+    /// (registering `cx`, if any, to be woken when room frees up), else stamp, record if
+    /// late, enqueue, and wake the consumer if it parked.
+    #[inline]
+    fn push(&self, mut item: T, cx: Option<&mut Context<'_>>) -> Result<(), PushError<T>> {
         let waker = {
             let mut q = lock(&self.queue);
             if q.lifecycle != Lifecycle::Open {
@@ -223,7 +216,9 @@ impl<T: Stamp> MailboxCore<T> {
                 return Err(PushError::Closed(item));
             }
             if q.data.len() >= q.capacity {
-                if !q.tx_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                if let Some(cx) = cx
+                    && !q.tx_waiters.iter().any(|w| w.will_wake(cx.waker()))
+                {
                     q.tx_waiters.push(cx.waker().clone());
                 }
                 return Err(PushError::Full(item));

@@ -342,11 +342,10 @@ impl ActorSystem {
     /// Carries out what the snapshot engine asked for, outside its lock.
     pub(crate) fn run_effects(&self, mut effects: Effects) {
         if let Some(epoch) = effects.markers.take() {
-            let mailboxes = self.inner.registry.all();
-            tracing::debug!(%epoch, actors = mailboxes.len(), "snapshot markers");
-            for mailbox in mailboxes {
+            let actors = self.inner.registry.for_each(|mailbox| {
                 let _ = mailbox.signal(Signal::Marker(epoch));
-            }
+            });
+            tracing::debug!(%epoch, actors, "snapshot markers sent");
         }
         effects.resolve();
     }
