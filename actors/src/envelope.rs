@@ -57,6 +57,33 @@ impl<A: Actor> Stamp for Envelope<A> {
         self.epoch
     }
 
+    fn to_outbound(
+        &mut self,
+        to: ActorId,
+        type_name: &'static str,
+    ) -> Result<crate::remote::OutboundMessage, String> {
+        let payload = crate::encode(&self.msg).map_err(|e| e.to_string())?;
+        let reply = self.reply.take().map(|tx| {
+            crate::remote::ReplyHandler::new(move |system, result, epoch| {
+                // A reply that does not decode, or an error from the other side, drops `tx`:
+                // the asker gets `AskError::NoReply`.
+                match result
+                    .and_then(|bytes| system.decode::<A::Reply>(&bytes).map_err(|e| e.to_string()))
+                {
+                    Ok(reply) => {
+                        let _ = tx.send((reply, epoch));
+                    }
+                    Err(e) => tracing::debug!(error = %e, "remote ask failed"),
+                }
+            })
+        });
+        let from = match self.origin {
+            Origin::Actor(id) => Some(id),
+            Origin::Outside | Origin::Timer(_) => None,
+        };
+        Ok(crate::remote::OutboundMessage { to, from, tag: self.epoch, type_name, payload, reply })
+    }
+
     fn record(&self, to: ActorId) -> Result<InFlightRecord, String> {
         Ok(InFlightRecord {
             to,

@@ -58,6 +58,7 @@ mod error;
 mod loom;
 mod mailbox;
 mod registry;
+pub mod remote;
 mod runner;
 mod signal;
 pub mod snapshot;

@@ -274,6 +274,13 @@ impl crate::mailbox::core::Stamp for Msg {
     fn tag(&self) -> Epoch {
         self.tag
     }
+    fn to_outbound(
+        &mut self,
+        _to: crate::ActorId,
+        _type_name: &'static str,
+    ) -> Result<crate::remote::OutboundMessage, String> {
+        Err("test messages stay local".into())
+    }
     fn record(&self, to: crate::ActorId) -> Result<amber_snapshot::InFlightRecord, String> {
         Ok(amber_snapshot::InFlightRecord {
             to,

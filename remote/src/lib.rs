@@ -137,11 +137,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod cluster;
 mod frame;
 mod handshake;
 mod node;
 mod transport;
 
+pub use cluster::{Cluster, ClusterError};
 pub use frame::{DEFAULT_MAX_FRAME, Frame, FrameCodec, FrameError, FrameKind, HEADER_LEN};
 pub use handshake::{HandshakeError, PROTOCOL_VERSION};
 pub use node::NodeId;

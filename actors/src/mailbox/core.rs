@@ -33,6 +33,8 @@ pub(crate) struct Meta {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) ask_timeout: std::time::Duration,
     pub(crate) late: Arc<LateSink>,
+    /// For an actor on another node: where its messages go instead of a queue.
+    pub(crate) route: Option<Arc<dyn crate::remote::RemoteRoute>>,
 }
 
 /// An item that can be carried by a mailbox.
@@ -43,6 +45,13 @@ pub(crate) trait Stamp {
     fn tag(&self) -> Epoch;
     /// A copy of the item as an in-flight record addressed to `to`.
     fn record(&self, to: ActorId) -> Result<InFlightRecord, String>;
+    /// The item encoded for an actor on another node; an ask's reply channel moves into the
+    /// outbound message.
+    fn to_outbound(
+        &mut self,
+        to: ActorId,
+        type_name: &'static str,
+    ) -> Result<crate::remote::OutboundMessage, String>;
 }
 
 /// Where messages that cross a cut after it was taken ("late" messages, and dead letters
@@ -195,27 +204,43 @@ impl<T: Stamp> MailboxCore<T> {
     /// Pushes a data message without waiting.
     #[inline]
     pub(crate) fn try_push(&self, item: T) -> Result<(), PushError<T>> {
-        self.push(item, None)
+        self.push(item, None, true)
     }
 
     /// Pushes a data message, or registers `cx` to be woken when room frees up.
     #[inline]
     pub(crate) fn poll_push(&self, cx: &mut Context<'_>, item: T) -> Result<(), PushError<T>> {
-        self.push(item, Some(cx))
+        self.push(item, Some(cx), true)
     }
 
-    /// The one push path: refuse if closed (recording a late dead letter), refuse if full
-    /// (registering `cx`, if any, to be woken when room frees up), else stamp, record if
-    /// late, enqueue, and wake the consumer if it parked.
+    /// Pushes a message that arrived from another node, regardless of capacity: the link's
+    /// reader must not block behind one actor (backpressure across nodes is the link's
+    /// bounded queue and TCP), and per-sender order must hold.
+    pub(crate) fn push_remote(&self, item: T) -> Result<(), PushError<T>> {
+        self.push(item, None, false)
+    }
+
+    /// The one push path: forward if the actor is on another node; refuse if closed
+    /// (recording a late dead letter); refuse if full (registering `cx`, if any, to be woken
+    /// when room frees up); else stamp, record if late, enqueue, and wake the consumer if it
+    /// parked.
     #[inline]
-    fn push(&self, mut item: T, cx: Option<&mut Context<'_>>) -> Result<(), PushError<T>> {
+    fn push(
+        &self,
+        mut item: T,
+        cx: Option<&mut Context<'_>>,
+        bounded: bool,
+    ) -> Result<(), PushError<T>> {
+        if let Some(route) = &self.meta.route {
+            return self.forward(route, item);
+        }
         let waker = {
             let mut q = lock(&self.queue);
             if q.lifecycle != Lifecycle::Open {
                 self.record_if_late(&q, &item);
                 return Err(PushError::Closed(item));
             }
-            if q.data.len() >= q.capacity {
+            if bounded && q.data.len() >= q.capacity {
                 if let Some(cx) = cx
                     && !q.tx_waiters.iter().any(|w| w.will_wake(cx.waker()))
                 {
@@ -232,6 +257,30 @@ impl<T: Stamp> MailboxCore<T> {
             w.wake();
         }
         Ok(())
+    }
+
+    /// Encodes the item and hands it to the route to its node; on failure the item is given
+    /// back as refused.
+    #[cold]
+    fn forward(
+        &self,
+        route: &Arc<dyn crate::remote::RemoteRoute>,
+        mut item: T,
+    ) -> Result<(), PushError<T>> {
+        let outbound = match item.to_outbound(self.meta.id, self.meta.type_name) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(actor = %self.meta.id, error = %e, "message does not encode for a remote actor");
+                return Err(PushError::Closed(item));
+            }
+        };
+        match route.route(outbound) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::debug!(actor = %self.meta.id, error = %e, "remote send failed");
+                Err(PushError::Closed(item))
+            }
+        }
     }
 
     /// Under the lock: if the item crosses this actor's latest cut (sent before its sender's
@@ -500,6 +549,13 @@ impl Stamp for u32 {
     fn record(&self, to: ActorId) -> Result<InFlightRecord, String> {
         Ok(InFlightRecord { to, from: None, epoch: self.tag(), ask: false, payload: vec![] })
     }
+    fn to_outbound(
+        &mut self,
+        _to: ActorId,
+        _type_name: &'static str,
+    ) -> Result<crate::remote::OutboundMessage, String> {
+        Err("test items stay local".into())
+    }
 }
 
 /// Metadata for mailboxes in unit and loom tests.
@@ -511,6 +567,7 @@ pub(crate) fn test_meta() -> Meta {
         name: None,
         ask_timeout: std::time::Duration::from_secs(1),
         late: Arc::default(),
+        route: None,
     }
 }
 

@@ -4,10 +4,13 @@ use std::any::Any;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use amber_snapshot::Epoch;
+
 use super::core::{MailboxCore, Watcher};
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, Origin};
+use crate::remote::{DeliverError, InboundMessage};
 use crate::signal::Signal;
-use crate::{Actor, ActorId, ExitReason};
+use crate::{Actor, ActorId, ActorSystem, ExitReason};
 
 /// The mailbox of an actor of type `A`.
 pub(crate) type Mailbox<A> = MailboxCore<Envelope<A>>;
@@ -30,6 +33,9 @@ pub(crate) trait AnyMailbox: Send + Sync + 'static {
     fn poll_terminated(&self, cx: &mut Context<'_>) -> Poll<()>;
     /// For typed lookups.
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    /// Decodes and enqueues a message that arrived from another node; for an ask, the reply
+    /// goes back through the message's handler.
+    fn deliver(&self, system: &ActorSystem, message: InboundMessage) -> Result<(), DeliverError>;
 }
 
 impl<A: Actor> AnyMailbox for Mailbox<A> {
@@ -63,6 +69,33 @@ impl<A: Actor> AnyMailbox for Mailbox<A> {
 
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
+    }
+
+    fn deliver(&self, system: &ActorSystem, message: InboundMessage) -> Result<(), DeliverError> {
+        let id = self.meta.id;
+        let msg: A::Msg =
+            system.decode(&message.payload).map_err(|e| DeliverError::Decode(e.to_string()))?;
+        let reply = message.reply.map(|handler| {
+            let (tx, rx) = tokio::sync::oneshot::channel::<(A::Reply, Epoch)>();
+            let system = system.clone();
+            tokio::spawn(async move {
+                match rx.await {
+                    Ok((reply, epoch)) => {
+                        let bytes = crate::encode(&reply).map_err(|e| e.to_string());
+                        handler.complete(&system, bytes, epoch);
+                    }
+                    Err(_) => handler.complete(
+                        &system,
+                        Err(format!("actor {id} stopped before replying")),
+                        Epoch::ZERO,
+                    ),
+                }
+            });
+            tx
+        });
+        let origin = message.from.map_or(Origin::Outside, Origin::Actor);
+        let env = Envelope { origin, epoch: message.tag, msg, reply };
+        self.push_remote(env).map_err(|_| DeliverError::Stopped(id))
     }
 }
 

@@ -1,9 +1,11 @@
 //! [`SystemBuilder`]: the settings of a new system, and the actor types it can restore.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use amber_snapshot::Epoch;
 
+use crate::remote::RemoteDirectory;
 use crate::snapshot::types::TypeRegistry;
 use crate::{ActorState, ActorSystem, MailboxCapacity};
 
@@ -15,6 +17,17 @@ pub struct SystemBuilder {
     pub(crate) capacity: MailboxCapacity,
     pub(crate) ask_timeout: Duration,
     pub(crate) types: TypeRegistry,
+    pub(crate) remote: Option<RemoteHook>,
+}
+
+/// The system's directory of actors on other nodes.
+#[derive(Clone)]
+pub(crate) struct RemoteHook(pub(crate) Arc<dyn RemoteDirectory>);
+
+impl std::fmt::Debug for RemoteHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RemoteDirectory")
+    }
 }
 
 impl Default for SystemBuilder {
@@ -25,6 +38,7 @@ impl Default for SystemBuilder {
             capacity: MailboxCapacity::default(),
             ask_timeout: Duration::from_secs(5),
             types: TypeRegistry::default(),
+            remote: None,
         }
     }
 }
@@ -64,6 +78,15 @@ impl SystemBuilder {
     /// stored name would make checkpoints ambiguous, so this is a programming error.
     pub fn register<A: ActorState>(mut self) -> Self {
         self.types.register::<A>();
+        self
+    }
+
+    /// Connects the system to other nodes: refs to actors that are not local resolve through
+    /// `directory` (`amber-remote` provides it). Until cross-node snapshots exist, a system
+    /// with remoting refuses [`ActorSystem::snapshot`] with
+    /// [`SnapshotError::Unsupported`](crate::SnapshotError::Unsupported).
+    pub fn remote(mut self, directory: Arc<dyn RemoteDirectory>) -> Self {
+        self.remote = Some(RemoteHook(directory));
         self
     }
 

@@ -37,7 +37,10 @@ pub(crate) fn resolve<A: Actor>(id: ActorId) -> Result<ActorRef<A>, String> {
         .ok_or_else(|| format!("ActorRef {id} can only be decoded through ActorSystem::decode"))?;
     match system.lookup_id::<A>(id) {
         Ok(r) => Ok(r),
-        Err(LookupError::NotFound(_)) => Ok(dead_ref(&system, id)),
+        Err(LookupError::NotFound(_)) => Ok(match system.remote_route(id) {
+            Some(route) => system.remote_ref(id, route),
+            None => dead_ref(&system, id),
+        }),
         Err(e) => Err(e.to_string()),
     }
 }

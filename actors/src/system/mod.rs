@@ -21,6 +21,7 @@ pub use snapshots::{CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, SNAPSHOT_ATTE
 use crate::mailbox::core::Meta;
 use crate::mailbox::{AnyMailbox, Inbox, Mailbox, terminated};
 use crate::registry::Registry;
+use crate::remote::{DeliverError, InboundMessage, RemoteRoute};
 use crate::runner::Runner;
 use crate::signal::Signal;
 use crate::snapshot::{Effects, SnapshotEngine};
@@ -215,9 +216,50 @@ impl ActorSystem {
             name: name.as_deref().map(Arc::from),
             ask_timeout: inner.config.ask_timeout,
             late: inner.engine.late.clone(),
+            route: None,
         };
         let capacity = capacity.unwrap_or_else(|| inner.config.capacity.limit());
         Arc::new(Mailbox::<A>::new(meta, capacity, epoch))
+    }
+
+    /// A ref to actor `id`, of type `A`, living on the node `route` leads to. Its `tell` and
+    /// `ask` encode the message and hand it to the route.
+    pub fn remote_ref<A: Actor>(&self, id: ActorId, route: Arc<dyn RemoteRoute>) -> ActorRef<A> {
+        let inner = &self.inner;
+        let meta = Meta {
+            id,
+            type_name: inner
+                .config
+                .types
+                .codec::<A>()
+                .map_or(std::any::type_name::<A>(), |c| c.type_name),
+            name: None,
+            ask_timeout: inner.config.ask_timeout,
+            late: inner.engine.late.clone(),
+            route: Some(route),
+        };
+        ActorRef::from_mailbox(Arc::new(Mailbox::<A>::new(meta, 1, Epoch::ZERO)))
+    }
+
+    /// Delivers a message that arrived from another node to the local actor it names.
+    pub fn deliver(&self, message: InboundMessage) -> Result<(), DeliverError> {
+        let to = message.to;
+        let mailbox = self.inner.registry.get(to).ok_or(DeliverError::NoSuchActor(to))?;
+        mailbox.deliver(self, message)
+    }
+
+    /// How long [`ActorRef::ask`] waits for a reply in this system.
+    pub fn ask_timeout(&self) -> std::time::Duration {
+        self.inner.config.ask_timeout
+    }
+
+    /// Whether this system was built with remoting ([`SystemBuilder::remote`]).
+    pub fn is_remote(&self) -> bool {
+        self.inner.config.remote.is_some()
+    }
+
+    pub(crate) fn remote_route(&self, id: ActorId) -> Option<Arc<dyn RemoteRoute>> {
+        self.inner.config.remote.as_ref().and_then(|hook| hook.0.route_to(id))
     }
 
     /// Starts the task running an actor whose mailbox is registered.
@@ -271,6 +313,18 @@ impl ActorSystem {
     pub fn lookup<A: Actor>(&self, name: &str) -> Result<ActorRef<A>, LookupError> {
         let mailbox = self.inner.registry.by_name(name)?;
         downcast(mailbox, name)
+    }
+
+    /// The id and stable type name of the live actor registered under `name`, whatever its
+    /// type (for lookups on behalf of other nodes).
+    pub fn whereis(&self, name: &str) -> Option<(ActorId, &'static str)> {
+        self.inner.registry.by_name(name).ok().map(|m| (m.id(), m.type_name()))
+    }
+
+    /// The stable type name actors of type `A` are known by: the registered name, or the
+    /// Rust type path.
+    pub fn type_name_of<A: Actor>(&self) -> &'static str {
+        self.registered_name::<A>().unwrap_or(std::any::type_name::<A>())
     }
 
     /// The live actor with this id, if it is an `A`.

@@ -50,6 +50,11 @@ impl ActorSystem {
         if self.is_shutting_down() {
             return Err(SnapshotError::ShuttingDown);
         }
+        if self.is_remote() {
+            return Err(SnapshotError::Unsupported(
+                "snapshots of systems with remote actors (cross-node snapshots) are not implemented yet".into(),
+            ));
+        }
         let (epoch, mut done, effects) = self.engine().start(deadline, self.actor_count())?;
         self.run_effects(effects);
         let result = match tokio::time::timeout(deadline, &mut done).await {

@@ -1,0 +1,139 @@
+//! The runtime's side of remoting: how a message leaves for an actor on another node, and how
+//! one arriving from another node is delivered. `amber-remote` implements the routes over
+//! TCP; the runtime knows nothing of sockets.
+//!
+//! A ref to an actor on another node is an ordinary [`ActorRef`](crate::ActorRef) whose
+//! mailbox has a [`RemoteRoute`]: `tell` and `ask` encode the message and hand it to the
+//! route instead of queueing it. Refs decoded inside an [`ActorSystem`] whose id is not local
+//! are resolved through the system's [`RemoteDirectory`].
+
+use std::fmt;
+
+use amber_snapshot::Epoch;
+
+use crate::{ActorId, ActorSystem};
+
+type Complete = Box<dyn FnOnce(&ActorSystem, Result<Vec<u8>, String>, Epoch) + Send + Sync>;
+
+/// Completes an ask across nodes from its encoded reply: on the asking node it decodes the
+/// reply (refs inside resolve against the given system) and wakes the asker; on the
+/// answering node it sends the reply back over the link.
+pub struct ReplyHandler(Complete);
+
+impl ReplyHandler {
+    /// A handler that runs `f` with the system, the encoded reply (or why there is none) and
+    /// the responder's epoch.
+    pub fn new(
+        f: impl FnOnce(&ActorSystem, Result<Vec<u8>, String>, Epoch) + Send + Sync + 'static,
+    ) -> Self {
+        ReplyHandler(Box::new(f))
+    }
+
+    /// Completes the ask.
+    pub fn complete(self, system: &ActorSystem, result: Result<Vec<u8>, String>, epoch: Epoch) {
+        (self.0)(system, result, epoch)
+    }
+}
+
+impl fmt::Debug for ReplyHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReplyHandler(..)")
+    }
+}
+
+/// A message leaving for an actor on another node, encoded.
+#[derive(Debug)]
+pub struct OutboundMessage {
+    /// The receiving actor.
+    pub to: ActorId,
+    /// The sending actor, or `None` from outside the system.
+    pub from: Option<ActorId>,
+    /// The sender's epoch (for actors); tagged on arrival when from outside.
+    pub tag: Epoch,
+    /// The receiving actor's type, as the sender knows it (for diagnostics).
+    pub type_name: &'static str,
+    /// The message, MessagePack with field names.
+    pub payload: Vec<u8>,
+    /// Where the reply goes, for an ask.
+    pub reply: Option<ReplyHandler>,
+}
+
+/// A message that arrived from another node for a local actor.
+#[derive(Debug)]
+pub struct InboundMessage {
+    /// The receiving (local) actor.
+    pub to: ActorId,
+    /// The sending actor, or `None` from outside its system.
+    pub from: Option<ActorId>,
+    /// The sender's epoch.
+    pub tag: Epoch,
+    /// The message, MessagePack.
+    pub payload: Vec<u8>,
+    /// Where the reply goes, for an ask.
+    pub reply: Option<ReplyHandler>,
+}
+
+/// Why a message could not be handed to a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    /// The node that hosts the actor is down or unknown.
+    NodeDown(String),
+    /// The link's send queue is full.
+    Full(String),
+}
+
+impl fmt::Display for RouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RouteError::NodeDown(n) => write!(f, "node {n} is down"),
+            RouteError::Full(n) => write!(f, "the link to node {n} is full"),
+        }
+    }
+}
+
+impl std::error::Error for RouteError {}
+
+/// Why an inbound message could not be delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliverError {
+    /// No live actor has this id here.
+    NoSuchActor(ActorId),
+    /// The payload does not decode as the actor's message type.
+    Decode(String),
+    /// The actor has stopped.
+    Stopped(ActorId),
+}
+
+impl fmt::Display for DeliverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeliverError::NoSuchActor(id) => write!(f, "no actor {id} on this node"),
+            DeliverError::Decode(e) => write!(f, "message does not decode: {e}"),
+            DeliverError::Stopped(id) => write!(f, "actor {id} has stopped"),
+        }
+    }
+}
+
+impl std::error::Error for DeliverError {}
+
+/// How messages reach the actors of one other node.
+pub trait RemoteRoute: Send + Sync + 'static {
+    /// Hands an encoded message to the link, without waiting. On error the message is
+    /// dropped (the caller still holds the original and gives it back to its sender).
+    fn route(&self, message: OutboundMessage) -> Result<(), RouteError>;
+
+    /// The node's name, for errors and logs.
+    fn node(&self) -> &str;
+}
+
+/// Where actors that are not local live.
+pub trait RemoteDirectory: Send + Sync + 'static {
+    /// The route to the node hosting `id`, if it is known.
+    fn route_to(&self, id: ActorId) -> Option<std::sync::Arc<dyn RemoteRoute>>;
+}
+
+impl fmt::Debug for dyn RemoteRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RemoteRoute({})", self.node())
+    }
+}

@@ -1,0 +1,26 @@
+//! The cluster's own messages between nodes, carried in `Frame::Control`.
+
+use amber_snapshot::{ActorId, SystemId};
+use serde::{Deserialize, Serialize};
+
+/// A cluster control message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Control {
+    /// Sent on every new link: refs to actors first spawned by `system` route to the sender.
+    Hello { system: SystemId },
+    /// Which actor is registered under `name` on the receiving node?
+    Lookup { request: u64, name: String },
+    /// The answer: the actor's id and stable type name, or why there is none.
+    Found { request: u64, result: Result<(ActorId, String), String> },
+}
+
+impl Control {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        // A plain enum of integers and strings: encoding cannot fail.
+        rmp_serde::to_vec(self).unwrap_or_default()
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Control, String> {
+        rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+    }
+}

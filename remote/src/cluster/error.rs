@@ -1,0 +1,46 @@
+//! Errors of the cluster layer.
+
+use crate::{NodeId, TransportError};
+
+/// A cluster operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// The transport failed (binding, connecting, a down peer).
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The peer did not introduce itself in time after the link came up.
+    #[error("node {0} did not introduce itself in time")]
+    NoHello(NodeId),
+    /// The node is not connected.
+    #[error("node {0} is not connected")]
+    NotConnected(NodeId),
+    /// No actor is registered under this name on that node.
+    #[error("no actor named {name:?} on node {node}: {reason}")]
+    NotFound {
+        /// The node asked.
+        node: NodeId,
+        /// The name.
+        name: String,
+        /// What the node said.
+        reason: String,
+    },
+    /// The actor exists but is of another type.
+    #[error("actor {name:?} on node {node} is a {found}, not a {expected}")]
+    WrongType {
+        /// The node asked.
+        node: NodeId,
+        /// The name.
+        name: String,
+        /// The type asked for.
+        expected: String,
+        /// The actor's type.
+        found: String,
+    },
+    /// The node went down before it answered.
+    #[error("node {0} went down before it answered")]
+    NodeDown(NodeId),
+    /// No answer in time.
+    #[error("node {0} did not answer in time")]
+    Timeout(NodeId),
+}

@@ -1,0 +1,395 @@
+//! A node of a cluster: an [`ActorSystem`] whose refs reach actors on other nodes over the
+//! [`Transport`].
+//!
+//! - Every link starts with a `Hello` naming the peer's system id: a ref whose [`ActorId`] was
+//!   first spawned by that system routes to that node.
+//! - `tell` and `ask` on a ref to a remote actor encode the message and hand it to a per-peer
+//!   forwarder, which sends in order (per sender→receiver FIFO holds) and waits on the link's
+//!   backpressure without blocking the sender. A reply comes back as a `Reply` frame matched
+//!   by ask id.
+//! - When a peer goes down, its pending asks fail at once ([`AskError::NoReply`]) and sends to
+//!   its actors fail with a stopped error until it is back.
+//!
+//! [`AskError::NoReply`]: amber_actors::AskError::NoReply
+//!
+//! Not yet: cross-node snapshots (a cluster system refuses `snapshot()`), spawning on a remote
+//! node, migration, and cleanup of asks abandoned by a timeout on a live peer (they are freed
+//! when the reply arrives or the peer goes down).
+
+mod control;
+mod error;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use amber_actors::remote::{
+    InboundMessage, OutboundMessage, RemoteDirectory, RemoteRoute, ReplyHandler, RouteError,
+};
+use amber_actors::{Actor, ActorRef, ActorSystem, SystemBuilder};
+use amber_snapshot::{ActorId, Epoch, SystemId};
+use dashmap::DashMap;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use self::control::Control;
+pub use self::error::ClusterError;
+use crate::{Frame, NodeId, Transport, TransportConfig, TransportEvent};
+
+/// A lookup's answer: the actor's id and stable type name, or why there is none.
+type Found = Result<(ActorId, String), String>;
+
+/// How long [`Cluster::connect`] waits for the peer's introduction after the link is up.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// This node's membership in a cluster: its actor system and its links to other nodes.
+///
+/// ```
+/// use amber_actors::{Actor, ActorSystem, Context};
+/// use amber_remote::{Cluster, TransportConfig};
+///
+/// struct Echo;
+/// impl Actor for Echo {
+///     type Msg = String;
+///     type Reply = String;
+///     async fn handle(&mut self, s: String, _: &mut Context<Self>) -> String {
+///         s
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let addr = "127.0.0.1:0".parse().unwrap();
+/// let a = Cluster::start(ActorSystem::builder(), TransportConfig::new("a", addr, b"secret".to_vec()))
+///     .await
+///     .unwrap();
+/// let b = Cluster::start(ActorSystem::builder(), TransportConfig::new("b", addr, b"secret".to_vec()))
+///     .await
+///     .unwrap();
+/// b.system().spawn_named("echo", Echo).unwrap();
+/// let peer = a.connect(b.local_addr()).await.unwrap();
+/// let echo = a.lookup::<Echo>(&peer, "echo").await.unwrap();
+/// assert_eq!(echo.ask("over tcp".into()).await.unwrap(), "over tcp");
+/// a.shutdown().await;
+/// b.shutdown().await;
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    transport: Transport,
+    system: OnceLock<ActorSystem>,
+    /// Which node hosts the actors first spawned by each system.
+    systems: DashMap<SystemId, NodeId>,
+    /// The system id each connected node introduced itself with.
+    nodes: DashMap<NodeId, SystemId>,
+    hello: Notify,
+    /// Per-peer forwarders of outbound frames, in order.
+    forwarders: DashMap<NodeId, mpsc::UnboundedSender<Frame>>,
+    /// Asks sent to other nodes, awaiting their `Reply`.
+    asks: DashMap<u64, (NodeId, ReplyHandler)>,
+    /// Name lookups sent to other nodes.
+    lookups: DashMap<u64, (NodeId, oneshot::Sender<Found>)>,
+    next: AtomicU64,
+}
+
+impl Cluster {
+    /// Binds the transport, builds the system from `builder` with remoting, and starts
+    /// serving links.
+    pub async fn start(
+        builder: SystemBuilder,
+        config: TransportConfig,
+    ) -> Result<Cluster, ClusterError> {
+        let (transport, events) = Transport::bind(config).await?;
+        let shared = Arc::new(Shared {
+            transport,
+            system: OnceLock::new(),
+            systems: DashMap::new(),
+            nodes: DashMap::new(),
+            hello: Notify::new(),
+            forwarders: DashMap::new(),
+            asks: DashMap::new(),
+            lookups: DashMap::new(),
+            next: AtomicU64::new(1),
+        });
+        let directory = Arc::new(Directory { shared: Arc::downgrade(&shared) });
+        let system = builder.remote(directory).build();
+        let _ = shared.system.set(system);
+        tokio::spawn(serve(Arc::downgrade(&shared), events));
+        Ok(Cluster { shared })
+    }
+
+    /// This node's actor system.
+    pub fn system(&self) -> &ActorSystem {
+        self.shared.system()
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &NodeId {
+        self.shared.transport.node()
+    }
+
+    /// Where this node accepts links.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.transport.local_addr()
+    }
+
+    /// The transport (for its stats and events of interest).
+    pub fn transport(&self) -> &Transport {
+        &self.shared.transport
+    }
+
+    /// Links to the node listening at `addr` and waits until it has introduced itself, so
+    /// refs to its actors resolve. Returns its name.
+    pub async fn connect(&self, addr: SocketAddr) -> Result<NodeId, ClusterError> {
+        let node = self.shared.transport.connect(addr).await?;
+        let introduced = async {
+            loop {
+                let notified = self.shared.hello.notified();
+                if self.shared.nodes.contains_key(&node) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(HELLO_TIMEOUT, introduced)
+            .await
+            .map_err(|_| ClusterError::NoHello(node.clone()))?;
+        Ok(node)
+    }
+
+    /// The actor registered under `name` on `node`, if it is an `A`.
+    pub async fn lookup<A: Actor>(
+        &self,
+        node: &NodeId,
+        name: &str,
+    ) -> Result<ActorRef<A>, ClusterError> {
+        let shared = &self.shared;
+        if !shared.nodes.contains_key(node) {
+            return Err(ClusterError::NotConnected(node.clone()));
+        }
+        let request = shared.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        shared.lookups.insert(request, (node.clone(), tx));
+        let frame = Frame::Control(Control::Lookup { request, name: name.to_owned() }.encode());
+        if let Err(e) = shared.transport.send(node, &frame).await {
+            shared.lookups.remove(&request);
+            return Err(e.into());
+        }
+        let answer = match tokio::time::timeout(self.system().ask_timeout(), rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => return Err(ClusterError::NodeDown(node.clone())),
+            Err(_) => {
+                shared.lookups.remove(&request);
+                return Err(ClusterError::Timeout(node.clone()));
+            }
+        };
+        let (id, found) = answer.map_err(|reason| ClusterError::NotFound {
+            node: node.clone(),
+            name: name.to_owned(),
+            reason,
+        })?;
+        let expected = self.system().type_name_of::<A>();
+        if found != expected {
+            return Err(ClusterError::WrongType {
+                node: node.clone(),
+                name: name.to_owned(),
+                expected: expected.to_owned(),
+                found,
+            });
+        }
+        Ok(self.system().remote_ref(id, shared.route(node.clone())))
+    }
+
+    /// Stops the actor system, then closes every link.
+    pub async fn shutdown(&self) {
+        self.system().shutdown().await;
+        self.shared.transport.shutdown().await;
+    }
+}
+
+impl Shared {
+    fn system(&self) -> &ActorSystem {
+        self.system.get().expect("the system is set before the cluster is returned")
+    }
+
+    fn route(self: &Arc<Self>, node: NodeId) -> Arc<dyn RemoteRoute> {
+        Arc::new(PeerRoute { node, shared: Arc::downgrade(self) })
+    }
+
+    /// The forwarder of `node`, started on first use and again after the link came back.
+    fn forwarder(self: &Arc<Self>, node: &NodeId) -> mpsc::UnboundedSender<Frame> {
+        if let Some(tx) = self.forwarders.get(node).filter(|tx| !tx.is_closed()) {
+            return tx.clone();
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
+        self.forwarders.insert(node.clone(), tx.clone());
+        let (transport, node) = (self.transport.clone(), node.clone());
+        tokio::spawn(async move {
+            while let Some(frame) = rx.recv().await {
+                if let Err(e) = transport.send(&node, &frame).await {
+                    tracing::debug!(%node, error = %e, "link gone; dropping queued frames");
+                    return; // `rx` drops: later routes see a closed forwarder
+                }
+            }
+        });
+        tx
+    }
+
+    /// Fails everything pending on `node`. The peer is forgotten before its asks are swept
+    /// (see [`PeerRoute::route`]).
+    fn peer_down(&self, node: &NodeId) {
+        if let Some((_, system)) = self.nodes.remove(node) {
+            self.systems.remove_if(&system, |_, n| n == node);
+        }
+        self.forwarders.remove(node);
+        let asks: Vec<u64> =
+            self.asks.iter().filter(|e| &e.value().0 == node).map(|e| *e.key()).collect();
+        for ask in asks {
+            if let Some((_, (_, handler))) = self.asks.remove(&ask) {
+                handler.complete(self.system(), Err(format!("node {node} went down")), Epoch::ZERO);
+            }
+        }
+        let lookups: Vec<u64> =
+            self.lookups.iter().filter(|e| &e.value().0 == node).map(|e| *e.key()).collect();
+        for request in lookups {
+            self.lookups.remove(&request); // dropping the sender tells the waiter
+        }
+    }
+}
+
+/// Resolves ids of actors on other nodes by the system that first spawned them.
+struct Directory {
+    shared: Weak<Shared>,
+}
+
+impl RemoteDirectory for Directory {
+    fn route_to(&self, id: ActorId) -> Option<Arc<dyn RemoteRoute>> {
+        let shared = self.shared.upgrade()?;
+        let node = shared.systems.get(&id.system())?.clone();
+        Some(shared.route(node))
+    }
+}
+
+/// The route to one peer node.
+struct PeerRoute {
+    node: NodeId,
+    shared: Weak<Shared>,
+}
+
+impl RemoteRoute for PeerRoute {
+    fn route(&self, message: OutboundMessage) -> Result<(), RouteError> {
+        let down = || RouteError::NodeDown(self.node.to_string());
+        let shared = self.shared.upgrade().ok_or_else(down)?;
+        // Register the ask first, then check the peer: `peer_down` forgets the peer first,
+        // then fails the asks it finds, so every ask is either found by it or refused here.
+        let ask = message.reply.map(|handler| {
+            let ask = shared.next.fetch_add(1, Ordering::Relaxed);
+            shared.asks.insert(ask, (self.node.clone(), handler));
+            ask
+        });
+        if !shared.nodes.contains_key(&self.node) || !shared.transport.is_up(&self.node) {
+            if let Some(ask) = ask {
+                shared.asks.remove(&ask);
+            }
+            return Err(down());
+        }
+        let frame = Frame::Message {
+            to: message.to,
+            from: message.from,
+            tag: message.tag,
+            ask,
+            type_name: message.type_name.to_owned(),
+            payload: message.payload,
+        };
+        if shared.forwarder(&self.node).send(frame).is_err() {
+            if let Some(ask) = ask {
+                shared.asks.remove(&ask);
+            }
+            return Err(down());
+        }
+        Ok(())
+    }
+
+    fn node(&self) -> &str {
+        self.node.as_str()
+    }
+}
+
+/// Serves the transport's events until the cluster is dropped or the transport shuts down.
+async fn serve(shared: Weak<Shared>, mut events: mpsc::Receiver<TransportEvent>) {
+    while let Some(event) = events.recv().await {
+        let Some(shared) = shared.upgrade() else { return };
+        match event {
+            TransportEvent::PeerUp { node, .. } => {
+                let hello =
+                    Frame::Control(Control::Hello { system: shared.system().id() }.encode());
+                let _ = shared.forwarder(&node).send(hello);
+            }
+            TransportEvent::PeerDown { node, reason } => {
+                tracing::info!(%node, %reason, "node down");
+                shared.peer_down(&node);
+            }
+            TransportEvent::HandshakeFailed { addr, error } => {
+                tracing::warn!(%addr, %error, "refused a node");
+            }
+            TransportEvent::Frame { from, frame } => on_frame(&shared, from, frame),
+        }
+    }
+}
+
+fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
+    match frame {
+        Frame::Message { to, from: sender, tag, ask, payload, .. } => {
+            let reply = ask.map(|ask| {
+                let (shared, node) = (Arc::downgrade(shared), from.clone());
+                ReplyHandler::new(move |_, result, epoch| {
+                    if let Some(shared) = shared.upgrade() {
+                        let _ = shared.forwarder(&node).send(Frame::Reply { ask, epoch, result });
+                    }
+                })
+            });
+            let message = InboundMessage { to, from: sender, tag, payload, reply };
+            if let Err(e) = shared.system().deliver(message) {
+                tracing::debug!(node = %from, actor = %to, error = %e, "remote message not delivered");
+                if let Some(ask) = ask {
+                    let reply =
+                        Frame::Reply { ask, epoch: Epoch::ZERO, result: Err(e.to_string()) };
+                    let _ = shared.forwarder(&from).send(reply);
+                }
+            }
+        }
+        Frame::Reply { ask, epoch, result } => {
+            if let Some((_, (_, handler))) = shared.asks.remove(&ask) {
+                handler.complete(shared.system(), result, epoch);
+            }
+        }
+        Frame::Control(bytes) => match Control::decode(&bytes) {
+            Ok(Control::Hello { system }) => {
+                shared.systems.insert(system, from.clone());
+                shared.nodes.insert(from, system);
+                shared.hello.notify_waiters();
+            }
+            Ok(Control::Lookup { request, name }) => {
+                let result = shared
+                    .system()
+                    .whereis(&name)
+                    .map(|(id, ty)| (id, ty.to_owned()))
+                    .ok_or_else(|| format!("no actor is registered as {name:?}"));
+                let found = Frame::Control(Control::Found { request, result }.encode());
+                let _ = shared.forwarder(&from).send(found);
+            }
+            Ok(Control::Found { request, result }) => {
+                if let Some((_, (_, tx))) = shared.lookups.remove(&request) {
+                    let _ = tx.send(result);
+                }
+            }
+            Err(e) => tracing::warn!(node = %from, error = %e, "malformed control message"),
+        },
+        other => tracing::debug!(node = %from, kind = ?other.kind(), "unexpected frame"),
+    }
+}
