@@ -103,13 +103,7 @@ impl ActorState for Account {
     }
 
     fn decode_state(version: u32, bytes: &[u8], system: &ActorSystem) -> Result<Self, StateError> {
-        if version != Self::VERSION {
-            return Err(StateError::UnknownVersion {
-                type_name: Self::TYPE_NAME,
-                found: version,
-                current: Self::VERSION,
-            });
-        }
+        super::current_version::<Self>(version)?;
         let s: AccountState = system.decode(bytes)?;
         Ok(Account { balance: s.balance, peers: s.peers, rng: s.rng })
     }

@@ -10,6 +10,18 @@ use std::time::Duration;
 use amber::prelude::*;
 use tokio::sync::mpsc;
 
+/// Hand-written state types here read only their current version: anything else is refused.
+pub fn current_version<A: amber::ActorState>(version: u32) -> Result<(), amber::StateError> {
+    if version == A::VERSION {
+        return Ok(());
+    }
+    Err(amber::StateError::UnknownVersion {
+        type_name: A::TYPE_NAME,
+        found: version,
+        current: A::VERSION,
+    })
+}
+
 /// Runs `fut`, failing the test if it takes longer than 20 s (a hang is a bug, not a wait).
 pub async fn bounded<F: Future>(fut: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(20), fut).await.expect("test step hung for 20 s")

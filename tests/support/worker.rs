@@ -111,13 +111,7 @@ impl ActorState for Worker {
     }
 
     fn decode_state(version: u32, bytes: &[u8], system: &ActorSystem) -> Result<Self, StateError> {
-        if version != Self::VERSION {
-            return Err(StateError::UnknownVersion {
-                type_name: Self::TYPE_NAME,
-                found: version,
-                current: Self::VERSION,
-            });
-        }
+        super::current_version::<Self>(version)?;
         let s: WorkerState = system.decode(bytes)?;
         Ok(Worker { done: s.done, spawned: s.spawned, fired: s.fired, partner: s.partner })
     }
