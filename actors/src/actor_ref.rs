@@ -76,8 +76,8 @@ impl<A: Actor> ActorRef<A> {
     /// reply is then dropped.
     pub async fn ask_timeout(&self, msg: A::Msg, timeout: Duration) -> Result<A::Reply, AskError> {
         let (tx, rx) = oneshot::channel();
-        let env = Envelope::new(msg, Some(tx));
         let asker = crate::current::current();
+        let env = Envelope::from(asker, msg, Some(tx));
         let exchange = async {
             if self.push(env).await.is_err() {
                 return Err(AskError::Stopped);

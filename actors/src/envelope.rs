@@ -36,7 +36,17 @@ impl<A: Actor> Envelope<A> {
     /// An envelope stamped for a send from the current thread's running actor, if any.
     #[inline]
     pub(crate) fn new(msg: A::Msg, reply: Option<ReplyTo<A>>) -> Self {
-        let (origin, epoch) = match crate::current::current() {
+        Self::from(crate::current::current(), msg, reply)
+    }
+
+    /// An envelope stamped for a send from `sender` (`None`: from outside the system).
+    #[inline]
+    pub(crate) fn from(
+        sender: Option<crate::current::Running>,
+        msg: A::Msg,
+        reply: Option<ReplyTo<A>>,
+    ) -> Self {
+        let (origin, epoch) = match sender {
             Some(running) => (Origin::Actor(running.id), running.epoch),
             None => (Origin::Outside, Epoch::ZERO),
         };

@@ -21,6 +21,16 @@ fn mailbox(capacity: usize) -> (Arc<MailboxCore<u32>>, Inbox<u32>) {
     (core.clone(), Inbox::new(core))
 }
 
+/// A mailbox with 1, 2, 3 queued whose consumer has taken the batch and handled 1.
+fn batch_in_hand() -> (Arc<MailboxCore<u32>>, Inbox<u32>) {
+    let (core, mut inbox) = mailbox(8);
+    for i in 1..=3 {
+        core.try_push(i).unwrap();
+    }
+    assert!(matches!(inbox.try_next(), Next::Data(1)));
+    (core, inbox)
+}
+
 /// Waits (through the real waker path) for the next item.
 fn recv(inbox: &mut Inbox<u32>) -> Next<u32> {
     block_on(poll_fn(|cx| inbox.poll_next(cx)))
@@ -103,11 +113,7 @@ fn backpressure_wakes_blocked_sender() {
 #[test]
 fn control_overtakes_queued_data() {
     loom::model(|| {
-        let (core, mut inbox) = mailbox(8);
-        for i in 1..=3 {
-            core.try_push(i).unwrap();
-        }
-        assert!(matches!(inbox.try_next(), Next::Data(1)));
+        let (core, mut inbox) = batch_in_hand();
         let signaller = {
             let core = core.clone();
             thread::spawn(move || core.push_control(Signal::Stop(ExitReason::Stopped)).unwrap())
@@ -136,11 +142,7 @@ fn control_overtakes_queued_data() {
 #[test]
 fn control_is_next_after_happens_before() {
     loom::model(|| {
-        let (core, mut inbox) = mailbox(8);
-        for i in 1..=3 {
-            core.try_push(i).unwrap();
-        }
-        assert!(matches!(inbox.try_next(), Next::Data(1)));
+        let (core, mut inbox) = batch_in_hand();
         let signaller = {
             let core = core.clone();
             thread::spawn(move || core.push_control(Signal::Drain).unwrap())

@@ -45,7 +45,7 @@ pub(crate) struct Effects {
 }
 
 impl Effects {
-    /// Answers the waiting caller, if any; returns the marker broadcast still to do.
+    /// Answers the waiting caller, if any (the marker broadcast, if any, is the caller's).
     pub(crate) fn resolve(&mut self) {
         if let Some((waiter, result)) = self.resolve.take() {
             let _ = waiter.send(result);
@@ -117,10 +117,11 @@ impl SnapshotEngine {
                 Ok((r, epoch, marker))
             }
             Err(e) => {
+                // Undoing the admission may complete a snapshot (it can never start one, so
+                // there are no markers to send): answer its caller.
                 st.node.actor_stopped(epoch);
-                let effects = self.pump(&mut st);
+                let mut effects = self.pump(&mut st);
                 drop(st);
-                let mut effects = effects;
                 effects.resolve();
                 Err(e)
             }

@@ -208,15 +208,26 @@ impl ActorSystem {
         capacity: Option<usize>,
         epoch: Epoch,
     ) -> Arc<Mailbox<A>> {
+        self.mailbox_with_route::<A>(id, name, capacity, epoch, None)
+    }
+
+    /// A new, unregistered mailbox; with a route, it forwards to an actor on another node.
+    fn mailbox_with_route<A: Actor>(
+        &self,
+        id: ActorId,
+        name: Option<String>,
+        capacity: Option<usize>,
+        epoch: Epoch,
+        route: Option<Arc<dyn RemoteRoute>>,
+    ) -> Arc<Mailbox<A>> {
         let inner = &self.inner;
-        let codec = inner.config.types.codec::<A>();
         let meta = Meta {
             id,
-            type_name: codec.map_or(std::any::type_name::<A>(), |c| c.type_name),
+            type_name: self.type_name_of::<A>(),
             name: name.as_deref().map(Arc::from),
             ask_timeout: inner.config.ask_timeout,
             late: inner.engine.late.clone(),
-            route: None,
+            route,
         };
         let capacity = capacity.unwrap_or_else(|| inner.config.capacity.limit());
         Arc::new(Mailbox::<A>::new(meta, capacity, epoch))
@@ -225,20 +236,13 @@ impl ActorSystem {
     /// A ref to actor `id`, of type `A`, living on the node `route` leads to. Its `tell` and
     /// `ask` encode the message and hand it to the route.
     pub fn remote_ref<A: Actor>(&self, id: ActorId, route: Arc<dyn RemoteRoute>) -> ActorRef<A> {
-        let inner = &self.inner;
-        let meta = Meta {
+        ActorRef::from_mailbox(self.mailbox_with_route::<A>(
             id,
-            type_name: inner
-                .config
-                .types
-                .codec::<A>()
-                .map_or(std::any::type_name::<A>(), |c| c.type_name),
-            name: None,
-            ask_timeout: inner.config.ask_timeout,
-            late: inner.engine.late.clone(),
-            route: Some(route),
-        };
-        ActorRef::from_mailbox(Arc::new(Mailbox::<A>::new(meta, 1, Epoch::ZERO)))
+            None,
+            Some(1),
+            Epoch::ZERO,
+            Some(route),
+        ))
     }
 
     /// Delivers a message that arrived from another node to the local actor it names.
