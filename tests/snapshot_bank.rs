@@ -56,7 +56,11 @@ async fn every_snapshot_of_a_busy_bank_adds_up_and_a_restore_keeps_it() {
 
     let mut in_flight_seen = 0;
     let mut last = None;
-    for round in 0..40 {
+    // At least 40 rounds, and on until one caught a deposit in flight (the load task may
+    // start late on a busy machine); bounded by `bounded` around each step and the cap.
+    let mut round = 0;
+    while round < 40 || (in_flight_seen == 0 && round < 4000) {
+        round += 1;
         let checkpoint = bounded(system.snapshot()).await.expect("snapshot");
         assert_eq!(checkpoint.manifest.actors.len(), ACCOUNTS, "round {round}");
         let audit = audit(&checkpoint);

@@ -45,6 +45,8 @@ async fn the_cut_does_not_wait_for_a_backlog_it_records_it() {
 async fn children_spawned_before_the_parents_cut_belong_to_the_snapshot_and_later_ones_do_not() {
     let system = system();
     let parent = system.spawn(Worker::default()).unwrap();
+    // One child exists before any snapshot, whatever the scheduling of the spammer below.
+    parent.ask(Work::SpawnChild).await.unwrap();
     let spammer = {
         let parent = parent.clone();
         tokio::spawn(async move {
@@ -205,11 +207,12 @@ async fn one_snapshot_at_a_time() {
 async fn pending_timers_are_captured_and_rearmed_on_restore() {
     let system = system();
     let worker = system.spawn(Worker::default()).unwrap();
-    bounded(worker.ask(Work::Arm(400))).await.unwrap();
+    // Long enough that even a slow, shared machine takes the snapshot before it fires.
+    bounded(worker.ask(Work::Arm(2000))).await.unwrap();
     let checkpoint = bounded(system.snapshot()).await.unwrap();
     let timers = &checkpoint.state(worker.id()).unwrap().timers;
     assert_eq!(timers.len(), 1);
-    assert!(timers[0].remaining_us > 0 && timers[0].remaining_us <= 400_000);
+    assert!(timers[0].remaining_us > 0 && timers[0].remaining_us <= 2_000_000);
     assert_eq!(timers[0].period_us, None);
     bounded(system.shutdown()).await;
 

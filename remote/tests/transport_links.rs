@@ -93,10 +93,10 @@ async fn a_lone_frame_is_written_at_once() {
     let hour = Duration::from_secs(3600);
     let quiet = config("a").with_heartbeat(hour, 2 * hour);
     let (a, mut b) = linked(quiet, config("b")).await;
-    let started = Instant::now();
+    // A writer that held a lone frame back for company would never deliver it here:
+    // `expect_frame` is bounded, the heartbeat an hour away.
     a.transport.send(&b.id(), &numbered(7)).await.unwrap();
     assert_eq!(number(&b.expect_frame().await.1), 7);
-    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
     assert_eq!(a.transport.stats().writes, a.transport.stats().frames_sent);
 }
 
