@@ -50,7 +50,9 @@ impl<A: Actor> ActorRef<A> {
     }
 
     /// Sends a message without waiting for a reply. Waits while a bounded mailbox is full
-    /// (backpressure); fails, giving the message back, if the actor has stopped.
+    /// (backpressure); fails, giving the message back, if the actor has stopped, or if it
+    /// lives on another node that is down (the same [`SendError`]; an
+    /// [`ask`](Self::ask) tells the two apart with [`AskError::NodeDown`]).
     pub async fn tell(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
         self.push(Envelope::new(msg, None)).await.map_err(|env| SendError(env.msg))
     }
@@ -80,9 +82,10 @@ impl<A: Actor> ActorRef<A> {
         let env = Envelope::from(asker, msg, Some(tx));
         let exchange = async {
             if self.push(env).await.is_err() {
-                return Err(AskError::Stopped);
+                return Err(self.node_down().unwrap_or(AskError::Stopped));
             }
-            let (reply, responder_epoch) = rx.await.map_err(|_| AskError::NoReply)?;
+            let (reply, responder_epoch) =
+                rx.await.map_err(|_| self.node_down().unwrap_or(AskError::NoReply))?;
             if let Some(asker) = asker
                 && responder_epoch > asker.epoch
             {
@@ -103,6 +106,12 @@ impl<A: Actor> ActorRef<A> {
             Ok(result) => result,
             Err(_) => Err(AskError::Timeout(timeout)),
         }
+    }
+
+    /// For an actor on another node that is down now: the error to report.
+    fn node_down(&self) -> Option<AskError> {
+        let route = self.mailbox.meta.route.as_ref()?;
+        (!route.is_up()).then(|| AskError::NodeDown(route.node().to_owned()))
     }
 
     /// Asks the actor to stop after its current message. Queued messages are not handled

@@ -1,5 +1,7 @@
 //! The envelope every data message travels in.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use amber_snapshot::{Epoch, InFlightRecord};
 use tokio::sync::oneshot;
 
@@ -74,9 +76,16 @@ impl<A: Actor> Stamp for Envelope<A> {
     ) -> Result<crate::remote::OutboundMessage, String> {
         let payload = crate::encode(&self.msg).map_err(|e| e.to_string())?;
         let reply = self.reply.take().map(|tx| {
+            // Shared with the abandonment check: the route may ask, while the reply is
+            // outstanding, whether the asker still waits (its receiver is dropped on timeout).
+            let tx = Arc::new(Mutex::new(Some(tx)));
+            let waiting = Arc::clone(&tx);
             crate::remote::ReplyHandler::new(move |system, result, epoch| {
+                let Some(tx) = tx.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+                    return;
+                };
                 // A reply that does not decode, or an error from the other side, drops `tx`:
-                // the asker gets `AskError::NoReply`.
+                // the asker gets `AskError::NoReply` (or `NodeDown`, if its node is down).
                 match result
                     .and_then(|bytes| system.decode::<A::Reply>(&bytes).map_err(|e| e.to_string()))
                 {
@@ -85,6 +94,13 @@ impl<A: Actor> Stamp for Envelope<A> {
                     }
                     Err(e) => tracing::debug!(error = %e, "remote ask failed"),
                 }
+            })
+            .with_abandoned(move || {
+                waiting
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_ref()
+                    .is_none_or(|tx| tx.is_closed())
             })
         });
         let from = match self.origin {

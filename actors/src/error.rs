@@ -76,6 +76,9 @@ pub enum AskError {
     NoReply,
     /// No reply came within the timeout. The request may still be handled later.
     Timeout(Duration),
+    /// The actor lives on another node, which is down or unreachable (the node's name):
+    /// the request could not be sent, or the node went down before it replied.
+    NodeDown(String),
 }
 
 impl fmt::Display for AskError {
@@ -84,6 +87,7 @@ impl fmt::Display for AskError {
             AskError::Stopped => f.write_str("actor has stopped"),
             AskError::NoReply => f.write_str("actor stopped before replying"),
             AskError::Timeout(d) => write!(f, "no reply within {d:?}"),
+            AskError::NodeDown(node) => write!(f, "node {node} is down"),
         }
     }
 }
@@ -97,6 +101,11 @@ pub enum SpawnError {
     NameTaken(String),
     /// The system is shutting down and accepts no new actors.
     ShuttingDown,
+    /// No actor type is registered under this name (spawning by type name, see
+    /// [`ActorSystem::spawn_registered`](crate::ActorSystem::spawn_registered)).
+    UnknownType(String),
+    /// The state does not decode as the registered type's state.
+    State(crate::StateError),
 }
 
 impl fmt::Display for SpawnError {
@@ -104,11 +113,20 @@ impl fmt::Display for SpawnError {
         match self {
             SpawnError::NameTaken(n) => write!(f, "an actor named {n:?} already exists"),
             SpawnError::ShuttingDown => f.write_str("actor system is shutting down"),
+            SpawnError::UnknownType(t) => write!(f, "no actor type is registered as {t:?}"),
+            SpawnError::State(e) => write!(f, "cannot build the actor: {e}"),
         }
     }
 }
 
-impl std::error::Error for SpawnError {}
+impl std::error::Error for SpawnError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SpawnError::State(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Looking up an actor failed.
 #[derive(Debug, Clone, PartialEq, Eq)]

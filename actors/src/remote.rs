@@ -18,7 +18,11 @@ type Complete = Box<dyn FnOnce(&ActorSystem, Result<Vec<u8>, String>, Epoch) + S
 /// Completes an ask across nodes from its encoded reply: on the asking node it decodes the
 /// reply (refs inside resolve against the given system) and wakes the asker; on the
 /// answering node it sends the reply back over the link.
-pub struct ReplyHandler(Complete);
+pub struct ReplyHandler {
+    complete: Complete,
+    /// Whether nobody waits for the reply any more.
+    abandoned: Option<Box<dyn Fn() -> bool + Send + Sync>>,
+}
 
 impl ReplyHandler {
     /// A handler that runs `f` with the system, the encoded reply (or why there is none) and
@@ -26,12 +30,24 @@ impl ReplyHandler {
     pub fn new(
         f: impl FnOnce(&ActorSystem, Result<Vec<u8>, String>, Epoch) + Send + Sync + 'static,
     ) -> Self {
-        ReplyHandler(Box::new(f))
+        ReplyHandler { complete: Box::new(f), abandoned: None }
+    }
+
+    /// Adds a check of whether the asker has given up (its ask timed out or was dropped), so
+    /// a route can free the ask without waiting for a reply that nobody reads.
+    pub fn with_abandoned(mut self, abandoned: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        self.abandoned = Some(Box::new(abandoned));
+        self
+    }
+
+    /// Whether the asker has given up; `false` if the handler cannot tell.
+    pub fn is_abandoned(&self) -> bool {
+        self.abandoned.as_ref().is_some_and(|abandoned| abandoned())
     }
 
     /// Completes the ask.
     pub fn complete(self, system: &ActorSystem, result: Result<Vec<u8>, String>, epoch: Epoch) {
-        (self.0)(system, result, epoch)
+        (self.complete)(system, result, epoch)
     }
 }
 
@@ -124,6 +140,28 @@ pub trait RemoteRoute: Send + Sync + 'static {
 
     /// The node's name, for errors and logs.
     fn node(&self) -> &str;
+
+    /// Whether the node is reachable now. A send or an ask that fails while it is not is
+    /// reported as the node being down ([`AskError::NodeDown`](crate::AskError::NodeDown))
+    /// rather than as a stopped actor. Routes that cannot tell say `true`.
+    fn is_up(&self) -> bool {
+        true
+    }
+
+    /// Asks the node to tell `watcher` (a local actor) when `watched` (one of its actors)
+    /// stops, through [`ActorSystem::notify_down`]; and to tell it with
+    /// [`ExitReason::NodeDown`](crate::ExitReason::NodeDown) if the node goes down first.
+    /// On error the watcher is told at once that the node is down. Routes that cannot watch
+    /// refuse.
+    fn watch(&self, watched: ActorId, watcher: ActorId) -> Result<(), RouteError> {
+        let _ = (watched, watcher);
+        Err(RouteError::NodeDown(self.node().to_owned()))
+    }
+
+    /// Withdraws a [`watch`](Self::watch); nothing if there is none.
+    fn unwatch(&self, watched: ActorId, watcher: ActorId) {
+        let _ = (watched, watcher);
+    }
 }
 
 /// Where actors that are not local live.

@@ -269,6 +269,8 @@ impl<A: Actor> Runner<A> {
         for watched in self.ctx.watching.drain() {
             if let Some(mailbox) = self.ctx.system.registry().get(watched) {
                 mailbox.remove_watcher(id);
+            } else if let Some(route) = self.ctx.system.remote_route(watched) {
+                route.unwatch(watched, id); // its node holds a watch for this actor
             }
         }
         self.ctx.system.unregister(id, self.ctx.me.name(), self.ctx.parent.is_none());

@@ -5,7 +5,9 @@ use std::fmt;
 use crate::ActorId;
 
 /// Why an actor stopped.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serializable, so a node can tell another node's watchers why one of its actors stopped.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ExitReason {
     /// Stopped on request ([`ActorRef::stop`](crate::ActorRef::stop),
     /// [`Context::stop`](crate::Context::stop)) or after draining its mailbox.
@@ -23,6 +25,10 @@ pub enum ExitReason {
         /// The last panic message.
         last_panic: String,
     },
+    /// The actor lives on another node, and that node went down or became unreachable
+    /// (link lost, heartbeat timeout, shut down) while it was watched; the node's name. The
+    /// actor may still be running there.
+    NodeDown(String),
 }
 
 impl ExitReason {
@@ -45,6 +51,7 @@ impl fmt::Display for ExitReason {
                     "restart limit reached after {restarts} restarts; last panic: {last_panic}"
                 )
             }
+            ExitReason::NodeDown(node) => write!(f, "its node {node} went down"),
         }
     }
 }

@@ -387,7 +387,16 @@ impl<T: Stamp> MailboxCore<T> {
 
     /// Registers `watcher` to be told when this actor terminates. If it already has, the
     /// watcher is given back with the reason, so it can be told at once.
+    ///
+    /// For an actor on another node, the watch is registered with that node through the
+    /// route; if the node is down, the watcher is given back with
+    /// [`ExitReason::NodeDown`].
     pub(crate) fn add_watcher(&self, watcher: Watcher) -> Result<(), (Watcher, ExitReason)> {
+        if let Some(route) = &self.meta.route {
+            return route
+                .watch(self.meta.id, watcher.id())
+                .map_err(|_| (watcher, ExitReason::NodeDown(route.node().to_owned())));
+        }
         let mut q = lock(&self.queue);
         match &q.exit {
             Some(reason) => Err((watcher, reason.clone())),
@@ -404,8 +413,12 @@ impl<T: Stamp> MailboxCore<T> {
         lock(&self.queue).data.extend(items);
     }
 
-    /// Removes `id` from the watchers.
+    /// Removes `id` from the watchers (for an actor on another node, withdraws the watch
+    /// there).
     pub(crate) fn remove_watcher(&self, id: ActorId) {
+        if let Some(route) = &self.meta.route {
+            return route.unwatch(self.meta.id, id);
+        }
         lock(&self.queue).watchers.retain(|w| w.id() != id);
     }
 

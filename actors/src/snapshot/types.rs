@@ -29,6 +29,8 @@ pub(crate) struct Registered {
     pub(crate) type_name: &'static str,
     codec: Arc<dyn Any + Send + Sync>,
     pub(crate) restore: RestoreFns,
+    /// Spawns a live actor of this type from its encoded state.
+    pub(crate) spawn: crate::system::SpawnFn,
 }
 
 /// The registered actor types of a system.
@@ -60,6 +62,7 @@ impl TypeRegistry {
             type_name: A::TYPE_NAME,
             codec: Arc::new(codec),
             restore: restore_fns::<A>(),
+            spawn: crate::system::spawn_from_state::<A>,
         };
         self.by_name.insert(A::TYPE_NAME, registered);
         self.by_type.insert(TypeId::of::<A>(), A::TYPE_NAME);

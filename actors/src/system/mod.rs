@@ -2,7 +2,9 @@
 
 mod builder;
 mod decode;
+mod remote_watch;
 mod snapshots;
+mod spawn_registered;
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use tracing::Instrument;
 
 pub use builder::SystemBuilder;
 pub(crate) use decode::resolve;
+pub(crate) use spawn_registered::{SpawnFn, spawn_from_state};
 pub use snapshots::{CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, SNAPSHOT_ATTEMPTS};
 
 use crate::mailbox::core::Meta;

@@ -1,0 +1,104 @@
+//! Watches that cross nodes: a local actor watched on behalf of an actor on another node,
+//! and a `Down` from another node handed to the local watcher.
+//!
+//! The runtime keeps no per-node state: the remoting layer registers a watch for each
+//! remote watcher with [`ActorSystem::watch_for`] (a stand-in watcher whose only job is to
+//! run the given callback with the `Down`), withdraws it with
+//! [`ActorSystem::unwatch_for`], and hands the `Down`s it receives to local watchers with
+//! [`ActorSystem::notify_down`].
+
+use std::any::Any;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::ActorSystem;
+use crate::mailbox::AnyMailbox;
+use crate::mailbox::core::Watcher;
+use crate::remote::{DeliverError, InboundMessage};
+use crate::signal::Signal;
+use crate::{ActorId, Down, ExitReason};
+
+impl ActorSystem {
+    /// Watches the local actor `watched` on behalf of `watcher`, an actor on another node:
+    /// when `watched` stops, `notify` runs once with the [`Down`] (on the task of the
+    /// stopping actor; it must not block).
+    ///
+    /// If `watched` has already stopped or never lived here, returns the reason
+    /// ([`ExitReason::Stopped`] when it is no longer known), so the caller can tell the
+    /// watcher at once. Watching again for the same pair replaces the earlier watch.
+    pub fn watch_for(
+        &self,
+        watched: ActorId,
+        watcher: ActorId,
+        notify: impl Fn(Down) + Send + Sync + 'static,
+    ) -> Result<(), ExitReason> {
+        let mailbox = self.registry().get(watched).ok_or(ExitReason::Stopped)?;
+        mailbox.remove_watcher(watcher);
+        let stand_in: Watcher = Arc::new(RemoteWatcher { watcher, notify: Box::new(notify) });
+        mailbox.add_watcher(stand_in).map_err(|(_, reason)| reason)
+    }
+
+    /// Withdraws a [`watch_for`](Self::watch_for); nothing if there is none.
+    pub fn unwatch_for(&self, watched: ActorId, watcher: ActorId) {
+        if let Some(mailbox) = self.registry().get(watched) {
+            mailbox.remove_watcher(watcher);
+        }
+    }
+
+    /// Tells the local actor `watcher` that an actor it watches stopped (a `Down` that came
+    /// from another node, or the node itself going down). `false` if `watcher` no longer
+    /// lives here. A watcher that has stopped watching `down.actor` ignores it.
+    pub fn notify_down(&self, watcher: ActorId, down: Down) -> bool {
+        self.registry()
+            .get(watcher)
+            .is_some_and(|mailbox| mailbox.signal(Signal::Down(down)).is_ok())
+    }
+}
+
+/// Stands in, among a local actor's watchers, for an actor on another node.
+struct RemoteWatcher {
+    watcher: ActorId,
+    notify: Box<dyn Fn(Down) + Send + Sync>,
+}
+
+impl AnyMailbox for RemoteWatcher {
+    fn id(&self) -> ActorId {
+        self.watcher
+    }
+
+    fn type_name(&self) -> &'static str {
+        "amber.RemoteWatcher"
+    }
+
+    fn name(&self) -> Option<&str> {
+        None
+    }
+
+    fn signal(&self, signal: Signal) -> Result<(), Signal> {
+        match signal {
+            Signal::Down(down) => {
+                (self.notify)(down);
+                Ok(())
+            }
+            other => Err(other),
+        }
+    }
+
+    fn add_watcher(&self, watcher: Watcher) -> Result<(), (Watcher, ExitReason)> {
+        Err((watcher, ExitReason::Stopped)) // a stand-in is not an actor to watch
+    }
+
+    fn remove_watcher(&self, _id: ActorId) {}
+
+    fn poll_terminated(&self, _cx: &mut Context<'_>) -> Poll<()> {
+        Poll::Ready(())
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+
+    fn deliver(&self, _system: &ActorSystem, _message: InboundMessage) -> Result<(), DeliverError> {
+        Err(DeliverError::NoSuchActor(self.watcher))
+    }
+}
