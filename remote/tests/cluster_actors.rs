@@ -164,7 +164,7 @@ async fn a_node_going_down_fails_pending_asks_and_later_sends() {
     b.transport().shutdown().await; // the node disappears (its actors are unreachable)
     assert_eq!(
         bounded(pending).await.unwrap(),
-        Err(AskError::NoReply),
+        Err(AskError::NodeDown("b".into())),
         "failed at node down, not at timeout"
     );
     bounded(async {
@@ -174,7 +174,7 @@ async fn a_node_going_down_fails_pending_asks_and_later_sends() {
     })
     .await;
     assert!(sink.tell(()).await.is_err(), "sends to a down node fail");
-    assert_eq!(sink.ask(()).await, Err(AskError::Stopped));
+    assert_eq!(sink.ask(()).await, Err(AskError::NodeDown("b".into())));
     bounded(a.shutdown()).await;
     // b's sink is still inside its never-ending handler, so b's system cannot shut down
     // gracefully; its tasks end with the test's runtime.

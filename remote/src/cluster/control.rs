@@ -3,6 +3,9 @@
 use amber_snapshot::{ActorId, SystemId};
 use serde::{Deserialize, Serialize};
 
+use super::spawn::SpawnControl;
+use super::watch::WatchControl;
+
 /// A cluster control message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Control {
@@ -12,6 +15,10 @@ pub(crate) enum Control {
     Lookup { request: u64, name: String },
     /// The answer: the actor's id and stable type name, or why there is none.
     Found { request: u64, result: Result<(ActorId, String), String> },
+    /// Watches across nodes (see `watch.rs`).
+    Watch(WatchControl),
+    /// Spawning on another node (see `spawn.rs`).
+    Spawn(SpawnControl),
 }
 
 impl Control {

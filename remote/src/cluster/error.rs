@@ -1,5 +1,6 @@
 //! Errors of the cluster layer.
 
+use super::SpawnRefusal;
 use crate::{NodeId, TransportError};
 
 /// A cluster operation failed.
@@ -43,4 +44,16 @@ pub enum ClusterError {
     /// No answer in time.
     #[error("node {0} did not answer in time")]
     Timeout(NodeId),
+    /// The node refused to spawn the actor ([`Cluster::spawn_on`](super::Cluster::spawn_on)).
+    #[error("node {node} refused to spawn the actor: {reason}")]
+    SpawnRefused {
+        /// The node asked.
+        node: NodeId,
+        /// Why it refused.
+        #[source]
+        reason: SpawnRefusal,
+    },
+    /// The actor's state does not encode, so it cannot be sent.
+    #[error("the actor's state does not encode: {0}")]
+    Encode(#[source] amber_actors::CodecError),
 }

@@ -7,17 +7,48 @@
 //!   forwarder, which sends in order (per sender→receiver FIFO holds) and waits on the link's
 //!   backpressure without blocking the sender. A reply comes back as a `Reply` frame matched
 //!   by ask id.
-//! - When a peer goes down, its pending asks fail at once ([`AskError::NoReply`]) and sends to
-//!   its actors fail with a stopped error until it is back.
+//! - `ctx.watch` and `ctx.unwatch` on a ref to a remote actor register the watch with its node,
+//!   which sends the actor's `Down` with its real [`ExitReason`] back.
+//! - [`Cluster::spawn_on`] starts an actor of a registered type on another node from its
+//!   encoded state.
+//! - When a peer goes down, everything waiting on it fails at once (below).
 //!
-//! [`AskError::NoReply`]: amber_actors::AskError::NoReply
+//! # Failures and reconnection
 //!
-//! Not yet: cross-node snapshots (a cluster system refuses `snapshot()`), spawning on a remote
-//! node, migration, and cleanup of asks abandoned by a timeout on a live peer (they are freed
-//! when the reply arrives or the peer goes down).
+//! A node is *down* for this one from the transport's `PeerDown` (link lost, heartbeat timeout,
+//! the peer shut down or disconnected) until it links and introduces itself again. Meanwhile:
+//!
+//! - `tell` to its actors fails, giving the message back; `ask` fails with
+//!   [`AskError::NodeDown`], and so do the asks already sent to it, handled there or not.
+//! - Every local actor watching one of its actors gets `Down` with [`ExitReason::NodeDown`]
+//!   (the actor may still be running there), and a new watch of one is answered so at once.
+//!   The other node, seeing this one down, drops the watches it held for this node's actors.
+//! - Lookups and spawns waiting on it fail with [`ClusterError::NodeDown`].
+//!
+//! An ask that times out while its node stays up is forgotten within about a second (see
+//! [`Cluster::pending_asks`]); a late reply is dropped.
+//!
+//! Nothing reconnects by itself: call [`Cluster::connect`] again. Refs made before work again
+//! once the same node is back (a restarted node has new actors: refs to the old ones fail);
+//! watches do not come back: watch again after a `NodeDown`. Delivery is at most once, never
+//! retried nor duplicated. What was queued for a link when it went down is lost: a `tell`
+//! that returned `Ok` may never arrive, and an ask that failed with `NodeDown` may or may not
+//! have been handled. What the other node acknowledged holds: an ask whose reply arrived was
+//! handled once, and a `Down` or a spawn's answer that arrived is true.
+//!
+//! [`AskError::NodeDown`]: amber_actors::AskError::NodeDown
+//! [`ExitReason`]: amber_actors::ExitReason
+//! [`ExitReason::NodeDown`]: amber_actors::ExitReason::NodeDown
+//!
+//! Not yet: cross-node snapshots (a cluster system refuses `snapshot()`), migration, and
+//! `wait_stopped` or `is_stopped` on a ref to a remote actor (they never see it stop: watch it
+//! instead).
 
+mod asks;
 mod control;
 mod error;
+mod spawn;
+mod watch;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +65,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use self::control::Control;
 pub use self::error::ClusterError;
+pub use self::spawn::SpawnRefusal;
 use crate::{Frame, NodeId, Transport, TransportConfig, TransportEvent};
 
 /// A lookup's answer: the actor's id and stable type name, or why there is none.
@@ -95,6 +127,10 @@ struct Shared {
     /// Name lookups sent to other nodes.
     lookups: DashMap<u64, (NodeId, oneshot::Sender<Found>)>,
     next: AtomicU64,
+    /// Watches crossing the links, per node.
+    watches: watch::Watches,
+    /// Spawns sent to other nodes.
+    spawns: spawn::Spawns,
 }
 
 impl Cluster {
@@ -115,11 +151,14 @@ impl Cluster {
             asks: DashMap::new(),
             lookups: DashMap::new(),
             next: AtomicU64::new(1),
+            watches: watch::Watches::default(),
+            spawns: spawn::Spawns::default(),
         });
         let directory = Arc::new(Directory { shared: Arc::downgrade(&shared) });
         let system = builder.remote(directory).build();
         let _ = shared.system.set(system);
         tokio::spawn(serve(Arc::downgrade(&shared), events));
+        tokio::spawn(asks::sweep(Arc::downgrade(&shared)));
         Ok(Cluster { shared })
     }
 
@@ -217,6 +256,11 @@ impl Shared {
         self.system.get().expect("the system is set before the cluster is returned")
     }
 
+    /// Whether `node` has introduced itself and its link is up.
+    fn is_up(&self, node: &NodeId) -> bool {
+        self.nodes.contains_key(node) && self.transport.is_up(node)
+    }
+
     fn route(self: &Arc<Self>, node: NodeId) -> Arc<dyn RemoteRoute> {
         Arc::new(PeerRoute { node, shared: Arc::downgrade(self) })
     }
@@ -247,6 +291,8 @@ impl Shared {
             self.systems.remove_if(&system, |_, n| n == node);
         }
         self.forwarders.remove(node);
+        watch::peer_down(self, node);
+        self.spawns.peer_down(node);
         let asks: Vec<u64> =
             self.asks.iter().filter(|e| &e.value().0 == node).map(|e| *e.key()).collect();
         for ask in asks {
@@ -318,6 +364,22 @@ impl RemoteRoute for PeerRoute {
     fn node(&self) -> &str {
         self.node.as_str()
     }
+
+    fn is_up(&self) -> bool {
+        self.shared.upgrade().is_some_and(|shared| shared.is_up(&self.node))
+    }
+
+    fn watch(&self, watched: ActorId, watcher: ActorId) -> Result<(), RouteError> {
+        let down = || RouteError::NodeDown(self.node.to_string());
+        let shared = self.shared.upgrade().ok_or_else(down)?;
+        watch::watch(&shared, &self.node, watched, watcher)
+    }
+
+    fn unwatch(&self, watched: ActorId, watcher: ActorId) {
+        if let Some(shared) = self.shared.upgrade() {
+            watch::unwatch(&shared, &self.node, watched, watcher);
+        }
+    }
 }
 
 /// Serves the transport's events until the cluster is dropped or the transport shuts down.
@@ -388,6 +450,8 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
                     let _ = tx.send(result);
                 }
             }
+            Ok(Control::Watch(message)) => watch::on_control(shared, from, message),
+            Ok(Control::Spawn(message)) => spawn::on_control(shared, from, message),
             Err(e) => tracing::warn!(node = %from, error = %e, "malformed control message"),
         },
         other => tracing::debug!(node = %from, kind = ?other.kind(), "unexpected frame"),

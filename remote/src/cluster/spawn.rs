@@ -1,0 +1,158 @@
+//! Spawning an actor on another node: its state travels encoded with
+//! [`ActorState::encode_state`] under its stable type name, and the other node builds it
+//! through its registered types
+//! ([`ActorSystem::spawn_registered`](amber_actors::ActorSystem::spawn_registered)).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use amber_actors::{ActorId, ActorRef, ActorState, SpawnError};
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use super::control::Control;
+use super::{Cluster, ClusterError, Shared};
+use crate::{Frame, NodeId};
+
+/// A spawn's answer: the actor's id and stable type name, or why there is none.
+type Spawned = Result<(ActorId, String), SpawnRefusal>;
+
+/// The spawn messages between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum SpawnControl {
+    /// Spawn a top-level actor of the type registered as `type_name`, from `state` written
+    /// at layout `version`, optionally under `name`.
+    Spawn {
+        request: u64,
+        type_name: String,
+        name: Option<String>,
+        version: u32,
+        #[serde(with = "serde_bytes")]
+        state: Vec<u8>,
+    },
+    /// The answer.
+    Spawned { request: u64, result: Spawned },
+}
+
+/// Why a node refused to spawn an actor on another node's behalf.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnRefusal {
+    /// No actor type is registered under this name there
+    /// ([`SystemBuilder::register`](amber_actors::SystemBuilder::register)).
+    #[error("no actor type is registered as {0:?}")]
+    UnknownType(String),
+    /// The state does not decode as that type's state there.
+    #[error("the state does not decode: {0}")]
+    State(String),
+    /// Another live actor already has this name there.
+    #[error("an actor named {0:?} already exists")]
+    NameTaken(String),
+    /// Its actor system is shutting down.
+    #[error("the actor system is shutting down")]
+    ShuttingDown,
+}
+
+impl From<SpawnError> for SpawnRefusal {
+    fn from(e: SpawnError) -> Self {
+        match e {
+            SpawnError::UnknownType(t) => SpawnRefusal::UnknownType(t),
+            SpawnError::State(e) => SpawnRefusal::State(e.to_string()),
+            SpawnError::NameTaken(n) => SpawnRefusal::NameTaken(n),
+            SpawnError::ShuttingDown => SpawnRefusal::ShuttingDown,
+        }
+    }
+}
+
+/// Spawns sent to other nodes, awaiting their answer.
+#[derive(Debug, Default)]
+pub(super) struct Spawns {
+    pending: DashMap<u64, (NodeId, oneshot::Sender<Spawned>)>,
+}
+
+impl Spawns {
+    /// Fails the spawns waiting on `node` (dropping the sender tells the waiter).
+    pub(super) fn peer_down(&self, node: &NodeId) {
+        self.pending.retain(|_, (n, _)| n != node);
+    }
+}
+
+impl Cluster {
+    /// Spawns `actor` as a top-level actor on `node`, registered there under `name` if
+    /// given, and returns a ref to it.
+    ///
+    /// The state is encoded with [`ActorState::encode_state`] and sent with
+    /// [`A::TYPE_NAME`](ActorState::TYPE_NAME); `node`'s system must have registered `A`
+    /// ([`SystemBuilder::register`](amber_actors::SystemBuilder::register)). It rebuilds the
+    /// actor with [`ActorState::decode_state`] (fields excluded from the state are rebuilt
+    /// there) and starts it, `on_start` included. A refusal comes back as
+    /// [`ClusterError::SpawnRefused`]. If no answer comes within the system's ask timeout
+    /// ([`ClusterError::Timeout`]) or the node goes down first ([`ClusterError::NodeDown`]),
+    /// the actor may or may not have been spawned.
+    pub async fn spawn_on<A: ActorState>(
+        &self,
+        node: &NodeId,
+        name: Option<&str>,
+        actor: A,
+    ) -> Result<ActorRef<A>, ClusterError> {
+        let shared = &self.shared;
+        if !shared.nodes.contains_key(node) {
+            return Err(ClusterError::NotConnected(node.clone()));
+        }
+        let state = actor.encode_state().map_err(ClusterError::Encode)?;
+        drop(actor);
+        let request = shared.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        shared.spawns.pending.insert(request, (node.clone(), tx));
+        let message = SpawnControl::Spawn {
+            request,
+            type_name: A::TYPE_NAME.to_owned(),
+            name: name.map(str::to_owned),
+            version: A::VERSION,
+            state,
+        };
+        let frame = Frame::Control(Control::Spawn(message).encode());
+        if let Err(e) = shared.transport.send(node, &frame).await {
+            shared.spawns.pending.remove(&request);
+            return Err(e.into());
+        }
+        let answer = match tokio::time::timeout(self.system().ask_timeout(), rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => return Err(ClusterError::NodeDown(node.clone())),
+            Err(_) => {
+                shared.spawns.pending.remove(&request);
+                return Err(ClusterError::Timeout(node.clone()));
+            }
+        };
+        let (id, _type_name) =
+            answer.map_err(|reason| ClusterError::SpawnRefused { node: node.clone(), reason })?;
+        Ok(self.system().remote_ref(id, shared.route(node.clone())))
+    }
+}
+
+/// Handles a spawn message from `from`.
+pub(super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: SpawnControl) {
+    match message {
+        SpawnControl::Spawn { request, type_name, name, version, state } => {
+            let result = shared
+                .system()
+                .spawn_registered(&type_name, name, version, &state)
+                .map(|(id, type_name)| (id, type_name.to_owned()))
+                .map_err(|e| {
+                    tracing::warn!(node = %from, %type_name, error = %e, "refused to spawn an actor for another node");
+                    SpawnRefusal::from(e)
+                });
+            if let Ok((id, _)) = &result {
+                tracing::debug!(node = %from, %type_name, actor = %id, "spawned an actor for another node");
+            }
+            let answer = SpawnControl::Spawned { request, result };
+            let _ = shared.forwarder(&from).send(Frame::Control(Control::Spawn(answer).encode()));
+        }
+        SpawnControl::Spawned { request, result } => {
+            if let Some((_, (_, tx))) = shared.spawns.pending.remove(&request) {
+                let _ = tx.send(result);
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Watches across nodes.
+//!
+//! An actor on node A watching an actor on node B (`ctx.watch(&remote_ref)`) goes through
+//! the ref's route: A records the watch as (watched, watcher) → B and sends
+//! [`WatchControl::Watch`]; B registers a stand-in watcher on its actor
+//! ([`ActorSystem::watch_for`](amber_actors::ActorSystem::watch_for)) and records the watch
+//! as (watched, watcher) → A. When the actor stops, the stand-in sends
+//! [`WatchControl::Down`] with the real [`ExitReason`], and A hands it to the watcher.
+//! Watching an id B does not know answers `Down` at once, as locally.
+//!
+//! When B goes down (link lost, heartbeat timeout, shut down), A tells every watcher of an
+//! actor on B: `Down` with [`ExitReason::NodeDown`]. B, seeing A go down, drops the watches
+//! it held for A's actors. Both lists are keyed per node, so nothing outlives the link.
+
+use std::sync::Arc;
+
+use amber_actors::remote::RouteError;
+use amber_actors::{ActorId, Down, ExitReason};
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+
+use super::control::Control;
+use super::{Cluster, Shared};
+use crate::{Frame, NodeId};
+
+/// A watch between an actor of one node and an actor of another: (watched, watcher).
+type Pair = (ActorId, ActorId);
+
+/// The watch messages between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum WatchControl {
+    /// Tell `watcher` (an actor of the sending node) when `watched` (an actor of the
+    /// receiving node) stops.
+    Watch { watched: ActorId, watcher: ActorId },
+    /// Withdraws a `Watch`.
+    Unwatch { watched: ActorId, watcher: ActorId },
+    /// `watched` (an actor of the sending node) stopped, for `reason`.
+    Down { watched: ActorId, watcher: ActorId, reason: ExitReason },
+}
+
+/// The watches crossing this node's links, per node.
+#[derive(Debug, Default)]
+pub(super) struct Watches {
+    /// Actors on other nodes watched by local actors, with the node hosting each.
+    remote: DashMap<Pair, NodeId>,
+    /// Local actors watched by actors on other nodes, with the watcher's node.
+    local: DashMap<Pair, NodeId>,
+}
+
+impl Cluster {
+    /// How many watches local actors hold on actors of other nodes (for diagnostics).
+    pub fn watching_remote(&self) -> usize {
+        self.shared.watches.remote.len()
+    }
+
+    /// How many watches actors of other nodes hold on local actors (for diagnostics).
+    pub fn watched_by_remote(&self) -> usize {
+        self.shared.watches.local.len()
+    }
+}
+
+fn send(shared: &Arc<Shared>, node: &NodeId, message: WatchControl) -> bool {
+    let frame = Frame::Control(Control::Watch(message).encode());
+    shared.forwarder(node).send(frame).is_ok()
+}
+
+/// Registers, on behalf of the local actor `watcher`, a watch of `watched` on `node`.
+pub(super) fn watch(
+    shared: &Arc<Shared>,
+    node: &NodeId,
+    watched: ActorId,
+    watcher: ActorId,
+) -> Result<(), RouteError> {
+    let pair = (watched, watcher);
+    // Recorded first, then the peer checked: `peer_down` forgets the peer first, then fires
+    // the watches it finds, so every watch is either fired by it or refused here.
+    shared.watches.remote.insert(pair, node.clone());
+    if shared.is_up(node) && send(shared, node, WatchControl::Watch { watched, watcher }) {
+        return Ok(());
+    }
+    match shared.watches.remote.remove(&pair) {
+        Some(_) => Err(RouteError::NodeDown(node.to_string())),
+        None => Ok(()), // `peer_down` got there first and has told the watcher
+    }
+}
+
+/// Withdraws the local actor `watcher`'s watch of `watched` on `node`.
+pub(super) fn unwatch(shared: &Arc<Shared>, node: &NodeId, watched: ActorId, watcher: ActorId) {
+    if shared.watches.remote.remove(&(watched, watcher)).is_some() {
+        let _ = send(shared, node, WatchControl::Unwatch { watched, watcher });
+    }
+}
+
+/// Handles a watch message from `from`.
+pub(super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: WatchControl) {
+    let system = shared.system();
+    match message {
+        WatchControl::Watch { watched, watcher } => {
+            let pair = (watched, watcher);
+            shared.watches.local.insert(pair, from.clone());
+            let (weak, node) = (Arc::downgrade(shared), from.clone());
+            let registered = system.watch_for(watched, watcher, move |down| {
+                let Some(shared) = weak.upgrade() else { return };
+                if shared.watches.local.remove_if(&pair, |_, n| *n == node).is_some() {
+                    let reason = down.reason;
+                    let _ = send(&shared, &node, WatchControl::Down { watched, watcher, reason });
+                }
+            });
+            if let Err(reason) = registered {
+                tracing::debug!(node = %from, actor = %watched, %reason, "watched actor is not alive here");
+                shared.watches.local.remove(&pair);
+                let _ = send(shared, &from, WatchControl::Down { watched, watcher, reason });
+            }
+        }
+        WatchControl::Unwatch { watched, watcher } => {
+            if shared.watches.local.remove_if(&(watched, watcher), |_, n| *n == from).is_some() {
+                system.unwatch_for(watched, watcher);
+            }
+        }
+        WatchControl::Down { watched, watcher, reason } => {
+            // Absent if unwatched meanwhile, or already told that the node went down.
+            if shared.watches.remote.remove_if(&(watched, watcher), |_, n| *n == from).is_some() {
+                system.notify_down(watcher, Down { actor: watched, reason });
+            }
+        }
+    }
+}
+
+/// `node` went down: every local watcher of one of its actors is told, and the watches it
+/// held on local actors are dropped.
+pub(super) fn peer_down(shared: &Shared, node: &NodeId) {
+    let system = shared.system();
+    let fired: Vec<Pair> =
+        shared.watches.remote.iter().filter(|e| e.value() == node).map(|e| *e.key()).collect();
+    for pair @ (watched, watcher) in fired {
+        if shared.watches.remote.remove_if(&pair, |_, n| n == node).is_some() {
+            let reason = ExitReason::NodeDown(node.to_string());
+            system.notify_down(watcher, Down { actor: watched, reason });
+        }
+    }
+    let dropped: Vec<Pair> =
+        shared.watches.local.iter().filter(|e| e.value() == node).map(|e| *e.key()).collect();
+    for pair @ (watched, watcher) in dropped {
+        if shared.watches.local.remove_if(&pair, |_, n| n == node).is_some() {
+            system.unwatch_for(watched, watcher);
+        }
+    }
+}
