@@ -41,6 +41,12 @@ pub use amber_actors as actors;
 pub use amber_actors::*;
 pub use amber_snapshot as snapshot;
 
+/// Remoting ([`amber_remote`]): the TCP transport and [`Cluster`], a node whose actor system
+/// reaches actors on other nodes and whose snapshots span them all.
+pub use amber_remote as cluster;
+#[doc(inline)]
+pub use amber_remote::{Cluster, ClusterError, NodeId, TransportConfig};
+
 #[doc(inline)]
 pub use amber_macros::{ActorState, actor};
 

@@ -168,6 +168,26 @@ pub trait RemoteRoute: Send + Sync + 'static {
 pub trait RemoteDirectory: Send + Sync + 'static {
     /// The route to the node hosting `id`, if it is known.
     fn route_to(&self, id: ActorId) -> Option<std::sync::Arc<dyn RemoteRoute>>;
+
+    /// The other nodes a snapshot started here spans: every node linked to this one.
+    /// A snapshot aborts ([`AbortReason::Outsider`](amber_snapshot::AbortReason::Outsider))
+    /// if a node it spans exchanged messages with a node outside this list.
+    fn peers(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Hands an encoded snapshot protocol message to the link to `node`, to be delivered
+    /// there through [`ActorSystem::on_snapshot_message`] in order with the data messages
+    /// handed to the same link before it. Must not block.
+    fn send_snapshot(&self, node: &str, bytes: Vec<u8>) -> Result<(), RouteError> {
+        let _ = bytes;
+        Err(RouteError::NodeDown(node.to_owned()))
+    }
+
+    /// Where this node accepts links, as written into checkpoint manifests.
+    fn address(&self) -> Option<String> {
+        None
+    }
 }
 
 impl fmt::Debug for dyn RemoteRoute {

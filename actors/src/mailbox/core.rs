@@ -35,6 +35,9 @@ pub(crate) struct Meta {
     pub(crate) late: Arc<LateSink>,
     /// For an actor on another node: where its messages go instead of a queue.
     pub(crate) route: Option<Arc<dyn crate::remote::RemoteRoute>>,
+    /// For an actor on another node: the sending node's snapshot engine, which counts the
+    /// epoch-tagged messages each link takes.
+    pub(crate) counter: Option<Arc<crate::snapshot::SnapshotEngine>>,
 }
 
 /// An item that can be carried by a mailbox.
@@ -274,8 +277,16 @@ impl<T: Stamp> MailboxCore<T> {
                 return Err(PushError::Closed(item));
             }
         };
+        // Messages from actors carry their sender's epoch and are counted once the link
+        // took them; outside messages are tagged on arrival and never counted.
+        let counted = outbound.from.map(|_| outbound.tag);
         match route.route(outbound) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if let (Some(tag), Some(engine)) = (counted, &self.meta.counter) {
+                    engine.remote_sent(route.node(), tag);
+                }
+                Ok(())
+            }
             Err(e) => {
                 tracing::debug!(actor = %self.meta.id, error = %e, "remote send failed");
                 Err(PushError::Closed(item))
@@ -578,6 +589,7 @@ pub(crate) fn test_meta() -> Meta {
         id: ActorId::new(crate::SystemId(1), 1),
         type_name: "test",
         name: None,
+        counter: None,
         ask_timeout: std::time::Duration::from_secs(1),
         late: Arc::default(),
         route: None,

@@ -1,23 +1,34 @@
-//! The snapshot engine of one system: the node's protocol state, the coordinator, and the
-//! collection of the running snapshot, behind one lock.
+//! The snapshot engine of one node: the node's protocol state, the coordinator of the
+//! snapshots this node starts, and the collection of their parts, behind one lock.
 //!
-//! Lock order: the engine lock may be held while inserting into the registry (spawn), and is
-//! never held while taking a mailbox lock. Mailbox locks are held while pushing to the late
-//! sink, a leaf lock. Actions that touch mailboxes (the marker broadcast) are returned as
-//! [`Effects`] and carried out by the caller after the engine lock is released.
+//! Every node takes part in a snapshot as a *participant* (its actors cut, it counts the
+//! tagged messages crossing its links, it reports to the coordinator and, at completion,
+//! sends the coordinator its part). The node that started the snapshot is also its
+//! *coordinator*: it decides completion by counting ([`Coordinator`]) and assembles the
+//! parts into one checkpoint. On a single node both roles talk to each other inside the
+//! lock; across nodes they talk through [`Wire`] messages over the cluster's links.
+//!
+//! Lock order: the engine lock may be held while inserting into the registry (spawn) and
+//! while handing a [`Wire`] message to the cluster (which only queues it), and is never held
+//! while taking a mailbox lock. Mailbox locks are held while pushing to the late sink, a leaf
+//! lock. Actions that touch mailboxes (the marker broadcast) are returned as [`Effects`] and
+//! carried out by the caller after the engine lock is released.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use amber_snapshot::{
-    ActorEntry, ActorId, Checkpoint, CheckpointId, Coordinator, CoordinatorAction, Cut, Epoch,
-    InFlightRecord, Manifest, NodeAction, NodeEntry, NodeSnapshot, StateRecord,
+    AbortReason, ActorEntry, ActorId, Checkpoint, CheckpointId, Coordinator, CoordinatorAction,
+    Cut, Epoch, InFlightRecord, Manifest, NodeAction, NodeCommand, NodeEntry, NodeReport,
+    NodeSnapshot, StateRecord,
 };
 use tokio::sync::oneshot;
 
 use super::error::SnapshotError;
+use super::wire::{NodePart, Wire};
 use crate::mailbox::core::LateSink;
+use crate::remote::RemoteDirectory;
 
 /// What an actor hands over at its cut.
 #[derive(Debug)]
@@ -51,47 +62,109 @@ impl Effects {
             let _ = waiter.send(result);
         }
     }
+
+    fn markers(&mut self, epoch: Epoch) {
+        self.markers = self.markers.max(Some(epoch));
+    }
+
+    /// Queues the answer to a snapshot's caller. One snapshot runs at a time, so there is
+    /// never an earlier answer in the same step; if there were, it is sent, not lost.
+    fn answer(&mut self, waiter: Waiter, result: Result<Checkpoint, SnapshotError>) {
+        if let Some((earlier, result)) = self.resolve.replace((waiter, result)) {
+            let _ = earlier.send(result);
+        }
+    }
 }
 
+/// What this node captured for the snapshot it takes part in.
 #[derive(Debug)]
 struct Round {
     epoch: Epoch,
-    started: Instant,
     actors: Vec<ActorEntry>,
     states: Vec<StateRecord>,
     backlog: Vec<InFlightRecord>,
     problems: Vec<String>,
-    waiter: Option<Waiter>,
+}
+
+impl Round {
+    fn new(epoch: Epoch, actors: usize) -> Round {
+        Round {
+            epoch,
+            actors: Vec::with_capacity(actors),
+            states: Vec::with_capacity(actors),
+            backlog: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+}
+
+/// The coordinator's side of a snapshot this node started, until every part is in.
+#[derive(Debug)]
+struct Collect {
+    epoch: Epoch,
+    started: Instant,
+    /// When to give up, in the engine clock's milliseconds.
+    due: u64,
+    waiter: Waiter,
+    /// Completion was decided; the parts are on their way.
+    complete: bool,
+    parts: BTreeMap<String, Option<NodePart>>,
+    /// Pieces of parts still arriving, per node.
+    pieces: HashMap<String, Vec<u8>>,
 }
 
 #[derive(Debug)]
 struct EngineState {
     node: NodeSnapshot<String>,
     coordinator: Coordinator<String>,
+    /// The coordinator this node follows for its target epoch, once its `Start` arrived.
+    leader: Option<(Epoch, String)>,
+    /// A report made before the leader was known (the snapshot reached this node through a
+    /// message tagged with its epoch, ahead of the coordinator's `Start`).
+    held: Option<NodeReport<String>>,
     round: Option<Round>,
+    collect: Option<Collect>,
+    /// Actors on the node, to size the next round.
+    actors_hint: usize,
 }
 
-/// One system's snapshot machinery.
-#[derive(Debug)]
+/// One node's snapshot machinery.
 pub(crate) struct SnapshotEngine {
     me: String,
     clock: Instant,
     state: Mutex<EngineState>,
     pub(crate) late: Arc<LateSink>,
+    remote: Option<Arc<dyn RemoteDirectory>>,
+}
+
+impl std::fmt::Debug for SnapshotEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotEngine").field("me", &self.me).finish_non_exhaustive()
+    }
 }
 
 impl SnapshotEngine {
-    /// The engine of node `me`, whose last completed snapshot is `epoch`.
-    pub(crate) fn new(me: String, epoch: Epoch) -> Self {
+    /// The engine of node `me`, whose last completed snapshot is `epoch`; `remote` reaches
+    /// the other nodes of its cluster, if any.
+    pub(crate) fn new(
+        me: String,
+        epoch: Epoch,
+        remote: Option<Arc<dyn RemoteDirectory>>,
+    ) -> Self {
         SnapshotEngine {
             state: Mutex::new(EngineState {
                 node: NodeSnapshot::new(me.clone(), epoch),
                 coordinator: Coordinator::new(epoch),
+                leader: None,
+                held: None,
                 round: None,
+                collect: None,
+                actors_hint: 0,
             }),
             me,
             clock: Instant::now(),
             late: Arc::default(),
+            remote,
         }
     }
 
@@ -113,6 +186,7 @@ impl SnapshotEngine {
         let marker = st.node.actor_spawned(epoch);
         match register(epoch) {
             Ok(r) => {
+                st.actors_hint += 1;
                 // A spawn never completes a snapshot or starts one: nothing to pump.
                 Ok((r, epoch, marker))
             }
@@ -131,6 +205,10 @@ impl SnapshotEngine {
     /// An actor took `cut` and hands over what it captured.
     pub(crate) fn cut(&self, cut: Cut, report: CutReport) -> Effects {
         let mut st = self.lock();
+        // The cut may be how this node learns of the snapshot (the actor dequeued a message
+        // tagged with its epoch from another node): the node first, then its round.
+        st.node.actor_cut(cut);
+        self.sync_round(&mut st);
         if let Some(round) = st.round.as_mut().filter(|r| r.epoch == cut.to) {
             round.actors.push(report.entry);
             match report.state {
@@ -144,42 +222,116 @@ impl SnapshotEngine {
                 }
             }
         }
-        st.node.actor_cut(cut);
         self.pump(&mut st)
     }
 
     /// An actor whose epoch was `epoch` stopped.
     pub(crate) fn stopped(&self, epoch: Epoch) -> Effects {
         let mut st = self.lock();
+        st.actors_hint = st.actors_hint.saturating_sub(1);
         st.node.actor_stopped(epoch);
         self.pump(&mut st)
     }
 
-    /// Starts a snapshot that aborts if not complete within `deadline`.
-    pub(crate) fn start(
-        &self,
-        deadline: Duration,
-        actors: usize,
-    ) -> Result<(Epoch, Outcome, Effects), SnapshotError> {
+    /// A data message from a local actor, tagged `tag`, was taken by the link to `peer`.
+    pub(crate) fn remote_sent(&self, peer: &str, tag: Epoch) {
         let mut st = self.lock();
+        st.node.remote_sent(&peer.to_owned(), tag);
+        // A sender's tag never exceeds the node's target (its cut told the node first), and
+        // a send count alone completes nothing: there is nothing to carry out.
+        let mut effects = self.pump(&mut st);
+        drop(st);
+        debug_assert!(effects.markers.is_none());
+        effects.resolve();
+    }
+
+    /// A data message from an actor on `peer`, tagged `tag`, arrived (queued, recorded, or
+    /// refused as a dead letter).
+    pub(crate) fn remote_received(&self, peer: &str, tag: Epoch) -> Effects {
+        let mut st = self.lock();
+        st.node.remote_received(&peer.to_owned(), tag);
+        self.pump(&mut st)
+    }
+
+    /// A snapshot message from node `from`.
+    pub(crate) fn on_wire(&self, from: &str, wire: Wire) -> Effects {
+        let mut st = self.lock();
+        let mut effects = Effects::default();
+        match wire {
+            Wire::Command(command) => self.on_command(&mut st, from, command, &mut effects),
+            Wire::Report(report) if report.node == from => st.coordinator.handle_report(report),
+            Wire::Report(report) => {
+                tracing::warn!(%from, node = %report.node, "snapshot report naming another node; ignored");
+            }
+            Wire::Reject { epoch, reason } => {
+                st.coordinator.reject(from.to_owned(), epoch, reason);
+            }
+            Wire::Part { epoch, bytes, last } => {
+                self.on_piece(&mut st, from, epoch, bytes, last, &mut effects);
+            }
+        }
+        let more = self.pump(&mut st);
+        merge(&mut effects, more);
+        effects
+    }
+
+    /// Node `node` is down: a snapshot it takes part in, or coordinates, aborts.
+    pub(crate) fn node_down(&self, node: &str) -> Effects {
+        let mut st = self.lock();
+        let mut effects = Effects::default();
+        st.coordinator.node_down(&node.to_owned());
+        if st.collect.as_ref().is_some_and(|c| c.complete && c.parts.contains_key(node)) {
+            let reason = format!("node {node} went down before sending its part");
+            self.fail_collect(&mut st, reason, &mut effects);
+        }
+        if let Some((epoch, leader)) = st.leader.clone()
+            && leader == node
+            && st.node.running() == Some(epoch)
+        {
+            tracing::warn!(%epoch, coordinator = %node, "snapshot coordinator went down; aborting here");
+            let reason = AbortReason::NodeDown(node.to_owned());
+            st.node.handle_command(NodeCommand::Abort { epoch, reason });
+            self.discard(&mut st, epoch);
+        }
+        let more = self.pump(&mut st);
+        merge(&mut effects, more);
+        effects
+    }
+
+    /// Starts a snapshot of every node this node is linked to (and itself), which aborts
+    /// if not complete within `deadline`.
+    pub(crate) fn start(&self, deadline: Duration) -> Result<(Epoch, Outcome, Effects), SnapshotError> {
+        let mut st = self.lock();
+        // A snapshot this node follows blocks a new one; one that reached it only through a
+        // tagged message (its coordinator unknown, perhaps gone) is superseded.
+        let followed = st.node.running().filter(|e| st.leader.as_ref().is_some_and(|l| l.0 == *e));
+        if let Some(running) = st.collect.as_ref().map(|c| c.epoch).or(followed) {
+            return Err(SnapshotError::InProgress { running });
+        }
+        let seen = st.node.epoch();
+        st.coordinator.skip_to(seen);
+        let mut nodes = vec![self.me.clone()];
+        if let Some(remote) = &self.remote {
+            nodes.extend(remote.peers().into_iter().filter(|p| *p != self.me));
+        }
         let due = self.now_ms().saturating_add(deadline.as_millis() as u64);
-        let epoch = st.coordinator.start([self.me.clone()], Some(due)).map_err(|e| match e {
+        let epoch = st.coordinator.start(nodes.iter().cloned(), Some(due)).map_err(|e| match e {
             amber_snapshot::StartError::InProgress { running } => {
                 SnapshotError::InProgress { running }
             }
             other => SnapshotError::Aborted { epoch: Epoch::ZERO, reason: other.to_string() },
         })?;
         let (tx, rx) = oneshot::channel();
-        st.round = Some(Round {
+        st.collect = Some(Collect {
             epoch,
             started: Instant::now(),
-            actors: Vec::with_capacity(actors),
-            states: Vec::with_capacity(actors),
-            backlog: Vec::new(),
-            problems: Vec::new(),
-            waiter: Some(tx),
+            due,
+            waiter: tx,
+            complete: false,
+            parts: nodes.into_iter().map(|n| (n, None)).collect(),
+            pieces: HashMap::new(),
         });
-        tracing::debug!(%epoch, "snapshot started");
+        tracing::debug!(%epoch, nodes = st.collect.as_ref().map_or(0, |c| c.parts.len()), "snapshot started");
         let effects = self.pump(&mut st);
         Ok((epoch, rx, effects))
     }
@@ -187,25 +339,75 @@ impl SnapshotEngine {
     /// The deadline of the running snapshot may have passed.
     pub(crate) fn check_deadline(&self) -> Effects {
         let mut st = self.lock();
+        let mut effects = Effects::default();
         let now = self.now_ms();
         st.coordinator.handle_timeout(now);
-        self.pump(&mut st)
+        if st.collect.as_ref().is_some_and(|c| c.complete && now >= c.due) {
+            let reason = "the deadline passed before every node's part arrived".to_owned();
+            self.fail_collect(&mut st, reason, &mut effects);
+        }
+        let more = self.pump(&mut st);
+        merge(&mut effects, more);
+        effects
     }
 
-    /// Aborts the running snapshot, if any (shutdown).
+    /// Aborts the snapshot this node coordinates, if any (shutdown).
     pub(crate) fn cancel(&self) -> Effects {
         let mut st = self.lock();
+        let mut effects = Effects::default();
         st.coordinator.cancel();
-        self.pump(&mut st)
+        if st.collect.as_ref().is_some_and(|c| c.complete) {
+            self.fail_collect(&mut st, "the system is shutting down".to_owned(), &mut effects);
+        }
+        let more = self.pump(&mut st);
+        merge(&mut effects, more);
+        effects
     }
 
-    /// The last completed snapshot epoch.
+    /// The snapshot this node takes part in, if any.
+    pub(crate) fn running(&self) -> Option<Epoch> {
+        self.lock().node.running()
+    }
+
+    /// The last snapshot epoch this node saw complete.
     pub(crate) fn completed(&self) -> Epoch {
-        self.lock().coordinator.last_completed()
+        self.lock().node.completed()
     }
 
     fn now_ms(&self) -> u64 {
         self.clock.elapsed().as_millis() as u64
+    }
+
+    /// Hands a message to node `to`. A failure means the link is gone; its node-down event
+    /// aborts whatever waited on it.
+    fn send(&self, to: &str, wire: &Wire) {
+        let Some(remote) = &self.remote else {
+            tracing::warn!(node = %to, "snapshot message for another node, but this system has no remoting");
+            return;
+        };
+        if let Err(e) = remote.send_snapshot(to, wire.encode()) {
+            tracing::debug!(node = %to, error = %e, "snapshot message not sent");
+        }
+    }
+
+    /// Opens the round of the snapshot this node runs, if it has none for it yet.
+    fn sync_round(&self, st: &mut EngineState) {
+        if let Some(epoch) = st.node.running()
+            && st.round.as_ref().is_none_or(|r| r.epoch < epoch)
+        {
+            st.round = Some(Round::new(epoch, st.actors_hint));
+        }
+    }
+
+    /// Drops what this node captured for `epoch` (aborted).
+    fn discard(&self, st: &mut EngineState, epoch: Epoch) {
+        if st.round.as_ref().is_some_and(|r| r.epoch <= epoch) {
+            st.round = None;
+        }
+        if st.held.as_ref().is_some_and(|r| r.epoch <= epoch) {
+            st.held = None;
+        }
+        let _ = self.late.take(epoch);
     }
 
     /// Drains the node's and the coordinator's actions until both are quiet.
@@ -213,33 +415,35 @@ impl SnapshotEngine {
         let mut effects = Effects::default();
         loop {
             let mut progressed = false;
+            self.sync_round(st);
             while let Some(action) = st.node.poll() {
                 progressed = true;
                 match action {
-                    NodeAction::Markers(epoch) => effects.markers = Some(epoch),
-                    NodeAction::Report(report) => st.coordinator.handle_report(report),
+                    NodeAction::Markers(epoch) => effects.markers(epoch),
+                    NodeAction::Report(report) => self.report(st, report),
                 }
             }
             while let Some(action) = st.coordinator.poll() {
                 progressed = true;
                 match action {
+                    CoordinatorAction::Send { to, command } if to == self.me => {
+                        let me = self.me.clone();
+                        self.on_command(st, &me, command, &mut effects);
+                    }
                     CoordinatorAction::Send { to, command } => {
-                        debug_assert_eq!(to, self.me, "one node: every command is for this node");
-                        st.node.handle_command(command);
+                        self.send(&to, &Wire::Command(command));
                     }
                     CoordinatorAction::Completed(epoch) => {
-                        if let Some(round) = st.round.take().filter(|r| r.epoch == epoch) {
-                            effects.resolve = self.finish(round);
+                        if let Some(collect) = st.collect.as_mut().filter(|c| c.epoch == epoch) {
+                            collect.complete = true;
                         }
+                        self.try_finish(st, &mut effects);
                     }
                     CoordinatorAction::Aborted { epoch, reason } => {
                         tracing::warn!(%epoch, %reason, "snapshot aborted");
-                        let _ = self.late.take(epoch);
-                        if let Some(mut round) = st.round.take().filter(|r| r.epoch == epoch)
-                            && let Some(waiter) = round.waiter.take()
-                        {
+                        if let Some(collect) = st.collect.take_if(|c| c.epoch == epoch) {
                             let err = SnapshotError::Aborted { epoch, reason: reason.to_string() };
-                            effects.resolve = Some((waiter, Err(err)));
+                            effects.answer(collect.waiter, Err(err));
                         }
                     }
                 }
@@ -250,28 +454,167 @@ impl SnapshotEngine {
         }
     }
 
-    /// Assembles the completed snapshot: every cut state, and per receiver its backlog at the
-    /// cut followed by the messages recorded after it, in arrival order.
-    fn finish(&self, mut round: Round) -> Option<(Waiter, Result<Checkpoint, SnapshotError>)> {
-        let epoch = round.epoch;
+    /// Sends this node's report to the coordinator it follows, or holds it until that is
+    /// known.
+    fn report(&self, st: &mut EngineState, report: NodeReport<String>) {
+        match &st.leader {
+            Some((epoch, leader)) if *epoch == report.epoch => {
+                if *leader == self.me {
+                    st.coordinator.handle_report(report);
+                } else {
+                    self.send(leader, &Wire::Report(report));
+                }
+            }
+            _ => st.held = Some(report),
+        }
+    }
+
+    /// A command from the coordinator `from` (possibly this node's own).
+    fn on_command(
+        &self,
+        st: &mut EngineState,
+        from: &str,
+        command: NodeCommand<String>,
+        effects: &mut Effects,
+    ) {
+        if let NodeCommand::Start(epoch) = command {
+            return self.on_start(st, from, epoch);
+        }
+        let epoch = match &command {
+            NodeCommand::Expect { epoch, .. } | NodeCommand::Abort { epoch, .. } => *epoch,
+            NodeCommand::Complete(epoch) => *epoch,
+            NodeCommand::Start(_) => unreachable!("handled above"),
+        };
+        if st.leader.as_ref().is_none_or(|(e, l)| *e != epoch || l != from) {
+            tracing::debug!(%epoch, %from, "snapshot command from a coordinator this node does not follow; ignored");
+            return;
+        }
+        match command {
+            NodeCommand::Complete(epoch) => {
+                st.node.handle_command(NodeCommand::Complete(epoch));
+                let round = st.round.take_if(|r| r.epoch == epoch);
+                let part = self.part(epoch, round);
+                if from == self.me {
+                    if let Some(slot) = st
+                        .collect
+                        .as_mut()
+                        .filter(|c| c.epoch == epoch)
+                        .and_then(|c| c.parts.get_mut(&self.me))
+                    {
+                        *slot = Some(part);
+                    }
+                    self.try_finish(st, effects);
+                } else {
+                    match part.into_pieces(epoch) {
+                        Ok(pieces) => pieces.iter().for_each(|p| self.send(from, p)),
+                        Err(e) => tracing::error!(%epoch, error = %e, "snapshot part does not encode"),
+                    }
+                }
+            }
+            NodeCommand::Abort { epoch, reason } => {
+                st.node.handle_command(NodeCommand::Abort { epoch, reason });
+                self.discard(st, epoch);
+            }
+            expect @ NodeCommand::Expect { .. } => st.node.handle_command(expect),
+            NodeCommand::Start(_) => unreachable!("handled above"),
+        }
+    }
+
+    /// Coordinator `from` starts snapshot `epoch`: follow it, or refuse if this node follows
+    /// another coordinator's snapshot of the same or a later epoch.
+    fn on_start(&self, st: &mut EngineState, from: &str, epoch: Epoch) {
+        let target = st.node.epoch();
+        let running = st.node.running();
+        let leader = st.leader.as_ref().filter(|(e, _)| *e == target).map(|(_, l)| l.as_str());
+        let refusal = if epoch < target {
+            Some(format!("node {} has already seen snapshot {target}", self.me))
+        } else if epoch == target {
+            match (running, leader) {
+                (Some(_), Some(l)) if l == from => return, // a repeated Start
+                (Some(_), Some(l)) => Some(format!("node {} follows {l} for {target}", self.me)),
+                (Some(_), None) => None,
+                (None, _) => Some(format!("node {} has finished snapshot {target}", self.me)),
+            }
+        } else {
+            match (running, leader) {
+                (Some(_), Some(l)) if l != from => {
+                    Some(format!("node {} is taking snapshot {target} for {l}", self.me))
+                }
+                _ => None,
+            }
+        };
+        if let Some(reason) = refusal {
+            tracing::info!(%epoch, coordinator = %from, %reason, "refusing a snapshot");
+            if from == self.me {
+                st.coordinator.reject(self.me.clone(), epoch, reason);
+            } else {
+                self.send(from, &Wire::Reject { epoch, reason });
+            }
+            return;
+        }
+        st.leader = Some((epoch, from.to_owned()));
+        st.node.handle_command(NodeCommand::Start(epoch));
+        if let Some(held) = st.held.take().filter(|r| r.epoch == epoch) {
+            self.report(st, held);
+        }
+    }
+
+    /// A piece of node `from`'s part of snapshot `epoch`.
+    fn on_piece(
+        &self,
+        st: &mut EngineState,
+        from: &str,
+        epoch: Epoch,
+        bytes: Vec<u8>,
+        last: bool,
+        effects: &mut Effects,
+    ) {
+        let Some(collect) =
+            st.collect.as_mut().filter(|c| c.epoch == epoch && c.parts.contains_key(from))
+        else {
+            return;
+        };
+        let buffer = collect.pieces.entry(from.to_owned()).or_default();
+        buffer.extend_from_slice(&bytes);
+        if !last {
+            return;
+        }
+        let bytes = collect.pieces.remove(from).unwrap_or_default();
+        match NodePart::decode(&bytes) {
+            Ok(part) => {
+                if let Some(slot) = collect.parts.get_mut(from) {
+                    *slot = Some(part);
+                }
+                self.try_finish(st, effects);
+            }
+            Err(e) => {
+                tracing::warn!(%epoch, node = %from, error = %e, "snapshot part does not decode");
+                let reason = format!("the part of node {from} does not decode: {e}");
+                self.fail_collect(st, reason, effects);
+            }
+        }
+    }
+
+    fn fail_collect(&self, st: &mut EngineState, reason: String, effects: &mut Effects) {
+        if let Some(collect) = st.collect.take() {
+            tracing::warn!(epoch = %collect.epoch, %reason, "snapshot failed");
+            let err = SnapshotError::Aborted { epoch: collect.epoch, reason };
+            effects.answer(collect.waiter, Err(err));
+        }
+    }
+
+    /// This node's share of completed snapshot `epoch`: every cut state, and per receiver its
+    /// backlog at the cut followed by the messages recorded after it, in arrival order.
+    fn part(&self, epoch: Epoch, round: Option<Round>) -> NodePart {
+        let round = round.unwrap_or_else(|| Round::new(epoch, 0));
+        let mut problems = round.problems;
         let recorded = self.late.take(epoch);
         let mut late: HashMap<ActorId, Vec<InFlightRecord>> = HashMap::new();
         for record in recorded.records {
             match record {
                 Ok(r) => late.entry(r.to).or_default().push(r),
-                Err(p) => round.problems.push(p),
+                Err(p) => problems.push(p),
             }
-        }
-        let waiter = round.waiter.take()?;
-        let elapsed = round.started.elapsed();
-        if !recorded.taints.is_empty() {
-            tracing::debug!(%epoch, taints = recorded.taints.len(), "snapshot is not a consistent cut");
-            let err = SnapshotError::Inconsistent { epoch, reasons: recorded.taints };
-            return Some((waiter, Err(err)));
-        }
-        if !round.problems.is_empty() {
-            tracing::warn!(%epoch, problems = round.problems.len(), "snapshot could not capture everything");
-            return Some((waiter, Err(SnapshotError::Capture { epoch, problems: round.problems })));
         }
         // Backlogs arrive per actor at its cut, already in queue order; late records follow.
         let mut in_flight = Vec::with_capacity(round.backlog.len());
@@ -287,26 +630,80 @@ impl SnapshotEngine {
                 in_flight.append(&mut after);
             }
         }
-        let created_unix_ms =
-            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let checkpoint = Checkpoint {
-            manifest: Manifest {
-                id: CheckpointId(epoch.0),
-                epoch,
-                created_unix_ms,
-                nodes: vec![NodeEntry { node: self.me.clone(), address: None }],
-                actors: round.actors,
-            },
+        let address = self.remote.as_ref().and_then(|r| r.address());
+        NodePart {
+            node: NodeEntry { node: self.me.clone(), address },
+            actors: round.actors,
             states: round.states,
             in_flight,
-        };
-        tracing::debug!(
-            %epoch,
-            actors = checkpoint.manifest.actors.len(),
-            in_flight = checkpoint.in_flight.len(),
-            ms = elapsed.as_secs_f64() * 1e3,
-            "snapshot complete"
-        );
-        Some((waiter, Ok(checkpoint)))
+            taints: recorded.taints,
+            problems,
+        }
+    }
+
+    /// Once completion is decided and every node's part is in: one checkpoint.
+    fn try_finish(&self, st: &mut EngineState, effects: &mut Effects) {
+        if !st.collect.as_ref().is_some_and(|c| c.complete && c.parts.values().all(Option::is_some)) {
+            return;
+        }
+        let Some(collect) = st.collect.take() else { return };
+        let epoch = collect.epoch;
+        let parts: Vec<NodePart> = collect.parts.into_values().flatten().collect();
+        let result = assemble(epoch, parts);
+        match &result {
+            Ok(checkpoint) => tracing::debug!(
+                %epoch,
+                nodes = checkpoint.manifest.nodes.len(),
+                actors = checkpoint.manifest.actors.len(),
+                in_flight = checkpoint.in_flight.len(),
+                ms = collect.started.elapsed().as_secs_f64() * 1e3,
+                "snapshot complete"
+            ),
+            Err(e) => tracing::debug!(%epoch, error = %e, "snapshot complete but unusable"),
+        }
+        effects.answer(collect.waiter, result);
+    }
+}
+
+/// One checkpoint from every node's part, or why the cut cannot be used.
+fn assemble(epoch: Epoch, parts: Vec<NodePart>) -> Result<Checkpoint, SnapshotError> {
+    let taints: Vec<String> = parts.iter().flat_map(|p| p.taints.iter().cloned()).collect();
+    if !taints.is_empty() {
+        return Err(SnapshotError::Inconsistent { epoch, reasons: taints });
+    }
+    let problems: Vec<String> = parts.iter().flat_map(|p| p.problems.iter().cloned()).collect();
+    if !problems.is_empty() {
+        tracing::warn!(%epoch, problems = problems.len(), "snapshot could not capture everything");
+        return Err(SnapshotError::Capture { epoch, problems });
+    }
+    let actors = parts.iter().map(|p| p.actors.len()).sum();
+    let in_flight = parts.iter().map(|p| p.in_flight.len()).sum();
+    let mut manifest = Manifest {
+        id: CheckpointId(epoch.0),
+        epoch,
+        created_unix_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        nodes: Vec::with_capacity(parts.len()),
+        actors: Vec::with_capacity(actors),
+    };
+    let mut states = Vec::with_capacity(actors);
+    let mut records = Vec::with_capacity(in_flight);
+    for mut part in parts {
+        manifest.nodes.push(part.node);
+        manifest.actors.append(&mut part.actors);
+        states.append(&mut part.states);
+        // Each receiver lives on one node: its records stay together and in order.
+        records.append(&mut part.in_flight);
+    }
+    Ok(Checkpoint { manifest, states, in_flight: records })
+}
+
+fn merge(into: &mut Effects, mut more: Effects) {
+    if let Some(epoch) = more.markers.take() {
+        into.markers(epoch);
+    }
+    if let Some((waiter, result)) = more.resolve.take() {
+        into.answer(waiter, result);
     }
 }

@@ -45,8 +45,6 @@ pub enum SnapshotError {
     },
     /// The system is shutting down.
     ShuttingDown,
-    /// This kind of system cannot be snapshotted yet.
-    Unsupported(String),
     /// The checkpoint store failed.
     Store(StoreError),
 }
@@ -75,7 +73,6 @@ impl fmt::Display for SnapshotError {
                 Ok(())
             }
             SnapshotError::ShuttingDown => f.write_str("actor system is shutting down"),
-            SnapshotError::Unsupported(m) => write!(f, "unsupported: {m}"),
             SnapshotError::Store(e) => write!(f, "checkpoint store: {e}"),
         }
     }

@@ -14,6 +14,7 @@ mod engine;
 mod error;
 pub(crate) mod restore;
 pub(crate) mod types;
+pub(crate) mod wire;
 
 pub(crate) use engine::{CutReport, Effects, SnapshotEngine};
 pub use error::{RestoreError, SnapshotError};

@@ -82,9 +82,8 @@ impl SystemBuilder {
     }
 
     /// Connects the system to other nodes: refs to actors that are not local resolve through
-    /// `directory` (`amber-remote` provides it). Until cross-node snapshots exist, a system
-    /// with remoting refuses [`ActorSystem::snapshot`] with
-    /// [`SnapshotError::Unsupported`](crate::SnapshotError::Unsupported).
+    /// `directory` (`amber-remote` provides it), and [`ActorSystem::snapshot`] spans every
+    /// node the directory lists as a peer.
     pub fn remote(mut self, directory: Arc<dyn RemoteDirectory>) -> Self {
         self.remote = Some(RemoteHook(directory));
         self

@@ -53,7 +53,7 @@ struct SystemInner {
     /// each stops its own children first.
     roots: DashMap<ActorId, Arc<dyn AnyMailbox>>,
     shutting_down: AtomicBool,
-    engine: SnapshotEngine,
+    engine: Arc<SnapshotEngine>,
 }
 
 /// A set of actors sharing a registry, running on one tokio runtime.
@@ -112,7 +112,8 @@ impl ActorSystem {
         let runtime = tokio::runtime::Handle::current();
         let id = SystemId::random();
         tracing::debug!(system = %id, name = %config.name, "actor system started");
-        let engine = SnapshotEngine::new(config.node.clone(), epoch);
+        let remote = config.remote.as_ref().map(|hook| hook.0.clone());
+        let engine = Arc::new(SnapshotEngine::new(config.node.clone(), epoch, remote));
         ActorSystem {
             inner: Arc::new(SystemInner {
                 id,
@@ -230,6 +231,7 @@ impl ActorSystem {
             name: name.as_deref().map(Arc::from),
             ask_timeout: inner.config.ask_timeout,
             late: inner.engine.late.clone(),
+            counter: route.as_ref().map(|_| inner.engine.clone()),
             route,
         };
         let capacity = capacity.unwrap_or_else(|| inner.config.capacity.limit());
@@ -248,11 +250,22 @@ impl ActorSystem {
         ))
     }
 
-    /// Delivers a message that arrived from another node to the local actor it names.
-    pub fn deliver(&self, message: InboundMessage) -> Result<(), DeliverError> {
+    /// Delivers a message that arrived from node `node` to the local actor it names.
+    ///
+    /// Whatever its fate (queued, or refused as a dead letter), a message from an actor is
+    /// counted for the snapshot protocol once this returns: call it for every such message,
+    /// in the order the link delivered them.
+    pub fn deliver(&self, node: &str, message: InboundMessage) -> Result<(), DeliverError> {
         let to = message.to;
-        let mailbox = self.inner.registry.get(to).ok_or(DeliverError::NoSuchActor(to))?;
-        mailbox.deliver(self, message)
+        let counted = message.from.map(|_| message.tag);
+        let result = match self.inner.registry.get(to) {
+            Some(mailbox) => mailbox.deliver(self, message),
+            None => Err(DeliverError::NoSuchActor(to)),
+        };
+        if let Some(tag) = counted {
+            self.run_effects(self.inner.engine.remote_received(node, tag));
+        }
+        result
     }
 
     /// How long [`ActorRef::ask`] waits for a reply in this system.

@@ -11,6 +11,7 @@ use amber_snapshot::{ActorId, Checkpoint, CheckpointInfo, CheckpointStore, InFli
 use super::SystemBuilder;
 use crate::mailbox::AnyMailbox;
 use crate::snapshot::restore::{Plan, Prepared, PreparedActor, RestoredTimer};
+use crate::snapshot::wire::Wire;
 use crate::snapshot::{RestoreError, SnapshotError};
 use crate::supervision::{RestartPolicy, Restarts};
 use crate::{ActorRef, ActorState, ActorSystem, Context};
@@ -50,12 +51,7 @@ impl ActorSystem {
         if self.is_shutting_down() {
             return Err(SnapshotError::ShuttingDown);
         }
-        if self.is_remote() {
-            return Err(SnapshotError::Unsupported(
-                "snapshots of systems with remote actors (cross-node snapshots) are not implemented yet".into(),
-            ));
-        }
-        let (epoch, mut done, effects) = self.engine().start(deadline, self.actor_count())?;
+        let (epoch, mut done, effects) = self.engine().start(deadline)?;
         self.run_effects(effects);
         let result = match tokio::time::timeout(deadline, &mut done).await {
             Ok(result) => result,
@@ -119,6 +115,29 @@ impl ActorSystem {
             task_stats.stopped.store(true, Ordering::Release);
         });
         CheckpointSchedule { task: task.abort_handle(), stats }
+    }
+
+    /// The snapshot this node is taking part in right now, if any (started here or by
+    /// another node of its cluster).
+    pub fn snapshot_running(&self) -> Option<amber_snapshot::Epoch> {
+        self.engine().running()
+    }
+
+    /// A snapshot protocol message from node `from` (sent by its
+    /// [`RemoteDirectory::send_snapshot`](crate::remote::RemoteDirectory::send_snapshot)).
+    /// A message that does not decode is logged and dropped: the snapshot it belonged to
+    /// aborts at its deadline.
+    pub fn on_snapshot_message(&self, from: &str, bytes: &[u8]) {
+        match Wire::decode(bytes) {
+            Ok(wire) => self.run_effects(self.engine().on_wire(from, wire)),
+            Err(e) => tracing::warn!(node = %from, error = %e, "malformed snapshot message"),
+        }
+    }
+
+    /// Node `node` is down (its link was lost): a snapshot it takes part in, or
+    /// coordinates, aborts here. The cluster calls this on every node-down event.
+    pub fn node_down(&self, node: &str) {
+        self.run_effects(self.engine().node_down(node));
     }
 
     /// Starts an actor rebuilt from a checkpoint, after every restored mailbox is filled.

@@ -70,6 +70,24 @@ pub enum AbortReason<N> {
     /// The coordinator's owner cancelled it (for example at shutdown).
     #[error("the snapshot was cancelled")]
     Cancelled,
+    /// A node refused to take part (it follows another coordinator's snapshot of the same
+    /// or a later epoch, which one of the two must lose).
+    #[error("node {node:?} refused: {reason}")]
+    Rejected {
+        /// The refusing node.
+        node: N,
+        /// Why.
+        reason: String,
+    },
+    /// A node exchanged messages with a node that is not part of the snapshot (not linked
+    /// to the coordinator), whose counters the snapshot therefore cannot see.
+    #[error("node {node:?} exchanged messages with {peer:?}, which is not part of the snapshot")]
+    Outsider {
+        /// The reporting node.
+        node: N,
+        /// The node outside the snapshot.
+        peer: N,
+    },
     /// A node reported more messages received from a peer than the peer reported sent,
     /// which no correct run produces (lost counters, a restarted node reusing its identity).
     #[error("node {to:?} received {received} messages from {from:?}, which sent only {sent}")]

@@ -138,16 +138,50 @@ impl<N: Clone + Ord> Coordinator<N> {
         Ok(epoch)
     }
 
+    /// Raises the last started epoch to `epoch` if it is higher, so that the next snapshot
+    /// is numbered above every epoch this node has seen (another node's coordinator may have
+    /// run snapshots since). No effect while a snapshot runs.
+    pub fn skip_to(&mut self, epoch: Epoch) {
+        if self.round.is_none() && epoch > self.last {
+            self.last = epoch;
+        }
+    }
+
     /// A node's report arrived. Reports for another epoch or from a node outside the
-    /// snapshot are ignored.
+    /// snapshot are ignored. A report counting messages exchanged with a node outside the
+    /// snapshot aborts it ([`AbortReason::Outsider`]): those messages could be neither
+    /// counted nor recorded.
     pub fn handle_report(&mut self, report: NodeReport<N>) {
         let Some(round) = &mut self.round else { return };
         if report.epoch != round.epoch {
             return;
         }
-        let Some(slot) = round.reports.get_mut(&report.node) else { return };
-        *slot = Some(report);
+        if !round.reports.contains_key(&report.node) {
+            return;
+        }
+        let outsider = report
+            .sent_to
+            .iter()
+            .chain(&report.received_from)
+            .find(|(peer, _)| !round.reports.contains_key(peer))
+            .map(|(peer, _)| peer.clone());
+        if let Some(peer) = outsider {
+            return self.abort(AbortReason::Outsider { node: report.node, peer });
+        }
+        if let Some(slot) = round.reports.get_mut(&report.node) {
+            *slot = Some(report);
+        }
         self.evaluate();
+    }
+
+    /// `node` refused to take part in snapshot `epoch`: if it is the running one, it aborts
+    /// ([`AbortReason::Rejected`]).
+    pub fn reject(&mut self, node: N, epoch: Epoch, reason: String) {
+        if self.running() == Some(epoch)
+            && self.round.as_ref().is_some_and(|r| r.reports.contains_key(&node))
+        {
+            self.abort(AbortReason::Rejected { node, reason });
+        }
     }
 
     /// `node` is down: a snapshot it takes part in aborts.
@@ -335,6 +369,40 @@ mod tests {
             Some(&CoordinatorAction::Aborted { epoch, reason: AbortReason::Deadline })
         );
         assert_eq!(c.last_completed(), Epoch::ZERO);
+    }
+
+    #[test]
+    fn a_report_naming_a_node_outside_the_snapshot_aborts_it() {
+        let mut c = Coordinator::new(Epoch::ZERO);
+        let _ = c.start([0, 1], None).unwrap();
+        let _ = drain(&mut c);
+        c.handle_report(report(1, &[(7, 2)], &[]));
+        assert_eq!(
+            drain(&mut c).last(),
+            Some(&CoordinatorAction::Aborted {
+                epoch: Epoch(1),
+                reason: AbortReason::Outsider { node: 1, peer: 7 }
+            })
+        );
+    }
+
+    #[test]
+    fn a_rejection_aborts_and_skip_to_numbers_past_foreign_epochs() {
+        let mut c = Coordinator::new(Epoch::ZERO);
+        let _ = c.start([0, 1], None).unwrap();
+        let _ = drain(&mut c);
+        c.reject(1, Epoch(7), "stale".into());
+        assert!(drain(&mut c).is_empty(), "a rejection of another epoch is ignored");
+        c.reject(1, Epoch(1), "busy".into());
+        let actions = drain(&mut c);
+        assert_eq!(actions.len(), 3, "abort to both nodes, then the event");
+        assert!(matches!(
+            actions.last(),
+            Some(CoordinatorAction::Aborted { reason: AbortReason::Rejected { node: 1, .. }, .. })
+        ));
+        c.skip_to(Epoch(9));
+        c.skip_to(Epoch(3));
+        assert_eq!(c.start([0], None), Ok(Epoch(10)));
     }
 
     #[test]

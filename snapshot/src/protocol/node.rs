@@ -245,10 +245,11 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
     ///
     /// Count it only once the link has accepted it: a message counted but never delivered
     /// keeps the snapshot from completing (it then aborts at its deadline).
-    pub fn remote_sent(&mut self, peer: N, tag: Epoch) {
-        debug_assert!(peer != self.me, "local sends are not counted");
+    pub fn remote_sent(&mut self, peer: &N, tag: Epoch) {
+        debug_assert!(*peer != self.me, "local sends are not counted");
         self.observe(tag);
-        self.peers.entry(peer).or_default().sent.add(tag, self.target);
+        let target = self.target;
+        self.peer(peer).sent.add(tag, target);
     }
 
     /// A data message tagged `tag` arrived from `peer`: enqueued, recorded as a dead letter,
@@ -261,11 +262,20 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
     /// already told the node of the new epoch; the order does not matter for that.)
     ///
     /// [`ActorCut::recording`]: crate::ActorCut::recording
-    pub fn remote_received(&mut self, peer: N, tag: Epoch) {
-        debug_assert!(peer != self.me, "local sends are not counted");
+    pub fn remote_received(&mut self, peer: &N, tag: Epoch) {
+        debug_assert!(*peer != self.me, "local sends are not counted");
         self.observe(tag);
-        self.peers.entry(peer).or_default().received.add(tag, self.target);
+        let target = self.target;
+        self.peer(peer).received.add(tag, target);
         self.check_expectation();
+    }
+
+    /// The counters of `peer`, created on first use (cloning its identity only then).
+    fn peer(&mut self, peer: &N) -> &mut Peer {
+        if !self.peers.contains_key(peer) {
+            self.peers.insert(peer.clone(), Peer::default());
+        }
+        self.peers.get_mut(peer).expect("just inserted")
     }
 
     /// This node's counters for its target epoch, as a report.
@@ -393,8 +403,8 @@ mod tests {
     fn a_tag_from_a_peer_that_started_first_starts_the_snapshot_here() {
         let mut node = NodeSnapshot::new(0u8, Epoch::ZERO);
         let _ = node.actor_spawned(Epoch::ZERO);
-        node.remote_received(1, Epoch(0));
-        node.remote_received(1, Epoch(1));
+        node.remote_received(&1, Epoch(0));
+        node.remote_received(&1, Epoch(1));
         assert_eq!(node.running(), Some(Epoch(1)));
         assert_eq!(drain(&mut node), vec![NodeAction::Markers(Epoch(1))]);
         assert_eq!(node.report().received_from, vec![(1, 1)]);
@@ -406,10 +416,10 @@ mod tests {
     #[test]
     fn counters_fold_when_the_target_moves() {
         let mut node = NodeSnapshot::new(0u8, Epoch::ZERO);
-        node.remote_sent(1, Epoch(0));
+        node.remote_sent(&1, Epoch(0));
         node.handle_command(NodeCommand::Start(Epoch(1)));
-        node.remote_sent(1, Epoch(0));
-        node.remote_sent(1, Epoch(1));
+        node.remote_sent(&1, Epoch(0));
+        node.remote_sent(&1, Epoch(1));
         assert_eq!(node.report().sent_to, vec![(1, 2)]);
         node.handle_command(NodeCommand::Abort { epoch: Epoch(1), reason: AbortReason::Deadline });
         node.handle_command(NodeCommand::Start(Epoch(2)));
@@ -423,10 +433,10 @@ mod tests {
         assert!(matches!(&drain(&mut node)[..], [NodeAction::Report(r)] if r.locally_done));
         node.handle_command(NodeCommand::Expect { epoch: Epoch(1), from: vec![(1, 2)] });
         assert!(drain(&mut node).is_empty());
-        node.remote_received(1, Epoch(0));
-        node.remote_received(1, Epoch(1));
+        node.remote_received(&1, Epoch(0));
+        node.remote_received(&1, Epoch(1));
         assert!(drain(&mut node).is_empty());
-        node.remote_received(1, Epoch(0));
+        node.remote_received(&1, Epoch(0));
         let actions = drain(&mut node);
         assert!(matches!(&actions[..], [NodeAction::Report(r)] if r.received_from == [(1, 2)]));
         node.handle_command(NodeCommand::Complete(Epoch(1)));

@@ -767,7 +767,7 @@ impl World {
                     self.stats.tags_ahead_of_node += 1;
                 }
                 if self.cfg.fault == Fault::CountBeforeEnqueue {
-                    self.nodes[to_node].proto.remote_received(from, msg.tag);
+                    self.nodes[to_node].proto.remote_received(&from, msg.tag);
                     self.drain_node(to_node);
                     self.nodes[to_node].arriving.push_back((to, msg));
                     return;
@@ -775,7 +775,7 @@ impl World {
                 // Enqueue (and record) first, then count: a report the count triggers may
                 // complete the snapshot, and by then the recording must exist.
                 self.arrive(to, msg, false);
-                self.nodes[to_node].proto.remote_received(from, msg.tag);
+                self.nodes[to_node].proto.remote_received(&from, msg.tag);
                 self.drain_node(to_node);
             }
             LinkItem::Reply { to, ask, value } => self.deliver_reply(to, ask, value),
@@ -991,7 +991,7 @@ impl World {
             self.arrive(y, msg, false);
         } else {
             self.stats.remote_messages += 1;
-            self.nodes[a].proto.remote_sent(b, tag);
+            self.nodes[a].proto.remote_sent(&b, tag);
             self.drain_node(a);
             self.links[a * self.cfg.nodes + b].push_back(LinkItem::Data {
                 to: y,

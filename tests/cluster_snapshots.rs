@@ -1,0 +1,179 @@
+//! Snapshots that span nodes: three clusters in one process over 127.0.0.1, accounts
+//! moving money across the links, every snapshot audited to the unit.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use amber::prelude::*;
+use amber::{Cluster, SnapshotError, SystemBuilder};
+use support::bank::{Account, AccountMsg, audit};
+use support::bounded;
+use support::cluster::{mesh, node, refs_on};
+
+const PER_NODE: usize = 40;
+const EACH: u64 = 1_000;
+
+fn builder() -> SystemBuilder {
+    ActorSystem::builder().register::<Account>()
+}
+
+/// Three meshed nodes with `PER_NODE` accounts each, every account linked to all accounts
+/// of all nodes. Returns the nodes and, per node, its local accounts.
+async fn bank(names: [&str; 3]) -> (Vec<Cluster>, Vec<Vec<ActorRef<Account>>>) {
+    let mut nodes = Vec::new();
+    for name in names {
+        nodes.push(node(name, builder()).await);
+    }
+    mesh(&nodes).await;
+    let mut local = Vec::new();
+    for (k, n) in nodes.iter().enumerate() {
+        let accounts: Vec<_> = (0..PER_NODE)
+            .map(|i| n.system().spawn(Account::new(EACH, (k * 1000 + i) as u64 * 7919 + 1)))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        local.push(accounts);
+    }
+    let all: Vec<ActorRef<Account>> = local.iter().flatten().cloned().collect();
+    for (k, n) in nodes.iter().enumerate() {
+        let peers = refs_on(&nodes[0], n, &all);
+        for account in &local[k] {
+            account.tell(AccountMsg::SetPeers(peers.clone())).await.unwrap();
+        }
+    }
+    (nodes, local)
+}
+
+/// Sends transfer commands to `accounts` from outside until `stop`, paced (8 per
+/// millisecond at most) so that the bounded mailboxes do not fill: a saturated bank still
+/// adds up, but its snapshots record ~100k queued messages each and a debug build crawls.
+fn load(accounts: Vec<ActorRef<Account>>, seed: u64, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let (mut x, mut sent) = (seed | 1, 0u64);
+        while !stop.load(Ordering::Relaxed) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let from = &accounts[(x % accounts.len() as u64) as usize];
+            let msg =
+                AccountMsg::Transfer { to: (x >> 20) as u32, amount: 1 + (x >> 40) % 50, hops: 6 };
+            if from.tell(msg).await.is_err() {
+                break;
+            }
+            sent += 1;
+            if sent.is_multiple_of(8) {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+        sent
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_snapshot_of_a_bank_across_three_nodes_adds_up() {
+    let (nodes, local) = bank(["a", "b", "c"]).await;
+    let total = 3 * PER_NODE as u64 * EACH;
+    let stop = Arc::new(AtomicBool::new(false));
+    let loads: Vec<_> = local
+        .iter()
+        .enumerate()
+        .map(|(k, accounts)| load(accounts.clone(), 77 + k as u64, stop.clone()))
+        .collect();
+
+    let (mut cross_node_in_flight, mut round) = (0, 0);
+    let mut last = None;
+    while round < 30 || (cross_node_in_flight == 0 && round < 3000) {
+        // Any node can start a snapshot of the whole cluster.
+        let starter = &nodes[round % 3];
+        round += 1;
+        let checkpoint = bounded(starter.system().snapshot()).await.expect("snapshot");
+        let mut names: Vec<&str> =
+            checkpoint.manifest.nodes.iter().map(|n| n.node.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["a", "b", "c"], "round {round}: one manifest for every node");
+        assert_eq!(checkpoint.manifest.actors.len(), 3 * PER_NODE, "round {round}");
+        let audit = audit(&checkpoint);
+        assert_eq!(audit.total(), total, "round {round}: {audit:?}");
+        cross_node_in_flight += checkpoint
+            .in_flight
+            .iter()
+            .filter(|m| m.from.is_some_and(|from| from.system() != m.to.system()))
+            .count();
+        last = Some(checkpoint);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for l in loads {
+        assert!(bounded(l).await.unwrap() > 0, "the outside load ran");
+    }
+    assert!(cross_node_in_flight > 0, "some snapshot caught a transfer between nodes in flight");
+
+    // Three nodes' checkpoint, rehydrated on one node: every ref inside the states now
+    // resolves locally, and the money still adds up after trading on.
+    let checkpoint = last.unwrap();
+    for n in &nodes {
+        bounded(n.shutdown()).await;
+    }
+    let restored = builder().restore(&checkpoint).expect("restore onto one node");
+    assert_eq!(restored.actor_count(), 3 * PER_NODE);
+    let account: ActorRef<Account> = restored.lookup_id(checkpoint.manifest.actors[0].id).unwrap();
+    for i in 0..200u32 {
+        account.tell(AccountMsg::Transfer { to: i, amount: 3, hops: 4 }).await.unwrap();
+    }
+    let after = bounded(restored.snapshot()).await.expect("snapshot after restore");
+    assert_eq!(audit(&after).total(), total);
+    bounded(restored.shutdown()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_lost_during_a_snapshot_aborts_it_and_the_previous_one_still_restores() {
+    let (nodes, local) = bank(["p", "q", "r"]).await;
+    let total = 3 * PER_NODE as u64 * EACH;
+    let stop = Arc::new(AtomicBool::new(false));
+    let loads: Vec<_> = local
+        .iter()
+        .enumerate()
+        .map(|(k, accounts)| load(accounts.clone(), 5 + k as u64, stop.clone()))
+        .collect();
+    let good = bounded(nodes[0].system().snapshot()).await.expect("a first snapshot");
+    assert_eq!(audit(&good).total(), total);
+
+    // Node r's accounts stall inside a handler, so a snapshot cannot finish without r;
+    // then r disappears mid-snapshot.
+    let (gated, control) = support::Gated::new();
+    let gate = nodes[2].system().spawn(gated).unwrap();
+    gate.tell(1).await.unwrap();
+    bounded(control.entered).await.unwrap();
+    let snapshot = {
+        let system = nodes[0].system().clone();
+        tokio::spawn(async move { system.snapshot().await })
+    };
+    // Wait until the snapshot has reached r (r's gated actor holds it back), then kill r.
+    bounded(async {
+        while nodes[2].system().snapshot_running().is_none() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    nodes[2].transport().shutdown().await;
+    let result = bounded(snapshot).await.unwrap();
+    assert!(
+        matches!(&result, Err(SnapshotError::Aborted { reason, .. }) if reason.contains("\"r\"")),
+        "{result:?}"
+    );
+    drop(control.open);
+    stop.store(true, Ordering::Relaxed);
+    for l in loads {
+        let _ = bounded(l).await;
+    }
+
+    // The previous checkpoint is intact: restored onto the two surviving nodes' worth of
+    // machines (here: two fresh nodes), it adds up.
+    for n in &nodes[..2] {
+        bounded(n.shutdown()).await;
+    }
+    let restored = builder().restore(&good).expect("restore the previous checkpoint");
+    let after = bounded(restored.snapshot()).await.expect("snapshot after restore");
+    assert_eq!(audit(&after).total(), total);
+    bounded(restored.shutdown()).await;
+}

@@ -1,0 +1,43 @@
+//! Clusters of nodes in one process, over 127.0.0.1 with port 0.
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use amber::prelude::*;
+use amber::{Cluster, SystemBuilder, TransportConfig};
+
+use super::bounded;
+
+pub const SECRET: &[u8] = b"test cluster secret";
+
+/// A node named `name` whose system is built from `builder`, fast to notice a dead peer.
+pub async fn node(name: &str, builder: SystemBuilder) -> Cluster {
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let config = TransportConfig::new(name, addr, SECRET.to_vec())
+        .with_heartbeat(Duration::from_millis(100), Duration::from_millis(1000));
+    Cluster::start(builder, config).await.expect("node starts")
+}
+
+/// Links every pair of `nodes` and waits until each has been introduced to all others.
+pub async fn mesh(nodes: &[Cluster]) {
+    for (i, a) in nodes.iter().enumerate() {
+        for b in &nodes[i + 1..] {
+            bounded(a.connect(b.local_addr())).await.expect("connect");
+        }
+    }
+    for n in nodes {
+        bounded(async {
+            while n.nodes().len() < nodes.len() - 1 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+    }
+}
+
+/// The same actors as seen from `on`'s system: the refs travel as ids and resolve there,
+/// locally or through the links.
+pub fn refs_on<A: Actor>(from: &Cluster, on: &Cluster, refs: &[ActorRef<A>]) -> Vec<ActorRef<A>> {
+    let bytes = from.system().encode(refs).expect("refs encode");
+    on.system().decode(&bytes).expect("refs resolve")
+}
