@@ -19,6 +19,9 @@ pub(crate) enum Control {
     Watch(WatchControl),
     /// Spawning on another node (see `spawn.rs`).
     Spawn(SpawnControl),
+    /// A message of the snapshot protocol, opaque here (see
+    /// `ActorSystem::on_snapshot_message`).
+    Snapshot(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 impl Control {

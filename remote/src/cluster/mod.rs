@@ -155,7 +155,7 @@ impl Cluster {
             spawns: spawn::Spawns::default(),
         });
         let directory = Arc::new(Directory { shared: Arc::downgrade(&shared) });
-        let system = builder.remote(directory).build();
+        let system = builder.node(shared.transport.node().as_str()).remote(directory).build();
         let _ = shared.system.set(system);
         tokio::spawn(serve(Arc::downgrade(&shared), events));
         tokio::spawn(asks::sweep(Arc::downgrade(&shared)));
@@ -175,6 +175,12 @@ impl Cluster {
     /// Where this node accepts links.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.transport.local_addr()
+    }
+
+    /// The nodes linked to this one that have introduced themselves (a snapshot started
+    /// here spans them and this node).
+    pub fn nodes(&self) -> Vec<NodeId> {
+        self.shared.nodes.iter().map(|e| e.key().clone()).collect()
     }
 
     /// The transport (for its stats and events of interest).
@@ -293,6 +299,7 @@ impl Shared {
         self.forwarders.remove(node);
         watch::peer_down(self, node);
         self.spawns.peer_down(node);
+        self.system().node_down(node.as_str());
         let asks: Vec<u64> =
             self.asks.iter().filter(|e| &e.value().0 == node).map(|e| *e.key()).collect();
         for ask in asks {
@@ -318,6 +325,27 @@ impl RemoteDirectory for Directory {
         let shared = self.shared.upgrade()?;
         let node = shared.systems.get(&id.system())?.clone();
         Some(shared.route(node))
+    }
+
+    fn peers(&self) -> Vec<String> {
+        let Some(shared) = self.shared.upgrade() else { return Vec::new() };
+        shared.nodes.iter().map(|e| e.key().to_string()).collect()
+    }
+
+    fn send_snapshot(&self, node: &str, bytes: Vec<u8>) -> Result<(), RouteError> {
+        let down = || RouteError::NodeDown(node.to_owned());
+        let shared = self.shared.upgrade().ok_or_else(down)?;
+        let node = NodeId::from(node);
+        if !shared.nodes.contains_key(&node) {
+            return Err(down());
+        }
+        let frame = Frame::Control(Control::Snapshot(bytes).encode());
+        shared.forwarder(&node).send(frame).map_err(|_| down())
+    }
+
+    fn address(&self) -> Option<String> {
+        let shared = self.shared.upgrade()?;
+        Some(shared.transport.local_addr().to_string())
     }
 }
 
@@ -416,7 +444,7 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
                 })
             });
             let message = InboundMessage { to, from: sender, tag, payload, reply };
-            if let Err(e) = shared.system().deliver(message) {
+            if let Err(e) = shared.system().deliver(from.as_str(), message) {
                 tracing::debug!(node = %from, actor = %to, error = %e, "remote message not delivered");
                 if let Some(ask) = ask {
                     let reply =
@@ -450,6 +478,7 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
                     let _ = tx.send(result);
                 }
             }
+            Ok(Control::Snapshot(bytes)) => shared.system().on_snapshot_message(from.as_str(), &bytes),
             Ok(Control::Watch(message)) => watch::on_control(shared, from, message),
             Ok(Control::Spawn(message)) => spawn::on_control(shared, from, message),
             Err(e) => tracing::warn!(node = %from, error = %e, "malformed control message"),
