@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use amber::prelude::*;
+use amber::cluster::Placement;
 use amber::{Cluster, SnapshotError, SystemBuilder};
 use support::bank::{Account, AccountMsg, audit};
 use support::bounded;
@@ -167,13 +168,54 @@ async fn a_node_lost_during_a_snapshot_aborts_it_and_the_previous_one_still_rest
         let _ = bounded(l).await;
     }
 
-    // The previous checkpoint is intact: restored onto the two surviving nodes' worth of
-    // machines (here: two fresh nodes), it adds up.
+    // The previous checkpoint is intact: restored onto two nodes named like the survivors,
+    // p's and q's accounts stay on them and r's are spread over both.
     for n in &nodes[..2] {
         bounded(n.shutdown()).await;
     }
-    let restored = builder().restore(&good).expect("restore the previous checkpoint");
-    let after = bounded(restored.snapshot()).await.expect("snapshot after restore");
-    assert_eq!(audit(&after).total(), total);
-    bounded(restored.shutdown()).await;
+    let placement = Placement::spread(["p", "q"]);
+    let mut restored = Vec::new();
+    for name in ["p", "q"] {
+        let config = support::cluster::config(name);
+        let node = bounded(Cluster::restore(builder(), config, &good, &placement)).await;
+        restored.push(node.expect("restore a share"));
+    }
+    mesh(&restored).await;
+    for n in &restored {
+        bounded(n.resume(std::time::Duration::from_secs(10))).await.expect("resume");
+    }
+    let counts: Vec<usize> = restored.iter().map(|n| n.system().actor_count()).collect();
+    assert_eq!(counts.iter().sum::<usize>(), 3 * PER_NODE, "{counts:?}");
+    assert!(counts.iter().all(|c| *c >= PER_NODE + PER_NODE / 2 - 1), "r's accounts spread: {counts:?}");
+
+    // The restored bank trades across the two nodes and still adds up, snapshot after
+    // snapshot; its epochs follow the checkpoint's.
+    let stop = Arc::new(AtomicBool::new(false));
+    let loads: Vec<_> = restored
+        .iter()
+        .enumerate()
+        .map(|(k, n)| {
+            let accounts: Vec<ActorRef<Account>> = good
+                .manifest
+                .actors
+                .iter()
+                .filter_map(|a| n.system().lookup_id(a.id).ok())
+                .collect();
+            assert_eq!(accounts.len(), counts[k]);
+            load(accounts, 99 + k as u64, stop.clone())
+        })
+        .collect();
+    for round in 0..10 {
+        let checkpoint = bounded(restored[round % 2].system().snapshot()).await.expect("snapshot");
+        assert!(checkpoint.manifest.epoch > good.manifest.epoch);
+        assert_eq!(checkpoint.manifest.nodes.len(), 2);
+        assert_eq!(audit(&checkpoint).total(), total, "round {round}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for l in loads {
+        assert!(bounded(l).await.unwrap() > 0);
+    }
+    for n in &restored {
+        bounded(n.shutdown()).await;
+    }
 }

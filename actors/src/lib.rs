@@ -81,7 +81,8 @@ pub use snapshot::{RestoreError, SnapshotError};
 pub use state::{ActorState, StateError};
 pub use supervision::{RestartPolicy, SpawnOptions};
 pub use system::{
-    ActorSystem, CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, SNAPSHOT_ATTEMPTS, SystemBuilder,
+    ActorSystem, CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, PendingRestore, SNAPSHOT_ATTEMPTS,
+    SystemBuilder,
 };
 pub use timer::TimerId;
 

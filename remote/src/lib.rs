@@ -143,7 +143,7 @@ mod handshake;
 mod node;
 mod transport;
 
-pub use cluster::{Cluster, ClusterError, SpawnRefusal};
+pub use cluster::{Cluster, ClusterError, Placement, PlacementError, SpawnRefusal};
 pub use frame::{DEFAULT_MAX_FRAME, Frame, FrameCodec, FrameError, FrameKind, HEADER_LEN};
 pub use handshake::{HandshakeError, PROTOCOL_VERSION};
 pub use node::NodeId;

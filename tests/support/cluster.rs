@@ -10,12 +10,17 @@ use super::bounded;
 
 pub const SECRET: &[u8] = b"test cluster secret";
 
-/// A node named `name` whose system is built from `builder`, fast to notice a dead peer.
-pub async fn node(name: &str, builder: SystemBuilder) -> Cluster {
+/// The transport settings of a test node named `name`: loopback, port 0, fast to notice a
+/// dead peer.
+pub fn config(name: &str) -> TransportConfig {
     let addr = "127.0.0.1:0".parse().unwrap();
-    let config = TransportConfig::new(name, addr, SECRET.to_vec())
-        .with_heartbeat(Duration::from_millis(100), Duration::from_millis(1000));
-    Cluster::start(builder, config).await.expect("node starts")
+    TransportConfig::new(name, addr, SECRET.to_vec())
+        .with_heartbeat(Duration::from_millis(100), Duration::from_millis(1000))
+}
+
+/// A node named `name` whose system is built from `builder`.
+pub async fn node(name: &str, builder: SystemBuilder) -> Cluster {
+    Cluster::start(builder, config(name)).await.expect("node starts")
 }
 
 /// Links every pair of `nodes` and waits until each has been introduced to all others.

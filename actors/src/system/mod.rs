@@ -19,7 +19,9 @@ use tracing::Instrument;
 pub use builder::SystemBuilder;
 pub(crate) use decode::resolve;
 pub(crate) use spawn_registered::{SpawnFn, spawn_from_state};
-pub use snapshots::{CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, SNAPSHOT_ATTEMPTS};
+pub use snapshots::{
+    CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, PendingRestore, SNAPSHOT_ATTEMPTS,
+};
 
 use crate::mailbox::core::Meta;
 use crate::mailbox::{AnyMailbox, Inbox, Mailbox, terminated};

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use amber_snapshot::{ActorId, Checkpoint, CheckpointInfo, CheckpointStore, InFlightRecord};
+use amber_snapshot::{
+    ActorEntry, ActorId, Checkpoint, CheckpointInfo, CheckpointStore, InFlightRecord,
+};
 
 use super::SystemBuilder;
 use crate::mailbox::AnyMailbox;
@@ -221,18 +223,38 @@ impl SystemBuilder {
     ///
     /// Outside a tokio runtime.
     pub fn restore(self, checkpoint: &Checkpoint) -> Result<ActorSystem, RestoreError> {
+        Ok(self.restore_where(checkpoint, |_| true)?.start())
+    }
+
+    /// Builds a system from the actors of `checkpoint` that `keep` selects (this node's
+    /// share, when a checkpoint is spread over several nodes), with their recorded in-flight
+    /// messages queued, but does not start them yet: a cluster first links to the nodes
+    /// holding the other actors, so that the first messages the restored actors send reach
+    /// them. Refs to actors not kept resolve through the system's
+    /// [`RemoteDirectory`](crate::remote::RemoteDirectory). A kept actor whose parent is
+    /// not kept becomes a top-level actor; watches of actors not kept are not restored.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn restore_where(
+        self,
+        checkpoint: &Checkpoint,
+        keep: impl Fn(&ActorEntry) -> bool,
+    ) -> Result<PendingRestore, RestoreError> {
         checkpoint.validate().map_err(|e| RestoreError::Invalid(e.to_string()))?;
         let epoch = checkpoint.manifest.epoch;
         let started = std::time::Instant::now();
         let system = ActorSystem::from_builder(self, epoch);
-        let entries = &checkpoint.manifest.actors;
+        let entries: Vec<&ActorEntry> =
+            checkpoint.manifest.actors.iter().filter(|e| keep(e)).collect();
 
         // 1. Every mailbox, so refs in states and messages resolve.
         let mut mailboxes: HashMap<ActorId, Arc<dyn AnyMailbox>> =
             HashMap::with_capacity(entries.len());
         let mut fns = Vec::with_capacity(entries.len());
         let mut names = HashSet::new();
-        for entry in entries {
+        for entry in &entries {
             let registered = system.config().types.named(&entry.type_name).ok_or_else(|| {
                 RestoreError::UnknownType { actor: entry.id, type_name: entry.type_name.clone() }
             })?;
@@ -253,7 +275,7 @@ impl SystemBuilder {
         // 2. Links and recorded messages, grouped per actor.
         let mut children: HashMap<ActorId, Vec<Arc<dyn AnyMailbox>>> = HashMap::new();
         let mut watching: HashMap<ActorId, Vec<Arc<dyn AnyMailbox>>> = HashMap::new();
-        for entry in entries {
+        for entry in &entries {
             if let Some(parent) = entry.parent.filter(|p| mailboxes.contains_key(p)) {
                 children.entry(parent).or_default().push(mailboxes[&entry.id].clone());
             }
@@ -262,7 +284,7 @@ impl SystemBuilder {
             }
         }
         let mut in_flight: HashMap<ActorId, Vec<&InFlightRecord>> = HashMap::new();
-        for record in &checkpoint.in_flight {
+        for record in checkpoint.in_flight.iter().filter(|r| mailboxes.contains_key(&r.to)) {
             in_flight.entry(record.to).or_default().push(record);
         }
         let states: HashMap<_, _> = checkpoint.states.iter().map(|s| (s.id, s)).collect();
@@ -283,21 +305,19 @@ impl SystemBuilder {
             prepared.push((restore.prepare)(&system, plan)?);
         }
 
-        // 4. Fill every mailbox before any actor runs, then start them all.
+        // 4. Fill every mailbox before any actor runs.
         for p in &mut prepared {
             p.enqueue();
         }
-        for p in prepared {
-            p.start();
-        }
+        let in_flight = checkpoint.in_flight.iter().filter(|r| mailboxes.contains_key(&r.to)).count();
         tracing::info!(
             %epoch,
             actors = entries.len(),
-            in_flight = checkpoint.in_flight.len(),
+            in_flight,
             ms = started.elapsed().as_secs_f64() * 1e3,
             "restored from checkpoint"
         );
-        Ok(system)
+        Ok(PendingRestore { system, prepared })
     }
 
     /// Restores from the newest checkpoint in `store` that loads (a torn or corrupt newer
@@ -314,5 +334,44 @@ impl SystemBuilder {
         let checkpoint = latest.checkpoint.ok_or(RestoreError::NoCheckpoint)?;
         let system = self.restore(&checkpoint)?;
         Ok((system, checkpoint))
+    }
+}
+
+/// A system rebuilt from a checkpoint whose actors have not started yet
+/// ([`SystemBuilder::restore_where`]). Messages sent to them queue behind their recorded
+/// in-flight messages. Dropping it without [`start`](Self::start) leaves the actors
+/// unstarted; shut the system down.
+#[must_use = "the restored actors run only once started"]
+pub struct PendingRestore {
+    system: ActorSystem,
+    prepared: Vec<Box<dyn Prepared>>,
+}
+
+impl PendingRestore {
+    /// The system the actors live in.
+    pub fn system(&self) -> &ActorSystem {
+        &self.system
+    }
+
+    /// How many actors were restored.
+    pub fn actors(&self) -> usize {
+        self.prepared.len()
+    }
+
+    /// Starts every restored actor (without `on_start`: they resume) and returns the system.
+    pub fn start(self) -> ActorSystem {
+        for p in self.prepared {
+            p.start();
+        }
+        self.system
+    }
+}
+
+impl std::fmt::Debug for PendingRestore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingRestore")
+            .field("system", &self.system)
+            .field("actors", &self.prepared.len())
+            .finish()
     }
 }

@@ -56,4 +56,10 @@ pub enum ClusterError {
     /// The actor's state does not encode, so it cannot be sent.
     #[error("the actor's state does not encode: {0}")]
     Encode(#[source] amber_actors::CodecError),
+    /// The placement of a restore cannot be applied.
+    #[error("placement: {0}")]
+    Placement(#[from] super::PlacementError),
+    /// This node's share of the checkpoint could not be rebuilt.
+    #[error("restore: {0}")]
+    Restore(#[from] amber_actors::RestoreError),
 }

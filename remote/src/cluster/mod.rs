@@ -46,6 +46,8 @@
 
 mod asks;
 mod control;
+mod placement;
+mod restore;
 mod error;
 mod spawn;
 mod watch;
@@ -65,6 +67,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use self::control::Control;
 pub use self::error::ClusterError;
+pub use self::placement::{Placement, PlacementError};
 pub use self::spawn::SpawnRefusal;
 use crate::{Frame, NodeId, Transport, TransportConfig, TransportEvent};
 
@@ -119,6 +122,11 @@ struct Shared {
     systems: DashMap<SystemId, NodeId>,
     /// The system id each connected node introduced itself with.
     nodes: DashMap<NodeId, SystemId>,
+    /// Where a restore placed actors of a checkpoint (their ids name the systems of the
+    /// checkpoint's nodes, not the live ones): consulted before `systems`.
+    placed: DashMap<ActorId, NodeId>,
+    /// A restored share whose actors wait for [`Cluster::resume`].
+    pending: restore::PendingSlot,
     hello: Notify,
     /// Per-peer forwarders of outbound frames, in order.
     forwarders: DashMap<NodeId, mpsc::UnboundedSender<Frame>>,
@@ -141,24 +149,10 @@ impl Cluster {
         config: TransportConfig,
     ) -> Result<Cluster, ClusterError> {
         let (transport, events) = Transport::bind(config).await?;
-        let shared = Arc::new(Shared {
-            transport,
-            system: OnceLock::new(),
-            systems: DashMap::new(),
-            nodes: DashMap::new(),
-            hello: Notify::new(),
-            forwarders: DashMap::new(),
-            asks: DashMap::new(),
-            lookups: DashMap::new(),
-            next: AtomicU64::new(1),
-            watches: watch::Watches::default(),
-            spawns: spawn::Spawns::default(),
-        });
-        let directory = Arc::new(Directory { shared: Arc::downgrade(&shared) });
-        let system = builder.node(shared.transport.node().as_str()).remote(directory).build();
+        let shared = Shared::new(transport);
+        let system = builder.node(shared.transport.node().as_str()).remote(shared.directory()).build();
         let _ = shared.system.set(system);
-        tokio::spawn(serve(Arc::downgrade(&shared), events));
-        tokio::spawn(asks::sweep(Arc::downgrade(&shared)));
+        shared.serve(events);
         Ok(Cluster { shared })
     }
 
@@ -258,6 +252,35 @@ impl Cluster {
 }
 
 impl Shared {
+    fn new(transport: Transport) -> Arc<Shared> {
+        Arc::new(Shared {
+            transport,
+            system: OnceLock::new(),
+            systems: DashMap::new(),
+            nodes: DashMap::new(),
+            placed: DashMap::new(),
+            pending: restore::empty_slot(),
+            hello: Notify::new(),
+            forwarders: DashMap::new(),
+            asks: DashMap::new(),
+            lookups: DashMap::new(),
+            next: AtomicU64::new(1),
+            watches: watch::Watches::default(),
+            spawns: spawn::Spawns::default(),
+        })
+    }
+
+    /// The directory the system resolves refs to other nodes' actors through.
+    fn directory(self: &Arc<Self>) -> Arc<dyn RemoteDirectory> {
+        Arc::new(Directory { shared: Arc::downgrade(self) })
+    }
+
+    /// Starts serving the transport's events (the system must be set).
+    fn serve(self: &Arc<Self>, events: mpsc::Receiver<TransportEvent>) {
+        tokio::spawn(serve(Arc::downgrade(self), events));
+        tokio::spawn(asks::sweep(Arc::downgrade(self)));
+    }
+
     fn system(&self) -> &ActorSystem {
         self.system.get().expect("the system is set before the cluster is returned")
     }
@@ -323,7 +346,10 @@ struct Directory {
 impl RemoteDirectory for Directory {
     fn route_to(&self, id: ActorId) -> Option<Arc<dyn RemoteRoute>> {
         let shared = self.shared.upgrade()?;
-        let node = shared.systems.get(&id.system())?.clone();
+        let node = match shared.placed.get(&id) {
+            Some(node) => node.clone(),
+            None => shared.systems.get(&id.system())?.clone(),
+        };
         Some(shared.route(node))
     }
 
