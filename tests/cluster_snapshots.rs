@@ -6,8 +6,8 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use amber::prelude::*;
 use amber::cluster::Placement;
+use amber::prelude::*;
 use amber::{Cluster, SnapshotError, SystemBuilder};
 use support::bank::{Account, AccountMsg, audit};
 use support::bounded;
@@ -49,7 +49,11 @@ async fn bank(names: [&str; 3]) -> (Vec<Cluster>, Vec<Vec<ActorRef<Account>>>) {
 /// Sends transfer commands to `accounts` from outside until `stop`, paced (8 per
 /// millisecond at most) so that the bounded mailboxes do not fill: a saturated bank still
 /// adds up, but its snapshots record ~100k queued messages each and a debug build crawls.
-fn load(accounts: Vec<ActorRef<Account>>, seed: u64, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
+fn load(
+    accounts: Vec<ActorRef<Account>>,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<u64> {
     tokio::spawn(async move {
         let (mut x, mut sent) = (seed | 1, 0u64);
         while !stop.load(Ordering::Relaxed) {
@@ -186,7 +190,10 @@ async fn a_node_lost_during_a_snapshot_aborts_it_and_the_previous_one_still_rest
     }
     let counts: Vec<usize> = restored.iter().map(|n| n.system().actor_count()).collect();
     assert_eq!(counts.iter().sum::<usize>(), 3 * PER_NODE, "{counts:?}");
-    assert!(counts.iter().all(|c| *c >= PER_NODE + PER_NODE / 2 - 1), "r's accounts spread: {counts:?}");
+    assert!(
+        counts.iter().all(|c| *c >= PER_NODE + PER_NODE / 2 - 1),
+        "r's accounts spread: {counts:?}"
+    );
 
     // The restored bank trades across the two nodes and still adds up, snapshot after
     // snapshot; its epochs follow the checkpoint's.

@@ -146,11 +146,7 @@ impl std::fmt::Debug for SnapshotEngine {
 impl SnapshotEngine {
     /// The engine of node `me`, whose last completed snapshot is `epoch`; `remote` reaches
     /// the other nodes of its cluster, if any.
-    pub(crate) fn new(
-        me: String,
-        epoch: Epoch,
-        remote: Option<Arc<dyn RemoteDirectory>>,
-    ) -> Self {
+    pub(crate) fn new(me: String, epoch: Epoch, remote: Option<Arc<dyn RemoteDirectory>>) -> Self {
         SnapshotEngine {
             state: Mutex::new(EngineState {
                 node: NodeSnapshot::new(me.clone(), epoch),
@@ -300,7 +296,10 @@ impl SnapshotEngine {
 
     /// Starts a snapshot of every node this node is linked to (and itself), which aborts
     /// if not complete within `deadline`.
-    pub(crate) fn start(&self, deadline: Duration) -> Result<(Epoch, Outcome, Effects), SnapshotError> {
+    pub(crate) fn start(
+        &self,
+        deadline: Duration,
+    ) -> Result<(Epoch, Outcome, Effects), SnapshotError> {
         let mut st = self.lock();
         // A snapshot this node follows blocks a new one; one that reached it only through a
         // tagged message (its coordinator unknown, perhaps gone) is superseded.
@@ -315,12 +314,13 @@ impl SnapshotEngine {
             nodes.extend(remote.peers().into_iter().filter(|p| *p != self.me));
         }
         let due = self.now_ms().saturating_add(deadline.as_millis() as u64);
-        let epoch = st.coordinator.start(nodes.iter().cloned(), Some(due)).map_err(|e| match e {
-            amber_snapshot::StartError::InProgress { running } => {
-                SnapshotError::InProgress { running }
-            }
-            other => SnapshotError::Aborted { epoch: Epoch::ZERO, reason: other.to_string() },
-        })?;
+        let epoch =
+            st.coordinator.start(nodes.iter().cloned(), Some(due)).map_err(|e| match e {
+                amber_snapshot::StartError::InProgress { running } => {
+                    SnapshotError::InProgress { running }
+                }
+                other => SnapshotError::Aborted { epoch: Epoch::ZERO, reason: other.to_string() },
+            })?;
         let (tx, rx) = oneshot::channel();
         st.collect = Some(Collect {
             epoch,
@@ -507,7 +507,9 @@ impl SnapshotEngine {
                 } else {
                     match part.into_pieces(epoch) {
                         Ok(pieces) => pieces.iter().for_each(|p| self.send(from, p)),
-                        Err(e) => tracing::error!(%epoch, error = %e, "snapshot part does not encode"),
+                        Err(e) => {
+                            tracing::error!(%epoch, error = %e, "snapshot part does not encode")
+                        }
                     }
                 }
             }
@@ -643,7 +645,8 @@ impl SnapshotEngine {
 
     /// Once completion is decided and every node's part is in: one checkpoint.
     fn try_finish(&self, st: &mut EngineState, effects: &mut Effects) {
-        if !st.collect.as_ref().is_some_and(|c| c.complete && c.parts.values().all(Option::is_some)) {
+        if !st.collect.as_ref().is_some_and(|c| c.complete && c.parts.values().all(Option::is_some))
+        {
             return;
         }
         let Some(collect) = st.collect.take() else { return };

@@ -18,10 +18,10 @@ use tracing::Instrument;
 
 pub use builder::SystemBuilder;
 pub(crate) use decode::resolve;
-pub(crate) use spawn_registered::{SpawnFn, spawn_from_state};
 pub use snapshots::{
     CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, PendingRestore, SNAPSHOT_ATTEMPTS,
 };
+pub(crate) use spawn_registered::{SpawnFn, spawn_from_state};
 
 use crate::mailbox::core::Meta;
 use crate::mailbox::{AnyMailbox, Inbox, Mailbox, terminated};

@@ -309,7 +309,8 @@ impl SystemBuilder {
         for p in &mut prepared {
             p.enqueue();
         }
-        let in_flight = checkpoint.in_flight.iter().filter(|r| mailboxes.contains_key(&r.to)).count();
+        let in_flight =
+            checkpoint.in_flight.iter().filter(|r| mailboxes.contains_key(&r.to)).count();
         tracing::info!(
             %epoch,
             actors = entries.len(),

@@ -46,9 +46,9 @@
 
 mod asks;
 mod control;
+mod error;
 mod placement;
 mod restore;
-mod error;
 mod spawn;
 mod watch;
 
@@ -150,7 +150,8 @@ impl Cluster {
     ) -> Result<Cluster, ClusterError> {
         let (transport, events) = Transport::bind(config).await?;
         let shared = Shared::new(transport);
-        let system = builder.node(shared.transport.node().as_str()).remote(shared.directory()).build();
+        let system =
+            builder.node(shared.transport.node().as_str()).remote(shared.directory()).build();
         let _ = shared.system.set(system);
         shared.serve(events);
         Ok(Cluster { shared })
@@ -504,7 +505,9 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
                     let _ = tx.send(result);
                 }
             }
-            Ok(Control::Snapshot(bytes)) => shared.system().on_snapshot_message(from.as_str(), &bytes),
+            Ok(Control::Snapshot(bytes)) => {
+                shared.system().on_snapshot_message(from.as_str(), &bytes)
+            }
             Ok(Control::Watch(message)) => watch::on_control(shared, from, message),
             Ok(Control::Spawn(message)) => spawn::on_control(shared, from, message),
             Err(e) => tracing::warn!(node = %from, error = %e, "malformed control message"),

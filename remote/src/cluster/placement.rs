@@ -68,7 +68,10 @@ impl Placement {
     }
 
     /// The node of every actor of `checkpoint`.
-    pub fn assign(&self, checkpoint: &Checkpoint) -> Result<HashMap<ActorId, NodeId>, PlacementError> {
+    pub fn assign(
+        &self,
+        checkpoint: &Checkpoint,
+    ) -> Result<HashMap<ActorId, NodeId>, PlacementError> {
         if self.nodes.is_empty() {
             return Err(PlacementError::NoNodes);
         }
@@ -112,12 +115,8 @@ impl Placement {
             if of_head.contains_key(&entry.id) {
                 continue;
             }
-            let node = self
-                .nodes
-                .iter()
-                .min_by_key(|n| load[n])
-                .expect("at least one node")
-                .clone();
+            let node =
+                self.nodes.iter().min_by_key(|n| load[n]).expect("at least one node").clone();
             *load.get_mut(&node).expect("a placement node") += family[&entry.id];
             of_head.insert(entry.id, node);
         }
