@@ -1,8 +1,10 @@
 //! Remote refs when things go wrong (two clusters in one process, over 127.0.0.1 with port
-//! 0): watching actors on another node, that node going down, asks nobody waits for any
-//! more, and spawning on another node with the refusals it can answer.
+//! 0): watching actors on another node, that node going down (link closed, link silent,
+//! node shut down) and coming back, asks nobody waits for any more, and spawning on another
+//! node with the refusals it can answer.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use amber_actors::{
@@ -11,6 +13,7 @@ use amber_actors::{
 };
 use amber_remote::{Cluster, ClusterError, NodeId, SpawnRefusal, TransportConfig};
 use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 async fn bounded<F: Future>(fut: F) -> F::Output {
@@ -186,6 +189,63 @@ async fn unwatch_and_a_stopping_watcher_withdraw_the_watch_on_the_other_node() {
     bounded(w.wait_stopped()).await;
     until("b drops the stopped watcher's watch", || b.watched_by_remote() == 0).await;
     assert_eq!(a.watching_remote(), 0);
+    bounded(a.shutdown()).await;
+    bounded(b.shutdown()).await;
+}
+
+/// A TCP relay to `to` that can be frozen: it then holds both connections open and passes
+/// nothing more, like a link whose peer hangs.
+async fn relay(to: SocketAddr) -> (SocketAddr, watch::Sender<bool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (freeze, frozen) = watch::channel(false);
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let Ok(outbound) = TcpStream::connect(to).await else { continue };
+            let mut frozen = frozen.clone();
+            tokio::spawn(async move {
+                let (mut in_read, mut in_write) = inbound.into_split();
+                let (mut out_read, mut out_write) = outbound.into_split();
+                tokio::select! {
+                    _ = tokio::io::copy(&mut in_read, &mut out_write) => {}
+                    _ = tokio::io::copy(&mut out_read, &mut in_write) => {}
+                    _ = frozen.wait_for(|f| *f) => {}
+                }
+                let _open = (in_read, in_write, out_read, out_write);
+                std::future::pending::<()>().await
+            });
+        }
+    });
+    (addr, freeze)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_link_times_out_into_node_down_and_a_reconnect_brings_refs_back() {
+    let a = node_with("a", ActorSystem::builder()).await;
+    let b = node_with("b", ActorSystem::builder()).await;
+    let (via, freeze) = relay(b.local_addr()).await;
+    let peer = bounded(a.connect(via)).await.expect("connect through the relay");
+    let t = target(&a, &b, &peer, "t").await;
+    let (w, mut downs) = watcher(&a);
+    bounded(w.ask(WatcherMsg::Watch(t.clone()))).await.unwrap();
+    until("b holds the watch", || b.watched_by_remote() == 1).await;
+
+    freeze.send(true).unwrap(); // no more bytes either way: heartbeats time out on both sides
+    let node_down = ExitReason::NodeDown("b".into());
+    assert_eq!(next_down(&mut downs).await, Down { actor: t.id(), reason: node_down });
+    assert_eq!(bounded(t.ask(TargetMsg::Ping)).await, Err(AskError::NodeDown("b".into())));
+    until("b drops the watch of the lost node", || b.watched_by_remote() == 0).await;
+    let a_id = NodeId::new("a");
+    until("b sees the link down too", || !b.transport().is_up(&a_id)).await;
+
+    // Back on a direct link: the old ref works again; the fired watch does not come back.
+    assert_eq!(bounded(a.connect(b.local_addr())).await.unwrap(), peer);
+    assert_eq!(bounded(t.ask(TargetMsg::Ping)).await, Ok(()));
+    assert_eq!((a.watching_remote(), b.watched_by_remote()), (0, 0));
+    bounded(w.ask(WatcherMsg::Watch(t.clone()))).await.unwrap();
+    until("b holds the new watch", || b.watched_by_remote() == 1).await;
+    t.tell(TargetMsg::Stop).await.unwrap();
+    assert_eq!(next_down(&mut downs).await, Down { actor: t.id(), reason: ExitReason::Stopped });
     bounded(a.shutdown()).await;
     bounded(b.shutdown()).await;
 }
