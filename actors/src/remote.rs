@@ -141,6 +141,14 @@ pub trait RemoteRoute: Send + Sync + 'static {
     /// The node's name, for errors and logs.
     fn node(&self) -> &str;
 
+    /// Whether the link has room for another data message: cross-node backpressure for
+    /// bounded sends. If not, and `cx` is given, its waker is woken once there is room
+    /// (or the node is down). Routes without a limit say `true`.
+    fn poll_ready(&self, cx: Option<&mut std::task::Context<'_>>) -> bool {
+        let _ = cx;
+        true
+    }
+
     /// Whether the node is reachable now. A send or an ask that fails while it is not is
     /// reported as the node being down ([`AskError::NodeDown`](crate::AskError::NodeDown))
     /// rather than as a stopped actor. Routes that cannot tell say `true`.

@@ -235,6 +235,9 @@ impl<T: Stamp> MailboxCore<T> {
         bounded: bool,
     ) -> Result<(), PushError<T>> {
         if let Some(route) = &self.meta.route {
+            if bounded && !route.poll_ready(cx) {
+                return Err(PushError::Full(item));
+            }
             return self.forward(route, item);
         }
         let waker = {

@@ -46,6 +46,7 @@
 
 mod asks;
 mod control;
+mod credit;
 mod error;
 mod placement;
 mod restore;
@@ -130,6 +131,8 @@ struct Shared {
     hello: Notify,
     /// Per-peer forwarders of outbound frames, in order.
     forwarders: DashMap<NodeId, mpsc::UnboundedSender<Frame>>,
+    /// Per-peer bound on queued data messages (see `credit.rs`), one per forwarder.
+    credits: DashMap<NodeId, Arc<credit::Credit>>,
     /// Asks sent to other nodes, awaiting their `Reply`.
     asks: DashMap<u64, (NodeId, ReplyHandler)>,
     /// Name lookups sent to other nodes.
@@ -263,6 +266,7 @@ impl Shared {
             pending: restore::empty_slot(),
             hello: Notify::new(),
             forwarders: DashMap::new(),
+            credits: DashMap::new(),
             asks: DashMap::new(),
             lookups: DashMap::new(),
             next: AtomicU64::new(1),
@@ -301,13 +305,22 @@ impl Shared {
             return tx.clone();
         }
         let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
+        let credit = Arc::new(credit::Credit::default());
+        self.credits.insert(node.clone(), credit.clone());
         self.forwarders.insert(node.clone(), tx.clone());
         let (transport, node) = (self.transport.clone(), node.clone());
         tokio::spawn(async move {
             while let Some(frame) = rx.recv().await {
+                let data = matches!(frame, Frame::Message { .. });
                 if let Err(e) = transport.send(&node, &frame).await {
                     tracing::debug!(%node, error = %e, "link gone; dropping queued frames");
-                    return; // `rx` drops: later routes see a closed forwarder
+                    // `rx` drops: later routes see a closed forwarder; waiting senders wake
+                    // to find the node down.
+                    credit.wake_all();
+                    return;
+                }
+                if data {
+                    credit.sent();
                 }
             }
         });
@@ -321,6 +334,9 @@ impl Shared {
             self.systems.remove_if(&system, |_, n| n == node);
         }
         self.forwarders.remove(node);
+        if let Some((_, credit)) = self.credits.remove(node) {
+            credit.wake_all();
+        }
         watch::peer_down(self, node);
         self.spawns.peer_down(node);
         self.system().node_down(node.as_str());
@@ -407,13 +423,30 @@ impl RemoteRoute for PeerRoute {
             type_name: message.type_name.to_owned(),
             payload: message.payload,
         };
-        if shared.forwarder(&self.node).send(frame).is_err() {
+        let forwarder = shared.forwarder(&self.node);
+        let credit = shared.credits.get(&self.node).map(|c| c.clone());
+        if let Some(credit) = &credit {
+            credit.queued();
+        }
+        if forwarder.send(frame).is_err() {
+            if let Some(credit) = &credit {
+                credit.sent();
+            }
             if let Some(ask) = ask {
                 shared.asks.remove(&ask);
             }
             return Err(down());
         }
         Ok(())
+    }
+
+    fn poll_ready(&self, cx: Option<&mut std::task::Context<'_>>) -> bool {
+        let Some(shared) = self.shared.upgrade() else { return true };
+        // No forwarder yet, or none any more: nothing queued (a down node fails the send).
+        let Some(credit) = shared.credits.get(&self.node).map(|c| c.clone()) else {
+            return true;
+        };
+        credit.poll_room(cx)
     }
 
     fn node(&self) -> &str {

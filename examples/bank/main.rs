@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 use amber::prelude::*;
 use amber::snapshot::{Checkpoint, CheckpointStore, FsStore};
 
+mod cluster;
+
 const EACH: u64 = 1_000;
 const NEIGHBOURS: usize = 8;
 
@@ -142,6 +144,12 @@ struct Options {
     dir: Option<String>,
     restore: Option<String>,
     json: bool,
+    /// Processes the bank runs across (1: this one only).
+    nodes: usize,
+    /// With `nodes > 1`: kill the last node's process mid-run, restore onto the rest.
+    kill_node: bool,
+    /// Internal: run as node NAME of a `--nodes` bank, joining the node at `join`.
+    node_child: Option<(String, std::net::SocketAddr)>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -167,7 +175,12 @@ fn parse_args() -> Result<Options, String> {
         dir: None,
         restore: None,
         json: false,
+        nodes: 1,
+        kill_node: false,
+        node_child: None,
     };
+    let mut child_name = None;
+    let mut join = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -184,12 +197,37 @@ fn parse_args() -> Result<Options, String> {
             "--dir" => o.dir = Some(value()?),
             "--restore" => o.restore = Some(value()?),
             "--json" => o.json = true,
+            "--nodes" => {
+                o.nodes = value()?.parse().map_err(|_| "--nodes takes a number".to_string())?;
+                if o.nodes == 0 {
+                    return Err("--nodes must be at least 1".into());
+                }
+            }
+            "--kill-node" => o.kill_node = true,
+            "--node-child" => child_name = Some(value()?),
+            "--join" => {
+                join = Some(value()?.parse().map_err(|_| "--join takes an address".to_string())?)
+            }
             "-h" | "--help" => {
-                return Err("usage: bank [--accounts N] [--duration 5s] [--interval 100ms] [--dir DIR] [--restore DIR] [--json]".into());
+                return Err("usage: bank [--accounts N] [--duration 5s] [--interval 100ms] [--dir DIR] [--restore DIR] [--nodes K [--kill-node]] [--json]".into());
             }
             other => return Err(format!("unknown argument {other:?}; see --help")),
         }
     }
+    if o.kill_node && o.nodes < 2 {
+        return Err("--kill-node needs --nodes 2 or more".into());
+    }
+    if o.nodes > 1 && o.restore.is_some() {
+        return Err("--restore runs on one node; it cannot be combined with --nodes".into());
+    }
+    if o.nodes > o.accounts {
+        return Err("--nodes cannot exceed --accounts".into());
+    }
+    o.node_child = match (child_name, join) {
+        (Some(name), Some(join)) => Some((name, join)),
+        (None, None) => None,
+        _ => return Err("--node-child and --join go together".into()),
+    };
     Ok(o)
 }
 
@@ -346,6 +384,82 @@ async fn open_bank(accounts: usize) -> (ActorSystem, Vec<ActorRef<Account>>) {
     (system, refs)
 }
 
+/// What a run of the demo reports.
+struct Summary {
+    accounts: usize,
+    total: u64,
+    nodes: usize,
+    killed_node: Option<String>,
+    first: Phase,
+    second: Phase,
+    restore_ms: f64,
+    restored_from: Option<amber::snapshot::CheckpointId>,
+}
+
+/// The one-node bank: run, drop the system, restore the latest checkpoint, run on.
+async fn run_one_node(
+    options: &Options,
+    store: &Arc<FsStore>,
+    dir: &str,
+) -> Result<Summary, String> {
+    // Phase 1: a fresh bank, or the latest checkpoint of --restore.
+    let (system, accounts, n) = if let Some(from) = &options.restore {
+        let restored =
+            ActorSystem::builder().name("bank").register::<Account>().restore_latest(&**store);
+        let (system, checkpoint) =
+            restored.map_err(|e| format!("cannot restore from {from}: {e}"))?;
+        let n = checkpoint.manifest.actors.len();
+        let accounts = lookup_all(&system, n)
+            .map_err(|e| format!("the checkpoint in {from} is not a bank: {e}"))?;
+        (system, accounts, n)
+    } else {
+        let (system, accounts) = open_bank(options.accounts).await;
+        (system, accounts, options.accounts)
+    };
+    let total = n as u64 * EACH;
+    if !options.json {
+        println!(
+            "bank: {n} accounts, {total} in total; snapshot every {:?} for {:?}",
+            options.interval, options.duration
+        );
+        println!("checkpoints: {dir}");
+    }
+    let first =
+        run_phase(&system, &accounts, store, total, options.duration, options.interval).await;
+    system.shutdown().await;
+    drop(system);
+
+    // Phase 2: rehydrate the latest checkpoint into a new system and run on.
+    let t = Instant::now();
+    let restored =
+        ActorSystem::builder().name("bank").register::<Account>().restore_latest(&**store);
+    let restore_ms = t.elapsed().as_secs_f64() * 1e3;
+    let (second, restored_from) = match restored {
+        Ok((system, checkpoint)) => {
+            let accounts = lookup_all(&system, n).expect("restored accounts keep their names");
+            let run_on = (options.duration / 2).max(options.interval * 3);
+            let phase = run_phase(&system, &accounts, store, total, run_on, options.interval).await;
+            system.shutdown().await;
+            (phase, Some(checkpoint.manifest.id))
+        }
+        Err(e) => {
+            let phase =
+                Phase { failures: vec![format!("restore failed: {e}")], ..Phase::default() };
+            (phase, None)
+        }
+    };
+    Ok(Summary {
+        accounts: n,
+        total,
+        nodes: 1,
+        killed_node: None,
+        first,
+        second,
+        restore_ms,
+        restored_from,
+    })
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let options = match parse_args() {
@@ -355,6 +469,15 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    if let Some((name, join)) = options.node_child.clone() {
+        return cluster::child(name, join).await;
+    }
     let dir = match (&options.dir, &options.restore) {
         (Some(d), _) | (None, Some(d)) => std::path::PathBuf::from(d),
         (None, None) => std::env::temp_dir().join(format!("amber-bank-{}", std::process::id())),
@@ -370,65 +493,20 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-
-    // Phase 1: a fresh bank, or the latest checkpoint of --restore.
-    let (system, accounts, n) = if let Some(from) = &options.restore {
-        let restored =
-            ActorSystem::builder().name("bank").register::<Account>().restore_latest(&*store);
-        let (system, checkpoint) = match restored {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("bank: cannot restore from {from}: {e}");
-                return ExitCode::from(1);
-            }
-        };
-        let n = checkpoint.manifest.actors.len();
-        let accounts = match lookup_all(&system, n) {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("bank: the checkpoint in {from} is not a bank: {e}");
-                return ExitCode::from(1);
-            }
-        };
-        (system, accounts, n)
+    let dir = dir.display().to_string();
+    let summary = if options.nodes > 1 {
+        cluster::run(&options, &store, &dir).await
     } else {
-        let (system, accounts) = open_bank(options.accounts).await;
-        (system, accounts, options.accounts)
+        run_one_node(&options, &store, &dir).await
     };
-    let total = n as u64 * EACH;
-    if !options.json {
-        println!(
-            "bank: {n} accounts, {total} in total; snapshot every {:?} for {:?}",
-            options.interval, options.duration
-        );
-        println!("checkpoints: {}", dir.display());
-    }
-    let first =
-        run_phase(&system, &accounts, &store, total, options.duration, options.interval).await;
-    system.shutdown().await;
-    drop(system);
-
-    // Phase 2: rehydrate the latest checkpoint into a new system and run on.
-    let t = Instant::now();
-    let restored =
-        ActorSystem::builder().name("bank").register::<Account>().restore_latest(&*store);
-    let restore_ms = t.elapsed().as_secs_f64() * 1e3;
-    let (second, restored_from) = match restored {
-        Ok((system, checkpoint)) => {
-            let accounts = lookup_all(&system, n).expect("restored accounts keep their names");
-            let run_on = (options.duration / 2).max(options.interval * 3);
-            let phase =
-                run_phase(&system, &accounts, &store, total, run_on, options.interval).await;
-            system.shutdown().await;
-            (phase, Some(checkpoint.manifest.id))
-        }
+    let s = match summary {
+        Ok(s) => s,
         Err(e) => {
-            let phase =
-                Phase { failures: vec![format!("restore failed: {e}")], ..Phase::default() };
-            (phase, None)
+            eprintln!("bank: {e}");
+            return ExitCode::from(1);
         }
     };
-
+    let (first, second) = (&s.first, &s.second);
     let all_latencies: Vec<f64> =
         first.latencies_ms.iter().chain(&second.latencies_ms).copied().collect();
     let invariant_ok = first.invariant_ok && first.snapshots > 0;
@@ -436,18 +514,20 @@ async fn main() -> ExitCode {
     let failures: Vec<&String> = first.failures.iter().chain(&second.failures).collect();
     if options.json {
         let summary = serde_json::json!({
-            "accounts": n,
-            "total": total,
+            "accounts": s.accounts,
+            "total": s.total,
+            "nodes": s.nodes,
+            "killed_node": s.killed_node,
             "snapshots": first.snapshots + second.snapshots,
             "in_flight_recorded": first.in_flight_recorded + second.in_flight_recorded,
             "snapshot_ms_p50": percentile(&all_latencies, 0.5),
             "snapshot_ms_max": percentile(&all_latencies, 1.0),
-            "restore_ms": restore_ms,
+            "restore_ms": s.restore_ms,
             "invariant_ok": invariant_ok,
             "restored_invariant_ok": restored_invariant_ok,
             "deposits_per_sec": first.deposits_per_sec,
             "restored_deposits_per_sec": second.deposits_per_sec,
-            "checkpoint_dir": dir.display().to_string(),
+            "checkpoint_dir": dir,
             "failures": failures,
         });
         println!("{summary}");
@@ -456,8 +536,14 @@ async fn main() -> ExitCode {
             "before restore: {} snapshots, every one exact: {}; {} messages recorded in flight; {:.0} deposits/s",
             first.snapshots, first.invariant_ok, first.in_flight_recorded, first.deposits_per_sec
         );
-        match restored_from {
-            Some(id) => println!("restored {id} in {restore_ms:.1} ms ({n} accounts) and ran on"),
+        if let Some(node) = &s.killed_node {
+            println!("killed node {node}'s process; restoring onto the other {}", s.nodes - 1);
+        }
+        match s.restored_from {
+            Some(id) => println!(
+                "restored {id} in {:.1} ms ({} accounts) and ran on",
+                s.restore_ms, s.accounts
+            ),
             None => println!("restore failed"),
         }
         println!(

@@ -1,0 +1,342 @@
+//! `--nodes K`: the bank across K operating-system processes on 127.0.0.1.
+//!
+//! This process is node `n0`: it starts the other nodes as child processes of the same
+//! program (`--node-child NAME --join ADDR`, the shared secret in an environment variable),
+//! drives them over their stdin/stdout with one-line commands, spreads the accounts over all
+//! nodes (`Cluster::spawn_on`), and takes the snapshots: each one spans every node, and the
+//! audit checks the whole bank. Then it restores the latest checkpoint onto the nodes (all of
+//! them, or with `--kill-node` the survivors after killing the last node's process) and runs
+//! on.
+//!
+//! Child protocol, one line each way: the child prints `addr A` once it listens; `peers N
+//! A...` makes it link to those addresses and print `meshed` once N nodes introduced
+//! themselves; `restore DIR NODE...` makes it drop its system, restore its share of the
+//! latest checkpoint in DIR placed over NODE... and print `addr A`; `resume` starts the
+//! restored actors and prints `resumed`; `exit` (or end of input) stops it.
+
+use std::net::SocketAddr;
+use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use amber::cluster::Placement;
+use amber::prelude::*;
+use amber::snapshot::{ActorId, Checkpoint, CheckpointStore, FsStore};
+use amber::{Cluster, NodeId, SystemBuilder, TransportConfig};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use super::{Account, AccountRef, EACH, NEIGHBOURS, Options, Phase, Summary, run_phase};
+
+const SECRET_ENV: &str = "AMBER_BANK_SECRET";
+/// How long any one step of the choreography may take before the demo gives up.
+const STEP: Duration = Duration::from_secs(20);
+
+type Fallible<T> = Result<T, String>;
+
+fn config(name: &str, secret: &[u8]) -> TransportConfig {
+    let addr = "127.0.0.1:0".parse().expect("a socket address");
+    TransportConfig::new(name, addr, secret.to_vec())
+        .with_heartbeat(Duration::from_millis(200), Duration::from_secs(2))
+}
+
+fn builder() -> SystemBuilder {
+    // Accounts keep pumping themselves: unbounded mailboxes, as in the one-node bank.
+    ActorSystem::builder()
+        .name("bank")
+        .register::<Account>()
+        .mailbox_capacity(MailboxCapacity::Unbounded)
+}
+
+async fn step<T>(what: &str, fut: impl Future<Output = Fallible<T>>) -> Fallible<T> {
+    tokio::time::timeout(STEP, fut).await.map_err(|_| format!("{what}: no progress in {STEP:?}"))?
+}
+
+/// Waits until `cluster` has `n` introduced peers.
+async fn introduced(cluster: &Cluster, n: usize) -> Fallible<()> {
+    step("waiting for the other nodes", async {
+        while cluster.nodes().len() < n {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(())
+    })
+    .await
+}
+
+fn latest(dir: &str) -> Fallible<Checkpoint> {
+    let store = FsStore::open(dir).map_err(|e| e.to_string())?;
+    let latest = store.latest_valid().map_err(|e| e.to_string())?;
+    latest.checkpoint.ok_or_else(|| format!("no checkpoint in {dir}"))
+}
+
+/// A node started by `--nodes`: serves its share of the bank until told to exit.
+pub(crate) async fn child(name: String, join: SocketAddr) -> ExitCode {
+    match child_inner(&name, join).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bank node {name}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn child_inner(name: &str, join: SocketAddr) -> Fallible<()> {
+    let secret = std::env::var(SECRET_ENV).map_err(|_| format!("{SECRET_ENV} is not set"))?;
+    let mut cluster = Cluster::start(builder(), config(name, secret.as_bytes()))
+        .await
+        .map_err(|e| e.to_string())?;
+    step("joining", async { cluster.connect(join).await.map_err(|e| e.to_string()) }).await?;
+    println!("addr {}", cluster.local_addr());
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("peers") => {
+                let n: usize = words.next().and_then(|n| n.parse().ok()).ok_or("peers N")?;
+                for addr in words {
+                    let addr: SocketAddr =
+                        addr.parse().map_err(|_| format!("bad address {addr}"))?;
+                    step("linking", async {
+                        cluster.connect(addr).await.map_err(|e| e.to_string())
+                    })
+                    .await?;
+                }
+                introduced(&cluster, n).await?;
+                println!("meshed");
+            }
+            Some("restore") => {
+                let dir = words.next().ok_or("restore DIR NODE...")?;
+                let nodes: Vec<&str> = words.collect();
+                cluster.shutdown().await;
+                let checkpoint = latest(dir)?;
+                let placement = Placement::spread(nodes);
+                cluster = Cluster::restore(
+                    builder(),
+                    config(name, secret.as_bytes()),
+                    &checkpoint,
+                    &placement,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                println!("addr {}", cluster.local_addr());
+            }
+            Some("resume") => {
+                cluster.resume(STEP).await.map_err(|e| e.to_string())?;
+                println!("resumed");
+            }
+            Some("exit") | None => break,
+            Some(other) => return Err(format!("unknown command {other:?}")),
+        }
+    }
+    cluster.shutdown().await;
+    Ok(())
+}
+
+/// One child process and its command lines.
+struct Node {
+    name: String,
+    process: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl Node {
+    async fn spawn(name: String, join: SocketAddr, secret: &str) -> Fallible<(Node, SocketAddr)> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut process = Command::new(exe)
+            .args(["--node-child", &name, "--join", &join.to_string()])
+            .env(SECRET_ENV, secret)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start node {name}: {e}"))?;
+        let stdin = process.stdin.take().ok_or("no stdin")?;
+        let stdout = BufReader::new(process.stdout.take().ok_or("no stdout")?).lines();
+        let mut node = Node { name, process, stdin, stdout };
+        let addr = node.addr().await?;
+        Ok((node, addr))
+    }
+
+    async fn send(&mut self, line: &str) -> Fallible<()> {
+        let line = format!("{line}\n");
+        self.stdin.write_all(line.as_bytes()).await.map_err(|e| format!("node {}: {e}", self.name))
+    }
+
+    async fn expect(&mut self, word: &str) -> Fallible<String> {
+        let name = self.name.clone();
+        step(&format!("node {name}: waiting for {word}"), async {
+            let line = self.stdout.next_line().await.map_err(|e| e.to_string())?;
+            let line = line.ok_or_else(|| format!("node {name} exited"))?;
+            line.strip_prefix(word)
+                .map(|rest| rest.trim().to_owned())
+                .ok_or_else(|| format!("node {name} said {line:?}, expected {word}"))
+        })
+        .await
+    }
+
+    async fn addr(&mut self) -> Fallible<SocketAddr> {
+        let addr = self.expect("addr").await?;
+        addr.parse().map_err(|_| format!("node {}: bad address {addr}", self.name))
+    }
+}
+
+/// Links every node to every other: `me` at `my_addr`, the children at theirs.
+async fn mesh(me: &Cluster, my_addr: SocketAddr, nodes: &mut [(Node, SocketAddr)]) -> Fallible<()> {
+    let all: Vec<SocketAddr> =
+        std::iter::once(my_addr).chain(nodes.iter().map(|(_, a)| *a)).collect();
+    for (node, addr) in nodes.iter_mut() {
+        let others: Vec<String> =
+            all.iter().filter(|a| *a != addr).map(ToString::to_string).collect();
+        node.send(&format!("peers {} {}", all.len() - 1, others.join(" "))).await?;
+    }
+    for (node, _) in nodes.iter_mut() {
+        node.expect("meshed").await?;
+    }
+    introduced(me, nodes.len()).await
+}
+
+fn secret() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().elapsed().map_or(0, |d| d.as_nanos()));
+    h.write_u32(std::process::id());
+    format!(
+        "{:016x}{:016x}",
+        h.finish(),
+        std::collections::hash_map::RandomState::new().build_hasher().finish()
+    )
+}
+
+/// Accounts spread over every node: account `i` on node `i % K`.
+async fn open_bank(me: &Cluster, k: usize, accounts: usize) -> Fallible<Vec<ActorRef<Account>>> {
+    let mut refs = Vec::with_capacity(accounts);
+    for i in 0..accounts {
+        let name = format!("account-{i}");
+        let account = Account { balance: EACH, ..Account::default() };
+        let r = match i % k {
+            0 => me.system().spawn_named(name, account).map_err(|e| e.to_string())?,
+            n => me
+                .spawn_on(&NodeId::from(format!("n{n}")), Some(&name), account)
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        refs.push(r);
+    }
+    for (i, account) in refs.iter().enumerate() {
+        let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let neighbours = (0..NEIGHBOURS)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                refs[(x % accounts as u64) as usize].clone()
+            })
+            .collect();
+        account.link(neighbours, x).await.map_err(|e| e.to_string())?;
+    }
+    for account in &refs {
+        account.pump().await.map_err(|e| e.to_string())?;
+    }
+    Ok(refs)
+}
+
+/// Refs to the accounts of `checkpoint`, wherever the restore placed them.
+fn accounts_of(system: &ActorSystem, checkpoint: &Checkpoint) -> Fallible<Vec<ActorRef<Account>>> {
+    let ids: Vec<ActorId> = checkpoint.manifest.actors.iter().map(|a| a.id).collect();
+    let bytes = system.encode(&ids).map_err(|e| e.to_string())?;
+    system.decode(&bytes).map_err(|e| e.to_string())
+}
+
+/// Runs the bank over `options.nodes` processes and reports like the one-node demo.
+pub(crate) async fn run(options: &Options, store: &Arc<FsStore>, dir: &str) -> Fallible<Summary> {
+    let k = options.nodes;
+    let secret = secret();
+    let me = Cluster::start(builder(), config("n0", secret.as_bytes()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut nodes = Vec::new();
+    for i in 1..k {
+        nodes.push(Node::spawn(format!("n{i}"), me.local_addr(), &secret).await?);
+    }
+    mesh(&me, me.local_addr(), &mut nodes).await?;
+    let n = options.accounts;
+    let total = n as u64 * EACH;
+    if !options.json {
+        println!(
+            "bank: {n} accounts over {k} processes, {total} in total; snapshot every {:?}",
+            options.interval
+        );
+        println!("checkpoints: {dir}");
+    }
+    let accounts = open_bank(&me, k, n).await?;
+    let first_run = if options.kill_node { options.duration / 2 } else { options.duration };
+    let first = run_phase(me.system(), &accounts, store, total, first_run, options.interval).await;
+    drop(accounts);
+    if first.snapshots == 0 {
+        let why = first.failures.first().map_or("none was taken", String::as_str);
+        return Err(format!("no snapshot of the running cluster completed: {why}"));
+    }
+
+    // A node dies (its process is killed), or the whole cluster is taken down; either way
+    // the latest checkpoint is rehydrated onto the nodes that are left.
+    let killed = if options.kill_node {
+        let (mut node, _) = nodes.pop().ok_or("--kill-node needs --nodes 2 or more")?;
+        node.process.kill().await.map_err(|e| e.to_string())?;
+        let gone = NodeId::from(node.name.as_str());
+        step("noticing the dead node", async {
+            while me.nodes().contains(&gone) {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Ok(())
+        })
+        .await?;
+        Some(node.name)
+    } else {
+        None
+    };
+    me.shutdown().await;
+    drop(me);
+
+    let t = Instant::now();
+    let checkpoint = latest(dir)?;
+    let survivors: Vec<String> =
+        std::iter::once("n0".to_owned()).chain(nodes.iter().map(|(n, _)| n.name.clone())).collect();
+    for (node, addr) in &mut nodes {
+        node.send(&format!("restore {dir} {}", survivors.join(" "))).await?;
+        *addr = node.addr().await?;
+    }
+    let placement = Placement::spread(survivors.iter().map(String::as_str));
+    let me = Cluster::restore(builder(), config("n0", secret.as_bytes()), &checkpoint, &placement)
+        .await
+        .map_err(|e| e.to_string())?;
+    mesh(&me, me.local_addr(), &mut nodes).await?;
+    for (node, _) in &mut nodes {
+        node.send("resume").await?;
+    }
+    me.resume(STEP).await.map_err(|e| e.to_string())?;
+    for (node, _) in &mut nodes {
+        node.expect("resumed").await?;
+    }
+    let restore_ms = t.elapsed().as_secs_f64() * 1e3;
+    let accounts = accounts_of(me.system(), &checkpoint)?;
+    let run_on = (options.duration / 2).max(options.interval * 3);
+    let second = run_phase(me.system(), &accounts, store, total, run_on, options.interval).await;
+    drop(accounts);
+
+    me.shutdown().await;
+    for (mut node, _) in nodes {
+        let _ = node.send("exit").await;
+        let _ = tokio::time::timeout(STEP, node.process.wait()).await;
+    }
+    Ok(Summary {
+        accounts: n,
+        total,
+        nodes: k,
+        killed_node: killed,
+        first,
+        second: Phase { ..second },
+        restore_ms,
+        restored_from: Some(checkpoint.manifest.id),
+    })
+}

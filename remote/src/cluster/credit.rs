@@ -1,0 +1,66 @@
+//! Backpressure across nodes: a bound on the data messages queued for one peer's link.
+//!
+//! A `tell` to a remote actor hands the encoded message to the peer's forwarder and returns;
+//! without a bound, a sender faster than the link would queue without limit (memory, and
+//! latency for everything queued behind, snapshot messages included). Each forwarder has a
+//! [`Credit`]: routes count the data messages they queue, the forwarder counts them out as
+//! the link takes them, and a bounded send to a peer with [`LIMIT`] messages queued waits
+//! until the queue is down to half. Control frames (replies, snapshot messages) are not
+//! counted and never wait.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Waker};
+
+/// Data messages queued for one peer beyond which bounded sends wait.
+pub(super) const LIMIT: usize = 256;
+
+/// The data messages queued for one peer's link, and the senders waiting for room.
+#[derive(Debug, Default)]
+pub(super) struct Credit {
+    queued: AtomicUsize,
+    waiting: AtomicBool,
+    waiters: Mutex<Vec<Waker>>,
+}
+
+impl Credit {
+    /// Whether there is room; if not, `cx` (if any) is woken once there is.
+    pub(super) fn poll_room(&self, cx: Option<&mut Context<'_>>) -> bool {
+        if self.queued.load(Ordering::Acquire) < LIMIT {
+            return true;
+        }
+        let Some(cx) = cx else { return false };
+        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            waiters.push(cx.waker().clone());
+        }
+        self.waiting.store(true, Ordering::Release);
+        // The forwarder may have drained between the check and the registration.
+        if self.queued.load(Ordering::Acquire) < LIMIT {
+            self.waiting.store(false, Ordering::Release);
+            waiters.drain(..).for_each(Waker::wake);
+            return true;
+        }
+        false
+    }
+
+    /// A data message was queued.
+    pub(super) fn queued(&self) {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The link took a data message.
+    pub(super) fn sent(&self) {
+        let now = self.queued.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
+        if now <= LIMIT / 2 && self.waiting.load(Ordering::Acquire) {
+            self.wake_all();
+        }
+    }
+
+    /// Wakes every waiting sender (room, or the link is gone and their sends will fail).
+    pub(super) fn wake_all(&self) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        self.waiting.store(false, Ordering::Release);
+        waiters.drain(..).for_each(Waker::wake);
+    }
+}
