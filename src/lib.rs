@@ -54,6 +54,9 @@ pub use amber_macros::{ActorState, actor};
 pub mod docs {
     #[doc = include_str!("../docs/snapshots.md")]
     pub mod snapshots {}
+
+    #[doc = include_str!("../docs/cluster.md")]
+    pub mod cluster {}
 }
 
 /// The README's examples, compiled and run as doctests so they stay true.

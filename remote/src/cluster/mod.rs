@@ -40,9 +40,12 @@
 //! [`ExitReason`]: amber_actors::ExitReason
 //! [`ExitReason::NodeDown`]: amber_actors::ExitReason::NodeDown
 //!
-//! Not yet: cross-node snapshots (a cluster system refuses `snapshot()`), migration, and
-//! `wait_stopped` or `is_stopped` on a ref to a remote actor (they never see it stop: watch it
-//! instead).
+//! Snapshots: `system().snapshot()` on any node spans it and every node linked to it (see the
+//! runtime's snapshot engine); [`Cluster::restore`] rehydrates a checkpoint of N nodes onto M
+//! under a [`Placement`]. The guide: `amber::docs::cluster` (`docs/cluster.md`).
+//!
+//! Not yet: live migration of one running actor, and `wait_stopped` or `is_stopped` on a ref
+//! to a remote actor (they never see it stop: watch it instead).
 
 mod asks;
 mod control;
