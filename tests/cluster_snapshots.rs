@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use amber::cluster::Placement;
 use amber::prelude::*;
 use amber::{Cluster, SnapshotError, SystemBuilder};
-use support::bank::{Account, AccountMsg, audit};
+use support::bank::{Account, AccountMsg, audit, outside_load};
 use support::bounded;
 use support::cluster::{mesh, node, refs_on};
 
@@ -46,35 +46,6 @@ async fn bank(names: [&str; 3]) -> (Vec<Cluster>, Vec<Vec<ActorRef<Account>>>) {
     (nodes, local)
 }
 
-/// Sends transfer commands to `accounts` from outside until `stop`, paced (8 per
-/// millisecond at most) so that the bounded mailboxes do not fill: a saturated bank still
-/// adds up, but its snapshots record ~100k queued messages each and a debug build crawls.
-fn load(
-    accounts: Vec<ActorRef<Account>>,
-    seed: u64,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<u64> {
-    tokio::spawn(async move {
-        let (mut x, mut sent) = (seed | 1, 0u64);
-        while !stop.load(Ordering::Relaxed) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let from = &accounts[(x % accounts.len() as u64) as usize];
-            let msg =
-                AccountMsg::Transfer { to: (x >> 20) as u32, amount: 1 + (x >> 40) % 50, hops: 6 };
-            if from.tell(msg).await.is_err() {
-                break;
-            }
-            sent += 1;
-            if sent.is_multiple_of(8) {
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            }
-        }
-        sent
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_snapshot_of_a_bank_across_three_nodes_adds_up() {
     let (nodes, local) = bank(["a", "b", "c"]).await;
@@ -83,7 +54,7 @@ async fn every_snapshot_of_a_bank_across_three_nodes_adds_up() {
     let loads: Vec<_> = local
         .iter()
         .enumerate()
-        .map(|(k, accounts)| load(accounts.clone(), 77 + k as u64, stop.clone()))
+        .map(|(k, accounts)| outside_load(accounts.clone(), 77 + k as u64, 6, true, stop.clone()))
         .collect();
 
     let (mut cross_node_in_flight, mut round) = (0, 0);
@@ -138,7 +109,7 @@ async fn a_node_lost_during_a_snapshot_aborts_it_and_the_previous_one_still_rest
     let loads: Vec<_> = local
         .iter()
         .enumerate()
-        .map(|(k, accounts)| load(accounts.clone(), 5 + k as u64, stop.clone()))
+        .map(|(k, accounts)| outside_load(accounts.clone(), 5 + k as u64, 6, true, stop.clone()))
         .collect();
     let good = bounded(nodes[0].system().snapshot()).await.expect("a first snapshot");
     assert_eq!(audit(&good).total(), total);
@@ -209,7 +180,7 @@ async fn a_node_lost_during_a_snapshot_aborts_it_and_the_previous_one_still_rest
                 .filter_map(|a| n.system().lookup_id(a.id).ok())
                 .collect();
             assert_eq!(accounts.len(), counts[k]);
-            load(accounts, 99 + k as u64, stop.clone())
+            outside_load(accounts, 99 + k as u64, 6, true, stop.clone())
         })
         .collect();
     for round in 0..10 {

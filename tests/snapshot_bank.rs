@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use amber::prelude::*;
-use support::bank::{Account, AccountMsg, audit, open_bank};
+use support::bank::{Account, AccountMsg, audit, open_bank, outside_load};
 use support::bounded;
 
 const ACCOUNTS: usize = 64;
@@ -20,39 +20,12 @@ fn bank_system() -> ActorSystem {
     ActorSystem::builder().register::<Account>().build()
 }
 
-/// Keeps sending transfer commands from outside until told to stop.
-fn outside_load(
-    accounts: Vec<ActorRef<Account>>,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<u64> {
-    tokio::spawn(async move {
-        let mut sent = 0u64;
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        while !stop.load(Ordering::Relaxed) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let from = &accounts[(x % accounts.len() as u64) as usize];
-            let msg =
-                AccountMsg::Transfer { to: (x >> 20) as u32, amount: 1 + (x >> 40) % 50, hops: 8 };
-            if from.tell(msg).await.is_err() {
-                break;
-            }
-            sent += 1;
-            if sent.is_multiple_of(64) {
-                tokio::task::yield_now().await;
-            }
-        }
-        sent
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_snapshot_of_a_busy_bank_adds_up_and_a_restore_keeps_it() {
     let system = bank_system();
     let accounts = open_bank(&system, ACCOUNTS, EACH).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let load = outside_load(accounts.clone(), stop.clone());
+    let load = outside_load(accounts.clone(), 0x9E37_79B9_7F4A_7C15, 8, false, stop.clone());
 
     let mut in_flight_seen = 0;
     let mut last = None;
@@ -86,7 +59,7 @@ async fn every_snapshot_of_a_busy_bank_adds_up_and_a_restore_keeps_it() {
         .map(|a| restored.lookup_id(a.id).expect("same ids after restore"))
         .collect();
     let stop = Arc::new(AtomicBool::new(false));
-    let load = outside_load(accounts, stop.clone());
+    let load = outside_load(accounts, 0x9E37_79B9_7F4A_7C15, 8, false, stop.clone());
     for round in 0..10 {
         let checkpoint = bounded(restored.snapshot()).await.expect("snapshot after restore");
         let audit = audit(&checkpoint);

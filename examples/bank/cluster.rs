@@ -26,7 +26,7 @@ use amber::{Cluster, NodeId, SystemBuilder, TransportConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use super::{Account, AccountRef, EACH, NEIGHBOURS, Options, Phase, Summary, run_phase};
+use super::{Account, EACH, Options, Summary, link_and_start, run_phase};
 
 const SECRET_ENV: &str = "AMBER_BANK_SECRET";
 /// How long any one step of the choreography may take before the demo gives up.
@@ -223,21 +223,7 @@ async fn open_bank(me: &Cluster, k: usize, accounts: usize) -> Fallible<Vec<Acto
         };
         refs.push(r);
     }
-    for (i, account) in refs.iter().enumerate() {
-        let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let neighbours = (0..NEIGHBOURS)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                refs[(x % accounts as u64) as usize].clone()
-            })
-            .collect();
-        account.link(neighbours, x).await.map_err(|e| e.to_string())?;
-    }
-    for account in &refs {
-        account.pump().await.map_err(|e| e.to_string())?;
-    }
+    link_and_start(&refs).await?;
     Ok(refs)
 }
 
@@ -335,7 +321,7 @@ pub(crate) async fn run(options: &Options, store: &Arc<FsStore>, dir: &str) -> F
         nodes: k,
         killed_node: killed,
         first,
-        second: Phase { ..second },
+        second,
         restore_ms,
         restored_from: Some(checkpoint.manifest.id),
     })

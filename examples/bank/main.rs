@@ -366,6 +366,13 @@ async fn open_bank(accounts: usize) -> (ActorSystem, Vec<ActorRef<Account>>) {
                 .expect("spawn")
         })
         .collect();
+    link_and_start(&refs).await.expect("link and start the accounts");
+    (system, refs)
+}
+
+/// Gives every account `NEIGHBOURS` pseudo-random neighbours among `refs` and starts its
+/// pumping (the accounts may live on any node).
+async fn link_and_start(refs: &[ActorRef<Account>]) -> Result<(), String> {
     for (i, account) in refs.iter().enumerate() {
         let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let neighbours = (0..NEIGHBOURS)
@@ -373,15 +380,15 @@ async fn open_bank(accounts: usize) -> (ActorSystem, Vec<ActorRef<Account>>) {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                refs[(x % accounts as u64) as usize].clone()
+                refs[(x % refs.len() as u64) as usize].clone()
             })
             .collect();
-        account.link(neighbours, x).await.expect("link");
+        account.link(neighbours, x).await.map_err(|e| e.to_string())?;
     }
-    for account in &refs {
-        account.pump().await.expect("start pumping");
+    for account in refs {
+        account.pump().await.map_err(|e| e.to_string())?;
     }
-    (system, refs)
+    Ok(())
 }
 
 /// What a run of the demo reports.

@@ -167,3 +167,38 @@ pub async fn open_bank(system: &ActorSystem, n: usize, each: u64) -> Vec<ActorRe
     }
     accounts
 }
+
+/// Sends `Transfer` commands (of `hops` hops) to random `accounts` from outside the system
+/// until `stop`, and returns how many it sent. With `pace`, it sleeps a millisecond after
+/// every 8 sends, so that bounded mailboxes do not fill (a saturated bank still adds up, but
+/// each snapshot then records ~100k queued messages and a debug build crawls); without, it
+/// only yields every 64.
+pub fn outside_load(
+    accounts: Vec<ActorRef<Account>>,
+    seed: u64,
+    hops: u32,
+    pace: bool,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let (mut x, mut sent) = (seed | 1, 0u64);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let from = &accounts[(x % accounts.len() as u64) as usize];
+            let msg =
+                AccountMsg::Transfer { to: (x >> 20) as u32, amount: 1 + (x >> 40) % 50, hops };
+            if from.tell(msg).await.is_err() {
+                break;
+            }
+            sent += 1;
+            if pace && sent.is_multiple_of(8) {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            } else if sent.is_multiple_of(64) {
+                tokio::task::yield_now().await;
+            }
+        }
+        sent
+    })
+}

@@ -232,7 +232,7 @@ impl SnapshotEngine {
     /// A data message from a local actor, tagged `tag`, was taken by the link to `peer`.
     pub(crate) fn remote_sent(&self, peer: &str, tag: Epoch) {
         let mut st = self.lock();
-        st.node.remote_sent(&peer.to_owned(), tag);
+        st.node.remote_sent(peer, tag);
         // A sender's tag never exceeds the node's target (its cut told the node first), and
         // a send count alone completes nothing: there is nothing to carry out.
         let mut effects = self.pump(&mut st);
@@ -245,7 +245,7 @@ impl SnapshotEngine {
     /// refused as a dead letter).
     pub(crate) fn remote_received(&self, peer: &str, tag: Epoch) -> Effects {
         let mut st = self.lock();
-        st.node.remote_received(&peer.to_owned(), tag);
+        st.node.remote_received(peer, tag);
         self.pump(&mut st)
     }
 

@@ -130,7 +130,7 @@ struct Shared {
     /// checkpoint's nodes, not the live ones): consulted before `systems`.
     placed: DashMap<ActorId, NodeId>,
     /// A restored share whose actors wait for [`Cluster::resume`].
-    pending: restore::PendingSlot,
+    pending: std::sync::Mutex<Option<restore::Pending>>,
     hello: Notify,
     /// Per-peer forwarders of outbound frames, in order.
     forwarders: DashMap<NodeId, mpsc::UnboundedSender<Frame>>,
@@ -193,16 +193,7 @@ impl Cluster {
     /// refs to its actors resolve. Returns its name.
     pub async fn connect(&self, addr: SocketAddr) -> Result<NodeId, ClusterError> {
         let node = self.shared.transport.connect(addr).await?;
-        let introduced = async {
-            loop {
-                let notified = self.shared.hello.notified();
-                if self.shared.nodes.contains_key(&node) {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        tokio::time::timeout(HELLO_TIMEOUT, introduced)
+        tokio::time::timeout(HELLO_TIMEOUT, self.shared.introduced(std::slice::from_ref(&node)))
             .await
             .map_err(|_| ClusterError::NoHello(node.clone()))?;
         Ok(node)
@@ -266,7 +257,7 @@ impl Shared {
             systems: DashMap::new(),
             nodes: DashMap::new(),
             placed: DashMap::new(),
-            pending: restore::empty_slot(),
+            pending: std::sync::Mutex::new(None),
             hello: Notify::new(),
             forwarders: DashMap::new(),
             credits: DashMap::new(),
@@ -276,6 +267,17 @@ impl Shared {
             watches: watch::Watches::default(),
             spawns: spawn::Spawns::default(),
         })
+    }
+
+    /// Returns once every one of `nodes` has introduced itself.
+    async fn introduced(&self, nodes: &[NodeId]) {
+        loop {
+            let notified = self.hello.notified();
+            if nodes.iter().all(|n| self.nodes.contains_key(n)) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// The directory the system resolves refs to other nodes' actors through.

@@ -1,7 +1,7 @@
 //! Rehydrating a checkpoint onto the nodes of a cluster: each node rebuilds its share, links
 //! to the others, and only then lets its actors run.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::PoisonError;
 use std::time::Duration;
 
 use amber_actors::{PendingRestore, SystemBuilder};
@@ -15,9 +15,6 @@ pub(super) struct Pending {
     restore: PendingRestore,
     nodes: Vec<NodeId>,
 }
-
-/// The slot holding a node's pending restore until [`Cluster::resume`].
-pub(super) type PendingSlot = Mutex<Option<Pending>>;
 
 impl Cluster {
     /// Starts this node (named and bound as `config` says) with its share of `checkpoint`
@@ -65,16 +62,7 @@ impl Cluster {
             Some(pending) => pending.nodes.clone(),
             None => return Ok(()),
         };
-        let introduced = async {
-            loop {
-                let notified = shared.hello.notified();
-                if nodes.iter().all(|n| shared.nodes.contains_key(n)) {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        if tokio::time::timeout(timeout, introduced).await.is_err() {
+        if tokio::time::timeout(timeout, shared.introduced(&nodes)).await.is_err() {
             let missing = nodes.iter().find(|n| !shared.nodes.contains_key(*n)).cloned();
             return Err(ClusterError::NotConnected(missing.unwrap_or_else(|| self.node().clone())));
         }
@@ -92,9 +80,4 @@ impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pending").field("actors", &self.restore.actors()).finish()
     }
-}
-
-/// Keeps the type of the slot in one place for `Shared`.
-pub(super) fn empty_slot() -> PendingSlot {
-    Mutex::new(None)
 }

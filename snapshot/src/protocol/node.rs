@@ -245,8 +245,12 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
     ///
     /// Count it only once the link has accepted it: a message counted but never delivered
     /// keeps the snapshot from completing (it then aborts at its deadline).
-    pub fn remote_sent(&mut self, peer: &N, tag: Epoch) {
-        debug_assert!(*peer != self.me, "local sends are not counted");
+    pub fn remote_sent<Q>(&mut self, peer: &Q, tag: Epoch)
+    where
+        N: std::borrow::Borrow<Q>,
+        Q: Ord + ToOwned<Owned = N> + ?Sized,
+    {
+        debug_assert!(self.me.borrow() != peer, "local sends are not counted");
         self.observe(tag);
         let target = self.target;
         self.peer(peer).sent.add(tag, target);
@@ -262,18 +266,26 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
     /// already told the node of the new epoch; the order does not matter for that.)
     ///
     /// [`ActorCut::recording`]: crate::ActorCut::recording
-    pub fn remote_received(&mut self, peer: &N, tag: Epoch) {
-        debug_assert!(*peer != self.me, "local sends are not counted");
+    pub fn remote_received<Q>(&mut self, peer: &Q, tag: Epoch)
+    where
+        N: std::borrow::Borrow<Q>,
+        Q: Ord + ToOwned<Owned = N> + ?Sized,
+    {
+        debug_assert!(self.me.borrow() != peer, "local sends are not counted");
         self.observe(tag);
         let target = self.target;
         self.peer(peer).received.add(tag, target);
         self.check_expectation();
     }
 
-    /// The counters of `peer`, created on first use (cloning its identity only then).
-    fn peer(&mut self, peer: &N) -> &mut Peer {
+    /// The counters of `peer`, created on first use (its identity owned only then).
+    fn peer<Q>(&mut self, peer: &Q) -> &mut Peer
+    where
+        N: std::borrow::Borrow<Q>,
+        Q: Ord + ToOwned<Owned = N> + ?Sized,
+    {
         if !self.peers.contains_key(peer) {
-            self.peers.insert(peer.clone(), Peer::default());
+            self.peers.insert(peer.to_owned(), Peer::default());
         }
         self.peers.get_mut(peer).expect("just inserted")
     }
