@@ -229,6 +229,46 @@ impl SnapshotEngine {
         self.pump(&mut st)
     }
 
+    /// An actor whose epoch was `epoch` left this node for `peer` (live migration; the
+    /// package is already on the link). It counts as a message tagged `epoch` on that link
+    /// and as stopped here, in one step: a running snapshot it has not cut for waits until
+    /// `peer` has admitted it (then it cuts there), and never sees it on neither node.
+    pub(crate) fn migrated_out(&self, peer: &str, epoch: Epoch) -> Effects {
+        let mut st = self.lock();
+        st.node.remote_sent(peer, epoch);
+        st.actors_hint = st.actors_hint.saturating_sub(1);
+        st.node.actor_stopped(epoch);
+        self.pump(&mut st)
+    }
+
+    /// An actor whose epoch is `epoch` arrives from `peer` (live migration): `register`
+    /// makes it visible (under the engine lock, as for a spawn), then the package is counted
+    /// as received from `peer`, whether or not it was admitted. Returns what `register`
+    /// returned, the marker the actor must get first (a snapshot this node runs that it has
+    /// not cut for), and the effects to carry out.
+    pub(crate) fn migrated_in<R, E>(
+        &self,
+        peer: &str,
+        epoch: Epoch,
+        register: impl FnOnce() -> Result<R, E>,
+    ) -> (Result<(R, Option<Epoch>), E>, Effects) {
+        let mut st = self.lock();
+        let marker = st.node.actor_spawned(epoch);
+        let admitted = match register() {
+            Ok(r) => {
+                st.actors_hint += 1;
+                Ok((r, marker))
+            }
+            Err(e) => {
+                st.node.actor_stopped(epoch);
+                Err(e)
+            }
+        };
+        st.node.remote_received(peer, epoch);
+        let effects = self.pump(&mut st);
+        (admitted, effects)
+    }
+
     /// A data message from a local actor, tagged `tag`, was taken by the link to `peer`.
     pub(crate) fn remote_sent(&self, peer: &str, tag: Epoch) {
         let mut st = self.lock();
