@@ -77,6 +77,12 @@ impl ActorCut {
         ActorCut { epoch, last_cut: None }
     }
 
+    /// An actor carrying on from another node (live migration) exactly where it was: its
+    /// epoch and its latest cut, so that messages crossing that cut keep being recorded.
+    pub const fn resume(epoch: Epoch, last_cut: Option<Epoch>) -> ActorCut {
+        ActorCut { epoch, last_cut }
+    }
+
     /// The actor's epoch: the tag of every message it sends, and of messages tagged on
     /// arrival at its mailbox.
     pub const fn epoch(&self) -> Epoch {
