@@ -75,6 +75,33 @@ impl<A: Actor> Stamp for Envelope<A> {
         type_name: &'static str,
     ) -> Result<crate::remote::OutboundMessage, String> {
         let payload = crate::encode(&self.msg).map_err(|e| e.to_string())?;
+        Ok(self.outbound_with(to, type_name, payload))
+    }
+
+    fn record(&self, to: ActorId) -> Result<InFlightRecord, String> {
+        Ok(InFlightRecord {
+            to,
+            from: match self.origin {
+                Origin::Actor(id) => Some(id),
+                Origin::Outside | Origin::Timer(_) => None,
+            },
+            epoch: self.epoch,
+            ask: self.reply.is_some(),
+            payload: crate::encode(&self.msg).map_err(|e| e.to_string())?,
+        })
+    }
+}
+
+impl<A: Actor> Envelope<A> {
+    /// The envelope as a message for another node, its message already encoded as
+    /// `payload`; an ask's reply channel moves into the outbound message, whose handler
+    /// decodes the reply and answers the asker.
+    pub(crate) fn outbound_with(
+        &mut self,
+        to: ActorId,
+        type_name: &'static str,
+        payload: Vec<u8>,
+    ) -> crate::remote::OutboundMessage {
         let reply = self.reply.take().map(|tx| {
             // Shared with the abandonment check: the route may ask, while the reply is
             // outstanding, whether the asker still waits (its receiver is dropped on timeout).
@@ -107,20 +134,7 @@ impl<A: Actor> Stamp for Envelope<A> {
             Origin::Actor(id) => Some(id),
             Origin::Outside | Origin::Timer(_) => None,
         };
-        Ok(crate::remote::OutboundMessage { to, from, tag: self.epoch, type_name, payload, reply })
-    }
-
-    fn record(&self, to: ActorId) -> Result<InFlightRecord, String> {
-        Ok(InFlightRecord {
-            to,
-            from: match self.origin {
-                Origin::Actor(id) => Some(id),
-                Origin::Outside | Origin::Timer(_) => None,
-            },
-            epoch: self.epoch,
-            ask: self.reply.is_some(),
-            payload: crate::encode(&self.msg).map_err(|e| e.to_string())?,
-        })
+        crate::remote::OutboundMessage { to, from, tag: self.epoch, type_name, payload, reply }
     }
 }
 

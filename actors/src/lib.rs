@@ -57,6 +57,7 @@ mod envelope;
 mod error;
 mod loom;
 mod mailbox;
+pub mod migrate;
 mod registry;
 pub mod remote;
 mod runner;

@@ -34,6 +34,8 @@ pub(crate) struct Runner<A: Actor> {
     pub(crate) codec: Option<StateCodec<A>>,
     /// Rebuilt from a checkpoint: it resumes, so `on_start` does not run again.
     pub(crate) resumed: bool,
+    /// Moved to another node: the task ends without stopping the actor.
+    pub(crate) departed: bool,
 }
 
 impl<A: Actor> Runner<A> {
@@ -41,6 +43,9 @@ impl<A: Actor> Runner<A> {
     pub(crate) async fn run(mut self) {
         tracing::debug!(actor = %self.ctx.id(), "starting");
         let reason = self.live().await;
+        if self.departed {
+            return;
+        }
         self.finish(reason).await;
     }
 
@@ -184,6 +189,10 @@ impl<A: Actor> Runner<A> {
                 self.take_cut(epoch);
                 return None;
             }
+            Signal::Migrate(departing) => {
+                self.departed = self.depart(*departing);
+                return self.departed.then_some(ExitReason::Stopped);
+            }
             Signal::Down(down) => {
                 if !self.ctx.watching.remove(&down.actor) {
                     return None; // unwatched meanwhile
@@ -216,7 +225,9 @@ impl<A: Actor> Runner<A> {
             )),
             (Some(_), None) => Err(format!("actor {id} has no instance")),
         };
-        let Some((cut, batch, watchers)) = self.inbox.cut(to) else { return };
+        let Some((cut, batch, mut watchers)) = self.inbox.cut(to) else { return };
+        // A moved actor's forwarding entry watches it under its own id: not a watcher.
+        watchers.retain(|w| *w != id);
         let mut queued_timers = HashSet::new();
         let mut backlog = Vec::new();
         for env in batch {

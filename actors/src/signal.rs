@@ -99,4 +99,6 @@ pub(crate) enum Signal {
     Down(Down),
     /// Snapshot marker: take the cut for this epoch if behind it.
     Marker(amber_snapshot::Epoch),
+    /// Move to another node (live migration) before the next message.
+    Migrate(Box<crate::migrate::Departing>),
 }

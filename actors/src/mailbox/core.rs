@@ -150,6 +150,16 @@ enum Lifecycle {
     Closed,
     /// The actor has finished; everything is refused.
     Terminated,
+    /// The actor moved to another node (live migration): data messages are forwarded there
+    /// (see [`Moved`]); control signals are refused.
+    Moved,
+}
+
+/// Where a moved actor now lives, and the engine that counts the messages forwarded to it.
+#[derive(Debug, Clone)]
+pub(crate) struct Moved {
+    pub(crate) route: Arc<dyn crate::remote::RemoteRoute>,
+    pub(crate) counter: Option<Arc<crate::snapshot::SnapshotEngine>>,
 }
 
 #[derive(Debug)]
@@ -171,6 +181,8 @@ struct Queue<T> {
     watchers: Vec<Watcher>,
     /// Why the actor terminated, once it has.
     exit: Option<ExitReason>,
+    /// Where the actor went, once it moved to another node.
+    moved: Option<Moved>,
 }
 
 /// The shared half of a mailbox: senders and the consumer both hold it.
@@ -186,6 +198,11 @@ pub(crate) struct MailboxCore<T> {
 impl<T: Stamp> MailboxCore<T> {
     /// A new open mailbox holding at most `capacity` waiting data messages.
     pub(crate) fn new(meta: Meta, capacity: usize, epoch: Epoch) -> Self {
+        Self::with_cut(meta, capacity, ActorCut::new(epoch))
+    }
+
+    /// A new open mailbox whose actor is at `cut` in the snapshot protocol.
+    pub(crate) fn with_cut(meta: Meta, capacity: usize, cut: ActorCut) -> Self {
         MailboxCore {
             meta,
             queue: Mutex::new(Queue {
@@ -196,9 +213,10 @@ impl<T: Stamp> MailboxCore<T> {
                 rx_waker: None,
                 tx_waiters: Vec::new(),
                 exit_waiters: Vec::new(),
-                cut: ActorCut::new(epoch),
+                cut,
                 watchers: Vec::new(),
                 exit: None,
+                moved: None,
             }),
             control_pending: AtomicBool::new(false),
         }
@@ -238,11 +256,18 @@ impl<T: Stamp> MailboxCore<T> {
             if bounded && !route.poll_ready(cx) {
                 return Err(PushError::Full(item));
             }
-            return self.forward(route, item);
+            return self.forward(route, self.meta.counter.as_ref(), item);
         }
         let waker = {
             let mut q = lock(&self.queue);
             if q.lifecycle != Lifecycle::Open {
+                if let Some(moved) = q.moved.clone() {
+                    drop(q);
+                    if bounded && !moved.route.poll_ready(cx) {
+                        return Err(PushError::Full(item));
+                    }
+                    return self.relay(&moved, item);
+                }
                 self.record_if_late(&q, &item);
                 return Err(PushError::Closed(item));
             }
@@ -265,12 +290,13 @@ impl<T: Stamp> MailboxCore<T> {
         Ok(())
     }
 
-    /// Encodes the item and hands it to the route to its node; on failure the item is given
-    /// back as refused.
+    /// Encodes the item and hands it to the route to its node (counting it with `counter`,
+    /// the sending node's engine); on failure the item is given back as refused.
     #[cold]
     fn forward(
         &self,
         route: &Arc<dyn crate::remote::RemoteRoute>,
+        counter: Option<&Arc<crate::snapshot::SnapshotEngine>>,
         mut item: T,
     ) -> Result<(), PushError<T>> {
         let outbound = match item.to_outbound(self.meta.id, self.meta.type_name) {
@@ -285,7 +311,7 @@ impl<T: Stamp> MailboxCore<T> {
         let counted = outbound.from.map(|_| outbound.tag);
         match route.route(outbound) {
             Ok(()) => {
-                if let (Some(tag), Some(engine)) = (counted, &self.meta.counter) {
+                if let (Some(tag), Some(engine)) = (counted, counter) {
                     engine.remote_sent(route.node(), tag);
                 }
                 Ok(())
@@ -295,6 +321,42 @@ impl<T: Stamp> MailboxCore<T> {
                 Err(PushError::Closed(item))
             }
         }
+    }
+
+    /// Relays an item to an actor that moved to another node, under its engine's lock (see
+    /// `SnapshotEngine::relay`): a message from an actor tagged before the node's target
+    /// epoch is recorded in flight for that snapshot and goes on tagged with it.
+    #[cold]
+    fn relay(&self, moved: &Moved, mut item: T) -> Result<(), PushError<T>> {
+        let Some(engine) = &moved.counter else {
+            return self.forward(&moved.route, None, item);
+        };
+        let mut outbound = match item.to_outbound(self.meta.id, self.meta.type_name) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(actor = %self.meta.id, error = %e, "message does not encode for a moved actor");
+                return Err(PushError::Closed(item));
+            }
+        };
+        let relayed = engine.relay(moved.route.node(), |target| {
+            if outbound.from.is_some() && outbound.tag < target {
+                let record = InFlightRecord {
+                    to: self.meta.id,
+                    from: outbound.from,
+                    epoch: outbound.tag,
+                    ask: outbound.reply.is_some(),
+                    payload: outbound.payload.clone(),
+                };
+                self.meta.late.push(Late { snapshot: target, record: Ok(record) });
+                outbound.tag = target;
+            }
+            let counted = outbound.from.map(|_| outbound.tag);
+            moved.route.route(outbound).map(|()| counted)
+        });
+        relayed.map_err(|e| {
+            tracing::debug!(actor = %self.meta.id, error = %e, "relay to a moved actor failed");
+            PushError::Closed(item)
+        })
     }
 
     /// Under the lock: if the item crosses this actor's latest cut (sent before its sender's
@@ -327,7 +389,7 @@ impl<T: Stamp> MailboxCore<T> {
     pub(crate) fn push_control(&self, signal: Signal) -> Result<(), Signal> {
         let waker = {
             let mut q = lock(&self.queue);
-            if q.lifecycle == Lifecycle::Terminated {
+            if matches!(q.lifecycle, Lifecycle::Terminated | Lifecycle::Moved) {
                 return Err(signal);
             }
             q.control.push_back(signal);
@@ -375,6 +437,16 @@ impl<T: Stamp> MailboxCore<T> {
             w.wake();
         }
         Terminated { data, watchers }
+    }
+
+    /// Ends the forwarding of a moved actor (it stopped on its new node, or that node went
+    /// down): the mailbox terminates with `reason`. Returns the watchers to tell, or `None`
+    /// if the actor had not moved.
+    pub(crate) fn terminate_moved(&self, reason: ExitReason) -> Option<Vec<Watcher>> {
+        if lock(&self.queue).lifecycle != Lifecycle::Moved {
+            return None;
+        }
+        Some(self.terminate(reason).watchers)
     }
 
     /// Whether the actor has terminated.
@@ -547,6 +619,39 @@ impl<T: Stamp> Inbox<T> {
             w.wake();
         }
         Some((cut, &self.batch, watchers))
+    }
+
+    /// Hands the actor over to another node (live migration). Under the lock, the consumer's
+    /// batch and then every waiting message, in order, are given to `hand_off` with the
+    /// actor's cut; if it takes them (it must drain the queue it is given), the mailbox
+    /// forwards every message pushed from then on to `moved`, so nothing sent after the
+    /// hand-off can overtake what left with it. If it fails, everything stays queued.
+    ///
+    /// `None` if the mailbox no longer accepts messages (the actor is stopping).
+    pub(crate) fn depart<R, E>(
+        &mut self,
+        moved: Moved,
+        hand_off: impl FnOnce(&mut VecDeque<T>, ActorCut) -> Result<R, E>,
+    ) -> Option<Result<R, E>> {
+        let (result, rx, txs) = {
+            let mut q = lock(&self.core.queue);
+            if q.lifecycle != Lifecycle::Open {
+                return None;
+            }
+            self.batch.append(&mut q.data);
+            match hand_off(&mut self.batch, q.cut) {
+                Ok(r) => {
+                    debug_assert!(self.batch.is_empty(), "hand_off must take every message");
+                    q.lifecycle = Lifecycle::Moved;
+                    q.moved = Some(moved);
+                    (Ok(r), q.rx_waker.take(), std::mem::take(&mut q.tx_waiters))
+                }
+                Err(e) => (Err(e), None, Vec::new()),
+            }
+        };
+        // Senders waiting for room retry, and now forward.
+        wake_all(rx, txs);
+        Some(result)
     }
 
     /// Terminates the mailbox and drops everything still queued, the consumer's batch

@@ -7,7 +7,7 @@ pub(crate) mod core;
 mod typed;
 
 pub(crate) use self::core::{Inbox, Next, PushError};
-pub(crate) use typed::{AnyMailbox, Mailbox, terminated};
+pub(crate) use typed::{AnyMailbox, Mailbox, inbound_envelope, terminated};
 
 /// How many messages an actor's data lane holds before senders wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

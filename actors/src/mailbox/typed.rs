@@ -36,6 +36,12 @@ pub(crate) trait AnyMailbox: Send + Sync + 'static {
     /// Decodes and enqueues a message that arrived from another node; for an ask, the reply
     /// goes back through the message's handler.
     fn deliver(&self, system: &ActorSystem, message: InboundMessage) -> Result<(), DeliverError>;
+    /// For an actor that moved to another node: ends the forwarding (it stopped there, or
+    /// that node went down) and tells the watchers it kept. `false` if it had not moved.
+    fn end_moved(&self, reason: ExitReason) -> bool {
+        let _ = reason;
+        false
+    }
 }
 
 impl<A: Actor> AnyMailbox for Mailbox<A> {
@@ -72,7 +78,29 @@ impl<A: Actor> AnyMailbox for Mailbox<A> {
     }
 
     fn deliver(&self, system: &ActorSystem, message: InboundMessage) -> Result<(), DeliverError> {
-        let id = self.meta.id;
+        let env = inbound_envelope::<A>(system, self.meta.id, message)?;
+        self.push_remote(env).map_err(|_| DeliverError::Stopped(self.meta.id))
+    }
+
+    fn end_moved(&self, reason: ExitReason) -> bool {
+        let Some(watchers) = self.terminate_moved(reason.clone()) else { return false };
+        tracing::debug!(actor = %self.meta.id, %reason, "moved actor ended");
+        for watcher in watchers {
+            let down = crate::Down { actor: self.meta.id, reason: reason.clone() };
+            let _ = watcher.signal(Signal::Down(down));
+        }
+        true
+    }
+}
+
+/// Decodes a message that arrived from another node for actor `id` into an envelope; for an
+/// ask, a task waits for the reply and sends it back through the message's handler.
+pub(crate) fn inbound_envelope<A: Actor>(
+    system: &ActorSystem,
+    id: ActorId,
+    message: InboundMessage,
+) -> Result<Envelope<A>, DeliverError> {
+    {
         let msg: A::Msg =
             system.decode(&message.payload).map_err(|e| DeliverError::Decode(e.to_string()))?;
         let reply = message.reply.map(|handler| {
@@ -94,8 +122,7 @@ impl<A: Actor> AnyMailbox for Mailbox<A> {
             tx
         });
         let origin = message.from.map_or(Origin::Outside, Origin::Actor);
-        let env = Envelope { origin, epoch: message.tag, msg, reply };
-        self.push_remote(env).map_err(|_| DeliverError::Stopped(id))
+        Ok(Envelope { origin, epoch: message.tag, msg, reply })
     }
 }
 

@@ -14,7 +14,7 @@
 //! lock. Actions that touch mailboxes (the marker broadcast) are returned as [`Effects`] and
 //! carried out by the caller after the engine lock is released.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -267,6 +267,37 @@ impl SnapshotEngine {
         st.node.remote_received(peer, epoch);
         let effects = self.pump(&mut st);
         (admitted, effects)
+    }
+
+    /// A message tagged `tag` arrived for an actor that moved away (it will be relayed):
+    /// the node learns of a later snapshot before relaying it, so that the relay never
+    /// carries a tag beyond the node's target.
+    pub(crate) fn saw(&self, tag: Epoch) -> Effects {
+        let mut st = self.lock();
+        st.node.saw(tag);
+        self.pump(&mut st)
+    }
+
+    /// Relays a message to an actor that moved to `peer`, under the engine lock: `send` gets
+    /// the node's target epoch, hands the message to the link and returns its tag if it is
+    /// counted. A message from before the target crosses that snapshot's cut here (the relay
+    /// has cut for it): `send` records it in flight and tags it with the target, so this
+    /// node's count of earlier-tagged messages, final once its actors have cut, never grows.
+    pub(crate) fn relay<E>(
+        &self,
+        peer: &str,
+        send: impl FnOnce(Epoch) -> Result<Option<Epoch>, E>,
+    ) -> Result<(), E> {
+        let mut st = self.lock();
+        let counted = send(st.node.epoch())?;
+        if let Some(tag) = counted {
+            st.node.remote_sent(peer, tag);
+        }
+        let mut effects = self.pump(&mut st);
+        drop(st);
+        debug_assert!(effects.markers.is_none());
+        effects.resolve();
+        Ok(())
     }
 
     /// A data message from a local actor, tagged `tag`, was taken by the link to `peer`.
@@ -672,6 +703,13 @@ impl SnapshotEngine {
                 in_flight.append(&mut after);
             }
         }
+        // Recorded here for actors that cut elsewhere (relayed to an actor that moved away,
+        // or sent to one that arrived after its cut): they follow its own node's records.
+        let mut elsewhere: Vec<_> = late.into_iter().collect();
+        elsewhere.sort_by_key(|(to, _)| *to);
+        for (_, mut records) in elsewhere {
+            in_flight.append(&mut records);
+        }
         let address = self.remote.as_ref().and_then(|r| r.address());
         NodePart {
             node: NodeEntry { node: self.me.clone(), address },
@@ -732,13 +770,28 @@ fn assemble(epoch: Epoch, parts: Vec<NodePart>) -> Result<Checkpoint, SnapshotEr
     };
     let mut states = Vec::with_capacity(actors);
     let mut records = Vec::with_capacity(in_flight);
+    let mut relayed = Vec::new();
     for mut part in parts {
+        // A part holds its own actors' records first, then those it made for actors that
+        // cut elsewhere (relayed after they moved away: they arrived after that cut). Each
+        // receiver's own node's records come first, in order; the others follow.
+        if !part.in_flight.is_empty() {
+            let receivers: HashSet<ActorId> = part.in_flight.iter().map(|r| r.to).collect();
+            let own: HashSet<ActorId> =
+                part.actors.iter().map(|a| a.id).filter(|id| receivers.contains(id)).collect();
+            let split = part
+                .in_flight
+                .iter()
+                .position(|r| !own.contains(&r.to))
+                .unwrap_or(part.in_flight.len());
+            relayed.extend(part.in_flight.drain(split..));
+        }
         manifest.nodes.push(part.node);
         manifest.actors.append(&mut part.actors);
         states.append(&mut part.states);
-        // Each receiver lives on one node: its records stay together and in order.
         records.append(&mut part.in_flight);
     }
+    records.append(&mut relayed);
     Ok(Checkpoint { manifest, states, in_flight: records })
 }
 

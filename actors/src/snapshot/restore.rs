@@ -108,21 +108,8 @@ fn prepare<A: ActorState>(
             reply: None,
         });
     }
-    let mut timers = Vec::with_capacity(plan.state.timers.len());
-    for TimerEntry { remaining_us, period_us, msg, .. } in &plan.state.timers {
-        let first = Duration::from_micros(*remaining_us);
-        timers.push(match period_us {
-            None => RestoredTimer::Once { delay: first, msg: decode_msg(msg)? },
-            Some(p) => {
-                decode_msg(msg)?; // fail now, not at the first tick
-                RestoredTimer::Every {
-                    first,
-                    period: Duration::from_micros(*p),
-                    bytes: msg.clone(),
-                }
-            }
-        });
-    }
+    let timers = decode_timers::<A>(system, &plan.state.timers)
+        .map_err(|error| RestoreError::Message { actor: id, error })?;
     Ok(Box::new(PreparedActor {
         system: system.clone(),
         mailbox,
@@ -134,6 +121,47 @@ fn prepare<A: ActorState>(
         watching: plan.watching,
         epoch: plan.epoch,
     }))
+}
+
+/// Decodes captured timers (every message now, not at the first tick).
+pub(crate) fn decode_timers<A: crate::Actor>(
+    system: &ActorSystem,
+    entries: &[TimerEntry],
+) -> Result<Vec<RestoredTimer<A>>, crate::CodecError> {
+    let mut timers = Vec::with_capacity(entries.len());
+    for TimerEntry { remaining_us, period_us, msg, .. } in entries {
+        let first = Duration::from_micros(*remaining_us);
+        timers.push(match period_us {
+            None => RestoredTimer::Once { delay: first, msg: system.decode::<A::Msg>(msg)? },
+            Some(p) => {
+                system.decode::<A::Msg>(msg)?;
+                RestoredTimer::Every {
+                    first,
+                    period: Duration::from_micros(*p),
+                    bytes: msg.clone(),
+                }
+            }
+        });
+    }
+    Ok(timers)
+}
+
+/// Arms decoded timers for the actor `ctx` belongs to.
+pub(crate) fn arm_timers<A: crate::Actor>(
+    ctx: &mut crate::Context<A>,
+    mailbox: &Arc<Mailbox<A>>,
+    timers: Vec<RestoredTimer<A>>,
+) {
+    for timer in timers {
+        match timer {
+            RestoredTimer::Once { delay, msg } => {
+                ctx.timers.send_after(mailbox, delay, msg);
+            }
+            RestoredTimer::Every { first, period, bytes } => {
+                ctx.timers.restore_every(mailbox, ctx.system.clone(), first, period, bytes);
+            }
+        }
+    }
 }
 
 impl<A: ActorState> Prepared for PreparedActor<A> {

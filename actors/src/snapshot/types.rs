@@ -31,6 +31,8 @@ pub(crate) struct Registered {
     pub(crate) restore: RestoreFns,
     /// Spawns a live actor of this type from its encoded state.
     pub(crate) spawn: crate::system::SpawnFn,
+    /// Starts an actor of this type that moved here from another node.
+    pub(crate) arrive: crate::migrate::ArriveFn,
 }
 
 /// The registered actor types of a system.
@@ -63,6 +65,7 @@ impl TypeRegistry {
             codec: Arc::new(codec),
             restore: restore_fns::<A>(),
             spawn: crate::system::spawn_from_state::<A>,
+            arrive: crate::migrate::arrive::<A>,
         };
         self.by_name.insert(A::TYPE_NAME, registered);
         self.by_type.insert(TypeId::of::<A>(), A::TYPE_NAME);

@@ -56,6 +56,9 @@ struct SystemInner {
     roots: DashMap<ActorId, Arc<dyn AnyMailbox>>,
     shutting_down: AtomicBool,
     engine: Arc<SnapshotEngine>,
+    /// Actors that moved to other nodes: their mailboxes forward what is sent to them (more
+    /// than one if an actor came back and left again; the newest last).
+    moved: DashMap<ActorId, Vec<Arc<dyn AnyMailbox>>>,
 }
 
 /// A set of actors sharing a registry, running on one tokio runtime.
@@ -126,6 +129,7 @@ impl ActorSystem {
                 roots: DashMap::new(),
                 shutting_down: AtomicBool::new(false),
                 engine,
+                moved: DashMap::new(),
             }),
         }
     }
@@ -217,6 +221,27 @@ impl ActorSystem {
         self.mailbox_with_route::<A>(id, name, capacity, epoch, None)
     }
 
+    /// A new, unregistered mailbox for an actor of type `A` carrying on from another node
+    /// with its place in the snapshot protocol.
+    pub(crate) fn mailbox_resumed<A: Actor>(
+        &self,
+        id: ActorId,
+        name: Option<String>,
+        cut: amber_snapshot::ActorCut,
+    ) -> Arc<Mailbox<A>> {
+        let inner = &self.inner;
+        let meta = Meta {
+            id,
+            type_name: self.type_name_of::<A>(),
+            name: name.as_deref().map(Arc::from),
+            ask_timeout: inner.config.ask_timeout,
+            late: inner.engine.late.clone(),
+            counter: None,
+            route: None,
+        };
+        Arc::new(Mailbox::<A>::with_cut(meta, inner.config.capacity.limit(), cut))
+    }
+
     /// A new, unregistered mailbox; with a route, it forwards to an actor on another node.
     fn mailbox_with_route<A: Actor>(
         &self,
@@ -262,12 +287,29 @@ impl ActorSystem {
         let counted = message.from.map(|_| message.tag);
         let result = match self.inner.registry.get(to) {
             Some(mailbox) => mailbox.deliver(self, message),
-            None => Err(DeliverError::NoSuchActor(to)),
+            None => match self.local_or_moved(to) {
+                Some(moved) => {
+                    // Relayed on: the node first learns of any later snapshot it carries.
+                    if let Some(tag) = counted {
+                        self.run_effects(self.inner.engine.saw(tag));
+                    }
+                    moved.deliver(self, message)
+                }
+                None => Err(DeliverError::NoSuchActor(to)),
+            },
         };
         if let Some(tag) = counted {
             self.run_effects(self.inner.engine.remote_received(node, tag));
         }
         result
+    }
+
+    /// The live actor `id`, or the forwarding mailbox of one that moved to another node.
+    pub(crate) fn local_or_moved(&self, id: ActorId) -> Option<Arc<dyn AnyMailbox>> {
+        self.inner
+            .registry
+            .get(id)
+            .or_else(|| self.inner.moved.get(&id).and_then(|m| m.value().last().cloned()))
     }
 
     /// How long [`ActorRef::ask`] waits for a reply in this system.
@@ -301,6 +343,7 @@ impl ActorSystem {
             restarts,
             codec: self.inner.config.types.codec::<A>(),
             resumed: false,
+            departed: false,
         })
     }
 
@@ -320,6 +363,7 @@ impl ActorSystem {
             restarts,
             codec: self.inner.config.types.codec::<A>(),
             resumed: true,
+            departed: false,
         })
     }
 
@@ -352,7 +396,7 @@ impl ActorSystem {
     /// The live actor with this id, if it is an `A`.
     pub fn lookup_id<A: Actor>(&self, id: ActorId) -> Result<ActorRef<A>, LookupError> {
         let mailbox =
-            self.inner.registry.get(id).ok_or_else(|| LookupError::NotFound(id.to_string()))?;
+            self.local_or_moved(id).ok_or_else(|| LookupError::NotFound(id.to_string()))?;
         downcast(mailbox, &id.to_string())
     }
 
@@ -413,6 +457,14 @@ impl ActorSystem {
 
     pub(crate) fn engine(&self) -> &SnapshotEngine {
         &self.inner.engine
+    }
+
+    pub(crate) fn engine_arc(&self) -> Arc<SnapshotEngine> {
+        self.inner.engine.clone()
+    }
+
+    pub(crate) fn moved(&self) -> &DashMap<ActorId, Vec<Arc<dyn AnyMailbox>>> {
+        &self.inner.moved
     }
 
     /// Carries out what the snapshot engine asked for, outside its lock.

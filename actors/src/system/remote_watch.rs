@@ -32,7 +32,7 @@ impl ActorSystem {
         watcher: ActorId,
         notify: impl Fn(Down) + Send + Sync + 'static,
     ) -> Result<(), ExitReason> {
-        let mailbox = self.registry().get(watched).ok_or(ExitReason::Stopped)?;
+        let mailbox = self.local_or_moved(watched).ok_or(ExitReason::Stopped)?;
         mailbox.remove_watcher(watcher);
         let stand_in: Watcher = Arc::new(RemoteWatcher { watcher, notify: Box::new(notify) });
         mailbox.add_watcher(stand_in).map_err(|(_, reason)| reason)
@@ -40,7 +40,7 @@ impl ActorSystem {
 
     /// Withdraws a [`watch_for`](Self::watch_for); nothing if there is none.
     pub fn unwatch_for(&self, watched: ActorId, watcher: ActorId) {
-        if let Some(mailbox) = self.registry().get(watched) {
+        if let Some(mailbox) = self.local_or_moved(watched) {
             mailbox.remove_watcher(watcher);
         }
     }
@@ -48,7 +48,21 @@ impl ActorSystem {
     /// Tells the local actor `watcher` that an actor it watches stopped (a `Down` that came
     /// from another node, or the node itself going down). `false` if `watcher` no longer
     /// lives here. A watcher that has stopped watching `down.actor` ignores it.
+    ///
+    /// A `Down` of an actor that moved to another node, addressed to that actor itself, is
+    /// how its forwarding entry here learns that it stopped there (or that node went down):
+    /// the entry ends and tells the watchers it kept.
     pub fn notify_down(&self, watcher: ActorId, down: Down) -> bool {
+        if down.actor == watcher
+            && let Some((_, moved)) = self.moved().remove(&watcher)
+        {
+            // Every entry this node kept for it (it may have left more than once) ends.
+            let mut ended = false;
+            for entry in moved {
+                ended |= entry.end_moved(down.reason.clone());
+            }
+            return ended;
+        }
         self.registry()
             .get(watcher)
             .is_some_and(|mailbox| mailbox.signal(Signal::Down(down)).is_ok())

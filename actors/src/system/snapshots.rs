@@ -12,7 +12,7 @@ use amber_snapshot::{
 
 use super::SystemBuilder;
 use crate::mailbox::AnyMailbox;
-use crate::snapshot::restore::{Plan, Prepared, PreparedActor, RestoredTimer};
+use crate::snapshot::restore::{Plan, Prepared, PreparedActor};
 use crate::snapshot::wire::Wire;
 use crate::snapshot::{RestoreError, SnapshotError};
 use crate::supervision::{RestartPolicy, Restarts};
@@ -160,16 +160,7 @@ impl ActorSystem {
                 let _ = mailbox.push_control(crate::signal::Signal::Down(down));
             }
         }
-        for timer in timers {
-            match timer {
-                RestoredTimer::Once { delay, msg } => {
-                    ctx.timers.send_after(&mailbox, delay, msg);
-                }
-                RestoredTimer::Every { first, period, bytes } => {
-                    ctx.timers.restore_every(&mailbox, self.clone(), first, period, bytes);
-                }
-            }
-        }
+        crate::snapshot::restore::arm_timers(&mut ctx, &mailbox, timers);
         let restarts = Restarts::new(RestartPolicy::Never);
         self.start_runner_restored(mailbox, actor, ctx, restarts);
     }

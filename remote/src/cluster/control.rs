@@ -3,6 +3,7 @@
 use amber_snapshot::{ActorId, SystemId};
 use serde::{Deserialize, Serialize};
 
+use super::migrate::MigrateControl;
 use super::spawn::SpawnControl;
 use super::watch::WatchControl;
 
@@ -19,6 +20,8 @@ pub(crate) enum Control {
     Watch(WatchControl),
     /// Spawning on another node (see `spawn.rs`).
     Spawn(SpawnControl),
+    /// Live migration (see `migrate.rs`).
+    Migrate(MigrateControl),
     /// A message of the snapshot protocol, opaque here (see
     /// `ActorSystem::on_snapshot_message`).
     Snapshot(#[serde(with = "serde_bytes")] Vec<u8>),

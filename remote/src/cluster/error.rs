@@ -59,6 +59,9 @@ pub enum ClusterError {
     /// The placement of a restore cannot be applied.
     #[error("placement: {0}")]
     Placement(#[from] super::PlacementError),
+    /// The actor could not move ([`Cluster::migrate`](super::Cluster::migrate)).
+    #[error("migration: {0}")]
+    Migrate(#[source] amber_actors::migrate::MigrateError),
     /// This node's share of the checkpoint could not be rebuilt.
     #[error("restore: {0}")]
     Restore(#[from] amber_actors::RestoreError),

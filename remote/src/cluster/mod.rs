@@ -44,13 +44,17 @@
 //! runtime's snapshot engine); [`Cluster::restore`] rehydrates a checkpoint of N nodes onto M
 //! under a [`Placement`]. The guide: `amber::docs::cluster` (`docs/cluster.md`).
 //!
-//! Not yet: live migration of one running actor, and `wait_stopped` or `is_stopped` on a ref
-//! to a remote actor (they never see it stop: watch it instead).
+//! [`Cluster::migrate`] moves one running actor to another node while it runs; refs to it
+//! keep working.
+//!
+//! Not yet: `wait_stopped` or `is_stopped` on a ref to a remote actor (they never see it
+//! stop: watch it instead).
 
 mod asks;
 mod control;
 mod credit;
 mod error;
+mod migrate;
 mod placement;
 mod restore;
 mod spawn;
@@ -145,6 +149,8 @@ struct Shared {
     watches: watch::Watches,
     /// Spawns sent to other nodes.
     spawns: spawn::Spawns,
+    /// Migrations waiting for the target's answer.
+    migrations: migrate::Migrations,
 }
 
 impl Cluster {
@@ -266,6 +272,7 @@ impl Shared {
             next: AtomicU64::new(1),
             watches: watch::Watches::default(),
             spawns: spawn::Spawns::default(),
+            migrations: migrate::Migrations::default(),
         })
     }
 
@@ -344,6 +351,7 @@ impl Shared {
         }
         watch::peer_down(self, node);
         self.spawns.peer_down(node);
+        self.migrations.peer_down(node);
         self.system().node_down(node.as_str());
         let asks: Vec<u64> =
             self.asks.iter().filter(|e| &e.value().0 == node).map(|e| *e.key()).collect();
@@ -475,6 +483,16 @@ impl RemoteRoute for PeerRoute {
     }
 }
 
+/// Sends the reply to ask `ask` of node `node` back over the link.
+fn reply_handler(shared: &Arc<Shared>, node: &NodeId, ask: u64) -> ReplyHandler {
+    let (shared, node) = (Arc::downgrade(shared), node.clone());
+    ReplyHandler::new(move |_, result, epoch| {
+        if let Some(shared) = shared.upgrade() {
+            let _ = shared.forwarder(&node).send(Frame::Reply { ask, epoch, result });
+        }
+    })
+}
+
 /// Serves the transport's events until the cluster is dropped or the transport shuts down.
 async fn serve(shared: Weak<Shared>, mut events: mpsc::Receiver<TransportEvent>) {
     while let Some(event) = events.recv().await {
@@ -500,14 +518,7 @@ async fn serve(shared: Weak<Shared>, mut events: mpsc::Receiver<TransportEvent>)
 fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
     match frame {
         Frame::Message { to, from: sender, tag, ask, payload, .. } => {
-            let reply = ask.map(|ask| {
-                let (shared, node) = (Arc::downgrade(shared), from.clone());
-                ReplyHandler::new(move |_, result, epoch| {
-                    if let Some(shared) = shared.upgrade() {
-                        let _ = shared.forwarder(&node).send(Frame::Reply { ask, epoch, result });
-                    }
-                })
-            });
+            let reply = ask.map(|ask| reply_handler(shared, &from, ask));
             let message = InboundMessage { to, from: sender, tag, payload, reply };
             if let Err(e) = shared.system().deliver(from.as_str(), message) {
                 tracing::debug!(node = %from, actor = %to, error = %e, "remote message not delivered");
@@ -548,6 +559,7 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
             }
             Ok(Control::Watch(message)) => watch::on_control(shared, from, message),
             Ok(Control::Spawn(message)) => spawn::on_control(shared, from, message),
+            Ok(Control::Migrate(message)) => migrate::on_control(shared, from, message),
             Err(e) => tracing::warn!(node = %from, error = %e, "malformed control message"),
         },
         other => tracing::debug!(node = %from, kind = ?other.kind(), "unexpected frame"),

@@ -225,6 +225,12 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
         }
     }
 
+    /// The node saw a message tagged `epoch` that it does not count itself (one it relays
+    /// for an actor that moved to another node): a later epoch starts that snapshot here.
+    pub fn saw(&mut self, epoch: Epoch) {
+        self.observe(epoch);
+    }
+
     /// An actor took `cut`.
     pub fn actor_cut(&mut self, cut: Cut) {
         self.observe(cut.to);

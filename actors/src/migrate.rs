@@ -1,0 +1,480 @@
+//! Live migration of a running actor to another node: the runtime's side. `amber-remote`
+//! carries the package over its links (`Cluster::migrate`); the runtime knows no sockets.
+//!
+//! # How an actor moves
+//!
+//! 1. Between two messages, the actor's task captures its state (as a snapshot cut would:
+//!    [`ActorState::encode_state`](crate::ActorState::encode_state)) and its timers.
+//! 2. Under its mailbox lock, every message it had not handled yet leaves with the state in
+//!    one [`Departure`], handed to the link; from that moment the mailbox forwards whatever
+//!    is sent to it to the new node. Nothing sent after the hand-off can overtake what left
+//!    with it, so per-sender order holds, and nothing is lost or delivered twice.
+//! 3. The new node admits the actor with the same [`ActorId`], name, epoch and queued
+//!    messages ([`ActorSystem::accept_migrant`]) and starts it without `on_start`: it
+//!    carries on.
+//!
+//! Refs keep working: a ref held on the old node (or decoded there later) forwards through
+//! it; refs on other nodes reach the old node, which forwards; refs to it on the new node
+//! are local. Asks in flight are answered through the same path. The old node keeps a
+//! forwarding entry until the actor stops on its new node (or that node goes down): then
+//! the entry ends and tells the watchers it kept.
+//!
+//! # Snapshots
+//!
+//! The package counts as one message on the link, tagged with the actor's epoch, and the
+//! actor counts as gone from the old node in the same step: a snapshot running meanwhile
+//! either has the actor's cut from the old node (then its later messages are recorded on
+//! the new node, which carries the actor's latest cut on) or waits until the new node has
+//! admitted it and cut it there. A snapshot never sees the actor on neither node, nor on
+//! both.
+//!
+//! # What does not move
+//!
+//! Actors with a parent or children (supervision stays on one node), actors whose type is
+//! not registered as an [`ActorState`](crate::ActorState), and an actor going back to a node
+//! it left (that node still forwards to it, and messages on their way around the chain
+//! would be overtaken: refused, [`MigrateError::Refused`]). A sender that holds both a ref
+//! made before the move (which goes through the old node) and one made on the new node
+//! after it (direct) may see its messages through the two refs reordered. A moved actor's restart
+//! policy becomes `Never` (its factory cannot travel), as for a restored one.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use amber_snapshot::{ActorCut, Epoch, TimerEntry};
+use tokio::sync::oneshot;
+
+use crate::envelope::{Envelope, Origin};
+use crate::mailbox::core::Moved;
+use crate::mailbox::{AnyMailbox, Mailbox};
+use crate::remote::{InboundMessage, OutboundMessage, RemoteRoute, RouteError};
+use crate::runner::Runner;
+use crate::signal::Signal;
+use crate::supervision::{RestartPolicy, Restarts};
+use crate::{Actor, ActorId, ActorRef, ActorState, ActorSystem, Context, Down, ExitReason};
+
+/// An actor on its way between two nodes: its state, timers, place in the snapshot
+/// protocol, the actors it watches, and the messages it had not handled yet, in order.
+/// `M` is [`OutboundMessage`] leaving ([`Departure`]), [`InboundMessage`] arriving
+/// ([`Arrival`]).
+#[derive(Debug)]
+pub struct Migrant<M> {
+    /// The actor's id, which it keeps.
+    pub id: ActorId,
+    /// Its stable type name (as registered).
+    pub type_name: String,
+    /// Its registered name, if any: it moves with the actor.
+    pub name: Option<String>,
+    /// The state's layout version.
+    pub state_version: u32,
+    /// The state, as [`ActorState::encode_state`](crate::ActorState::encode_state) wrote it.
+    pub state: Vec<u8>,
+    /// Its live timers, with their remaining delays.
+    pub timers: Vec<TimerEntry>,
+    /// Its snapshot epoch.
+    pub epoch: Epoch,
+    /// The snapshot of its latest cut, if it ever cut.
+    pub last_cut: Option<Epoch>,
+    /// The actors it watches.
+    pub watching: Vec<ActorId>,
+    /// The messages it had not handled, in order.
+    pub queued: Vec<M>,
+}
+
+/// An actor leaving this node.
+pub type Departure = Migrant<OutboundMessage>;
+
+/// An actor arriving at this node.
+pub type Arrival = Migrant<InboundMessage>;
+
+/// Why an actor could not move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigrateError {
+    /// No live actor with this id runs on this node.
+    NotHere(ActorId),
+    /// The actor's type is not registered as an `ActorState`: its state cannot travel.
+    NotRegistered {
+        /// The actor.
+        actor: ActorId,
+        /// Its type.
+        type_name: String,
+    },
+    /// The actor has a parent or children: supervision does not cross nodes.
+    Supervised(ActorId),
+    /// The actor is stopping (or restarting) and cannot move now.
+    Stopping(ActorId),
+    /// Its state, a timer or a queued message does not encode or decode.
+    Codec {
+        /// The actor.
+        actor: ActorId,
+        /// Why.
+        error: String,
+    },
+    /// The target node is down or unknown.
+    NodeDown(String),
+    /// The target node refused the actor (type not registered there, name taken, state
+    /// does not decode there); the reason as that node gave it.
+    Refused {
+        /// The target node.
+        node: String,
+        /// Why.
+        reason: String,
+    },
+    /// The target node did not confirm in time; the actor may or may not run there.
+    Timeout(String),
+}
+
+impl fmt::Display for MigrateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MigrateError::NotHere(id) => write!(f, "no live actor {id} on this node"),
+            MigrateError::NotRegistered { actor, type_name } => write!(
+                f,
+                "actor {actor} ({type_name}) is not registered as an ActorState, so it cannot move"
+            ),
+            MigrateError::Supervised(id) => {
+                write!(f, "actor {id} has a parent or children; supervision does not cross nodes")
+            }
+            MigrateError::Stopping(id) => write!(f, "actor {id} is stopping"),
+            MigrateError::Codec { actor, error } => write!(f, "actor {actor}: {error}"),
+            MigrateError::NodeDown(node) => write!(f, "node {node} is down"),
+            MigrateError::Refused { node, reason } => {
+                write!(f, "node {node} refused the actor: {reason}")
+            }
+            MigrateError::Timeout(node) => {
+                write!(f, "node {node} did not confirm the move in time")
+            }
+        }
+    }
+}
+
+impl std::error::Error for MigrateError {}
+
+/// Hands a departing actor to the link; gives it back if the link is gone.
+pub type HandOff = Box<dyn FnOnce(Departure) -> Result<(), (RouteError, Box<Departure>)> + Send>;
+
+/// A request, on an actor's control lane, to move to another node.
+pub(crate) struct Departing {
+    route: Arc<dyn RemoteRoute>,
+    hand_off: HandOff,
+    done: oneshot::Sender<Result<(), MigrateError>>,
+}
+
+impl fmt::Debug for Departing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Departing(to {})", self.route.node())
+    }
+}
+
+impl ActorSystem {
+    /// Moves the live actor `id` to the node `route` leads to, between two of its messages.
+    /// `hand_off` puts the [`Departure`] on the link to that node (in order with the
+    /// messages routed there after it), whose system must pass it to
+    /// [`accept_migrant`](Self::accept_migrant); from then on this node forwards the
+    /// actor's messages there. Returns once the actor has left this node.
+    ///
+    /// Remoting layers call this (`amber_remote::Cluster::migrate`); see the module
+    /// documentation for what holds.
+    pub async fn migrate(
+        &self,
+        id: ActorId,
+        route: Arc<dyn RemoteRoute>,
+        hand_off: HandOff,
+    ) -> Result<(), MigrateError> {
+        let mailbox = self.registry().get(id).ok_or(MigrateError::NotHere(id))?;
+        if !route.is_up() {
+            return Err(MigrateError::NodeDown(route.node().to_owned()));
+        }
+        let (done, answer) = oneshot::channel();
+        let departing = Departing { route, hand_off, done };
+        mailbox
+            .signal(Signal::Migrate(Box::new(departing)))
+            .map_err(|_| MigrateError::Stopping(id))?;
+        // A task that ends before it reads the request drops it: the actor stopped.
+        answer.await.unwrap_or(Err(MigrateError::Stopping(id)))
+    }
+
+    /// The stable type name and registered name of the live actor `id` on this node.
+    pub fn actor_info(&self, id: ActorId) -> Option<(&'static str, Option<String>)> {
+        let mailbox = self.registry().get(id)?;
+        Some((mailbox.type_name(), mailbox.name().map(str::to_owned)))
+    }
+
+    /// Whether an actor of type `type_name`, registered under `name`, could arrive here
+    /// now: the type is registered, and the name is free (or held by the actor `id` itself).
+    pub fn can_accept(
+        &self,
+        id: ActorId,
+        type_name: &str,
+        name: Option<&str>,
+    ) -> Result<(), String> {
+        if self.config().types.named(type_name).is_none() {
+            return Err(format!("no actor type is registered as {type_name:?}"));
+        }
+        if self.moved().contains_key(&id) {
+            // Messages still on their way around the forwarding chain would be overtaken by
+            // those delivered here directly.
+            return Err(format!(
+                "actor {id} left this node before and this node still forwards to it; moving it back is not supported"
+            ));
+        }
+        if let Some(name) = name
+            && let Some((holder, _)) = self.whereis(name)
+            && holder != id
+        {
+            return Err(format!("an actor named {name:?} already exists"));
+        }
+        if self.is_shutting_down() {
+            return Err("the system is shutting down".to_owned());
+        }
+        Ok(())
+    }
+
+    /// Starts an actor that arrived from node `node` ([`migrate`](Self::migrate) there): it
+    /// keeps its id, name and epoch, its queued messages go first, its timers are armed
+    /// again, it watches what it watched, and it resumes without `on_start`.
+    ///
+    /// Whether admitted or not, the package counts as received from `node` for the snapshot
+    /// protocol: call this for every arrival, in link order. On failure the queued asks are
+    /// answered with an error.
+    pub fn accept_migrant(&self, node: &str, arrival: Arrival) -> Result<(), MigrateError> {
+        let refused =
+            |reason: String| MigrateError::Refused { node: self.node().to_owned(), reason };
+        let Some(arrive) = self.config().types.named(&arrival.type_name).map(|r| r.arrive) else {
+            let reason = format!("no actor type is registered as {:?}", arrival.type_name);
+            count_refused(self, node, arrival.epoch);
+            fail_asks(self, arrival.queued, &reason);
+            return Err(refused(reason));
+        };
+        arrive(self, node, arrival)
+    }
+
+    /// The actor `id` left for another node: it is no longer registered here, and its
+    /// mailbox stays reachable by id to forward what is sent to it.
+    fn departed(&self, id: ActorId, name: Option<&str>, mailbox: Arc<dyn AnyMailbox>) {
+        self.unregister(id, name, true);
+        self.moved().entry(id).or_default().push(mailbox);
+    }
+}
+
+/// A refused arrival counts as received all the same, so that a running snapshot is not
+/// left waiting for it.
+fn count_refused(system: &ActorSystem, node: &str, epoch: Epoch) {
+    let (_, effects) = system.engine().migrated_in(node, epoch, || Err::<(), ()>(()));
+    system.run_effects(effects);
+}
+
+/// Answers every ask among `queued` with `reason`.
+fn fail_asks(system: &ActorSystem, queued: Vec<InboundMessage>, reason: &str) {
+    for message in queued {
+        if let Some(reply) = message.reply {
+            reply.complete(system, Err(reason.to_owned()), Epoch::ZERO);
+        }
+    }
+}
+
+/// Starts an actor of a registered type that arrived from another node.
+pub(crate) type ArriveFn = fn(&ActorSystem, &str, Arrival) -> Result<(), MigrateError>;
+
+/// The [`ArriveFn`] of `A`.
+pub(crate) fn arrive<A: ActorState>(
+    system: &ActorSystem,
+    node: &str,
+    arrival: Arrival,
+) -> Result<(), MigrateError> {
+    let Migrant {
+        id, name, state_version, state, timers, epoch, last_cut, watching, queued, ..
+    } = arrival;
+    let here = system.node().to_owned();
+    let refuse = |reason: String| {
+        count_refused(system, node, epoch);
+        MigrateError::Refused { node: here.clone(), reason }
+    };
+    // The state comes from elsewhere: a panicking decode hook is that state's error.
+    let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        A::decode_state(state_version, &state, system)
+    }))
+    .map_err(|_| "decode_state panicked".to_owned())
+    .and_then(|r| r.map_err(|e| e.to_string()));
+    let actor = match decoded {
+        Ok(actor) => actor,
+        Err(e) => {
+            fail_asks(system, queued, &e);
+            return Err(refuse(format!("the state does not decode: {e}")));
+        }
+    };
+    let timers = match crate::snapshot::restore::decode_timers::<A>(system, &timers) {
+        Ok(timers) => timers,
+        Err(e) => {
+            fail_asks(system, queued, &e.to_string());
+            return Err(refuse(format!("a timer's message does not decode: {e}")));
+        }
+    };
+    let mut envelopes = VecDeque::with_capacity(queued.len());
+    for message in queued {
+        // An undecodable message is a dead letter, as it would be if sent now.
+        match crate::mailbox::inbound_envelope::<A>(system, id, message) {
+            Ok(env) => envelopes.push_back(env),
+            Err(e) => {
+                tracing::warn!(actor = %id, error = %e, "a queued message of a moving actor does not decode; dropped")
+            }
+        }
+    }
+    let mailbox: Arc<Mailbox<A>> =
+        system.mailbox_resumed::<A>(id, name.clone(), ActorCut::resume(epoch, last_cut));
+    // Queued before it is visible: nothing sent here after the arrival overtakes them.
+    mailbox.restore_queue(envelopes);
+    let (admitted, effects) = system.engine().migrated_in(node, epoch, || {
+        system.registry().insert(mailbox.clone() as Arc<dyn AnyMailbox>)
+    });
+    system.run_effects(effects);
+    let ((), marker) =
+        admitted.map_err(|e| MigrateError::Refused { node: here, reason: e.to_string() })?;
+    system.add_root(mailbox.clone());
+    if let Some(marker) = marker {
+        let _ = mailbox.push_control(Signal::Marker(marker));
+    }
+    let me = ActorRef::from_mailbox(mailbox.clone());
+    let mut ctx = Context::new(me.clone(), system.clone(), None, epoch);
+    for watched in watching {
+        watch_id(&mut ctx, watched);
+    }
+    crate::snapshot::restore::arm_timers(&mut ctx, &mailbox, timers);
+    tracing::debug!(actor = %id, from = %node, "actor arrived");
+    system.start_runner_restored(mailbox, actor, ctx, Restarts::new(RestartPolicy::Never));
+    Ok(())
+}
+
+/// Watches actor `watched`, wherever it lives, by id.
+fn watch_id<A: Actor>(ctx: &mut Context<A>, watched: ActorId) {
+    if watched == ctx.id() || !ctx.watching.insert(watched) {
+        return;
+    }
+    let me = ctx.me.erased();
+    let refused = if let Some(mailbox) = ctx.system.registry().get(watched) {
+        mailbox.add_watcher(me).err().map(|(_, reason)| reason)
+    } else if let Some(route) = ctx.system.remote_route(watched) {
+        route.watch(watched, ctx.id()).err().map(|_| ExitReason::NodeDown(route.node().to_owned()))
+    } else {
+        Some(ExitReason::Stopped)
+    };
+    if let Some(reason) = refused {
+        let _ = ctx.me.mailbox().push_control(Signal::Down(Down { actor: watched, reason }));
+    }
+}
+
+impl<A: Actor> Runner<A> {
+    /// Handles a request to move: `true` if the actor left (its task then ends without
+    /// stopping it).
+    pub(crate) fn depart(&mut self, departing: Departing) -> bool {
+        let Departing { route, hand_off, done } = departing;
+        let result = self.try_depart(&route, hand_off);
+        if let Err(e) = &result {
+            tracing::warn!(actor = %self.ctx.id(), to = %route.node(), error = %e, "actor did not move");
+        }
+        let departed = result.is_ok();
+        let _ = done.send(result);
+        departed
+    }
+
+    fn try_depart(
+        &mut self,
+        route: &Arc<dyn RemoteRoute>,
+        hand_off: HandOff,
+    ) -> Result<(), MigrateError> {
+        let id = self.ctx.id();
+        let core = self.inbox.core().clone();
+        let type_name = core.meta.type_name;
+        let codec = self.codec.ok_or_else(|| MigrateError::NotRegistered {
+            actor: id,
+            type_name: type_name.into(),
+        })?;
+        if self.ctx.parent.is_some() || !self.ctx.children.is_empty() {
+            return Err(MigrateError::Supervised(id));
+        }
+        let actor = self.actor.as_ref().ok_or(MigrateError::Stopping(id))?;
+        let codec_error = |error: String| MigrateError::Codec { actor: id, error };
+        let state = (codec.encode)(actor)
+            .map_err(|e| codec_error(format!("state does not encode: {e}")))?;
+        let name = core.meta.name.as_deref().map(str::to_owned);
+        let watching: Vec<ActorId> = self.ctx.watching.iter().copied().collect();
+        let system = self.ctx.system.clone();
+        let timers = &self.ctx.timers;
+        let moved = Moved { route: route.clone(), counter: Some(system.engine_arc()) };
+        let outcome = self.inbox.depart(moved, |queue: &mut VecDeque<Envelope<A>>, cut| {
+            // Everything encodes before anything moves: a failure leaves the actor here.
+            let mut queued_timers = HashSet::new();
+            let mut payloads = Vec::with_capacity(queue.len());
+            for env in queue.iter() {
+                if let Origin::Timer(timer) = env.origin {
+                    queued_timers.insert(timer);
+                }
+                let payload = crate::encode(&env.msg)
+                    .map_err(|e| codec_error(format!("a queued message does not encode: {e}")))?;
+                payloads.push(payload);
+            }
+            let timers = timers.capture(&queued_timers).map_err(codec_error)?;
+            let queued = queue
+                .drain(..)
+                .zip(payloads)
+                .map(|(mut env, payload)| env.outbound_with(id, type_name, payload))
+                .collect();
+            let departure = Migrant {
+                id,
+                type_name: type_name.to_owned(),
+                name: name.clone(),
+                state_version: codec.version,
+                state,
+                timers,
+                epoch: cut.epoch(),
+                last_cut: cut.last_cut(),
+                watching,
+                queued,
+            };
+            hand_off(departure).map_err(|(error, departure)| {
+                // The link is gone: the messages come back, in order, as they would arrive.
+                for message in departure.queued {
+                    let inbound = InboundMessage {
+                        to: message.to,
+                        from: message.from,
+                        tag: message.tag,
+                        payload: message.payload,
+                        reply: message.reply,
+                    };
+                    match crate::mailbox::inbound_envelope::<A>(&system, id, inbound) {
+                        Ok(env) => queue.push_back(env),
+                        Err(e) => tracing::warn!(actor = %id, error = %e, "a queued message did not come back"),
+                    }
+                }
+                MigrateError::NodeDown(match error {
+                    RouteError::NodeDown(n) | RouteError::Full(n) => n,
+                })
+            })
+        });
+        match outcome {
+            None => return Err(MigrateError::Stopping(id)),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(())) => {}
+        }
+        // Gone from here: its timers travelled, its watches are taken again there.
+        let epoch = self.ctx.epoch;
+        self.ctx.timers.cancel_all();
+        for watched in self.ctx.watching.drain() {
+            if let Some(mailbox) = system.registry().get(watched) {
+                mailbox.remove_watcher(id);
+            } else if let Some(route) = system.remote_route(watched) {
+                route.unwatch(watched, id);
+            }
+        }
+        system.departed(id, name.as_deref(), core.clone());
+        system.run_effects(system.engine().migrated_out(route.node(), epoch));
+        // The forwarding entry ends when the actor stops there, or that node goes down.
+        if route.watch(id, id).is_err() {
+            core.end_moved(ExitReason::NodeDown(route.node().to_owned()));
+        }
+        tracing::debug!(actor = %id, to = %route.node(), "actor moved");
+        Ok(())
+    }
+}

@@ -1,0 +1,274 @@
+//! Live migration between nodes: [`Cluster::migrate`] moves a running actor to another
+//! node (the runtime's side, and what holds: `amber_actors::migrate`).
+//!
+//! 1. `Prepare`: the target says whether it can take the actor (type registered, name
+//!    free), before the actor pauses.
+//! 2. The actor's task hands its package over between two messages; the package travels as
+//!    one `Arrive` frame on the link, ahead of everything forwarded to the actor afterwards
+//!    (the link is FIFO, so per-sender order holds). Asks among its queued messages are
+//!    registered here, so their replies come back through this node.
+//! 3. The target starts the actor and answers `Arrived`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use amber_actors::migrate::{Arrival, Departure, HandOff, Migrant, MigrateError};
+use amber_actors::remote::{InboundMessage, RouteError};
+use amber_actors::{ActorId, Epoch};
+use amber_snapshot::TimerEntry;
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use super::control::Control;
+use super::{Cluster, ClusterError, Shared, reply_handler};
+use crate::{Frame, NodeId};
+
+/// The migration messages between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum MigrateControl {
+    /// Could the receiving node take actor `id` of type `type_name`, named `name`?
+    Prepare { request: u64, id: ActorId, type_name: String, name: Option<String> },
+    /// The answer to `Prepare`.
+    Ready { request: u64, result: Result<(), String> },
+    /// The actor itself.
+    Arrive { request: u64, package: Package },
+    /// The answer to `Arrive`: whether the actor runs on the receiving node now.
+    Arrived { request: u64, result: Result<(), String> },
+}
+
+/// A moving actor on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Package {
+    id: ActorId,
+    type_name: String,
+    name: Option<String>,
+    state_version: u32,
+    #[serde(with = "serde_bytes")]
+    state: Vec<u8>,
+    timers: Vec<TimerEntry>,
+    epoch: Epoch,
+    last_cut: Option<Epoch>,
+    watching: Vec<ActorId>,
+    queued: Vec<Carried>,
+}
+
+/// One of a moving actor's queued messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Carried {
+    from: Option<ActorId>,
+    tag: Epoch,
+    /// The ask id on the sending node, for an ask.
+    ask: Option<u64>,
+    #[serde(with = "serde_bytes")]
+    payload: Vec<u8>,
+}
+
+/// Migrations waiting for the target's answer (`Ready` or `Arrived`), per request.
+#[derive(Debug, Default)]
+pub(super) struct Migrations {
+    pending: DashMap<u64, (NodeId, oneshot::Sender<Result<(), String>>)>,
+}
+
+impl Migrations {
+    /// Fails the migrations waiting on `node` (dropping the sender tells the waiter).
+    pub(super) fn peer_down(&self, node: &NodeId) {
+        self.pending.retain(|_, (n, _)| n != node);
+    }
+}
+
+impl Cluster {
+    /// Moves the running local actor `id` to node `to`, while it runs: between two of its
+    /// messages it leaves with its state, timers and unhandled messages; it keeps its id and
+    /// name; every ref to it keeps working (refs on this node and on other nodes reach it
+    /// through this node, which forwards); no message is lost or delivered twice, and each
+    /// sender's messages arrive in the order sent. Returns once it runs on `to`.
+    ///
+    /// `to` must have registered the actor's type. Actors with a parent or children do not
+    /// move ([`MigrateError::Supervised`]). Fails with [`ClusterError::Migrate`] if the actor
+    /// cannot move or `to` refuses it before it leaves (it then stays here, untouched), and
+    /// with [`ClusterError::NodeDown`] or [`ClusterError::Timeout`] if `to` goes down or
+    /// stays silent after it left (it may or may not run there).
+    pub async fn migrate(&self, id: ActorId, to: &NodeId) -> Result<(), ClusterError> {
+        let shared = &self.shared;
+        let system = self.system();
+        if !shared.is_up(to) {
+            return Err(ClusterError::NotConnected(to.clone()));
+        }
+        let (type_name, name) =
+            system.actor_info(id).ok_or(ClusterError::Migrate(MigrateError::NotHere(id)))?;
+        let timeout = system.ask_timeout();
+        let prepare =
+            MigrateControl::Prepare { request: 0, id, type_name: type_name.to_owned(), name };
+        self.exchange(to, prepare, timeout).await?.map_err(|reason| {
+            ClusterError::Migrate(MigrateError::Refused { node: to.to_string(), reason })
+        })?;
+        let (request, answer) = shared.migrations_wait(to);
+        let hand_off = hand_off(shared.clone(), to.clone(), request);
+        let moved = system.migrate(id, shared.route(to.clone()), hand_off).await;
+        if let Err(e) = moved {
+            shared.migrations.pending.remove(&request);
+            return Err(ClusterError::Migrate(e));
+        }
+        let arrived = wait(shared, to, request, answer, timeout).await?;
+        arrived.map_err(|reason| {
+            tracing::error!(actor = %id, node = %to, %reason, "a moved actor was refused on arrival");
+            ClusterError::Migrate(MigrateError::Refused { node: to.to_string(), reason })
+        })
+    }
+
+    /// Sends `message` (its request id set here) to `to` and waits for the answer.
+    async fn exchange(
+        &self,
+        to: &NodeId,
+        mut message: MigrateControl,
+        timeout: Duration,
+    ) -> Result<Result<(), String>, ClusterError> {
+        let shared = &self.shared;
+        let (request, answer) = shared.migrations_wait(to);
+        if let MigrateControl::Prepare { request: r, .. } = &mut message {
+            *r = request;
+        }
+        let frame = Frame::Control(Control::Migrate(message).encode());
+        if shared.forwarder(to).send(frame).is_err() {
+            shared.migrations.pending.remove(&request);
+            return Err(ClusterError::NodeDown(to.clone()));
+        }
+        wait(shared, to, request, answer, timeout).await
+    }
+}
+
+impl Shared {
+    /// A new request id whose answer from `node` the returned receiver gets.
+    fn migrations_wait(&self, node: &NodeId) -> (u64, oneshot::Receiver<Result<(), String>>) {
+        let request = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.migrations.pending.insert(request, (node.clone(), tx));
+        (request, rx)
+    }
+}
+
+async fn wait(
+    shared: &Shared,
+    node: &NodeId,
+    request: u64,
+    answer: oneshot::Receiver<Result<(), String>>,
+    timeout: Duration,
+) -> Result<Result<(), String>, ClusterError> {
+    match tokio::time::timeout(timeout, answer).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(_)) => Err(ClusterError::NodeDown(node.clone())),
+        Err(_) => {
+            shared.migrations.pending.remove(&request);
+            Err(ClusterError::Timeout(node.clone()))
+        }
+    }
+}
+
+/// Puts a departing actor on the link to `to` as one `Arrive` frame, registering the asks
+/// among its messages; gives everything back if the link is gone.
+fn hand_off(shared: Arc<Shared>, to: NodeId, request: u64) -> HandOff {
+    Box::new(move |mut departure: Departure| {
+        let queued = departure
+            .queued
+            .iter_mut()
+            .map(|message| {
+                let ask = message.reply.take().map(|handler| {
+                    let ask = shared.next.fetch_add(1, Ordering::Relaxed);
+                    shared.asks.insert(ask, (to.clone(), handler));
+                    ask
+                });
+                let payload = std::mem::take(&mut message.payload);
+                Carried { from: message.from, tag: message.tag, ask, payload }
+            })
+            .collect::<Vec<_>>();
+        let package = Package {
+            id: departure.id,
+            type_name: departure.type_name.clone(),
+            name: departure.name.clone(),
+            state_version: departure.state_version,
+            state: std::mem::take(&mut departure.state),
+            timers: std::mem::take(&mut departure.timers),
+            epoch: departure.epoch,
+            last_cut: departure.last_cut,
+            watching: departure.watching.clone(),
+            queued,
+        };
+        // Asks registered first, then the peer checked (as for any remote ask): `peer_down`
+        // forgets the peer first, then fails the asks it finds.
+        let control = Control::Migrate(MigrateControl::Arrive { request, package });
+        if shared.is_up(&to) && shared.forwarder(&to).send(Frame::Control(control.encode())).is_ok()
+        {
+            return Ok(());
+        }
+        // Not sent: everything goes back where it was taken from.
+        if let Control::Migrate(MigrateControl::Arrive { package, .. }) = control {
+            departure.state = package.state;
+            departure.timers = package.timers;
+            for (message, carried) in departure.queued.iter_mut().zip(package.queued) {
+                message.payload = carried.payload;
+                if let Some(ask) = carried.ask {
+                    message.reply = shared.asks.remove(&ask).map(|(_, (_, handler))| handler);
+                }
+            }
+        }
+        Err((RouteError::NodeDown(to.to_string()), Box::new(departure)))
+    })
+}
+
+/// Handles a migration message from `from`.
+pub(super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: MigrateControl) {
+    let system = shared.system();
+    let answer = |message: MigrateControl| {
+        let frame = Frame::Control(Control::Migrate(message).encode());
+        let _ = shared.forwarder(&from).send(frame);
+    };
+    match message {
+        MigrateControl::Prepare { request, id, type_name, name } => {
+            let result = system.can_accept(id, &type_name, name.as_deref());
+            answer(MigrateControl::Ready { request, result });
+        }
+        MigrateControl::Arrive { request, package } => {
+            let id = package.id;
+            let arrival = arrival(shared, &from, package);
+            let result = system.accept_migrant(from.as_str(), arrival).map_err(|e| {
+                tracing::error!(actor = %id, node = %from, error = %e, "refused an arriving actor");
+                e.to_string()
+            });
+            answer(MigrateControl::Arrived { request, result });
+        }
+        MigrateControl::Ready { request, result } | MigrateControl::Arrived { request, result } => {
+            if let Some((_, (_, tx))) = shared.migrations.pending.remove(&request) {
+                let _ = tx.send(result);
+            }
+        }
+    }
+}
+
+/// The arriving actor, its asks answered back to `from`.
+fn arrival(shared: &Arc<Shared>, from: &NodeId, package: Package) -> Arrival {
+    let Package {
+        id,
+        type_name,
+        name,
+        state_version,
+        state,
+        timers,
+        epoch,
+        last_cut,
+        watching,
+        queued,
+    } = package;
+    let queued = queued
+        .into_iter()
+        .map(|Carried { from: sender, tag, ask, payload }| InboundMessage {
+            to: id,
+            from: sender,
+            tag,
+            payload,
+            reply: ask.map(|ask| reply_handler(shared, from, ask)),
+        })
+        .collect();
+    Migrant { id, type_name, name, state_version, state, timers, epoch, last_cut, watching, queued }
+}

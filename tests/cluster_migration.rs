@@ -1,0 +1,310 @@
+//! Live migration: one running actor moves along four nodes (in one process, over
+//! 127.0.0.1) while senders on every node, inside and outside actors, keep telling and
+//! asking it. Every sender numbers its messages, so the actor itself checks that nothing is
+//! lost, duplicated or reordered per sender; and a bank keeps its money exact in every
+//! snapshot taken while its accounts move.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use amber::prelude::*;
+use amber::{Cluster, ClusterError, SystemBuilder};
+use support::bank::{Account, AccountMsg, audit, outside_load};
+use support::bounded;
+use support::cluster::{mesh, node, refs_on};
+
+/// Counts every sender's numbered messages; a gap, a repeat or a step back is a violation.
+#[derive(ActorState, Debug, Default)]
+#[amber(name = "test.Sink")]
+pub struct Sink {
+    last: BTreeMap<u32, u64>,
+    received: u64,
+    violations: Vec<String>,
+}
+
+#[amber::actor]
+impl Sink {
+    /// Message `n` (from 1) of `sender`.
+    async fn push(&mut self, sender: u32, n: u64) {
+        self.received += 1;
+        let last = self.last.entry(sender).or_insert(0);
+        if n != *last + 1 && self.violations.len() < 10 {
+            self.violations.push(format!("sender {sender}: got {n} after {last}"));
+        }
+        *last = n;
+    }
+
+    /// Answers with `n`.
+    async fn echo(&mut self, n: u64) -> u64 {
+        n
+    }
+
+    /// What it has seen: messages received, violations, and the last number per sender.
+    async fn report(&mut self) -> (u64, Vec<String>, BTreeMap<u32, u64>) {
+        (self.received, self.violations.clone(), self.last.clone())
+    }
+}
+
+/// Sends numbered messages to a sink from inside its handlers (messages from an actor).
+#[derive(ActorState, Debug)]
+#[amber(name = "test.Pump")]
+pub struct Pump {
+    sender: u32,
+    sent: u64,
+    sink: ActorRef<Sink>,
+}
+
+#[amber::actor]
+impl Pump {
+    /// Sends the next `count` messages; returns how many it has sent in all.
+    async fn burst(&mut self, count: u64) -> u64 {
+        for _ in 0..count {
+            self.sent += 1;
+            self.sink.push(self.sender, self.sent).await.expect("a pump's send failed");
+        }
+        self.sent
+    }
+}
+
+fn builder() -> SystemBuilder {
+    ActorSystem::builder().register::<Sink>().register::<Pump>().register::<Account>()
+}
+
+/// Where actor `id` runs now, among `nodes`.
+fn host(nodes: &[Cluster], id: ActorId) -> Vec<usize> {
+    (0..nodes.len()).filter(|&k| nodes[k].system().actor_info(id).is_some()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moving_actor_loses_nothing_and_keeps_every_senders_order() {
+    let mut nodes = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        nodes.push(node(name, builder()).await);
+    }
+    mesh(&nodes).await;
+    let sink = nodes[0].system().spawn_named("sink", Sink::default()).unwrap();
+    let id = sink.id();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for (k, n) in nodes.iter().enumerate() {
+        let here = refs_on(&nodes[0], n, std::slice::from_ref(&sink)).remove(0);
+        // Two outside senders per node, telling as fast as the mailbox lets them.
+        for j in 0..2u32 {
+            let (sink, stop) = (here.clone(), stop.clone());
+            let sender = (k as u32) * 10 + j;
+            tasks.push(tokio::spawn(async move {
+                let mut sent = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    sent += 1;
+                    sink.push(sender, sent).await.expect("a tell to the moving actor failed");
+                    // Paced: remote deliveries are not bounded by the receiver's mailbox, and
+                    // a debug build must not fall seconds behind.
+                    if sent.is_multiple_of(8) {
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    }
+                }
+                (sender, sent)
+            }));
+        }
+        // One pump per node: messages from an actor.
+        let pump =
+            n.system().spawn(Pump { sender: 100 + k as u32, sent: 0, sink: here.clone() }).unwrap();
+        let (stop_p, sender) = (stop.clone(), 100 + k as u32);
+        tasks.push(tokio::spawn(async move {
+            let mut sent = 0;
+            while !stop_p.load(Ordering::Relaxed) {
+                sent = pump.burst(8).await.expect("a pump's burst failed");
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            (sender, sent)
+        }));
+        // One asker per node: every ask is answered, with its own number.
+        let (sink, stop) = (here, stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                assert_eq!(sink.echo(n).await.expect("an ask to the moving actor failed"), n);
+            }
+            (u32::MAX, 0)
+        }));
+    }
+
+    // Wait for traffic, then move it along: a → b → c → d.
+    let moves = [1usize, 2, 3];
+    let mut from = 0;
+    for (round, &to) in moves.iter().enumerate() {
+        bounded(async {
+            let before = sink.report().await.unwrap().0;
+            while sink.report().await.unwrap().0 < before + 2_000 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        bounded(nodes[from].migrate(id, nodes[to].node())).await.unwrap_or_else(|e| {
+            panic!("move {round} from {} to {} failed: {e}", nodes[from].node(), nodes[to].node())
+        });
+        assert_eq!(
+            host(&nodes, id),
+            vec![to],
+            "after move {round} the actor runs on node {to} only"
+        );
+        from = to;
+    }
+    let again = nodes[from].migrate(id, nodes[from].node()).await;
+    assert!(again.is_err(), "moving an actor to its own node is refused");
+    let back = nodes[from].migrate(id, nodes[1].node()).await;
+    assert!(
+        matches!(back, Err(ClusterError::Migrate(amber::migrate::MigrateError::Refused { .. }))),
+        "moving it back to a node that forwards to it is refused: {back:?}"
+    );
+    assert_eq!(host(&nodes, id), vec![from], "a refused move leaves it where it runs");
+    let gone = nodes[0].migrate(id, nodes[2].node()).await;
+    assert!(
+        matches!(gone, Err(ClusterError::Migrate(amber::migrate::MigrateError::NotHere(_)))),
+        "a node the actor left cannot move it: {gone:?}"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    let mut expected = BTreeMap::new();
+    for task in tasks {
+        let (sender, sent) = bounded(task).await.unwrap();
+        if sender != u32::MAX {
+            expected.insert(sender, sent);
+        }
+    }
+    let (received, violations, last) = bounded(sink.report()).await.unwrap();
+    assert!(violations.is_empty(), "order violations: {violations:?}");
+    assert_eq!(last, expected, "every sender's last message arrived");
+    assert_eq!(received, expected.values().sum::<u64>(), "nothing lost or duplicated");
+    assert!(received > 5 * 2_000, "the load ran: {received} messages");
+
+    // Stopping it where it runs ends the forwarding entries on the nodes it left.
+    let watcher = nodes[0].system().lookup_id::<Sink>(id).expect("node a still forwards");
+    let here = refs_on(&nodes[0], &nodes[from], std::slice::from_ref(&sink)).remove(0);
+    here.stop();
+    bounded(watcher.wait_stopped()).await;
+    for n in &nodes {
+        bounded(n.shutdown()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_taken_while_accounts_move_between_nodes_add_up() {
+    const PER_NODE: usize = 12;
+    const EACH: u64 = 1_000;
+    let nodes =
+        vec![node("a", builder()).await, node("b", builder()).await, node("c", builder()).await];
+    mesh(&nodes).await;
+    let mut local = Vec::new();
+    for (k, n) in nodes.iter().enumerate() {
+        let accounts: Vec<_> = (0..PER_NODE)
+            .map(|i| n.system().spawn(Account::new(EACH, (k * 100 + i) as u64 * 7919 + 1)))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        local.push(accounts);
+    }
+    let all: Vec<ActorRef<Account>> = local.iter().flatten().cloned().collect();
+    for (k, n) in nodes.iter().enumerate() {
+        let peers = refs_on(&nodes[0], n, &all);
+        for account in &local[k] {
+            account.tell(AccountMsg::SetPeers(peers.clone())).await.unwrap();
+        }
+    }
+    let total = 3 * PER_NODE as u64 * EACH;
+    let stop = Arc::new(AtomicBool::new(false));
+    let loads: Vec<_> = local
+        .iter()
+        .enumerate()
+        .map(|(k, accounts)| outside_load(accounts.clone(), 31 + k as u64, 6, true, stop.clone()))
+        .collect();
+
+    // Accounts hop between nodes while snapshots are taken from every node in turn.
+    let moved = Arc::new(AtomicU64::new(0));
+    let mover = {
+        let (nodes, all, stop, moved) = (nodes.clone(), all.clone(), stop.clone(), moved.clone());
+        tokio::spawn(async move {
+            let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+            while !stop.load(Ordering::Relaxed) {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let id = all[(rng % all.len() as u64) as usize].id();
+                let Some(&from) = host(&nodes, id).first() else { continue };
+                let to = (from + 1 + (rng >> 32) as usize % 2) % 3;
+                match nodes[from].migrate(id, nodes[to].node()).await {
+                    Ok(()) => {
+                        moved.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // Back to a node it left: refused, and it stays (checked in the other test).
+                    Err(ClusterError::Migrate(amber::migrate::MigrateError::Refused {
+                        ..
+                    })) => {
+                        tokio::task::yield_now().await;
+                    }
+                    Err(e) => panic!("an account did not move: {e}"),
+                }
+            }
+        })
+    };
+    let mut exact = 0;
+    for round in 0..12 {
+        let from = &nodes[round % 3];
+        let checkpoint = bounded(from.system().snapshot()).await.expect("snapshot");
+        assert_eq!(checkpoint.manifest.actors.len(), 3 * PER_NODE, "every account once");
+        assert_eq!(audit(&checkpoint).total(), total, "snapshot {round} adds up");
+        exact += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    bounded(mover).await.unwrap();
+    for load in loads {
+        bounded(load).await.unwrap();
+    }
+    assert_eq!(exact, 12);
+    assert!(moved.load(Ordering::Relaxed) >= 3, "accounts moved during the snapshots");
+    let mut live = 0;
+    for account in &all {
+        live += bounded(account.ask(AccountMsg::Balance)).await.unwrap();
+    }
+    // Money still in flight after the load stopped settles: ask until it adds up.
+    bounded(async {
+        while live != total {
+            tokio::task::yield_now().await;
+            live = 0;
+            for account in &all {
+                live += account.ask(AccountMsg::Balance).await.unwrap();
+            }
+        }
+    })
+    .await;
+    for n in &nodes {
+        bounded(n.shutdown()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refs_on_every_node_reach_a_moved_actor_and_it_carries_its_state() {
+    let nodes =
+        vec![node("a", builder()).await, node("b", builder()).await, node("c", builder()).await];
+    mesh(&nodes).await;
+    let sink = nodes[0].system().spawn_named("sink", Sink::default()).unwrap();
+    let on_b = refs_on(&nodes[0], &nodes[1], std::slice::from_ref(&sink)).remove(0);
+    let on_c = refs_on(&nodes[0], &nodes[2], std::slice::from_ref(&sink)).remove(0);
+    for n in 1..=3 {
+        sink.push(0, n).await.unwrap();
+    }
+    bounded(nodes[0].migrate(sink.id(), nodes[1].node())).await.unwrap();
+    for (k, r) in [&sink, &on_b, &on_c].into_iter().enumerate() {
+        bounded(r.push(1 + k as u32, 1)).await.unwrap();
+        assert_eq!(bounded(r.echo(7)).await.unwrap(), 7);
+    }
+    let (received, violations, _) = bounded(on_c.report()).await.unwrap();
+    assert_eq!((received, violations), (6, vec![]), "the state moved with it");
+    for n in &nodes {
+        bounded(n.shutdown()).await;
+    }
+}
