@@ -14,8 +14,8 @@
 //! lock. Actions that touch mailboxes (the marker broadcast) are returned as [`Effects`] and
 //! carried out by the caller after the engine lock is released.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use amber_snapshot::{
@@ -26,7 +26,7 @@ use amber_snapshot::{
 use tokio::sync::oneshot;
 
 use super::error::SnapshotError;
-use super::wire::{NodePart, Wire};
+use super::wire::{NodePart, PartReader, PiecesError, Wire};
 use crate::mailbox::core::LateSink;
 use crate::remote::RemoteDirectory;
 
@@ -52,14 +52,22 @@ pub(crate) struct Effects {
     /// Put `Marker(e)` on the control lane of every live actor.
     pub(crate) markers: Option<Epoch>,
     /// Answer the snapshot's caller.
-    resolve: Option<(Waiter, Result<Checkpoint, SnapshotError>)>,
+    resolve: Option<(Waiter, Answer)>,
+    /// This node's part of a completed snapshot, for its coordinator.
+    part: Option<Outgoing>,
 }
 
 impl Effects {
-    /// Answers the waiting caller, if any (the marker broadcast, if any, is the caller's).
+    /// Sends this node's part of a completed snapshot to its coordinator (on the runtime's
+    /// blocking pool) and answers the waiting caller, if any (the marker broadcast, if any,
+    /// is the caller's). The part is written, and the checkpoint assembled, here: outside
+    /// the engine lock.
     pub(crate) fn resolve(&mut self) {
-        if let Some((waiter, result)) = self.resolve.take() {
-            let _ = waiter.send(result);
+        if let Some(outgoing) = self.part.take() {
+            offload(move || outgoing.send());
+        }
+        if let Some((waiter, answer)) = self.resolve.take() {
+            let _ = waiter.send(answer.finish());
         }
     }
 
@@ -69,10 +77,95 @@ impl Effects {
 
     /// Queues the answer to a snapshot's caller. One snapshot runs at a time, so there is
     /// never an earlier answer in the same step; if there were, it is sent, not lost.
-    fn answer(&mut self, waiter: Waiter, result: Result<Checkpoint, SnapshotError>) {
-        if let Some((earlier, result)) = self.resolve.replace((waiter, result)) {
-            let _ = earlier.send(result);
+    fn answer(&mut self, waiter: Waiter, answer: Answer) {
+        if let Some((earlier, answer)) = self.resolve.replace((waiter, answer)) {
+            let _ = earlier.send(answer.finish());
         }
+    }
+
+    /// Queues this node's part for its coordinator. A node completes one snapshot at a time,
+    /// so there is never an earlier part in the same step; if there were, it is sent first.
+    fn send_part(&mut self, outgoing: Outgoing) {
+        if let Some(earlier) = self.part.replace(outgoing) {
+            earlier.send();
+        }
+    }
+}
+
+/// The outcome of a snapshot for its caller: decided, or every part is in and the
+/// checkpoint is still to be assembled (outside the engine lock).
+#[derive(Debug)]
+enum Answer {
+    Done(Result<Checkpoint, SnapshotError>),
+    Assemble { epoch: Epoch, started: Instant, parts: Vec<NodePart> },
+}
+
+impl Answer {
+    fn finish(self) -> Result<Checkpoint, SnapshotError> {
+        let (epoch, started, parts) = match self {
+            Answer::Done(result) => return result,
+            Answer::Assemble { epoch, started, parts } => (epoch, started, parts),
+        };
+        let result = assemble(epoch, parts);
+        match &result {
+            Ok(checkpoint) => tracing::debug!(
+                %epoch,
+                nodes = checkpoint.manifest.nodes.len(),
+                actors = checkpoint.manifest.actors.len(),
+                in_flight = checkpoint.in_flight.len(),
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                "snapshot complete"
+            ),
+            Err(e) => tracing::debug!(%epoch, error = %e, "snapshot complete but unusable"),
+        }
+        result
+    }
+}
+
+/// This node's part of completed snapshot `epoch`, on its way to the coordinator `to`.
+struct Outgoing {
+    remote: Arc<dyn RemoteDirectory>,
+    to: String,
+    epoch: Epoch,
+    part: NodePart,
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("to", &self.to)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outgoing {
+    /// Writes the part and hands each piece to the link as soon as it is written, then
+    /// frees the part (after the pieces are queued: freeing a large part takes about as long
+    /// as writing it). A failure to send means the link is gone: its node-down event aborts
+    /// the snapshot on the coordinator.
+    fn send(self) {
+        let Outgoing { remote, to, epoch, part } = self;
+        let t = Instant::now();
+        let (mut pieces, mut bytes) = (0, 0);
+        let sent = part.write_pieces(epoch, |piece| {
+            pieces += 1;
+            bytes += piece.len();
+            remote.send_snapshot(&to, piece)
+        });
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        match sent {
+            Ok(()) => {
+                tracing::debug!(%epoch, coordinator = %to, pieces, bytes, ms, "snapshot part sent")
+            }
+            Err(e @ PiecesError::Encode(_)) => {
+                tracing::error!(%epoch, coordinator = %to, error = %e, "snapshot part")
+            }
+            Err(e @ PiecesError::Send(_)) => {
+                tracing::debug!(%epoch, coordinator = %to, error = %e, "snapshot part")
+            }
+        }
+        drop(part);
     }
 }
 
@@ -109,8 +202,36 @@ struct Collect {
     /// Completion was decided; the parts are on their way.
     complete: bool,
     parts: BTreeMap<String, Option<NodePart>>,
-    /// Pieces of parts still arriving, per node.
-    pieces: HashMap<String, Vec<u8>>,
+    /// Parts still arriving, per node.
+    inbound: HashMap<String, Inbound>,
+}
+
+impl Collect {
+    /// Whether this collection is of snapshot `epoch` and still waits for `node`'s part.
+    fn awaits(&self, epoch: Epoch, node: &str) -> bool {
+        self.epoch == epoch && self.parts.get(node).is_some_and(Option::is_none)
+    }
+}
+
+/// A node's part as it arrives: its pieces are read one after the other, each as soon as
+/// it is in, by one task at a time, off the engine lock.
+#[derive(Debug, Default)]
+struct Inbound {
+    /// Pieces not read yet, in order.
+    queue: VecDeque<Piece>,
+    /// What was read so far; taken by the task reading.
+    reader: Option<PartReader>,
+    /// A task reads the queued pieces.
+    reading: bool,
+    /// Time spent reading, in total.
+    spent: Duration,
+}
+
+#[derive(Debug)]
+struct Piece {
+    bytes: Vec<u8>,
+    records: u32,
+    last: bool,
 }
 
 #[derive(Debug)]
@@ -132,7 +253,7 @@ struct EngineState {
 pub(crate) struct SnapshotEngine {
     me: String,
     clock: Instant,
-    state: Mutex<EngineState>,
+    state: Arc<Mutex<EngineState>>,
     pub(crate) late: Arc<LateSink>,
     remote: Option<Arc<dyn RemoteDirectory>>,
 }
@@ -148,7 +269,7 @@ impl SnapshotEngine {
     /// the other nodes of its cluster, if any.
     pub(crate) fn new(me: String, epoch: Epoch, remote: Option<Arc<dyn RemoteDirectory>>) -> Self {
         SnapshotEngine {
-            state: Mutex::new(EngineState {
+            state: Arc::new(Mutex::new(EngineState {
                 node: NodeSnapshot::new(me.clone(), epoch),
                 coordinator: Coordinator::new(epoch),
                 leader: None,
@@ -156,7 +277,7 @@ impl SnapshotEngine {
                 round: None,
                 collect: None,
                 actors_hint: 0,
-            }),
+            })),
             me,
             clock: Instant::now(),
             late: Arc::default(),
@@ -164,8 +285,8 @@ impl SnapshotEngine {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, EngineState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, EngineState> {
+        lock(&self.state)
     }
 
     /// Admits a new actor. `epoch` is its parent's epoch, or `None` when spawned from outside
@@ -322,6 +443,13 @@ impl SnapshotEngine {
 
     /// A snapshot message from node `from`.
     pub(crate) fn on_wire(&self, from: &str, wire: Wire) -> Effects {
+        let wire = match wire {
+            Wire::Part { epoch, bytes, records, last } => {
+                self.on_piece(from, epoch, Piece { bytes, records, last });
+                return Effects::default();
+            }
+            other => other,
+        };
         let mut st = self.lock();
         let mut effects = Effects::default();
         match wire {
@@ -333,9 +461,7 @@ impl SnapshotEngine {
             Wire::Reject { epoch, reason } => {
                 st.coordinator.reject(from.to_owned(), epoch, reason);
             }
-            Wire::Part { epoch, bytes, last } => {
-                self.on_piece(&mut st, from, epoch, bytes, last, &mut effects);
-            }
+            Wire::Part { .. } => unreachable!("handled above"),
         }
         let more = self.pump(&mut st);
         merge(&mut effects, more);
@@ -349,7 +475,7 @@ impl SnapshotEngine {
         st.coordinator.node_down(&node.to_owned());
         if st.collect.as_ref().is_some_and(|c| c.complete && c.parts.contains_key(node)) {
             let reason = format!("node {node} went down before sending its part");
-            self.fail_collect(&mut st, reason, &mut effects);
+            Self::fail_collect(&mut st, reason, &mut effects);
         }
         if let Some((epoch, leader)) = st.leader.clone()
             && leader == node
@@ -400,7 +526,7 @@ impl SnapshotEngine {
             waiter: tx,
             complete: false,
             parts: nodes.into_iter().map(|n| (n, None)).collect(),
-            pieces: HashMap::new(),
+            inbound: HashMap::new(),
         });
         tracing::debug!(%epoch, nodes = st.collect.as_ref().map_or(0, |c| c.parts.len()), "snapshot started");
         let effects = self.pump(&mut st);
@@ -415,7 +541,7 @@ impl SnapshotEngine {
         st.coordinator.handle_timeout(now);
         if st.collect.as_ref().is_some_and(|c| c.complete && now >= c.due) {
             let reason = "the deadline passed before every node's part arrived".to_owned();
-            self.fail_collect(&mut st, reason, &mut effects);
+            Self::fail_collect(&mut st, reason, &mut effects);
         }
         let more = self.pump(&mut st);
         merge(&mut effects, more);
@@ -428,7 +554,7 @@ impl SnapshotEngine {
         let mut effects = Effects::default();
         st.coordinator.cancel();
         if st.collect.as_ref().is_some_and(|c| c.complete) {
-            self.fail_collect(&mut st, "the system is shutting down".to_owned(), &mut effects);
+            Self::fail_collect(&mut st, "the system is shutting down".to_owned(), &mut effects);
         }
         let more = self.pump(&mut st);
         merge(&mut effects, more);
@@ -507,14 +633,16 @@ impl SnapshotEngine {
                     CoordinatorAction::Completed(epoch) => {
                         if let Some(collect) = st.collect.as_mut().filter(|c| c.epoch == epoch) {
                             collect.complete = true;
+                            let ms = collect.started.elapsed().as_secs_f64() * 1e3;
+                            tracing::debug!(%epoch, ms, "snapshot completion decided");
                         }
-                        self.try_finish(st, &mut effects);
+                        Self::try_finish(st, &mut effects);
                     }
                     CoordinatorAction::Aborted { epoch, reason } => {
                         tracing::warn!(%epoch, %reason, "snapshot aborted");
                         if let Some(collect) = st.collect.take_if(|c| c.epoch == epoch) {
                             let err = SnapshotError::Aborted { epoch, reason: reason.to_string() };
-                            effects.answer(collect.waiter, Err(err));
+                            effects.answer(collect.waiter, Answer::Done(Err(err)));
                         }
                     }
                 }
@@ -574,14 +702,13 @@ impl SnapshotEngine {
                     {
                         *slot = Some(part);
                     }
-                    self.try_finish(st, effects);
+                    Self::try_finish(st, effects);
+                } else if let Some(remote) = &self.remote {
+                    // Written and sent once the engine lock is released.
+                    let remote = remote.clone();
+                    effects.send_part(Outgoing { remote, to: from.to_owned(), epoch, part });
                 } else {
-                    match part.into_pieces(epoch) {
-                        Ok(pieces) => pieces.iter().for_each(|p| self.send(from, p)),
-                        Err(e) => {
-                            tracing::error!(%epoch, error = %e, "snapshot part does not encode")
-                        }
-                    }
+                    tracing::warn!(node = %from, "snapshot part for another node, but this system has no remoting");
                 }
             }
             NodeCommand::Abort { epoch, reason } => {
@@ -632,47 +759,95 @@ impl SnapshotEngine {
         }
     }
 
-    /// A piece of node `from`'s part of snapshot `epoch`.
-    fn on_piece(
-        &self,
-        st: &mut EngineState,
-        from: &str,
-        epoch: Epoch,
-        bytes: Vec<u8>,
-        last: bool,
-        effects: &mut Effects,
-    ) {
-        let Some(collect) =
-            st.collect.as_mut().filter(|c| c.epoch == epoch && c.parts.contains_key(from))
-        else {
+    /// A piece of node `from`'s part of snapshot `epoch`: queued for the task reading that
+    /// node's part, started if there is none. Reading takes milliseconds per piece: not on
+    /// this link's task, nor under the engine lock; the parts of different nodes are read in
+    /// parallel, and each piece as soon as it is in. The task files the part once its last
+    /// piece is read.
+    fn on_piece(&self, from: &str, epoch: Epoch, piece: Piece) {
+        let mut st = self.lock();
+        let Some(collect) = st.collect.as_mut().filter(|c| c.awaits(epoch, from)) else {
             return;
         };
-        let buffer = collect.pieces.entry(from.to_owned()).or_default();
-        buffer.extend_from_slice(&bytes);
-        if !last {
+        let inbound = collect.inbound.entry(from.to_owned()).or_default();
+        inbound.queue.push_back(piece);
+        if inbound.reading {
             return;
         }
-        let bytes = collect.pieces.remove(from).unwrap_or_default();
-        match NodePart::decode(&bytes) {
-            Ok(part) => {
-                if let Some(slot) = collect.parts.get_mut(from) {
-                    *slot = Some(part);
-                }
-                self.try_finish(st, effects);
-            }
-            Err(e) => {
-                tracing::warn!(%epoch, node = %from, error = %e, "snapshot part does not decode");
-                let reason = format!("the part of node {from} does not decode: {e}");
-                self.fail_collect(st, reason, effects);
-            }
-        }
+        inbound.reading = true;
+        drop(st);
+        let state = self.state.clone();
+        let from = from.to_owned();
+        offload(move || Self::read_pieces(&state, &from, epoch));
     }
 
-    fn fail_collect(&self, st: &mut EngineState, reason: String, effects: &mut Effects) {
+    /// Reads the queued pieces of node `from`'s part of snapshot `epoch` until there are
+    /// none, filing the part after its last; stops once the snapshot no longer waits for it
+    /// (node down, deadline, shutdown, or a piece that did not read).
+    fn read_pieces(state: &Mutex<EngineState>, from: &str, epoch: Epoch) {
+        let mut effects = Effects::default();
+        loop {
+            let (piece, mut reader) = {
+                let mut st = lock(state);
+                let Some(inbound) = st
+                    .collect
+                    .as_mut()
+                    .filter(|c| c.awaits(epoch, from))
+                    .and_then(|c| c.inbound.get_mut(from))
+                else {
+                    return;
+                };
+                let Some(piece) = inbound.queue.pop_front() else {
+                    inbound.reading = false;
+                    return;
+                };
+                (piece, inbound.reader.take().unwrap_or_default())
+            };
+            let Piece { bytes, records, last } = piece;
+            let t = Instant::now();
+            let read = reader.piece(bytes, records);
+            let spent = t.elapsed();
+            let mut st = lock(state);
+            let Some(collect) = st.collect.as_mut().filter(|c| c.awaits(epoch, from)) else {
+                return;
+            };
+            let read = match read {
+                Ok(()) if !last => {
+                    if let Some(inbound) = collect.inbound.get_mut(from) {
+                        inbound.reader = Some(reader);
+                        inbound.spent += spent;
+                    }
+                    continue;
+                }
+                Ok(()) => reader.finish(),
+                Err(e) => Err(e),
+            };
+            let spent = collect.inbound.remove(from).map_or(spent, |i| i.spent + spent);
+            match read {
+                Ok(part) => {
+                    let ms = spent.as_secs_f64() * 1e3;
+                    tracing::debug!(%epoch, node = %from, actors = part.actors.len(), ms, "snapshot part read");
+                    collect.parts.insert(from.to_owned(), Some(part));
+                    Self::try_finish(&mut st, &mut effects);
+                }
+                Err(e) => {
+                    tracing::warn!(%epoch, node = %from, error = %e, "snapshot part does not decode");
+                    let reason = format!("the part of node {from} does not decode: {e}");
+                    Self::fail_collect(&mut st, reason, &mut effects);
+                }
+            }
+            break;
+        }
+        // Filing a part only ends the collection: an answer at most, never markers.
+        debug_assert!(effects.markers.is_none());
+        effects.resolve();
+    }
+
+    fn fail_collect(st: &mut EngineState, reason: String, effects: &mut Effects) {
         if let Some(collect) = st.collect.take() {
             tracing::warn!(epoch = %collect.epoch, %reason, "snapshot failed");
             let err = SnapshotError::Aborted { epoch: collect.epoch, reason };
-            effects.answer(collect.waiter, Err(err));
+            effects.answer(collect.waiter, Answer::Done(Err(err)));
         }
     }
 
@@ -695,7 +870,12 @@ impl SnapshotEngine {
         for r in round.backlog {
             by_receiver.entry(r.to).or_default().push(r);
         }
+        // Most actors have neither (an idle node: none at all): stop looking once both are
+        // empty rather than hash every id.
         for entry in &round.actors {
+            if by_receiver.is_empty() && late.is_empty() {
+                break;
+            }
             if let Some(mut backlog) = by_receiver.remove(&entry.id) {
                 in_flight.append(&mut backlog);
             }
@@ -721,60 +901,39 @@ impl SnapshotEngine {
         }
     }
 
-    /// Once completion is decided and every node's part is in: one checkpoint.
-    fn try_finish(&self, st: &mut EngineState, effects: &mut Effects) {
+    /// Once completion is decided and every node's part is in: one checkpoint, assembled
+    /// once the engine lock is released.
+    fn try_finish(st: &mut EngineState, effects: &mut Effects) {
         if !st.collect.as_ref().is_some_and(|c| c.complete && c.parts.values().all(Option::is_some))
         {
             return;
         }
         let Some(collect) = st.collect.take() else { return };
-        let epoch = collect.epoch;
+        let (epoch, started) = (collect.epoch, collect.started);
         let parts: Vec<NodePart> = collect.parts.into_values().flatten().collect();
-        let result = assemble(epoch, parts);
-        match &result {
-            Ok(checkpoint) => tracing::debug!(
-                %epoch,
-                nodes = checkpoint.manifest.nodes.len(),
-                actors = checkpoint.manifest.actors.len(),
-                in_flight = checkpoint.in_flight.len(),
-                ms = collect.started.elapsed().as_secs_f64() * 1e3,
-                "snapshot complete"
-            ),
-            Err(e) => tracing::debug!(%epoch, error = %e, "snapshot complete but unusable"),
-        }
-        effects.answer(collect.waiter, result);
+        effects.answer(collect.waiter, Answer::Assemble { epoch, started, parts });
     }
 }
 
 /// One checkpoint from every node's part, or why the cut cannot be used.
-fn assemble(epoch: Epoch, parts: Vec<NodePart>) -> Result<Checkpoint, SnapshotError> {
-    let taints: Vec<String> = parts.iter().flat_map(|p| p.taints.iter().cloned()).collect();
+///
+/// The largest part's vectors become the checkpoint's (its actors come first; on a single
+/// node nothing is copied), the others' are appended to them.
+fn assemble(epoch: Epoch, mut parts: Vec<NodePart>) -> Result<Checkpoint, SnapshotError> {
+    let taints: Vec<String> = parts.iter_mut().flat_map(|p| p.taints.drain(..)).collect();
     if !taints.is_empty() {
         return Err(SnapshotError::Inconsistent { epoch, reasons: taints });
     }
-    let problems: Vec<String> = parts.iter().flat_map(|p| p.problems.iter().cloned()).collect();
+    let problems: Vec<String> = parts.iter_mut().flat_map(|p| p.problems.drain(..)).collect();
     if !problems.is_empty() {
         tracing::warn!(%epoch, problems = problems.len(), "snapshot could not capture everything");
         return Err(SnapshotError::Capture { epoch, problems });
     }
-    let actors = parts.iter().map(|p| p.actors.len()).sum();
-    let in_flight = parts.iter().map(|p| p.in_flight.len()).sum();
-    let mut manifest = Manifest {
-        id: CheckpointId(epoch.0),
-        epoch,
-        created_unix_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-        nodes: Vec::with_capacity(parts.len()),
-        actors: Vec::with_capacity(actors),
-    };
-    let mut states = Vec::with_capacity(actors);
-    let mut records = Vec::with_capacity(in_flight);
+    // A part holds its own actors' records first, then those it made for actors that cut
+    // elsewhere (relayed after they moved away: they arrived after that cut). Each
+    // receiver's own node's records come first, in order; the others follow, in node order.
     let mut relayed = Vec::new();
-    for mut part in parts {
-        // A part holds its own actors' records first, then those it made for actors that
-        // cut elsewhere (relayed after they moved away: they arrived after that cut). Each
-        // receiver's own node's records come first, in order; the others follow.
+    for part in &mut parts {
         if !part.in_flight.is_empty() {
             let receivers: HashSet<ActorId> = part.in_flight.iter().map(|r| r.to).collect();
             let own: HashSet<ActorId> =
@@ -786,20 +945,62 @@ fn assemble(epoch: Epoch, parts: Vec<NodePart>) -> Result<Checkpoint, SnapshotEr
                 .unwrap_or(part.in_flight.len());
             relayed.extend(part.in_flight.drain(split..));
         }
-        manifest.nodes.push(part.node);
-        manifest.actors.append(&mut part.actors);
+    }
+    let actors: usize = parts.iter().map(|p| p.actors.len()).sum();
+    let with_state: usize = parts.iter().map(|p| p.states.len()).sum();
+    let in_flight: usize = parts.iter().map(|p| p.in_flight.len()).sum::<usize>() + relayed.len();
+    let nodes = parts.iter().map(|p| p.node.clone()).collect();
+    // The first of the largest parts (in node order, as the parts come).
+    let largest =
+        parts.iter().enumerate().rev().max_by_key(|(_, p)| p.actors.len()).map_or(0, |(i, _)| i);
+    let (mut entries, mut states, mut records) = if parts.is_empty() {
+        (Vec::new(), Vec::new(), Vec::new())
+    } else {
+        let base = parts.remove(largest);
+        (base.actors, base.states, base.in_flight)
+    };
+    entries.reserve_exact(actors - entries.len());
+    states.reserve_exact(with_state - states.len());
+    records.reserve_exact(in_flight - records.len());
+    for mut part in parts {
+        entries.append(&mut part.actors);
         states.append(&mut part.states);
         records.append(&mut part.in_flight);
     }
     records.append(&mut relayed);
+    let manifest = Manifest {
+        id: CheckpointId(epoch.0),
+        epoch,
+        created_unix_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        nodes,
+        actors: entries,
+    };
     Ok(Checkpoint { manifest, states, in_flight: records })
+}
+
+fn lock(state: &Mutex<EngineState>) -> MutexGuard<'_, EngineState> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `work` (milliseconds of writing or reading a part) on the runtime's blocking pool
+/// if there is a runtime, else right here.
+fn offload(work: impl FnOnce() + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn_blocking(work)),
+        Err(_) => work(),
+    }
 }
 
 fn merge(into: &mut Effects, mut more: Effects) {
     if let Some(epoch) = more.markers.take() {
         into.markers(epoch);
     }
-    if let Some((waiter, result)) = more.resolve.take() {
-        into.answer(waiter, result);
+    if let Some((waiter, answer)) = more.resolve.take() {
+        into.answer(waiter, answer);
+    }
+    if let Some(outgoing) = more.part.take() {
+        into.send_part(outgoing);
     }
 }
