@@ -73,6 +73,9 @@ async fn main() {
         best(&l) / 1e6,
         best(&r) / best(&l)
     );
+    let each =
+        |v: &[f64]| v.iter().map(|x| format!("{:.2}", x / 1e6)).collect::<Vec<_>>().join(", ");
+    println!("  each round (M msg/s): remote {}; local {}", each(&r), each(&l));
     let mut times = Vec::with_capacity(10_000);
     for _ in 0..10_000 {
         let t = Instant::now();

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Waker};
 
 /// Data messages queued for one peer beyond which bounded sends wait.
-pub(super) const LIMIT: usize = 256;
+pub(super) const LIMIT: usize = 1024;
 
 /// The data messages queued for one peer's link, and the senders waiting for room.
 #[derive(Debug, Default)]
@@ -51,7 +51,15 @@ impl Credit {
 
     /// The link took a data message.
     pub(super) fn sent(&self) {
-        let now = self.queued.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
+        self.sent_many(1);
+    }
+
+    /// The link took `n` data messages.
+    pub(super) fn sent_many(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let now = self.queued.fetch_sub(n, Ordering::AcqRel).saturating_sub(n);
         if now <= LIMIT / 2 && self.waiting.load(Ordering::Acquire) {
             self.wake_all();
         }

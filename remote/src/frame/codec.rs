@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::{Frame, FrameError};
+use super::{Frame, FrameError, fast};
 
 /// Bytes in a frame's length prefix.
 pub const HEADER_LEN: usize = 4;
@@ -67,7 +67,9 @@ impl FrameCodec {
     pub fn encode_frame(&self, frame: &Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
         let start = dst.len();
         dst.put_u32(0);
-        if let Err(error) = rmp_serde::encode::write(&mut dst.writer(), frame) {
+        if !fast::encode(frame, dst)
+            && let Err(error) = rmp_serde::encode::write(&mut dst.writer(), frame)
+        {
             dst.truncate(start);
             return Err(FrameError::Encode(error.to_string()));
         }
@@ -83,6 +85,9 @@ impl FrameCodec {
 
     /// Decodes one body: exactly one [`Frame`], nothing after it.
     fn decode_body(body: &[u8]) -> Result<Frame, FrameError> {
+        if let Some(frame) = fast::decode(body) {
+            return Ok(frame);
+        }
         let mut de = rmp_serde::Deserializer::from_read_ref(body);
         de.set_max_depth(MAX_NESTING);
         let frame =

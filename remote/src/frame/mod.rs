@@ -2,6 +2,7 @@
 
 mod codec;
 mod error;
+mod fast;
 mod reader;
 
 pub use codec::{DEFAULT_MAX_FRAME, FrameCodec, HEADER_LEN};

@@ -49,6 +49,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// The next frame if it is already buffered, without reading.
+    pub(crate) fn buffered(&mut self) -> Result<Option<Frame>, FrameError> {
+        self.codec.decode(&mut self.buf)
+    }
+
     /// The next `n` raw bytes (the handshake preamble); the stream ending first is
     /// [`FrameError::Truncated`].
     pub(crate) async fn read_raw(&mut self, n: usize) -> Result<BytesMut, FrameError> {

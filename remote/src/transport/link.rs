@@ -40,9 +40,12 @@ pub(crate) struct Link {
     pub(crate) addr: SocketAddr,
     /// Where the peer listens, as far as known.
     pub(crate) listen: SocketAddr,
-    queue: mpsc::Sender<Bytes>,
+    queue: mpsc::Sender<Encoded>,
     /// Cancelled when the link must stop now; `reason` says why.
     close: CancellationToken,
+    /// Set just before `close` is cancelled: the cheap check for the per-frame paths
+    /// (`CancellationToken::is_cancelled` takes a lock).
+    closing: AtomicBool,
     reason: std::sync::Mutex<Option<DownReason>>,
     /// Cancelled when the link should end gracefully (a child of the transport's shutdown
     /// token); `goodbye` says what to tell the peer.
@@ -52,6 +55,14 @@ pub(crate) struct Link {
     announced: AtomicBool,
     /// Cancelled once `PeerDown` was reported and the link left the table.
     finished: CancellationToken,
+}
+
+/// Encoded frames queued for the writer: one or more frames back to back.
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    pub(crate) bytes: Bytes,
+    /// How many frames `bytes` holds (for the counters).
+    pub(crate) frames: u64,
 }
 
 /// A queued frame was not taken: the link is closing or its queue is full.
@@ -72,7 +83,7 @@ impl Link {
         listen: SocketAddr,
         queue: usize,
         shutdown: &CancellationToken,
-    ) -> (Arc<Link>, mpsc::Receiver<Bytes>) {
+    ) -> (Arc<Link>, mpsc::Receiver<Encoded>) {
         let (tx, rx) = mpsc::channel(queue);
         let link = Link {
             id,
@@ -82,6 +93,7 @@ impl Link {
             listen,
             queue: tx,
             close: CancellationToken::new(),
+            closing: AtomicBool::new(false),
             reason: std::sync::Mutex::new(None),
             goodbye: shutdown.child_token(),
             farewell: std::sync::Mutex::new(None),
@@ -93,7 +105,7 @@ impl Link {
 
     /// Whether the link is going down (sends to it fail).
     pub(crate) fn is_closing(&self) -> bool {
-        self.close.is_cancelled()
+        self.closing.load(Ordering::Acquire)
     }
 
     /// Whether `PeerUp` was reported for it.
@@ -112,6 +124,7 @@ impl Link {
             *slot = Some(reason);
         }
         drop(slot);
+        self.closing.store(true, Ordering::Release);
         self.close.cancel();
     }
 
@@ -137,11 +150,17 @@ impl Link {
         self.finished.cancel();
     }
 
-    /// Queues an encoded frame, waiting while the queue is full.
-    pub(crate) async fn send(&self, frame: Bytes) -> Result<(), Refused> {
+    /// Queues encoded frames, waiting while the queue is full.
+    pub(crate) async fn send(&self, frame: Encoded) -> Result<(), Refused> {
         if self.is_closing() {
             return Err(Refused::Closed);
         }
+        // Room in the queue: no need to set up the wait below.
+        let frame = match self.queue.try_send(frame) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Refused::Closed),
+            Err(mpsc::error::TrySendError::Full(frame)) => frame,
+        };
         tokio::select! {
             biased;
             sent = self.queue.send(frame) => sent.map_err(|_| Refused::Closed),
@@ -149,8 +168,8 @@ impl Link {
         }
     }
 
-    /// Queues an encoded frame if there is room.
-    pub(crate) fn try_send(&self, frame: Bytes) -> Result<(), Refused> {
+    /// Queues encoded frames if there is room.
+    pub(crate) fn try_send(&self, frame: Encoded) -> Result<(), Refused> {
         if self.is_closing() {
             return Err(Refused::Closed);
         }
@@ -165,7 +184,7 @@ impl Link {
 pub(crate) fn spawn<S>(
     shared: &Arc<Shared>,
     link: Arc<Link>,
-    queue: mpsc::Receiver<Bytes>,
+    queue: mpsc::Receiver<Encoded>,
     stream: S,
     buffered: BytesMut,
     events: mpsc::Sender<TransportEvent>,
@@ -191,18 +210,25 @@ async fn read_loop<R: AsyncRead + Unpin>(
     tokio::pin!(silence);
     let mut counted = 0;
     let failure = loop {
-        let next = tokio::select! {
-            biased;
-            () = link.close.cancelled() => break None,
-            next = reader.next() => next,
-            () = &mut silence => {
-                let deadline = reader.last_read() + timeout;
-                if deadline <= Instant::now() {
-                    break Some(DownReason::Timeout);
+        if link.is_closing() {
+            break None;
+        }
+        // A frame already buffered needs no wait (nor the select's setup).
+        let next = match reader.buffered() {
+            Ok(None) => tokio::select! {
+                biased;
+                () = link.close.cancelled() => break None,
+                next = reader.next() => next,
+                () = &mut silence => {
+                    let deadline = reader.last_read() + timeout;
+                    if deadline <= Instant::now() {
+                        break Some(DownReason::Timeout);
+                    }
+                    silence.as_mut().reset(deadline);
+                    continue;
                 }
-                silence.as_mut().reset(deadline);
-                continue;
-            }
+            },
+            buffered => buffered,
         };
         let bytes = reader.bytes_read();
         let frame = match next {
@@ -217,13 +243,18 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Frame::Heartbeat => {}
             Frame::Goodbye { reason } => break Some(DownReason::Goodbye(reason)),
             frame if frame.kind().is_data() => {
+                // Closing: frames not yet handed over are dropped.
+                if link.is_closing() {
+                    break None;
+                }
                 let event = TransportEvent::Frame { from: link.node.clone(), frame };
-                tokio::select! {
-                    biased;
-                    // Closing: frames not yet handed over are dropped.
-                    () = link.close.cancelled() => break None,
-                    // A dropped receiver means nobody listens; keep the link serving sends.
-                    _ = events.send(event) => {}
+                // A dropped receiver means nobody listens; keep the link serving sends.
+                if let Err(mpsc::error::TrySendError::Full(event)) = events.try_send(event) {
+                    tokio::select! {
+                        biased;
+                        () = link.close.cancelled() => break None,
+                        _ = events.send(event) => {}
+                    }
                 }
             }
             other => {
@@ -257,7 +288,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
 async fn write_loop<W: AsyncWrite + Unpin>(
     shared: Arc<Shared>,
     link: Arc<Link>,
-    mut queue: mpsc::Receiver<Bytes>,
+    mut queue: mpsc::Receiver<Encoded>,
     mut io: W,
 ) {
     let interval = shared.config.heartbeat_interval;
@@ -282,13 +313,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             }
             first = queue.recv() => {
                 let Some(first) = first else { return };
-                batch.extend_from_slice(&first);
-                let mut frames = 1;
+                batch.extend_from_slice(&first.bytes);
+                let mut frames = first.frames;
                 while batch.len() < MAX_BATCH {
                     match queue.try_recv() {
                         Ok(next) => {
-                            batch.extend_from_slice(&next);
-                            frames += 1;
+                            batch.extend_from_slice(&next.bytes);
+                            frames += next.frames;
                         }
                         Err(_) => break,
                     }
@@ -324,7 +355,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 async fn goodbye<W: AsyncWrite + Unpin>(
     shared: &Shared,
     link: &Link,
-    queue: &mut mpsc::Receiver<Bytes>,
+    queue: &mut mpsc::Receiver<Encoded>,
     io: &mut W,
     codec: &FrameCodec,
 ) {
@@ -335,8 +366,8 @@ async fn goodbye<W: AsyncWrite + Unpin>(
     let mut batch = BytesMut::new();
     let mut frames = 1;
     while let Ok(next) = queue.try_recv() {
-        batch.extend_from_slice(&next);
-        frames += 1;
+        batch.extend_from_slice(&next.bytes);
+        frames += next.frames;
     }
     if codec.encode_frame(&Frame::Goodbye { reason: text }, &mut batch).is_err() {
         // Only an absurdly long reason could fail; say it shorter.

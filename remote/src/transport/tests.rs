@@ -1,0 +1,74 @@
+//! [`Transport::send_all`] against [`Transport::send`]'s contract.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc::Receiver;
+
+use super::{Transport, TransportConfig, TransportError, TransportEvent};
+use crate::{Frame, FrameKind, NodeId};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn node(name: &str) -> (Transport, Receiver<TransportEvent>) {
+    let config = TransportConfig::new(name, "127.0.0.1:0".parse().unwrap(), b"s".to_vec());
+    Transport::bind(config).await.unwrap()
+}
+
+async fn next(events: &mut Receiver<TransportEvent>) -> TransportEvent {
+    tokio::time::timeout(WAIT, events.recv()).await.expect("an event").expect("events go on")
+}
+
+/// `a` linked to `b`; returns `b`'s id and `b`'s events, past its `PeerUp`.
+async fn linked() -> (Transport, NodeId, Transport, Receiver<TransportEvent>) {
+    let ((a, _a_events), (b, mut b_events)) = (node("a").await, node("b").await);
+    let to = a.connect(b.local_addr()).await.unwrap();
+    assert!(matches!(next(&mut b_events).await, TransportEvent::PeerUp { .. }));
+    while !a.is_up(&to) {
+        tokio::task::yield_now().await;
+    }
+    (a, to, b, b_events)
+}
+
+fn numbered(n: u64, len: usize) -> Frame {
+    let mut bytes = n.to_be_bytes().to_vec();
+    bytes.resize(len.max(8), 0);
+    Frame::Control(bytes)
+}
+
+async fn received(events: &mut Receiver<TransportEvent>) -> u64 {
+    match next(events).await {
+        TransportEvent::Frame { frame: Frame::Control(bytes), .. } => {
+            u64::from_be_bytes(bytes[..8].try_into().unwrap())
+        }
+        other => panic!("expected a frame, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn send_all_delivers_in_order_across_several_queue_entries() {
+    let (a, to, _b, mut events) = linked().await;
+    // 300 frames of 1 KiB: more than one 64 KiB entry.
+    let frames: Vec<Frame> = (0..300).map(|n| numbered(n, 1024)).collect();
+    a.send_all(&to, &frames).await.unwrap();
+    a.send(&to, &numbered(300, 8)).await.unwrap();
+    for n in 0..=300 {
+        assert_eq!(received(&mut events).await, n);
+    }
+    assert_eq!(a.stats().frames_sent, 301, "every frame counted, not every entry");
+    a.send_all(&to, &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn send_all_stops_at_the_first_frame_it_cannot_send() {
+    let (a, to, _b, mut events) = linked().await;
+    let frames = [numbered(0, 8), numbered(1, 8), Frame::Heartbeat, numbered(3, 8)];
+    let error = a.send_all(&to, &frames).await.unwrap_err();
+    assert!(matches!(error, TransportError::Reserved(FrameKind::Heartbeat)), "{error}");
+    a.send(&to, &numbered(4, 8)).await.unwrap();
+    for n in [0, 1, 4] {
+        assert_eq!(received(&mut events).await, n);
+    }
+    let stranger = NodeId::from("stranger");
+    let error = a.send_all(&stranger, &frames).await.unwrap_err();
+    assert!(matches!(error, TransportError::UnknownPeer(ref n) if *n == stranger), "{error}");
+}
