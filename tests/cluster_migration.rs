@@ -181,7 +181,7 @@ async fn a_moving_actor_loses_nothing_and_keeps_every_senders_order() {
     assert!(violations.is_empty(), "order violations: {violations:?}");
     assert_eq!(last, expected, "every sender's last message arrived");
     assert_eq!(received, expected.values().sum::<u64>(), "nothing lost or duplicated");
-    assert!(received > 5 * 2_000, "the load ran: {received} messages");
+    assert!(received > 3 * 2_000, "the load ran: {received} messages");
 
     // Stopping it where it runs ends the forwarding entries on the nodes it left.
     let watcher = nodes[0].system().lookup_id::<Sink>(id).expect("node a still forwards");

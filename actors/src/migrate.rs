@@ -4,7 +4,7 @@
 //! # How an actor moves
 //!
 //! 1. Between two messages, the actor's task captures its state (as a snapshot cut would:
-//!    [`ActorState::encode_state`](crate::ActorState::encode_state)) and its timers.
+//!    [`ActorState::encode_state`]) and its timers.
 //! 2. Under its mailbox lock, every message it had not handled yet leaves with the state in
 //!    one [`Departure`], handed to the link; from that moment the mailbox forwards whatever
 //!    is sent to it to the new node. Nothing sent after the hand-off can overtake what left
@@ -31,7 +31,7 @@
 //! # What does not move
 //!
 //! Actors with a parent or children (supervision stays on one node), actors whose type is
-//! not registered as an [`ActorState`](crate::ActorState), and an actor going back to a node
+//! not registered as an [`ActorState`], and an actor going back to a node
 //! it left (that node still forwards to it, and messages on their way around the chain
 //! would be overtaken: refused, [`MigrateError::Refused`]). A sender that holds both a ref
 //! made before the move (which goes through the old node) and one made on the new node
@@ -69,7 +69,7 @@ pub struct Migrant<M> {
     pub name: Option<String>,
     /// The state's layout version.
     pub state_version: u32,
-    /// The state, as [`ActorState::encode_state`](crate::ActorState::encode_state) wrote it.
+    /// The state, as [`ActorState::encode_state`] wrote it.
     pub state: Vec<u8>,
     /// Its live timers, with their remaining delays.
     pub timers: Vec<TimerEntry>,
