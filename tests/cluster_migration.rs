@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use amber::prelude::*;
 use amber::{Cluster, ClusterError, SystemBuilder};
-use support::bank::{Account, AccountMsg, audit, outside_load};
+use support::bank::{Account, AccountMsg, audit, open_cluster_bank, outside_load};
 use support::bounded;
 use support::cluster::{mesh, node, refs_on};
 
@@ -200,21 +200,8 @@ async fn snapshots_taken_while_accounts_move_between_nodes_add_up() {
     let nodes =
         vec![node("a", builder()).await, node("b", builder()).await, node("c", builder()).await];
     mesh(&nodes).await;
-    let mut local = Vec::new();
-    for (k, n) in nodes.iter().enumerate() {
-        let accounts: Vec<_> = (0..PER_NODE)
-            .map(|i| n.system().spawn(Account::new(EACH, (k * 100 + i) as u64 * 7919 + 1)))
-            .collect::<Result<_, _>>()
-            .unwrap();
-        local.push(accounts);
-    }
+    let local = open_cluster_bank(&nodes, PER_NODE, EACH).await;
     let all: Vec<ActorRef<Account>> = local.iter().flatten().cloned().collect();
-    for (k, n) in nodes.iter().enumerate() {
-        let peers = refs_on(&nodes[0], n, &all);
-        for account in &local[k] {
-            account.tell(AccountMsg::SetPeers(peers.clone())).await.unwrap();
-        }
-    }
     let total = 3 * PER_NODE as u64 * EACH;
     let stop = Arc::new(AtomicBool::new(false));
     let loads: Vec<_> = local

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use amber::cluster::Placement;
 use amber::prelude::*;
 use amber::{Cluster, SnapshotError, SystemBuilder};
-use support::bank::{Account, AccountMsg, audit, outside_load};
+use support::bank::{Account, AccountMsg, audit, open_cluster_bank, outside_load};
 use support::bounded;
-use support::cluster::{mesh, node, refs_on};
+use support::cluster::{mesh, node};
 
 const PER_NODE: usize = 40;
 const EACH: u64 = 1_000;
@@ -28,21 +28,7 @@ async fn bank(names: [&str; 3]) -> (Vec<Cluster>, Vec<Vec<ActorRef<Account>>>) {
         nodes.push(node(name, builder()).await);
     }
     mesh(&nodes).await;
-    let mut local = Vec::new();
-    for (k, n) in nodes.iter().enumerate() {
-        let accounts: Vec<_> = (0..PER_NODE)
-            .map(|i| n.system().spawn(Account::new(EACH, (k * 1000 + i) as u64 * 7919 + 1)))
-            .collect::<Result<_, _>>()
-            .unwrap();
-        local.push(accounts);
-    }
-    let all: Vec<ActorRef<Account>> = local.iter().flatten().cloned().collect();
-    for (k, n) in nodes.iter().enumerate() {
-        let peers = refs_on(&nodes[0], n, &all);
-        for account in &local[k] {
-            account.tell(AccountMsg::SetPeers(peers.clone())).await.unwrap();
-        }
-    }
+    let local = open_cluster_bank(&nodes, PER_NODE, EACH).await;
     (nodes, local)
 }
 

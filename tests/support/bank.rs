@@ -202,3 +202,28 @@ pub fn outside_load(
         sent
     })
 }
+
+/// Opens `per_node` accounts holding `each` on every one of `nodes` (meshed), all linked to
+/// all accounts of all nodes. Returns, per node, its local accounts.
+pub async fn open_cluster_bank(
+    nodes: &[amber::Cluster],
+    per_node: usize,
+    each: u64,
+) -> Vec<Vec<ActorRef<Account>>> {
+    let mut local = Vec::new();
+    for (k, n) in nodes.iter().enumerate() {
+        let accounts: Vec<_> = (0..per_node)
+            .map(|i| n.system().spawn(Account::new(each, (k * 1000 + i) as u64 * 7919 + 1)))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        local.push(accounts);
+    }
+    let all: Vec<ActorRef<Account>> = local.iter().flatten().cloned().collect();
+    for (k, n) in nodes.iter().enumerate() {
+        let peers = super::cluster::refs_on(&nodes[0], n, &all);
+        for account in &local[k] {
+            account.tell(AccountMsg::SetPeers(peers.clone())).await.unwrap();
+        }
+    }
+    local
+}

@@ -196,7 +196,9 @@ pub(crate) struct MailboxCore<T> {
 }
 
 impl<T: Stamp> MailboxCore<T> {
-    /// A new open mailbox holding at most `capacity` waiting data messages.
+    /// A new open mailbox holding at most `capacity` waiting data messages (for unit and
+    /// loom tests; the system builds mailboxes [`with_cut`](Self::with_cut)).
+    #[cfg(any(test, loom))]
     pub(crate) fn new(meta: Meta, capacity: usize, epoch: Epoch) -> Self {
         Self::with_cut(meta, capacity, ActorCut::new(epoch))
     }

@@ -218,7 +218,7 @@ impl ActorSystem {
         capacity: Option<usize>,
         epoch: Epoch,
     ) -> Arc<Mailbox<A>> {
-        self.mailbox_with_route::<A>(id, name, capacity, epoch, None)
+        self.mailbox_with_route::<A>(id, name, capacity, amber_snapshot::ActorCut::new(epoch), None)
     }
 
     /// A new, unregistered mailbox for an actor of type `A` carrying on from another node
@@ -229,17 +229,7 @@ impl ActorSystem {
         name: Option<String>,
         cut: amber_snapshot::ActorCut,
     ) -> Arc<Mailbox<A>> {
-        let inner = &self.inner;
-        let meta = Meta {
-            id,
-            type_name: self.type_name_of::<A>(),
-            name: name.as_deref().map(Arc::from),
-            ask_timeout: inner.config.ask_timeout,
-            late: inner.engine.late.clone(),
-            counter: None,
-            route: None,
-        };
-        Arc::new(Mailbox::<A>::with_cut(meta, inner.config.capacity.limit(), cut))
+        self.mailbox_with_route::<A>(id, name, None, cut, None)
     }
 
     /// A new, unregistered mailbox; with a route, it forwards to an actor on another node.
@@ -248,7 +238,7 @@ impl ActorSystem {
         id: ActorId,
         name: Option<String>,
         capacity: Option<usize>,
-        epoch: Epoch,
+        cut: amber_snapshot::ActorCut,
         route: Option<Arc<dyn RemoteRoute>>,
     ) -> Arc<Mailbox<A>> {
         let inner = &self.inner;
@@ -262,7 +252,7 @@ impl ActorSystem {
             route,
         };
         let capacity = capacity.unwrap_or_else(|| inner.config.capacity.limit());
-        Arc::new(Mailbox::<A>::new(meta, capacity, epoch))
+        Arc::new(Mailbox::<A>::with_cut(meta, capacity, cut))
     }
 
     /// A ref to actor `id`, of type `A`, living on the node `route` leads to. Its `tell` and
@@ -272,7 +262,7 @@ impl ActorSystem {
             id,
             None,
             Some(1),
-            Epoch::ZERO,
+            amber_snapshot::ActorCut::new(Epoch::ZERO),
             Some(route),
         ))
     }
@@ -287,7 +277,7 @@ impl ActorSystem {
         let counted = message.from.map(|_| message.tag);
         let result = match self.inner.registry.get(to) {
             Some(mailbox) => mailbox.deliver(self, message),
-            None => match self.local_or_moved(to) {
+            None => match self.inner.moved.get(&to).and_then(|m| m.value().last().cloned()) {
                 Some(moved) => {
                     // Relayed on: the node first learns of any later snapshot it carries.
                     if let Some(tag) = counted {
