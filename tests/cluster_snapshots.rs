@@ -11,7 +11,8 @@ use amber::prelude::*;
 use amber::{Cluster, SnapshotError, SystemBuilder};
 use support::bank::{Account, AccountMsg, audit, open_cluster_bank, outside_load};
 use support::bounded;
-use support::cluster::{mesh, node};
+use support::cluster::{mesh, node, refs_on};
+use support::worker::{Work, Worker};
 
 const PER_NODE: usize = 40;
 const EACH: u64 = 1_000;
@@ -178,6 +179,74 @@ async fn a_node_lost_during_a_snapshot_aborts_it_and_the_previous_one_still_rest
     stop.store(true, Ordering::Relaxed);
     for l in loads {
         assert!(bounded(l).await.unwrap() > 0);
+    }
+    for n in &restored {
+        bounded(n.shutdown()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_between_nodes_come_back_with_a_restore_onto_other_nodes() {
+    let builder = || ActorSystem::builder().register::<Worker>();
+    let nodes = [node("a", builder()).await, node("b", builder()).await];
+    mesh(&nodes).await;
+    // A worker on each node watches a worker on the other node.
+    let watched_on_a = nodes[0].system().spawn(Worker::default()).unwrap();
+    let watched_on_b = nodes[1].system().spawn(Worker::default()).unwrap();
+    let watcher_on_a = nodes[0].system().spawn(Worker::default()).unwrap();
+    let watcher_on_b = nodes[1].system().spawn(Worker::default()).unwrap();
+    let far = refs_on(&nodes[1], &nodes[0], std::slice::from_ref(&watched_on_b));
+    watcher_on_a.ask(Work::Watch(far[0].clone())).await.unwrap();
+    let far = refs_on(&nodes[0], &nodes[1], std::slice::from_ref(&watched_on_a));
+    watcher_on_b.ask(Work::Watch(far[0].clone())).await.unwrap();
+    let checkpoint = bounded(nodes[0].system().snapshot()).await.unwrap();
+    // Each watcher's cut records what it watches (the watched side may not have heard of
+    // the watch yet: it crosses a link).
+    assert_eq!(checkpoint.actor(watcher_on_a.id()).unwrap().watching, vec![watched_on_b.id()]);
+    assert_eq!(checkpoint.actor(watcher_on_b.id()).unwrap().watching, vec![watched_on_a.id()]);
+    for n in &nodes {
+        bounded(n.shutdown()).await;
+    }
+
+    // Restored onto two new nodes, each watcher again on another node than the actor it
+    // watches: the watches are taken again across the link.
+    let placement = Placement::spread(["c", "d"])
+        .pin(watcher_on_a.id(), "c")
+        .pin(watched_on_b.id(), "d")
+        .pin(watcher_on_b.id(), "d")
+        .pin(watched_on_a.id(), "c");
+    let mut restored = Vec::new();
+    for name in ["c", "d"] {
+        let config = support::cluster::config(name);
+        let node = bounded(Cluster::restore(builder(), config, &checkpoint, &placement)).await;
+        restored.push(node.expect("restore a share"));
+    }
+    mesh(&restored).await;
+    for n in &restored {
+        bounded(n.resume(std::time::Duration::from_secs(10))).await.expect("resume");
+    }
+    bounded(async {
+        while restored.iter().any(|n| n.watched_by_remote() < 1 || n.watching_remote() < 1) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+
+    // Each watched worker stops; its watcher on the other node hears it (+100).
+    let (c, d) = (restored[0].system(), restored[1].system());
+    for (host, watched) in [(d, watched_on_b.id()), (c, watched_on_a.id())] {
+        let watched: ActorRef<Worker> = host.lookup_id(watched).unwrap();
+        watched.tell(Work::Quit).await.unwrap();
+    }
+    for (host, watcher) in [(c, watcher_on_a.id()), (d, watcher_on_b.id())] {
+        let watcher: ActorRef<Worker> = host.lookup_id(watcher).unwrap();
+        bounded(async {
+            while watcher.ask(Work::Get).await.unwrap() < 100 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert_eq!(watcher.ask(Work::Get).await.unwrap(), 100);
     }
     for n in &restored {
         bounded(n.shutdown()).await;

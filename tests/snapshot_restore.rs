@@ -201,6 +201,7 @@ async fn restore_keeps_parent_child_and_watch_links() {
     watcher.ask(Work::Watch(child)).await.unwrap();
     let cp = bounded(system.snapshot()).await.unwrap();
     assert_eq!(cp.actor(child_id).unwrap().watchers, vec![watcher.id()]);
+    assert_eq!(cp.actor(watcher.id()).unwrap().watching, vec![child_id]);
     bounded(system.shutdown()).await;
 
     let restored = ActorSystem::builder().register::<Worker>().restore(&cp).unwrap();

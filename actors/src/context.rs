@@ -12,7 +12,9 @@ use crate::mailbox::AnyMailbox;
 use crate::signal::Signal;
 use crate::system::Make;
 use crate::timer::Timers;
-use crate::{Actor, ActorId, ActorRef, ActorSystem, Down, SpawnError, SpawnOptions, TimerId};
+use crate::{
+    Actor, ActorId, ActorRef, ActorSystem, Down, ExitReason, SpawnError, SpawnOptions, TimerId,
+};
 
 /// The running actor's view of itself and its system, passed to every handler and hook.
 pub struct Context<A: Actor> {
@@ -122,6 +124,29 @@ impl<A: Actor> Context<A> {
         if let Err((_, reason)) = other.erased().add_watcher(self.me.erased()) {
             let down = Down { actor: other.id(), reason };
             let _ = self.me.mailbox().push_control(Signal::Down(down));
+        }
+    }
+
+    /// Watches the actor `watched`, wherever it lives, by id: a local mailbox, or through the
+    /// remote route of its node (a restored or arrived actor knows only the ids it watched).
+    /// An actor that cannot be watched is reported `Down` at once, as by [`watch`](Self::watch).
+    pub(crate) fn watch_id(&mut self, watched: ActorId) {
+        if watched == self.id() || !self.watching.insert(watched) {
+            return;
+        }
+        let me = self.me.erased();
+        let refused = if let Some(mailbox) = self.system.registry().get(watched) {
+            mailbox.add_watcher(me).err().map(|(_, reason)| reason)
+        } else if let Some(route) = self.system.remote_route(watched) {
+            route
+                .watch(watched, self.id())
+                .err()
+                .map(|_| ExitReason::NodeDown(route.node().to_owned()))
+        } else {
+            Some(ExitReason::Stopped)
+        };
+        if let Some(reason) = refused {
+            let _ = self.me.mailbox().push_control(Signal::Down(Down { actor: watched, reason }));
         }
     }
 

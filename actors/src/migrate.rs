@@ -53,7 +53,7 @@ use crate::remote::{InboundMessage, OutboundMessage, RemoteRoute, RouteError};
 use crate::runner::Runner;
 use crate::signal::Signal;
 use crate::supervision::{RestartPolicy, Restarts};
-use crate::{Actor, ActorId, ActorRef, ActorState, ActorSystem, Context, Down, ExitReason};
+use crate::{Actor, ActorId, ActorRef, ActorState, ActorSystem, Context, ExitReason};
 
 /// An actor on its way between two nodes: its state, timers, place in the snapshot
 /// protocol, the actors it watches, and the messages it had not handled yet, in order.
@@ -339,30 +339,12 @@ pub(crate) fn arrive<A: ActorState>(
     let me = ActorRef::from_mailbox(mailbox.clone());
     let mut ctx = Context::new(me.clone(), system.clone(), None, epoch);
     for watched in watching {
-        watch_id(&mut ctx, watched);
+        ctx.watch_id(watched);
     }
     crate::snapshot::restore::arm_timers(&mut ctx, &mailbox, timers);
     tracing::debug!(actor = %id, from = %node, "actor arrived");
     system.start_runner_restored(mailbox, actor, ctx, Restarts::new(RestartPolicy::Never));
     Ok(())
-}
-
-/// Watches actor `watched`, wherever it lives, by id.
-fn watch_id<A: Actor>(ctx: &mut Context<A>, watched: ActorId) {
-    if watched == ctx.id() || !ctx.watching.insert(watched) {
-        return;
-    }
-    let me = ctx.me.erased();
-    let refused = if let Some(mailbox) = ctx.system.registry().get(watched) {
-        mailbox.add_watcher(me).err().map(|(_, reason)| reason)
-    } else if let Some(route) = ctx.system.remote_route(watched) {
-        route.watch(watched, ctx.id()).err().map(|_| ExitReason::NodeDown(route.node().to_owned()))
-    } else {
-        Some(ExitReason::Stopped)
-    };
-    if let Some(reason) = refused {
-        let _ = ctx.me.mailbox().push_control(Signal::Down(Down { actor: watched, reason }));
-    }
 }
 
 impl<A: Actor> Runner<A> {

@@ -251,6 +251,7 @@ impl<A: Actor> Runner<A> {
             node: self.ctx.system.node().to_owned(),
             parent: self.ctx.parent.as_ref().map(|p| p.id()),
             watchers,
+            watching: self.ctx.watching.iter().copied().collect(),
             state_version: self.codec.map_or(0, |c| c.version),
         };
         tracing::trace!(actor = %id, epoch = %cut.to, backlog = backlog.len(), "cut");

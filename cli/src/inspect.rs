@@ -61,6 +61,7 @@ fn to_json(file: &Path, checkpoint: &Checkpoint) -> Json {
             object.insert("node".into(), json!(actor.node));
             object.insert("parent".into(), json!(actor.parent.map(|id| id.to_string())));
             object.insert("watchers".into(), json!(ids(&actor.watchers)));
+            object.insert("watching".into(), json!(ids(&actor.watching)));
             object.insert("state_version".into(), json!(actor.state_version));
             let state = checkpoint.state(actor.id);
             let timers = state.map_or(&[][..], |state| &state.timers[..]);
@@ -172,10 +173,12 @@ fn to_text(file: &Path, checkpoint: &Checkpoint) -> String {
             actor.node
         ));
         let watchers = ids(&actor.watchers).join(", ");
+        let watching = ids(&actor.watching).join(", ");
         out.push_str(&format!(
-            "    parent {}  watchers {}  state version {}\n",
+            "    parent {}  watchers {}  watching {}  state version {}\n",
             or_dash(actor.parent.map(|id| id.to_string())),
             or_dash(Some(watchers).filter(|w| !w.is_empty())),
+            or_dash(Some(watching).filter(|w| !w.is_empty())),
             actor.state_version
         ));
         let Some(state) = checkpoint.state(actor.id) else { continue };

@@ -40,6 +40,7 @@ fn sample(id: u64) -> Checkpoint {
             node: if seq == 3 { "node-b".into() } else { "node-a".into() },
             parent,
             watchers: parent.into_iter().collect(),
+            watching: Vec::new(),
             state_version: 2,
         };
     let account = |seq: u64, balance: u64, owner: &str| StateRecord {
@@ -176,6 +177,7 @@ fn inspect_json_shows_everything() {
             "node": "node-a",
             "parent": actor(1).to_string(),
             "watchers": [actor(1).to_string()],
+            "watching": [],
             "state_version": 2,
             "state": { "balance": 102, "owner": "alice" },
             "timers": [],
@@ -233,7 +235,7 @@ fn inspect_as_text() {
         "nodes    node-a (10.0.0.1:7000), node-b",
         "actors (3)",
         "2@1a2b3c4d00000001  bank.Account  name \"alice\"  node node-a",
-        "parent 1@1a2b3c4d00000001  watchers 1@1a2b3c4d00000001  state version 2",
+        "parent 1@1a2b3c4d00000001  watchers 1@1a2b3c4d00000001  watching -  state version 2",
         "state {\"balance\":104,\"owner\":\"alice\"}",
         "timer 7  in 1500us  every 10000us  msg \"audit\"",
         "in flight (2)",

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use amber_snapshot::{ActorEntry, Epoch, InFlightRecord, StateRecord, TimerEntry};
+use amber_snapshot::{ActorEntry, ActorId, Epoch, InFlightRecord, StateRecord, TimerEntry};
 
 use super::error::RestoreError;
 use crate::envelope::{Envelope, Origin};
@@ -23,8 +23,10 @@ pub(crate) struct Plan<'a> {
     pub(crate) in_flight: Vec<&'a InFlightRecord>,
     pub(crate) parent: Option<Arc<dyn AnyMailbox>>,
     pub(crate) children: Vec<Arc<dyn AnyMailbox>>,
-    /// Actors this one watches.
+    /// Actors this one watches, restored with it.
     pub(crate) watching: Vec<Arc<dyn AnyMailbox>>,
+    /// Actors this one watches that are restored elsewhere (on other nodes): watched by id.
+    pub(crate) watching_elsewhere: Vec<ActorId>,
     pub(crate) epoch: Epoch,
 }
 
@@ -81,6 +83,7 @@ pub(crate) struct PreparedActor<A: ActorState> {
     pub(crate) parent: Option<Arc<dyn AnyMailbox>>,
     pub(crate) children: Vec<Arc<dyn AnyMailbox>>,
     pub(crate) watching: Vec<Arc<dyn AnyMailbox>>,
+    pub(crate) watching_elsewhere: Vec<ActorId>,
     pub(crate) epoch: Epoch,
 }
 
@@ -119,6 +122,7 @@ fn prepare<A: ActorState>(
         parent: plan.parent,
         children: plan.children,
         watching: plan.watching,
+        watching_elsewhere: plan.watching_elsewhere,
         epoch: plan.epoch,
     }))
 }

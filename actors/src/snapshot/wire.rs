@@ -130,6 +130,7 @@ struct ActorOut<'a> {
     node: Option<&'a str>,
     parent: &'a Option<ActorId>,
     watchers: &'a [ActorId],
+    watching: &'a [ActorId],
     state_version: u32,
     state: Option<StateOut<'a>>,
 }
@@ -143,6 +144,7 @@ struct ActorIn {
     node: Option<String>,
     parent: Option<ActorId>,
     watchers: Vec<ActorId>,
+    watching: Vec<ActorId>,
     state_version: u32,
     state: Option<StateIn>,
 }
@@ -201,6 +203,7 @@ impl NodePart {
                 node: (entry.node != self.node.node).then_some(entry.node.as_str()),
                 parent: &entry.parent,
                 watchers: &entry.watchers,
+                watching: &entry.watching,
                 state_version: entry.state_version,
                 state,
             };
@@ -407,6 +410,7 @@ impl PartReader {
                     node: actor.node.unwrap_or_else(|| self.part.node.node.clone()),
                     parent: actor.parent,
                     watchers: actor.watchers,
+                    watching: actor.watching,
                     state_version: actor.state_version,
                 });
                 if let Some(StateIn { state, timers }) = actor.state {
@@ -439,6 +443,11 @@ mod tests {
             parent: seq.is_multiple_of(2).then(|| ActorId::new(SystemId(system), 1)),
             watchers: if seq.is_multiple_of(5) {
                 vec![ActorId::new(SystemId(9), seq)]
+            } else {
+                Vec::new()
+            },
+            watching: if seq.is_multiple_of(4) {
+                vec![ActorId::new(SystemId(8), seq + 1)]
             } else {
                 Vec::new()
             },

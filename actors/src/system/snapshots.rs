@@ -144,8 +144,17 @@ impl ActorSystem {
 
     /// Starts an actor rebuilt from a checkpoint, after every restored mailbox is filled.
     pub(crate) fn start_restored<A: ActorState>(&self, restored: PreparedActor<A>) {
-        let PreparedActor { mailbox, actor, timers, parent, children, watching, epoch, .. } =
-            restored;
+        let PreparedActor {
+            mailbox,
+            actor,
+            timers,
+            parent,
+            children,
+            watching,
+            watching_elsewhere,
+            epoch,
+            ..
+        } = restored;
         let Ok(((), epoch, _)) = self.engine().admit(Some(epoch), |_| Ok::<_, Infallible>(()));
         if parent.is_none() {
             self.add_root(mailbox.clone());
@@ -159,6 +168,9 @@ impl ActorSystem {
                 let down = crate::Down { actor: watched.id(), reason };
                 let _ = mailbox.push_control(crate::signal::Signal::Down(down));
             }
+        }
+        for watched in watching_elsewhere {
+            ctx.watch_id(watched);
         }
         crate::snapshot::restore::arm_timers(&mut ctx, &mailbox, timers);
         let restarts = Restarts::new(RestartPolicy::Never);
@@ -223,7 +235,9 @@ impl SystemBuilder {
     /// holding the other actors, so that the first messages the restored actors send reach
     /// them. Refs to actors not kept resolve through the system's
     /// [`RemoteDirectory`](crate::remote::RemoteDirectory). A kept actor whose parent is
-    /// not kept becomes a top-level actor; watches of actors not kept are not restored.
+    /// not kept becomes a top-level actor; a kept actor that watched one not kept watches it
+    /// again by id when it starts, through the directory (one it cannot reach then is reported
+    /// `Down` at once, as by [`Context::watch`](crate::Context::watch)).
     ///
     /// # Panics
     ///
@@ -265,13 +279,9 @@ impl SystemBuilder {
 
         // 2. Links and recorded messages, grouped per actor.
         let mut children: HashMap<ActorId, Vec<Arc<dyn AnyMailbox>>> = HashMap::new();
-        let mut watching: HashMap<ActorId, Vec<Arc<dyn AnyMailbox>>> = HashMap::new();
         for entry in &entries {
             if let Some(parent) = entry.parent.filter(|p| mailboxes.contains_key(p)) {
                 children.entry(parent).or_default().push(mailboxes[&entry.id].clone());
-            }
-            for watcher in entry.watchers.iter().filter(|w| mailboxes.contains_key(w)) {
-                watching.entry(*watcher).or_default().push(mailboxes[&entry.id].clone());
             }
         }
         let mut in_flight: HashMap<ActorId, Vec<&InFlightRecord>> = HashMap::new();
@@ -290,7 +300,17 @@ impl SystemBuilder {
                 in_flight: in_flight.remove(&entry.id).unwrap_or_default(),
                 parent: entry.parent.and_then(|p| mailboxes.get(&p).cloned()),
                 children: children.remove(&entry.id).unwrap_or_default(),
-                watching: watching.remove(&entry.id).unwrap_or_default(),
+                // Each actor re-takes the watches its own cut recorded (the watched side's
+                // list may be ahead of or behind the watcher's cut, e.g. a watch still
+                // crossing a link): restored here, through their mailbox; elsewhere, by id
+                // through the directory when it starts.
+                watching: entry.watching.iter().filter_map(|w| mailboxes.get(w).cloned()).collect(),
+                watching_elsewhere: entry
+                    .watching
+                    .iter()
+                    .filter(|w| !mailboxes.contains_key(w))
+                    .copied()
+                    .collect(),
                 epoch,
             };
             prepared.push((restore.prepare)(&system, plan)?);

@@ -134,6 +134,7 @@ struct EndRecord {
 ///             node: "local".into(),
 ///             parent: None,
 ///             watchers: vec![],
+///             watching: vec![],
 ///             state_version: 1,
 ///         }],
 ///     },

@@ -57,6 +57,7 @@ const TEMP_SUFFIX: &str = ".tmp";
 ///             node: "local".into(),
 ///             parent: None,
 ///             watchers: vec![],
+///             watching: vec![],
 ///             state_version: 1,
 ///         }],
 ///     },

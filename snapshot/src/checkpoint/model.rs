@@ -72,8 +72,13 @@ pub struct ActorEntry {
     pub node: String,
     /// Its supervisor, or `None` for a top-level actor.
     pub parent: Option<ActorId>,
-    /// The actors watching it for termination.
+    /// The actors watching it for termination, as its mailbox knew them at its cut.
     pub watchers: Vec<ActorId>,
+    /// The actors it watched at its cut (its own side of its watches, consistent with its
+    /// state: a restore re-takes these, on whatever node each watched actor lands).
+    /// Checkpoints written before this field existed read it as empty.
+    #[serde(default)]
+    pub watching: Vec<ActorId>,
     /// The version of the state layout its [`StateRecord`] was written with.
     pub state_version: u32,
 }
@@ -194,5 +199,43 @@ impl Checkpoint {
     /// The in-flight messages to actor `id`, in the order they are to be re-enqueued.
     pub fn in_flight_to(&self, id: ActorId) -> impl Iterator<Item = &InFlightRecord> {
         self.in_flight.iter().filter(move |message| message.to == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Serialize;
+
+    use super::*;
+    use crate::SystemId;
+
+    /// An actor entry as checkpoints wrote it before `watching` existed.
+    #[derive(Serialize)]
+    struct EntryWithoutWatching {
+        id: ActorId,
+        type_name: String,
+        name: Option<String>,
+        node: String,
+        parent: Option<ActorId>,
+        watchers: Vec<ActorId>,
+        state_version: u32,
+    }
+
+    #[test]
+    fn an_entry_written_before_watching_existed_reads_as_watching_nothing() {
+        let id = ActorId::new(SystemId(3), 4);
+        let old = EntryWithoutWatching {
+            id,
+            type_name: "t".into(),
+            name: None,
+            node: "n".into(),
+            parent: None,
+            watchers: vec![id],
+            state_version: 1,
+        };
+        let bytes = rmp_serde::to_vec_named(&old).unwrap();
+        let entry: ActorEntry = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(entry.watchers, vec![id]);
+        assert!(entry.watching.is_empty());
     }
 }

@@ -28,6 +28,7 @@ pub fn sample(id: u64) -> Checkpoint {
         node: node.into(),
         parent: parent.map(actor),
         watchers: parent.map(actor).into_iter().collect(),
+        watching: parent.map(actor).into_iter().collect(),
         state_version: seq as u32,
     };
     let state = |seq: u64, balance: u64| StateRecord {
