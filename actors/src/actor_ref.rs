@@ -127,12 +127,29 @@ impl<A: Actor> ActorRef<A> {
     }
 
     /// Waits until the actor has stopped and returns why.
+    ///
+    /// For an actor on another node, the wait goes through a watch taken on that node for
+    /// as long as it lasts (cancelling it withdraws the watch); it returns the real exit
+    /// reason, or [`ExitReason::NodeDown`] if that node goes down or is unreachable first
+    /// (the actor may still be running there: a later wait asks again).
     pub async fn wait_stopped(&self) -> ExitReason {
+        if let Some(route) = &self.mailbox.meta.route {
+            if let Some(reason) = self.mailbox.exit_reason() {
+                return reason;
+            }
+            let reason = route.stopped(self.id()).await;
+            if !matches!(reason, ExitReason::NodeDown(_)) {
+                // Known stopped for good: `is_stopped` says so from now on.
+                let _ = self.mailbox.terminate(reason.clone());
+            }
+            return reason;
+        }
         terminated(&*self.mailbox).await;
         self.mailbox.exit_reason().unwrap_or(ExitReason::Stopped)
     }
 
-    /// Whether the actor has stopped.
+    /// Whether the actor has stopped. For an actor on another node: whether a
+    /// [`wait_stopped`](Self::wait_stopped) on this ref (or a clone) has seen it stop.
     pub fn is_stopped(&self) -> bool {
         self.mailbox.is_terminated()
     }

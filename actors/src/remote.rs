@@ -170,7 +170,21 @@ pub trait RemoteRoute: Send + Sync + 'static {
     fn unwatch(&self, watched: ActorId, watcher: ActorId) {
         let _ = (watched, watcher);
     }
+
+    /// Resolves once `id` (one of the node's actors) has stopped, with its exit reason, or
+    /// with [`ExitReason::NodeDown`](crate::ExitReason::NodeDown) once the node is down or
+    /// unreachable (the actor may still run there). Dropping the future withdraws the wait.
+    /// Routes that cannot watch resolve at once with `NodeDown`.
+    fn stopped(&self, id: ActorId) -> StoppedFuture {
+        let _ = id;
+        let reason = crate::ExitReason::NodeDown(self.node().to_owned());
+        Box::pin(std::future::ready(reason))
+    }
 }
+
+/// What [`RemoteRoute::stopped`] returns.
+pub type StoppedFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = crate::ExitReason> + Send + 'static>>;
 
 /// Where actors that are not local live.
 pub trait RemoteDirectory: Send + Sync + 'static {

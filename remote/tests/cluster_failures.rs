@@ -1,7 +1,7 @@
 //! Remote refs when things go wrong (two clusters in one process, over 127.0.0.1 with port
-//! 0): watching actors on another node, that node going down (link closed, link silent,
-//! node shut down) and coming back, asks nobody waits for any more, and spawning on another
-//! node with the refusals it can answer.
+//! 0): watching actors on another node and waiting for them to stop, that node going down
+//! (link closed, link silent, node shut down) and coming back, asks nobody waits for any more,
+//! and spawning on another node with the refusals it can answer.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -191,6 +191,65 @@ async fn unwatch_and_a_stopping_watcher_withdraw_the_watch_on_the_other_node() {
     assert_eq!(a.watching_remote(), 0);
     bounded(a.shutdown()).await;
     bounded(b.shutdown()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_stopped_on_a_remote_ref_returns_the_real_reason_or_node_down() {
+    let (a, b, peer) = pair().await;
+    let panics = target(&a, &b, &peer, "panics").await;
+    let gone = target(&a, &b, &peer, "gone").await;
+    let stays = target(&a, &b, &peer, "stays").await;
+
+    // A wait in progress hears the actor's real exit reason; the ref then says stopped.
+    let waiting = {
+        let panics = panics.clone();
+        tokio::spawn(async move { panics.wait_stopped().await })
+    };
+    until("b holds the wait's watch", || b.watched_by_remote() == 1).await;
+    assert!(!panics.is_stopped());
+    panics.tell(TargetMsg::Panic).await.unwrap();
+    let reason = bounded(waiting).await.unwrap();
+    assert!(matches!(&reason, ExitReason::Panicked(m) if m.contains("boom")), "{reason:?}");
+    assert!(panics.is_stopped());
+    assert_eq!(bounded(panics.wait_stopped()).await, reason);
+    assert_eq!((a.watching_remote(), b.watched_by_remote()), (0, 0), "the wait's watch is gone");
+
+    // An actor already gone is answered at once.
+    gone.tell(TargetMsg::Stop).await.unwrap();
+    stopped_on(&b, gone.id()).await;
+    assert_eq!(bounded(gone.wait_stopped()).await, ExitReason::Stopped);
+
+    // A wait given up withdraws its watch on both nodes. (The ask's message follows the
+    // withdrawal on the link, so b has handled it once the answer is back.)
+    let mut abandoned = Box::pin(stays.wait_stopped());
+    assert!(poll_once(abandoned.as_mut()).is_none());
+    assert_eq!(a.watching_remote(), 1);
+    drop(abandoned);
+    assert_eq!(a.watching_remote(), 0);
+    bounded(stays.ask(TargetMsg::Ping)).await.unwrap();
+    assert_eq!(b.watched_by_remote(), 0);
+
+    // The node going down ends a wait with NodeDown; the actor may still run there, so the
+    // ref is not marked stopped.
+    let waiting = {
+        let stays = stays.clone();
+        tokio::spawn(async move { stays.wait_stopped().await })
+    };
+    until("b holds the wait's watch", || b.watched_by_remote() == 1).await;
+    b.transport().shutdown().await;
+    assert_eq!(bounded(waiting).await.unwrap(), ExitReason::NodeDown("b".into()));
+    assert!(!stays.is_stopped());
+    bounded(a.shutdown()).await;
+    bounded(b.shutdown()).await;
+}
+
+/// Polls `fut` once, with a waker that does nothing.
+fn poll_once<F: Future>(fut: std::pin::Pin<&mut F>) -> Option<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.poll(&mut cx) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
 }
 
 /// A TCP relay to `to` that can be frozen: it then holds both connections open and passes

@@ -47,8 +47,8 @@
 //! [`Cluster::migrate`] moves one running actor to another node while it runs; refs to it
 //! keep working.
 //!
-//! Not yet: `wait_stopped` or `is_stopped` on a ref to a remote actor (they never see it
-//! stop: watch it instead).
+//! `wait_stopped` on a ref to an actor of another node waits through a watch (its real exit
+//! reason, or `NodeDown`); `is_stopped` on such a ref is true once a wait has seen it stop.
 
 mod asks;
 mod control;
@@ -67,8 +67,9 @@ use std::time::Duration;
 
 use amber_actors::remote::{
     InboundMessage, OutboundMessage, RemoteDirectory, RemoteRoute, ReplyHandler, RouteError,
+    StoppedFuture,
 };
-use amber_actors::{Actor, ActorRef, ActorSystem, SystemBuilder};
+use amber_actors::{Actor, ActorRef, ActorSystem, ExitReason, SystemBuilder};
 use amber_snapshot::{ActorId, Epoch, SystemId};
 use dashmap::DashMap;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -490,6 +491,13 @@ impl RemoteRoute for PeerRoute {
     fn unwatch(&self, watched: ActorId, watcher: ActorId) {
         if let Some(shared) = self.shared.upgrade() {
             watch::unwatch(&shared, &self.node, watched, watcher);
+        }
+    }
+
+    fn stopped(&self, id: ActorId) -> StoppedFuture {
+        match self.shared.upgrade() {
+            Some(shared) => Box::pin(watch::stopped(&shared, &self.node, id)),
+            None => Box::pin(std::future::ready(ExitReason::NodeDown(self.node.to_string()))),
         }
     }
 }

@@ -11,13 +11,22 @@
 //! When B goes down (link lost, heartbeat timeout, shut down), A tells every watcher of an
 //! actor on B: `Down` with [`ExitReason::NodeDown`]. B, seeing A go down, drops the watches
 //! it held for A's actors. Both lists are keyed per node, so nothing outlives the link.
+//!
+//! `wait_stopped` on a ref to an actor of B is a watch too, whose watcher is not an actor: a
+//! synthetic id of A's system (sequence numbers from [`WAIT_SEQ`] up, which no actor gets)
+//! standing for one waiting future, which the `Down` completes ([`StopWait`]).
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 
 use amber_actors::remote::RouteError;
 use amber_actors::{ActorId, Down, ExitReason};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
 
 use super::control::Control;
 use super::{Cluster, Shared};
@@ -45,10 +54,18 @@ pub(super) struct Watches {
     remote: DashMap<Pair, NodeId>,
     /// Local actors watched by actors on other nodes, with the watcher's node.
     local: DashMap<Pair, NodeId>,
+    /// `wait_stopped` calls on refs to actors of other nodes, by synthetic watcher id.
+    waits: DashMap<ActorId, oneshot::Sender<ExitReason>>,
+    next_wait: AtomicU64,
 }
 
+/// The first sequence number of the synthetic watcher ids of stop waits (actors count up
+/// from 1 and never get this far).
+const WAIT_SEQ: u64 = 1 << 63;
+
 impl Cluster {
-    /// How many watches local actors hold on actors of other nodes (for diagnostics).
+    /// How many watches local actors (and `wait_stopped` calls in progress) hold on actors of
+    /// other nodes (for diagnostics).
     pub fn watching_remote(&self) -> usize {
         self.shared.watches.remote.len()
     }
@@ -120,7 +137,7 @@ pub(super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: WatchContr
         WatchControl::Down { watched, watcher, reason } => {
             // Absent if unwatched meanwhile, or already told that the node went down.
             if shared.watches.remote.remove_if(&(watched, watcher), |_, n| *n == from).is_some() {
-                system.notify_down(watcher, Down { actor: watched, reason });
+                tell(shared, watcher, Down { actor: watched, reason });
             }
         }
     }
@@ -135,7 +152,7 @@ pub(super) fn peer_down(shared: &Shared, node: &NodeId) {
     for pair @ (watched, watcher) in fired {
         if shared.watches.remote.remove_if(&pair, |_, n| n == node).is_some() {
             let reason = ExitReason::NodeDown(node.to_string());
-            system.notify_down(watcher, Down { actor: watched, reason });
+            tell(shared, watcher, Down { actor: watched, reason });
         }
     }
     let dropped: Vec<Pair> =
@@ -143,6 +160,77 @@ pub(super) fn peer_down(shared: &Shared, node: &NodeId) {
     for pair @ (watched, watcher) in dropped {
         if shared.watches.local.remove_if(&pair, |_, n| n == node).is_some() {
             system.unwatch_for(watched, watcher);
+        }
+    }
+}
+
+/// Hands a `Down` to the local watcher it is for: a waiting `wait_stopped`, or an actor.
+fn tell(shared: &Shared, watcher: ActorId, down: Down) {
+    match shared.watches.waits.remove(&watcher) {
+        Some((_, wait)) => drop(wait.send(down.reason)),
+        None => drop(shared.system().notify_down(watcher, down)),
+    }
+}
+
+/// Waits until the actor `watched` of `node` stops (see [`StopWait`]).
+pub(super) fn stopped(shared: &Arc<Shared>, node: &NodeId, watched: ActorId) -> StopWait {
+    let seq = WAIT_SEQ | shared.watches.next_wait.fetch_add(1, Ordering::Relaxed);
+    let watcher = ActorId::new(shared.system().id(), seq);
+    let (tx, rx) = oneshot::channel();
+    shared.watches.waits.insert(watcher, tx);
+    let wait = StopWait {
+        shared: Arc::downgrade(shared),
+        node: node.clone(),
+        watched,
+        watcher,
+        rx,
+        done: false,
+    };
+    if watch(shared, node, watched, watcher).is_err() {
+        // The node is down: answer now (the `Drop` forgets the wait).
+        if let Some((_, tx)) = shared.watches.waits.remove(&watcher) {
+            let _ = tx.send(ExitReason::NodeDown(node.to_string()));
+        }
+    }
+    wait
+}
+
+/// One `wait_stopped` on a ref to an actor of another node: a watch under a synthetic
+/// watcher id, completed by the actor's `Down` (its real exit reason, or `NodeDown`).
+/// Dropped before that, it withdraws the watch.
+pub(super) struct StopWait {
+    shared: Weak<Shared>,
+    node: NodeId,
+    watched: ActorId,
+    watcher: ActorId,
+    rx: oneshot::Receiver<ExitReason>,
+    done: bool,
+}
+
+impl Future for StopWait {
+    type Output = ExitReason;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ExitReason> {
+        let reason = match Pin::new(&mut self.rx).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(reason)) => reason,
+            // The cluster is gone: so is the link.
+            Poll::Ready(Err(_)) => ExitReason::NodeDown(self.node.to_string()),
+        };
+        self.done = true;
+        Poll::Ready(reason)
+    }
+}
+
+impl Drop for StopWait {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Some(shared) = self.shared.upgrade()
+            && shared.watches.waits.remove(&self.watcher).is_some()
+        {
+            unwatch(&shared, &self.node, self.watched, self.watcher);
         }
     }
 }
