@@ -19,7 +19,7 @@ fn message(seq: u64, ask: Option<u64>) -> Frame {
         from: Some(ActorId::new(SystemId(1), seq)),
         tag: Epoch(3),
         ask,
-        type_name: "bench::Ping".to_owned(),
+        type_name: "bench::Ping".into(),
         payload: vec![0xab; PAYLOAD],
     }
 }

@@ -38,7 +38,7 @@ fn frame() -> impl Strategy<Value = Frame> {
                 from,
                 tag: Epoch(tag),
                 ask,
-                type_name,
+                type_name: type_name.into(),
                 payload
             }),
         (

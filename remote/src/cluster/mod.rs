@@ -61,8 +61,8 @@ mod spawn;
 mod watch;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use amber_actors::remote::{
@@ -73,6 +73,7 @@ use amber_actors::{Actor, ActorRef, ActorSystem, ExitReason, SystemBuilder};
 use amber_snapshot::{ActorId, Epoch, SystemId};
 use dashmap::DashMap;
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use self::control::Control;
 pub use self::error::ClusterError;
@@ -137,10 +138,8 @@ struct Shared {
     /// A restored share whose actors wait for [`Cluster::resume`].
     pending: std::sync::Mutex<Option<restore::Pending>>,
     hello: Notify,
-    /// Per-peer forwarders of outbound frames, in order.
-    forwarders: DashMap<NodeId, mpsc::UnboundedSender<Frame>>,
-    /// Per-peer bound on queued data messages (see `credit.rs`), one per forwarder.
-    credits: DashMap<NodeId, Arc<credit::Credit>>,
+    /// Per-peer outbound paths: a forwarder of frames, in order, and its credit.
+    outbound: DashMap<NodeId, Arc<Outbound>>,
     /// Asks sent to other nodes, awaiting their `Reply`.
     asks: DashMap<u64, (NodeId, ReplyHandler)>,
     /// Name lookups sent to other nodes.
@@ -266,8 +265,7 @@ impl Shared {
             placed: DashMap::new(),
             pending: std::sync::Mutex::new(None),
             hello: Notify::new(),
-            forwarders: DashMap::new(),
-            credits: DashMap::new(),
+            outbound: DashMap::new(),
             asks: DashMap::new(),
             lookups: DashMap::new(),
             next: AtomicU64::new(1),
@@ -309,18 +307,36 @@ impl Shared {
     }
 
     fn route(self: &Arc<Self>, node: NodeId) -> Arc<dyn RemoteRoute> {
-        Arc::new(PeerRoute { node, shared: Arc::downgrade(self) })
+        Arc::new(PeerRoute { node, shared: Arc::downgrade(self), cached: Mutex::new(None) })
     }
 
     /// The forwarder of `node`, started on first use and again after the link came back.
     fn forwarder(self: &Arc<Self>, node: &NodeId) -> mpsc::UnboundedSender<Frame> {
-        if let Some(tx) = self.forwarders.get(node).filter(|tx| !tx.is_closed()) {
-            return tx.clone();
+        self.outbound(node).tx.clone()
+    }
+
+    /// The outbound path of `node`: its forwarder, started on first use and again after the
+    /// link came back, and the forwarder's credit.
+    fn outbound(self: &Arc<Self>, node: &NodeId) -> Arc<Outbound> {
+        if let Some(out) = self.outbound.get(node).filter(|o| o.is_open()) {
+            return out.clone();
+        }
+        // Decided under the entry's lock: one open path per peer at a time, so a sender's
+        // frames to a peer never take two forwarders (which could reorder them).
+        let mut entry = self.outbound.entry(node.clone()).or_insert_with(Outbound::closed);
+        if entry.is_open() {
+            return entry.clone();
         }
         let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
-        let credit = Arc::new(credit::Credit::default());
-        self.credits.insert(node.clone(), credit.clone());
-        self.forwarders.insert(node.clone(), tx.clone());
+        let (credit, stop) = (Arc::new(credit::Credit::default()), CancellationToken::new());
+        let out = Arc::new(Outbound {
+            tx,
+            credit: credit.clone(),
+            live: AtomicBool::new(true),
+            stop: stop.clone(),
+        });
+        *entry = out.clone();
+        drop(entry);
         let (transport, node) = (self.transport.clone(), node.clone());
         tokio::spawn(async move {
             // Everything queued (up to a batch) goes to the link in one call, in order. A
@@ -328,7 +344,17 @@ impl Shared {
             // fewer, larger batches cost less per frame (wake-ups, writes) under load.
             const BATCH: usize = 128;
             let mut frames = Vec::with_capacity(BATCH);
-            while rx.recv_many(&mut frames, BATCH).await > 0 {
+            loop {
+                let received = tokio::select! {
+                    biased;
+                    // The peer went down: what is queued could not be sent anyway.
+                    () = stop.cancelled() => 0,
+                    n = rx.recv_many(&mut frames, BATCH) => n,
+                };
+                if received == 0 {
+                    credit.wake_all();
+                    return;
+                }
                 if frames.len() < BATCH {
                     tokio::task::yield_now().await;
                     while frames.len() < BATCH {
@@ -348,7 +374,7 @@ impl Shared {
                 credit.sent_many(data);
             }
         });
-        tx
+        out
     }
 
     /// Fails everything pending on `node`. The peer is forgotten before its asks are swept
@@ -357,9 +383,11 @@ impl Shared {
         if let Some((_, system)) = self.nodes.remove(node) {
             self.systems.remove_if(&system, |_, n| n == node);
         }
-        self.forwarders.remove(node);
-        if let Some((_, credit)) = self.credits.remove(node) {
-            credit.wake_all();
+        if let Some((_, out)) = self.outbound.remove(node) {
+            // Routes that cached it look the peer up again (and find it down).
+            out.live.store(false, Ordering::Release);
+            out.stop.cancel();
+            out.credit.wake_all();
         }
         watch::peer_down(self, node);
         self.spawns.peer_down(node);
@@ -417,61 +445,98 @@ impl RemoteDirectory for Directory {
     }
 }
 
+/// One peer's outbound path: the forwarder that hands its frames to the link in order, and
+/// the bound on the data messages queued in it (see `credit.rs`).
+#[derive(Debug)]
+struct Outbound {
+    tx: mpsc::UnboundedSender<Frame>,
+    credit: Arc<credit::Credit>,
+    /// Cleared when the peer goes down (`peer_down`): routes that cached this path look the
+    /// peer up again.
+    live: AtomicBool,
+    /// Cancelled with `live`: the forwarder stops (routes may still hold the sender).
+    stop: CancellationToken,
+}
+
+impl Outbound {
+    /// A placeholder that is not open, replaced at once.
+    fn closed() -> Arc<Outbound> {
+        let (tx, _) = mpsc::unbounded_channel();
+        let live = AtomicBool::new(false);
+        Arc::new(Outbound { tx, credit: Arc::default(), live, stop: CancellationToken::new() })
+    }
+
+    /// Whether frames given to it may still reach the peer.
+    fn is_open(&self) -> bool {
+        self.live.load(Ordering::Acquire) && !self.tx.is_closed()
+    }
+}
+
 /// The route to one peer node.
 struct PeerRoute {
     node: NodeId,
     shared: Weak<Shared>,
+    /// The peer's outbound path, once looked up, while it stays open: a send then costs no
+    /// look-up by node name.
+    cached: Mutex<Option<Arc<Outbound>>>,
+}
+
+impl PeerRoute {
+    /// The peer's open outbound path, if the peer is up (introduced, link up).
+    fn open<'a>(
+        &self,
+        shared: &Arc<Shared>,
+        cached: &'a mut Option<Arc<Outbound>>,
+    ) -> Option<&'a Outbound> {
+        if !cached.as_ref().is_some_and(|out| out.is_open()) {
+            *cached = shared.is_up(&self.node).then(|| shared.outbound(&self.node));
+        }
+        cached.as_deref()
+    }
 }
 
 impl RemoteRoute for PeerRoute {
     fn route(&self, message: OutboundMessage) -> Result<(), RouteError> {
         let down = || RouteError::NodeDown(self.node.to_string());
         let shared = self.shared.upgrade().ok_or_else(down)?;
-        // Register the ask first, then check the peer: `peer_down` forgets the peer first,
-        // then fails the asks it finds, so every ask is either found by it or refused here.
+        // Register the ask first, then check the peer: `peer_down` forgets the peer (and
+        // closes its path) first, then fails the asks it finds, so every ask is either found
+        // by it or refused here.
         let ask = message.reply.map(|handler| {
             let ask = shared.next.fetch_add(1, Ordering::Relaxed);
             shared.asks.insert(ask, (self.node.clone(), handler));
             ask
         });
-        if !shared.nodes.contains_key(&self.node) || !shared.transport.is_up(&self.node) {
+        let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
+        let refused = |shared: &Shared| {
             if let Some(ask) = ask {
                 shared.asks.remove(&ask);
             }
-            return Err(down());
-        }
+            Err(down())
+        };
+        let Some(out) = self.open(&shared, &mut cached) else { return refused(&shared) };
         let frame = Frame::Message {
             to: message.to,
             from: message.from,
             tag: message.tag,
             ask,
-            type_name: message.type_name.to_owned(),
+            type_name: message.type_name.into(),
             payload: message.payload,
         };
-        let forwarder = shared.forwarder(&self.node);
-        let credit = shared.credits.get(&self.node).map(|c| c.clone());
-        if let Some(credit) = &credit {
-            credit.queued();
-        }
-        if forwarder.send(frame).is_err() {
-            if let Some(credit) = &credit {
-                credit.sent();
-            }
-            if let Some(ask) = ask {
-                shared.asks.remove(&ask);
-            }
-            return Err(down());
+        out.credit.queued();
+        if out.tx.send(frame).is_err() {
+            out.credit.sent();
+            return refused(&shared);
         }
         Ok(())
     }
 
     fn poll_ready(&self, cx: Option<&mut std::task::Context<'_>>) -> bool {
         let Some(shared) = self.shared.upgrade() else { return true };
-        // No forwarder yet, or none any more: nothing queued (a down node fails the send).
-        let Some(credit) = shared.credits.get(&self.node).map(|c| c.clone()) else {
-            return true;
-        };
-        credit.poll_room(cx)
+        let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
+        // The peer is down: nothing to wait for (the send fails).
+        let Some(out) = self.open(&shared, &mut cached) else { return true };
+        out.credit.poll_room(cx)
     }
 
     fn node(&self) -> &str {

@@ -58,7 +58,7 @@ pub(super) fn decode(body: &[u8]) -> Option<Frame> {
     let from = if r.nil() { None } else { Some(r.actor_id()?) };
     let tag = Epoch(r.uint()?);
     let ask = if r.nil() { None } else { Some(r.uint()?) };
-    let type_name = r.str()?.to_owned();
+    let type_name = r.str()?.to_owned().into();
     let payload = r.bin()?.to_vec();
     if !r.rest.is_empty() {
         return None;
@@ -246,7 +246,7 @@ mod tests {
                 from,
                 tag: Epoch(tag),
                 ask,
-                type_name,
+                type_name: type_name.into(),
                 payload,
             })
     }
@@ -291,7 +291,7 @@ mod tests {
             from: None,
             tag: Epoch(3),
             ask: None,
-            type_name: "t".to_owned(),
+            type_name: "t".into(),
             payload: vec![9],
         };
         // The same message with its fields as a map (named): valid, but not the canonical

@@ -59,8 +59,8 @@ pub enum Frame {
         tag: Epoch,
         /// The request id if this is an ask, to be echoed in the [`Frame::Reply`].
         ask: Option<u64>,
-        /// The message type's registered name.
-        type_name: String,
+        /// The message type's registered name (borrowed when sent: no copy per message).
+        type_name: std::borrow::Cow<'static, str>,
         /// The encoded message.
         #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
