@@ -108,6 +108,14 @@
 //! event channel ([`TransportConfig::event_queue`] events), links stop reading and TCP pushes
 //! back on the senders.
 //!
+//! Under a stream faster than the peer reads, every queue on the way fills, and a frame sent
+//! behind it waits for all of them: the send queue (counted in frames, whatever
+//! [`Transport::send_all`] packs into one entry), the kernel's socket buffers, the peer's
+//! event channel. The kernel sizes its buffers itself by default, up to megabytes on Linux,
+//! which is tens to hundreds of milliseconds for such a frame;
+//! [`TransportConfig::socket_buffer`] bounds them, and with smaller queues that delay with
+//! them, at the cost of throughput where the bandwidth-delay product is large.
+//!
 //! # Failure detection
 //!
 //! A writer that has written nothing for [`TransportConfig::heartbeat_interval`] writes a

@@ -87,6 +87,29 @@ async fn a_hundred_thousand_frames_arrive_in_order_in_batches() {
     assert!(b.transport.stats().frames_received >= N);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_larger_than_the_queue_cross_small_socket_buffers_in_order() {
+    // 8 KiB socket buffers and a 16-frame queue: every batch of 100 takes the whole queue
+    // and waits for it to empty; nothing is lost or reordered.
+    const N: u64 = 20_000;
+    let small = |node: &str| config(node).with_queues(16, 16).with_socket_buffer(8 * 1024);
+    let (a, mut b) = linked(small("a"), small("b")).await;
+    let to = b.id();
+    let sender = a.transport.clone();
+    let sending = tokio::spawn(async move {
+        for first in (0..N).step_by(100) {
+            let batch: Vec<Frame> = (first..first + 100).map(numbered).collect();
+            sender.send_all(&to, &batch).await.unwrap();
+        }
+    });
+    for n in 0..N {
+        let (from, frame) = b.expect_frame().await;
+        assert_eq!(from, a.id());
+        assert_eq!(number(&frame), n, "frames out of order");
+    }
+    sending.await.unwrap();
+}
+
 #[tokio::test]
 async fn a_lone_frame_is_written_at_once() {
     // No heartbeat for an hour: nothing but the send itself can get the frame out.

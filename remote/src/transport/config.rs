@@ -42,6 +42,16 @@ pub struct TransportConfig {
     /// Incoming connections that may be in their handshake at once; more are dropped on
     /// arrival. Default 64.
     pub max_pending_handshakes: usize,
+    /// The kernel's send and receive buffer sizes (`SO_SNDBUF`, `SO_RCVBUF`) for every
+    /// link's socket, in bytes; `None` (the default) leaves them to the kernel, which grows
+    /// them with the traffic (on Linux up to `net.ipv4.tcp_rmem` and `tcp_wmem`, megabytes).
+    ///
+    /// Under a stream faster than the peer reads, these buffers fill, and every frame sent
+    /// behind it waits for them to drain: a few megabytes are tens to hundreds of
+    /// milliseconds of latency for each later frame (replies, snapshot messages, a moving
+    /// actor). A bound keeps that short, at the cost of throughput on links whose
+    /// bandwidth-delay product exceeds it. The kernel may round the size (Linux doubles it).
+    pub socket_buffer: Option<usize>,
 }
 
 impl TransportConfig {
@@ -62,6 +72,7 @@ impl TransportConfig {
             send_queue: 1024,
             event_queue: 1024,
             max_pending_handshakes: 64,
+            socket_buffer: None,
         }
     }
 
@@ -96,6 +107,13 @@ impl TransportConfig {
         self
     }
 
+    /// Sets [`socket_buffer`](Self::socket_buffer).
+    #[must_use]
+    pub fn with_socket_buffer(mut self, bytes: usize) -> TransportConfig {
+        self.socket_buffer = Some(bytes);
+        self
+    }
+
     /// What is wrong with this configuration, if anything.
     pub(crate) fn check(&self) -> Result<(), String> {
         self.node.check()?;
@@ -120,6 +138,9 @@ impl TransportConfig {
         if self.send_queue == 0 || self.event_queue == 0 || self.max_pending_handshakes == 0 {
             return Err("queue sizes and max_pending_handshakes must not be zero".to_owned());
         }
+        if self.socket_buffer.is_some_and(|b| b == 0 || b > i32::MAX as usize) {
+            return Err(format!("socket_buffer must be between 1 and {} bytes", i32::MAX));
+        }
         Ok(())
     }
 }
@@ -137,6 +158,7 @@ impl fmt::Debug for TransportConfig {
             .field("send_queue", &self.send_queue)
             .field("event_queue", &self.event_queue)
             .field("max_pending_handshakes", &self.max_pending_handshakes)
+            .field("socket_buffer", &self.socket_buffer)
             .finish()
     }
 }
@@ -167,5 +189,7 @@ mod tests {
         assert!(config().with_heartbeat(ms(0), ms(100)).check().is_err());
         assert!(config().with_queues(0, 1).check().is_err());
         assert!(config().with_heartbeat(ms(100), ms(300)).check().is_ok());
+        assert!(config().with_socket_buffer(0).check().is_err());
+        assert!(config().with_socket_buffer(64 * 1024).check().is_ok());
     }
 }

@@ -1,7 +1,8 @@
 //! One established link: its shared handle and its reader and writer tasks.
 //!
 //! A link owns one connection, split in two halves. The **writer** task takes encoded frames
-//! from the link's bounded queue, coalesces everything queued into one write and one flush
+//! from the link's queue (bounded in frames, not entries: one entry may carry many frames),
+//! coalesces everything queued into one write and one flush
 //! (up to [`MAX_BATCH`] bytes), writes a heartbeat when the link has been quiet for a
 //! heartbeat interval, and on goodbye drains the queue, writes a `Goodbye` and closes. The
 //! **reader** task decodes frames into events and watches for silence. Whoever notices a
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +42,14 @@ pub(crate) struct Link {
     /// Where the peer listens, as far as known.
     pub(crate) listen: SocketAddr,
     queue: mpsc::Sender<Encoded>,
+    /// Room in the queue, in frames: a sender takes one permit per frame it queues (at most
+    /// `capacity` for one entry), the writer gives them back as it takes entries out. This
+    /// is the bound on what waits to be written: entries carry up to 64 KiB of frames each,
+    /// so a bound in entries would let a busy link queue hundreds of thousands of frames,
+    /// and everything sent later wait behind them.
+    room: Semaphore,
+    /// The queue's size in frames ([`TransportConfig::send_queue`](crate::TransportConfig)).
+    capacity: u32,
     /// Cancelled when the link must stop now; `reason` says why.
     close: CancellationToken,
     /// Set just before `close` is cancelled: the cheap check for the per-frame paths
@@ -84,7 +93,9 @@ impl Link {
         queue: usize,
         shutdown: &CancellationToken,
     ) -> (Arc<Link>, mpsc::Receiver<Encoded>) {
+        // Every entry holds at least one frame and one permit: the channel never fills first.
         let (tx, rx) = mpsc::channel(queue);
+        let capacity = u32::try_from(queue.clamp(1, Semaphore::MAX_PERMITS)).unwrap_or(u32::MAX);
         let link = Link {
             id,
             node,
@@ -92,6 +103,8 @@ impl Link {
             addr,
             listen,
             queue: tx,
+            room: Semaphore::new(capacity as usize),
+            capacity,
             close: CancellationToken::new(),
             closing: AtomicBool::new(false),
             reason: std::sync::Mutex::new(None),
@@ -150,12 +163,32 @@ impl Link {
         self.finished.cancel();
     }
 
+    /// The permits an entry of `frames` frames takes: one per frame, at most the whole
+    /// queue (a larger entry waits for an empty queue).
+    fn permits(&self, frames: u64) -> u32 {
+        u32::try_from(frames).unwrap_or(u32::MAX).max(1).min(self.capacity)
+    }
+
     /// Queues encoded frames, waiting while the queue is full.
     pub(crate) async fn send(&self, frame: Encoded) -> Result<(), Refused> {
         if self.is_closing() {
             return Err(Refused::Closed);
         }
+        let permits = self.permits(frame.frames);
         // Room in the queue: no need to set up the wait below.
+        match self.room.try_acquire_many(permits) {
+            Ok(taken) => taken.forget(),
+            Err(TryAcquireError::Closed) => return Err(Refused::Closed),
+            Err(TryAcquireError::NoPermits) => tokio::select! {
+                biased;
+                taken = self.room.acquire_many(permits) => match taken {
+                    Ok(taken) => taken.forget(),
+                    Err(_) => return Err(Refused::Closed),
+                },
+                () = self.close.cancelled() => return Err(Refused::Closed),
+            },
+        }
+        // With room taken, the channel has a slot: it holds fewer entries than frames.
         let frame = match self.queue.try_send(frame) {
             Ok(()) => return Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(Refused::Closed),
@@ -173,10 +206,24 @@ impl Link {
         if self.is_closing() {
             return Err(Refused::Closed);
         }
-        self.queue.try_send(frame).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Refused::Full,
-            mpsc::error::TrySendError::Closed(_) => Refused::Closed,
+        let frames = frame.frames;
+        match self.room.try_acquire_many(self.permits(frames)) {
+            Ok(taken) => taken.forget(),
+            Err(TryAcquireError::NoPermits) => return Err(Refused::Full),
+            Err(TryAcquireError::Closed) => return Err(Refused::Closed),
+        }
+        self.queue.try_send(frame).map_err(|e| {
+            self.taken(frames);
+            match e {
+                mpsc::error::TrySendError::Full(_) => Refused::Full,
+                mpsc::error::TrySendError::Closed(_) => Refused::Closed,
+            }
         })
+    }
+
+    /// The writer took an entry of `frames` frames out of the queue: its room is free again.
+    fn taken(&self, frames: u64) {
+        self.room.add_permits(self.permits(frames) as usize);
     }
 }
 
@@ -314,11 +361,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             first = queue.recv() => {
                 let Some(first) = first else { return };
                 batch.extend_from_slice(&first.bytes);
+                link.taken(first.frames);
                 let mut frames = first.frames;
                 while batch.len() < MAX_BATCH {
                     match queue.try_recv() {
                         Ok(next) => {
                             batch.extend_from_slice(&next.bytes);
+                            link.taken(next.frames);
                             frames += next.frames;
                         }
                         Err(_) => break,
@@ -391,4 +440,63 @@ async fn goodbye<W: AsyncWrite + Unpin>(
 async fn write_flush<W: AsyncWrite + Unpin>(io: &mut W, bytes: &[u8]) -> std::io::Result<()> {
     io.write_all(bytes).await?;
     io.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(queue: usize) -> (Arc<Link>, mpsc::Receiver<Encoded>) {
+        let addr = "127.0.0.1:1".parse().unwrap();
+        Link::new(1, NodeId::from("peer"), 1, addr, addr, queue, &CancellationToken::new())
+    }
+
+    fn entry(frames: u64) -> Encoded {
+        Encoded { bytes: Bytes::from_static(b"x"), frames }
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_frames_not_entries() {
+        let (link, mut queue) = link(8);
+        assert!(link.try_send(entry(3)).is_ok());
+        assert!(link.try_send(entry(3)).is_ok());
+        assert!(matches!(link.try_send(entry(3)), Err(Refused::Full)), "6 of 8 frames taken");
+        assert!(link.try_send(entry(2)).is_ok());
+        assert!(matches!(link.try_send(entry(1)), Err(Refused::Full)));
+        // The writer takes an entry out: its frames' room is free again.
+        let taken = queue.try_recv().unwrap();
+        link.taken(taken.frames);
+        assert!(link.try_send(entry(3)).is_ok());
+        assert!(matches!(link.try_send(entry(1)), Err(Refused::Full)));
+    }
+
+    #[tokio::test]
+    async fn an_entry_larger_than_the_queue_waits_for_all_of_it() {
+        let (link, mut queue) = link(4);
+        assert!(link.try_send(entry(1)).is_ok());
+        assert!(matches!(link.try_send(entry(100)), Err(Refused::Full)));
+        let waiting = {
+            let link = link.clone();
+            tokio::spawn(async move { link.send(entry(100)).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "one frame is still queued");
+        let taken = queue.try_recv().unwrap();
+        link.taken(taken.frames);
+        assert!(waiting.await.unwrap().is_ok());
+        assert!(matches!(link.try_send(entry(1)), Err(Refused::Full)), "it holds the whole queue");
+    }
+
+    #[tokio::test]
+    async fn a_send_waiting_for_room_fails_when_the_link_closes() {
+        let (link, _queue) = link(2);
+        assert!(link.try_send(entry(2)).is_ok());
+        let waiting = {
+            let link = link.clone();
+            tokio::spawn(async move { link.send(entry(1)).await })
+        };
+        tokio::task::yield_now().await;
+        link.close(DownReason::Closed);
+        assert!(matches!(waiting.await.unwrap(), Err(Refused::Closed)));
+    }
 }

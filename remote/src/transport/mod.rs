@@ -161,7 +161,7 @@ impl Transport {
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))
             .and_then(|stream| stream)
             .map_err(|source| TransportError::Connect { addr, source })?;
-        stream.set_nodelay(true).map_err(|source| TransportError::Connect { addr, source })?;
+        shared.tune(&stream).map_err(|source| TransportError::Connect { addr, source })?;
         // The handshake and the link's start run in their own task: cancelling `connect`
         // must not leave a half-made link behind (the link may still come up).
         match shared.tasks.spawn(shared.clone().dial(stream, addr, events)).await {
@@ -291,6 +291,18 @@ impl Transport {
 }
 
 impl Shared {
+    /// Sets a new connection's socket options: `TCP_NODELAY`, and the buffer sizes if the
+    /// configuration bounds them.
+    fn tune(&self, stream: &TcpStream) -> std::io::Result<()> {
+        stream.set_nodelay(true)?;
+        if let Some(bytes) = self.config.socket_buffer {
+            let socket = socket2::SockRef::from(stream);
+            socket.set_send_buffer_size(bytes)?;
+            socket.set_recv_buffer_size(bytes)?;
+        }
+        Ok(())
+    }
+
     fn events(&self) -> Result<mpsc::Sender<TransportEvent>, TransportError> {
         match &*lock(&self.events) {
             Some(events) if !self.shutdown.is_cancelled() => Ok(events.clone()),
@@ -531,8 +543,8 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             tracing::warn!(%addr, "too many connections in their handshake; connection dropped");
             continue;
         };
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::warn!(%addr, %error, "cannot set TCP_NODELAY; connection dropped");
+        if let Err(error) = shared.tune(&stream) {
+            tracing::warn!(%addr, %error, "cannot set the socket's options; connection dropped");
             continue;
         }
         shared.tasks.spawn(shared.clone().serve(stream, addr, permit));
