@@ -73,7 +73,6 @@ use amber_actors::{Actor, ActorRef, ActorSystem, ExitReason, SystemBuilder};
 use amber_snapshot::{ActorId, Epoch, SystemId};
 use dashmap::DashMap;
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 
 use self::control::Control;
 pub use self::error::ClusterError;
@@ -328,13 +327,8 @@ impl Shared {
             return entry.clone();
         }
         let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
-        let (credit, stop) = (Arc::new(credit::Credit::default()), CancellationToken::new());
-        let out = Arc::new(Outbound {
-            tx,
-            credit: credit.clone(),
-            live: AtomicBool::new(true),
-            stop: stop.clone(),
-        });
+        let (credit, live) = (Arc::new(credit::Credit::default()), Arc::new(AtomicBool::new(true)));
+        let out = Arc::new(Outbound { tx, credit: credit.clone(), live: live.clone() });
         *entry = out.clone();
         drop(entry);
         let (transport, node) = (self.transport.clone(), node.clone());
@@ -344,23 +338,20 @@ impl Shared {
             // fewer, larger batches cost less per frame (wake-ups, writes) under load.
             const BATCH: usize = 128;
             let mut frames = Vec::with_capacity(BATCH);
-            loop {
-                let received = tokio::select! {
-                    biased;
-                    // The peer went down: what is queued could not be sent anyway.
-                    () = stop.cancelled() => 0,
-                    n = rx.recv_many(&mut frames, BATCH) => n,
-                };
-                if received == 0 {
-                    credit.wake_all();
-                    return;
-                }
+            while rx.recv_many(&mut frames, BATCH).await > 0 {
                 if frames.len() < BATCH {
                     tokio::task::yield_now().await;
                     while frames.len() < BATCH {
                         let Ok(frame) = rx.try_recv() else { break };
                         frames.push(frame);
                     }
+                }
+                if !live.load(Ordering::Acquire) {
+                    // The peer went down (`peer_down` wakes this task with a heartbeat, the
+                    // one frame never sent): what is queued could not be sent anyway, and
+                    // routes may still hold the sender.
+                    credit.wake_all();
+                    return;
                 }
                 let data = frames.iter().filter(|f| matches!(f, Frame::Message { .. })).count();
                 if let Err(e) = transport.send_all(&node, &frames).await {
@@ -386,7 +377,8 @@ impl Shared {
         if let Some((_, out)) = self.outbound.remove(node) {
             // Routes that cached it look the peer up again (and find it down).
             out.live.store(false, Ordering::Release);
-            out.stop.cancel();
+            // Wakes the forwarder, which sees the path closed and stops (never sent).
+            let _ = out.tx.send(Frame::Heartbeat);
             out.credit.wake_all();
         }
         watch::peer_down(self, node);
@@ -452,18 +444,15 @@ struct Outbound {
     tx: mpsc::UnboundedSender<Frame>,
     credit: Arc<credit::Credit>,
     /// Cleared when the peer goes down (`peer_down`): routes that cached this path look the
-    /// peer up again.
-    live: AtomicBool,
-    /// Cancelled with `live`: the forwarder stops (routes may still hold the sender).
-    stop: CancellationToken,
+    /// peer up again, and the forwarder stops.
+    live: Arc<AtomicBool>,
 }
 
 impl Outbound {
     /// A placeholder that is not open, replaced at once.
     fn closed() -> Arc<Outbound> {
         let (tx, _) = mpsc::unbounded_channel();
-        let live = AtomicBool::new(false);
-        Arc::new(Outbound { tx, credit: Arc::default(), live, stop: CancellationToken::new() })
+        Arc::new(Outbound { tx, credit: Arc::default(), live: Arc::default() })
     }
 
     /// Whether frames given to it may still reach the peer.
