@@ -412,7 +412,7 @@ impl RemoteDirectory for Directory {
     /// What the lane keeps: snapshot messages to one node stay in order among themselves
     /// (a coordinator's `Start`, `Expect` and final command; a part's pieces, which its
     /// reader needs in order), the `Hello` goes first (it takes the same lane, see
-    /// [`serve`]: a node answers snapshot messages only to nodes that introduced
+    /// [`on_event`]: a node answers snapshot messages only to nodes that introduced
     /// themselves, so a `Start` that overtook its sender's `Hello` would be followed but
     /// never answered), and data handed to the link after a snapshot message never overtakes
     /// it. What changes: a snapshot message may now overtake data (messages, replies,
@@ -561,26 +561,43 @@ fn reply_handler(shared: &Arc<Shared>, node: &NodeId, ask: u64) -> ReplyHandler 
 }
 
 /// Serves the transport's events until the cluster is dropped or the transport shuts down.
+///
+/// Events are handled one at a time in the order they arrive: a snapshot message waits here
+/// behind the frames its link read before it (at most [`TransportConfig::event_queue`]
+/// events, 1024 by default, queued across all links), each a mailbox push or a table
+/// look-up, microseconds. They are taken in batches: one unit of the task's cooperative
+/// budget per batch instead of one per event, so that when every worker is busy with actors
+/// this task drains the queue in one turn instead of 128 events per turn (it is one task
+/// among all the actors, and the links stop reading while the queue is full). What a
+/// snapshot message cannot overtake on this side, the frames already in the TCP buffers
+/// and the queue, is what the sender wrote before it.
 async fn serve(shared: Weak<Shared>, mut events: mpsc::Receiver<TransportEvent>) {
-    while let Some(event) = events.recv().await {
+    const BATCH: usize = 256;
+    let mut batch = Vec::with_capacity(BATCH);
+    while events.recv_many(&mut batch, BATCH).await > 0 {
         let Some(shared) = shared.upgrade() else { return };
-        match event {
-            TransportEvent::PeerUp { node, .. } => {
-                // On the urgent lane, so that no snapshot message to that node overtakes it
-                // (see `Directory::send_snapshot`). Nothing else was sent on the new link yet.
-                let hello =
-                    Frame::Control(Control::Hello { system: shared.system().id() }.encode());
-                let _ = shared.transport.send_urgent(&node, &hello);
-            }
-            TransportEvent::PeerDown { node, reason } => {
-                tracing::info!(%node, %reason, "node down");
-                shared.peer_down(&node);
-            }
-            TransportEvent::HandshakeFailed { addr, error } => {
-                tracing::warn!(%addr, %error, "refused a node");
-            }
-            TransportEvent::Frame { from, frame } => on_frame(&shared, from, frame),
+        for event in batch.drain(..) {
+            on_event(&shared, event);
         }
+    }
+}
+
+fn on_event(shared: &Arc<Shared>, event: TransportEvent) {
+    match event {
+        TransportEvent::PeerUp { node, .. } => {
+            // On the urgent lane, so that no snapshot message to that node overtakes it (see
+            // `Directory::send_snapshot`). Nothing else was sent on the new link yet.
+            let hello = Frame::Control(Control::Hello { system: shared.system().id() }.encode());
+            let _ = shared.transport.send_urgent(&node, &hello);
+        }
+        TransportEvent::PeerDown { node, reason } => {
+            tracing::info!(%node, %reason, "node down");
+            shared.peer_down(&node);
+        }
+        TransportEvent::HandshakeFailed { addr, error } => {
+            tracing::warn!(%addr, %error, "refused a node");
+        }
+        TransportEvent::Frame { from, frame } => on_frame(shared, from, frame),
     }
 }
 
