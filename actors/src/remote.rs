@@ -199,8 +199,11 @@ pub trait RemoteDirectory: Send + Sync + 'static {
     }
 
     /// Hands an encoded snapshot protocol message to the link to `node`, to be delivered
-    /// there through [`ActorSystem::on_snapshot_message`] in order with the data messages
-    /// handed to the same link before it. Must not block.
+    /// there through [`ActorSystem::on_snapshot_message`]: in order with the other snapshot
+    /// messages to that node, and before every data message (or migrating actor) handed to
+    /// a route to that node after this returns. It may overtake data handed over before it,
+    /// and should (snapshot latency then does not grow with a link's backlog): the engine
+    /// counts messages per epoch tag and never needs a link flushed. Must not block.
     fn send_snapshot(&self, node: &str, bytes: Vec<u8>) -> Result<(), RouteError> {
         let _ = bytes;
         Err(RouteError::NodeDown(node.to_owned()))

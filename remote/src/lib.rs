@@ -94,11 +94,29 @@
 //!
 //! # Ordering and backpressure
 //!
-//! Frames from one node to another arrive in the order they were sent: each link is one TCP
-//! connection fed by one bounded queue ([`TransportConfig::send_queue`] frames) and one
-//! writer task. The writer takes everything queued (up to 256 KiB) and writes it with one
-//! write and one flush, so a busy link batches many frames per system call, and a lone frame
-//! is written at once: the writer never waits for more. `TCP_NODELAY` is set.
+//! Each link is one TCP connection, written by one writer task from two queues, and frames
+//! arrive in the order they were written:
+//!
+//! - the **data lane**, a bounded queue ([`TransportConfig::send_queue`] entries), fed by
+//!   [`Transport::send`], [`Transport::send_all`] and [`Transport::try_send`]: frames from
+//!   one node to another arrive in the order their sends returned;
+//! - the **urgent lane**, an unbounded queue fed by [`Transport::send_urgent`] (control
+//!   frames only, for messages such as the snapshot protocol's that must not wait behind a
+//!   backlog): its frames arrive in the order their sends returned, and the writer takes
+//!   them ahead of the data lane in every batch. An urgent frame may overtake data frames
+//!   queued before it; a data frame never overtakes an urgent frame whose send returned
+//!   before its own began.
+//!
+//! The writer takes everything queued (urgent frames first, up to about 256 KiB in all) and
+//! writes it with one flush, so a busy link batches many frames per system call, and a lone
+//! frame is written at once: the writer never waits for more. `TCP_NODELAY` is set, and on
+//! Linux and Android `TCP_NOTSENT_LOWAT` (128 KiB): a link whose peer reads slowly keeps its
+//! backlog in its own queue, where urgent frames overtake it, not in megabytes of kernel
+//! send buffer (bytes in flight are not limited, so a long link's throughput is not). What
+//! an urgent frame cannot overtake is what was written before it: the write under way, the
+//! TCP buffers, and on the receiving side the frames read but not yet taken from the event
+//! channel (the receiver hands frames over in the order they arrived and cannot tell urgent
+//! ones apart).
 //!
 //! [`Transport::send`] encodes the frame in the caller's task and waits while the queue is
 //! full; [`Transport::try_send`] fails with [`TransportError::Full`] instead. Neither hangs on
@@ -132,7 +150,8 @@
 //! accepts connections); a restarted peer may also dial in. What a link's death loses:
 //! frames still in its send queue or in flight in TCP buffers (a successful `send` means
 //! *queued*, not delivered), and frames received but not yet handed to the event channel.
-//! What it never does: reorder or duplicate frames, deliver frames of a link after its
+//! What it never does: reorder frames of one lane (or let a data frame overtake an urgent
+//! one sent before it), duplicate frames, deliver frames of a link after its
 //! `PeerDown`, or deliver a frame of the next link before that link's `PeerUp`. Anything that
 //! must survive a link's death needs an acknowledgement above the transport (asks time out;
 //! snapshots in progress abort on `PeerDown`).

@@ -2,11 +2,12 @@
 //!
 //! A `tell` to a remote actor hands the encoded message to the peer's forwarder and returns;
 //! without a bound, a sender faster than the link would queue without limit (memory, and
-//! latency for everything queued behind, snapshot messages included). Each forwarder has a
+//! latency for everything queued behind). Each forwarder has a
 //! [`Credit`]: routes count the data messages they queue, the forwarder counts them out as
 //! the link takes them, and a bounded send to a peer with [`LIMIT`] messages queued waits
-//! until the queue is down to half. Control frames (replies, snapshot messages) are not
-//! counted and never wait.
+//! until the queue is down to half. Replies and the cluster's control frames are not
+//! counted and never wait. (Snapshot messages skip the forwarder altogether: they take the
+//! link's urgent lane.)
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -6,7 +6,10 @@
 //! - `tell` and `ask` on a ref to a remote actor encode the message and hand it to a per-peer
 //!   forwarder, which sends in order (per sender→receiver FIFO holds) and waits on the link's
 //!   backpressure without blocking the sender. A reply comes back as a `Reply` frame matched
-//!   by ask id.
+//!   by ask id. The cluster's own control messages (watches, spawns, lookups, migrations)
+//!   stay on the link's data lane too, in order with the data; snapshot messages and the
+//!   `Hello` take its urgent lane instead ([`Transport::send_urgent`]), ahead of the queued
+//!   data (why that is safe: `Directory::send_snapshot`).
 //! - `ctx.watch` and `ctx.unwatch` on a ref to a remote actor register the watch with its node,
 //!   which sends the actor's `Down` with its real [`ExitReason`] back.
 //! - [`Cluster::spawn_on`] starts an actor of a registered type on another node from its
@@ -420,6 +423,59 @@ impl RemoteDirectory for Directory {
         shared.nodes.iter().map(|e| e.key().to_string()).collect()
     }
 
+    /// Sends a snapshot message on the link's urgent lane ([`Transport::send_urgent`]), not
+    /// through the forwarder: it overtakes the data queued for that node (in the forwarder,
+    /// up to the credit bound, and in the link's queue), so that the snapshot's messages do
+    /// not wait behind the backlog, as the markers overtake the mailboxes' backlog locally.
+    ///
+    /// # Why the snapshot protocol allows this
+    ///
+    /// What the lane keeps: snapshot messages to one node stay in order among themselves
+    /// (a coordinator's `Start`, `Expect` and final command; a part's pieces, which its
+    /// reader needs in order), the `Hello` goes first (it takes the same lane, see
+    /// [`on_event`]: a node answers snapshot messages only to nodes that introduced
+    /// themselves, so a `Start` that overtook its sender's `Hello` would be followed but
+    /// never answered), and data handed to the link after a snapshot message never overtakes
+    /// it. What changes: a snapshot message may now overtake data (messages, replies,
+    /// migrations) handed to the link before it. The engine
+    /// (`amber_actors::snapshot`) does not rely on that order, because completion is decided
+    /// by counts per tag, not by markers flushing channels (Lai–Yang, not Chandy–Lamport):
+    ///
+    /// - `Start(E)` ahead of data tagged below `E`: that data is counted below `E` on both
+    ///   ends whenever it arrives (`NodeSnapshot::remote_sent`/`remote_received`), and its
+    ///   receiver either has not cut yet (it is in the receiver's state or backlog at the
+    ///   cut) or has (it is recorded in flight on arrival). Data tagged `E` ahead of
+    ///   `Start(E)` was already possible across links and starts `E` on arrival.
+    /// - A `Report` ahead of the data its counts include: the coordinator sees the receiver
+    ///   short and sends it `Expect`; `Expect` ahead of that data: the receiver reports only
+    ///   once the expected counts have arrived (`check_expectation`).
+    /// - `Complete(E)` is only decided once every message tagged below `E` that was sent
+    ///   has been counted received, which happens after it was queued or recorded: nothing
+    ///   it can overtake belongs to snapshot `E`. What it overtakes is tagged `E` or later,
+    ///   or not counted (outside messages, tagged on arrival; replies, which are not channel
+    ///   messages).
+    /// - `Abort(E)` ahead of data: the counters are cumulative, not per snapshot; data of
+    ///   any tag arriving after it is counted for the next snapshot as before.
+    /// - Parts go from a participant to its coordinator after `Complete`; the coordinator
+    ///   drops pieces of a snapshot it no longer collects (aborted, node down).
+    /// - A migration frame counts as a message on its link (`migrated_out`/`migrated_in`):
+    ///   overtaking it is overtaking data, above. Migration frames themselves stay on the
+    ///   forwarder, behind what the actor sent before moving.
+    ///
+    /// The one order the engine does need between a snapshot message and data on one link is
+    /// the kept one: e.g. data tagged `E + 1` overtaking `Complete(E)` would start `E + 1` on
+    /// the receiver before it wrote its part of `E`. A node sends data tagged `E + 1` only
+    /// once its actors cut for `E + 1`, hence after it handed to the lane the `Complete(E)`
+    /// (if it coordinated `E`) and the `Start(E + 1)` (if it coordinates `E + 1`) for that
+    /// receiver. On the receiving side, frames come out of the link in the order they were
+    /// written and [`serve`] handles them one at a time in that order: what the lane
+    /// overtakes there is only what the sender had not written yet.
+    ///
+    /// Other control messages stay on the forwarder, in order with the data: a `Watch` down
+    /// notice must not overtake what the stopped actor sent before it stopped, and a
+    /// `Migrate` arrival must not overtake what the actor sent before it moved (nor be
+    /// overtaken by what its old node forwards after). Lookups and spawns are answered
+    /// requests with no ordering need either way; they keep the data lane.
     fn send_snapshot(&self, node: &str, bytes: Vec<u8>) -> Result<(), RouteError> {
         let down = || RouteError::NodeDown(node.to_owned());
         let shared = self.shared.upgrade().ok_or_else(down)?;
@@ -428,7 +484,7 @@ impl RemoteDirectory for Directory {
             return Err(down());
         }
         let frame = Frame::Control(Control::Snapshot(bytes).encode());
-        shared.forwarder(&node).send(frame).map_err(|_| down())
+        shared.transport.send_urgent(&node, &frame).map_err(|_| down())
     }
 
     fn address(&self) -> Option<String> {
@@ -567,24 +623,43 @@ fn reply_handler(shared: &Arc<Shared>, node: &NodeId, ask: u64) -> ReplyHandler 
 }
 
 /// Serves the transport's events until the cluster is dropped or the transport shuts down.
+///
+/// Events are handled one at a time in the order they arrive: a snapshot message waits here
+/// behind the frames its link read before it (at most [`TransportConfig::event_queue`]
+/// events, 1024 by default, queued across all links), each a mailbox push or a table
+/// look-up, microseconds. They are taken in batches: one unit of the task's cooperative
+/// budget per batch instead of one per event, so that when every worker is busy with actors
+/// this task drains the queue in one turn instead of 128 events per turn (it is one task
+/// among all the actors, and the links stop reading while the queue is full). What a
+/// snapshot message cannot overtake on this side, the frames already in the TCP buffers
+/// and the queue, is what the sender wrote before it.
 async fn serve(shared: Weak<Shared>, mut events: mpsc::Receiver<TransportEvent>) {
-    while let Some(event) = events.recv().await {
+    const BATCH: usize = 256;
+    let mut batch = Vec::with_capacity(BATCH);
+    while events.recv_many(&mut batch, BATCH).await > 0 {
         let Some(shared) = shared.upgrade() else { return };
-        match event {
-            TransportEvent::PeerUp { node, .. } => {
-                let hello =
-                    Frame::Control(Control::Hello { system: shared.system().id() }.encode());
-                let _ = shared.forwarder(&node).send(hello);
-            }
-            TransportEvent::PeerDown { node, reason } => {
-                tracing::info!(%node, %reason, "node down");
-                shared.peer_down(&node);
-            }
-            TransportEvent::HandshakeFailed { addr, error } => {
-                tracing::warn!(%addr, %error, "refused a node");
-            }
-            TransportEvent::Frame { from, frame } => on_frame(&shared, from, frame),
+        for event in batch.drain(..) {
+            on_event(&shared, event);
         }
+    }
+}
+
+fn on_event(shared: &Arc<Shared>, event: TransportEvent) {
+    match event {
+        TransportEvent::PeerUp { node, .. } => {
+            // On the urgent lane, so that no snapshot message to that node overtakes it (see
+            // `Directory::send_snapshot`). Nothing else was sent on the new link yet.
+            let hello = Frame::Control(Control::Hello { system: shared.system().id() }.encode());
+            let _ = shared.transport.send_urgent(&node, &hello);
+        }
+        TransportEvent::PeerDown { node, reason } => {
+            tracing::info!(%node, %reason, "node down");
+            shared.peer_down(&node);
+        }
+        TransportEvent::HandshakeFailed { addr, error } => {
+            tracing::warn!(%addr, %error, "refused a node");
+        }
+        TransportEvent::Frame { from, frame } => on_frame(shared, from, frame),
     }
 }
 

@@ -34,8 +34,10 @@ pub struct TransportConfig {
     /// The longest a TCP connect plus handshake may take; a silent peer is dropped after it.
     /// Default 5 s.
     pub handshake_timeout: Duration,
-    /// Frames that may wait to be written to one peer before [`send`](crate::Transport::send)
-    /// waits (and [`try_send`](crate::Transport::try_send) fails). Default 1024.
+    /// Frames (or [`send_all`](crate::Transport::send_all) chunks of up to 64 KiB) that may
+    /// wait on one peer's data lane before [`send`](crate::Transport::send) waits (and
+    /// [`try_send`](crate::Transport::try_send) fails). Default 1024. The urgent lane
+    /// ([`send_urgent`](crate::Transport::send_urgent)) is not bounded.
     pub send_queue: usize,
     /// Events that may wait for the application before the links stop reading. Default 1024.
     pub event_queue: usize,

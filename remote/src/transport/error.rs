@@ -52,6 +52,10 @@ pub enum TransportError {
     /// the transport.
     #[error("{0} frames are written by the transport itself")]
     Reserved(FrameKind),
+    /// [`send_urgent`](crate::Transport::send_urgent): only `Control` frames may take the
+    /// urgent lane.
+    #[error("{0} frames cannot take the urgent lane (only Control frames can)")]
+    NotUrgent(FrameKind),
     /// The frame cannot be encoded (e.g. larger than `max_frame`).
     #[error("cannot send frame: {0}")]
     Frame(FrameError),

@@ -6,9 +6,12 @@ use crate::{DownReason, Frame, HandshakeError, NodeId};
 
 /// Something that happened on the transport, in the order it happened per link.
 ///
-/// For each link: one `PeerUp`, then its `Frame`s in the order the peer sent them, then one
-/// `PeerDown` (as long as the event receiver lives). A peer's next link, after a reconnect,
-/// starts with a new `PeerUp` after the previous link's `PeerDown`.
+/// For each link: one `PeerUp`, then its `Frame`s in the order the peer wrote them (the
+/// order of its sends, except that frames sent with
+/// [`Transport::send_urgent`](crate::Transport::send_urgent) may come ahead of data frames
+/// sent before them), then one `PeerDown` (as long as the event receiver lives). A peer's
+/// next link, after a reconnect, starts with a new `PeerUp` after the previous link's
+/// `PeerDown`.
 #[derive(Debug)]
 pub enum TransportEvent {
     /// A link to `node` was established (either side may have opened it).

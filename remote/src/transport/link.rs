@@ -1,13 +1,31 @@
 //! One established link: its shared handle and its reader and writer tasks.
 //!
 //! A link owns one connection, split in two halves. The **writer** task takes encoded frames
-//! from the link's queue (bounded in frames, not entries: one entry may carry many frames),
-//! coalesces everything queued into one write and one flush
-//! (up to [`MAX_BATCH`] bytes), writes a heartbeat when the link has been quiet for a
-//! heartbeat interval, and on goodbye drains the queue, writes a `Goodbye` and closes. The
-//! **reader** task decodes frames into events and watches for silence. Whoever notices a
-//! failure first calls [`Link::close`] with the reason; the reader always runs last: it
-//! reports `PeerDown`, removes the link from the peer table and marks it finished.
+//! from the link's two queues ([`Lanes`]), coalesces everything queued into one write and one
+//! flush (up to about [`MAX_BATCH`] bytes), writes a heartbeat when the link has been quiet
+//! for a heartbeat interval, and on goodbye drains both queues, writes a `Goodbye` and
+//! closes. The **reader** task decodes frames into events and watches for silence. Whoever
+//! notices a failure first calls [`Link::close`] with the reason; the reader always runs
+//! last: it reports `PeerDown`, removes the link from the peer table and marks it finished.
+//!
+//! # Two lanes
+//!
+//! Data frames wait in a queue bounded in frames, not entries (the *data lane*: backpressure;
+//! one entry may carry many frames). Control frames that
+//! must not wait behind a backlog (snapshot messages) take an unbounded queue (the *urgent
+//! lane*), which the writer empties ahead of the data lane in every batch: a batch is
+//! written as its urgent frames, then its data frames. The ordering this gives, for two
+//! frames queued on one link where the first one's send returned before the second's began:
+//!
+//! - two urgent frames, or two data frames, are written in that order (each lane is FIFO);
+//! - an urgent frame queued after a data frame may be written before it (it overtakes what
+//!   is still queued; never what was already written);
+//! - a data frame queued after an urgent frame is never written before it: once the writer
+//!   has taken a data frame for a batch it takes every urgent frame queued by then into the
+//!   same batch, ahead of the data (see [`Lanes::fill`]).
+//!
+//! The data path costs what it did with one queue: the writer polls the urgent queue once
+//! per wake-up and twice per batch (a cheap check when it is empty), never per frame.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,6 +68,8 @@ pub(crate) struct Link {
     room: Semaphore,
     /// The queue's size in frames ([`TransportConfig::send_queue`](crate::TransportConfig)).
     capacity: u32,
+    /// The urgent lane (see the module docs); unbounded, so sending never waits.
+    urgent: mpsc::UnboundedSender<Encoded>,
     /// Cancelled when the link must stop now; `reason` says why.
     close: CancellationToken,
     /// Set just before `close` is cancelled: the cheap check for the per-frame paths
@@ -74,6 +94,13 @@ pub(crate) struct Encoded {
     pub(crate) frames: u64,
 }
 
+/// The receiving ends of a link's two queues, owned by its writer.
+#[derive(Debug)]
+pub(crate) struct Lanes {
+    data: mpsc::Receiver<Encoded>,
+    urgent: mpsc::UnboundedReceiver<Encoded>,
+}
+
 /// A queued frame was not taken: the link is closing or its queue is full.
 #[derive(Debug)]
 pub(crate) enum Refused {
@@ -82,8 +109,8 @@ pub(crate) enum Refused {
 }
 
 impl Link {
-    /// A link to `peer` whose graceful end follows `shutdown`, and the receiving end of its
-    /// queue for the writer.
+    /// A link to `peer` whose graceful end follows `shutdown`, and the receiving ends of its
+    /// queues for the writer; `queue` bounds the data lane.
     pub(crate) fn new(
         id: u64,
         node: NodeId,
@@ -92,9 +119,10 @@ impl Link {
         listen: SocketAddr,
         queue: usize,
         shutdown: &CancellationToken,
-    ) -> (Arc<Link>, mpsc::Receiver<Encoded>) {
+    ) -> (Arc<Link>, Lanes) {
         // Every entry holds at least one frame and one permit: the channel never fills first.
-        let (tx, rx) = mpsc::channel(queue);
+        let (tx, data) = mpsc::channel(queue);
+        let (urgent_tx, urgent) = mpsc::unbounded_channel();
         let capacity = u32::try_from(queue.clamp(1, Semaphore::MAX_PERMITS)).unwrap_or(u32::MAX);
         let link = Link {
             id,
@@ -105,6 +133,7 @@ impl Link {
             queue: tx,
             room: Semaphore::new(capacity as usize),
             capacity,
+            urgent: urgent_tx,
             close: CancellationToken::new(),
             closing: AtomicBool::new(false),
             reason: std::sync::Mutex::new(None),
@@ -113,7 +142,7 @@ impl Link {
             announced: AtomicBool::new(false),
             finished: CancellationToken::new(),
         };
-        (Arc::new(link), rx)
+        (Arc::new(link), Lanes { data, urgent })
     }
 
     /// Whether the link is going down (sends to it fail).
@@ -221,9 +250,54 @@ impl Link {
         })
     }
 
-    /// The writer took an entry of `frames` frames out of the queue: its room is free again.
+    /// The writer took an entry of `frames` frames out of the data lane: its room is free
+    /// again.
     fn taken(&self, frames: u64) {
         self.room.add_permits(self.permits(frames) as usize);
+    }
+
+    /// Queues encoded frames on the urgent lane; never waits.
+    pub(crate) fn send_urgent(&self, frame: Encoded) -> Result<(), Refused> {
+        if self.is_closing() {
+            return Err(Refused::Closed);
+        }
+        self.urgent.send(frame).map_err(|_| Refused::Closed)
+    }
+}
+
+impl Lanes {
+    /// Takes what is queued, after a first frame already in `ahead` (urgent) or `batch`
+    /// (data): urgent frames into `ahead`, then data frames into `batch`, about
+    /// [`MAX_BATCH`] bytes in all; then, if any data frame was taken, every urgent frame
+    /// queued by now into `ahead` whatever its size, so that no urgent frame is written
+    /// after a data frame queued after it (urgent frames queued before the last data frame
+    /// taken are in the queue by now). Returns how many frames it took.
+    fn fill(&mut self, link: &Link, ahead: &mut BytesMut, batch: &mut BytesMut) -> u64 {
+        let mut frames = 0;
+        while ahead.len() < MAX_BATCH {
+            let Ok(next) = self.urgent.try_recv() else { break };
+            ahead.extend_from_slice(&next.bytes);
+            frames += next.frames;
+        }
+        while ahead.len() + batch.len() < MAX_BATCH {
+            let Ok(next) = self.data.try_recv() else { break };
+            link.taken(next.frames);
+            batch.extend_from_slice(&next.bytes);
+            frames += next.frames;
+        }
+        if !batch.is_empty() {
+            while let Ok(next) = self.urgent.try_recv() {
+                ahead.extend_from_slice(&next.bytes);
+                frames += next.frames;
+            }
+        }
+        frames
+    }
+
+    /// Stops both queues taking frames.
+    fn close(&mut self) {
+        self.urgent.close();
+        self.data.close();
     }
 }
 
@@ -231,7 +305,7 @@ impl Link {
 pub(crate) fn spawn<S>(
     shared: &Arc<Shared>,
     link: Arc<Link>,
-    queue: mpsc::Receiver<Encoded>,
+    lanes: Lanes,
     stream: S,
     buffered: BytesMut,
     events: mpsc::Sender<TransportEvent>,
@@ -241,7 +315,7 @@ pub(crate) fn spawn<S>(
     let (read_half, write_half) = tokio::io::split(stream);
     let codec = FrameCodec::new(shared.config.max_frame);
     let reader = FrameReader::with_buffer(read_half, buffered, codec);
-    shared.tasks.spawn(write_loop(shared.clone(), link.clone(), queue, write_half));
+    shared.tasks.spawn(write_loop(shared.clone(), link.clone(), lanes, write_half));
     shared.tasks.spawn(read_loop(shared.clone(), link, reader, events));
 }
 
@@ -331,11 +405,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
     link.set_finished();
 }
 
-/// The writer task: batches, heartbeats, goodbye.
+/// The writer task: batches (urgent frames first), heartbeats, goodbye.
 async fn write_loop<W: AsyncWrite + Unpin>(
     shared: Arc<Shared>,
     link: Arc<Link>,
-    mut queue: mpsc::Receiver<Encoded>,
+    mut lanes: Lanes,
     mut io: W,
 ) {
     let interval = shared.config.heartbeat_interval;
@@ -345,35 +419,32 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         link.close(DownReason::Frame(error));
         return;
     }
+    // A batch is written as `ahead` (urgent frames), then `batch` (data frames).
+    let mut ahead = BytesMut::new();
     let mut batch = BytesMut::with_capacity(16 * 1024);
     let mut last_write = Instant::now();
     let tick = tokio::time::sleep(interval);
     tokio::pin!(tick);
     loop {
+        ahead.clear();
         batch.clear();
         let frames = tokio::select! {
             biased;
             () = link.close.cancelled() => return,
             () = link.goodbye.cancelled() => {
-                goodbye(&shared, &link, &mut queue, &mut io, &codec).await;
+                goodbye(&shared, &link, &mut lanes, &mut io, &codec).await;
                 return;
             }
-            first = queue.recv() => {
+            first = lanes.urgent.recv() => {
+                let Some(first) = first else { return };
+                ahead.extend_from_slice(&first.bytes);
+                first.frames + lanes.fill(&link, &mut ahead, &mut batch)
+            }
+            first = lanes.data.recv() => {
                 let Some(first) = first else { return };
                 batch.extend_from_slice(&first.bytes);
                 link.taken(first.frames);
-                let mut frames = first.frames;
-                while batch.len() < MAX_BATCH {
-                    match queue.try_recv() {
-                        Ok(next) => {
-                            batch.extend_from_slice(&next.bytes);
-                            link.taken(next.frames);
-                            frames += next.frames;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                frames
+                first.frames + lanes.fill(&link, &mut ahead, &mut batch)
             }
             () = &mut tick => {
                 let due = last_write + interval;
@@ -389,32 +460,37 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         let written = tokio::select! {
             biased;
             () = link.close.cancelled() => return,
-            written = write_flush(&mut io, &batch) => written,
+            written = write_flush(&mut io, &ahead, &batch) => written,
         };
         if let Err(error) = written {
             link.close(DownReason::Io(error));
             return;
         }
-        shared.counters.wrote(frames, batch.len() as u64);
+        shared.counters.wrote(frames, (ahead.len() + batch.len()) as u64);
         last_write = Instant::now();
     }
 }
 
-/// Writes what is queued and a goodbye, closes the write side, then closes the link.
+/// Writes what is queued (urgent frames first) and a goodbye, closes the write side, then
+/// closes the link.
 async fn goodbye<W: AsyncWrite + Unpin>(
     shared: &Shared,
     link: &Link,
-    queue: &mut mpsc::Receiver<Encoded>,
+    lanes: &mut Lanes,
     io: &mut W,
     codec: &FrameCodec,
 ) {
     let (text, reason) = lock(&link.farewell)
         .take()
         .unwrap_or_else(|| ("shutdown".to_owned(), DownReason::Shutdown));
-    queue.close();
+    lanes.close();
     let mut batch = BytesMut::new();
     let mut frames = 1;
-    while let Ok(next) = queue.try_recv() {
+    while let Ok(next) = lanes.urgent.try_recv() {
+        batch.extend_from_slice(&next.bytes);
+        frames += next.frames;
+    }
+    while let Ok(next) = lanes.data.try_recv() {
         batch.extend_from_slice(&next.bytes);
         frames += next.frames;
     }
@@ -427,7 +503,7 @@ async fn goodbye<W: AsyncWrite + Unpin>(
         biased;
         () = link.close.cancelled() => None,
         written = tokio::time::timeout(GOODBYE_GRACE, async {
-            write_flush(io, &batch).await?;
+            write_flush(io, &[], &batch).await?;
             io.shutdown().await
         }) => Some(written),
     };
@@ -437,7 +513,15 @@ async fn goodbye<W: AsyncWrite + Unpin>(
     link.close(reason);
 }
 
-async fn write_flush<W: AsyncWrite + Unpin>(io: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `ahead`, then `bytes`, then flushes.
+async fn write_flush<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    ahead: &[u8],
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    if !ahead.is_empty() {
+        io.write_all(ahead).await?;
+    }
     io.write_all(bytes).await?;
     io.flush().await
 }
@@ -446,57 +530,127 @@ async fn write_flush<W: AsyncWrite + Unpin>(io: &mut W, bytes: &[u8]) -> std::io
 mod tests {
     use super::*;
 
-    fn link(queue: usize) -> (Arc<Link>, mpsc::Receiver<Encoded>) {
+    fn link(queue: usize) -> (Arc<Link>, Lanes) {
         let addr = "127.0.0.1:1".parse().unwrap();
         Link::new(1, NodeId::from("peer"), 1, addr, addr, queue, &CancellationToken::new())
     }
 
-    fn entry(frames: u64) -> Encoded {
+    fn frames(frames: u64) -> Encoded {
         Encoded { bytes: Bytes::from_static(b"x"), frames }
     }
 
     #[test]
     fn the_queue_is_bounded_in_frames_not_entries() {
         let (link, mut queue) = link(8);
-        assert!(link.try_send(entry(3)).is_ok());
-        assert!(link.try_send(entry(3)).is_ok());
-        assert!(matches!(link.try_send(entry(3)), Err(Refused::Full)), "6 of 8 frames taken");
-        assert!(link.try_send(entry(2)).is_ok());
-        assert!(matches!(link.try_send(entry(1)), Err(Refused::Full)));
+        assert!(link.try_send(frames(3)).is_ok());
+        assert!(link.try_send(frames(3)).is_ok());
+        assert!(matches!(link.try_send(frames(3)), Err(Refused::Full)), "6 of 8 frames taken");
+        assert!(link.try_send(frames(2)).is_ok());
+        assert!(matches!(link.try_send(frames(1)), Err(Refused::Full)));
         // The writer takes an entry out: its frames' room is free again.
-        let taken = queue.try_recv().unwrap();
+        let taken = queue.data.try_recv().unwrap();
         link.taken(taken.frames);
-        assert!(link.try_send(entry(3)).is_ok());
-        assert!(matches!(link.try_send(entry(1)), Err(Refused::Full)));
+        assert!(link.try_send(frames(3)).is_ok());
+        assert!(matches!(link.try_send(frames(1)), Err(Refused::Full)));
     }
 
     #[tokio::test]
     async fn an_entry_larger_than_the_queue_waits_for_all_of_it() {
         let (link, mut queue) = link(4);
-        assert!(link.try_send(entry(1)).is_ok());
-        assert!(matches!(link.try_send(entry(100)), Err(Refused::Full)));
+        assert!(link.try_send(frames(1)).is_ok());
+        assert!(matches!(link.try_send(frames(100)), Err(Refused::Full)));
         let waiting = {
             let link = link.clone();
-            tokio::spawn(async move { link.send(entry(100)).await })
+            tokio::spawn(async move { link.send(frames(100)).await })
         };
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished(), "one frame is still queued");
-        let taken = queue.try_recv().unwrap();
+        let taken = queue.data.try_recv().unwrap();
         link.taken(taken.frames);
         assert!(waiting.await.unwrap().is_ok());
-        assert!(matches!(link.try_send(entry(1)), Err(Refused::Full)), "it holds the whole queue");
+        assert!(matches!(link.try_send(frames(1)), Err(Refused::Full)), "it holds the whole queue");
     }
 
     #[tokio::test]
     async fn a_send_waiting_for_room_fails_when_the_link_closes() {
         let (link, _queue) = link(2);
-        assert!(link.try_send(entry(2)).is_ok());
+        assert!(link.try_send(frames(2)).is_ok());
         let waiting = {
             let link = link.clone();
-            tokio::spawn(async move { link.send(entry(1)).await })
+            tokio::spawn(async move { link.send(frames(1)).await })
         };
         tokio::task::yield_now().await;
         link.close(DownReason::Closed);
         assert!(matches!(waiting.await.unwrap(), Err(Refused::Closed)));
+    }
+
+    const KIB: usize = 1024;
+
+    fn lanes() -> (Arc<Link>, Lanes) {
+        let addr = "127.0.0.1:1".parse().unwrap();
+        Link::new(0, NodeId::from("b"), 1, addr, addr, 16, &CancellationToken::new())
+    }
+
+    fn entry(byte: u8, len: usize) -> Encoded {
+        Encoded { bytes: Bytes::from(vec![byte; len]), frames: 1 }
+    }
+
+    /// Runs `fill` after taking the first entry from the urgent lane or the data lane, as
+    /// the writer does; returns the batch's urgent and data bytes and its frame count.
+    fn take_batch(link: &Link, lanes: &mut Lanes, urgent_first: bool) -> (BytesMut, BytesMut, u64) {
+        let (mut ahead, mut batch) = (BytesMut::new(), BytesMut::new());
+        let first = if urgent_first { lanes.urgent.try_recv() } else { lanes.data.try_recv() };
+        let first = first.expect("a first entry");
+        if urgent_first {
+            ahead.extend_from_slice(&first.bytes);
+        } else {
+            batch.extend_from_slice(&first.bytes);
+        }
+        let frames = first.frames + lanes.fill(link, &mut ahead, &mut batch);
+        (ahead, batch, frames)
+    }
+
+    #[test]
+    fn a_batch_takes_the_urgent_lane_first_then_data_up_to_the_limit() {
+        let (link, mut lanes) = lanes();
+        for _ in 0..12 {
+            link.try_send(entry(b'd', 32 * KIB)).unwrap();
+        }
+        link.send_urgent(entry(b'u', KIB)).unwrap();
+        let (ahead, batch, frames) = take_batch(&link, &mut lanes, false);
+        assert_eq!(ahead.len(), KIB);
+        // The first data entry, then more while the batch is under the limit.
+        assert_eq!(batch.len(), 8 * 32 * KIB);
+        assert_eq!(frames, 9);
+        assert_eq!(lanes.data.len(), 4);
+    }
+
+    #[test]
+    fn once_data_is_taken_every_urgent_frame_queued_goes_ahead_of_it() {
+        let (link, mut lanes) = lanes();
+        link.try_send(entry(b'd', KIB)).unwrap();
+        link.try_send(entry(b'd', KIB)).unwrap();
+        for _ in 0..3 {
+            link.send_urgent(entry(b'u', 200 * KIB)).unwrap();
+        }
+        // A data frame is in the batch: all three urgent frames go first, past the limit,
+        // since any of them may have been queued before it.
+        let (ahead, batch, frames) = take_batch(&link, &mut lanes, false);
+        assert_eq!((ahead.len(), batch.len(), frames), (600 * KIB, KIB, 4));
+        assert!(lanes.urgent.is_empty());
+        assert_eq!(lanes.data.len(), 1);
+    }
+
+    #[test]
+    fn an_urgent_batch_over_the_limit_leaves_the_data_for_the_next() {
+        let (link, mut lanes) = lanes();
+        link.try_send(entry(b'd', KIB)).unwrap();
+        for _ in 0..3 {
+            link.send_urgent(entry(b'u', 200 * KIB)).unwrap();
+        }
+        let (ahead, batch, frames) = take_batch(&link, &mut lanes, true);
+        assert_eq!((ahead.len(), batch.len(), frames), (400 * KIB, 0, 2));
+        let (ahead, batch, frames) = take_batch(&link, &mut lanes, true);
+        assert_eq!((ahead.len(), batch.len(), frames), (200 * KIB, KIB, 2));
     }
 }

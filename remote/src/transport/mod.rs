@@ -26,7 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::link::{Encoded, GOODBYE_GRACE, Link, Refused};
+use self::link::{Encoded, GOODBYE_GRACE, Lanes, Link, Refused};
 use self::peers::{Admission, PeerTable};
 use self::stats::Counters;
 use crate::frame::FrameReader;
@@ -173,7 +173,8 @@ impl Transport {
 
     /// Queues `frame` for `to`, waiting while that peer's send queue is full.
     ///
-    /// Frames to one peer are written in the order their `send` calls returned. `Ok` means
+    /// Frames to one peer are written in the order their `send` calls returned (frames sent
+    /// with [`send_urgent`](Transport::send_urgent) may overtake them). `Ok` means
     /// queued, not delivered: a frame still queued when the link dies is lost. Fails at once
     /// with [`TransportError::UnknownPeer`] or [`TransportError::PeerDown`] if there is no
     /// live link, and with `PeerDown` if the link dies while waiting; never waits longer than
@@ -239,6 +240,38 @@ impl Transport {
         })
     }
 
+    /// Queues the control `frame` for `to` on the link's **urgent lane**, ahead of the data
+    /// frames still queued for that peer; never waits.
+    ///
+    /// The writer empties the urgent lane before the data lane in every batch, so the frame
+    /// waits neither for the send queue's room nor behind its backlog (a busy link may hold
+    /// up to [`send_queue`](TransportConfig::send_queue) entries of up to 64 KiB each). What
+    /// it cannot overtake is what was already written: the current write (up to about
+    /// 256 KiB), the TCP buffers of both ends, and, on the receiving side, the frames the
+    /// link has read but the application has not taken from the event channel. Ordering,
+    /// for frames to one peer where the first send returned before the second began:
+    ///
+    /// - frames sent with `send_urgent` are written in that order, as are frames sent with
+    ///   [`send`](Transport::send), [`send_all`](Transport::send_all) and
+    ///   [`try_send`](Transport::try_send);
+    /// - an urgent frame may overtake data frames queued before it;
+    /// - a data frame never overtakes an urgent frame queued before it.
+    ///
+    /// The receiving side sees frames in the order they were written: nothing marks an
+    /// urgent frame there. Only [`Frame::Control`] may take the lane
+    /// ([`TransportError::NotUrgent`] otherwise): it is for a protocol above the transport
+    /// whose messages do not need to stay behind the data sent before them (snapshot
+    /// messages). The lane is unbounded (sending never waits nor fails for lack of room):
+    /// the caller bounds what it sends. Errors as for [`try_send`](Transport::try_send),
+    /// but never [`TransportError::Full`].
+    pub fn send_urgent(&self, to: &NodeId, frame: &Frame) -> Result<(), TransportError> {
+        if !matches!(frame, Frame::Control(_)) {
+            return Err(TransportError::NotUrgent(frame.kind()));
+        }
+        let (link, bytes) = self.prepare(to, frame)?;
+        link.send_urgent(bytes).map_err(|_| TransportError::PeerDown(to.clone()))
+    }
+
     /// Closes the link to `node` gracefully: frames already queued are written, then a
     /// `Goodbye` carrying `reason`; `PeerDown` with [`DownReason::Disconnected`] follows.
     pub fn disconnect(&self, node: &NodeId, reason: &str) -> Result<(), TransportError> {
@@ -291,10 +324,12 @@ impl Transport {
 }
 
 impl Shared {
-    /// Sets a new connection's socket options: `TCP_NODELAY`, and the buffer sizes if the
-    /// configuration bounds them.
+    /// Sets a new connection's socket options: `TCP_NODELAY`, [`UNSENT_LIMIT`], and the
+    /// buffer sizes if the configuration bounds them.
     fn tune(&self, stream: &TcpStream) -> std::io::Result<()> {
         stream.set_nodelay(true)?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        socket2::SockRef::from(stream).set_tcp_notsent_lowat(UNSENT_LIMIT)?;
         if let Some(bytes) = self.config.socket_buffer {
             let socket = socket2::SockRef::from(stream);
             socket.set_send_buffer_size(bytes)?;
@@ -312,7 +347,7 @@ impl Shared {
 
     fn new_link(&self, peer: &PeerHello, addr: SocketAddr, listen: SocketAddr) -> NewLink {
         let id = self.next_link.fetch_add(1, Ordering::Relaxed);
-        let (link, queue) = Link::new(
+        let (link, lanes) = Link::new(
             id,
             peer.node.clone(),
             peer.incarnation,
@@ -321,7 +356,7 @@ impl Shared {
             self.config.send_queue,
             &self.shutdown,
         );
-        NewLink { link, queue }
+        NewLink { link, lanes }
     }
 
     /// Judges an authenticated connection; on success the link is in the table, and leaves
@@ -448,11 +483,11 @@ impl Shared {
     }
 }
 
-/// A link not yet in the table, and its queue's receiving end.
+/// A link not yet in the table, and its queues' receiving ends.
 #[derive(Debug)]
 struct NewLink {
     link: Arc<Link>,
-    queue: mpsc::Receiver<Encoded>,
+    lanes: Lanes,
 }
 
 /// A link in the table whose `PeerUp` is not reported yet. Dropped unannounced, it leaves
@@ -477,7 +512,7 @@ impl Registration {
         if let Some(old) = self.replaced.take() {
             old.finished().await;
         }
-        let Some(NewLink { link, queue }) = self.new.take() else { return };
+        let Some(NewLink { link, lanes }) = self.new.take() else { return };
         if link.is_closing() {
             // Replaced or shut down before it was reported: it never existed for the
             // application.
@@ -494,7 +529,7 @@ impl Registration {
         let _ = events.send(up).await;
         link.set_announced();
         self.shared.changes.send_replace(());
-        link::spawn(&self.shared, link, queue, stream, buffered, events);
+        link::spawn(&self.shared, link, lanes, stream, buffered, events);
     }
 }
 
@@ -522,6 +557,13 @@ impl Drop for DialGuard {
 }
 
 type Permit = OwnedSemaphorePermit;
+
+/// The most bytes a link leaves unsent in the kernel's send buffer (`TCP_NOTSENT_LOWAT`,
+/// where the platform has it): the backlog of a link whose peer reads slowly stays in the
+/// link's queue, where urgent frames overtake it, instead of megabytes of socket buffer
+/// that nothing overtakes. Bytes sent and not yet acknowledged are not limited by it, so
+/// it does not cap a long link's throughput.
+const UNSENT_LIMIT: u32 = 128 * 1024;
 
 /// Accepts connections until shutdown; each runs its handshake in its own task.
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
