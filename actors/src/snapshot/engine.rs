@@ -244,6 +244,11 @@ struct EngineState {
     /// message tagged with its epoch, ahead of the coordinator's `Start`).
     held: Option<NodeReport<String>>,
     round: Option<Round>,
+    /// Rounds of snapshots a later one overtook on this node before their coordinator's
+    /// `Complete` or `Abort` arrived, with that coordinator: a node that already completed
+    /// snapshot E may start E+1, and its messages tagged E+1 travel on another link than the
+    /// coordinator's `Complete(E)`, so they can arrive first. The part is still owed.
+    finishing: Vec<(String, Round)>,
     collect: Option<Collect>,
     /// Actors on the node, to size the next round.
     actors_hint: usize,
@@ -275,6 +280,7 @@ impl SnapshotEngine {
                 leader: None,
                 held: None,
                 round: None,
+                finishing: Vec::new(),
                 collect: None,
                 actors_hint: 0,
             })),
@@ -477,6 +483,13 @@ impl SnapshotEngine {
             let reason = format!("node {node} went down before sending its part");
             Self::fail_collect(&mut st, reason, &mut effects);
         }
+        st.finishing.retain(|(leader, round)| {
+            let keep = leader != node;
+            if !keep {
+                tracing::debug!(epoch = %round.epoch, coordinator = %node, "coordinator down; its part is no longer owed");
+            }
+            keep
+        });
         if let Some((epoch, leader)) = st.leader.clone()
             && leader == node
             && st.node.running() == Some(epoch)
@@ -587,12 +600,21 @@ impl SnapshotEngine {
         }
     }
 
-    /// Opens the round of the snapshot this node runs, if it has none for it yet.
+    /// Opens the round of the snapshot this node runs, if it has none for it yet. A round it
+    /// replaces whose coordinator this node follows is kept until that coordinator's
+    /// `Complete` or `Abort` (see [`EngineState::finishing`]).
     fn sync_round(&self, st: &mut EngineState) {
         if let Some(epoch) = st.node.running()
             && st.round.as_ref().is_none_or(|r| r.epoch < epoch)
         {
-            st.round = Some(Round::new(epoch, st.actors_hint));
+            let overtaken = st.round.replace(Round::new(epoch, st.actors_hint));
+            if let Some(round) = overtaken
+                && let Some((_, leader)) = st.leader.as_ref().filter(|(e, _)| *e == round.epoch)
+            {
+                tracing::debug!(epoch = %round.epoch, next = %epoch, coordinator = %leader, "a later snapshot overtook this one's completion here; its part waits for the coordinator");
+                let leader = leader.clone();
+                st.finishing.push((leader, round));
+            }
         }
     }
 
@@ -601,6 +623,7 @@ impl SnapshotEngine {
         if st.round.as_ref().is_some_and(|r| r.epoch <= epoch) {
             st.round = None;
         }
+        st.finishing.retain(|(_, r)| r.epoch > epoch);
         if st.held.as_ref().is_some_and(|r| r.epoch <= epoch) {
             st.held = None;
         }
@@ -684,14 +707,19 @@ impl SnapshotEngine {
             NodeCommand::Complete(epoch) => *epoch,
             NodeCommand::Start(_) => unreachable!("handled above"),
         };
-        if st.leader.as_ref().is_none_or(|(e, l)| *e != epoch || l != from) {
+        let finishing =
+            st.finishing.iter().position(|(leader, round)| round.epoch == epoch && leader == from);
+        if finishing.is_none() && st.leader.as_ref().is_none_or(|(e, l)| *e != epoch || l != from) {
             tracing::debug!(%epoch, %from, "snapshot command from a coordinator this node does not follow; ignored");
             return;
         }
         match command {
             NodeCommand::Complete(epoch) => {
                 st.node.handle_command(NodeCommand::Complete(epoch));
-                let round = st.round.take_if(|r| r.epoch == epoch);
+                let round = match finishing {
+                    Some(i) => Some(st.finishing.remove(i).1),
+                    None => st.round.take_if(|r| r.epoch == epoch),
+                };
                 let part = self.part(epoch, round);
                 if from == self.me {
                     if let Some(slot) = st
@@ -854,7 +882,16 @@ impl SnapshotEngine {
     /// This node's share of completed snapshot `epoch`: every cut state, and per receiver its
     /// backlog at the cut followed by the messages recorded after it, in arrival order.
     fn part(&self, epoch: Epoch, round: Option<Round>) -> NodePart {
-        let round = round.unwrap_or_else(|| Round::new(epoch, 0));
+        let round = round.unwrap_or_else(|| {
+            // Never a part that silently leaves this node's actors out: the checkpoint is
+            // refused instead (`SnapshotError::Capture`).
+            tracing::warn!(%epoch, "completion of a snapshot this node holds no cuts for");
+            let mut round = Round::new(epoch, 0);
+            let problem =
+                format!("node {} holds no record of its cuts for snapshot {epoch}", self.me);
+            round.problems.push(problem);
+            round
+        });
         let mut problems = round.problems;
         let recorded = self.late.take(epoch);
         let mut late: HashMap<ActorId, Vec<InFlightRecord>> = HashMap::new();
@@ -1004,3 +1041,7 @@ fn merge(into: &mut Effects, mut more: Effects) {
         into.send_part(outgoing);
     }
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -1,0 +1,132 @@
+//! The engine of one node driven by hand: commands and messages from other nodes arrive in
+//! orders that links which are not ordered with each other allow.
+
+use std::sync::{Arc, Mutex};
+
+use amber_snapshot::{ActorEntry, ActorId, Cut, Epoch, NodeCommand, StateRecord, SystemId};
+
+use super::{CutReport, Effects, SnapshotEngine};
+use crate::remote::{RemoteDirectory, RemoteRoute, RouteError};
+use crate::snapshot::wire::Wire;
+
+/// Records what the engine hands to the links.
+#[derive(Default)]
+struct Links {
+    sent: Mutex<Vec<(String, Wire)>>,
+}
+
+impl RemoteDirectory for Links {
+    fn route_to(&self, _: ActorId) -> Option<Arc<dyn RemoteRoute>> {
+        None
+    }
+
+    fn peers(&self) -> Vec<String> {
+        vec!["a".into(), "c".into()]
+    }
+
+    fn send_snapshot(&self, node: &str, bytes: Vec<u8>) -> Result<(), RouteError> {
+        let wire = Wire::decode(&bytes).expect("the engine writes what it reads");
+        self.sent.lock().unwrap().push((node.to_owned(), wire));
+        Ok(())
+    }
+}
+
+/// Node `b` with one actor in epoch 0.
+fn node_b() -> (SnapshotEngine, Arc<Links>, ActorId) {
+    let links = Arc::new(Links::default());
+    let engine = SnapshotEngine::new("b".into(), Epoch::ZERO, Some(links.clone()));
+    let ((), epoch, marker) = engine.admit(None, |_| Ok::<_, ()>(())).unwrap();
+    assert_eq!((epoch, marker), (Epoch::ZERO, None));
+    (engine, links, ActorId::new(SystemId(2), 1))
+}
+
+fn command(engine: &SnapshotEngine, from: &str, command: NodeCommand<String>) -> Effects {
+    engine.on_wire(from, Wire::Command(command))
+}
+
+/// `b`'s actor cuts for `to` (from `from`), capturing its state.
+fn cut(engine: &SnapshotEngine, actor: ActorId, from: Epoch, to: Epoch) -> Effects {
+    let entry = ActorEntry {
+        id: actor,
+        type_name: "t".into(),
+        name: None,
+        node: "b".into(),
+        parent: None,
+        watchers: Vec::new(),
+        watching: Vec::new(),
+        state_version: 1,
+    };
+    let state = Ok(StateRecord { id: actor, state: vec![7], timers: Vec::new() });
+    engine.cut(Cut { from, to }, CutReport { entry, state, backlog: Vec::new() })
+}
+
+/// The actors of the part `b` owes for `epoch`, from the effects of its `Complete`.
+fn part_actors(mut effects: Effects, epoch: Epoch) -> Vec<ActorId> {
+    let outgoing = effects.part.take().expect("b sends its part");
+    assert_eq!((outgoing.to.as_str(), outgoing.epoch), ("a", epoch));
+    outgoing.part.actors.iter().map(|a| a.id).collect()
+}
+
+#[test]
+fn a_completed_snapshot_overtaken_by_the_next_still_sends_its_whole_part() {
+    let (b, links, actor) = node_b();
+    // a coordinates snapshot 1; b's actor cuts, b reports to a.
+    let effects = command(&b, "a", NodeCommand::Start(Epoch(1)));
+    assert_eq!(effects.markers, Some(Epoch(1)));
+    let _ = cut(&b, actor, Epoch::ZERO, Epoch(1));
+    assert!(
+        links
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(to, w)| to == "a" && matches!(w, Wire::Report(r) if r.locally_done))
+    );
+    // a decides completion and sends Complete(1) to b and c; c gets it first, completes,
+    // starts snapshot 2 and tells b's actor something tagged 2, which reaches b first.
+    let effects = b.remote_received("c", Epoch(2));
+    assert_eq!(effects.markers, Some(Epoch(2)));
+    // Then a's Complete(1): b's part of snapshot 1 still holds its actor.
+    let effects = command(&b, "a", NodeCommand::Complete(Epoch(1)));
+    assert_eq!(part_actors(effects, Epoch(1)), vec![actor]);
+    // Snapshot 2 goes on: the actor cuts for it and b follows c.
+    let _ = command(&b, "c", NodeCommand::Start(Epoch(2)));
+    let _ = cut(&b, actor, Epoch(1), Epoch(2));
+    assert!(links.sent.lock().unwrap().iter().any(|(to, w)| to == "c"
+        && matches!(w, Wire::Report(r) if r.epoch == Epoch(2) && r.locally_done)));
+}
+
+#[test]
+fn the_overtaken_part_is_still_owed_after_the_next_coordinators_start() {
+    let (b, _links, actor) = node_b();
+    let _ = command(&b, "a", NodeCommand::Start(Epoch(1)));
+    let _ = cut(&b, actor, Epoch::ZERO, Epoch(1));
+    let _ = b.remote_received("c", Epoch(2));
+    // c's Start(2) arrives before a's Complete(1): b now follows c for 2, and still owes a.
+    let _ = command(&b, "c", NodeCommand::Start(Epoch(2)));
+    let effects = command(&b, "a", NodeCommand::Complete(Epoch(1)));
+    assert_eq!(part_actors(effects, Epoch(1)), vec![actor]);
+}
+
+#[test]
+fn an_overtaken_round_is_dropped_by_its_abort_or_its_coordinator_going_down() {
+    for down in [false, true] {
+        let (b, _links, actor) = node_b();
+        let _ = command(&b, "a", NodeCommand::Start(Epoch(1)));
+        let _ = cut(&b, actor, Epoch::ZERO, Epoch(1));
+        let _ = b.remote_received("c", Epoch(2));
+        assert_eq!(b.lock().finishing.len(), 1);
+        let _ = if down {
+            b.node_down("a")
+        } else {
+            let reason = amber_snapshot::AbortReason::Deadline;
+            command(&b, "a", NodeCommand::Abort { epoch: Epoch(1), reason })
+        };
+        assert!(b.lock().finishing.is_empty(), "down: {down}");
+        // A Complete(1) after that (no coordinator sends one) gets no part that looks whole:
+        // one without actors that says why, which the coordinator refuses.
+        let mut effects = command(&b, "a", NodeCommand::Complete(Epoch(1)));
+        let part = effects.part.take().map(|o| o.part);
+        assert!(part.is_none_or(|p| p.actors.is_empty() && !p.problems.is_empty()), "down: {down}");
+    }
+}
