@@ -13,6 +13,9 @@
 //! With `RUST_LOG=amber_actors::snapshot::engine=debug` the engine logs when every snapshot
 //! starts and completes (with its time on the coordinator).
 
+#[path = "flags/mod.rs"]
+mod flags;
+
 use std::time::{Duration, Instant};
 
 use amber::prelude::*;
@@ -54,19 +57,12 @@ struct Options {
 
 impl Options {
     fn parse() -> Options {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let value = |flag: &str, default: usize| {
-            args.iter().position(|a| a == flag).map_or(default, |i| {
-                args.get(i + 1)
-                    .and_then(|v| v.replace('_', "").parse().ok())
-                    .unwrap_or_else(|| panic!("{flag} takes a number"))
-            })
-        };
+        let flags = flags::Flags::from_env();
         let options = Options {
-            actors: value("--actors", 30_000),
-            rounds: value("--rounds", 7),
-            busy: args.iter().any(|a| a == "--busy"),
-            json: args.iter().any(|a| a == "--json"),
+            actors: flags.number("--actors", 30_000),
+            rounds: flags.number("--rounds", 7),
+            busy: flags.switch("--busy"),
+            json: flags.switch("--json"),
         };
         assert!(options.actors > 0 && options.rounds > 0, "--actors and --rounds must be > 0");
         options

@@ -36,6 +36,9 @@
 //!
 //! `cargo run --release --example migrate_bench [-- --rounds 30 --interval-us 200 --state-bytes 0 --load-bytes 64 --socket-buffer 0 --queues 0 --idle|--load]`
 
+#[path = "flags/mod.rs"]
+mod flags;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -147,15 +150,9 @@ struct Options {
 
 impl Options {
     fn parse() -> Options {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let value = |flag: &str, default: usize| {
-            args.iter().position(|a| a == flag).map_or(default, |i| {
-                args.get(i + 1)
-                    .and_then(|v| v.replace('_', "").parse().ok())
-                    .unwrap_or_else(|| panic!("{flag} takes a number"))
-            })
-        };
-        let (idle, load) = (args.iter().any(|a| a == "--idle"), args.iter().any(|a| a == "--load"));
+        let flags = flags::Flags::from_env();
+        let value = |flag: &str, default: usize| flags.number(flag, default);
+        let (idle, load) = (flags.switch("--idle"), flags.switch("--load"));
         let options = Options {
             rounds: value("--rounds", 30),
             interval: Duration::from_micros(value("--interval-us", 200) as u64),
