@@ -74,12 +74,12 @@
 //! the reason, and is reported: by [`Transport::connect`]'s error on the dialling side, by
 //! [`TransportEvent::HandshakeFailed`] on the accepting side.
 //!
-//! The handshake authenticates nodes; it does not encrypt or protect frames afterwards. The
-//! exchange and the links are generic over `AsyncRead + AsyncWrite`, so TLS can be added by
-//! wrapping the `TcpStream` right after `TcpStream::connect` in [`Transport::connect`] and
-//! right after `accept` in the accept loop (e.g. with `tokio-rustls`) and handing the TLS
-//! stream to the same handshake, which then runs inside it as the cluster-membership check.
-//! Until then, run clusters on trusted networks.
+//! The handshake authenticates nodes; by itself it does not encrypt or protect frames
+//! afterwards. With [`TransportConfig::with_tls`] every connection is first wrapped in TLS
+//! (rustls; [`TlsConfig::from_pem`] sets up mutual TLS from a cluster CA), and the same
+//! handshake then runs inside it as the cluster-membership check; a TLS failure is reported
+//! like any other ([`HandshakeError::Tls`]). The TLS handshake and amber's are each bounded by
+//! `handshake_timeout`. Without TLS, run clusters on trusted networks.
 //!
 //! # One link per node pair
 //!
@@ -175,5 +175,6 @@ pub use frame::{DEFAULT_MAX_FRAME, Frame, FrameCodec, FrameError, FrameKind, HEA
 pub use handshake::{HandshakeError, PROTOCOL_VERSION};
 pub use node::NodeId;
 pub use transport::{
-    DownReason, Transport, TransportConfig, TransportError, TransportEvent, TransportStats,
+    DownReason, TlsConfig, TlsError, Transport, TransportConfig, TransportError, TransportEvent,
+    TransportStats,
 };

@@ -44,6 +44,11 @@ pub enum HandshakeError {
     /// A handshake frame was oversized, malformed, out of order, or the stream failed.
     #[error(transparent)]
     Frame(#[from] FrameError),
+    /// The TLS handshake failed (a certificate not trusted or not valid for the expected
+    /// name, no client certificate, a peer not speaking TLS, or one speaking TLS to a node
+    /// that does not).
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
     /// No random nonce could be drawn from the operating system.
     #[error("cannot draw a random nonce: {0}")]
     Entropy(String),

@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::TlsConfig;
 use crate::NodeId;
 use crate::frame::DEFAULT_MAX_FRAME;
 use crate::handshake::HANDSHAKE_MAX_FRAME;
@@ -54,6 +55,9 @@ pub struct TransportConfig {
     /// actor). A bound keeps that short, at the cost of throughput on links whose
     /// bandwidth-delay product exceeds it. The kernel may round the size (Linux doubles it).
     pub socket_buffer: Option<usize>,
+    /// TLS on every link ([`TlsConfig`]); `None` (the default): plain TCP, with amber's
+    /// authenticated handshake. Every node of a cluster must agree.
+    pub tls: Option<TlsConfig>,
 }
 
 impl TransportConfig {
@@ -75,6 +79,7 @@ impl TransportConfig {
             event_queue: 1024,
             max_pending_handshakes: 64,
             socket_buffer: None,
+            tls: None,
         }
     }
 
@@ -106,6 +111,13 @@ impl TransportConfig {
     pub fn with_queues(mut self, send_queue: usize, event_queue: usize) -> TransportConfig {
         self.send_queue = send_queue;
         self.event_queue = event_queue;
+        self
+    }
+
+    /// Sets [`tls`](Self::tls): every link runs over TLS.
+    #[must_use]
+    pub fn with_tls(mut self, tls: TlsConfig) -> TransportConfig {
+        self.tls = Some(tls);
         self
     }
 
@@ -161,6 +173,7 @@ impl fmt::Debug for TransportConfig {
             .field("event_queue", &self.event_queue)
             .field("max_pending_handshakes", &self.max_pending_handshakes)
             .field("socket_buffer", &self.socket_buffer)
+            .field("tls", &self.tls)
             .finish()
     }
 }

@@ -8,11 +8,13 @@ mod peers;
 mod stats;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 pub use config::TransportConfig;
 pub use error::{DownReason, TransportError};
 pub use event::TransportEvent;
 pub use stats::TransportStats;
+pub use tls::{TlsConfig, TlsError};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -164,7 +166,7 @@ impl Transport {
         shared.tune(&stream).map_err(|source| TransportError::Connect { addr, source })?;
         // The handshake and the link's start run in their own task: cancelling `connect`
         // must not leave a half-made link behind (the link may still come up).
-        match shared.tasks.spawn(shared.clone().dial(stream, addr, events)).await {
+        match shared.tasks.spawn(shared.clone().dial_tcp(stream, addr, events)).await {
             Ok(result) => result,
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
             Err(_) => Err(TransportError::Shutdown),
@@ -381,13 +383,44 @@ impl Shared {
         }
     }
 
-    /// The dialling side of a connection, after the TCP connect.
-    async fn dial(
+    /// The dialling side of a connection, after the TCP connect: over TLS if configured.
+    async fn dial_tcp(
         self: Arc<Shared>,
         stream: TcpStream,
         addr: SocketAddr,
         events: mpsc::Sender<TransportEvent>,
     ) -> Result<NodeId, TransportError> {
+        let Some(tls) = self.config.tls.clone() else {
+            return self.dial(stream, addr, events).await;
+        };
+        let connector = tokio_rustls::TlsConnector::from(tls.client);
+        let connect = connector.connect(tls.server_name, stream);
+        let wrapped = tokio::select! {
+            () = self.shutdown.cancelled() => return Err(TransportError::Shutdown),
+            wrapped = tokio::time::timeout(self.config.handshake_timeout, connect) => wrapped,
+        };
+        match wrapped {
+            Ok(Ok(stream)) => self.dial(stream, addr, events).await,
+            Ok(Err(error)) => {
+                Err(self.handshake_failed(addr, HandshakeError::Tls(error.to_string())))
+            }
+            Err(_) => {
+                let source = HandshakeError::Timeout(self.config.handshake_timeout);
+                Err(self.handshake_failed(addr, source))
+            }
+        }
+    }
+
+    /// The dialling side of a connection, once its stream is set up.
+    async fn dial<S>(
+        self: Arc<Shared>,
+        stream: S,
+        addr: SocketAddr,
+        events: mpsc::Sender<TransportEvent>,
+    ) -> Result<NodeId, TransportError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let mut io = FrameReader::with_buffer(stream, BytesMut::new(), exchange::handshake_codec());
         let handshake = exchange::initiate(&mut io, &self.identity, |peer| {
             let started = lock(&self.peers).start_dial(&peer.node, peer.incarnation);
@@ -428,8 +461,32 @@ impl Shared {
         Ok(peer.node)
     }
 
-    /// The accepting side of a connection.
-    async fn serve(self: Arc<Shared>, stream: TcpStream, addr: SocketAddr, permit: Permit) {
+    /// The accepting side of a connection: over TLS if configured.
+    async fn serve_tcp(self: Arc<Shared>, stream: TcpStream, addr: SocketAddr, permit: Permit) {
+        let Some(tls) = self.config.tls.clone() else {
+            return self.serve(stream, addr, permit).await;
+        };
+        let Ok(events) = self.events() else { return };
+        let accept = tokio_rustls::TlsAcceptor::from(tls.server).accept(stream);
+        let wrapped = tokio::select! {
+            () = self.shutdown.cancelled() => return,
+            wrapped = tokio::time::timeout(self.config.handshake_timeout, accept) => wrapped,
+        };
+        let error = match wrapped {
+            Ok(Ok(stream)) => return self.serve(stream, addr, permit).await,
+            Ok(Err(error)) => HandshakeError::Tls(error.to_string()),
+            Err(_) => HandshakeError::Timeout(self.config.handshake_timeout),
+        };
+        drop(permit);
+        tracing::warn!(%addr, %error, "incoming handshake failed; connection dropped");
+        let _ = events.send(TransportEvent::HandshakeFailed { addr, error }).await;
+    }
+
+    /// The accepting side of a connection, once its stream is set up.
+    async fn serve<S>(self: Arc<Shared>, stream: S, addr: SocketAddr, permit: Permit)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let Ok(events) = self.events() else { return };
         let mut io = FrameReader::with_buffer(stream, BytesMut::new(), exchange::handshake_codec());
         let handshake = exchange::accept(&mut io, &self.identity, |peer| {
@@ -589,7 +646,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             tracing::warn!(%addr, %error, "cannot set the socket's options; connection dropped");
             continue;
         }
-        shared.tasks.spawn(shared.clone().serve(stream, addr, permit));
+        shared.tasks.spawn(shared.clone().serve_tcp(stream, addr, permit));
     }
     // Links say goodbye by themselves: their goodbye tokens are children of `shutdown`.
 }
