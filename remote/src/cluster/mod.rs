@@ -462,14 +462,15 @@ impl RemoteDirectory for Directory {
     ///   overtaking it is overtaking data, above. Migration frames themselves stay on the
     ///   forwarder, behind what the actor sent before moving.
     ///
-    /// The one order the engine does need between a snapshot message and data on one link is
-    /// the kept one: e.g. data tagged `E + 1` overtaking `Complete(E)` would start `E + 1` on
-    /// the receiver before it wrote its part of `E`. A node sends data tagged `E + 1` only
-    /// once its actors cut for `E + 1`, hence after it handed to the lane the `Complete(E)`
-    /// (if it coordinated `E`) and the `Start(E + 1)` (if it coordinates `E + 1`) for that
-    /// receiver. On the receiving side, frames come out of the link in the order they were
-    /// written and [`serve`] handles them one at a time in that order: what the lane
-    /// overtakes there is only what the sender had not written yet.
+    /// On one link the lane keeps data tagged `E + 1` behind `Complete(E)`: a node sends data
+    /// tagged `E + 1` only once its actors cut for `E + 1`, hence after it handed to the lane
+    /// the `Complete(E)` (if it coordinated `E`) and the `Start(E + 1)` (if it coordinates
+    /// `E + 1`) for that receiver. Across links nothing orders them (another node's data
+    /// tagged `E + 1` can reach a node before its coordinator's `Complete(E)`): the engine
+    /// keeps the overtaken round until that `Complete` (`EngineState::finishing`). On the
+    /// receiving side, frames come out of the link in the order they were written and
+    /// [`serve`] handles them one at a time in that order: what the lane overtakes there is
+    /// only what the sender had not written yet.
     ///
     /// Other control messages stay on the forwarder, in order with the data: a `Watch` down
     /// notice must not overtake what the stopped actor sent before it stopped, and a

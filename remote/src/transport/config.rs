@@ -35,8 +35,9 @@ pub struct TransportConfig {
     /// The longest a TCP connect plus handshake may take; a silent peer is dropped after it.
     /// Default 5 s.
     pub handshake_timeout: Duration,
-    /// Frames (or [`send_all`](crate::Transport::send_all) chunks of up to 64 KiB) that may
-    /// wait on one peer's data lane before [`send`](crate::Transport::send) waits (and
+    /// Frames that may wait on one peer's data lane (counted one by one, also when
+    /// [`send_all`](crate::Transport::send_all) queues many in one entry) before
+    /// [`send`](crate::Transport::send) waits (and
     /// [`try_send`](crate::Transport::try_send) fails). Default 1024. The urgent lane
     /// ([`send_urgent`](crate::Transport::send_urgent)) is not bounded.
     pub send_queue: usize,

@@ -247,7 +247,7 @@ impl Transport {
     ///
     /// The writer empties the urgent lane before the data lane in every batch, so the frame
     /// waits neither for the send queue's room nor behind its backlog (a busy link may hold
-    /// up to [`send_queue`](TransportConfig::send_queue) entries of up to 64 KiB each). What
+    /// up to [`send_queue`](TransportConfig::send_queue) frames). What
     /// it cannot overtake is what was already written: the current write (up to about
     /// 256 KiB), the TCP buffers of both ends, and, on the receiving side, the frames the
     /// link has read but the application has not taken from the event channel. Ordering,
