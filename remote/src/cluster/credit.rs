@@ -4,8 +4,8 @@
 //! without a bound, a sender faster than the link would queue without limit (memory, and
 //! latency for everything queued behind). Each forwarder has a
 //! [`Credit`]: routes count the data messages they queue, the forwarder counts them out as
-//! the link takes them, and a bounded send to a peer with [`LIMIT`] messages queued waits
-//! until the queue is down to half. Replies and the cluster's control frames are not
+//! the link takes them, and a bounded send to a peer with its limit of messages queued (the
+//! transport's `send_queue`, default 1024) waits until the queue is down to half. Replies and the cluster's control frames are not
 //! counted and never wait. (Snapshot messages skip the forwarder altogether: they take the
 //! link's urgent lane.)
 
@@ -13,21 +13,30 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Waker};
 
-/// Data messages queued for one peer beyond which bounded sends wait.
-pub(super) const LIMIT: usize = 1024;
-
 /// The data messages queued for one peer's link, and the senders waiting for room.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Credit {
+    /// Data messages queued for the peer beyond which bounded sends wait.
+    limit: usize,
     queued: AtomicUsize,
     waiting: AtomicBool,
     waiters: Mutex<Vec<Waker>>,
 }
 
 impl Credit {
+    /// A credit of `limit` queued messages (at least 1).
+    pub(super) fn new(limit: usize) -> Credit {
+        Credit {
+            limit: limit.max(1),
+            queued: AtomicUsize::new(0),
+            waiting: AtomicBool::new(false),
+            waiters: Mutex::new(Vec::new()),
+        }
+    }
+
     /// Whether there is room; if not, `cx` (if any) is woken once there is.
     pub(super) fn poll_room(&self, cx: Option<&mut Context<'_>>) -> bool {
-        if self.queued.load(Ordering::Acquire) < LIMIT {
+        if self.queued.load(Ordering::Acquire) < self.limit {
             return true;
         }
         let Some(cx) = cx else { return false };
@@ -37,7 +46,7 @@ impl Credit {
         }
         self.waiting.store(true, Ordering::Release);
         // The forwarder may have drained between the check and the registration.
-        if self.queued.load(Ordering::Acquire) < LIMIT {
+        if self.queued.load(Ordering::Acquire) < self.limit {
             self.waiting.store(false, Ordering::Release);
             waiters.drain(..).for_each(Waker::wake);
             return true;
@@ -61,7 +70,7 @@ impl Credit {
             return;
         }
         let now = self.queued.fetch_sub(n, Ordering::AcqRel).saturating_sub(n);
-        if now <= LIMIT / 2 && self.waiting.load(Ordering::Acquire) {
+        if now <= self.limit / 2 && self.waiting.load(Ordering::Acquire) {
             self.wake_all();
         }
     }

@@ -142,6 +142,9 @@ struct Shared {
     hello: Notify,
     /// Per-peer outbound paths: a forwarder of frames, in order, and its credit.
     outbound: DashMap<NodeId, Arc<Outbound>>,
+    /// Data messages that may be queued for one peer before bounded sends wait: the
+    /// transport's `send_queue`, so that one setting bounds both queues.
+    credit: usize,
     /// Asks sent to other nodes, awaiting their `Reply`.
     asks: DashMap<u64, (NodeId, ReplyHandler)>,
     /// Name lookups sent to other nodes.
@@ -162,8 +165,9 @@ impl Cluster {
         builder: SystemBuilder,
         config: TransportConfig,
     ) -> Result<Cluster, ClusterError> {
+        let credit = config.send_queue;
         let (transport, events) = Transport::bind(config).await?;
-        let shared = Shared::new(transport);
+        let shared = Shared::new(transport, credit);
         let system =
             builder.node(shared.transport.node().as_str()).remote(shared.directory()).build();
         let _ = shared.system.set(system);
@@ -258,9 +262,10 @@ impl Cluster {
 }
 
 impl Shared {
-    fn new(transport: Transport) -> Arc<Shared> {
+    fn new(transport: Transport, credit: usize) -> Arc<Shared> {
         Arc::new(Shared {
             transport,
+            credit,
             system: OnceLock::new(),
             systems: DashMap::new(),
             nodes: DashMap::new(),
@@ -330,7 +335,8 @@ impl Shared {
             return entry.clone();
         }
         let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
-        let (credit, live) = (Arc::new(credit::Credit::default()), Arc::new(AtomicBool::new(true)));
+        let credit = Arc::new(credit::Credit::new(self.credit));
+        let live = Arc::new(AtomicBool::new(true));
         let out = Arc::new(Outbound { tx, credit: credit.clone(), live: live.clone() });
         *entry = out.clone();
         drop(entry);
@@ -509,7 +515,7 @@ impl Outbound {
     /// A placeholder that is not open, replaced at once.
     fn closed() -> Arc<Outbound> {
         let (tx, _) = mpsc::unbounded_channel();
-        Arc::new(Outbound { tx, credit: Arc::default(), live: Arc::default() })
+        Arc::new(Outbound { tx, credit: Arc::new(credit::Credit::new(1)), live: Arc::default() })
     }
 
     /// Whether frames given to it may still reach the peer.

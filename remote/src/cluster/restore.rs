@@ -35,8 +35,9 @@ impl Cluster {
             return Err(super::PlacementError::NotMember(me).into());
         }
         let assigned = placement.assign(checkpoint)?;
+        let credit = config.send_queue;
         let (transport, events) = Transport::bind(config).await?;
-        let shared = Shared::new(transport);
+        let shared = Shared::new(transport, credit);
         for (id, node) in assigned.iter().filter(|(_, node)| **node != me) {
             shared.placed.insert(*id, node.clone());
         }

@@ -39,7 +39,9 @@ pub struct TransportConfig {
     /// [`send_all`](crate::Transport::send_all) queues many in one entry) before
     /// [`send`](crate::Transport::send) waits (and
     /// [`try_send`](crate::Transport::try_send) fails). Default 1024. The urgent lane
-    /// ([`send_urgent`](crate::Transport::send_urgent)) is not bounded.
+    /// ([`send_urgent`](crate::Transport::send_urgent)) is not bounded. A
+    /// [`Cluster`](crate::Cluster) also lets at most this many data messages wait for one
+    /// peer before a bounded `tell` waits.
     pub send_queue: usize,
     /// Events that may wait for the application before the links stop reading. Default 1024.
     pub event_queue: usize,
