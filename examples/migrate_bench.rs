@@ -151,15 +151,14 @@ struct Options {
 impl Options {
     fn parse() -> Options {
         let flags = flags::Flags::from_env();
-        let value = |flag: &str, default: usize| flags.number(flag, default);
         let (idle, load) = (flags.switch("--idle"), flags.switch("--load"));
         let options = Options {
-            rounds: value("--rounds", 30),
-            interval: Duration::from_micros(value("--interval-us", 200) as u64),
-            state_bytes: value("--state-bytes", 0),
-            load_bytes: value("--load-bytes", 64),
-            socket_buffer: value("--socket-buffer", 0),
-            queues: value("--queues", 0),
+            rounds: flags.number("--rounds", 30),
+            interval: Duration::from_micros(flags.number("--interval-us", 200) as u64),
+            state_bytes: flags.number("--state-bytes", 0),
+            load_bytes: flags.number("--load-bytes", 64),
+            socket_buffer: flags.number("--socket-buffer", 0),
+            queues: flags.number("--queues", 0),
             // Neither flag: both phases.
             idle: idle || !load,
             load: load || !idle,

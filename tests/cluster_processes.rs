@@ -24,7 +24,7 @@ use amber::snapshot::{CheckpointStore, FsStore};
 use amber::{AskError, Cluster, SnapshotError, SystemBuilder};
 use support::bank::{Account, AccountMsg, audit, outside_load};
 use support::bounded;
-use support::cluster::{config, node};
+use support::cluster::{config, in_flight_between_nodes, node};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
@@ -99,11 +99,7 @@ async fn a_bank_across_three_processes_snapshots_exactly_and_survives_a_killed_n
         assert_eq!(names, ["p", "q", "r"], "round {round}");
         assert_eq!(checkpoint.manifest.actors.len(), 3 * PER_NODE, "round {round}");
         assert_eq!(audit(&checkpoint).total(), TOTAL, "round {round}: {:?}", audit(&checkpoint));
-        cross_process_in_flight += checkpoint
-            .in_flight
-            .iter()
-            .filter(|m| m.from.is_some_and(|from| from.system() != m.to.system()))
-            .count();
+        cross_process_in_flight += in_flight_between_nodes(&checkpoint);
         good = Some(checkpoint);
     }
     assert!(cross_process_in_flight > 0, "a snapshot caught money between processes");

@@ -11,7 +11,7 @@ use amber::prelude::*;
 use amber::{Cluster, SnapshotError, SystemBuilder};
 use support::bank::{Account, AccountMsg, audit, open_cluster_bank, outside_load};
 use support::bounded;
-use support::cluster::{mesh, node, refs_on};
+use support::cluster::{in_flight_between_nodes, mesh, node, refs_on, restore_onto};
 use support::worker::{Work, Worker};
 
 const PER_NODE: usize = 40;
@@ -58,11 +58,7 @@ async fn every_snapshot_of_a_bank_across_three_nodes_adds_up() {
         assert_eq!(checkpoint.manifest.actors.len(), 3 * PER_NODE, "round {round}");
         let audit = audit(&checkpoint);
         assert_eq!(audit.total(), total, "round {round}: {audit:?}");
-        cross_node_in_flight += checkpoint
-            .in_flight
-            .iter()
-            .filter(|m| m.from.is_some_and(|from| from.system() != m.to.system()))
-            .count();
+        cross_node_in_flight += in_flight_between_nodes(&checkpoint);
         last = Some(checkpoint);
     }
     stop.store(true, Ordering::Relaxed);
@@ -136,16 +132,7 @@ async fn a_node_lost_during_a_snapshot_aborts_it_and_the_previous_one_still_rest
         bounded(n.shutdown()).await;
     }
     let placement = Placement::spread(["p", "q"]);
-    let mut restored = Vec::new();
-    for name in ["p", "q"] {
-        let config = support::cluster::config(name);
-        let node = bounded(Cluster::restore(builder(), config, &good, &placement)).await;
-        restored.push(node.expect("restore a share"));
-    }
-    mesh(&restored).await;
-    for n in &restored {
-        bounded(n.resume(std::time::Duration::from_secs(10))).await.expect("resume");
-    }
+    let restored = restore_onto(&["p", "q"], builder, &good, &placement).await;
     let counts: Vec<usize> = restored.iter().map(|n| n.system().actor_count()).collect();
     assert_eq!(counts.iter().sum::<usize>(), 3 * PER_NODE, "{counts:?}");
     assert!(
@@ -215,16 +202,7 @@ async fn watches_between_nodes_come_back_with_a_restore_onto_other_nodes() {
         .pin(watched_on_b.id(), "d")
         .pin(watcher_on_b.id(), "d")
         .pin(watched_on_a.id(), "c");
-    let mut restored = Vec::new();
-    for name in ["c", "d"] {
-        let config = support::cluster::config(name);
-        let node = bounded(Cluster::restore(builder(), config, &checkpoint, &placement)).await;
-        restored.push(node.expect("restore a share"));
-    }
-    mesh(&restored).await;
-    for n in &restored {
-        bounded(n.resume(std::time::Duration::from_secs(10))).await.expect("resume");
-    }
+    let restored = restore_onto(&["c", "d"], builder, &checkpoint, &placement).await;
     bounded(async {
         while restored.iter().any(|n| n.watched_by_remote() < 1 || n.watching_remote() < 1) {
             tokio::task::yield_now().await;

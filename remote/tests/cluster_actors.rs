@@ -1,16 +1,14 @@
 //! Actors on different nodes (two clusters in one process, over 127.0.0.1 with port 0):
 //! remote tell and ask, refs inside messages, per-sender order, lookups, node down.
 
-use std::future::Future;
+mod support;
+
 use std::time::Duration;
 
 use amber_actors::{Actor, ActorRef, ActorSystem, AskError, Context};
 use amber_remote::{Cluster, ClusterError, NodeId, TransportConfig};
 use serde::{Deserialize, Serialize};
-
-async fn bounded<F: Future>(fut: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), fut).await.expect("test step hung for 20 s")
-}
+use support::bounded;
 
 async fn node(name: &str, secret: &[u8]) -> Cluster {
     let addr = "127.0.0.1:0".parse().unwrap();

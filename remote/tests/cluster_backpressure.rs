@@ -3,20 +3,18 @@
 //! can queue only a bounded number of messages for the other node — `try_tell` reports the
 //! queue full and `tell` waits — and once it moves again every message arrives, in order.
 
-use std::future::Future;
+mod support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use amber_actors::{Actor, ActorSystem, Context, TrySendError};
 use amber_remote::{Cluster, TransportConfig};
 use serde::{Deserialize, Serialize};
+use support::bounded;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-
-async fn bounded<F: Future>(fut: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), fut).await.expect("test step hung for 20 s")
-}
 
 /// Counts what it is told, and checks it comes in order.
 #[derive(Default)]

@@ -3,6 +3,8 @@
 //! (link closed, link silent, node shut down) and coming back, asks nobody waits for any more,
 //! and spawning on another node with the refusals it can answer.
 
+mod support;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,12 +15,9 @@ use amber_actors::{
 };
 use amber_remote::{Cluster, ClusterError, NodeId, SpawnRefusal, TransportConfig};
 use serde::{Deserialize, Serialize};
+use support::bounded;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
-
-async fn bounded<F: Future>(fut: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), fut).await.expect("test step hung for 20 s")
-}
 
 /// Waits (bounded) until `cond` holds, checking again every few milliseconds.
 async fn until(what: &str, mut cond: impl FnMut() -> bool) {

@@ -46,3 +46,33 @@ pub fn refs_on<A: Actor>(from: &Cluster, on: &Cluster, refs: &[ActorRef<A>]) -> 
     let bytes = from.system().encode(refs).expect("refs encode");
     on.system().decode(&bytes).expect("refs resolve")
 }
+
+/// Restores `checkpoint` under `placement` onto one new node per name (systems built by
+/// `builder`), links them all and resumes them.
+pub async fn restore_onto(
+    names: &[&str],
+    builder: impl Fn() -> SystemBuilder,
+    checkpoint: &amber::snapshot::Checkpoint,
+    placement: &amber::cluster::Placement,
+) -> Vec<Cluster> {
+    let mut restored = Vec::new();
+    for name in names {
+        let node = bounded(Cluster::restore(builder(), config(name), checkpoint, placement)).await;
+        restored.push(node.expect("restore a share"));
+    }
+    mesh(&restored).await;
+    for n in &restored {
+        bounded(n.resume(Duration::from_secs(10))).await.expect("resume");
+    }
+    restored
+}
+
+/// How many of a checkpoint's recorded messages were sent by an actor of another system
+/// (node) than their receiver's.
+pub fn in_flight_between_nodes(checkpoint: &amber::snapshot::Checkpoint) -> usize {
+    checkpoint
+        .in_flight
+        .iter()
+        .filter(|m| m.from.is_some_and(|from| from.system() != m.to.system()))
+        .count()
+}

@@ -75,6 +75,7 @@ use amber_actors::remote::{
 use amber_actors::{Actor, ActorRef, ActorSystem, ExitReason, SystemBuilder};
 use amber_snapshot::{ActorId, Epoch, SystemId};
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use self::control::Control;
@@ -314,7 +315,7 @@ impl Shared {
     }
 
     fn route(self: &Arc<Self>, node: NodeId) -> Arc<dyn RemoteRoute> {
-        Arc::new(PeerRoute { node, shared: Arc::downgrade(self), cached: Mutex::new(None) })
+        Arc::new(PeerRoute { node, shared: Arc::downgrade(self), cached: Mutex::new(Weak::new()) })
     }
 
     /// The forwarder of `node`, started on first use and again after the link came back.
@@ -330,16 +331,16 @@ impl Shared {
         }
         // Decided under the entry's lock: one open path per peer at a time, so a sender's
         // frames to a peer never take two forwarders (which could reorder them).
-        let mut entry = self.outbound.entry(node.clone()).or_insert_with(Outbound::closed);
-        if entry.is_open() {
-            return entry.clone();
-        }
+        let entry = match self.outbound.entry(node.clone()) {
+            Entry::Occupied(open) if open.get().is_open() => return open.get().clone(),
+            entry => entry,
+        };
         let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
         let credit = Arc::new(credit::Credit::new(self.credit));
-        let live = Arc::new(AtomicBool::new(true));
-        let out = Arc::new(Outbound { tx, credit: credit.clone(), live: live.clone() });
-        *entry = out.clone();
-        drop(entry);
+        let out = Arc::new(Outbound { tx, credit: credit.clone(), live: AtomicBool::new(true) });
+        drop(entry.insert(out.clone()));
+        // The forwarder ends once every sender is gone: the map lets go of the path when the
+        // peer goes down, and routes hold it only while they send.
         let (transport, node) = (self.transport.clone(), node.clone());
         tokio::spawn(async move {
             // Everything queued (up to a batch) goes to the link in one call, in order. A
@@ -354,13 +355,6 @@ impl Shared {
                         let Ok(frame) = rx.try_recv() else { break };
                         frames.push(frame);
                     }
-                }
-                if !live.load(Ordering::Acquire) {
-                    // The peer went down (`peer_down` wakes this task with a heartbeat, the
-                    // one frame never sent): what is queued could not be sent anyway, and
-                    // routes may still hold the sender.
-                    credit.wake_all();
-                    return;
                 }
                 let data = frames.iter().filter(|f| matches!(f, Frame::Message { .. })).count();
                 if let Err(e) = transport.send_all(&node, &frames).await {
@@ -386,8 +380,6 @@ impl Shared {
         if let Some((_, out)) = self.outbound.remove(node) {
             // Routes that cached it look the peer up again (and find it down).
             out.live.store(false, Ordering::Release);
-            // Wakes the forwarder, which sees the path closed and stops (never sent).
-            let _ = out.tx.send(Frame::Heartbeat);
             out.credit.wake_all();
         }
         watch::peer_down(self, node);
@@ -506,18 +498,12 @@ impl RemoteDirectory for Directory {
 struct Outbound {
     tx: mpsc::UnboundedSender<Frame>,
     credit: Arc<credit::Credit>,
-    /// Cleared when the peer goes down (`peer_down`): routes that cached this path look the
-    /// peer up again, and the forwarder stops.
-    live: Arc<AtomicBool>,
+    /// Cleared when the peer goes down (`peer_down`), before its asks are swept: a route
+    /// that registered an ask and then finds it set is sure `peer_down` sees the ask.
+    live: AtomicBool,
 }
 
 impl Outbound {
-    /// A placeholder that is not open, replaced at once.
-    fn closed() -> Arc<Outbound> {
-        let (tx, _) = mpsc::unbounded_channel();
-        Arc::new(Outbound { tx, credit: Arc::new(credit::Credit::new(1)), live: Arc::default() })
-    }
-
     /// Whether frames given to it may still reach the peer.
     fn is_open(&self) -> bool {
         self.live.load(Ordering::Acquire) && !self.tx.is_closed()
@@ -529,21 +515,20 @@ struct PeerRoute {
     node: NodeId,
     shared: Weak<Shared>,
     /// The peer's outbound path, once looked up, while it stays open: a send then costs no
-    /// look-up by node name.
-    cached: Mutex<Option<Arc<Outbound>>>,
+    /// look-up by node name. Weak: a route does not keep a closed path's forwarder alive.
+    cached: Mutex<Weak<Outbound>>,
 }
 
 impl PeerRoute {
     /// The peer's open outbound path, if the peer is up (introduced, link up).
-    fn open<'a>(
-        &self,
-        shared: &Arc<Shared>,
-        cached: &'a mut Option<Arc<Outbound>>,
-    ) -> Option<&'a Outbound> {
-        if !cached.as_ref().is_some_and(|out| out.is_open()) {
-            *cached = shared.is_up(&self.node).then(|| shared.outbound(&self.node));
+    fn open(&self, shared: &Arc<Shared>) -> Option<Arc<Outbound>> {
+        let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(out) = cached.upgrade().filter(|out| out.is_open()) {
+            return Some(out);
         }
-        cached.as_deref()
+        let out = shared.is_up(&self.node).then(|| shared.outbound(&self.node))?;
+        *cached = Arc::downgrade(&out);
+        Some(out)
     }
 }
 
@@ -559,14 +544,13 @@ impl RemoteRoute for PeerRoute {
             shared.asks.insert(ask, (self.node.clone(), handler));
             ask
         });
-        let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
         let refused = |shared: &Shared| {
             if let Some(ask) = ask {
                 shared.asks.remove(&ask);
             }
             Err(down())
         };
-        let Some(out) = self.open(&shared, &mut cached) else { return refused(&shared) };
+        let Some(out) = self.open(&shared) else { return refused(&shared) };
         let frame = Frame::Message {
             to: message.to,
             from: message.from,
@@ -585,9 +569,8 @@ impl RemoteRoute for PeerRoute {
 
     fn poll_ready(&self, cx: Option<&mut std::task::Context<'_>>) -> bool {
         let Some(shared) = self.shared.upgrade() else { return true };
-        let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
         // The peer is down: nothing to wait for (the send fails).
-        let Some(out) = self.open(&shared, &mut cached) else { return true };
+        let Some(out) = self.open(&shared) else { return true };
         out.credit.poll_room(cx)
     }
 

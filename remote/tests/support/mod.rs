@@ -15,6 +15,11 @@ pub const SECRET: &[u8] = b"integration-test-shared-secret-0123456789";
 /// The longest any single wait in a test may take.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// Runs `fut`, failing the test if it takes longer than 20 s (a hang is a bug, not a wait).
+pub async fn bounded<F: std::future::Future>(fut: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(20), fut).await.expect("test step hung for 20 s")
+}
+
 pub fn any_port() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
