@@ -26,6 +26,6 @@ pub use checkpoint::{
 pub use epoch::Epoch;
 pub use id::{ActorId, SystemId};
 pub use protocol::{
-    AbortReason, ActorCut, Coordinator, CoordinatorAction, Cut, Dequeue, NodeAction, NodeCommand,
-    NodeReport, NodeSnapshot, StartError,
+    AbortReason, ActorCut, Coordinator, CoordinatorAction, Cut, Dequeue, MAX_DEPTH, Marker,
+    NodeAction, NodeCommand, NodeReport, NodeSnapshot, StartError,
 };

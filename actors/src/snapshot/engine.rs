@@ -316,7 +316,7 @@ impl SnapshotEngine {
             Err(e) => {
                 // Undoing the admission may complete a snapshot (it can never start one, so
                 // there are no markers to send): answer its caller.
-                st.node.actor_stopped(epoch);
+                st.node.actor_stopped(epoch, 0);
                 let mut effects = self.pump(&mut st);
                 drop(st);
                 effects.resolve();
@@ -352,7 +352,7 @@ impl SnapshotEngine {
     pub(crate) fn stopped(&self, epoch: Epoch) -> Effects {
         let mut st = self.lock();
         st.actors_hint = st.actors_hint.saturating_sub(1);
-        st.node.actor_stopped(epoch);
+        st.node.actor_stopped(epoch, 0);
         self.pump(&mut st)
     }
 
@@ -364,7 +364,7 @@ impl SnapshotEngine {
         let mut st = self.lock();
         st.node.remote_sent(peer, epoch);
         st.actors_hint = st.actors_hint.saturating_sub(1);
-        st.node.actor_stopped(epoch);
+        st.node.actor_stopped(epoch, 0);
         self.pump(&mut st)
     }
 
@@ -387,7 +387,7 @@ impl SnapshotEngine {
                 Ok((r, marker))
             }
             Err(e) => {
-                st.node.actor_stopped(epoch);
+                st.node.actor_stopped(epoch, 0);
                 Err(e)
             }
         };

@@ -57,7 +57,7 @@ fn cut(engine: &SnapshotEngine, actor: ActorId, from: Epoch, to: Epoch) -> Effec
         state_version: 1,
     };
     let state = Ok(StateRecord { id: actor, state: vec![7], timers: Vec::new() });
-    engine.cut(Cut { from, to }, CutReport { entry, state, backlog: Vec::new() })
+    engine.cut(Cut { from, to, depth: 0 }, CutReport { entry, state, backlog: Vec::new() })
 }
 
 /// The actors of the part `b` owes for `epoch`, from the effects of its `Complete`.

@@ -144,5 +144,5 @@ mod node;
 
 pub use control::{AbortReason, NodeCommand, NodeReport};
 pub use coordinator::{Coordinator, CoordinatorAction, StartError};
-pub use cut::{ActorCut, Cut, Dequeue};
+pub use cut::{ActorCut, Cut, Dequeue, MAX_DEPTH, Marker};
 pub use node::{NodeAction, NodeSnapshot};

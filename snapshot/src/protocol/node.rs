@@ -58,10 +58,12 @@ pub struct NodeSnapshot<N> {
     target: Epoch,
     completed: Epoch,
     phase: Phase<N>,
-    /// Live local actors with an epoch below `target`.
-    behind: u64,
-    /// Live local actors with epoch `target`.
-    current: u64,
+    /// Live local actors with an epoch below `target`, per ask depth.
+    behind: Levels,
+    /// Live local actors with epoch `target`, per ask depth.
+    current: Levels,
+    /// The deepest depth released for `target` so far (see [`released`](Self::released)).
+    released: u8,
     peers: BTreeMap<N, Peer>,
     actions: VecDeque<NodeAction<N>>,
 }
@@ -78,6 +80,48 @@ pub enum NodeAction<N> {
     Markers(Epoch),
     /// Send this report to the coordinator.
     Report(NodeReport<N>),
+    /// Every actor of depth up to `depth` that defers its cut for `epoch` may cut now: no
+    /// shallower actor is behind the snapshot any more (see
+    /// [`ActorCut::on_marker_at`](crate::ActorCut::on_marker_at)). `depth` is
+    /// [`MAX_DEPTH`](crate::MAX_DEPTH) once the snapshot ended (completed or aborted):
+    /// every deferring actor cuts.
+    Release {
+        /// The snapshot.
+        epoch: Epoch,
+        /// The deepest depth that may cut.
+        depth: u8,
+    },
+}
+
+/// Counts of actors per ask depth.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Levels([u64; crate::protocol::cut::MAX_DEPTH as usize + 1]);
+
+impl Levels {
+    fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    fn add(&mut self, depth: u8) {
+        self.0[usize::from(depth.min(crate::protocol::cut::MAX_DEPTH))] += 1;
+    }
+
+    fn remove(&mut self, depth: u8) {
+        let slot = &mut self.0[usize::from(depth.min(crate::protocol::cut::MAX_DEPTH))];
+        debug_assert!(*slot > 0, "an actor of depth {depth} left that was never counted");
+        *slot = slot.saturating_sub(1);
+    }
+
+    /// The shallowest depth with an actor, if any.
+    fn shallowest(&self) -> Option<u8> {
+        self.0.iter().position(|&n| n > 0).map(|d| d as u8)
+    }
+
+    fn absorb(&mut self, other: &mut Levels) {
+        for (a, b) in self.0.iter_mut().zip(other.0.iter_mut()) {
+            *a += std::mem::take(b);
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,8 +178,9 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
             target: epoch,
             completed: epoch,
             phase: Phase::Idle,
-            behind: 0,
-            current: 0,
+            behind: Levels::default(),
+            current: Levels::default(),
+            released: crate::protocol::cut::MAX_DEPTH,
             peers: BTreeMap::new(),
             actions: VecDeque::new(),
         }
@@ -170,12 +215,27 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
 
     /// How many live local actors are still behind the target epoch.
     pub fn behind(&self) -> u64 {
-        self.behind
+        self.behind.total()
     }
 
     /// Whether the running snapshot is done on this node: no live local actor is behind it.
     pub fn is_locally_done(&self) -> bool {
-        self.running().is_some() && self.behind == 0
+        self.running().is_some() && self.behind() == 0
+    }
+
+    /// The deepest ask depth whose actors may cut for the running snapshot: the shallowest
+    /// depth of a local actor still behind it (no actor shallower than that is behind, so
+    /// none can still ask one of that depth before its cut). [`MAX_DEPTH`] when no snapshot
+    /// runs. Only ever grows while a snapshot runs.
+    ///
+    /// Depths are counted per node: an ask from an actor on another node is served as from
+    /// depth 0 and does not hold this node's release back. Asks across nodes from actors
+    /// that have not cut to responders that have are detected (the snapshot fails as
+    /// inconsistent), not prevented.
+    ///
+    /// [`MAX_DEPTH`]: crate::MAX_DEPTH
+    pub fn released(&self) -> u8 {
+        if self.running().is_some() { self.released } else { crate::protocol::cut::MAX_DEPTH }
     }
 
     /// A command from the coordinator arrived. Stale commands (for an older epoch) are
@@ -194,12 +254,12 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
             NodeCommand::Complete(epoch) => {
                 if epoch == self.target && self.running().is_some() {
                     self.completed = epoch;
-                    self.phase = Phase::Idle;
+                    self.end(epoch);
                 }
             }
             NodeCommand::Abort { epoch, .. } => {
                 if epoch == self.target && self.running().is_some() {
-                    self.phase = Phase::Idle;
+                    self.end(epoch);
                 }
             }
         }
@@ -217,12 +277,21 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
     pub fn actor_spawned(&mut self, epoch: Epoch) -> Option<Epoch> {
         self.observe(epoch);
         if epoch < self.target {
-            self.behind += 1;
+            self.behind.add(0);
             self.running()
         } else {
-            self.current += 1;
+            self.current.add(0);
             None
         }
+    }
+
+    /// A live local actor in `epoch` became deeper (it served an ask, see
+    /// [`ActorCut::on_ask`](crate::ActorCut::on_ask)).
+    pub fn actor_deepened(&mut self, epoch: Epoch, from: u8, to: u8) {
+        self.observe(epoch);
+        self.remove(epoch, from);
+        self.add(epoch, to);
+        self.check_release();
     }
 
     /// The node saw a message tagged `epoch` that it does not count itself (one it relays
@@ -234,16 +303,18 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
     /// An actor took `cut`.
     pub fn actor_cut(&mut self, cut: Cut) {
         self.observe(cut.to);
-        self.remove(cut.from);
-        self.add(cut.to);
+        self.remove(cut.from, cut.depth);
+        self.add(cut.to, cut.depth);
+        self.check_release();
         self.check_done();
     }
 
-    /// An actor whose epoch was `epoch` stopped. If it had not cut for the running snapshot,
-    /// it leaves the snapshot: it no longer needs to.
-    pub fn actor_stopped(&mut self, epoch: Epoch) {
+    /// An actor whose epoch was `epoch` and ask depth `depth` stopped. If it had not cut
+    /// for the running snapshot, it leaves the snapshot: it no longer needs to.
+    pub fn actor_stopped(&mut self, epoch: Epoch, depth: u8) {
         self.observe(epoch);
-        self.remove(epoch);
+        self.remove(epoch, depth);
+        self.check_release();
         self.check_done();
     }
 
@@ -327,8 +398,12 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
         if epoch <= self.target {
             return;
         }
+        // Actors deferring their cut for a snapshot this one overtakes defer for this one
+        // now: the marker broadcast reaches them (they are behind it).
         self.target = epoch;
-        self.behind += std::mem::take(&mut self.current);
+        let mut current = std::mem::take(&mut self.current);
+        self.behind.absorb(&mut current);
+        self.released = self.behind.shallowest().unwrap_or(crate::protocol::cut::MAX_DEPTH);
         for peer in self.peers.values_mut() {
             peer.sent.fold();
             peer.received.fold();
@@ -336,29 +411,46 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
         self.phase = Phase::Running { reported: false, expect: None };
         // Drop reports queued for an older epoch: the coordinator has moved on.
         self.actions.retain(|a| !matches!(a, NodeAction::Report(_)));
-        if self.behind > 0 {
+        if self.behind() > 0 {
             self.actions.push_back(NodeAction::Markers(epoch));
         }
         self.check_done();
     }
 
-    fn add(&mut self, epoch: Epoch) {
-        if epoch < self.target {
-            self.behind += 1;
-        } else {
-            self.current += 1;
+    /// The running snapshot `epoch` ended here (completed or aborted): every actor still
+    /// deferring its cut for it may cut.
+    fn end(&mut self, epoch: Epoch) {
+        self.phase = Phase::Idle;
+        self.released = crate::protocol::cut::MAX_DEPTH;
+        self.actions
+            .push_back(NodeAction::Release { epoch, depth: crate::protocol::cut::MAX_DEPTH });
+    }
+
+    fn add(&mut self, epoch: Epoch, depth: u8) {
+        if epoch < self.target { self.behind.add(depth) } else { self.current.add(depth) }
+    }
+
+    fn remove(&mut self, epoch: Epoch, depth: u8) {
+        if epoch < self.target { self.behind.remove(depth) } else { self.current.remove(depth) }
+    }
+
+    /// Releases deeper actors once no shallower one is behind the running snapshot.
+    fn check_release(&mut self) {
+        if self.running().is_none() {
+            return;
+        }
+        // Nobody behind: nobody defers either (a deferring actor is behind).
+        let Some(released) = self.behind.shallowest() else { return };
+        if released > self.released {
+            self.released = released;
+            self.actions.push_back(NodeAction::Release { epoch: self.target, depth: released });
         }
     }
 
-    fn remove(&mut self, epoch: Epoch) {
-        let slot = if epoch < self.target { &mut self.behind } else { &mut self.current };
-        debug_assert!(*slot > 0, "an actor in {epoch} left that was never reported spawned");
-        *slot = slot.saturating_sub(1);
-    }
-
     fn check_done(&mut self) {
+        let done = self.behind() == 0;
         if let Phase::Running { reported: reported @ false, .. } = &mut self.phase
-            && self.behind == 0
+            && done
         {
             *reported = true;
             let report = self.report();
@@ -371,7 +463,7 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
         let met = expect
             .iter()
             .all(|(peer, count)| self.peers.get(peer).map_or(0, |p| p.received.below) >= *count);
-        if met && self.behind == 0 {
+        if met && self.behind() == 0 {
             if let Phase::Running { expect, .. } = &mut self.phase {
                 *expect = None;
             }
@@ -398,11 +490,51 @@ mod tests {
         node.handle_command(NodeCommand::Start(Epoch(1)));
         assert_eq!(drain(&mut node), vec![NodeAction::Markers(Epoch(1))]);
         assert_eq!(node.behind(), 2);
-        node.actor_cut(Cut { from: Epoch(0), to: Epoch(1) });
+        node.actor_cut(Cut { from: Epoch(0), to: Epoch(1), depth: 0 });
         assert!(drain(&mut node).is_empty());
-        node.actor_stopped(Epoch(0));
+        node.actor_stopped(Epoch(0), 0);
         let actions = drain(&mut node);
         assert!(matches!(&actions[..], [NodeAction::Report(r)] if r.locally_done));
+    }
+
+    #[test]
+    fn deeper_actors_are_released_once_every_shallower_one_has_cut() {
+        let mut node = NodeSnapshot::new(0u8, Epoch::ZERO);
+        for _ in 0..3 {
+            assert_eq!(node.actor_spawned(Epoch::ZERO), None);
+        }
+        // One asker (depth 0), a middle layer (1) and a leaf responder (2).
+        node.actor_deepened(Epoch::ZERO, 0, 1);
+        node.actor_deepened(Epoch::ZERO, 0, 2);
+        assert_eq!(node.released(), crate::MAX_DEPTH);
+        node.handle_command(NodeCommand::Start(Epoch(1)));
+        assert_eq!(drain(&mut node), vec![NodeAction::Markers(Epoch(1))]);
+        assert_eq!(node.released(), 0);
+        node.actor_cut(Cut { from: Epoch(0), to: Epoch(1), depth: 0 });
+        assert_eq!(drain(&mut node), vec![NodeAction::Release { epoch: Epoch(1), depth: 1 }]);
+        // A depth learnt meanwhile moves the actor between levels.
+        node.actor_deepened(Epoch(0), 1, 3);
+        assert_eq!(drain(&mut node), vec![NodeAction::Release { epoch: Epoch(1), depth: 2 }]);
+        node.actor_stopped(Epoch(0), 2);
+        assert_eq!(drain(&mut node), vec![NodeAction::Release { epoch: Epoch(1), depth: 3 }]);
+        node.actor_cut(Cut { from: Epoch(0), to: Epoch(1), depth: 3 });
+        assert!(matches!(&drain(&mut node)[..], [NodeAction::Report(r)] if r.locally_done));
+    }
+
+    #[test]
+    fn an_abort_releases_every_deferring_actor() {
+        let mut node = NodeSnapshot::new(0u8, Epoch::ZERO);
+        let _ = node.actor_spawned(Epoch::ZERO);
+        let _ = node.actor_spawned(Epoch::ZERO);
+        node.actor_deepened(Epoch::ZERO, 0, 1);
+        node.handle_command(NodeCommand::Start(Epoch(1)));
+        let _ = drain(&mut node);
+        node.handle_command(NodeCommand::Abort { epoch: Epoch(1), reason: AbortReason::Deadline });
+        assert_eq!(
+            drain(&mut node),
+            vec![NodeAction::Release { epoch: Epoch(1), depth: crate::MAX_DEPTH }]
+        );
+        assert_eq!(node.released(), crate::MAX_DEPTH);
     }
 
     #[test]

@@ -879,6 +879,7 @@ impl World {
         let msg = a.mailbox.pop_front().expect("runnable");
         match a.cut.on_dequeue(msg.tag) {
             Dequeue::Process => self.process(x, msg),
+            Dequeue::Hold => unreachable!("the simulated actors never defer their cuts"),
             Dequeue::CutThenProcess(cut) => {
                 self.stats.cuts_by_tag += 1;
                 if self.cfg.fault == Fault::CutAfterProcessing {
@@ -1105,6 +1106,7 @@ impl World {
         a.alive = false;
         a.stopped = Some((at, a.balance));
         let epoch = a.cut.epoch();
+        let a_depth = a.cut.depth();
         match self.coord.running() {
             Some(e) if epoch < e => self.stats.stops_before_cut += 1,
             Some(e) if a.cut.last_cut() == Some(e) => self.stats.stops_after_cut += 1,
@@ -1114,7 +1116,7 @@ impl World {
         let dropped: Vec<Msg> = a.mailbox.drain(..).collect();
         let node = a.node;
         self.trace(Ev::Stop { actor: x, epoch });
-        self.nodes[node].proto.actor_stopped(epoch);
+        self.nodes[node].proto.actor_stopped(epoch, a_depth);
         self.drain_node(node);
         for m in dropped {
             if let Kind::Ask { ask, asker: Some(asker) } = self.log[m.id].kind {
