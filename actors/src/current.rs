@@ -9,11 +9,13 @@ use amber_snapshot::Epoch;
 
 use crate::ActorId;
 
-/// The running actor's identity and epoch.
+/// The running actor's identity, epoch and ask depth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Running {
     pub(crate) id: ActorId,
     pub(crate) epoch: Epoch,
+    /// Its ask depth (see [`amber_snapshot::ActorCut::depth`]), carried by its asks.
+    pub(crate) depth: u8,
 }
 
 thread_local! {

@@ -28,6 +28,8 @@ pub(crate) struct Envelope<A: Actor> {
     pub(crate) epoch: Epoch,
     pub(crate) msg: A::Msg,
     pub(crate) reply: Option<ReplyTo<A>>,
+    /// For an ask from an actor of this node: the asker's ask depth (0 otherwise).
+    pub(crate) depth: u8,
 }
 
 /// Where an ask's reply goes; the reply travels with the responder's epoch, so an asker can
@@ -48,11 +50,11 @@ impl<A: Actor> Envelope<A> {
         msg: A::Msg,
         reply: Option<ReplyTo<A>>,
     ) -> Self {
-        let (origin, epoch) = match sender {
-            Some(running) => (Origin::Actor(running.id), running.epoch),
-            None => (Origin::Outside, Epoch::ZERO),
+        let (origin, epoch, depth) = match sender {
+            Some(running) => (Origin::Actor(running.id), running.epoch, running.depth),
+            None => (Origin::Outside, Epoch::ZERO, 0),
         };
-        Envelope { origin, epoch, msg, reply }
+        Envelope { origin, epoch, msg, reply, depth }
     }
 }
 
@@ -67,6 +69,11 @@ impl<A: Actor> Stamp for Envelope<A> {
     #[inline]
     fn tag(&self) -> Epoch {
         self.epoch
+    }
+
+    #[inline]
+    fn asked_by_actor(&self) -> bool {
+        self.reply.is_some() && matches!(self.origin, Origin::Actor(_))
     }
 
     fn to_outbound(

@@ -322,7 +322,8 @@ fn receiver(inbox: &mut Inbox<Msg>, before: usize, total: usize) -> Fate {
             _ => break,
         }
     }
-    let (cut, backlog, _) = inbox.cut(Epoch(1)).expect("behind epoch 1");
+    let (cut, backlog, _) =
+        inbox.cut(Epoch(1), amber_snapshot::MAX_DEPTH).taken().expect("behind epoch 1");
     epoch = epoch.max(cut.to);
     fate.recorded.extend(backlog.iter().filter(|m| m.tag < cut.to).map(|m| m.id));
     while handled < total {
@@ -393,7 +394,8 @@ fn outside_messages_vs_cut_are_reflected_recorded_or_after_exactly_once() {
         if let Next::Data(m) = inbox.try_next() {
             fate.processed_before_cut.push(m.id);
         }
-        let (cut, backlog, _) = inbox.cut(Epoch(1)).expect("behind");
+        let (cut, backlog, _) =
+            inbox.cut(Epoch(1), amber_snapshot::MAX_DEPTH).taken().expect("behind");
         let mut after = Vec::new();
         for m in backlog.iter() {
             if m.tag < cut.to {
@@ -440,7 +442,7 @@ fn marker_and_newer_tag_race_the_cut_happens_first() {
         let mut cut_at_handled = None;
         // Takes the cut if still behind: returns the backlog ids in flight.
         let cut_now = |inbox: &mut Inbox<Msg>| {
-            inbox.cut(Epoch(1)).map(|(cut, backlog, _)| {
+            inbox.cut(Epoch(1), amber_snapshot::MAX_DEPTH).taken().map(|(cut, backlog, _)| {
                 backlog.iter().filter(|m| m.tag < cut.to).map(|m| m.id).collect::<Vec<_>>()
             })
         };

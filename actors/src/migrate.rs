@@ -451,7 +451,7 @@ impl<A: Actor> Runner<A> {
             }
         }
         system.departed(id, name.as_deref(), core.clone());
-        system.run_effects(system.engine().migrated_out(route.node(), epoch));
+        system.run_effects(system.engine().migrated_out(id, route.node(), epoch, self.depth));
         // The forwarding entry ends when the actor stops there, or that node goes down.
         if route.watch(id, id).is_err() {
             core.end_moved(ExitReason::NodeDown(route.node().to_owned()));

@@ -8,6 +8,7 @@ use amber_snapshot::{ActorEntry, Epoch, StateRecord};
 
 use crate::current::Running;
 use crate::envelope::{Envelope, Origin};
+use crate::mailbox::core::Cutting;
 use crate::mailbox::core::Stamp;
 use crate::mailbox::{Inbox, Next, terminated};
 use crate::signal::Signal;
@@ -36,6 +37,9 @@ pub(crate) struct Runner<A: Actor> {
     pub(crate) resumed: bool,
     /// Moved to another node: the task ends without stopping the actor.
     pub(crate) departed: bool,
+    /// The actor's ask depth: a copy of its mailbox's `ActorCut::depth`, which only this
+    /// task changes (so asks that do not deepen it take no lock).
+    pub(crate) depth: u8,
 }
 
 impl<A: Actor> Runner<A> {
@@ -50,7 +54,7 @@ impl<A: Actor> Runner<A> {
     }
 
     fn running(&self) -> Running {
-        Running { id: self.ctx.id(), epoch: self.ctx.epoch }
+        Running { id: self.ctx.id(), epoch: self.ctx.epoch, depth: self.depth }
     }
 
     /// Starts the actor and handles messages until it must stop; returns why.
@@ -70,6 +74,12 @@ impl<A: Actor> Runner<A> {
             let outcome = match next {
                 Next::Data(env) => self.handle(env).await,
                 Next::Control(signal) => self.control(signal).await,
+                // Drained while deferring a cut: the messages set aside for after it are
+                // still to be handled, so the cut is taken now.
+                Next::Closed if let Some(deferred) = self.inbox.deferred() => {
+                    let _ = self.take_cut(deferred, amber_snapshot::MAX_DEPTH);
+                    None
+                }
                 Next::Closed => Some(ExitReason::Stopped),
                 Next::Empty => None,
             };
@@ -137,10 +147,28 @@ impl<A: Actor> Runner<A> {
 
     /// Handles one data message; `Some` if the actor must stop.
     async fn handle(&mut self, env: Envelope<A>) -> Option<ExitReason> {
-        if env.epoch > self.ctx.epoch {
+        if env.epoch > self.ctx.epoch && self.inbox.deferred().is_none() {
             // Sent by an actor that already cut for a later snapshot: cut first, or this
-            // message would be inside our cut but outside its sender's.
-            self.take_cut(env.epoch);
+            // message would be inside our cut but outside its sender's. An actor that may
+            // still be asked by actors that have not cut defers the cut instead, and sets
+            // the message aside until it has cut (the inbox sets aside the later ones).
+            let released = self.released(env.epoch);
+            if !self.take_cut(env.epoch, released) {
+                self.inbox.hold_back(env);
+                return None;
+            }
+        }
+        if env.reply.is_some()
+            && matches!(env.origin, Origin::Actor(_))
+            && env.depth >= self.depth
+            && self.depth < amber_snapshot::MAX_DEPTH
+            && let Some((from, to)) = self.inbox.on_ask(env.depth)
+        {
+            // Answering an ask makes this actor deeper than its asker (the ask rule).
+            self.depth = to;
+            let effects =
+                self.ctx.system.engine().deepened(self.ctx.id(), self.ctx.epoch, from, to);
+            self.ctx.system.run_effects(effects);
         }
         let Envelope { origin, msg, reply, .. } = env;
         if let Origin::Timer(id) = origin
@@ -186,7 +214,17 @@ impl<A: Actor> Runner<A> {
                 turn(running, actor.on_child_event(&mut self.ctx, event)).await
             }
             Signal::Marker(epoch) => {
-                self.take_cut(epoch);
+                let released = self.released(epoch);
+                self.take_cut(epoch, released);
+                return None;
+            }
+            Signal::Release(epoch) => {
+                // Asks served meanwhile may have made this actor deeper than the release:
+                // it asks again (and stays registered if it must still wait).
+                if let Some(deferred) = self.inbox.deferred().filter(|d| *d <= epoch) {
+                    let released = self.released(deferred);
+                    let _ = self.take_cut(deferred, released);
+                }
                 return None;
             }
             Signal::Migrate(departing) => {
@@ -207,12 +245,24 @@ impl<A: Actor> Runner<A> {
         }
     }
 
+    /// The ask depth the node releases for a cut for `epoch` (registering this actor to be
+    /// told when its own depth is released, if it is not yet). Actors nobody asks never wait.
+    fn released(&self, epoch: Epoch) -> u8 {
+        if epoch <= self.ctx.epoch || self.depth == 0 {
+            return amber_snapshot::MAX_DEPTH;
+        }
+        let me = self.ctx.me.erased();
+        self.ctx.system.engine().release_for(self.ctx.id(), self.depth, &me)
+    }
+
     /// Takes the cut for snapshot `to` if behind it: captures the state and pending timers,
     /// moves the backlog into the batch atomically with the epoch switch, records the part of
-    /// the backlog that is in flight, and hands it all to the snapshot engine.
-    fn take_cut(&mut self, to: Epoch) {
+    /// the backlog that is in flight, and hands it all to the snapshot engine. If the
+    /// actor's ask depth is above `released`, it defers the cut instead (the ask rule).
+    /// Returns `false` if it deferred the cut.
+    fn take_cut(&mut self, to: Epoch, released: u8) -> bool {
         if to <= self.ctx.epoch {
-            return; // a stale marker: already cut (the epoch only moves here, at cuts)
+            return true; // a stale marker: already cut (the epoch only moves here, at cuts)
         }
         let id = self.ctx.id();
         let encoded = match (&self.codec, &self.actor) {
@@ -225,16 +275,27 @@ impl<A: Actor> Runner<A> {
             )),
             (Some(_), None) => Err(format!("actor {id} has no instance")),
         };
-        let Some((cut, batch, mut watchers)) = self.inbox.cut(to) else { return };
+        let (cut, batch, mut watchers) = match self.inbox.cut(to, released) {
+            Cutting::Cut(cut, batch, watchers) => (cut, batch, watchers),
+            Cutting::Stale => return true,
+            Cutting::Deferred => {
+                tracing::trace!(actor = %id, epoch = %to, depth = self.depth, "cut deferred");
+                return false;
+            }
+        };
         // A moved actor's forwarding entry watches it under its own id: not a watcher.
         watchers.retain(|w| *w != id);
         let mut queued_timers = HashSet::new();
         let mut backlog = Vec::new();
+        let mut crossed = false;
         for env in batch {
             if let Origin::Timer(timer) = env.origin {
                 queued_timers.insert(timer);
             }
             if env.epoch < cut.to {
+                // An actor awaits this ask, and has not cut: it will take in a reply
+                // computed after this cut.
+                crossed |= env.asked_by_actor();
                 backlog.push(env.record(id));
             }
         }
@@ -257,6 +318,10 @@ impl<A: Actor> Runner<A> {
         tracing::trace!(actor = %id, epoch = %cut.to, backlog = backlog.len(), "cut");
         let effects = self.ctx.system.engine().cut(cut, CutReport { entry, state, backlog });
         self.ctx.system.run_effects(effects);
+        if crossed {
+            self.ctx.system.run_effects(self.ctx.system.engine().ask_crossed(cut.to));
+        }
+        true
     }
 
     /// Stops the actor in order: refuse new messages, stop and await the children, cancel
@@ -298,7 +363,7 @@ impl<A: Actor> Runner<A> {
                 .signal(Signal::Child(ChildEvent::Exited { child: id, reason: reason.clone() }));
         }
         // Only now, with its mailbox terminated, has the actor left any running snapshot.
-        let effects = self.ctx.system.engine().stopped(self.ctx.epoch);
+        let effects = self.ctx.system.engine().stopped(id, self.ctx.epoch, self.depth);
         self.ctx.system.run_effects(effects);
         if reason.is_failure() {
             tracing::warn!(actor = %id, %reason, "stopped");

@@ -97,8 +97,12 @@ pub(crate) enum Signal {
     Child(ChildEvent),
     /// A watched actor stopped.
     Down(Down),
-    /// Snapshot marker: take the cut for this epoch if behind it.
+    /// Snapshot marker: take the cut for this epoch if behind it (or defer it, by the ask
+    /// rule: see [`amber_snapshot::ActorCut::on_marker_at`]).
     Marker(amber_snapshot::Epoch),
+    /// The node released this actor's ask depth for snapshots up to this epoch: a cut it
+    /// defers is taken now.
+    Release(amber_snapshot::Epoch),
     /// Move to another node (live migration) before the next message.
     Migrate(Box<crate::migrate::Departing>),
 }

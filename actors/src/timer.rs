@@ -210,5 +210,11 @@ impl Drop for Timers {
 }
 
 fn timer_envelope<A: Actor>(id: TimerId, msg: A::Msg) -> Envelope<A> {
-    Envelope { origin: Origin::Timer(id), epoch: amber_snapshot::Epoch::ZERO, msg, reply: None }
+    Envelope {
+        origin: Origin::Timer(id),
+        epoch: amber_snapshot::Epoch::ZERO,
+        msg,
+        reply: None,
+        depth: 0,
+    }
 }

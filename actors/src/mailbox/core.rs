@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 
-use amber_snapshot::{ActorCut, Cut, Epoch, InFlightRecord};
+use amber_snapshot::{ActorCut, Cut, Epoch, InFlightRecord, Marker};
 
 use crate::loom::lock;
 use crate::loom::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +48,8 @@ pub(crate) trait Stamp {
     fn tag(&self) -> Epoch;
     /// A copy of the item as an in-flight record addressed to `to`.
     fn record(&self, to: ActorId) -> Result<InFlightRecord, String>;
+    /// Whether the item is an ask from an actor (whose handler awaits the reply).
+    fn asked_by_actor(&self) -> bool;
     /// The item encoded for an actor on another node; an ask's reply channel moves into the
     /// outbound message.
     fn to_outbound(
@@ -61,10 +63,22 @@ pub(crate) trait Stamp {
 /// refused by an actor that stopped after its cut) are recorded, in arrival order.
 ///
 /// Its lock is a leaf: it is taken under a mailbox lock and takes no other lock.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct LateSink {
     records: Mutex<Vec<Late>>,
     taints: Mutex<Vec<(Epoch, String)>>,
+    /// Told when an ask from an actor that has not cut for a snapshot reaches an actor that
+    /// has (see [`LateSink::ask_crossed`]).
+    on_cross: Mutex<Option<CrossHook>>,
+}
+
+/// What [`LateSink::ask_crossed`] calls.
+pub(crate) type CrossHook = Arc<dyn Fn(Epoch) + Send + Sync>;
+
+impl std::fmt::Debug for LateSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LateSink").finish_non_exhaustive()
+    }
 }
 
 /// One late recording: for snapshot `snapshot`, the message, or why it could not be copied.
@@ -88,6 +102,21 @@ pub(crate) struct Recorded {
 impl LateSink {
     fn push(&self, late: Late) {
         lock(&self.records).push(late);
+    }
+
+    /// Sets what [`ask_crossed`](Self::ask_crossed) calls (the snapshot engine).
+    pub(crate) fn on_cross(&self, hook: CrossHook) {
+        *lock(&self.on_cross) = Some(hook);
+    }
+
+    /// An ask from an actor that had not cut for `snapshot` reached its responder after the
+    /// responder's cut for it: the asker will take in a reply from after that cut, so the
+    /// snapshot cannot be consistent (its asker taints it). Called without any mailbox lock.
+    pub(crate) fn ask_crossed(&self, snapshot: Epoch) {
+        let hook = lock(&self.on_cross).clone();
+        if let Some(hook) = hook {
+            hook(snapshot);
+        }
     }
 
     /// Marks snapshot `snapshot` as not a consistent cut, with the reason.
@@ -270,7 +299,7 @@ impl<T: Stamp> MailboxCore<T> {
                     }
                     return self.relay(&moved, item);
                 }
-                self.record_if_late(&q, &item);
+                let _ = self.record_if_late(&q, &item);
                 return Err(PushError::Closed(item));
             }
             if bounded && q.data.len() >= q.capacity {
@@ -281,13 +310,16 @@ impl<T: Stamp> MailboxCore<T> {
                 }
                 return Err(PushError::Full(item));
             }
-            item.on_arrival(q.cut.epoch());
-            self.record_if_late(&q, &item);
+            item.on_arrival(q.cut.arrival_tag());
+            let crossed = self.record_if_late(&q, &item).filter(|_| item.asked_by_actor());
             q.data.push_back(item);
-            q.rx_waker.take()
+            (q.rx_waker.take(), crossed)
         };
-        if let Some(w) = waker {
+        if let Some(w) = waker.0 {
             w.wake();
+        }
+        if let Some(snapshot) = waker.1 {
+            self.meta.late.ask_crossed(snapshot);
         }
         Ok(())
     }
@@ -368,12 +400,14 @@ impl<T: Stamp> MailboxCore<T> {
     /// before its cut, found an actor born after that snapshot started (through the
     /// registry, or a ref from outside): the message would vanish from the snapshot, so the
     /// snapshot is tainted instead.
+    /// Returns the snapshot it was recorded for, if any.
     #[inline]
-    fn record_if_late(&self, q: &Queue<T>, item: &T) {
+    fn record_if_late(&self, q: &Queue<T>, item: &T) -> Option<Epoch> {
         let tag = item.tag();
         if let Some(snapshot) = q.cut.recording(tag) {
             let record = item.record(self.meta.id);
             self.meta.late.push(Late { snapshot, record });
+            return Some(snapshot);
         } else if tag < q.cut.epoch() && q.cut.last_cut().is_none() {
             let snapshot = q.cut.epoch();
             self.meta.late.taint(
@@ -384,6 +418,7 @@ impl<T: Stamp> MailboxCore<T> {
                 ),
             );
         }
+        None
     }
 
     /// Pushes a control signal. Control ignores capacity and is refused only once the actor
@@ -538,12 +573,37 @@ fn wake_all(rx: Option<Waker>, txs: Vec<Waker>) {
 pub(crate) struct Inbox<T> {
     core: Arc<MailboxCore<T>>,
     batch: VecDeque<T>,
+    /// While the actor defers its cut for a snapshot (the ask rule): that snapshot's epoch;
+    /// data messages tagged with it or later (sent after their senders' cuts) are set aside
+    /// in `held` until the cut. (Tags between the actor's epoch and it belong to aborted
+    /// snapshots: processing them before the cut is sound.)
+    hold: Option<Epoch>,
+    /// Messages set aside while the cut is deferred, in arrival order.
+    held: VecDeque<T>,
 }
 
 impl<T: Stamp> Inbox<T> {
     /// The consumer for `core`. There must be exactly one per mailbox.
     pub(crate) fn new(core: Arc<MailboxCore<T>>) -> Self {
-        Inbox { core, batch: VecDeque::new() }
+        Inbox { core, batch: VecDeque::new(), hold: None, held: VecDeque::new() }
+    }
+
+    /// The snapshot whose cut the actor defers, if any.
+    pub(crate) fn deferred(&self) -> Option<Epoch> {
+        self.hold
+    }
+
+    /// Sets aside a message the consumer took but must not process before its deferred cut
+    /// (see [`cut`](Self::cut)); it is the first of those set aside.
+    pub(crate) fn hold_back(&mut self, item: T) {
+        debug_assert!(self.hold.is_some(), "nothing is held back while no cut is deferred");
+        self.held.push_front(item);
+    }
+
+    /// The actor is about to serve an ask from an actor of depth `asker` (see
+    /// [`ActorCut::on_ask`]): its new depth, if it changed, as `(from, to)`.
+    pub(crate) fn on_ask(&mut self, asker: u8) -> Option<(u8, u8)> {
+        lock(&self.core.queue).cut.on_ask(asker)
     }
 
     /// The next item, or `Poll::Pending` with the consumer's waker registered.
@@ -560,7 +620,18 @@ impl<T: Stamp> Inbox<T> {
         self.next_inner(None)
     }
 
-    fn next_inner(&mut self, cx: Option<&mut Context<'_>>) -> Next<T> {
+    fn next_inner(&mut self, mut cx: Option<&mut Context<'_>>) -> Next<T> {
+        let Some(hold) = self.hold else { return self.next_raw(cx) };
+        loop {
+            match self.next_raw(cx.as_deref_mut()) {
+                // Sent after its sender's cut while ours is deferred: it waits for our cut.
+                Next::Data(item) if item.tag() >= hold => self.held.push_back(item),
+                next => return next,
+            }
+        }
+    }
+
+    fn next_raw(&mut self, cx: Option<&mut Context<'_>>) -> Next<T> {
         // Fast path: a batch in hand and no control signal waiting.
         if !self.core.control_pending.load(Ordering::Acquire)
             && let Some(item) = self.batch.pop_front()
@@ -609,18 +680,37 @@ impl<T: Stamp> Inbox<T> {
     /// actor's epoch. Returns the cut; the batch, which now holds exactly the backlog at the
     /// cut (in queue order: messages in it tagged below `cut.to` are in flight); and the ids
     /// of the actors watching this one, read under the same lock.
-    pub(crate) fn cut(&mut self, to: Epoch) -> Option<(Cut, &VecDeque<T>, Vec<ActorId>)> {
+    ///
+    /// `released` is the ask depth the node releases (see [`ActorCut::on_marker_at`]): an
+    /// actor deeper than that defers its cut instead ([`Cutting::Deferred`]); from then on,
+    /// data messages tagged above its epoch are set aside until the cut, which puts them
+    /// back at the front of the batch, in arrival order. (A set-aside message tagged below
+    /// the cut's epoch, sent in an aborted snapshot's epoch, is in flight across this cut
+    /// like any other in the batch.)
+    pub(crate) fn cut(&mut self, to: Epoch, released: u8) -> Cutting<'_, T> {
         let (cut, txs, watchers) = {
             let mut q = lock(&self.core.queue);
-            let cut = q.cut.on_marker(to)?;
+            let cut = match q.cut.on_marker_at(to, released) {
+                Marker::Ignore => return Cutting::Stale,
+                Marker::Defer(deferred) => {
+                    self.hold = Some(q.cut.deferred().unwrap_or(deferred));
+                    return Cutting::Deferred;
+                }
+                Marker::Cut(cut) => cut,
+            };
             self.batch.append(&mut q.data);
+            if !self.held.is_empty() {
+                self.held.append(&mut self.batch);
+                std::mem::swap(&mut self.held, &mut self.batch);
+            }
+            self.hold = None;
             let watchers = q.watchers.iter().map(|w| w.id()).collect();
             (cut, std::mem::take(&mut q.tx_waiters), watchers)
         };
         for w in txs {
             w.wake();
         }
-        Some((cut, &self.batch, watchers))
+        Cutting::Cut(cut, &self.batch, watchers)
     }
 
     /// Hands the actor over to another node (live migration). Under the lock, the consumer's
@@ -641,6 +731,10 @@ impl<T: Stamp> Inbox<T> {
                 return None;
             }
             self.batch.append(&mut q.data);
+            if !self.held.is_empty() {
+                self.held.append(&mut self.batch);
+                std::mem::swap(&mut self.held, &mut self.batch);
+            }
             match hand_off(&mut self.batch, q.cut) {
                 Ok(r) => {
                     debug_assert!(self.batch.is_empty(), "hand_off must take every message");
@@ -659,7 +753,9 @@ impl<T: Stamp> Inbox<T> {
     /// Terminates the mailbox and drops everything still queued, the consumer's batch
     /// included. Returns the number of dead letters and the watchers to tell.
     pub(crate) fn terminate(&mut self, reason: ExitReason) -> (usize, Vec<Watcher>) {
-        let batch = std::mem::take(&mut self.batch);
+        let mut batch = std::mem::take(&mut self.held);
+        batch.append(&mut self.batch);
+        self.hold = None;
         let rest = self.core.terminate(reason);
         let dead = batch.len() + rest.data.len();
         drop(batch);
@@ -673,6 +769,29 @@ impl<T: Stamp> Inbox<T> {
     }
 }
 
+/// What [`Inbox::cut`] did.
+#[derive(Debug)]
+pub(crate) enum Cutting<'a, T> {
+    /// The actor is not behind the marker: nothing to do.
+    Stale,
+    /// The actor defers its cut by the ask rule.
+    Deferred,
+    /// The cut is taken: the batch now holds exactly the backlog at the cut, in queue order,
+    /// and the ids of the actors watching this one, read under the same lock.
+    Cut(Cut, &'a VecDeque<T>, Vec<ActorId>),
+}
+
+impl<'a, T> Cutting<'a, T> {
+    /// The cut, if one was taken.
+    #[cfg(loom)]
+    pub(crate) fn taken(self) -> Option<(Cut, &'a VecDeque<T>, Vec<ActorId>)> {
+        match self {
+            Cutting::Cut(cut, batch, watchers) => Some((cut, batch, watchers)),
+            Cutting::Stale | Cutting::Deferred => None,
+        }
+    }
+}
+
 /// Test items: the value is the tag (sent by an actor of that epoch).
 #[cfg(test)]
 impl Stamp for u32 {
@@ -682,6 +801,9 @@ impl Stamp for u32 {
     }
     fn record(&self, to: ActorId) -> Result<InFlightRecord, String> {
         Ok(InFlightRecord { to, from: None, epoch: self.tag(), ask: false, payload: vec![] })
+    }
+    fn asked_by_actor(&self) -> bool {
+        false
     }
     fn to_outbound(
         &mut self,

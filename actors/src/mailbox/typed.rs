@@ -122,7 +122,8 @@ pub(crate) fn inbound_envelope<A: Actor>(
             tx
         });
         let origin = message.from.map_or(Origin::Outside, Origin::Actor);
-        Ok(Envelope { origin, epoch: message.tag, msg, reply })
+        // Ask depths are per node: an asker on another node counts as depth 0 here.
+        Ok(Envelope { origin, epoch: message.tag, msg, reply, depth: 0 })
     }
 }
 

@@ -27,6 +27,7 @@ use tokio::sync::oneshot;
 
 use super::error::SnapshotError;
 use super::wire::{NodePart, PartReader, PiecesError, Wire};
+use crate::mailbox::AnyMailbox;
 use crate::mailbox::core::LateSink;
 use crate::remote::RemoteDirectory;
 
@@ -51,6 +52,8 @@ pub(crate) type Outcome = oneshot::Receiver<Result<Checkpoint, SnapshotError>>;
 pub(crate) struct Effects {
     /// Put `Marker(e)` on the control lane of every live actor.
     pub(crate) markers: Option<Epoch>,
+    /// Actors whose deferred cut may be taken now: `Release(e)` on their control lanes.
+    pub(crate) releases: Vec<(Arc<dyn AnyMailbox>, Epoch)>,
     /// Answer the snapshot's caller.
     resolve: Option<(Waiter, Answer)>,
     /// This node's part of a completed snapshot, for its coordinator.
@@ -252,6 +255,9 @@ struct EngineState {
     collect: Option<Collect>,
     /// Actors on the node, to size the next round.
     actors_hint: usize,
+    /// Actors deferring their cut by the ask rule, with their ask depth: told when the node
+    /// releases it ([`NodeAction::Release`]).
+    deferring: HashMap<ActorId, (u8, Arc<dyn AnyMailbox>)>,
 }
 
 /// One node's snapshot machinery.
@@ -283,6 +289,7 @@ impl SnapshotEngine {
                 finishing: Vec::new(),
                 collect: None,
                 actors_hint: 0,
+                deferring: HashMap::new(),
             })),
             me,
             clock: Instant::now(),
@@ -328,6 +335,7 @@ impl SnapshotEngine {
     /// An actor took `cut` and hands over what it captured.
     pub(crate) fn cut(&self, cut: Cut, report: CutReport) -> Effects {
         let mut st = self.lock();
+        st.deferring.remove(&report.entry.id);
         // The cut may be how this node learns of the snapshot (the actor dequeued a message
         // tagged with its epoch from another node): the node first, then its round.
         st.node.actor_cut(cut);
@@ -348,23 +356,56 @@ impl SnapshotEngine {
         self.pump(&mut st)
     }
 
-    /// An actor whose epoch was `epoch` stopped.
-    pub(crate) fn stopped(&self, epoch: Epoch) -> Effects {
+    /// The actor `id`, whose epoch was `epoch` and ask depth `depth`, stopped.
+    pub(crate) fn stopped(&self, id: ActorId, epoch: Epoch, depth: u8) -> Effects {
         let mut st = self.lock();
         st.actors_hint = st.actors_hint.saturating_sub(1);
-        st.node.actor_stopped(epoch, 0);
+        st.deferring.remove(&id);
+        st.node.actor_stopped(epoch, depth);
         self.pump(&mut st)
+    }
+
+    /// The actor `id` in `epoch` became deeper by serving an ask (see
+    /// [`ActorCut::on_ask`](amber_snapshot::ActorCut::on_ask)).
+    pub(crate) fn deepened(&self, id: ActorId, epoch: Epoch, from: u8, to: u8) -> Effects {
+        let mut st = self.lock();
+        if let Some(entry) = st.deferring.get_mut(&id) {
+            entry.0 = to;
+        }
+        st.node.actor_deepened(epoch, from, to);
+        self.pump(&mut st)
+    }
+
+    /// An ask crossed the cut of snapshot `epoch` (see
+    /// [`NodeSnapshot::ask_crossed`](amber_snapshot::NodeSnapshot::ask_crossed)).
+    pub(crate) fn ask_crossed(&self, epoch: Epoch) -> Effects {
+        let mut st = self.lock();
+        st.node.ask_crossed(epoch);
+        self.pump(&mut st)
+    }
+
+    /// The actor `id` of ask depth `depth` dequeued a marker: the depth the node releases
+    /// now (see [`NodeSnapshot::released`]). If that is below `depth` the actor defers its
+    /// cut, and is registered here to be told when its depth is released.
+    pub(crate) fn release_for(&self, id: ActorId, depth: u8, mailbox: &Arc<dyn AnyMailbox>) -> u8 {
+        let mut st = self.lock();
+        let released = st.node.released();
+        if depth > released {
+            st.deferring.insert(id, (depth, mailbox.clone()));
+        }
+        released
     }
 
     /// An actor whose epoch was `epoch` left this node for `peer` (live migration; the
     /// package is already on the link). It counts as a message tagged `epoch` on that link
     /// and as stopped here, in one step: a running snapshot it has not cut for waits until
     /// `peer` has admitted it (then it cuts there), and never sees it on neither node.
-    pub(crate) fn migrated_out(&self, peer: &str, epoch: Epoch) -> Effects {
+    pub(crate) fn migrated_out(&self, id: ActorId, peer: &str, epoch: Epoch, depth: u8) -> Effects {
         let mut st = self.lock();
+        st.deferring.remove(&id);
         st.node.remote_sent(peer, epoch);
         st.actors_hint = st.actors_hint.saturating_sub(1);
-        st.node.actor_stopped(epoch, 0);
+        st.node.actor_stopped(epoch, depth);
         self.pump(&mut st)
     }
 
@@ -641,6 +682,19 @@ impl SnapshotEngine {
                 match action {
                     NodeAction::Markers(epoch) => effects.markers(epoch),
                     NodeAction::Report(report) => self.report(st, report),
+                    NodeAction::Release { epoch, depth } => {
+                        let released: Vec<ActorId> = st
+                            .deferring
+                            .iter()
+                            .filter(|(_, (d, _))| *d <= depth)
+                            .map(|(id, _)| *id)
+                            .collect();
+                        for id in released {
+                            if let Some((_, mailbox)) = st.deferring.remove(&id) {
+                                effects.releases.push((mailbox, epoch));
+                            }
+                        }
+                    }
                 }
             }
             while let Some(action) = st.coordinator.poll() {
@@ -1034,6 +1088,7 @@ fn merge(into: &mut Effects, mut more: Effects) {
     if let Some(epoch) = more.markers.take() {
         into.markers(epoch);
     }
+    into.releases.append(&mut more.releases);
     if let Some((waiter, answer)) = more.resolve.take() {
         into.answer(waiter, answer);
     }

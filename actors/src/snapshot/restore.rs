@@ -109,6 +109,7 @@ fn prepare<A: ActorState>(
             epoch: record.epoch,
             msg: decode_msg(&record.payload)?,
             reply: None,
+            depth: 0,
         });
     }
     let timers = decode_timers::<A>(system, &plan.state.timers)

@@ -119,6 +119,19 @@ impl ActorSystem {
         tracing::debug!(system = %id, name = %config.name, "actor system started");
         let remote = config.remote.as_ref().map(|hook| hook.0.clone());
         let engine = Arc::new(SnapshotEngine::new(config.node.clone(), epoch, remote));
+        // An ask across a cut releases every deferred cut: their holders are told here,
+        // from the sending task (releases touch no registry, only the deferring mailboxes).
+        let weak = Arc::downgrade(&engine);
+        engine.late.on_cross(Arc::new(move |snapshot| {
+            if let Some(engine) = weak.upgrade() {
+                let mut effects = engine.ask_crossed(snapshot);
+                debug_assert!(effects.markers.is_none(), "a release starts no snapshot");
+                for (mailbox, epoch) in effects.releases.drain(..) {
+                    let _ = mailbox.signal(Signal::Release(epoch));
+                }
+                effects.resolve();
+            }
+        }));
         ActorSystem {
             inner: Arc::new(SystemInner {
                 id,
@@ -334,6 +347,7 @@ impl ActorSystem {
             codec: self.inner.config.types.codec::<A>(),
             resumed: false,
             departed: false,
+            depth: 0,
         })
     }
 
@@ -354,6 +368,7 @@ impl ActorSystem {
             codec: self.inner.config.types.codec::<A>(),
             resumed: true,
             departed: false,
+            depth: 0,
         })
     }
 
@@ -464,6 +479,9 @@ impl ActorSystem {
                 let _ = mailbox.signal(Signal::Marker(epoch));
             });
             tracing::debug!(%epoch, actors, "snapshot markers sent");
+        }
+        for (mailbox, epoch) in effects.releases.drain(..) {
+            let _ = mailbox.signal(Signal::Release(epoch));
         }
         effects.resolve();
     }

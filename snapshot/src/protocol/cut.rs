@@ -209,6 +209,18 @@ impl ActorCut {
         }
     }
 
+    /// A data message tagged `tag` was dequeued while the node releases depths up to
+    /// `released`: as [`on_dequeue`](Self::on_dequeue), except that a message tagged ahead
+    /// of an actor deeper than `released` starts a deferred cut (as a marker would, see
+    /// [`on_marker_at`](Self::on_marker_at)) and is held, instead of cutting at once.
+    pub fn on_dequeue_at(&mut self, tag: Epoch, released: u8) -> Dequeue {
+        if tag > self.epoch && self.deferred.is_none() && self.depth > released {
+            self.defer(tag);
+            return Dequeue::Hold;
+        }
+        self.on_dequeue(tag)
+    }
+
     /// Whether a message tagged `tag` is in flight across this actor's latest cut, and for
     /// which snapshot to record it.
     ///
@@ -287,6 +299,23 @@ mod tests {
         assert_eq!(b.deferred(), None);
         assert_eq!(b.on_dequeue(Epoch(1)), Dequeue::Process);
         assert_eq!(b.arrival_tag(), Epoch(1));
+    }
+
+    #[test]
+    fn a_message_tagged_ahead_starts_a_deferred_cut_of_a_deep_actor() {
+        let mut b = ActorCut::new(Epoch(0));
+        let _ = b.on_ask(0);
+        assert_eq!(b.on_dequeue_at(Epoch(1), 0), Dequeue::Hold);
+        assert_eq!(b.deferred(), Some(Epoch(1)));
+        assert_eq!(b.on_dequeue_at(Epoch(0), 0), Dequeue::Process);
+        assert_eq!(b.on_marker_at(Epoch(1), 0), Marker::Defer(Epoch(1)));
+        assert_eq!(b.on_marker(Epoch(1)), Some(Cut { from: Epoch(0), to: Epoch(1), depth: 1 }));
+        let mut c = ActorCut::new(Epoch(0));
+        let _ = c.on_ask(0);
+        assert_eq!(
+            c.on_dequeue_at(Epoch(1), 1),
+            Dequeue::CutThenProcess(Cut { from: Epoch(0), to: Epoch(1), depth: 1 })
+        );
     }
 
     #[test]

@@ -300,6 +300,19 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
         self.observe(epoch);
     }
 
+    /// An ask from an actor that had not cut for `epoch` reached an actor that had: the
+    /// asker will take in a reply from after the responder's cut, so the snapshot cannot be
+    /// consistent (the runtime refuses it). Deferred cuts protect nothing any more and could
+    /// keep actors waiting on each other (a responder that cut before it learnt it is
+    /// asked by this asker, now awaiting a deferring actor): every depth is released.
+    pub fn ask_crossed(&mut self, epoch: Epoch) {
+        let max = crate::protocol::cut::MAX_DEPTH;
+        if self.running() == Some(epoch) && self.released < max {
+            self.released = max;
+            self.actions.push_back(NodeAction::Release { epoch, depth: max });
+        }
+    }
+
     /// An actor took `cut`.
     pub fn actor_cut(&mut self, cut: Cut) {
         self.observe(cut.to);
@@ -441,6 +454,7 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
         }
         // Nobody behind: nobody defers either (a deferring actor is behind).
         let Some(released) = self.behind.shallowest() else { return };
+        let released = released.max(self.released);
         if released > self.released {
             self.released = released;
             self.actions.push_back(NodeAction::Release { epoch: self.target, depth: released });
@@ -519,6 +533,25 @@ mod tests {
         assert_eq!(drain(&mut node), vec![NodeAction::Release { epoch: Epoch(1), depth: 3 }]);
         node.actor_cut(Cut { from: Epoch(0), to: Epoch(1), depth: 3 });
         assert!(matches!(&drain(&mut node)[..], [NodeAction::Report(r)] if r.locally_done));
+    }
+
+    #[test]
+    fn an_ask_across_a_cut_releases_every_depth() {
+        let mut node = NodeSnapshot::new(0u8, Epoch::ZERO);
+        let _ = node.actor_spawned(Epoch::ZERO);
+        let _ = node.actor_spawned(Epoch::ZERO);
+        node.actor_deepened(Epoch::ZERO, 0, 2);
+        node.handle_command(NodeCommand::Start(Epoch(1)));
+        let _ = drain(&mut node);
+        node.ask_crossed(Epoch(0));
+        assert!(drain(&mut node).is_empty(), "a stale crossing changes nothing");
+        node.ask_crossed(Epoch(1));
+        assert_eq!(
+            drain(&mut node),
+            vec![NodeAction::Release { epoch: Epoch(1), depth: crate::MAX_DEPTH }]
+        );
+        node.actor_cut(Cut { from: Epoch(0), to: Epoch(1), depth: 0 });
+        assert!(drain(&mut node).is_empty(), "no release goes back down");
     }
 
     #[test]
