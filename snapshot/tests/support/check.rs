@@ -85,15 +85,27 @@ pub fn snapshot(w: &World, e: Epoch) -> Result<(), Violation> {
         };
         let sent_pre = match m.origin {
             Origin::Actor(s) => pre(s, m.sent),
+            // Input arriving while its receiver defers its cut is tagged with the deferred
+            // snapshot (`ActorCut::arrival_tag`): it counts as after the cut.
             Origin::Input => match (cut[r], m.arrived) {
-                (Some(c), Some(t)) => t < c.at,
+                (Some(c), Some(t)) => t < c.at && m.tag < e,
                 _ => false,
             },
             Origin::Restored => true,
         };
         let actors: Vec<usize> = sender.into_iter().chain([r]).collect();
-        if m.lost != 0 && m.processed.is_some_and(|t| pre(r, t)) {
-            destroyed += m.lost;
+        // An ask's reply moves money from the responder (when it answers) to the asker
+        // (when it takes the reply in). Answered before the responder's cut but never taken
+        // in before the asker's cut (the ask timed out, or nobody awaits a restored request;
+        // an asker cannot cut while it awaits): destroyed before the cut.
+        if let (Some((at, money)), Kind::Ask { asker, .. }) = (m.answered, m.kind) {
+            let taken_pre = match (asker, m.absorbed) {
+                (Some(a), Some(t)) => pre(a, t),
+                _ => false,
+            };
+            if money != 0 && pre(r, at) && !taken_pre {
+                destroyed += money;
+            }
         }
         match cut[r] {
             Some(c) => {

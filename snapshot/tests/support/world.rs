@@ -4,17 +4,36 @@
 //!
 //! The actors are bank accounts. The only message that carries money is a deposit; a
 //! transfer withdraws locally, then sends the deposit. Outside commands and timer ticks tell
-//! an account to transfer (they carry no money), asks are read-only balance queries (unless
-//! `money_asks` is set), children get half their parent's balance, and outside spawns
+//! an account to transfer (they carry no money), asks are read-only balance queries unless
+//! `money_asks` is set (then the responder withdraws half its balance into the reply and
+//! the asker deposits it), children get half their parent's balance, and outside spawns
 //! start empty, so money is conserved except where an actor stops (its balance and the
-//! deposits it never processes are destroyed; the checker accounts for both).
+//! deposits it never processes are destroyed) or an ask reply nobody takes (timed out)
+//! carries money away; the checker accounts for all three.
+//!
+//! The ask rule, as the runtime drives it:
+//! - serving an ask: `ActorCut::on_ask(asker depth)` (0 for an asker on another node or a
+//!   restored request), then `NodeSnapshot::actor_deepened` if the depth changed;
+//! - a marker: `on_marker_at(marker, node.released())`: cut, ignore, or defer; a message
+//!   tagged ahead reaching an actor deeper than `released()` defers it the same way
+//!   (`defer`, then `on_dequeue` holds the message);
+//! - while deferring, `Dequeue::Hold` messages wait in a per-actor held queue, unprocessed;
+//!   at the cut they go back to the front of the mailbox, in order, *before* the backlog scan
+//!   (they may be in flight for a later snapshot than the deferred one, see
+//!   `Fault::HeldOutsideBacklog`);
+//! - `NodeAction::Release` walks the node's deferring actors and puts a release signal on
+//!   their control lanes, delivered one at a time like markers; the actor checks its depth
+//!   and deferred epoch when it takes the signal and cuts with `on_marker(deferred)`;
+//! - outside and timer input is tagged `arrival_tag()`;
+//! - the taint: an asker that takes in a reply from a responder in a later epoch taints every
+//!   snapshot in between; a tainted snapshot that completes is refused (counted, not checked).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
 use amber_snapshot::{
-    ActorCut, Coordinator, CoordinatorAction, Cut, Dequeue, Epoch, NodeAction, NodeCommand,
-    NodeReport, NodeSnapshot,
+    ActorCut, Coordinator, CoordinatorAction, Cut, Dequeue, Epoch, MAX_DEPTH, Marker, NodeAction,
+    NodeCommand, NodeReport, NodeSnapshot,
 };
 
 use super::check;
@@ -41,6 +60,19 @@ pub enum Fault {
     /// A remote message is counted as received (which may trigger the node's report) before
     /// it is enqueued and recorded.
     CountBeforeEnqueue,
+    /// Markers always cut at once (`ActorCut::on_marker`): no actor defers its cut for the
+    /// asks of actors that have not cut (the ask rule is off).
+    NoAskDeferral,
+    /// Messages held while the cut was deferred go back to the queue after the cut's
+    /// backlog scan, as "never part of the backlog" (the `Dequeue::Hold` docs) suggests.
+    HeldOutsideBacklog,
+    /// A message tagged ahead cuts its receiver at once (`ActorCut::on_dequeue` alone), even
+    /// when the receiver is deeper than the node's released depth: the ask rule applied to
+    /// markers only.
+    TagCutIgnoresDepth,
+    /// Tainted snapshots (an asker behind took a reply from after the responder's cut) are
+    /// accepted instead of refused as inconsistent.
+    IgnoreTaint,
 }
 
 /// What one run looks like.
@@ -61,8 +93,25 @@ pub struct Config {
     /// Known hole: outside code hands references to actors spawned during a snapshot to
     /// actors that have not cut (no visibility rule).
     pub outside_refs: bool,
-    /// Known hole: asks withdraw money from the responder and the reply deposits it.
+    /// Asks withdraw money from the responder and the reply deposits it into the asker: a
+    /// reply from after the responder's cut taken in before the asker's cut breaks the bank
+    /// unless the snapshot is refused (tainted).
     pub money_asks: bool,
+    /// Asks go only from an actor to a higher-indexed actor of the same node: the ask graph
+    /// is a DAG, the case the ask rule must make live. Each node's actors form `layers`
+    /// layers; an actor asks one of the next layer (mostly) or of a deeper one, so every
+    /// layer but the first has several askers (fan-in) when a layer holds several actors.
+    pub acyclic_asks: bool,
+    pub layers: usize,
+    /// Actors spawn children and outside code spawns actors.
+    pub spawns: bool,
+    /// Steps of traffic before the first snapshot may start.
+    pub warmup: u64,
+    /// Chance (percent) that a handler asks someone after processing a message.
+    pub ask_percent: u64,
+    /// Chance (percent) that a responder asks someone else before it answers (a chain of
+    /// asks: its reply is computed after the nested reply).
+    pub nested_percent: u64,
 }
 
 impl Config {
@@ -78,7 +127,13 @@ impl Config {
             restore: true,
             fault: Fault::None,
             outside_refs: false,
-            money_asks: false,
+            money_asks: rng.chance(50),
+            acyclic_asks: false,
+            layers: 1,
+            spawns: true,
+            warmup: 0,
+            ask_percent: 6,
+            nested_percent: 30,
         }
     }
 }
@@ -105,8 +160,37 @@ pub struct Stats {
     pub tags_ahead_of_node: u64,
     pub expects: u64,
     pub asks: u64,
+    pub nested_asks: u64,
     pub reply_leaks: u64,
     pub restores: u64,
+    /// Asks that made their responder deeper (`NodeSnapshot::actor_deepened`).
+    pub deepened: u64,
+    /// Markers an actor deferred (`Marker::Defer`).
+    pub deferrals: u64,
+    /// Cuts deferred on a message tagged ahead, before the actor's marker.
+    pub deferrals_by_tag: u64,
+    /// Cuts taken on a release signal after a deferral.
+    pub deferred_cuts: u64,
+    /// Messages set aside by a deferring actor (`Dequeue::Hold`).
+    pub held: u64,
+    /// Held messages that the cut's backlog scan recorded (tagged below the epoch the
+    /// deferring actor finally cut to: its snapshot was overtaken by a later one).
+    pub held_recorded: u64,
+    /// `NodeAction::Release` of a depth while the snapshot runs (not at its end).
+    pub releases: u64,
+    /// Completed snapshots refused as inconsistent: an asker behind took a reply computed
+    /// after its responder's cut.
+    pub tainted: u64,
+    /// Replies from after the responder's cut taken in by a same-node asker although the
+    /// responder was already deeper than the asker when it cut: the ask rule itself failed
+    /// (else the responder's depth was still being learnt).
+    pub taints_despite_depth: u64,
+    /// The same counts for the snapshots after each world's first one (depths are learnt
+    /// from traffic, so the first one may be tainted).
+    pub later_started: u64,
+    pub later_completed: u64,
+    pub later_tainted: u64,
+    pub later_aborted: u64,
 }
 
 impl Stats {
@@ -134,8 +218,22 @@ impl Stats {
             tags_ahead_of_node,
             expects,
             asks,
+            nested_asks,
             reply_leaks,
-            restores
+            restores,
+            deepened,
+            deferrals,
+            deferrals_by_tag,
+            deferred_cuts,
+            held,
+            held_recorded,
+            releases,
+            tainted,
+            taints_despite_depth,
+            later_started,
+            later_completed,
+            later_tainted,
+            later_aborted
         );
     }
 }
@@ -149,8 +247,9 @@ pub enum Kind {
     Transfer(i64),
     /// Timer: transfer a little to someone.
     Tick,
-    /// An ask; the reply is not a channel message.
-    Ask { ask: u64, asker: Option<usize> },
+    /// An ask from an actor of ask depth `depth` (0 from another node or a restore); the
+    /// reply is not a channel message.
+    Ask { ask: u64, asker: Option<usize>, depth: u8 },
 }
 
 /// Who sent a data message.
@@ -175,9 +274,12 @@ pub struct Sent {
     pub arrived: Option<u64>,
     pub dead_letter: bool,
     pub processed: Option<u64>,
-    /// For an ask with `money_asks`: money the responder withdrew for a reply nobody took
-    /// (the ask had timed out): destroyed by the responder's handler.
-    pub lost: i64,
+    /// For an ask: when the responder answered it, and the money (with `money_asks`) it
+    /// withdrew into the reply.
+    pub answered: Option<(u64, i64)>,
+    /// For an ask: when the asker took the reply in (never if the ask timed out first, or
+    /// the request came from a restore: then the reply's money is destroyed).
+    pub absorbed: Option<u64>,
 }
 
 /// How an actor came to be.
@@ -198,6 +300,8 @@ pub struct CutRecord {
     pub to: Epoch,
     pub at: u64,
     pub balance: i64,
+    /// The actor's ask depth when it cut.
+    pub depth: u8,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -223,10 +327,26 @@ pub struct Actor {
     /// When it stopped and with which balance.
     pub stopped: Option<(u64, i64)>,
     mailbox: VecDeque<Msg>,
-    control: VecDeque<Epoch>,
+    /// Messages set aside while the actor defers its cut (`Dequeue::Hold`), in order.
+    held: VecDeque<Msg>,
+    control: VecDeque<Control>,
     waiting: Option<u64>,
     reply: Option<Reply>,
+    /// An ask this actor is serving, whose answer waits for the actor's own (nested) ask:
+    /// (ask, asker, the request's message id).
+    serving: Option<(u64, Option<usize>, usize)>,
     last_seen: i64,
+}
+
+/// A signal on an actor's control lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Marker(Epoch),
+    /// The node released deferring actors of depth up to `depth` for snapshots up to `epoch`.
+    Release {
+        epoch: Epoch,
+        depth: u8,
+    },
 }
 
 impl Actor {
@@ -242,9 +362,11 @@ impl Actor {
             recorded: BTreeMap::new(),
             stopped: None,
             mailbox: VecDeque::new(),
+            held: VecDeque::new(),
             control: VecDeque::new(),
             waiting: None,
             reply: None,
+            serving: None,
             last_seen: 0,
         }
     }
@@ -286,9 +408,10 @@ pub struct Node {
     pub proto: NodeSnapshot<usize>,
     commands: VecDeque<NodeCommand<usize>>,
     reports: VecDeque<NodeReport<usize>>,
-    /// A marker broadcast in progress: actors still to be sent a marker. The runtime walks
-    /// its registry while actors run, so markers reach actors one at a time, in any order.
-    broadcast: Vec<(usize, Epoch)>,
+    /// Marker and release broadcasts in progress: actors still to be sent a signal. The
+    /// runtime walks its registry while actors run, so signals reach actors one at a time,
+    /// in any order.
+    broadcast: Vec<(usize, Control)>,
     /// With `Fault::CountBeforeEnqueue`: messages counted but not enqueued yet.
     arriving: VecDeque<(usize, Msg)>,
 }
@@ -301,16 +424,23 @@ pub enum Ev {
     Input { to: usize, id: usize, timer: bool },
     Arrive { to: usize, id: usize, tag: Epoch, recorded: Option<Epoch>, dead: bool },
     Process { actor: usize, id: usize, tag: Epoch },
-    Cut { actor: usize, from: Epoch, to: Epoch, marker: bool, backlog: usize },
+    Cut { actor: usize, from: Epoch, to: Epoch, by: &'static str, depth: u8, backlog: usize },
     Marker { actor: usize, epoch: Epoch },
+    Defer { actor: usize, epoch: Epoch, depth: u8, released: u8 },
+    Hold { actor: usize, id: usize, tag: Epoch },
+    Release { actor: usize, epoch: Epoch, depth: u8 },
+    NodeRelease { node: usize, epoch: Epoch, depth: u8 },
+    Deepen { actor: usize, from: u8, to: u8 },
     Spawn { actor: usize, parent: Option<usize>, node: usize, epoch: Epoch, marker: bool },
     Stop { actor: usize, epoch: Epoch },
     Ask { actor: usize, ask: u64 },
     AskDone { actor: usize, ask: u64, leak: bool },
+    Answer { actor: usize, ask: u64, epoch: Epoch },
     Start { epoch: Epoch },
     Command { node: usize, command: &'static str, epoch: Epoch },
     Report { node: usize, epoch: Epoch, done: bool },
     Completed { epoch: Epoch },
+    Refused { epoch: Epoch },
     Aborted { epoch: Epoch },
     NodeDown { node: usize },
 }
@@ -323,9 +453,14 @@ impl Ev {
             Ev::Process { actor, .. }
             | Ev::Cut { actor, .. }
             | Ev::Marker { actor, .. }
+            | Ev::Defer { actor, .. }
+            | Ev::Hold { actor, .. }
+            | Ev::Release { actor, .. }
+            | Ev::Deepen { actor, .. }
             | Ev::Stop { actor, .. }
             | Ev::Ask { actor, .. }
-            | Ev::AskDone { actor, .. } => &[actor],
+            | Ev::AskDone { actor, .. }
+            | Ev::Answer { actor, .. } => &[actor],
             Ev::Spawn { actor, parent, .. } => {
                 return actors.contains(&actor) || parent.is_some_and(|p| actors.contains(&p));
             }
@@ -389,6 +524,10 @@ pub struct World {
     /// Replies taken by an asker in an earlier epoch than the responder's when it answered:
     /// (when, the request's message id).
     pub leaks: Vec<(u64, usize)>,
+    /// Snapshots such a reply taints: the runtime refuses them as inconsistent.
+    pub tainted: BTreeSet<Epoch>,
+    /// The first snapshot this world started.
+    first_epoch: Option<Epoch>,
     failure: Option<(String, Vec<usize>)>,
 }
 
@@ -445,6 +584,8 @@ impl World {
             next_ask: 0,
             asks: BTreeMap::new(),
             leaks: Vec::new(),
+            tainted: BTreeSet::new(),
+            first_epoch: None,
             failure: None,
             cfg,
         }
@@ -475,7 +616,7 @@ impl World {
                 let m = &self.log[id];
                 let kind = match m.kind {
                     // The asker's handler finished before its cut; nobody awaits this reply.
-                    Kind::Ask { ask, .. } => Kind::Ask { ask, asker: None },
+                    Kind::Ask { ask, .. } => Kind::Ask { ask, asker: None, depth: 0 },
                     k => k,
                 };
                 let id = w.log_msg(Origin::Restored, new, kind, m.tag);
@@ -572,7 +713,9 @@ impl World {
         let alive = self.actors.iter().filter(|a| a.alive).count();
         let asking =
             self.actors.iter().any(|a| a.alive && a.waiting.is_some() && a.reply.is_none());
-        let may_start = running.is_none() && self.stats.started < self.cfg.snapshots as u64;
+        let may_start = running.is_none()
+            && self.stats.started < self.cfg.snapshots as u64
+            && self.step > self.cfg.warmup;
         // (weight, event); zero weights are not enabled.
         let arriving = self.nodes.iter().any(|n| !n.arriving.is_empty());
         let events: [(u64, Event); 12] = [
@@ -583,7 +726,10 @@ impl World {
             (if broadcasting { 150 } else { 0 }, Event::Marker),
             (if input { 50 } else { 0 }, Event::OutsideSend),
             (if self.timers.is_empty() { 0 } else { 40 }, Event::Timer),
-            (if input && self.actors.len() < MAX_ACTORS { 3 } else { 0 }, Event::OutsideSpawn),
+            (
+                if input && self.cfg.spawns && self.actors.len() < MAX_ACTORS { 3 } else { 0 },
+                Event::OutsideSpawn,
+            ),
             (
                 if input && self.cfg.stops && alive * 3 > self.actors.len() * 2 { 6 } else { 0 },
                 Event::Stop,
@@ -664,6 +810,11 @@ impl World {
         let deadline = self.cfg.aborts.then(|| self.step + self.rng.range(50, 1500));
         let epoch = self.coord.start(0..self.cfg.nodes, deadline).expect("no snapshot running");
         self.stats.started += 1;
+        if self.first_epoch.is_none() {
+            self.first_epoch = Some(epoch);
+        } else {
+            self.stats.later_started += 1;
+        }
         self.running_since = self.step;
         self.trace(Ev::Start { epoch });
         self.drain_coord();
@@ -679,7 +830,16 @@ impl World {
                     self.nodes[to].commands.push_back(command);
                 }
                 CoordinatorAction::Completed(epoch) => {
+                    let later = self.first_epoch != Some(epoch);
+                    if self.tainted.contains(&epoch) && self.cfg.fault != Fault::IgnoreTaint {
+                        // The runtime refuses it (Inconsistent): no checkpoint to check.
+                        self.stats.tainted += 1;
+                        self.stats.later_tainted += u64::from(later);
+                        self.trace(Ev::Refused { epoch });
+                        continue;
+                    }
                     self.stats.completed += 1;
+                    self.stats.later_completed += u64::from(later);
                     self.completed.insert(epoch);
                     self.trace(Ev::Completed { epoch });
                     if let Err(v) = check::snapshot(self, epoch) {
@@ -688,6 +848,7 @@ impl World {
                 }
                 CoordinatorAction::Aborted { epoch, .. } => {
                     self.stats.aborted += 1;
+                    self.stats.later_aborted += u64::from(self.first_epoch != Some(epoch));
                     self.trace(Ev::Aborted { epoch });
                 }
             }
@@ -702,7 +863,21 @@ impl World {
                     // are not in it (the spawn's own marker covers them).
                     for (i, a) in self.actors.iter().enumerate() {
                         if a.node == n && a.alive && a.cut.epoch() < epoch {
-                            self.nodes[n].broadcast.push((i, epoch));
+                            self.nodes[n].broadcast.push((i, Control::Marker(epoch)));
+                        }
+                    }
+                }
+                NodeAction::Release { epoch, depth } => {
+                    if depth < MAX_DEPTH {
+                        self.stats.releases += 1;
+                    }
+                    self.trace(Ev::NodeRelease { node: n, epoch, depth });
+                    // Every actor deferring for a snapshot up to `epoch` gets the signal on
+                    // its control lane; it checks its depth when it takes it. (An actor that
+                    // defers from now on reads the new `released()` and cuts at once.)
+                    for (i, a) in self.actors.iter().enumerate() {
+                        if a.node == n && a.alive && a.cut.deferred().is_some_and(|d| d <= epoch) {
+                            self.nodes[n].broadcast.push((i, Control::Release { epoch, depth }));
                         }
                     }
                 }
@@ -719,11 +894,18 @@ impl World {
             (0..self.cfg.nodes).filter(|&n| !self.nodes[n].broadcast.is_empty()).collect();
         let n = nodes[self.rng.below(nodes.len())];
         let pending = &mut self.nodes[n].broadcast;
-        let (actor, epoch) = pending.swap_remove(self.rng.below(pending.len()));
+        let (actor, signal) = pending.swap_remove(self.rng.below(pending.len()));
         let a = &mut self.actors[actor];
-        if a.alive && a.cut.epoch() < epoch {
-            a.control.push_back(epoch);
-            self.trace(Ev::Marker { actor, epoch });
+        match signal {
+            Control::Marker(epoch) if a.alive && a.cut.epoch() < epoch => {
+                a.control.push_back(signal);
+                self.trace(Ev::Marker { actor, epoch });
+            }
+            Control::Release { epoch, depth } if a.alive => {
+                a.control.push_back(signal);
+                self.trace(Ev::Release { actor, epoch, depth });
+            }
+            _ => {}
         }
     }
 
@@ -794,7 +976,8 @@ impl World {
             arrived: None,
             dead_letter: false,
             processed: None,
-            lost: 0,
+            answered: None,
+            absorbed: None,
         });
         self.log.len() - 1
     }
@@ -802,7 +985,7 @@ impl World {
     /// A data message reaches its receiver's mailbox (or is refused as a dead letter).
     fn arrive(&mut self, to: usize, mut msg: Msg, tag_on_arrival: bool) {
         if tag_on_arrival {
-            msg.tag = self.actors[to].cut.epoch();
+            msg.tag = self.actors[to].cut.arrival_tag();
             self.log[msg.id].tag = msg.tag;
         }
         let t = self.tick();
@@ -834,32 +1017,59 @@ impl World {
                 &[to],
             );
         }
-        if let (false, Kind::Ask { ask, asker: Some(asker) }) = (alive, self.log[msg.id].kind) {
+        if let (false, Kind::Ask { ask, asker: Some(asker), .. }) = (alive, self.log[msg.id].kind) {
             self.route_reply(self.actors[to].node, asker, ask, None);
         }
     }
 
     fn actor_step(&mut self, x: usize) {
-        let a = &mut self.actors[x];
-        if let Some(ask) = a.waiting {
+        if let Some(ask) = self.actors[x].waiting {
+            let at = self.tick();
+            let a = &mut self.actors[x];
             let reply = a.reply.take().expect("runnable");
             a.waiting = None;
-            let mut leak = false;
+            let mut leak = None;
             if let Some((value, responder_epoch)) = reply {
-                leak = responder_epoch > a.cut.epoch();
+                self.log[self.asks[&ask]].absorbed = Some(at);
+                if responder_epoch > a.cut.epoch() {
+                    leak = Some((a.cut.epoch(), responder_epoch));
+                }
                 if self.cfg.money_asks {
                     a.balance += value;
                 } else {
                     a.last_seen = value;
                 }
             }
-            if leak {
+            if let Some((asker_epoch, responder_epoch)) = leak {
+                // The runtime's safety net: the reply was computed after the responder's
+                // cut for every snapshot in (asker_epoch, responder_epoch], and the asker
+                // has not cut for them: each is tainted, and refused if it completes.
                 self.stats.reply_leaks += 1;
-                let at = self.tick();
                 self.leaks.push((at, self.asks[&ask]));
+                self.tainted.extend((asker_epoch.0 + 1..=responder_epoch.0).map(Epoch));
+                // Was the responder's depth, when it cut, already above the asker's (same
+                // node), for the running snapshot? Then the ask rule itself failed; else the
+                // depth was still unknown (or the tainted epochs all ended already).
+                let request = &self.log[self.asks[&ask]];
+                let r = request.receiver;
+                let live =
+                    self.coord.running().is_some_and(|e| asker_epoch < e && e <= responder_epoch);
+                if let Kind::Ask { depth, .. } = request.kind
+                    && live
+                    && self.actors[r].node == self.actors[x].node
+                    && self.actors[r]
+                        .cuts
+                        .iter()
+                        .any(|c| c.from <= asker_epoch && c.to > asker_epoch && c.depth > depth)
+                {
+                    self.stats.taints_despite_depth += 1;
+                }
             }
-            self.trace(Ev::AskDone { actor: x, ask, leak });
-            // The rest of the handler, after the await.
+            self.trace(Ev::AskDone { actor: x, ask, leak: leak.is_some() });
+            // The rest of the handler, after the await: a responder answers its own asker.
+            if let Some((outer, asker, request)) = self.actors[x].serving.take() {
+                self.answer(x, outer, asker, request);
+            }
             if self.rng.chance(35) {
                 let amount = self.rng.range(1, 20) as i64;
                 self.transfer(x, amount);
@@ -869,46 +1079,116 @@ impl World {
             }
             return;
         }
-        if let Some(marker) = a.control.pop_front() {
-            if let Some(cut) = a.cut.on_marker(marker) {
-                self.stats.cuts_by_marker += 1;
-                self.take_cut(x, cut, true);
+        let a = &mut self.actors[x];
+        if let Some(signal) = a.control.pop_front() {
+            match signal {
+                Control::Marker(marker) => {
+                    let released = self.nodes[a.node].proto.released();
+                    let outcome = if self.cfg.fault == Fault::NoAskDeferral {
+                        a.cut.on_marker(marker).map_or(Marker::Ignore, Marker::Cut)
+                    } else {
+                        a.cut.on_marker_at(marker, released)
+                    };
+                    match outcome {
+                        Marker::Ignore => {}
+                        Marker::Cut(cut) => {
+                            self.stats.cuts_by_marker += 1;
+                            self.take_cut(x, cut, "marker");
+                        }
+                        Marker::Defer(epoch) => {
+                            self.stats.deferrals += 1;
+                            let depth = a.cut.depth();
+                            self.trace(Ev::Defer { actor: x, epoch, depth, released });
+                        }
+                    }
+                }
+                Control::Release { epoch, depth } => {
+                    // Checked when the signal is taken, not when it was sent: the actor may
+                    // have become deeper meanwhile (a later release covers it then).
+                    let due = a.cut.deferred().filter(|&d| d <= epoch && a.cut.depth() <= depth);
+                    if let Some(deferred) = due {
+                        let cut = a.cut.on_marker(deferred).expect("a deferring actor is behind");
+                        self.stats.deferred_cuts += 1;
+                        self.take_cut(x, cut, "release");
+                    }
+                }
             }
             return;
         }
         let msg = a.mailbox.pop_front().expect("runnable");
+        // The ask rule holds for a cut triggered by a message tagged ahead (sent after its
+        // sender's cut, which may come before this actor's marker) just as for a marker: an
+        // actor deeper than the released depth defers its cut and holds the message.
+        let released = self.nodes[a.node].proto.released();
+        if msg.tag > a.cut.epoch()
+            && a.cut.deferred().is_none()
+            && a.cut.depth() > released
+            && !matches!(self.cfg.fault, Fault::NoAskDeferral | Fault::TagCutIgnoresDepth)
+        {
+            a.cut.defer(msg.tag);
+            self.stats.deferrals_by_tag += 1;
+            let depth = a.cut.depth();
+            self.trace(Ev::Defer { actor: x, epoch: msg.tag, depth, released });
+        }
+        let a = &mut self.actors[x];
         match a.cut.on_dequeue(msg.tag) {
             Dequeue::Process => self.process(x, msg),
-            Dequeue::Hold => unreachable!("the simulated actors never defer their cuts"),
+            Dequeue::Hold => {
+                a.held.push_back(msg);
+                self.stats.held += 1;
+                self.trace(Ev::Hold { actor: x, id: msg.id, tag: msg.tag });
+            }
             Dequeue::CutThenProcess(cut) => {
                 self.stats.cuts_by_tag += 1;
                 if self.cfg.fault == Fault::CutAfterProcessing {
                     self.process(x, msg);
-                    self.take_cut(x, cut, false);
+                    self.take_cut(x, cut, "tag");
                 } else {
-                    self.take_cut(x, cut, false);
+                    self.take_cut(x, cut, "tag");
                     self.process(x, msg);
                 }
             }
         }
     }
 
-    fn take_cut(&mut self, x: usize, cut: Cut, marker: bool) {
+    fn take_cut(&mut self, x: usize, cut: Cut, by: &'static str) {
         let at = self.tick();
         let a = &mut self.actors[x];
-        a.cuts.push(CutRecord { from: cut.from, to: cut.to, at, balance: a.balance });
+        a.cuts.push(CutRecord {
+            from: cut.from,
+            to: cut.to,
+            at,
+            balance: a.balance,
+            depth: cut.depth,
+        });
+        // Messages set aside while the cut was deferred go back to the front, in order
+        // (they arrived before everything still queued).
+        let mut held = a.held.len();
+        if self.cfg.fault == Fault::HeldOutsideBacklog {
+            held = 0;
+        } else {
+            while let Some(m) = a.held.pop_back() {
+                a.mailbox.push_front(m);
+            }
+        }
         let mut backlog = 0;
         if self.cfg.fault != Fault::NoBacklogRecording {
-            for m in &a.mailbox {
+            for (i, m) in a.mailbox.iter().enumerate() {
                 if let Some(e) = a.cut.recording(m.tag) {
                     a.recorded.entry(e).or_default().push(m.id);
                     backlog += 1;
+                    if i < held {
+                        self.stats.held_recorded += 1;
+                    }
                 }
             }
         }
         self.stats.backlog_recorded += backlog as u64;
+        while let Some(m) = a.held.pop_back() {
+            a.mailbox.push_front(m);
+        }
         let node = a.node;
-        self.trace(Ev::Cut { actor: x, from: cut.from, to: cut.to, marker, backlog });
+        self.trace(Ev::Cut { actor: x, from: cut.from, to: cut.to, by, depth: cut.depth, backlog });
         self.nodes[node].proto.actor_cut(cut);
         self.drain_node(node);
     }
@@ -925,21 +1205,26 @@ impl World {
                 let amount = self.rng.range(1, 20) as i64;
                 self.transfer(x, amount);
             }
-            Kind::Ask { ask, asker } => {
-                let a = &mut self.actors[x];
-                let value = if self.cfg.money_asks {
-                    let v = a.balance / 2;
-                    a.balance -= v;
-                    v
-                } else {
-                    a.balance
-                };
-                let reply = Some((value, a.cut.epoch()));
-                match asker {
-                    Some(asker) => self.route_reply(self.actors[x].node, asker, ask, reply),
-                    None if self.cfg.money_asks => self.log[msg.id].lost += value,
-                    None => {}
+            Kind::Ask { ask, asker, depth } => {
+                // The ask rule: serving an ask makes the responder deeper than its asker.
+                let node = self.actors[x].node;
+                if let Some((from, to)) = self.actors[x].cut.on_ask(depth) {
+                    self.stats.deepened += 1;
+                    self.trace(Ev::Deepen { actor: x, from, to });
+                    let epoch = self.actors[x].cut.epoch();
+                    self.nodes[node].proto.actor_deepened(epoch, from, to);
+                    self.drain_node(node);
                 }
+                if self.rng.chance(self.cfg.nested_percent)
+                    && let Some(y) = self.ask_target(x)
+                {
+                    // Ask someone else first; answer after that reply (see `actor_step`).
+                    self.stats.nested_asks += 1;
+                    self.actors[x].serving = Some((ask, asker, msg.id));
+                    self.ask(x, y);
+                    return;
+                }
+                self.answer(x, ask, asker, msg.id);
             }
         }
         // The rest of the handler: maybe more transfers, a child, a timer, an ask.
@@ -953,9 +1238,50 @@ impl World {
         if self.rng.chance(3) {
             self.timers.push(x);
         }
-        if self.rng.chance(6) {
-            self.ask(x);
+        if self.rng.chance(self.cfg.ask_percent)
+            && let Some(y) = self.ask_target(x)
+        {
+            self.ask(x, y);
         }
+    }
+
+    /// `x` answers `ask` (request message `request`), from its state now.
+    fn answer(&mut self, x: usize, ask: u64, asker: Option<usize>, request: usize) {
+        let a = &mut self.actors[x];
+        let value = if self.cfg.money_asks {
+            let v = a.balance / 2;
+            a.balance -= v;
+            v
+        } else {
+            a.balance
+        };
+        let epoch = a.cut.epoch();
+        let at = self.tick();
+        self.log[request].answered = Some((at, if self.cfg.money_asks { value } else { 0 }));
+        self.trace(Ev::Answer { actor: x, ask, epoch });
+        // (A restored request has no asker: nobody takes the reply, its money is destroyed.)
+        if let Some(asker) = asker {
+            self.route_reply(self.actors[x].node, asker, ask, Some((value, epoch)));
+        }
+    }
+
+    /// Whom `x` may ask: anyone else it may address, or, with `acyclic_asks`, a
+    /// higher-indexed actor of its own node.
+    fn ask_target(&mut self, x: usize) -> Option<usize> {
+        if !self.cfg.acyclic_asks {
+            return self.pick_target(x).filter(|&y| y != x);
+        }
+        // (No spawns with acyclic asks: actor `i` is the `i % actors_per_node`th of its node.)
+        let layer =
+            |i: usize| (i % self.cfg.actors_per_node) * self.cfg.layers / self.cfg.actors_per_node;
+        let node = self.actors[x].node;
+        let deeper: Vec<usize> = (x + 1..self.actors.len())
+            .filter(|&y| self.actors[y].node == node && layer(y) > layer(x))
+            .collect();
+        let next: Vec<usize> =
+            deeper.iter().copied().filter(|&y| layer(y) == layer(x) + 1).collect();
+        let pick = if next.is_empty() || self.rng.chance(25) { deeper } else { next };
+        (!pick.is_empty()).then(|| pick[self.rng.below(pick.len())])
     }
 
     /// Someone `x` may address: any actor that exists from its point of view.
@@ -1002,15 +1328,17 @@ impl World {
         }
     }
 
-    fn ask(&mut self, x: usize) {
-        let Some(y) = self.pick_target(x).filter(|&y| y != x) else { return };
+    fn ask(&mut self, x: usize, y: usize) {
         self.next_ask += 1;
         let ask = self.next_ask;
         self.stats.asks += 1;
         self.actors[x].waiting = Some(ask);
         self.trace(Ev::Ask { actor: x, ask });
         self.asks.insert(ask, self.log.len());
-        self.send(x, y, Kind::Ask { ask, asker: Some(x) });
+        // Depths are per node: an ask from another node is served as from depth 0.
+        let same_node = self.actors[x].node == self.actors[y].node;
+        let depth = if same_node { self.actors[x].cut.depth() } else { 0 };
+        self.send(x, y, Kind::Ask { ask, asker: Some(x), depth });
     }
 
     fn route_reply(&mut self, from_node: usize, to: usize, ask: u64, value: Reply) {
@@ -1030,12 +1358,13 @@ impl World {
         let a = &mut self.actors[to];
         if a.alive && a.waiting == Some(ask) {
             a.reply = Some(value);
-        } else if let (true, Some((money, _))) = (self.cfg.money_asks, value) {
-            self.log[self.asks[&ask]].lost += money;
         }
     }
 
     fn spawn_child(&mut self, parent: usize) {
+        if !self.cfg.spawns {
+            return;
+        }
         let at = self.tick();
         let p = &mut self.actors[parent];
         let (node, epoch) = (p.node, p.cut.epoch());
@@ -1046,7 +1375,7 @@ impl World {
         if let Some(m) = marker {
             self.stats.child_markers += 1;
             if self.cfg.fault != Fault::IgnoreChildMarker {
-                child.control.push_back(m);
+                child.control.push_back(Control::Marker(m));
             }
         }
         let i = self.actors.len();
@@ -1068,7 +1397,7 @@ impl World {
         let marker = self.nodes[node].proto.actor_spawned(epoch);
         let mut a = Actor::new(node, epoch, 0, Birth::Outside(epoch));
         if let Some(m) = marker {
-            a.control.push_back(m);
+            a.control.push_back(Control::Marker(m));
         }
         let i = self.actors.len();
         self.actors.push(a);
@@ -1113,13 +1442,13 @@ impl World {
             _ => {}
         }
         a.control.clear();
-        let dropped: Vec<Msg> = a.mailbox.drain(..).collect();
+        let dropped: Vec<Msg> = a.held.drain(..).chain(a.mailbox.drain(..)).collect();
         let node = a.node;
         self.trace(Ev::Stop { actor: x, epoch });
         self.nodes[node].proto.actor_stopped(epoch, a_depth);
         self.drain_node(node);
         for m in dropped {
-            if let Kind::Ask { ask, asker: Some(asker) } = self.log[m.id].kind {
+            if let Kind::Ask { ask, asker: Some(asker), .. } = self.log[m.id].kind {
                 self.route_reply(node, asker, ask, None);
             }
         }
