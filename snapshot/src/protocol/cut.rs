@@ -78,8 +78,9 @@ pub enum Dequeue {
     /// Keep it aside, unprocessed, until the actor has cut: the actor defers its cut for a
     /// snapshot (see [`ActorCut::defer`]) and the message was sent after its sender's cut
     /// (or arrived from outside after the deferral began). Set-aside messages go back to
-    /// the front of the queue, in order, when the actor cuts; they are never part of the
-    /// backlog. Per-sender order holds: a sender's tags never decrease, so every later
+    /// the front of the queue, in order, when the actor cuts, *before* the backlog is
+    /// scanned: one tagged with an aborted snapshot's epoch is in flight across a cut for a
+    /// later one. Per-sender order holds: a sender's tags never decrease, so every later
     /// message from the same sender is set aside too.
     Hold,
 }
@@ -199,13 +200,17 @@ impl ActorCut {
     /// snapshot than this actor, this actor must cut first (else the message would be an
     /// orphan: received inside the cut, sent outside it) — or, while it defers its cut,
     /// hold the message until it has cut.
+    ///
+    /// While the cut for `d` is deferred, a message tagged `d` or later is held; one tagged
+    /// between the actor's epoch and `d` was sent in a snapshot that was aborted (a node
+    /// runs one snapshot at a time, and a completed one leaves no actor behind it): it was
+    /// sent before its sender's cut for `d`, so it is processed before this actor's.
     pub fn on_dequeue(&mut self, tag: Epoch) -> Dequeue {
-        if tag <= self.epoch {
-            Dequeue::Process
-        } else if self.deferred.is_some() {
-            Dequeue::Hold
-        } else {
-            Dequeue::CutThenProcess(self.cut_to(tag))
+        match self.deferred {
+            _ if tag <= self.epoch => Dequeue::Process,
+            Some(deferred) if tag >= deferred => Dequeue::Hold,
+            Some(_) => Dequeue::Process,
+            None => Dequeue::CutThenProcess(self.cut_to(tag)),
         }
     }
 
@@ -337,7 +342,8 @@ mod tests {
         let _ = b.on_ask(0);
         assert_eq!(b.on_marker_at(Epoch(1), 0), Marker::Defer(Epoch(1)));
         b.defer(Epoch(2));
-        assert_eq!(b.on_dequeue(Epoch(1)), Dequeue::Hold);
+        assert_eq!(b.on_dequeue(Epoch(1)), Dequeue::Process, "an aborted snapshot's tag");
+        assert_eq!(b.on_dequeue(Epoch(2)), Dequeue::Hold);
         assert_eq!(b.on_marker(Epoch(1)), Some(Cut { from: Epoch(0), to: Epoch(2), depth: 1 }));
         assert_eq!(b.on_marker(Epoch(2)), None);
     }

@@ -86,17 +86,18 @@
 //!
 //! # Known limits of the algorithm (the simulation demonstrates both holes)
 //!
-//! - **Ask replies cross the cut.** A handler awaiting a reply cannot cut, and a reply is not
-//!   a channel message. Interleaving: B cuts for `E`; A (still in `E-1`) asks B; the request
-//!   (tag `E-1`) is recorded at B as in flight; B answers it after its cut; A takes the reply
-//!   in, finishes the handler, then cuts. A's cut state now depends on B's post-cut state: an
-//!   orphan that no tag shows. "Deterministic handlers" do not repair it: on restore B
-//!   answers the recorded request from its cut state, without the post-cut messages it had
-//!   processed first, so the answer can differ. If the reply moves value (B withdraws, A
-//!   deposits), the snapshot holds the value twice. Safe uses: replies that do not change or
-//!   transfer state the snapshot must conserve; a runtime fix would tag replies with the
-//!   responder's epoch and abort (or retry) the snapshot when a reply from epoch `E` reaches
-//!   a handler running in an epoch below `E`.
+//! - **Ask replies cross the cut, unless cuts are ordered.** A handler awaiting a reply
+//!   cannot cut, and a reply is not a channel message: if B cuts for `E` and then answers an
+//!   ask of A (still in `E-1`), A's cut state depends on B's post-cut state, an orphan no tag
+//!   shows (with money-moving replies the snapshot holds value twice). The *ask rule*
+//!   ([`ActorCut::on_marker_at`], [`ActorCut::on_dequeue_at`], [`NodeSnapshot::released`])
+//!   orders the cuts: responders learn their ask depth and defer their cuts until every
+//!   shallower actor on their node has cut, answering pre-cut asks meanwhile. An ask that
+//!   still crosses a cut (first contact, a cycle, another node) releases every deferred cut
+//!   ([`NodeSnapshot::ask_crossed`]); the runtime tags replies with the responder's epoch and
+//!   refuses the snapshot an asker taints. The simulation checks both: conservation of
+//!   money-moving asks in every untainted snapshot, and that acyclic asks get their
+//!   snapshots.
 //! - **References to actors born after the cut.** An actor spawned from outside while `E`
 //!   runs is born in `E` and is not part of `E`. If outside code (an outside message, a
 //!   name registry) hands its reference to an actor still in `E-1`, that actor's messages

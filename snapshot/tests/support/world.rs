@@ -16,7 +16,7 @@
 //!   restored request), then `NodeSnapshot::actor_deepened` if the depth changed;
 //! - a marker: `on_marker_at(marker, node.released())`: cut, ignore, or defer; a message
 //!   tagged ahead reaching an actor deeper than `released()` defers it the same way
-//!   (`defer`, then `on_dequeue` holds the message);
+//!   (`on_dequeue_at`, which holds the message);
 //! - while deferring, `Dequeue::Hold` messages wait in a per-actor held queue, unprocessed;
 //!   at the cut they go back to the front of the mailbox, in order, *before* the backlog scan
 //!   (they may be in flight for a later snapshot than the deferred one, see
@@ -1004,6 +1004,15 @@ impl World {
             }
         }
         let alive = a.alive;
+        let asked = matches!(self.log[msg.id].kind, Kind::Ask { asker: Some(_), .. });
+        if let (true, true, Some(e)) = (alive, asked, recorded) {
+            // An ask across the responder's cut: the snapshot is lost (its asker will taint
+            // it); the runtime releases every deferred cut, so nobody waits on it.
+            let node = a.node;
+            self.nodes[node].proto.ask_crossed(e);
+            self.drain_node(node);
+        }
+        let a = &mut self.actors[to];
         if alive {
             a.mailbox.push_back(msg);
         } else {
@@ -1120,18 +1129,17 @@ impl World {
         // sender's cut, which may come before this actor's marker) just as for a marker: an
         // actor deeper than the released depth defers its cut and holds the message.
         let released = self.nodes[a.node].proto.released();
-        if msg.tag > a.cut.epoch()
-            && a.cut.deferred().is_none()
-            && a.cut.depth() > released
-            && !matches!(self.cfg.fault, Fault::NoAskDeferral | Fault::TagCutIgnoresDepth)
-        {
-            a.cut.defer(msg.tag);
+        let faulty = matches!(self.cfg.fault, Fault::NoAskDeferral | Fault::TagCutIgnoresDepth);
+        let deferring = a.cut.deferred().is_some();
+        let step =
+            if faulty { a.cut.on_dequeue(msg.tag) } else { a.cut.on_dequeue_at(msg.tag, released) };
+        if !deferring && let Some(epoch) = a.cut.deferred() {
             self.stats.deferrals_by_tag += 1;
             let depth = a.cut.depth();
-            self.trace(Ev::Defer { actor: x, epoch: msg.tag, depth, released });
+            self.trace(Ev::Defer { actor: x, epoch, depth, released });
         }
         let a = &mut self.actors[x];
-        match a.cut.on_dequeue(msg.tag) {
+        match step {
             Dequeue::Process => self.process(x, msg),
             Dequeue::Hold => {
                 a.held.push_back(msg);
@@ -1172,10 +1180,12 @@ impl World {
             }
         }
         let mut backlog = 0;
+        let mut crossed = false;
         if self.cfg.fault != Fault::NoBacklogRecording {
             for (i, m) in a.mailbox.iter().enumerate() {
                 if let Some(e) = a.cut.recording(m.tag) {
                     a.recorded.entry(e).or_default().push(m.id);
+                    crossed |= matches!(self.log[m.id].kind, Kind::Ask { asker: Some(_), .. });
                     backlog += 1;
                     if i < held {
                         self.stats.held_recorded += 1;
@@ -1190,6 +1200,9 @@ impl World {
         let node = a.node;
         self.trace(Ev::Cut { actor: x, from: cut.from, to: cut.to, by, depth: cut.depth, backlog });
         self.nodes[node].proto.actor_cut(cut);
+        if crossed {
+            self.nodes[node].proto.ask_crossed(cut.to);
+        }
         self.drain_node(node);
     }
 
