@@ -140,7 +140,11 @@ impl<A: Actor> Runner<A> {
         if env.epoch > self.ctx.epoch {
             // Sent by an actor that already cut for a later snapshot: cut first, or this
             // message would be inside our cut but outside its sender's.
-            self.take_cut(env.epoch);
+            if let Err(panic) = self.take_cut(env.epoch)
+                && let Some(reason) = self.recover(panic).await
+            {
+                return Some(reason); // the message is dropped, as with a panicking handler
+            }
         }
         let Envelope { origin, msg, reply, .. } = env;
         if let Origin::Timer(id) = origin
@@ -185,14 +189,14 @@ impl<A: Actor> Runner<A> {
                 let actor = self.actor.as_mut()?;
                 turn(running, actor.on_child_event(&mut self.ctx, event)).await
             }
-            Signal::Marker(epoch) => {
-                self.take_cut(epoch);
-                return None;
-            }
-            Signal::Migrate(departing) => {
-                self.departed = self.depart(*departing);
-                return self.departed.then_some(ExitReason::Stopped);
-            }
+            Signal::Marker(epoch) => self.take_cut(epoch),
+            Signal::Migrate(departing) => match self.depart(*departing) {
+                Ok(departed) => {
+                    self.departed = departed;
+                    return departed.then_some(ExitReason::Stopped);
+                }
+                Err(panic) => Err(panic),
+            },
             Signal::Down(down) => {
                 if !self.ctx.watching.remove(&down.actor) {
                     return None; // unwatched meanwhile
@@ -210,22 +214,41 @@ impl<A: Actor> Runner<A> {
     /// Takes the cut for snapshot `to` if behind it: captures the state and pending timers,
     /// moves the backlog into the batch atomically with the epoch switch, records the part of
     /// the backlog that is in flight, and hands it all to the snapshot engine.
-    fn take_cut(&mut self, to: Epoch) {
+    ///
+    /// A panic in the state's encoder (its `Serialize`) is caught: the cut is still taken
+    /// and reported, as a capture problem naming the actor (the snapshot fails at once, it
+    /// does not hang), and the panic is returned for the caller to handle as a panicking
+    /// handler's (supervision: restart or stop, watchers told).
+    #[must_use = "a panic in the state encoder must go to supervision"]
+    fn take_cut(&mut self, to: Epoch) -> Result<(), String> {
         if to <= self.ctx.epoch {
-            return; // a stale marker: already cut (the epoch only moves here, at cuts)
+            return Ok(()); // a stale marker: already cut (the epoch only moves here, at cuts)
         }
         let id = self.ctx.id();
+        let mut panicked = None;
         let encoded = match (&self.codec, &self.actor) {
-            (Some(codec), Some(actor)) => (codec.encode)(actor).map_err(|e| {
-                format!("actor {id} ({}): state does not encode: {e}", codec.type_name)
-            }),
+            (Some(codec), Some(actor)) => match turn_sync(|| (codec.encode)(actor)) {
+                Ok(encoded) => encoded.map_err(|e| {
+                    format!("actor {id} ({}): state does not encode: {e}", codec.type_name)
+                }),
+                Err(panic) => {
+                    let problem = format!(
+                        "actor {id} ({}): state encoder panicked: {panic}",
+                        codec.type_name
+                    );
+                    panicked = Some(panic);
+                    Err(problem)
+                }
+            },
             (None, _) => Err(format!(
                 "actor {id} ({}) is not registered as an ActorState, so it cannot be captured",
                 self.inbox.core().meta.type_name
             )),
             (Some(_), None) => Err(format!("actor {id} has no instance")),
         };
-        let Some((cut, batch, mut watchers)) = self.inbox.cut(to) else { return };
+        let Some((cut, batch, mut watchers)) = self.inbox.cut(to) else {
+            return panicked.map_or(Ok(()), Err);
+        };
         // A moved actor's forwarding entry watches it under its own id: not a watcher.
         watchers.retain(|w| *w != id);
         let mut queued_timers = HashSet::new();
@@ -257,6 +280,7 @@ impl<A: Actor> Runner<A> {
         tracing::trace!(actor = %id, epoch = %cut.to, backlog = backlog.len(), "cut");
         let effects = self.ctx.system.engine().cut(cut, CutReport { entry, state, backlog });
         self.ctx.system.run_effects(effects);
+        panicked.map_or(Ok(()), Err)
     }
 
     /// Stops the actor in order: refuse new messages, stop and await the children, cancel

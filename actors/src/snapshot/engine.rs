@@ -964,7 +964,14 @@ fn assemble(epoch: Epoch, mut parts: Vec<NodePart>) -> Result<Checkpoint, Snapsh
     let problems: Vec<String> = parts.iter_mut().flat_map(|p| p.problems.drain(..)).collect();
     if !problems.is_empty() {
         tracing::warn!(%epoch, problems = problems.len(), "snapshot could not capture everything");
-        return Err(SnapshotError::Capture { epoch, problems });
+        let captured: HashSet<ActorId> =
+            parts.iter().flat_map(|p| p.states.iter().map(|s| s.id)).collect();
+        let actors = parts
+            .iter()
+            .flat_map(|p| p.actors.iter().map(|a| a.id))
+            .filter(|id| !captured.contains(id))
+            .collect();
+        return Err(SnapshotError::Capture { epoch, actors, problems });
     }
     // A part holds its own actors' records first, then those it made for actors that cut
     // elsewhere (relayed after they moved away: they arrived after that cut). Each

@@ -23,10 +23,13 @@ pub enum SnapshotError {
     },
     /// The snapshot completed as a cut, but some actor's state or some in-flight message
     /// could not be captured (for example an actor type not registered with
-    /// [`SystemBuilder::register`](crate::SystemBuilder::register)).
+    /// [`SystemBuilder::register`](crate::SystemBuilder::register), or a state whose
+    /// encoder failed or panicked; a panic is then handled as a panicking handler's).
     Capture {
         /// Its epoch.
         epoch: Epoch,
+        /// The actors whose state could not be captured, if any.
+        actors: Vec<ActorId>,
         /// What could not be captured, one line each.
         problems: Vec<String>,
     },
@@ -58,7 +61,7 @@ impl fmt::Display for SnapshotError {
             SnapshotError::Aborted { epoch, reason } => {
                 write!(f, "snapshot {epoch} aborted: {reason}")
             }
-            SnapshotError::Capture { epoch, problems } => {
+            SnapshotError::Capture { epoch, problems, .. } => {
                 write!(f, "snapshot {epoch} could not capture {} item(s)", problems.len())?;
                 for p in problems.iter().take(5) {
                     write!(f, "; {p}")?;
