@@ -252,6 +252,9 @@ struct EngineState {
     collect: Option<Collect>,
     /// Actors on the node, to size the next round.
     actors_hint: usize,
+    /// Restores whose actors are registered but not started (admitted) yet: while any is,
+    /// this node refuses to start or take part in a snapshot, which would miss them.
+    pending_restores: usize,
 }
 
 /// One node's snapshot machinery.
@@ -283,6 +286,7 @@ impl SnapshotEngine {
                 finishing: Vec::new(),
                 collect: None,
                 actors_hint: 0,
+                pending_restores: 0,
             })),
             me,
             clock: Instant::now(),
@@ -323,6 +327,18 @@ impl SnapshotEngine {
                 Err(e)
             }
         }
+    }
+
+    /// A restore registers actors that are not started yet: until
+    /// [`restore_started`](Self::restore_started), snapshots are refused here.
+    pub(crate) fn restore_pending(&self) {
+        self.lock().pending_restores += 1;
+    }
+
+    /// A pending restore's actors are all started (admitted to snapshots).
+    pub(crate) fn restore_started(&self) {
+        let mut st = self.lock();
+        st.pending_restores = st.pending_restores.saturating_sub(1);
     }
 
     /// An actor took `cut` and hands over what it captured.
@@ -467,6 +483,9 @@ impl SnapshotEngine {
             Wire::Reject { epoch, reason } => {
                 st.coordinator.reject(from.to_owned(), epoch, reason);
             }
+            Wire::RestorePending { epoch } => {
+                st.coordinator.restore_pending(from.to_owned(), epoch);
+            }
             Wire::Part { .. } => unreachable!("handled above"),
         }
         let more = self.pump(&mut st);
@@ -511,6 +530,9 @@ impl SnapshotEngine {
         deadline: Duration,
     ) -> Result<(Epoch, Outcome, Effects), SnapshotError> {
         let mut st = self.lock();
+        if st.pending_restores > 0 {
+            return Err(SnapshotError::RestorePending { node: self.me.clone() });
+        }
         // A snapshot this node follows blocks a new one; one that reached it only through a
         // tagged message (its coordinator unknown, perhaps gone) is superseded.
         let followed = st.node.running().filter(|e| st.leader.as_ref().is_some_and(|l| l.0 == *e));
@@ -664,7 +686,14 @@ impl SnapshotEngine {
                     CoordinatorAction::Aborted { epoch, reason } => {
                         tracing::warn!(%epoch, %reason, "snapshot aborted");
                         if let Some(collect) = st.collect.take_if(|c| c.epoch == epoch) {
-                            let err = SnapshotError::Aborted { epoch, reason: reason.to_string() };
+                            let err = match reason {
+                                AbortReason::RestorePending(node) => {
+                                    SnapshotError::RestorePending { node }
+                                }
+                                reason => {
+                                    SnapshotError::Aborted { epoch, reason: reason.to_string() }
+                                }
+                            };
                             effects.answer(collect.waiter, Answer::Done(Err(err)));
                         }
                     }
@@ -751,6 +780,16 @@ impl SnapshotEngine {
     /// Coordinator `from` starts snapshot `epoch`: follow it, or refuse if this node follows
     /// another coordinator's snapshot of the same or a later epoch.
     fn on_start(&self, st: &mut EngineState, from: &str, epoch: Epoch) {
+        if st.pending_restores > 0 {
+            // Restored actors not started yet would be missing from the snapshot.
+            tracing::info!(%epoch, coordinator = %from, "refusing a snapshot: a restore is pending here");
+            if from == self.me {
+                st.coordinator.restore_pending(self.me.clone(), epoch);
+            } else {
+                self.send(from, &Wire::RestorePending { epoch });
+            }
+            return;
+        }
         let target = st.node.epoch();
         let running = st.node.running();
         let leader = st.leader.as_ref().filter(|(e, _)| *e == target).map(|(_, l)| l.as_str());

@@ -46,6 +46,15 @@ pub enum SnapshotError {
         /// What crossed the cut.
         reasons: Vec<String>,
     },
+    /// A node of the system (this one, or another node of its cluster) holds actors
+    /// restored from a checkpoint that have not started yet
+    /// ([`SystemBuilder::restore_where`](crate::SystemBuilder::restore_where) before
+    /// [`PendingRestore::start`](crate::PendingRestore::start), or a cluster node before its
+    /// `resume`): a snapshot would miss them, so it is refused. Start them first.
+    RestorePending {
+        /// The node holding the pending restore.
+        node: String,
+    },
     /// The system is shutting down.
     ShuttingDown,
     /// The checkpoint store failed.
@@ -75,6 +84,10 @@ impl fmt::Display for SnapshotError {
                 }
                 Ok(())
             }
+            SnapshotError::RestorePending { node } => write!(
+                f,
+                "node {node} holds restored actors that have not started; a snapshot would miss them"
+            ),
             SnapshotError::ShuttingDown => f.write_str("actor system is shutting down"),
             SnapshotError::Store(e) => write!(f, "checkpoint store: {e}"),
         }
