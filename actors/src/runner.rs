@@ -309,6 +309,9 @@ impl<A: Actor> Runner<A> {
                 route.unwatch(watched, id); // its node holds a watch for this actor
             }
         }
+        // No handler runs any more: the cut is final. Kept for tells from other nodes that
+        // arrive once the actor has left the registry.
+        self.ctx.system.remember_cut(id, self.inbox.core().cut_state());
         self.ctx.system.unregister(id, self.ctx.me.name(), self.ctx.parent.is_none());
         let (dead_letters, watchers) = self.inbox.terminate(reason.clone());
         if dead_letters > 0 {

@@ -86,7 +86,8 @@ pub(crate) struct Recorded {
 }
 
 impl LateSink {
-    fn push(&self, late: Late) {
+    /// Appends a recording.
+    pub(crate) fn push(&self, late: Late) {
         lock(&self.records).push(late);
     }
 
@@ -142,7 +143,8 @@ pub(crate) enum PushError<T> {
 /// - If the sender is never told ([`Silent`](Refusal::Silent): a tell from another node,
 ///   which that node's link accepted), the message left its sender for good, exactly as one
 ///   accepted and then dropped as a dead letter: it was in flight at the receiver's cut and
-///   is recorded, like any message arriving after that cut.
+///   is recorded, like any message arriving after that cut. (Once the actor has left the
+///   registry, `ActorSystem::deliver` records such a tell from the cut it kept.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
     /// The sender learns of the refusal: a refused message is not recorded.
@@ -538,6 +540,11 @@ impl<T: Stamp> MailboxCore<T> {
             return route.unwatch(self.meta.id, id);
         }
         lock(&self.queue).watchers.retain(|w| w.id() != id);
+    }
+
+    /// The actor's place in the snapshot protocol (its epoch and latest cut).
+    pub(crate) fn cut_state(&self) -> ActorCut {
+        lock(&self.queue).cut
     }
 
     /// The number of data messages waiting in the shared queue (not the consumer's batch).
