@@ -40,6 +40,8 @@ enum WalletMsg {
     /// Hand over up to this much (answered).
     Take(u64),
     Balance,
+    /// Waits on the gate (held busy by the test).
+    Hold,
 }
 
 impl Wallet {
@@ -90,6 +92,7 @@ impl Actor for Wallet {
                 return n;
             }
             WalletMsg::Balance => {}
+            WalletMsg::Hold => self.wait_for_gate().await,
         }
         self.balance
     }
@@ -117,6 +120,7 @@ enum WalletView {
     Deposit(u64),
     Take(u64),
     Balance,
+    Hold,
 }
 
 /// Balances plus recorded deposits.
@@ -212,6 +216,39 @@ async fn an_ask_refused_by_an_actor_that_stopped_after_its_cut_is_not_replayed()
     }
     assert_eq!(total, 110, "the restored wallets lost money");
     bounded(restored.shutdown()).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_ask_dropped_unanswered_after_the_responders_cut_is_not_replayed() {
+    let system = wallets();
+    let (b, b_entered, b_open) = Wallet::gated(10);
+    let b = system.spawn(b).unwrap();
+    b.tell(WalletMsg::Hold).await.unwrap();
+    bounded(b_entered).await.unwrap(); // B is busy in a handler
+    // A's gate is open already: it reports entering and asks B in the same poll, so once
+    // the test hears of it, the request is queued at B.
+    let (a, a_entered, a_open) = Wallet::gated(100);
+    a_open.send(()).unwrap();
+    let a = system.spawn(a).unwrap();
+    a.tell(WalletMsg::Withdraw { from: b.clone(), amount: 10 }).await.unwrap();
+    bounded(a_entered).await.unwrap();
+
+    let snapshot = start_snapshot(&system).await;
+    // B finishes its handler, cuts with the request queued (recorded), then stops and drops
+    // it: A learns that it failed (`NoReply`) before its own cut and keeps its 100.
+    b.stop();
+    b_open.send(()).unwrap();
+    bounded(b.wait_stopped()).await;
+
+    let checkpoint = bounded(snapshot).await.unwrap().expect("snapshot");
+    assert_eq!(bounded(a.ask(WalletMsg::Balance)).await.unwrap(), 100);
+    let replayed = checkpoint
+        .in_flight
+        .iter()
+        .filter(|m| matches!(rmp_serde::from_slice(&m.payload), Ok(WalletView::Take(_))))
+        .count();
+    assert_eq!(replayed, 0, "a request its asker saw fail is recorded: {:?}", checkpoint.in_flight);
+    bounded(system.shutdown()).await;
 }
 
 /// A branch of a bank whose branches close: a closing branch forwards its balance (and any
