@@ -128,3 +128,36 @@ async fn a_panicking_state_encoder_fails_the_snapshot_at_once_and_supervision_ap
     assert_eq!(ids, expected);
     bounded(system.shutdown()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_state_encoder_fails_a_migration_and_supervision_applies() {
+    use amber::ClusterError;
+    use amber::actors::migrate::MigrateError;
+
+    let builder = || ActorSystem::builder().register::<Fragile>();
+    let nodes = [
+        support::cluster::node("m0", builder()).await,
+        support::cluster::node("m1", builder()).await,
+    ];
+    support::cluster::mesh(&nodes).await;
+    let moving = nodes[0].system().spawn(Fragile::new(true)).unwrap();
+    let (tx, mut downs) = mpsc::unbounded_channel();
+    let watcher =
+        nodes[0].system().spawn(Fragile { downs: Some(tx), ..Fragile::new(false) }).unwrap();
+    bounded(watcher.ask(FragileMsg::Watch(moving.clone()))).await.unwrap();
+
+    match bounded(nodes[0].migrate(moving.id(), nodes[1].node())).await {
+        Err(ClusterError::Migrate(MigrateError::Codec { actor, error })) => {
+            assert_eq!(actor, moving.id());
+            assert!(error.contains("panicked"), "{error}");
+        }
+        other => panic!("expected a codec error, got {other:?}"),
+    }
+    let down = support::next(&mut downs).await;
+    assert_eq!(down.actor, moving.id());
+    assert!(matches!(down.reason, ExitReason::Panicked(_)), "{:?}", down.reason);
+    assert!(matches!(bounded(moving.ask(FragileMsg::Get)).await, Err(AskError::Stopped)));
+    for n in &nodes {
+        bounded(n.shutdown()).await;
+    }
+}
