@@ -315,7 +315,7 @@ impl Branch {
         }
     }
 
-    async fn to_head(&mut self, amount: u64) {
+    async fn send_to_head(&mut self, amount: u64) {
         if let Some(head) = &self.head
             && amount > 0
             && head.tell(BranchMsg::Deposit { amount, hops: 0 }).await.is_err()
@@ -335,7 +335,7 @@ impl Actor for Branch {
                 self.peers = peers;
                 self.head = Some(head);
             }
-            BranchMsg::Deposit { amount, .. } if self.closing => self.to_head(amount).await,
+            BranchMsg::Deposit { amount, .. } if self.closing => self.send_to_head(amount).await,
             BranchMsg::Deposit { amount, hops } => {
                 self.balance += amount;
                 if hops > 0 {
@@ -347,7 +347,7 @@ impl Actor for Branch {
             BranchMsg::Close => {
                 self.closing = true;
                 let all = std::mem::take(&mut self.balance);
-                self.to_head(all).await;
+                self.send_to_head(all).await;
                 ctx.myself().drain();
             }
         }
@@ -446,7 +446,7 @@ async fn a_bank_whose_branches_close_adds_up_in_every_snapshot() {
                 x ^= x << 17;
                 let branch = &branches[(x % BRANCHES as u64) as usize];
                 // An ask now and then keeps the backlog short (it waits for the handler).
-                if x % 8 == 0 {
+                if x.is_multiple_of(8) {
                     let _ = branch.ask(BranchMsg::Kick { hops: 6 }).await;
                 } else {
                     let _ = branch.tell(BranchMsg::Kick { hops: 6 }).await;
