@@ -5,6 +5,7 @@ mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use amber::cluster::Placement;
 use amber::prelude::*;
@@ -225,6 +226,47 @@ async fn watches_between_nodes_come_back_with_a_restore_onto_other_nodes() {
         })
         .await;
         assert_eq!(watcher.ask(Work::Get).await.unwrap(), 100);
+    }
+    for n in &restored {
+        bounded(n.shutdown()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_node_snapshots_a_cluster_restore_before_every_node_has_resumed() {
+    let (nodes, _local) = bank(["s", "t", "u"]).await;
+    let checkpoint = bounded(nodes[0].system().snapshot()).await.expect("a snapshot");
+    let total = audit(&checkpoint).total();
+    for n in &nodes {
+        bounded(n.shutdown()).await;
+    }
+
+    let placement = Placement::spread(["v", "w"]);
+    let mut restored = Vec::new();
+    for name in ["v", "w"] {
+        let node =
+            Cluster::restore(builder(), support::cluster::config(name), &checkpoint, &placement);
+        restored.push(bounded(node).await.expect("restore a share"));
+    }
+    mesh(&restored).await;
+    // Neither has resumed: each refuses, naming itself.
+    for n in &restored {
+        match bounded(n.system().snapshot()).await {
+            Err(SnapshotError::RestorePending { node }) => assert_eq!(node, n.node().as_str()),
+            other => panic!("expected RestorePending, got {:?}", other.map(|c| c.manifest)),
+        }
+    }
+    // v resumes, w has not: a snapshot from v would hold only v's accounts; w refuses it.
+    bounded(restored[0].resume(Duration::from_secs(10))).await.expect("v resumes");
+    match bounded(restored[0].system().snapshot()).await {
+        Err(SnapshotError::RestorePending { node }) => assert_eq!(node, "w"),
+        other => panic!("expected w to refuse, got {:?}", other.map(|c| c.manifest)),
+    }
+    bounded(restored[1].resume(Duration::from_secs(10))).await.expect("w resumes");
+    for n in &restored {
+        let again = bounded(n.system().snapshot()).await.expect("a snapshot once all resumed");
+        assert_eq!(again.manifest.actors.len(), checkpoint.manifest.actors.len());
+        assert_eq!(audit(&again).total(), total);
     }
     for n in &restored {
         bounded(n.shutdown()).await;

@@ -253,3 +253,26 @@ async fn periodic_checkpoints_are_written_until_stopped() {
     bounded(again.shutdown()).await;
     bounded(system.shutdown()).await;
 }
+
+#[test]
+fn a_restore_that_has_not_started_refuses_snapshots_instead_of_missing_its_actors() {
+    let checkpoint = busy_bank_snapshot();
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let pending = ActorSystem::builder()
+            .register::<Account>()
+            .restore_where(&checkpoint, |_| true)
+            .expect("restore");
+        let system = pending.system().clone();
+        match bounded(system.snapshot()).await {
+            Err(amber::SnapshotError::RestorePending { node }) => assert_eq!(node, system.node()),
+            other => panic!("a snapshot of an unstarted restore: {:?}", other.map(|c| c.manifest)),
+        }
+        let system = pending.start();
+        let again = bounded(system.snapshot()).await.expect("a snapshot once started");
+        assert_eq!(again.manifest.actors.len(), checkpoint.manifest.actors.len());
+        assert_eq!(audit(&again).total(), audit(&checkpoint).total());
+        bounded(system.shutdown()).await;
+    });
+}

@@ -84,8 +84,10 @@ impl<A: Actor> ActorRef<A> {
             if self.push(env).await.is_err() {
                 return Err(self.node_down().unwrap_or(AskError::Stopped));
             }
-            let (reply, responder_epoch) =
-                rx.await.map_err(|_| self.node_down().unwrap_or(AskError::NoReply))?;
+            let Ok((reply, responder_epoch)) = rx.await else {
+                self.taint_if_dropped_after_cut(asker);
+                return Err(self.node_down().unwrap_or(AskError::NoReply));
+            };
             if let Some(asker) = asker
                 && responder_epoch > asker.epoch
             {
@@ -105,6 +107,29 @@ impl<A: Actor> ActorRef<A> {
         match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(AskError::Timeout(timeout)),
+        }
+    }
+
+    /// The request of `asker` was dropped unanswered (the responder stopped). If the
+    /// responder had cut for a snapshot the asker has not cut for, the request was recorded
+    /// in flight at that cut (queued then, or arriving after), yet the asker, still before
+    /// its own cut, learns it failed and keeps what it asked for: that snapshot would count
+    /// the request twice, so it is marked inconsistent (and retried).
+    fn taint_if_dropped_after_cut(&self, asker: Option<crate::current::Running>) {
+        let Some(asker) = asker else { return };
+        if self.mailbox.meta.route.is_some() {
+            return; // on another node: its refusal answers carry no epoch
+        }
+        let responder = self.mailbox.cut_state().epoch();
+        if responder > asker.epoch {
+            self.mailbox.meta.late.taint(
+                responder,
+                format!(
+                    "actor {} learned that {} dropped its ask after its cut",
+                    asker.id,
+                    self.id()
+                ),
+            );
         }
     }
 

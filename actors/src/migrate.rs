@@ -348,23 +348,27 @@ pub(crate) fn arrive<A: ActorState>(
 }
 
 impl<A: Actor> Runner<A> {
-    /// Handles a request to move: `true` if the actor left (its task then ends without
-    /// stopping it).
-    pub(crate) fn depart(&mut self, departing: Departing) -> bool {
+    /// Handles a request to move: `Ok(true)` if the actor left (its task then ends without
+    /// stopping it). `Err(panic)` if the state's encoder panicked: the actor stays, the
+    /// requester gets [`MigrateError::Codec`], and the caller handles the panic as a
+    /// panicking handler's (supervision).
+    pub(crate) fn depart(&mut self, departing: Departing) -> Result<bool, String> {
         let Departing { route, hand_off, done } = departing;
-        let result = self.try_depart(&route, hand_off);
+        let mut panicked = None;
+        let result = self.try_depart(&route, hand_off, &mut panicked);
         if let Err(e) = &result {
             tracing::warn!(actor = %self.ctx.id(), to = %route.node(), error = %e, "actor did not move");
         }
         let departed = result.is_ok();
         let _ = done.send(result);
-        departed
+        panicked.map_or(Ok(departed), Err)
     }
 
     fn try_depart(
         &mut self,
         route: &Arc<dyn RemoteRoute>,
         hand_off: HandOff,
+        panicked: &mut Option<String>,
     ) -> Result<(), MigrateError> {
         let id = self.ctx.id();
         let core = self.inbox.core().clone();
@@ -378,8 +382,16 @@ impl<A: Actor> Runner<A> {
         }
         let actor = self.actor.as_ref().ok_or(MigrateError::Stopping(id))?;
         let codec_error = |error: String| MigrateError::Codec { actor: id, error };
-        let state = (codec.encode)(actor)
-            .map_err(|e| codec_error(format!("state does not encode: {e}")))?;
+        let state = match crate::turn::turn_sync(|| (codec.encode)(actor)) {
+            Ok(encoded) => {
+                encoded.map_err(|e| codec_error(format!("state does not encode: {e}")))?
+            }
+            Err(panic) => {
+                let error = codec_error(format!("state encoder panicked: {panic}"));
+                *panicked = Some(panic);
+                return Err(error);
+            }
+        };
         let name = core.meta.name.as_deref().map(str::to_owned);
         let watching: Vec<ActorId> = self.ctx.watching.iter().copied().collect();
         let system = self.ctx.system.clone();

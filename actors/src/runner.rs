@@ -77,8 +77,10 @@ impl<A: Actor> Runner<A> {
                 // Drained while deferring a cut: the messages set aside for after it are
                 // still to be handled, so the cut is taken now.
                 Next::Closed if let Some(deferred) = self.inbox.deferred() => {
-                    let _ = self.take_cut(deferred, amber_snapshot::MAX_DEPTH);
-                    None
+                    match self.take_cut(deferred, amber_snapshot::MAX_DEPTH) {
+                        Ok(_) => None,
+                        Err(panic) => self.recover(panic).await,
+                    }
                 }
                 Next::Closed => Some(ExitReason::Stopped),
                 Next::Empty => None,
@@ -153,9 +155,16 @@ impl<A: Actor> Runner<A> {
             // still be asked by actors that have not cut defers the cut instead, and sets
             // the message aside until it has cut (the inbox sets aside the later ones).
             let released = self.released(env.epoch);
-            if !self.take_cut(env.epoch, released) {
-                self.inbox.hold_back(env);
-                return None;
+            match self.take_cut(env.epoch, released) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.inbox.hold_back(env);
+                    return None;
+                }
+                Err(panic) => {
+                    // The message is dropped, as with a panicking handler.
+                    return self.recover(panic).await;
+                }
             }
         }
         if env.reply.is_some()
@@ -215,22 +224,24 @@ impl<A: Actor> Runner<A> {
             }
             Signal::Marker(epoch) => {
                 let released = self.released(epoch);
-                self.take_cut(epoch, released);
-                return None;
+                self.take_cut(epoch, released).map(drop)
             }
-            Signal::Release(epoch) => {
+            Signal::Release(epoch) => match self.inbox.deferred().filter(|d| *d <= epoch) {
                 // Asks served meanwhile may have made this actor deeper than the release:
                 // it asks again (and stays registered if it must still wait).
-                if let Some(deferred) = self.inbox.deferred().filter(|d| *d <= epoch) {
+                Some(deferred) => {
                     let released = self.released(deferred);
-                    let _ = self.take_cut(deferred, released);
+                    self.take_cut(deferred, released).map(drop)
                 }
-                return None;
-            }
-            Signal::Migrate(departing) => {
-                self.departed = self.depart(*departing);
-                return self.departed.then_some(ExitReason::Stopped);
-            }
+                None => return None,
+            },
+            Signal::Migrate(departing) => match self.depart(*departing) {
+                Ok(departed) => {
+                    self.departed = departed;
+                    return departed.then_some(ExitReason::Stopped);
+                }
+                Err(panic) => Err(panic),
+            },
             Signal::Down(down) => {
                 if !self.ctx.watching.remove(&down.actor) {
                     return None; // unwatched meanwhile
@@ -259,29 +270,48 @@ impl<A: Actor> Runner<A> {
     /// moves the backlog into the batch atomically with the epoch switch, records the part of
     /// the backlog that is in flight, and hands it all to the snapshot engine. If the
     /// actor's ask depth is above `released`, it defers the cut instead (the ask rule).
-    /// Returns `false` if it deferred the cut.
-    fn take_cut(&mut self, to: Epoch, released: u8) -> bool {
+    /// Returns `Ok(false)` if it deferred the cut.
+    ///
+    /// A panic in the state's encoder (its `Serialize`) is caught: the cut is still taken
+    /// and reported, as a capture problem naming the actor (the snapshot fails at once, it
+    /// does not hang), and the panic is returned for the caller to handle as a panicking
+    /// handler's (supervision: restart or stop, watchers told).
+    #[must_use = "a panic in the state encoder must go to supervision"]
+    fn take_cut(&mut self, to: Epoch, released: u8) -> Result<bool, String> {
         if to <= self.ctx.epoch {
-            return true; // a stale marker: already cut (the epoch only moves here, at cuts)
+            return Ok(true); // a stale marker: already cut (the epoch only moves here, at cuts)
         }
         let id = self.ctx.id();
-        let encoded = match (&self.codec, &self.actor) {
-            (Some(codec), Some(actor)) => (codec.encode)(actor).map_err(|e| {
-                format!("actor {id} ({}): state does not encode: {e}", codec.type_name)
-            }),
-            (None, _) => Err(format!(
-                "actor {id} ({}) is not registered as an ActorState, so it cannot be captured",
-                self.inbox.core().meta.type_name
-            )),
-            (Some(_), None) => Err(format!("actor {id} has no instance")),
-        };
+        let type_name = self.inbox.core().meta.type_name;
         let (cut, batch, mut watchers) = match self.inbox.cut(to, released) {
             Cutting::Cut(cut, batch, watchers) => (cut, batch, watchers),
-            Cutting::Stale => return true,
+            Cutting::Stale => return Ok(true),
             Cutting::Deferred => {
                 tracing::trace!(actor = %id, epoch = %to, depth = self.depth, "cut deferred");
-                return false;
+                return Ok(false);
             }
+        };
+        // The state is captured after the decision (a deferred cut encodes nothing); nothing
+        // runs on this actor in between.
+        let mut panicked = None;
+        let encoded = match (&self.codec, &self.actor) {
+            (Some(codec), Some(actor)) => match turn_sync(|| (codec.encode)(actor)) {
+                Ok(encoded) => encoded.map_err(|e| {
+                    format!("actor {id} ({}): state does not encode: {e}", codec.type_name)
+                }),
+                Err(panic) => {
+                    let problem = format!(
+                        "actor {id} ({}): state encoder panicked: {panic}",
+                        codec.type_name
+                    );
+                    panicked = Some(panic);
+                    Err(problem)
+                }
+            },
+            (None, _) => Err(format!(
+                "actor {id} ({type_name}) is not registered as an ActorState, so it cannot be captured"
+            )),
+            (Some(_), None) => Err(format!("actor {id} has no instance")),
         };
         // A moved actor's forwarding entry watches it under its own id: not a watcher.
         watchers.retain(|w| *w != id);
@@ -321,7 +351,7 @@ impl<A: Actor> Runner<A> {
         if crossed {
             self.ctx.system.run_effects(self.ctx.system.engine().ask_crossed(cut.to));
         }
-        true
+        panicked.map_or(Ok(true), Err)
     }
 
     /// Stops the actor in order: refuse new messages, stop and await the children, cancel
@@ -350,6 +380,9 @@ impl<A: Actor> Runner<A> {
                 route.unwatch(watched, id); // its node holds a watch for this actor
             }
         }
+        // No handler runs any more: the cut is final. Kept for tells from other nodes that
+        // arrive once the actor has left the registry.
+        self.ctx.system.remember_cut(id, self.inbox.core().cut_state());
         self.ctx.system.unregister(id, self.ctx.me.name(), self.ctx.parent.is_none());
         let (dead_letters, watchers) = self.inbox.terminate(reason.clone());
         if dead_letters > 0 {

@@ -100,7 +100,8 @@ pub(crate) struct Recorded {
 }
 
 impl LateSink {
-    fn push(&self, late: Late) {
+    /// Appends a recording.
+    pub(crate) fn push(&self, late: Late) {
         lock(&self.records).push(late);
     }
 
@@ -156,6 +157,30 @@ pub(crate) enum PushError<T> {
     Full(T),
     /// The mailbox no longer accepts data messages.
     Closed(T),
+}
+
+/// Whether the sender of a message learns that the mailbox refused it, which decides whether
+/// a refused message is in flight across a cut (DESIGN.md, "Global snapshots", point 9).
+///
+/// A message refused because its receiver stopped (closed, drained, terminated) after its cut
+/// is, for a snapshot, either still with its sender or lost in the channel:
+///
+/// - If the sender is told ([`Reported`](Refusal::Reported): every local send, whose error
+///   comes back to the caller, and every ask, whose asker gets an error reply), it still
+///   holds what the message carried (a bank keeps the money it could not pay): recording the
+///   message too would count it twice. It is not recorded.
+/// - If the sender is never told ([`Silent`](Refusal::Silent): a tell from another node,
+///   which that node's link accepted), the message left its sender for good, exactly as one
+///   accepted and then dropped as a dead letter: it was in flight at the receiver's cut and
+///   is recorded, like any message arriving after that cut. (Once the actor has left the
+///   registry, `ActorSystem::deliver` records such a tell from the cut it kept.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The sender learns of the refusal: a refused message is not recorded.
+    Reported,
+    /// The sender never learns of it: a refused message that crosses the receiver's cut is
+    /// recorded in flight.
+    Silent,
 }
 
 /// What the consumer gets next.
@@ -256,32 +281,34 @@ impl<T: Stamp> MailboxCore<T> {
     /// Pushes a data message without waiting.
     #[inline]
     pub(crate) fn try_push(&self, item: T) -> Result<(), PushError<T>> {
-        self.push(item, None, true)
+        self.push(item, None, true, Refusal::Reported)
     }
 
     /// Pushes a data message, or registers `cx` to be woken when room frees up.
     #[inline]
     pub(crate) fn poll_push(&self, cx: &mut Context<'_>, item: T) -> Result<(), PushError<T>> {
-        self.push(item, Some(cx), true)
+        self.push(item, Some(cx), true, Refusal::Reported)
     }
 
     /// Pushes a message that arrived from another node, regardless of capacity: the link's
     /// reader must not block behind one actor (backpressure across nodes is the link's
-    /// bounded queue and TCP), and per-sender order must hold.
-    pub(crate) fn push_remote(&self, item: T) -> Result<(), PushError<T>> {
-        self.push(item, None, false)
+    /// bounded queue and TCP), and per-sender order must hold. `refusal` says whether the
+    /// sender learns of a refusal (an ask: its asker gets an error reply) or not (a tell).
+    pub(crate) fn push_remote(&self, item: T, refusal: Refusal) -> Result<(), PushError<T>> {
+        self.push(item, None, false, refusal)
     }
 
-    /// The one push path: forward if the actor is on another node; refuse if closed
-    /// (recording a late dead letter); refuse if full (registering `cx`, if any, to be woken
-    /// when room frees up); else stamp, record if late, enqueue, and wake the consumer if it
-    /// parked.
+    /// The one push path: forward if the actor is on another node; refuse if closed (a
+    /// refusal the sender never learns of is recorded if it crosses the cut, see
+    /// [`Refusal`]); refuse if full (registering `cx`, if any, to be woken when room frees
+    /// up); else stamp, record if late, enqueue, and wake the consumer if it parked.
     #[inline]
     fn push(
         &self,
         mut item: T,
         cx: Option<&mut Context<'_>>,
         bounded: bool,
+        refusal: Refusal,
     ) -> Result<(), PushError<T>> {
         if let Some(route) = &self.meta.route {
             if bounded && !route.poll_ready(cx) {
@@ -299,7 +326,12 @@ impl<T: Stamp> MailboxCore<T> {
                     }
                     return self.relay(&moved, item);
                 }
-                let _ = self.record_if_late(&q, &item);
+                if refusal == Refusal::Silent {
+                    // Lost in the channel, as a dead letter: stamped like any arrival (an
+                    // outside message is input, after the cut), recorded if it crosses it.
+                    item.on_arrival(q.cut.arrival_tag());
+                    let _ = self.record_if_late(&q, &item);
+                }
                 return Err(PushError::Closed(item));
             }
             if bounded && q.data.len() >= q.capacity {
@@ -543,6 +575,11 @@ impl<T: Stamp> MailboxCore<T> {
             return route.unwatch(self.meta.id, id);
         }
         lock(&self.queue).watchers.retain(|w| w.id() != id);
+    }
+
+    /// The actor's place in the snapshot protocol (its epoch and latest cut).
+    pub(crate) fn cut_state(&self) -> ActorCut {
+        lock(&self.queue).cut
     }
 
     /// The number of data messages waiting in the shared queue (not the consumer's batch).
@@ -884,6 +921,22 @@ mod tests {
         assert!(matches!(rx.try_next(), Next::Control(Signal::Stop(_))));
         assert!(matches!(rx.try_next(), Next::Data(1)));
         assert!(matches!(rx.try_next(), Next::Closed));
+    }
+
+    #[test]
+    fn a_refusal_the_sender_learns_of_is_not_recorded_one_it_never_learns_of_is() {
+        let (core, mut rx) = inbox(8);
+        assert!(rx.cut(Epoch(1)).is_some());
+        core.close();
+        // Sent by an actor before its cut (tag 0), refused after ours.
+        assert!(matches!(core.try_push(0), Err(PushError::Closed(0))));
+        assert!(matches!(core.push_remote(1, Refusal::Reported), Err(PushError::Closed(1))));
+        assert!(core.meta.late.take(Epoch(1)).records.is_empty(), "the senders were told");
+        assert!(matches!(core.push_remote(2, Refusal::Silent), Err(PushError::Closed(2))));
+        assert!(matches!(rx.try_next(), Next::Closed));
+        let _ = rx.terminate(ExitReason::Stopped);
+        assert!(matches!(core.push_remote(3, Refusal::Silent), Err(PushError::Closed(3))));
+        assert_eq!(core.meta.late.take(Epoch(1)).records.len(), 2, "lost in the channel");
     }
 
     #[test]

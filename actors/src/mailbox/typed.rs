@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use amber_snapshot::Epoch;
 
-use super::core::{MailboxCore, Watcher};
+use super::core::{MailboxCore, Refusal, Watcher};
 use crate::envelope::{Envelope, Origin};
 use crate::remote::{DeliverError, InboundMessage};
 use crate::signal::Signal;
@@ -79,7 +79,10 @@ impl<A: Actor> AnyMailbox for Mailbox<A> {
 
     fn deliver(&self, system: &ActorSystem, message: InboundMessage) -> Result<(), DeliverError> {
         let env = inbound_envelope::<A>(system, self.meta.id, message)?;
-        self.push_remote(env).map_err(|_| DeliverError::Stopped(self.meta.id))
+        // A refused ask is answered with an error (its reply channel drops): the asker
+        // learns of it. A refused tell is never reported back to its node.
+        let refusal = if env.reply.is_some() { Refusal::Reported } else { Refusal::Silent };
+        self.push_remote(env, refusal).map_err(|_| DeliverError::Stopped(self.meta.id))
     }
 
     fn end_moved(&self, reason: ExitReason) -> bool {

@@ -258,6 +258,9 @@ struct EngineState {
     /// Actors deferring their cut by the ask rule, with their ask depth: told when the node
     /// releases it ([`NodeAction::Release`]).
     deferring: HashMap<ActorId, (u8, Arc<dyn AnyMailbox>)>,
+    /// Restores whose actors are registered but not started (admitted) yet: while any is,
+    /// this node refuses to start or take part in a snapshot, which would miss them.
+    pending_restores: usize,
 }
 
 /// One node's snapshot machinery.
@@ -290,6 +293,7 @@ impl SnapshotEngine {
                 collect: None,
                 actors_hint: 0,
                 deferring: HashMap::new(),
+                pending_restores: 0,
             })),
             me,
             clock: Instant::now(),
@@ -330,6 +334,18 @@ impl SnapshotEngine {
                 Err(e)
             }
         }
+    }
+
+    /// A restore registers actors that are not started yet: until
+    /// [`restore_started`](Self::restore_started), snapshots are refused here.
+    pub(crate) fn restore_pending(&self) {
+        self.lock().pending_restores += 1;
+    }
+
+    /// A pending restore's actors are all started (admitted to snapshots).
+    pub(crate) fn restore_started(&self) {
+        let mut st = self.lock();
+        st.pending_restores = st.pending_restores.saturating_sub(1);
     }
 
     /// An actor took `cut` and hands over what it captured.
@@ -508,6 +524,9 @@ impl SnapshotEngine {
             Wire::Reject { epoch, reason } => {
                 st.coordinator.reject(from.to_owned(), epoch, reason);
             }
+            Wire::RestorePending { epoch } => {
+                st.coordinator.restore_pending(from.to_owned(), epoch);
+            }
             Wire::Part { .. } => unreachable!("handled above"),
         }
         let more = self.pump(&mut st);
@@ -552,6 +571,9 @@ impl SnapshotEngine {
         deadline: Duration,
     ) -> Result<(Epoch, Outcome, Effects), SnapshotError> {
         let mut st = self.lock();
+        if st.pending_restores > 0 {
+            return Err(SnapshotError::RestorePending { node: self.me.clone() });
+        }
         // A snapshot this node follows blocks a new one; one that reached it only through a
         // tagged message (its coordinator unknown, perhaps gone) is superseded.
         let followed = st.node.running().filter(|e| st.leader.as_ref().is_some_and(|l| l.0 == *e));
@@ -718,7 +740,14 @@ impl SnapshotEngine {
                     CoordinatorAction::Aborted { epoch, reason } => {
                         tracing::warn!(%epoch, %reason, "snapshot aborted");
                         if let Some(collect) = st.collect.take_if(|c| c.epoch == epoch) {
-                            let err = SnapshotError::Aborted { epoch, reason: reason.to_string() };
+                            let err = match reason {
+                                AbortReason::RestorePending(node) => {
+                                    SnapshotError::RestorePending { node }
+                                }
+                                reason => {
+                                    SnapshotError::Aborted { epoch, reason: reason.to_string() }
+                                }
+                            };
                             effects.answer(collect.waiter, Answer::Done(Err(err)));
                         }
                     }
@@ -805,6 +834,16 @@ impl SnapshotEngine {
     /// Coordinator `from` starts snapshot `epoch`: follow it, or refuse if this node follows
     /// another coordinator's snapshot of the same or a later epoch.
     fn on_start(&self, st: &mut EngineState, from: &str, epoch: Epoch) {
+        if st.pending_restores > 0 {
+            // Restored actors not started yet would be missing from the snapshot.
+            tracing::info!(%epoch, coordinator = %from, "refusing a snapshot: a restore is pending here");
+            if from == self.me {
+                st.coordinator.restore_pending(self.me.clone(), epoch);
+            } else {
+                self.send(from, &Wire::RestorePending { epoch });
+            }
+            return;
+        }
         let target = st.node.epoch();
         let running = st.node.running();
         let leader = st.leader.as_ref().filter(|(e, _)| *e == target).map(|(_, l)| l.as_str());
@@ -1018,7 +1057,14 @@ fn assemble(epoch: Epoch, mut parts: Vec<NodePart>) -> Result<Checkpoint, Snapsh
     let problems: Vec<String> = parts.iter_mut().flat_map(|p| p.problems.drain(..)).collect();
     if !problems.is_empty() {
         tracing::warn!(%epoch, problems = problems.len(), "snapshot could not capture everything");
-        return Err(SnapshotError::Capture { epoch, problems });
+        let captured: HashSet<ActorId> =
+            parts.iter().flat_map(|p| p.states.iter().map(|s| s.id)).collect();
+        let actors = parts
+            .iter()
+            .flat_map(|p| p.actors.iter().map(|a| a.id))
+            .filter(|id| !captured.contains(id))
+            .collect();
+        return Err(SnapshotError::Capture { epoch, actors, problems });
     }
     // A part holds its own actors' records first, then those it made for actors that cut
     // elsewhere (relayed after they moved away: they arrived after that cut). Each

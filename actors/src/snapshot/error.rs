@@ -23,10 +23,13 @@ pub enum SnapshotError {
     },
     /// The snapshot completed as a cut, but some actor's state or some in-flight message
     /// could not be captured (for example an actor type not registered with
-    /// [`SystemBuilder::register`](crate::SystemBuilder::register)).
+    /// [`SystemBuilder::register`](crate::SystemBuilder::register), or a state whose
+    /// encoder failed or panicked; a panic is then handled as a panicking handler's).
     Capture {
         /// Its epoch.
         epoch: Epoch,
+        /// The actors whose state could not be captured, if any.
+        actors: Vec<ActorId>,
         /// What could not be captured, one line each.
         problems: Vec<String>,
     },
@@ -43,6 +46,15 @@ pub enum SnapshotError {
         /// What crossed the cut.
         reasons: Vec<String>,
     },
+    /// A node of the system (this one, or another node of its cluster) holds actors
+    /// restored from a checkpoint that have not started yet
+    /// ([`SystemBuilder::restore_where`](crate::SystemBuilder::restore_where) before
+    /// [`PendingRestore::start`](crate::PendingRestore::start), or a cluster node before its
+    /// `resume`): a snapshot would miss them, so it is refused. Start them first.
+    RestorePending {
+        /// The node holding the pending restore.
+        node: String,
+    },
     /// The system is shutting down.
     ShuttingDown,
     /// The checkpoint store failed.
@@ -58,7 +70,7 @@ impl fmt::Display for SnapshotError {
             SnapshotError::Aborted { epoch, reason } => {
                 write!(f, "snapshot {epoch} aborted: {reason}")
             }
-            SnapshotError::Capture { epoch, problems } => {
+            SnapshotError::Capture { epoch, problems, .. } => {
                 write!(f, "snapshot {epoch} could not capture {} item(s)", problems.len())?;
                 for p in problems.iter().take(5) {
                     write!(f, "; {p}")?;
@@ -72,6 +84,10 @@ impl fmt::Display for SnapshotError {
                 }
                 Ok(())
             }
+            SnapshotError::RestorePending { node } => write!(
+                f,
+                "node {node} holds restored actors that have not started; a snapshot would miss them"
+            ),
             SnapshotError::ShuttingDown => f.write_str("actor system is shutting down"),
             SnapshotError::Store(e) => write!(f, "checkpoint store: {e}"),
         }

@@ -37,6 +37,9 @@ pub(crate) enum Wire {
         records: u32,
         last: bool,
     },
+    /// A node refuses snapshot `epoch` because it holds a restore whose actors have not
+    /// started yet ([`AbortReason::RestorePending`](amber_snapshot::AbortReason)).
+    RestorePending { epoch: Epoch },
 }
 
 impl Wire {

@@ -59,6 +59,10 @@ struct SystemInner {
     /// Actors that moved to other nodes: their mailboxes forward what is sent to them (more
     /// than one if an actor came back and left again; the newest last).
     moved: DashMap<ActorId, Vec<Arc<dyn AnyMailbox>>>,
+    /// The cuts of actors that stopped after cutting for the snapshot running here, kept
+    /// until that snapshot ends: a tell from another node tagged before such a cut may
+    /// still arrive once the actor has left the registry (see [`ActorSystem::deliver`]).
+    stopped_cuts: DashMap<ActorId, amber_snapshot::ActorCut>,
 }
 
 /// A set of actors sharing a registry, running on one tokio runtime.
@@ -143,6 +147,7 @@ impl ActorSystem {
                 shutting_down: AtomicBool::new(false),
                 engine,
                 moved: DashMap::new(),
+                stopped_cuts: DashMap::new(),
             }),
         }
     }
@@ -285,6 +290,11 @@ impl ActorSystem {
     /// Whatever its fate (queued, or refused as a dead letter), a message from an actor is
     /// counted for the snapshot protocol once this returns: call it for every such message,
     /// in the order the link delivered them.
+    ///
+    /// A refused *tell* (the actor stopped or drained; its sender's link took it, so the
+    /// sender never learns) that crosses the actor's cut is recorded in flight, even once
+    /// the actor has left the registry. A refused *ask* is not: the caller answers its asker
+    /// with the error, so the asker keeps what it asked for.
     pub fn deliver(&self, node: &str, message: InboundMessage) -> Result<(), DeliverError> {
         let to = message.to;
         let counted = message.from.map(|_| message.tag);
@@ -298,13 +308,55 @@ impl ActorSystem {
                     }
                     moved.deliver(self, message)
                 }
-                None => Err(DeliverError::NoSuchActor(to)),
+                None => {
+                    self.record_refused(&message);
+                    Err(DeliverError::NoSuchActor(to))
+                }
             },
         };
         if let Some(tag) = counted {
             self.run_effects(self.inner.engine.remote_received(node, tag));
         }
         result
+    }
+
+    /// A message from an actor on another node, for an actor no longer here: if it is a
+    /// tell (its sender never learns of the refusal; an ask is answered with an error) and
+    /// the actor stopped after cutting for the running snapshot, with the message tagged
+    /// before that cut, the message was in flight at the cut: it is recorded, as it would
+    /// have been had it arrived while the actor was still registered (see
+    /// [`Refusal`](crate::mailbox::core::Refusal)).
+    fn record_refused(&self, message: &InboundMessage) {
+        if message.reply.is_some() || message.from.is_none() {
+            return;
+        }
+        let Some(cut) = self.inner.stopped_cuts.get(&message.to).map(|c| *c) else { return };
+        if let Some(snapshot) = cut.recording(message.tag) {
+            let record = amber_snapshot::InFlightRecord {
+                to: message.to,
+                from: message.from,
+                epoch: message.tag,
+                ask: false,
+                payload: message.payload.clone(),
+            };
+            self.inner
+                .engine
+                .late
+                .push(crate::mailbox::core::Late { snapshot, record: Ok(record) });
+        }
+    }
+
+    /// Actor `id`, stopped at `cut`, is about to leave the registry: keeps its cut if it cut
+    /// for the snapshot running here (for [`record_refused`](Self::record_refused)), and
+    /// forgets those of snapshots that ended.
+    pub(crate) fn remember_cut(&self, id: ActorId, cut: amber_snapshot::ActorCut) {
+        let running = self.inner.engine.running();
+        if !self.inner.stopped_cuts.is_empty() {
+            self.inner.stopped_cuts.retain(|_, c| running.is_some() && c.last_cut() == running);
+        }
+        if running.is_some() && cut.last_cut() == running {
+            self.inner.stopped_cuts.insert(id, cut);
+        }
     }
 
     /// The live actor `id`, or the forwarding mailbox of one that moved to another node.

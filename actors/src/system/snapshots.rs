@@ -251,6 +251,9 @@ impl SystemBuilder {
         let epoch = checkpoint.manifest.epoch;
         let started = std::time::Instant::now();
         let system = ActorSystem::from_builder(self, epoch);
+        // Until every restored actor has started (and is admitted to snapshots), a snapshot
+        // would miss them: this node refuses snapshots (`SnapshotError::RestorePending`).
+        system.engine().restore_pending();
         let entries: Vec<&ActorEntry> =
             checkpoint.manifest.actors.iter().filter(|e| keep(e)).collect();
 
@@ -351,8 +354,10 @@ impl SystemBuilder {
 
 /// A system rebuilt from a checkpoint whose actors have not started yet
 /// ([`SystemBuilder::restore_where`]). Messages sent to them queue behind their recorded
-/// in-flight messages. Dropping it without [`start`](Self::start) leaves the actors
-/// unstarted; shut the system down.
+/// in-flight messages. Until [`start`](Self::start), the system refuses snapshots
+/// ([`SnapshotError::RestorePending`]; in a cluster, so does every snapshot this node is
+/// asked to take part in), which would miss the unstarted actors. Dropping it without
+/// `start` leaves the actors unstarted; shut the system down.
 #[must_use = "the restored actors run only once started"]
 pub struct PendingRestore {
     system: ActorSystem,
@@ -371,10 +376,13 @@ impl PendingRestore {
     }
 
     /// Starts every restored actor (without `on_start`: they resume) and returns the system.
+    /// Only from then on does the system take part in snapshots: before, they are refused
+    /// with [`SnapshotError::RestorePending`] (a snapshot would miss the restored actors).
     pub fn start(self) -> ActorSystem {
         for p in self.prepared {
             p.start();
         }
+        self.system.engine().restore_started();
         self.system
     }
 }

@@ -57,6 +57,12 @@ impl Cluster {
     /// Waits (up to `timeout`) until every other node of the restore's placement has
     /// introduced itself, then starts this node's restored actors. Nothing happens for a
     /// node that was not restored or has resumed already.
+    ///
+    /// This resumes this node only: the restored cluster runs once every node of the
+    /// placement has resumed. Until then, each node still holding its pending share refuses
+    /// every snapshot (its own, and those other nodes ask it to take part in) with
+    /// [`SnapshotError::RestorePending`](amber_actors::SnapshotError::RestorePending)
+    /// naming it, so no checkpoint misses its actors.
     pub async fn resume(&self, timeout: Duration) -> Result<(), ClusterError> {
         let shared = &self.shared;
         let nodes = match &*shared.pending.lock().unwrap_or_else(PoisonError::into_inner) {
@@ -71,7 +77,7 @@ impl Cluster {
         if let Some(pending) = pending {
             let actors = pending.restore.actors();
             let _ = pending.restore.start();
-            tracing::info!(node = %self.node(), actors, "restored actors resumed");
+            tracing::info!(node = %self.node(), actors, "this node's restored actors resumed");
         }
         Ok(())
     }

@@ -79,6 +79,10 @@ pub enum AbortReason<N> {
         /// Why.
         reason: String,
     },
+    /// A node holds actors restored from a checkpoint that have not started yet: a
+    /// snapshot now would miss them, so the node refuses to take part until they run.
+    #[error("node {0:?} holds a restore that has not started")]
+    RestorePending(N),
     /// A node exchanged messages with a node that is not part of the snapshot (not linked
     /// to the coordinator), whose counters the snapshot therefore cannot see.
     #[error("node {node:?} exchanged messages with {peer:?}, which is not part of the snapshot")]

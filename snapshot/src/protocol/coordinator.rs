@@ -184,6 +184,16 @@ impl<N: Clone + Ord> Coordinator<N> {
         }
     }
 
+    /// `node` holds a restore whose actors have not started and refuses snapshot `epoch`:
+    /// if it is the running one, it aborts ([`AbortReason::RestorePending`]).
+    pub fn restore_pending(&mut self, node: N, epoch: Epoch) {
+        if self.running() == Some(epoch)
+            && self.round.as_ref().is_some_and(|r| r.reports.contains_key(&node))
+        {
+            self.abort(AbortReason::RestorePending(node));
+        }
+    }
+
     /// `node` is down: a snapshot it takes part in aborts.
     pub fn node_down(&mut self, node: &N) {
         if self.round.as_ref().is_some_and(|r| r.reports.contains_key(node)) {
@@ -403,6 +413,24 @@ mod tests {
         c.skip_to(Epoch(9));
         c.skip_to(Epoch(3));
         assert_eq!(c.start([0], None), Ok(Epoch(10)));
+    }
+
+    #[test]
+    fn a_node_with_a_pending_restore_aborts_the_snapshot_naming_itself() {
+        let mut c = Coordinator::new(Epoch::ZERO);
+        let _ = c.start([0, 1], None).unwrap();
+        let _ = drain(&mut c);
+        c.restore_pending(1, Epoch(4));
+        assert!(drain(&mut c).is_empty(), "another epoch's refusal is ignored");
+        c.restore_pending(1, Epoch(1));
+        let actions = drain(&mut c);
+        assert_eq!(
+            actions.last(),
+            Some(&CoordinatorAction::Aborted {
+                epoch: Epoch(1),
+                reason: AbortReason::RestorePending(1)
+            })
+        );
     }
 
     #[test]

@@ -25,8 +25,12 @@
 //!    it dequeues a data message tagged `>= E` (cutting before processing it). At the cut its
 //!    state is captured, `e := E`, and, atomically with respect to enqueues, every queued
 //!    message tagged `< E` is recorded in queue order.
-//! 4. After the cut, every message enqueued with a tag `< E` (including dead letters at a
-//!    stopped actor that had cut) is recorded on arrival, then processed as usual.
+//! 4. After the cut, every message enqueued with a tag `< E` is recorded on arrival, then
+//!    processed as usual. A message *refused* after the cut (the actor stopped or drained)
+//!    is recorded only if its sender never learns of the refusal (a tell from another node,
+//!    which the link took): it is lost in the channel, like a dead letter. A refusal the
+//!    sender is told of (a local send's error, an ask's error reply) leaves what the message
+//!    carried with the sender, so it is not in flight and is not recorded.
 //! 5. Children inherit their parent's epoch; actors spawned from outside take the running
 //!    snapshot's epoch (they are not part of it). A child born behind the snapshot gets its
 //!    own marker, since it may have missed the broadcast.
@@ -68,7 +72,8 @@
 //!   tagged on arrival and never counted; ask replies are neither tagged nor counted.
 //! - **Enqueue**, under the receiver's mailbox lock: tag-on-arrival if untagged, then
 //!   [`ActorCut::recording`]; if it answers `Some(e)`, append a copy to snapshot `e`'s
-//!   recording for that actor. Same for a dead letter at a stopped actor. For a message from
+//!   recording for that actor. Same for a message refused by a stopped actor whose sender
+//!   is never told (a tell from a peer node), never for one whose sender is. For a message from
 //!   a peer node, then (after the lock) [`NodeSnapshot::remote_received`], dead letters to
 //!   unknown actors included.
 //! - **Between two messages**, under the mailbox lock: the control lane first
