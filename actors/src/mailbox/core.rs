@@ -501,6 +501,12 @@ impl<T: Stamp> MailboxCore<T> {
         lock(&self.queue).data.extend(items);
     }
 
+    /// How many data messages the queue holds before senders wait (`usize::MAX`:
+    /// unbounded), as a snapshot records it.
+    pub(crate) fn capacity(&self) -> usize {
+        lock(&self.queue).capacity
+    }
+
     /// Removes `id` from the watchers (for an actor on another node, withdraws the watch
     /// there).
     pub(crate) fn remove_watcher(&self, id: ActorId) {

@@ -222,14 +222,15 @@ impl ActorSystem {
     }
 
     /// A new, unregistered mailbox for an actor of type `A` carrying on from another node
-    /// with its place in the snapshot protocol.
+    /// with its place in the snapshot protocol (`capacity` `None`: the system's default).
     pub(crate) fn mailbox_resumed<A: Actor>(
         &self,
         id: ActorId,
         name: Option<String>,
+        capacity: Option<usize>,
         cut: amber_snapshot::ActorCut,
     ) -> Arc<Mailbox<A>> {
-        self.mailbox_with_route::<A>(id, name, None, cut, None)
+        self.mailbox_with_route::<A>(id, name, capacity, cut, None)
     }
 
     /// A new, unregistered mailbox; with a route, it forwards to an actor on another node.
@@ -337,17 +338,19 @@ impl ActorSystem {
         })
     }
 
-    /// Starts the task of an actor rebuilt from a checkpoint: it resumes without `on_start`.
+    /// Starts the task of an actor rebuilt from a checkpoint (or moved here): it resumes
+    /// without `on_start`; `factory` rebuilds it on the restarts `restarts` allows.
     pub(crate) fn start_runner_restored<A: Actor>(
         &self,
         mailbox: Arc<Mailbox<A>>,
         actor: A,
+        factory: Option<Factory<A>>,
         ctx: Context<A>,
         restarts: Restarts,
     ) -> ActorRef<A> {
         self.start(Runner {
             actor: Some(actor),
-            factory: None,
+            factory,
             ctx,
             inbox: Inbox::new(mailbox),
             restarts,

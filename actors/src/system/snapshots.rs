@@ -15,7 +15,7 @@ use crate::mailbox::AnyMailbox;
 use crate::snapshot::restore::{Plan, Prepared, PreparedActor};
 use crate::snapshot::wire::Wire;
 use crate::snapshot::{RestoreError, SnapshotError};
-use crate::supervision::{RestartPolicy, Restarts};
+use crate::supervision::Restarts;
 use crate::{ActorRef, ActorState, ActorSystem, Context};
 
 /// How long [`ActorSystem::snapshot`] lets a snapshot run before aborting it.
@@ -153,6 +153,8 @@ impl ActorSystem {
             watching,
             watching_elsewhere,
             epoch,
+            restart,
+            factory,
             ..
         } = restored;
         let Ok(((), epoch, _)) = self.engine().admit(Some(epoch), |_| Ok::<_, Infallible>(()));
@@ -173,8 +175,7 @@ impl ActorSystem {
             ctx.watch_id(watched);
         }
         crate::snapshot::restore::arm_timers(&mut ctx, &mailbox, timers);
-        let restarts = Restarts::new(RestartPolicy::Never);
-        self.start_runner_restored(mailbox, actor, ctx, restarts);
+        self.start_runner_restored(mailbox, actor, factory, ctx, Restarts::new(restart));
     }
 }
 
