@@ -19,7 +19,7 @@ use tracing::Instrument;
 pub use builder::SystemBuilder;
 pub(crate) use decode::resolve;
 pub use snapshots::{
-    CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, PendingRestore, SNAPSHOT_ATTEMPTS,
+    CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, PendingRestore, Restored, SNAPSHOT_ATTEMPTS,
 };
 pub(crate) use spawn_registered::{SpawnFn, spawn_from_state};
 
