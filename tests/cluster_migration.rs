@@ -295,3 +295,46 @@ async fn refs_on_every_node_reach_a_moved_actor_and_it_carries_its_state() {
         bounded(n.shutdown()).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_actor_keeps_its_mailbox_capacity_and_restart_policy() {
+    use std::time::Duration;
+
+    use amber::snapshot::{SpawnCapacity, SpawnRestart};
+    use amber::{MailboxCapacity, RestartPolicy, SpawnOptions};
+    use support::worker::{Work, Worker};
+
+    let with_worker = || builder().register::<Worker>();
+    let nodes = vec![node("a", with_worker()).await, node("b", with_worker()).await];
+    mesh(&nodes).await;
+    let policy = RestartPolicy::on_panic(3, Duration::from_secs(60));
+    let worker = nodes[0]
+        .system()
+        .spawn_with(
+            SpawnOptions::new().capacity(MailboxCapacity::Unbounded).restart(policy),
+            Worker::default,
+        )
+        .unwrap();
+    for _ in 0..2 {
+        worker.ask(Work::Unit(0)).await.unwrap();
+    }
+    bounded(nodes[0].migrate(worker.id(), nodes[1].node())).await.unwrap();
+    let moved: ActorRef<Worker> = nodes[1].system().lookup_id(worker.id()).unwrap();
+    worker.ask(Work::Unit(0)).await.unwrap();
+    assert_eq!(bounded(moved.ask(Work::Get)).await.unwrap(), 3);
+    // A panic on its new node restarts it (from the state it arrived with), not stops it.
+    assert!(bounded(moved.ask(Work::Panic)).await.is_err());
+    assert_eq!(bounded(moved.ask(Work::Get)).await.unwrap(), 2, "restarted, not stopped");
+    // Its mailbox there is unbounded, as a snapshot of the cluster records.
+    let checkpoint = bounded(nodes[1].system().snapshot()).await.unwrap();
+    let entry = checkpoint.actor(worker.id()).unwrap();
+    assert_eq!(entry.node, "b");
+    assert_eq!(entry.capacity, SpawnCapacity::Unbounded);
+    assert_eq!(
+        entry.restart,
+        SpawnRestart::OnPanic { max_restarts: 3, within: Duration::from_secs(60) }
+    );
+    for n in &nodes {
+        bounded(n.shutdown()).await;
+    }
+}

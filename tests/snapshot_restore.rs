@@ -111,9 +111,12 @@ async fn checkpoints_written_to_disk_restore_and_torn_ones_are_skipped_with_a_ty
         }
         other => panic!("expected a format error naming the file, got {other:?}"),
     }
-    let (restored, checkpoint) =
+    let amber::Restored { system: restored, checkpoint, skipped } =
         ActorSystem::builder().register::<Account>().restore_latest(&*store).unwrap();
     assert_eq!(checkpoint.manifest.id, infos[3].id);
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].id, infos[4].id);
+    assert!(matches!(skipped[0].error, RestoreError::Store(StoreError::Format { .. })));
     assert_eq!(restored.actor_count(), 8);
     let cp = bounded(restored.snapshot()).await.unwrap();
     assert_eq!(audit(&cp).total(), 800);
@@ -128,10 +131,67 @@ async fn checkpoints_written_to_disk_restore_and_torn_ones_are_skipped_with_a_ty
         std::fs::write(&path, &bytes).unwrap();
     }
     match ActorSystem::builder().register::<Account>().restore_latest(&*store) {
-        Err(RestoreError::NoCheckpoint) => {}
-        Err(e) => panic!("expected NoCheckpoint, got {e}"),
+        Err(RestoreError::NoneRestores(skipped)) => {
+            let ids: Vec<_> = skipped.iter().map(|s| s.id).collect();
+            assert_eq!(ids, [infos[4].id, infos[3].id, infos[2].id], "newest first");
+            assert!(skipped.iter().all(|s| matches!(s.error, RestoreError::Store(_))));
+        }
+        Err(e) => panic!("expected NoneRestores, got {e}"),
         Ok(_) => panic!("restored from tampered checkpoints"),
     }
+    // An empty store is another matter: there is nothing to restore.
+    let empty = FsStore::open(dir.path().join("empty")).unwrap();
+    assert!(matches!(
+        ActorSystem::builder().register::<Account>().restore_latest(&empty),
+        Err(RestoreError::NoCheckpoint)
+    ));
+}
+
+/// Saves `checkpoint` as the store's next one, with valid checksums whatever it holds.
+fn save_next(store: &FsStore, mut checkpoint: Checkpoint) -> amber::snapshot::CheckpointId {
+    checkpoint.manifest.id = store.next_id().unwrap();
+    store.save(&checkpoint).unwrap().id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_latest_falls_back_past_checkpoints_that_load_but_do_not_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FsStore::open(dir.path()).unwrap());
+    let system = ActorSystem::builder().register::<Account>().build();
+    open_bank(&system, 4, 25).await;
+    let good = bounded(system.checkpoint(&store)).await.unwrap().id;
+    let newer = bounded(system.snapshot()).await.unwrap();
+    bounded(system.shutdown()).await;
+
+    // Newer checkpoints that load (their checksums are right) but do not restore: one
+    // actor's state is not MessagePack; one actor's type is not registered.
+    let mut undecodable = newer.clone();
+    let victim = undecodable.states[1].id;
+    undecodable.states[1].state = vec![0xc1];
+    let undecodable = save_next(&store, undecodable);
+    let mut unknown = newer.clone();
+    unknown.manifest.actors[2].type_name = "bank.Vanished".into();
+    let unknown = save_next(&store, unknown);
+    store.load(unknown).unwrap();
+    store.load(undecodable).unwrap();
+
+    let restored = ActorSystem::builder().register::<Account>().restore_latest(&*store).unwrap();
+    assert_eq!(restored.checkpoint.manifest.id, good, "the newest one that restores");
+    let skipped: Vec<_> = restored.skipped.iter().map(|s| s.id).collect();
+    assert_eq!(skipped, [unknown, undecodable], "newest first");
+    match &restored.skipped[0].error {
+        RestoreError::UnknownType { type_name, .. } => assert_eq!(type_name, "bank.Vanished"),
+        e => panic!("expected UnknownType, got {e}"),
+    }
+    match &restored.skipped[1].error {
+        RestoreError::State { actor, .. } => assert_eq!(*actor, victim),
+        e => panic!("expected State, got {e}"),
+    }
+    assert!(restored.skipped[1].to_string().contains(&undecodable.to_string()));
+    assert_eq!(restored.system.actor_count(), 4);
+    let cp = bounded(restored.system.snapshot()).await.unwrap();
+    assert_eq!(audit(&cp).total(), 100);
+    bounded(restored.system.shutdown()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,7 +308,9 @@ async fn periodic_checkpoints_are_written_until_stopped() {
         epochs.windows(2).all(|w| w[0] < w[1]),
         "each checkpoint is a later snapshot: {epochs:?}"
     );
-    let (again, _) = ActorSystem::builder().register::<Worker>().restore_latest(&*store).unwrap();
+    let again = ActorSystem::builder().register::<Worker>().restore_latest(&*store).unwrap();
+    assert!(again.skipped.is_empty());
+    let again = again.system;
     assert_eq!(again.actor_count(), 10);
     bounded(again.shutdown()).await;
     bounded(system.shutdown()).await;

@@ -78,12 +78,12 @@ pub use envelope::Origin;
 pub use error::{AskError, CodecError, LookupError, SendError, SpawnError, TrySendError};
 pub use mailbox::{DEFAULT_CAPACITY, MailboxCapacity};
 pub use signal::{ChildEvent, Down, ExitReason};
-pub use snapshot::{RestoreError, SnapshotError};
+pub use snapshot::{RestoreError, Skipped, SnapshotError};
 pub use state::{ActorState, StateError};
 pub use supervision::{RestartPolicy, SpawnOptions};
 pub use system::{
-    ActorSystem, CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, PendingRestore, SNAPSHOT_ATTEMPTS,
-    SystemBuilder,
+    ActorSystem, CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, PendingRestore, Restored,
+    SNAPSHOT_ATTEMPTS, SystemBuilder,
 };
 pub use timer::TimerId;
 

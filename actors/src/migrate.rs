@@ -35,15 +35,20 @@
 //! it left (that node still forwards to it, and messages on their way around the chain
 //! would be overtaken: refused, [`MigrateError::Refused`]). A sender that holds both a ref
 //! made before the move (which goes through the old node) and one made on the new node
-//! after it (direct) may see its messages through the two refs reordered. A moved actor's restart
-//! policy becomes `Never` (its factory cannot travel), as for a restored one.
+//! after it (direct) may see its messages through the two refs reordered.
+//!
+//! # Spawn options
+//!
+//! The actor keeps its mailbox capacity and its restart policy. Its factory, a closure,
+//! cannot travel: on its new node a restart rebuilds it from the state it arrived with, as
+//! for a restored actor (see the restore module's `factory_from_state`).
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use amber_snapshot::{ActorCut, Epoch, TimerEntry};
+use amber_snapshot::{ActorCut, Epoch, SpawnCapacity, SpawnRestart, TimerEntry};
 use tokio::sync::oneshot;
 
 use crate::envelope::{Envelope, Origin};
@@ -53,7 +58,9 @@ use crate::remote::{InboundMessage, OutboundMessage, RemoteRoute, RouteError};
 use crate::runner::Runner;
 use crate::signal::Signal;
 use crate::supervision::{RestartPolicy, Restarts};
-use crate::{Actor, ActorId, ActorRef, ActorState, ActorSystem, Context, ExitReason};
+use crate::{
+    Actor, ActorId, ActorRef, ActorState, ActorSystem, Context, ExitReason, MailboxCapacity,
+};
 
 /// An actor on its way between two nodes: its state, timers, place in the snapshot
 /// protocol, the actors it watches, and the messages it had not handled yet, in order.
@@ -81,6 +88,10 @@ pub struct Migrant<M> {
     pub watching: Vec<ActorId>,
     /// The messages it had not handled, in order.
     pub queued: Vec<M>,
+    /// Its mailbox capacity, which it keeps.
+    pub capacity: SpawnCapacity,
+    /// Its restart policy, which it keeps (`Never` for an actor that had no factory).
+    pub restart: SpawnRestart,
 }
 
 /// An actor leaving this node.
@@ -285,7 +296,18 @@ pub(crate) fn arrive<A: ActorState>(
     arrival: Arrival,
 ) -> Result<(), MigrateError> {
     let Migrant {
-        id, name, state_version, state, timers, epoch, last_cut, watching, queued, ..
+        id,
+        name,
+        state_version,
+        state,
+        timers,
+        epoch,
+        last_cut,
+        watching,
+        queued,
+        capacity,
+        restart,
+        ..
     } = arrival;
     let here = system.node().to_owned();
     let refuse = |reason: String| {
@@ -322,8 +344,16 @@ pub(crate) fn arrive<A: ActorState>(
             }
         }
     }
-    let mailbox: Arc<Mailbox<A>> =
-        system.mailbox_resumed::<A>(id, name.clone(), ActorCut::resume(epoch, last_cut));
+    let restart = RestartPolicy::from_recorded(restart);
+    let factory = (restart != RestartPolicy::Never).then(|| {
+        crate::snapshot::restore::factory_from_state::<A>(system, id, state_version, &state)
+    });
+    let mailbox: Arc<Mailbox<A>> = system.mailbox_resumed::<A>(
+        id,
+        name.clone(),
+        MailboxCapacity::limit_of(capacity),
+        ActorCut::resume(epoch, last_cut),
+    );
     // Queued before it is visible: nothing sent here after the arrival overtakes them.
     mailbox.restore_queue(envelopes);
     let (admitted, effects) = system.engine().migrated_in(node, epoch, || {
@@ -343,7 +373,7 @@ pub(crate) fn arrive<A: ActorState>(
     }
     crate::snapshot::restore::arm_timers(&mut ctx, &mailbox, timers);
     tracing::debug!(actor = %id, from = %node, "actor arrived");
-    system.start_runner_restored(mailbox, actor, ctx, Restarts::new(RestartPolicy::Never));
+    system.start_runner_restored(mailbox, actor, factory, ctx, Restarts::new(restart));
     Ok(())
 }
 
@@ -393,6 +423,7 @@ impl<A: Actor> Runner<A> {
             }
         };
         let name = core.meta.name.as_deref().map(str::to_owned);
+        let (capacity, restart) = self.spawn_record();
         let watching: Vec<ActorId> = self.ctx.watching.iter().copied().collect();
         let system = self.ctx.system.clone();
         let timers = &self.ctx.timers;
@@ -426,6 +457,8 @@ impl<A: Actor> Runner<A> {
                 last_cut: cut.last_cut(),
                 watching,
                 queued,
+                capacity,
+                restart,
             };
             hand_off(departure).map_err(|(error, departure)| {
                 // The link is gone: the messages come back, in order, as they would arrive.

@@ -334,6 +334,7 @@ impl<A: Actor> Runner<A> {
             let timers = self.ctx.timers.capture(&queued_timers)?;
             Ok(StateRecord { id, state: bytes, timers })
         });
+        let (capacity, restart) = self.spawn_record();
         let core = self.inbox.core();
         let entry = ActorEntry {
             id,
@@ -344,6 +345,8 @@ impl<A: Actor> Runner<A> {
             watchers,
             watching: self.ctx.watching.iter().copied().collect(),
             state_version: self.codec.map_or(0, |c| c.version),
+            capacity,
+            restart,
         };
         tracing::trace!(actor = %id, epoch = %cut.to, backlog = backlog.len(), "cut");
         let effects = self.ctx.system.engine().cut(cut, CutReport { entry, state, backlog });

@@ -22,7 +22,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::MailboxCapacity;
+use amber_snapshot::{SpawnCapacity, SpawnRestart};
+
+use crate::runner::Runner;
+use crate::{Actor, MailboxCapacity};
 
 /// What happens when an actor panics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,6 +48,62 @@ impl RestartPolicy {
     /// Restart on panic, at most `max_restarts` times within `within`.
     pub fn on_panic(max_restarts: u32, within: Duration) -> Self {
         RestartPolicy::OnPanic { max_restarts, within }
+    }
+
+    /// The policy as a checkpoint records it.
+    pub(crate) fn recorded(self) -> SpawnRestart {
+        match self {
+            RestartPolicy::Never => SpawnRestart::Never,
+            RestartPolicy::OnPanic { max_restarts, within } => {
+                SpawnRestart::OnPanic { max_restarts, within }
+            }
+        }
+    }
+
+    /// The policy a checkpoint recorded.
+    pub(crate) fn from_recorded(recorded: SpawnRestart) -> Self {
+        match recorded {
+            SpawnRestart::Never => RestartPolicy::Never,
+            SpawnRestart::OnPanic { max_restarts, within } => {
+                RestartPolicy::OnPanic { max_restarts, within }
+            }
+        }
+    }
+}
+
+impl MailboxCapacity {
+    /// The capacity of a mailbox whose data lane holds at most `limit` messages
+    /// (`usize::MAX`: unbounded), as a checkpoint records it.
+    pub(crate) fn recorded(limit: usize) -> SpawnCapacity {
+        if limit == usize::MAX {
+            SpawnCapacity::Unbounded
+        } else {
+            SpawnCapacity::Bounded(limit as u64)
+        }
+    }
+
+    /// The mailbox limit a checkpoint recorded; `None`: the system's default.
+    pub(crate) fn limit_of(recorded: SpawnCapacity) -> Option<usize> {
+        match recorded {
+            SpawnCapacity::SystemDefault => None,
+            SpawnCapacity::Bounded(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            SpawnCapacity::Unbounded => Some(usize::MAX),
+        }
+    }
+}
+
+impl<A: Actor> Runner<A> {
+    /// The spawn options a snapshot or a move records for this actor, so that its restore
+    /// or arrival gives them back: its mailbox capacity, and its restart policy if it can
+    /// restart at all (an actor without a factory stops on a panic whatever its policy, so
+    /// it is recorded as [`SpawnRestart::Never`]).
+    pub(crate) fn spawn_record(&self) -> (SpawnCapacity, SpawnRestart) {
+        let capacity = MailboxCapacity::recorded(self.inbox.core().capacity());
+        let restart = match self.factory {
+            Some(_) => self.restarts.policy.recorded(),
+            None => SpawnRestart::Never,
+        };
+        (capacity, restart)
     }
 }
 

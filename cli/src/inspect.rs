@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use amber_snapshot::{ActorId, Checkpoint, CheckpointStore, FsStore, TimerEntry};
+use amber_snapshot::{
+    ActorId, Checkpoint, CheckpointStore, FsStore, SpawnCapacity, SpawnRestart, TimerEntry,
+};
 use serde_json::{Map, Value as Json, json};
 
 use crate::time::rfc3339;
@@ -42,6 +44,29 @@ fn file(path: &Path) -> Result<(PathBuf, Checkpoint), Failure> {
     Ok((path.to_owned(), checkpoint))
 }
 
+/// A recorded mailbox capacity: a number, `"unbounded"`, or `null` for the restoring
+/// system's default (a checkpoint that did not record it).
+fn capacity_json(capacity: SpawnCapacity) -> Json {
+    match capacity {
+        SpawnCapacity::SystemDefault => Json::Null,
+        SpawnCapacity::Bounded(n) => json!(n),
+        SpawnCapacity::Unbounded => json!("unbounded"),
+    }
+}
+
+/// A recorded restart policy: `"never"`, or its limit and window in microseconds.
+fn restart_json(restart: SpawnRestart) -> Json {
+    match restart {
+        SpawnRestart::Never => json!("never"),
+        SpawnRestart::OnPanic { max_restarts, within } => json!({
+            "on_panic": {
+                "max_restarts": max_restarts,
+                "within_us": u64::try_from(within.as_micros()).unwrap_or(u64::MAX),
+            }
+        }),
+    }
+}
+
 /// The checkpoint as one JSON object: `checkpoint`, `actors` and `in_flight`.
 fn to_json(file: &Path, checkpoint: &Checkpoint) -> Json {
     let manifest = &checkpoint.manifest;
@@ -63,6 +88,8 @@ fn to_json(file: &Path, checkpoint: &Checkpoint) -> Json {
             object.insert("watchers".into(), json!(ids(&actor.watchers)));
             object.insert("watching".into(), json!(ids(&actor.watching)));
             object.insert("state_version".into(), json!(actor.state_version));
+            object.insert("capacity".into(), capacity_json(actor.capacity));
+            object.insert("restart".into(), restart_json(actor.restart));
             let state = checkpoint.state(actor.id);
             let timers = state.map_or(&[][..], |state| &state.timers[..]);
             match state {
@@ -181,6 +208,7 @@ fn to_text(file: &Path, checkpoint: &Checkpoint) -> String {
             or_dash(Some(watching).filter(|w| !w.is_empty())),
             actor.state_version
         ));
+        out.push_str(&format!("    capacity {}  restart {}\n", actor.capacity, actor.restart));
         let Some(state) = checkpoint.state(actor.id) else { continue };
         out.push_str(&format!("    state {}\n", msgpack_text(&state.state)));
         for timer in &state.timers {

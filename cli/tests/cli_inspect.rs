@@ -3,10 +3,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use amber_snapshot::{
     ActorEntry, ActorId, Checkpoint, CheckpointId, CheckpointStore, Epoch, FsStore, InFlightRecord,
-    Manifest, NodeEntry, StateRecord, SystemId, TimerEntry,
+    Manifest, NodeEntry, SpawnCapacity, SpawnRestart, StateRecord, SystemId, TimerEntry,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -42,6 +43,12 @@ fn sample(id: u64) -> Checkpoint {
             watchers: parent.into_iter().collect(),
             watching: Vec::new(),
             state_version: 2,
+            capacity: if seq == 2 { SpawnCapacity::Unbounded } else { SpawnCapacity::Bounded(64) },
+            restart: if seq == 3 {
+                SpawnRestart::OnPanic { max_restarts: 3, within: Duration::from_secs(10) }
+            } else {
+                SpawnRestart::Never
+            },
         };
     let account = |seq: u64, balance: u64, owner: &str| StateRecord {
         id: actor(seq),
@@ -179,6 +186,8 @@ fn inspect_json_shows_everything() {
             "watchers": [actor(1).to_string()],
             "watching": [],
             "state_version": 2,
+            "capacity": "unbounded",
+            "restart": "never",
             "state": { "balance": 102, "owner": "alice" },
             "timers": [],
         })
@@ -187,6 +196,11 @@ fn inspect_json_shows_everything() {
     assert_eq!(actors[1]["state"]["balance"], 102);
     assert_eq!(actors[0]["parent"], Value::Null);
     assert_eq!(actors[2]["name"], Value::Null);
+    assert_eq!(actors[0]["capacity"], 64);
+    assert_eq!(
+        actors[2]["restart"],
+        json!({ "on_panic": { "max_restarts": 3, "within_us": 10_000_000 } })
+    );
     assert_eq!(
         actors[0]["timers"],
         json!([{ "timer": 7, "remaining_us": 1500, "period_us": 10_000, "msg": "audit" }])
@@ -236,6 +250,8 @@ fn inspect_as_text() {
         "actors (3)",
         "2@1a2b3c4d00000001  bank.Account  name \"alice\"  node node-a",
         "parent 1@1a2b3c4d00000001  watchers 1@1a2b3c4d00000001  watching -  state version 2",
+        "capacity unbounded  restart never",
+        "capacity bounded 64  restart on panic, 3 in 10s",
         "state {\"balance\":104,\"owner\":\"alice\"}",
         "timer 7  in 1500us  every 10000us  msg \"audit\"",
         "in flight (2)",

@@ -413,8 +413,11 @@ async fn run_one_node(
     let (system, accounts, n) = if let Some(from) = &options.restore {
         let restored =
             ActorSystem::builder().name("bank").register::<Account>().restore_latest(&**store);
-        let (system, checkpoint) =
+        let amber::Restored { system, checkpoint, skipped } =
             restored.map_err(|e| format!("cannot restore from {from}: {e}"))?;
+        for s in &skipped {
+            eprintln!("bank: skipped checkpoint {s}");
+        }
         let n = checkpoint.manifest.actors.len();
         let accounts = lookup_all(&system, n)
             .map_err(|e| format!("the checkpoint in {from} is not a bank: {e}"))?;
@@ -442,7 +445,10 @@ async fn run_one_node(
         ActorSystem::builder().name("bank").register::<Account>().restore_latest(&**store);
     let restore_ms = t.elapsed().as_secs_f64() * 1e3;
     let (second, restored_from) = match restored {
-        Ok((system, checkpoint)) => {
+        Ok(amber::Restored { system, checkpoint, skipped }) => {
+            for s in &skipped {
+                eprintln!("bank: skipped checkpoint {s}");
+            }
             let accounts = lookup_all(&system, n).expect("restored accounts keep their names");
             let run_on = (options.duration / 2).max(options.interval * 3);
             let phase = run_phase(&system, &accounts, store, total, run_on, options.interval).await;

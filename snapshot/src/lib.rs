@@ -20,8 +20,8 @@ mod protocol;
 pub use checkpoint::{
     ActorEntry, CHECKPOINT_FORMAT_VERSION, Checkpoint, CheckpointId, CheckpointInfo,
     CheckpointStore, FormatError, FsStore, InFlightRecord, LatestValid, Manifest, NodeEntry,
-    RecordKind, StateRecord, StoreError, TimerEntry, ValidationError, decode, decode_manifest,
-    encode,
+    RecordKind, SpawnCapacity, SpawnRestart, StateRecord, StoreError, TimerEntry, ValidationError,
+    decode, decode_manifest, encode,
 };
 pub use epoch::Epoch;
 pub use id::{ActorId, SystemId};

@@ -568,6 +568,12 @@ impl<T: Stamp> MailboxCore<T> {
         lock(&self.queue).data.extend(items);
     }
 
+    /// How many data messages the queue holds before senders wait (`usize::MAX`:
+    /// unbounded), as a snapshot records it.
+    pub(crate) fn capacity(&self) -> usize {
+        lock(&self.queue).capacity
+    }
+
     /// Removes `id` from the watchers (for an actor on another node, withdraws the watch
     /// there).
     pub(crate) fn remove_watcher(&self, id: ActorId) {
@@ -820,7 +826,7 @@ pub(crate) enum Cutting<'a, T> {
 
 impl<'a, T> Cutting<'a, T> {
     /// The cut, if one was taken.
-    #[cfg(loom)]
+    #[cfg(any(test, loom))]
     pub(crate) fn taken(self) -> Option<(Cut, &'a VecDeque<T>, Vec<ActorId>)> {
         match self {
             Cutting::Cut(cut, batch, watchers) => Some((cut, batch, watchers)),
@@ -926,7 +932,7 @@ mod tests {
     #[test]
     fn a_refusal_the_sender_learns_of_is_not_recorded_one_it_never_learns_of_is() {
         let (core, mut rx) = inbox(8);
-        assert!(rx.cut(Epoch(1)).is_some());
+        assert!(rx.cut(Epoch(1), amber_snapshot::MAX_DEPTH).taken().is_some());
         core.close();
         // Sent by an actor before its cut (tag 0), refused after ours.
         assert!(matches!(core.try_push(0), Err(PushError::Closed(0))));

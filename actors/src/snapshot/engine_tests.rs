@@ -55,6 +55,8 @@ fn cut(engine: &SnapshotEngine, actor: ActorId, from: Epoch, to: Epoch) -> Effec
         watchers: Vec::new(),
         watching: Vec::new(),
         state_version: 1,
+        capacity: Default::default(),
+        restart: Default::default(),
     };
     let state = Ok(StateRecord { id: actor, state: vec![7], timers: Vec::new() });
     engine.cut(Cut { from, to, depth: 0 }, CutReport { entry, state, backlog: Vec::new() })

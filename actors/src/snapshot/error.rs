@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use amber_snapshot::{ActorId, Epoch, StoreError};
+use amber_snapshot::{ActorId, CheckpointId, Epoch, StoreError};
 
 /// Taking a snapshot (or writing it as a checkpoint) failed. The previous checkpoint stays
 /// valid.
@@ -142,6 +142,28 @@ pub enum RestoreError {
     Store(StoreError),
     /// The store holds no checkpoint.
     NoCheckpoint,
+    /// The store holds checkpoints, but none of them loads and restores
+    /// ([`SystemBuilder::restore_latest`](crate::SystemBuilder::restore_latest)): why each
+    /// failed, newest first. Unlike [`NoCheckpoint`](Self::NoCheckpoint), starting afresh
+    /// here would lose recorded state.
+    NoneRestores(Vec<Skipped>),
+}
+
+/// A checkpoint [`SystemBuilder::restore_latest`](crate::SystemBuilder::restore_latest)
+/// passed over, and why.
+#[derive(Debug)]
+pub struct Skipped {
+    /// The checkpoint.
+    pub id: CheckpointId,
+    /// Why it was not used: [`RestoreError::Store`] if it does not load (torn, corrupt,
+    /// unreadable), any other variant if it loads but does not restore.
+    pub error: RestoreError,
+}
+
+impl fmt::Display for Skipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.id, self.error)
+    }
 }
 
 impl fmt::Display for RestoreError {
@@ -161,6 +183,13 @@ impl fmt::Display for RestoreError {
             RestoreError::Name(n) => write!(f, "actor name {n:?} is used twice"),
             RestoreError::Store(e) => write!(f, "checkpoint store: {e}"),
             RestoreError::NoCheckpoint => f.write_str("the store holds no checkpoint"),
+            RestoreError::NoneRestores(skipped) => {
+                write!(f, "none of the {} checkpoints in the store restores", skipped.len())?;
+                for s in skipped {
+                    write!(f, "; {s}")?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -17,4 +17,4 @@ pub(crate) mod types;
 pub(crate) mod wire;
 
 pub(crate) use engine::{CutReport, Effects, SnapshotEngine};
-pub use error::{RestoreError, SnapshotError};
+pub use error::{RestoreError, Skipped, SnapshotError};

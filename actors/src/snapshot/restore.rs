@@ -13,7 +13,9 @@ use amber_snapshot::{ActorEntry, ActorId, Epoch, InFlightRecord, StateRecord, Ti
 use super::error::RestoreError;
 use crate::envelope::{Envelope, Origin};
 use crate::mailbox::{AnyMailbox, Mailbox};
-use crate::{ActorState, ActorSystem};
+use crate::supervision::RestartPolicy;
+use crate::system::Factory;
+use crate::{ActorState, ActorSystem, MailboxCapacity};
 
 /// Everything the checkpoint says about one actor, with its parent and children resolved.
 pub(crate) struct Plan<'a> {
@@ -61,7 +63,32 @@ fn create<A: ActorState>(
     entry: &ActorEntry,
     epoch: Epoch,
 ) -> Arc<dyn AnyMailbox> {
-    system.new_mailbox::<A>(entry.id, entry.name.clone(), None, epoch)
+    let capacity = MailboxCapacity::limit_of(entry.capacity);
+    system.new_mailbox::<A>(entry.id, entry.name.clone(), capacity, epoch)
+}
+
+/// The restart factory of an actor rebuilt from `state` (a checkpoint's or a move's): each
+/// restart decodes that state again, as [`ActorState::decode_state`] did when the actor was
+/// rebuilt.
+///
+/// The factory the actor was first spawned with is a closure, which no checkpoint or link can
+/// carry; the state the actor was rebuilt from is the one starting point both sides agree on.
+/// So a restored (or moved) actor restarts as it was at that cut (or move), not as its
+/// original factory would have built it. Should decoding fail at a restart (only a
+/// `decode_state` hook that does not decode the same bytes the same way twice can do that),
+/// the factory panics, which counts as a failed restart under the actor's policy.
+pub(crate) fn factory_from_state<A: ActorState>(
+    system: &ActorSystem,
+    id: ActorId,
+    version: u32,
+    state: &[u8],
+) -> Factory<A> {
+    let system = system.clone();
+    let state: Arc<[u8]> = state.into();
+    Box::new(move || match A::decode_state(version, &state, &system) {
+        Ok(actor) => actor,
+        Err(e) => panic!("actor {id}: the state it was rebuilt from no longer decodes: {e}"),
+    })
 }
 
 /// A restored timer, decoded.
@@ -85,6 +112,10 @@ pub(crate) struct PreparedActor<A: ActorState> {
     pub(crate) watching: Vec<Arc<dyn AnyMailbox>>,
     pub(crate) watching_elsewhere: Vec<ActorId>,
     pub(crate) epoch: Epoch,
+    /// The restart policy recorded at its cut.
+    pub(crate) restart: RestartPolicy,
+    /// Its restart factory, if its policy restarts it ([`factory_from_state`]).
+    pub(crate) factory: Option<Factory<A>>,
 }
 
 fn prepare<A: ActorState>(
@@ -114,6 +145,9 @@ fn prepare<A: ActorState>(
     }
     let timers = decode_timers::<A>(system, &plan.state.timers)
         .map_err(|error| RestoreError::Message { actor: id, error })?;
+    let restart = RestartPolicy::from_recorded(plan.entry.restart);
+    let factory = (restart != RestartPolicy::Never)
+        .then(|| factory_from_state::<A>(system, id, plan.entry.state_version, &plan.state.state));
     Ok(Box::new(PreparedActor {
         system: system.clone(),
         mailbox,
@@ -125,6 +159,8 @@ fn prepare<A: ActorState>(
         watching: plan.watching,
         watching_elsewhere: plan.watching_elsewhere,
         epoch: plan.epoch,
+        restart,
+        factory,
     }))
 }
 

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use amber_snapshot::{
-    ActorEntry, ActorId, Epoch, InFlightRecord, NodeCommand, NodeEntry, NodeReport, StateRecord,
-    SystemId, TimerEntry,
+    ActorEntry, ActorId, Epoch, InFlightRecord, NodeCommand, NodeEntry, NodeReport, SpawnCapacity,
+    SpawnRestart, StateRecord, SystemId, TimerEntry,
 };
 use serde::{Deserialize, Serialize};
 
@@ -137,6 +137,8 @@ struct ActorOut<'a> {
     watching: &'a [ActorId],
     state_version: u32,
     state: Option<StateOut<'a>>,
+    capacity: SpawnCapacity,
+    restart: SpawnRestart,
 }
 
 #[derive(Deserialize)]
@@ -151,6 +153,10 @@ struct ActorIn {
     watching: Vec<ActorId>,
     state_version: u32,
     state: Option<StateIn>,
+    #[serde(default)]
+    capacity: SpawnCapacity,
+    #[serde(default)]
+    restart: SpawnRestart,
 }
 
 /// A [`StateRecord`] without its id (the actor's).
@@ -210,6 +216,8 @@ impl NodePart {
                 watching: &entry.watching,
                 state_version: entry.state_version,
                 state,
+                capacity: entry.capacity,
+                restart: entry.restart,
             };
             system = Some(id.system());
             w.record(&RecordOut::Actor(actor))?;
@@ -416,6 +424,8 @@ impl PartReader {
                     watchers: actor.watchers,
                     watching: actor.watching,
                     state_version: actor.state_version,
+                    capacity: actor.capacity,
+                    restart: actor.restart,
                 });
                 if let Some(StateIn { state, timers }) = actor.state {
                     self.part.states.push(StateRecord { id, state, timers });
@@ -434,6 +444,8 @@ impl PartReader {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use amber_snapshot::{ActorId, StateRecord, SystemId};
 
     use super::*;
@@ -456,6 +468,19 @@ mod tests {
                 Vec::new()
             },
             state_version: (seq % 4) as u32,
+            capacity: match seq % 3 {
+                0 => SpawnCapacity::Unbounded,
+                1 => SpawnCapacity::Bounded(seq),
+                _ => SpawnCapacity::SystemDefault,
+            },
+            restart: if seq.is_multiple_of(2) {
+                SpawnRestart::OnPanic {
+                    max_restarts: seq as u32,
+                    within: Duration::from_millis(seq),
+                }
+            } else {
+                SpawnRestart::Never
+            },
         }
     }
 

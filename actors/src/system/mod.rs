@@ -19,7 +19,7 @@ use tracing::Instrument;
 pub use builder::SystemBuilder;
 pub(crate) use decode::resolve;
 pub use snapshots::{
-    CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, PendingRestore, SNAPSHOT_ATTEMPTS,
+    CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, PendingRestore, Restored, SNAPSHOT_ATTEMPTS,
 };
 pub(crate) use spawn_registered::{SpawnFn, spawn_from_state};
 
@@ -240,14 +240,15 @@ impl ActorSystem {
     }
 
     /// A new, unregistered mailbox for an actor of type `A` carrying on from another node
-    /// with its place in the snapshot protocol.
+    /// with its place in the snapshot protocol (`capacity` `None`: the system's default).
     pub(crate) fn mailbox_resumed<A: Actor>(
         &self,
         id: ActorId,
         name: Option<String>,
+        capacity: Option<usize>,
         cut: amber_snapshot::ActorCut,
     ) -> Arc<Mailbox<A>> {
-        self.mailbox_with_route::<A>(id, name, None, cut, None)
+        self.mailbox_with_route::<A>(id, name, capacity, cut, None)
     }
 
     /// A new, unregistered mailbox; with a route, it forwards to an actor on another node.
@@ -403,17 +404,19 @@ impl ActorSystem {
         })
     }
 
-    /// Starts the task of an actor rebuilt from a checkpoint: it resumes without `on_start`.
+    /// Starts the task of an actor rebuilt from a checkpoint (or moved here): it resumes
+    /// without `on_start`; `factory` rebuilds it on the restarts `restarts` allows.
     pub(crate) fn start_runner_restored<A: Actor>(
         &self,
         mailbox: Arc<Mailbox<A>>,
         actor: A,
+        factory: Option<Factory<A>>,
         ctx: Context<A>,
         restarts: Restarts,
     ) -> ActorRef<A> {
         self.start(Runner {
             actor: Some(actor),
-            factory: None,
+            factory,
             ctx,
             inbox: Inbox::new(mailbox),
             restarts,

@@ -14,8 +14,8 @@ use super::SystemBuilder;
 use crate::mailbox::AnyMailbox;
 use crate::snapshot::restore::{Plan, Prepared, PreparedActor};
 use crate::snapshot::wire::Wire;
-use crate::snapshot::{RestoreError, SnapshotError};
-use crate::supervision::{RestartPolicy, Restarts};
+use crate::snapshot::{RestoreError, Skipped, SnapshotError};
+use crate::supervision::Restarts;
 use crate::{ActorRef, ActorState, ActorSystem, Context};
 
 /// How long [`ActorSystem::snapshot`] lets a snapshot run before aborting it.
@@ -153,6 +153,8 @@ impl ActorSystem {
             watching,
             watching_elsewhere,
             epoch,
+            restart,
+            factory,
             ..
         } = restored;
         let Ok(((), epoch, _)) = self.engine().admit(Some(epoch), |_| Ok::<_, Infallible>(()));
@@ -173,8 +175,7 @@ impl ActorSystem {
             ctx.watch_id(watched);
         }
         crate::snapshot::restore::arm_timers(&mut ctx, &mailbox, timers);
-        let restarts = Restarts::new(RestartPolicy::Never);
-        self.start_runner_restored(mailbox, actor, ctx, restarts);
+        self.start_runner_restored(mailbox, actor, factory, ctx, Restarts::new(restart));
     }
 }
 
@@ -335,21 +336,57 @@ impl SystemBuilder {
         Ok(PendingRestore { system, prepared })
     }
 
-    /// Restores from the newest checkpoint in `store` that loads (a torn or corrupt newer
-    /// one is skipped with a warning naming it). Returns the system and the checkpoint it
-    /// was built from.
-    pub fn restore_latest<S>(self, store: &S) -> Result<(ActorSystem, Checkpoint), RestoreError>
+    /// Restores from the newest checkpoint in `store` that both loads and
+    /// [restores](Self::restore). A newer one that does not is skipped: one that does not
+    /// load (torn, corrupt: [`RestoreError::Store`]) as well as one that loads but does not
+    /// restore (a state that does not decode, a type this system does not register, …).
+    /// Each skipped checkpoint is listed in [`Restored::skipped`] with its error (and logged
+    /// as a warning). A failed attempt starts nothing, so the next one begins from the same
+    /// settings.
+    ///
+    /// Fails with [`RestoreError::NoCheckpoint`] if the store is empty,
+    /// [`RestoreError::NoneRestores`] (listing why each failed) if no checkpoint restores,
+    /// and [`RestoreError::Store`] if the store cannot be listed.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn restore_latest<S>(self, store: &S) -> Result<Restored, RestoreError>
     where
         S: CheckpointStore + ?Sized,
     {
-        let latest = store.latest_valid()?;
-        for error in &latest.skipped {
-            tracing::warn!(%error, "skipping a checkpoint that does not load");
+        let ids = store.ids()?;
+        if ids.is_empty() {
+            return Err(RestoreError::NoCheckpoint);
         }
-        let checkpoint = latest.checkpoint.ok_or(RestoreError::NoCheckpoint)?;
-        let system = self.restore(&checkpoint)?;
-        Ok((system, checkpoint))
+        let mut skipped = Vec::new();
+        for id in ids.into_iter().rev() {
+            let attempt = store
+                .load(id)
+                .map_err(RestoreError::Store)
+                .and_then(|checkpoint| Ok((self.clone().restore(&checkpoint)?, checkpoint)));
+            match attempt {
+                Ok((system, checkpoint)) => return Ok(Restored { system, checkpoint, skipped }),
+                Err(error) => {
+                    tracing::warn!(checkpoint = %id, %error, "skipping a checkpoint that does not restore");
+                    skipped.push(Skipped { id, error });
+                }
+            }
+        }
+        Err(RestoreError::NoneRestores(skipped))
     }
+}
+
+/// What [`SystemBuilder::restore_latest`] restored.
+#[derive(Debug)]
+pub struct Restored {
+    /// The restored system, its actors started.
+    pub system: ActorSystem,
+    /// The checkpoint it was built from.
+    pub checkpoint: Checkpoint,
+    /// The newer checkpoints passed over, newest first, each with why (empty if the newest
+    /// one restored).
+    pub skipped: Vec<Skipped>,
 }
 
 /// A system rebuilt from a checkpoint whose actors have not started yet

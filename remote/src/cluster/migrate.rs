@@ -16,7 +16,7 @@ use std::time::Duration;
 use amber_actors::migrate::{Arrival, Departure, HandOff, Migrant, MigrateError};
 use amber_actors::remote::{InboundMessage, RouteError};
 use amber_actors::{ActorId, Epoch};
-use amber_snapshot::TimerEntry;
+use amber_snapshot::{SpawnCapacity, SpawnRestart, TimerEntry};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -52,6 +52,12 @@ pub(crate) struct Package {
     last_cut: Option<Epoch>,
     watching: Vec<ActorId>,
     queued: Vec<Carried>,
+    /// Its mailbox capacity (absent from a node that predates it: the system's default).
+    #[serde(default)]
+    capacity: SpawnCapacity,
+    /// Its restart policy (absent from a node that predates it: `Never`).
+    #[serde(default)]
+    restart: SpawnRestart,
 }
 
 /// One of a moving actor's queued messages.
@@ -194,6 +200,8 @@ fn hand_off(shared: Arc<Shared>, to: NodeId, request: u64) -> HandOff {
             last_cut: departure.last_cut,
             watching: departure.watching.clone(),
             queued,
+            capacity: departure.capacity,
+            restart: departure.restart,
         };
         // Asks registered first, then the peer checked (as for any remote ask): `peer_down`
         // forgets the peer first, then fails the asks it finds.
@@ -259,6 +267,8 @@ fn arrival(shared: &Arc<Shared>, from: &NodeId, package: Package) -> Arrival {
         last_cut,
         watching,
         queued,
+        capacity,
+        restart,
     } = package;
     let queued = queued
         .into_iter()
@@ -270,5 +280,18 @@ fn arrival(shared: &Arc<Shared>, from: &NodeId, package: Package) -> Arrival {
             reply: ask.map(|ask| reply_handler(shared, from, ask)),
         })
         .collect();
-    Migrant { id, type_name, name, state_version, state, timers, epoch, last_cut, watching, queued }
+    Migrant {
+        id,
+        type_name,
+        name,
+        state_version,
+        state,
+        timers,
+        epoch,
+        last_cut,
+        watching,
+        queued,
+        capacity,
+        restart,
+    }
 }

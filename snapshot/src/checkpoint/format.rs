@@ -117,7 +117,7 @@ struct EndRecord {
 /// ```
 /// use amber_snapshot::{
 ///     decode, encode, ActorEntry, ActorId, Checkpoint, CheckpointId, Epoch, Manifest,
-///     NodeEntry, StateRecord, SystemId,
+///     NodeEntry, SpawnCapacity, SpawnRestart, StateRecord, SystemId,
 /// };
 ///
 /// let account = ActorId::new(SystemId(7), 1);
@@ -136,6 +136,8 @@ struct EndRecord {
 ///             watchers: vec![],
 ///             watching: vec![],
 ///             state_version: 1,
+///             capacity: SpawnCapacity::Unbounded,
+///             restart: SpawnRestart::Never,
 ///         }],
 ///     },
 ///     states: vec![StateRecord { id: account, state: vec![0x80], timers: vec![] }],

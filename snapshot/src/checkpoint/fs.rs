@@ -36,7 +36,7 @@ const TEMP_SUFFIX: &str = ".tmp";
 /// ```
 /// use amber_snapshot::{
 ///     ActorEntry, ActorId, Checkpoint, CheckpointStore, Epoch, FsStore, Manifest, NodeEntry,
-///     StateRecord, SystemId,
+///     SpawnCapacity, SpawnRestart, StateRecord, SystemId,
 /// };
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -59,6 +59,8 @@ const TEMP_SUFFIX: &str = ".tmp";
 ///             watchers: vec![],
 ///             watching: vec![],
 ///             state_version: 1,
+///             capacity: SpawnCapacity::Unbounded,
+///             restart: SpawnRestart::Never,
 ///         }],
 ///     },
 ///     states: vec![StateRecord { id: account, state: vec![0x80], timers: vec![] }],

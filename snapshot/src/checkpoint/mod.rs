@@ -20,7 +20,7 @@ pub use error::{FormatError, StoreError, ValidationError};
 pub use format::{CHECKPOINT_FORMAT_VERSION, RecordKind, decode, decode_manifest, encode};
 pub use fs::FsStore;
 pub use model::{
-    ActorEntry, Checkpoint, CheckpointId, InFlightRecord, Manifest, NodeEntry, StateRecord,
-    TimerEntry,
+    ActorEntry, Checkpoint, CheckpointId, InFlightRecord, Manifest, NodeEntry, SpawnCapacity,
+    SpawnRestart, StateRecord, TimerEntry,
 };
 pub use store::{CheckpointInfo, CheckpointStore, LatestValid};

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -81,6 +82,65 @@ pub struct ActorEntry {
     pub watching: Vec<ActorId>,
     /// The version of the state layout its [`StateRecord`] was written with.
     pub state_version: u32,
+    /// The capacity of its mailbox's data lane, which a restore gives it again.
+    /// Checkpoints written before this field existed read it as
+    /// [`SpawnCapacity::SystemDefault`].
+    #[serde(default)]
+    pub capacity: SpawnCapacity,
+    /// What happens when it panics, which a restore gives it again. Checkpoints written
+    /// before this field existed read it as [`SpawnRestart::Never`].
+    #[serde(default)]
+    pub restart: SpawnRestart,
+}
+
+/// The mailbox capacity an actor was spawned with, as a checkpoint records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum SpawnCapacity {
+    /// Not recorded (a checkpoint written before capacities were): the actor gets the
+    /// default capacity of the system it is restored into.
+    #[default]
+    SystemDefault,
+    /// At most this many messages wait in its data lane.
+    Bounded(u64),
+    /// No limit.
+    Unbounded,
+}
+
+impl fmt::Display for SpawnCapacity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpawnCapacity::SystemDefault => f.write_str("system default"),
+            SpawnCapacity::Bounded(n) => write!(f, "bounded {n}"),
+            SpawnCapacity::Unbounded => f.write_str("unbounded"),
+        }
+    }
+}
+
+/// The restart policy an actor ran under, as a checkpoint records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum SpawnRestart {
+    /// A panic stops the actor.
+    #[default]
+    Never,
+    /// A panic restarts the actor, at most `max_restarts` times within any window of length
+    /// `within`.
+    OnPanic {
+        /// Restarts allowed within the window.
+        max_restarts: u32,
+        /// The window.
+        within: Duration,
+    },
+}
+
+impl fmt::Display for SpawnRestart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpawnRestart::Never => f.write_str("never"),
+            SpawnRestart::OnPanic { max_restarts, within } => {
+                write!(f, "on panic, {max_restarts} in {within:?}")
+            }
+        }
+    }
 }
 
 /// An actor's recorded state: the bytes of its state and its pending timers.
@@ -237,5 +297,38 @@ mod tests {
         let entry: ActorEntry = rmp_serde::from_slice(&bytes).unwrap();
         assert_eq!(entry.watchers, vec![id]);
         assert!(entry.watching.is_empty());
+        assert_eq!(entry.capacity, SpawnCapacity::SystemDefault);
+        assert_eq!(entry.restart, SpawnRestart::Never);
+    }
+
+    #[test]
+    fn spawn_options_round_trip() {
+        let id = ActorId::new(SystemId(3), 4);
+        for (capacity, restart) in [
+            (
+                SpawnCapacity::Unbounded,
+                SpawnRestart::OnPanic {
+                    max_restarts: 3,
+                    within: Duration::from_nanos(1_500_000_001),
+                },
+            ),
+            (SpawnCapacity::Bounded(7), SpawnRestart::Never),
+            (SpawnCapacity::SystemDefault, SpawnRestart::Never),
+        ] {
+            let entry = ActorEntry {
+                id,
+                type_name: "t".into(),
+                name: None,
+                node: "n".into(),
+                parent: None,
+                watchers: vec![],
+                watching: vec![],
+                state_version: 1,
+                capacity,
+                restart,
+            };
+            let bytes = rmp_serde::to_vec_named(&entry).unwrap();
+            assert_eq!(rmp_serde::from_slice::<ActorEntry>(&bytes).unwrap(), entry);
+        }
     }
 }

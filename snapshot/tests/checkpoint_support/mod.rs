@@ -4,7 +4,7 @@
 
 use amber_snapshot::{
     ActorEntry, ActorId, Checkpoint, CheckpointId, Epoch, InFlightRecord, Manifest, NodeEntry,
-    StateRecord, SystemId, TimerEntry,
+    SpawnCapacity, SpawnRestart, StateRecord, SystemId, TimerEntry,
 };
 use serde::Serialize;
 
@@ -30,6 +30,16 @@ pub fn sample(id: u64) -> Checkpoint {
         watchers: parent.map(actor).into_iter().collect(),
         watching: parent.map(actor).into_iter().collect(),
         state_version: seq as u32,
+        capacity: if seq == 2 {
+            SpawnCapacity::Unbounded
+        } else {
+            SpawnCapacity::Bounded(seq * 10)
+        },
+        restart: if seq == 3 {
+            SpawnRestart::OnPanic { max_restarts: 3, within: std::time::Duration::from_secs(10) }
+        } else {
+            SpawnRestart::Never
+        },
     };
     let state = |seq: u64, balance: u64| StateRecord {
         id: actor(seq),
