@@ -67,13 +67,13 @@ pub(crate) trait Stamp {
 pub(crate) struct LateSink {
     records: Mutex<Vec<Late>>,
     taints: Mutex<Vec<(Epoch, String)>>,
-    /// Told when an ask from an actor that has not cut for a snapshot reaches an actor that
-    /// has (see [`LateSink::ask_crossed`]).
+    /// Told when something waits across a cut (see [`LateSink::cut_crossed`]).
     on_cross: Mutex<Option<CrossHook>>,
 }
 
-/// What [`LateSink::ask_crossed`] calls.
-pub(crate) type CrossHook = Arc<dyn Fn(Epoch) + Send + Sync>;
+/// What [`LateSink::cut_crossed`] calls (set once by the system; not part of the modelled
+/// synchronization, so a plain `std` `Arc`).
+pub(crate) type CrossHook = std::sync::Arc<dyn Fn(Epoch) + Send + Sync>;
 
 impl std::fmt::Debug for LateSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,15 +105,23 @@ impl LateSink {
         lock(&self.records).push(late);
     }
 
-    /// Sets what [`ask_crossed`](Self::ask_crossed) calls (the snapshot engine).
+    /// Sets what [`cut_crossed`](Self::cut_crossed) calls (the snapshot engine).
     pub(crate) fn on_cross(&self, hook: CrossHook) {
         *lock(&self.on_cross) = Some(hook);
     }
 
-    /// An ask from an actor that had not cut for `snapshot` reached its responder after the
-    /// responder's cut for it: the asker will take in a reply from after that cut, so the
-    /// snapshot cannot be consistent (its asker taints it). Called without any mailbox lock.
-    pub(crate) fn ask_crossed(&self, snapshot: Epoch) {
+    /// Something waits across the cut of `snapshot`, and deferred cuts must not add to the
+    /// wait, or actors could wait on each other for good. Called without any mailbox lock,
+    /// when:
+    /// - an ask from an actor that had not cut reached its responder after the responder's
+    ///   cut (the asker will take in a reply from after that cut: the snapshot cannot be
+    ///   consistent, its asker taints it);
+    /// - a sender that has not cut waits for room in the mailbox of an actor that has;
+    /// - an ask from another node, sent after its asker's cut, reaches an actor deferring
+    ///   its cut (a wait this node's depths cannot see).
+    ///
+    /// Every deferred cut of the node is released ([`amber_snapshot::NodeSnapshot::ask_crossed`]).
+    pub(crate) fn cut_crossed(&self, snapshot: Epoch) {
         let hook = lock(&self.on_cross).clone();
         if let Some(hook) = hook {
             hook(snapshot);
@@ -335,15 +343,28 @@ impl<T: Stamp> MailboxCore<T> {
                 return Err(PushError::Closed(item));
             }
             if bounded && q.data.len() >= q.capacity {
+                // A sender that has not cut waits on an actor that has: it must not also
+                // wait on a deferred cut (see `LateSink::cut_crossed`).
+                let waits_across = q.cut.recording(item.tag()).filter(|_| cx.is_some());
                 if let Some(cx) = cx
                     && !q.tx_waiters.iter().any(|w| w.will_wake(cx.waker()))
                 {
                     q.tx_waiters.push(cx.waker().clone());
                 }
+                drop(q);
+                if let Some(snapshot) = waits_across {
+                    self.meta.late.cut_crossed(snapshot);
+                }
                 return Err(PushError::Full(item));
             }
             item.on_arrival(q.cut.arrival_tag());
-            let crossed = self.record_if_late(&q, &item).filter(|_| item.asked_by_actor());
+            let mut crossed = self.record_if_late(&q, &item).filter(|_| item.asked_by_actor());
+            if !bounded && item.asked_by_actor() {
+                // An ask from another node, sent after its asker's cut, reaching an actor
+                // that defers its cut: the asker may be awaited by an actor of that node
+                // that has not cut, which this node's depths cannot see.
+                crossed = crossed.or(q.cut.deferred().filter(|d| item.tag() >= *d));
+            }
             q.data.push_back(item);
             (q.rx_waker.take(), crossed)
         };
@@ -351,7 +372,7 @@ impl<T: Stamp> MailboxCore<T> {
             w.wake();
         }
         if let Some(snapshot) = waker.1 {
-            self.meta.late.ask_crossed(snapshot);
+            self.meta.late.cut_crossed(snapshot);
         }
         Ok(())
     }

@@ -526,6 +526,10 @@ pub struct World {
     pub leaks: Vec<(u64, usize)>,
     /// Snapshots such a reply taints: the runtime refuses them as inconsistent.
     pub tainted: BTreeSet<Epoch>,
+    /// `(node, snapshot)` -> the step at which an ask first crossed a cut there and every
+    /// deferred cut was released (`NodeSnapshot::ask_crossed`): that snapshot is lost anyway,
+    /// and cuts after it are not held to the ask rule.
+    crossed: BTreeMap<(usize, Epoch), u64>,
     /// The first snapshot this world started.
     first_epoch: Option<Epoch>,
     failure: Option<(String, Vec<usize>)>,
@@ -585,6 +589,7 @@ impl World {
             asks: BTreeMap::new(),
             leaks: Vec::new(),
             tainted: BTreeSet::new(),
+            crossed: BTreeMap::new(),
             first_epoch: None,
             failure: None,
             cfg,
@@ -1010,6 +1015,8 @@ impl World {
             // it); the runtime releases every deferred cut, so nobody waits on it.
             let node = a.node;
             self.nodes[node].proto.ask_crossed(e);
+            let at = self.tick();
+            self.crossed.entry((node, e)).or_insert(at);
             self.drain_node(node);
         }
         let a = &mut self.actors[to];
@@ -1061,15 +1068,20 @@ impl World {
                 // depth was still unknown (or the tainted epochs all ended already).
                 let request = &self.log[self.asks[&ask]];
                 let r = request.receiver;
-                let live =
-                    self.coord.running().is_some_and(|e| asker_epoch < e && e <= responder_epoch);
+                let rnode = self.actors[r].node;
+                let running = self.coord.running();
+                let live = running.is_some_and(|e| asker_epoch < e && e <= responder_epoch);
+                // Released by a crossing before the responder cut: not the rule's failure.
+                let released_at = running.and_then(|e| self.crossed.get(&(rnode, e)).copied());
                 if let Kind::Ask { depth, .. } = request.kind
                     && live
                     && self.actors[r].node == self.actors[x].node
-                    && self.actors[r]
-                        .cuts
-                        .iter()
-                        .any(|c| c.from <= asker_epoch && c.to > asker_epoch && c.depth > depth)
+                    && self.actors[r].cuts.iter().any(|c| {
+                        c.from <= asker_epoch
+                            && c.to > asker_epoch
+                            && c.depth > depth
+                            && released_at.is_none_or(|t| c.at < t)
+                    })
                 {
                     self.stats.taints_despite_depth += 1;
                 }
@@ -1202,6 +1214,8 @@ impl World {
         self.nodes[node].proto.actor_cut(cut);
         if crossed {
             self.nodes[node].proto.ask_crossed(cut.to);
+            let at = self.tick();
+            self.crossed.entry((node, cut.to)).or_insert(at);
         }
         self.drain_node(node);
     }
