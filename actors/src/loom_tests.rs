@@ -13,7 +13,7 @@ use loom::future::block_on;
 use loom::thread;
 
 use crate::ExitReason;
-use crate::mailbox::core::{Inbox, MailboxCore, Next, PushError, test_meta};
+use crate::mailbox::core::{Cutting, Inbox, MailboxCore, Next, PushError, test_meta};
 use crate::signal::Signal;
 
 fn mailbox(capacity: usize) -> (Arc<MailboxCore<u32>>, Inbox<u32>) {
@@ -292,6 +292,9 @@ impl crate::mailbox::core::Stamp for Msg {
             payload: vec![self.id as u8],
         })
     }
+    fn asked_by_actor(&self) -> bool {
+        false
+    }
 }
 
 fn msg_mailbox() -> (Arc<MailboxCore<Msg>>, Inbox<Msg>) {
@@ -484,5 +487,76 @@ fn marker_and_newer_tag_race_the_cut_happens_first() {
             "handled {handled:?} recorded {recorded:?}"
         );
         assert!(!before_cut.contains(&2));
+    });
+}
+
+// ------------------------------------------------------------------ the deferred cut
+
+/// The ask rule in the mailbox: a responder (ask depth 1) defers its cut for snapshot 1
+/// while depth 0 is not released. A sender that has not cut (tag 0) and one that has (tag
+/// 1) race the deferral, the processing and the cut. Every message is handled exactly once,
+/// in per-sender order; no message tagged 1 is processed before the cut (it would be an
+/// orphan); every message tagged 0 is processed before the cut, recorded at it, or recorded
+/// after it (late) — exactly one of the three; and a message tagged 1 is never recorded.
+#[test]
+fn a_deferred_cut_holds_later_tags_and_counts_each_message_once() {
+    loom::model(|| {
+        let (core, mut inbox) = msg_mailbox();
+        assert_eq!(inbox.on_ask(0), Some((0, 1)));
+        let before = {
+            let core = core.clone();
+            thread::spawn(move || {
+                for id in [1, 2] {
+                    core.try_push(Msg { id, tag: Epoch(0), outside: false }).unwrap();
+                }
+            })
+        };
+        let after = {
+            let core = core.clone();
+            thread::spawn(move || {
+                for id in [11, 12] {
+                    core.try_push(Msg { id, tag: Epoch(1), outside: false }).unwrap();
+                }
+            })
+        };
+        // The marker, while depth 0 is not released: the cut is deferred.
+        assert!(matches!(inbox.cut(Epoch(1), 0), Cutting::Deferred));
+        let mut processed_before_cut = Vec::new();
+        while let Next::Data(m) = inbox.try_next() {
+            assert!(m.tag < Epoch(1), "message {} tagged after the cut processed before it", m.id);
+            processed_before_cut.push(m.id);
+        }
+        // Released: the cut. Held messages come first, then the rest, in arrival order.
+        let (cut, batch, _) = inbox.cut(Epoch(1), 1).taken().expect("deferred, so behind");
+        assert_eq!(cut.depth, 1);
+        let mut recorded = Vec::new();
+        let mut processed_after_cut = Vec::new();
+        for m in batch.iter() {
+            if m.tag < cut.to {
+                recorded.push(m.id);
+            }
+        }
+        before.join().unwrap();
+        after.join().unwrap();
+        while let Next::Data(m) = inbox.try_next() {
+            processed_after_cut.push(m.id);
+        }
+        let late = late_ids(&core);
+        for id in [1, 2] {
+            let fates =
+                [processed_before_cut.contains(&id), recorded.contains(&id), late.contains(&id)];
+            assert_eq!(fates.iter().filter(|f| **f).count(), 1, "message {id}: {fates:?}");
+        }
+        for id in [11, 12] {
+            assert!(!recorded.contains(&id) && !late.contains(&id), "{id} is after the cut");
+        }
+        let mut handled: Vec<u32> =
+            processed_before_cut.iter().chain(&processed_after_cut).copied().collect();
+        let order =
+            |ids: &[u32]| handled.iter().filter(|i| ids.contains(i)).copied().collect::<Vec<_>>();
+        assert_eq!(order(&[1, 2]), vec![1, 2], "per-sender order");
+        assert_eq!(order(&[11, 12]), vec![11, 12], "per-sender order");
+        handled.sort();
+        assert_eq!(handled, vec![1, 2, 11, 12], "each message handled exactly once");
     });
 }
