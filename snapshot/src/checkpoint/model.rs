@@ -85,11 +85,11 @@ pub struct ActorEntry {
     /// The capacity of its mailbox's data lane, which a restore gives it again.
     /// Checkpoints written before this field existed read it as
     /// [`SpawnCapacity::SystemDefault`].
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "SpawnCapacity::is_system_default")]
     pub capacity: SpawnCapacity,
     /// What happens when it panics, which a restore gives it again. Checkpoints written
     /// before this field existed read it as [`SpawnRestart::Never`].
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "SpawnRestart::is_never")]
     pub restart: SpawnRestart,
 }
 
@@ -104,6 +104,21 @@ pub enum SpawnCapacity {
     Bounded(u64),
     /// No limit.
     Unbounded,
+}
+
+impl SpawnCapacity {
+    /// Whether it is [`SpawnCapacity::SystemDefault`] (left out of a checkpoint's entry).
+    pub fn is_system_default(&self) -> bool {
+        matches!(self, SpawnCapacity::SystemDefault)
+    }
+}
+
+impl SpawnRestart {
+    /// Whether it is [`SpawnRestart::Never`], the common case (left out of a checkpoint's
+    /// entry, which reads back as it).
+    pub fn is_never(&self) -> bool {
+        matches!(self, SpawnRestart::Never)
+    }
 }
 
 impl fmt::Display for SpawnCapacity {
