@@ -786,7 +786,9 @@ impl SnapshotEngine {
             return self.on_start(st, from, epoch);
         }
         let epoch = match &command {
-            NodeCommand::Expect { epoch, .. } | NodeCommand::Abort { epoch, .. } => *epoch,
+            NodeCommand::Expect { epoch, .. }
+            | NodeCommand::Abort { epoch, .. }
+            | NodeCommand::Release { epoch, .. } => *epoch,
             NodeCommand::Complete(epoch) => *epoch,
             NodeCommand::Start(_) => unreachable!("handled above"),
         };
@@ -827,6 +829,7 @@ impl SnapshotEngine {
                 self.discard(st, epoch);
             }
             expect @ NodeCommand::Expect { .. } => st.node.handle_command(expect),
+            release @ NodeCommand::Release { .. } => st.node.handle_command(release),
             NodeCommand::Start(_) => unreachable!("handled above"),
         }
     }

@@ -1,9 +1,10 @@
 //! The control messages between the nodes and the coordinator.
 //!
 //! They are few and small: per snapshot, each node receives a [`NodeCommand::Start`], at most
-//! one [`NodeCommand::Expect`] and one final command, and sends at most two
-//! [`NodeReport`]s, each holding one counter per peer node. Nothing scales with the number
-//! of actors or messages.
+//! one [`NodeCommand::Expect`], one [`NodeCommand::Release`] per ask depth and one final
+//! command, and sends one [`NodeReport`] per ask depth it leaves behind plus at most two
+//! more, each holding one counter per peer node. Nothing scales with the number of actors or
+//! messages.
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,15 @@ pub enum NodeCommand<N> {
         epoch: Epoch,
         /// `(peer, messages tagged below epoch that peer sent to this node, in total)`.
         from: Vec<(N, u64)>,
+    },
+    /// No actor shallower than ask depth `depth` is behind snapshot `epoch` on any node:
+    /// actors of that depth deferring their cuts may cut (see
+    /// [`ActorCut::on_marker_at`](crate::ActorCut::on_marker_at)).
+    Release {
+        /// The snapshot.
+        epoch: Epoch,
+        /// The deepest depth that may cut.
+        depth: u8,
     },
     /// Snapshot `epoch` is complete: every node's cut states and recordings for it are final.
     Complete(Epoch),
@@ -50,6 +60,10 @@ pub struct NodeReport<N> {
     /// Whether no live actor on the node is still behind `epoch` (every actor that belongs
     /// to the snapshot has cut or stopped). Once true, `sent_to` is final.
     pub locally_done: bool,
+    /// The shallowest ask depth of an actor of the node still behind `epoch` (`None` once
+    /// locally done). The coordinator releases a depth once it is at or above every node's.
+    #[serde(default)]
+    pub shallowest: Option<u8>,
     /// `(peer, data messages tagged below epoch sent to it)`, sorted by peer, zeros left out.
     pub sent_to: Vec<(N, u64)>,
     /// `(peer, data messages tagged below epoch received from it)`, sorted by peer, zeros left

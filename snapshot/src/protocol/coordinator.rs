@@ -88,6 +88,8 @@ struct Round<N> {
     reports: BTreeMap<N, Option<NodeReport<N>>>,
     /// Nodes already sent an `Expect`.
     expecting: BTreeSet<N>,
+    /// The deepest ask depth released to every node (see [`NodeCommand::Release`]).
+    released: u8,
 }
 
 impl<N: Clone + Ord> Coordinator<N> {
@@ -134,7 +136,8 @@ impl<N: Clone + Ord> Coordinator<N> {
             let command = NodeCommand::Start(epoch);
             self.actions.push_back(CoordinatorAction::Send { to: node.clone(), command });
         }
-        self.round = Some(Round { epoch, deadline, reports, expecting: BTreeSet::new() });
+        self.round =
+            Some(Round { epoch, deadline, reports, expecting: BTreeSet::new(), released: 0 });
         Ok(epoch)
     }
 
@@ -171,7 +174,34 @@ impl<N: Clone + Ord> Coordinator<N> {
         if let Some(slot) = round.reports.get_mut(&report.node) {
             *slot = Some(report);
         }
+        self.release();
         self.evaluate();
+    }
+
+    /// The ask rule across nodes: a depth is released once no node has an actor shallower
+    /// than it behind the snapshot (a node that has not reported counts as depth 0). Nodes
+    /// that are locally done have no deferring actor and do not hold the release back.
+    fn release(&mut self) {
+        let Some(round) = &mut self.round else { return };
+        let depth = round
+            .reports
+            .values()
+            .filter_map(|r| match r {
+                None => Some(0),
+                Some(r) if r.locally_done => None,
+                Some(r) => Some(r.shallowest.unwrap_or(0)),
+            })
+            .min();
+        // Every node locally done: nobody defers; completion follows.
+        let Some(depth) = depth else { return };
+        if depth > round.released {
+            round.released = depth;
+            let epoch = round.epoch;
+            for node in round.reports.keys() {
+                let command = NodeCommand::Release { epoch, depth };
+                self.actions.push_back(CoordinatorAction::Send { to: node.clone(), command });
+            }
+        }
     }
 
     /// `node` refused to take part in snapshot `epoch`: if it is the running one, it aborts
@@ -321,6 +351,7 @@ mod tests {
             node,
             epoch: Epoch(1),
             locally_done: true,
+            shallowest: None,
             sent_to: sent.to_vec(),
             received_from: received.to_vec(),
         }
@@ -443,5 +474,38 @@ mod tests {
             drain(&mut c).last(),
             Some(CoordinatorAction::Aborted { reason: AbortReason::CountMismatch { .. }, .. })
         ));
+    }
+
+    #[test]
+    fn a_depth_is_released_once_no_node_has_a_shallower_actor_behind() {
+        use crate::MAX_DEPTH;
+        let mut c = Coordinator::<u8>::new(Epoch::ZERO);
+        let epoch = c.start([1, 2], None).unwrap();
+        while c.poll().is_some() {}
+        let report = |node, shallowest: Option<u8>| NodeReport {
+            node,
+            epoch,
+            locally_done: shallowest.is_none(),
+            shallowest,
+            sent_to: vec![],
+            received_from: vec![],
+        };
+        let releases = |c: &mut Coordinator<u8>| -> Vec<(u8, u8)> {
+            std::iter::from_fn(|| c.poll())
+                .filter_map(|a| match a {
+                    CoordinatorAction::Send { to, command: NodeCommand::Release { depth, .. } } => {
+                        Some((to, depth))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        c.handle_report(report(1, Some(2)));
+        assert!(releases(&mut c).is_empty(), "node 2 has not reported: it may be at depth 0");
+        c.handle_report(report(2, Some(1)));
+        assert_eq!(releases(&mut c), vec![(1, 1), (2, 1)]);
+        c.handle_report(report(2, None));
+        assert_eq!(releases(&mut c), vec![(1, 2), (2, 2)], "a done node holds nothing back");
+        assert!(MAX_DEPTH > 2);
     }
 }

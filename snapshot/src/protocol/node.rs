@@ -64,6 +64,8 @@ pub struct NodeSnapshot<N> {
     current: Levels,
     /// The deepest depth released for `target` so far (see [`released`](Self::released)).
     released: u8,
+    /// The shallowest depth still behind that this node last reported for `target`.
+    reported_shallowest: u8,
     peers: BTreeMap<N, Peer>,
     actions: VecDeque<NodeAction<N>>,
 }
@@ -181,6 +183,7 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
             behind: Levels::default(),
             current: Levels::default(),
             released: crate::protocol::cut::MAX_DEPTH,
+            reported_shallowest: 0,
             peers: BTreeMap::new(),
             actions: VecDeque::new(),
         }
@@ -223,15 +226,13 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
         self.running().is_some() && self.behind() == 0
     }
 
-    /// The deepest ask depth whose actors may cut for the running snapshot: the shallowest
-    /// depth of a local actor still behind it (no actor shallower than that is behind, so
-    /// none can still ask one of that depth before its cut). [`MAX_DEPTH`] when no snapshot
-    /// runs. Only ever grows while a snapshot runs.
-    ///
-    /// Depths are counted per node: an ask from an actor on another node is served as from
-    /// depth 0 and does not hold this node's release back. Asks across nodes from actors
-    /// that have not cut to responders that have are detected (the snapshot fails as
-    /// inconsistent), not prevented.
+    /// The deepest ask depth whose actors may cut for the running snapshot, as the
+    /// coordinator released it ([`NodeCommand::Release`]): no actor shallower than that is
+    /// behind on any node, so none can still ask one of that depth before its cut. The node
+    /// reports the shallowest depth it still has behind whenever it grows (an interim
+    /// [`NodeReport`] with `locally_done: false`). [`MAX_DEPTH`] when no snapshot runs, or
+    /// once an ask crossed a cut ([`ask_crossed`](Self::ask_crossed)). Only ever grows while
+    /// a snapshot runs.
     ///
     /// [`MAX_DEPTH`]: crate::MAX_DEPTH
     pub fn released(&self) -> u8 {
@@ -249,6 +250,12 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
                 {
                     *expect = Some(from);
                     self.check_expectation();
+                }
+            }
+            NodeCommand::Release { epoch, depth } => {
+                if epoch == self.target && self.running().is_some() && depth > self.released {
+                    self.released = depth;
+                    self.actions.push_back(NodeAction::Release { epoch, depth });
                 }
             }
             NodeCommand::Complete(epoch) => {
@@ -395,6 +402,7 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
             node: self.me.clone(),
             epoch: self.target,
             locally_done: self.is_locally_done(),
+            shallowest: self.behind.shallowest().filter(|_| self.running().is_some()),
             sent_to: pick(|p| p.sent.below),
             received_from: pick(|p| p.received.below),
         }
@@ -416,7 +424,9 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
         self.target = epoch;
         let mut current = std::mem::take(&mut self.current);
         self.behind.absorb(&mut current);
-        self.released = self.behind.shallowest().unwrap_or(crate::protocol::cut::MAX_DEPTH);
+        // Depth 0 is always released; the coordinator releases the rest.
+        self.released = 0;
+        self.reported_shallowest = 0;
         for peer in self.peers.values_mut() {
             peer.sent.fold();
             peer.received.fold();
@@ -427,6 +437,7 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
         if self.behind() > 0 {
             self.actions.push_back(NodeAction::Markers(epoch));
         }
+        self.check_release();
         self.check_done();
     }
 
@@ -447,17 +458,16 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
         if epoch < self.target { self.behind.remove(depth) } else { self.current.remove(depth) }
     }
 
-    /// Releases deeper actors once no shallower one is behind the running snapshot.
+    /// Reports the shallowest depth still behind when it grew, so that the coordinator can
+    /// release deeper ones (the locally-done report covers the end).
     fn check_release(&mut self) {
-        if self.running().is_none() {
-            return;
-        }
-        // Nobody behind: nobody defers either (a deferring actor is behind).
-        let Some(released) = self.behind.shallowest() else { return };
-        let released = released.max(self.released);
-        if released > self.released {
-            self.released = released;
-            self.actions.push_back(NodeAction::Release { epoch: self.target, depth: released });
+        let Phase::Running { reported: false, .. } = self.phase else { return };
+        // Nobody behind: the locally-done report follows.
+        let Some(shallowest) = self.behind.shallowest() else { return };
+        if shallowest > self.reported_shallowest {
+            self.reported_shallowest = shallowest;
+            let report = self.report();
+            self.actions.push_back(NodeAction::Report(report));
         }
     }
 
@@ -512,7 +522,7 @@ mod tests {
     }
 
     #[test]
-    fn deeper_actors_are_released_once_every_shallower_one_has_cut() {
+    fn the_node_reports_its_shallowest_depth_behind_and_releases_what_it_is_told() {
         let mut node = NodeSnapshot::new(0u8, Epoch::ZERO);
         for _ in 0..3 {
             assert_eq!(node.actor_spawned(Epoch::ZERO), None);
@@ -525,12 +535,22 @@ mod tests {
         assert_eq!(drain(&mut node), vec![NodeAction::Markers(Epoch(1))]);
         assert_eq!(node.released(), 0);
         node.actor_cut(Cut { from: Epoch(0), to: Epoch(1), depth: 0 });
+        let interim = |actions: Vec<NodeAction<u8>>| match &actions[..] {
+            [NodeAction::Report(r)] if !r.locally_done => r.shallowest,
+            other => panic!("expected an interim report, got {other:?}"),
+        };
+        assert_eq!(interim(drain(&mut node)), Some(1));
+        // The coordinator releases depth 1 (every node's shallowest is at least 1).
+        node.handle_command(NodeCommand::Release { epoch: Epoch(1), depth: 1 });
         assert_eq!(drain(&mut node), vec![NodeAction::Release { epoch: Epoch(1), depth: 1 }]);
+        assert_eq!(node.released(), 1);
         // A depth learnt meanwhile moves the actor between levels.
         node.actor_deepened(Epoch(0), 1, 3);
-        assert_eq!(drain(&mut node), vec![NodeAction::Release { epoch: Epoch(1), depth: 2 }]);
+        assert_eq!(interim(drain(&mut node)), Some(2));
         node.actor_stopped(Epoch(0), 2);
-        assert_eq!(drain(&mut node), vec![NodeAction::Release { epoch: Epoch(1), depth: 3 }]);
+        assert_eq!(interim(drain(&mut node)), Some(3));
+        node.handle_command(NodeCommand::Release { epoch: Epoch(1), depth: 1 });
+        assert!(drain(&mut node).is_empty(), "a release never goes back down");
         node.actor_cut(Cut { from: Epoch(0), to: Epoch(1), depth: 3 });
         assert!(matches!(&drain(&mut node)[..], [NodeAction::Report(r)] if r.locally_done));
     }
@@ -551,7 +571,13 @@ mod tests {
             vec![NodeAction::Release { epoch: Epoch(1), depth: crate::MAX_DEPTH }]
         );
         node.actor_cut(Cut { from: Epoch(0), to: Epoch(1), depth: 0 });
+        assert!(
+            drain(&mut node).iter().all(|a| !matches!(a, NodeAction::Release { .. })),
+            "no release goes back down"
+        );
+        node.handle_command(NodeCommand::Release { epoch: Epoch(1), depth: 2 });
         assert!(drain(&mut node).is_empty(), "no release goes back down");
+        assert_eq!(node.released(), crate::MAX_DEPTH);
     }
 
     #[test]

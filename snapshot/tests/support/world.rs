@@ -929,6 +929,7 @@ impl World {
             let (name, epoch) = match &command {
                 NodeCommand::Start(e) => ("start", *e),
                 NodeCommand::Expect { epoch, .. } => ("expect", *epoch),
+                NodeCommand::Release { epoch, .. } => ("release", *epoch),
                 NodeCommand::Complete(e) => ("complete", *e),
                 NodeCommand::Abort { epoch, .. } => ("abort", *epoch),
             };
