@@ -14,7 +14,7 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use amber::prelude::*;
@@ -200,16 +200,24 @@ fn money(checkpoint: &Checkpoint) -> u64 {
     balances + in_flight
 }
 
+/// `Work` asks answered before the first snapshot: the load is sustained, and every layer
+/// has served asks (responders learn their ask depth from the asks they serve; a snapshot
+/// taken before an actor served its deepest asker may be refused).
+const WARM_UP: u64 = 2_000;
+
 /// Drives `askers` with `Work` asks from `tasks` outside tasks, as fast as they are
-/// answered, until `stop`.
+/// answered, until `stop`. Resolves the returned future once `WARM_UP` asks were answered.
 fn unpaced_load(
     askers: &[ActorRef<Teller>],
     tasks: usize,
     stop: &Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<u64>> {
-    (0..tasks)
+) -> (Vec<tokio::task::JoinHandle<u64>>, Arc<tokio::sync::Notify>) {
+    let answered = Arc::new(AtomicU64::new(0));
+    let warm = Arc::new(tokio::sync::Notify::new());
+    let tasks = (0..tasks)
         .map(|t| {
             let (askers, stop) = (askers.to_vec(), stop.clone());
+            let (answered, warm) = (answered.clone(), warm.clone());
             tokio::spawn(async move {
                 let mut done = 0u64;
                 let mut i = t;
@@ -219,11 +227,15 @@ fn unpaced_load(
                         break;
                     }
                     done += 1;
+                    if answered.fetch_add(1, Ordering::Relaxed) + 1 == WARM_UP {
+                        warm.notify_one();
+                    }
                 }
                 done
             })
         })
-        .collect()
+        .collect();
+    (tasks, warm)
 }
 
 /// Takes `rounds` single snapshot attempts while the load runs; returns how many
@@ -272,7 +284,8 @@ async fn a_fan_in_of_asks_gets_its_snapshots() {
         }
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let load = unpaced_load(&layers[0], 16, &stop);
+    let (load, warm) = unpaced_load(&layers[0], 16, &stop);
+    bounded(warm.notified()).await;
     let ok = attempts(&system, 10, total, all.len()).await;
     stop.store(true, Ordering::Relaxed);
     let mut worked = 0;
@@ -302,7 +315,8 @@ async fn a_bank_asking_an_oracle_on_a_tenth_of_its_hops_gets_its_snapshots() {
         .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     // Outside load drives deposits through the accounts; `Work` asks the oracle itself.
-    let load = unpaced_load(&accounts, 16, &stop);
+    let (load, warm) = unpaced_load(&accounts, 16, &stop);
+    bounded(warm.notified()).await;
     let ok = attempts(&system, 10, total, all.len()).await;
     stop.store(true, Ordering::Relaxed);
     for task in load {
