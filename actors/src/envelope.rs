@@ -141,7 +141,17 @@ impl<A: Actor> Envelope<A> {
             Origin::Actor(id) => Some(id),
             Origin::Outside | Origin::Timer(_) => None,
         };
-        crate::remote::OutboundMessage { to, from, tag: self.epoch, type_name, payload, reply }
+        // The asker's depth travels with an ask (the responder's node orders cuts by it).
+        let depth = if reply.is_some() { self.depth } else { 0 };
+        crate::remote::OutboundMessage {
+            to,
+            from,
+            tag: self.epoch,
+            depth,
+            type_name,
+            payload,
+            reply,
+        }
     }
 }
 

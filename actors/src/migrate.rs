@@ -467,6 +467,7 @@ impl<A: Actor> Runner<A> {
                         to: message.to,
                         from: message.from,
                         tag: message.tag,
+                        depth: message.depth,
                         payload: message.payload,
                         reply: message.reply,
                     };

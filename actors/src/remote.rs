@@ -66,6 +66,9 @@ pub struct OutboundMessage {
     pub from: Option<ActorId>,
     /// The sender's epoch (for actors); tagged on arrival when from outside.
     pub tag: Epoch,
+    /// For an ask from an actor, the asker's ask depth (see
+    /// [`ActorCut::depth`](amber_snapshot::ActorCut::depth)); 0 otherwise.
+    pub depth: u8,
     /// The receiving actor's type, as the sender knows it (for diagnostics).
     pub type_name: &'static str,
     /// The message, MessagePack with field names.
@@ -83,6 +86,8 @@ pub struct InboundMessage {
     pub from: Option<ActorId>,
     /// The sender's epoch.
     pub tag: Epoch,
+    /// For an ask from an actor, the asker's ask depth on its node; 0 otherwise.
+    pub depth: u8,
     /// The message, MessagePack.
     pub payload: Vec<u8>,
     /// Where the reply goes, for an ask.

@@ -19,6 +19,7 @@ fn message(seq: u64, ask: Option<u64>) -> Frame {
         from: Some(ActorId::new(SystemId(1), seq)),
         tag: Epoch(3),
         ask,
+        depth: 0,
         type_name: "bench::Ping".into(),
         payload: vec![0xab; PAYLOAD],
     }

@@ -30,14 +30,16 @@ fn frame() -> impl Strategy<Value = Frame> {
             option::of(actor_id()),
             any::<u64>(),
             option::of(any::<u64>()),
+            any::<u8>(),
             ".{0,30}",
             vec(any::<u8>(), 0..300)
         )
-            .prop_map(|(to, from, tag, ask, type_name, payload)| Frame::Message {
+            .prop_map(|(to, from, tag, ask, depth, type_name, payload)| Frame::Message {
                 to,
                 from,
                 tag: Epoch(tag),
                 ask,
+                depth,
                 type_name: type_name.into(),
                 payload
             }),

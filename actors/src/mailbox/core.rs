@@ -116,11 +116,11 @@ impl LateSink {
     /// - an ask from an actor that had not cut reached its responder after the responder's
     ///   cut (the asker will take in a reply from after that cut: the snapshot cannot be
     ///   consistent, its asker taints it);
-    /// - a sender that has not cut waits for room in the mailbox of an actor that has;
-    /// - an ask from another node, sent after its asker's cut, reaches an actor deferring
-    ///   its cut (a wait this node's depths cannot see).
+    /// - a sender that has not cut waits for room in the mailbox of an actor that has.
     ///
-    /// Every deferred cut of the node is released ([`amber_snapshot::NodeSnapshot::ask_crossed`]).
+    /// Every deferred cut of the node is released, and through the coordinator those of
+    /// every other node ([`amber_snapshot::NodeSnapshot::ask_crossed`]): a wait across a
+    /// cut is the first link of every cycle of waits deferred cuts could close.
     pub(crate) fn cut_crossed(&self, snapshot: Epoch) {
         let hook = lock(&self.on_cross).clone();
         if let Some(hook) = hook {
@@ -358,13 +358,7 @@ impl<T: Stamp> MailboxCore<T> {
                 return Err(PushError::Full(item));
             }
             item.on_arrival(q.cut.arrival_tag());
-            let mut crossed = self.record_if_late(&q, &item).filter(|_| item.asked_by_actor());
-            if !bounded && item.asked_by_actor() {
-                // An ask from another node, sent after its asker's cut, reaching an actor
-                // that defers its cut: the asker may be awaited by an actor of that node
-                // that has not cut, which this node's depths cannot see.
-                crossed = crossed.or(q.cut.deferred().filter(|d| item.tag() >= *d));
-            }
+            let crossed = self.record_if_late(&q, &item).filter(|_| item.asked_by_actor());
             q.data.push_back(item);
             (q.rx_waker.take(), crossed)
         };

@@ -125,8 +125,9 @@ pub(crate) fn inbound_envelope<A: Actor>(
             tx
         });
         let origin = message.from.map_or(Origin::Outside, Origin::Actor);
-        // Ask depths are per node: an asker on another node counts as depth 0 here.
-        Ok(Envelope { origin, epoch: message.tag, msg, reply, depth: 0 })
+        // An ask carries its asker's depth from its node (the coordinator orders cuts by
+        // depth across nodes).
+        Ok(Envelope { origin, epoch: message.tag, msg, reply, depth: message.depth })
     }
 }
 

@@ -67,6 +67,9 @@ struct Carried {
     tag: Epoch,
     /// The ask id on the sending node, for an ask.
     ask: Option<u64>,
+    /// The asker's ask depth, for an ask.
+    #[serde(default)]
+    depth: u8,
     #[serde(with = "serde_bytes")]
     payload: Vec<u8>,
 }
@@ -186,7 +189,7 @@ fn hand_off(shared: Arc<Shared>, to: NodeId, request: u64) -> HandOff {
                     ask
                 });
                 let payload = std::mem::take(&mut message.payload);
-                Carried { from: message.from, tag: message.tag, ask, payload }
+                Carried { from: message.from, tag: message.tag, ask, depth: message.depth, payload }
             })
             .collect::<Vec<_>>();
         let package = Package {
@@ -272,10 +275,11 @@ fn arrival(shared: &Arc<Shared>, from: &NodeId, package: Package) -> Arrival {
     } = package;
     let queued = queued
         .into_iter()
-        .map(|Carried { from: sender, tag, ask, payload }| InboundMessage {
+        .map(|Carried { from: sender, tag, ask, depth, payload }| InboundMessage {
             to: id,
             from: sender,
             tag,
+            depth,
             payload,
             reply: ask.map(|ask| reply_handler(shared, from, ask)),
         })

@@ -556,6 +556,7 @@ impl RemoteRoute for PeerRoute {
             from: message.from,
             tag: message.tag,
             ask,
+            depth: message.depth,
             type_name: message.type_name.into(),
             payload: message.payload,
         };
@@ -655,9 +656,9 @@ fn on_event(shared: &Arc<Shared>, event: TransportEvent) {
 
 fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
     match frame {
-        Frame::Message { to, from: sender, tag, ask, payload, .. } => {
+        Frame::Message { to, from: sender, tag, ask, depth, payload, .. } => {
             let reply = ask.map(|ask| reply_handler(shared, &from, ask));
-            let message = InboundMessage { to, from: sender, tag, payload, reply };
+            let message = InboundMessage { to, from: sender, tag, depth, payload, reply };
             if let Err(e) = shared.system().deliver(from.as_str(), message) {
                 tracing::debug!(node = %from, actor = %to, error = %e, "remote message not delivered");
                 if let Some(ask) = ask {

@@ -3,7 +3,7 @@
 //! for the layout), without serde's machinery per field.
 //!
 //! Encoding writes exactly what `rmp-serde` would. Decoding reads only that canonical form
-//! (`{"Message": [to, from, tag, ask, type_name, payload]}` with unsigned integers, `str` and
+//! (`{"Message": [to, from, tag, ask, depth, type_name, payload]}` with unsigned integers, `str` and
 //! `bin`); anything else — another frame kind, another but valid encoding, a malformed body —
 //! is left to the serde decoder, so what is accepted and what it decodes to are unchanged.
 //! The tests check both against `rmp-serde`.
@@ -19,17 +19,17 @@ const PREFIX: &[u8] = b"\x81\xa7Message";
 /// Appends the body of `frame` if it is a `Message` (and returns true); otherwise appends
 /// nothing and returns false.
 pub(super) fn encode(frame: &Frame, dst: &mut BytesMut) -> bool {
-    let Frame::Message { to, from, tag, ask, type_name, payload } = frame else {
+    let Frame::Message { to, from, tag, ask, depth, type_name, payload } = frame else {
         return false;
     };
     if u32::try_from(type_name.len()).is_err() || u32::try_from(payload.len()).is_err() {
         return false; // the serde path reports what it does with these
     }
-    // Prefix, array marker, three ids/ints of at most 9 bytes each plus array markers, the
+    // Prefix, array marker, two ids of at most 19 bytes, three ints of at most 9, the
     // string and bin headers (at most 5 bytes each).
-    dst.reserve(PREFIX.len() + 1 + 2 * 19 + 2 * 9 + 10 + type_name.len() + payload.len());
+    dst.reserve(PREFIX.len() + 1 + 2 * 19 + 3 * 9 + 10 + type_name.len() + payload.len());
     dst.put_slice(PREFIX);
-    dst.put_u8(0x96); // fixarray, 6 fields
+    dst.put_u8(0x97); // fixarray, 7 fields
     actor_id(*to, dst);
     match from {
         Some(from) => actor_id(*from, dst),
@@ -40,6 +40,7 @@ pub(super) fn encode(frame: &Frame, dst: &mut BytesMut) -> bool {
         Some(ask) => uint(*ask, dst),
         None => dst.put_u8(NIL),
     }
+    uint(u64::from(*depth), dst);
     str_header(type_name.len(), dst);
     dst.put_slice(type_name.as_bytes());
     bin_header(payload.len(), dst);
@@ -51,19 +52,20 @@ pub(super) fn encode(frame: &Frame, dst: &mut BytesMut) -> bool {
 /// more; `None` otherwise (the caller then decodes it the general way).
 pub(super) fn decode(body: &[u8]) -> Option<Frame> {
     let mut r = Reader { rest: body.strip_prefix(PREFIX)? };
-    if r.byte()? != 0x96 {
+    if r.byte()? != 0x97 {
         return None;
     }
     let to = r.actor_id()?;
     let from = if r.nil() { None } else { Some(r.actor_id()?) };
     let tag = Epoch(r.uint()?);
     let ask = if r.nil() { None } else { Some(r.uint()?) };
+    let depth = u8::try_from(r.uint()?).ok()?;
     let type_name = r.str()?.to_owned().into();
     let payload = r.bin()?.to_vec();
     if !r.rest.is_empty() {
         return None;
     }
-    Some(Frame::Message { to, from, tag, ask, type_name, payload })
+    Some(Frame::Message { to, from, tag, ask, depth, type_name, payload })
 }
 
 const NIL: u8 = 0xc0;
@@ -235,17 +237,19 @@ mod tests {
             proptest::option::of(actor()),
             interesting_u64(),
             proptest::option::of(interesting_u64()),
+            any::<u8>(),
             prop_oneof![".{0,40}", ".{250,300}"],
             prop_oneof![
                 proptest::collection::vec(any::<u8>(), 0..300),
                 proptest::collection::vec(any::<u8>(), 65_530..65_540),
             ],
         )
-            .prop_map(|(to, from, tag, ask, type_name, payload)| Frame::Message {
+            .prop_map(|(to, from, tag, ask, depth, type_name, payload)| Frame::Message {
                 to,
                 from,
                 tag: Epoch(tag),
                 ask,
+                depth,
                 type_name: type_name.into(),
                 payload,
             })
@@ -291,6 +295,7 @@ mod tests {
             from: None,
             tag: Epoch(3),
             ask: None,
+            depth: 0,
             type_name: "t".into(),
             payload: vec![9],
         };

@@ -59,6 +59,9 @@ pub enum Frame {
         tag: Epoch,
         /// The request id if this is an ask, to be echoed in the [`Frame::Reply`].
         ask: Option<u64>,
+        /// For an ask from an actor, the asker's ask depth (the snapshot protocol's ask rule:
+        /// the responder becomes deeper than its askers); 0 otherwise.
+        depth: u8,
         /// The message type's registered name (borrowed when sent: no copy per message).
         type_name: std::borrow::Cow<'static, str>,
         /// The encoded message.
@@ -129,12 +132,13 @@ impl fmt::Debug for Frame {
             Frame::Proof { .. } => f.write_str("Proof"),
             Frame::Welcome => f.write_str("Welcome"),
             Frame::Duplicate => f.write_str("Duplicate"),
-            Frame::Message { to, from, tag, ask, type_name, payload } => f
+            Frame::Message { to, from, tag, ask, depth, type_name, payload } => f
                 .debug_struct("Message")
                 .field("to", to)
                 .field("from", from)
                 .field("tag", tag)
                 .field("ask", ask)
+                .field("depth", depth)
                 .field("type_name", type_name)
                 .field("payload", &format_args!("{} bytes", payload.len()))
                 .finish(),

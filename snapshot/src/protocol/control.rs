@@ -64,6 +64,11 @@ pub struct NodeReport<N> {
     /// locally done). The coordinator releases a depth once it is at or above every node's.
     #[serde(default)]
     pub shallowest: Option<u8>,
+    /// Whether something waited across a cut on the node (see
+    /// [`NodeSnapshot::ask_crossed`](crate::NodeSnapshot::ask_crossed)): the coordinator
+    /// then releases every depth on every node.
+    #[serde(default)]
+    pub crossed: bool,
     /// `(peer, data messages tagged below epoch sent to it)`, sorted by peer, zeros left out.
     pub sent_to: Vec<(N, u64)>,
     /// `(peer, data messages tagged below epoch received from it)`, sorted by peer, zeros left

@@ -180,9 +180,11 @@ impl<N: Clone + Ord> Coordinator<N> {
 
     /// The ask rule across nodes: a depth is released once no node has an actor shallower
     /// than it behind the snapshot (a node that has not reported counts as depth 0). Nodes
-    /// that are locally done have no deferring actor and do not hold the release back.
+    /// that are locally done have no deferring actor and do not hold the release back. Once
+    /// a node reports that something waited across a cut, every depth is released.
     fn release(&mut self) {
         let Some(round) = &mut self.round else { return };
+        let crossed = round.reports.values().flatten().any(|r| r.crossed);
         let depth = round
             .reports
             .values()
@@ -191,7 +193,9 @@ impl<N: Clone + Ord> Coordinator<N> {
                 Some(r) if r.locally_done => None,
                 Some(r) => Some(r.shallowest.unwrap_or(0)),
             })
-            .min();
+            .min()
+            // Something waited across a cut: deferring protects nothing any more.
+            .map(|d| if crossed { crate::MAX_DEPTH } else { d });
         // Every node locally done: nobody defers; completion follows.
         let Some(depth) = depth else { return };
         if depth > round.released {
@@ -352,6 +356,7 @@ mod tests {
             epoch: Epoch(1),
             locally_done: true,
             shallowest: None,
+            crossed: false,
             sent_to: sent.to_vec(),
             received_from: received.to_vec(),
         }
@@ -487,6 +492,7 @@ mod tests {
             epoch,
             locally_done: shallowest.is_none(),
             shallowest,
+            crossed: false,
             sent_to: vec![],
             received_from: vec![],
         };
@@ -506,6 +512,11 @@ mod tests {
         assert_eq!(releases(&mut c), vec![(1, 1), (2, 1)]);
         c.handle_report(report(2, None));
         assert_eq!(releases(&mut c), vec![(1, 2), (2, 2)], "a done node holds nothing back");
-        assert!(MAX_DEPTH > 2);
+        c.handle_report(NodeReport { crossed: true, ..report(2, None) });
+        assert_eq!(
+            releases(&mut c),
+            vec![(1, MAX_DEPTH), (2, MAX_DEPTH)],
+            "a wait across a cut anywhere releases everything everywhere"
+        );
     }
 }

@@ -66,6 +66,8 @@ pub struct NodeSnapshot<N> {
     released: u8,
     /// The shallowest depth still behind that this node last reported for `target`.
     reported_shallowest: u8,
+    /// Something waited across the cut of `target` here (see [`ask_crossed`](Self::ask_crossed)).
+    crossed: bool,
     peers: BTreeMap<N, Peer>,
     actions: VecDeque<NodeAction<N>>,
 }
@@ -184,6 +186,7 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
             current: Levels::default(),
             released: crate::protocol::cut::MAX_DEPTH,
             reported_shallowest: 0,
+            crossed: false,
             peers: BTreeMap::new(),
             actions: VecDeque::new(),
         }
@@ -312,12 +315,21 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
     /// consistent (the runtime refuses it). Deferred cuts protect nothing any more and could
     /// keep actors waiting on each other (a responder that cut before it learnt it is
     /// asked by this asker, now awaiting a deferring actor): every depth is released.
+    ///
+    /// The node releases its own actors at once and reports the crossing, so that the
+    /// coordinator releases every other node's too (a wait across nodes).
     pub fn ask_crossed(&mut self, epoch: Epoch) {
         let max = crate::protocol::cut::MAX_DEPTH;
-        if self.running() == Some(epoch) && self.released < max {
+        if self.running() != Some(epoch) || self.crossed {
+            return;
+        }
+        self.crossed = true;
+        if self.released < max {
             self.released = max;
             self.actions.push_back(NodeAction::Release { epoch, depth: max });
         }
+        let report = self.report();
+        self.actions.push_back(NodeAction::Report(report));
     }
 
     /// An actor took `cut`.
@@ -403,6 +415,7 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
             epoch: self.target,
             locally_done: self.is_locally_done(),
             shallowest: self.behind.shallowest().filter(|_| self.running().is_some()),
+            crossed: self.crossed,
             sent_to: pick(|p| p.sent.below),
             received_from: pick(|p| p.received.below),
         }
@@ -427,6 +440,7 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
         // Depth 0 is always released; the coordinator releases the rest.
         self.released = 0;
         self.reported_shallowest = 0;
+        self.crossed = false;
         for peer in self.peers.values_mut() {
             peer.sent.fold();
             peer.received.fold();
@@ -566,10 +580,14 @@ mod tests {
         node.ask_crossed(Epoch(0));
         assert!(drain(&mut node).is_empty(), "a stale crossing changes nothing");
         node.ask_crossed(Epoch(1));
-        assert_eq!(
-            drain(&mut node),
-            vec![NodeAction::Release { epoch: Epoch(1), depth: crate::MAX_DEPTH }]
+        let actions = drain(&mut node);
+        assert_eq!(actions[0], NodeAction::Release { epoch: Epoch(1), depth: crate::MAX_DEPTH });
+        assert!(
+            matches!(&actions[1..], [NodeAction::Report(r)] if r.crossed && !r.locally_done),
+            "the crossing is reported, for the other nodes: {actions:?}"
         );
+        node.ask_crossed(Epoch(1));
+        assert!(drain(&mut node).is_empty(), "reported once");
         node.actor_cut(Cut { from: Epoch(0), to: Epoch(1), depth: 0 });
         assert!(
             drain(&mut node).iter().all(|a| !matches!(a, NodeAction::Release { .. })),

@@ -526,10 +526,11 @@ pub struct World {
     pub leaks: Vec<(u64, usize)>,
     /// Snapshots such a reply taints: the runtime refuses them as inconsistent.
     pub tainted: BTreeSet<Epoch>,
-    /// `(node, snapshot)` -> the step at which an ask first crossed a cut there and every
-    /// deferred cut was released (`NodeSnapshot::ask_crossed`): that snapshot is lost anyway,
-    /// and cuts after it are not held to the ask rule.
-    crossed: BTreeMap<(usize, Epoch), u64>,
+    /// snapshot -> the step at which an ask first crossed one of its cuts, on any node
+    /// (`NodeSnapshot::ask_crossed`; the coordinator then releases every deferred cut on
+    /// every node): that snapshot is lost anyway, and cuts after it are not held to the ask
+    /// rule.
+    crossed: BTreeMap<Epoch, u64>,
     /// The first snapshot this world started.
     first_epoch: Option<Epoch>,
     failure: Option<(String, Vec<usize>)>,
@@ -1017,7 +1018,7 @@ impl World {
             let node = a.node;
             self.nodes[node].proto.ask_crossed(e);
             let at = self.tick();
-            self.crossed.entry((node, e)).or_insert(at);
+            self.crossed.entry(e).or_insert(at);
             self.drain_node(node);
         }
         let a = &mut self.actors[to];
@@ -1069,11 +1070,10 @@ impl World {
                 // depth was still unknown (or the tainted epochs all ended already).
                 let request = &self.log[self.asks[&ask]];
                 let r = request.receiver;
-                let rnode = self.actors[r].node;
                 let running = self.coord.running();
                 let live = running.is_some_and(|e| asker_epoch < e && e <= responder_epoch);
                 // Released by a crossing before the responder cut: not the rule's failure.
-                let released_at = running.and_then(|e| self.crossed.get(&(rnode, e)).copied());
+                let released_at = running.and_then(|e| self.crossed.get(&e).copied());
                 if let Kind::Ask { depth, .. } = request.kind
                     && live
                     && self.actors[r].node == self.actors[x].node
@@ -1216,7 +1216,7 @@ impl World {
         if crossed {
             self.nodes[node].proto.ask_crossed(cut.to);
             let at = self.tick();
-            self.crossed.entry((node, cut.to)).or_insert(at);
+            self.crossed.entry(cut.to).or_insert(at);
         }
         self.drain_node(node);
     }
