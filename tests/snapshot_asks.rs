@@ -326,3 +326,70 @@ async fn a_bank_asking_an_oracle_on_a_tenth_of_its_hops_gets_its_snapshots() {
     assert!(ok >= 9, "only {ok} of 10 snapshots of a bank with asks succeeded");
     bounded(system.shutdown()).await;
 }
+
+/// The ask rule across nodes: accounts on two nodes ask an oracle on the first (asks carry
+/// their asker's depth over the link; the coordinator releases a depth once no node has a
+/// shallower actor behind), under unpaced load. Snapshots started by either node succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_on_two_nodes_asking_an_oracle_get_their_snapshots() {
+    use support::cluster::{mesh, node, refs_on};
+    let builder = || ActorSystem::builder().register::<Teller>();
+    let nodes = vec![node("a", builder()).await, node("b", builder()).await];
+    mesh(&nodes).await;
+    let oracle = spawn_tellers(nodes[0].system(), 1, 10_000, 7).await;
+    let mut local = Vec::new();
+    for (k, n) in nodes.iter().enumerate() {
+        local.push(spawn_tellers(n.system(), 24, 1_000, 11 + 100 * k as u64).await);
+    }
+    let all_on_a: Vec<ActorRef<Teller>> = local[0]
+        .iter()
+        .chain(&refs_on(&nodes[1], &nodes[0], &local[1]))
+        .chain(&oracle)
+        .cloned()
+        .collect();
+    let total = 48 * 1_000 + 10_000;
+    for (k, n) in nodes.iter().enumerate() {
+        let (all, oracle) = (refs_on(&nodes[0], n, &all_on_a), refs_on(&nodes[0], n, &oracle));
+        for t in &local[k] {
+            let setup =
+                TellerMsg::Setup { asks: oracle.clone(), tells: all.clone(), ask_percent: 10 };
+            bounded(t.ask(setup)).await.unwrap();
+        }
+    }
+    oracle[0]
+        .ask(TellerMsg::Setup { asks: Vec::new(), tells: all_on_a.clone(), ask_percent: 0 })
+        .await
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut loads = Vec::new();
+    let mut warms = Vec::new();
+    for accounts in &local {
+        let (load, warm) = unpaced_load(accounts, 8, &stop);
+        loads.extend(load);
+        warms.push(warm);
+    }
+    for warm in warms {
+        bounded(warm.notified()).await;
+    }
+    let mut ok = 0;
+    for round in 0..10 {
+        let starter = nodes[round % 2].system();
+        match bounded(starter.snapshot_within(Duration::from_secs(10))).await {
+            Ok(checkpoint) => {
+                assert_eq!(checkpoint.manifest.actors.len(), 49, "round {round}");
+                assert_eq!(money(&checkpoint), total, "round {round}: money created or lost");
+                ok += 1;
+            }
+            Err(e) => eprintln!("round {round}: {e}"),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for task in loads {
+        bounded(task).await.unwrap();
+    }
+    eprintln!("{ok} of 10 snapshots of accounts on two nodes asking an oracle succeeded");
+    assert!(ok >= 9, "only {ok} of 10 snapshots across two nodes succeeded");
+    for n in &nodes {
+        bounded(n.shutdown()).await;
+    }
+}
