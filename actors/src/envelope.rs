@@ -1,10 +1,10 @@
 //! The envelope every data message travels in.
 
-use std::sync::{Arc, Mutex, PoisonError};
-
 use amber_snapshot::{Epoch, InFlightRecord};
 use tokio::sync::oneshot;
 
+use crate::loom::lock;
+use crate::loom::sync::{Arc, Mutex};
 use crate::mailbox::core::Stamp;
 use crate::timer::TimerId;
 use crate::{Actor, ActorId};
@@ -115,7 +115,7 @@ impl<A: Actor> Envelope<A> {
             let tx = Arc::new(Mutex::new(Some(tx)));
             let waiting = Arc::clone(&tx);
             crate::remote::ReplyHandler::new(move |system, result, epoch| {
-                let Some(tx) = tx.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+                let Some(tx) = lock(&tx).take() else {
                     return;
                 };
                 // A reply that does not decode, or an error from the other side, drops `tx`:
@@ -129,13 +129,7 @@ impl<A: Actor> Envelope<A> {
                     Err(e) => tracing::debug!(error = %e, "remote ask failed"),
                 }
             })
-            .with_abandoned(move || {
-                waiting
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .as_ref()
-                    .is_none_or(|tx| tx.is_closed())
-            })
+            .with_abandoned(move || lock(&waiting).as_ref().is_none_or(|tx| tx.is_closed()))
         });
         let from = match self.origin {
             Origin::Actor(id) => Some(id),

@@ -1,7 +1,12 @@
 //! The one place that picks std or loom synchronization primitives.
 //!
-//! Everything concurrent in the mailbox core imports `crate::loom::sync::…`; building with
-//! `RUSTFLAGS="--cfg loom"` swaps in loom's model-checked versions.
+//! Every lock in this crate (the mailbox core, the late sink, the snapshot engine, a remote
+//! ask's reply slot) and every atomic of the mailbox core is `crate::loom::sync::…`;
+//! building with `RUSTFLAGS="--cfg loom"` swaps in loom's model-checked versions, so a loom
+//! model runs the very code that runs in production. What loom cannot run stays plain and
+//! unmodelled under `cfg(loom)` too: the tokio oneshot answering a snapshot's caller (it
+//! does not block), and the snapshot engine's `offload`, which runs its work inline when
+//! there is no tokio runtime (as in a loom model).
 
 // `Arc` stays std's under loom too: loom's `Arc` cannot hold trait objects, and the
 // reference count is not what the models check.

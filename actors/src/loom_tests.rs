@@ -1,5 +1,6 @@
-//! loom models of the mailbox core: every interleaving (up to the preemption bound) of
-//! concurrent senders, the consumer, control signals, close and terminate.
+//! loom models of the concurrency core: every interleaving (up to the preemption bound) of
+//! concurrent senders, the consumer, control signals, close and terminate; the cut; and spawn
+//! admission racing the marker broadcast, through the snapshot engine itself.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p amber-actors --lib
 //! --release --target-dir target/loom`.
@@ -7,14 +8,19 @@
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Duration;
 
 use amber_snapshot::Epoch;
 use loom::future::block_on;
 use loom::thread;
 
 use crate::ExitReason;
-use crate::mailbox::core::{Cutting, Inbox, MailboxCore, Next, PushError, test_meta};
+use crate::mailbox::core::{Cutting, Inbox, MailboxCore, Meta, Next, PushError, Stamp, test_meta};
 use crate::signal::Signal;
+use crate::snapshot::{CutReport, Effects, SnapshotEngine, SnapshotError};
+
+/// Where the caller of a snapshot waits for its outcome.
+type Outcome = tokio::sync::oneshot::Receiver<Result<amber_snapshot::Checkpoint, SnapshotError>>;
 
 fn mailbox(capacity: usize) -> (Arc<MailboxCore<u32>>, Inbox<u32>) {
     let core = Arc::new(MailboxCore::new(test_meta(), capacity, Epoch::ZERO));
@@ -558,5 +564,217 @@ fn a_deferred_cut_holds_later_tags_and_counts_each_message_once() {
         assert_eq!(order(&[11, 12]), vec![11, 12], "per-sender order");
         handled.sort();
         assert_eq!(handled, vec![1, 2, 11, 12], "each message handled exactly once");
+    });
+}
+
+// ------------------------------------------------------------------ spawn admission
+
+/// The registry as the marker broadcast sees it (`Registry::insert`, `Registry::for_each`):
+/// a newborn is added under its lock; the broadcast visits the actors one at a time, taking
+/// the lock for each. Like the sharded registry's iteration, it sees every actor registered
+/// before it began, and may or may not see one registered meanwhile.
+#[derive(Default)]
+struct Registry(crate::loom::sync::Mutex<Vec<Arc<MailboxCore<Msg>>>>);
+
+impl Registry {
+    fn insert(&self, mailbox: Arc<MailboxCore<Msg>>) {
+        crate::loom::lock(&self.0).push(mailbox);
+    }
+
+    fn for_each(&self, f: impl Fn(&MailboxCore<Msg>)) {
+        let next = |i: usize| crate::loom::lock(&self.0).get(i).cloned();
+        let mut i = 0;
+        while let Some(mailbox) = next(i) {
+            f(&mailbox);
+            i += 1;
+        }
+    }
+}
+
+/// `ActorSystem::run_effects`: the marker broadcast over the registry, the releases, then
+/// the answer to the snapshot's caller.
+fn run_effects(registry: &Registry, mut effects: Effects) {
+    if let Some(epoch) = effects.markers.take() {
+        registry.for_each(|mailbox| {
+            let _ = mailbox.push_control(Signal::Marker(epoch));
+        });
+    }
+    for (mailbox, epoch) in effects.releases.drain(..) {
+        let _ = mailbox.signal(Signal::Release(epoch));
+    }
+    effects.resolve();
+}
+
+/// An actor of the admission models: its mailbox and what its runner knows.
+struct Actor {
+    inbox: Inbox<Msg>,
+    /// The epoch it was born in.
+    born: Epoch,
+    /// Its epoch (moved only by its cut).
+    epoch: Epoch,
+    /// The markers its runner dequeued.
+    markers: Vec<Epoch>,
+    cuts: usize,
+}
+
+impl Actor {
+    /// `ActorSystem::spawn_inner`: admission with the parent's epoch (`None`: from outside)
+    /// and registration under the engine lock, then the marker the admission returned, if
+    /// any, on the newborn's control lane.
+    fn spawn(engine: &SnapshotEngine, registry: &Registry, n: u64, epoch: Option<Epoch>) -> Actor {
+        let (mailbox, born, marker) = engine
+            .admit(epoch, |epoch| {
+                let id = crate::ActorId::new(crate::SystemId(1), n);
+                let meta = Meta { id, late: engine.late.clone(), ..test_meta() };
+                let mailbox = Arc::new(MailboxCore::new(meta, 8, epoch));
+                registry.insert(mailbox.clone());
+                Ok::<_, ()>(mailbox)
+            })
+            .unwrap();
+        if let Some(marker) = marker {
+            let _ = mailbox.push_control(Signal::Marker(marker));
+        }
+        Actor { inbox: Inbox::new(mailbox), born, epoch: born, markers: Vec::new(), cuts: 0 }
+    }
+
+    fn id(&self) -> crate::ActorId {
+        self.inbox.core().meta.id
+    }
+
+    /// The runner between two messages: every signal on the control lane now; a marker it
+    /// is behind makes it cut (`Runner::take_cut`; nobody asks it, so it never defers).
+    fn run(&mut self, engine: &SnapshotEngine, registry: &Registry) {
+        while let Next::Control(signal) = self.inbox.try_next() {
+            let Signal::Marker(to) = signal else { panic!("unexpected {signal:?}") };
+            self.markers.push(to);
+            if to <= self.epoch {
+                continue; // a stale marker
+            }
+            let id = self.id();
+            let Some((cut, batch, _)) = self.inbox.cut(to, amber_snapshot::MAX_DEPTH).taken()
+            else {
+                continue;
+            };
+            let backlog = batch.iter().filter(|m| m.tag < cut.to).map(|m| m.record(id)).collect();
+            self.epoch = cut.to;
+            self.cuts += 1;
+            let entry = amber_snapshot::ActorEntry {
+                id,
+                type_name: "test".into(),
+                name: None,
+                node: "n".into(),
+                parent: None,
+                watchers: Vec::new(),
+                watching: Vec::new(),
+                state_version: 0,
+                capacity: Default::default(),
+                restart: Default::default(),
+            };
+            let state =
+                Ok(amber_snapshot::StateRecord { id, state: Vec::new(), timers: Vec::new() });
+            run_effects(registry, engine.cut(cut, CutReport { entry, state, backlog }));
+        }
+    }
+}
+
+/// A node's engine (no other nodes) with one live actor, the parent, in epoch 0.
+fn node() -> (Arc<SnapshotEngine>, Arc<Registry>, Actor) {
+    let engine = Arc::new(SnapshotEngine::new("n".into(), Epoch::ZERO, None));
+    let registry = Arc::new(Registry::default());
+    let parent = Actor::spawn(&engine, &registry, 1, None);
+    assert_eq!(parent.born, Epoch::ZERO);
+    (engine, registry, parent)
+}
+
+/// Starts a snapshot and broadcasts its markers, as `ActorSystem::snapshot` does.
+fn snapshot(engine: &SnapshotEngine, registry: &Registry) -> (Epoch, Outcome) {
+    let (epoch, outcome, effects) = engine.start(Duration::from_secs(3600)).unwrap();
+    run_effects(registry, effects);
+    (epoch, outcome)
+}
+
+/// After the race: the child belongs to the snapshot (born before it) and has its marker,
+/// or was born in it; the node counts exactly the actors that still must cut; once each has
+/// run, each cut once, and the snapshot completes with each actor of it exactly once.
+fn check(
+    engine: &SnapshotEngine,
+    registry: &Registry,
+    (epoch, mut outcome): (Epoch, Outcome),
+    mut parent: Actor,
+    mut child: Actor,
+) {
+    assert_eq!(epoch, Epoch(1));
+    let behind = |a: &Actor| u64::from(a.epoch < epoch);
+    assert_eq!(engine.behind(), behind(&parent) + behind(&child), "counted before the runs");
+    for actor in [&mut parent, &mut child] {
+        actor.run(engine, registry);
+    }
+    assert!(
+        child.born == epoch || child.markers.contains(&epoch),
+        "the child, born in {}, is in snapshot {epoch} but never got its marker",
+        child.born
+    );
+    assert!(child.born <= epoch);
+    assert_eq!((parent.epoch, parent.cuts), (epoch, 1), "the parent cut once");
+    assert_eq!(child.epoch, epoch);
+    assert_eq!(child.cuts, usize::from(child.born < epoch), "the child cut iff born before");
+    assert_eq!(engine.behind(), 0);
+    assert_eq!(engine.running(), None);
+    assert_eq!(engine.completed(), epoch, "locally done, so complete");
+    let checkpoint = outcome.try_recv().expect("answered").expect("a checkpoint");
+    let mut ids: Vec<_> = checkpoint.manifest.actors.iter().map(|a| a.id).collect();
+    ids.sort();
+    let mut expected = vec![parent.id()];
+    if child.born < epoch {
+        expected.push(child.id());
+    }
+    assert_eq!(ids, expected, "each actor of the snapshot exactly once");
+}
+
+/// A parent spawns a child while a snapshot starts and its markers are broadcast. The
+/// parent's runner first handles its control lane (if the marker is there, it cuts and the
+/// child is born after the cut, in the new epoch), then spawns the child in its epoch. A
+/// child of a parent that has not cut belongs to the snapshot: admitted before the start,
+/// it is registered for the broadcast; after it, the admission hands it the marker. Never
+/// neither.
+#[test]
+fn spawn_by_a_parent_races_the_marker_broadcast() {
+    loom::model(|| {
+        let (engine, registry, mut parent) = node();
+        let spawner = {
+            let (engine, registry) = (engine.clone(), registry.clone());
+            thread::spawn(move || {
+                parent.run(&engine, &registry);
+                let child = Actor::spawn(&engine, &registry, 2, Some(parent.epoch));
+                (parent, child)
+            })
+        };
+        let started = {
+            let (engine, registry) = (engine.clone(), registry.clone());
+            thread::spawn(move || snapshot(&engine, &registry))
+        };
+        let (parent, child) = spawner.join().unwrap();
+        assert_eq!(child.born, parent.epoch, "born in its parent's epoch");
+        check(&engine, &registry, started.join().unwrap(), parent, child);
+    });
+}
+
+/// An actor spawned from outside the system while a snapshot starts: admitted before the
+/// start, it is in the snapshot and reached by the broadcast; after it, it is born in the
+/// snapshot's epoch (the node's spawn epoch) and is not part of it.
+#[test]
+fn spawn_from_outside_races_the_marker_broadcast() {
+    loom::model(|| {
+        let (engine, registry, parent) = node();
+        let spawner = {
+            let (engine, registry) = (engine.clone(), registry.clone());
+            thread::spawn(move || Actor::spawn(&engine, &registry, 2, None))
+        };
+        let started = {
+            let (engine, registry) = (engine.clone(), registry.clone());
+            thread::spawn(move || snapshot(&engine, &registry))
+        };
+        let child = spawner.join().unwrap();
+        check(&engine, &registry, started.join().unwrap(), parent, child);
     });
 }

@@ -15,7 +15,6 @@
 //! carried out by the caller after the engine lock is released.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use amber_snapshot::{
@@ -27,6 +26,8 @@ use tokio::sync::oneshot;
 
 use super::error::SnapshotError;
 use super::wire::{NodePart, PartReader, PiecesError, Wire};
+use crate::loom::lock;
+use crate::loom::sync::{Arc, Mutex, MutexGuard};
 use crate::mailbox::AnyMailbox;
 use crate::mailbox::core::LateSink;
 use crate::remote::RemoteDirectory;
@@ -304,6 +305,12 @@ impl SnapshotEngine {
 
     fn lock(&self) -> MutexGuard<'_, EngineState> {
         lock(&self.state)
+    }
+
+    /// How many live local actors are still behind the target epoch (for the loom models).
+    #[cfg(loom)]
+    pub(crate) fn behind(&self) -> u64 {
+        self.lock().node.behind()
     }
 
     /// Admits a new actor. `epoch` is its parent's epoch, or `None` when spawned from outside
@@ -1120,10 +1127,6 @@ fn assemble(epoch: Epoch, mut parts: Vec<NodePart>) -> Result<Checkpoint, Snapsh
     Ok(Checkpoint { manifest, states, in_flight: records })
 }
 
-fn lock(state: &Mutex<EngineState>) -> MutexGuard<'_, EngineState> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// Runs `work` (milliseconds of writing or reading a part) on the runtime's blocking pool
 /// if there is a runtime, else right here.
 fn offload(work: impl FnOnce() + Send + 'static) {
@@ -1146,6 +1149,6 @@ fn merge(into: &mut Effects, mut more: Effects) {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 #[path = "engine_tests.rs"]
 mod tests;
