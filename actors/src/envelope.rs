@@ -80,12 +80,12 @@ impl<A: Actor> Stamp for Envelope<A> {
         &mut self,
         to: ActorId,
         type_name: &'static str,
-    ) -> Result<crate::remote::OutboundMessage, String> {
-        let payload = crate::encode(&self.msg).map_err(|e| e.to_string())?;
+    ) -> Result<crate::remote::OutboundMessage, crate::CodecError> {
+        let payload = crate::encode(&self.msg)?;
         Ok(self.outbound_with(to, type_name, payload))
     }
 
-    fn record(&self, to: ActorId) -> Result<InFlightRecord, String> {
+    fn record(&self, to: ActorId) -> Result<InFlightRecord, crate::CodecError> {
         Ok(InFlightRecord {
             to,
             from: match self.origin {
@@ -94,7 +94,7 @@ impl<A: Actor> Stamp for Envelope<A> {
             },
             epoch: self.epoch,
             ask: self.reply.is_some(),
-            payload: crate::encode(&self.msg).map_err(|e| e.to_string())?,
+            payload: crate::encode(&self.msg)?,
         })
     }
 }

@@ -440,7 +440,9 @@ impl<A: Actor> Runner<A> {
                     .map_err(|e| codec_error(format!("a queued message does not encode: {e}")))?;
                 payloads.push(payload);
             }
-            let timers = timers.capture(&queued_timers).map_err(codec_error)?;
+            let timers = timers
+                .capture(&queued_timers)
+                .map_err(|e| codec_error(format!("timer message does not encode: {e}")))?;
             let queued = queue
                 .drain(..)
                 .zip(payloads)
