@@ -120,12 +120,11 @@ impl<A: Actor> Envelope<A> {
                 };
                 // A reply that does not decode, or an error from the other side, drops `tx`:
                 // the asker gets `AskError::NoReply` (or `NodeDown`, if its node is down).
-                match result
-                    .and_then(|bytes| system.decode::<A::Reply>(&bytes).map_err(|e| e.to_string()))
-                {
-                    Ok(reply) => {
+                match result.map(|bytes| system.decode::<A::Reply>(&bytes)) {
+                    Ok(Ok(reply)) => {
                         let _ = tx.send((reply, epoch));
                     }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "remote reply does not decode"),
                     Err(e) => tracing::debug!(error = %e, "remote ask failed"),
                 }
             })
