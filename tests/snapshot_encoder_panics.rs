@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use amber::prelude::*;
-use amber::{ActorState, AskError, Down, SnapshotError, StateError};
+use amber::{ActorState, AskError, CaptureProblem, Down, SnapshotError, StateError};
 use support::bounded;
 use tokio::sync::mpsc;
 
@@ -105,7 +105,11 @@ async fn a_panicking_state_encoder_fails_the_snapshot_at_once_and_supervision_ap
             let mut expected = vec![stopping.id(), restarting.id()];
             expected.sort();
             assert_eq!(named, expected, "{problems:?}");
-            assert!(problems.iter().all(|p| p.contains("panicked")), "{problems:?}");
+            assert!(
+                problems.iter().all(|p| matches!(p, CaptureProblem::EncoderPanicked { .. })),
+                "{problems:?}"
+            );
+            assert!(problems.iter().all(|p| p.to_string().contains("panicked")), "{problems:?}");
         }
         other => panic!("expected a capture error naming the actors, got {other:?}"),
     }

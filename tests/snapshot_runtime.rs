@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use amber::prelude::*;
-use amber::{SnapshotError, SpawnError};
+use amber::{AbortCause, AbortReason, CaptureProblem, SnapshotError, SpawnError, Taint};
 use support::worker::{Probe, Work, Worker, view};
 use support::{bounded, next};
 
@@ -137,13 +137,16 @@ async fn asker_waiting_on_slow_partner(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_from_after_the_cut_makes_that_attempt_inconsistent() {
     let system = system();
-    let (slow, _asker) = asker_waiting_on_slow_partner(&system).await;
+    let (slow, asker) = asker_waiting_on_slow_partner(&system).await;
     // slow cuts after its 300 ms handler, then answers the asker's request from after its
     // cut; the asker, still before its cut, absorbs that reply. That attempt is refused.
     match bounded(system.snapshot_within(Duration::from_secs(10))).await {
-        Err(SnapshotError::Inconsistent { reasons, .. }) => {
-            assert!(reasons[0].contains("ask reply"), "{reasons:?}");
-            assert!(reasons[0].contains(&slow.id().to_string()), "{reasons:?}");
+        Err(SnapshotError::Inconsistent { taints, .. }) => {
+            let taint = Taint::AskReplyAfterCut { asker: asker.id(), responder: slow.id() };
+            assert_eq!(taints, [taint], "{taints:?}");
+            let text = taints[0].to_string();
+            assert!(text.contains("ask reply"), "{text}");
+            assert!(text.contains(&slow.id().to_string()), "{text}");
         }
         other => panic!("expected an inconsistent snapshot, got {other:?}"),
     }
@@ -170,7 +173,8 @@ async fn a_snapshot_past_its_deadline_aborts_and_the_next_one_works() {
     taken(&stuck).await; // inside its handler before the snapshot starts
     match system.snapshot_within(Duration::from_millis(200)).await {
         Err(SnapshotError::Aborted { reason, .. }) => {
-            assert!(reason.contains("deadline"), "{reason}")
+            assert_eq!(reason, AbortCause::Protocol(AbortReason::Deadline));
+            assert!(reason.to_string().contains("deadline"), "{reason}");
         }
         other => panic!("expected an abort, got {other:?}"),
     }
@@ -234,7 +238,11 @@ async fn an_unregistered_actor_type_fails_the_snapshot_with_its_name() {
     match bounded(system.snapshot()).await {
         Err(SnapshotError::Capture { problems, .. }) => {
             assert_eq!(problems.len(), 1);
-            assert!(problems[0].contains("Probe"), "{problems:?}");
+            assert!(
+                matches!(&problems[0], CaptureProblem::NotRegistered { type_name, .. } if type_name.contains("Probe")),
+                "{problems:?}"
+            );
+            assert!(problems[0].to_string().contains("Probe"), "{problems:?}");
         }
         other => panic!("expected a capture error, got {other:?}"),
     }

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use crate::envelope::Envelope;
 use crate::mailbox::{AnyMailbox, Mailbox, PushError, terminated};
 use crate::signal::Signal;
+use crate::snapshot::Taint;
 use crate::{Actor, ActorId, AskError, ExitReason, SendError, TrySendError};
 
 /// A typed handle to an actor of type `A`.
@@ -93,14 +94,8 @@ impl<A: Actor> ActorRef<A> {
             {
                 // The reply was computed after the responder's cut for a snapshot the asker
                 // has not cut for yet: that snapshot would not be a consistent cut.
-                self.mailbox.meta.late.taint(
-                    responder_epoch,
-                    format!(
-                        "actor {} absorbed an ask reply from {} computed after its cut",
-                        asker.id,
-                        self.id()
-                    ),
-                );
+                let taint = Taint::AskReplyAfterCut { asker: asker.id, responder: self.id() };
+                self.mailbox.meta.late.taint(responder_epoch, taint);
             }
             Ok(reply)
         };
@@ -122,14 +117,8 @@ impl<A: Actor> ActorRef<A> {
         }
         let responder = self.mailbox.cut_state().epoch();
         if responder > asker.epoch {
-            self.mailbox.meta.late.taint(
-                responder,
-                format!(
-                    "actor {} learned that {} dropped its ask after its cut",
-                    asker.id,
-                    self.id()
-                ),
-            );
+            let taint = Taint::AskDroppedAfterCut { asker: asker.id, responder: self.id() };
+            self.mailbox.meta.late.taint(responder, taint);
         }
     }
 

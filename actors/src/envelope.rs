@@ -80,12 +80,12 @@ impl<A: Actor> Stamp for Envelope<A> {
         &mut self,
         to: ActorId,
         type_name: &'static str,
-    ) -> Result<crate::remote::OutboundMessage, String> {
-        let payload = crate::encode(&self.msg).map_err(|e| e.to_string())?;
+    ) -> Result<crate::remote::OutboundMessage, crate::CodecError> {
+        let payload = crate::encode(&self.msg)?;
         Ok(self.outbound_with(to, type_name, payload))
     }
 
-    fn record(&self, to: ActorId) -> Result<InFlightRecord, String> {
+    fn record(&self, to: ActorId) -> Result<InFlightRecord, crate::CodecError> {
         Ok(InFlightRecord {
             to,
             from: match self.origin {
@@ -94,7 +94,7 @@ impl<A: Actor> Stamp for Envelope<A> {
             },
             epoch: self.epoch,
             ask: self.reply.is_some(),
-            payload: crate::encode(&self.msg).map_err(|e| e.to_string())?,
+            payload: crate::encode(&self.msg)?,
         })
     }
 }
@@ -120,12 +120,11 @@ impl<A: Actor> Envelope<A> {
                 };
                 // A reply that does not decode, or an error from the other side, drops `tx`:
                 // the asker gets `AskError::NoReply` (or `NodeDown`, if its node is down).
-                match result
-                    .and_then(|bytes| system.decode::<A::Reply>(&bytes).map_err(|e| e.to_string()))
-                {
-                    Ok(reply) => {
+                match result.map(|bytes| system.decode::<A::Reply>(&bytes)) {
+                    Ok(Ok(reply)) => {
                         let _ = tx.send((reply, epoch));
                     }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "remote reply does not decode"),
                     Err(e) => tracing::debug!(error = %e, "remote ask failed"),
                 }
             })

@@ -157,8 +157,10 @@ impl fmt::Display for LookupError {
 
 impl std::error::Error for LookupError {}
 
-/// Encoding or decoding a value as MessagePack failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Encoding or decoding a value as MessagePack failed. It serializes as its message (it
+/// travels between nodes inside a snapshot's [`CaptureProblem`](crate::CaptureProblem)).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct CodecError {
     message: String,
 }

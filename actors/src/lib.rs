@@ -72,13 +72,16 @@ mod turn;
 pub use actor::{Actor, BoxError, Message};
 pub use actor_ref::ActorRef;
 pub use amber_snapshot::Epoch;
+pub use amber_snapshot::{AbortReason, Refusal};
 pub use amber_snapshot::{ActorId, SystemId};
 pub use context::Context;
 pub use envelope::Origin;
 pub use error::{AskError, CodecError, LookupError, SendError, SpawnError, TrySendError};
 pub use mailbox::{DEFAULT_CAPACITY, MailboxCapacity};
 pub use signal::{ChildEvent, Down, ExitReason};
-pub use snapshot::{RestoreError, Skipped, SnapshotError};
+pub use snapshot::{
+    AbortCause, CaptureProblem, PartError, RestoreError, Skipped, SnapshotError, Taint,
+};
 pub use state::{ActorState, StateError};
 pub use supervision::{RestartPolicy, SpawnOptions};
 pub use system::{

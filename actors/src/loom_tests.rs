@@ -286,10 +286,13 @@ impl crate::mailbox::core::Stamp for Msg {
         &mut self,
         _to: crate::ActorId,
         _type_name: &'static str,
-    ) -> Result<crate::remote::OutboundMessage, String> {
-        Err("test messages stay local".into())
+    ) -> Result<crate::remote::OutboundMessage, crate::CodecError> {
+        Err(crate::CodecError::new("test messages stay local".into()))
     }
-    fn record(&self, to: crate::ActorId) -> Result<amber_snapshot::InFlightRecord, String> {
+    fn record(
+        &self,
+        to: crate::ActorId,
+    ) -> Result<amber_snapshot::InFlightRecord, crate::CodecError> {
         Ok(amber_snapshot::InFlightRecord {
             to,
             from: None,

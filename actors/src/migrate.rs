@@ -54,7 +54,7 @@ use tokio::sync::oneshot;
 use crate::envelope::{Envelope, Origin};
 use crate::mailbox::core::Moved;
 use crate::mailbox::{AnyMailbox, Mailbox};
-use crate::remote::{InboundMessage, OutboundMessage, RemoteRoute, RouteError};
+use crate::remote::{InboundMessage, OutboundMessage, RemoteRoute, ReplyError, RouteError};
 use crate::runner::Runner;
 use crate::signal::Signal;
 use crate::supervision::{RestartPolicy, Restarts};
@@ -256,7 +256,7 @@ impl ActorSystem {
         let Some(arrive) = self.config().types.named(&arrival.type_name).map(|r| r.arrive) else {
             let reason = format!("no actor type is registered as {:?}", arrival.type_name);
             count_refused(self, node, arrival.epoch);
-            fail_asks(self, arrival.queued, &reason);
+            fail_asks(self, arrival.queued, arrival.id, &reason);
             return Err(refused(reason));
         };
         arrive(self, node, arrival)
@@ -277,11 +277,12 @@ fn count_refused(system: &ActorSystem, node: &str, epoch: Epoch) {
     system.run_effects(effects);
 }
 
-/// Answers every ask among `queued` with `reason`.
-fn fail_asks(system: &ActorSystem, queued: Vec<InboundMessage>, reason: &str) {
+/// Answers every ask among `queued` (for `actor`, refused on arrival) with `reason`.
+fn fail_asks(system: &ActorSystem, queued: Vec<InboundMessage>, actor: ActorId, reason: &str) {
     for message in queued {
         if let Some(reply) = message.reply {
-            reply.complete(system, Err(reason.to_owned()), Epoch::ZERO);
+            let error = ReplyError::NotArrived { actor, reason: reason.to_owned() };
+            reply.complete(system, Err(error), Epoch::ZERO);
         }
     }
 }
@@ -323,15 +324,17 @@ pub(crate) fn arrive<A: ActorState>(
     let actor = match decoded {
         Ok(actor) => actor,
         Err(e) => {
-            fail_asks(system, queued, &e);
-            return Err(refuse(format!("the state does not decode: {e}")));
+            let reason = format!("the state does not decode: {e}");
+            fail_asks(system, queued, id, &reason);
+            return Err(refuse(reason));
         }
     };
     let timers = match crate::snapshot::restore::decode_timers::<A>(system, &timers) {
         Ok(timers) => timers,
         Err(e) => {
-            fail_asks(system, queued, &e.to_string());
-            return Err(refuse(format!("a timer's message does not decode: {e}")));
+            let reason = format!("a timer's message does not decode: {e}");
+            fail_asks(system, queued, id, &reason);
+            return Err(refuse(reason));
         }
     };
     let mut envelopes = VecDeque::with_capacity(queued.len());
@@ -440,7 +443,9 @@ impl<A: Actor> Runner<A> {
                     .map_err(|e| codec_error(format!("a queued message does not encode: {e}")))?;
                 payloads.push(payload);
             }
-            let timers = timers.capture(&queued_timers).map_err(codec_error)?;
+            let timers = timers
+                .capture(&queued_timers)
+                .map_err(|e| codec_error(format!("timer message does not encode: {e}")))?;
             let queued = queue
                 .drain(..)
                 .zip(payloads)

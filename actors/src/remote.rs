@@ -10,10 +10,40 @@
 use std::fmt;
 
 use amber_snapshot::Epoch;
+use serde::{Deserialize, Serialize};
 
-use crate::{ActorId, ActorSystem};
+use crate::{ActorId, ActorSystem, CodecError};
 
-type Complete = Box<dyn FnOnce(&ActorSystem, Result<Vec<u8>, String>, Epoch) + Send + Sync>;
+type Complete = Box<dyn FnOnce(&ActorSystem, Result<Vec<u8>, ReplyError>, Epoch) + Send + Sync>;
+
+/// Why an ask across nodes has no reply: the answer the responder's node sends back in
+/// place of one (the asker then gets [`AskError::NoReply`](crate::AskError::NoReply), or
+/// [`AskError::NodeDown`](crate::AskError::NodeDown)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplyError {
+    /// The request was not delivered on the responder's node.
+    #[error("not delivered: {0}")]
+    NotDelivered(DeliverError),
+    /// The responder stopped, or dropped the request, before it replied.
+    #[error("actor {0} stopped before replying")]
+    Stopped(ActorId),
+    /// The reply does not encode.
+    #[error("the reply does not encode: {0}")]
+    Encode(CodecError),
+    /// The request was queued for an actor moving to another node, which refused it on
+    /// arrival (the refusal, as the migration reports it).
+    #[error("the actor did not arrive: {reason}")]
+    NotArrived {
+        /// The actor.
+        actor: ActorId,
+        /// Why the node refused it.
+        reason: String,
+    },
+    /// The responder's node went down before it replied.
+    #[error("node {0} went down")]
+    NodeDown(String),
+}
 
 /// Completes an ask across nodes from its encoded reply: on the asking node it decodes the
 /// reply (refs inside resolve against the given system) and wakes the asker; on the
@@ -28,7 +58,7 @@ impl ReplyHandler {
     /// A handler that runs `f` with the system, the encoded reply (or why there is none) and
     /// the responder's epoch.
     pub fn new(
-        f: impl FnOnce(&ActorSystem, Result<Vec<u8>, String>, Epoch) + Send + Sync + 'static,
+        f: impl FnOnce(&ActorSystem, Result<Vec<u8>, ReplyError>, Epoch) + Send + Sync + 'static,
     ) -> Self {
         ReplyHandler { complete: Box::new(f), abandoned: None }
     }
@@ -46,7 +76,7 @@ impl ReplyHandler {
     }
 
     /// Completes the ask.
-    pub fn complete(self, system: &ActorSystem, result: Result<Vec<u8>, String>, epoch: Epoch) {
+    pub fn complete(self, system: &ActorSystem, result: Result<Vec<u8>, ReplyError>, epoch: Epoch) {
         (self.complete)(system, result, epoch)
     }
 }
@@ -115,12 +145,12 @@ impl fmt::Display for RouteError {
 impl std::error::Error for RouteError {}
 
 /// Why an inbound message could not be delivered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeliverError {
     /// No live actor has this id here.
     NoSuchActor(ActorId),
     /// The payload does not decode as the actor's message type.
-    Decode(String),
+    Decode(CodecError),
     /// The actor has stopped.
     Stopped(ActorId),
 }

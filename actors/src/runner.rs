@@ -12,8 +12,8 @@ use crate::mailbox::core::Cutting;
 use crate::mailbox::core::Stamp;
 use crate::mailbox::{Inbox, Next, terminated};
 use crate::signal::Signal;
-use crate::snapshot::CutReport;
 use crate::snapshot::types::StateCodec;
+use crate::snapshot::{CaptureProblem, CutReport};
 use crate::supervision::{AfterPanic, Restarts};
 use crate::system::Factory;
 use crate::turn::{turn, turn_sync};
@@ -296,22 +296,25 @@ impl<A: Actor> Runner<A> {
         let mut panicked = None;
         let encoded = match (&self.codec, &self.actor) {
             (Some(codec), Some(actor)) => match turn_sync(|| (codec.encode)(actor)) {
-                Ok(encoded) => encoded.map_err(|e| {
-                    format!("actor {id} ({}): state does not encode: {e}", codec.type_name)
+                Ok(encoded) => encoded.map_err(|error| CaptureProblem::StateEncode {
+                    actor: id,
+                    type_name: codec.type_name.to_owned(),
+                    error,
                 }),
                 Err(panic) => {
-                    let problem = format!(
-                        "actor {id} ({}): state encoder panicked: {panic}",
-                        codec.type_name
-                    );
+                    let problem = CaptureProblem::EncoderPanicked {
+                        actor: id,
+                        type_name: codec.type_name.to_owned(),
+                        panic: panic.clone(),
+                    };
                     panicked = Some(panic);
                     Err(problem)
                 }
             },
-            (None, _) => Err(format!(
-                "actor {id} ({type_name}) is not registered as an ActorState, so it cannot be captured"
-            )),
-            (Some(_), None) => Err(format!("actor {id} has no instance")),
+            (None, _) => {
+                Err(CaptureProblem::NotRegistered { actor: id, type_name: type_name.to_owned() })
+            }
+            (Some(_), None) => Err(CaptureProblem::NoInstance { actor: id }),
         };
         // A moved actor's forwarding entry watches it under its own id: not a watcher.
         watchers.retain(|w| *w != id);
@@ -326,12 +329,18 @@ impl<A: Actor> Runner<A> {
                 // An actor awaits this ask, and has not cut: it will take in a reply
                 // computed after this cut.
                 crossed |= env.asked_by_actor();
-                backlog.push(env.record(id));
+                let record = env.record(id);
+                backlog
+                    .push(record.map_err(|error| CaptureProblem::MessageEncode { to: id, error }));
             }
         }
         self.ctx.epoch = cut.to;
         let state = encoded.and_then(|bytes| {
-            let timers = self.ctx.timers.capture(&queued_timers)?;
+            let timers = self
+                .ctx
+                .timers
+                .capture(&queued_timers)
+                .map_err(|error| CaptureProblem::TimerEncode { actor: id, error })?;
             Ok(StateRecord { id, state: bytes, timers })
         });
         let (capacity, restart) = self.spawn_record();

@@ -29,7 +29,7 @@ struct Entry {
     /// `Some` for an interval timer.
     period: Option<Duration>,
     /// The message, encoded when the timer was armed, for snapshots.
-    msg: Result<Vec<u8>, String>,
+    msg: Result<Vec<u8>, crate::CodecError>,
 }
 
 /// An actor's live timers.
@@ -48,7 +48,7 @@ impl Timers {
         msg: A::Msg,
     ) -> TimerId {
         let id = self.next_id();
-        let bytes = crate::encode(&msg).map_err(|e| e.to_string());
+        let bytes = crate::encode(&msg);
         let target = ActorRef::from_mailbox(mailbox.clone());
         let task = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -70,7 +70,7 @@ impl Timers {
     where
         A::Msg: Clone,
     {
-        let bytes = crate::encode(&msg).map_err(|e| e.to_string());
+        let bytes = crate::encode(&msg);
         self.interval(mailbox, period, period, bytes, move || Some(msg.clone()))
     }
 
@@ -95,7 +95,7 @@ impl Timers {
         mailbox: &Arc<Mailbox<A>>,
         first: Duration,
         period: Duration,
-        bytes: Result<Vec<u8>, String>,
+        bytes: Result<Vec<u8>, crate::CodecError>,
         mut make: impl FnMut() -> Option<A::Msg> + Send + 'static,
     ) -> TimerId {
         let id = self.next_id();
@@ -125,7 +125,7 @@ impl Timers {
     pub(crate) fn capture(
         &self,
         queued: &std::collections::HashSet<TimerId>,
-    ) -> Result<Vec<amber_snapshot::TimerEntry>, String> {
+    ) -> Result<Vec<amber_snapshot::TimerEntry>, crate::CodecError> {
         if self.live.is_empty() {
             return Ok(Vec::new());
         }
@@ -148,10 +148,7 @@ impl Timers {
                 timer: id.0,
                 remaining_us: due.saturating_duration_since(now).as_micros() as u64,
                 period_us: entry.period.map(|p| p.as_micros() as u64),
-                msg: entry
-                    .msg
-                    .clone()
-                    .map_err(|e| format!("timer message does not encode: {e}"))?,
+                msg: entry.msg.clone()?,
             });
         }
         Ok(out)

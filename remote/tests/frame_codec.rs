@@ -1,5 +1,6 @@
 //! The frame codec against arbitrary frames and arbitrary bytes.
 
+use amber_actors::remote::{DeliverError, ReplyError};
 use amber_remote::{Frame, FrameCodec, FrameError, HEADER_LEN, NodeId};
 use amber_snapshot::{ActorId, Epoch, SystemId};
 use bytes::{BufMut, BytesMut};
@@ -7,6 +8,17 @@ use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
 use tokio_util::codec::Decoder;
+
+/// The answers a node sends back in place of a reply.
+fn reply_error() -> impl Strategy<Value = ReplyError> {
+    prop_oneof![
+        ".{0,30}".prop_map(ReplyError::NodeDown),
+        actor_id().prop_map(ReplyError::Stopped),
+        actor_id().prop_map(|id| ReplyError::NotDelivered(DeliverError::NoSuchActor(id))),
+        (actor_id(), ".{0,30}")
+            .prop_map(|(actor, reason)| ReplyError::NotArrived { actor, reason }),
+    ]
+}
 
 fn actor_id() -> impl Strategy<Value = ActorId> {
     (any::<u64>(), any::<u64>()).prop_map(|(system, seq)| ActorId::new(SystemId(system), seq))
@@ -46,7 +58,7 @@ fn frame() -> impl Strategy<Value = Frame> {
         (
             any::<u64>(),
             any::<u64>(),
-            prop_oneof![vec(any::<u8>(), 0..300).prop_map(Ok), ".{0,30}".prop_map(Err)]
+            prop_oneof![vec(any::<u8>(), 0..300).prop_map(Ok), reply_error().prop_map(Err)]
         )
             .prop_map(|(ask, epoch, result)| Frame::Reply {
                 ask,

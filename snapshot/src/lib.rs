@@ -27,5 +27,5 @@ pub use epoch::Epoch;
 pub use id::{ActorId, SystemId};
 pub use protocol::{
     AbortReason, ActorCut, Coordinator, CoordinatorAction, Cut, Dequeue, MAX_DEPTH, Marker,
-    NodeAction, NodeCommand, NodeReport, NodeSnapshot, StartError,
+    NodeAction, NodeCommand, NodeReport, NodeSnapshot, Refusal, StartError,
 };

@@ -20,7 +20,8 @@ use crate::loom::lock;
 use crate::loom::sync::atomic::{AtomicBool, Ordering};
 use crate::loom::sync::{Arc, Mutex};
 use crate::signal::Signal;
-use crate::{ActorId, ExitReason};
+use crate::snapshot::{CaptureProblem, Taint};
+use crate::{ActorId, CodecError, ExitReason};
 
 /// A task to notify when this actor stops.
 pub(crate) type Watcher = Arc<dyn super::AnyMailbox>;
@@ -47,7 +48,7 @@ pub(crate) trait Stamp {
     /// The item's epoch tag (after [`on_arrival`](Stamp::on_arrival)).
     fn tag(&self) -> Epoch;
     /// A copy of the item as an in-flight record addressed to `to`.
-    fn record(&self, to: ActorId) -> Result<InFlightRecord, String>;
+    fn record(&self, to: ActorId) -> Result<InFlightRecord, CodecError>;
     /// Whether the item is an ask from an actor (whose handler awaits the reply).
     fn asked_by_actor(&self) -> bool;
     /// The item encoded for an actor on another node; an ask's reply channel moves into the
@@ -56,7 +57,7 @@ pub(crate) trait Stamp {
         &mut self,
         to: ActorId,
         type_name: &'static str,
-    ) -> Result<crate::remote::OutboundMessage, String>;
+    ) -> Result<crate::remote::OutboundMessage, CodecError>;
 }
 
 /// Where messages that cross a cut after it was taken ("late" messages, and dead letters
@@ -66,7 +67,7 @@ pub(crate) trait Stamp {
 #[derive(Default)]
 pub(crate) struct LateSink {
     records: Mutex<Vec<Late>>,
-    taints: Mutex<Vec<(Epoch, String)>>,
+    taints: Mutex<Vec<(Epoch, Taint)>>,
     /// Told when something waits across a cut (see [`LateSink::cut_crossed`]).
     on_cross: Mutex<Option<CrossHook>>,
 }
@@ -85,7 +86,7 @@ impl std::fmt::Debug for LateSink {
 #[derive(Debug)]
 pub(crate) struct Late {
     pub(crate) snapshot: Epoch,
-    pub(crate) record: Result<InFlightRecord, String>,
+    pub(crate) record: Result<InFlightRecord, CaptureProblem>,
 }
 
 /// What [`LateSink::take`] hands over for one snapshot.
@@ -93,10 +94,10 @@ pub(crate) struct Late {
 pub(crate) struct Recorded {
     /// Messages recorded after their receiver's cut, in arrival order (or why one could not
     /// be copied).
-    pub(crate) records: Vec<Result<InFlightRecord, String>>,
+    pub(crate) records: Vec<Result<InFlightRecord, CaptureProblem>>,
     /// Why the snapshot is not a consistent cut: information crossed it through a side
     /// channel (an ask reply from after the cut, a ref to an actor born after it).
-    pub(crate) taints: Vec<String>,
+    pub(crate) taints: Vec<Taint>,
 }
 
 impl LateSink {
@@ -129,8 +130,8 @@ impl LateSink {
     }
 
     /// Marks snapshot `snapshot` as not a consistent cut, with the reason.
-    pub(crate) fn taint(&self, snapshot: Epoch, reason: String) {
-        lock(&self.taints).push((snapshot, reason));
+    pub(crate) fn taint(&self, snapshot: Epoch, taint: Taint) {
+        lock(&self.taints).push((snapshot, taint));
     }
 
     /// Takes every recording and taint for `snapshot`, dropping those of older snapshots
@@ -452,18 +453,15 @@ impl<T: Stamp> MailboxCore<T> {
     fn record_if_late(&self, q: &Queue<T>, item: &T) -> Option<Epoch> {
         let tag = item.tag();
         if let Some(snapshot) = q.cut.recording(tag) {
-            let record = item.record(self.meta.id);
+            let to = self.meta.id;
+            let record =
+                item.record(to).map_err(|error| CaptureProblem::MessageEncode { to, error });
             self.meta.late.push(Late { snapshot, record });
             return Some(snapshot);
         } else if tag < q.cut.epoch() && q.cut.last_cut().is_none() {
             let snapshot = q.cut.epoch();
-            self.meta.late.taint(
-                snapshot,
-                format!(
-                    "actor {} was sent a message from epoch {tag}, but was born in {snapshot} after that snapshot started",
-                    self.meta.id
-                ),
-            );
+            let actor = self.meta.id;
+            self.meta.late.taint(snapshot, Taint::BornAfterSnapshot { actor, tag, born: snapshot });
         }
         None
     }
@@ -857,7 +855,7 @@ impl Stamp for u32 {
     fn tag(&self) -> Epoch {
         Epoch(u64::from(*self) / 1000)
     }
-    fn record(&self, to: ActorId) -> Result<InFlightRecord, String> {
+    fn record(&self, to: ActorId) -> Result<InFlightRecord, CodecError> {
         Ok(InFlightRecord { to, from: None, epoch: self.tag(), ask: false, payload: vec![] })
     }
     fn asked_by_actor(&self) -> bool {
@@ -867,8 +865,8 @@ impl Stamp for u32 {
         &mut self,
         _to: ActorId,
         _type_name: &'static str,
-    ) -> Result<crate::remote::OutboundMessage, String> {
-        Err("test items stay local".into())
+    ) -> Result<crate::remote::OutboundMessage, CodecError> {
+        Err(CodecError::new("test items stay local".into()))
     }
 }
 

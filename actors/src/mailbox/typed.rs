@@ -8,7 +8,7 @@ use amber_snapshot::Epoch;
 
 use super::core::{MailboxCore, Refusal, Watcher};
 use crate::envelope::{Envelope, Origin};
-use crate::remote::{DeliverError, InboundMessage};
+use crate::remote::{DeliverError, InboundMessage, ReplyError};
 use crate::signal::Signal;
 use crate::{Actor, ActorId, ActorSystem, ExitReason};
 
@@ -104,22 +104,17 @@ pub(crate) fn inbound_envelope<A: Actor>(
     message: InboundMessage,
 ) -> Result<Envelope<A>, DeliverError> {
     {
-        let msg: A::Msg =
-            system.decode(&message.payload).map_err(|e| DeliverError::Decode(e.to_string()))?;
+        let msg: A::Msg = system.decode(&message.payload).map_err(DeliverError::Decode)?;
         let reply = message.reply.map(|handler| {
             let (tx, rx) = tokio::sync::oneshot::channel::<(A::Reply, Epoch)>();
             let system = system.clone();
             tokio::spawn(async move {
                 match rx.await {
                     Ok((reply, epoch)) => {
-                        let bytes = crate::encode(&reply).map_err(|e| e.to_string());
+                        let bytes = crate::encode(&reply).map_err(ReplyError::Encode);
                         handler.complete(&system, bytes, epoch);
                     }
-                    Err(_) => handler.complete(
-                        &system,
-                        Err(format!("actor {id} stopped before replying")),
-                        Epoch::ZERO,
-                    ),
+                    Err(_) => handler.complete(&system, Err(ReplyError::Stopped(id)), Epoch::ZERO),
                 }
             });
             tx

@@ -20,11 +20,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use amber_snapshot::{
     AbortReason, ActorEntry, ActorId, Checkpoint, CheckpointId, Coordinator, CoordinatorAction,
     Cut, Epoch, InFlightRecord, Manifest, NodeAction, NodeCommand, NodeEntry, NodeReport,
-    NodeSnapshot, StateRecord,
+    NodeSnapshot, Refusal, StateRecord,
 };
 use tokio::sync::oneshot;
 
-use super::error::SnapshotError;
+use super::error::{AbortCause, CaptureProblem, SnapshotError, Taint};
 use super::wire::{NodePart, PartReader, PiecesError, Wire};
 use crate::loom::lock;
 use crate::loom::sync::{Arc, Mutex, MutexGuard};
@@ -36,9 +36,9 @@ use crate::remote::RemoteDirectory;
 #[derive(Debug)]
 pub(crate) struct CutReport {
     pub(crate) entry: ActorEntry,
-    pub(crate) state: Result<StateRecord, String>,
+    pub(crate) state: Result<StateRecord, CaptureProblem>,
     /// The backlog at the cut that is in flight, in queue order.
-    pub(crate) backlog: Vec<Result<InFlightRecord, String>>,
+    pub(crate) backlog: Vec<Result<InFlightRecord, CaptureProblem>>,
 }
 
 /// Where the outcome of a snapshot goes.
@@ -180,7 +180,7 @@ struct Round {
     actors: Vec<ActorEntry>,
     states: Vec<StateRecord>,
     backlog: Vec<InFlightRecord>,
-    problems: Vec<String>,
+    problems: Vec<CaptureProblem>,
 }
 
 impl Round {
@@ -547,7 +547,7 @@ impl SnapshotEngine {
         let mut effects = Effects::default();
         st.coordinator.node_down(&node.to_owned());
         if st.collect.as_ref().is_some_and(|c| c.complete && c.parts.contains_key(node)) {
-            let reason = format!("node {node} went down before sending its part");
+            let reason = AbortCause::PartLost { node: node.to_owned() };
             Self::fail_collect(&mut st, reason, &mut effects);
         }
         st.finishing.retain(|(leader, round)| {
@@ -599,7 +599,9 @@ impl SnapshotEngine {
                 amber_snapshot::StartError::InProgress { running } => {
                     SnapshotError::InProgress { running }
                 }
-                other => SnapshotError::Aborted { epoch: Epoch::ZERO, reason: other.to_string() },
+                other => {
+                    SnapshotError::Aborted { epoch: Epoch::ZERO, reason: AbortCause::Start(other) }
+                }
             })?;
         let (tx, rx) = oneshot::channel();
         st.collect = Some(Collect {
@@ -623,8 +625,7 @@ impl SnapshotEngine {
         let now = self.now_ms();
         st.coordinator.handle_timeout(now);
         if st.collect.as_ref().is_some_and(|c| c.complete && now >= c.due) {
-            let reason = "the deadline passed before every node's part arrived".to_owned();
-            Self::fail_collect(&mut st, reason, &mut effects);
+            Self::fail_collect(&mut st, AbortCause::PartsLate, &mut effects);
         }
         let more = self.pump(&mut st);
         merge(&mut effects, more);
@@ -637,7 +638,7 @@ impl SnapshotEngine {
         let mut effects = Effects::default();
         st.coordinator.cancel();
         if st.collect.as_ref().is_some_and(|c| c.complete) {
-            Self::fail_collect(&mut st, "the system is shutting down".to_owned(), &mut effects);
+            Self::fail_collect(&mut st, AbortCause::ShuttingDown, &mut effects);
         }
         let more = self.pump(&mut st);
         merge(&mut effects, more);
@@ -751,9 +752,7 @@ impl SnapshotEngine {
                                 AbortReason::RestorePending(node) => {
                                     SnapshotError::RestorePending { node }
                                 }
-                                reason => {
-                                    SnapshotError::Aborted { epoch, reason: reason.to_string() }
-                                }
+                                reason => SnapshotError::Aborted { epoch, reason: reason.into() },
                             };
                             effects.answer(collect.waiter, Answer::Done(Err(err)));
                         }
@@ -858,18 +857,20 @@ impl SnapshotEngine {
         let running = st.node.running();
         let leader = st.leader.as_ref().filter(|(e, _)| *e == target).map(|(_, l)| l.as_str());
         let refusal = if epoch < target {
-            Some(format!("node {} has already seen snapshot {target}", self.me))
+            Some(Refusal::AlreadySeen { epoch: target })
         } else if epoch == target {
             match (running, leader) {
                 (Some(_), Some(l)) if l == from => return, // a repeated Start
-                (Some(_), Some(l)) => Some(format!("node {} follows {l} for {target}", self.me)),
+                (Some(_), Some(l)) => {
+                    Some(Refusal::FollowsOther { coordinator: l.to_owned(), epoch: target })
+                }
                 (Some(_), None) => None,
-                (None, _) => Some(format!("node {} has finished snapshot {target}", self.me)),
+                (None, _) => Some(Refusal::Finished { epoch: target }),
             }
         } else {
             match (running, leader) {
                 (Some(_), Some(l)) if l != from => {
-                    Some(format!("node {} is taking snapshot {target} for {l}", self.me))
+                    Some(Refusal::TakingOther { coordinator: l.to_owned(), epoch: target })
                 }
                 _ => None,
             }
@@ -961,9 +962,9 @@ impl SnapshotEngine {
                     collect.parts.insert(from.to_owned(), Some(part));
                     Self::try_finish(&mut st, &mut effects);
                 }
-                Err(e) => {
-                    tracing::warn!(%epoch, node = %from, error = %e, "snapshot part does not decode");
-                    let reason = format!("the part of node {from} does not decode: {e}");
+                Err(error) => {
+                    tracing::warn!(%epoch, node = %from, %error, "snapshot part does not decode");
+                    let reason = AbortCause::PartDecode { node: from.to_owned(), error };
                     Self::fail_collect(&mut st, reason, &mut effects);
                 }
             }
@@ -974,7 +975,7 @@ impl SnapshotEngine {
         effects.resolve();
     }
 
-    fn fail_collect(st: &mut EngineState, reason: String, effects: &mut Effects) {
+    fn fail_collect(st: &mut EngineState, reason: AbortCause, effects: &mut Effects) {
         if let Some(collect) = st.collect.take() {
             tracing::warn!(epoch = %collect.epoch, %reason, "snapshot failed");
             let err = SnapshotError::Aborted { epoch: collect.epoch, reason };
@@ -990,9 +991,7 @@ impl SnapshotEngine {
             // refused instead (`SnapshotError::Capture`).
             tracing::warn!(%epoch, "completion of a snapshot this node holds no cuts for");
             let mut round = Round::new(epoch, 0);
-            let problem =
-                format!("node {} holds no record of its cuts for snapshot {epoch}", self.me);
-            round.problems.push(problem);
+            round.problems.push(CaptureProblem::NoCuts { node: self.me.clone(), epoch });
             round
         });
         let mut problems = round.problems;
@@ -1060,11 +1059,12 @@ impl SnapshotEngine {
 /// The largest part's vectors become the checkpoint's (its actors come first; on a single
 /// node nothing is copied), the others' are appended to them.
 fn assemble(epoch: Epoch, mut parts: Vec<NodePart>) -> Result<Checkpoint, SnapshotError> {
-    let taints: Vec<String> = parts.iter_mut().flat_map(|p| p.taints.drain(..)).collect();
+    let taints: Vec<Taint> = parts.iter_mut().flat_map(|p| p.taints.drain(..)).collect();
     if !taints.is_empty() {
-        return Err(SnapshotError::Inconsistent { epoch, reasons: taints });
+        return Err(SnapshotError::Inconsistent { epoch, taints });
     }
-    let problems: Vec<String> = parts.iter_mut().flat_map(|p| p.problems.drain(..)).collect();
+    let problems: Vec<CaptureProblem> =
+        parts.iter_mut().flat_map(|p| p.problems.drain(..)).collect();
     if !problems.is_empty() {
         tracing::warn!(%epoch, problems = problems.len(), "snapshot could not capture everything");
         let captured: HashSet<ActorId> =

@@ -2,12 +2,16 @@
 //! orders that links which are not ordered with each other allow.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use amber_snapshot::{ActorEntry, ActorId, Cut, Epoch, NodeCommand, StateRecord, SystemId};
+use amber_snapshot::{
+    AbortReason, ActorEntry, ActorId, Cut, Epoch, NodeCommand, Refusal, StateRecord, SystemId,
+};
 
 use super::{CutReport, Effects, SnapshotEngine};
 use crate::remote::{RemoteDirectory, RemoteRoute, RouteError};
 use crate::snapshot::wire::Wire;
+use crate::snapshot::{AbortCause, SnapshotError};
 
 /// Records what the engine hands to the links.
 #[derive(Default)]
@@ -130,5 +134,42 @@ fn an_overtaken_round_is_dropped_by_its_abort_or_its_coordinator_going_down() {
         let mut effects = command(&b, "a", NodeCommand::Complete(Epoch(1)));
         let part = effects.part.take().map(|o| o.part);
         assert!(part.is_none_or(|p| p.actors.is_empty() && !p.problems.is_empty()), "down: {down}");
+    }
+}
+
+#[test]
+fn a_refused_start_reaches_the_coordinator_as_a_typed_refusal() {
+    // b follows a for snapshot 1, so c's Start(1) is refused: over the wire (encoded, then
+    // decoded by the links), the refusal keeps its type.
+    let (b, links, _actor) = node_b();
+    let _ = command(&b, "a", NodeCommand::Start(Epoch(1)));
+    let _ = command(&b, "c", NodeCommand::Start(Epoch(1)));
+    let refusal = Refusal::FollowsOther { coordinator: "a".to_owned(), epoch: Epoch(1) };
+    let sent = links.sent.lock().unwrap();
+    let rejects: Vec<_> = sent
+        .iter()
+        .filter_map(|(to, w)| match w {
+            Wire::Reject { epoch, reason } => Some((to.as_str(), *epoch, reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rejects, [("c", Epoch(1), &refusal)]);
+    // The coordinator's snapshot aborts naming the refusing node and why.
+    let c = SnapshotEngine::new("c".into(), Epoch::ZERO, Some(Arc::new(Links::default())));
+    let (epoch, mut outcome, effects) = c.start(Duration::from_secs(5)).unwrap();
+    assert_eq!(epoch, Epoch(1));
+    let _ = effects; // c has no actors to mark
+    let mut effects = c.on_wire("a", Wire::Reject { epoch, reason: refusal.clone() });
+    effects.resolve();
+    let expected = AbortReason::Rejected { node: "a".to_owned(), reason: refusal };
+    match outcome.try_recv() {
+        Ok(Err(SnapshotError::Aborted { epoch: e, reason: AbortCause::Protocol(reason) })) => {
+            assert_eq!((e, &reason), (epoch, &expected));
+            assert_eq!(
+                reason.to_string(),
+                format!("node \"a\" refused: it follows \"a\" for snapshot {epoch}")
+            );
+        }
+        other => panic!("not a refusal: {other:?}"),
     }
 }

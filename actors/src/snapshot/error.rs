@@ -2,7 +2,10 @@
 
 use std::fmt;
 
-use amber_snapshot::{ActorId, CheckpointId, Epoch, StoreError};
+use amber_snapshot::{AbortReason, ActorId, CheckpointId, Epoch, StoreError};
+use serde::{Deserialize, Serialize};
+
+use crate::CodecError;
 
 /// Taking a snapshot (or writing it as a checkpoint) failed. The previous checkpoint stays
 /// valid.
@@ -19,7 +22,7 @@ pub enum SnapshotError {
         /// Its epoch.
         epoch: Epoch,
         /// Why.
-        reason: String,
+        reason: AbortCause,
     },
     /// The snapshot completed as a cut, but some actor's state or some in-flight message
     /// could not be captured (for example an actor type not registered with
@@ -30,8 +33,8 @@ pub enum SnapshotError {
         epoch: Epoch,
         /// The actors whose state could not be captured, if any.
         actors: Vec<ActorId>,
-        /// What could not be captured, one line each.
-        problems: Vec<String>,
+        /// What could not be captured, one item each.
+        problems: Vec<CaptureProblem>,
     },
     /// Information crossed the cut outside the channels a snapshot can record — an ask
     /// reply computed after the responder's cut reached an actor before its own, or an actor
@@ -44,7 +47,7 @@ pub enum SnapshotError {
         /// Its epoch.
         epoch: Epoch,
         /// What crossed the cut.
-        reasons: Vec<String>,
+        taints: Vec<Taint>,
     },
     /// A node of the system (this one, or another node of its cluster) holds actors
     /// restored from a checkpoint that have not started yet
@@ -77,9 +80,9 @@ impl fmt::Display for SnapshotError {
                 }
                 Ok(())
             }
-            SnapshotError::Inconsistent { epoch, reasons } => {
+            SnapshotError::Inconsistent { epoch, taints } => {
                 write!(f, "snapshot {epoch} is not a consistent cut")?;
-                for r in reasons.iter().take(3) {
+                for r in taints.iter().take(3) {
                     write!(f, "; {r}")?;
                 }
                 Ok(())
@@ -101,6 +104,213 @@ impl std::error::Error for SnapshotError {
             _ => None,
         }
     }
+}
+
+/// Why a snapshot was aborted ([`SnapshotError::Aborted`]). The previous checkpoint stays
+/// valid; the next snapshot has a higher epoch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AbortCause {
+    /// The snapshot protocol aborted it before completion was decided: a node went down,
+    /// the deadline passed, a node refused to take part, the counters did not add up, …
+    #[error(transparent)]
+    Protocol(AbortReason<String>),
+    /// Completion was decided, but a node went down before its part of the snapshot
+    /// reached the coordinator.
+    #[error("node {node:?} went down before sending its part")]
+    PartLost {
+        /// The node.
+        node: String,
+    },
+    /// Completion was decided, but the deadline passed before every node's part arrived.
+    #[error("the deadline passed before every node's part arrived")]
+    PartsLate,
+    /// A node's part of the snapshot arrived but does not decode.
+    #[error("the part of node {node:?} does not decode: {error}")]
+    PartDecode {
+        /// The node that sent it.
+        node: String,
+        /// What is wrong with it.
+        error: PartError,
+    },
+    /// The system is shutting down.
+    #[error("the system is shutting down")]
+    ShuttingDown,
+    /// The system was dropped before the snapshot completed.
+    #[error("the system was dropped")]
+    SystemDropped,
+    /// The snapshot could not start.
+    #[error("it could not start: {0}")]
+    Start(amber_snapshot::StartError),
+    /// The task writing the checkpoint to its store panicked or was cancelled
+    /// ([`ActorSystem::checkpoint`](crate::ActorSystem::checkpoint)).
+    #[error("checkpoint writer failed: {message}")]
+    Writer {
+        /// What the task reported (its panic message, or that it was cancelled).
+        message: String,
+    },
+}
+
+impl From<AbortReason<String>> for AbortCause {
+    fn from(reason: AbortReason<String>) -> Self {
+        AbortCause::Protocol(reason)
+    }
+}
+
+/// Why a snapshot's cut is not consistent ([`SnapshotError::Inconsistent`]): information
+/// crossed it outside the channels a snapshot can record.
+///
+/// Taints are found on any node and travel to the coordinator with the node's part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum Taint {
+    /// `asker`, before its cut, took in the reply to an ask that `responder` computed after
+    /// its own cut.
+    #[error("actor {asker} absorbed an ask reply from {responder} computed after its cut")]
+    AskReplyAfterCut {
+        /// The actor that asked.
+        asker: ActorId,
+        /// The actor that answered.
+        responder: ActorId,
+    },
+    /// `asker`, before its cut, learned that `responder`, after its cut, dropped the ask
+    /// unanswered (it stopped): the request is recorded in flight, yet the asker keeps what
+    /// it asked for, so the snapshot would count it twice.
+    #[error("actor {asker} learned that {responder} dropped its ask after its cut")]
+    AskDroppedAfterCut {
+        /// The actor that asked.
+        asker: ActorId,
+        /// The actor that dropped the ask.
+        responder: ActorId,
+    },
+    /// `actor`, born after snapshot `born` started, was sent a message tagged `tag` (from
+    /// an actor that had not cut for it, which found the newborn through the registry or a
+    /// ref from outside): the message would vanish from the snapshot.
+    #[error(
+        "actor {actor} was sent a message from epoch {tag}, but was born in {born} after that snapshot started"
+    )]
+    BornAfterSnapshot {
+        /// The newborn actor.
+        actor: ActorId,
+        /// The tag of the message it was sent.
+        tag: Epoch,
+        /// The epoch it was born in.
+        born: Epoch,
+    },
+}
+
+/// Something a completed cut could not capture ([`SnapshotError::Capture`]).
+///
+/// Problems are found on any node and travel to the coordinator with the node's part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaptureProblem {
+    /// The actor's type is not registered as an
+    /// [`ActorState`](crate::ActorState) with
+    /// [`SystemBuilder::register`](crate::SystemBuilder::register).
+    #[error(
+        "actor {actor} ({type_name}) is not registered as an ActorState, so it cannot be captured"
+    )]
+    NotRegistered {
+        /// The actor.
+        actor: ActorId,
+        /// Its type.
+        type_name: String,
+    },
+    /// The actor had no instance at its cut (it was between a panic and its restart).
+    #[error("actor {actor} has no instance")]
+    NoInstance {
+        /// The actor.
+        actor: ActorId,
+    },
+    /// The actor's state does not encode.
+    #[error("actor {actor} ({type_name}): state does not encode: {error}")]
+    StateEncode {
+        /// The actor.
+        actor: ActorId,
+        /// Its type.
+        type_name: String,
+        /// Why.
+        error: CodecError,
+    },
+    /// The actor's state encoder panicked (the panic is handled as a panicking handler's).
+    #[error("actor {actor} ({type_name}): state encoder panicked: {panic}")]
+    EncoderPanicked {
+        /// The actor.
+        actor: ActorId,
+        /// Its type.
+        type_name: String,
+        /// The panic's message.
+        panic: String,
+    },
+    /// A pending timer's message does not encode.
+    #[error("actor {actor}: timer message does not encode: {error}")]
+    TimerEncode {
+        /// The actor the timer belongs to.
+        actor: ActorId,
+        /// Why.
+        error: CodecError,
+    },
+    /// A message in flight to `to` does not encode.
+    #[error("a message in flight to actor {to} does not encode: {error}")]
+    MessageEncode {
+        /// The receiving actor.
+        to: ActorId,
+        /// Why.
+        error: CodecError,
+    },
+    /// Completion reached a node that holds no record of its cuts for the snapshot: its
+    /// actors would be missing.
+    #[error("node {node:?} holds no record of its cuts for snapshot {epoch}")]
+    NoCuts {
+        /// The node.
+        node: String,
+        /// The snapshot.
+        epoch: Epoch,
+    },
+}
+
+/// Why a node's part of a snapshot does not decode ([`AbortCause::PartDecode`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PartError {
+    /// A record, or the message carrying it, is not valid MessagePack of the expected shape.
+    #[error("a record does not decode: {0}")]
+    Record(CodecError),
+    /// Bytes follow the last record.
+    #[error("{0} bytes after the last record")]
+    TrailingBytes(usize),
+    /// The part ends before its end record.
+    #[error("the part ends before its end record")]
+    Truncated,
+    /// A record follows the end record.
+    #[error("a record after the end record")]
+    AfterEnd,
+    /// A record comes before the node record.
+    #[error("a record before the node record")]
+    BeforeNode,
+    /// A second node record.
+    #[error("a second node record")]
+    SecondNode,
+    /// The first actor of the part names no system.
+    #[error("an actor without a system")]
+    NoSystem,
+    /// An actor refers to a type the part did not name.
+    #[error("actor {actor}: unknown type index {index}")]
+    UnknownType {
+        /// The actor.
+        actor: ActorId,
+        /// The type index it refers to.
+        index: u32,
+    },
+    /// The end record counts another number of records than were read.
+    #[error("{read} records where {sent} were sent")]
+    Count {
+        /// Records read before the end record.
+        read: u64,
+        /// Records the end record counts.
+        sent: u64,
+    },
 }
 
 impl From<StoreError> for SnapshotError {

@@ -17,4 +17,6 @@ pub(crate) mod types;
 pub(crate) mod wire;
 
 pub(crate) use engine::{CutReport, Effects, SnapshotEngine};
-pub use error::{RestoreError, Skipped, SnapshotError};
+pub use error::{
+    AbortCause, CaptureProblem, PartError, RestoreError, Skipped, SnapshotError, Taint,
+};

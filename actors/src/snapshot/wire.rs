@@ -7,10 +7,13 @@
 use std::collections::HashMap;
 
 use amber_snapshot::{
-    ActorEntry, ActorId, Epoch, InFlightRecord, NodeCommand, NodeEntry, NodeReport, SpawnCapacity,
-    SpawnRestart, StateRecord, SystemId, TimerEntry,
+    ActorEntry, ActorId, Epoch, InFlightRecord, NodeCommand, NodeEntry, NodeReport, Refusal,
+    SpawnCapacity, SpawnRestart, StateRecord, SystemId, TimerEntry,
 };
 use serde::{Deserialize, Serialize};
+
+use super::error::{CaptureProblem, PartError, Taint};
+use crate::CodecError;
 
 /// The largest piece of a node's part sent in one message (unless one record is larger):
 /// well under any sane frame limit, and small enough that the coordinator reads the first
@@ -25,7 +28,7 @@ pub(crate) enum Wire {
     /// From a node to the coordinator it follows.
     Report(NodeReport<String>),
     /// A node refuses to follow the sending coordinator for `epoch`.
-    Reject { epoch: Epoch, reason: String },
+    Reject { epoch: Epoch, reason: Refusal<String> },
     /// A piece of a node's [`NodePart`] of completed snapshot `epoch`, sent to its
     /// coordinator in order; `last` ends it. The part is a stream of records (see
     /// [`PartReader`]); `records` of them end in this piece (a record larger than a piece
@@ -48,8 +51,8 @@ impl Wire {
         rmp_serde::to_vec(self).unwrap_or_default()
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Wire, String> {
-        rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Wire, CodecError> {
+        rmp_serde::from_slice(bytes).map_err(|e| CodecError::new(e.to_string()))
     }
 }
 
@@ -64,11 +67,11 @@ pub(crate) struct NodePart {
     /// Why the cut is not consistent, if it is not ([`SnapshotError::Inconsistent`]).
     ///
     /// [`SnapshotError::Inconsistent`]: crate::SnapshotError::Inconsistent
-    pub(crate) taints: Vec<String>,
+    pub(crate) taints: Vec<Taint>,
     /// What could not be captured ([`SnapshotError::Capture`]).
     ///
     /// [`SnapshotError::Capture`]: crate::SnapshotError::Capture
-    pub(crate) problems: Vec<String>,
+    pub(crate) problems: Vec<CaptureProblem>,
 }
 
 impl Default for NodePart {
@@ -102,8 +105,8 @@ enum RecordOut<'a> {
     Actor(ActorOut<'a>),
     State(&'a StateRecord),
     InFlight(&'a InFlightRecord),
-    Taint(&'a str),
-    Problem(&'a str),
+    Taint(&'a Taint),
+    Problem(&'a CaptureProblem),
     /// The last record: how many came before it.
     End(u64),
 }
@@ -116,8 +119,8 @@ enum RecordIn {
     Actor(ActorIn),
     State(StateRecord),
     InFlight(InFlightRecord),
-    Taint(String),
-    Problem(String),
+    Taint(Taint),
+    Problem(CaptureProblem),
     End(u64),
 }
 
@@ -240,13 +243,15 @@ impl NodePart {
 
     /// The part as encoded pieces (see [`write_pieces`](Self::write_pieces)).
     #[cfg(test)]
-    pub(crate) fn pieces(&self, epoch: Epoch) -> Result<Vec<Vec<u8>>, String> {
+    pub(crate) fn pieces(
+        &self,
+        epoch: Epoch,
+    ) -> Result<Vec<Vec<u8>>, PiecesError<std::convert::Infallible>> {
         let mut pieces = Vec::new();
         self.write_pieces(epoch, |p| {
             pieces.push(p);
-            Ok::<(), String>(())
-        })
-        .map_err(|e| e.to_string())?;
+            Ok::<(), std::convert::Infallible>(())
+        })?;
         Ok(pieces)
     }
 }
@@ -255,7 +260,7 @@ impl NodePart {
 #[derive(Debug)]
 pub(crate) enum PiecesError<E> {
     /// A record does not encode.
-    Encode(String),
+    Encode(CodecError),
     /// Handing a piece on failed.
     Send(E),
 }
@@ -287,7 +292,7 @@ where
     fn record(&mut self, record: &RecordOut<'_>) -> Result<(), PiecesError<E>> {
         let start = self.buf.len();
         rmp_serde::encode::write(&mut self.buf, record)
-            .map_err(|e| PiecesError::Encode(e.to_string()))?;
+            .map_err(|e| PiecesError::Encode(CodecError::new(e.to_string())))?;
         if self.buf.len() > PART_CHUNK && start > 0 {
             // It does not fit: it starts the next piece.
             let record = self.buf.split_off(start);
@@ -307,7 +312,8 @@ where
 
     fn flush(&mut self, last: bool) -> Result<(), PiecesError<E>> {
         let piece = PieceRef { epoch: self.epoch, bytes: &self.buf, records: self.records, last };
-        let bytes = rmp_serde::to_vec(&piece).map_err(|e| PiecesError::Encode(e.to_string()))?;
+        let bytes = rmp_serde::to_vec(&piece)
+            .map_err(|e| PiecesError::Encode(CodecError::new(e.to_string())))?;
         self.buf.clear();
         self.records = 0;
         (self.send)(bytes).map_err(PiecesError::Send)
@@ -356,7 +362,7 @@ pub(crate) struct PartReader {
 impl PartReader {
     /// Reads the `records` records that end in `bytes` (the next piece), keeping what
     /// follows them for the next piece.
-    pub(crate) fn piece(&mut self, bytes: Vec<u8>, records: u32) -> Result<(), String> {
+    pub(crate) fn piece(&mut self, bytes: Vec<u8>, records: u32) -> Result<(), PartError> {
         let bytes = if self.carry.is_empty() {
             bytes
         } else {
@@ -366,7 +372,8 @@ impl PartReader {
         };
         let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(bytes.as_slice()));
         for _ in 0..records {
-            let record = RecordIn::deserialize(&mut de).map_err(|e| e.to_string())?;
+            let record = RecordIn::deserialize(&mut de)
+                .map_err(|e| PartError::Record(CodecError::new(e.to_string())))?;
             self.read(record)?;
         }
         let read = usize::try_from(de.position()).unwrap_or(usize::MAX).min(bytes.len());
@@ -375,27 +382,27 @@ impl PartReader {
     }
 
     /// The part, once its last piece was read.
-    pub(crate) fn finish(self) -> Result<NodePart, String> {
+    pub(crate) fn finish(self) -> Result<NodePart, PartError> {
         if !self.carry.is_empty() {
-            return Err(format!("{} bytes after the last record", self.carry.len()));
+            return Err(PartError::TrailingBytes(self.carry.len()));
         }
         if !self.end {
-            return Err("the part ends before its end record".to_owned());
+            return Err(PartError::Truncated);
         }
         Ok(self.part)
     }
 
-    fn read(&mut self, record: RecordIn) -> Result<(), String> {
+    fn read(&mut self, record: RecordIn) -> Result<(), PartError> {
         if self.end {
-            return Err("a record after the end record".to_owned());
+            return Err(PartError::AfterEnd);
         }
         if !self.node && !matches!(record, RecordIn::Node(..)) {
-            return Err("a record before the node record".to_owned());
+            return Err(PartError::BeforeNode);
         }
         let before = self.read;
         self.read += 1;
         match record {
-            RecordIn::Node(..) if self.node => return Err("a second node record".to_owned()),
+            RecordIn::Node(..) if self.node => return Err(PartError::SecondNode),
             RecordIn::Node(node, actors, states, in_flight) => {
                 // Sized as announced, within reason (the records still have to come).
                 let size = |n: u64| n.min(1 << 20) as usize;
@@ -407,13 +414,13 @@ impl PartReader {
             }
             RecordIn::Type(name) => self.types.push(name),
             RecordIn::Actor(actor) => {
-                let system = actor.system.or(self.system).ok_or("an actor without a system")?;
+                let system = actor.system.or(self.system).ok_or(PartError::NoSystem)?;
                 self.system = Some(system);
                 let id = ActorId::new(system, actor.seq);
                 let type_name = self
                     .types
                     .get(actor.type_index as usize)
-                    .ok_or_else(|| format!("actor {id}: unknown type index {}", actor.type_index))?
+                    .ok_or(PartError::UnknownType { actor: id, index: actor.type_index })?
                     .clone();
                 self.part.actors.push(ActorEntry {
                     id,
@@ -436,7 +443,7 @@ impl PartReader {
             RecordIn::Taint(taint) => self.part.taints.push(taint),
             RecordIn::Problem(problem) => self.part.problems.push(problem),
             RecordIn::End(n) if n == before => self.end = true,
-            RecordIn::End(n) => return Err(format!("{before} records where {n} were sent")),
+            RecordIn::End(n) => return Err(PartError::Count { read: before, sent: n }),
         }
         Ok(())
     }
@@ -521,13 +528,23 @@ mod tests {
             actors,
             states,
             in_flight,
-            taints: vec!["t".to_owned()],
-            problems: vec!["p".to_owned()],
+            taints: vec![Taint::AskReplyAfterCut {
+                asker: ActorId::new(SystemId(7), 1),
+                responder: ActorId::new(SystemId(8), 2),
+            }],
+            problems: vec![
+                CaptureProblem::StateEncode {
+                    actor: ActorId::new(SystemId(7), 3),
+                    type_name: "test.Cell".to_owned(),
+                    error: CodecError::new("no".to_owned()),
+                },
+                CaptureProblem::NoCuts { node: "b".to_owned(), epoch: Epoch(2) },
+            ],
         }
     }
 
     /// The pieces decoded as any snapshot message is, then read as the coordinator does.
-    fn read(pieces: Vec<Vec<u8>>, epoch: Epoch) -> Result<NodePart, String> {
+    fn read(pieces: Vec<Vec<u8>>, epoch: Epoch) -> Result<NodePart, PartError> {
         let mut reader = PartReader::default();
         let n = pieces.len();
         for (i, piece) in pieces.into_iter().enumerate() {
@@ -607,6 +624,28 @@ mod tests {
         assert!(read(pieces, Epoch(3)).is_err());
         // Nothing at all.
         let empty = Wire::Part { epoch: Epoch(3), bytes: Vec::new(), records: 0, last: true };
-        assert!(read(vec![empty.encode()], Epoch(3)).is_err());
+        assert_eq!(read(vec![empty.encode()], Epoch(3)), Err(PartError::Truncated));
+    }
+
+    #[test]
+    fn refusals_travel_typed_and_garbage_does_not_decode() {
+        let refusals = [
+            Refusal::AlreadySeen { epoch: Epoch(4) },
+            Refusal::FollowsOther { coordinator: "a".to_owned(), epoch: Epoch(3) },
+            Refusal::Finished { epoch: Epoch(3) },
+            Refusal::TakingOther { coordinator: "c".to_owned(), epoch: Epoch(2) },
+        ];
+        for refusal in refusals {
+            let sent = Wire::Reject { epoch: Epoch(3), reason: refusal.clone() };
+            match Wire::decode(&sent.encode()) {
+                Ok(Wire::Reject { epoch, reason }) => {
+                    assert_eq!((epoch, reason), (Epoch(3), refusal))
+                }
+                other => panic!("not the refusal: {other:?}"),
+            }
+        }
+        for garbage in [&[][..], &[0xc1], &[0x81, 0xa6, b'R', b'e', b'j', b'e', b'c', b't', 0x07]] {
+            assert!(Wire::decode(garbage).is_err(), "{garbage:?}");
+        }
     }
 }

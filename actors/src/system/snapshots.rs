@@ -14,7 +14,7 @@ use super::SystemBuilder;
 use crate::mailbox::AnyMailbox;
 use crate::snapshot::restore::{Plan, Prepared, PreparedActor};
 use crate::snapshot::wire::Wire;
-use crate::snapshot::{RestoreError, Skipped, SnapshotError};
+use crate::snapshot::{AbortCause, RestoreError, Skipped, SnapshotError};
 use crate::supervision::Restarts;
 use crate::{ActorRef, ActorState, ActorSystem, Context};
 
@@ -35,10 +35,10 @@ impl ActorSystem {
         let mut attempt = 1;
         loop {
             match self.snapshot_within(DEFAULT_SNAPSHOT_DEADLINE).await {
-                Err(SnapshotError::Inconsistent { epoch, reasons })
+                Err(SnapshotError::Inconsistent { epoch, taints })
                     if attempt < SNAPSHOT_ATTEMPTS =>
                 {
-                    tracing::debug!(%epoch, attempt, reason = %reasons[0], "retrying an inconsistent snapshot");
+                    tracing::debug!(%epoch, attempt, taint = %taints[0], "retrying an inconsistent snapshot");
                     attempt += 1;
                 }
                 result => return result,
@@ -63,7 +63,7 @@ impl ActorSystem {
             }
         };
         result.unwrap_or_else(|_| {
-            Err(SnapshotError::Aborted { epoch, reason: "the system was dropped".into() })
+            Err(SnapshotError::Aborted { epoch, reason: AbortCause::SystemDropped })
         })
     }
 
@@ -82,7 +82,7 @@ impl ActorSystem {
         .await
         .map_err(|e| SnapshotError::Aborted {
             epoch: self.engine().completed(),
-            reason: format!("checkpoint writer failed: {e}"),
+            reason: AbortCause::Writer { message: e.to_string() },
         })?
         .map_err(SnapshotError::Store)
     }

@@ -14,8 +14,9 @@ pub(crate) enum Control {
     Hello { system: SystemId },
     /// Which actor is registered under `name` on the receiving node?
     Lookup { request: u64, name: String },
-    /// The answer: the actor's id and stable type name, or why there is none.
-    Found { request: u64, result: Result<(ActorId, String), String> },
+    /// The answer: the actor's id and stable type name, or `None` if no actor is registered
+    /// under the name.
+    Found { request: u64, result: Option<(ActorId, String)> },
     /// Watches across nodes (see `watch.rs`).
     Watch(WatchControl),
     /// Spawning on another node (see `spawn.rs`).

@@ -17,14 +17,12 @@ pub enum ClusterError {
     #[error("node {0} is not connected")]
     NotConnected(NodeId),
     /// No actor is registered under this name on that node.
-    #[error("no actor named {name:?} on node {node}: {reason}")]
+    #[error("no actor named {name:?} on node {node}")]
     NotFound {
         /// The node asked.
         node: NodeId,
         /// The name.
         name: String,
-        /// What the node said.
-        reason: String,
     },
     /// The actor exists but is of another type.
     #[error("actor {name:?} on node {node} is a {found}, not a {expected}")]

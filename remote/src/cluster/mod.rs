@@ -69,8 +69,8 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use amber_actors::remote::{
-    InboundMessage, OutboundMessage, RemoteDirectory, RemoteRoute, ReplyHandler, RouteError,
-    StoppedFuture,
+    InboundMessage, OutboundMessage, RemoteDirectory, RemoteRoute, ReplyError, ReplyHandler,
+    RouteError, StoppedFuture,
 };
 use amber_actors::{Actor, ActorRef, ActorSystem, ExitReason, SystemBuilder};
 use amber_snapshot::{ActorId, Epoch, SystemId};
@@ -84,8 +84,9 @@ pub use self::placement::{Placement, PlacementError};
 pub use self::spawn::SpawnRefusal;
 use crate::{Frame, NodeId, Transport, TransportConfig, TransportEvent};
 
-/// A lookup's answer: the actor's id and stable type name, or why there is none.
-type Found = Result<(ActorId, String), String>;
+/// A lookup's answer: the actor's id and stable type name, or `None` if no actor is
+/// registered under the name.
+type Found = Option<(ActorId, String)>;
 
 /// How long [`Cluster::connect`] waits for the peer's introduction after the link is up.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -238,11 +239,8 @@ impl Cluster {
                 return Err(ClusterError::Timeout(node.clone()));
             }
         };
-        let (id, found) = answer.map_err(|reason| ClusterError::NotFound {
-            node: node.clone(),
-            name: name.to_owned(),
-            reason,
-        })?;
+        let (id, found) = answer
+            .ok_or_else(|| ClusterError::NotFound { node: node.clone(), name: name.to_owned() })?;
         let expected = self.system().type_name_of::<A>();
         if found != expected {
             return Err(ClusterError::WrongType {
@@ -390,7 +388,8 @@ impl Shared {
             self.asks.iter().filter(|e| &e.value().0 == node).map(|e| *e.key()).collect();
         for ask in asks {
             if let Some((_, (_, handler))) = self.asks.remove(&ask) {
-                handler.complete(self.system(), Err(format!("node {node} went down")), Epoch::ZERO);
+                let error = ReplyError::NodeDown(node.to_string());
+                handler.complete(self.system(), Err(error), Epoch::ZERO);
             }
         }
         let lookups: Vec<u64> =
@@ -662,8 +661,8 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
             if let Err(e) = shared.system().deliver(from.as_str(), message) {
                 tracing::debug!(node = %from, actor = %to, error = %e, "remote message not delivered");
                 if let Some(ask) = ask {
-                    let reply =
-                        Frame::Reply { ask, epoch: Epoch::ZERO, result: Err(e.to_string()) };
+                    let result = Err(ReplyError::NotDelivered(e));
+                    let reply = Frame::Reply { ask, epoch: Epoch::ZERO, result };
                     let _ = shared.forwarder(&from).send(reply);
                 }
             }
@@ -680,11 +679,7 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
                 shared.hello.notify_waiters();
             }
             Ok(Control::Lookup { request, name }) => {
-                let result = shared
-                    .system()
-                    .whereis(&name)
-                    .map(|(id, ty)| (id, ty.to_owned()))
-                    .ok_or_else(|| format!("no actor is registered as {name:?}"));
+                let result = shared.system().whereis(&name).map(|(id, ty)| (id, ty.to_owned()));
                 let found = Frame::Control(Control::Found { request, result }.encode());
                 let _ = shared.forwarder(&from).send(found);
             }

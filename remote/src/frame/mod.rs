@@ -11,6 +11,7 @@ pub(crate) use reader::FrameReader;
 
 use std::fmt;
 
+use amber_actors::remote::ReplyError;
 use amber_snapshot::{ActorId, Epoch};
 use serde::{Deserialize, Serialize};
 
@@ -76,7 +77,7 @@ pub enum Frame {
         epoch: Epoch,
         /// The encoded answer, or why there is none.
         #[serde(with = "result_bytes")]
-        result: Result<Vec<u8>, String>,
+        result: Result<Vec<u8>, ReplyError>,
     },
     /// Opaque bytes for the runtime's own protocols (snapshots, lookups, spawns, ...).
     Control(#[serde(with = "serde_bytes")] Vec<u8>),
@@ -113,7 +114,8 @@ impl Frame {
         match self {
             Frame::Message { payload, type_name, .. } => payload.len() + type_name.len(),
             Frame::Reply { result: Ok(bytes), .. } | Frame::Control(bytes) => bytes.len(),
-            Frame::Reply { result: Err(text), .. } | Frame::Goodbye { reason: text } => text.len(),
+            Frame::Reply { result: Err(_), .. } => 64,
+            Frame::Goodbye { reason: text } => text.len(),
             _ => 0,
         }
     }
@@ -199,25 +201,26 @@ impl fmt::Display for FrameKind {
     }
 }
 
-/// `Result<Vec<u8>, String>` with the `Ok` bytes as MessagePack `bin`.
+/// `Result<Vec<u8>, ReplyError>` with the `Ok` bytes as MessagePack `bin`.
 mod result_bytes {
+    use amber_actors::remote::ReplyError;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use serde_bytes::{ByteBuf, Bytes};
 
     #[derive(Serialize)]
     enum Borrowed<'a> {
         Ok(&'a Bytes),
-        Err(&'a str),
+        Err(&'a ReplyError),
     }
 
     #[derive(Deserialize)]
     enum Owned {
         Ok(ByteBuf),
-        Err(String),
+        Err(ReplyError),
     }
 
     pub(super) fn serialize<S: Serializer>(
-        result: &Result<Vec<u8>, String>,
+        result: &Result<Vec<u8>, ReplyError>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         match result {
@@ -229,7 +232,7 @@ mod result_bytes {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
-    ) -> Result<Result<Vec<u8>, String>, D::Error> {
+    ) -> Result<Result<Vec<u8>, ReplyError>, D::Error> {
         Ok(match Owned::deserialize(deserializer)? {
             Owned::Ok(bytes) => Ok(bytes.into_vec()),
             Owned::Err(error) => Err(error),

@@ -96,7 +96,7 @@ pub enum AbortReason<N> {
         /// The refusing node.
         node: N,
         /// Why.
-        reason: String,
+        reason: Refusal<N>,
     },
     /// A node holds actors restored from a checkpoint that have not started yet: a
     /// snapshot now would miss them, so the node refuses to take part until they run.
@@ -123,5 +123,41 @@ pub enum AbortReason<N> {
         sent: u64,
         /// What the receiver reported as received.
         received: u64,
+    },
+}
+
+/// Why a node refused a coordinator's `Start` ([`AbortReason::Rejected`]): it already
+/// belongs to another snapshot of the same or a later epoch. Each epoch is coordinated by one
+/// node; when two coordinators race, one of them must lose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal<N> {
+    /// The node has already seen a later snapshot than the one it was asked to start.
+    #[error("it has already seen snapshot {epoch}")]
+    AlreadySeen {
+        /// The latest snapshot the node has seen.
+        epoch: Epoch,
+    },
+    /// The node follows another coordinator for the same snapshot epoch.
+    #[error("it follows {coordinator:?} for snapshot {epoch}")]
+    FollowsOther {
+        /// The coordinator it follows.
+        coordinator: N,
+        /// The snapshot.
+        epoch: Epoch,
+    },
+    /// The node has already finished (completed or aborted) the snapshot of that epoch.
+    #[error("it has finished snapshot {epoch}")]
+    Finished {
+        /// The snapshot.
+        epoch: Epoch,
+    },
+    /// The node is still taking an earlier snapshot for another coordinator.
+    #[error("it is taking snapshot {epoch} for {coordinator:?}")]
+    TakingOther {
+        /// The coordinator of the snapshot it is taking.
+        coordinator: N,
+        /// That snapshot.
+        epoch: Epoch,
     },
 }

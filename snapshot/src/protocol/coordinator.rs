@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::control::{AbortReason, NodeCommand, NodeReport};
+use super::control::{AbortReason, NodeCommand, NodeReport, Refusal};
 use crate::Epoch;
 
 /// Decides when a snapshot is complete, for a set of nodes identified by `N`.
@@ -210,7 +210,7 @@ impl<N: Clone + Ord> Coordinator<N> {
 
     /// `node` refused to take part in snapshot `epoch`: if it is the running one, it aborts
     /// ([`AbortReason::Rejected`]).
-    pub fn reject(&mut self, node: N, epoch: Epoch, reason: String) {
+    pub fn reject(&mut self, node: N, epoch: Epoch, reason: Refusal<N>) {
         if self.running() == Some(epoch)
             && self.round.as_ref().is_some_and(|r| r.reports.contains_key(&node))
         {
@@ -437,15 +437,20 @@ mod tests {
         let mut c = Coordinator::new(Epoch::ZERO);
         let _ = c.start([0, 1], None).unwrap();
         let _ = drain(&mut c);
-        c.reject(1, Epoch(7), "stale".into());
+        c.reject(1, Epoch(7), Refusal::AlreadySeen { epoch: Epoch(8) });
         assert!(drain(&mut c).is_empty(), "a rejection of another epoch is ignored");
-        c.reject(1, Epoch(1), "busy".into());
+        c.reject(1, Epoch(1), Refusal::TakingOther { coordinator: 2, epoch: Epoch(1) });
         let actions = drain(&mut c);
         assert_eq!(actions.len(), 3, "abort to both nodes, then the event");
-        assert!(matches!(
-            actions.last(),
-            Some(CoordinatorAction::Aborted { reason: AbortReason::Rejected { node: 1, .. }, .. })
-        ));
+        let Some(CoordinatorAction::Aborted { reason, .. }) = actions.last() else {
+            panic!("not an abort: {actions:?}");
+        };
+        let refusal = Refusal::TakingOther { coordinator: 2, epoch: Epoch(1) };
+        assert_eq!(*reason, AbortReason::Rejected { node: 1, reason: refusal });
+        assert_eq!(
+            reason.to_string(),
+            format!("node 1 refused: it is taking snapshot {} for 2", Epoch(1))
+        );
         c.skip_to(Epoch(9));
         c.skip_to(Epoch(3));
         assert_eq!(c.start([0], None), Ok(Epoch(10)));

@@ -148,7 +148,7 @@ mod coordinator;
 mod cut;
 mod node;
 
-pub use control::{AbortReason, NodeCommand, NodeReport};
+pub use control::{AbortReason, NodeCommand, NodeReport, Refusal};
 pub use coordinator::{Coordinator, CoordinatorAction, StartError};
 pub use cut::{ActorCut, Cut, Dequeue, MAX_DEPTH, Marker};
 pub use node::{NodeAction, NodeSnapshot};
