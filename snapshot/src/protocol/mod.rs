@@ -96,10 +96,11 @@
 //!   ask of A (still in `E-1`), A's cut state depends on B's post-cut state, an orphan no tag
 //!   shows (with money-moving replies the snapshot holds value twice). The *ask rule*
 //!   ([`ActorCut::on_marker_at`], [`ActorCut::on_dequeue_at`], [`NodeSnapshot::released`])
-//!   orders the cuts: responders learn their ask depth and defer their cuts until every
-//!   shallower actor on their node has cut, answering pre-cut asks meanwhile. An ask that
-//!   still crosses a cut (first contact, a cycle, another node) releases every deferred cut
-//!   ([`NodeSnapshot::ask_crossed`]); the runtime tags replies with the responder's epoch and
+//!   orders the cuts: responders learn their ask depth and defer their cuts until the
+//!   coordinator releases it (no node has a shallower actor behind: [`NodeCommand::Release`]),
+//!   answering pre-cut asks meanwhile. An ask that still crosses a cut (first contact, a
+//!   cycle) releases every deferred cut on every node ([`NodeSnapshot::ask_crossed`]); the
+//!   runtime tags replies with the responder's epoch and
 //!   refuses the snapshot an asker taints. The simulation checks both: conservation of
 //!   money-moving asks in every untainted snapshot, and that acyclic asks get their
 //!   snapshots.
