@@ -658,7 +658,16 @@ impl Actor {
             else {
                 continue;
             };
-            let backlog = batch.iter().filter(|m| m.tag < cut.to).map(|m| m.record(id)).collect();
+            let backlog = batch
+                .iter()
+                .filter(|m| m.tag < cut.to)
+                .map(|m| {
+                    m.record(id).map_err(|error| crate::snapshot::CaptureProblem::MessageEncode {
+                        to: id,
+                        error,
+                    })
+                })
+                .collect();
             self.epoch = cut.to;
             self.cuts += 1;
             let entry = amber_snapshot::ActorEntry {
