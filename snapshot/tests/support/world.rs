@@ -461,133 +461,32 @@ pub struct Node {
 #[derive(Debug, Clone, Copy)]
 #[allow(dead_code)]
 pub enum Ev {
-    Send {
-        from: usize,
-        to: usize,
-        id: usize,
-        tag: Epoch,
-        remote: bool,
-    },
-    Input {
-        to: usize,
-        id: usize,
-        timer: bool,
-    },
-    Arrive {
-        to: usize,
-        id: usize,
-        tag: Epoch,
-        recorded: Option<Epoch>,
-        dead: bool,
-    },
-    Process {
-        actor: usize,
-        id: usize,
-        tag: Epoch,
-    },
-    Cut {
-        actor: usize,
-        from: Epoch,
-        to: Epoch,
-        by: &'static str,
-        depth: u8,
-        backlog: usize,
-    },
-    Marker {
-        actor: usize,
-        epoch: Epoch,
-    },
-    Defer {
-        actor: usize,
-        epoch: Epoch,
-        depth: u8,
-        released: u8,
-    },
-    Hold {
-        actor: usize,
-        id: usize,
-        tag: Epoch,
-    },
-    Release {
-        actor: usize,
-        epoch: Epoch,
-        depth: u8,
-    },
-    NodeRelease {
-        node: usize,
-        epoch: Epoch,
-        depth: u8,
-    },
-    Deepen {
-        actor: usize,
-        from: u8,
-        to: u8,
-    },
-    Spawn {
-        actor: usize,
-        parent: Option<usize>,
-        node: usize,
-        epoch: Epoch,
-        marker: bool,
-    },
-    Stop {
-        actor: usize,
-        epoch: Epoch,
-    },
-    /// A send refused at once by a stopped local receiver.
-    RefusedSend {
-        from: usize,
-        to: usize,
-        kind: Kind,
-    },
-    /// A node refused snapshot `epoch`: a restore is pending there.
-    RestorePending {
-        node: usize,
-        epoch: Epoch,
-    },
-    /// A node's pending restore finished: its actors start.
-    RestoreStarted {
-        node: usize,
-    },
-    Ask {
-        actor: usize,
-        ask: u64,
-    },
-    AskDone {
-        actor: usize,
-        ask: u64,
-        leak: bool,
-    },
-    Answer {
-        actor: usize,
-        ask: u64,
-        epoch: Epoch,
-    },
-    Start {
-        epoch: Epoch,
-    },
-    Command {
-        node: usize,
-        command: &'static str,
-        epoch: Epoch,
-    },
-    Report {
-        node: usize,
-        epoch: Epoch,
-        done: bool,
-    },
-    Completed {
-        epoch: Epoch,
-    },
-    Refused {
-        epoch: Epoch,
-    },
-    Aborted {
-        epoch: Epoch,
-    },
-    NodeDown {
-        node: usize,
-    },
+    Send { from: usize, to: usize, id: usize, tag: Epoch, remote: bool },
+    Input { to: usize, id: usize, timer: bool },
+    Arrive { to: usize, id: usize, tag: Epoch, recorded: Option<Epoch>, dead: bool },
+    Process { actor: usize, id: usize, tag: Epoch },
+    Cut { actor: usize, from: Epoch, to: Epoch, by: &'static str, depth: u8, backlog: usize },
+    Marker { actor: usize, epoch: Epoch },
+    Defer { actor: usize, epoch: Epoch, depth: u8, released: u8 },
+    Hold { actor: usize, id: usize, tag: Epoch },
+    Release { actor: usize, epoch: Epoch, depth: u8 },
+    NodeRelease { node: usize, epoch: Epoch, depth: u8 },
+    Deepen { actor: usize, from: u8, to: u8 },
+    Spawn { actor: usize, parent: Option<usize>, node: usize, epoch: Epoch, marker: bool },
+    Stop { actor: usize, epoch: Epoch },
+    RefusedSend { from: usize, to: usize, kind: Kind },
+    RestorePending { node: usize, epoch: Epoch },
+    RestoreStarted { node: usize },
+    Ask { actor: usize, ask: u64 },
+    AskDone { actor: usize, ask: u64, leak: bool },
+    Answer { actor: usize, ask: u64, epoch: Epoch },
+    Start { epoch: Epoch },
+    Command { node: usize, command: &'static str, epoch: Epoch },
+    Report { node: usize, epoch: Epoch, done: bool },
+    Completed { epoch: Epoch },
+    Refused { epoch: Epoch },
+    Aborted { epoch: Epoch },
+    NodeDown { node: usize },
 }
 
 impl Ev {
