@@ -5,8 +5,10 @@
 //! and remote sends, per-pair FIFO links with random delays, markers on a control lane,
 //! spawns, stops, outside sends, timers, asks (some nested: a responder asks on before it
 //! answers) and several sequential snapshots (some aborted), and checks every completed
-//! snapshot against the ground truth (see `support/check.rs`). Then it restores one
-//! completed snapshot and runs that world on.
+//! snapshot against the ground truth (see `support/check.rs`). Sends to stopped actors are
+//! refused as the runtime refuses them (a refusal the sender learns of is not in flight).
+//! Then it restores one completed snapshot and runs that world on, the restore pending on
+//! some nodes for a while (those nodes refuse snapshots meanwhile).
 //!
 //! **The ask rule** (DESIGN.md, snapshots point 8) is driven as the runtime drives it: an
 //! actor serving an ask calls `ActorCut::on_ask` (asker depth 0 across nodes) and the node
@@ -109,6 +111,8 @@ fn every_completed_snapshot_is_a_consistent_cut() {
             ("held messages", stats.held),
             ("releases", stats.releases),
             ("tainted snapshots refused", stats.tainted),
+            ("sends refused by a stopped receiver", stats.refused_sends),
+            ("snapshots refused during a pending restore", stats.restore_refusals),
         ];
         for (what, count) in covered {
             assert!(count > 0, "no seed exercised {what}");
@@ -281,4 +285,29 @@ fn tag_cuts_must_defer_like_markers() {
     });
     eprintln!("untainted with tag cuts ignoring depth: {:.1}%", share * 100.0);
     assert!(stats.taints_despite_depth > 0);
+}
+
+/// A send refused by a stopped receiver whose sender learns of it (a local send fails at
+/// once) leaves the deposit with its sender: it is not in flight. The old runtime recorded
+/// it like a dead letter as well: the snapshot holds that money twice.
+#[test]
+fn the_checker_catches_a_runtime_that_records_refused_sends() {
+    let failure = first_failure(|c| {
+        c.fault = Fault::RecordRefusedSends;
+        c.stops = true;
+    })
+    .expect("not caught");
+    eprintln!("{failure}");
+    assert!(failure.contains("bank"), "{failure}");
+}
+
+/// A node whose restore is pending (restored actors registered, not started) refuses
+/// snapshots (`Coordinator::restore_pending`). The old runtime took part, its unstarted
+/// actors not counted: the snapshot misses them and their money.
+#[test]
+fn the_checker_catches_a_runtime_that_snapshots_during_a_pending_restore() {
+    let failure =
+        first_failure(|c| c.fault = Fault::SnapshotDuringPendingRestore).expect("not caught");
+    eprintln!("{failure}");
+    assert!(failure.contains("never cut") || failure.contains("bank"), "{failure}");
 }

@@ -78,6 +78,11 @@ pub fn snapshot(w: &World, e: Epoch) -> Result<(), Violation> {
     let mut expected: Vec<Vec<(u64, usize)>> = vec![Vec::new(); n];
     let mut destroyed = 0i64;
     for (id, m) in w.log.iter().enumerate() {
+        if m.refused {
+            // Its sender learnt of the refusal: it was never in flight (and an ask carries
+            // no money).
+            continue;
+        }
         let r = m.receiver;
         let sender = match m.origin {
             Origin::Actor(s) => Some(s),

@@ -27,6 +27,19 @@
 //! - outside and timer input is tagged `arrival_tag()`;
 //! - the taint: an asker that takes in a reply from a responder in a later epoch taints every
 //!   snapshot in between; a tainted snapshot that completes is refused (counted, not checked).
+//!
+//! Refused sends, as the runtime refuses them: a send to a stopped actor is refused. A local
+//! send fails at once (its sender's handler sees the error): nothing is logged or in flight,
+//! a deposit stays with its sender, an ask gets its error reply. A remote ask is refused on
+//! arrival: its asker gets an error reply, and it is not recorded. Only a remote tell (its
+//! sender never learns) is a dead letter, recorded if it crosses the receiver's cut, its
+//! money destroyed (see `Fault::RecordRefusedSends`).
+//!
+//! Pending restores: `World::restore` leaves the restore pending on some nodes for a while,
+//! their actors registered (mailboxes take messages, the node's protocol machine counts
+//! them) but not started; such a node refuses a snapshot's `Start`
+//! (`Coordinator::restore_pending`, the snapshot aborts with `RestorePending`); see
+//! `Fault::SnapshotDuringPendingRestore`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -73,6 +86,14 @@ pub enum Fault {
     /// Tainted snapshots (an asker behind took a reply from after the responder's cut) are
     /// accepted instead of refused as inconsistent.
     IgnoreTaint,
+    /// A local deposit refused by a stopped receiver is both kept by its sender (the send
+    /// failed) and recorded in flight like a dead letter, as the old runtime did.
+    RecordRefusedSends,
+    /// A node whose restore is pending (actors registered, not started) takes part in a
+    /// snapshot instead of refusing it; its unstarted actors are simply not counted (not
+    /// registered with the node's protocol machine, not reached by its markers) until they
+    /// start, as the old runtime did.
+    SnapshotDuringPendingRestore,
 }
 
 /// What one run looks like.
@@ -181,6 +202,13 @@ pub struct Stats {
     /// Completed snapshots refused as inconsistent: an asker behind took a reply computed
     /// after its responder's cut.
     pub tainted: u64,
+    /// Sends refused by a stopped receiver whose sender learns of it (a local send, at once;
+    /// a remote ask, by its error reply): not in flight, what they carried stays with the
+    /// sender.
+    pub refused_sends: u64,
+    /// Snapshots a node refused because a restore is pending there
+    /// (`Coordinator::restore_pending`).
+    pub restore_refusals: u64,
     /// Replies from after the responder's cut taken in by a same-node asker although the
     /// responder was already deeper than the asker when it cut: the ask rule itself failed
     /// (else the responder's depth was still being learnt).
@@ -229,6 +257,8 @@ impl Stats {
             held_recorded,
             releases,
             tainted,
+            refused_sends,
+            restore_refusals,
             taints_despite_depth,
             later_started,
             later_completed,
@@ -273,6 +303,9 @@ pub struct Sent {
     pub sent: u64,
     pub arrived: Option<u64>,
     pub dead_letter: bool,
+    /// Refused by a stopped receiver and its sender learnt of it (a remote ask, by its error
+    /// reply): not in flight, never recorded.
+    pub refused: bool,
     pub processed: Option<u64>,
     /// For an ask: when the responder answered it, and the money (with `money_asks`) it
     /// withdrew into the reply.
@@ -318,6 +351,9 @@ pub struct Actor {
     pub node: usize,
     pub cut: ActorCut,
     pub alive: bool,
+    /// False while its restore is pending: registered (its mailbox takes messages), not
+    /// running.
+    pub started: bool,
     pub balance: i64,
     pub birth: Birth,
     pub born: Epoch,
@@ -355,6 +391,7 @@ impl Actor {
             node,
             cut: ActorCut::new(epoch),
             alive: true,
+            started: true,
             balance,
             birth,
             born: epoch,
@@ -373,6 +410,7 @@ impl Actor {
 
     fn runnable(&self) -> bool {
         self.alive
+            && self.started
             && match self.waiting {
                 Some(_) => self.reply.is_some(),
                 None => !self.control.is_empty() || !self.mailbox.is_empty(),
@@ -414,6 +452,9 @@ pub struct Node {
     broadcast: Vec<(usize, Control)>,
     /// With `Fault::CountBeforeEnqueue`: messages counted but not enqueued yet.
     arriving: VecDeque<(usize, Msg)>,
+    /// A restore pending here until this step: its actors are registered but not started,
+    /// and the node refuses snapshots (`Coordinator::restore_pending`).
+    pending_until: Option<u64>,
 }
 
 /// One line of the event trace (read through its `Debug` output).
@@ -433,6 +474,9 @@ pub enum Ev {
     Deepen { actor: usize, from: u8, to: u8 },
     Spawn { actor: usize, parent: Option<usize>, node: usize, epoch: Epoch, marker: bool },
     Stop { actor: usize, epoch: Epoch },
+    RefusedSend { from: usize, to: usize, kind: Kind },
+    RestorePending { node: usize, epoch: Epoch },
+    RestoreStarted { node: usize },
     Ask { actor: usize, ask: u64 },
     AskDone { actor: usize, ask: u64, leak: bool },
     Answer { actor: usize, ask: u64, epoch: Epoch },
@@ -448,7 +492,7 @@ pub enum Ev {
 impl Ev {
     fn mentions(&self, actors: &[usize]) -> bool {
         let involved: &[usize] = match *self {
-            Ev::Send { from, to, .. } => &[from, to],
+            Ev::Send { from, to, .. } | Ev::RefusedSend { from, to, .. } => &[from, to],
             Ev::Input { to, .. } | Ev::Arrive { to, .. } => &[to],
             Ev::Process { actor, .. }
             | Ev::Cut { actor, .. }
@@ -575,6 +619,7 @@ impl World {
                     reports: VecDeque::new(),
                     broadcast: Vec::new(),
                     arriving: VecDeque::new(),
+                    pending_until: None,
                 })
                 .collect(),
             links: (0..k * k).map(|_| VecDeque::new()).collect(),
@@ -608,13 +653,25 @@ impl World {
         w.rng = Rng::new(self.seed.wrapping_mul(31).wrapping_add(7));
         w.restored_from = Some(epoch);
         w.stats.restores = 1;
+        // The restore is pending on some nodes for a while: actors registered, not started.
+        for n in 0..w.cfg.nodes {
+            if w.rng.chance(50) {
+                w.nodes[n].pending_until = Some(w.rng.range(20, 400));
+            }
+        }
         let mut index = BTreeMap::new();
         for (old, a) in self.actors.iter().enumerate() {
             if let Some(c) = a.cuts.iter().find(|c| c.to == epoch) {
                 index.insert(old, w.actors.len());
-                w.actors.push(Actor::new(a.node, epoch, c.balance, Birth::Initial(epoch)));
-                let marker = w.nodes[a.node].proto.actor_spawned(epoch);
-                assert_eq!(marker, None);
+                let mut actor = Actor::new(a.node, epoch, c.balance, Birth::Initial(epoch));
+                let pending = w.nodes[a.node].pending_until.is_some();
+                actor.started = !pending;
+                w.actors.push(actor);
+                // (The old runtime registered a restored actor only when it started.)
+                if !pending || w.cfg.fault != Fault::SnapshotDuringPendingRestore {
+                    let marker = w.nodes[a.node].proto.actor_spawned(epoch);
+                    assert_eq!(marker, None);
+                }
             }
         }
         for (&old, &new) in &index {
@@ -711,6 +768,11 @@ impl World {
     /// One scheduler step. Returns whether anything happened.
     fn step(&mut self, input: bool) -> bool {
         self.step += 1;
+        for n in 0..self.cfg.nodes {
+            if self.nodes[n].pending_until.is_some_and(|s| s <= self.step) {
+                self.finish_restore(n);
+            }
+        }
         let running = self.coord.running();
         let runnable = self.actors.iter().any(Actor::runnable);
         let links = self.links.iter().any(|l| !l.is_empty());
@@ -747,7 +809,13 @@ impl World {
         ];
         let weights: Vec<u64> = events.iter().map(|&(w, _)| w).collect();
         if weights.iter().all(|&w| w == 0) {
-            return false;
+            // Nothing else can happen: pending restores finish now.
+            let pending: Vec<usize> =
+                (0..self.cfg.nodes).filter(|&n| self.nodes[n].pending_until.is_some()).collect();
+            for &n in &pending {
+                self.finish_restore(n);
+            }
+            return !pending.is_empty();
         }
         match events[self.rng.weighted(&weights)].1 {
             Event::ActorStep => {
@@ -773,7 +841,7 @@ impl World {
             }
             Event::OutsideSpawn => self.outside_spawn(),
             Event::Stop => {
-                if let Some(x) = self.pick(|a| a.alive && a.waiting.is_none()) {
+                if let Some(x) = self.pick(|a| a.alive && a.started && a.waiting.is_none()) {
                     self.stop(x);
                 }
             }
@@ -867,8 +935,15 @@ impl World {
                 NodeAction::Markers(epoch) => {
                     // The registry as the broadcast finds it: actors spawned from now on
                     // are not in it (the spawn's own marker covers them).
+                    // (With `Fault::SnapshotDuringPendingRestore`, unstarted restored actors
+                    // are not in it.)
+                    let unregistered = self.cfg.fault == Fault::SnapshotDuringPendingRestore;
                     for (i, a) in self.actors.iter().enumerate() {
-                        if a.node == n && a.alive && a.cut.epoch() < epoch {
+                        if a.node == n
+                            && a.alive
+                            && (a.started || !unregistered)
+                            && a.cut.epoch() < epoch
+                        {
                             self.nodes[n].broadcast.push((i, Control::Marker(epoch)));
                         }
                     }
@@ -934,6 +1009,17 @@ impl World {
                 NodeCommand::Complete(e) => ("complete", *e),
                 NodeCommand::Abort { epoch, .. } => ("abort", *epoch),
             };
+            if let NodeCommand::Start(e) = command
+                && self.nodes[n].pending_until.is_some()
+                && self.cfg.fault != Fault::SnapshotDuringPendingRestore
+            {
+                // Restored actors not started yet would be missing: the node refuses.
+                self.stats.restore_refusals += 1;
+                self.trace(Ev::RestorePending { node: n, epoch: e });
+                self.coord.restore_pending(n, e);
+                self.drain_coord();
+                return;
+            }
             self.trace(Ev::Command { node: n, command: name, epoch });
             self.nodes[n].proto.handle_command(command);
             self.drain_node(n);
@@ -982,6 +1068,7 @@ impl World {
             sent,
             arrived: None,
             dead_letter: false,
+            refused: false,
             processed: None,
             answered: None,
             absorbed: None,
@@ -998,8 +1085,12 @@ impl World {
         let t = self.tick();
         self.log[msg.id].arrived = Some(t);
         let a = &mut self.actors[to];
+        // A refused ask is not in flight: its asker gets an error reply (a refused local
+        // send never gets here, see `send`, but with `Fault::RecordRefusedSends`).
+        let refused = !a.alive && matches!(self.log[msg.id].kind, Kind::Ask { asker: Some(_), .. });
         let recorded = match self.cfg.fault {
             Fault::NoLateRecording => None,
+            _ if refused => None,
             _ => a.cut.recording(msg.tag),
         };
         if let Some(e) = recorded {
@@ -1027,6 +1118,8 @@ impl World {
         } else {
             self.stats.dead_letters += 1;
             self.log[msg.id].dead_letter = true;
+            self.log[msg.id].refused = refused;
+            self.stats.refused_sends += u64::from(refused);
         }
         self.trace(Ev::Arrive { to, id: msg.id, tag: msg.tag, recorded, dead: !alive });
         if let Some(e) = recorded.filter(|e| self.completed.contains(e)) {
@@ -1336,10 +1429,26 @@ impl World {
         }
     }
 
-    fn send(&mut self, x: usize, y: usize, kind: Kind) {
+    /// Sends `kind` from `x` to `y`; false if a stopped local receiver refused it (the send
+    /// fails at once: nothing is in flight, a deposit stays with its sender).
+    fn send(&mut self, x: usize, y: usize, kind: Kind) -> bool {
         let tag = self.actors[x].cut.epoch();
-        let id = self.log_msg(Origin::Actor(x), y, kind, tag);
         let (a, b) = (self.actors[x].node, self.actors[y].node);
+        if a == b && !self.actors[y].alive {
+            self.stats.refused_sends += 1;
+            self.tick();
+            self.trace(Ev::RefusedSend { from: x, to: y, kind });
+            if let Kind::Deposit(amount) = kind {
+                self.actors[x].balance += amount;
+                if self.cfg.fault == Fault::RecordRefusedSends {
+                    // The old runtime: recorded like a dead letter as well.
+                    let id = self.log_msg(Origin::Actor(x), y, kind, tag);
+                    self.arrive(y, Msg { id, tag }, false);
+                }
+            }
+            return false;
+        }
+        let id = self.log_msg(Origin::Actor(x), y, kind, tag);
         self.trace(Ev::Send { from: x, to: y, id, tag, remote: a != b });
         let msg = Msg { id, tag };
         if a == b {
@@ -1354,6 +1463,7 @@ impl World {
                 counted: true,
             });
         }
+        true
     }
 
     fn ask(&mut self, x: usize, y: usize) {
@@ -1366,7 +1476,11 @@ impl World {
         // Depths are per node: an ask from another node is served as from depth 0.
         let same_node = self.actors[x].node == self.actors[y].node;
         let depth = if same_node { self.actors[x].cut.depth() } else { 0 };
-        self.send(x, y, Kind::Ask { ask, asker: Some(x), depth });
+        if !self.send(x, y, Kind::Ask { ask, asker: Some(x), depth }) {
+            // Refused at once: the asker gets the error.
+            self.asks.remove(&ask);
+            self.actors[x].reply = Some(None);
+        }
     }
 
     fn route_reply(&mut self, from_node: usize, to: usize, ask: u64, value: Reply) {
@@ -1455,6 +1569,27 @@ impl World {
                 counted: false,
             });
         }
+    }
+
+    /// Node `n`'s pending restore finishes: its restored actors start (with
+    /// `Fault::SnapshotDuringPendingRestore`, they are registered only now).
+    fn finish_restore(&mut self, n: usize) {
+        self.nodes[n].pending_until = None;
+        self.tick();
+        self.trace(Ev::RestoreStarted { node: n });
+        for i in 0..self.actors.len() {
+            if self.actors[i].node != n || self.actors[i].started {
+                continue;
+            }
+            self.actors[i].started = true;
+            if self.cfg.fault == Fault::SnapshotDuringPendingRestore {
+                let epoch = self.actors[i].cut.epoch();
+                if let Some(m) = self.nodes[n].proto.actor_spawned(epoch) {
+                    self.actors[i].control.push_back(Control::Marker(m));
+                }
+            }
+        }
+        self.drain_node(n);
     }
 
     fn stop(&mut self, x: usize) {
