@@ -77,6 +77,18 @@ async fn send_after_fires_once_and_interval_repeats_until_cancelled() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_too_far_in_the_future_saturate_instead_of_panicking() {
+    let system = ActorSystem::new();
+    let (ticks, _ticks_rx) = mpsc::unbounded_channel();
+    let clock = system.spawn(Clock { ticks, pending: None }).unwrap();
+    // `Duration::from_millis(u64::MAX)` does not fit an `Instant`: it saturates.
+    bounded(clock.ask(ClockMsg::ArmOnce(u64::MAX))).await.unwrap();
+    bounded(clock.ask(ClockMsg::ArmInterval(u64::MAX))).await.unwrap();
+    assert_eq!(bounded(clock.ask(ClockMsg::Timers)).await.unwrap(), 2, "the actor lives on");
+    bounded(system.shutdown()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timers_stop_with_their_actor() {
     let system = ActorSystem::new();
     let (ticks, mut ticks_rx) = mpsc::unbounded_channel();

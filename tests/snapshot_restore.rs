@@ -292,7 +292,13 @@ async fn periodic_checkpoints_are_written_until_stopped() {
     for _ in 0..10 {
         system.spawn(Worker::default()).unwrap();
     }
-    let schedule = system.checkpoint_every(store.clone(), std::time::Duration::from_millis(20));
+    assert_eq!(
+        system.checkpoint_every(store.clone(), std::time::Duration::ZERO).unwrap_err(),
+        amber::ScheduleError::ZeroInterval,
+        "a zero interval is refused, not a dead schedule"
+    );
+    let schedule =
+        system.checkpoint_every(store.clone(), std::time::Duration::from_millis(20)).unwrap();
     bounded(async {
         while schedule.written() < 3 {
             tokio::task::yield_now().await;

@@ -86,7 +86,7 @@ pub use state::{ActorState, StateError};
 pub use supervision::{RestartPolicy, SpawnOptions};
 pub use system::{
     ActorSystem, CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, PendingRestore, Restored,
-    SNAPSHOT_ATTEMPTS, SystemBuilder,
+    SNAPSHOT_ATTEMPTS, ScheduleError, SystemBuilder,
 };
 pub use timer::TimerId;
 

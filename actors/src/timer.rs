@@ -54,7 +54,8 @@ impl Timers {
             tokio::time::sleep(delay).await;
             let _ = target.push(timer_envelope::<A>(id, msg)).await;
         });
-        let deadline = Instant::now() + delay;
+        // A delay too long to add (e.g. `Duration::MAX`) saturates: the timer never fires.
+        let deadline = far_future(delay);
         self.live
             .insert(id, Entry { task: task.abort_handle(), deadline, period: None, msg: bytes });
         id
@@ -101,7 +102,7 @@ impl Timers {
         let id = self.next_id();
         let target = ActorRef::from_mailbox(mailbox.clone());
         let period = period.max(Duration::from_micros(1));
-        let start = Instant::now() + first;
+        let start = far_future(first);
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval_at(start, period);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -214,4 +215,11 @@ fn timer_envelope<A: Actor>(id: TimerId, msg: A::Msg) -> Envelope<A> {
         reply: None,
         depth: 0,
     }
+}
+
+/// `now + delay`, saturating far in the future (about thirty years) instead of overflowing.
+fn far_future(delay: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(delay).unwrap_or_else(|| now + FAR)
 }

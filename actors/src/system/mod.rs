@@ -20,6 +20,7 @@ pub use builder::SystemBuilder;
 pub(crate) use decode::resolve;
 pub use snapshots::{
     CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, PendingRestore, Restored, SNAPSHOT_ATTEMPTS,
+    ScheduleError,
 };
 pub(crate) use spawn_registered::{SpawnFn, spawn_from_state};
 

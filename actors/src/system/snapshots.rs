@@ -90,10 +90,20 @@ impl ActorSystem {
     /// Writes a checkpoint to `store` every `interval` until the returned handle is stopped
     /// or dropped, or the system shuts down. A failed checkpoint is logged and counted; the
     /// previous one stays valid and the schedule goes on.
-    pub fn checkpoint_every<S>(&self, store: Arc<S>, interval: Duration) -> CheckpointSchedule
+    ///
+    /// A zero `interval` is refused ([`ScheduleError::ZeroInterval`]): it could never run.
+    /// Keep the handle: dropping it stops the schedule.
+    pub fn checkpoint_every<S>(
+        &self,
+        store: Arc<S>,
+        interval: Duration,
+    ) -> Result<CheckpointSchedule, ScheduleError>
     where
         S: CheckpointStore + ?Sized + 'static,
     {
+        if interval.is_zero() {
+            return Err(ScheduleError::ZeroInterval);
+        }
         let stats = Arc::new(ScheduleStats::default());
         let (system, task_stats) = (self.clone(), stats.clone());
         let task = tokio::spawn(async move {
@@ -116,7 +126,7 @@ impl ActorSystem {
             }
             task_stats.stopped.store(true, Ordering::Release);
         });
-        CheckpointSchedule { task: task.abort_handle(), stats }
+        Ok(CheckpointSchedule { task: task.abort_handle(), stats })
     }
 
     /// The snapshot this node is taking part in right now, if any (started here or by
@@ -179,8 +189,18 @@ impl ActorSystem {
     }
 }
 
+/// Why [`ActorSystem::checkpoint_every`] refused a schedule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScheduleError {
+    /// The interval is zero: the schedule could never run.
+    #[error("a checkpoint schedule needs a non-zero interval")]
+    ZeroInterval,
+}
+
 /// A running [`ActorSystem::checkpoint_every`] schedule. Dropping it stops the schedule.
 #[derive(Debug)]
+#[must_use = "dropping the schedule stops it: keep it for as long as checkpoints should be written"]
 pub struct CheckpointSchedule {
     task: tokio::task::AbortHandle,
     stats: Arc<ScheduleStats>,

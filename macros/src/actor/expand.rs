@@ -347,15 +347,14 @@ fn ref_method(names: &Names<'_>, h: &Handler, body: bool) -> TokenStream {
                 -> impl ::core::future::Future<Output = #out> + ::core::marker::Send;
         };
     }
-    let unexpected = LitStr::new(
-        &format!("a reply to `{plain}` that is not `{reply}::{variant}`"),
-        method.span(),
-    );
+    // A peer running other code can answer with another variant: a typed error, never a
+    // panic.
+    let expected = LitStr::new(&format!("`{reply}::{variant}`"), method.span());
     let extract = quote! {
         #[allow(unreachable_patterns)]
         match __reply {
             #reply::#variant(__value) => ::core::result::Result::Ok(__value),
-            _ => ::core::unreachable!(#unexpected),
+            _ => ::core::result::Result::Err(#krate::AskError::UnexpectedReply(#expected)),
         }
     };
     quote! {
