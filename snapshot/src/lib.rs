@@ -27,5 +27,6 @@ pub use epoch::Epoch;
 pub use id::{ActorId, SystemId};
 pub use protocol::{
     AbortReason, ActorCut, Coordinator, CoordinatorAction, Cut, Dequeue, MAX_DEPTH, Marker,
-    NodeAction, NodeCommand, NodeReport, NodeSnapshot, Refusal, StartError,
+    NodeAction, NodeCommand, NodeReport, NodeSnapshot, Participant, Refusal, StartError,
+    StartVerdict,
 };

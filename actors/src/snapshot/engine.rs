@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use amber_snapshot::{
     AbortReason, ActorEntry, ActorId, Checkpoint, CheckpointId, Coordinator, CoordinatorAction,
     Cut, Epoch, InFlightRecord, Manifest, NodeAction, NodeCommand, NodeEntry, NodeReport,
-    NodeSnapshot, Refusal, StateRecord,
+    NodeSnapshot, Participant, StartVerdict, StateRecord,
 };
 use tokio::sync::oneshot;
 
@@ -242,11 +242,9 @@ struct Piece {
 struct EngineState {
     node: NodeSnapshot<String>,
     coordinator: Coordinator<String>,
-    /// The coordinator this node follows for its target epoch, once its `Start` arrived.
-    leader: Option<(Epoch, String)>,
-    /// A report made before the leader was known (the snapshot reached this node through a
-    /// message tagged with its epoch, ahead of the coordinator's `Start`).
-    held: Option<NodeReport<String>>,
+    /// Which coordinator this node follows, its held report and pending restores (the pure
+    /// machine that decides about `Start`s).
+    follow: Participant<String>,
     round: Option<Round>,
     /// Rounds of snapshots a later one overtook on this node before their coordinator's
     /// `Complete` or `Abort` arrived, with that coordinator: a node that already completed
@@ -259,9 +257,6 @@ struct EngineState {
     /// Actors deferring their cut by the ask rule, with their ask depth: told when the node
     /// releases it ([`NodeAction::Release`]).
     deferring: HashMap<ActorId, (u8, Arc<dyn AnyMailbox>)>,
-    /// Restores whose actors are registered but not started (admitted) yet: while any is,
-    /// this node refuses to start or take part in a snapshot, which would miss them.
-    pending_restores: usize,
 }
 
 /// One node's snapshot machinery.
@@ -287,14 +282,12 @@ impl SnapshotEngine {
             state: Arc::new(Mutex::new(EngineState {
                 node: NodeSnapshot::new(me.clone(), epoch),
                 coordinator: Coordinator::new(epoch),
-                leader: None,
-                held: None,
+                follow: Participant::new(me.clone()),
                 round: None,
                 finishing: Vec::new(),
                 collect: None,
                 actors_hint: 0,
                 deferring: HashMap::new(),
-                pending_restores: 0,
             })),
             me,
             clock: Instant::now(),
@@ -346,13 +339,12 @@ impl SnapshotEngine {
     /// A restore registers actors that are not started yet: until
     /// [`restore_started`](Self::restore_started), snapshots are refused here.
     pub(crate) fn restore_pending(&self) {
-        self.lock().pending_restores += 1;
+        self.lock().follow.restore_began();
     }
 
     /// A pending restore's actors are all started (admitted to snapshots).
     pub(crate) fn restore_started(&self) {
-        let mut st = self.lock();
-        st.pending_restores = st.pending_restores.saturating_sub(1);
+        self.lock().follow.restore_started();
     }
 
     /// An actor took `cut` and hands over what it captured.
@@ -557,13 +549,9 @@ impl SnapshotEngine {
             }
             keep
         });
-        if let Some((epoch, leader)) = st.leader.clone()
-            && leader == node
-            && st.node.running() == Some(epoch)
-        {
-            tracing::warn!(%epoch, coordinator = %node, "snapshot coordinator went down; aborting here");
-            let reason = AbortReason::NodeDown(node.to_owned());
-            st.node.handle_command(NodeCommand::Abort { epoch, reason });
+        let st_ = &mut *st;
+        if let Some(epoch) = st_.follow.coordinator_down(&mut st_.node, &node.to_owned()) {
+            tracing::warn!(%epoch, coordinator = %node, "snapshot coordinator went down; aborted here");
             self.discard(&mut st, epoch);
         }
         let more = self.pump(&mut st);
@@ -578,12 +566,12 @@ impl SnapshotEngine {
         deadline: Duration,
     ) -> Result<(Epoch, Outcome, Effects), SnapshotError> {
         let mut st = self.lock();
-        if st.pending_restores > 0 {
+        if st.follow.restore_pending() {
             return Err(SnapshotError::RestorePending { node: self.me.clone() });
         }
         // A snapshot this node follows blocks a new one; one that reached it only through a
         // tagged message (its coordinator unknown, perhaps gone) is superseded.
-        let followed = st.node.running().filter(|e| st.leader.as_ref().is_some_and(|l| l.0 == *e));
+        let followed = st.follow.followed(&st.node);
         if let Some(running) = st.collect.as_ref().map(|c| c.epoch).or(followed) {
             return Err(SnapshotError::InProgress { running });
         }
@@ -680,7 +668,7 @@ impl SnapshotEngine {
         {
             let overtaken = st.round.replace(Round::new(epoch, st.actors_hint));
             if let Some(round) = overtaken
-                && let Some((_, leader)) = st.leader.as_ref().filter(|(e, _)| *e == round.epoch)
+                && let Some(leader) = st.follow.leader_of(round.epoch)
             {
                 tracing::debug!(epoch = %round.epoch, next = %epoch, coordinator = %leader, "a later snapshot overtook this one's completion here; its part waits for the coordinator");
                 let leader = leader.clone();
@@ -695,9 +683,7 @@ impl SnapshotEngine {
             st.round = None;
         }
         st.finishing.retain(|(_, r)| r.epoch > epoch);
-        if st.held.as_ref().is_some_and(|r| r.epoch <= epoch) {
-            st.held = None;
-        }
+        st.follow.discard(epoch);
         let _ = self.late.take(epoch);
     }
 
@@ -768,15 +754,10 @@ impl SnapshotEngine {
     /// Sends this node's report to the coordinator it follows, or holds it until that is
     /// known.
     fn report(&self, st: &mut EngineState, report: NodeReport<String>) {
-        match &st.leader {
-            Some((epoch, leader)) if *epoch == report.epoch => {
-                if *leader == self.me {
-                    st.coordinator.handle_report(report);
-                } else {
-                    self.send(leader, &Wire::Report(report));
-                }
-            }
-            _ => st.held = Some(report),
+        match st.follow.route(report) {
+            Some((leader, report)) if leader == self.me => st.coordinator.handle_report(report),
+            Some((leader, report)) => self.send(leader.as_str(), &Wire::Report(report)),
+            None => {} // held until the coordinator's Start arrives
         }
     }
 
@@ -800,7 +781,7 @@ impl SnapshotEngine {
         };
         let finishing =
             st.finishing.iter().position(|(leader, round)| round.epoch == epoch && leader == from);
-        if finishing.is_none() && st.leader.as_ref().is_none_or(|(e, l)| *e != epoch || l != from) {
+        if finishing.is_none() && !st.follow.follows(epoch, &from.to_owned()) {
             tracing::debug!(%epoch, %from, "snapshot command from a coordinator this node does not follow; ignored");
             return;
         }
@@ -843,51 +824,31 @@ impl SnapshotEngine {
     /// Coordinator `from` starts snapshot `epoch`: follow it, or refuse if this node follows
     /// another coordinator's snapshot of the same or a later epoch.
     fn on_start(&self, st: &mut EngineState, from: &str, epoch: Epoch) {
-        if st.pending_restores > 0 {
-            // Restored actors not started yet would be missing from the snapshot.
-            tracing::info!(%epoch, coordinator = %from, "refusing a snapshot: a restore is pending here");
-            if from == self.me {
-                st.coordinator.restore_pending(self.me.clone(), epoch);
-            } else {
-                self.send(from, &Wire::RestorePending { epoch });
-            }
-            return;
-        }
-        let target = st.node.epoch();
-        let running = st.node.running();
-        let leader = st.leader.as_ref().filter(|(e, _)| *e == target).map(|(_, l)| l.as_str());
-        let refusal = if epoch < target {
-            Some(Refusal::AlreadySeen { epoch: target })
-        } else if epoch == target {
-            match (running, leader) {
-                (Some(_), Some(l)) if l == from => return, // a repeated Start
-                (Some(_), Some(l)) => {
-                    Some(Refusal::FollowsOther { coordinator: l.to_owned(), epoch: target })
+        let from_owned = from.to_owned();
+        match st.follow.on_start(&mut st.node, &from_owned, epoch) {
+            StartVerdict::Follow { held } => {
+                if let Some(held) = held {
+                    self.report(st, held);
                 }
-                (Some(_), None) => None,
-                (None, _) => Some(Refusal::Finished { epoch: target }),
             }
-        } else {
-            match (running, leader) {
-                (Some(_), Some(l)) if l != from => {
-                    Some(Refusal::TakingOther { coordinator: l.to_owned(), epoch: target })
+            StartVerdict::Repeated => {}
+            StartVerdict::RestorePending => {
+                // Restored actors not started yet would be missing from the snapshot.
+                tracing::info!(%epoch, coordinator = %from, "refusing a snapshot: a restore is pending here");
+                if from == self.me {
+                    st.coordinator.restore_pending(self.me.clone(), epoch);
+                } else {
+                    self.send(from, &Wire::RestorePending { epoch });
                 }
-                _ => None,
             }
-        };
-        if let Some(reason) = refusal {
-            tracing::info!(%epoch, coordinator = %from, %reason, "refusing a snapshot");
-            if from == self.me {
-                st.coordinator.reject(self.me.clone(), epoch, reason);
-            } else {
-                self.send(from, &Wire::Reject { epoch, reason });
+            StartVerdict::Refuse(reason) => {
+                tracing::info!(%epoch, coordinator = %from, %reason, "refusing a snapshot");
+                if from == self.me {
+                    st.coordinator.reject(self.me.clone(), epoch, reason);
+                } else {
+                    self.send(from, &Wire::Reject { epoch, reason });
+                }
             }
-            return;
-        }
-        st.leader = Some((epoch, from.to_owned()));
-        st.node.handle_command(NodeCommand::Start(epoch));
-        if let Some(held) = st.held.take().filter(|r| r.epoch == epoch) {
-            self.report(st, held);
         }
     }
 

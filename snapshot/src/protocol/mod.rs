@@ -148,8 +148,10 @@ mod control;
 mod coordinator;
 mod cut;
 mod node;
+mod participant;
 
 pub use control::{AbortReason, NodeCommand, NodeReport, Refusal};
 pub use coordinator::{Coordinator, CoordinatorAction, StartError};
 pub use cut::{ActorCut, Cut, Dequeue, MAX_DEPTH, Marker};
 pub use node::{NodeAction, NodeSnapshot};
+pub use participant::{Participant, StartVerdict};
