@@ -1,7 +1,9 @@
 //! A seeded simulation of the snapshot protocol that checks the consistent-cut property.
 //!
 //! Each seed builds a world of 1–4 nodes with a few actors each (bank accounts), drives the
-//! real `ActorCut` / `NodeSnapshot` / `Coordinator` state machines through random local
+//! real `ActorCut` / `NodeSnapshot` / `Participant` / `Coordinator` state machines (the
+//! `Participant` decides which Starts a node follows, holds reports made before its
+//! coordinator's Start and filters commands, as in the runtime) through random local
 //! and remote sends, per-pair FIFO links with random delays, markers on a control lane,
 //! spawns, stops, outside sends, timers, asks (some nested: a responder asks on before it
 //! answers) and several sequential snapshots (some aborted), and checks every completed
@@ -104,6 +106,8 @@ fn every_completed_snapshot_is_a_consistent_cut() {
             ("tags ahead of the receiving node", stats.tags_ahead_of_node),
             ("expectations sent", stats.expects),
             ("restores", stats.restores),
+            ("reports held until the coordinator's Start, then sent", stats.held_reports_sent),
+            ("stale Starts refused by a node", stats.start_refusals),
             ("asks that deepened their responder", stats.deepened),
             ("nested asks", stats.nested_asks),
             ("deferred cuts", stats.deferred_cuts),

@@ -46,11 +46,14 @@ use std::fmt;
 
 use amber_snapshot::{
     ActorCut, Coordinator, CoordinatorAction, Cut, Dequeue, Epoch, MAX_DEPTH, Marker, NodeAction,
-    NodeCommand, NodeReport, NodeSnapshot,
+    NodeCommand, NodeReport, NodeSnapshot, Participant, StartVerdict,
 };
 
 use super::check;
 use super::rng::Rng;
+
+/// The coordinator's identity as the nodes see it (it is not one of the nodes).
+const COORDINATOR: usize = usize::MAX;
 
 /// At most this many actors ever exist in one world (spawns stop there).
 const MAX_ACTORS: usize = 40;
@@ -209,6 +212,12 @@ pub struct Stats {
     /// Snapshots a node refused because a restore is pending there
     /// (`Coordinator::restore_pending`).
     pub restore_refusals: u64,
+    /// Reports a node made before its coordinator's Start arrived (held by `Participant`),
+    /// and held reports sent once it did.
+    pub held_reports: u64,
+    pub held_reports_sent: u64,
+    /// Stale Starts refused (`Participant::on_start`: the node already saw a later snapshot).
+    pub start_refusals: u64,
     /// Replies from after the responder's cut taken in by a same-node asker although the
     /// responder was already deeper than the asker when it cut: the ask rule itself failed
     /// (else the responder's depth was still being learnt).
@@ -259,6 +268,9 @@ impl Stats {
             tainted,
             refused_sends,
             restore_refusals,
+            held_reports,
+            held_reports_sent,
+            start_refusals,
             taints_despite_depth,
             later_started,
             later_completed,
@@ -444,6 +456,9 @@ enum LinkItem {
 #[derive(Debug)]
 pub struct Node {
     pub proto: NodeSnapshot<usize>,
+    /// Which coordinator the node follows, where its reports go, whether it takes part
+    /// (`Participant`, the same machine the runtime's engine asks).
+    follow: Participant<usize>,
     commands: VecDeque<NodeCommand<usize>>,
     reports: VecDeque<NodeReport<usize>>,
     /// Marker and release broadcasts in progress: actors still to be sent a signal. The
@@ -615,6 +630,7 @@ impl World {
             nodes: (0..k)
                 .map(|n| Node {
                     proto: NodeSnapshot::new(n, epoch),
+                    follow: Participant::new(n),
                     commands: VecDeque::new(),
                     reports: VecDeque::new(),
                     broadcast: Vec::new(),
@@ -657,6 +673,10 @@ impl World {
         for n in 0..w.cfg.nodes {
             if w.rng.chance(50) {
                 w.nodes[n].pending_until = Some(w.rng.range(20, 400));
+                // (The old runtime took part in snapshots all the same.)
+                if w.cfg.fault != Fault::SnapshotDuringPendingRestore {
+                    w.nodes[n].follow.restore_began();
+                }
             }
         }
         let mut index = BTreeMap::new();
@@ -964,7 +984,12 @@ impl World {
                 }
                 NodeAction::Report(r) => {
                     self.trace(Ev::Report { node: n, epoch: r.epoch, done: r.locally_done });
-                    self.nodes[n].reports.push_back(r);
+                    // To the coordinator the node follows, or held until its Start arrives.
+                    if let Some((_, r)) = self.nodes[n].follow.route(r) {
+                        self.nodes[n].reports.push_back(r);
+                    } else {
+                        self.stats.held_reports += 1;
+                    }
                 }
             }
         }
@@ -1009,16 +1034,51 @@ impl World {
                 NodeCommand::Complete(e) => ("complete", *e),
                 NodeCommand::Abort { epoch, .. } => ("abort", *epoch),
             };
-            if let NodeCommand::Start(e) = command
-                && self.nodes[n].pending_until.is_some()
-                && self.cfg.fault != Fault::SnapshotDuringPendingRestore
-            {
-                // Restored actors not started yet would be missing: the node refuses.
-                self.stats.restore_refusals += 1;
-                self.trace(Ev::RestorePending { node: n, epoch: e });
-                self.coord.restore_pending(n, e);
-                self.drain_coord();
+            if let NodeCommand::Start(e) = command {
+                let node = &mut self.nodes[n];
+                match node.follow.on_start(&mut node.proto, &COORDINATOR, e) {
+                    StartVerdict::Follow { held } => {
+                        self.trace(Ev::Command { node: n, command: name, epoch });
+                        if let Some(r) = held {
+                            self.stats.held_reports_sent += 1;
+                            self.nodes[n].reports.push_back(r);
+                        }
+                    }
+                    StartVerdict::Repeated => {}
+                    StartVerdict::RestorePending => {
+                        // Restored actors not started yet would be missing: the node refuses.
+                        self.stats.restore_refusals += 1;
+                        self.trace(Ev::RestorePending { node: n, epoch: e });
+                        self.coord.restore_pending(n, e);
+                        self.drain_coord();
+                        return;
+                    }
+                    StartVerdict::Refuse(reason) => {
+                        // With one coordinator, only a stale Start is refused (its snapshot
+                        // was aborted and a later one reached this node first, through a
+                        // tagged message): the coordinator ignores the refusal.
+                        self.stats.start_refusals += 1;
+                        self.trace(Ev::Command { node: n, command: "refused", epoch });
+                        let running = self.coord.running();
+                        self.coord.reject(n, e, reason);
+                        if self.coord.running() != running {
+                            self.fail(format!("node {n} refused the running snapshot {e}"), &[]);
+                        }
+                        self.drain_coord();
+                        return;
+                    }
+                }
+                self.drain_node(n);
                 return;
+            }
+            if !self.nodes[n].follow.follows(epoch, &COORDINATOR) {
+                // A command about a snapshot this node never followed (its Start was
+                // refused): ignored, as by the runtime.
+                self.trace(Ev::Command { node: n, command: "ignored", epoch });
+                return;
+            }
+            if let NodeCommand::Abort { epoch, .. } = &command {
+                self.nodes[n].follow.discard(*epoch);
             }
             self.trace(Ev::Command { node: n, command: name, epoch });
             self.nodes[n].proto.handle_command(command);
@@ -1575,6 +1635,9 @@ impl World {
     /// `Fault::SnapshotDuringPendingRestore`, they are registered only now).
     fn finish_restore(&mut self, n: usize) {
         self.nodes[n].pending_until = None;
+        if self.cfg.fault != Fault::SnapshotDuringPendingRestore {
+            self.nodes[n].follow.restore_started();
+        }
         self.tick();
         self.trace(Ev::RestoreStarted { node: n });
         for i in 0..self.actors.len() {
