@@ -21,7 +21,7 @@ use std::time::Duration;
 use amber::cluster::Placement;
 use amber::prelude::*;
 use amber::snapshot::{CheckpointStore, FsStore};
-use amber::{AbortCause, AbortReason, AskError, Cluster, SnapshotError, SystemBuilder};
+use amber::{AskError, Cluster, SystemBuilder};
 use support::bank::{Account, AccountMsg, audit, outside_load};
 use support::bounded;
 use support::cluster::{config, in_flight_between_nodes, node};
@@ -133,17 +133,7 @@ async fn a_bank_across_three_processes_snapshots_exactly_and_survives_a_killed_n
     assert_eq!(r.ask("await-snapshot").await, "snapshot-running");
     r.kill().await;
     let result = bounded(snapshot).await.unwrap();
-    assert!(
-        matches!(
-            &result,
-            Err(SnapshotError::Aborted {
-                reason: AbortCause::Protocol(AbortReason::NodeDown(node))
-                    | AbortCause::PartLost { node },
-                ..
-            }) if node == "r"
-        ),
-        "{result:?}"
-    );
+    assert!(support::cluster::aborted_by_loss_of(&result, "r"), "{result:?}");
     let on_r = &all[2 * PER_NODE];
     assert!(
         matches!(bounded(on_r.ask(AccountMsg::Balance)).await, Err(AskError::NodeDown(n)) if n == "r")

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use amber::cluster::Placement;
 use amber::prelude::*;
-use amber::{AbortCause, AbortReason, Cluster, SnapshotError, SystemBuilder};
+use amber::{Cluster, SnapshotError, SystemBuilder};
 use support::bank::{Account, AccountMsg, audit, open_cluster_bank, outside_load};
 use support::bounded;
 use support::cluster::{in_flight_between_nodes, mesh, node, refs_on, restore_onto};
@@ -117,17 +117,7 @@ async fn a_node_lost_during_a_snapshot_aborts_it_and_the_previous_one_still_rest
     .await;
     nodes[2].transport().shutdown().await;
     let result = bounded(snapshot).await.unwrap();
-    assert!(
-        matches!(
-            &result,
-            Err(SnapshotError::Aborted {
-                reason: AbortCause::Protocol(AbortReason::NodeDown(node))
-                    | AbortCause::PartLost { node },
-                ..
-            }) if node == "r"
-        ),
-        "{result:?}"
-    );
+    assert!(support::cluster::aborted_by_loss_of(&result, "r"), "{result:?}");
     drop(control.open);
     stop.store(true, Ordering::Relaxed);
     for l in loads {

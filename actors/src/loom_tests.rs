@@ -684,7 +684,10 @@ impl Actor {
             };
             let state =
                 Ok(amber_snapshot::StateRecord { id, state: Vec::new(), timers: Vec::new() });
-            run_effects(registry, engine.cut(cut, CutReport { entry, state, backlog }));
+            run_effects(
+                registry,
+                engine.cut(cut, CutReport { entry, state, backlog, crossed: false }),
+            );
         }
     }
 }

@@ -358,11 +358,9 @@ impl<A: Actor> Runner<A> {
             restart,
         };
         tracing::trace!(actor = %id, epoch = %cut.to, backlog = backlog.len(), "cut");
-        let effects = self.ctx.system.engine().cut(cut, CutReport { entry, state, backlog });
+        let report = CutReport { entry, state, backlog, crossed };
+        let effects = self.ctx.system.engine().cut(cut, report);
         self.ctx.system.run_effects(effects);
-        if crossed {
-            self.ctx.system.run_effects(self.ctx.system.engine().ask_crossed(cut.to));
-        }
         panicked.map_or(Ok(true), Err)
     }
 

@@ -76,3 +76,20 @@ pub fn in_flight_between_nodes(checkpoint: &amber::snapshot::Checkpoint) -> usiz
         .filter(|m| m.from.is_some_and(|from| from.system() != m.to.system()))
         .count()
 }
+
+/// Whether a snapshot was aborted because `node` went down (before or after it sent its
+/// part).
+pub fn aborted_by_loss_of(
+    result: &Result<amber::snapshot::Checkpoint, amber::SnapshotError>,
+    node: &str,
+) -> bool {
+    use amber::snapshot::AbortReason;
+    use amber::{AbortCause, SnapshotError};
+    matches!(
+        result,
+        Err(SnapshotError::Aborted {
+            reason: AbortCause::Protocol(AbortReason::NodeDown(n)) | AbortCause::PartLost { node: n },
+            ..
+        }) if n == node
+    )
+}

@@ -681,7 +681,7 @@ impl<T: Stamp> Inbox<T> {
         loop {
             match self.next_raw(cx.as_deref_mut()) {
                 // Sent after its sender's cut while ours is deferred: it waits for our cut.
-                Next::Data(item) if item.tag() >= hold => self.held.push_back(item),
+                Next::Data(item) if ActorCut::held(hold, item.tag()) => self.held.push_back(item),
                 next => return next,
             }
         }

@@ -39,6 +39,9 @@ pub(crate) struct CutReport {
     pub(crate) state: Result<StateRecord, CaptureProblem>,
     /// The backlog at the cut that is in flight, in queue order.
     pub(crate) backlog: Vec<Result<InFlightRecord, CaptureProblem>>,
+    /// The backlog holds an ask from an actor that has not cut (it will take in a reply
+    /// from after this cut: [`NodeSnapshot::ask_crossed`]).
+    pub(crate) crossed: bool,
 }
 
 /// Where the outcome of a snapshot goes.
@@ -354,6 +357,9 @@ impl SnapshotEngine {
         // The cut may be how this node learns of the snapshot (the actor dequeued a message
         // tagged with its epoch from another node): the node first, then its round.
         st.node.actor_cut(cut);
+        if report.crossed {
+            st.node.ask_crossed(cut.to);
+        }
         self.sync_round(&mut st);
         if let Some(round) = st.round.as_mut().filter(|r| r.epoch == cut.to) {
             round.actors.push(report.entry);

@@ -63,7 +63,10 @@ fn cut(engine: &SnapshotEngine, actor: ActorId, from: Epoch, to: Epoch) -> Effec
         restart: Default::default(),
     };
     let state = Ok(StateRecord { id: actor, state: vec![7], timers: Vec::new() });
-    engine.cut(Cut { from, to, depth: 0 }, CutReport { entry, state, backlog: Vec::new() })
+    engine.cut(
+        Cut { from, to, depth: 0 },
+        CutReport { entry, state, backlog: Vec::new(), crossed: false },
+    )
 }
 
 /// The actors of the part `b` owes for `epoch`, from the effects of its `Complete`.

@@ -208,10 +208,18 @@ impl ActorCut {
     pub fn on_dequeue(&mut self, tag: Epoch) -> Dequeue {
         match self.deferred {
             _ if tag <= self.epoch => Dequeue::Process,
-            Some(deferred) if tag >= deferred => Dequeue::Hold,
+            Some(deferred) if Self::held(deferred, tag) => Dequeue::Hold,
             Some(_) => Dequeue::Process,
             None => Dequeue::CutThenProcess(self.cut_to(tag)),
         }
+    }
+
+    /// Whether a message tagged `tag` waits, unprocessed, while its receiver defers its cut
+    /// for `deferred` ([`Dequeue::Hold`]): it was sent after its sender's cut for that
+    /// snapshot (or is outside input that arrived during the deferral). A consumer that
+    /// filters messages without the actor's lock asks this.
+    pub const fn held(deferred: Epoch, tag: Epoch) -> bool {
+        tag.0 >= deferred.0
     }
 
     /// A data message tagged `tag` was dequeued while the node releases depths up to
