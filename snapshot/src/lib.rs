@@ -26,7 +26,7 @@ pub use checkpoint::{
 pub use epoch::Epoch;
 pub use id::{ActorId, SystemId};
 pub use protocol::{
-    AbortReason, ActorCut, Coordinator, CoordinatorAction, Cut, Dequeue, MAX_DEPTH, Marker,
-    NodeAction, NodeCommand, NodeReport, NodeSnapshot, Participant, Refusal, StartError,
+    AbortReason, ActorCut, CommandVerdict, Coordinator, CoordinatorAction, Cut, Dequeue, MAX_DEPTH,
+    Marker, NodeAction, NodeCommand, NodeReport, NodeSnapshot, Participant, Refusal, StartError,
     StartVerdict,
 };

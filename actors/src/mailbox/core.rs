@@ -134,28 +134,36 @@ impl LateSink {
         lock(&self.taints).push((snapshot, taint));
     }
 
-    /// Takes every recording and taint for `snapshot`, dropping those of older snapshots
-    /// (which were aborted); those for later snapshots stay.
+    /// Takes every recording and taint for `snapshot`; those of other snapshots stay (an
+    /// earlier one may still owe its part: a later snapshot overtook it on this node before
+    /// its coordinator's `Complete`). What nobody will take, [`retain`](Self::retain) drops.
     pub(crate) fn take(&self, snapshot: Epoch) -> Recorded {
         let mut out = Recorded::default();
         let mut records = lock(&self.records);
         for late in std::mem::take(&mut *records) {
-            match late.snapshot.cmp(&snapshot) {
-                std::cmp::Ordering::Less => {}
-                std::cmp::Ordering::Equal => out.records.push(late.record),
-                std::cmp::Ordering::Greater => records.push(late),
+            if late.snapshot == snapshot {
+                out.records.push(late.record);
+            } else {
+                records.push(late);
             }
         }
         drop(records);
         let mut taints = lock(&self.taints);
         for (epoch, reason) in std::mem::take(&mut *taints) {
-            match epoch.cmp(&snapshot) {
-                std::cmp::Ordering::Less => {}
-                std::cmp::Ordering::Equal => out.taints.push(reason),
-                std::cmp::Ordering::Greater => taints.push((epoch, reason)),
+            if epoch == snapshot {
+                out.taints.push(reason);
+            } else {
+                taints.push((epoch, reason));
             }
         }
         out
+    }
+
+    /// Drops the recordings and taints of every snapshot `keep` says nobody will take
+    /// (aborted, or completed without this node's part).
+    pub(crate) fn retain(&self, keep: impl Fn(Epoch) -> bool) {
+        lock(&self.records).retain(|late| keep(late.snapshot));
+        lock(&self.taints).retain(|(epoch, _)| keep(*epoch));
     }
 }
 

@@ -18,13 +18,13 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use amber_snapshot::{
-    AbortReason, ActorEntry, ActorId, Checkpoint, CheckpointId, Coordinator, CoordinatorAction,
-    Cut, Epoch, InFlightRecord, Manifest, NodeAction, NodeCommand, NodeEntry, NodeReport,
-    NodeSnapshot, Participant, StartVerdict, StateRecord,
+    AbortReason, ActorEntry, ActorId, Checkpoint, CheckpointId, CommandVerdict, Coordinator,
+    CoordinatorAction, Cut, Epoch, InFlightRecord, Manifest, NodeAction, NodeCommand, NodeEntry,
+    NodeReport, NodeSnapshot, Participant, StartVerdict, StateRecord,
 };
 use tokio::sync::oneshot;
 
-use super::error::{AbortCause, CaptureProblem, SnapshotError, Taint};
+use super::error::{AbortCause, CaptureProblem, PartError, SnapshotError, Taint};
 use super::wire::{NodePart, PartReader, PiecesError, Wire};
 use crate::loom::lock;
 use crate::loom::sync::{Arc, Mutex, MutexGuard};
@@ -179,7 +179,6 @@ impl Outgoing {
 /// What this node captured for the snapshot it takes part in.
 #[derive(Debug)]
 struct Round {
-    epoch: Epoch,
     actors: Vec<ActorEntry>,
     states: Vec<StateRecord>,
     backlog: Vec<InFlightRecord>,
@@ -187,9 +186,8 @@ struct Round {
 }
 
 impl Round {
-    fn new(epoch: Epoch, actors: usize) -> Round {
+    fn new(actors: usize) -> Round {
         Round {
-            epoch,
             actors: Vec::with_capacity(actors),
             states: Vec::with_capacity(actors),
             backlog: Vec::new(),
@@ -198,26 +196,21 @@ impl Round {
     }
 }
 
-/// The coordinator's side of a snapshot this node started, until every part is in.
+/// The coordinator's side of a snapshot this node started, until every part is in: its
+/// caller, and the parts. Which parts are awaited, and until when, the [`Coordinator`]
+/// decides ([`Coordinator::awaits_part`], [`CoordinatorAction::PartsIn`]).
 #[derive(Debug)]
 struct Collect {
     epoch: Epoch,
     started: Instant,
-    /// When to give up, in the engine clock's milliseconds.
-    due: u64,
     waiter: Waiter,
-    /// Completion was decided; the parts are on their way.
-    complete: bool,
-    parts: BTreeMap<String, Option<NodePart>>,
+    /// The parts that arrived, per node.
+    parts: BTreeMap<String, NodePart>,
     /// Parts still arriving, per node.
     inbound: HashMap<String, Inbound>,
-}
-
-impl Collect {
-    /// Whether this collection is of snapshot `epoch` and still waits for `node`'s part.
-    fn awaits(&self, epoch: Epoch, node: &str) -> bool {
-        self.epoch == epoch && self.parts.get(node).is_some_and(Option::is_none)
-    }
+    /// Why a node's part did not read (the coordinator aborts the snapshot with
+    /// [`AbortReason::PartUnreadable`]).
+    unreadable: Option<(String, PartError)>,
 }
 
 /// A node's part as it arrives: its pieces are read one after the other, each as soon as
@@ -248,12 +241,10 @@ struct EngineState {
     /// Which coordinator this node follows, its held report and pending restores (the pure
     /// machine that decides about `Start`s).
     follow: Participant<String>,
-    round: Option<Round>,
-    /// Rounds of snapshots a later one overtook on this node before their coordinator's
-    /// `Complete` or `Abort` arrived, with that coordinator: a node that already completed
-    /// snapshot E may start E+1, and its messages tagged E+1 travel on another link than the
-    /// coordinator's `Complete(E)`, so they can arrive first. The part is still owed.
-    finishing: Vec<(String, Round)>,
+    /// What this node captured, per snapshot it runs or still owes its part of (a later
+    /// snapshot may overtake one here before its coordinator's `Complete` arrives); which to
+    /// keep, [`Participant::keeps`] decides.
+    rounds: BTreeMap<Epoch, Round>,
     collect: Option<Collect>,
     /// Actors on the node, to size the next round.
     actors_hint: usize,
@@ -286,8 +277,7 @@ impl SnapshotEngine {
                 node: NodeSnapshot::new(me.clone(), epoch),
                 coordinator: Coordinator::new(epoch),
                 follow: Participant::new(me.clone()),
-                round: None,
-                finishing: Vec::new(),
+                rounds: BTreeMap::new(),
                 collect: None,
                 actors_hint: 0,
                 deferring: HashMap::new(),
@@ -361,7 +351,7 @@ impl SnapshotEngine {
             st.node.ask_crossed(cut.to);
         }
         self.sync_round(&mut st);
-        if let Some(round) = st.round.as_mut().filter(|r| r.epoch == cut.to) {
+        if let Some(round) = st.rounds.get_mut(&cut.to) {
             round.actors.push(report.entry);
             match report.state {
                 Ok(state) => round.states.push(state),
@@ -510,7 +500,7 @@ impl SnapshotEngine {
     }
 
     /// A snapshot message from node `from`.
-    pub(crate) fn on_wire(&self, from: &str, wire: Wire) -> Effects {
+    pub(crate) fn on_wire(self: &Arc<Self>, from: &str, wire: Wire) -> Effects {
         let wire = match wire {
             Wire::Part { epoch, bytes, records, last } => {
                 self.on_piece(from, epoch, Piece { bytes, records, last });
@@ -542,27 +532,13 @@ impl SnapshotEngine {
     /// Node `node` is down: a snapshot it takes part in, or coordinates, aborts.
     pub(crate) fn node_down(&self, node: &str) -> Effects {
         let mut st = self.lock();
-        let mut effects = Effects::default();
         st.coordinator.node_down(&node.to_owned());
-        if st.collect.as_ref().is_some_and(|c| c.complete && c.parts.contains_key(node)) {
-            let reason = AbortCause::PartLost { node: node.to_owned() };
-            Self::fail_collect(&mut st, reason, &mut effects);
-        }
-        st.finishing.retain(|(leader, round)| {
-            let keep = leader != node;
-            if !keep {
-                tracing::debug!(epoch = %round.epoch, coordinator = %node, "coordinator down; its part is no longer owed");
-            }
-            keep
-        });
         let st_ = &mut *st;
         if let Some(epoch) = st_.follow.coordinator_down(&mut st_.node, &node.to_owned()) {
             tracing::warn!(%epoch, coordinator = %node, "snapshot coordinator went down; aborted here");
-            self.discard(&mut st, epoch);
         }
-        let more = self.pump(&mut st);
-        merge(&mut effects, more);
-        effects
+        // Rounds whose part was owed to it are dropped by the next sync.
+        self.pump(&mut st)
     }
 
     /// Starts a snapshot of every node this node is linked to (and itself), which aborts
@@ -578,7 +554,7 @@ impl SnapshotEngine {
         // A snapshot this node follows blocks a new one; one that reached it only through a
         // tagged message (its coordinator unknown, perhaps gone) is superseded.
         let followed = st.follow.followed(&st.node);
-        if let Some(running) = st.collect.as_ref().map(|c| c.epoch).or(followed) {
+        if let Some(running) = st.coordinator.running().or(followed) {
             return Err(SnapshotError::InProgress { running });
         }
         let seen = st.node.epoch();
@@ -601,13 +577,12 @@ impl SnapshotEngine {
         st.collect = Some(Collect {
             epoch,
             started: Instant::now(),
-            due,
             waiter: tx,
-            complete: false,
-            parts: nodes.into_iter().map(|n| (n, None)).collect(),
+            parts: BTreeMap::new(),
             inbound: HashMap::new(),
+            unreadable: None,
         });
-        tracing::debug!(%epoch, nodes = st.collect.as_ref().map_or(0, |c| c.parts.len()), "snapshot started");
+        tracing::debug!(%epoch, nodes = nodes.len(), "snapshot started");
         let effects = self.pump(&mut st);
         Ok((epoch, rx, effects))
     }
@@ -615,28 +590,15 @@ impl SnapshotEngine {
     /// The deadline of the running snapshot may have passed.
     pub(crate) fn check_deadline(&self) -> Effects {
         let mut st = self.lock();
-        let mut effects = Effects::default();
-        let now = self.now_ms();
-        st.coordinator.handle_timeout(now);
-        if st.collect.as_ref().is_some_and(|c| c.complete && now >= c.due) {
-            Self::fail_collect(&mut st, AbortCause::PartsLate, &mut effects);
-        }
-        let more = self.pump(&mut st);
-        merge(&mut effects, more);
-        effects
+        st.coordinator.handle_timeout(self.now_ms());
+        self.pump(&mut st)
     }
 
     /// Aborts the snapshot this node coordinates, if any (shutdown).
     pub(crate) fn cancel(&self) -> Effects {
         let mut st = self.lock();
-        let mut effects = Effects::default();
         st.coordinator.cancel();
-        if st.collect.as_ref().is_some_and(|c| c.complete) {
-            Self::fail_collect(&mut st, AbortCause::ShuttingDown, &mut effects);
-        }
-        let more = self.pump(&mut st);
-        merge(&mut effects, more);
-        effects
+        self.pump(&mut st)
     }
 
     /// The snapshot this node takes part in, if any.
@@ -665,32 +627,37 @@ impl SnapshotEngine {
         }
     }
 
-    /// Opens the round of the snapshot this node runs, if it has none for it yet. A round it
-    /// replaces whose coordinator this node follows is kept until that coordinator's
-    /// `Complete` or `Abort` (see [`EngineState::finishing`]).
+    /// Opens the round of the snapshot this node runs, if it has none for it yet, and drops
+    /// the rounds nobody will ask for ([`Participant::keeps`]): aborted, overtaken before a
+    /// coordinator was known, or owed to a coordinator that is gone. A round a later snapshot
+    /// overtook here stays until its coordinator's `Complete` or `Abort`.
     fn sync_round(&self, st: &mut EngineState) {
         if let Some(epoch) = st.node.running()
-            && st.round.as_ref().is_none_or(|r| r.epoch < epoch)
+            && !st.rounds.contains_key(&epoch)
         {
-            let overtaken = st.round.replace(Round::new(epoch, st.actors_hint));
-            if let Some(round) = overtaken
-                && let Some(leader) = st.follow.leader_of(round.epoch)
-            {
-                tracing::debug!(epoch = %round.epoch, next = %epoch, coordinator = %leader, "a later snapshot overtook this one's completion here; its part waits for the coordinator");
-                let leader = leader.clone();
-                st.finishing.push((leader, round));
+            st.rounds.insert(epoch, Round::new(st.actors_hint));
+        }
+        let EngineState { rounds, follow, node, .. } = st;
+        let mut dropped = false;
+        rounds.retain(|&epoch, _| {
+            let keep = follow.keeps(node, epoch);
+            if !keep {
+                tracing::debug!(%epoch, "what this node captured for a snapshot nobody will complete is dropped");
+                dropped = true;
             }
+            keep
+        });
+        if dropped {
+            self.drop_unowed_records(st);
         }
     }
 
-    /// Drops what this node captured for `epoch` (aborted).
-    fn discard(&self, st: &mut EngineState, epoch: Epoch) {
-        if st.round.as_ref().is_some_and(|r| r.epoch <= epoch) {
-            st.round = None;
-        }
-        st.finishing.retain(|(_, r)| r.epoch > epoch);
-        st.follow.discard(epoch);
-        let _ = self.late.take(epoch);
+    /// Drops the messages recorded for snapshots this node will send no part of: those it
+    /// holds no round for, up to its target (a recording for a later epoch may come before
+    /// the cut that tells the node of it).
+    fn drop_unowed_records(&self, st: &EngineState) {
+        let target = st.node.epoch();
+        self.late.retain(|epoch| epoch > target || st.rounds.contains_key(&epoch));
     }
 
     /// Drains the node's and the coordinator's actions until both are quiet.
@@ -730,22 +697,22 @@ impl SnapshotEngine {
                         self.send(&to, &Wire::Command(command));
                     }
                     CoordinatorAction::Completed(epoch) => {
-                        if let Some(collect) = st.collect.as_mut().filter(|c| c.epoch == epoch) {
-                            collect.complete = true;
+                        if let Some(collect) = st.collect.as_ref().filter(|c| c.epoch == epoch) {
                             let ms = collect.started.elapsed().as_secs_f64() * 1e3;
                             tracing::debug!(%epoch, ms, "snapshot completion decided");
                         }
-                        Self::try_finish(st, &mut effects);
+                    }
+                    CoordinatorAction::PartsIn(epoch) => {
+                        if let Some(collect) = st.collect.take_if(|c| c.epoch == epoch) {
+                            let Collect { started, waiter, parts, .. } = collect;
+                            let parts = parts.into_values().collect();
+                            effects.answer(waiter, Answer::Assemble { epoch, started, parts });
+                        }
                     }
                     CoordinatorAction::Aborted { epoch, reason } => {
                         tracing::warn!(%epoch, %reason, "snapshot aborted");
                         if let Some(collect) = st.collect.take_if(|c| c.epoch == epoch) {
-                            let err = match reason {
-                                AbortReason::RestorePending(node) => {
-                                    SnapshotError::RestorePending { node }
-                                }
-                                reason => SnapshotError::Aborted { epoch, reason: reason.into() },
-                            };
+                            let err = abort_error(epoch, reason, collect.unreadable);
                             effects.answer(collect.waiter, Answer::Done(Err(err)));
                         }
                     }
@@ -767,7 +734,8 @@ impl SnapshotEngine {
         }
     }
 
-    /// A command from the coordinator `from` (possibly this node's own).
+    /// A command from the coordinator `from` (possibly this node's own): the participant
+    /// machine decides whether to obey it, and where a completed snapshot's part goes.
     fn on_command(
         &self,
         st: &mut EngineState,
@@ -775,63 +743,54 @@ impl SnapshotEngine {
         command: NodeCommand<String>,
         effects: &mut Effects,
     ) {
-        if let NodeCommand::Start(epoch) = command {
-            return self.on_start(st, from, epoch);
-        }
+        let from_owned = from.to_owned();
         let epoch = match &command {
-            NodeCommand::Expect { epoch, .. }
-            | NodeCommand::Abort { epoch, .. }
-            | NodeCommand::Release { epoch, .. } => *epoch,
-            NodeCommand::Complete(epoch) => *epoch,
-            NodeCommand::Start(_) => unreachable!("handled above"),
+            NodeCommand::Start(epoch) => *epoch,
+            _ => Epoch::ZERO,
         };
-        let finishing =
-            st.finishing.iter().position(|(leader, round)| round.epoch == epoch && leader == from);
-        if finishing.is_none() && !st.follow.follows(epoch, &from.to_owned()) {
-            tracing::debug!(%epoch, %from, "snapshot command from a coordinator this node does not follow; ignored");
-            return;
-        }
-        match command {
-            NodeCommand::Complete(epoch) => {
-                st.node.handle_command(NodeCommand::Complete(epoch));
-                let round = match finishing {
-                    Some(i) => Some(st.finishing.remove(i).1),
-                    None => st.round.take_if(|r| r.epoch == epoch),
-                };
+        let EngineState { follow, node, .. } = st;
+        match follow.on_command(node, &from_owned, command) {
+            CommandVerdict::Start(verdict) => self.on_start(st, from, epoch, verdict),
+            CommandVerdict::Ignored => {
+                tracing::debug!(%from, "snapshot command from a coordinator this node does not follow; ignored");
+            }
+            CommandVerdict::Obeyed => {}
+            // What was captured for it is dropped by the next sync (no longer kept).
+            CommandVerdict::Discard(_) => {}
+            CommandVerdict::SendPart { epoch, to } => {
+                let round = st.rounds.remove(&epoch);
                 let part = self.part(epoch, round);
-                if from == self.me {
-                    if let Some(slot) = st
-                        .collect
-                        .as_mut()
-                        .filter(|c| c.epoch == epoch)
-                        .and_then(|c| c.parts.get_mut(&self.me))
+                // Recordings for snapshots this node ended without a part (it aborted one
+                // whose coordinator went down) would otherwise stay.
+                self.drop_unowed_records(st);
+                if to == self.me {
+                    if let Some(collect) = st.collect.as_mut().filter(|c| c.epoch == epoch)
+                        && st.coordinator.awaits_part(epoch, &to)
                     {
-                        *slot = Some(part);
+                        collect.parts.insert(to.clone(), part);
+                        st.coordinator.part_received(&to, epoch);
                     }
-                    Self::try_finish(st, effects);
                 } else if let Some(remote) = &self.remote {
                     // Written and sent once the engine lock is released.
                     let remote = remote.clone();
-                    effects.send_part(Outgoing { remote, to: from.to_owned(), epoch, part });
+                    effects.send_part(Outgoing { remote, to, epoch, part });
                 } else {
-                    tracing::warn!(node = %from, "snapshot part for another node, but this system has no remoting");
+                    tracing::warn!(node = %to, "snapshot part for another node, but this system has no remoting");
                 }
             }
-            NodeCommand::Abort { epoch, reason } => {
-                st.node.handle_command(NodeCommand::Abort { epoch, reason });
-                self.discard(st, epoch);
-            }
-            expect @ NodeCommand::Expect { .. } => st.node.handle_command(expect),
-            release @ NodeCommand::Release { .. } => st.node.handle_command(release),
-            NodeCommand::Start(_) => unreachable!("handled above"),
         }
     }
 
-    /// Coordinator `from` starts snapshot `epoch`: follow it, or refuse if this node follows
-    /// another coordinator's snapshot of the same or a later epoch.
-    fn on_start(&self, st: &mut EngineState, from: &str, epoch: Epoch) {
-        let from_owned = from.to_owned();
-        match st.follow.on_start(&mut st.node, &from_owned, epoch) {
+    /// What the participant machine decided about coordinator `from`'s `Start(epoch)`: send
+    /// a held report, or the refusal.
+    fn on_start(
+        &self,
+        st: &mut EngineState,
+        from: &str,
+        epoch: Epoch,
+        verdict: StartVerdict<String>,
+    ) {
+        match verdict {
             StartVerdict::Follow { held } => {
                 if let Some(held) = held {
                     self.report(st, held);
@@ -863,11 +822,12 @@ impl SnapshotEngine {
     /// this link's task, nor under the engine lock; the parts of different nodes are read in
     /// parallel, and each piece as soon as it is in. The task files the part once its last
     /// piece is read.
-    fn on_piece(&self, from: &str, epoch: Epoch, piece: Piece) {
+    fn on_piece(self: &Arc<Self>, from: &str, epoch: Epoch, piece: Piece) {
         let mut st = self.lock();
-        let Some(collect) = st.collect.as_mut().filter(|c| c.awaits(epoch, from)) else {
+        if !st.coordinator.awaits_part(epoch, &from.to_owned()) {
             return;
-        };
+        }
+        let Some(collect) = st.collect.as_mut().filter(|c| c.epoch == epoch) else { return };
         let inbound = collect.inbound.entry(from.to_owned()).or_default();
         inbound.queue.push_back(piece);
         if inbound.reading {
@@ -875,24 +835,28 @@ impl SnapshotEngine {
         }
         inbound.reading = true;
         drop(st);
-        let state = self.state.clone();
+        let engine = self.clone();
         let from = from.to_owned();
-        offload(move || Self::read_pieces(&state, &from, epoch));
+        offload(move || engine.read_pieces(&from, epoch));
+    }
+
+    /// The collection of snapshot `epoch`, if it still waits for `node`'s part (not once the
+    /// node is down, the deadline passed, the system shuts down, or a piece did not read).
+    fn awaiting<'a>(st: &'a mut EngineState, epoch: Epoch, node: &str) -> Option<&'a mut Collect> {
+        if !st.coordinator.awaits_part(epoch, &node.to_owned()) {
+            return None;
+        }
+        st.collect.as_mut().filter(|c| c.epoch == epoch)
     }
 
     /// Reads the queued pieces of node `from`'s part of snapshot `epoch` until there are
-    /// none, filing the part after its last; stops once the snapshot no longer waits for it
-    /// (node down, deadline, shutdown, or a piece that did not read).
-    fn read_pieces(state: &Mutex<EngineState>, from: &str, epoch: Epoch) {
-        let mut effects = Effects::default();
+    /// none, filing the part after its last; stops once the snapshot no longer waits for it.
+    fn read_pieces(&self, from: &str, epoch: Epoch) {
         loop {
             let (piece, mut reader) = {
-                let mut st = lock(state);
-                let Some(inbound) = st
-                    .collect
-                    .as_mut()
-                    .filter(|c| c.awaits(epoch, from))
-                    .and_then(|c| c.inbound.get_mut(from))
+                let mut st = self.lock();
+                let Some(inbound) =
+                    Self::awaiting(&mut st, epoch, from).and_then(|c| c.inbound.get_mut(from))
                 else {
                     return;
                 };
@@ -906,10 +870,8 @@ impl SnapshotEngine {
             let t = Instant::now();
             let read = reader.piece(bytes, records);
             let spent = t.elapsed();
-            let mut st = lock(state);
-            let Some(collect) = st.collect.as_mut().filter(|c| c.awaits(epoch, from)) else {
-                return;
-            };
+            let mut st = self.lock();
+            let Some(collect) = Self::awaiting(&mut st, epoch, from) else { return };
             let read = match read {
                 Ok(()) if !last => {
                     if let Some(inbound) = collect.inbound.get_mut(from) {
@@ -926,27 +888,21 @@ impl SnapshotEngine {
                 Ok(part) => {
                     let ms = spent.as_secs_f64() * 1e3;
                     tracing::debug!(%epoch, node = %from, actors = part.actors.len(), ms, "snapshot part read");
-                    collect.parts.insert(from.to_owned(), Some(part));
-                    Self::try_finish(&mut st, &mut effects);
+                    collect.parts.insert(from.to_owned(), part);
+                    st.coordinator.part_received(&from.to_owned(), epoch);
                 }
                 Err(error) => {
                     tracing::warn!(%epoch, node = %from, %error, "snapshot part does not decode");
-                    let reason = AbortCause::PartDecode { node: from.to_owned(), error };
-                    Self::fail_collect(&mut st, reason, &mut effects);
+                    collect.unreadable = Some((from.to_owned(), error));
+                    st.coordinator.part_unreadable(&from.to_owned(), epoch);
                 }
             }
-            break;
-        }
-        // Filing a part only ends the collection: an answer at most, never markers.
-        debug_assert!(effects.markers.is_none());
-        effects.resolve();
-    }
-
-    fn fail_collect(st: &mut EngineState, reason: AbortCause, effects: &mut Effects) {
-        if let Some(collect) = st.collect.take() {
-            tracing::warn!(epoch = %collect.epoch, %reason, "snapshot failed");
-            let err = SnapshotError::Aborted { epoch: collect.epoch, reason };
-            effects.answer(collect.waiter, Answer::Done(Err(err)));
+            let mut effects = self.pump(&mut st);
+            drop(st);
+            // Filing a part only ends the collection: an answer at most, never markers.
+            debug_assert!(effects.markers.is_none());
+            effects.resolve();
+            return;
         }
     }
 
@@ -957,7 +913,7 @@ impl SnapshotEngine {
             // Never a part that silently leaves this node's actors out: the checkpoint is
             // refused instead (`SnapshotError::Capture`).
             tracing::warn!(%epoch, "completion of a snapshot this node holds no cuts for");
-            let mut round = Round::new(epoch, 0);
+            let mut round = Round::new(0);
             round.problems.push(CaptureProblem::NoCuts { node: self.me.clone(), epoch });
             round
         });
@@ -1006,19 +962,27 @@ impl SnapshotEngine {
             problems,
         }
     }
+}
 
-    /// Once completion is decided and every node's part is in: one checkpoint, assembled
-    /// once the engine lock is released.
-    fn try_finish(st: &mut EngineState, effects: &mut Effects) {
-        if !st.collect.as_ref().is_some_and(|c| c.complete && c.parts.values().all(Option::is_some))
-        {
-            return;
-        }
-        let Some(collect) = st.collect.take() else { return };
-        let (epoch, started) = (collect.epoch, collect.started);
-        let parts: Vec<NodePart> = collect.parts.into_values().flatten().collect();
-        effects.answer(collect.waiter, Answer::Assemble { epoch, started, parts });
-    }
+/// The error for the caller of snapshot `epoch`, aborted for `reason`; `unreadable` is the
+/// node whose part did not read, and why, if that was the reason.
+fn abort_error(
+    epoch: Epoch,
+    reason: AbortReason<String>,
+    unreadable: Option<(String, PartError)>,
+) -> SnapshotError {
+    let reason = match reason {
+        AbortReason::RestorePending(node) => return SnapshotError::RestorePending { node },
+        AbortReason::PartLost(node) => AbortCause::PartLost { node },
+        AbortReason::PartsLate => AbortCause::PartsLate,
+        AbortReason::PartUnreadable(node) => match unreadable {
+            Some((n, error)) if n == node => AbortCause::PartDecode { node, error },
+            _ => AbortCause::Protocol(AbortReason::PartUnreadable(node)),
+        },
+        AbortReason::Cancelled => AbortCause::ShuttingDown,
+        reason => AbortCause::Protocol(reason),
+    };
+    SnapshotError::Aborted { epoch, reason }
 }
 
 /// One checkpoint from every node's part, or why the cut cannot be used.

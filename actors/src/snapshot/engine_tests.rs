@@ -5,10 +5,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use amber_snapshot::{
-    AbortReason, ActorEntry, ActorId, Cut, Epoch, NodeCommand, Refusal, StateRecord, SystemId,
+    AbortReason, ActorEntry, ActorId, Cut, Epoch, InFlightRecord, NodeCommand, Refusal,
+    StateRecord, SystemId,
 };
 
 use super::{CutReport, Effects, SnapshotEngine};
+use crate::mailbox::core::Late;
 use crate::remote::{RemoteDirectory, RemoteRoute, RouteError};
 use crate::snapshot::wire::Wire;
 use crate::snapshot::{AbortCause, SnapshotError};
@@ -36,15 +38,15 @@ impl RemoteDirectory for Links {
 }
 
 /// Node `b` with one actor in epoch 0.
-fn node_b() -> (SnapshotEngine, Arc<Links>, ActorId) {
+fn node_b() -> (Arc<SnapshotEngine>, Arc<Links>, ActorId) {
     let links = Arc::new(Links::default());
-    let engine = SnapshotEngine::new("b".into(), Epoch::ZERO, Some(links.clone()));
+    let engine = Arc::new(SnapshotEngine::new("b".into(), Epoch::ZERO, Some(links.clone())));
     let ((), epoch, marker) = engine.admit(None, |_| Ok::<_, ()>(())).unwrap();
     assert_eq!((epoch, marker), (Epoch::ZERO, None));
     (engine, links, ActorId::new(SystemId(2), 1))
 }
 
-fn command(engine: &SnapshotEngine, from: &str, command: NodeCommand<String>) -> Effects {
+fn command(engine: &Arc<SnapshotEngine>, from: &str, command: NodeCommand<String>) -> Effects {
     engine.on_wire(from, Wire::Command(command))
 }
 
@@ -124,14 +126,14 @@ fn an_overtaken_round_is_dropped_by_its_abort_or_its_coordinator_going_down() {
         let _ = command(&b, "a", NodeCommand::Start(Epoch(1)));
         let _ = cut(&b, actor, Epoch::ZERO, Epoch(1));
         let _ = b.remote_received("c", Epoch(2));
-        assert_eq!(b.lock().finishing.len(), 1);
+        assert!(b.lock().rounds.contains_key(&Epoch(1)), "owed to a");
         let _ = if down {
             b.node_down("a")
         } else {
             let reason = amber_snapshot::AbortReason::Deadline;
             command(&b, "a", NodeCommand::Abort { epoch: Epoch(1), reason })
         };
-        assert!(b.lock().finishing.is_empty(), "down: {down}");
+        assert!(!b.lock().rounds.contains_key(&Epoch(1)), "down: {down}");
         // A Complete(1) after that (no coordinator sends one) gets no part that looks whole:
         // one without actors that says why, which the coordinator refuses.
         let mut effects = command(&b, "a", NodeCommand::Complete(Epoch(1)));
@@ -158,7 +160,8 @@ fn a_refused_start_reaches_the_coordinator_as_a_typed_refusal() {
         .collect();
     assert_eq!(rejects, [("c", Epoch(1), &refusal)]);
     // The coordinator's snapshot aborts naming the refusing node and why.
-    let c = SnapshotEngine::new("c".into(), Epoch::ZERO, Some(Arc::new(Links::default())));
+    let c =
+        Arc::new(SnapshotEngine::new("c".into(), Epoch::ZERO, Some(Arc::new(Links::default()))));
     let (epoch, mut outcome, effects) = c.start(Duration::from_secs(5)).unwrap();
     assert_eq!(epoch, Epoch(1));
     let _ = effects; // c has no actors to mark
@@ -175,4 +178,36 @@ fn a_refused_start_reaches_the_coordinator_as_a_typed_refusal() {
         }
         other => panic!("not a refusal: {other:?}"),
     }
+}
+
+/// A message recorded in flight for `to` in snapshot `epoch`, as a mailbox records it.
+fn record_late(engine: &SnapshotEngine, to: ActorId, epoch: Epoch, payload: u8) {
+    let record = InFlightRecord { to, from: None, epoch, ask: false, payload: vec![payload] };
+    engine.late.push(Late { snapshot: epoch, record: Ok(record) });
+}
+
+#[test]
+fn an_overtaken_part_keeps_its_late_records_when_the_snapshot_that_overtook_it_aborts() {
+    let (b, _links, actor) = node_b();
+    let _ = command(&b, "a", NodeCommand::Start(Epoch(1)));
+    let _ = cut(&b, actor, Epoch::ZERO, Epoch(1));
+    // Recorded for 1 after the actor's cut: part of snapshot 1's channel state.
+    record_late(&b, actor, Epoch(1), 1);
+    // c's snapshot 2 overtakes 1 here, records something of its own, then aborts (c's
+    // deadline) before a's Complete(1) arrives.
+    let _ = b.remote_received("c", Epoch(2));
+    let _ = command(&b, "c", NodeCommand::Start(Epoch(2)));
+    record_late(&b, actor, Epoch(2), 2);
+    let reason = AbortReason::Deadline;
+    let _ = command(&b, "c", NodeCommand::Abort { epoch: Epoch(2), reason });
+    assert!(!b.lock().rounds.contains_key(&Epoch(2)), "2 is dropped");
+    let mut effects = command(&b, "a", NodeCommand::Complete(Epoch(1)));
+    let part = effects.part.take().expect("b owes a its part of 1").part;
+    assert_eq!(part.actors.iter().map(|a| a.id).collect::<Vec<_>>(), vec![actor]);
+    let payloads: Vec<_> = part.in_flight.iter().map(|r| r.payload.clone()).collect();
+    assert_eq!(payloads, vec![vec![1]], "1's recording stays; 2's is gone with it");
+    assert!(
+        b.late.take(Epoch(2)).records.is_empty(),
+        "the aborted snapshot's recording was dropped"
+    );
 }

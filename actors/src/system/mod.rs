@@ -516,7 +516,7 @@ impl ActorSystem {
         &self.inner.registry
     }
 
-    pub(crate) fn engine(&self) -> &SnapshotEngine {
+    pub(crate) fn engine(&self) -> &Arc<SnapshotEngine> {
         &self.inner.engine
     }
 

@@ -124,6 +124,16 @@ pub enum AbortReason<N> {
         /// What the receiver reported as received.
         received: u64,
     },
+    /// Completion was decided, but the node went down before its part of the snapshot
+    /// reached the coordinator.
+    #[error("node {0:?} went down before sending its part")]
+    PartLost(N),
+    /// Completion was decided, but the deadline passed before every node's part arrived.
+    #[error("the deadline passed before every node's part arrived")]
+    PartsLate,
+    /// The node's part of the completed snapshot arrived but does not read.
+    #[error("the part of node {0:?} does not read")]
+    PartUnreadable(N),
 }
 
 /// Why a node refused a coordinator's `Start` ([`AbortReason::Rejected`]): it already

@@ -38,7 +38,17 @@ pub struct Coordinator<N> {
     last: Epoch,
     completed: Epoch,
     round: Option<Round<N>>,
+    /// A completed snapshot whose nodes' parts are still on their way.
+    collecting: Option<Collecting<N>>,
     actions: VecDeque<CoordinatorAction<N>>,
+}
+
+/// The parts of a completed snapshot the coordinator still waits for.
+#[derive(Debug, Clone)]
+struct Collecting<N> {
+    epoch: Epoch,
+    deadline: Option<u64>,
+    awaiting: BTreeSet<N>,
 }
 
 /// Something the [`Coordinator`] asks its runtime to do or tells it.
@@ -52,11 +62,19 @@ pub enum CoordinatorAction<N> {
         /// The command.
         command: NodeCommand<N>,
     },
-    /// Snapshot `epoch` is complete: it is a consistent cut and may be written as a
-    /// checkpoint. (Each node is also sent [`NodeCommand::Complete`].)
+    /// Snapshot `epoch` is complete: it is a consistent cut. Each node is also sent
+    /// [`NodeCommand::Complete`], and answers with its part of the snapshot (what its actors
+    /// captured), which the runtime files with [`part_received`](Coordinator::part_received).
     Completed(Epoch),
+    /// Every node's part of completed snapshot `epoch` arrived: the checkpoint may be
+    /// assembled and written. (Or [`Aborted`](Self::Aborted) with
+    /// [`AbortReason::PartLost`], [`AbortReason::PartsLate`] or
+    /// [`AbortReason::PartUnreadable`] if one does not.)
+    PartsIn(Epoch),
     /// Snapshot `epoch` was aborted; the previous completed snapshot stays the valid one.
-    /// (Each surviving node is also sent [`NodeCommand::Abort`].)
+    /// (Each surviving node is also sent [`NodeCommand::Abort`], unless completion was
+    /// decided already and a part failed to arrive: the nodes have completed it, only its
+    /// checkpoint is lost.)
     Aborted {
         /// The snapshot.
         epoch: Epoch,
@@ -96,15 +114,28 @@ impl<N: Clone + Ord> Coordinator<N> {
     /// A coordinator whose last snapshot (completed, or restored from) is `last`. The next
     /// snapshot is `last.next()`.
     pub fn new(last: Epoch) -> Coordinator<N> {
-        Coordinator { last, completed: last, round: None, actions: VecDeque::new() }
+        Coordinator {
+            last,
+            completed: last,
+            round: None,
+            collecting: None,
+            actions: VecDeque::new(),
+        }
     }
 
-    /// The snapshot in progress, if any.
+    /// The snapshot in progress, if any: before its completion is decided, or after while
+    /// its parts are on their way.
     pub fn running(&self) -> Option<Epoch> {
-        self.round.as_ref().map(|r| r.epoch)
+        self.round.as_ref().map(|r| r.epoch).or(self.collecting.as_ref().map(|c| c.epoch))
     }
 
-    /// The latest completed snapshot (or the one the coordinator was created with).
+    /// Whether the coordinator waits for `node`'s part of completed snapshot `epoch`.
+    pub fn awaits_part(&self, epoch: Epoch, node: &N) -> bool {
+        self.collecting.as_ref().is_some_and(|c| c.epoch == epoch && c.awaiting.contains(node))
+    }
+
+    /// The latest completed snapshot (or the one the coordinator was created with), whether
+    /// or not its parts all arrived.
     pub fn last_completed(&self) -> Epoch {
         self.completed
     }
@@ -145,7 +176,7 @@ impl<N: Clone + Ord> Coordinator<N> {
     /// is numbered above every epoch this node has seen (another node's coordinator may have
     /// run snapshots since). No effect while a snapshot runs.
     pub fn skip_to(&mut self, epoch: Epoch) {
-        if self.round.is_none() && epoch > self.last {
+        if self.running().is_none() && epoch > self.last {
             self.last = epoch;
         }
     }
@@ -228,31 +259,75 @@ impl<N: Clone + Ord> Coordinator<N> {
         }
     }
 
-    /// `node` is down: a snapshot it takes part in aborts.
+    /// `node` is down: a snapshot it takes part in aborts, and so does a completed one whose
+    /// part from `node` has not arrived ([`AbortReason::PartLost`]).
     pub fn node_down(&mut self, node: &N) {
         if self.round.as_ref().is_some_and(|r| r.reports.contains_key(node)) {
             self.abort(AbortReason::NodeDown(node.clone()));
         }
+        if self.collecting.as_ref().is_some_and(|c| c.awaiting.contains(node)) {
+            self.abandon(AbortReason::PartLost(node.clone()));
+        }
+    }
+
+    /// `node`'s part of completed snapshot `epoch` arrived and reads: once every node's
+    /// has, [`CoordinatorAction::PartsIn`]. Parts of another snapshot, or repeated, are
+    /// ignored.
+    pub fn part_received(&mut self, node: &N, epoch: Epoch) {
+        let Some(c) = self.collecting.as_mut().filter(|c| c.epoch == epoch) else { return };
+        c.awaiting.remove(node);
+        if c.awaiting.is_empty() {
+            self.collecting = None;
+            self.actions.push_back(CoordinatorAction::PartsIn(epoch));
+        }
+    }
+
+    /// `node`'s part of completed snapshot `epoch` arrived but does not read: the snapshot
+    /// aborts ([`AbortReason::PartUnreadable`]).
+    pub fn part_unreadable(&mut self, node: &N, epoch: Epoch) {
+        if self.awaits_part(epoch, node) {
+            self.abandon(AbortReason::PartUnreadable(node.clone()));
+        }
     }
 
     /// The time is now `now` (any monotonic unit, the same as the deadline's): a running
-    /// snapshot whose deadline has passed aborts.
+    /// snapshot whose deadline has passed aborts, before completion
+    /// ([`AbortReason::Deadline`]) or after it, while parts are missing
+    /// ([`AbortReason::PartsLate`]).
     pub fn handle_timeout(&mut self, now: u64) {
         if self.round.as_ref().and_then(|r| r.deadline).is_some_and(|d| now >= d) {
             self.abort(AbortReason::Deadline);
+        }
+        if self.collecting.as_ref().and_then(|c| c.deadline).is_some_and(|d| now >= d) {
+            self.abandon(AbortReason::PartsLate);
         }
     }
 
     /// When the caller should call [`handle_timeout`](Self::handle_timeout) next, if ever.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.round.as_ref().and_then(|r| r.deadline)
+        self.round
+            .as_ref()
+            .and_then(|r| r.deadline)
+            .or(self.collecting.as_ref().and_then(|c| c.deadline))
     }
 
-    /// Aborts the running snapshot, if any, with [`AbortReason::Cancelled`].
+    /// Aborts the running snapshot, if any, with [`AbortReason::Cancelled`] (also one whose
+    /// parts are still on their way).
     pub fn cancel(&mut self) {
         if self.round.is_some() {
             self.abort(AbortReason::Cancelled);
+        }
+        if self.collecting.is_some() {
+            self.abandon(AbortReason::Cancelled);
+        }
+    }
+
+    /// Gives up a completed snapshot whose parts did not all arrive. The nodes completed it
+    /// (nothing to tell them); only its checkpoint is lost.
+    fn abandon(&mut self, reason: AbortReason<N>) {
+        if let Some(c) = self.collecting.take() {
+            self.actions.push_back(CoordinatorAction::Aborted { epoch: c.epoch, reason });
         }
     }
 
@@ -316,6 +391,8 @@ impl<N: Clone + Ord> Coordinator<N> {
             }
             self.actions.push_back(CoordinatorAction::Completed(epoch));
             self.completed = epoch;
+            let awaiting = round.reports.keys().cloned().collect();
+            self.collecting = Some(Collecting { epoch, deadline: round.deadline, awaiting });
             self.round = None;
             return;
         }
@@ -381,6 +458,9 @@ mod tests {
         let actions = drain(&mut c);
         assert_eq!(actions.last(), Some(&CoordinatorAction::Completed(Epoch(1))));
         assert_eq!(c.last_completed(), Epoch(1));
+        c.part_received(&0, Epoch(1));
+        c.part_received(&1, Epoch(1));
+        assert_eq!(drain(&mut c), vec![CoordinatorAction::PartsIn(Epoch(1))]);
         assert_eq!(c.start([0, 1], None), Ok(Epoch(2)));
     }
 
@@ -523,5 +603,78 @@ mod tests {
             vec![(1, MAX_DEPTH), (2, MAX_DEPTH)],
             "a wait across a cut anywhere releases everything everywhere"
         );
+    }
+
+    /// Drives a one-node snapshot of `nodes` to completion (every node locally done, no
+    /// messages), draining the actions.
+    fn complete(c: &mut Coordinator<u32>, nodes: &[u32], deadline: Option<u64>) -> Epoch {
+        let epoch = c.start(nodes.iter().copied(), deadline).unwrap();
+        for &node in nodes {
+            c.handle_report(NodeReport {
+                node,
+                epoch,
+                locally_done: true,
+                shallowest: None,
+                crossed: false,
+                sent_to: vec![],
+                received_from: vec![],
+            });
+        }
+        let actions: Vec<_> = std::iter::from_fn(|| c.poll()).collect();
+        assert!(actions.contains(&CoordinatorAction::Completed(epoch)));
+        epoch
+    }
+
+    #[test]
+    fn a_completed_snapshot_waits_for_every_part_and_runs_until_then() {
+        let mut c = Coordinator::new(Epoch::ZERO);
+        let epoch = complete(&mut c, &[1, 2], None);
+        assert_eq!(c.running(), Some(epoch), "parts still on their way");
+        assert!(c.start([1, 2], None).is_err(), "one snapshot at a time, parts included");
+        assert!(c.awaits_part(epoch, &1) && c.awaits_part(epoch, &2));
+        c.part_received(&1, epoch);
+        c.part_received(&1, epoch);
+        c.part_received(&3, epoch);
+        assert_eq!(c.poll(), None, "part 2 is missing");
+        c.part_received(&2, epoch);
+        assert_eq!(c.poll(), Some(CoordinatorAction::PartsIn(epoch)));
+        assert_eq!(c.running(), None);
+    }
+
+    #[test]
+    fn a_part_lost_late_or_unreadable_aborts_without_commands() {
+        for how in 0..4 {
+            let mut c = Coordinator::new(Epoch::ZERO);
+            let epoch = complete(&mut c, &[1, 2], Some(100));
+            c.part_received(&1, epoch);
+            let reason = match how {
+                0 => {
+                    c.node_down(&1);
+                    assert_eq!(c.poll(), None, "1's part is in");
+                    c.node_down(&2);
+                    AbortReason::PartLost(2)
+                }
+                1 => {
+                    c.handle_timeout(99);
+                    assert_eq!(c.poll(), None);
+                    c.handle_timeout(100);
+                    AbortReason::PartsLate
+                }
+                2 => {
+                    c.part_unreadable(&1, epoch);
+                    assert_eq!(c.poll(), None, "1's part was read already");
+                    c.part_unreadable(&2, epoch);
+                    AbortReason::PartUnreadable(2)
+                }
+                _ => {
+                    c.cancel();
+                    AbortReason::Cancelled
+                }
+            };
+            assert_eq!(c.poll(), Some(CoordinatorAction::Aborted { epoch, reason }));
+            assert_eq!(c.poll(), None, "the nodes completed it: nothing to tell them");
+            assert_eq!(c.running(), None);
+            assert_eq!(c.last_completed(), epoch);
+        }
     }
 }

@@ -154,4 +154,4 @@ pub use control::{AbortReason, NodeCommand, NodeReport, Refusal};
 pub use coordinator::{Coordinator, CoordinatorAction, StartError};
 pub use cut::{ActorCut, Cut, Dequeue, MAX_DEPTH, Marker};
 pub use node::{NodeAction, NodeSnapshot};
-pub use participant::{Participant, StartVerdict};
+pub use participant::{CommandVerdict, Participant, StartVerdict};

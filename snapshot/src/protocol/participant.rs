@@ -18,11 +18,11 @@ use crate::Epoch;
 ///
 /// | event | call |
 /// |---|---|
-/// | a coordinator's `Start(epoch)` arrives (or this node's own) | [`on_start`](Self::on_start) |
+/// | a coordinator's command arrives (or this node's own coordinator's) | [`on_command`](Self::on_command) |
 /// | the node made a report ([`NodeAction::Report`](crate::NodeAction::Report)) | [`route`](Self::route) |
-/// | any other command arrives | [`follows`](Self::follows) (obey it only if true) |
+/// | the node's target moved: which captured rounds to keep | [`keeps`](Self::keeps) |
 /// | a node is down | [`coordinator_down`](Self::coordinator_down) |
-/// | a snapshot was aborted here | [`discard`](Self::discard) |
+/// | a snapshot was aborted here by the runtime | [`discard`](Self::discard) |
 /// | a restore registers actors that have not started / they all started | [`restore_began`](Self::restore_began) / [`restore_started`](Self::restore_started) |
 ///
 /// ```
@@ -41,8 +41,12 @@ use crate::Epoch;
 #[derive(Debug, Clone)]
 pub struct Participant<N> {
     me: N,
-    /// The coordinator this node follows for an epoch, once its `Start` was accepted.
-    leader: Option<(Epoch, N)>,
+    /// The coordinators this node follows, per epoch, whose `Complete` or `Abort` has not
+    /// arrived: the running snapshot's, and those of snapshots a later one overtook here
+    /// (the node completed them locally, then learnt of the next one through a tagged
+    /// message, which travels on another link than the coordinator's `Complete`): their
+    /// parts are still owed. In epoch order.
+    followed: Vec<(Epoch, N)>,
     /// A report made before the leader was known (the snapshot reached this node through a
     /// message tagged with its epoch, ahead of the coordinator's `Start`).
     held: Option<NodeReport<N>>,
@@ -69,10 +73,32 @@ pub enum StartVerdict<N> {
     RestorePending,
 }
 
+/// What to do after a coordinator's command ([`Participant::on_command`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "a completed snapshot's part is owed to its coordinator"]
+pub enum CommandVerdict<N> {
+    /// A `Start`: see [`StartVerdict`].
+    Start(StartVerdict<N>),
+    /// From a coordinator this node does not follow for that epoch: ignored.
+    Ignored,
+    /// Obeyed (handed to the node machine); nothing else to do.
+    Obeyed,
+    /// Snapshot `epoch` is complete: send this node's part of it (what its actors captured
+    /// for `epoch`, kept while [`keeps`](Participant::keeps) said so) to coordinator `to`.
+    SendPart {
+        /// The completed snapshot.
+        epoch: Epoch,
+        /// Its coordinator.
+        to: N,
+    },
+    /// Snapshot `epoch` was aborted: drop what was captured for it.
+    Discard(Epoch),
+}
+
 impl<N: Clone + Ord> Participant<N> {
     /// Node `me`, following no coordinator.
     pub fn new(me: N) -> Participant<N> {
-        Participant { me, leader: None, held: None, pending_restores: 0 }
+        Participant { me, followed: Vec::new(), held: None, pending_restores: 0 }
     }
 
     /// This node's identity.
@@ -94,6 +120,45 @@ impl<N: Clone + Ord> Participant<N> {
     /// Whether a restore is pending here.
     pub fn restore_pending(&self) -> bool {
         self.pending_restores > 0
+    }
+
+    /// A command from coordinator `from` arrived (this node's own coordinator included).
+    ///
+    /// A `Start` is decided by [`on_start`](Self::on_start). Any other command is obeyed
+    /// only if it comes from the coordinator this node follows for its epoch (the running
+    /// snapshot's, or one a later snapshot overtook here); a `Complete` then says where the
+    /// node's part goes, an `Abort` what to drop.
+    pub fn on_command(
+        &mut self,
+        node: &mut NodeSnapshot<N>,
+        from: &N,
+        command: NodeCommand<N>,
+    ) -> CommandVerdict<N> {
+        let epoch = match &command {
+            NodeCommand::Start(epoch) => {
+                return CommandVerdict::Start(self.on_start(node, from, *epoch));
+            }
+            NodeCommand::Expect { epoch, .. }
+            | NodeCommand::Abort { epoch, .. }
+            | NodeCommand::Release { epoch, .. }
+            | NodeCommand::Complete(epoch) => *epoch,
+        };
+        if !self.follows(epoch, from) {
+            return CommandVerdict::Ignored;
+        }
+        let ends = matches!(command, NodeCommand::Complete(_) | NodeCommand::Abort { .. });
+        let complete = matches!(command, NodeCommand::Complete(_));
+        node.handle_command(command);
+        if !ends {
+            return CommandVerdict::Obeyed;
+        }
+        self.followed.retain(|(e, l)| !(*e == epoch && l == from));
+        if complete {
+            CommandVerdict::SendPart { epoch, to: from.clone() }
+        } else {
+            self.discard(epoch);
+            CommandVerdict::Discard(epoch)
+        }
     }
 
     /// Coordinator `from` starts snapshot `epoch`. The rules, with `target` the latest epoch
@@ -118,7 +183,7 @@ impl<N: Clone + Ord> Participant<N> {
         }
         let target = node.epoch();
         let running = node.running();
-        let leader = self.leader.as_ref().filter(|(e, _)| *e == target).map(|(_, l)| l);
+        let leader = self.leader_of(target);
         let refusal = if epoch < target {
             Some(Refusal::AlreadySeen { epoch: target })
         } else if epoch == target {
@@ -141,7 +206,11 @@ impl<N: Clone + Ord> Participant<N> {
         if let Some(refusal) = refusal {
             return StartVerdict::Refuse(refusal);
         }
-        self.leader = Some((epoch, from.clone()));
+        // A coordinator ends its snapshot (Complete or Abort, on the same FIFO link) before
+        // it starts another: an earlier snapshot of `from` owes it nothing any more.
+        self.followed.retain(|(e, l)| l != from || *e > epoch);
+        self.followed.push((epoch, from.clone()));
+        self.followed.sort_by_key(|(e, _)| *e);
         node.handle_command(NodeCommand::Start(epoch));
         StartVerdict::Follow { held: self.held.take().filter(|r| r.epoch == epoch) }
     }
@@ -151,9 +220,9 @@ impl<N: Clone + Ord> Participant<N> {
     /// held, the latest one only, until [`on_start`](Self::on_start) follows one).
     #[must_use = "a routed report must be delivered"]
     pub fn route(&mut self, report: NodeReport<N>) -> Option<(N, NodeReport<N>)> {
-        match &self.leader {
-            Some((epoch, leader)) if *epoch == report.epoch => Some((leader.clone(), report)),
-            _ => {
+        match self.leader_of(report.epoch) {
+            Some(leader) => Some((leader.clone(), report)),
+            None => {
                 self.held = Some(report);
                 None
             }
@@ -163,12 +232,12 @@ impl<N: Clone + Ord> Participant<N> {
     /// Whether a command about `epoch` from `from` comes from the coordinator this node
     /// follows for it. Commands from any other node are ignored.
     pub fn follows(&self, epoch: Epoch, from: &N) -> bool {
-        self.leader.as_ref().is_some_and(|(e, l)| *e == epoch && l == from)
+        self.followed.iter().any(|(e, l)| *e == epoch && l == from)
     }
 
     /// The coordinator followed for `epoch`, if known.
     pub fn leader_of(&self, epoch: Epoch) -> Option<&N> {
-        self.leader.as_ref().filter(|(e, _)| *e == epoch).map(|(_, l)| l)
+        self.followed.iter().find(|(e, _)| *e == epoch).map(|(_, l)| l)
     }
 
     /// The running snapshot of `node`, if this node follows a coordinator for it (one that
@@ -178,13 +247,25 @@ impl<N: Clone + Ord> Participant<N> {
         node.running().filter(|e| self.leader_of(*e).is_some())
     }
 
+    /// Whether what this node's actors captured for `epoch` must still be kept: the node
+    /// runs that snapshot, or owes its part to the coordinator it follows for it (a later
+    /// snapshot overtook it here before its `Complete`). Anything else (aborted, completed
+    /// and sent, overtaken before any coordinator was known, or its coordinator is gone)
+    /// can be dropped.
+    pub fn keeps(&self, node: &NodeSnapshot<N>, epoch: Epoch) -> bool {
+        node.running() == Some(epoch) || self.leader_of(epoch).is_some()
+    }
+
     /// Node `down` is down: if it coordinates the snapshot `node` runs, that snapshot is
-    /// aborted here ([`NodeCommand::Abort`]) and its epoch returned, for the caller to drop
-    /// what it captured ([`discard`](Self::discard) included).
+    /// aborted here ([`NodeCommand::Abort`]) and its epoch returned; parts owed to it are no
+    /// longer owed. (What was captured for them is no longer [`kept`](Self::keeps).)
     pub fn coordinator_down(&mut self, node: &mut NodeSnapshot<N>, down: &N) -> Option<Epoch> {
-        let epoch = node.running().filter(|e| self.leader_of(*e) == Some(down))?;
+        let running = node.running().filter(|e| self.leader_of(*e) == Some(down));
+        self.followed.retain(|(_, l)| l != down);
+        let epoch = running?;
         let reason = crate::AbortReason::NodeDown(down.clone());
         node.handle_command(NodeCommand::Abort { epoch, reason });
+        self.discard(epoch);
         Some(epoch)
     }
 
@@ -273,5 +354,59 @@ mod tests {
         assert_eq!(p.coordinator_down(&mut node, &"a"), Some(Epoch(1)));
         assert_eq!(node.running(), None, "aborted here");
         p.discard(Epoch(1));
+    }
+
+    #[test]
+    fn a_part_overtaken_by_a_later_snapshot_is_still_owed_to_its_coordinator() {
+        let mut node = NodeSnapshot::new("b", Epoch::ZERO);
+        let _ = node.actor_spawned(Epoch::ZERO);
+        let mut p = Participant::new("b");
+        assert!(matches!(
+            p.on_command(&mut node, &"a", NodeCommand::Start(Epoch(1))),
+            CommandVerdict::Start(StartVerdict::Follow { .. })
+        ));
+        node.actor_cut(crate::Cut { from: Epoch::ZERO, to: Epoch(1), depth: 0 });
+        // A message tagged 2 (coordinator c's next snapshot) overtakes a's Complete(1).
+        node.remote_received(&"c", Epoch(2));
+        assert_eq!(node.running(), Some(Epoch(2)));
+        assert!(p.keeps(&node, Epoch(1)), "the part of 1 is still owed to a");
+        assert!(p.keeps(&node, Epoch(2)), "2 runs here");
+        assert!(matches!(
+            p.on_command(&mut node, &"c", NodeCommand::Start(Epoch(2))),
+            CommandVerdict::Start(StartVerdict::Follow { .. })
+        ));
+        // Only a may complete 1; c's commands about 1 are ignored.
+        assert_eq!(
+            p.on_command(&mut node, &"c", NodeCommand::Complete(Epoch(1))),
+            CommandVerdict::Ignored
+        );
+        assert_eq!(
+            p.on_command(&mut node, &"a", NodeCommand::Complete(Epoch(1))),
+            CommandVerdict::SendPart { epoch: Epoch(1), to: "a" }
+        );
+        assert!(!p.keeps(&node, Epoch(1)), "sent: nothing more to keep");
+        assert_eq!(node.running(), Some(Epoch(2)), "a stale Complete does not end 2");
+        let abort = NodeCommand::Abort { epoch: Epoch(2), reason: crate::AbortReason::Deadline };
+        assert_eq!(p.on_command(&mut node, &"c", abort), CommandVerdict::Discard(Epoch(2)));
+        assert_eq!(node.running(), None);
+        assert!(!p.keeps(&node, Epoch(2)));
+    }
+
+    #[test]
+    fn a_lost_coordinator_is_owed_nothing_and_an_unknown_one_keeps_nothing() {
+        let mut node = NodeSnapshot::new("b", Epoch::ZERO);
+        let _ = node.actor_spawned(Epoch::ZERO);
+        let mut p = Participant::new("b");
+        let _ = p.on_start(&mut node, &"a", Epoch(1));
+        node.actor_cut(crate::Cut { from: Epoch::ZERO, to: Epoch(1), depth: 0 });
+        node.remote_received(&"c", Epoch(2));
+        assert!(p.keeps(&node, Epoch(1)));
+        assert_eq!(p.coordinator_down(&mut node, &"a"), None, "2 is not a's");
+        assert!(!p.keeps(&node, Epoch(1)), "a is gone: its part is no longer owed");
+        // 2 reached the node only through a tagged message; 3 overtakes it the same way.
+        node.actor_cut(crate::Cut { from: Epoch(1), to: Epoch(2), depth: 0 });
+        node.remote_received(&"d", Epoch(3));
+        assert!(!p.keeps(&node, Epoch(2)), "no coordinator known for 2: nobody to owe it to");
+        assert!(p.keeps(&node, Epoch(3)));
     }
 }

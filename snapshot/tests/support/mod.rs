@@ -31,8 +31,8 @@ pub fn run_seed(seed: u64, tweak: impl Fn(&mut Config)) -> Outcome {
     if let Err(failure) = result {
         return Outcome { stats, failure: Some(failure) };
     }
-    if world.cfg.restore && !world.completed.is_empty() {
-        let completed: Vec<_> = world.completed.iter().copied().collect();
+    if world.cfg.restore && !world.checkpointed.is_empty() {
+        let completed: Vec<_> = world.checkpointed.iter().copied().collect();
         let epoch = completed[rng.below(completed.len())];
         let mut restored = world.restore(epoch);
         let destroys = world.cfg.stops || world.cfg.money_asks;

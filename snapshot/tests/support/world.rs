@@ -45,15 +45,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
 use amber_snapshot::{
-    ActorCut, Coordinator, CoordinatorAction, Cut, Dequeue, Epoch, MAX_DEPTH, Marker, NodeAction,
-    NodeCommand, NodeReport, NodeSnapshot, Participant, StartVerdict,
+    AbortReason, ActorCut, CommandVerdict, Coordinator, CoordinatorAction, Cut, Dequeue, Epoch,
+    MAX_DEPTH, Marker, NodeAction, NodeCommand, NodeReport, NodeSnapshot, Participant, Refusal,
+    StartVerdict,
 };
 
 use super::check;
 use super::rng::Rng;
-
-/// The coordinator's identity as the nodes see it (it is not one of the nodes).
-const COORDINATOR: usize = usize::MAX;
 
 /// At most this many actors ever exist in one world (spawns stop there).
 const MAX_ACTORS: usize = 40;
@@ -97,12 +95,22 @@ pub enum Fault {
     /// registered with the node's protocol machine, not reached by its markers) until they
     /// start, as the old runtime did.
     SnapshotDuringPendingRestore,
+    /// A node keeps only the round of the snapshot it runs: what its actors captured for a
+    /// snapshot that a later one overtook here (before its coordinator's `Complete`) is
+    /// dropped, and its part goes out empty (`Participant::keeps` ignored).
+    DropOvertakenRounds,
+    /// A node sends a completed snapshot's part to the coordinator of the snapshot it runs
+    /// now, not to the one that completed it.
+    PartToLatestCoordinator,
 }
 
 /// What one run looks like.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub nodes: usize,
+    /// Nodes `0..coordinators` each run a coordinator that starts snapshots of all nodes,
+    /// concurrently with the others (their Starts race; `Participant` lets one win).
+    pub coordinators: usize,
     pub actors_per_node: usize,
     /// Scheduler steps with input (then the running snapshot is driven to its end).
     pub steps: u64,
@@ -141,8 +149,10 @@ pub struct Config {
 impl Config {
     /// A random shape for a run, drawn from the seed's generator.
     pub fn random(rng: &mut Rng) -> Config {
+        let nodes = [1, 2, 2, 3, 3, 4][rng.below(6)];
         Config {
-            nodes: [1, 2, 2, 3, 3, 4][rng.below(6)],
+            nodes,
+            coordinators: if rng.chance(50) { 1 } else { 1 + rng.below(nodes) },
             actors_per_node: rng.range(1, 5) as usize,
             steps: rng.range(500, 1400),
             snapshots: rng.range(2, 4) as usize,
@@ -218,6 +228,20 @@ pub struct Stats {
     pub held_reports_sent: u64,
     /// Stale Starts refused (`Participant::on_start`: the node already saw a later snapshot).
     pub start_refusals: u64,
+    /// Starts refused because the node follows another coordinator's snapshot of the same
+    /// or a later epoch (two coordinators raced).
+    pub rival_refusals: u64,
+    /// Snapshots started while another coordinator's was running.
+    pub concurrent_starts: u64,
+    /// Parts sent for a snapshot a later one had overtaken on the node (owed to its
+    /// coordinator, `Participant::keeps`).
+    pub overtaken_parts: u64,
+    /// Completed snapshots whose every part arrived (and was checked).
+    pub parts_in: u64,
+    /// Completed snapshots lost because a part did not arrive (its node's link went down).
+    pub parts_lost: u64,
+    /// Links declared down between a coordinator's node and another node.
+    pub links_down: u64,
     /// Replies from after the responder's cut taken in by a same-node asker although the
     /// responder was already deeper than the asker when it cut: the ask rule itself failed
     /// (else the responder's depth was still being learnt).
@@ -271,6 +295,12 @@ impl Stats {
             held_reports,
             held_reports_sent,
             start_refusals,
+            rival_refusals,
+            concurrent_starts,
+            overtaken_parts,
+            parts_in,
+            parts_lost,
+            links_down,
             taints_despite_depth,
             later_started,
             later_completed,
@@ -453,14 +483,38 @@ enum LinkItem {
     Reply { to: usize, ask: u64, value: Reply },
 }
 
+/// What a node sends its coordinators, over one FIFO link per coordinator.
+#[derive(Debug)]
+enum Up {
+    Report(NodeReport<usize>),
+    Reject {
+        epoch: Epoch,
+        reason: Refusal<usize>,
+    },
+    RestorePending {
+        epoch: Epoch,
+    },
+    /// The node's part of a completed snapshot: the actors whose cuts it holds, or `None`
+    /// if it held no round for it.
+    Part {
+        epoch: Epoch,
+        actors: Option<BTreeSet<usize>>,
+    },
+}
+
 #[derive(Debug)]
 pub struct Node {
     pub proto: NodeSnapshot<usize>,
-    /// Which coordinator the node follows, where its reports go, whether it takes part
-    /// (`Participant`, the same machine the runtime's engine asks).
+    /// Which coordinators the node follows, where its reports go, whether it takes part,
+    /// which parts it owes (`Participant`, the same machine the runtime's engine asks).
     follow: Participant<usize>,
-    commands: VecDeque<NodeCommand<usize>>,
-    reports: VecDeque<NodeReport<usize>>,
+    /// Commands from each coordinator (by index), in FIFO order.
+    commands: Vec<VecDeque<NodeCommand<usize>>>,
+    /// Reports, refusals and parts for each coordinator (by index), in FIFO order.
+    reports: Vec<VecDeque<Up>>,
+    /// What the node's actors captured, per snapshot (`Participant::keeps` says which to
+    /// keep, as in the runtime's engine): the actors that cut for it here.
+    rounds: BTreeMap<Epoch, BTreeSet<usize>>,
     /// Marker and release broadcasts in progress: actors still to be sent a signal. The
     /// runtime walks its registry while actors run, so signals reach actors one at a time,
     /// in any order.
@@ -473,7 +527,7 @@ pub struct Node {
 }
 
 /// One line of the event trace (read through its `Debug` output).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 #[allow(dead_code)]
 pub enum Ev {
     Send { from: usize, to: usize, id: usize, tag: Epoch, remote: bool },
@@ -492,16 +546,18 @@ pub enum Ev {
     RefusedSend { from: usize, to: usize, kind: Kind },
     RestorePending { node: usize, epoch: Epoch },
     RestoreStarted { node: usize },
+    Part { node: usize, coordinator: usize, epoch: Epoch, actors: usize },
+    PartsIn { coordinator: usize, epoch: Epoch },
     Ask { actor: usize, ask: u64 },
     AskDone { actor: usize, ask: u64, leak: bool },
     Answer { actor: usize, ask: u64, epoch: Epoch },
-    Start { epoch: Epoch },
-    Command { node: usize, command: &'static str, epoch: Epoch },
+    Start { coordinator: usize, epoch: Epoch },
+    Command { node: usize, coordinator: usize, command: &'static str, epoch: Epoch },
     Report { node: usize, epoch: Epoch, done: bool },
-    Completed { epoch: Epoch },
+    Completed { coordinator: usize, epoch: Epoch },
     Refused { epoch: Epoch },
-    Aborted { epoch: Epoch },
-    NodeDown { node: usize },
+    Aborted { coordinator: usize, epoch: Epoch, reason: AbortReason<usize> },
+    LinkDown { coordinator: usize, node: usize },
 }
 
 impl Ev {
@@ -568,7 +624,10 @@ pub struct World {
     pub actors: Vec<Actor>,
     pub nodes: Vec<Node>,
     links: Vec<VecDeque<LinkItem>>,
-    pub coord: Coordinator<usize>,
+    /// The coordinator of node `c`, for `c` in `0..cfg.coordinators`.
+    pub coords: Vec<Coordinator<usize>>,
+    /// The parts each coordinator received of the snapshot it collects, by node.
+    parts: Vec<BTreeMap<usize, BTreeSet<usize>>>,
     timers: Vec<usize>,
     pub log: Vec<Sent>,
     trace: Vec<(u64, Ev)>,
@@ -576,7 +635,12 @@ pub struct World {
     /// The money in the world when it started.
     pub initial_total: i64,
     pub completed: BTreeSet<Epoch>,
-    running_since: u64,
+    /// Completed snapshots whose every part arrived at their coordinator: checkpoints.
+    pub checkpointed: BTreeSet<Epoch>,
+    /// Messages recorded for a snapshot after it completed: (snapshot, message, receiver).
+    recorded_after_completion: Vec<(Epoch, usize, usize)>,
+    /// When each coordinator's running snapshot started.
+    running_since: Vec<u64>,
     next_ask: u64,
     /// Ask id -> the request's message id.
     asks: BTreeMap<u64, usize>,
@@ -631,22 +695,26 @@ impl World {
                 .map(|n| Node {
                     proto: NodeSnapshot::new(n, epoch),
                     follow: Participant::new(n),
-                    commands: VecDeque::new(),
-                    reports: VecDeque::new(),
+                    commands: (0..cfg.coordinators).map(|_| VecDeque::new()).collect(),
+                    reports: (0..cfg.coordinators).map(|_| VecDeque::new()).collect(),
+                    rounds: BTreeMap::new(),
                     broadcast: Vec::new(),
                     arriving: VecDeque::new(),
                     pending_until: None,
                 })
                 .collect(),
             links: (0..k * k).map(|_| VecDeque::new()).collect(),
-            coord: Coordinator::new(epoch),
+            coords: (0..cfg.coordinators).map(|_| Coordinator::new(epoch)).collect(),
+            parts: (0..cfg.coordinators).map(|_| BTreeMap::new()).collect(),
             timers: Vec::new(),
             log: Vec::new(),
             trace: Vec::new(),
             stats: Stats::default(),
             initial_total: 0,
             completed: BTreeSet::new(),
-            running_since: 0,
+            checkpointed: BTreeSet::new(),
+            recorded_after_completion: Vec::new(),
+            running_since: vec![0; cfg.coordinators],
             next_ask: 0,
             asks: BTreeMap::new(),
             leaks: Vec::new(),
@@ -718,7 +786,7 @@ impl World {
             self.step(true);
         }
         while self.failure.is_none() {
-            let Some(epoch) = self.coord.running() else { break };
+            let Some(epoch) = self.running() else { break };
             if !self.step(false) {
                 let waiting: Vec<usize> =
                     (0..self.actors.len()).filter(|&i| self.actors[i].waiting.is_some()).collect();
@@ -748,6 +816,11 @@ impl World {
             what,
             trace: self.format_trace(actors),
         })
+    }
+
+    /// The latest snapshot any coordinator runs (collecting its parts included).
+    fn running(&self) -> Option<Epoch> {
+        self.coords.iter().filter_map(Coordinator::running).max()
     }
 
     fn tick(&mut self) -> u64 {
@@ -793,15 +866,17 @@ impl World {
                 self.finish_restore(n);
             }
         }
-        let running = self.coord.running();
+        let running = self.running();
         let runnable = self.actors.iter().any(Actor::runnable);
         let links = self.links.iter().any(|l| !l.is_empty());
-        let control = self.nodes.iter().any(|n| !n.commands.is_empty() || !n.reports.is_empty());
+        let control = self.nodes.iter().any(|n| {
+            n.commands.iter().any(|q| !q.is_empty()) || n.reports.iter().any(|q| !q.is_empty())
+        });
         let broadcasting = self.nodes.iter().any(|n| !n.broadcast.is_empty());
         let alive = self.actors.iter().filter(|a| a.alive).count();
         let asking =
             self.actors.iter().any(|a| a.alive && a.waiting.is_some() && a.reply.is_none());
-        let may_start = running.is_none()
+        let may_start = self.coords.iter().any(|c| c.running().is_none())
             && self.stats.started < self.cfg.snapshots as u64
             && self.step > self.cfg.warmup;
         // (weight, event); zero weights are not enabled.
@@ -866,29 +941,58 @@ impl World {
                 }
             }
             Event::Start => self.start_snapshot(),
-            Event::NodeDown => {
-                let node = self.rng.below(self.cfg.nodes);
-                self.trace(Ev::NodeDown { node });
-                self.coord.node_down(&node);
-                self.drain_coord();
-            }
+            Event::NodeDown => self.link_down(),
             Event::AskTimeout => {
                 let x = self.pick(|a| a.alive && a.waiting.is_some() && a.reply.is_none());
                 self.actors[x.expect("a waiting actor")].reply = Some(None);
             }
         }
-        self.coord.handle_timeout(self.step);
-        self.drain_coord();
-        if let Some(epoch) = self.coord.running()
-            && self.coord.poll_timeout().is_none()
-            && self.step - self.running_since > STALL_STEPS
-        {
-            self.fail(
-                format!("livelock: snapshot {epoch} did not complete in {STALL_STEPS} steps"),
-                &[],
-            );
+        for c in 0..self.coords.len() {
+            self.coords[c].handle_timeout(self.step);
+            self.drain_coord(c);
+            if let Some(epoch) = self.coords[c].running()
+                && self.coords[c].poll_timeout().is_none()
+                && self.step - self.running_since[c] > STALL_STEPS
+            {
+                self.fail(
+                    format!(
+                        "livelock: snapshot {epoch} of coordinator {c} did not complete in {STALL_STEPS} steps"
+                    ),
+                    &[],
+                );
+            }
         }
         true
+    }
+
+    /// The link between a coordinator's node and another node is declared down (spuriously:
+    /// messages keep flowing). Each side hears that the other is down, as the runtime's
+    /// engines do: a coordinator aborts a snapshot the other node takes part in (or whose
+    /// part it still awaits from it), a participant aborts the snapshot the other coordinates
+    /// and no longer owes it parts.
+    fn link_down(&mut self) {
+        let c = self.rng.below(self.coords.len());
+        let n = if self.cfg.nodes == 1 {
+            c
+        } else {
+            (c + 1 + self.rng.below(self.cfg.nodes - 1)) % self.cfg.nodes
+        };
+        self.stats.links_down += 1;
+        self.trace(Ev::LinkDown { coordinator: c, node: n });
+        for (me, other) in [(c, n), (n, c)] {
+            if me == other && self.cfg.nodes > 1 {
+                continue;
+            }
+            if me < self.coords.len() {
+                self.coords[me].node_down(&other);
+                self.drain_coord(me);
+            }
+            if me != other {
+                let node = &mut self.nodes[me];
+                let _ = node.follow.coordinator_down(&mut node.proto, &other);
+                self.drain_node(me);
+            }
+        }
     }
 
     fn pick(&mut self, f: impl Fn(&Actor) -> bool) -> Option<usize> {
@@ -900,31 +1004,51 @@ impl World {
         (0..n).map(|i| (start + i) % n).find(|&i| f(&self.actors[i]))
     }
 
+    /// A coordinator that runs no snapshot starts one, as the runtime's engine does: not
+    /// while its node follows another coordinator's running snapshot or holds a pending
+    /// restore, and numbered above every epoch its node has seen.
     fn start_snapshot(&mut self) {
+        let idle: Vec<usize> =
+            (0..self.coords.len()).filter(|&c| self.coords[c].running().is_none()).collect();
+        let c = idle[self.rng.below(idle.len())];
+        let node = &self.nodes[c];
+        if node.follow.restore_pending() || node.follow.followed(&node.proto).is_some() {
+            return;
+        }
+        if self.running().is_some() {
+            self.stats.concurrent_starts += 1;
+        }
+        let seen = node.proto.epoch();
+        self.coords[c].skip_to(seen);
         let deadline = self.cfg.aborts.then(|| self.step + self.rng.range(50, 1500));
-        let epoch = self.coord.start(0..self.cfg.nodes, deadline).expect("no snapshot running");
+        let epoch = self.coords[c].start(0..self.cfg.nodes, deadline).expect("no snapshot running");
+        self.parts[c].clear();
         self.stats.started += 1;
         if self.first_epoch.is_none() {
             self.first_epoch = Some(epoch);
         } else {
             self.stats.later_started += 1;
         }
-        self.running_since = self.step;
-        self.trace(Ev::Start { epoch });
-        self.drain_coord();
+        self.running_since[c] = self.step;
+        self.trace(Ev::Start { coordinator: c, epoch });
+        self.drain_coord(c);
     }
 
-    fn drain_coord(&mut self) {
-        while let Some(action) = self.coord.poll() {
+    fn drain_coord(&mut self, c: usize) {
+        while let Some(action) = self.coords[c].poll() {
             match action {
                 CoordinatorAction::Send { to, command } => {
                     if matches!(command, NodeCommand::Expect { .. }) {
                         self.stats.expects += 1;
                     }
-                    self.nodes[to].commands.push_back(command);
+                    self.nodes[to].commands[c].push_back(command);
                 }
                 CoordinatorAction::Completed(epoch) => {
                     let later = self.first_epoch != Some(epoch);
+                    if !self.completed.insert(epoch) {
+                        self.fail(format!("snapshot {epoch} completed twice"), &[]);
+                    }
+                    self.trace(Ev::Completed { coordinator: c, epoch });
                     if self.tainted.contains(&epoch) && self.cfg.fault != Fault::IgnoreTaint {
                         // The runtime refuses it (Inconsistent): no checkpoint to check.
                         self.stats.tainted += 1;
@@ -934,19 +1058,88 @@ impl World {
                     }
                     self.stats.completed += 1;
                     self.stats.later_completed += u64::from(later);
-                    self.completed.insert(epoch);
-                    self.trace(Ev::Completed { epoch });
                     if let Err(v) = check::snapshot(self, epoch) {
                         self.fail(format!("snapshot {epoch}: {}", v.what), &v.actors);
                     }
                 }
-                CoordinatorAction::Aborted { epoch, .. } => {
-                    self.stats.aborted += 1;
-                    self.stats.later_aborted += u64::from(self.first_epoch != Some(epoch));
-                    self.trace(Ev::Aborted { epoch });
+                CoordinatorAction::PartsIn(epoch) => {
+                    self.trace(Ev::PartsIn { coordinator: c, epoch });
+                    self.stats.parts_in += 1;
+                    if let Some(&(_, id, to)) =
+                        self.recorded_after_completion.iter().find(|(e, ..)| *e == epoch)
+                    {
+                        self.fail(
+                            format!(
+                                "message {id} recorded for snapshot {epoch} after it completed"
+                            ),
+                            &[to],
+                        );
+                    }
+                    if let Err(v) = self.check_parts(c, epoch) {
+                        self.fail(format!("snapshot {epoch}: {}", v.0), &v.1);
+                    }
+                    if !self.tainted.contains(&epoch) {
+                        self.checkpointed.insert(epoch);
+                    }
+                }
+                CoordinatorAction::Aborted { epoch, reason } => {
+                    if matches!(reason, AbortReason::PartLost(_) | AbortReason::PartsLate) {
+                        self.stats.parts_lost += 1;
+                    } else {
+                        self.stats.aborted += 1;
+                        self.stats.later_aborted += u64::from(self.first_epoch != Some(epoch));
+                    }
+                    self.trace(Ev::Aborted { coordinator: c, epoch, reason });
                 }
             }
         }
+    }
+
+    /// The parts coordinator `c` collected for completed snapshot `epoch` hold exactly the
+    /// actors that cut for it, each in the part of its own node.
+    fn check_parts(&self, c: usize, epoch: Epoch) -> Result<(), (String, Vec<usize>)> {
+        for (i, a) in self.actors.iter().enumerate() {
+            let member = a.cuts.iter().any(|cut| cut.to == epoch);
+            let held: Vec<usize> = self.parts[c]
+                .iter()
+                .filter(|(_, actors)| actors.contains(&i))
+                .map(|(&n, _)| n)
+                .collect();
+            match (member, held.as_slice()) {
+                (true, [n]) if *n == a.node => {}
+                (false, []) => {}
+                (true, []) => {
+                    return Err((
+                        format!("actor {i} cut for it but is in no node's part"),
+                        vec![i],
+                    ));
+                }
+                _ => {
+                    return Err((
+                        format!(
+                            "actor {i} (node {}, member: {member}) is in the parts of nodes {held:?}",
+                            a.node
+                        ),
+                        vec![i],
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the round of the snapshot node `n` runs and drops those nobody will ask for, as
+    /// the runtime's engine does after every step of its machines.
+    fn sync_rounds(&mut self, n: usize) {
+        let node = &mut self.nodes[n];
+        if let Some(e) = node.proto.running() {
+            node.rounds.entry(e).or_default();
+        }
+        let drop_overtaken = self.cfg.fault == Fault::DropOvertakenRounds;
+        let Node { rounds, follow, proto, .. } = node;
+        rounds.retain(|&e, _| {
+            if drop_overtaken { proto.running() == Some(e) } else { follow.keeps(proto, e) }
+        });
     }
 
     fn drain_node(&mut self, n: usize) {
@@ -985,14 +1178,15 @@ impl World {
                 NodeAction::Report(r) => {
                     self.trace(Ev::Report { node: n, epoch: r.epoch, done: r.locally_done });
                     // To the coordinator the node follows, or held until its Start arrives.
-                    if let Some((_, r)) = self.nodes[n].follow.route(r) {
-                        self.nodes[n].reports.push_back(r);
+                    if let Some((c, r)) = self.nodes[n].follow.route(r) {
+                        self.nodes[n].reports[c].push_back(Up::Report(r));
                     } else {
                         self.stats.held_reports += 1;
                     }
                 }
             }
         }
+        self.sync_rounds(n);
     }
 
     fn deliver_marker(&mut self) {
@@ -1016,78 +1210,128 @@ impl World {
     }
 
     fn deliver_control(&mut self) {
-        // (node, to the node?) for each non-empty FIFO between the coordinator and a node.
-        let queues: Vec<(usize, bool)> = (0..self.cfg.nodes)
-            .flat_map(|n| [(n, true), (n, false)])
-            .filter(|&(n, down)| {
-                let node = &self.nodes[n];
-                if down { !node.commands.is_empty() } else { !node.reports.is_empty() }
-            })
-            .collect();
-        let (n, down) = queues[self.rng.below(queues.len())];
-        if down {
-            let command = self.nodes[n].commands.pop_front().unwrap();
-            let (name, epoch) = match &command {
-                NodeCommand::Start(e) => ("start", *e),
-                NodeCommand::Expect { epoch, .. } => ("expect", *epoch),
-                NodeCommand::Release { epoch, .. } => ("release", *epoch),
-                NodeCommand::Complete(e) => ("complete", *e),
-                NodeCommand::Abort { epoch, .. } => ("abort", *epoch),
-            };
-            if let NodeCommand::Start(e) = command {
-                let node = &mut self.nodes[n];
-                match node.follow.on_start(&mut node.proto, &COORDINATOR, e) {
-                    StartVerdict::Follow { held } => {
-                        self.trace(Ev::Command { node: n, command: name, epoch });
-                        if let Some(r) = held {
-                            self.stats.held_reports_sent += 1;
-                            self.nodes[n].reports.push_back(r);
-                        }
-                    }
-                    StartVerdict::Repeated => {}
-                    StartVerdict::RestorePending => {
-                        // Restored actors not started yet would be missing: the node refuses.
-                        self.stats.restore_refusals += 1;
-                        self.trace(Ev::RestorePending { node: n, epoch: e });
-                        self.coord.restore_pending(n, e);
-                        self.drain_coord();
-                        return;
-                    }
-                    StartVerdict::Refuse(reason) => {
-                        // With one coordinator, only a stale Start is refused (its snapshot
-                        // was aborted and a later one reached this node first, through a
-                        // tagged message): the coordinator ignores the refusal.
-                        self.stats.start_refusals += 1;
-                        self.trace(Ev::Command { node: n, command: "refused", epoch });
-                        let running = self.coord.running();
-                        self.coord.reject(n, e, reason);
-                        if self.coord.running() != running {
-                            self.fail(format!("node {n} refused the running snapshot {e}"), &[]);
-                        }
-                        self.drain_coord();
-                        return;
-                    }
+        // (node, coordinator, to the node?) for each non-empty FIFO between a coordinator
+        // and a node.
+        let mut queues = Vec::new();
+        for n in 0..self.cfg.nodes {
+            for c in 0..self.coords.len() {
+                if !self.nodes[n].commands[c].is_empty() {
+                    queues.push((n, c, true));
                 }
-                self.drain_node(n);
-                return;
+                if !self.nodes[n].reports[c].is_empty() {
+                    queues.push((n, c, false));
+                }
             }
-            if !self.nodes[n].follow.follows(epoch, &COORDINATOR) {
-                // A command about a snapshot this node never followed (its Start was
-                // refused): ignored, as by the runtime.
-                self.trace(Ev::Command { node: n, command: "ignored", epoch });
-                return;
-            }
-            if let NodeCommand::Abort { epoch, .. } = &command {
-                self.nodes[n].follow.discard(*epoch);
-            }
-            self.trace(Ev::Command { node: n, command: name, epoch });
-            self.nodes[n].proto.handle_command(command);
-            self.drain_node(n);
-        } else {
-            let report = self.nodes[n].reports.pop_front().unwrap();
-            self.coord.handle_report(report);
-            self.drain_coord();
         }
+        let (n, c, down) = queues[self.rng.below(queues.len())];
+        if down {
+            let command = self.nodes[n].commands[c].pop_front().unwrap();
+            self.deliver_command(n, c, command);
+        } else {
+            let up = self.nodes[n].reports[c].pop_front().unwrap();
+            self.deliver_up(n, c, up);
+        }
+    }
+
+    /// Coordinator `c`'s command reaches node `n`: the participant machine decides.
+    fn deliver_command(&mut self, n: usize, c: usize, command: NodeCommand<usize>) {
+        let (name, epoch) = match &command {
+            NodeCommand::Start(e) => ("start", *e),
+            NodeCommand::Expect { epoch, .. } => ("expect", *epoch),
+            NodeCommand::Release { epoch, .. } => ("release", *epoch),
+            NodeCommand::Complete(e) => ("complete", *e),
+            NodeCommand::Abort { epoch, .. } => ("abort", *epoch),
+        };
+        let node = &mut self.nodes[n];
+        let running = node.proto.running();
+        let verdict = node.follow.on_command(&mut node.proto, &c, command);
+        match verdict {
+            CommandVerdict::Start(StartVerdict::Follow { held }) => {
+                self.trace(Ev::Command { node: n, coordinator: c, command: name, epoch });
+                if let Some(r) = held {
+                    self.stats.held_reports_sent += 1;
+                    self.nodes[n].reports[c].push_back(Up::Report(r));
+                }
+            }
+            CommandVerdict::Start(StartVerdict::Repeated) => {}
+            CommandVerdict::Start(StartVerdict::RestorePending) => {
+                // Restored actors not started yet would be missing: the node refuses.
+                self.stats.restore_refusals += 1;
+                self.trace(Ev::RestorePending { node: n, epoch });
+                self.nodes[n].reports[c].push_back(Up::RestorePending { epoch });
+            }
+            CommandVerdict::Start(StartVerdict::Refuse(reason)) => {
+                match reason {
+                    Refusal::FollowsOther { .. } | Refusal::TakingOther { .. } => {
+                        self.stats.rival_refusals += 1;
+                    }
+                    _ => self.stats.start_refusals += 1,
+                }
+                self.trace(Ev::Command { node: n, coordinator: c, command: "refused", epoch });
+                self.nodes[n].reports[c].push_back(Up::Reject { epoch, reason });
+            }
+            CommandVerdict::Ignored => {
+                // A command about a snapshot this node does not follow (its Start was
+                // refused, or its coordinator was declared down): ignored, as by the runtime.
+                self.trace(Ev::Command { node: n, coordinator: c, command: "ignored", epoch });
+            }
+            CommandVerdict::Obeyed | CommandVerdict::Discard(_) => {
+                self.trace(Ev::Command { node: n, coordinator: c, command: name, epoch });
+            }
+            CommandVerdict::SendPart { epoch, to } => {
+                self.trace(Ev::Command { node: n, coordinator: c, command: name, epoch });
+                if running != Some(epoch) {
+                    self.stats.overtaken_parts += 1;
+                }
+                let to = if self.cfg.fault == Fault::PartToLatestCoordinator {
+                    let node = &self.nodes[n];
+                    node.proto
+                        .running()
+                        .and_then(|e| node.follow.leader_of(e))
+                        .copied()
+                        .unwrap_or(to)
+                } else {
+                    to
+                };
+                let actors = self.nodes[n].rounds.remove(&epoch);
+                let count = actors.as_ref().map_or(0, BTreeSet::len);
+                self.trace(Ev::Part { node: n, coordinator: to, epoch, actors: count });
+                self.nodes[n].reports[to].push_back(Up::Part { epoch, actors });
+            }
+        }
+        self.drain_node(n);
+    }
+
+    /// Node `n`'s report, refusal or part reaches coordinator `c`.
+    fn deliver_up(&mut self, n: usize, c: usize, up: Up) {
+        match up {
+            Up::Report(report) => self.coords[c].handle_report(report),
+            Up::RestorePending { epoch } => self.coords[c].restore_pending(n, epoch),
+            Up::Reject { epoch, reason } => {
+                // With one coordinator, only a stale Start is refused (its snapshot was
+                // aborted and a later one reached this node first, through a tagged
+                // message): the coordinator ignores the refusal.
+                let running = self.coords[c].running();
+                self.coords[c].reject(n, epoch, reason);
+                if self.coords.len() == 1 && self.coords[c].running() != running {
+                    self.fail(format!("node {n} refused the running snapshot {epoch}"), &[]);
+                }
+            }
+            Up::Part { epoch, actors } => {
+                if self.coords[c].awaits_part(epoch, &n) {
+                    let Some(actors) = actors else {
+                        // The runtime refuses such a checkpoint (`CaptureProblem::NoCuts`).
+                        return self.fail(
+                            format!("node {n} completed snapshot {epoch} holding no round for it"),
+                            &[],
+                        );
+                    };
+                    self.parts[c].insert(n, actors);
+                    self.coords[c].part_received(&n, epoch);
+                }
+            }
+        }
+        self.drain_coord(c);
     }
 
     fn deliver_link(&mut self) {
@@ -1182,11 +1426,18 @@ impl World {
             self.stats.refused_sends += u64::from(refused);
         }
         self.trace(Ev::Arrive { to, id: msg.id, tag: msg.tag, recorded, dead: !alive });
+        // A recording for a completed snapshot misses its checkpoint: wrong if the snapshot
+        // becomes a checkpoint (every part arrives). It can happen to a snapshot whose
+        // checkpoint is lost: a node that heard its coordinator was down aborted it (never
+        // sending its part), and an actor it spawns next is born in an older epoch.
         if let Some(e) = recorded.filter(|e| self.completed.contains(e)) {
-            self.fail(
-                format!("message {} recorded for snapshot {e} after it completed", msg.id),
-                &[to],
-            );
+            if self.checkpointed.contains(&e) {
+                self.fail(
+                    format!("message {} recorded for snapshot {e} after it completed", msg.id),
+                    &[to],
+                );
+            }
+            self.recorded_after_completion.push((e, msg.id, to));
         }
         if let (false, Kind::Ask { ask, asker: Some(asker), .. }) = (alive, self.log[msg.id].kind) {
             self.route_reply(self.actors[to].node, asker, ask, None);
@@ -1223,8 +1474,12 @@ impl World {
                 // depth was still unknown (or the tainted epochs all ended already).
                 let request = &self.log[self.asks[&ask]];
                 let r = request.receiver;
-                let running = self.coord.running();
-                let live = running.is_some_and(|e| asker_epoch < e && e <= responder_epoch);
+                let running = self
+                    .coords
+                    .iter()
+                    .filter_map(Coordinator::running)
+                    .find(|&e| asker_epoch < e && e <= responder_epoch);
+                let live = running.is_some();
                 // Released by a crossing before the responder cut: not the rule's failure.
                 let released_at = running.and_then(|e| self.crossed.get(&e).copied());
                 if let Kind::Ask { depth, .. } = request.kind
@@ -1366,6 +1621,12 @@ impl World {
         let node = a.node;
         self.trace(Ev::Cut { actor: x, from: cut.from, to: cut.to, by, depth: cut.depth, backlog });
         self.nodes[node].proto.actor_cut(cut);
+        // The runtime's engine files the cut in the round of its epoch, opened if the node
+        // runs it (a cut may be how the node learns of a snapshot).
+        self.sync_rounds(node);
+        if let Some(round) = self.nodes[node].rounds.get_mut(&cut.to) {
+            round.insert(x);
+        }
         if crossed {
             self.nodes[node].proto.ask_crossed(cut.to);
             let at = self.tick();
@@ -1657,12 +1918,13 @@ impl World {
 
     fn stop(&mut self, x: usize) {
         let at = self.tick();
+        let running = self.running();
         let a = &mut self.actors[x];
         a.alive = false;
         a.stopped = Some((at, a.balance));
         let epoch = a.cut.epoch();
         let a_depth = a.cut.depth();
-        match self.coord.running() {
+        match running {
             Some(e) if epoch < e => self.stats.stops_before_cut += 1,
             Some(e) if a.cut.last_cut() == Some(e) => self.stats.stops_after_cut += 1,
             _ => {}
