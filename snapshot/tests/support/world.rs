@@ -1,6 +1,14 @@
-//! The simulated system: K nodes of actors, per-pair FIFO links, a coordinator, and a
-//! scheduler that picks the next event at random from a seed. It drives the real protocol
-//! state machines of `amber_snapshot` and keeps a ground-truth log of every data message.
+//! The simulated system: K nodes of actors, per-pair FIFO links, coordinators on the first
+//! nodes, and a scheduler that picks the next event at random from a seed. It drives the
+//! real protocol state machines of `amber_snapshot` and keeps a ground-truth log of every
+//! data message.
+//!
+//! Nodes and coordinators, as the runtime's engines: each node keeps what its actors
+//! captured per snapshot (the actors that cut, their backlogs) and a late sink of messages
+//! recorded after their receiver's cut; `Participant::on_command` decides every command
+//! (and where a completed snapshot's part goes), `Participant::keeps` which rounds to keep,
+//! and recordings of snapshots without a round are dropped. A coordinator collects the
+//! parts (`Coordinator::part_received`, `PartsIn`), which are checked against the cuts.
 //!
 //! The actors are bank accounts. The only message that carries money is a deposit; a
 //! transfer withdraws locally, then sends the deposit. Outside commands and timer ticks tell
@@ -102,6 +110,10 @@ pub enum Fault {
     /// A node sends a completed snapshot's part to the coordinator of the snapshot it runs
     /// now, not to the one that completed it.
     PartToLatestCoordinator,
+    /// Taking a snapshot's late recordings for its part also drops those of earlier
+    /// snapshots, as if they were all aborted (the old `LateSink::take`): a part still owed
+    /// for an earlier snapshot (overtaken here) then misses its recordings.
+    TakeDropsOlder,
 }
 
 /// What one run looks like.
@@ -483,6 +495,14 @@ enum LinkItem {
     Reply { to: usize, ask: u64, value: Reply },
 }
 
+/// What a node captured for one snapshot: the actors that cut for it here and their
+/// backlogs at the cut.
+#[derive(Debug, Default, Clone)]
+struct Round {
+    actors: BTreeSet<usize>,
+    records: Vec<usize>,
+}
+
 /// What a node sends its coordinators, over one FIFO link per coordinator.
 #[derive(Debug)]
 enum Up {
@@ -494,11 +514,11 @@ enum Up {
     RestorePending {
         epoch: Epoch,
     },
-    /// The node's part of a completed snapshot: the actors whose cuts it holds, or `None`
-    /// if it held no round for it.
+    /// The node's part of a completed snapshot: the actors whose cuts it holds and the
+    /// messages it recorded, or `None` if it held no round for it.
     Part {
         epoch: Epoch,
-        actors: Option<BTreeSet<usize>>,
+        round: Option<Round>,
     },
 }
 
@@ -513,8 +533,11 @@ pub struct Node {
     /// Reports, refusals and parts for each coordinator (by index), in FIFO order.
     reports: Vec<VecDeque<Up>>,
     /// What the node's actors captured, per snapshot (`Participant::keeps` says which to
-    /// keep, as in the runtime's engine): the actors that cut for it here.
-    rounds: BTreeMap<Epoch, BTreeSet<usize>>,
+    /// keep, as in the runtime's engine).
+    rounds: BTreeMap<Epoch, Round>,
+    /// Messages recorded after their receiver's cut, (snapshot, message), in the order
+    /// recorded: the runtime's late sink, taken per snapshot for its part.
+    late: Vec<(Epoch, usize)>,
     /// Marker and release broadcasts in progress: actors still to be sent a signal. The
     /// runtime walks its registry while actors run, so signals reach actors one at a time,
     /// in any order.
@@ -627,7 +650,7 @@ pub struct World {
     /// The coordinator of node `c`, for `c` in `0..cfg.coordinators`.
     pub coords: Vec<Coordinator<usize>>,
     /// The parts each coordinator received of the snapshot it collects, by node.
-    parts: Vec<BTreeMap<usize, BTreeSet<usize>>>,
+    parts: Vec<BTreeMap<usize, Round>>,
     timers: Vec<usize>,
     pub log: Vec<Sent>,
     trace: Vec<(u64, Ev)>,
@@ -698,6 +721,7 @@ impl World {
                     commands: (0..cfg.coordinators).map(|_| VecDeque::new()).collect(),
                     reports: (0..cfg.coordinators).map(|_| VecDeque::new()).collect(),
                     rounds: BTreeMap::new(),
+                    late: Vec::new(),
                     broadcast: Vec::new(),
                     arriving: VecDeque::new(),
                     pending_until: None,
@@ -1102,7 +1126,7 @@ impl World {
             let member = a.cuts.iter().any(|cut| cut.to == epoch);
             let held: Vec<usize> = self.parts[c]
                 .iter()
-                .filter(|(_, actors)| actors.contains(&i))
+                .filter(|(_, round)| round.actors.contains(&i))
                 .map(|(&n, _)| n)
                 .collect();
             match (member, held.as_slice()) {
@@ -1125,6 +1149,27 @@ impl World {
                 }
             }
         }
+        let mut expected: Vec<usize> = self
+            .actors
+            .iter()
+            .flat_map(|a| a.recorded.get(&epoch).into_iter().flatten().copied())
+            .collect();
+        let mut got: Vec<usize> =
+            self.parts[c].values().flat_map(|r| r.records.iter().copied()).collect();
+        expected.sort_unstable();
+        got.sort_unstable();
+        if expected != got {
+            let missing: Vec<usize> =
+                expected.iter().filter(|m| !got.contains(m)).copied().collect();
+            let extra: Vec<usize> = got.iter().filter(|m| !expected.contains(m)).copied().collect();
+            let actors: Vec<usize> = missing.iter().map(|&m| self.log[m].receiver).collect();
+            return Err((
+                format!(
+                    "the parts' recordings miss messages {missing:?} and hold {extra:?} in excess"
+                ),
+                actors,
+            ));
+        }
         Ok(())
     }
 
@@ -1137,9 +1182,31 @@ impl World {
         }
         let drop_overtaken = self.cfg.fault == Fault::DropOvertakenRounds;
         let Node { rounds, follow, proto, .. } = node;
+        let mut dropped = None;
         rounds.retain(|&e, _| {
-            if drop_overtaken { proto.running() == Some(e) } else { follow.keeps(proto, e) }
+            let keep =
+                if drop_overtaken { proto.running() == Some(e) } else { follow.keeps(proto, e) };
+            if !keep {
+                dropped = dropped.max(Some(e));
+            }
+            keep
         });
+        if let Some(e) = dropped {
+            if self.cfg.fault == Fault::TakeDropsOlder {
+                // The old runtime discarded an aborted snapshot's recordings with
+                // `take(e)`, which dropped every earlier snapshot's too.
+                node.late.retain(|(r, _)| *r > e);
+            }
+            Self::drop_unowed_records(node);
+        }
+    }
+
+    /// Drops the recordings of snapshots the node will send no part of, as the runtime's
+    /// engine does: those it holds no round for, up to its target.
+    fn drop_unowed_records(node: &mut Node) {
+        let target = node.proto.epoch();
+        let Node { late, rounds, .. } = node;
+        late.retain(|(e, _)| *e > target || rounds.contains_key(e));
     }
 
     fn drain_node(&mut self, n: usize) {
@@ -1293,10 +1360,23 @@ impl World {
                 } else {
                     to
                 };
-                let actors = self.nodes[n].rounds.remove(&epoch);
-                let count = actors.as_ref().map_or(0, BTreeSet::len);
+                let take_drops_older = self.cfg.fault == Fault::TakeDropsOlder;
+                let node = &mut self.nodes[n];
+                let mut round = node.rounds.remove(&epoch);
+                let mut taken = Vec::new();
+                node.late.retain(|&(e, id)| {
+                    if e == epoch {
+                        taken.push(id);
+                    }
+                    e > epoch || (e < epoch && !take_drops_older)
+                });
+                if let Some(round) = &mut round {
+                    round.records.extend(taken);
+                }
+                Self::drop_unowed_records(node);
+                let count = round.as_ref().map_or(0, |r| r.actors.len());
                 self.trace(Ev::Part { node: n, coordinator: to, epoch, actors: count });
-                self.nodes[n].reports[to].push_back(Up::Part { epoch, actors });
+                self.nodes[n].reports[to].push_back(Up::Part { epoch, round });
             }
         }
         self.drain_node(n);
@@ -1317,16 +1397,16 @@ impl World {
                     self.fail(format!("node {n} refused the running snapshot {epoch}"), &[]);
                 }
             }
-            Up::Part { epoch, actors } => {
+            Up::Part { epoch, round } => {
                 if self.coords[c].awaits_part(epoch, &n) {
-                    let Some(actors) = actors else {
+                    let Some(round) = round else {
                         // The runtime refuses such a checkpoint (`CaptureProblem::NoCuts`).
                         return self.fail(
                             format!("node {n} completed snapshot {epoch} holding no round for it"),
                             &[],
                         );
                     };
-                    self.parts[c].insert(n, actors);
+                    self.parts[c].insert(n, round);
                     self.coords[c].part_received(&n, epoch);
                 }
             }
@@ -1399,6 +1479,7 @@ impl World {
         };
         if let Some(e) = recorded {
             a.recorded.entry(e).or_default().push(msg.id);
+            self.nodes[a.node].late.push((e, msg.id));
             if a.alive {
                 self.stats.late_recorded += 1;
             } else {
@@ -1601,11 +1682,13 @@ impl World {
             }
         }
         let mut backlog = 0;
+        let mut backlog_ids = Vec::new();
         let mut crossed = false;
         if self.cfg.fault != Fault::NoBacklogRecording {
             for (i, m) in a.mailbox.iter().enumerate() {
                 if let Some(e) = a.cut.recording(m.tag) {
                     a.recorded.entry(e).or_default().push(m.id);
+                    backlog_ids.push(m.id);
                     crossed |= matches!(self.log[m.id].kind, Kind::Ask { asker: Some(_), .. });
                     backlog += 1;
                     if i < held {
@@ -1625,7 +1708,8 @@ impl World {
         // runs it (a cut may be how the node learns of a snapshot).
         self.sync_rounds(node);
         if let Some(round) = self.nodes[node].rounds.get_mut(&cut.to) {
-            round.insert(x);
+            round.actors.insert(x);
+            round.records.extend(backlog_ids);
         }
         if crossed {
             self.nodes[node].proto.ask_crossed(cut.to);
