@@ -1560,15 +1560,17 @@ impl World {
                     .iter()
                     .filter_map(Coordinator::running)
                     .find(|&e| asker_epoch < e && e <= responder_epoch);
-                let live = running.is_some();
                 // Released by a crossing before the responder cut: not the rule's failure.
                 let released_at = running.and_then(|e| self.crossed.get(&e).copied());
+                // The responder's cut for the running snapshot (not one for an earlier,
+                // aborted snapshot, after which every depth was released).
                 if let Kind::Ask { depth, .. } = request.kind
-                    && live
+                    && let Some(e) = running
                     && self.actors[r].node == self.actors[x].node
                     && self.actors[r].cuts.iter().any(|c| {
-                        c.from <= asker_epoch
-                            && c.to > asker_epoch
+                        c.from < e
+                            && e <= c.to
+                            && c.from <= asker_epoch
                             && c.depth > depth
                             && released_at.is_none_or(|t| c.at < t)
                     })
