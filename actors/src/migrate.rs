@@ -370,7 +370,7 @@ pub(crate) fn arrive<A: ActorState>(
         let _ = mailbox.push_control(Signal::Marker(marker));
     }
     let me = ActorRef::from_mailbox(mailbox.clone());
-    let mut ctx = Context::new(me.clone(), system.clone(), None, epoch);
+    let mut ctx = Context::new(me.clone(), system.internal(), None, epoch);
     for watched in watching {
         ctx.watch_id(watched);
     }

@@ -107,7 +107,7 @@ pub(crate) fn inbound_envelope<A: Actor>(
         let msg: A::Msg = system.decode(&message.payload).map_err(DeliverError::Decode)?;
         let reply = message.reply.map(|handler| {
             let (tx, rx) = tokio::sync::oneshot::channel::<(A::Reply, Epoch)>();
-            let system = system.clone();
+            let system = system.internal();
             tokio::spawn(async move {
                 match rx.await {
                     Ok((reply, epoch)) => {

@@ -83,7 +83,7 @@ pub(crate) fn factory_from_state<A: ActorState>(
     version: u32,
     state: &[u8],
 ) -> Factory<A> {
-    let system = system.clone();
+    let system = system.internal();
     let state: Arc<[u8]> = state.into();
     Box::new(move || match A::decode_state(version, &state, &system) {
         Ok(actor) => actor,
@@ -149,7 +149,7 @@ fn prepare<A: ActorState>(
     let factory = (restart != RestartPolicy::Never)
         .then(|| factory_from_state::<A>(system, id, plan.entry.state_version, &plan.state.state));
     Ok(Box::new(PreparedActor {
-        system: system.clone(),
+        system: system.internal(),
         mailbox,
         actor,
         queued,

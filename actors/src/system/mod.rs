@@ -70,6 +70,17 @@ struct SystemInner {
 ///
 /// Cheap to clone (a reference count).
 ///
+/// # Dropping
+///
+/// The handles you hold own the system: when the last of them is dropped (without a
+/// [`shutdown`](Self::shutdown) first), the system shuts itself down in the background, as
+/// `shutdown` would (every actor stopped, children first, timers cancelled, `on_stop` run),
+/// on the runtime it was built on. Actors never own their system: the handle a handler gets
+/// from [`Context::system`](crate::Context::system), and clones of it, keep nothing alive,
+/// so a system whose owner is gone does not live on through its actors and their timers.
+/// (A [`Cluster`](https://docs.rs/amber-remote) holds its system until the cluster is shut
+/// down.)
+///
 /// ```
 /// use amber_actors::{Actor, ActorSystem, Context};
 /// use serde::{Deserialize, Serialize};
@@ -100,6 +111,31 @@ struct SystemInner {
 #[derive(Clone)]
 pub struct ActorSystem {
     inner: Arc<SystemInner>,
+    /// Present on the handles users hold (and their clones): the system shuts down once the
+    /// last is dropped. Absent on the handles the runtime keeps (actors, timers, tasks).
+    #[allow(dead_code, reason = "held for its Drop")]
+    owner: Option<Arc<Owner>>,
+}
+
+/// The users' ownership of a system: dropping the last one shuts the system down.
+struct Owner {
+    system: std::sync::Weak<SystemInner>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let Some(inner) = self.system.upgrade() else { return };
+        if inner.shutting_down.load(Ordering::Acquire) {
+            return;
+        }
+        let system = ActorSystem { inner, owner: None };
+        tracing::debug!(system = %system.id(), "last handle dropped; shutting down");
+        // Refuse spawns and snapshots from now on, even before the task below runs (or if
+        // the runtime is shutting down and never runs it: its tasks are dropped anyway).
+        system.inner.shutting_down.store(true, Ordering::Release);
+        let runtime = system.inner.runtime.clone();
+        runtime.spawn(async move { system.stop_all().await });
+    }
 }
 
 impl ActorSystem {
@@ -137,20 +173,26 @@ impl ActorSystem {
                 effects.resolve();
             }
         }));
-        ActorSystem {
-            inner: Arc::new(SystemInner {
-                id,
-                config,
-                runtime,
-                seq: AtomicU64::new(0),
-                registry: Registry::default(),
-                roots: DashMap::new(),
-                shutting_down: AtomicBool::new(false),
-                engine,
-                moved: DashMap::new(),
-                stopped_cuts: DashMap::new(),
-            }),
-        }
+        let inner = Arc::new(SystemInner {
+            id,
+            config,
+            runtime,
+            seq: AtomicU64::new(0),
+            registry: Registry::default(),
+            roots: DashMap::new(),
+            shutting_down: AtomicBool::new(false),
+            engine,
+            moved: DashMap::new(),
+            stopped_cuts: DashMap::new(),
+        });
+        let owner = Some(Arc::new(Owner { system: Arc::downgrade(&inner) }));
+        ActorSystem { inner, owner }
+    }
+
+    /// A handle for the runtime's own use (a context, a timer, a task): it does not keep the
+    /// system from shutting down when its users drop theirs.
+    pub(crate) fn internal(&self) -> ActorSystem {
+        ActorSystem { inner: self.inner.clone(), owner: None }
     }
 
     /// This system's id.
@@ -225,7 +267,7 @@ impl ActorSystem {
             Make::Factory(f) => (None, Some(f)),
         };
         let ctx =
-            Context::new(ActorRef::from_mailbox(mailbox.clone()), self.clone(), parent, epoch);
+            Context::new(ActorRef::from_mailbox(mailbox.clone()), self.internal(), parent, epoch);
         Ok(self.start_runner(mailbox, actor, factory, ctx, Restarts::new(options.restart)))
     }
 
@@ -488,8 +530,13 @@ impl ActorSystem {
     /// each stops its children (and waits for them) before its own `on_stop`. New spawns are
     /// refused from the moment this is called, and a running snapshot is aborted.
     pub async fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::Release);
+        self.stop_all().await;
+    }
+
+    /// Stops every actor, roots first (each stops its children before itself).
+    async fn stop_all(&self) {
         let inner = &self.inner;
-        inner.shutting_down.store(true, Ordering::Release);
         tracing::debug!(system = %inner.id, "shutting down");
         self.run_effects(inner.engine.cancel());
         loop {

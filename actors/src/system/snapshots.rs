@@ -105,7 +105,8 @@ impl ActorSystem {
             return Err(ScheduleError::ZeroInterval);
         }
         let stats = Arc::new(ScheduleStats::default());
-        let (system, task_stats) = (self.clone(), stats.clone());
+        // The schedule does not keep the system alive: dropping it shuts the schedule down.
+        let (system, task_stats) = (self.internal(), stats.clone());
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -172,7 +173,7 @@ impl ActorSystem {
             self.add_root(mailbox.clone());
         }
         let me = ActorRef::from_mailbox(mailbox.clone());
-        let mut ctx = Context::new(me.clone(), self.clone(), parent, epoch);
+        let mut ctx = Context::new(me.clone(), self.internal(), parent, epoch);
         ctx.children = children.into_iter().map(|c| (c.id(), c)).collect();
         for watched in watching {
             ctx.watching.insert(watched.id());
