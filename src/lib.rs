@@ -10,6 +10,16 @@
 //! [`#[derive(ActorState)]`](derive@ActorState) makes an actor's state storable in snapshots.
 //! Both are sugar over the traits: the two styles mix freely.
 //!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `remote` | on | [`Cluster`], the TCP transport ([`cluster`]): remote refs, cross-node snapshots, restore onto other nodes, live migration |
+//! | `tls` | on | mutual TLS on a cluster's links ([`TlsConfig`], `TransportConfig::with_tls`; rustls with *ring*); implies `remote` |
+//!
+//! A local-only application depends on `amber` with `default-features = false`: the runtime,
+//! the macros, snapshots, checkpoints and restore, without the transport, rustls or ring.
+//!
 //! ```
 //! use amber::prelude::*;
 //!
@@ -42,10 +52,16 @@ pub use amber_actors::*;
 pub use amber_snapshot as snapshot;
 
 /// Remoting ([`amber_remote`]): the TCP transport and [`Cluster`], a node whose actor system
-/// reaches actors on other nodes and whose snapshots span them all.
+/// reaches actors on other nodes and whose snapshots span them all. Feature `remote`.
+#[cfg(feature = "remote")]
 pub use amber_remote as cluster;
+#[cfg(feature = "remote")]
 #[doc(inline)]
 pub use amber_remote::{Cluster, ClusterError, NodeId, TransportConfig};
+/// TLS on a cluster's links: [`TransportConfig::with_tls`]. Feature `tls`.
+#[cfg(feature = "tls")]
+#[doc(inline)]
+pub use amber_remote::{TlsConfig, TlsError};
 
 #[doc(inline)]
 pub use amber_macros::{ActorState, actor};
@@ -55,6 +71,7 @@ pub mod docs {
     #[doc = include_str!("../docs/snapshots.md")]
     pub mod snapshots {}
 
+    #[cfg(feature = "remote")]
     #[doc = include_str!("../docs/cluster.md")]
     pub mod cluster {}
 }
