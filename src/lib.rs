@@ -143,7 +143,8 @@ pub mod __private {
     }
 }
 
-/// The names an amber program needs most, plus serde's derives.
+/// The names an amber program needs most: the runtime's types, the macros, the checkpoint
+/// store, and serde's traits and derives (which work without a dependency on serde).
 pub mod prelude {
     pub use amber_actors::{
         Actor, ActorId, ActorRef, ActorState, ActorSystem, AskError, BoxError, ChildEvent, Context,
@@ -151,5 +152,9 @@ pub mod prelude {
         TrySendError,
     };
     pub use amber_macros::{ActorState, actor};
-    pub use serde::{Deserialize, Serialize};
+    /// serde's derives through amber's serde: they work without a dependency on serde.
+    pub use amber_macros::{Deserialize, Serialize};
+    pub use amber_snapshot::{CheckpointStore, FsStore};
+    /// serde's traits (the derives of the same names are amber's, above).
+    pub use serde::{de::Deserialize, ser::Serialize};
 }

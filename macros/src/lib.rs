@@ -68,6 +68,7 @@
 
 mod actor;
 mod internals;
+mod serdes;
 mod state;
 
 use proc_macro::TokenStream;
@@ -210,7 +211,7 @@ pub fn derive_actor_state(input: TokenStream) -> TokenStream {
 /// Turns the methods of an `impl` block into the message handlers of an actor.
 ///
 /// ```
-/// # use amber::prelude::*;
+/// use amber::prelude::*;
 /// # #[derive(Default)] pub struct Counter { count: u64 }
 /// #[amber::actor]
 /// impl Counter {
@@ -266,7 +267,7 @@ pub fn derive_actor_state(input: TokenStream) -> TokenStream {
 /// the others return `()`. Hooks left out keep the trait's defaults.
 ///
 /// ```
-/// # use amber::prelude::*;
+/// use amber::prelude::*;
 /// # pub struct Worker { started: bool }
 /// #[amber::actor]
 /// impl Worker {
@@ -334,4 +335,52 @@ pub fn derive_actor_state(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn actor(args: TokenStream, input: TokenStream) -> TokenStream {
     actor::actor(args.into(), input.into()).into()
+}
+
+/// serde's `Serialize` derive, through amber's copy of serde: `#[derive(Serialize)]` with
+/// `use amber::prelude::*` works in a crate that does not depend on serde.
+///
+/// It takes serde's attributes (`#[serde(rename_all = "...")]`, `#[serde(default)]`,
+/// `#[serde(skip)]`, ...) and encodes exactly as serde's derive does: it is serde's derive,
+/// run on a private copy of the type (serde's `remote` mode) that names amber's serde. A
+/// generic type gets `T: Serialize` on every type parameter; types with lifetime
+/// parameters are refused (messages and states own their data). In a crate that depends on
+/// serde, serde's own derives (`use serde::Serialize`) work as well.
+///
+/// ```
+/// use amber::prelude::*;
+///
+/// #[derive(Serialize, Deserialize, Debug, PartialEq)]
+/// #[serde(rename_all = "snake_case")]
+/// enum Command {
+///     Add(u64),
+///     Reset,
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let system = ActorSystem::new();
+/// let bytes = system.encode(&Command::Add(2)).unwrap();
+/// assert_eq!(system.decode::<Command>(&bytes).unwrap(), Command::Add(2));
+/// # system.shutdown().await;
+/// # }
+/// ```
+#[proc_macro_derive(Serialize, attributes(serde))]
+pub fn derive_serialize(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    serdes::derive(&input, serdes::Trait::Serialize)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// serde's `Deserialize` derive, through amber's copy of serde: `#[derive(Deserialize)]`
+/// with `use amber::prelude::*` works in a crate that does not depend on serde. The
+/// companion of [`Serialize`](derive@Serialize), with the same rules; every type parameter
+/// gets `T: Deserialize<'de>`.
+#[proc_macro_derive(Deserialize, attributes(serde))]
+pub fn derive_deserialize(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    serdes::derive(&input, serdes::Trait::Deserialize)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }
