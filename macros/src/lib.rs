@@ -311,8 +311,40 @@ pub fn derive_actor_state(input: TokenStream) -> TokenStream {
 ///   Bring the trait into scope (`use crate::accounts::AccountRef;`) to call them;
 /// - in a `const _: () = { ... };` block (which adds no names): `impl Actor for Account`
 ///   with `Msg = AccountMsg`, `Reply = AccountReply`, a `handle` that calls the handler of
-///   each variant, the hooks, the trait impl, and a `Debug` for both enums that prints the
-///   variant name only.
+///   each variant, the hooks, the trait impl, a `Debug` for both enums that prints the
+///   variant name only, and `Clone` for each enum whenever every type it holds is `Clone`.
+///
+/// # Timers
+///
+/// `ctx.send_interval(period, msg)` sends a clone of `msg` every period, so it needs
+/// `AccountMsg: Clone`. Nothing to write for that: the generated enums implement `Clone`
+/// exactly when every handler argument (for the message enum) or reply (for the reply enum)
+/// is `Clone`. If one is not, using the enum as `Clone` is an error that points at that
+/// argument's type; make that type `Clone`. (With a `#[cfg]` on a handler, or to derive
+/// `Clone` unconditionally, write `#[amber::actor(derive(Clone))]`.)
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use amber::prelude::*;
+///
+/// #[derive(Default)]
+/// pub struct Clock {
+///     ticks: u64,
+/// }
+///
+/// #[amber::actor]
+/// impl Clock {
+///     #[on_start]
+///     fn start(&mut self, ctx: &mut Context<Self>) {
+///         ctx.send_interval(Duration::from_millis(10), ClockMsg::Tick { by: 1 });
+///     }
+///
+///     fn tick(&mut self, by: u64) {
+///         self.ticks += by;
+///     }
+/// }
+/// ```
 ///
 /// The doc comments of a handler are copied onto its variant and its ref method; `#[cfg]`
 /// attributes on a handler apply to everything generated for it. The enums derive serde's
@@ -328,7 +360,7 @@ pub fn derive_actor_state(input: TokenStream) -> TokenStream {
 /// | key | value | meaning |
 /// |---|---|---|
 /// | `vis` | visibility | of the three generated items, default `pub`, e.g. `vis = "pub(crate)"`; at least that of the actor type (they appear in its `Actor` impl) |
-/// | `derive` | list | more derives for both enums, e.g. `derive(Clone, PartialEq, Debug)`; with `Debug` in it, the names-only `Debug` is not generated |
+/// | `derive` | list | more derives for both enums, e.g. `derive(Clone, PartialEq, Debug)`; with `Debug` in it, the names-only `Debug` is not generated; with `Clone`, the conditional `Clone` is not |
 /// | `crate` | path | where the `amber` crate is, default `::amber` |
 ///
 /// Generic impl blocks are not supported; implement `Actor` by hand for a generic actor.
