@@ -140,6 +140,18 @@ pub mod __private {
         ) -> Result<T, D::Error> {
             T::deserialize_field(deserializer)
         }
+
+        /// Deserializes a stored field that has a default: present, it is `Some`.
+        pub fn deserialize_some<'de, T: StateField, D: serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<T>, D::Error> {
+            T::deserialize_field(deserializer).map(Some)
+        }
+
+        /// A stored field with a default, absent from the encoded state.
+        pub fn none<T>() -> Option<T> {
+            None
+        }
     }
 }
 
