@@ -2,6 +2,7 @@
 //! checkpoints without a version bump, and so does a field added with `#[serde(default)]` to
 //! a message recorded in flight. Both are tested against checkpoints written by the previous
 //! version of the type (`v1`), restored into the next (`v2`), which has the same stable name.
+#![allow(unreachable_pub, missing_debug_implementations)]
 
 use amber::prelude::*;
 use amber::snapshot::InFlightRecord;

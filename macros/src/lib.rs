@@ -124,7 +124,27 @@ use proc_macro::TokenStream;
 /// | key | value | meaning |
 /// |---|---|---|
 /// | `skip` | — | not stored; rebuilt on decode by `default`, or by `Default::default()` |
-/// | `default` | path | `fn() -> FieldType`, rebuilds a skipped field |
+/// | `default` | — or path | on a skipped field: how it is rebuilt; on a stored field: what it is when a state encoded before the field existed lacks it. Bare: `Default::default()`; with a path: `fn() -> FieldType` |
+///
+/// # Schema evolution
+///
+/// A state is decoded by the rules of its *version*; within one version the layout may grow:
+///
+/// - **Adding a stored field** needs no version bump if it has a default:
+///   `#[amber(default)]` (or `#[amber(default = path)]`). A state encoded before the field
+///   existed decodes with the default. Without a default, such a state is refused
+///   (`StateError::Codec`, "missing field"), never made up. In a tuple struct (encoded as an
+///   array) only trailing fields can be added this way, and only to one of at least two
+///   stored fields: one stored field is encoded as its bare value, so growing it changes the
+///   shape.
+/// - **Removing or renaming a stored field** changes what older states mean: bump `version`
+///   and write an `upgrade`. A state holding a field the type does not know is refused
+///   ("unknown field"), so a forgotten upgrade is an error, not silently lost data.
+/// - **Messages** recorded in flight are decoded with the receiver's `Msg` type, by serde's
+///   rules: a named field added with `#[serde(default)]` (messages are encoded with field
+///   names, as maps) decodes from older recordings; a removed field is ignored unless the
+///   type says `#[serde(deny_unknown_fields)]`; a renamed variant or field needs
+///   `#[serde(alias = "...")]`.
 ///
 /// Paths may be written bare or as strings: `upgrade = Self::upgrade` or
 /// `upgrade = "Self::upgrade"`.

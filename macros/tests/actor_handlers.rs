@@ -210,7 +210,7 @@ fn generated_debug_names_the_variant_only() {
 
 /// Ticks on its own timer; no `derive` key: the generated enums are `Clone` because every
 /// handler argument and reply is.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct Metronome {
     ticks: Vec<u32>,
     timer: Option<amber::TimerId>,
