@@ -5,7 +5,9 @@
 //!   (`deposit`, `transfer`, `balance`, ...) work on any `ActorRef<Account>`;
 //! - `#[derive(ActorState)]` makes the account's state storable in snapshots: encoded
 //!   without the struct deriving serde, rebuilt on restore (refs resolved, skipped fields
-//!   rebuilt), and upgradable from older versions.
+//!   rebuilt), and upgradable from older versions;
+//! - timers: the generated message enum is `Clone` when every handler argument is, so a
+//!   handler's message can be sent by `ctx.send_interval`.
 
 use std::time::Duration;
 
@@ -99,10 +101,38 @@ impl Audit {
     }
 }
 
+/// Counts the ticks of its own timer. `send_interval` sends a clone of its message every
+/// period; the generated `ClockMsg` is `Clone` because every handler argument is.
+#[derive(ActorState, Debug, Default)]
+#[amber(name = "bank.Clock")]
+pub struct Clock {
+    ticks: u64,
+}
+
+#[amber::actor]
+impl Clock {
+    #[on_start]
+    fn start(&mut self, ctx: &mut Context<Self>) {
+        ctx.send_interval(Duration::from_millis(10), ClockMsg::Tick { by: 1 });
+    }
+
+    fn tick(&mut self, by: u64) {
+        self.ticks += by;
+    }
+
+    fn ticks(&mut self) -> u64 {
+        self.ticks
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("spawning an audit log and three accounts");
-    let system = ActorSystem::builder().register::<Account>().register::<Audit>().build();
+    let system = ActorSystem::builder()
+        .register::<Account>()
+        .register::<Audit>()
+        .register::<Clock>()
+        .build();
     let audit = system.spawn(Audit::default())?;
     let alice = system.spawn(Account::open("alice", Some(audit.clone())))?;
     let bob = system.spawn(Account::open("bob", Some(audit.clone())))?;
@@ -130,6 +160,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => println!("  unexpected reply {other:?}"),
     }
     println!("  audit log: {:?}", audit.lines().await?);
+
+    println!("\na timer: a clock ticking every 10 ms (ctx.send_interval in its on_start)");
+    let clock = system.spawn(Clock::default())?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    println!("  ticks after 100 ms: {}", clock.ticks().await?);
 
     println!("\nstate through ActorState (what a checkpoint stores)");
     let state = Account::open("dave", Some(audit.clone()));

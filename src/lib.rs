@@ -10,6 +10,16 @@
 //! [`#[derive(ActorState)]`](derive@ActorState) makes an actor's state storable in snapshots.
 //! Both are sugar over the traits: the two styles mix freely.
 //!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `remote` | on | [`Cluster`], the TCP transport ([`cluster`]): remote refs, cross-node snapshots, restore onto other nodes, live migration |
+//! | `tls` | on | mutual TLS on a cluster's links ([`TlsConfig`], `TransportConfig::with_tls`; rustls with *ring*); implies `remote` |
+//!
+//! A local-only application depends on `amber` with `default-features = false`: the runtime,
+//! the macros, snapshots, checkpoints and restore, without the transport, rustls or ring.
+//!
 //! ```
 //! use amber::prelude::*;
 //!
@@ -42,10 +52,16 @@ pub use amber_actors::*;
 pub use amber_snapshot as snapshot;
 
 /// Remoting ([`amber_remote`]): the TCP transport and [`Cluster`], a node whose actor system
-/// reaches actors on other nodes and whose snapshots span them all.
+/// reaches actors on other nodes and whose snapshots span them all. Feature `remote`.
+#[cfg(feature = "remote")]
 pub use amber_remote as cluster;
+#[cfg(feature = "remote")]
 #[doc(inline)]
 pub use amber_remote::{Cluster, ClusterError, NodeId, TransportConfig};
+/// TLS on a cluster's links: [`TransportConfig::with_tls`]. Feature `tls`.
+#[cfg(feature = "tls")]
+#[doc(inline)]
+pub use amber_remote::{TlsConfig, TlsError};
 
 #[doc(inline)]
 pub use amber_macros::{ActorState, actor};
@@ -55,6 +71,7 @@ pub mod docs {
     #[doc = include_str!("../docs/snapshots.md")]
     pub mod snapshots {}
 
+    #[cfg(feature = "remote")]
     #[doc = include_str!("../docs/cluster.md")]
     pub mod cluster {}
 }
@@ -123,10 +140,23 @@ pub mod __private {
         ) -> Result<T, D::Error> {
             T::deserialize_field(deserializer)
         }
+
+        /// Deserializes a stored field that has a default: present, it is `Some`.
+        pub fn deserialize_some<'de, T: StateField, D: serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<T>, D::Error> {
+            T::deserialize_field(deserializer).map(Some)
+        }
+
+        /// A stored field with a default, absent from the encoded state.
+        pub fn none<T>() -> Option<T> {
+            None
+        }
     }
 }
 
-/// The names an amber program needs most, plus serde's derives.
+/// The names an amber program needs most: the runtime's types, the macros, the checkpoint
+/// store, and serde's traits and derives (which work without a dependency on serde).
 pub mod prelude {
     pub use amber_actors::{
         Actor, ActorId, ActorRef, ActorState, ActorSystem, AskError, BoxError, ChildEvent, Context,
@@ -134,5 +164,9 @@ pub mod prelude {
         TrySendError,
     };
     pub use amber_macros::{ActorState, actor};
-    pub use serde::{Deserialize, Serialize};
+    /// serde's derives through amber's serde: they work without a dependency on serde.
+    pub use amber_macros::{Deserialize, Serialize};
+    pub use amber_snapshot::{CheckpointStore, FsStore};
+    /// serde's traits (the derives of the same names are amber's, above).
+    pub use serde::{de::Deserialize, ser::Serialize};
 }

@@ -68,6 +68,7 @@
 
 mod actor;
 mod internals;
+mod serdes;
 mod state;
 
 use proc_macro::TokenStream;
@@ -123,7 +124,27 @@ use proc_macro::TokenStream;
 /// | key | value | meaning |
 /// |---|---|---|
 /// | `skip` | — | not stored; rebuilt on decode by `default`, or by `Default::default()` |
-/// | `default` | path | `fn() -> FieldType`, rebuilds a skipped field |
+/// | `default` | — or path | on a skipped field: how it is rebuilt; on a stored field: what it is when a state encoded before the field existed lacks it. Bare: `Default::default()`; with a path: `fn() -> FieldType` |
+///
+/// # Schema evolution
+///
+/// A state is decoded by the rules of its *version*; within one version the layout may grow:
+///
+/// - **Adding a stored field** needs no version bump if it has a default:
+///   `#[amber(default)]` (or `#[amber(default = path)]`). A state encoded before the field
+///   existed decodes with the default. Without a default, such a state is refused
+///   (`StateError::Codec`, "missing field"), never made up. In a tuple struct (encoded as an
+///   array) only trailing fields can be added this way, and only to one of at least two
+///   stored fields: one stored field is encoded as its bare value, so growing it changes the
+///   shape.
+/// - **Removing or renaming a stored field** changes what older states mean: bump `version`
+///   and write an `upgrade`. A state holding a field the type does not know is refused
+///   ("unknown field"), so a forgotten upgrade is an error, not silently lost data.
+/// - **Messages** recorded in flight are decoded with the receiver's `Msg` type, by serde's
+///   rules: a named field added with `#[serde(default)]` (messages are encoded with field
+///   names, as maps) decodes from older recordings; a removed field is ignored unless the
+///   type says `#[serde(deny_unknown_fields)]`; a renamed variant or field needs
+///   `#[serde(alias = "...")]`.
 ///
 /// Paths may be written bare or as strings: `upgrade = Self::upgrade` or
 /// `upgrade = "Self::upgrade"`.
@@ -210,7 +231,7 @@ pub fn derive_actor_state(input: TokenStream) -> TokenStream {
 /// Turns the methods of an `impl` block into the message handlers of an actor.
 ///
 /// ```
-/// # use amber::prelude::*;
+/// use amber::prelude::*;
 /// # #[derive(Default)] pub struct Counter { count: u64 }
 /// #[amber::actor]
 /// impl Counter {
@@ -266,7 +287,7 @@ pub fn derive_actor_state(input: TokenStream) -> TokenStream {
 /// the others return `()`. Hooks left out keep the trait's defaults.
 ///
 /// ```
-/// # use amber::prelude::*;
+/// use amber::prelude::*;
 /// # pub struct Worker { started: bool }
 /// #[amber::actor]
 /// impl Worker {
@@ -310,8 +331,40 @@ pub fn derive_actor_state(input: TokenStream) -> TokenStream {
 ///   Bring the trait into scope (`use crate::accounts::AccountRef;`) to call them;
 /// - in a `const _: () = { ... };` block (which adds no names): `impl Actor for Account`
 ///   with `Msg = AccountMsg`, `Reply = AccountReply`, a `handle` that calls the handler of
-///   each variant, the hooks, the trait impl, and a `Debug` for both enums that prints the
-///   variant name only.
+///   each variant, the hooks, the trait impl, a `Debug` for both enums that prints the
+///   variant name only, and `Clone` for each enum whenever every type it holds is `Clone`.
+///
+/// # Timers
+///
+/// `ctx.send_interval(period, msg)` sends a clone of `msg` every period, so it needs
+/// `AccountMsg: Clone`. Nothing to write for that: the generated enums implement `Clone`
+/// exactly when every handler argument (for the message enum) or reply (for the reply enum)
+/// is `Clone`. If one is not, using the enum as `Clone` is an error that points at that
+/// argument's type; make that type `Clone`. (With a `#[cfg]` on a handler, or to derive
+/// `Clone` unconditionally, write `#[amber::actor(derive(Clone))]`.)
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use amber::prelude::*;
+///
+/// #[derive(Default)]
+/// pub struct Clock {
+///     ticks: u64,
+/// }
+///
+/// #[amber::actor]
+/// impl Clock {
+///     #[on_start]
+///     fn start(&mut self, ctx: &mut Context<Self>) {
+///         ctx.send_interval(Duration::from_millis(10), ClockMsg::Tick { by: 1 });
+///     }
+///
+///     fn tick(&mut self, by: u64) {
+///         self.ticks += by;
+///     }
+/// }
+/// ```
 ///
 /// The doc comments of a handler are copied onto its variant and its ref method; `#[cfg]`
 /// attributes on a handler apply to everything generated for it. The enums derive serde's
@@ -327,11 +380,59 @@ pub fn derive_actor_state(input: TokenStream) -> TokenStream {
 /// | key | value | meaning |
 /// |---|---|---|
 /// | `vis` | visibility | of the three generated items, default `pub`, e.g. `vis = "pub(crate)"`; at least that of the actor type (they appear in its `Actor` impl) |
-/// | `derive` | list | more derives for both enums, e.g. `derive(Clone, PartialEq, Debug)`; with `Debug` in it, the names-only `Debug` is not generated |
+/// | `derive` | list | more derives for both enums, e.g. `derive(Clone, PartialEq, Debug)`; with `Debug` in it, the names-only `Debug` is not generated; with `Clone`, the conditional `Clone` is not |
 /// | `crate` | path | where the `amber` crate is, default `::amber` |
 ///
 /// Generic impl blocks are not supported; implement `Actor` by hand for a generic actor.
 #[proc_macro_attribute]
 pub fn actor(args: TokenStream, input: TokenStream) -> TokenStream {
     actor::actor(args.into(), input.into()).into()
+}
+
+/// serde's `Serialize` derive, through amber's copy of serde: `#[derive(Serialize)]` with
+/// `use amber::prelude::*` works in a crate that does not depend on serde.
+///
+/// It takes serde's attributes (`#[serde(rename_all = "...")]`, `#[serde(default)]`,
+/// `#[serde(skip)]`, ...) and encodes exactly as serde's derive does: it is serde's derive,
+/// run on a private copy of the type (serde's `remote` mode) that names amber's serde. A
+/// generic type gets `T: Serialize` on every type parameter; types with lifetime
+/// parameters are refused (messages and states own their data). In a crate that depends on
+/// serde, serde's own derives (`use serde::Serialize`) work as well.
+///
+/// ```
+/// use amber::prelude::*;
+///
+/// #[derive(Serialize, Deserialize, Debug, PartialEq)]
+/// #[serde(rename_all = "snake_case")]
+/// enum Command {
+///     Add(u64),
+///     Reset,
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let system = ActorSystem::new();
+/// let bytes = system.encode(&Command::Add(2)).unwrap();
+/// assert_eq!(system.decode::<Command>(&bytes).unwrap(), Command::Add(2));
+/// # system.shutdown().await;
+/// # }
+/// ```
+#[proc_macro_derive(Serialize, attributes(serde))]
+pub fn derive_serialize(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    serdes::derive(&input, serdes::Trait::Serialize)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// serde's `Deserialize` derive, through amber's copy of serde: `#[derive(Deserialize)]`
+/// with `use amber::prelude::*` works in a crate that does not depend on serde. The
+/// companion of [`Serialize`](derive@Serialize), with the same rules; every type parameter
+/// gets `T: Deserialize<'de>`.
+#[proc_macro_derive(Deserialize, attributes(serde))]
+pub fn derive_deserialize(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    serdes::derive(&input, serdes::Trait::Deserialize)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }

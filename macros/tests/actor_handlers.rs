@@ -207,3 +207,54 @@ fn generated_debug_names_the_variant_only() {
     assert_eq!(format!("{:?}", SlowReply::Nap(3)), "SlowReply::Nap(..)");
     assert_eq!(format!("{:?}", WatcherMsg::Whoami), "WatcherMsg::Whoami");
 }
+
+/// Ticks on its own timer; no `derive` key: the generated enums are `Clone` because every
+/// handler argument and reply is.
+#[derive(Default, Debug)]
+pub struct Metronome {
+    ticks: Vec<u32>,
+    timer: Option<amber::TimerId>,
+}
+
+#[amber::actor]
+impl Metronome {
+    fn start_ticking(&mut self, ctx: &mut Context<Self>, every_ms: u64, label: u32) {
+        let tick = MetronomeMsg::Tick { label };
+        self.timer = Some(ctx.send_interval(Duration::from_millis(every_ms), tick));
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>, label: u32) {
+        self.ticks.push(label);
+        if self.ticks.len() == 3
+            && let Some(timer) = self.timer.take()
+        {
+            ctx.cancel_timer(timer);
+        }
+    }
+
+    fn ticks(&mut self) -> Vec<u32> {
+        self.ticks.clone()
+    }
+}
+
+#[tokio::test]
+async fn generated_messages_are_clone_so_timers_can_repeat_them() {
+    fn assert_clone<T: Clone>() {}
+    assert_clone::<MetronomeMsg>();
+    assert_clone::<MetronomeReply>();
+    let copy = MetronomeMsg::Tick { label: 7 }.clone();
+    assert!(matches!(copy, MetronomeMsg::Tick { label: 7 }));
+    assert!(matches!(MetronomeReply::Ticks(vec![1]).clone(), MetronomeReply::Ticks(v) if v == [1]));
+
+    let system = ActorSystem::new();
+    let metronome = system.spawn(Metronome::default()).unwrap();
+    metronome.start_ticking(5, 9).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while metronome.ticks().await.unwrap().len() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "the interval timer did not tick 3 times");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(metronome.ticks().await.unwrap(), [9, 9, 9], "cancelled after the third tick");
+    system.shutdown().await;
+}

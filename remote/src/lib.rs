@@ -175,6 +175,7 @@ pub use frame::{DEFAULT_MAX_FRAME, Frame, FrameCodec, FrameError, FrameKind, HEA
 pub use handshake::{HandshakeError, PROTOCOL_VERSION};
 pub use node::NodeId;
 pub use transport::{
-    DownReason, TlsConfig, TlsError, Transport, TransportConfig, TransportError, TransportEvent,
-    TransportStats,
+    DownReason, Transport, TransportConfig, TransportError, TransportEvent, TransportStats,
 };
+#[cfg(feature = "tls")]
+pub use transport::{TlsConfig, TlsError};

@@ -205,6 +205,7 @@ pub fn outside_load(
 
 /// Opens `per_node` accounts holding `each` on every one of `nodes` (meshed), all linked to
 /// all accounts of all nodes. Returns, per node, its local accounts.
+#[cfg(feature = "remote")]
 pub async fn open_cluster_bank(
     nodes: &[amber::Cluster],
     per_node: usize,

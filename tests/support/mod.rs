@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod bank;
+#[cfg(feature = "remote")]
 pub mod cluster;
 pub mod worker;
 

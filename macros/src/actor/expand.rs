@@ -3,6 +3,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
+use syn::spanned::Spanned;
 use syn::{Ident, LitStr, Type};
 
 use super::ast::{ActorImpl, Handler, Hook, HookKind, Input};
@@ -97,6 +98,13 @@ pub(crate) fn expand(actor: &ActorImpl) -> TokenStream {
         quote!(#msg_debug #reply_debug)
     });
 
+    let user_clone = derives.iter().any(|p| p.segments.last().is_some_and(|s| s.ident == "Clone"));
+    let clone_impls = (!user_clone && handlers.iter().all(|h| h.cfgs.is_empty())).then(|| {
+        let msg_clone = clone_impl(msg, handlers.iter().copied().map(|h| (h, message_shape(h))));
+        let reply_clone = clone_impl(reply, handlers.iter().copied().map(|h| (h, reply_shape(h))));
+        quote!(#msg_clone #reply_clone)
+    });
+
     let impls = quote! {
         #start_helper
 
@@ -123,6 +131,7 @@ pub(crate) fn expand(actor: &ActorImpl) -> TokenStream {
         }
 
         #debug_impls
+        #clone_impls
     };
     let impls = wrap_in_const(impls);
 
@@ -396,4 +405,71 @@ fn debug_impl<'a>(
             }
         }
     }
+}
+
+/// The fields of one variant of a generated enum, for [`clone_impl`].
+enum Shape<'a> {
+    Unit,
+    /// A reply: one unnamed field.
+    Tuple(&'a Type),
+    /// A message: named fields.
+    Named(Vec<(&'a Ident, &'a Type)>),
+}
+
+fn message_shape(h: &Handler) -> Shape<'_> {
+    let fields = fields(h);
+    if fields.is_empty() { Shape::Unit } else { Shape::Named(fields) }
+}
+
+fn reply_shape(h: &Handler) -> Shape<'_> {
+    h.reply.as_ref().map_or(Shape::Unit, Shape::Tuple)
+}
+
+/// `Clone` for a generated enum whenever every type it holds is `Clone` (what
+/// `Context::send_interval` needs): each field type is a where-bound, spanned at the type, so
+/// an enum holding one that is not `Clone` simply is not `Clone`, and using it as such points
+/// at that type. The bounds are higher-ranked (`for<'__amber> T: Clone`) so that a bound that
+/// does not hold makes the impl inapplicable instead of an error (stable Rust rejects
+/// "trivially false" bounds without a bound variable).
+fn clone_impl<'a>(
+    ty: &Ident,
+    variants: impl Iterator<Item = (&'a Handler, Shape<'a>)>,
+) -> TokenStream {
+    let mut bounds = Vec::new();
+    let mut arms = Vec::new();
+    for (h, shape) in variants {
+        let variant = variant_ident(h);
+        match shape {
+            Shape::Unit => arms.push(quote!(#ty::#variant => #ty::#variant,)),
+            Shape::Tuple(field_ty) => {
+                bounds.push(clone_bound(field_ty));
+                arms.push(quote! {
+                    #ty::#variant(__v) => #ty::#variant(::core::clone::Clone::clone(__v)),
+                });
+            }
+            Shape::Named(fields) => {
+                let names: Vec<&Ident> = fields.iter().map(|(name, _)| *name).collect();
+                bounds.extend(fields.iter().map(|(_, field_ty)| clone_bound(field_ty)));
+                arms.push(quote! {
+                    #ty::#variant { #(#names),* } => #ty::#variant {
+                        #(#names: ::core::clone::Clone::clone(#names)),*
+                    },
+                });
+            }
+        }
+    }
+    let body =
+        if arms.is_empty() { quote!(match *self {}) } else { quote!(match self { #(#arms)* }) };
+    quote! {
+        #[automatically_derived]
+        impl ::core::clone::Clone for #ty where #(#bounds),* {
+            fn clone(&self) -> Self {
+                #body
+            }
+        }
+    }
+}
+
+fn clone_bound(ty: &Type) -> TokenStream {
+    quote_spanned!(ty.span()=> for<'__amber> #ty: ::core::clone::Clone)
 }

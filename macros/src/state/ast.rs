@@ -34,8 +34,18 @@ pub(crate) struct Field<'a> {
     pub(crate) ty: &'a Type,
     /// `#[amber(skip)]`: left out of the snapshot, rebuilt on decode.
     pub(crate) skip: bool,
-    /// `#[amber(default = "path")]`: how a skipped field is rebuilt (else `Default`).
-    pub(crate) default: Option<ExprPath>,
+    /// `#[amber(default)]` or `#[amber(default = "path")]`: how a skipped field is rebuilt
+    /// (else `Default`), or how a stored field is filled in when a state encoded before the
+    /// field existed lacks it (else such a state is refused).
+    pub(crate) default: Option<FieldDefault>,
+}
+
+/// How a field is filled in when it is not in the encoded state.
+pub(crate) enum FieldDefault {
+    /// `#[amber(default)]`: `Default::default()`.
+    Trait(Span),
+    /// `#[amber(default = path)]`: `path()`.
+    Path(ExprPath),
 }
 
 /// The struct-level keys: `#[amber(name = "..", version = N, upgrade = "..", rebuild = "..",
@@ -142,7 +152,7 @@ impl<'a> Field<'a> {
             None => Member::Unnamed(syn::Index { index: index as u32, span: field.ty.span() }),
         };
         let mut skip: Option<Span> = None;
-        let mut default: Option<ExprPath> = None;
+        let mut default: Option<FieldDefault> = None;
         for attr in field.attrs.iter().filter(|a| a.path().is_ident("amber")) {
             let parsed = attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("skip") {
@@ -153,8 +163,11 @@ impl<'a> Field<'a> {
                     let span = meta.path.span();
                     set_once(cx, &meta, &mut skip, span);
                 } else if meta.path.is_ident("default") {
-                    if let Some(path) = path_value(cx, "default", &meta, "\"Vec::new\"")? {
-                        set_once(cx, &meta, &mut default, path);
+                    if meta.input.is_empty() || meta.input.peek(syn::Token![,]) {
+                        let bare = FieldDefault::Trait(meta.path.span());
+                        set_once(cx, &meta, &mut default, bare);
+                    } else if let Some(path) = path_value(cx, "default", &meta, "\"Vec::new\"")? {
+                        set_once(cx, &meta, &mut default, FieldDefault::Path(path));
                     }
                 } else {
                     cx.error_spanned_by(
@@ -171,12 +184,6 @@ impl<'a> Field<'a> {
             if let Err(err) = parsed {
                 cx.syn_error(err);
             }
-        }
-        if let (Some(path), None) = (&default, skip) {
-            cx.error_spanned_by(
-                path,
-                "`default` rebuilds a skipped field; add `skip`: `#[amber(skip, default = ...)]`",
-            );
         }
         Field { member, ty: &field.ty, skip: skip.is_some(), default }
     }

@@ -13,7 +13,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Ident, LitStr, Member};
 
-use super::ast::{Container, Field, Style};
+use super::ast::{Container, Field, FieldDefault, Style};
 use crate::internals::types::respan;
 use crate::internals::wrap_in_const;
 
@@ -56,7 +56,25 @@ pub(crate) fn expand(cont: &Container<'_>) -> TokenStream {
         if tuple_shadow { quote!((#(#fields),*);) } else { quote!({ #(#fields),* }) }
     };
     let ser_body = shadow(quote!(serialize_with = #ser_with), &|p| quote!(&'__amber #p));
-    let de_body = shadow(quote!(deserialize_with = #de_with), &|p| quote!(#p));
+    // A stored field with a default is optional in the decoding shadow: a state encoded
+    // before the field existed lacks it (a map without its key, or an array that ends
+    // before it), and it is filled in by the default after decoding.
+    let de_some = LitStr::new(&format!("{stored}::deserialize_some"), Span::call_site());
+    let de_none = LitStr::new(&format!("{stored}::none"), Span::call_site());
+    let de_fields = shadow_members.iter().zip(&params).zip(&kept).map(|((m, p), f)| {
+        let attr = if f.default.is_some() {
+            quote!(#[serde(deserialize_with = #de_some, default = #de_none)])
+        } else {
+            quote!(#[serde(deserialize_with = #de_with)])
+        };
+        let ty = if f.default.is_some() { quote!(::core::option::Option<#p>) } else { quote!(#p) };
+        match (tuple_shadow, m) {
+            (true, _) => quote!(#attr #ty),
+            (false, m) => quote!(#attr #m: #ty),
+        }
+    });
+    let de_body =
+        if tuple_shadow { quote!((#(#de_fields),*);) } else { quote!({ #(#de_fields),* }) };
     let bounded = quote!(#(#params: #krate::__private::StateField),*);
     let (ser_generics, de_generics) = if params.is_empty() {
         (TokenStream::new(), TokenStream::new())
@@ -81,15 +99,28 @@ pub(crate) fn expand(cont: &Container<'_>) -> TokenStream {
         .iter()
         .map(|f| {
             let member = &f.member;
+            let default = match &f.default {
+                Some(FieldDefault::Path(path)) => quote_spanned!(path.span()=> #path()),
+                Some(FieldDefault::Trait(span)) => {
+                    quote_spanned!(*span=> ::core::default::Default::default())
+                }
+                None => quote_spanned!(f.ty.span()=> ::core::default::Default::default()),
+            };
             match (f.skip, &f.default) {
-                (false, _) => match shadow_iter.next() {
+                (false, None) => match shadow_iter.next() {
                     Some(m) => quote!(#member: __state.#m),
                     None => TokenStream::new(),
                 },
-                (true, Some(path)) => quote_spanned!(path.span()=> #member: #path()),
-                (true, None) => {
-                    quote_spanned!(f.ty.span()=> #member: ::core::default::Default::default())
-                }
+                (false, Some(_)) => match shadow_iter.next() {
+                    Some(m) => quote! {
+                        #member: match __state.#m {
+                            ::core::option::Option::Some(__value) => __value,
+                            ::core::option::Option::None => #default,
+                        }
+                    },
+                    None => TokenStream::new(),
+                },
+                (true, _) => quote!(#member: #default),
             }
         })
         .collect();
@@ -172,7 +203,7 @@ pub(crate) fn expand(cont: &Container<'_>) -> TokenStream {
         struct __AmberStateRef #ser_generics #ser_body
 
         #[derive(#serde::Deserialize)]
-        #[serde(crate = #serde_str)]
+        #[serde(crate = #serde_str, deny_unknown_fields)]
         struct __AmberStateOwned #de_generics #de_body
 
         #hook_trait

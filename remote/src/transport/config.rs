@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+#[cfg(feature = "tls")]
 use super::TlsConfig;
 use crate::NodeId;
 use crate::frame::DEFAULT_MAX_FRAME;
@@ -60,6 +61,7 @@ pub struct TransportConfig {
     pub socket_buffer: Option<usize>,
     /// TLS on every link ([`TlsConfig`]); `None` (the default): plain TCP, with amber's
     /// authenticated handshake. Every node of a cluster must agree.
+    #[cfg(feature = "tls")]
     pub tls: Option<TlsConfig>,
 }
 
@@ -82,6 +84,7 @@ impl TransportConfig {
             event_queue: 1024,
             max_pending_handshakes: 64,
             socket_buffer: None,
+            #[cfg(feature = "tls")]
             tls: None,
         }
     }
@@ -118,6 +121,7 @@ impl TransportConfig {
     }
 
     /// Sets [`tls`](Self::tls): every link runs over TLS.
+    #[cfg(feature = "tls")]
     #[must_use]
     pub fn with_tls(mut self, tls: TlsConfig) -> TransportConfig {
         self.tls = Some(tls);
@@ -164,8 +168,8 @@ impl TransportConfig {
 
 impl fmt::Debug for TransportConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TransportConfig")
-            .field("node", &self.node)
+        let mut out = f.debug_struct("TransportConfig");
+        out.field("node", &self.node)
             .field("listen", &self.listen)
             .field("secret", &format_args!("<{} bytes, redacted>", self.secret.len()))
             .field("max_frame", &self.max_frame)
@@ -175,9 +179,10 @@ impl fmt::Debug for TransportConfig {
             .field("send_queue", &self.send_queue)
             .field("event_queue", &self.event_queue)
             .field("max_pending_handshakes", &self.max_pending_handshakes)
-            .field("socket_buffer", &self.socket_buffer)
-            .field("tls", &self.tls)
-            .finish()
+            .field("socket_buffer", &self.socket_buffer);
+        #[cfg(feature = "tls")]
+        out.field("tls", &self.tls);
+        out.finish()
     }
 }
 

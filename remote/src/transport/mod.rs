@@ -8,12 +8,14 @@ mod peers;
 mod stats;
 #[cfg(test)]
 mod tests;
+#[cfg(feature = "tls")]
 mod tls;
 
 pub use config::TransportConfig;
 pub use error::{DownReason, TransportError};
 pub use event::TransportEvent;
 pub use stats::TransportStats;
+#[cfg(feature = "tls")]
 pub use tls::{TlsConfig, TlsError};
 
 use std::net::SocketAddr;
@@ -390,9 +392,22 @@ impl Shared {
         addr: SocketAddr,
         events: mpsc::Sender<TransportEvent>,
     ) -> Result<NodeId, TransportError> {
-        let Some(tls) = self.config.tls.clone() else {
-            return self.dial(stream, addr, events).await;
-        };
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.config.tls.clone() {
+            return self.dial_tls(tls, stream, addr, events).await;
+        }
+        self.dial(stream, addr, events).await
+    }
+
+    /// The dialling side of a connection over TLS: the TLS handshake, then [`Self::dial`].
+    #[cfg(feature = "tls")]
+    async fn dial_tls(
+        self: Arc<Shared>,
+        tls: TlsConfig,
+        stream: TcpStream,
+        addr: SocketAddr,
+        events: mpsc::Sender<TransportEvent>,
+    ) -> Result<NodeId, TransportError> {
         let connector = tokio_rustls::TlsConnector::from(tls.client);
         let connect = connector.connect(tls.server_name, stream);
         let wrapped = tokio::select! {
@@ -463,9 +478,22 @@ impl Shared {
 
     /// The accepting side of a connection: over TLS if configured.
     async fn serve_tcp(self: Arc<Shared>, stream: TcpStream, addr: SocketAddr, permit: Permit) {
-        let Some(tls) = self.config.tls.clone() else {
-            return self.serve(stream, addr, permit).await;
-        };
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.config.tls.clone() {
+            return self.serve_tls(tls, stream, addr, permit).await;
+        }
+        self.serve(stream, addr, permit).await
+    }
+
+    /// The accepting side of a connection over TLS: the TLS handshake, then [`Self::serve`].
+    #[cfg(feature = "tls")]
+    async fn serve_tls(
+        self: Arc<Shared>,
+        tls: TlsConfig,
+        stream: TcpStream,
+        addr: SocketAddr,
+        permit: Permit,
+    ) {
         let Ok(events) = self.events() else { return };
         let accept = tokio_rustls::TlsAcceptor::from(tls.server).accept(stream);
         let wrapped = tokio::select! {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use tokio_rustls::rustls::{
     self, ClientConfig, RootCertStore, ServerConfig,
+    crypto::CryptoProvider,
     pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject},
     server::WebPkiClientVerifier,
 };
@@ -65,6 +66,11 @@ impl TlsConfig {
     /// `ca_pem`: every node serves `cert_chain_pem` with `key_pem`, presents the same chain
     /// when it dials, requires a certificate from that CA of every node that dials it, and
     /// checks that the node it dials presents one valid for `server_name`.
+    ///
+    /// The crypto provider is the process default if the application installed one
+    /// (`rustls::crypto::CryptoProvider::install_default`, e.g. aws-lc-rs for post-quantum
+    /// key exchange), else rustls's *ring* provider. [`TlsConfig::new`] takes configurations
+    /// built with any provider.
     pub fn from_pem(
         ca_pem: &[u8],
         cert_chain_pem: &[u8],
@@ -86,7 +92,7 @@ impl TlsConfig {
             return Err(TlsError::Pem("no certificate in the chain".to_owned()));
         }
         let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(pem)?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = provider();
         let roots = Arc::new(roots);
         let client = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?
@@ -101,6 +107,22 @@ impl TlsConfig {
             .with_single_cert(chain, key)?;
         TlsConfig::new(Arc::new(client), Arc::new(server), server_name)
     }
+}
+
+/// The crypto provider of [`TlsConfig::from_pem`]: the process-default one if the
+/// application installed one ([`CryptoProvider::install_default`], e.g. aws-lc-rs for
+/// post-quantum key exchange), else *ring*'s, which amber's `tls` feature builds in.
+fn provider() -> Arc<CryptoProvider> {
+    if let Some(installed) = CryptoProvider::get_default() {
+        return installed.clone();
+    }
+    // rustls 0.23.48 deprecates this constructor because *ring* offers no post-quantum key
+    // exchange; it remains the provider amber builds in (no C toolchain needed), and its
+    // choice is documented. An application wanting post-quantum key exchange installs
+    // another provider as the process default, which is preferred above.
+    #[allow(deprecated)]
+    let ring = rustls::crypto::ring::default_provider();
+    Arc::new(ring)
 }
 
 impl fmt::Debug for TlsConfig {
