@@ -173,8 +173,8 @@ mod transport;
 pub use cluster::{Cluster, ClusterError, Placement, PlacementError, SpawnRefusal};
 pub use frame::{DEFAULT_MAX_FRAME, Frame, FrameCodec, FrameError, FrameKind, HEADER_LEN};
 pub use handshake::{HandshakeError, PROTOCOL_VERSION};
-pub use node::NodeId;
+pub use node::{NodeId, NodeIdError};
 pub use transport::{
-    DownReason, TlsConfig, TlsError, Transport, TransportConfig, TransportError, TransportEvent,
-    TransportStats,
+    ConfigError, DownReason, TlsConfig, TlsError, Transport, TransportConfig, TransportError,
+    TransportEvent, TransportStats,
 };

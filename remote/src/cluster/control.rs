@@ -34,7 +34,7 @@ impl Control {
         rmp_serde::to_vec(self).unwrap_or_default()
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Control, String> {
-        rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Control, rmp_serde::decode::Error> {
+        rmp_serde::from_slice(bytes)
     }
 }

@@ -10,7 +10,7 @@ mod stats;
 mod tests;
 mod tls;
 
-pub use config::TransportConfig;
+pub use config::{ConfigError, TransportConfig};
 pub use error::{DownReason, TransportError};
 pub use event::TransportEvent;
 pub use stats::TransportStats;
