@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use amber::migrate::{MigrateError, MigrateRefusal};
 use amber::prelude::*;
 use amber::{Cluster, ClusterError, SystemBuilder};
 use support::bank::{Account, AccountMsg, audit, open_cluster_bank, outside_load};
@@ -159,13 +160,19 @@ async fn a_moving_actor_loses_nothing_and_keeps_every_senders_order() {
     assert!(again.is_err(), "moving an actor to its own node is refused");
     let back = nodes[from].migrate(id, nodes[1].node()).await;
     assert!(
-        matches!(back, Err(ClusterError::Migrate(amber::migrate::MigrateError::Refused { .. }))),
+        matches!(
+            &back,
+            Err(ClusterError::Migrate(MigrateError::Refused {
+                node,
+                reason: MigrateRefusal::StillForwarding(still),
+            })) if node == "b" && *still == id
+        ),
         "moving it back to a node that forwards to it is refused: {back:?}"
     );
     assert_eq!(host(&nodes, id), vec![from], "a refused move leaves it where it runs");
     let gone = nodes[0].migrate(id, nodes[2].node()).await;
     assert!(
-        matches!(gone, Err(ClusterError::Migrate(amber::migrate::MigrateError::NotHere(_)))),
+        matches!(gone, Err(ClusterError::Migrate(MigrateError::NotHere(_)))),
         "a node the actor left cannot move it: {gone:?}"
     );
 
@@ -228,7 +235,8 @@ async fn snapshots_taken_while_accounts_move_between_nodes_add_up() {
                         moved.fetch_add(1, Ordering::Relaxed);
                     }
                     // Back to a node it left: refused, and it stays (checked in the other test).
-                    Err(ClusterError::Migrate(amber::migrate::MigrateError::Refused {
+                    Err(ClusterError::Migrate(MigrateError::Refused {
+                        reason: MigrateRefusal::StillForwarding(_),
                         ..
                     })) => {
                         tokio::task::yield_now().await;
@@ -268,6 +276,54 @@ async fn snapshots_taken_while_accounts_move_between_nodes_add_up() {
         }
     })
     .await;
+    for n in &nodes {
+        bounded(n.shutdown()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_refuses_with_a_typed_reason_and_the_actor_stays() {
+    // `b` has not registered the sink's type; `c` has, but its own actor holds the name.
+    let nodes = vec![
+        node("a", builder()).await,
+        node("b", ActorSystem::builder().register::<Pump>()).await,
+        node("c", builder()).await,
+    ];
+    mesh(&nodes).await;
+    let sink = nodes[0].system().spawn_named("sink", Sink::default()).unwrap();
+    nodes[2].system().spawn_named("sink", Sink::default()).unwrap();
+    sink.push(0, 1).await.unwrap();
+
+    let unknown = bounded(nodes[0].migrate(sink.id(), nodes[1].node())).await;
+    match &unknown {
+        Err(ClusterError::Migrate(MigrateError::Refused {
+            node,
+            reason: MigrateRefusal::UnknownType(type_name),
+        })) => {
+            assert_eq!((node.as_str(), type_name.as_str()), ("b", "test.Sink"));
+        }
+        other => panic!("not refused for its unknown type: {other:?}"),
+    }
+    let shown = unknown.unwrap_err().to_string();
+    assert!(shown.contains("node b refused the actor"), "{shown}");
+    assert!(shown.contains("no actor type is registered as \"test.Sink\""), "{shown}");
+
+    let taken = bounded(nodes[0].migrate(sink.id(), nodes[2].node())).await;
+    assert!(
+        matches!(
+            &taken,
+            Err(ClusterError::Migrate(MigrateError::Refused {
+                node,
+                reason: MigrateRefusal::NameTaken(name),
+            })) if node == "c" && name == "sink"
+        ),
+        "refused for its taken name: {taken:?}"
+    );
+
+    assert_eq!(host(&nodes, sink.id()), vec![0], "a refused move leaves it where it runs");
+    sink.push(0, 2).await.unwrap();
+    let (received, violations, _) = bounded(sink.report()).await.unwrap();
+    assert_eq!((received, violations), (2, vec![]), "it kept running, untouched");
     for n in &nodes {
         bounded(n.shutdown()).await;
     }

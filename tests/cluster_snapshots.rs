@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use amber::cluster::Placement;
 use amber::prelude::*;
-use amber::{Cluster, SnapshotError, SystemBuilder};
+use amber::{Cluster, ClusterError, NodeId, SnapshotError, SystemBuilder};
 use support::bank::{Account, AccountMsg, audit, open_cluster_bank, outside_load};
 use support::bounded;
 use support::cluster::{in_flight_between_nodes, mesh, node, refs_on, restore_onto};
@@ -253,13 +253,20 @@ async fn no_node_snapshots_a_cluster_restore_before_every_node_has_resumed() {
             other => panic!("expected RestorePending, got {:?}", other.map(|c| c.manifest)),
         }
     }
-    // v resumes, w has not: a snapshot from v would hold only v's accounts; w refuses it.
-    bounded(restored[0].resume(Duration::from_secs(10))).await.expect("v resumes");
+    // v resumes: it starts its share, then waits for w, which has not resumed.
+    let v = restored[0].clone();
+    let mut v_resumes = tokio::spawn(async move { v.resume(Duration::from_secs(10)).await });
+    started_waiting_for(&restored[0], "w").await;
+    // Only "still pending" is shown with a bound: nothing w does can finish v's resume.
+    let early = tokio::time::timeout(Duration::from_millis(100), &mut v_resumes).await;
+    assert!(early.is_err(), "v's resume returned before w resumed: {early:?}");
+    // A snapshot from v would hold only v's accounts: w refuses it.
     match bounded(restored[0].system().snapshot()).await {
         Err(SnapshotError::RestorePending { node }) => assert_eq!(node, "w"),
         other => panic!("expected w to refuse, got {:?}", other.map(|c| c.manifest)),
     }
     bounded(restored[1].resume(Duration::from_secs(10))).await.expect("w resumes");
+    bounded(v_resumes).await.unwrap().expect("v resumes once w has");
     for n in &restored {
         let again = bounded(n.system().snapshot()).await.expect("a snapshot once all resumed");
         assert_eq!(again.manifest.actors.len(), checkpoint.manifest.actors.len());
@@ -268,4 +275,71 @@ async fn no_node_snapshots_a_cluster_restore_before_every_node_has_resumed() {
     for n in &restored {
         bounded(n.shutdown()).await;
     }
+}
+
+/// Returns once `node` has started its restored share and is waiting for `other`: its
+/// snapshots are refused by `other`, no longer by itself.
+async fn started_waiting_for(node: &Cluster, other: &str) {
+    loop {
+        match bounded(node.system().snapshot()).await {
+            Err(SnapshotError::RestorePending { node: pending }) if pending == other => return,
+            Err(SnapshotError::RestorePending { node: pending })
+                if pending == node.node().as_str() =>
+            {
+                tokio::task::yield_now().await;
+            }
+            other => panic!(
+                "expected a refusal for a pending restore, got {:?}",
+                other.map(|c| c.manifest)
+            ),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_does_not_resume_fails_the_others_resume_naming_it() {
+    let (nodes, _local) = bank(["s", "t", "u"]).await;
+    let checkpoint = bounded(nodes[0].system().snapshot()).await.expect("a snapshot");
+    for n in &nodes {
+        bounded(n.shutdown()).await;
+    }
+    let restore = async |names: [&str; 2]| {
+        let placement = Placement::spread(names);
+        let mut restored = Vec::new();
+        for name in names {
+            let node = Cluster::restore(
+                builder(),
+                support::cluster::config(name),
+                &checkpoint,
+                &placement,
+            );
+            restored.push(bounded(node).await.expect("restore a share"));
+        }
+        mesh(&restored).await;
+        restored
+    };
+
+    // y never resumes: x's resume gives up at its timeout, naming y. x's share runs.
+    let restored = restore(["x", "y"]).await;
+    let late = bounded(restored[0].resume(Duration::from_millis(500))).await;
+    match late {
+        Err(ClusterError::NotResumed(missing)) => assert_eq!(missing, vec![NodeId::from("y")]),
+        other => panic!("expected NotResumed naming y, got {other:?}"),
+    }
+    started_waiting_for(&restored[0], "y").await;
+    for n in &restored {
+        bounded(n.shutdown()).await;
+    }
+
+    // q goes down while p waits for it: p's resume fails at once, naming q.
+    let restored = restore(["p", "q"]).await;
+    let p = restored[0].clone();
+    let p_resumes = tokio::spawn(async move { p.resume(Duration::from_secs(30)).await });
+    started_waiting_for(&restored[0], "q").await;
+    bounded(restored[1].shutdown()).await;
+    match bounded(p_resumes).await.unwrap() {
+        Err(ClusterError::NodeDown(down)) => assert_eq!(down, NodeId::from("q")),
+        other => panic!("expected NodeDown naming q, got {other:?}"),
+    }
+    bounded(restored[0].shutdown()).await;
 }

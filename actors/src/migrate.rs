@@ -33,7 +33,7 @@
 //! Actors with a parent or children (supervision stays on one node), actors whose type is
 //! not registered as an [`ActorState`], and an actor going back to a node
 //! it left (that node still forwards to it, and messages on their way around the chain
-//! would be overtaken: refused, [`MigrateError::Refused`]). A sender that holds both a ref
+//! would be overtaken: refused, [`MigrateRefusal::StillForwarding`]). A sender that holds both a ref
 //! made before the move (which goes through the old node) and one made on the new node
 //! after it (direct) may see its messages through the two refs reordered.
 //!
@@ -49,6 +49,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use amber_snapshot::{ActorCut, Epoch, SpawnCapacity, SpawnRestart, TimerEntry};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer, Serialize};
 use tokio::sync::oneshot;
 
 use crate::envelope::{Envelope, Origin};
@@ -58,8 +60,10 @@ use crate::remote::{InboundMessage, OutboundMessage, RemoteRoute, ReplyError, Ro
 use crate::runner::Runner;
 use crate::signal::Signal;
 use crate::supervision::{RestartPolicy, Restarts};
+use crate::turn::Panic;
 use crate::{
     Actor, ActorId, ActorRef, ActorState, ActorSystem, Context, ExitReason, MailboxCapacity,
+    SpawnError,
 };
 
 /// An actor on its way between two nodes: its state, timers, place in the snapshot
@@ -102,6 +106,7 @@ pub type Arrival = Migrant<InboundMessage>;
 
 /// Why an actor could not move.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MigrateError {
     /// No live actor with this id runs on this node.
     NotHere(ActorId),
@@ -125,14 +130,17 @@ pub enum MigrateError {
     },
     /// The target node is down or unknown.
     NodeDown(String),
-    /// The target node refused the actor (type not registered there, name taken, state
-    /// does not decode there); the reason as that node gave it.
+    /// The target node refused the actor, for the reason it gave.
     Refused {
         /// The target node.
         node: String,
         /// Why.
-        reason: String,
+        reason: MigrateRefusal,
     },
+    /// The target node's answer could not be read (a malformed message, or one of a
+    /// protocol this node does not speak). After the actor left, it may or may not run
+    /// there.
+    BadAnswer(String),
     /// The target node did not confirm in time; the actor may or may not run there.
     Timeout(String),
 }
@@ -154,6 +162,9 @@ impl fmt::Display for MigrateError {
             MigrateError::Refused { node, reason } => {
                 write!(f, "node {node} refused the actor: {reason}")
             }
+            MigrateError::BadAnswer(node) => {
+                write!(f, "node {node} answered the move with a message this node cannot read")
+            }
             MigrateError::Timeout(node) => {
                 write!(f, "node {node} did not confirm the move in time")
             }
@@ -161,7 +172,100 @@ impl fmt::Display for MigrateError {
     }
 }
 
-impl std::error::Error for MigrateError {}
+impl std::error::Error for MigrateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MigrateError::Refused { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+/// Why a node refused an actor moving to it: before it left
+/// ([`ActorSystem::can_accept`]) or on arrival ([`ActorSystem::accept_migrant`]). It
+/// travels back to the node the actor leaves as it is.
+///
+/// On the wire it is a MessagePack enum; a plain string (the reason as nodes that predate
+/// this type sent it) reads as [`Other`](Self::Other), and a refusal this node does not know
+/// (a newer node's) as [`Unrecognized`](Self::Unrecognized).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum MigrateRefusal {
+    /// No actor type is registered under this name there.
+    #[error("no actor type is registered as {0:?}")]
+    UnknownType(String),
+    /// The actor left that node before and that node still forwards to it: moving it back
+    /// is not supported (messages still on their way around the forwarding chain would be
+    /// overtaken by those delivered there directly).
+    #[error(
+        "actor {0} left this node before and this node still forwards to it; moving it back is not supported"
+    )]
+    StillForwarding(ActorId),
+    /// Another live actor already has the actor's name there.
+    #[error("an actor named {0:?} already exists")]
+    NameTaken(String),
+    /// Its actor system is shutting down.
+    #[error("the actor system is shutting down")]
+    ShuttingDown,
+    /// The state does not decode there (the decoder's message).
+    #[error("the state does not decode: {0}")]
+    State(String),
+    /// A timer's message does not decode there (the decoder's message).
+    #[error("a timer's message does not decode: {0}")]
+    Timer(String),
+    /// A reason given as text only, by a node that predates typed refusals.
+    #[error("{0}")]
+    Other(String),
+    /// A refusal this node cannot read (a newer node's kind of refusal).
+    #[error("a refusal this node does not know")]
+    Unrecognized,
+}
+
+impl<'de> Deserialize<'de> for MigrateRefusal {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// The typed refusals, as derived.
+        #[derive(Deserialize)]
+        enum Typed {
+            UnknownType(String),
+            StillForwarding(ActorId),
+            NameTaken(String),
+            ShuttingDown,
+            State(String),
+            Timer(String),
+            Other(String),
+            Unrecognized,
+        }
+        /// What a peer may send: a typed refusal, an older node's text, or anything else.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Typed(Typed),
+            Text(String),
+            Unknown(IgnoredAny),
+        }
+        Ok(match Repr::deserialize(deserializer)? {
+            Repr::Typed(Typed::UnknownType(t)) => MigrateRefusal::UnknownType(t),
+            Repr::Typed(Typed::StillForwarding(id)) => MigrateRefusal::StillForwarding(id),
+            Repr::Typed(Typed::NameTaken(n)) => MigrateRefusal::NameTaken(n),
+            Repr::Typed(Typed::ShuttingDown) => MigrateRefusal::ShuttingDown,
+            Repr::Typed(Typed::State(e)) => MigrateRefusal::State(e),
+            Repr::Typed(Typed::Timer(e)) => MigrateRefusal::Timer(e),
+            Repr::Typed(Typed::Other(text)) | Repr::Text(text) => MigrateRefusal::Other(text),
+            Repr::Typed(Typed::Unrecognized) | Repr::Unknown(_) => MigrateRefusal::Unrecognized,
+        })
+    }
+}
+
+impl From<SpawnError> for MigrateRefusal {
+    fn from(e: SpawnError) -> Self {
+        match e {
+            SpawnError::UnknownType(t) => MigrateRefusal::UnknownType(t),
+            SpawnError::State(e) => MigrateRefusal::State(e.to_string()),
+            SpawnError::NameTaken(n) => MigrateRefusal::NameTaken(n),
+            SpawnError::ShuttingDown => MigrateRefusal::ShuttingDown,
+        }
+    }
+}
 
 /// Hands a departing actor to the link; gives it back if the link is gone.
 pub type HandOff = Box<dyn FnOnce(Departure) -> Result<(), (RouteError, Box<Departure>)> + Send>;
@@ -214,31 +318,30 @@ impl ActorSystem {
     }
 
     /// Whether an actor of type `type_name`, registered under `name`, could arrive here
-    /// now: the type is registered, and the name is free (or held by the actor `id` itself).
+    /// now: the type is registered, this node does not forward to the actor `id` (it never
+    /// left here), and the name is free (or held by the actor `id` itself). If not, why.
     pub fn can_accept(
         &self,
         id: ActorId,
         type_name: &str,
         name: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), MigrateRefusal> {
         if self.config().types.named(type_name).is_none() {
-            return Err(format!("no actor type is registered as {type_name:?}"));
+            return Err(MigrateRefusal::UnknownType(type_name.to_owned()));
         }
         if self.moved().contains_key(&id) {
             // Messages still on their way around the forwarding chain would be overtaken by
             // those delivered here directly.
-            return Err(format!(
-                "actor {id} left this node before and this node still forwards to it; moving it back is not supported"
-            ));
+            return Err(MigrateRefusal::StillForwarding(id));
         }
         if let Some(name) = name
             && let Some((holder, _)) = self.whereis(name)
             && holder != id
         {
-            return Err(format!("an actor named {name:?} already exists"));
+            return Err(MigrateRefusal::NameTaken(name.to_owned()));
         }
         if self.is_shutting_down() {
-            return Err("the system is shutting down".to_owned());
+            return Err(MigrateRefusal::ShuttingDown);
         }
         Ok(())
     }
@@ -251,13 +354,11 @@ impl ActorSystem {
     /// protocol: call this for every arrival, in link order. On failure the queued asks are
     /// answered with an error.
     pub fn accept_migrant(&self, node: &str, arrival: Arrival) -> Result<(), MigrateError> {
-        let refused =
-            |reason: String| MigrateError::Refused { node: self.node().to_owned(), reason };
         let Some(arrive) = self.config().types.named(&arrival.type_name).map(|r| r.arrive) else {
-            let reason = format!("no actor type is registered as {:?}", arrival.type_name);
+            let reason = MigrateRefusal::UnknownType(arrival.type_name);
             count_refused(self, node, arrival.epoch);
             fail_asks(self, arrival.queued, arrival.id, &reason);
-            return Err(refused(reason));
+            return Err(MigrateError::Refused { node: self.node().to_owned(), reason });
         };
         arrive(self, node, arrival)
     }
@@ -278,10 +379,15 @@ fn count_refused(system: &ActorSystem, node: &str, epoch: Epoch) {
 }
 
 /// Answers every ask among `queued` (for `actor`, refused on arrival) with `reason`.
-fn fail_asks(system: &ActorSystem, queued: Vec<InboundMessage>, actor: ActorId, reason: &str) {
+fn fail_asks(
+    system: &ActorSystem,
+    queued: Vec<InboundMessage>,
+    actor: ActorId,
+    reason: &MigrateRefusal,
+) {
     for message in queued {
         if let Some(reply) = message.reply {
-            let error = ReplyError::NotArrived { actor, reason: reason.to_owned() };
+            let error = ReplyError::NotArrived { actor, reason: reason.clone() };
             reply.complete(system, Err(error), Epoch::ZERO);
         }
     }
@@ -311,7 +417,7 @@ pub(crate) fn arrive<A: ActorState>(
         ..
     } = arrival;
     let here = system.node().to_owned();
-    let refuse = |reason: String| {
+    let refuse = |reason: MigrateRefusal| {
         count_refused(system, node, epoch);
         MigrateError::Refused { node: here.clone(), reason }
     };
@@ -324,7 +430,7 @@ pub(crate) fn arrive<A: ActorState>(
     let actor = match decoded {
         Ok(actor) => actor,
         Err(e) => {
-            let reason = format!("the state does not decode: {e}");
+            let reason = MigrateRefusal::State(e);
             fail_asks(system, queued, id, &reason);
             return Err(refuse(reason));
         }
@@ -332,7 +438,7 @@ pub(crate) fn arrive<A: ActorState>(
     let timers = match crate::snapshot::restore::decode_timers::<A>(system, &timers) {
         Ok(timers) => timers,
         Err(e) => {
-            let reason = format!("a timer's message does not decode: {e}");
+            let reason = MigrateRefusal::Timer(e.to_string());
             fail_asks(system, queued, id, &reason);
             return Err(refuse(reason));
         }
@@ -364,7 +470,7 @@ pub(crate) fn arrive<A: ActorState>(
     });
     system.run_effects(effects);
     let ((), marker) =
-        admitted.map_err(|e| MigrateError::Refused { node: here, reason: e.to_string() })?;
+        admitted.map_err(|e| MigrateError::Refused { node: here, reason: e.into() })?;
     system.add_root(mailbox.clone());
     if let Some(marker) = marker {
         let _ = mailbox.push_control(Signal::Marker(marker));
@@ -385,7 +491,7 @@ impl<A: Actor> Runner<A> {
     /// stopping it). `Err(panic)` if the state's encoder panicked: the actor stays, the
     /// requester gets [`MigrateError::Codec`], and the caller handles the panic as a
     /// panicking handler's (supervision).
-    pub(crate) fn depart(&mut self, departing: Departing) -> Result<bool, String> {
+    pub(crate) fn depart(&mut self, departing: Departing) -> Result<bool, Panic> {
         let Departing { route, hand_off, done } = departing;
         let mut panicked = None;
         let result = self.try_depart(&route, hand_off, &mut panicked);
@@ -401,7 +507,7 @@ impl<A: Actor> Runner<A> {
         &mut self,
         route: &Arc<dyn RemoteRoute>,
         hand_off: HandOff,
-        panicked: &mut Option<String>,
+        panicked: &mut Option<Panic>,
     ) -> Result<(), MigrateError> {
         let id = self.ctx.id();
         let core = self.inbox.core().clone();
@@ -509,5 +615,68 @@ impl<A: Actor> Runner<A> {
         }
         tracing::debug!(actor = %id, to = %route.node(), "actor moved");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use amber_snapshot::SystemId;
+
+    use super::*;
+
+    fn decode(bytes: &[u8]) -> MigrateRefusal {
+        rmp_serde::from_slice(bytes).expect("a refusal always decodes")
+    }
+
+    #[test]
+    fn refusals_travel_as_themselves() {
+        let refusals = [
+            MigrateRefusal::UnknownType("Account".into()),
+            MigrateRefusal::StillForwarding(ActorId::new(SystemId(7), 3)),
+            MigrateRefusal::NameTaken("bank".into()),
+            MigrateRefusal::ShuttingDown,
+            MigrateRefusal::State("bad".into()),
+            MigrateRefusal::Timer("bad".into()),
+            MigrateRefusal::Other("why".into()),
+            MigrateRefusal::Unrecognized,
+        ];
+        for refusal in refusals {
+            let bytes = rmp_serde::to_vec(&refusal).unwrap();
+            assert_eq!(decode(&bytes), refusal);
+            assert_eq!(decode(&rmp_serde::to_vec_named(&refusal).unwrap()), refusal);
+        }
+    }
+
+    #[test]
+    fn an_older_nodes_text_and_a_newer_nodes_refusal_still_decode() {
+        // What nodes that predate typed refusals send: the reason's text.
+        let text = rmp_serde::to_vec("no actor type is registered as \"X\"").unwrap();
+        assert_eq!(
+            decode(&text),
+            MigrateRefusal::Other("no actor type is registered as \"X\"".into())
+        );
+        // A kind of refusal this node does not know, and something that is no refusal.
+        #[derive(Serialize)]
+        enum Newer {
+            TooBusy { load: u32 },
+        }
+        let newer = rmp_serde::to_vec(&Newer::TooBusy { load: 9 }).unwrap();
+        assert_eq!(decode(&newer), MigrateRefusal::Unrecognized);
+        assert_eq!(decode(&rmp_serde::to_vec(&42u64).unwrap()), MigrateRefusal::Unrecognized);
+    }
+
+    #[test]
+    fn refusals_read_as_they_did() {
+        assert_eq!(
+            MigrateRefusal::UnknownType("X".into()).to_string(),
+            "no actor type is registered as \"X\""
+        );
+        let error =
+            MigrateError::Refused { node: "b".into(), reason: MigrateRefusal::ShuttingDown };
+        assert_eq!(
+            error.to_string(),
+            "node b refused the actor: the actor system is shutting down"
+        );
+        assert!(std::error::Error::source(&error).is_some());
     }
 }

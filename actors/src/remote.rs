@@ -38,7 +38,7 @@ pub enum ReplyError {
         /// The actor.
         actor: ActorId,
         /// Why the node refused it.
-        reason: String,
+        reason: crate::migrate::MigrateRefusal,
     },
     /// The responder's node went down before it replied.
     #[error("node {0} went down")]

@@ -16,12 +16,12 @@ use crate::snapshot::types::StateCodec;
 use crate::snapshot::{CaptureProblem, CutReport};
 use crate::supervision::{AfterPanic, Restarts};
 use crate::system::Factory;
-use crate::turn::{turn, turn_sync};
+use crate::turn::{Panic, turn, turn_sync};
 use crate::{Actor, ChildEvent, Context, Down, ExitReason};
 
 /// How a start attempt failed.
 enum StartFailure {
-    Panicked(String),
+    Panicked(Panic),
     Failed(ExitReason),
 }
 
@@ -118,7 +118,8 @@ impl<A: Actor> Runner<A> {
 
     /// After a panic: restart if the policy allows (possibly several times, if the fresh
     /// instance's `on_start` panics too), else return the reason to stop.
-    async fn recover(&mut self, mut panic: String) -> Option<ExitReason> {
+    async fn recover(&mut self, panic: Panic) -> Option<ExitReason> {
+        let mut panic = panic.into_message();
         loop {
             tracing::error!(actor = %self.ctx.id(), %panic, "actor panicked");
             if self.factory.is_none() {
@@ -142,7 +143,7 @@ impl<A: Actor> Runner<A> {
             match self.start_once().await {
                 Ok(()) => return None,
                 Err(StartFailure::Failed(reason)) => return Some(reason),
-                Err(StartFailure::Panicked(p)) => panic = p,
+                Err(StartFailure::Panicked(p)) => panic = p.into_message(),
             }
         }
     }
@@ -277,7 +278,7 @@ impl<A: Actor> Runner<A> {
     /// does not hang), and the panic is returned for the caller to handle as a panicking
     /// handler's (supervision: restart or stop, watchers told).
     #[must_use = "a panic in the state encoder must go to supervision"]
-    fn take_cut(&mut self, to: Epoch, released: u8) -> Result<bool, String> {
+    fn take_cut(&mut self, to: Epoch, released: u8) -> Result<bool, Panic> {
         if to <= self.ctx.epoch {
             return Ok(true); // a stale marker: already cut (the epoch only moves here, at cuts)
         }
@@ -305,7 +306,7 @@ impl<A: Actor> Runner<A> {
                     let problem = CaptureProblem::EncoderPanicked {
                         actor: id,
                         type_name: codec.type_name.to_owned(),
-                        panic: panic.clone(),
+                        panic: panic.to_string(),
                     };
                     panicked = Some(panic);
                     Err(problem)

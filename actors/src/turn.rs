@@ -8,9 +8,27 @@ use std::task::Poll;
 
 use crate::current::{self, Running};
 
-/// Runs `fut` to completion as a turn of `running`; a panic becomes `Err(message)`.
+/// A panic caught in an actor's turn: its message, for supervision (which reports it as
+/// [`ExitReason::Panicked`](crate::ExitReason::Panicked)) and for logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Panic(String);
+
+impl Panic {
+    /// The panic's message.
+    pub(crate) fn into_message(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Panic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Runs `fut` to completion as a turn of `running`; a panic becomes `Err`.
 #[inline]
-pub(crate) async fn turn<F: Future>(running: Running, fut: F) -> Result<F::Output, String> {
+pub(crate) async fn turn<F: Future>(running: Running, fut: F) -> Result<F::Output, Panic> {
     let mut fut = pin!(fut);
     poll_fn(move |cx| {
         let previous = current::enter(Some(running));
@@ -19,15 +37,16 @@ pub(crate) async fn turn<F: Future>(running: Running, fut: F) -> Result<F::Outpu
         match polled {
             Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
             Ok(Poll::Pending) => Poll::Pending,
-            Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
+            Err(payload) => Poll::Ready(Err(Panic(panic_message(payload.as_ref())))),
         }
     })
     .await
 }
 
-/// Runs a plain closure as a turn (for factories); a panic becomes `Err(message)`.
-pub(crate) fn turn_sync<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_message(p.as_ref()))
+/// Runs a plain closure as a turn (for factories and state encoders); a panic becomes
+/// `Err`.
+pub(crate) fn turn_sync<T>(f: impl FnOnce() -> T) -> Result<T, Panic> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| Panic(panic_message(p.as_ref())))
 }
 
 /// The message of a panic payload.

@@ -173,9 +173,10 @@ mod transport;
 pub use cluster::{Cluster, ClusterError, Placement, PlacementError, SpawnRefusal};
 pub use frame::{DEFAULT_MAX_FRAME, Frame, FrameCodec, FrameError, FrameKind, HEADER_LEN};
 pub use handshake::{HandshakeError, PROTOCOL_VERSION};
-pub use node::NodeId;
+pub use node::{NodeId, NodeIdError};
 pub use transport::{
-    DownReason, Transport, TransportConfig, TransportError, TransportEvent, TransportStats,
+    ConfigError, DownReason, Transport, TransportConfig, TransportError, TransportEvent,
+    TransportStats,
 };
 #[cfg(feature = "tls")]
 pub use transport::{TlsConfig, TlsError};

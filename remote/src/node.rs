@@ -28,15 +28,28 @@ impl NodeId {
     }
 
     /// Why this name cannot be used, if it cannot.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), NodeIdError> {
         match self.0.len() {
-            0 => Err("a node id must not be empty".to_owned()),
-            n if n > NodeId::MAX_LEN => {
-                Err(format!("a node id is at most {} bytes, this one is {n}", NodeId::MAX_LEN))
-            }
+            0 => Err(NodeIdError::Empty),
+            len if len > NodeId::MAX_LEN => Err(NodeIdError::TooLong { len }),
             _ => Ok(()),
         }
     }
+}
+
+/// Why a [`NodeId`] cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeIdError {
+    /// The name is empty.
+    #[error("a node id must not be empty")]
+    Empty,
+    /// The name is longer than [`NodeId::MAX_LEN`] bytes.
+    #[error("a node id is at most {} bytes, this one is {len}", NodeId::MAX_LEN)]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
 }
 
 impl fmt::Display for NodeId {
@@ -81,10 +94,13 @@ mod tests {
 
     #[test]
     fn checks_length() {
-        assert!(NodeId::new("a").check().is_ok());
-        assert!(NodeId::new("").check().is_err());
-        assert!(NodeId::new("x".repeat(NodeId::MAX_LEN)).check().is_ok());
-        assert!(NodeId::new("x".repeat(NodeId::MAX_LEN + 1)).check().is_err());
+        assert_eq!(NodeId::new("a").check(), Ok(()));
+        assert_eq!(NodeId::new("").check(), Err(NodeIdError::Empty));
+        assert_eq!(NodeId::new("x".repeat(NodeId::MAX_LEN)).check(), Ok(()));
+        assert_eq!(
+            NodeId::new("x".repeat(NodeId::MAX_LEN + 1)).check(),
+            Err(NodeIdError::TooLong { len: NodeId::MAX_LEN + 1 })
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The frame codec against arbitrary frames and arbitrary bytes.
 
+use amber_actors::migrate::MigrateRefusal;
 use amber_actors::remote::{DeliverError, ReplyError};
 use amber_remote::{Frame, FrameCodec, FrameError, HEADER_LEN, NodeId};
 use amber_snapshot::{ActorId, Epoch, SystemId};
@@ -15,8 +16,22 @@ fn reply_error() -> impl Strategy<Value = ReplyError> {
         ".{0,30}".prop_map(ReplyError::NodeDown),
         actor_id().prop_map(ReplyError::Stopped),
         actor_id().prop_map(|id| ReplyError::NotDelivered(DeliverError::NoSuchActor(id))),
-        (actor_id(), ".{0,30}")
+        (actor_id(), refusal())
             .prop_map(|(actor, reason)| ReplyError::NotArrived { actor, reason }),
+    ]
+}
+
+/// Why a node refused a moving actor.
+fn refusal() -> impl Strategy<Value = MigrateRefusal> {
+    prop_oneof![
+        ".{0,30}".prop_map(MigrateRefusal::UnknownType),
+        actor_id().prop_map(MigrateRefusal::StillForwarding),
+        ".{0,30}".prop_map(MigrateRefusal::NameTaken),
+        Just(MigrateRefusal::ShuttingDown),
+        ".{0,30}".prop_map(MigrateRefusal::State),
+        ".{0,30}".prop_map(MigrateRefusal::Timer),
+        ".{0,30}".prop_map(MigrateRefusal::Other),
+        Just(MigrateRefusal::Unrecognized),
     ]
 }
 

@@ -5,8 +5,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use amber_remote::{
-    Frame, FrameError, HandshakeError, NodeId, PROTOCOL_VERSION, TransportConfig, TransportError,
-    TransportEvent,
+    ConfigError, Frame, FrameError, HandshakeError, NodeId, NodeIdError, PROTOCOL_VERSION,
+    TransportConfig, TransportError, TransportEvent,
 };
 use support::raw::{RawPeer, encode, preamble};
 use support::{Node, SECRET, WAIT, any_port, config, linked, still_linked};
@@ -152,7 +152,13 @@ async fn a_raw_peer_that_follows_the_documented_handshake_is_accepted() {
 async fn bad_configurations_are_refused() {
     let empty = TransportConfig::new("a", any_port(), Vec::new());
     let error = amber_remote::Transport::bind(empty).await.unwrap_err();
-    assert!(matches!(error, TransportError::Config(_)), "{error}");
+    assert!(matches!(error, TransportError::Config(ConfigError::EmptySecret)), "{error}");
+    let unnamed = TransportConfig::new("", any_port(), SECRET.to_vec());
+    let error = amber_remote::Transport::bind(unnamed).await.unwrap_err();
+    assert!(
+        matches!(error, TransportError::Config(ConfigError::Node(NodeIdError::Empty))),
+        "{error}"
+    );
     let taken = Node::bind(config("a")).await;
     let twice = TransportConfig::new("b", taken.addr(), SECRET.to_vec());
     let error = amber_remote::Transport::bind(twice).await.unwrap_err();

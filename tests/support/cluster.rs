@@ -48,7 +48,8 @@ pub fn refs_on<A: Actor>(from: &Cluster, on: &Cluster, refs: &[ActorRef<A>]) -> 
 }
 
 /// Restores `checkpoint` under `placement` onto one new node per name (systems built by
-/// `builder`), links them all and resumes them.
+/// `builder`), links them all and resumes them (all at once: each node's resume returns
+/// once every node has resumed).
 pub async fn restore_onto(
     names: &[&str],
     builder: impl Fn() -> SystemBuilder,
@@ -61,8 +62,9 @@ pub async fn restore_onto(
         restored.push(node.expect("restore a share"));
     }
     mesh(&restored).await;
-    for n in &restored {
-        bounded(n.resume(Duration::from_secs(10))).await.expect("resume");
+    let resumes = restored.iter().map(|n| bounded(n.resume(Duration::from_secs(10))));
+    for resumed in futures::future::join_all(resumes).await {
+        resumed.expect("resume");
     }
     restored
 }

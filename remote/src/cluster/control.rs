@@ -1,6 +1,6 @@
 //! The cluster's own messages between nodes, carried in `Frame::Control`.
 
-use amber_snapshot::{ActorId, SystemId};
+use amber_snapshot::{ActorId, Epoch, SystemId};
 use serde::{Deserialize, Serialize};
 
 use super::migrate::MigrateControl;
@@ -23,6 +23,9 @@ pub(crate) enum Control {
     Spawn(SpawnControl),
     /// Live migration (see `migrate.rs`).
     Migrate(MigrateControl),
+    /// The sender, restored from the checkpoint of this epoch, has started its share
+    /// (see `restore.rs`).
+    Resumed { epoch: Epoch },
     /// A message of the snapshot protocol, opaque here (see
     /// `ActorSystem::on_snapshot_message`).
     Snapshot(#[serde(with = "serde_bytes")] Vec<u8>),
@@ -34,7 +37,7 @@ impl Control {
         rmp_serde::to_vec(self).unwrap_or_default()
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Control, String> {
-        rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Control, rmp_serde::decode::Error> {
+        rmp_serde::from_slice(bytes)
     }
 }

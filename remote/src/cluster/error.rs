@@ -42,6 +42,10 @@ pub enum ClusterError {
     /// No answer in time.
     #[error("node {0} did not answer in time")]
     Timeout(NodeId),
+    /// These nodes of a restore's placement did not resume their share in time
+    /// ([`Cluster::resume`](super::Cluster::resume)).
+    #[error("nodes {} did not resume their share of the restore in time", names(.0))]
+    NotResumed(Vec<NodeId>),
     /// The node refused to spawn the actor ([`Cluster::spawn_on`](super::Cluster::spawn_on)).
     #[error("node {node} refused to spawn the actor: {reason}")]
     SpawnRefused {
@@ -63,4 +67,9 @@ pub enum ClusterError {
     /// This node's share of the checkpoint could not be rebuilt.
     #[error("restore: {0}")]
     Restore(#[from] amber_actors::RestoreError),
+}
+
+/// `a, b, c`.
+fn names(nodes: &[NodeId]) -> String {
+    nodes.iter().map(NodeId::as_str).collect::<Vec<_>>().join(", ")
 }

@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use amber_actors::migrate::{Arrival, Departure, HandOff, Migrant, MigrateError};
+use amber_actors::migrate::{Arrival, Departure, HandOff, Migrant, MigrateError, MigrateRefusal};
 use amber_actors::remote::{InboundMessage, RouteError};
 use amber_actors::{ActorId, Epoch};
 use amber_snapshot::{SpawnCapacity, SpawnRestart, TimerEntry};
 use dashmap::DashMap;
-use serde::{Deserialize, Serialize};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::oneshot;
 
 use super::control::Control;
@@ -31,11 +32,69 @@ pub(crate) enum MigrateControl {
     /// Could the receiving node take actor `id` of type `type_name`, named `name`?
     Prepare { request: u64, id: ActorId, type_name: String, name: Option<String> },
     /// The answer to `Prepare`.
-    Ready { request: u64, result: Result<(), String> },
+    Ready { request: u64, result: Answer },
     /// The actor itself.
     Arrive { request: u64, package: Package },
     /// The answer to `Arrive`: whether the actor runs on the receiving node now.
-    Arrived { request: u64, result: Result<(), String> },
+    Arrived { request: u64, result: Answer },
+}
+
+/// A target's answer to `Prepare` or `Arrive`.
+///
+/// On the wire it is a `Result<(), MigrateRefusal>` (`{"Ok": nil}` or `{"Err": refusal}`),
+/// the shape of the `Result<(), String>` that nodes predating typed refusals send, whose
+/// text reads as [`MigrateRefusal::Other`]. Anything else reads as `Unreadable`: the waiter
+/// gets [`MigrateError::BadAnswer`], never a panic, and the frame's other fields (its
+/// request) still count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// Yes, or why not.
+    Given(Result<(), MigrateRefusal>),
+    /// An answer this node cannot read (received only, never sent).
+    Unreadable,
+}
+
+impl Serialize for Answer {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Answer::Given(result) => result.serialize(serializer),
+            Answer::Unreadable => serializer.serialize_unit(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Answer {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Given(Result<(), MigrateRefusal>),
+            Unreadable(IgnoredAny),
+        }
+        Ok(match Repr::deserialize(deserializer)? {
+            Repr::Given(result) => Answer::Given(result),
+            Repr::Unreadable(_) => Answer::Unreadable,
+        })
+    }
+}
+
+impl From<Result<(), MigrateRefusal>> for Answer {
+    fn from(result: Result<(), MigrateRefusal>) -> Self {
+        Answer::Given(result)
+    }
+}
+
+impl Answer {
+    /// The answer of `node` as the migration's outcome.
+    fn into_result(self, node: &NodeId) -> Result<(), MigrateError> {
+        match self {
+            Answer::Given(Ok(())) => Ok(()),
+            Answer::Given(Err(reason)) => {
+                Err(MigrateError::Refused { node: node.to_string(), reason })
+            }
+            Answer::Unreadable => Err(MigrateError::BadAnswer(node.to_string())),
+        }
+    }
 }
 
 /// A moving actor on the wire.
@@ -77,7 +136,7 @@ struct Carried {
 /// Migrations waiting for the target's answer (`Ready` or `Arrived`), per request.
 #[derive(Debug, Default)]
 pub(super) struct Migrations {
-    pending: DashMap<u64, (NodeId, oneshot::Sender<Result<(), String>>)>,
+    pending: DashMap<u64, (NodeId, oneshot::Sender<Answer>)>,
 }
 
 impl Migrations {
@@ -110,9 +169,10 @@ impl Cluster {
         let timeout = system.ask_timeout();
         let prepare =
             MigrateControl::Prepare { request: 0, id, type_name: type_name.to_owned(), name };
-        self.exchange(to, prepare, timeout).await?.map_err(|reason| {
-            ClusterError::Migrate(MigrateError::Refused { node: to.to_string(), reason })
-        })?;
+        self.exchange(to, prepare, timeout)
+            .await?
+            .into_result(to)
+            .map_err(ClusterError::Migrate)?;
         let (request, answer) = shared.migrations_wait(to);
         let hand_off = hand_off(shared.clone(), to.clone(), request);
         let moved = system.migrate(id, shared.route(to.clone()), hand_off).await;
@@ -121,9 +181,9 @@ impl Cluster {
             return Err(ClusterError::Migrate(e));
         }
         let arrived = wait(shared, to, request, answer, timeout).await?;
-        arrived.map_err(|reason| {
-            tracing::error!(actor = %id, node = %to, %reason, "a moved actor was refused on arrival");
-            ClusterError::Migrate(MigrateError::Refused { node: to.to_string(), reason })
+        arrived.into_result(to).map_err(|error| {
+            tracing::error!(actor = %id, node = %to, %error, "a moved actor was refused on arrival");
+            ClusterError::Migrate(error)
         })
     }
 
@@ -133,7 +193,7 @@ impl Cluster {
         to: &NodeId,
         mut message: MigrateControl,
         timeout: Duration,
-    ) -> Result<Result<(), String>, ClusterError> {
+    ) -> Result<Answer, ClusterError> {
         let shared = &self.shared;
         let (request, answer) = shared.migrations_wait(to);
         if let MigrateControl::Prepare { request: r, .. } = &mut message {
@@ -150,7 +210,7 @@ impl Cluster {
 
 impl Shared {
     /// A new request id whose answer from `node` the returned receiver gets.
-    fn migrations_wait(&self, node: &NodeId) -> (u64, oneshot::Receiver<Result<(), String>>) {
+    fn migrations_wait(&self, node: &NodeId) -> (u64, oneshot::Receiver<Answer>) {
         let request = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.migrations.pending.insert(request, (node.clone(), tx));
@@ -162,9 +222,9 @@ async fn wait(
     shared: &Shared,
     node: &NodeId,
     request: u64,
-    answer: oneshot::Receiver<Result<(), String>>,
+    answer: oneshot::Receiver<Answer>,
     timeout: Duration,
-) -> Result<Result<(), String>, ClusterError> {
+) -> Result<Answer, ClusterError> {
     match tokio::time::timeout(timeout, answer).await {
         Ok(Ok(answer)) => Ok(answer),
         Ok(Err(_)) => Err(ClusterError::NodeDown(node.clone())),
@@ -238,18 +298,31 @@ pub(super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: MigrateCon
     match message {
         MigrateControl::Prepare { request, id, type_name, name } => {
             let result = system.can_accept(id, &type_name, name.as_deref());
-            answer(MigrateControl::Ready { request, result });
+            if let Err(reason) = &result {
+                tracing::info!(actor = %id, node = %from, %reason, "refused to take an actor");
+            }
+            answer(MigrateControl::Ready { request, result: result.into() });
         }
         MigrateControl::Arrive { request, package } => {
             let id = package.id;
             let arrival = arrival(shared, &from, package);
             let result = system.accept_migrant(from.as_str(), arrival).map_err(|e| {
                 tracing::error!(actor = %id, node = %from, error = %e, "refused an arriving actor");
-                e.to_string()
+                match e {
+                    MigrateError::Refused { reason, .. } => reason,
+                    // `accept_migrant` refuses with `Refused` only; anything else as its text.
+                    other => MigrateRefusal::Other(other.to_string()),
+                }
             });
-            answer(MigrateControl::Arrived { request, result });
+            answer(MigrateControl::Arrived { request, result: result.into() });
         }
         MigrateControl::Ready { request, result } | MigrateControl::Arrived { request, result } => {
+            if matches!(
+                result,
+                Answer::Unreadable | Answer::Given(Err(MigrateRefusal::Unrecognized))
+            ) {
+                tracing::warn!(node = %from, request, ?result, "unreadable answer to a migration");
+            }
             if let Some((_, (_, tx))) = shared.migrations.pending.remove(&request) {
                 let _ = tx.send(result);
             }
@@ -297,5 +370,68 @@ fn arrival(shared: &Arc<Shared>, from: &NodeId, package: Package) -> Arrival {
         queued,
         capacity,
         restart,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready(result: impl Serialize) -> Vec<u8> {
+        #[derive(Serialize)]
+        enum Control<R> {
+            Migrate(MigrateControl<R>),
+        }
+        #[derive(Serialize)]
+        enum MigrateControl<R> {
+            Ready { request: u64, result: R },
+        }
+        rmp_serde::to_vec(&Control::Migrate(MigrateControl::Ready { request: 5, result })).unwrap()
+    }
+
+    fn answer(bytes: &[u8]) -> Answer {
+        match super::Control::decode(bytes) {
+            Ok(super::Control::Migrate(super::MigrateControl::Ready { request: 5, result })) => {
+                result
+            }
+            other => panic!("not the Ready of request 5: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn answers_travel_typed() {
+        let node = NodeId::from("b");
+        for given in [Ok(()), Err(MigrateRefusal::UnknownType("Account".into()))] {
+            let message = MigrateControl::Ready { request: 5, result: given.clone().into() };
+            let bytes = super::Control::Migrate(message).encode();
+            assert_eq!(answer(&bytes), Answer::Given(given));
+        }
+        assert_eq!(
+            answer(&ready(Err::<(), _>(MigrateRefusal::ShuttingDown))).into_result(&node),
+            Err(MigrateError::Refused { node: "b".into(), reason: MigrateRefusal::ShuttingDown })
+        );
+    }
+
+    #[test]
+    fn an_older_nodes_answers_read_as_before() {
+        let node = NodeId::from("b");
+        assert_eq!(answer(&ready(Ok::<(), String>(()))).into_result(&node), Ok(()));
+        let refused = answer(&ready(Err::<(), _>("the system is shutting down".to_owned())));
+        assert_eq!(
+            refused.into_result(&node),
+            Err(MigrateError::Refused {
+                node: "b".into(),
+                reason: MigrateRefusal::Other("the system is shutting down".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn an_unreadable_answer_is_a_typed_error_for_its_request() {
+        let node = NodeId::from("b");
+        for junk in [ready(17u8), ready(vec!["what"; 3]), ready(Some(2.5f64))] {
+            assert_eq!(answer(&junk), Answer::Unreadable);
+            assert_eq!(answer(&junk).into_result(&node), Err(MigrateError::BadAnswer("b".into())));
+        }
     }
 }

@@ -139,8 +139,10 @@ struct Shared {
     /// Where a restore placed actors of a checkpoint (their ids name the systems of the
     /// checkpoint's nodes, not the live ones): consulted before `systems`.
     placed: DashMap<ActorId, NodeId>,
-    /// A restored share whose actors wait for [`Cluster::resume`].
+    /// A restore whose [`Cluster::resume`] has not returned `Ok` yet.
     pending: std::sync::Mutex<Option<restore::Pending>>,
+    /// The nodes that announced they resumed their share of a restore.
+    resumed: restore::Resumed,
     hello: Notify,
     /// Per-peer outbound paths: a forwarder of frames, in order, and its credit.
     outbound: DashMap<NodeId, Arc<Outbound>>,
@@ -270,6 +272,7 @@ impl Shared {
             nodes: DashMap::new(),
             placed: DashMap::new(),
             pending: std::sync::Mutex::new(None),
+            resumed: restore::Resumed::default(),
             hello: Notify::new(),
             outbound: DashMap::new(),
             asks: DashMap::new(),
@@ -383,6 +386,7 @@ impl Shared {
         watch::peer_down(self, node);
         self.spawns.peer_down(node);
         self.migrations.peer_down(node);
+        self.resumed.peer_down();
         self.system().node_down(node.as_str());
         let asks: Vec<u64> =
             self.asks.iter().filter(|e| &e.value().0 == node).map(|e| *e.key()).collect();
@@ -687,6 +691,10 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
                 if let Some((_, (_, tx))) = shared.lookups.remove(&request) {
                     let _ = tx.send(result);
                 }
+            }
+            Ok(Control::Resumed { epoch }) => {
+                tracing::debug!(node = %from, %epoch, "node resumed its share of a restore");
+                shared.resumed.announced(from, epoch);
             }
             Ok(Control::Snapshot(bytes)) => {
                 shared.system().on_snapshot_message(from.as_str(), &bytes)

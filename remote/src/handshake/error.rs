@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{FrameError, NodeId};
+use crate::{FrameError, NodeId, NodeIdError};
 
 /// Why a connection was dropped before it became a link.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +26,7 @@ pub enum HandshakeError {
     Auth,
     /// The peer's node id is unusable (empty or too long).
     #[error("peer sent an invalid node id: {0}")]
-    InvalidNodeId(String),
+    InvalidNodeId(#[source] NodeIdError),
     /// The peer claims this node's own id: a connection to itself, or two nodes configured
     /// with the same id.
     #[error("peer claims this node's own id {0}")]

@@ -16,7 +16,11 @@ pub use error::HandshakeError;
 
 /// The protocol version this crate speaks. Both sides send theirs first thing; a connection
 /// between different versions is refused with [`HandshakeError::Version`].
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// 2: asks carry the asker's depth (the ask rule), migration answers and `NotArrived`
+/// reasons are typed refusals, and restores announce `Resumed`; a version-1 node could not
+/// read them, so the two refuse each other at the handshake.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The first bytes on every connection, before the version.
 pub(crate) const MAGIC: [u8; 4] = *b"AMBR";

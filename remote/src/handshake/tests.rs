@@ -105,7 +105,10 @@ async fn a_peer_with_our_own_id_is_refused() {
 async fn an_empty_node_id_is_refused() {
     let (dialled, accepted) = run(identity("", b"s"), identity("b", b"s"), true).await;
     assert!(dialled.is_err());
-    assert!(matches!(accepted, Err(HandshakeError::InvalidNodeId(_))), "{accepted:?}");
+    assert!(
+        matches!(accepted, Err(HandshakeError::InvalidNodeId(crate::NodeIdError::Empty))),
+        "{accepted:?}"
+    );
 }
 
 #[tokio::test]

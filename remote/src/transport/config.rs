@@ -6,9 +6,9 @@ use std::time::Duration;
 
 #[cfg(feature = "tls")]
 use super::TlsConfig;
-use crate::NodeId;
 use crate::frame::DEFAULT_MAX_FRAME;
 use crate::handshake::HANDSHAKE_MAX_FRAME;
+use crate::{NodeId, NodeIdError};
 
 /// How a [`Transport`](crate::Transport) names itself, where it listens, whom it trusts, and
 /// its limits and timers.
@@ -136,34 +136,66 @@ impl TransportConfig {
     }
 
     /// What is wrong with this configuration, if anything.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
         self.node.check()?;
         if self.secret.is_empty() {
-            return Err("the shared secret must not be empty".to_owned());
+            return Err(ConfigError::EmptySecret);
         }
         if self.max_frame < HANDSHAKE_MAX_FRAME || self.max_frame > u32::MAX as usize {
-            return Err(format!(
-                "max_frame must be between {HANDSHAKE_MAX_FRAME} and {} bytes",
-                u32::MAX
-            ));
+            return Err(ConfigError::MaxFrame(self.max_frame));
         }
         if self.heartbeat_interval.is_zero() || self.handshake_timeout.is_zero() {
-            return Err("heartbeat_interval and handshake_timeout must not be zero".to_owned());
+            return Err(ConfigError::ZeroInterval);
         }
         if self.peer_timeout <= self.heartbeat_interval {
-            return Err(format!(
-                "peer_timeout ({:?}) must exceed heartbeat_interval ({:?})",
-                self.peer_timeout, self.heartbeat_interval
-            ));
+            return Err(ConfigError::PeerTimeout {
+                peer_timeout: self.peer_timeout,
+                heartbeat_interval: self.heartbeat_interval,
+            });
         }
         if self.send_queue == 0 || self.event_queue == 0 || self.max_pending_handshakes == 0 {
-            return Err("queue sizes and max_pending_handshakes must not be zero".to_owned());
+            return Err(ConfigError::ZeroQueue);
         }
-        if self.socket_buffer.is_some_and(|b| b == 0 || b > i32::MAX as usize) {
-            return Err(format!("socket_buffer must be between 1 and {} bytes", i32::MAX));
+        if let Some(bytes) = self.socket_buffer.filter(|&b| b == 0 || b > i32::MAX as usize) {
+            return Err(ConfigError::SocketBuffer(bytes));
         }
         Ok(())
     }
+}
+
+/// What is wrong with a [`TransportConfig`]
+/// ([`TransportError::Config`](crate::TransportError::Config)).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The node's name is unusable.
+    #[error(transparent)]
+    Node(#[from] NodeIdError),
+    /// The shared secret is empty.
+    #[error("the shared secret must not be empty")]
+    EmptySecret,
+    /// `max_frame` (the value given) is out of range.
+    #[error("max_frame must be between {HANDSHAKE_MAX_FRAME} and {max} bytes, not {0}", max = u32::MAX)]
+    MaxFrame(usize),
+    /// `heartbeat_interval` or `handshake_timeout` is zero.
+    #[error("heartbeat_interval and handshake_timeout must not be zero")]
+    ZeroInterval,
+    /// `peer_timeout` does not exceed `heartbeat_interval`.
+    #[error(
+        "peer_timeout ({peer_timeout:?}) must exceed heartbeat_interval ({heartbeat_interval:?})"
+    )]
+    PeerTimeout {
+        /// The peer timeout given.
+        peer_timeout: Duration,
+        /// The heartbeat interval given.
+        heartbeat_interval: Duration,
+    },
+    /// A queue size or `max_pending_handshakes` is zero.
+    #[error("queue sizes and max_pending_handshakes must not be zero")]
+    ZeroQueue,
+    /// `socket_buffer` (the value given) is out of range.
+    #[error("socket_buffer must be between 1 and {max} bytes, not {0}", max = i32::MAX)]
+    SocketBuffer(usize),
 }
 
 impl fmt::Debug for TransportConfig {
@@ -205,14 +237,24 @@ mod tests {
     #[test]
     fn refuses_bad_values() {
         let ms = Duration::from_millis;
-        assert!(TransportConfig { secret: vec![], ..config() }.check().is_err());
-        assert!(TransportConfig { node: NodeId::from(""), ..config() }.check().is_err());
-        assert!(config().with_max_frame(10).check().is_err());
-        assert!(config().with_heartbeat(ms(100), ms(100)).check().is_err());
-        assert!(config().with_heartbeat(ms(0), ms(100)).check().is_err());
-        assert!(config().with_queues(0, 1).check().is_err());
-        assert!(config().with_heartbeat(ms(100), ms(300)).check().is_ok());
-        assert!(config().with_socket_buffer(0).check().is_err());
-        assert!(config().with_socket_buffer(64 * 1024).check().is_ok());
+        let check = |c: TransportConfig| c.check();
+        assert_eq!(
+            check(TransportConfig { secret: vec![], ..config() }),
+            Err(ConfigError::EmptySecret)
+        );
+        assert_eq!(
+            check(TransportConfig { node: NodeId::from(""), ..config() }),
+            Err(ConfigError::Node(NodeIdError::Empty))
+        );
+        assert_eq!(check(config().with_max_frame(10)), Err(ConfigError::MaxFrame(10)));
+        assert_eq!(
+            check(config().with_heartbeat(ms(100), ms(100))),
+            Err(ConfigError::PeerTimeout { peer_timeout: ms(100), heartbeat_interval: ms(100) })
+        );
+        assert_eq!(check(config().with_heartbeat(ms(0), ms(100))), Err(ConfigError::ZeroInterval));
+        assert_eq!(check(config().with_queues(0, 1)), Err(ConfigError::ZeroQueue));
+        assert_eq!(check(config().with_heartbeat(ms(100), ms(300))), Ok(()));
+        assert_eq!(check(config().with_socket_buffer(0)), Err(ConfigError::SocketBuffer(0)));
+        assert_eq!(check(config().with_socket_buffer(64 * 1024)), Ok(()));
     }
 }

@@ -10,7 +10,7 @@ use crate::{FrameError, FrameKind, HandshakeError, NodeId};
 pub enum TransportError {
     /// The [`TransportConfig`](crate::TransportConfig) is unusable.
     #[error("invalid transport configuration: {0}")]
-    Config(String),
+    Config(#[source] crate::ConfigError),
     /// The listening socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
