@@ -51,6 +51,7 @@
 
 mod actor;
 mod actor_ref;
+mod any_mailbox;
 mod context;
 mod current;
 mod envelope;
@@ -66,6 +67,7 @@ pub mod snapshot;
 mod state;
 mod supervision;
 mod system;
+mod target;
 mod timer;
 mod turn;
 

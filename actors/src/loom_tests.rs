@@ -238,11 +238,8 @@ fn close_race_drains_everything_accepted() {
 fn watch_races_terminate() {
     loom::model(|| {
         let (core, mut inbox) = mailbox(8);
-        let watcher: Arc<dyn crate::mailbox::AnyMailbox> = Arc::new(MailboxCore::<
-            crate::envelope::Envelope<NoActor>,
-        >::new(
-            test_meta(), 1, Epoch::ZERO
-        ));
+        let watcher: crate::mailbox::Watcher =
+            Arc::new(MailboxCore::<u32>::new(test_meta(), 1, Epoch::ZERO));
         let registrar = {
             let core = core.clone();
             thread::spawn(move || core.add_watcher(watcher).is_err())
@@ -253,13 +250,46 @@ fn watch_races_terminate() {
     });
 }
 
-/// A minimal actor type, only so a typed mailbox can stand in as a watcher.
-struct NoActor;
-
-impl crate::Actor for NoActor {
-    type Msg = ();
-    type Reply = ();
-    async fn handle(&mut self, _msg: (), _ctx: &mut crate::Context<Self>) {}
+/// A sender pushing while the actor departs (live migration), with a batch in hand: each
+/// message either leaves with the actor (queued before the hand-off) or is refused as
+/// moved, with where to, for its sender to forward after: none is lost, none goes twice,
+/// and the sender's order holds across the two. Control is refused once it has left.
+#[test]
+fn depart_races_a_sender_nothing_lost_twice_or_reordered() {
+    loom::model(|| {
+        let core = Arc::new(MailboxCore::<u32, u8>::new(test_meta(), 8, Epoch::ZERO));
+        let mut inbox = Inbox::new(core.clone());
+        core.try_push(1).unwrap();
+        core.try_push(2).unwrap();
+        assert!(matches!(inbox.try_next(), Next::Data(1)));
+        let sender = {
+            let core = core.clone();
+            thread::spawn(move || {
+                let mut forwarded = Vec::new();
+                for i in 3..=4 {
+                    match core.try_push(i) {
+                        Ok(()) => {}
+                        Err(PushError::Moved(back, to)) => {
+                            assert_eq!(to, 7, "where the hand-off said it went");
+                            forwarded.push(back);
+                        }
+                        Err(other) => panic!("refused: {other:?}"),
+                    }
+                }
+                forwarded
+            })
+        };
+        let mut left = Vec::new();
+        let departed = inbox.depart(7, |queue, _cut| {
+            left.extend(queue.drain(..));
+            Ok::<_, ()>(())
+        });
+        assert!(matches!(departed, Some(Ok(()))));
+        left.extend(sender.join().unwrap());
+        assert_eq!(left, vec![2, 3, 4], "the batch in hand, then the sender's, in order");
+        assert!(matches!(core.try_push(5), Err(PushError::Moved(5, 7))));
+        assert!(core.push_control(Signal::Drain).is_err());
+    });
 }
 
 // ------------------------------------------------------------------ the cut
@@ -281,13 +311,6 @@ impl crate::mailbox::core::Stamp for Msg {
     }
     fn tag(&self) -> Epoch {
         self.tag
-    }
-    fn to_outbound(
-        &mut self,
-        _to: crate::ActorId,
-        _type_name: &'static str,
-    ) -> Result<crate::remote::OutboundMessage, crate::CodecError> {
-        Err(crate::CodecError::new("test messages stay local".into()))
     }
     fn record(
         &self,
@@ -613,8 +636,6 @@ struct Actor {
     inbox: Inbox<Msg>,
     /// The epoch it was born in.
     born: Epoch,
-    /// Its epoch (moved only by its cut).
-    epoch: Epoch,
     /// The markers its runner dequeued.
     markers: Vec<Epoch>,
     cuts: usize,
@@ -637,7 +658,12 @@ impl Actor {
         if let Some(marker) = marker {
             let _ = mailbox.push_control(Signal::Marker(marker));
         }
-        Actor { inbox: Inbox::new(mailbox), born, epoch: born, markers: Vec::new(), cuts: 0 }
+        Actor { inbox: Inbox::new(mailbox), born, markers: Vec::new(), cuts: 0 }
+    }
+
+    /// Its epoch, as the runner reads it: its inbox's (moved only by its cut).
+    fn epoch(&self) -> Epoch {
+        self.inbox.epoch()
     }
 
     fn id(&self) -> crate::ActorId {
@@ -650,7 +676,7 @@ impl Actor {
         while let Next::Control(signal) = self.inbox.try_next() {
             let Signal::Marker(to) = signal else { panic!("unexpected {signal:?}") };
             self.markers.push(to);
-            if to <= self.epoch {
+            if to <= self.epoch() {
                 continue; // a stale marker
             }
             let id = self.id();
@@ -668,7 +694,7 @@ impl Actor {
                     })
                 })
                 .collect();
-            self.epoch = cut.to;
+            assert_eq!(self.epoch(), cut.to, "the cut moved the inbox's epoch");
             self.cuts += 1;
             let entry = amber_snapshot::ActorEntry {
                 id,
@@ -719,7 +745,7 @@ fn check(
     mut child: Actor,
 ) {
     assert_eq!(epoch, Epoch(1));
-    let behind = |a: &Actor| u64::from(a.epoch < epoch);
+    let behind = |a: &Actor| u64::from(a.epoch() < epoch);
     assert_eq!(engine.behind(), behind(&parent) + behind(&child), "counted before the runs");
     for actor in [&mut parent, &mut child] {
         actor.run(engine, registry);
@@ -730,8 +756,8 @@ fn check(
         child.born
     );
     assert!(child.born <= epoch);
-    assert_eq!((parent.epoch, parent.cuts), (epoch, 1), "the parent cut once");
-    assert_eq!(child.epoch, epoch);
+    assert_eq!((parent.epoch(), parent.cuts), (epoch, 1), "the parent cut once");
+    assert_eq!(child.epoch(), epoch);
     assert_eq!(child.cuts, usize::from(child.born < epoch), "the child cut iff born before");
     assert_eq!(engine.behind(), 0);
     assert_eq!(engine.running(), None);
@@ -760,7 +786,7 @@ fn spawn_by_a_parent_races_the_marker_broadcast() {
             let (engine, registry) = (engine.clone(), registry.clone());
             thread::spawn(move || {
                 parent.run(&engine, &registry);
-                let child = Actor::spawn(&engine, &registry, 2, Some(parent.epoch));
+                let child = Actor::spawn(&engine, &registry, 2, Some(parent.epoch()));
                 (parent, child)
             })
         };
@@ -769,7 +795,7 @@ fn spawn_by_a_parent_races_the_marker_broadcast() {
             thread::spawn(move || snapshot(&engine, &registry))
         };
         let (parent, child) = spawner.join().unwrap();
-        assert_eq!(child.born, parent.epoch, "born in its parent's epoch");
+        assert_eq!(child.born, parent.epoch(), "born in its parent's epoch");
         check(&engine, &registry, started.join().unwrap(), parent, child);
     });
 }

@@ -6,16 +6,18 @@ use std::time::Instant;
 
 use amber_snapshot::{ActorEntry, Epoch, StateRecord};
 
+use crate::any_mailbox::{AnyMailbox, terminated};
 use crate::current::Running;
 use crate::envelope::{Envelope, Origin};
 use crate::mailbox::core::Cutting;
 use crate::mailbox::core::Stamp;
-use crate::mailbox::{Inbox, Next, terminated};
+use crate::mailbox::{Inbox, Next};
 use crate::signal::Signal;
 use crate::snapshot::types::StateCodec;
 use crate::snapshot::{CaptureProblem, CutReport};
 use crate::supervision::{AfterPanic, Restarts};
 use crate::system::Factory;
+use crate::target::Forward;
 use crate::turn::{turn, turn_sync};
 use crate::{Actor, ChildEvent, Context, Down, ExitReason};
 
@@ -29,7 +31,7 @@ pub(crate) struct Runner<A: Actor> {
     pub(crate) actor: Option<A>,
     pub(crate) factory: Option<Factory<A>>,
     pub(crate) ctx: Context<A>,
-    pub(crate) inbox: Inbox<Envelope<A>>,
+    pub(crate) inbox: Inbox<Envelope<A>, Forward>,
     pub(crate) restarts: Restarts,
     /// How to capture the state at a cut; `None` if the type is not registered.
     pub(crate) codec: Option<StateCodec<A>>,
@@ -54,7 +56,7 @@ impl<A: Actor> Runner<A> {
     }
 
     fn running(&self) -> Running {
-        Running { id: self.ctx.id(), epoch: self.ctx.epoch, depth: self.depth }
+        Running { id: self.ctx.id(), epoch: self.inbox.epoch(), depth: self.depth }
     }
 
     /// Starts the actor and handles messages until it must stop; returns why.
@@ -149,7 +151,7 @@ impl<A: Actor> Runner<A> {
 
     /// Handles one data message; `Some` if the actor must stop.
     async fn handle(&mut self, env: Envelope<A>) -> Option<ExitReason> {
-        if env.epoch > self.ctx.epoch && self.inbox.deferred().is_none() {
+        if env.epoch > self.inbox.epoch() && self.inbox.deferred().is_none() {
             // Sent by an actor that already cut for a later snapshot: cut first, or this
             // message would be inside our cut but outside its sender's. An actor that may
             // still be asked by actors that have not cut defers the cut instead, and sets
@@ -176,7 +178,7 @@ impl<A: Actor> Runner<A> {
             // Answering an ask makes this actor deeper than its asker (the ask rule).
             self.depth = to;
             let effects =
-                self.ctx.system.engine().deepened(self.ctx.id(), self.ctx.epoch, from, to);
+                self.ctx.system.engine().deepened(self.ctx.id(), self.inbox.epoch(), from, to);
             self.ctx.system.run_effects(effects);
         }
         let Envelope { origin, msg, reply, .. } = env;
@@ -194,7 +196,7 @@ impl<A: Actor> Runner<A> {
         match turn(running, actor.handle(msg, &mut self.ctx)).await {
             Ok(out) => {
                 if let Some(tx) = reply {
-                    let _ = tx.send((out, self.ctx.epoch));
+                    let _ = tx.send((out, self.inbox.epoch()));
                 }
                 None
             }
@@ -259,10 +261,10 @@ impl<A: Actor> Runner<A> {
     /// The ask depth the node releases for a cut for `epoch` (registering this actor to be
     /// told when its own depth is released, if it is not yet). Actors nobody asks never wait.
     fn released(&self, epoch: Epoch) -> u8 {
-        if epoch <= self.ctx.epoch || self.depth == 0 {
+        if epoch <= self.inbox.epoch() || self.depth == 0 {
             return amber_snapshot::MAX_DEPTH;
         }
-        let me = self.ctx.me.erased();
+        let me: std::sync::Arc<dyn AnyMailbox> = self.ctx.mailbox.clone();
         self.ctx.system.engine().release_for(self.ctx.id(), self.depth, &me)
     }
 
@@ -278,7 +280,7 @@ impl<A: Actor> Runner<A> {
     /// handler's (supervision: restart or stop, watchers told).
     #[must_use = "a panic in the state encoder must go to supervision"]
     fn take_cut(&mut self, to: Epoch, released: u8) -> Result<bool, String> {
-        if to <= self.ctx.epoch {
+        if to <= self.inbox.epoch() {
             return Ok(true); // a stale marker: already cut (the epoch only moves here, at cuts)
         }
         let id = self.ctx.id();
@@ -334,7 +336,6 @@ impl<A: Actor> Runner<A> {
                     .push(record.map_err(|error| CaptureProblem::MessageEncode { to: id, error }));
             }
         }
-        self.ctx.epoch = cut.to;
         let state = encoded.and_then(|bytes| {
             let timers = self
                 .ctx
@@ -399,14 +400,14 @@ impl<A: Actor> Runner<A> {
             tracing::debug!(actor = %id, dead_letters, "dropped queued messages");
         }
         for watcher in watchers {
-            let _ = watcher.signal(Signal::Down(Down { actor: id, reason: reason.clone() }));
+            watcher.down(Down { actor: id, reason: reason.clone() });
         }
         if let Some(parent) = &self.ctx.parent {
             let _ = parent
                 .signal(Signal::Child(ChildEvent::Exited { child: id, reason: reason.clone() }));
         }
         // Only now, with its mailbox terminated, has the actor left any running snapshot.
-        let effects = self.ctx.system.engine().stopped(id, self.ctx.epoch, self.depth);
+        let effects = self.ctx.system.engine().stopped(id, self.inbox.epoch(), self.depth);
         self.ctx.system.run_effects(effects);
         if reason.is_failure() {
             tracing::warn!(actor = %id, %reason, "stopped");
