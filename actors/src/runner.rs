@@ -12,6 +12,7 @@ use crate::envelope::{Envelope, Origin};
 use crate::mailbox::core::Cutting;
 use crate::mailbox::core::Stamp;
 use crate::mailbox::{Inbox, Next};
+use crate::migrate::Departing;
 use crate::signal::Signal;
 use crate::snapshot::types::StateCodec;
 use crate::snapshot::{CaptureProblem, CutReport};
@@ -237,13 +238,19 @@ impl<A: Actor> Runner<A> {
                 }
                 None => return None,
             },
-            Signal::Migrate(departing) => match self.depart(*departing) {
-                Ok(departed) => {
-                    self.departed = departed;
-                    return departed.then_some(ExitReason::Stopped);
+            Signal::Migrate(request) => {
+                let Ok(departing) = request.downcast::<Departing>() else {
+                    tracing::error!(actor = %self.ctx.id(), "a migration request of another kind: ignored");
+                    return None;
+                };
+                match self.depart(*departing) {
+                    Ok(departed) => {
+                        self.departed = departed;
+                        return departed.then_some(ExitReason::Stopped);
+                    }
+                    Err(panic) => Err(panic),
                 }
-                Err(panic) => Err(panic),
-            },
+            }
             Signal::Down(down) => {
                 if !self.ctx.watching.remove(&down.actor) {
                     return None; // unwatched meanwhile
