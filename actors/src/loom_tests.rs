@@ -15,7 +15,9 @@ use loom::future::block_on;
 use loom::thread;
 
 use crate::ExitReason;
-use crate::mailbox::core::{Cutting, Inbox, MailboxCore, Meta, Next, PushError, Stamp, test_meta};
+use crate::mailbox::core::{
+    CutFor, Cutting, Inbox, MailboxCore, Meta, Next, PushError, Stamp, test_meta,
+};
 use crate::signal::Signal;
 use crate::snapshot::{CutReport, Effects, SnapshotEngine, SnapshotError};
 
@@ -357,8 +359,10 @@ fn receiver(inbox: &mut Inbox<Msg>, before: usize, total: usize) -> Fate {
             _ => break,
         }
     }
-    let (cut, backlog, _) =
-        inbox.cut(Epoch(1), amber_snapshot::MAX_DEPTH).taken().expect("behind epoch 1");
+    let (cut, backlog, _) = inbox
+        .cut(CutFor::Marker(Epoch(1)), amber_snapshot::MAX_DEPTH)
+        .taken()
+        .expect("behind epoch 1");
     epoch = epoch.max(cut.to);
     fate.recorded.extend(backlog.iter().filter(|m| m.tag < cut.to).map(|m| m.id));
     while handled < total {
@@ -430,7 +434,7 @@ fn outside_messages_vs_cut_are_reflected_recorded_or_after_exactly_once() {
             fate.processed_before_cut.push(m.id);
         }
         let (cut, backlog, _) =
-            inbox.cut(Epoch(1), amber_snapshot::MAX_DEPTH).taken().expect("behind");
+            inbox.cut(CutFor::Marker(Epoch(1)), amber_snapshot::MAX_DEPTH).taken().expect("behind");
         let mut after = Vec::new();
         for m in backlog.iter() {
             if m.tag < cut.to {
@@ -476,19 +480,21 @@ fn marker_and_newer_tag_race_the_cut_happens_first() {
         let mut handled = Vec::new();
         let mut cut_at_handled = None;
         // Takes the cut if still behind: returns the backlog ids in flight.
-        let cut_now = |inbox: &mut Inbox<Msg>| {
-            inbox.cut(Epoch(1), amber_snapshot::MAX_DEPTH).taken().map(|(cut, backlog, _)| {
+        let cut_now = |inbox: &mut Inbox<Msg>, why: CutFor| {
+            inbox.cut(why, amber_snapshot::MAX_DEPTH).taken().map(|(cut, backlog, _)| {
                 backlog.iter().filter(|m| m.tag < cut.to).map(|m| m.id).collect::<Vec<_>>()
             })
         };
         while handled.len() < 2 || cut_at_handled.is_none() {
             let next = recv_msg(&mut inbox);
             let must_cut = match &next {
-                Next::Control(Signal::Marker(_)) => true,
-                Next::Data(m) => m.tag > epoch,
+                Next::Control(Signal::Marker(e)) => Some(CutFor::Marker(*e)),
+                Next::Data(m) => (m.tag > epoch).then_some(CutFor::Dequeued(m.tag)),
                 other => panic!("unexpected {other:?}"),
             };
-            if must_cut && let Some(in_flight) = cut_now(&mut inbox) {
+            if let Some(why) = must_cut
+                && let Some(in_flight) = cut_now(&mut inbox, why)
+            {
                 epoch = Epoch(1);
                 recorded.extend(in_flight);
                 cut_at_handled = Some(handled.len());
@@ -552,14 +558,15 @@ fn a_deferred_cut_holds_later_tags_and_counts_each_message_once() {
             })
         };
         // The marker, while depth 0 is not released: the cut is deferred.
-        assert!(matches!(inbox.cut(Epoch(1), 0), Cutting::Deferred));
+        assert!(matches!(inbox.cut(CutFor::Marker(Epoch(1)), 0), Cutting::Deferred));
         let mut processed_before_cut = Vec::new();
         while let Next::Data(m) = inbox.try_next() {
             assert!(m.tag < Epoch(1), "message {} tagged after the cut processed before it", m.id);
             processed_before_cut.push(m.id);
         }
         // Released: the cut. Held messages come first, then the rest, in arrival order.
-        let (cut, batch, _) = inbox.cut(Epoch(1), 1).taken().expect("deferred, so behind");
+        let (cut, batch, _) =
+            inbox.cut(CutFor::Marker(Epoch(1)), 1).taken().expect("deferred, so behind");
         assert_eq!(cut.depth, 1);
         let mut recorded = Vec::new();
         let mut processed_after_cut = Vec::new();
@@ -680,7 +687,8 @@ impl Actor {
                 continue; // a stale marker
             }
             let id = self.id();
-            let Some((cut, batch, _)) = self.inbox.cut(to, amber_snapshot::MAX_DEPTH).taken()
+            let Some((cut, batch, _)) =
+                self.inbox.cut(CutFor::Marker(to), amber_snapshot::MAX_DEPTH).taken()
             else {
                 continue;
             };

@@ -11,7 +11,7 @@ use crate::current::Running;
 use crate::envelope::{Envelope, Origin};
 use crate::mailbox::core::Cutting;
 use crate::mailbox::core::Stamp;
-use crate::mailbox::{Inbox, Next};
+use crate::mailbox::{CutFor, Inbox, Next};
 use crate::migrate::Departing;
 use crate::signal::Signal;
 use crate::snapshot::types::StateCodec;
@@ -80,7 +80,7 @@ impl<A: Actor> Runner<A> {
                 // Drained while deferring a cut: the messages set aside for after it are
                 // still to be handled, so the cut is taken now.
                 Next::Closed if let Some(deferred) = self.inbox.deferred() => {
-                    match self.take_cut(deferred, amber_snapshot::MAX_DEPTH) {
+                    match self.take_cut(CutFor::Marker(deferred), amber_snapshot::MAX_DEPTH) {
                         Ok(_) => None,
                         Err(panic) => self.recover(panic).await,
                     }
@@ -158,7 +158,7 @@ impl<A: Actor> Runner<A> {
             // still be asked by actors that have not cut defers the cut instead, and sets
             // the message aside until it has cut (the inbox sets aside the later ones).
             let released = self.released(env.epoch);
-            match self.take_cut(env.epoch, released) {
+            match self.take_cut(CutFor::Dequeued(env.epoch), released) {
                 Ok(true) => {}
                 Ok(false) => {
                     self.inbox.hold_back(env);
@@ -227,14 +227,14 @@ impl<A: Actor> Runner<A> {
             }
             Signal::Marker(epoch) => {
                 let released = self.released(epoch);
-                self.take_cut(epoch, released).map(drop)
+                self.take_cut(CutFor::Marker(epoch), released).map(drop)
             }
             Signal::Release(epoch) => match self.inbox.deferred().filter(|d| *d <= epoch) {
                 // Asks served meanwhile may have made this actor deeper than the release:
                 // it asks again (and stays registered if it must still wait).
                 Some(deferred) => {
                     let released = self.released(deferred);
-                    self.take_cut(deferred, released).map(drop)
+                    self.take_cut(CutFor::Marker(deferred), released).map(drop)
                 }
                 None => return None,
             },
@@ -275,7 +275,8 @@ impl<A: Actor> Runner<A> {
         self.ctx.system.engine().release_for(self.ctx.id(), self.depth, &me)
     }
 
-    /// Takes the cut for snapshot `to` if behind it: captures the state and pending timers,
+    /// Takes the cut `why` calls for if behind it (the mailbox's [`ActorCut`] decides, under
+    /// its lock): captures the state and pending timers,
     /// moves the backlog into the batch atomically with the epoch switch, records the part of
     /// the backlog that is in flight, and hands it all to the snapshot engine. If the
     /// actor's ask depth is above `released`, it defers the cut instead (the ask rule).
@@ -286,13 +287,14 @@ impl<A: Actor> Runner<A> {
     /// does not hang), and the panic is returned for the caller to handle as a panicking
     /// handler's (supervision: restart or stop, watchers told).
     #[must_use = "a panic in the state encoder must go to supervision"]
-    fn take_cut(&mut self, to: Epoch, released: u8) -> Result<bool, String> {
+    fn take_cut(&mut self, why: CutFor, released: u8) -> Result<bool, String> {
+        let (CutFor::Marker(to) | CutFor::Dequeued(to)) = why;
         if to <= self.inbox.epoch() {
             return Ok(true); // a stale marker: already cut (the epoch only moves here, at cuts)
         }
         let id = self.ctx.id();
         let type_name = self.inbox.core().meta.type_name;
-        let (cut, batch, mut watchers) = match self.inbox.cut(to, released) {
+        let (cut, batch, mut watchers) = match self.inbox.cut(why, released) {
             Cutting::Cut(cut, batch, watchers) => (cut, batch, watchers),
             Cutting::Stale => return Ok(true),
             Cutting::Deferred => {

@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 
-use amber_snapshot::{ActorCut, Cut, Epoch, InFlightRecord, Marker};
+use amber_snapshot::{ActorCut, Cut, Dequeue, Epoch, InFlightRecord, Marker};
 
 use crate::loom::lock;
 use crate::loom::sync::atomic::{AtomicBool, Ordering};
@@ -197,6 +197,18 @@ pub(crate) enum Refusal {
     /// The sender never learns of it: a refused message that crosses the receiver's cut is
     /// recorded in flight.
     Silent,
+}
+
+/// What brings the consumer to its cut: the actor's [`ActorCut`] decides, under the lock,
+/// whether it cuts now, defers, or is not behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CutFor {
+    /// `Marker(e)` came off the control lane (or the node released the cut deferred for
+    /// `e`): [`ActorCut::on_marker_at`].
+    Marker(Epoch),
+    /// A data message tagged `e`, ahead of the actor, was dequeued (its sender had already
+    /// cut for `e`): [`ActorCut::on_dequeue_at`]. The message is not part of the backlog.
+    Dequeued(Epoch),
 }
 
 /// What the consumer gets next.
@@ -671,7 +683,7 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
         next
     }
 
-    /// Takes the cut for snapshot `to` if the actor is behind it: atomically with respect to
+    /// Takes the cut `why` calls for if the actor is behind it: atomically with respect to
     /// senders, moves every waiting message into the consumer's batch and advances the
     /// actor's epoch. Returns the cut; the batch, which now holds exactly the backlog at the
     /// cut (in queue order: messages in it tagged below `cut.to` are in flight); and the ids
@@ -683,16 +695,26 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
     /// back at the front of the batch, in arrival order. (A set-aside message tagged below
     /// the cut's epoch, sent in an aborted snapshot's epoch, is in flight across this cut
     /// like any other in the batch.)
-    pub(crate) fn cut(&mut self, to: Epoch, released: u8) -> Cutting<'_, T> {
+    pub(crate) fn cut(&mut self, why: CutFor, released: u8) -> Cutting<'_, T> {
         let (cut, txs, watchers) = {
             let mut q = lock(&self.core.queue);
-            let cut = match q.cut.on_marker_at(to, released) {
-                Marker::Ignore => return Cutting::Stale,
-                Marker::Defer(deferred) => {
-                    self.hold = Some(q.cut.deferred().unwrap_or(deferred));
-                    return Cutting::Deferred;
-                }
-                Marker::Cut(cut) => cut,
+            let cut = match why {
+                CutFor::Marker(to) => match q.cut.on_marker_at(to, released) {
+                    Marker::Ignore => return Cutting::Stale,
+                    Marker::Defer(deferred) => {
+                        self.hold = Some(q.cut.deferred().unwrap_or(deferred));
+                        return Cutting::Deferred;
+                    }
+                    Marker::Cut(cut) => cut,
+                },
+                CutFor::Dequeued(tag) => match q.cut.on_dequeue_at(tag, released) {
+                    Dequeue::Process => return Cutting::Stale,
+                    Dequeue::Hold => {
+                        self.hold = Some(q.cut.deferred().unwrap_or(tag));
+                        return Cutting::Deferred;
+                    }
+                    Dequeue::CutThenProcess(cut) => cut,
+                },
             };
             self.batch.append(&mut q.data);
             if !self.held.is_empty() {
@@ -878,7 +900,7 @@ mod tests {
     #[test]
     fn a_refusal_the_sender_learns_of_is_not_recorded_one_it_never_learns_of_is() {
         let (core, mut rx) = inbox(8);
-        assert!(rx.cut(Epoch(1), amber_snapshot::MAX_DEPTH).taken().is_some());
+        assert!(rx.cut(CutFor::Marker(Epoch(1)), amber_snapshot::MAX_DEPTH).taken().is_some());
         core.close();
         // Sent by an actor before its cut (tag 0), refused after ours.
         assert!(matches!(core.try_push(0), Err(PushError::Closed(0))));

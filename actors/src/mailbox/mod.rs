@@ -8,7 +8,7 @@
 
 pub(crate) mod core;
 
-pub(crate) use self::core::{Inbox, Next, PushError, Watch, Watcher};
+pub(crate) use self::core::{CutFor, Inbox, Next, PushError, Watch, Watcher};
 
 /// How many messages an actor's data lane holds before senders wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
