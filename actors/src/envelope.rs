@@ -93,7 +93,7 @@ impl<A: Actor> Stamp for Envelope<A> {
 impl<A: Actor> Envelope<A> {
     /// The envelope encoded for an actor on another node; an ask's reply channel moves into
     /// the outbound message.
-    pub(crate) fn to_outbound(
+    pub(crate) fn encode_outbound(
         &mut self,
         to: ActorId,
         type_name: &'static str,

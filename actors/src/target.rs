@@ -119,7 +119,7 @@ impl Forward {
         if bounded && !self.route.poll_ready(cx) {
             return Err(Refused::Full(env));
         }
-        let mut outbound = match env.to_outbound(meta.id, meta.type_name) {
+        let mut outbound = match env.encode_outbound(meta.id, meta.type_name) {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!(actor = %meta.id, error = %e, "message does not encode for a moved actor");
@@ -179,7 +179,7 @@ impl Remote {
         if !self.route.poll_ready(cx) {
             return Err(Refused::Full(env));
         }
-        let outbound = match env.to_outbound(self.meta.id, self.meta.type_name) {
+        let outbound = match env.encode_outbound(self.meta.id, self.meta.type_name) {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!(actor = %self.meta.id, error = %e, "message does not encode for a remote actor");
