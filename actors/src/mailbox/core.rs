@@ -914,6 +914,37 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_hand_off_keeps_everything_a_taken_one_refuses_later_pushes_as_moved() {
+        let core = Arc::new(MailboxCore::<u32, &'static str>::new(test_meta(), 8, Epoch::ZERO));
+        let mut rx = Inbox::new(core.clone());
+        for i in 1..=3 {
+            core.try_push(i).unwrap();
+        }
+        assert!(matches!(rx.try_next(), Next::Data(1)));
+        // The link is gone: nothing moves, the order is kept, pushes still queue.
+        let failed = rx.depart("b", |queue, _| Err::<(), _>(queue.len()));
+        assert!(matches!(failed, Some(Err(2))));
+        core.try_push(4).unwrap();
+        // Taken: the batch in hand and the queue leave, in order; later pushes say where to.
+        let mut left = Vec::new();
+        let taken = rx.depart("b", |queue, _| {
+            left.extend(queue.drain(..));
+            Ok::<_, ()>(())
+        });
+        assert!(matches!(taken, Some(Ok(()))));
+        assert_eq!(left, vec![2, 3, 4]);
+        assert!(matches!(core.try_push(5), Err(PushError::Moved(5, "b"))));
+        assert!(matches!(core.push_remote(6, Refusal::Silent), Err(PushError::Moved(6, "b"))));
+        assert!(core.push_control(Signal::Drain).is_err(), "control does not follow it");
+        assert!(core.meta.late.take(Epoch(1)).records.is_empty());
+        // It stopped over there: the entry terminates (for its watchers), and what is still
+        // sent to it goes on to where it went, whose node answers for it.
+        assert!(core.terminate_moved(ExitReason::Stopped).is_some());
+        assert!(core.is_terminated());
+        assert!(matches!(core.try_push(7), Err(PushError::Moved(7, "b"))));
+    }
+
+    #[test]
     fn terminate_refuses_everything_and_counts_dead_letters() {
         let (core, mut rx) = inbox(8);
         core.try_push(1).unwrap();
