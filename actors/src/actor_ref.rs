@@ -10,10 +10,12 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::oneshot;
 
+use crate::any_mailbox::terminated;
 use crate::envelope::Envelope;
-use crate::mailbox::{AnyMailbox, Mailbox, PushError, terminated};
+use crate::mailbox::Watcher;
 use crate::signal::Signal;
 use crate::snapshot::Taint;
+use crate::target::{Mailbox, Refused, Remote, Target};
 use crate::{Actor, ActorId, AskError, ExitReason, SendError, TrySendError};
 
 /// A typed handle to an actor of type `A`.
@@ -24,30 +26,36 @@ use crate::{Actor, ActorId, AskError, ExitReason, SendError, TrySendError};
 /// handler are stamped with the sending actor's id and epoch; sends from anywhere else are
 /// messages from outside the system.
 pub struct ActorRef<A: Actor> {
-    mailbox: Arc<Mailbox<A>>,
+    target: Target<A>,
 }
 
 impl<A: Actor> ActorRef<A> {
+    /// A ref to the actor of this node whose mailbox this is.
     pub(crate) fn from_mailbox(mailbox: Arc<Mailbox<A>>) -> Self {
-        ActorRef { mailbox }
+        ActorRef { target: Target::Local(mailbox) }
     }
 
-    pub(crate) fn mailbox(&self) -> &Arc<Mailbox<A>> {
-        &self.mailbox
+    /// A ref to an actor on another node.
+    pub(crate) fn remote(remote: Remote) -> Self {
+        ActorRef { target: Target::Remote(Arc::new(remote)) }
     }
 
-    pub(crate) fn erased(&self) -> Arc<dyn AnyMailbox> {
-        self.mailbox.clone()
+    /// The actor's mailbox, if it is (or was) an actor of this node.
+    pub(crate) fn local(&self) -> Option<&Arc<Mailbox<A>>> {
+        match &self.target {
+            Target::Local(mailbox) => Some(mailbox),
+            Target::Remote(_) => None,
+        }
     }
 
     /// The actor's stable id.
     pub fn id(&self) -> ActorId {
-        self.mailbox.meta.id
+        self.target.meta().id
     }
 
     /// The actor's registered name, if it was spawned with one.
     pub fn name(&self) -> Option<&str> {
-        self.mailbox.meta.name.as_deref()
+        self.target.meta().name.as_deref()
     }
 
     /// Sends a message without waiting for a reply. Waits while a bounded mailbox is full
@@ -62,16 +70,16 @@ impl<A: Actor> ActorRef<A> {
     /// mailbox is full, or [`TrySendError::Stopped`] if the actor has stopped. The message is
     /// given back either way.
     pub fn try_tell(&self, msg: A::Msg) -> Result<(), TrySendError<A::Msg>> {
-        match self.mailbox.try_push(Envelope::new(msg, None)) {
+        match self.target.send(Envelope::new(msg, None), None) {
             Ok(()) => Ok(()),
-            Err(PushError::Full(env)) => Err(TrySendError::Full(env.msg)),
-            Err(PushError::Closed(env)) => Err(TrySendError::Stopped(env.msg)),
+            Err(Refused::Full(env)) => Err(TrySendError::Full(env.msg)),
+            Err(Refused::Stopped(env)) => Err(TrySendError::Stopped(env.msg)),
         }
     }
 
     /// Sends a request and waits for the reply, for at most the system's ask timeout.
     pub async fn ask(&self, msg: A::Msg) -> Result<A::Reply, AskError> {
-        self.ask_timeout(msg, self.mailbox.meta.ask_timeout).await
+        self.ask_timeout(msg, self.target.meta().ask_timeout).await
     }
 
     /// Sends a request and waits at most `timeout` for the reply (waiting for room in a full
@@ -95,7 +103,7 @@ impl<A: Actor> ActorRef<A> {
                 // The reply was computed after the responder's cut for a snapshot the asker
                 // has not cut for yet: that snapshot would not be a consistent cut.
                 let taint = Taint::AskReplyAfterCut { asker: asker.id, responder: self.id() };
-                self.mailbox.meta.late.taint(responder_epoch, taint);
+                self.target.meta().late.taint(responder_epoch, taint);
             }
             Ok(reply)
         };
@@ -112,19 +120,19 @@ impl<A: Actor> ActorRef<A> {
     /// the request twice, so it is marked inconsistent (and retried).
     fn taint_if_dropped_after_cut(&self, asker: Option<crate::current::Running>) {
         let Some(asker) = asker else { return };
-        if self.mailbox.meta.route.is_some() {
-            return; // on another node: its refusal answers carry no epoch
-        }
-        let responder = self.mailbox.cut_state().epoch();
+        // On another node: its refusal answers carry no epoch.
+        let Target::Local(mailbox) = &self.target else { return };
+        let responder = mailbox.cut_state().epoch();
         if responder > asker.epoch {
             let taint = Taint::AskDroppedAfterCut { asker: asker.id, responder: self.id() };
-            self.mailbox.meta.late.taint(responder, taint);
+            mailbox.meta.late.taint(responder, taint);
         }
     }
 
     /// For an actor on another node that is down now: the error to report.
     fn node_down(&self) -> Option<AskError> {
-        let route = self.mailbox.meta.route.as_ref()?;
+        let Target::Remote(remote) = &self.target else { return None };
+        let route = &remote.route;
         (!route.is_up()).then(|| AskError::NodeDown(route.node().to_owned()))
     }
 
@@ -132,12 +140,19 @@ impl<A: Actor> ActorRef<A> {
     /// (pending asks fail with [`AskError::NoReply`]). Returns at once; see
     /// [`wait_stopped`](Self::wait_stopped).
     pub fn stop(&self) {
-        let _ = self.mailbox.push_control(Signal::Stop(ExitReason::Stopped));
+        self.signal(Signal::Stop(ExitReason::Stopped));
     }
 
     /// Asks the actor to refuse new messages, handle everything already queued, then stop.
     pub fn drain(&self) {
-        let _ = self.mailbox.push_control(Signal::Drain);
+        self.signal(Signal::Drain);
+    }
+
+    /// Pushes a control signal to an actor of this node; signals do not cross nodes.
+    fn signal(&self, signal: Signal) {
+        if let Target::Local(mailbox) = &self.target {
+            let _ = mailbox.push_control(signal);
+        }
     }
 
     /// Waits until the actor has stopped and returns why.
@@ -147,47 +162,70 @@ impl<A: Actor> ActorRef<A> {
     /// reason, or [`ExitReason::NodeDown`] if that node goes down or is unreachable first
     /// (the actor may still be running there: a later wait asks again).
     pub async fn wait_stopped(&self) -> ExitReason {
-        if let Some(route) = &self.mailbox.meta.route {
-            if let Some(reason) = self.mailbox.exit_reason() {
-                return reason;
+        match &self.target {
+            Target::Local(mailbox) => {
+                terminated(&**mailbox).await;
+                mailbox.exit_reason().unwrap_or(ExitReason::Stopped)
             }
-            let reason = route.stopped(self.id()).await;
-            if !matches!(reason, ExitReason::NodeDown(_)) {
-                // Known stopped for good: `is_stopped` says so from now on.
-                let _ = self.mailbox.terminate(reason.clone());
-            }
-            return reason;
+            Target::Remote(remote) => remote.wait_stopped().await,
         }
-        terminated(&*self.mailbox).await;
-        self.mailbox.exit_reason().unwrap_or(ExitReason::Stopped)
     }
 
     /// Whether the actor has stopped. For an actor on another node: whether a
     /// [`wait_stopped`](Self::wait_stopped) on this ref (or a clone) has seen it stop.
     pub fn is_stopped(&self) -> bool {
-        self.mailbox.is_terminated()
+        match &self.target {
+            Target::Local(mailbox) => mailbox.is_terminated(),
+            Target::Remote(remote) => remote.exit_reason().is_some(),
+        }
     }
 
     /// The number of messages waiting in the actor's mailbox (not counting the batch it has
     /// already taken). For diagnostics.
     pub fn queued(&self) -> usize {
-        self.mailbox.queued()
+        match &self.target {
+            Target::Local(mailbox) => mailbox.queued(),
+            Target::Remote(_) => 0,
+        }
+    }
+
+    /// Registers `watcher` to be told when this actor terminates (for an actor on another
+    /// node, through a watch that node keeps). If it already has, or its node is down, the
+    /// watcher is given back with the reason, so it can be told at once.
+    pub(crate) fn add_watcher(&self, watcher: Watcher) -> Result<(), (Watcher, ExitReason)> {
+        match &self.target {
+            Target::Local(mailbox) => mailbox.add_watcher(watcher),
+            Target::Remote(remote) => {
+                let route = &remote.route;
+                route
+                    .watch(self.id(), watcher.id())
+                    .map_err(|_| (watcher, ExitReason::NodeDown(route.node().to_owned())))
+            }
+        }
+    }
+
+    /// Withdraws the watch of the actor `watcher` (on another node: the watch there).
+    pub(crate) fn remove_watcher(&self, watcher: ActorId) {
+        match &self.target {
+            Target::Local(mailbox) => mailbox.remove_watcher(watcher),
+            Target::Remote(remote) => remote.route.unwatch(self.id(), watcher),
+        }
     }
 
     /// Pushes an envelope, waiting for room; gives it back if the actor has stopped.
     #[inline]
     pub(crate) async fn push(&self, env: Envelope<A>) -> Result<(), Envelope<A>> {
-        let mut env = match self.mailbox.try_push(env) {
+        let mut env = match self.target.send(env, None) {
             Ok(()) => return Ok(()),
-            Err(PushError::Closed(env)) => return Err(env),
-            Err(PushError::Full(env)) => Some(env),
+            Err(Refused::Stopped(env)) => return Err(env),
+            Err(Refused::Full(env)) => Some(env),
         };
         poll_fn(|cx| {
             let item = env.take().expect("polled after completion");
-            match self.mailbox.poll_push(cx, item) {
+            match self.target.send(item, Some(cx)) {
                 Ok(()) => Poll::Ready(Ok(())),
-                Err(PushError::Closed(item)) => Poll::Ready(Err(item)),
-                Err(PushError::Full(item)) => {
+                Err(Refused::Stopped(item)) => Poll::Ready(Err(item)),
+                Err(Refused::Full(item)) => {
                     env = Some(item);
                     Poll::Pending
                 }
@@ -199,7 +237,7 @@ impl<A: Actor> ActorRef<A> {
 
 impl<A: Actor> Clone for ActorRef<A> {
     fn clone(&self) -> Self {
-        ActorRef { mailbox: self.mailbox.clone() }
+        ActorRef { target: self.target.clone() }
     }
 }
 
@@ -219,7 +257,7 @@ impl<A: Actor> Hash for ActorRef<A> {
 
 impl<A: Actor> fmt::Debug for ActorRef<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ActorRef<{}>({})", self.mailbox.meta.type_name, self.id())
+        write!(f, "ActorRef<{}>({})", self.target.meta().type_name, self.id())
     }
 }
 

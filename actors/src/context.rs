@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use amber_snapshot::Epoch;
 
+use crate::any_mailbox::AnyMailbox;
 use crate::envelope::Origin;
-use crate::mailbox::AnyMailbox;
 use crate::signal::Signal;
 use crate::system::Make;
+use crate::target::Mailbox;
 use crate::timer::Timers;
 use crate::{
     Actor, ActorId, ActorRef, ActorSystem, Down, ExitReason, SpawnError, SpawnOptions, TimerId,
@@ -19,6 +20,8 @@ use crate::{
 /// The running actor's view of itself and its system, passed to every handler and hook.
 pub struct Context<A: Actor> {
     pub(crate) me: ActorRef<A>,
+    /// This actor's own mailbox (`me` leads to it).
+    pub(crate) mailbox: Arc<Mailbox<A>>,
     pub(crate) system: ActorSystem,
     pub(crate) parent: Option<Arc<dyn AnyMailbox>>,
     pub(crate) children: HashMap<ActorId, Arc<dyn AnyMailbox>>,
@@ -26,18 +29,18 @@ pub struct Context<A: Actor> {
     pub(crate) timers: Timers,
     pub(crate) origin: Origin,
     pub(crate) stop: bool,
-    pub(crate) epoch: Epoch,
 }
 
 impl<A: Actor> Context<A> {
+    /// The context of the actor whose mailbox is `mailbox`.
     pub(crate) fn new(
-        me: ActorRef<A>,
+        mailbox: Arc<Mailbox<A>>,
         system: ActorSystem,
         parent: Option<Arc<dyn AnyMailbox>>,
-        epoch: Epoch,
     ) -> Self {
         Context {
-            me,
+            me: ActorRef::from_mailbox(mailbox.clone()),
+            mailbox,
             system,
             parent,
             children: HashMap::new(),
@@ -45,7 +48,16 @@ impl<A: Actor> Context<A> {
             timers: Timers::default(),
             origin: Origin::Outside,
             stop: false,
-            epoch,
+        }
+    }
+
+    /// This actor's epoch in the snapshot protocol, as its mailbox's cut has it. Inside a
+    /// handler or hook (where the context is lent) it is the running actor's, which the
+    /// task passes along without locking; it changes only at cuts, between two messages.
+    fn epoch(&self) -> Epoch {
+        match crate::current::current() {
+            Some(running) if running.id == self.id() => running.epoch,
+            _ => self.mailbox.cut_state().epoch(),
         }
     }
 
@@ -104,9 +116,11 @@ impl<A: Actor> Context<A> {
         options: SpawnOptions,
         make: Make<C>,
     ) -> Result<ActorRef<C>, SpawnError> {
-        let parent = self.me.erased();
-        let child = self.system.spawn_inner(options, make, Some(parent), Some(self.epoch))?;
-        self.children.insert(child.id(), child.erased());
+        let parent: Arc<dyn AnyMailbox> = self.mailbox.clone();
+        let child = self.system.spawn_inner(options, make, Some(parent), Some(self.epoch()))?;
+        if let Some(mailbox) = child.local() {
+            self.children.insert(child.id(), mailbox.clone());
+        }
         Ok(child)
     }
 
@@ -121,9 +135,9 @@ impl<A: Actor> Context<A> {
         if other.id() == self.id() || !self.watching.insert(other.id()) {
             return;
         }
-        if let Err((_, reason)) = other.erased().add_watcher(self.me.erased()) {
+        if let Err((_, reason)) = other.add_watcher(self.mailbox.clone()) {
             let down = Down { actor: other.id(), reason };
-            let _ = self.me.mailbox().push_control(Signal::Down(down));
+            let _ = self.mailbox.push_control(Signal::Down(down));
         }
     }
 
@@ -134,7 +148,7 @@ impl<A: Actor> Context<A> {
         if watched == self.id() || !self.watching.insert(watched) {
             return;
         }
-        let me = self.me.erased();
+        let me = self.mailbox.clone();
         let refused = if let Some(mailbox) = self.system.registry().get(watched) {
             mailbox.add_watcher(me).err().map(|(_, reason)| reason)
         } else if let Some(route) = self.system.remote_route(watched) {
@@ -146,20 +160,20 @@ impl<A: Actor> Context<A> {
             Some(ExitReason::Stopped)
         };
         if let Some(reason) = refused {
-            let _ = self.me.mailbox().push_control(Signal::Down(Down { actor: watched, reason }));
+            let _ = self.mailbox.push_control(Signal::Down(Down { actor: watched, reason }));
         }
     }
 
     /// Stops watching `other`.
     pub fn unwatch<B: Actor>(&mut self, other: &ActorRef<B>) {
         if self.watching.remove(&other.id()) {
-            other.erased().remove_watcher(self.id());
+            other.remove_watcher(self.id());
         }
     }
 
     /// Sends `msg` to this actor after `delay`. Cancel with [`cancel_timer`](Self::cancel_timer).
     pub fn send_after(&mut self, delay: Duration, msg: A::Msg) -> TimerId {
-        self.timers.send_after(self.me.mailbox(), delay, msg)
+        self.timers.send_after(&self.mailbox, delay, msg)
     }
 
     /// Sends a clone of `msg` to this actor every `period`, first after one period.
@@ -167,7 +181,7 @@ impl<A: Actor> Context<A> {
     where
         A::Msg: Clone,
     {
-        self.timers.send_interval(self.me.mailbox(), period, msg)
+        self.timers.send_interval(&self.mailbox, period, msg)
     }
 
     /// Cancels a timer. Once this returns, the handler never sees a message of that timer,
@@ -188,7 +202,7 @@ impl<A: Actor> fmt::Debug for Context<A> {
             .field("actor", &self.me)
             .field("children", &self.children.len())
             .field("timers", &self.timers.len())
-            .field("epoch", &self.epoch)
+            .field("epoch", &self.epoch())
             .finish_non_exhaustive()
     }
 }

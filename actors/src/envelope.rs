@@ -76,15 +76,6 @@ impl<A: Actor> Stamp for Envelope<A> {
         self.reply.is_some() && matches!(self.origin, Origin::Actor(_))
     }
 
-    fn to_outbound(
-        &mut self,
-        to: ActorId,
-        type_name: &'static str,
-    ) -> Result<crate::remote::OutboundMessage, crate::CodecError> {
-        let payload = crate::encode(&self.msg)?;
-        Ok(self.outbound_with(to, type_name, payload))
-    }
-
     fn record(&self, to: ActorId) -> Result<InFlightRecord, crate::CodecError> {
         Ok(InFlightRecord {
             to,
@@ -100,6 +91,17 @@ impl<A: Actor> Stamp for Envelope<A> {
 }
 
 impl<A: Actor> Envelope<A> {
+    /// The envelope encoded for an actor on another node; an ask's reply channel moves into
+    /// the outbound message.
+    pub(crate) fn encode_outbound(
+        &mut self,
+        to: ActorId,
+        type_name: &'static str,
+    ) -> Result<crate::remote::OutboundMessage, crate::CodecError> {
+        let payload = crate::encode(&self.msg)?;
+        Ok(self.outbound_with(to, type_name, payload))
+    }
+
     /// The envelope as a message for another node, its message already encoded as
     /// `payload`; an ask's reply channel moves into the outbound message, whose handler
     /// decodes the reply and answers the asker.

@@ -1,4 +1,4 @@
-//! Errors of the send, ask, spawn and lookup paths.
+//! Errors of the send, ask, spawn and lookup paths, and of rebuilding a state.
 //!
 //! A failed send gives the message back, so nothing is lost silently.
 
@@ -112,7 +112,7 @@ pub enum SpawnError {
     /// [`ActorSystem::spawn_registered`](crate::ActorSystem::spawn_registered)).
     UnknownType(String),
     /// The state does not decode as the registered type's state.
-    State(crate::StateError),
+    State(StateError),
 }
 
 impl fmt::Display for SpawnError {
@@ -185,3 +185,49 @@ impl fmt::Display for CodecError {
 }
 
 impl std::error::Error for CodecError {}
+
+/// Rebuilding an actor from stored state failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateError {
+    /// The stored state has a version this code does not know.
+    UnknownVersion {
+        /// The actor type.
+        type_name: &'static str,
+        /// The version found in the checkpoint.
+        found: u32,
+        /// The newest version this code reads.
+        current: u32,
+    },
+    /// The bytes do not decode as the state.
+    Codec(CodecError),
+    /// The upgrade hook or the rebuild hook failed.
+    Hook(String),
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StateError::UnknownVersion { type_name, found, current } => write!(
+                f,
+                "state of {type_name} has version {found}, but this code reads versions up to {current}"
+            ),
+            StateError::Codec(e) => write!(f, "state does not decode: {e}"),
+            StateError::Hook(m) => write!(f, "state hook failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StateError::Codec(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<CodecError> for StateError {
+    fn from(e: CodecError) -> Self {
+        StateError::Codec(e)
+    }
+}

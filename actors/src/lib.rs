@@ -51,6 +51,7 @@
 
 mod actor;
 mod actor_ref;
+mod any_mailbox;
 mod context;
 mod current;
 mod envelope;
@@ -66,6 +67,7 @@ pub mod snapshot;
 mod state;
 mod supervision;
 mod system;
+mod target;
 mod timer;
 mod turn;
 
@@ -76,13 +78,15 @@ pub use amber_snapshot::{AbortReason, Refusal};
 pub use amber_snapshot::{ActorId, SystemId};
 pub use context::Context;
 pub use envelope::Origin;
-pub use error::{AskError, CodecError, LookupError, SendError, SpawnError, TrySendError};
+pub use error::{
+    AskError, CodecError, LookupError, SendError, SpawnError, StateError, TrySendError,
+};
 pub use mailbox::{DEFAULT_CAPACITY, MailboxCapacity};
 pub use signal::{ChildEvent, Down, ExitReason};
 pub use snapshot::{
     AbortCause, CaptureProblem, PartError, RestoreError, Skipped, SnapshotError, Taint,
 };
-pub use state::{ActorState, StateError};
+pub use state::ActorState;
 pub use supervision::{RestartPolicy, SpawnOptions};
 pub use system::{
     ActorSystem, CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, PendingRestore, Restored,

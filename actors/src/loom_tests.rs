@@ -15,7 +15,9 @@ use loom::future::block_on;
 use loom::thread;
 
 use crate::ExitReason;
-use crate::mailbox::core::{Cutting, Inbox, MailboxCore, Meta, Next, PushError, Stamp, test_meta};
+use crate::mailbox::core::{
+    CutFor, Cutting, Inbox, MailboxCore, Meta, Next, PushError, Stamp, test_meta,
+};
 use crate::signal::Signal;
 use crate::snapshot::{CutReport, Effects, SnapshotEngine, SnapshotError};
 
@@ -238,11 +240,8 @@ fn close_race_drains_everything_accepted() {
 fn watch_races_terminate() {
     loom::model(|| {
         let (core, mut inbox) = mailbox(8);
-        let watcher: Arc<dyn crate::mailbox::AnyMailbox> = Arc::new(MailboxCore::<
-            crate::envelope::Envelope<NoActor>,
-        >::new(
-            test_meta(), 1, Epoch::ZERO
-        ));
+        let watcher: crate::mailbox::Watcher =
+            Arc::new(MailboxCore::<u32>::new(test_meta(), 1, Epoch::ZERO));
         let registrar = {
             let core = core.clone();
             thread::spawn(move || core.add_watcher(watcher).is_err())
@@ -253,13 +252,46 @@ fn watch_races_terminate() {
     });
 }
 
-/// A minimal actor type, only so a typed mailbox can stand in as a watcher.
-struct NoActor;
-
-impl crate::Actor for NoActor {
-    type Msg = ();
-    type Reply = ();
-    async fn handle(&mut self, _msg: (), _ctx: &mut crate::Context<Self>) {}
+/// A sender pushing while the actor departs (live migration), with a batch in hand: each
+/// message either leaves with the actor (queued before the hand-off) or is refused as
+/// moved, with where to, for its sender to forward after: none is lost, none goes twice,
+/// and the sender's order holds across the two. Control is refused once it has left.
+#[test]
+fn depart_races_a_sender_nothing_lost_twice_or_reordered() {
+    loom::model(|| {
+        let core = Arc::new(MailboxCore::<u32, u8>::new(test_meta(), 8, Epoch::ZERO));
+        let mut inbox = Inbox::new(core.clone());
+        core.try_push(1).unwrap();
+        core.try_push(2).unwrap();
+        assert!(matches!(inbox.try_next(), Next::Data(1)));
+        let sender = {
+            let core = core.clone();
+            thread::spawn(move || {
+                let mut forwarded = Vec::new();
+                for i in 3..=4 {
+                    match core.try_push(i) {
+                        Ok(()) => {}
+                        Err(PushError::Moved(back, to)) => {
+                            assert_eq!(to, 7, "where the hand-off said it went");
+                            forwarded.push(back);
+                        }
+                        Err(other) => panic!("refused: {other:?}"),
+                    }
+                }
+                forwarded
+            })
+        };
+        let mut left = Vec::new();
+        let departed = inbox.depart(7, |queue, _cut| {
+            left.extend(queue.drain(..));
+            Ok::<_, ()>(())
+        });
+        assert!(matches!(departed, Some(Ok(()))));
+        left.extend(sender.join().unwrap());
+        assert_eq!(left, vec![2, 3, 4], "the batch in hand, then the sender's, in order");
+        assert!(matches!(core.try_push(5), Err(PushError::Moved(5, 7))));
+        assert!(core.push_control(Signal::Drain).is_err());
+    });
 }
 
 // ------------------------------------------------------------------ the cut
@@ -281,13 +313,6 @@ impl crate::mailbox::core::Stamp for Msg {
     }
     fn tag(&self) -> Epoch {
         self.tag
-    }
-    fn to_outbound(
-        &mut self,
-        _to: crate::ActorId,
-        _type_name: &'static str,
-    ) -> Result<crate::remote::OutboundMessage, crate::CodecError> {
-        Err(crate::CodecError::new("test messages stay local".into()))
     }
     fn record(
         &self,
@@ -334,8 +359,10 @@ fn receiver(inbox: &mut Inbox<Msg>, before: usize, total: usize) -> Fate {
             _ => break,
         }
     }
-    let (cut, backlog, _) =
-        inbox.cut(Epoch(1), amber_snapshot::MAX_DEPTH).taken().expect("behind epoch 1");
+    let (cut, backlog, _) = inbox
+        .cut(CutFor::Marker(Epoch(1)), amber_snapshot::MAX_DEPTH)
+        .taken()
+        .expect("behind epoch 1");
     epoch = epoch.max(cut.to);
     fate.recorded.extend(backlog.iter().filter(|m| m.tag < cut.to).map(|m| m.id));
     while handled < total {
@@ -407,7 +434,7 @@ fn outside_messages_vs_cut_are_reflected_recorded_or_after_exactly_once() {
             fate.processed_before_cut.push(m.id);
         }
         let (cut, backlog, _) =
-            inbox.cut(Epoch(1), amber_snapshot::MAX_DEPTH).taken().expect("behind");
+            inbox.cut(CutFor::Marker(Epoch(1)), amber_snapshot::MAX_DEPTH).taken().expect("behind");
         let mut after = Vec::new();
         for m in backlog.iter() {
             if m.tag < cut.to {
@@ -453,19 +480,21 @@ fn marker_and_newer_tag_race_the_cut_happens_first() {
         let mut handled = Vec::new();
         let mut cut_at_handled = None;
         // Takes the cut if still behind: returns the backlog ids in flight.
-        let cut_now = |inbox: &mut Inbox<Msg>| {
-            inbox.cut(Epoch(1), amber_snapshot::MAX_DEPTH).taken().map(|(cut, backlog, _)| {
+        let cut_now = |inbox: &mut Inbox<Msg>, why: CutFor| {
+            inbox.cut(why, amber_snapshot::MAX_DEPTH).taken().map(|(cut, backlog, _)| {
                 backlog.iter().filter(|m| m.tag < cut.to).map(|m| m.id).collect::<Vec<_>>()
             })
         };
         while handled.len() < 2 || cut_at_handled.is_none() {
             let next = recv_msg(&mut inbox);
             let must_cut = match &next {
-                Next::Control(Signal::Marker(_)) => true,
-                Next::Data(m) => m.tag > epoch,
+                Next::Control(Signal::Marker(e)) => Some(CutFor::Marker(*e)),
+                Next::Data(m) => (m.tag > epoch).then_some(CutFor::Dequeued(m.tag)),
                 other => panic!("unexpected {other:?}"),
             };
-            if must_cut && let Some(in_flight) = cut_now(&mut inbox) {
+            if let Some(why) = must_cut
+                && let Some(in_flight) = cut_now(&mut inbox, why)
+            {
                 epoch = Epoch(1);
                 recorded.extend(in_flight);
                 cut_at_handled = Some(handled.len());
@@ -529,14 +558,15 @@ fn a_deferred_cut_holds_later_tags_and_counts_each_message_once() {
             })
         };
         // The marker, while depth 0 is not released: the cut is deferred.
-        assert!(matches!(inbox.cut(Epoch(1), 0), Cutting::Deferred));
+        assert!(matches!(inbox.cut(CutFor::Marker(Epoch(1)), 0), Cutting::Deferred));
         let mut processed_before_cut = Vec::new();
         while let Next::Data(m) = inbox.try_next() {
             assert!(m.tag < Epoch(1), "message {} tagged after the cut processed before it", m.id);
             processed_before_cut.push(m.id);
         }
         // Released: the cut. Held messages come first, then the rest, in arrival order.
-        let (cut, batch, _) = inbox.cut(Epoch(1), 1).taken().expect("deferred, so behind");
+        let (cut, batch, _) =
+            inbox.cut(CutFor::Marker(Epoch(1)), 1).taken().expect("deferred, so behind");
         assert_eq!(cut.depth, 1);
         let mut recorded = Vec::new();
         let mut processed_after_cut = Vec::new();
@@ -613,8 +643,6 @@ struct Actor {
     inbox: Inbox<Msg>,
     /// The epoch it was born in.
     born: Epoch,
-    /// Its epoch (moved only by its cut).
-    epoch: Epoch,
     /// The markers its runner dequeued.
     markers: Vec<Epoch>,
     cuts: usize,
@@ -637,7 +665,12 @@ impl Actor {
         if let Some(marker) = marker {
             let _ = mailbox.push_control(Signal::Marker(marker));
         }
-        Actor { inbox: Inbox::new(mailbox), born, epoch: born, markers: Vec::new(), cuts: 0 }
+        Actor { inbox: Inbox::new(mailbox), born, markers: Vec::new(), cuts: 0 }
+    }
+
+    /// Its epoch, as the runner reads it: its inbox's (moved only by its cut).
+    fn epoch(&self) -> Epoch {
+        self.inbox.epoch()
     }
 
     fn id(&self) -> crate::ActorId {
@@ -650,11 +683,12 @@ impl Actor {
         while let Next::Control(signal) = self.inbox.try_next() {
             let Signal::Marker(to) = signal else { panic!("unexpected {signal:?}") };
             self.markers.push(to);
-            if to <= self.epoch {
+            if to <= self.epoch() {
                 continue; // a stale marker
             }
             let id = self.id();
-            let Some((cut, batch, _)) = self.inbox.cut(to, amber_snapshot::MAX_DEPTH).taken()
+            let Some((cut, batch, _)) =
+                self.inbox.cut(CutFor::Marker(to), amber_snapshot::MAX_DEPTH).taken()
             else {
                 continue;
             };
@@ -668,7 +702,7 @@ impl Actor {
                     })
                 })
                 .collect();
-            self.epoch = cut.to;
+            assert_eq!(self.epoch(), cut.to, "the cut moved the inbox's epoch");
             self.cuts += 1;
             let entry = amber_snapshot::ActorEntry {
                 id,
@@ -719,7 +753,7 @@ fn check(
     mut child: Actor,
 ) {
     assert_eq!(epoch, Epoch(1));
-    let behind = |a: &Actor| u64::from(a.epoch < epoch);
+    let behind = |a: &Actor| u64::from(a.epoch() < epoch);
     assert_eq!(engine.behind(), behind(&parent) + behind(&child), "counted before the runs");
     for actor in [&mut parent, &mut child] {
         actor.run(engine, registry);
@@ -730,8 +764,8 @@ fn check(
         child.born
     );
     assert!(child.born <= epoch);
-    assert_eq!((parent.epoch, parent.cuts), (epoch, 1), "the parent cut once");
-    assert_eq!(child.epoch, epoch);
+    assert_eq!((parent.epoch(), parent.cuts), (epoch, 1), "the parent cut once");
+    assert_eq!(child.epoch(), epoch);
     assert_eq!(child.cuts, usize::from(child.born < epoch), "the child cut iff born before");
     assert_eq!(engine.behind(), 0);
     assert_eq!(engine.running(), None);
@@ -760,7 +794,7 @@ fn spawn_by_a_parent_races_the_marker_broadcast() {
             let (engine, registry) = (engine.clone(), registry.clone());
             thread::spawn(move || {
                 parent.run(&engine, &registry);
-                let child = Actor::spawn(&engine, &registry, 2, Some(parent.epoch));
+                let child = Actor::spawn(&engine, &registry, 2, Some(parent.epoch()));
                 (parent, child)
             })
         };
@@ -769,7 +803,7 @@ fn spawn_by_a_parent_races_the_marker_broadcast() {
             thread::spawn(move || snapshot(&engine, &registry))
         };
         let (parent, child) = spawner.join().unwrap();
-        assert_eq!(child.born, parent.epoch, "born in its parent's epoch");
+        assert_eq!(child.born, parent.epoch(), "born in its parent's epoch");
         check(&engine, &registry, started.join().unwrap(), parent, child);
     });
 }

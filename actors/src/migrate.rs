@@ -53,17 +53,16 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::sync::oneshot;
 
+use crate::any_mailbox::AnyMailbox;
 use crate::envelope::{Envelope, Origin};
-use crate::mailbox::core::Moved;
-use crate::mailbox::{AnyMailbox, Mailbox};
 use crate::remote::{InboundMessage, OutboundMessage, RemoteRoute, ReplyError, RouteError};
 use crate::runner::Runner;
 use crate::signal::Signal;
 use crate::supervision::{RestartPolicy, Restarts};
+use crate::target::{Forward, Mailbox};
 use crate::turn::Panic;
 use crate::{
-    Actor, ActorId, ActorRef, ActorState, ActorSystem, Context, ExitReason, MailboxCapacity,
-    SpawnError,
+    Actor, ActorId, ActorState, ActorSystem, Context, ExitReason, MailboxCapacity, SpawnError,
 };
 
 /// An actor on its way between two nodes: its state, timers, place in the snapshot
@@ -446,7 +445,7 @@ pub(crate) fn arrive<A: ActorState>(
     let mut envelopes = VecDeque::with_capacity(queued.len());
     for message in queued {
         // An undecodable message is a dead letter, as it would be if sent now.
-        match crate::mailbox::inbound_envelope::<A>(system, id, message) {
+        match crate::any_mailbox::inbound_envelope::<A>(system, id, message) {
             Ok(env) => envelopes.push_back(env),
             Err(e) => {
                 tracing::warn!(actor = %id, error = %e, "a queued message of a moving actor does not decode; dropped")
@@ -475,8 +474,7 @@ pub(crate) fn arrive<A: ActorState>(
     if let Some(marker) = marker {
         let _ = mailbox.push_control(Signal::Marker(marker));
     }
-    let me = ActorRef::from_mailbox(mailbox.clone());
-    let mut ctx = Context::new(me.clone(), system.internal(), None, epoch);
+    let mut ctx = Context::new(mailbox.clone(), system.internal(), None);
     for watched in watching {
         ctx.watch_id(watched);
     }
@@ -536,7 +534,7 @@ impl<A: Actor> Runner<A> {
         let watching: Vec<ActorId> = self.ctx.watching.iter().copied().collect();
         let system = self.ctx.system.clone();
         let timers = &self.ctx.timers;
-        let moved = Moved { route: route.clone(), counter: Some(system.engine_arc()) };
+        let moved = Forward::new(route.clone(), system.engine_arc());
         let outcome = self.inbox.depart(moved, |queue: &mut VecDeque<Envelope<A>>, cut| {
             // Everything encodes before anything moves: a failure leaves the actor here.
             let mut queued_timers = HashSet::new();
@@ -582,7 +580,7 @@ impl<A: Actor> Runner<A> {
                         payload: message.payload,
                         reply: message.reply,
                     };
-                    match crate::mailbox::inbound_envelope::<A>(&system, id, inbound) {
+                    match crate::any_mailbox::inbound_envelope::<A>(&system, id, inbound) {
                         Ok(env) => queue.push_back(env),
                         Err(e) => tracing::warn!(actor = %id, error = %e, "a queued message did not come back"),
                     }
@@ -598,7 +596,7 @@ impl<A: Actor> Runner<A> {
             Some(Ok(())) => {}
         }
         // Gone from here: its timers travelled, its watches are taken again there.
-        let epoch = self.ctx.epoch;
+        let epoch = self.inbox.epoch();
         self.ctx.timers.cancel_all();
         for watched in self.ctx.watching.drain() {
             if let Some(mailbox) = system.registry().get(watched) {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
-use crate::mailbox::AnyMailbox;
+use crate::any_mailbox::AnyMailbox;
 use crate::{ActorId, LookupError, SpawnError};
 
 #[derive(Default)]

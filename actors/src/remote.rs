@@ -2,9 +2,10 @@
 //! one arriving from another node is delivered. `amber-remote` implements the routes over
 //! TCP; the runtime knows nothing of sockets.
 //!
-//! A ref to an actor on another node is an ordinary [`ActorRef`](crate::ActorRef) whose
-//! mailbox has a [`RemoteRoute`]: `tell` and `ask` encode the message and hand it to the
-//! route instead of queueing it. Refs decoded inside an [`ActorSystem`] whose id is not local
+//! A ref to an actor on another node is an ordinary [`ActorRef`](crate::ActorRef) that
+//! leads to a [`RemoteRoute`] instead of a mailbox: `tell` and `ask` encode the message and
+//! hand it to the route. A ref to an actor that moved away leads to its old mailbox, which
+//! refuses the message as moved; the ref forwards it on the route to the actor's new node. Refs decoded inside an [`ActorSystem`] whose id is not local
 //! are resolved through the system's [`RemoteDirectory`].
 
 use std::fmt;

@@ -6,16 +6,19 @@ use std::time::Instant;
 
 use amber_snapshot::{ActorEntry, Epoch, StateRecord};
 
+use crate::any_mailbox::{AnyMailbox, terminated};
 use crate::current::Running;
 use crate::envelope::{Envelope, Origin};
 use crate::mailbox::core::Cutting;
 use crate::mailbox::core::Stamp;
-use crate::mailbox::{Inbox, Next, terminated};
+use crate::mailbox::{CutFor, Inbox, Next};
+use crate::migrate::Departing;
 use crate::signal::Signal;
 use crate::snapshot::types::StateCodec;
 use crate::snapshot::{CaptureProblem, CutReport};
 use crate::supervision::{AfterPanic, Restarts};
 use crate::system::Factory;
+use crate::target::Forward;
 use crate::turn::{Panic, turn, turn_sync};
 use crate::{Actor, ChildEvent, Context, Down, ExitReason};
 
@@ -29,7 +32,7 @@ pub(crate) struct Runner<A: Actor> {
     pub(crate) actor: Option<A>,
     pub(crate) factory: Option<Factory<A>>,
     pub(crate) ctx: Context<A>,
-    pub(crate) inbox: Inbox<Envelope<A>>,
+    pub(crate) inbox: Inbox<Envelope<A>, Forward>,
     pub(crate) restarts: Restarts,
     /// How to capture the state at a cut; `None` if the type is not registered.
     pub(crate) codec: Option<StateCodec<A>>,
@@ -54,7 +57,7 @@ impl<A: Actor> Runner<A> {
     }
 
     fn running(&self) -> Running {
-        Running { id: self.ctx.id(), epoch: self.ctx.epoch, depth: self.depth }
+        Running { id: self.ctx.id(), epoch: self.inbox.epoch(), depth: self.depth }
     }
 
     /// Starts the actor and handles messages until it must stop; returns why.
@@ -77,7 +80,7 @@ impl<A: Actor> Runner<A> {
                 // Drained while deferring a cut: the messages set aside for after it are
                 // still to be handled, so the cut is taken now.
                 Next::Closed if let Some(deferred) = self.inbox.deferred() => {
-                    match self.take_cut(deferred, amber_snapshot::MAX_DEPTH) {
+                    match self.take_cut(CutFor::Marker(deferred), amber_snapshot::MAX_DEPTH) {
                         Ok(_) => None,
                         Err(panic) => self.recover(panic).await,
                     }
@@ -150,13 +153,13 @@ impl<A: Actor> Runner<A> {
 
     /// Handles one data message; `Some` if the actor must stop.
     async fn handle(&mut self, env: Envelope<A>) -> Option<ExitReason> {
-        if env.epoch > self.ctx.epoch && self.inbox.deferred().is_none() {
+        if env.epoch > self.inbox.epoch() && self.inbox.deferred().is_none() {
             // Sent by an actor that already cut for a later snapshot: cut first, or this
             // message would be inside our cut but outside its sender's. An actor that may
             // still be asked by actors that have not cut defers the cut instead, and sets
             // the message aside until it has cut (the inbox sets aside the later ones).
             let released = self.released(env.epoch);
-            match self.take_cut(env.epoch, released) {
+            match self.take_cut(CutFor::Dequeued(env.epoch), released) {
                 Ok(true) => {}
                 Ok(false) => {
                     self.inbox.hold_back(env);
@@ -177,7 +180,7 @@ impl<A: Actor> Runner<A> {
             // Answering an ask makes this actor deeper than its asker (the ask rule).
             self.depth = to;
             let effects =
-                self.ctx.system.engine().deepened(self.ctx.id(), self.ctx.epoch, from, to);
+                self.ctx.system.engine().deepened(self.ctx.id(), self.inbox.epoch(), from, to);
             self.ctx.system.run_effects(effects);
         }
         let Envelope { origin, msg, reply, .. } = env;
@@ -195,7 +198,7 @@ impl<A: Actor> Runner<A> {
         match turn(running, actor.handle(msg, &mut self.ctx)).await {
             Ok(out) => {
                 if let Some(tx) = reply {
-                    let _ = tx.send((out, self.ctx.epoch));
+                    let _ = tx.send((out, self.inbox.epoch()));
                 }
                 None
             }
@@ -225,24 +228,30 @@ impl<A: Actor> Runner<A> {
             }
             Signal::Marker(epoch) => {
                 let released = self.released(epoch);
-                self.take_cut(epoch, released).map(drop)
+                self.take_cut(CutFor::Marker(epoch), released).map(drop)
             }
             Signal::Release(epoch) => match self.inbox.deferred().filter(|d| *d <= epoch) {
                 // Asks served meanwhile may have made this actor deeper than the release:
                 // it asks again (and stays registered if it must still wait).
                 Some(deferred) => {
                     let released = self.released(deferred);
-                    self.take_cut(deferred, released).map(drop)
+                    self.take_cut(CutFor::Marker(deferred), released).map(drop)
                 }
                 None => return None,
             },
-            Signal::Migrate(departing) => match self.depart(*departing) {
-                Ok(departed) => {
-                    self.departed = departed;
-                    return departed.then_some(ExitReason::Stopped);
+            Signal::Migrate(request) => {
+                let Ok(departing) = request.downcast::<Departing>() else {
+                    tracing::error!(actor = %self.ctx.id(), "a migration request of another kind: ignored");
+                    return None;
+                };
+                match self.depart(*departing) {
+                    Ok(departed) => {
+                        self.departed = departed;
+                        return departed.then_some(ExitReason::Stopped);
+                    }
+                    Err(panic) => Err(panic),
                 }
-                Err(panic) => Err(panic),
-            },
+            }
             Signal::Down(down) => {
                 if !self.ctx.watching.remove(&down.actor) {
                     return None; // unwatched meanwhile
@@ -260,14 +269,15 @@ impl<A: Actor> Runner<A> {
     /// The ask depth the node releases for a cut for `epoch` (registering this actor to be
     /// told when its own depth is released, if it is not yet). Actors nobody asks never wait.
     fn released(&self, epoch: Epoch) -> u8 {
-        if epoch <= self.ctx.epoch || self.depth == 0 {
+        if epoch <= self.inbox.epoch() || self.depth == 0 {
             return amber_snapshot::MAX_DEPTH;
         }
-        let me = self.ctx.me.erased();
+        let me: std::sync::Arc<dyn AnyMailbox> = self.ctx.mailbox.clone();
         self.ctx.system.engine().release_for(self.ctx.id(), self.depth, &me)
     }
 
-    /// Takes the cut for snapshot `to` if behind it: captures the state and pending timers,
+    /// Takes the cut `why` calls for if behind it (the mailbox's [`ActorCut`] decides, under
+    /// its lock): captures the state and pending timers,
     /// moves the backlog into the batch atomically with the epoch switch, records the part of
     /// the backlog that is in flight, and hands it all to the snapshot engine. If the
     /// actor's ask depth is above `released`, it defers the cut instead (the ask rule).
@@ -278,13 +288,14 @@ impl<A: Actor> Runner<A> {
     /// does not hang), and the panic is returned for the caller to handle as a panicking
     /// handler's (supervision: restart or stop, watchers told).
     #[must_use = "a panic in the state encoder must go to supervision"]
-    fn take_cut(&mut self, to: Epoch, released: u8) -> Result<bool, Panic> {
-        if to <= self.ctx.epoch {
+    fn take_cut(&mut self, why: CutFor, released: u8) -> Result<bool, Panic> {
+        let (CutFor::Marker(to) | CutFor::Dequeued(to)) = why;
+        if to <= self.inbox.epoch() {
             return Ok(true); // a stale marker: already cut (the epoch only moves here, at cuts)
         }
         let id = self.ctx.id();
         let type_name = self.inbox.core().meta.type_name;
-        let (cut, batch, mut watchers) = match self.inbox.cut(to, released) {
+        let (cut, batch, mut watchers) = match self.inbox.cut(why, released) {
             Cutting::Cut(cut, batch, watchers) => (cut, batch, watchers),
             Cutting::Stale => return Ok(true),
             Cutting::Deferred => {
@@ -335,7 +346,6 @@ impl<A: Actor> Runner<A> {
                     .push(record.map_err(|error| CaptureProblem::MessageEncode { to: id, error }));
             }
         }
-        self.ctx.epoch = cut.to;
         let state = encoded.and_then(|bytes| {
             let timers = self
                 .ctx
@@ -400,14 +410,14 @@ impl<A: Actor> Runner<A> {
             tracing::debug!(actor = %id, dead_letters, "dropped queued messages");
         }
         for watcher in watchers {
-            let _ = watcher.signal(Signal::Down(Down { actor: id, reason: reason.clone() }));
+            watcher.down(Down { actor: id, reason: reason.clone() });
         }
         if let Some(parent) = &self.ctx.parent {
             let _ = parent
                 .signal(Signal::Child(ChildEvent::Exited { child: id, reason: reason.clone() }));
         }
         // Only now, with its mailbox terminated, has the actor left any running snapshot.
-        let effects = self.ctx.system.engine().stopped(id, self.ctx.epoch, self.depth);
+        let effects = self.ctx.system.engine().stopped(id, self.inbox.epoch(), self.depth);
         self.ctx.system.run_effects(effects);
         if reason.is_failure() {
             tracing::warn!(actor = %id, %reason, "stopped");

@@ -103,6 +103,8 @@ pub(crate) enum Signal {
     /// The node released this actor's ask depth for snapshots up to this epoch: a cut it
     /// defers is taken now.
     Release(amber_snapshot::Epoch),
-    /// Move to another node (live migration) before the next message.
-    Migrate(Box<crate::migrate::Departing>),
+    /// Move to another node (live migration) before the next message. The request (a
+    /// `migrate::Departing`) is opaque to the control lane, which knows nothing of
+    /// migration; the actor's task opens it.
+    Migrate(Box<dyn std::any::Any + Send>),
 }

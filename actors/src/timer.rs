@@ -14,7 +14,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::envelope::{Envelope, Origin};
-use crate::mailbox::Mailbox;
+use crate::target::Mailbox;
 use crate::{Actor, ActorRef};
 
 /// Identifies one timer of one actor.

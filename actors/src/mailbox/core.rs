@@ -14,17 +14,32 @@
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 
-use amber_snapshot::{ActorCut, Cut, Epoch, InFlightRecord, Marker};
+use amber_snapshot::{ActorCut, Cut, Dequeue, Epoch, InFlightRecord, Marker};
 
 use crate::loom::lock;
 use crate::loom::sync::atomic::{AtomicBool, Ordering};
 use crate::loom::sync::{Arc, Mutex};
 use crate::signal::Signal;
 use crate::snapshot::{CaptureProblem, Taint};
-use crate::{ActorId, CodecError, ExitReason};
+use crate::{ActorId, CodecError, Down, ExitReason};
+
+/// An actor to tell when this one terminates (or, for an actor on another node, a stand-in
+/// that passes the news on).
+pub(crate) trait Watch: Send + Sync + 'static {
+    /// The watching actor's id.
+    fn id(&self) -> ActorId;
+    /// Tells it that an actor it watches terminated.
+    fn down(&self, down: Down);
+}
 
 /// A task to notify when this actor stops.
-pub(crate) type Watcher = Arc<dyn super::AnyMailbox>;
+pub(crate) type Watcher = Arc<dyn Watch>;
+
+impl std::fmt::Debug for dyn Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Watcher({})", self.id())
+    }
+}
 
 /// What a mailbox knows about its actor.
 #[derive(Debug, Clone)]
@@ -34,11 +49,6 @@ pub(crate) struct Meta {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) ask_timeout: std::time::Duration,
     pub(crate) late: Arc<LateSink>,
-    /// For an actor on another node: where its messages go instead of a queue.
-    pub(crate) route: Option<Arc<dyn crate::remote::RemoteRoute>>,
-    /// For an actor on another node: the sending node's snapshot engine, which counts the
-    /// epoch-tagged messages each link takes.
-    pub(crate) counter: Option<Arc<crate::snapshot::SnapshotEngine>>,
 }
 
 /// An item that can be carried by a mailbox.
@@ -51,13 +61,6 @@ pub(crate) trait Stamp {
     fn record(&self, to: ActorId) -> Result<InFlightRecord, CodecError>;
     /// Whether the item is an ask from an actor (whose handler awaits the reply).
     fn asked_by_actor(&self) -> bool;
-    /// The item encoded for an actor on another node; an ask's reply channel moves into the
-    /// outbound message.
-    fn to_outbound(
-        &mut self,
-        to: ActorId,
-        type_name: &'static str,
-    ) -> Result<crate::remote::OutboundMessage, CodecError>;
 }
 
 /// Where messages that cross a cut after it was taken ("late" messages, and dead letters
@@ -167,13 +170,17 @@ impl LateSink {
     }
 }
 
-/// Why a push failed; the item is given back.
+/// Why a push did not queue the item; the item is given back.
 #[derive(Debug)]
-pub(crate) enum PushError<T> {
+pub(crate) enum PushError<T, M = ()> {
     /// The bounded queue is at capacity.
     Full(T),
     /// The mailbox no longer accepts data messages.
     Closed(T),
+    /// The actor moved to another node (see [`Inbox::depart`]): the item was not queued,
+    /// and goes on to where it moved, `M`, as the mailbox was told at the hand-off. The
+    /// mailbox only says so; the caller forwards it.
+    Moved(T, M),
 }
 
 /// Whether the sender of a message learns that the mailbox refused it, which decides whether
@@ -200,6 +207,18 @@ pub(crate) enum Refusal {
     Silent,
 }
 
+/// What brings the consumer to its cut: the actor's [`ActorCut`] decides, under the lock,
+/// whether it cuts now, defers, or is not behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CutFor {
+    /// `Marker(e)` came off the control lane (or the node released the cut deferred for
+    /// `e`): [`ActorCut::on_marker_at`].
+    Marker(Epoch),
+    /// A data message tagged `e`, ahead of the actor, was dequeued (its sender had already
+    /// cut for `e`): [`ActorCut::on_dequeue_at`]. The message is not part of the backlog.
+    Dequeued(Epoch),
+}
+
 /// What the consumer gets next.
 #[derive(Debug)]
 pub(crate) enum Next<T> {
@@ -221,20 +240,13 @@ enum Lifecycle {
     Closed,
     /// The actor has finished; everything is refused.
     Terminated,
-    /// The actor moved to another node (live migration): data messages are forwarded there
-    /// (see [`Moved`]); control signals are refused.
+    /// The actor moved to another node (live migration): data messages are refused with
+    /// [`PushError::Moved`], for the sender to forward; control signals are refused.
     Moved,
 }
 
-/// Where a moved actor now lives, and the engine that counts the messages forwarded to it.
-#[derive(Debug, Clone)]
-pub(crate) struct Moved {
-    pub(crate) route: Arc<dyn crate::remote::RemoteRoute>,
-    pub(crate) counter: Option<Arc<crate::snapshot::SnapshotEngine>>,
-}
-
 #[derive(Debug)]
-struct Queue<T> {
+struct Queue<T, M> {
     data: VecDeque<T>,
     control: VecDeque<Signal>,
     capacity: usize,
@@ -253,20 +265,24 @@ struct Queue<T> {
     /// Why the actor terminated, once it has.
     exit: Option<ExitReason>,
     /// Where the actor went, once it moved to another node.
-    moved: Option<Moved>,
+    moved: Option<M>,
 }
 
 /// The shared half of a mailbox: senders and the consumer both hold it.
+///
+/// `T` is the data item; `M` says where the actor went if it moves to another node (the
+/// mailbox keeps it and hands it back with every refused push, see [`PushError::Moved`];
+/// it knows nothing else of other nodes).
 #[derive(Debug)]
-pub(crate) struct MailboxCore<T> {
+pub(crate) struct MailboxCore<T, M = ()> {
     pub(crate) meta: Meta,
-    queue: Mutex<Queue<T>>,
+    queue: Mutex<Queue<T, M>>,
     /// Set (under the lock) when the control lane is non-empty; read by the consumer between
     /// data messages without locking.
     control_pending: AtomicBool,
 }
 
-impl<T: Stamp> MailboxCore<T> {
+impl<T: Stamp, M: Clone> MailboxCore<T, M> {
     /// A new open mailbox holding at most `capacity` waiting data messages (for unit and
     /// loom tests; the system builds mailboxes [`with_cut`](Self::with_cut)).
     #[cfg(any(test, loom))]
@@ -297,13 +313,13 @@ impl<T: Stamp> MailboxCore<T> {
 
     /// Pushes a data message without waiting.
     #[inline]
-    pub(crate) fn try_push(&self, item: T) -> Result<(), PushError<T>> {
+    pub(crate) fn try_push(&self, item: T) -> Result<(), PushError<T, M>> {
         self.push(item, None, true, Refusal::Reported)
     }
 
     /// Pushes a data message, or registers `cx` to be woken when room frees up.
     #[inline]
-    pub(crate) fn poll_push(&self, cx: &mut Context<'_>, item: T) -> Result<(), PushError<T>> {
+    pub(crate) fn poll_push(&self, cx: &mut Context<'_>, item: T) -> Result<(), PushError<T, M>> {
         self.push(item, Some(cx), true, Refusal::Reported)
     }
 
@@ -311,14 +327,14 @@ impl<T: Stamp> MailboxCore<T> {
     /// reader must not block behind one actor (backpressure across nodes is the link's
     /// bounded queue and TCP), and per-sender order must hold. `refusal` says whether the
     /// sender learns of a refusal (an ask: its asker gets an error reply) or not (a tell).
-    pub(crate) fn push_remote(&self, item: T, refusal: Refusal) -> Result<(), PushError<T>> {
+    pub(crate) fn push_remote(&self, item: T, refusal: Refusal) -> Result<(), PushError<T, M>> {
         self.push(item, None, false, refusal)
     }
 
-    /// The one push path: forward if the actor is on another node; refuse if closed (a
-    /// refusal the sender never learns of is recorded if it crosses the cut, see
-    /// [`Refusal`]); refuse if full (registering `cx`, if any, to be woken when room frees
-    /// up); else stamp, record if late, enqueue, and wake the consumer if it parked.
+    /// The one push path: say where it went if the actor moved (the caller forwards it);
+    /// refuse if closed (a refusal the sender never learns of is recorded if it crosses the
+    /// cut, see [`Refusal`]); refuse if full (registering `cx`, if any, to be woken when room
+    /// frees up); else stamp, record if late, enqueue, and wake the consumer if it parked.
     #[inline]
     fn push(
         &self,
@@ -326,22 +342,14 @@ impl<T: Stamp> MailboxCore<T> {
         cx: Option<&mut Context<'_>>,
         bounded: bool,
         refusal: Refusal,
-    ) -> Result<(), PushError<T>> {
-        if let Some(route) = &self.meta.route {
-            if bounded && !route.poll_ready(cx) {
-                return Err(PushError::Full(item));
-            }
-            return self.forward(route, self.meta.counter.as_ref(), item);
-        }
+    ) -> Result<(), PushError<T, M>> {
         let waker = {
             let mut q = lock(&self.queue);
             if q.lifecycle != Lifecycle::Open {
-                if let Some(moved) = q.moved.clone() {
-                    drop(q);
-                    if bounded && !moved.route.poll_ready(cx) {
-                        return Err(PushError::Full(item));
-                    }
-                    return self.relay(&moved, item);
+                if let Some(moved) = &q.moved {
+                    // Decided under the lock that the hand-off took: whatever was queued
+                    // before left with the actor, so this goes after it.
+                    return Err(PushError::Moved(item, moved.clone()));
                 }
                 if refusal == Refusal::Silent {
                     // Lost in the channel, as a dead letter: stamped like any arrival (an
@@ -380,75 +388,6 @@ impl<T: Stamp> MailboxCore<T> {
         Ok(())
     }
 
-    /// Encodes the item and hands it to the route to its node (counting it with `counter`,
-    /// the sending node's engine); on failure the item is given back as refused.
-    #[cold]
-    fn forward(
-        &self,
-        route: &Arc<dyn crate::remote::RemoteRoute>,
-        counter: Option<&Arc<crate::snapshot::SnapshotEngine>>,
-        mut item: T,
-    ) -> Result<(), PushError<T>> {
-        let outbound = match item.to_outbound(self.meta.id, self.meta.type_name) {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::warn!(actor = %self.meta.id, error = %e, "message does not encode for a remote actor");
-                return Err(PushError::Closed(item));
-            }
-        };
-        // Messages from actors carry their sender's epoch and are counted once the link
-        // took them; outside messages are tagged on arrival and never counted.
-        let counted = outbound.from.map(|_| outbound.tag);
-        match route.route(outbound) {
-            Ok(()) => {
-                if let (Some(tag), Some(engine)) = (counted, counter) {
-                    engine.remote_sent(route.node(), tag);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                tracing::debug!(actor = %self.meta.id, error = %e, "remote send failed");
-                Err(PushError::Closed(item))
-            }
-        }
-    }
-
-    /// Relays an item to an actor that moved to another node, under its engine's lock (see
-    /// `SnapshotEngine::relay`): a message from an actor tagged before the node's target
-    /// epoch is recorded in flight for that snapshot and goes on tagged with it.
-    #[cold]
-    fn relay(&self, moved: &Moved, mut item: T) -> Result<(), PushError<T>> {
-        let Some(engine) = &moved.counter else {
-            return self.forward(&moved.route, None, item);
-        };
-        let mut outbound = match item.to_outbound(self.meta.id, self.meta.type_name) {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::warn!(actor = %self.meta.id, error = %e, "message does not encode for a moved actor");
-                return Err(PushError::Closed(item));
-            }
-        };
-        let relayed = engine.relay(moved.route.node(), |target| {
-            if outbound.from.is_some() && outbound.tag < target {
-                let record = InFlightRecord {
-                    to: self.meta.id,
-                    from: outbound.from,
-                    epoch: outbound.tag,
-                    ask: outbound.reply.is_some(),
-                    payload: outbound.payload.clone(),
-                };
-                self.meta.late.push(Late { snapshot: target, record: Ok(record) });
-                outbound.tag = target;
-            }
-            let counted = outbound.from.map(|_| outbound.tag);
-            moved.route.route(outbound).map(|()| counted)
-        });
-        relayed.map_err(|e| {
-            tracing::debug!(actor = %self.meta.id, error = %e, "relay to a moved actor failed");
-            PushError::Closed(item)
-        })
-    }
-
     /// Under the lock: if the item crosses this actor's latest cut (sent before its sender's
     /// cut, arriving after ours), records a copy for that snapshot.
     ///
@@ -458,7 +397,7 @@ impl<T: Stamp> MailboxCore<T> {
     /// snapshot is tainted instead.
     /// Returns the snapshot it was recorded for, if any.
     #[inline]
-    fn record_if_late(&self, q: &Queue<T>, item: &T) -> Option<Epoch> {
+    fn record_if_late(&self, q: &Queue<T, M>, item: &T) -> Option<Epoch> {
         let tag = item.tag();
         if let Some(snapshot) = q.cut.recording(tag) {
             let to = self.meta.id;
@@ -563,16 +502,7 @@ impl<T: Stamp> MailboxCore<T> {
 
     /// Registers `watcher` to be told when this actor terminates. If it already has, the
     /// watcher is given back with the reason, so it can be told at once.
-    ///
-    /// For an actor on another node, the watch is registered with that node through the
-    /// route; if the node is down, the watcher is given back with
-    /// [`ExitReason::NodeDown`].
     pub(crate) fn add_watcher(&self, watcher: Watcher) -> Result<(), (Watcher, ExitReason)> {
-        if let Some(route) = &self.meta.route {
-            return route
-                .watch(self.meta.id, watcher.id())
-                .map_err(|_| (watcher, ExitReason::NodeDown(route.node().to_owned())));
-        }
         let mut q = lock(&self.queue);
         match &q.exit {
             Some(reason) => Err((watcher, reason.clone())),
@@ -595,12 +525,8 @@ impl<T: Stamp> MailboxCore<T> {
         lock(&self.queue).capacity
     }
 
-    /// Removes `id` from the watchers (for an actor on another node, withdraws the watch
-    /// there).
+    /// Removes `id` from the watchers.
     pub(crate) fn remove_watcher(&self, id: ActorId) {
-        if let Some(route) = &self.meta.route {
-            return route.unwatch(self.meta.id, id);
-        }
         lock(&self.queue).watchers.retain(|w| w.id() != id);
     }
 
@@ -612,6 +538,20 @@ impl<T: Stamp> MailboxCore<T> {
     /// The number of data messages waiting in the shared queue (not the consumer's batch).
     pub(crate) fn queued(&self) -> usize {
         lock(&self.queue).data.len()
+    }
+}
+
+impl<T, M> Watch for MailboxCore<T, M>
+where
+    T: Stamp + Send + 'static,
+    M: Clone + Send + Sync + 'static,
+{
+    fn id(&self) -> ActorId {
+        self.meta.id
+    }
+
+    fn down(&self, down: Down) {
+        let _ = self.push_control(Signal::Down(down));
     }
 }
 
@@ -634,9 +574,13 @@ fn wake_all(rx: Option<Waker>, txs: Vec<Waker>) {
 
 /// The consumer's half: the shared core plus the batch it has taken out of it.
 #[derive(Debug)]
-pub(crate) struct Inbox<T> {
-    core: Arc<MailboxCore<T>>,
+pub(crate) struct Inbox<T, M = ()> {
+    core: Arc<MailboxCore<T, M>>,
     batch: VecDeque<T>,
+    /// The actor's epoch, as its [`ActorCut`] under the lock has it: only the consumer's
+    /// cut moves it, and it reads it here without locking (every message it handles needs
+    /// it).
+    epoch: Epoch,
     /// While the actor defers its cut for a snapshot (the ask rule): that snapshot's epoch;
     /// data messages tagged with it or later (sent after their senders' cuts) are set aside
     /// in `held` until the cut. (Tags between the actor's epoch and it belong to aborted
@@ -646,10 +590,18 @@ pub(crate) struct Inbox<T> {
     held: VecDeque<T>,
 }
 
-impl<T: Stamp> Inbox<T> {
+impl<T: Stamp, M: Clone> Inbox<T, M> {
     /// The consumer for `core`. There must be exactly one per mailbox.
-    pub(crate) fn new(core: Arc<MailboxCore<T>>) -> Self {
-        Inbox { core, batch: VecDeque::new(), hold: None, held: VecDeque::new() }
+    pub(crate) fn new(core: Arc<MailboxCore<T, M>>) -> Self {
+        let epoch = core.cut_state().epoch();
+        Inbox { core, batch: VecDeque::new(), epoch, hold: None, held: VecDeque::new() }
+    }
+
+    /// The actor's epoch (see [`ActorCut::epoch`]), without locking: the consumer's own
+    /// cuts are the only thing that moves it.
+    #[inline]
+    pub(crate) fn epoch(&self) -> Epoch {
+        self.epoch
     }
 
     /// The snapshot whose cut the actor defers, if any.
@@ -739,7 +691,7 @@ impl<T: Stamp> Inbox<T> {
         next
     }
 
-    /// Takes the cut for snapshot `to` if the actor is behind it: atomically with respect to
+    /// Takes the cut `why` calls for if the actor is behind it: atomically with respect to
     /// senders, moves every waiting message into the consumer's batch and advances the
     /// actor's epoch. Returns the cut; the batch, which now holds exactly the backlog at the
     /// cut (in queue order: messages in it tagged below `cut.to` are in flight); and the ids
@@ -751,16 +703,26 @@ impl<T: Stamp> Inbox<T> {
     /// back at the front of the batch, in arrival order. (A set-aside message tagged below
     /// the cut's epoch, sent in an aborted snapshot's epoch, is in flight across this cut
     /// like any other in the batch.)
-    pub(crate) fn cut(&mut self, to: Epoch, released: u8) -> Cutting<'_, T> {
+    pub(crate) fn cut(&mut self, why: CutFor, released: u8) -> Cutting<'_, T> {
         let (cut, txs, watchers) = {
             let mut q = lock(&self.core.queue);
-            let cut = match q.cut.on_marker_at(to, released) {
-                Marker::Ignore => return Cutting::Stale,
-                Marker::Defer(deferred) => {
-                    self.hold = Some(q.cut.deferred().unwrap_or(deferred));
-                    return Cutting::Deferred;
-                }
-                Marker::Cut(cut) => cut,
+            let cut = match why {
+                CutFor::Marker(to) => match q.cut.on_marker_at(to, released) {
+                    Marker::Ignore => return Cutting::Stale,
+                    Marker::Defer(deferred) => {
+                        self.hold = Some(q.cut.deferred().unwrap_or(deferred));
+                        return Cutting::Deferred;
+                    }
+                    Marker::Cut(cut) => cut,
+                },
+                CutFor::Dequeued(tag) => match q.cut.on_dequeue_at(tag, released) {
+                    Dequeue::Process => return Cutting::Stale,
+                    Dequeue::Hold => {
+                        self.hold = Some(q.cut.deferred().unwrap_or(tag));
+                        return Cutting::Deferred;
+                    }
+                    Dequeue::CutThenProcess(cut) => cut,
+                },
             };
             self.batch.append(&mut q.data);
             if !self.held.is_empty() {
@@ -768,6 +730,7 @@ impl<T: Stamp> Inbox<T> {
                 std::mem::swap(&mut self.held, &mut self.batch);
             }
             self.hold = None;
+            self.epoch = q.cut.epoch();
             let watchers = q.watchers.iter().map(|w| w.id()).collect();
             (cut, std::mem::take(&mut q.tx_waiters), watchers)
         };
@@ -780,13 +743,14 @@ impl<T: Stamp> Inbox<T> {
     /// Hands the actor over to another node (live migration). Under the lock, the consumer's
     /// batch and then every waiting message, in order, are given to `hand_off` with the
     /// actor's cut; if it takes them (it must drain the queue it is given), the mailbox
-    /// forwards every message pushed from then on to `moved`, so nothing sent after the
-    /// hand-off can overtake what left with it. If it fails, everything stays queued.
+    /// refuses every message pushed from then on with [`PushError::Moved`] and `moved`, for
+    /// its sender to forward, so nothing sent after the hand-off can overtake what left
+    /// with it. If it fails, everything stays queued.
     ///
     /// `None` if the mailbox no longer accepts messages (the actor is stopping).
     pub(crate) fn depart<R, E>(
         &mut self,
-        moved: Moved,
+        moved: M,
         hand_off: impl FnOnce(&mut VecDeque<T>, ActorCut) -> Result<R, E>,
     ) -> Option<Result<R, E>> {
         let (result, rx, txs) = {
@@ -828,7 +792,7 @@ impl<T: Stamp> Inbox<T> {
     }
 
     /// The shared core.
-    pub(crate) fn core(&self) -> &Arc<MailboxCore<T>> {
+    pub(crate) fn core(&self) -> &Arc<MailboxCore<T, M>> {
         &self.core
     }
 }
@@ -869,13 +833,6 @@ impl Stamp for u32 {
     fn asked_by_actor(&self) -> bool {
         false
     }
-    fn to_outbound(
-        &mut self,
-        _to: ActorId,
-        _type_name: &'static str,
-    ) -> Result<crate::remote::OutboundMessage, CodecError> {
-        Err(CodecError::new("test items stay local".into()))
-    }
 }
 
 /// Metadata for mailboxes in unit and loom tests.
@@ -885,10 +842,8 @@ pub(crate) fn test_meta() -> Meta {
         id: ActorId::new(crate::SystemId(1), 1),
         type_name: "test",
         name: None,
-        counter: None,
         ask_timeout: std::time::Duration::from_secs(1),
         late: Arc::default(),
-        route: None,
     }
 }
 
@@ -953,7 +908,7 @@ mod tests {
     #[test]
     fn a_refusal_the_sender_learns_of_is_not_recorded_one_it_never_learns_of_is() {
         let (core, mut rx) = inbox(8);
-        assert!(rx.cut(Epoch(1), amber_snapshot::MAX_DEPTH).taken().is_some());
+        assert!(rx.cut(CutFor::Marker(Epoch(1)), amber_snapshot::MAX_DEPTH).taken().is_some());
         core.close();
         // Sent by an actor before its cut (tag 0), refused after ours.
         assert!(matches!(core.try_push(0), Err(PushError::Closed(0))));
@@ -964,6 +919,37 @@ mod tests {
         let _ = rx.terminate(ExitReason::Stopped);
         assert!(matches!(core.push_remote(3, Refusal::Silent), Err(PushError::Closed(3))));
         assert_eq!(core.meta.late.take(Epoch(1)).records.len(), 2, "lost in the channel");
+    }
+
+    #[test]
+    fn a_failed_hand_off_keeps_everything_a_taken_one_refuses_later_pushes_as_moved() {
+        let core = Arc::new(MailboxCore::<u32, &'static str>::new(test_meta(), 8, Epoch::ZERO));
+        let mut rx = Inbox::new(core.clone());
+        for i in 1..=3 {
+            core.try_push(i).unwrap();
+        }
+        assert!(matches!(rx.try_next(), Next::Data(1)));
+        // The link is gone: nothing moves, the order is kept, pushes still queue.
+        let failed = rx.depart("b", |queue, _| Err::<(), _>(queue.len()));
+        assert!(matches!(failed, Some(Err(2))));
+        core.try_push(4).unwrap();
+        // Taken: the batch in hand and the queue leave, in order; later pushes say where to.
+        let mut left = Vec::new();
+        let taken = rx.depart("b", |queue, _| {
+            left.extend(queue.drain(..));
+            Ok::<_, ()>(())
+        });
+        assert!(matches!(taken, Some(Ok(()))));
+        assert_eq!(left, vec![2, 3, 4]);
+        assert!(matches!(core.try_push(5), Err(PushError::Moved(5, "b"))));
+        assert!(matches!(core.push_remote(6, Refusal::Silent), Err(PushError::Moved(6, "b"))));
+        assert!(core.push_control(Signal::Drain).is_err(), "control does not follow it");
+        assert!(core.meta.late.take(Epoch(1)).records.is_empty());
+        // It stopped over there: the entry terminates (for its watchers), and what is still
+        // sent to it goes on to where it went, whose node answers for it.
+        assert!(core.terminate_moved(ExitReason::Stopped).is_some());
+        assert!(core.is_terminated());
+        assert!(matches!(core.try_push(7), Err(PushError::Moved(7, "b"))));
     }
 
     #[test]

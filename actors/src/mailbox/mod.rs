@@ -1,13 +1,14 @@
 //! Mailboxes: a bounded (or unbounded) data lane plus a control lane that overtakes it.
 //!
-//! The synchronization core lives in [`core`] and is generic over the item type so loom can
-//! model it with plain integers; [`Mailbox`] binds it to an actor type.
+//! The synchronization core lives in [`core`]: the queue, the control lane, the actor's cut
+//! and its lifecycle, nothing else. It is generic over the item type so loom can model it
+//! with plain integers; [`Mailbox`](crate::target::Mailbox) binds it to an actor type, and
+//! [`target`](crate::target) decides what a refused push becomes (forwarded to where the
+//! actor moved, or given back to its sender).
 
 pub(crate) mod core;
-mod typed;
 
-pub(crate) use self::core::{Inbox, Next, PushError};
-pub(crate) use typed::{AnyMailbox, Mailbox, inbound_envelope, terminated};
+pub(crate) use self::core::{CutFor, Inbox, Next, PushError, Watch, Watcher};
 
 /// How many messages an actor's data lane holds before senders wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,9 +26,9 @@ use tokio::sync::oneshot;
 
 use super::error::{AbortCause, CaptureProblem, PartError, SnapshotError, Taint};
 use super::wire::{NodePart, PartReader, PiecesError, Wire};
+use crate::any_mailbox::AnyMailbox;
 use crate::loom::lock;
 use crate::loom::sync::{Arc, Mutex, MutexGuard};
-use crate::mailbox::AnyMailbox;
 use crate::mailbox::core::LateSink;
 use crate::remote::RemoteDirectory;
 

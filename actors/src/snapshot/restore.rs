@@ -11,10 +11,11 @@ use std::time::Duration;
 use amber_snapshot::{ActorEntry, ActorId, Epoch, InFlightRecord, StateRecord, TimerEntry};
 
 use super::error::RestoreError;
+use crate::any_mailbox::AnyMailbox;
 use crate::envelope::{Envelope, Origin};
-use crate::mailbox::{AnyMailbox, Mailbox};
 use crate::supervision::RestartPolicy;
 use crate::system::Factory;
+use crate::target::Mailbox;
 use crate::{ActorState, ActorSystem, MailboxCapacity};
 
 /// Everything the checkpoint says about one actor, with its parent and children resolved.

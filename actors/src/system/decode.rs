@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use amber_snapshot::Epoch;
 
-use crate::mailbox::Mailbox;
+use crate::target::Mailbox;
 use crate::{Actor, ActorId, ActorRef, ActorSystem, ExitReason, LookupError};
 
 thread_local! {

@@ -24,14 +24,16 @@ pub use snapshots::{
 };
 pub(crate) use spawn_registered::{SpawnFn, spawn_from_state};
 
+use crate::any_mailbox::{AnyMailbox, terminated};
+use crate::mailbox::Inbox;
 use crate::mailbox::core::Meta;
-use crate::mailbox::{AnyMailbox, Inbox, Mailbox, terminated};
 use crate::registry::Registry;
 use crate::remote::{DeliverError, InboundMessage, RemoteRoute};
 use crate::runner::Runner;
 use crate::signal::Signal;
 use crate::snapshot::{Effects, SnapshotEngine};
 use crate::supervision::Restarts;
+use crate::target::{Mailbox, Remote};
 use crate::{
     Actor, ActorId, ActorRef, CodecError, Context, ExitReason, LookupError, SpawnError,
     SpawnOptions, SystemId,
@@ -251,7 +253,7 @@ impl ActorSystem {
         let capacity = options.capacity.map(|c| c.limit());
         // Admission and registration happen under the snapshot engine's lock, so a newborn
         // either sees a running snapshot's epoch or is reached by its marker broadcast.
-        let (mailbox, epoch, marker) = inner.engine.admit(epoch, |epoch| {
+        let (mailbox, _, marker) = inner.engine.admit(epoch, |epoch| {
             let mailbox = self.new_mailbox::<A>(id, options.name.clone(), capacity, epoch);
             inner.registry.insert(mailbox.clone())?;
             Ok::<_, SpawnError>(mailbox)
@@ -266,8 +268,7 @@ impl ActorSystem {
             Make::Instance(a) => (Some(a), None),
             Make::Factory(f) => (None, Some(f)),
         };
-        let ctx =
-            Context::new(ActorRef::from_mailbox(mailbox.clone()), self.internal(), parent, epoch);
+        let ctx = Context::new(mailbox.clone(), self.internal(), parent);
         Ok(self.start_runner(mailbox, actor, factory, ctx, Restarts::new(options.restart)))
     }
 
@@ -279,7 +280,7 @@ impl ActorSystem {
         capacity: Option<usize>,
         epoch: Epoch,
     ) -> Arc<Mailbox<A>> {
-        self.mailbox_with_route::<A>(id, name, capacity, amber_snapshot::ActorCut::new(epoch), None)
+        self.mailbox_resumed::<A>(id, name, capacity, amber_snapshot::ActorCut::new(epoch))
     }
 
     /// A new, unregistered mailbox for an actor of type `A` carrying on from another node
@@ -291,42 +292,27 @@ impl ActorSystem {
         capacity: Option<usize>,
         cut: amber_snapshot::ActorCut,
     ) -> Arc<Mailbox<A>> {
-        self.mailbox_with_route::<A>(id, name, capacity, cut, None)
+        let meta = self.meta_of::<A>(id, name);
+        let capacity = capacity.unwrap_or_else(|| self.inner.config.capacity.limit());
+        Arc::new(Mailbox::<A>::with_cut(meta, capacity, cut))
     }
 
-    /// A new, unregistered mailbox; with a route, it forwards to an actor on another node.
-    fn mailbox_with_route<A: Actor>(
-        &self,
-        id: ActorId,
-        name: Option<String>,
-        capacity: Option<usize>,
-        cut: amber_snapshot::ActorCut,
-        route: Option<Arc<dyn RemoteRoute>>,
-    ) -> Arc<Mailbox<A>> {
-        let inner = &self.inner;
-        let meta = Meta {
+    /// What a mailbox or a ref knows of actor `id`, of type `A`, registered under `name`.
+    fn meta_of<A: Actor>(&self, id: ActorId, name: Option<String>) -> Meta {
+        Meta {
             id,
             type_name: self.type_name_of::<A>(),
             name: name.as_deref().map(Arc::from),
-            ask_timeout: inner.config.ask_timeout,
-            late: inner.engine.late.clone(),
-            counter: route.as_ref().map(|_| inner.engine.clone()),
-            route,
-        };
-        let capacity = capacity.unwrap_or_else(|| inner.config.capacity.limit());
-        Arc::new(Mailbox::<A>::with_cut(meta, capacity, cut))
+            ask_timeout: self.inner.config.ask_timeout,
+            late: self.inner.engine.late.clone(),
+        }
     }
 
     /// A ref to actor `id`, of type `A`, living on the node `route` leads to. Its `tell` and
     /// `ask` encode the message and hand it to the route.
     pub fn remote_ref<A: Actor>(&self, id: ActorId, route: Arc<dyn RemoteRoute>) -> ActorRef<A> {
-        ActorRef::from_mailbox(self.mailbox_with_route::<A>(
-            id,
-            None,
-            Some(1),
-            amber_snapshot::ActorCut::new(Epoch::ZERO),
-            Some(route),
-        ))
+        let meta = self.meta_of::<A>(id, None);
+        ActorRef::remote(Remote::new(meta, route, self.inner.engine.clone()))
     }
 
     /// Delivers a message that arrived from node `node` to the local actor it names.

@@ -7,14 +7,10 @@
 //! [`ActorSystem::unwatch_for`], and hands the `Down`s it receives to local watchers with
 //! [`ActorSystem::notify_down`].
 
-use std::any::Any;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use super::ActorSystem;
-use crate::mailbox::AnyMailbox;
-use crate::mailbox::core::Watcher;
-use crate::remote::{DeliverError, InboundMessage};
+use crate::mailbox::{Watch, Watcher};
 use crate::signal::Signal;
 use crate::{ActorId, Down, ExitReason};
 
@@ -75,44 +71,12 @@ struct RemoteWatcher {
     notify: Box<dyn Fn(Down) + Send + Sync>,
 }
 
-impl AnyMailbox for RemoteWatcher {
+impl Watch for RemoteWatcher {
     fn id(&self) -> ActorId {
         self.watcher
     }
 
-    fn type_name(&self) -> &'static str {
-        "amber.RemoteWatcher"
-    }
-
-    fn name(&self) -> Option<&str> {
-        None
-    }
-
-    fn signal(&self, signal: Signal) -> Result<(), Signal> {
-        match signal {
-            Signal::Down(down) => {
-                (self.notify)(down);
-                Ok(())
-            }
-            other => Err(other),
-        }
-    }
-
-    fn add_watcher(&self, watcher: Watcher) -> Result<(), (Watcher, ExitReason)> {
-        Err((watcher, ExitReason::Stopped)) // a stand-in is not an actor to watch
-    }
-
-    fn remove_watcher(&self, _id: ActorId) {}
-
-    fn poll_terminated(&self, _cx: &mut Context<'_>) -> Poll<()> {
-        Poll::Ready(())
-    }
-
-    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
-        self
-    }
-
-    fn deliver(&self, _system: &ActorSystem, _message: InboundMessage) -> Result<(), DeliverError> {
-        Err(DeliverError::NoSuchActor(self.watcher))
+    fn down(&self, down: Down) {
+        (self.notify)(down);
     }
 }

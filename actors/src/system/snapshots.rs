@@ -11,12 +11,12 @@ use amber_snapshot::{
 };
 
 use super::SystemBuilder;
-use crate::mailbox::AnyMailbox;
+use crate::any_mailbox::AnyMailbox;
 use crate::snapshot::restore::{Plan, Prepared, PreparedActor};
 use crate::snapshot::wire::Wire;
 use crate::snapshot::{AbortCause, RestoreError, Skipped, SnapshotError};
 use crate::supervision::Restarts;
-use crate::{ActorRef, ActorState, ActorSystem, Context};
+use crate::{ActorState, ActorSystem, Context};
 
 /// How long [`ActorSystem::snapshot`] lets a snapshot run before aborting it.
 pub const DEFAULT_SNAPSHOT_DEADLINE: Duration = Duration::from_secs(30);
@@ -168,16 +168,16 @@ impl ActorSystem {
             factory,
             ..
         } = restored;
-        let Ok(((), epoch, _)) = self.engine().admit(Some(epoch), |_| Ok::<_, Infallible>(()));
+        // The actor's epoch is its mailbox's cut, made with the checkpoint's epoch.
+        let Ok(((), _, _)) = self.engine().admit(Some(epoch), |_| Ok::<_, Infallible>(()));
         if parent.is_none() {
             self.add_root(mailbox.clone());
         }
-        let me = ActorRef::from_mailbox(mailbox.clone());
-        let mut ctx = Context::new(me.clone(), self.internal(), parent, epoch);
+        let mut ctx = Context::new(mailbox.clone(), self.internal(), parent);
         ctx.children = children.into_iter().map(|c| (c.id(), c)).collect();
         for watched in watching {
             ctx.watching.insert(watched.id());
-            if let Err((_, reason)) = watched.add_watcher(me.erased()) {
+            if let Err((_, reason)) = watched.add_watcher(mailbox.clone()) {
                 let down = crate::Down { actor: watched.id(), reason };
                 let _ = mailbox.push_control(crate::signal::Signal::Down(down));
             }

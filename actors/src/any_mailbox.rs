@@ -1,4 +1,6 @@
-//! A mailbox bound to an actor type, and its type-erased view for the registry.
+//! [`AnyMailbox`]: the type-erased view of an actor's mailbox that the registry,
+//! supervisors, watchers and the snapshot engine hold, and the delivery of messages that
+//! arrived from other nodes.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -6,19 +8,18 @@ use std::task::{Context, Poll};
 
 use amber_snapshot::Epoch;
 
-use super::core::{MailboxCore, Refusal, Watcher};
 use crate::envelope::{Envelope, Origin};
+use crate::mailbox::PushError;
+use crate::mailbox::core::{MailboxCore, Refusal};
+use crate::mailbox::{Watch, Watcher};
 use crate::remote::{DeliverError, InboundMessage, ReplyError};
 use crate::signal::Signal;
+use crate::target::{Mailbox, Refused};
 use crate::{Actor, ActorId, ActorSystem, ExitReason};
 
-/// The mailbox of an actor of type `A`.
-pub(crate) type Mailbox<A> = MailboxCore<Envelope<A>>;
-
-/// What the registry, supervisors and watchers need of any mailbox, whatever its actor type.
-pub(crate) trait AnyMailbox: Send + Sync + 'static {
-    /// The actor's id.
-    fn id(&self) -> ActorId;
+/// What the registry, supervisors and watchers need of any mailbox, whatever its actor type
+/// (its id is [`Watch::id`]).
+pub(crate) trait AnyMailbox: Watch {
     /// The actor's stable type name.
     fn type_name(&self) -> &'static str;
     /// The actor's registered name, if any.
@@ -45,10 +46,6 @@ pub(crate) trait AnyMailbox: Send + Sync + 'static {
 }
 
 impl<A: Actor> AnyMailbox for Mailbox<A> {
-    fn id(&self) -> ActorId {
-        self.meta.id
-    }
-
     fn type_name(&self) -> &'static str {
         self.meta.type_name
     }
@@ -82,15 +79,22 @@ impl<A: Actor> AnyMailbox for Mailbox<A> {
         // A refused ask is answered with an error (its reply channel drops): the asker
         // learns of it. A refused tell is never reported back to its node.
         let refusal = if env.reply.is_some() { Refusal::Reported } else { Refusal::Silent };
-        self.push_remote(env, refusal).map_err(|_| DeliverError::Stopped(self.meta.id))
+        match self.push_remote(env, refusal) {
+            Ok(()) => Ok(()),
+            Err(PushError::Moved(env, to)) => to
+                .send(&self.meta, env, None, false)
+                .map_err(|_: Refused<_>| DeliverError::Stopped(self.meta.id)),
+            Err(PushError::Full(_) | PushError::Closed(_)) => {
+                Err(DeliverError::Stopped(self.meta.id))
+            }
+        }
     }
 
     fn end_moved(&self, reason: ExitReason) -> bool {
         let Some(watchers) = self.terminate_moved(reason.clone()) else { return false };
         tracing::debug!(actor = %self.meta.id, %reason, "moved actor ended");
         for watcher in watchers {
-            let down = crate::Down { actor: self.meta.id, reason: reason.clone() };
-            let _ = watcher.signal(Signal::Down(down));
+            watcher.down(crate::Down { actor: self.meta.id, reason: reason.clone() });
         }
         true
     }
