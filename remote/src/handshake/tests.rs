@@ -88,8 +88,8 @@ async fn different_secrets_fail_on_both_sides() {
 async fn different_versions_fail_on_both_sides_naming_both() {
     let newer = Identity { version: 9, ..identity("b", b"s") };
     let (dialled, accepted) = run(identity("a", b"s"), newer, true).await;
-    assert!(matches!(dialled, Err(HandshakeError::Version { ours: 1, theirs: 9 })));
-    assert!(matches!(accepted, Err(HandshakeError::Version { ours: 9, theirs: 1 })));
+    assert!(matches!(dialled, Err(HandshakeError::Version { ours: PROTOCOL_VERSION, theirs: 9 })));
+    assert!(matches!(accepted, Err(HandshakeError::Version { ours: 9, theirs: PROTOCOL_VERSION })));
     let text = dialled.err().unwrap().to_string();
     assert!(text.contains('1') && text.contains('9'), "{text}");
 }
