@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use amber::ShutdownReport;
 use amber::prelude::*;
 use tokio::sync::Notify;
 
@@ -96,4 +97,36 @@ async fn a_handle_taken_from_a_context_does_not_keep_the_system_alive() {
     drop(system);
     assert!(live.none().await, "the actor's own handle kept the system alive");
     assert!(parent.tell(TickerMsg::Tick).await.is_err(), "stopped");
+}
+
+/// A handler that never returns (it waits for something that never comes).
+struct Stuck;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Hang;
+
+impl Actor for Stuck {
+    type Msg = Hang;
+    type Reply = ();
+    async fn handle(&mut self, Hang: Hang, _ctx: &mut Context<Self>) {
+        std::future::pending::<()>().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_within_aborts_a_handler_that_never_returns_and_says_which() {
+    let system = ActorSystem::new();
+    let stuck = system.spawn(Stuck).unwrap();
+    let live = Arc::new(Live::default());
+    let fine = system.spawn(ticker(&live)).unwrap();
+    stuck.tell(Hang).await.unwrap();
+    let report = system.shutdown_within(Duration::from_millis(300)).await;
+    let aborted: Vec<_> = report.aborted.iter().map(|(id, _)| *id).collect();
+    assert_eq!(aborted, vec![stuck.id()], "only the stuck actor outlived the deadline");
+    assert!(!report.is_clean());
+    assert!(live.none().await, "the well-behaved actor stopped");
+    assert!(fine.tell(TickerMsg::Tick).await.is_err());
+    assert!(stuck.tell(Hang).await.is_err(), "the aborted actor's mailbox is closed");
+    assert_eq!(stuck.wait_stopped().await, amber::ExitReason::Aborted);
+    assert_eq!(system.shutdown_within(Duration::from_millis(10)).await, ShutdownReport::default());
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::oneshot;
 
 use crate::any_mailbox::terminated;
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, Origin};
 use crate::mailbox::Watcher;
 use crate::signal::Signal;
 use crate::snapshot::Taint;
@@ -58,10 +58,23 @@ impl<A: Actor> ActorRef<A> {
         self.target.meta().name.as_deref()
     }
 
-    /// Sends a message without waiting for a reply. Waits while a bounded mailbox is full
-    /// (backpressure); fails, giving the message back, if the actor has stopped, or if it
-    /// lives on another node that is down (the same [`SendError`]; an
-    /// [`ask`](Self::ask) tells the two apart with [`AskError::NodeDown`]).
+    /// Sends a message without waiting for a reply; fails, giving the message back, if the
+    /// actor has stopped, or if it lives on another node that is down (the same
+    /// [`SendError`]; an [`ask`](Self::ask) tells the two apart with
+    /// [`AskError::NodeDown`]).
+    ///
+    /// # The mailbox rule: handlers never wait for room
+    ///
+    /// Sent from outside the system (plain code, a detached task, a timer), a message waits
+    /// while a bounded mailbox is full: backpressure. Sent from inside a handler (a `tell`
+    /// or an [`ask`](Self::ask)), it never waits for room: it is queued beyond the bound.
+    /// Otherwise an actor telling itself, or two actors telling each other, with full
+    /// mailboxes would each wait inside a handler for the other to take a message, and
+    /// neither ever would. So actors can never deadlock on capacity, whatever they send to
+    /// whom; the bound limits what the outside pours in. An actor that floods another with
+    /// tells from its handlers is not slowed down by the bound: use
+    /// [`try_tell`](Self::try_tell) (which fails with [`TrySendError::Full`] from anywhere)
+    /// or asks where a handler needs to pace itself.
     pub async fn tell(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
         self.push(Envelope::new(msg, None)).await.map_err(|env| SendError(env.msg))
     }
@@ -215,10 +228,20 @@ impl<A: Actor> ActorRef<A> {
     /// Pushes an envelope, waiting for room; gives it back if the actor has stopped.
     #[inline]
     pub(crate) async fn push(&self, env: Envelope<A>) -> Result<(), Envelope<A>> {
-        let mut env = match self.target.send(env, None) {
+        let env = match self.target.send(env, None) {
             Ok(()) => return Ok(()),
             Err(Refused::Stopped(env)) => return Err(env),
-            Err(Refused::Full(env)) => Some(env),
+            Err(Refused::Full(env)) => env,
+        };
+        // The mailbox rule: a handler never waits for room (see `tell`).
+        let mut env = if matches!(env.origin, Origin::Actor(_)) {
+            match self.target.send_overflow(env) {
+                Ok(()) => return Ok(()),
+                Err(Refused::Stopped(env)) => return Err(env),
+                Err(Refused::Full(env)) => Some(env),
+            }
+        } else {
+            Some(env)
         };
         poll_fn(|cx| {
             let item = env.take().expect("polled after completion");

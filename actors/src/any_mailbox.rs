@@ -43,6 +43,9 @@ pub(crate) trait AnyMailbox: Watch {
         let _ = reason;
         false
     }
+    /// For an actor whose task was aborted (it never ran its stop): terminates the mailbox
+    /// with `reason` and returns the watchers to tell and the actor's final cut.
+    fn reap(&self, reason: ExitReason) -> (Vec<Watcher>, amber_snapshot::ActorCut);
 }
 
 impl<A: Actor> AnyMailbox for Mailbox<A> {
@@ -88,6 +91,11 @@ impl<A: Actor> AnyMailbox for Mailbox<A> {
                 Err(DeliverError::Stopped(self.meta.id))
             }
         }
+    }
+
+    fn reap(&self, reason: ExitReason) -> (Vec<Watcher>, amber_snapshot::ActorCut) {
+        let cut = self.cut_state();
+        (self.terminate(reason).watchers, cut)
     }
 
     fn end_moved(&self, reason: ExitReason) -> bool {

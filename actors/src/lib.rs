@@ -89,8 +89,8 @@ pub use snapshot::{
 pub use state::ActorState;
 pub use supervision::{RestartPolicy, SpawnOptions};
 pub use system::{
-    ActorSystem, CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, PendingRestore, Restored,
-    SNAPSHOT_ATTEMPTS, ScheduleError, SystemBuilder,
+    ActorSystem, CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, DROP_GRACE, PendingRestore,
+    Restored, SNAPSHOT_ATTEMPTS, ScheduleError, ShutdownReport, SystemBuilder,
 };
 pub use timer::TimerId;
 

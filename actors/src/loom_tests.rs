@@ -57,6 +57,39 @@ fn send(core: &MailboxCore<u32>, item: u32) -> Result<(), PushError<u32>> {
     }))
 }
 
+/// The mailbox rule: two actors with mailboxes of capacity 1, both full, each handling a
+/// message by sending two to the other (`tell` from a handler: `push_overflow`). Every
+/// message is handled in every interleaving; with waiting pushes (`send`) instead, both
+/// actors would wait on each other's full mailbox inside a handler, neither taking a message
+/// again (loom reports that as a deadlock).
+#[test]
+fn handlers_telling_each_other_past_capacity_never_wait() {
+    loom::model(|| {
+        let (a, mut a_inbox) = mailbox(1);
+        let (b, mut b_inbox) = mailbox(1);
+        a.try_push(1).unwrap();
+        b.try_push(1).unwrap();
+        // Each message with a value above 0 makes two of value - 1 for the other actor.
+        let actor = |inbox: &mut Inbox<u32>, peer: &MailboxCore<u32>, expect: usize| {
+            let mut handled = 0;
+            while handled < expect {
+                let Next::Data(v) = recv(inbox) else { panic!("data only") };
+                if v > 0 {
+                    peer.push_overflow(v - 1).unwrap();
+                    peer.push_overflow(v - 1).unwrap();
+                }
+                handled += 1;
+            }
+        };
+        // a gets 1, then two 0s from b's 1: three messages each.
+        let (a2, b2) = (a.clone(), b.clone());
+        let t = thread::spawn(move || actor(&mut b_inbox, &a2, 3));
+        actor(&mut a_inbox, &b2, 3);
+        t.join().unwrap();
+        assert_eq!(a.queued() + b.queued(), 0);
+    });
+}
+
 /// Two senders and a parked consumer: every message arrives exactly once, each sender's in
 /// order, and no wakeup is lost (a lost wakeup deadlocks `block_on`, which loom reports).
 #[test]

@@ -29,6 +29,10 @@ pub enum ExitReason {
     /// (link lost, heartbeat timeout, shut down) while it was watched; the node's name. The
     /// actor may still be running there.
     NodeDown(String),
+    /// The system shut down with a deadline
+    /// ([`ActorSystem::shutdown_within`](crate::ActorSystem::shutdown_within)) and the actor
+    /// was still running when it passed: its task was aborted, without `on_stop`.
+    Aborted,
 }
 
 impl ExitReason {
@@ -52,6 +56,7 @@ impl fmt::Display for ExitReason {
                 )
             }
             ExitReason::NodeDown(node) => write!(f, "its node {node} went down"),
+            ExitReason::Aborted => f.write_str("aborted at the shutdown deadline"),
         }
     }
 }

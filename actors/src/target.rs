@@ -86,6 +86,22 @@ impl<A: Actor> Target<A> {
             Target::Remote(remote) => remote.send(env, cx),
         }
     }
+
+    /// Sends an envelope from inside a handler that found the mailbox full: queued beyond
+    /// the bound instead of waiting (see [`ActorRef::tell`](crate::ActorRef::tell)). A link
+    /// to another node is drained by its own task whatever the actors do, so a full link
+    /// is still waited for (`Refused::Full`).
+    pub(crate) fn send_overflow(&self, env: Envelope<A>) -> Result<(), Refused<Envelope<A>>> {
+        match self {
+            Target::Local(mailbox) => match mailbox.push_overflow(env) {
+                Ok(()) => Ok(()),
+                Err(PushError::Full(env)) => Err(Refused::Full(env)),
+                Err(PushError::Closed(env)) => Err(Refused::Stopped(env)),
+                Err(PushError::Moved(env, to)) => to.send(&mailbox.meta, env, None, true),
+            },
+            Target::Remote(remote) => remote.send(env, None),
+        }
+    }
 }
 
 /// Where the messages of an actor that moved to another node go: the route to that node,

@@ -323,6 +323,15 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
         self.push(item, Some(cx), true, Refusal::Reported)
     }
 
+    /// Pushes a message sent from inside a handler, regardless of capacity (the mailbox
+    /// rule: a handler never waits for room, or actors telling each other, or themselves,
+    /// could wait on each other for good). Refused only if closed; if moved, the caller
+    /// forwards it.
+    #[inline]
+    pub(crate) fn push_overflow(&self, item: T) -> Result<(), PushError<T, M>> {
+        self.push(item, None, false, Refusal::Reported)
+    }
+
     /// Pushes a message that arrived from another node, regardless of capacity: the link's
     /// reader must not block behind one actor (backpressure across nodes is the link's
     /// bounded queue and TCP), and per-sender order must hold. `refusal` says whether the

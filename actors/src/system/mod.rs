@@ -3,6 +3,7 @@
 mod builder;
 mod decode;
 mod remote_watch;
+mod shutdown;
 mod snapshots;
 mod spawn_registered;
 
@@ -18,6 +19,7 @@ use tracing::Instrument;
 
 pub use builder::SystemBuilder;
 pub(crate) use decode::resolve;
+pub use shutdown::ShutdownReport;
 pub use snapshots::{
     CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, PendingRestore, Restored, SNAPSHOT_ATTEMPTS,
     ScheduleError,
@@ -66,6 +68,11 @@ struct SystemInner {
     /// until that snapshot ends: a tell from another node tagged before such a cut may
     /// still arrive once the actor has left the registry (see [`ActorSystem::deliver`]).
     stopped_cuts: DashMap<ActorId, amber_snapshot::ActorCut>,
+    /// Each running actor's task, to abort it if it outlives a shutdown's deadline (see
+    /// [`ActorSystem::shutdown_within`]), tagged with a number unique to the task (an actor
+    /// that leaves and comes back has a new task under the same id).
+    tasks: DashMap<ActorId, (u64, Option<tokio::task::AbortHandle>)>,
+    task_seq: AtomicU64,
 }
 
 /// A set of actors sharing a registry, running on one tokio runtime.
@@ -77,7 +84,8 @@ struct SystemInner {
 /// The handles you hold own the system: when the last of them is dropped (without a
 /// [`shutdown`](Self::shutdown) first), the system shuts itself down in the background, as
 /// `shutdown` would (every actor stopped, children first, timers cancelled, `on_stop` run),
-/// on the runtime it was built on. Actors never own their system: the handle a handler gets
+/// on the runtime it was built on; actors still running after [`DROP_GRACE`] are aborted
+/// (see [`shutdown_within`](Self::shutdown_within)). Actors never own their system: the handle a handler gets
 /// from [`Context::system`](crate::Context::system), and clones of it, keep nothing alive,
 /// so a system whose owner is gone does not live on through its actors and their timers.
 /// (A [`Cluster`](https://docs.rs/amber-remote) holds its system until the cluster is shut
@@ -119,6 +127,10 @@ pub struct ActorSystem {
     owner: Option<Arc<Owner>>,
 }
 
+/// How long a system whose last handle was dropped waits for its actors to stop before it
+/// aborts those still running (see [`ActorSystem::shutdown_within`]).
+pub const DROP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The users' ownership of a system: dropping the last one shuts the system down.
 struct Owner {
     system: std::sync::Weak<SystemInner>,
@@ -136,7 +148,12 @@ impl Drop for Owner {
         // the runtime is shutting down and never runs it: its tasks are dropped anyway).
         system.inner.shutting_down.store(true, Ordering::Release);
         let runtime = system.inner.runtime.clone();
-        runtime.spawn(async move { system.stop_all().await });
+        runtime.spawn(async move {
+            let report = system.shutdown_within(DROP_GRACE).await;
+            if !report.is_clean() {
+                tracing::warn!(aborted = ?report.aborted, "a dropped system's actors did not stop in time");
+            }
+        });
     }
 }
 
@@ -186,6 +203,8 @@ impl ActorSystem {
             engine,
             moved: DashMap::new(),
             stopped_cuts: DashMap::new(),
+            tasks: DashMap::new(),
+            task_seq: AtomicU64::new(0),
         });
         let owner = Some(Arc::new(Owner { system: Arc::downgrade(&inner) }));
         ActorSystem { inner, owner }
@@ -460,7 +479,23 @@ impl ActorSystem {
         let id = runner.ctx.id();
         let me = runner.ctx.myself().clone();
         let span = tracing::debug_span!("actor", id = %id, ty = std::any::type_name::<A>());
-        self.inner.runtime.spawn(runner.run().instrument(span));
+        // Registered before the task runs, so that it finds its entry to remove when it
+        // ends, however soon; its abort handle is filled in once spawned, if still running.
+        let task = self.inner.task_seq.fetch_add(1, Ordering::Relaxed);
+        self.inner.tasks.insert(id, (task, None));
+        let inner = Arc::downgrade(&self.inner);
+        let run = async move {
+            runner.run().await;
+            if let Some(inner) = inner.upgrade() {
+                inner.tasks.remove_if(&id, |_, (t, _)| *t == task);
+            }
+        };
+        let handle = self.inner.runtime.spawn(run.instrument(span));
+        if let Some(mut entry) = self.inner.tasks.get_mut(&id)
+            && entry.0 == task
+        {
+            entry.1 = Some(handle.abort_handle());
+        }
         me
     }
 
