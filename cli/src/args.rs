@@ -181,11 +181,16 @@ mod tests {
         let cli = Cli::try_parse_from(["amber", "diff", "--store", "d", "1", "latest", "--json"])
             .unwrap();
         let Some(Command::Diff(diff)) = cli.command else { panic!("{cli:?}") };
-        assert_eq!((diff.a.to_str(), diff.b.to_str(), diff.json), (Some("1"), Some("latest"), true));
+        assert_eq!(
+            (diff.a.to_str(), diff.b.to_str(), diff.json),
+            (Some("1"), Some("latest"), true)
+        );
         let cli = Cli::try_parse_from(["amber", "inspect", "--", "-odd-name"]).unwrap();
         let Some(Command::Inspect(inspect)) = cli.command else { panic!("{cli:?}") };
         assert_eq!(inspect.source.checkpoint.to_str(), Some("-odd-name"));
         assert!(Cli::try_parse_from(["amber"]).unwrap().command.is_none());
-        assert!(Cli::try_parse_from(["amber", "inspect", "f", "--latest", "--store", "d"]).is_err());
+        assert!(
+            Cli::try_parse_from(["amber", "inspect", "f", "--latest", "--store", "d"]).is_err()
+        );
     }
 }

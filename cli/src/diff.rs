@@ -56,11 +56,9 @@ pub(crate) fn field_changes(path: &str, old: &Json, new: &Json, changes: &mut Ve
                 let path = key_path(path, key);
                 match b.get(key) {
                     Some(new_value) => field_changes(&path, old_value, new_value, changes),
-                    None => changes.push(FieldChange {
-                        path,
-                        old: old_value.clone(),
-                        new: Json::Null,
-                    }),
+                    None => {
+                        changes.push(FieldChange { path, old: old_value.clone(), new: Json::Null })
+                    }
                 }
             }
             for (key, new_value) in b.iter().filter(|(key, _)| !a.contains_key(*key)) {
@@ -134,7 +132,11 @@ impl<'a> Diff<'a> {
         let (states_a, states_b) = (states(a), states(b));
         let mut diff = Diff {
             added: in_b.iter().filter(|(id, _)| !in_a.contains_key(id)).map(|(_, e)| *e).collect(),
-            removed: in_a.iter().filter(|(id, _)| !in_b.contains_key(id)).map(|(_, e)| *e).collect(),
+            removed: in_a
+                .iter()
+                .filter(|(id, _)| !in_b.contains_key(id))
+                .map(|(_, e)| *e)
+                .collect(),
             moved: Vec::new(),
             changed: Vec::new(),
             in_flight_before: a.in_flight.len(),
@@ -177,7 +179,8 @@ impl<'a> Diff<'a> {
     }
 
     fn to_json(&self) -> Json {
-        let entry = |e: &ActorEntry| json!({ "id": e.id.to_string(), "type": e.type_name, "node": e.node });
+        let entry =
+            |e: &ActorEntry| json!({ "id": e.id.to_string(), "type": e.type_name, "node": e.node });
         json!({
             "added": self.added.iter().map(|e| entry(e)).collect::<Vec<_>>(),
             "removed": self.removed.iter().map(|e| entry(e)).collect::<Vec<_>>(),
@@ -261,7 +264,15 @@ fn write_text(a: &Loaded, b: &Loaded, diff: &Diff<'_>, out: &mut dyn Write) -> R
         for (e, fields) in &diff.changed {
             writeln!(out, "  {}  {}", e.id, e.type_name)?;
             for field in fields {
-                let delta = field.delta().map(|d| format!("  ({}{d})", if d.as_f64().is_some_and(|d| d >= 0.0) { "+" } else { "" })).unwrap_or_default();
+                let delta = field
+                    .delta()
+                    .map(|d| {
+                        format!(
+                            "  ({}{d})",
+                            if d.as_f64().is_some_and(|d| d >= 0.0) { "+" } else { "" }
+                        )
+                    })
+                    .unwrap_or_default();
                 writeln!(out, "    {}  {} -> {}{delta}", field.path, field.old, field.new)?;
             }
         }
@@ -302,7 +313,9 @@ mod tests {
             ]
         );
         assert_eq!(changes(json!(1), json!("a")), vec![(".".into(), json!(1), json!("a"))]);
-        assert!(changes(json!({ "a": [1, { "b": 2 }] }), json!({ "a": [1, { "b": 2 }] })).is_empty());
+        assert!(
+            changes(json!({ "a": [1, { "b": 2 }] }), json!({ "a": [1, { "b": 2 }] })).is_empty()
+        );
     }
 
     #[test]

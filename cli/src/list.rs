@@ -6,9 +6,9 @@ use std::path::Path;
 
 use amber_snapshot::CheckpointStore;
 
-use crate::time::rfc3339;
 use crate::Failure;
 use crate::source::open_store;
+use crate::time::rfc3339;
 
 /// Prints one line per checkpoint of the store in `dir`, oldest first:
 ///

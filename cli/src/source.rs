@@ -57,7 +57,10 @@ pub(crate) fn in_store(dir: &Path, id: &Path) -> Result<Loaded, Failure> {
         Named::Latest(back) => {
             let ids = store.ids().map_err(Failure::input)?;
             if ids.is_empty() {
-                return Err(Failure::input(format!("{}: no checkpoints in this store", dir.display())));
+                return Err(Failure::input(format!(
+                    "{}: no checkpoints in this store",
+                    dir.display()
+                )));
             }
             *ids.iter().rev().nth(back).ok_or_else(|| {
                 Failure::input(format!(
@@ -115,7 +118,8 @@ mod tests {
         assert_eq!(parse_id("ckpt-00000000000000000042.amber"), Some(Named::Id(CheckpointId(42))));
         assert_eq!(parse_id("latest"), Some(Named::Latest(0)));
         assert_eq!(parse_id("latest~3"), Some(Named::Latest(3)));
-        for bad in ["", "-1", "+1", "latest~", "latest~x", "ckpt-", "seven", "99999999999999999999"] {
+        for bad in ["", "-1", "+1", "latest~", "latest~x", "ckpt-", "seven", "99999999999999999999"]
+        {
             assert_eq!(parse_id(bad), None, "{bad:?}");
         }
     }

@@ -102,7 +102,9 @@ fn table(rows: &[Row], out: &mut dyn Write) -> Result<(), Failure> {
         "checkpoint", "epoch", "created", "interval", "bytes", "nodes", "actors", "in_flight"
     )?;
     for row in rows {
-        let interval = row.interval_ms.map_or_else(|| "-".to_owned(), |ms| format!("{:.3}s", ms as f64 / 1000.0));
+        let interval = row
+            .interval_ms
+            .map_or_else(|| "-".to_owned(), |ms| format!("{:.3}s", ms as f64 / 1000.0));
         writeln!(
             out,
             "{:<25}  {:>8}  {:<24}  {:>10}  {:>12}  {:>5}  {:>8}  {:>9}",
@@ -185,7 +187,12 @@ fn plot(dir: &Path, rows: &[Row], out: &mut dyn Write) -> Result<(), Failure> {
         let y_max = nice_ceiling(rows.iter().map(figure).fold(0.0, f64::max));
         let y_of = |v: f64| bottom - v / y_max * PANEL_H;
         writeln!(out, "<g class=\"panel\" data-series=\"{}\">", escape(title))?;
-        writeln!(out, "<text x=\"{LEFT}\" y=\"{:.1}\" font-weight=\"bold\">{}</text>", top - 8.0, escape(title))?;
+        writeln!(
+            out,
+            "<text x=\"{LEFT}\" y=\"{:.1}\" font-weight=\"bold\">{}</text>",
+            top - 8.0,
+            escape(title)
+        )?;
         // Axes with three ticks each.
         writeln!(
             out,

@@ -50,11 +50,16 @@ struct Receiver {
 }
 
 /// The kind of an encoded message: the name of its enum variant (a string for a unit variant,
-/// the one key of a map for the others), or `other` when it is not shaped like one.
+/// the one key of a map for the others; capitalised, as Rust names variants), or `other` when
+/// it is not shaped like one.
 fn kind(payload: &[u8]) -> String {
+    let variant = |name: &str| name.starts_with(|c: char| c.is_ascii_uppercase());
     match transcode(payload) {
-        Ok(Json::String(variant)) => variant,
-        Ok(Json::Object(map)) if map.len() == 1 => map.keys().next().cloned().unwrap_or_default(),
+        Ok(Json::String(name)) if variant(&name) => name,
+        Ok(Json::Object(map)) if map.len() == 1 => match map.keys().next() {
+            Some(name) if variant(name) => name.clone(),
+            _ => "other".to_owned(),
+        },
         Ok(_) => "other".to_owned(),
         Err(_) => "not MessagePack".to_owned(),
     }
@@ -143,7 +148,9 @@ pub(crate) fn write(
 ) -> Result<(), Failure> {
     let summary = Summary::of(view, top);
     let file_bytes = fs::metadata(file)
-        .map_err(|err| Failure::input(format!("cannot read metadata of {}: {err}", file.display())))?
+        .map_err(|err| {
+            Failure::input(format!("cannot read metadata of {}: {err}", file.display()))
+        })?
         .len();
     if json {
         let object = json!({

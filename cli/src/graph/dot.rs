@@ -46,7 +46,9 @@ pub(super) fn write(picture: &Picture, out: &mut dyn Write) -> io::Result<()> {
     for (index, cluster) in picture.clusters.iter().enumerate() {
         writeln!(out, "  subgraph cluster_{index} {{")?;
         let label = match &cluster.address {
-            Some(address) => format!("node {} ({address}): {} actors", cluster.node, cluster.actors),
+            Some(address) => {
+                format!("node {} ({address}): {} actors", cluster.node, cluster.actors)
+            }
             None => format!("node {}: {} actors", cluster.node, cluster.actors),
         };
         writeln!(out, "    label={};", quote(&label))?;
@@ -67,12 +69,19 @@ pub(super) fn write(picture: &Picture, out: &mut dyn Write) -> io::Result<()> {
     for edge in &picture.edges {
         let attributes = match edge.kind {
             EdgeKind::Parent if edge.count > 1 => {
-                format!("color=\"#666666\", arrowhead=odiamond, label={}", quote(&format!("{} children", edge.count)))
+                format!(
+                    "color=\"#666666\", arrowhead=odiamond, label={}",
+                    quote(&format!("{} children", edge.count))
+                )
             }
             EdgeKind::Parent => "color=\"#666666\", arrowhead=odiamond".to_owned(),
             EdgeKind::Watch => format!(
                 "color=\"#3366cc\", style=dashed, label={}",
-                quote(&if edge.count > 1 { format!("watch ×{}", edge.count) } else { "watch".into() })
+                quote(&if edge.count > 1 {
+                    format!("watch ×{}", edge.count)
+                } else {
+                    "watch".into()
+                })
             ),
             EdgeKind::InFlight => format!(
                 "color=\"#cc3333\", fontcolor=\"#cc3333\", penwidth={:.1}, label={}",

@@ -208,8 +208,10 @@ impl Picture {
             };
             *counts.entry((EdgeKind::InFlight, from, to.clone())).or_default() += 1;
         }
-        let edges =
-            counts.into_iter().map(|((kind, from, to), count)| Edge { from, to, kind, count }).collect();
+        let edges = counts
+            .into_iter()
+            .map(|((kind, from, to), count)| Edge { from, to, kind, count })
+            .collect();
         let mut outside = Vec::new();
         if from_outside {
             outside.push(Vertex {

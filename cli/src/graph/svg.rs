@@ -75,12 +75,7 @@ fn columns_for(n: usize) -> usize {
 }
 
 /// Lays out `vertices` from `(x, y)`: their rectangles by key, and the size taken.
-fn place(
-    vertices: &[Vertex],
-    x: f64,
-    y: f64,
-    rects: &mut HashMap<String, Rect>,
-) -> (f64, f64) {
+fn place(vertices: &[Vertex], x: f64, y: f64, rects: &mut HashMap<String, Rect>) -> (f64, f64) {
     let (cells, used, rows) = rows(vertices, columns_for(vertices.len()));
     for (vertex, (col, row)) in vertices.iter().zip(cells) {
         let rect = Rect {
