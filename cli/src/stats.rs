@@ -142,13 +142,18 @@ const RIGHT: f64 = 24.0;
 const TOP: f64 = 50.0;
 const GAP: f64 = 44.0;
 
-/// A round number at or above `max` for an axis (1, 2 or 5 times a power of ten).
+/// A round number at or above `max` for an axis (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a
+/// power of ten), so that the data fill most of the axis.
 fn nice_ceiling(max: f64) -> f64 {
-    if max <= 0.0 {
+    if max <= 0.0 || !max.is_finite() {
         return 1.0;
     }
     let power = 10f64.powf(max.log10().floor());
-    [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * power).find(|&v| v >= max).unwrap_or(max)
+    [1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|&v| v >= max * (1.0 - 1e-9))
+        .unwrap_or(max)
 }
 
 /// Three panels sharing the time axis: bytes, actors and in-flight messages per checkpoint.
@@ -253,9 +258,10 @@ mod tests {
     #[test]
     fn nice_ceilings() {
         assert_eq!(nice_ceiling(0.0), 1.0);
-        assert_eq!(nice_ceiling(7.0), 10.0);
-        assert_eq!(nice_ceiling(120.0), 200.0);
+        assert_eq!(nice_ceiling(7.0), 8.0);
+        assert_eq!(nice_ceiling(120.0), 120.0);
+        assert_eq!(nice_ceiling(121.0), 150.0);
         assert_eq!(nice_ceiling(1000.0), 1000.0);
-        assert_eq!(nice_ceiling(0.3), 0.5);
+        assert_eq!(nice_ceiling(3.383), 4.0);
     }
 }

@@ -18,6 +18,7 @@ const CLUSTER_GAP: f64 = 48.0;
 const MARGIN: f64 = 20.0;
 const CAPTION: f64 = 34.0;
 const LEGEND: f64 = 40.0;
+const LOOP: f64 = 44.0;
 const FONT: &str = "Helvetica, Arial, sans-serif";
 
 /// A laid-out rectangle.
@@ -147,11 +148,15 @@ pub(super) fn write(picture: &Picture, out: &mut dyn Write) -> io::Result<()> {
     let mut frames = Vec::new();
     for cluster in &picture.clusters {
         let (w, h) = place(&cluster.vertices, x + PAD, top + HEADER + PAD / 2.0, &mut rects);
-        let frame = Rect { x, y: top, w: w + 2.0 * PAD, h: HEADER + h + 1.5 * PAD };
+        // Room on the right for the loops of messages within a box, and their counts.
+        let frame = Rect { x, y: top, w: w + 2.0 * PAD + LOOP, h: HEADER + h + 1.5 * PAD };
         frames.push(frame);
         x += frame.w + CLUSTER_GAP;
     }
-    let width = (x - CLUSTER_GAP + MARGIN).max(480.0);
+    let collapsed = if picture.collapsed { "  (one box per type and node)" } else { "" };
+    // Wide enough for the caption and the legend too.
+    let caption_w = 2.0 * MARGIN + 8.5 * (picture.caption.chars().count() + collapsed.len()) as f64;
+    let width = (x - CLUSTER_GAP + MARGIN).max(caption_w).max(600.0);
     let content = frames.iter().map(|f| f.h).fold(outside_h, f64::max);
     let height = top + content + LEGEND + MARGIN;
 
@@ -165,8 +170,8 @@ pub(super) fn write(picture: &Picture, out: &mut dyn Write) -> io::Result<()> {
     for kind in [EdgeKind::Parent, EdgeKind::Watch, EdgeKind::InFlight] {
         writeln!(
             out,
-            "<marker id=\"{}\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" \
-             markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" \
+            "<marker id=\"{}\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"8\" \
+             markerHeight=\"8\" markerUnits=\"userSpaceOnUse\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" \
              fill=\"{}\"/></marker>",
             marker(kind),
             color(kind)
@@ -174,7 +179,6 @@ pub(super) fn write(picture: &Picture, out: &mut dyn Write) -> io::Result<()> {
     }
     writeln!(out, "</defs>")?;
     writeln!(out, "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>")?;
-    let collapsed = if picture.collapsed { "  (one box per type and node)" } else { "" };
     writeln!(
         out,
         "<text x=\"{MARGIN}\" y=\"{:.1}\" font-size=\"14\" font-weight=\"bold\">{}{collapsed}</text>",
@@ -229,9 +233,11 @@ pub(super) fn write(picture: &Picture, out: &mut dyn Write) -> io::Result<()> {
         };
         let stroke = color(edge.kind);
         let width = match edge.kind {
-            EdgeKind::InFlight => 1.0 + (edge.count as f64).log2().clamp(0.0, 4.0),
+            EdgeKind::InFlight => 1.0 + (edge.count as f64).log2().clamp(0.0, 4.0) / 2.0,
             _ => 1.2,
         };
+        // Many in-flight arrows cross: see-through, so the boxes and the other arrows show.
+        let opacity = if edge.kind == EdgeKind::InFlight { " stroke-opacity=\"0.6\"" } else { "" };
         let dash = if edge.kind == EdgeKind::Watch { " stroke-dasharray=\"5 3\"" } else { "" };
         // Kinds between the same boxes sit side by side rather than on top of each other.
         let offset = match edge.kind {
@@ -239,22 +245,21 @@ pub(super) fn write(picture: &Picture, out: &mut dyn Write) -> io::Result<()> {
             EdgeKind::Watch => 5.0,
             EdgeKind::InFlight => -5.0,
         };
-        let label_at;
-        if edge.from == edge.to {
+        let label_at = if edge.from == edge.to {
             // A loop on the box's right side: messages among the actors of one box.
             let (x0, y0) = (from.x + from.w, from.y + from.h * 0.3);
             let y1 = from.y + from.h * 0.7;
             writeln!(
                 out,
                 "<path d=\"M {x0:.1} {y0:.1} C {:.1} {:.1}, {:.1} {:.1}, {x0:.1} {y1:.1}\" \
-                 stroke=\"{stroke}\" stroke-width=\"{width:.1}\"{dash} marker-end=\"url(#{})\"/>",
+                 stroke=\"{stroke}\" stroke-width=\"{width:.1}\"{dash}{opacity} marker-end=\"url(#{})\"/>",
                 x0 + 34.0,
                 y0 - 16.0,
                 x0 + 34.0,
                 y1 + 16.0,
                 marker(edge.kind)
             )?;
-            label_at = (x0 + 30.0, from.y + from.h / 2.0 + 3.0);
+            (x0 + 30.0, from.y + from.h / 2.0 + 3.0)
         } else {
             let (tx, ty) = to.center();
             let (fx, fy) = from.center();
@@ -265,15 +270,15 @@ pub(super) fn write(picture: &Picture, out: &mut dyn Write) -> io::Result<()> {
             writeln!(
                 out,
                 "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{stroke}\" \
-                 stroke-width=\"{width:.1}\"{dash} marker-end=\"url(#{})\"/>",
+                 stroke-width=\"{width:.1}\"{dash}{opacity} marker-end=\"url(#{})\"/>",
                 x1 + nx,
                 y1 + ny,
                 x2 + nx,
                 y2 + ny,
                 marker(edge.kind)
             )?;
-            label_at = ((x1 + x2) / 2.0 + nx * 2.0, (y1 + y2) / 2.0 + ny * 2.0);
-        }
+            ((x1 + x2) / 2.0 + nx * 2.0, (y1 + y2) / 2.0 + ny * 2.0)
+        };
         let label = match edge.kind {
             EdgeKind::InFlight => Some(edge.count.to_string()),
             _ if edge.count > 1 => Some(format!("×{}", edge.count)),
