@@ -1,119 +1,196 @@
-//! The command line, parsed.
+//! The command line, declared with clap's derive: every command, its arguments and its help.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 
-/// What to do.
-#[derive(Debug, PartialEq, Eq)]
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
+
+/// Look inside amber checkpoints: list, inspect, diff, draw and chart them.
+///
+/// A checkpoint is named by its file (`DIR/ckpt-00000000000000000007.amber`), or by a store
+/// directory given with `--store DIR` and an id in it: `7`, `ckpt-00000000000000000007` (as
+/// `amber list` prints it), `latest`, or `latest~N` (N checkpoints before the newest).
+///
+/// States, timer messages and in-flight payloads are MessagePack, shown as JSON: refs to
+/// actors (a map of exactly `system` and `seq`) print as actor ids do (`399@324db785b696d64d`),
+/// binary values become arrays of byte values, map keys that are not strings become their
+/// JSON text, and extension values become {"ext": TYPE, "data": [BYTES]}. Bytes that are not
+/// one MessagePack value are shown as an array of byte values, with the reason in a sibling
+/// "..._error" field.
+///
+/// Exit status: 0 ok (and for --help), 1 unreadable file or store, 2 usage error.
+#[derive(Debug, Parser)]
+#[command(name = "amber", version, propagate_version = true)]
+pub(crate) struct Cli {
+    /// What to do; without one, this help.
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Print the usage.
-    Help,
-    /// Print the version.
-    Version,
-    /// `amber list STORE_DIR`.
+    /// One line per checkpoint of a store directory, oldest first.
     List {
         /// The store directory.
+        #[arg(value_name = "STORE_DIR")]
         dir: PathBuf,
     },
-    /// `amber inspect PATH [--latest] [--json]`.
-    Inspect {
-        /// A checkpoint file, or with `latest` a store directory.
-        path: PathBuf,
-        /// Inspect the newest checkpoint of the store at `path`.
-        latest: bool,
-        /// Print one JSON object instead of text.
-        json: bool,
+    /// Every actor (sorted by id) and every in-flight message of a checkpoint, or a summary.
+    #[command(after_help = "Examples:\n  amber inspect DIR --latest --summary\n  \
+                            amber inspect --store DIR latest --type bank.Account --json\n  \
+                            amber inspect FILE --actor 17@324db785b696d64d")]
+    Inspect(InspectArgs),
+    /// What changed between two checkpoints: actors added, removed, moved, changed states
+    /// field by field, and in-flight messages per receiver.
+    #[command(after_help = "Examples:\n  amber diff A.amber B.amber\n  \
+                            amber diff --store DIR latest~1 latest --json")]
+    Diff(DiffArgs),
+    /// A picture of a checkpoint: actors grouped by node, parent/child and watch links, and
+    /// in-flight messages with their counts, as Graphviz DOT or as SVG.
+    #[command(after_help = "Examples:\n  amber graph DIR --latest --format svg > system.svg\n  \
+                            amber graph FILE | dot -Tpng > system.png")]
+    Graph(GraphArgs),
+    /// The history of a store: size, actors, in-flight messages and time per checkpoint, as
+    /// a table or as an SVG plot.
+    Stats(StatsArgs),
+    /// A completion script for a shell, to print and source (e.g. `amber completions bash >
+    /// ~/.local/share/bash-completion/completions/amber`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
     },
 }
 
-/// Parses the arguments after the program name; an error is a usage message.
-pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
-    let mut args = args.into_iter();
-    let Some(command) = args.next() else {
-        return Err("missing command".to_owned());
-    };
-    let command = command.to_str().ok_or("the command is not valid UTF-8")?.to_owned();
-    match command.as_str() {
-        "help" | "--help" | "-h" => return Ok(Command::Help),
-        "--version" | "-V" => return Ok(Command::Version),
-        _ => {}
-    }
-    let mut positional = Vec::new();
-    let mut options = Vec::new();
-    let mut only_positional = false;
-    for arg in args {
-        match arg.to_str() {
-            Some("--") if !only_positional => only_positional = true,
-            Some(option) if !only_positional && option.starts_with('-') && option.len() > 1 => {
-                options.push(option.to_owned());
-            }
-            _ => positional.push(PathBuf::from(arg)),
-        }
-    }
-    if options.iter().any(|option| option == "--help" || option == "-h") {
-        return Ok(Command::Help);
-    }
-    let allowed: &[&str] = match command.as_str() {
-        "list" => &[],
-        "inspect" => &["--json", "--latest"],
-        other => return Err(format!("unknown command '{other}'")),
-    };
-    if let Some(option) = options.iter().find(|option| !allowed.contains(&option.as_str())) {
-        return Err(format!("unknown option '{option}' for '{command}'"));
-    }
-    let has = |name: &str| options.iter().any(|option| option == name);
-    let what = if command == "list" || has("--latest") { "STORE_DIR" } else { "CHECKPOINT_FILE" };
-    let mut positional = positional.into_iter();
-    let path = positional.next().ok_or_else(|| format!("'{command}' needs {what}"))?;
-    if let Some(extra) = positional.next() {
-        return Err(format!("unexpected argument '{}'", extra.display()));
-    }
-    Ok(match command.as_str() {
-        "list" => Command::List { dir: path },
-        _ => Command::Inspect { path, latest: has("--latest"), json: has("--json") },
-    })
+/// Which checkpoint a command reads.
+#[derive(Debug, Args)]
+pub(crate) struct CheckpointArg {
+    /// A checkpoint file; with --latest a store directory; with --store an id in the store.
+    #[arg(value_name = "CHECKPOINT")]
+    pub(crate) checkpoint: PathBuf,
+    /// Read the newest checkpoint of the store directory CHECKPOINT.
+    #[arg(long, conflicts_with = "store")]
+    pub(crate) latest: bool,
+    /// Read CHECKPOINT as an id in the store in this directory.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) store: Option<PathBuf>,
+}
+
+/// `amber inspect`.
+#[derive(Debug, Args)]
+pub(crate) struct InspectArgs {
+    #[command(flatten)]
+    pub(crate) source: CheckpointArg,
+    /// Print JSON: one object with `checkpoint`, `actors` and `in_flight` (or the summary).
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Counts per type and node, in-flight messages per receiver and per kind, the largest
+    /// states, and sizes, instead of every actor.
+    #[arg(long)]
+    pub(crate) summary: bool,
+    /// How many receivers and states the summary lists at most.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub(crate) top: usize,
+    #[command(flatten)]
+    pub(crate) filter: FilterArgs,
+}
+
+/// Which actors `inspect` shows; each option may be repeated, an actor must match one value
+/// of every option given.
+#[derive(Debug, Args, Default)]
+pub(crate) struct FilterArgs {
+    /// Only actors of this type (its registered name, e.g. `bank.Account`).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub(crate) types: Vec<String>,
+    /// Only this actor: its id (`17@324db785b696d64d`) or its registered name.
+    #[arg(long = "actor", value_name = "ID_OR_NAME")]
+    pub(crate) actors: Vec<String>,
+    /// Only actors on this node.
+    #[arg(long = "node", value_name = "NODE")]
+    pub(crate) nodes: Vec<String>,
+}
+
+/// `amber diff`.
+#[derive(Debug, Args)]
+pub(crate) struct DiffArgs {
+    /// The older checkpoint: a file, or with --store an id.
+    #[arg(value_name = "A")]
+    pub(crate) a: PathBuf,
+    /// The newer checkpoint: a file, or with --store an id.
+    #[arg(value_name = "B")]
+    pub(crate) b: PathBuf,
+    /// Read A and B as ids in the store in this directory.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) store: Option<PathBuf>,
+    /// Print one JSON object: added, removed, moved, changed, in_flight.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// The picture formats of `amber graph`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum GraphFormat {
+    /// Graphviz DOT, for `dot -Tsvg` and friends.
+    Dot,
+    /// A self-contained SVG picture, laid out by amber.
+    Svg,
+}
+
+/// `amber graph`.
+#[derive(Debug, Args)]
+pub(crate) struct GraphArgs {
+    #[command(flatten)]
+    pub(crate) source: CheckpointArg,
+    /// The output format.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub(crate) format: GraphFormat,
+    /// Above this many actors, draw one box per type and node (with counts) instead of one
+    /// per actor.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub(crate) collapse_above: usize,
+}
+
+/// `amber stats`.
+#[derive(Debug, Args)]
+pub(crate) struct StatsArgs {
+    /// The store directory.
+    #[arg(value_name = "STORE_DIR")]
+    pub(crate) dir: PathBuf,
+    /// Print an SVG plot over time instead of the table.
+    #[arg(long)]
+    pub(crate) svg: bool,
+    /// Print the table as JSON, one object per checkpoint.
+    #[arg(long, conflicts_with = "svg")]
+    pub(crate) json: bool,
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
 
-    fn parse_str(args: &[&str]) -> Result<Command, String> {
-        parse(args.iter().map(OsString::from))
+    #[test]
+    fn the_declaration_is_consistent() {
+        Cli::command().debug_assert();
     }
 
     #[test]
-    fn commands() {
-        assert_eq!(parse_str(&["list", "d"]), Ok(Command::List { dir: "d".into() }));
+    fn parses_the_commands() {
+        let cli = Cli::try_parse_from(["amber", "diff", "--store", "d", "1", "latest", "--json"])
+            .unwrap();
+        let Some(Command::Diff(diff)) = cli.command else { panic!("{cli:?}") };
         assert_eq!(
-            parse_str(&["inspect", "f.amber"]),
-            Ok(Command::Inspect { path: "f.amber".into(), latest: false, json: false })
+            (diff.a.to_str(), diff.b.to_str(), diff.json),
+            (Some("1"), Some("latest"), true)
         );
-        assert_eq!(
-            parse_str(&["inspect", "--json", "d", "--latest"]),
-            Ok(Command::Inspect { path: "d".into(), latest: true, json: true })
+        let cli = Cli::try_parse_from(["amber", "inspect", "--", "-odd-name"]).unwrap();
+        let Some(Command::Inspect(inspect)) = cli.command else { panic!("{cli:?}") };
+        assert_eq!(inspect.source.checkpoint.to_str(), Some("-odd-name"));
+        assert!(Cli::try_parse_from(["amber"]).unwrap().command.is_none());
+        assert!(
+            Cli::try_parse_from(["amber", "inspect", "f", "--latest", "--store", "d"]).is_err()
         );
-        assert_eq!(
-            parse_str(&["inspect", "--", "-odd-name"]),
-            Ok(Command::Inspect { path: "-odd-name".into(), latest: false, json: false })
-        );
-        assert_eq!(parse_str(&["help"]), Ok(Command::Help));
-        assert_eq!(parse_str(&["list", "--help"]), Ok(Command::Help));
-        assert_eq!(parse_str(&["-V"]), Ok(Command::Version));
-    }
-
-    #[test]
-    fn usage_errors() {
-        for (args, message) in [
-            (&[][..], "missing command"),
-            (&["frobnicate"][..], "unknown command 'frobnicate'"),
-            (&["list"][..], "'list' needs STORE_DIR"),
-            (&["inspect"][..], "'inspect' needs CHECKPOINT_FILE"),
-            (&["inspect", "--latest"][..], "'inspect' needs STORE_DIR"),
-            (&["list", "--json", "d"][..], "unknown option '--json' for 'list'"),
-            (&["inspect", "a", "b"][..], "unexpected argument 'b'"),
-        ] {
-            assert_eq!(parse_str(args), Err(message.to_owned()), "{args:?}");
-        }
     }
 }

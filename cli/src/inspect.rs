@@ -1,47 +1,82 @@
-//! `amber inspect`: every actor and every in-flight message of one checkpoint.
+//! `amber inspect`: every actor and every in-flight message of one checkpoint, streamed out
+//! in the order of actor ids, optionally filtered, or summarised.
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
 
 use amber_snapshot::{
-    ActorId, Checkpoint, CheckpointStore, FsStore, SpawnCapacity, SpawnRestart, TimerEntry,
+    ActorEntry, ActorId, Checkpoint, InFlightRecord, SpawnCapacity, SpawnRestart, StateRecord,
+    TimerEntry,
 };
 use serde_json::{Map, Value as Json, json};
 
+use crate::Failure;
+use crate::args::{FilterArgs, InspectArgs};
+use crate::source::{self, Loaded};
+use crate::summary;
 use crate::time::rfc3339;
 use crate::transcode::{byte_array, transcode};
-use crate::{Failure, open_store};
 
-/// Prints the checkpoint in file `path` (or with `latest`, the newest checkpoint of the store
-/// in directory `path`) as text, or with `json` as one JSON object.
-pub(crate) fn run(path: &Path, latest: bool, json: bool, out: &mut String) -> Result<(), Failure> {
-    let (file, checkpoint) = if latest { newest(path)? } else { file(path)? };
-    if json {
-        out.push_str(&format!("{:#}\n", to_json(&file, &checkpoint)));
-    } else {
-        out.push_str(&to_text(&file, &checkpoint));
-    }
-    Ok(())
-}
-
-/// The newest checkpoint of the store in `dir`, and its file.
-fn newest(dir: &Path) -> Result<(PathBuf, Checkpoint), Failure> {
-    let store = open_store(dir)?;
-    match store.latest().map_err(Failure::input)? {
-        Some(checkpoint) => Ok((store.path_of(checkpoint.manifest.id), checkpoint)),
-        None => Err(Failure::input(format!("{}: no checkpoints in this store", dir.display()))),
+/// Prints the checkpoint `args` name as text or JSON, or its summary, as it goes.
+pub(crate) fn run(args: &InspectArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    let Loaded { file, checkpoint } = source::load(&args.source)?;
+    let view = View::new(&checkpoint, &args.filter);
+    match (args.summary, args.json) {
+        (true, json) => summary::write(&file, &checkpoint, &view, args.top, json, out),
+        (false, true) => write_json(&file, &checkpoint, &view, out),
+        (false, false) => write_text(&file, &checkpoint, &view, out),
     }
 }
 
-/// The checkpoint in file `path`.
-fn file(path: &Path) -> Result<(PathBuf, Checkpoint), Failure> {
-    if path.is_dir() {
-        return Err(Failure::input(format!(
-            "{}: is a directory (add --latest to inspect its newest checkpoint)",
-            path.display()
-        )));
+/// The actors and in-flight messages a command shows: actors sorted by id and filtered,
+/// the messages to them grouped by receiver (each receiver's in their recorded order).
+#[derive(Debug)]
+pub(crate) struct View<'a> {
+    /// The selected actors, by id.
+    pub(crate) actors: Vec<&'a ActorEntry>,
+    /// The messages to the selected actors, each with its index in the checkpoint.
+    pub(crate) in_flight: Vec<(usize, &'a InFlightRecord)>,
+    /// Every actor's state.
+    states: HashMap<ActorId, &'a StateRecord>,
+    /// Whether a filter left actors out.
+    pub(crate) filtered: bool,
+}
+
+impl<'a> View<'a> {
+    /// The actors of `checkpoint` that `filter` selects.
+    pub(crate) fn new(checkpoint: &'a Checkpoint, filter: &FilterArgs) -> View<'a> {
+        let matches = |entry: &ActorEntry| {
+            (filter.types.is_empty() || filter.types.contains(&entry.type_name))
+                && (filter.nodes.is_empty() || filter.nodes.contains(&entry.node))
+                && (filter.actors.is_empty()
+                    || filter.actors.iter().any(|wanted| {
+                        entry.name.as_deref() == Some(wanted.as_str())
+                            || entry.id.to_string() == *wanted
+                    }))
+        };
+        let mut actors: Vec<&ActorEntry> =
+            checkpoint.manifest.actors.iter().filter(|entry| matches(entry)).collect();
+        actors.sort_unstable_by_key(|entry| entry.id);
+        let filtered = actors.len() != checkpoint.manifest.actors.len();
+        let selected: std::collections::HashSet<ActorId> =
+            actors.iter().map(|entry| entry.id).collect();
+        let mut in_flight: Vec<(usize, &InFlightRecord)> = checkpoint
+            .in_flight
+            .iter()
+            .enumerate()
+            .filter(|(_, message)| selected.contains(&message.to))
+            .collect();
+        // Stable: each receiver's messages stay in the order they are re-enqueued.
+        in_flight.sort_by_key(|(_, message)| message.to);
+        let states = checkpoint.states.iter().map(|state| (state.id, state)).collect();
+        View { actors, in_flight, states, filtered }
     }
-    let checkpoint = FsStore::load_file(path).map_err(Failure::input)?;
-    Ok((path.to_owned(), checkpoint))
+
+    /// The recorded state of actor `id`.
+    pub(crate) fn state(&self, id: ActorId) -> Option<&'a StateRecord> {
+        self.states.get(&id).copied()
+    }
 }
 
 /// A recorded mailbox capacity: a number, `"unbounded"`, or `null` for the restoring
@@ -67,66 +102,83 @@ fn restart_json(restart: SpawnRestart) -> Json {
     }
 }
 
-/// The checkpoint as one JSON object: `checkpoint`, `actors` and `in_flight`.
-fn to_json(file: &Path, checkpoint: &Checkpoint) -> Json {
+/// The checkpoint's header as JSON.
+pub(crate) fn checkpoint_json(file: &Path, checkpoint: &Checkpoint) -> Json {
     let manifest = &checkpoint.manifest;
     let nodes: Vec<Json> = manifest
         .nodes
         .iter()
         .map(|node| json!({ "node": node.node, "address": node.address }))
         .collect();
-    let actors: Vec<Json> = manifest
-        .actors
-        .iter()
-        .map(|actor| {
-            let mut object = Map::new();
-            object.insert("id".into(), json!(actor.id.to_string()));
-            object.insert("type_name".into(), json!(actor.type_name));
-            object.insert("name".into(), json!(actor.name));
-            object.insert("node".into(), json!(actor.node));
-            object.insert("parent".into(), json!(actor.parent.map(|id| id.to_string())));
-            object.insert("watchers".into(), json!(ids(&actor.watchers)));
-            object.insert("watching".into(), json!(ids(&actor.watching)));
-            object.insert("state_version".into(), json!(actor.state_version));
-            object.insert("capacity".into(), capacity_json(actor.capacity));
-            object.insert("restart".into(), restart_json(actor.restart));
-            let state = checkpoint.state(actor.id);
-            let timers = state.map_or(&[][..], |state| &state.timers[..]);
-            match state {
-                Some(state) => insert_msgpack(&mut object, "state", &state.state),
-                // `decode` checked that every actor has a state; kept total anyway.
-                None => drop(object.insert("state".into(), Json::Null)),
-            }
-            object.insert("timers".into(), timers.iter().map(timer_json).collect());
-            Json::Object(object)
-        })
-        .collect();
-    let in_flight: Vec<Json> = checkpoint
-        .in_flight
-        .iter()
-        .map(|message| {
-            let mut object = Map::new();
-            object.insert("from".into(), json!(message.from.map(|id| id.to_string())));
-            object.insert("to".into(), json!(message.to.to_string()));
-            object.insert("epoch".into(), json!(message.epoch.0));
-            object.insert("ask".into(), json!(message.ask));
-            insert_msgpack(&mut object, "payload", &message.payload);
-            Json::Object(object)
-        })
-        .collect();
     json!({
-        "checkpoint": {
-            "id": manifest.id.0,
-            "name": manifest.id.to_string(),
-            "file": file.display().to_string(),
-            "epoch": manifest.epoch.0,
-            "created_unix_ms": manifest.created_unix_ms,
-            "created": rfc3339(manifest.created_unix_ms),
-            "nodes": nodes,
-        },
-        "actors": actors,
-        "in_flight": in_flight,
+        "id": manifest.id.0,
+        "name": manifest.id.to_string(),
+        "file": file.display().to_string(),
+        "epoch": manifest.epoch.0,
+        "created_unix_ms": manifest.created_unix_ms,
+        "created": rfc3339(manifest.created_unix_ms),
+        "nodes": nodes,
     })
+}
+
+/// One actor as JSON, with its state decoded.
+fn actor_json(actor: &ActorEntry, state: Option<&StateRecord>) -> Json {
+    let mut object = Map::new();
+    object.insert("id".into(), json!(actor.id.to_string()));
+    object.insert("type_name".into(), json!(actor.type_name));
+    object.insert("name".into(), json!(actor.name));
+    object.insert("node".into(), json!(actor.node));
+    object.insert("parent".into(), json!(actor.parent.map(|id| id.to_string())));
+    object.insert("watchers".into(), json!(ids(&actor.watchers)));
+    object.insert("watching".into(), json!(ids(&actor.watching)));
+    object.insert("state_version".into(), json!(actor.state_version));
+    object.insert("capacity".into(), capacity_json(actor.capacity));
+    object.insert("restart".into(), restart_json(actor.restart));
+    let timers = state.map_or(&[][..], |state| &state.timers[..]);
+    match state {
+        Some(state) => insert_msgpack(&mut object, "state", &state.state),
+        // Loading checked that every actor has a state; kept total anyway.
+        None => drop(object.insert("state".into(), Json::Null)),
+    }
+    object.insert("timers".into(), timers.iter().map(timer_json).collect());
+    Json::Object(object)
+}
+
+/// One in-flight message as JSON, with its payload decoded.
+fn message_json(message: &InFlightRecord) -> Json {
+    let mut object = Map::new();
+    object.insert("from".into(), json!(message.from.map(|id| id.to_string())));
+    object.insert("to".into(), json!(message.to.to_string()));
+    object.insert("epoch".into(), json!(message.epoch.0));
+    object.insert("ask".into(), json!(message.ask));
+    insert_msgpack(&mut object, "payload", &message.payload);
+    Json::Object(object)
+}
+
+/// The checkpoint as one JSON object (`checkpoint`, `actors`, `in_flight`), written one
+/// actor and one message per line as they are decoded.
+fn write_json(
+    file: &Path,
+    checkpoint: &Checkpoint,
+    view: &View<'_>,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    writeln!(out, "{{")?;
+    writeln!(out, "  \"checkpoint\": {},", checkpoint_json(file, checkpoint))?;
+    writeln!(out, "  \"actors\": [")?;
+    for (index, actor) in view.actors.iter().enumerate() {
+        let comma = if index + 1 < view.actors.len() { "," } else { "" };
+        writeln!(out, "    {}{comma}", actor_json(actor, view.state(actor.id)))?;
+    }
+    writeln!(out, "  ],")?;
+    writeln!(out, "  \"in_flight\": [")?;
+    for (index, (_, message)) in view.in_flight.iter().enumerate() {
+        let comma = if index + 1 < view.in_flight.len() { "," } else { "" };
+        writeln!(out, "    {}{comma}", message_json(message))?;
+    }
+    writeln!(out, "  ]")?;
+    writeln!(out, "}}")?;
+    Ok(())
 }
 
 fn timer_json(timer: &TimerEntry) -> Json {
@@ -157,7 +209,7 @@ fn ids(ids: &[ActorId]) -> Vec<String> {
 }
 
 /// MessagePack `bytes` as one line of JSON, or why they are not MessagePack.
-fn msgpack_text(bytes: &[u8]) -> String {
+pub(crate) fn msgpack_text(bytes: &[u8]) -> String {
     match transcode(bytes) {
         Ok(value) => value.to_string(),
         Err(reason) => format!("<not MessagePack: {reason}; {} bytes>", bytes.len()),
@@ -168,10 +220,18 @@ fn or_dash(value: Option<String>) -> String {
     value.unwrap_or_else(|| "-".to_owned())
 }
 
-/// The checkpoint as text for people.
-fn to_text(file: &Path, checkpoint: &Checkpoint) -> String {
+/// `shown` of `total`, or just `total` when nothing was left out.
+fn count(shown: usize, total: usize) -> String {
+    if shown == total { total.to_string() } else { format!("{shown} of {total}") }
+}
+
+/// The checkpoint's header as text.
+pub(crate) fn write_header(
+    file: &Path,
+    checkpoint: &Checkpoint,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
     let manifest = &checkpoint.manifest;
-    let mut out = String::new();
     let nodes: Vec<String> = manifest
         .nodes
         .iter()
@@ -180,59 +240,70 @@ fn to_text(file: &Path, checkpoint: &Checkpoint) -> String {
             None => node.node.clone(),
         })
         .collect();
-    out.push_str(&format!("checkpoint {}\n", manifest.id));
-    out.push_str(&format!("  file     {}\n", file.display()));
-    out.push_str(&format!("  epoch    {}\n", manifest.epoch.0));
-    out.push_str(&format!("  created  {}\n", rfc3339(manifest.created_unix_ms)));
-    out.push_str(&format!(
-        "  nodes    {}\n",
-        or_dash(Some(nodes.join(", ")).filter(|s| !s.is_empty()))
-    ));
+    writeln!(out, "checkpoint {}", manifest.id)?;
+    writeln!(out, "  file     {}", file.display())?;
+    writeln!(out, "  epoch    {}", manifest.epoch.0)?;
+    writeln!(out, "  created  {}", rfc3339(manifest.created_unix_ms))?;
+    writeln!(out, "  nodes    {}", or_dash(Some(nodes.join(", ")).filter(|s| !s.is_empty())))?;
+    Ok(())
+}
 
-    out.push_str(&format!("actors ({})\n", manifest.actors.len()));
-    for actor in &manifest.actors {
+/// The checkpoint as text for people, actor by actor.
+fn write_text(
+    file: &Path,
+    checkpoint: &Checkpoint,
+    view: &View<'_>,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    write_header(file, checkpoint, out)?;
+    writeln!(out, "actors ({})", count(view.actors.len(), checkpoint.manifest.actors.len()))?;
+    for actor in &view.actors {
         let name = actor.name.as_ref().map(|name| format!("{name:?}"));
-        out.push_str(&format!(
-            "  {}  {}  name {}  node {}\n",
+        writeln!(
+            out,
+            "  {}  {}  name {}  node {}",
             actor.id,
             actor.type_name,
             or_dash(name),
             actor.node
-        ));
+        )?;
         let watchers = ids(&actor.watchers).join(", ");
         let watching = ids(&actor.watching).join(", ");
-        out.push_str(&format!(
-            "    parent {}  watchers {}  watching {}  state version {}\n",
+        writeln!(
+            out,
+            "    parent {}  watchers {}  watching {}  state version {}",
             or_dash(actor.parent.map(|id| id.to_string())),
             or_dash(Some(watchers).filter(|w| !w.is_empty())),
             or_dash(Some(watching).filter(|w| !w.is_empty())),
             actor.state_version
-        ));
-        out.push_str(&format!("    capacity {}  restart {}\n", actor.capacity, actor.restart));
-        let Some(state) = checkpoint.state(actor.id) else { continue };
-        out.push_str(&format!("    state {}\n", msgpack_text(&state.state)));
+        )?;
+        writeln!(out, "    capacity {}  restart {}", actor.capacity, actor.restart)?;
+        let Some(state) = view.state(actor.id) else { continue };
+        writeln!(out, "    state {}", msgpack_text(&state.state))?;
         for timer in &state.timers {
             let period = timer.period_us.map(|us| format!("every {us}us"));
-            out.push_str(&format!(
-                "    timer {}  in {}us  {}  msg {}\n",
+            writeln!(
+                out,
+                "    timer {}  in {}us  {}  msg {}",
                 timer.timer,
                 timer.remaining_us,
                 period.unwrap_or_else(|| "once".to_owned()),
                 msgpack_text(&timer.msg)
-            ));
+            )?;
         }
     }
 
-    out.push_str(&format!("in flight ({})\n", checkpoint.in_flight.len()));
-    for (index, message) in checkpoint.in_flight.iter().enumerate() {
+    writeln!(out, "in flight ({})", count(view.in_flight.len(), checkpoint.in_flight.len()))?;
+    for (index, message) in &view.in_flight {
         let from = message.from.map_or_else(|| "outside".to_owned(), |id| id.to_string());
-        out.push_str(&format!(
-            "  #{index}  {from} -> {}  epoch {}  {}\n",
+        writeln!(
+            out,
+            "  #{index}  {from} -> {}  epoch {}  {}",
             message.to,
             message.epoch.0,
             if message.ask { "ask" } else { "tell" }
-        ));
-        out.push_str(&format!("    payload {}\n", msgpack_text(&message.payload)));
+        )?;
+        writeln!(out, "    payload {}", msgpack_text(&message.payload))?;
     }
-    out
+    Ok(())
 }

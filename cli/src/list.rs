@@ -1,12 +1,14 @@
 //! `amber list STORE_DIR`: one line per checkpoint.
 
 use std::fs;
+use std::io::Write;
 use std::path::Path;
 
 use amber_snapshot::CheckpointStore;
 
+use crate::Failure;
+use crate::source::open_store;
 use crate::time::rfc3339;
-use crate::{Failure, open_store};
 
 /// Prints one line per checkpoint of the store in `dir`, oldest first:
 ///
@@ -16,7 +18,7 @@ use crate::{Failure, open_store};
 ///
 /// Every checkpoint is read whole and checked; each one that does not load is reported on
 /// stderr instead (and the exit code is 1), the others are still listed.
-pub(crate) fn run(dir: &Path, out: &mut String) -> Result<(), Failure> {
+pub(crate) fn run(dir: &Path, out: &mut dyn Write) -> Result<(), Failure> {
     let store = open_store(dir)?;
     let mut errors = Vec::new();
     for id in store.ids().map_err(Failure::input)? {
@@ -36,13 +38,14 @@ pub(crate) fn run(dir: &Path, out: &mut String) -> Result<(), Failure> {
             }
         };
         let manifest = &checkpoint.manifest;
-        out.push_str(&format!(
-            "{id} epoch={} created={} actors={} in_flight={} bytes={bytes}\n",
+        writeln!(
+            out,
+            "{id} epoch={} created={} actors={} in_flight={} bytes={bytes}",
             manifest.epoch.0,
             rfc3339(manifest.created_unix_ms),
             manifest.actors.len(),
             checkpoint.in_flight.len(),
-        ));
+        )?;
     }
     if errors.is_empty() { Ok(()) } else { Err(Failure::Input(errors)) }
 }

@@ -1,105 +1,96 @@
-//! `amber`: list and inspect amber checkpoints.
+//! `amber`: look inside amber checkpoints.
 //!
 //! ```text
 //! amber list STORE_DIR
-//! amber inspect CHECKPOINT_FILE [--json]
-//! amber inspect STORE_DIR --latest [--json]
+//! amber inspect CHECKPOINT [--latest | --store DIR] [--json] [--summary] [--type T] [--actor A] [--node N]
+//! amber diff A B [--store DIR] [--json]
+//! amber graph CHECKPOINT [--latest | --store DIR] [--format dot|svg]
+//! amber stats STORE_DIR [--svg | --json]
+//! amber completions bash|zsh|fish|elvish|powershell
 //! ```
 //!
-//! Exit codes: 0 on success, 1 when a file or store cannot be read (one line on stderr names
-//! the file and the reason), 2 on a usage error.
+//! Output is written as it is produced, never gathered first. Exit codes: 0 on success (and
+//! for `--help`, or `amber` alone, which prints the usage), 1 when a file or store cannot be
+//! read (one line on stderr names the file and the reason), 2 on a usage error.
 
 mod args;
+mod diff;
+mod graph;
 mod inspect;
 mod list;
+mod source;
+mod stats;
+mod summary;
 mod time;
 mod transcode;
+mod xml;
 
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
-use std::path::Path;
+use clap::{CommandFactory, Parser};
 
-use amber_snapshot::FsStore;
-
-use crate::args::Command;
-
-/// What `amber help` prints.
-const USAGE: &str = "\
-amber: list and inspect amber checkpoints
-
-usage:
-  amber list STORE_DIR                       one line per checkpoint in a store directory
-  amber inspect CHECKPOINT_FILE [--json]     every actor and in-flight message of a checkpoint
-  amber inspect STORE_DIR --latest [--json]  the same, for the newest checkpoint of a store
-  amber help                                 this text
-  amber --version                            the version
-
-States, timer messages and in-flight payloads are MessagePack, shown as JSON: binary values
-become arrays of byte values, map keys that are not strings become their JSON text, and
-extension values become {\"ext\": TYPE, \"data\": [BYTES]}. Bytes that are not one MessagePack
-value are shown as an array of byte values, with the reason in a sibling \"..._error\" field.
-
-exit status: 0 ok, 1 unreadable file or store, 2 usage error
-";
-
-/// Opens the store in `dir` for reading; unlike [`FsStore::open`], never creates it.
-fn open_store(dir: &Path) -> Result<FsStore, Failure> {
-    if !dir.is_dir() {
-        let reason = if dir.exists() { "not a directory" } else { "no such directory" };
-        return Err(Failure::input(format!("{}: {reason}", dir.display())));
-    }
-    FsStore::open(dir).map_err(Failure::input)
-}
+use crate::args::{Cli, Command};
 
 /// Why a command failed.
 #[derive(Debug)]
-enum Failure {
+pub(crate) enum Failure {
     /// The command line is wrong (exit code 2).
     Usage(String),
     /// A file or store could not be read (exit code 1). Each string is one line.
     Input(Vec<String>),
+    /// The output could not be written.
+    Output(io::Error),
 }
 
 impl Failure {
     /// One line saying what could not be read and why.
-    fn input(line: impl ToString) -> Failure {
+    pub(crate) fn input(line: impl ToString) -> Failure {
         Failure::Input(vec![line.to_string()])
     }
 }
 
+impl From<io::Error> for Failure {
+    fn from(err: io::Error) -> Failure {
+        Failure::Output(err)
+    }
+}
+
+/// Runs `command`, writing to `out`.
+fn run(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
+    match command {
+        Command::List { dir } => list::run(&dir, out),
+        Command::Inspect(args) => inspect::run(&args, out),
+        Command::Diff(args) => diff::run(&args, out),
+        Command::Graph(args) => graph::run(&args, out),
+        Command::Stats(args) => stats::run(&args, out),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "amber", out);
+            Ok(())
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let mut stdout = String::new();
-    let result =
-        args::parse(std::env::args_os().skip(1)).map_err(Failure::Usage).and_then(|command| {
-            match command {
-                Command::Help => {
-                    stdout.push_str(USAGE);
-                    Ok(())
-                }
-                Command::Version => {
-                    stdout.push_str(&format!("amber {}\n", env!("CARGO_PKG_VERSION")));
-                    Ok(())
-                }
-                Command::List { dir } => list::run(&dir, &mut stdout),
-                Command::Inspect { path, latest, json } => {
-                    inspect::run(&path, latest, json, &mut stdout)
-                }
-            }
-        });
-    // Whatever was printed before a failure (e.g. the good lines of `list`) still goes out.
-    let written =
-        io::stdout().lock().write_all(stdout.as_bytes()).and_then(|()| io::stdout().flush());
-    match result {
-        Ok(()) => match written {
-            Ok(()) => ExitCode::SUCCESS,
-            // The reader went away (`amber inspect … | head`): not an error of ours.
-            Err(err) if err.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("amber: cannot write the output: {err}");
-                ExitCode::from(1)
-            }
-        },
+    // Parse errors and --help/--version go through clap: help and version to stdout with
+    // exit code 0, errors (with suggestions for typos) to stderr with exit code 2.
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let result = match cli.command {
+        Some(command) => run(command, &mut out),
+        None => Cli::command().write_long_help(&mut out).map_err(Failure::Output),
+    };
+    // Whatever was written before a failure (e.g. the good lines of `list`) still goes out.
+    let flushed = out.flush().map_err(Failure::Output);
+    match result.and(flushed) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`amber inspect … | head`): not an error of ours.
+        Err(Failure::Output(err)) if err.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(Failure::Output(err)) => {
+            eprintln!("amber: cannot write the output: {err}");
+            ExitCode::from(1)
+        }
         Err(Failure::Usage(message)) => {
             eprintln!("amber: {message} (see 'amber help')");
             ExitCode::from(2)

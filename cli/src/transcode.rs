@@ -8,8 +8,12 @@
 //! - map keys that are not strings become their JSON text (`1` → `"1"`, `[1,2]` → `"[1,2]"`);
 //!   when two keys map to the same text, the last wins;
 //! - extension values become `{"ext": TYPE, "data": [BYTES]}`;
+//! - a map of exactly the two keys `system` and `seq` with unsigned integer values is an
+//!   actor ref or [`ActorId`] as serde writes it, and becomes the id's text, as ids are
+//!   printed everywhere else (`399@324db785b696d64d`);
 //! - values nested more than 255 levels deep are not decoded (an error, not a stack overflow).
 
+use amber_snapshot::{ActorId, SystemId};
 use rmpv::Value as MsgPack;
 use serde_json::{Map, Number, Value as Json};
 
@@ -57,6 +61,9 @@ fn to_json(value: MsgPack) -> Json {
         MsgPack::Binary(bytes) => byte_array(&bytes),
         MsgPack::Array(items) => Json::Array(items.into_iter().map(to_json).collect()),
         MsgPack::Map(entries) => {
+            if let Some(id) = actor_id(&entries) {
+                return Json::String(id.to_string());
+            }
             let mut map = Map::new();
             for (key, value) in entries {
                 map.insert(key_text(key), to_json(value));
@@ -70,6 +77,22 @@ fn to_json(value: MsgPack) -> Json {
             Json::Object(map)
         }
     }
+}
+
+/// The actor id a map is, if it has exactly the fields of a serialized [`ActorId`] (which is
+/// also how an `ActorRef` serializes).
+fn actor_id(entries: &[(MsgPack, MsgPack)]) -> Option<ActorId> {
+    let [(k1, v1), (k2, v2)] = entries else { return None };
+    fn field<'v>(key: &'v MsgPack, value: &MsgPack) -> Option<(&'v str, u64)> {
+        Some((key.as_str()?, value.as_u64()?))
+    }
+    let ((n1, v1), (n2, v2)) = (field(k1, v1)?, field(k2, v2)?);
+    let (system, seq) = match (n1, n2) {
+        ("system", "seq") => (v1, v2),
+        ("seq", "system") => (v2, v1),
+        _ => return None,
+    };
+    Some(ActorId::new(SystemId(system), seq))
 }
 
 fn float(f: f64) -> Json {
@@ -123,6 +146,33 @@ mod tests {
                 "7": "int key", "[1,null]": "array key", "ext": {"ext": -1, "data": [1, 2]},
             })
         );
+    }
+
+    #[test]
+    fn refs_print_as_ids() {
+        let id = ActorId::new(SystemId(0x324d_b785_b696_d64d), 399);
+        #[derive(serde::Serialize)]
+        struct State {
+            peers: Vec<ActorId>,
+            other: ActorId,
+        }
+        let bytes = rmp_serde::to_vec_named(&State { peers: vec![id], other: id }).unwrap();
+        assert_eq!(
+            transcode(&bytes).unwrap(),
+            json!({ "peers": ["399@324db785b696d64d"], "other": "399@324db785b696d64d" })
+        );
+        // Only the exact shape: an extra field, or a signed or text value, is a plain map.
+        let value = MsgPack::Map(vec![
+            (MsgPack::from("system"), MsgPack::from(1)),
+            (MsgPack::from("seq"), MsgPack::from(2)),
+            (MsgPack::from("x"), MsgPack::from(3)),
+        ]);
+        assert_eq!(transcode(&msgpack(&value)).unwrap(), json!({"system": 1, "seq": 2, "x": 3}));
+        let value = MsgPack::Map(vec![
+            (MsgPack::from("system"), MsgPack::from(-1)),
+            (MsgPack::from("seq"), MsgPack::from(2)),
+        ]);
+        assert_eq!(transcode(&msgpack(&value)).unwrap(), json!({"system": -1, "seq": 2}));
     }
 
     #[test]

@@ -383,26 +383,214 @@ fn stores_that_are_not_there() {
 
 #[test]
 fn usage_errors_exit_with_2() {
-    for (args, needle) in [
-        (&[][..], "missing command"),
-        (&["frobnicate"][..], "unknown command 'frobnicate'"),
-        (&["list"][..], "needs STORE_DIR"),
-        (&["inspect"][..], "needs CHECKPOINT_FILE"),
-        (&["inspect", "x", "--yaml"][..], "unknown option '--yaml'"),
-        (&["inspect", "x", "y"][..], "unexpected argument 'y'"),
+    for (args, needles) in [
+        (&["frobnicate"][..], &["unrecognized subcommand 'frobnicate'"][..]),
+        (&["inspct", "x"][..], &["unrecognized subcommand 'inspct'", "'inspect'"][..]),
+        (&["list"][..], &["required", "<STORE_DIR>"][..]),
+        (&["inspect"][..], &["required", "<CHECKPOINT>"][..]),
+        (&["inspect", "x", "--yaml"][..], &["unexpected argument '--yaml'"][..]),
+        (&["inspect", "x", "y"][..], &["unexpected argument 'y'"][..]),
+        (&["inspect", "x", "--latest", "--store", "d"][..], &["cannot be used with"][..]),
+        (&["graph", "x", "--format", "png"][..], &["invalid value 'png'", "dot, svg"][..]),
+        (&["completions", "tcsh"][..], &["invalid value 'tcsh'"][..]),
     ] {
         let output = amber(args);
-        assert_fails(&output, 2, &[needle, "amber help"]);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {err}");
+        for needle in needles {
+            assert!(err.contains(needle), "{args:?}: {needle:?} not in {err}");
+        }
+        assert!(!err.contains("panicked"), "{err}");
         assert_eq!(stdout(&output), "");
     }
 }
 
 #[test]
-fn help_and_version() {
-    let output = amber(&["help"]);
-    assert_eq!(output.status.code(), Some(0));
-    assert!(stdout(&output).contains("amber inspect STORE_DIR --latest [--json]"));
+fn help_usage_and_version_exit_with_0() {
+    for args in [&[][..], &["help"][..], &["--help"][..]] {
+        let output = amber(args);
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        let text = stdout(&output);
+        for command in ["list", "inspect", "diff", "graph", "stats", "completions"] {
+            assert!(text.contains(&format!("  {command} ")), "{command} not in {text}");
+        }
+    }
+    for command in ["list", "inspect", "diff", "graph", "stats"] {
+        for args in [[command, "--help"], ["help", command]] {
+            let output = amber(&args);
+            assert_eq!(output.status.code(), Some(0), "{args:?}");
+            assert!(stdout(&output).contains(&format!("Usage: amber {command}")), "{args:?}");
+        }
+    }
+    assert!(stdout(&amber(&["inspect", "--help"])).contains("--summary"));
+    assert!(stdout(&amber(&["diff", "--help"])).contains("--store <DIR>"));
     let output = amber(&["--version"]);
     assert_eq!(output.status.code(), Some(0));
     assert!(stdout(&output).starts_with("amber "));
+}
+
+#[test]
+fn shell_completions() {
+    for (shell, needle) in
+        [("bash", "_amber()"), ("zsh", "#compdef amber"), ("fish", "complete -c amber")]
+    {
+        let output = amber(&["completions", shell]);
+        assert_eq!(output.status.code(), Some(0), "{shell}");
+        let script = stdout(&output);
+        assert!(script.contains(needle), "{shell}: {script}");
+        assert!(script.contains("inspect") && script.contains("summary"), "{shell}");
+    }
+}
+
+#[test]
+fn output_to_a_closed_pipe_is_not_an_error() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let (_tmp, store) = store_with(&[1]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_amber"))
+        .args(["completions", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one byte, then hang up.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut byte = [0u8; 1];
+    stdout.read_exact(&mut byte).unwrap();
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    drop(store);
+}
+
+#[test]
+fn inspect_sorts_actors_by_id_and_filters() {
+    let (_tmp, store) = store_with(&[]);
+    let mut checkpoint = sample(1);
+    checkpoint.manifest.actors.reverse();
+    store.save(&checkpoint).unwrap();
+    let file = store.path_of(CheckpointId(1));
+    let json = inspect_json(&["inspect", path(&file), "--json"]);
+    let ids: Vec<&str> =
+        json["actors"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [actor(1).to_string(), actor(2).to_string(), actor(3).to_string()]);
+
+    let json = inspect_json(&["inspect", path(&file), "--json", "--actor", "alice"]);
+    assert_eq!(json["actors"].as_array().unwrap().len(), 1);
+    assert_eq!(json["in_flight"].as_array().unwrap().len(), 2);
+    let json = inspect_json(&["inspect", path(&file), "--json", "--node", "node-b"]);
+    assert_eq!(json["actors"][0]["id"], actor(3).to_string());
+    assert_eq!(json["in_flight"], json!([]));
+    let json = inspect_json(&[
+        "inspect",
+        path(&file),
+        "--json",
+        "--type",
+        "bank.Account",
+        "--node",
+        "node-a",
+    ]);
+    assert_eq!(json["actors"].as_array().unwrap().len(), 1);
+
+    let summary = inspect_json(&["inspect", path(&file), "--summary", "--json"]);
+    assert_eq!(
+        summary["actors"]["by_node_and_type"],
+        json!([
+            { "node": "node-a", "type": "bank.Account", "count": 1 },
+            { "node": "node-a", "type": "bank.Bank", "count": 1 },
+            { "node": "node-b", "type": "bank.Account", "count": 1 },
+        ])
+    );
+    assert_eq!(summary["actors"]["timers"], 1);
+    assert_eq!(summary["in_flight"]["asks"], 1);
+    assert_eq!(summary["in_flight"]["from_outside"], 1);
+    assert_eq!(summary["in_flight"]["by_kind"], json!([{ "kind": "other", "count": 2 }]));
+    assert_eq!(summary["in_flight"]["by_receiver"][0]["id"], actor(2).to_string());
+    assert_eq!(summary["in_flight"]["by_receiver"][0]["count"], 2);
+}
+
+#[test]
+fn diff_shows_added_removed_and_moved_actors() {
+    let (_tmp, store) = store_with(&[1]);
+    let mut b = sample(2);
+    // Bob moves to node-a, the bank goes, a new account comes; in flight: one left.
+    b.manifest.actors[2].node = "node-a".into();
+    b.manifest.actors.remove(0);
+    b.states.remove(0);
+    b.manifest.actors.push(ActorEntry { id: actor(9), name: None, ..b.manifest.actors[0].clone() });
+    b.states.push(StateRecord {
+        id: actor(9),
+        state: msgpack(&json!({"balance": 0})),
+        timers: vec![],
+    });
+    b.in_flight.truncate(1);
+    store.save(&b).unwrap();
+    let dir = path(store.dir());
+    let diff = inspect_json(&["diff", "--store", dir, "1", "2", "--json"]);
+    assert_eq!(
+        diff,
+        json!({
+            "added": [{ "id": actor(9).to_string(), "type": "bank.Account", "node": "node-a" }],
+            "removed": [{ "id": actor(1).to_string(), "type": "bank.Bank", "node": "node-a" }],
+            "moved": [{ "id": actor(3).to_string(), "type": "bank.Account", "from": "node-b", "to": "node-a" }],
+            "changed": [{
+                "id": actor(2).to_string(),
+                "type": "bank.Account",
+                "fields": [{ "path": ".balance", "old": 101, "new": 102, "delta": 1 }],
+            }],
+            "in_flight": {
+                "before": 2,
+                "after": 1,
+                "by_receiver": [{ "id": actor(2).to_string(), "type": "bank.Account", "before": 2, "after": 1 }],
+            },
+        })
+    );
+    let output = amber(&["diff", "--store", dir, "ckpt-00000000000000000001", "latest"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    for needle in [
+        "actors 3 -> 3 (+0.001s later): 1 added, 1 removed, 1 moved, 1 changed",
+        "added (1)\n  9@1a2b3c4d00000001  bank.Account  node node-a",
+        "removed (1)\n  1@1a2b3c4d00000001  bank.Bank  node node-a",
+        "moved (1)\n  3@1a2b3c4d00000001  bank.Account  node node-b -> node-a",
+        "changed (1)\n  2@1a2b3c4d00000001  bank.Account\n    .balance  101 -> 102  (+1)",
+        "in flight 2 -> 1\n  2@1a2b3c4d00000001  bank.Account  2 -> 1",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in\n{text}");
+    }
+}
+
+#[test]
+fn graph_shows_nodes_parents_watches_and_messages() {
+    let (_tmp, store) = store_with(&[1]);
+    let file = store.path_of(CheckpointId(1));
+    let output = amber(&["graph", path(&file)]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let dot = stdout(&output);
+    for needle in [
+        "subgraph cluster_0 {",
+        "label=\"node node-a (10.0.0.1:7000): 2 actors\";",
+        "label=\"node node-b: 1 actors\";",
+        "\"a1_1a2b3c4d00000001\" -> \"a2_1a2b3c4d00000001\" [color=\"#666666\", arrowhead=odiamond];",
+        "\"a1_1a2b3c4d00000001\" -> \"a3_1a2b3c4d00000001\" [color=\"#3366cc\", style=dashed",
+        "\"a3_1a2b3c4d00000001\" -> \"a2_1a2b3c4d00000001\" [color=\"#cc3333\"",
+        "\"outside\" -> \"a2_1a2b3c4d00000001\"",
+        "label=\"1 in flight\"",
+    ] {
+        assert!(dot.contains(needle), "{needle:?} not in\n{dot}");
+    }
+    let output = amber(&["graph", path(&file), "--format", "svg"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let svg = stdout(&output);
+    let document = roxmltree::Document::parse(&svg).unwrap_or_else(|err| panic!("{err}\n{svg}"));
+    let groups: Vec<&str> = document
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("node-group"))
+        .map(|n| n.attribute("data-node").unwrap())
+        .collect();
+    assert_eq!(groups, ["node-a", "node-b"]);
+    assert!(svg.contains("alice"), "{svg}");
+    let lines = document.descendants().filter(|n| n.has_tag_name("line")).count();
+    // parent ×2, watch ×2, in flight ×2, and the legend's three.
+    assert_eq!(lines, 2 + 2 + 2 + 3, "{svg}");
 }

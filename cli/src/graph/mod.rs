@@ -1,0 +1,30 @@
+//! `amber graph`: a picture of a checkpoint.
+//!
+//! - `model`: the picture as data: one cluster per node holding its actors (or, above a size,
+//!   one box per type with a count), and edges for parent/child links, watches and in-flight
+//!   messages (with counts);
+//! - `dot`: that picture as Graphviz DOT;
+//! - `svg`: that picture laid out in layers and drawn as a self-contained SVG.
+
+mod dot;
+mod model;
+mod svg;
+
+use std::io::Write;
+
+use crate::Failure;
+use crate::args::{GraphArgs, GraphFormat};
+use crate::source;
+
+pub(crate) use model::Picture;
+
+/// Draws the checkpoint `args` names in the format it asks for.
+pub(crate) fn run(args: &GraphArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    let loaded = source::load(&args.source)?;
+    let picture = Picture::of(&loaded.checkpoint, args.collapse_above);
+    match args.format {
+        GraphFormat::Dot => dot::write(&picture, out)?,
+        GraphFormat::Svg => svg::write(&picture, out)?,
+    }
+    Ok(())
+}

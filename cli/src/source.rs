@@ -1,0 +1,126 @@
+//! Where a command's checkpoint comes from: a file, the newest of a store, or an id in a store.
+
+use std::path::{Path, PathBuf};
+
+use amber_snapshot::{Checkpoint, CheckpointId, CheckpointStore, FsStore};
+
+use crate::Failure;
+use crate::args::CheckpointArg;
+
+/// A checkpoint, read and checked, with the file it came from.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    /// The file it was read from.
+    pub(crate) file: PathBuf,
+    /// What it holds.
+    pub(crate) checkpoint: Checkpoint,
+}
+
+/// Opens the store in `dir` for reading; unlike [`FsStore::open`], never creates it.
+pub(crate) fn open_store(dir: &Path) -> Result<FsStore, Failure> {
+    if !dir.is_dir() {
+        let reason = if dir.exists() { "not a directory" } else { "no such directory" };
+        return Err(Failure::input(format!("{}: {reason}", dir.display())));
+    }
+    FsStore::open(dir).map_err(Failure::input)
+}
+
+/// Loads the checkpoint `arg` names.
+pub(crate) fn load(arg: &CheckpointArg) -> Result<Loaded, Failure> {
+    match (&arg.store, arg.latest) {
+        (Some(dir), _) => in_store(dir, &arg.checkpoint),
+        (None, true) => in_store(&arg.checkpoint, Path::new("latest")),
+        (None, false) => file(&arg.checkpoint),
+    }
+}
+
+/// The checkpoint in file `path`.
+pub(crate) fn file(path: &Path) -> Result<Loaded, Failure> {
+    if path.is_dir() {
+        return Err(Failure::input(format!(
+            "{}: is a directory (add --latest for its newest checkpoint, or name one with \
+             --store DIR ID)",
+            path.display()
+        )));
+    }
+    let checkpoint = FsStore::load_file(path).map_err(Failure::input)?;
+    Ok(Loaded { file: path.to_owned(), checkpoint })
+}
+
+/// The checkpoint named `id` in the store in `dir`: a number, a name as `amber list` prints
+/// it, `latest` or `latest~N`.
+pub(crate) fn in_store(dir: &Path, id: &Path) -> Result<Loaded, Failure> {
+    let store = open_store(dir)?;
+    let text = id.to_str().ok_or_else(|| Failure::Usage(bad_id(id)))?;
+    let id = match parse_id(text).ok_or_else(|| Failure::Usage(bad_id(id)))? {
+        Named::Id(id) => id,
+        Named::Latest(back) => {
+            let ids = store.ids().map_err(Failure::input)?;
+            if ids.is_empty() {
+                return Err(Failure::input(format!(
+                    "{}: no checkpoints in this store",
+                    dir.display()
+                )));
+            }
+            *ids.iter().rev().nth(back).ok_or_else(|| {
+                Failure::input(format!(
+                    "{}: {text}: the store holds only {} checkpoint(s)",
+                    dir.display(),
+                    ids.len()
+                ))
+            })?
+        }
+    };
+    let checkpoint = store.load(id).map_err(Failure::input)?;
+    Ok(Loaded { file: store.path_of(id), checkpoint })
+}
+
+fn bad_id(id: &Path) -> String {
+    format!(
+        "'{}' is not a checkpoint id (use a number, a name such as ckpt-00000000000000000007, \
+         latest or latest~N)",
+        id.display()
+    )
+}
+
+/// A checkpoint named within a store.
+#[derive(Debug, PartialEq, Eq)]
+enum Named {
+    /// By its id.
+    Id(CheckpointId),
+    /// The newest but this many.
+    Latest(usize),
+}
+
+fn parse_id(text: &str) -> Option<Named> {
+    if text == "latest" {
+        return Some(Named::Latest(0));
+    }
+    if let Some(back) = text.strip_prefix("latest~") {
+        return back.parse().ok().map(Named::Latest);
+    }
+    let digits = text.strip_prefix("ckpt-").unwrap_or(text);
+    let digits = digits.strip_suffix(".amber").unwrap_or(digits);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().map(|id| Named::Id(CheckpointId(id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert_eq!(parse_id("7"), Some(Named::Id(CheckpointId(7))));
+        assert_eq!(parse_id("ckpt-00000000000000000042"), Some(Named::Id(CheckpointId(42))));
+        assert_eq!(parse_id("ckpt-00000000000000000042.amber"), Some(Named::Id(CheckpointId(42))));
+        assert_eq!(parse_id("latest"), Some(Named::Latest(0)));
+        assert_eq!(parse_id("latest~3"), Some(Named::Latest(3)));
+        for bad in ["", "-1", "+1", "latest~", "latest~x", "ckpt-", "seven", "99999999999999999999"]
+        {
+            assert_eq!(parse_id(bad), None, "{bad:?}");
+        }
+    }
+}
