@@ -10,7 +10,7 @@
 //! and checks each coordinator's collected parts against the cuts (every actor that cut for
 //! the snapshot, in its node's part; every recorded message, once) through random local
 //! and remote sends, per-pair FIFO links with random delays, markers on a control lane,
-//! spawns, stops, outside sends, timers, asks (some nested: a responder asks on before it
+//! spawns, stops, restarts in place, outside sends, timers, asks (some nested: a responder asks on before it
 //! answers) and several sequential snapshots (some aborted), and checks every completed
 //! snapshot against the ground truth (see `support/check.rs`). Sends to stopped actors are
 //! refused as the runtime refuses them (a refusal the sender learns of is not in flight).
@@ -108,6 +108,7 @@ fn every_completed_snapshot_is_a_consistent_cut() {
             ("children needing their own marker", stats.child_markers),
             ("stops before the cut", stats.stops_before_cut),
             ("stops after the cut", stats.stops_after_cut),
+            ("restarts in place", stats.restarts),
             ("tags ahead of the receiving node", stats.tags_ahead_of_node),
             ("expectations sent", stats.expects),
             ("restores", stats.restores),

@@ -29,7 +29,8 @@ fn violation(what: String, actors: &[usize]) -> Result<(), Violation> {
 /// recorded messages of each member are exactly the messages sent before the cut and not
 /// processed before the receiver's cut, in arrival order; nothing sent before the cut went
 /// to an actor outside the snapshot unless that actor stopped before its cut; and the bank:
-/// cut balances + recorded deposits + money destroyed before the cut = the initial money.
+/// cut balances + recorded deposits + money destroyed before the cut (by stops and by
+/// restarts, which rebuild an account empty) = the initial money.
 pub fn snapshot(w: &World, e: Epoch) -> Result<(), Violation> {
     let n = w.actors.len();
     let cut: Vec<Option<CutRecord>> =
@@ -165,9 +166,17 @@ pub fn snapshot(w: &World, e: Epoch) -> Result<(), Violation> {
         let Some(c) = cut[r] else {
             if born_pre[r] {
                 destroyed += w.actors[r].stopped.expect("checked above").1;
+                // Stopped before its cut: every restart was before it too.
+                destroyed += w.actors[r].restarts.iter().map(|&(_, lost)| lost).sum::<i64>();
             }
             continue;
         };
+        destroyed += w.actors[r]
+            .restarts
+            .iter()
+            .filter(|&&(t, _)| t < c.at)
+            .map(|&(_, lost)| lost)
+            .sum::<i64>();
         expected[r].sort_unstable();
         let want: Vec<usize> = expected[r].iter().map(|&(_, id)| id).collect();
         let got: &[usize] = w.actors[r].recorded.get(&e).map_or(&[], |v| v);

@@ -203,6 +203,8 @@ pub struct Stats {
     pub outside_spawns: u64,
     pub stops_before_cut: u64,
     pub stops_after_cut: u64,
+    /// Actors restarted in place after a panic (state rebuilt, mailbox and cut kept).
+    pub restarts: u64,
     pub tags_ahead_of_node: u64,
     pub expects: u64,
     pub asks: u64,
@@ -288,6 +290,7 @@ impl Stats {
             outside_spawns,
             stops_before_cut,
             stops_after_cut,
+            restarts,
             tags_ahead_of_node,
             expects,
             asks,
@@ -416,6 +419,9 @@ pub struct Actor {
     pub recorded: BTreeMap<Epoch, Vec<usize>>,
     /// When it stopped and with which balance.
     pub stopped: Option<(u64, i64)>,
+    /// When a panic restarted it in place (same mailbox, same cut: the runtime tells the
+    /// snapshot machinery nothing) and the balance its rebuilt state lost.
+    pub restarts: Vec<(u64, i64)>,
     mailbox: VecDeque<Msg>,
     /// Messages set aside while the actor defers its cut (`Dequeue::Hold`), in order.
     held: VecDeque<Msg>,
@@ -452,6 +458,7 @@ impl Actor {
             cuts: Vec::new(),
             recorded: BTreeMap::new(),
             stopped: None,
+            restarts: Vec::new(),
             mailbox: VecDeque::new(),
             held: VecDeque::new(),
             control: VecDeque::new(),
@@ -484,6 +491,7 @@ enum Event {
     Timer,
     OutsideSpawn,
     Stop,
+    Restart,
     Start,
     NodeDown,
     AskTimeout,
@@ -566,6 +574,7 @@ pub enum Ev {
     Deepen { actor: usize, from: u8, to: u8 },
     Spawn { actor: usize, parent: Option<usize>, node: usize, epoch: Epoch, marker: bool },
     Stop { actor: usize, epoch: Epoch },
+    Restart { actor: usize },
     RefusedSend { from: usize, to: usize, kind: Kind },
     RestorePending { node: usize, epoch: Epoch },
     RestoreStarted { node: usize },
@@ -596,6 +605,7 @@ impl Ev {
             | Ev::Release { actor, .. }
             | Ev::Deepen { actor, .. }
             | Ev::Stop { actor, .. }
+            | Ev::Restart { actor }
             | Ev::Ask { actor, .. }
             | Ev::AskDone { actor, .. }
             | Ev::Answer { actor, .. } => &[actor],
@@ -905,7 +915,7 @@ impl World {
             && self.step > self.cfg.warmup;
         // (weight, event); zero weights are not enabled.
         let arriving = self.nodes.iter().any(|n| !n.arriving.is_empty());
-        let events: [(u64, Event); 12] = [
+        let events: [(u64, Event); 13] = [
             (if arriving { 100 } else { 0 }, Event::Arrival),
             (if runnable { 400 } else { 0 }, Event::ActorStep),
             (if links { 250 } else { 0 }, Event::Link),
@@ -921,6 +931,7 @@ impl World {
                 if input && self.cfg.stops && alive * 3 > self.actors.len() * 2 { 6 } else { 0 },
                 Event::Stop,
             ),
+            (if input && self.cfg.stops { 4 } else { 0 }, Event::Restart),
             (if input && may_start { 30 } else { 0 }, Event::Start),
             (if input && running.is_some() && self.cfg.aborts { 1 } else { 0 }, Event::NodeDown),
             // Asks time out (actors asking each other in a cycle would wait forever).
@@ -962,6 +973,18 @@ impl World {
             Event::Stop => {
                 if let Some(x) = self.pick(|a| a.alive && a.started && a.waiting.is_none()) {
                     self.stop(x);
+                }
+            }
+            Event::Restart => {
+                if let Some(x) = self.pick(|a| a.alive && a.started && a.waiting.is_none()) {
+                    let at = self.tick();
+                    let a = &mut self.actors[x];
+                    // Rebuilt by its factory: a fresh account. What it held is gone.
+                    a.restarts.push((at, a.balance));
+                    a.balance = 0;
+                    a.last_seen = 0;
+                    self.stats.restarts += 1;
+                    self.trace(Ev::Restart { actor: x });
                 }
             }
             Event::Start => self.start_snapshot(),
