@@ -99,8 +99,11 @@ async fn a_handle_taken_from_a_context_does_not_keep_the_system_alive() {
     assert!(parent.tell(TickerMsg::Tick).await.is_err(), "stopped");
 }
 
-/// A handler that never returns (it waits for something that never comes).
-struct Stuck;
+/// A handler that never returns (it waits for something that never comes), once it says it
+/// has begun.
+struct Stuck {
+    entered: Arc<tokio::sync::Notify>,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Hang;
@@ -109,6 +112,7 @@ impl Actor for Stuck {
     type Msg = Hang;
     type Reply = ();
     async fn handle(&mut self, Hang: Hang, _ctx: &mut Context<Self>) {
+        self.entered.notify_one();
         std::future::pending::<()>().await;
     }
 }
@@ -116,10 +120,13 @@ impl Actor for Stuck {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_within_aborts_a_handler_that_never_returns_and_says_which() {
     let system = ActorSystem::new();
-    let stuck = system.spawn(Stuck).unwrap();
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let stuck = system.spawn(Stuck { entered: entered.clone() }).unwrap();
     let live = Arc::new(Live::default());
     let fine = system.spawn(ticker(&live)).unwrap();
     stuck.tell(Hang).await.unwrap();
+    // In its handler (else the shutdown's stop, on the control lane, would overtake it).
+    entered.notified().await;
     let report = system.shutdown_within(Duration::from_millis(300)).await;
     let aborted: Vec<_> = report.aborted.iter().map(|(id, _)| *id).collect();
     assert_eq!(aborted, vec![stuck.id()], "only the stuck actor outlived the deadline");
