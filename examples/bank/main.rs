@@ -354,7 +354,8 @@ async fn run_phase(
     let window = if baseline { window_length(duration, interval) } else { duration };
     let (mut with, mut without) = (Windows::default(), Windows::default());
     let mut snapshotting = true;
-    while with.time < duration {
+    // At least one window without snapshots, however short the phase.
+    while with.time < duration || (baseline && without.time.is_zero()) {
         let (started, deposits) = (Instant::now(), deposits::total());
         if snapshotting {
             let length = window.min(duration - with.time);
