@@ -16,7 +16,10 @@
 //! alternate between snapshotting and not, in the same run: `--duration` is the time spent
 //! snapshotting, and each phase lasts about twice as long. `--json` reports both rates,
 //! `deposits_per_sec` (with snapshots) and `baseline_deposits_per_sec` (without), and
-//! `overhead_pct`, the share of throughput the snapshots cost (null across processes).
+//! `overhead_pct`, the share of throughput the snapshots cost (null across processes), and
+//! for the last checkpoint written before the restore its size (`checkpoint_bytes`), its
+//! accounts' state bytes (`state_bytes`) and its in-flight messages' payload bytes
+//! (`in_flight_payload_bytes`).
 //!
 //! An account's state holds its `balance`; the only message that carries money is
 //! `Deposit { amount }` (a transfer withdraws locally, then sends that deposit), so the
@@ -306,6 +309,9 @@ struct Phase {
     /// Deposits per second in the windows without snapshots of the same run (measured only
     /// when the whole bank runs in this process).
     baseline_deposits_per_sec: Option<f64>,
+    /// The last checkpoint written: its size, its states' bytes, and its in-flight
+    /// messages' payload bytes.
+    last_checkpoint: Option<(u64, u64, u64)>,
     failures: Vec<String>,
 }
 
@@ -428,6 +434,8 @@ async fn snapshot_once(
             phase.failures.push(e);
         }
     }
+    let state_bytes: usize = checkpoint.states.iter().map(|s| s.state.len()).sum();
+    let payload_bytes: usize = checkpoint.in_flight.iter().map(|m| m.payload.len()).sum();
     let store = store.clone();
     let written = tokio::task::spawn_blocking(move || {
         let mut checkpoint = checkpoint;
@@ -436,7 +444,9 @@ async fn snapshot_once(
     })
     .await;
     match written {
-        Ok(Ok(_)) => {}
+        Ok(Ok(info)) => {
+            phase.last_checkpoint = Some((info.bytes, state_bytes as u64, payload_bytes as u64))
+        }
         Ok(Err(e)) => phase.failures.push(format!("checkpoint not written: {e}")),
         Err(e) => phase.failures.push(format!("checkpoint writer failed: {e}")),
     }
@@ -641,6 +651,9 @@ async fn main() -> ExitCode {
             "snapshot_ms_p50": percentile(&all_latencies, 0.5),
             "snapshot_ms_max": percentile(&all_latencies, 1.0),
             "restore_ms": s.restore_ms,
+            "checkpoint_bytes": first.last_checkpoint.map(|c| c.0),
+            "state_bytes": first.last_checkpoint.map(|c| c.1),
+            "in_flight_payload_bytes": first.last_checkpoint.map(|c| c.2),
             "invariant_ok": invariant_ok,
             "restored_invariant_ok": restored_invariant_ok,
             "deposits_per_sec": first.deposits_per_sec,
