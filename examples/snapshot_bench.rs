@@ -173,7 +173,10 @@ async fn busy(n: usize, tokens: usize, json: bool) {
     }
     system.shutdown().await;
     if json {
-        println!("{}", serde_json::json!({ "case": "busy", "actors": n, "cut_ms": median(memory) }));
+        println!(
+            "{}",
+            serde_json::json!({ "case": "busy", "actors": n, "cut_ms": median(memory) })
+        );
         return;
     }
     println!(

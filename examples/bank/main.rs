@@ -548,8 +548,7 @@ async fn run_one_node(
         println!("checkpoints: {dir}");
     }
     let first =
-        run_phase(&system, &accounts, store, total, options.duration, options.interval, true)
-            .await;
+        run_phase(&system, &accounts, store, total, options.duration, options.interval, true).await;
     system.shutdown().await;
     drop(system);
 

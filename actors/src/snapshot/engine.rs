@@ -1013,7 +1013,8 @@ fn assemble(epoch: Epoch, mut parts: Vec<NodePart>) -> Result<Checkpoint, Snapsh
         // none per own record.
         if !part.in_flight.is_empty() {
             let own: HashSet<ActorId> = part.actors.iter().map(|a| a.id).collect();
-            let split = part.in_flight.iter().rposition(|r| own.contains(&r.to)).map_or(0, |i| i + 1);
+            let split =
+                part.in_flight.iter().rposition(|r| own.contains(&r.to)).map_or(0, |i| i + 1);
             relayed.extend(part.in_flight.drain(split..));
         }
     }
