@@ -83,13 +83,13 @@ fn a_damaged_version_1_file_is_still_refused() {
 /// `n` actors over two nodes and two systems, with parents, watchers, names, options, timers,
 /// and `messages` in-flight messages of `payload` bytes, runs per receiver.
 fn many(n: u64, messages: u64, payload: usize) -> Checkpoint {
-    let id = |seq: u64| ActorId::new(SystemId(if seq % 7 == 0 { 99 } else { 5 }), seq);
+    let id = |seq: u64| ActorId::new(SystemId(if seq.is_multiple_of(7) { 99 } else { 5 }), seq);
     let actors: Vec<ActorEntry> = (0..n)
         .map(|seq| ActorEntry {
             id: id(seq),
-            type_name: if seq % 3 == 0 { "t.Parent".into() } else { "t.Child".into() },
-            name: (seq % 5 == 0).then(|| format!("actor-{seq}")),
-            node: if seq % 2 == 0 { "a".into() } else { "b".into() },
+            type_name: if seq.is_multiple_of(3) { "t.Parent".into() } else { "t.Child".into() },
+            name: (seq.is_multiple_of(5)).then(|| format!("actor-{seq}")),
+            node: if seq.is_multiple_of(2) { "a".into() } else { "b".into() },
             parent: (seq > 0).then(|| id(seq / 2)),
             watchers: (seq % 4 == 1).then(|| id(seq - 1)).into_iter().collect(),
             watching: (seq % 4 == 2).then(|| id(12_345_678)).into_iter().collect(),
@@ -99,7 +99,7 @@ fn many(n: u64, messages: u64, payload: usize) -> Checkpoint {
                 1 => SpawnCapacity::Bounded(seq),
                 _ => SpawnCapacity::Unbounded,
             },
-            restart: if seq % 2 == 0 {
+            restart: if seq.is_multiple_of(2) {
                 SpawnRestart::Never
             } else {
                 SpawnRestart::OnPanic {
@@ -114,7 +114,7 @@ fn many(n: u64, messages: u64, payload: usize) -> Checkpoint {
         .map(|seq| StateRecord {
             id: id(seq),
             state: vec![seq as u8; (seq % 40) as usize],
-            timers: if seq % 9 == 0 {
+            timers: if seq.is_multiple_of(9) {
                 vec![amber_snapshot::TimerEntry {
                     timer: seq,
                     remaining_us: 10,
@@ -130,9 +130,11 @@ fn many(n: u64, messages: u64, payload: usize) -> Checkpoint {
     let in_flight = (0..messages)
         .map(|i| InFlightRecord {
             to: id((i / 3) % n),
-            from: (i % 4 != 0).then(|| id(i % n)).or((i % 8 == 0).then(|| id(777_777))),
+            from: (!i.is_multiple_of(4))
+                .then(|| id(i % n))
+                .or((i.is_multiple_of(8)).then(|| id(777_777))),
             epoch: Epoch(40 + i % 2),
-            ask: i % 5 == 0,
+            ask: i.is_multiple_of(5),
             payload: vec![i as u8; payload],
         })
         .collect();
