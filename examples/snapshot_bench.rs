@@ -3,7 +3,13 @@
 //! every 100 ms against none (ratios from one run), restore time, and checkpoint bytes
 //! against raw state bytes.
 //!
-//! `cargo run --release --example snapshot_bench [-- --max 100000]`
+//! `cargo run --release --example snapshot_bench [-- --max 100000] [--idle-only] [--json]`
+//!
+//! With `--json` it prints only the snapshot figures, one JSON object per line and case:
+//! `{"case":"idle","actors":N,"cut_ms":..,"disk_ms":..,"restore_ms":..,"checkpoint_bytes":..,
+//! "state_bytes":..}` (medians; `restore_ms` rebuilds the system from the checkpoint loaded
+//! from disk) and `{"case":"busy","actors":N,"cut_ms":..}`; the throughput comparison is
+//! left out.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,7 +67,7 @@ fn system() -> ActorSystem {
     ActorSystem::builder().register::<Cell>().register::<Relay>().build()
 }
 
-async fn idle(n: usize, dir: &std::path::Path) {
+async fn idle(n: usize, dir: &std::path::Path, json: bool) {
     let system = system();
     for i in 0..n {
         let cell = Cell { value: i as u64, label: format!("cell-{i}") };
@@ -88,11 +94,13 @@ async fn idle(n: usize, dir: &std::path::Path) {
         });
         from_task.push(took.await.expect("task"));
     }
-    println!(
-        "  (idle {n}: from main {:.1} ms, from a task {:.1} ms)",
-        median(memory.clone()),
-        median(from_task)
-    );
+    if !json {
+        println!(
+            "  (idle {n}: from main {:.1} ms, from a task {:.1} ms)",
+            median(memory.clone()),
+            median(from_task)
+        );
+    }
     let store =
         Arc::new(FsStore::open(dir.join(format!("idle-{n}"))).expect("store").with_retention(2));
     let mut disk = Vec::new();
@@ -115,6 +123,19 @@ async fn idle(n: usize, dir: &std::path::Path) {
         .expect("restore");
     let restore = ms(t.elapsed());
     restored.shutdown().await;
+    if json {
+        let line = serde_json::json!({
+            "case": "idle",
+            "actors": n,
+            "cut_ms": median(memory),
+            "disk_ms": median(disk),
+            "restore_ms": restore,
+            "checkpoint_bytes": bytes,
+            "state_bytes": raw,
+        });
+        println!("{line}");
+        return;
+    }
     println!(
         "idle {n:>6} actors: snapshot in memory {:>7.1} ms, to disk {:>7.1} ms, restore {:>7.1} ms, checkpoint {:>9} B for {:>8} B of state ({:.2}x)",
         median(memory),
@@ -139,7 +160,7 @@ async fn ring(n: usize, tokens: usize) -> ActorSystem {
     system
 }
 
-async fn busy(n: usize, tokens: usize) {
+async fn busy(n: usize, tokens: usize, json: bool) {
     let system = ring(n, tokens).await;
     tokio::time::sleep(Duration::from_millis(200)).await; // let the tokens spread (load, not sync)
     let mut memory = Vec::new();
@@ -151,6 +172,13 @@ async fn busy(n: usize, tokens: usize) {
         in_flight += cp.in_flight.len();
     }
     system.shutdown().await;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "case": "busy", "actors": n, "cut_ms": median(memory) })
+        );
+        return;
+    }
     println!(
         "busy {n:>6} actors ({tokens} tokens circulating): snapshot in memory {:>7.1} ms, {} in flight per snapshot",
         median(memory),
@@ -204,15 +232,23 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let dir = std::env::temp_dir().join(format!("amber-snapshot-bench-{}", std::process::id()));
-    println!("amber snapshot benchmarks (tokio multi-thread, 2 workers)");
+    let json = std::env::args().any(|a| a == "--json");
+    if !json {
+        println!("amber snapshot benchmarks (tokio multi-thread, 2 workers)");
+    }
     for n in [1_000, 10_000, 100_000].into_iter().filter(|&n| n <= max) {
-        idle(n, &dir).await;
+        idle(n, &dir, json).await;
     }
     if std::env::args().any(|a| a == "--idle-only") {
+        let _ = std::fs::remove_dir_all(&dir);
         return;
     }
     for n in [1_000, 10_000, 100_000].into_iter().filter(|&n| n <= max) {
-        busy(n, 200.min(n)).await;
+        busy(n, 200.min(n), json).await;
+    }
+    if json {
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
     }
     let window = Duration::from_secs(2);
     let (n, tokens) = (1_000, 1_000); // every relay busy: a uniform load (fewer tokens make the ring bimodal)

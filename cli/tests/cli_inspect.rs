@@ -321,7 +321,8 @@ fn a_tampered_checkpoint_is_rejected_naming_the_file() {
     let (_tmp, store) = store_with(&[1]);
     let file = store.path_of(CheckpointId(1));
     let mut bytes = fs::read(&file).unwrap();
-    // Alice's balance, inside the second state record.
+    // Alice's balance, inside the state record (format version 2 batches the states: record
+    // 1, after the manifest).
     let at = bytes.windows(7).position(|w| w == b"balance").unwrap() + 7;
     bytes[at] ^= 0x01;
     fs::write(&file, &bytes).unwrap();
@@ -331,7 +332,7 @@ fn a_tampered_checkpoint_is_rejected_naming_the_file() {
             args.push("--json");
         }
         let output = amber(&args);
-        assert_fails(&output, 1, &[path(&file), "checksum mismatch in record 2 (state)"]);
+        assert_fails(&output, 1, &[path(&file), "checksum mismatch in record 1 (state)"]);
         assert_eq!(stdout(&output), "");
     }
 }

@@ -257,7 +257,8 @@ pub(crate) async fn run(options: &Options, store: &Arc<FsStore>, dir: &str) -> F
     }
     let accounts = open_bank(&me, k, n).await?;
     let first_run = if options.kill_node { options.duration / 2 } else { options.duration };
-    let first = run_phase(me.system(), &accounts, store, total, first_run, options.interval).await;
+    let first =
+        run_phase(me.system(), &accounts, store, total, first_run, options.interval, false).await;
     drop(accounts);
     if first.snapshots == 0 {
         let why = first.failures.first().map_or("none was taken", String::as_str);
@@ -307,7 +308,8 @@ pub(crate) async fn run(options: &Options, store: &Arc<FsStore>, dir: &str) -> F
     let restore_ms = t.elapsed().as_secs_f64() * 1e3;
     let accounts = accounts_of(me.system(), &checkpoint)?;
     let run_on = (options.duration / 2).max(options.interval * 3);
-    let second = run_phase(me.system(), &accounts, store, total, run_on, options.interval).await;
+    let second =
+        run_phase(me.system(), &accounts, store, total, run_on, options.interval, false).await;
     drop(accounts);
 
     me.shutdown().await;

@@ -12,6 +12,15 @@
 //!                                        [--dir DIR] [--restore DIR] [--json]
 //! ```
 //!
+//! On one node, throughput is measured in windows of ten intervals (at least 250 ms) that
+//! alternate between snapshotting and not, in the same run: `--duration` is the time spent
+//! snapshotting, and each phase lasts about twice as long. `--json` reports both rates,
+//! `deposits_per_sec` (with snapshots) and `baseline_deposits_per_sec` (without), and
+//! `overhead_pct`, the share of throughput the snapshots cost (null across processes), and
+//! for the last checkpoint written before the restore its size (`checkpoint_bytes`), its
+//! accounts' state bytes (`state_bytes`) and its in-flight messages' payload bytes
+//! (`in_flight_payload_bytes`).
+//!
 //! An account's state holds its `balance`; the only message that carries money is
 //! `Deposit { amount }` (a transfer withdraws locally, then sends that deposit), so the
 //! checkpoints can be re-checked by anyone with `amber inspect CHECKPOINT --json`.
@@ -48,6 +57,7 @@ impl Account {
     fn deposit(&mut self, amount: u64) {
         self.balance += amount;
         self.received += 1;
+        deposits::count();
     }
 
     /// Withdraws up to `amount` and deposits it at a neighbour (outside transfers use this).
@@ -91,6 +101,39 @@ impl Account {
         self.seed ^= self.seed >> 7;
         self.seed ^= self.seed << 17;
         self.seed
+    }
+}
+
+/// Deposits handled in this process, counted per thread (no shared cache line on the hot
+/// path), so that throughput can be measured in windows without snapshots too.
+mod deposits {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    /// One thread's count, on its own cache line.
+    #[repr(align(128))]
+    #[derive(Default)]
+    struct Shard(AtomicU64);
+
+    static SHARDS: Mutex<Vec<Arc<Shard>>> = Mutex::new(Vec::new());
+
+    thread_local! {
+        static MINE: Arc<Shard> = {
+            let shard = Arc::new(Shard::default());
+            SHARDS.lock().expect("shards").push(shard.clone());
+            shard
+        };
+    }
+
+    /// Counts one deposit handled on this thread.
+    pub(crate) fn count() {
+        // Only this thread writes its shard: a plain load and store, no locked add.
+        MINE.with(|shard| shard.0.store(shard.0.load(Ordering::Relaxed) + 1, Ordering::Relaxed));
+    }
+
+    /// Deposits handled so far, on every thread.
+    pub(crate) fn total() -> u64 {
+        SHARDS.lock().expect("shards").iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
     }
 }
 
@@ -261,12 +304,45 @@ struct Phase {
     latencies_ms: Vec<f64>,
     in_flight_recorded: usize,
     invariant_ok: bool,
+    /// Deposits per second while snapshots are taken.
     deposits_per_sec: f64,
+    /// Deposits per second in the windows without snapshots of the same run (measured only
+    /// when the whole bank runs in this process).
+    baseline_deposits_per_sec: Option<f64>,
+    /// The last checkpoint written: its size, its states' bytes, and its in-flight
+    /// messages' payload bytes.
+    last_checkpoint: Option<(u64, u64, u64)>,
     failures: Vec<String>,
 }
 
-/// Runs the bank for `duration`, snapshotting every `interval`, auditing each snapshot and
-/// writing it to `store`.
+/// Deposits handled and time spent, summed over windows.
+#[derive(Default, Clone, Copy)]
+struct Windows {
+    deposits: u64,
+    time: Duration,
+}
+
+impl Windows {
+    fn rate(&self) -> f64 {
+        self.deposits as f64 / self.time.as_secs_f64().max(1e-9)
+    }
+}
+
+/// How long one measuring window lasts: ten snapshot intervals, at least 250 ms, at most
+/// the phase.
+fn window_length(duration: Duration, interval: Duration) -> Duration {
+    (interval * 10).max(Duration::from_millis(250)).min(duration)
+}
+
+/// Runs the bank for `duration` of snapshotting, one every `interval`, auditing each snapshot
+/// and writing it to `store`.
+///
+/// With `baseline`, the bank runs in this process only and its throughput is measured in
+/// windows of [`window_length`] that alternate between snapshotting and not (starting with
+/// snapshotting, so the warm-up counts against snapshots): `duration` is the time spent
+/// snapshotting, and the phase lasts about twice as long. Without it (a bank spread over
+/// processes), snapshots are taken for `duration` without a pause, and throughput comes
+/// from the accounts' received counts in the first and last snapshot.
 async fn run_phase(
     system: &ActorSystem,
     accounts: &[ActorRef<Account>],
@@ -274,69 +350,106 @@ async fn run_phase(
     total: u64,
     duration: Duration,
     interval: Duration,
+    baseline: bool,
 ) -> Phase {
     let stop = Arc::new(AtomicBool::new(false));
     let outside = outside_transfers(accounts.to_vec(), stop.clone());
     let mut phase = Phase { invariant_ok: true, ..Phase::default() };
-    let started = Instant::now();
     let mut first: Option<(Instant, u64)> = None;
     let mut last: Option<(Instant, u64)> = None;
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while started.elapsed() < duration {
-        ticks.tick().await;
-        let t = Instant::now();
-        let checkpoint = match system.snapshot().await {
-            Ok(c) => c,
-            Err(e) => {
-                phase.failures.push(format!("snapshot failed: {e}"));
-                continue;
+    let window = if baseline { window_length(duration, interval) } else { duration };
+    let (mut with, mut without) = (Windows::default(), Windows::default());
+    let mut snapshotting = true;
+    // At least one window without snapshots, however short the phase.
+    while with.time < duration || (baseline && without.time.is_zero()) {
+        let (started, deposits) = (Instant::now(), deposits::total());
+        if snapshotting {
+            let length = window.min(duration - with.time);
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while started.elapsed() < length {
+                ticks.tick().await;
+                snapshot_once(system, store, total, &mut phase, &mut first, &mut last).await;
             }
-        };
-        phase.latencies_ms.push(t.elapsed().as_secs_f64() * 1e3);
-        phase.snapshots += 1;
-        match audit(&checkpoint) {
-            Ok(a) => {
-                phase.in_flight_recorded += checkpoint.in_flight.len();
-                if a.balances + a.in_flight != total {
-                    phase.invariant_ok = false;
-                    phase.failures.push(format!(
-                        "epoch {}: balances {} + in flight {} = {} != {total}",
-                        checkpoint.manifest.epoch,
-                        a.balances,
-                        a.in_flight,
-                        a.balances + a.in_flight
-                    ));
-                }
-                first.get_or_insert((t, a.received));
-                last = Some((t, a.received));
-            }
-            Err(e) => {
-                phase.invariant_ok = false;
-                phase.failures.push(e);
-            }
+        } else {
+            tokio::time::sleep(window).await;
         }
-        let store = store.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            let mut checkpoint = checkpoint;
-            checkpoint.manifest.id = store.next_id()?;
-            store.save(&checkpoint)
-        })
-        .await;
-        match written {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => phase.failures.push(format!("checkpoint not written: {e}")),
-            Err(e) => phase.failures.push(format!("checkpoint writer failed: {e}")),
-        }
+        let spent = Windows { deposits: deposits::total() - deposits, time: started.elapsed() };
+        let into = if snapshotting { &mut with } else { &mut without };
+        into.deposits += spent.deposits;
+        into.time += spent.time;
+        snapshotting = !baseline || !snapshotting;
     }
     stop.store(true, Ordering::Relaxed);
     let _ = outside.await;
-    if let (Some((t0, r0)), Some((t1, r1))) = (first, last)
+    if baseline {
+        phase.deposits_per_sec = with.rate();
+        phase.baseline_deposits_per_sec = (without.time > Duration::ZERO).then(|| without.rate());
+    } else if let (Some((t0, r0)), Some((t1, r1))) = (first, last)
         && t1 > t0
     {
         phase.deposits_per_sec = (r1 - r0) as f64 / (t1 - t0).as_secs_f64();
     }
     phase
+}
+
+/// Takes one snapshot, audits it and writes it to `store`, noting the outcome in `phase`
+/// (and the first and last audited received counts, with when their snapshot started).
+async fn snapshot_once(
+    system: &ActorSystem,
+    store: &Arc<FsStore>,
+    total: u64,
+    phase: &mut Phase,
+    first: &mut Option<(Instant, u64)>,
+    last: &mut Option<(Instant, u64)>,
+) {
+    let t = Instant::now();
+    let checkpoint = match system.snapshot().await {
+        Ok(c) => c,
+        Err(e) => {
+            phase.failures.push(format!("snapshot failed: {e}"));
+            return;
+        }
+    };
+    phase.latencies_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    phase.snapshots += 1;
+    match audit(&checkpoint) {
+        Ok(a) => {
+            phase.in_flight_recorded += checkpoint.in_flight.len();
+            if a.balances + a.in_flight != total {
+                phase.invariant_ok = false;
+                phase.failures.push(format!(
+                    "epoch {}: balances {} + in flight {} = {} != {total}",
+                    checkpoint.manifest.epoch,
+                    a.balances,
+                    a.in_flight,
+                    a.balances + a.in_flight
+                ));
+            }
+            first.get_or_insert((t, a.received));
+            *last = Some((t, a.received));
+        }
+        Err(e) => {
+            phase.invariant_ok = false;
+            phase.failures.push(e);
+        }
+    }
+    let state_bytes: usize = checkpoint.states.iter().map(|s| s.state.len()).sum();
+    let payload_bytes: usize = checkpoint.in_flight.iter().map(|m| m.payload.len()).sum();
+    let store = store.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        let mut checkpoint = checkpoint;
+        checkpoint.manifest.id = store.next_id()?;
+        store.save(&checkpoint)
+    })
+    .await;
+    match written {
+        Ok(Ok(info)) => {
+            phase.last_checkpoint = Some((info.bytes, state_bytes as u64, payload_bytes as u64))
+        }
+        Ok(Err(e)) => phase.failures.push(format!("checkpoint not written: {e}")),
+        Err(e) => phase.failures.push(format!("checkpoint writer failed: {e}")),
+    }
 }
 
 fn percentile(v: &[f64], p: f64) -> f64 {
@@ -435,7 +548,7 @@ async fn run_one_node(
         println!("checkpoints: {dir}");
     }
     let first =
-        run_phase(&system, &accounts, store, total, options.duration, options.interval).await;
+        run_phase(&system, &accounts, store, total, options.duration, options.interval, true).await;
     system.shutdown().await;
     drop(system);
 
@@ -451,7 +564,8 @@ async fn run_one_node(
             }
             let accounts = lookup_all(&system, n).expect("restored accounts keep their names");
             let run_on = (options.duration / 2).max(options.interval * 3);
-            let phase = run_phase(&system, &accounts, store, total, run_on, options.interval).await;
+            let phase =
+                run_phase(&system, &accounts, store, total, run_on, options.interval, true).await;
             system.shutdown().await;
             (phase, Some(checkpoint.manifest.id))
         }
@@ -536,9 +650,14 @@ async fn main() -> ExitCode {
             "snapshot_ms_p50": percentile(&all_latencies, 0.5),
             "snapshot_ms_max": percentile(&all_latencies, 1.0),
             "restore_ms": s.restore_ms,
+            "checkpoint_bytes": first.last_checkpoint.map(|c| c.0),
+            "state_bytes": first.last_checkpoint.map(|c| c.1),
+            "in_flight_payload_bytes": first.last_checkpoint.map(|c| c.2),
             "invariant_ok": invariant_ok,
             "restored_invariant_ok": restored_invariant_ok,
             "deposits_per_sec": first.deposits_per_sec,
+            "baseline_deposits_per_sec": first.baseline_deposits_per_sec,
+            "overhead_pct": first.baseline_deposits_per_sec.map(|base| (1.0 - first.deposits_per_sec / base) * 100.0),
             "restored_deposits_per_sec": second.deposits_per_sec,
             "checkpoint_dir": dir,
             "failures": failures,
@@ -549,6 +668,12 @@ async fn main() -> ExitCode {
             "before restore: {} snapshots, every one exact: {}; {} messages recorded in flight; {:.0} deposits/s",
             first.snapshots, first.invariant_ok, first.in_flight_recorded, first.deposits_per_sec
         );
+        if let Some(base) = first.baseline_deposits_per_sec {
+            println!(
+                "                {base:.0} deposits/s in the alternating windows without snapshots: overhead {:.1} %",
+                (1.0 - first.deposits_per_sec / base) * 100.0
+            );
+        }
         if let Some(node) = &s.killed_node {
             println!("killed node {node}'s process; restoring onto the other {}", s.nodes - 1);
         }

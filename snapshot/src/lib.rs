@@ -18,10 +18,10 @@ mod id;
 mod protocol;
 
 pub use checkpoint::{
-    ActorEntry, CHECKPOINT_FORMAT_VERSION, Checkpoint, CheckpointId, CheckpointInfo,
+    ActorEntry, BATCH_BYTES, CHECKPOINT_FORMAT_VERSION, Checkpoint, CheckpointId, CheckpointInfo,
     CheckpointStore, FormatError, FsStore, InFlightRecord, LatestValid, Manifest, NodeEntry,
-    RecordKind, SpawnCapacity, SpawnRestart, StateRecord, StoreError, TimerEntry, ValidationError,
-    decode, decode_manifest, encode,
+    OLDEST_READABLE_VERSION, RecordKind, SpawnCapacity, SpawnRestart, StateRecord, StoreError,
+    TimerEntry, ValidationError, decode, decode_manifest, encode,
 };
 pub use epoch::Epoch;
 pub use id::{ActorId, SystemId};

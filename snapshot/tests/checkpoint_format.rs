@@ -26,8 +26,11 @@ fn round_trip() {
     let bytes = encode(&checkpoint).unwrap();
     assert_eq!(decode(&bytes).unwrap(), checkpoint);
     assert_eq!(decode_manifest(&bytes).unwrap(), checkpoint.manifest);
-    // The writer in the tests agrees with the library, byte for byte.
-    assert_eq!(encode_unchecked(&checkpoint), bytes);
+    // A file in format version 1 (the tests' writer) reads back the same.
+    let old = encode_unchecked(&checkpoint);
+    assert_eq!(&old[8..12], &1u32.to_le_bytes());
+    assert_eq!(decode(&old).unwrap(), checkpoint);
+    assert_eq!(decode_manifest(&old).unwrap(), checkpoint.manifest);
 }
 
 #[test]
@@ -87,13 +90,19 @@ fn bad_magic() {
 
 #[test]
 fn unsupported_version() {
-    let mut bytes = encode(&sample(1)).unwrap();
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
-    assert_eq!(
-        decode(&bytes),
-        Err(FormatError::UnsupportedVersion { found: 2, supported: CHECKPOINT_FORMAT_VERSION })
-    );
-    assert_eq!(CHECKPOINT_FORMAT_VERSION, 1);
+    for found in [0, 3, u32::MAX] {
+        let mut bytes = encode(&sample(1)).unwrap();
+        bytes[8..12].copy_from_slice(&found.to_le_bytes());
+        assert_eq!(
+            decode(&bytes),
+            Err(FormatError::UnsupportedVersion { found, supported: CHECKPOINT_FORMAT_VERSION })
+        );
+        assert_eq!(
+            decode_manifest(&bytes),
+            Err(FormatError::UnsupportedVersion { found, supported: CHECKPOINT_FORMAT_VERSION })
+        );
+    }
+    assert_eq!(CHECKPOINT_FORMAT_VERSION, 2);
 }
 
 #[test]

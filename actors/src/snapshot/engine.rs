@@ -909,6 +909,7 @@ impl SnapshotEngine {
     /// This node's share of completed snapshot `epoch`: every cut state, and per receiver its
     /// backlog at the cut followed by the messages recorded after it, in arrival order.
     fn part(&self, epoch: Epoch, round: Option<Round>) -> NodePart {
+        let started = Instant::now();
         let round = round.unwrap_or_else(|| {
             // Never a part that silently leaves this node's actors out: the checkpoint is
             // refused instead (`SnapshotError::Capture`).
@@ -919,40 +920,35 @@ impl SnapshotEngine {
         });
         let mut problems = round.problems;
         let recorded = self.late.take(epoch);
-        let mut late: HashMap<ActorId, Vec<InFlightRecord>> = HashMap::new();
+        // Per receiver, the backlog at its cut comes first, then what was recorded after it.
+        // Backlogs arrive at the cuts, each already in queue order; late records are in
+        // arrival order. So every backlog, then every late record of this node's actors,
+        // keeps each receiver's order without grouping records by receiver: one look-up per
+        // late record, none per backlog record.
+        let mut in_flight = round.backlog;
+        in_flight.reserve(recorded.records.len());
+        let own: HashSet<ActorId> = if recorded.records.is_empty() {
+            HashSet::new()
+        } else {
+            round.actors.iter().map(|a| a.id).collect()
+        };
+        // Recorded here for actors that cut elsewhere (relayed to an actor that moved away,
+        // or sent to one that arrived after its cut): they follow this node's own records,
+        // grouped per receiver in id order, each group in arrival order.
+        let mut elsewhere: BTreeMap<ActorId, Vec<InFlightRecord>> = BTreeMap::new();
         for record in recorded.records {
             match record {
-                Ok(r) => late.entry(r.to).or_default().push(r),
+                Ok(r) if own.contains(&r.to) => in_flight.push(r),
+                Ok(r) => elsewhere.entry(r.to).or_default().push(r),
                 Err(p) => problems.push(p),
             }
         }
-        // Backlogs arrive per actor at its cut, already in queue order; late records follow.
-        let mut in_flight = Vec::with_capacity(round.backlog.len());
-        let mut by_receiver: HashMap<ActorId, Vec<InFlightRecord>> = HashMap::new();
-        for r in round.backlog {
-            by_receiver.entry(r.to).or_default().push(r);
-        }
-        // Most actors have neither (an idle node: none at all): stop looking once both are
-        // empty rather than hash every id.
-        for entry in &round.actors {
-            if by_receiver.is_empty() && late.is_empty() {
-                break;
-            }
-            if let Some(mut backlog) = by_receiver.remove(&entry.id) {
-                in_flight.append(&mut backlog);
-            }
-            if let Some(mut after) = late.remove(&entry.id) {
-                in_flight.append(&mut after);
-            }
-        }
-        // Recorded here for actors that cut elsewhere (relayed to an actor that moved away,
-        // or sent to one that arrived after its cut): they follow its own node's records.
-        let mut elsewhere: Vec<_> = late.into_iter().collect();
-        elsewhere.sort_by_key(|(to, _)| *to);
         for (_, mut records) in elsewhere {
             in_flight.append(&mut records);
         }
         let address = self.remote.as_ref().and_then(|r| r.address());
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        tracing::debug!(%epoch, actors = round.actors.len(), in_flight = in_flight.len(), ms, "snapshot part made");
         NodePart {
             node: NodeEntry { node: self.me.clone(), address },
             actors: round.actors,
@@ -1012,15 +1008,13 @@ fn assemble(epoch: Epoch, mut parts: Vec<NodePart>) -> Result<Checkpoint, Snapsh
     // receiver's own node's records come first, in order; the others follow, in node order.
     let mut relayed = Vec::new();
     for part in &mut parts {
+        // The relayed records are the tail after the last record to one of the part's own
+        // actors: found from the end, one look-up per relayed record (there are few) and
+        // none per own record.
         if !part.in_flight.is_empty() {
-            let receivers: HashSet<ActorId> = part.in_flight.iter().map(|r| r.to).collect();
-            let own: HashSet<ActorId> =
-                part.actors.iter().map(|a| a.id).filter(|id| receivers.contains(id)).collect();
-            let split = part
-                .in_flight
-                .iter()
-                .position(|r| !own.contains(&r.to))
-                .unwrap_or(part.in_flight.len());
+            let own: HashSet<ActorId> = part.actors.iter().map(|a| a.id).collect();
+            let split =
+                part.in_flight.iter().rposition(|r| own.contains(&r.to)).map_or(0, |i| i + 1);
             relayed.extend(part.in_flight.drain(split..));
         }
     }

@@ -7,11 +7,16 @@
 //! ```
 //!
 //! The CRC32C covers the kind byte, the length and the payload, so a flipped bit anywhere in a
-//! record is caught. Payloads are MessagePack with named fields. The records are, in this
-//! order: one manifest (kind 1), one state per actor (kind 2), one per in-flight message (kind
-//! 3, in re-enqueueing order), and an end record (kind 4) with the number of state and
-//! in-flight records, so that a file cut at a record boundary is rejected too. Nothing follows
-//! the end record.
+//! record is caught. The records are, in this order: one manifest (kind 1), the states (kind
+//! 2), the in-flight messages (kind 3, in re-enqueueing order), and an end record (kind 4)
+//! with the number of states and of in-flight messages, so that a file cut at a record
+//! boundary is rejected too. Nothing follows the end record.
+//!
+//! Version 2 (written now) stores payloads as positional MessagePack with the ids, type
+//! names and node names written once (see `compact.rs`), and a state or in-flight record
+//! holds a batch of states or messages (up to about [`BATCH_BYTES`] each). Version 1
+//! (still read) stored payloads as MessagePack with named fields, one state or message per
+//! record. The end record is the same in both: MessagePack with named fields.
 //!
 //! Decoding checks each length against the bytes that remain before using it, so a lying
 //! length field cannot make it allocate; it never panics.
@@ -22,14 +27,26 @@ use std::io::Cursor;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::ActorId;
+use crate::checkpoint::compact::{
+    self, InFlightIn, InFlightOut, ManifestRaw, StateIn, StateOut, Systems,
+};
 use crate::checkpoint::error::FormatError;
-use crate::checkpoint::model::{Checkpoint, Manifest};
+use crate::checkpoint::model::{Checkpoint, InFlightRecord, Manifest, StateRecord};
 
 /// The bytes every checkpoint starts with.
 const MAGIC: &[u8; 8] = b"AMBERCKP";
 
-/// The format version [`encode`] writes and [`decode`] reads.
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 1;
+/// The format version [`encode`] writes; [`decode`] reads it and every earlier version
+/// (from [`OLDEST_READABLE_VERSION`]).
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 2;
+
+/// The oldest format version [`decode`] reads.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
+
+/// About how many payload bytes a version 2 state or in-flight record holds: a batch ends
+/// with the item that reaches it.
+pub const BATCH_BYTES: usize = 256 * 1024;
 
 /// Magic and version.
 const FILE_HEADER_LEN: usize = 12;
@@ -49,9 +66,9 @@ pub(crate) const MANIFEST_HEADER_LEN: usize = FILE_HEADER_LEN + RECORD_HEADER_LE
 pub enum RecordKind {
     /// The [`Manifest`](crate::Manifest); always the first record.
     Manifest,
-    /// One actor's [`StateRecord`](crate::StateRecord).
+    /// [`StateRecord`](crate::StateRecord)s: one (version 1) or a batch (version 2).
     State,
-    /// One [`InFlightRecord`](crate::InFlightRecord).
+    /// [`InFlightRecord`](crate::InFlightRecord)s: one (version 1) or a batch (version 2).
     InFlight,
     /// The last record, with the number of state and in-flight records.
     End,
@@ -149,38 +166,102 @@ struct EndRecord {
 /// ```
 pub fn encode(checkpoint: &Checkpoint) -> Result<Vec<u8>, FormatError> {
     checkpoint.validate()?;
-    let mut out = Vec::new();
+    let Checkpoint { manifest, states, in_flight } = checkpoint;
+    let payload_bytes: usize = states.iter().map(|s| s.state.len() + 16).sum::<usize>()
+        + in_flight.iter().map(|m| m.payload.len() + 16).sum::<usize>();
+    let mut out = Vec::with_capacity(payload_bytes + manifest.actors.len() * 16 + 1024);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&CHECKPOINT_FORMAT_VERSION.to_le_bytes());
     let mut record = 0;
-    push_record(&mut out, &mut record, RecordKind::Manifest, &checkpoint.manifest)?;
-    for state in &checkpoint.states {
-        push_record(&mut out, &mut record, RecordKind::State, state)?;
-    }
-    for message in &checkpoint.in_flight {
-        push_record(&mut out, &mut record, RecordKind::InFlight, message)?;
-    }
-    let end = EndRecord {
-        states: checkpoint.states.len() as u64,
-        in_flight: checkpoint.in_flight.len() as u64,
+    let systems = Systems::of(manifest, in_flight);
+    push_record(&mut out, &mut record, RecordKind::Manifest, |out| {
+        compact::write_manifest(out, manifest, &systems)
+    })?;
+    // A state names its actor by its place in the manifest; states mostly come in the
+    // manifest's order, so the places are looked up only for states that do not.
+    let mut places: Option<std::collections::HashMap<ActorId, u32>> = None;
+    let mut place = |i: usize, state: &StateRecord| -> u32 {
+        if manifest.actors.get(i).is_some_and(|a| a.id == state.id) {
+            return i as u32;
+        }
+        let places = places.get_or_insert_with(|| {
+            manifest.actors.iter().enumerate().map(|(i, a)| (a.id, i as u32)).collect()
+        });
+        // Validation checked that every state is of a listed actor.
+        places.get(&state.id).copied().unwrap_or(u32::MAX)
     };
-    push_record(&mut out, &mut record, RecordKind::End, &end)?;
+    push_batches(&mut out, &mut record, RecordKind::State, states.len(), |out, i, _| {
+        rmp_serde::encode::write(out, &StateOut::new(place(i, &states[i]), &states[i]))
+    })?;
+    push_batches(&mut out, &mut record, RecordKind::InFlight, in_flight.len(), |out, i, first| {
+        // A record's first message names its receiver; the others only when it changes.
+        let same = !first && in_flight[i - 1].to == in_flight[i].to;
+        rmp_serde::encode::write(out, &InFlightOut::new(&in_flight[i], same, &systems))
+    })?;
+    let end = EndRecord { states: states.len() as u64, in_flight: in_flight.len() as u64 };
+    push_record(&mut out, &mut record, RecordKind::End, |out| {
+        rmp_serde::encode::write_named(out, &end)
+    })?;
     Ok(out)
 }
 
-fn push_record<T: Serialize>(
+/// Appends one record of `kind` whose payload `write` appends.
+fn push_record(
     out: &mut Vec<u8>,
     record: &mut u64,
     kind: RecordKind,
-    value: &T,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), rmp_serde::encode::Error>,
 ) -> Result<(), FormatError> {
     let start = out.len();
     out.extend_from_slice(&[0; RECORD_HEADER_LEN]);
-    rmp_serde::encode::write_named(out, value).map_err(|err| FormatError::Encode {
+    write(out).map_err(|err| FormatError::Encode {
         record: *record,
         kind,
         reason: err.to_string(),
     })?;
+    seal_record(out, start, record, kind)
+}
+
+/// Appends `items` items as records of `kind`, each a MessagePack array of the items that
+/// `write(out, i, first)` appends (`first`: item `i` starts its record), a record ending
+/// once its payload reaches [`BATCH_BYTES`].
+fn push_batches(
+    out: &mut Vec<u8>,
+    record: &mut u64,
+    kind: RecordKind,
+    items: usize,
+    mut write: impl FnMut(&mut Vec<u8>, usize, bool) -> Result<(), rmp_serde::encode::Error>,
+) -> Result<(), FormatError> {
+    let mut i = 0;
+    while i < items {
+        let start = out.len();
+        out.extend_from_slice(&[0; RECORD_HEADER_LEN]);
+        // An array of 32-bit length, patched once the batch is known.
+        let array = out.len();
+        out.extend_from_slice(&[0xdd, 0, 0, 0, 0]);
+        let mut n: u32 = 0;
+        while i < items && out.len() - array < BATCH_BYTES && n < u32::MAX {
+            write(out, i, n == 0).map_err(|err| FormatError::Encode {
+                record: *record,
+                kind,
+                reason: err.to_string(),
+            })?;
+            i += 1;
+            n += 1;
+        }
+        out[array + 1..array + 5].copy_from_slice(&n.to_be_bytes());
+        seal_record(out, start, record, kind)?;
+    }
+    Ok(())
+}
+
+/// Fills in the header of the record that starts at `start` and runs to the end of `out`.
+fn seal_record(
+    out: &mut [u8],
+    start: usize,
+    record: &mut u64,
+    kind: RecordKind,
+) -> Result<(), FormatError> {
     let payload_len = out.len() - start - RECORD_HEADER_LEN;
     let len = u32::try_from(payload_len).map_err(|_| FormatError::RecordTooLarge {
         record: *record,
@@ -206,9 +287,9 @@ fn record_crc(kind_and_len: &[u8], payload: &[u8]) -> u32 {
 /// Never panics, whatever the input.
 pub fn decode(bytes: &[u8]) -> Result<Checkpoint, FormatError> {
     let mut reader = Reader::new(bytes)?;
-    let manifest = reader.manifest()?;
+    let (manifest, systems) = reader.manifest()?;
     let mut states = Vec::new();
-    let mut in_flight = Vec::new();
+    let mut in_flight: Vec<InFlightRecord> = Vec::new();
     loop {
         let raw = reader.next_record()?;
         match raw.kind {
@@ -220,8 +301,29 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, FormatError> {
                     previous: None,
                 });
             }
-            RecordKind::State => states.push(raw.decode()?),
-            RecordKind::InFlight => in_flight.push(raw.decode()?),
+            RecordKind::State if reader.version == 1 => states.push(raw.decode()?),
+            RecordKind::State => {
+                let batch: Vec<StateIn> = raw.decode()?;
+                states.reserve(batch.len());
+                for StateIn(actor, state, timers) in batch {
+                    let Some(entry) = manifest.actors.get(actor as usize) else {
+                        return Err(raw.payload_error(format!("no actor {actor} in the manifest")));
+                    };
+                    states.push(StateRecord { id: entry.id, state, timers });
+                }
+            }
+            RecordKind::InFlight if reader.version == 1 => in_flight.push(raw.decode()?),
+            RecordKind::InFlight => {
+                let batch: Vec<InFlightIn> = raw.decode()?;
+                in_flight.reserve(batch.len());
+                let mut previous = None;
+                for message in batch {
+                    let message =
+                        message.resolve(previous, &systems).map_err(|e| raw.payload_error(e))?;
+                    previous = Some(message.to);
+                    in_flight.push(message);
+                }
+            }
             RecordKind::End => {
                 let end: EndRecord = raw.decode()?;
                 check_count(RecordKind::State, end.states, states.len())?;
@@ -241,7 +343,7 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, FormatError> {
 /// `bytes` need only hold the file header and the manifest record; the rest of the checkpoint
 /// is neither read nor checked. A store uses this to list checkpoints cheaply.
 pub fn decode_manifest(bytes: &[u8]) -> Result<Manifest, FormatError> {
-    Reader::new(bytes)?.manifest()
+    Ok(Reader::new(bytes)?.manifest()?.0)
 }
 
 /// How many bytes from the start of a checkpoint [`decode_manifest`] needs, given at least the
@@ -270,6 +372,8 @@ struct Reader<'a> {
     record: u64,
     /// The kind of the last record read.
     previous: Option<RecordKind>,
+    /// The file's format version.
+    version: u32,
 }
 
 /// A record's header as stored.
@@ -297,13 +401,13 @@ impl<'a> Reader<'a> {
             return Err(FormatError::Truncated { offset: bytes.len() as u64, record: None });
         };
         let found = u32::from_le_bytes([version[0], version[1], version[2], version[3]]);
-        if found != CHECKPOINT_FORMAT_VERSION {
+        if !(OLDEST_READABLE_VERSION..=CHECKPOINT_FORMAT_VERSION).contains(&found) {
             return Err(FormatError::UnsupportedVersion {
                 found,
                 supported: CHECKPOINT_FORMAT_VERSION,
             });
         }
-        Ok(Reader { bytes, pos: FILE_HEADER_LEN, record: 0, previous: None })
+        Ok(Reader { bytes, pos: FILE_HEADER_LEN, record: 0, previous: None, version: found })
     }
 
     fn truncated(&self) -> FormatError {
@@ -363,10 +467,16 @@ impl<'a> Reader<'a> {
         Ok(raw)
     }
 
-    /// Reads the first record, which must be the manifest.
-    fn manifest(&mut self) -> Result<Manifest, FormatError> {
+    /// Reads the first record, which must be the manifest, and the systems its ids index
+    /// (version 2; none in version 1).
+    fn manifest(&mut self) -> Result<(Manifest, Vec<u64>), FormatError> {
         // `next_record` accepts only a manifest as the first record.
-        self.next_record()?.decode()
+        let raw = self.next_record()?;
+        if self.version == 1 {
+            return Ok((raw.decode()?, Vec::new()));
+        }
+        let manifest: ManifestRaw = raw.decode()?;
+        compact::read_manifest(manifest).map_err(|e| raw.payload_error(e))
     }
 
     /// Checks that nothing follows the end record.
@@ -381,10 +491,15 @@ impl<'a> Reader<'a> {
 }
 
 impl RawRecord<'_> {
-    /// Decodes the payload as `T`, which must use all of it.
+    /// A payload error about this record.
+    fn payload_error(&self, reason: impl Into<String>) -> FormatError {
+        FormatError::Payload { record: self.record, kind: self.kind, reason: reason.into() }
+    }
+
+    /// Decodes the payload as `T`, which must use all of it. MessagePack structs read from
+    /// maps with field names (version 1, the end record) and from arrays (version 2) alike.
     fn decode<T: DeserializeOwned>(&self) -> Result<T, FormatError> {
-        let payload_error =
-            |reason: String| FormatError::Payload { record: self.record, kind: self.kind, reason };
+        let payload_error = |reason: String| self.payload_error(reason);
         let mut de = rmp_serde::Deserializer::new(Cursor::new(self.payload));
         de.set_max_depth(MAX_NESTING);
         let value = T::deserialize(&mut de).map_err(|err| payload_error(err.to_string()))?;

@@ -10,6 +10,7 @@
 //! [`StateRecord`] (found by [`ActorEntry::type_name`]), re-enqueues the in-flight messages to
 //! each receiver in their stored order, then starts them all.
 
+mod compact;
 mod error;
 mod format;
 mod fs;
@@ -17,7 +18,10 @@ mod model;
 mod store;
 
 pub use error::{FormatError, StoreError, ValidationError};
-pub use format::{CHECKPOINT_FORMAT_VERSION, RecordKind, decode, decode_manifest, encode};
+pub use format::{
+    BATCH_BYTES, CHECKPOINT_FORMAT_VERSION, OLDEST_READABLE_VERSION, RecordKind, decode,
+    decode_manifest, encode,
+};
 pub use fs::FsStore;
 pub use model::{
     ActorEntry, Checkpoint, CheckpointId, InFlightRecord, Manifest, NodeEntry, SpawnCapacity,

@@ -122,7 +122,8 @@ pub struct End {
     pub in_flight: u64,
 }
 
-/// Encodes a checkpoint record by record, without validating it.
+/// Encodes a checkpoint in format version 1 (as files written before version 2 are), record
+/// by record, without validating it.
 pub fn encode_unchecked(checkpoint: &Checkpoint) -> Vec<u8> {
     let mut out = file_header();
     out.extend(record_of(1, &checkpoint.manifest));

@@ -1,0 +1,380 @@
+//! The payloads of format version 2: positional MessagePack (arrays, no field names), with
+//! the ids, type names and node names a checkpoint repeats written once.
+//!
+//! ```text
+//! manifest  = [id, epoch, created_unix_ms, nodes, systems, types, actors]
+//!   nodes   = [[name, address | nil], ...]
+//!   systems = [system id, ...]            every SystemId the checkpoint names
+//!   types   = [type name, ...]            every type name, once
+//!   actors  = [[system, seq, type, name | nil, node, parent | nil, watchers, watching,
+//!               state version, capacity kind, capacity, restart | nil], ...]
+//! states    = [[actor, state bin, timers], ...]           one record holds many
+//! in-flight = [[to | nil, from | nil, epoch, ask, payload bin], ...]
+//! ```
+//!
+//! An actor reference is `[system, seq]`, `system` an index into `systems`; `type` and `node`
+//! index `types` and `nodes`; a state's `actor` indexes the manifest's actors. An in-flight
+//! record's `to` is nil when it is the previous record's receiver in the same record (records
+//! come grouped per receiver), so a receiver's id is written once per run. Capacity kind is 0
+//! (system default), 1 (bounded, at `capacity`) or 2 (unbounded); `restart` is nil for
+//! `Never`, else `[max_restarts, [secs, nanos]]`. Timers are `[timer, remaining_us,
+//! period_us | nil, msg bin]`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::checkpoint::model::{
+    ActorEntry, InFlightRecord, Manifest, NodeEntry, SpawnCapacity, SpawnRestart, StateRecord,
+    TimerEntry,
+};
+use crate::{ActorId, CheckpointId, Epoch, SystemId};
+
+/// An actor reference: an index into the manifest's systems, and the sequence number.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Ref(u32, u64);
+
+/// Every [`SystemId`] a checkpoint names, each given an index on first sight.
+#[derive(Debug, Default)]
+pub(crate) struct Systems {
+    ids: Vec<u64>,
+    /// The index of the last system looked up (nearly every id is of the same system).
+    last: u32,
+}
+
+impl Systems {
+    /// The systems of every id `checkpoint` names: actors, parents, watchers, in-flight
+    /// senders and receivers (states are of listed actors).
+    pub(crate) fn of(manifest: &Manifest, in_flight: &[InFlightRecord]) -> Systems {
+        let mut systems = Systems::default();
+        for entry in &manifest.actors {
+            systems.index(entry.id);
+            for id in entry.parent.iter().chain(&entry.watchers).chain(&entry.watching) {
+                systems.index(*id);
+            }
+        }
+        for record in in_flight {
+            systems.index(record.to);
+            if let Some(from) = record.from {
+                systems.index(from);
+            }
+        }
+        systems
+    }
+
+    fn index(&mut self, id: ActorId) -> u32 {
+        let system = id.system().0;
+        if self.ids.get(self.last as usize) == Some(&system) {
+            return self.last;
+        }
+        let at = match self.ids.iter().position(|s| *s == system) {
+            Some(at) => at,
+            None => {
+                self.ids.push(system);
+                self.ids.len() - 1
+            }
+        };
+        self.last = at as u32;
+        self.last
+    }
+
+    /// The reference of `id`, whose system [`Systems::of`] indexed.
+    pub(crate) fn get(&self, id: ActorId) -> Ref {
+        let system = id.system().0;
+        let at = if self.ids.get(self.last as usize) == Some(&system) {
+            self.last
+        } else {
+            // Not reached for ids `Systems::of` saw; an index past the table would not read.
+            self.ids.iter().position(|s| *s == system).unwrap_or(self.ids.len()) as u32
+        };
+        Ref(at, id.seq())
+    }
+}
+
+/// Serializes the items of an iterator as a MessagePack array (the iterator is made when
+/// serialized, once).
+struct SeqOf<F>(F);
+
+impl<F, I> Serialize for SeqOf<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq((self.0)())
+    }
+}
+
+#[derive(Serialize)]
+struct ManifestOut<'a, A: Serialize> {
+    id: u64,
+    epoch: u64,
+    created_unix_ms: u64,
+    nodes: Vec<(&'a str, Option<&'a str>)>,
+    systems: &'a [u64],
+    types: Vec<&'a str>,
+    actors: A,
+}
+
+#[derive(Serialize)]
+struct EntryOut<'a> {
+    system: u32,
+    seq: u64,
+    type_name: u32,
+    name: Option<&'a str>,
+    node: u32,
+    parent: Option<Ref>,
+    watchers: Vec<Ref>,
+    watching: Vec<Ref>,
+    state_version: u32,
+    capacity_kind: u8,
+    capacity: u64,
+    restart: Option<(u32, Duration)>,
+}
+
+#[derive(Deserialize)]
+struct ManifestIn {
+    id: u64,
+    epoch: u64,
+    created_unix_ms: u64,
+    nodes: Vec<(String, Option<String>)>,
+    systems: Vec<u64>,
+    types: Vec<String>,
+    actors: Vec<EntryIn>,
+}
+
+#[derive(Deserialize)]
+struct EntryIn {
+    system: u32,
+    seq: u64,
+    type_name: u32,
+    name: Option<String>,
+    node: u32,
+    parent: Option<Ref>,
+    watchers: Vec<Ref>,
+    watching: Vec<Ref>,
+    state_version: u32,
+    capacity_kind: u8,
+    capacity: u64,
+    restart: Option<(u32, Duration)>,
+}
+
+/// Interns strings, remembering the last one looked up (nearly every actor of a checkpoint
+/// has the type and node of the one before it).
+struct Interner<'a> {
+    all: Vec<&'a str>,
+    index: HashMap<&'a str, u32>,
+    last: Option<(&'a str, u32)>,
+}
+
+impl<'a> Interner<'a> {
+    fn new() -> Self {
+        Interner { all: Vec::new(), index: HashMap::new(), last: None }
+    }
+
+    fn intern(&mut self, s: &'a str) -> u32 {
+        if let Some((last, at)) = self.last
+            && last == s
+        {
+            return at;
+        }
+        let next = self.all.len() as u32;
+        let at = *self.index.entry(s).or_insert(next);
+        if at == next {
+            self.all.push(s);
+        }
+        self.last = Some((s, at));
+        at
+    }
+}
+
+/// Writes the manifest as a version 2 payload.
+pub(crate) fn write_manifest(
+    out: &mut Vec<u8>,
+    manifest: &Manifest,
+    systems: &Systems,
+) -> Result<(), rmp_serde::encode::Error> {
+    let mut types = Interner::new();
+    let mut nodes = Interner::new();
+    for node in &manifest.nodes {
+        nodes.intern(&node.node);
+    }
+    // Type and node indices first (they must precede the actors in the payload).
+    let mut interned = Vec::with_capacity(manifest.actors.len());
+    for entry in &manifest.actors {
+        interned.push((types.intern(&entry.type_name), nodes.intern(&entry.node)));
+    }
+    let refs = |ids: &[ActorId]| ids.iter().map(|id| systems.get(*id)).collect::<Vec<_>>();
+    let actors = SeqOf(|| {
+        manifest.actors.iter().zip(&interned).map(|(entry, &(type_name, node))| {
+            let Ref(system, seq) = systems.get(entry.id);
+            let (capacity_kind, capacity) = match entry.capacity {
+                SpawnCapacity::SystemDefault => (0, 0),
+                SpawnCapacity::Bounded(n) => (1, n),
+                SpawnCapacity::Unbounded => (2, 0),
+            };
+            EntryOut {
+                system,
+                seq,
+                type_name,
+                name: entry.name.as_deref(),
+                node,
+                parent: entry.parent.map(|p| systems.get(p)),
+                watchers: refs(&entry.watchers),
+                watching: refs(&entry.watching),
+                state_version: entry.state_version,
+                capacity_kind,
+                capacity,
+                restart: match entry.restart {
+                    SpawnRestart::Never => None,
+                    SpawnRestart::OnPanic { max_restarts, within } => Some((max_restarts, within)),
+                },
+            }
+        })
+    });
+    // Every actor's node is a listed one (validation refuses others before writing), so the
+    // interned nodes are the listed ones, in order.
+    let listed: Vec<(&str, Option<&str>)> =
+        manifest.nodes.iter().map(|n| (n.node.as_str(), n.address.as_deref())).collect();
+    let value = ManifestOut {
+        id: manifest.id.0,
+        epoch: manifest.epoch.0,
+        created_unix_ms: manifest.created_unix_ms,
+        nodes: listed,
+        systems: &systems.ids,
+        types: types.all,
+        actors,
+    };
+    rmp_serde::encode::write(out, &value)
+}
+
+/// Reads a version 2 manifest payload's value.
+pub(crate) fn read_manifest(raw: ManifestRaw) -> Result<(Manifest, Vec<u64>), String> {
+    let ManifestRaw(m) = raw;
+    let system = |i: u32| m.systems.get(i as usize).copied().ok_or(format!("no system {i}"));
+    let id = |r: Ref| -> Result<ActorId, String> { Ok(ActorId::new(SystemId(system(r.0)?), r.1)) };
+    let ids = |refs: Vec<Ref>| refs.into_iter().map(id).collect::<Result<Vec<_>, _>>();
+    let mut actors = Vec::with_capacity(m.actors.len());
+    for e in m.actors {
+        let type_name = m
+            .types
+            .get(e.type_name as usize)
+            .ok_or_else(|| format!("no type name {}", e.type_name))?
+            .clone();
+        let node =
+            m.nodes.get(e.node as usize).ok_or_else(|| format!("no node {}", e.node))?.0.clone();
+        let capacity = match (e.capacity_kind, e.capacity) {
+            (0, _) => SpawnCapacity::SystemDefault,
+            (1, n) => SpawnCapacity::Bounded(n),
+            (2, _) => SpawnCapacity::Unbounded,
+            (kind, _) => return Err(format!("unknown capacity kind {kind}")),
+        };
+        actors.push(ActorEntry {
+            id: id(Ref(e.system, e.seq))?,
+            type_name,
+            name: e.name,
+            node,
+            parent: e.parent.map(id).transpose()?,
+            watchers: ids(e.watchers)?,
+            watching: ids(e.watching)?,
+            state_version: e.state_version,
+            capacity,
+            restart: match e.restart {
+                None => SpawnRestart::Never,
+                Some((max_restarts, within)) => SpawnRestart::OnPanic { max_restarts, within },
+            },
+        });
+    }
+    let manifest = Manifest {
+        id: CheckpointId(m.id),
+        epoch: Epoch(m.epoch),
+        created_unix_ms: m.created_unix_ms,
+        nodes: m.nodes.into_iter().map(|(node, address)| NodeEntry { node, address }).collect(),
+        actors,
+    };
+    Ok((manifest, m.systems))
+}
+
+/// A version 2 manifest as read, before its indices are resolved.
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub(crate) struct ManifestRaw(ManifestIn);
+
+#[derive(Serialize)]
+pub(crate) struct StateOut<'a>(u32, #[serde(with = "serde_bytes")] &'a [u8], &'a [TimerEntry]);
+
+impl<'a> StateOut<'a> {
+    /// State `record` of the manifest's actor number `actor`.
+    pub(crate) fn new(actor: u32, record: &'a StateRecord) -> Self {
+        StateOut(actor, &record.state, &record.timers)
+    }
+}
+
+/// A state as read: the index of its actor in the manifest, its bytes and timers.
+#[derive(Deserialize)]
+pub(crate) struct StateIn(
+    pub(crate) u32,
+    #[serde(with = "serde_bytes")] pub(crate) Vec<u8>,
+    pub(crate) Vec<TimerEntry>,
+);
+
+#[derive(Serialize)]
+pub(crate) struct InFlightOut<'a> {
+    to: Option<Ref>,
+    from: Option<Ref>,
+    epoch: u64,
+    ask: bool,
+    #[serde(with = "serde_bytes")]
+    payload: &'a [u8],
+}
+
+impl<'a> InFlightOut<'a> {
+    /// `record`, its receiver left out if `same_receiver` (it is the previous record's).
+    pub(crate) fn new(record: &'a InFlightRecord, same_receiver: bool, systems: &Systems) -> Self {
+        InFlightOut {
+            to: (!same_receiver).then(|| systems.get(record.to)),
+            from: record.from.map(|f| systems.get(f)),
+            epoch: record.epoch.0,
+            ask: record.ask,
+            payload: &record.payload,
+        }
+    }
+}
+
+/// An in-flight record as read, before its references are resolved.
+#[derive(Deserialize)]
+pub(crate) struct InFlightIn {
+    to: Option<Ref>,
+    from: Option<Ref>,
+    epoch: u64,
+    ask: bool,
+    #[serde(with = "serde_bytes")]
+    payload: Vec<u8>,
+}
+
+impl InFlightIn {
+    /// The record, its receiver `previous` if it names none, its ids resolved in `systems`.
+    pub(crate) fn resolve(
+        self,
+        previous: Option<ActorId>,
+        systems: &[u64],
+    ) -> Result<InFlightRecord, String> {
+        let id = |r: Ref| -> Result<ActorId, String> {
+            let system = systems.get(r.0 as usize).ok_or(format!("no system {}", r.0))?;
+            Ok(ActorId::new(SystemId(*system), r.1))
+        };
+        let to = match self.to {
+            Some(r) => id(r)?,
+            None => previous.ok_or("an in-flight record without a receiver comes first")?,
+        };
+        Ok(InFlightRecord {
+            to,
+            from: self.from.map(id).transpose()?,
+            epoch: Epoch(self.epoch),
+            ask: self.ask,
+            payload: self.payload,
+        })
+    }
+}
