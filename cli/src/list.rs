@@ -1,13 +1,10 @@
 //! `amber list STORE_DIR`: one line per checkpoint.
 
-use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use amber_snapshot::CheckpointStore;
-
 use crate::Failure;
-use crate::source::open_store;
+use crate::source::{each_checkpoint, open_store};
 use crate::time::rfc3339;
 
 /// Prints one line per checkpoint of the store in `dir`, oldest first:
@@ -20,23 +17,7 @@ use crate::time::rfc3339;
 /// stderr instead (and the exit code is 1), the others are still listed.
 pub(crate) fn run(dir: &Path, out: &mut dyn Write) -> Result<(), Failure> {
     let store = open_store(dir)?;
-    let mut errors = Vec::new();
-    for id in store.ids().map_err(Failure::input)? {
-        let checkpoint = match store.load(id) {
-            Ok(checkpoint) => checkpoint,
-            Err(err) => {
-                errors.push(err.to_string());
-                continue;
-            }
-        };
-        let path = store.path_of(id);
-        let bytes = match fs::metadata(&path) {
-            Ok(metadata) => metadata.len(),
-            Err(err) => {
-                errors.push(format!("cannot read metadata of {}: {err}", path.display()));
-                continue;
-            }
-        };
+    let errors = each_checkpoint(&store, |id, checkpoint, bytes| {
         let manifest = &checkpoint.manifest;
         writeln!(
             out,
@@ -46,6 +27,7 @@ pub(crate) fn run(dir: &Path, out: &mut dyn Write) -> Result<(), Failure> {
             manifest.actors.len(),
             checkpoint.in_flight.len(),
         )?;
-    }
+        Ok(())
+    })?;
     if errors.is_empty() { Ok(()) } else { Err(Failure::Input(errors)) }
 }

@@ -25,6 +25,35 @@ pub(crate) fn open_store(dir: &Path) -> Result<FsStore, Failure> {
     FsStore::open(dir).map_err(Failure::input)
 }
 
+/// Loads every checkpoint of `store`, oldest first, and hands each that loads to `each` with
+/// its size on disk. Returns why the others did not load (the caller reports them and exits
+/// 1, after showing the rest).
+pub(crate) fn each_checkpoint(
+    store: &FsStore,
+    mut each: impl FnMut(
+        amber_snapshot::CheckpointId,
+        amber_snapshot::Checkpoint,
+        u64,
+    ) -> Result<(), Failure>,
+) -> Result<Vec<String>, Failure> {
+    let mut errors = Vec::new();
+    for id in store.ids().map_err(Failure::input)? {
+        let checkpoint = match store.load(id) {
+            Ok(checkpoint) => checkpoint,
+            Err(err) => {
+                errors.push(err.to_string());
+                continue;
+            }
+        };
+        let path = store.path_of(id);
+        match std::fs::metadata(&path) {
+            Ok(metadata) => each(id, checkpoint, metadata.len())?,
+            Err(err) => errors.push(format!("cannot read metadata of {}: {err}", path.display())),
+        }
+    }
+    Ok(errors)
+}
+
 /// Loads the checkpoint `arg` names.
 pub(crate) fn load(arg: &CheckpointArg) -> Result<Loaded, Failure> {
     match (&arg.store, arg.latest) {

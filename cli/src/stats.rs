@@ -5,16 +5,15 @@
 //! Checkpoints record when their snapshot completed, not how long it took; the time between
 //! consecutive checkpoints is shown instead (the `amber.snapshot.*` metrics carry durations).
 
-use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use amber_snapshot::{CheckpointId, CheckpointStore};
+use amber_snapshot::CheckpointId;
 use serde_json::json;
 
 use crate::Failure;
 use crate::args::StatsArgs;
-use crate::source::open_store;
+use crate::source::{each_checkpoint, open_store};
 use crate::time::rfc3339;
 use crate::xml::escape;
 
@@ -38,23 +37,7 @@ struct Row {
 pub(crate) fn run(args: &StatsArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let store = open_store(&args.dir)?;
     let mut rows: Vec<Row> = Vec::new();
-    let mut errors = Vec::new();
-    for id in store.ids().map_err(Failure::input)? {
-        let checkpoint = match store.load(id) {
-            Ok(checkpoint) => checkpoint,
-            Err(err) => {
-                errors.push(err.to_string());
-                continue;
-            }
-        };
-        let path = store.path_of(id);
-        let bytes = match fs::metadata(&path) {
-            Ok(metadata) => metadata.len(),
-            Err(err) => {
-                errors.push(format!("cannot read metadata of {}: {err}", path.display()));
-                continue;
-            }
-        };
+    let errors = each_checkpoint(&store, |id, checkpoint, bytes| {
         let manifest = &checkpoint.manifest;
         let interval_ms =
             rows.last().map(|last| manifest.created_unix_ms.saturating_sub(last.created_unix_ms));
@@ -69,7 +52,8 @@ pub(crate) fn run(args: &StatsArgs, out: &mut dyn Write) -> Result<(), Failure> 
             in_flight: checkpoint.in_flight.len(),
             state_bytes: checkpoint.states.iter().map(|s| s.state.len() as u64).sum(),
         });
-    }
+        Ok(())
+    })?;
     if args.svg {
         plot(&args.dir, &rows, out)?;
     } else if args.json {
