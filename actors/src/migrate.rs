@@ -363,10 +363,13 @@ impl ActorSystem {
     }
 
     /// The actor `id` left for another node: it is no longer registered here, and its
-    /// mailbox stays reachable by id to forward what is sent to it.
+    /// mailbox stays reachable by id to forward what is sent to it. Reachable as moved
+    /// first, unregistered second: a message from another node looks in the registry, then
+    /// among the moved, so in between it would find neither and be dropped as sent to no
+    /// actor.
     fn departed(&self, id: ActorId, name: Option<&str>, mailbox: Arc<dyn AnyMailbox>) {
-        self.unregister(id, name, true);
         self.moved().entry(id).or_default().push(mailbox);
+        self.unregister(id, name, true);
     }
 }
 
