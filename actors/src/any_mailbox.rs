@@ -32,6 +32,10 @@ pub(crate) trait AnyMailbox: Watch {
     fn remove_watcher(&self, id: ActorId);
     /// Ready once the actor has terminated.
     fn poll_terminated(&self, cx: &mut Context<'_>) -> Poll<()>;
+    /// Cuts the actor for snapshot `epoch` on the spot if its task is between two messages
+    /// (see [`CutNow`](crate::mailbox::core::CutNow)); `false` if the marker must go on its
+    /// control lane instead.
+    fn cut_now(&self, epoch: Epoch) -> bool;
     /// For typed lookups.
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     /// Decodes and enqueues a message that arrived from another node; for an ask, the reply
@@ -75,6 +79,14 @@ impl<A: Actor> AnyMailbox for Mailbox<A> {
 
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
+    }
+
+    fn cut_now(&self, epoch: Epoch) -> bool {
+        self.meta
+            .task
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .is_some_and(|task| task.cut_now(epoch))
     }
 
     fn deliver(&self, system: &ActorSystem, message: InboundMessage) -> Result<(), DeliverError> {

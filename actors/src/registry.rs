@@ -53,10 +53,10 @@ impl Registry {
     /// Calls `f` for every live actor, holding each registry shard's read lock meanwhile.
     /// `f` may take mailbox locks: no path takes a registry lock while holding a mailbox
     /// lock (mailbox locks only nest the late sink, a leaf).
-    pub(crate) fn for_each(&self, mut f: impl FnMut(&dyn AnyMailbox)) -> usize {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Arc<dyn AnyMailbox>)) -> usize {
         let mut n = 0;
         for entry in self.by_id.iter() {
-            f(&**entry.value());
+            f(entry.value());
             n += 1;
         }
         n

@@ -2,15 +2,18 @@
 
 use std::collections::HashSet;
 use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use amber_snapshot::{ActorEntry, Epoch, StateRecord};
+use tokio::sync::OwnedMutexGuard;
 
 use crate::any_mailbox::{AnyMailbox, terminated};
 use crate::current::Running;
 use crate::envelope::{Envelope, Origin};
-use crate::mailbox::core::Cutting;
 use crate::mailbox::core::Stamp;
+use crate::mailbox::core::{CutNow, Cutting};
 use crate::mailbox::{CutFor, Inbox, Next};
 use crate::migrate::Departing;
 use crate::signal::Signal;
@@ -43,37 +46,182 @@ pub(crate) struct Runner<A: Actor> {
     /// The actor's ask depth: a copy of its mailbox's `ActorCut::depth`, which only this
     /// task changes (so asks that do not deepen it take no lock).
     pub(crate) depth: u8,
+    /// The task has left its message loop: no cut any more.
+    pub(crate) finished: bool,
+    /// A panic of the state's encoder in a cut the driver took, for the task to handle.
+    pub(crate) panicked: Option<Panic>,
+}
+
+/// A runner as its task and the snapshot driver share it: the task holds it while it
+/// starts the actor, handles a message or a signal, or stops it, and lets go between two
+/// messages (when its mailbox is empty and when it yields to other tasks), so a task that
+/// waits for its turn on a worker does not hold it. Whoever holds it may take the actor's
+/// cut: the driver that finds it free cuts the actor on the spot, at the same point of its
+/// message stream as the task would on finding the marker, instead of waiting for the task's
+/// next turn (see [`CutNow`]). Both only ever try the lock; a task that finds the driver
+/// holding it leaves its waker, which the driver wakes as it lets go.
+pub(crate) struct Cell<A: Actor> {
+    runner: Arc<tokio::sync::Mutex<Runner<A>>>,
+    /// The task's waker, left while the driver held the runner.
+    waiting: std::sync::Mutex<Option<Waker>>,
+}
+
+/// The runner, held.
+type Held<A> = OwnedMutexGuard<Runner<A>>;
+
+impl<A: Actor> Cell<A> {
+    /// A new cell, held by the caller (the task to be spawned): no cut before the actor
+    /// has started.
+    pub(crate) fn held(runner: Runner<A>) -> (Arc<Self>, Held<A>) {
+        let cell = Arc::new(Cell {
+            runner: Arc::new(tokio::sync::Mutex::new(runner)),
+            waiting: std::sync::Mutex::new(None),
+        });
+        let held = cell.take().expect("a new runner is free");
+        (cell, held)
+    }
+
+    fn take(&self) -> Option<Held<A>> {
+        self.runner.clone().try_lock_owned().ok()
+    }
+
+    /// Waits until the task can take its runner back from the driver.
+    async fn reclaim(&self) -> Held<A> {
+        poll_fn(|cx| {
+            if let Some(held) = self.take() {
+                return Poll::Ready(held);
+            }
+            *lock_waiting(&self.waiting) = Some(cx.waker().clone());
+            // The driver may have let go in between: look again.
+            match self.take() {
+                Some(held) => Poll::Ready(held),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
+impl<A: Actor> CutNow for Cell<A> {
+    fn cut_now(&self, epoch: Epoch) -> bool {
+        let Ok(mut runner) = self.runner.try_lock() else { return false };
+        let cut = runner.cut_between(epoch);
+        drop(runner);
+        if let Some(task) = lock_waiting(&self.waiting).take() {
+            task.wake();
+        }
+        cut
+    }
+}
+
+fn lock_waiting(
+    waiting: &std::sync::Mutex<Option<Waker>>,
+) -> std::sync::MutexGuard<'_, Option<Waker>> {
+    waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Where a slice of the task's work ended.
+enum Slice {
+    /// The mailbox is empty (the task's waker is registered with it).
+    Park,
+    /// The task's coop budget is spent: other tasks run first.
+    Yield,
+    /// The actor must stop (or has left for another node).
+    Stop(ExitReason),
 }
 
 impl<A: Actor> Runner<A> {
-    /// Runs the actor until it stops.
-    pub(crate) async fn run(mut self) {
-        tracing::debug!(actor = %self.ctx.id(), "starting");
-        let reason = self.live().await;
-        if self.departed {
+    /// Runs the actor until it stops. The task starts holding its runner (`runner`, taken
+    /// before the task was spawned: no cut before `on_start`), and lets it go only between
+    /// two messages.
+    pub(crate) async fn run(cell: Arc<Cell<A>>, mut runner: Held<A>) {
+        tracing::debug!(actor = %runner.ctx.id(), "starting");
+        let reason = 'live: {
+            if let Some(reason) = runner.start().await {
+                break 'live reason;
+            }
+            loop {
+                match runner.slice().await {
+                    Slice::Stop(reason) => break 'live reason,
+                    Slice::Park => {
+                        drop(runner);
+                        // Woken by the mailbox (a message or a signal), whose waker the
+                        // slice registered before it ended.
+                        let mut parked = false;
+                        poll_fn(|_| {
+                            if std::mem::replace(&mut parked, true) {
+                                Poll::Ready(())
+                            } else {
+                                Poll::Pending
+                            }
+                        })
+                        .await;
+                    }
+                    Slice::Yield => {
+                        drop(runner);
+                        tokio::task::consume_budget().await;
+                    }
+                }
+                runner = cell.reclaim().await;
+            }
+        };
+        // From here on the driver never cuts it: it stops (its final cut is taken as it
+        // leaves any running snapshot) or has left for another node.
+        runner.finished = true;
+        if runner.departed {
             return;
         }
-        self.finish(reason).await;
+        runner.finish(reason).await;
+    }
+
+    /// The driver's cut between two messages (see [`CutNow::cut_now`]).
+    fn cut_between(&mut self, epoch: Epoch) -> bool {
+        if epoch <= self.inbox.epoch() {
+            return true; // already cut (for a message tagged with it, or a marker)
+        }
+        if self.finished || self.panicked.is_some() {
+            return false;
+        }
+        let released = self.released(epoch);
+        match self.take_cut(CutFor::Marker(epoch), released) {
+            Ok(_) => true,
+            Err(panic) => {
+                // The state's encoder panicked: the task handles it as a panicking
+                // handler's, woken by the (then stale) marker on its control lane.
+                self.panicked = Some(panic);
+                false
+            }
+        }
     }
 
     fn running(&self) -> Running {
         Running { id: self.ctx.id(), epoch: self.inbox.epoch(), depth: self.depth }
     }
 
-    /// Starts the actor and handles messages until it must stop; returns why.
-    async fn live(&mut self) -> ExitReason {
+    /// Starts the actor (unless it resumes); `Some` if it must stop at once.
+    async fn start(&mut self) -> Option<ExitReason> {
         let started = if self.resumed { Ok(()) } else { self.start_once().await };
         match started {
-            Ok(()) => {}
-            Err(StartFailure::Failed(reason)) => return reason,
-            Err(StartFailure::Panicked(panic)) => {
-                if let Some(reason) = self.recover(panic).await {
-                    return reason;
-                }
-            }
+            Ok(()) => None,
+            Err(StartFailure::Failed(reason)) => Some(reason),
+            Err(StartFailure::Panicked(panic)) => self.recover(panic).await,
+        }
+    }
+
+    /// Handles messages and signals until the mailbox is empty, the coop budget is spent,
+    /// or the actor must stop.
+    async fn slice(&mut self) -> Slice {
+        // A snapshot's markers are being handed out: cut actors that wait for their turn
+        // before taking this one (this actor's own cut, if it is still due, is in its
+        // control lane: it comes first below).
+        self.ctx.system.help_broadcast();
+        if let Some(panic) = self.panicked.take()
+            && let Some(reason) = self.recover(panic).await
+        {
+            return Slice::Stop(reason);
         }
         loop {
-            let next = poll_fn(|cx| self.inbox.poll_next(cx)).await;
+            let next = poll_fn(|cx| Poll::Ready(self.inbox.next_or_register(cx))).await;
             let outcome = match next {
                 Next::Data(env) => self.handle(env).await,
                 Next::Control(signal) => self.control(signal).await,
@@ -86,13 +234,16 @@ impl<A: Actor> Runner<A> {
                     }
                 }
                 Next::Closed => Some(ExitReason::Stopped),
-                Next::Empty => None,
+                Next::Empty => return Slice::Park,
             };
             if let Some(reason) = outcome {
-                return reason;
+                return Slice::Stop(reason);
             }
             if self.ctx.stop {
-                return ExitReason::Stopped;
+                return Slice::Stop(ExitReason::Stopped);
+            }
+            if !tokio::task::coop::has_budget_remaining() {
+                return Slice::Yield;
             }
             tokio::task::consume_budget().await;
         }
@@ -377,7 +528,7 @@ impl<A: Actor> Runner<A> {
 
     /// Stops the actor in order: refuse new messages, stop and await the children, cancel
     /// timers, run `on_stop`, unregister, drop dead letters, tell watchers and the parent.
-    async fn finish(mut self, reason: ExitReason) {
+    async fn finish(&mut self, reason: ExitReason) {
         let id = self.ctx.id();
         self.inbox.core().close();
         let children: Vec<_> = self.ctx.children.drain().map(|(_, c)| c).collect();

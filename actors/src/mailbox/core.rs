@@ -49,6 +49,20 @@ pub(crate) struct Meta {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) ask_timeout: std::time::Duration,
     pub(crate) late: Arc<LateSink>,
+    /// For an actor of this node: its task, as the marker broadcast reaches it to cut the
+    /// actor on the spot while the task is between two messages (see [`CutNow`]). Set once
+    /// the task exists; empty for refs to actors on other nodes.
+    pub(crate) task: std::sync::OnceLock<std::sync::Weak<dyn CutNow>>,
+}
+
+/// How the marker broadcast cuts an actor whose task is between two messages, without
+/// waiting for the task to be scheduled: the cut is the one the task would take on finding
+/// the marker first on its control lane, at the same point of its message stream.
+pub(crate) trait CutNow: Send + Sync {
+    /// Takes the actor's cut for snapshot `epoch` now (or defers it by the ask rule) if its
+    /// task is parked or waiting for its turn between two messages. `false` if the task is
+    /// inside a handler, not started yet, or gone: the marker then goes on its control lane.
+    fn cut_now(&self, epoch: Epoch) -> bool;
 }
 
 /// An item that can be carried by a mailbox.
@@ -632,11 +646,18 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
     }
 
     /// The next item, or `Poll::Pending` with the consumer's waker registered.
+    #[cfg(any(test, loom))]
     pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Next<T>> {
         match self.next_inner(Some(cx)) {
             Next::Empty => Poll::Pending,
             next => Poll::Ready(next),
         }
+    }
+
+    /// The next item; [`Next::Empty`] when nothing is queued, with the consumer's waker
+    /// registered (where a poll would return `Poll::Pending`).
+    pub(crate) fn next_or_register(&mut self, cx: &mut Context<'_>) -> Next<T> {
+        self.next_inner(Some(cx))
     }
 
     /// The next item without waiting: [`Next::Empty`] when nothing is queued.
@@ -715,6 +736,11 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
     pub(crate) fn cut(&mut self, why: CutFor, released: u8) -> Cutting<'_, T> {
         let (cut, txs, watchers) = {
             let mut q = lock(&self.core.queue);
+            if matches!(q.lifecycle, Lifecycle::Terminated | Lifecycle::Moved) {
+                // Stopped (its final cut is taken) or gone to another node (it cuts there):
+                // a marker reaching it late finds nothing to cut.
+                return Cutting::Stale;
+            }
             let cut = match why {
                 CutFor::Marker(to) => match q.cut.on_marker_at(to, released) {
                     Marker::Ignore => return Cutting::Stale,
@@ -853,6 +879,7 @@ pub(crate) fn test_meta() -> Meta {
         name: None,
         ask_timeout: std::time::Duration::from_secs(1),
         late: Arc::default(),
+        task: std::sync::OnceLock::new(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! [`ActorSystem`]: spawning, the registry, decoding refs, snapshots and shutdown.
 
+mod broadcast;
 mod builder;
 mod decode;
 mod remote_watch;
@@ -73,6 +74,8 @@ struct SystemInner {
     /// that leaves and comes back has a new task under the same id).
     tasks: DashMap<ActorId, (u64, Option<tokio::task::AbortHandle>)>,
     task_seq: AtomicU64,
+    /// The running snapshot's marker broadcast, which actors' tasks help with.
+    markers: broadcast::Markers,
 }
 
 /// A set of actors sharing a registry, running on one tokio runtime.
@@ -203,6 +206,7 @@ impl ActorSystem {
             engine,
             moved: DashMap::new(),
             stopped_cuts: DashMap::new(),
+            markers: broadcast::Markers::default(),
             tasks: DashMap::new(),
             task_seq: AtomicU64::new(0),
         });
@@ -324,6 +328,7 @@ impl ActorSystem {
             name: name.as_deref().map(Arc::from),
             ask_timeout: self.inner.config.ask_timeout,
             late: self.inner.engine.late.clone(),
+            task: std::sync::OnceLock::new(),
         }
     }
 
@@ -449,6 +454,8 @@ impl ActorSystem {
             resumed: false,
             departed: false,
             depth: 0,
+            finished: false,
+            panicked: None,
         })
     }
 
@@ -472,6 +479,8 @@ impl ActorSystem {
             resumed: true,
             departed: false,
             depth: 0,
+            finished: false,
+            panicked: None,
         })
     }
 
@@ -483,9 +492,14 @@ impl ActorSystem {
         // ends, however soon; its abort handle is filled in once spawned, if still running.
         let task = self.inner.task_seq.fetch_add(1, Ordering::Relaxed);
         self.inner.tasks.insert(id, (task, None));
+        // Locked before the task exists: the driver cuts it only between two messages of
+        // a started actor.
+        let (cell, runner) = crate::runner::Cell::held(runner);
+        let task_of = Arc::downgrade(&cell) as std::sync::Weak<dyn crate::mailbox::core::CutNow>;
+        let _ = runner.inbox.core().meta.task.set(task_of);
         let inner = Arc::downgrade(&self.inner);
         let run = async move {
-            runner.run().await;
+            Runner::run(cell, runner).await;
             if let Some(inner) = inner.upgrade() {
                 inner.tasks.remove_if(&id, |_, (t, _)| *t == task);
             }
@@ -597,12 +611,24 @@ impl ActorSystem {
     }
 
     /// Carries out what the snapshot engine asked for, outside its lock.
+    /// Helps the running snapshot's marker broadcast, if any (see [`broadcast`]): called by
+    /// actors' tasks between two slices of work.
+    #[inline]
+    pub(crate) fn help_broadcast(&self) {
+        self.inner.markers.help();
+    }
+
     pub(crate) fn run_effects(&self, mut effects: Effects) {
         if let Some(epoch) = effects.markers.take() {
-            let actors = self.inner.registry.for_each(|mailbox| {
-                let _ = mailbox.signal(Signal::Marker(epoch));
-            });
-            tracing::debug!(%epoch, actors, "snapshot markers sent");
+            let mut mailboxes = Vec::with_capacity(self.inner.registry.len());
+            self.inner.registry.for_each(|mailbox| mailboxes.push(mailbox.clone()));
+            self.inner.markers.start(epoch, mailboxes);
+            // Idle workers help too (busy ones help between their actors' slices).
+            for _ in 1..self.inner.runtime.metrics().num_workers() {
+                let system = self.internal();
+                self.inner.runtime.spawn(async move { system.help_broadcast() });
+            }
+            self.inner.markers.help();
         }
         for (mailbox, epoch) in effects.releases.drain(..) {
             let _ = mailbox.signal(Signal::Release(epoch));

@@ -1,0 +1,107 @@
+//! The marker broadcast of a snapshot, shared out: every actor of the node must cut for the
+//! snapshot, and an actor whose task is between two messages can be cut on the spot by
+//! anyone (see [`CutNow`](crate::mailbox::core::CutNow)). The thread that starts the
+//! broadcast cuts actors in turn, and so does every actor's task at the start of each of
+//! its slices of work while the broadcast lasts: the cuts get the CPU of every worker at
+//! once, instead of each actor waiting for its own turn in the run queue (a full sweep of
+//! it, under load) or for one starved thread. Idle workers are put to it too: one task each
+//! helps once.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use amber_snapshot::Epoch;
+
+use crate::any_mailbox::AnyMailbox;
+use crate::signal::Signal;
+
+/// How many actors a helper claims at a time.
+const CLAIM: usize = 32;
+
+/// One snapshot's broadcast: the actors to cut, and how far the helpers got.
+struct Broadcast {
+    epoch: Epoch,
+    mailboxes: Vec<Arc<dyn AnyMailbox>>,
+    /// The next actor to claim.
+    next: AtomicUsize,
+    /// Actors done with (cut here, or marker sent), for the log line at the end.
+    done: AtomicUsize,
+    /// Of those, the ones whose marker went on their control lane.
+    sent: AtomicUsize,
+}
+
+/// The running broadcast, if any, and a flag the tasks read without locking.
+#[derive(Default)]
+pub(crate) struct Markers {
+    pending: AtomicBool,
+    current: Mutex<Option<Arc<Broadcast>>>,
+}
+
+impl Markers {
+    /// Starts the broadcast of `epoch` to `mailboxes` (a newer snapshot's replaces an older
+    /// one's: markers are only ever for the node's latest epoch); [`help`](Self::help) then
+    /// carries it out.
+    pub(crate) fn start(&self, epoch: Epoch, mailboxes: Vec<Arc<dyn AnyMailbox>>) {
+        let broadcast = Arc::new(Broadcast {
+            epoch,
+            mailboxes,
+            next: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            sent: AtomicUsize::new(0),
+        });
+        *self.lock() = Some(broadcast);
+        self.pending.store(true, Ordering::Release);
+    }
+
+    /// Cuts actors of the running broadcast, if there is one, until none is left to claim.
+    #[inline]
+    pub(crate) fn help(&self) {
+        if !self.pending.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(broadcast) = self.lock().clone() else { return };
+        self.work(&broadcast);
+    }
+
+    fn work(&self, broadcast: &Arc<Broadcast>) {
+        let total = broadcast.mailboxes.len();
+        loop {
+            let from = broadcast.next.fetch_add(CLAIM, Ordering::Relaxed);
+            if from >= total {
+                break;
+            }
+            let to = (from + CLAIM).min(total);
+            let mut sent = 0;
+            for mailbox in &broadcast.mailboxes[from..to] {
+                // Between two messages: cut here and now. In a handler (or not started): it
+                // finds the marker first on its control lane.
+                if !mailbox.cut_now(broadcast.epoch) {
+                    let _ = mailbox.signal(Signal::Marker(broadcast.epoch));
+                    sent += 1;
+                }
+            }
+            let sent = broadcast.sent.fetch_add(sent, Ordering::Relaxed) + sent;
+            let done = broadcast.done.fetch_add(to - from, Ordering::AcqRel) + (to - from);
+            if done == total {
+                self.finished(broadcast, sent);
+            }
+        }
+    }
+
+    /// Every actor of `broadcast` is done with: it is over (unless a newer one replaced it).
+    fn finished(&self, broadcast: &Arc<Broadcast>, sent: usize) {
+        let mut current = self.lock();
+        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, broadcast)) {
+            *current = None;
+            self.pending.store(false, Ordering::Release);
+        }
+        drop(current);
+        let epoch = broadcast.epoch;
+        let actors = broadcast.mailboxes.len();
+        tracing::debug!(%epoch, actors, sent, "snapshot markers: actors cut on the spot, markers sent to the rest");
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<Broadcast>>> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
