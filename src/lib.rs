@@ -4,6 +4,12 @@
 //! This crate is the facade: it re-exports the runtime ([`amber_actors`]) and the snapshot
 //! core ([`amber_snapshot`]). Start with [`prelude`].
 //!
+//! At the root are the runtime's types an application uses ([`ActorSystem`], [`ActorRef`],
+//! their errors, ...). The modules are the crates, by what they hold: [`actors`] the whole
+//! runtime, including [`actors::remote`], the hooks a remoting layer implements;
+//! [`snapshot`] the snapshot protocol and checkpoints; [`cluster`] the TCP cluster (feature
+//! `remote`).
+//!
 //! Actors can be written by hand, as below, or with the macros: [`#[amber::actor]`](macro@actor)
 //! turns the methods of an impl block into message handlers (message and reply enums, the
 //! `Actor` impl, typed methods on `ActorRef`), and
