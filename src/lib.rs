@@ -4,6 +4,12 @@
 //! This crate is the facade: it re-exports the runtime ([`amber_actors`]) and the snapshot
 //! core ([`amber_snapshot`]). Start with [`prelude`].
 //!
+//! At the root are the runtime's types an application uses ([`ActorSystem`], [`ActorRef`],
+//! their errors, ...). The modules are the crates, by what they hold: [`actors`] the whole
+//! runtime, including [`actors::remote`], the hooks a remoting layer implements;
+//! [`snapshot`] the snapshot protocol and checkpoints; [`cluster`] the TCP cluster (feature
+//! `remote`).
+//!
 //! Actors can be written by hand, as below, or with the macros: [`#[amber::actor]`](macro@actor)
 //! turns the methods of an impl block into message handlers (message and reply enums, the
 //! `Actor` impl, typed methods on `ActorRef`), and
@@ -47,8 +53,23 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+/// The runtime ([`amber_actors`]), whole: besides what this crate re-exports, the hooks a
+/// remoting layer implements ([`actors::remote`]: routes, the directory, and the
+/// [`Host`](actors::remote::Host) a system hands to it) and the package a migrating actor
+/// travels in ([`actors::migrate`]).
 pub use amber_actors as actors;
-pub use amber_actors::*;
+#[doc(inline)]
+pub use amber_actors::{
+    AbortCause, AbortReason, Actor, ActorId, ActorRef, ActorState, ActorSystem, AskError, BoxError,
+    CaptureProblem, CheckpointSchedule, ChildEvent, CodecError, Context, DEFAULT_CAPACITY,
+    DEFAULT_SNAPSHOT_DEADLINE, DROP_GRACE, Down, Epoch, ExitReason, LookupError, MailboxCapacity,
+    Message, MigrateError, MigrateRefusal, Origin, PartError, PendingRestore, Refusal,
+    RestartPolicy, RestoreError, Restored, SNAPSHOT_ATTEMPTS, ScheduleError, SendError,
+    ShutdownReport, Skipped, SnapshotError, SpawnError, SpawnOptions, StateError, SystemBuilder,
+    SystemId, Taint, TimerId, TrySendError, encode,
+};
+/// The snapshot core ([`amber_snapshot`]): checkpoints, their stores, and the protocol's
+/// state machines.
 pub use amber_snapshot as snapshot;
 
 /// Remoting ([`amber_remote`]): the TCP transport and [`Cluster`], a node whose actor system
@@ -80,6 +101,102 @@ pub mod docs {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The cluster's plumbing is not on [`ActorSystem`]: only a remoting layer, through the
+/// [`Host`](actors::remote::Host) its directory is given, reaches it. Each of these fails to
+/// compile; the first block shows that the setting itself compiles.
+///
+/// ```
+/// use std::sync::Arc;
+/// use amber::actors::migrate::Arrival;
+/// use amber::actors::remote::{InboundMessage, RemoteRoute};
+/// struct Echo;
+/// impl amber::Actor for Echo {
+///     type Msg = ();
+///     type Reply = ();
+///     async fn handle(&mut self, _: (), _: &mut amber::Context<Self>) {}
+/// }
+/// fn user(
+///     system: &amber::ActorSystem,
+///     id: amber::ActorId,
+///     down: amber::Down,
+///     message: InboundMessage,
+///     arrival: Arrival,
+///     route: Arc<dyn RemoteRoute>,
+/// ) {
+///     let _ = (system.snapshot_running(), system.whereis("x"), system.lookup_id::<Echo>(id));
+///     let _ = (down, message, arrival, route);
+/// }
+/// ```
+///
+/// A user cannot declare a node down (which aborts the running snapshot):
+///
+/// ```compile_fail,E0599
+/// fn user(system: &amber::ActorSystem) {
+///     system.node_down("x");
+/// }
+/// ```
+///
+/// nor feed the snapshot protocol:
+///
+/// ```compile_fail,E0599
+/// fn user(system: &amber::ActorSystem) {
+///     system.on_snapshot_message("x", &[]);
+/// }
+/// ```
+///
+/// nor deliver a message as if it came from another node:
+///
+/// ```compile_fail,E0599
+/// use amber::actors::remote::InboundMessage;
+/// fn user(system: &amber::ActorSystem, message: InboundMessage) {
+///     let _ = system.deliver("x", message);
+/// }
+/// ```
+///
+/// nor tell a watcher that an actor stopped:
+///
+/// ```compile_fail,E0599
+/// fn user(system: &amber::ActorSystem, id: amber::ActorId, down: amber::Down) {
+///     system.notify_down(id, down);
+/// }
+/// ```
+///
+/// nor admit an actor arriving from another node:
+///
+/// ```compile_fail,E0599
+/// use amber::actors::migrate::Arrival;
+/// fn user(system: &amber::ActorSystem, arrival: Arrival) {
+///     let _ = system.accept_migrant("x", arrival);
+/// }
+/// ```
+///
+/// nor make a ref leading to a route of its own:
+///
+/// ```compile_fail,E0599
+/// use std::sync::Arc;
+/// use amber::actors::remote::RemoteRoute;
+/// struct Echo;
+/// impl amber::Actor for Echo {
+///     type Msg = ();
+///     type Reply = ();
+///     async fn handle(&mut self, _: (), _: &mut amber::Context<Self>) {}
+/// }
+/// fn user(system: &amber::ActorSystem, id: amber::ActorId, route: Arc<dyn RemoteRoute>) {
+///     let _ = system.remote_ref::<Echo>(id, route);
+/// }
+/// ```
+///
+/// and no `Host` can be made or found elsewhere than in
+/// [`RemoteDirectory::attach`](actors::remote::RemoteDirectory::attach):
+///
+/// ```compile_fail,E0599
+/// fn user(system: &amber::ActorSystem) {
+///     let _ = system.host();
+/// }
+/// ```
+#[cfg(doctest)]
+pub struct PlumbingIsNotPublic;
 
 /// The serde amber encodes states and messages with, for types of your own that a state
 /// upgrade or a hand-written message needs, without a direct dependency on serde:

@@ -10,9 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use amber::migrate::{MigrateError, MigrateRefusal};
 use amber::prelude::*;
-use amber::{Cluster, ClusterError, SystemBuilder};
+use amber::{Cluster, ClusterError, MigrateError, MigrateRefusal, SystemBuilder};
 use support::bank::{Account, AccountMsg, audit, open_cluster_bank, outside_load};
 use support::bounded;
 use support::cluster::{mesh, node, refs_on};

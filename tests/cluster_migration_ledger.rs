@@ -12,10 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use amber::migrate::{MigrateError, MigrateRefusal};
 use amber::prelude::*;
 use amber::snapshot::{ActorId, Checkpoint};
-use amber::{Cluster, ClusterError, SystemBuilder};
+use amber::{Cluster, ClusterError, MigrateError, MigrateRefusal, SystemBuilder};
 use support::bounded;
 use support::cluster::{mesh, node, refs_on};
 

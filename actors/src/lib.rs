@@ -10,6 +10,11 @@
 //! Every data message travels in an envelope carrying its sender and an epoch tag, which is
 //! what lets a running system be cut consistently (see the `amber-snapshot` crate).
 //!
+//! The runtime knows no sockets. A remoting layer (`amber-remote`) implements the hooks of
+//! [`remote`] and installs its directory with [`SystemBuilder::remote`]; the system then
+//! hands the layer its [`remote::Host`], the one handle through which what arrives from
+//! other nodes enters the system. An [`ActorSystem`] has none of those methods.
+//!
 //! ```
 //! use amber_actors::{Actor, ActorSystem, Context};
 //! use serde::{Deserialize, Serialize};
@@ -82,6 +87,7 @@ pub use error::{
     AskError, CodecError, LookupError, SendError, SpawnError, StateError, TrySendError,
 };
 pub use mailbox::{DEFAULT_CAPACITY, MailboxCapacity};
+pub use migrate::{MigrateError, MigrateRefusal};
 pub use signal::{ChildEvent, Down, ExitReason};
 pub use snapshot::{
     AbortCause, CaptureProblem, PartError, RestoreError, Skipped, SnapshotError, Taint,

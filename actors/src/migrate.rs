@@ -10,7 +10,7 @@
 //!    is sent to it to the new node. Nothing sent after the hand-off can overtake what left
 //!    with it, so per-sender order holds, and nothing is lost or delivered twice.
 //! 3. The new node admits the actor with the same [`ActorId`], name, epoch and queued
-//!    messages ([`ActorSystem::accept_migrant`]) and starts it without `on_start`: it
+//!    messages ([`Host::accept_migrant`]) and starts it without `on_start`: it
 //!    carries on.
 //!
 //! Refs keep working: a ref held on the old node (or decoded there later) forwards through
@@ -55,6 +55,7 @@ use tokio::sync::oneshot;
 
 use crate::any_mailbox::AnyMailbox;
 use crate::envelope::{Envelope, Origin};
+use crate::remote::Host;
 use crate::remote::{InboundMessage, OutboundMessage, RemoteRoute, ReplyError, RouteError};
 use crate::runner::Runner;
 use crate::signal::Signal;
@@ -181,7 +182,7 @@ impl std::error::Error for MigrateError {
 }
 
 /// Why a node refused an actor moving to it: before it left
-/// ([`ActorSystem::can_accept`]) or on arrival ([`ActorSystem::accept_migrant`]). It
+/// ([`Host::can_accept`]) or on arrival ([`Host::accept_migrant`]). It
 /// travels back to the node the actor leaves as it is.
 ///
 /// On the wire it is a MessagePack enum; a plain string (the reason as nodes that predate
@@ -282,14 +283,14 @@ impl fmt::Debug for Departing {
     }
 }
 
-impl ActorSystem {
+impl Host {
     /// Moves the live actor `id` to the node `route` leads to, between two of its messages.
     /// `hand_off` puts the [`Departure`] on the link to that node (in order with the
     /// messages routed there after it), whose system must pass it to
     /// [`accept_migrant`](Self::accept_migrant); from then on this node forwards the
     /// actor's messages there. Returns once the actor has left this node.
     ///
-    /// Remoting layers call this (`amber_remote::Cluster::migrate`); see the module
+    /// Remoting layers call this (`amber_remote::Cluster::migrate` does); see the module
     /// documentation for what holds.
     pub async fn migrate(
         &self,
@@ -297,7 +298,7 @@ impl ActorSystem {
         route: Arc<dyn RemoteRoute>,
         hand_off: HandOff,
     ) -> Result<(), MigrateError> {
-        let mailbox = self.registry().get(id).ok_or(MigrateError::NotHere(id))?;
+        let mailbox = self.system().registry().get(id).ok_or(MigrateError::NotHere(id))?;
         if !route.is_up() {
             return Err(MigrateError::NodeDown(route.node().to_owned()));
         }
@@ -310,12 +311,6 @@ impl ActorSystem {
         answer.await.unwrap_or(Err(MigrateError::Stopping(id)))
     }
 
-    /// The stable type name and registered name of the live actor `id` on this node.
-    pub fn actor_info(&self, id: ActorId) -> Option<(&'static str, Option<String>)> {
-        let mailbox = self.registry().get(id)?;
-        Some((mailbox.type_name(), mailbox.name().map(str::to_owned)))
-    }
-
     /// Whether an actor of type `type_name`, registered under `name`, could arrive here
     /// now: the type is registered, this node does not forward to the actor `id` (it never
     /// left here), and the name is free (or held by the actor `id` itself). If not, why.
@@ -325,21 +320,22 @@ impl ActorSystem {
         type_name: &str,
         name: Option<&str>,
     ) -> Result<(), MigrateRefusal> {
-        if self.config().types.named(type_name).is_none() {
+        let system = self.system();
+        if system.config().types.named(type_name).is_none() {
             return Err(MigrateRefusal::UnknownType(type_name.to_owned()));
         }
-        if self.moved().contains_key(&id) {
+        if system.moved().contains_key(&id) {
             // Messages still on their way around the forwarding chain would be overtaken by
             // those delivered here directly.
             return Err(MigrateRefusal::StillForwarding(id));
         }
         if let Some(name) = name
-            && let Some((holder, _)) = self.whereis(name)
+            && let Some((holder, _)) = system.whereis(name)
             && holder != id
         {
             return Err(MigrateRefusal::NameTaken(name.to_owned()));
         }
-        if self.is_shutting_down() {
+        if system.is_shutting_down() {
             return Err(MigrateRefusal::ShuttingDown);
         }
         Ok(())
@@ -353,15 +349,18 @@ impl ActorSystem {
     /// protocol: call this for every arrival, in link order. On failure the queued asks are
     /// answered with an error.
     pub fn accept_migrant(&self, node: &str, arrival: Arrival) -> Result<(), MigrateError> {
-        let Some(arrive) = self.config().types.named(&arrival.type_name).map(|r| r.arrive) else {
+        let system = self.system();
+        let Some(arrive) = system.config().types.named(&arrival.type_name).map(|r| r.arrive) else {
             let reason = MigrateRefusal::UnknownType(arrival.type_name);
-            count_refused(self, node, arrival.epoch);
-            fail_asks(self, arrival.queued, arrival.id, &reason);
-            return Err(MigrateError::Refused { node: self.node().to_owned(), reason });
+            count_refused(system, node, arrival.epoch);
+            fail_asks(system, arrival.queued, arrival.id, &reason);
+            return Err(MigrateError::Refused { node: system.node().to_owned(), reason });
         };
-        arrive(self, node, arrival)
+        arrive(system, node, arrival)
     }
+}
 
+impl ActorSystem {
     /// The actor `id` left for another node: it is no longer registered here, and its
     /// mailbox stays reachable by id to forward what is sent to it. Reachable as moved
     /// first, unregistered second: a message from another node looks in the registry, then

@@ -5,14 +5,26 @@
 //! A ref to an actor on another node is an ordinary [`ActorRef`](crate::ActorRef) that
 //! leads to a [`RemoteRoute`] instead of a mailbox: `tell` and `ask` encode the message and
 //! hand it to the route. A ref to an actor that moved away leads to its old mailbox, which
-//! refuses the message as moved; the ref forwards it on the route to the actor's new node. Refs decoded inside an [`ActorSystem`] whose id is not local
-//! are resolved through the system's [`RemoteDirectory`].
+//! refuses the message as moved; the ref forwards it on the route to the actor's new node.
+//! Refs decoded inside an [`ActorSystem`] whose id is not local are resolved through the
+//! system's [`RemoteDirectory`].
+//!
+//! # Installing a remoting layer
+//!
+//! A remoting layer gives the system its directory with
+//! [`SystemBuilder::remote`](crate::SystemBuilder::remote). When the system is built (or
+//! restored), the directory receives the system's [`Host`] through
+//! [`RemoteDirectory::attach`]: the one handle through which the layer delivers inbound
+//! messages, makes refs to other nodes' actors, and passes on snapshot messages, node
+//! failures, watches and migrations. The [`ActorSystem`] users hold has none of these
+//! methods.
 
 use std::fmt;
 
 use amber_snapshot::Epoch;
 use serde::{Deserialize, Serialize};
 
+pub use crate::system::Host;
 use crate::{ActorId, ActorSystem, CodecError};
 
 type Complete = Box<dyn FnOnce(&ActorSystem, Result<Vec<u8>, ReplyError>, Epoch) + Send + Sync>;
@@ -193,7 +205,7 @@ pub trait RemoteRoute: Send + Sync + 'static {
     }
 
     /// Asks the node to tell `watcher` (a local actor) when `watched` (one of its actors)
-    /// stops, through [`ActorSystem::notify_down`]; and to tell it with
+    /// stops, through [`Host::notify_down`]; and to tell it with
     /// [`ExitReason::NodeDown`](crate::ExitReason::NodeDown) if the node goes down first.
     /// On error the watcher is told at once that the node is down. Routes that cannot watch
     /// refuse.
@@ -222,8 +234,14 @@ pub trait RemoteRoute: Send + Sync + 'static {
 pub type StoppedFuture =
     std::pin::Pin<Box<dyn std::future::Future<Output = crate::ExitReason> + Send + 'static>>;
 
-/// Where actors that are not local live.
+/// Where actors that are not local live: the remoting layer's side of a system built with
+/// [`SystemBuilder::remote`](crate::SystemBuilder::remote).
 pub trait RemoteDirectory: Send + Sync + 'static {
+    /// Receives the [`Host`] of a system built (or restored) with this directory, once per
+    /// system, before any of its actors runs: what arrives on the links is handed to the
+    /// system through it. This is the only way to get a system's `Host`.
+    fn attach(&self, host: Host);
+
     /// The route to the node hosting `id`, if it is known.
     fn route_to(&self, id: ActorId) -> Option<std::sync::Arc<dyn RemoteRoute>>;
 
@@ -235,7 +253,7 @@ pub trait RemoteDirectory: Send + Sync + 'static {
     }
 
     /// Hands an encoded snapshot protocol message to the link to `node`, to be delivered
-    /// there through [`ActorSystem::on_snapshot_message`]: in order with the other snapshot
+    /// there through [`Host::on_snapshot_message`]: in order with the other snapshot
     /// messages to that node, and before every data message (or migrating actor) handed to
     /// a route to that node after this returns. It may overtake data handed over before it,
     /// and should (snapshot latency then does not grow with a link's backlog): the engine

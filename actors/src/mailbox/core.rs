@@ -211,7 +211,7 @@ pub(crate) enum PushError<T, M = ()> {
 ///   which that node's link accepted), the message left its sender for good, exactly as one
 ///   accepted and then dropped as a dead letter: it was in flight at the receiver's cut and
 ///   is recorded, like any message arriving after that cut. (Once the actor has left the
-///   registry, `ActorSystem::deliver` records such a tell from the cut it kept.)
+///   registry, `Host::deliver` records such a tell from the cut it kept.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
     /// The sender learns of the refusal: a refused message is not recorded.

@@ -11,7 +11,7 @@ use amber_snapshot::{
 
 use super::{CutReport, Effects, SnapshotEngine};
 use crate::mailbox::core::Late;
-use crate::remote::{RemoteDirectory, RemoteRoute, RouteError};
+use crate::remote::{Host, RemoteDirectory, RemoteRoute, RouteError};
 use crate::snapshot::wire::Wire;
 use crate::snapshot::{AbortCause, SnapshotError};
 
@@ -22,6 +22,8 @@ struct Links {
 }
 
 impl RemoteDirectory for Links {
+    fn attach(&self, _: Host) {}
+
     fn route_to(&self, _: ActorId) -> Option<Arc<dyn RemoteRoute>> {
         None
     }

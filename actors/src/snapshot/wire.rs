@@ -1,6 +1,6 @@
 //! What the snapshot engines of different nodes say to each other. The cluster carries these
 //! as opaque bytes ([`RemoteDirectory::send_snapshot`](crate::remote::RemoteDirectory::send_snapshot)
-//! out, [`ActorSystem::on_snapshot_message`](crate::ActorSystem::on_snapshot_message) in),
+//! out, [`Host::on_snapshot_message`](crate::remote::Host::on_snapshot_message) in),
 //! in order among themselves; they may overtake data messages sent to the same node before
 //! them, never those sent after.
 

@@ -83,7 +83,9 @@ impl SystemBuilder {
 
     /// Connects the system to other nodes: refs to actors that are not local resolve through
     /// `directory` (`amber-remote` provides it), and [`ActorSystem::snapshot`] spans every
-    /// node the directory lists as a peer.
+    /// node the directory lists as a peer. When the system is built (or restored), the
+    /// directory receives its [`Host`](crate::remote::Host) through
+    /// [`RemoteDirectory::attach`], to hand it what arrives from other nodes.
     pub fn remote(mut self, directory: Arc<dyn RemoteDirectory>) -> Self {
         self.remote = Some(RemoteHook(directory));
         self

@@ -3,6 +3,7 @@
 mod broadcast;
 mod builder;
 mod decode;
+mod host;
 mod remote_watch;
 mod shutdown;
 mod snapshots;
@@ -20,6 +21,7 @@ use tracing::Instrument;
 
 pub use builder::SystemBuilder;
 pub(crate) use decode::resolve;
+pub use host::Host;
 pub use shutdown::ShutdownReport;
 pub use snapshots::{
     CheckpointSchedule, DEFAULT_SNAPSHOT_DEADLINE, PendingRestore, Restored, SNAPSHOT_ATTEMPTS,
@@ -31,12 +33,12 @@ use crate::any_mailbox::{AnyMailbox, terminated};
 use crate::mailbox::Inbox;
 use crate::mailbox::core::Meta;
 use crate::registry::Registry;
-use crate::remote::{DeliverError, InboundMessage, RemoteRoute};
+use crate::remote::{InboundMessage, RemoteRoute};
 use crate::runner::Runner;
 use crate::signal::Signal;
 use crate::snapshot::{Effects, SnapshotEngine};
 use crate::supervision::Restarts;
-use crate::target::{Mailbox, Remote};
+use crate::target::Mailbox;
 use crate::{
     Actor, ActorId, ActorRef, CodecError, Context, ExitReason, LookupError, SpawnError,
     SpawnOptions, SystemId,
@@ -67,7 +69,7 @@ struct SystemInner {
     moved: DashMap<ActorId, Vec<Arc<dyn AnyMailbox>>>,
     /// The cuts of actors that stopped after cutting for the snapshot running here, kept
     /// until that snapshot ends: a tell from another node tagged before such a cut may
-    /// still arrive once the actor has left the registry (see [`ActorSystem::deliver`]).
+    /// still arrive once the actor has left the registry (see [`Host::deliver`]).
     stopped_cuts: DashMap<ActorId, amber_snapshot::ActorCut>,
     /// Each running actor's task, to abort it if it outlives a shutdown's deadline (see
     /// [`ActorSystem::shutdown_within`]), tagged with a number unique to the task (an actor
@@ -211,7 +213,13 @@ impl ActorSystem {
             task_seq: AtomicU64::new(0),
         });
         let owner = Some(Arc::new(Owner { system: Arc::downgrade(&inner) }));
-        ActorSystem { inner, owner }
+        let system = ActorSystem { inner, owner };
+        // The remoting layer gets its handle now, before any actor runs or any link can
+        // deliver to one.
+        if let Some(hook) = &system.inner.config.remote {
+            hook.0.attach(Host::new(&system));
+        }
+        system
     }
 
     /// A handle for the runtime's own use (a context, a timer, a task): it does not keep the
@@ -330,48 +338,6 @@ impl ActorSystem {
             late: self.inner.engine.late.clone(),
             task: std::sync::OnceLock::new(),
         }
-    }
-
-    /// A ref to actor `id`, of type `A`, living on the node `route` leads to. Its `tell` and
-    /// `ask` encode the message and hand it to the route.
-    pub fn remote_ref<A: Actor>(&self, id: ActorId, route: Arc<dyn RemoteRoute>) -> ActorRef<A> {
-        let meta = self.meta_of::<A>(id, None);
-        ActorRef::remote(Remote::new(meta, route, self.inner.engine.clone()))
-    }
-
-    /// Delivers a message that arrived from node `node` to the local actor it names.
-    ///
-    /// Whatever its fate (queued, or refused as a dead letter), a message from an actor is
-    /// counted for the snapshot protocol once this returns: call it for every such message,
-    /// in the order the link delivered them.
-    ///
-    /// A refused *tell* (the actor stopped or drained; its sender's link took it, so the
-    /// sender never learns) that crosses the actor's cut is recorded in flight, even once
-    /// the actor has left the registry. A refused *ask* is not: the caller answers its asker
-    /// with the error, so the asker keeps what it asked for.
-    pub fn deliver(&self, node: &str, message: InboundMessage) -> Result<(), DeliverError> {
-        let to = message.to;
-        let counted = message.from.map(|_| message.tag);
-        let result = match self.inner.registry.get(to) {
-            Some(mailbox) => mailbox.deliver(self, message),
-            None => match self.inner.moved.get(&to).and_then(|m| m.value().last().cloned()) {
-                Some(moved) => {
-                    // Relayed on: the node first learns of any later snapshot it carries.
-                    if let Some(tag) = counted {
-                        self.run_effects(self.inner.engine.saw(tag));
-                    }
-                    moved.deliver(self, message)
-                }
-                None => {
-                    self.record_refused(&message);
-                    Err(DeliverError::NoSuchActor(to))
-                }
-            },
-        };
-        if let Some(tag) = counted {
-            self.run_effects(self.inner.engine.remote_received(node, tag));
-        }
-        result
     }
 
     /// A message from an actor on another node, for an actor no longer here: if it is a
@@ -527,8 +493,15 @@ impl ActorSystem {
 
     /// The stable type name actors of type `A` are known by: the registered name, or the
     /// Rust type path.
-    pub fn type_name_of<A: Actor>(&self) -> &'static str {
+    pub(crate) fn type_name_of<A: Actor>(&self) -> &'static str {
         self.registered_name::<A>().unwrap_or(std::any::type_name::<A>())
+    }
+
+    /// The stable type name and registered name of the live actor `id`, if it runs on this
+    /// node (not if it moved to another node).
+    pub fn actor_info(&self, id: ActorId) -> Option<(&'static str, Option<String>)> {
+        let mailbox = self.inner.registry.get(id)?;
+        Some((mailbox.type_name(), mailbox.name().map(str::to_owned)))
     }
 
     /// The live actor with this id, if it is an `A`.

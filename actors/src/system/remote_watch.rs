@@ -2,19 +2,19 @@
 //! and a `Down` from another node handed to the local watcher.
 //!
 //! The runtime keeps no per-node state: the remoting layer registers a watch for each
-//! remote watcher with [`ActorSystem::watch_for`] (a stand-in watcher whose only job is to
+//! remote watcher with [`Host::watch_for`] (a stand-in watcher whose only job is to
 //! run the given callback with the `Down`), withdraws it with
-//! [`ActorSystem::unwatch_for`], and hands the `Down`s it receives to local watchers with
-//! [`ActorSystem::notify_down`].
+//! [`Host::unwatch_for`], and hands the `Down`s it receives to local watchers with
+//! [`Host::notify_down`].
 
 use std::sync::Arc;
 
-use super::ActorSystem;
+use super::Host;
 use crate::mailbox::{Watch, Watcher};
 use crate::signal::Signal;
 use crate::{ActorId, Down, ExitReason};
 
-impl ActorSystem {
+impl Host {
     /// Watches the local actor `watched` on behalf of `watcher`, an actor on another node:
     /// when `watched` stops, `notify` runs once with the [`Down`] (on the task of the
     /// stopping actor; it must not block).
@@ -28,7 +28,7 @@ impl ActorSystem {
         watcher: ActorId,
         notify: impl Fn(Down) + Send + Sync + 'static,
     ) -> Result<(), ExitReason> {
-        let mailbox = self.local_or_moved(watched).ok_or(ExitReason::Stopped)?;
+        let mailbox = self.system().local_or_moved(watched).ok_or(ExitReason::Stopped)?;
         mailbox.remove_watcher(watcher);
         let stand_in: Watcher = Arc::new(RemoteWatcher { watcher, notify: Box::new(notify) });
         mailbox.add_watcher(stand_in).map_err(|(_, reason)| reason)
@@ -36,7 +36,7 @@ impl ActorSystem {
 
     /// Withdraws a [`watch_for`](Self::watch_for); nothing if there is none.
     pub fn unwatch_for(&self, watched: ActorId, watcher: ActorId) {
-        if let Some(mailbox) = self.local_or_moved(watched) {
+        if let Some(mailbox) = self.system().local_or_moved(watched) {
             mailbox.remove_watcher(watcher);
         }
     }
@@ -50,7 +50,7 @@ impl ActorSystem {
     /// the entry ends and tells the watchers it kept.
     pub fn notify_down(&self, watcher: ActorId, down: Down) -> bool {
         if down.actor == watcher
-            && let Some((_, moved)) = self.moved().remove(&watcher)
+            && let Some((_, moved)) = self.system().moved().remove(&watcher)
         {
             // Every entry this node kept for it (it may have left more than once) ends.
             let mut ended = false;
@@ -59,7 +59,8 @@ impl ActorSystem {
             }
             return ended;
         }
-        self.registry()
+        self.system()
+            .registry()
             .get(watcher)
             .is_some_and(|mailbox| mailbox.signal(Signal::Down(down)).is_ok())
     }

@@ -10,7 +10,7 @@ use amber_snapshot::{
     ActorEntry, ActorId, Checkpoint, CheckpointInfo, CheckpointStore, InFlightRecord,
 };
 
-use super::SystemBuilder;
+use super::{Host, SystemBuilder};
 use crate::any_mailbox::AnyMailbox;
 use crate::snapshot::restore::{Plan, Prepared, PreparedActor};
 use crate::snapshot::wire::Wire;
@@ -134,23 +134,6 @@ impl ActorSystem {
     /// another node of its cluster).
     pub fn snapshot_running(&self) -> Option<amber_snapshot::Epoch> {
         self.engine().running()
-    }
-
-    /// A snapshot protocol message from node `from` (sent by its
-    /// [`RemoteDirectory::send_snapshot`](crate::remote::RemoteDirectory::send_snapshot)).
-    /// A message that does not decode is logged and dropped: the snapshot it belonged to
-    /// aborts at its deadline.
-    pub fn on_snapshot_message(&self, from: &str, bytes: &[u8]) {
-        match Wire::decode(bytes) {
-            Ok(wire) => self.run_effects(self.engine().on_wire(from, wire)),
-            Err(e) => tracing::warn!(node = %from, error = %e, "malformed snapshot message"),
-        }
-    }
-
-    /// Node `node` is down (its link was lost): a snapshot it takes part in, or
-    /// coordinates, aborts here. The cluster calls this on every node-down event.
-    pub fn node_down(&self, node: &str) {
-        self.run_effects(self.engine().node_down(node));
     }
 
     /// Starts an actor rebuilt from a checkpoint, after every restored mailbox is filled.
@@ -451,5 +434,24 @@ impl std::fmt::Debug for PendingRestore {
             .field("system", &self.system)
             .field("actors", &self.prepared.len())
             .finish()
+    }
+}
+
+impl Host {
+    /// A snapshot protocol message from node `from` (sent by its
+    /// [`RemoteDirectory::send_snapshot`](crate::remote::RemoteDirectory::send_snapshot)).
+    /// A message that does not decode is logged and dropped: the snapshot it belonged to
+    /// aborts at its deadline.
+    pub fn on_snapshot_message(&self, from: &str, bytes: &[u8]) {
+        match Wire::decode(bytes) {
+            Ok(wire) => self.system().run_effects(self.system().engine().on_wire(from, wire)),
+            Err(e) => tracing::warn!(node = %from, error = %e, "malformed snapshot message"),
+        }
+    }
+
+    /// Node `node` is down (its link was lost): a snapshot it takes part in, or
+    /// coordinates, aborts here. The cluster calls this on every node-down event.
+    pub fn node_down(&self, node: &str) {
+        self.system().run_effects(self.system().engine().node_down(node));
     }
 }

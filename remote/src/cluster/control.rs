@@ -27,7 +27,7 @@ pub(crate) enum Control {
     /// (see `restore.rs`).
     Resumed { epoch: Epoch },
     /// A message of the snapshot protocol, opaque here (see
-    /// `ActorSystem::on_snapshot_message`).
+    /// `Host::on_snapshot_message`).
     Snapshot(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 

@@ -175,7 +175,7 @@ impl Cluster {
             .map_err(ClusterError::Migrate)?;
         let (request, answer) = shared.migrations_wait(to);
         let hand_off = hand_off(shared.clone(), to.clone(), request);
-        let moved = system.migrate(id, shared.route(to.clone()), hand_off).await;
+        let moved = shared.host().migrate(id, shared.route(to.clone()), hand_off).await;
         if let Err(e) = moved {
             shared.migrations.pending.remove(&request);
             return Err(ClusterError::Migrate(e));
@@ -290,14 +290,14 @@ fn hand_off(shared: Arc<Shared>, to: NodeId, request: u64) -> HandOff {
 
 /// Handles a migration message from `from`.
 pub(super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: MigrateControl) {
-    let system = shared.system();
+    let host = shared.host();
     let answer = |message: MigrateControl| {
         let frame = Frame::Control(Control::Migrate(message).encode());
         let _ = shared.forwarder(&from).send(frame);
     };
     match message {
         MigrateControl::Prepare { request, id, type_name, name } => {
-            let result = system.can_accept(id, &type_name, name.as_deref());
+            let result = host.can_accept(id, &type_name, name.as_deref());
             if let Err(reason) = &result {
                 tracing::info!(actor = %id, node = %from, %reason, "refused to take an actor");
             }
@@ -306,7 +306,7 @@ pub(super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: MigrateCon
         MigrateControl::Arrive { request, package } => {
             let id = package.id;
             let arrival = arrival(shared, &from, package);
-            let result = system.accept_migrant(from.as_str(), arrival).map_err(|e| {
+            let result = host.accept_migrant(from.as_str(), arrival).map_err(|e| {
                 tracing::error!(actor = %id, node = %from, error = %e, "refused an arriving actor");
                 match e {
                     MigrateError::Refused { reason, .. } => reason,

@@ -69,7 +69,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use amber_actors::remote::{
-    InboundMessage, OutboundMessage, RemoteDirectory, RemoteRoute, ReplyError, ReplyHandler,
+    Host, InboundMessage, OutboundMessage, RemoteDirectory, RemoteRoute, ReplyError, ReplyHandler,
     RouteError, StoppedFuture,
 };
 use amber_actors::{Actor, ActorRef, ActorSystem, ExitReason, SystemBuilder};
@@ -131,7 +131,11 @@ pub struct Cluster {
 #[derive(Debug)]
 struct Shared {
     transport: Transport,
+    /// The system, as its users hold it (this handle owns it, until the cluster shuts down).
     system: OnceLock<ActorSystem>,
+    /// The system's side for the links, attached when the system is built (see
+    /// [`Directory`]'s `attach`).
+    host: OnceLock<Host>,
     /// Which node hosts the actors first spawned by each system.
     systems: DashMap<SystemId, NodeId>,
     /// The system id each connected node introduced itself with.
@@ -243,7 +247,7 @@ impl Cluster {
         };
         let (id, found) = answer
             .ok_or_else(|| ClusterError::NotFound { node: node.clone(), name: name.to_owned() })?;
-        let expected = self.system().type_name_of::<A>();
+        let expected = shared.host().type_name_of::<A>();
         if found != expected {
             return Err(ClusterError::WrongType {
                 node: node.clone(),
@@ -252,7 +256,7 @@ impl Cluster {
                 found,
             });
         }
-        Ok(self.system().remote_ref(id, shared.route(node.clone())))
+        Ok(shared.host().remote_ref(id, shared.route(node.clone())))
     }
 
     /// Stops the actor system, then closes every link.
@@ -268,6 +272,7 @@ impl Shared {
             transport,
             credit,
             system: OnceLock::new(),
+            host: OnceLock::new(),
             systems: DashMap::new(),
             nodes: DashMap::new(),
             placed: DashMap::new(),
@@ -308,6 +313,11 @@ impl Shared {
 
     fn system(&self) -> &ActorSystem {
         self.system.get().expect("the system is set before the cluster is returned")
+    }
+
+    /// What the links hand to the system goes through this.
+    fn host(&self) -> &Host {
+        self.host.get().expect("the system attaches its host as it is built")
     }
 
     /// Whether `node` has introduced itself and its link is up.
@@ -387,7 +397,7 @@ impl Shared {
         self.spawns.peer_down(node);
         self.migrations.peer_down(node);
         self.resumed.peer_down();
-        self.system().node_down(node.as_str());
+        self.host().node_down(node.as_str());
         let asks: Vec<u64> =
             self.asks.iter().filter(|e| &e.value().0 == node).map(|e| *e.key()).collect();
         for ask in asks {
@@ -410,6 +420,15 @@ struct Directory {
 }
 
 impl RemoteDirectory for Directory {
+    fn attach(&self, host: Host) {
+        if let Some(shared) = self.shared.upgrade()
+            && shared.host.set(host).is_err()
+        {
+            // A directory serves the one system its cluster builds.
+            tracing::error!("a cluster's directory was attached to a second system");
+        }
+    }
+
     fn route_to(&self, id: ActorId) -> Option<Arc<dyn RemoteRoute>> {
         let shared = self.shared.upgrade()?;
         let node = match shared.placed.get(&id) {
@@ -662,7 +681,7 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
         Frame::Message { to, from: sender, tag, ask, depth, payload, .. } => {
             let reply = ask.map(|ask| reply_handler(shared, &from, ask));
             let message = InboundMessage { to, from: sender, tag, depth, payload, reply };
-            if let Err(e) = shared.system().deliver(from.as_str(), message) {
+            if let Err(e) = shared.host().deliver(from.as_str(), message) {
                 tracing::debug!(node = %from, actor = %to, error = %e, "remote message not delivered");
                 if let Some(ask) = ask {
                     let result = Err(ReplyError::NotDelivered(e));
@@ -697,7 +716,7 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
                 shared.resumed.announced(from, epoch);
             }
             Ok(Control::Snapshot(bytes)) => {
-                shared.system().on_snapshot_message(from.as_str(), &bytes)
+                shared.host().on_snapshot_message(from.as_str(), &bytes)
             }
             Ok(Control::Watch(message)) => watch::on_control(shared, from, message),
             Ok(Control::Spawn(message)) => spawn::on_control(shared, from, message),

@@ -127,7 +127,7 @@ impl Cluster {
         };
         let (id, _type_name) =
             answer.map_err(|reason| ClusterError::SpawnRefused { node: node.clone(), reason })?;
-        Ok(self.system().remote_ref(id, shared.route(node.clone())))
+        Ok(shared.host().remote_ref(id, shared.route(node.clone())))
     }
 }
 

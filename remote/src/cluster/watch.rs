@@ -3,7 +3,7 @@
 //! An actor on node A watching an actor on node B (`ctx.watch(&remote_ref)`) goes through
 //! the ref's route: A records the watch as (watched, watcher) → B and sends
 //! [`WatchControl::Watch`]; B registers a stand-in watcher on its actor
-//! ([`ActorSystem::watch_for`](amber_actors::ActorSystem::watch_for)) and records the watch
+//! ([`Host::watch_for`](amber_actors::remote::Host::watch_for)) and records the watch
 //! as (watched, watcher) → A. When the actor stops, the stand-in sends
 //! [`WatchControl::Down`] with the real [`ExitReason`], and A hands it to the watcher.
 //! Watching an id B does not know answers `Down` at once, as locally.
@@ -110,13 +110,13 @@ pub(super) fn unwatch(shared: &Arc<Shared>, node: &NodeId, watched: ActorId, wat
 
 /// Handles a watch message from `from`.
 pub(super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: WatchControl) {
-    let system = shared.system();
+    let host = shared.host();
     match message {
         WatchControl::Watch { watched, watcher } => {
             let pair = (watched, watcher);
             shared.watches.local.insert(pair, from.clone());
             let (weak, node) = (Arc::downgrade(shared), from.clone());
-            let registered = system.watch_for(watched, watcher, move |down| {
+            let registered = host.watch_for(watched, watcher, move |down| {
                 let Some(shared) = weak.upgrade() else { return };
                 if shared.watches.local.remove_if(&pair, |_, n| *n == node).is_some() {
                     let reason = down.reason;
@@ -131,7 +131,7 @@ pub(super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: WatchContr
         }
         WatchControl::Unwatch { watched, watcher } => {
             if shared.watches.local.remove_if(&(watched, watcher), |_, n| *n == from).is_some() {
-                system.unwatch_for(watched, watcher);
+                host.unwatch_for(watched, watcher);
             }
         }
         WatchControl::Down { watched, watcher, reason } => {
@@ -146,7 +146,7 @@ pub(super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: WatchContr
 /// `node` went down: every local watcher of one of its actors is told, and the watches it
 /// held on local actors are dropped.
 pub(super) fn peer_down(shared: &Shared, node: &NodeId) {
-    let system = shared.system();
+    let host = shared.host();
     let fired: Vec<Pair> =
         shared.watches.remote.iter().filter(|e| e.value() == node).map(|e| *e.key()).collect();
     for pair @ (watched, watcher) in fired {
@@ -159,7 +159,7 @@ pub(super) fn peer_down(shared: &Shared, node: &NodeId) {
         shared.watches.local.iter().filter(|e| e.value() == node).map(|e| *e.key()).collect();
     for pair @ (watched, watcher) in dropped {
         if shared.watches.local.remove_if(&pair, |_, n| n == node).is_some() {
-            system.unwatch_for(watched, watcher);
+            host.unwatch_for(watched, watcher);
         }
     }
 }
@@ -168,7 +168,7 @@ pub(super) fn peer_down(shared: &Shared, node: &NodeId) {
 fn tell(shared: &Shared, watcher: ActorId, down: Down) {
     match shared.watches.waits.remove(&watcher) {
         Some((_, wait)) => drop(wait.send(down.reason)),
-        None => drop(shared.system().notify_down(watcher, down)),
+        None => drop(shared.host().notify_down(watcher, down)),
     }
 }
 

@@ -1,0 +1,115 @@
+//! [`Host`]: what only the remoting layer may do with a system. It is handed to the layer's
+//! [`RemoteDirectory`](crate::remote::RemoteDirectory) when the system is built, and to no
+//! one else.
+//!
+//! The methods are written beside the machinery they drive: messages and refs here,
+//! watches in `remote_watch.rs`, snapshot messages in `snapshots.rs`, migrations in
+//! `crate::migrate`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::ActorSystem;
+use crate::remote::{DeliverError, InboundMessage, RemoteRoute};
+use crate::target::Remote;
+use crate::{Actor, ActorId, ActorRef};
+
+/// The local system as a remoting layer sees it: delivers what arrives from other nodes,
+/// makes refs that lead to them, and feeds the snapshot protocol, watches and migrations
+/// from the links.
+///
+/// A system built with [`SystemBuilder::remote`](crate::SystemBuilder::remote) hands its
+/// `Host` to the directory, once, through
+/// [`RemoteDirectory::attach`](crate::remote::RemoteDirectory::attach); there is no other
+/// way to get one. Users holding an [`ActorSystem`] cannot reach these methods, so they
+/// cannot, say, declare a node down (which aborts the running snapshot) or inject a message
+/// as if it came from another node.
+///
+/// Cheap to clone. A `Host` does not own its system: holding one does not keep the system
+/// from shutting down once its users drop their handles (as for the handle a handler gets
+/// from [`Context::system`](crate::Context::system)).
+#[derive(Clone)]
+pub struct Host {
+    system: ActorSystem,
+}
+
+impl Host {
+    /// The remoting layer's handle on `system` (a handle that does not own it).
+    pub(crate) fn new(system: &ActorSystem) -> Host {
+        Host { system: system.internal() }
+    }
+
+    /// The system this host serves, for what any user can do with it too (spawn, look up,
+    /// decode, take snapshots). The handle does not own the system (see [`Host`]).
+    pub fn system(&self) -> &ActorSystem {
+        &self.system
+    }
+
+    /// A ref to actor `id`, of type `A`, living on the node `route` leads to. Its `tell` and
+    /// `ask` encode the message and hand it to the route.
+    pub fn remote_ref<A: Actor>(&self, id: ActorId, route: Arc<dyn RemoteRoute>) -> ActorRef<A> {
+        self.system.remote_ref(id, route)
+    }
+
+    /// The stable type name actors of type `A` are known by across nodes: the registered
+    /// name ([`SystemBuilder::register`](crate::SystemBuilder::register)), or the Rust type
+    /// path.
+    pub fn type_name_of<A: Actor>(&self) -> &'static str {
+        self.system.type_name_of::<A>()
+    }
+
+    /// Delivers a message that arrived from node `node` to the local actor it names.
+    ///
+    /// Whatever its fate (queued, or refused as a dead letter), a message from an actor is
+    /// counted for the snapshot protocol once this returns: call it for every such message,
+    /// in the order the link delivered them.
+    ///
+    /// A refused *tell* (the actor stopped or drained; its sender's link took it, so the
+    /// sender never learns) that crosses the actor's cut is recorded in flight, even once
+    /// the actor has left the registry. A refused *ask* is not: the caller answers its asker
+    /// with the error, so the asker keeps what it asked for.
+    pub fn deliver(&self, node: &str, message: InboundMessage) -> Result<(), DeliverError> {
+        let system = &self.system;
+        let inner = &system.inner;
+        let to = message.to;
+        let counted = message.from.map(|_| message.tag);
+        let result = match inner.registry.get(to) {
+            Some(mailbox) => mailbox.deliver(system, message),
+            None => match inner.moved.get(&to).and_then(|m| m.value().last().cloned()) {
+                Some(moved) => {
+                    // Relayed on: the node first learns of any later snapshot it carries.
+                    if let Some(tag) = counted {
+                        system.run_effects(inner.engine.saw(tag));
+                    }
+                    moved.deliver(system, message)
+                }
+                None => {
+                    system.record_refused(&message);
+                    Err(DeliverError::NoSuchActor(to))
+                }
+            },
+        };
+        if let Some(tag) = counted {
+            system.run_effects(inner.engine.remote_received(node, tag));
+        }
+        result
+    }
+}
+
+impl ActorSystem {
+    /// A ref to actor `id` on the node `route` leads to (see [`Host::remote_ref`]).
+    pub(crate) fn remote_ref<A: Actor>(
+        &self,
+        id: ActorId,
+        route: Arc<dyn RemoteRoute>,
+    ) -> ActorRef<A> {
+        let meta = self.meta_of::<A>(id, None);
+        ActorRef::remote(Remote::new(meta, route, self.inner.engine.clone()))
+    }
+}
+
+impl fmt::Debug for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Host").field(&self.system).finish()
+    }
+}
