@@ -646,7 +646,7 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
     }
 
     /// The next item, or `Poll::Pending` with the consumer's waker registered.
-    #[cfg(any(test, loom))]
+    #[cfg(loom)]
     pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Next<T>> {
         match self.next_inner(Some(cx)) {
             Next::Empty => Poll::Pending,

@@ -1,0 +1,141 @@
+//! Where an actor's cut may fall now that the marker broadcast cuts actors between two of
+//! their messages itself (instead of waiting for each actor's task): never before its
+//! `on_start` has finished, never inside a handler, and at the same point of its message
+//! stream as a marker on its control lane would put it.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use amber::prelude::*;
+use amber::{ActorState, BoxError, StateError};
+use support::bounded;
+use tokio::sync::{Notify, mpsc};
+
+/// Counts what it did; `on_start` and one kind of message wait for the test's go-ahead.
+struct Gated {
+    started: bool,
+    handled: u64,
+    /// Told when `on_start` (or a gated message) is entered.
+    entered: mpsc::UnboundedSender<&'static str>,
+    go: Arc<Notify>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GatedState {
+    started: bool,
+    handled: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum GatedMsg {
+    /// Counted at once.
+    Plain,
+    /// Counted once the test says go.
+    Gated,
+}
+
+impl Actor for Gated {
+    type Msg = GatedMsg;
+    type Reply = ();
+
+    async fn on_start(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        let _ = self.entered.send("on_start");
+        self.go.notified().await;
+        self.started = true;
+        Ok(())
+    }
+
+    async fn handle(&mut self, msg: GatedMsg, _ctx: &mut Context<Self>) {
+        if let GatedMsg::Gated = msg {
+            let _ = self.entered.send("handler");
+            self.go.notified().await;
+        }
+        self.handled += 1;
+    }
+}
+
+impl ActorState for Gated {
+    const TYPE_NAME: &'static str = "test.Gated";
+
+    fn encode_state(&self) -> Result<Vec<u8>, amber::CodecError> {
+        amber::encode(&GatedState { started: self.started, handled: self.handled })
+    }
+
+    fn decode_state(version: u32, bytes: &[u8], system: &ActorSystem) -> Result<Self, StateError> {
+        support::current_version::<Self>(version)?;
+        let s: GatedState = system.decode(bytes)?;
+        let (entered, _) = mpsc::unbounded_channel();
+        Ok(Gated { started: s.started, handled: s.handled, entered, go: Arc::default() })
+    }
+}
+
+fn state(checkpoint: &amber::snapshot::Checkpoint) -> GatedState {
+    rmp_serde::from_slice(&checkpoint.states[0].state).expect("state")
+}
+
+fn gated() -> (Gated, mpsc::UnboundedReceiver<&'static str>, Arc<Notify>) {
+    let (entered, rx) = mpsc::unbounded_channel();
+    let go = Arc::new(Notify::new());
+    (Gated { started: false, handled: 0, entered, go: go.clone() }, rx, go)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actor_is_never_cut_before_its_on_start_has_finished() {
+    let system = ActorSystem::builder().register::<Gated>().build();
+    let (actor, mut entered, go) = gated();
+    let _gated = system.spawn(actor).unwrap();
+    assert_eq!(bounded(entered.recv()).await, Some("on_start"));
+    // The snapshot starts while `on_start` waits: the actor's task holds it, so the
+    // broadcast leaves the marker on its control lane instead of cutting it.
+    let snapshot = tokio::spawn({
+        let system = system.clone();
+        async move { system.snapshot_within(Duration::from_secs(10)).await }
+    });
+    // Once the snapshot runs, its broadcast has found the actor's task holding it.
+    bounded(async {
+        while system.snapshot_running().is_none() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    go.notify_one();
+    let checkpoint = bounded(snapshot).await.unwrap().expect("snapshot");
+    assert!(state(&checkpoint).started, "the cut comes after on_start, never before it");
+    bounded(system.shutdown()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actor_inside_a_handler_is_cut_after_it_with_what_was_queued_in_flight() {
+    let system = ActorSystem::builder().register::<Gated>().build();
+    let (actor, mut entered, go) = gated();
+    let gated = system.spawn(actor).unwrap();
+    go.notify_one(); // on_start
+    assert_eq!(bounded(entered.recv()).await, Some("on_start"));
+    gated.tell(GatedMsg::Gated).await.unwrap();
+    assert_eq!(bounded(entered.recv()).await, Some("handler"));
+    // Queued behind the handler that waits: from outside, so tagged on arrival.
+    for _ in 0..5 {
+        gated.tell(GatedMsg::Plain).await.unwrap();
+    }
+    let snapshot = tokio::spawn({
+        let system = system.clone();
+        async move { system.snapshot_within(Duration::from_secs(10)).await }
+    });
+    bounded(async {
+        while system.snapshot_running().is_none() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    go.notify_one();
+    let checkpoint = bounded(snapshot).await.unwrap().expect("snapshot");
+    let cut = state(&checkpoint);
+    // The cut falls between two messages: after the gated one (its handler had begun
+    // before the snapshot, and a cut never splits a handler), and the five queued behind
+    // it are either handled before the cut or recorded in flight, each exactly once.
+    assert!(cut.handled >= 1, "the handler that was running is inside the cut");
+    assert_eq!(cut.handled - 1 + checkpoint.in_flight.len() as u64, 5);
+    bounded(system.shutdown()).await;
+}
