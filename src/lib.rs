@@ -198,6 +198,45 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 pub struct PlumbingIsNotPublic;
 
+/// Handles whose drop cancels something are `#[must_use]`: with the lint denied, dropping one
+/// on the floor does not compile. The first block keeps the handle and compiles.
+///
+/// ```
+/// #![deny(unused_must_use)]
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// fn user(system: &amber::ActorSystem, store: Arc<amber::prelude::FsStore>) {
+///     let schedule = system.checkpoint_every(store, Duration::from_millis(100)).unwrap();
+///     schedule.stop();
+/// }
+/// fn restorer(checkpoint: &amber::snapshot::Checkpoint) -> amber::ActorSystem {
+///     let pending = amber::ActorSystem::builder().restore_where(checkpoint, |_| true).unwrap();
+///     pending.start()
+/// }
+/// ```
+///
+/// A checkpoint schedule that is dropped at once writes nothing:
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// fn user(system: &amber::ActorSystem, store: Arc<amber::prelude::FsStore>) {
+///     system.checkpoint_every(store, Duration::from_millis(100)).unwrap();
+/// }
+/// ```
+///
+/// A restore that is never started runs nothing:
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// fn user(checkpoint: &amber::snapshot::Checkpoint) {
+///     amber::ActorSystem::builder().restore_where(checkpoint, |_| true).unwrap();
+/// }
+/// ```
+#[cfg(doctest)]
+pub struct DroppedHandlesDoNotCompile;
+
 /// The serde amber encodes states and messages with, for types of your own that a state
 /// upgrade or a hand-written message needs, without a direct dependency on serde:
 /// `#[derive(amber::serde::Deserialize)] #[serde(crate = "amber::serde")]`.

@@ -3,11 +3,10 @@
 use std::collections::HashSet;
 use std::future::poll_fn;
 use std::sync::Arc;
-use std::task::{Poll, Waker};
+use std::task::Poll;
 use std::time::Instant;
 
 use amber_snapshot::{ActorEntry, Epoch, StateRecord};
-use tokio::sync::OwnedMutexGuard;
 
 use crate::any_mailbox::{AnyMailbox, terminated};
 use crate::current::Running;
@@ -46,78 +45,54 @@ pub(crate) struct Runner<A: Actor> {
     /// The actor's ask depth: a copy of its mailbox's `ActorCut::depth`, which only this
     /// task changes (so asks that do not deepen it take no lock).
     pub(crate) depth: u8,
-    /// The task has left its message loop: no cut any more.
-    pub(crate) finished: bool,
     /// A panic of the state's encoder in a cut the driver took, for the task to handle.
     pub(crate) panicked: Option<Panic>,
 }
 
-/// A runner as its task and the snapshot driver share it: the task holds it while it
-/// starts the actor, handles a message or a signal, or stops it, and lets go between two
-/// messages (when its mailbox is empty and when it yields to other tasks), so a task that
-/// waits for its turn on a worker does not hold it. Whoever holds it may take the actor's
-/// cut: the driver that finds it free cuts the actor on the spot, at the same point of its
-/// message stream as the task would on finding the marker, instead of waiting for the task's
-/// next turn (see [`CutNow`]). Both only ever try the lock; a task that finds the driver
-/// holding it leaves its waker, which the driver wakes as it lets go.
+/// A runner as its task and the snapshot driver share it. The task takes the runner out of
+/// the cell while it runs it (starting the actor, handling a message or a signal, stopping
+/// it) and puts it back between two messages — when its mailbox is empty, and when it yields
+/// its worker to other tasks — so a task that waits for its turn on a worker has left it in
+/// the cell. Whoever finds it there may take the actor's cut, under the cell's lock: the
+/// driver cuts the actor on the spot, at the same point of its message stream as the task
+/// would on finding the marker first on its control lane, instead of waiting for the task's
+/// next turn (see [`CutNow`]).
 pub(crate) struct Cell<A: Actor> {
-    runner: Arc<tokio::sync::Mutex<Runner<A>>>,
-    /// The task's waker, left while the driver held the runner.
-    waiting: std::sync::Mutex<Option<Waker>>,
+    slot: std::sync::Mutex<Option<Box<Runner<A>>>>,
 }
 
-/// The runner, held.
-type Held<A> = OwnedMutexGuard<Runner<A>>;
-
 impl<A: Actor> Cell<A> {
-    /// A new cell, held by the caller (the task to be spawned): no cut before the actor
-    /// has started.
-    pub(crate) fn held(runner: Runner<A>) -> (Arc<Self>, Held<A>) {
-        let cell = Arc::new(Cell {
-            runner: Arc::new(tokio::sync::Mutex::new(runner)),
-            waiting: std::sync::Mutex::new(None),
-        });
-        let held = cell.take().expect("a new runner is free");
-        (cell, held)
+    /// A new, empty cell: the task to be spawned holds `runner` from the start (no cut
+    /// before the actor has started).
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Cell { slot: std::sync::Mutex::new(None) })
     }
 
-    fn take(&self) -> Option<Held<A>> {
-        self.runner.clone().try_lock_owned().ok()
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Box<Runner<A>>>> {
+        self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Waits until the task can take its runner back from the driver.
-    async fn reclaim(&self) -> Held<A> {
-        poll_fn(|cx| {
-            if let Some(held) = self.take() {
-                return Poll::Ready(held);
-            }
-            *lock_waiting(&self.waiting) = Some(cx.waker().clone());
-            // The driver may have let go in between: look again.
-            match self.take() {
-                Some(held) => Poll::Ready(held),
-                None => Poll::Pending,
-            }
-        })
-        .await
+    /// The task lets its runner go, between two messages.
+    fn put(&self, runner: Box<Runner<A>>) {
+        *self.lock() = Some(runner);
+    }
+
+    /// The task takes its runner back (waiting, at most, for a cut the driver is taking).
+    fn take(&self) -> Box<Runner<A>> {
+        self.lock().take().expect("only the task takes its runner out of its cell")
     }
 }
 
 impl<A: Actor> CutNow for Cell<A> {
     fn cut_now(&self, epoch: Epoch) -> bool {
-        let Ok(mut runner) = self.runner.try_lock() else { return false };
-        let cut = runner.cut_between(epoch);
-        drop(runner);
-        if let Some(task) = lock_waiting(&self.waiting).take() {
-            task.wake();
+        // Never waits: a cell in use (by the task taking its runner back, or by a cut this
+        // thread is already taking) gets the marker instead.
+        let Ok(mut slot) = self.slot.try_lock() else { return false };
+        match slot.as_mut() {
+            Some(runner) => runner.cut_between(epoch),
+            None => false, // the task runs it
         }
-        cut
     }
-}
-
-fn lock_waiting(
-    waiting: &std::sync::Mutex<Option<Waker>>,
-) -> std::sync::MutexGuard<'_, Option<Waker>> {
-    waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Where a slice of the task's work ended.
@@ -131,10 +106,10 @@ enum Slice {
 }
 
 impl<A: Actor> Runner<A> {
-    /// Runs the actor until it stops. The task starts holding its runner (`runner`, taken
-    /// before the task was spawned: no cut before `on_start`), and lets it go only between
+    /// Runs the actor until it stops. The task starts holding its runner (the cell is empty
+    /// until the actor has started: no cut before `on_start`), and lets it go only between
     /// two messages.
-    pub(crate) async fn run(cell: Arc<Cell<A>>, mut runner: Held<A>) {
+    pub(crate) async fn run(cell: Arc<Cell<A>>, mut runner: Box<Runner<A>>) {
         tracing::debug!(actor = %runner.ctx.id(), "starting");
         let reason = 'live: {
             if let Some(reason) = runner.start().await {
@@ -144,7 +119,7 @@ impl<A: Actor> Runner<A> {
                 match runner.slice().await {
                     Slice::Stop(reason) => break 'live reason,
                     Slice::Park => {
-                        drop(runner);
+                        cell.put(runner);
                         // Woken by the mailbox (a message or a signal), whose waker the
                         // slice registered before it ended.
                         let mut parked = false;
@@ -158,16 +133,16 @@ impl<A: Actor> Runner<A> {
                         .await;
                     }
                     Slice::Yield => {
-                        drop(runner);
+                        cell.put(runner);
                         tokio::task::consume_budget().await;
                     }
                 }
-                runner = cell.reclaim().await;
+                runner = cell.take();
             }
         };
-        // From here on the driver never cuts it: it stops (its final cut is taken as it
-        // leaves any running snapshot) or has left for another node.
-        runner.finished = true;
+        // The cell stays empty from here on: the driver never cuts it again (it stops, and
+        // its final cut is taken as it leaves any running snapshot, or it has left for
+        // another node).
         if runner.departed {
             return;
         }
@@ -179,7 +154,7 @@ impl<A: Actor> Runner<A> {
         if epoch <= self.inbox.epoch() {
             return true; // already cut (for a message tagged with it, or a marker)
         }
-        if self.finished || self.panicked.is_some() {
+        if self.panicked.is_some() {
             return false;
         }
         let released = self.released(epoch);

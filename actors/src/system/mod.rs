@@ -420,7 +420,6 @@ impl ActorSystem {
             resumed: false,
             departed: false,
             depth: 0,
-            finished: false,
             panicked: None,
         })
     }
@@ -445,7 +444,6 @@ impl ActorSystem {
             resumed: true,
             departed: false,
             depth: 0,
-            finished: false,
             panicked: None,
         })
     }
@@ -460,9 +458,10 @@ impl ActorSystem {
         self.inner.tasks.insert(id, (task, None));
         // Locked before the task exists: the driver cuts it only between two messages of
         // a started actor.
-        let (cell, runner) = crate::runner::Cell::held(runner);
+        let cell = crate::runner::Cell::new();
         let task_of = Arc::downgrade(&cell) as std::sync::Weak<dyn crate::mailbox::core::CutNow>;
         let _ = runner.inbox.core().meta.task.set(task_of);
+        let runner = Box::new(runner);
         let inner = Arc::downgrade(&self.inner);
         let run = async move {
             Runner::run(cell, runner).await;
