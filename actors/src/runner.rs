@@ -62,8 +62,8 @@ pub(crate) struct Cell<A: Actor> {
 }
 
 impl<A: Actor> Cell<A> {
-    /// A new, empty cell: the task to be spawned holds `runner` from the start (no cut
-    /// before the actor has started).
+    /// A new, empty cell: the task to be spawned holds its runner from the start and puts
+    /// it here only between two messages of the started actor (no cut before `on_start`).
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Cell { slot: std::sync::Mutex::new(None) })
     }

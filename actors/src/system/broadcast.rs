@@ -49,6 +49,14 @@ impl Markers {
             done: AtomicUsize::new(0),
             sent: AtomicUsize::new(0),
         });
+        // A newer snapshot overtakes an older one here before every actor got the older
+        // marker: the rest get theirs on their control lanes first, so that every actor sees
+        // the older marker before the newer one, as when every marker went on the control
+        // lanes at once. (Helpers of the older one finish the actors they already claimed.)
+        let older = self.lock().take();
+        if let Some(older) = older {
+            self.work(&older, false);
+        }
         *self.lock() = Some(broadcast);
         self.pending.store(true, Ordering::Release);
     }
@@ -60,10 +68,13 @@ impl Markers {
             return;
         }
         let Some(broadcast) = self.lock().clone() else { return };
-        self.work(&broadcast);
+        self.work(&broadcast, true);
     }
 
-    fn work(&self, broadcast: &Arc<Broadcast>) {
+    /// Claims actors of `broadcast` until none is left: each is cut on the spot if
+    /// `on_the_spot` and its task is between two messages, else gets the marker on its
+    /// control lane.
+    fn work(&self, broadcast: &Arc<Broadcast>, on_the_spot: bool) {
         let total = broadcast.mailboxes.len();
         loop {
             let from = broadcast.next.fetch_add(CLAIM, Ordering::Relaxed);
@@ -75,7 +86,7 @@ impl Markers {
             for mailbox in &broadcast.mailboxes[from..to] {
                 // Between two messages: cut here and now. In a handler (or not started): it
                 // finds the marker first on its control lane.
-                if !mailbox.cut_now(broadcast.epoch) {
+                if !(on_the_spot && mailbox.cut_now(broadcast.epoch)) {
                     let _ = mailbox.signal(Signal::Marker(broadcast.epoch));
                     sent += 1;
                 }
