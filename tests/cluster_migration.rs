@@ -8,13 +8,13 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use amber::prelude::*;
-use amber::{Cluster, ClusterError, MigrateError, MigrateRefusal, SystemBuilder};
+use amber::{ClusterError, MigrateError, MigrateRefusal, SystemBuilder};
 use support::bank::{Account, AccountMsg, audit, open_cluster_bank, outside_load};
 use support::bounded;
-use support::cluster::{mesh, node, refs_on};
+use support::cluster::{host, keep_moving, mesh, node, refs_on};
 
 /// Counts every sender's numbered messages; a gap, a repeat or a step back is a violation.
 #[derive(ActorState, Debug, Default)]
@@ -71,11 +71,6 @@ impl Pump {
 
 fn builder() -> SystemBuilder {
     ActorSystem::builder().register::<Sink>().register::<Pump>().register::<Account>()
-}
-
-/// Where actor `id` runs now, among `nodes`.
-fn host(nodes: &[Cluster], id: ActorId) -> Vec<usize> {
-    (0..nodes.len()).filter(|&k| nodes[k].system().actor_info(id).is_some()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,34 +225,9 @@ async fn snapshots_taken_while_accounts_move_between_nodes_add_up() {
         .collect();
 
     // Accounts hop between nodes while snapshots are taken from every node in turn.
-    let moved = Arc::new(AtomicU64::new(0));
-    let mover = {
-        let (nodes, all, stop, moved) = (nodes.clone(), all.clone(), stop.clone(), moved.clone());
-        tokio::spawn(async move {
-            let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-            while !stop.load(Ordering::Relaxed) {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                let id = all[(rng % all.len() as u64) as usize].id();
-                let Some(&from) = host(&nodes, id).first() else { continue };
-                let to = (from + 1 + (rng >> 32) as usize % 2) % 3;
-                match nodes[from].migrate(id, nodes[to].node()).await {
-                    Ok(()) => {
-                        moved.fetch_add(1, Ordering::Relaxed);
-                    }
-                    // Back to a node it left: refused, and it stays (checked in the other test).
-                    Err(ClusterError::Migrate(MigrateError::Refused {
-                        reason: MigrateRefusal::StillForwarding(_),
-                        ..
-                    })) => {
-                        tokio::task::yield_now().await;
-                    }
-                    Err(e) => panic!("an account did not move: {e}"),
-                }
-            }
-        })
-    };
+    let moves = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let ids = all.iter().map(|a| a.id()).collect();
+    let mover = keep_moving(nodes.clone(), ids, stop.clone(), moves.clone());
     let mut exact = 0;
     for round in 0..12 {
         let from = &nodes[round % 3];
@@ -272,7 +242,7 @@ async fn snapshots_taken_while_accounts_move_between_nodes_add_up() {
         bounded(load).await.unwrap();
     }
     assert_eq!(exact, 12);
-    assert!(moved.load(Ordering::Relaxed) >= 3, "accounts moved during the snapshots");
+    assert!(moves.lock().unwrap().len() >= 3, "accounts moved during the snapshots");
     let mut live = 0;
     for account in &all {
         live += bounded(account.ask(AccountMsg::Balance)).await.unwrap();

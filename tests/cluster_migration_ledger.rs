@@ -12,11 +12,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use amber::SystemBuilder;
 use amber::prelude::*;
 use amber::snapshot::{ActorId, Checkpoint};
-use amber::{Cluster, ClusterError, MigrateError, MigrateRefusal, SystemBuilder};
 use support::bounded;
-use support::cluster::{mesh, node, refs_on};
+use support::cluster::{keep_moving, mesh, node, refs_on};
 
 /// An account that numbers its deposits per receiver and remembers which it received.
 #[derive(ActorState, Debug, Default)]
@@ -177,10 +177,6 @@ fn builder() -> SystemBuilder {
     ActorSystem::builder().register::<Ledger>()
 }
 
-fn host(nodes: &[Cluster], id: ActorId) -> Vec<usize> {
-    (0..nodes.len()).filter(|&k| nodes[k].system().actor_info(id).is_some()).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_deposit_is_in_exactly_one_place_in_snapshots_taken_while_accounts_move() {
     const PER_NODE: usize = 12;
@@ -239,28 +235,8 @@ async fn every_deposit_is_in_exactly_one_place_in_snapshots_taken_while_accounts
         .collect();
 
     let moves = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let mover = {
-        let (nodes, all, stop, moves) = (nodes.clone(), all.clone(), stop.clone(), moves.clone());
-        tokio::spawn(async move {
-            let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-            while !stop.load(Ordering::Relaxed) {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                let id = all[(rng % all.len() as u64) as usize].id();
-                let Some(&from) = host(&nodes, id).first() else { continue };
-                let to = (from + 1 + (rng >> 32) as usize % 2) % 3;
-                match nodes[from].migrate(id, nodes[to].node()).await {
-                    Ok(()) => moves.lock().unwrap().push(format!("{id}: {from} -> {to}")),
-                    Err(ClusterError::Migrate(MigrateError::Refused {
-                        reason: MigrateRefusal::StillForwarding(_),
-                        ..
-                    })) => tokio::task::yield_now().await,
-                    Err(e) => panic!("an account did not move: {e}"),
-                }
-            }
-        })
-    };
+    let ids = all.iter().map(|a| a.id()).collect();
+    let mover = keep_moving(nodes.clone(), ids, stop.clone(), moves.clone());
     for round in 0..12 {
         let from = &nodes[round % 3];
         let checkpoint = bounded(from.system().snapshot()).await.expect("snapshot");

@@ -81,6 +81,23 @@ fn gated() -> (Gated, mpsc::UnboundedReceiver<&'static str>, Arc<Notify>) {
     (Gated { started: false, handled: 0, entered, go: go.clone() }, rx, go)
 }
 
+/// Starts a snapshot in a task and returns once it runs on this node.
+async fn snapshot_started(
+    system: &ActorSystem,
+) -> tokio::task::JoinHandle<Result<amber::snapshot::Checkpoint, amber::SnapshotError>> {
+    let snapshot = tokio::spawn({
+        let system = system.clone();
+        async move { system.snapshot_within(Duration::from_secs(10)).await }
+    });
+    bounded(async {
+        while system.snapshot_running().is_none() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    snapshot
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_actor_is_never_cut_before_its_on_start_has_finished() {
     let system = ActorSystem::builder().register::<Gated>().build();
@@ -89,17 +106,8 @@ async fn an_actor_is_never_cut_before_its_on_start_has_finished() {
     assert_eq!(bounded(entered.recv()).await, Some("on_start"));
     // The snapshot starts while `on_start` waits: the actor's task holds it, so the
     // broadcast leaves the marker on its control lane instead of cutting it.
-    let snapshot = tokio::spawn({
-        let system = system.clone();
-        async move { system.snapshot_within(Duration::from_secs(10)).await }
-    });
-    // Once the snapshot runs, its broadcast has found the actor's task holding it.
-    bounded(async {
-        while system.snapshot_running().is_none() {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    // The snapshot starts while on_start waits: the broadcast finds the task holding it.
+    let snapshot = snapshot_started(&system).await;
     go.notify_one();
     let checkpoint = bounded(snapshot).await.unwrap().expect("snapshot");
     assert!(state(&checkpoint).started, "the cut comes after on_start, never before it");
@@ -119,16 +127,7 @@ async fn an_actor_inside_a_handler_is_cut_after_it_with_what_was_queued_in_fligh
     for _ in 0..5 {
         gated.tell(GatedMsg::Plain).await.unwrap();
     }
-    let snapshot = tokio::spawn({
-        let system = system.clone();
-        async move { system.snapshot_within(Duration::from_secs(10)).await }
-    });
-    bounded(async {
-        while system.snapshot_running().is_none() {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    let snapshot = snapshot_started(&system).await;
     go.notify_one();
     let checkpoint = bounded(snapshot).await.unwrap().expect("snapshot");
     let cut = state(&checkpoint);

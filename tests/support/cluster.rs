@@ -95,3 +95,41 @@ pub fn aborted_by_loss_of(
         }) if n == node
     )
 }
+
+/// Which of `nodes` actor `id` runs on now (more than one would be a bug; none, while it
+/// is on its way).
+pub fn host(nodes: &[Cluster], id: amber::ActorId) -> Vec<usize> {
+    (0..nodes.len()).filter(|&k| nodes[k].system().actor_info(id).is_some()).collect()
+}
+
+/// Moves randomly chosen actors among `ids` from the node they run on to another of `nodes`,
+/// one move after the other, until `stop`; notes each move in `moves` ("id: from -> to"). A
+/// move back to a node the actor left is refused (`StillForwarding`: that node still
+/// forwards to it) and skipped; any other failure fails the test.
+pub fn keep_moving(
+    nodes: Vec<Cluster>,
+    ids: Vec<amber::ActorId>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    moves: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) -> tokio::task::JoinHandle<()> {
+    use amber::{ClusterError, MigrateError, MigrateRefusal};
+    tokio::spawn(async move {
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let id = ids[(rng % ids.len() as u64) as usize];
+            let Some(&from) = host(&nodes, id).first() else { continue };
+            let to = (from + 1 + (rng >> 32) as usize % (nodes.len() - 1)) % nodes.len();
+            match nodes[from].migrate(id, nodes[to].node()).await {
+                Ok(()) => moves.lock().unwrap().push(format!("{id}: {from} -> {to}")),
+                Err(ClusterError::Migrate(MigrateError::Refused {
+                    reason: MigrateRefusal::StillForwarding(_),
+                    ..
+                })) => tokio::task::yield_now().await,
+                Err(e) => panic!("an actor did not move: {e}"),
+            }
+        }
+    })
+}
