@@ -60,8 +60,9 @@ pub(crate) struct Meta {
 /// the marker first on its control lane, at the same point of its message stream.
 pub(crate) trait CutNow: Send + Sync {
     /// Takes the actor's cut for snapshot `epoch` now (or defers it by the ask rule) if its
-    /// task is parked or waiting for its turn between two messages. `false` if the task is
-    /// inside a handler, not started yet, or gone: the marker then goes on its control lane.
+    /// task is parked or waiting for its turn between two messages; `true` then, and when it
+    /// has already cut for `epoch`. `false` if the task is inside a handler, not started
+    /// yet, or gone: the marker then goes on its control lane.
     fn cut_now(&self, epoch: Epoch) -> bool;
 }
 

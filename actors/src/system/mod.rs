@@ -456,8 +456,8 @@ impl ActorSystem {
         // ends, however soon; its abort handle is filled in once spawned, if still running.
         let task = self.inner.task_seq.fetch_add(1, Ordering::Relaxed);
         self.inner.tasks.insert(id, (task, None));
-        // Locked before the task exists: the driver cuts it only between two messages of
-        // a started actor.
+        // The cell starts empty: the task holds its runner until the actor has started, so
+        // the driver cuts it only between two messages of a started actor.
         let cell = crate::runner::Cell::new();
         let task_of = Arc::downgrade(&cell) as std::sync::Weak<dyn crate::mailbox::core::CutNow>;
         let _ = runner.inbox.core().meta.task.set(task_of);
