@@ -57,6 +57,11 @@ impl Markers {
         if let Some(older) = older {
             self.work(&older, false);
         }
+        if broadcast.mailboxes.is_empty() {
+            // Nothing to hand out, and nobody would ever finish it: every task would take
+            // the lock at each slice for as long as it stayed installed.
+            return;
+        }
         *self.lock() = Some(broadcast);
         self.pending.store(true, Ordering::Release);
     }
