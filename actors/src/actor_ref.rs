@@ -75,6 +75,12 @@ impl<A: Actor> ActorRef<A> {
     /// tells from its handlers is not slowed down by the bound: use
     /// [`try_tell`](Self::try_tell) (which fails with [`TrySendError::Full`] from anywhere)
     /// or asks where a handler needs to pace itself.
+    ///
+    /// A link to another node is different: it is drained by the network, not by an actor,
+    /// so a handler's tell to an actor there, finding the link's queue full, is queued
+    /// beyond the link's bound too, and then its actor waits for the link to drain before it
+    /// takes its next message. The link stays bounded (by one handler's sends beyond it),
+    /// and the wait is between two messages, where a snapshot can still cut the actor.
     pub async fn tell(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
         self.push(Envelope::new(msg, None)).await.map_err(|env| SendError(env.msg))
     }

@@ -15,6 +15,7 @@ use crate::mailbox::core::Stamp;
 use crate::mailbox::core::{CutNow, Cutting};
 use crate::mailbox::{CutFor, Inbox, Next};
 use crate::migrate::Departing;
+use crate::remote::RemoteRoute;
 use crate::signal::Signal;
 use crate::snapshot::types::StateCodec;
 use crate::snapshot::{CaptureProblem, CutReport};
@@ -47,6 +48,9 @@ pub(crate) struct Runner<A: Actor> {
     pub(crate) depth: u8,
     /// A panic of the state's encoder in a cut the driver took, for the task to handle.
     pub(crate) panicked: Option<Panic>,
+    /// The link to another node that a send of the last turn queued beyond its bound: the
+    /// actor waits for room on it before its next message (see [`Slice::Room`]).
+    pub(crate) owed: Option<Arc<dyn RemoteRoute>>,
 }
 
 /// A runner as its task and the snapshot driver share it. The task takes the runner out of
@@ -101,6 +105,10 @@ enum Slice {
     Park,
     /// The task's coop budget is spent: other tasks run first.
     Yield,
+    /// A handler's send queued beyond the bound of this link to another node (handlers
+    /// never wait for room inside a turn): the actor waits for room on it before its next
+    /// message, between two messages, where a snapshot can cut it on the spot.
+    Room(Arc<dyn RemoteRoute>),
     /// The actor must stop (or has left for another node).
     Stop(ExitReason),
 }
@@ -135,6 +143,14 @@ impl<A: Actor> Runner<A> {
                     Slice::Yield => {
                         cell.put(runner);
                         tokio::task::consume_budget().await;
+                    }
+                    Slice::Room(route) => {
+                        cell.put(runner);
+                        // Woken once the link has drained (or is gone: the next send fails).
+                        poll_fn(|cx| {
+                            if route.poll_ready(Some(cx)) { Poll::Ready(()) } else { Poll::Pending }
+                        })
+                        .await;
                     }
                 }
                 runner = cell.take();
@@ -217,6 +233,20 @@ impl<A: Actor> Runner<A> {
             if self.ctx.stop {
                 return Slice::Stop(ExitReason::Stopped);
             }
+            if self.owed.is_some() {
+                // Signals first: a marker that came while the handler ran is taken now,
+                // not once the link has drained.
+                while let Some(signal) = self.inbox.next_control() {
+                    if let Some(reason) = self.control(signal).await {
+                        return Slice::Stop(reason);
+                    }
+                }
+                if let Some(route) = self.owed.take()
+                    && !route.poll_ready(None)
+                {
+                    return Slice::Room(route);
+                }
+            }
             if !tokio::task::coop::has_budget_remaining() {
                 return Slice::Yield;
             }
@@ -238,7 +268,7 @@ impl<A: Actor> Runner<A> {
         let Some(actor) = self.actor.as_mut() else {
             return Err(StartFailure::Failed(ExitReason::Panicked("actor missing".into())));
         };
-        match turn(running, actor.on_start(&mut self.ctx)).await {
+        match turn(running, actor.on_start(&mut self.ctx), &mut self.owed).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(StartFailure::Failed(ExitReason::StartFailed(e.to_string()))),
             Err(panic) => Err(StartFailure::Panicked(panic)),
@@ -321,7 +351,7 @@ impl<A: Actor> Runner<A> {
         self.ctx.origin = origin;
         let running = self.running();
         let actor = self.actor.as_mut()?;
-        match turn(running, actor.handle(msg, &mut self.ctx)).await {
+        match turn(running, actor.handle(msg, &mut self.ctx), &mut self.owed).await {
             Ok(out) => {
                 if let Some(tx) = reply {
                     let _ = tx.send((out, self.inbox.epoch()));
@@ -350,7 +380,7 @@ impl<A: Actor> Runner<A> {
                     self.ctx.children.remove(child);
                 }
                 let actor = self.actor.as_mut()?;
-                turn(running, actor.on_child_event(&mut self.ctx, event)).await
+                turn(running, actor.on_child_event(&mut self.ctx, event), &mut self.owed).await
             }
             Signal::Marker(epoch) => {
                 let released = self.released(epoch);
@@ -383,7 +413,7 @@ impl<A: Actor> Runner<A> {
                     return None; // unwatched meanwhile
                 }
                 let actor = self.actor.as_mut()?;
-                turn(running, actor.on_down(&mut self.ctx, down)).await
+                turn(running, actor.on_down(&mut self.ctx, down), &mut self.owed).await
             }
         };
         match result {
@@ -516,7 +546,8 @@ impl<A: Actor> Runner<A> {
         self.ctx.timers.cancel_all();
         let running = self.running();
         if let Some(actor) = self.actor.as_mut()
-            && let Err(panic) = turn(running, actor.on_stop(&mut self.ctx, &reason)).await
+            && let Err(panic) =
+                turn(running, actor.on_stop(&mut self.ctx, &reason), &mut None).await
         {
             tracing::error!(actor = %id, %panic, "on_stop panicked");
         }

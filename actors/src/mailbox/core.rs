@@ -661,6 +661,19 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
         self.next_inner(Some(cx))
     }
 
+    /// The next control signal, if one is waiting (data messages stay queued).
+    pub(crate) fn next_control(&mut self) -> Option<Signal> {
+        if !self.core.control_pending.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut q = lock(&self.core.queue);
+        let signal = q.control.pop_front();
+        if q.control.is_empty() {
+            self.core.control_pending.store(false, Ordering::Release);
+        }
+        signal
+    }
+
     /// The next item without waiting: [`Next::Empty`] when nothing is queued.
     #[cfg(any(test, loom))]
     pub(crate) fn try_next(&mut self) -> Next<T> {

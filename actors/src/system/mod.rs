@@ -421,6 +421,7 @@ impl ActorSystem {
             departed: false,
             depth: 0,
             panicked: None,
+            owed: None,
         })
     }
 
@@ -445,6 +446,7 @@ impl ActorSystem {
             departed: false,
             depth: 0,
             panicked: None,
+            owed: None,
         })
     }
 
