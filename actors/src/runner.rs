@@ -487,7 +487,7 @@ impl<A: Actor> Runner<A> {
         // A moved actor's forwarding entry watches it under its own id: not a watcher.
         watchers.retain(|w| *w != id);
         let mut queued_timers = HashSet::new();
-        let mut backlog = Vec::new();
+        let mut backlog = Vec::with_capacity(batch.len());
         let mut crossed = false;
         for env in batch {
             if let Origin::Timer(timer) = env.origin {
