@@ -76,8 +76,9 @@ impl<A: Actor> Cell<A> {
         self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The task lets its runner go, between two messages.
-    fn put(&self, runner: Box<Runner<A>>) {
+    /// The task lets its runner go, between two messages (or the spawner, for an actor
+    /// that resumes, before its task first runs).
+    pub(crate) fn put(&self, runner: Box<Runner<A>>) {
         *self.lock() = Some(runner);
     }
 
@@ -115,9 +116,10 @@ enum Slice {
 
 impl<A: Actor> Runner<A> {
     /// Runs the actor until it stops. The task starts holding its runner (the cell is empty
-    /// until the actor has started: no cut before `on_start`), and lets it go only between
-    /// two messages.
-    pub(crate) async fn run(cell: Arc<Cell<A>>, mut runner: Box<Runner<A>>) {
+    /// until the actor has started: no cut before `on_start`), or, for an actor that resumes
+    /// (`runner` is `None`), takes it from the cell; it lets it go only between two messages.
+    pub(crate) async fn run(cell: Arc<Cell<A>>, runner: Option<Box<Runner<A>>>) {
+        let mut runner = runner.unwrap_or_else(|| cell.take());
         tracing::debug!(actor = %runner.ctx.id(), "starting");
         let reason = 'live: {
             if let Some(reason) = runner.start().await {
@@ -488,6 +490,7 @@ impl<A: Actor> Runner<A> {
         watchers.retain(|w| *w != id);
         let mut queued_timers = HashSet::new();
         let mut backlog = Vec::with_capacity(batch.len());
+        let mut unrecorded = Vec::new();
         let mut crossed = false;
         for env in batch {
             if let Origin::Timer(timer) = env.origin {
@@ -497,9 +500,10 @@ impl<A: Actor> Runner<A> {
                 // An actor awaits this ask, and has not cut: it will take in a reply
                 // computed after this cut.
                 crossed |= env.asked_by_actor();
-                let record = env.record(id);
-                backlog
-                    .push(record.map_err(|error| CaptureProblem::MessageEncode { to: id, error }));
+                match env.record(id) {
+                    Ok(record) => backlog.push(record),
+                    Err(error) => unrecorded.push(CaptureProblem::MessageEncode { to: id, error }),
+                }
             }
         }
         let state = encoded.and_then(|bytes| {
@@ -525,7 +529,7 @@ impl<A: Actor> Runner<A> {
             restart,
         };
         tracing::trace!(actor = %id, epoch = %cut.to, backlog = backlog.len(), "cut");
-        let report = CutReport { entry, state, backlog, crossed };
+        let report = CutReport { entry, state, backlog, unrecorded, crossed };
         let effects = self.ctx.system.engine().cut(cut, report);
         self.ctx.system.run_effects(effects);
         panicked.map_or(Ok(true), Err)
