@@ -126,10 +126,15 @@ impl<A: Actor> ActorRef<A> {
             }
             Ok(reply)
         };
-        match tokio::time::timeout(timeout, exchange).await {
+        let sampled = crate::metrics::sample_ask().then(std::time::Instant::now);
+        let result = match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(AskError::Timeout(timeout)),
+        };
+        if let Some(started) = sampled {
+            crate::metrics::ask_latency(started.elapsed());
         }
+        result
     }
 
     /// The request of `asker` was dropped unanswered (the responder stopped). If the

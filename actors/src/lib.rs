@@ -63,6 +63,7 @@ mod envelope;
 mod error;
 mod loom;
 mod mailbox;
+pub mod metrics;
 pub mod migrate;
 mod registry;
 pub mod remote;

@@ -489,6 +489,7 @@ impl<A: Actor> Runner<A> {
         // A moved actor's forwarding entry watches it under its own id: not a watcher.
         watchers.retain(|w| *w != id);
         let mut queued_timers = HashSet::new();
+        crate::metrics::mailbox_depth(batch.len());
         let mut backlog = Vec::with_capacity(batch.len());
         let mut unrecorded = Vec::new();
         let mut crossed = false;

@@ -217,7 +217,7 @@ async fn a_handler_never_waits_for_a_stalled_link_its_actor_waits_before_its_nex
     assert_eq!(s, f, "a handler waits inside a tell for the stalled link");
     // Kernel buffers and two queues of QUEUE hold a few thousand messages: the pump has
     // handled a few hundred of its messages, not all of them.
-    assert!(f >= 1 && f < GOES / 2, "{f} of {GOES} handled while the link is stalled");
+    assert!((1..GOES / 2).contains(&f), "{f} of {GOES} handled while the link is stalled");
 
     // The link moves again: the pump handles the rest and every number arrives, in order.
     pause.send(false).unwrap();

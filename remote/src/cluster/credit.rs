@@ -56,6 +56,11 @@ impl Credit {
         false
     }
 
+    /// The data messages queued now.
+    pub(super) fn depth(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     /// A data message was queued.
     pub(super) fn queued(&self) {
         self.queued.fetch_add(1, Ordering::AcqRel);
