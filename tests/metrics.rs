@@ -31,8 +31,12 @@ impl Meter {
     }
 }
 
-/// Waits inside its handler until told: a snapshot cannot complete meanwhile.
-struct Stuck(Arc<Notify>);
+/// Says it is inside its handler, then waits there until told: a snapshot cannot complete
+/// meanwhile.
+struct Stuck {
+    inside: Arc<Notify>,
+    go: Arc<Notify>,
+}
 
 #[derive(Serialize, Deserialize)]
 struct Wait;
@@ -41,7 +45,8 @@ impl Actor for Stuck {
     type Msg = Wait;
     type Reply = ();
     async fn handle(&mut self, _: Wait, _: &mut Context<Self>) {
-        self.0.notified().await;
+        self.inside.notify_one();
+        self.go.notified().await;
     }
 }
 
@@ -51,7 +56,7 @@ impl ActorState for Stuck {
         amber::encode(&())
     }
     fn decode_state(_: u32, _: &[u8], _: &ActorSystem) -> Result<Self, amber::StateError> {
-        Ok(Stuck(Arc::default()))
+        Ok(Stuck { inside: Arc::default(), go: Arc::default() })
     }
 }
 
@@ -94,9 +99,10 @@ async fn snapshots_checkpoints_mailboxes_and_asks_are_measured() {
     let info = bounded(system.checkpoint(&store)).await.expect("checkpoint");
 
     // An actor stuck in a handler: the next attempt aborts at its deadline.
-    let go = Arc::new(Notify::new());
-    let stuck = system.spawn(Stuck(go.clone())).unwrap();
+    let (inside, go) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let stuck = system.spawn(Stuck { inside: inside.clone(), go: go.clone() }).unwrap();
     stuck.tell(Wait).await.unwrap();
+    bounded(inside.notified()).await;
     let aborted = bounded(system.snapshot_within(Duration::from_millis(200))).await;
     assert!(matches!(aborted, Err(amber::SnapshotError::Aborted { .. })), "{aborted:?}");
     go.notify_one();

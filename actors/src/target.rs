@@ -63,19 +63,20 @@ impl<A: Actor> Target<A> {
         }
     }
 
-    /// Sends an envelope without waiting; with `cx`, registers it to be woken when room
-    /// frees up if the mailbox (or link) is full.
+    /// Sends an envelope without waiting; with `wait` (the sender's context and its place in
+    /// the mailbox's line, see [`MailboxCore::poll_push`]), waits in line to be woken when
+    /// room is granted to it if the mailbox (or link) is full.
     #[inline]
     pub(crate) fn send(
         &self,
         env: Envelope<A>,
-        mut cx: Option<&mut Context<'_>>,
+        wait: Option<(&mut Context<'_>, &mut Option<u64>)>,
     ) -> Result<(), Refused<Envelope<A>>> {
         match self {
             Target::Local(mailbox) => {
-                let pushed = match cx.as_deref_mut() {
-                    None => mailbox.try_push(env),
-                    Some(cx) => mailbox.poll_push(cx, env),
+                let (pushed, cx) = match wait {
+                    None => (mailbox.try_push(env), None),
+                    Some((cx, ticket)) => (mailbox.poll_push(cx, env, ticket), Some(cx)),
                 };
                 match pushed {
                     Ok(()) => Ok(()),
@@ -84,7 +85,15 @@ impl<A: Actor> Target<A> {
                     Err(PushError::Moved(env, to)) => to.send(&mailbox.meta, env, cx, true),
                 }
             }
-            Target::Remote(remote) => remote.send(env, cx, true),
+            Target::Remote(remote) => remote.send(env, wait.map(|(cx, _)| cx), true),
+        }
+    }
+
+    /// A sender that waited in line for room gives up its place (see
+    /// [`MailboxCore::cancel_wait`]).
+    pub(crate) fn cancel_wait(&self, ticket: u64) {
+        if let Target::Local(mailbox) = self {
+            mailbox.cancel_wait(ticket);
         }
     }
 
