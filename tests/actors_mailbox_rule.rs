@@ -213,7 +213,7 @@ async fn a_waiting_tell_is_never_overtaken_by_try_tell() {
     // waiting tell's. However often they try meanwhile, try_tells find no room.
     open.add_permits(1);
     support::bounded(async {
-        while seen.lock().unwrap().len() < 1 || ledger.queued() > 0 {
+        while seen.lock().unwrap().is_empty() || ledger.queued() > 0 {
             tokio::task::yield_now().await;
         }
     })
