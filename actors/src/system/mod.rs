@@ -3,6 +3,7 @@
 mod broadcast;
 mod builder;
 mod decode;
+mod fan_out;
 mod host;
 mod remote_watch;
 mod shutdown;

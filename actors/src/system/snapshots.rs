@@ -393,6 +393,9 @@ pub struct Restored {
     pub skipped: Vec<Skipped>,
 }
 
+/// How many restored actors a thread starts at a time.
+const START_CHUNK: usize = 256;
+
 /// A system rebuilt from a checkpoint whose actors have not started yet
 /// ([`SystemBuilder::restore_where`]). Messages sent to them queue behind their recorded
 /// in-flight messages. Until [`start`](Self::start), the system refuses snapshots
@@ -420,9 +423,11 @@ impl PendingRestore {
     /// Only from then on does the system take part in snapshots: before, they are refused
     /// with [`SnapshotError::RestorePending`] (a snapshot would miss the restored actors).
     pub fn start(self) -> ActorSystem {
-        for p in self.prepared {
-            p.start();
-        }
+        // Spawning 100k tasks from a thread that is not one of the runtime's workers takes
+        // the inject queue's lock and wakes a worker each time: the workers start them too.
+        super::fan_out::fan_out(&self.system.inner.runtime, self.prepared, START_CHUNK, |p| {
+            p.start()
+        });
         self.system.engine().restore_started();
         self.system
     }
