@@ -99,3 +99,63 @@ pub(crate) fn fan_out<T: Send + 'static>(
     }
     assert!(!batch.panicked.load(Ordering::Relaxed), "a call shared out to a runtime worker panicked");
 }
+
+/// Calls `work` on contiguous parts of `items` at once, on the calling thread and on scoped
+/// threads (as many parts as the machine has cores, none shorter than `min_part`), each
+/// inside `runtime`'s context; returns their results in the order of the parts.
+///
+/// For work that borrows (a checkpoint being restored) and so cannot go to the runtime's
+/// tasks. If a thread cannot be started, its part runs on the calling thread.
+pub(crate) fn in_parts<T: Send, R: Send>(
+    runtime: &tokio::runtime::Handle,
+    mut items: Vec<T>,
+    min_part: usize,
+    work: impl Fn(Vec<T>) -> R + Sync,
+) -> Vec<R> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let parts = cores.min(items.len() / min_part.max(1)).max(1);
+    if parts == 1 {
+        return vec![work(items)];
+    }
+    let size = items.len().div_ceil(parts);
+    let mut others = Vec::with_capacity(parts - 1);
+    while items.len() > size {
+        let at = (items.len() - 1) / size * size;
+        others.push(items.split_off(at));
+    }
+    others.reverse();
+    // A part stays in its slot until its thread takes it (or the caller, if the thread
+    // cannot be started).
+    let slots: Vec<Mutex<Option<Vec<T>>>> =
+        others.into_iter().map(|part| Mutex::new(Some(part))).collect();
+    let take = |slot: &Mutex<Option<Vec<T>>>| {
+        slot.lock().unwrap_or_else(PoisonError::into_inner).take().unwrap_or_default()
+    };
+    let (work, take) = (&work, &take);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = slots
+            .iter()
+            .map(|slot| {
+                std::thread::Builder::new().name("amber-restore".into()).spawn_scoped(
+                    scope,
+                    move || {
+                        let _runtime = runtime.enter();
+                        work(take(slot))
+                    },
+                )
+            })
+            .collect();
+        let mut results = Vec::with_capacity(parts);
+        results.push(work(items));
+        for (thread, slot) in threads.into_iter().zip(&slots) {
+            results.push(match thread {
+                Ok(thread) => match thread.join() {
+                    Ok(result) => result,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                Err(_) => work(take(slot)),
+            });
+        }
+        results
+    })
+}
