@@ -10,7 +10,7 @@
 //! thread, the caller's own), the caller does it all, and a helper that runs late finds
 //! nothing left.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 /// A batch of items, handed out in chunks, and how many chunks are not finished yet.
@@ -100,62 +100,60 @@ pub(crate) fn fan_out<T: Send + 'static>(
     assert!(!batch.panicked.load(Ordering::Relaxed), "a call shared out to a runtime worker panicked");
 }
 
-/// Calls `work` on contiguous parts of `items` at once, on the calling thread and on scoped
-/// threads (as many parts as the machine has cores, none shorter than `min_part`), each
-/// inside `runtime`'s context; returns their results in the order of the parts.
+/// Calls `work` on every chunk of `chunk` items of `items`, on the calling thread and, when
+/// there are at least `threads_from` items, on scoped threads too (one per core, the caller
+/// included), each inside `runtime`'s context; returns the results in the order of the
+/// chunks. Threads claim chunks one at a time, so a thread that gets less CPU (a shared
+/// machine) does less of the work instead of holding up the rest.
 ///
 /// For work that borrows (a checkpoint being restored) and so cannot go to the runtime's
-/// tasks. If a thread cannot be started, its part runs on the calling thread.
-pub(crate) fn in_parts<T: Send, R: Send>(
+/// tasks. If a thread cannot be started, the others do its share.
+pub(crate) fn in_parts<T: Sync, R: Send>(
     runtime: &tokio::runtime::Handle,
-    mut items: Vec<T>,
-    min_part: usize,
-    work: impl Fn(Vec<T>) -> R + Sync,
+    items: &[T],
+    chunk: usize,
+    threads_from: usize,
+    work: impl Fn(&[T]) -> R + Sync,
 ) -> Vec<R> {
+    let chunk = chunk.max(1);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let parts = cores.min(items.len() / min_part.max(1)).max(1);
-    if parts == 1 {
-        return vec![work(items)];
+    if cores < 2 || items.len() < threads_from.max(chunk + 1) {
+        return items.chunks(chunk).map(&work).collect();
     }
-    let size = items.len().div_ceil(parts);
-    let mut others = Vec::with_capacity(parts - 1);
-    while items.len() > size {
-        let at = (items.len() - 1) / size * size;
-        others.push(items.split_off(at));
-    }
-    others.reverse();
-    // A part stays in its slot until its thread takes it (or the caller, if the thread
-    // cannot be started).
-    let slots: Vec<Mutex<Option<Vec<T>>>> =
-        others.into_iter().map(|part| Mutex::new(Some(part))).collect();
-    let take = |slot: &Mutex<Option<Vec<T>>>| {
-        slot.lock().unwrap_or_else(PoisonError::into_inner).take().unwrap_or_default()
+    let next = AtomicUsize::new(0);
+    let claim = || {
+        let mut done = Vec::new();
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let from = index.saturating_mul(chunk);
+            if from >= items.len() {
+                return done;
+            }
+            done.push((index, work(&items[from..(from + chunk).min(items.len())])));
+        }
     };
-    let (work, take) = (&work, &take);
-    std::thread::scope(|scope| {
-        let threads: Vec<_> = slots
-            .iter()
-            .map(|slot| {
-                std::thread::Builder::new().name("amber-restore".into()).spawn_scoped(
-                    scope,
-                    move || {
+    let mut results = std::thread::scope(|scope| {
+        let claim = &claim;
+        let threads: Vec<_> = (1..cores)
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("amber-restore".into())
+                    .spawn_scoped(scope, move || {
                         let _runtime = runtime.enter();
-                        work(take(slot))
-                    },
-                )
+                        claim()
+                    })
+                    .ok()
             })
             .collect();
-        let mut results = Vec::with_capacity(parts);
-        results.push(work(items));
-        for (thread, slot) in threads.into_iter().zip(&slots) {
-            results.push(match thread {
-                Ok(thread) => match thread.join() {
-                    Ok(result) => result,
-                    Err(panic) => std::panic::resume_unwind(panic),
-                },
-                Err(_) => work(take(slot)),
-            });
+        let mut results = claim();
+        for thread in threads {
+            match thread.join() {
+                Ok(done) => results.extend(done),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
         }
         results
-    })
+    });
+    results.sort_unstable_by_key(|(index, _)| *index);
+    results.into_iter().map(|(_, result)| result).collect()
 }

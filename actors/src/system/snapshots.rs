@@ -293,9 +293,9 @@ impl SystemBuilder {
             fns.push(restore);
         }
         let todo: Vec<(usize, RestoreFns)> = kept.iter().copied().zip(fns).collect();
-        let created = fan_out::in_parts(runtime, todo, PART, |part| {
+        let created = fan_out::in_parts(runtime, &todo, CHUNK, THREADS_FROM, |part| {
             let mut mailboxes = Vec::with_capacity(part.len());
-            for (i, restore) in part {
+            for &(i, restore) in part {
                 let mailbox = (restore.create)(&system, &actors[i], epoch);
                 system
                     .registry()
@@ -348,9 +348,9 @@ impl SystemBuilder {
         //    runs before all are prepared); any failure drops the whole system unstarted.
         let todo: Vec<(usize, PrepareFn)> = prepare.into_iter().enumerate().collect();
         let (mailboxes, children, in_flight) = (&mailboxes, &children, &in_flight);
-        let decoded = fan_out::in_parts(runtime, todo, PART, |part| {
+        let decoded = fan_out::in_parts(runtime, &todo, CHUNK, THREADS_FROM, |part| {
             let mut prepared: Vec<Box<dyn Prepared>> = Vec::with_capacity(part.len());
-            for (k, prepare) in part {
+            for &(k, prepare) in part {
                 let entry = &actors[kept[k]];
                 let plan = Plan {
                     mailbox: mailboxes[k].clone(),
@@ -450,8 +450,11 @@ pub struct Restored {
     pub skipped: Vec<Skipped>,
 }
 
-/// The fewest actors a restore decodes on a thread of its own.
-const PART: usize = 4096;
+/// From how many actors a restore decodes on several threads.
+const THREADS_FROM: usize = 4096;
+
+/// How many actors a thread of a restore decodes at a time.
+const CHUNK: usize = 512;
 
 /// A fast hasher for the restore's maps of actor ids (a checkpoint's ids are not chosen by
 /// an adversary of this process: its author wrote them and its checksums guard them).
