@@ -1,14 +1,15 @@
-//! Sharing a batch of work between the calling thread and the runtime's workers, for work
-//! whose items are cheap and many (starting the actors of a restore: 100k spawns).
+//! Sharing a batch of work out over the runtime's workers or over threads, for work whose
+//! items are cheap and many (a restore's 100k actors to decode and to start).
 //!
-//! The caller hands the items out in chunks: one helper task per runtime worker claims
-//! chunks, and so does the caller itself, which returns once every chunk is done. Work done
-//! on a worker is cheaper where it spawns tasks (a spawn from a worker goes to its local run
-//! queue; one from any other thread takes the runtime's inject-queue lock and wakes a worker)
-//! and it runs on every core at once. The caller claiming chunks too means the work never
-//! waits for a helper to be scheduled: if no worker is free (or the runtime has a single
-//! thread, the caller's own), the caller does it all, and a helper that runs late finds
-//! nothing left.
+//! [`fan_out`] hands the items out in chunks to one helper task per runtime worker. Work
+//! done on a worker is cheaper where it spawns tasks (a spawn from a worker goes to its
+//! local run queue; one from any other thread takes the runtime's inject-queue lock and
+//! wakes a worker) and it runs on every core at once. The caller claims chunks too if it is
+//! itself a task (its worker would sit blocked otherwise) or if no chunk finishes for a
+//! while (no worker is free): the work never waits for a helper that does not come, and a
+//! helper that runs late finds nothing left.
+//!
+//! [`in_parts`] does the same with scoped threads, for work that borrows.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -52,9 +53,12 @@ impl<T> Drop for Done<'_, T> {
     }
 }
 
-/// Calls `each` on every item, in chunks of `chunk`, on the calling thread and on one task
-/// per worker of `runtime`; returns when every call has returned. Items are processed in no
-/// particular order.
+/// How long a caller of [`fan_out`] waits for the workers to finish a chunk before it helps.
+const STALL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Calls `each` on every item, in chunks of `chunk`, on one task per worker of `runtime`
+/// and on the calling thread if it is a task itself or the workers do not get to it;
+/// returns when every call has returned. Items are processed in no particular order.
 ///
 /// # Panics
 ///
@@ -91,12 +95,31 @@ pub(crate) fn fan_out<T: Send + 'static>(
         let batch = batch.clone();
         runtime.spawn(async move { batch.work(each) });
     }
-    batch.work(each);
-    // Only chunks a helper is in the middle of are left: each takes as long as one of ours.
-    let mut unfinished = batch.unfinished.lock().unwrap_or_else(PoisonError::into_inner);
-    while *unfinished > 0 {
-        unfinished = batch.finished.wait(unfinished).unwrap_or_else(PoisonError::into_inner);
+    // A caller that is one of the runtime's tasks helps from the start: its worker would
+    // otherwise sit blocked. Any other (`main` in `block_on`, a plain thread) leaves the work
+    // to the workers, whose spawns are cheaper and who have the cores, and steps in only if
+    // no chunk finishes for a while (the workers are busy elsewhere, or blocked).
+    if tokio::task::try_id().is_some() {
+        batch.work(each);
     }
+    let mut unfinished = batch.unfinished.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut seen = usize::MAX;
+    while *unfinished > 0 {
+        if *unfinished == seen {
+            drop(unfinished);
+            batch.work(each);
+            seen = usize::MAX;
+            unfinished = batch.unfinished.lock().unwrap_or_else(PoisonError::into_inner);
+            continue;
+        }
+        seen = *unfinished;
+        unfinished = batch
+            .finished
+            .wait_timeout(unfinished, STALL)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+    drop(unfinished);
     assert!(!batch.panicked.load(Ordering::Relaxed), "a call shared out to a runtime worker panicked");
 }
 
