@@ -479,7 +479,8 @@ async fn many_restored_actors_handle_their_recorded_messages_before_new_ones_and
         let child: ActorRef<Worker> = system.lookup_id(child.id).unwrap();
         let (parent, watcher): (ActorRef<Worker>, ActorRef<Worker>) =
             (system.lookup_id(parent.id).unwrap(), system.lookup_id(watcher.id).unwrap());
-        let (p0, w0) = (parent.ask(Work::Get).await.unwrap(), watcher.ask(Work::Get).await.unwrap());
+        let (p0, w0) =
+            (parent.ask(Work::Get).await.unwrap(), watcher.ask(Work::Get).await.unwrap());
         child.tell(Work::Quit).await.unwrap();
         bounded(child.wait_stopped()).await;
         bounded(async {

@@ -120,7 +120,10 @@ pub(crate) fn fan_out<T: Send + 'static>(
             .0;
     }
     drop(unfinished);
-    assert!(!batch.panicked.load(Ordering::Relaxed), "a call shared out to a runtime worker panicked");
+    assert!(
+        !batch.panicked.load(Ordering::Relaxed),
+        "a call shared out to a runtime worker panicked"
+    );
 }
 
 /// Calls `work` on every chunk of `chunk` items of `items`, on the calling thread and, when

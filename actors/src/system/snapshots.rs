@@ -337,11 +337,8 @@ impl SystemBuilder {
         let states = &checkpoint.states;
         let by_place =
             states.len() == actors.len() && states.iter().zip(actors).all(|(s, a)| s.id == a.id);
-        let by_id: HashMap<ActorId, &StateRecord, FastHash> = if by_place {
-            HashMap::default()
-        } else {
-            states.iter().map(|s| (s.id, s)).collect()
-        };
+        let by_id: HashMap<ActorId, &StateRecord, FastHash> =
+            if by_place { HashMap::default() } else { states.iter().map(|s| (s.id, s)).collect() };
         let state_of = |i: usize| if by_place { &states[i] } else { by_id[&actors[i].id] };
 
         // 3. Decode everything, and fill every mailbox with its recorded messages (no actor
@@ -492,9 +489,7 @@ impl PendingRestore {
     pub fn start(self) -> ActorSystem {
         // Spawning 100k tasks from a thread that is not one of the runtime's workers takes
         // the inject queue's lock and wakes a worker each time: the workers start them too.
-        fan_out::fan_out(&self.system.inner.runtime, self.prepared, START_CHUNK, |p| {
-            p.start()
-        });
+        fan_out::fan_out(&self.system.inner.runtime, self.prepared, START_CHUNK, |p| p.start());
         self.system.engine().restore_started();
         self.system
     }

@@ -266,8 +266,7 @@ impl Checkpoint {
                     return Err(ValidationError::DuplicateState { actor: record.id });
                 }
             }
-            if let Some(entry) = self.manifest.actors.iter().find(|e| !with_state.contains(&e.id))
-            {
+            if let Some(entry) = self.manifest.actors.iter().find(|e| !with_state.contains(&e.id)) {
                 return Err(ValidationError::MissingState { actor: entry.id });
             }
         }
