@@ -227,6 +227,12 @@ impl SystemBuilder {
     /// in recorded order; then all are started (without running `on_start` again: they
     /// resume). Nothing starts unless everything decoded.
     ///
+    /// A large checkpoint (thousands of actors) is decoded on one thread per core at once,
+    /// each inside this runtime's context, so [`ActorState::decode_state`] may run on
+    /// threads other than the caller's, several at a time; the actors are started from the
+    /// runtime's workers. A failure is reported as the first failing actor in manifest
+    /// order, as if decoded one by one.
+    ///
     /// # Panics
     ///
     /// Outside a tokio runtime.
@@ -483,12 +489,17 @@ impl PendingRestore {
         self.prepared.len()
     }
 
-    /// Starts every restored actor (without `on_start`: they resume) and returns the system.
-    /// Only from then on does the system take part in snapshots: before, they are refused
-    /// with [`SnapshotError::RestorePending`] (a snapshot would miss the restored actors).
+    /// Starts every restored actor (without `on_start`: they resume) and returns the system
+    /// once all are started. Only from then on does the system take part in snapshots:
+    /// before, they are refused with [`SnapshotError::RestorePending`] (a snapshot would miss
+    /// the restored actors).
+    ///
+    /// The actors are started from the runtime's workers, a share each; the caller takes
+    /// part if it is itself a task, or if the workers do not get to it.
     pub fn start(self) -> ActorSystem {
-        // Spawning 100k tasks from a thread that is not one of the runtime's workers takes
-        // the inject queue's lock and wakes a worker each time: the workers start them too.
+        // A spawn from a thread that is not one of the runtime's workers takes the inject
+        // queue's lock and wakes a worker: for 100k actors, half the restore. From a worker
+        // it goes to that worker's own run queue.
         fan_out::fan_out(&self.system.inner.runtime, self.prepared, START_CHUNK, |p| p.start());
         self.system.engine().restore_started();
         self.system
