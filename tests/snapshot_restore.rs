@@ -10,7 +10,7 @@ use amber::prelude::*;
 use amber::snapshot::{Checkpoint, CheckpointStore, FsStore, StoreError};
 use support::bank::{Account, AccountMsg, audit, open_bank};
 use support::bounded;
-use support::worker::{Work, Worker};
+use support::worker::{Work, Worker, view};
 
 /// A snapshot of a busy bank, taken on the multi-threaded runtime (with deposits in flight).
 fn busy_bank_snapshot() -> Checkpoint {
@@ -343,4 +343,156 @@ fn a_restore_that_has_not_started_refuses_snapshots_instead_of_missing_its_actor
         assert_eq!(audit(&again).total(), audit(&checkpoint).total());
         bounded(system.shutdown()).await;
     });
+}
+
+/// Enough actors that a restore decodes them on several threads (one per core, from 4,096
+/// actors a part) and starts them from the runtime's workers (256 at a time).
+const MANY: usize = 9_000;
+
+/// A checkpoint of `MANY` workers: half of them parents of the other half, each parent
+/// watching the previous parent's child, some with timers armed, every one with its own
+/// count; plus recorded messages to a third of them, interleaved across receivers, whose
+/// order per receiver shows (`Unit` and `Get` in a pattern of the receiver's own).
+fn many_workers_checkpoint() -> (Checkpoint, Vec<(ActorId, Vec<Work>)>) {
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let system = ActorSystem::builder().register::<Worker>().build();
+        let parents: Vec<_> =
+            (0..MANY / 2).map(|_| system.spawn(Worker::default()).unwrap()).collect();
+        for (i, p) in parents.iter().enumerate() {
+            p.ask(Work::SpawnChild).await.unwrap();
+            for _ in 0..i % 5 {
+                p.tell(Work::Unit(0)).await.unwrap();
+            }
+            if i % 97 == 0 {
+                p.ask(Work::Arm(600_000)).await.unwrap();
+            }
+        }
+        let cp = bounded(system.snapshot()).await.unwrap();
+        let child_of: std::collections::HashMap<_, _> =
+            cp.manifest.actors.iter().filter_map(|a| Some((a.parent?, a.id))).collect();
+        for (i, p) in parents.iter().enumerate().skip(1) {
+            let child: ActorRef<Worker> = system.lookup_id(child_of[&parents[i - 1].id()]).unwrap();
+            p.ask(Work::Watch(child)).await.unwrap();
+        }
+        let mut cp = bounded(system.snapshot()).await.unwrap();
+        bounded(system.shutdown()).await;
+        assert_eq!(cp.manifest.actors.len(), MANY);
+        let mut recorded: Vec<(ActorId, Vec<Work>)> = cp
+            .manifest
+            .actors
+            .iter()
+            .step_by(3)
+            .enumerate()
+            .map(|(n, a)| {
+                let msgs = (0..1 + n % 4)
+                    .map(|j| if (n + j) % 2 == 0 { Work::Unit(0) } else { Work::Get })
+                    .collect();
+                (a.id, msgs)
+            })
+            .collect();
+        recorded.sort_by_key(|(id, _)| *id);
+        for round in 0..4 {
+            for (to, msgs) in &recorded {
+                if let Some(msg) = msgs.get(round) {
+                    cp.in_flight.push(amber::snapshot::InFlightRecord {
+                        to: *to,
+                        from: None,
+                        epoch: cp.manifest.epoch,
+                        ask: false,
+                        payload: amber::encode(msg).unwrap(),
+                    });
+                }
+            }
+        }
+        (cp, recorded)
+    })
+}
+
+#[test]
+fn a_restore_of_many_actors_reproduces_states_links_timers_and_messages_in_order() {
+    let (original, _) = many_workers_checkpoint();
+    // Current-thread runtime: the restored actors cannot run before the next snapshot's
+    // markers are queued (see the byte-for-byte test above).
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let again = rt.block_on(async {
+        let system = ActorSystem::builder().register::<Worker>().restore(&original).unwrap();
+        assert_eq!(system.actor_count(), MANY);
+        let cp = bounded(system.snapshot()).await.unwrap();
+        bounded(system.shutdown()).await;
+        cp
+    });
+    let links = |cp: &Checkpoint| {
+        let mut v: Vec<_> = cp
+            .manifest
+            .actors
+            .iter()
+            .map(|a| {
+                let (mut watchers, mut watching) = (a.watchers.clone(), a.watching.clone());
+                watchers.sort();
+                watching.sort();
+                (a.id, a.parent, watchers, watching, a.capacity, a.restart)
+            })
+            .collect();
+        v.sort_by_key(|l| l.0);
+        v
+    };
+    assert_eq!(links(&again), links(&original), "parents, watches and spawn options");
+    for state in &original.states {
+        let restored = again.state(state.id).unwrap();
+        assert_eq!(restored.state, state.state, "state of {}", state.id);
+        assert_eq!(restored.timers.len(), state.timers.len(), "timers of {}", state.id);
+    }
+    let per_receiver = |cp: &Checkpoint| {
+        let mut v: Vec<_> = cp.in_flight.iter().map(|m| (m.to, m.payload.clone())).collect();
+        v.sort_by_key(|m| m.0); // stable: the order per receiver stays
+        v
+    };
+    assert_eq!(per_receiver(&again), per_receiver(&original), "in flight, in order per receiver");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_restored_actors_handle_their_recorded_messages_before_new_ones_and_keep_their_links()
+{
+    let (original, recorded) = tokio::task::spawn_blocking(many_workers_checkpoint).await.unwrap();
+    let done_at_cut: std::collections::HashMap<_, _> =
+        original.states.iter().map(|s| (s.id, view(&s.state).done)).collect();
+    let system = ActorSystem::builder().register::<Worker>().restore(&original).unwrap();
+    assert_eq!(system.actor_count(), MANY);
+    // Each worker's first answer counts every recorded `Unit` of its own: they were queued
+    // before anything sent after the restore.
+    for (id, msgs) in &recorded {
+        let w: ActorRef<Worker> = system.lookup_id(*id).unwrap();
+        let units = msgs.iter().filter(|m| matches!(m, Work::Unit(_))).count() as u64;
+        assert_eq!(bounded(w.ask(Work::Get)).await.unwrap(), done_at_cut[id] + units, "{id}");
+    }
+    // Links hold: a child that quits is heard by its parent (+1000) and by its watcher (+100).
+    let actors = &original.manifest.actors;
+    let mut quit = 0;
+    for parent in actors.iter().filter(|a| a.parent.is_none()).step_by(500) {
+        let child = actors.iter().find(|a| a.parent == Some(parent.id)).unwrap();
+        let Some(watcher) = actors.iter().find(|a| a.watching.contains(&child.id)) else {
+            continue; // the last parent's child is watched by nobody
+        };
+        quit += 1;
+        let child: ActorRef<Worker> = system.lookup_id(child.id).unwrap();
+        let (parent, watcher): (ActorRef<Worker>, ActorRef<Worker>) =
+            (system.lookup_id(parent.id).unwrap(), system.lookup_id(watcher.id).unwrap());
+        let (p0, w0) =
+            (parent.ask(Work::Get).await.unwrap(), watcher.ask(Work::Get).await.unwrap());
+        child.tell(Work::Quit).await.unwrap();
+        bounded(child.wait_stopped()).await;
+        bounded(async {
+            while parent.ask(Work::Get).await.unwrap() < p0 + 1000
+                || watcher.ask(Work::Get).await.unwrap() < w0 + 100
+            {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+    }
+    let after = bounded(system.snapshot()).await.unwrap();
+    assert_eq!(after.manifest.actors.len(), MANY - quit);
+    bounded(system.shutdown()).await;
 }

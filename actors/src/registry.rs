@@ -15,6 +15,11 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
+    /// A registry with room for `actors` actors (none of them named).
+    pub(crate) fn with_capacity(actors: usize) -> Registry {
+        Registry { by_id: crate::system::sized_map(actors), by_name: DashMap::new() }
+    }
+
     /// Registers a new actor (and its name, which must be free).
     pub(crate) fn insert(&self, mailbox: Arc<dyn AnyMailbox>) -> Result<(), SpawnError> {
         let id = mailbox.id();

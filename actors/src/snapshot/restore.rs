@@ -208,6 +208,9 @@ pub(crate) fn arm_timers<A: crate::Actor>(
 
 impl<A: ActorState> Prepared for PreparedActor<A> {
     fn enqueue(&mut self) {
+        if self.queued.is_empty() {
+            return;
+        }
         self.mailbox.restore_queue(std::mem::take(&mut self.queued));
     }
 

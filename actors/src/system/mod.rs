@@ -3,6 +3,7 @@
 mod broadcast;
 mod builder;
 mod decode;
+mod fan_out;
 mod host;
 mod remote_watch;
 mod shutdown;
@@ -179,6 +180,16 @@ impl ActorSystem {
 
     /// A system whose last completed snapshot is `epoch` (zero for a fresh one).
     pub(crate) fn from_builder(config: SystemBuilder, epoch: Epoch) -> ActorSystem {
+        ActorSystem::from_builder_sized(config, epoch, 0)
+    }
+
+    /// A system whose last completed snapshot is `epoch`, its maps of actors sized for
+    /// `actors` (a restore knows how many it brings: no map grows and rehashes on the way).
+    pub(crate) fn from_builder_sized(
+        config: SystemBuilder,
+        epoch: Epoch,
+        actors: usize,
+    ) -> ActorSystem {
         let runtime = tokio::runtime::Handle::current();
         let id = SystemId::random();
         tracing::debug!(system = %id, name = %config.name, "actor system started");
@@ -202,14 +213,14 @@ impl ActorSystem {
             config,
             runtime,
             seq: AtomicU64::new(0),
-            registry: Registry::default(),
-            roots: DashMap::new(),
+            registry: Registry::with_capacity(actors),
+            roots: sized_map(actors),
             shutting_down: AtomicBool::new(false),
             engine,
             moved: DashMap::new(),
             stopped_cuts: DashMap::new(),
             markers: broadcast::Markers::default(),
-            tasks: DashMap::new(),
+            tasks: sized_map(actors),
             task_seq: AtomicU64::new(0),
         });
         let owner = Some(Arc::new(Owner { system: Arc::downgrade(&inner) }));
@@ -650,6 +661,23 @@ impl fmt::Debug for ActorSystem {
             .finish()
     }
 }
+
+/// A map with room for `actors` actors. Many actors (a restore's) are registered from every
+/// core at once: more shards than dashmap's default (4 per core) keep the threads off each
+/// other's shard locks.
+pub(crate) fn sized_map<K: Eq + std::hash::Hash + Clone, V>(actors: usize) -> DashMap<K, V> {
+    if actors < MANY {
+        DashMap::with_capacity(actors)
+    } else {
+        DashMap::with_capacity_and_shard_amount(actors, SHARDS)
+    }
+}
+
+/// From how many actors a map gets [`SHARDS`] shards.
+const MANY: usize = 4096;
+
+/// The shards of a map for [`MANY`] actors or more.
+const SHARDS: usize = 128;
 
 fn downcast<A: Actor>(
     mailbox: Arc<dyn AnyMailbox>,

@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use amber_snapshot::{
-    ActorEntry, ActorId, Checkpoint, CheckpointInfo, CheckpointStore, InFlightRecord,
+    ActorEntry, ActorId, Checkpoint, CheckpointInfo, CheckpointStore, InFlightRecord, StateRecord,
 };
 
-use super::{Host, SystemBuilder};
+use super::{Host, SystemBuilder, fan_out};
 use crate::any_mailbox::AnyMailbox;
-use crate::snapshot::restore::{Plan, Prepared, PreparedActor};
+use crate::snapshot::restore::{Plan, PrepareFn, Prepared, PreparedActor, RestoreFns};
 use crate::snapshot::wire::Wire;
 use crate::snapshot::{AbortCause, RestoreError, Skipped, SnapshotError};
 use crate::supervision::Restarts;
@@ -237,6 +237,12 @@ impl SystemBuilder {
     /// in recorded order; then all are started (without running `on_start` again: they
     /// resume). Nothing starts unless everything decoded.
     ///
+    /// A large checkpoint (thousands of actors) is decoded on one thread per core at once,
+    /// each inside this runtime's context, so [`ActorState::decode_state`] may run on
+    /// threads other than the caller's, several at a time; the actors are started from the
+    /// runtime's workers. A failure is reported as the first failing actor in manifest
+    /// order, as if decoded one by one.
+    ///
     /// # Panics
     ///
     /// Outside a tokio runtime.
@@ -265,85 +271,139 @@ impl SystemBuilder {
         checkpoint.validate().map_err(|e| RestoreError::Invalid(e.to_string()))?;
         let epoch = checkpoint.manifest.epoch;
         let started = std::time::Instant::now();
-        let system = ActorSystem::from_builder(self, epoch);
+        let actors = &checkpoint.manifest.actors;
+        // The kept actors, by their place in the manifest.
+        let kept: Vec<usize> = (0..actors.len()).filter(|&i| keep(&actors[i])).collect();
+        let system = ActorSystem::from_builder_sized(self, epoch, kept.len());
         // Until every restored actor has started (and is admitted to snapshots), a snapshot
         // would miss them: this node refuses snapshots (`SnapshotError::RestorePending`).
         system.engine().restore_pending();
-        let entries: Vec<&ActorEntry> =
-            checkpoint.manifest.actors.iter().filter(|e| keep(e)).collect();
+        let runtime = &system.inner.runtime;
 
-        // 1. Every mailbox, so refs in states and messages resolve.
-        let mut mailboxes: HashMap<ActorId, Arc<dyn AnyMailbox>> =
-            HashMap::with_capacity(entries.len());
-        let mut fns = Vec::with_capacity(entries.len());
+        // 1. Every actor's type and name, checked in manifest order (the first problem is
+        //    the one reported); then every mailbox, so refs in states and messages resolve.
+        let mut fns = Vec::with_capacity(kept.len());
         let mut names = HashSet::new();
-        for entry in &entries {
-            let registered = system.config().types.named(&entry.type_name).ok_or_else(|| {
-                RestoreError::UnknownType { actor: entry.id, type_name: entry.type_name.clone() }
-            })?;
+        let mut last: Option<(&str, RestoreFns)> = None;
+        for &i in &kept {
+            let entry = &actors[i];
+            let restore = match last {
+                Some((name, restore)) if name == entry.type_name => restore,
+                _ => {
+                    let registered =
+                        system.config().types.named(&entry.type_name).ok_or_else(|| {
+                            RestoreError::UnknownType {
+                                actor: entry.id,
+                                type_name: entry.type_name.clone(),
+                            }
+                        })?;
+                    last = Some((&entry.type_name, registered.restore));
+                    registered.restore
+                }
+            };
             if let Some(name) = &entry.name
                 && !names.insert(name.as_str())
             {
                 return Err(RestoreError::Name(name.clone()));
             }
-            let mailbox = (registered.restore.create)(&system, entry, epoch);
-            system
-                .registry()
-                .insert(mailbox.clone())
-                .map_err(|e| RestoreError::Invalid(e.to_string()))?;
-            mailboxes.insert(entry.id, mailbox);
-            fns.push(registered.restore);
+            fns.push(restore);
         }
-
-        // 2. Links and recorded messages, grouped per actor.
-        let mut children: HashMap<ActorId, Vec<Arc<dyn AnyMailbox>>> = HashMap::new();
-        for entry in &entries {
-            if let Some(parent) = entry.parent.filter(|p| mailboxes.contains_key(p)) {
-                children.entry(parent).or_default().push(mailboxes[&entry.id].clone());
+        let todo: Vec<(usize, RestoreFns)> = kept.iter().copied().zip(fns).collect();
+        let created = fan_out::in_parts(runtime, &todo, CHUNK, THREADS_FROM, |part| {
+            let mut mailboxes = Vec::with_capacity(part.len());
+            for &(i, restore) in part {
+                let mailbox = (restore.create)(&system, &actors[i], epoch);
+                system
+                    .registry()
+                    .insert(mailbox.clone())
+                    .map_err(|e| RestoreError::Invalid(e.to_string()))?;
+                mailboxes.push((mailbox, restore.prepare));
+            }
+            Ok::<_, RestoreError>(mailboxes)
+        });
+        let mut mailboxes: Vec<Arc<dyn AnyMailbox>> = Vec::with_capacity(kept.len());
+        let mut prepare = Vec::with_capacity(kept.len());
+        for part in created {
+            for (mailbox, p) in part? {
+                mailboxes.push(mailbox);
+                prepare.push(p);
             }
         }
-        let mut in_flight: HashMap<ActorId, Vec<&InFlightRecord>> = HashMap::new();
-        for record in checkpoint.in_flight.iter().filter(|r| mailboxes.contains_key(&r.to)) {
-            in_flight.entry(record.to).or_default().push(record);
-        }
-        let states: HashMap<_, _> = checkpoint.states.iter().map(|s| (s.id, s)).collect();
+        // Each kept actor's place in `kept` (and `mailboxes`), by id.
+        let mut place: HashMap<ActorId, usize, FastHash> =
+            HashMap::with_capacity_and_hasher(kept.len(), FastHash::default());
+        place.extend(kept.iter().enumerate().map(|(k, &i)| (actors[i].id, k)));
 
-        // 3. Decode everything; any failure drops the whole system unstarted.
-        let mut prepared: Vec<Box<dyn Prepared>> = Vec::with_capacity(entries.len());
-        for (entry, restore) in entries.iter().zip(fns) {
-            let plan = Plan {
-                mailbox: mailboxes[&entry.id].clone(),
-                entry,
-                state: states[&entry.id],
-                in_flight: in_flight.remove(&entry.id).unwrap_or_default(),
-                parent: entry.parent.and_then(|p| mailboxes.get(&p).cloned()),
-                children: children.remove(&entry.id).unwrap_or_default(),
-                // Each actor re-takes the watches its own cut recorded (the watched side's
-                // list may be ahead of or behind the watcher's cut, e.g. a watch still
-                // crossing a link): restored here, through their mailbox; elsewhere, by id
-                // through the directory when it starts.
-                watching: entry.watching.iter().filter_map(|w| mailboxes.get(w).cloned()).collect(),
-                watching_elsewhere: entry
-                    .watching
-                    .iter()
-                    .filter(|w| !mailboxes.contains_key(w))
-                    .copied()
-                    .collect(),
-                epoch,
-            };
-            prepared.push((restore.prepare)(&system, plan)?);
+        // 2. Links and recorded messages, grouped per actor; states by place in the manifest
+        //    (where a checkpoint keeps them), else by id.
+        let mut children: Vec<Vec<Arc<dyn AnyMailbox>>> = vec![Vec::new(); kept.len()];
+        for (k, &i) in kept.iter().enumerate() {
+            if let Some(&parent) = actors[i].parent.as_ref().and_then(|p| place.get(p)) {
+                children[parent].push(mailboxes[k].clone());
+            }
         }
+        let mut in_flight: Vec<Vec<&InFlightRecord>> = vec![Vec::new(); kept.len()];
+        let mut recorded = 0;
+        for record in &checkpoint.in_flight {
+            if let Some(&k) = place.get(&record.to) {
+                in_flight[k].push(record);
+                recorded += 1;
+            }
+        }
+        let states = &checkpoint.states;
+        let by_place =
+            states.len() == actors.len() && states.iter().zip(actors).all(|(s, a)| s.id == a.id);
+        let by_id: HashMap<ActorId, &StateRecord, FastHash> =
+            if by_place { HashMap::default() } else { states.iter().map(|s| (s.id, s)).collect() };
+        let state_of = |i: usize| if by_place { &states[i] } else { by_id[&actors[i].id] };
 
-        // 4. Fill every mailbox before any actor runs.
-        for p in &mut prepared {
-            p.enqueue();
+        // 3. Decode everything, and fill every mailbox with its recorded messages (no actor
+        //    runs before all are prepared); any failure drops the whole system unstarted.
+        let todo: Vec<(usize, PrepareFn)> = prepare.into_iter().enumerate().collect();
+        let (mailboxes, children, in_flight) = (&mailboxes, &children, &in_flight);
+        let decoded = fan_out::in_parts(runtime, &todo, CHUNK, THREADS_FROM, |part| {
+            let mut prepared: Vec<Box<dyn Prepared>> = Vec::with_capacity(part.len());
+            for &(k, prepare) in part {
+                let entry = &actors[kept[k]];
+                let plan = Plan {
+                    mailbox: mailboxes[k].clone(),
+                    entry,
+                    state: state_of(kept[k]),
+                    in_flight: in_flight[k].clone(),
+                    parent: entry.parent.and_then(|p| place.get(&p)).map(|&p| mailboxes[p].clone()),
+                    children: children[k].clone(),
+                    // Each actor re-takes the watches its own cut recorded (the watched
+                    // side's list may be ahead of or behind the watcher's cut, e.g. a watch
+                    // still crossing a link): restored here, through their mailbox;
+                    // elsewhere, by id through the directory when it starts.
+                    watching: entry
+                        .watching
+                        .iter()
+                        .filter_map(|w| place.get(w))
+                        .map(|&w| mailboxes[w].clone())
+                        .collect(),
+                    watching_elsewhere: entry
+                        .watching
+                        .iter()
+                        .filter(|w| !place.contains_key(w))
+                        .copied()
+                        .collect(),
+                    epoch,
+                };
+                let mut actor = prepare(&system, plan)?;
+                actor.enqueue();
+                prepared.push(actor);
+            }
+            Ok::<_, RestoreError>(prepared)
+        });
+        let mut prepared: Vec<Box<dyn Prepared>> = Vec::with_capacity(kept.len());
+        for part in decoded {
+            prepared.extend(part?);
         }
-        let in_flight =
-            checkpoint.in_flight.iter().filter(|r| mailboxes.contains_key(&r.to)).count();
         tracing::info!(
             %epoch,
-            actors = entries.len(),
-            in_flight,
+            actors = kept.len(),
+            in_flight = recorded,
             ms = started.elapsed().as_secs_f64() * 1e3,
             "restored from checkpoint"
         );
@@ -403,6 +463,19 @@ pub struct Restored {
     pub skipped: Vec<Skipped>,
 }
 
+/// From how many actors a restore decodes on several threads.
+const THREADS_FROM: usize = 4096;
+
+/// How many actors a thread of a restore decodes at a time.
+const CHUNK: usize = 512;
+
+/// A fast hasher for the restore's maps of actor ids (a checkpoint's ids are not chosen by
+/// an adversary of this process: its author wrote them and its checksums guard them).
+type FastHash = foldhash::fast::RandomState;
+
+/// How many restored actors a thread starts at a time.
+const START_CHUNK: usize = 256;
+
 /// A system rebuilt from a checkpoint whose actors have not started yet
 /// ([`SystemBuilder::restore_where`]). Messages sent to them queue behind their recorded
 /// in-flight messages. Until [`start`](Self::start), the system refuses snapshots
@@ -426,13 +499,18 @@ impl PendingRestore {
         self.prepared.len()
     }
 
-    /// Starts every restored actor (without `on_start`: they resume) and returns the system.
-    /// Only from then on does the system take part in snapshots: before, they are refused
-    /// with [`SnapshotError::RestorePending`] (a snapshot would miss the restored actors).
+    /// Starts every restored actor (without `on_start`: they resume) and returns the system
+    /// once all are started. Only from then on does the system take part in snapshots:
+    /// before, they are refused with [`SnapshotError::RestorePending`] (a snapshot would miss
+    /// the restored actors).
+    ///
+    /// The actors are started from the runtime's workers, a share each; the caller takes
+    /// part if it is itself a task, or if the workers do not get to it.
     pub fn start(self) -> ActorSystem {
-        for p in self.prepared {
-            p.start();
-        }
+        // A spawn from a thread that is not one of the runtime's workers takes the inject
+        // queue's lock and wakes a worker: for 100k actors, half the restore. From a worker
+        // it goes to that worker's own run queue.
+        fan_out::fan_out(&self.system.inner.runtime, self.prepared, START_CHUNK, |p| p.start());
         self.system.engine().restore_started();
         self.system
     }
