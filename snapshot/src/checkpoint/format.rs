@@ -21,6 +21,7 @@
 //! Decoding checks each length against the bytes that remain before using it, so a lying
 //! length field cannot make it allocate; it never panics.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Cursor;
 
@@ -165,44 +166,137 @@ struct EndRecord {
 /// # Ok::<(), amber_snapshot::FormatError>(())
 /// ```
 pub fn encode(checkpoint: &Checkpoint) -> Result<Vec<u8>, FormatError> {
-    checkpoint.validate()?;
+    let mut encoder = Encoder::new(checkpoint)?;
     let Checkpoint { manifest, states, in_flight } = checkpoint;
     let payload_bytes: usize = states.iter().map(|s| s.state.len() + 16).sum::<usize>()
         + in_flight.iter().map(|m| m.payload.len() + 16).sum::<usize>();
     let mut out = Vec::with_capacity(payload_bytes + manifest.actors.len() * 16 + 1024);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&CHECKPOINT_FORMAT_VERSION.to_le_bytes());
-    let mut record = 0;
-    let systems = Systems::of(manifest, in_flight);
-    push_record(&mut out, &mut record, RecordKind::Manifest, |out| {
-        compact::write_manifest(out, manifest, &systems)
-    })?;
-    // A state names its actor by its place in the manifest; states mostly come in the
-    // manifest's order, so the places are looked up only for states that do not.
-    let mut places: Option<std::collections::HashMap<ActorId, u32>> = None;
-    let mut place = |i: usize, state: &StateRecord| -> u32 {
-        if manifest.actors.get(i).is_some_and(|a| a.id == state.id) {
-            return i as u32;
-        }
-        let places = places.get_or_insert_with(|| {
-            manifest.actors.iter().enumerate().map(|(i, a)| (a.id, i as u32)).collect()
-        });
-        // Validation checked that every state is of a listed actor.
-        places.get(&state.id).copied().unwrap_or(u32::MAX)
-    };
-    push_batches(&mut out, &mut record, RecordKind::State, states.len(), |out, i, _| {
-        rmp_serde::encode::write(out, &StateOut::new(place(i, &states[i]), &states[i]))
-    })?;
-    push_batches(&mut out, &mut record, RecordKind::InFlight, in_flight.len(), |out, i, first| {
-        // A record's first message names its receiver; the others only when it changes.
-        let same = !first && in_flight[i - 1].to == in_flight[i].to;
-        rmp_serde::encode::write(out, &InFlightOut::new(&in_flight[i], same, &systems))
-    })?;
-    let end = EndRecord { states: states.len() as u64, in_flight: in_flight.len() as u64 };
-    push_record(&mut out, &mut record, RecordKind::End, |out| {
-        rmp_serde::encode::write_named(out, &end)
-    })?;
+    while encoder.next_into(&mut out)? {}
     Ok(out)
+}
+
+/// Encodes a checkpoint piece by piece, for a store that writes it as a stream (e.g. the
+/// parts of a multipart upload) instead of building it whole: the file header with the
+/// manifest first, then one record (a batch of about [`BATCH_BYTES`]) per call. The pieces
+/// put together are exactly [`encode`]'s bytes.
+pub(crate) struct Encoder<'a> {
+    checkpoint: &'a Checkpoint,
+    systems: Systems,
+    /// The number of the next record.
+    record: u64,
+    stage: Stage,
+    /// Where each actor is in the manifest, made when a state is not in the manifest's order.
+    places: Option<HashMap<ActorId, u32>>,
+}
+
+/// What [`Encoder::next_into`] writes next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// The file header and the manifest.
+    Start,
+    /// The state record starting at this state.
+    States(usize),
+    /// The in-flight record starting at this message.
+    InFlight(usize),
+    /// The end record.
+    End,
+    /// Nothing more.
+    Done,
+}
+
+impl<'a> Encoder<'a> {
+    /// An encoder of `checkpoint`, which is [validated](Checkpoint::validate) first: an
+    /// inconsistent checkpoint is refused before anything is written.
+    pub(crate) fn new(checkpoint: &'a Checkpoint) -> Result<Encoder<'a>, FormatError> {
+        checkpoint.validate()?;
+        let systems = Systems::of(&checkpoint.manifest, &checkpoint.in_flight);
+        Ok(Encoder { checkpoint, systems, record: 0, stage: Stage::Start, places: None })
+    }
+
+    /// Appends the next piece to `out`; `false` (and nothing appended) once the end record
+    /// is written.
+    pub(crate) fn next_into(&mut self, out: &mut Vec<u8>) -> Result<bool, FormatError> {
+        let Checkpoint { manifest, states, in_flight } = self.checkpoint;
+        match self.stage {
+            Stage::Start => {
+                out.extend_from_slice(MAGIC);
+                out.extend_from_slice(&CHECKPOINT_FORMAT_VERSION.to_le_bytes());
+                let systems = &self.systems;
+                push_record(out, &mut self.record, RecordKind::Manifest, |out| {
+                    compact::write_manifest(out, manifest, systems)
+                })?;
+                self.stage = Stage::States(0);
+            }
+            Stage::States(i) if i < states.len() => {
+                let places = &mut self.places;
+                // A state names its actor by its place in the manifest; states mostly come in
+                // the manifest's order, so the places are looked up only for states that do
+                // not.
+                let mut place = |i: usize, state: &StateRecord| -> u32 {
+                    if manifest.actors.get(i).is_some_and(|a| a.id == state.id) {
+                        return i as u32;
+                    }
+                    let places = places.get_or_insert_with(|| {
+                        manifest.actors.iter().enumerate().map(|(i, a)| (a.id, i as u32)).collect()
+                    });
+                    // Validation checked that every state is of a listed actor.
+                    places.get(&state.id).copied().unwrap_or(u32::MAX)
+                };
+                let next = push_batch(
+                    out,
+                    &mut self.record,
+                    RecordKind::State,
+                    i,
+                    states.len(),
+                    |out, i, _| {
+                        rmp_serde::encode::write(
+                            out,
+                            &StateOut::new(place(i, &states[i]), &states[i]),
+                        )
+                    },
+                )?;
+                self.stage = Stage::States(next);
+            }
+            Stage::States(_) => {
+                self.stage = Stage::InFlight(0);
+                return self.next_into(out);
+            }
+            Stage::InFlight(i) if i < in_flight.len() => {
+                let systems = &self.systems;
+                let next = push_batch(
+                    out,
+                    &mut self.record,
+                    RecordKind::InFlight,
+                    i,
+                    in_flight.len(),
+                    |out, i, first| {
+                        // A record's first message names its receiver; the others only when
+                        // it changes.
+                        let same = !first && in_flight[i - 1].to == in_flight[i].to;
+                        rmp_serde::encode::write(
+                            out,
+                            &InFlightOut::new(&in_flight[i], same, systems),
+                        )
+                    },
+                )?;
+                self.stage = Stage::InFlight(next);
+            }
+            Stage::InFlight(_) => {
+                self.stage = Stage::End;
+                return self.next_into(out);
+            }
+            Stage::End => {
+                let end =
+                    EndRecord { states: states.len() as u64, in_flight: in_flight.len() as u64 };
+                push_record(out, &mut self.record, RecordKind::End, |out| {
+                    rmp_serde::encode::write_named(out, &end)
+                })?;
+                self.stage = Stage::Done;
+            }
+            Stage::Done => return Ok(false),
+        }
+        Ok(true)
+    }
 }
 
 /// Appends one record of `kind` whose payload `write` appends.
@@ -222,37 +316,36 @@ fn push_record(
     seal_record(out, start, record, kind)
 }
 
-/// Appends `items` items as records of `kind`, each a MessagePack array of the items that
-/// `write(out, i, first)` appends (`first`: item `i` starts its record), a record ending
-/// once its payload reaches [`BATCH_BYTES`].
-fn push_batches(
+/// Appends one record of `kind`: a MessagePack array of the items from `from` on that
+/// `write(out, i, first)` appends (`first`: item `i` starts its record), ending once its
+/// payload reaches [`BATCH_BYTES`] or at item `items`. Returns the first item not written.
+fn push_batch(
     out: &mut Vec<u8>,
     record: &mut u64,
     kind: RecordKind,
+    from: usize,
     items: usize,
     mut write: impl FnMut(&mut Vec<u8>, usize, bool) -> Result<(), rmp_serde::encode::Error>,
-) -> Result<(), FormatError> {
-    let mut i = 0;
-    while i < items {
-        let start = out.len();
-        out.extend_from_slice(&[0; RECORD_HEADER_LEN]);
-        // An array of 32-bit length, patched once the batch is known.
-        let array = out.len();
-        out.extend_from_slice(&[0xdd, 0, 0, 0, 0]);
-        let mut n: u32 = 0;
-        while i < items && out.len() - array < BATCH_BYTES && n < u32::MAX {
-            write(out, i, n == 0).map_err(|err| FormatError::Encode {
-                record: *record,
-                kind,
-                reason: err.to_string(),
-            })?;
-            i += 1;
-            n += 1;
-        }
-        out[array + 1..array + 5].copy_from_slice(&n.to_be_bytes());
-        seal_record(out, start, record, kind)?;
+) -> Result<usize, FormatError> {
+    let mut i = from;
+    let start = out.len();
+    out.extend_from_slice(&[0; RECORD_HEADER_LEN]);
+    // An array of 32-bit length, patched once the batch is known.
+    let array = out.len();
+    out.extend_from_slice(&[0xdd, 0, 0, 0, 0]);
+    let mut n: u32 = 0;
+    while i < items && out.len() - array < BATCH_BYTES && n < u32::MAX {
+        write(out, i, n == 0).map_err(|err| FormatError::Encode {
+            record: *record,
+            kind,
+            reason: err.to_string(),
+        })?;
+        i += 1;
+        n += 1;
     }
-    Ok(())
+    out[array + 1..array + 5].copy_from_slice(&n.to_be_bytes());
+    seal_record(out, start, record, kind)?;
+    Ok(i)
 }
 
 /// Fills in the header of the record that starts at `start` and runs to the end of `out`.
@@ -536,6 +629,76 @@ mod tests {
         }
         assert_eq!(RecordKind::from_byte(0), None);
         assert_eq!(RecordKind::from_byte(5), None);
+    }
+
+    #[test]
+    fn the_encoder_writes_encode_bytes_piece_by_piece() {
+        use crate::checkpoint::model::{ActorEntry, NodeEntry, SpawnCapacity, SpawnRestart};
+        use crate::{CheckpointId, Epoch, SystemId};
+        let actors: Vec<ActorId> = (1..=40).map(|seq| ActorId::new(SystemId(9), seq)).collect();
+        let checkpoint = Checkpoint {
+            manifest: Manifest {
+                id: CheckpointId(3),
+                epoch: Epoch(5),
+                created_unix_ms: 1,
+                nodes: vec![NodeEntry { node: "a".into(), address: None }],
+                actors: actors
+                    .iter()
+                    .map(|&id| ActorEntry {
+                        id,
+                        type_name: "t".into(),
+                        name: None,
+                        node: "a".into(),
+                        parent: None,
+                        watchers: vec![],
+                        watching: vec![],
+                        state_version: 1,
+                        capacity: SpawnCapacity::SystemDefault,
+                        restart: SpawnRestart::Never,
+                    })
+                    .collect(),
+            },
+            // 40 states of 64 KiB: about ten state records.
+            states: actors
+                .iter()
+                .rev()
+                .map(|&id| StateRecord {
+                    id,
+                    state: vec![id.seq() as u8; 64 * 1024],
+                    timers: vec![],
+                })
+                .collect(),
+            in_flight: (0..3)
+                .map(|i| InFlightRecord {
+                    to: actors[i],
+                    from: None,
+                    epoch: Epoch(4),
+                    ask: false,
+                    payload: vec![7; 300 * 1024],
+                })
+                .collect(),
+        };
+        let mut encoder = Encoder::new(&checkpoint).unwrap();
+        let mut pieces = Vec::new();
+        loop {
+            let mut piece = Vec::new();
+            if !encoder.next_into(&mut piece).unwrap() {
+                assert!(piece.is_empty());
+                break;
+            }
+            pieces.push(piece);
+        }
+        assert!(!encoder.next_into(&mut Vec::new()).unwrap(), "done stays done");
+        // Header and manifest, at least two state records, three in-flight records (each
+        // message is larger than a batch), the end record.
+        assert!(pieces.len() >= 1 + 2 + 3 + 1, "{} pieces", pieces.len());
+        assert_eq!(decode_manifest(&pieces[0]).unwrap(), checkpoint.manifest);
+        for piece in &pieces[1..pieces.len() - 1] {
+            assert!(piece.len() < BATCH_BYTES + 300 * 1024 + 64, "{}", piece.len());
+        }
+        let whole = pieces.concat();
+        assert_eq!(whole, encode(&checkpoint).unwrap());
+        assert_eq!(decode(&whole).unwrap(), checkpoint);
     }
 
     #[test]
