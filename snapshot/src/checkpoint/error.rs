@@ -257,6 +257,15 @@ pub enum StoreError {
         /// The file path or object key.
         location: String,
     },
+    /// A store URL (see [`Store::from_url`](crate::Store::from_url)) is malformed, or names a
+    /// kind of store this build does not have.
+    #[error("cannot open store {url}: {reason}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Another store backend failed (for stores other than [`FsStore`](crate::FsStore), e.g. an
     /// object store's client error).
     #[error("{location}: {source}")]

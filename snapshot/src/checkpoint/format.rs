@@ -691,7 +691,7 @@ mod tests {
         assert!(!encoder.next_into(&mut Vec::new()).unwrap(), "done stays done");
         // Header and manifest, at least two state records, three in-flight records (each
         // message is larger than a batch), the end record.
-        assert!(pieces.len() >= 1 + 2 + 3 + 1, "{} pieces", pieces.len());
+        assert!(pieces.len() >= 7, "{} pieces", pieces.len());
         assert_eq!(decode_manifest(&pieces[0]).unwrap(), checkpoint.manifest);
         for piece in &pieces[1..pieces.len() - 1] {
             assert!(piece.len() < BATCH_BYTES + 300 * 1024 + 64, "{}", piece.len());
