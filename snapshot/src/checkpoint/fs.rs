@@ -93,6 +93,19 @@ impl FsStore {
         Ok(FsStore { dir, keep_last: None })
     }
 
+    /// Opens the store in directory `dir`, which must exist: for readers, which must not
+    /// create directories. Fails with [`StoreError::Io`] (of kind `NotFound` or
+    /// `NotADirectory`) otherwise.
+    pub fn open_existing(dir: impl Into<PathBuf>) -> Result<FsStore, StoreError> {
+        let dir = dir.into();
+        let metadata = fs::metadata(&dir).map_err(io_error("open", &dir))?;
+        if !metadata.is_dir() {
+            let source = io::Error::new(io::ErrorKind::NotADirectory, "not a directory");
+            return Err(io_error("open", &dir)(source));
+        }
+        Ok(FsStore { dir, keep_last: None })
+    }
+
     /// Keeps only the `keep_last` newest (highest-id) checkpoints: after each successful save,
     /// the older ones are deleted. At least one is always kept (`0` counts as `1`).
     ///

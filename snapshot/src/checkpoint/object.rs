@@ -147,6 +147,29 @@ impl ObjectStoreCheckpoints {
         self.prefix.child(format!("{id}{FILE_SUFFIX}"))
     }
 
+    /// How checkpoint `id` is named in errors and listings: `BASE/KEY` (see
+    /// [`with_url_base`](Self::with_url_base)).
+    pub fn location_of(&self, id: CheckpointId) -> String {
+        self.location(&self.key_of(id))
+    }
+
+    /// The size in bytes of the object of checkpoint `id` ([`StoreError::NotFound`] if there is
+    /// none), without reading it.
+    pub async fn bytes_of(&self, id: CheckpointId) -> Result<u64, StoreError> {
+        let key = self.key_of(id);
+        let meta = self
+            .store
+            .head(&key)
+            .await
+            .map_err(|err| not_found_or(id, self.location(&key), err))?;
+        Ok(meta.size)
+    }
+
+    /// [`bytes_of`](Self::bytes_of), blocking (see the blocking face above).
+    pub(crate) fn bytes_of_blocking(&self, id: CheckpointId) -> Result<u64, StoreError> {
+        self.blocking.run(self, self.bytes_of(id))
+    }
+
     /// How the object at `key` is shown: `BASE/KEY` (see [`with_url_base`](Self::with_url_base)).
     fn location(&self, key: &Path) -> String {
         if self.base.is_empty() { key.to_string() } else { format!("{}/{key}", self.base) }

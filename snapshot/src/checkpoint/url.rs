@@ -55,6 +55,24 @@ impl Store {
     /// Fails with [`StoreError::Url`] for a malformed URL, another scheme, or `s3://` in a build
     /// without feature `s3`.
     pub fn from_url(url: &str) -> Result<Store, StoreError> {
+        Store::open_url(url, FsStore::open)
+    }
+
+    /// Opens the store `url` names, as [`from_url`](Self::from_url) does, for reading: a
+    /// directory must exist ([`FsStore::open_existing`]) and is never created.
+    pub fn open_existing(url: &str) -> Result<Store, StoreError> {
+        Store::open_url(url, FsStore::open_existing)
+    }
+
+    /// Whether `name` is a URL (`SCHEME://…`) rather than a path.
+    pub fn is_url(name: &str) -> bool {
+        name.split_once("://").is_some_and(|(scheme, _)| is_scheme(scheme))
+    }
+
+    fn open_url(
+        url: &str,
+        open_dir: impl FnOnce(PathBuf) -> Result<FsStore, StoreError>,
+    ) -> Result<Store, StoreError> {
         let bad = |reason: &str| StoreError::Url { url: url.to_owned(), reason: reason.to_owned() };
         match url.split_once("://") {
             Some(("s3", _)) => Store::s3(url),
@@ -66,12 +84,12 @@ impl Store {
                 let path = percent_encoding::percent_decode_str(path)
                     .decode_utf8()
                     .map_err(|_| bad("the path is not UTF-8 once percent-decoded"))?;
-                Ok(Store::Fs(FsStore::open(PathBuf::from(path.as_ref()))?))
+                Ok(Store::Fs(open_dir(PathBuf::from(path.as_ref()))?))
             }
             Some((scheme, _)) if is_scheme(scheme) => {
                 Err(bad("unsupported scheme (use a path, file:///DIR or s3://BUCKET/PREFIX)"))
             }
-            _ => Ok(Store::Fs(FsStore::open(url)?)),
+            _ => Ok(Store::Fs(open_dir(PathBuf::from(url))?)),
         }
     }
 
@@ -95,6 +113,34 @@ impl Store {
             Store::Fs(store) => Store::Fs(store.with_retention(keep_last)),
             #[cfg(feature = "s3")]
             Store::Object(store) => Store::Object(store.with_retention(keep_last)),
+        }
+    }
+
+    /// How checkpoint `id` is named: its file's path, or its object's URL.
+    pub fn location_of(&self, id: CheckpointId) -> String {
+        match self {
+            Store::Fs(store) => store.path_of(id).display().to_string(),
+            #[cfg(feature = "s3")]
+            Store::Object(store) => store.location_of(id),
+        }
+    }
+
+    /// The size in bytes of checkpoint `id` as stored ([`StoreError::NotFound`] if there is
+    /// none), without reading it. Blocking.
+    pub fn bytes_of(&self, id: CheckpointId) -> Result<u64, StoreError> {
+        match self {
+            Store::Fs(store) => {
+                let path = store.path_of(id);
+                match std::fs::metadata(&path) {
+                    Ok(metadata) => Ok(metadata.len()),
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                        Err(StoreError::NotFound { id, location: path.display().to_string() })
+                    }
+                    Err(source) => Err(StoreError::Io { op: "read metadata of", path, source }),
+                }
+            }
+            #[cfg(feature = "s3")]
+            Store::Object(store) => store.bytes_of_blocking(id),
         }
     }
 
@@ -218,6 +264,28 @@ mod tests {
             assert_eq!(dir_of(Store::from_url(&url).unwrap()), dir, "{url}");
         }
         assert!(dir.is_dir());
+        // Readers do not create directories.
+        let missing = tmp.path().join("missing");
+        for url in [missing.display().to_string(), format!("file://{}", missing.display())] {
+            match Store::open_existing(&url) {
+                Err(StoreError::Io { source, .. }) => {
+                    assert_eq!(source.kind(), std::io::ErrorKind::NotFound)
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        assert!(!missing.exists());
+        assert_eq!(dir_of(Store::open_existing(dir.to_str().unwrap()).unwrap()), dir);
+        let file = tmp.path().join("plain-file");
+        std::fs::write(&file, "x").unwrap();
+        match Store::open_existing(file.to_str().unwrap()) {
+            Err(StoreError::Io { source, .. }) => {
+                assert_eq!(source.kind(), std::io::ErrorKind::NotADirectory)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Store::is_url("s3://b/p") && Store::is_url("file:///x"));
+        assert!(!Store::is_url("/tmp/x://y") && !Store::is_url("dir"));
         // A path that merely contains "://" is a path.
         let odd = tmp.path().join("x://y");
         assert_eq!(dir_of(Store::from_url(odd.to_str().unwrap()).unwrap()), odd);
