@@ -409,3 +409,41 @@ async fn backend_failures_are_typed() {
     })
     .await;
 }
+
+/// The filesystem store through the async trait, as a caller holding either store sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_filesystem_store_through_the_async_trait() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("checkpoints");
+    let store: Arc<dyn AsyncCheckpointStore> =
+        Arc::new(Store::from_url(&format!("file://{}", dir.display())).unwrap().with_retention(2));
+    bounded(async {
+        assert_eq!(store.latest().await.unwrap(), None);
+        for id in 1..=3 {
+            let info = store.save(&sample(id)).await.unwrap();
+            assert_eq!(
+                info.path_or_key,
+                dir.join(format!("ckpt-{id:020}.amber")).display().to_string()
+            );
+        }
+        assert_eq!(store.ids().await.unwrap(), [CheckpointId(2), CheckpointId(3)]);
+        assert_eq!(store.list().await.unwrap().len(), 2);
+        assert_eq!(store.load(CheckpointId(2)).await.unwrap(), sample(2));
+        assert_eq!(store.latest().await.unwrap(), Some(sample(3)));
+        assert!(matches!(
+            store.save(&sample(3)).await,
+            Err(StoreError::AlreadyExists { id: CheckpointId(3), .. })
+        ));
+        store.remove(CheckpointId(3)).await.unwrap();
+        assert!(matches!(store.remove(CheckpointId(3)).await, Err(StoreError::NotFound { .. })));
+        std::fs::write(dir.join("ckpt-00000000000000000004.amber"), b"garbage").unwrap();
+        let latest = store.latest_valid().await.unwrap();
+        assert_eq!(latest.checkpoint, Some(sample(2)));
+        assert!(matches!(
+            latest.skipped[..],
+            [StoreError::Format { source: FormatError::BadMagic, .. }]
+        ));
+        assert_eq!(store.next_id().await.unwrap(), CheckpointId(5));
+    })
+    .await;
+}

@@ -45,7 +45,7 @@ impl Store {
     /// Opens the store `url` names:
     ///
     /// - `s3://BUCKET/PREFIX` (feature `s3`): the checkpoints under `PREFIX` in an S3 bucket,
-    ///   [`ObjectStoreCheckpoints::from_s3_url`](crate::ObjectStoreCheckpoints::from_s3_url),
+    ///   `ObjectStoreCheckpoints::from_s3_url`,
     ///   with the endpoint and credentials of the standard AWS environment variables
     ///   (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
     ///   `AWS_ALLOW_HTTP`);
