@@ -13,11 +13,11 @@ use amber_snapshot::object_store::aws::AmazonS3Builder;
 use amber_snapshot::object_store::path::Path;
 use amber_snapshot::object_store::{ObjectStore, PutPayload};
 use amber_snapshot::{
-    ActorEntry, AsyncCheckpointStore, Checkpoint, CheckpointId, CheckpointStore, FormatError,
-    ObjectStoreCheckpoints, SpawnCapacity, SpawnRestart, StateRecord, Store, StoreError,
-    ValidationError, encode,
+    ActorEntry, AsyncCheckpointStore, Checkpoint, CheckpointId, CheckpointStore, Compression,
+    FormatError, ObjectStoreCheckpoints, SpawnCapacity, SpawnRestart, StateRecord, Store,
+    StoreError, ValidationError, encode, encode_with,
 };
-use checkpoint_support::{actor, sample};
+use checkpoint_support::{Rng, actor, sample};
 use futures::TryStreamExt;
 use s3_support::S3Server;
 
@@ -71,8 +71,13 @@ async fn put(s3: &Arc<dyn ObjectStore>, key: &str, bytes: Vec<u8>) {
     s3.put(&Path::from(key), PutPayload::from(bytes)).await.unwrap();
 }
 
-/// A checkpoint of `actors` actors whose states are `state_bytes` each, and whose names make
-/// the manifest about 200 bytes per actor.
+/// What the object store writes by default: zstd-compressed, format version 4.
+fn encoded(checkpoint: &Checkpoint) -> Vec<u8> {
+    encode_with(checkpoint, Compression::ZSTD).unwrap()
+}
+
+/// A checkpoint of `actors` actors whose states are `state_bytes` random (incompressible)
+/// bytes each, and whose names make the manifest about 200 bytes per actor.
 fn wide(id: u64, actors: u64, state_bytes: usize) -> Checkpoint {
     let mut checkpoint = sample(id);
     checkpoint.in_flight.clear();
@@ -91,7 +96,10 @@ fn wide(id: u64, actors: u64, state_bytes: usize) -> Checkpoint {
         });
         checkpoint.states.push(StateRecord {
             id: actor(seq),
-            state: vec![seq as u8; state_bytes],
+            state: {
+                let mut rng = Rng(seq * 7919 + id);
+                (0..state_bytes).map(|_| rng.next_u64() as u8).collect()
+            },
             timers: vec![],
         });
     }
@@ -113,7 +121,7 @@ async fn save_list_load_latest_and_retention() {
             let info = AsyncCheckpointStore::save(&store, &sample(id)).await.unwrap();
             assert_eq!(info.id, CheckpointId(id));
             assert_eq!(info.epoch, sample(id).manifest.epoch);
-            assert_eq!(info.bytes, encode(&sample(id)).unwrap().len() as u64);
+            assert_eq!(info.bytes, encoded(&sample(id)).len() as u64);
             assert_eq!(
                 info.path_or_key,
                 format!("s3://bucket/bank/checkpoints/ckpt-{id:020}.amber")
@@ -133,7 +141,7 @@ async fn save_list_load_latest_and_retention() {
             let expected = sample(info.id.0);
             assert_eq!(info.created_unix_ms, expected.manifest.created_unix_ms);
             assert_eq!(info.epoch, expected.manifest.epoch);
-            assert_eq!(info.bytes, encode(&expected).unwrap().len() as u64);
+            assert_eq!(info.bytes, encoded(&expected).len() as u64);
         }
         for id in 1..=3 {
             assert_eq!(
@@ -197,13 +205,17 @@ async fn save_list_load_latest_and_retention() {
         // A checkpoint larger than a part is streamed in parts (a multipart ETag ends in
         // "-PARTS"), and a manifest larger than the first read of `list` is read whole.
         let big = wide(6, 600, 20 * 1024);
-        let encoded = encode(&big).unwrap();
-        assert!(encoded.len() > 2 * amber_snapshot::DEFAULT_PART_SIZE, "{}", encoded.len());
+        let bytes = encoded(&big);
+        assert!(bytes.len() > 2 * amber_snapshot::DEFAULT_PART_SIZE, "{}", bytes.len());
         let info = AsyncCheckpointStore::save(&store, &big).await.unwrap();
-        assert_eq!(info.bytes, encoded.len() as u64);
+        assert_eq!(info.bytes, bytes.len() as u64);
         let meta = s3.head(&store.key_of(CheckpointId(6))).await.unwrap();
-        assert_eq!(meta.size, encoded.len() as u64);
-        let parts = encoded.len().div_ceil(amber_snapshot::DEFAULT_PART_SIZE);
+        assert_eq!(meta.size, bytes.len() as u64);
+        assert_eq!(
+            s3.get(&store.key_of(CheckpointId(6))).await.unwrap().bytes().await.unwrap(),
+            bytes
+        );
+        let parts = bytes.len().div_ceil(amber_snapshot::DEFAULT_PART_SIZE);
         let e_tag = meta.e_tag.unwrap();
         assert!(e_tag.trim_matches('"').ends_with(&format!("-{parts}")), "{e_tag}");
         assert_eq!(AsyncCheckpointStore::load(&store, CheckpointId(6)).await.unwrap(), big);
@@ -212,6 +224,15 @@ async fn save_list_load_latest_and_retention() {
             list.iter().map(|i| (i.id.0, i.epoch)).collect::<Vec<_>>(),
             [(5, sample(5).manifest.epoch), (6, big.manifest.epoch)]
         );
+
+        // Without compression, the objects are the files' bytes (format version 2).
+        let plain = store.clone().with_compression(Compression::None);
+        let info = AsyncCheckpointStore::save(&plain, &sample(8)).await.unwrap();
+        let object = s3.get(&store.key_of(CheckpointId(8))).await.unwrap().bytes().await.unwrap();
+        assert_eq!(object, encode(&sample(8)).unwrap());
+        assert_eq!(info.bytes, object.len() as u64);
+        assert_eq!(AsyncCheckpointStore::load(&store, CheckpointId(8)).await.unwrap(), sample(8));
+        AsyncCheckpointStore::remove(&store, CheckpointId(8)).await.unwrap();
 
         // The store named by a URL is the same store.
         let named = Store::Object(store.clone());

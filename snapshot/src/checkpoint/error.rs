@@ -163,6 +163,18 @@ pub enum FormatError {
         /// Its payload length.
         len: u64,
     },
+    /// A compressed record (format version 4) does not decompress, or claims to decompress to
+    /// more than [`MAX_EXPANSION`](crate::MAX_EXPANSION) times its size. Its checksum matched:
+    /// it was written this way.
+    #[error("record {record} ({kind}) does not decompress: {reason}")]
+    Decompress {
+        /// The record's number.
+        record: u64,
+        /// Its kind.
+        kind: RecordKind,
+        /// What is wrong.
+        reason: String,
+    },
     /// A record could not be encoded. The model types always encode, so this reports a bug
     /// rather than bad input.
     #[error("record {record} ({kind}) does not encode: {reason}")]

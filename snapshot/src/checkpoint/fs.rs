@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::checkpoint::error::StoreError;
 use crate::checkpoint::format::{
-    MANIFEST_HEADER_LEN, decode, decode_manifest, encode, manifest_len,
+    Compression, MANIFEST_HEADER_LEN, decode, decode_manifest, encode_with, manifest_len,
 };
 use crate::checkpoint::model::{Checkpoint, CheckpointId, Manifest};
 use crate::checkpoint::store::{CheckpointInfo, CheckpointStore};
@@ -76,6 +76,7 @@ const TEMP_SUFFIX: &str = ".tmp";
 pub struct FsStore {
     dir: PathBuf,
     keep_last: Option<usize>,
+    compression: Compression,
 }
 
 impl FsStore {
@@ -90,7 +91,7 @@ impl FsStore {
                 sync_dir(parent)?;
             }
         }
-        Ok(FsStore { dir, keep_last: None })
+        Ok(FsStore { dir, keep_last: None, compression: Compression::None })
     }
 
     /// Opens the store in directory `dir`, which must exist: for readers, which must not
@@ -103,7 +104,15 @@ impl FsStore {
             let source = io::Error::new(io::ErrorKind::NotADirectory, "not a directory");
             return Err(io_error("open", &dir)(source));
         }
-        Ok(FsStore { dir, keep_last: None })
+        Ok(FsStore { dir, keep_last: None, compression: Compression::None })
+    }
+
+    /// Writes checkpoints compressed as `compression` says ([`encode_with`](crate::encode_with));
+    /// by default they are not ([`Compression::None`]: format version 2, which older builds
+    /// read too). Every checkpoint reads back whatever it was written with.
+    #[must_use]
+    pub fn with_compression(self, compression: Compression) -> FsStore {
+        FsStore { compression, ..self }
     }
 
     /// Keeps only the `keep_last` newest (highest-id) checkpoints: after each successful save,
@@ -178,10 +187,8 @@ impl FsStore {
     pub(crate) fn encode_for_save(&self, checkpoint: &Checkpoint) -> Result<Encoded, StoreError> {
         let manifest = &checkpoint.manifest;
         let id = manifest.id;
-        let bytes = encode(checkpoint).map_err(|source| StoreError::Unencodable {
-            id,
-            location: location(&self.path_of(id)),
-            source,
+        let bytes = encode_with(checkpoint, self.compression).map_err(|source| {
+            StoreError::Unencodable { id, location: location(&self.path_of(id)), source }
         })?;
         Ok(Encoded { id, epoch: manifest.epoch, created_unix_ms: manifest.created_unix_ms, bytes })
     }

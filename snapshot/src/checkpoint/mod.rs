@@ -27,8 +27,8 @@ mod url;
 
 pub use error::{FormatError, StoreError, ValidationError};
 pub use format::{
-    BATCH_BYTES, CHECKPOINT_FORMAT_VERSION, OLDEST_READABLE_VERSION, RecordKind, decode,
-    decode_manifest, encode,
+    BATCH_BYTES, CHECKPOINT_FORMAT_VERSION, Compression, MAX_EXPANSION, OLDEST_READABLE_VERSION,
+    RecordKind, decode, decode_manifest, encode, encode_with,
 };
 pub use fs::FsStore;
 pub use model::{

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 #[cfg(feature = "s3")]
 use crate::checkpoint::async_store::AsyncCheckpointStore;
 use crate::checkpoint::error::StoreError;
+use crate::checkpoint::format::Compression;
 use crate::checkpoint::fs::FsStore;
 use crate::checkpoint::model::{Checkpoint, CheckpointId};
 #[cfg(feature = "s3")]
@@ -141,6 +142,17 @@ impl Store {
             }
             #[cfg(feature = "s3")]
             Store::Object(store) => store.bytes_of_blocking(id),
+        }
+    }
+
+    /// Writes checkpoints compressed as `compression` says ([`FsStore::with_compression`]; the
+    /// default is none for a directory and zstd for object storage).
+    #[must_use]
+    pub fn with_compression(self, compression: Compression) -> Store {
+        match self {
+            Store::Fs(store) => Store::Fs(store.with_compression(compression)),
+            #[cfg(feature = "s3")]
+            Store::Object(store) => Store::Object(store.with_compression(compression)),
         }
     }
 
