@@ -77,7 +77,8 @@ fn encoded(checkpoint: &Checkpoint) -> Vec<u8> {
 }
 
 /// A checkpoint of `actors` actors whose states are `state_bytes` random (incompressible)
-/// bytes each, and whose names make the manifest about 200 bytes per actor.
+/// bytes each, and whose random names make the manifest about 200 bytes per actor (about 100
+/// compressed).
 fn wide(id: u64, actors: u64, state_bytes: usize) -> Checkpoint {
     let mut checkpoint = sample(id);
     checkpoint.in_flight.clear();
@@ -85,7 +86,12 @@ fn wide(id: u64, actors: u64, state_bytes: usize) -> Checkpoint {
         checkpoint.manifest.actors.push(ActorEntry {
             id: actor(seq),
             type_name: "bank.Account".into(),
-            name: Some(format!("account-{seq}-{}", "x".repeat(180))),
+            name: Some({
+                let mut rng = Rng(seq * 31 + id);
+                let suffix: String =
+                    (0..180).map(|_| format!("{:x}", rng.next_u64() % 16)).collect();
+                format!("account-{seq}-{suffix}")
+            }),
             node: "node-b".into(),
             parent: None,
             watchers: vec![],
@@ -204,9 +210,11 @@ async fn save_list_load_latest_and_retention() {
 
         // A checkpoint larger than a part is streamed in parts (a multipart ETag ends in
         // "-PARTS"), and a manifest larger than the first read of `list` is read whole.
-        let big = wide(6, 600, 20 * 1024);
+        let big = wide(6, 1000, 12 * 1024);
         let bytes = encoded(&big);
         assert!(bytes.len() > 2 * amber_snapshot::DEFAULT_PART_SIZE, "{}", bytes.len());
+        let manifest_len = u32::from_le_bytes(bytes[13..17].try_into().unwrap());
+        assert!(manifest_len > 64 * 1024, "the manifest takes two reads: {manifest_len}");
         let info = AsyncCheckpointStore::save(&store, &big).await.unwrap();
         assert_eq!(info.bytes, bytes.len() as u64);
         let meta = s3.head(&store.key_of(CheckpointId(6))).await.unwrap();
