@@ -288,13 +288,24 @@ async fn an_interrupted_upload_is_never_listed_nor_loaded() {
         let uploads = server.get("/bucket?uploads");
         assert!(uploads.contains("ckpts/ckpt-00000000000000000002.amber"), "{uploads}");
 
-        // A save cancelled (its future dropped after 1 ms, wherever it is) leaves nothing.
-        let cancelled = tokio::time::timeout(
-            Duration::from_millis(1),
-            AsyncCheckpointStore::save(&store, &wide(3, 400, 40 * 1024)),
-        )
-        .await;
-        assert!(cancelled.is_err(), "a 16 MiB upload took under 1 ms");
+        // A save of ours dropped mid-upload (its multipart upload begun, not completed; as
+        // when the writing process dies) leaves no object either.
+        let third = wide(3, 400, 40 * 1024);
+        let save = AsyncCheckpointStore::save(&store, &third);
+        tokio::pin!(save);
+        let mut polls = 0;
+        loop {
+            tokio::select! {
+                result = &mut save => panic!("a 16 MiB upload finished before it was seen: {result:?}"),
+                () = tokio::time::sleep(Duration::from_millis(2)) => {}
+            }
+            polls += 1;
+            assert!(polls < 5_000, "the upload of checkpoint 3 never began");
+            if server.get("/bucket?uploads").contains("ckpts/ckpt-00000000000000000003.amber") {
+                break;
+            }
+        }
+        drop(save);
 
         // Leftovers of other writers: temporary and partial names, other prefixes.
         put(&s3, "ckpts/.ckpt-00000000000000000004.amber.tmp", encode(&sample(4)).unwrap()).await;
