@@ -59,6 +59,9 @@
 /// [`Host`](actors::remote::Host) a system hands to it) and the package a migrating actor
 /// travels in ([`actors::migrate`]).
 pub use amber_actors as actors;
+/// What the runtime reports through the `metrics` facade (snapshots, checkpoints, sampled
+/// mailbox depths and ask latencies; the cluster adds its links): names, kinds and labels.
+pub use amber_actors::metrics;
 #[doc(inline)]
 pub use amber_actors::{
     AbortCause, AbortReason, Actor, ActorId, ActorRef, ActorState, ActorSystem, AskError, BoxError,

@@ -2,6 +2,8 @@
 //! tell themselves or each other cannot deadlock on capacity; outside senders still get
 //! backpressure.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -170,5 +172,66 @@ async fn outside_senders_still_wait_for_room_and_try_tell_still_refuses() {
     open.add_permits(3);
     let sent = tokio::time::timeout(Duration::from_secs(20), blocked).await;
     assert!(matches!(sent, Ok(Ok(Ok(())))), "the waiting tell went through once room freed up");
+    system.shutdown().await;
+}
+
+/// Records what it handles; each message waits for a permit.
+struct Ledger {
+    open: Arc<Semaphore>,
+    seen: Arc<std::sync::Mutex<Vec<u32>>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry(u32);
+
+impl Actor for Ledger {
+    type Msg = Entry;
+    type Reply = ();
+    async fn handle(&mut self, Entry(n): Entry, _ctx: &mut Context<Self>) {
+        self.open.acquire().await.expect("never closed").forget();
+        self.seen.lock().unwrap().push(n);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_tell_is_never_overtaken_by_try_tell() {
+    let system = ActorSystem::new();
+    let open = Arc::new(Semaphore::new(0));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let ledger = {
+        let (open, seen) = (open.clone(), seen.clone());
+        system
+            .spawn_with(capacity_one(), move || Ledger { open: open.clone(), seen: seen.clone() })
+            .unwrap()
+    };
+    ledger.tell(Entry(0)).await.unwrap(); // taken by the handler, which waits
+    ledger.tell(Entry(1)).await.unwrap(); // queued: the mailbox is full
+    // A tell from outside, polled once: the mailbox is full, so it waits in line.
+    let mut waiting = Box::pin(ledger.tell(Entry(2)));
+    assert!(futures::poll!(&mut waiting).is_pending());
+    // One handler goes through and the actor takes message 1: a slot frees up, and it is the
+    // waiting tell's. However often they try meanwhile, try_tells find no room.
+    open.add_permits(1);
+    support::bounded(async {
+        while seen.lock().unwrap().len() < 1 || ledger.queued() > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    for n in 100..1_100 {
+        assert!(
+            matches!(ledger.try_tell(Entry(n)), Err(TrySendError::Full(_))),
+            "try_tell {n} took the room granted to the waiting tell"
+        );
+    }
+    support::bounded(waiting).await.expect("the waiting tell went through");
+    open.add_permits(2);
+    support::bounded(async {
+        while seen.lock().unwrap().len() < 3 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(*seen.lock().unwrap(), vec![0, 1, 2]);
     system.shutdown().await;
 }

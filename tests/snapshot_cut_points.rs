@@ -138,3 +138,73 @@ async fn an_actor_inside_a_handler_is_cut_after_it_with_what_was_queued_in_fligh
     assert_eq!(cut.handled - 1 + checkpoint.in_flight.len() as u64, 5);
     bounded(system.shutdown()).await;
 }
+
+/// A plain test (no `#[tokio::test]`): the runtime has one worker, which the test blocks;
+/// the test's own thread drives the snapshot from outside the workers.
+#[test]
+fn a_restored_actor_is_cut_on_the_spot_before_its_task_first_runs() {
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    // A checkpoint of an actor with messages queued: 3 handled, 4 recorded in flight.
+    let checkpoint = rt.block_on(async {
+        let system = ActorSystem::builder().register::<Gated>().build();
+        let (actor, mut entered, go) = gated();
+        let gated = system.spawn(actor).unwrap();
+        go.notify_one(); // on_start
+        assert_eq!(bounded(entered.recv()).await, Some("on_start"));
+        for _ in 0..3 {
+            gated.tell(GatedMsg::Plain).await.unwrap();
+        }
+        gated.tell(GatedMsg::Gated).await.unwrap();
+        assert_eq!(bounded(entered.recv()).await, Some("handler"));
+        for _ in 0..4 {
+            gated.tell(GatedMsg::Plain).await.unwrap();
+        }
+        let snapshot = snapshot_started(&system).await;
+        go.notify_one();
+        let checkpoint = bounded(snapshot).await.unwrap().expect("snapshot");
+        bounded(system.shutdown()).await;
+        checkpoint
+    });
+    let before = state(&checkpoint);
+    assert_eq!((before.handled, checkpoint.in_flight.len()), (4, 4));
+
+    // The only worker is kept busy: the restored actor's task cannot run.
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let (busy, worker_taken) = std::sync::mpsc::channel();
+    rt.spawn(async move {
+        busy.send(()).unwrap();
+        let _ = blocked.recv();
+    });
+    worker_taken.recv().unwrap();
+    // Bounded without the runtime's timers (its only worker drives them): a watchdog
+    // thread frees the worker after 20 s and says so.
+    let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn({
+        let (release, timed_out) = (release.clone(), timed_out.clone());
+        move || {
+            if finished.recv_timeout(Duration::from_secs(20)).is_err() {
+                timed_out.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            let _ = release.send(());
+        }
+    });
+    let (again, system) = rt.block_on(async {
+        let system = ActorSystem::builder().register::<Gated>().restore(&checkpoint).unwrap();
+        // Its task is queued behind the blocked one: the broadcast, run by this thread,
+        // cuts the resumed actor between two messages, at its restored state.
+        let again = system.snapshot_within(Duration::from_secs(60)).await;
+        (again, system)
+    });
+    let _ = done.send(());
+    watchdog.join().unwrap();
+    assert!(
+        !timed_out.load(std::sync::atomic::Ordering::SeqCst),
+        "the snapshot waited for the restored actor's task to run"
+    );
+    let again = again.expect("snapshot");
+    let after = state(&again);
+    assert_eq!((after.handled, again.in_flight.len()), (4, 4), "cut before any message");
+    rt.block_on(async { bounded(system.shutdown()).await });
+}

@@ -66,7 +66,9 @@ impl<A: Actor> ActorRef<A> {
     /// # The mailbox rule: handlers never wait for room
     ///
     /// Sent from outside the system (plain code, a detached task, a timer), a message waits
-    /// while a bounded mailbox is full: backpressure. Sent from inside a handler (a `tell`
+    /// while a bounded mailbox is full: backpressure. Waiting senders are served first come,
+    /// first served: room that frees up goes to them in line, and no
+    /// [`try_tell`](Self::try_tell) takes it meanwhile. Sent from inside a handler (a `tell`
     /// or an [`ask`](Self::ask)), it never waits for room: it is queued beyond the bound.
     /// Otherwise an actor telling itself, or two actors telling each other, with full
     /// mailboxes would each wait inside a handler for the other to take a message, and
@@ -75,13 +77,21 @@ impl<A: Actor> ActorRef<A> {
     /// tells from its handlers is not slowed down by the bound: use
     /// [`try_tell`](Self::try_tell) (which fails with [`TrySendError::Full`] from anywhere)
     /// or asks where a handler needs to pace itself.
+    ///
+    /// A link to another node is different: it is drained by the network, not by an actor,
+    /// so a handler's tell to an actor there, finding the link's queue full, is queued
+    /// beyond the link's bound too, and then its actor waits for the link to drain before it
+    /// takes its next message. The link stays bounded (by one handler's sends beyond it),
+    /// and the wait is between two messages, where a snapshot can still cut the actor.
     pub async fn tell(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
         self.push(Envelope::new(msg, None)).await.map_err(|env| SendError(env.msg))
     }
 
     /// Sends a message without waiting at all: fails with [`TrySendError::Full`] if a bounded
-    /// mailbox is full, or [`TrySendError::Stopped`] if the actor has stopped. The message is
-    /// given back either way.
+    /// mailbox is full (or has room only for senders waiting in line for it: waiting
+    /// [`tell`](Self::tell)s are served first, in the order they came), or
+    /// [`TrySendError::Stopped`] if the actor has stopped. The message is given back either
+    /// way.
     pub fn try_tell(&self, msg: A::Msg) -> Result<(), TrySendError<A::Msg>> {
         match self.target.send(Envelope::new(msg, None), None) {
             Ok(()) => Ok(()),
@@ -120,10 +130,15 @@ impl<A: Actor> ActorRef<A> {
             }
             Ok(reply)
         };
-        match tokio::time::timeout(timeout, exchange).await {
+        let sampled = crate::metrics::sample_ask().then(std::time::Instant::now);
+        let result = match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(AskError::Timeout(timeout)),
+        };
+        if let Some(started) = sampled {
+            crate::metrics::ask_latency(started.elapsed());
         }
+        result
     }
 
     /// The request of `asker` was dropped unanswered (the responder stopped). If the
@@ -243,10 +258,15 @@ impl<A: Actor> ActorRef<A> {
         } else {
             Some(env)
         };
+        // Waits in the mailbox's line, first come first served; leaves it if dropped.
+        let mut line = InLine { target: &self.target, ticket: None };
         poll_fn(|cx| {
             let item = env.take().expect("polled after completion");
-            match self.target.send(item, Some(cx)) {
-                Ok(()) => Poll::Ready(Ok(())),
+            match self.target.send(item, Some((cx, &mut line.ticket))) {
+                Ok(()) => {
+                    line.ticket = None; // served: it took its slot and left the line
+                    Poll::Ready(Ok(()))
+                }
                 Err(Refused::Stopped(item)) => Poll::Ready(Err(item)),
                 Err(Refused::Full(item)) => {
                     env = Some(item);
@@ -255,6 +275,21 @@ impl<A: Actor> ActorRef<A> {
             }
         })
         .await
+    }
+}
+
+/// A send's place in its mailbox's line for room, given up if the send is dropped while
+/// it waits (a slot granted to it then goes to the next in line).
+struct InLine<'a, A: Actor> {
+    target: &'a Target<A>,
+    ticket: Option<u64>,
+}
+
+impl<A: Actor> Drop for InLine<'_, A> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket {
+            self.target.cancel_wait(ticket);
+        }
     }
 }
 

@@ -4,10 +4,12 @@
 //! is not inside a handler (plain code, a detached task) is a send from outside the system.
 
 use std::cell::Cell;
+use std::sync::Arc;
 
 use amber_snapshot::Epoch;
 
 use crate::ActorId;
+use crate::remote::RemoteRoute;
 
 /// The running actor's identity, epoch and ask depth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,4 +34,20 @@ pub(crate) fn current() -> Option<Running> {
 #[inline]
 pub(crate) fn enter(running: Option<Running>) -> Option<Running> {
     CURRENT.with(|c| c.replace(running))
+}
+
+thread_local! {
+    static OWED_ROOM: Cell<Option<Arc<dyn RemoteRoute>>> = const { Cell::new(None) };
+}
+
+/// A send from the running handler queued beyond the bound of the link `route` leads to:
+/// the actor waits for room on it before its next message (see [`take_owed_room`]).
+pub(crate) fn owe_room(route: Arc<dyn RemoteRoute>) {
+    OWED_ROOM.with(|owed| owed.set(Some(route)));
+}
+
+/// The link a send of the turn just polled on this thread overfilled, if any, taken (the
+/// turn's poll wrapper moves it to the actor's runner after each poll).
+pub(crate) fn take_owed_room() -> Option<Arc<dyn RemoteRoute>> {
+    OWED_ROOM.with(Cell::take)
 }

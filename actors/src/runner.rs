@@ -15,6 +15,7 @@ use crate::mailbox::core::Stamp;
 use crate::mailbox::core::{CutNow, Cutting};
 use crate::mailbox::{CutFor, Inbox, Next};
 use crate::migrate::Departing;
+use crate::remote::RemoteRoute;
 use crate::signal::Signal;
 use crate::snapshot::types::StateCodec;
 use crate::snapshot::{CaptureProblem, CutReport};
@@ -47,6 +48,9 @@ pub(crate) struct Runner<A: Actor> {
     pub(crate) depth: u8,
     /// A panic of the state's encoder in a cut the driver took, for the task to handle.
     pub(crate) panicked: Option<Panic>,
+    /// The link to another node that a send of the last turn queued beyond its bound: the
+    /// actor waits for room on it before its next message (see [`Slice::Room`]).
+    pub(crate) owed: Option<Arc<dyn RemoteRoute>>,
 }
 
 /// A runner as its task and the snapshot driver share it. The task takes the runner out of
@@ -72,8 +76,9 @@ impl<A: Actor> Cell<A> {
         self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The task lets its runner go, between two messages.
-    fn put(&self, runner: Box<Runner<A>>) {
+    /// The task lets its runner go, between two messages (or the spawner, for an actor
+    /// that resumes, before its task first runs).
+    pub(crate) fn put(&self, runner: Box<Runner<A>>) {
         *self.lock() = Some(runner);
     }
 
@@ -101,15 +106,20 @@ enum Slice {
     Park,
     /// The task's coop budget is spent: other tasks run first.
     Yield,
+    /// A handler's send queued beyond the bound of this link to another node (handlers
+    /// never wait for room inside a turn): the actor waits for room on it before its next
+    /// message, between two messages, where a snapshot can cut it on the spot.
+    Room(Arc<dyn RemoteRoute>),
     /// The actor must stop (or has left for another node).
     Stop(ExitReason),
 }
 
 impl<A: Actor> Runner<A> {
     /// Runs the actor until it stops. The task starts holding its runner (the cell is empty
-    /// until the actor has started: no cut before `on_start`), and lets it go only between
-    /// two messages.
-    pub(crate) async fn run(cell: Arc<Cell<A>>, mut runner: Box<Runner<A>>) {
+    /// until the actor has started: no cut before `on_start`), or, for an actor that resumes
+    /// (`runner` is `None`), takes it from the cell; it lets it go only between two messages.
+    pub(crate) async fn run(cell: Arc<Cell<A>>, runner: Option<Box<Runner<A>>>) {
+        let mut runner = runner.unwrap_or_else(|| cell.take());
         tracing::debug!(actor = %runner.ctx.id(), "starting");
         let reason = 'live: {
             if let Some(reason) = runner.start().await {
@@ -135,6 +145,14 @@ impl<A: Actor> Runner<A> {
                     Slice::Yield => {
                         cell.put(runner);
                         tokio::task::consume_budget().await;
+                    }
+                    Slice::Room(route) => {
+                        cell.put(runner);
+                        // Woken once the link has drained (or is gone: the next send fails).
+                        poll_fn(|cx| {
+                            if route.poll_ready(Some(cx)) { Poll::Ready(()) } else { Poll::Pending }
+                        })
+                        .await;
                     }
                 }
                 runner = cell.take();
@@ -217,6 +235,20 @@ impl<A: Actor> Runner<A> {
             if self.ctx.stop {
                 return Slice::Stop(ExitReason::Stopped);
             }
+            if self.owed.is_some() {
+                // Signals first: a marker that came while the handler ran is taken now,
+                // not once the link has drained.
+                while let Some(signal) = self.inbox.next_control() {
+                    if let Some(reason) = self.control(signal).await {
+                        return Slice::Stop(reason);
+                    }
+                }
+                if let Some(route) = self.owed.take()
+                    && !route.poll_ready(None)
+                {
+                    return Slice::Room(route);
+                }
+            }
             if !tokio::task::coop::has_budget_remaining() {
                 return Slice::Yield;
             }
@@ -238,7 +270,7 @@ impl<A: Actor> Runner<A> {
         let Some(actor) = self.actor.as_mut() else {
             return Err(StartFailure::Failed(ExitReason::Panicked("actor missing".into())));
         };
-        match turn(running, actor.on_start(&mut self.ctx)).await {
+        match turn(running, actor.on_start(&mut self.ctx), &mut self.owed).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(StartFailure::Failed(ExitReason::StartFailed(e.to_string()))),
             Err(panic) => Err(StartFailure::Panicked(panic)),
@@ -321,7 +353,7 @@ impl<A: Actor> Runner<A> {
         self.ctx.origin = origin;
         let running = self.running();
         let actor = self.actor.as_mut()?;
-        match turn(running, actor.handle(msg, &mut self.ctx)).await {
+        match turn(running, actor.handle(msg, &mut self.ctx), &mut self.owed).await {
             Ok(out) => {
                 if let Some(tx) = reply {
                     let _ = tx.send((out, self.inbox.epoch()));
@@ -350,7 +382,7 @@ impl<A: Actor> Runner<A> {
                     self.ctx.children.remove(child);
                 }
                 let actor = self.actor.as_mut()?;
-                turn(running, actor.on_child_event(&mut self.ctx, event)).await
+                turn(running, actor.on_child_event(&mut self.ctx, event), &mut self.owed).await
             }
             Signal::Marker(epoch) => {
                 let released = self.released(epoch);
@@ -383,7 +415,7 @@ impl<A: Actor> Runner<A> {
                     return None; // unwatched meanwhile
                 }
                 let actor = self.actor.as_mut()?;
-                turn(running, actor.on_down(&mut self.ctx, down)).await
+                turn(running, actor.on_down(&mut self.ctx, down), &mut self.owed).await
             }
         };
         match result {
@@ -457,7 +489,9 @@ impl<A: Actor> Runner<A> {
         // A moved actor's forwarding entry watches it under its own id: not a watcher.
         watchers.retain(|w| *w != id);
         let mut queued_timers = HashSet::new();
-        let mut backlog = Vec::new();
+        crate::metrics::mailbox_depth(batch.len());
+        let mut backlog = Vec::with_capacity(batch.len());
+        let mut unrecorded = Vec::new();
         let mut crossed = false;
         for env in batch {
             if let Origin::Timer(timer) = env.origin {
@@ -467,9 +501,10 @@ impl<A: Actor> Runner<A> {
                 // An actor awaits this ask, and has not cut: it will take in a reply
                 // computed after this cut.
                 crossed |= env.asked_by_actor();
-                let record = env.record(id);
-                backlog
-                    .push(record.map_err(|error| CaptureProblem::MessageEncode { to: id, error }));
+                match env.record(id) {
+                    Ok(record) => backlog.push(record),
+                    Err(error) => unrecorded.push(CaptureProblem::MessageEncode { to: id, error }),
+                }
             }
         }
         let state = encoded.and_then(|bytes| {
@@ -495,7 +530,7 @@ impl<A: Actor> Runner<A> {
             restart,
         };
         tracing::trace!(actor = %id, epoch = %cut.to, backlog = backlog.len(), "cut");
-        let report = CutReport { entry, state, backlog, crossed };
+        let report = CutReport { entry, state, backlog, unrecorded, crossed };
         let effects = self.ctx.system.engine().cut(cut, report);
         self.ctx.system.run_effects(effects);
         panicked.map_or(Ok(true), Err)
@@ -516,7 +551,8 @@ impl<A: Actor> Runner<A> {
         self.ctx.timers.cancel_all();
         let running = self.running();
         if let Some(actor) = self.actor.as_mut()
-            && let Err(panic) = turn(running, actor.on_stop(&mut self.ctx, &reason)).await
+            && let Err(panic) =
+                turn(running, actor.on_stop(&mut self.ctx, &reason), &mut None).await
         {
             tracing::error!(actor = %id, %panic, "on_stop panicked");
         }

@@ -15,6 +15,7 @@ use std::task::Context;
 
 use amber_snapshot::InFlightRecord;
 
+use crate::current;
 use crate::envelope::Envelope;
 use crate::mailbox::PushError;
 use crate::mailbox::core::{Late, MailboxCore, Meta};
@@ -62,19 +63,20 @@ impl<A: Actor> Target<A> {
         }
     }
 
-    /// Sends an envelope without waiting; with `cx`, registers it to be woken when room
-    /// frees up if the mailbox (or link) is full.
+    /// Sends an envelope without waiting; with `wait` (the sender's context and its place in
+    /// the mailbox's line, see [`MailboxCore::poll_push`]), waits in line to be woken when
+    /// room is granted to it if the mailbox (or link) is full.
     #[inline]
     pub(crate) fn send(
         &self,
         env: Envelope<A>,
-        mut cx: Option<&mut Context<'_>>,
+        wait: Option<(&mut Context<'_>, &mut Option<u64>)>,
     ) -> Result<(), Refused<Envelope<A>>> {
         match self {
             Target::Local(mailbox) => {
-                let pushed = match cx.as_deref_mut() {
-                    None => mailbox.try_push(env),
-                    Some(cx) => mailbox.poll_push(cx, env),
+                let (pushed, cx) = match wait {
+                    None => (mailbox.try_push(env), None),
+                    Some((cx, ticket)) => (mailbox.poll_push(cx, env, ticket), Some(cx)),
                 };
                 match pushed {
                     Ok(()) => Ok(()),
@@ -83,23 +85,41 @@ impl<A: Actor> Target<A> {
                     Err(PushError::Moved(env, to)) => to.send(&mailbox.meta, env, cx, true),
                 }
             }
-            Target::Remote(remote) => remote.send(env, cx),
+            Target::Remote(remote) => remote.send(env, wait.map(|(cx, _)| cx), true),
+        }
+    }
+
+    /// A sender that waited in line for room gives up its place (see
+    /// [`MailboxCore::cancel_wait`]).
+    pub(crate) fn cancel_wait(&self, ticket: u64) {
+        if let Target::Local(mailbox) = self {
+            mailbox.cancel_wait(ticket);
         }
     }
 
     /// Sends an envelope from inside a handler that found the mailbox full: queued beyond
-    /// the bound instead of waiting (see [`ActorRef::tell`](crate::ActorRef::tell)). A link
-    /// to another node is drained by its own task whatever the actors do, so a full link
-    /// is still waited for (`Refused::Full`).
+    /// the bound instead of waiting (see [`ActorRef::tell`](crate::ActorRef::tell)). A full
+    /// link to another node takes it too, and the running actor owes the link room: it
+    /// waits for the link to drain after its handler, before its next message (see
+    /// [`current::owe_room`]) — between two messages, where a snapshot can cut it, not
+    /// inside the handler, where the cut would wait for the link.
     pub(crate) fn send_overflow(&self, env: Envelope<A>) -> Result<(), Refused<Envelope<A>>> {
         match self {
             Target::Local(mailbox) => match mailbox.push_overflow(env) {
                 Ok(()) => Ok(()),
                 Err(PushError::Full(env)) => Err(Refused::Full(env)),
                 Err(PushError::Closed(env)) => Err(Refused::Stopped(env)),
-                Err(PushError::Moved(env, to)) => to.send(&mailbox.meta, env, None, true),
+                Err(PushError::Moved(env, to)) => {
+                    to.owe_room_if_full();
+                    to.send(&mailbox.meta, env, None, false)
+                }
             },
-            Target::Remote(remote) => remote.send(env, None),
+            Target::Remote(remote) => {
+                if !remote.route.poll_ready(None) {
+                    current::owe_room(remote.route.clone());
+                }
+                remote.send(env, None, false)
+            }
         }
     }
 }
@@ -117,6 +137,14 @@ impl Forward {
     /// Forwarding to the node `route` leads to, counted by `engine`.
     pub(crate) fn new(route: Arc<dyn RemoteRoute>, engine: Arc<SnapshotEngine>) -> Self {
         Forward { route, engine }
+    }
+
+    /// A send from a handler is about to go beyond the bound of the link: the running
+    /// actor owes it room (see [`Target::send_overflow`]).
+    fn owe_room_if_full(&self) {
+        if !self.route.poll_ready(None) {
+            current::owe_room(self.route.clone());
+        }
     }
 
     /// Sends on an envelope the mailbox described by `meta` refused because its actor
@@ -185,14 +213,16 @@ impl Remote {
         Remote { meta, route, engine, exit: OnceLock::new() }
     }
 
-    /// Encodes the envelope and hands it to the route (waiting for room on the link first,
-    /// registering `cx` if given); the link's taking a message from an actor is counted.
+    /// Encodes the envelope and hands it to the route (if `bounded`, only if the link has
+    /// room, registering `cx` to be woken when it has if given); the link's taking a
+    /// message from an actor is counted.
     fn send<A: Actor>(
         &self,
         mut env: Envelope<A>,
         cx: Option<&mut Context<'_>>,
+        bounded: bool,
     ) -> Result<(), Refused<Envelope<A>>> {
-        if !self.route.poll_ready(cx) {
+        if bounded && !self.route.poll_ready(cx) {
             return Err(Refused::Full(env));
         }
         let outbound = match env.encode_outbound(self.meta.id, self.meta.type_name) {

@@ -4,9 +4,11 @@
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::Poll;
 
 use crate::current::{self, Running};
+use crate::remote::RemoteRoute;
 
 /// A panic caught in an actor's turn: its message, for supervision (which reports it as
 /// [`ExitReason::Panicked`](crate::ExitReason::Panicked)) and for logs.
@@ -26,14 +28,25 @@ impl std::fmt::Display for Panic {
     }
 }
 
-/// Runs `fut` to completion as a turn of `running`; a panic becomes `Err`.
+/// Runs `fut` to completion as a turn of `running`; a panic becomes `Err`. A link one of its
+/// sends queued beyond the bound is noted in `owed` (see [`current::owe_room`]): the actor
+/// waits for room on it before its next message.
 #[inline]
-pub(crate) async fn turn<F: Future>(running: Running, fut: F) -> Result<F::Output, Panic> {
+pub(crate) async fn turn<F: Future>(
+    running: Running,
+    fut: F,
+    owed: &mut Option<Arc<dyn RemoteRoute>>,
+) -> Result<F::Output, Panic> {
     let mut fut = pin!(fut);
     poll_fn(move |cx| {
         let previous = current::enter(Some(running));
+        let _ = current::take_owed_room(); // a stale one, from a send outside any turn
         let polled = catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)));
         current::enter(previous);
+        // Taken after every poll: the next poll may run on another thread.
+        if let Some(route) = current::take_owed_room() {
+            *owed = Some(route);
+        }
         match polled {
             Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
             Ok(Poll::Pending) => Poll::Pending,

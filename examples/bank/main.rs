@@ -413,6 +413,21 @@ async fn snapshot_once(
     };
     phase.latencies_ms.push(t.elapsed().as_secs_f64() * 1e3);
     phase.snapshots += 1;
+    // The write (on a blocking thread) and the audit (here) of the same checkpoint run side
+    // by side: the next snapshot waits for both, not for one after the other.
+    let mut checkpoint = checkpoint;
+    checkpoint.manifest.id = match store.next_id() {
+        Ok(id) => id,
+        Err(e) => {
+            phase.failures.push(format!("checkpoint not written: {e}"));
+            return;
+        }
+    };
+    let checkpoint = Arc::new(checkpoint);
+    let written = tokio::task::spawn_blocking({
+        let (store, checkpoint) = (store.clone(), checkpoint.clone());
+        move || store.save(&checkpoint)
+    });
     match audit(&checkpoint) {
         Ok(a) => {
             phase.in_flight_recorded += checkpoint.in_flight.len();
@@ -436,14 +451,7 @@ async fn snapshot_once(
     }
     let state_bytes: usize = checkpoint.states.iter().map(|s| s.state.len()).sum();
     let payload_bytes: usize = checkpoint.in_flight.iter().map(|m| m.payload.len()).sum();
-    let store = store.clone();
-    let written = tokio::task::spawn_blocking(move || {
-        let mut checkpoint = checkpoint;
-        checkpoint.manifest.id = store.next_id()?;
-        store.save(&checkpoint)
-    })
-    .await;
-    match written {
+    match written.await {
         Ok(Ok(info)) => {
             phase.last_checkpoint = Some((info.bytes, state_bytes as u64, payload_bytes as u64))
         }

@@ -268,8 +268,15 @@ struct Queue<T, M> {
     lifecycle: Lifecycle,
     /// The consumer's waker, present only while it is parked.
     rx_waker: Option<Waker>,
-    /// Senders waiting for room in a full bounded queue.
-    tx_waiters: Vec<Waker>,
+    /// Senders waiting for room in a full bounded queue, first come first served: room that
+    /// frees up is granted to them in order (the first `granted` hold a slot each, reserved
+    /// until they take it), and a sender that is not waiting gets room only once every
+    /// waiting sender has been granted one.
+    tx_waiters: VecDeque<Waiting>,
+    /// How many of `tx_waiters` (a prefix) have been granted a slot.
+    granted: usize,
+    /// The ticket of the next sender to wait.
+    next_ticket: u64,
     /// Tasks waiting for the actor to terminate.
     exit_waiters: Vec<Waker>,
     /// The receiving actor's place in the snapshot protocol (its epoch, its latest cut),
@@ -281,6 +288,67 @@ struct Queue<T, M> {
     exit: Option<ExitReason>,
     /// Where the actor went, once it moved to another node.
     moved: Option<M>,
+}
+
+/// A sender waiting in line for room in a full bounded queue.
+#[derive(Debug)]
+struct Waiting {
+    ticket: u64,
+    waker: Waker,
+}
+
+impl<T, M> Queue<T, M> {
+    /// Whether a bounded push may take a slot now: a sender granted one takes it (leaving
+    /// the line); any other only if nobody waits in line and a slot is free beyond those
+    /// granted. (`wait`: the sender's context and place in line, if it waits.)
+    fn room_for(&mut self, wait: &Option<(&mut Context<'_>, &mut Option<u64>)>) -> bool {
+        if let Some((_, Some(ticket))) = wait
+            && let Some(at) = self.tx_waiters.iter().position(|w| w.ticket == *ticket)
+        {
+            if at >= self.granted {
+                return false; // still in line
+            }
+            self.tx_waiters.remove(at);
+            self.granted -= 1;
+            return true; // the slot reserved for it
+        }
+        self.tx_waiters.len() == self.granted && self.data.len() + self.granted < self.capacity
+    }
+
+    /// Puts the sender in line (once), or refreshes its waker.
+    fn wait_in_line(&mut self, cx: &mut Context<'_>, ticket: &mut Option<u64>) {
+        if let Some(t) = *ticket
+            && let Some(w) = self.tx_waiters.iter_mut().find(|w| w.ticket == t)
+        {
+            if !w.waker.will_wake(cx.waker()) {
+                w.waker = cx.waker().clone();
+            }
+            return;
+        }
+        let t = self.next_ticket;
+        self.next_ticket += 1;
+        *ticket = Some(t);
+        self.tx_waiters.push_back(Waiting { ticket: t, waker: cx.waker().clone() });
+    }
+
+    /// Grants the free slots to the senders in line, first come first served; returns the
+    /// wakers of those granted one now.
+    fn grant(&mut self) -> Vec<Waker> {
+        let mut wake = Vec::new();
+        while self.granted < self.tx_waiters.len() && self.data.len() + self.granted < self.capacity
+        {
+            wake.push(self.tx_waiters[self.granted].waker.clone());
+            self.granted += 1;
+        }
+        wake
+    }
+
+    /// Empties the line (the mailbox no longer takes data): every waiting sender is woken,
+    /// to find out.
+    fn release_all(&mut self) -> Vec<Waker> {
+        self.granted = 0;
+        self.tx_waiters.drain(..).map(|w| w.waker).collect()
+    }
 }
 
 /// The shared half of a mailbox: senders and the consumer both hold it.
@@ -315,7 +383,9 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
                 capacity: capacity.max(1),
                 lifecycle: Lifecycle::Open,
                 rx_waker: None,
-                tx_waiters: Vec::new(),
+                tx_waiters: VecDeque::new(),
+                granted: 0,
+                next_ticket: 0,
                 exit_waiters: Vec::new(),
                 cut,
                 watchers: Vec::new(),
@@ -326,16 +396,38 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
         }
     }
 
-    /// Pushes a data message without waiting.
+    /// Pushes a data message without waiting (no room while senders wait for it).
     #[inline]
     pub(crate) fn try_push(&self, item: T) -> Result<(), PushError<T, M>> {
         self.push(item, None, true, Refusal::Reported)
     }
 
-    /// Pushes a data message, or registers `cx` to be woken when room frees up.
+    /// Pushes a data message, or waits in line for room: `ticket` is the sender's place in
+    /// line (`None` until it first waits); `cx` is woken once room is granted to it. A sender
+    /// that stops waiting must [`cancel_wait`](Self::cancel_wait) its ticket.
     #[inline]
-    pub(crate) fn poll_push(&self, cx: &mut Context<'_>, item: T) -> Result<(), PushError<T, M>> {
-        self.push(item, Some(cx), true, Refusal::Reported)
+    pub(crate) fn poll_push(
+        &self,
+        cx: &mut Context<'_>,
+        item: T,
+        ticket: &mut Option<u64>,
+    ) -> Result<(), PushError<T, M>> {
+        self.push(item, Some((cx, ticket)), true, Refusal::Reported)
+    }
+
+    /// A sender gives up its place in line (its send was dropped while waiting); a slot
+    /// granted to it goes to the next in line.
+    pub(crate) fn cancel_wait(&self, ticket: u64) {
+        let wake = {
+            let mut q = lock(&self.queue);
+            let Some(at) = q.tx_waiters.iter().position(|w| w.ticket == ticket) else { return };
+            if at < q.granted {
+                q.granted -= 1;
+            }
+            q.tx_waiters.remove(at);
+            q.grant()
+        };
+        wake.into_iter().for_each(Waker::wake);
     }
 
     /// Pushes a message sent from inside a handler, regardless of capacity (the mailbox
@@ -363,7 +455,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
     fn push(
         &self,
         mut item: T,
-        cx: Option<&mut Context<'_>>,
+        wait: Option<(&mut Context<'_>, &mut Option<u64>)>,
         bounded: bool,
         refusal: Refusal,
     ) -> Result<(), PushError<T, M>> {
@@ -383,14 +475,12 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
                 }
                 return Err(PushError::Closed(item));
             }
-            if bounded && q.data.len() >= q.capacity {
+            if bounded && !q.room_for(&wait) {
                 // A sender that has not cut waits on an actor that has: it must not also
                 // wait on a deferred cut (see `LateSink::cut_crossed`).
-                let waits_across = q.cut.recording(item.tag()).filter(|_| cx.is_some());
-                if let Some(cx) = cx
-                    && !q.tx_waiters.iter().any(|w| w.will_wake(cx.waker()))
-                {
-                    q.tx_waiters.push(cx.waker().clone());
+                let waits_across = q.cut.recording(item.tag()).filter(|_| wait.is_some());
+                if let Some((cx, ticket)) = wait {
+                    q.wait_in_line(cx, ticket);
                 }
                 drop(q);
                 if let Some(snapshot) = waits_across {
@@ -462,7 +552,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
             if q.lifecycle == Lifecycle::Open {
                 q.lifecycle = Lifecycle::Closed;
             }
-            (q.rx_waker.take(), std::mem::take(&mut q.tx_waiters))
+            (q.rx_waker.take(), q.release_all())
         };
         wake_all(rx, txs);
     }
@@ -480,7 +570,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
             (
                 std::mem::take(&mut q.data),
                 q.rx_waker.take(),
-                std::mem::take(&mut q.tx_waiters),
+                q.release_all(),
                 std::mem::take(&mut q.exit_waiters),
                 std::mem::take(&mut q.watchers),
             )
@@ -661,6 +751,19 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
         self.next_inner(Some(cx))
     }
 
+    /// The next control signal, if one is waiting (data messages stay queued).
+    pub(crate) fn next_control(&mut self) -> Option<Signal> {
+        if !self.core.control_pending.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut q = lock(&self.core.queue);
+        let signal = q.control.pop_front();
+        if q.control.is_empty() {
+            self.core.control_pending.store(false, Ordering::Release);
+        }
+        signal
+    }
+
     /// The next item without waiting: [`Next::Empty`] when nothing is queued.
     #[cfg(any(test, loom))]
     pub(crate) fn try_next(&mut self) -> Next<T> {
@@ -710,7 +813,7 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
                 return Next::Empty;
             }
             std::mem::swap(&mut self.batch, &mut q.data);
-            txs = std::mem::take(&mut q.tx_waiters);
+            txs = q.grant();
             match self.batch.pop_front() {
                 Some(item) => Next::Data(item),
                 None => Next::Empty,
@@ -768,7 +871,7 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
             self.hold = None;
             self.epoch = q.cut.epoch();
             let watchers = q.watchers.iter().map(|w| w.id()).collect();
-            (cut, std::mem::take(&mut q.tx_waiters), watchers)
+            (cut, q.grant(), watchers)
         };
         for w in txs {
             w.wake();
@@ -804,7 +907,7 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
                     debug_assert!(self.batch.is_empty(), "hand_off must take every message");
                     q.lifecycle = Lifecycle::Moved;
                     q.moved = Some(moved);
-                    (Ok(r), q.rx_waker.take(), std::mem::take(&mut q.tx_waiters))
+                    (Ok(r), q.rx_waker.take(), q.release_all())
                 }
                 Err(e) => (Err(e), None, Vec::new()),
             }
@@ -916,6 +1019,64 @@ mod tests {
         assert!(matches!(core.try_push(3), Err(PushError::Full(3))));
         assert!(matches!(rx.try_next(), Next::Data(1)));
         core.try_push(3).unwrap();
+    }
+
+    /// A context whose wakes count.
+    fn counting() -> (Arc<std::sync::atomic::AtomicUsize>, Waker) {
+        struct Count(Arc<std::sync::atomic::AtomicUsize>);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        (n.clone(), Waker::from(Arc::new(Count(n))))
+    }
+
+    #[test]
+    fn waiting_senders_are_served_first_come_first_served() {
+        let (core, mut rx) = inbox(1);
+        core.try_push(0).unwrap();
+        let (woken_a, waker_a) = counting();
+        let (woken_b, waker_b) = counting();
+        let (mut a, mut b) = (None, None);
+        let mut cx_a = Context::from_waker(&waker_a);
+        let mut cx_b = Context::from_waker(&waker_b);
+        // a, then b, wait in line.
+        assert!(matches!(core.poll_push(&mut cx_a, 1, &mut a), Err(PushError::Full(1))));
+        assert!(matches!(core.poll_push(&mut cx_b, 2, &mut b), Err(PushError::Full(2))));
+        // Room frees up: it is granted to a, and only a is woken.
+        assert!(matches!(rx.try_next(), Next::Data(0)));
+        assert_eq!((woken_a.load(Ordering::SeqCst), woken_b.load(Ordering::SeqCst)), (1, 0));
+        // Nobody overtakes a: neither a sender that does not wait, nor b.
+        assert!(matches!(core.try_push(9), Err(PushError::Full(9))));
+        assert!(matches!(core.poll_push(&mut cx_b, 2, &mut b), Err(PushError::Full(2))));
+        core.poll_push(&mut cx_a, 1, &mut a).unwrap();
+        assert!(matches!(rx.try_next(), Next::Data(1)));
+        // Then b's turn, and only then anyone else's.
+        assert_eq!(woken_b.load(Ordering::SeqCst), 1);
+        assert!(matches!(core.try_push(9), Err(PushError::Full(9))));
+        core.poll_push(&mut cx_b, 2, &mut b).unwrap();
+        assert!(matches!(rx.try_next(), Next::Data(2)));
+        core.try_push(9).unwrap();
+    }
+
+    #[test]
+    fn a_sender_that_leaves_the_line_passes_its_slot_on() {
+        let (core, mut rx) = inbox(1);
+        core.try_push(0).unwrap();
+        let (_, waker_a) = counting();
+        let (woken_b, waker_b) = counting();
+        let (mut a, mut b) = (None, None);
+        let mut cx_a = Context::from_waker(&waker_a);
+        let mut cx_b = Context::from_waker(&waker_b);
+        assert!(core.poll_push(&mut cx_a, 1, &mut a).is_err());
+        assert!(core.poll_push(&mut cx_b, 2, &mut b).is_err());
+        assert!(matches!(rx.try_next(), Next::Data(0))); // granted to a
+        core.cancel_wait(a.unwrap()); // a's send was dropped
+        assert_eq!(woken_b.load(Ordering::SeqCst), 1, "the slot went to b");
+        core.poll_push(&mut cx_b, 2, &mut b).unwrap();
+        assert!(matches!(rx.try_next(), Next::Data(2)));
     }
 
     #[test]

@@ -37,8 +37,10 @@ use crate::remote::RemoteDirectory;
 pub(crate) struct CutReport {
     pub(crate) entry: ActorEntry,
     pub(crate) state: Result<StateRecord, CaptureProblem>,
-    /// The backlog at the cut that is in flight, in queue order.
-    pub(crate) backlog: Vec<Result<InFlightRecord, CaptureProblem>>,
+    /// The backlog at the cut that is in flight, in queue order (the messages that encoded).
+    pub(crate) backlog: Vec<InFlightRecord>,
+    /// The messages of the backlog that did not encode.
+    pub(crate) unrecorded: Vec<CaptureProblem>,
     /// The backlog holds an ask from an actor that has not cut (it will take in a reply
     /// from after this cut: [`NodeSnapshot::ask_crossed`]).
     pub(crate) crossed: bool,
@@ -181,7 +183,10 @@ impl Outgoing {
 struct Round {
     actors: Vec<ActorEntry>,
     states: Vec<StateRecord>,
-    backlog: Vec<InFlightRecord>,
+    /// Each cut's backlog, in cut order.
+    backlog: Vec<Vec<InFlightRecord>>,
+    /// The records in `backlog`.
+    records: usize,
     problems: Vec<CaptureProblem>,
 }
 
@@ -190,7 +195,8 @@ impl Round {
         Round {
             actors: Vec::with_capacity(actors),
             states: Vec::with_capacity(actors),
-            backlog: Vec::new(),
+            backlog: Vec::with_capacity(actors),
+            records: 0,
             problems: Vec::new(),
         }
     }
@@ -357,11 +363,12 @@ impl SnapshotEngine {
                 Ok(state) => round.states.push(state),
                 Err(p) => round.problems.push(p),
             }
-            for record in report.backlog {
-                match record {
-                    Ok(r) => round.backlog.push(r),
-                    Err(p) => round.problems.push(p),
-                }
+            round.problems.extend(report.unrecorded);
+            // Kept whole: no record is copied under the lock (one big vector, grown record
+            // by record, would be copied again and again as it grew).
+            round.records += report.backlog.len();
+            if !report.backlog.is_empty() {
+                round.backlog.push(report.backlog);
             }
         }
         self.pump(&mut st)
@@ -925,8 +932,10 @@ impl SnapshotEngine {
         // arrival order. So every backlog, then every late record of this node's actors,
         // keeps each receiver's order without grouping records by receiver: one look-up per
         // late record, none per backlog record.
-        let mut in_flight = round.backlog;
-        in_flight.reserve(recorded.records.len());
+        let mut in_flight = Vec::with_capacity(round.records + recorded.records.len());
+        for backlog in round.backlog {
+            in_flight.extend(backlog);
+        }
         let own: HashSet<ActorId> = if recorded.records.is_empty() {
             HashSet::new()
         } else {

@@ -421,6 +421,7 @@ impl ActorSystem {
             departed: false,
             depth: 0,
             panicked: None,
+            owed: None,
         })
     }
 
@@ -445,6 +446,7 @@ impl ActorSystem {
             departed: false,
             depth: 0,
             panicked: None,
+            owed: None,
         })
     }
 
@@ -457,11 +459,20 @@ impl ActorSystem {
         let task = self.inner.task_seq.fetch_add(1, Ordering::Relaxed);
         self.inner.tasks.insert(id, (task, None));
         // The cell starts empty: the task holds its runner until the actor has started, so
-        // the driver cuts it only between two messages of a started actor.
+        // the driver cuts it only between two messages of a started actor. An actor rebuilt
+        // from a checkpoint (or arriving from another node) has started: it is between two
+        // messages until its task first runs, which after a restore can be a whole sweep of
+        // the run queue away, so its runner starts in the cell.
         let cell = crate::runner::Cell::new();
         let task_of = Arc::downgrade(&cell) as std::sync::Weak<dyn crate::mailbox::core::CutNow>;
         let _ = runner.inbox.core().meta.task.set(task_of);
         let runner = Box::new(runner);
+        let runner = if runner.resumed {
+            cell.put(runner);
+            None
+        } else {
+            Some(runner)
+        };
         let inner = Arc::downgrade(&self.inner);
         let run = async move {
             Runner::run(cell, runner).await;

@@ -53,6 +53,13 @@ impl ActorSystem {
         if self.is_shutting_down() {
             return Err(SnapshotError::ShuttingDown);
         }
+        let started = std::time::Instant::now();
+        let result = self.snapshot_attempt(deadline).await;
+        crate::metrics::snapshot_attempt(&result, started.elapsed());
+        result
+    }
+
+    async fn snapshot_attempt(&self, deadline: Duration) -> Result<Checkpoint, SnapshotError> {
         let (epoch, mut done, effects) = self.engine().start(deadline)?;
         self.run_effects(effects);
         let result = match tokio::time::timeout(deadline, &mut done).await {
@@ -75,7 +82,8 @@ impl ActorSystem {
     {
         let mut checkpoint = self.snapshot().await?;
         let store = store.clone();
-        tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let info = tokio::task::spawn_blocking(move || {
             checkpoint.manifest.id = store.next_id()?;
             store.save(&checkpoint)
         })
@@ -84,7 +92,9 @@ impl ActorSystem {
             epoch: self.engine().completed(),
             reason: AbortCause::Writer { message: e.to_string() },
         })?
-        .map_err(SnapshotError::Store)
+        .map_err(SnapshotError::Store)?;
+        crate::metrics::checkpoint_written(info.bytes, started.elapsed());
+        Ok(info)
     }
 
     /// Writes a checkpoint to `store` every `interval` until the returned handle is stopped

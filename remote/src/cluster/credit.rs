@@ -5,7 +5,9 @@
 //! latency for everything queued behind). Each forwarder has a
 //! [`Credit`]: routes count the data messages they queue, the forwarder counts them out as
 //! the link takes them, and a bounded send to a peer with its limit of messages queued (the
-//! transport's `send_queue`, default 1024) waits until the queue is down to half. Replies and the cluster's control frames are not
+//! transport's `send_queue`, default 1024) waits until the queue is down to half. (A send from
+//! an actor's handler does not wait inside the handler: it is queued beyond the limit, and the
+//! actor waits for room before its next message — see `ActorRef::tell`.) Replies and the cluster's control frames are not
 //! counted and never wait. (Snapshot messages skip the forwarder altogether: they take the
 //! link's urgent lane.)
 
@@ -52,6 +54,11 @@ impl Credit {
             return true;
         }
         false
+    }
+
+    /// The data messages queued now.
+    pub(super) fn depth(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// A data message was queued.

@@ -353,6 +353,7 @@ impl Shared {
         // The forwarder ends once every sender is gone: the map lets go of the path when the
         // peer goes down, and routes hold it only while they send.
         let (transport, node) = (self.transport.clone(), node.clone());
+        let depth = metrics::gauge!("amber_link_queue_depth", "peer" => node.to_string());
         tokio::spawn(async move {
             // Everything queued (up to a batch) goes to the link in one call, in order. A
             // short batch first lets the worker run once more (the senders may add to it):
@@ -377,6 +378,8 @@ impl Shared {
                 }
                 frames.clear();
                 credit.sent_many(data);
+                // Sampled once per batch the link takes, not per message.
+                depth.set(credit.depth() as f64);
             }
         });
         out

@@ -400,6 +400,18 @@ async fn read_loop<R: AsyncRead + Unpin>(
             "link down"
         ),
     }
+    let kind = match &reason {
+        DownReason::Timeout => "timeout",
+        DownReason::Closed => "closed",
+        DownReason::Goodbye(_) => "goodbye",
+        DownReason::Frame(_) => "frame",
+        DownReason::Io(_) => "io",
+        DownReason::Replaced => "replaced",
+        DownReason::Disconnected(_) => "disconnected",
+        DownReason::Shutdown => "shutdown",
+    };
+    let peer = link.node.to_string();
+    metrics::counter!("amber_links_down_total", "peer" => peer, "reason" => kind).increment(1);
     let _ = events.send(TransportEvent::PeerDown { node: link.node.clone(), reason }).await;
     shared.remove(&link);
     link.set_finished();

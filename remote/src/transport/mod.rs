@@ -606,6 +606,7 @@ impl Registration {
             return;
         }
         tracing::debug!(peer = %link.node, addr = %link.addr, link = link.id, "link up");
+        metrics::counter!("amber_links_up_total", "peer" => link.node.to_string()).increment(1);
         let up = TransportEvent::PeerUp {
             node: link.node.clone(),
             addr: link.addr,

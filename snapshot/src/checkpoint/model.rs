@@ -253,7 +253,12 @@ impl Checkpoint {
         if let Some(entry) = self.manifest.actors.iter().find(|e| !with_state.contains(&e.id)) {
             return Err(ValidationError::MissingState { actor: entry.id });
         }
+        let mut known = None; // the last receiver found: messages come in runs per receiver
         for (index, message) in self.in_flight.iter().enumerate() {
+            if known == Some(message.to) {
+                continue;
+            }
+            known = Some(message.to);
             if !actors.contains(&message.to) {
                 return Err(ValidationError::InFlightToUnknownActor { index, to: message.to });
             }
