@@ -291,8 +291,8 @@ async fn an_interrupted_upload_is_never_listed_nor_loaded() {
         // A save of ours dropped mid-upload (its multipart upload begun, not completed; as
         // when the writing process dies) leaves no object either.
         let third = wide(3, 400, 40 * 1024);
-        let save = AsyncCheckpointStore::save(&store, &third);
-        tokio::pin!(save);
+        // Boxed, so that dropping it below drops the future itself (its part uploads too).
+        let mut save = Box::pin(AsyncCheckpointStore::save(&store, &third));
         let mut polls = 0;
         loop {
             tokio::select! {
