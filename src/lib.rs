@@ -22,6 +22,7 @@
 //! |---|---|---|
 //! | `remote` | on | [`Cluster`], the TCP transport ([`cluster`]): remote refs, cross-node snapshots, restore onto other nodes, live migration |
 //! | `tls` | on | mutual TLS on a cluster's links ([`TlsConfig`], `TransportConfig::with_tls`; rustls with *ring*); implies `remote` |
+//! | `s3` | off | checkpoints in S3 and S3-compatible object storage: `snapshot::ObjectStoreCheckpoints`, `s3://BUCKET/PREFIX` in [`snapshot::Store::from_url`], the async store trait `snapshot::AsyncCheckpointStore` (through the `object_store` crate) |
 //!
 //! A local-only application depends on `amber` with `default-features = false`: the runtime,
 //! the macros, snapshots, checkpoints and restore, without the transport, rustls or ring.

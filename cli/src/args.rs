@@ -11,6 +11,12 @@ use clap_complete::Shell;
 /// directory given with `--store DIR` and an id in it: `7`, `ckpt-00000000000000000007` (as
 /// `amber list` prints it), `latest`, or `latest~N` (N checkpoints before the newest).
 ///
+/// A store is a directory, a `file:///DIR` URL, or `s3://BUCKET/PREFIX` (S3 or an
+/// S3-compatible service, reached through the standard AWS environment variables:
+/// AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ALLOW_HTTP);
+/// a checkpoint in object storage is named by its URL
+/// (`s3://BUCKET/PREFIX/ckpt-00000000000000000007.amber`).
+///
 /// States, timer messages and in-flight payloads are MessagePack, shown as JSON: refs to
 /// actors (a map of exactly `system` and `seq`) print as actor ids do (`399@324db785b696d64d`),
 /// binary values become arrays of byte values, map keys that are not strings become their
@@ -30,9 +36,9 @@ pub(crate) struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// One line per checkpoint of a store directory, oldest first.
+    /// One line per checkpoint of a store, oldest first.
     List {
-        /// The store directory.
+        /// The store: a directory, file:///DIR or s3://BUCKET/PREFIX.
         #[arg(value_name = "STORE_DIR")]
         dir: PathBuf,
     },
@@ -66,13 +72,14 @@ pub(crate) enum Command {
 /// Which checkpoint a command reads.
 #[derive(Debug, Args)]
 pub(crate) struct CheckpointArg {
-    /// A checkpoint file; with --latest a store directory; with --store an id in the store.
+    /// A checkpoint file or object URL; with --latest a store (directory or URL); with --store
+    /// an id in the store.
     #[arg(value_name = "CHECKPOINT")]
     pub(crate) checkpoint: PathBuf,
-    /// Read the newest checkpoint of the store directory CHECKPOINT.
+    /// Read the newest checkpoint of the store CHECKPOINT.
     #[arg(long, conflicts_with = "store")]
     pub(crate) latest: bool,
-    /// Read CHECKPOINT as an id in the store in this directory.
+    /// Read CHECKPOINT as an id in this store (a directory or URL).
     #[arg(long, value_name = "DIR")]
     pub(crate) store: Option<PathBuf>,
 }
@@ -120,7 +127,7 @@ pub(crate) struct DiffArgs {
     /// The newer checkpoint: a file, or with --store an id.
     #[arg(value_name = "B")]
     pub(crate) b: PathBuf,
-    /// Read A and B as ids in the store in this directory.
+    /// Read A and B as ids in this store (a directory or URL).
     #[arg(long, value_name = "DIR")]
     pub(crate) store: Option<PathBuf>,
     /// Print one JSON object: added, removed, moved, changed, in_flight.
@@ -154,7 +161,7 @@ pub(crate) struct GraphArgs {
 /// `amber stats`.
 #[derive(Debug, Args)]
 pub(crate) struct StatsArgs {
-    /// The store directory.
+    /// The store: a directory, file:///DIR or s3://BUCKET/PREFIX.
     #[arg(value_name = "STORE_DIR")]
     pub(crate) dir: PathBuf,
     /// Print an SVG plot over time instead of the table.

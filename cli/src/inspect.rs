@@ -20,10 +20,10 @@ use crate::transcode::{byte_array, transcode};
 
 /// Prints the checkpoint `args` name as text or JSON, or its summary, as it goes.
 pub(crate) fn run(args: &InspectArgs, out: &mut dyn Write) -> Result<(), Failure> {
-    let Loaded { file, checkpoint } = source::load(&args.source)?;
+    let Loaded { file, bytes, checkpoint } = source::load(&args.source)?;
     let view = View::new(&checkpoint, &args.filter);
     match (args.summary, args.json) {
-        (true, json) => summary::write(&file, &checkpoint, &view, args.top, json, out),
+        (true, json) => summary::write(&file, bytes, &checkpoint, &view, args.top, json, out),
         (false, true) => write_json(&file, &checkpoint, &view, out),
         (false, false) => write_text(&file, &checkpoint, &view, out),
     }

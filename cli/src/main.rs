@@ -1,7 +1,7 @@
 //! `amber`: look inside amber checkpoints.
 //!
 //! ```text
-//! amber list STORE_DIR
+//! amber list STORE_DIR            (a directory, file:///DIR or s3://BUCKET/PREFIX)
 //! amber inspect CHECKPOINT [--latest | --store DIR] [--json] [--summary] [--type T] [--actor A] [--node N]
 //! amber diff A B [--store DIR] [--json]
 //! amber graph CHECKPOINT [--latest | --store DIR] [--format dot|svg]

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use amber_snapshot::{Checkpoint, CheckpointId, CheckpointStore, FsStore};
+use amber_snapshot::{Checkpoint, CheckpointId, CheckpointStore, FsStore, Store};
 
 use crate::Failure;
 use crate::args::CheckpointArg;
@@ -10,26 +10,32 @@ use crate::args::CheckpointArg;
 /// A checkpoint, read and checked, with the file it came from.
 #[derive(Debug)]
 pub(crate) struct Loaded {
-    /// The file it was read from.
+    /// The file it was read from, or the URL of its object (`s3://…`).
     pub(crate) file: PathBuf,
+    /// Its size as stored.
+    pub(crate) bytes: u64,
     /// What it holds.
     pub(crate) checkpoint: Checkpoint,
 }
 
-/// Opens the store in `dir` for reading; unlike [`FsStore::open`], never creates it.
-pub(crate) fn open_store(dir: &Path) -> Result<FsStore, Failure> {
+/// Opens the store `dir` names for reading: a directory, or a URL (`file:///DIR`,
+/// `s3://BUCKET/PREFIX`); unlike [`FsStore::open`], never creates a directory.
+pub(crate) fn open_store(dir: &Path) -> Result<Store, Failure> {
+    if let Some(url) = dir.to_str().filter(|name| Store::is_url(name)) {
+        return Store::open_existing(url).map_err(Failure::input);
+    }
     if !dir.is_dir() {
         let reason = if dir.exists() { "not a directory" } else { "no such directory" };
         return Err(Failure::input(format!("{}: {reason}", dir.display())));
     }
-    FsStore::open(dir).map_err(Failure::input)
+    FsStore::open_existing(dir).map(Store::Fs).map_err(Failure::input)
 }
 
 /// Loads every checkpoint of `store`, oldest first, and hands each that loads to `each` with
-/// its size on disk. Returns why the others did not load (the caller reports them and exits
+/// its size as stored. Returns why the others did not load (the caller reports them and exits
 /// 1, after showing the rest).
 pub(crate) fn each_checkpoint(
-    store: &FsStore,
+    store: &Store,
     mut each: impl FnMut(
         amber_snapshot::CheckpointId,
         amber_snapshot::Checkpoint,
@@ -45,10 +51,9 @@ pub(crate) fn each_checkpoint(
                 continue;
             }
         };
-        let path = store.path_of(id);
-        match std::fs::metadata(&path) {
-            Ok(metadata) => each(id, checkpoint, metadata.len())?,
-            Err(err) => errors.push(format!("cannot read metadata of {}: {err}", path.display())),
+        match store.bytes_of(id) {
+            Ok(bytes) => each(id, checkpoint, bytes)?,
+            Err(err) => errors.push(err.to_string()),
         }
     }
     Ok(errors)
@@ -63,8 +68,15 @@ pub(crate) fn load(arg: &CheckpointArg) -> Result<Loaded, Failure> {
     }
 }
 
-/// The checkpoint in file `path`.
+/// The checkpoint in file `path`, or in the object a URL names
+/// (`s3://BUCKET/PREFIX/ckpt-00000000000000000007.amber`).
 pub(crate) fn file(path: &Path) -> Result<Loaded, Failure> {
+    if let Some(url) = path.to_str().filter(|name| Store::is_url(name)) {
+        let Some((store, name)) = url.rsplit_once('/') else {
+            return Err(Failure::Usage(format!("{url}: not the URL of a checkpoint")));
+        };
+        return in_store(Path::new(store), Path::new(name));
+    }
     if path.is_dir() {
         return Err(Failure::input(format!(
             "{}: is a directory (add --latest for its newest checkpoint, or name one with \
@@ -73,7 +85,12 @@ pub(crate) fn file(path: &Path) -> Result<Loaded, Failure> {
         )));
     }
     let checkpoint = FsStore::load_file(path).map_err(Failure::input)?;
-    Ok(Loaded { file: path.to_owned(), checkpoint })
+    let bytes = std::fs::metadata(path)
+        .map_err(|err| {
+            Failure::input(format!("cannot read metadata of {}: {err}", path.display()))
+        })?
+        .len();
+    Ok(Loaded { file: path.to_owned(), bytes, checkpoint })
 }
 
 /// The checkpoint named `id` in the store in `dir`: a number, a name as `amber list` prints
@@ -101,7 +118,8 @@ pub(crate) fn in_store(dir: &Path, id: &Path) -> Result<Loaded, Failure> {
         }
     };
     let checkpoint = store.load(id).map_err(Failure::input)?;
-    Ok(Loaded { file: store.path_of(id), checkpoint })
+    let bytes = store.bytes_of(id).map_err(Failure::input)?;
+    Ok(Loaded { file: PathBuf::from(store.location_of(id)), bytes, checkpoint })
 }
 
 fn bad_id(id: &Path) -> String {

@@ -2,7 +2,6 @@
 //! messages per receiver and per kind, the largest states, and sizes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::io::Write;
 use std::path::Path;
 
@@ -137,9 +136,11 @@ impl Summary {
     }
 }
 
-/// Writes the summary of the actors in `view` as text or JSON.
+/// Writes the summary of the actors in `view` as text or JSON; the checkpoint is `file_bytes`
+/// bytes as stored in `file`.
 pub(crate) fn write(
     file: &Path,
+    file_bytes: u64,
     checkpoint: &Checkpoint,
     view: &View<'_>,
     top: usize,
@@ -147,11 +148,6 @@ pub(crate) fn write(
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
     let summary = Summary::of(view, top);
-    let file_bytes = fs::metadata(file)
-        .map_err(|err| {
-            Failure::input(format!("cannot read metadata of {}: {err}", file.display()))
-        })?
-        .len();
     if json {
         let object = json!({
             "checkpoint": checkpoint_json(file, checkpoint),

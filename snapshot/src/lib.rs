@@ -1,6 +1,7 @@
 //! amber-snapshot: the snapshot protocol as pure state machines and the checkpoint format.
 //!
-//! This crate knows nothing of tokio, sockets or clocks.
+//! This crate knows nothing of tokio, sockets or clocks, except behind feature `s3`, which adds
+//! a store for object storage (see below).
 //!
 //! The snapshot protocol ([`Coordinator`], [`NodeSnapshot`], [`ActorCut`]) takes events and
 //! answers with actions; `src/protocol/mod.rs` explains the algorithm and why its snapshots
@@ -8,7 +9,13 @@
 //!
 //! Checkpoints are plain data ([`Checkpoint`]) written in a versioned, checksummed format
 //! ([`encode`], [`decode`]) to a [`CheckpointStore`]; [`FsStore`] keeps them as files, with
-//! blocking `std::fs` calls.
+//! blocking `std::fs` calls. [`Store::from_url`] opens a store named by a path or URL.
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `s3` | off | `ObjectStoreCheckpoints`: checkpoints in S3 and S3-compatible object storage (through the `object_store` crate), `s3://BUCKET/PREFIX` URLs in [`Store::from_url`], and `AsyncCheckpointStore`, the async twin of [`CheckpointStore`] (implemented by [`FsStore`] too) |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -19,12 +26,19 @@ mod protocol;
 
 pub use checkpoint::{
     ActorEntry, BATCH_BYTES, CHECKPOINT_FORMAT_VERSION, Checkpoint, CheckpointId, CheckpointInfo,
-    CheckpointStore, FormatError, FsStore, InFlightRecord, LatestValid, Manifest, NodeEntry,
-    OLDEST_READABLE_VERSION, RecordKind, SpawnCapacity, SpawnRestart, StateRecord, StoreError,
-    TimerEntry, ValidationError, decode, decode_manifest, encode,
+    CheckpointStore, Compression, FormatError, FsStore, InFlightRecord, LatestValid, MAX_EXPANSION,
+    Manifest, NodeEntry, OLDEST_READABLE_VERSION, RecordKind, SpawnCapacity, SpawnRestart,
+    StateRecord, Store, StoreError, TimerEntry, ValidationError, decode, decode_manifest, encode,
+    encode_with,
 };
+#[cfg(feature = "s3")]
+pub use checkpoint::{AsyncCheckpointStore, DEFAULT_PART_SIZE, ObjectStoreCheckpoints};
 pub use epoch::Epoch;
 pub use id::{ActorId, SystemId};
+/// The `object_store` crate, whose stores [`ObjectStoreCheckpoints`] keeps checkpoints in.
+/// Feature `s3`.
+#[cfg(feature = "s3")]
+pub use object_store;
 pub use protocol::{
     AbortReason, ActorCut, CommandVerdict, Coordinator, CoordinatorAction, Cut, Dequeue, MAX_DEPTH,
     Marker, NodeAction, NodeCommand, NodeReport, NodeSnapshot, Participant, Refusal, StartError,

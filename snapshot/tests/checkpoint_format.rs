@@ -90,7 +90,7 @@ fn bad_magic() {
 
 #[test]
 fn unsupported_version() {
-    for found in [0, 3, u32::MAX] {
+    for found in [0, 3, 5, u32::MAX] {
         let mut bytes = encode(&sample(1)).unwrap();
         bytes[8..12].copy_from_slice(&found.to_le_bytes());
         assert_eq!(
@@ -102,7 +102,9 @@ fn unsupported_version() {
             Err(FormatError::UnsupportedVersion { found, supported: CHECKPOINT_FORMAT_VERSION })
         );
     }
-    assert_eq!(CHECKPOINT_FORMAT_VERSION, 2);
+    assert_eq!(CHECKPOINT_FORMAT_VERSION, 4);
+    // Uncompressed checkpoints are still written as version 2, which older builds read.
+    assert_eq!(encode(&sample(1)).unwrap()[8..12], 2u32.to_le_bytes());
 }
 
 #[test]

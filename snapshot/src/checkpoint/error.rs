@@ -163,6 +163,18 @@ pub enum FormatError {
         /// Its payload length.
         len: u64,
     },
+    /// A compressed record (format version 4) does not decompress, or claims to decompress to
+    /// more than [`MAX_EXPANSION`](crate::MAX_EXPANSION) times its size. Its checksum matched:
+    /// it was written this way.
+    #[error("record {record} ({kind}) does not decompress: {reason}")]
+    Decompress {
+        /// The record's number.
+        record: u64,
+        /// Its kind.
+        kind: RecordKind,
+        /// What is wrong.
+        reason: String,
+    },
     /// A record could not be encoded. The model types always encode, so this reports a bug
     /// rather than bad input.
     #[error("record {record} ({kind}) does not encode: {reason}")]
@@ -256,6 +268,15 @@ pub enum StoreError {
         found: CheckpointId,
         /// The file path or object key.
         location: String,
+    },
+    /// A store URL (see [`Store::from_url`](crate::Store::from_url)) is malformed, or names a
+    /// kind of store this build does not have.
+    #[error("cannot open store {url}: {reason}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// Another store backend failed (for stores other than [`FsStore`](crate::FsStore), e.g. an
     /// object store's client error).

@@ -18,9 +18,21 @@
 //! (still read) stored payloads as MessagePack with named fields, one state or message per
 //! record. The end record is the same in both: MessagePack with named fields.
 //!
+//! Version 4 (written by [`encode_with`] with [`Compression::Zstd`]; there is no version 3,
+//! see [`CHECKPOINT_FORMAT_VERSION`]) is version 2 whose
+//! records may be compressed: a record whose kind byte has its high bit set (`0x80 | kind`)
+//! holds one zstd frame, with its content size, that decompresses to the version 2 payload.
+//! The CRC32C covers the stored (compressed) bytes, so damage is caught before anything is
+//! decompressed. A record that compression would not shrink is stored as in version 2.
+//! [`encode`] (no compression) writes version 2, which older builds read too.
+//!
 //! Decoding checks each length against the bytes that remain before using it, so a lying
-//! length field cannot make it allocate; it never panics.
+//! length field cannot make it allocate; a compressed record may expand to at most
+//! [`MAX_EXPANSION`] times its stored size (plus 1 MiB), checked against its frame header before
+//! decompressing. It never panics.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Cursor;
 
@@ -37,9 +49,59 @@ use crate::checkpoint::model::{Checkpoint, InFlightRecord, Manifest, StateRecord
 /// The bytes every checkpoint starts with.
 const MAGIC: &[u8; 8] = b"AMBERCKP";
 
-/// The format version [`encode`] writes; [`decode`] reads it and every earlier version
-/// (from [`OLDEST_READABLE_VERSION`]).
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 2;
+/// The newest format version: [`encode_with`] writes it when it compresses, and [`decode`]
+/// reads it and every earlier version (from [`OLDEST_READABLE_VERSION`]) but 3.
+///
+/// There is no version 3: the versions read (1, 2, 4) differ pairwise in two bits, so a single
+/// flipped bit in a file's version field never turns it into another version that reads.
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 4;
+
+/// The format versions [`decode`] reads.
+const READABLE_VERSIONS: [u32; 3] = [1, 2, 4];
+
+/// The version of an uncompressed checkpoint ([`encode`]).
+const UNCOMPRESSED_VERSION: u32 = 2;
+
+/// The high bit of a version 4 record's kind byte: its payload is a zstd frame.
+const COMPRESSED: u8 = 0x80;
+
+/// How many times its stored size a compressed record may decompress to (plus 1 MiB): a few
+/// bytes of input cannot make a reader allocate gigabytes. The encoder stores a record
+/// uncompressed rather than beyond this ratio.
+pub const MAX_EXPANSION: u64 = 1024;
+
+/// What a compressed record may decompress to beyond [`MAX_EXPANSION`] times its size.
+const EXPANSION_SLACK: u64 = 1 << 20;
+
+/// Records shorter than this are never compressed (a zstd frame has a dozen bytes of framing).
+const MIN_COMPRESSED_LEN: usize = 64;
+
+/// How a checkpoint's records are compressed when it is written ([`encode_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// Not compressed: format version 2, as [`encode`] writes it.
+    #[default]
+    None,
+    /// Each record compressed with zstd at this level (1 fastest … 19 smallest; 3 is zstd's
+    /// default): format version 4.
+    Zstd {
+        /// The zstd compression level.
+        level: i32,
+    },
+}
+
+impl Compression {
+    /// zstd at its default level (3): fast, and a good deal smaller for typical states.
+    pub const ZSTD: Compression = Compression::Zstd { level: 3 };
+
+    /// The zstd level, if any.
+    fn level(self) -> Option<i32> {
+        match self {
+            Compression::None => None,
+            Compression::Zstd { level } => Some(level),
+        }
+    }
+}
 
 /// The oldest format version [`decode`] reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
@@ -165,44 +227,159 @@ struct EndRecord {
 /// # Ok::<(), amber_snapshot::FormatError>(())
 /// ```
 pub fn encode(checkpoint: &Checkpoint) -> Result<Vec<u8>, FormatError> {
-    checkpoint.validate()?;
+    encode_with(checkpoint, Compression::None)
+}
+
+/// Encodes a checkpoint as [`encode`] does, with its records compressed as `compression`
+/// says (format version 4 with [`Compression::Zstd`]). [`decode`] reads either.
+pub fn encode_with(
+    checkpoint: &Checkpoint,
+    compression: Compression,
+) -> Result<Vec<u8>, FormatError> {
+    let mut encoder = Encoder::new(checkpoint, compression)?;
     let Checkpoint { manifest, states, in_flight } = checkpoint;
     let payload_bytes: usize = states.iter().map(|s| s.state.len() + 16).sum::<usize>()
         + in_flight.iter().map(|m| m.payload.len() + 16).sum::<usize>();
     let mut out = Vec::with_capacity(payload_bytes + manifest.actors.len() * 16 + 1024);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&CHECKPOINT_FORMAT_VERSION.to_le_bytes());
-    let mut record = 0;
-    let systems = Systems::of(manifest, in_flight);
-    push_record(&mut out, &mut record, RecordKind::Manifest, |out| {
-        compact::write_manifest(out, manifest, &systems)
-    })?;
-    // A state names its actor by its place in the manifest; states mostly come in the
-    // manifest's order, so the places are looked up only for states that do not.
-    let mut places: Option<std::collections::HashMap<ActorId, u32>> = None;
-    let mut place = |i: usize, state: &StateRecord| -> u32 {
-        if manifest.actors.get(i).is_some_and(|a| a.id == state.id) {
-            return i as u32;
-        }
-        let places = places.get_or_insert_with(|| {
-            manifest.actors.iter().enumerate().map(|(i, a)| (a.id, i as u32)).collect()
-        });
-        // Validation checked that every state is of a listed actor.
-        places.get(&state.id).copied().unwrap_or(u32::MAX)
-    };
-    push_batches(&mut out, &mut record, RecordKind::State, states.len(), |out, i, _| {
-        rmp_serde::encode::write(out, &StateOut::new(place(i, &states[i]), &states[i]))
-    })?;
-    push_batches(&mut out, &mut record, RecordKind::InFlight, in_flight.len(), |out, i, first| {
-        // A record's first message names its receiver; the others only when it changes.
-        let same = !first && in_flight[i - 1].to == in_flight[i].to;
-        rmp_serde::encode::write(out, &InFlightOut::new(&in_flight[i], same, &systems))
-    })?;
-    let end = EndRecord { states: states.len() as u64, in_flight: in_flight.len() as u64 };
-    push_record(&mut out, &mut record, RecordKind::End, |out| {
-        rmp_serde::encode::write_named(out, &end)
-    })?;
+    while encoder.next_into(&mut out)? {}
     Ok(out)
+}
+
+/// Encodes a checkpoint piece by piece, for a store that writes it as a stream (e.g. the
+/// parts of a multipart upload) instead of building it whole: the file header with the
+/// manifest first, then one record (a batch of about [`BATCH_BYTES`]) per call. The pieces
+/// put together are exactly [`encode`]'s bytes.
+pub(crate) struct Encoder<'a> {
+    checkpoint: &'a Checkpoint,
+    systems: Systems,
+    /// The number of the next record.
+    record: u64,
+    stage: Stage,
+    /// Where each actor is in the manifest, made when a state is not in the manifest's order.
+    places: Option<HashMap<ActorId, u32>>,
+    /// The zstd level records are compressed at, if they are.
+    level: Option<i32>,
+}
+
+/// What [`Encoder::next_into`] writes next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// The file header and the manifest.
+    Start,
+    /// The state record starting at this state.
+    States(usize),
+    /// The in-flight record starting at this message.
+    InFlight(usize),
+    /// The end record.
+    End,
+    /// Nothing more.
+    Done,
+}
+
+impl<'a> Encoder<'a> {
+    /// An encoder of `checkpoint`, which is [validated](Checkpoint::validate) first: an
+    /// inconsistent checkpoint is refused before anything is written.
+    pub(crate) fn new(
+        checkpoint: &'a Checkpoint,
+        compression: Compression,
+    ) -> Result<Encoder<'a>, FormatError> {
+        checkpoint.validate()?;
+        let systems = Systems::of(&checkpoint.manifest, &checkpoint.in_flight);
+        let level = compression.level();
+        Ok(Encoder { checkpoint, systems, record: 0, stage: Stage::Start, places: None, level })
+    }
+
+    /// Appends the next piece to `out`; `false` (and nothing appended) once the end record
+    /// is written.
+    pub(crate) fn next_into(&mut self, out: &mut Vec<u8>) -> Result<bool, FormatError> {
+        let Checkpoint { manifest, states, in_flight } = self.checkpoint;
+        match self.stage {
+            Stage::Start => {
+                out.extend_from_slice(MAGIC);
+                let version = if self.level.is_some() {
+                    CHECKPOINT_FORMAT_VERSION
+                } else {
+                    UNCOMPRESSED_VERSION
+                };
+                out.extend_from_slice(&version.to_le_bytes());
+                let systems = &self.systems;
+                push_record(out, &mut self.record, RecordKind::Manifest, self.level, |out| {
+                    compact::write_manifest(out, manifest, systems)
+                })?;
+                self.stage = Stage::States(0);
+            }
+            Stage::States(i) if i < states.len() => {
+                let places = &mut self.places;
+                // A state names its actor by its place in the manifest; states mostly come in
+                // the manifest's order, so the places are looked up only for states that do
+                // not.
+                let mut place = |i: usize, state: &StateRecord| -> u32 {
+                    if manifest.actors.get(i).is_some_and(|a| a.id == state.id) {
+                        return i as u32;
+                    }
+                    let places = places.get_or_insert_with(|| {
+                        manifest.actors.iter().enumerate().map(|(i, a)| (a.id, i as u32)).collect()
+                    });
+                    // Validation checked that every state is of a listed actor.
+                    places.get(&state.id).copied().unwrap_or(u32::MAX)
+                };
+                let next = push_batch(
+                    out,
+                    &mut self.record,
+                    RecordKind::State,
+                    self.level,
+                    i,
+                    states.len(),
+                    |out, i, _| {
+                        rmp_serde::encode::write(
+                            out,
+                            &StateOut::new(place(i, &states[i]), &states[i]),
+                        )
+                    },
+                )?;
+                self.stage = Stage::States(next);
+            }
+            Stage::States(_) => {
+                self.stage = Stage::InFlight(0);
+                return self.next_into(out);
+            }
+            Stage::InFlight(i) if i < in_flight.len() => {
+                let systems = &self.systems;
+                let next = push_batch(
+                    out,
+                    &mut self.record,
+                    RecordKind::InFlight,
+                    self.level,
+                    i,
+                    in_flight.len(),
+                    |out, i, first| {
+                        // A record's first message names its receiver; the others only when
+                        // it changes.
+                        let same = !first && in_flight[i - 1].to == in_flight[i].to;
+                        rmp_serde::encode::write(
+                            out,
+                            &InFlightOut::new(&in_flight[i], same, systems),
+                        )
+                    },
+                )?;
+                self.stage = Stage::InFlight(next);
+            }
+            Stage::InFlight(_) => {
+                self.stage = Stage::End;
+                return self.next_into(out);
+            }
+            Stage::End => {
+                let end =
+                    EndRecord { states: states.len() as u64, in_flight: in_flight.len() as u64 };
+                push_record(out, &mut self.record, RecordKind::End, self.level, |out| {
+                    rmp_serde::encode::write_named(out, &end)
+                })?;
+                self.stage = Stage::Done;
+            }
+            Stage::Done => return Ok(false),
+        }
+        Ok(true)
+    }
 }
 
 /// Appends one record of `kind` whose payload `write` appends.
@@ -210,6 +387,7 @@ fn push_record(
     out: &mut Vec<u8>,
     record: &mut u64,
     kind: RecordKind,
+    level: Option<i32>,
     write: impl FnOnce(&mut Vec<u8>) -> Result<(), rmp_serde::encode::Error>,
 ) -> Result<(), FormatError> {
     let start = out.len();
@@ -219,61 +397,109 @@ fn push_record(
         kind,
         reason: err.to_string(),
     })?;
-    seal_record(out, start, record, kind)
+    seal_record(out, start, record, kind, level)
 }
 
-/// Appends `items` items as records of `kind`, each a MessagePack array of the items that
-/// `write(out, i, first)` appends (`first`: item `i` starts its record), a record ending
-/// once its payload reaches [`BATCH_BYTES`].
-fn push_batches(
+/// Appends one record of `kind`: a MessagePack array of the items from `from` on that
+/// `write(out, i, first)` appends (`first`: item `i` starts its record), ending once its
+/// payload reaches [`BATCH_BYTES`] or at item `items`. Returns the first item not written.
+fn push_batch(
     out: &mut Vec<u8>,
     record: &mut u64,
     kind: RecordKind,
+    level: Option<i32>,
+    from: usize,
     items: usize,
     mut write: impl FnMut(&mut Vec<u8>, usize, bool) -> Result<(), rmp_serde::encode::Error>,
-) -> Result<(), FormatError> {
-    let mut i = 0;
-    while i < items {
-        let start = out.len();
-        out.extend_from_slice(&[0; RECORD_HEADER_LEN]);
-        // An array of 32-bit length, patched once the batch is known.
-        let array = out.len();
-        out.extend_from_slice(&[0xdd, 0, 0, 0, 0]);
-        let mut n: u32 = 0;
-        while i < items && out.len() - array < BATCH_BYTES && n < u32::MAX {
-            write(out, i, n == 0).map_err(|err| FormatError::Encode {
-                record: *record,
-                kind,
-                reason: err.to_string(),
-            })?;
-            i += 1;
-            n += 1;
-        }
-        out[array + 1..array + 5].copy_from_slice(&n.to_be_bytes());
-        seal_record(out, start, record, kind)?;
+) -> Result<usize, FormatError> {
+    let mut i = from;
+    let start = out.len();
+    out.extend_from_slice(&[0; RECORD_HEADER_LEN]);
+    // An array of 32-bit length, patched once the batch is known.
+    let array = out.len();
+    out.extend_from_slice(&[0xdd, 0, 0, 0, 0]);
+    let mut n: u32 = 0;
+    while i < items && out.len() - array < BATCH_BYTES && n < u32::MAX {
+        write(out, i, n == 0).map_err(|err| FormatError::Encode {
+            record: *record,
+            kind,
+            reason: err.to_string(),
+        })?;
+        i += 1;
+        n += 1;
     }
-    Ok(())
+    out[array + 1..array + 5].copy_from_slice(&n.to_be_bytes());
+    seal_record(out, start, record, kind, level)?;
+    Ok(i)
 }
 
-/// Fills in the header of the record that starts at `start` and runs to the end of `out`.
+/// Fills in the header of the record that starts at `start` and runs to the end of `out`,
+/// first compressing its payload at zstd level `level` if that shrinks it (within
+/// [`MAX_EXPANSION`]).
 fn seal_record(
-    out: &mut [u8],
+    out: &mut Vec<u8>,
     start: usize,
     record: &mut u64,
     kind: RecordKind,
+    level: Option<i32>,
 ) -> Result<(), FormatError> {
+    let mut kind_byte = kind.byte();
+    let raw_len = out.len() - start - RECORD_HEADER_LEN;
+    if let Some(level) = level.filter(|_| raw_len >= MIN_COMPRESSED_LEN) {
+        let compressed =
+            zstd::bulk::compress(&out[start + RECORD_HEADER_LEN..], level).map_err(|err| {
+                FormatError::Encode { record: *record, kind, reason: err.to_string() }
+            })?;
+        if compressed.len() < raw_len && raw_len as u64 <= expansion_limit(compressed.len()) {
+            out.truncate(start + RECORD_HEADER_LEN);
+            out.extend_from_slice(&compressed);
+            kind_byte |= COMPRESSED;
+        }
+    }
     let payload_len = out.len() - start - RECORD_HEADER_LEN;
     let len = u32::try_from(payload_len).map_err(|_| FormatError::RecordTooLarge {
         record: *record,
         kind,
         len: payload_len as u64,
     })?;
-    out[start] = kind.byte();
+    out[start] = kind_byte;
     out[start + 1..start + 5].copy_from_slice(&len.to_le_bytes());
     let crc = record_crc(&out[start..start + 5], &out[start + RECORD_HEADER_LEN..]);
     out[start + 5..start + RECORD_HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
     *record += 1;
     Ok(())
+}
+
+/// The most a compressed record of `stored` bytes may decompress to.
+fn expansion_limit(stored: usize) -> u64 {
+    (stored as u64)
+        .saturating_mul(MAX_EXPANSION)
+        .saturating_add(EXPANSION_SLACK)
+        .min(u32::MAX as u64)
+}
+
+/// Decompresses the zstd frame of compressed record `record`, after checking the size it
+/// claims.
+fn decompress(record: u64, kind: RecordKind, frame: &[u8]) -> Result<Vec<u8>, FormatError> {
+    let error = |reason: String| FormatError::Decompress { record, kind, reason };
+    let size = match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(size)) => size,
+        Ok(None) => return Err(error("the zstd frame does not say its size".to_owned())),
+        Err(_) => return Err(error("not a zstd frame".to_owned())),
+    };
+    let limit = expansion_limit(frame.len());
+    if size > limit {
+        return Err(error(format!(
+            "{} bytes claim to decompress to {size}, more than the {limit} allowed",
+            frame.len()
+        )));
+    }
+    let payload =
+        zstd::bulk::decompress(frame, size as usize).map_err(|err| error(err.to_string()))?;
+    if payload.len() as u64 != size {
+        return Err(error(format!("decompressed to {} bytes, not {size}", payload.len())));
+    }
+    Ok(payload)
 }
 
 /// The checksum of a record: CRC32C over its kind and length bytes, then its payload.
@@ -379,6 +605,8 @@ struct Reader<'a> {
 /// A record's header as stored.
 struct RecordHeader {
     kind: RecordKind,
+    /// Whether the payload is a zstd frame (version 4).
+    compressed: bool,
     len: usize,
     stored_crc: u32,
 }
@@ -387,7 +615,8 @@ struct RecordHeader {
 struct RawRecord<'a> {
     record: u64,
     kind: RecordKind,
-    payload: &'a [u8],
+    /// The payload, decompressed if it was stored compressed.
+    payload: Cow<'a, [u8]>,
 }
 
 impl<'a> Reader<'a> {
@@ -401,7 +630,7 @@ impl<'a> Reader<'a> {
             return Err(FormatError::Truncated { offset: bytes.len() as u64, record: None });
         };
         let found = u32::from_le_bytes([version[0], version[1], version[2], version[3]]);
-        if !(OLDEST_READABLE_VERSION..=CHECKPOINT_FORMAT_VERSION).contains(&found) {
+        if !READABLE_VERSIONS.contains(&found) {
             return Err(FormatError::UnsupportedVersion {
                 found,
                 supported: CHECKPOINT_FORMAT_VERSION,
@@ -420,7 +649,9 @@ impl<'a> Reader<'a> {
         let Some(header) = rest.get(..RECORD_HEADER_LEN) else {
             return Err(self.truncated());
         };
-        let Some(kind) = RecordKind::from_byte(header[0]) else {
+        let compressed = self.version >= 4 && header[0] & COMPRESSED != 0;
+        let kind_byte = if compressed { header[0] & !COMPRESSED } else { header[0] };
+        let Some(kind) = RecordKind::from_byte(kind_byte) else {
             return Err(FormatError::UnknownRecordKind {
                 record: self.record,
                 offset: self.pos as u64,
@@ -431,7 +662,7 @@ impl<'a> Reader<'a> {
         let stored_crc = u32::from_le_bytes([header[5], header[6], header[7], header[8]]);
         // A length beyond the address space is certainly beyond the input.
         let len = usize::try_from(len).unwrap_or(usize::MAX);
-        Ok(RecordHeader { kind, len, stored_crc })
+        Ok(RecordHeader { kind, compressed, len, stored_crc })
     }
 
     /// Reads the next record: framing, checksum, order.
@@ -460,6 +691,11 @@ impl<'a> Reader<'a> {
                 previous: self.previous,
             });
         }
+        let payload = if header.compressed {
+            Cow::Owned(decompress(self.record, header.kind, payload)?)
+        } else {
+            Cow::Borrowed(payload)
+        };
         let raw = RawRecord { record: self.record, kind: header.kind, payload };
         self.pos = start + RECORD_HEADER_LEN + header.len;
         self.record += 1;
@@ -500,7 +736,7 @@ impl RawRecord<'_> {
     /// maps with field names (version 1, the end record) and from arrays (version 2) alike.
     fn decode<T: DeserializeOwned>(&self) -> Result<T, FormatError> {
         let payload_error = |reason: String| self.payload_error(reason);
-        let mut de = rmp_serde::Deserializer::new(Cursor::new(self.payload));
+        let mut de = rmp_serde::Deserializer::new(Cursor::new(&*self.payload));
         de.set_max_depth(MAX_NESTING);
         let value = T::deserialize(&mut de).map_err(|err| payload_error(err.to_string()))?;
         let used = de.position();
@@ -536,6 +772,76 @@ mod tests {
         }
         assert_eq!(RecordKind::from_byte(0), None);
         assert_eq!(RecordKind::from_byte(5), None);
+    }
+
+    #[test]
+    fn the_encoder_writes_encode_bytes_piece_by_piece() {
+        use crate::checkpoint::model::{ActorEntry, NodeEntry, SpawnCapacity, SpawnRestart};
+        use crate::{CheckpointId, Epoch, SystemId};
+        let actors: Vec<ActorId> = (1..=40).map(|seq| ActorId::new(SystemId(9), seq)).collect();
+        let checkpoint = Checkpoint {
+            manifest: Manifest {
+                id: CheckpointId(3),
+                epoch: Epoch(5),
+                created_unix_ms: 1,
+                nodes: vec![NodeEntry { node: "a".into(), address: None }],
+                actors: actors
+                    .iter()
+                    .map(|&id| ActorEntry {
+                        id,
+                        type_name: "t".into(),
+                        name: None,
+                        node: "a".into(),
+                        parent: None,
+                        watchers: vec![],
+                        watching: vec![],
+                        state_version: 1,
+                        capacity: SpawnCapacity::SystemDefault,
+                        restart: SpawnRestart::Never,
+                    })
+                    .collect(),
+            },
+            // 40 states of 64 KiB: about ten state records.
+            states: actors
+                .iter()
+                .rev()
+                .map(|&id| StateRecord {
+                    id,
+                    state: vec![id.seq() as u8; 64 * 1024],
+                    timers: vec![],
+                })
+                .collect(),
+            in_flight: (0..3)
+                .map(|i| InFlightRecord {
+                    to: actors[i],
+                    from: None,
+                    epoch: Epoch(4),
+                    ask: false,
+                    payload: vec![7; 300 * 1024],
+                })
+                .collect(),
+        };
+        let mut encoder = Encoder::new(&checkpoint, Compression::None).unwrap();
+        let mut pieces = Vec::new();
+        loop {
+            let mut piece = Vec::new();
+            if !encoder.next_into(&mut piece).unwrap() {
+                assert!(piece.is_empty());
+                break;
+            }
+            pieces.push(piece);
+        }
+        assert!(!encoder.next_into(&mut Vec::new()).unwrap(), "done stays done");
+        // Header and manifest, at least two state records, three in-flight records (each
+        // message is larger than a batch), the end record.
+        assert!(pieces.len() >= 7, "{} pieces", pieces.len());
+        assert_eq!(decode_manifest(&pieces[0]).unwrap(), checkpoint.manifest);
+        for piece in &pieces[1..pieces.len() - 1] {
+            assert!(piece.len() < BATCH_BYTES + 300 * 1024 + 64, "{}", piece.len());
+        }
+        let whole = pieces.concat();
+        assert_eq!(whole, encode(&checkpoint).unwrap());
+        assert_eq!(decode(&whole).unwrap(), checkpoint);
     }
 
     #[test]

@@ -7,15 +7,15 @@ use std::path::{Path, PathBuf};
 
 use crate::checkpoint::error::StoreError;
 use crate::checkpoint::format::{
-    MANIFEST_HEADER_LEN, decode, decode_manifest, encode, manifest_len,
+    Compression, MANIFEST_HEADER_LEN, decode, decode_manifest, encode_with, manifest_len,
 };
 use crate::checkpoint::model::{Checkpoint, CheckpointId, Manifest};
 use crate::checkpoint::store::{CheckpointInfo, CheckpointStore};
 
 /// The start of a checkpoint's file name; the id follows, zero-padded to 20 digits.
 const FILE_PREFIX: &str = "ckpt-";
-/// The end of a checkpoint's file name.
-const FILE_SUFFIX: &str = ".amber";
+/// The end of a checkpoint's file name (and object key).
+pub(crate) const FILE_SUFFIX: &str = ".amber";
 /// The start of a temporary file written by [`FsStore::save`].
 const TEMP_PREFIX: &str = ".ckpt-";
 /// The end of a temporary file written by [`FsStore::save`].
@@ -76,6 +76,7 @@ const TEMP_SUFFIX: &str = ".tmp";
 pub struct FsStore {
     dir: PathBuf,
     keep_last: Option<usize>,
+    compression: Compression,
 }
 
 impl FsStore {
@@ -90,7 +91,28 @@ impl FsStore {
                 sync_dir(parent)?;
             }
         }
-        Ok(FsStore { dir, keep_last: None })
+        Ok(FsStore { dir, keep_last: None, compression: Compression::None })
+    }
+
+    /// Opens the store in directory `dir`, which must exist: for readers, which must not
+    /// create directories. Fails with [`StoreError::Io`] (of kind `NotFound` or
+    /// `NotADirectory`) otherwise.
+    pub fn open_existing(dir: impl Into<PathBuf>) -> Result<FsStore, StoreError> {
+        let dir = dir.into();
+        let metadata = fs::metadata(&dir).map_err(io_error("open", &dir))?;
+        if !metadata.is_dir() {
+            let source = io::Error::new(io::ErrorKind::NotADirectory, "not a directory");
+            return Err(io_error("open", &dir)(source));
+        }
+        Ok(FsStore { dir, keep_last: None, compression: Compression::None })
+    }
+
+    /// Writes checkpoints compressed as `compression` says ([`encode_with`](crate::encode_with));
+    /// by default they are not ([`Compression::None`]: format version 2, which older builds
+    /// read too). Every checkpoint reads back whatever it was written with.
+    #[must_use]
+    pub fn with_compression(self, compression: Compression) -> FsStore {
+        FsStore { compression, ..self }
     }
 
     /// Keeps only the `keep_last` newest (highest-id) checkpoints: after each successful save,
@@ -160,22 +182,27 @@ impl FsStore {
     }
 }
 
-impl CheckpointStore for FsStore {
-    fn save(&self, checkpoint: &Checkpoint) -> Result<CheckpointInfo, StoreError> {
+impl FsStore {
+    /// Encodes `checkpoint` for [`write_encoded`](Self::write_encoded): the CPU half of a save.
+    pub(crate) fn encode_for_save(&self, checkpoint: &Checkpoint) -> Result<Encoded, StoreError> {
         let manifest = &checkpoint.manifest;
         let id = manifest.id;
-        let path = self.path_of(id);
-        let bytes = encode(checkpoint).map_err(|source| StoreError::Unencodable {
-            id,
-            location: location(&path),
-            source,
+        let bytes = encode_with(checkpoint, self.compression).map_err(|source| {
+            StoreError::Unencodable { id, location: location(&self.path_of(id)), source }
         })?;
+        Ok(Encoded { id, epoch: manifest.epoch, created_unix_ms: manifest.created_unix_ms, bytes })
+    }
+
+    /// Writes an encoded checkpoint: the I/O half of a save.
+    pub(crate) fn write_encoded(&self, encoded: &Encoded) -> Result<CheckpointInfo, StoreError> {
+        let Encoded { id, epoch, created_unix_ms, ref bytes } = *encoded;
+        let path = self.path_of(id);
         self.remove_temp_files();
         if fs::symlink_metadata(&path).is_ok() {
             return Err(StoreError::AlreadyExists { id, location: location(&path) });
         }
         let temp = self.dir.join(format!("{TEMP_PREFIX}{id}{FILE_SUFFIX}{TEMP_SUFFIX}"));
-        if let Err(err) = write_synced(&temp, &bytes) {
+        if let Err(err) = write_synced(&temp, bytes) {
             let _ = fs::remove_file(&temp);
             return Err(err);
         }
@@ -187,11 +214,26 @@ impl CheckpointStore for FsStore {
         self.apply_retention();
         Ok(CheckpointInfo {
             id,
-            epoch: manifest.epoch,
-            created_unix_ms: manifest.created_unix_ms,
+            epoch,
+            created_unix_ms,
             path_or_key: location(&path),
             bytes: bytes.len() as u64,
         })
+    }
+}
+
+/// A checkpoint encoded for [`FsStore::write_encoded`].
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    id: CheckpointId,
+    epoch: crate::Epoch,
+    created_unix_ms: u64,
+    bytes: Vec<u8>,
+}
+
+impl CheckpointStore for FsStore {
+    fn save(&self, checkpoint: &Checkpoint) -> Result<CheckpointInfo, StoreError> {
+        self.write_encoded(&self.encode_for_save(checkpoint)?)
     }
 
     fn ids(&self) -> Result<Vec<CheckpointId>, StoreError> {
@@ -244,7 +286,13 @@ impl CheckpointStore for FsStore {
 
 /// The id in a checkpoint's file name, `None` for any other file.
 fn parse_file_name(name: &OsStr) -> Option<CheckpointId> {
-    let digits = name.to_str()?.strip_prefix(FILE_PREFIX)?.strip_suffix(FILE_SUFFIX)?;
+    parse_checkpoint_name(name.to_str()?)
+}
+
+/// The id in a checkpoint's file name or the last segment of its object key
+/// (`ckpt-00000000000000000042.amber`), `None` for any other name.
+pub(crate) fn parse_checkpoint_name(name: &str) -> Option<CheckpointId> {
+    let digits = name.strip_prefix(FILE_PREFIX)?.strip_suffix(FILE_SUFFIX)?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

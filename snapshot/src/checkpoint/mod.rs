@@ -3,24 +3,32 @@
 //! - `model`: the checkpoint as plain data ([`Checkpoint`], [`Manifest`], …).
 //! - `format`: the versioned, checksummed file format ([`encode`], [`decode`]), shared by
 //!   every store.
-//! - `store`: the [`CheckpointStore`] trait; `fs`: [`FsStore`], the embedded default.
+//! - `store`: the [`CheckpointStore`] trait; `fs`: [`FsStore`], the embedded default;
+//!   `url`: [`Store`], a store named by a path or URL.
+//! - feature `s3`: `async_store`, the `AsyncCheckpointStore` trait; `object`,
+//!   `ObjectStoreCheckpoints`, checkpoints in object storage.
 //! - `error`: what goes wrong.
 //!
 //! Restore reads a checkpoint back, rebuilds every actor of its manifest from its
 //! [`StateRecord`] (found by [`ActorEntry::type_name`]), re-enqueues the in-flight messages to
 //! each receiver in their stored order, then starts them all.
 
+#[cfg(feature = "s3")]
+mod async_store;
 mod compact;
 mod error;
 mod format;
 mod fs;
 mod model;
+#[cfg(feature = "s3")]
+mod object;
 mod store;
+mod url;
 
 pub use error::{FormatError, StoreError, ValidationError};
 pub use format::{
-    BATCH_BYTES, CHECKPOINT_FORMAT_VERSION, OLDEST_READABLE_VERSION, RecordKind, decode,
-    decode_manifest, encode,
+    BATCH_BYTES, CHECKPOINT_FORMAT_VERSION, Compression, MAX_EXPANSION, OLDEST_READABLE_VERSION,
+    RecordKind, decode, decode_manifest, encode, encode_with,
 };
 pub use fs::FsStore;
 pub use model::{
@@ -28,3 +36,9 @@ pub use model::{
     SpawnRestart, StateRecord, TimerEntry,
 };
 pub use store::{CheckpointInfo, CheckpointStore, LatestValid};
+pub use url::Store;
+
+#[cfg(feature = "s3")]
+pub use async_store::AsyncCheckpointStore;
+#[cfg(feature = "s3")]
+pub use object::{DEFAULT_PART_SIZE, ObjectStoreCheckpoints};

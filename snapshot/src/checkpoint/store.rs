@@ -10,13 +10,15 @@ use crate::checkpoint::model::{Checkpoint, CheckpointId};
 /// `spawn_blocking`), never from an executor thread. The trait is object-safe, so a system holds
 /// an `Arc<dyn CheckpointStore>`.
 ///
-/// It is shaped so that an S3-compatible object store can implement it as well as
-/// [`FsStore`](crate::FsStore): a checkpoint is one whole object written at once (a PUT of
-/// [`encode`](crate::encode)'s bytes is atomic), [`ids`](Self::ids) is a listing of keys under a
-/// prefix, [`list`](Self::list) needs only the start of each object (a ranged GET of the first
-/// kilobytes; [`decode_manifest`](crate::decode_manifest) reports
+/// Two stores implement it: [`FsStore`](crate::FsStore), and with feature `s3`
+/// `ObjectStoreCheckpoints` (S3 and S3-compatible object storage), whose native interface is
+/// the async twin `AsyncCheckpointStore`; [`Store::from_url`](crate::Store::from_url) opens
+/// either. The trait asks nothing an object store lacks: a checkpoint is one object that
+/// appears whole (a completed multipart upload is atomic), [`ids`](Self::ids) is a listing of
+/// keys under a prefix, [`list`](Self::list) needs only the start of each object (a ranged
+/// GET; [`decode_manifest`](crate::decode_manifest) reports
 /// [`Truncated`](crate::FormatError::Truncated) if the manifest is longer), and nothing relies
-/// on renaming or appending. Its errors go in [`StoreError::Backend`].
+/// on renaming or appending. A backend's own errors go in [`StoreError::Backend`].
 ///
 /// The caller picks each checkpoint's id (in [`Manifest::id`](crate::Manifest::id)), usually
 /// [`next_id`](Self::next_id). A store is written by one system at a time.

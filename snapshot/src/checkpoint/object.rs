@@ -1,0 +1,501 @@
+//! Checkpoints in object storage (S3 and S3-compatible stores), through the `object_store`
+//! crate. Feature `s3`.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, WriteMultipart};
+
+use crate::checkpoint::async_store::AsyncCheckpointStore;
+use crate::checkpoint::error::StoreError;
+use crate::checkpoint::format::{
+    Compression, Encoder, MANIFEST_HEADER_LEN, decode, decode_manifest, manifest_len,
+};
+use crate::checkpoint::fs::{FILE_SUFFIX, parse_checkpoint_name};
+use crate::checkpoint::model::{Checkpoint, CheckpointId, Manifest};
+use crate::checkpoint::store::{CheckpointInfo, CheckpointStore, LatestValid};
+
+/// The part size of a multipart upload, unless set with
+/// [`with_part_size`](ObjectStoreCheckpoints::with_part_size): S3's smallest part (all parts
+/// but the last must be at least 5 MiB).
+pub const DEFAULT_PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// How many parts of one checkpoint are uploaded at once; the encoder waits for one to finish
+/// before it fills another, so a save holds at most this many parts (plus one record) in memory.
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// How many bytes of an object [`list`](CheckpointStore::list) reads first: the manifest of a
+/// checkpoint of a few thousand actors. A larger manifest takes a second ranged read.
+const MANIFEST_PREFETCH: u64 = 64 * 1024;
+
+/// How many manifests [`list`](CheckpointStore::list) reads at once.
+const LIST_CONCURRENCY: usize = 8;
+
+/// A checkpoint store in object storage: checkpoint `42` is the object
+/// `PREFIX/ckpt-00000000000000000042.amber`, in the same format as [`FsStore`](crate::FsStore)'s
+/// files. Feature `s3`.
+///
+/// Any [`object_store::ObjectStore`] works; [`from_s3_url`](Self::from_s3_url) (and
+/// [`Store::from_url`](crate::Store::from_url)) builds one for S3 or an S3-compatible service
+/// (MinIO, moto, …) from the standard AWS environment variables.
+///
+/// - **Saves stream.** A checkpoint is encoded record by record into the parts of a multipart
+///   upload ([`DEFAULT_PART_SIZE`]), never built whole in memory.
+/// - **A reader never sees half a checkpoint.** The object appears under its final key only
+///   when the upload completes, and object stores make that step atomic; an interrupted upload
+///   leaves no object (only unfinished parts, which the store does not list and a bucket's
+///   lifecycle rule for incomplete multipart uploads cleans up). Listing counts only keys of the
+///   exact form above, directly under the prefix; anything else there is ignored.
+/// - **Same behaviour as the filesystem store**: the same ids and order, retention
+///   ([`with_retention`](Self::with_retention)), [`latest`](CheckpointStore::latest) and
+///   [`latest_valid`](CheckpointStore::latest_valid), and the same [`StoreError`]s for the same
+///   cases (a torn or tampered object is [`StoreError::Format`], a missing one
+///   [`StoreError::NotFound`]); the object store's own failures are [`StoreError::Backend`].
+///
+/// Its native interface is [`AsyncCheckpointStore`] (call it inside a tokio runtime). It also
+/// implements the blocking [`CheckpointStore`], for the callers that take one (the runtime's
+/// `checkpoint_every`, `restore_latest`, the `amber` tool): each blocking call runs on a small
+/// runtime the store starts on first use. Use one face or the other for a given store value.
+///
+/// One system writes to a prefix at a time; any number of readers may read it meanwhile.
+#[derive(Debug, Clone)]
+pub struct ObjectStoreCheckpoints {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    /// What locations are shown under, e.g. `s3://bucket`; empty for bare keys.
+    base: String,
+    keep_last: Option<usize>,
+    part_size: usize,
+    compression: Compression,
+    blocking: Arc<BlockingRuntime>,
+}
+
+impl ObjectStoreCheckpoints {
+    /// The store of the checkpoints under `prefix` (empty: the root) in `store`.
+    ///
+    /// Creating it contacts nothing.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: Path) -> ObjectStoreCheckpoints {
+        ObjectStoreCheckpoints {
+            store,
+            prefix,
+            base: String::new(),
+            keep_last: None,
+            part_size: DEFAULT_PART_SIZE,
+            compression: Compression::ZSTD,
+            blocking: Arc::default(),
+        }
+    }
+
+    /// The store of the checkpoints at `url`, `s3://BUCKET` or `s3://BUCKET/PREFIX`, with the
+    /// region, endpoint and credentials of the standard AWS environment variables
+    /// (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+    /// `AWS_ALLOW_HTTP`, …; see `object_store::aws::AmazonS3Builder::from_env`).
+    ///
+    /// Creating it contacts nothing: a wrong bucket or credentials show at the first call.
+    pub fn from_s3_url(url: &str) -> Result<ObjectStoreCheckpoints, StoreError> {
+        let bad = |reason: String| StoreError::Url { url: url.to_owned(), reason };
+        let rest = url.strip_prefix("s3://").ok_or_else(|| bad("not an s3:// URL".to_owned()))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(bad("the URL names no bucket (s3://BUCKET/PREFIX)".to_owned()));
+        }
+        let prefix = Path::parse(prefix.trim_end_matches('/'))
+            .map_err(|err| bad(format!("bad prefix: {err}")))?;
+        let store = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .build()
+            .map_err(|err| bad(err.to_string()))?;
+        Ok(ObjectStoreCheckpoints::new(Arc::new(store), prefix)
+            .with_url_base(format!("s3://{bucket}")))
+    }
+
+    /// Shows locations (in errors and [`CheckpointInfo::path_or_key`]) as `BASE/KEY`, e.g.
+    /// `s3://bucket/prefix/ckpt-00000000000000000001.amber`, instead of the bare key.
+    #[must_use]
+    pub fn with_url_base(self, base: impl Into<String>) -> ObjectStoreCheckpoints {
+        ObjectStoreCheckpoints { base: base.into(), ..self }
+    }
+
+    /// Keeps only the `keep_last` newest (highest-id) checkpoints: after each successful save,
+    /// the older ones are deleted. At least one is always kept (`0` counts as `1`). As with
+    /// [`FsStore::with_retention`](crate::FsStore::with_retention), a failed deletion is not
+    /// reported and is retried at the next save.
+    #[must_use]
+    pub fn with_retention(self, keep_last: usize) -> ObjectStoreCheckpoints {
+        ObjectStoreCheckpoints { keep_last: Some(keep_last.max(1)), ..self }
+    }
+
+    /// Writes checkpoints compressed as `compression` says; by default with zstd
+    /// ([`Compression::ZSTD`], format version 4: about a third of the bytes for typical states,
+    /// which is what a network and a bill count). [`Compression::None`] writes format version
+    /// 2, as [`FsStore`](crate::FsStore) does by default. Every checkpoint reads back whatever
+    /// it was written with.
+    #[must_use]
+    pub fn with_compression(self, compression: Compression) -> ObjectStoreCheckpoints {
+        ObjectStoreCheckpoints { compression, ..self }
+    }
+
+    /// Uploads checkpoints in parts of `bytes` (S3 needs at least 5 MiB for every part but the
+    /// last; smaller values are raised to 5 MiB).
+    #[must_use]
+    pub fn with_part_size(self, bytes: usize) -> ObjectStoreCheckpoints {
+        ObjectStoreCheckpoints { part_size: bytes.max(DEFAULT_PART_SIZE), ..self }
+    }
+
+    /// The object store.
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The prefix the checkpoints are under.
+    pub fn prefix(&self) -> &Path {
+        &self.prefix
+    }
+
+    /// The key checkpoint `id` is (or would be) stored under.
+    pub fn key_of(&self, id: CheckpointId) -> Path {
+        self.prefix.child(format!("{id}{FILE_SUFFIX}"))
+    }
+
+    /// How checkpoint `id` is named in errors and listings: `BASE/KEY` (see
+    /// [`with_url_base`](Self::with_url_base)).
+    pub fn location_of(&self, id: CheckpointId) -> String {
+        self.location(&self.key_of(id))
+    }
+
+    /// The size in bytes of the object of checkpoint `id` ([`StoreError::NotFound`] if there is
+    /// none), without reading it.
+    pub async fn bytes_of(&self, id: CheckpointId) -> Result<u64, StoreError> {
+        let key = self.key_of(id);
+        let meta = self
+            .store
+            .head(&key)
+            .await
+            .map_err(|err| not_found_or(id, self.location(&key), err))?;
+        Ok(meta.size)
+    }
+
+    /// [`bytes_of`](Self::bytes_of), blocking (see the blocking face above).
+    pub(crate) fn bytes_of_blocking(&self, id: CheckpointId) -> Result<u64, StoreError> {
+        self.blocking.run(self, self.bytes_of(id))
+    }
+
+    /// How the object at `key` is shown: `BASE/KEY` (see [`with_url_base`](Self::with_url_base)).
+    fn location(&self, key: &Path) -> String {
+        if self.base.is_empty() { key.to_string() } else { format!("{}/{key}", self.base) }
+    }
+
+    /// The stored checkpoints, oldest first, with their objects' metadata.
+    async fn listing(&self) -> Result<Vec<(CheckpointId, ObjectMeta)>, StoreError> {
+        let prefix = (!self.prefix.as_ref().is_empty()).then_some(&self.prefix);
+        let listed = self.store.list_with_delimiter(prefix).await.map_err(|err| {
+            StoreError::Backend { location: self.location(&self.prefix), source: err.into() }
+        })?;
+        let mut found: Vec<(CheckpointId, ObjectMeta)> = listed
+            .objects
+            .into_iter()
+            .filter(|meta| meta.location.prefix_match(&self.prefix).is_some_and(|p| p.count() == 1))
+            .filter_map(|meta| Some((parse_checkpoint_name(meta.location.filename()?)?, meta)))
+            .collect();
+        found.sort_unstable_by_key(|(id, _)| *id);
+        Ok(found)
+    }
+
+    /// Reads the manifest of checkpoint `id`, whose object is `size` bytes: the first
+    /// [`MANIFEST_PREFETCH`] bytes, and the rest of the manifest if it is longer.
+    async fn read_manifest(&self, id: CheckpointId, size: u64) -> Result<Manifest, StoreError> {
+        let key = self.key_of(id);
+        let location = self.location(&key);
+        let format_error = |source| StoreError::Format { location: location.clone(), source };
+        let mut head = self.read_range(id, &key, 0..size.min(MANIFEST_PREFETCH)).await?;
+        if head.len() >= MANIFEST_HEADER_LEN {
+            let needed = manifest_len(&head).map_err(format_error)? as u64;
+            // Reads at most what the object holds, whatever the length field claims.
+            let end = needed.min(size);
+            if end > head.len() as u64 {
+                let rest = self.read_range(id, &key, head.len() as u64..end).await?;
+                head.extend_from_slice(&rest);
+            }
+        }
+        let manifest = decode_manifest(&head).map_err(format_error)?;
+        check_id(id, manifest.id, &location)?;
+        Ok(manifest)
+    }
+
+    async fn read_range(
+        &self,
+        id: CheckpointId,
+        key: &Path,
+        range: std::ops::Range<u64>,
+    ) -> Result<Vec<u8>, StoreError> {
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bytes = self
+            .store
+            .get_range(key, range)
+            .await
+            .map_err(|err| not_found_or(id, self.location(key), err))?;
+        Ok(bytes.to_vec())
+    }
+
+    /// Deletes the oldest checkpoints beyond the retention limit, as far as it can.
+    async fn apply_retention(&self) {
+        let Some(keep_last) = self.keep_last else { return };
+        let Ok(listing) = self.listing().await else { return };
+        let excess = listing.len().saturating_sub(keep_last);
+        for (_, meta) in &listing[..excess] {
+            let _ = self.store.delete(&meta.location).await;
+        }
+    }
+
+    /// Streams `encoder`'s pieces into `upload`; the caller aborts the upload on error.
+    async fn write_parts(
+        &self,
+        encoder: &mut Encoder<'_>,
+        upload: &mut WriteMultipart,
+        id: CheckpointId,
+        location: &str,
+    ) -> Result<u64, StoreError> {
+        let mut piece = Vec::new();
+        let mut written = 0;
+        loop {
+            piece.clear();
+            let more = encoder.next_into(&mut piece).map_err(|source| StoreError::Unencodable {
+                id,
+                location: location.to_owned(),
+                source,
+            })?;
+            if !more {
+                return Ok(written);
+            }
+            upload.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(|err| StoreError::Backend {
+                location: location.to_owned(),
+                source: err.into(),
+            })?;
+            upload.write(&piece);
+            written += piece.len() as u64;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl AsyncCheckpointStore for ObjectStoreCheckpoints {
+    async fn save(&self, checkpoint: &Checkpoint) -> Result<CheckpointInfo, StoreError> {
+        let manifest = &checkpoint.manifest;
+        let id = manifest.id;
+        let key = self.key_of(id);
+        let location = self.location(&key);
+        let backend = |err: object_store::Error| StoreError::Backend {
+            location: location.clone(),
+            source: err.into(),
+        };
+        // Validates the checkpoint before anything is written.
+        let mut encoder = Encoder::new(checkpoint, self.compression)
+            .map_err(|source| StoreError::Unencodable { id, location: location.clone(), source })?;
+        match self.store.head(&key).await {
+            Ok(_) => return Err(StoreError::AlreadyExists { id, location }),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(err) => return Err(backend(err)),
+        }
+        let upload = self.store.put_multipart(&key).await.map_err(backend)?;
+        let mut upload = WriteMultipart::new_with_chunk_size(upload, self.part_size);
+        let bytes = match self.write_parts(&mut encoder, &mut upload, id, &location).await {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                let _ = upload.abort().await;
+                return Err(err);
+            }
+        };
+        // The object appears, whole, only now.
+        upload.finish().await.map_err(backend)?;
+        self.apply_retention().await;
+        Ok(CheckpointInfo {
+            id,
+            epoch: manifest.epoch,
+            created_unix_ms: manifest.created_unix_ms,
+            path_or_key: location,
+            bytes,
+        })
+    }
+
+    async fn ids(&self) -> Result<Vec<CheckpointId>, StoreError> {
+        Ok(self.listing().await?.into_iter().map(|(id, _)| id).collect())
+    }
+
+    async fn list(&self) -> Result<Vec<CheckpointInfo>, StoreError> {
+        let listing = self.listing().await?;
+        let infos: Vec<Option<CheckpointInfo>> = stream::iter(listing)
+            .map(|(id, meta)| async move {
+                match self.read_manifest(id, meta.size).await {
+                    Ok(manifest) => Ok(Some(CheckpointInfo {
+                        id,
+                        epoch: manifest.epoch,
+                        created_unix_ms: manifest.created_unix_ms,
+                        path_or_key: self.location(&meta.location),
+                        bytes: meta.size,
+                    })),
+                    // Removed since it was listed (retention by the writer): no longer stored.
+                    Err(StoreError::NotFound { .. }) => Ok(None),
+                    Err(err) => Err(err),
+                }
+            })
+            .buffered(LIST_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(infos.into_iter().flatten().collect())
+    }
+
+    async fn load(&self, id: CheckpointId) -> Result<Checkpoint, StoreError> {
+        let key = self.key_of(id);
+        let location = self.location(&key);
+        let not_found_or = |err| not_found_or(id, location.clone(), err);
+        let bytes = self
+            .store
+            .get(&key)
+            .await
+            .map_err(not_found_or)?
+            .bytes()
+            .await
+            .map_err(not_found_or)?;
+        let checkpoint = decode(&bytes)
+            .map_err(|source| StoreError::Format { location: location.clone(), source })?;
+        check_id(id, checkpoint.manifest.id, &location)?;
+        Ok(checkpoint)
+    }
+
+    async fn remove(&self, id: CheckpointId) -> Result<(), StoreError> {
+        let key = self.key_of(id);
+        let location = self.location(&key);
+        // S3 deletes a missing key without complaint: look first, to report NotFound.
+        self.store.head(&key).await.map_err(|err| not_found_or(id, location.clone(), err))?;
+        self.store.delete(&key).await.map_err(|err| not_found_or(id, location, err))
+    }
+}
+
+/// The blocking face: each call runs the async one on the store's own runtime.
+impl CheckpointStore for ObjectStoreCheckpoints {
+    fn save(&self, checkpoint: &Checkpoint) -> Result<CheckpointInfo, StoreError> {
+        self.blocking.run(self, AsyncCheckpointStore::save(self, checkpoint))
+    }
+
+    fn ids(&self) -> Result<Vec<CheckpointId>, StoreError> {
+        self.blocking.run(self, AsyncCheckpointStore::ids(self))
+    }
+
+    fn list(&self) -> Result<Vec<CheckpointInfo>, StoreError> {
+        self.blocking.run(self, AsyncCheckpointStore::list(self))
+    }
+
+    fn load(&self, id: CheckpointId) -> Result<Checkpoint, StoreError> {
+        self.blocking.run(self, AsyncCheckpointStore::load(self, id))
+    }
+
+    fn remove(&self, id: CheckpointId) -> Result<(), StoreError> {
+        self.blocking.run(self, AsyncCheckpointStore::remove(self, id))
+    }
+
+    fn latest(&self) -> Result<Option<Checkpoint>, StoreError> {
+        self.blocking.run(self, AsyncCheckpointStore::latest(self))
+    }
+
+    fn latest_valid(&self) -> Result<LatestValid, StoreError> {
+        self.blocking.run(self, AsyncCheckpointStore::latest_valid(self))
+    }
+
+    fn next_id(&self) -> Result<CheckpointId, StoreError> {
+        self.blocking.run(self, AsyncCheckpointStore::next_id(self))
+    }
+}
+
+/// The runtime the blocking calls of an [`ObjectStoreCheckpoints`] run on, started on first
+/// use and shared by the store's clones.
+#[derive(Debug, Default)]
+struct BlockingRuntime {
+    runtime: OnceLock<tokio::runtime::Runtime>,
+}
+
+impl BlockingRuntime {
+    /// Runs `call` to completion and returns its result, from any thread: on a thread of its
+    /// own, so that it never starts a runtime inside another (which tokio forbids).
+    fn run<T: Send>(
+        &self,
+        store: &ObjectStoreCheckpoints,
+        call: impl Future<Output = Result<T, StoreError>> + Send,
+    ) -> Result<T, StoreError> {
+        let runtime = match self.runtime.get() {
+            Some(runtime) => runtime,
+            None => {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("amber-object-store")
+                    .enable_all()
+                    .build()
+                    .map_err(|err| StoreError::Backend {
+                        location: store.location(&store.prefix),
+                        source: format!("cannot start a runtime for blocking calls: {err}").into(),
+                    })?;
+                if let Err(unused) = self.runtime.set(runtime) {
+                    // Another thread started one first.
+                    unused.shutdown_background();
+                }
+                self.runtime.get().expect("set just above")
+            }
+        };
+        std::thread::scope(|scope| match scope.spawn(|| runtime.block_on(call)).join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        })
+    }
+}
+
+impl Drop for BlockingRuntime {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which tokio refuses inside another runtime; the store may
+        // well be dropped there.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn check_id(expected: CheckpointId, found: CheckpointId, location: &str) -> Result<(), StoreError> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(StoreError::IdMismatch { expected, found, location: location.to_owned() })
+    }
+}
+
+fn not_found_or(id: CheckpointId, location: String, err: object_store::Error) -> StoreError {
+    match err {
+        object_store::Error::NotFound { .. } => StoreError::NotFound { id, location },
+        err => StoreError::Backend { location, source: err.into() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_urls() {
+        let store = ObjectStoreCheckpoints::from_s3_url("s3://bucket/a/b/").unwrap();
+        assert_eq!(store.prefix().as_ref(), "a/b");
+        assert_eq!(store.key_of(CheckpointId(7)).as_ref(), "a/b/ckpt-00000000000000000007.amber");
+        assert_eq!(
+            store.location(&store.key_of(CheckpointId(7))),
+            "s3://bucket/a/b/ckpt-00000000000000000007.amber"
+        );
+        let root = ObjectStoreCheckpoints::from_s3_url("s3://bucket").unwrap();
+        assert_eq!(root.key_of(CheckpointId(1)).as_ref(), "ckpt-00000000000000000001.amber");
+        for bad in ["s3://", "s3:///prefix", "file:///tmp", "s3://bucket/a//b"] {
+            assert!(
+                matches!(ObjectStoreCheckpoints::from_s3_url(bad), Err(StoreError::Url { .. })),
+                "{bad}"
+            );
+        }
+    }
+}
