@@ -5,78 +5,12 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use amber_actors::{Actor, ActorSystem, Context, TrySendError};
+use amber_actors::{ActorSystem, TrySendError};
 use amber_remote::{Cluster, TransportConfig};
-use serde::{Deserialize, Serialize};
 use support::bounded;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-
-/// Counts what it is told, and checks it comes in order.
-#[derive(Default)]
-struct Tally {
-    next: u64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-enum TallyMsg {
-    /// The sender's `n`th message (from 0).
-    Add(u64),
-    Get,
-}
-
-impl Actor for Tally {
-    type Msg = TallyMsg;
-    type Reply = u64;
-    async fn handle(&mut self, msg: TallyMsg, _: &mut Context<Self>) -> u64 {
-        if let TallyMsg::Add(n) = msg {
-            assert_eq!(n, self.next, "messages arrive once each, in order");
-            self.next += 1;
-        }
-        self.next
-    }
-}
-
-/// A TCP relay to `to` whose copying from the dialling side stops while `paused` holds
-/// `true` (it then reads nothing, so the dialling side's socket fills) and resumes after.
-async fn relay(to: SocketAddr) -> (SocketAddr, watch::Sender<bool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (pause, paused) = watch::channel(false);
-    tokio::spawn(async move {
-        while let Ok((inbound, _)) = listener.accept().await {
-            let Ok(outbound) = TcpStream::connect(to).await else { continue };
-            let (mut in_read, mut in_write) = inbound.into_split();
-            let (mut out_read, mut out_write) = outbound.into_split();
-            tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut out_read, &mut in_write).await;
-            });
-            let mut paused = paused.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0; 16 * 1024];
-                loop {
-                    if paused.wait_for(|p| !*p).await.is_err() {
-                        return;
-                    }
-                    let n = tokio::select! {
-                        n = in_read.read(&mut buf) => n,
-                        _ = paused.wait_for(|p| *p) => continue,
-                    };
-                    match n {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) if out_write.write_all(&buf[..n]).await.is_err() => return,
-                        Ok(_) => {}
-                    }
-                }
-            });
-        }
-    });
-    (addr, pause)
-}
+use support::stalled::{Tally, TallyMsg, relay};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_link_bounds_what_a_sender_queues_and_loses_nothing() {
