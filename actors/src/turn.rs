@@ -40,7 +40,6 @@ pub(crate) async fn turn<F: Future>(
     let mut fut = pin!(fut);
     poll_fn(move |cx| {
         let previous = current::enter(Some(running));
-        let _ = current::take_owed_room(); // a stale one, from a send outside any turn
         let polled = catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)));
         current::enter(previous);
         // Taken after every poll: the next poll may run on another thread.

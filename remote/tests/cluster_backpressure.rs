@@ -5,31 +5,14 @@
 
 mod support;
 
-use std::time::Duration;
-
-use amber_actors::{ActorSystem, TrySendError};
-use amber_remote::{Cluster, TransportConfig};
+use amber_actors::TrySendError;
 use support::bounded;
-use support::stalled::{Tally, TallyMsg, relay};
+use support::stalled::{StalledPair, TallyMsg, stalled_pair};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_link_bounds_what_a_sender_queues_and_loses_nothing() {
     const QUEUE: usize = 16;
-    let addr = "127.0.0.1:0".parse().unwrap();
-    // Small queues and socket buffers on the sending node; a peer timeout longer than the
-    // test, so that the paused link stays up.
-    let config = |name: &str| {
-        TransportConfig::new(name, addr, b"s3cret".to_vec())
-            .with_heartbeat(Duration::from_millis(100), Duration::from_secs(60))
-    };
-    let a_config = config("a").with_queues(QUEUE, 1024).with_socket_buffer(4096);
-    let a = Cluster::start(ActorSystem::builder(), a_config).await.unwrap();
-    let b = Cluster::start(ActorSystem::builder(), config("b")).await.unwrap();
-    let (via, pause) = relay(b.local_addr()).await;
-    let peer = bounded(a.connect(via)).await.unwrap();
-    b.system().spawn_named("tally", Tally::default()).unwrap();
-    let tally = bounded(a.lookup::<Tally>(&peer, "tally")).await.unwrap();
-    assert_eq!(bounded(tally.ask(TallyMsg::Get)).await.unwrap(), 0);
+    let StalledPair { a, b, pause, tally } = stalled_pair(QUEUE).await;
 
     // The link stops moving: sends fill the kernel buffers, the link's queue and the
     // cluster's credit (each of QUEUE messages); from then on `try_tell` reports it full.

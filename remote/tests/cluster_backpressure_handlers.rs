@@ -9,12 +9,10 @@ mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use amber_actors::{Actor, ActorRef, ActorSystem, Context, MailboxCapacity, SpawnOptions};
-use amber_remote::{Cluster, TransportConfig};
+use amber_actors::{Actor, ActorRef, Context, MailboxCapacity, SpawnOptions};
 use support::bounded;
-use support::stalled::{Tally, TallyMsg, relay};
+use support::stalled::{StalledPair, Tally, TallyMsg, stalled_pair};
 
 /// On each message, tells the remote tally the next `BURST` numbers; counts its handlers
 /// started and finished.
@@ -44,19 +42,7 @@ impl Actor for Pump {
 async fn a_handler_never_waits_for_a_stalled_link_its_actor_waits_before_its_next_message() {
     const QUEUE: usize = 16;
     const GOES: u64 = 20_000;
-    let addr = "127.0.0.1:0".parse().unwrap();
-    let config = |name: &str| {
-        TransportConfig::new(name, addr, b"s3cret".to_vec())
-            .with_heartbeat(Duration::from_millis(100), Duration::from_secs(60))
-    };
-    let a_config = config("a").with_queues(QUEUE, 1024).with_socket_buffer(4096);
-    let a = Cluster::start(ActorSystem::builder(), a_config).await.unwrap();
-    let b = Cluster::start(ActorSystem::builder(), config("b")).await.unwrap();
-    let (via, pause) = relay(b.local_addr()).await;
-    let peer = bounded(a.connect(via)).await.unwrap();
-    b.system().spawn_named("tally", Tally::default()).unwrap();
-    let tally = bounded(a.lookup::<Tally>(&peer, "tally")).await.unwrap();
-    assert_eq!(bounded(tally.ask(TallyMsg::Get)).await.unwrap(), 0);
+    let StalledPair { a, b, pause, tally } = stalled_pair(QUEUE).await;
 
     let (started, finished) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let (counts, to) = ((started.clone(), finished.clone()), tally.clone());

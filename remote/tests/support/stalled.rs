@@ -2,8 +2,10 @@
 //! demand, and an actor that checks it is told numbers once each, in order.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use amber_actors::{Actor, Context};
+use amber_actors::{Actor, ActorRef, ActorSystem, Context};
+use amber_remote::{Cluster, TransportConfig};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -69,4 +71,32 @@ pub async fn relay(to: SocketAddr) -> (SocketAddr, watch::Sender<bool>) {
         }
     });
     (addr, pause)
+}
+
+/// Two nodes, `a` dialling `b` through a [`relay`], with a [`Tally`] on `b` as `a` sees it.
+pub struct StalledPair {
+    pub a: Cluster,
+    pub b: Cluster,
+    /// `true` stalls the link from `a` to `b`.
+    pub pause: watch::Sender<bool>,
+    pub tally: ActorRef<Tally>,
+}
+
+/// Starts a [`StalledPair`] whose node `a` has small queues (`queue` messages) and socket
+/// buffers, and a peer timeout longer than any test (a paused link stays up).
+pub async fn stalled_pair(queue: usize) -> StalledPair {
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let config = |name: &str| {
+        TransportConfig::new(name, addr, b"s3cret".to_vec())
+            .with_heartbeat(Duration::from_millis(100), Duration::from_secs(60))
+    };
+    let a_config = config("a").with_queues(queue, 1024).with_socket_buffer(4096);
+    let a = Cluster::start(ActorSystem::builder(), a_config).await.unwrap();
+    let b = Cluster::start(ActorSystem::builder(), config("b")).await.unwrap();
+    let (via, pause) = relay(b.local_addr()).await;
+    let peer = super::bounded(a.connect(via)).await.unwrap();
+    b.system().spawn_named("tally", Tally::default()).unwrap();
+    let tally = super::bounded(a.lookup::<Tally>(&peer, "tally")).await.unwrap();
+    assert_eq!(super::bounded(tally.ask(TallyMsg::Get)).await.unwrap(), 0);
+    StalledPair { a, b, pause, tally }
 }
