@@ -99,7 +99,8 @@ fn sample(id: u64) -> Checkpoint {
                 ask: false,
                 payload: msgpack(&Deposit { amount: 1 }),
             },
-        ],
+        ]
+        .into(),
     }
 }
 

@@ -26,10 +26,10 @@ mod protocol;
 
 pub use checkpoint::{
     ActorEntry, BATCH_BYTES, CHECKPOINT_FORMAT_VERSION, Checkpoint, CheckpointId, CheckpointInfo,
-    CheckpointStore, Compression, FormatError, FsStore, InFlightRecord, LatestValid, MAX_EXPANSION,
-    Manifest, NodeEntry, OLDEST_READABLE_VERSION, RecordKind, SpawnCapacity, SpawnRestart,
-    StateRecord, Store, StoreError, TimerEntry, ValidationError, decode, decode_manifest, encode,
-    encode_with,
+    CheckpointStore, Compression, FormatError, FsStore, InFlight, InFlightIter, InFlightRecord,
+    LatestValid, MAX_EXPANSION, Manifest, NodeEntry, OLDEST_READABLE_VERSION, RecordKind,
+    SpawnCapacity, SpawnRestart, StateRecord, Store, StoreError, TimerEntry, ValidationError,
+    decode, decode_manifest, encode, encode_with,
 };
 #[cfg(feature = "s3")]
 pub use checkpoint::{AsyncCheckpointStore, DEFAULT_PART_SIZE, ObjectStoreCheckpoints};

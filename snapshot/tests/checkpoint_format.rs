@@ -55,7 +55,7 @@ fn round_trip_empty_checkpoint() {
             actors: Vec::new(),
         },
         states: Vec::new(),
-        in_flight: Vec::new(),
+        in_flight: Default::default(),
     };
     let bytes = encode(&checkpoint).unwrap();
     assert_eq!(decode(&bytes).unwrap(), checkpoint);

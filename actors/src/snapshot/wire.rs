@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use amber_snapshot::{
-    ActorEntry, ActorId, Epoch, InFlightRecord, NodeCommand, NodeEntry, NodeReport, Refusal,
-    SpawnCapacity, SpawnRestart, StateRecord, SystemId, TimerEntry,
+    ActorEntry, ActorId, Epoch, InFlight, InFlightRecord, NodeCommand, NodeEntry, NodeReport,
+    Refusal, SpawnCapacity, SpawnRestart, StateRecord, SystemId, TimerEntry,
 };
 use serde::{Deserialize, Serialize};
 
@@ -63,7 +63,7 @@ pub(crate) struct NodePart {
     pub(crate) node: NodeEntry,
     pub(crate) actors: Vec<ActorEntry>,
     pub(crate) states: Vec<StateRecord>,
-    pub(crate) in_flight: Vec<InFlightRecord>,
+    pub(crate) in_flight: InFlight,
     /// Why the cut is not consistent, if it is not ([`SnapshotError::Inconsistent`]).
     ///
     /// [`SnapshotError::Inconsistent`]: crate::SnapshotError::Inconsistent
@@ -80,7 +80,7 @@ impl Default for NodePart {
             node: NodeEntry { node: String::new(), address: None },
             actors: Vec::new(),
             states: Vec::new(),
-            in_flight: Vec::new(),
+            in_flight: InFlight::new(),
             taints: Vec::new(),
             problems: Vec::new(),
         }
@@ -346,6 +346,8 @@ impl Serialize for PieceRef<'_> {
 #[derive(Debug, Default)]
 pub(crate) struct PartReader {
     part: NodePart,
+    /// The messages in flight read so far: one chunk, sized as the `Node` record announced.
+    in_flight: Vec<InFlightRecord>,
     /// Whether the `Node` record was read (it comes first).
     node: bool,
     types: Vec<String>,
@@ -382,13 +384,14 @@ impl PartReader {
     }
 
     /// The part, once its last piece was read.
-    pub(crate) fn finish(self) -> Result<NodePart, PartError> {
+    pub(crate) fn finish(mut self) -> Result<NodePart, PartError> {
         if !self.carry.is_empty() {
             return Err(PartError::TrailingBytes(self.carry.len()));
         }
         if !self.end {
             return Err(PartError::Truncated);
         }
+        self.part.in_flight.append_chunk(self.in_flight);
         Ok(self.part)
     }
 
@@ -408,7 +411,7 @@ impl PartReader {
                 let size = |n: u64| n.min(1 << 20) as usize;
                 self.part.actors.reserve_exact(size(actors));
                 self.part.states.reserve_exact(size(states));
-                self.part.in_flight.reserve_exact(size(in_flight));
+                self.in_flight.reserve_exact(size(in_flight));
                 self.part.node = node;
                 self.node = true;
             }
@@ -439,7 +442,7 @@ impl PartReader {
                 }
             }
             RecordIn::State(state) => self.part.states.push(state),
-            RecordIn::InFlight(record) => self.part.in_flight.push(record),
+            RecordIn::InFlight(record) => self.in_flight.push(record),
             RecordIn::Taint(taint) => self.part.taints.push(taint),
             RecordIn::Problem(problem) => self.part.problems.push(problem),
             RecordIn::End(n) if n == before => self.end = true,

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::checkpoint::in_flight::InFlight;
 use crate::checkpoint::model::{
     ActorEntry, InFlightRecord, Manifest, NodeEntry, SpawnCapacity, SpawnRestart, StateRecord,
     TimerEntry,
@@ -46,7 +47,7 @@ pub(crate) struct Systems {
 impl Systems {
     /// The systems of every id `checkpoint` names: actors, parents, watchers, in-flight
     /// senders and receivers (states are of listed actors).
-    pub(crate) fn of(manifest: &Manifest, in_flight: &[InFlightRecord]) -> Systems {
+    pub(crate) fn of(manifest: &Manifest, in_flight: &InFlight) -> Systems {
         let mut systems = Systems::default();
         for entry in &manifest.actors {
             systems.index(entry.id);

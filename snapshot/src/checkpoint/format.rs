@@ -44,6 +44,7 @@ use crate::checkpoint::compact::{
     self, InFlightIn, InFlightOut, ManifestRaw, StateIn, StateOut, Systems,
 };
 use crate::checkpoint::error::FormatError;
+use crate::checkpoint::in_flight::Iter as InFlightIter;
 use crate::checkpoint::model::{Checkpoint, InFlightRecord, Manifest, StateRecord};
 
 /// The bytes every checkpoint starts with.
@@ -220,7 +221,7 @@ struct EndRecord {
 ///         }],
 ///     },
 ///     states: vec![StateRecord { id: account, state: vec![0x80], timers: vec![] }],
-///     in_flight: vec![],
+///     in_flight: Default::default(),
 /// };
 /// let bytes = encode(&checkpoint)?;
 /// assert_eq!(decode(&bytes)?, checkpoint);
@@ -259,6 +260,10 @@ pub(crate) struct Encoder<'a> {
     places: Option<HashMap<ActorId, u32>>,
     /// The zstd level records are compressed at, if they are.
     level: Option<i32>,
+    /// The in-flight messages not yet written (they are kept in chunks: walked, not
+    /// indexed), and the receiver of the last one written.
+    messages: InFlightIter<'a>,
+    last_to: Option<ActorId>,
 }
 
 /// What [`Encoder::next_into`] writes next.
@@ -286,7 +291,16 @@ impl<'a> Encoder<'a> {
         checkpoint.validate()?;
         let systems = Systems::of(&checkpoint.manifest, &checkpoint.in_flight);
         let level = compression.level();
-        Ok(Encoder { checkpoint, systems, record: 0, stage: Stage::Start, places: None, level })
+        Ok(Encoder {
+            checkpoint,
+            systems,
+            record: 0,
+            stage: Stage::Start,
+            places: None,
+            level,
+            messages: checkpoint.in_flight.iter(),
+            last_to: None,
+        })
     }
 
     /// Appends the next piece to `out`; `false` (and nothing appended) once the end record
@@ -344,7 +358,8 @@ impl<'a> Encoder<'a> {
                 return self.next_into(out);
             }
             Stage::InFlight(i) if i < in_flight.len() => {
-                let systems = &self.systems;
+                let (systems, messages, last_to) =
+                    (&self.systems, &mut self.messages, &mut self.last_to);
                 let next = push_batch(
                     out,
                     &mut self.record,
@@ -352,14 +367,16 @@ impl<'a> Encoder<'a> {
                     self.level,
                     i,
                     in_flight.len(),
-                    |out, i, first| {
+                    // Called once per message, in order.
+                    |out, _, first| {
+                        let message = messages.next().ok_or_else(|| {
+                            rmp_serde::encode::Error::Syntax("fewer messages than counted".into())
+                        })?;
                         // A record's first message names its receiver; the others only when
                         // it changes.
-                        let same = !first && in_flight[i - 1].to == in_flight[i].to;
-                        rmp_serde::encode::write(
-                            out,
-                            &InFlightOut::new(&in_flight[i], same, systems),
-                        )
+                        let same = !first && *last_to == Some(message.to);
+                        *last_to = Some(message.to);
+                        rmp_serde::encode::write(out, &InFlightOut::new(message, same, systems))
                     },
                 )?;
                 self.stage = Stage::InFlight(next);
@@ -559,7 +576,7 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, FormatError> {
             }
         }
     }
-    let checkpoint = Checkpoint { manifest, states, in_flight };
+    let checkpoint = Checkpoint { manifest, states, in_flight: in_flight.into() };
     checkpoint.validate()?;
     Ok(checkpoint)
 }

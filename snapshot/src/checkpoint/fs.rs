@@ -64,7 +64,7 @@ const TEMP_SUFFIX: &str = ".tmp";
 ///         }],
 ///     },
 ///     states: vec![StateRecord { id: account, state: vec![0x80], timers: vec![] }],
-///     in_flight: vec![],
+///     in_flight: Default::default(),
 /// };
 /// let info = store.save(&checkpoint)?;
 /// assert!(info.path_or_key.ends_with("ckpt-00000000000000000001.amber"));

@@ -19,6 +19,7 @@ mod compact;
 mod error;
 mod format;
 mod fs;
+mod in_flight;
 mod model;
 #[cfg(feature = "s3")]
 mod object;
@@ -31,6 +32,7 @@ pub use format::{
     RecordKind, decode, decode_manifest, encode, encode_with,
 };
 pub use fs::FsStore;
+pub use in_flight::{InFlight, Iter as InFlightIter};
 pub use model::{
     ActorEntry, Checkpoint, CheckpointId, InFlightRecord, Manifest, NodeEntry, SpawnCapacity,
     SpawnRestart, StateRecord, TimerEntry,

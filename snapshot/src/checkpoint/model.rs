@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::error::ValidationError;
+use crate::checkpoint::in_flight::InFlight;
 use crate::{ActorId, Epoch};
 
 /// The hasher of the validation's sets of actor ids.
@@ -215,7 +216,7 @@ pub struct Checkpoint {
     /// One state per actor of the manifest, in any order.
     pub states: Vec<StateRecord>,
     /// The in-flight messages; for each receiver, in the order they are to be re-enqueued.
-    pub in_flight: Vec<InFlightRecord>,
+    pub in_flight: InFlight,
 }
 
 impl Checkpoint {

@@ -89,7 +89,8 @@ pub fn sample(id: u64) -> Checkpoint {
                 ask: false,
                 payload: Vec::new(),
             },
-        ],
+        ]
+        .into(),
     }
 }
 

@@ -1,0 +1,360 @@
+//! [`InFlight`]: a checkpoint's messages in flight, kept in the chunks they were captured in.
+
+use std::fmt;
+use std::iter::{Flatten, FusedIterator};
+use std::ops::{Index, IndexMut};
+
+use super::model::InFlightRecord;
+
+/// The messages in flight of a [`Checkpoint`](super::Checkpoint), in order: for each
+/// receiver, in the order they are to be re-enqueued.
+///
+/// It reads like a `Vec<InFlightRecord>` (`len`, `iter`, `push`, indexing, `for` loops,
+/// `collect`), but holds its records in chunks: a snapshot captures each actor's backlog as
+/// one vector, and a checkpoint keeps those vectors as they are instead of copying hundreds
+/// of thousands of records into one (a copy that took tens of milliseconds of every large
+/// snapshot, on its critical path). Indexing walks the chunks: `O(chunks)`, meant for tests
+/// and tools; iterate for everything else.
+///
+/// ```
+/// use amber_snapshot::{ActorId, Epoch, InFlight, InFlightRecord, SystemId};
+///
+/// let to = ActorId::new(SystemId(1), 7);
+/// let record = |n: u8| InFlightRecord { to, from: None, epoch: Epoch(1), ask: false, payload: vec![n] };
+/// let mut in_flight = InFlight::from(vec![record(1), record(2)]);
+/// in_flight.append_chunk(vec![record(3)]);
+/// in_flight.push(record(4));
+/// assert_eq!(in_flight.len(), 4);
+/// assert_eq!(in_flight[2].payload, vec![3]);
+/// let payloads: Vec<u8> = in_flight.iter().map(|r| r.payload[0]).collect();
+/// assert_eq!(payloads, [1, 2, 3, 4]);
+/// ```
+#[derive(Clone, Default)]
+pub struct InFlight {
+    /// Never an empty chunk.
+    chunks: Vec<Vec<InFlightRecord>>,
+    len: usize,
+}
+
+impl InFlight {
+    /// No messages.
+    pub fn new() -> InFlight {
+        InFlight::default()
+    }
+
+    /// How many messages.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Adds a message at the end.
+    pub fn push(&mut self, record: InFlightRecord) {
+        match self.chunks.last_mut() {
+            Some(last) => last.push(record),
+            None => self.chunks.push(vec![record]),
+        }
+        self.len += 1;
+    }
+
+    /// Adds `chunk`'s messages at the end, in order, without copying them.
+    pub fn append_chunk(&mut self, chunk: Vec<InFlightRecord>) {
+        if !chunk.is_empty() {
+            self.len += chunk.len();
+            self.chunks.push(chunk);
+        }
+    }
+
+    /// Moves every message of `other` to the end of this one, without copying them.
+    pub fn append(&mut self, other: &mut InFlight) {
+        self.len += std::mem::take(&mut other.len);
+        self.chunks.append(&mut other.chunks);
+    }
+
+    /// The messages, in order.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter { inner: self.chunks.iter().flatten(), left: self.len }
+    }
+
+    /// The messages, in order, to change them.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut InFlightRecord> {
+        self.chunks.iter_mut().flatten()
+    }
+
+    /// The chunks the messages are held in, in order (none is empty).
+    pub fn chunks(&self) -> impl ExactSizeIterator<Item = &[InFlightRecord]> {
+        self.chunks.iter().map(Vec::as_slice)
+    }
+
+    /// The message at `index`, if there is one (`O(chunks)`).
+    pub fn get(&self, index: usize) -> Option<&InFlightRecord> {
+        let (chunk, at) = self.locate(index)?;
+        Some(&self.chunks[chunk][at])
+    }
+
+    /// The message at `index`, to change it, if there is one (`O(chunks)`).
+    pub fn get_mut(&mut self, index: usize) -> Option<&mut InFlightRecord> {
+        let (chunk, at) = self.locate(index)?;
+        Some(&mut self.chunks[chunk][at])
+    }
+
+    /// Removes every message.
+    pub fn clear(&mut self) {
+        self.chunks.clear();
+        self.len = 0;
+    }
+
+    /// Keeps the first `len` messages (all of them if there are no more).
+    pub fn truncate(&mut self, len: usize) {
+        drop(self.split_off(len.min(self.len)));
+    }
+
+    /// Splits off the messages from `at` on and returns them; this keeps the first `at`.
+    ///
+    /// # Panics
+    /// If `at` is greater than [`len`](Self::len), as [`Vec::split_off`] does.
+    pub fn split_off(&mut self, at: usize) -> InFlight {
+        assert!(at <= self.len, "split index {at} is past the end ({} messages)", self.len);
+        if at == self.len {
+            return InFlight::new();
+        }
+        let (chunk, offset) = self.locate(at).expect("at < len");
+        let mut tail = self.chunks.split_off(chunk);
+        if offset > 0 {
+            let rest = tail[0].split_off(offset);
+            self.chunks.push(std::mem::replace(&mut tail[0], rest));
+        }
+        let tail = InFlight { len: self.len - at, chunks: tail };
+        self.len = at;
+        tail
+    }
+
+    /// The messages as one vector (moved if there is one chunk, else copied once).
+    pub fn into_vec(mut self) -> Vec<InFlightRecord> {
+        if self.chunks.len() == 1 {
+            return self.chunks.pop().expect("one chunk");
+        }
+        let mut all = Vec::with_capacity(self.len);
+        for mut chunk in self.chunks {
+            all.append(&mut chunk);
+        }
+        all
+    }
+
+    /// The chunk holding message `index`, and its place in it.
+    fn locate(&self, mut index: usize) -> Option<(usize, usize)> {
+        if index >= self.len {
+            return None;
+        }
+        for (i, chunk) in self.chunks.iter().enumerate() {
+            if index < chunk.len() {
+                return Some((i, index));
+            }
+            index -= chunk.len();
+        }
+        None
+    }
+}
+
+impl Index<usize> for InFlight {
+    type Output = InFlightRecord;
+
+    fn index(&self, index: usize) -> &InFlightRecord {
+        let len = self.len;
+        self.get(index)
+            .unwrap_or_else(|| panic!("index {index} out of range for {len} messages in flight"))
+    }
+}
+
+impl IndexMut<usize> for InFlight {
+    fn index_mut(&mut self, index: usize) -> &mut InFlightRecord {
+        let len = self.len;
+        self.get_mut(index)
+            .unwrap_or_else(|| panic!("index {index} out of range for {len} messages in flight"))
+    }
+}
+
+impl PartialEq for InFlight {
+    /// The same messages in the same order, however they are chunked.
+    fn eq(&self, other: &InFlight) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for InFlight {}
+
+impl fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl From<Vec<InFlightRecord>> for InFlight {
+    fn from(records: Vec<InFlightRecord>) -> InFlight {
+        let mut in_flight = InFlight::new();
+        in_flight.append_chunk(records);
+        in_flight
+    }
+}
+
+impl From<InFlight> for Vec<InFlightRecord> {
+    fn from(in_flight: InFlight) -> Vec<InFlightRecord> {
+        in_flight.into_vec()
+    }
+}
+
+impl FromIterator<InFlightRecord> for InFlight {
+    fn from_iter<I: IntoIterator<Item = InFlightRecord>>(records: I) -> InFlight {
+        InFlight::from(records.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl Extend<InFlightRecord> for InFlight {
+    fn extend<I: IntoIterator<Item = InFlightRecord>>(&mut self, records: I) {
+        for record in records {
+            self.push(record);
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a InFlight {
+    type Item = &'a InFlightRecord;
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl IntoIterator for InFlight {
+    type Item = InFlightRecord;
+    type IntoIter = Flatten<std::vec::IntoIter<Vec<InFlightRecord>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.chunks.into_iter().flatten()
+    }
+}
+
+/// The messages of an [`InFlight`], in order.
+#[derive(Clone)]
+pub struct Iter<'a> {
+    inner: Flatten<std::slice::Iter<'a, Vec<InFlightRecord>>>,
+    left: usize,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = &'a InFlightRecord;
+
+    fn next(&mut self) -> Option<&'a InFlightRecord> {
+        let next = self.inner.next()?;
+        self.left -= 1;
+        Some(next)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let next = self.inner.next_back()?;
+        self.left -= 1;
+        Some(next)
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+impl FusedIterator for Iter<'_> {}
+
+impl fmt::Debug for Iter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter").field("left", &self.left).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ActorId, Epoch, SystemId};
+
+    fn record(n: u8) -> InFlightRecord {
+        InFlightRecord {
+            to: ActorId::new(SystemId(1), u64::from(n % 3)),
+            from: None,
+            epoch: Epoch(1),
+            ask: false,
+            payload: vec![n],
+        }
+    }
+
+    fn chunked(sizes: &[usize]) -> (InFlight, Vec<InFlightRecord>) {
+        let (mut in_flight, mut flat, mut n) = (InFlight::new(), Vec::new(), 0u8);
+        for &size in sizes {
+            let chunk: Vec<_> = (0..size).map(|_| (record(n), n += 1).0).collect();
+            flat.extend(chunk.iter().cloned());
+            in_flight.append_chunk(chunk);
+        }
+        (in_flight, flat)
+    }
+
+    /// Every operation against a plain vector, over chunkings that include empty chunks and
+    /// every split point.
+    #[test]
+    fn reads_and_splits_like_a_vector() {
+        for sizes in [&[][..], &[0], &[3], &[1, 0, 2], &[2, 2, 2], &[0, 4, 1, 0, 3]] {
+            let (in_flight, flat) = chunked(sizes);
+            assert_eq!(in_flight.len(), flat.len());
+            assert_eq!(in_flight.is_empty(), flat.is_empty());
+            assert!(in_flight.iter().eq(flat.iter()));
+            assert!(in_flight.iter().rev().eq(flat.iter().rev()));
+            assert_eq!(in_flight.iter().len(), flat.len());
+            assert!(in_flight.chunks().all(|c| !c.is_empty()));
+            for (i, r) in flat.iter().enumerate() {
+                assert_eq!(&in_flight[i], r);
+            }
+            assert_eq!(in_flight.get(flat.len()), None);
+            assert_eq!(in_flight.clone().into_vec(), flat);
+            assert_eq!(in_flight.clone().into_iter().collect::<Vec<_>>(), flat);
+            assert_eq!(in_flight, InFlight::from(flat.clone()));
+            for at in 0..=flat.len() {
+                let mut head = in_flight.clone();
+                let tail = head.split_off(at);
+                assert_eq!(head.into_vec(), flat[..at].to_vec(), "{sizes:?} at {at}");
+                assert_eq!(tail.len(), flat.len() - at);
+                assert_eq!(tail.into_vec(), flat[at..].to_vec(), "{sizes:?} at {at}");
+                let mut cut = in_flight.clone();
+                cut.truncate(at);
+                cut.push(record(200));
+                let mut expected = flat[..at].to_vec();
+                expected.push(record(200));
+                assert_eq!(cut.into_vec(), expected);
+            }
+        }
+    }
+
+    #[test]
+    fn append_moves_every_chunk_and_index_mut_changes_one_record() {
+        let (mut a, mut flat) = chunked(&[2, 1]);
+        let (mut b, more) = chunked(&[0, 3]);
+        a.append(&mut b);
+        flat.extend(more);
+        assert!(b.is_empty());
+        assert_eq!(a.len(), flat.len());
+        a[3].ask = true;
+        flat[3].ask = true;
+        assert_eq!(a.into_vec(), flat);
+    }
+
+    #[test]
+    #[should_panic(expected = "past the end")]
+    fn split_past_the_end_panics_like_a_vector() {
+        let (mut a, _) = chunked(&[2]);
+        let _ = a.split_off(3);
+    }
+}
