@@ -14,6 +14,7 @@ use crate::mailbox::core::{MailboxCore, Refusal};
 use crate::mailbox::{Watch, Watcher};
 use crate::remote::{DeliverError, InboundMessage, ReplyError};
 use crate::signal::Signal;
+use crate::system::CutBatch;
 use crate::target::{Mailbox, Refused};
 use crate::{Actor, ActorId, ActorSystem, ExitReason};
 
@@ -35,7 +36,7 @@ pub(crate) trait AnyMailbox: Watch {
     /// Cuts the actor for snapshot `epoch` on the spot if its task is between two messages
     /// (see [`CutNow`](crate::mailbox::core::CutNow)); `false` if the marker must go on its
     /// control lane instead.
-    fn cut_now(&self, epoch: Epoch) -> bool;
+    fn cut_now(&self, epoch: Epoch, batch: &mut CutBatch) -> bool;
     /// For typed lookups.
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     /// Decodes and enqueues a message that arrived from another node; for an ask, the reply
@@ -81,12 +82,12 @@ impl<A: Actor> AnyMailbox for Mailbox<A> {
         self
     }
 
-    fn cut_now(&self, epoch: Epoch) -> bool {
+    fn cut_now(&self, epoch: Epoch, batch: &mut CutBatch) -> bool {
         self.meta
             .task
             .get()
             .and_then(std::sync::Weak::upgrade)
-            .is_some_and(|task| task.cut_now(epoch))
+            .is_some_and(|task| task.cut_now(epoch, batch))
     }
 
     fn deliver(&self, system: &ActorSystem, message: InboundMessage) -> Result<(), DeliverError> {

@@ -20,7 +20,7 @@ use crate::signal::Signal;
 use crate::snapshot::types::StateCodec;
 use crate::snapshot::{CaptureProblem, CutReport};
 use crate::supervision::{AfterPanic, Restarts};
-use crate::system::Factory;
+use crate::system::{CutBatch, Factory, Held};
 use crate::target::Forward;
 use crate::turn::{Panic, turn, turn_sync};
 use crate::{Actor, ChildEvent, Context, Down, ExitReason};
@@ -62,41 +62,97 @@ pub(crate) struct Runner<A: Actor> {
 /// would on finding the marker first on its control lane, instead of waiting for the task's
 /// next turn (see [`CutNow`]).
 pub(crate) struct Cell<A: Actor> {
-    slot: std::sync::Mutex<Option<Box<Runner<A>>>>,
+    slot: std::sync::Mutex<Slot<A>>,
+}
+
+/// What a [`Cell`] holds.
+struct Slot<A: Actor> {
+    runner: Option<Box<Runner<A>>>,
+    /// The runner is out with a batch of cuts taken on the spot, until they are filed
+    /// (see [`CutBatch`]): the task waits for it (without blocking its worker).
+    held: bool,
+    /// The task waiting for the runner to come back.
+    waiting: Option<std::task::Waker>,
 }
 
 impl<A: Actor> Cell<A> {
     /// A new, empty cell: the task to be spawned holds its runner from the start and puts
     /// it here only between two messages of the started actor (no cut before `on_start`).
     pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Cell { slot: std::sync::Mutex::new(None) })
+        let slot = Slot { runner: None, held: false, waiting: None };
+        Arc::new(Cell { slot: std::sync::Mutex::new(slot) })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Box<Runner<A>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slot<A>> {
         self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The task lets its runner go, between two messages (or the spawner, for an actor
     /// that resumes, before its task first runs).
     pub(crate) fn put(&self, runner: Box<Runner<A>>) {
-        *self.lock() = Some(runner);
+        self.lock().runner = Some(runner);
     }
 
-    /// The task takes its runner back (waiting, at most, for a cut the driver is taking).
-    fn take(&self) -> Box<Runner<A>> {
-        self.lock().take().expect("only the task takes its runner out of its cell")
+    /// The task takes its runner back (waiting, at most, for the cut the driver is taking,
+    /// or — yielding its worker meanwhile — for the batch that cut holds it in to be filed).
+    async fn take(&self) -> Box<Runner<A>> {
+        poll_fn(|cx| {
+            let mut slot = self.lock();
+            if let Some(runner) = slot.runner.take() {
+                return Poll::Ready(runner);
+            }
+            assert!(slot.held, "only the task takes its runner out of its cell");
+            slot.waiting = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// A runner held out of its cell by a batch of cuts.
+struct HeldRunner<A: Actor> {
+    cell: Arc<Cell<A>>,
+    runner: Box<Runner<A>>,
+}
+
+impl<A: Actor> Held for HeldRunner<A> {
+    fn give_back(self: Box<Self>) {
+        let HeldRunner { cell, runner } = *self;
+        let mut slot = cell.lock();
+        slot.runner = Some(runner);
+        slot.held = false;
+        let waiting = slot.waiting.take();
+        drop(slot);
+        if let Some(task) = waiting {
+            task.wake();
+        }
     }
 }
 
 impl<A: Actor> CutNow for Cell<A> {
-    fn cut_now(&self, epoch: Epoch) -> bool {
+    fn cut_now(self: Arc<Self>, epoch: Epoch, batch: &mut CutBatch) -> bool {
         // Never waits: a cell in use (by the task taking its runner back, or by a cut this
         // thread is already taking) gets the marker instead.
-        let Ok(mut slot) = self.slot.try_lock() else { return false };
-        match slot.as_mut() {
-            Some(runner) => runner.cut_between(epoch),
-            None => false, // the task runs it
+        let mut runner = {
+            let Ok(mut slot) = self.slot.try_lock() else { return false };
+            match slot.runner.take() {
+                Some(runner) => {
+                    slot.held = true;
+                    runner
+                }
+                None => return false, // the task runs it, or a batch holds it
+            }
+        };
+        let filed = batch.len();
+        let cut = runner.cut_between(epoch, batch);
+        let held = Box::new(HeldRunner { cell: self, runner });
+        if batch.len() > filed {
+            // Its cut waits in the batch: the actor must not run until it is filed.
+            batch.hold(held);
+        } else {
+            held.give_back();
         }
+        cut
     }
 }
 
@@ -119,7 +175,10 @@ impl<A: Actor> Runner<A> {
     /// until the actor has started: no cut before `on_start`), or, for an actor that resumes
     /// (`runner` is `None`), takes it from the cell; it lets it go only between two messages.
     pub(crate) async fn run(cell: Arc<Cell<A>>, runner: Option<Box<Runner<A>>>) {
-        let mut runner = runner.unwrap_or_else(|| cell.take());
+        let mut runner = match runner {
+            Some(runner) => runner,
+            None => cell.take().await,
+        };
         tracing::debug!(actor = %runner.ctx.id(), "starting");
         let reason = 'live: {
             if let Some(reason) = runner.start().await {
@@ -155,7 +214,7 @@ impl<A: Actor> Runner<A> {
                         .await;
                     }
                 }
-                runner = cell.take();
+                runner = cell.take().await;
             }
         };
         // The cell stays empty from here on: the driver never cuts it again (it stops, and
@@ -167,8 +226,8 @@ impl<A: Actor> Runner<A> {
         runner.finish(reason).await;
     }
 
-    /// The driver's cut between two messages (see [`CutNow::cut_now`]).
-    fn cut_between(&mut self, epoch: Epoch) -> bool {
+    /// The driver's cut between two messages (see [`CutNow::cut_now`]), added to `batch`.
+    fn cut_between(&mut self, epoch: Epoch, batch: &mut CutBatch) -> bool {
         if epoch <= self.inbox.epoch() {
             return true; // already cut (for a message tagged with it, or a marker)
         }
@@ -176,7 +235,7 @@ impl<A: Actor> Runner<A> {
             return false;
         }
         let released = self.released(epoch);
-        match self.take_cut(CutFor::Marker(epoch), released) {
+        match self.take_cut(CutFor::Marker(epoch), released, Some(batch)) {
             Ok(_) => true,
             Err(panic) => {
                 // The state's encoder panicked: the task handles it as a panicking
@@ -221,7 +280,7 @@ impl<A: Actor> Runner<A> {
                 // Drained while deferring a cut: the messages set aside for after it are
                 // still to be handled, so the cut is taken now.
                 Next::Closed if let Some(deferred) = self.inbox.deferred() => {
-                    match self.take_cut(CutFor::Marker(deferred), amber_snapshot::MAX_DEPTH) {
+                    match self.take_cut(CutFor::Marker(deferred), amber_snapshot::MAX_DEPTH, None) {
                         Ok(_) => None,
                         Err(panic) => self.recover(panic).await,
                     }
@@ -317,7 +376,7 @@ impl<A: Actor> Runner<A> {
             // still be asked by actors that have not cut defers the cut instead, and sets
             // the message aside until it has cut (the inbox sets aside the later ones).
             let released = self.released(env.epoch);
-            match self.take_cut(CutFor::Dequeued(env.epoch), released) {
+            match self.take_cut(CutFor::Dequeued(env.epoch), released, None) {
                 Ok(true) => {}
                 Ok(false) => {
                     self.inbox.hold_back(env);
@@ -386,14 +445,14 @@ impl<A: Actor> Runner<A> {
             }
             Signal::Marker(epoch) => {
                 let released = self.released(epoch);
-                self.take_cut(CutFor::Marker(epoch), released).map(drop)
+                self.take_cut(CutFor::Marker(epoch), released, None).map(drop)
             }
             Signal::Release(epoch) => match self.inbox.deferred().filter(|d| *d <= epoch) {
                 // Asks served meanwhile may have made this actor deeper than the release:
                 // it asks again (and stays registered if it must still wait).
                 Some(deferred) => {
                     let released = self.released(deferred);
-                    self.take_cut(CutFor::Marker(deferred), released).map(drop)
+                    self.take_cut(CutFor::Marker(deferred), released, None).map(drop)
                 }
                 None => return None,
             },
@@ -437,7 +496,8 @@ impl<A: Actor> Runner<A> {
     /// Takes the cut `why` calls for if behind it (the mailbox's [`ActorCut`] decides, under
     /// its lock): captures the state and pending timers,
     /// moves the backlog into the batch atomically with the epoch switch, records the part of
-    /// the backlog that is in flight, and hands it all to the snapshot engine. If the
+    /// the backlog that is in flight, and hands it all to the snapshot engine (or to
+    /// `filing`, a batch of cuts taken on the spot that files it with the others). If the
     /// actor's ask depth is above `released`, it defers the cut instead (the ask rule).
     /// Returns `Ok(false)` if it deferred the cut.
     ///
@@ -446,7 +506,12 @@ impl<A: Actor> Runner<A> {
     /// does not hang), and the panic is returned for the caller to handle as a panicking
     /// handler's (supervision: restart or stop, watchers told).
     #[must_use = "a panic in the state encoder must go to supervision"]
-    fn take_cut(&mut self, why: CutFor, released: u8) -> Result<bool, Panic> {
+    fn take_cut(
+        &mut self,
+        why: CutFor,
+        released: u8,
+        filing: Option<&mut CutBatch>,
+    ) -> Result<bool, Panic> {
         let (CutFor::Marker(to) | CutFor::Dequeued(to)) = why;
         if to <= self.inbox.epoch() {
             return Ok(true); // a stale marker: already cut (the epoch only moves here, at cuts)
@@ -531,8 +596,17 @@ impl<A: Actor> Runner<A> {
         };
         tracing::trace!(actor = %id, epoch = %cut.to, backlog = backlog.len(), "cut");
         let report = CutReport { entry, state, backlog, unrecorded, crossed };
-        let effects = self.ctx.system.engine().cut(cut, report);
-        self.ctx.system.run_effects(effects);
+        match filing {
+            // Batched only when the lock is most of the cost of filing it: a cut with a
+            // backlog to record is filed at once (its actor runs again sooner).
+            Some(filing) if report.backlog.is_empty() => {
+                filing.push(&self.ctx.system, cut, report);
+            }
+            _ => {
+                let effects = self.ctx.system.engine().cut(cut, report);
+                self.ctx.system.run_effects(effects);
+            }
+        }
         panicked.map_or(Ok(true), Err)
     }
 

@@ -21,6 +21,7 @@ use crate::loom::sync::atomic::{AtomicBool, Ordering};
 use crate::loom::sync::{Arc, Mutex};
 use crate::signal::Signal;
 use crate::snapshot::{CaptureProblem, Taint};
+use crate::system::CutBatch;
 use crate::{ActorId, CodecError, Down, ExitReason};
 
 /// An actor to tell when this one terminates (or, for an actor on another node, a stand-in
@@ -63,7 +64,10 @@ pub(crate) trait CutNow: Send + Sync {
     /// task is parked or waiting for its turn between two messages; `true` then, and when it
     /// has already cut for `epoch`. `false` if the task is inside a handler, not started
     /// yet, or gone: the marker then goes on its control lane.
-    fn cut_now(&self, epoch: Epoch) -> bool;
+    ///
+    /// A cut it takes goes into `batch`, to be filed with the engine with the batch's
+    /// others; the actor's runner stays with the batch until then.
+    fn cut_now(self: std::sync::Arc<Self>, epoch: Epoch, batch: &mut CutBatch) -> bool;
 }
 
 /// An item that can be carried by a mailbox.

@@ -349,6 +349,22 @@ impl SnapshotEngine {
     /// An actor took `cut` and hands over what it captured.
     pub(crate) fn cut(&self, cut: Cut, report: CutReport) -> Effects {
         let mut st = self.lock();
+        self.file_cut(&mut st, cut, report);
+        self.pump(&mut st)
+    }
+
+    /// Files the cuts of several actors, in order, under one lock and with one pump of the
+    /// machines (see [`CutBatch`](crate::system::CutBatch)): what [`cut`](Self::cut) does
+    /// for each, without taking the lock and draining the machines' actions once per actor.
+    pub(crate) fn cut_many(&self, cuts: impl IntoIterator<Item = (Cut, CutReport)>) -> Effects {
+        let mut st = self.lock();
+        for (cut, report) in cuts {
+            self.file_cut(&mut st, cut, report);
+        }
+        self.pump(&mut st)
+    }
+
+    fn file_cut(&self, st: &mut EngineState, cut: Cut, report: CutReport) {
         st.deferring.remove(&report.entry.id);
         // The cut may be how this node learns of the snapshot (the actor dequeued a message
         // tagged with its epoch from another node): the node first, then its round.
@@ -356,7 +372,7 @@ impl SnapshotEngine {
         if report.crossed {
             st.node.ask_crossed(cut.to);
         }
-        self.sync_round(&mut st);
+        self.sync_round(st);
         if let Some(round) = st.rounds.get_mut(&cut.to) {
             round.actors.push(report.entry);
             match report.state {
@@ -371,7 +387,6 @@ impl SnapshotEngine {
                 round.backlog.push(report.backlog);
             }
         }
-        self.pump(&mut st)
     }
 
     /// The actor `id`, whose epoch was `epoch` and ask depth `depth`, stopped.

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use amber_snapshot::Epoch;
 
+use super::CutBatch;
 use crate::any_mailbox::AnyMailbox;
 use crate::signal::Signal;
 
@@ -88,14 +89,18 @@ impl Markers {
             }
             let to = (from + CLAIM).min(total);
             let mut sent = 0;
+            let mut batch = CutBatch::new();
             for mailbox in &broadcast.mailboxes[from..to] {
                 // Between two messages: cut here and now. In a handler (or not started): it
                 // finds the marker first on its control lane.
-                if !(on_the_spot && mailbox.cut_now(broadcast.epoch)) {
+                if !(on_the_spot && mailbox.cut_now(broadcast.epoch, &mut batch)) {
                     let _ = mailbox.signal(Signal::Marker(broadcast.epoch));
                     sent += 1;
                 }
             }
+            // The claim's cuts are filed before it counts as done (the snapshot cannot
+            // complete without them anyway).
+            batch.file();
             let sent = broadcast.sent.fetch_add(sent, Ordering::Relaxed) + sent;
             let done = broadcast.done.fetch_add(to - from, Ordering::AcqRel) + (to - from);
             if done == total {

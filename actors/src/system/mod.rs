@@ -2,6 +2,7 @@
 
 mod broadcast;
 mod builder;
+mod cut_batch;
 mod decode;
 mod fan_out;
 mod host;
@@ -21,6 +22,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 pub use builder::SystemBuilder;
+pub(crate) use cut_batch::{CutBatch, Held};
 pub(crate) use decode::resolve;
 pub use host::Host;
 pub use shutdown::ShutdownReport;
