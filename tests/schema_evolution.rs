@@ -198,7 +198,7 @@ async fn a_message_field_added_with_a_default_restores_older_in_flight_messages(
         from: None,
         epoch: amber::Epoch::ZERO,
         ask: false,
-        payload,
+        payload: payload.into(),
     });
 
     let new = ActorSystem::builder().register::<v2::Account>().restore(&checkpoint).unwrap();

@@ -227,7 +227,7 @@ async fn restore_refuses_unknown_types_unknown_versions_and_bad_messages_and_sta
         from: None,
         epoch: cp.manifest.epoch,
         ask: false,
-        payload: vec![0xc1],
+        payload: vec![0xc1].into(),
     });
     match ActorSystem::builder().register::<Account>().register::<Worker>().restore(&garbled) {
         Err(RestoreError::Message { actor, .. }) => assert_eq!(actor, to),
@@ -401,7 +401,7 @@ fn many_workers_checkpoint() -> (Checkpoint, Vec<(ActorId, Vec<Work>)>) {
                         from: None,
                         epoch: cp.manifest.epoch,
                         ask: false,
-                        payload: amber::encode(msg).unwrap(),
+                        payload: amber::encode(msg).unwrap().into(),
                     });
                 }
             }

@@ -26,18 +26,21 @@ use crate::{Actor, ActorId, AskError, ExitReason, SendError, TrySendError};
 /// handler are stamped with the sending actor's id and epoch; sends from anywhere else are
 /// messages from outside the system.
 pub struct ActorRef<A: Actor> {
+    /// The actor's id, kept beside the target: read without touching the mailbox (a state
+    /// that holds refs reads one per ref each time it is encoded, at every snapshot).
+    id: ActorId,
     target: Target<A>,
 }
 
 impl<A: Actor> ActorRef<A> {
     /// A ref to the actor of this node whose mailbox this is.
     pub(crate) fn from_mailbox(mailbox: Arc<Mailbox<A>>) -> Self {
-        ActorRef { target: Target::Local(mailbox) }
+        ActorRef { id: mailbox.meta.id, target: Target::Local(mailbox) }
     }
 
     /// A ref to an actor on another node.
     pub(crate) fn remote(remote: Remote) -> Self {
-        ActorRef { target: Target::Remote(Arc::new(remote)) }
+        ActorRef { id: remote.meta.id, target: Target::Remote(Arc::new(remote)) }
     }
 
     /// The actor's mailbox, if it is (or was) an actor of this node.
@@ -50,7 +53,7 @@ impl<A: Actor> ActorRef<A> {
 
     /// The actor's stable id.
     pub fn id(&self) -> ActorId {
-        self.target.meta().id
+        self.id
     }
 
     /// The actor's registered name, if it was spawned with one.
@@ -295,7 +298,7 @@ impl<A: Actor> Drop for InLine<'_, A> {
 
 impl<A: Actor> Clone for ActorRef<A> {
     fn clone(&self) -> Self {
-        ActorRef { target: self.target.clone() }
+        ActorRef { id: self.id, target: self.target.clone() }
     }
 }
 

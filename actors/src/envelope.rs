@@ -1,6 +1,6 @@
 //! The envelope every data message travels in.
 
-use amber_snapshot::{Epoch, InFlightRecord};
+use amber_snapshot::{Bytes, Epoch, InFlightRecord};
 use tokio::sync::oneshot;
 
 use crate::loom::lock;
@@ -77,7 +77,15 @@ impl<A: Actor> Stamp for Envelope<A> {
     }
 
     fn record(&self, to: ActorId) -> Result<InFlightRecord, crate::CodecError> {
-        Ok(InFlightRecord {
+        Ok(self.record_with(to, crate::encode(&self.msg)?.into()))
+    }
+}
+
+impl<A: Actor> Envelope<A> {
+    /// The envelope as an in-flight record addressed to `to`, its message encoded as
+    /// `payload`.
+    pub(crate) fn record_with(&self, to: ActorId, payload: Bytes) -> InFlightRecord {
+        InFlightRecord {
             to,
             from: match self.origin {
                 Origin::Actor(id) => Some(id),
@@ -85,8 +93,13 @@ impl<A: Actor> Stamp for Envelope<A> {
             },
             epoch: self.epoch,
             ask: self.reply.is_some(),
-            payload: crate::encode(&self.msg)?,
-        })
+            payload,
+        }
+    }
+
+    /// Appends the message, encoded, to `out` (left as it was on error).
+    pub(crate) fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), crate::CodecError> {
+        crate::encode_into(&self.msg, out)
     }
 }
 

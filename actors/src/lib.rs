@@ -107,9 +107,20 @@ pub fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecE
     // Room for a typical message up front: growing from empty reallocates several times
     // for every message recorded at a cut or sent to another node.
     let mut bytes = Vec::with_capacity(64);
-    rmp_serde::encode::write_named(&mut bytes, value)
-        .map_err(|e| CodecError::new(e.to_string()))?;
+    encode_into(value, &mut bytes)?;
     Ok(bytes)
+}
+
+/// Appends a value encoded as [`encode`] does to `out` (which is left as it was on error).
+pub(crate) fn encode_into<T: serde::Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    let start = out.len();
+    rmp_serde::encode::write_named(out, value).map_err(|e| {
+        out.truncate(start);
+        CodecError::new(e.to_string())
+    })
 }
 
 #[cfg(all(test, loom))]

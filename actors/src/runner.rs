@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
-use amber_snapshot::{ActorEntry, Epoch, StateRecord};
+use amber_snapshot::{ActorEntry, Bytes, Epoch, StateRecord};
 
 use crate::any_mailbox::{AnyMailbox, terminated};
 use crate::current::Running;
@@ -555,7 +555,11 @@ impl<A: Actor> Runner<A> {
         watchers.retain(|w| *w != id);
         let mut queued_timers = HashSet::new();
         crate::metrics::mailbox_depth(batch.len());
+        // The messages in flight are encoded one after the other into one buffer, and each
+        // record's payload is a slice of it: one allocation per backlog, not per message.
         let mut backlog = Vec::with_capacity(batch.len());
+        let mut ends = Vec::with_capacity(batch.len());
+        let mut encoded_messages = Vec::new();
         let mut unrecorded = Vec::new();
         let mut crossed = false;
         for env in batch {
@@ -566,11 +570,23 @@ impl<A: Actor> Runner<A> {
                 // An actor awaits this ask, and has not cut: it will take in a reply
                 // computed after this cut.
                 crossed |= env.asked_by_actor();
-                match env.record(id) {
-                    Ok(record) => backlog.push(record),
+                if encoded_messages.capacity() == 0 {
+                    encoded_messages.reserve(batch.len() * 32);
+                }
+                match env.encode_into(&mut encoded_messages) {
+                    Ok(()) => {
+                        backlog.push(env.record_with(id, Bytes::new()));
+                        ends.push(encoded_messages.len());
+                    }
                     Err(error) => unrecorded.push(CaptureProblem::MessageEncode { to: id, error }),
                 }
             }
+        }
+        let encoded_messages = Bytes::from(encoded_messages);
+        let mut start = 0;
+        for (record, end) in backlog.iter_mut().zip(ends) {
+            record.payload = encoded_messages.slice(start..end);
+            start = end;
         }
         let state = encoded.and_then(|bytes| {
             let timers = self

@@ -177,7 +177,7 @@ impl Forward {
                     from: outbound.from,
                     epoch: outbound.tag,
                     ask: outbound.reply.is_some(),
-                    payload: outbound.payload.clone(),
+                    payload: outbound.payload.clone().into(),
                 };
                 meta.late.push(Late { snapshot: target, record: Ok(record) });
                 outbound.tag = target;

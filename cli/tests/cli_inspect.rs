@@ -90,14 +90,14 @@ fn sample(id: u64) -> Checkpoint {
                 from: Some(actor(3)),
                 epoch: Epoch(id + 9),
                 ask: true,
-                payload: msgpack(&Deposit { amount: 5 }),
+                payload: msgpack(&Deposit { amount: 5 }).into(),
             },
             InFlightRecord {
                 to: actor(2),
                 from: None,
                 epoch: Epoch(id + 9),
                 ask: false,
-                payload: msgpack(&Deposit { amount: 1 }),
+                payload: msgpack(&Deposit { amount: 1 }).into(),
             },
         ]
         .into(),

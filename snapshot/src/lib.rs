@@ -24,6 +24,8 @@ mod epoch;
 mod id;
 mod protocol;
 
+/// The byte buffer type of [`InFlightRecord::payload`] (re-exported from the `bytes` crate).
+pub use bytes::Bytes;
 pub use checkpoint::{
     ActorEntry, BATCH_BYTES, CHECKPOINT_FORMAT_VERSION, Checkpoint, CheckpointId, CheckpointInfo,
     CheckpointStore, Compression, FormatError, FsStore, InFlight, InFlightIter, InFlightRecord,

@@ -3,8 +3,8 @@
 mod checkpoint_support;
 
 use amber_snapshot::{
-    CHECKPOINT_FORMAT_VERSION, Checkpoint, CheckpointId, Epoch, FormatError, Manifest, RecordKind,
-    ValidationError, decode, decode_manifest, encode,
+    Bytes, CHECKPOINT_FORMAT_VERSION, Checkpoint, CheckpointId, Epoch, FormatError, Manifest,
+    RecordKind, ValidationError, decode, decode_manifest, encode,
 };
 use checkpoint_support::{
     Account, End, Rng, actor, encode_unchecked, file_header, record, record_of, records, sample,
@@ -37,7 +37,10 @@ fn round_trip() {
 fn round_trip_keeps_in_flight_order_and_state_bytes() {
     let checkpoint = decode(&encode(&sample(7)).unwrap()).unwrap();
     let to_alice: Vec<_> = checkpoint.in_flight_to(actor(2)).map(|m| m.payload.clone()).collect();
-    assert_eq!(to_alice, vec![sample(7).in_flight[0].payload.clone(), b"\xa3hey".to_vec()]);
+    assert_eq!(
+        to_alice,
+        vec![sample(7).in_flight[0].payload.clone(), Bytes::from_static(b"\xa3hey")]
+    );
     let alice = checkpoint.state(actor(2)).unwrap();
     let account: Account = rmp_serde::from_slice(&alice.state).unwrap();
     assert_eq!(account, Account { balance: 107 });

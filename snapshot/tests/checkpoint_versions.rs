@@ -135,7 +135,7 @@ fn many(n: u64, messages: u64, payload: usize) -> Checkpoint {
                 .or((i.is_multiple_of(8)).then(|| id(777_777))),
             epoch: Epoch(40 + i % 2),
             ask: i.is_multiple_of(5),
-            payload: vec![i as u8; payload],
+            payload: vec![i as u8; payload].into(),
         })
         .collect();
     Checkpoint {

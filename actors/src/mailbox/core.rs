@@ -971,7 +971,13 @@ impl Stamp for u32 {
         Epoch(u64::from(*self) / 1000)
     }
     fn record(&self, to: ActorId) -> Result<InFlightRecord, CodecError> {
-        Ok(InFlightRecord { to, from: None, epoch: self.tag(), ask: false, payload: vec![] })
+        Ok(InFlightRecord {
+            to,
+            from: None,
+            epoch: self.tag(),
+            ask: false,
+            payload: amber_snapshot::Bytes::new(),
+        })
     }
     fn asked_by_actor(&self) -> bool {
         false

@@ -184,7 +184,8 @@ fn a_refused_start_reaches_the_coordinator_as_a_typed_refusal() {
 
 /// A message recorded in flight for `to` in snapshot `epoch`, as a mailbox records it.
 fn record_late(engine: &SnapshotEngine, to: ActorId, epoch: Epoch, payload: u8) {
-    let record = InFlightRecord { to, from: None, epoch, ask: false, payload: vec![payload] };
+    let record =
+        InFlightRecord { to, from: None, epoch, ask: false, payload: vec![payload].into() };
     engine.late.push(Late { snapshot: epoch, record: Ok(record) });
 }
 

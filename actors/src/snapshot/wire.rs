@@ -523,7 +523,7 @@ mod tests {
                 from: None,
                 epoch: Epoch(2),
                 ask: false,
-                payload: vec![3; 4],
+                payload: vec![3; 4].into(),
             })
             .collect();
         NodePart {

@@ -370,7 +370,7 @@ impl ActorSystem {
                 from: message.from,
                 epoch: message.tag,
                 ask: false,
-                payload: message.payload.clone(),
+                payload: message.payload.clone().into(),
             };
             self.inner
                 .engine

@@ -375,7 +375,7 @@ impl InFlightIn {
             from: self.from.map(id).transpose()?,
             epoch: Epoch(self.epoch),
             ask: self.ask,
-            payload: self.payload,
+            payload: self.payload.into(),
         })
     }
 }

@@ -834,7 +834,7 @@ mod tests {
                     from: None,
                     epoch: Epoch(4),
                     ask: false,
-                    payload: vec![7; 300 * 1024],
+                    payload: vec![7; 300 * 1024].into(),
                 })
                 .collect(),
         };

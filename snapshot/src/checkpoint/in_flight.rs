@@ -20,7 +20,7 @@ use super::model::InFlightRecord;
 /// use amber_snapshot::{ActorId, Epoch, InFlight, InFlightRecord, SystemId};
 ///
 /// let to = ActorId::new(SystemId(1), 7);
-/// let record = |n: u8| InFlightRecord { to, from: None, epoch: Epoch(1), ask: false, payload: vec![n] };
+/// let record = |n: u8| InFlightRecord { to, from: None, epoch: Epoch(1), ask: false, payload: vec![n].into() };
 /// let mut in_flight = InFlight::from(vec![record(1), record(2)]);
 /// in_flight.append_chunk(vec![record(3)]);
 /// in_flight.push(record(4));
@@ -289,7 +289,7 @@ mod tests {
             from: None,
             epoch: Epoch(1),
             ask: false,
-            payload: vec![n],
+            payload: vec![n].into(),
         }
     }
 

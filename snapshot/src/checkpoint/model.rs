@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::error::ValidationError;
@@ -202,9 +203,10 @@ pub struct InFlightRecord {
     pub epoch: Epoch,
     /// Whether the message is an ask (the sender awaits a reply) rather than a tell.
     pub ask: bool,
-    /// The message, encoded.
-    #[serde(with = "serde_bytes")]
-    pub payload: Vec<u8>,
+    /// The message, encoded. A [`Bytes`]: the messages of one actor's backlog are encoded
+    /// into one buffer at its cut, each record a slice of it (no allocation per message).
+    /// Build one from a `Vec<u8>` with `.into()`.
+    pub payload: Bytes,
 }
 
 /// A consistent global snapshot as stored: the manifest, every actor's state and the messages
