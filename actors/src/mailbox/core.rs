@@ -867,7 +867,13 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
                     Dequeue::CutThenProcess(cut) => cut,
                 },
             };
-            self.batch.append(&mut q.data);
+            if self.batch.is_empty() {
+                // The queue's buffer becomes the batch whole (nothing is copied), and the
+                // queue gets the batch's drained one.
+                std::mem::swap(&mut self.batch, &mut q.data);
+            } else {
+                self.batch.append(&mut q.data);
+            }
             if !self.held.is_empty() {
                 self.held.append(&mut self.batch);
                 std::mem::swap(&mut self.held, &mut self.batch);
