@@ -109,16 +109,19 @@ impl<A: Actor> Cell<A> {
     }
 }
 
-/// A runner held out of its cell by a batch of cuts.
+/// A runner held out of its cell by a cut on the spot and the batch it is filed in. Dropping
+/// it puts the runner back (and wakes the task if it waits for it): after the batch is
+/// filed, or at once if the cut was not batched — or if the cut panicked (a message's
+/// encoder), so that no task waits forever for a runner that is gone.
 struct HeldRunner<A: Actor> {
     cell: Arc<Cell<A>>,
-    runner: Box<Runner<A>>,
+    runner: Option<Box<Runner<A>>>,
 }
 
-impl<A: Actor> Held for HeldRunner<A> {
-    fn give_back(self: Box<Self>) {
-        let HeldRunner { cell, runner } = *self;
-        let mut slot = cell.lock();
+impl<A: Actor> Drop for HeldRunner<A> {
+    fn drop(&mut self) {
+        let Some(runner) = self.runner.take() else { return };
+        let mut slot = self.cell.lock();
         slot.runner = Some(runner);
         slot.held = false;
         let waiting = slot.waiting.take();
@@ -129,11 +132,17 @@ impl<A: Actor> Held for HeldRunner<A> {
     }
 }
 
+impl<A: Actor> Held for HeldRunner<A> {
+    fn give_back(self: Box<Self>) {
+        drop(self);
+    }
+}
+
 impl<A: Actor> CutNow for Cell<A> {
     fn cut_now(self: Arc<Self>, epoch: Epoch, batch: &mut CutBatch) -> bool {
         // Never waits: a cell in use (by the task taking its runner back, or by a cut this
         // thread is already taking) gets the marker instead.
-        let mut runner = {
+        let runner = {
             let Ok(mut slot) = self.slot.try_lock() else { return false };
             match slot.runner.take() {
                 Some(runner) => {
@@ -143,15 +152,14 @@ impl<A: Actor> CutNow for Cell<A> {
                 None => return false, // the task runs it, or a batch holds it
             }
         };
+        let mut held = Box::new(HeldRunner { cell: self, runner: Some(runner) });
         let filed = batch.len();
-        let cut = runner.cut_between(epoch, batch);
-        let held = Box::new(HeldRunner { cell: self, runner });
+        let cut = held.runner.as_mut().is_some_and(|runner| runner.cut_between(epoch, batch));
         if batch.len() > filed {
             // Its cut waits in the batch: the actor must not run until it is filed.
             batch.hold(held);
-        } else {
-            held.give_back();
         }
+        // Else `held` drops here, and the runner goes back at once.
         cut
     }
 }
