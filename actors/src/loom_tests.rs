@@ -420,7 +420,7 @@ impl crate::mailbox::core::Stamp for Msg {
             from: None,
             epoch: self.tag,
             ask: false,
-            payload: vec![self.id as u8],
+            payload: vec![self.id as u8].into(),
         })
     }
     fn asked_by_actor(&self) -> bool {
