@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use amber::cluster::Placement;
 use amber::prelude::*;
-use amber::snapshot::{ActorId, Checkpoint, CheckpointStore, FsStore};
+use amber::snapshot::{ActorId, Checkpoint, CheckpointStore, Store};
 use amber::{Cluster, NodeId, SystemBuilder, TransportConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -64,7 +64,7 @@ async fn introduced(cluster: &Cluster, n: usize) -> Fallible<()> {
 }
 
 fn latest(dir: &str) -> Fallible<Checkpoint> {
-    let store = FsStore::open(dir).map_err(|e| e.to_string())?;
+    let store = Store::open_existing(dir).map_err(|e| e.to_string())?;
     let latest = store.latest_valid().map_err(|e| e.to_string())?;
     latest.checkpoint.ok_or_else(|| format!("no checkpoint in {dir}"))
 }
@@ -235,7 +235,7 @@ fn accounts_of(system: &ActorSystem, checkpoint: &Checkpoint) -> Fallible<Vec<Ac
 }
 
 /// Runs the bank over `options.nodes` processes and reports like the one-node demo.
-pub(crate) async fn run(options: &Options, store: &Arc<FsStore>, dir: &str) -> Fallible<Summary> {
+pub(crate) async fn run(options: &Options, store: &Arc<Store>, dir: &str) -> Fallible<Summary> {
     let k = options.nodes;
     let secret = secret();
     let me = Cluster::start(builder(), config("n0", secret.as_bytes()))
