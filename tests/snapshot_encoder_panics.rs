@@ -165,3 +165,103 @@ async fn a_panicking_state_encoder_fails_a_migration_and_supervision_applies() {
         bounded(n.shutdown()).await;
     }
 }
+
+/// A message whose `Serialize` panics.
+#[derive(Debug, Clone, Deserialize)]
+struct Bomb;
+
+impl Serialize for Bomb {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        panic!("told to panic while serializing a message");
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum PostMsg {
+    /// Waits for the test's go-ahead.
+    Hold,
+    Parcel(Bomb),
+    Count,
+}
+
+/// Counts parcels; `Hold` waits for the test.
+struct Post {
+    parcels: u64,
+    entered: mpsc::UnboundedSender<()>,
+    go: Arc<tokio::sync::Notify>,
+}
+
+impl Actor for Post {
+    type Msg = PostMsg;
+    type Reply = u64;
+
+    async fn handle(&mut self, msg: PostMsg, _ctx: &mut Context<Self>) -> u64 {
+        match msg {
+            PostMsg::Hold => {
+                let _ = self.entered.send(());
+                self.go.notified().await;
+            }
+            PostMsg::Parcel(_) => self.parcels += 1,
+            PostMsg::Count => {}
+        }
+        self.parcels
+    }
+}
+
+impl ActorState for Post {
+    const TYPE_NAME: &'static str = "test.Post";
+
+    fn encode_state(&self) -> Result<Vec<u8>, amber::CodecError> {
+        amber::encode(&self.parcels)
+    }
+
+    fn decode_state(version: u32, bytes: &[u8], system: &ActorSystem) -> Result<Self, StateError> {
+        support::current_version::<Self>(version)?;
+        let (entered, _) = mpsc::unbounded_channel();
+        Ok(Post { parcels: system.decode(bytes)?, entered, go: Arc::default() })
+    }
+}
+
+/// A message queued across the cut whose `Serialize` panics cannot be recorded: the snapshot
+/// fails at once naming it (it used to take the actor's task down mid-cut, and the snapshot
+/// waited for its deadline), and the actor goes on handling its messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_message_encoder_at_a_cut_fails_the_snapshot_and_the_actor_goes_on() {
+    let system = ActorSystem::builder().register::<Post>().build();
+    let (entered, mut inside) = mpsc::unbounded_channel();
+    let go = Arc::new(tokio::sync::Notify::new());
+    let post = system.spawn(Post { parcels: 0, entered, go: go.clone() }).unwrap();
+    post.tell(PostMsg::Hold).await.unwrap();
+    support::next(&mut inside).await;
+    // Queued behind the held handler, before the snapshot: in flight at the actor's cut.
+    post.tell(PostMsg::Parcel(Bomb)).await.unwrap();
+    let snapshot = tokio::spawn({
+        let system = system.clone();
+        async move { system.snapshot_within(Duration::from_secs(15)).await }
+    });
+    bounded(async {
+        while system.snapshot_running().is_none() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    // The marker waits on the actor's control lane; the handler ends, the actor cuts.
+    go.notify_one();
+    let started = Instant::now();
+    match bounded(snapshot).await.unwrap() {
+        Err(SnapshotError::Capture { problems, .. }) => {
+            assert!(
+                problems.iter().any(
+                    |p| matches!(p, CaptureProblem::MessageEncode { to, .. } if *to == post.id())
+                        && p.to_string().contains("panicked")
+                ),
+                "{problems:?}"
+            );
+        }
+        other => panic!("expected a capture error naming the message, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "the snapshot waited for its deadline");
+    // The parcel was handled (only its recording failed), and the actor still answers.
+    assert_eq!(bounded(post.ask(PostMsg::Count)).await.unwrap(), 1);
+    bounded(system.shutdown()).await;
+}

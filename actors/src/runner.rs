@@ -581,7 +581,15 @@ impl<A: Actor> Runner<A> {
                 if encoded_messages.capacity() == 0 {
                     encoded_messages.reserve(batch.len() * 32);
                 }
-                match env.encode_into(&mut encoded_messages) {
+                // A message's `Serialize` is user code: a panic in it fails the snapshot
+                // (naming the message) instead of the actor's task, mid-cut.
+                let start = encoded_messages.len();
+                let encoded =
+                    turn_sync(|| env.encode_into(&mut encoded_messages)).unwrap_or_else(|panic| {
+                        encoded_messages.truncate(start);
+                        Err(crate::CodecError::new(format!("its encoder panicked: {panic}")))
+                    });
+                match encoded {
                     Ok(()) => {
                         backlog.push(env.record_with(id, Bytes::new()));
                         ends.push(encoded_messages.len());
