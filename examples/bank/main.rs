@@ -533,12 +533,17 @@ struct Summary {
 async fn run_one_node(options: &Options, store: &Arc<Store>, dir: &str) -> Result<Summary, String> {
     // Phase 1: a fresh bank, or the latest checkpoint of --restore.
     let (system, accounts, n) = if let Some(from) = &options.restore {
-        // From the store --restore names (which is also where checkpoints go, unless --dir
-        // names another).
-        let source =
-            Store::open_existing(from).map_err(|e| format!("cannot restore from {from}: {e}"))?;
+        // From the store --restore names: the one checkpoints go to, unless --dir names
+        // another.
+        let source = match &options.dir {
+            None => store.clone(),
+            Some(_) => Arc::new(
+                Store::open_existing(from)
+                    .map_err(|e| format!("cannot restore from {from}: {e}"))?,
+            ),
+        };
         let restored =
-            ActorSystem::builder().name("bank").register::<Account>().restore_latest(&source);
+            ActorSystem::builder().name("bank").register::<Account>().restore_latest(&*source);
         let amber::Restored { system, checkpoint, skipped } =
             restored.map_err(|e| format!("cannot restore from {from}: {e}"))?;
         for s in &skipped {

@@ -183,10 +183,9 @@ impl Outgoing {
 struct Round {
     actors: Vec<ActorEntry>,
     states: Vec<StateRecord>,
-    /// Each cut's backlog, in cut order.
+    /// Each cut's backlog, in cut order (each becomes a chunk of the checkpoint's
+    /// [`InFlight`] as it is).
     backlog: Vec<Vec<InFlightRecord>>,
-    /// The records in `backlog`.
-    records: usize,
     problems: Vec<CaptureProblem>,
 }
 
@@ -196,7 +195,6 @@ impl Round {
             actors: Vec::with_capacity(actors),
             states: Vec::with_capacity(actors),
             backlog: Vec::with_capacity(actors),
-            records: 0,
             problems: Vec::new(),
         }
     }
@@ -348,14 +346,12 @@ impl SnapshotEngine {
 
     /// An actor took `cut` and hands over what it captured.
     pub(crate) fn cut(&self, cut: Cut, report: CutReport) -> Effects {
-        let mut st = self.lock();
-        self.file_cut(&mut st, cut, report);
-        self.pump(&mut st)
+        self.cut_many([(cut, report)])
     }
 
     /// Files the cuts of several actors, in order, under one lock and with one pump of the
-    /// machines (see [`CutBatch`](crate::system::CutBatch)): what [`cut`](Self::cut) does
-    /// for each, without taking the lock and draining the machines' actions once per actor.
+    /// machines (see [`CutBatch`](crate::system::CutBatch)), instead of taking the lock and
+    /// draining the machines' actions once per actor.
     pub(crate) fn cut_many(&self, cuts: impl IntoIterator<Item = (Cut, CutReport)>) -> Effects {
         let mut st = self.lock();
         for (cut, report) in cuts {
@@ -382,7 +378,6 @@ impl SnapshotEngine {
             round.problems.extend(report.unrecorded);
             // Kept whole: no record is copied under the lock (one big vector, grown record
             // by record, would be copied again and again as it grew).
-            round.records += report.backlog.len();
             if !report.backlog.is_empty() {
                 round.backlog.push(report.backlog);
             }
