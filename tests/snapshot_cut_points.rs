@@ -208,3 +208,71 @@ fn a_restored_actor_is_cut_on_the_spot_before_its_task_first_runs() {
     assert_eq!((after.handled, again.in_flight.len()), (4, 4), "cut before any message");
     rt.block_on(async { bounded(system.shutdown()).await });
 }
+
+/// Spends its task's whole coop budget in one handler (once the test says go), so that its
+/// task yields its worker right after that handler; just before, it spawns a probe, which
+/// runs on the worker ahead of the yielded task and says whether a snapshot still runs.
+struct Spender {
+    entered: mpsc::UnboundedSender<&'static str>,
+    go: Arc<Notify>,
+    probe: mpsc::UnboundedSender<Option<amber::snapshot::Epoch>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Spend;
+
+impl Actor for Spender {
+    type Msg = Spend;
+    type Reply = ();
+
+    async fn handle(&mut self, _: Spend, ctx: &mut Context<Self>) {
+        let _ = self.entered.send("handler");
+        self.go.notified().await;
+        let (system, probe) = (ctx.system().clone(), self.probe.clone());
+        tokio::spawn(async move {
+            let _ = probe.send(system.snapshot_running());
+        });
+        while tokio::task::coop::has_budget_remaining() {
+            tokio::task::consume_budget().await;
+        }
+    }
+}
+
+impl ActorState for Spender {
+    const TYPE_NAME: &'static str = "test.Spender";
+
+    fn encode_state(&self) -> Result<Vec<u8>, amber::CodecError> {
+        amber::encode(&())
+    }
+
+    fn decode_state(version: u32, _: &[u8], _: &ActorSystem) -> Result<Self, StateError> {
+        support::current_version::<Self>(version)?;
+        let (entered, _) = mpsc::unbounded_channel();
+        let (probe, _) = mpsc::unbounded_channel();
+        Ok(Spender { entered, go: Arc::default(), probe })
+    }
+}
+
+/// The marker comes while the actor's handler runs (the broadcast leaves it on the control
+/// lane); the handler spends the task's coop budget, so the task yields its worker right
+/// after it and waits for its next turn behind every other runnable task — under load, a
+/// whole sweep of the run queue, with the snapshot waiting on it. The actor must be cut as
+/// its task lets the runner go, before that wait: the probe, which runs on the worker
+/// before the yielded task does, finds the snapshot over.
+#[tokio::test(flavor = "current_thread")]
+async fn an_actor_that_yields_its_worker_after_a_handler_the_marker_came_in_is_cut_before_it_waits()
+{
+    let system = ActorSystem::builder().register::<Spender>().build();
+    let (entered, mut inside) = mpsc::unbounded_channel();
+    let (probe, mut probed) = mpsc::unbounded_channel();
+    let go = Arc::new(Notify::new());
+    let spender = system.spawn(Spender { entered, go: go.clone(), probe }).unwrap();
+    spender.tell(Spend).await.unwrap();
+    assert_eq!(bounded(inside.recv()).await, Some("handler"));
+    let snapshot = snapshot_started(&system).await;
+    go.notify_one();
+    let running = bounded(probed.recv()).await.expect("probe");
+    assert_eq!(running, None, "the snapshot waited for the yielded task's next turn");
+    bounded(snapshot).await.unwrap().expect("snapshot");
+    bounded(system.shutdown()).await;
+}

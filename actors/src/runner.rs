@@ -73,13 +73,17 @@ struct Slot<A: Actor> {
     held: bool,
     /// The task waiting for the runner to come back.
     waiting: Option<std::task::Waker>,
+    /// The latest snapshot whose broadcast found the runner out of the cell (the task was
+    /// running it, or a batch held it) and left its marker on the control lane instead.
+    /// Whoever puts the runner back cuts it for that snapshot first (see [`Cell::put`]).
+    missed: Option<Epoch>,
 }
 
 impl<A: Actor> Cell<A> {
     /// A new, empty cell: the task to be spawned holds its runner from the start and puts
     /// it here only between two messages of the started actor (no cut before `on_start`).
     pub(crate) fn new() -> Arc<Self> {
-        let slot = Slot { runner: None, held: false, waiting: None };
+        let slot = Slot { runner: None, held: false, waiting: None, missed: None };
         Arc::new(Cell { slot: std::sync::Mutex::new(slot) })
     }
 
@@ -89,8 +93,24 @@ impl<A: Actor> Cell<A> {
 
     /// The task lets its runner go, between two messages (or the spawner, for an actor
     /// that resumes, before its task first runs).
-    pub(crate) fn put(&self, runner: Box<Runner<A>>) {
-        self.lock().runner = Some(runner);
+    ///
+    /// If a snapshot's broadcast came by while the runner was out, the actor is cut for it
+    /// here first, as the broadcast would have cut it had it found the runner in the cell.
+    /// The marker the broadcast left on the control lane instead is only seen at the task's
+    /// next turn, and a task that now yields its worker (its coop budget spent) waits a
+    /// whole sweep of the run queue for that turn: under load, hundreds of milliseconds,
+    /// with the whole snapshot waiting on it. The check is under the cell's lock, as the
+    /// broadcast's is: a broadcast that comes later finds the runner in the cell.
+    pub(crate) fn put(&self, mut runner: Box<Runner<A>>) {
+        loop {
+            let mut slot = self.lock();
+            let Some(epoch) = slot.missed.take() else {
+                slot.runner = Some(runner);
+                return;
+            };
+            drop(slot);
+            runner.cut_missed(epoch);
+        }
     }
 
     /// The task takes its runner back (waiting, at most, for the cut the driver is taking,
@@ -120,8 +140,15 @@ struct HeldRunner<A: Actor> {
 
 impl<A: Actor> Drop for HeldRunner<A> {
     fn drop(&mut self) {
-        let Some(runner) = self.runner.take() else { return };
+        let Some(mut runner) = self.runner.take() else { return };
         let mut slot = self.cell.lock();
+        // A newer snapshot's broadcast that came by while the batch held the runner is
+        // served first, as in `Cell::put`.
+        while let Some(epoch) = slot.missed.take() {
+            drop(slot);
+            runner.cut_missed(epoch);
+            slot = self.cell.lock();
+        }
         slot.runner = Some(runner);
         slot.held = false;
         let waiting = slot.waiting.take();
@@ -140,16 +167,22 @@ impl<A: Actor> Held for HeldRunner<A> {
 
 impl<A: Actor> CutNow for Cell<A> {
     fn cut_now(self: Arc<Self>, epoch: Epoch, batch: &mut CutBatch) -> bool {
-        // Never waits: a cell in use (by the task taking its runner back, or by a cut this
-        // thread is already taking) gets the marker instead.
+        // The lock is only ever held for a moment (to take or put the runner, never across
+        // a cut): waiting for it is brief, and settles whether the runner is in the cell.
         let runner = {
-            let Ok(mut slot) = self.slot.try_lock() else { return false };
+            let mut slot = self.lock();
             match slot.runner.take() {
                 Some(runner) => {
                     slot.held = true;
                     runner
                 }
-                None => return false, // the task runs it, or a batch holds it
+                None => {
+                    // The task runs it, or a batch holds it (or it is not started, or has
+                    // ended): the marker goes on the control lane, and whoever puts the
+                    // runner back cuts it first.
+                    slot.missed = slot.missed.max(Some(epoch));
+                    return false;
+                }
             }
         };
         let mut held = Box::new(HeldRunner { cell: self, runner: Some(runner) });
@@ -232,6 +265,15 @@ impl<A: Actor> Runner<A> {
             return;
         }
         runner.finish(reason).await;
+    }
+
+    /// The cut for `epoch` of a runner being put back in its cell (see [`Cell::put`]),
+    /// filed at once. A panic of the state's encoder is left for the task, as in
+    /// [`cut_between`](Self::cut_between).
+    fn cut_missed(&mut self, epoch: Epoch) {
+        let mut batch = CutBatch::new();
+        self.cut_between(epoch, &mut batch);
+        batch.file();
     }
 
     /// The driver's cut between two messages (see [`CutNow::cut_now`]), added to `batch`.
