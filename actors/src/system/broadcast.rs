@@ -29,6 +29,10 @@ struct Broadcast {
     done: AtomicUsize,
     /// Of those, the ones whose marker went on their control lane.
     sent: AtomicUsize,
+    /// How many calls of `work` took at least one claim (for the log line).
+    helpers: AtomicUsize,
+    /// When it started (for the log line).
+    started: std::time::Instant,
 }
 
 /// The running broadcast, if any, and a flag the tasks read without locking.
@@ -49,6 +53,8 @@ impl Markers {
             next: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
             sent: AtomicUsize::new(0),
+            helpers: AtomicUsize::new(0),
+            started: std::time::Instant::now(),
         });
         // A newer snapshot overtakes an older one here before every actor got the older
         // marker: the rest get theirs on their control lanes first, so that every actor sees
@@ -82,10 +88,14 @@ impl Markers {
     /// control lane.
     fn work(&self, broadcast: &Arc<Broadcast>, on_the_spot: bool) {
         let total = broadcast.mailboxes.len();
+        let mut claimed = false;
         loop {
             let from = broadcast.next.fetch_add(CLAIM, Ordering::Relaxed);
             if from >= total {
                 break;
+            }
+            if !std::mem::replace(&mut claimed, true) {
+                broadcast.helpers.fetch_add(1, Ordering::Relaxed);
             }
             let to = (from + CLAIM).min(total);
             let mut sent = 0;
@@ -119,7 +129,9 @@ impl Markers {
         drop(current);
         let epoch = broadcast.epoch;
         let actors = broadcast.mailboxes.len();
-        tracing::debug!(%epoch, actors, sent, "snapshot markers: actors cut on the spot, markers sent to the rest");
+        let helpers = broadcast.helpers.load(Ordering::Relaxed);
+        let ms = broadcast.started.elapsed().as_secs_f64() * 1e3;
+        tracing::debug!(%epoch, actors, sent, helpers, ms, "snapshot markers: actors cut on the spot, markers sent to the rest");
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<Broadcast>>> {
