@@ -25,6 +25,11 @@ use crate::target::Forward;
 use crate::turn::{Panic, turn, turn_sync};
 use crate::{Actor, ChildEvent, Context, Down, ExitReason};
 
+std::thread_local! {
+    /// Scratch space of [`Runner::take_cut`], reused by every cut taken on the thread.
+    static CUT_ENDS: std::cell::Cell<Vec<usize>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// How a start attempt failed.
 enum StartFailure {
     Panicked(Panic),
@@ -608,7 +613,10 @@ impl<A: Actor> Runner<A> {
         // The messages in flight are encoded one after the other into one buffer, and each
         // record's payload is a slice of it: one allocation per backlog, not per message.
         let mut backlog = Vec::with_capacity(batch.len());
-        let mut ends = Vec::with_capacity(batch.len());
+        // Where each message's encoding ends: scratch space kept per thread (a cut's own
+        // allocation is the records and the one buffer they share).
+        let mut ends = CUT_ENDS.take();
+        ends.clear();
         let mut encoded_messages = Vec::new();
         let mut unrecorded = Vec::new();
         let mut crossed = false;
@@ -642,10 +650,11 @@ impl<A: Actor> Runner<A> {
         }
         let encoded_messages = Bytes::from(encoded_messages);
         let mut start = 0;
-        for (record, end) in backlog.iter_mut().zip(ends) {
+        for (record, &end) in backlog.iter_mut().zip(&ends) {
             record.payload = encoded_messages.slice(start..end);
             start = end;
         }
+        CUT_ENDS.set(ends);
         let state = encoded.and_then(|bytes| {
             let timers = self
                 .ctx

@@ -871,6 +871,16 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
                 // The queue's buffer becomes the batch whole (nothing is copied), and the
                 // queue gets the batch's drained one.
                 std::mem::swap(&mut self.batch, &mut q.data);
+            } else if self.batch.capacity() - self.batch.len() < q.data.len()
+                && q.data.capacity() - q.data.len() >= self.batch.len()
+            {
+                // The batch's buffer has no room for the queue, the queue's has room for the
+                // batch: the batch goes in front of the queue, in its buffer (no reallocation
+                // under the lock), which then becomes the batch.
+                while let Some(item) = self.batch.pop_back() {
+                    q.data.push_front(item);
+                }
+                std::mem::swap(&mut self.batch, &mut q.data);
             } else {
                 self.batch.append(&mut q.data);
             }
@@ -1117,6 +1127,43 @@ mod tests {
         assert!(matches!(rx.try_next(), Next::Control(Signal::Stop(_))));
         assert!(matches!(rx.try_next(), Next::Data(1)));
         assert!(matches!(rx.try_next(), Next::Closed));
+    }
+
+    /// A cut between two messages, with part of the last batch still to handle: the
+    /// backlog it takes is that rest and then the queue, in order, whichever buffer ends up
+    /// holding it; and the messages are then handled in that order, then the later ones.
+    #[test]
+    fn a_cut_takes_the_rest_of_the_batch_then_the_queue_in_order() {
+        let mut prepended = false;
+        for first in 1..40u32 {
+            for handled in 0..first {
+                for queued in 0..40u32 {
+                    let (core, mut rx) = inbox(usize::MAX);
+                    for i in 0..first {
+                        core.try_push(i).unwrap();
+                    }
+                    for i in 0..handled {
+                        assert!(matches!(rx.try_next(), Next::Data(n) if n == i));
+                    }
+                    for i in first..first + queued {
+                        core.try_push(i).unwrap();
+                    }
+                    let (rest, room) = (rx.batch.len(), rx.batch.capacity() - rx.batch.len());
+                    prepended |= rest > 0 && room < queued as usize;
+                    let cut = rx.cut(CutFor::Marker(Epoch(1)), amber_snapshot::MAX_DEPTH);
+                    let (_, backlog, _) = cut.taken().expect("cut");
+                    let expected: Vec<u32> = (handled..first + queued).collect();
+                    assert_eq!(backlog.iter().copied().collect::<Vec<_>>(), expected);
+                    core.try_push(1000).unwrap();
+                    let mut got = vec![];
+                    while let Next::Data(n) = rx.try_next() {
+                        got.push(n);
+                    }
+                    assert_eq!(got, expected.into_iter().chain([1000]).collect::<Vec<_>>());
+                }
+            }
+        }
+        assert!(prepended, "some cuts found the batch's buffer too small for the queue");
     }
 
     #[test]
