@@ -229,6 +229,8 @@ struct Inbound {
     reading: bool,
     /// Time spent reading, in total.
     spent: Duration,
+    /// When the first piece came in (for the log line: how long the part took to arrive).
+    first: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -846,6 +848,7 @@ impl SnapshotEngine {
         }
         let Some(collect) = st.collect.as_mut().filter(|c| c.epoch == epoch) else { return };
         let inbound = collect.inbound.entry(from.to_owned()).or_default();
+        inbound.first.get_or_insert_with(Instant::now);
         inbound.queue.push_back(piece);
         if inbound.reading {
             return;
@@ -900,11 +903,14 @@ impl SnapshotEngine {
                 Ok(()) => reader.finish(),
                 Err(e) => Err(e),
             };
-            let spent = collect.inbound.remove(from).map_or(spent, |i| i.spent + spent);
+            let inbound = collect.inbound.remove(from);
+            let arriving = inbound.as_ref().and_then(|i| i.first).map(|t| t.elapsed());
+            let spent = inbound.map_or(spent, |i| i.spent + spent);
             match read {
                 Ok(part) => {
                     let ms = spent.as_secs_f64() * 1e3;
-                    tracing::debug!(%epoch, node = %from, actors = part.actors.len(), ms, "snapshot part read");
+                    let arriving_ms = arriving.map(|t| t.as_secs_f64() * 1e3);
+                    tracing::debug!(%epoch, node = %from, actors = part.actors.len(), ms, arriving_ms, "snapshot part read");
                     collect.parts.insert(from.to_owned(), part);
                     st.coordinator.part_received(&from.to_owned(), epoch);
                 }
