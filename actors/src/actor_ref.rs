@@ -134,6 +134,7 @@ impl<A: Actor> ActorRef<A> {
             Ok(reply)
         };
         let sampled = crate::metrics::sample_ask().then(std::time::Instant::now);
+        self.target.meta().asks.asking();
         let result = match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(AskError::Timeout(timeout)),

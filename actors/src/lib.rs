@@ -57,6 +57,7 @@
 mod actor;
 mod actor_ref;
 mod any_mailbox;
+mod ask_clock;
 mod context;
 mod current;
 mod envelope;

@@ -33,6 +33,7 @@ pub use snapshots::{
 pub(crate) use spawn_registered::{SpawnFn, spawn_from_state};
 
 use crate::any_mailbox::{AnyMailbox, terminated};
+use crate::ask_clock::AskClock;
 use crate::mailbox::Inbox;
 use crate::mailbox::core::Meta;
 use crate::registry::Registry;
@@ -81,6 +82,8 @@ struct SystemInner {
     task_seq: AtomicU64,
     /// The running snapshot's marker broadcast, which actors' tasks help with.
     markers: broadcast::Markers,
+    /// Keeps asks' timeouts from waking the timer driver (see [`AskClock`]).
+    asks: Arc<AskClock>,
 }
 
 /// A set of actors sharing a registry, running on one tokio runtime.
@@ -193,6 +196,7 @@ impl ActorSystem {
         actors: usize,
     ) -> ActorSystem {
         let runtime = tokio::runtime::Handle::current();
+        let (config_ask_timeout, runtime_handle) = (config.ask_timeout, runtime.clone());
         let id = SystemId::random();
         tracing::debug!(system = %id, name = %config.name, "actor system started");
         let remote = config.remote.as_ref().map(|hook| hook.0.clone());
@@ -224,6 +228,7 @@ impl ActorSystem {
             markers: broadcast::Markers::default(),
             tasks: sized_map(actors),
             task_seq: AtomicU64::new(0),
+            asks: Arc::new(AskClock::new(config_ask_timeout, Some(runtime_handle))),
         });
         let owner = Some(Arc::new(Owner { system: Arc::downgrade(&inner) }));
         let system = ActorSystem { inner, owner };
@@ -348,6 +353,7 @@ impl ActorSystem {
             type_name: self.type_name_of::<A>(),
             name: name.as_deref().map(Arc::from),
             ask_timeout: self.inner.config.ask_timeout,
+            asks: self.inner.asks.clone(),
             late: self.inner.engine.late.clone(),
             task: std::sync::OnceLock::new(),
         }
@@ -562,6 +568,7 @@ impl ActorSystem {
     /// refused from the moment this is called, and a running snapshot is aborted.
     pub async fn shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::Release);
+        self.inner.asks.stop();
         self.stop_all().await;
     }
 

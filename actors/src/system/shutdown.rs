@@ -33,6 +33,7 @@ impl ActorSystem {
     /// worker thread, cannot be cancelled by anyone: its thread stays busy.)
     pub async fn shutdown_within(&self, deadline: Duration) -> ShutdownReport {
         self.inner.shutting_down.store(true, std::sync::atomic::Ordering::Release);
+        self.inner.asks.stop();
         if tokio::time::timeout(deadline, self.stop_all()).await.is_ok() {
             return ShutdownReport::default();
         }
