@@ -75,6 +75,8 @@ struct SystemInner {
     /// until that snapshot ends: a tell from another node tagged before such a cut may
     /// still arrive once the actor has left the registry (see [`Host::deliver`]).
     stopped_cuts: DashMap<ActorId, amber_snapshot::ActorCut>,
+    /// The snapshot the entries of `stopped_cuts` are for, plus one (0: none).
+    stopped_for: AtomicU64,
     /// Each running actor's task, to abort it if it outlives a shutdown's deadline (see
     /// [`ActorSystem::shutdown_within`]), tagged with a number unique to the task (an actor
     /// that leaves and comes back has a new task under the same id).
@@ -225,6 +227,7 @@ impl ActorSystem {
             engine,
             moved: DashMap::new(),
             stopped_cuts: DashMap::new(),
+            stopped_for: AtomicU64::new(0),
             markers: broadcast::Markers::default(),
             tasks: sized_map(actors),
             task_seq: AtomicU64::new(0),
@@ -390,8 +393,12 @@ impl ActorSystem {
     /// forgets those of snapshots that ended.
     pub(crate) fn remember_cut(&self, id: ActorId, cut: amber_snapshot::ActorCut) {
         let running = self.inner.engine.running();
-        if !self.inner.stopped_cuts.is_empty() {
-            self.inner.stopped_cuts.retain(|_, c| running.is_some() && c.last_cut() == running);
+        // Every entry is for the snapshot that ran when it was made: they are all forgotten
+        // at once when another runs (or none), not looked through at every stop (which made
+        // many actors stopping during one snapshot quadratic).
+        let now = running.map_or(0, |epoch| epoch.0.saturating_add(1));
+        if self.inner.stopped_for.swap(now, Ordering::AcqRel) != now {
+            self.inner.stopped_cuts.clear();
         }
         if running.is_some() && cut.last_cut() == running {
             self.inner.stopped_cuts.insert(id, cut);
