@@ -206,7 +206,9 @@ impl<A: Actor> CutNow for Cell<A> {
 enum Slice {
     /// The mailbox is empty (the task's waker is registered with it).
     Park,
-    /// The task's coop budget is spent: other tasks run first.
+    /// The task's coop budget, or its turn's messages
+    /// ([`SystemBuilder::messages_per_turn`](crate::SystemBuilder::messages_per_turn)), are
+    /// spent: other tasks run first.
     Yield,
     /// A handler's send queued beyond the bound of this link to another node (handlers
     /// never wait for room inside a turn): the actor waits for room on it before its next
@@ -249,7 +251,12 @@ impl<A: Actor> Runner<A> {
                     }
                     Slice::Yield => {
                         cell.put(runner);
-                        tokio::task::consume_budget().await;
+                        if tokio::task::coop::has_budget_remaining() {
+                            // Its turn's messages are used up, not the budget: yield anyway.
+                            tokio::task::yield_now().await;
+                        } else {
+                            tokio::task::consume_budget().await;
+                        }
                     }
                     Slice::Room(route) => {
                         cell.put(runner);
@@ -327,8 +334,10 @@ impl<A: Actor> Runner<A> {
         {
             return Slice::Stop(reason);
         }
+        let mut turn = self.ctx.system.messages_per_turn();
         loop {
             let next = poll_fn(|cx| Poll::Ready(self.inbox.next_or_register(cx))).await;
+            turn = turn.saturating_sub(1);
             let outcome = match next {
                 Next::Data(env) => self.handle(env).await,
                 Next::Control(signal) => self.control(signal).await,
@@ -363,7 +372,7 @@ impl<A: Actor> Runner<A> {
                     return Slice::Room(route);
                 }
             }
-            if !tokio::task::coop::has_budget_remaining() {
+            if turn == 0 || !tokio::task::coop::has_budget_remaining() {
                 return Slice::Yield;
             }
             tokio::task::consume_budget().await;

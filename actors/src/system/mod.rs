@@ -413,6 +413,12 @@ impl ActorSystem {
             .or_else(|| self.inner.moved.get(&id).and_then(|m| m.value().last().cloned()))
     }
 
+    /// The most messages an actor handles in one turn (see
+    /// [`SystemBuilder::messages_per_turn`]).
+    pub(crate) fn messages_per_turn(&self) -> u32 {
+        self.inner.config.messages_per_turn
+    }
+
     /// How long [`ActorRef::ask`] waits for a reply in this system.
     pub fn ask_timeout(&self) -> std::time::Duration {
         self.inner.config.ask_timeout
