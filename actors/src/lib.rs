@@ -58,6 +58,7 @@ mod actor;
 mod actor_ref;
 mod any_mailbox;
 mod ask_clock;
+mod cell;
 mod context;
 mod current;
 mod envelope;

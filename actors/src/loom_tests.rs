@@ -1,6 +1,8 @@
 //! loom models of the concurrency core: every interleaving (up to the preemption bound) of
-//! concurrent senders, the consumer, control signals, close and terminate; the cut; and spawn
-//! admission racing the marker broadcast, through the snapshot engine itself.
+//! concurrent senders, the consumer, control signals, close and terminate; the cut; spawn
+//! admission racing the marker broadcast, through the snapshot engine itself; and the cell an
+//! actor's task and the broadcast share its runner through (a cut the broadcast could not
+//! take on the spot is taken as the runner is put back, never lost).
 //!
 //! Run with `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p amber-actors --lib
 //! --release --target-dir target/loom`.
@@ -920,5 +922,80 @@ fn spawn_from_outside_races_the_marker_broadcast() {
         };
         let child = spawner.join().unwrap();
         check(&engine, &registry, started.join().unwrap(), parent, child);
+    });
+}
+
+/// A stand-in for an actor's runner in its cell: the epoch it last cut for, and how many
+/// cuts it took.
+#[derive(Debug, Default)]
+struct Cuts {
+    epoch: u64,
+    taken: u32,
+}
+
+impl crate::cell::Cuttable for Cuts {
+    fn cut_missed(&mut self, epoch: Epoch) {
+        if epoch.0 > self.epoch {
+            self.epoch = epoch.0;
+            self.taken += 1;
+        }
+    }
+}
+
+/// The broadcast's side of a cut on the spot (as `CutNow::cut_now` does it): cut the runner
+/// if it is in the cell, else leave it to whoever puts it back.
+fn broadcast(cell: &crate::cell::Cell<Cuts>, epoch: u64) {
+    if let Some(mut runner) = cell.take_for_cut(Epoch(epoch)) {
+        crate::cell::Cuttable::cut_missed(&mut *runner, Epoch(epoch));
+        cell.give_back(runner);
+    }
+}
+
+/// The task puts its runner back after a handler (about to park or yield its worker) while
+/// a snapshot's broadcast comes by: whichever goes first, the runner ends up in the cell cut
+/// for that snapshot, once — never back in the cell with the cut still owed to a broadcast
+/// that has passed.
+#[test]
+fn a_broadcast_that_finds_the_runner_out_is_served_as_it_is_put_back() {
+    loom::model(|| {
+        let cell = crate::cell::Cell::<Cuts>::new();
+        let task = thread::spawn({
+            let cell = cell.clone();
+            move || cell.put(Box::default())
+        });
+        broadcast(&cell, 1);
+        task.join().unwrap();
+        let runner = block_on(cell.take());
+        assert_eq!((runner.epoch, runner.taken), (1, 1));
+    });
+}
+
+/// A runner held by one snapshot's cut on the spot while the next snapshot's broadcast comes
+/// by, and its task taking it back (waiting if need be) and putting it back after a message:
+/// once the runner is back in the cell, it has cut for both, in order, once each (and the
+/// task was woken: the model would deadlock if it were not).
+#[test]
+fn a_held_runner_is_given_back_cut_for_the_broadcast_that_found_it_held() {
+    loom::model(|| {
+        let cell = crate::cell::Cell::<Cuts>::new();
+        cell.put(Box::default());
+        let mut held = cell.take_for_cut(Epoch(1)).expect("in the cell");
+        let newer = thread::spawn({
+            let cell = cell.clone();
+            move || broadcast(&cell, 2)
+        });
+        let task = thread::spawn({
+            let cell = cell.clone();
+            move || {
+                let runner = block_on(cell.take());
+                cell.put(runner);
+            }
+        });
+        crate::cell::Cuttable::cut_missed(&mut *held, Epoch(1));
+        cell.give_back(held);
+        newer.join().unwrap();
+        task.join().unwrap();
+        let runner = block_on(cell.take());
+        assert_eq!((runner.epoch, runner.taken), (2, 2));
     });
 }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use amber_snapshot::{ActorEntry, Bytes, Epoch, StateRecord};
 
 use crate::any_mailbox::{AnyMailbox, terminated};
+use crate::cell::{Cell, Cuttable};
 use crate::current::Running;
 use crate::envelope::{Envelope, Origin};
 use crate::mailbox::core::Stamp;
@@ -58,108 +59,33 @@ pub(crate) struct Runner<A: Actor> {
     pub(crate) owed: Option<Arc<dyn RemoteRoute>>,
 }
 
-/// A runner as its task and the snapshot driver share it. The task takes the runner out of
-/// the cell while it runs it (starting the actor, handling a message or a signal, stopping
-/// it) and puts it back between two messages — when its mailbox is empty, and when it yields
-/// its worker to other tasks — so a task that waits for its turn on a worker has left it in
-/// the cell. Whoever finds it there may take the actor's cut, under the cell's lock: the
-/// driver cuts the actor on the spot, at the same point of its message stream as the task
-/// would on finding the marker first on its control lane, instead of waiting for the task's
-/// next turn (see [`CutNow`]).
-pub(crate) struct Cell<A: Actor> {
-    slot: std::sync::Mutex<Slot<A>>,
-}
+/// The cell an actor's runner is shared through (see [`crate::cell`]).
+pub(crate) type ActorCell<A> = Cell<Runner<A>>;
 
-/// What a [`Cell`] holds.
-struct Slot<A: Actor> {
-    runner: Option<Box<Runner<A>>>,
-    /// The runner is out with a batch of cuts taken on the spot, until they are filed
-    /// (see [`CutBatch`]): the task waits for it (without blocking its worker).
-    held: bool,
-    /// The task waiting for the runner to come back.
-    waiting: Option<std::task::Waker>,
-    /// The latest snapshot whose broadcast found the runner out of the cell (the task was
-    /// running it, or a batch held it) and left its marker on the control lane instead.
-    /// Whoever puts the runner back cuts it for that snapshot first (see [`Cell::put`]).
-    missed: Option<Epoch>,
-}
-
-impl<A: Actor> Cell<A> {
-    /// A new, empty cell: the task to be spawned holds its runner from the start and puts
-    /// it here only between two messages of the started actor (no cut before `on_start`).
-    pub(crate) fn new() -> Arc<Self> {
-        let slot = Slot { runner: None, held: false, waiting: None, missed: None };
-        Arc::new(Cell { slot: std::sync::Mutex::new(slot) })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Slot<A>> {
-        self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The task lets its runner go, between two messages (or the spawner, for an actor
-    /// that resumes, before its task first runs).
-    ///
-    /// If a snapshot's broadcast came by while the runner was out, the actor is cut for it
-    /// here first, as the broadcast would have cut it had it found the runner in the cell.
-    /// The marker the broadcast left on the control lane instead is only seen at the task's
-    /// next turn, and a task that now yields its worker (its coop budget spent) waits a
-    /// whole sweep of the run queue for that turn: under load, hundreds of milliseconds,
-    /// with the whole snapshot waiting on it. The check is under the cell's lock, as the
-    /// broadcast's is: a broadcast that comes later finds the runner in the cell.
-    pub(crate) fn put(&self, mut runner: Box<Runner<A>>) {
-        loop {
-            let mut slot = self.lock();
-            let Some(epoch) = slot.missed.take() else {
-                slot.runner = Some(runner);
-                return;
-            };
-            drop(slot);
-            runner.cut_missed(epoch);
-        }
-    }
-
-    /// The task takes its runner back (waiting, at most, for the cut the driver is taking,
-    /// or — yielding its worker meanwhile — for the batch that cut holds it in to be filed).
-    async fn take(&self) -> Box<Runner<A>> {
-        poll_fn(|cx| {
-            let mut slot = self.lock();
-            if let Some(runner) = slot.runner.take() {
-                return Poll::Ready(runner);
-            }
-            assert!(slot.held, "only the task takes its runner out of its cell");
-            slot.waiting = Some(cx.waker().clone());
-            Poll::Pending
-        })
-        .await
+impl<A: Actor> Cuttable for Runner<A> {
+    /// The cut for `epoch` of a runner being put back in its cell, filed at once. A panic
+    /// of the state's encoder is left for the task, as in
+    /// [`cut_between`](Runner::cut_between).
+    fn cut_missed(&mut self, epoch: Epoch) {
+        let mut batch = CutBatch::new();
+        self.cut_between(epoch, &mut batch);
+        batch.file();
     }
 }
 
 /// A runner held out of its cell by a cut on the spot and the batch it is filed in. Dropping
-/// it puts the runner back (and wakes the task if it waits for it): after the batch is
+/// it gives the runner back (and wakes the task if it waits for it): after the batch is
 /// filed, or at once if the cut was not batched — or if the cut panicked (a message's
 /// encoder), so that no task waits forever for a runner that is gone.
 struct HeldRunner<A: Actor> {
-    cell: Arc<Cell<A>>,
+    cell: Arc<ActorCell<A>>,
     runner: Option<Box<Runner<A>>>,
 }
 
 impl<A: Actor> Drop for HeldRunner<A> {
     fn drop(&mut self) {
-        let Some(mut runner) = self.runner.take() else { return };
-        let mut slot = self.cell.lock();
-        // A newer snapshot's broadcast that came by while the batch held the runner is
-        // served first, as in `Cell::put`.
-        while let Some(epoch) = slot.missed.take() {
-            drop(slot);
-            runner.cut_missed(epoch);
-            slot = self.cell.lock();
-        }
-        slot.runner = Some(runner);
-        slot.held = false;
-        let waiting = slot.waiting.take();
-        drop(slot);
-        if let Some(task) = waiting {
-            task.wake();
+        if let Some(runner) = self.runner.take() {
+            self.cell.give_back(runner);
         }
     }
 }
@@ -170,26 +96,12 @@ impl<A: Actor> Held for HeldRunner<A> {
     }
 }
 
-impl<A: Actor> CutNow for Cell<A> {
+impl<A: Actor> CutNow for ActorCell<A> {
     fn cut_now(self: Arc<Self>, epoch: Epoch, batch: &mut CutBatch) -> bool {
-        // The lock is only ever held for a moment (to take or put the runner, never across
-        // a cut): waiting for it is brief, and settles whether the runner is in the cell.
-        let runner = {
-            let mut slot = self.lock();
-            match slot.runner.take() {
-                Some(runner) => {
-                    slot.held = true;
-                    runner
-                }
-                None => {
-                    // The task runs it, or a batch holds it (or it is not started, or has
-                    // ended): the marker goes on the control lane, and whoever puts the
-                    // runner back cuts it first.
-                    slot.missed = slot.missed.max(Some(epoch));
-                    return false;
-                }
-            }
-        };
+        // Not in the cell: the task runs it, or a batch holds it (or it is not started, or
+        // has ended): the marker goes on the control lane, and whoever puts the runner back
+        // cuts it first.
+        let Some(runner) = self.take_for_cut(epoch) else { return false };
         let mut held = Box::new(HeldRunner { cell: self, runner: Some(runner) });
         let filed = batch.len();
         let cut = held.runner.as_mut().is_some_and(|runner| runner.cut_between(epoch, batch));
@@ -222,7 +134,7 @@ impl<A: Actor> Runner<A> {
     /// Runs the actor until it stops. The task starts holding its runner (the cell is empty
     /// until the actor has started: no cut before `on_start`), or, for an actor that resumes
     /// (`runner` is `None`), takes it from the cell; it lets it go only between two messages.
-    pub(crate) async fn run(cell: Arc<Cell<A>>, runner: Option<Box<Runner<A>>>) {
+    pub(crate) async fn run(cell: Arc<ActorCell<A>>, runner: Option<Box<Runner<A>>>) {
         let mut runner = match runner {
             Some(runner) => runner,
             None => cell.take().await,
@@ -277,15 +189,6 @@ impl<A: Actor> Runner<A> {
             return;
         }
         runner.finish(reason).await;
-    }
-
-    /// The cut for `epoch` of a runner being put back in its cell (see [`Cell::put`]),
-    /// filed at once. A panic of the state's encoder is left for the task, as in
-    /// [`cut_between`](Self::cut_between).
-    fn cut_missed(&mut self, epoch: Epoch) {
-        let mut batch = CutBatch::new();
-        self.cut_between(epoch, &mut batch);
-        batch.file();
     }
 
     /// The driver's cut between two messages (see [`CutNow::cut_now`]), added to `batch`.

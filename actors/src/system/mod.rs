@@ -495,7 +495,7 @@ impl ActorSystem {
         // from a checkpoint (or arriving from another node) has started: it is between two
         // messages until its task first runs, which after a restore can be a whole sweep of
         // the run queue away, so its runner starts in the cell.
-        let cell = crate::runner::Cell::new();
+        let cell = crate::runner::ActorCell::<A>::new();
         let task_of = Arc::downgrade(&cell) as std::sync::Weak<dyn crate::mailbox::core::CutNow>;
         let _ = runner.inbox.core().meta.task.set(task_of);
         let runner = Box::new(runner);

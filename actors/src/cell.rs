@@ -1,0 +1,126 @@
+//! The cell through which an actor's task and a snapshot's marker broadcast share the actor.
+//!
+//! The task takes its runner out of the cell while it runs it (starting the actor, handling
+//! a message or a signal, stopping it) and puts it back between two messages — when its
+//! mailbox is empty, and when it yields its worker to other tasks — so a task that waits for
+//! its turn on a worker has left it in the cell. Whoever finds it there may take the actor's
+//! cut: the broadcast cuts the actor on the spot, at the same point of its message stream as
+//! the task would on finding the marker first on its control lane, instead of waiting for the
+//! task's next turn (see [`CutNow`](crate::mailbox::core::CutNow)).
+//!
+//! A broadcast that finds the runner out notes it came by ([`take_for_cut`](Cell::take_for_cut));
+//! whoever puts the runner back — the task ([`put`](Cell::put)) or the batch that held it for
+//! an earlier cut ([`give_back`](Cell::give_back)) — cuts it for that snapshot first, under
+//! the same lock. So a runner is never back in the cell with a cut owed to a broadcast that
+//! has passed: one that comes later finds it there. (Left to the marker on its control lane,
+//! a task that yields its worker after the handler the marker came in would cut only at its
+//! next turn: a whole sweep of the run queue later, under load.)
+//!
+//! The lock is `crate::loom`'s: the loom models run this very code with a stand-in runner.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+
+use amber_snapshot::Epoch;
+
+use crate::loom::lock;
+use crate::loom::sync::Mutex;
+
+/// What a cell holds: a runner that can be cut for a snapshot between two messages.
+pub(crate) trait Cuttable {
+    /// Takes the cut for snapshot `epoch` now, filing it at once (nothing if it already cut
+    /// for `epoch`).
+    fn cut_missed(&mut self, epoch: Epoch);
+}
+
+/// See the module docs.
+pub(crate) struct Cell<R> {
+    slot: Mutex<Slot<R>>,
+}
+
+struct Slot<R> {
+    runner: Option<Box<R>>,
+    /// The runner is out with a cut taken on the spot (see [`Cell::take_for_cut`]), until
+    /// it is given back: the task waits for it (without blocking its worker).
+    held: bool,
+    /// The task waiting for the runner to come back.
+    waiting: Option<Waker>,
+    /// The latest snapshot whose broadcast found the runner out of the cell. Whoever puts
+    /// the runner back cuts it for that snapshot first.
+    missed: Option<Epoch>,
+}
+
+impl<R: Cuttable> Cell<R> {
+    /// A new, empty cell: the task to be spawned holds its runner from the start and puts
+    /// it here only between two messages of the started actor (no cut before `on_start`).
+    pub(crate) fn new() -> Arc<Self> {
+        let slot = Slot { runner: None, held: false, waiting: None, missed: None };
+        Arc::new(Cell { slot: Mutex::new(slot) })
+    }
+
+    /// The task lets its runner go, between two messages (or the spawner, for an actor
+    /// that resumes, before its task first runs); cut first for a broadcast that found it
+    /// out meanwhile.
+    pub(crate) fn put(&self, mut runner: Box<R>) {
+        loop {
+            let mut slot = lock(&self.slot);
+            let Some(epoch) = slot.missed.take() else {
+                slot.runner = Some(runner);
+                return;
+            };
+            drop(slot);
+            runner.cut_missed(epoch);
+        }
+    }
+
+    /// The task takes its runner back (waiting, at most, for the cut on the spot that holds
+    /// it, yielding its worker meanwhile).
+    pub(crate) async fn take(&self) -> Box<R> {
+        poll_fn(|cx| {
+            let mut slot = lock(&self.slot);
+            if let Some(runner) = slot.runner.take() {
+                return Poll::Ready(runner);
+            }
+            assert!(slot.held, "only the task takes its runner out of its cell");
+            slot.waiting = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// For snapshot `epoch`'s broadcast: the runner, if it is in the cell (it is held until
+    /// [`give_back`](Self::give_back)); else `None`, and whoever puts it back cuts it for
+    /// `epoch` first. The lock is only ever held for a moment (never across a cut).
+    pub(crate) fn take_for_cut(&self, epoch: Epoch) -> Option<Box<R>> {
+        let mut slot = lock(&self.slot);
+        match slot.runner.take() {
+            Some(runner) => {
+                slot.held = true;
+                Some(runner)
+            }
+            None => {
+                slot.missed = slot.missed.max(Some(epoch));
+                None
+            }
+        }
+    }
+
+    /// Gives back a runner taken by [`take_for_cut`](Self::take_for_cut), cut first for a
+    /// newer broadcast that found it out meanwhile, and wakes the task if it waits for it.
+    pub(crate) fn give_back(&self, mut runner: Box<R>) {
+        let mut slot = lock(&self.slot);
+        while let Some(epoch) = slot.missed.take() {
+            drop(slot);
+            runner.cut_missed(epoch);
+            slot = lock(&self.slot);
+        }
+        slot.runner = Some(runner);
+        slot.held = false;
+        let waiting = slot.waiting.take();
+        drop(slot);
+        if let Some(task) = waiting {
+            task.wake();
+        }
+    }
+}
