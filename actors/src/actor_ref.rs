@@ -105,7 +105,7 @@ impl<A: Actor> ActorRef<A> {
 
     /// Sends a request and waits for the reply, for at most the system's ask timeout.
     pub async fn ask(&self, msg: A::Msg) -> Result<A::Reply, AskError> {
-        self.ask_timeout(msg, self.target.meta().ask_timeout).await
+        self.ask_timeout(msg, self.target.meta().asks.timeout()).await
     }
 
     /// Sends a request and waits at most `timeout` for the reply (waiting for room in a full

@@ -372,11 +372,11 @@ async fn run_phase(
     // At least one window without snapshots, however short the phase.
     while with.time < duration || (baseline && without.time.is_zero()) {
         let (started, deposits) = (Instant::now(), deposits::total());
+        let mut unaudited = Vec::new();
         if snapshotting {
             let length = window.min(duration - with.time);
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut unaudited = Vec::new();
             while started.elapsed() < length {
                 ticks.tick().await;
                 let Some(taken) = snapshot_once(system, store, &mut phase).await else { continue };
@@ -397,17 +397,15 @@ async fn run_phase(
                     written(taken, &mut phase).await;
                 }
             }
-            let spent = Windows { deposits: deposits::total() - deposits, time: started.elapsed() };
-            with.deposits += spent.deposits;
-            with.time += spent.time;
-            for (at, checkpoint) in unaudited {
-                audit_once(at, &checkpoint, total, &mut phase, &mut first, &mut last);
-            }
         } else {
             tokio::time::sleep(window).await;
-            let spent = Windows { deposits: deposits::total() - deposits, time: started.elapsed() };
-            without.deposits += spent.deposits;
-            without.time += spent.time;
+        }
+        let spent = Windows { deposits: deposits::total() - deposits, time: started.elapsed() };
+        let into = if snapshotting { &mut with } else { &mut without };
+        into.deposits += spent.deposits;
+        into.time += spent.time;
+        for (at, checkpoint) in unaudited {
+            audit_once(at, &checkpoint, total, &mut phase, &mut first, &mut last);
         }
         snapshotting = !baseline || !snapshotting;
     }

@@ -48,8 +48,7 @@ pub(crate) struct Meta {
     pub(crate) id: ActorId,
     pub(crate) type_name: &'static str,
     pub(crate) name: Option<Arc<str>>,
-    pub(crate) ask_timeout: std::time::Duration,
-    /// The system's ask clock (see [`AskClock`](crate::ask_clock::AskClock)).
+    /// The system's ask timeout and clock (see [`AskClock`](crate::ask_clock::AskClock)).
     pub(crate) asks: Arc<crate::ask_clock::AskClock>,
     pub(crate) late: Arc<LateSink>,
     /// For an actor of this node: its task, as the marker broadcast reaches it to cut the
@@ -1009,7 +1008,6 @@ pub(crate) fn test_meta() -> Meta {
         id: ActorId::new(crate::SystemId(1), 1),
         type_name: "test",
         name: None,
-        ask_timeout: std::time::Duration::from_secs(1),
         asks: Arc::new(crate::ask_clock::AskClock::new(std::time::Duration::from_secs(1), None)),
         late: Arc::default(),
         task: std::sync::OnceLock::new(),

@@ -198,7 +198,6 @@ impl ActorSystem {
         actors: usize,
     ) -> ActorSystem {
         let runtime = tokio::runtime::Handle::current();
-        let (config_ask_timeout, runtime_handle) = (config.ask_timeout, runtime.clone());
         let id = SystemId::random();
         tracing::debug!(system = %id, name = %config.name, "actor system started");
         let remote = config.remote.as_ref().map(|hook| hook.0.clone());
@@ -216,6 +215,7 @@ impl ActorSystem {
                 effects.resolve();
             }
         }));
+        let asks = Arc::new(AskClock::new(config.ask_timeout, Some(runtime.clone())));
         let inner = Arc::new(SystemInner {
             id,
             config,
@@ -231,7 +231,7 @@ impl ActorSystem {
             markers: broadcast::Markers::default(),
             tasks: sized_map(actors),
             task_seq: AtomicU64::new(0),
-            asks: Arc::new(AskClock::new(config_ask_timeout, Some(runtime_handle))),
+            asks,
         });
         let owner = Some(Arc::new(Owner { system: Arc::downgrade(&inner) }));
         let system = ActorSystem { inner, owner };
@@ -355,7 +355,6 @@ impl ActorSystem {
             id,
             type_name: self.type_name_of::<A>(),
             name: name.as_deref().map(Arc::from),
-            ask_timeout: self.inner.config.ask_timeout,
             asks: self.inner.asks.clone(),
             late: self.inner.engine.late.clone(),
             task: std::sync::OnceLock::new(),
@@ -397,7 +396,9 @@ impl ActorSystem {
         // at once when another runs (or none), not looked through at every stop (which made
         // many actors stopping during one snapshot quadratic).
         let now = running.map_or(0, |epoch| epoch.0.saturating_add(1));
-        if self.inner.stopped_for.swap(now, Ordering::AcqRel) != now {
+        if self.inner.stopped_for.load(Ordering::Acquire) != now
+            && self.inner.stopped_for.swap(now, Ordering::AcqRel) != now
+        {
             self.inner.stopped_cuts.clear();
         }
         if running.is_some() && cut.last_cut() == running {
