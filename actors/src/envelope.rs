@@ -85,16 +85,18 @@ impl<A: Actor> Envelope<A> {
     /// The envelope as an in-flight record addressed to `to`, its message encoded as
     /// `payload`.
     pub(crate) fn record_with(&self, to: ActorId, payload: Bytes) -> InFlightRecord {
-        InFlightRecord {
-            to,
-            from: match self.origin {
-                Origin::Actor(id) => Some(id),
-                Origin::Outside | Origin::Timer(_) => None,
-            },
-            epoch: self.epoch,
-            ask: self.reply.is_some(),
-            payload,
-        }
+        let (from, epoch, ask) = self.record_fields();
+        InFlightRecord { to, from, epoch, ask, payload }
+    }
+
+    /// What the message's in-flight record says of it but its receiver and payload: its
+    /// sender (none from outside or a timer), epoch tag and whether it is an ask.
+    pub(crate) fn record_fields(&self) -> (Option<ActorId>, Epoch, bool) {
+        let from = match self.origin {
+            Origin::Actor(id) => Some(id),
+            Origin::Outside | Origin::Timer(_) => None,
+        };
+        (from, self.epoch, self.reply.is_some())
     }
 
     /// Appends the message, encoded, to `out` (left as it was on error).

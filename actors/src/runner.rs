@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
-use amber_snapshot::{ActorEntry, Bytes, Epoch, StateRecord};
+use amber_snapshot::{ActorEntry, Backlog, Epoch, StateRecord};
 
 use crate::any_mailbox::{AnyMailbox, terminated};
 use crate::cell::{Cell, Cuttable};
@@ -25,11 +25,6 @@ use crate::system::{CutBatch, Factory, Held};
 use crate::target::Forward;
 use crate::turn::{Panic, turn, turn_sync};
 use crate::{Actor, ChildEvent, Context, Down, ExitReason};
-
-std::thread_local! {
-    /// Scratch space of [`Runner::take_cut`], reused by every cut taken on the thread.
-    static CUT_ENDS: std::cell::Cell<Vec<usize>> = const { std::cell::Cell::new(Vec::new()) };
-}
 
 /// How a start attempt failed.
 enum StartFailure {
@@ -522,14 +517,10 @@ impl<A: Actor> Runner<A> {
         watchers.retain(|w| *w != id);
         let mut queued_timers = HashSet::new();
         crate::metrics::mailbox_depth(batch.len());
-        // The messages in flight are encoded one after the other into one buffer, and each
-        // record's payload is a slice of it: one allocation per backlog, not per message.
-        let mut backlog = Vec::with_capacity(batch.len());
-        // Where each message's encoding ends: scratch space kept per thread (a cut's own
-        // allocation is the records and the one buffer they share).
-        let mut ends = CUT_ENDS.take();
-        ends.clear();
-        let mut encoded_messages = Vec::new();
+        // The messages in flight are encoded one after the other into one buffer: one
+        // allocation for their payloads and one for what else their records say, not one
+        // record each (the checkpoint is written from it without making records).
+        let mut backlog = Backlog::builder(id);
         let mut unrecorded = Vec::new();
         let mut crossed = false;
         for env in batch {
@@ -540,33 +531,23 @@ impl<A: Actor> Runner<A> {
                 // An actor awaits this ask, and has not cut: it will take in a reply
                 // computed after this cut.
                 crossed |= env.asked_by_actor();
-                if encoded_messages.capacity() == 0 {
-                    encoded_messages.reserve(batch.len() * 32);
+                if backlog.is_empty() {
+                    backlog.reserve(batch.len(), batch.len() * 32);
                 }
                 // A message's `Serialize` is user code: a panic in it fails the snapshot
                 // (naming the message) instead of the actor's task, mid-cut.
-                let start = encoded_messages.len();
-                let encoded =
-                    turn_sync(|| env.encode_into(&mut encoded_messages)).unwrap_or_else(|panic| {
-                        encoded_messages.truncate(start);
+                let (from, epoch, ask) = env.record_fields();
+                let encoded = backlog.push_with(from, epoch, ask, |out| {
+                    turn_sync(|| env.encode_into(out)).unwrap_or_else(|panic| {
                         Err(crate::CodecError::new(format!("its encoder panicked: {panic}")))
-                    });
-                match encoded {
-                    Ok(()) => {
-                        backlog.push(env.record_with(id, Bytes::new()));
-                        ends.push(encoded_messages.len());
-                    }
-                    Err(error) => unrecorded.push(CaptureProblem::MessageEncode { to: id, error }),
+                    })
+                });
+                if let Err(error) = encoded {
+                    unrecorded.push(CaptureProblem::MessageEncode { to: id, error });
                 }
             }
         }
-        let encoded_messages = Bytes::from(encoded_messages);
-        let mut start = 0;
-        for (record, &end) in backlog.iter_mut().zip(&ends) {
-            record.payload = encoded_messages.slice(start..end);
-            start = end;
-        }
-        CUT_ENDS.set(ends);
+        let backlog = backlog.finish();
         let state = encoded.and_then(|bytes| {
             let timers = self
                 .ctx

@@ -500,3 +500,68 @@ fn deeply_nested_unknown_fields_do_not_overflow_the_stack() {
     bytes.extend(record(1, &manifest));
     assert_eq!(decode_manifest(&bytes), Ok(checkpoint.manifest));
 }
+
+/// The sample's messages in flight, regrouped as backlogs (runs per receiver), with more
+/// messages from senders of other systems.
+fn as_backlogs(checkpoint: &Checkpoint) -> (Checkpoint, Checkpoint) {
+    use amber_snapshot::{ActorId, Backlog, InFlight, InFlightRecord, SystemId};
+    let mut records: Vec<InFlightRecord> = checkpoint.in_flight.iter().cloned().collect();
+    for n in 0..300u64 {
+        let from = match n % 3 {
+            0 => None,
+            1 => Some(ActorId::new(SystemId(77), n)),
+            _ => Some(ActorId::new(SystemId(u64::MAX - n % 2), n << 20)),
+        };
+        let to = actor(1 + (n / 100) % 3);
+        let payload: Bytes = vec![n as u8; (n as usize * 7) % 300].into();
+        records.push(InFlightRecord { to, from, epoch: Epoch(n * 1000), ask: n % 5 == 0, payload });
+    }
+    let mut backlogs = InFlight::new();
+    let mut run: Option<amber_snapshot::BacklogBuilder> = None;
+    for (i, r) in records.iter().enumerate() {
+        if i == 0 || records[i - 1].to != r.to {
+            if let Some(done) = run.take() {
+                backlogs.append_backlog(done.finish());
+            }
+            run = Some(Backlog::builder(r.to));
+        }
+        let builder = run.as_mut().unwrap();
+        builder
+            .push_with(r.from, r.epoch, r.ask, |out| {
+                out.extend_from_slice(&r.payload);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+    }
+    backlogs.append_backlog(run.unwrap().finish());
+    let mut plain = checkpoint.clone();
+    plain.in_flight = records.into();
+    let mut chunked = checkpoint.clone();
+    chunked.in_flight = backlogs;
+    (plain, chunked)
+}
+
+#[test]
+fn backlogs_are_written_as_the_records_they_hold() {
+    let (plain, chunked) = as_backlogs(&sample(5));
+    let bytes = encode(&chunked).unwrap();
+    assert_eq!(bytes, encode(&plain).unwrap());
+    assert_eq!(decode(&bytes).unwrap(), plain);
+    assert_eq!(chunked, plain);
+}
+
+#[test]
+fn a_backlog_to_an_unlisted_actor_is_refused_with_its_first_index() {
+    let (_, mut chunked) = as_backlogs(&sample(5));
+    let before = chunked.in_flight.len();
+    let stranger = actor(99);
+    let mut backlog = amber_snapshot::Backlog::builder(stranger);
+    backlog.push_with(None, Epoch(1), false, |out| Ok::<(), ()>(out.push(1))).unwrap();
+    chunked.in_flight.append_backlog(backlog.finish());
+    match chunked.validate() {
+        Err(ValidationError::InFlightToUnknownActor { index, to }) => {
+            assert_eq!((index, to), (before, stranger));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

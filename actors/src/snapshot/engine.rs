@@ -18,9 +18,9 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use amber_snapshot::{
-    AbortReason, ActorEntry, ActorId, Checkpoint, CheckpointId, CommandVerdict, Coordinator,
-    CoordinatorAction, Cut, Epoch, InFlight, InFlightRecord, Manifest, NodeAction, NodeCommand,
-    NodeEntry, NodeReport, NodeSnapshot, Participant, StartVerdict, StateRecord,
+    AbortReason, ActorEntry, ActorId, Backlog, Checkpoint, CheckpointId, CommandVerdict,
+    Coordinator, CoordinatorAction, Cut, Epoch, InFlight, InFlightRecord, Manifest, NodeAction,
+    NodeCommand, NodeEntry, NodeReport, NodeSnapshot, Participant, StartVerdict, StateRecord,
 };
 use tokio::sync::oneshot;
 
@@ -38,7 +38,7 @@ pub(crate) struct CutReport {
     pub(crate) entry: ActorEntry,
     pub(crate) state: Result<StateRecord, CaptureProblem>,
     /// The backlog at the cut that is in flight, in queue order (the messages that encoded).
-    pub(crate) backlog: Vec<InFlightRecord>,
+    pub(crate) backlog: Backlog,
     /// The messages of the backlog that did not encode.
     pub(crate) unrecorded: Vec<CaptureProblem>,
     /// The backlog holds an ask from an actor that has not cut (it will take in a reply
@@ -185,7 +185,7 @@ struct Round {
     states: Vec<StateRecord>,
     /// Each cut's backlog, in cut order (each becomes a chunk of the checkpoint's
     /// [`InFlight`] as it is).
-    backlog: Vec<Vec<InFlightRecord>>,
+    backlog: Vec<Backlog>,
     problems: Vec<CaptureProblem>,
 }
 
@@ -952,7 +952,7 @@ impl SnapshotEngine {
         // ~1M records, one vector of them all took 50-120 ms to fill, most of it page faults).
         let mut in_flight = InFlight::new();
         for backlog in round.backlog {
-            in_flight.append_chunk(backlog);
+            in_flight.append_backlog(backlog);
         }
         let own: HashSet<ActorId> = if recorded.records.is_empty() {
             HashSet::new()

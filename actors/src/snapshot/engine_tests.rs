@@ -69,7 +69,13 @@ fn cut(engine: &SnapshotEngine, actor: ActorId, from: Epoch, to: Epoch) -> Effec
     let state = Ok(StateRecord { id: actor, state: vec![7], timers: Vec::new() });
     engine.cut(
         Cut { from, to, depth: 0 },
-        CutReport { entry, state, backlog: Vec::new(), unrecorded: Vec::new(), crossed: false },
+        CutReport {
+            backlog: amber_snapshot::Backlog::builder(entry.id).finish(),
+            entry,
+            state,
+            unrecorded: Vec::new(),
+            crossed: false,
+        },
     )
 }
 

@@ -40,11 +40,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::ActorId;
-use crate::checkpoint::compact::{
-    self, InFlightIn, InFlightOut, ManifestRaw, StateIn, StateOut, Systems,
-};
+use crate::checkpoint::compact::{self, InFlightIn, ManifestRaw, StateIn, StateOut, Systems};
 use crate::checkpoint::error::FormatError;
-use crate::checkpoint::in_flight::Iter as InFlightIter;
+use crate::checkpoint::in_flight::Views;
 use crate::checkpoint::model::{Checkpoint, InFlightRecord, Manifest, StateRecord};
 
 /// The bytes every checkpoint starts with.
@@ -240,7 +238,8 @@ pub fn encode_with(
     let mut encoder = Encoder::new(checkpoint, compression)?;
     let Checkpoint { manifest, states, in_flight } = checkpoint;
     let payload_bytes: usize = states.iter().map(|s| s.state.len() + 16).sum::<usize>()
-        + in_flight.iter().map(|m| m.payload.len() + 16).sum::<usize>();
+        + in_flight.payload_bytes()
+        + in_flight.len() * 16;
     let mut out = Vec::with_capacity(payload_bytes + manifest.actors.len() * 16 + 1024);
     while encoder.next_into(&mut out)? {}
     Ok(out)
@@ -262,7 +261,7 @@ pub(crate) struct Encoder<'a> {
     level: Option<i32>,
     /// The in-flight messages not yet written (they are kept in chunks: walked, not
     /// indexed), and the receiver of the last one written.
-    messages: InFlightIter<'a>,
+    messages: Views<'a>,
     last_to: Option<ActorId>,
 }
 
@@ -298,7 +297,7 @@ impl<'a> Encoder<'a> {
             stage: Stage::Start,
             places: None,
             level,
-            messages: checkpoint.in_flight.iter(),
+            messages: checkpoint.in_flight.views(),
             last_to: None,
         })
     }
@@ -376,7 +375,7 @@ impl<'a> Encoder<'a> {
                         // it changes.
                         let same = !first && *last_to == Some(message.to);
                         *last_to = Some(message.to);
-                        rmp_serde::encode::write(out, &InFlightOut::new(message, same, systems))
+                        compact::write_in_flight(out, message, same, systems)
                     },
                 )?;
                 self.stage = Stage::InFlight(next);

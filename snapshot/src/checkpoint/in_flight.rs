@@ -1,20 +1,24 @@
 //! [`InFlight`]: a checkpoint's messages in flight, kept in the chunks they were captured in.
 
 use std::fmt;
-use std::iter::{Flatten, FusedIterator};
+use std::iter::{Flatten, FusedIterator, Map};
 use std::ops::{Index, IndexMut};
 
+use super::backlog::{Backlog, View};
 use super::model::InFlightRecord;
+use crate::{ActorId, SystemId};
 
 /// The messages in flight of a [`Checkpoint`](super::Checkpoint), in order: for each
 /// receiver, in the order they are to be re-enqueued.
 ///
 /// It reads like a `Vec<InFlightRecord>` (`len`, `iter`, `push`, indexing, `for` loops,
-/// `collect`), but holds its records in chunks: a snapshot captures each actor's backlog as
-/// one vector, and a checkpoint keeps those vectors as they are instead of copying hundreds
-/// of thousands of records into one (a copy that took tens of milliseconds of every large
-/// snapshot, on its critical path). Indexing walks the chunks: `O(chunks)`, meant for tests
-/// and tools; iterate for everything else.
+/// `collect`), but holds its records in chunks as they were put in: vectors of records, and
+/// [`Backlog`]s, each actor's backlog as its cut captured it. Nothing is copied into one big
+/// vector (a copy that took tens of milliseconds of every large snapshot, on its critical
+/// path), and a backlog becomes records only when it is read as records: writing a
+/// checkpoint, validating it and dropping it take `O(chunks)` allocations, not one per
+/// message. Indexing walks the chunks: `O(chunks)`, meant for tests and tools; iterate for
+/// everything else.
 ///
 /// ```
 /// use amber_snapshot::{ActorId, Epoch, InFlight, InFlightRecord, SystemId};
@@ -32,8 +36,50 @@ use super::model::InFlightRecord;
 #[derive(Clone, Default)]
 pub struct InFlight {
     /// Never an empty chunk.
-    chunks: Vec<Vec<InFlightRecord>>,
+    chunks: Vec<Chunk>,
     len: usize,
+}
+
+/// Records as they were put in: a vector of them, or an actor's backlog from its cut.
+#[derive(Clone)]
+enum Chunk {
+    Records(Vec<InFlightRecord>),
+    Backlog(Backlog),
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        match self {
+            Chunk::Records(records) => records.len(),
+            Chunk::Backlog(backlog) => backlog.len(),
+        }
+    }
+
+    fn records(&self) -> &[InFlightRecord] {
+        match self {
+            Chunk::Records(records) => records,
+            Chunk::Backlog(backlog) => backlog.records(),
+        }
+    }
+
+    /// The records, to change them (a backlog becomes its records first).
+    fn records_mut(&mut self) -> &mut Vec<InFlightRecord> {
+        if let Chunk::Backlog(backlog) = self {
+            let records = std::mem::replace(backlog, Backlog::builder(backlog.to()).finish());
+            *self = Chunk::Records(records.into_records());
+        }
+        match self {
+            Chunk::Records(records) => records,
+            Chunk::Backlog(_) => unreachable!("made records above"),
+        }
+    }
+
+    fn into_records(self) -> Vec<InFlightRecord> {
+        match self {
+            Chunk::Records(records) => records,
+            Chunk::Backlog(backlog) => backlog.into_records(),
+        }
+    }
 }
 
 impl InFlight {
@@ -55,8 +101,8 @@ impl InFlight {
     /// Adds a message at the end.
     pub fn push(&mut self, record: InFlightRecord) {
         match self.chunks.last_mut() {
-            Some(last) => last.push(record),
-            None => self.chunks.push(vec![record]),
+            Some(Chunk::Records(last)) => last.push(record),
+            _ => self.chunks.push(Chunk::Records(vec![record])),
         }
         self.len += 1;
     }
@@ -65,7 +111,16 @@ impl InFlight {
     pub fn append_chunk(&mut self, chunk: Vec<InFlightRecord>) {
         if !chunk.is_empty() {
             self.len += chunk.len();
-            self.chunks.push(chunk);
+            self.chunks.push(Chunk::Records(chunk));
+        }
+    }
+
+    /// Adds `backlog`'s messages at the end, in order, as they are: records are made of them
+    /// only if they are read as records (writing a checkpoint does not).
+    pub fn append_backlog(&mut self, backlog: Backlog) {
+        if !backlog.is_empty() {
+            self.len += backlog.len();
+            self.chunks.push(Chunk::Backlog(backlog));
         }
     }
 
@@ -77,29 +132,84 @@ impl InFlight {
 
     /// The messages, in order.
     pub fn iter(&self) -> Iter<'_> {
-        Iter { inner: self.chunks.iter().flatten(), left: self.len }
+        Iter { inner: self.chunks.iter().map(Chunk::records as _).flatten(), left: self.len }
     }
 
     /// The messages, in order, to change them.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut InFlightRecord> {
-        self.chunks.iter_mut().flatten()
+        self.chunks.iter_mut().flat_map(Chunk::records_mut)
     }
 
     /// The chunks the messages are held in, in order (none is empty).
     pub fn chunks(&self) -> impl ExactSizeIterator<Item = &[InFlightRecord]> {
-        self.chunks.iter().map(Vec::as_slice)
+        self.chunks.iter().map(Chunk::records)
+    }
+
+    /// The messages as they are written, in order, without making records of backlogs.
+    pub(crate) fn views(&self) -> Views<'_> {
+        Views { chunks: &self.chunks, chunk: 0, at: 0, left: self.len }
+    }
+
+    /// Every system a receiver or sender is of, each at least once, in order of first sight
+    /// (`O(chunks)` for backlogs, which know theirs).
+    pub(crate) fn for_each_system(&self, mut f: impl FnMut(SystemId)) {
+        for chunk in &self.chunks {
+            match chunk {
+                Chunk::Records(records) => {
+                    for record in records {
+                        f(record.to.system());
+                        if let Some(from) = record.from {
+                            f(from.system());
+                        }
+                    }
+                }
+                Chunk::Backlog(backlog) => {
+                    f(backlog.to().system());
+                    backlog.sender_systems().iter().copied().for_each(&mut f);
+                }
+            }
+        }
+    }
+
+    /// The receivers, once per run of messages to the same one: `(index of the run's first
+    /// message, receiver)` (`O(chunks)` for backlogs, whose messages have one receiver).
+    pub(crate) fn receiver_runs(&self) -> impl Iterator<Item = (usize, ActorId)> + '_ {
+        let mut index = 0;
+        let mut last = None;
+        self.chunks.iter().flat_map(move |chunk| {
+            let first = index;
+            index += chunk.len();
+            let receivers: Box<dyn Iterator<Item = (usize, ActorId)>> = match chunk {
+                Chunk::Records(records) => {
+                    Box::new(records.iter().enumerate().map(move |(i, r)| (first + i, r.to)))
+                }
+                Chunk::Backlog(backlog) => Box::new(std::iter::once((first, backlog.to()))),
+            };
+            receivers.filter(move |&(_, to)| last.replace(to) != Some(to))
+        })
+    }
+
+    /// The bytes of every payload (`O(chunks)` for backlogs).
+    pub(crate) fn payload_bytes(&self) -> usize {
+        self.chunks
+            .iter()
+            .map(|chunk| match chunk {
+                Chunk::Records(records) => records.iter().map(|r| r.payload.len()).sum(),
+                Chunk::Backlog(backlog) => backlog.payload_bytes(),
+            })
+            .sum()
     }
 
     /// The message at `index`, if there is one (`O(chunks)`).
     pub fn get(&self, index: usize) -> Option<&InFlightRecord> {
         let (chunk, at) = self.locate(index)?;
-        Some(&self.chunks[chunk][at])
+        Some(&self.chunks[chunk].records()[at])
     }
 
     /// The message at `index`, to change it, if there is one (`O(chunks)`).
     pub fn get_mut(&mut self, index: usize) -> Option<&mut InFlightRecord> {
         let (chunk, at) = self.locate(index)?;
-        Some(&mut self.chunks[chunk][at])
+        Some(&mut self.chunks[chunk].records_mut()[at])
     }
 
     /// Removes every message.
@@ -125,22 +235,22 @@ impl InFlight {
         let (chunk, offset) = self.locate(at).expect("at < len");
         let mut tail = self.chunks.split_off(chunk);
         if offset > 0 {
-            let rest = tail[0].split_off(offset);
-            self.chunks.push(std::mem::replace(&mut tail[0], rest));
+            let rest = tail[0].records_mut().split_off(offset);
+            self.chunks.push(std::mem::replace(&mut tail[0], Chunk::Records(rest)));
         }
         let tail = InFlight { len: self.len - at, chunks: tail };
         self.len = at;
         tail
     }
 
-    /// The messages as one vector (moved if there is one chunk, else copied once).
+    /// The messages as one vector (moved if there is one chunk of records, else copied once).
     pub fn into_vec(mut self) -> Vec<InFlightRecord> {
         if self.chunks.len() == 1 {
-            return self.chunks.pop().expect("one chunk");
+            return self.chunks.pop().expect("one chunk").into_records();
         }
         let mut all = Vec::with_capacity(self.len);
-        for mut chunk in self.chunks {
-            all.append(&mut chunk);
+        for chunk in self.chunks {
+            all.append(&mut chunk.into_records());
         }
         all
     }
@@ -230,19 +340,47 @@ impl<'a> IntoIterator for &'a InFlight {
     }
 }
 
-impl IntoIterator for InFlight {
-    type Item = InFlightRecord;
-    type IntoIter = Flatten<std::vec::IntoIter<Vec<InFlightRecord>>>;
+/// The records of an owned [`InFlight`], in order.
+pub struct IntoIter {
+    chunks: std::vec::IntoIter<Chunk>,
+    current: std::vec::IntoIter<InFlightRecord>,
+}
 
-    fn into_iter(self) -> Self::IntoIter {
-        self.chunks.into_iter().flatten()
+impl Iterator for IntoIter {
+    type Item = InFlightRecord;
+
+    fn next(&mut self) -> Option<InFlightRecord> {
+        loop {
+            if let Some(next) = self.current.next() {
+                return Some(next);
+            }
+            self.current = self.chunks.next()?.into_records().into_iter();
+        }
     }
 }
+
+impl fmt::Debug for IntoIter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntoIter").finish_non_exhaustive()
+    }
+}
+
+impl IntoIterator for InFlight {
+    type Item = InFlightRecord;
+    type IntoIter = IntoIter;
+
+    fn into_iter(self) -> IntoIter {
+        IntoIter { chunks: self.chunks.into_iter(), current: Vec::new().into_iter() }
+    }
+}
+
+/// How a chunk is read as records.
+type ChunkRecords = fn(&Chunk) -> &[InFlightRecord];
 
 /// The messages of an [`InFlight`], in order.
 #[derive(Clone)]
 pub struct Iter<'a> {
-    inner: Flatten<std::slice::Iter<'a, Vec<InFlightRecord>>>,
+    inner: Flatten<Map<std::slice::Iter<'a, Chunk>, ChunkRecords>>,
     left: usize,
 }
 
@@ -278,6 +416,40 @@ impl fmt::Debug for Iter<'_> {
     }
 }
 
+/// The messages of an [`InFlight`] as they are written ([`InFlight::views`]).
+pub(crate) struct Views<'a> {
+    chunks: &'a [Chunk],
+    /// The chunk and the message in it that come next.
+    chunk: usize,
+    at: usize,
+    left: usize,
+}
+
+impl<'a> Iterator for Views<'a> {
+    type Item = View<'a>;
+
+    fn next(&mut self) -> Option<View<'a>> {
+        loop {
+            let chunk = self.chunks.get(self.chunk)?;
+            if self.at == chunk.len() {
+                (self.chunk, self.at) = (self.chunk + 1, 0);
+                continue;
+            }
+            let view = match chunk {
+                Chunk::Records(records) => View::from(&records[self.at]),
+                Chunk::Backlog(backlog) => backlog.view(self.at),
+            };
+            self.at += 1;
+            self.left -= 1;
+            return Some(view);
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,12 +465,32 @@ mod tests {
         }
     }
 
+    /// An `InFlight` of chunks of these sizes, alternately vectors of records and backlogs
+    /// (a backlog's messages all go to one receiver), and the same records in one vector.
     fn chunked(sizes: &[usize]) -> (InFlight, Vec<InFlightRecord>) {
         let (mut in_flight, mut flat, mut n) = (InFlight::new(), Vec::new(), 0u8);
-        for &size in sizes {
-            let chunk: Vec<_> = (0..size).map(|_| (record(n), n += 1).0).collect();
-            flat.extend(chunk.iter().cloned());
-            in_flight.append_chunk(chunk);
+        for (k, &size) in sizes.iter().enumerate() {
+            if k % 2 == 0 {
+                let chunk: Vec<_> = (0..size).map(|_| (record(n), n += 1).0).collect();
+                flat.extend(chunk.iter().cloned());
+                in_flight.append_chunk(chunk);
+            } else {
+                let to = ActorId::new(SystemId(1), 100 + k as u64);
+                let mut backlog = Backlog::builder(to);
+                for _ in 0..size {
+                    let mut record = record(n);
+                    record.to = to;
+                    backlog
+                        .push_with(record.from, record.epoch, record.ask, |out| {
+                            out.extend_from_slice(&record.payload);
+                            Ok::<(), ()>(())
+                        })
+                        .unwrap();
+                    flat.push(record);
+                    n += 1;
+                }
+                in_flight.append_backlog(backlog.finish());
+            }
         }
         (in_flight, flat)
     }
@@ -307,11 +499,31 @@ mod tests {
     /// every split point.
     #[test]
     fn reads_and_splits_like_a_vector() {
-        for sizes in [&[][..], &[0], &[3], &[1, 0, 2], &[2, 2, 2], &[0, 4, 1, 0, 3]] {
+        for sizes in
+            [&[][..], &[0], &[3], &[0, 3], &[1, 0, 2], &[2, 2, 2], &[0, 4, 1, 0, 3], &[1, 2, 0, 3]]
+        {
             let (in_flight, flat) = chunked(sizes);
             assert_eq!(in_flight.len(), flat.len());
             assert_eq!(in_flight.is_empty(), flat.is_empty());
             assert!(in_flight.iter().eq(flat.iter()));
+            assert!(
+                in_flight
+                    .views()
+                    .map(|v| (v.to, v.from, v.epoch, v.ask, v.payload))
+                    .eq(flat.iter().map(|r| (r.to, r.from, r.epoch, r.ask, &r.payload[..])))
+            );
+            assert_eq!(in_flight.views().count(), flat.len());
+            assert_eq!(
+                in_flight.payload_bytes(),
+                flat.iter().map(|r| r.payload.len()).sum::<usize>()
+            );
+            let mut runs = Vec::new();
+            for (i, r) in flat.iter().enumerate() {
+                if i == 0 || flat[i - 1].to != r.to {
+                    runs.push((i, r.to));
+                }
+            }
+            assert_eq!(in_flight.receiver_runs().collect::<Vec<_>>(), runs, "{sizes:?}");
             assert!(in_flight.iter().rev().eq(flat.iter().rev()));
             assert_eq!(in_flight.iter().len(), flat.len());
             assert!(in_flight.chunks().all(|c| !c.is_empty()));

@@ -15,6 +15,7 @@
 
 #[cfg(feature = "s3")]
 mod async_store;
+mod backlog;
 mod compact;
 mod error;
 mod format;
@@ -26,13 +27,14 @@ mod object;
 mod store;
 mod url;
 
+pub use backlog::{Backlog, BacklogBuilder};
 pub use error::{FormatError, StoreError, ValidationError};
 pub use format::{
     BATCH_BYTES, CHECKPOINT_FORMAT_VERSION, Compression, MAX_EXPANSION, OLDEST_READABLE_VERSION,
     RecordKind, decode, decode_manifest, encode, encode_with,
 };
 pub use fs::FsStore;
-pub use in_flight::{InFlight, Iter as InFlightIter};
+pub use in_flight::{InFlight, IntoIter as InFlightIntoIter, Iter as InFlightIter};
 pub use model::{
     ActorEntry, Checkpoint, CheckpointId, InFlightRecord, Manifest, NodeEntry, SpawnCapacity,
     SpawnRestart, StateRecord, TimerEntry,

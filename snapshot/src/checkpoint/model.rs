@@ -273,14 +273,10 @@ impl Checkpoint {
                 return Err(ValidationError::MissingState { actor: entry.id });
             }
         }
-        let mut known = None; // the last receiver found: messages come in runs per receiver
-        for (index, message) in self.in_flight.iter().enumerate() {
-            if known == Some(message.to) {
-                continue;
-            }
-            known = Some(message.to);
-            if !actors.contains(&message.to) {
-                return Err(ValidationError::InFlightToUnknownActor { index, to: message.to });
+        // Messages come in runs per receiver: each run's receiver is looked up once.
+        for (index, to) in self.in_flight.receiver_runs() {
+            if !actors.contains(&to) {
+                return Err(ValidationError::InFlightToUnknownActor { index, to });
             }
         }
         Ok(())

@@ -1,0 +1,288 @@
+//! [`Backlog`]: one actor's messages in flight as its cut captured them.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+use super::model::InFlightRecord;
+use crate::{ActorId, Epoch, SystemId};
+
+/// The messages in flight to one actor as its cut captured them: their payloads encoded back
+/// to back in one buffer, beside what each record says of its message.
+///
+/// A snapshot records every message queued at every cut, hundreds of thousands of them under
+/// load; a backlog holds them as two allocations instead of one record each, and a checkpoint
+/// is written from it directly. It reads as [`InFlightRecord`]s
+/// ([`records`](Backlog::records)): those are made on first use, once.
+///
+/// ```
+/// use amber_snapshot::{ActorId, Backlog, Epoch, InFlight, SystemId};
+///
+/// let to = ActorId::new(SystemId(1), 7);
+/// let mut backlog = Backlog::builder(to);
+/// backlog.push_with(None, Epoch(1), false, |out| {
+///     out.extend_from_slice(&[1, 2]);
+///     Ok::<(), ()>(())
+/// })?;
+/// // A message whose encoder fails is left out, its bytes with it.
+/// assert!(backlog.push_with(None, Epoch(1), true, |out| { out.push(9); Err(()) }).is_err());
+/// let backlog = backlog.finish();
+/// assert_eq!(backlog.len(), 1);
+/// assert_eq!(backlog.records()[0].payload, vec![1, 2]);
+///
+/// let mut in_flight = InFlight::new();
+/// in_flight.append_backlog(backlog);
+/// assert_eq!(in_flight[0].to, to);
+/// # Ok::<(), ()>(())
+/// ```
+#[derive(Clone)]
+pub struct Backlog {
+    to: ActorId,
+    messages: Vec<Message>,
+    payloads: Bytes,
+    /// The system of every sender, each once (checkpoints index them without a pass over
+    /// every message).
+    sender_systems: Vec<SystemId>,
+    /// The records, made on first use.
+    records: OnceLock<Vec<InFlightRecord>>,
+}
+
+/// What a record says of one message of a backlog, but its receiver and payload.
+#[derive(Debug, Clone, Copy)]
+struct Message {
+    from: Option<ActorId>,
+    epoch: Epoch,
+    ask: bool,
+    /// Where its payload ends in the backlog's buffer (it starts where the previous one ends).
+    end: usize,
+}
+
+/// One message of a checkpoint's in flight as it is written, borrowed from a record or a
+/// backlog.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct View<'a> {
+    pub(crate) to: ActorId,
+    pub(crate) from: Option<ActorId>,
+    pub(crate) epoch: Epoch,
+    pub(crate) ask: bool,
+    pub(crate) payload: &'a [u8],
+}
+
+impl<'a> From<&'a InFlightRecord> for View<'a> {
+    fn from(record: &'a InFlightRecord) -> View<'a> {
+        View {
+            to: record.to,
+            from: record.from,
+            epoch: record.epoch,
+            ask: record.ask,
+            payload: &record.payload,
+        }
+    }
+}
+
+impl Backlog {
+    /// A builder of the backlog of actor `to`.
+    pub fn builder(to: ActorId) -> BacklogBuilder {
+        BacklogBuilder {
+            to,
+            messages: Vec::new(),
+            payloads: Vec::new(),
+            sender_systems: Vec::new(),
+        }
+    }
+
+    /// The receiver of every message.
+    pub fn to(&self) -> ActorId {
+        self.to
+    }
+
+    /// How many messages.
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// The bytes of every payload.
+    pub fn payload_bytes(&self) -> usize {
+        self.payloads.len()
+    }
+
+    /// The system of every sender, each once.
+    pub(crate) fn sender_systems(&self) -> &[SystemId] {
+        &self.sender_systems
+    }
+
+    /// The messages as records, in order (made on the first call; each payload a slice of the
+    /// backlog's buffer).
+    pub fn records(&self) -> &[InFlightRecord] {
+        self.records.get_or_init(|| self.make_records())
+    }
+
+    /// The messages as records, in order.
+    pub fn into_records(mut self) -> Vec<InFlightRecord> {
+        match self.records.take() {
+            Some(records) => records,
+            None => self.make_records(),
+        }
+    }
+
+    fn make_records(&self) -> Vec<InFlightRecord> {
+        let mut start = 0;
+        self.messages
+            .iter()
+            .map(|m| {
+                let payload = self.payloads.slice(start..m.end);
+                start = m.end;
+                InFlightRecord { to: self.to, from: m.from, epoch: m.epoch, ask: m.ask, payload }
+            })
+            .collect()
+    }
+
+    /// Message `i`, borrowed, without making its record.
+    ///
+    /// # Panics
+    /// If there is no message `i`.
+    pub(crate) fn view(&self, i: usize) -> View<'_> {
+        let m = &self.messages[i];
+        let start = if i == 0 { 0 } else { self.messages[i - 1].end };
+        View {
+            to: self.to,
+            from: m.from,
+            epoch: m.epoch,
+            ask: m.ask,
+            payload: &self.payloads[start..m.end],
+        }
+    }
+}
+
+impl fmt::Debug for Backlog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backlog")
+            .field("to", &self.to)
+            .field("messages", &self.messages.len())
+            .field("payload_bytes", &self.payloads.len())
+            .finish()
+    }
+}
+
+/// Builds a [`Backlog`] message by message ([`Backlog::builder`]).
+#[derive(Debug)]
+pub struct BacklogBuilder {
+    to: ActorId,
+    messages: Vec<Message>,
+    payloads: Vec<u8>,
+    sender_systems: Vec<SystemId>,
+}
+
+impl BacklogBuilder {
+    /// Room for `messages` more messages of about `payload_bytes` bytes in all.
+    pub fn reserve(&mut self, messages: usize, payload_bytes: usize) {
+        self.messages.reserve(messages);
+        self.payloads.reserve(payload_bytes);
+    }
+
+    /// Adds a message whose payload `encode` appends to the buffer it is given. If `encode`
+    /// fails, the message is left out (and whatever it appended) and its error returned.
+    pub fn push_with<E>(
+        &mut self,
+        from: Option<ActorId>,
+        epoch: Epoch,
+        ask: bool,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.payloads.len();
+        match encode(&mut self.payloads) {
+            Ok(()) => {
+                self.messages.push(Message { from, epoch, ask, end: self.payloads.len() });
+                if let Some(from) = from
+                    && self.sender_systems.last() != Some(&from.system())
+                    && !self.sender_systems.contains(&from.system())
+                {
+                    self.sender_systems.push(from.system());
+                }
+                Ok(())
+            }
+            Err(error) => {
+                self.payloads.truncate(start);
+                Err(error)
+            }
+        }
+    }
+
+    /// How many messages so far.
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// Whether there are none so far.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// The backlog.
+    pub fn finish(self) -> Backlog {
+        Backlog {
+            to: self.to,
+            messages: self.messages,
+            payloads: Bytes::from(self.payloads),
+            sender_systems: self.sender_systems,
+            records: OnceLock::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SystemId;
+
+    #[test]
+    fn views_and_records_say_the_same_in_order() {
+        let to = ActorId::new(SystemId(2), 3);
+        let mut builder = Backlog::builder(to);
+        let sizes = [0usize, 3, 1, 0, 5];
+        for (n, size) in sizes.iter().enumerate() {
+            let from = (n % 2 == 0).then(|| ActorId::new(SystemId(9), n as u64));
+            builder
+                .push_with(from, Epoch(n as u64), n % 3 == 0, |out| {
+                    out.extend(std::iter::repeat_n(n as u8, *size));
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+            // A failing encoder leaves nothing behind.
+            assert!(
+                builder
+                    .push_with(None, Epoch(0), false, |out| {
+                        out.push(99);
+                        Err(())
+                    })
+                    .is_err()
+            );
+        }
+        let backlog = builder.finish();
+        assert_eq!(backlog.len(), sizes.len());
+        assert_eq!(backlog.payload_bytes(), sizes.iter().sum::<usize>());
+        assert_eq!(backlog.sender_systems(), [SystemId(9)]);
+        let views: Vec<_> = (0..backlog.len()).map(|i| backlog.view(i)).collect();
+        let records = backlog.records();
+        assert_eq!(records.len(), views.len());
+        for (n, (record, view)) in records.iter().zip(&views).enumerate() {
+            assert_eq!(record.to, to);
+            assert_eq!(view.to, to);
+            assert_eq!(record.from, view.from);
+            assert_eq!(record.epoch, Epoch(n as u64));
+            assert_eq!(view.epoch, record.epoch);
+            assert_eq!(record.ask, n % 3 == 0);
+            assert_eq!(view.ask, record.ask);
+            assert_eq!(&record.payload[..], view.payload);
+            assert_eq!(record.payload, vec![n as u8; sizes[n]]);
+        }
+        assert_eq!(backlog.clone().into_records(), records);
+        assert_eq!(Backlog::builder(to).finish().into_records(), vec![]);
+    }
+}
