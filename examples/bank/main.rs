@@ -431,13 +431,11 @@ struct Books<'a> {
 struct Taken {
     started: Instant,
     checkpoint: Arc<Checkpoint>,
-    written: tokio::task::JoinHandle<
-        Result<amber::snapshot::CheckpointInfo, amber::snapshot::StoreError>,
-    >,
+    written: tokio::task::JoinHandle<Result<amber::snapshot::CheckpointInfo, amber::SnapshotError>>,
 }
 
-/// Takes one snapshot and starts writing it to `store` (on a blocking thread), noting a
-/// failure in `phase`.
+/// Takes one snapshot and starts writing it to `store` (on a blocking thread, through
+/// [`ActorSystem::write_checkpoint`]), noting a failure in `phase`.
 async fn snapshot_once(
     system: &ActorSystem,
     store: &Arc<Store>,
@@ -464,9 +462,10 @@ async fn snapshot_once(
         }
     };
     let checkpoint = Arc::new(checkpoint);
-    let written = tokio::task::spawn_blocking({
-        let (store, checkpoint) = (store.clone(), checkpoint.clone());
-        move || store.save(&checkpoint)
+    // Written (and logged) by the system, while the bank keeps the checkpoint to audit it.
+    let written = tokio::spawn({
+        let (system, store, checkpoint) = (system.clone(), store.clone(), checkpoint.clone());
+        async move { system.write_checkpoint(&store, checkpoint).await }
     });
     Some(Taken { started, checkpoint, written })
 }
