@@ -78,7 +78,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// p50 (from a histogram of microseconds with 3 significant figures: within 0.1 % of the
-/// exact one), min and max of latencies in milliseconds.
+/// exact one, and between the min and the max), min and max of latencies in milliseconds.
 fn stats(v: &[f64]) -> (f64, f64, f64) {
     let mut h = Histogram::<u64>::new(3).expect("3 significant figures is a valid precision");
     for ms in v {
@@ -86,7 +86,7 @@ fn stats(v: &[f64]) -> (f64, f64, f64) {
     }
     let min = v.iter().copied().fold(f64::INFINITY, f64::min);
     let max = v.iter().copied().fold(0.0, f64::max);
-    (h.value_at_quantile(0.5) as f64 / 1e3, min, max)
+    (((h.value_at_quantile(0.5) as f64) / 1e3).clamp(min, max), min, max)
 }
 
 fn builder() -> amber::SystemBuilder {

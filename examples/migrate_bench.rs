@@ -430,7 +430,7 @@ fn ms(ns: u64) -> f64 {
 }
 
 /// p50, p99 (from a histogram of nanoseconds with 3 significant figures: within 0.1 % of the
-/// exact ones) and max, in milliseconds.
+/// exact ones, and never above the max) and max, in milliseconds.
 fn stats(v: impl Iterator<Item = u64>) -> (f64, f64, f64) {
     let mut h = Histogram::<u64>::new(3).expect("3 significant figures is a valid precision");
     let mut max = 0;
@@ -438,7 +438,8 @@ fn stats(v: impl Iterator<Item = u64>) -> (f64, f64, f64) {
         h.record(ns).expect("a resizing histogram takes any value");
         max = max.max(ns);
     }
-    (ms(h.value_at_quantile(0.5)), ms(h.value_at_quantile(0.99)), ms(max))
+    let at = |q: f64| ms(h.value_at_quantile(q).min(max));
+    (at(0.5), at(0.99), ms(max))
 }
 
 fn report(phase: &str, rounds: &[Round]) {

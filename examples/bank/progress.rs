@@ -11,38 +11,46 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 /// Snapshot latencies, recorded in microseconds with 3 significant figures (a percentile is
-/// within 0.1 % of the exact one).
-pub(crate) struct Latencies(Histogram<u64>);
+/// within 0.1 % of the exact one, and never above the largest), and the largest, exact.
+pub(crate) struct Latencies {
+    histogram: Histogram<u64>,
+    max_us: u64,
+}
 
 impl Default for Latencies {
     fn default() -> Latencies {
-        Latencies(Histogram::new(3).expect("3 significant figures is a valid precision"))
+        let histogram = Histogram::new(3).expect("3 significant figures is a valid precision");
+        Latencies { histogram, max_us: 0 }
     }
 }
 
 impl Latencies {
     pub(crate) fn record(&mut self, took: Duration) {
-        self.0
-            .record(took.as_micros().try_into().unwrap_or(u64::MAX))
-            .expect("a resizing histogram takes any value");
+        let us = took.as_micros().try_into().unwrap_or(u64::MAX);
+        self.histogram.record(us).expect("a resizing histogram takes any value");
+        self.max_us = self.max_us.max(us);
     }
 
     /// Adds the latencies of `other`.
     pub(crate) fn add(&mut self, other: &Latencies) {
-        self.0.add(&other.0).expect("a histogram that resizes takes any other");
+        self.histogram.add(&other.histogram).expect("a histogram that resizes takes any other");
+        self.max_us = self.max_us.max(other.max_us);
     }
 
     pub(crate) fn len(&self) -> u64 {
-        self.0.len()
+        self.histogram.len()
     }
 
     /// The latency at quantile `q` (0.5: the median; 1.0: the largest), in milliseconds; 0
     /// without any.
     pub(crate) fn ms(&self, q: f64) -> f64 {
-        if self.0.is_empty() {
+        if self.histogram.is_empty() {
             return 0.0;
         }
-        let us = if q >= 1.0 { self.0.max() } else { self.0.value_at_quantile(q) };
+        let us = match q {
+            1.0.. => self.max_us,
+            _ => self.histogram.value_at_quantile(q).min(self.max_us),
+        };
         us as f64 / 1e3
     }
 }
