@@ -33,9 +33,20 @@ impl Counter {
     }
 }
 
+/// A counter that survives restarts of this program: each run restores the newest
+/// checkpoint of the store (if any), adds 1 three times and writes a checkpoint after each.
+#[derive(Debug, clap::Parser)]
+#[command(name = "checkpoint_url")]
+struct Args {
+    /// The store: a directory, file:///DIR, or with --features s3 s3://BUCKET/PREFIX (the
+    /// endpoint and credentials from the standard AWS environment variables).
+    #[arg(value_name = "DIR|URL", default_value = "checkpoints/counter")]
+    url: String,
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let url = std::env::args().nth(1).unwrap_or_else(|| "checkpoints/counter".to_owned());
+    let Args { url } = clap::Parser::parse();
     // The store's calls block (files, or requests on the store's own runtime): off the executor.
     let store = {
         let url = url.clone();

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use amber::prelude::*;
 use amber::{Cluster, TransportConfig};
+use clap::Parser;
+use hdrhistogram::Histogram;
 
 /// An actor with a little state; idle unless it is part of the `--busy` ring.
 #[derive(ActorState, Debug, Default)]
@@ -48,36 +50,43 @@ impl Cell {
 const RING_PER_NODE: usize = 1_000;
 const TOKENS: usize = 200;
 
+/// Cross-node snapshot latency: three nodes in one process over loopback, N actors each,
+/// snapshots started from node a, alternating with snapshots of one system holding all 3N.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cluster_snapshot_bench",
+    after_help = "With RUST_LOG=amber_actors::snapshot::engine=debug the engine logs when \
+                  every snapshot starts and completes."
+)]
 struct Options {
+    /// Actors per node (underscores allowed: 30_000).
+    #[arg(long, value_name = "N", default_value = "30000", value_parser = flags::positive)]
     actors: usize,
+    /// Snapshots measured per setup.
+    #[arg(long, value_name = "N", default_value = "7", value_parser = flags::positive)]
     rounds: usize,
+    /// A ring whose every hop crosses nodes carries tokens during the snapshots.
+    #[arg(long)]
     busy: bool,
+    /// Print one JSON object.
+    #[arg(long)]
     json: bool,
-}
-
-impl Options {
-    fn parse() -> Options {
-        let flags = flags::Flags::from_env();
-        let options = Options {
-            actors: flags.number("--actors", 30_000),
-            rounds: flags.number("--rounds", 7),
-            busy: flags.switch("--busy"),
-            json: flags.switch("--json"),
-        };
-        assert!(options.actors > 0 && options.rounds > 0, "--actors and --rounds must be > 0");
-        options
-    }
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// p50, min and max.
+/// p50 (from a histogram of microseconds with 3 significant figures: within 0.1 % of the
+/// exact one, and between the min and the max), min and max of latencies in milliseconds.
 fn stats(v: &[f64]) -> (f64, f64, f64) {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    (s[s.len() / 2], s[0], s[s.len() - 1])
+    let mut h = Histogram::<u64>::new(3).expect("3 significant figures is a valid precision");
+    for ms in v {
+        h.record((ms * 1e3).round() as u64).expect("a resizing histogram takes any value");
+    }
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(0.0, f64::max);
+    (((h.value_at_quantile(0.5) as f64) / 1e3).clamp(min, max), min, max)
 }
 
 fn builder() -> amber::SystemBuilder {

@@ -125,8 +125,15 @@ impl Clock {
     }
 }
 
+/// Actors written with amber's macros, end to end: handlers, typed refs, storable state,
+/// timers.
+#[derive(Debug, clap::Parser)]
+#[command(name = "macro_actors")]
+struct Args {}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    <Args as clap::Parser>::parse();
     println!("spawning an audit log and three accounts");
     let system = ActorSystem::builder()
         .register::<Account>()

@@ -35,8 +35,15 @@ fn builder() -> SystemBuilder {
     ActorSystem::builder().register::<Meter>()
 }
 
+/// amber's metrics in Prometheus's text format: two nodes exchange messages and asks, take
+/// snapshots and write a checkpoint, and the scrape is printed.
+#[derive(Debug, clap::Parser)]
+#[command(name = "metrics")]
+struct Args {}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    <Args as clap::Parser>::parse();
     let recorder = PrometheusBuilder::new().build_recorder();
     let scrape = recorder.handle();
     metrics::set_global_recorder(recorder)?;

@@ -90,8 +90,15 @@ impl Actor for Boss {
     }
 }
 
+/// A tour of the local runtime: tell and ask, a supervised worker that panics and is
+/// restarted, a timer, a watch, and an ordered shutdown.
+#[derive(Debug, clap::Parser)]
+#[command(name = "quickstart")]
+struct Args {}
+
 #[tokio::main]
 async fn main() {
+    <Args as clap::Parser>::parse();
     // Panics inside handlers are caught by amber; print them as one line instead of the
     // default multi-line report.
     std::panic::set_hook(Box::new(|info| eprintln!("  (a handler panicked: {info})")));

@@ -77,6 +77,7 @@ mod supervision;
 mod system;
 mod target;
 mod timer;
+mod trace;
 mod turn;
 
 pub use actor::{Actor, BoxError, Message};

@@ -9,7 +9,7 @@
 //! | `amber_snapshot_duration_seconds` | histogram | | start to checkpoint in hand, completed attempts |
 //! | `amber_snapshot_actors` | histogram | | actors in a completed snapshot |
 //! | `amber_snapshot_in_flight` | histogram | | messages recorded in flight in a completed snapshot |
-//! | `amber_checkpoint_bytes` | histogram | | size of a checkpoint written by `checkpoint`/`checkpoint_every` |
+//! | `amber_checkpoint_bytes` | histogram | | size of a checkpoint written by `checkpoint`/`checkpoint_every`/`write_checkpoint` |
 //! | `amber_checkpoint_write_seconds` | histogram | | time to write it to its store |
 //! | `amber_mailbox_depth` | histogram | | messages queued at an actor's cut, one cut in [`SAMPLE`] |
 //! | `amber_ask_latency_seconds` | histogram | | ask round trips, one ask in [`SAMPLE`] per thread |

@@ -26,7 +26,7 @@ use amber::{Cluster, NodeId, SystemBuilder, TransportConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use super::{Account, EACH, Options, Summary, link_and_start, run_phase};
+use super::{Account, Books, EACH, Options, Progress, Summary, link_and_start, run_phase};
 
 const SECRET_ENV: &str = "AMBER_BANK_SECRET";
 /// How long any one step of the choreography may take before the demo gives up.
@@ -239,7 +239,12 @@ fn accounts_of(system: &ActorSystem, checkpoint: &Checkpoint) -> Fallible<Vec<Ac
 }
 
 /// Runs the bank over `options.nodes` processes and reports like the one-node demo.
-pub(crate) async fn run(options: &Options, store: &Arc<Store>, dir: &str) -> Fallible<Summary> {
+pub(crate) async fn run(
+    options: &Options,
+    store: &Arc<Store>,
+    dir: &str,
+    progress: &Progress,
+) -> Fallible<Summary> {
     let k = options.nodes;
     let secret = secret();
     let me = Cluster::start(builder(), config("n0", secret.as_bytes()))
@@ -252,6 +257,7 @@ pub(crate) async fn run(options: &Options, store: &Arc<Store>, dir: &str) -> Fal
     mesh(&me, me.local_addr(), &mut nodes).await?;
     let n = options.accounts;
     let total = n as u64 * EACH;
+    let books = Books { store, total, progress };
     if !options.json {
         println!(
             "bank: {n} accounts over {k} processes, {total} in total; snapshot every {:?}",
@@ -261,8 +267,7 @@ pub(crate) async fn run(options: &Options, store: &Arc<Store>, dir: &str) -> Fal
     }
     let accounts = open_bank(&me, k, n).await?;
     let first_run = if options.kill_node { options.duration / 2 } else { options.duration };
-    let first =
-        run_phase(me.system(), &accounts, store, total, first_run, options.interval, false).await;
+    let first = run_phase(me.system(), &accounts, books, first_run, options.interval, false).await;
     drop(accounts);
     if first.snapshots == 0 {
         let why = first.failures.first().map_or("none was taken", String::as_str);
@@ -312,8 +317,7 @@ pub(crate) async fn run(options: &Options, store: &Arc<Store>, dir: &str) -> Fal
     let restore_ms = t.elapsed().as_secs_f64() * 1e3;
     let accounts = accounts_of(me.system(), &checkpoint)?;
     let run_on = (options.duration / 2).max(options.interval * 3);
-    let second =
-        run_phase(me.system(), &accounts, store, total, run_on, options.interval, false).await;
+    let second = run_phase(me.system(), &accounts, books, run_on, options.interval, false).await;
     drop(accounts);
 
     me.shutdown().await;

@@ -9,8 +9,15 @@
 //!
 //! ```text
 //! cargo run --release --example bank -- [--accounts N] [--duration 5s] [--interval 100ms]
-//!                                        [--dir DIR|URL] [--restore DIR|URL] [--json]
+//!                                        [--dir DIR|URL] [--restore DIR|URL]
+//!                                        [--nodes K [--kill-node]] [--json] [--quiet]
 //! ```
+//!
+//! `--help` lists the flags. Durations are in humantime's notation (`5s`, `1.5s`, `100ms`;
+//! a bare number is seconds). While it runs, the demo prints a line a second on stderr
+//! (snapshots so far, their p50, deposits per second in the last second), with `--json` too
+//! (stdout then holds the JSON only); `--quiet` leaves it out. At the end it says where the
+//! checkpoints went and how to list, inspect, diff and draw them with amber's CLI.
 //!
 //! `--dir` and `--restore` take a directory or a store URL (`file:///DIR`, and with
 //! `--features s3` `s3://BUCKET/PREFIX`, with the endpoint and credentials of the standard
@@ -33,6 +40,7 @@
 //! `Deposit { amount }` (a transfer withdraws locally, then sends that deposit), so the
 //! checkpoints can be re-checked by anyone with `amber inspect CHECKPOINT --json`.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,8 +48,14 @@ use std::time::{Duration, Instant};
 
 use amber::prelude::*;
 use amber::snapshot::{Checkpoint, CheckpointStore, Store};
+use clap::{CommandFactory, Parser};
+
+use progress::{Latencies, Progress};
 
 mod cluster;
+#[path = "../flags/mod.rs"]
+mod flags;
+mod progress;
 
 const EACH: u64 = 1_000;
 const NEIGHBOURS: usize = 8;
@@ -188,98 +202,79 @@ fn audit(checkpoint: &Checkpoint) -> Result<Audit, String> {
     Ok(a)
 }
 
+/// The consistent-snapshot demo: accounts move money among themselves at full speed while
+/// the bank takes global snapshots, checks that every one adds up exactly, and writes each as
+/// a checkpoint; then it drops the system, restores the latest checkpoint and runs on.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bank",
+    after_help = "Durations: 5s, 1.5s, 100ms, 2m (a bare number is seconds).\n\
+                  Progress goes to stderr once a second (also with --json; --quiet leaves it \
+                  out); the summary and the JSON go to stdout."
+)]
 struct Options {
+    /// Accounts in the bank, each starting with 1000 (at least 2).
+    #[arg(long, value_name = "N", default_value = "1000", value_parser = at_least_two)]
     accounts: usize,
+    /// Time spent snapshotting (on one node, the run lasts about twice as long: windows
+    /// with and without snapshots alternate).
+    #[arg(long, default_value = "5s", value_parser = flags::duration)]
     duration: Duration,
+    /// Time between snapshots.
+    #[arg(long, default_value = "100ms", value_parser = flags::duration)]
     interval: Duration,
+    /// Where checkpoints go: a directory, file:///DIR or s3://BUCKET/PREFIX (default: a new
+    /// temporary directory, or the --restore store).
+    #[arg(long, value_name = "DIR|URL")]
     dir: Option<String>,
+    /// Start from the latest valid checkpoint of this store instead of a fresh bank.
+    #[arg(long, value_name = "DIR|URL")]
     restore: Option<String>,
+    /// Print one JSON object on stdout instead of the summary.
+    #[arg(long)]
     json: bool,
-    /// Processes the bank runs across (1: this one only).
+    /// No progress line on stderr.
+    #[arg(long)]
+    quiet: bool,
+    /// Processes the bank runs across, on 127.0.0.1 (1: this one only).
+    #[arg(long, value_name = "K", default_value = "1", value_parser = flags::positive)]
     nodes: usize,
-    /// With `nodes > 1`: kill the last node's process mid-run, restore onto the rest.
+    /// With --nodes 2 or more: kill the last node's process mid-run, restore onto the rest.
+    #[arg(long)]
     kill_node: bool,
-    /// Internal: run as node NAME of a `--nodes` bank, joining the node at `join`.
-    node_child: Option<(String, std::net::SocketAddr)>,
+    /// Internal: run as node NAME of a --nodes bank (started by the bank itself).
+    #[arg(long, value_name = "NAME", hide = true, requires = "join")]
+    node_child: Option<String>,
+    /// Internal: the address of the node a --node-child joins.
+    #[arg(long, value_name = "ADDR", hide = true, requires = "node_child")]
+    join: Option<SocketAddr>,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
-    let n: f64 = number.parse().map_err(|_| format!("not a duration: {s:?} (try 5s, 100ms)"))?;
-    let secs = match unit {
-        "ms" => n / 1e3,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("unknown unit in {s:?} (use ms, s or m)")),
-    };
-    if !(secs.is_finite() && secs > 0.0) {
-        return Err(format!("duration must be positive: {s:?}"));
+fn at_least_two(s: &str) -> Result<usize, String> {
+    match flags::number(s)? {
+        n if n < 2 => Err("must be at least 2".to_owned()),
+        n => Ok(n),
     }
-    Ok(Duration::from_secs_f64(secs))
 }
 
-fn parse_args() -> Result<Options, String> {
-    let mut o = Options {
-        accounts: 1000,
-        duration: Duration::from_secs(5),
-        interval: Duration::from_millis(100),
-        dir: None,
-        restore: None,
-        json: false,
-        nodes: 1,
-        kill_node: false,
-        node_child: None,
-    };
-    let mut child_name = None;
-    let mut join = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--accounts" => {
-                o.accounts =
-                    value()?.parse().map_err(|_| "--accounts takes a number".to_string())?;
-                if o.accounts < 2 {
-                    return Err("--accounts must be at least 2".into());
-                }
-            }
-            "--duration" => o.duration = parse_duration(&value()?)?,
-            "--interval" => o.interval = parse_duration(&value()?)?,
-            "--dir" => o.dir = Some(value()?),
-            "--restore" => o.restore = Some(value()?),
-            "--json" => o.json = true,
-            "--nodes" => {
-                o.nodes = value()?.parse().map_err(|_| "--nodes takes a number".to_string())?;
-                if o.nodes == 0 {
-                    return Err("--nodes must be at least 1".into());
-                }
-            }
-            "--kill-node" => o.kill_node = true,
-            "--node-child" => child_name = Some(value()?),
-            "--join" => {
-                join = Some(value()?.parse().map_err(|_| "--join takes an address".to_string())?)
-            }
-            "-h" | "--help" => {
-                return Err("usage: bank [--accounts N] [--duration 5s] [--interval 100ms] [--dir DIR|URL] [--restore DIR|URL] [--nodes K [--kill-node]] [--json]".into());
-            }
-            other => return Err(format!("unknown argument {other:?}; see --help")),
+impl Options {
+    /// The command line, checked: a usage error (or --help) exits here, as clap does.
+    fn parse_checked() -> Options {
+        let o = Options::parse();
+        let conflict = if o.kill_node && o.nodes < 2 {
+            Some("--kill-node needs --nodes 2 or more")
+        } else if o.nodes > 1 && o.restore.is_some() {
+            Some("--restore runs on one node; it cannot be combined with --nodes")
+        } else if o.nodes > o.accounts {
+            Some("--nodes cannot exceed --accounts")
+        } else {
+            None
+        };
+        if let Some(why) = conflict {
+            Options::command().error(clap::error::ErrorKind::ArgumentConflict, why).exit();
         }
+        o
     }
-    if o.kill_node && o.nodes < 2 {
-        return Err("--kill-node needs --nodes 2 or more".into());
-    }
-    if o.nodes > 1 && o.restore.is_some() {
-        return Err("--restore runs on one node; it cannot be combined with --nodes".into());
-    }
-    if o.nodes > o.accounts {
-        return Err("--nodes cannot exceed --accounts".into());
-    }
-    o.node_child = match (child_name, join) {
-        (Some(name), Some(join)) => Some((name, join)),
-        (None, None) => None,
-        _ => return Err("--node-child and --join go together".into()),
-    };
-    Ok(o)
 }
 
 /// Sends transfer commands from outside the system until told to stop.
@@ -309,7 +304,7 @@ fn outside_transfers(
 #[derive(Default)]
 struct Phase {
     snapshots: usize,
-    latencies_ms: Vec<f64>,
+    latencies: Latencies,
     in_flight_recorded: usize,
     invariant_ok: bool,
     /// Deposits per second while snapshots are taken.
@@ -355,12 +350,12 @@ fn window_length(duration: Duration, interval: Duration) -> Duration {
 async fn run_phase(
     system: &ActorSystem,
     accounts: &[ActorRef<Account>],
-    store: &Arc<Store>,
-    total: u64,
+    books: Books<'_>,
     duration: Duration,
     interval: Duration,
     baseline: bool,
 ) -> Phase {
+    let Books { store, total, progress } = books;
     let stop = Arc::new(AtomicBool::new(false));
     let outside = outside_transfers(accounts.to_vec(), stop.clone());
     let mut phase = Phase { invariant_ok: true, ..Phase::default() };
@@ -379,7 +374,9 @@ async fn run_phase(
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while started.elapsed() < length {
                 ticks.tick().await;
-                let Some(taken) = snapshot_once(system, store, &mut phase).await else { continue };
+                let Some(taken) = snapshot_once(system, store, &mut phase, progress).await else {
+                    continue;
+                };
                 if baseline {
                     // Audited once the window is measured: the audit is the demo's check,
                     // not part of what a snapshot costs the accounts.
@@ -390,7 +387,7 @@ async fn run_phase(
                         taken.started,
                         &taken.checkpoint,
                         total,
-                        &mut phase,
+                        (&mut phase, progress),
                         &mut first,
                         &mut last,
                     );
@@ -405,7 +402,7 @@ async fn run_phase(
         into.deposits += spent.deposits;
         into.time += spent.time;
         for (at, checkpoint) in unaudited {
-            audit_once(at, &checkpoint, total, &mut phase, &mut first, &mut last);
+            audit_once(at, &checkpoint, total, (&mut phase, progress), &mut first, &mut last);
         }
         snapshotting = !baseline || !snapshotting;
     }
@@ -422,21 +419,28 @@ async fn run_phase(
     phase
 }
 
+/// Where a phase's snapshots go, what they must add up to, and who shows them as they come.
+#[derive(Clone, Copy)]
+struct Books<'a> {
+    store: &'a Arc<Store>,
+    total: u64,
+    progress: &'a Progress,
+}
+
 /// A snapshot taken and handed to the store: its audit still to do, its write under way.
 struct Taken {
     started: Instant,
     checkpoint: Arc<Checkpoint>,
-    written: tokio::task::JoinHandle<
-        Result<amber::snapshot::CheckpointInfo, amber::snapshot::StoreError>,
-    >,
+    written: tokio::task::JoinHandle<Result<amber::snapshot::CheckpointInfo, amber::SnapshotError>>,
 }
 
-/// Takes one snapshot and starts writing it to `store` (on a blocking thread), noting a
-/// failure in `phase`.
+/// Takes one snapshot and starts writing it to `store` (on a blocking thread, through
+/// [`ActorSystem::write_checkpoint`]), noting a failure in `phase`.
 async fn snapshot_once(
     system: &ActorSystem,
     store: &Arc<Store>,
     phase: &mut Phase,
+    progress: &Progress,
 ) -> Option<Taken> {
     let started = Instant::now();
     let mut checkpoint = match system.snapshot().await {
@@ -446,7 +450,9 @@ async fn snapshot_once(
             return None;
         }
     };
-    phase.latencies_ms.push(started.elapsed().as_secs_f64() * 1e3);
+    let took = started.elapsed();
+    phase.latencies.record(took);
+    progress.snapshot(took);
     phase.snapshots += 1;
     checkpoint.manifest.id = match store.next_id() {
         Ok(id) => id,
@@ -456,9 +462,10 @@ async fn snapshot_once(
         }
     };
     let checkpoint = Arc::new(checkpoint);
-    let written = tokio::task::spawn_blocking({
-        let (store, checkpoint) = (store.clone(), checkpoint.clone());
-        move || store.save(&checkpoint)
+    // Written (and logged) by the system, while the bank keeps the checkpoint to audit it.
+    let written = tokio::spawn({
+        let (system, store, checkpoint) = (system.clone(), store.clone(), checkpoint.clone());
+        async move { system.write_checkpoint(&store, checkpoint).await }
     });
     Some(Taken { started, checkpoint, written })
 }
@@ -480,12 +487,12 @@ async fn written(taken: Taken, phase: &mut Phase) -> (Instant, Arc<Checkpoint>) 
 }
 
 /// Audits one snapshot (taken at `started`), noting the outcome in `phase` (and the first
-/// and last audited received counts, with when their snapshot started).
+/// and last audited received counts, with when their snapshot started, also for `progress`).
 fn audit_once(
     started: Instant,
     checkpoint: &Checkpoint,
     total: u64,
-    phase: &mut Phase,
+    (phase, progress): (&mut Phase, &Progress),
     first: &mut Option<(Instant, u64)>,
     last: &mut Option<(Instant, u64)>,
 ) {
@@ -504,21 +511,13 @@ fn audit_once(
             }
             first.get_or_insert((started, a.received));
             *last = Some((started, a.received));
+            progress.audited(started, a.received);
         }
         Err(e) => {
             phase.invariant_ok = false;
             phase.failures.push(e);
         }
     }
-}
-
-fn percentile(v: &[f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
 fn lookup_all(system: &ActorSystem, n: usize) -> Result<Vec<ActorRef<Account>>, String> {
@@ -577,7 +576,12 @@ struct Summary {
 }
 
 /// The one-node bank: run, drop the system, restore the latest checkpoint, run on.
-async fn run_one_node(options: &Options, store: &Arc<Store>, dir: &str) -> Result<Summary, String> {
+async fn run_one_node(
+    options: &Options,
+    store: &Arc<Store>,
+    dir: &str,
+    progress: &Progress,
+) -> Result<Summary, String> {
     // Phase 1: a fresh bank, or the latest checkpoint of --restore.
     let (system, accounts, n) = if let Some(from) = &options.restore {
         // From the store --restore names: the one checkpoints go to, unless --dir names
@@ -605,6 +609,7 @@ async fn run_one_node(options: &Options, store: &Arc<Store>, dir: &str) -> Resul
         (system, accounts, options.accounts)
     };
     let total = n as u64 * EACH;
+    let books = Books { store, total, progress };
     if !options.json {
         println!(
             "bank: {n} accounts, {total} in total; snapshot every {:?} for {:?}",
@@ -613,7 +618,7 @@ async fn run_one_node(options: &Options, store: &Arc<Store>, dir: &str) -> Resul
         println!("checkpoints: {dir}");
     }
     let first =
-        run_phase(&system, &accounts, store, total, options.duration, options.interval, true).await;
+        run_phase(&system, &accounts, books, options.duration, options.interval, true).await;
     system.shutdown().await;
     drop(system);
 
@@ -629,8 +634,7 @@ async fn run_one_node(options: &Options, store: &Arc<Store>, dir: &str) -> Resul
             }
             let accounts = lookup_all(&system, n).expect("restored accounts keep their names");
             let run_on = (options.duration / 2).max(options.interval * 3);
-            let phase =
-                run_phase(&system, &accounts, store, total, run_on, options.interval, true).await;
+            let phase = run_phase(&system, &accounts, books, run_on, options.interval, true).await;
             system.shutdown().await;
             (phase, Some(checkpoint.manifest.id))
         }
@@ -654,20 +658,14 @@ async fn run_one_node(options: &Options, store: &Arc<Store>, dir: &str) -> Resul
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let options = match parse_args() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("bank: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let options = Options::parse_checked();
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_writer(std::io::stderr)
             .init();
     }
-    if let Some((name, join)) = options.node_child.clone() {
+    if let (Some(name), Some(join)) = (options.node_child.clone(), options.join) {
         return cluster::child(name, join).await;
     }
     let dir = match (&options.dir, &options.restore) {
@@ -697,11 +695,17 @@ async fn main() -> ExitCode {
         eprintln!("bank: cannot use {dir}: {e}");
         return ExitCode::from(1);
     }
+    let progress = Arc::new(Progress::default());
+    // Every account lives in this process unless the bank spans several.
+    let reporter = (!options.quiet).then(|| progress.report(options.nodes == 1, deposits::total));
     let summary = if options.nodes > 1 {
-        cluster::run(&options, &store, &dir).await
+        cluster::run(&options, &store, &dir, &progress).await
     } else {
-        run_one_node(&options, &store, &dir).await
+        run_one_node(&options, &store, &dir, &progress).await
     };
+    if let Some(reporter) = reporter {
+        reporter.abort();
+    }
     let s = match summary {
         Ok(s) => s,
         Err(e) => {
@@ -710,8 +714,9 @@ async fn main() -> ExitCode {
         }
     };
     let (first, second) = (&s.first, &s.second);
-    let all_latencies: Vec<f64> =
-        first.latencies_ms.iter().chain(&second.latencies_ms).copied().collect();
+    let mut latencies = Latencies::default();
+    latencies.add(&first.latencies);
+    latencies.add(&second.latencies);
     let invariant_ok = first.invariant_ok && first.snapshots > 0;
     let restored_invariant_ok = second.invariant_ok && second.snapshots > 0;
     let failures: Vec<&String> = first.failures.iter().chain(&second.failures).collect();
@@ -723,8 +728,8 @@ async fn main() -> ExitCode {
             "killed_node": s.killed_node,
             "snapshots": first.snapshots + second.snapshots,
             "in_flight_recorded": first.in_flight_recorded + second.in_flight_recorded,
-            "snapshot_ms_p50": percentile(&all_latencies, 0.5),
-            "snapshot_ms_max": percentile(&all_latencies, 1.0),
+            "snapshot_ms_p50": latencies.ms(0.5),
+            "snapshot_ms_max": latencies.ms(1.0),
             "restore_ms": s.restore_ms,
             "checkpoint_bytes": first.last_checkpoint.map(|c| c.0),
             "state_bytes": first.last_checkpoint.map(|c| c.1),
@@ -739,50 +744,82 @@ async fn main() -> ExitCode {
             "failures": failures,
         });
         println!("{summary}");
+        if !options.quiet {
+            eprint!("{}", where_they_went(&dir, &store));
+        }
     } else {
-        println!(
-            "before restore: {} snapshots, every one exact: {}; {} messages recorded in flight; {:.0} deposits/s",
-            first.snapshots, first.invariant_ok, first.in_flight_recorded, first.deposits_per_sec
-        );
-        if let Some(base) = first.baseline_deposits_per_sec {
-            println!(
-                "                {base:.0} deposits/s in the alternating windows without snapshots: overhead {:.1} %",
-                (1.0 - first.deposits_per_sec / base) * 100.0
-            );
-        }
-        if let Some(node) = &s.killed_node {
-            println!("killed node {node}'s process; restoring onto the other {}", s.nodes - 1);
-        }
-        match s.restored_from {
-            Some(id) => println!(
-                "restored {id} in {:.1} ms ({} accounts) and ran on",
-                s.restore_ms, s.accounts
-            ),
-            None => println!("restore failed"),
-        }
-        println!(
-            "after restore:  {} snapshots, every one exact: {}; {} messages recorded in flight; {:.0} deposits/s",
-            second.snapshots,
-            second.invariant_ok,
-            second.in_flight_recorded,
-            second.deposits_per_sec
-        );
-        println!(
-            "snapshot latency: p50 {:.2} ms, max {:.2} ms",
-            percentile(&all_latencies, 0.5),
-            percentile(&all_latencies, 1.0)
-        );
-        for f in &failures {
-            println!("FAILURE: {f}");
-        }
-        println!(
-            "invariant {}",
-            if invariant_ok && restored_invariant_ok { "OK" } else { "VIOLATED" }
-        );
+        print_summary(&s, &latencies, invariant_ok && restored_invariant_ok, &failures);
+        print!("{}", where_they_went(&dir, &store));
     }
     if invariant_ok && restored_invariant_ok && failures.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     }
+}
+
+/// One phase's line of the summary: per snapshot what is per snapshot, over the phase what
+/// is over the phase.
+fn phase_line(label: &str, phase: &Phase) {
+    let per_snapshot = phase.in_flight_recorded as f64 / phase.snapshots.max(1) as f64;
+    println!(
+        "{label} {} snapshots, every one exact: {}; {per_snapshot:.0} messages in flight per snapshot ({} over all {}); {:.0} deposits/s while snapshotting",
+        phase.snapshots,
+        phase.invariant_ok,
+        phase.in_flight_recorded,
+        phase.snapshots,
+        phase.deposits_per_sec
+    );
+}
+
+/// The human-readable summary.
+fn print_summary(s: &Summary, latencies: &Latencies, exact: bool, failures: &[&String]) {
+    let (first, second) = (&s.first, &s.second);
+    phase_line("before restore:", first);
+    if let Some(base) = first.baseline_deposits_per_sec {
+        println!(
+            "                {base:.0} deposits/s in the alternating windows without snapshots: overhead {:.1} %",
+            (1.0 - first.deposits_per_sec / base) * 100.0
+        );
+    }
+    if let Some(node) = &s.killed_node {
+        println!("killed node {node}'s process; restoring onto the other {}", s.nodes - 1);
+    }
+    match s.restored_from {
+        Some(id) => {
+            println!("restored {id} in {:.1} ms ({} accounts) and ran on", s.restore_ms, s.accounts)
+        }
+        None => println!("restore failed"),
+    }
+    phase_line("after restore: ", second);
+    println!(
+        "snapshot latency, each snapshot of both phases: p50 {:.2} ms, max {:.2} ms",
+        latencies.ms(0.5),
+        latencies.ms(1.0)
+    );
+    if let Some((bytes, state, payload)) = first.last_checkpoint {
+        println!(
+            "last checkpoint before the restore: {bytes} bytes ({state} bytes of account state, {payload} bytes of in-flight payloads)"
+        );
+    }
+    for f in failures {
+        println!("FAILURE: {f}");
+    }
+    println!("invariant {}", if exact { "OK" } else { "VIOLATED" });
+}
+
+/// Where the checkpoints went, and the commands that look inside them.
+fn where_they_went(dir: &str, store: &Store) -> String {
+    let kept = store.ids().map_or_else(
+        |e| format!("cannot list them: {e}"),
+        |ids| format!("{} kept, the newest last", ids.len()),
+    );
+    format!(
+        "checkpoints: {dir} ({kept})\n\
+         look inside them with amber's CLI (from this repository):\n  \
+         cargo run -p amber-cli -- list {dir}\n  \
+         cargo run -p amber-cli -- inspect {dir} --latest --summary\n  \
+         cargo run -p amber-cli -- diff --store {dir} latest~1 latest\n  \
+         cargo run -p amber-cli -- graph {dir} --latest --format svg > bank.svg\n"
+    )
 }

@@ -1,31 +1,38 @@
-//! The command line of the benchmark examples: `--name N` numbers (underscores allowed, as in
-//! `30_000`) and bare `--name` switches. Included by each example with
+//! What the examples' command lines share, as clap value parsers: numbers that may be written
+//! with underscores (`30_000`) and durations in humantime's notation (`5s`, `1.5s`, `100ms`,
+//! `2m`; a bare number is seconds). Included by each example that needs them with
 //! `#[path = "flags/mod.rs"] mod flags;`.
 
-/// The arguments after the program's name.
-pub(crate) struct Flags(Vec<String>);
+// Each example uses the parsers it needs.
+#![allow(dead_code)]
 
-impl Flags {
-    pub(crate) fn from_env() -> Flags {
-        Flags(std::env::args().skip(1).collect())
-    }
+use std::time::Duration;
 
-    /// The number after `flag`, or `default` if the flag is absent.
-    ///
-    /// # Panics
-    ///
-    /// If the flag is not followed by a number (a usage error in a benchmark program).
-    pub(crate) fn number(&self, flag: &str, default: usize) -> usize {
-        self.0.iter().position(|a| a == flag).map_or(default, |i| {
-            self.0
-                .get(i + 1)
-                .and_then(|v| v.replace('_', "").parse().ok())
-                .unwrap_or_else(|| panic!("{flag} takes a number"))
-        })
-    }
+/// A count: digits, underscores allowed between them (`30_000`).
+pub(crate) fn number(s: &str) -> Result<usize, String> {
+    s.replace('_', "").parse().map_err(|_| format!("not a number: {s:?}"))
+}
 
-    /// Whether the switch `flag` is given.
-    pub(crate) fn switch(&self, flag: &str) -> bool {
-        self.0.iter().any(|a| a == flag)
+/// A count of at least 1.
+pub(crate) fn positive(s: &str) -> Result<usize, String> {
+    match number(s)? {
+        0 => Err("must be at least 1".to_owned()),
+        n => Ok(n),
     }
+}
+
+/// A positive duration: humantime's notation (`5s`, `1.5s`, `100ms`, `2m`, `1m 30s`), or a
+/// bare number of seconds (`5`, `0.5`).
+pub(crate) fn duration(s: &str) -> Result<Duration, String> {
+    let parsed = match humantime::parse_duration(s) {
+        Ok(d) => d,
+        Err(e) => match s.trim().parse::<f64>() {
+            Ok(secs) if secs.is_finite() && secs >= 0.0 => Duration::from_secs_f64(secs),
+            _ => return Err(format!("{e} (try 5s, 1.5s, 100ms)")),
+        },
+    };
+    if parsed.is_zero() {
+        return Err("a duration must be positive".to_owned());
+    }
+    Ok(parsed)
 }

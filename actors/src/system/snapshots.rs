@@ -9,6 +9,7 @@ use std::time::Duration;
 use amber_snapshot::{
     ActorEntry, ActorId, Checkpoint, CheckpointInfo, CheckpointStore, InFlightRecord, StateRecord,
 };
+use tracing::Instrument;
 
 use super::{Host, SystemBuilder, fan_out};
 use crate::any_mailbox::AnyMailbox;
@@ -54,13 +55,16 @@ impl ActorSystem {
             return Err(SnapshotError::ShuttingDown);
         }
         let started = std::time::Instant::now();
-        let result = self.snapshot_attempt(deadline).await;
+        let span = crate::trace::snapshot_span();
+        let result = self.snapshot_attempt(deadline).instrument(span.clone()).await;
+        crate::trace::snapshot_ended(&span, result.as_ref().ok(), started.elapsed());
         crate::metrics::snapshot_attempt(&result, started.elapsed());
         result
     }
 
     async fn snapshot_attempt(&self, deadline: Duration) -> Result<Checkpoint, SnapshotError> {
         let (epoch, mut done, effects) = self.engine().start(deadline)?;
+        crate::trace::snapshot_started(epoch);
         self.run_effects(effects);
         let result = match tokio::time::timeout(deadline, &mut done).await {
             Ok(result) => result,
@@ -75,18 +79,20 @@ impl ActorSystem {
     }
 
     /// Takes a snapshot and writes it to `store` as the next checkpoint (the store is called
-    /// on a blocking thread). Returns what was written.
+    /// on a blocking thread). Returns what was written, and logs it (INFO).
     pub async fn checkpoint<S>(&self, store: &Arc<S>) -> Result<CheckpointInfo, SnapshotError>
     where
         S: CheckpointStore + ?Sized + 'static,
     {
-        let mut checkpoint = self.snapshot().await?;
+        let span = crate::trace::checkpoint_span();
+        let mut checkpoint = self.snapshot().instrument(span.clone()).await?;
         let store = store.clone();
         let started = std::time::Instant::now();
-        let info = tokio::task::spawn_blocking(move || {
+        let (info, checkpoint) = tokio::task::spawn_blocking(move || {
             checkpoint.manifest.id = store.next_id()?;
-            store.save(&checkpoint)
+            store.save(&checkpoint).map(|info| (info, checkpoint))
         })
+        .instrument(span.clone())
         .await
         .map_err(|e| SnapshotError::Aborted {
             epoch: self.engine().completed(),
@@ -94,6 +100,38 @@ impl ActorSystem {
         })?
         .map_err(SnapshotError::Store)?;
         crate::metrics::checkpoint_written(info.bytes, started.elapsed());
+        crate::trace::checkpoint_written(&span, &checkpoint, &info, started.elapsed());
+        Ok(info)
+    }
+
+    /// Writes `checkpoint`, a snapshot of this system, to `store` (on a blocking thread), as
+    /// [`checkpoint`](Self::checkpoint) does after its snapshot: for a caller that keeps the
+    /// snapshot (to check it, or to send it elsewhere too) while it is written. Give it its
+    /// id first, the store's next one ([`CheckpointStore::next_id`]). Returns what was
+    /// written, and logs it (INFO) and counts it like `checkpoint`.
+    pub async fn write_checkpoint<S>(
+        &self,
+        store: &Arc<S>,
+        checkpoint: Arc<Checkpoint>,
+    ) -> Result<CheckpointInfo, SnapshotError>
+    where
+        S: CheckpointStore + ?Sized + 'static,
+    {
+        let span = crate::trace::checkpoint_span();
+        let started = std::time::Instant::now();
+        let info = tokio::task::spawn_blocking({
+            let (store, checkpoint) = (store.clone(), checkpoint.clone());
+            move || store.save(&checkpoint)
+        })
+        .instrument(span.clone())
+        .await
+        .map_err(|e| SnapshotError::Aborted {
+            epoch: checkpoint.manifest.epoch,
+            reason: AbortCause::Writer { message: e.to_string() },
+        })?
+        .map_err(SnapshotError::Store)?;
+        crate::metrics::checkpoint_written(info.bytes, started.elapsed());
+        crate::trace::checkpoint_written(&span, &checkpoint, &info, started.elapsed());
         Ok(info)
     }
 
@@ -268,6 +306,8 @@ impl SystemBuilder {
         checkpoint: &Checkpoint,
         keep: impl Fn(&ActorEntry) -> bool,
     ) -> Result<PendingRestore, RestoreError> {
+        let span = crate::trace::restore_span(checkpoint);
+        let in_span = span.enter(); // a restore never awaits
         checkpoint.validate().map_err(|e| RestoreError::Invalid(e.to_string()))?;
         let epoch = checkpoint.manifest.epoch;
         let started = std::time::Instant::now();
@@ -400,13 +440,8 @@ impl SystemBuilder {
         for part in decoded {
             prepared.extend(part?);
         }
-        tracing::info!(
-            %epoch,
-            actors = kept.len(),
-            in_flight = recorded,
-            ms = started.elapsed().as_secs_f64() * 1e3,
-            "restored from checkpoint"
-        );
+        drop(in_span); // the INFO line goes beside the span (see crate::trace)
+        crate::trace::restored(&span, checkpoint, kept.len(), recorded, started.elapsed());
         Ok(PendingRestore { system, prepared })
     }
 

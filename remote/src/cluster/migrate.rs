@@ -21,6 +21,7 @@ use dashmap::DashMap;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use super::control::Control;
 use super::{Cluster, ClusterError, Shared, reply_handler};
@@ -159,6 +160,24 @@ impl Cluster {
     /// with [`ClusterError::NodeDown`] or [`ClusterError::Timeout`] if `to` goes down or
     /// stays silent after it left (it may or may not run there).
     pub async fn migrate(&self, id: ActorId, to: &NodeId) -> Result<(), ClusterError> {
+        // One span per migration, with its figures (never per message).
+        let span = tracing::info_span!(
+            "migration",
+            actor = %id,
+            from = %self.node(),
+            to = %to,
+            ms = tracing::field::Empty,
+            ok = tracing::field::Empty
+        );
+        let started = std::time::Instant::now();
+        let moved = self.move_actor(id, to).instrument(span.clone()).await;
+        span.record("ms", started.elapsed().as_secs_f64() * 1e3);
+        span.record("ok", moved.is_ok());
+        moved
+    }
+
+    /// [`migrate`](Self::migrate), in its span.
+    async fn move_actor(&self, id: ActorId, to: &NodeId) -> Result<(), ClusterError> {
         let shared = &self.shared;
         let system = self.system();
         if !shared.is_up(to) {
