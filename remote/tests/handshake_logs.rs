@@ -38,7 +38,9 @@ async fn a_wrong_secret_fails_on_both_sides_with_a_warning_and_no_link() {
     let subscriber = tracing_subscriber::fmt().with_writer(logs.clone()).with_ansi(false).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let mut a = Node::bind(TransportConfig::new("a", any_port(), b"one secret".to_vec())).await;
+    let mut a =
+        Node::bind(TransportConfig::new("a", any_port(), b"one secret, not the others".to_vec()))
+            .await;
     let mut b = Node::bind(config("b")).await;
     let error = a.transport.connect(b.addr()).await.unwrap_err();
     assert!(

@@ -5,10 +5,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use amber_remote::{
-    ConfigError, Frame, FrameError, HandshakeError, NodeId, NodeIdError, PROTOCOL_VERSION,
+    ConfigError, Frame, FrameError, HandshakeError, NodeId, NodeIdError, PROTOCOL_VERSION, Refusal,
     TransportConfig, TransportError, TransportEvent,
 };
-use support::raw::{RawPeer, encode, preamble};
+use support::raw::{RawPeer, encode, preamble, proof};
 use support::{Node, SECRET, WAIT, any_port, config, linked, still_linked};
 
 #[tokio::test]
@@ -63,13 +63,9 @@ async fn a_silent_peer_is_dropped_after_the_handshake_timeout() {
     };
     assert!(matches!(error, HandshakeError::Timeout(t) if t == timeout), "{error}");
     assert!(started.elapsed() >= timeout);
-    // The transport's own preamble and hello, then the end of the connection.
-    let frames = tokio::time::timeout(WAIT, async {
-        raw.read_exact(6).await;
-        raw.read_until_closed().await
-    });
-    let frames = frames.await.expect("the connection is closed");
-    assert!(matches!(frames[..], [Frame::Hello { .. }]), "{frames:?}");
+    // The acceptor speaks only after the dialler's preamble: nothing, then the end.
+    let sent = tokio::time::timeout(WAIT, raw.stream_bytes_until_closed());
+    assert_eq!(sent.await.expect("the connection is closed"), b"");
 }
 
 #[tokio::test]
@@ -154,10 +150,46 @@ async fn a_raw_peer_that_follows_the_documented_handshake_is_accepted() {
 }
 
 #[tokio::test]
+async fn a_dialler_with_another_secret_is_refused_before_the_acceptor_proves_anything() {
+    let mut b = Node::bind(config("b")).await;
+    let mut raw = RawPeer::connect(b.addr()).await;
+    let nonce = [0x42; 32];
+    let mut hello = preamble(PROTOCOL_VERSION);
+    hello.extend(encode(&Frame::Hello {
+        node: NodeId::from("guesser"),
+        incarnation: 1,
+        listen_port: 1,
+        nonce,
+    }));
+    raw.write(&hello).await;
+    assert_eq!(raw.read_exact(6).await, preamble(PROTOCOL_VERSION));
+    let Some(Frame::Hello { nonce: b_nonce, .. }) = raw.read_frame().await else {
+        panic!("expected b's hello")
+    };
+    let guess = proof(b"a guessed shared secret", 1, "guesser", "b", &nonce, &b_nonce);
+    raw.write(&encode(&Frame::Proof { mac: guess })).await;
+    let after = raw.stream_bytes_until_closed().await;
+    let TransportEvent::HandshakeFailed { error, .. } = b.next().await else {
+        panic!("expected HandshakeFailed")
+    };
+    assert!(matches!(error, HandshakeError::Auth), "{error}");
+    assert_eq!(after, encode(&Frame::Refuse(Refusal::Auth)), "only the refusal follows");
+    let real = proof(SECRET, 2, "b", "guesser", &nonce, &b_nonce);
+    assert!(!after.windows(32).any(|w| w == real), "b's proof was sent");
+}
+
+#[tokio::test]
 async fn bad_configurations_are_refused() {
     let empty = TransportConfig::new("a", any_port(), Vec::new());
     let error = amber_remote::Transport::bind(empty).await.unwrap_err();
     assert!(matches!(error, TransportError::Config(ConfigError::EmptySecret)), "{error}");
+    let short = TransportConfig::new("a", any_port(), b"password".to_vec());
+    let error = amber_remote::Transport::bind(short).await.unwrap_err();
+    assert!(
+        matches!(error, TransportError::Config(ConfigError::ShortSecret { len: 8, min: 16 })),
+        "{error}"
+    );
+    assert!(error.to_string().contains("at least 16"), "{error}");
     let unnamed = TransportConfig::new("", any_port(), SECRET.to_vec());
     let error = amber_remote::Transport::bind(unnamed).await.unwrap_err();
     assert!(

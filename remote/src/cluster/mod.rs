@@ -109,10 +109,10 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let addr = "127.0.0.1:0".parse().unwrap();
-/// let a = Cluster::start(ActorSystem::builder(), TransportConfig::new("a", addr, b"secret".to_vec()))
+/// let a = Cluster::start(ActorSystem::builder(), TransportConfig::new("a", addr, b"a long random shared secret".to_vec()))
 ///     .await
 ///     .unwrap();
-/// let b = Cluster::start(ActorSystem::builder(), TransportConfig::new("b", addr, b"secret".to_vec()))
+/// let b = Cluster::start(ActorSystem::builder(), TransportConfig::new("b", addr, b"a long random shared secret".to_vec()))
 ///     .await
 ///     .unwrap();
 /// b.system().spawn_named("echo", Echo).unwrap();

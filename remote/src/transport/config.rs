@@ -10,6 +10,11 @@ use crate::frame::DEFAULT_MAX_FRAME;
 use crate::handshake::HANDSHAKE_MAX_FRAME;
 use crate::{NodeId, NodeIdError};
 
+/// The shortest shared secret a [`TransportConfig`] accepts, in bytes: 16 random bytes (128
+/// bits) are out of reach of an offline guessing attack on a handshake proof; a password-like
+/// secret of that length is not, so draw it at random (32 bytes recommended).
+pub const MIN_SECRET_LEN: usize = 16;
+
 /// How a [`Transport`](crate::Transport) names itself, where it listens, whom it trusts, and
 /// its limits and timers.
 ///
@@ -24,7 +29,10 @@ pub struct TransportConfig {
     /// [`Transport::local_addr`](crate::Transport::local_addr)).
     pub listen: SocketAddr,
     /// The cluster's shared secret; every node must have the same one. It never crosses the
-    /// wire. Use at least 32 random bytes; it must not be empty.
+    /// wire, but a node that dials a stranger shows it an HMAC keyed with it (see
+    /// [the handshake](crate#handshake)), which the stranger can attack offline: use 32
+    /// random bytes or more. Shorter than [`MIN_SECRET_LEN`] (16) bytes is refused
+    /// ([`ConfigError::ShortSecret`]).
     pub secret: Vec<u8>,
     /// The largest frame body this node sends or accepts, in bytes. Default 8 MiB.
     pub max_frame: usize,
@@ -136,10 +144,15 @@ impl TransportConfig {
     }
 
     /// What is wrong with this configuration, if anything.
-    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+    /// [`Transport::bind`](crate::Transport::bind) runs it first; call it to check a
+    /// configuration earlier (say, when it is read from a file).
+    pub fn check(&self) -> Result<(), ConfigError> {
         self.node.check()?;
         if self.secret.is_empty() {
             return Err(ConfigError::EmptySecret);
+        }
+        if self.secret.len() < MIN_SECRET_LEN {
+            return Err(ConfigError::ShortSecret { len: self.secret.len(), min: MIN_SECRET_LEN });
         }
         if self.max_frame < HANDSHAKE_MAX_FRAME || self.max_frame > u32::MAX as usize {
             return Err(ConfigError::MaxFrame(self.max_frame));
@@ -174,6 +187,15 @@ pub enum ConfigError {
     /// The shared secret is empty.
     #[error("the shared secret must not be empty")]
     EmptySecret,
+    /// The shared secret is shorter than [`MIN_SECRET_LEN`]: guessable offline from one
+    /// handshake proof.
+    #[error("the shared secret is {len} bytes; at least {min} random bytes are needed")]
+    ShortSecret {
+        /// The secret's length.
+        len: usize,
+        /// [`MIN_SECRET_LEN`].
+        min: usize,
+    },
     /// `max_frame` (the value given) is out of range.
     #[error("max_frame must be between {HANDSHAKE_MAX_FRAME} and {max} bytes, not {0}", max = u32::MAX)]
     MaxFrame(usize),
@@ -223,7 +245,7 @@ mod tests {
     use super::*;
 
     fn config() -> TransportConfig {
-        TransportConfig::new("n", "127.0.0.1:0".parse().unwrap(), b"secret".to_vec())
+        TransportConfig::new("n", "127.0.0.1:0".parse().unwrap(), b"sixteen byte key".to_vec())
     }
 
     #[test]
@@ -231,7 +253,8 @@ mod tests {
         assert_eq!(config().check(), Ok(()));
         let shown = format!("{:?}", config());
         assert!(!shown.contains("secret\""), "{shown}");
-        assert!(shown.contains("<6 bytes, redacted>"), "{shown}");
+        assert!(!shown.contains("sixteen"), "{shown}");
+        assert!(shown.contains("<16 bytes, redacted>"), "{shown}");
     }
 
     #[test]
@@ -241,6 +264,10 @@ mod tests {
         assert_eq!(
             check(TransportConfig { secret: vec![], ..config() }),
             Err(ConfigError::EmptySecret)
+        );
+        assert_eq!(
+            check(TransportConfig { secret: vec![7; MIN_SECRET_LEN - 1], ..config() }),
+            Err(ConfigError::ShortSecret { len: MIN_SECRET_LEN - 1, min: MIN_SECRET_LEN })
         );
         assert_eq!(
             check(TransportConfig { node: NodeId::from(""), ..config() }),

@@ -11,7 +11,7 @@ mod tests;
 #[cfg(feature = "tls")]
 mod tls;
 
-pub use config::{ConfigError, TransportConfig};
+pub use config::{ConfigError, MIN_SECRET_LEN, TransportConfig};
 pub use error::{DownReason, TransportError};
 pub use event::TransportEvent;
 pub use stats::TransportStats;
