@@ -178,6 +178,7 @@
 mod cluster;
 mod frame;
 mod handshake;
+mod log_limit;
 mod node;
 mod transport;
 

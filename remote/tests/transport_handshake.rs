@@ -53,19 +53,70 @@ async fn another_protocol_version_is_refused_naming_both_versions() {
 }
 
 #[tokio::test]
-async fn a_silent_peer_is_dropped_after_the_handshake_timeout() {
+async fn a_silent_peer_is_dropped_after_the_first_byte_timeout_and_told_nothing() {
     let timeout = Duration::from_millis(300);
-    let mut b = Node::bind(config("b").with_handshake_timeout(timeout)).await;
+    let mut b = Node::bind(config("b").with_first_byte_timeout(timeout)).await;
     let started = Instant::now();
     let mut raw = RawPeer::connect(b.addr()).await;
     let TransportEvent::HandshakeFailed { error, .. } = b.next().await else {
         panic!("expected HandshakeFailed")
     };
-    assert!(matches!(error, HandshakeError::Timeout(t) if t == timeout), "{error}");
+    assert!(matches!(error, HandshakeError::Idle(t) if t == timeout), "{error}");
     assert!(started.elapsed() >= timeout);
     // The acceptor speaks only after the dialler's preamble: nothing, then the end.
     let sent = tokio::time::timeout(WAIT, raw.stream_bytes_until_closed());
     assert_eq!(sent.await.expect("the connection is closed"), b"");
+}
+
+#[tokio::test]
+async fn idle_connections_fill_their_address_share_then_a_dialler_there_is_told_why() {
+    let first_byte = Duration::from_millis(400);
+    let limits = config("b").with_pending_handshakes(64, 4).with_first_byte_timeout(first_byte);
+    let mut b = Node::bind(limits).await;
+    let a = Node::bind(config("a")).await;
+    // Accepted in the order they connected: these four take 127.0.0.1's places first.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(RawPeer::connect(b.addr()).await);
+    }
+    let error = a.transport.connect(b.addr()).await.unwrap_err();
+    assert!(
+        matches!(error, TransportError::Handshake { source: HandshakeError::TooManyPending, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("handshake refused: too many pending"), "{error}");
+    // The idle ones are dropped at their first-byte timeout, which frees the places.
+    for _ in 0..4 {
+        let TransportEvent::HandshakeFailed { error, .. } = b.next().await else {
+            panic!("expected HandshakeFailed")
+        };
+        assert!(matches!(error, HandshakeError::Idle(_)), "{error}");
+    }
+    assert_eq!(a.transport.connect(b.addr()).await.unwrap(), b.id());
+}
+
+/// The flood comes from 127.0.0.2 (loopback too; Linux routes all of 127/8 to it) so that it
+/// is another address than the node's 127.0.0.1.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_flood_of_idle_connections_from_another_address_does_not_lock_a_node_out() {
+    let mut b = Node::bind(config("b").with_first_byte_timeout(Duration::from_secs(30))).await;
+    let a = Node::bind(config("a")).await;
+    let mut flood = Vec::new();
+    for _ in 0..64 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        flood.push(socket.connect(b.addr()).await.unwrap());
+    }
+    // Every place the flood did not get is still there for other addresses, at once.
+    assert_eq!(a.transport.connect(b.addr()).await.unwrap(), b.id());
+    b.expect_up().await;
+    // Past its address's share (8 by default), the flood was refused with a typed refusal.
+    let stream = flood.pop().unwrap();
+    let mut refused = RawPeer { stream, buf: Default::default(), peer: None };
+    assert_eq!(refused.read_exact(6).await, preamble(PROTOCOL_VERSION));
+    assert_eq!(refused.read_frame().await, Some(Frame::Refuse(Refusal::TooManyPending)));
+    assert_eq!(refused.read_frame().await, None);
 }
 
 #[tokio::test]

@@ -41,9 +41,15 @@ pub struct TransportConfig {
     /// A peer from which nothing arrived for this long is declared down. Must exceed the
     /// peers' heartbeat interval (with margin for load); default 5 s.
     pub peer_timeout: Duration,
-    /// The longest a TCP connect plus handshake may take; a silent peer is dropped after it.
+    /// The longest a TCP connect plus handshake may take (on the accepting side, counted
+    /// from the dialler's first byte); a peer that stops half-way is dropped after it.
     /// Default 5 s.
     pub handshake_timeout: Duration,
+    /// How long an incoming connection may stay silent: the dialler must send its first
+    /// byte within this of connecting, or the connection is dropped
+    /// ([`HandshakeError::Idle`](crate::HandshakeError::Idle)) and its handshake place
+    /// freed. An amber dialler writes at once. Default 1 s.
+    pub first_byte_timeout: Duration,
     /// Frames that may wait on one peer's data lane (counted one by one, also when
     /// [`send_all`](crate::Transport::send_all) queues many in one entry) before
     /// [`send`](crate::Transport::send) waits (and
@@ -54,9 +60,21 @@ pub struct TransportConfig {
     pub send_queue: usize,
     /// Events that may wait for the application before the links stop reading. Default 1024.
     pub event_queue: usize,
-    /// Incoming connections that may be in their handshake at once; more are dropped on
-    /// arrival. Default 64.
+    /// Incoming connections that may be in their handshake at once, from all addresses.
+    /// Default 64. One past it, or past
+    /// [`max_pending_per_address`](Self::max_pending_per_address), is refused on arrival:
+    /// the dialler is sent [`Refusal::TooManyPending`](crate::Refusal::TooManyPending)
+    /// (reported by its `connect` as
+    /// [`HandshakeError::TooManyPending`](crate::HandshakeError::TooManyPending); under TLS,
+    /// which comes first, as a TLS error) and the connection is closed.
     pub max_pending_handshakes: usize,
+    /// Incoming connections from one IP address that may be in their handshake at once.
+    /// Default 8. A flood of idle connections from one address then takes that address's
+    /// places only (for at most [`first_byte_timeout`](Self::first_byte_timeout) each), so
+    /// nodes dialling from other addresses still get in; it takes
+    /// `max_pending_handshakes / max_pending_per_address` flooding addresses to fill every
+    /// place.
+    pub max_pending_per_address: usize,
     /// The kernel's send and receive buffer sizes (`SO_SNDBUF`, `SO_RCVBUF`) for every
     /// link's socket, in bytes; `None` (the default) leaves them to the kernel, which grows
     /// them with the traffic (on Linux up to `net.ipv4.tcp_rmem` and `tcp_wmem`, megabytes).
@@ -88,9 +106,11 @@ impl TransportConfig {
             heartbeat_interval: Duration::from_secs(1),
             peer_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(1),
             send_queue: 1024,
             event_queue: 1024,
             max_pending_handshakes: 64,
+            max_pending_per_address: 8,
             socket_buffer: None,
             #[cfg(feature = "tls")]
             tls: None,
@@ -117,6 +137,22 @@ impl TransportConfig {
     #[must_use]
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> TransportConfig {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sets [`first_byte_timeout`](Self::first_byte_timeout).
+    #[must_use]
+    pub fn with_first_byte_timeout(mut self, timeout: Duration) -> TransportConfig {
+        self.first_byte_timeout = timeout;
+        self
+    }
+
+    /// Sets [`max_pending_handshakes`](Self::max_pending_handshakes) and
+    /// [`max_pending_per_address`](Self::max_pending_per_address).
+    #[must_use]
+    pub fn with_pending_handshakes(mut self, total: usize, per_address: usize) -> TransportConfig {
+        self.max_pending_handshakes = total;
+        self.max_pending_per_address = per_address;
         self
     }
 
@@ -157,7 +193,10 @@ impl TransportConfig {
         if self.max_frame < HANDSHAKE_MAX_FRAME || self.max_frame > u32::MAX as usize {
             return Err(ConfigError::MaxFrame(self.max_frame));
         }
-        if self.heartbeat_interval.is_zero() || self.handshake_timeout.is_zero() {
+        if self.heartbeat_interval.is_zero()
+            || self.handshake_timeout.is_zero()
+            || self.first_byte_timeout.is_zero()
+        {
             return Err(ConfigError::ZeroInterval);
         }
         if self.peer_timeout <= self.heartbeat_interval {
@@ -166,7 +205,11 @@ impl TransportConfig {
                 heartbeat_interval: self.heartbeat_interval,
             });
         }
-        if self.send_queue == 0 || self.event_queue == 0 || self.max_pending_handshakes == 0 {
+        if self.send_queue == 0
+            || self.event_queue == 0
+            || self.max_pending_handshakes == 0
+            || self.max_pending_per_address == 0
+        {
             return Err(ConfigError::ZeroQueue);
         }
         if let Some(bytes) = self.socket_buffer.filter(|&b| b == 0 || b > i32::MAX as usize) {
@@ -199,8 +242,8 @@ pub enum ConfigError {
     /// `max_frame` (the value given) is out of range.
     #[error("max_frame must be between {HANDSHAKE_MAX_FRAME} and {max} bytes, not {0}", max = u32::MAX)]
     MaxFrame(usize),
-    /// `heartbeat_interval` or `handshake_timeout` is zero.
-    #[error("heartbeat_interval and handshake_timeout must not be zero")]
+    /// `heartbeat_interval`, `handshake_timeout` or `first_byte_timeout` is zero.
+    #[error("heartbeat_interval, handshake_timeout and first_byte_timeout must not be zero")]
     ZeroInterval,
     /// `peer_timeout` does not exceed `heartbeat_interval`.
     #[error(
@@ -212,8 +255,8 @@ pub enum ConfigError {
         /// The heartbeat interval given.
         heartbeat_interval: Duration,
     },
-    /// A queue size or `max_pending_handshakes` is zero.
-    #[error("queue sizes and max_pending_handshakes must not be zero")]
+    /// A queue size, `max_pending_handshakes` or `max_pending_per_address` is zero.
+    #[error("queue sizes and the limits on pending handshakes must not be zero")]
     ZeroQueue,
     /// `socket_buffer` (the value given) is out of range.
     #[error("socket_buffer must be between 1 and {max} bytes, not {0}", max = i32::MAX)]
@@ -230,9 +273,11 @@ impl fmt::Debug for TransportConfig {
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("peer_timeout", &self.peer_timeout)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("first_byte_timeout", &self.first_byte_timeout)
             .field("send_queue", &self.send_queue)
             .field("event_queue", &self.event_queue)
             .field("max_pending_handshakes", &self.max_pending_handshakes)
+            .field("max_pending_per_address", &self.max_pending_per_address)
             .field("socket_buffer", &self.socket_buffer);
         #[cfg(feature = "tls")]
         out.field("tls", &self.tls);
@@ -280,6 +325,8 @@ mod tests {
         );
         assert_eq!(check(config().with_heartbeat(ms(0), ms(100))), Err(ConfigError::ZeroInterval));
         assert_eq!(check(config().with_queues(0, 1)), Err(ConfigError::ZeroQueue));
+        assert_eq!(check(config().with_pending_handshakes(8, 0)), Err(ConfigError::ZeroQueue));
+        assert_eq!(check(config().with_first_byte_timeout(ms(0))), Err(ConfigError::ZeroInterval));
         assert_eq!(check(config().with_heartbeat(ms(100), ms(300))), Ok(()));
         assert_eq!(check(config().with_socket_buffer(0)), Err(ConfigError::SocketBuffer(0)));
         assert_eq!(check(config().with_socket_buffer(64 * 1024)), Ok(()));
