@@ -81,6 +81,23 @@
 //! ([`ConfigError::ShortSecret`], [`MIN_SECRET_LEN`]), and a password-like secret of any
 //! length is not safe: draw it at random.
 //!
+//! **Connections in their handshake are bounded.** At most
+//! [`TransportConfig::max_pending_handshakes`] incoming connections (64 by default) may be in
+//! their handshake at once, and at most [`TransportConfig::max_pending_per_address`] (8) from
+//! one IP address; a connection past either bound is answered with its preamble and
+//! [`Frame::Refuse`]`(`[`Refusal::TooManyPending`]`)` and closed, which the dialler's
+//! [`Transport::connect`] reports as [`HandshakeError::TooManyPending`] ("handshake refused:
+//! too many pending"; retry later). A dialler must send its first byte within
+//! [`TransportConfig::first_byte_timeout`] (1 s), or its connection is dropped
+//! ([`HandshakeError::Idle`]). So idle connections from one address hold that address's
+//! places for a second each, and nodes dialling from other addresses still get in.
+//!
+//! **Warnings are limited per peer.** Failed incoming handshakes are logged at most 5 times
+//! per remote address in 10 s (the next line logged carries `suppressed`, the number held
+//! back); every one is still reported as [`TransportEvent::HandshakeFailed`]. A
+//! [`Cluster`] likewise limits the warnings a linked peer causes, and drops a peer that
+//! sends 16 control messages it cannot read within 10 s, with one warning naming it.
+//!
 //! A failed handshake drops the connection, logs a `tracing` warning naming the address and
 //! the reason, and is reported: by [`Transport::connect`]'s error on the dialling side, by
 //! [`TransportEvent::HandshakeFailed`] on the accepting side.
