@@ -53,6 +53,42 @@ async fn another_protocol_version_is_refused_naming_both_versions() {
 }
 
 #[tokio::test]
+async fn a_dialler_told_an_older_version_by_the_acceptor_reports_both() {
+    // A version-2 acceptor wrote its preamble and hello at once, before reading anything.
+    let listener = tokio::net::TcpListener::bind(any_port()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let old = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut raw = RawPeer { stream, buf: Default::default(), peer: None };
+        let mut hello = preamble(2);
+        hello.extend(encode(&Frame::Hello {
+            node: NodeId::from("old"),
+            incarnation: 1,
+            listen_port: 1,
+            nonce: [2; 32],
+        }));
+        raw.write(&hello).await;
+        assert_eq!(raw.read_exact(6).await, preamble(PROTOCOL_VERSION));
+        raw.read_until_closed().await
+    });
+    let a = Node::bind(config("a")).await;
+    let error = a.transport.connect(addr).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            TransportError::Handshake {
+                source: HandshakeError::Version { ours: PROTOCOL_VERSION, theirs: 2 },
+                ..
+            }
+        ),
+        "{error}"
+    );
+    // The old node got our preamble and hello, and no proof.
+    let frames = tokio::time::timeout(WAIT, old).await.unwrap().unwrap();
+    assert!(frames.iter().all(|f| !matches!(f, Frame::Proof { .. })), "{frames:?}");
+}
+
+#[tokio::test]
 async fn a_silent_peer_is_dropped_after_the_first_byte_timeout_and_told_nothing() {
     let timeout = Duration::from_millis(300);
     let mut b = Node::bind(config("b").with_first_byte_timeout(timeout)).await;
