@@ -182,8 +182,14 @@ fn put_frame(out: &mut BytesMut, frame: &Frame) -> Result<(), HandshakeError> {
 }
 
 /// Reads the peer's preamble and checks its magic; returns its version.
+/// A peer that closes before sending anything (e.g. an acceptor with no room to tell us why)
+/// is [`HandshakeError::Closed`], not a truncated frame.
 async fn read_magic<S: AsyncRead + Unpin>(io: &mut FrameReader<S>) -> Result<u16, HandshakeError> {
-    let preamble = io.read_raw(PREAMBLE_LEN).await?;
+    let preamble = match io.read_raw(PREAMBLE_LEN).await {
+        Ok(preamble) => preamble,
+        Err(FrameError::Truncated { have: 0, .. }) => return Err(HandshakeError::Closed),
+        Err(error) => return Err(error.into()),
+    };
     let got = [preamble[0], preamble[1], preamble[2], preamble[3]];
     if got != MAGIC {
         return Err(HandshakeError::NotAmber { got });
