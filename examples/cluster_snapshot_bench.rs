@@ -118,7 +118,7 @@ async fn cluster(n: usize, busy: bool) -> Vec<Cluster> {
     let addr = "127.0.0.1:0".parse().unwrap();
     let mut nodes = Vec::new();
     for name in ["a", "b", "c"] {
-        let config = TransportConfig::new(name, addr, b"bench".to_vec());
+        let config = TransportConfig::new(name, addr, b"benchmark secret, 32 bytes long!".to_vec());
         nodes.push(Cluster::start(builder(), config).await.expect("node starts"));
     }
     for i in 0..nodes.len() {

@@ -49,8 +49,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     metrics::set_global_recorder(recorder)?;
 
     let addr = "127.0.0.1:0".parse()?;
-    let a = Cluster::start(builder(), TransportConfig::new("a", addr, b"metrics".to_vec())).await?;
-    let b = Cluster::start(builder(), TransportConfig::new("b", addr, b"metrics".to_vec())).await?;
+    let a = Cluster::start(
+        builder(),
+        TransportConfig::new("a", addr, b"metrics example shared secret".to_vec()),
+    )
+    .await?;
+    let b = Cluster::start(
+        builder(),
+        TransportConfig::new("b", addr, b"metrics example shared secret".to_vec()),
+    )
+    .await?;
     let peer = a.connect(b.local_addr()).await?;
     let meters: Vec<_> = (0..100)
         .map(|i| b.system().spawn_named(format!("m{i}"), Meter::default()))

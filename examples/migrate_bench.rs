@@ -267,7 +267,8 @@ async fn cluster(options: &Options) -> Vec<Cluster> {
     let mut nodes = Vec::new();
     for name in ["a", "b", "c"] {
         let builder = ActorSystem::builder().register::<Probe>().ask_timeout(BOUND);
-        let mut config = TransportConfig::new(name, addr, b"bench".to_vec());
+        let mut config =
+            TransportConfig::new(name, addr, b"benchmark secret, 32 bytes long!".to_vec());
         if options.socket_buffer > 0 {
             config = config.with_socket_buffer(options.socket_buffer);
         }

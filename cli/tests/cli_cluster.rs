@@ -17,8 +17,12 @@ use support::{
 const PER_NODE: usize = 6;
 
 async fn node(name: &str) -> Cluster {
-    let config = TransportConfig::new(name, "127.0.0.1:0".parse().unwrap(), b"cli test".to_vec())
-        .with_heartbeat(Duration::from_millis(100), Duration::from_millis(1000));
+    let config = TransportConfig::new(
+        name,
+        "127.0.0.1:0".parse().unwrap(),
+        b"cli test shared secret".to_vec(),
+    )
+    .with_heartbeat(Duration::from_millis(100), Duration::from_millis(1000));
     bounded(Cluster::start(ActorSystem::builder().register::<Account>(), config)).await.unwrap()
 }
 

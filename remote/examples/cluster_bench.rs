@@ -48,7 +48,7 @@ fn pct(mut v: Vec<Duration>, p: f64) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let addr = "127.0.0.1:0".parse().unwrap();
-    let secret = b"bench".to_vec();
+    let secret = b"benchmark secret, 32 bytes long!".to_vec();
     let builder = || ActorSystem::builder().ask_timeout(Duration::from_secs(30));
     let a =
         Cluster::start(builder(), TransportConfig::new("a", addr, secret.clone())).await.unwrap();

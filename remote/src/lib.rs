@@ -48,27 +48,55 @@
 //!
 //! # Handshake
 //!
-//! Both ends of a new connection run the same steps at once; nothing but handshake frames
-//! (at most 1 KiB each) is accepted until it completes, and the whole of it is bounded by
-//! [`TransportConfig::handshake_timeout`], so a peer that connects and says nothing is
-//! dropped.
+//! The dialling side speaks first and proves first; nothing but handshake frames (at most
+//! 1 KiB each) is accepted until the handshake completes, and the whole of it is bounded by
+//! [`TransportConfig::handshake_timeout`].
 //!
-//! 1. **Preamble**: the 4 bytes `AMBR` and the protocol version as `u16` big-endian. Other
-//!    bytes are [`HandshakeError::NotAmber`]; another version is
-//!    [`HandshakeError::Version`] with both versions (version 1 requires equality).
-//! 2. **Hello** ([`Frame::Hello`]): node id, incarnation (random per transport start),
-//!    listening port, and a fresh random 32-byte nonce. A peer claiming this node's own id is
-//!    refused.
-//! 3. **Proof** ([`Frame::Proof`]): `HMAC-SHA256(secret, "amber-v1" || role || own id ||
-//!    peer id || initiator nonce || acceptor nonce)`, where role is one byte (1 for the side
-//!    that dialled, 2 for the side that accepted) and ids are `u32` big-endian length +
-//!    UTF-8. Each side checks the peer's proof in constant time. The secret never crosses
-//!    the wire; the nonces make every proof single-use and the role byte stops a peer from
-//!    reflecting our own proof. A bad proof is [`HandshakeError::Auth`] on the side that
-//!    checks it — with different secrets, on both sides.
-//! 4. **Verdict**: the accepting side answers [`Frame::Welcome`] or [`Frame::Duplicate`]
-//!    (see below). A dialling side that learns from the `Hello` that it already has a link
-//!    to that peer sends `Duplicate` instead of its proof and stops there.
+//! 1. **Preamble**, dialler first: the 4 bytes `AMBR` and the protocol version as `u16`
+//!    big-endian. Other bytes are [`HandshakeError::NotAmber`]; another version is
+//!    [`HandshakeError::Version`] with both versions, on both sides (the accepting side
+//!    answers with its own preamble before it checks the version).
+//! 2. **Hello** ([`Frame::Hello`]), dialler first, the acceptor's right after its preamble:
+//!    node id, incarnation (random per transport start), listening port, and a fresh random
+//!    32-byte nonce. A peer claiming this node's own id is refused.
+//! 3. **Proof** ([`Frame::Proof`]), dialler first: `HMAC-SHA256(secret, "amber-v1" || role
+//!    || own id || peer id || initiator nonce || acceptor nonce)`, where role is one byte (1
+//!    for the side that dialled, 2 for the side that accepted) and ids are `u32` big-endian
+//!    length + UTF-8. The acceptor checks it in constant time; if it fails, the acceptor
+//!    answers [`Frame::Refuse`]`(`[`Refusal::Auth`]`)` and closes: it never sends anything
+//!    keyed by the secret to a dialler that has not proven it knows it. Otherwise the
+//!    acceptor sends its own proof, which the dialler checks. A bad proof is
+//!    [`HandshakeError::Auth`] on both sides. The secret never crosses the wire; the nonces
+//!    make every proof single-use and the role byte stops a peer from reflecting our own
+//!    proof.
+//! 4. **Verdict**: the accepting side follows its proof with [`Frame::Welcome`] or
+//!    [`Frame::Duplicate`] (see below). A dialling side that learns from the `Hello` that it
+//!    already has a link to that peer sends `Duplicate` instead of its proof and stops there.
+//!
+//! **What a proof gives away.** A proof is an HMAC over values the receiver knows, so whoever
+//! receives one can test guesses of the secret offline. The acceptor, which answers anyone
+//! who can reach its port, therefore proves nothing before the dialler has; the dialler
+//! shows its proof only to the address it chose to dial. A secret of 16 random bytes or more
+//! is beyond such guessing; shorter ones are refused when the transport starts
+//! ([`ConfigError::ShortSecret`], [`MIN_SECRET_LEN`]), and a password-like secret of any
+//! length is not safe: draw it at random.
+//!
+//! **Connections in their handshake are bounded.** At most
+//! [`TransportConfig::max_pending_handshakes`] incoming connections (64 by default) may be in
+//! their handshake at once, and at most [`TransportConfig::max_pending_per_address`] (8) from
+//! one IP address; a connection past either bound is answered with its preamble and
+//! [`Frame::Refuse`]`(`[`Refusal::TooManyPending`]`)` and closed, which the dialler's
+//! [`Transport::connect`] reports as [`HandshakeError::TooManyPending`] ("handshake refused:
+//! too many pending"; retry later). A dialler must send its first byte within
+//! [`TransportConfig::first_byte_timeout`] (1 s), or its connection is dropped
+//! ([`HandshakeError::Idle`]). So idle connections from one address hold that address's
+//! places for a second each, and nodes dialling from other addresses still get in.
+//!
+//! **Warnings are limited per peer.** Failed incoming handshakes are logged at most 5 times
+//! per remote address in 10 s (the next line logged carries `suppressed`, the number held
+//! back); every one is still reported as [`TransportEvent::HandshakeFailed`]. A
+//! [`Cluster`] likewise limits the warnings a linked peer causes, and drops a peer that
+//! sends 16 control messages it cannot read within 10 s, with one warning naming it.
 //!
 //! A failed handshake drops the connection, logs a `tracing` warning naming the address and
 //! the reason, and is reported: by [`Transport::connect`]'s error on the dialling side, by
@@ -167,16 +195,17 @@
 mod cluster;
 mod frame;
 mod handshake;
+mod log_limit;
 mod node;
 mod transport;
 
 pub use cluster::{Cluster, ClusterError, Placement, PlacementError, SpawnRefusal};
 pub use frame::{DEFAULT_MAX_FRAME, Frame, FrameCodec, FrameError, FrameKind, HEADER_LEN};
-pub use handshake::{HandshakeError, PROTOCOL_VERSION};
+pub use handshake::{HandshakeError, PROTOCOL_VERSION, Refusal};
 pub use node::{NodeId, NodeIdError};
 pub use transport::{
-    ConfigError, DownReason, Transport, TransportConfig, TransportError, TransportEvent,
-    TransportStats,
+    ConfigError, DownReason, MIN_SECRET_LEN, Transport, TransportConfig, TransportError,
+    TransportEvent, TransportStats,
 };
 #[cfg(feature = "tls")]
 pub use transport::{TlsConfig, TlsError};

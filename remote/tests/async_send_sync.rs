@@ -26,7 +26,7 @@ fn handles_and_values_are_send_and_sync() {
 
 #[allow(dead_code, clippy::diverging_sub_expression, unreachable_code)]
 fn futures_are_send(transport: Transport, node: NodeId, frame: Frame) {
-    send(&Transport::bind(TransportConfig::new("n", "127.0.0.1:0".parse().unwrap(), vec![1])));
+    send(&Transport::bind(TransportConfig::new("n", "127.0.0.1:0".parse().unwrap(), vec![1; 16])));
     send(&transport.connect("127.0.0.1:1".parse().unwrap()));
     send(&transport.send(&node, &frame));
     send(&transport.shutdown());

@@ -19,8 +19,8 @@ async fn node(name: &str, secret: &[u8]) -> Cluster {
 }
 
 async fn pair() -> (Cluster, Cluster, NodeId) {
-    let a = node("a", b"s3cret").await;
-    let b = node("b", b"s3cret").await;
+    let a = node("a", b"cluster actors test secret").await;
+    let b = node("b", b"cluster actors test secret").await;
     let peer = bounded(a.connect(b.local_addr())).await.expect("connect");
     (a, b, peer)
 }
@@ -180,8 +180,8 @@ async fn a_node_going_down_fails_pending_asks_and_later_sends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_secret_is_refused_and_a_lone_node_snapshots_itself() {
-    let a = node("a", b"right").await;
-    let b = node("b", b"wrong").await;
+    let a = node("a", b"the right shared secret").await;
+    let b = node("b", b"the wrong shared secret").await;
     assert!(bounded(a.connect(b.local_addr())).await.is_err());
     let checkpoint = bounded(a.system().snapshot()).await.expect("a snapshot of node a alone");
     let nodes: Vec<&str> = checkpoint.manifest.nodes.iter().map(|n| n.node.as_str()).collect();

@@ -33,7 +33,7 @@ async fn until(what: &str, mut cond: impl FnMut() -> bool) {
 
 async fn node_with(name: &str, builder: SystemBuilder) -> Cluster {
     let addr = "127.0.0.1:0".parse().unwrap();
-    let config = TransportConfig::new(name, addr, b"s3cret".to_vec())
+    let config = TransportConfig::new(name, addr, b"cluster failures test secret".to_vec())
         .with_heartbeat(Duration::from_millis(100), Duration::from_millis(600));
     Cluster::start(builder.ask_timeout(Duration::from_secs(5)), config).await.expect("start")
 }

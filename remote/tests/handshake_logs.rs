@@ -3,42 +3,17 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use amber_remote::{Frame, HandshakeError, TransportConfig, TransportError, TransportEvent};
+use support::logs::Logs;
 use support::{Node, any_port, config};
-
-/// Captured `tracing` output.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
-}
 
 #[tokio::test]
 async fn a_wrong_secret_fails_on_both_sides_with_a_warning_and_no_link() {
-    let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt().with_writer(logs.clone()).with_ansi(false).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Logs::capture();
 
-    let mut a = Node::bind(TransportConfig::new("a", any_port(), b"one secret".to_vec())).await;
+    let mut a =
+        Node::bind(TransportConfig::new("a", any_port(), b"one secret, not the others".to_vec()))
+            .await;
     let mut b = Node::bind(config("b")).await;
     let error = a.transport.connect(b.addr()).await.unwrap_err();
     assert!(
@@ -55,9 +30,8 @@ async fn a_wrong_secret_fails_on_both_sides_with_a_warning_and_no_link() {
     let sent = a.transport.send(&b.id(), &Frame::Control(vec![])).await.unwrap_err();
     assert!(matches!(sent, TransportError::UnknownPeer(_)), "{sent}");
 
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    let warnings: Vec<_> = logs.lines().filter(|line| line.contains("WARN")).collect();
-    assert_eq!(warnings.len(), 2, "{logs}");
+    let warnings = logs.warnings();
+    assert_eq!(warnings.len(), 2, "{}", logs.text());
     let outgoing = warnings.iter().find(|line| line.contains("outgoing")).unwrap();
     assert!(outgoing.contains(&b.addr().to_string()), "{outgoing}");
     assert!(outgoing.contains("authentication"), "{outgoing}");

@@ -5,10 +5,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use amber_remote::{
-    ConfigError, Frame, FrameError, HandshakeError, NodeId, NodeIdError, PROTOCOL_VERSION,
+    ConfigError, Frame, FrameError, HandshakeError, NodeId, NodeIdError, PROTOCOL_VERSION, Refusal,
     TransportConfig, TransportError, TransportEvent,
 };
-use support::raw::{RawPeer, encode, preamble};
+use support::raw::{RawPeer, encode, preamble, proof};
 use support::{Node, SECRET, WAIT, any_port, config, linked, still_linked};
 
 #[tokio::test]
@@ -53,23 +53,106 @@ async fn another_protocol_version_is_refused_naming_both_versions() {
 }
 
 #[tokio::test]
-async fn a_silent_peer_is_dropped_after_the_handshake_timeout() {
+async fn a_dialler_told_an_older_version_by_the_acceptor_reports_both() {
+    // A version-2 acceptor wrote its preamble and hello at once, before reading anything.
+    let listener = tokio::net::TcpListener::bind(any_port()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let old = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut raw = RawPeer { stream, buf: Default::default(), peer: None };
+        let mut hello = preamble(2);
+        hello.extend(encode(&Frame::Hello {
+            node: NodeId::from("old"),
+            incarnation: 1,
+            listen_port: 1,
+            nonce: [2; 32],
+        }));
+        raw.write(&hello).await;
+        assert_eq!(raw.read_exact(6).await, preamble(PROTOCOL_VERSION));
+        raw.read_until_closed().await
+    });
+    let a = Node::bind(config("a")).await;
+    let error = a.transport.connect(addr).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            TransportError::Handshake {
+                source: HandshakeError::Version { ours: PROTOCOL_VERSION, theirs: 2 },
+                ..
+            }
+        ),
+        "{error}"
+    );
+    // The old node got our preamble and hello, and no proof.
+    let frames = tokio::time::timeout(WAIT, old).await.unwrap().unwrap();
+    assert!(frames.iter().all(|f| !matches!(f, Frame::Proof { .. })), "{frames:?}");
+}
+
+#[tokio::test]
+async fn a_silent_peer_is_dropped_after_the_first_byte_timeout_and_told_nothing() {
     let timeout = Duration::from_millis(300);
-    let mut b = Node::bind(config("b").with_handshake_timeout(timeout)).await;
+    let mut b = Node::bind(config("b").with_first_byte_timeout(timeout)).await;
     let started = Instant::now();
     let mut raw = RawPeer::connect(b.addr()).await;
     let TransportEvent::HandshakeFailed { error, .. } = b.next().await else {
         panic!("expected HandshakeFailed")
     };
-    assert!(matches!(error, HandshakeError::Timeout(t) if t == timeout), "{error}");
+    assert!(matches!(error, HandshakeError::Idle(t) if t == timeout), "{error}");
     assert!(started.elapsed() >= timeout);
-    // The transport's own preamble and hello, then the end of the connection.
-    let frames = tokio::time::timeout(WAIT, async {
-        raw.read_exact(6).await;
-        raw.read_until_closed().await
-    });
-    let frames = frames.await.expect("the connection is closed");
-    assert!(matches!(frames[..], [Frame::Hello { .. }]), "{frames:?}");
+    // The acceptor speaks only after the dialler's preamble: nothing, then the end.
+    let sent = tokio::time::timeout(WAIT, raw.stream_bytes_until_closed());
+    assert_eq!(sent.await.expect("the connection is closed"), b"");
+}
+
+#[tokio::test]
+async fn idle_connections_fill_their_address_share_then_a_dialler_there_is_told_why() {
+    let first_byte = Duration::from_millis(400);
+    let limits = config("b").with_pending_handshakes(64, 4).with_first_byte_timeout(first_byte);
+    let mut b = Node::bind(limits).await;
+    let a = Node::bind(config("a")).await;
+    // Accepted in the order they connected: these four take 127.0.0.1's places first.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(RawPeer::connect(b.addr()).await);
+    }
+    let error = a.transport.connect(b.addr()).await.unwrap_err();
+    assert!(
+        matches!(error, TransportError::Handshake { source: HandshakeError::TooManyPending, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("handshake refused: too many pending"), "{error}");
+    // The idle ones are dropped at their first-byte timeout, which frees the places.
+    for _ in 0..4 {
+        let TransportEvent::HandshakeFailed { error, .. } = b.next().await else {
+            panic!("expected HandshakeFailed")
+        };
+        assert!(matches!(error, HandshakeError::Idle(_)), "{error}");
+    }
+    assert_eq!(a.transport.connect(b.addr()).await.unwrap(), b.id());
+}
+
+/// The flood comes from 127.0.0.2 (loopback too; Linux routes all of 127/8 to it) so that it
+/// is another address than the node's 127.0.0.1.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_flood_of_idle_connections_from_another_address_does_not_lock_a_node_out() {
+    let mut b = Node::bind(config("b").with_first_byte_timeout(Duration::from_secs(30))).await;
+    let a = Node::bind(config("a")).await;
+    let mut flood = Vec::new();
+    for _ in 0..64 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        flood.push(socket.connect(b.addr()).await.unwrap());
+    }
+    // Every place the flood did not get is still there for other addresses, at once.
+    assert_eq!(a.transport.connect(b.addr()).await.unwrap(), b.id());
+    b.expect_up().await;
+    // Past its address's share (8 by default), the flood was refused with a typed refusal.
+    let stream = flood.pop().unwrap();
+    let mut refused = RawPeer { stream, buf: Default::default(), peer: None };
+    assert_eq!(refused.read_exact(6).await, preamble(PROTOCOL_VERSION));
+    assert_eq!(refused.read_frame().await, Some(Frame::Refuse(Refusal::TooManyPending)));
+    assert_eq!(refused.read_frame().await, None);
 }
 
 #[tokio::test]
@@ -154,10 +237,46 @@ async fn a_raw_peer_that_follows_the_documented_handshake_is_accepted() {
 }
 
 #[tokio::test]
+async fn a_dialler_with_another_secret_is_refused_before_the_acceptor_proves_anything() {
+    let mut b = Node::bind(config("b")).await;
+    let mut raw = RawPeer::connect(b.addr()).await;
+    let nonce = [0x42; 32];
+    let mut hello = preamble(PROTOCOL_VERSION);
+    hello.extend(encode(&Frame::Hello {
+        node: NodeId::from("guesser"),
+        incarnation: 1,
+        listen_port: 1,
+        nonce,
+    }));
+    raw.write(&hello).await;
+    assert_eq!(raw.read_exact(6).await, preamble(PROTOCOL_VERSION));
+    let Some(Frame::Hello { nonce: b_nonce, .. }) = raw.read_frame().await else {
+        panic!("expected b's hello")
+    };
+    let guess = proof(b"a guessed shared secret", 1, "guesser", "b", &nonce, &b_nonce);
+    raw.write(&encode(&Frame::Proof { mac: guess })).await;
+    let after = raw.stream_bytes_until_closed().await;
+    let TransportEvent::HandshakeFailed { error, .. } = b.next().await else {
+        panic!("expected HandshakeFailed")
+    };
+    assert!(matches!(error, HandshakeError::Auth), "{error}");
+    assert_eq!(after, encode(&Frame::Refuse(Refusal::Auth)), "only the refusal follows");
+    let real = proof(SECRET, 2, "b", "guesser", &nonce, &b_nonce);
+    assert!(!after.windows(32).any(|w| w == real), "b's proof was sent");
+}
+
+#[tokio::test]
 async fn bad_configurations_are_refused() {
     let empty = TransportConfig::new("a", any_port(), Vec::new());
     let error = amber_remote::Transport::bind(empty).await.unwrap_err();
     assert!(matches!(error, TransportError::Config(ConfigError::EmptySecret)), "{error}");
+    let short = TransportConfig::new("a", any_port(), b"password".to_vec());
+    let error = amber_remote::Transport::bind(short).await.unwrap_err();
+    assert!(
+        matches!(error, TransportError::Config(ConfigError::ShortSecret { len: 8, min: 16 })),
+        "{error}"
+    );
+    assert!(error.to_string().contains("at least 16"), "{error}");
     let unnamed = TransportConfig::new("", any_port(), SECRET.to_vec());
     let error = amber_remote::Transport::bind(unnamed).await.unwrap_err();
     assert!(

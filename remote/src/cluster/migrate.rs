@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use amber_actors::migrate::{Arrival, Departure, HandOff, Migrant, MigrateError, MigrateRefusal};
 use amber_actors::remote::{InboundMessage, RouteError};
@@ -336,11 +336,12 @@ pub(super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: MigrateCon
             answer(MigrateControl::Arrived { request, result: result.into() });
         }
         MigrateControl::Ready { request, result } | MigrateControl::Arrived { request, result } => {
-            if matches!(
+            let unreadable = matches!(
                 result,
                 Answer::Unreadable | Answer::Given(Err(MigrateRefusal::Unrecognized))
-            ) {
-                tracing::warn!(node = %from, request, ?result, "unreadable answer to a migration");
+            );
+            if unreadable && let Some(suppressed) = shared.strikes.warn(&from, Instant::now()) {
+                tracing::warn!(node = %from, request, ?result, suppressed, "unreadable answer to a migration");
             }
             if let Some((_, (_, tx))) = shared.migrations.pending.remove(&request) {
                 let _ = tx.send(result);

@@ -61,12 +61,13 @@ mod migrate;
 mod placement;
 mod restore;
 mod spawn;
+mod strikes;
 mod watch;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use amber_actors::remote::{
     Host, InboundMessage, OutboundMessage, RemoteDirectory, RemoteRoute, ReplyError, ReplyHandler,
@@ -82,6 +83,7 @@ use self::control::Control;
 pub use self::error::ClusterError;
 pub use self::placement::{Placement, PlacementError};
 pub use self::spawn::SpawnRefusal;
+use self::strikes::Strike;
 use crate::{Frame, NodeId, Transport, TransportConfig, TransportEvent};
 
 /// A lookup's answer: the actor's id and stable type name, or `None` if no actor is
@@ -109,10 +111,10 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let addr = "127.0.0.1:0".parse().unwrap();
-/// let a = Cluster::start(ActorSystem::builder(), TransportConfig::new("a", addr, b"secret".to_vec()))
+/// let a = Cluster::start(ActorSystem::builder(), TransportConfig::new("a", addr, b"a long random shared secret".to_vec()))
 ///     .await
 ///     .unwrap();
-/// let b = Cluster::start(ActorSystem::builder(), TransportConfig::new("b", addr, b"secret".to_vec()))
+/// let b = Cluster::start(ActorSystem::builder(), TransportConfig::new("b", addr, b"a long random shared secret".to_vec()))
 ///     .await
 ///     .unwrap();
 /// b.system().spawn_named("echo", Echo).unwrap();
@@ -164,6 +166,8 @@ struct Shared {
     spawns: spawn::Spawns,
     /// Migrations waiting for the target's answer.
     migrations: migrate::Migrations,
+    /// Per-peer warning budgets, and malformed control messages counted per linked peer.
+    strikes: strikes::Strikes,
 }
 
 impl Cluster {
@@ -286,6 +290,7 @@ impl Shared {
             watches: watch::Watches::default(),
             spawns: spawn::Spawns::default(),
             migrations: migrate::Migrations::default(),
+            strikes: strikes::Strikes::default(),
         })
     }
 
@@ -397,6 +402,7 @@ impl Shared {
             out.credit.wake_all();
         }
         watch::peer_down(self, node);
+        self.strikes.peer_down(node);
         self.spawns.peer_down(node);
         self.migrations.peer_down(node);
         self.resumed.peer_down();
@@ -638,6 +644,28 @@ fn reply_handler(shared: &Arc<Shared>, node: &NodeId, ask: u64) -> ReplyHandler 
     })
 }
 
+/// A control message from `from` that this node cannot read: warned about within the peer's
+/// budget, and the link dropped at the [`MAX_MALFORMED`](strikes::MAX_MALFORMED)th within
+/// [`MALFORMED_WINDOW`](strikes::MALFORMED_WINDOW).
+fn malformed(shared: &Shared, from: &NodeId, error: &dyn std::fmt::Display) {
+    match shared.strikes.malformed(from, Instant::now()) {
+        Strike::Warn { suppressed } => {
+            tracing::warn!(node = %from, %error, suppressed, "malformed control message")
+        }
+        Strike::Quiet => {}
+        Strike::Drop => {
+            tracing::warn!(
+                node = %from,
+                %error,
+                limit = strikes::MAX_MALFORMED,
+                window = ?strikes::MALFORMED_WINDOW,
+                "dropping the link to {from}: too many malformed control messages"
+            );
+            let _ = shared.transport.disconnect(from, "too many malformed control messages");
+        }
+    }
+}
+
 /// Serves the transport's events until the cluster is dropped or the transport shuts down.
 ///
 /// Events are handled one at a time in the order they arrive: a snapshot message waits here
@@ -673,7 +701,8 @@ fn on_event(shared: &Arc<Shared>, event: TransportEvent) {
             shared.peer_down(&node);
         }
         TransportEvent::HandshakeFailed { addr, error } => {
-            tracing::warn!(%addr, %error, "refused a node");
+            // The transport logged it already (within that address's warning budget).
+            tracing::debug!(%addr, %error, "refused a node");
         }
         TransportEvent::Frame { from, frame } => on_frame(shared, from, frame),
     }
@@ -724,7 +753,7 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
             Ok(Control::Watch(message)) => watch::on_control(shared, from, message),
             Ok(Control::Spawn(message)) => spawn::on_control(shared, from, message),
             Ok(Control::Migrate(message)) => migrate::on_control(shared, from, message),
-            Err(e) => tracing::warn!(node = %from, error = %e, "malformed control message"),
+            Err(e) => malformed(shared, &from, &e),
         },
         other => tracing::debug!(node = %from, kind = ?other.kind(), "unexpected frame"),
     }

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use amber_actors::{ActorId, ActorRef, ActorState, SpawnError};
 use dashmap::DashMap;
@@ -140,7 +141,9 @@ pub(super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: SpawnContr
                 .spawn_registered(&type_name, name, version, &state)
                 .map(|(id, type_name)| (id, type_name.to_owned()))
                 .map_err(|e| {
-                    tracing::warn!(node = %from, %type_name, error = %e, "refused to spawn an actor for another node");
+                    if let Some(suppressed) = shared.strikes.warn(&from, Instant::now()) {
+                        tracing::warn!(node = %from, %type_name, error = %e, suppressed, "refused to spawn an actor for another node");
+                    }
                     SpawnRefusal::from(e)
                 });
             if let Ok((id, _)) = &result {

@@ -15,11 +15,11 @@ use amber_actors::remote::ReplyError;
 use amber_snapshot::{ActorId, Epoch};
 use serde::{Deserialize, Serialize};
 
-use crate::NodeId;
+use crate::{NodeId, Refusal};
 
 /// One unit of the link protocol.
 ///
-/// The handshake frames (`Hello`, `Proof`, `Welcome`, `Duplicate`) and the link's own
+/// The handshake frames (`Hello`, `Proof`, `Welcome`, `Duplicate`, `Refuse`) and the link's own
 /// `Heartbeat` and `Goodbye` are written by the transport itself; the application sends the
 /// data frames `Message`, `Reply` and `Control`, whose payloads are opaque bytes (MessagePack
 /// by convention) that the transport never looks into.
@@ -50,6 +50,9 @@ pub enum Frame {
     /// is dropped and the other one kept. Sent by the accepting side as its verdict, or by the
     /// dialling side instead of its proof when it finds itself already linked.
     Duplicate,
+    /// Handshake, accepting side: the connection is refused, for a typed reason; the
+    /// acceptor closes it next.
+    Refuse(Refusal),
     /// A message for an actor on the receiving node.
     Message {
         /// The receiving actor.
@@ -99,6 +102,7 @@ impl Frame {
             Frame::Proof { .. } => FrameKind::Proof,
             Frame::Welcome => FrameKind::Welcome,
             Frame::Duplicate => FrameKind::Duplicate,
+            Frame::Refuse(_) => FrameKind::Refuse,
             Frame::Message { .. } => FrameKind::Message,
             Frame::Reply { .. } => FrameKind::Reply,
             Frame::Control(_) => FrameKind::Control,
@@ -134,6 +138,7 @@ impl fmt::Debug for Frame {
             Frame::Proof { .. } => f.write_str("Proof"),
             Frame::Welcome => f.write_str("Welcome"),
             Frame::Duplicate => f.write_str("Duplicate"),
+            Frame::Refuse(reason) => f.debug_tuple("Refuse").field(reason).finish(),
             Frame::Message { to, from, tag, ask, depth, type_name, payload } => f
                 .debug_struct("Message")
                 .field("to", to)
@@ -174,6 +179,8 @@ pub enum FrameKind {
     Welcome,
     /// [`Frame::Duplicate`].
     Duplicate,
+    /// [`Frame::Refuse`].
+    Refuse,
     /// [`Frame::Message`].
     Message,
     /// [`Frame::Reply`].

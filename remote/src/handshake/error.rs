@@ -21,9 +21,16 @@ pub enum HandshakeError {
         /// The peer's version.
         theirs: u16,
     },
-    /// The peer's proof does not match the shared secret (or was tampered with).
-    #[error("peer failed authentication (a different shared secret?)")]
+    /// The proofs do not match: on the accepting side, the dialler's proof failed; on the
+    /// dialling side, the acceptor refused our proof ([`Refusal::Auth`](crate::Refusal::Auth))
+    /// or its own proof failed. A different shared secret, or a tampered connection.
+    #[error("authentication failed (a different shared secret?)")]
     Auth,
+    /// The accepting node has too many connections in their handshake, in all or from this
+    /// node's address, and refused this one
+    /// ([`Refusal::TooManyPending`](crate::Refusal::TooManyPending)). Retry later.
+    #[error("handshake refused: too many pending")]
+    TooManyPending,
     /// The peer's node id is unusable (empty or too long).
     #[error("peer sent an invalid node id: {0}")]
     InvalidNodeId(#[source] NodeIdError),
@@ -31,16 +38,20 @@ pub enum HandshakeError {
     /// with the same id.
     #[error("peer claims this node's own id {0}")]
     SameNodeId(NodeId),
-    /// The peer said goodbye during the handshake (it failed to authenticate us, or is
-    /// shutting down).
+    /// The peer said goodbye during the handshake (e.g. it is shutting down).
     #[error("peer refused the connection: {0}")]
     Refused(String),
     /// The peer closed the connection between two handshake frames.
     #[error("peer closed the connection during the handshake")]
     Closed,
-    /// The handshake did not complete in time (e.g. a peer that connects and says nothing).
+    /// The handshake did not complete in time (e.g. a peer that stops half-way).
     #[error("no complete handshake within {0:?}")]
     Timeout(Duration),
+    /// The dialler sent nothing within
+    /// [`TransportConfig::first_byte_timeout`](crate::TransportConfig::first_byte_timeout)
+    /// of connecting (an idle connection holding a handshake slot).
+    #[error("the peer sent nothing within {0:?} of connecting")]
+    Idle(Duration),
     /// A handshake frame was oversized, malformed, out of order, or the stream failed.
     #[error(transparent)]
     Frame(#[from] FrameError),

@@ -1,17 +1,26 @@
 //! The handshake exchange over any byte stream.
 //!
-//! Both sides run the same steps, the initiator (which opened the connection) and the
-//! acceptor in parallel:
+//! The initiator (which opened the connection) speaks first, and proves first:
 //!
-//! 1. write the preamble (`"AMBR"`, version) and a `Hello` (id, incarnation, listening port,
-//!    nonce), then read the peer's and check them;
-//! 2. write a `Proof` (HMAC over both ids and nonces, see [`proof`](super::proof)), read the
-//!    peer's and verify it in constant time;
+//! 1. the initiator writes the preamble (`"AMBR"`, version) and its `Hello` (id,
+//!    incarnation, listening port, nonce); the acceptor reads the preamble, answers with its
+//!    own preamble and `Hello`, then checks the version and reads the initiator's `Hello`;
+//!    the initiator reads and checks the acceptor's;
+//! 2. the initiator writes its `Proof` (HMAC over both ids and nonces, see
+//!    [`proof`](super::proof)); the acceptor verifies it in constant time and, if it fails,
+//!    writes `Refuse(Auth)` and stops: a dialler without the secret never sees anything
+//!    derived from it;
 //! 3. the acceptor decides whether to keep the connection (one link per node pair) and
-//!    writes `Welcome` or `Duplicate`; the initiator reads it.
+//!    writes its own `Proof` followed by `Welcome` or `Duplicate`; the initiator verifies
+//!    the proof and reads the verdict.
 //!
 //! An initiator that learns from the peer's `Hello` that it already has a link to that peer
 //! writes `Duplicate` instead of its proof and stops.
+//!
+//! The acceptor writes nothing until the initiator's preamble has arrived, and nothing
+//! keyed by the secret until the initiator has proven it knows it. The initiator does show
+//! its proof to whomever it dialled: see [the handshake](crate#handshake) for what that
+//! means for the secret.
 //!
 //! The stream is generic so that a TLS stream could be handed in instead of a bare TCP one.
 
@@ -19,7 +28,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::proof::{self, Nonces, Role};
-use super::{HANDSHAKE_MAX_FRAME, HandshakeError, MAGIC, PREAMBLE_LEN};
+use super::{HANDSHAKE_MAX_FRAME, HandshakeError, MAGIC, PREAMBLE_LEN, Refusal};
 use crate::frame::FrameReader;
 use crate::{Frame, FrameCodec, FrameError, NodeId};
 
@@ -68,7 +77,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let my_nonce = proof::nonce()?;
-    let (peer, peer_nonce) = exchange_hellos(io, me, my_nonce).await?;
+    let mut out = BytesMut::with_capacity(128);
+    put_preamble(&mut out, me);
+    put_frame(&mut out, &hello(me, my_nonce))?;
+    write_all(io, &out).await?;
+    read_preamble(io, me).await?;
+    let (peer, peer_nonce) = read_hello(io, me).await?;
     let Some(guard) = on_hello(&peer) else {
         write_frame(io, &Frame::Duplicate).await?;
         return Ok((peer, Verdict::Duplicate, None));
@@ -93,9 +107,10 @@ where
 }
 
 /// Runs the acceptor's side. `decide` runs once the peer is authenticated: `Some` keeps the
-/// connection (`Welcome` is written), `None` drops it as a duplicate. If writing `Welcome`
-/// fails, the `Some` value is dropped and the error returned. A peer that answers
-/// `Duplicate` instead of a proof (it is already linked to us) ends the exchange with `None`.
+/// connection (our proof and `Welcome` are written), `None` drops it as a duplicate (our
+/// proof and `Duplicate`). If that write fails, the `Some` value is dropped and the error
+/// returned. A peer that answers `Duplicate` instead of a proof (it is already linked to us)
+/// ends the exchange with `None`.
 pub(crate) async fn accept<S, T>(
     io: &mut FrameReader<S>,
     me: &Identity,
@@ -105,58 +120,103 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let my_nonce = proof::nonce()?;
-    let (peer, peer_nonce) = exchange_hellos(io, me, my_nonce).await?;
+    // The dialler speaks first: nothing is written to a connection that has not sent an
+    // amber preamble. Ours and our hello go out before the version check, so that a dialler
+    // of another version learns ours and reports the mismatch too.
+    let theirs = read_magic(io).await?;
+    let mut out = BytesMut::with_capacity(128);
+    put_preamble(&mut out, me);
+    put_frame(&mut out, &hello(me, my_nonce))?;
+    write_all(io, &out).await?;
+    check_version(me, theirs)?;
+    let (peer, peer_nonce) = read_hello(io, me).await?;
     let nonces = Nonces { initiator: peer_nonce, acceptor: my_nonce };
-    let mac = proof::proof(&me.secret, Role::Acceptor, &me.node, &peer.node, &nonces);
-    write_frame(io, &Frame::Proof { mac }).await?;
     match read_frame(io).await? {
         Frame::Proof { mac } => {
             if !proof::verify(&me.secret, Role::Initiator, &peer.node, &me.node, &nonces, &mac) {
-                // Best effort: the peer most likely failed our proof as well.
-                let goodbye = Frame::Goodbye { reason: "authentication failed".to_owned() };
-                let _ = write_frame(io, &goodbye).await;
+                // Best effort: tell the dialler why, without anything keyed by the secret.
+                let _ = write_frame(io, &Frame::Refuse(Refusal::Auth)).await;
                 return Err(HandshakeError::Auth);
             }
         }
         Frame::Duplicate => return Ok((peer, None)),
         other => return Err(unexpected(other)),
     }
+    let mac = proof::proof(&me.secret, Role::Acceptor, &me.node, &peer.node, &nonces);
     let kept = decide(&peer);
     let verdict = if kept.is_some() { Frame::Welcome } else { Frame::Duplicate };
-    write_frame(io, &verdict).await?;
+    let mut out = BytesMut::with_capacity(128);
+    put_frame(&mut out, &Frame::Proof { mac })?;
+    put_frame(&mut out, &verdict)?;
+    write_all(io, &out).await?;
     Ok((peer, kept))
 }
 
-/// Step 1, both sides: preambles and hellos.
-async fn exchange_hellos<S>(
-    io: &mut FrameReader<S>,
-    me: &Identity,
-    nonce: [u8; 32],
-) -> Result<(PeerHello, [u8; 32]), HandshakeError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut out = BytesMut::with_capacity(128);
+/// The bytes an acceptor writes to turn a connection away before its handshake: its
+/// preamble, then `Refuse(reason)`. The dialler reads the preamble as usual, then the
+/// refusal where it expects a `Hello`.
+pub(crate) fn refusal(version: u16, reason: Refusal) -> Result<BytesMut, HandshakeError> {
+    let mut out = BytesMut::with_capacity(32);
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&me.version.to_be_bytes());
-    let hello = Frame::Hello {
+    out.extend_from_slice(&version.to_be_bytes());
+    put_frame(&mut out, &Frame::Refuse(reason))?;
+    Ok(out)
+}
+
+fn hello(me: &Identity, nonce: [u8; 32]) -> Frame {
+    Frame::Hello {
         node: me.node.clone(),
         incarnation: me.incarnation,
         listen_port: me.listen_port,
         nonce,
-    };
-    handshake_codec().encode_frame(&hello, &mut out)?;
-    write_all(io, &out).await?;
+    }
+}
 
-    let preamble = io.read_raw(PREAMBLE_LEN).await?;
+fn put_preamble(out: &mut BytesMut, me: &Identity) {
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&me.version.to_be_bytes());
+}
+
+fn put_frame(out: &mut BytesMut, frame: &Frame) -> Result<(), HandshakeError> {
+    Ok(handshake_codec().encode_frame(frame, out)?)
+}
+
+/// Reads the peer's preamble and checks its magic; returns its version.
+/// A peer that closes before sending anything (e.g. an acceptor with no room to tell us why)
+/// is [`HandshakeError::Closed`], not a truncated frame.
+async fn read_magic<S: AsyncRead + Unpin>(io: &mut FrameReader<S>) -> Result<u16, HandshakeError> {
+    let preamble = match io.read_raw(PREAMBLE_LEN).await {
+        Ok(preamble) => preamble,
+        Err(FrameError::Truncated { have: 0, .. }) => return Err(HandshakeError::Closed),
+        Err(error) => return Err(error.into()),
+    };
     let got = [preamble[0], preamble[1], preamble[2], preamble[3]];
     if got != MAGIC {
         return Err(HandshakeError::NotAmber { got });
     }
-    let theirs = u16::from_be_bytes([preamble[4], preamble[5]]);
+    Ok(u16::from_be_bytes([preamble[4], preamble[5]]))
+}
+
+fn check_version(me: &Identity, theirs: u16) -> Result<(), HandshakeError> {
     if theirs != me.version {
         return Err(HandshakeError::Version { ours: me.version, theirs });
     }
+    Ok(())
+}
+
+async fn read_preamble<S: AsyncRead + Unpin>(
+    io: &mut FrameReader<S>,
+    me: &Identity,
+) -> Result<(), HandshakeError> {
+    let theirs = read_magic(io).await?;
+    check_version(me, theirs)
+}
+
+/// Reads the peer's `Hello` and checks its id.
+async fn read_hello<S: AsyncRead + Unpin>(
+    io: &mut FrameReader<S>,
+    me: &Identity,
+) -> Result<(PeerHello, [u8; 32]), HandshakeError> {
     match read_frame(io).await? {
         Frame::Hello { node, incarnation, listen_port, nonce } => {
             node.check().map_err(HandshakeError::InvalidNodeId)?;
@@ -194,9 +254,12 @@ async fn write_all<S: AsyncWrite + AsyncRead + Unpin>(
     Ok(())
 }
 
-/// A goodbye is the peer refusing us; anything else out of place is a protocol error.
+/// A refusal or a goodbye is the peer turning us away; anything else out of place is a
+/// protocol error.
 fn unexpected(frame: Frame) -> HandshakeError {
     match frame {
+        Frame::Refuse(Refusal::Auth) => HandshakeError::Auth,
+        Frame::Refuse(Refusal::TooManyPending) => HandshakeError::TooManyPending,
         Frame::Goodbye { reason } => HandshakeError::Refused(reason),
         other => HandshakeError::Frame(FrameError::Unexpected {
             kind: other.kind(),

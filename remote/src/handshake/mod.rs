@@ -8,11 +8,13 @@
 mod error;
 pub(crate) mod exchange;
 pub(crate) mod proof;
+mod refusal;
 
 #[cfg(test)]
 mod tests;
 
 pub use error::HandshakeError;
+pub use refusal::Refusal;
 
 /// The protocol version this crate speaks. Both sides send theirs first thing; a connection
 /// between different versions is refused with [`HandshakeError::Version`].
@@ -20,7 +22,13 @@ pub use error::HandshakeError;
 /// 2: asks carry the asker's depth (the ask rule), migration answers and `NotArrived`
 /// reasons are typed refusals, and restores announce `Resumed`; a version-1 node could not
 /// read them, so the two refuse each other at the handshake.
-pub const PROTOCOL_VERSION: u16 = 2;
+///
+/// 3: the dialler proves itself first (the acceptor sends no proof before it has verified
+/// the dialler's), the acceptor speaks only after the dialler's preamble, and a refusal is a
+/// typed [`Frame::Refuse`](crate::Frame::Refuse). The preamble comes first in every
+/// version, so a version-2 node and a version-3 node each report
+/// [`HandshakeError::Version`] naming both.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The first bytes on every connection, before the version.
 pub(crate) const MAGIC: [u8; 4] = *b"AMBR";

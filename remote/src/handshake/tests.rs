@@ -8,7 +8,8 @@ use proptest::prelude::*;
 use tokio::io::{AsyncWriteExt, DuplexStream};
 
 use super::exchange::{Identity, PeerHello, Verdict, accept, handshake_codec, initiate};
-use super::{HandshakeError, MAGIC, PROTOCOL_VERSION};
+use super::proof::{self, Nonces, Role};
+use super::{HandshakeError, MAGIC, PREAMBLE_LEN, PROTOCOL_VERSION, Refusal};
 use crate::frame::FrameReader;
 use crate::{Frame, FrameError, NodeId};
 
@@ -85,6 +86,60 @@ async fn different_secrets_fail_on_both_sides() {
 }
 
 #[tokio::test]
+async fn a_dialler_with_another_secret_gets_a_refusal_and_no_proof() {
+    let acceptor = identity("b", b"the acceptor's secret");
+    let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+    let accepting = tokio::spawn(async move {
+        let mut io = reader(ours);
+        accept(&mut io, &acceptor, |_| Some(())).await.map(|(peer, _)| peer)
+    });
+    // The dialler, by hand: preamble, hello, a proof keyed with the wrong secret.
+    let nonce = [9; 32];
+    let mut out = preamble();
+    handshake_codec().encode_frame(&hello_with("a", nonce), &mut out).unwrap();
+    theirs.write_all(&out).await.unwrap();
+    let mut sent = Vec::new();
+    let mut chunk = [0; 1024];
+    // Preamble and hello first; the acceptor then waits for our proof.
+    while sent.len() < PREAMBLE_LEN + 4 || !decodes_one_frame(&sent[PREAMBLE_LEN..]) {
+        let n = tokio::io::AsyncReadExt::read(&mut theirs, &mut chunk).await.unwrap();
+        assert!(n > 0, "the acceptor closed before its hello");
+        sent.extend_from_slice(&chunk[..n]);
+    }
+    let mut first = BytesMut::from(&sent[PREAMBLE_LEN..]);
+    let decoded = tokio_util::codec::Decoder::decode(&mut handshake_codec(), &mut first);
+    let Ok(Some(Frame::Hello { nonce: acceptor_nonce, .. })) = decoded else {
+        panic!("expected the acceptor's hello, got {decoded:?}")
+    };
+    let nonces = Nonces { initiator: nonce, acceptor: acceptor_nonce };
+    let (a, b) = (NodeId::from("a"), NodeId::from("b"));
+    let mac = proof::proof(b"not the acceptor's secret", Role::Initiator, &a, &b, &nonces);
+    let mut out = BytesMut::new();
+    handshake_codec().encode_frame(&Frame::Proof { mac }, &mut out).unwrap();
+    theirs.write_all(&out).await.unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(5), accepting).await.unwrap().unwrap();
+    assert!(matches!(result, Err(HandshakeError::Auth)), "{result:?}");
+    tokio::io::AsyncReadExt::read_to_end(&mut theirs, &mut sent).await.unwrap();
+
+    // Everything the acceptor wrote: its preamble, its hello, the refusal. No proof, and
+    // nowhere the 32 bytes its proof would have been.
+    let mut frames = Vec::new();
+    let mut rest = BytesMut::from(&sent[PREAMBLE_LEN..]);
+    while let Some(frame) =
+        tokio_util::codec::Decoder::decode(&mut handshake_codec(), &mut rest).unwrap()
+    {
+        frames.push(frame);
+    }
+    assert!(rest.is_empty(), "only whole frames");
+    assert!(
+        matches!(frames[..], [Frame::Hello { .. }, Frame::Refuse(Refusal::Auth)]),
+        "{frames:?}"
+    );
+    let proof = proof::proof(b"the acceptor's secret", Role::Acceptor, &b, &a, &nonces);
+    assert!(!sent.windows(32).any(|w| w == proof), "the acceptor's proof was sent");
+}
+
+#[tokio::test]
 async fn different_versions_fail_on_both_sides_naming_both() {
     let newer = Identity { version: 9, ..identity("b", b"s") };
     let (dialled, accepted) = run(identity("a", b"s"), newer, true).await;
@@ -154,7 +209,17 @@ fn preamble() -> BytesMut {
 }
 
 fn hello(node: &str) -> Frame {
-    Frame::Hello { node: NodeId::from(node), incarnation: 1, listen_port: 1, nonce: [3; 32] }
+    hello_with(node, [3; 32])
+}
+
+fn hello_with(node: &str, nonce: [u8; 32]) -> Frame {
+    Frame::Hello { node: NodeId::from(node), incarnation: 1, listen_port: 1, nonce }
+}
+
+/// Whether `bytes` start with one whole handshake frame.
+fn decodes_one_frame(bytes: &[u8]) -> bool {
+    let mut buf = BytesMut::from(bytes);
+    matches!(tokio_util::codec::Decoder::decode(&mut handshake_codec(), &mut buf), Ok(Some(_)))
 }
 
 /// Plays a peer that writes `bytes` and then closes its side, against our acceptor.

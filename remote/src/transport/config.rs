@@ -10,6 +10,11 @@ use crate::frame::DEFAULT_MAX_FRAME;
 use crate::handshake::HANDSHAKE_MAX_FRAME;
 use crate::{NodeId, NodeIdError};
 
+/// The shortest shared secret a [`TransportConfig`] accepts, in bytes: 16 random bytes (128
+/// bits) are out of reach of an offline guessing attack on a handshake proof; a password-like
+/// secret of that length is not, so draw it at random (32 bytes recommended).
+pub const MIN_SECRET_LEN: usize = 16;
+
 /// How a [`Transport`](crate::Transport) names itself, where it listens, whom it trusts, and
 /// its limits and timers.
 ///
@@ -24,7 +29,10 @@ pub struct TransportConfig {
     /// [`Transport::local_addr`](crate::Transport::local_addr)).
     pub listen: SocketAddr,
     /// The cluster's shared secret; every node must have the same one. It never crosses the
-    /// wire. Use at least 32 random bytes; it must not be empty.
+    /// wire, but a node that dials a stranger shows it an HMAC keyed with it (see
+    /// [the handshake](crate#handshake)), which the stranger can attack offline: use 32
+    /// random bytes or more. Shorter than [`MIN_SECRET_LEN`] (16) bytes is refused
+    /// ([`ConfigError::ShortSecret`]).
     pub secret: Vec<u8>,
     /// The largest frame body this node sends or accepts, in bytes. Default 8 MiB.
     pub max_frame: usize,
@@ -33,9 +41,15 @@ pub struct TransportConfig {
     /// A peer from which nothing arrived for this long is declared down. Must exceed the
     /// peers' heartbeat interval (with margin for load); default 5 s.
     pub peer_timeout: Duration,
-    /// The longest a TCP connect plus handshake may take; a silent peer is dropped after it.
+    /// The longest a TCP connect plus handshake may take (on the accepting side, counted
+    /// from the dialler's first byte); a peer that stops half-way is dropped after it.
     /// Default 5 s.
     pub handshake_timeout: Duration,
+    /// How long an incoming connection may stay silent: the dialler must send its first
+    /// byte within this of connecting, or the connection is dropped
+    /// ([`HandshakeError::Idle`](crate::HandshakeError::Idle)) and its handshake place
+    /// freed. An amber dialler writes at once. Default 1 s.
+    pub first_byte_timeout: Duration,
     /// Frames that may wait on one peer's data lane (counted one by one, also when
     /// [`send_all`](crate::Transport::send_all) queues many in one entry) before
     /// [`send`](crate::Transport::send) waits (and
@@ -46,9 +60,21 @@ pub struct TransportConfig {
     pub send_queue: usize,
     /// Events that may wait for the application before the links stop reading. Default 1024.
     pub event_queue: usize,
-    /// Incoming connections that may be in their handshake at once; more are dropped on
-    /// arrival. Default 64.
+    /// Incoming connections that may be in their handshake at once, from all addresses.
+    /// Default 64. One past it, or past
+    /// [`max_pending_per_address`](Self::max_pending_per_address), is refused on arrival:
+    /// the dialler is sent [`Refusal::TooManyPending`](crate::Refusal::TooManyPending)
+    /// (reported by its `connect` as
+    /// [`HandshakeError::TooManyPending`](crate::HandshakeError::TooManyPending); under TLS,
+    /// which comes first, as a TLS error) and the connection is closed.
     pub max_pending_handshakes: usize,
+    /// Incoming connections from one IP address that may be in their handshake at once.
+    /// Default 8. A flood of idle connections from one address then takes that address's
+    /// places only (for at most [`first_byte_timeout`](Self::first_byte_timeout) each), so
+    /// nodes dialling from other addresses still get in; it takes
+    /// `max_pending_handshakes / max_pending_per_address` flooding addresses to fill every
+    /// place.
+    pub max_pending_per_address: usize,
     /// The kernel's send and receive buffer sizes (`SO_SNDBUF`, `SO_RCVBUF`) for every
     /// link's socket, in bytes; `None` (the default) leaves them to the kernel, which grows
     /// them with the traffic (on Linux up to `net.ipv4.tcp_rmem` and `tcp_wmem`, megabytes).
@@ -80,9 +106,11 @@ impl TransportConfig {
             heartbeat_interval: Duration::from_secs(1),
             peer_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(1),
             send_queue: 1024,
             event_queue: 1024,
             max_pending_handshakes: 64,
+            max_pending_per_address: 8,
             socket_buffer: None,
             #[cfg(feature = "tls")]
             tls: None,
@@ -112,6 +140,22 @@ impl TransportConfig {
         self
     }
 
+    /// Sets [`first_byte_timeout`](Self::first_byte_timeout).
+    #[must_use]
+    pub fn with_first_byte_timeout(mut self, timeout: Duration) -> TransportConfig {
+        self.first_byte_timeout = timeout;
+        self
+    }
+
+    /// Sets [`max_pending_handshakes`](Self::max_pending_handshakes) and
+    /// [`max_pending_per_address`](Self::max_pending_per_address).
+    #[must_use]
+    pub fn with_pending_handshakes(mut self, total: usize, per_address: usize) -> TransportConfig {
+        self.max_pending_handshakes = total;
+        self.max_pending_per_address = per_address;
+        self
+    }
+
     /// Sets [`send_queue`](Self::send_queue) and [`event_queue`](Self::event_queue).
     #[must_use]
     pub fn with_queues(mut self, send_queue: usize, event_queue: usize) -> TransportConfig {
@@ -136,15 +180,23 @@ impl TransportConfig {
     }
 
     /// What is wrong with this configuration, if anything.
-    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+    /// [`Transport::bind`](crate::Transport::bind) runs it first; call it to check a
+    /// configuration earlier (say, when it is read from a file).
+    pub fn check(&self) -> Result<(), ConfigError> {
         self.node.check()?;
         if self.secret.is_empty() {
             return Err(ConfigError::EmptySecret);
         }
+        if self.secret.len() < MIN_SECRET_LEN {
+            return Err(ConfigError::ShortSecret { len: self.secret.len(), min: MIN_SECRET_LEN });
+        }
         if self.max_frame < HANDSHAKE_MAX_FRAME || self.max_frame > u32::MAX as usize {
             return Err(ConfigError::MaxFrame(self.max_frame));
         }
-        if self.heartbeat_interval.is_zero() || self.handshake_timeout.is_zero() {
+        if self.heartbeat_interval.is_zero()
+            || self.handshake_timeout.is_zero()
+            || self.first_byte_timeout.is_zero()
+        {
             return Err(ConfigError::ZeroInterval);
         }
         if self.peer_timeout <= self.heartbeat_interval {
@@ -153,7 +205,11 @@ impl TransportConfig {
                 heartbeat_interval: self.heartbeat_interval,
             });
         }
-        if self.send_queue == 0 || self.event_queue == 0 || self.max_pending_handshakes == 0 {
+        if self.send_queue == 0
+            || self.event_queue == 0
+            || self.max_pending_handshakes == 0
+            || self.max_pending_per_address == 0
+        {
             return Err(ConfigError::ZeroQueue);
         }
         if let Some(bytes) = self.socket_buffer.filter(|&b| b == 0 || b > i32::MAX as usize) {
@@ -174,11 +230,20 @@ pub enum ConfigError {
     /// The shared secret is empty.
     #[error("the shared secret must not be empty")]
     EmptySecret,
+    /// The shared secret is shorter than [`MIN_SECRET_LEN`]: guessable offline from one
+    /// handshake proof.
+    #[error("the shared secret is {len} bytes; at least {min} random bytes are needed")]
+    ShortSecret {
+        /// The secret's length.
+        len: usize,
+        /// [`MIN_SECRET_LEN`].
+        min: usize,
+    },
     /// `max_frame` (the value given) is out of range.
     #[error("max_frame must be between {HANDSHAKE_MAX_FRAME} and {max} bytes, not {0}", max = u32::MAX)]
     MaxFrame(usize),
-    /// `heartbeat_interval` or `handshake_timeout` is zero.
-    #[error("heartbeat_interval and handshake_timeout must not be zero")]
+    /// `heartbeat_interval`, `handshake_timeout` or `first_byte_timeout` is zero.
+    #[error("heartbeat_interval, handshake_timeout and first_byte_timeout must not be zero")]
     ZeroInterval,
     /// `peer_timeout` does not exceed `heartbeat_interval`.
     #[error(
@@ -190,8 +255,8 @@ pub enum ConfigError {
         /// The heartbeat interval given.
         heartbeat_interval: Duration,
     },
-    /// A queue size or `max_pending_handshakes` is zero.
-    #[error("queue sizes and max_pending_handshakes must not be zero")]
+    /// A queue size, `max_pending_handshakes` or `max_pending_per_address` is zero.
+    #[error("queue sizes and the limits on pending handshakes must not be zero")]
     ZeroQueue,
     /// `socket_buffer` (the value given) is out of range.
     #[error("socket_buffer must be between 1 and {max} bytes, not {0}", max = i32::MAX)]
@@ -208,9 +273,11 @@ impl fmt::Debug for TransportConfig {
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("peer_timeout", &self.peer_timeout)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("first_byte_timeout", &self.first_byte_timeout)
             .field("send_queue", &self.send_queue)
             .field("event_queue", &self.event_queue)
             .field("max_pending_handshakes", &self.max_pending_handshakes)
+            .field("max_pending_per_address", &self.max_pending_per_address)
             .field("socket_buffer", &self.socket_buffer);
         #[cfg(feature = "tls")]
         out.field("tls", &self.tls);
@@ -223,7 +290,7 @@ mod tests {
     use super::*;
 
     fn config() -> TransportConfig {
-        TransportConfig::new("n", "127.0.0.1:0".parse().unwrap(), b"secret".to_vec())
+        TransportConfig::new("n", "127.0.0.1:0".parse().unwrap(), b"sixteen byte key".to_vec())
     }
 
     #[test]
@@ -231,7 +298,8 @@ mod tests {
         assert_eq!(config().check(), Ok(()));
         let shown = format!("{:?}", config());
         assert!(!shown.contains("secret\""), "{shown}");
-        assert!(shown.contains("<6 bytes, redacted>"), "{shown}");
+        assert!(!shown.contains("sixteen"), "{shown}");
+        assert!(shown.contains("<16 bytes, redacted>"), "{shown}");
     }
 
     #[test]
@@ -241,6 +309,10 @@ mod tests {
         assert_eq!(
             check(TransportConfig { secret: vec![], ..config() }),
             Err(ConfigError::EmptySecret)
+        );
+        assert_eq!(
+            check(TransportConfig { secret: vec![7; MIN_SECRET_LEN - 1], ..config() }),
+            Err(ConfigError::ShortSecret { len: MIN_SECRET_LEN - 1, min: MIN_SECRET_LEN })
         );
         assert_eq!(
             check(TransportConfig { node: NodeId::from(""), ..config() }),
@@ -253,6 +325,8 @@ mod tests {
         );
         assert_eq!(check(config().with_heartbeat(ms(0), ms(100))), Err(ConfigError::ZeroInterval));
         assert_eq!(check(config().with_queues(0, 1)), Err(ConfigError::ZeroQueue));
+        assert_eq!(check(config().with_pending_handshakes(8, 0)), Err(ConfigError::ZeroQueue));
+        assert_eq!(check(config().with_first_byte_timeout(ms(0))), Err(ConfigError::ZeroInterval));
         assert_eq!(check(config().with_heartbeat(ms(100), ms(300))), Ok(()));
         assert_eq!(check(config().with_socket_buffer(0)), Err(ConfigError::SocketBuffer(0)));
         assert_eq!(check(config().with_socket_buffer(64 * 1024)), Ok(()));

@@ -1,8 +1,10 @@
 //! The TCP transport: listening, dialling, links, sends, events.
 
+mod accept;
 mod config;
 mod error;
 mod event;
+mod gate;
 mod link;
 mod peers;
 mod stats;
@@ -11,31 +13,32 @@ mod tests;
 #[cfg(feature = "tls")]
 mod tls;
 
-pub use config::{ConfigError, TransportConfig};
+pub use config::{ConfigError, MIN_SECRET_LEN, TransportConfig};
 pub use error::{DownReason, TransportError};
 pub use event::TransportEvent;
 pub use stats::TransportStats;
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfig, TlsError};
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::gate::HandshakeGate;
 use self::link::{Encoded, GOODBYE_GRACE, Lanes, Link, Refused};
 use self::peers::{Admission, PeerTable};
 use self::stats::Counters;
 use crate::frame::FrameReader;
 use crate::handshake::exchange::{self, Identity, PeerHello, Verdict};
 use crate::handshake::proof::{self, Role};
+use crate::log_limit::LogLimit;
 use crate::{Frame, FrameCodec, HandshakeError, NodeId, PROTOCOL_VERSION};
 
 /// A node's TCP endpoint: it listens for peers, dials them, keeps one authenticated link per
@@ -79,7 +82,12 @@ pub(crate) struct Shared {
     tasks: TaskTracker,
     counters: Counters,
     next_link: AtomicU64,
-    handshakes: Arc<Semaphore>,
+    /// Places for incoming connections in their handshake.
+    gate: Arc<HandshakeGate>,
+    /// Slots for refused connections being told so (as many as handshake places).
+    refusals: Arc<Semaphore>,
+    /// Warning budgets per remote address, for failed incoming handshakes and refusals.
+    warnings: Mutex<LogLimit<IpAddr>>,
 }
 
 /// Locks a std mutex, ignoring poisoning (no invariant spans a panic in this crate).
@@ -117,7 +125,9 @@ impl Transport {
         let shutdown = CancellationToken::new();
         let shared = Arc::new(Shared {
             codec: FrameCodec::new(config.max_frame),
-            handshakes: Arc::new(Semaphore::new(config.max_pending_handshakes)),
+            gate: HandshakeGate::new(config.max_pending_handshakes, config.max_pending_per_address),
+            refusals: Arc::new(Semaphore::new(config.max_pending_handshakes)),
+            warnings: Mutex::new(LogLimit::new()),
             config,
             identity,
             local_addr,
@@ -129,7 +139,7 @@ impl Transport {
             counters: Counters::default(),
             next_link: AtomicU64::new(1),
         });
-        shared.tasks.spawn(accept_loop(shared.clone(), listener));
+        shared.tasks.spawn(accept::accept_loop(shared.clone(), listener));
         tracing::debug!(node = %shared.identity.node, addr = %local_addr, "transport listening");
         Ok((Transport { shared, _owner: Arc::new(Owner(shutdown)) }, receiver))
     }
@@ -476,73 +486,6 @@ impl Shared {
         Ok(peer.node)
     }
 
-    /// The accepting side of a connection: over TLS if configured.
-    async fn serve_tcp(self: Arc<Shared>, stream: TcpStream, addr: SocketAddr, permit: Permit) {
-        #[cfg(feature = "tls")]
-        if let Some(tls) = self.config.tls.clone() {
-            return self.serve_tls(tls, stream, addr, permit).await;
-        }
-        self.serve(stream, addr, permit).await
-    }
-
-    /// The accepting side of a connection over TLS: the TLS handshake, then [`Self::serve`].
-    #[cfg(feature = "tls")]
-    async fn serve_tls(
-        self: Arc<Shared>,
-        tls: TlsConfig,
-        stream: TcpStream,
-        addr: SocketAddr,
-        permit: Permit,
-    ) {
-        let Ok(events) = self.events() else { return };
-        let accept = tokio_rustls::TlsAcceptor::from(tls.server).accept(stream);
-        let wrapped = tokio::select! {
-            () = self.shutdown.cancelled() => return,
-            wrapped = tokio::time::timeout(self.config.handshake_timeout, accept) => wrapped,
-        };
-        let error = match wrapped {
-            Ok(Ok(stream)) => return self.serve(stream, addr, permit).await,
-            Ok(Err(error)) => HandshakeError::Tls(error.to_string()),
-            Err(_) => HandshakeError::Timeout(self.config.handshake_timeout),
-        };
-        drop(permit);
-        tracing::warn!(%addr, %error, "incoming handshake failed; connection dropped");
-        let _ = events.send(TransportEvent::HandshakeFailed { addr, error }).await;
-    }
-
-    /// The accepting side of a connection, once its stream is set up.
-    async fn serve<S>(self: Arc<Shared>, stream: S, addr: SocketAddr, permit: Permit)
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let Ok(events) = self.events() else { return };
-        let mut io = FrameReader::with_buffer(stream, BytesMut::new(), exchange::handshake_codec());
-        let handshake = exchange::accept(&mut io, &self.identity, |peer| {
-            let listen = SocketAddr::new(addr.ip(), peer.listen_port);
-            self.admit(self.new_link(peer, addr, listen), Role::Acceptor)
-        });
-        let outcome = tokio::select! {
-            () = self.shutdown.cancelled() => return,
-            outcome = tokio::time::timeout(self.config.handshake_timeout, handshake) => outcome,
-        };
-        drop(permit);
-        let error = match outcome {
-            Ok(Ok((_, Some(registration)))) => {
-                let (stream, buffered) = io.into_parts();
-                registration.announce(stream, buffered, events).await;
-                return;
-            }
-            Ok(Ok((peer, None))) => {
-                tracing::debug!(peer = %peer.node, %addr, "duplicate connection dropped");
-                return;
-            }
-            Ok(Err(error)) => error,
-            Err(_) => HandshakeError::Timeout(self.config.handshake_timeout),
-        };
-        tracing::warn!(%addr, %error, "incoming handshake failed; connection dropped");
-        let _ = events.send(TransportEvent::HandshakeFailed { addr, error }).await;
-    }
-
     fn handshake_failed(&self, addr: SocketAddr, source: HandshakeError) -> TransportError {
         tracing::warn!(%addr, error = %source, "outgoing handshake failed; connection dropped");
         TransportError::Handshake { addr, source }
@@ -642,40 +585,9 @@ impl Drop for DialGuard {
     }
 }
 
-type Permit = OwnedSemaphorePermit;
-
 /// The most bytes a link leaves unsent in the kernel's send buffer (`TCP_NOTSENT_LOWAT`,
 /// where the platform has it): the backlog of a link whose peer reads slowly stays in the
 /// link's queue, where urgent frames overtake it, instead of megabytes of socket buffer
 /// that nothing overtakes. Bytes sent and not yet acknowledged are not limited by it, so
 /// it does not cap a long link's throughput.
 const UNSENT_LIMIT: u32 = 128 * 1024;
-
-/// Accepts connections until shutdown; each runs its handshake in its own task.
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
-    loop {
-        let accepted = tokio::select! {
-            () = shared.shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, addr) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // E.g. out of file descriptors: back off instead of spinning.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = shared.handshakes.clone().try_acquire_owned() else {
-            tracing::warn!(%addr, "too many connections in their handshake; connection dropped");
-            continue;
-        };
-        if let Err(error) = shared.tune(&stream) {
-            tracing::warn!(%addr, %error, "cannot set the socket's options; connection dropped");
-            continue;
-        }
-        shared.tasks.spawn(shared.clone().serve_tcp(stream, addr, permit));
-    }
-    // Links say goodbye by themselves: their goodbye tokens are children of `shutdown`.
-}

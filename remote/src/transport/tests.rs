@@ -10,7 +10,11 @@ use crate::{Frame, FrameKind, NodeId};
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn node(name: &str) -> (Transport, Receiver<TransportEvent>) {
-    let config = TransportConfig::new(name, "127.0.0.1:0".parse().unwrap(), b"s".to_vec());
+    let config = TransportConfig::new(
+        name,
+        "127.0.0.1:0".parse().unwrap(),
+        b"transport unit-test secret".to_vec(),
+    );
     Transport::bind(config).await.unwrap()
 }
 

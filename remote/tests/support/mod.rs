@@ -2,6 +2,7 @@
 //! that speaks the wire protocol by hand (from the crate docs, not the crate's internals).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod logs;
 pub mod raw;
 pub mod stalled;
 

@@ -118,6 +118,16 @@ impl RawPeer {
         }
     }
 
+    /// Every byte left to read until the transport closes the connection (or resets it).
+    pub async fn stream_bytes_until_closed(&mut self) -> Vec<u8> {
+        loop {
+            match self.stream.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return self.buf.split().to_vec(),
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// Reads (and drops) frames until the transport closes the connection.
     pub async fn read_until_closed(&mut self) -> Vec<Frame> {
         let mut frames = Vec::new();

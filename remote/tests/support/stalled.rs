@@ -87,7 +87,7 @@ pub struct StalledPair {
 pub async fn stalled_pair(queue: usize) -> StalledPair {
     let addr = "127.0.0.1:0".parse().unwrap();
     let config = |name: &str| {
-        TransportConfig::new(name, addr, b"s3cret".to_vec())
+        TransportConfig::new(name, addr, b"stalled link test secret".to_vec())
             .with_heartbeat(Duration::from_millis(100), Duration::from_secs(60))
     };
     let a_config = config("a").with_queues(queue, 1024).with_socket_buffer(4096);
