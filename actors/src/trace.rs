@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use amber_snapshot::{Checkpoint, CheckpointInfo};
+use amber_snapshot::{Checkpoint, CheckpointInfo, Epoch};
 use tracing::Span;
 use tracing::field::{Empty, display};
 
@@ -54,15 +54,34 @@ pub(crate) fn checkpoint_span() -> Span {
     )
 }
 
-/// `checkpoint` was written (as `info`, in `took`): its figures on `span`, and the INFO line.
+/// What a written checkpoint held, for its figures (taken where the checkpoint is, so that it
+/// need not travel to where they are logged).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Written {
+    epoch: Epoch,
+    actors: usize,
+    in_flight: usize,
+}
+
+impl Written {
+    pub(crate) fn of(checkpoint: &Checkpoint) -> Written {
+        Written {
+            epoch: checkpoint.manifest.epoch,
+            actors: checkpoint.manifest.actors.len(),
+            in_flight: checkpoint.in_flight.len(),
+        }
+    }
+}
+
+/// A checkpoint holding `written` was written (as `info`, in `took`): its figures on `span`,
+/// and the INFO line.
 pub(crate) fn checkpoint_written(
     span: &Span,
-    checkpoint: &Checkpoint,
+    written: &Written,
     info: &CheckpointInfo,
     took: Duration,
 ) {
-    let (epoch, actors) = (checkpoint.manifest.epoch, checkpoint.manifest.actors.len());
-    let in_flight = checkpoint.in_flight.len();
+    let Written { epoch, actors, in_flight } = *written;
     span.record("checkpoint", display(info.id));
     span.record("epoch", display(epoch));
     span.record("actors", actors);

@@ -626,6 +626,7 @@ impl SnapshotEngine {
     }
 
     /// The last snapshot epoch this node saw complete.
+    #[cfg(loom)]
     pub(crate) fn completed(&self) -> Epoch {
         self.lock().node.completed()
     }

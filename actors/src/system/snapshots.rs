@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use amber_snapshot::{
     ActorEntry, ActorId, Checkpoint, CheckpointInfo, CheckpointStore, InFlightRecord, StateRecord,
+    StoreError,
 };
 use tracing::Instrument;
 
@@ -17,6 +18,7 @@ use crate::snapshot::restore::{Plan, PrepareFn, Prepared, PreparedActor, Restore
 use crate::snapshot::wire::Wire;
 use crate::snapshot::{AbortCause, RestoreError, Skipped, SnapshotError};
 use crate::supervision::Restarts;
+use crate::trace::Written;
 use crate::{ActorState, ActorSystem, Context};
 
 /// How long [`ActorSystem::snapshot`] lets a snapshot run before aborting it.
@@ -86,53 +88,62 @@ impl ActorSystem {
     {
         let span = crate::trace::checkpoint_span();
         let mut checkpoint = self.snapshot().instrument(span.clone()).await?;
+        let epoch = checkpoint.manifest.epoch;
         let store = store.clone();
-        let started = std::time::Instant::now();
-        let (info, checkpoint) = tokio::task::spawn_blocking(move || {
+        self.write_with(span, epoch, move || {
             checkpoint.manifest.id = store.next_id()?;
-            store.save(&checkpoint).map(|info| (info, checkpoint))
+            // Dropped on the blocking thread too: a large checkpoint takes a while to free.
+            store.save(&checkpoint).map(|info| (info, Written::of(&checkpoint)))
         })
-        .instrument(span.clone())
         .await
-        .map_err(|e| SnapshotError::Aborted {
-            epoch: self.engine().completed(),
-            reason: AbortCause::Writer { message: e.to_string() },
-        })?
-        .map_err(SnapshotError::Store)?;
-        crate::metrics::checkpoint_written(info.bytes, started.elapsed());
-        crate::trace::checkpoint_written(&span, &checkpoint, &info, started.elapsed());
-        Ok(info)
     }
 
-    /// Writes `checkpoint`, a snapshot of this system, to `store` (on a blocking thread), as
+    /// Writes `checkpoint`, a snapshot of this system, to `store`, as
     /// [`checkpoint`](Self::checkpoint) does after its snapshot: for a caller that keeps the
     /// snapshot (to check it, or to send it elsewhere too) while it is written. Give it its
-    /// id first, the store's next one ([`CheckpointStore::next_id`]). Returns what was
-    /// written, and logs it (INFO) and counts it like `checkpoint`.
-    pub async fn write_checkpoint<S>(
+    /// id first, the store's next one ([`CheckpointStore::next_id`]).
+    ///
+    /// The write starts at once, on a blocking thread, whether or not the returned future is
+    /// polled; the future gives what was written. It is logged (INFO) and counted like
+    /// `checkpoint`'s.
+    pub fn write_checkpoint<S>(
         &self,
         store: &Arc<S>,
         checkpoint: Arc<Checkpoint>,
-    ) -> Result<CheckpointInfo, SnapshotError>
+    ) -> impl Future<Output = Result<CheckpointInfo, SnapshotError>> + Send + 'static
     where
         S: CheckpointStore + ?Sized + 'static,
     {
         let span = crate::trace::checkpoint_span();
-        let started = std::time::Instant::now();
-        let info = tokio::task::spawn_blocking({
-            let (store, checkpoint) = (store.clone(), checkpoint.clone());
-            move || store.save(&checkpoint)
+        let epoch = checkpoint.manifest.epoch;
+        let store = store.clone();
+        self.write_with(span, epoch, move || {
+            store.save(&checkpoint).map(|info| (info, Written::of(&checkpoint)))
         })
-        .instrument(span.clone())
-        .await
-        .map_err(|e| SnapshotError::Aborted {
-            epoch: checkpoint.manifest.epoch,
-            reason: AbortCause::Writer { message: e.to_string() },
-        })?
-        .map_err(SnapshotError::Store)?;
-        crate::metrics::checkpoint_written(info.bytes, started.elapsed());
-        crate::trace::checkpoint_written(&span, &checkpoint, &info, started.elapsed());
-        Ok(info)
+    }
+
+    /// Runs `write` on a blocking thread at once; the future logs and counts what it wrote.
+    fn write_with(
+        &self,
+        span: tracing::Span,
+        epoch: amber_snapshot::Epoch,
+        write: impl FnOnce() -> Result<(CheckpointInfo, Written), StoreError> + Send + 'static,
+    ) -> impl Future<Output = Result<CheckpointInfo, SnapshotError>> + Send + 'static {
+        let started = std::time::Instant::now();
+        let writing = tokio::task::spawn_blocking(write);
+        async move {
+            let (info, written) = writing
+                .instrument(span.clone())
+                .await
+                .map_err(|e| SnapshotError::Aborted {
+                    epoch,
+                    reason: AbortCause::Writer { message: e.to_string() },
+                })?
+                .map_err(SnapshotError::Store)?;
+            crate::metrics::checkpoint_written(info.bytes, started.elapsed());
+            crate::trace::checkpoint_written(&span, &written, &info, started.elapsed());
+            Ok(info)
+        }
     }
 
     /// Writes a checkpoint to `store` every `interval` until the returned handle is stopped

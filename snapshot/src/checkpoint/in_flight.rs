@@ -190,7 +190,7 @@ impl InFlight {
     }
 
     /// The bytes of every payload (`O(chunks)` for backlogs).
-    pub(crate) fn payload_bytes(&self) -> usize {
+    pub fn payload_bytes(&self) -> usize {
         self.chunks
             .iter()
             .map(|chunk| match chunk {
