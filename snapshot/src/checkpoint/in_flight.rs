@@ -176,17 +176,21 @@ impl InFlight {
     pub(crate) fn receiver_runs(&self) -> impl Iterator<Item = (usize, ActorId)> + '_ {
         let mut index = 0;
         let mut last = None;
-        self.chunks.iter().flat_map(move |chunk| {
-            let first = index;
-            index += chunk.len();
-            let receivers: Box<dyn Iterator<Item = (usize, ActorId)>> = match chunk {
-                Chunk::Records(records) => {
-                    Box::new(records.iter().enumerate().map(move |(i, r)| (first + i, r.to)))
-                }
-                Chunk::Backlog(backlog) => Box::new(std::iter::once((first, backlog.to()))),
-            };
-            receivers.filter(move |&(_, to)| last.replace(to) != Some(to))
-        })
+        self.chunks
+            .iter()
+            .flat_map(move |chunk| {
+                let first = index;
+                index += chunk.len();
+                let receivers: Box<dyn Iterator<Item = (usize, ActorId)>> = match chunk {
+                    Chunk::Records(records) => {
+                        Box::new(records.iter().enumerate().map(move |(i, r)| (first + i, r.to)))
+                    }
+                    Chunk::Backlog(backlog) => Box::new(std::iter::once((first, backlog.to()))),
+                };
+                receivers
+            })
+            // One filter for every chunk: a run may go on from one chunk into the next.
+            .filter(move |&(_, to)| last.replace(to) != Some(to))
     }
 
     /// The bytes of every payload (`O(chunks)` for backlogs).
@@ -561,6 +565,21 @@ mod tests {
         a[3].ask = true;
         flat[3].ask = true;
         assert_eq!(a.into_vec(), flat);
+    }
+
+    #[test]
+    fn a_run_of_one_receiver_goes_on_across_chunks() {
+        let to = ActorId::new(SystemId(1), 5);
+        let mut in_flight = InFlight::new();
+        let mut one = record(1);
+        one.to = to;
+        in_flight.append_chunk(vec![one.clone(), one.clone()]);
+        let mut backlog = Backlog::builder(to);
+        backlog.push_with(None, Epoch(1), false, |out| Ok::<(), ()>(out.push(2))).unwrap();
+        in_flight.append_backlog(backlog.finish());
+        in_flight.push(record(3)); // to another receiver
+        let other = record(3).to;
+        assert_eq!(in_flight.receiver_runs().collect::<Vec<_>>(), [(0, to), (3, other)]);
     }
 
     #[test]
