@@ -50,7 +50,7 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             tracing::warn!(%addr, %error, "cannot set the socket's options; connection dropped");
             continue;
         }
-        shared.tasks.spawn(shared.clone().serve_tcp(stream, addr, pass));
+        shared.tasks.spawn_on(shared.clone().serve_tcp(stream, addr, pass), &shared.io);
     }
     // Links say goodbye by themselves: their goodbye tokens are children of `shutdown`.
 }
@@ -82,12 +82,13 @@ impl Shared {
         };
         let linger = self.config.first_byte_timeout;
         let shutdown = self.shutdown.clone();
-        self.tasks.spawn(async move {
+        let refusal = async move {
             tokio::select! {
                 () = shutdown.cancelled() => {}
                 _ = tokio::time::timeout(linger, write_refusal(stream, bytes, slot)) => {}
             }
-        });
+        };
+        self.tasks.spawn_on(refusal, &self.io);
     }
 
     /// The accepting side of a connection: waits for its first byte, then runs the TLS
