@@ -700,6 +700,9 @@ fn on_event(shared: &Arc<Shared>, event: TransportEvent) {
             tracing::info!(%node, %reason, "node down");
             shared.peer_down(&node);
         }
+        TransportEvent::GaveUp { node, attempts, .. } => {
+            tracing::info!(%node, attempts, "gave up redialling the node");
+        }
         TransportEvent::HandshakeFailed { addr, error } => {
             // The transport logged it already (within that address's warning budget).
             tracing::debug!(%addr, %error, "refused a node");
