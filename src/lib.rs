@@ -82,7 +82,9 @@ pub use amber_snapshot as snapshot;
 pub use amber_remote as cluster;
 #[cfg(feature = "remote")]
 #[doc(inline)]
-pub use amber_remote::{Cluster, ClusterError, NodeId, TransportConfig};
+pub use amber_remote::{
+    Cluster, ClusterError, ClusterEvent, NodeId, ReconnectPolicy, TransportConfig,
+};
 /// TLS on a cluster's links: [`TransportConfig::with_tls`]. Feature `tls`.
 #[cfg(feature = "tls")]
 #[doc(inline)]

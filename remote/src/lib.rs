@@ -173,9 +173,16 @@
 //!
 //! # Reconnection
 //!
-//! The transport never redials by itself; the runtime decides. After `PeerDown`, call
-//! [`Transport::connect`] again (the `listen` address from `PeerUp` is where the peer
-//! accepts connections); a restarted peer may also dial in. What a link's death loses:
+//! The node that dialled a link redials it after it drops unasked (timeout, closed or reset
+//! connection, malformed frame), with exponential backoff and jitter, following
+//! [`TransportConfig::reconnect`] ([`ReconnectPolicy`]): until the peer is linked again (a new
+//! `PeerUp`), the policy gives up ([`TransportEvent::GaveUp`]), or the transport shuts down.
+//! The accepting node never redials, so the two nodes do not race to make two links. A
+//! goodbye from the peer, [`Transport::disconnect`] and a replaced link are not redialled;
+//! call [`Transport::connect`] again then (the `listen` address from `PeerUp` is where the
+//! peer accepts connections); a restarted peer may also dial in. `PeerUp` carries the peer's
+//! incarnation (random per transport start): another one than before means it restarted.
+//! What a link's death loses:
 //! frames still in its send queue or in flight in TCP buffers (a successful `send` means
 //! *queued*, not delivered), and frames received but not yet handed to the event channel.
 //! What it never does: reorder frames of one lane (or let a data frame overtake an urgent
@@ -199,13 +206,13 @@ mod log_limit;
 mod node;
 mod transport;
 
-pub use cluster::{Cluster, ClusterError, Placement, PlacementError, SpawnRefusal};
+pub use cluster::{Cluster, ClusterError, ClusterEvent, Placement, PlacementError, SpawnRefusal};
 pub use frame::{DEFAULT_MAX_FRAME, Frame, FrameCodec, FrameError, FrameKind, HEADER_LEN};
 pub use handshake::{HandshakeError, PROTOCOL_VERSION, Refusal};
 pub use node::{NodeId, NodeIdError};
 pub use transport::{
-    ConfigError, DownReason, MIN_SECRET_LEN, Transport, TransportConfig, TransportError,
-    TransportEvent, TransportStats,
+    ConfigError, DownReason, MIN_SECRET_LEN, ReconnectPolicy, Transport, TransportConfig,
+    TransportError, TransportEvent, TransportStats,
 };
 #[cfg(feature = "tls")]
 pub use transport::{TlsConfig, TlsError};

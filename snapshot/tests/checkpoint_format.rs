@@ -556,7 +556,12 @@ fn a_backlog_to_an_unlisted_actor_is_refused_with_its_first_index() {
     let before = chunked.in_flight.len();
     let stranger = actor(99);
     let mut backlog = amber_snapshot::Backlog::builder(stranger);
-    backlog.push_with(None, Epoch(1), false, |out| Ok::<(), ()>(out.push(1))).unwrap();
+    backlog
+        .push_with(None, Epoch(1), false, |out| {
+            out.push(1);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
     chunked.in_flight.append_backlog(backlog.finish());
     match chunked.validate() {
         Err(ValidationError::InFlightToUnknownActor { index, to }) => {

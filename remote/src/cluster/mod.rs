@@ -31,9 +31,13 @@
 //! An ask that times out while its node stays up is forgotten within about a second (see
 //! [`Cluster::pending_asks`]); a late reply is dropped.
 //!
-//! Nothing reconnects by itself: call [`Cluster::connect`] again. Refs made before work again
-//! once the same node is back (a restarted node has new actors: refs to the old ones fail);
-//! watches do not come back: watch again after a `NodeDown`. Delivery is at most once, never
+//! The node that dialled a link redials it after an unasked drop (see
+//! [`ReconnectPolicy`](crate::ReconnectPolicy)); otherwise call [`Cluster::connect`] again.
+//! Refs made before work again once the same incarnation of the node is back; a restarted
+//! node (a new system id in its `Hello`) has new actors: refs to the old ones are refused
+//! here, as to stopped actors ([`ClusterEvent::Restarted`]). Watches do not come back: watch
+//! again after a `NodeDown`. [`Cluster::subscribe`] reports links down and up, reconnections
+//! and restarts. Delivery is at most once, never
 //! retried nor duplicated. What was queued for a link when it went down is lost: a `tell`
 //! that returned `Ok` may never arrive, and an ask that failed with `NodeDown` may or may not
 //! have been handled. What the other node acknowledged holds: an ask whose reply arrived was
@@ -57,6 +61,7 @@ mod asks;
 mod control;
 mod credit;
 mod error;
+mod event;
 mod migrate;
 mod placement;
 mod restore;
@@ -81,6 +86,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use self::control::Control;
 pub use self::error::ClusterError;
+pub use self::event::ClusterEvent;
 pub use self::placement::{Placement, PlacementError};
 pub use self::spawn::SpawnRefusal;
 use self::strikes::Strike;
@@ -168,6 +174,8 @@ struct Shared {
     migrations: migrate::Migrations,
     /// Per-peer warning budgets, and malformed control messages counted per linked peer.
     strikes: strikes::Strikes,
+    /// Each peer's incarnation, the retired ones, and the subscribers to peer events.
+    incarnations: event::Incarnations,
 }
 
 impl Cluster {
@@ -291,6 +299,7 @@ impl Shared {
             spawns: spawn::Spawns::default(),
             migrations: migrate::Migrations::default(),
             strikes: strikes::Strikes::default(),
+            incarnations: event::Incarnations::default(),
         })
     }
 
@@ -326,6 +335,12 @@ impl Shared {
     /// What the links hand to the system goes through this.
     fn host(&self) -> &Host {
         self.host.get().expect("the system attaches its host as it is built")
+    }
+
+    /// Whether `actor` lived on a previous incarnation of `node` (it restarted since), and
+    /// was not placed there again by a restore: it is gone for good.
+    fn is_retired(&self, actor: ActorId, node: &NodeId) -> bool {
+        self.incarnations.is_retired(actor.system(), node) && !self.placed.contains_key(&actor)
     }
 
     /// Whether `node` has introduced itself and its link is up.
@@ -378,7 +393,9 @@ impl Shared {
                 }
                 let data = frames.iter().filter(|f| matches!(f, Frame::Message { .. })).count();
                 if let Err(e) = transport.send_all(&node, &frames).await {
-                    tracing::debug!(%node, error = %e, "link gone; dropping queued frames");
+                    // Their sends returned `Ok`: say that they are lost (at most once).
+                    let lost = frames.len() + rx.len();
+                    tracing::warn!(%node, error = %e, lost, "link gone; frames queued for it are lost");
                     // `rx` drops: later routes see a closed forwarder; waiting senders wake
                     // to find the node down.
                     credit.wake_all();
@@ -584,6 +601,9 @@ impl RemoteRoute for PeerRoute {
             }
             Err(down())
         };
+        if shared.is_retired(message.to, &self.node) {
+            return refused(&shared);
+        }
         let Some(out) = self.open(&shared) else { return refused(&shared) };
         let frame = Frame::Message {
             to: message.to,
@@ -708,6 +728,11 @@ fn on_event(shared: &Arc<Shared>, event: TransportEvent) {
         TransportEvent::PeerDown { node, reason } => {
             tracing::info!(%node, %reason, "node down");
             shared.peer_down(&node);
+            shared.incarnations.publish(ClusterEvent::Down { node, reason: reason.to_string() });
+        }
+        TransportEvent::GaveUp { node, attempts, .. } => {
+            tracing::info!(%node, attempts, "gave up redialling the node");
+            shared.incarnations.publish(ClusterEvent::GaveUp { node, attempts });
         }
         TransportEvent::HandshakeFailed { addr, error } => {
             // The transport logged it already (within that address's warning budget).
@@ -739,8 +764,9 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
         Frame::Control(bytes) => match Control::decode(&bytes) {
             Ok(Control::Hello { system }) => {
                 shared.systems.insert(system, from.clone());
-                shared.nodes.insert(from, system);
+                shared.nodes.insert(from.clone(), system);
                 shared.hello.notify_waiters();
+                shared.incarnations.introduced(&from, system);
             }
             Ok(Control::Lookup { request, name }) => {
                 let result = shared.system().whereis(&name).map(|(id, ty)| (id, ty.to_owned()));

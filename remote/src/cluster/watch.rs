@@ -92,7 +92,10 @@ pub(super) fn watch(
     // Recorded first, then the peer checked: `peer_down` forgets the peer first, then fires
     // the watches it finds, so every watch is either fired by it or refused here.
     shared.watches.remote.insert(pair, node.clone());
-    if shared.is_up(node) && send(shared, node, WatchControl::Watch { watched, watcher }) {
+    if !shared.is_retired(watched, node)
+        && shared.is_up(node)
+        && send(shared, node, WatchControl::Watch { watched, watcher })
+    {
         return Ok(());
     }
     match shared.watches.remote.remove(&pair) {

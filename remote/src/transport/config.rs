@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::ReconnectPolicy;
 #[cfg(feature = "tls")]
 use super::TlsConfig;
 use crate::frame::DEFAULT_MAX_FRAME;
@@ -96,6 +97,11 @@ pub struct TransportConfig {
     /// its own, a link is read as soon as the operating system runs that thread. `false`:
     /// the links' tasks run on the runtime that binds the transport.
     pub io_thread: bool,
+    /// How this node redials a link it dialled after the link drops unasked (timeout,
+    /// closed or reset connection, malformed frame); `None`: never. Default
+    /// [`ReconnectPolicy::default`]: from 100 ms, doubling up to 5 s, forever (until the
+    /// peer is back, says goodbye, or this transport shuts down).
+    pub reconnect: Option<ReconnectPolicy>,
     /// TLS on every link ([`TlsConfig`]); `None` (the default): plain TCP, with amber's
     /// authenticated handshake. Every node of a cluster must agree.
     #[cfg(feature = "tls")]
@@ -124,6 +130,7 @@ impl TransportConfig {
             max_pending_per_address: 8,
             socket_buffer: None,
             io_thread: true,
+            reconnect: Some(ReconnectPolicy::default()),
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -191,6 +198,13 @@ impl TransportConfig {
         self
     }
 
+    /// Sets [`reconnect`](Self::reconnect): `None` turns redialling off.
+    #[must_use]
+    pub fn with_reconnect(mut self, policy: Option<ReconnectPolicy>) -> TransportConfig {
+        self.reconnect = policy;
+        self
+    }
+
     /// Sets [`socket_buffer`](Self::socket_buffer).
     #[must_use]
     pub fn with_socket_buffer(mut self, bytes: usize) -> TransportConfig {
@@ -233,6 +247,9 @@ impl TransportConfig {
         }
         if let Some(bytes) = self.socket_buffer.filter(|&b| b == 0 || b > i32::MAX as usize) {
             return Err(ConfigError::SocketBuffer(bytes));
+        }
+        if let Some(policy) = self.reconnect.filter(|p| !p.is_valid()) {
+            return Err(ConfigError::Reconnect(policy));
         }
         Ok(())
     }
@@ -277,6 +294,12 @@ pub enum ConfigError {
     /// A queue size, `max_pending_handshakes` or `max_pending_per_address` is zero.
     #[error("queue sizes and the limits on pending handshakes must not be zero")]
     ZeroQueue,
+    /// The [`ReconnectPolicy`] (given) waits zero, has `max` below `initial`, or allows no
+    /// attempt.
+    #[error(
+        "reconnect policy {0:?}: initial must not be zero, max not below initial, attempts not zero"
+    )]
+    Reconnect(ReconnectPolicy),
     /// `socket_buffer` (the value given) is out of range.
     #[error("socket_buffer must be between 1 and {max} bytes, not {0}", max = i32::MAX)]
     SocketBuffer(usize),
@@ -297,7 +320,8 @@ impl fmt::Debug for TransportConfig {
             .field("event_queue", &self.event_queue)
             .field("max_pending_handshakes", &self.max_pending_handshakes)
             .field("max_pending_per_address", &self.max_pending_per_address)
-            .field("socket_buffer", &self.socket_buffer);
+            .field("socket_buffer", &self.socket_buffer)
+            .field("reconnect", &self.reconnect);
         #[cfg(feature = "tls")]
         out.field("tls", &self.tls);
         out.finish()

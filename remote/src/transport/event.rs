@@ -24,9 +24,16 @@ pub enum TransportEvent {
         /// node connected, else the peer's IP with the listening port it announced. Dial this
         /// to reconnect.
         listen: SocketAddr,
+        /// The peer's incarnation: a random number it drew when its transport started. A
+        /// `PeerUp` with another incarnation than the last one seen for that node means the
+        /// peer restarted (what it held before is gone).
+        incarnation: u64,
     },
     /// The link to `node` is gone; sends to it fail with
-    /// [`TransportError::PeerDown`](crate::TransportError::PeerDown) until it is back.
+    /// [`TransportError::PeerDown`](crate::TransportError::PeerDown) until it is back. If
+    /// this node dialled it and `reason` is not deliberate, it is being redialled (see
+    /// [`ReconnectPolicy`](crate::ReconnectPolicy)): a `PeerUp` follows when it is back, or
+    /// [`GaveUp`](TransportEvent::GaveUp).
     PeerDown {
         /// The peer.
         node: NodeId,
@@ -39,6 +46,16 @@ pub enum TransportEvent {
         from: NodeId,
         /// The frame.
         frame: Frame,
+    },
+    /// Redialling `node` (see [`ReconnectPolicy`](crate::ReconnectPolicy)) gave up after
+    /// `attempts` failed attempts; it stays down until someone connects again.
+    GaveUp {
+        /// The peer.
+        node: NodeId,
+        /// The address redialled.
+        addr: SocketAddr,
+        /// How many attempts failed.
+        attempts: u32,
     },
     /// An incoming connection failed its handshake and was dropped (also logged as a
     /// warning). Outgoing handshakes report through

@@ -82,6 +82,8 @@ pub(crate) struct Link {
     farewell: std::sync::Mutex<Option<(String, DownReason)>>,
     /// Set once `PeerUp` was reported.
     announced: AtomicBool,
+    /// Set on a link this node dialled: it redials it if it drops.
+    dialled: AtomicBool,
     /// Cancelled once `PeerDown` was reported and the link left the table.
     finished: CancellationToken,
 }
@@ -140,6 +142,7 @@ impl Link {
             goodbye: shutdown.child_token(),
             farewell: std::sync::Mutex::new(None),
             announced: AtomicBool::new(false),
+            dialled: AtomicBool::new(false),
             finished: CancellationToken::new(),
         };
         (Arc::new(link), Lanes { data, urgent })
@@ -153,6 +156,11 @@ impl Link {
     /// Whether `PeerUp` was reported for it.
     pub(crate) fn is_announced(&self) -> bool {
         self.announced.load(Ordering::Acquire)
+    }
+
+    /// Marks the link as dialled by this node (see [`super::redial`]).
+    pub(crate) fn set_dialled(&self) {
+        self.dialled.store(true, Ordering::Release);
     }
 
     pub(crate) fn set_announced(&self) {
@@ -412,9 +420,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
     };
     let peer = link.node.to_string();
     metrics::counter!("amber_links_down_total", "peer" => peer, "reason" => kind).increment(1);
+    let redial = link.dialled.load(Ordering::Acquire) && super::redial::redials(&reason);
     let _ = events.send(TransportEvent::PeerDown { node: link.node.clone(), reason }).await;
     shared.remove(&link);
     link.set_finished();
+    if redial {
+        shared.start_redial(link.node.clone(), link.listen);
+    }
 }
 
 /// The writer task: batches (urgent frames first), heartbeats, goodbye.

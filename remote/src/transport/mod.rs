@@ -7,6 +7,7 @@ mod event;
 mod gate;
 mod link;
 mod peers;
+mod redial;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -16,10 +17,12 @@ mod tls;
 pub use config::{ConfigError, MIN_SECRET_LEN, TransportConfig};
 pub use error::{DownReason, TransportError};
 pub use event::TransportEvent;
+pub use redial::ReconnectPolicy;
 pub use stats::TransportStats;
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfig, TlsError};
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -152,6 +155,8 @@ pub(crate) struct Shared {
     refusals: Arc<Semaphore>,
     /// Warning budgets per remote address, for failed incoming handshakes and refusals.
     warnings: Mutex<LogLimit<IpAddr>>,
+    /// The nodes a redial task is working on (one task per node).
+    redialling: Mutex<HashSet<NodeId>>,
 }
 
 /// Locks a std mutex, ignoring poisoning (no invariant spans a panic in this crate).
@@ -205,6 +210,7 @@ impl Transport {
             gate: HandshakeGate::new(config.max_pending_handshakes, config.max_pending_per_address),
             refusals: Arc::new(Semaphore::new(config.max_pending_handshakes)),
             warnings: Mutex::new(LogLimit::new()),
+            redialling: Mutex::new(HashSet::new()),
             config,
             identity,
             local_addr,
@@ -239,33 +245,13 @@ impl Transport {
     /// If a link to that node is already up (or comes up through the peer dialling this node
     /// at the same moment), no second link is made: the call returns the peer's id and no
     /// new `PeerUp` is reported. The TCP connect and the handshake are each bounded by
-    /// `handshake_timeout`. After a [`TransportEvent::PeerDown`], call it again to reconnect.
+    /// `handshake_timeout`. A link made here is redialled by this node if it drops (see
+    /// [`TransportConfig::reconnect`]); call `connect` again after a `PeerDown` that is not
+    /// redialled (a goodbye, a disconnect) or after [`TransportEvent::GaveUp`].
     /// Cancelling the returned future abandons the wait, not the handshake: the link may
     /// still come up and be reported.
     pub async fn connect(&self, addr: SocketAddr) -> Result<NodeId, TransportError> {
-        let shared = self.shared.clone();
-        let events = shared.events()?;
-        // The connect, the handshake and the link's start run in their own task (on the
-        // links' runtime, whose driver then watches the stream): cancelling `connect` must
-        // not leave a half-made link behind (the link may still come up).
-        let dial = async move {
-            let timeout = shared.config.handshake_timeout;
-            let stream = tokio::select! {
-                () = shared.shutdown.cancelled() => return Err(TransportError::Shutdown),
-                stream = tokio::time::timeout(timeout, TcpStream::connect(addr)) => stream,
-            };
-            let stream = stream
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))
-                .and_then(|stream| stream)
-                .map_err(|source| TransportError::Connect { addr, source })?;
-            shared.tune(&stream).map_err(|source| TransportError::Connect { addr, source })?;
-            shared.dial_tcp(stream, addr, events).await
-        };
-        match self.shared.tasks.spawn_on(dial, &self.shared.io).await {
-            Ok(result) => result,
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            Err(_) => Err(TransportError::Shutdown),
-        }
+        self.shared.dial_addr(addr).await
     }
 
     /// Where the links' tasks run: the transport's own thread, or the runtime that bound it
@@ -427,6 +413,33 @@ impl Transport {
 }
 
 impl Shared {
+    /// Dials `addr`: what [`Transport::connect`] does (also used to redial).
+    async fn dial_addr(self: &Arc<Shared>, addr: SocketAddr) -> Result<NodeId, TransportError> {
+        let shared = self.clone();
+        let events = shared.events()?;
+        // The connect, the handshake and the link's start run in their own task, on the
+        // links' runtime (whose driver then watches the stream): cancelling `connect` must
+        // not leave a half-made link behind (the link may still come up).
+        let dial = async move {
+            let timeout = shared.config.handshake_timeout;
+            let stream = tokio::select! {
+                () = shared.shutdown.cancelled() => return Err(TransportError::Shutdown),
+                stream = tokio::time::timeout(timeout, TcpStream::connect(addr)) => stream,
+            };
+            let stream = stream
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))
+                .and_then(|stream| stream)
+                .map_err(|source| TransportError::Connect { addr, source })?;
+            shared.tune(&stream).map_err(|source| TransportError::Connect { addr, source })?;
+            shared.dial_tcp(stream, addr, events).await
+        };
+        match self.tasks.spawn_on(dial, &self.io).await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(TransportError::Shutdown),
+        }
+    }
+
     /// Sets a new connection's socket options: `TCP_NODELAY`, [`UNSENT_LIMIT`], and the
     /// buffer sizes if the configuration bounds them.
     fn tune(&self, stream: &TcpStream) -> std::io::Result<()> {
@@ -561,6 +574,7 @@ impl Shared {
             return Err(TransportError::Shutdown);
         }
         let new = self.new_link(&peer, addr, addr);
+        new.link.set_dialled();
         let registration = match self.admit(new, Role::Initiator) {
             Some(registration) => registration,
             None => {
@@ -643,6 +657,7 @@ impl Registration {
             node: link.node.clone(),
             addr: link.addr,
             listen: link.listen,
+            incarnation: link.incarnation,
         };
         let _ = events.send(up).await;
         link.set_announced();

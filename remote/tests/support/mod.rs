@@ -4,6 +4,7 @@
 
 pub mod logs;
 pub mod raw;
+pub mod relay;
 pub mod stalled;
 
 use std::net::SocketAddr;
@@ -62,7 +63,7 @@ impl Node {
 
     pub async fn expect_up(&mut self) -> (NodeId, SocketAddr, SocketAddr) {
         match self.next().await {
-            TransportEvent::PeerUp { node, addr, listen } => (node, addr, listen),
+            TransportEvent::PeerUp { node, addr, listen, .. } => (node, addr, listen),
             other => panic!("{}: expected PeerUp, got {other:?}", self.id()),
         }
     }

@@ -1,7 +1,7 @@
 //! [`InFlight`]: a checkpoint's messages in flight, kept in the chunks they were captured in.
 
 use std::fmt;
-use std::iter::{Flatten, FusedIterator, Map};
+use std::iter::{FlatMap, FusedIterator};
 use std::ops::{Index, IndexMut};
 
 use super::backlog::{Backlog, View};
@@ -132,7 +132,7 @@ impl InFlight {
 
     /// The messages, in order.
     pub fn iter(&self) -> Iter<'_> {
-        Iter { inner: self.chunks.iter().map(Chunk::records as _).flatten(), left: self.len }
+        Iter { inner: self.chunks.iter().flat_map(Chunk::records as _), left: self.len }
     }
 
     /// The messages, in order, to change them.
@@ -384,7 +384,7 @@ type ChunkRecords = fn(&Chunk) -> &[InFlightRecord];
 /// The messages of an [`InFlight`], in order.
 #[derive(Clone)]
 pub struct Iter<'a> {
-    inner: Flatten<Map<std::slice::Iter<'a, Chunk>, ChunkRecords>>,
+    inner: FlatMap<std::slice::Iter<'a, Chunk>, &'a [InFlightRecord], ChunkRecords>,
     left: usize,
 }
 

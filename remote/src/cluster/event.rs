@@ -1,0 +1,118 @@
+//! What a cluster tells its subscribers about its peers ([`Cluster::subscribe`]).
+//!
+//! A node's *incarnation* here is its actor system: every [`Cluster::start`] draws a new
+//! random [`SystemId`], sent in the `Hello` that opens every link (the transport's own
+//! incarnation number, sent in its handshake, changes with it). A peer that introduces itself
+//! with the system it had before came back ([`ClusterEvent::Reconnected`]); with another one,
+//! it restarted ([`ClusterEvent::Restarted`]) and the actors of its previous system are gone
+//! for good: refs to them fail at once with `NodeDown` instead of reaching the new system.
+
+use amber_snapshot::SystemId;
+use dashmap::DashMap;
+use tokio::sync::broadcast;
+
+use super::Cluster;
+use crate::NodeId;
+
+/// How many events wait for a slow subscriber before it misses the oldest ones.
+const CAPACITY: usize = 256;
+
+/// Something that happened to one of this node's peers, in the order it happened for that
+/// peer: `Down` between two of the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClusterEvent {
+    /// `node` linked and introduced itself for the first time: refs to its actors resolve.
+    Up {
+        /// The peer.
+        node: NodeId,
+    },
+    /// The link to `node` went down: what was pending on it failed (asks, lookups, spawns),
+    /// watchers of its actors heard `NodeDown`, a snapshot spanning it aborted. If this node
+    /// dialled the link and the drop was not deliberate, it is being redialled.
+    Down {
+        /// The peer.
+        node: NodeId,
+        /// Why the link went down, as the transport said it.
+        reason: String,
+    },
+    /// `node` is back as the incarnation it was before the link dropped: refs to its actors
+    /// work again (watches do not come back: watch again).
+    Reconnected {
+        /// The peer.
+        node: NodeId,
+    },
+    /// `node` is back as a new incarnation (it restarted): its previous actors are gone,
+    /// and refs to them fail with `NodeDown`; look its actors up again.
+    Restarted {
+        /// The peer.
+        node: NodeId,
+    },
+    /// Redialling `node` gave up after `attempts` attempts
+    /// ([`ReconnectPolicy::attempts`](crate::ReconnectPolicy::attempts)); it stays down
+    /// until a node connects again.
+    GaveUp {
+        /// The peer.
+        node: NodeId,
+        /// How many attempts failed.
+        attempts: u32,
+    },
+}
+
+/// The incarnations seen per peer, and the subscribers.
+#[derive(Debug)]
+pub(super) struct Incarnations {
+    /// The system each node last introduced itself with (kept while it is down).
+    last: DashMap<NodeId, SystemId>,
+    /// Systems of incarnations that were replaced by a new one, with their node.
+    retired: DashMap<SystemId, NodeId>,
+    events: broadcast::Sender<ClusterEvent>,
+}
+
+impl Default for Incarnations {
+    fn default() -> Incarnations {
+        Incarnations {
+            last: DashMap::new(),
+            retired: DashMap::new(),
+            events: broadcast::Sender::new(CAPACITY),
+        }
+    }
+}
+
+impl Incarnations {
+    /// `node` introduced itself as `system`: records it, retires the system it had before
+    /// if that differs, and tells the subscribers.
+    pub(super) fn introduced(&self, node: &NodeId, system: SystemId) {
+        let event = match self.last.insert(node.clone(), system) {
+            None => ClusterEvent::Up { node: node.clone() },
+            Some(before) if before == system => ClusterEvent::Reconnected { node: node.clone() },
+            Some(before) => {
+                tracing::info!(%node, "node restarted: its previous actors are gone");
+                self.retired.insert(before, node.clone());
+                ClusterEvent::Restarted { node: node.clone() }
+            }
+        };
+        self.publish(event);
+    }
+
+    /// Whether `system` was `node`'s before it restarted.
+    pub(super) fn is_retired(&self, system: SystemId, node: &NodeId) -> bool {
+        self.retired.get(&system).is_some_and(|n| *n == *node)
+    }
+
+    /// Tells the subscribers (none listening is fine).
+    pub(super) fn publish(&self, event: ClusterEvent) {
+        let _ = self.events.send(event);
+    }
+}
+
+impl Cluster {
+    /// Subscribes to the cluster's events about its peers ([`ClusterEvent`]): links up and
+    /// down, peers back after a drop or restarted.
+    ///
+    /// Events from the moment of the call on; a subscriber more than 256 events behind
+    /// misses the oldest ([`broadcast::error::RecvError::Lagged`] says how many).
+    pub fn subscribe(&self) -> broadcast::Receiver<ClusterEvent> {
+        self.shared.incarnations.events.subscribe()
+    }
+}
