@@ -151,9 +151,8 @@ proptest! {
 
 #[tokio::test]
 async fn the_transport_receives_a_maximal_frame_within_the_limit() {
-    // Current-thread runtime, and the links on it (not on a thread of their own): the
-    // transport's reader runs on this thread, so it is tracked.
-    let mut b = Node::bind(config("b").with_io_thread(false)).await;
+    // Current-thread runtime: the transport's reader runs on this thread, so it is tracked.
+    let mut b = Node::bind(config("b")).await;
     let mut raw = RawPeer::handshake(b.addr(), "raw", SECRET).await;
     b.expect_up().await;
     let frame = Frame::Control(vec![3; DEFAULT_MAX_FRAME - 14]);

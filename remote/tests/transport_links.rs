@@ -186,9 +186,7 @@ async fn a_node_whose_runtime_dies_is_reported_down() {
     let b_thread = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
-            // Its links on this runtime too (not on a thread of their own), so that they die
-            // with it.
-            let b = Node::bind(config("b").with_io_thread(false)).await;
+            let b = Node::bind(config("b")).await;
             addr_tx.send(b.addr()).unwrap();
             let _ = stop_rx.await;
             // The process dies: no shutdown, no goodbye; its sockets close with the runtime.

@@ -321,10 +321,7 @@ impl Shared {
 
     /// Starts serving the transport's events (the system must be set).
     fn serve(self: &Arc<Self>, events: mpsc::Receiver<TransportEvent>) {
-        // Served where the links run (on their own thread, by default), in this runtime's
-        // context: what it spawns (actors, their timers) belongs to the system.
-        let system_runtime = tokio::runtime::Handle::current();
-        self.transport.io().spawn(serve(Arc::downgrade(self), events, system_runtime));
+        tokio::spawn(serve(Arc::downgrade(self), events));
         tokio::spawn(asks::sweep(Arc::downgrade(self)));
     }
 
@@ -700,17 +697,11 @@ fn malformed(shared: &Shared, from: &NodeId, error: &dyn std::fmt::Display) {
 /// among all the actors, and the links stop reading while the queue is full). What a
 /// snapshot message cannot overtake on this side, the frames already in the TCP buffers
 /// and the queue, is what the sender wrote before it.
-/// Hands the transport's events to the system, in `system_runtime`'s context.
-async fn serve(
-    shared: Weak<Shared>,
-    mut events: mpsc::Receiver<TransportEvent>,
-    system_runtime: tokio::runtime::Handle,
-) {
+async fn serve(shared: Weak<Shared>, mut events: mpsc::Receiver<TransportEvent>) {
     const BATCH: usize = 256;
     let mut batch = Vec::with_capacity(BATCH);
     while events.recv_many(&mut batch, BATCH).await > 0 {
         let Some(shared) = shared.upgrade() else { return };
-        let _system = system_runtime.enter();
         for event in batch.drain(..) {
             on_event(&shared, event);
         }

@@ -50,7 +50,7 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             tracing::warn!(%addr, %error, "cannot set the socket's options; connection dropped");
             continue;
         }
-        shared.tasks.spawn_on(shared.clone().serve_tcp(stream, addr, pass), &shared.io);
+        shared.tasks.spawn(shared.clone().serve_tcp(stream, addr, pass));
     }
     // Links say goodbye by themselves: their goodbye tokens are children of `shutdown`.
 }
@@ -82,13 +82,12 @@ impl Shared {
         };
         let linger = self.config.first_byte_timeout;
         let shutdown = self.shutdown.clone();
-        let refusal = async move {
+        self.tasks.spawn(async move {
             tokio::select! {
                 () = shutdown.cancelled() => {}
                 _ = tokio::time::timeout(linger, write_refusal(stream, bytes, slot)) => {}
             }
-        };
-        self.tasks.spawn_on(refusal, &self.io);
+        });
     }
 
     /// The accepting side of a connection: waits for its first byte, then runs the TLS

@@ -86,17 +86,6 @@ pub struct TransportConfig {
     /// actor). A bound keeps that short, at the cost of throughput on links whose
     /// bandwidth-delay product exceeds it. The kernel may round the size (Linux doubles it).
     pub socket_buffer: Option<usize>,
-    /// Whether the links run on a thread of their own (the default): a one-worker tokio
-    /// runtime the transport owns reads and writes every link, accepts and dials, and (in a
-    /// [`Cluster`](crate::Cluster)) hands what arrives to the actors.
-    ///
-    /// A node's workers may be busy with thousands of actors; a link's task on them waits its
-    /// turn behind every one of them (a sweep of the run queue, tens of milliseconds under
-    /// load), and so does every frame it carries: replies, and the snapshot protocol's
-    /// messages, whose latency a cross-node snapshot adds up several times. On a thread of
-    /// its own, a link is read as soon as the operating system runs that thread. `false`:
-    /// the links' tasks run on the runtime that binds the transport.
-    pub io_thread: bool,
     /// How this node redials a link it dialled after the link drops unasked (timeout,
     /// closed or reset connection, malformed frame); `None`: never. Default
     /// [`ReconnectPolicy::default`]: from 100 ms, doubling up to 5 s, forever (until the
@@ -129,7 +118,6 @@ impl TransportConfig {
             max_pending_handshakes: 64,
             max_pending_per_address: 8,
             socket_buffer: None,
-            io_thread: true,
             reconnect: Some(ReconnectPolicy::default()),
             #[cfg(feature = "tls")]
             tls: None,
@@ -188,13 +176,6 @@ impl TransportConfig {
     #[must_use]
     pub fn with_tls(mut self, tls: TlsConfig) -> TransportConfig {
         self.tls = Some(tls);
-        self
-    }
-
-    /// Sets [`io_thread`](Self::io_thread).
-    #[must_use]
-    pub fn with_io_thread(mut self, io_thread: bool) -> TransportConfig {
-        self.io_thread = io_thread;
         self
     }
 

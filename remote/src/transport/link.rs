@@ -323,8 +323,8 @@ pub(crate) fn spawn<S>(
     let (read_half, write_half) = tokio::io::split(stream);
     let codec = FrameCodec::new(shared.config.max_frame);
     let reader = FrameReader::with_buffer(read_half, buffered, codec);
-    shared.tasks.spawn_on(write_loop(shared.clone(), link.clone(), lanes, write_half), &shared.io);
-    shared.tasks.spawn_on(read_loop(shared.clone(), link, reader, events), &shared.io);
+    shared.tasks.spawn(write_loop(shared.clone(), link.clone(), lanes, write_half));
+    shared.tasks.spawn(read_loop(shared.clone(), link, reader, events));
 }
 
 /// The reader task: frames to events, silence to `Timeout`, and the link's last rites.

@@ -59,76 +59,14 @@ pub struct Transport {
     _owner: Arc<Owner>,
 }
 
-/// Cancels the transport when the last [`Transport`] handle goes, and lets its links' thread
-/// go (see [`TransportConfig::io_thread`]).
+/// Cancels the transport when the last [`Transport`] handle goes.
 #[derive(Debug)]
-struct Owner {
-    shutdown: CancellationToken,
-    tasks: TaskTracker,
-    links: Option<LinksThread>,
-}
+struct Owner(CancellationToken);
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        self.shutdown.cancel();
-        // The links say goodbye on their thread (a bounded time, as in `shutdown`) before it
-        // goes; waited for off this thread, which may be a worker.
-        if let Some(links) = self.links.take() {
-            let tasks = self.tasks.clone();
-            tasks.close();
-            let finish = move || {
-                if let Some(runtime) = &links.0 {
-                    let _ = runtime.block_on(tokio::time::timeout(2 * GOODBYE_GRACE, tasks.wait()));
-                }
-                drop(links);
-            };
-            if std::thread::Builder::new().name("amber-links-end".into()).spawn(finish).is_err() {
-                tracing::debug!("no thread to end the links on: they end at once");
-            }
-        }
+        self.0.cancel();
     }
-}
-
-/// The runtime on a thread of its own that runs the links ([`TransportConfig::io_thread`]).
-#[derive(Debug)]
-struct LinksThread(Option<tokio::runtime::Runtime>);
-
-impl LinksThread {
-    /// A one-worker runtime named after `node`. Its threads log to the subscriber that is
-    /// current here (a test's, or a scoped one), not only to the global one.
-    fn start(node: &NodeId) -> std::io::Result<LinksThread> {
-        let dispatch = tracing::dispatcher::get_default(Clone::clone);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name(format!("amber-links-{node}"))
-            .on_thread_start(move || {
-                let guard = tracing::dispatcher::set_default(&dispatch);
-                LINKS_LOG.with(|slot| *slot.borrow_mut() = Some(guard));
-            })
-            .enable_all()
-            .build()?;
-        Ok(LinksThread(Some(runtime)))
-    }
-
-    fn handle(&self) -> tokio::runtime::Handle {
-        self.0.as_ref().expect("present until dropped").handle().clone()
-    }
-}
-
-impl Drop for LinksThread {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
-            // Never blocks (it may be dropped on a worker, or in `bind` on an error): tasks
-            // still running are dropped at their next await, as at a runtime's end.
-            runtime.shutdown_background();
-        }
-    }
-}
-
-std::thread_local! {
-    /// Keeps a links thread's subscriber its default for the thread's life.
-    static LINKS_LOG: std::cell::RefCell<Option<tracing::dispatcher::DefaultGuard>> =
-        const { std::cell::RefCell::new(None) };
 }
 
 /// State shared by the handles and the tasks.
@@ -145,8 +83,6 @@ pub(crate) struct Shared {
     events: Mutex<Option<mpsc::Sender<TransportEvent>>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-    /// Where the links' tasks run (see [`TransportConfig::io_thread`]).
-    io: tokio::runtime::Handle,
     counters: Counters,
     next_link: AtomicU64,
     /// Places for incoming connections in their handshake.
@@ -173,22 +109,9 @@ impl Transport {
         config: TransportConfig,
     ) -> Result<(Transport, mpsc::Receiver<TransportEvent>), TransportError> {
         config.check().map_err(TransportError::Config)?;
-        let bind_error = |source| TransportError::Bind { addr: config.listen, source };
-        let links = match config.io_thread {
-            true => Some(LinksThread::start(&config.node).map_err(bind_error)?),
-            false => None,
-        };
-        let io = match &links {
-            Some(links) => links.handle(),
-            None => tokio::runtime::Handle::current(),
-        };
-        // Bound on the links' runtime, whose driver then watches the listener.
-        let listen = config.listen;
-        let listener = io
-            .spawn(TcpListener::bind(listen))
+        let listener = TcpListener::bind(config.listen)
             .await
-            .map_err(|e| bind_error(std::io::Error::other(e.to_string())))?
-            .map_err(bind_error)?;
+            .map_err(|source| TransportError::Bind { addr: config.listen, source })?;
         let local_addr = listener
             .local_addr()
             .map_err(|source| TransportError::Bind { addr: config.listen, source })?;
@@ -219,14 +142,12 @@ impl Transport {
             events: Mutex::new(Some(events)),
             shutdown: shutdown.clone(),
             tasks: TaskTracker::new(),
-            io,
             counters: Counters::default(),
             next_link: AtomicU64::new(1),
         });
-        shared.tasks.spawn_on(accept::accept_loop(shared.clone(), listener), &shared.io);
+        shared.tasks.spawn(accept::accept_loop(shared.clone(), listener));
         tracing::debug!(node = %shared.identity.node, addr = %local_addr, "transport listening");
-        let owner = Owner { shutdown, tasks: shared.tasks.clone(), links };
-        Ok((Transport { shared, _owner: Arc::new(owner) }, receiver))
+        Ok((Transport { shared, _owner: Arc::new(Owner(shutdown)) }, receiver))
     }
 
     /// This node's id.
@@ -252,12 +173,6 @@ impl Transport {
     /// still come up and be reported.
     pub async fn connect(&self, addr: SocketAddr) -> Result<NodeId, TransportError> {
         self.shared.dial_addr(addr).await
-    }
-
-    /// Where the links' tasks run: the transport's own thread, or the runtime that bound it
-    /// (see [`TransportConfig::io_thread`]).
-    pub(crate) fn io(&self) -> &tokio::runtime::Handle {
-        &self.shared.io
     }
 
     /// Queues `frame` for `to`, waiting while that peer's send queue is full.
@@ -415,25 +330,21 @@ impl Transport {
 impl Shared {
     /// Dials `addr`: what [`Transport::connect`] does (also used to redial).
     async fn dial_addr(self: &Arc<Shared>, addr: SocketAddr) -> Result<NodeId, TransportError> {
-        let shared = self.clone();
+        let shared = self;
         let events = shared.events()?;
-        // The connect, the handshake and the link's start run in their own task, on the
-        // links' runtime (whose driver then watches the stream): cancelling `connect` must
-        // not leave a half-made link behind (the link may still come up).
-        let dial = async move {
-            let timeout = shared.config.handshake_timeout;
-            let stream = tokio::select! {
-                () = shared.shutdown.cancelled() => return Err(TransportError::Shutdown),
-                stream = tokio::time::timeout(timeout, TcpStream::connect(addr)) => stream,
-            };
-            let stream = stream
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))
-                .and_then(|stream| stream)
-                .map_err(|source| TransportError::Connect { addr, source })?;
-            shared.tune(&stream).map_err(|source| TransportError::Connect { addr, source })?;
-            shared.dial_tcp(stream, addr, events).await
+        let timeout = shared.config.handshake_timeout;
+        let stream = tokio::select! {
+            () = shared.shutdown.cancelled() => return Err(TransportError::Shutdown),
+            stream = tokio::time::timeout(timeout, TcpStream::connect(addr)) => stream,
         };
-        match self.tasks.spawn_on(dial, &self.io).await {
+        let stream = stream
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))
+            .and_then(|stream| stream)
+            .map_err(|source| TransportError::Connect { addr, source })?;
+        shared.tune(&stream).map_err(|source| TransportError::Connect { addr, source })?;
+        // The handshake and the link's start run in their own task: cancelling `connect`
+        // must not leave a half-made link behind (the link may still come up).
+        match shared.tasks.spawn(shared.clone().dial_tcp(stream, addr, events)).await {
             Ok(result) => result,
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
             Err(_) => Err(TransportError::Shutdown),

@@ -99,11 +99,10 @@ impl Shared {
         }
         tracing::info!(peer = %node, %addr, "link lost; redialling");
         let shared = self.clone();
-        let redial = async move {
+        self.tasks.spawn(async move {
             let _done = Redialling { shared: shared.clone(), node: node.clone() };
             shared.redial(node, addr, policy).await;
-        };
-        self.tasks.spawn_on(redial, &self.io);
+        });
     }
 
     /// The redial loop: waits, dials, until the peer is linked again (by this dial or any

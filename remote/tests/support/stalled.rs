@@ -90,11 +90,7 @@ pub async fn stalled_pair(queue: usize) -> StalledPair {
         TransportConfig::new(name, addr, b"stalled link test secret".to_vec())
             .with_heartbeat(Duration::from_millis(100), Duration::from_secs(60))
     };
-    // The sender's links run on the test's runtime, not on a thread of their own: the test
-    // tells a stalled link from a writer that merely has not run yet by yielding, which
-    // only holds if the writer runs when the test yields.
-    let a_config =
-        config("a").with_queues(queue, 1024).with_socket_buffer(4096).with_io_thread(false);
+    let a_config = config("a").with_queues(queue, 1024).with_socket_buffer(4096);
     let a = Cluster::start(ActorSystem::builder(), a_config).await.unwrap();
     let b = Cluster::start(ActorSystem::builder(), config("b")).await.unwrap();
     let (via, pause) = relay(b.local_addr()).await;
