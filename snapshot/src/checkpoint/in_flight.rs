@@ -575,7 +575,12 @@ mod tests {
         one.to = to;
         in_flight.append_chunk(vec![one.clone(), one.clone()]);
         let mut backlog = Backlog::builder(to);
-        backlog.push_with(None, Epoch(1), false, |out| Ok::<(), ()>(out.push(2))).unwrap();
+        backlog
+            .push_with(None, Epoch(1), false, |out| {
+                out.push(2);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
         in_flight.append_backlog(backlog.finish());
         in_flight.push(record(3)); // to another receiver
         let other = record(3).to;
