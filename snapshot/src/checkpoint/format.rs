@@ -321,18 +321,10 @@ enum Stage {
 }
 
 impl<'a> Encoder<'a> {
-    /// An encoder of `checkpoint`, which is [validated](Checkpoint::validate) first: an
-    /// inconsistent checkpoint is refused before anything is written.
-    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
-    pub(crate) fn new(
-        checkpoint: &'a Checkpoint,
-        compression: Compression,
-    ) -> Result<Encoder<'a>, FormatError> {
-        Encoder::with_plan(checkpoint, compression, None)
-    }
-
-    /// An encoder of `checkpoint` whose states are written as `plan` says (format version
-    /// 5), if there is one; `plan` must have been made for this checkpoint.
+    /// An encoder of `checkpoint`, which is [validated](Checkpoint::validate) first (an
+    /// inconsistent checkpoint is refused before anything is written), whose states are
+    /// written as `plan` says (format version 5), if there is one; `plan` must have been made
+    /// for this checkpoint.
     pub(crate) fn with_plan(
         checkpoint: &'a Checkpoint,
         compression: Compression,
@@ -996,7 +988,7 @@ mod tests {
                 })
                 .collect(),
         };
-        let mut encoder = Encoder::new(&checkpoint, Compression::None).unwrap();
+        let mut encoder = Encoder::with_plan(&checkpoint, Compression::None, None).unwrap();
         let mut pieces = Vec::new();
         loop {
             let mut piece = Vec::new();

@@ -76,6 +76,12 @@ impl Chain {
         self.last
     }
 
+    /// The checkpoints the chain's states are stored in.
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
+    pub(crate) fn homes(&self) -> impl Iterator<Item = CheckpointId> + '_ {
+        self.homes.iter().copied()
+    }
+
     /// Whether the chain's states are stored in checkpoint `id`.
     pub(crate) fn relies_on(&self, id: CheckpointId) -> bool {
         self.homes.contains(&id)
