@@ -25,7 +25,7 @@
 //! Version 5 (incremental checkpoints) adds two things. A state item may be a *run*:
 //! `[actor, count, checkpoint, digest bin, bytes]` says that the `count` actors from
 //! manifest place `actor` on have no timers and the very state bytes they have in checkpoint
-//! `checkpoint`, which stores them itself; `digest` (32 bytes) is the BLAKE3 of the states'
+//! `checkpoint`, which stores them itself; `digest` (16 bytes) is the BLAKE3 of the states'
 //! digests and lengths (see `incremental.rs`) and `bytes` the sum of their lengths. The
 //! second element tells the two apart: a bin for a state, an integer for a run. And the
 //! manifest gets an eighth element, `bases`: every checkpoint its runs name, so that
@@ -353,6 +353,10 @@ pub(crate) struct StateIn(
     pub(crate) Vec<TimerEntry>,
 );
 
+/// A run's digest: BLAKE3 truncated to 128 bits (a check against a replaced or damaged base;
+/// the writer compares states by their full 256-bit digests).
+pub(crate) type RunDigestBytes = [u8; 16];
+
 /// A run of states stored in another checkpoint (version 5), as written and read:
 /// `[actor, count, checkpoint, digest bin, bytes]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,7 +368,7 @@ pub(crate) struct RunItem {
     /// The checkpoint that stores their states.
     pub(crate) home: CheckpointId,
     /// The digest of their states (see `incremental::run_digest`).
-    pub(crate) digest: [u8; 32],
+    pub(crate) digest: RunDigestBytes,
     /// The sum of their states' lengths.
     pub(crate) bytes: u64,
 }
@@ -414,8 +418,8 @@ impl<'de> Visitor<'de> for StateItemVisitor {
             Second::Count(count) => {
                 let home: u64 = next(&mut seq, 2)?;
                 let digest: serde_bytes::ByteBuf = next(&mut seq, 3)?;
-                let digest: [u8; 32] = digest.as_slice().try_into().map_err(|_| {
-                    de::Error::invalid_length(digest.len(), &"a digest of 32 bytes")
+                let digest: RunDigestBytes = digest.as_slice().try_into().map_err(|_| {
+                    de::Error::invalid_length(digest.len(), &"a digest of 16 bytes")
                 })?;
                 let bytes: u64 = next(&mut seq, 4)?;
                 if count == 0 {

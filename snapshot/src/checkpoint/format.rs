@@ -31,7 +31,7 @@
 //! refers to an earlier one) is version 4 plus references: a state item may be a *run*,
 //! `[actor, count, checkpoint, digest, bytes]`, saying that `count` actors from manifest place
 //! `actor` on have (and had, without timers) the very state bytes stored in checkpoint
-//! `checkpoint`; `digest` is a BLAKE3 digest of those states and `bytes` their total length,
+//! `checkpoint`; `digest` is a BLAKE3 digest of those states (16 bytes) and `bytes` their total length,
 //! which a reader checks. A run names the checkpoint that stores the bytes, never one that
 //! refers on. The manifest gets an eighth element, the ids of every checkpoint the runs name
 //! (its *bases*), so that retention knows what a checkpoint needs from its manifest alone.

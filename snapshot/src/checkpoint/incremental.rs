@@ -7,14 +7,14 @@
 //! never one that refers on, so a reader follows one step. [`resolve`] puts a checkpoint back
 //! together from the checkpoints its runs name, checking each run's digest.
 //!
-//! A run's digest is BLAKE3 over, for each of its states in order, the state's length (u64,
-//! little-endian) and its own BLAKE3 digest: the writer has the states' digests already, and
+//! A run's digest is BLAKE3 (its first 16 bytes) over, for each of its states in order, the
+//! state's length (u64, little-endian) and its own BLAKE3 digest: the writer has the states' digests already, and
 //! a reader that finds other bytes (a tampered or replaced base) finds another digest.
 
 use std::collections::{HashMap, HashSet};
 
 use crate::ActorId;
-use crate::checkpoint::compact::RunItem;
+use crate::checkpoint::compact::{RunDigestBytes, RunItem};
 use crate::checkpoint::error::{FormatError, ReferenceProblem};
 use crate::checkpoint::in_flight::InFlight;
 use crate::checkpoint::model::{Checkpoint, CheckpointId, Manifest, StateRecord};
@@ -43,8 +43,11 @@ impl RunDigest {
         self.0.update(digest);
     }
 
-    fn finish(&self) -> Digest {
-        *self.0.finalize().as_bytes()
+    /// The first 16 bytes of the BLAKE3 digest.
+    fn finish(&self) -> RunDigestBytes {
+        let mut digest = [0; 16];
+        self.0.finalize_xof().fill(&mut digest);
+        digest
     }
 }
 
@@ -160,7 +163,7 @@ pub(crate) fn plan(
         if !extends {
             flush(&mut run, &mut items);
             run = Some((
-                RunItem { place, count: 0, home, digest: [0; 32], bytes: 0 },
+                RunItem { place, count: 0, home, digest: [0; 16], bytes: 0 },
                 RunDigest::new(),
             ));
         }
