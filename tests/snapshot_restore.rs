@@ -147,6 +147,37 @@ async fn checkpoints_written_to_disk_restore_and_torn_ones_are_skipped_with_a_ty
     ));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_checkpoints_of_a_running_bank_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FsStore::open(dir.path()).unwrap().with_retention(2).with_incremental(8));
+    let system = ActorSystem::builder().register::<Account>().build();
+    let accounts = open_bank(&system, 200, 100).await;
+    let mut infos = Vec::new();
+    for round in 0..4u32 {
+        // A few accounts change between checkpoints; the others are references.
+        accounts[round as usize]
+            .tell(AccountMsg::Transfer { to: round * 7 + 1, amount: 5, hops: 3 })
+            .await
+            .unwrap();
+        infos.push(bounded(system.checkpoint(&store)).await.unwrap());
+    }
+    bounded(system.shutdown()).await;
+    let newest = infos.last().unwrap();
+    let version = std::fs::read(store.path_of(newest.id)).unwrap()[8..12].to_vec();
+    assert_eq!(version, 5u32.to_le_bytes(), "the newest checkpoint is incremental");
+    // Retention kept the first (full) checkpoint: the kept ones refer to it.
+    assert!(store.ids().unwrap().contains(&infos[0].id));
+    let amber::Restored { system: restored, checkpoint, skipped } =
+        ActorSystem::builder().register::<Account>().restore_latest(&*store).unwrap();
+    assert!(skipped.is_empty());
+    assert_eq!(checkpoint.manifest.id, newest.id);
+    assert_eq!(restored.actor_count(), 200);
+    let cp = bounded(restored.snapshot()).await.unwrap();
+    assert_eq!(audit(&cp).total(), 200 * 100);
+    bounded(restored.shutdown()).await;
+}
+
 /// Saves `checkpoint` as the store's next one, with valid checksums whatever it holds.
 fn save_next(store: &FsStore, mut checkpoint: Checkpoint) -> amber::snapshot::CheckpointId {
     checkpoint.manifest.id = store.next_id().unwrap();

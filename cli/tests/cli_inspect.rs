@@ -310,6 +310,35 @@ fn list_reports_a_corrupt_checkpoint_and_lists_the_others() {
 }
 
 #[test]
+fn list_and_inspect_read_incremental_checkpoints() {
+    let (_full_tmp, full) = store_with(&[1, 2, 3]);
+    let tmp = tempfile::tempdir().unwrap();
+    let store = FsStore::open(tmp.path().join("store")).unwrap().with_incremental(16);
+    for id in 1..=3 {
+        store.save(&sample(id)).unwrap();
+    }
+    let file = store.path_of(CheckpointId(3));
+    // Format version 5: actor 3's state is a reference to checkpoint 1.
+    assert_eq!(fs::read(&file).unwrap()[8..12], 5u32.to_le_bytes());
+    let output = amber(&["list", path(store.dir())]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output).lines().count(), 3);
+    // The same checkpoint, read from a file, the latest of a store, or a full store.
+    let same = |mut json: Value| {
+        json["checkpoint"]["file"] = Value::Null;
+        json["checkpoint"]["bytes"] = Value::Null;
+        json
+    };
+    let expected = same(inspect_json(&["inspect", path(&full.path_of(CheckpointId(3))), "--json"]));
+    assert_eq!(same(inspect_json(&["inspect", path(&file), "--json"])), expected);
+    assert_eq!(same(inspect_json(&["inspect", path(store.dir()), "--latest", "--json"])), expected);
+    // Without the checkpoint that holds actor 3's state, inspect fails naming both.
+    fs::remove_file(store.path_of(CheckpointId(1))).unwrap();
+    let output = amber(&["inspect", path(&file), "--json"]);
+    assert_fails(&output, 1, &[path(&file), "ckpt-00000000000000000001", "is not stored"]);
+}
+
+#[test]
 fn list_of_an_empty_store_prints_nothing() {
     let (_tmp, store) = store_with(&[]);
     let output = amber(&["list", path(store.dir())]);

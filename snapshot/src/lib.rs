@@ -30,8 +30,9 @@ pub use checkpoint::{
     ActorEntry, BATCH_BYTES, Backlog, BacklogBuilder, CHECKPOINT_FORMAT_VERSION, Checkpoint,
     CheckpointId, CheckpointInfo, CheckpointStore, Compression, FormatError, FsStore, InFlight,
     InFlightIntoIter, InFlightIter, InFlightRecord, LatestValid, MAX_EXPANSION, Manifest,
-    NodeEntry, OLDEST_READABLE_VERSION, RecordKind, SpawnCapacity, SpawnRestart, StateRecord,
-    Store, StoreError, TimerEntry, ValidationError, decode, decode_manifest, encode, encode_with,
+    NodeEntry, OLDEST_READABLE_VERSION, RecordKind, ReferenceProblem, SpawnCapacity, SpawnRestart,
+    StateRecord, Store, StoreError, TimerEntry, ValidationError, decode, decode_manifest, encode,
+    encode_with,
 };
 #[cfg(feature = "s3")]
 pub use checkpoint::{AsyncCheckpointStore, DEFAULT_PART_SIZE, ObjectStoreCheckpoints};

@@ -3,8 +3,8 @@
 mod checkpoint_support;
 
 use amber_snapshot::{
-    Bytes, CHECKPOINT_FORMAT_VERSION, Checkpoint, CheckpointId, Epoch, FormatError, Manifest,
-    RecordKind, ValidationError, decode, decode_manifest, encode,
+    Bytes, CHECKPOINT_FORMAT_VERSION, Checkpoint, CheckpointId, Compression, Epoch, FormatError,
+    Manifest, RecordKind, ValidationError, decode, decode_manifest, encode, encode_with,
 };
 use checkpoint_support::{
     Account, End, Rng, actor, encode_unchecked, file_header, record, record_of, records, sample,
@@ -93,7 +93,7 @@ fn bad_magic() {
 
 #[test]
 fn unsupported_version() {
-    for found in [0, 3, 5, u32::MAX] {
+    for found in [0, 3, 6, 7, u32::MAX] {
         let mut bytes = encode(&sample(1)).unwrap();
         bytes[8..12].copy_from_slice(&found.to_le_bytes());
         assert_eq!(
@@ -105,9 +105,15 @@ fn unsupported_version() {
             Err(FormatError::UnsupportedVersion { found, supported: CHECKPOINT_FORMAT_VERSION })
         );
     }
-    assert_eq!(CHECKPOINT_FORMAT_VERSION, 4);
+    assert_eq!(CHECKPOINT_FORMAT_VERSION, 5);
     // Uncompressed checkpoints are still written as version 2, which older builds read.
     assert_eq!(encode(&sample(1)).unwrap()[8..12], 2u32.to_le_bytes());
+    // Version 5 only adds to versions 2 and 4: their files, read as version 5, read the same.
+    for compression in [Compression::None, Compression::ZSTD] {
+        let mut bytes = encode_with(&sample(1), compression).unwrap();
+        bytes[8..12].copy_from_slice(&5u32.to_le_bytes());
+        assert_eq!(decode(&bytes), Ok(sample(1)));
+    }
 }
 
 #[test]

@@ -487,3 +487,63 @@ async fn the_filesystem_store_through_the_async_trait() {
     })
     .await;
 }
+
+/// `base` as checkpoint `id`, with the states of `changed` actors (by index) altered.
+fn changed(base: &Checkpoint, id: u64, changed: impl IntoIterator<Item = usize>) -> Checkpoint {
+    let mut checkpoint = base.clone();
+    checkpoint.manifest.id = CheckpointId(id);
+    for at in changed {
+        let state = &mut checkpoint.states[at].state;
+        state[0] = state[0].wrapping_add(id as u8);
+        state.push(id as u8);
+    }
+    checkpoint
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_checkpoints_in_object_storage() {
+    let server = s3_server!();
+    let s3 = bucket(&server, "bucket");
+    let store = checkpoints(&s3, "incr").with_retention(2).with_incremental(4);
+    let full = checkpoints(&s3, "full");
+    bounded(async {
+        // 2,000 actors of 2,000 random bytes (and 200-byte names), 1 % changed: the incremental
+        // checkpoint is a
+        // tenth of the full one or less, and reads back equal.
+        let base = wide(1, 2_000, 2_000);
+        AsyncCheckpointStore::save(&store, &base).await.unwrap();
+        let second = changed(&base, 2, (0..2_000).step_by(100));
+        let incremental = AsyncCheckpointStore::save(&store, &second).await.unwrap();
+        let whole = AsyncCheckpointStore::save(&full, &second).await.unwrap();
+        println!("2,000 actors, 1 % changed: {} of {} bytes", incremental.bytes, whole.bytes);
+        assert!(incremental.bytes * 10 <= whole.bytes, "{} of {}", incremental.bytes, whole.bytes);
+        assert_eq!(AsyncCheckpointStore::load(&store, CheckpointId(2)).await.unwrap(), second);
+        assert_eq!(CheckpointStore::load(&store, CheckpointId(2)).unwrap(), second);
+        // Retention keeps the two newest and what they refer to; every kept one loads.
+        let mut saved = vec![base.clone(), second.clone()];
+        for id in 3..=9u64 {
+            let next = changed(&saved[id as usize - 2], id, [id as usize * 13]);
+            AsyncCheckpointStore::save(&store, &next).await.unwrap();
+            saved.push(next);
+            let kept = ids(&store).await;
+            assert!(kept.ends_with(&[id - 1, id]), "{kept:?}");
+            assert!(kept.len() <= 2 + 4, "{kept:?}");
+            for kept in kept {
+                let loaded = AsyncCheckpointStore::load(&store, CheckpointId(kept)).await.unwrap();
+                assert_eq!(loaded, saved[kept as usize - 1], "{kept} after {id}");
+            }
+        }
+        // Checkpoint 9 (full every 4: 1, 5, 9) refers to nothing: 8 and 9 are kept, and 5, the
+        // base of 8.
+        assert_eq!(ids(&store).await, [5, 6, 7, 8, 9]);
+        // A deleted base is a typed error.
+        s3.delete(&Path::from("incr/ckpt-00000000000000000005.amber")).await.unwrap();
+        match AsyncCheckpointStore::load(&store, CheckpointId(8)).await {
+            Err(StoreError::Unresolved { base: CheckpointId(5), problem, .. }) => {
+                assert!(matches!(problem, amber_snapshot::ReferenceProblem::Missing))
+            }
+            other => panic!("expected Unresolved, got {other:?}"),
+        }
+    })
+    .await;
+}

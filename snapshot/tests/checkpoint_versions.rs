@@ -5,9 +5,9 @@
 mod checkpoint_support;
 
 use amber_snapshot::{
-    ActorEntry, ActorId, BATCH_BYTES, Checkpoint, CheckpointId, Epoch, FormatError, InFlightRecord,
-    Manifest, NodeEntry, RecordKind, SpawnCapacity, SpawnRestart, StateRecord, SystemId, decode,
-    decode_manifest, encode,
+    ActorEntry, ActorId, BATCH_BYTES, Checkpoint, CheckpointId, CheckpointStore, Epoch,
+    FormatError, FsStore, InFlightRecord, Manifest, NodeEntry, RecordKind, SpawnCapacity,
+    SpawnRestart, StateRecord, SystemId, decode, decode_manifest, encode,
 };
 use checkpoint_support::{encode_unchecked, record, records, sample};
 use serde::Deserialize;
@@ -47,6 +47,34 @@ fn bank_total(checkpoint: &Checkpoint) -> u64 {
         })
         .sum();
     balances + in_flight
+}
+
+/// `sample(7)` as the build before format version 5 wrote it: uncompressed (version 2) and
+/// with zstd (version 4).
+const V2_SAMPLE_7: &[u8] = include_bytes!("fixtures/v2-sample-7.amber");
+const V4_SAMPLE_7: &[u8] = include_bytes!("fixtures/v4-sample-7.amber");
+
+#[test]
+fn version_2_and_4_files_of_the_previous_build_still_read() {
+    for (bytes, version) in [(V2_SAMPLE_7, 2u32), (V4_SAMPLE_7, 4)] {
+        assert_eq!(&bytes[8..12], &version.to_le_bytes());
+        assert_eq!(decode(bytes).unwrap(), sample(7));
+        assert_eq!(decode_manifest(bytes).unwrap(), sample(7).manifest);
+        // And through a store, which follows references (there are none here).
+        let tmp = tempfile::tempdir().unwrap();
+        let store = FsStore::open(tmp.path()).unwrap().with_retention(1).with_incremental(4);
+        std::fs::write(store.path_of(CheckpointId(7)), bytes).unwrap();
+        assert_eq!(store.load(CheckpointId(7)).unwrap(), sample(7));
+        assert_eq!(store.latest().unwrap(), Some(sample(7)));
+    }
+    // Version 4 compressed at least one record (the high bit of its kind byte).
+    assert!(records(V4_SAMPLE_7).iter().any(|&(_, kind, _)| kind & 0x80 != 0));
+    // The encoder still writes them byte for byte.
+    assert_eq!(encode(&sample(7)).unwrap(), V2_SAMPLE_7);
+    assert_eq!(
+        amber_snapshot::encode_with(&sample(7), amber_snapshot::Compression::ZSTD).unwrap(),
+        V4_SAMPLE_7
+    );
 }
 
 #[test]

@@ -100,7 +100,7 @@ async fn blocking<T: Send + 'static>(
 impl AsyncCheckpointStore for FsStore {
     async fn save(&self, checkpoint: &Checkpoint) -> Result<CheckpointInfo, StoreError> {
         let encoded = self.encode_for_save(checkpoint)?;
-        blocking(self, move |store| store.write_encoded(&encoded)).await
+        blocking(self, move |store| store.write_encoded(encoded)).await
     }
 
     async fn ids(&self) -> Result<Vec<CheckpointId>, StoreError> {

@@ -9,6 +9,8 @@
 //!   actors  = [[system, seq, type, name | nil, node, parent | nil, watchers, watching,
 //!               state version, capacity kind, capacity, restart | nil], ...]
 //! states    = [[actor, state bin, timers], ...]           one record holds many
+//!   (version 5: an item may also be a run, [actor, count, checkpoint, digest bin, bytes])
+//! manifest  (version 5: [..., actors, bases], bases = [checkpoint id, ...])
 //! in-flight = [[to | nil, from | nil, epoch, ask, payload bin], ...]
 //! ```
 //!
@@ -19,11 +21,23 @@
 //! (system default), 1 (bounded, at `capacity`) or 2 (unbounded); `restart` is nil for
 //! `Never`, else `[max_restarts, [secs, nanos]]`. Timers are `[timer, remaining_us,
 //! period_us | nil, msg bin]`.
+//!
+//! Version 5 (incremental checkpoints) adds two things. A state item may be a *run*:
+//! `[actor, count, checkpoint, digest bin, bytes]` says that the `count` actors from
+//! manifest place `actor` on have no timers and the very state bytes they have in checkpoint
+//! `checkpoint`, which stores them itself; `digest` (16 bytes) is the BLAKE3 of the states'
+//! digests and lengths (see `incremental.rs`) and `bytes` the sum of their lengths. The
+//! second element tells the two apart: a bin for a state, an integer for a run. And the
+//! manifest gets an eighth element, `bases`: every checkpoint its runs name, so that
+//! retention learns what a checkpoint needs from its manifest alone.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize, Serializer};
+use std::fmt;
+
+use serde::de::{self, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::checkpoint::backlog::View;
 use crate::checkpoint::in_flight::InFlight;
@@ -115,6 +129,9 @@ struct ManifestOut<'a, A: Serialize> {
     systems: &'a [u64],
     types: Vec<&'a str>,
     actors: A,
+    /// Version 5 only (never empty there): the checkpoints the runs name.
+    #[serde(skip_serializing_if = "<[u64]>::is_empty")]
+    bases: &'a [u64],
 }
 
 #[derive(Serialize)]
@@ -142,6 +159,9 @@ struct ManifestIn {
     systems: Vec<u64>,
     types: Vec<String>,
     actors: Vec<EntryIn>,
+    /// Version 5 only.
+    #[serde(default)]
+    bases: Vec<u64>,
 }
 
 #[derive(Deserialize)]
@@ -189,11 +209,13 @@ impl<'a> Interner<'a> {
     }
 }
 
-/// Writes the manifest as a version 2 payload.
+/// Writes the manifest as a version 2 payload, or as a version 5 one if `bases` (the
+/// checkpoints its runs name) is not empty.
 pub(crate) fn write_manifest(
     out: &mut Vec<u8>,
     manifest: &Manifest,
     systems: &Systems,
+    bases: &[u64],
 ) -> Result<(), rmp_serde::encode::Error> {
     let mut types = Interner::new();
     let mut nodes = Interner::new();
@@ -245,12 +267,23 @@ pub(crate) fn write_manifest(
         systems: &systems.ids,
         types: types.all,
         actors,
+        bases,
     };
     rmp_serde::encode::write(out, &value)
 }
 
-/// Reads a version 2 manifest payload's value.
-pub(crate) fn read_manifest(raw: ManifestRaw) -> Result<(Manifest, Vec<u64>), String> {
+/// A manifest as read, with what the other records index.
+pub(crate) struct ManifestRead {
+    /// The manifest.
+    pub(crate) manifest: Manifest,
+    /// The systems actor references index.
+    pub(crate) systems: Vec<u64>,
+    /// The checkpoints the runs of its states name (version 5; empty before).
+    pub(crate) bases: Vec<CheckpointId>,
+}
+
+/// Reads a version 2 (or 5) manifest payload's value.
+pub(crate) fn read_manifest(raw: ManifestRaw) -> Result<ManifestRead, String> {
     let ManifestRaw(m) = raw;
     let system = |i: u32| m.systems.get(i as usize).copied().ok_or(format!("no system {i}"));
     let id = |r: Ref| -> Result<ActorId, String> { Ok(ActorId::new(SystemId(system(r.0)?), r.1)) };
@@ -293,7 +326,8 @@ pub(crate) fn read_manifest(raw: ManifestRaw) -> Result<(Manifest, Vec<u64>), St
         nodes: m.nodes.into_iter().map(|(node, address)| NodeEntry { node, address }).collect(),
         actors,
     };
-    Ok((manifest, m.systems))
+    let bases = m.bases.into_iter().map(CheckpointId).collect();
+    Ok(ManifestRead { manifest, systems: m.systems, bases })
 }
 
 /// A version 2 manifest as read, before its indices are resolved.
@@ -318,6 +352,130 @@ pub(crate) struct StateIn(
     #[serde(with = "serde_bytes")] pub(crate) Vec<u8>,
     pub(crate) Vec<TimerEntry>,
 );
+
+/// A run's digest: BLAKE3 truncated to 128 bits (a check against a replaced or damaged base;
+/// the writer compares states by their full 256-bit digests).
+pub(crate) type RunDigestBytes = [u8; 16];
+
+/// A run of states stored in another checkpoint (version 5), as written and read:
+/// `[actor, count, checkpoint, digest bin, bytes]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RunItem {
+    /// The manifest place of the run's first actor; the others follow it.
+    pub(crate) place: u32,
+    /// How many actors the run covers (at least 1).
+    pub(crate) count: u32,
+    /// The checkpoint that stores their states.
+    pub(crate) home: CheckpointId,
+    /// The digest of their states (see `incremental::run_digest`).
+    pub(crate) digest: RunDigestBytes,
+    /// The sum of their states' lengths.
+    pub(crate) bytes: u64,
+}
+
+impl Serialize for RunItem {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let digest = serde_bytes::Bytes::new(&self.digest);
+        (self.place, self.count, self.home.0, digest, self.bytes).serialize(serializer)
+    }
+}
+
+/// A version 5 state item as read: a state, or a run of states stored elsewhere.
+pub(crate) enum StateItem {
+    /// A state stored here.
+    Here(StateIn),
+    /// States stored in another checkpoint.
+    Run(RunItem),
+}
+
+impl<'de> Deserialize<'de> for StateItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(StateItemVisitor)
+    }
+}
+
+struct StateItemVisitor;
+
+impl<'de> Visitor<'de> for StateItemVisitor {
+    type Value = StateItem;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "a state [actor, state bin, timers] or a run [actor, count, checkpoint, digest, bytes]",
+        )
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StateItem, A::Error> {
+        fn next<'de, T: Deserialize<'de>, A: SeqAccess<'de>>(
+            seq: &mut A,
+            at: usize,
+        ) -> Result<T, A::Error> {
+            seq.next_element()?.ok_or_else(|| de::Error::invalid_length(at, &StateItemVisitor))
+        }
+        let place: u32 = next(&mut seq, 0)?;
+        match next(&mut seq, 1)? {
+            Second::State(state) => Ok(StateItem::Here(StateIn(place, state, next(&mut seq, 2)?))),
+            Second::Count(count) => {
+                let home: u64 = next(&mut seq, 2)?;
+                let digest: serde_bytes::ByteBuf = next(&mut seq, 3)?;
+                let digest: RunDigestBytes = digest.as_slice().try_into().map_err(|_| {
+                    de::Error::invalid_length(digest.len(), &"a digest of 16 bytes")
+                })?;
+                let bytes: u64 = next(&mut seq, 4)?;
+                if count == 0 {
+                    return Err(de::Error::custom("a run of no states"));
+                }
+                Ok(StateItem::Run(RunItem {
+                    place,
+                    count,
+                    home: CheckpointId(home),
+                    digest,
+                    bytes,
+                }))
+            }
+        }
+    }
+}
+
+/// The second element of a version 5 state item: a state's bytes, or a run's count.
+enum Second {
+    State(Vec<u8>),
+    Count(u32),
+}
+
+impl<'de> Deserialize<'de> for Second {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SecondVisitor)
+    }
+}
+
+struct SecondVisitor;
+
+impl Visitor<'_> for SecondVisitor {
+    type Value = Second;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a state's bytes or a run's count")
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Second, E> {
+        Ok(Second::State(v.to_vec()))
+    }
+
+    fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Second, E> {
+        Ok(Second::State(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Second, E> {
+        u32::try_from(v).map(Second::Count).map_err(|_| E::custom(format!("a run of {v} states")))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Second, E> {
+        u64::try_from(v)
+            .map_err(|_| E::custom(format!("a run of {v} states")))
+            .and_then(|v| self.visit_u64(v))
+    }
+}
 
 /// Appends in-flight message `message` as a version 2 item, `[to | nil, from | nil, epoch,
 /// ask, payload bin]`, its receiver left out (nil) if `same_receiver` (it is the previous

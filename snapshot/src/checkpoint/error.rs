@@ -189,6 +189,20 @@ pub enum FormatError {
     /// The checkpoint is well-formed but not consistent in itself.
     #[error("inconsistent checkpoint: {0}")]
     Invalid(#[from] ValidationError),
+    /// The checkpoint is incremental (format version 5): some of its states are stored in
+    /// another checkpoint, which bytes alone do not reach. Read it through its store
+    /// ([`CheckpointStore::load`](crate::CheckpointStore::load), or
+    /// [`FsStore::load_file`](crate::FsStore::load_file)), which follows the references.
+    #[error(
+        "{states} states are stored in checkpoint {base} (an incremental checkpoint): \
+         read it through its store"
+    )]
+    Unresolved {
+        /// The first checkpoint it refers to.
+        base: CheckpointId,
+        /// How many of its states are stored there.
+        states: u64,
+    },
 }
 
 fn place(record: Option<u64>) -> String {
@@ -278,6 +292,25 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A state of an incremental checkpoint cannot be read back from the checkpoint that
+    /// stores it: that checkpoint is missing or unreadable, or does not hold the very bytes
+    /// the reference names. The checkpoint does not load (no state is made up).
+    #[error(
+        "{location}: the state of actor {actor} is stored in checkpoint {base}, which {problem}"
+    )]
+    Unresolved {
+        /// The checkpoint being loaded.
+        id: CheckpointId,
+        /// Where it is stored.
+        location: String,
+        /// The first actor whose state cannot be read back.
+        actor: ActorId,
+        /// The checkpoint its state is stored in.
+        base: CheckpointId,
+        /// What is wrong.
+        #[source]
+        problem: ReferenceProblem,
+    },
     /// Another store backend failed (for stores other than [`FsStore`](crate::FsStore), e.g. an
     /// object store's client error).
     #[error("{location}: {source}")]
@@ -288,4 +321,24 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
+}
+
+/// Why a reference of an incremental checkpoint does not resolve (see
+/// [`StoreError::Unresolved`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReferenceProblem {
+    /// The checkpoint it names is not stored (deleted, or never written here).
+    #[error("is not stored")]
+    Missing,
+    /// The checkpoint it names does not load.
+    #[error("does not load: {0}")]
+    Unreadable(#[source] Box<StoreError>),
+    /// The checkpoint it names holds no state of the actor.
+    #[error("holds no state of it")]
+    NoState,
+    /// The checkpoint it names holds other bytes than the reference's digest and length
+    /// say (replaced or tampered with).
+    #[error("holds other bytes for it (digest or length differs)")]
+    Mismatch,
 }

@@ -26,6 +26,22 @@
 //! decompressed. A record that compression would not shrink is stored as in version 2.
 //! [`encode`] (no compression) writes version 2, which older builds read too.
 //!
+//! Version 5 (written by a store with incremental checkpoints, e.g.
+//! [`FsStore::with_incremental`](crate::FsStore::with_incremental), for a checkpoint that
+//! refers to an earlier one) is version 4 plus references: a state item may be a *run*,
+//! `[actor, count, checkpoint, digest, bytes]`, saying that `count` actors from manifest place
+//! `actor` on have (and had, without timers) the very state bytes stored in checkpoint
+//! `checkpoint`; `digest` is a BLAKE3 digest of those states (16 bytes) and `bytes` their total length,
+//! which a reader checks. A run names the checkpoint that stores the bytes, never one that
+//! refers on. The manifest gets an eighth element, the ids of every checkpoint the runs name
+//! (its *bases*), so that retention knows what a checkpoint needs from its manifest alone.
+//! [`decode`] reads a version 5 file only if it has no runs; one with runs is
+//! [`FormatError::Unresolved`]: the store reads it
+//! ([`CheckpointStore::load`](crate::CheckpointStore::load)), fetching the bases. Versions
+//! 4 and 5 are one bit apart, but harmlessly: a version 4 file read as version 5 reads the
+//! same, and a version 5 file read as version 4 is refused (its manifest has bases).
+//! A checkpoint with no references is written as version 2 or 4, as before.
+//!
 //! Decoding checks each length against the bytes that remain before using it, so a lying
 //! length field cannot make it allocate; a compressed record may expand to at most
 //! [`MAX_EXPANSION`] times its stored size (plus 1 MiB), checked against its frame header before
@@ -40,23 +56,35 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::ActorId;
-use crate::checkpoint::compact::{self, InFlightIn, ManifestRaw, StateIn, StateOut, Systems};
+use crate::checkpoint::compact::{
+    self, InFlightIn, ManifestRaw, ManifestRead, StateIn, StateItem, StateOut, Systems,
+};
 use crate::checkpoint::error::FormatError;
 use crate::checkpoint::in_flight::Views;
-use crate::checkpoint::model::{Checkpoint, InFlightRecord, Manifest, StateRecord};
+use crate::checkpoint::incremental::{Item, Parts, Plan, Slot};
+use crate::checkpoint::model::{Checkpoint, CheckpointId, InFlightRecord, Manifest, StateRecord};
 
 /// The bytes every checkpoint starts with.
 const MAGIC: &[u8; 8] = b"AMBERCKP";
 
-/// The newest format version: [`encode_with`] writes it when it compresses, and [`decode`]
-/// reads it and every earlier version (from [`OLDEST_READABLE_VERSION`]) but 3.
+/// The newest format version: an incremental checkpoint with references is written in it
+/// (see the module docs), and [`decode`] reads it and every earlier version (from
+/// [`OLDEST_READABLE_VERSION`]) but 3. [`encode_with`] writes version 4 when it compresses.
 ///
-/// There is no version 3: the versions read (1, 2, 4) differ pairwise in two bits, so a single
-/// flipped bit in a file's version field never turns it into another version that reads.
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 4;
+/// There is no version 3: the versions 1, 2 and 4 differ pairwise in two bits, so a single
+/// flipped bit in a file's version field never turns one into another that reads. Version 5
+/// is one bit from 4 (and 1), but a version 4 file read as 5 reads the same, and a version 5
+/// file read as 4 (or 1) is refused.
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 5;
 
 /// The format versions [`decode`] reads.
-const READABLE_VERSIONS: [u32; 3] = [1, 2, 4];
+const READABLE_VERSIONS: [u32; 4] = [1, 2, 4, 5];
+
+/// The version of a checkpoint with references to earlier ones.
+const INCREMENTAL_VERSION: u32 = 5;
+
+/// The version of a compressed checkpoint without references.
+const COMPRESSED_VERSION: u32 = 4;
 
 /// The version of an uncompressed checkpoint ([`encode`]).
 const UNCOMPRESSED_VERSION: u32 = 2;
@@ -235,7 +263,17 @@ pub fn encode_with(
     checkpoint: &Checkpoint,
     compression: Compression,
 ) -> Result<Vec<u8>, FormatError> {
-    let mut encoder = Encoder::new(checkpoint, compression)?;
+    encode_planned(checkpoint, compression, None)
+}
+
+/// Encodes a checkpoint as [`encode_with`] does, its states written as `plan` says (format
+/// version 5) if there is one.
+pub(crate) fn encode_planned(
+    checkpoint: &Checkpoint,
+    compression: Compression,
+    plan: Option<&Plan>,
+) -> Result<Vec<u8>, FormatError> {
+    let mut encoder = Encoder::with_plan(checkpoint, compression, plan)?;
     let Checkpoint { manifest, states, in_flight } = checkpoint;
     let payload_bytes: usize = states.iter().map(|s| s.state.len() + 16).sum::<usize>()
         + in_flight.payload_bytes()
@@ -263,6 +301,8 @@ pub(crate) struct Encoder<'a> {
     /// indexed), and the receiver of the last one written.
     messages: Views<'a>,
     last_to: Option<ActorId>,
+    /// How the states are written, for an incremental checkpoint (version 5).
+    plan: Option<&'a Plan>,
 }
 
 /// What [`Encoder::next_into`] writes next.
@@ -281,11 +321,14 @@ enum Stage {
 }
 
 impl<'a> Encoder<'a> {
-    /// An encoder of `checkpoint`, which is [validated](Checkpoint::validate) first: an
-    /// inconsistent checkpoint is refused before anything is written.
-    pub(crate) fn new(
+    /// An encoder of `checkpoint`, which is [validated](Checkpoint::validate) first (an
+    /// inconsistent checkpoint is refused before anything is written), whose states are
+    /// written as `plan` says (format version 5), if there is one; `plan` must have been made
+    /// for this checkpoint.
+    pub(crate) fn with_plan(
         checkpoint: &'a Checkpoint,
         compression: Compression,
+        plan: Option<&'a Plan>,
     ) -> Result<Encoder<'a>, FormatError> {
         checkpoint.validate()?;
         let systems = Systems::of(&checkpoint.manifest, &checkpoint.in_flight);
@@ -299,6 +342,7 @@ impl<'a> Encoder<'a> {
             level,
             messages: checkpoint.in_flight.views(),
             last_to: None,
+            plan,
         })
     }
 
@@ -309,19 +353,51 @@ impl<'a> Encoder<'a> {
         match self.stage {
             Stage::Start => {
                 out.extend_from_slice(MAGIC);
-                let version = if self.level.is_some() {
-                    CHECKPOINT_FORMAT_VERSION
+                let version = if self.plan.is_some() {
+                    INCREMENTAL_VERSION
+                } else if self.level.is_some() {
+                    COMPRESSED_VERSION
                 } else {
                     UNCOMPRESSED_VERSION
                 };
                 out.extend_from_slice(&version.to_le_bytes());
                 let systems = &self.systems;
+                let bases = self.plan.map_or(&[][..], |plan| &plan.bases[..]);
                 push_record(out, &mut self.record, RecordKind::Manifest, self.level, |out| {
-                    compact::write_manifest(out, manifest, systems)
+                    compact::write_manifest(out, manifest, systems, bases)
                 })?;
                 self.stage = Stage::States(0);
             }
-            Stage::States(i) if i < states.len() => {
+            Stage::States(i) if self.plan.is_some_and(|plan| i < plan.items.len()) => {
+                let items = self.plan.map_or(&[][..], |plan| &plan.items[..]);
+                let places = &mut self.places;
+                let mut place = |i: usize, state: &StateRecord| -> u32 {
+                    if manifest.actors.get(i).is_some_and(|a| a.id == state.id) {
+                        return i as u32;
+                    }
+                    let places = places.get_or_insert_with(|| {
+                        manifest.actors.iter().enumerate().map(|(i, a)| (a.id, i as u32)).collect()
+                    });
+                    places.get(&state.id).copied().unwrap_or(u32::MAX)
+                };
+                let next = push_batch(
+                    out,
+                    &mut self.record,
+                    RecordKind::State,
+                    self.level,
+                    i,
+                    items.len(),
+                    |out, i, _| match items[i] {
+                        Item::Here(at) => rmp_serde::encode::write(
+                            out,
+                            &StateOut::new(place(at, &states[at]), &states[at]),
+                        ),
+                        Item::Run(run) => rmp_serde::encode::write(out, &run),
+                    },
+                )?;
+                self.stage = Stage::States(next);
+            }
+            Stage::States(i) if self.plan.is_none() && i < states.len() => {
                 let places = &mut self.places;
                 // A state names its actor by its place in the manifest; states mostly come in
                 // the manifest's order, so the places are looked up only for states that do
@@ -526,11 +602,22 @@ fn record_crc(kind_and_len: &[u8], payload: &[u8]) -> u32 {
 /// Decodes a checkpoint written by [`encode`], checking every record's checksum, the record
 /// order and counts, and the checkpoint's [consistency](Checkpoint::validate).
 ///
+/// An incremental checkpoint (format version 5) whose states refer to other checkpoints is
+/// [`FormatError::Unresolved`]: read it through its store, which follows the references.
+///
 /// Never panics, whatever the input.
 pub fn decode(bytes: &[u8]) -> Result<Checkpoint, FormatError> {
+    decode_parts(bytes)?.into_checkpoint()
+}
+
+/// Decodes a checkpoint as [`decode`] does, leaving the runs of an incremental checkpoint
+/// (version 5) unresolved and the checkpoint not yet [validated](Checkpoint::validate).
+pub(crate) fn decode_parts(bytes: &[u8]) -> Result<Parts, FormatError> {
     let mut reader = Reader::new(bytes)?;
-    let (manifest, systems) = reader.manifest()?;
+    let ManifestRead { manifest, systems, bases } = reader.manifest()?;
     let mut states = Vec::new();
+    // How many actors the states cover (a run covers many).
+    let mut covered: u64 = 0;
     let mut in_flight: Vec<InFlightRecord> = Vec::new();
     loop {
         let raw = reader.next_record()?;
@@ -543,16 +630,56 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, FormatError> {
                     previous: None,
                 });
             }
-            RecordKind::State if reader.version == 1 => states.push(raw.decode()?),
+            RecordKind::State if reader.version == 1 => {
+                states.push(Slot::Here(raw.decode()?));
+                covered += 1;
+            }
+            RecordKind::State if reader.version == INCREMENTAL_VERSION => {
+                let batch: Vec<StateItem> = raw.decode()?;
+                states.reserve(batch.len());
+                for item in batch {
+                    match item {
+                        StateItem::Here(StateIn(actor, state, timers)) => {
+                            let Some(entry) = manifest.actors.get(actor as usize) else {
+                                return Err(
+                                    raw.payload_error(format!("no actor {actor} in the manifest"))
+                                );
+                            };
+                            states.push(Slot::Here(StateRecord { id: entry.id, state, timers }));
+                            covered += 1;
+                        }
+                        StateItem::Run(run) => {
+                            let end = u64::from(run.place) + u64::from(run.count);
+                            if end > manifest.actors.len() as u64 {
+                                return Err(raw.payload_error(format!(
+                                    "a run of {} states from actor {} passes the manifest's end",
+                                    run.count, run.place
+                                )));
+                            }
+                            if run.home >= manifest.id || bases.binary_search(&run.home).is_err() {
+                                return Err(raw.payload_error(format!(
+                                    "a run refers to checkpoint {}, not an earlier one among \
+                                     its bases",
+                                    run.home
+                                )));
+                            }
+                            states.push(Slot::Run(run));
+                            covered += u64::from(run.count);
+                        }
+                    }
+                }
+            }
             RecordKind::State => {
                 let batch: Vec<StateIn> = raw.decode()?;
+                let batch_len = batch.len() as u64;
                 states.reserve(batch.len());
                 for StateIn(actor, state, timers) in batch {
                     let Some(entry) = manifest.actors.get(actor as usize) else {
                         return Err(raw.payload_error(format!("no actor {actor} in the manifest")));
                     };
-                    states.push(StateRecord { id: entry.id, state, timers });
+                    states.push(Slot::Here(StateRecord { id: entry.id, state, timers }));
                 }
+                covered += batch_len;
             }
             RecordKind::InFlight if reader.version == 1 => in_flight.push(raw.decode()?),
             RecordKind::InFlight => {
@@ -568,16 +695,14 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, FormatError> {
             }
             RecordKind::End => {
                 let end: EndRecord = raw.decode()?;
-                check_count(RecordKind::State, end.states, states.len())?;
+                check_count(RecordKind::State, end.states, covered as usize)?;
                 check_count(RecordKind::InFlight, end.in_flight, in_flight.len())?;
                 reader.finish()?;
                 break;
             }
         }
     }
-    let checkpoint = Checkpoint { manifest, states, in_flight: in_flight.into() };
-    checkpoint.validate()?;
-    Ok(checkpoint)
+    Ok(Parts { manifest, slots: states, in_flight: in_flight.into() })
 }
 
 /// Decodes only the manifest, from the start of a checkpoint.
@@ -585,8 +710,23 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, FormatError> {
 /// `bytes` need only hold the file header and the manifest record; the rest of the checkpoint
 /// is neither read nor checked. A store uses this to list checkpoints cheaply.
 pub fn decode_manifest(bytes: &[u8]) -> Result<Manifest, FormatError> {
-    Ok(Reader::new(bytes)?.manifest()?.0)
+    Ok(Reader::new(bytes)?.manifest()?.manifest)
 }
+
+/// Decodes the manifest and the bases (the checkpoints an incremental checkpoint refers to;
+/// none before version 5) from the start of a checkpoint, as [`decode_manifest`] does.
+pub(crate) fn decode_head(bytes: &[u8]) -> Result<(Manifest, Vec<CheckpointId>), FormatError> {
+    let ManifestRead { manifest, bases, .. } = Reader::new(bytes)?.manifest()?;
+    Ok((manifest, bases))
+}
+
+/// The format version of a checkpoint, from its first 12 bytes.
+pub(crate) fn version_of(prefix: &[u8]) -> Result<u32, FormatError> {
+    Ok(Reader::new(prefix)?.version)
+}
+
+/// How many bytes the file header is: [`version_of`] needs them.
+pub(crate) const VERSION_HEADER_LEN: usize = FILE_HEADER_LEN;
 
 /// How many bytes from the start of a checkpoint [`decode_manifest`] needs, given at least the
 /// first [`MANIFEST_HEADER_LEN`] bytes (fewer: the checkpoint is truncated).
@@ -720,15 +860,26 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads the first record, which must be the manifest, and the systems its ids index
-    /// (version 2; none in version 1).
-    fn manifest(&mut self) -> Result<(Manifest, Vec<u64>), FormatError> {
+    /// (version 2; none in version 1) and its bases (version 5; none before).
+    fn manifest(&mut self) -> Result<ManifestRead, FormatError> {
         // `next_record` accepts only a manifest as the first record.
         let raw = self.next_record()?;
         if self.version == 1 {
-            return Ok((raw.decode()?, Vec::new()));
+            let manifest = raw.decode()?;
+            return Ok(ManifestRead { manifest, systems: Vec::new(), bases: Vec::new() });
         }
         let manifest: ManifestRaw = raw.decode()?;
-        compact::read_manifest(manifest).map_err(|e| raw.payload_error(e))
+        let read = compact::read_manifest(manifest).map_err(|e| raw.payload_error(e))?;
+        if self.version < INCREMENTAL_VERSION && !read.bases.is_empty() {
+            return Err(raw.payload_error(format!(
+                "a version {} manifest names bases (only version 5 does)",
+                self.version
+            )));
+        }
+        if !read.bases.windows(2).all(|w| w[0] < w[1]) {
+            return Err(raw.payload_error("the bases are not in ascending order"));
+        }
+        Ok(read)
     }
 
     /// Checks that nothing follows the end record.
@@ -837,7 +988,7 @@ mod tests {
                 })
                 .collect(),
         };
-        let mut encoder = Encoder::new(&checkpoint, Compression::None).unwrap();
+        let mut encoder = Encoder::with_plan(&checkpoint, Compression::None, None).unwrap();
         let mut pieces = Vec::new();
         loop {
             let mut piece = Vec::new();

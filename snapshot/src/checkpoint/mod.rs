@@ -3,6 +3,9 @@
 //! - `model`: the checkpoint as plain data ([`Checkpoint`], [`Manifest`], …).
 //! - `format`: the versioned, checksummed file format ([`encode`], [`decode`]), shared by
 //!   every store.
+//! - `incremental`: incremental checkpoints (states that did not change are references to
+//!   the checkpoint that stores them): what the writer remembers, how a checkpoint is put
+//!   back together, and what retention must keep.
 //! - `store`: the [`CheckpointStore`] trait; `fs`: [`FsStore`], the embedded default;
 //!   `url`: [`Store`], a store named by a path or URL.
 //! - feature `s3`: `async_store`, the `AsyncCheckpointStore` trait; `object`,
@@ -21,6 +24,7 @@ mod error;
 mod format;
 mod fs;
 mod in_flight;
+mod incremental;
 mod model;
 #[cfg(feature = "s3")]
 mod object;
@@ -28,7 +32,7 @@ mod store;
 mod url;
 
 pub use backlog::{Backlog, BacklogBuilder};
-pub use error::{FormatError, StoreError, ValidationError};
+pub use error::{FormatError, ReferenceProblem, StoreError, ValidationError};
 pub use format::{
     BATCH_BYTES, CHECKPOINT_FORMAT_VERSION, Compression, MAX_EXPANSION, OLDEST_READABLE_VERSION,
     RecordKind, decode, decode_manifest, encode, encode_with,

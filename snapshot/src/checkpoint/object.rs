@@ -1,19 +1,22 @@
 //! Checkpoints in object storage (S3 and S3-compatible stores), through the `object_store`
 //! crate. Feature `s3`.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, WriteMultipart};
 
 use crate::checkpoint::async_store::AsyncCheckpointStore;
-use crate::checkpoint::error::StoreError;
+use crate::checkpoint::error::{FormatError, ReferenceProblem, StoreError};
 use crate::checkpoint::format::{
-    Compression, Encoder, MANIFEST_HEADER_LEN, decode, decode_manifest, manifest_len,
+    Compression, Encoder, MANIFEST_HEADER_LEN, VERSION_HEADER_LEN, decode_head, decode_parts,
+    manifest_len, version_of,
 };
 use crate::checkpoint::fs::{FILE_SUFFIX, parse_checkpoint_name};
+use crate::checkpoint::incremental::{self, Memory, Parts};
 use crate::checkpoint::model::{Checkpoint, CheckpointId, Manifest};
 use crate::checkpoint::store::{CheckpointInfo, CheckpointStore, LatestValid};
 
@@ -69,6 +72,10 @@ pub struct ObjectStoreCheckpoints {
     keep_last: Option<usize>,
     part_size: usize,
     compression: Compression,
+    /// Every how many checkpoints one is full, if the store writes incrementally.
+    full_every: Option<u32>,
+    /// The chain the store writes on and the bases it knows; shared by its clones.
+    memory: Arc<Mutex<Memory>>,
     blocking: Arc<BlockingRuntime>,
 }
 
@@ -84,6 +91,8 @@ impl ObjectStoreCheckpoints {
             keep_last: None,
             part_size: DEFAULT_PART_SIZE,
             compression: Compression::ZSTD,
+            full_every: None,
+            memory: Arc::default(),
             blocking: Arc::default(),
         }
     }
@@ -135,6 +144,16 @@ impl ObjectStoreCheckpoints {
     #[must_use]
     pub fn with_compression(self, compression: Compression) -> ObjectStoreCheckpoints {
         ObjectStoreCheckpoints { compression, ..self }
+    }
+
+    /// Writes checkpoints incrementally, as
+    /// [`FsStore::with_incremental`](crate::FsStore::with_incremental) does: unchanged states
+    /// are references to the checkpoint that stores them (format version 5), every
+    /// `full_every`-th checkpoint is full, and retention keeps every checkpoint a kept one
+    /// refers to. Every store value reads incremental checkpoints, whatever this option.
+    #[must_use]
+    pub fn with_incremental(self, full_every: u32) -> ObjectStoreCheckpoints {
+        ObjectStoreCheckpoints { full_every: Some(full_every.max(1)), ..self }
     }
 
     /// Uploads checkpoints in parts of `bytes` (S3 needs at least 5 MiB for every part but the
@@ -203,9 +222,73 @@ impl ObjectStoreCheckpoints {
         Ok(found)
     }
 
-    /// Reads the manifest of checkpoint `id`, whose object is `size` bytes: the first
-    /// [`MANIFEST_PREFETCH`] bytes, and the rest of the manifest if it is longer.
+    /// The memory, even if a thread panicked holding it (it is consistent between calls).
+    /// Never held across an await.
+    fn memory(&self) -> MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads and decodes checkpoint `id`, its references left unresolved.
+    async fn read_parts(&self, id: CheckpointId) -> Result<Parts, StoreError> {
+        let key = self.key_of(id);
+        let location = self.location(&key);
+        let not_found_or = |err| not_found_or(id, location.clone(), err);
+        let bytes = self
+            .store
+            .get(&key)
+            .await
+            .map_err(not_found_or)?
+            .bytes()
+            .await
+            .map_err(not_found_or)?;
+        let parts = decode_parts(&bytes)
+            .map_err(|source| StoreError::Format { location: location.clone(), source })?;
+        check_id(id, parts.manifest.id, &location)?;
+        Ok(parts)
+    }
+
+    /// Reads checkpoint `home`, which holds states another checkpoint refers to.
+    async fn load_home(&self, home: CheckpointId) -> Result<Parts, ReferenceProblem> {
+        match self.read_parts(home).await {
+            Ok(parts) => Ok(parts),
+            Err(StoreError::NotFound { .. }) => Err(ReferenceProblem::Missing),
+            Err(err) => Err(ReferenceProblem::Unreadable(Box::new(err))),
+        }
+    }
+
+    /// The bases of checkpoint `id`, whose object is `size` bytes (none before version 5,
+    /// read from the first bytes only); `None` if they cannot be read now. A checkpoint that
+    /// is gone or does not decode has none (it does not load either way).
+    async fn read_bases(&self, id: CheckpointId, size: u64) -> Option<Vec<CheckpointId>> {
+        let key = self.key_of(id);
+        let head = match self.read_range(id, &key, 0..size.min(VERSION_HEADER_LEN as u64)).await {
+            Ok(head) => head,
+            Err(StoreError::NotFound { .. }) => return Some(Vec::new()),
+            Err(_) => return None,
+        };
+        match version_of(&head) {
+            Ok(version) if version >= 5 => {}
+            _ => return Some(Vec::new()),
+        }
+        match self.read_head(id, size).await {
+            Ok((_, bases)) => Some(bases),
+            Err(StoreError::NotFound { .. } | StoreError::Format { .. }) => Some(Vec::new()),
+            Err(_) => None,
+        }
+    }
+
+    /// Reads the manifest of checkpoint `id`, whose object is `size` bytes.
     async fn read_manifest(&self, id: CheckpointId, size: u64) -> Result<Manifest, StoreError> {
+        Ok(self.read_head(id, size).await?.0)
+    }
+
+    /// Reads the manifest and bases of checkpoint `id`, whose object is `size` bytes: the
+    /// first [`MANIFEST_PREFETCH`] bytes, and the rest of the manifest if it is longer.
+    async fn read_head(
+        &self,
+        id: CheckpointId,
+        size: u64,
+    ) -> Result<(Manifest, Vec<CheckpointId>), StoreError> {
         let key = self.key_of(id);
         let location = self.location(&key);
         let format_error = |source| StoreError::Format { location: location.clone(), source };
@@ -219,9 +302,9 @@ impl ObjectStoreCheckpoints {
                 head.extend_from_slice(&rest);
             }
         }
-        let manifest = decode_manifest(&head).map_err(format_error)?;
+        let (manifest, bases) = decode_head(&head).map_err(format_error)?;
         check_id(id, manifest.id, &location)?;
-        Ok(manifest)
+        Ok((manifest, bases))
     }
 
     async fn read_range(
@@ -241,13 +324,56 @@ impl ObjectStoreCheckpoints {
         Ok(bytes.to_vec())
     }
 
-    /// Deletes the oldest checkpoints beyond the retention limit, as far as it can.
+    /// Deletes the oldest checkpoints beyond the retention limit that no kept checkpoint
+    /// refers to, as far as it can.
     async fn apply_retention(&self) {
         let Some(keep_last) = self.keep_last else { return };
         let Ok(listing) = self.listing().await else { return };
-        let excess = listing.len().saturating_sub(keep_last);
-        for (_, meta) in &listing[..excess] {
-            let _ = self.store.delete(&meta.location).await;
+        if listing.len() <= keep_last {
+            return;
+        }
+        // The bases of every listed checkpoint, read once (a ranged read of the first bytes
+        // before version 5) and remembered.
+        let unknown: Vec<(CheckpointId, u64)> = {
+            let memory = self.memory();
+            listing
+                .iter()
+                .filter(|(id, _)| !memory.bases.contains_key(id))
+                .map(|(id, meta)| (*id, meta.size))
+                .collect()
+        };
+        let read: Vec<(CheckpointId, Option<Vec<CheckpointId>>)> = stream::iter(unknown)
+            .map(|(id, size)| async move { (id, self.read_bases(id, size).await) })
+            .buffered(LIST_CONCURRENCY)
+            .collect()
+            .await;
+        let ids: Vec<CheckpointId> = listing.iter().map(|(id, _)| *id).collect();
+        let removed = {
+            let mut memory = self.memory();
+            let mut unreadable = HashSet::new();
+            for (id, bases) in read {
+                match bases {
+                    Some(bases) => {
+                        memory.bases.insert(id, bases);
+                    }
+                    None => {
+                        unreadable.insert(id);
+                    }
+                }
+            }
+            let known = &memory.bases;
+            incremental::beyond_retention(&ids, keep_last, |id| {
+                if unreadable.contains(&id) { None } else { known.get(&id).cloned() }
+            })
+        };
+        let keys: HashMap<CheckpointId, &ObjectMeta> =
+            listing.iter().map(|(id, meta)| (*id, meta)).collect();
+        for id in removed {
+            if let Some(meta) = keys.get(&id)
+                && self.store.delete(&meta.location).await.is_ok()
+            {
+                self.memory().bases.remove(&id);
+            }
         }
     }
 
@@ -292,9 +418,31 @@ impl AsyncCheckpointStore for ObjectStoreCheckpoints {
             location: location.clone(),
             source: err.into(),
         };
-        // Validates the checkpoint before anything is written.
-        let mut encoder = Encoder::new(checkpoint, self.compression)
-            .map_err(|source| StoreError::Unencodable { id, location: location.clone(), source })?;
+        let unencodable =
+            |source| StoreError::Unencodable { id, location: location.clone(), source };
+        // Validates the checkpoint before anything is planned or written.
+        checkpoint.validate().map_err(|err| unencodable(FormatError::Invalid(err)))?;
+        let (plan, chain) = match self.full_every {
+            Some(full_every) => {
+                // Which checkpoints the chain relies on are gone (looked up without the lock).
+                let homes: Vec<CheckpointId> =
+                    self.memory().chain.as_ref().map(|c| c.homes().collect()).unwrap_or_default();
+                let mut missing = HashSet::new();
+                for home in homes {
+                    if self.store.head(&self.key_of(home)).await.is_err() {
+                        missing.insert(home);
+                    }
+                }
+                let memory = self.memory();
+                let exists = |home| !missing.contains(&home);
+                let (plan, chain) =
+                    incremental::plan(memory.chain.as_ref(), checkpoint, full_every, exists);
+                (plan, Some(chain))
+            }
+            None => (None, None),
+        };
+        let mut encoder =
+            Encoder::with_plan(checkpoint, self.compression, plan.as_ref()).map_err(unencodable)?;
         match self.store.head(&key).await {
             Ok(_) => return Err(StoreError::AlreadyExists { id, location }),
             Err(object_store::Error::NotFound { .. }) => {}
@@ -311,6 +459,16 @@ impl AsyncCheckpointStore for ObjectStoreCheckpoints {
         };
         // The object appears, whole, only now.
         upload.finish().await.map_err(backend)?;
+        {
+            let mut memory = self.memory();
+            let bases = plan.as_ref().map_or_else(Vec::new, |plan| {
+                plan.bases.iter().map(|&base| CheckpointId(base)).collect()
+            });
+            memory.bases.insert(id, bases);
+            if chain.is_some() {
+                memory.chain = chain;
+            }
+        }
         self.apply_retention().await;
         Ok(CheckpointInfo {
             id,
@@ -349,20 +507,18 @@ impl AsyncCheckpointStore for ObjectStoreCheckpoints {
     }
 
     async fn load(&self, id: CheckpointId) -> Result<Checkpoint, StoreError> {
-        let key = self.key_of(id);
-        let location = self.location(&key);
-        let not_found_or = |err| not_found_or(id, location.clone(), err);
-        let bytes = self
-            .store
-            .get(&key)
-            .await
-            .map_err(not_found_or)?
-            .bytes()
-            .await
-            .map_err(not_found_or)?;
-        let checkpoint = decode(&bytes)
-            .map_err(|source| StoreError::Format { location: location.clone(), source })?;
-        check_id(id, checkpoint.manifest.id, &location)?;
+        let parts = self.read_parts(id).await?;
+        let location = self.location_of(id);
+        let mut homes = HashMap::new();
+        for home in parts.homes() {
+            homes.insert(home, self.load_home(home).await);
+        }
+        let checkpoint = incremental::resolve(parts, homes).map_err(|(actor, base, problem)| {
+            StoreError::Unresolved { id, location: location.clone(), actor, base, problem }
+        })?;
+        checkpoint
+            .validate()
+            .map_err(|err| StoreError::Format { location, source: FormatError::Invalid(err) })?;
         Ok(checkpoint)
     }
 
@@ -371,7 +527,13 @@ impl AsyncCheckpointStore for ObjectStoreCheckpoints {
         let location = self.location(&key);
         // S3 deletes a missing key without complaint: look first, to report NotFound.
         self.store.head(&key).await.map_err(|err| not_found_or(id, location.clone(), err))?;
-        self.store.delete(&key).await.map_err(|err| not_found_or(id, location, err))
+        self.store.delete(&key).await.map_err(|err| not_found_or(id, location, err))?;
+        let mut memory = self.memory();
+        memory.bases.remove(&id);
+        if memory.chain.as_ref().is_some_and(|chain| chain.relies_on(id)) {
+            memory.chain = None;
+        }
+        Ok(())
     }
 }
 

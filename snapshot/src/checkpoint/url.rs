@@ -156,6 +156,17 @@ impl Store {
         }
     }
 
+    /// Writes checkpoints incrementally, a full one every `full_every`
+    /// ([`FsStore::with_incremental`]).
+    #[must_use]
+    pub fn with_incremental(self, full_every: u32) -> Store {
+        match self {
+            Store::Fs(store) => Store::Fs(store.with_incremental(full_every)),
+            #[cfg(feature = "s3")]
+            Store::Object(store) => Store::Object(store.with_incremental(full_every)),
+        }
+    }
+
     /// The store as a blocking [`CheckpointStore`].
     fn blocking(&self) -> &dyn CheckpointStore {
         match self {

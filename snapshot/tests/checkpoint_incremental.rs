@@ -1,0 +1,373 @@
+//! Incremental checkpoints (format version 5): unchanged states are references to the
+//! checkpoint that stores them; loads follow them and check them; retention keeps what a kept
+//! checkpoint refers to; a missing or tampered base is a typed error.
+
+use std::fs;
+use std::path::Path;
+
+use amber_snapshot::{
+    ActorEntry, ActorId, Checkpoint, CheckpointId, CheckpointStore, Compression, Epoch,
+    FormatError, FsStore, Manifest, NodeEntry, ReferenceProblem, SpawnCapacity, SpawnRestart,
+    StateRecord, StoreError, SystemId, TimerEntry, decode, encode,
+};
+
+/// A small deterministic generator (xorshift), so that the tests need no seed file.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn actor(seq: u64) -> ActorId {
+    ActorId::new(SystemId(0x5eed_0000_0000_0001), seq)
+}
+
+/// The state of account `seq` at `version`: a MessagePack-ish blob of `len` bytes.
+fn state_of(seq: u64, version: u64, len: usize) -> Vec<u8> {
+    let mut rng = Rng(seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ version.wrapping_add(1));
+    (0..len).map(|_| rng.next() as u8).collect()
+}
+
+/// A checkpoint of `n` actors whose states are `len` bytes at the versions `versions` gives;
+/// every 100th actor has a pending timer.
+fn world(id: u64, versions: &[u64], len: usize) -> Checkpoint {
+    let n = versions.len() as u64;
+    Checkpoint {
+        manifest: Manifest {
+            id: CheckpointId(id),
+            epoch: Epoch(id),
+            created_unix_ms: 1_700_000_000_000 + id,
+            nodes: vec![NodeEntry { node: "local".into(), address: None }],
+            actors: (1..=n)
+                .map(|seq| ActorEntry {
+                    id: actor(seq),
+                    type_name: "bank.Account".into(),
+                    name: None,
+                    node: "local".into(),
+                    parent: None,
+                    watchers: vec![],
+                    watching: vec![],
+                    state_version: 1,
+                    capacity: SpawnCapacity::SystemDefault,
+                    restart: SpawnRestart::Never,
+                })
+                .collect(),
+        },
+        states: (1..=n)
+            .map(|seq| StateRecord {
+                id: actor(seq),
+                state: state_of(seq, versions[seq as usize - 1], len),
+                timers: if seq % 100 == 0 {
+                    vec![TimerEntry {
+                        timer: 1,
+                        remaining_us: id * 10,
+                        period_us: Some(1_000),
+                        msg: vec![0xc0],
+                    }]
+                } else {
+                    vec![]
+                },
+            })
+            .collect(),
+        in_flight: Default::default(),
+    }
+}
+
+/// Changes the versions of `changes` actors picked at random.
+fn change(versions: &mut [u64], changes: usize, rng: &mut Rng) {
+    for _ in 0..changes {
+        let at = rng.below(versions.len() as u64) as usize;
+        versions[at] += 1;
+    }
+}
+
+fn version_of(path: &Path) -> u32 {
+    let bytes = fs::read(path).unwrap();
+    u32::from_le_bytes(bytes[8..12].try_into().unwrap())
+}
+
+#[test]
+fn one_percent_changed_of_100k_actors_writes_under_a_tenth_of_the_bytes_and_loads_equal() {
+    const ACTORS: usize = 100_000;
+    const STATE: usize = 200;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = FsStore::open(tmp.path().join("incr")).unwrap().with_incremental(16);
+    let full_store = FsStore::open(tmp.path().join("full")).unwrap();
+    let mut rng = Rng(7);
+    let mut versions = vec![0u64; ACTORS];
+    let first = world(1, &versions, STATE);
+    let full = store.save(&first).unwrap();
+    assert_eq!(version_of(Path::new(&full.path_or_key)), 2, "the first checkpoint is whole");
+    change(&mut versions, ACTORS / 100, &mut rng);
+    let second = world(2, &versions, STATE);
+    let incremental = store.save(&second).unwrap();
+    let whole = full_store.save(&second).unwrap();
+    let ratio = incremental.bytes as f64 / whole.bytes as f64;
+    println!(
+        "100k actors, {STATE}-byte states, 1 % changed: full {} bytes, incremental {} bytes \
+         ({:.2} %)",
+        whole.bytes,
+        incremental.bytes,
+        ratio * 100.0
+    );
+    assert_eq!(version_of(Path::new(&incremental.path_or_key)), 5);
+    assert!(incremental.bytes * 10 <= whole.bytes, "{} of {}", incremental.bytes, whole.bytes);
+    // The incremental checkpoint reads back as the full one does, every state byte-equal.
+    let loaded = store.load(CheckpointId(2)).unwrap();
+    assert_eq!(loaded, full_store.load(CheckpointId(2)).unwrap());
+    assert_eq!(loaded, second);
+    assert_eq!(store.latest().unwrap(), Some(second.clone()));
+    // Bytes alone do not reach the referenced states: a typed error, naming the base.
+    let bytes = fs::read(&incremental.path_or_key).unwrap();
+    assert!(matches!(
+        decode(&bytes),
+        Err(FormatError::Unresolved { base: CheckpointId(1), states }) if states > 90_000
+    ));
+    // A file read on its own follows the references to its neighbours.
+    assert_eq!(FsStore::load_file(Path::new(&incremental.path_or_key)).unwrap(), second);
+}
+
+#[test]
+fn small_states_and_compression_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store =
+        FsStore::open(tmp.path()).unwrap().with_compression(Compression::ZSTD).with_incremental(8);
+    let mut rng = Rng(11);
+    let mut versions = vec![0u64; 3_000];
+    let mut saved = Vec::new();
+    for id in 1..=6 {
+        let checkpoint = world(id, &versions, 12);
+        store.save(&checkpoint).unwrap();
+        saved.push(checkpoint);
+        change(&mut versions, 30, &mut rng);
+    }
+    for checkpoint in &saved {
+        assert_eq!(&store.load(checkpoint.manifest.id).unwrap(), checkpoint);
+    }
+    assert_eq!(version_of(&store.path_of(CheckpointId(1))), 4);
+    assert_eq!(version_of(&store.path_of(CheckpointId(6))), 5);
+}
+
+#[test]
+fn retention_never_deletes_a_base_a_kept_checkpoint_needs() {
+    for full_every in [4, 1_000] {
+        let tmp = tempfile::tempdir().unwrap();
+        let store =
+            FsStore::open(tmp.path()).unwrap().with_retention(2).with_incremental(full_every);
+        let mut rng = Rng(3);
+        let mut versions = vec![0u64; 400];
+        let mut saved = std::collections::HashMap::new();
+        for id in 1..=20u64 {
+            // Actors 1..=100 never change: their bytes stay in the first full checkpoint of
+            // each chain.
+            change(&mut versions[100..], 4, &mut rng);
+            let checkpoint = world(id, &versions, 40);
+            store.save(&checkpoint).unwrap();
+            saved.insert(id, checkpoint);
+            let ids = store.ids().unwrap();
+            let newest: Vec<CheckpointId> =
+                (id.saturating_sub(1).max(1)..=id).map(CheckpointId).collect();
+            assert!(ids.ends_with(&newest), "{ids:?}");
+            // Every kept checkpoint loads, equal to what was saved: no unresolvable reference.
+            for kept in &ids {
+                assert_eq!(&store.load(*kept).unwrap(), &saved[&kept.0], "{kept} after {id}");
+            }
+            if full_every == 4 {
+                // A chain is at most 4 checkpoints: nothing older than the last full one
+                // before the two newest is kept.
+                assert!(ids.len() <= 2 + 4, "{ids:?}");
+            } else {
+                // One chain: its full checkpoint holds the never-changed states, so it stays.
+                assert_eq!(ids[0], CheckpointId(1), "{ids:?}");
+            }
+        }
+        if full_every == 4 {
+            // Checkpoints 17 (full), 18, 19, 20 form the last chain.
+            let ids = store.ids().unwrap();
+            assert!(ids.iter().all(|id| id.0 >= 17), "{ids:?}");
+            assert_eq!(version_of(&store.path_of(CheckpointId(17))), 2);
+        }
+    }
+}
+
+#[test]
+fn retention_keeps_bases_across_store_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut versions = vec![0u64; 500];
+    let mut rng = Rng(5);
+    {
+        let store = FsStore::open(tmp.path()).unwrap().with_incremental(100);
+        for id in 1..=4 {
+            store.save(&world(id, &versions, 40)).unwrap();
+            change(&mut versions, 5, &mut rng);
+        }
+    }
+    // A new store value (a restarted system) with retention knows nothing of the chain in
+    // memory: it reads the bases from the manifests, and writes a full checkpoint first.
+    let store = FsStore::open(tmp.path()).unwrap().with_retention(2).with_incremental(100);
+    store.save(&world(5, &versions, 40)).unwrap();
+    assert_eq!(version_of(&store.path_of(CheckpointId(5))), 2);
+    // Kept: 4 and 5, and the bases 4 refers to.
+    let ids = store.ids().unwrap();
+    assert!(ids.contains(&CheckpointId(1)), "{ids:?}");
+    for id in ids {
+        store.load(id).unwrap();
+    }
+    change(&mut versions, 5, &mut rng);
+    store.save(&world(6, &versions, 40)).unwrap();
+    // Now 5 (full) and 6 (refers to 5 only) are kept, and nothing else is needed.
+    assert_eq!(store.ids().unwrap(), [CheckpointId(5), CheckpointId(6)]);
+    assert_eq!(store.load(CheckpointId(6)).unwrap(), world(6, &versions, 40));
+}
+
+/// A store with a full checkpoint 1 and an incremental checkpoint 2 that refers to it.
+fn chain_of_two(dir: &Path, actors: usize, len: usize) -> (FsStore, Checkpoint) {
+    let store = FsStore::open(dir).unwrap().with_incremental(16);
+    let mut versions = vec![0u64; actors];
+    store.save(&world(1, &versions, len)).unwrap();
+    versions[7] += 1;
+    let second = world(2, &versions, len);
+    store.save(&second).unwrap();
+    assert_eq!(version_of(&store.path_of(CheckpointId(2))), 5);
+    (store, second)
+}
+
+fn unresolved(err: StoreError) -> (ActorId, CheckpointId, ReferenceProblem) {
+    match err {
+        StoreError::Unresolved { id, actor, base, problem, .. } => {
+            assert_eq!(id, CheckpointId(2));
+            (actor, base, problem)
+        }
+        other => panic!("expected Unresolved, got {other}"),
+    }
+}
+
+#[test]
+fn a_deleted_base_is_a_typed_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _) = chain_of_two(tmp.path(), 300, 32);
+    fs::remove_file(store.path_of(CheckpointId(1))).unwrap();
+    let err = store.load(CheckpointId(2)).unwrap_err();
+    let message = err.to_string();
+    let (actor_id, base, problem) = unresolved(err);
+    assert_eq!(base, CheckpointId(1));
+    assert_eq!(actor_id, actor(1));
+    assert!(matches!(problem, ReferenceProblem::Missing));
+    assert!(message.contains("is not stored"), "{message}");
+    // latest_valid reports it and finds nothing else.
+    let latest = store.latest_valid().unwrap();
+    assert!(latest.checkpoint.is_none());
+    assert!(matches!(latest.skipped[0], StoreError::Unresolved { .. }));
+    // The next checkpoint of this store cannot refer to the deleted base: it is whole.
+    store.save(&world(3, &[0; 300], 32)).unwrap();
+    assert_eq!(version_of(&store.path_of(CheckpointId(3))), 2);
+}
+
+#[test]
+fn a_base_removed_through_the_store_restarts_the_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _) = chain_of_two(tmp.path(), 300, 32);
+    store.remove(CheckpointId(1)).unwrap();
+    assert!(matches!(store.load(CheckpointId(2)), Err(StoreError::Unresolved { .. })));
+    store.save(&world(3, &[0; 300], 32)).unwrap();
+    assert_eq!(version_of(&store.path_of(CheckpointId(3))), 2);
+    assert_eq!(store.load(CheckpointId(3)).unwrap(), world(3, &[0; 300], 32));
+}
+
+#[test]
+fn a_replaced_base_is_a_typed_error_never_a_wrong_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _) = chain_of_two(tmp.path(), 300, 32);
+    let base = store.path_of(CheckpointId(1));
+    // A well-formed checkpoint 1 whose actor 5 has other bytes of the same length.
+    let mut versions = vec![0u64; 300];
+    versions[4] = 99;
+    fs::write(&base, encode(&world(1, &versions, 32)).unwrap()).unwrap();
+    let (actor_id, found, problem) = unresolved(store.load(CheckpointId(2)).unwrap_err());
+    assert_eq!(found, CheckpointId(1));
+    assert_eq!(actor_id, actor(1), "the run that starts at actor 1 covers actor 5");
+    assert!(matches!(problem, ReferenceProblem::Mismatch));
+    // A checkpoint 1 that lacks actor 9.
+    let mut lacking = world(1, &[0; 300], 32);
+    lacking.manifest.actors.remove(8);
+    lacking.states.remove(8);
+    fs::write(&base, encode(&lacking).unwrap()).unwrap();
+    let (actor_id, _, problem) = unresolved(store.load(CheckpointId(2)).unwrap_err());
+    assert_eq!(actor_id, actor(9));
+    assert!(matches!(problem, ReferenceProblem::NoState));
+    // A damaged checkpoint 1.
+    let mut bytes = encode(&world(1, &[0; 300], 32)).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    fs::write(&base, &bytes).unwrap();
+    let (_, _, problem) = unresolved(store.load(CheckpointId(2)).unwrap_err());
+    assert!(
+        matches!(&problem, ReferenceProblem::Unreadable(err) if matches!(**err, StoreError::Format { .. })),
+        "{problem}"
+    );
+    // Another checkpoint under checkpoint 1's name.
+    fs::write(&base, encode(&world(9, &[0; 300], 32)).unwrap()).unwrap();
+    let (_, _, problem) = unresolved(store.load(CheckpointId(2)).unwrap_err());
+    assert!(
+        matches!(&problem, ReferenceProblem::Unreadable(err) if matches!(**err, StoreError::IdMismatch { .. }))
+    );
+}
+
+#[test]
+fn every_damage_to_an_incremental_file_is_a_typed_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Small, so that every cut and flip is tried in a few seconds.
+    let (store, second) = chain_of_two(tmp.path(), 30, 8);
+    let path = store.path_of(CheckpointId(2));
+    let good = fs::read(&path).unwrap();
+    let check = |bytes: &[u8], what: &str| {
+        fs::write(&path, bytes).unwrap();
+        match store.load(CheckpointId(2)) {
+            Err(_) => {}
+            Ok(checkpoint) => panic!("{what}: loaded {:?}", checkpoint.manifest.id),
+        }
+    };
+    for len in 0..good.len() {
+        check(&good[..len], &format!("cut at {len}"));
+    }
+    for at in 0..good.len() {
+        for bit in [0x01, 0x80] {
+            let mut bytes = good.clone();
+            bytes[at] ^= bit;
+            check(&bytes, &format!("bit {bit:#x} of byte {at}"));
+        }
+    }
+    // Read as version 4 or 1, an incremental file is refused.
+    for version in [1u32, 4] {
+        let mut bytes = good.clone();
+        bytes[8..12].copy_from_slice(&version.to_le_bytes());
+        assert!(decode(&bytes).is_err());
+        check(&bytes, &format!("as version {version}"));
+    }
+    fs::write(&path, &good).unwrap();
+    assert_eq!(store.load(CheckpointId(2)).unwrap(), second);
+}
+
+#[test]
+fn clones_of_a_store_continue_one_chain() {
+    // Clones share the store's memory (the async face saves through a clone): a clone that
+    // saves continues the chain of the value it was cloned from.
+    let tmp = tempfile::tempdir().unwrap();
+    let store = FsStore::open(tmp.path()).unwrap().with_incremental(16);
+    let mut versions = vec![0u64; 300];
+    store.save(&world(1, &versions, 32)).unwrap();
+    versions[3] += 1;
+    let clone = store.clone();
+    clone.save(&world(2, &versions, 32)).unwrap();
+    assert_eq!(version_of(&store.path_of(CheckpointId(2))), 5);
+    assert_eq!(store.load(CheckpointId(2)).unwrap(), world(2, &versions, 32));
+}
