@@ -441,8 +441,8 @@ impl AsyncCheckpointStore for ObjectStoreCheckpoints {
             }
             None => (None, None),
         };
-        let mut encoder =
-            Encoder::with_plan(checkpoint, self.compression, plan.as_ref()).map_err(unencodable)?;
+        // Validated above, before planning.
+        let mut encoder = Encoder::of_valid(checkpoint, self.compression, plan.as_ref());
         match self.store.head(&key).await {
             Ok(_) => return Err(StoreError::AlreadyExists { id, location }),
             Err(object_store::Error::NotFound { .. }) => {}
