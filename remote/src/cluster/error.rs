@@ -24,6 +24,25 @@ pub enum ClusterError {
         /// The name.
         name: String,
     },
+    /// No node that answered holds an actor under this name
+    /// ([`Cluster::lookup_any`](super::Cluster::lookup_any)).
+    #[error("no actor named {name:?} on any node that answered (did not answer: {})", silent_names(.silent))]
+    NameNotFound {
+        /// The name.
+        name: String,
+        /// The nodes that did not answer: down, or not in time (sorted). They might hold it.
+        silent: Vec<NodeId>,
+    },
+    /// Several nodes hold an actor under this name
+    /// ([`Cluster::lookup_any`](super::Cluster::lookup_any); to pick one anyway:
+    /// [`Cluster::lookup_any_resolved`](super::Cluster::lookup_any_resolved)).
+    #[error("actor name {name:?} is registered on several nodes: {}", names(.nodes))]
+    NameConflict {
+        /// The name.
+        name: String,
+        /// The nodes holding it (sorted; this node too if it holds it).
+        nodes: Vec<NodeId>,
+    },
     /// The actor exists but is of another type.
     #[error("actor {name:?} on node {node} is a {found}, not a {expected}")]
     WrongType {
@@ -72,4 +91,9 @@ pub enum ClusterError {
 /// `a, b, c`.
 fn names(nodes: &[NodeId]) -> String {
     nodes.iter().map(NodeId::as_str).collect::<Vec<_>>().join(", ")
+}
+
+/// `a, b`, or `none`.
+fn silent_names(nodes: &[NodeId]) -> String {
+    if nodes.is_empty() { "none".to_owned() } else { names(nodes) }
 }

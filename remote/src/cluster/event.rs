@@ -95,6 +95,11 @@ impl Incarnations {
         self.publish(event);
     }
 
+    /// Every node that ever introduced itself (linked now or not).
+    pub(super) fn known(&self) -> Vec<NodeId> {
+        self.last.iter().map(|e| e.key().clone()).collect()
+    }
+
     /// Whether `system` was `node`'s before it restarted.
     pub(super) fn is_retired(&self, system: SystemId, node: &NodeId) -> bool {
         self.retired.get(&system).is_some_and(|n| *n == *node)

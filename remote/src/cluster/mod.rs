@@ -12,6 +12,8 @@
 //!   data (why that is safe: `Directory::send_snapshot`).
 //! - `ctx.watch` and `ctx.unwatch` on a ref to a remote actor register the watch with its node,
 //!   which sends the actor's `Down` with its real [`ExitReason`] back.
+//! - [`Cluster::lookup`] finds a named actor on a given node, [`Cluster::lookup_any`] on
+//!   whichever node holds the name (a name on several nodes is a conflict).
 //! - [`Cluster::spawn_on`] starts an actor of a registered type on another node from its
 //!   encoded state.
 //! - When a peer goes down, everything waiting on it fails at once (below).
@@ -63,6 +65,7 @@ mod credit;
 mod error;
 mod event;
 mod migrate;
+mod names;
 mod placement;
 mod restore;
 mod spawn;
@@ -231,7 +234,8 @@ impl Cluster {
         Ok(node)
     }
 
-    /// The actor registered under `name` on `node`, if it is an `A`.
+    /// The actor registered under `name` on `node`, if it is an `A` (to look a name up on
+    /// whichever node holds it: [`Cluster::lookup_any`]).
     pub async fn lookup<A: Actor>(
         &self,
         node: &NodeId,
@@ -259,16 +263,7 @@ impl Cluster {
         };
         let (id, found) = answer
             .ok_or_else(|| ClusterError::NotFound { node: node.clone(), name: name.to_owned() })?;
-        let expected = shared.host().type_name_of::<A>();
-        if found != expected {
-            return Err(ClusterError::WrongType {
-                node: node.clone(),
-                name: name.to_owned(),
-                expected: expected.to_owned(),
-                found,
-            });
-        }
-        Ok(shared.host().remote_ref(id, shared.route(node.clone())))
+        shared.typed_ref(node, name, id, &found)
     }
 
     /// Stops the actor system, then closes every link.
@@ -765,8 +760,14 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
                 let _ = shared.forwarder(&from).send(found);
             }
             Ok(Control::Found { request, result }) => {
-                if let Some((_, (_, tx))) = shared.lookups.remove(&request) {
-                    let _ = tx.send(result);
+                // Only the node asked answers a lookup.
+                match shared.lookups.remove_if(&request, |_, (node, _)| *node == from) {
+                    Some((_, (_, tx))) => {
+                        let _ = tx.send(result);
+                    }
+                    None => {
+                        tracing::debug!(node = %from, request, "answer to no lookup of this node's")
+                    }
                 }
             }
             Ok(Control::Resumed { epoch }) => {
