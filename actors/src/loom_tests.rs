@@ -791,11 +791,17 @@ impl Actor {
             else {
                 continue;
             };
-            let backlog = batch
-                .iter()
-                .filter(|m| m.tag < cut.to)
-                .map(|m| m.record(id).expect("test messages encode"))
-                .collect();
+            let mut backlog = amber_snapshot::Backlog::builder(id);
+            for m in batch.iter().filter(|m| m.tag < cut.to) {
+                let record = m.record(id).expect("test messages encode");
+                backlog
+                    .push_with(record.from, record.epoch, record.ask, |out| {
+                        out.extend_from_slice(&record.payload);
+                        Ok::<(), ()>(())
+                    })
+                    .expect("copying bytes does not fail");
+            }
+            let backlog = backlog.finish();
             assert_eq!(self.epoch(), cut.to, "the cut moved the inbox's epoch");
             self.cuts += 1;
             let entry = amber_snapshot::ActorEntry {
