@@ -371,15 +371,8 @@ impl<'a> Encoder<'a> {
             Stage::States(i) if self.plan.is_some_and(|plan| i < plan.items.len()) => {
                 let items = self.plan.map_or(&[][..], |plan| &plan.items[..]);
                 let places = &mut self.places;
-                let mut place = |i: usize, state: &StateRecord| -> u32 {
-                    if manifest.actors.get(i).is_some_and(|a| a.id == state.id) {
-                        return i as u32;
-                    }
-                    let places = places.get_or_insert_with(|| {
-                        manifest.actors.iter().enumerate().map(|(i, a)| (a.id, i as u32)).collect()
-                    });
-                    places.get(&state.id).copied().unwrap_or(u32::MAX)
-                };
+                let mut place =
+                    |i: usize, state: &StateRecord| place_of(manifest, places, i, state);
                 let next = push_batch(
                     out,
                     &mut self.record,
@@ -399,19 +392,8 @@ impl<'a> Encoder<'a> {
             }
             Stage::States(i) if self.plan.is_none() && i < states.len() => {
                 let places = &mut self.places;
-                // A state names its actor by its place in the manifest; states mostly come in
-                // the manifest's order, so the places are looked up only for states that do
-                // not.
-                let mut place = |i: usize, state: &StateRecord| -> u32 {
-                    if manifest.actors.get(i).is_some_and(|a| a.id == state.id) {
-                        return i as u32;
-                    }
-                    let places = places.get_or_insert_with(|| {
-                        manifest.actors.iter().enumerate().map(|(i, a)| (a.id, i as u32)).collect()
-                    });
-                    // Validation checked that every state is of a listed actor.
-                    places.get(&state.id).copied().unwrap_or(u32::MAX)
-                };
+                let mut place =
+                    |i: usize, state: &StateRecord| place_of(manifest, places, i, state);
                 let next = push_batch(
                     out,
                     &mut self.record,
@@ -472,6 +454,25 @@ impl<'a> Encoder<'a> {
         }
         Ok(true)
     }
+}
+
+/// The place in `manifest` of the actor whose state is `state`, the `i`-th state written. A
+/// state names its actor by its place in the manifest; states mostly come in the manifest's
+/// order, so `places` (every actor's place) is made only for a state that does not.
+fn place_of(
+    manifest: &Manifest,
+    places: &mut Option<HashMap<ActorId, u32>>,
+    i: usize,
+    state: &StateRecord,
+) -> u32 {
+    if manifest.actors.get(i).is_some_and(|a| a.id == state.id) {
+        return i as u32;
+    }
+    let places = places.get_or_insert_with(|| {
+        manifest.actors.iter().enumerate().map(|(i, a)| (a.id, i as u32)).collect()
+    });
+    // Validation checked that every state is of a listed actor.
+    places.get(&state.id).copied().unwrap_or(u32::MAX)
 }
 
 /// Appends one record of `kind` whose payload `write` appends.
