@@ -111,6 +111,7 @@ fn every_completed_snapshot_is_a_consistent_cut() {
             ("restarts in place", stats.restarts),
             ("tags ahead of the receiving node", stats.tags_ahead_of_node),
             ("expectations sent", stats.expects),
+            ("parts sent by settled nodes before the decision", stats.settled_parts),
             ("restores", stats.restores),
             ("reports held until the coordinator's Start, then sent", stats.held_reports_sent),
             ("stale Starts refused by a node", stats.start_refusals),
@@ -147,6 +148,13 @@ fn the_checker_catches_a_runtime_that_does_not_record_late_messages() {
     let failure = first_failure(|c| c.fault = Fault::NoLateRecording).expect("not caught");
     eprintln!("{failure}");
     assert!(failure.contains("missing"), "{failure}");
+}
+
+#[test]
+fn the_checker_catches_a_runtime_that_sends_its_part_before_it_is_settled() {
+    let failure = first_failure(|c| c.fault = Fault::PartWhenLocallyDone).expect("not caught");
+    eprintln!("{failure}");
+    assert!(failure.contains("after the node settled"), "{failure}");
 }
 
 #[test]

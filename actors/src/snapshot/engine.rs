@@ -187,6 +187,9 @@ struct Round {
     /// [`InFlight`] as it is).
     backlog: Vec<Backlog>,
     problems: Vec<CaptureProblem>,
+    /// The part was sent when the node settled (see [`send_settled`](SnapshotEngine::send_settled)):
+    /// nothing more may be captured for it, and its `Complete` sends nothing.
+    sent: bool,
 }
 
 impl Round {
@@ -196,6 +199,7 @@ impl Round {
             states: Vec::with_capacity(actors),
             backlog: Vec::with_capacity(actors),
             problems: Vec::new(),
+            sent: false,
         }
     }
 }
@@ -372,6 +376,11 @@ impl SnapshotEngine {
         }
         self.sync_round(st);
         if let Some(round) = st.rounds.get_mut(&cut.to) {
+            if round.sent {
+                // The protocol rules this out (the simulation checks it): a settled node has
+                // no actor left behind the snapshot.
+                tracing::error!(epoch = %cut.to, actor = %report.entry.id, "a cut after this node's part was sent: the checkpoint misses it");
+            }
             round.actors.push(report.entry);
             match report.state {
                 Ok(state) => round.states.push(state),
@@ -620,6 +629,11 @@ impl SnapshotEngine {
         self.pump(&mut st)
     }
 
+    /// Whether this node coordinates a snapshot now (before or after its decision).
+    pub(crate) fn coordinating(&self) -> bool {
+        self.lock().coordinator.running().is_some()
+    }
+
     /// The snapshot this node takes part in, if any.
     pub(crate) fn running(&self) -> Option<Epoch> {
         self.lock().node.running()
@@ -739,9 +753,30 @@ impl SnapshotEngine {
                 }
             }
             if !progressed {
+                self.send_settled(st, &mut effects);
                 return effects;
             }
         }
+    }
+
+    /// Sends this node's part of the snapshot it runs as soon as the node is settled
+    /// ([`NodeSnapshot::settled`]: every local actor has cut, and every message the other
+    /// nodes sent before their cuts has arrived), before the coordinator decides: the part
+    /// is final then, and the coordinator takes it ([`Coordinator::part_received`]), which
+    /// saves the `Complete` and the part crossing the links after the decision. Not to this
+    /// node itself, nor before the coordinator is known.
+    fn send_settled(&self, st: &mut EngineState, effects: &mut Effects) {
+        let Some(remote) = &self.remote else { return };
+        let Some(epoch) = st.node.settled() else { return };
+        let Some(to) = st.follow.leader_of(epoch).filter(|l| **l != self.me).cloned() else {
+            return;
+        };
+        let Some(round) = st.rounds.get_mut(&epoch).filter(|r| !r.sent) else { return };
+        let taken = std::mem::replace(round, Round::new(0));
+        round.sent = true;
+        let part = self.part(epoch, Some(taken));
+        tracing::debug!(%epoch, coordinator = %to, "node settled: its part goes before the decision");
+        effects.send_part(Outgoing { remote: remote.clone(), to, epoch, part });
     }
 
     /// Sends this node's report to the coordinator it follows, or holds it until that is
@@ -777,6 +812,20 @@ impl SnapshotEngine {
             CommandVerdict::Obeyed => {}
             // What was captured for it is dropped by the next sync (no longer kept).
             CommandVerdict::Discard(_) => {}
+            CommandVerdict::SendPart { epoch, .. }
+                if st.rounds.get(&epoch).is_some_and(|r| r.sent) =>
+            {
+                // Sent when the node settled; nothing can have been captured since.
+                let round = st.rounds.remove(&epoch);
+                let late = self.late.take(epoch);
+                if round.is_some_and(|r| !r.actors.is_empty() || !r.problems.is_empty())
+                    || !late.records.is_empty()
+                    || !late.taints.is_empty()
+                {
+                    tracing::error!(%epoch, "captured after this node's part was sent: the checkpoint misses it");
+                }
+                self.drop_unowed_records(st);
+            }
             CommandVerdict::SendPart { epoch, to } => {
                 let round = st.rounds.remove(&epoch);
                 let part = self.part(epoch, round);
@@ -844,7 +893,7 @@ impl SnapshotEngine {
     /// piece is read.
     fn on_piece(self: &Arc<Self>, from: &str, epoch: Epoch, piece: Piece) {
         let mut st = self.lock();
-        if !st.coordinator.awaits_part(epoch, &from.to_owned()) {
+        if !st.coordinator.takes_part(epoch, &from.to_owned()) {
             return;
         }
         let Some(collect) = st.collect.as_mut().filter(|c| c.epoch == epoch) else { return };
@@ -861,10 +910,11 @@ impl SnapshotEngine {
         offload(move || engine.read_pieces(&from, epoch));
     }
 
-    /// The collection of snapshot `epoch`, if it still waits for `node`'s part (not once the
-    /// node is down, the deadline passed, the system shuts down, or a piece did not read).
+    /// The collection of snapshot `epoch`, if it still takes `node`'s part, before the
+    /// decision (from a settled node) or after (not once the node is down, the snapshot
+    /// aborted, the deadline passed, the system shuts down, or a piece did not read).
     fn awaiting<'a>(st: &'a mut EngineState, epoch: Epoch, node: &str) -> Option<&'a mut Collect> {
-        if !st.coordinator.awaits_part(epoch, &node.to_owned()) {
+        if !st.coordinator.takes_part(epoch, &node.to_owned()) {
             return None;
         }
         st.collect.as_mut().filter(|c| c.epoch == epoch)

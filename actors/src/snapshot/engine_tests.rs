@@ -12,7 +12,7 @@ use amber_snapshot::{
 use super::{CutReport, Effects, SnapshotEngine};
 use crate::mailbox::core::Late;
 use crate::remote::{Host, RemoteDirectory, RemoteRoute, RouteError};
-use crate::snapshot::wire::Wire;
+use crate::snapshot::wire::{NodePart, Wire};
 use crate::snapshot::{AbortCause, SnapshotError};
 
 /// Records what the engine hands to the links.
@@ -219,4 +219,45 @@ fn an_overtaken_part_keeps_its_late_records_when_the_snapshot_that_overtook_it_a
         b.late.take(Epoch(2)).records.is_empty(),
         "the aborted snapshot's recording was dropped"
     );
+}
+
+#[test]
+fn a_settled_node_sends_its_part_before_the_decision_and_nothing_at_the_complete() {
+    let (b, _links, actor) = node_b();
+    let _ = command(&b, "a", NodeCommand::Start(Epoch(1)));
+    let _ = cut(&b, actor, Epoch::ZERO, Epoch(1));
+    // c sent b one message before its cut: the coordinator expects it here.
+    let expect = NodeCommand::Expect { epoch: Epoch(1), from: vec![("c".to_owned(), 1)] };
+    let mut effects = command(&b, "a", expect);
+    assert!(effects.part.take().is_none(), "not settled: a message is still on its way");
+    // It arrives after the actor's cut: recorded, then counted. The node is settled.
+    record_late(&b, actor, Epoch(1), 4);
+    let mut effects = b.remote_received("c", Epoch::ZERO);
+    let outgoing = effects.part.take().expect("the settled node sends its part at once");
+    assert_eq!((outgoing.to.as_str(), outgoing.epoch), ("a", Epoch(1)));
+    assert_eq!(outgoing.part.actors.iter().map(|a| a.id).collect::<Vec<_>>(), vec![actor]);
+    let payloads: Vec<_> = outgoing.part.in_flight.iter().map(|r| r.payload.to_vec()).collect();
+    assert_eq!(payloads, vec![vec![4]]);
+    // The decision's Complete sends nothing more, and the round is gone.
+    let mut effects = command(&b, "a", NodeCommand::Complete(Epoch(1)));
+    assert!(effects.part.take().is_none(), "sent already");
+    assert!(b.lock().rounds.is_empty());
+}
+
+#[test]
+fn a_coordinator_takes_a_settled_nodes_part_before_its_decision() {
+    // b coordinates a snapshot of b, a and c (its links list a and c).
+    let links = Arc::new(Links::default());
+    let b = Arc::new(SnapshotEngine::new("b".into(), Epoch::ZERO, Some(links.clone())));
+    let (epoch, mut outcome, effects) = b.start(Duration::from_secs(5)).unwrap();
+    drop(effects);
+    // Node a settles first and sends its (empty) part: it is taken before any decision.
+    let part = NodePart::default();
+    for piece in part.pieces(epoch).expect("encodes") {
+        let mut effects = b.on_wire("a", Wire::decode(&piece).unwrap());
+        effects.resolve();
+    }
+    assert!(b.lock().collect.as_ref().is_some_and(|c| c.parts.contains_key("a")));
+    assert!(outcome.try_recv().is_err(), "no decision yet");
+    assert!(!b.lock().coordinator.takes_part(epoch, &"a".to_owned()), "in already");
 }

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use amber_snapshot::{
-    ActorEntry, ActorId, Checkpoint, CheckpointInfo, CheckpointStore, InFlightRecord, StateRecord,
-    StoreError,
+    AbortReason, ActorEntry, ActorId, Checkpoint, CheckpointInfo, CheckpointStore, InFlightRecord,
+    Refusal, StateRecord, StoreError,
 };
 use tracing::Instrument;
 
@@ -51,7 +51,10 @@ impl ActorSystem {
 
     /// One snapshot attempt, aborted if it has not completed within `deadline` (for example
     /// because a handler never returns). An aborted or inconsistent snapshot leaves no
-    /// trace; the next one simply has a higher epoch.
+    /// trace; the next one simply has a higher epoch. In a cluster, a snapshot refused by a
+    /// node that still ends another node's snapshot is started again within the deadline,
+    /// after a short backoff (the other one's end is on its way); a snapshot this node
+    /// coordinates already is [`SnapshotError::InProgress`] at once.
     pub async fn snapshot_within(&self, deadline: Duration) -> Result<Checkpoint, SnapshotError> {
         if self.is_shutting_down() {
             return Err(SnapshotError::ShuttingDown);
@@ -64,7 +67,45 @@ impl ActorSystem {
         result
     }
 
+    /// Takes the snapshot, starting it again while a node (this one included) refuses it
+    /// because it still takes another coordinator's snapshot (or follows another for the
+    /// same epoch), with a short backoff, until `deadline` has passed: such a refusal is
+    /// over once that snapshot's `Complete` reaches the node, which may come after the other
+    /// coordinator's caller has its checkpoint (a settled node's part is taken before the
+    /// `Complete`, see `NodeSnapshot::settled`).
     async fn snapshot_attempt(&self, deadline: Duration) -> Result<Checkpoint, SnapshotError> {
+        let until = tokio::time::Instant::now() + deadline;
+        let mut backoff = Duration::from_millis(1);
+        loop {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            let result = self.snapshot_once(left).await;
+            let refused = match &result {
+                Err(SnapshotError::Aborted {
+                    reason:
+                        AbortCause::Protocol(AbortReason::Rejected {
+                            reason: Refusal::TakingOther { .. } | Refusal::FollowsOther { .. },
+                            ..
+                        }),
+                    ..
+                }) => true,
+                // This node still takes another coordinator's snapshot (not one of its own,
+                // which is the caller's to wait for).
+                Err(SnapshotError::InProgress { .. }) => !self.engine().coordinating(),
+                _ => false,
+            };
+            if !refused || tokio::time::Instant::now() + backoff >= until || self.is_shutting_down()
+            {
+                return result;
+            }
+            if let Err(e) = &result {
+                tracing::debug!(error = %e, ?backoff, "snapshot refused while another one ends; starting it again");
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    async fn snapshot_once(&self, deadline: Duration) -> Result<Checkpoint, SnapshotError> {
         let (epoch, mut done, effects) = self.engine().start(deadline)?;
         crate::trace::snapshot_started(epoch);
         self.run_effects(effects);

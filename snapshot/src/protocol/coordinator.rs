@@ -108,6 +108,10 @@ struct Round<N> {
     expecting: BTreeSet<N>,
     /// The deepest ask depth released to every node (see [`NodeCommand::Release`]).
     released: u8,
+    /// Nodes whose part arrived before the decision (see [`NodeSnapshot::settled`]).
+    ///
+    /// [`NodeSnapshot::settled`]: crate::NodeSnapshot::settled
+    parts_in: BTreeSet<N>,
 }
 
 impl<N: Clone + Ord> Coordinator<N> {
@@ -132,6 +136,19 @@ impl<N: Clone + Ord> Coordinator<N> {
     /// Whether the coordinator waits for `node`'s part of completed snapshot `epoch`.
     pub fn awaits_part(&self, epoch: Epoch, node: &N) -> bool {
         self.collecting.as_ref().is_some_and(|c| c.epoch == epoch && c.awaiting.contains(node))
+    }
+
+    /// Whether the coordinator takes in `node`'s part of snapshot `epoch` (or pieces of it):
+    /// before the decision, from a node taking part whose part has not arrived (a settled
+    /// node sends it then, see [`NodeSnapshot::settled`]); after it, while the part is
+    /// awaited.
+    ///
+    /// [`NodeSnapshot::settled`]: crate::NodeSnapshot::settled
+    pub fn takes_part(&self, epoch: Epoch, node: &N) -> bool {
+        self.awaits_part(epoch, node)
+            || self.round.as_ref().is_some_and(|r| {
+                r.epoch == epoch && r.reports.contains_key(node) && !r.parts_in.contains(node)
+            })
     }
 
     /// The latest completed snapshot (or the one the coordinator was created with), whether
@@ -167,8 +184,14 @@ impl<N: Clone + Ord> Coordinator<N> {
             let command = NodeCommand::Start(epoch);
             self.actions.push_back(CoordinatorAction::Send { to: node.clone(), command });
         }
-        self.round =
-            Some(Round { epoch, deadline, reports, expecting: BTreeSet::new(), released: 0 });
+        self.round = Some(Round {
+            epoch,
+            deadline,
+            reports,
+            expecting: BTreeSet::new(),
+            released: 0,
+            parts_in: BTreeSet::new(),
+        });
         Ok(epoch)
     }
 
@@ -270,10 +293,20 @@ impl<N: Clone + Ord> Coordinator<N> {
         }
     }
 
-    /// `node`'s part of completed snapshot `epoch` arrived and reads: once every node's
-    /// has, [`CoordinatorAction::PartsIn`]. Parts of another snapshot, or repeated, are
-    /// ignored.
+    /// `node`'s part of snapshot `epoch` arrived and reads: once every node's has, and the
+    /// snapshot is complete, [`CoordinatorAction::PartsIn`]. A part may arrive before the
+    /// decision (from a settled node, see [`NodeSnapshot::settled`]): it counts once the
+    /// snapshot completes, and is dropped if it aborts. Parts of another snapshot, or
+    /// repeated, are ignored.
+    ///
+    /// [`NodeSnapshot::settled`]: crate::NodeSnapshot::settled
     pub fn part_received(&mut self, node: &N, epoch: Epoch) {
+        if let Some(r) = self.round.as_mut().filter(|r| r.epoch == epoch) {
+            if r.reports.contains_key(node) {
+                r.parts_in.insert(node.clone());
+            }
+            return;
+        }
         let Some(c) = self.collecting.as_mut().filter(|c| c.epoch == epoch) else { return };
         c.awaiting.remove(node);
         if c.awaiting.is_empty() {
@@ -282,11 +315,14 @@ impl<N: Clone + Ord> Coordinator<N> {
         }
     }
 
-    /// `node`'s part of completed snapshot `epoch` arrived but does not read: the snapshot
-    /// aborts ([`AbortReason::PartUnreadable`]).
+    /// `node`'s part of snapshot `epoch` arrived but does not read (before or after the
+    /// decision): the snapshot aborts ([`AbortReason::PartUnreadable`]).
     pub fn part_unreadable(&mut self, node: &N, epoch: Epoch) {
         if self.awaits_part(epoch, node) {
             self.abandon(AbortReason::PartUnreadable(node.clone()));
+        } else if self.takes_part(epoch, node) {
+            // Sent before the decision, by a settled node.
+            self.abort(AbortReason::PartUnreadable(node.clone()));
         }
     }
 
@@ -391,8 +427,13 @@ impl<N: Clone + Ord> Coordinator<N> {
             }
             self.actions.push_back(CoordinatorAction::Completed(epoch));
             self.completed = epoch;
-            let awaiting = round.reports.keys().cloned().collect();
-            self.collecting = Some(Collecting { epoch, deadline: round.deadline, awaiting });
+            let awaiting: BTreeSet<N> =
+                round.reports.keys().filter(|n| !round.parts_in.contains(*n)).cloned().collect();
+            if awaiting.is_empty() {
+                self.actions.push_back(CoordinatorAction::PartsIn(epoch));
+            } else {
+                self.collecting = Some(Collecting { epoch, deadline: round.deadline, awaiting });
+            }
             self.round = None;
             return;
         }
@@ -462,6 +503,64 @@ mod tests {
         c.part_received(&1, Epoch(1));
         assert_eq!(drain(&mut c), vec![CoordinatorAction::PartsIn(Epoch(1))]);
         assert_eq!(c.start([0, 1], None), Ok(Epoch(2)));
+    }
+
+    #[test]
+    fn a_part_that_arrives_before_the_decision_counts_once_the_snapshot_completes() {
+        let mut c = Coordinator::new(Epoch::ZERO);
+        let epoch = c.start([0, 1], None).unwrap();
+        let _ = drain(&mut c);
+        assert!(c.takes_part(epoch, &1) && !c.awaits_part(epoch, &1), "before the decision");
+        assert!(!c.takes_part(epoch, &7) && !c.takes_part(Epoch(2), &1), "not of it");
+        c.handle_report(report(0, &[(1, 2)], &[]));
+        c.handle_report(report(1, &[], &[(0, 1)]));
+        assert!(matches!(&drain(&mut c)[..], [CoordinatorAction::Send { to: 1, .. }]), "Expect");
+        // Node 1 settles (the second message arrives) and sends its part with its report.
+        c.part_received(&1, epoch);
+        assert!(!c.takes_part(epoch, &1), "in already");
+        assert!(drain(&mut c).is_empty(), "nothing is decided by a part");
+        c.handle_report(report(1, &[], &[(0, 2)]));
+        let actions = drain(&mut c);
+        assert_eq!(actions.last(), Some(&CoordinatorAction::Completed(epoch)));
+        assert!(c.awaits_part(epoch, &0) && !c.awaits_part(epoch, &1), "only 0's is awaited");
+        c.part_received(&0, epoch);
+        assert_eq!(drain(&mut c), vec![CoordinatorAction::PartsIn(epoch)]);
+        // Every part in before the decision: the parts are in with it.
+        let epoch = c.start([0, 1], None).unwrap();
+        let _ = drain(&mut c);
+        c.part_received(&0, epoch);
+        c.part_received(&1, epoch);
+        c.handle_report(NodeReport { epoch, ..report(0, &[], &[]) });
+        c.handle_report(NodeReport { epoch, ..report(1, &[], &[]) });
+        let actions = drain(&mut c);
+        assert_eq!(
+            &actions[actions.len() - 2..],
+            &[CoordinatorAction::Completed(epoch), CoordinatorAction::PartsIn(epoch)]
+        );
+        assert_eq!(c.running(), None);
+    }
+
+    #[test]
+    fn a_part_in_before_an_abort_is_dropped_with_the_snapshot() {
+        let mut c = Coordinator::new(Epoch::ZERO);
+        let epoch = c.start([0, 1], Some(10)).unwrap();
+        let _ = drain(&mut c);
+        c.part_received(&1, epoch);
+        c.handle_timeout(10);
+        assert!(matches!(drain(&mut c).last(), Some(CoordinatorAction::Aborted { .. })));
+        let next = c.start([0, 1], None).unwrap();
+        assert!(c.takes_part(next, &1), "the next snapshot takes its part afresh");
+        // What a node sent before the decision not reading aborts the snapshot.
+        let _ = drain(&mut c);
+        c.part_unreadable(&1, next);
+        let actions = drain(&mut c);
+        assert_eq!(
+            actions.last(),
+            Some(&CoordinatorAction::Aborted {
+                epoch: next,
+                reason: AbortReason::PartUnreadable(1)
+            })
+        );
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub struct NodeSnapshot<N> {
     me: N,
     target: Epoch,
     completed: Epoch,
+    /// The latest snapshot that ended here while the node was [settled](Self::settled) in
+    /// it: every local actor had cut for it, whatever its outcome (which the node may not
+    /// learn: its coordinator can go down after taking the node's part).
+    settled_end: Epoch,
     phase: Phase<N>,
     /// Live local actors with an epoch below `target`, per ask depth.
     behind: Levels,
@@ -138,6 +142,8 @@ enum Phase<N> {
         reported: bool,
         /// The coordinator's final per-peer send counts, until they have all arrived.
         expect: Option<Vec<(N, u64)>>,
+        /// They all arrived, every local actor had cut: see [`NodeSnapshot::settled`].
+        settled: bool,
     },
 }
 
@@ -181,6 +187,7 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
             me,
             target: epoch,
             completed: epoch,
+            settled_end: epoch,
             phase: Phase::Idle,
             behind: Levels::default(),
             current: Levels::default(),
@@ -214,9 +221,12 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
 
     /// The epoch for an actor spawned from outside the system (not by an actor): the
     /// running snapshot's epoch if one runs (the actor does not belong to it), else the last
-    /// completed one.
+    /// completed one, or the last that ended with the node settled in it, if later: every
+    /// actor here had cut for that one, so an actor born since is past its cut too, whether
+    /// it completed (a settled node's part may complete it after the node lost its
+    /// coordinator) or not (then, like an actor that cut for an aborted snapshot).
     pub fn spawn_epoch(&self) -> Epoch {
-        if self.running().is_some() { self.target } else { self.completed }
+        if self.running().is_some() { self.target } else { self.completed.max(self.settled_end) }
     }
 
     /// How many live local actors are still behind the target epoch.
@@ -265,6 +275,10 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
                 if epoch == self.target && self.running().is_some() {
                     self.completed = epoch;
                     self.end(epoch);
+                } else if epoch < self.target {
+                    // A snapshot a later one overtook here completed: actors spawned from
+                    // outside once the later one ends (aborted, say) are born after it.
+                    self.completed = self.completed.max(epoch);
                 }
             }
             NodeCommand::Abort { epoch, .. } => {
@@ -421,6 +435,25 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
         }
     }
 
+    /// The running snapshot, if this node's share of it is *settled*: every local actor has
+    /// cut for it, and every message tagged below it that the other nodes sent here has
+    /// arrived (the numbers of the coordinator's [`NodeCommand::Expect`] were reached). From
+    /// then on nothing more is captured here for it: no actor is left to cut, and nothing
+    /// recorded after a cut can still come (what is recorded is a message sent before its
+    /// sender's cut: from another node, all of those are in; from this node, every sender
+    /// has cut). So the node's part is final before the snapshot's completion is decided,
+    /// and may go to the coordinator at once ([`Coordinator::part_received`] takes it
+    /// then). A node whose counts matched without an `Expect` learns nothing more until the
+    /// `Complete`, and is never settled.
+    ///
+    /// [`Coordinator::part_received`]: crate::Coordinator::part_received
+    pub fn settled(&self) -> Option<Epoch> {
+        match self.phase {
+            Phase::Running { settled: true, .. } if self.behind() == 0 => Some(self.target),
+            _ => None,
+        }
+    }
+
     /// The next action for the runtime, if any.
     #[must_use = "node actions must be carried out for the snapshot to progress"]
     pub fn poll(&mut self) -> Option<NodeAction<N>> {
@@ -445,7 +478,7 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
             peer.sent.fold();
             peer.received.fold();
         }
-        self.phase = Phase::Running { reported: false, expect: None };
+        self.phase = Phase::Running { reported: false, expect: None, settled: false };
         // Drop reports queued for an older epoch: the coordinator has moved on.
         self.actions.retain(|a| !matches!(a, NodeAction::Report(_)));
         if self.behind() > 0 {
@@ -458,6 +491,9 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
     /// The running snapshot `epoch` ended here (completed or aborted): every actor still
     /// deferring its cut for it may cut.
     fn end(&mut self, epoch: Epoch) {
+        if self.settled() == Some(epoch) {
+            self.settled_end = self.settled_end.max(epoch);
+        }
         self.phase = Phase::Idle;
         self.released = crate::protocol::cut::MAX_DEPTH;
         self.actions
@@ -502,8 +538,9 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
             .iter()
             .all(|(peer, count)| self.peers.get(peer).map_or(0, |p| p.received.below) >= *count);
         if met && self.behind() == 0 {
-            if let Phase::Running { expect, .. } = &mut self.phase {
+            if let Phase::Running { expect, settled, .. } = &mut self.phase {
                 *expect = None;
+                *settled = true;
             }
             let report = self.report();
             self.actions.push_back(NodeAction::Report(report));
@@ -663,10 +700,13 @@ mod tests {
         node.remote_received(&1, Epoch(0));
         node.remote_received(&1, Epoch(1));
         assert!(drain(&mut node).is_empty());
+        assert_eq!(node.settled(), None, "one message still to come");
         node.remote_received(&1, Epoch(0));
         let actions = drain(&mut node);
         assert!(matches!(&actions[..], [NodeAction::Report(r)] if r.received_from == [(1, 2)]));
+        assert_eq!(node.settled(), Some(Epoch(1)), "everything arrived, nothing to cut");
         node.handle_command(NodeCommand::Complete(Epoch(1)));
+        assert_eq!(node.settled(), None, "ended");
         assert_eq!(node.completed(), Epoch(1));
         assert_eq!(node.spawn_epoch(), Epoch(1));
     }

@@ -73,6 +73,9 @@ pub enum Fault {
     None,
     /// Messages enqueued after the receiver's cut are not recorded.
     NoLateRecording,
+    /// A node sends its part as soon as its actors have all cut (locally done), not once it
+    /// is settled: messages sent before the snapshot may still arrive and be recorded.
+    PartWhenLocallyDone,
     /// The backlog queued at the cut is not recorded.
     NoBacklogRecording,
     /// A message tagged ahead of the receiver is processed before the cut is taken.
@@ -188,6 +191,8 @@ impl Config {
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
     pub steps: u64,
+    /// Parts a settled node sent before the snapshot's completion was decided.
+    pub settled_parts: u64,
     pub messages: u64,
     pub remote_messages: u64,
     pub started: u64,
@@ -275,6 +280,7 @@ impl Stats {
         }
         sum!(
             steps,
+            settled_parts,
             messages,
             remote_messages,
             started,
@@ -555,6 +561,9 @@ pub struct Node {
     /// A restore pending here until this step: its actors are registered but not started,
     /// and the node refuses snapshots (`Coordinator::restore_pending`).
     pending_until: Option<u64>,
+    /// Snapshots whose part the node sent once settled (`NodeSnapshot::settled`), before
+    /// their `Complete`: nothing may be captured for them here any more.
+    sent_settled: BTreeSet<Epoch>,
 }
 
 /// One line of the event trace (read through its `Debug` output).
@@ -735,6 +744,7 @@ impl World {
                     broadcast: Vec::new(),
                     arriving: VecDeque::new(),
                     pending_until: None,
+                    sent_settled: BTreeSet::new(),
                 })
                 .collect(),
             links: (0..k * k).map(|_| VecDeque::new()).collect(),
@@ -1214,6 +1224,8 @@ impl World {
             }
             keep
         });
+        let Node { sent_settled, follow, proto, .. } = &mut *node;
+        sent_settled.retain(|&e| follow.keeps(proto, e));
         if let Some(e) = dropped {
             if self.cfg.fault == Fault::TakeDropsOlder {
                 // The old runtime discarded an aborted snapshot's recordings with
@@ -1277,6 +1289,39 @@ impl World {
             }
         }
         self.sync_rounds(n);
+        self.send_settled(n);
+    }
+
+    /// A settled node sends its part at once, as the runtime's engine does: its round and
+    /// what it recorded for the snapshot, to the coordinator it follows (which takes it
+    /// before the decision). Its `Complete` then sends nothing.
+    fn send_settled(&mut self, n: usize) {
+        let early = self.cfg.fault == Fault::PartWhenLocallyDone;
+        let node = &mut self.nodes[n];
+        let settled = if early {
+            node.proto.running().filter(|_| node.proto.is_locally_done())
+        } else {
+            node.proto.settled()
+        };
+        let Some(epoch) = settled else { return };
+        let Some(&to) = node.follow.leader_of(epoch) else { return };
+        if node.sent_settled.contains(&epoch) {
+            return;
+        }
+        let Some(mut round) = node.rounds.remove(&epoch) else { return };
+        node.sent_settled.insert(epoch);
+        let mut taken = Vec::new();
+        node.late.retain(|&(e, id)| {
+            if e == epoch {
+                taken.push(id);
+            }
+            e != epoch
+        });
+        round.records.extend(taken);
+        self.stats.settled_parts += 1;
+        let actors = round.actors.len();
+        self.trace(Ev::Part { node: n, coordinator: to, epoch, actors });
+        self.nodes[n].reports[to].push_back(Up::Part { epoch, round: Some(round) });
     }
 
     fn deliver_marker(&mut self) {
@@ -1368,6 +1413,26 @@ impl World {
             CommandVerdict::Obeyed | CommandVerdict::Discard(_) => {
                 self.trace(Ev::Command { node: n, coordinator: c, command: name, epoch });
             }
+            CommandVerdict::SendPart { epoch, .. } if self.nodes[n].sent_settled.remove(&epoch) => {
+                // Sent when the node settled: only what is left of the round goes (it must
+                // be empty, as must the recordings for it).
+                self.trace(Ev::Command { node: n, coordinator: c, command: name, epoch });
+                let node = &mut self.nodes[n];
+                let round = node.rounds.remove(&epoch).unwrap_or_default();
+                let late: Vec<usize> =
+                    node.late.iter().filter(|(e, _)| *e == epoch).map(|(_, id)| *id).collect();
+                Self::drop_unowed_records(node);
+                if !round.actors.is_empty() || !round.records.is_empty() || !late.is_empty() {
+                    let actors: Vec<usize> = round.actors.iter().copied().collect();
+                    self.fail(
+                        format!(
+                            "node {n} captured more for snapshot {epoch} after it settled and sent its part: actors {actors:?}, messages {:?}",
+                            late.iter().chain(&round.records).collect::<Vec<_>>()
+                        ),
+                        &actors,
+                    );
+                }
+            }
             CommandVerdict::SendPart { epoch, to } => {
                 self.trace(Ev::Command { node: n, coordinator: c, command: name, epoch });
                 if running != Some(epoch) {
@@ -1421,7 +1486,7 @@ impl World {
                 }
             }
             Up::Part { epoch, round } => {
-                if self.coords[c].awaits_part(epoch, &n) {
+                if self.coords[c].takes_part(epoch, &n) {
                     let Some(round) = round else {
                         // The runtime refuses such a checkpoint (`CaptureProblem::NoCuts`).
                         return self.fail(
@@ -1501,6 +1566,13 @@ impl World {
             _ => a.cut.recording(msg.tag),
         };
         if let Some(e) = recorded {
+            if self.nodes[a.node].sent_settled.contains(&e) {
+                let (node, to) = (a.node, msg.id);
+                return self.fail(
+                    format!("message {to} recorded for snapshot {e} on node {node} after the node settled and sent its part"),
+                    &[self.log[to].receiver],
+                );
+            }
             a.recorded.entry(e).or_default().push(msg.id);
             self.nodes[a.node].late.push((e, msg.id));
             if a.alive {
@@ -1732,6 +1804,12 @@ impl World {
         // The runtime's engine files the cut in the round of its epoch, opened if the node
         // runs it (a cut may be how the node learns of a snapshot).
         self.sync_rounds(node);
+        if self.nodes[node].sent_settled.contains(&cut.to) {
+            return self.fail(
+                format!("actor {x} cut for snapshot {} on node {node} after the node settled and sent its part", cut.to),
+                &[x],
+            );
+        }
         if let Some(round) = self.nodes[node].rounds.get_mut(&cut.to) {
             round.actors.insert(x);
             round.records.extend(backlog_ids);
