@@ -39,6 +39,12 @@
 //!    tagged `< E` sent from one to the other equal those received (arrived) there.
 //! 7. A node that goes down or a deadline that passes aborts the snapshot; epochs never go
 //!    back, so the next snapshot is `E + 1`.
+//! 8. Each node's share (its actors' cut states, what they recorded) goes to the coordinator
+//!    with the `Complete`, or earlier, as soon as the node is *settled*
+//!    ([`NodeSnapshot::settled`]): locally done, and every message tagged `< E` that the
+//!    others sent it has arrived (the coordinator's `Expect` numbers). Nothing more can be
+//!    recorded there for `E` then (no local sender is behind, no remote one's message is
+//!    still coming), so the share is final before the decision.
 //!
 //! # Why the result is a consistent cut
 //!
