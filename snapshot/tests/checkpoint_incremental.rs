@@ -211,22 +211,70 @@ fn retention_keeps_bases_across_store_values() {
             change(&mut versions, 5, &mut rng);
         }
     }
-    // A new store value (a restarted system) with retention knows nothing of the chain in
-    // memory: it reads the bases from the manifests, and writes a full checkpoint first.
+    // A new store value (a restarted system) with retention goes on from the latest
+    // checkpoint in the directory (4, and the checkpoints it refers to), and reads the bases
+    // of the others from their manifests.
     let store = FsStore::open(tmp.path()).unwrap().with_retention(2).with_incremental(100);
     store.save(&world(5, &versions, 40)).unwrap();
-    assert_eq!(version_of(&store.path_of(CheckpointId(5))), 2);
-    // Kept: 4 and 5, and the bases 4 refers to.
+    assert_eq!(version_of(&store.path_of(CheckpointId(5))), 5, "incremental at once");
+    // Kept: 4 and 5, and the bases they refer to.
     let ids = store.ids().unwrap();
     assert!(ids.contains(&CheckpointId(1)), "{ids:?}");
     for id in ids {
         store.load(id).unwrap();
     }
+    assert_eq!(store.load(CheckpointId(5)).unwrap(), world(5, &versions, 40));
     change(&mut versions, 5, &mut rng);
     store.save(&world(6, &versions, 40)).unwrap();
-    // Now 5 (full) and 6 (refers to 5 only) are kept, and nothing else is needed.
-    assert_eq!(store.ids().unwrap(), [CheckpointId(5), CheckpointId(6)]);
+    assert_eq!(version_of(&store.path_of(CheckpointId(6))), 5);
+    // Every checkpoint kept loads (5 and 6, and whatever they refer to).
+    for id in store.ids().unwrap() {
+        store.load(id).unwrap();
+    }
     assert_eq!(store.load(CheckpointId(6)).unwrap(), world(6, &versions, 40));
+}
+
+#[test]
+fn a_restarted_store_goes_on_from_the_latest_checkpoint() {
+    const ACTORS: usize = 20_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut versions = vec![0u64; ACTORS];
+    let mut rng = Rng(11);
+    let second = {
+        let store = FsStore::open(tmp.path()).unwrap().with_incremental(16);
+        store.save(&world(1, &versions, 200)).unwrap();
+        change(&mut versions, ACTORS / 100, &mut rng);
+        store.save(&world(2, &versions, 200)).unwrap()
+    };
+    // A restart: a new store value on the same directory, 1 % of the states changed again.
+    change(&mut versions, ACTORS / 100, &mut rng);
+    let store = FsStore::open(tmp.path()).unwrap().with_incremental(16);
+    let third = store.save(&world(3, &versions, 200)).unwrap();
+    assert_eq!(version_of(&store.path_of(CheckpointId(3))), 5);
+    // As small as the one written before the restart (the same share of states changed).
+    assert!(
+        third.bytes * 10 <= second.bytes * 11,
+        "{} bytes, {} before",
+        third.bytes,
+        second.bytes
+    );
+    let whole = fs::metadata(store.path_of(CheckpointId(1))).unwrap().len();
+    assert!(third.bytes * 5 <= whole, "{} bytes of a whole {whole}", third.bytes);
+    assert_eq!(store.load(CheckpointId(3)).unwrap(), world(3, &versions, 200));
+    // It refers to where the bytes are (1, and 2 for what changed there), never through 2 to 1.
+    let on_disk = fs::read(store.path_of(CheckpointId(3))).unwrap();
+    assert!(matches!(decode(&on_disk), Err(FormatError::Unresolved { .. })));
+    // A directory whose latest checkpoint does not load: the first save is whole.
+    let other = tempfile::tempdir().unwrap();
+    fs::copy(
+        store.path_of(CheckpointId(2)),
+        other.path().join(store.path_of(CheckpointId(2)).file_name().unwrap()),
+    )
+    .unwrap();
+    let lone = FsStore::open(other.path()).unwrap().with_incremental(16);
+    lone.save(&world(4, &versions, 200)).unwrap();
+    assert_eq!(version_of(&lone.path_of(CheckpointId(4))), 2, "2's base is not there");
+    assert_eq!(lone.load(CheckpointId(4)).unwrap(), world(4, &versions, 200));
 }
 
 /// A store with a full checkpoint 1 and an incremental checkpoint 2 that refers to it.

@@ -536,6 +536,12 @@ async fn incremental_checkpoints_in_object_storage() {
         // Checkpoint 9 (full every 4: 1, 5, 9) refers to nothing: 8 and 9 are kept, and 5, the
         // base of 8.
         assert_eq!(ids(&store).await, [5, 6, 7, 8, 9]);
+        // A restart: a new store value on the prefix goes on from checkpoint 9 at once.
+        let restarted = checkpoints(&s3, "incr").with_incremental(4);
+        let tenth = changed(&saved[8], 10, [7usize]);
+        let written = AsyncCheckpointStore::save(&restarted, &tenth).await.unwrap();
+        assert!(written.bytes * 10 <= whole.bytes, "{} of {}", written.bytes, whole.bytes);
+        assert_eq!(AsyncCheckpointStore::load(&restarted, CheckpointId(10)).await.unwrap(), tenth);
         // A deleted base is a typed error.
         s3.delete(&Path::from("incr/ckpt-00000000000000000005.amber")).await.unwrap();
         match AsyncCheckpointStore::load(&store, CheckpointId(8)).await {

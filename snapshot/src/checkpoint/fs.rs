@@ -206,6 +206,19 @@ impl FsStore {
         Ok(checkpoint)
     }
 
+    /// The chain of the latest checkpoint before `id` in the directory, if it loads: what an
+    /// incremental store opened on checkpoints that an earlier process wrote goes on from.
+    fn chain_of_latest(&self, id: CheckpointId) -> Option<Chain> {
+        let latest = self.ids().ok()?.into_iter().rev().find(|&other| other < id)?;
+        let path = self.path_of(latest);
+        let parts = read_parts(&path, io_error("read", &path)).ok()?;
+        if parts.manifest.id != latest {
+            return None;
+        }
+        let homes = parts.homes().into_iter().map(|home| (home, self.load_home(home))).collect();
+        Chain::of_stored(parts, homes)
+    }
+
     /// Reads checkpoint `home`, which holds states another checkpoint refers to.
     fn load_home(&self, home: CheckpointId) -> Result<Parts, ReferenceProblem> {
         let path = self.path_of(home);
@@ -329,7 +342,11 @@ impl FsStore {
         checkpoint.validate().map_err(|err| unencodable(FormatError::Invalid(err)))?;
         let (plan, chain) = match self.full_every {
             Some(full_every) => {
-                let memory = self.memory();
+                let mut memory = self.memory();
+                if memory.chain.is_none() && !memory.looked_back {
+                    memory.looked_back = true;
+                    memory.chain = self.chain_of_latest(id);
+                }
                 let exists = |home| fs::symlink_metadata(self.path_of(home)).is_ok();
                 let (plan, chain) =
                     incremental::plan(memory.chain.as_ref(), checkpoint, full_every, exists);

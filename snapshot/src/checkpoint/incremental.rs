@@ -79,6 +79,43 @@ impl Chain {
         self.last
     }
 
+    /// The chain that describes checkpoint `parts` as it is stored: each state's digest and
+    /// length, and the checkpoint that holds its bytes (this one, or the one a run names), read
+    /// through `homes` as [`resolve`] takes them. For a store opened on checkpoints an earlier
+    /// process wrote, so that its first save refers to them instead of writing everything
+    /// again. `None` if the checkpoint does not resolve. How many incremental checkpoints led
+    /// to it is not recorded: counted as one if it has runs, none if it is full.
+    pub(crate) fn of_stored(
+        parts: Parts,
+        homes: HashMap<CheckpointId, Result<Parts, ReferenceProblem>>,
+    ) -> Option<Chain> {
+        let id = parts.manifest.id;
+        // Where each state's bytes are, in the order `resolve` puts the states.
+        let mut stored_in = Vec::with_capacity(parts.manifest.actors.len());
+        for slot in &parts.slots {
+            match slot {
+                Slot::Here(_) => stored_in.push(id),
+                Slot::Run(run) => {
+                    stored_in.extend(std::iter::repeat_n(run.home, run.count as usize))
+                }
+            }
+        }
+        let checkpoint = resolve(parts, homes).ok()?;
+        if checkpoint.states.len() != stored_in.len() {
+            return None;
+        }
+        let mut known: HashMap<ActorId, Known, FastHash> =
+            HashMap::with_capacity_and_hasher(stored_in.len(), FastHash::default());
+        let mut homes = HashSet::new();
+        for (state, home) in checkpoint.states.iter().zip(stored_in) {
+            let len = state.state.len() as u64;
+            known.insert(state.id, Known { digest: digest(&state.state), len, home });
+            homes.insert(home);
+        }
+        let since_full = u32::from(homes.iter().any(|&home| home != id));
+        Some(Chain { last: id, since_full, known, homes })
+    }
+
     /// The checkpoints the chain's states are stored in.
     #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     pub(crate) fn homes(&self) -> impl Iterator<Item = CheckpointId> + '_ {
@@ -342,6 +379,9 @@ pub(crate) fn resolve(
 pub(crate) struct Memory {
     /// The chain of the last checkpoint written, if the store writes incrementally.
     pub(crate) chain: Option<Chain>,
+    /// The store looked for a chain to go on with among the checkpoints it holds (once, at
+    /// its first incremental save).
+    pub(crate) looked_back: bool,
     /// The bases of checkpoints, by id.
     pub(crate) bases: HashMap<CheckpointId, Vec<CheckpointId>>,
 }

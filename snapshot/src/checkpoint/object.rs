@@ -16,7 +16,7 @@ use crate::checkpoint::format::{
     manifest_len, version_of,
 };
 use crate::checkpoint::fs::{FILE_SUFFIX, parse_checkpoint_name};
-use crate::checkpoint::incremental::{self, Memory, Parts};
+use crate::checkpoint::incremental::{self, Chain, Memory, Parts};
 use crate::checkpoint::model::{Checkpoint, CheckpointId, Manifest};
 use crate::checkpoint::store::{CheckpointInfo, CheckpointStore, LatestValid};
 
@@ -247,6 +247,20 @@ impl ObjectStoreCheckpoints {
         Ok(parts)
     }
 
+    /// The chain of the latest checkpoint before `id` in the store, if it loads: what an
+    /// incremental store value goes on from when it has written nothing yet (a restart).
+    async fn chain_of_latest(&self, id: CheckpointId) -> Option<Chain> {
+        let ids: Vec<CheckpointId> =
+            self.listing().await.ok()?.into_iter().map(|(other, _)| other).collect();
+        let latest = ids.into_iter().filter(|&other| other < id).max()?;
+        let parts = self.read_parts(latest).await.ok()?;
+        let mut homes = std::collections::HashMap::new();
+        for home in parts.homes() {
+            homes.insert(home, self.load_home(home).await);
+        }
+        Chain::of_stored(parts, homes)
+    }
+
     /// Reads checkpoint `home`, which holds states another checkpoint refers to.
     async fn load_home(&self, home: CheckpointId) -> Result<Parts, ReferenceProblem> {
         match self.read_parts(home).await {
@@ -424,6 +438,20 @@ impl AsyncCheckpointStore for ObjectStoreCheckpoints {
         checkpoint.validate().map_err(|err| unencodable(FormatError::Invalid(err)))?;
         let (plan, chain) = match self.full_every {
             Some(full_every) => {
+                // A store value that has written nothing goes on from the latest checkpoint
+                // in the bucket, once.
+                let look_back = {
+                    let mut memory = self.memory();
+                    let look = memory.chain.is_none() && !memory.looked_back;
+                    memory.looked_back = true;
+                    look
+                };
+                if look_back && let Some(chain) = self.chain_of_latest(id).await {
+                    let mut memory = self.memory();
+                    if memory.chain.is_none() {
+                        memory.chain = Some(chain);
+                    }
+                }
                 // Which checkpoints the chain relies on are gone (looked up without the lock).
                 let homes: Vec<CheckpointId> =
                     self.memory().chain.as_ref().map(|c| c.homes().collect()).unwrap_or_default();
