@@ -206,7 +206,10 @@ mod log_limit;
 mod node;
 mod transport;
 
-pub use cluster::{Cluster, ClusterError, ClusterEvent, Placement, PlacementError, SpawnRefusal};
+pub use cluster::{
+    Cluster, ClusterError, ClusterEvent, GossipStats, Member, MemberStatus, MembershipConfig,
+    Placement, PlacementError, SpawnRefusal,
+};
 pub use frame::{DEFAULT_MAX_FRAME, Frame, FrameCodec, FrameError, FrameKind, HEADER_LEN};
 pub use handshake::{HandshakeError, PROTOCOL_VERSION, Refusal};
 pub use node::{NodeId, NodeIdError};
