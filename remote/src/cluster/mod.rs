@@ -270,11 +270,11 @@ impl Cluster {
         shared.typed_ref(node, name, id, &found)
     }
 
-    /// Leaves the membership (if it joined one, [`Cluster::join`]), stops the actor
-    /// system, then closes every link.
+    /// Stops the actor system, leaves the membership (if it joined one,
+    /// [`Cluster::join`]), then closes every link.
     pub async fn shutdown(&self) {
-        self.leave().await;
         self.system().shutdown().await;
+        self.leave().await;
         self.shared.transport.shutdown().await;
     }
 }

@@ -142,7 +142,7 @@ impl Driver {
         let mut buf = vec![0; MAX_PACKET + OVERHEAD + 1];
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        let leave = loop {
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((len, from)) => self.on_datagram(&buf[..len], from),
@@ -163,15 +163,16 @@ impl Driver {
                 }
                 command = commands.recv() => match command {
                     Some(Command::Links) => {}
-                    Some(Command::Leave(done)) => {
-                        self.leave().await;
-                        let _ = done.send(());
-                        return;
-                    }
-                    None => return, // the cluster is gone
+                    Some(Command::Leave(done)) => break Some(done),
+                    None => break None, // the cluster is gone
                 },
             }
             self.drain().await;
+        };
+        if let Some(done) = leave {
+            self.leave().await;
+            drop(self); // the socket is closed before `shutdown` returns: its port is free
+            let _ = done.send(());
         }
     }
 
@@ -298,23 +299,38 @@ impl Driver {
                 shared.incarnations.publish(event);
                 came_up.push((node.clone(), id.clone()));
             }
-            if let Some((was, _)) = before.filter(|(_, s)| s.is_up())
-                && !status.is_up()
-            {
-                self.down(&shared, node, was, *status);
+            if before.is_some_and(|(_, s)| s.is_up()) && !status.is_up() {
+                self.down(&shared, node, *status);
             }
         }
         self.known.extend(now);
         for (node, id) in &came_up {
             self.link(&shared, node, id);
         }
+        self.unlink_down(&shared);
         self.publish_view(&shared);
     }
 
-    /// `node`, up until now as `was`, is down or left: reported, and its link closed if it
-    /// still is that incarnation's, which fails what waits on it (the transport's
-    /// `PeerDown`, handled as any other).
-    fn down(&self, shared: &Shared, node: &NodeId, was: &Identity, status: MemberStatus) {
+    /// Closes the links to incarnations the membership holds down or gone: this fails what
+    /// waits on them (the transport's `PeerDown`, handled as any other). Also closes such a
+    /// link again if it comes back (a redial of the link level, or the member dialling this
+    /// node): the goodbye stops the redials. A member wrongly declared down rejoins under a
+    /// renewed identity, and is linked again then.
+    fn unlink_down(&self, shared: &Shared) {
+        for (node, (id, status)) in &self.known {
+            if !status.is_up()
+                && shared.nodes.get(node).is_some_and(|system| *system == id.system)
+                && shared.transport.is_up(node)
+            {
+                let reason = "declared down by the cluster's membership";
+                let _ = shared.transport.disconnect(node, reason);
+            }
+        }
+    }
+
+    /// `node`, up until now as `was`, is down or left: reported (its link is closed by
+    /// [`unlink_down`](Self::unlink_down)).
+    fn down(&self, shared: &Shared, node: &NodeId, status: MemberStatus) {
         let event = if status == MemberStatus::Left {
             tracing::info!(%node, "member left");
             ClusterEvent::MemberLeft { node: node.clone() }
@@ -323,9 +339,6 @@ impl Driver {
             ClusterEvent::MemberDown { node: node.clone() }
         };
         shared.incarnations.publish(event);
-        if shared.nodes.get(node).is_some_and(|system| *system == was.system) {
-            let _ = shared.transport.disconnect(node, "declared down by the cluster's membership");
-        }
     }
 
     /// Dials `node` if this node is the one of the pair to dial, and it is not linked nor
