@@ -25,10 +25,10 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// Fast timers, so that failures are found within a second.
+/// Fast timers: a member that stops answering is declared down after about a second.
 fn membership(seeds: &[SocketAddr]) -> MembershipConfig {
     MembershipConfig::new(seeds.iter().copied())
-        .with_failure_detector(ms(100), ms(40), ms(300))
+        .with_failure_detector(ms(100), ms(50), ms(1000))
         .with_gossip_interval(ms(50))
 }
 
