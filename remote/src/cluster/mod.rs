@@ -17,6 +17,9 @@
 //! - [`Cluster::spawn_on`] starts an actor of a registered type on another node from its
 //!   encoded state.
 //! - When a peer goes down, everything waiting on it fails at once (below).
+//! - [`Cluster::join`] forms the cluster from seed addresses instead of `connect` calls:
+//!   members learn each other through gossip (SWIM, the `membership` module) and link to
+//!   each other by themselves; [`Cluster::members`] lists them.
 //!
 //! # Failures and reconnection
 //!

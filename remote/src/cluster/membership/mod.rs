@@ -21,7 +21,7 @@
 //!   and rejoins under a renewed identity; the links come back.
 //! - **Incarnations**: a restarted node (same name, new actor system) is a new identity that
 //!   replaces the old one in the membership; it is linked again, and its link reports
-//!   [`ClusterEvent::Restarted`] as usual.
+//!   [`ClusterEvent::Restarted`](crate::ClusterEvent::Restarted) as usual.
 //! - **Leaving**: [`Cluster::shutdown`] first leaves the membership (foca's leave, with a
 //!   notice that tells the others it left rather than failed), then closes the links.
 //!
