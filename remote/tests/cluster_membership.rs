@@ -148,6 +148,12 @@ async fn nodes_given_one_seed_learn_each_other_and_talk() {
     let a_in_b = seen_by_b.iter().find(|m| m.node.as_str() == "a").unwrap();
     assert_eq!((a_in_b.addr, a_in_b.gossip), (a.local_addr(), a.local_addr()));
     assert_eq!(a_in_b.system, a.system().id());
+    // Gossip flowed both ways, and a healthy cluster rejects none of it.
+    for node in nodes {
+        let stats = node.gossip_stats();
+        assert!(stats.sent > 0 && stats.received > 0, "{}: {stats:?}", node.node());
+        assert_eq!(stats.rejected, 0, "{}: {stats:?}", node.node());
+    }
     // One link per pair, made by the membership.
     for node in nodes {
         let mut linked = node.nodes();
