@@ -1,14 +1,14 @@
 //! The task that drives foca: it owns the gossip socket, foca's timers and its state, and
 //! turns what foca decides into links, disconnects, events and the members' view.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use foca::{AccumulatingRuntime, Foca, OwnedNotification, PeriodicParams, PostcardCodec, State};
+use foca::{AccumulatingRuntime, Foca, OwnedNotification, PeriodicParams, PostcardCodec};
 use rand::rngs::StdRng;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
@@ -17,6 +17,7 @@ use tokio_util::time::DelayQueue;
 use super::datagram::{GossipError, GossipKey, OVERHEAD};
 use super::identity::Identity;
 use super::leave::{Notice, Notices};
+use super::roster::{Change, Roster, changes, roster};
 use super::{Command, Handle, Member, MemberStatus, MembershipConfig, View};
 use crate::NodeId;
 use crate::cluster::{Cluster, ClusterError, ClusterEvent, Shared};
@@ -80,7 +81,7 @@ pub(super) async fn start(
         notices,
         shared: Arc::downgrade(shared),
         view: view.clone(),
-        known: BTreeMap::new(),
+        known: Roster::new(),
         dialing: HashSet::new(),
         dialled,
         warnings: LogLimit::new(),
@@ -122,8 +123,9 @@ struct Driver {
     notices: Notices,
     shared: Weak<Shared>,
     view: Arc<View>,
-    /// What the view last said of each other node: the identity and its status.
-    known: BTreeMap<NodeId, (Identity, MemberStatus)>,
+    /// What the view last said of each other node: the identity and its status (kept after
+    /// foca forgets a node down for long).
+    known: Roster,
     /// Nodes being dialled by this one.
     dialing: HashSet<NodeId>,
     /// Dials tell here that they are over.
@@ -267,45 +269,20 @@ impl Driver {
     /// what changed.
     fn refresh(&mut self) {
         let Some(shared) = self.shared.upgrade() else { return };
-        let mut now: BTreeMap<NodeId, (Identity, MemberStatus)> = BTreeMap::new();
-        for member in self.swim.iter_membership_state() {
-            let id = member.id();
-            let node = NodeId::new(id.node.clone());
-            if node.check().is_err() || node == self.me {
-                continue; // not a usable name, or another node claiming this one's
-            }
-            let status = match member.state() {
-                State::Alive => MemberStatus::Alive,
-                State::Suspect => MemberStatus::Suspect,
-                State::Down if self.notices.left(id) => MemberStatus::Left,
-                State::Down => MemberStatus::Down,
-            };
-            // Several identities of one node (it moved to another gossip address): the up
-            // one, else the newest.
-            let better = |(old, old_status): &(Identity, MemberStatus)| {
-                (status.is_up(), id.started, id.bump) > (old_status.is_up(), old.started, old.bump)
-            };
-            if now.get(&node).is_none_or(better) {
-                now.insert(node, (id.clone(), status));
-            }
-        }
-        let mut came_up = Vec::new();
-        for (node, (id, status)) in &now {
-            let before = self.known.get(node);
-            let same_up = before.is_some_and(|(b, s)| s.is_up() && b.system == id.system);
-            if status.is_up() && !same_up {
-                tracing::info!(%node, addr = %id.link, "member up");
-                let event = ClusterEvent::MemberUp { node: node.clone(), addr: id.link };
-                shared.incarnations.publish(event);
-                came_up.push((node.clone(), id.clone()));
-            }
-            if before.is_some_and(|(_, s)| s.is_up()) && !status.is_up() {
-                self.down(&shared, node, *status);
-            }
-        }
+        let notices = &self.notices;
+        let now = roster(self.swim.iter_membership_state(), &self.me, |id| notices.left(id));
+        let changes = changes(&self.known, &now);
         self.known.extend(now);
-        for (node, id) in &came_up {
-            self.link(&shared, node, id);
+        for change in changes {
+            match change {
+                Change::Up(node, id) => {
+                    tracing::info!(%node, addr = %id.link, "member up");
+                    let event = ClusterEvent::MemberUp { node: node.clone(), addr: id.link };
+                    shared.incarnations.publish(event);
+                    self.link(&shared, &node, &id);
+                }
+                Change::Gone(node, status) => gone(&shared, node, status),
+            }
         }
         self.unlink_down(&shared);
         self.publish_view(&shared);
@@ -326,19 +303,6 @@ impl Driver {
                 let _ = shared.transport.disconnect(node, reason);
             }
         }
-    }
-
-    /// `node`, up until now as `was`, is down or left: reported (its link is closed by
-    /// [`unlink_down`](Self::unlink_down)).
-    fn down(&self, shared: &Shared, node: &NodeId, status: MemberStatus) {
-        let event = if status == MemberStatus::Left {
-            tracing::info!(%node, "member left");
-            ClusterEvent::MemberLeft { node: node.clone() }
-        } else {
-            tracing::info!(%node, "member declared down");
-            ClusterEvent::MemberDown { node: node.clone() }
-        };
-        shared.incarnations.publish(event);
     }
 
     /// Dials `node` if this node is the one of the pair to dial, and it is not linked nor
@@ -396,4 +360,17 @@ impl Shared {
             linked: true,
         }
     }
+}
+
+/// `node`, up until now, is down or left: reported (its link is closed by
+/// [`Driver::unlink_down`]).
+fn gone(shared: &Shared, node: NodeId, status: MemberStatus) {
+    let event = if status == MemberStatus::Left {
+        tracing::info!(%node, "member left");
+        ClusterEvent::MemberLeft { node }
+    } else {
+        tracing::info!(%node, "member declared down");
+        ClusterEvent::MemberDown { node }
+    };
+    shared.incarnations.publish(event);
 }

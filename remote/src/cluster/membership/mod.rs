@@ -33,6 +33,7 @@ mod datagram;
 mod driver;
 mod identity;
 mod leave;
+mod roster;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
