@@ -22,8 +22,10 @@ pub(crate) struct Identity {
     pub(crate) link: SocketAddr,
     /// Its actor system: the cluster's incarnation of the node, new at every start.
     pub(crate) system: SystemId,
-    /// When it started, in microseconds since the Unix epoch: a restart wins over the
-    /// incarnation before it.
+    /// When it started, in microseconds since the Unix epoch (its own clock): a restart wins
+    /// over the incarnation before it. A node whose clock went back across a restart loses to
+    /// its previous identity until the others forget it (foca's `remove_down_after`); the
+    /// random system id only breaks ties.
     pub(crate) started: u64,
     /// How many times it renewed its identity since it started (it was declared down while
     /// alive and rejoined).
