@@ -55,16 +55,19 @@ pub(super) fn roster<'a>(
 
 /// What changed from `before` to `now`. A node up in both as the same incarnation (the same
 /// actor system: a suspicion refuted, an identity renewed) did not change; one up again as
-/// another incarnation (it restarted) is up again.
+/// another incarnation (it restarted) is up again. A node seen down and then seen leave (its
+/// leave reached this node after it was declared down) is gone again, as left.
 pub(super) fn changes(before: &Roster, now: &Roster) -> Vec<Change> {
     let mut changes = Vec::new();
     for (node, (id, status)) in now {
         let was = before.get(node);
         let was_up = was.is_some_and(|(_, s)| s.is_up());
         let same_up = was.is_some_and(|(b, s)| s.is_up() && b.system == id.system);
+        let left_now =
+            *status == MemberStatus::Left && was.is_some_and(|(_, s)| *s == MemberStatus::Down);
         if status.is_up() && !same_up {
             changes.push(Change::Up(node.clone(), id.clone()));
-        } else if was_up && !status.is_up() {
+        } else if (was_up && !status.is_up()) || left_now {
             changes.push(Change::Gone(node.clone(), *status));
         }
     }
@@ -144,8 +147,11 @@ mod tests {
         let restarted = id("b", 2, 9, 2);
         let after_restart = of(&[Member::alive(restarted.clone())], &[]);
         assert_eq!(changes(&up, &after_restart), [Change::Up("b".into(), restarted)]);
-        // Left.
+        // Left, from up or from down; once.
         let left = of(&[Member::down(b.clone())], &[&b]);
         assert_eq!(changes(&up, &left), [Change::Gone("b".into(), MemberStatus::Left)]);
+        assert_eq!(changes(&down, &left), [Change::Gone("b".into(), MemberStatus::Left)]);
+        assert_eq!(changes(&left, &left), []);
+        assert_eq!(changes(&empty, &left), [], "never seen up: nothing to report");
     }
 }
