@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use amber_actors::{Actor, ActorRef, ActorSystem, AskError, Context, Down, ExitReason};
 use amber_remote::{
-    Cluster, ClusterEvent, Member, MemberStatus, MembershipConfig, NodeId, ReconnectPolicy,
-    TransportConfig,
+    Cluster, ClusterError, ClusterEvent, Member, MemberStatus, MembershipConfig, NodeId,
+    ReconnectPolicy, TransportConfig,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc};
@@ -350,4 +350,31 @@ async fn a_member_cut_off_from_gossip_is_declared_down_and_its_link_closed() {
     for node in [&a, &b, &c] {
         within("shutdown", node.shutdown()).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_membership_settings_are_refused_with_typed_errors() {
+    let config = |name: &str, listen: &str| {
+        TransportConfig::new(name, listen.parse().unwrap(), SECRET.to_vec())
+    };
+    let refused = |result: Result<Cluster, ClusterError>| match result {
+        Ok(_) => panic!("joined with unusable settings"),
+        Err(e) => e,
+    };
+    // Timers SWIM cannot run with.
+    let backwards = membership(&[]).with_failure_detector(ms(100), ms(100), ms(1000));
+    let e =
+        refused(Cluster::join(ActorSystem::builder(), config("x", "127.0.0.1:0"), backwards).await);
+    assert!(matches!(e, ClusterError::Membership(_)), "{e}");
+    // Listening everywhere, without saying where the others reach this node.
+    let e = refused(
+        Cluster::join(ActorSystem::builder(), config("y", "0.0.0.0:0"), membership(&[])).await,
+    );
+    assert!(matches!(e, ClusterError::Membership(why) if why.contains("advertise")), "{e}");
+    // A gossip port already taken.
+    let taken = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let elsewhere = membership(&[]).with_gossip(taken.local_addr().unwrap());
+    let e =
+        refused(Cluster::join(ActorSystem::builder(), config("z", "127.0.0.1:0"), elsewhere).await);
+    assert!(matches!(e, ClusterError::Gossip(_)), "{e}");
 }
