@@ -83,7 +83,7 @@ pub use amber_remote as cluster;
 #[cfg(feature = "remote")]
 #[doc(inline)]
 pub use amber_remote::{
-    Cluster, ClusterError, ClusterEvent, NodeId, ReconnectPolicy, TransportConfig,
+    Cluster, ClusterError, ClusterEvent, MembershipConfig, NodeId, ReconnectPolicy, TransportConfig,
 };
 /// TLS on a cluster's links: [`TransportConfig::with_tls`]. Feature `tls`.
 #[cfg(feature = "tls")]

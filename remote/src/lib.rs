@@ -191,6 +191,14 @@
 //! must survive a link's death needs an acknowledgement above the transport (asks time out;
 //! snapshots in progress abort on `PeerDown`).
 //!
+//! # Membership
+//!
+//! [`Cluster::join`] starts a node that forms its cluster from seed addresses: members learn
+//! each other through gossip (SWIM, by the `foca` crate, over UDP beside the links, every
+//! datagram authenticated with a key derived from the shared secret) and link to each other
+//! by themselves; a member the gossip declares down has its link closed, with the
+//! consequences of any lost link. See [`MembershipConfig`] and [`Cluster::members`].
+//!
 //! # Shutdown
 //!
 //! [`Transport::shutdown`] stops listening, writes what is queued and a `Goodbye` to every
@@ -206,7 +214,10 @@ mod log_limit;
 mod node;
 mod transport;
 
-pub use cluster::{Cluster, ClusterError, ClusterEvent, Placement, PlacementError, SpawnRefusal};
+pub use cluster::{
+    Cluster, ClusterError, ClusterEvent, GossipStats, Member, MemberStatus, MembershipConfig,
+    Placement, PlacementError, SpawnRefusal,
+};
 pub use frame::{DEFAULT_MAX_FRAME, Frame, FrameCodec, FrameError, FrameKind, HEADER_LEN};
 pub use handshake::{HandshakeError, PROTOCOL_VERSION, Refusal};
 pub use node::{NodeId, NodeIdError};

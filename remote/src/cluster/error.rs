@@ -83,6 +83,13 @@ pub enum ClusterError {
     /// The actor could not move ([`Cluster::migrate`](super::Cluster::migrate)).
     #[error("migration: {0}")]
     Migrate(#[source] amber_actors::migrate::MigrateError),
+    /// The gossip socket could not be bound or read ([`Cluster::join`](super::Cluster::join)).
+    #[error("gossip socket: {0}")]
+    Gossip(#[source] std::io::Error),
+    /// The membership's configuration is unusable
+    /// ([`MembershipConfig`](super::MembershipConfig)).
+    #[error("membership: {0}")]
+    Membership(&'static str),
     /// This node's share of the checkpoint could not be rebuilt.
     #[error("restore: {0}")]
     Restore(#[from] amber_actors::RestoreError),

@@ -57,6 +57,26 @@ pub enum ClusterEvent {
         /// How many attempts failed.
         attempts: u32,
     },
+    /// The membership ([`Cluster::join`](super::Cluster::join)) learned that `node` is up,
+    /// first or as a new incarnation; it is linked to next (by whichever of the two nodes
+    /// dials: `Up` or `Restarted` follows when it introduced itself).
+    MemberUp {
+        /// The member.
+        node: NodeId,
+        /// Where it accepts links.
+        addr: std::net::SocketAddr,
+    },
+    /// The membership declared `node` down (it stopped answering probes, directly and
+    /// through others): its link is closed, with the consequences of a `Down`.
+    MemberDown {
+        /// The member.
+        node: NodeId,
+    },
+    /// `node` left the membership on purpose (it shut down).
+    MemberLeft {
+        /// The member.
+        node: NodeId,
+    },
 }
 
 /// The incarnations seen per peer, and the subscribers.

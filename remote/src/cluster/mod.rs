@@ -17,6 +17,9 @@
 //! - [`Cluster::spawn_on`] starts an actor of a registered type on another node from its
 //!   encoded state.
 //! - When a peer goes down, everything waiting on it fails at once (below).
+//! - [`Cluster::join`] forms the cluster from seed addresses instead of `connect` calls:
+//!   members learn each other through gossip (SWIM, the `membership` module) and link to
+//!   each other by themselves; [`Cluster::members`] lists them.
 //!
 //! # Failures and reconnection
 //!
@@ -64,6 +67,7 @@ mod control;
 mod credit;
 mod error;
 mod event;
+mod membership;
 mod migrate;
 mod names;
 mod placement;
@@ -90,6 +94,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use self::control::Control;
 pub use self::error::ClusterError;
 pub use self::event::ClusterEvent;
+pub use self::membership::{GossipStats, Member, MemberStatus, MembershipConfig};
 pub use self::placement::{Placement, PlacementError};
 pub use self::spawn::SpawnRefusal;
 use self::strikes::Strike;
@@ -179,6 +184,8 @@ struct Shared {
     strikes: strikes::Strikes,
     /// Each peer's incarnation, the retired ones, and the subscribers to peer events.
     incarnations: event::Incarnations,
+    /// The membership driver, on a node started with [`Cluster::join`].
+    membership: OnceLock<membership::Handle>,
 }
 
 impl Cluster {
@@ -266,9 +273,11 @@ impl Cluster {
         shared.typed_ref(node, name, id, &found)
     }
 
-    /// Stops the actor system, then closes every link.
+    /// Stops the actor system, leaves the membership (if it joined one,
+    /// [`Cluster::join`]), then closes every link.
     pub async fn shutdown(&self) {
         self.system().shutdown().await;
+        self.leave().await;
         self.shared.transport.shutdown().await;
     }
 }
@@ -295,6 +304,7 @@ impl Shared {
             migrations: migrate::Migrations::default(),
             strikes: strikes::Strikes::default(),
             incarnations: event::Incarnations::default(),
+            membership: OnceLock::new(),
         })
     }
 
@@ -333,6 +343,13 @@ impl Shared {
     /// was not placed there again by a restore: it is gone for good.
     fn is_retired(&self, actor: ActorId, node: &NodeId) -> bool {
         self.incarnations.is_retired(actor.system(), node) && !self.placed.contains_key(&actor)
+    }
+
+    /// Tells the membership (if any) that a link came up or went down.
+    fn links_changed(&self) {
+        if let Some(membership) = self.membership.get() {
+            membership.links_changed();
+        }
     }
 
     /// Whether `node` has introduced itself and its link is up.
@@ -715,6 +732,7 @@ fn on_event(shared: &Arc<Shared>, event: TransportEvent) {
             tracing::info!(%node, %reason, "node down");
             shared.peer_down(&node);
             shared.incarnations.publish(ClusterEvent::Down { node, reason: reason.to_string() });
+            shared.links_changed();
         }
         TransportEvent::GaveUp { node, attempts, .. } => {
             tracing::info!(%node, attempts, "gave up redialling the node");
@@ -753,6 +771,7 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
                 shared.nodes.insert(from.clone(), system);
                 shared.hello.notify_waiters();
                 shared.incarnations.introduced(&from, system);
+                shared.links_changed();
             }
             Ok(Control::Lookup { request, name }) => {
                 let result = shared.system().whereis(&name).map(|(id, ty)| (id, ty.to_owned()));
