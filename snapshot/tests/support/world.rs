@@ -696,6 +696,10 @@ pub struct World {
     /// every node): that snapshot is lost anyway, and cuts after it are not held to the ask
     /// rule.
     crossed: BTreeMap<Epoch, u64>,
+    /// Coordinators that started each snapshot epoch: two rivals may start the same one (one
+    /// of them, at most, completes; the other's abort releases its nodes' deferred cuts,
+    /// which the ask rule's accounting cannot tell apart from the rival's).
+    starters: BTreeMap<Epoch, BTreeSet<usize>>,
     /// The first snapshot this world started.
     first_epoch: Option<Epoch>,
     failure: Option<(String, Vec<usize>)>,
@@ -764,6 +768,7 @@ impl World {
             leaks: Vec::new(),
             tainted: BTreeSet::new(),
             crossed: BTreeMap::new(),
+            starters: BTreeMap::new(),
             first_epoch: None,
             failure: None,
             cfg,
@@ -1087,6 +1092,7 @@ impl World {
             self.stats.later_started += 1;
         }
         self.running_since[c] = self.step;
+        self.starters.entry(epoch).or_default().insert(c);
         self.trace(Ev::Start { coordinator: c, epoch });
         self.drain_coord(c);
     }
@@ -1661,6 +1667,7 @@ impl World {
                 // aborted snapshot, after which every depth was released).
                 if let Kind::Ask { depth, .. } = request.kind
                     && let Some(e) = running
+                    && self.starters.get(&e).is_none_or(|s| s.len() == 1)
                     && self.actors[r].node == self.actors[x].node
                     && self.actors[r].cuts.iter().any(|c| {
                         c.from < e
