@@ -123,7 +123,7 @@ impl AskClock {
     }
 
     /// The granularity of swept asks' timeouts: they fail at most this late.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn tick(&self) -> Duration {
         self.tick
     }
@@ -237,7 +237,7 @@ impl AskClock {
     }
 
     /// Whether the clock's task is running (for tests).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn is_running(&self) -> bool {
         self.running.load(Ordering::SeqCst)
     }
