@@ -1,7 +1,7 @@
 //! [`ActorRef`]: the typed, cloneable, serializable handle to an actor.
 
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::task::Poll;
@@ -111,6 +111,12 @@ impl<A: Actor> ActorRef<A> {
     /// Sends a request and waits at most `timeout` for the reply (waiting for room in a full
     /// mailbox counts against it). On timeout the request may still be handled later; its
     /// reply is then dropped.
+    ///
+    /// The timeout is kept by the system's ask clock, not a timer per ask: the ask fails
+    /// with [`AskError::Timeout`] once `timeout` has passed and at most one clock tick later
+    /// (a fiftieth of the system's [`ask_timeout`](crate::SystemBuilder::ask_timeout),
+    /// between 5 and 100 ms: 100 ms by default). A `timeout` shorter than ten ticks gets a
+    /// tokio timer instead (1 ms granularity).
     pub async fn ask_timeout(&self, msg: A::Msg, timeout: Duration) -> Result<A::Reply, AskError> {
         let (tx, rx) = oneshot::channel();
         let asker = crate::current::current();
@@ -134,10 +140,23 @@ impl<A: Actor> ActorRef<A> {
             Ok(reply)
         };
         let sampled = crate::metrics::sample_ask().then(std::time::Instant::now);
-        self.target.meta().asks.asking();
-        let result = match tokio::time::timeout(timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(AskError::Timeout(timeout)),
+        let asks = &self.target.meta().asks;
+        let result = match asks.timer(timeout) {
+            // Timed out by the system's ask clock, no tokio timer (see `AskClock`).
+            Some(mut timer) => {
+                let mut exchange = std::pin::pin!(exchange);
+                poll_fn(|cx| match exchange.as_mut().poll(cx) {
+                    Poll::Ready(result) => Poll::Ready(result),
+                    Poll::Pending => {
+                        timer.poll_expired(cx).map(|()| Err(AskError::Timeout(timeout)))
+                    }
+                })
+                .await
+            }
+            None => match tokio::time::timeout(timeout, exchange).await {
+                Ok(result) => result,
+                Err(_) => Err(AskError::Timeout(timeout)),
+            },
         };
         if let Some(started) = sampled {
             crate::metrics::ask_latency(started.elapsed());

@@ -36,6 +36,8 @@ pub(crate) trait AnyMailbox: Watch {
     /// Cuts the actor for snapshot `epoch` on the spot if its task is between two messages
     /// (see [`CutNow`](crate::mailbox::core::CutNow)); `false` if the marker must go on its
     /// control lane instead.
+    /// Aborts the actor's task, if it still runs (a shutdown's deadline passed).
+    fn abort_task(&self);
     fn cut_now(&self, epoch: Epoch, batch: &mut CutBatch) -> bool;
     /// For typed lookups.
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
@@ -80,6 +82,12 @@ impl<A: Actor> AnyMailbox for Mailbox<A> {
 
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
+    }
+
+    fn abort_task(&self) {
+        if let Some(task) = self.meta.task.get().and_then(std::sync::Weak::upgrade) {
+            task.abort_task();
+        }
     }
 
     fn cut_now(&self, epoch: Epoch, batch: &mut CutBatch) -> bool {

@@ -37,6 +37,9 @@ pub(crate) trait Cuttable {
 /// See the module docs.
 pub(crate) struct Cell<R> {
     slot: Mutex<Slot<R>>,
+    /// The task that owns the cell, to abort it if it outlives a shutdown's deadline; set
+    /// once it is spawned (dropped with the cell, so a finished task's memory goes with it).
+    task: std::sync::OnceLock<tokio::task::AbortHandle>,
 }
 
 struct Slot<R> {
@@ -56,7 +59,7 @@ impl<R: Cuttable> Cell<R> {
     /// it here only between two messages of the started actor (no cut before `on_start`).
     pub(crate) fn new() -> Arc<Self> {
         let slot = Slot { runner: None, held: false, waiting: None, missed: None };
-        Arc::new(Cell { slot: Mutex::new(slot) })
+        Arc::new(Cell { slot: Mutex::new(slot), task: std::sync::OnceLock::new() })
     }
 
     /// The task lets its runner go, between two messages (or the spawner, for an actor
@@ -87,6 +90,18 @@ impl<R: Cuttable> Cell<R> {
             Poll::Pending
         })
         .await
+    }
+
+    /// Notes the task that owns the cell (once).
+    pub(crate) fn set_task(&self, task: tokio::task::AbortHandle) {
+        let _ = self.task.set(task);
+    }
+
+    /// Aborts the task that owns the cell, if it was set.
+    pub(crate) fn abort_task(&self) {
+        if let Some(task) = self.task.get() {
+            task.abort();
+        }
     }
 
     /// For snapshot `epoch`'s broadcast: the runner, if it is in the cell (it is held until

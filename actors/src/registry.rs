@@ -10,7 +10,7 @@ use crate::{ActorId, LookupError, SpawnError};
 
 #[derive(Default)]
 pub(crate) struct Registry {
-    by_id: DashMap<ActorId, Arc<dyn AnyMailbox>>,
+    by_id: crate::system::IdMap<Arc<dyn AnyMailbox>>,
     by_name: DashMap<Arc<str>, ActorId>,
 }
 

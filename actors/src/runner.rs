@@ -92,6 +92,10 @@ impl<A: Actor> Held for HeldRunner<A> {
 }
 
 impl<A: Actor> CutNow for ActorCell<A> {
+    fn abort_task(&self) {
+        Cell::abort_task(self);
+    }
+
     fn cut_now(self: Arc<Self>, epoch: Epoch, batch: &mut CutBatch) -> bool {
         // Not in the cell: the task runs it, or a batch holds it (or it is not started, or
         // has ended): the marker goes on the control lane, and whoever puts the runner back

@@ -69,6 +69,9 @@ pub(crate) trait CutNow: Send + Sync {
     /// A cut it takes goes into `batch`, to be filed with the engine with the batch's
     /// others; the actor's runner stays with the batch until then.
     fn cut_now(self: std::sync::Arc<Self>, epoch: Epoch, batch: &mut CutBatch) -> bool;
+
+    /// Aborts the task (the system's shutdown deadline passed while it still ran).
+    fn abort_task(&self);
 }
 
 /// An item that can be carried by a mailbox.
@@ -306,6 +309,7 @@ impl<T, M> Queue<T, M> {
     /// Whether a bounded push may take a slot now: a sender granted one takes it (leaving
     /// the line); any other only if nobody waits in line and a slot is free beyond those
     /// granted. (`wait`: the sender's context and place in line, if it waits.)
+    #[inline]
     fn room_for(&mut self, wait: &Option<(&mut Context<'_>, &mut Option<u64>)>) -> bool {
         if let Some((_, Some(ticket))) = wait
             && let Some(at) = self.tx_waiters.iter().position(|w| w.ticket == *ticket)
@@ -338,7 +342,16 @@ impl<T, M> Queue<T, M> {
 
     /// Grants the free slots to the senders in line, first come first served; returns the
     /// wakers of those granted one now.
+    #[inline]
     fn grant(&mut self) -> Vec<Waker> {
+        if self.granted == self.tx_waiters.len() {
+            return Vec::new(); // nobody waits for a slot (every batch taken checks)
+        }
+        self.grant_in_line()
+    }
+
+    #[cold]
+    fn grant_in_line(&mut self) -> Vec<Waker> {
         let mut wake = Vec::new();
         while self.granted < self.tx_waiters.len() && self.data.len() + self.granted < self.capacity
         {

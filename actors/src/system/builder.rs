@@ -80,7 +80,9 @@ impl SystemBuilder {
         self
     }
 
-    /// How long [`ActorRef::ask`](crate::ActorRef::ask) waits for a reply.
+    /// How long [`ActorRef::ask`](crate::ActorRef::ask) waits for a reply (5 s by default).
+    /// Asks time out at most a fiftieth of it late (between 5 and 100 ms; see
+    /// [`ActorRef::ask_timeout`](crate::ActorRef::ask_timeout)).
     pub fn ask_timeout(mut self, timeout: Duration) -> Self {
         self.ask_timeout = timeout;
         self

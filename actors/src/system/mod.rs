@@ -65,7 +65,7 @@ struct SystemInner {
     registry: Registry,
     /// Actors spawned by the system itself (not by another actor): shutdown stops these, and
     /// each stops its own children first.
-    roots: DashMap<ActorId, Arc<dyn AnyMailbox>>,
+    roots: IdMap<Arc<dyn AnyMailbox>>,
     shutting_down: AtomicBool,
     engine: Arc<SnapshotEngine>,
     /// Actors that moved to other nodes: their mailboxes forward what is sent to them (more
@@ -77,11 +77,6 @@ struct SystemInner {
     stopped_cuts: DashMap<ActorId, amber_snapshot::ActorCut>,
     /// The snapshot the entries of `stopped_cuts` are for, plus one (0: none).
     stopped_for: AtomicU64,
-    /// Each running actor's task, to abort it if it outlives a shutdown's deadline (see
-    /// [`ActorSystem::shutdown_within`]), tagged with a number unique to the task (an actor
-    /// that leaves and comes back has a new task under the same id).
-    tasks: DashMap<ActorId, (u64, Option<tokio::task::AbortHandle>)>,
-    task_seq: AtomicU64,
     /// The running snapshot's marker broadcast, which actors' tasks help with.
     markers: broadcast::Markers,
     /// Keeps asks' timeouts from waking the timer driver (see [`AskClock`]).
@@ -229,8 +224,6 @@ impl ActorSystem {
             stopped_cuts: DashMap::new(),
             stopped_for: AtomicU64::new(0),
             markers: broadcast::Markers::default(),
-            tasks: sized_map(actors),
-            task_seq: AtomicU64::new(0),
             asks,
         });
         let owner = Some(Arc::new(Owner { system: Arc::downgrade(&inner) }));
@@ -487,10 +480,6 @@ impl ActorSystem {
         let id = runner.ctx.id();
         let me = runner.ctx.myself().clone();
         let span = tracing::debug_span!("actor", id = %id, ty = std::any::type_name::<A>());
-        // Registered before the task runs, so that it finds its entry to remove when it
-        // ends, however soon; its abort handle is filled in once spawned, if still running.
-        let task = self.inner.task_seq.fetch_add(1, Ordering::Relaxed);
-        self.inner.tasks.insert(id, (task, None));
         // The cell starts empty: the task holds its runner until the actor has started, so
         // the driver cuts it only between two messages of a started actor. An actor rebuilt
         // from a checkpoint (or arriving from another node) has started: it is between two
@@ -506,19 +495,11 @@ impl ActorSystem {
         } else {
             Some(runner)
         };
-        let inner = Arc::downgrade(&self.inner);
-        let run = async move {
-            Runner::run(cell, runner).await;
-            if let Some(inner) = inner.upgrade() {
-                inner.tasks.remove_if(&id, |_, (t, _)| *t == task);
-            }
-        };
-        let handle = self.inner.runtime.spawn(run.instrument(span));
-        if let Some(mut entry) = self.inner.tasks.get_mut(&id)
-            && entry.0 == task
-        {
-            entry.1 = Some(handle.abort_handle());
-        }
+        // The cell keeps its task's abort handle, for a shutdown's deadline (the registry
+        // finds it through the mailbox); the task drops it with the cell when it ends.
+        let owner = cell.clone();
+        let handle = self.inner.runtime.spawn(Runner::run(cell, runner).instrument(span));
+        owner.set_task(handle.abort_handle());
         me
     }
 
@@ -692,13 +673,21 @@ impl fmt::Debug for ActorSystem {
 /// A map with room for `actors` actors. Many actors (a restore's) are registered from every
 /// core at once: more shards than dashmap's default (4 per core) keep the threads off each
 /// other's shard locks.
-pub(crate) fn sized_map<K: Eq + std::hash::Hash + Clone, V>(actors: usize) -> DashMap<K, V> {
+///
+/// Keyed by actor id, hashed with foldhash (seeded per process): ids are numbered by the
+/// systems that spawn them, not chosen by whoever sends to them, and SipHash made hashing
+/// a large part of each map operation on the spawn path.
+pub(crate) fn sized_map<V>(actors: usize) -> IdMap<V> {
+    let hasher = foldhash::fast::RandomState::default();
     if actors < MANY {
-        DashMap::with_capacity(actors)
+        DashMap::with_capacity_and_hasher(actors, hasher)
     } else {
-        DashMap::with_capacity_and_shard_amount(actors, SHARDS)
+        DashMap::with_capacity_and_hasher_and_shard_amount(actors, hasher, SHARDS)
     }
 }
+
+/// A concurrent map keyed by actor id (see [`sized_map`]).
+pub(crate) type IdMap<V> = DashMap<ActorId, V, foldhash::fast::RandomState>;
 
 /// From how many actors a map gets [`SHARDS`] shards.
 const MANY: usize = 4096;

@@ -41,8 +41,8 @@ impl ActorSystem {
         self.inner.registry.for_each(|m| live.push((m.id(), m.type_name())));
         live.sort_unstable_by_key(|(id, _)| *id);
         for (id, _) in &live {
-            if let Some((_, (_, Some(task)))) = self.inner.tasks.remove(id) {
-                task.abort();
+            if let Some(mailbox) = self.inner.registry.get(*id) {
+                mailbox.abort_task();
             }
         }
         for (id, _) in &live {
