@@ -4,16 +4,14 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use amber::cluster::{Member, MemberStatus};
 use amber::prelude::*;
 use amber::{Cluster, MembershipConfig, SystemBuilder};
-use support::bank::{Account, audit, open_cluster_bank, outside_load};
+use support::bank::{Account, open_cluster_bank};
 use support::bounded;
-use support::cluster::{config, in_flight_between_nodes};
+use support::cluster::{audited_snapshots, config};
 
 const PER_NODE: usize = 30;
 const EACH: u64 = 1_000;
@@ -42,32 +40,7 @@ async fn every_snapshot_of_a_bank_on_a_cluster_formed_from_one_seed_adds_up() {
     }
     let local = open_cluster_bank(&nodes, PER_NODE, EACH).await;
     let total = 3 * PER_NODE as u64 * EACH;
-    let stop = Arc::new(AtomicBool::new(false));
-    let loads: Vec<_> = local
-        .iter()
-        .enumerate()
-        .map(|(k, accounts)| outside_load(accounts.clone(), 91 + k as u64, 6, true, stop.clone()))
-        .collect();
-
-    let (mut cross_node_in_flight, mut round) = (0, 0);
-    while round < 20 || (cross_node_in_flight == 0 && round < 3000) {
-        let starter = &nodes[round % 3];
-        round += 1;
-        let checkpoint = bounded(starter.system().snapshot()).await.expect("snapshot");
-        let mut names: Vec<&str> =
-            checkpoint.manifest.nodes.iter().map(|n| n.node.as_str()).collect();
-        names.sort_unstable();
-        assert_eq!(names, ["a", "b", "c"], "round {round}: the snapshot spans every member");
-        assert_eq!(checkpoint.manifest.actors.len(), 3 * PER_NODE, "round {round}");
-        let audit = audit(&checkpoint);
-        assert_eq!(audit.total(), total, "round {round}: {audit:?}");
-        cross_node_in_flight += in_flight_between_nodes(&checkpoint);
-    }
-    stop.store(true, Ordering::Relaxed);
-    for l in loads {
-        assert!(bounded(l).await.unwrap() > 0, "the outside load ran");
-    }
-    assert!(cross_node_in_flight > 0, "some snapshot caught a transfer between nodes in flight");
+    audited_snapshots(&nodes, &local, total, 20, 91).await;
     for n in &nodes {
         let members = n.members();
         assert!(members.iter().all(|m| m.status == MemberStatus::Alive), "{members:?}");

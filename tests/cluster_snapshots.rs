@@ -12,7 +12,7 @@ use amber::prelude::*;
 use amber::{Cluster, ClusterError, NodeId, SnapshotError, SystemBuilder};
 use support::bank::{Account, AccountMsg, audit, open_cluster_bank, outside_load};
 use support::bounded;
-use support::cluster::{in_flight_between_nodes, mesh, node, refs_on, restore_onto};
+use support::cluster::{audited_snapshots, mesh, node, refs_on, restore_onto};
 use support::worker::{Work, Worker};
 
 const PER_NODE: usize = 40;
@@ -38,39 +38,10 @@ async fn bank(names: [&str; 3]) -> (Vec<Cluster>, Vec<Vec<ActorRef<Account>>>) {
 async fn every_snapshot_of_a_bank_across_three_nodes_adds_up() {
     let (nodes, local) = bank(["a", "b", "c"]).await;
     let total = 3 * PER_NODE as u64 * EACH;
-    let stop = Arc::new(AtomicBool::new(false));
-    let loads: Vec<_> = local
-        .iter()
-        .enumerate()
-        .map(|(k, accounts)| outside_load(accounts.clone(), 77 + k as u64, 6, true, stop.clone()))
-        .collect();
-
-    let (mut cross_node_in_flight, mut round) = (0, 0);
-    let mut last = None;
-    while round < 30 || (cross_node_in_flight == 0 && round < 3000) {
-        // Any node can start a snapshot of the whole cluster.
-        let starter = &nodes[round % 3];
-        round += 1;
-        let checkpoint = bounded(starter.system().snapshot()).await.expect("snapshot");
-        let mut names: Vec<&str> =
-            checkpoint.manifest.nodes.iter().map(|n| n.node.as_str()).collect();
-        names.sort_unstable();
-        assert_eq!(names, ["a", "b", "c"], "round {round}: one manifest for every node");
-        assert_eq!(checkpoint.manifest.actors.len(), 3 * PER_NODE, "round {round}");
-        let audit = audit(&checkpoint);
-        assert_eq!(audit.total(), total, "round {round}: {audit:?}");
-        cross_node_in_flight += in_flight_between_nodes(&checkpoint);
-        last = Some(checkpoint);
-    }
-    stop.store(true, Ordering::Relaxed);
-    for l in loads {
-        assert!(bounded(l).await.unwrap() > 0, "the outside load ran");
-    }
-    assert!(cross_node_in_flight > 0, "some snapshot caught a transfer between nodes in flight");
+    let checkpoint = audited_snapshots(&nodes, &local, total, 30, 77).await;
 
     // Three nodes' checkpoint, rehydrated on one node: every ref inside the states now
     // resolves locally, and the money still adds up after trading on.
-    let checkpoint = last.unwrap();
     for n in &nodes {
         bounded(n.shutdown()).await;
     }

@@ -79,6 +79,54 @@ pub fn in_flight_between_nodes(checkpoint: &amber::snapshot::Checkpoint) -> usiz
         .count()
 }
 
+/// Takes snapshots of the three nodes `a`, `b`, `c` of `nodes`, started by each in turn,
+/// while outside load (seeded by `seed`) moves money among the `local` accounts of each:
+/// at least `rounds`, and until one caught a transfer between nodes in flight. Every
+/// snapshot spans the three nodes, holds every account once and adds up to `total`.
+/// Returns the last one.
+pub async fn audited_snapshots(
+    nodes: &[Cluster],
+    local: &[Vec<ActorRef<super::bank::Account>>],
+    total: u64,
+    rounds: usize,
+    seed: u64,
+) -> amber::snapshot::Checkpoint {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::bank::{audit, outside_load};
+    let accounts: usize = local.iter().map(Vec::len).sum();
+    let stop = Arc::new(AtomicBool::new(false));
+    let loads: Vec<_> = local
+        .iter()
+        .enumerate()
+        .map(|(k, mine)| outside_load(mine.clone(), seed + k as u64, 6, true, stop.clone()))
+        .collect();
+    let (mut cross_node_in_flight, mut round) = (0, 0);
+    let mut last = None;
+    while round < rounds || (cross_node_in_flight == 0 && round < 3000) {
+        // Any node can start a snapshot of the whole cluster.
+        let starter = &nodes[round % nodes.len()];
+        round += 1;
+        let checkpoint = bounded(starter.system().snapshot()).await.expect("snapshot");
+        let mut names: Vec<&str> =
+            checkpoint.manifest.nodes.iter().map(|n| n.node.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["a", "b", "c"], "round {round}: one manifest for every node");
+        assert_eq!(checkpoint.manifest.actors.len(), accounts, "round {round}");
+        let audit = audit(&checkpoint);
+        assert_eq!(audit.total(), total, "round {round}: {audit:?}");
+        cross_node_in_flight += in_flight_between_nodes(&checkpoint);
+        last = Some(checkpoint);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for l in loads {
+        assert!(bounded(l).await.unwrap() > 0, "the outside load ran");
+    }
+    assert!(cross_node_in_flight > 0, "some snapshot caught a transfer between nodes in flight");
+    last.expect("at least one snapshot")
+}
+
 /// Whether a snapshot was aborted because `node` went down (before or after it sent its
 /// part).
 pub fn aborted_by_loss_of(
