@@ -10,13 +10,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use amber_actors::{Actor, ActorRef, ActorSystem, AskError, Context, Down, ExitReason};
+use amber_actors::{Actor, ActorSystem, AskError, Context, Down, ExitReason};
 use amber_remote::{
     Cluster, ClusterError, ClusterEvent, Member, MemberStatus, MembershipConfig, NodeId,
     ReconnectPolicy, TransportConfig,
 };
+use support::watcher::watcher;
 use tokio::net::UdpSocket;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 const SECRET: &[u8] = b"cluster membership test secret";
 
@@ -111,27 +112,6 @@ impl Actor for Echo {
     async fn handle(&mut self, s: String, _: &mut Context<Self>) -> String {
         format!("{}:{s}", self.node)
     }
-}
-
-/// Watches what it is told to and reports every `Down`.
-struct Watcher {
-    downs: mpsc::UnboundedSender<Down>,
-}
-
-impl Actor for Watcher {
-    type Msg = ActorRef<Echo>;
-    type Reply = ();
-    async fn handle(&mut self, target: ActorRef<Echo>, ctx: &mut Context<Self>) {
-        ctx.watch(&target);
-    }
-    async fn on_down(&mut self, _: &mut Context<Self>, down: Down) {
-        let _ = self.downs.send(down);
-    }
-}
-
-fn watcher(cluster: &Cluster) -> (ActorRef<Watcher>, mpsc::UnboundedReceiver<Down>) {
-    let (downs, rx) = mpsc::unbounded_channel();
-    (cluster.system().spawn(Watcher { downs }).unwrap(), rx)
 }
 
 /// a, then b and c given only a as their seed; waits until all three are linked.

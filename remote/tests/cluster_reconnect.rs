@@ -6,12 +6,13 @@ mod support;
 
 use std::time::Duration;
 
-use amber_actors::{Actor, ActorRef, ActorSystem, AskError, Context, Down, ExitReason};
+use amber_actors::{Actor, ActorSystem, AskError, Context, Down, ExitReason};
 use amber_remote::{Cluster, ClusterEvent, NodeId, ReconnectPolicy, TransportConfig};
 use serde::{Deserialize, Serialize};
 use support::bounded;
 use support::relay::Relay;
-use tokio::sync::{broadcast, mpsc, watch};
+use support::watcher::watcher;
+use tokio::sync::{broadcast, watch};
 
 async fn node_at(name: &str, addr: &str) -> Cluster {
     let ms = Duration::from_millis;
@@ -79,27 +80,6 @@ fn target(cluster: &Cluster, name: &str) -> watch::Sender<bool> {
     let (gate, closed) = watch::channel(false);
     cluster.system().spawn_named(name, Target { gate: closed }).unwrap();
     gate
-}
-
-/// Watches what it is told to and reports every `Down`.
-struct Watcher {
-    downs: mpsc::UnboundedSender<Down>,
-}
-
-impl Actor for Watcher {
-    type Msg = ActorRef<Target>;
-    type Reply = ();
-    async fn handle(&mut self, target: ActorRef<Target>, ctx: &mut Context<Self>) {
-        ctx.watch(&target);
-    }
-    async fn on_down(&mut self, _: &mut Context<Self>, down: Down) {
-        let _ = self.downs.send(down);
-    }
-}
-
-fn watcher(cluster: &Cluster) -> (ActorRef<Watcher>, mpsc::UnboundedReceiver<Down>) {
-    let (downs, rx) = mpsc::unbounded_channel();
-    (cluster.system().spawn(Watcher { downs }).unwrap(), rx)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@ pub mod logs;
 pub mod raw;
 pub mod relay;
 pub mod stalled;
+pub mod watcher;
 
 use std::net::SocketAddr;
 use std::time::Duration;
