@@ -232,6 +232,10 @@ struct Options {
     /// Start from the latest valid checkpoint of this store instead of a fresh bank.
     #[arg(long, value_name = "DIR|URL")]
     restore: Option<String>,
+    /// Write checkpoints incrementally (accounts unchanged since the previous checkpoint are
+    /// references to it), a whole one every N (at least 2).
+    #[arg(long, value_name = "N", value_parser = at_least_two)]
+    incremental: Option<usize>,
     /// Print one JSON object on stdout instead of the summary.
     #[arg(long)]
     json: bool,
@@ -681,7 +685,14 @@ async fn main() -> ExitCode {
         _ => Store::from_url(&dir),
     };
     let store = match opened {
-        Ok(s) => Arc::new(s.with_retention(10)),
+        Ok(s) => {
+            let s = s.with_retention(10);
+            let full_every = options.incremental.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+            Arc::new(match full_every {
+                Some(full_every) => s.with_incremental(full_every),
+                None => s,
+            })
+        }
         Err(e) => {
             let doing = if options.restore.is_some() { "restore from" } else { "open" };
             eprintln!("bank: cannot {doing} {dir}: {e}");
