@@ -565,6 +565,20 @@ impl SnapshotEngine {
         if let Some(epoch) = st_.follow.coordinator_down(&mut st_.node, &node.to_owned()) {
             tracing::warn!(%epoch, coordinator = %node, "snapshot coordinator went down; aborted here");
         }
+        // What was on the link may be lost: its counts start again (both ends do this), and a
+        // snapshot still running here cannot add up any more.
+        st.node.link_down(node);
+        if let Some(epoch) = st.node.running()
+            && let Some(leader) = st.follow.leader_of(epoch).cloned()
+        {
+            tracing::info!(%epoch, peer = %node, "refusing a snapshot: a link went down during it");
+            let reason = amber_snapshot::Refusal::LinkLost { peer: node.to_owned() };
+            if leader == self.me {
+                st.coordinator.reject(self.me.clone(), epoch, reason);
+            } else {
+                self.send(&leader, &Wire::Reject { epoch, reason });
+            }
+        }
         // Rounds whose part was owed to it are dropped by the next sync.
         self.pump(&mut st)
     }

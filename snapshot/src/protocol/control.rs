@@ -170,4 +170,13 @@ pub enum Refusal<N> {
         /// That snapshot.
         epoch: Epoch,
     },
+    /// The node's link to `peer` went down while the snapshot ran: what was on it may be
+    /// lost, so the counts of that link cannot add up (see [`NodeSnapshot::link_down`]).
+    ///
+    /// [`NodeSnapshot::link_down`]: crate::NodeSnapshot::link_down
+    #[error("its link to {peer:?} went down during the snapshot")]
+    LinkLost {
+        /// The other end of the link.
+        peer: N,
+    },
 }

@@ -401,6 +401,22 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
         self.check_expectation();
     }
 
+    /// The link to `peer` went down. What it carried may be lost (delivery is at most once):
+    /// a message counted as sent here may never arrive there, so this link's counts could
+    /// never add up again. Both ends forget them and count the next link from zero (each
+    /// end calls this when it sees the link down: on the receiving end after every message
+    /// the old link delivered, on the sending end before any message goes on the next
+    /// link). A snapshot running here when it happens cannot complete: the runtime refuses
+    /// it ([`Refusal::LinkLost`](crate::Refusal::LinkLost)) unless it ends for another
+    /// reason (a coordinator that goes down with the link aborts it).
+    pub fn link_down<Q>(&mut self, peer: &Q)
+    where
+        N: std::borrow::Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.peers.remove(peer);
+    }
+
     /// The counters of `peer`, created on first use (its identity owned only then).
     fn peer<Q>(&mut self, peer: &Q) -> &mut Peer
     where
@@ -688,6 +704,20 @@ mod tests {
         node.handle_command(NodeCommand::Abort { epoch: Epoch(1), reason: AbortReason::Deadline });
         node.handle_command(NodeCommand::Start(Epoch(2)));
         assert_eq!(node.report().sent_to, vec![(1, 3)]);
+    }
+
+    #[test]
+    fn a_link_that_went_down_is_counted_from_zero_again() {
+        let mut node = NodeSnapshot::new(0u8, Epoch::ZERO);
+        node.remote_sent(&1, Epoch::ZERO);
+        node.remote_sent(&2, Epoch::ZERO);
+        node.remote_received(&1, Epoch::ZERO);
+        node.link_down(&1);
+        node.remote_sent(&1, Epoch::ZERO);
+        // Snapshot 1 counts what was tagged below it: the link to 1 only from its new start.
+        node.handle_command(NodeCommand::Start(Epoch(1)));
+        let report = node.report();
+        assert_eq!((report.sent_to, report.received_from), (vec![(1, 1), (2, 1)], vec![]));
     }
 
     #[test]
