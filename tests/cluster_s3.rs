@@ -76,11 +76,27 @@ async fn a_cluster_checkpoints_to_a_bucket_and_is_restored_from_it_alone() {
         [CheckpointId(2), CheckpointId(3)]
     );
 
-    // r dies: a checkpoint now fails (the snapshot cannot complete without r), and what
-    // the bucket holds is untouched.
+    // r dies while a checkpoint runs (r holds the snapshot back inside a handler until then):
+    // the checkpoint fails, and what the bucket holds is untouched. (Started after p has seen
+    // r go, a snapshot would span the nodes left.)
+    let (gated, control) = support::Gated::new();
+    let gate = nodes[2].system().spawn(gated).unwrap();
+    gate.tell(1).await.unwrap();
+    bounded(control.entered).await.unwrap();
+    let pending = {
+        let (system, store) = (nodes[0].system().clone(), store.clone());
+        tokio::spawn(async move { system.checkpoint(&store).await })
+    };
+    bounded(async {
+        while nodes[2].system().snapshot_running().is_none() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
     nodes[2].transport().shutdown().await;
-    let failed = bounded(nodes[0].system().checkpoint(&store)).await;
+    let failed = bounded(pending).await.unwrap();
     assert!(failed.is_err(), "a checkpoint without r: {failed:?}");
+    drop(control.open);
     stop.store(true, Ordering::Relaxed);
     for load in loads {
         let _ = bounded(load).await;
