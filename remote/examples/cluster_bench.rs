@@ -4,31 +4,14 @@
 //!
 //! `cargo run --release -p amber-remote --example cluster_bench`
 
+#[path = "support/counter.rs"]
+mod counter;
+
 use std::time::{Duration, Instant};
 
-use amber_actors::{Actor, ActorRef, ActorSystem, Context};
+use amber_actors::{ActorRef, ActorSystem};
 use amber_remote::{Cluster, TransportConfig};
-use serde::{Deserialize, Serialize};
-
-#[derive(Default)]
-struct Counter(u64);
-
-#[derive(Serialize, Deserialize)]
-enum Count {
-    Add(u64),
-    Get,
-}
-
-impl Actor for Counter {
-    type Msg = Count;
-    type Reply = u64;
-    async fn handle(&mut self, msg: Count, _: &mut Context<Self>) -> u64 {
-        if let Count::Add(n) = msg {
-            self.0 += n;
-        }
-        self.0
-    }
-}
+use counter::{Count, Counter};
 
 async fn tells(counter: &ActorRef<Counter>, n: u64) -> f64 {
     let before = counter.ask(Count::Get).await.expect("ask");

@@ -10,39 +10,21 @@
 //!
 //! `cargo run --release -p amber-remote --example link_bench [-- MESSAGES ROUNDS]`
 
+#[path = "support/counter.rs"]
+mod counter;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use amber_actors::{Actor, ActorRef, ActorSystem, Context};
+use amber_actors::{ActorRef, ActorSystem};
 use amber_remote::{Cluster, TransportConfig};
-use serde::{Deserialize, Serialize};
+use counter::{Count, Counter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
 const SECRET: &[u8] = b"benchmark secret, 32 bytes long!";
 const ASKS: usize = 10_000;
-
-#[derive(Default)]
-struct Counter(u64);
-
-/// The message of both sides: amber's actor message, and the raw baseline's frame.
-#[derive(Serialize, Deserialize)]
-enum Count {
-    Add(u64),
-    Get,
-}
-
-impl Actor for Counter {
-    type Msg = Count;
-    type Reply = u64;
-    async fn handle(&mut self, msg: Count, _: &mut Context<Self>) -> u64 {
-        if let Count::Add(n) = msg {
-            self.0 += n;
-        }
-        self.0
-    }
-}
 
 fn builder() -> amber_actors::SystemBuilder {
     ActorSystem::builder().ask_timeout(Duration::from_secs(30))

@@ -567,8 +567,7 @@ impl SnapshotEngine {
         }
         // What was on the link may be lost: its counts start again (both ends do this), and a
         // snapshot still running here cannot add up any more.
-        st.node.link_down(node);
-        if let Some(epoch) = st.node.running()
+        if let Some(epoch) = st.node.link_down(node)
             && let Some(leader) = st.follow.leader_of(epoch).cloned()
         {
             tracing::info!(%epoch, peer = %node, "refusing a snapshot: a link went down during it");

@@ -406,15 +406,17 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
     /// never add up again. Both ends forget them and count the next link from zero (each
     /// end calls this when it sees the link down: on the receiving end after every message
     /// the old link delivered, on the sending end before any message goes on the next
-    /// link). A snapshot running here when it happens cannot complete: the runtime refuses
-    /// it ([`Refusal::LinkLost`](crate::Refusal::LinkLost)) unless it ends for another
-    /// reason (a coordinator that goes down with the link aborts it).
-    pub fn link_down<Q>(&mut self, peer: &Q)
+    /// link). Returns the snapshot running here, if any: it cannot complete any more, and
+    /// the runtime refuses it to its coordinator
+    /// ([`Refusal::LinkLost`](crate::Refusal::LinkLost)).
+    #[must_use = "a snapshot running across a dropped link must be refused"]
+    pub fn link_down<Q>(&mut self, peer: &Q) -> Option<Epoch>
     where
         N: std::borrow::Borrow<Q>,
         Q: Ord + ?Sized,
     {
         self.peers.remove(peer);
+        self.running()
     }
 
     /// The counters of `peer`, created on first use (its identity owned only then).
@@ -712,12 +714,13 @@ mod tests {
         node.remote_sent(&1, Epoch::ZERO);
         node.remote_sent(&2, Epoch::ZERO);
         node.remote_received(&1, Epoch::ZERO);
-        node.link_down(&1);
+        assert_eq!(node.link_down(&1), None, "no snapshot to refuse");
         node.remote_sent(&1, Epoch::ZERO);
         // Snapshot 1 counts what was tagged below it: the link to 1 only from its new start.
         node.handle_command(NodeCommand::Start(Epoch(1)));
         let report = node.report();
         assert_eq!((report.sent_to, report.received_from), (vec![(1, 1), (2, 1)], vec![]));
+        assert_eq!(node.link_down(&2), Some(Epoch(1)), "snapshot 1 cannot add up any more");
     }
 
     #[test]
