@@ -133,12 +133,17 @@ pub fn aborted_by_loss_of(
     result: &Result<amber::snapshot::Checkpoint, amber::SnapshotError>,
     node: &str,
 ) -> bool {
-    use amber::snapshot::AbortReason;
+    use amber::snapshot::{AbortReason, Refusal};
     use amber::{AbortCause, SnapshotError};
+    // The coordinator may hear of the loss first (NodeDown, or the part never came), or
+    // another node may: it refuses the snapshot because its link to `node` dropped.
     matches!(
         result,
         Err(SnapshotError::Aborted {
-            reason: AbortCause::Protocol(AbortReason::NodeDown(n)) | AbortCause::PartLost { node: n },
+            reason: AbortCause::Protocol(
+                AbortReason::NodeDown(n)
+                    | AbortReason::Rejected { reason: Refusal::LinkLost { peer: n }, .. }
+            ) | AbortCause::PartLost { node: n },
             ..
         }) if n == node
     )
