@@ -57,6 +57,23 @@ async fn every_snapshot_of_a_bank_across_three_nodes_adds_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_add_up_with_each_transport_on_its_own_thread() {
+    let mut nodes = Vec::new();
+    for name in ["a", "b", "c"] {
+        let config = support::cluster::config(name).with_io_thread(true);
+        nodes.push(bounded(Cluster::start(builder(), config)).await.expect("node starts"));
+    }
+    mesh(&nodes).await;
+    let local = open_cluster_bank(&nodes, PER_NODE, EACH).await;
+    let total = 3 * PER_NODE as u64 * EACH;
+    let checkpoint = audited_snapshots(&nodes, &local, total, 20, 78).await;
+    assert_eq!(checkpoint.manifest.actors.len(), 3 * PER_NODE);
+    for n in &nodes {
+        bounded(n.shutdown()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_lost_during_a_snapshot_aborts_it_and_the_previous_one_still_restores() {
     let (nodes, local) = bank(["p", "q", "r"]).await;
     let total = 3 * PER_NODE as u64 * EACH;

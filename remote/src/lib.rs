@@ -152,7 +152,9 @@
 //! ([`TransportError::UnknownPeer`], [`TransportError::PeerDown`]), and a waiting send fails
 //! when its link goes down. On the receiving side, when the application does not drain the
 //! event channel ([`TransportConfig::event_queue`] events), links stop reading and TCP pushes
-//! back on the senders.
+//! back on the senders. [`Transport::bind_with_handler`] has no channel: each link's reader
+//! calls the application's handler with each event, in place (a [`Cluster`] works so), and
+//! reads on once it returns.
 //!
 //! Under a stream faster than the peer reads, every queue on the way fills, and a frame sent
 //! behind it waits for all of them: the send queue (counted in frames, whatever

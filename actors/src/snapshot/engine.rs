@@ -540,7 +540,10 @@ impl SnapshotEngine {
         let mut effects = Effects::default();
         match wire {
             Wire::Command(command) => self.on_command(&mut st, from, command, &mut effects),
-            Wire::Report(report) if report.node == from => st.coordinator.handle_report(report),
+            Wire::Report(report) if report.node == from => {
+                tracing::debug!(epoch = %report.epoch, node = %from, locally_done = report.locally_done, "snapshot report received");
+                st.coordinator.handle_report(report)
+            }
             Wire::Report(report) => {
                 tracing::warn!(%from, node = %report.node, "snapshot report naming another node; ignored");
             }
@@ -717,7 +720,13 @@ impl SnapshotEngine {
                 progressed = true;
                 match action {
                     NodeAction::Markers(epoch) => effects.markers(epoch),
-                    NodeAction::Report(report) => self.report(st, report),
+                    NodeAction::Report(report) => {
+                        tracing::debug!(
+                            epoch = %report.epoch, node = %self.me, locally_done = report.locally_done,
+                            "snapshot report"
+                        );
+                        self.report(st, report)
+                    }
                     NodeAction::Release { epoch, depth } => {
                         let released: Vec<ActorId> = st
                             .deferring
@@ -741,6 +750,9 @@ impl SnapshotEngine {
                         self.on_command(st, &me, command, &mut effects);
                     }
                     CoordinatorAction::Send { to, command } => {
+                        if let NodeCommand::Expect { epoch, .. } = &command {
+                            tracing::debug!(%epoch, node = %to, "snapshot expect sent");
+                        }
                         self.send(&to, &Wire::Command(command));
                     }
                     CoordinatorAction::Completed(epoch) => {
@@ -874,6 +886,7 @@ impl SnapshotEngine {
     ) {
         match verdict {
             StartVerdict::Follow { held } => {
+                tracing::debug!(%epoch, node = %self.me, coordinator = %from, "snapshot followed");
                 if let Some(held) = held {
                     self.report(st, held);
                 }

@@ -67,6 +67,7 @@ mod control;
 mod credit;
 mod error;
 mod event;
+mod inbound;
 mod membership;
 mod migrate;
 mod names;
@@ -94,6 +95,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use self::control::Control;
 pub use self::error::ClusterError;
 pub use self::event::ClusterEvent;
+use self::inbound::Inbound;
 pub use self::membership::{GossipStats, Member, MemberStatus, MembershipConfig};
 pub use self::placement::{Placement, PlacementError};
 pub use self::spawn::SpawnRefusal;
@@ -195,13 +197,11 @@ impl Cluster {
         builder: SystemBuilder,
         config: TransportConfig,
     ) -> Result<Cluster, ClusterError> {
-        let credit = config.send_queue;
-        let (transport, events) = Transport::bind(config).await?;
-        let shared = Shared::new(transport, credit);
+        let (shared, inbound) = Shared::bind(config).await?;
         let system =
             builder.node(shared.transport.node().as_str()).remote(shared.directory()).build();
         let _ = shared.system.set(system);
-        shared.serve(events);
+        shared.serve(&inbound);
         Ok(Cluster { shared })
     }
 
@@ -324,9 +324,20 @@ impl Shared {
         Arc::new(Directory { shared: Arc::downgrade(self) })
     }
 
-    /// Starts serving the transport's events (the system must be set).
-    fn serve(self: &Arc<Self>, events: mpsc::Receiver<TransportEvent>) {
-        tokio::spawn(serve(Arc::downgrade(self), events));
+    /// Binds the transport, its events handled in place once [`serve`](Self::serve) is
+    /// called (those before wait in `Inbound`).
+    async fn bind(config: TransportConfig) -> Result<(Arc<Shared>, Arc<Inbound>), ClusterError> {
+        let credit = config.send_queue;
+        let inbound = Arc::new(Inbound::default());
+        let handler = inbound.clone();
+        let transport =
+            Transport::bind_with_handler(config, move |event| handler.handle(event)).await?;
+        Ok((Shared::new(transport, credit), inbound))
+    }
+
+    /// Starts handling the transport's events (the system must be set).
+    fn serve(self: &Arc<Self>, inbound: &Inbound) {
+        inbound.attach(Arc::downgrade(self));
         tokio::spawn(asks::sweep(Arc::downgrade(self)));
     }
 
@@ -527,7 +538,8 @@ impl RemoteDirectory for Directory {
     /// tagged `E + 1` can reach a node before its coordinator's `Complete(E)`): the engine
     /// keeps the overtaken round until that `Complete` (`EngineState::finishing`). On the
     /// receiving side, frames come out of the link in the order they were written and
-    /// [`serve`] handles them one at a time in that order: what the lane overtakes there is
+    /// the link's reader hands them to the cluster one at a time in that order (`inbound`):
+    /// what the lane overtakes there is
     /// only what the sender had not written yet.
     ///
     /// Other control messages stay on the forwarder, in order with the data: a `Watch` down
@@ -698,28 +710,8 @@ fn malformed(shared: &Shared, from: &NodeId, error: &dyn std::fmt::Display) {
     }
 }
 
-/// Serves the transport's events until the cluster is dropped or the transport shuts down.
-///
-/// Events are handled one at a time in the order they arrive: a snapshot message waits here
-/// behind the frames its link read before it (at most [`TransportConfig::event_queue`]
-/// events, 1024 by default, queued across all links), each a mailbox push or a table
-/// look-up, microseconds. They are taken in batches: one unit of the task's cooperative
-/// budget per batch instead of one per event, so that when every worker is busy with actors
-/// this task drains the queue in one turn instead of 128 events per turn (it is one task
-/// among all the actors, and the links stop reading while the queue is full). What a
-/// snapshot message cannot overtake on this side, the frames already in the TCP buffers
-/// and the queue, is what the sender wrote before it.
-async fn serve(shared: Weak<Shared>, mut events: mpsc::Receiver<TransportEvent>) {
-    const BATCH: usize = 256;
-    let mut batch = Vec::with_capacity(BATCH);
-    while events.recv_many(&mut batch, BATCH).await > 0 {
-        let Some(shared) = shared.upgrade() else { return };
-        for event in batch.drain(..) {
-            on_event(&shared, event);
-        }
-    }
-}
-
+/// Handles one of the transport's events, on the task of the link it concerns (see
+/// [`inbound`]).
 fn on_event(shared: &Arc<Shared>, event: TransportEvent) {
     match event {
         TransportEvent::PeerUp { node, .. } => {

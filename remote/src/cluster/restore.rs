@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::control::Control;
 use super::{Cluster, ClusterError, Placement, Shared};
-use crate::{Frame, NodeId, Transport, TransportConfig};
+use crate::{Frame, NodeId, TransportConfig};
 
 /// A restore this node has not finished resuming: its share (until started), the other
 /// nodes of the placement, and the checkpoint's epoch.
@@ -79,9 +79,7 @@ impl Cluster {
             return Err(super::PlacementError::NotMember(me).into());
         }
         let assigned = placement.assign(checkpoint)?;
-        let credit = config.send_queue;
-        let (transport, events) = Transport::bind(config).await?;
-        let shared = Shared::new(transport, credit);
+        let (shared, inbound) = Shared::bind(config).await?;
         for (id, node) in assigned.iter().filter(|(_, node)| **node != me) {
             shared.placed.insert(*id, node.clone());
         }
@@ -94,7 +92,7 @@ impl Cluster {
         let epoch = checkpoint.manifest.epoch;
         *shared.pending.lock().unwrap_or_else(PoisonError::into_inner) =
             Some(Pending { restore: Some(restore), nodes, epoch });
-        shared.serve(events);
+        shared.serve(&inbound);
         tracing::info!(node = %me, epoch = %checkpoint.manifest.epoch, "restored; waiting to resume");
         Ok(Cluster { shared })
     }

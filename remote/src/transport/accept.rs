@@ -13,7 +13,7 @@ use tokio::sync::OwnedSemaphorePermit;
 #[cfg(feature = "tls")]
 use super::TlsConfig;
 use super::gate::{Full, GatePass};
-use super::{Role, Shared, TransportEvent, lock};
+use super::{Events, Role, Shared, TransportEvent, lock};
 use crate::frame::FrameReader;
 use crate::handshake::exchange;
 use crate::{HandshakeError, Refusal};
@@ -50,7 +50,7 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             tracing::warn!(%addr, %error, "cannot set the socket's options; connection dropped");
             continue;
         }
-        shared.tasks.spawn(shared.clone().serve_tcp(stream, addr, pass));
+        shared.spawn(shared.clone().serve_tcp(stream, addr, pass));
     }
     // Links say goodbye by themselves: their goodbye tokens are children of `shutdown`.
 }
@@ -82,7 +82,7 @@ impl Shared {
         };
         let linger = self.config.first_byte_timeout;
         let shutdown = self.shutdown.clone();
-        self.tasks.spawn(async move {
+        self.spawn(async move {
             tokio::select! {
                 () = shutdown.cancelled() => {}
                 _ = tokio::time::timeout(linger, write_refusal(stream, bytes, slot)) => {}
@@ -125,7 +125,7 @@ impl Shared {
         stream: TcpStream,
         addr: SocketAddr,
         pass: GatePass,
-        events: tokio::sync::mpsc::Sender<TransportEvent>,
+        events: Events,
     ) {
         let accept = tokio_rustls::TlsAcceptor::from(tls.server).accept(stream);
         let wrapped = tokio::select! {
@@ -147,7 +147,7 @@ impl Shared {
         stream: S,
         addr: SocketAddr,
         pass: GatePass,
-        events: tokio::sync::mpsc::Sender<TransportEvent>,
+        events: Events,
     ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -178,16 +178,11 @@ impl Shared {
     }
 
     /// Logs a failed incoming handshake (within the address's warning budget) and reports it.
-    async fn incoming_failed(
-        &self,
-        addr: SocketAddr,
-        error: HandshakeError,
-        events: tokio::sync::mpsc::Sender<TransportEvent>,
-    ) {
+    async fn incoming_failed(&self, addr: SocketAddr, error: HandshakeError, events: Events) {
         if let Some(suppressed) = lock(&self.warnings).admit(&addr.ip(), Instant::now()) {
             tracing::warn!(%addr, %error, suppressed, "incoming handshake failed; connection dropped");
         }
-        let _ = events.send(TransportEvent::HandshakeFailed { addr, error }).await;
+        events.send(TransportEvent::HandshakeFailed { addr, error }).await;
     }
 }
 

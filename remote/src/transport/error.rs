@@ -62,6 +62,10 @@ pub enum TransportError {
     /// The operating system gave no randomness for the node's incarnation number.
     #[error("cannot draw random numbers: {0}")]
     Entropy(String),
+    /// The transport's own thread ([`TransportConfig::io_thread`](crate::TransportConfig))
+    /// could not be started.
+    #[error("cannot start the transport's thread: {0}")]
+    Thread(#[source] std::io::Error),
     /// The transport was shut down (or every handle to it dropped).
     #[error("the transport is shut down")]
     Shutdown,

@@ -1,6 +1,9 @@
 //! What the transport tells the application.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
 
 use crate::{DownReason, Frame, HandshakeError, NodeId};
 
@@ -66,4 +69,53 @@ pub enum TransportEvent {
         /// What went wrong.
         error: HandshakeError,
     },
+}
+
+/// Where a transport's events go: a channel the application drains
+/// ([`Transport::bind`](crate::Transport::bind)), or a handler called in place on the
+/// transport's own tasks ([`Transport::bind_with_handler`](crate::Transport::bind_with_handler)).
+#[derive(Clone)]
+pub(crate) enum Events {
+    Channel(mpsc::Sender<TransportEvent>),
+    Inline(Handler),
+}
+
+/// A handler of a transport's events, called in place (see
+/// [`Transport::bind_with_handler`](crate::Transport::bind_with_handler)).
+pub(crate) type Handler = Arc<dyn Fn(TransportEvent) + Send + Sync>;
+
+impl Events {
+    /// Hands `event` over, waiting for room in the channel; dropped if nobody listens.
+    pub(crate) async fn send(&self, event: TransportEvent) {
+        match self {
+            Events::Channel(tx) => {
+                let _ = tx.send(event).await;
+            }
+            Events::Inline(handle) => handle(event),
+        }
+    }
+
+    /// Hands `event` over without waiting, or gives it back when the channel is full (it
+    /// is dropped if nobody listens).
+    pub(crate) fn try_send(&self, event: TransportEvent) -> Option<TransportEvent> {
+        match self {
+            Events::Channel(tx) => match tx.try_send(event) {
+                Err(mpsc::error::TrySendError::Full(event)) => Some(event),
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
+            },
+            Events::Inline(handle) => {
+                handle(event);
+                None
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Events::Channel(tx) => f.debug_tuple("Channel").field(tx).finish(),
+            Events::Inline(_) => f.write_str("Inline"),
+        }
+    }
 }

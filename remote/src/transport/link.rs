@@ -38,7 +38,7 @@ use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Shared, lock};
+use super::{Events, Shared, lock};
 use crate::frame::FrameReader;
 use crate::{DownReason, Frame, FrameCodec, FrameError, NodeId, TransportEvent};
 
@@ -316,15 +316,15 @@ pub(crate) fn spawn<S>(
     lanes: Lanes,
     stream: S,
     buffered: BytesMut,
-    events: mpsc::Sender<TransportEvent>,
+    events: Events,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (read_half, write_half) = tokio::io::split(stream);
     let codec = FrameCodec::new(shared.config.max_frame);
     let reader = FrameReader::with_buffer(read_half, buffered, codec);
-    shared.tasks.spawn(write_loop(shared.clone(), link.clone(), lanes, write_half));
-    shared.tasks.spawn(read_loop(shared.clone(), link, reader, events));
+    shared.spawn(write_loop(shared.clone(), link.clone(), lanes, write_half));
+    shared.spawn(read_loop(shared.clone(), link, reader, events));
 }
 
 /// The reader task: frames to events, silence to `Timeout`, and the link's last rites.
@@ -332,7 +332,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     shared: Arc<Shared>,
     link: Arc<Link>,
     mut reader: FrameReader<R>,
-    events: mpsc::Sender<TransportEvent>,
+    events: Events,
 ) {
     let timeout = shared.config.peer_timeout;
     let silence = tokio::time::sleep(timeout);
@@ -368,6 +368,15 @@ async fn read_loop<R: AsyncRead + Unpin>(
         };
         shared.counters.read(1, bytes - counted);
         counted = bytes;
+        // On the transport's own thread, a frame costs one unit of the task's budget,
+        // buffered or not: a reader with a deep backlog yields after a budget's worth, so
+        // that its link's writer (the replies, the snapshot messages this node sends) and
+        // the other links run in between, instead of waiting until the socket is drained.
+        // Not among the application's tasks: there, a yield waits for a sweep of every
+        // runnable actor, and a link that yields often falls behind.
+        if shared.io.is_some() {
+            tokio::task::consume_budget().await;
+        }
         match frame {
             Frame::Heartbeat => {}
             Frame::Goodbye { reason } => break Some(DownReason::Goodbye(reason)),
@@ -378,11 +387,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
                 let event = TransportEvent::Frame { from: link.node.clone(), frame };
                 // A dropped receiver means nobody listens; keep the link serving sends.
-                if let Err(mpsc::error::TrySendError::Full(event)) = events.try_send(event) {
+                if let Some(event) = events.try_send(event) {
                     tokio::select! {
                         biased;
                         () = link.close.cancelled() => break None,
-                        _ = events.send(event) => {}
+                        () = events.send(event) => {}
                     }
                 }
             }
@@ -421,7 +430,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let peer = link.node.to_string();
     metrics::counter!("amber_links_down_total", "peer" => peer, "reason" => kind).increment(1);
     let redial = link.dialled.load(Ordering::Acquire) && super::redial::redials(&reason);
-    let _ = events.send(TransportEvent::PeerDown { node: link.node.clone(), reason }).await;
+    events.send(TransportEvent::PeerDown { node: link.node.clone(), reason }).await;
     shared.remove(&link);
     link.set_finished();
     if redial {

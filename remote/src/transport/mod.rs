@@ -5,6 +5,7 @@ mod config;
 mod error;
 mod event;
 mod gate;
+mod io;
 mod link;
 mod peers;
 mod redial;
@@ -30,10 +31,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::event::{Events, Handler};
 use self::gate::HandshakeGate;
 use self::link::{Encoded, GOODBYE_GRACE, Lanes, Link, Refused};
 use self::peers::{Admission, PeerTable};
@@ -80,9 +83,12 @@ pub(crate) struct Shared {
     /// Bumped whenever a link is reported up or removed.
     changes: watch::Sender<()>,
     /// Taken out at shutdown, so that the event stream ends when the last task does.
-    events: Mutex<Option<mpsc::Sender<TransportEvent>>>,
+    events: Mutex<Option<Events>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// The runtime of the transport's own thread, if it has one
+    /// ([`TransportConfig::io_thread`]); else its tasks run on the runtime that bound it.
+    pub(crate) io: Option<Handle>,
     counters: Counters,
     next_link: AtomicU64,
     /// Places for incoming connections in their handshake.
@@ -109,12 +115,51 @@ impl Transport {
         config: TransportConfig,
     ) -> Result<(Transport, mpsc::Receiver<TransportEvent>), TransportError> {
         config.check().map_err(TransportError::Config)?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| TransportError::Bind { addr: config.listen, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| TransportError::Bind { addr: config.listen, source })?;
+        let (events, receiver) = mpsc::channel(config.event_queue);
+        let transport = Transport::start(config, Events::Channel(events)).await?;
+        Ok((transport, receiver))
+    }
+
+    /// Listens on `config.listen` and calls `handler` with every event, in place, on the
+    /// transport's own tasks instead of queueing it for a receiver: a link's reader hands
+    /// each frame over as soon as it is decoded, with no task switch, so the frames a link
+    /// has read never wait for another task's turn.
+    ///
+    /// The order is the same as [`bind`](Self::bind)'s, and calls never overlap for one
+    /// link: a link's `PeerUp`, then its frames, then its `PeerDown`, each call returning
+    /// before the next starts; a peer's next link's `PeerUp` only after the previous link's
+    /// `PeerDown` returned. Calls for different links run concurrently, on whichever
+    /// workers run their tasks. The handler must not block: while it runs, its link reads
+    /// nothing (as a full event channel would hold it).
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), amber_remote::TransportError> {
+    /// use amber_remote::{Transport, TransportConfig, TransportEvent};
+    /// let config = TransportConfig::new("a", "127.0.0.1:0".parse().unwrap(), vec![7; 32]);
+    /// let transport = Transport::bind_with_handler(config, |event| {
+    ///     if let TransportEvent::Frame { from, frame } = event {
+    ///         println!("{from}: {frame:?}");
+    ///     }
+    /// })
+    /// .await?;
+    /// # transport.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn bind_with_handler(
+        config: TransportConfig,
+        handler: impl Fn(TransportEvent) + Send + Sync + 'static,
+    ) -> Result<Transport, TransportError> {
+        let handler: Handler = Arc::new(handler);
+        Transport::start(config, Events::Inline(handler)).await
+    }
+
+    async fn start(config: TransportConfig, events: Events) -> Result<Transport, TransportError> {
+        config.check().map_err(TransportError::Config)?;
+        let bind_error = |source| TransportError::Bind { addr: config.listen, source };
+        let listener = std::net::TcpListener::bind(config.listen).map_err(bind_error)?;
+        listener.set_nonblocking(true).map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
         let incarnation = proof::incarnation().map_err(|e| match e {
             HandshakeError::Entropy(e) => TransportError::Entropy(e),
             other => TransportError::Entropy(other.to_string()),
@@ -126,8 +171,20 @@ impl Transport {
             secret: config.secret.clone().into(),
             version: PROTOCOL_VERSION,
         };
-        let (events, receiver) = mpsc::channel(config.event_queue);
         let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let io = match config.io_thread {
+            true => Some(
+                io::start(config.node.as_str(), shutdown.clone(), tasks.clone())
+                    .map_err(TransportError::Thread)?,
+            ),
+            false => None,
+        };
+        // Registered with the reactor of the runtime that runs the transport's tasks.
+        let listener = {
+            let _context = io.as_ref().map(Handle::enter);
+            TcpListener::from_std(listener).map_err(bind_error)?
+        };
         let shared = Arc::new(Shared {
             codec: FrameCodec::new(config.max_frame),
             gate: HandshakeGate::new(config.max_pending_handshakes, config.max_pending_per_address),
@@ -141,13 +198,14 @@ impl Transport {
             changes: watch::Sender::new(()),
             events: Mutex::new(Some(events)),
             shutdown: shutdown.clone(),
-            tasks: TaskTracker::new(),
+            tasks,
+            io,
             counters: Counters::default(),
             next_link: AtomicU64::new(1),
         });
-        shared.tasks.spawn(accept::accept_loop(shared.clone(), listener));
+        shared.spawn(accept::accept_loop(shared.clone(), listener));
         tracing::debug!(node = %shared.identity.node, addr = %local_addr, "transport listening");
-        Ok((Transport { shared, _owner: Arc::new(Owner(shutdown)) }, receiver))
+        Ok(Transport { shared, _owner: Arc::new(Owner(shutdown)) })
     }
 
     /// This node's id.
@@ -330,24 +388,45 @@ impl Transport {
 impl Shared {
     /// Dials `addr`: what [`Transport::connect`] does (also used to redial).
     async fn dial_addr(self: &Arc<Shared>, addr: SocketAddr) -> Result<NodeId, TransportError> {
-        let shared = self;
-        let events = shared.events()?;
-        let timeout = shared.config.handshake_timeout;
+        let events = self.events()?;
+        // The connection, the handshake and the link's start run in their own task, on the
+        // transport's runtime (whose reactor the socket is registered with): cancelling
+        // `connect` must not leave a half-made link behind (the link may still come up).
+        match self.spawn(self.clone().connect_tcp(addr, events)).await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(TransportError::Shutdown),
+        }
+    }
+
+    /// Opens a TCP connection to `addr` and dials over it.
+    async fn connect_tcp(
+        self: Arc<Shared>,
+        addr: SocketAddr,
+        events: Events,
+    ) -> Result<NodeId, TransportError> {
+        let timeout = self.config.handshake_timeout;
         let stream = tokio::select! {
-            () = shared.shutdown.cancelled() => return Err(TransportError::Shutdown),
+            () = self.shutdown.cancelled() => return Err(TransportError::Shutdown),
             stream = tokio::time::timeout(timeout, TcpStream::connect(addr)) => stream,
         };
         let stream = stream
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))
             .and_then(|stream| stream)
             .map_err(|source| TransportError::Connect { addr, source })?;
-        shared.tune(&stream).map_err(|source| TransportError::Connect { addr, source })?;
-        // The handshake and the link's start run in their own task: cancelling `connect`
-        // must not leave a half-made link behind (the link may still come up).
-        match shared.tasks.spawn(shared.clone().dial_tcp(stream, addr, events)).await {
-            Ok(result) => result,
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            Err(_) => Err(TransportError::Shutdown),
+        self.tune(&stream).map_err(|source| TransportError::Connect { addr, source })?;
+        self.dial_tcp(stream, addr, events).await
+    }
+
+    /// Runs `task` among the transport's tasks, on its own thread if it has one.
+    pub(crate) fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.io {
+            Some(io) => self.tasks.spawn_on(task, io),
+            None => self.tasks.spawn(task),
         }
     }
 
@@ -365,7 +444,7 @@ impl Shared {
         Ok(())
     }
 
-    fn events(&self) -> Result<mpsc::Sender<TransportEvent>, TransportError> {
+    fn events(&self) -> Result<Events, TransportError> {
         match &*lock(&self.events) {
             Some(events) if !self.shutdown.is_cancelled() => Ok(events.clone()),
             _ => Err(TransportError::Shutdown),
@@ -413,7 +492,7 @@ impl Shared {
         self: Arc<Shared>,
         stream: TcpStream,
         addr: SocketAddr,
-        events: mpsc::Sender<TransportEvent>,
+        events: Events,
     ) -> Result<NodeId, TransportError> {
         #[cfg(feature = "tls")]
         if let Some(tls) = self.config.tls.clone() {
@@ -429,7 +508,7 @@ impl Shared {
         tls: TlsConfig,
         stream: TcpStream,
         addr: SocketAddr,
-        events: mpsc::Sender<TransportEvent>,
+        events: Events,
     ) -> Result<NodeId, TransportError> {
         let connector = tokio_rustls::TlsConnector::from(tls.client);
         let connect = connector.connect(tls.server_name, stream);
@@ -454,7 +533,7 @@ impl Shared {
         self: Arc<Shared>,
         stream: S,
         addr: SocketAddr,
-        events: mpsc::Sender<TransportEvent>,
+        events: Events,
     ) -> Result<NodeId, TransportError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -543,12 +622,8 @@ struct Registration {
 
 impl Registration {
     /// Reports `PeerUp` (after the replaced link's `PeerDown`) and starts the link's tasks.
-    async fn announce<S>(
-        mut self,
-        stream: S,
-        buffered: BytesMut,
-        events: mpsc::Sender<TransportEvent>,
-    ) where
+    async fn announce<S>(mut self, stream: S, buffered: BytesMut, events: Events)
+    where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         if let Some(old) = self.replaced.take() {
@@ -570,7 +645,7 @@ impl Registration {
             listen: link.listen,
             incarnation: link.incarnation,
         };
-        let _ = events.send(up).await;
+        events.send(up).await;
         link.set_announced();
         self.shared.changes.send_replace(());
         link::spawn(&self.shared, link, lanes, stream, buffered, events);

@@ -99,7 +99,7 @@ impl Shared {
         }
         tracing::info!(peer = %node, %addr, "link lost; redialling");
         let shared = self.clone();
-        self.tasks.spawn(async move {
+        self.spawn(async move {
             let _done = Redialling { shared: shared.clone(), node: node.clone() };
             shared.redial(node, addr, policy).await;
         });
@@ -142,7 +142,7 @@ impl Shared {
                 tracing::warn!(peer = %node, %addr, attempts = attempt, "redial gave up");
                 if let Ok(events) = self.events() {
                     let gave_up = TransportEvent::GaveUp { node, addr, attempts: attempt };
-                    let _ = events.send(gave_up).await;
+                    events.send(gave_up).await;
                 }
                 return;
             }

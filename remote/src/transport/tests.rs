@@ -76,3 +76,91 @@ async fn send_all_stops_at_the_first_frame_it_cannot_send() {
     let error = a.send_all(&stranger, &frames).await.unwrap_err();
     assert!(matches!(error, TransportError::UnknownPeer(ref n) if *n == stranger), "{error}");
 }
+
+/// What a handler saw: the events (frames by number) and the threads it ran on.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Up,
+    Frame(u64),
+    Down,
+}
+
+/// `b` with a handler that records what it sees and fails the test if two calls overlap.
+async fn handled(
+    io_thread: bool,
+) -> (Transport, tokio::sync::mpsc::UnboundedReceiver<(Seen, String)>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let config = TransportConfig::new(
+        "b",
+        "127.0.0.1:0".parse().unwrap(),
+        b"transport unit-test secret".to_vec(),
+    )
+    .with_io_thread(io_thread);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let busy = Arc::new(AtomicBool::new(false));
+    let transport = Transport::bind_with_handler(config, move |event| {
+        assert!(!busy.swap(true, Ordering::AcqRel), "two calls at once for one link");
+        let seen = match event {
+            TransportEvent::PeerUp { .. } => Some(Seen::Up),
+            TransportEvent::PeerDown { .. } => Some(Seen::Down),
+            TransportEvent::Frame { frame: Frame::Control(bytes), .. } => {
+                Some(Seen::Frame(u64::from_be_bytes(bytes[..8].try_into().unwrap())))
+            }
+            _ => None,
+        };
+        let thread = std::thread::current().name().unwrap_or("").to_owned();
+        if let Some(seen) = seen {
+            let _ = tx.send((seen, thread));
+        }
+        busy.store(false, Ordering::Release);
+    })
+    .await
+    .unwrap();
+    (transport, rx)
+}
+
+async fn handler_sees_each_link_in_order(io_thread: bool) {
+    let (b, mut seen) = handled(io_thread).await;
+    let mut threads = std::collections::HashSet::new();
+    let mut next = async || {
+        let (event, thread) =
+            tokio::time::timeout(WAIT, seen.recv()).await.expect("an event").expect("events go on");
+        threads.insert(thread);
+        event
+    };
+    // Two links from `a`, one after the other (a restarted `a`): each whole, in order, the
+    // second's PeerUp after the first's PeerDown.
+    for _ in 0..2 {
+        let (a, _events) = node("a").await;
+        let to = a.connect(b.local_addr()).await.unwrap();
+        let frames: Vec<Frame> = (0..500).map(|n| numbered(n, 64)).collect();
+        a.send_all(&to, &frames).await.unwrap();
+        a.shutdown().await;
+        assert_eq!(next().await, Seen::Up);
+        for n in 0..500 {
+            assert_eq!(next().await, Seen::Frame(n));
+        }
+        assert_eq!(next().await, Seen::Down);
+    }
+    if io_thread {
+        assert_eq!(threads, ["amber-io".to_owned()].into(), "on the transport's thread");
+    } else {
+        assert!(!threads.contains("amber-io"), "on the runtime that bound it: {threads:?}");
+    }
+    b.shutdown().await;
+    assert!(matches!(
+        b.connect("127.0.0.1:1".parse().unwrap()).await,
+        Err(TransportError::Shutdown)
+    ));
+}
+
+#[tokio::test]
+async fn a_handler_sees_each_link_whole_and_in_order() {
+    handler_sees_each_link_in_order(false).await;
+}
+
+#[tokio::test]
+async fn on_its_own_thread_a_handler_sees_each_link_whole_and_in_order() {
+    handler_sees_each_link_in_order(true).await;
+}
