@@ -99,7 +99,7 @@ impl Markers {
             }
             let to = (from + CLAIM).min(total);
             let mut sent = 0;
-            let mut batch = CutBatch::new();
+            let mut batch = CutBatch::with_capacity(to - from);
             for mailbox in &broadcast.mailboxes[from..to] {
                 // Between two messages: cut here and now. In a handler (or not started): it
                 // finds the marker first on its control lane.
