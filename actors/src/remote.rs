@@ -25,6 +25,7 @@ use amber_snapshot::Epoch;
 use serde::{Deserialize, Serialize};
 
 pub use crate::system::Host;
+pub use crate::turn::panic_message;
 use crate::{ActorId, ActorSystem, CodecError};
 
 type Complete = Box<dyn FnOnce(&ActorSystem, Result<Vec<u8>, ReplyError>, Epoch) + Send + Sync>;

@@ -43,11 +43,7 @@ impl CutBatch {
     /// An empty batch with room for `cuts` cuts and held runners (no reallocation while a
     /// claim of that many actors fills it).
     pub(crate) fn with_capacity(cuts: usize) -> CutBatch {
-        CutBatch {
-            system: None,
-            reports: Vec::with_capacity(cuts),
-            held: Vec::with_capacity(cuts),
-        }
+        CutBatch { system: None, reports: Vec::with_capacity(cuts), held: Vec::with_capacity(cuts) }
     }
 
     /// Adds a cut taken on the spot, of an actor of `system`, to be filed with the others.

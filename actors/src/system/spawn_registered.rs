@@ -22,7 +22,10 @@ pub(crate) fn spawn_from_state<A: ActorState>(
     let decoded =
         std::panic::catch_unwind(AssertUnwindSafe(|| A::decode_state(version, state, system)))
             .map_err(|panic| {
-                StateError::Hook(format!("decode_state panicked: {}", panic_message(&panic)))
+                StateError::Hook(format!(
+                    "decode_state panicked: {}",
+                    crate::turn::panic_message(panic.as_ref())
+                ))
             })
             .and_then(|result| result)
             .map_err(SpawnError::State)?;
@@ -31,14 +34,6 @@ pub(crate) fn spawn_from_state<A: ActorState>(
         None => SpawnOptions::new(),
     };
     system.spawn_inner(options, Make::Instance(decoded), None, None).map(|actor| actor.id())
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("a non-string panic")
 }
 
 impl ActorSystem {

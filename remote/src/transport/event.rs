@@ -91,7 +91,7 @@ impl Events {
             Events::Channel(tx) => {
                 let _ = tx.send(event).await;
             }
-            Events::Inline(handle) => handle(event),
+            Events::Inline(handle) => call(handle, event),
         }
     }
 
@@ -104,10 +104,21 @@ impl Events {
                 Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
             },
             Events::Inline(handle) => {
-                handle(event);
+                call(handle, event);
                 None
             }
         }
+    }
+}
+
+/// Calls `handle`; a panic in it is logged and the event dropped, and the link goes on
+/// (its task must still report its `PeerDown` and leave the peer table, or the peer could
+/// never link again).
+fn call(handle: &Handler, event: TransportEvent) {
+    let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(event)));
+    if let Err(panic) = called {
+        let panic = amber_actors::remote::panic_message(panic.as_ref());
+        tracing::error!(%panic, "the transport's event handler panicked; the event is dropped");
     }
 }
 

@@ -164,3 +164,39 @@ async fn a_handler_sees_each_link_whole_and_in_order() {
 async fn on_its_own_thread_a_handler_sees_each_link_whole_and_in_order() {
     handler_sees_each_link_in_order(true).await;
 }
+
+#[tokio::test]
+async fn a_handler_that_panics_loses_that_event_not_the_link() {
+    let config = TransportConfig::new(
+        "b",
+        "127.0.0.1:0".parse().unwrap(),
+        b"transport unit-test secret".to_vec(),
+    );
+    let (tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let b = Transport::bind_with_handler(config, move |event| match event {
+        TransportEvent::Frame { frame: Frame::Control(bytes), .. } if bytes[0] == 0xff => {
+            panic!("a bug in the handler")
+        }
+        TransportEvent::Frame { frame: Frame::Control(bytes), .. } => {
+            let _ = tx.send(Some(bytes[0]));
+        }
+        TransportEvent::PeerDown { .. } => {
+            let _ = tx.send(None);
+        }
+        _ => {}
+    })
+    .await
+    .unwrap();
+    let mut next = async || tokio::time::timeout(WAIT, seen.recv()).await.unwrap().unwrap();
+    for round in 0..2 {
+        let (a, _events) = node("a").await;
+        let to = a.connect(b.local_addr()).await.unwrap();
+        for byte in [1, 0xff, 2] {
+            a.send(&to, &Frame::Control(vec![byte])).await.unwrap();
+        }
+        assert_eq!(next().await, Some(1), "round {round}");
+        assert_eq!(next().await, Some(2), "the link reads on after the panic");
+        a.shutdown().await;
+        assert_eq!(next().await, None, "PeerDown reported: the peer may link again");
+    }
+}
