@@ -187,6 +187,23 @@ pub trait RemoteRoute: Send + Sync + 'static {
     /// dropped (the caller still holds the original and gives it back to its sender).
     fn route(&self, message: OutboundMessage) -> Result<(), RouteError>;
 
+    /// [`route`](Self::route), then, if the link took the message, `taken` (the snapshot
+    /// engine counts the message as sent on that link), both before the link can be
+    /// reported down. Snapshots count each link's messages from zero again once it drops
+    /// ([`Host::node_down`]): a message taken by a link that then dropped must be counted
+    /// before that reset, never after it (on the next link's account, where it would never
+    /// arrive and the counts would never add up again). The default calls one after the
+    /// other, which is right for a route whose down notice cannot come in between.
+    fn route_then(
+        &self,
+        message: OutboundMessage,
+        taken: &mut dyn FnMut(),
+    ) -> Result<(), RouteError> {
+        self.route(message)?;
+        taken();
+        Ok(())
+    }
+
     /// The node's name, for errors and logs.
     fn node(&self) -> &str;
 

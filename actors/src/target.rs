@@ -234,14 +234,14 @@ impl Remote {
         };
         // Messages from actors carry their sender's epoch and are counted once the link
         // took them; outside messages are tagged on arrival and never counted.
-        let counted = outbound.from.map(|_| outbound.tag);
-        match self.route.route(outbound) {
-            Ok(()) => {
-                if let Some(tag) = counted {
-                    self.engine.remote_sent(self.route.node(), tag);
-                }
-                Ok(())
-            }
+        let routed = match outbound.from.map(|_| outbound.tag) {
+            Some(tag) => self.route.route_then(outbound, &mut || {
+                self.engine.remote_sent(self.route.node(), tag);
+            }),
+            None => self.route.route(outbound),
+        };
+        match routed {
+            Ok(()) => Ok(()),
             Err(e) => {
                 tracing::debug!(actor = %self.meta.id, error = %e, "remote send failed");
                 Err(Refused::Stopped(env))

@@ -71,6 +71,7 @@ mod inbound;
 mod membership;
 mod migrate;
 mod names;
+mod outbound;
 mod placement;
 mod restore;
 mod spawn;
@@ -78,7 +79,7 @@ mod strikes;
 mod watch;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -97,6 +98,7 @@ pub use self::error::ClusterError;
 pub use self::event::ClusterEvent;
 use self::inbound::Inbound;
 pub use self::membership::{GossipStats, Member, MemberStatus, MembershipConfig};
+use self::outbound::Outbound;
 pub use self::placement::{Placement, PlacementError};
 pub use self::spawn::SpawnRefusal;
 use self::strikes::Strike;
@@ -391,7 +393,7 @@ impl Shared {
         };
         let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
         let credit = Arc::new(credit::Credit::new(self.credit));
-        let out = Arc::new(Outbound { tx, credit: credit.clone(), live: AtomicBool::new(true) });
+        let out = Arc::new(Outbound::new(tx, credit.clone()));
         drop(entry.insert(out.clone()));
         // The forwarder ends once every sender is gone: the map lets go of the path when the
         // peer goes down, and routes hold it only while they send.
@@ -437,9 +439,9 @@ impl Shared {
             self.systems.remove_if(&system, |_, n| n == node);
         }
         if let Some((_, out)) = self.outbound.remove(node) {
-            // Routes that cached it look the peer up again (and find it down).
-            out.live.store(false, Ordering::Release);
-            out.credit.wake_all();
+            // Before the snapshot engine hears of it (`node_down`, below): every message
+            // this path took is counted by then, on the account the engine resets.
+            out.close();
         }
         watch::peer_down(self, node);
         self.strikes.peer_down(node);
@@ -564,24 +566,6 @@ impl RemoteDirectory for Directory {
     }
 }
 
-/// One peer's outbound path: the forwarder that hands its frames to the link in order, and
-/// the bound on the data messages queued in it (see `credit.rs`).
-#[derive(Debug)]
-struct Outbound {
-    tx: mpsc::UnboundedSender<Frame>,
-    credit: Arc<credit::Credit>,
-    /// Cleared when the peer goes down (`peer_down`), before its asks are swept: a route
-    /// that registered an ask and then finds it set is sure `peer_down` sees the ask.
-    live: AtomicBool,
-}
-
-impl Outbound {
-    /// Whether frames given to it may still reach the peer.
-    fn is_open(&self) -> bool {
-        self.live.load(Ordering::Acquire) && !self.tx.is_closed()
-    }
-}
-
 /// The route to one peer node.
 struct PeerRoute {
     node: NodeId,
@@ -606,6 +590,18 @@ impl PeerRoute {
 
 impl RemoteRoute for PeerRoute {
     fn route(&self, message: OutboundMessage) -> Result<(), RouteError> {
+        self.route_then(message, &mut || {})
+    }
+
+    /// Hands the message to the peer's forwarder and calls `taken` inside the path's
+    /// `sending` section, which `Shared::peer_down` waits out after closing the path and
+    /// before the snapshot engine hears that the link dropped: a message the path took is
+    /// counted on that link's account (and forgotten with it), never on the next link's.
+    fn route_then(
+        &self,
+        message: OutboundMessage,
+        taken: &mut dyn FnMut(),
+    ) -> Result<(), RouteError> {
         let down = || RouteError::NodeDown(self.node.to_string());
         let shared = self.shared.upgrade().ok_or_else(down)?;
         // Register the ask first, then check the peer: `peer_down` forgets the peer (and
@@ -635,11 +631,13 @@ impl RemoteRoute for PeerRoute {
             type_name: message.type_name.into(),
             payload: message.payload,
         };
+        let Some(_sending) = out.sending() else { return refused(&shared) };
         out.credit.queued();
         if out.tx.send(frame).is_err() {
             out.credit.sent();
             return refused(&shared);
         }
+        taken();
         Ok(())
     }
 

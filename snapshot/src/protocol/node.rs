@@ -406,8 +406,9 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
     /// never add up again. Both ends forget them and count the next link from zero (each
     /// end calls this when it sees the link down: on the receiving end after every message
     /// the old link delivered, on the sending end before any message goes on the next
-    /// link). Returns the snapshot running here, if any: it cannot complete any more, and
-    /// the runtime refuses it to its coordinator
+    /// link, and only once every message the old link took has been counted by
+    /// [`remote_sent`](Self::remote_sent)). Returns the snapshot running here, if any: it
+    /// cannot complete any more, and the runtime refuses it to its coordinator
     /// ([`Refusal::LinkLost`](crate::Refusal::LinkLost)).
     #[must_use = "a snapshot running across a dropped link must be refused"]
     pub fn link_down<Q>(&mut self, peer: &Q) -> Option<Epoch>
