@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::checkpoint::error::{FormatError, ReferenceProblem, StoreError};
 use crate::checkpoint::format::{
-    Compression, MANIFEST_HEADER_LEN, VERSION_HEADER_LEN, decode_head, decode_parts,
+    Compression, Head, MANIFEST_HEADER_LEN, VERSION_HEADER_LEN, decode_head, decode_parts,
     encode_planned, manifest_len, version_of,
 };
 use crate::checkpoint::incremental::{self, Chain, Memory, Parts};
-use crate::checkpoint::model::{Checkpoint, CheckpointId, Manifest};
+use crate::checkpoint::model::{Checkpoint, CheckpointId};
 use crate::checkpoint::store::{CheckpointInfo, CheckpointStore};
 
 /// The start of a checkpoint's file name; the id follows, zero-padded to 20 digits.
@@ -216,7 +216,7 @@ impl FsStore {
             return None;
         }
         let homes = parts.homes().into_iter().map(|home| (home, self.load_home(home))).collect();
-        Chain::of_stored(parts, homes)
+        incremental::chain_of_stored(parts, homes)
     }
 
     /// Reads checkpoint `home`, which holds states another checkpoint refers to.
@@ -264,7 +264,7 @@ impl FsStore {
         if version < 5 {
             return Ok(Vec::new());
         }
-        Ok(self.read_head(id)?.1)
+        Ok(self.read_head(id)?.0.bases)
     }
 
     /// The memory, even if a thread panicked holding it (it is consistent between calls).
@@ -272,17 +272,8 @@ impl FsStore {
         self.memory.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reads the manifest of checkpoint `id` and the file's size.
-    fn read_manifest(&self, id: CheckpointId) -> Result<(Manifest, u64), StoreError> {
-        let (manifest, _, bytes) = self.read_head(id)?;
-        Ok((manifest, bytes))
-    }
-
-    /// Reads the manifest and bases of checkpoint `id` and the file's size.
-    fn read_head(
-        &self,
-        id: CheckpointId,
-    ) -> Result<(Manifest, Vec<CheckpointId>, u64), StoreError> {
+    /// Reads the head (id, epoch, time, bases) of checkpoint `id` and the file's size.
+    fn read_head(&self, id: CheckpointId) -> Result<(Head, u64), StoreError> {
         let path = self.path_of(id);
         let format_error = |source| StoreError::Format { location: location(&path), source };
         let mut file = File::open(&path).map_err(io_error("open", &path))?;
@@ -292,9 +283,9 @@ impl FsStore {
         let needed = manifest_len(&head).map_err(format_error)?;
         // Reads at most what the file holds, whatever the length field claims.
         read_up_to(&mut file, needed - head.len(), &mut head).map_err(io_error("read", &path))?;
-        let (manifest, bases) = decode_head(&head).map_err(format_error)?;
-        check_id(id, manifest.id, &path)?;
-        Ok((manifest, bases, bytes))
+        let head = decode_head(&head).map_err(format_error)?;
+        check_id(id, head.id, &path)?;
+        Ok((head, bytes))
     }
 
     /// Deletes the temporary files of interrupted saves, as far as it can.
@@ -438,11 +429,11 @@ impl CheckpointStore for FsStore {
     fn list(&self) -> Result<Vec<CheckpointInfo>, StoreError> {
         let mut infos = Vec::new();
         for id in self.ids()? {
-            match self.read_manifest(id) {
-                Ok((manifest, bytes)) => infos.push(CheckpointInfo {
+            match self.read_head(id) {
+                Ok((head, bytes)) => infos.push(CheckpointInfo {
                     id,
-                    epoch: manifest.epoch,
-                    created_unix_ms: manifest.created_unix_ms,
+                    epoch: head.epoch,
+                    created_unix_ms: head.created_unix_ms,
                     path_or_key: location(&self.path_of(id)),
                     bytes,
                 }),
