@@ -4,7 +4,8 @@
 //!
 //! `cargo test --release -p amber-snapshot --test checkpoint_incremental_figures -- --ignored
 //! --nocapture` (`AMBER_FIGURES_STATES=100,200` picks the state sizes, `AMBER_FIGURES_ROUNDS`
-//! the incremental checkpoints after the first, full one, `AMBER_FIGURES_DIR` where the files
+//! the incremental checkpoints after the first, full one, `AMBER_FIGURES_STORES` the stores
+//! (`full`, `incremental`, `full zstd`, `incremental zstd`), `AMBER_FIGURES_DIR` where the files
 //! go: e.g. /dev/shm, where a sync costs nothing, to see the CPU a save costs).
 
 use std::time::Instant;
@@ -91,6 +92,16 @@ fn ms(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1000.0
 }
 
+/// The CPU time this thread has run, in milliseconds (Linux: `/proc/thread-self/schedstat`,
+/// nanoseconds on the CPU); 0 elsewhere. On a shared machine it is steadier than the wall
+/// clock, which counts the time other processes take the cores.
+fn cpu_ms() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0.0, |ns| ns as f64 / 1e6)
+}
+
 #[test]
 #[ignore = "figures for BENCHMARKS.md: run in release, by hand"]
 fn incremental_checkpoint_figures() {
@@ -128,19 +139,25 @@ fn incremental_checkpoint_figures() {
             let mut full_bytes = [0u64; 2];
             // The stores take turns within one checkpoint: a noisy machine hits them alike.
             for (i, (name, store)) in stores.iter().enumerate() {
-                let start = Instant::now();
+                // `AMBER_FIGURES_STORES=incremental` (for a profile): only the stores named.
+                let only = std::env::var("AMBER_FIGURES_STORES").ok();
+                if only.is_some_and(|only| !only.split(',').any(|o| o == *name)) {
+                    continue;
+                }
+                let (start, cpu) = (Instant::now(), cpu_ms());
                 let info = store.save(&checkpoint).unwrap();
-                let save = ms(start);
-                let start = Instant::now();
+                let (save, save_cpu) = (ms(start), cpu_ms() - cpu);
+                let (start, cpu) = (Instant::now(), cpu_ms());
                 let loaded = store.load(CheckpointId(id)).unwrap();
-                let load = ms(start);
+                let (load, load_cpu) = (ms(start), cpu_ms() - cpu);
                 assert!(loaded == checkpoint, "{name} checkpoint {id} loads equal");
                 if i % 2 == 0 {
                     full_bytes[i / 2] = info.bytes;
                 }
                 println!(
                     "{len:>4}-byte states, checkpoint {id}, {name:>16}: {:>10} bytes ({:5.1} %), \
-                     save {save:6.1} ms, load {load:6.1} ms",
+                     save {save:6.1} ms (cpu {save_cpu:6.1}), load {load:6.1} ms (cpu \
+                     {load_cpu:6.1})",
                     info.bytes,
                     info.bytes as f64 * 100.0 / full_bytes[i / 2] as f64
                 );

@@ -9,11 +9,20 @@
 //! ([`ActorRun`]). The actors are kept in the manifest's order, so the next checkpoint (mostly
 //! the same actors in the same order) finds each by position, not by a hash lookup.
 //!
-//! The digest stays BLAKE3 (not a faster, non-cryptographic hash): a reference written for a
-//! state that changed would load a wrong state silently, so equal digests must mean equal
-//! bytes, even for states an adversary chooses.
+//! Whether a state changed is told by a *fingerprint*: keyed SipHash-1-3 (the variant the
+//! standard library's hash maps use) with 128 bits of output, under a key drawn at random
+//! for each chain (a PRF: without the key, which never leaves the process, a changed state
+//! an adversary chooses keeps its fingerprint with probability 2^-128). It is
+//! several times cheaper than BLAKE3 on the small states most actors have, and every state is
+//! fingerprinted at every save. The BLAKE3 digest (which a run's digest is made of and a
+//! reader checks) is computed only for the states written out, and remembered: a reference
+//! written for a state that changed would load a wrong state silently, so the writer never
+//! trusts anything weaker than a keyed 128-bit PRF, and the file keeps BLAKE3.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use siphasher::sip128::SipHasher13;
 
 use crate::ActorId;
 use crate::checkpoint::compact::{ActorItem, ActorRun};
@@ -59,49 +68,103 @@ impl Names {
     }
 }
 
-/// An actor's manifest entry as a chain keeps it.
+/// An actor's manifest entry as a chain keeps it: small (a chain keeps one per actor and
+/// copies them at every save), the fields most actors leave empty boxed apart.
 #[derive(Debug, Clone)]
 struct KeptEntry {
     id: ActorId,
+    parent: Option<ActorId>,
     type_name: u32,
     node: u32,
+    state_version: u32,
+    /// `None` if the actor has no name, watchers or watched actors, and the default capacity
+    /// and restart policy.
+    rare: Option<Box<RareFields>>,
+}
+
+/// The fields of an entry most actors leave empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RareFields {
     name: Option<Box<str>>,
-    parent: Option<ActorId>,
     watchers: Box<[ActorId]>,
     watching: Box<[ActorId]>,
-    state_version: u32,
     capacity: SpawnCapacity,
     restart: SpawnRestart,
 }
 
 impl KeptEntry {
     fn of(entry: &ActorEntry, types: &mut Names, nodes: &mut Names) -> KeptEntry {
+        let plain = entry.name.is_none()
+            && entry.watchers.is_empty()
+            && entry.watching.is_empty()
+            && entry.capacity == SpawnCapacity::SystemDefault
+            && entry.restart == SpawnRestart::Never;
+        let rare = (!plain).then(|| {
+            Box::new(RareFields {
+                name: entry.name.as_deref().map(Box::from),
+                watchers: entry.watchers.as_slice().into(),
+                watching: entry.watching.as_slice().into(),
+                capacity: entry.capacity,
+                restart: entry.restart,
+            })
+        });
         KeptEntry {
             id: entry.id,
+            parent: entry.parent,
             type_name: types.intern(&entry.type_name),
             node: nodes.intern(&entry.node),
-            name: entry.name.as_deref().map(Box::from),
-            parent: entry.parent,
-            watchers: entry.watchers.as_slice().into(),
-            watching: entry.watching.as_slice().into(),
             state_version: entry.state_version,
-            capacity: entry.capacity,
-            restart: entry.restart,
+            rare,
         }
     }
 
     /// Whether `entry` is this one (`types` and `nodes` are the tables it was kept with).
     fn is(&self, entry: &ActorEntry, types: &Names, nodes: &Names) -> bool {
+        let rare_same = match &self.rare {
+            None => {
+                entry.name.is_none()
+                    && entry.watchers.is_empty()
+                    && entry.watching.is_empty()
+                    && entry.capacity == SpawnCapacity::SystemDefault
+                    && entry.restart == SpawnRestart::Never
+            }
+            Some(rare) => {
+                rare.name.as_deref() == entry.name.as_deref()
+                    && *rare.watchers == *entry.watchers
+                    && *rare.watching == *entry.watching
+                    && rare.capacity == entry.capacity
+                    && rare.restart == entry.restart
+            }
+        };
         self.id == entry.id
             && self.state_version == entry.state_version
             && self.parent == entry.parent
-            && self.capacity == entry.capacity
-            && self.restart == entry.restart
             && types.get(self.type_name) == entry.type_name
             && nodes.get(self.node) == entry.node
-            && self.name.as_deref() == entry.name.as_deref()
-            && *self.watchers == *entry.watchers
-            && *self.watching == *entry.watching
+            && rare_same
+    }
+}
+
+/// The key of a chain's fingerprints (random, drawn once per chain).
+#[derive(Clone, Copy)]
+struct FingerprintKey(u64, u64);
+
+impl FingerprintKey {
+    /// A key no one outside this process can know: two outputs of the standard library's
+    /// randomly keyed SipHash.
+    fn random() -> FingerprintKey {
+        let random = std::collections::hash_map::RandomState::new();
+        FingerprintKey(random.hash_one(0x5eed_u64), random.hash_one(0xfeed_u64))
+    }
+
+    fn fingerprint(self, state: &[u8]) -> u128 {
+        SipHasher13::new_with_keys(self.0, self.1).hash(state).as_u128()
+    }
+}
+
+impl std::fmt::Debug for FingerprintKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FingerprintKey(..)")
     }
 }
 
@@ -109,6 +172,8 @@ impl KeptEntry {
 #[derive(Debug, Clone)]
 struct Known {
     entry: KeptEntry,
+    /// The state's fingerprint (under the chain's key), BLAKE3 digest and length.
+    fingerprint: u128,
     digest: Digest,
     len: u64,
     /// The checkpoint that stores its entry and state.
@@ -118,7 +183,7 @@ struct Known {
 }
 
 /// What a store that writes incrementally remembers of the last checkpoint it wrote.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Chain {
     /// The checkpoint this describes.
     last: CheckpointId,
@@ -126,14 +191,34 @@ pub(crate) struct Chain {
     since_full: u32,
     /// The actors of `last` that can be referred to, in its manifest's order.
     actors: Vec<Known>,
+    /// The key of the states' fingerprints.
+    key: FingerprintKey,
     /// The type and node names of the kept entries.
     types: Names,
     nodes: Names,
     /// Every checkpoint that `actors` are stored in, ascending.
     homes: Vec<CheckpointId>,
+    /// An empty buffer the next plan fills if the actors moved (the actors of the chain
+    /// before): a hundred thousand actors are megabytes that fresh memory would page-fault
+    /// in at every such save.
+    spare: Vec<Known>,
 }
 
 impl Chain {
+    /// A chain of checkpoint `id` that knows no actor.
+    fn empty(id: CheckpointId) -> Chain {
+        Chain {
+            last: id,
+            since_full: 0,
+            actors: Vec::new(),
+            key: FingerprintKey::random(),
+            types: Names::default(),
+            nodes: Names::default(),
+            homes: Vec::new(),
+            spare: Vec::new(),
+        }
+    }
+
     /// The checkpoint this chain describes.
     pub(crate) fn last(&self) -> CheckpointId {
         self.last
@@ -167,20 +252,14 @@ impl Chain {
         let id = checkpoint.manifest.id;
         let actors = &checkpoint.manifest.actors;
         let states = StatesByPlace::of(checkpoint)?;
-        let mut chain = Chain {
-            last: id,
-            since_full: 0,
-            actors: Vec::with_capacity(actors.len()),
-            types: Names::default(),
-            nodes: Names::default(),
-            homes: Vec::new(),
-        };
+        let mut chain = Chain { actors: Vec::with_capacity(actors.len()), ..Chain::empty(id) };
         for (place, entry) in actors.iter().enumerate() {
             let Some(&Some((home, home_place))) = stored_at.get(place) else { continue };
             let state = states.get(checkpoint, place)?;
             let entry = KeptEntry::of(entry, &mut chain.types, &mut chain.nodes);
+            let fingerprint = chain.key.fingerprint(&state.state);
             let (digest, len) = (digest(&state.state), state.state.len() as u64);
-            chain.actors.push(Known { entry, digest, len, home, home_place });
+            chain.actors.push(Known { entry, fingerprint, digest, len, home, home_place });
             chain.add_home(home);
         }
         chain.homes.sort_unstable();
@@ -277,30 +356,43 @@ pub(crate) struct Plan {
 /// no longer exists (`exists` says). Also returns the chain that describes `checkpoint` once
 /// written. `checkpoint` must be [valid](Checkpoint::validate).
 pub(crate) fn plan(
-    previous: Option<&Chain>,
+    previous: Option<Chain>,
     checkpoint: &Checkpoint,
     full_every: u32,
     exists: impl Fn(CheckpointId) -> bool,
 ) -> (Option<Plan>, Chain) {
     let Checkpoint { manifest, states, .. } = checkpoint;
     let id = manifest.id;
+    let n = manifest.actors.len();
     let previous = previous.filter(|chain| {
         chain.last < id
             && chain.since_full.saturating_add(1) < full_every
             && chain.homes.iter().all(|&home| exists(home))
     });
-    // The names of a chain that goes on are kept (the kept entries index them); a full
-    // checkpoint starts afresh.
-    let (types, nodes) =
-        previous.map(|chain| (chain.types.clone(), chain.nodes.clone())).unwrap_or_default();
-    let mut chain = Chain {
-        last: id,
-        since_full: 0,
-        actors: Vec::with_capacity(manifest.actors.len()),
-        types,
-        nodes,
-        homes: Vec::new(),
+    let since_full = previous.as_ref().map(|chain| chain.since_full);
+    // The common case: the same actors at the same places. The chain is updated in place
+    // (nothing is copied for an actor that did not change); otherwise a new one is built
+    // from the old one, in the old one's spare buffer.
+    let in_place = previous.as_ref().is_some_and(|chain| {
+        chain.actors.len() == n
+            && chain.actors.iter().zip(&manifest.actors).all(|(k, a)| k.entry.id == a.id)
+    });
+    let (mut chain, old) = match previous {
+        Some(mut chain) if in_place => {
+            chain.last = id;
+            chain.homes.clear();
+            (chain, None)
+        }
+        Some(mut old) => {
+            let mut actors = std::mem::take(&mut old.spare);
+            actors.clear();
+            actors.reserve(n);
+            let (key, types, nodes) = (old.key, old.types.clone(), old.nodes.clone());
+            (Chain { last: id, actors, key, types, nodes, ..Chain::empty(id) }, Some(old))
+        }
+        None => (Chain { actors: Vec::with_capacity(n), ..Chain::empty(id) }, None),
     };
+    let goes_on = since_full.is_some();
     let mut items = Vec::new();
     let mut stored = Vec::new();
     let by_place = StatesByPlace::of(checkpoint);
@@ -314,29 +406,49 @@ pub(crate) fn plan(
             continue;
         };
         let state = &states[at];
-        let digest = digest(&state.state);
+        let fingerprint = chain.key.fingerprint(&state.state);
         let len = state.state.len() as u64;
-        let same = previous.and_then(|prev| {
-            prev.find(entry.id, place, &mut shift, &mut index).filter(|known| {
-                known.digest == digest
-                    && known.len == len
-                    && state.timers.is_empty()
-                    && known.entry.is(entry, &prev.types, &prev.nodes)
+        // What the previous checkpoint had for this actor, and whether its entry is equal.
+        let known = if in_place {
+            chain.actors.get(place).map(|k| (k, k.entry.is(entry, &chain.types, &chain.nodes)))
+        } else {
+            old.as_ref().and_then(|old| {
+                let known = old.find(entry.id, place, &mut shift, &mut index)?;
+                Some((known, known.entry.is(entry, &old.types, &old.nodes)))
             })
-        });
-        let Some(known) = same else {
+        };
+        let same_state =
+            |k: &Known| k.fingerprint == fingerprint && k.len == len && state.timers.is_empty();
+        let same = known.filter(|(k, same_entry)| goes_on && *same_entry && same_state(k));
+        let Some((known, _)) = same else {
+            // Written out here.
+            let entry_same = known.is_some_and(|(_, same_entry)| same_entry);
             flush(&mut run, &mut items);
             items.push(ActorItem::Here(place as u32));
             stored.push((place as u32, at as u32));
-            let kept = KeptEntry::of(entry, &mut chain.types, &mut chain.nodes);
-            let known = Known { entry: kept, digest, len, home: id, home_place: place as u32 };
-            chain.actors.push(known);
+            let home_place = place as u32;
+            let digest = digest(&state.state);
+            if in_place && entry_same {
+                let known = &mut chain.actors[place];
+                known.fingerprint = fingerprint;
+                (known.digest, known.len, known.home, known.home_place) = (digest, len, id, home_place);
+            } else {
+                let kept = KeptEntry::of(entry, &mut chain.types, &mut chain.nodes);
+                let known = Known { entry: kept, fingerprint, digest, len, home: id, home_place };
+                match chain.actors.get_mut(place).filter(|_| in_place) {
+                    Some(slot) => *slot = known,
+                    None => chain.actors.push(known),
+                }
+            }
             chain.add_home(id);
             continue;
         };
         referenced = true;
-        let (home, home_place) = (known.home, known.home_place);
-        chain.actors.push(Known { digest, len, ..known.clone() });
+        let (home, home_place, digest) = (known.home, known.home_place, known.digest);
+        if !in_place {
+            let known = known.clone();
+            chain.actors.push(known);
+        }
         chain.add_home(home);
         let extends = run.as_ref().is_some_and(|(r, _)| {
             r.home == home
@@ -363,13 +475,18 @@ pub(crate) fn plan(
         }
     }
     flush(&mut run, &mut items);
+    if let Some(old) = old {
+        // The old chain's actors are the spare buffer of the next plan.
+        let mut spare = old.actors;
+        spare.clear();
+        chain.spare = spare;
+    }
     chain.homes.sort_unstable();
-    chain.since_full = match previous {
-        Some(prev) if referenced => prev.since_full + 1,
+    chain.since_full = match since_full {
+        Some(since_full) if referenced => since_full + 1,
         _ => 0,
     };
     if !referenced {
-        // Written whole: the names of entries no longer kept need not be.
         return (None, chain);
     }
     let bases: Vec<u64> = chain.homes.iter().filter(|&&h| h != id).map(|h| h.0).collect();
@@ -443,7 +560,7 @@ mod tests {
         let (plan, chain) = plan(None, &checkpoint(1, &[b"a", b"b", b"c", b"d"]), 16, always);
         assert!(plan.is_none(), "the first checkpoint is whole");
         let (plan, chain) =
-            super::plan(Some(&chain), &checkpoint(2, &[b"a", b"B", b"c", b"d"]), 16, always);
+            super::plan(Some(chain.clone()), &checkpoint(2, &[b"a", b"B", b"c", b"d"]), 16, always);
         let plan = plan.unwrap();
         assert_eq!(shape(&plan), [('r', 0, 1, 1), ('h', 1, 1, 0), ('r', 2, 2, 1)]);
         assert_eq!(plan.stored, [(1, 1)]);
@@ -451,19 +568,19 @@ mod tests {
         // Actor 2 is stored in checkpoint 2 now; a run never names a checkpoint that refers
         // on.
         let (plan, chain) =
-            super::plan(Some(&chain), &checkpoint(3, &[b"a", b"B", b"c", b"D"]), 16, always);
+            super::plan(Some(chain.clone()), &checkpoint(3, &[b"a", b"B", b"c", b"D"]), 16, always);
         let plan = plan.unwrap();
         assert_eq!(shape(&plan), [('r', 0, 1, 1), ('r', 1, 1, 2), ('r', 2, 1, 1), ('h', 3, 1, 0)]);
         assert_eq!(plan.bases, [1, 2]);
         assert!(chain.relies_on(CheckpointId(1)) && chain.relies_on(CheckpointId(3)));
         // The same length with other bytes is a change; so is another entry.
         let (plan, _) =
-            super::plan(Some(&chain), &checkpoint(4, &[b"x", b"B", b"c", b"D"]), 16, always);
+            super::plan(Some(chain.clone()), &checkpoint(4, &[b"x", b"B", b"c", b"D"]), 16, always);
         assert_eq!(shape(&plan.unwrap())[0], ('h', 0, 1, 0));
         let mut moved = checkpoint(4, &[b"a", b"B", b"c", b"D"]);
         moved.manifest.nodes.push(NodeEntry { node: "m".into(), address: None });
         moved.manifest.actors[2].node = "m".into();
-        let (plan, _) = super::plan(Some(&chain), &moved, 16, always);
+        let (plan, _) = super::plan(Some(chain.clone()), &moved, 16, always);
         assert_eq!(shape(&plan.unwrap())[2], ('h', 2, 1, 0));
         // An actor removed and one added: the others are found where they moved.
         let mut fewer = checkpoint(4, &[b"B", b"c", b"D", b"e"]);
@@ -471,13 +588,13 @@ mod tests {
             state.id = actor(i + 1);
             fewer.manifest.actors[i].id = actor(i + 1);
         }
-        let (plan, _) = super::plan(Some(&chain), &fewer, 16, always);
+        let (plan, _) = super::plan(Some(chain.clone()), &fewer, 16, always);
         assert_eq!(shape(&plan.unwrap()), [('r', 1, 1, 2), ('r', 2, 1, 1), ('r', 3, 1, 3), ('h', 3, 1, 0)]);
         // Every 3rd checkpoint is whole; so is one whose base is gone.
-        let (plan, _) = super::plan(Some(&chain), &checkpoint(4, &[&b"a"[..]; 4]), 3, always);
+        let (plan, _) = super::plan(Some(chain.clone()), &checkpoint(4, &[&b"a"[..]; 4]), 3, always);
         assert!(plan.is_none());
         let gone = |id: CheckpointId| id != CheckpointId(2);
-        let (plan, chain) = super::plan(Some(&chain), &checkpoint(4, &[&b"a"[..]; 4]), 16, gone);
+        let (plan, chain) = super::plan(Some(chain.clone()), &checkpoint(4, &[&b"a"[..]; 4]), 16, gone);
         assert!(plan.is_none());
         assert!(!chain.relies_on(CheckpointId(1)));
     }

@@ -72,13 +72,35 @@ pub(crate) struct Systems {
 
 impl Systems {
     /// The systems of every id `checkpoint` names: actors, parents, watchers, in-flight
-    /// senders and receivers (states are of listed actors).
-    pub(crate) fn of(manifest: &Manifest, in_flight: &InFlight) -> Systems {
+    /// senders and receivers (states are of listed actors). With `items` (a version 7
+    /// manifest), only the entries written out and the runs' first actors are looked at.
+    pub(crate) fn of(
+        manifest: &Manifest,
+        in_flight: &InFlight,
+        items: Option<&[ActorItem]>,
+    ) -> Systems {
         let mut systems = Systems::default();
-        for entry in &manifest.actors {
+        let entry = |systems: &mut Systems, entry: &ActorEntry| {
             systems.index(entry.id);
             for id in entry.parent.iter().chain(&entry.watchers).chain(&entry.watching) {
                 systems.index(*id);
+            }
+        };
+        match items {
+            None => manifest.actors.iter().for_each(|e| entry(&mut systems, e)),
+            Some(items) => {
+                for item in items {
+                    match item {
+                        ActorItem::Here(place) => {
+                            if let Some(e) = manifest.actors.get(*place as usize) {
+                                entry(&mut systems, e);
+                            }
+                        }
+                        ActorItem::Run(run) => {
+                            systems.index(run.first);
+                        }
+                    }
+                }
             }
         }
         in_flight.for_each_system(|system| {

@@ -346,7 +346,8 @@ impl<'a> Encoder<'a> {
         compression: Compression,
         plan: Option<&'a Plan>,
     ) -> Encoder<'a> {
-        let systems = Systems::of(&checkpoint.manifest, &checkpoint.in_flight);
+        let items = plan.map(|plan| &plan.items[..]);
+        let systems = Systems::of(&checkpoint.manifest, &checkpoint.in_flight, items);
         let level = compression.level();
         Encoder {
             checkpoint,

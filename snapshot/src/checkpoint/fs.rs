@@ -340,7 +340,7 @@ impl FsStore {
                 }
                 let exists = |home| fs::symlink_metadata(self.path_of(home)).is_ok();
                 let (plan, chain) =
-                    incremental::plan(memory.chain.as_ref(), checkpoint, full_every, exists);
+                    incremental::plan(memory.chain.take(), checkpoint, full_every, exists);
                 (plan, Some(chain))
             }
             None => (None, None),

@@ -457,10 +457,10 @@ impl AsyncCheckpointStore for ObjectStoreCheckpoints {
                         missing.insert(home);
                     }
                 }
-                let memory = self.memory();
+                let mut memory = self.memory();
                 let exists = |home| !missing.contains(&home);
                 let (plan, chain) =
-                    incremental::plan(memory.chain.as_ref(), checkpoint, full_every, exists);
+                    incremental::plan(memory.chain.take(), checkpoint, full_every, exists);
                 (plan, Some(chain))
             }
             None => (None, None),
