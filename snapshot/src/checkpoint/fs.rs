@@ -34,9 +34,9 @@ const TEMP_SUFFIX: &str = ".tmp";
 /// temporary files it finds. One system writes to a directory at a time; any number of readers
 /// (such as the `amber` inspector) may read it meanwhile.
 ///
-/// With [`with_incremental`](Self::with_incremental), a checkpoint stores only the states that
+/// With [`with_incremental`](Self::with_incremental), a checkpoint stores only the actors that
 /// changed since the one before; the others are references to the checkpoint that holds their
-/// bytes (format version 5), which [`load`](CheckpointStore::load) follows and retention keeps.
+/// entries and states (format version 7), which [`load`](CheckpointStore::load) follows and retention keeps.
 ///
 /// # Example
 ///
@@ -129,20 +129,21 @@ impl FsStore {
         }
     }
 
-    /// Writes checkpoints incrementally: a state that is the same (same BLAKE3 digest and
-    /// length) as in the checkpoint this store wrote before, for an actor with no pending
-    /// timers, is not written again but referred to where its bytes are stored (format
-    /// version 5). A checkpoint of 100 000 actors of which 1 % changed then writes the
-    /// manifest, the changed states and about one small reference per run of unchanged
-    /// actors.
+    /// Writes checkpoints incrementally: an actor whose manifest entry is equal and whose
+    /// state is the same (same fingerprint, a keyed 128-bit SipHash, and length) as in the
+    /// checkpoint this store wrote before, and which has no pending timers, is not written
+    /// again but referred to where its entry and state are stored (format version 7). A
+    /// checkpoint of 100 000 actors of which 1 % changed then writes the changed entries and
+    /// states and about one small reference per run of unchanged actors.
     ///
     /// Every `full_every`-th checkpoint is written whole, which ends the chain (`0` and `1`:
-    /// every one; 16 is a fair choice); so is the first one this store value writes (it
-    /// remembers digests in memory, not on disk), and one whose earlier checkpoints were
-    /// removed. References always point at the checkpoint that holds the bytes, so a load
-    /// reads at most one other checkpoint per referenced base, and retention
-    /// ([`with_retention`](Self::with_retention)) keeps every checkpoint a kept one refers to:
-    /// a store keeps up to about `keep_last + full_every` checkpoints.
+    /// every one; 16 is a fair choice); so is one whose earlier checkpoints were removed, and
+    /// the one after a save that failed. The first checkpoint this store value writes goes on
+    /// from the latest one in the directory, if it loads. References always point at the
+    /// checkpoint that holds the actors, so a load reads at most one other checkpoint per
+    /// referenced base, and retention ([`with_retention`](Self::with_retention)) keeps every
+    /// checkpoint a kept one refers to: a store keeps up to about `keep_last + full_every`
+    /// checkpoints.
     ///
     /// Reading needs no option: every store value reads incremental checkpoints.
     #[must_use]

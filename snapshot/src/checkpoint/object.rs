@@ -147,8 +147,8 @@ impl ObjectStoreCheckpoints {
     }
 
     /// Writes checkpoints incrementally, as
-    /// [`FsStore::with_incremental`](crate::FsStore::with_incremental) does: unchanged states
-    /// are references to the checkpoint that stores them (format version 5), every
+    /// [`FsStore::with_incremental`](crate::FsStore::with_incremental) does: unchanged actors
+    /// are references to the checkpoint that stores them (format version 7), every
     /// `full_every`-th checkpoint is full, and retention keeps every checkpoint a kept one
     /// refers to. Every store value reads incremental checkpoints, whatever this option.
     #[must_use]
