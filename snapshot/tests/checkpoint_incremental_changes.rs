@@ -105,7 +105,11 @@ fn world(n: u64) -> Vec<Model> {
             name: (seq % 10 == 0).then(|| format!("actor-{seq}")),
             parent: (seq > 1).then_some(1),
             watchers: if seq % 7 == 0 { vec![1] } else { vec![] },
-            capacity: if seq % 3 == 0 { SpawnCapacity::Bounded(seq) } else { SpawnCapacity::SystemDefault },
+            capacity: if seq % 3 == 0 {
+                SpawnCapacity::Bounded(seq)
+            } else {
+                SpawnCapacity::SystemDefault
+            },
             restart: SpawnRestart::Never,
             state_version: 1,
             version: 0,
@@ -262,6 +266,9 @@ fn version_5_checkpoints_of_the_previous_build_load_and_a_store_goes_on_from_the
     }
 }
 
+/// An actor run as written: `[nil, first, home place, count, checkpoint, digest, bytes]`.
+type RunOut = (Option<u32>, (u32, u64), u32, u32, u64, serde_bytes::ByteBuf, u64);
+
 /// A version 7 manifest with one actor run, built by hand.
 #[derive(Serialize)]
 struct CraftedManifest(
@@ -271,7 +278,7 @@ struct CraftedManifest(
     Vec<(String, Option<String>)>,
     Vec<u64>,
     Vec<String>,
-    Vec<(Option<u32>, (u32, u64), u32, u32, u64, serde_bytes::ByteBuf, u64)>,
+    Vec<RunOut>,
     Vec<u64>,
 );
 

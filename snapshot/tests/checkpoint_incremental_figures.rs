@@ -117,7 +117,9 @@ fn incremental_checkpoint_figures() {
             ("incremental", FsStore::open(tmp.path().join("incr")).unwrap().with_incremental(16)),
             (
                 "full zstd",
-                FsStore::open(tmp.path().join("fullz")).unwrap().with_compression(Compression::ZSTD),
+                FsStore::open(tmp.path().join("fullz"))
+                    .unwrap()
+                    .with_compression(Compression::ZSTD),
             ),
             (
                 "incremental zstd",

@@ -431,7 +431,8 @@ pub(crate) fn plan(
             if in_place && entry_same {
                 let known = &mut chain.actors[place];
                 known.fingerprint = fingerprint;
-                (known.digest, known.len, known.home, known.home_place) = (digest, len, id, home_place);
+                (known.digest, known.len, known.home, known.home_place) =
+                    (digest, len, id, home_place);
             } else {
                 let kept = KeptEntry::of(entry, &mut chain.types, &mut chain.nodes);
                 let known = Known { entry: kept, fingerprint, digest, len, home: id, home_place };
@@ -457,14 +458,8 @@ pub(crate) fn plan(
         });
         if !extends {
             flush(&mut run, &mut items);
-            let first = ActorRun {
-                first: entry.id,
-                home_place,
-                count: 0,
-                home,
-                digest: [0; 16],
-                bytes: 0,
-            };
+            let first =
+                ActorRun { first: entry.id, home_place, count: 0, home, digest: [0; 16], bytes: 0 };
             run = Some((first, RunDigest::new()));
         }
         if let Some((r, d)) = run.as_mut() {
@@ -589,12 +584,17 @@ mod tests {
             fewer.manifest.actors[i].id = actor(i + 1);
         }
         let (plan, _) = super::plan(Some(chain.clone()), &fewer, 16, always);
-        assert_eq!(shape(&plan.unwrap()), [('r', 1, 1, 2), ('r', 2, 1, 1), ('r', 3, 1, 3), ('h', 3, 1, 0)]);
+        assert_eq!(
+            shape(&plan.unwrap()),
+            [('r', 1, 1, 2), ('r', 2, 1, 1), ('r', 3, 1, 3), ('h', 3, 1, 0)]
+        );
         // Every 3rd checkpoint is whole; so is one whose base is gone.
-        let (plan, _) = super::plan(Some(chain.clone()), &checkpoint(4, &[&b"a"[..]; 4]), 3, always);
+        let (plan, _) =
+            super::plan(Some(chain.clone()), &checkpoint(4, &[&b"a"[..]; 4]), 3, always);
         assert!(plan.is_none());
         let gone = |id: CheckpointId| id != CheckpointId(2);
-        let (plan, chain) = super::plan(Some(chain.clone()), &checkpoint(4, &[&b"a"[..]; 4]), 16, gone);
+        let (plan, chain) =
+            super::plan(Some(chain.clone()), &checkpoint(4, &[&b"a"[..]; 4]), 16, gone);
         assert!(plan.is_none());
         assert!(!chain.relies_on(CheckpointId(1)));
     }

@@ -227,7 +227,9 @@ impl<'de> Visitor<'de> for ActorInVisitor {
     type Value = ActorIn;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an actor entry or a run [nil, first, home place, count, checkpoint, digest, bytes]")
+        f.write_str(
+            "an actor entry or a run [nil, first, home place, count, checkpoint, digest, bytes]",
+        )
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ActorIn, A::Error> {

@@ -260,8 +260,7 @@ struct HomeIndex {
 impl HomeIndex {
     fn of(home: Parts) -> HomeIndex {
         let places = StoredPlaces::of(&home.runs, home.manifest.actors.len());
-        let entries: Vec<Option<ActorEntry>> =
-            home.manifest.actors.into_iter().map(Some).collect();
+        let entries: Vec<Option<ActorEntry>> = home.manifest.actors.into_iter().map(Some).collect();
         let mut states: Vec<Option<StateRecord>> = Vec::new();
         states.resize_with(entries.len(), || None);
         for slot in home.slots {

@@ -294,11 +294,7 @@ impl ObjectStoreCheckpoints {
     /// Reads the head (id, epoch, time, bases) of checkpoint `id`, whose object is `size`
     /// bytes, from its manifest record: the
     /// first [`MANIFEST_PREFETCH`] bytes, and the rest of the manifest if it is longer.
-    async fn read_head(
-        &self,
-        id: CheckpointId,
-        size: u64,
-    ) -> Result<Head, StoreError> {
+    async fn read_head(&self, id: CheckpointId, size: u64) -> Result<Head, StoreError> {
         let key = self.key_of(id);
         let location = self.location(&key);
         let format_error = |source| StoreError::Format { location: location.clone(), source };
