@@ -562,7 +562,8 @@ pub(crate) struct StateIn(
 /// the writer compares states by their full 256-bit digests).
 pub(crate) type RunDigestBytes = [u8; 16];
 
-/// A run of states stored in another checkpoint (version 5), as written and read:
+/// A run of states stored in another checkpoint (version 5, which the build before version 7
+/// wrote), as read:
 /// `[actor, count, checkpoint, digest bin, bytes]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RunItem {
@@ -572,17 +573,10 @@ pub(crate) struct RunItem {
     pub(crate) count: u32,
     /// The checkpoint that stores their states.
     pub(crate) home: CheckpointId,
-    /// The digest of their states (see `incremental::run_digest`).
+    /// The digest of their states (see `incremental::RunDigest`).
     pub(crate) digest: RunDigestBytes,
     /// The sum of their states' lengths.
     pub(crate) bytes: u64,
-}
-
-impl Serialize for RunItem {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let digest = serde_bytes::Bytes::new(&self.digest);
-        (self.place, self.count, self.home.0, digest, self.bytes).serialize(serializer)
-    }
 }
 
 /// A version 5 state item as read: a state, or a run of states stored elsewhere.
