@@ -550,6 +550,14 @@ mod tests {
     }
 
     #[test]
+    fn what_a_chain_keeps_per_actor_stays_small() {
+        // A chain keeps one per actor: 100k actors are this many bytes times 100k (twice
+        // that while a plan rebuilds the chain).
+        let size = std::mem::size_of::<Known>();
+        assert!(size <= 144, "{size} bytes");
+    }
+
+    #[test]
     fn unchanged_actors_become_runs_that_point_where_they_are_stored() {
         let always = |_| true;
         let (plan, chain) = plan(None, &checkpoint(1, &[b"a", b"b", b"c", b"d"]), 16, always);
