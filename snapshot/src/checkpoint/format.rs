@@ -630,7 +630,7 @@ pub(crate) fn decode_parts(bytes: &[u8]) -> Result<Parts, FormatError> {
     let mut states = Vec::new();
     // How many actors the states cover (a run covers many; so does an actor run).
     let mut covered: u64 = runs.iter().map(|(_, run)| u64::from(run.count)).sum();
-    // Version 6: which entry written out each place is, and whether its state was read.
+    // Version 7: which entry written out each place is, and whether its state was read.
     let places = StoredPlaces::of(&runs, manifest.actors.len());
     let mut seen = vec![false; if runs.is_empty() { 0 } else { manifest.actors.len() }];
     let mut in_flight: Vec<InFlightRecord> = Vec::new();
