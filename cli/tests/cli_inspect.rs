@@ -318,8 +318,8 @@ fn list_and_inspect_read_incremental_checkpoints() {
         store.save(&sample(id)).unwrap();
     }
     let file = store.path_of(CheckpointId(3));
-    // Format version 5: actor 3's state is a reference to checkpoint 1.
-    assert_eq!(fs::read(&file).unwrap()[8..12], 5u32.to_le_bytes());
+    // Format version 7: actor 3 (entry and state) is a reference to checkpoint 1.
+    assert_eq!(fs::read(&file).unwrap()[8..12], 7u32.to_le_bytes());
     let output = amber(&["list", path(store.dir())]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(stdout(&output).lines().count(), 3);

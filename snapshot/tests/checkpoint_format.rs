@@ -93,7 +93,7 @@ fn bad_magic() {
 
 #[test]
 fn unsupported_version() {
-    for found in [0, 3, 6, 7, u32::MAX] {
+    for found in [0, 3, 6, 8, u32::MAX] {
         let mut bytes = encode(&sample(1)).unwrap();
         bytes[8..12].copy_from_slice(&found.to_le_bytes());
         assert_eq!(
@@ -105,7 +105,7 @@ fn unsupported_version() {
             Err(FormatError::UnsupportedVersion { found, supported: CHECKPOINT_FORMAT_VERSION })
         );
     }
-    assert_eq!(CHECKPOINT_FORMAT_VERSION, 5);
+    assert_eq!(CHECKPOINT_FORMAT_VERSION, 7);
     // Uncompressed checkpoints are still written as version 2, which older builds read.
     assert_eq!(encode(&sample(1)).unwrap()[8..12], 2u32.to_le_bytes());
     // Version 5 only adds to versions 2 and 4: their files, read as version 5, read the same.

@@ -517,6 +517,10 @@ async fn incremental_checkpoints_in_object_storage() {
         let whole = AsyncCheckpointStore::save(&full, &second).await.unwrap();
         println!("2,000 actors, 1 % changed: {} of {} bytes", incremental.bytes, whole.bytes);
         assert!(incremental.bytes * 10 <= whole.bytes, "{} of {}", incremental.bytes, whole.bytes);
+        // The format a directory store writes (version 7: actor runs in the manifest).
+        let object = s3.get(&Path::from("incr/ckpt-00000000000000000002.amber")).await.unwrap();
+        let object = object.bytes().await.unwrap();
+        assert_eq!(object[8..12], 7u32.to_le_bytes());
         assert_eq!(AsyncCheckpointStore::load(&store, CheckpointId(2)).await.unwrap(), second);
         assert_eq!(CheckpointStore::load(&store, CheckpointId(2)).unwrap(), second);
         // Retention keeps the two newest and what they refer to; every kept one loads.

@@ -30,6 +30,17 @@
 //! second element tells the two apart: a bin for a state, an integer for a run. And the
 //! manifest gets an eighth element, `bases`: every checkpoint its runs name, so that
 //! retention learns what a checkpoint needs from its manifest alone.
+//!
+//! Version 7 (incremental checkpoints whose manifest is incremental too) moves the references
+//! into the manifest. An item of `actors` is either an entry, as in version 2, or an *actor
+//! run*: `[nil, first, home place, count, checkpoint, digest bin, bytes]` says that the next
+//! `count` actors of this checkpoint are, entry and state, the actors at places `home place`
+//! on of checkpoint `checkpoint`, which stores both itself; `first` (an actor reference) is
+//! the run's first actor, `digest` (which covers their ids too) and `bytes` check their
+//! states as in version 5, and they
+//! have no timers. The nil first element tells a run from an entry (an entry starts with its
+//! system index). The state records then hold only the states of the entries written out,
+//! each `[actor, state bin, timers]` as in version 2; `bases` is as in version 5.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -61,13 +72,35 @@ pub(crate) struct Systems {
 
 impl Systems {
     /// The systems of every id `checkpoint` names: actors, parents, watchers, in-flight
-    /// senders and receivers (states are of listed actors).
-    pub(crate) fn of(manifest: &Manifest, in_flight: &InFlight) -> Systems {
+    /// senders and receivers (states are of listed actors). With `items` (a version 7
+    /// manifest), only the entries written out and the runs' first actors are looked at.
+    pub(crate) fn of(
+        manifest: &Manifest,
+        in_flight: &InFlight,
+        items: Option<&[ActorItem]>,
+    ) -> Systems {
         let mut systems = Systems::default();
-        for entry in &manifest.actors {
+        let entry = |systems: &mut Systems, entry: &ActorEntry| {
             systems.index(entry.id);
             for id in entry.parent.iter().chain(&entry.watchers).chain(&entry.watching) {
                 systems.index(*id);
+            }
+        };
+        match items {
+            None => manifest.actors.iter().for_each(|e| entry(&mut systems, e)),
+            Some(items) => {
+                for item in items {
+                    match item {
+                        ActorItem::Here(place) => {
+                            if let Some(e) = manifest.actors.get(*place as usize) {
+                                entry(&mut systems, e);
+                            }
+                        }
+                        ActorItem::Run(run) => {
+                            systems.index(run.first);
+                        }
+                    }
+                }
             }
         }
         in_flight.for_each_system(|system| {
@@ -121,20 +154,6 @@ where
 }
 
 #[derive(Serialize)]
-struct ManifestOut<'a, A: Serialize> {
-    id: u64,
-    epoch: u64,
-    created_unix_ms: u64,
-    nodes: Vec<(&'a str, Option<&'a str>)>,
-    systems: &'a [u64],
-    types: Vec<&'a str>,
-    actors: A,
-    /// Version 5 only (never empty there): the checkpoints the runs name.
-    #[serde(skip_serializing_if = "<[u64]>::is_empty")]
-    bases: &'a [u64],
-}
-
-#[derive(Serialize)]
 struct EntryOut<'a> {
     system: u32,
     seq: u64,
@@ -158,13 +177,12 @@ struct ManifestIn {
     nodes: Vec<(String, Option<String>)>,
     systems: Vec<u64>,
     types: Vec<String>,
-    actors: Vec<EntryIn>,
+    actors: Vec<ActorIn>,
     /// Version 5 only.
     #[serde(default)]
     bases: Vec<u64>,
 }
 
-#[derive(Deserialize)]
 struct EntryIn {
     system: u32,
     seq: u64,
@@ -178,6 +196,80 @@ struct EntryIn {
     capacity_kind: u8,
     capacity: u64,
     restart: Option<(u32, Duration)>,
+}
+
+/// An item of a manifest's actors as read: an entry, or (version 7) a run of actors stored
+/// in another checkpoint.
+enum ActorIn {
+    Entry(EntryIn),
+    Run(RunIn),
+}
+
+/// A version 7 actor run as read, before its first actor's reference is resolved.
+struct RunIn {
+    first: Ref,
+    home_place: u32,
+    count: u32,
+    home: u64,
+    digest: RunDigestBytes,
+    bytes: u64,
+}
+
+impl<'de> Deserialize<'de> for ActorIn {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(ActorInVisitor)
+    }
+}
+
+struct ActorInVisitor;
+
+impl<'de> Visitor<'de> for ActorInVisitor {
+    type Value = ActorIn;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "an actor entry or a run [nil, first, home place, count, checkpoint, digest, bytes]",
+        )
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ActorIn, A::Error> {
+        fn next<'de, T: Deserialize<'de>, A: SeqAccess<'de>>(
+            seq: &mut A,
+            at: usize,
+        ) -> Result<T, A::Error> {
+            seq.next_element()?.ok_or_else(|| de::Error::invalid_length(at, &ActorInVisitor))
+        }
+        let Some(system): Option<u32> = next(&mut seq, 0)? else {
+            let first = next(&mut seq, 1)?;
+            let home_place = next(&mut seq, 2)?;
+            let count: u32 = next(&mut seq, 3)?;
+            let home = next(&mut seq, 4)?;
+            let digest: serde_bytes::ByteBuf = next(&mut seq, 5)?;
+            let digest: RunDigestBytes = digest
+                .as_slice()
+                .try_into()
+                .map_err(|_| de::Error::invalid_length(digest.len(), &"a digest of 16 bytes"))?;
+            let bytes = next(&mut seq, 6)?;
+            if count == 0 {
+                return Err(de::Error::custom("a run of no actors"));
+            }
+            return Ok(ActorIn::Run(RunIn { first, home_place, count, home, digest, bytes }));
+        };
+        Ok(ActorIn::Entry(EntryIn {
+            system,
+            seq: next(&mut seq, 1)?,
+            type_name: next(&mut seq, 2)?,
+            name: next(&mut seq, 3)?,
+            node: next(&mut seq, 4)?,
+            parent: next(&mut seq, 5)?,
+            watchers: next(&mut seq, 6)?,
+            watching: next(&mut seq, 7)?,
+            state_version: next(&mut seq, 8)?,
+            capacity_kind: next(&mut seq, 9)?,
+            capacity: next(&mut seq, 10)?,
+            restart: next(&mut seq, 11)?,
+        }))
+    }
 }
 
 /// Interns strings, remembering the last one looked up (nearly every actor of a checkpoint
@@ -209,67 +301,147 @@ impl<'a> Interner<'a> {
     }
 }
 
+/// One item of a version 7 manifest's actors, as the encoder writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ActorItem {
+    /// The entry of the manifest's actor at this place, written out (its state is written
+    /// in a state record).
+    Here(u32),
+    /// Actors whose entries and states are stored in an earlier checkpoint.
+    Run(ActorRun),
+}
+
+/// A run of actors stored, entry and state, in another checkpoint (version 7):
+/// `[nil, first, home place, count, checkpoint, digest bin, bytes]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ActorRun {
+    /// The run's first actor.
+    pub(crate) first: ActorId,
+    /// The place in checkpoint `home`'s manifest of the run's first actor; the others follow.
+    pub(crate) home_place: u32,
+    /// How many actors the run covers (at least 1).
+    pub(crate) count: u32,
+    /// The checkpoint that stores their entries and states.
+    pub(crate) home: CheckpointId,
+    /// The digest of their states (as a version 5 run's).
+    pub(crate) digest: RunDigestBytes,
+    /// The sum of their states' lengths.
+    pub(crate) bytes: u64,
+}
+
+/// An item of `actors` as written.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ActorOut<'a> {
+    Entry(EntryOut<'a>),
+    Run((Option<u32>, Ref, u32, u32, u64, &'a serde_bytes::Bytes, u64)),
+}
+
 /// Writes the manifest as a version 2 payload, or as a version 5 one if `bases` (the
-/// checkpoints its runs name) is not empty.
+/// checkpoints its runs name) is not empty, or as a version 7 one whose actors are `items`
+/// if there are (`bases` then names the checkpoints their runs name).
 pub(crate) fn write_manifest(
     out: &mut Vec<u8>,
     manifest: &Manifest,
     systems: &Systems,
     bases: &[u64],
+    items: Option<&[ActorItem]>,
 ) -> Result<(), rmp_serde::encode::Error> {
     let mut types = Interner::new();
     let mut nodes = Interner::new();
     for node in &manifest.nodes {
         nodes.intern(&node.node);
     }
-    // Type and node indices first (they must precede the actors in the payload).
-    let mut interned = Vec::with_capacity(manifest.actors.len());
-    for entry in &manifest.actors {
+    // Type and node indices first (they must precede the actors in the payload), for the
+    // entries written out.
+    let mut interned = Vec::with_capacity(items.map_or(manifest.actors.len(), <[_]>::len));
+    let places = items.into_iter().flatten().filter_map(|item| match item {
+        ActorItem::Here(place) => Some(*place as usize),
+        ActorItem::Run(_) => None,
+    });
+    let written: Box<dyn Iterator<Item = &ActorEntry>> = match items {
+        None => Box::new(manifest.actors.iter()),
+        Some(_) => Box::new(places.filter_map(|place| manifest.actors.get(place))),
+    };
+    for entry in written {
         interned.push((types.intern(&entry.type_name), nodes.intern(&entry.node)));
     }
-    let refs = |ids: &[ActorId]| ids.iter().map(|id| systems.get(*id)).collect::<Vec<_>>();
-    let actors = SeqOf(|| {
-        manifest.actors.iter().zip(&interned).map(|(entry, &(type_name, node))| {
-            let Ref(system, seq) = systems.get(entry.id);
-            let (capacity_kind, capacity) = match entry.capacity {
-                SpawnCapacity::SystemDefault => (0, 0),
-                SpawnCapacity::Bounded(n) => (1, n),
-                SpawnCapacity::Unbounded => (2, 0),
-            };
-            EntryOut {
-                system,
-                seq,
-                type_name,
-                name: entry.name.as_deref(),
-                node,
-                parent: entry.parent.map(|p| systems.get(p)),
-                watchers: refs(&entry.watchers),
-                watching: refs(&entry.watching),
-                state_version: entry.state_version,
-                capacity_kind,
-                capacity,
-                restart: match entry.restart {
-                    SpawnRestart::Never => None,
-                    SpawnRestart::OnPanic { max_restarts, within } => Some((max_restarts, within)),
-                },
-            }
-        })
-    });
     // Every actor's node is a listed one (validation refuses others before writing), so the
     // interned nodes are the listed ones, in order.
     let listed: Vec<(&str, Option<&str>)> =
         manifest.nodes.iter().map(|n| (n.node.as_str(), n.address.as_deref())).collect();
-    let value = ManifestOut {
-        id: manifest.id.0,
-        epoch: manifest.epoch.0,
-        created_unix_ms: manifest.created_unix_ms,
-        nodes: listed,
-        systems: &systems.ids,
-        types: types.all,
-        actors,
-        bases,
+    // An array of 7 elements, or 8 with the bases (a fixarray: one byte).
+    out.push(if bases.is_empty() { 0x97 } else { 0x98 });
+    let mut ser = rmp_serde::Serializer::new(&mut *out);
+    manifest.id.0.serialize(&mut ser)?;
+    manifest.epoch.0.serialize(&mut ser)?;
+    manifest.created_unix_ms.serialize(&mut ser)?;
+    listed.serialize(&mut ser)?;
+    systems.ids.serialize(&mut ser)?;
+    types.all.serialize(&mut ser)?;
+    match items {
+        None => SeqOf(|| {
+            manifest.actors.iter().zip(&interned).map(|(entry, &at)| entry_out(entry, at, systems))
+        })
+        .serialize(&mut ser)?,
+        Some(items) => SeqOf(|| {
+            let mut interned = interned.iter();
+            items.iter().map(move |item| match item {
+                ActorItem::Here(place) => {
+                    let at = interned.next().copied().unwrap_or((0, 0));
+                    // The plan names places of the manifest.
+                    ActorOut::Entry(entry_out(&manifest.actors[*place as usize], at, systems))
+                }
+                ActorItem::Run(run) => ActorOut::Run((
+                    None,
+                    systems.get(run.first),
+                    run.home_place,
+                    run.count,
+                    run.home.0,
+                    serde_bytes::Bytes::new(&run.digest),
+                    run.bytes,
+                )),
+            })
+        })
+        .serialize(&mut ser)?,
+    }
+    if !bases.is_empty() {
+        bases.serialize(&mut ser)?;
+    }
+    Ok(())
+}
+
+/// The entry `entry` as written, its type and node at `(type_name, node)` of the manifest's
+/// tables.
+fn entry_out<'a>(
+    entry: &'a ActorEntry,
+    (type_name, node): (u32, u32),
+    systems: &Systems,
+) -> EntryOut<'a> {
+    let refs = |ids: &[ActorId]| ids.iter().map(|id| systems.get(*id)).collect::<Vec<_>>();
+    let Ref(system, seq) = systems.get(entry.id);
+    let (capacity_kind, capacity) = match entry.capacity {
+        SpawnCapacity::SystemDefault => (0, 0),
+        SpawnCapacity::Bounded(n) => (1, n),
+        SpawnCapacity::Unbounded => (2, 0),
     };
-    rmp_serde::encode::write(out, &value)
+    EntryOut {
+        system,
+        seq,
+        type_name,
+        name: entry.name.as_deref(),
+        node,
+        parent: entry.parent.map(|p| systems.get(p)),
+        watchers: refs(&entry.watchers),
+        watching: refs(&entry.watching),
+        state_version: entry.state_version,
+        capacity_kind,
+        capacity,
+        restart: match entry.restart {
+            SpawnRestart::Never => None,
+            SpawnRestart::OnPanic { max_restarts, within } => Some((max_restarts, within)),
+        },
+    }
 }
 
 /// A manifest as read, with what the other records index.
@@ -278,8 +450,12 @@ pub(crate) struct ManifestRead {
     pub(crate) manifest: Manifest,
     /// The systems actor references index.
     pub(crate) systems: Vec<u64>,
-    /// The checkpoints the runs of its states name (version 5; empty before).
+    /// The checkpoints the runs of its states or actors name (version 5 and 6; empty before).
     pub(crate) bases: Vec<CheckpointId>,
+    /// Its actor runs (version 7), each with the place of its first actor among all the
+    /// checkpoint's actors; the manifest's actors are then only the entries written out,
+    /// which take the other places, in order.
+    pub(crate) runs: Vec<(u32, ActorRun)>,
 }
 
 /// Reads a version 2 (or 5) manifest payload's value.
@@ -289,7 +465,36 @@ pub(crate) fn read_manifest(raw: ManifestRaw) -> Result<ManifestRead, String> {
     let id = |r: Ref| -> Result<ActorId, String> { Ok(ActorId::new(SystemId(system(r.0)?), r.1)) };
     let ids = |refs: Vec<Ref>| refs.into_iter().map(id).collect::<Result<Vec<_>, _>>();
     let mut actors = Vec::with_capacity(m.actors.len());
-    for e in m.actors {
+    let mut runs = Vec::new();
+    // The place of the next actor: entries and runs' actors take places in turn.
+    let mut places: u64 = 0;
+    for item in m.actors {
+        if places >= u64::from(u32::MAX) {
+            return Err("more actors than places".to_owned());
+        }
+        let e = match item {
+            ActorIn::Entry(e) => {
+                places += 1;
+                e
+            }
+            ActorIn::Run(run) => {
+                let place = places as u32;
+                places += u64::from(run.count);
+                if places > u64::from(u32::MAX) {
+                    return Err(format!("a run of {} actors passes the last place", run.count));
+                }
+                let run = ActorRun {
+                    first: id(run.first)?,
+                    home_place: run.home_place,
+                    count: run.count,
+                    home: CheckpointId(run.home),
+                    digest: run.digest,
+                    bytes: run.bytes,
+                };
+                runs.push((place, run));
+                continue;
+            }
+        };
         let type_name = m
             .types
             .get(e.type_name as usize)
@@ -327,7 +532,7 @@ pub(crate) fn read_manifest(raw: ManifestRaw) -> Result<ManifestRead, String> {
         actors,
     };
     let bases = m.bases.into_iter().map(CheckpointId).collect();
-    Ok(ManifestRead { manifest, systems: m.systems, bases })
+    Ok(ManifestRead { manifest, systems: m.systems, bases, runs })
 }
 
 /// A version 2 manifest as read, before its indices are resolved.
@@ -357,7 +562,8 @@ pub(crate) struct StateIn(
 /// the writer compares states by their full 256-bit digests).
 pub(crate) type RunDigestBytes = [u8; 16];
 
-/// A run of states stored in another checkpoint (version 5), as written and read:
+/// A run of states stored in another checkpoint (version 5, which the build before version 7
+/// wrote), as read:
 /// `[actor, count, checkpoint, digest bin, bytes]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RunItem {
@@ -367,17 +573,10 @@ pub(crate) struct RunItem {
     pub(crate) count: u32,
     /// The checkpoint that stores their states.
     pub(crate) home: CheckpointId,
-    /// The digest of their states (see `incremental::run_digest`).
+    /// The digest of their states (see `incremental::RunDigest`).
     pub(crate) digest: RunDigestBytes,
     /// The sum of their states' lengths.
     pub(crate) bytes: u64,
-}
-
-impl Serialize for RunItem {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let digest = serde_bytes::Bytes::new(&self.digest);
-        (self.place, self.count, self.home.0, digest, self.bytes).serialize(serializer)
-    }
 }
 
 /// A version 5 state item as read: a state, or a run of states stored elsewhere.

@@ -189,8 +189,9 @@ pub enum FormatError {
     /// The checkpoint is well-formed but not consistent in itself.
     #[error("inconsistent checkpoint: {0}")]
     Invalid(#[from] ValidationError),
-    /// The checkpoint is incremental (format version 5): some of its states are stored in
-    /// another checkpoint, which bytes alone do not reach. Read it through its store
+    /// The checkpoint is incremental (format version 5 or 7): some of its states (version
+    /// 7: actors, entry and state) are stored in another checkpoint, which bytes alone do not
+    /// reach. Read it through its store
     /// ([`CheckpointStore::load`](crate::CheckpointStore::load), or
     /// [`FsStore::load_file`](crate::FsStore::load_file)), which follows the references.
     #[error(

@@ -26,21 +26,30 @@
 //! decompressed. A record that compression would not shrink is stored as in version 2.
 //! [`encode`] (no compression) writes version 2, which older builds read too.
 //!
-//! Version 5 (written by a store with incremental checkpoints, e.g.
-//! [`FsStore::with_incremental`](crate::FsStore::with_incremental), for a checkpoint that
-//! refers to an earlier one) is version 4 plus references: a state item may be a *run*,
+//! Version 5 (written by the build before version 7 for a checkpoint that refers to an
+//! earlier one; still read) is version 4 plus references: a state item may be a *run*,
 //! `[actor, count, checkpoint, digest, bytes]`, saying that `count` actors from manifest place
 //! `actor` on have (and had, without timers) the very state bytes stored in checkpoint
-//! `checkpoint`; `digest` is a BLAKE3 digest of those states (16 bytes) and `bytes` their total length,
-//! which a reader checks. A run names the checkpoint that stores the bytes, never one that
-//! refers on. The manifest gets an eighth element, the ids of every checkpoint the runs name
-//! (its *bases*), so that retention knows what a checkpoint needs from its manifest alone.
-//! [`decode`] reads a version 5 file only if it has no runs; one with runs is
-//! [`FormatError::Unresolved`]: the store reads it
-//! ([`CheckpointStore::load`](crate::CheckpointStore::load)), fetching the bases. Versions
-//! 4 and 5 are one bit apart, but harmlessly: a version 4 file read as version 5 reads the
-//! same, and a version 5 file read as version 4 is refused (its manifest has bases).
-//! A checkpoint with no references is written as version 2 or 4, as before.
+//! `checkpoint`; `digest` is a BLAKE3 digest of those states (16 bytes) and `bytes` their
+//! total length, which a reader checks. A run names the checkpoint that stores the bytes,
+//! never one that refers on. The manifest gets an eighth element, the ids of every checkpoint
+//! the runs name (its *bases*), so that retention knows what a checkpoint needs from its
+//! manifest alone. Its manifest is written whole.
+//!
+//! Version 7 (written by a store with incremental checkpoints, e.g.
+//! [`FsStore::with_incremental`](crate::FsStore::with_incremental), for a checkpoint that
+//! refers to an earlier one) makes the manifest incremental too: an item of the manifest's
+//! actors may be an *actor run*, `[nil, first, home place, count, checkpoint, digest, bytes]`,
+//! saying that the next `count` actors are, entry and state, the actors at places `home
+//! place` on of checkpoint `checkpoint`, which stores both itself (`first` names the first
+//! of them; `digest` and `bytes` check their states as in version 5). The state records hold
+//! only the states of the actors whose entries are written out. The bases are as in version
+//! 5. See `compact.rs` for the payloads.
+//!
+//! [`decode`] (and [`decode_manifest`]) read a version 5 or 7 file only if it has no runs;
+//! one with runs is [`FormatError::Unresolved`]: the store reads it
+//! ([`CheckpointStore::load`](crate::CheckpointStore::load)), fetching the bases. A
+//! checkpoint with no references is written as version 2 or 4, as before.
 //!
 //! Decoding checks each length against the bytes that remain before using it, so a lying
 //! length field cannot make it allocate; a compressed record may expand to at most
@@ -61,7 +70,7 @@ use crate::checkpoint::compact::{
 };
 use crate::checkpoint::error::FormatError;
 use crate::checkpoint::in_flight::Views;
-use crate::checkpoint::incremental::{Item, Parts, Plan, Slot};
+use crate::checkpoint::incremental::{Parts, Plan, Slot, StoredPlaces};
 use crate::checkpoint::model::{Checkpoint, CheckpointId, InFlightRecord, Manifest, StateRecord};
 
 /// The bytes every checkpoint starts with.
@@ -69,19 +78,25 @@ const MAGIC: &[u8; 8] = b"AMBERCKP";
 
 /// The newest format version: an incremental checkpoint with references is written in it
 /// (see the module docs), and [`decode`] reads it and every earlier version (from
-/// [`OLDEST_READABLE_VERSION`]) but 3. [`encode_with`] writes version 4 when it compresses.
+/// [`OLDEST_READABLE_VERSION`]) but 3 and 6. [`encode_with`] writes version 4 when it
+/// compresses.
 ///
-/// There is no version 3: the versions 1, 2 and 4 differ pairwise in two bits, so a single
-/// flipped bit in a file's version field never turns one into another that reads. Version 5
-/// is one bit from 4 (and 1), but a version 4 file read as 5 reads the same, and a version 5
-/// file read as 4 (or 1) is refused.
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 5;
+/// There are no versions 3 and 6: the versions 1, 2, 4 and 7 differ pairwise in two bits,
+/// so a single flipped bit in a file's version field never turns one into another that
+/// reads. Version 5 (written by the build before 7) is one bit from 4, 1 and 7, but
+/// harmlessly: a version 4 file read as 5 reads the same, and a version 5 file read as 4, 1
+/// or 7, or a version 7 file read as 5, is refused.
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 7;
 
 /// The format versions [`decode`] reads.
-const READABLE_VERSIONS: [u32; 4] = [1, 2, 4, 5];
+const READABLE_VERSIONS: [u32; 5] = [1, 2, 4, 5, 7];
 
 /// The version of a checkpoint with references to earlier ones.
-const INCREMENTAL_VERSION: u32 = 5;
+const INCREMENTAL_VERSION: u32 = 7;
+
+/// The version of a checkpoint whose states (not its entries) refer to earlier ones, as the
+/// build before version 7 wrote them; still read.
+const STATE_RUNS_VERSION: u32 = 5;
 
 /// The version of a compressed checkpoint without references.
 const COMPRESSED_VERSION: u32 = 4;
@@ -331,7 +346,8 @@ impl<'a> Encoder<'a> {
         compression: Compression,
         plan: Option<&'a Plan>,
     ) -> Encoder<'a> {
-        let systems = Systems::of(&checkpoint.manifest, &checkpoint.in_flight);
+        let items = plan.map(|plan| &plan.items[..]);
+        let systems = Systems::of(&checkpoint.manifest, &checkpoint.in_flight, items);
         let level = compression.level();
         Encoder {
             checkpoint,
@@ -363,29 +379,24 @@ impl<'a> Encoder<'a> {
                 out.extend_from_slice(&version.to_le_bytes());
                 let systems = &self.systems;
                 let bases = self.plan.map_or(&[][..], |plan| &plan.bases[..]);
+                let items = self.plan.map(|plan| &plan.items[..]);
                 push_record(out, &mut self.record, RecordKind::Manifest, self.level, |out| {
-                    compact::write_manifest(out, manifest, systems, bases)
+                    compact::write_manifest(out, manifest, systems, bases, items)
                 })?;
                 self.stage = Stage::States(0);
             }
-            Stage::States(i) if self.plan.is_some_and(|plan| i < plan.items.len()) => {
-                let items = self.plan.map_or(&[][..], |plan| &plan.items[..]);
-                let places = &mut self.places;
-                let mut place =
-                    |i: usize, state: &StateRecord| place_of(manifest, places, i, state);
+            Stage::States(i) if self.plan.is_some_and(|plan| i < plan.stored.len()) => {
+                let stored = self.plan.map_or(&[][..], |plan| &plan.stored[..]);
                 let next = push_batch(
                     out,
                     &mut self.record,
                     RecordKind::State,
                     self.level,
                     i,
-                    items.len(),
-                    |out, i, _| match items[i] {
-                        Item::Here(at) => rmp_serde::encode::write(
-                            out,
-                            &StateOut::new(place(at, &states[at]), &states[at]),
-                        ),
-                        Item::Run(run) => rmp_serde::encode::write(out, &run),
+                    stored.len(),
+                    |out, i, _| {
+                        let (place, at) = stored[i];
+                        rmp_serde::encode::write(out, &StateOut::new(place, &states[at as usize]))
                     },
                 )?;
                 self.stage = Stage::States(next);
@@ -615,10 +626,13 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, FormatError> {
 /// (version 5) unresolved and the checkpoint not yet [validated](Checkpoint::validate).
 pub(crate) fn decode_parts(bytes: &[u8]) -> Result<Parts, FormatError> {
     let mut reader = Reader::new(bytes)?;
-    let ManifestRead { manifest, systems, bases } = reader.manifest()?;
+    let ManifestRead { manifest, systems, bases, runs } = reader.manifest()?;
     let mut states = Vec::new();
-    // How many actors the states cover (a run covers many).
-    let mut covered: u64 = 0;
+    // How many actors the states cover (a run covers many; so does an actor run).
+    let mut covered: u64 = runs.iter().map(|(_, run)| u64::from(run.count)).sum();
+    // Version 7: which entry written out each place is, and whether its state was read.
+    let places = StoredPlaces::of(&runs, manifest.actors.len());
+    let mut seen = vec![false; if runs.is_empty() { 0 } else { manifest.actors.len() }];
     let mut in_flight: Vec<InFlightRecord> = Vec::new();
     loop {
         let raw = reader.next_record()?;
@@ -632,10 +646,27 @@ pub(crate) fn decode_parts(bytes: &[u8]) -> Result<Parts, FormatError> {
                 });
             }
             RecordKind::State if reader.version == 1 => {
-                states.push(Slot::Here(raw.decode()?));
+                states.push(Slot::Here(u32::MAX, raw.decode()?));
                 covered += 1;
             }
-            RecordKind::State if reader.version == INCREMENTAL_VERSION => {
+            RecordKind::State if !runs.is_empty() => {
+                let batch: Vec<StateIn> = raw.decode()?;
+                states.reserve(batch.len());
+                for StateIn(place, state, timers) in batch {
+                    let Some(at) = places.stored(place) else {
+                        return Err(raw.payload_error(format!(
+                            "a state for place {place}, which holds no entry written out"
+                        )));
+                    };
+                    if std::mem::replace(&mut seen[at], true) {
+                        return Err(raw.payload_error(format!("two states for place {place}")));
+                    }
+                    let id = manifest.actors[at].id;
+                    states.push(Slot::Here(place, StateRecord { id, state, timers }));
+                    covered += 1;
+                }
+            }
+            RecordKind::State if reader.version == STATE_RUNS_VERSION => {
                 let batch: Vec<StateItem> = raw.decode()?;
                 states.reserve(batch.len());
                 for item in batch {
@@ -646,7 +677,8 @@ pub(crate) fn decode_parts(bytes: &[u8]) -> Result<Parts, FormatError> {
                                     raw.payload_error(format!("no actor {actor} in the manifest"))
                                 );
                             };
-                            states.push(Slot::Here(StateRecord { id: entry.id, state, timers }));
+                            let id = entry.id;
+                            states.push(Slot::Here(actor, StateRecord { id, state, timers }));
                             covered += 1;
                         }
                         StateItem::Run(run) => {
@@ -678,7 +710,7 @@ pub(crate) fn decode_parts(bytes: &[u8]) -> Result<Parts, FormatError> {
                     let Some(entry) = manifest.actors.get(actor as usize) else {
                         return Err(raw.payload_error(format!("no actor {actor} in the manifest")));
                     };
-                    states.push(Slot::Here(StateRecord { id: entry.id, state, timers }));
+                    states.push(Slot::Here(actor, StateRecord { id: entry.id, state, timers }));
                 }
                 covered += batch_len;
             }
@@ -703,22 +735,48 @@ pub(crate) fn decode_parts(bytes: &[u8]) -> Result<Parts, FormatError> {
             }
         }
     }
-    Ok(Parts { manifest, slots: states, in_flight: in_flight.into() })
+    Ok(Parts { manifest, runs, slots: states, in_flight: in_flight.into() })
 }
 
 /// Decodes only the manifest, from the start of a checkpoint.
 ///
 /// `bytes` need only hold the file header and the manifest record; the rest of the checkpoint
 /// is neither read nor checked. A store uses this to list checkpoints cheaply.
+///
+/// The manifest of an incremental checkpoint whose actors refer to other checkpoints (format
+/// version 7) is [`FormatError::Unresolved`]: load the checkpoint through its store.
 pub fn decode_manifest(bytes: &[u8]) -> Result<Manifest, FormatError> {
-    Ok(Reader::new(bytes)?.manifest()?.manifest)
+    let ManifestRead { manifest, runs, .. } = Reader::new(bytes)?.manifest()?;
+    if let Some((_, first)) = runs.first() {
+        let states = runs
+            .iter()
+            .filter(|(_, run)| run.home == first.home)
+            .map(|(_, run)| u64::from(run.count))
+            .sum();
+        return Err(FormatError::Unresolved { base: first.home, states });
+    }
+    Ok(manifest)
 }
 
-/// Decodes the manifest and the bases (the checkpoints an incremental checkpoint refers to;
-/// none before version 5) from the start of a checkpoint, as [`decode_manifest`] does.
-pub(crate) fn decode_head(bytes: &[u8]) -> Result<(Manifest, Vec<CheckpointId>), FormatError> {
+/// What a checkpoint's manifest record says of it as a whole, without its actors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Head {
+    /// The checkpoint's id.
+    pub(crate) id: CheckpointId,
+    /// Its epoch.
+    pub(crate) epoch: crate::Epoch,
+    /// When it was taken.
+    pub(crate) created_unix_ms: u64,
+    /// The checkpoints it refers to (none before version 5).
+    pub(crate) bases: Vec<CheckpointId>,
+}
+
+/// Decodes the head of a checkpoint (its manifest record, whose actors may be runs that
+/// refer to other checkpoints in version 7) from its start, as [`decode_manifest`] does.
+pub(crate) fn decode_head(bytes: &[u8]) -> Result<Head, FormatError> {
     let ManifestRead { manifest, bases, .. } = Reader::new(bytes)?.manifest()?;
-    Ok((manifest, bases))
+    let Manifest { id, epoch, created_unix_ms, .. } = manifest;
+    Ok(Head { id, epoch, created_unix_ms, bases })
 }
 
 /// The format version of a checkpoint, from its first 12 bytes.
@@ -867,18 +925,36 @@ impl<'a> Reader<'a> {
         let raw = self.next_record()?;
         if self.version == 1 {
             let manifest = raw.decode()?;
-            return Ok(ManifestRead { manifest, systems: Vec::new(), bases: Vec::new() });
+            let (systems, bases, runs) = (Vec::new(), Vec::new(), Vec::new());
+            return Ok(ManifestRead { manifest, systems, bases, runs });
         }
         let manifest: ManifestRaw = raw.decode()?;
         let read = compact::read_manifest(manifest).map_err(|e| raw.payload_error(e))?;
-        if self.version < INCREMENTAL_VERSION && !read.bases.is_empty() {
+        if self.version < STATE_RUNS_VERSION && !read.bases.is_empty() {
             return Err(raw.payload_error(format!(
-                "a version {} manifest names bases (only version 5 does)",
+                "a version {} manifest names bases (only versions 5 and 7 do)",
+                self.version
+            )));
+        }
+        if self.version < INCREMENTAL_VERSION && !read.runs.is_empty() {
+            return Err(raw.payload_error(format!(
+                "a version {} manifest has actor runs (only version 7 does)",
                 self.version
             )));
         }
         if !read.bases.windows(2).all(|w| w[0] < w[1]) {
             return Err(raw.payload_error("the bases are not in ascending order"));
+        }
+        let id = read.manifest.id;
+        if let Some((_, run)) = read
+            .runs
+            .iter()
+            .find(|(_, run)| run.home >= id || read.bases.binary_search(&run.home).is_err())
+        {
+            return Err(raw.payload_error(format!(
+                "a run refers to checkpoint {}, not an earlier one among its bases",
+                run.home
+            )));
         }
         Ok(read)
     }

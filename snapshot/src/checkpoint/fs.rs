@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::checkpoint::error::{FormatError, ReferenceProblem, StoreError};
 use crate::checkpoint::format::{
-    Compression, MANIFEST_HEADER_LEN, VERSION_HEADER_LEN, decode_head, decode_parts,
+    Compression, Head, MANIFEST_HEADER_LEN, VERSION_HEADER_LEN, decode_head, decode_parts,
     encode_planned, manifest_len, version_of,
 };
 use crate::checkpoint::incremental::{self, Chain, Memory, Parts};
-use crate::checkpoint::model::{Checkpoint, CheckpointId, Manifest};
+use crate::checkpoint::model::{Checkpoint, CheckpointId};
 use crate::checkpoint::store::{CheckpointInfo, CheckpointStore};
 
 /// The start of a checkpoint's file name; the id follows, zero-padded to 20 digits.
@@ -34,9 +34,9 @@ const TEMP_SUFFIX: &str = ".tmp";
 /// temporary files it finds. One system writes to a directory at a time; any number of readers
 /// (such as the `amber` inspector) may read it meanwhile.
 ///
-/// With [`with_incremental`](Self::with_incremental), a checkpoint stores only the states that
+/// With [`with_incremental`](Self::with_incremental), a checkpoint stores only the actors that
 /// changed since the one before; the others are references to the checkpoint that holds their
-/// bytes (format version 5), which [`load`](CheckpointStore::load) follows and retention keeps.
+/// entries and states (format version 7), which [`load`](CheckpointStore::load) follows and retention keeps.
 ///
 /// # Example
 ///
@@ -129,20 +129,21 @@ impl FsStore {
         }
     }
 
-    /// Writes checkpoints incrementally: a state that is the same (same BLAKE3 digest and
-    /// length) as in the checkpoint this store wrote before, for an actor with no pending
-    /// timers, is not written again but referred to where its bytes are stored (format
-    /// version 5). A checkpoint of 100 000 actors of which 1 % changed then writes the
-    /// manifest, the changed states and about one small reference per run of unchanged
-    /// actors.
+    /// Writes checkpoints incrementally: an actor whose manifest entry is equal and whose
+    /// state is the same (same fingerprint, a keyed 128-bit SipHash, and length) as in the
+    /// checkpoint this store wrote before, and which has no pending timers, is not written
+    /// again but referred to where its entry and state are stored (format version 7). A
+    /// checkpoint of 100 000 actors of which 1 % changed then writes the changed entries and
+    /// states and about one small reference per run of unchanged actors.
     ///
     /// Every `full_every`-th checkpoint is written whole, which ends the chain (`0` and `1`:
-    /// every one; 16 is a fair choice); so is the first one this store value writes (it
-    /// remembers digests in memory, not on disk), and one whose earlier checkpoints were
-    /// removed. References always point at the checkpoint that holds the bytes, so a load
-    /// reads at most one other checkpoint per referenced base, and retention
-    /// ([`with_retention`](Self::with_retention)) keeps every checkpoint a kept one refers to:
-    /// a store keeps up to about `keep_last + full_every` checkpoints.
+    /// every one; 16 is a fair choice); so is one whose earlier checkpoints were removed, and
+    /// the one after a save that failed. The first checkpoint this store value writes goes on
+    /// from the latest one in the directory, if it loads. References always point at the
+    /// checkpoint that holds the actors, so a load reads at most one other checkpoint per
+    /// referenced base, and retention ([`with_retention`](Self::with_retention)) keeps every
+    /// checkpoint a kept one refers to: a store keeps up to about `keep_last + full_every`
+    /// checkpoints.
     ///
     /// Reading needs no option: every store value reads incremental checkpoints.
     #[must_use]
@@ -216,7 +217,7 @@ impl FsStore {
             return None;
         }
         let homes = parts.homes().into_iter().map(|home| (home, self.load_home(home))).collect();
-        Chain::of_stored(parts, homes)
+        incremental::chain_of_stored(parts, homes)
     }
 
     /// Reads checkpoint `home`, which holds states another checkpoint refers to.
@@ -264,7 +265,7 @@ impl FsStore {
         if version < 5 {
             return Ok(Vec::new());
         }
-        Ok(self.read_head(id)?.1)
+        Ok(self.read_head(id)?.0.bases)
     }
 
     /// The memory, even if a thread panicked holding it (it is consistent between calls).
@@ -272,17 +273,8 @@ impl FsStore {
         self.memory.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reads the manifest of checkpoint `id` and the file's size.
-    fn read_manifest(&self, id: CheckpointId) -> Result<(Manifest, u64), StoreError> {
-        let (manifest, _, bytes) = self.read_head(id)?;
-        Ok((manifest, bytes))
-    }
-
-    /// Reads the manifest and bases of checkpoint `id` and the file's size.
-    fn read_head(
-        &self,
-        id: CheckpointId,
-    ) -> Result<(Manifest, Vec<CheckpointId>, u64), StoreError> {
+    /// Reads the head (id, epoch, time, bases) of checkpoint `id` and the file's size.
+    fn read_head(&self, id: CheckpointId) -> Result<(Head, u64), StoreError> {
         let path = self.path_of(id);
         let format_error = |source| StoreError::Format { location: location(&path), source };
         let mut file = File::open(&path).map_err(io_error("open", &path))?;
@@ -292,9 +284,9 @@ impl FsStore {
         let needed = manifest_len(&head).map_err(format_error)?;
         // Reads at most what the file holds, whatever the length field claims.
         read_up_to(&mut file, needed - head.len(), &mut head).map_err(io_error("read", &path))?;
-        let (manifest, bases) = decode_head(&head).map_err(format_error)?;
-        check_id(id, manifest.id, &path)?;
-        Ok((manifest, bases, bytes))
+        let head = decode_head(&head).map_err(format_error)?;
+        check_id(id, head.id, &path)?;
+        Ok((head, bytes))
     }
 
     /// Deletes the temporary files of interrupted saves, as far as it can.
@@ -349,7 +341,7 @@ impl FsStore {
                 }
                 let exists = |home| fs::symlink_metadata(self.path_of(home)).is_ok();
                 let (plan, chain) =
-                    incremental::plan(memory.chain.as_ref(), checkpoint, full_every, exists);
+                    incremental::plan(memory.chain.take(), checkpoint, full_every, exists);
                 (plan, Some(chain))
             }
             None => (None, None),
@@ -438,11 +430,11 @@ impl CheckpointStore for FsStore {
     fn list(&self) -> Result<Vec<CheckpointInfo>, StoreError> {
         let mut infos = Vec::new();
         for id in self.ids()? {
-            match self.read_manifest(id) {
-                Ok((manifest, bytes)) => infos.push(CheckpointInfo {
+            match self.read_head(id) {
+                Ok((head, bytes)) => infos.push(CheckpointInfo {
                     id,
-                    epoch: manifest.epoch,
-                    created_unix_ms: manifest.created_unix_ms,
+                    epoch: head.epoch,
+                    created_unix_ms: head.created_unix_ms,
                     path_or_key: location(&self.path_of(id)),
                     bytes,
                 }),

@@ -1,23 +1,29 @@
-//! Incremental checkpoints: states that did not change since the previous checkpoint are
-//! written as runs of references to the checkpoint that stores their bytes (format version 5).
+//! Incremental checkpoints: actors whose entry and state did not change since the previous
+//! checkpoint are written as runs of references to the checkpoint that stores them (format
+//! version 7; version 5, still read, referred to states only).
 //!
-//! The writer remembers, per actor, the BLAKE3 digest and length of the state it last wrote
-//! and the checkpoint that holds those bytes (a [`Chain`]); [`plan`] compares the next
-//! checkpoint against it. A reference always names the checkpoint that *stores* the bytes,
-//! never one that refers on, so a reader follows one step. [`resolve`] puts a checkpoint back
-//! together from the checkpoints its runs name, checking each run's digest.
+//! The writer's side is in `chain.rs`. Here: how a checkpoint is put back together from the
+//! checkpoints its runs name ([`resolve`]), checking each run's digest, and what retention
+//! must keep ([`beyond_retention`]). A reference always names the checkpoint that *stores*
+//! what it refers to, never one that refers on, so a reader follows one step.
 //!
 //! A run's digest is BLAKE3 (its first 16 bytes) over, for each of its states in order, the
-//! state's length (u64, little-endian) and its own BLAKE3 digest: the writer has the states' digests already, and
-//! a reader that finds other bytes (a tampered or replaced base) finds another digest.
+//! state's length (u64, little-endian) and its own BLAKE3 digest, preceded in version 7 by
+//! the actor's id: the writer has the states' digests already, and a reader that finds other
+//! bytes or other actors (a tampered or replaced base) finds another digest. The other
+//! fields of the entries a version 7 run takes are checked only as the base's records are
+//! (CRC32C): a base replaced by a checkpoint with the same actors and states but other
+//! entries would not be noticed.
 
 use std::collections::{HashMap, HashSet};
 
+pub(crate) use crate::checkpoint::chain::{Chain, Plan, plan};
+
 use crate::ActorId;
-use crate::checkpoint::compact::{RunDigestBytes, RunItem};
+use crate::checkpoint::compact::{ActorRun, RunDigestBytes, RunItem};
 use crate::checkpoint::error::{FormatError, ReferenceProblem};
 use crate::checkpoint::in_flight::InFlight;
-use crate::checkpoint::model::{Checkpoint, CheckpointId, Manifest, StateRecord};
+use crate::checkpoint::model::{ActorEntry, Checkpoint, CheckpointId, Manifest, StateRecord};
 
 /// The hasher of the maps keyed by actor id (ids are not chosen against this process).
 type FastHash = foldhash::fast::RandomState;
@@ -31,216 +37,41 @@ pub(crate) fn digest(state: &[u8]) -> Digest {
 }
 
 /// The digest of a run of states, fed state by state.
-struct RunDigest(blake3::Hasher);
+pub(crate) struct RunDigest(blake3::Hasher);
 
 impl RunDigest {
-    fn new() -> RunDigest {
+    pub(crate) fn new() -> RunDigest {
         RunDigest(blake3::Hasher::new())
     }
 
-    fn add(&mut self, len: u64, digest: &Digest) {
+    /// Feeds a version 7 run's actor: its id (system, then sequence number, u64
+    /// little-endian), before its state's length and digest.
+    pub(crate) fn add_actor(&mut self, id: ActorId) {
+        self.0.update(&id.system().0.to_le_bytes());
+        self.0.update(&id.seq().to_le_bytes());
+    }
+
+    pub(crate) fn add(&mut self, len: u64, digest: &Digest) {
         self.0.update(&len.to_le_bytes());
         self.0.update(digest);
     }
 
     /// The first 16 bytes of the BLAKE3 digest.
-    fn finish(&self) -> RunDigestBytes {
+    pub(crate) fn finish(&self) -> RunDigestBytes {
         let mut digest = [0; 16];
         self.0.finalize_xof().fill(&mut digest);
         digest
     }
 }
 
-/// What a writer knows of one actor's last written state.
-#[derive(Debug, Clone, Copy)]
-struct Known {
-    digest: Digest,
-    len: u64,
-    /// The checkpoint that stores these bytes.
-    home: CheckpointId,
-}
-
-/// What a store that writes incrementally remembers of the last checkpoint it wrote.
-#[derive(Debug)]
-pub(crate) struct Chain {
-    /// The checkpoint this describes.
-    last: CheckpointId,
-    /// How many checkpoints were written since the last full one (0: `last` is full).
-    since_full: u32,
-    /// Every actor of `last`, with where its state's bytes are.
-    known: HashMap<ActorId, Known, FastHash>,
-    /// Every checkpoint that `known` points to.
-    homes: HashSet<CheckpointId>,
-}
-
-impl Chain {
-    /// The checkpoint this chain describes.
-    pub(crate) fn last(&self) -> CheckpointId {
-        self.last
-    }
-
-    /// The chain that describes checkpoint `parts` as it is stored: each state's digest and
-    /// length, and the checkpoint that holds its bytes (this one, or the one a run names), read
-    /// through `homes` as [`resolve`] takes them. For a store opened on checkpoints an earlier
-    /// process wrote, so that its first save refers to them instead of writing everything
-    /// again. `None` if the checkpoint does not resolve. How many incremental checkpoints led
-    /// to it is not recorded: counted as one if it has runs, none if it is full.
-    pub(crate) fn of_stored(
-        parts: Parts,
-        homes: HashMap<CheckpointId, Result<Parts, ReferenceProblem>>,
-    ) -> Option<Chain> {
-        let id = parts.manifest.id;
-        // Where each state's bytes are, in the order `resolve` puts the states.
-        let mut stored_in = Vec::with_capacity(parts.manifest.actors.len());
-        for slot in &parts.slots {
-            match slot {
-                Slot::Here(_) => stored_in.push(id),
-                Slot::Run(run) => {
-                    stored_in.extend(std::iter::repeat_n(run.home, run.count as usize))
-                }
-            }
-        }
-        let checkpoint = resolve(parts, homes).ok()?;
-        if checkpoint.states.len() != stored_in.len() {
-            return None;
-        }
-        let mut known: HashMap<ActorId, Known, FastHash> =
-            HashMap::with_capacity_and_hasher(stored_in.len(), FastHash::default());
-        let mut homes = HashSet::new();
-        for (state, home) in checkpoint.states.iter().zip(stored_in) {
-            let len = state.state.len() as u64;
-            known.insert(state.id, Known { digest: digest(&state.state), len, home });
-            homes.insert(home);
-        }
-        let since_full = u32::from(homes.iter().any(|&home| home != id));
-        Some(Chain { last: id, since_full, known, homes })
-    }
-
-    /// The checkpoints the chain's states are stored in.
-    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
-    pub(crate) fn homes(&self) -> impl Iterator<Item = CheckpointId> + '_ {
-        self.homes.iter().copied()
-    }
-
-    /// Whether the chain's states are stored in checkpoint `id`.
-    pub(crate) fn relies_on(&self, id: CheckpointId) -> bool {
-        self.homes.contains(&id)
-    }
-}
-
-/// One item of a version 5 state record, as the encoder writes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Item {
-    /// The state at this index of [`Checkpoint::states`], stored here.
-    Here(usize),
-    /// States stored in an earlier checkpoint.
-    Run(RunItem),
-}
-
-/// How a checkpoint is written incrementally: its state items, and the checkpoints they name.
-#[derive(Debug, Clone)]
-pub(crate) struct Plan {
-    /// The state items, in order; together they cover every state once.
-    pub(crate) items: Vec<Item>,
-    /// The checkpoints the runs name, ascending, each once (never empty).
-    pub(crate) bases: Vec<u64>,
-}
-
-/// The state items of `checkpoint` written after the checkpoint `previous` describes: an
-/// actor with no timers whose state has the digest and length it had then is referenced
-/// where its bytes are; the others are stored. `None` if nothing is referenced (write it
-/// whole): when there is no previous checkpoint, when `full_every` checkpoints would
-/// otherwise follow one full one, or when a checkpoint the chain relies on no longer exists
-/// (`exists` says). Also returns the chain that describes `checkpoint` once written.
-pub(crate) fn plan(
-    previous: Option<&Chain>,
-    checkpoint: &Checkpoint,
-    full_every: u32,
-    exists: impl Fn(CheckpointId) -> bool,
-) -> (Option<Plan>, Chain) {
-    let Checkpoint { manifest, states, .. } = checkpoint;
-    let id = manifest.id;
-    let previous = previous.filter(|chain| {
-        chain.last < id
-            && chain.since_full.saturating_add(1) < full_every
-            && chain.homes.iter().all(|&home| exists(home))
-    });
-    let mut known: HashMap<ActorId, Known, FastHash> =
-        HashMap::with_capacity_and_hasher(states.len(), FastHash::default());
-    let mut homes = HashSet::new();
-    let mut items = Vec::new();
-    let mut places: Option<HashMap<ActorId, u32, FastHash>> = None;
-    let mut run: Option<(RunItem, RunDigest)> = None;
-    let mut referenced = false;
-    for (i, state) in states.iter().enumerate() {
-        let digest = digest(&state.state);
-        let len = state.state.len() as u64;
-        let same = previous
-            .and_then(|chain| chain.known.get(&state.id))
-            .filter(|k| k.digest == digest && k.len == len && state.timers.is_empty());
-        let home = same.map_or(id, |k| k.home);
-        known.insert(state.id, Known { digest, len, home });
-        homes.insert(home);
-        if same.is_none() {
-            flush(&mut run, &mut items);
-            items.push(Item::Here(i));
-            continue;
-        }
-        referenced = true;
-        let place = if manifest.actors.get(i).is_some_and(|a| a.id == state.id) {
-            i as u32
-        } else {
-            let places = places.get_or_insert_with(|| places_of(manifest));
-            // Validation checks every state is of a listed actor before anything is encoded.
-            places.get(&state.id).copied().unwrap_or(u32::MAX)
-        };
-        let extends = run.as_ref().is_some_and(|(r, _)| {
-            r.home == home && r.count < u32::MAX && r.place.checked_add(r.count) == Some(place)
-        });
-        if !extends {
-            flush(&mut run, &mut items);
-            run = Some((
-                RunItem { place, count: 0, home, digest: [0; 16], bytes: 0 },
-                RunDigest::new(),
-            ));
-        }
-        if let Some((r, d)) = run.as_mut() {
-            r.count += 1;
-            r.bytes += len;
-            d.add(len, &digest);
-        }
-    }
-    flush(&mut run, &mut items);
-    let since_full = match previous {
-        Some(chain) if referenced => chain.since_full + 1,
-        _ => 0,
-    };
-    let chain = Chain { last: id, since_full, known, homes };
-    if !referenced {
-        return (None, chain);
-    }
-    let mut bases: Vec<u64> = chain.homes.iter().filter(|&&h| h != id).map(|h| h.0).collect();
-    bases.sort_unstable();
-    (Some(Plan { items, bases }), chain)
-}
-
-/// Ends the run being built, if any.
-fn flush(run: &mut Option<(RunItem, RunDigest)>, items: &mut Vec<Item>) {
-    if let Some((mut r, d)) = run.take() {
-        r.digest = d.finish();
-        items.push(Item::Run(r));
-    }
-}
-
-fn places_of(manifest: &Manifest) -> HashMap<ActorId, u32, FastHash> {
-    manifest.actors.iter().enumerate().map(|(i, a)| (a.id, i as u32)).collect()
-}
-
-/// A checkpoint as decoded, before the states its runs name are fetched.
+/// A checkpoint as decoded, before what its runs name is fetched.
 #[derive(Debug)]
 pub(crate) struct Parts {
-    /// Its manifest.
+    /// Its manifest; with actor runs (version 7), only the entries written out, which take
+    /// the places the runs leave, in order.
     pub(crate) manifest: Manifest,
+    /// Its actor runs (version 7), each with the place of its first actor.
+    pub(crate) runs: Vec<(u32, ActorRun)>,
     /// Its state items, in order.
     pub(crate) slots: Vec<Slot>,
     /// Its in-flight messages.
@@ -250,23 +81,22 @@ pub(crate) struct Parts {
 /// A decoded state item.
 #[derive(Debug)]
 pub(crate) enum Slot {
-    /// A state stored here.
-    Here(StateRecord),
-    /// States stored in another checkpoint.
+    /// A state stored here, of the actor at this place of the checkpoint (`u32::MAX` if not
+    /// known: version 1).
+    Here(u32, StateRecord),
+    /// States stored in another checkpoint (version 5).
     Run(RunItem),
 }
 
 impl Parts {
     /// The checkpoints the runs name, each once.
     pub(crate) fn homes(&self) -> Vec<CheckpointId> {
-        let mut homes: Vec<CheckpointId> = self
-            .slots
-            .iter()
-            .filter_map(|slot| match slot {
-                Slot::Run(run) => Some(run.home),
-                Slot::Here(_) => None,
-            })
-            .collect();
+        let states = self.slots.iter().filter_map(|slot| match slot {
+            Slot::Run(run) => Some(run.home),
+            Slot::Here(..) => None,
+        });
+        let mut homes: Vec<CheckpointId> =
+            states.chain(self.runs.iter().map(|(_, run)| run.home)).collect();
         homes.sort_unstable();
         homes.dedup();
         homes
@@ -275,12 +105,20 @@ impl Parts {
     /// The checkpoint, if it has no runs (otherwise [`FormatError::Unresolved`]), checked for
     /// consistency.
     pub(crate) fn into_checkpoint(self) -> Result<Checkpoint, FormatError> {
-        let Parts { manifest, slots, in_flight } = self;
+        let Parts { manifest, runs, slots, in_flight } = self;
+        if let Some((_, first)) = runs.first() {
+            let states = runs
+                .iter()
+                .filter(|(_, run)| run.home == first.home)
+                .map(|(_, run)| u64::from(run.count))
+                .sum();
+            return Err(FormatError::Unresolved { base: first.home, states });
+        }
         let mut states = Vec::with_capacity(slots.len());
         let mut unresolved = None;
         for slot in slots {
             match slot {
-                Slot::Here(state) => states.push(state),
+                Slot::Here(_, state) => states.push(state),
                 Slot::Run(run) => {
                     let (base, count) = unresolved.get_or_insert((run.home, 0u64));
                     if *base == run.home {
@@ -296,21 +134,246 @@ impl Parts {
         checkpoint.validate()?;
         Ok(checkpoint)
     }
+
+    /// Where its actors are stored: the places of the states stored here, and its runs.
+    fn layout(&self) -> Layout {
+        let here = self.slots.iter().filter_map(|slot| match slot {
+            Slot::Here(place, _) => Some(*place),
+            Slot::Run(_) => None,
+        });
+        Layout { id: self.manifest.id, here: here.collect(), runs: self.runs.clone() }
+    }
+}
+
+/// Where the actors of a checkpoint are stored ([`Parts::layout`]).
+struct Layout {
+    id: CheckpointId,
+    here: Vec<u32>,
+    runs: Vec<(u32, ActorRun)>,
+}
+
+impl Layout {
+    /// Where each of the `places` actors is stored, entry and state together, by place: here,
+    /// or in the home a run names (`None`: its state is stored apart from its entry, in a
+    /// version 5 checkpoint, or its place is not known).
+    fn stored_at(&self, places: usize) -> Vec<Option<(CheckpointId, u32)>> {
+        let mut stored_at = vec![None; places];
+        for &place in &self.here {
+            if let Some(at) = stored_at.get_mut(place as usize) {
+                *at = Some((self.id, place));
+            }
+        }
+        for (place, run) in &self.runs {
+            for k in 0..run.count {
+                let Some(at) = place.checked_add(k).and_then(|p| stored_at.get_mut(p as usize))
+                else {
+                    break;
+                };
+                *at = run.home_place.checked_add(k).map(|home_place| (run.home, home_place));
+            }
+        }
+        stored_at
+    }
+}
+
+/// The chain of checkpoint `parts` as it is stored, read through `homes` as [`resolve`]
+/// takes them: for a store opened on checkpoints an earlier process wrote, so that its first
+/// save refers to them instead of writing everything again. `None` if it does not resolve.
+pub(crate) fn chain_of_stored(
+    parts: Parts,
+    homes: HashMap<CheckpointId, Result<Parts, ReferenceProblem>>,
+) -> Option<Chain> {
+    let layout = parts.layout();
+    let checkpoint = resolve(parts, homes).ok()?;
+    checkpoint.validate().ok()?;
+    Chain::of_stored(&checkpoint, &layout.stored_at(checkpoint.manifest.actors.len()))
 }
 
 /// Why a run could not be resolved: the run's first actor, the checkpoint it names, and what
 /// is wrong with it.
 pub(crate) type Unresolved = (ActorId, CheckpointId, ReferenceProblem);
 
-/// Puts `parts` back together with the states of the checkpoints its runs name: `homes` holds,
-/// for each of [`Parts::homes`], that checkpoint decoded (or why it is not there). Checks
-/// every run against its digest and length. The result is not yet
+/// Puts `parts` back together with the entries and states of the checkpoints its runs name:
+/// `homes` holds, for each of [`Parts::homes`], that checkpoint decoded (or why it is not
+/// there). Checks every run against its digest and length. The result is not yet
 /// [validated](Checkpoint::validate).
 pub(crate) fn resolve(
     parts: Parts,
     homes: HashMap<CheckpointId, Result<Parts, ReferenceProblem>>,
 ) -> Result<Checkpoint, Unresolved> {
-    let Parts { manifest, slots, in_flight } = parts;
+    if parts.runs.is_empty() {
+        resolve_state_runs(parts, homes)
+    } else {
+        resolve_actor_runs(parts, homes)
+    }
+}
+
+/// Which entry written out (its index among the manifest's actors) takes each place of a
+/// checkpoint with actor runs, which take the other places.
+pub(crate) struct StoredPlaces {
+    /// The runs' places and counts, with how many places the runs before each cover.
+    runs: Vec<(u32, u32, u64)>,
+    /// How many entries are written out.
+    stored: usize,
+}
+
+impl StoredPlaces {
+    pub(crate) fn of(runs: &[(u32, ActorRun)], stored: usize) -> StoredPlaces {
+        let mut covered = 0u64;
+        let runs = runs
+            .iter()
+            .map(|(place, run)| {
+                let before = covered;
+                covered += u64::from(run.count);
+                (*place, run.count, before)
+            })
+            .collect();
+        StoredPlaces { runs, stored }
+    }
+
+    /// Which entry written out takes `place` (`None`: a run does, or the checkpoint has
+    /// fewer places).
+    pub(crate) fn stored(&self, place: u32) -> Option<usize> {
+        let after = self.runs.partition_point(|&(at, _, _)| at <= place);
+        let covered = match after.checked_sub(1).map(|r| self.runs[r]) {
+            Some((at, count, before)) => {
+                if u64::from(place) < u64::from(at) + u64::from(count) {
+                    return None;
+                }
+                before + u64::from(count)
+            }
+            None => 0,
+        };
+        let at = u64::from(place).checked_sub(covered)? as usize;
+        (at < self.stored).then_some(at)
+    }
+}
+
+/// A home's stored entries and states, taken as runs use them.
+struct HomeIndex {
+    /// The entries it stores, in order, and their states.
+    entries: Vec<Option<ActorEntry>>,
+    states: Vec<Option<StateRecord>>,
+    places: StoredPlaces,
+}
+
+impl HomeIndex {
+    fn of(home: Parts) -> HomeIndex {
+        let places = StoredPlaces::of(&home.runs, home.manifest.actors.len());
+        let entries: Vec<Option<ActorEntry>> = home.manifest.actors.into_iter().map(Some).collect();
+        let mut states: Vec<Option<StateRecord>> = Vec::new();
+        states.resize_with(entries.len(), || None);
+        for slot in home.slots {
+            if let Slot::Here(place, state) = slot
+                && let Some(at) = places.stored(place).and_then(|at| states.get_mut(at))
+            {
+                *at = Some(state);
+            }
+        }
+        HomeIndex { entries, states, places }
+    }
+
+    /// The entry and state stored at `place`, taken (a place is taken once).
+    fn take(&mut self, place: u32) -> (Option<ActorEntry>, Option<StateRecord>) {
+        let Some(at) = self.places.stored(place) else { return (None, None) };
+        (self.entries[at].take(), self.states[at].take())
+    }
+}
+
+/// [`resolve`] for a version 7 checkpoint: its actor runs take entries and states from
+/// their homes by place.
+fn resolve_actor_runs(
+    parts: Parts,
+    homes: HashMap<CheckpointId, Result<Parts, ReferenceProblem>>,
+) -> Result<Checkpoint, Unresolved> {
+    let Parts { manifest, runs, slots, in_flight } = parts;
+    let Manifest { id, epoch, created_unix_ms, nodes, actors: stored } = manifest;
+    let mut homes: HashMap<CheckpointId, Result<HomeIndex, ReferenceProblem>> =
+        homes.into_iter().map(|(id, home)| (id, home.map(HomeIndex::of))).collect();
+    let mut actors = Vec::with_capacity(stored.len());
+    let mut stored = stored.into_iter();
+    // The states written out, in place order (as written), merged with the runs'.
+    let mut here = slots.into_iter().filter_map(|slot| match slot {
+        Slot::Here(place, state) => Some((place, state)),
+        Slot::Run(_) => None,
+    });
+    let mut next_here = here.next();
+    let mut states = Vec::with_capacity(actors.capacity());
+    let mut take_here_before = |place: u32, states: &mut Vec<StateRecord>| {
+        while let Some((at, _)) = &next_here
+            && *at < place
+        {
+            if let Some((_, state)) = next_here.take() {
+                states.push(state);
+            }
+            next_here = here.next();
+        }
+    };
+    for (place, run) in runs {
+        // The entries written out before the run.
+        while actors.len() < place as usize {
+            let Some(entry) = stored.next() else { break };
+            actors.push(entry);
+        }
+        take_here_before(place, &mut states);
+        let home = match homes.get_mut(&run.home) {
+            Some(Ok(home)) => home,
+            Some(Err(_)) | None => {
+                let problem = match homes.remove(&run.home) {
+                    Some(Err(problem)) => problem,
+                    _ => ReferenceProblem::Missing,
+                };
+                return Err((run.first, run.home, problem));
+            }
+        };
+        let mut digest_of_run = RunDigest::new();
+        let mut bytes = 0u64;
+        for k in 0..run.count {
+            let actor = actors.last().filter(|_| k > 0).map_or(run.first, |a: &ActorEntry| a.id);
+            let Some(place) = run.home_place.checked_add(k) else {
+                return Err((actor, run.home, ReferenceProblem::NoState));
+            };
+            let (entry, state) = home.take(place);
+            let Some(entry) = entry else {
+                return Err((actor, run.home, ReferenceProblem::NoState));
+            };
+            if k == 0 && entry.id != run.first {
+                return Err((run.first, run.home, ReferenceProblem::Mismatch));
+            }
+            let Some(mut state) = state else {
+                return Err((entry.id, run.home, ReferenceProblem::NoState));
+            };
+            if state.id != entry.id {
+                return Err((entry.id, run.home, ReferenceProblem::Mismatch));
+            }
+            let len = state.state.len() as u64;
+            digest_of_run.add_actor(entry.id);
+            digest_of_run.add(len, &digest(&state.state));
+            bytes = bytes.saturating_add(len);
+            state.timers.clear();
+            actors.push(entry);
+            states.push(state);
+        }
+        if bytes != run.bytes || digest_of_run.finish() != run.digest {
+            return Err((run.first, run.home, ReferenceProblem::Mismatch));
+        }
+    }
+    actors.extend(stored);
+    take_here_before(u32::MAX, &mut states);
+    if let Some((_, state)) = next_here {
+        states.push(state);
+    }
+    let manifest = Manifest { id, epoch, created_unix_ms, nodes, actors };
+    Ok(Checkpoint { manifest, states, in_flight })
+}
+
+/// [`resolve`] for a version 5 checkpoint: its state runs take states from their homes by
+/// actor.
+fn resolve_state_runs(
+    parts: Parts,
+    homes: HashMap<CheckpointId, Result<Parts, ReferenceProblem>>,
+) -> Result<Checkpoint, Unresolved> {
+    let Parts { manifest, slots, in_flight, .. } = parts;
     // Each home's stored states by actor, made when a run first names it.
     let mut homes: HashMap<CheckpointId, Result<HashMap<ActorId, StateRecord, FastHash>, _>> =
         homes
@@ -320,7 +383,7 @@ pub(crate) fn resolve(
                     home.slots
                         .into_iter()
                         .filter_map(|slot| match slot {
-                            Slot::Here(state) => Some((state.id, state)),
+                            Slot::Here(_, state) => Some((state.id, state)),
                             Slot::Run(_) => None,
                         })
                         .collect()
@@ -331,12 +394,13 @@ pub(crate) fn resolve(
     let mut states = Vec::with_capacity(manifest.actors.len());
     for slot in slots {
         let run = match slot {
-            Slot::Here(state) => {
+            Slot::Here(_, state) => {
                 states.push(state);
                 continue;
             }
             Slot::Run(run) => run,
         };
+
         let start = run.place as usize;
         // The decoder checked that every run lies within the manifest.
         let actors = manifest.actors.get(start..start + run.count as usize).unwrap_or_default();
@@ -390,7 +454,7 @@ impl std::fmt::Debug for Memory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Memory")
             .field("chain_last", &self.chain.as_ref().map(Chain::last))
-            .field("chain_actors", &self.chain.as_ref().map(|c| c.known.len()))
+            .field("chain_actors", &self.chain.as_ref().map(Chain::actors))
             .field("bases_known", &self.bases.len())
             .finish()
     }
@@ -425,81 +489,6 @@ pub(crate) fn beyond_retention(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::model::{ActorEntry, NodeEntry, SpawnCapacity, SpawnRestart};
-    use crate::{Epoch, SystemId};
-
-    fn checkpoint(id: u64, states: &[&[u8]]) -> Checkpoint {
-        let actor = |i: usize| ActorId::new(SystemId(1), i as u64 + 1);
-        Checkpoint {
-            manifest: Manifest {
-                id: CheckpointId(id),
-                epoch: Epoch(id),
-                created_unix_ms: 0,
-                nodes: vec![NodeEntry { node: "n".into(), address: None }],
-                actors: (0..states.len())
-                    .map(|i| ActorEntry {
-                        id: actor(i),
-                        type_name: "t".into(),
-                        name: None,
-                        node: "n".into(),
-                        parent: None,
-                        watchers: vec![],
-                        watching: vec![],
-                        state_version: 1,
-                        capacity: SpawnCapacity::SystemDefault,
-                        restart: SpawnRestart::Never,
-                    })
-                    .collect(),
-            },
-            states: states
-                .iter()
-                .enumerate()
-                .map(|(i, s)| StateRecord { id: actor(i), state: s.to_vec(), timers: vec![] })
-                .collect(),
-            in_flight: InFlight::default(),
-        }
-    }
-
-    fn shape(plan: &Plan) -> Vec<(char, u32, u32, u64)> {
-        plan.items
-            .iter()
-            .map(|item| match *item {
-                Item::Here(i) => ('h', i as u32, 1, 0),
-                Item::Run(r) => ('r', r.place, r.count, r.home.0),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn unchanged_states_become_runs_that_point_where_the_bytes_are() {
-        let always = |_| true;
-        let (plan, chain) = plan(None, &checkpoint(1, &[b"a", b"b", b"c", b"d"]), 16, always);
-        assert!(plan.is_none(), "the first checkpoint is whole");
-        let (plan, chain) =
-            super::plan(Some(&chain), &checkpoint(2, &[b"a", b"B", b"c", b"d"]), 16, always);
-        let plan = plan.unwrap();
-        assert_eq!(shape(&plan), [('r', 0, 1, 1), ('h', 1, 1, 0), ('r', 2, 2, 1)]);
-        assert_eq!(plan.bases, [1]);
-        // Actor 2's bytes are in checkpoint 2 now; a run never names a checkpoint that refers
-        // on.
-        let (plan, chain) =
-            super::plan(Some(&chain), &checkpoint(3, &[b"a", b"B", b"c", b"D"]), 16, always);
-        let plan = plan.unwrap();
-        assert_eq!(shape(&plan), [('r', 0, 1, 1), ('r', 1, 1, 2), ('r', 2, 1, 1), ('h', 3, 1, 0)]);
-        assert_eq!(plan.bases, [1, 2]);
-        assert!(chain.relies_on(CheckpointId(1)) && chain.relies_on(CheckpointId(3)));
-        // The same length with other bytes is a change.
-        let (plan, _) =
-            super::plan(Some(&chain), &checkpoint(4, &[b"x", b"B", b"c", b"D"]), 16, always);
-        assert_eq!(shape(&plan.unwrap())[0], ('h', 0, 1, 0));
-        // Every 3rd checkpoint is whole; so is one whose base is gone.
-        let (plan, _) = super::plan(Some(&chain), &checkpoint(4, &[&b"a"[..]; 4]), 3, always);
-        assert!(plan.is_none());
-        let gone = |id: CheckpointId| id != CheckpointId(2);
-        let (plan, chain) = super::plan(Some(&chain), &checkpoint(4, &[&b"a"[..]; 4]), 16, gone);
-        assert!(plan.is_none());
-        assert!(!chain.relies_on(CheckpointId(1)));
-    }
 
     #[test]
     fn retention_keeps_the_bases_of_kept_checkpoints_transitively() {

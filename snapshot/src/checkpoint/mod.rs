@@ -3,9 +3,9 @@
 //! - `model`: the checkpoint as plain data ([`Checkpoint`], [`Manifest`], …).
 //! - `format`: the versioned, checksummed file format ([`encode`], [`decode`]), shared by
 //!   every store.
-//! - `incremental`: incremental checkpoints (states that did not change are references to
-//!   the checkpoint that stores them): what the writer remembers, how a checkpoint is put
-//!   back together, and what retention must keep.
+//! - `incremental`: incremental checkpoints (actors that did not change are references to
+//!   the checkpoint that stores them): how a checkpoint is put back together, and what
+//!   retention must keep; `chain`: what the writer remembers and how it plans the next one.
 //! - `store`: the [`CheckpointStore`] trait; `fs`: [`FsStore`], the embedded default;
 //!   `url`: [`Store`], a store named by a path or URL.
 //! - feature `s3`: `async_store`, the `AsyncCheckpointStore` trait; `object`,
@@ -19,6 +19,7 @@
 #[cfg(feature = "s3")]
 mod async_store;
 mod backlog;
+mod chain;
 mod compact;
 mod error;
 mod format;

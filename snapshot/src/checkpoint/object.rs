@@ -12,12 +12,12 @@ use object_store::{ObjectMeta, ObjectStore, WriteMultipart};
 use crate::checkpoint::async_store::AsyncCheckpointStore;
 use crate::checkpoint::error::{FormatError, ReferenceProblem, StoreError};
 use crate::checkpoint::format::{
-    Compression, Encoder, MANIFEST_HEADER_LEN, VERSION_HEADER_LEN, decode_head, decode_parts,
+    Compression, Encoder, Head, MANIFEST_HEADER_LEN, VERSION_HEADER_LEN, decode_head, decode_parts,
     manifest_len, version_of,
 };
 use crate::checkpoint::fs::{FILE_SUFFIX, parse_checkpoint_name};
 use crate::checkpoint::incremental::{self, Chain, Memory, Parts};
-use crate::checkpoint::model::{Checkpoint, CheckpointId, Manifest};
+use crate::checkpoint::model::{Checkpoint, CheckpointId};
 use crate::checkpoint::store::{CheckpointInfo, CheckpointStore, LatestValid};
 
 /// The part size of a multipart upload, unless set with
@@ -147,8 +147,8 @@ impl ObjectStoreCheckpoints {
     }
 
     /// Writes checkpoints incrementally, as
-    /// [`FsStore::with_incremental`](crate::FsStore::with_incremental) does: unchanged states
-    /// are references to the checkpoint that stores them (format version 5), every
+    /// [`FsStore::with_incremental`](crate::FsStore::with_incremental) does: unchanged actors
+    /// are references to the checkpoint that stores them (format version 7), every
     /// `full_every`-th checkpoint is full, and retention keeps every checkpoint a kept one
     /// refers to. Every store value reads incremental checkpoints, whatever this option.
     #[must_use]
@@ -258,7 +258,7 @@ impl ObjectStoreCheckpoints {
         for home in parts.homes() {
             homes.insert(home, self.load_home(home).await);
         }
-        Chain::of_stored(parts, homes)
+        incremental::chain_of_stored(parts, homes)
     }
 
     /// Reads checkpoint `home`, which holds states another checkpoint refers to.
@@ -285,24 +285,16 @@ impl ObjectStoreCheckpoints {
             _ => return Some(Vec::new()),
         }
         match self.read_head(id, size).await {
-            Ok((_, bases)) => Some(bases),
+            Ok(head) => Some(head.bases),
             Err(StoreError::NotFound { .. } | StoreError::Format { .. }) => Some(Vec::new()),
             Err(_) => None,
         }
     }
 
-    /// Reads the manifest of checkpoint `id`, whose object is `size` bytes.
-    async fn read_manifest(&self, id: CheckpointId, size: u64) -> Result<Manifest, StoreError> {
-        Ok(self.read_head(id, size).await?.0)
-    }
-
-    /// Reads the manifest and bases of checkpoint `id`, whose object is `size` bytes: the
+    /// Reads the head (id, epoch, time, bases) of checkpoint `id`, whose object is `size`
+    /// bytes, from its manifest record: the
     /// first [`MANIFEST_PREFETCH`] bytes, and the rest of the manifest if it is longer.
-    async fn read_head(
-        &self,
-        id: CheckpointId,
-        size: u64,
-    ) -> Result<(Manifest, Vec<CheckpointId>), StoreError> {
+    async fn read_head(&self, id: CheckpointId, size: u64) -> Result<Head, StoreError> {
         let key = self.key_of(id);
         let location = self.location(&key);
         let format_error = |source| StoreError::Format { location: location.clone(), source };
@@ -316,9 +308,9 @@ impl ObjectStoreCheckpoints {
                 head.extend_from_slice(&rest);
             }
         }
-        let (manifest, bases) = decode_head(&head).map_err(format_error)?;
-        check_id(id, manifest.id, &location)?;
-        Ok((manifest, bases))
+        let head = decode_head(&head).map_err(format_error)?;
+        check_id(id, head.id, &location)?;
+        Ok(head)
     }
 
     async fn read_range(
@@ -461,10 +453,10 @@ impl AsyncCheckpointStore for ObjectStoreCheckpoints {
                         missing.insert(home);
                     }
                 }
-                let memory = self.memory();
+                let mut memory = self.memory();
                 let exists = |home| !missing.contains(&home);
                 let (plan, chain) =
-                    incremental::plan(memory.chain.as_ref(), checkpoint, full_every, exists);
+                    incremental::plan(memory.chain.take(), checkpoint, full_every, exists);
                 (plan, Some(chain))
             }
             None => (None, None),
@@ -515,11 +507,11 @@ impl AsyncCheckpointStore for ObjectStoreCheckpoints {
         let listing = self.listing().await?;
         let infos: Vec<Option<CheckpointInfo>> = stream::iter(listing)
             .map(|(id, meta)| async move {
-                match self.read_manifest(id, meta.size).await {
-                    Ok(manifest) => Ok(Some(CheckpointInfo {
+                match self.read_head(id, meta.size).await {
+                    Ok(head) => Ok(Some(CheckpointInfo {
                         id,
-                        epoch: manifest.epoch,
-                        created_unix_ms: manifest.created_unix_ms,
+                        epoch: head.epoch,
+                        created_unix_ms: head.created_unix_ms,
                         path_or_key: self.location(&meta.location),
                         bytes: meta.size,
                     })),
