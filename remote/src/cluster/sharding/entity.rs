@@ -1,11 +1,12 @@
 //! [`EntityRef`]: a sharded entity addressed by its key, from any node.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use amber_actors::{ActorRef, ActorState, SendError};
 
+use super::kept::{Kept, Sent};
 use super::region::Region;
 use super::{ShardRefusal, ShardingError, TellError, hash};
 use crate::NodeId;
@@ -33,7 +34,7 @@ pub struct EntityRef<E: ActorState> {
     region: Arc<Region<E>>,
     key: Arc<str>,
     shard: u32,
-    cached: Arc<Mutex<Option<ActorRef<E>>>>,
+    cached: Arc<Kept<E>>,
 }
 
 impl<E: ActorState> Clone for EntityRef<E> {
@@ -81,7 +82,13 @@ impl<E: ActorState> EntityRef<E> {
     /// looked up again through its shard's owner, which starts it again if it does not run
     /// (from its factory: what the lost one held since is gone) and the message goes there.
     pub async fn tell(&self, message: E::Msg) -> Result<(), TellError<E::Msg>> {
-        let mut message = message;
+        // The steady state: the kept ref takes it at once, sent to under the lock (no clone
+        // of the ref). A full mailbox, a stopped entity or no kept ref takes the path below
+        // (a tell tries the same send first, so each sender's order is the same either way).
+        let mut message = match self.cached.try_tell(message) {
+            Sent::Done => return Ok(()),
+            Sent::Back(message) => message,
+        };
         let mut last = None;
         for _ in 0..2 {
             let entity = match self.entity().await {
@@ -119,24 +126,17 @@ impl<E: ActorState> EntityRef<E> {
     /// A plain ref to the entity, found (or started) through its shard's owner; kept for
     /// the next calls.
     pub async fn entity(&self) -> Result<ActorRef<E>, ShardingError> {
-        if let Some(entity) = self.cached() {
+        if let Some(entity) = self.cached.get() {
             return Ok(entity);
         }
         let entity = self.resolve().await?;
-        *self.cached.lock().unwrap_or_else(PoisonError::into_inner) = Some(entity.clone());
+        self.cached.set(entity.clone());
         Ok(entity)
-    }
-
-    fn cached(&self) -> Option<ActorRef<E>> {
-        self.cached.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Drops the kept ref if it is still `entity`.
     fn forget(&self, entity: &ActorRef<E>) {
-        let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
-        if cached.as_ref().is_some_and(|c| c.id() == entity.id()) {
-            *cached = None;
-        }
+        self.cached.forget(entity.id());
     }
 
     /// Finds the entity through the owner of its shard, following the owner another node
@@ -145,6 +145,10 @@ impl<E: ActorState> EntityRef<E> {
         let key = self.key.to_string();
         let Some(cluster) = self.region.cluster() else { return Err(ShardingError::ShutDown) };
         let me = cluster.node().clone();
+        // Running here: found without computing the owner (a live entity is the one).
+        if let Ok(entity) = cluster.system().lookup::<E>(&self.region.name_of(&key)) {
+            return Ok(entity);
+        }
         let mut ask = None;
         let mut wait = RETRY_WAIT;
         let mut last = None;

@@ -20,6 +20,7 @@ mod control;
 mod entity;
 mod error;
 mod hash;
+mod kept;
 mod rebalance;
 mod region;
 
