@@ -361,3 +361,36 @@ async fn a_sharded_bank_adds_up_in_snapshots_and_after_a_restore_onto_two_nodes(
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entity_whose_node_is_lost_starts_afresh_on_its_shards_new_owner() {
+    let (a, on_a) = tally_node("a", 32).await;
+    let (b, _on_b) = tally_node("b", 32).await;
+    let (c, on_c) = tally_node("c", 32).await;
+    mesh(&[a.clone(), b.clone(), c.clone()]).await;
+    let key = (0..)
+        .map(|k| format!("room {k}"))
+        .find(|k| on_a.owner_of(on_a.shard_of(k)).is_some_and(|o| o.as_str() == "b"))
+        .unwrap();
+    let kept = on_a.entity(key.clone());
+    assert_eq!(bounded(kept.ask(TallyMsg::Add(5))).await.unwrap().sum, 5, "runs on b");
+
+    b.shutdown().await;
+    bounded(async {
+        while a.nodes().iter().any(|n| n.as_str() == "b") {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    // The kept ref fails (its node is down): the entity is looked up again and starts on
+    // the shard's owner among a and c, from its factory; what it held on b is lost.
+    bounded(kept.tell(TallyMsg::Add(1))).await.expect("sent to the entity started anew");
+    let report = bounded(kept.ask(TallyMsg::Report)).await.unwrap();
+    assert_eq!((report.key.as_str(), report.sum), (key.as_str(), 1));
+    let owner = on_a.owner_of(on_a.shard_of(&key)).unwrap();
+    assert_ne!(owner.as_str(), "b");
+    let at = locations(&[&on_a, &on_c]);
+    assert_eq!([a.node(), c.node()][at[&key]], &owner, "{key} runs on its new owner");
+    a.shutdown().await;
+    c.shutdown().await;
+}

@@ -178,6 +178,7 @@ async fn main() {
     for k in 0..keys {
         on_a.entity(format!("account {k}")).ask(Count::Add(k)).await.unwrap();
     }
+    let before = on_a.local_keys().len() + on_b.local_keys().len();
     let c = Cluster::start(builder(), config("c")).await.unwrap();
     let on_c = Sharding::<Counter>::start(&c, 64).unwrap();
     let start = Instant::now();
@@ -188,8 +189,9 @@ async fn main() {
     }
     let took = start.elapsed();
     let moved = on_c.local_keys().len();
+    let shards = (0..64).filter(|&s| on_c.owner_of(s).as_ref() == Some(c.node())).count();
     println!(
-        "join of a third node with {keys} entities on two: {moved} entities moved in {:.0} ms ({:.2} ms per entity, moves one after the other on each node)",
+        "join of a third node with {before} entities on two (the {keys} accounts and the earlier rounds'): it owns {shards} of 64 shards; {moved} entities moved in {:.0} ms ({:.2} ms per entity, moves one after the other on each node)",
         took.as_secs_f64() * 1e3,
         took.as_secs_f64() * 1e3 / moved.max(1) as f64
     );
