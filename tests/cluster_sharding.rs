@@ -394,3 +394,46 @@ async fn an_entity_whose_node_is_lost_starts_afresh_on_its_shards_new_owner() {
     a.shutdown().await;
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_hands_its_entities_off_before_leaving_loses_none() {
+    let (a, on_a) = tally_node("a", 32).await;
+    let (b, on_b) = tally_node("b", 32).await;
+    let (c, on_c) = tally_node("c", 32).await;
+    mesh(&[a.clone(), b.clone(), c.clone()]).await;
+    let keys: Vec<String> = (0..30).map(|k| format!("room {k}")).collect();
+    let kept: Vec<_> = keys.iter().map(|k| on_a.entity(k.clone())).collect();
+    for (k, entity) in kept.iter().enumerate() {
+        bounded(entity.ask(TallyMsg::Add(k as u64 + 1))).await.unwrap();
+    }
+    let on_c_before = on_c.local_keys();
+    assert!(!on_c_before.is_empty(), "c runs some of the entities");
+
+    let handed = bounded(on_c.hand_off()).await;
+    assert!(handed.failed.is_empty(), "{:?}", handed.failed);
+    assert_eq!(handed.moved.len(), on_c_before.len(), "every entity of c moved");
+    assert!(on_c.local_keys().is_empty());
+    c.shutdown().await;
+    bounded(async {
+        while a.nodes().iter().any(|n| n.as_str() == "c")
+            || b.nodes().iter().any(|n| n.as_str() == "c")
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    // Every entity kept its state, through the refs kept before (those to c's entities
+    // fail once and find them on their new node) and through new ones.
+    for (k, entity) in kept.iter().enumerate() {
+        bounded(entity.tell(TallyMsg::Add(1000))).await.expect("sent");
+        // Asked through the same ref: after the tell, in the sender's order.
+        let report = bounded(entity.ask(TallyMsg::Report)).await.unwrap();
+        assert_eq!(report.sum, k as u64 + 1 + 1000, "{}: its state and the new message", keys[k]);
+        let fresh = bounded(on_b.entity(keys[k].clone()).ask(TallyMsg::Report)).await.unwrap();
+        assert_eq!(fresh, report, "{}: the same entity from b", keys[k]);
+    }
+    let at = locations(&[&on_a, &on_b]);
+    assert_eq!(at.len(), keys.len(), "none started anew, none lost");
+    a.shutdown().await;
+    b.shutdown().await;
+}

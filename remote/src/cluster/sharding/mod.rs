@@ -193,6 +193,18 @@ impl<E: ActorState> Sharding<E> {
         rebalance::run(&self.region).await
     }
 
+    /// Before this node leaves: moves every entity running here to the owner of its shard
+    /// among the other nodes (the node that owns it once this one is gone), by live
+    /// migration, and says which moved. Call it right before [`Cluster::shutdown`]: the
+    /// entities keep their state, and refs to them keep working (through this node while it
+    /// runs; afterwards a kept ref fails once and finds the entity on its new node). An
+    /// entity started here after the hand-off is lost with the node, and one that came here
+    /// from the node that owns it next cannot go back (migration refuses it:
+    /// `StillForwarding`, reported in [`Rebalance::failed`]).
+    pub async fn hand_off(&self) -> Rebalance {
+        rebalance::hand_off(&self.region).await
+    }
+
     /// The nodes (sorted) that this node's latest automatic rebalance moved its entities
     /// for, as a watch: when it shows a set of nodes, this node has moved (or tried to
     /// move, and logged what failed) every entity whose shard another of them owns. Wait on

@@ -29,14 +29,32 @@ pub struct Rebalance {
 
 /// Moves this node's entities whose shard another node owns now.
 pub(super) async fn run<E: ActorState>(region: &Region<E>) -> Rebalance {
-    let mut report = Rebalance::default();
-    let Some(cluster) = region.cluster() else { return report };
+    let Some(cluster) = region.cluster() else { return Rebalance::default() };
     let nodes = region.nodes(&cluster);
+    move_to_owners(region, &cluster, &nodes).await
+}
+
+/// Moves every entity of this node to the owner of its shard among the other nodes.
+pub(super) async fn hand_off<E: ActorState>(region: &Region<E>) -> Rebalance {
+    let Some(cluster) = region.cluster() else { return Rebalance::default() };
+    let me = cluster.node().clone();
+    let mut others = region.nodes(&cluster);
+    others.retain(|n| *n != me);
+    move_to_owners(region, &cluster, &others).await
+}
+
+/// Moves this node's entities whose shard's owner among `nodes` is another node to it.
+async fn move_to_owners<E: ActorState>(
+    region: &Region<E>,
+    cluster: &Cluster,
+    nodes: &[NodeId],
+) -> Rebalance {
+    let mut report = Rebalance::default();
     let me = cluster.node().clone();
     let prefix = &region.prefix;
     for (name, id) in cluster.system().names_with_prefix(prefix) {
         let key = &name[prefix.len()..];
-        let Some(owner) = hash::owner(hash::shard_of(key, region.shards), &nodes) else {
+        let Some(owner) = hash::owner(hash::shard_of(key, region.shards), nodes) else {
             continue;
         };
         if *owner == me {
