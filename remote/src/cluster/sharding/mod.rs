@@ -63,10 +63,10 @@ use crate::NodeId;
 /// impl ActorState for Counter {
 ///     const TYPE_NAME: &'static str = "doc.Counter";
 ///     fn encode_state(&self) -> Result<Vec<u8>, CodecError> {
-///         Ok(self.0.to_be_bytes().to_vec())
+///         amber_actors::encode(&self.0)
 ///     }
-///     fn decode_state(_: u32, b: &[u8], _: &ActorSystem) -> Result<Self, StateError> {
-///         Ok(Counter(u64::from_be_bytes(b.try_into().map_err(|_| StateError::msg("8 bytes"))?)))
+///     fn decode_state(_: u32, bytes: &[u8], system: &ActorSystem) -> Result<Self, StateError> {
+///         Ok(Counter(system.decode(bytes)?))
 ///     }
 /// }
 ///
