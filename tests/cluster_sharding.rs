@@ -374,6 +374,8 @@ async fn an_entity_whose_node_is_lost_starts_afresh_on_its_shards_new_owner() {
         .unwrap();
     let kept = on_a.entity(key.clone());
     assert_eq!(bounded(kept.ask(TallyMsg::Add(5))).await.unwrap().sum, 5, "runs on b");
+    let other = on_a.entity(key.clone()); // not a clone: it keeps a ref of its own
+    bounded(other.entity()).await.unwrap();
 
     b.shutdown().await;
     bounded(async {
@@ -382,9 +384,15 @@ async fn an_entity_whose_node_is_lost_starts_afresh_on_its_shards_new_owner() {
         }
     })
     .await;
-    // The kept ref fails (its node is down): the entity is looked up again and starts on
-    // the shard's owner among a and c, from its factory; what it held on b is lost.
-    bounded(kept.tell(TallyMsg::Add(1))).await.expect("sent to the entity started anew");
+    // An ask through the kept ref fails (its node is down), and drops it.
+    let asked = bounded(kept.ask(TallyMsg::Report)).await;
+    assert!(
+        matches!(asked, Err(ShardingError::Ask(amber::AskError::NodeDown(ref n))) if n == "b"),
+        "{asked:?}"
+    );
+    // The entity is looked up again and starts on the shard's owner among a and c, from its
+    // factory; what it held on b is lost. A tell through a failing kept ref sends again.
+    bounded(other.tell(TallyMsg::Add(1))).await.expect("sent to the entity started anew");
     let report = bounded(kept.ask(TallyMsg::Report)).await.unwrap();
     assert_eq!((report.key.as_str(), report.sum), (key.as_str(), 1));
     let owner = on_a.owner_of(on_a.shard_of(&key)).unwrap();

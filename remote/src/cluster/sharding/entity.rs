@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use amber_actors::{ActorRef, ActorState, SendError};
+use amber_actors::{ActorRef, ActorState, AskError, SendError};
 
 use super::kept::{Kept, Sent};
 use super::region::Region;
@@ -114,10 +114,14 @@ impl<E: ActorState> EntityRef<E> {
 
     /// Sends a request to the entity (starting it first if it does not run yet) and waits
     /// for the reply, for at most the system's ask timeout.
+    ///
+    /// The request is not sent again: if the kept ref fails (the entity stopped, or its
+    /// node is down: [`AskError::Stopped`], [`AskError::NodeDown`]), the error is returned
+    /// and the ref dropped, so that the next call finds the entity again.
     pub async fn ask(&self, message: E::Msg) -> Result<E::Reply, ShardingError> {
         let entity = self.entity().await?;
         let reply = entity.ask(message).await;
-        if reply.is_err() && entity.is_stopped() {
+        if matches!(reply, Err(AskError::Stopped | AskError::NodeDown(_))) || entity.is_stopped() {
             self.forget(&entity);
         }
         Ok(reply?)
