@@ -445,3 +445,57 @@ async fn a_node_that_hands_its_entities_off_before_leaving_loses_none() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_nodes_entities_restart_from_the_checkpoint_on_their_new_owners() {
+    let (a, on_a) = tally_node("a", 32).await;
+    let (b, _on_b) = tally_node("b", 32).await;
+    let (c, on_c) = tally_node("c", 32).await;
+    mesh(&[a.clone(), b.clone(), c.clone()]).await;
+    let keys: Vec<String> = (0..30).map(|k| format!("room {k}")).collect();
+    let kept: Vec<_> = keys.iter().map(|k| on_a.entity(k.clone())).collect();
+    for (k, entity) in kept.iter().enumerate() {
+        bounded(entity.ask(TallyMsg::Add(k as u64 + 1))).await.unwrap();
+    }
+    let on_b_keys: Vec<String> = {
+        let at = registered(&[&on_a, &_on_b, &on_c]);
+        keys.iter().filter(|k| at[*k] == [1]).cloned().collect()
+    };
+    assert!(!on_b_keys.is_empty(), "b runs some of the entities");
+    let checkpoint = bounded(a.system().snapshot()).await.expect("snapshot");
+    // Work after the checkpoint: what b's entities did since is lost with b.
+    for entity in &kept {
+        bounded(entity.ask(TallyMsg::Add(1000))).await.unwrap();
+    }
+
+    b.shutdown().await;
+    bounded(async {
+        while a.nodes().iter().any(|n| n.as_str() == "b")
+            || c.nodes().iter().any(|n| n.as_str() == "b")
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let mut restarted = Vec::new();
+    for s in [&on_a, &on_c] {
+        let report = bounded(s.restart_lost(&checkpoint)).await;
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        restarted.extend(report.restarted);
+    }
+    restarted.sort();
+    let mut expected = on_b_keys.clone();
+    expected.sort();
+    assert_eq!(restarted, expected, "exactly b's entities restarted");
+    for (k, key) in keys.iter().enumerate() {
+        let report = bounded(on_c.entity(key.clone()).ask(TallyMsg::Report)).await.unwrap();
+        let sum = if on_b_keys.contains(key) { k as u64 + 1 } else { k as u64 + 1001 };
+        assert_eq!(report.sum, sum, "{key}: at its checkpoint if it was b's, else its latest");
+    }
+    assert_eq!(locations(&[&on_a, &on_c]).len(), keys.len(), "one entity per key");
+    // A second call finds them all running.
+    let again = bounded(on_a.restart_lost(&checkpoint)).await;
+    assert!(again.restarted.is_empty());
+    a.shutdown().await;
+    c.shutdown().await;
+}

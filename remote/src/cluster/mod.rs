@@ -100,7 +100,9 @@ pub use self::error::ClusterError;
 pub use self::event::ClusterEvent;
 pub use self::membership::{GossipStats, Member, MemberStatus, MembershipConfig};
 pub use self::placement::{Placement, PlacementError};
-pub use self::sharding::{EntityRef, Rebalance, ShardRefusal, Sharding, ShardingError, TellError};
+pub use self::sharding::{
+    EntityRef, Rebalance, Restarted, ShardRefusal, Sharding, ShardingError, TellError,
+};
 pub use self::spawn::SpawnRefusal;
 use self::strikes::Strike;
 use crate::{Frame, NodeId, Transport, TransportConfig, TransportEvent};

@@ -23,6 +23,7 @@ mod hash;
 mod kept;
 mod rebalance;
 mod region;
+mod restart;
 
 use std::fmt;
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub use self::entity::EntityRef;
 pub use self::error::{ShardRefusal, ShardingError, TellError};
 pub use self::rebalance::Rebalance;
 use self::region::Region;
+pub use self::restart::Restarted;
 use super::{Cluster, Placement};
 use crate::NodeId;
 
@@ -211,6 +213,20 @@ impl<E: ActorState> Sharding<E> {
     /// it for a join to have taken effect here (`wait_for`).
     pub fn rebalanced(&self) -> tokio::sync::watch::Receiver<Vec<NodeId>> {
         self.region.rebalanced.subscribe()
+    }
+
+    /// After a node was lost: starts on this node, each from its state in `checkpoint`,
+    /// the entities of `E` of the shards this node owns now that run nowhere (not here, and
+    /// not on the shard's previous owners, asked as for a first message), and says which.
+    /// Call it on every remaining node with the latest checkpoint once the loss is seen.
+    ///
+    /// What is lost: for each restarted entity, everything it did since the checkpoint, and
+    /// the messages that were in flight to it then (they are not replayed); the entity is
+    /// no longer consistent with the others as a snapshot would be (a bank's total may
+    /// change). An entity a message started afresh from its factory before this call is
+    /// left as it is (reported as running).
+    pub async fn restart_lost(&self, checkpoint: &Checkpoint) -> Restarted {
+        restart::restart_lost(&self.region, checkpoint).await
     }
 
     /// A placement that restores a checkpoint's entities of `E` (sharded over `shards`

@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use std::future::Future;
 use std::pin::Pin;
 
-use amber_actors::{ActorRef, ActorState, SpawnError};
+use amber_actors::{ActorRef, ActorState, ActorSystem, SpawnError};
 use tokio::sync::watch;
 
 use super::super::{Cluster, ClusterError, Shared};
@@ -107,6 +107,18 @@ impl<E: ActorState> Region<E> {
         key: &str,
         theirs: &[NodeId],
     ) -> Result<(ActorRef<E>, NodeId), ShardRefusal> {
+        self.find_or(key, theirs, |system, name| system.spawn_named(name, (self.factory)(key)))
+            .await
+    }
+
+    /// [`find_or_start`](Self::find_or_start), starting a missing entity with `start`
+    /// (given the system and the entity's name) instead of its factory.
+    pub(super) async fn find_or(
+        &self,
+        key: &str,
+        theirs: &[NodeId],
+        start: impl FnOnce(&ActorSystem, String) -> Result<ActorRef<E>, SpawnError>,
+    ) -> Result<(ActorRef<E>, NodeId), ShardRefusal> {
         let Some(cluster) = self.cluster() else {
             return Err(ShardRefusal::Spawn(SpawnError::ShuttingDown.to_string()));
         };
@@ -144,7 +156,7 @@ impl<E: ActorState> Region<E> {
                 }
             }
         }
-        match system.spawn_named(name.clone(), (self.factory)(key)) {
+        match start(system, name.clone()) {
             Ok(entity) => {
                 tracing::debug!(entity = %entity.id(), key, r#type = E::TYPE_NAME, "started an entity");
                 Ok((entity, me))
