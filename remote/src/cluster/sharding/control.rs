@@ -122,3 +122,63 @@ pub(in super::super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(bytes: &[u8]) -> Resolved {
+        match Control::decode(bytes) {
+            Ok(Control::Shard(ShardControl::Resolved { request: 9, result })) => result,
+            other => panic!("not the answer to request 9: {other:?}"),
+        }
+    }
+
+    /// The answer to request 9 as a node would send it, with any `result`.
+    fn answer(result: impl Serialize) -> Vec<u8> {
+        #[derive(Serialize)]
+        enum Control<R> {
+            Shard(ShardControl<R>),
+        }
+        #[derive(Serialize)]
+        enum ShardControl<R> {
+            Resolved { request: u64, result: R },
+        }
+        rmp_serde::to_vec(&Control::Shard(ShardControl::Resolved { request: 9, result })).unwrap()
+    }
+
+    #[test]
+    fn requests_and_answers_travel_typed() {
+        let request = ShardControl::Resolve {
+            request: 3,
+            type_name: "bank.Account".into(),
+            key: "account 42".into(),
+            nodes: vec!["a".into(), "b".into()],
+        };
+        let bytes = Control::Shard(request.clone()).encode();
+        assert_eq!(Control::decode(&bytes).unwrap(), Control::Shard(request));
+        for result in [
+            Ok((ActorId::new(amber_snapshot::SystemId::random(), 1), "b".to_owned())),
+            Err(ShardRefusal::NotOwner { owner: Some("c".into()) }),
+            Err(ShardRefusal::Unsettled("b: timed out".into())),
+        ] {
+            let bytes =
+                Control::Shard(ShardControl::Resolved { request: 9, result: result.clone() })
+                    .encode();
+            assert_eq!(resolved(&bytes), result);
+        }
+    }
+
+    #[test]
+    fn a_refusal_this_node_does_not_know_reads_as_unrecognized() {
+        #[derive(Serialize)]
+        enum Newer {
+            Overloaded { retry_ms: u64 },
+            Moving,
+        }
+        let refused = |r: Newer| answer(Err::<(), _>(r));
+        for bytes in [refused(Newer::Overloaded { retry_ms: 20 }), refused(Newer::Moving)] {
+            assert_eq!(resolved(&bytes), Err(ShardRefusal::Unrecognized));
+        }
+    }
+}

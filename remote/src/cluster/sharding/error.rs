@@ -1,7 +1,8 @@
 //! What can go wrong with sharded entities, as typed errors.
 
 use amber_actors::AskError;
-use serde::{Deserialize, Serialize};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::super::ClusterError;
 use crate::NodeId;
@@ -56,7 +57,9 @@ pub enum ShardingError {
 }
 
 /// Why a node refused a request for an entity; travels between nodes as a MessagePack enum.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+/// A refusal this node does not know (a newer node's) reads as
+/// [`Unrecognized`](Self::Unrecognized), whatever it carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[non_exhaustive]
 pub enum ShardRefusal {
     /// The node does not own the key's shard in its view of the members, and the entity
@@ -78,8 +81,35 @@ pub enum ShardRefusal {
     Spawn(String),
     /// A refusal this node cannot read (a newer node's kind of refusal).
     #[error("a refusal this node does not know")]
-    #[serde(other)]
     Unrecognized,
+}
+
+impl<'de> Deserialize<'de> for ShardRefusal {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// The refusals this node knows, as derived.
+        #[derive(Deserialize)]
+        enum Typed {
+            NotOwner { owner: Option<String> },
+            NotStarted(String),
+            Unsettled(String),
+            Spawn(String),
+            Unrecognized,
+        }
+        /// What a peer may send: a known refusal, or anything else.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Typed(Typed),
+            Unknown(IgnoredAny),
+        }
+        Ok(match Repr::deserialize(deserializer)? {
+            Repr::Typed(Typed::NotOwner { owner }) => ShardRefusal::NotOwner { owner },
+            Repr::Typed(Typed::NotStarted(t)) => ShardRefusal::NotStarted(t),
+            Repr::Typed(Typed::Unsettled(e)) => ShardRefusal::Unsettled(e),
+            Repr::Typed(Typed::Spawn(e)) => ShardRefusal::Spawn(e),
+            Repr::Typed(Typed::Unrecognized) | Repr::Unknown(_) => ShardRefusal::Unrecognized,
+        })
+    }
 }
 
 /// A `tell` to a sharded entity that failed: the message, given back, and why.
