@@ -499,3 +499,65 @@ async fn a_lost_nodes_entities_restart_from_the_checkpoint_on_their_new_owners()
     a.shutdown().await;
     c.shutdown().await;
 }
+
+/// A node of a cluster formed by membership from `seeds`, with a sharding of `Tally`.
+async fn tally_member(name: &str, seeds: &[std::net::SocketAddr]) -> (Cluster, Sharding<Tally>) {
+    let ms = std::time::Duration::from_millis;
+    let membership = amber::MembershipConfig::new(seeds.iter().copied())
+        .with_failure_detector(ms(500), ms(200), ms(3000))
+        .with_gossip_interval(ms(50));
+    let n = bounded(Cluster::join(tally_builder(), support::cluster::config(name), membership))
+        .await
+        .expect("join");
+    let sharding = Sharding::<Tally>::start_with(&n, 32, |key| Tally {
+        key: key.to_owned(),
+        ..Tally::default()
+    })
+    .expect("sharding starts");
+    (n, sharding)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_formed_by_membership_shards_follow_the_members() {
+    let (a, on_a) = tally_member("a", &[]).await;
+    let (b, on_b) = tally_member("b", &[a.local_addr()]).await;
+    let formed = |n: usize| {
+        move |m: &Vec<amber::cluster::Member>| m.len() == n && m.iter().all(|m| m.linked)
+    };
+    for n in [&a, &b] {
+        bounded(n.members_watch().wait_for(formed(2))).await.expect("formed");
+    }
+    let keys: Vec<String> = (0..40).map(|k| format!("room {k}")).collect();
+    for key in &keys {
+        bounded(on_b.entity(key.clone()).ask(TallyMsg::Add(1))).await.unwrap();
+        bounded(on_a.entity(key.clone()).ask(TallyMsg::Add(1))).await.unwrap();
+    }
+    assert_eq!(locations(&[&on_a, &on_b]).len(), keys.len());
+
+    let (c, on_c) = tally_member("c", &[a.local_addr()]).await;
+    for n in [&a, &b, &c] {
+        bounded(n.members_watch().wait_for(formed(3))).await.expect("formed");
+    }
+    for s in [&on_a, &on_b] {
+        bounded(s.rebalanced().wait_for(|nodes| nodes.len() == 3)).await.unwrap();
+    }
+    bounded(async {
+        while registered(&[&on_a, &on_b, &on_c]).values().any(|n| n.len() != 1) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let at = locations(&[&on_a, &on_b, &on_c]);
+    let names = [a.node(), b.node(), c.node()];
+    for key in &keys {
+        let owner = on_c.owner_of(on_c.shard_of(key)).unwrap();
+        assert_eq!(on_a.owner_of(on_a.shard_of(key)).as_ref(), Some(&owner), "{key}");
+        assert_eq!(names[at[key]], &owner, "{key} runs on its owner among the members");
+        let report = bounded(on_c.entity(key.clone()).ask(TallyMsg::Report)).await.unwrap();
+        assert_eq!(report.sum, 2, "{key}: one entity had both messages, and kept them");
+    }
+    assert!(at.values().any(|&n| n == 2), "c took some");
+    for n in [&a, &b, &c] {
+        bounded(n.shutdown()).await;
+    }
+}
