@@ -11,17 +11,17 @@ use super::region::Region;
 use super::{ShardRefusal, ShardingError, TellError, hash};
 use crate::NodeId;
 
-/// How many times a request for an entity is sent on: redirections to the owner another
-/// node names, waits for a node that has not started its sharding yet, and resends after
-/// the ref in hand failed.
+/// How many times a lookup of an entity is made before it fails: redirections to the owner
+/// another node names, and waits for a node that has not started its sharding yet, cannot
+/// answer yet, or is not linked yet.
 const ATTEMPTS: u32 = 12;
 
 /// The first wait before asking again a node that has not started its sharding yet, or
 /// cannot answer yet (doubled each time, up to [`MAX_WAIT`]).
 const RETRY_WAIT: Duration = Duration::from_millis(5);
 
-/// The longest wait between two attempts: all of them take about 4 s at most, plus the
-/// answers' own time.
+/// The longest wait between two attempts: the waits of all of them add up to about 3 s,
+/// plus the answers' own time.
 const MAX_WAIT: Duration = Duration::from_millis(500);
 
 /// A sharded entity of type `E`, addressed by its key: from any node, whichever node it

@@ -1,5 +1,6 @@
 //! Sharded entities: actors addressed by a key from any node, started on first message on
-//! the node that owns the key's shard, and moved when nodes join.
+//! the node that owns the key's shard, and moved when nodes join (or hand them off before
+//! leaving).
 //!
 //! - A key maps to one of a fixed number of shards by a stable hash; a shard maps to one
 //!   of the current nodes by rendezvous hashing (`hash.rs`), which every node computes
@@ -11,6 +12,9 @@
 //!   `Resolve` control message (`control.rs`); [`EntityRef`] keeps the ref it gets.
 //! - When the nodes change, each node moves the entities of the shards it lost to their
 //!   new owner by live migration ([`Cluster::migrate`]; `rebalance.rs`).
+//! - [`Sharding::hand_off`] moves a leaving node's entities to their next owners;
+//!   [`Sharding::restart_lost`] starts a lost node's entities from a checkpoint
+//!   (`restart.rs`).
 //! - Entities are plain actors: snapshots hold them, and [`Sharding::placement`] puts a
 //!   checkpoint's entities on their shard's owner among the nodes it is restored onto.
 //!
