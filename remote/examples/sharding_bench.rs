@@ -1,7 +1,9 @@
 //! Sharded entities against plain refs: tell throughput through an [`EntityRef`] kept by the
 //! sender versus a direct [`ActorRef`] to the same kind of actor, on one node and across two;
-//! what addressing a key afresh each time costs (a new `EntityRef` per message); and how
-//! long a join takes to move the shards the new node owns.
+//! what addressing a key afresh each time costs (a new `EntityRef` per message); how long a
+//! join takes to move the shards the new node owns; and, while a sender on another node
+//! streams to 100 probe entities through the join, the longest gap each probe saw between
+//! two of its messages (for those that moved: the move's pause plus the stream's cycle).
 //!
 //! `cargo run --release -p amber-remote --example sharding_bench`
 
@@ -39,6 +41,49 @@ impl ActorState for Counter {
     }
     fn decode_state(_: u32, bytes: &[u8], system: &ActorSystem) -> Result<Self, StateError> {
         Ok(Counter(system.decode(bytes)?))
+    }
+}
+
+/// When this process started, for times that travel in a probe's state.
+static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+fn now_ns() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// A probe entity: on each `Tick` it notes the longest gap since the previous one, on
+/// whichever node it runs (the time travels in its state; the nodes share one process).
+#[derive(Default, Serialize, Deserialize)]
+struct Probe {
+    last_ns: u64,
+    max_gap_ns: u64,
+}
+
+/// `true`: a tick; `false`: asks for the longest gap (ns).
+type Tick = bool;
+
+impl Actor for Probe {
+    type Msg = Tick;
+    type Reply = u64;
+    async fn handle(&mut self, tick: Tick, _: &mut Context<Self>) -> u64 {
+        if tick {
+            let now = now_ns();
+            if self.last_ns > 0 {
+                self.max_gap_ns = self.max_gap_ns.max(now - self.last_ns);
+            }
+            self.last_ns = now;
+        }
+        self.max_gap_ns
+    }
+}
+
+impl ActorState for Probe {
+    const TYPE_NAME: &'static str = "bench.Probe";
+    fn encode_state(&self) -> Result<Vec<u8>, CodecError> {
+        amber_actors::encode(self)
+    }
+    fn decode_state(_: u32, bytes: &[u8], system: &ActorSystem) -> Result<Self, StateError> {
+        Ok(system.decode(bytes)?)
     }
 }
 
@@ -87,7 +132,10 @@ async fn rate<R: Target>(refs: &[R], n: u64) -> f64 {
 }
 
 fn builder() -> amber_actors::SystemBuilder {
-    ActorSystem::builder().register::<Counter>().ask_timeout(Duration::from_secs(30))
+    ActorSystem::builder()
+        .register::<Counter>()
+        .register::<Probe>()
+        .ask_timeout(Duration::from_secs(30))
 }
 
 fn config(name: &str) -> TransportConfig {
@@ -179,8 +227,31 @@ async fn main() {
         on_a.entity(format!("account {k}")).ask(Count::Add(k)).await.unwrap();
     }
     let before = on_a.local_keys().len() + on_b.local_keys().len();
+    let probes_a = Sharding::<Probe>::start(&a, 64).unwrap();
+    let probes_b = Sharding::<Probe>::start(&b, 64).unwrap();
+    let probes: Vec<_> = (0..100).map(|k| probes_b.entity(format!("probe {k}"))).collect();
+    for p in &probes {
+        p.ask(true).await.unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stream = {
+        let (probes, stop) = (probes.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut after = 0;
+            while after < 200 {
+                for p in &probes {
+                    p.tell(true).await.unwrap();
+                }
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    after += 1;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
     let c = Cluster::start(builder(), config("c")).await.unwrap();
     let on_c = Sharding::<Counter>::start(&c, 64).unwrap();
+    let probes_c = Sharding::<Probe>::start(&c, 64).unwrap();
     let start = Instant::now();
     c.connect(a.local_addr()).await.unwrap();
     c.connect(b.local_addr()).await.unwrap();
@@ -188,6 +259,33 @@ async fn main() {
         s.rebalanced().wait_for(|n| n.len() == 3).await.unwrap();
     }
     let took = start.elapsed();
+    for s in [&probes_a, &probes_b] {
+        s.rebalanced().wait_for(|n| n.len() == 3).await.unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stream.await.unwrap();
+    let moved_probes = probes_c.local_keys();
+    let (mut moved_gaps, mut stayed_gaps) = (Vec::new(), Vec::new());
+    for (k, p) in probes.iter().enumerate() {
+        let gap = p.ask(false).await.unwrap() as f64 / 1e6;
+        match moved_probes.contains(&format!("probe {k}")) {
+            true => moved_gaps.push(gap),
+            false => stayed_gaps.push(gap),
+        }
+    }
+    let q = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v.get(((v.len().max(1) - 1) as f64 * p) as usize).copied().unwrap_or(f64::NAN)
+    };
+    println!(
+        "longest gap between two messages of a probe streamed to from b during the join: {} moved: p50 {:.2} ms, max {:.2} ms; {} stayed: p50 {:.2} ms, max {:.2} ms",
+        moved_gaps.len(),
+        q(&mut moved_gaps, 0.5),
+        q(&mut moved_gaps, 1.0),
+        stayed_gaps.len(),
+        q(&mut stayed_gaps, 0.5),
+        q(&mut stayed_gaps, 1.0)
+    );
     let moved = on_c.local_keys().len();
     let shards = (0..64).filter(|&s| on_c.owner_of(s).as_ref() == Some(c.node())).count();
     println!(
