@@ -70,6 +70,16 @@ impl Registry {
     pub(crate) fn len(&self) -> usize {
         self.by_id.len()
     }
+
+    /// The registered names that start with `prefix`, with their actors' ids (a scan of
+    /// every name: for occasional use, such as a rebalance).
+    pub(crate) fn names_with_prefix(&self, prefix: &str) -> Vec<(String, ActorId)> {
+        self.by_name
+            .iter()
+            .filter(|e| e.key().starts_with(prefix))
+            .map(|e| (e.key().to_string(), *e.value()))
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for Registry {

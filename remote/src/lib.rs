@@ -217,8 +217,9 @@ mod node;
 mod transport;
 
 pub use cluster::{
-    Cluster, ClusterError, ClusterEvent, GossipStats, Member, MemberStatus, MembershipConfig,
-    Placement, PlacementError, SpawnRefusal,
+    Cluster, ClusterError, ClusterEvent, EntityRef, GossipStats, Member, MemberStatus,
+    MembershipConfig, Placement, PlacementError, Rebalance, Restarted, ShardRefusal, Sharding,
+    ShardingError, SpawnRefusal, TellError,
 };
 pub use frame::{DEFAULT_MAX_FRAME, Frame, FrameCodec, FrameError, FrameKind, HEADER_LEN};
 pub use handshake::{HandshakeError, PROTOCOL_VERSION, Refusal};

@@ -528,6 +528,13 @@ impl ActorSystem {
         Some((mailbox.type_name(), mailbox.name().map(str::to_owned)))
     }
 
+    /// The live actors of this node registered under a name that starts with `prefix`: each
+    /// name with its actor's id, in no particular order. It scans every name, so it is for
+    /// occasional use (sharding's rebalances list a node's entities with it).
+    pub fn names_with_prefix(&self, prefix: &str) -> Vec<(String, ActorId)> {
+        self.inner.registry.names_with_prefix(prefix)
+    }
+
     /// The live actor with this id, if it is an `A`.
     pub fn lookup_id<A: Actor>(&self, id: ActorId) -> Result<ActorRef<A>, LookupError> {
         let mailbox =

@@ -4,6 +4,7 @@ use amber_snapshot::{ActorId, Epoch, SystemId};
 use serde::{Deserialize, Serialize};
 
 use super::migrate::MigrateControl;
+use super::sharding::ShardControl;
 use super::spawn::SpawnControl;
 use super::watch::WatchControl;
 
@@ -29,6 +30,8 @@ pub(crate) enum Control {
     /// A message of the snapshot protocol, opaque here (see
     /// `Host::on_snapshot_message`).
     Snapshot(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Sharded entities (see `sharding/control.rs`).
+    Shard(ShardControl),
 }
 
 impl Control {

@@ -56,6 +56,9 @@
 //! runtime's snapshot engine); [`Cluster::restore`] rehydrates a checkpoint of N nodes onto M
 //! under a [`Placement`]. The guide: `amber::docs::cluster` (`docs/cluster.md`).
 //!
+//! [`Sharding`] addresses entities by key from any node, started on the node that owns
+//! their shard and moved when nodes join.
+//!
 //! [`Cluster::migrate`] moves one running actor to another node while it runs; refs to it
 //! keep working.
 //!
@@ -74,6 +77,7 @@ mod names;
 mod outbound;
 mod placement;
 mod restore;
+mod sharding;
 mod spawn;
 mod strikes;
 mod watch;
@@ -100,6 +104,9 @@ use self::inbound::Inbound;
 pub use self::membership::{GossipStats, Member, MemberStatus, MembershipConfig};
 use self::outbound::Outbound;
 pub use self::placement::{Placement, PlacementError};
+pub use self::sharding::{
+    EntityRef, Rebalance, Restarted, ShardRefusal, Sharding, ShardingError, TellError,
+};
 pub use self::spawn::SpawnRefusal;
 use self::strikes::Strike;
 use crate::{Frame, NodeId, Transport, TransportConfig, TransportEvent};
@@ -190,6 +197,8 @@ struct Shared {
     incarnations: event::Incarnations,
     /// The membership driver, on a node started with [`Cluster::join`].
     membership: OnceLock<membership::Handle>,
+    /// This node's shardings, and its entity requests to other nodes.
+    sharding: sharding::Regions,
 }
 
 impl Cluster {
@@ -307,6 +316,7 @@ impl Shared {
             strikes: strikes::Strikes::default(),
             incarnations: event::Incarnations::default(),
             membership: OnceLock::new(),
+            sharding: sharding::Regions::default(),
         })
     }
 
@@ -447,6 +457,7 @@ impl Shared {
         self.strikes.peer_down(node);
         self.spawns.peer_down(node);
         self.migrations.peer_down(node);
+        self.sharding.peer_down(node);
         self.resumed.peer_down();
         self.host().node_down(node.as_str());
         let asks: Vec<u64> =
@@ -789,6 +800,7 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
             Ok(Control::Watch(message)) => watch::on_control(shared, from, message),
             Ok(Control::Spawn(message)) => spawn::on_control(shared, from, message),
             Ok(Control::Migrate(message)) => migrate::on_control(shared, from, message),
+            Ok(Control::Shard(message)) => sharding::on_control(shared, from, message),
             Err(e) => malformed(shared, &from, &e),
         },
         other => tracing::debug!(node = %from, kind = ?other.kind(), "unexpected frame"),

@@ -1,0 +1,113 @@
+//! Rebalancing: when the nodes change, each node moves the entities of the shards it no
+//! longer owns to their new owner, by live migration ([`Cluster::migrate`]): no message to
+//! a moving entity is lost, delivered twice or reordered per sender, and refs to it keep
+//! working (its old node forwards).
+//!
+//! Rendezvous hashing moves only the shards a new node takes; every node decides for its
+//! own entities from its own view of the members, so there is no coordinator to agree with.
+
+use std::sync::Arc;
+
+use amber_actors::ActorState;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::super::{Cluster, ClusterError};
+use super::hash;
+use super::region::Region;
+use crate::NodeId;
+
+/// What a rebalance did on this node.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Rebalance {
+    /// The entities that moved: their key and the node they moved to.
+    pub moved: Vec<(String, NodeId)>,
+    /// The entities that should have moved but did not, and why (they run here still,
+    /// unless the error says the move may have happened: `NodeDown`, `Timeout`).
+    pub failed: Vec<(String, ClusterError)>,
+}
+
+/// Moves this node's entities whose shard another node owns now.
+pub(super) async fn run<E: ActorState>(region: &Region<E>) -> Rebalance {
+    let Some(cluster) = region.cluster() else { return Rebalance::default() };
+    let nodes = region.nodes(&cluster);
+    move_to_owners(region, &cluster, &nodes).await
+}
+
+/// Moves every entity of this node to the owner of its shard among the other nodes.
+pub(super) async fn hand_off<E: ActorState>(region: &Region<E>) -> Rebalance {
+    let Some(cluster) = region.cluster() else { return Rebalance::default() };
+    let me = cluster.node().clone();
+    let mut others = region.nodes(&cluster);
+    others.retain(|n| *n != me);
+    move_to_owners(region, &cluster, &others).await
+}
+
+/// Moves this node's entities whose shard's owner among `nodes` is another node to it.
+async fn move_to_owners<E: ActorState>(
+    region: &Region<E>,
+    cluster: &Cluster,
+    nodes: &[NodeId],
+) -> Rebalance {
+    let mut report = Rebalance::default();
+    let me = cluster.node().clone();
+    let prefix = &region.prefix;
+    for (name, id) in cluster.system().names_with_prefix(prefix) {
+        let key = &name[prefix.len()..];
+        let Some(owner) = hash::owner(hash::shard_of(key, region.shards), nodes) else {
+            continue;
+        };
+        if *owner == me {
+            continue;
+        }
+        match cluster.migrate(id, owner).await {
+            Ok(()) => report.moved.push((key.to_owned(), owner.clone())),
+            Err(e) => {
+                tracing::warn!(key, entity = %id, node = %owner, error = %e, "an entity did not move to its shard's owner");
+                report.failed.push((key.to_owned(), e));
+            }
+        }
+    }
+    if !report.moved.is_empty() || !report.failed.is_empty() {
+        tracing::info!(
+            r#type = E::TYPE_NAME,
+            moved = report.moved.len(),
+            failed = report.failed.len(),
+            "rebalanced"
+        );
+    }
+    report
+}
+
+/// Rebalances this node's entities each time the nodes it sees change, until the cluster
+/// shuts down.
+pub(super) fn watch<E: ActorState>(cluster: &Cluster, region: Arc<Region<E>>) {
+    let mut members = cluster.shared.membership.get().map(|_| cluster.members_watch());
+    let mut events = cluster.subscribe();
+    let mut seen = region.nodes(cluster);
+    region.rebalanced.send_replace(seen.clone());
+    tokio::spawn(async move {
+        loop {
+            let changed = async {
+                match members.as_mut() {
+                    Some(members) => members.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                alive = changed => if !alive { return },
+                event = events.recv() => if let Err(RecvError::Closed) = event { return },
+            }
+            let Some(cluster) = region.cluster() else { return };
+            let nodes = region.nodes(&cluster);
+            if nodes == seen {
+                continue;
+            }
+            tracing::debug!(r#type = E::TYPE_NAME, nodes = ?nodes, "the nodes changed: rebalancing");
+            seen = nodes.clone();
+            drop(cluster);
+            run(&region).await;
+            region.rebalanced.send_replace(nodes);
+        }
+    });
+}
