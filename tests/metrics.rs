@@ -95,7 +95,7 @@ async fn snapshots_checkpoints_mailboxes_and_asks_are_measured() {
         bounded(system.snapshot()).await.expect("snapshot");
     }
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(FsStore::open(dir.path()).unwrap());
+    let store = Arc::new(FsStore::open(dir.path()).unwrap().with_durability(false));
     let info = bounded(system.checkpoint(&store)).await.expect("checkpoint");
 
     // An actor stuck in a handler: the next attempt aborts at its deadline.

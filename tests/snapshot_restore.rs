@@ -86,7 +86,8 @@ fn restore_then_snapshot_reproduces_states_and_in_flight_byte_for_byte() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkpoints_written_to_disk_restore_and_torn_ones_are_skipped_with_a_typed_error() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(FsStore::open(dir.path()).unwrap().with_retention(3));
+    let store =
+        Arc::new(FsStore::open(dir.path()).unwrap().with_durability(false).with_retention(3));
     let system = ActorSystem::builder().register::<Account>().build();
     let accounts = open_bank(&system, 8, 100).await;
     for a in &accounts {
@@ -140,7 +141,7 @@ async fn checkpoints_written_to_disk_restore_and_torn_ones_are_skipped_with_a_ty
         Ok(_) => panic!("restored from tampered checkpoints"),
     }
     // An empty store is another matter: there is nothing to restore.
-    let empty = FsStore::open(dir.path().join("empty")).unwrap();
+    let empty = FsStore::open(dir.path().join("empty")).unwrap().with_durability(false);
     assert!(matches!(
         ActorSystem::builder().register::<Account>().restore_latest(&empty),
         Err(RestoreError::NoCheckpoint)
@@ -150,7 +151,13 @@ async fn checkpoints_written_to_disk_restore_and_torn_ones_are_skipped_with_a_ty
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_checkpoints_of_a_running_bank_restore() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(FsStore::open(dir.path()).unwrap().with_retention(2).with_incremental(8));
+    let store = Arc::new(
+        FsStore::open(dir.path())
+            .unwrap()
+            .with_durability(false)
+            .with_retention(2)
+            .with_incremental(8),
+    );
     let system = ActorSystem::builder().register::<Account>().build();
     let accounts = open_bank(&system, 200, 100).await;
     // Every account has its peers before the first checkpoint (an ask after the tell that
@@ -193,7 +200,7 @@ fn save_next(store: &FsStore, mut checkpoint: Checkpoint) -> amber::snapshot::Ch
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_latest_falls_back_past_checkpoints_that_load_but_do_not_restore() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(FsStore::open(dir.path()).unwrap());
+    let store = Arc::new(FsStore::open(dir.path()).unwrap().with_durability(false));
     let system = ActorSystem::builder().register::<Account>().build();
     open_bank(&system, 4, 25).await;
     let good = bounded(system.checkpoint(&store)).await.unwrap().id;
@@ -324,7 +331,7 @@ async fn restore_keeps_parent_child_and_watch_links() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn periodic_checkpoints_are_written_until_stopped() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(FsStore::open(dir.path()).unwrap());
+    let store = Arc::new(FsStore::open(dir.path()).unwrap().with_durability(false));
     let system = ActorSystem::builder().register::<Worker>().build();
     for _ in 0..10 {
         system.spawn(Worker::default()).unwrap();

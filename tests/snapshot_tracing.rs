@@ -58,7 +58,7 @@ fn a_checkpoint_written_and_a_restore_each_log_one_info_line_with_their_figures(
         .with_writer(captured.clone())
         .finish();
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(FsStore::open(dir.path()).unwrap());
+    let store = Arc::new(FsStore::open(dir.path()).unwrap().with_durability(false));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (info, restored_from) = tracing::subscriber::with_default(subscriber, || {
         rt.block_on(async {

@@ -18,7 +18,7 @@ const ACCOUNTS: usize = 24;
 /// A store holding three checkpoints of a trading bank, taken a few milliseconds apart.
 async fn bank_store() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
-    let store = Arc::new(FsStore::open(tmp.path().join("store")).unwrap());
+    let store = Arc::new(FsStore::open(tmp.path().join("store")).unwrap().with_durability(false));
     let system = ActorSystem::builder().register::<Account>().build();
     let accounts = spawn_accounts(&system, ACCOUNTS);
     start_trading(&accounts, &accounts).await;
@@ -113,7 +113,7 @@ async fn summary_and_filters() {
 async fn diff_of_two_checkpoints_of_a_bank_balances_to_zero() {
     let tmp = bank_store().await;
     let dir = store_dir(&tmp);
-    let store = FsStore::open(&dir).unwrap();
+    let store = FsStore::open(&dir).unwrap().with_durability(false);
     let (a, b) = (store.path_of(CheckpointId(1)), store.path_of(CheckpointId(3)));
     let diff = json(&["diff", path(&a), path(&b), "--json"]);
     assert_eq!(diff, json(&["diff", "--store", &dir, "1", "latest", "--json"]));
@@ -212,7 +212,7 @@ async fn graph_and_stats_of_a_bank() {
 async fn torn_and_missing_checkpoints_fail_clearly() {
     let tmp = bank_store().await;
     let dir = store_dir(&tmp);
-    let store = FsStore::open(&dir).unwrap();
+    let store = FsStore::open(&dir).unwrap().with_durability(false);
     let torn = store.path_of(CheckpointId(2));
     let bytes = std::fs::read(&torn).unwrap();
     std::fs::write(&torn, &bytes[..bytes.len() / 2]).unwrap();

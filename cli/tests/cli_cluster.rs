@@ -53,7 +53,7 @@ async fn three_nodes_inspect_graph_and_a_migration_in_diff() {
     }
 
     let tmp = tempfile::tempdir().unwrap();
-    let store = Arc::new(FsStore::open(tmp.path().join("store")).unwrap());
+    let store = Arc::new(FsStore::open(tmp.path().join("store")).unwrap().with_durability(false));
     tokio::time::sleep(Duration::from_millis(20)).await;
     bounded(nodes[0].system().checkpoint(&store)).await.expect("first checkpoint");
     let moving = local[0][0].id();

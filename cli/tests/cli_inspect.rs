@@ -107,7 +107,7 @@ fn sample(id: u64) -> Checkpoint {
 /// A store in a temporary directory holding checkpoints `ids`.
 fn store_with(ids: &[u64]) -> (tempfile::TempDir, FsStore) {
     let tmp = tempfile::tempdir().unwrap();
-    let store = FsStore::open(tmp.path().join("store")).unwrap();
+    let store = FsStore::open(tmp.path().join("store")).unwrap().with_durability(false);
     for &id in ids {
         store.save(&sample(id)).unwrap();
     }
@@ -313,7 +313,10 @@ fn list_reports_a_corrupt_checkpoint_and_lists_the_others() {
 fn list_and_inspect_read_incremental_checkpoints() {
     let (_full_tmp, full) = store_with(&[1, 2, 3]);
     let tmp = tempfile::tempdir().unwrap();
-    let store = FsStore::open(tmp.path().join("store")).unwrap().with_incremental(16);
+    let store = FsStore::open(tmp.path().join("store"))
+        .unwrap()
+        .with_durability(false)
+        .with_incremental(16);
     for id in 1..=3 {
         store.save(&sample(id)).unwrap();
     }

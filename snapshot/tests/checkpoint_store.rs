@@ -77,6 +77,25 @@ fn save_list_load_latest() {
 }
 
 #[test]
+fn a_store_without_durability_writes_the_same_files_with_retention() {
+    let (_tmp, durable) = store();
+    let tmp = tempfile::tempdir().unwrap();
+    let scratch = FsStore::open(tmp.path().join("checkpoints"))
+        .unwrap()
+        .with_durability(false)
+        .with_retention(2);
+    for id in 1..=4 {
+        let (a, b) = (durable.save(&sample(id)).unwrap(), scratch.save(&sample(id)).unwrap());
+        assert_eq!(a.bytes, b.bytes);
+        assert_eq!(fs::read(&a.path_or_key).unwrap(), fs::read(&b.path_or_key).unwrap());
+    }
+    assert_eq!(ids(&scratch), [3, 4], "retention as usual");
+    assert_eq!(scratch.latest().unwrap(), Some(sample(4)));
+    scratch.remove(CheckpointId(4)).unwrap();
+    assert_eq!(ids(&scratch), [3]);
+}
+
+#[test]
 fn remove_and_not_found() {
     let (_tmp, store) = store();
     store.save(&sample(1)).unwrap();
