@@ -296,6 +296,21 @@ fn list_prints_one_line_per_checkpoint() {
     assert!(lines[2].starts_with("ckpt-00000000000000000003 "));
 }
 
+/// A FIFO under a checkpoint's name would block every reader: `list` and `inspect` refuse
+/// it without opening it (the command returns instead of hanging).
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_the_store_is_refused_not_read() {
+    let (_tmp, store) = store_with(&[1, 3]);
+    let fifo = store.path_of(CheckpointId(2));
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let output = amber(&["list", path(store.dir())]);
+    assert_fails(&output, 1, &["ckpt-00000000000000000002.amber", "not a regular file (a FIFO)"]);
+    assert_eq!(stdout(&output).lines().count(), 2);
+    let output = amber(&["inspect", path(&fifo)]);
+    assert_fails(&output, 1, &["ckpt-00000000000000000002.amber", "not a regular file (a FIFO)"]);
+}
+
 #[test]
 fn list_reports_a_corrupt_checkpoint_and_lists_the_others() {
     let (_tmp, store) = store_with(&[1, 2, 3]);

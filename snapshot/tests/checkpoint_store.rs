@@ -95,6 +95,42 @@ fn a_store_without_durability_writes_the_same_files_with_retention() {
     assert_eq!(ids(&scratch), [3]);
 }
 
+/// A FIFO (which blocks every reader until someone writes to it) and a symlink to a device
+/// that never ends, under checkpoint names: each is refused before it is read, and the
+/// latest good checkpoint is still found.
+#[cfg(unix)]
+#[test]
+fn entries_that_are_not_regular_files_are_refused_before_they_are_read() {
+    let (tmp, store) = store();
+    store.save(&sample(1)).unwrap();
+    let fifo = store.path_of(CheckpointId(2));
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    std::os::unix::fs::symlink("/dev/zero", store.path_of(CheckpointId(3))).unwrap();
+    // On a thread of its own: a read that blocks fails the test instead of hanging it.
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for id in [2, 3] {
+            match store.load(CheckpointId(id)) {
+                Err(StoreError::NotAFile { location, kind }) => {
+                    assert!(location.ends_with(&format!("{id}.amber")), "{location}");
+                    assert_eq!(kind, if id == 2 { "a FIFO" } else { "a device" });
+                }
+                other => panic!("checkpoint {id}: {other:?}"),
+            }
+        }
+        assert!(matches!(store.latest(), Err(StoreError::NotAFile { .. })));
+        let latest = store.latest_valid().unwrap();
+        assert_eq!(latest.checkpoint, Some(sample(1)));
+        assert_eq!(latest.skipped.len(), 2, "{:?}", latest.skipped);
+        assert!(matches!(store.list(), Err(StoreError::NotAFile { .. })));
+        let read = FsStore::load_file(&store.path_of(CheckpointId(3)));
+        assert!(matches!(read, Err(StoreError::NotAFile { .. })));
+        done.send(()).unwrap();
+    });
+    outcome.recv_timeout(std::time::Duration::from_secs(30)).expect("no read blocked");
+    drop(tmp);
+}
+
 #[test]
 fn remove_and_not_found() {
     let (_tmp, store) = store();

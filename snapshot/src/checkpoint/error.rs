@@ -247,6 +247,16 @@ pub enum StoreError {
         #[source]
         source: FormatError,
     },
+    /// A store entry is not a regular file (a directory, a FIFO, a device, or a symlink to
+    /// one): it is refused before it is opened, since reading it could block forever or
+    /// never end.
+    #[error("{location}: not a regular file ({kind}); not read")]
+    NotAFile {
+        /// The file path.
+        location: String,
+        /// What it is instead.
+        kind: &'static str,
+    },
     /// A checkpoint to save is not encodable (it is inconsistent); nothing was written.
     #[error("cannot save checkpoint {id} to {location}: {source}")]
     Unencodable {

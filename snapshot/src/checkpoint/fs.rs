@@ -273,7 +273,7 @@ impl FsStore {
     /// reading the manifest.
     fn read_bases(&self, id: CheckpointId) -> Result<Vec<CheckpointId>, StoreError> {
         let path = self.path_of(id);
-        let mut file = File::open(&path).map_err(io_error("open", &path))?;
+        let (mut file, _) = open_regular(&path, io_error("open", &path))?;
         let mut head = Vec::with_capacity(VERSION_HEADER_LEN);
         read_up_to(&mut file, VERSION_HEADER_LEN, &mut head).map_err(io_error("read", &path))?;
         let version = version_of(&head)
@@ -293,8 +293,7 @@ impl FsStore {
     fn read_head(&self, id: CheckpointId) -> Result<(Head, u64), StoreError> {
         let path = self.path_of(id);
         let format_error = |source| StoreError::Format { location: location(&path), source };
-        let mut file = File::open(&path).map_err(io_error("open", &path))?;
-        let bytes = file.metadata().map_err(io_error("read metadata of", &path))?.len();
+        let (mut file, bytes) = open_regular(&path, io_error("open", &path))?;
         let mut head = Vec::with_capacity(MANIFEST_HEADER_LEN);
         read_up_to(&mut file, MANIFEST_HEADER_LEN, &mut head).map_err(io_error("read", &path))?;
         let needed = manifest_len(&head).map_err(format_error)?;
@@ -492,12 +491,56 @@ impl CheckpointStore for FsStore {
 
 /// Reads and decodes the checkpoint in file `path`, its references left unresolved; `read`
 /// makes the error of a failed read.
-fn read_parts(
-    path: &Path,
-    read: impl FnOnce(io::Error) -> StoreError,
-) -> Result<Parts, StoreError> {
-    let bytes = fs::read(path).map_err(read)?;
+fn read_parts(path: &Path, read: impl Fn(io::Error) -> StoreError) -> Result<Parts, StoreError> {
+    let read = &read;
+    let (file, len) = open_regular(path, read)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    // At most what the file held when opened, however it grows meanwhile.
+    file.take(len).read_to_end(&mut bytes).map_err(read)?;
     decode_parts(&bytes).map_err(|source| StoreError::Format { location: location(path), source })
+}
+
+/// Opens `path` for reading if it is a regular file (a symlink to one is fine), with its
+/// length then. Anything else is refused before it is opened, with a warning: opening a FIFO
+/// blocks until someone writes to it, and a device (`/dev/zero`) never ends.
+/// `failed` says what an I/O error means to the caller.
+fn open_regular(
+    path: &Path,
+    failed: impl Fn(io::Error) -> StoreError,
+) -> Result<(File, u64), StoreError> {
+    let refuse = |kind| {
+        tracing::warn!(path = %path.display(), kind, "store entry is not a regular file; not read");
+        StoreError::NotAFile { location: location(path), kind }
+    };
+    let kind = fs::metadata(path).map_err(&failed)?.file_type();
+    if !kind.is_file() {
+        return Err(refuse(kind_of(kind)));
+    }
+    let file = File::open(path).map_err(&failed)?;
+    // Checked again on what was opened: the entry may have been replaced in between.
+    let metadata = file.metadata().map_err(&failed)?;
+    if !metadata.is_file() {
+        return Err(refuse(kind_of(metadata.file_type())));
+    }
+    Ok((file, metadata.len()))
+}
+
+/// What kind of entry a file type that is not a regular file is.
+fn kind_of(kind: fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if kind.is_dir() { "a directory" } else { "not a file" }
 }
 
 /// The id in a checkpoint's file name, `None` for any other file.
@@ -563,7 +606,7 @@ fn not_found_or(id: CheckpointId, path: &Path, op: &'static str, err: io::Error)
     }
 }
 
-fn io_error(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
+fn io_error(op: &'static str, path: &Path) -> impl Fn(io::Error) -> StoreError {
     move |source| StoreError::Io { op, path: path.to_owned(), source }
 }
 
