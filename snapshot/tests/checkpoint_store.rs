@@ -370,3 +370,70 @@ fn the_store_is_usable_as_a_shared_trait_object() {
     store.save(&sample(1)).unwrap();
     assert_eq!(store.latest().unwrap(), Some(sample(1)));
 }
+
+/// A file read through the store (a stream, record by record) fails exactly as the same
+/// bytes decoded in memory do, for every truncation and every flipped byte of it.
+#[test]
+fn a_stored_file_fails_as_its_bytes_do_in_memory() {
+    let (_tmp, store) = store();
+    let bytes = encode(&sample(7)).unwrap();
+    let path = store.path_of(CheckpointId(7));
+    let format_error = |result: Result<_, StoreError>| match result {
+        Err(StoreError::Format { source, .. }) => format!("{source:?}"),
+        other => panic!("not a format error: {other:?}"),
+    };
+    for cut in 0..bytes.len() {
+        fs::write(&path, &bytes[..cut]).unwrap();
+        let in_memory = format!("{:?}", amber_snapshot::decode(&bytes[..cut]).unwrap_err());
+        assert_eq!(format_error(FsStore::load_file(&path)), in_memory, "cut at {cut}");
+    }
+    for at in 0..bytes.len() {
+        let mut flipped = bytes.clone();
+        flipped[at] ^= 0x40;
+        fs::write(&path, &flipped).unwrap();
+        match amber_snapshot::decode(&flipped) {
+            Ok(checkpoint) => assert_eq!(FsStore::load_file(&path).unwrap(), checkpoint),
+            Err(error) => {
+                assert_eq!(
+                    format_error(FsStore::load_file(&path)),
+                    format!("{error:?}"),
+                    "byte {at}"
+                )
+            }
+        }
+    }
+}
+
+/// A file far longer than its records (a checkpoint followed by 8 GiB, sparse: nothing is on
+/// disk) is refused from its length, without reading what follows the end record; a record
+/// that claims more bytes than the file has is refused before anything is allocated for it.
+#[test]
+fn a_file_longer_or_shorter_than_its_records_is_refused_without_reading_it() {
+    let (_tmp, store) = store();
+    store.save(&sample(1)).unwrap();
+    let path = store.path_of(CheckpointId(1));
+    let len = fs::metadata(&path).unwrap().len();
+    fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len + (8 << 30)).unwrap();
+    match store.load(CheckpointId(1)) {
+        Err(StoreError::Format {
+            source: FormatError::TrailingBytes { offset, len: extra },
+            ..
+        }) => {
+            assert_eq!((offset, extra), (len, 8 << 30));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The first record's length field (bytes 13..17 after the 12-byte file header and its
+    // kind byte) claims 4 GiB.
+    let mut bytes = encode(&sample(2)).unwrap();
+    bytes[13..17].copy_from_slice(&u32::MAX.to_le_bytes());
+    let path = store.path_of(CheckpointId(2));
+    fs::write(&path, &bytes).unwrap();
+    assert!(
+        matches!(
+            store.load(CheckpointId(2)),
+            Err(StoreError::Format { source: FormatError::Truncated { .. }, .. })
+        ),
+        "a record longer than the file"
+    );
+}

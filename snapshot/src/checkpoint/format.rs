@@ -59,7 +59,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::io::Cursor;
+use std::io::{self, Cursor, Read};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -625,7 +625,27 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, FormatError> {
 /// Decodes a checkpoint as [`decode`] does, leaving the runs of an incremental checkpoint
 /// (version 5) unresolved and the checkpoint not yet [validated](Checkpoint::validate).
 pub(crate) fn decode_parts(bytes: &[u8]) -> Result<Parts, FormatError> {
-    let mut reader = Reader::new(bytes)?;
+    decode_records(Reader::new(bytes)?)
+}
+
+/// Decodes a checkpoint as [`decode_parts`] does, reading it record by record from `read`,
+/// which holds `len` bytes: the whole file is never in memory at once, a record that claims
+/// more bytes than are left is refused before anything is allocated for it, and nothing
+/// after the end record is read (only counted, from `len`). An error reading `read` comes
+/// back as `Err(Err(error))`.
+pub(crate) fn decode_parts_from(
+    read: &mut dyn Read,
+    len: u64,
+) -> Result<Parts, Result<FormatError, io::Error>> {
+    let mut failed = None;
+    let decoded = Reader::stream(read, len, &mut failed).and_then(decode_records);
+    match (decoded, failed) {
+        (_, Some(error)) => Err(Err(error)),
+        (decoded, None) => decoded.map_err(Ok),
+    }
+}
+
+fn decode_records(mut reader: Reader<'_>) -> Result<Parts, FormatError> {
     let ManifestRead { manifest, systems, bases, runs } = reader.manifest()?;
     let mut states = Vec::new();
     // How many actors the states cover (a run covers many; so does an actor run).
@@ -790,7 +810,7 @@ pub(crate) const VERSION_HEADER_LEN: usize = FILE_HEADER_LEN;
 /// How many bytes from the start of a checkpoint [`decode_manifest`] needs, given at least the
 /// first [`MANIFEST_HEADER_LEN`] bytes (fewer: the checkpoint is truncated).
 pub(crate) fn manifest_len(prefix: &[u8]) -> Result<usize, FormatError> {
-    let reader = Reader::new(prefix)?;
+    let mut reader = Reader::new(prefix)?;
     let header = reader.record_header()?;
     Ok(FILE_HEADER_LEN + RECORD_HEADER_LEN + header.len)
 }
@@ -804,9 +824,29 @@ fn check_count(kind: RecordKind, declared: u64, found: usize) -> Result<(), Form
     }
 }
 
+/// Checks a checkpoint's file header, the first bytes of a checkpoint of `len` bytes, and
+/// returns its format version.
+fn file_version(head: &[u8], len: u64) -> Result<u32, FormatError> {
+    let seen = head.len().min(MAGIC.len());
+    if head[..seen] != MAGIC[..seen] {
+        return Err(FormatError::BadMagic);
+    }
+    let Some(version) = head.get(MAGIC.len()..FILE_HEADER_LEN) else {
+        return Err(FormatError::Truncated { offset: len, record: None });
+    };
+    let found = u32::from_le_bytes([version[0], version[1], version[2], version[3]]);
+    if !READABLE_VERSIONS.contains(&found) {
+        return Err(FormatError::UnsupportedVersion {
+            found,
+            supported: CHECKPOINT_FORMAT_VERSION,
+        });
+    }
+    Ok(found)
+}
+
 /// Walks the records of a checkpoint, checking framing, checksums and order.
 struct Reader<'a> {
-    bytes: &'a [u8],
+    input: Input<'a>,
     /// Where the next record starts.
     pos: usize,
     /// The number of the next record.
@@ -815,6 +855,44 @@ struct Reader<'a> {
     previous: Option<RecordKind>,
     /// The file's format version.
     version: u32,
+}
+
+/// What a [`Reader`] reads: the whole checkpoint in memory, or a stream of it.
+enum Input<'a> {
+    Slice(&'a [u8]),
+    Stream {
+        read: &'a mut dyn Read,
+        /// The stream's length: how many bytes are left is known before they are read.
+        len: u64,
+        /// The header of the next record, once read (before its record is).
+        header: Option<[u8; RECORD_HEADER_LEN]>,
+        /// Where an I/O error reading the stream goes (the reader reports it as truncation).
+        failed: &'a mut Option<io::Error>,
+    },
+}
+
+impl Input<'_> {
+    /// How many bytes the checkpoint has.
+    fn len(&self) -> u64 {
+        match self {
+            Input::Slice(bytes) => bytes.len() as u64,
+            Input::Stream { len, .. } => *len,
+        }
+    }
+}
+
+/// Reads exactly `buf.len()` bytes; `false` if the stream ended first or failed (the error
+/// kept in `failed`).
+fn read_fully(read: &mut dyn Read, buf: &mut [u8], failed: &mut Option<io::Error>) -> bool {
+    match read.read_exact(buf) {
+        Ok(()) => true,
+        Err(error) => {
+            if error.kind() != io::ErrorKind::UnexpectedEof {
+                *failed = Some(error);
+            }
+            false
+        }
+    }
 }
 
 /// A record's header as stored.
@@ -837,33 +915,64 @@ struct RawRecord<'a> {
 impl<'a> Reader<'a> {
     /// Checks the file header.
     fn new(bytes: &'a [u8]) -> Result<Reader<'a>, FormatError> {
-        let seen = bytes.len().min(MAGIC.len());
-        if bytes[..seen] != MAGIC[..seen] {
-            return Err(FormatError::BadMagic);
+        let version = file_version(bytes, bytes.len() as u64)?;
+        Ok(Reader {
+            input: Input::Slice(bytes),
+            pos: FILE_HEADER_LEN,
+            record: 0,
+            previous: None,
+            version,
+        })
+    }
+
+    /// Reads and checks the file header of a checkpoint of `len` bytes from `read`.
+    fn stream(
+        read: &'a mut dyn Read,
+        len: u64,
+        failed: &'a mut Option<io::Error>,
+    ) -> Result<Reader<'a>, FormatError> {
+        let mut head = [0; FILE_HEADER_LEN];
+        let have = usize::try_from(len).unwrap_or(usize::MAX).min(FILE_HEADER_LEN);
+        if !read_fully(read, &mut head[..have], failed) {
+            return Err(FormatError::Truncated { offset: len, record: None });
         }
-        let Some(version) = bytes.get(MAGIC.len()..FILE_HEADER_LEN) else {
-            return Err(FormatError::Truncated { offset: bytes.len() as u64, record: None });
-        };
-        let found = u32::from_le_bytes([version[0], version[1], version[2], version[3]]);
-        if !READABLE_VERSIONS.contains(&found) {
-            return Err(FormatError::UnsupportedVersion {
-                found,
-                supported: CHECKPOINT_FORMAT_VERSION,
-            });
-        }
-        Ok(Reader { bytes, pos: FILE_HEADER_LEN, record: 0, previous: None, version: found })
+        let version = file_version(&head[..have], len)?;
+        let input = Input::Stream { read, len, header: None, failed };
+        Ok(Reader { input, pos: FILE_HEADER_LEN, record: 0, previous: None, version })
     }
 
     fn truncated(&self) -> FormatError {
-        FormatError::Truncated { offset: self.bytes.len() as u64, record: Some(self.record) }
+        FormatError::Truncated { offset: self.input.len(), record: Some(self.record) }
+    }
+
+    /// The stored bytes of the next record's header (read from a stream once, and kept until
+    /// its record is read).
+    fn header_bytes(&mut self) -> Result<[u8; RECORD_HEADER_LEN], FormatError> {
+        let pos = self.pos;
+        let truncated = self.truncated();
+        match &mut self.input {
+            Input::Slice(bytes) => bytes[pos..]
+                .get(..RECORD_HEADER_LEN)
+                .map(|h| h.try_into().expect("the header's length"))
+                .ok_or(truncated),
+            Input::Stream { read, len, header, failed } => {
+                if let Some(stored) = header {
+                    return Ok(*stored);
+                }
+                let mut stored = [0; RECORD_HEADER_LEN];
+                let left = len.saturating_sub(pos as u64);
+                if left < RECORD_HEADER_LEN as u64 || !read_fully(*read, &mut stored, failed) {
+                    return Err(truncated);
+                }
+                *header = Some(stored);
+                Ok(stored)
+            }
+        }
     }
 
     /// Reads the header of the next record, checking its kind; does not advance.
-    fn record_header(&self) -> Result<RecordHeader, FormatError> {
-        let rest = &self.bytes[self.pos..];
-        let Some(header) = rest.get(..RECORD_HEADER_LEN) else {
-            return Err(self.truncated());
-        };
+    fn record_header(&mut self) -> Result<RecordHeader, FormatError> {
+        let header = self.header_bytes()?;
         let compressed = self.version >= 4 && header[0] & COMPRESSED != 0;
         let kind_byte = if compressed { header[0] & !COMPRESSED } else { header[0] };
         let Some(kind) = RecordKind::from_byte(kind_byte) else {
@@ -883,13 +992,33 @@ impl<'a> Reader<'a> {
     /// Reads the next record: framing, checksum, order.
     fn next_record(&mut self) -> Result<RawRecord<'a>, FormatError> {
         let header = self.record_header()?;
+        let stored_header = self.header_bytes()?;
         let start = self.pos;
-        let body = &self.bytes[start + RECORD_HEADER_LEN..];
-        if body.len() < header.len {
-            return Err(self.truncated());
-        }
-        let payload = &body[..header.len];
-        let computed = record_crc(&self.bytes[start..start + 5], payload);
+        let truncated = self.truncated();
+        let payload: Cow<'a, [u8]> = match &mut self.input {
+            Input::Slice(bytes) => {
+                let bytes: &'a [u8] = bytes;
+                let body = &bytes[start + RECORD_HEADER_LEN..];
+                if body.len() < header.len {
+                    return Err(truncated);
+                }
+                Cow::Borrowed(&body[..header.len])
+            }
+            Input::Stream { read, len, header: kept, failed } => {
+                // Refused before anything is allocated for a length the stream cannot hold.
+                let left = len.saturating_sub((start + RECORD_HEADER_LEN) as u64);
+                if left < header.len as u64 {
+                    return Err(truncated);
+                }
+                let mut payload = vec![0; header.len];
+                if !read_fully(*read, &mut payload, failed) {
+                    return Err(truncated);
+                }
+                *kept = None;
+                Cow::Owned(payload)
+            }
+        };
+        let computed = record_crc(&stored_header[..5], &payload);
         if computed != header.stored_crc {
             return Err(FormatError::ChecksumMismatch {
                 record: self.record,
@@ -907,9 +1036,9 @@ impl<'a> Reader<'a> {
             });
         }
         let payload = if header.compressed {
-            Cow::Owned(decompress(self.record, header.kind, payload)?)
+            Cow::Owned(decompress(self.record, header.kind, &payload)?)
         } else {
-            Cow::Borrowed(payload)
+            payload
         };
         let raw = RawRecord { record: self.record, kind: header.kind, payload };
         self.pos = start + RECORD_HEADER_LEN + header.len;
@@ -959,13 +1088,14 @@ impl<'a> Reader<'a> {
         Ok(read)
     }
 
-    /// Checks that nothing follows the end record.
+    /// Checks that nothing follows the end record (for a stream, from its length: what
+    /// follows is not read).
     fn finish(&self) -> Result<(), FormatError> {
-        let len = self.bytes.len() - self.pos;
+        let len = self.input.len().saturating_sub(self.pos as u64);
         if len == 0 {
             Ok(())
         } else {
-            Err(FormatError::TrailingBytes { offset: self.pos as u64, len: len as u64 })
+            Err(FormatError::TrailingBytes { offset: self.pos as u64, len })
         }
     }
 }

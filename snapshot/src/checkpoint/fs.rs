@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::checkpoint::error::{FormatError, ReferenceProblem, StoreError};
 use crate::checkpoint::format::{
-    Compression, Head, MANIFEST_HEADER_LEN, VERSION_HEADER_LEN, decode_head, decode_parts,
+    Compression, Head, MANIFEST_HEADER_LEN, VERSION_HEADER_LEN, decode_head, decode_parts_from,
     encode_planned, manifest_len, version_of,
 };
 use crate::checkpoint::incremental::{self, Chain, Memory, Parts};
@@ -494,11 +494,16 @@ impl CheckpointStore for FsStore {
 fn read_parts(path: &Path, read: impl Fn(io::Error) -> StoreError) -> Result<Parts, StoreError> {
     let read = &read;
     let (file, len) = open_regular(path, read)?;
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    // At most what the file held when opened, however it grows meanwhile.
-    file.take(len).read_to_end(&mut bytes).map_err(read)?;
-    decode_parts(&bytes).map_err(|source| StoreError::Format { location: location(path), source })
+    // Record by record, and at most what the file held when opened, however it grows.
+    let mut stream = io::BufReader::with_capacity(STREAM_BUFFER, file.take(len));
+    decode_parts_from(&mut stream, len).map_err(|failed| match failed {
+        Ok(source) => StoreError::Format { location: location(path), source },
+        Err(error) => read(error),
+    })
 }
+
+/// The buffer a checkpoint file is read through (records are read whole into their own).
+const STREAM_BUFFER: usize = 64 * 1024;
 
 /// Opens `path` for reading if it is a regular file (a symlink to one is fine), with its
 /// length then. Anything else is refused before it is opened, with a warning: opening a FIFO
