@@ -9,7 +9,9 @@ use clap_complete::Shell;
 ///
 /// A checkpoint is named by its file (`DIR/ckpt-00000000000000000007.amber`), or by a store
 /// directory given with `--store DIR` and an id in it: `7`, `ckpt-00000000000000000007` (as
-/// `amber list` prints it), `latest`, or `latest~N` (N checkpoints before the newest).
+/// `amber list` prints it), `latest`, or `latest~N` (N good checkpoints before it). `latest`
+/// is the newest checkpoint that loads, where a restore would start; newer ones that do not
+/// load are named on stderr.
 ///
 /// A store is a directory, a `file:///DIR` URL, or `s3://BUCKET/PREFIX` (S3 or an
 /// S3-compatible service, reached through the standard AWS environment variables:
@@ -76,7 +78,8 @@ pub(crate) struct CheckpointArg {
     /// an id in the store.
     #[arg(value_name = "CHECKPOINT")]
     pub(crate) checkpoint: PathBuf,
-    /// Read the newest checkpoint of the store CHECKPOINT.
+    /// Read the newest checkpoint of the store CHECKPOINT that loads (a restore's; newer ones
+    /// that do not are named on stderr).
     #[arg(long, conflicts_with = "store")]
     pub(crate) latest: bool,
     /// Read CHECKPOINT as an id in this store (a directory or URL).

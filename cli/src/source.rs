@@ -95,31 +95,57 @@ pub(crate) fn file(path: &Path) -> Result<Loaded, Failure> {
 
 /// The checkpoint named `id` in the store in `dir`: a number, a name as `amber list` prints
 /// it, `latest` or `latest~N`.
+///
+/// `latest` is the newest checkpoint that loads, the one `restore_latest` would restore from
+/// (it also skips checkpoints whose types the restoring system does not register, which
+/// this tool cannot know); `latest~N` is the N-th good one before it. Each newer one that does
+/// not load is named on stderr with the reason, as `restore_latest` lists it in `skipped`.
 pub(crate) fn in_store(dir: &Path, id: &Path) -> Result<Loaded, Failure> {
     let store = open_store(dir)?;
     let text = id.to_str().ok_or_else(|| Failure::Usage(bad_id(id)))?;
     let id = match parse_id(text).ok_or_else(|| Failure::Usage(bad_id(id)))? {
         Named::Id(id) => id,
-        Named::Latest(back) => {
-            let ids = store.ids().map_err(Failure::input)?;
-            if ids.is_empty() {
-                return Err(Failure::input(format!(
-                    "{}: no checkpoints in this store",
-                    dir.display()
-                )));
-            }
-            *ids.iter().rev().nth(back).ok_or_else(|| {
-                Failure::input(format!(
-                    "{}: {text}: the store holds only {} checkpoint(s)",
-                    dir.display(),
-                    ids.len()
-                ))
-            })?
-        }
+        Named::Latest(back) => return latest_good(&store, dir, text, back),
     };
     let checkpoint = store.load(id).map_err(Failure::input)?;
     let bytes = store.bytes_of(id).map_err(Failure::input)?;
     Ok(Loaded { file: PathBuf::from(store.location_of(id)), bytes, checkpoint })
+}
+
+/// The `back`-th newest checkpoint of `store` that loads (0: the newest that does), warning
+/// about each newer one that does not.
+fn latest_good(store: &Store, dir: &Path, text: &str, back: usize) -> Result<Loaded, Failure> {
+    let ids = store.ids().map_err(Failure::input)?;
+    if ids.is_empty() {
+        return Err(Failure::input(format!("{}: no checkpoints in this store", dir.display())));
+    }
+    let (mut good, mut skipped) = (0, Vec::new());
+    for &id in ids.iter().rev() {
+        let loaded = store.load(id).and_then(|checkpoint| Ok((checkpoint, store.bytes_of(id)?)));
+        match loaded {
+            Ok((checkpoint, bytes)) if good == back => {
+                for reason in &skipped {
+                    eprintln!("amber: skipped a checkpoint that does not load: {reason}");
+                }
+                return Ok(Loaded {
+                    file: PathBuf::from(store.location_of(id)),
+                    bytes,
+                    checkpoint,
+                });
+            }
+            Ok(_) => good += 1,
+            Err(err) => skipped.push(err.to_string()),
+        }
+    }
+    let mut reasons = skipped.join("; ");
+    if !reasons.is_empty() {
+        reasons = format!(" (not loading: {reasons})");
+    }
+    Err(Failure::input(format!(
+        "{}: {text}: the store holds {} checkpoint(s), {good} of which load{reasons}",
+        dir.display(),
+        ids.len()
+    )))
 }
 
 fn bad_id(id: &Path) -> String {

@@ -239,7 +239,11 @@ async fn torn_and_missing_checkpoints_fail_clearly() {
         &["missing.amber", "cannot read"],
     );
     assert_fails(&amber(&["diff", "--store", &dir, "1", "9"]), 1, &["not found"]);
-    assert_fails(&amber(&["diff", "--store", &dir, "1", "latest~7"]), 1, &["holds only 3"]);
+    assert_fails(
+        &amber(&["diff", "--store", &dir, "1", "latest~7"]),
+        1,
+        &["holds 3 checkpoint(s), 2 of which load"],
+    );
     let output = amber(&["diff", "--store", &dir, "1", "nine"]);
     assert_fails(&output, 2, &["'nine' is not a checkpoint id"]);
     assert_fails(&amber(&["stats", path(&tmp.path().join("nope"))]), 1, &["no such directory"]);

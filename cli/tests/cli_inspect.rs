@@ -385,14 +385,36 @@ fn a_tampered_checkpoint_is_rejected_naming_the_file() {
     }
 }
 
+/// `inspect --latest` shows the checkpoint a restore would start from (`latest_valid`, which
+/// `restore_latest` uses): past a torn newest one, which it names on stderr.
 #[test]
-fn a_torn_newest_checkpoint_fails_inspect_latest() {
-    let (_tmp, store) = store_with(&[1, 2]);
-    let file = store.path_of(CheckpointId(2));
+fn inspect_latest_skips_a_torn_newest_checkpoint_as_a_restore_does() {
+    let (_tmp, store) = store_with(&[1, 2, 3]);
+    let file = store.path_of(CheckpointId(3));
     let bytes = fs::read(&file).unwrap();
     fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
-    let output = amber(&["inspect", path(store.dir()), "--latest", "--json"]);
-    assert_fails(&output, 1, &[path(&file), "truncated at byte"]);
+    let valid = store.latest_valid().unwrap();
+    assert_eq!(valid.checkpoint.map(|c| c.manifest.id), Some(CheckpointId(2)));
+    for latest in [vec!["--latest"], vec!["--store", "DIR", "latest"]] {
+        let mut args = vec!["inspect"];
+        args.extend(latest.iter().map(|a| if *a == "DIR" { path(store.dir()) } else { a }));
+        if !args.contains(&"--store") {
+            args.insert(1, path(store.dir()));
+        }
+        args.push("--json");
+        let output = amber(&args);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(json["checkpoint"]["id"], 2, "{args:?}");
+        let err = stderr(&output);
+        assert!(err.contains(path(&file)) && err.contains("truncated at byte"), "{err}");
+    }
+    // The one before it is latest~1; asking past the good ones says how many load.
+    let output = amber(&["inspect", "--store", path(store.dir()), "latest~1", "--json"]);
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["checkpoint"]["id"], 1);
+    let output = amber(&["inspect", "--store", path(store.dir()), "latest~2"]);
+    assert_fails(&output, 1, &["holds 3 checkpoint(s), 2 of which load", "truncated at byte"]);
 }
 
 #[test]
