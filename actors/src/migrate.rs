@@ -267,8 +267,16 @@ impl From<SpawnError> for MigrateRefusal {
     }
 }
 
-/// Hands a departing actor to the link; gives it back if the link is gone.
-pub type HandOff = Box<dyn FnOnce(Departure) -> Result<(), (RouteError, Box<Departure>)> + Send>;
+/// Hands a departing actor to the link; gives it back if the link is gone. What it returns
+/// when the link took the actor is held until the departure is counted as a message on that
+/// link (the snapshot engine's `migrated_out`), then dropped: a link that drops meanwhile
+/// must not be reported down before (its counts are reset then; see
+/// [`RemoteRoute::route_then`](crate::remote::RemoteRoute::route_then)).
+pub type HandOff =
+    Box<dyn FnOnce(Departure) -> Result<HandedOff, (RouteError, Box<Departure>)> + Send>;
+
+/// See [`HandOff`]: held until the departure is counted.
+pub type HandedOff = Box<dyn Send>;
 
 /// A request, on an actor's control lane, to move to another node.
 pub(crate) struct Departing {
@@ -592,11 +600,11 @@ impl<A: Actor> Runner<A> {
                 })
             })
         });
-        match outcome {
+        let handed_off = match outcome {
             None => return Err(MigrateError::Stopping(id)),
             Some(Err(e)) => return Err(e),
-            Some(Ok(())) => {}
-        }
+            Some(Ok(handed_off)) => handed_off,
+        };
         // Gone from here: its timers travelled, its watches are taken again there.
         let epoch = self.inbox.epoch();
         self.ctx.timers.cancel_all();
@@ -609,6 +617,8 @@ impl<A: Actor> Runner<A> {
         }
         system.departed(id, name.as_deref(), core.clone());
         system.run_effects(system.engine().migrated_out(id, route.node(), epoch, self.depth));
+        // Counted: the link may be reported down now.
+        drop(handed_off);
         // The forwarding entry ends when the actor stops there, or that node goes down.
         if route.watch(id, id).is_err() {
             core.end_moved(ExitReason::NodeDown(route.node().to_owned()));

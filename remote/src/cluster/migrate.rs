@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use amber_actors::migrate::{Arrival, Departure, HandOff, Migrant, MigrateError, MigrateRefusal};
+use amber_actors::migrate::{
+    Arrival, Departure, HandOff, HandedOff, Migrant, MigrateError, MigrateRefusal,
+};
 use amber_actors::remote::{InboundMessage, RouteError};
 use amber_actors::{ActorId, Epoch};
 use amber_snapshot::{SpawnCapacity, SpawnRestart, TimerEntry};
@@ -288,9 +290,15 @@ fn hand_off(shared: Arc<Shared>, to: NodeId, request: u64) -> HandOff {
         // Asks registered first, then the peer checked (as for any remote ask): `peer_down`
         // forgets the peer first, then fails the asks it finds.
         let control = Control::Migrate(MigrateControl::Arrive { request, package });
-        if shared.is_up(&to) && shared.forwarder(&to).send(Frame::Control(control.encode())).is_ok()
-        {
-            return Ok(());
+        // In a section of the path, which the runtime holds until it has counted the
+        // departure on this link: `peer_down` waits it out before the link's counts reset.
+        if shared.is_up(&to) {
+            let out = shared.outbound(&to);
+            if let Some(section) = out.sending_owned()
+                && out.tx.send(Frame::Control(control.encode())).is_ok()
+            {
+                return Ok(Box::new(section) as HandedOff);
+            }
         }
         // Not sent: everything goes back where it was taken from.
         if let Control::Migrate(MigrateControl::Arrive { package, .. }) = control {

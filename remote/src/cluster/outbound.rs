@@ -43,6 +43,14 @@ impl Outbound {
         self.live.load(Ordering::SeqCst).then_some(section)
     }
 
+    /// [`sending`](Self::sending), for a section that outlives the borrow: a migration's
+    /// hand-off, counted by the runtime after the package is on the path.
+    pub(super) fn sending_owned(self: &Arc<Self>) -> Option<OwnedSending> {
+        self.senders.fetch_add(1, Ordering::SeqCst);
+        let section = OwnedSending(self.clone());
+        self.live.load(Ordering::SeqCst).then_some(section)
+    }
+
     /// Closes the path (routes that cached it look the peer up again, and find it down),
     /// then waits out the sections in which a frame was being handed to it and counted.
     pub(super) fn close(&self) {
@@ -51,6 +59,15 @@ impl Outbound {
         while self.senders.load(Ordering::SeqCst) > 0 {
             std::thread::yield_now();
         }
+    }
+}
+
+/// A section of [`Outbound::sending_owned`]; ends when dropped.
+pub(super) struct OwnedSending(Arc<Outbound>);
+
+impl Drop for OwnedSending {
+    fn drop(&mut self) {
+        self.0.senders.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -79,7 +96,15 @@ mod tests {
     #[test]
     fn close_waits_for_the_sections_entered_before_it_and_refuses_later_ones() {
         let out = path();
-        let section = out.sending().expect("a live path");
+        closes_after(&out, out.sending().expect("a live path"));
+        let out = path();
+        // A migration's hand-off: the section is dropped after the runtime counted it.
+        closes_after(&out, out.sending_owned().expect("a live path"));
+        assert!(out.sending_owned().is_none());
+    }
+
+    /// Checks that closing `out` waits until `section` is dropped.
+    fn closes_after<S>(out: &Arc<Outbound>, section: S) {
         let closed = Arc::new(AtomicBool::new(false));
         let closer = {
             let (out, closed) = (out.clone(), closed.clone());
