@@ -271,7 +271,7 @@ impl From<SpawnError> for MigrateRefusal {
 /// when the link took the actor is held until the departure is counted as a message on that
 /// link (the snapshot engine's `migrated_out`), then dropped: a link that drops meanwhile
 /// must not be reported down before (its counts are reset then; see
-/// [`RemoteRoute::route_then`](crate::remote::RemoteRoute::route_then)).
+/// [`RemoteRoute::route_then`]).
 pub type HandOff =
     Box<dyn FnOnce(Departure) -> Result<HandedOff, (RouteError, Box<Departure>)> + Send>;
 
