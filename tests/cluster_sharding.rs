@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use amber::cluster::{Sharding, ShardingError};
+use amber::cluster::{EntityRef, Sharding, ShardingError};
 use amber::prelude::*;
 use amber::{ActorState, Cluster, StateError, SystemBuilder};
 use support::bank::{Account, AccountMsg, audit};
@@ -417,8 +417,16 @@ async fn an_entity_whose_node_is_lost_starts_afresh_on_its_shards_new_owner() {
     c.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_that_hands_its_entities_off_before_leaving_loses_none() {
+/// Three meshed nodes, and 30 rooms each holding its number plus one (k + 1), addressed from
+/// a through the refs in `kept`.
+struct Rooms {
+    nodes: [Cluster; 3],
+    shardings: [Sharding<Tally>; 3],
+    keys: Vec<String>,
+    kept: Vec<EntityRef<Tally>>,
+}
+
+async fn rooms() -> Rooms {
     let (a, on_a) = tally_node("a", 32).await;
     let (b, on_b) = tally_node("b", 32).await;
     let (c, on_c) = tally_node("c", 32).await;
@@ -428,6 +436,12 @@ async fn a_node_that_hands_its_entities_off_before_leaving_loses_none() {
     for (k, entity) in kept.iter().enumerate() {
         bounded(entity.ask(TallyMsg::Add(k as u64 + 1))).await.unwrap();
     }
+    Rooms { nodes: [a, b, c], shardings: [on_a, on_b, on_c], keys, kept }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_hands_its_entities_off_before_leaving_loses_none() {
+    let Rooms { nodes: [a, b, c], shardings: [on_a, on_b, on_c], keys, kept } = rooms().await;
     let on_c_before = on_c.local_keys();
     assert!(!on_c_before.is_empty(), "c runs some of the entities");
 
@@ -462,15 +476,7 @@ async fn a_node_that_hands_its_entities_off_before_leaving_loses_none() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_nodes_entities_restart_from_the_checkpoint_on_their_new_owners() {
-    let (a, on_a) = tally_node("a", 32).await;
-    let (b, _on_b) = tally_node("b", 32).await;
-    let (c, on_c) = tally_node("c", 32).await;
-    mesh(&[a.clone(), b.clone(), c.clone()]).await;
-    let keys: Vec<String> = (0..30).map(|k| format!("room {k}")).collect();
-    let kept: Vec<_> = keys.iter().map(|k| on_a.entity(k.clone())).collect();
-    for (k, entity) in kept.iter().enumerate() {
-        bounded(entity.ask(TallyMsg::Add(k as u64 + 1))).await.unwrap();
-    }
+    let Rooms { nodes: [a, b, c], shardings: [on_a, _on_b, on_c], keys, kept } = rooms().await;
     let on_b_keys: Vec<String> = {
         let at = registered(&[&on_a, &_on_b, &on_c]);
         keys.iter().filter(|k| at[*k] == [1]).cloned().collect()

@@ -7,42 +7,15 @@
 //!
 //! `cargo run --release -p amber-remote --example sharding_bench`
 
+#[path = "support/counter.rs"]
+mod counter;
+
 use std::time::{Duration, Instant};
 
 use amber_actors::{Actor, ActorRef, ActorState, ActorSystem, CodecError, Context, StateError};
 use amber_remote::{Cluster, EntityRef, Sharding, TransportConfig};
+use counter::{Count, Counter};
 use serde::{Deserialize, Serialize};
-
-/// A counter entity: `Add(n)` adds, every message answers the count.
-#[derive(Default)]
-struct Counter(u64);
-
-#[derive(Debug, Serialize, Deserialize)]
-enum Count {
-    Add(u64),
-    Get,
-}
-
-impl Actor for Counter {
-    type Msg = Count;
-    type Reply = u64;
-    async fn handle(&mut self, msg: Count, _: &mut Context<Self>) -> u64 {
-        if let Count::Add(n) = msg {
-            self.0 += n;
-        }
-        self.0
-    }
-}
-
-impl ActorState for Counter {
-    const TYPE_NAME: &'static str = "bench.Counter";
-    fn encode_state(&self) -> Result<Vec<u8>, CodecError> {
-        amber_actors::encode(&self.0)
-    }
-    fn decode_state(_: u32, bytes: &[u8], system: &ActorSystem) -> Result<Self, StateError> {
-        Ok(Counter(system.decode(bytes)?))
-    }
-}
 
 /// When this process started, for times that travel in a probe's state.
 static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();

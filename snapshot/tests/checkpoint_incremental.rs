@@ -2,93 +2,16 @@
 //! checkpoint that stores them; loads follow them and check them; retention keeps what a kept
 //! checkpoint refers to; a missing or tampered base is a typed error.
 
+mod incremental_world;
+
 use std::fs;
 use std::path::Path;
 
 use amber_snapshot::{
-    ActorEntry, ActorId, Checkpoint, CheckpointId, CheckpointStore, Compression, Epoch,
-    FormatError, FsStore, Manifest, NodeEntry, ReferenceProblem, SpawnCapacity, SpawnRestart,
-    StateRecord, StoreError, SystemId, TimerEntry, decode, encode,
+    ActorId, Checkpoint, CheckpointId, CheckpointStore, Compression, FormatError, FsStore,
+    ReferenceProblem, StoreError, decode, encode,
 };
-
-/// A small deterministic generator (xorshift), so that the tests need no seed file.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn actor(seq: u64) -> ActorId {
-    ActorId::new(SystemId(0x5eed_0000_0000_0001), seq)
-}
-
-/// The state of account `seq` at `version`: a MessagePack-ish blob of `len` bytes.
-fn state_of(seq: u64, version: u64, len: usize) -> Vec<u8> {
-    let mut rng = Rng(seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ version.wrapping_add(1));
-    (0..len).map(|_| rng.next() as u8).collect()
-}
-
-/// A checkpoint of `n` actors whose states are `len` bytes at the versions `versions` gives;
-/// every 100th actor has a pending timer.
-fn world(id: u64, versions: &[u64], len: usize) -> Checkpoint {
-    let n = versions.len() as u64;
-    Checkpoint {
-        manifest: Manifest {
-            id: CheckpointId(id),
-            epoch: Epoch(id),
-            created_unix_ms: 1_700_000_000_000 + id,
-            nodes: vec![NodeEntry { node: "local".into(), address: None }],
-            actors: (1..=n)
-                .map(|seq| ActorEntry {
-                    id: actor(seq),
-                    type_name: "bank.Account".into(),
-                    name: None,
-                    node: "local".into(),
-                    parent: None,
-                    watchers: vec![],
-                    watching: vec![],
-                    state_version: 1,
-                    capacity: SpawnCapacity::SystemDefault,
-                    restart: SpawnRestart::Never,
-                })
-                .collect(),
-        },
-        states: (1..=n)
-            .map(|seq| StateRecord {
-                id: actor(seq),
-                state: state_of(seq, versions[seq as usize - 1], len),
-                timers: if seq % 100 == 0 {
-                    vec![TimerEntry {
-                        timer: 1,
-                        remaining_us: id * 10,
-                        period_us: Some(1_000),
-                        msg: vec![0xc0],
-                    }]
-                } else {
-                    vec![]
-                },
-            })
-            .collect(),
-        in_flight: Default::default(),
-    }
-}
-
-/// Changes the versions of `changes` actors picked at random.
-fn change(versions: &mut [u64], changes: usize, rng: &mut Rng) {
-    for _ in 0..changes {
-        let at = rng.below(versions.len() as u64) as usize;
-        versions[at] += 1;
-    }
-}
+use incremental_world::{Rng, actor, change, world};
 
 fn version_of(path: &Path) -> u32 {
     let bytes = fs::read(path).unwrap();

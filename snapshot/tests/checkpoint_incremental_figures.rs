@@ -8,78 +8,12 @@
 //! (`full`, `incremental`, `full zstd`, `incremental zstd`), `AMBER_FIGURES_DIR` where the files
 //! go: e.g. /dev/shm, where a sync costs nothing, to see the CPU a save costs).
 
+mod incremental_world;
+
 use std::time::Instant;
 
-use amber_snapshot::{
-    ActorEntry, ActorId, Checkpoint, CheckpointId, CheckpointStore, Compression, Epoch, FsStore,
-    Manifest, NodeEntry, SpawnCapacity, SpawnRestart, StateRecord, SystemId, TimerEntry,
-};
-
-/// xorshift: deterministic, no seed file.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-fn actor(seq: u64) -> ActorId {
-    ActorId::new(SystemId(0x5eed_0000_0000_0001), seq)
-}
-
-/// Random (incompressible) state bytes of account `seq` at `version`.
-fn state_of(seq: u64, version: u64, len: usize) -> Vec<u8> {
-    let mut rng = Rng(seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ version.wrapping_add(1));
-    (0..len).map(|_| rng.next() as u8).collect()
-}
-
-/// `versions.len()` actors with states of `len` bytes; every 100th has a timer.
-fn world(id: u64, versions: &[u64], len: usize) -> Checkpoint {
-    let n = versions.len() as u64;
-    Checkpoint {
-        manifest: Manifest {
-            id: CheckpointId(id),
-            epoch: Epoch(id),
-            created_unix_ms: 1_700_000_000_000 + id,
-            nodes: vec![NodeEntry { node: "local".into(), address: None }],
-            actors: (1..=n)
-                .map(|seq| ActorEntry {
-                    id: actor(seq),
-                    type_name: "bank.Account".into(),
-                    name: None,
-                    node: "local".into(),
-                    parent: None,
-                    watchers: vec![],
-                    watching: vec![],
-                    state_version: 1,
-                    capacity: SpawnCapacity::SystemDefault,
-                    restart: SpawnRestart::Never,
-                })
-                .collect(),
-        },
-        states: (1..=n)
-            .map(|seq| StateRecord {
-                id: actor(seq),
-                state: state_of(seq, versions[seq as usize - 1], len),
-                timers: if seq % 100 == 0 {
-                    vec![TimerEntry {
-                        timer: 1,
-                        remaining_us: id * 10,
-                        period_us: Some(1_000),
-                        msg: vec![0xc0],
-                    }]
-                } else {
-                    vec![]
-                },
-            })
-            .collect(),
-        in_flight: Default::default(),
-    }
-}
+use amber_snapshot::{CheckpointId, CheckpointStore, Compression, FsStore};
+use incremental_world::{Rng, world};
 
 fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
     std::env::var(name)
