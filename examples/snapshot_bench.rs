@@ -252,6 +252,12 @@ async fn throughput(n: usize, tokens: usize, window: Duration, every: Option<Dur
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // Opt-in timeline of each snapshot's steps (e.g. RUST_LOG=amber_actors=debug).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
+    }
     let Options { max, idle_only, json } = Options::parse();
     let dir = std::env::temp_dir().join(format!("amber-snapshot-bench-{}", std::process::id()));
     if !json {

@@ -13,19 +13,24 @@ use std::sync::{Arc, Mutex, PoisonError};
 use amber_snapshot::Epoch;
 
 use super::CutBatch;
-use crate::any_mailbox::AnyMailbox;
+use crate::registry::{Mailboxes, slot};
 use crate::signal::Signal;
 
-/// How many actors a helper claims at a time.
+/// How many slots of the roster a helper claims at a time.
 const CLAIM: usize = 32;
 
 /// One snapshot's broadcast: the actors to cut, and how far the helpers got.
 struct Broadcast {
     epoch: Epoch,
-    mailboxes: Vec<Arc<dyn AnyMailbox>>,
-    /// The next actor to claim.
+    /// The roster's slots as the broadcast started (see [`Registry::mailboxes`]
+    /// (crate::registry::Registry::mailboxes)), and the actors in them.
+    mailboxes: Mailboxes,
+    actors: usize,
+    /// The slots there are.
+    slots: usize,
+    /// The next slot to claim.
     next: AtomicUsize,
-    /// Actors done with (cut here, or marker sent), for the log line at the end.
+    /// Slots done with (their actor cut here, or its marker sent).
     done: AtomicUsize,
     /// Of those, the ones whose marker went on their control lane.
     sent: AtomicUsize,
@@ -46,10 +51,13 @@ impl Markers {
     /// Starts the broadcast of `epoch` to `mailboxes` (a newer snapshot's replaces an older
     /// one's: markers are only ever for the node's latest epoch); [`help`](Self::help) then
     /// carries it out.
-    pub(crate) fn start(&self, epoch: Epoch, mailboxes: Vec<Arc<dyn AnyMailbox>>) {
+    pub(crate) fn start(&self, epoch: Epoch, (mailboxes, actors): (Mailboxes, usize)) {
+        let slots = mailboxes.len() * crate::registry::CHUNK;
         let broadcast = Arc::new(Broadcast {
             epoch,
             mailboxes,
+            actors,
+            slots,
             next: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
             sent: AtomicUsize::new(0),
@@ -64,7 +72,7 @@ impl Markers {
         if let Some(older) = older {
             self.work(&older, false);
         }
-        if broadcast.mailboxes.is_empty() {
+        if broadcast.actors == 0 {
             // Nothing to hand out, and nobody would ever finish it: every task would take
             // the lock at each slice for as long as it stayed installed.
             return;
@@ -87,7 +95,7 @@ impl Markers {
     /// `on_the_spot` and its task is between two messages, else gets the marker on its
     /// control lane.
     fn work(&self, broadcast: &Arc<Broadcast>, on_the_spot: bool) {
-        let total = broadcast.mailboxes.len();
+        let total = broadcast.slots;
         let mut claimed = false;
         loop {
             let from = broadcast.next.fetch_add(CLAIM, Ordering::Relaxed);
@@ -100,7 +108,7 @@ impl Markers {
             let to = (from + CLAIM).min(total);
             let mut sent = 0;
             let mut batch = CutBatch::with_capacity(to - from);
-            for mailbox in &broadcast.mailboxes[from..to] {
+            for mailbox in (from..to).filter_map(|i| slot(&broadcast.mailboxes, i)) {
                 // Between two messages: cut here and now. In a handler (or not started): it
                 // finds the marker first on its control lane.
                 if !(on_the_spot && mailbox.cut_now(broadcast.epoch, &mut batch)) {
@@ -128,7 +136,7 @@ impl Markers {
         }
         drop(current);
         let epoch = broadcast.epoch;
-        let actors = broadcast.mailboxes.len();
+        let actors = broadcast.actors;
         let helpers = broadcast.helpers.load(Ordering::Relaxed);
         let ms = broadcast.started.elapsed().as_secs_f64() * 1e3;
         tracing::debug!(%epoch, actors, sent, helpers, ms, "snapshot markers: actors cut on the spot, markers sent to the rest");

@@ -625,12 +625,12 @@ impl ActorSystem {
 
     pub(crate) fn run_effects(&self, mut effects: Effects) {
         if let Some(epoch) = effects.markers.take() {
-            let mut mailboxes = Vec::with_capacity(self.inner.registry.len());
-            self.inner.registry.for_each(|mailbox| mailboxes.push(mailbox.clone()));
-            // In memory order, not the registry's hash order: the cuts then walk the actors'
-            // allocations (made in spawn order) forwards instead of at random, and miss the
-            // cache and the TLB far less (100k idle actors: cut ~20 % faster).
-            mailboxes.sort_unstable_by_key(|m| Arc::as_ptr(m).cast::<()>() as usize);
+            // In the roster's order, not the registry's hash order: mostly spawn order, so
+            // the cuts walk the actors' allocations forwards instead of at random, and miss
+            // the cache and the TLB far less (100k idle actors: cut ~20 % faster than in
+            // hash order).
+            let mailboxes = self.inner.registry.mailboxes();
+            tracing::debug!(%epoch, actors = mailboxes.1, "snapshot markers start");
             self.inner.markers.start(epoch, mailboxes);
             // Idle workers help too (busy ones help between their actors' slices).
             for _ in 1..self.inner.runtime.metrics().num_workers() {

@@ -1,4 +1,5 @@
-//! The registry: every live actor by id, and the named ones by name.
+//! The registry: every live actor by id, and the named ones by name, and (for the marker
+//! broadcast) in a [`Roster`].
 
 use std::sync::Arc;
 
@@ -8,16 +9,35 @@ use dashmap::mapref::entry::Entry;
 use crate::any_mailbox::AnyMailbox;
 use crate::{ActorId, LookupError, SpawnError};
 
+mod roster;
+
+use roster::Roster;
+pub(crate) use roster::{CHUNK, List, slot};
+
+/// The mailboxes of the live actors, for the marker broadcast.
+pub(crate) type Mailboxes = List<Arc<dyn AnyMailbox>>;
+
 #[derive(Default)]
 pub(crate) struct Registry {
-    by_id: crate::system::IdMap<Arc<dyn AnyMailbox>>,
+    by_id: crate::system::IdMap<Registered>,
     by_name: DashMap<Arc<str>, ActorId>,
+    roster: Roster<Arc<dyn AnyMailbox>>,
+}
+
+/// A registered actor: its mailbox and its slot in the roster.
+struct Registered {
+    mailbox: Arc<dyn AnyMailbox>,
+    slot: u32,
 }
 
 impl Registry {
     /// A registry with room for `actors` actors (none of them named).
     pub(crate) fn with_capacity(actors: usize) -> Registry {
-        Registry { by_id: crate::system::sized_map(actors), by_name: DashMap::new() }
+        Registry {
+            by_id: crate::system::sized_map(actors),
+            by_name: DashMap::new(),
+            roster: Roster::default(),
+        }
     }
 
     /// Registers a new actor (and its name, which must be free).
@@ -31,20 +51,26 @@ impl Registry {
                 }
             }
         }
-        self.by_id.insert(id, mailbox);
+        let slot = self.roster.insert(mailbox.clone());
+        // The id's earlier mailbox, if any, leaves the roster with its place in the map.
+        if let Some(replaced) = self.by_id.insert(id, Registered { mailbox, slot }) {
+            self.roster.remove(replaced.slot);
+        }
         Ok(())
     }
 
     /// Removes a stopped actor.
     pub(crate) fn remove(&self, id: ActorId, name: Option<&str>) {
-        self.by_id.remove(&id);
+        if let Some((_, gone)) = self.by_id.remove(&id) {
+            self.roster.remove(gone.slot);
+        }
         if let Some(name) = name {
             self.by_name.remove_if(name, |_, owner| *owner == id);
         }
     }
 
     pub(crate) fn get(&self, id: ActorId) -> Option<Arc<dyn AnyMailbox>> {
-        self.by_id.get(&id).map(|e| e.value().clone())
+        self.by_id.get(&id).map(|e| e.value().mailbox.clone())
     }
 
     pub(crate) fn by_name(&self, name: &str) -> Result<Arc<dyn AnyMailbox>, LookupError> {
@@ -61,10 +87,17 @@ impl Registry {
     pub(crate) fn for_each(&self, mut f: impl FnMut(&Arc<dyn AnyMailbox>)) -> usize {
         let mut n = 0;
         for entry in self.by_id.iter() {
-            f(entry.value());
+            f(&entry.value().mailbox);
             n += 1;
         }
         n
+    }
+
+    /// Every live actor's mailbox as of now, and how many there are, for the marker
+    /// broadcast: O(1) in the number of actors (see [`Roster`]). Like [`for_each`]
+    /// (Self::for_each) it holds every actor registered before the call, none after.
+    pub(crate) fn mailboxes(&self) -> (Mailboxes, usize) {
+        self.roster.list()
     }
 
     pub(crate) fn len(&self) -> usize {
