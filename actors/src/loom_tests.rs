@@ -701,10 +701,10 @@ fn a_deferred_cut_holds_later_tags_and_counts_each_message_once() {
 
 // ------------------------------------------------------------------ spawn admission
 
-/// The registry as the marker broadcast sees it (`Registry::insert`, `Registry::for_each`):
+/// The registry as the marker broadcast sees it (`Registry::insert`, `Registry::mailboxes`):
 /// a newborn is added under its lock; the broadcast visits the actors one at a time, taking
-/// the lock for each. Like the sharded registry's iteration, it sees every actor registered
-/// before it began, and may or may not see one registered meanwhile.
+/// the lock for each. It sees every actor registered before it began, and may or may not
+/// see one registered meanwhile (the roster's list sees none of those: one of the cases).
 #[derive(Default)]
 struct Registry(crate::loom::sync::Mutex<Vec<Arc<MailboxCore<Msg>>>>);
 
