@@ -178,7 +178,7 @@ fn load(vaults: Vec<ActorRef<Vault>>, stop: Arc<AtomicBool>) -> tokio::task::Joi
                 break;
             }
             sent += 1;
-            if sent % 16 == 0 {
+            if sent.is_multiple_of(16) {
                 tokio::task::yield_now().await;
             }
         }
