@@ -143,20 +143,30 @@ impl Backlog {
             .collect()
     }
 
-    /// Message `i`, borrowed, without making its record.
-    ///
-    /// # Panics
-    /// If there is no message `i`.
-    pub(crate) fn view(&self, i: usize) -> View<'_> {
-        let m = &self.messages[i];
-        let start = if i == 0 { 0 } else { self.messages[i - 1].end };
-        View {
-            to: self.to,
-            from: m.from,
-            epoch: m.epoch,
-            ask: m.ask,
-            payload: &self.payloads[start..m.end],
-        }
+    /// Its messages, borrowed, in order, without making their records.
+    pub(crate) fn cursor(&self) -> Cursor<'_> {
+        Cursor { to: self.to, messages: self.messages.iter(), payloads: &self.payloads, start: 0 }
+    }
+}
+
+/// A backlog's messages as [`View`]s, in order ([`Backlog::cursor`]).
+pub(crate) struct Cursor<'a> {
+    to: ActorId,
+    messages: std::slice::Iter<'a, Message>,
+    payloads: &'a [u8],
+    /// Where the next payload starts.
+    start: usize,
+}
+
+impl<'a> Iterator for Cursor<'a> {
+    type Item = View<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<View<'a>> {
+        let m = self.messages.next()?;
+        let payload = &self.payloads[self.start..m.end];
+        self.start = m.end;
+        Some(View { to: self.to, from: m.from, epoch: m.epoch, ask: m.ask, payload })
     }
 }
 
@@ -268,7 +278,7 @@ mod tests {
         assert_eq!(backlog.len(), sizes.len());
         assert_eq!(backlog.payload_bytes(), sizes.iter().sum::<usize>());
         assert_eq!(backlog.sender_systems(), [SystemId(9)]);
-        let views: Vec<_> = (0..backlog.len()).map(|i| backlog.view(i)).collect();
+        let views: Vec<_> = backlog.cursor().collect();
         let records = backlog.records();
         assert_eq!(records.len(), views.len());
         for (n, (record, view)) in records.iter().zip(&views).enumerate() {

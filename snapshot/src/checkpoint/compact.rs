@@ -126,6 +126,7 @@ impl Systems {
     }
 
     /// The reference of `id`, whose system [`Systems::of`] indexed.
+    #[inline]
     pub(crate) fn get(&self, id: ActorId) -> Ref {
         let system = id.system().0;
         let at = if self.ids.get(self.last as usize) == Some(&system) {
@@ -692,51 +693,87 @@ pub(crate) fn write_in_flight(
             message.payload.len()
         ))
     })?;
-    out.push(0x95); // an array of 5
-    let write_ref = |out: &mut Vec<u8>, id: Option<ActorId>| match id {
-        None => out.push(0xc0),
+    // Everything before the payload, assembled here and appended at once (at most 1 + 2 ×
+    // 19 + 9 + 1 + 5 = 54 bytes).
+    let mut head = Head::default();
+    head.push(0x95); // an array of 5
+    let write_ref = |head: &mut Head, id: Option<ActorId>| match id {
+        None => head.push(0xc0),
         Some(id) => {
             let Ref(system, seq) = systems.get(id);
-            out.push(0x92);
-            write_uint(out, u64::from(system));
-            write_uint(out, seq);
+            head.push(0x92);
+            head.uint(u64::from(system));
+            head.uint(seq);
         }
     };
-    write_ref(out, (!same_receiver).then_some(message.to));
-    write_ref(out, message.from);
-    write_uint(out, message.epoch.0);
-    out.push(if message.ask { 0xc3 } else { 0xc2 });
+    write_ref(&mut head, (!same_receiver).then_some(message.to));
+    write_ref(&mut head, message.from);
+    head.uint(message.epoch.0);
+    head.push(if message.ask { 0xc3 } else { 0xc2 });
     match len {
-        0..=0xff => out.extend_from_slice(&[0xc4, len as u8]),
+        0..=0xff => head.extend(&[0xc4, len as u8]),
         0x100..=0xffff => {
-            out.push(0xc5);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
+            head.push(0xc5);
+            head.extend(&(len as u16).to_be_bytes());
         }
         _ => {
-            out.push(0xc6);
-            out.extend_from_slice(&len.to_be_bytes());
+            head.push(0xc6);
+            head.extend(&len.to_be_bytes());
         }
     }
+    // The whole fixed-size buffer is copied (a few vector moves, where a copy of its used
+    // part is a call to `memcpy`), then cut back to its used part.
+    let at = out.len();
+    out.reserve(head.bytes.len() + message.payload.len());
+    out.extend_from_slice(&head.bytes);
+    out.truncate(at + head.len);
     out.extend_from_slice(message.payload);
     Ok(())
 }
 
-/// Appends `n` as the shortest MessagePack unsigned integer (as rmp writes it).
-fn write_uint(out: &mut Vec<u8>, n: u64) {
-    match n {
-        0..=0x7f => out.push(n as u8),
-        0x80..=0xff => out.extend_from_slice(&[0xcc, n as u8]),
-        0x100..=0xffff => {
-            out.push(0xcd);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(0xce);
-            out.extend_from_slice(&(n as u32).to_be_bytes());
-        }
-        _ => {
-            out.push(0xcf);
-            out.extend_from_slice(&n.to_be_bytes());
+/// The bytes of an in-flight item before its payload ([`write_in_flight`]).
+struct Head {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Default for Head {
+    fn default() -> Head {
+        Head { bytes: [0; 64], len: 0 }
+    }
+}
+
+impl Head {
+    #[inline]
+    fn push(&mut self, byte: u8) {
+        self.bytes[self.len] = byte;
+        self.len += 1;
+    }
+
+    #[inline]
+    fn extend(&mut self, bytes: &[u8]) {
+        self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    /// Appends `n` as the shortest MessagePack unsigned integer (as rmp writes it).
+    #[inline]
+    fn uint(&mut self, n: u64) {
+        match n {
+            0..=0x7f => self.push(n as u8),
+            0x80..=0xff => self.extend(&[0xcc, n as u8]),
+            0x100..=0xffff => {
+                self.push(0xcd);
+                self.extend(&(n as u16).to_be_bytes());
+            }
+            0x1_0000..=0xffff_ffff => {
+                self.push(0xce);
+                self.extend(&(n as u32).to_be_bytes());
+            }
+            _ => {
+                self.push(0xcf);
+                self.extend(&n.to_be_bytes());
+            }
         }
     }
 }

@@ -147,7 +147,7 @@ impl InFlight {
 
     /// The messages as they are written, in order, without making records of backlogs.
     pub(crate) fn views(&self) -> Views<'_> {
-        Views { chunks: &self.chunks, chunk: 0, at: 0, left: self.len }
+        Views::new(&self.chunks, self.len)
     }
 
     /// Every system a receiver or sender is of, each at least once, in order of first sight
@@ -420,32 +420,45 @@ impl fmt::Debug for Iter<'_> {
     }
 }
 
-/// The messages of an [`InFlight`] as they are written ([`InFlight::views`]).
+/// The messages of an [`InFlight`] as they are written ([`InFlight::views`]): a cursor in
+/// the chunk being walked, so that a backlog's messages come one after the other without
+/// indexing (hundreds of thousands per snapshot of a loaded system).
 pub(crate) struct Views<'a> {
-    chunks: &'a [Chunk],
-    /// The chunk and the message in it that come next.
-    chunk: usize,
-    at: usize,
+    chunks: std::slice::Iter<'a, Chunk>,
+    current: Cursor<'a>,
     left: usize,
+}
+
+/// Where [`Views`] is in its current chunk.
+enum Cursor<'a> {
+    Records(std::slice::Iter<'a, InFlightRecord>),
+    Backlog(super::backlog::Cursor<'a>),
+}
+
+impl<'a> Views<'a> {
+    fn new(chunks: &'a [Chunk], left: usize) -> Views<'a> {
+        Views { chunks: chunks.iter(), current: Cursor::Records([].iter()), left }
+    }
 }
 
 impl<'a> Iterator for Views<'a> {
     type Item = View<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<View<'a>> {
         loop {
-            let chunk = self.chunks.get(self.chunk)?;
-            if self.at == chunk.len() {
-                (self.chunk, self.at) = (self.chunk + 1, 0);
-                continue;
-            }
-            let view = match chunk {
-                Chunk::Records(records) => View::from(&records[self.at]),
-                Chunk::Backlog(backlog) => backlog.view(self.at),
+            let view = match &mut self.current {
+                Cursor::Backlog(cursor) => cursor.next(),
+                Cursor::Records(records) => records.next().map(View::from),
             };
-            self.at += 1;
-            self.left -= 1;
-            return Some(view);
+            if let Some(view) = view {
+                self.left -= 1;
+                return Some(view);
+            }
+            self.current = match self.chunks.next()? {
+                Chunk::Records(records) => Cursor::Records(records.iter()),
+                Chunk::Backlog(backlog) => Cursor::Backlog(backlog.cursor()),
+            };
         }
     }
 
