@@ -10,6 +10,7 @@
 //! [`SnapshotError::Inconsistent`], and what a restore replays: `docs/snapshots.md` in the
 //! repository (rendered as `amber::docs::snapshots`).
 
+mod backlog_wire;
 mod engine;
 mod error;
 pub(crate) mod restore;

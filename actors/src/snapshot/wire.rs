@@ -7,11 +7,12 @@
 use std::collections::HashMap;
 
 use amber_snapshot::{
-    ActorEntry, ActorId, Epoch, InFlight, InFlightRecord, NodeCommand, NodeEntry, NodeReport,
-    Refusal, SpawnCapacity, SpawnRestart, StateRecord, SystemId, TimerEntry,
+    ActorEntry, ActorId, Epoch, InFlight, InFlightChunk, InFlightRecord, NodeCommand, NodeEntry,
+    NodeReport, Refusal, SpawnCapacity, SpawnRestart, StateRecord, SystemId, TimerEntry,
 };
 use serde::{Deserialize, Serialize};
 
+use super::backlog_wire::{BacklogIn, BacklogOut};
 use super::error::{CaptureProblem, PartError, Taint};
 use crate::CodecError;
 
@@ -109,6 +110,9 @@ enum RecordOut<'a> {
     Problem(&'a CaptureProblem),
     /// The last record: how many came before it.
     End(u64),
+    /// One actor's backlog at its cut, its messages one after the other (no record made of
+    /// each, none read as one: a loaded node's part holds tens of thousands).
+    Backlog(BacklogOut<'a>),
 }
 
 /// A record of a part, as read: [`RecordOut`]'s twin.
@@ -122,6 +126,7 @@ enum RecordIn {
     Taint(Taint),
     Problem(CaptureProblem),
     End(u64),
+    Backlog(BacklogIn),
 }
 
 /// An [`ActorEntry`] and, if it has one in the part, its state.
@@ -228,8 +233,17 @@ impl NodePart {
         for state in states {
             w.record(&RecordOut::State(state))?;
         }
-        for record in &self.in_flight {
-            w.record(&RecordOut::InFlight(record))?;
+        for run in self.in_flight.runs() {
+            match run {
+                InFlightChunk::Records(records) => {
+                    for record in records {
+                        w.record(&RecordOut::InFlight(record))?;
+                    }
+                }
+                InFlightChunk::Backlog(backlog) => {
+                    w.record(&RecordOut::Backlog(BacklogOut(backlog)))?
+                }
+            }
         }
         for taint in &self.taints {
             w.record(&RecordOut::Taint(taint))?;
@@ -411,7 +425,8 @@ impl PartReader {
                 let size = |n: u64| n.min(1 << 20) as usize;
                 self.part.actors.reserve_exact(size(actors));
                 self.part.states.reserve_exact(size(states));
-                self.in_flight.reserve_exact(size(in_flight));
+                // Most come in backlogs, which bring their own buffers.
+                self.in_flight.reserve_exact(size(in_flight).min(4096));
                 self.part.node = node;
                 self.node = true;
             }
@@ -443,6 +458,11 @@ impl PartReader {
             }
             RecordIn::State(state) => self.part.states.push(state),
             RecordIn::InFlight(record) => self.in_flight.push(record),
+            RecordIn::Backlog(BacklogIn(backlog)) => {
+                // After the records read before it, in order.
+                self.part.in_flight.append_chunk(std::mem::take(&mut self.in_flight));
+                self.part.in_flight.append_backlog(backlog);
+            }
             RecordIn::Taint(taint) => self.part.taints.push(taint),
             RecordIn::Problem(problem) => self.part.problems.push(problem),
             RecordIn::End(n) if n == before => self.end = true,
@@ -515,17 +535,32 @@ mod tests {
             })
             .collect();
         let states = actors.iter().map(|a| state(a.id, len)).collect();
-        let in_flight = actors
-            .iter()
-            .take(3)
-            .map(|a| InFlightRecord {
-                to: a.id,
-                from: None,
-                epoch: Epoch(2),
-                ask: false,
-                payload: vec![3; 4].into(),
-            })
-            .collect();
+        let record = |a: &ActorEntry| InFlightRecord {
+            to: a.id,
+            from: None,
+            epoch: Epoch(2),
+            ask: false,
+            payload: vec![3; 4].into(),
+        };
+        // Records, then backlogs (every third actor's, of 0 to 6 messages of all kinds),
+        // then records recorded late: the order a part keeps them in.
+        let mut in_flight: InFlight = actors.iter().take(3).map(record).collect();
+        for (i, a) in actors.iter().enumerate().skip(3).step_by(3) {
+            let mut backlog = amber_snapshot::Backlog::builder(a.id);
+            for m in 0..i % 7 {
+                let from = (m % 2 == 1).then(|| ActorId::new(SystemId(8 + m as u64), i as u64));
+                backlog
+                    .push_with(from, Epoch(m as u64), m % 3 == 0, |out| {
+                        out.extend(std::iter::repeat_n(m as u8, (i + m) % 300));
+                        Ok::<(), ()>(())
+                    })
+                    .unwrap();
+            }
+            in_flight.append_backlog(backlog.finish());
+        }
+        for a in actors.iter().rev().take(2) {
+            in_flight.push(record(a));
+        }
         NodePart {
             node: NodeEntry { node: "b".to_owned(), address: Some("127.0.0.1:1".to_owned()) },
             actors,

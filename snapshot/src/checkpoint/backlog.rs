@@ -144,9 +144,33 @@ impl Backlog {
     }
 
     /// Its messages, borrowed, in order, without making their records.
+    pub fn messages(&self) -> impl ExactSizeIterator<Item = BacklogMessage<'_>> {
+        let mut start = 0;
+        self.messages.iter().map(move |m| {
+            let payload = &self.payloads[start..m.end];
+            start = m.end;
+            BacklogMessage { from: m.from, epoch: m.epoch, ask: m.ask, payload }
+        })
+    }
+
+    /// Its messages, borrowed, in order, without making their records (for the writer).
     pub(crate) fn cursor(&self) -> Cursor<'_> {
         Cursor { to: self.to, messages: self.messages.iter(), payloads: &self.payloads, start: 0 }
     }
+}
+
+/// One message of a [`Backlog`], borrowed ([`Backlog::messages`]): what its record says but
+/// the receiver (the backlog's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BacklogMessage<'a> {
+    /// The sending actor, or `None` for a message from outside the system or from a timer.
+    pub from: Option<ActorId>,
+    /// The epoch the message was tagged with when it was sent.
+    pub epoch: Epoch,
+    /// Whether the message is an ask.
+    pub ask: bool,
+    /// The message, encoded.
+    pub payload: &'a [u8],
 }
 
 /// A backlog's messages as [`View`]s, in order ([`Backlog::cursor`]).

@@ -130,6 +130,15 @@ impl InFlight {
         self.chunks.append(&mut other.chunks);
     }
 
+    /// The messages in runs as they are kept, in order: vectors of records, and backlogs
+    /// whose messages can be read without making records of them ([`Backlog::messages`]).
+    pub fn runs(&self) -> impl Iterator<Item = InFlightChunk<'_>> {
+        self.chunks.iter().map(|chunk| match chunk {
+            Chunk::Records(records) => InFlightChunk::Records(records),
+            Chunk::Backlog(backlog) => InFlightChunk::Backlog(backlog),
+        })
+    }
+
     /// The messages, in order.
     pub fn iter(&self) -> Iter<'_> {
         Iter { inner: self.chunks.iter().flat_map(Chunk::records as _), left: self.len }
@@ -418,6 +427,15 @@ impl fmt::Debug for Iter<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Iter").field("left", &self.left).finish_non_exhaustive()
     }
+}
+
+/// A run of an [`InFlight`]'s messages as it is kept ([`InFlight::runs`]).
+#[derive(Debug, Clone, Copy)]
+pub enum InFlightChunk<'a> {
+    /// Messages kept as records.
+    Records(&'a [InFlightRecord]),
+    /// One actor's backlog at its cut.
+    Backlog(&'a Backlog),
 }
 
 /// The messages of an [`InFlight`] as they are written ([`InFlight::views`]): a cursor in
