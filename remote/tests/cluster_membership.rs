@@ -358,3 +358,23 @@ async fn unusable_membership_settings_are_refused_with_typed_errors() {
         refused(Cluster::join(ActorSystem::builder(), config("z", "127.0.0.1:0"), elsewhere).await);
     assert!(matches!(e, ClusterError::Gossip(_)), "{e}");
 }
+
+/// Reachability one way only: `a` (the first-named of the pair, the one that dials) cannot
+/// reach `b`'s advertised link address (nothing listens there), while `b` can reach `a`.
+/// Once the pair stays unlinked for a while, `b` dials too: they link, and talk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pair_links_when_only_the_second_named_node_can_reach_the_other() {
+    let a = join("a", &[]).await;
+    // An address nothing listens on: bound, then let go.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut config = membership(&[a.local_addr()]);
+    config.advertise = Some(closed);
+    let b = join_at("b", "127.0.0.1:0", config).await;
+    members_until(&a, all_linked(&["a", "b"])).await;
+    members_until(&b, all_linked(&["a", "b"])).await;
+    let echo = within("lookup", a.lookup::<Echo>(b.node(), "echo")).await.expect("b's echo");
+    let said = within("an ask over the link b made", echo.ask("hi".into())).await.unwrap();
+    assert_eq!(said, "b:hi");
+    within("shutdown", b.shutdown()).await;
+    within("shutdown", a.shutdown()).await;
+}

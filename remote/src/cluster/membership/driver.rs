@@ -1,7 +1,7 @@
 //! The task that drives foca: it owns the gossip socket, foca's timers and its state, and
 //! turns what foca decides into links, disconnects, events and the members' view.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +22,10 @@ use super::{Command, Handle, Member, MemberStatus, MembershipConfig, View};
 use crate::NodeId;
 use crate::cluster::{Cluster, ClusterError, ClusterEvent, Shared};
 use crate::log_limit::LogLimit;
+
+/// Probe periods a member may stay up and unlinked before the second-named node of the pair
+/// dials it too (the first-named dials at once, and again every period while unlinked).
+const DIAL_ANYWAY: u32 = 5;
 
 type Swim = Foca<Identity, PostcardCodec, StdRng, Notices>;
 
@@ -83,6 +87,7 @@ pub(super) async fn start(
         view: view.clone(),
         known: Roster::new(),
         dialing: HashSet::new(),
+        unlinked: HashMap::new(),
         dialled,
         warnings: LogLimit::new(),
     };
@@ -128,6 +133,9 @@ struct Driver {
     known: Roster,
     /// Nodes being dialled by this one.
     dialing: HashSet<NodeId>,
+    /// Members up and not linked, with how many ticks in a row they have been so: after
+    /// [`DIAL_ANYWAY`] of them the second-named of a pair dials too.
+    unlinked: HashMap<NodeId, u32>,
     /// Dials tell here that they are over.
     dialled: mpsc::UnboundedSender<NodeId>,
     /// Warnings about dropped datagrams, per sender.
@@ -211,8 +219,17 @@ impl Driver {
             .filter(|(_, (_, status))| status.is_up())
             .map(|(node, (id, _))| (node.clone(), id.clone()))
             .collect();
+        self.unlinked.retain(|node, _| up.iter().any(|(n, _)| n == node));
         for (node, id) in &up {
-            self.link(&shared, node, id);
+            let ticks = if shared.transport.is_up(node) {
+                self.unlinked.remove(node);
+                0
+            } else {
+                let ticks = self.unlinked.entry(node.clone()).or_default();
+                *ticks += 1;
+                *ticks
+            };
+            self.link(&shared, node, id, ticks >= DIAL_ANYWAY);
         }
     }
 
@@ -279,7 +296,7 @@ impl Driver {
                     tracing::info!(%node, addr = %id.link, "member up");
                     let event = ClusterEvent::MemberUp { node: node.clone(), addr: id.link };
                     shared.incarnations.publish(event);
-                    self.link(&shared, &node, &id);
+                    self.link(&shared, &node, &id, false);
                 }
                 Change::Gone(node, status) => gone(&shared, node, status),
             }
@@ -305,11 +322,20 @@ impl Driver {
         }
     }
 
-    /// Dials `node` if this node is the one of the pair to dial, and it is not linked nor
-    /// being dialled.
-    fn link(&mut self, shared: &Arc<Shared>, node: &NodeId, id: &Identity) {
-        if self.me >= *node || shared.transport.is_up(node) || self.dialing.contains(node) {
+    /// Dials `node` if this node is the one of the pair to dial (the first-named), or
+    /// `anyway` (the pair stayed unlinked: the first-named may not reach this one's address
+    /// while this one reaches its), and it is not linked nor being dialled. Two dials at once
+    /// make one link: the transport keeps one per pair.
+    fn link(&mut self, shared: &Arc<Shared>, node: &NodeId, id: &Identity, anyway: bool) {
+        if (self.me >= *node && !anyway)
+            || *node == self.me
+            || shared.transport.is_up(node)
+            || self.dialing.contains(node)
+        {
             return;
+        }
+        if self.me > *node {
+            tracing::info!(%node, addr = %id.link, "a member that should have linked to this node has not: dialling it");
         }
         self.dialing.insert(node.clone());
         let (cluster, node, addr) = (Cluster { shared: shared.clone() }, node.clone(), id.link);
