@@ -3,7 +3,9 @@
 //! port 0. A bank spans the three processes; snapshots started from two of them are audited
 //! to the unit; accounts move from `p` to `q` while they trade; `r` is killed (SIGKILL) in
 //! the middle of a snapshot, which aborts; the previous checkpoint, written to a file, is
-//! restored onto a new `p` and a new `q` process, which trade on and still add up.
+//! restored onto a new `p` and a new `q` process, which trade on and still add up. A second
+//! test forms the three from one seed through the membership (no `connect`), kills `r` and
+//! starts it again under its name: it rejoins as a new incarnation.
 //!
 //! A child takes one-line commands on stdin and answers on stdout with lines starting with
 //! [`SAYS`]; it exits when its stdin closes (so it never outlives the test) or after
@@ -21,7 +23,7 @@ use std::time::Duration;
 use amber::cluster::Placement;
 use amber::prelude::*;
 use amber::snapshot::{CheckpointStore, FsStore};
-use amber::{AskError, Cluster, SystemBuilder};
+use amber::{AskError, Cluster, MembershipConfig, SystemBuilder};
 use support::bank::{Account, AccountMsg, audit, outside_load};
 use support::bounded;
 use support::cluster::{config, in_flight_between_nodes, node};
@@ -37,13 +39,16 @@ const NODE_ENV: &str = "AMBER_TEST_NODE";
 /// `<checkpoint file>;<node>,<node>,…`: the child restores its share of that checkpoint
 /// under `Placement::spread` of those nodes instead of starting empty.
 const RESTORE_ENV: &str = "AMBER_TEST_RESTORE";
+/// The address of the seed a child joins the cluster through (its membership forms the
+/// cluster: no `connect`).
+const SEED_ENV: &str = "AMBER_TEST_SEED";
 /// What a child's answers start with (the test harness prints lines of its own too).
 const SAYS: &str = "amber-node: ";
 /// A child left alone exits after this long.
 const CHILD_LIFETIME: Duration = Duration::from_secs(120);
 
 fn builder() -> SystemBuilder {
-    ActorSystem::builder().register::<Account>()
+    ActorSystem::builder().register::<Account>().register::<Watcher>()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,6 +187,147 @@ async fn a_bank_across_three_processes_snapshots_exactly_and_survives_a_killed_n
     bounded(p.shutdown()).await;
 }
 
+/// Membership fast enough to see a killed process down within a few seconds, lenient
+/// enough that a loaded machine does not declare a live one down.
+fn seeded(seeds: &[SocketAddr]) -> MembershipConfig {
+    let ms = Duration::from_millis;
+    MembershipConfig::new(seeds.iter().copied())
+        .with_failure_detector(ms(300), ms(150), ms(2000))
+        .with_gossip_interval(ms(50))
+}
+
+/// Waits until `node` sees `n` members, all alive and linked.
+async fn formed(node: &Cluster, n: usize) {
+    let formed = |m: &[amber::cluster::Member]| {
+        m.len() == n
+            && m.iter().all(|m| m.linked && m.status == amber::cluster::MemberStatus::Alive)
+    };
+    bounded(node.members_watch().wait_for(|m| formed(m))).await.expect("the cluster forms");
+}
+
+/// Tells the test each `Down` it hears. (Its stored state reads, to the bank's audit, as an
+/// account holding nothing.)
+struct Watcher {
+    target: ActorRef<Account>,
+    downs: tokio::sync::mpsc::UnboundedSender<amber::Down>,
+}
+
+impl Actor for Watcher {
+    type Msg = ();
+    type Reply = ();
+    async fn on_start(&mut self, ctx: &mut Context<Self>) -> Result<(), amber::BoxError> {
+        ctx.watch(&self.target);
+        Ok(())
+    }
+    async fn handle(&mut self, _: (), _: &mut Context<Self>) {}
+    async fn on_down(&mut self, _: &mut Context<Self>, down: amber::Down) {
+        let _ = self.downs.send(down);
+    }
+}
+
+impl amber::ActorState for Watcher {
+    const TYPE_NAME: &'static str = "test.Watcher";
+    fn encode_state(&self) -> Result<Vec<u8>, amber::CodecError> {
+        #[derive(Serialize)]
+        struct Nothing {
+            balance: u64,
+        }
+        amber::encode(&Nothing { balance: 0 })
+    }
+    fn decode_state(_: u32, _: &[u8], _: &ActorSystem) -> Result<Self, amber::StateError> {
+        Err(amber::StateError::Hook("a test's watcher is not restored".to_owned()))
+    }
+}
+
+/// Three processes that form a cluster from one seed (p, here; q and r children given only
+/// p's address), with money on p and q and a watched account on r. r's process is killed:
+/// its watcher hears `NodeDown` once, snapshots abort naming r or complete without it (and
+/// add up), and r restarted under its name joins again as a new incarnation, after which
+/// snapshots span the three processes again and still add up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_formed_from_one_seed_survive_a_killed_and_restarted_node() {
+    const MONEY: u64 = 2 * PER_NODE as u64 * EACH;
+    let p = bounded(Cluster::join(builder(), config("p"), seeded(&[]))).await.expect("p");
+    let mut q = NodeProcess::join("q", p.local_addr()).await;
+    let mut r = NodeProcess::join("r", p.local_addr()).await;
+    formed(&p, 3).await;
+    assert_eq!(q.ask("members 3").await, "members 3");
+    assert_eq!(r.ask("members 3").await, "members 3");
+
+    let on_q = amber::cluster::NodeId::from("q");
+    let mut all: Vec<ActorRef<Account>> = Vec::new();
+    for k in 0..PER_NODE {
+        all.push(p.system().spawn(Account::new(EACH, k as u64 * 7919 + 1)).unwrap());
+        let seed = (1000 + k) as u64 * 7919 + 1;
+        all.push(bounded(p.spawn_on(&on_q, None, Account::new(EACH, seed))).await.expect("on q"));
+    }
+    for account in &all {
+        account.tell(AccountMsg::SetPeers(all.clone())).await.unwrap();
+    }
+    let on_r = amber::cluster::NodeId::from("r");
+    let target = bounded(p.spawn_on(&on_r, None, Account::new(0, 7))).await.expect("on r");
+    let (downs, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    p.system().spawn(Watcher { target: target.clone(), downs }).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = outside_load(all.clone(), 77, 6, true, stop.clone());
+
+    for round in 0..6 {
+        let checkpoint = bounded(p.system().snapshot()).await.expect("snapshot of three");
+        assert_eq!(checkpoint.manifest.nodes.len(), 3, "round {round}");
+        assert_eq!(checkpoint.manifest.actors.len(), 2 * PER_NODE + 2, "round {round}");
+        assert_eq!(audit(&checkpoint).total(), MONEY, "round {round}");
+    }
+
+    let incarnation = |node: &Cluster| {
+        node.members().into_iter().find(|m| m.node.as_str() == "r").map(|m| m.system)
+    };
+    let first_r = incarnation(&p).expect("r is a member");
+    r.kill().await;
+    let down = bounded(heard.recv()).await.expect("the watcher hears of r");
+    assert_eq!(down.actor, target.id());
+    assert!(matches!(&down.reason, ExitReason::NodeDown(n) if n == "r"), "{down:?}");
+    // Until the cluster has settled without r, a snapshot may abort naming r; then they
+    // complete over p and q, exactly.
+    let mut without_r = 0;
+    for attempt in 0..400 {
+        match bounded(p.system().snapshot()).await {
+            Ok(checkpoint) => {
+                let names: Vec<&str> =
+                    checkpoint.manifest.nodes.iter().map(|n| n.node.as_str()).collect();
+                assert!(!names.contains(&"r"), "attempt {attempt}: {names:?}");
+                assert_eq!(audit(&checkpoint).total(), MONEY, "attempt {attempt}");
+                without_r += 1;
+                if without_r == 3 {
+                    break;
+                }
+            }
+            result => assert!(support::cluster::aborted_by_loss_of(&result, "r"), "{result:?}"),
+        }
+    }
+    assert_eq!(without_r, 3, "snapshots complete without r");
+
+    // r again, under its name: a new incarnation, through the seed.
+    let mut r = NodeProcess::join("r", p.local_addr()).await;
+    let again = |m: &[amber::cluster::Member]| {
+        m.iter().any(|m| m.node.as_str() == "r" && m.system != first_r && m.linked)
+    };
+    bounded(p.members_watch().wait_for(|m| again(m))).await.expect("r rejoins, anew");
+    formed(&p, 3).await;
+    assert_eq!(r.ask("members 3").await, "members 3");
+    for round in 0..4 {
+        let checkpoint = bounded(p.system().snapshot()).await.expect("snapshot after rejoin");
+        assert_eq!(checkpoint.manifest.nodes.len(), 3, "round {round}");
+        assert_eq!(checkpoint.manifest.actors.len(), 2 * PER_NODE + 1, "round {round}");
+        assert_eq!(audit(&checkpoint).total(), MONEY, "round {round}");
+    }
+    assert!(heard.try_recv().is_err(), "NodeDown is heard once");
+    stop.store(true, Ordering::Relaxed);
+    assert!(bounded(load).await.unwrap() > 0, "the outside load ran");
+    q.exit().await;
+    r.exit().await;
+    bounded(p.shutdown()).await;
+}
+
 /// A node in a child process, driven through its stdin and stdout.
 struct NodeProcess {
     name: &'static str,
@@ -195,6 +341,19 @@ impl NodeProcess {
     /// Starts node `name` (restoring its share of a checkpoint file under a spread over the
     /// comma-separated nodes, if given) and waits for the address it listens on.
     async fn start(name: &'static str, restore: Option<(PathBuf, &str)>) -> NodeProcess {
+        NodeProcess::start_with(name, restore, None).await
+    }
+
+    /// Starts node `name`, which joins the cluster through the seed `seed`.
+    async fn join(name: &'static str, seed: SocketAddr) -> NodeProcess {
+        NodeProcess::start_with(name, None, Some(seed)).await
+    }
+
+    async fn start_with(
+        name: &'static str,
+        restore: Option<(PathBuf, &str)>,
+        seed: Option<SocketAddr>,
+    ) -> NodeProcess {
         let exe = std::env::current_exe().expect("the test binary");
         let mut command = Command::new(exe);
         command
@@ -206,6 +365,9 @@ impl NodeProcess {
             .kill_on_drop(true);
         if let Some((file, nodes)) = restore {
             command.env(RESTORE_ENV, format!("{};{nodes}", file.display()));
+        }
+        if let Some(seed) = seed {
+            command.env(SEED_ENV, seed.to_string());
         }
         let mut child = command.spawn().expect("start a node process");
         let stdin = child.stdin.take();
@@ -267,7 +429,12 @@ async fn node_process() {
                 .await
                 .expect("restore a share")
         }
-        Err(_) => node(&name, builder()).await,
+        Err(_) => match std::env::var(SEED_ENV) {
+            Ok(seed) => Cluster::join(builder(), config(&name), seeded(&[seed.parse().unwrap()]))
+                .await
+                .expect("join through the seed"),
+            Err(_) => node(&name, builder()).await,
+        },
     };
     say(format!("listen {}", node.local_addr()));
     let mut commands = BufReader::new(tokio::io::stdin()).lines();
@@ -291,6 +458,11 @@ async fn node_process() {
                 })
                 .await;
                 say(format!("peers {n}"));
+            }
+            "members" => {
+                let n: usize = arg.parse().unwrap();
+                formed(&node, n).await;
+                say(format!("members {n}"));
             }
             "snapshot" => {
                 let checkpoint = node.system().snapshot().await.expect("snapshot");
