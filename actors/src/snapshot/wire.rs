@@ -665,6 +665,36 @@ mod tests {
         assert_eq!(read(vec![empty.encode()], Epoch(3)), Err(PartError::Truncated));
     }
 
+    /// Every byte of a part's records (backlogs among them) changed, one at a time, and every
+    /// cut short: the reader returns (a part or an error), it never panics.
+    #[test]
+    fn a_part_with_any_byte_changed_or_cut_short_reads_or_fails_without_panicking() {
+        let part = part(12, 3);
+        let mut bytes = Vec::new();
+        let mut records = 0;
+        for piece in part.pieces(Epoch(4)).expect("encodes") {
+            match Wire::decode(&piece).expect("a piece") {
+                Wire::Part { bytes: b, records: r, .. } => {
+                    bytes.extend(b);
+                    records += r;
+                }
+                other => panic!("not a piece: {other:?}"),
+            }
+        }
+        let attempt = |bytes: Vec<u8>| {
+            let mut reader = PartReader::default();
+            let _ = reader.piece(bytes, records).and_then(|()| reader.finish());
+        };
+        for at in 0..bytes.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut changed = bytes.clone();
+                changed[at] ^= flip;
+                attempt(changed);
+            }
+            attempt(bytes[..at].to_vec());
+        }
+    }
+
     #[test]
     fn refusals_travel_typed_and_garbage_does_not_decode() {
         let refusals = [
