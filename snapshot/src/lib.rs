@@ -29,7 +29,7 @@ pub use bytes::Bytes;
 pub use checkpoint::{
     ActorEntry, BATCH_BYTES, Backlog, BacklogBuilder, BacklogMessage, CHECKPOINT_FORMAT_VERSION,
     Checkpoint, CheckpointId, CheckpointInfo, CheckpointStore, Compression, FormatError, FsStore,
-    InFlight, InFlightChunk, InFlightIntoIter, InFlightIter, InFlightRecord, LatestValid,
+    InFlight, InFlightIntoIter, InFlightIter, InFlightRecord, InFlightRun, LatestValid,
     MAX_EXPANSION, Manifest, NodeEntry, OLDEST_READABLE_VERSION, RecordKind, ReferenceProblem,
     SpawnCapacity, SpawnRestart, StateRecord, Store, StoreError, TimerEntry, ValidationError,
     decode, decode_manifest, encode, encode_with,

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use amber_snapshot::{
-    ActorEntry, ActorId, Epoch, InFlight, InFlightChunk, InFlightRecord, NodeCommand, NodeEntry,
+    ActorEntry, ActorId, Epoch, InFlight, InFlightRecord, InFlightRun, NodeCommand, NodeEntry,
     NodeReport, Refusal, SpawnCapacity, SpawnRestart, StateRecord, SystemId, TimerEntry,
 };
 use serde::{Deserialize, Serialize};
@@ -235,12 +235,12 @@ impl NodePart {
         }
         for run in self.in_flight.runs() {
             match run {
-                InFlightChunk::Records(records) => {
+                InFlightRun::Records(records) => {
                     for record in records {
                         w.record(&RecordOut::InFlight(record))?;
                     }
                 }
-                InFlightChunk::Backlog(backlog) => {
+                InFlightRun::Backlog(backlog) => {
                     w.record(&RecordOut::Backlog(BacklogOut(backlog)))?
                 }
             }

@@ -132,10 +132,10 @@ impl InFlight {
 
     /// The messages in runs as they are kept, in order: vectors of records, and backlogs
     /// whose messages can be read without making records of them ([`Backlog::messages`]).
-    pub fn runs(&self) -> impl Iterator<Item = InFlightChunk<'_>> {
+    pub fn runs(&self) -> impl Iterator<Item = InFlightRun<'_>> {
         self.chunks.iter().map(|chunk| match chunk {
-            Chunk::Records(records) => InFlightChunk::Records(records),
-            Chunk::Backlog(backlog) => InFlightChunk::Backlog(backlog),
+            Chunk::Records(records) => InFlightRun::Records(records),
+            Chunk::Backlog(backlog) => InFlightRun::Backlog(backlog),
         })
     }
 
@@ -431,7 +431,7 @@ impl fmt::Debug for Iter<'_> {
 
 /// A run of an [`InFlight`]'s messages as it is kept ([`InFlight::runs`]).
 #[derive(Debug, Clone, Copy)]
-pub enum InFlightChunk<'a> {
+pub enum InFlightRun<'a> {
     /// Messages kept as records.
     Records(&'a [InFlightRecord]),
     /// One actor's backlog at its cut.

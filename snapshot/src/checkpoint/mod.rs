@@ -39,7 +39,7 @@ pub use format::{
     RecordKind, decode, decode_manifest, encode, encode_with,
 };
 pub use fs::FsStore;
-pub use in_flight::{InFlight, InFlightChunk, IntoIter as InFlightIntoIter, Iter as InFlightIter};
+pub use in_flight::{InFlight, InFlightRun, IntoIter as InFlightIntoIter, Iter as InFlightIter};
 pub use model::{
     ActorEntry, Checkpoint, CheckpointId, InFlightRecord, Manifest, NodeEntry, SpawnCapacity,
     SpawnRestart, StateRecord, TimerEntry,
