@@ -1,0 +1,97 @@
+//! Closing the mailbox of an idle actor, for passivation: atomically with respect to
+//! senders, the data lane is closed if, and only if, nothing waits in it.
+//!
+//! A sender either got its message in before the check (the actor is not idle: nothing is
+//! closed, the message is handled as usual) or is refused after it, and gets its message
+//! back (as for any stopped actor): no message is ever queued in a mailbox that passivates.
+//! Nothing here touches the actor's cut: the actor's epoch and counters stay as they were,
+//! and it leaves a running snapshot as any stopping actor does.
+
+use super::{Inbox, Lifecycle, Stamp};
+use crate::loom::lock;
+use crate::loom::sync::atomic::Ordering;
+
+impl<T: Stamp, M: Clone> Inbox<T, M> {
+    /// Closes the data lane if the actor is idle: the mailbox is open, no data message
+    /// waits (in the shared queue, in the consumer's batch, or set aside for a deferred
+    /// cut), no control signal waits, no sender waits for room, and no cut is deferred.
+    /// Returns whether it closed it; if not, nothing changed.
+    pub(crate) fn close_if_idle(&mut self) -> bool {
+        if !self.batch.is_empty() || !self.held.is_empty() || self.hold.is_some() {
+            return false;
+        }
+        let mut q = lock(&self.core.queue);
+        let idle = q.lifecycle == Lifecycle::Open
+            && q.data.is_empty()
+            && q.control.is_empty()
+            && q.tx_waiters.is_empty()
+            && q.cut.deferred().is_none()
+            && !self.core.control_pending.load(Ordering::Acquire);
+        if idle {
+            q.lifecycle = Lifecycle::Closed;
+        }
+        idle
+    }
+
+    /// Opens again a data lane that [`close_if_idle`](Self::close_if_idle) closed (the
+    /// passivation it was closed for failed). Senders refused meanwhile got their messages
+    /// back. Returns whether it was closed (and is open again).
+    pub(crate) fn reopen(&mut self) -> bool {
+        let mut q = lock(&self.core.queue);
+        if q.lifecycle == Lifecycle::Closed {
+            q.lifecycle = Lifecycle::Open;
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use amber_snapshot::Epoch;
+
+    use super::super::{MailboxCore, PushError, test_meta};
+    use super::*;
+    use crate::signal::Signal;
+    use crate::{ExitReason, loom::sync::Arc};
+
+    fn mailbox() -> (Arc<MailboxCore<u32>>, Inbox<u32>) {
+        let core = Arc::new(MailboxCore::<u32>::new(test_meta(), 4, Epoch(1)));
+        let inbox = Inbox::new(core.clone());
+        (core, inbox)
+    }
+
+    #[test]
+    fn an_empty_mailbox_closes_and_refuses_what_comes_after() {
+        let (core, mut inbox) = mailbox();
+        assert!(inbox.close_if_idle());
+        assert!(matches!(core.try_push(7), Err(PushError::Closed(7))), "given back");
+        assert!(inbox.reopen());
+        assert!(core.try_push(8).is_ok(), "open again");
+        assert!(!inbox.close_if_idle(), "a message waits");
+    }
+
+    #[test]
+    fn a_waiting_message_or_signal_keeps_it_open() {
+        let (core, mut inbox) = mailbox();
+        core.try_push(1).unwrap();
+        assert!(!inbox.close_if_idle());
+        // Taken into the consumer's batch, not handled yet: still not idle.
+        assert!(matches!(inbox.try_next(), super::super::Next::Data(1)));
+        assert!(inbox.close_if_idle(), "handled: idle");
+        inbox.reopen();
+        core.push_control(Signal::Stop(ExitReason::Stopped)).unwrap();
+        assert!(!inbox.close_if_idle(), "a signal waits");
+    }
+
+    #[test]
+    fn a_terminated_or_closed_mailbox_is_not_closed_again() {
+        let (core, mut inbox) = mailbox();
+        core.close();
+        assert!(!inbox.close_if_idle());
+        assert!(inbox.reopen(), "closed, by whoever: opened");
+        let _ = core.terminate(ExitReason::Stopped);
+        assert!(!inbox.close_if_idle());
+        assert!(!inbox.reopen());
+    }
+}
