@@ -2,16 +2,23 @@
 //! registered names, and started here, one per key, under the registry's name lock.
 
 use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use std::future::Future;
 use std::pin::Pin;
 
-use amber_actors::{ActorRef, ActorState, ActorSystem, SpawnError};
+use amber_actors::{
+    ActorId, ActorRef, ActorState, ActorSystem, KeptState, MailboxCapacity, PassivateError,
+    PassivateRequest, Passivation, SpawnError, SpawnOptions,
+};
+use amber_snapshot::CheckpointStore;
 use tokio::sync::watch;
 
 use super::super::{Cluster, ClusterError, Shared};
 use super::control::Resolved;
+use super::keeper::{KeeperMsg, KeeperReply, ShardKeeper};
+use super::restart::LostShards;
 use super::{ShardRefusal, hash};
 use crate::NodeId;
 
@@ -39,6 +46,18 @@ pub(super) struct Region<E: ActorState> {
     ///
     /// [`Sharding::rebalanced`]: super::Sharding::rebalanced
     pub(super) rebalanced: watch::Sender<Vec<NodeId>>,
+    /// `shard-kept:<type name>/`: a shard's keeper is registered as this and the shard.
+    pub(super) keeper_prefix: String,
+    /// Passivate entities idle for this long (`None`: passivation is off).
+    pub(super) passivate_after: Option<Duration>,
+    /// Restart a lost node's shards from this store's latest checkpoint (`None`: off).
+    pub(super) restart_from: Option<Arc<dyn CheckpointStore>>,
+    /// The nodes this region has dealt with the loss of (and rebalanced for): a shard whose
+    /// owner among them is gone is being restarted from a checkpoint, and its entities are
+    /// not started anew meanwhile (see [`Self::find_or`]).
+    pub(super) settled: Mutex<Vec<NodeId>>,
+    /// The latest report of a lost node's shards restarted here.
+    pub(super) lost: watch::Sender<Option<Arc<LostShards>>>,
 }
 
 impl<E: ActorState> fmt::Debug for Region<E> {
@@ -51,6 +70,74 @@ impl<E: ActorState> Region<E> {
     /// The name the entity `key` is registered under, on whichever node it runs.
     pub(super) fn name_of(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
+    }
+
+    /// The name the keeper of `shard` is registered under, on whichever node it runs.
+    pub(super) fn keeper_name(&self, shard: u32) -> String {
+        format!("{}{shard}", self.keeper_prefix)
+    }
+
+    /// The keeper of `shard` on this node, started if there is none.
+    fn keeper(&self, system: &ActorSystem, shard: u32) -> Result<ActorRef<ShardKeeper>, SpawnError> {
+        let name = self.keeper_name(shard);
+        if let Ok(keeper) = system.lookup::<ShardKeeper>(&name) {
+            return Ok(keeper);
+        }
+        let keeper = ShardKeeper::new(E::TYPE_NAME, &self.prefix, shard);
+        // Unbounded: an entity that passivates hands its state over without waiting.
+        let options = SpawnOptions::new().name(name.clone()).capacity(MailboxCapacity::Unbounded);
+        match system.spawn_with(options, {
+            let mut keeper = Some(keeper);
+            move || keeper.take().unwrap_or_default()
+        }) {
+            Ok(keeper) => Ok(keeper),
+            Err(SpawnError::NameTaken(_)) => {
+                system.lookup::<ShardKeeper>(&name).map_err(|_| SpawnError::NameTaken(name))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Passivates the entity `key` (the actor `id`, running here) if it is idle (see
+    /// [`PassivateRequest::if_handled`]): its state goes to its shard's keeper here.
+    pub(super) async fn passivate(
+        &self,
+        key: &str,
+        id: ActorId,
+        if_handled: Option<u64>,
+    ) -> Result<Passivation, PassivateError> {
+        let Some(cluster) = self.cluster() else { return Err(PassivateError::NotHere(id)) };
+        let system = cluster.system();
+        let keeper = self
+            .keeper(system, hash::shard_of(key, self.shards))
+            .map_err(|_| PassivateError::NotKept(id))?;
+        let key = key.to_owned();
+        let keep = Box::new(move |kept: KeptState| {
+            let KeptState { id, type_name, name, version, state } = kept;
+            match keeper.try_tell(KeeperMsg::Keep { key, version, state }) {
+                Ok(()) => Ok(()),
+                Err(refused) => match refused.into_inner() {
+                    KeeperMsg::Keep { version, state, .. } => {
+                        Err(KeptState { id, type_name, name, version, state })
+                    }
+                    _ => unreachable!("the message given back is the one sent"),
+                },
+            }
+        });
+        system.passivate(id, PassivateRequest { if_handled, keep }).await
+    }
+
+    /// The keys of the entities passivated on this node (kept by its keepers).
+    pub(super) async fn passivated(&self) -> Vec<String> {
+        let Some(cluster) = self.cluster() else { return Vec::new() };
+        let mut keys = Vec::new();
+        for (_, id) in cluster.system().names_with_prefix(&self.keeper_prefix) {
+            let Ok(keeper) = cluster.system().lookup_id::<ShardKeeper>(id) else { continue };
+            if let Ok(KeeperReply::Keys(kept)) = keeper.ask(KeeperMsg::Keys).await {
+                keys.extend(kept);
+            }
+        }
+        keys
     }
 
     /// The cluster, while it lives.
@@ -113,11 +200,29 @@ impl<E: ActorState> Region<E> {
 
     /// [`find_or_start`](Self::find_or_start), starting a missing entity with `start`
     /// (given the system and the entity's name) instead of its factory.
+    ///
+    /// With passivation on, an entity passivated here is started again from its kept
+    /// state (its shard's keeper starts it), and a shard whose keeper is still on a
+    /// previous owner (its rebalance has not moved it here yet) makes the request wait
+    /// ([`ShardRefusal::Unsettled`]). With the restart of lost shards on, so does a shard
+    /// whose owner was lost and that this node has not restarted from the checkpoint yet.
     pub(super) async fn find_or(
         &self,
         key: &str,
         theirs: &[NodeId],
         start: impl FnOnce(&ActorSystem, String) -> Result<ActorRef<E>, SpawnError>,
+    ) -> Result<(ActorRef<E>, NodeId), ShardRefusal> {
+        self.find_or_at(key, theirs, start, false).await
+    }
+
+    /// [`find_or`](Self::find_or); `restarting`: called by the restart of lost shards
+    /// itself (which must not wait for itself).
+    pub(super) async fn find_or_at(
+        &self,
+        key: &str,
+        theirs: &[NodeId],
+        start: impl FnOnce(&ActorSystem, String) -> Result<ActorRef<E>, SpawnError>,
+        restarting: bool,
     ) -> Result<(ActorRef<E>, NodeId), ShardRefusal> {
         let Some(cluster) = self.cluster() else {
             return Err(ShardRefusal::Spawn(SpawnError::ShuttingDown.to_string()));
@@ -136,6 +241,17 @@ impl<E: ActorState> Region<E> {
         let owner = self.owner(shard, &both);
         if owner != Some(&me) {
             return Err(ShardRefusal::NotOwner { owner: owner.map(|n| n.to_string()) });
+        }
+        if self.restart_from.is_some() && !restarting {
+            let settled = self.settled.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            if let Some(lost) = hash::owner(shard, &settled)
+                && *lost != me
+                && !mine.contains(lost)
+            {
+                return Err(ShardRefusal::Unsettled(format!(
+                    "shard {shard} of the lost node {lost} is being restarted from a checkpoint"
+                )));
+            }
         }
         let without_me = |view: &[NodeId]| -> Vec<NodeId> {
             view.iter().filter(|n| **n != me).cloned().collect()
@@ -156,6 +272,24 @@ impl<E: ActorState> Region<E> {
                 }
             }
         }
+        if self.passivate_after.is_some() {
+            // The shard's passivated states must be here before a key of it starts anew.
+            let keeper = self.keeper_name(shard);
+            for node in &previous {
+                match cluster.lookup::<ShardKeeper>(node, &keeper).await {
+                    Ok(_) => {
+                        return Err(ShardRefusal::Unsettled(format!(
+                            "the passivated entities of shard {shard} are still on {node}"
+                        )));
+                    }
+                    Err(ClusterError::NotFound { .. }) => {}
+                    Err(e) => return Err(ShardRefusal::Unsettled(format!("{node}: {e}"))),
+                }
+            }
+        }
+        if let Some(found) = self.wake(system, key, shard).await? {
+            return Ok((found, me));
+        }
         match start(system, name.clone()) {
             Ok(entity) => {
                 tracing::debug!(entity = %entity.id(), key, r#type = E::TYPE_NAME, "started an entity");
@@ -170,6 +304,33 @@ impl<E: ActorState> Region<E> {
                 tracing::warn!(key, r#type = E::TYPE_NAME, error = %e, "could not start an entity");
                 Err(ShardRefusal::Spawn(e.to_string()))
             }
+        }
+    }
+}
+
+impl<E: ActorState> Region<E> {
+    /// The entity `key`, started from its kept state by its shard's keeper here if it was
+    /// passivated here; `None` if it was not.
+    async fn wake(
+        &self,
+        system: &ActorSystem,
+        key: &str,
+        shard: u32,
+    ) -> Result<Option<ActorRef<E>>, ShardRefusal> {
+        let Ok(keeper) = system.lookup::<ShardKeeper>(&self.keeper_name(shard)) else {
+            return Ok(None);
+        };
+        let unsettled = |why: String| ShardRefusal::Unsettled(format!("shard {shard}'s keeper: {why}"));
+        match keeper.ask(KeeperMsg::Wake { key: key.to_owned() }).await {
+            Ok(KeeperReply::Started(id) | KeeperReply::Running(id)) => {
+                // Passivated again already, or moved on: the requester asks again.
+                system.lookup_id::<E>(id).map(Some).map_err(|e| unsettled(e.to_string()))
+            }
+            Ok(KeeperReply::NotKept) => Ok(None),
+            Ok(KeeperReply::Failed(e)) => Err(ShardRefusal::Spawn(e)),
+            Ok(other) => Err(unsettled(format!("unexpected answer {other:?}"))),
+            // The keeper moved away or stopped meanwhile: ask again.
+            Err(e) => Err(unsettled(e.to_string())),
         }
     }
 }
