@@ -247,6 +247,7 @@ async fn messages_racing_a_passivation_are_never_lost_repeated_or_reordered() {
             }
         }
     }
+    eprintln!("{passivations} passivations raced the senders");
     assert!(passivations > 0, "entities passivated while messages raced");
     n.shutdown().await;
 }

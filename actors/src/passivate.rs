@@ -19,8 +19,9 @@
 //!    is the actor's, tagged with its epoch and counted among its sends like any message
 //!    its handlers send. If `keep` refuses, the data lane opens again and the actor runs
 //!    on ([`PassivateError::NotKept`]).
-//! 5. The actor stops as any actor stops (`on_stop` runs, it leaves the registry, watchers
-//!    hear [`ExitReason::Stopped`], it leaves a running snapshot).
+//! 5. It leaves the registry (before the caller hears the answer), then stops as any actor
+//!    stops (`on_stop` runs, watchers hear [`ExitReason::Stopped`], it leaves a running
+//!    snapshot).
 //!
 //! Snapshots stay exact without any rule of their own: if `keep` sends the state to a
 //! keeper actor, the state's move is a message of the snapshot protocol like any other.
@@ -257,7 +258,15 @@ impl<A: Actor> Runner<A> {
             self.owed = Some(route);
         }
         match kept {
-            Ok(Ok(())) => Ok(Passivation::Passivated),
+            Ok(Ok(())) => {
+                // It leaves the registry before the caller hears of it (the stop that
+                // follows does it again, harmlessly): a lookup after the answer does not
+                // find it stopping. Its final cut is remembered first, as the stop does.
+                let system = &self.ctx.system;
+                system.remember_cut(id, self.inbox.core().cut_state());
+                system.unregister(id, self.ctx.me.name(), self.ctx.parent.is_none());
+                Ok(Passivation::Passivated)
+            }
             Ok(Err(_)) | Err(_) => {
                 self.inbox.reopen();
                 Err(PassivateError::NotKept(id))

@@ -10,9 +10,11 @@
 //! the started entity's, never both. The keeper is an actor like any other: checkpointed,
 //! restored, moved with its shard by live migration.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
-use amber_actors::{Actor, ActorId, ActorState, ActorSystem, CodecError, Context, StateError};
+use amber_actors::{
+    Actor, ActorId, ActorState, ActorSystem, CodecError, Context, SpawnError, StateError,
+};
 use serde::{Deserialize, Serialize};
 
 /// The registered type name of keepers.
@@ -26,7 +28,11 @@ pub(crate) struct Kept {
     state: Vec<u8>,
 }
 
-/// The keeper of the passivated entities of one shard of one entity type.
+/// The keeper of the passivated entities of one shard of one entity type, on the shard's
+/// owner. Every start of an entity of its shard there goes through it (`Wake`), and so does
+/// every passivation (`Begin`, then the entity's `Keep`, or `Abort`): one actor decides,
+/// one message at a time, whether a key runs, is kept, or is passivating, so that an entity
+/// never starts anew from its factory while its state is kept or on its way here.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct ShardKeeper {
     /// The entity type's registered name.
@@ -35,6 +41,10 @@ pub struct ShardKeeper {
     prefix: String,
     shard: u32,
     kept: BTreeMap<String, Kept>,
+    /// The keys whose passivation has begun and whose state has not arrived yet. Not
+    /// checkpointed: a checkpoint holds such a state in the entity's cut or in flight here.
+    #[serde(skip)]
+    passivating: HashSet<String>,
 }
 
 impl ShardKeeper {
@@ -44,6 +54,7 @@ impl ShardKeeper {
             prefix: prefix.to_owned(),
             shard,
             kept: BTreeMap::new(),
+            passivating: HashSet::new(),
         }
     }
 }
@@ -61,10 +72,26 @@ pub enum KeeperMsg {
         #[serde(with = "serde_bytes")]
         state: Vec<u8>,
     },
-    /// Start the entity `key` from its kept state, if it is kept and not running.
+    /// The passivation of the running entity `key` begins: until its state arrives
+    /// (`Keep`) or the passivation is called off (`Abort`), the entity is not started.
+    Begin {
+        /// The entity's key.
+        key: String,
+    },
+    /// The passivation of `key` did not happen (the entity was busy): it runs on.
+    Abort {
+        /// The entity's key.
+        key: String,
+    },
+    /// The entity `key`: running, or started from its kept state, or else from `fresh`.
     Wake {
         /// The entity's key.
         key: String,
+        /// The layout version of `fresh`.
+        version: u32,
+        /// The state to start it from if none is kept (its factory's, or a checkpoint's).
+        #[serde(with = "serde_bytes")]
+        fresh: Vec<u8>,
     },
     /// The keys kept.
     Keys,
@@ -73,15 +100,23 @@ pub enum KeeperMsg {
 /// A keeper's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KeeperReply {
-    /// Done (a `Keep`).
+    /// Done (`Keep`, `Abort`).
     Done,
-    /// `Wake`: the entity started from its kept state; its id.
-    Started(ActorId),
+    /// `Begin`: the passivation may go ahead.
+    Begun,
+    /// `Wake`: the entity started, from its kept state (`kept`) or from the fresh one.
+    Started {
+        /// Its id.
+        id: ActorId,
+        /// Whether it started from a kept state.
+        kept: bool,
+    },
     /// `Wake`: the entity runs here already; its id.
     Running(ActorId),
-    /// `Wake`: no state kept for this key.
-    NotKept,
-    /// `Wake`: the kept state did not start (it stays kept); why.
+    /// Not now (`Wake`: the entity passivates, or is stopping; `Begin`: it passivates
+    /// already, or does not run): why.
+    Retry(String),
+    /// `Wake`: the entity did not start (a kept state stays kept); why.
     Failed(String),
     /// `Keys`: the keys kept.
     Keys(Vec<String>),
@@ -95,33 +130,68 @@ impl Actor for ShardKeeper {
         match msg {
             KeeperMsg::Keep { key, version, state } => {
                 tracing::trace!(key, shard = self.shard, "kept a passivated entity");
+                self.passivating.remove(&key);
                 self.kept.insert(key, Kept { version, state });
                 KeeperReply::Done
             }
-            KeeperMsg::Wake { key } => {
+            KeeperMsg::Begin { key } => {
                 let name = format!("{}{key}", self.prefix);
-                if let Some((id, _)) = ctx.system().whereis(&name) {
-                    return KeeperReply::Running(id);
+                if self.passivating.contains(&key) || self.kept.contains_key(&key) {
+                    return KeeperReply::Retry("it passivates already".into());
                 }
-                let Some(kept) = self.kept.remove(&key) else { return KeeperReply::NotKept };
-                match ctx.spawn_registered_detached(
-                    &self.type_name,
-                    Some(name),
-                    kept.version,
-                    &kept.state,
-                ) {
-                    Ok(id) => {
-                        tracing::trace!(key, entity = %id, "woke a passivated entity");
-                        KeeperReply::Started(id)
-                    }
-                    Err(e) => {
-                        tracing::warn!(key, error = %e, "a passivated entity did not start");
-                        self.kept.insert(key, kept);
-                        KeeperReply::Failed(e.to_string())
-                    }
+                if ctx.system().whereis(&name).is_none() {
+                    return KeeperReply::Retry("it does not run".into());
                 }
+                self.passivating.insert(key);
+                KeeperReply::Begun
             }
+            KeeperMsg::Abort { key } => {
+                self.passivating.remove(&key);
+                KeeperReply::Done
+            }
+            KeeperMsg::Wake { key, version, fresh } => self.wake(ctx, key, version, fresh),
             KeeperMsg::Keys => KeeperReply::Keys(self.kept.keys().cloned().collect()),
+        }
+    }
+}
+
+impl ShardKeeper {
+    fn wake(&mut self, ctx: &Context<Self>, key: String, version: u32, fresh: Vec<u8>) -> KeeperReply {
+        if self.passivating.contains(&key) {
+            return KeeperReply::Retry("it passivates".into());
+        }
+        let name = format!("{}{key}", self.prefix);
+        if let Some((id, _)) = ctx.system().whereis(&name) {
+            return KeeperReply::Running(id);
+        }
+        let kept = self.kept.remove(&key);
+        let from_kept = kept.is_some();
+        let (version, state) = match &kept {
+            Some(kept) => (kept.version, &kept.state),
+            None => (version, &fresh),
+        };
+        // Born in this keeper's epoch: in a running snapshot exactly when the kept state is
+        // no longer in this keeper's cut.
+        let started = ctx.spawn_registered_detached(&self.type_name, Some(name), version, state);
+        let give_back = |this: &mut Self| {
+            if let Some(kept) = kept {
+                this.kept.insert(key.clone(), kept);
+            }
+        };
+        match started {
+            Ok(id) => {
+                tracing::trace!(key, entity = %id, from_kept, "started an entity");
+                KeeperReply::Started { id, kept: from_kept }
+            }
+            Err(SpawnError::NameTaken(_)) => {
+                give_back(self);
+                KeeperReply::Retry("its previous actor is stopping".into())
+            }
+            Err(e) => {
+                tracing::warn!(key, error = %e, "an entity did not start");
+                give_back(self);
+                KeeperReply::Failed(e.to_string())
+            }
         }
     }
 }

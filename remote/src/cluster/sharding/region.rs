@@ -54,7 +54,7 @@ pub(super) struct Region<E: ActorState> {
     pub(super) restart_from: Option<Arc<dyn CheckpointStore>>,
     /// The nodes this region has dealt with the loss of (and rebalanced for): a shard whose
     /// owner among them is gone is being restarted from a checkpoint, and its entities are
-    /// not started anew meanwhile (see [`Self::find_or`]).
+    /// not started anew meanwhile (see [`Self::find_or_at`]).
     pub(super) settled: Mutex<Vec<NodeId>>,
     /// The latest report of a lost node's shards restarted here.
     pub(super) lost: watch::Sender<Option<Arc<LostShards>>>,
@@ -111,7 +111,16 @@ impl<E: ActorState> Region<E> {
         let keeper = self
             .keeper(system, hash::shard_of(key, self.shards))
             .map_err(|_| PassivateError::NotKept(id))?;
+        // The keeper hears of it first: it starts no actor for the key until the state
+        // is in, or the passivation called off.
+        match keeper.ask(KeeperMsg::Begin { key: key.to_owned() }).await {
+            Ok(KeeperReply::Begun) => {}
+            Ok(_) => return Ok(Passivation::Busy { handled: 0 }),
+            Err(_) => return Err(PassivateError::NotKept(id)),
+        }
+        let abort = keeper.clone();
         let key = key.to_owned();
+        let aborted = KeeperMsg::Abort { key: key.clone() };
         let keep = Box::new(move |kept: KeptState| {
             let KeptState { id, type_name, name, version, state } = kept;
             match keeper.try_tell(KeeperMsg::Keep { key, version, state }) {
@@ -124,7 +133,11 @@ impl<E: ActorState> Region<E> {
                 },
             }
         });
-        system.passivate(id, PassivateRequest { if_handled, keep }).await
+        let result = system.passivate(id, PassivateRequest { if_handled, keep }).await;
+        if !matches!(result, Ok(Passivation::Passivated)) {
+            let _ = abort.tell(aborted).await;
+        }
+        result
     }
 
     /// The keys of the entities passivated on this node (kept by its keepers).
@@ -194,36 +207,27 @@ impl<E: ActorState> Region<E> {
         key: &str,
         theirs: &[NodeId],
     ) -> Result<(ActorRef<E>, NodeId), ShardRefusal> {
-        self.find_or(key, theirs, |system, name| system.spawn_named(name, (self.factory)(key)))
-            .await
+        self.find_or_at(key, theirs, Fresh::Factory, false).await.map(|(e, n, _)| (e, n))
     }
 
-    /// [`find_or_start`](Self::find_or_start), starting a missing entity with `start`
-    /// (given the system and the entity's name) instead of its factory.
+    /// [`find_or_start`](Self::find_or_start), starting a missing entity from `fresh`
+    /// instead of always its factory; `restarting`: called by the restart of lost shards
+    /// itself (which must not wait for itself). Returns also whether it started the entity
+    /// from `fresh`.
     ///
-    /// With passivation on, an entity passivated here is started again from its kept
-    /// state (its shard's keeper starts it), and a shard whose keeper is still on a
-    /// previous owner (its rebalance has not moved it here yet) makes the request wait
-    /// ([`ShardRefusal::Unsettled`]). With the restart of lost shards on, so does a shard
-    /// whose owner was lost and that this node has not restarted from the checkpoint yet.
-    pub(super) async fn find_or(
-        &self,
-        key: &str,
-        theirs: &[NodeId],
-        start: impl FnOnce(&ActorSystem, String) -> Result<ActorRef<E>, SpawnError>,
-    ) -> Result<(ActorRef<E>, NodeId), ShardRefusal> {
-        self.find_or_at(key, theirs, start, false).await
-    }
-
-    /// [`find_or`](Self::find_or); `restarting`: called by the restart of lost shards
-    /// itself (which must not wait for itself).
+    /// With passivation on, every start goes through the shard's keeper here, which starts
+    /// an entity passivated here from its kept state (and waits while one passivates); a
+    /// shard whose keeper is still on a previous owner (its rebalance has not moved it here
+    /// yet) makes the request wait ([`ShardRefusal::Unsettled`]). With the restart of lost
+    /// shards on, so does a shard whose owner was lost and that this node has not
+    /// restarted from the checkpoint yet.
     pub(super) async fn find_or_at(
         &self,
         key: &str,
         theirs: &[NodeId],
-        start: impl FnOnce(&ActorSystem, String) -> Result<ActorRef<E>, SpawnError>,
+        fresh: Fresh<'_>,
         restarting: bool,
-    ) -> Result<(ActorRef<E>, NodeId), ShardRefusal> {
+    ) -> Result<(ActorRef<E>, NodeId, bool), ShardRefusal> {
         let Some(cluster) = self.cluster() else {
             return Err(ShardRefusal::Spawn(SpawnError::ShuttingDown.to_string()));
         };
@@ -231,7 +235,7 @@ impl<E: ActorState> Region<E> {
         let name = self.name_of(key);
         let me = cluster.node().clone();
         if let Ok(entity) = system.lookup::<E>(&name) {
-            return Ok((entity, me));
+            return Ok((entity, me, false));
         }
         let mine = self.nodes(&cluster);
         let mut both: Vec<NodeId> = mine.iter().chain(theirs).cloned().collect();
@@ -264,7 +268,7 @@ impl<E: ActorState> Region<E> {
         previous.dedup();
         for node in &previous {
             match cluster.lookup::<E>(node, &name).await {
-                Ok(entity) => return Ok((entity, node.clone())),
+                Ok(entity) => return Ok((entity, node.clone(), false)),
                 Err(ClusterError::NotFound { .. }) => {}
                 Err(e) => {
                     tracing::debug!(key, %node, error = %e, "could not ask a shard's previous owner for an entity");
@@ -287,17 +291,23 @@ impl<E: ActorState> Region<E> {
                 }
             }
         }
-        if let Some(found) = self.wake(system, key, shard).await? {
-            return Ok((found, me));
+        if self.passivate_after.is_some() {
+            return self.wake(system, key, shard, fresh).await.map(|(e, started)| (e, me, started));
         }
-        match start(system, name.clone()) {
+        let started = match fresh {
+            Fresh::Factory => system.spawn_named(name.clone(), (self.factory)(key)),
+            Fresh::State { version, state } => system
+                .spawn_registered(E::TYPE_NAME, Some(name.clone()), version, state)
+                .and_then(|(id, _)| system.lookup_id::<E>(id).map_err(|_| SpawnError::ShuttingDown)),
+        };
+        match started {
             Ok(entity) => {
                 tracing::debug!(entity = %entity.id(), key, r#type = E::TYPE_NAME, "started an entity");
-                Ok((entity, me))
+                Ok((entity, me, true))
             }
             // Started meanwhile by a concurrent request, or arrived from the previous owner.
             Err(SpawnError::NameTaken(_)) => match system.lookup::<E>(&name) {
-                Ok(entity) => Ok((entity, me)),
+                Ok(entity) => Ok((entity, me, false)),
                 Err(e) => Err(ShardRefusal::Spawn(e.to_string())),
             },
             Err(e) => {
@@ -308,30 +318,55 @@ impl<E: ActorState> Region<E> {
     }
 }
 
+/// The state a missing entity starts from.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Fresh<'a> {
+    /// Its factory's.
+    Factory,
+    /// This one (a checkpoint's), at layout `version`.
+    State {
+        /// The layout version of `state`.
+        version: u32,
+        /// The state.
+        state: &'a [u8],
+    },
+}
+
 impl<E: ActorState> Region<E> {
-    /// The entity `key`, started from its kept state by its shard's keeper here if it was
-    /// passivated here; `None` if it was not.
+    /// The entity `key` through its shard's keeper here (started if there is none): the
+    /// running one, else one started from its kept state if it passivated here, else from
+    /// `fresh`. Returns also whether it started from `fresh`.
     async fn wake(
         &self,
         system: &ActorSystem,
         key: &str,
         shard: u32,
-    ) -> Result<Option<ActorRef<E>>, ShardRefusal> {
-        let Ok(keeper) = system.lookup::<ShardKeeper>(&self.keeper_name(shard)) else {
-            return Ok(None);
+        fresh: Fresh<'_>,
+    ) -> Result<(ActorRef<E>, bool), ShardRefusal> {
+        let keeper =
+            self.keeper(system, shard).map_err(|e| ShardRefusal::Spawn(e.to_string()))?;
+        let (version, fresh) = match fresh {
+            Fresh::Factory => {
+                let entity = (self.factory)(key);
+                let state = entity.encode_state().map_err(|e| ShardRefusal::Spawn(e.to_string()))?;
+                (E::VERSION, state)
+            }
+            Fresh::State { version, state } => (version, state.to_vec()),
         };
         let unsettled = |why: String| ShardRefusal::Unsettled(format!("shard {shard}'s keeper: {why}"));
-        match keeper.ask(KeeperMsg::Wake { key: key.to_owned() }).await {
-            Ok(KeeperReply::Started(id) | KeeperReply::Running(id)) => {
-                // Passivated again already, or moved on: the requester asks again.
-                system.lookup_id::<E>(id).map(Some).map_err(|e| unsettled(e.to_string()))
-            }
-            Ok(KeeperReply::NotKept) => Ok(None),
-            Ok(KeeperReply::Failed(e)) => Err(ShardRefusal::Spawn(e)),
-            Ok(other) => Err(unsettled(format!("unexpected answer {other:?}"))),
-            // The keeper moved away or stopped meanwhile: ask again.
-            Err(e) => Err(unsettled(e.to_string())),
-        }
+        let wake = KeeperMsg::Wake { key: key.to_owned(), version, fresh };
+        let (id, started) = match keeper.ask(wake).await {
+            Ok(KeeperReply::Started { id, kept }) => (id, !kept),
+            Ok(KeeperReply::Running(id)) => (id, false),
+            Ok(KeeperReply::Retry(why)) => return Err(unsettled(why)),
+            Ok(KeeperReply::Failed(e)) => return Err(ShardRefusal::Spawn(e)),
+            Ok(other) => return Err(unsettled(format!("unexpected answer {other:?}"))),
+            // The keeper moved away meanwhile: ask again.
+            Err(e) => return Err(unsettled(e.to_string())),
+        };
+        // Passivated again already, or moved on: the requester asks again.
+        let entity = system.lookup_id::<E>(id).map_err(|e| unsettled(e.to_string()))?;
+        Ok((entity, started))
     }
 }
 

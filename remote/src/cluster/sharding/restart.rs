@@ -5,7 +5,7 @@ use amber_actors::{ActorState, SpawnError};
 use amber_snapshot::{Checkpoint, CheckpointId, Epoch};
 
 use super::keeper::KEEPER_TYPE;
-use super::region::Region;
+use super::region::{Fresh, Region};
 use super::{ShardRefusal, hash};
 use crate::NodeId;
 
@@ -47,21 +47,10 @@ pub(super) async fn restart_lost<E: ActorState>(
                 .push((key.to_owned(), ShardRefusal::Spawn("no state in the checkpoint".into())));
             continue;
         };
-        let mut started = false;
-        let found = region
-            .find_or(key, &nodes, |system, name| {
-                let (id, _) = system.spawn_registered(
-                    E::TYPE_NAME,
-                    Some(name),
-                    actor.state_version,
-                    &state.state,
-                )?;
-                started = true;
-                system.lookup_id::<E>(id).map_err(|_| SpawnError::ShuttingDown)
-            })
-            .await;
+        let fresh = Fresh::State { version: actor.state_version, state: &state.state };
+        let found = region.find_or_at(key, &nodes, fresh, false).await;
         match found {
-            Ok(_) if started => report.restarted.push(key.to_owned()),
+            Ok((_, _, true)) => report.restarted.push(key.to_owned()),
             Ok(_) => report.running.push(key.to_owned()),
             Err(reason) => {
                 tracing::warn!(key, %reason, "an entity was not restarted from the checkpoint");
@@ -245,26 +234,10 @@ async fn restart_entities<E: ActorState>(
                 .push((key.to_owned(), ShardRefusal::Spawn("no state in the checkpoint".into())));
             continue;
         };
-        let mut started = false;
-        let found = region
-            .find_or_at(
-                key,
-                now,
-                |system, name| {
-                    let (id, _) = system.spawn_registered(
-                        E::TYPE_NAME,
-                        Some(name),
-                        actor.state_version,
-                        &state.state,
-                    )?;
-                    started = true;
-                    system.lookup_id::<E>(id).map_err(|_| SpawnError::ShuttingDown)
-                },
-                true,
-            )
-            .await;
+        let fresh = Fresh::State { version: actor.state_version, state: &state.state };
+        let found = region.find_or_at(key, now, fresh, true).await;
         match found {
-            Ok(_) if started => report.restarted.push(key.to_owned()),
+            Ok((_, _, true)) => report.restarted.push(key.to_owned()),
             Ok(_) => report.running.push(key.to_owned()),
             Err(reason) => {
                 tracing::warn!(key, %reason, "a lost shard's entity was not restarted from the checkpoint");
