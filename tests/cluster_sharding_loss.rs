@@ -58,11 +58,9 @@ async fn room_node(name: &str, store: Arc<dyn CheckpointStore>) -> (Cluster, Sha
     let config = ShardingConfig::new(SHARDS)
         .passivate_after(Duration::from_secs(3600))
         .restart_lost_from(store);
-    let sharding = Sharding::<Room>::start_config_with(&n, config, |key| Room {
-        key: key.to_owned(),
-        sum: 0,
-    })
-    .expect("sharding starts");
+    let sharding =
+        Sharding::<Room>::start_config_with(&n, config, |key| Room { key: key.to_owned(), sum: 0 })
+            .expect("sharding starts");
     (n, sharding)
 }
 

@@ -32,11 +32,19 @@ pub struct Purse {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum PurseMsg {
     /// Message `n` (from 1) of `sender`.
-    Push { sender: u32, n: u64 },
+    Push {
+        sender: u32,
+        n: u64,
+    },
     /// Move `amount` (if held) to the purse `to`, through the sharding of this node.
-    Give { to: String, amount: u64 },
+    Give {
+        to: String,
+        amount: u64,
+    },
     /// Money from another purse.
-    Deposit { amount: u64 },
+    Deposit {
+        amount: u64,
+    },
     Report,
 }
 
@@ -49,8 +57,7 @@ pub struct PurseReport {
 }
 
 /// Each node's sharding of purses, by node name, for purses to reach each other by key.
-static SHARDINGS: LazyLock<Mutex<HashMap<String, Sharding<Purse>>>> =
-    LazyLock::new(Mutex::default);
+static SHARDINGS: LazyLock<Mutex<HashMap<String, Sharding<Purse>>>> = LazyLock::new(Mutex::default);
 
 impl Actor for Purse {
     type Msg = PurseMsg;
@@ -187,14 +194,19 @@ async fn an_idle_entity_passivates_by_itself_after_its_timeout() {
 }
 
 /// Sends `Push` 1..=`count` to each of `keys` in turn, through refs kept across the run.
-fn pusher(sharding: Sharding<Purse>, sender: u32, keys: Vec<String>, count: u64) -> tokio::task::JoinHandle<()> {
+fn pusher(
+    sharding: Sharding<Purse>,
+    sender: u32,
+    keys: Vec<String>,
+    count: u64,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let entities: Vec<_> = keys.iter().map(|k| sharding.entity(k.clone())).collect();
         for n in 1..=count {
             for entity in &entities {
                 entity.tell(PurseMsg::Push { sender, n }).await.expect("tell");
             }
-            if n % 16 == 0 {
+            if n.is_multiple_of(16) {
                 tokio::task::yield_now().await;
             }
         }
@@ -226,7 +238,7 @@ async fn messages_racing_a_passivation_are_never_lost_repeated_or_reordered() {
                     if sharding.passivate(key).await.expect("passivate") {
                         passivated += 1;
                     }
-                    if rng % 3 == 0 {
+                    if rng.is_multiple_of(3) {
                         tokio::task::yield_now().await;
                     }
                 }
@@ -272,7 +284,9 @@ fn money(checkpoint: &Checkpoint) -> (u64, usize) {
     }
     #[derive(Deserialize)]
     enum Msg {
-        Deposit { amount: u64 },
+        Deposit {
+            amount: u64,
+        },
         Keep {
             #[serde(with = "serde_bytes")]
             state: Vec<u8>,
@@ -333,7 +347,7 @@ async fn a_checkpoint_taken_while_entities_passivate_is_exact_and_restores_them(
                 let give = PurseMsg::Give { to, amount: 1 + (rng >> 40) % 7 };
                 refs[from].tell(give).await.expect("give");
                 gives.fetch_add(1, Ordering::Relaxed);
-                if rng % 4 == 0 {
+                if rng.is_multiple_of(4) {
                     tokio::task::yield_now().await;
                 }
             }
@@ -381,9 +395,10 @@ async fn a_checkpoint_taken_while_entities_passivate_is_exact_and_restores_them(
     // money with them.
     let checkpoint = last.expect("a checkpoint with passivated purses");
     let placement = Sharding::<Purse>::placement(&checkpoint, SHARDS, ["pass-bank-2"]);
-    let restored = bounded(Cluster::restore(builder(), config("pass-bank-2"), &checkpoint, &placement))
-        .await
-        .expect("restore");
+    let restored =
+        bounded(Cluster::restore(builder(), config("pass-bank-2"), &checkpoint, &placement))
+            .await
+            .expect("restore");
     let sharding = purses(&restored, by_hand(), EACH);
     bounded(restored.resume(Duration::from_secs(10))).await.expect("resume");
     let kept_before = bounded(sharding.passivated_keys()).await;

@@ -105,7 +105,9 @@ impl<E: ActorState> EntityRef<E> {
                     self.forget(&entity);
                     // Found stopping again (it passivates, or stops, and is still
                     // registered for a moment): wait for it to be gone, then look again.
-                    if attempt > 0 && last.as_ref().is_some_and(|l: &ActorRef<E>| l.id() == entity.id()) {
+                    if attempt > 0
+                        && last.as_ref().is_some_and(|l: &ActorRef<E>| l.id() == entity.id())
+                    {
                         tokio::time::sleep(wait).await;
                         wait = (wait * 2).min(MAX_WAIT);
                     } else {

@@ -156,7 +156,13 @@ impl Actor for ShardKeeper {
 }
 
 impl ShardKeeper {
-    fn wake(&mut self, ctx: &Context<Self>, key: String, version: u32, fresh: Vec<u8>) -> KeeperReply {
+    fn wake(
+        &mut self,
+        ctx: &Context<Self>,
+        key: String,
+        version: u32,
+        fresh: Vec<u8>,
+    ) -> KeeperReply {
         if self.passivating.contains(&key) {
             return KeeperReply::Retry("it passivates".into());
         }

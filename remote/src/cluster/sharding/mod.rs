@@ -45,12 +45,12 @@ use std::sync::Arc;
 use amber_actors::ActorState;
 use amber_snapshot::Checkpoint;
 
+pub use self::config::ShardingConfig;
 pub(crate) use self::control::ShardControl;
 pub(super) use self::control::{Regions, on_control};
-pub use self::config::ShardingConfig;
 pub use self::entity::EntityRef;
-pub use self::keeper::{KeeperMsg, KeeperReply, ShardKeeper};
 pub use self::error::{ShardRefusal, ShardingError, TellError};
+pub use self::keeper::{KeeperMsg, KeeperReply, ShardKeeper};
 pub use self::rebalance::Rebalance;
 use self::region::Region;
 pub use self::restart::{LostShards, Restarted};

@@ -73,7 +73,10 @@ pub(super) fn sweep<E: ActorState>(region: Arc<Region<E>>, idle: Duration) {
 }
 
 /// Passivates the entity `key` now if it runs here, on its shard's owner, and is idle.
-pub(super) async fn one<E: ActorState>(region: &Region<E>, key: &str) -> Result<bool, ShardingError> {
+pub(super) async fn one<E: ActorState>(
+    region: &Region<E>,
+    key: &str,
+) -> Result<bool, ShardingError> {
     if region.passivate_after.is_none() {
         return Err(ShardingError::Passivation("the sharding runs without passivation".into()));
     }

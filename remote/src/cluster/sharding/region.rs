@@ -78,7 +78,11 @@ impl<E: ActorState> Region<E> {
     }
 
     /// The keeper of `shard` on this node, started if there is none.
-    fn keeper(&self, system: &ActorSystem, shard: u32) -> Result<ActorRef<ShardKeeper>, SpawnError> {
+    fn keeper(
+        &self,
+        system: &ActorSystem,
+        shard: u32,
+    ) -> Result<ActorRef<ShardKeeper>, SpawnError> {
         let name = self.keeper_name(shard);
         if let Ok(keeper) = system.lookup::<ShardKeeper>(&name) {
             return Ok(keeper);
@@ -296,9 +300,11 @@ impl<E: ActorState> Region<E> {
         }
         let started = match fresh {
             Fresh::Factory => system.spawn_named(name.clone(), (self.factory)(key)),
-            Fresh::State { version, state } => system
-                .spawn_registered(E::TYPE_NAME, Some(name.clone()), version, state)
-                .and_then(|(id, _)| system.lookup_id::<E>(id).map_err(|_| SpawnError::ShuttingDown)),
+            Fresh::State { version, state } => {
+                system.spawn_registered(E::TYPE_NAME, Some(name.clone()), version, state).and_then(
+                    |(id, _)| system.lookup_id::<E>(id).map_err(|_| SpawnError::ShuttingDown),
+                )
+            }
         };
         match started {
             Ok(entity) => {
@@ -343,17 +349,18 @@ impl<E: ActorState> Region<E> {
         shard: u32,
         fresh: Fresh<'_>,
     ) -> Result<(ActorRef<E>, bool), ShardRefusal> {
-        let keeper =
-            self.keeper(system, shard).map_err(|e| ShardRefusal::Spawn(e.to_string()))?;
+        let keeper = self.keeper(system, shard).map_err(|e| ShardRefusal::Spawn(e.to_string()))?;
         let (version, fresh) = match fresh {
             Fresh::Factory => {
                 let entity = (self.factory)(key);
-                let state = entity.encode_state().map_err(|e| ShardRefusal::Spawn(e.to_string()))?;
+                let state =
+                    entity.encode_state().map_err(|e| ShardRefusal::Spawn(e.to_string()))?;
                 (E::VERSION, state)
             }
             Fresh::State { version, state } => (version, state.to_vec()),
         };
-        let unsettled = |why: String| ShardRefusal::Unsettled(format!("shard {shard}'s keeper: {why}"));
+        let unsettled =
+            |why: String| ShardRefusal::Unsettled(format!("shard {shard}'s keeper: {why}"));
         let wake = KeeperMsg::Wake { key: key.to_owned(), version, fresh };
         let (id, started) = match keeper.ask(wake).await {
             Ok(KeeperReply::Started { id, kept }) => (id, !kept),

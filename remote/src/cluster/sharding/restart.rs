@@ -181,7 +181,12 @@ fn restart_keepers<E: ActorState>(
         }
         let name = region.keeper_name(shard);
         let Some(state) = checkpoint.states.iter().find(|s| s.id == actor.id) else { continue };
-        match system.spawn_registered(KEEPER_TYPE, Some(name.clone()), actor.state_version, &state.state) {
+        match system.spawn_registered(
+            KEEPER_TYPE,
+            Some(name.clone()),
+            actor.state_version,
+            &state.state,
+        ) {
             Ok(_) => {}
             Err(SpawnError::NameTaken(_)) => continue,
             Err(e) => {
