@@ -274,3 +274,154 @@ impl<A: Actor> Runner<A> {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::{ActorState, CodecError, SendError, StateError};
+
+    #[derive(Default)]
+    struct Counter(u64);
+
+    impl Actor for Counter {
+        type Msg = u64;
+        type Reply = u64;
+        async fn handle(&mut self, n: u64, _: &mut Context<Self>) -> u64 {
+            self.0 += n;
+            self.0
+        }
+    }
+
+    impl ActorState for Counter {
+        const TYPE_NAME: &'static str = "test.PassivatingCounter";
+        fn encode_state(&self) -> Result<Vec<u8>, CodecError> {
+            crate::encode(&self.0)
+        }
+        fn decode_state(_: u32, bytes: &[u8], system: &ActorSystem) -> Result<Self, StateError> {
+            Ok(Counter(system.decode(bytes)?))
+        }
+    }
+
+    fn system() -> ActorSystem {
+        ActorSystem::builder().register::<Counter>().build()
+    }
+
+    /// A `keep` that stores the state in `into` (or refuses it, if `refuse`).
+    fn keep_into(into: &Arc<Mutex<Option<KeptState>>>, refuse: bool) -> Keep {
+        let into = into.clone();
+        Box::new(move |kept| {
+            if refuse {
+                return Err(kept);
+            }
+            *into.lock().unwrap() = Some(kept);
+            Ok(())
+        })
+    }
+
+    #[tokio::test]
+    async fn an_idle_actor_hands_its_state_over_and_stops() {
+        let system = system();
+        let counter = system.spawn_named("c", Counter(0)).unwrap();
+        assert_eq!(counter.ask(5).await.unwrap(), 5);
+        let kept = Arc::new(Mutex::new(None));
+        let request = PassivateRequest { if_handled: None, keep: keep_into(&kept, false) };
+        assert_eq!(system.passivate(counter.id(), request).await, Ok(Passivation::Passivated));
+        let state = kept.lock().unwrap().take().expect("kept");
+        assert_eq!(state.type_name, "test.PassivatingCounter");
+        assert_eq!(state.name.as_deref(), Some("c"));
+        assert_eq!(system.decode::<u64>(&state.state).unwrap(), 5);
+        assert!(system.lookup::<Counter>("c").is_err(), "gone from the registry at once");
+        assert_eq!(counter.wait_stopped().await, ExitReason::Stopped);
+        assert!(matches!(counter.tell(1).await, Err(SendError(1))), "refused, given back");
+        // Back from the kept state.
+        let (id, _) =
+            system.spawn_registered(state.type_name, state.name, state.version, &state.state).unwrap();
+        let again = system.lookup_id::<Counter>(id).unwrap();
+        assert_eq!(again.ask(1).await.unwrap(), 6);
+        system.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn an_actor_that_handled_messages_since_the_count_runs_on() {
+        let system = system();
+        let counter = system.spawn(Counter(0)).unwrap();
+        counter.ask(1).await.unwrap();
+        let kept = Arc::new(Mutex::new(None));
+        let request = PassivateRequest { if_handled: Some(0), keep: keep_into(&kept, false) };
+        let busy = system.passivate(counter.id(), request).await;
+        assert_eq!(busy, Ok(Passivation::Busy { handled: 1 }), "one handled since");
+        assert!(kept.lock().unwrap().is_none());
+        assert_eq!(counter.ask(1).await.unwrap(), 2, "runs on");
+        let request = PassivateRequest { if_handled: Some(2), keep: keep_into(&kept, false) };
+        assert_eq!(system.passivate(counter.id(), request).await, Ok(Passivation::Passivated));
+        system.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_refused_state_leaves_the_actor_running_with_its_mailbox_open() {
+        let system = system();
+        let counter = system.spawn(Counter(0)).unwrap();
+        let kept = Arc::new(Mutex::new(None));
+        let request = PassivateRequest { if_handled: None, keep: keep_into(&kept, true) };
+        let refused = system.passivate(counter.id(), request).await;
+        assert_eq!(refused, Err(PassivateError::NotKept(counter.id())));
+        counter.tell(3).await.expect("open again");
+        assert_eq!(counter.ask(0).await.unwrap(), 3);
+        system.shutdown().await;
+    }
+
+    /// Sends racing a passivation: every send either is refused (given back) or is in the
+    /// kept state, never both, never neither — over many interleavings.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_send_racing_a_passivation_is_in_the_kept_state_or_given_back() {
+        let system = system();
+        let mut passivated = 0;
+        for round in 0..300u64 {
+            let counter = system.spawn(Counter(0)).unwrap();
+            let sender = {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut accepted = 0u64;
+                    for k in 0..64u64 {
+                        match counter.try_tell(1) {
+                            Ok(()) => accepted += 1,
+                            Err(crate::TrySendError::Stopped(_)) => break,
+                            Err(crate::TrySendError::Full(_)) => {}
+                        }
+                        if (k + round).is_multiple_of(7) {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    accepted
+                })
+            };
+            for _ in 0..(round % 5) {
+                tokio::task::yield_now().await;
+            }
+            let kept = Arc::new(Mutex::new(None));
+            let outcome = loop {
+                let request = PassivateRequest { if_handled: None, keep: keep_into(&kept, false) };
+                match system.passivate(counter.id(), request).await {
+                    Ok(Passivation::Busy { .. }) if !sender.is_finished() => {
+                        tokio::task::yield_now().await;
+                    }
+                    Ok(Passivation::Busy { .. }) => {
+                        // The sender is done: the last messages drain, then it passivates.
+                        tokio::task::yield_now().await;
+                    }
+                    other => break other,
+                }
+            };
+            assert_eq!(outcome, Ok(Passivation::Passivated), "round {round}");
+            passivated += 1;
+            let accepted = sender.await.unwrap();
+            let state = kept.lock().unwrap().take().expect("kept");
+            let n = system.decode::<u64>(&state.state).unwrap();
+            assert_eq!(n, accepted, "round {round}: accepted sends are in the state, exactly");
+        }
+        assert_eq!(passivated, 300);
+        system.shutdown().await;
+    }
+}
