@@ -422,3 +422,103 @@ async fn a_checkpoint_taken_while_entities_passivate_is_exact_and_restores_them(
     assert_eq!(sharding.local_keys().len(), keys.len(), "every purse runs, once");
     restored.shutdown().await;
 }
+
+/// Passivates every key of `keys` on whichever of `shardings` owns it.
+async fn passivate_all(shardings: &[&Sharding<Purse>], keys: &[String]) {
+    for key in keys {
+        let mut done = false;
+        for s in shardings {
+            done |= bounded(s.passivate(key)).await.expect("passivate");
+        }
+        assert!(done, "{key} passivated on its owner");
+    }
+}
+
+async fn kept_everywhere(shardings: &[&Sharding<Purse>]) -> std::collections::BTreeSet<String> {
+    let mut all = std::collections::BTreeSet::new();
+    for s in shardings {
+        for key in bounded(s.passivated_keys()).await {
+            assert!(all.insert(key.clone()), "{key} kept twice");
+        }
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passivated_entities_move_with_their_shard_and_restore_onto_fewer_nodes() {
+    let a = node("pj-a", builder()).await;
+    let b = node("pj-b", builder()).await;
+    let (on_a, on_b) = (purses(&a, by_hand(), 100), purses(&b, by_hand(), 100));
+    support::cluster::mesh(&[a.clone(), b.clone()]).await;
+    let keys: Vec<String> = (0..30).map(|k| format!("purse {k}")).collect();
+    for (k, key) in keys.iter().enumerate() {
+        bounded(on_a.entity(key.clone()).tell(PurseMsg::Deposit { amount: k as u64 }))
+            .await
+            .unwrap();
+    }
+    passivate_all(&[&on_a, &on_b], &keys).await;
+    assert_eq!(kept_everywhere(&[&on_a, &on_b]).await.len(), keys.len());
+
+    // c joins: the keepers of the shards it owns now move to it, with their kept states.
+    let c = node("pj-c", builder()).await;
+    let on_c = purses(&c, by_hand(), 100);
+    bounded(c.connect(a.local_addr())).await.unwrap();
+    bounded(c.connect(b.local_addr())).await.unwrap();
+    for s in [&on_a, &on_b] {
+        bounded(s.rebalanced().wait_for(|nodes| nodes.len() == 3)).await.unwrap();
+    }
+    let owned_by_c: std::collections::BTreeSet<String> = keys
+        .iter()
+        .filter(|k| on_c.owner_of(on_c.shard_of(k)).is_some_and(|o| o == *c.node()))
+        .cloned()
+        .collect();
+    assert!(!owned_by_c.is_empty(), "c owns some shards");
+    // The last moves may still be admitting keepers on c.
+    bounded(async {
+        while bounded(on_c.passivated_keys())
+            .await
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            != owned_by_c
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(kept_everywhere(&[&on_a, &on_b, &on_c]).await.len(), keys.len(), "none lost");
+    for (k, key) in keys.iter().enumerate() {
+        let r = report(&on_b, key).await;
+        assert_eq!(r.balance, 100 + k as u64, "{key}: its kept state, wherever it woke");
+    }
+    for key in &owned_by_c {
+        assert!(on_c.local_keys().contains(key), "{key} woke on c, its shard's owner");
+    }
+
+    // A checkpoint with every purse passivated, restored onto two nodes: every kept state
+    // comes back, on its shard's owner, and wakes with its balance.
+    passivate_all(&[&on_a, &on_b, &on_c], &keys).await;
+    let checkpoint = bounded(a.system().snapshot()).await.expect("snapshot");
+    let (money, kept) = money(&checkpoint);
+    assert_eq!(
+        (money, kept),
+        (keys.iter().enumerate().map(|(k, _)| 100 + k as u64).sum(), keys.len())
+    );
+    for n in [&a, &b, &c] {
+        n.shutdown().await;
+    }
+    let placement = Sharding::<Purse>::placement(&checkpoint, SHARDS, ["pr-a", "pr-b"]);
+    let restored =
+        support::cluster::restore_onto(&["pr-a", "pr-b"], builder, &checkpoint, &placement).await;
+    let shardings: Vec<_> = restored.iter().map(|n| purses(n, by_hand(), 100)).collect();
+    let refs: Vec<&Sharding<Purse>> = shardings.iter().collect();
+    assert_eq!(kept_everywhere(&refs).await.len(), keys.len(), "every kept state restored");
+    for (k, key) in keys.iter().enumerate() {
+        assert_eq!(report(&shardings[1], key).await.balance, 100 + k as u64, "{key}");
+        let owner = shardings[0].owner_of(shardings[0].shard_of(key)).unwrap();
+        let here = restored.iter().position(|n| *n.node() == owner).unwrap();
+        assert!(shardings[here].local_keys().contains(key), "{key} woke on its owner");
+    }
+    for n in &restored {
+        n.shutdown().await;
+    }
+}

@@ -336,8 +336,9 @@ mod tests {
         assert_eq!(counter.wait_stopped().await, ExitReason::Stopped);
         assert!(matches!(counter.tell(1).await, Err(SendError(1))), "refused, given back");
         // Back from the kept state.
-        let (id, _) =
-            system.spawn_registered(state.type_name, state.name, state.version, &state.state).unwrap();
+        let (id, _) = system
+            .spawn_registered(state.type_name, state.name, state.version, &state.state)
+            .unwrap();
         let again = system.lookup_id::<Counter>(id).unwrap();
         assert_eq!(again.ask(1).await.unwrap(), 6);
         system.shutdown().await;

@@ -95,6 +95,8 @@ pub enum KeeperMsg {
     },
     /// The keys kept.
     Keys,
+    /// The keys whose passivation has begun and whose state has not arrived yet.
+    Passivating,
 }
 
 /// A keeper's answer.
@@ -118,7 +120,7 @@ pub enum KeeperReply {
     Retry(String),
     /// `Wake`: the entity did not start (a kept state stays kept); why.
     Failed(String),
-    /// `Keys`: the keys kept.
+    /// `Keys`: the keys kept (`Passivating`: the keys passivating).
     Keys(Vec<String>),
 }
 
@@ -151,6 +153,7 @@ impl Actor for ShardKeeper {
             }
             KeeperMsg::Wake { key, version, fresh } => self.wake(ctx, key, version, fresh),
             KeeperMsg::Keys => KeeperReply::Keys(self.kept.keys().cloned().collect()),
+            KeeperMsg::Passivating => KeeperReply::Keys(self.passivating.iter().cloned().collect()),
         }
     }
 }

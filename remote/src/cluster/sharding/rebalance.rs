@@ -13,6 +13,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::super::{Cluster, ClusterError};
 use super::hash;
+use super::keeper::{KeeperMsg, KeeperReply, ShardKeeper};
 use super::region::Region;
 use super::restart::{LostShards, restart_lost_shards};
 use crate::NodeId;
@@ -71,6 +72,25 @@ pub(super) async fn hand_off<E: ActorState>(region: &Region<E>) -> Rebalance {
     move_to_owners(region, &cluster, &others).await
 }
 
+/// Waits (a little, at most) until the keeper `id` has no passivation under way: a state on
+/// its way to it arrives before it moves. No passivation of its shard begins here any more
+/// (this node no longer owns it); one that begins at the keeper once it moved is refused
+/// there (the entity does not run on its node).
+async fn quiesce(cluster: &Cluster, id: amber_actors::ActorId) {
+    let Ok(keeper) = cluster.system().lookup_id::<ShardKeeper>(id) else { return };
+    let mut wait = std::time::Duration::from_millis(1);
+    for _ in 0..10 {
+        match keeper.ask(KeeperMsg::Passivating).await {
+            Ok(KeeperReply::Keys(keys)) if !keys.is_empty() => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_millis(100));
+            }
+            _ => return,
+        }
+    }
+    tracing::warn!(keeper = %id, "a shard's keeper moves with passivations under way");
+}
+
 /// Moves this node's entities whose shard's owner among `nodes` is another node to it.
 async fn move_to_owners<E: ActorState>(
     region: &Region<E>,
@@ -88,6 +108,7 @@ async fn move_to_owners<E: ActorState>(
         if *owner == me {
             continue;
         }
+        quiesce(cluster, id).await;
         match cluster.migrate(id, owner).await {
             Ok(()) => tracing::debug!(shard, node = %owner, "moved a shard's passivated entities"),
             Err(e) => {

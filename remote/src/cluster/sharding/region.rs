@@ -112,9 +112,13 @@ impl<E: ActorState> Region<E> {
     ) -> Result<Passivation, PassivateError> {
         let Some(cluster) = self.cluster() else { return Err(PassivateError::NotHere(id)) };
         let system = cluster.system();
-        let keeper = self
-            .keeper(system, hash::shard_of(key, self.shards))
-            .map_err(|_| PassivateError::NotKept(id))?;
+        let shard = hash::shard_of(key, self.shards);
+        // Only on the shard's owner: a shard on its way elsewhere moves with its keeper,
+        // which waits for the passivations begun before (see `rebalance.rs`).
+        if self.owner(shard, &self.nodes(&cluster)) != Some(cluster.node()) {
+            return Ok(Passivation::Busy { handled: 0 });
+        }
+        let keeper = self.keeper(system, shard).map_err(|_| PassivateError::NotKept(id))?;
         // The keeper hears of it first: it starts no actor for the key until the state
         // is in, or the passivation called off.
         match keeper.ask(KeeperMsg::Begin { key: key.to_owned() }).await {
