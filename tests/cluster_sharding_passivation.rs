@@ -181,12 +181,13 @@ async fn an_idle_entity_passivates_by_itself_after_its_timeout() {
     }
     // Waits for the sweeps (no timing is asserted: only that it happens).
     bounded(async {
-        while sharding.passivated_keys().await.len() < 3 {
+        // Kept, and gone (a passivated actor leaves the registry right after its state
+        // left it).
+        while sharding.passivated_keys().await.len() < 3 || !sharding.local_keys().is_empty() {
             tokio::task::yield_now().await;
         }
     })
     .await;
-    assert!(sharding.local_keys().is_empty());
     for key in ["a", "b", "c"] {
         assert_eq!(report(&sharding, key).await.balance, 11, "{key}: its kept state");
     }
@@ -267,7 +268,7 @@ async fn messages_racing_a_passivation_are_never_lost_repeated_or_reordered() {
 /// The money a checkpoint of purses holds: the running purses' balances, the passivated
 /// ones' (in their keepers' states), deposits recorded in flight, and states in flight to
 /// a keeper (a purse that passivated after the keeper's cut). Also how many kept states it
-/// holds.
+/// holds (in keepers, or in flight to them).
 fn money(checkpoint: &Checkpoint) -> (u64, usize) {
     #[derive(Deserialize)]
     struct Balance {
@@ -311,7 +312,10 @@ fn money(checkpoint: &Checkpoint) -> (u64, usize) {
     for m in &checkpoint.in_flight {
         match rmp_serde::from_slice::<Msg>(&m.payload) {
             Ok(Msg::Deposit { amount }) => total += amount,
-            Ok(Msg::Keep { state }) => total += balance(&state),
+            Ok(Msg::Keep { state }) => {
+                total += balance(&state);
+                kept += 1;
+            }
             _ => {}
         }
     }

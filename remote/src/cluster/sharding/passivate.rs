@@ -47,11 +47,11 @@ pub(super) fn sweep<E: ActorState>(region: Arc<Region<E>>, idle: Duration) {
                 }
                 let before = seen.get(&id).copied();
                 // Two quiet sweeps: nothing handled for `idle`. Before that, only ask.
-                let if_handled = match before {
-                    Some(s) if s.quiet >= 1 => Some(s.handled),
-                    _ => Some(u64::MAX),
+                let asked = match before {
+                    Some(s) if s.quiet >= 1 => region.passivate(key, id, Some(s.handled)).await,
+                    _ => region.handled(id).await,
                 };
-                match region.passivate(key, id, if_handled).await {
+                match asked {
                     Ok(Passivation::Passivated) => passivated += 1,
                     Ok(Passivation::Busy { handled }) => {
                         let quiet = match before {

@@ -148,6 +148,15 @@ impl<E: ActorState> Region<E> {
         result
     }
 
+    /// The messages the entity `id` (running here) has handled, as a passivation request
+    /// that cannot succeed finds them (the keeper is not involved).
+    pub(super) async fn handled(&self, id: ActorId) -> Result<Passivation, PassivateError> {
+        let Some(cluster) = self.cluster() else { return Err(PassivateError::NotHere(id)) };
+        let keep: amber_actors::passivate::Keep = Box::new(Err);
+        let probe = PassivateRequest { if_handled: Some(u64::MAX), keep };
+        cluster.system().passivate(id, probe).await
+    }
+
     /// The keys of the entities passivated on this node (kept by its keepers).
     pub(super) async fn passivated(&self) -> Vec<String> {
         let Some(cluster) = self.cluster() else { return Vec::new() };
