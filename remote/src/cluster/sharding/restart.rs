@@ -4,7 +4,7 @@
 use amber_actors::{ActorState, SpawnError};
 use amber_snapshot::{Checkpoint, CheckpointId, Epoch};
 
-use super::keeper::KEEPER_TYPE;
+use super::keeper::{KEEPER_TYPE, KeeperMsg, ShardKeeper};
 use super::region::{Fresh, Region};
 use super::{ShardRefusal, hash};
 use crate::NodeId;
@@ -196,10 +196,23 @@ fn restart_keepers<E: ActorState>(
             }
         }
         // The keys it keeps, as its state holds them.
-        let keys = system
+        let mut keys = system
             .decode::<KeeperKeys>(&state.state)
             .map(|k| k.kept.into_keys().collect::<Vec<_>>())
             .unwrap_or_default();
+        // And the states that were on their way to it (entities that passivated after its
+        // cut): handed to it now, before any request for its keys is served (they wait
+        // until this restart is done). Other messages in flight are not replayed.
+        if let Ok(keeper) = system.lookup::<ShardKeeper>(&name) {
+            for m in checkpoint.in_flight.iter().filter(|m| m.to == actor.id) {
+                if let Ok(KeeperMsg::Keep { key, version, state }) =
+                    system.decode::<KeeperMsg>(&m.payload)
+                {
+                    keys.push(key.clone());
+                    let _ = keeper.try_tell(KeeperMsg::Keep { key, version, state });
+                }
+            }
+        }
         if !keys.is_empty() {
             with_state.insert(shard);
         }
