@@ -95,3 +95,50 @@ mod tests {
         assert!(!inbox.reopen());
     }
 }
+
+/// loom: senders racing the close of an idle mailbox. Every message is handled before the
+/// close or refused and given back; none is left queued in the closed mailbox.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use amber_snapshot::Epoch;
+    use loom::thread;
+
+    use super::super::{MailboxCore, Next, PushError, test_meta};
+    use super::*;
+    use crate::ExitReason;
+    use crate::loom::sync::Arc;
+
+    #[test]
+    fn a_send_racing_the_close_of_an_idle_mailbox_is_handled_or_given_back() {
+        loom::model(|| {
+            let core = Arc::new(MailboxCore::<u32>::new(test_meta(), 8, Epoch::ZERO));
+            let mut inbox = Inbox::new(core.clone());
+            let senders: Vec<_> = (1..=2)
+                .map(|i| {
+                    let core = core.clone();
+                    thread::spawn(move || match core.try_push(i) {
+                        Ok(()) => 0,
+                        Err(PushError::Closed(back)) => {
+                            assert_eq!(back, i, "the message given back");
+                            1
+                        }
+                        Err(other) => panic!("unexpected {other:?}"),
+                    })
+                })
+                .collect();
+            let mut handled = 0;
+            loop {
+                match inbox.try_next() {
+                    Next::Data(_) => handled += 1,
+                    Next::Empty if inbox.close_if_idle() => break,
+                    Next::Empty => thread::yield_now(),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            let refused: usize = senders.into_iter().map(|s| s.join().unwrap()).sum();
+            let (dead, _) = inbox.terminate(ExitReason::Stopped);
+            assert_eq!(dead, 0, "nothing was left in the closed mailbox");
+            assert_eq!(handled + refused, 2, "every message handled or given back, once");
+        });
+    }
+}

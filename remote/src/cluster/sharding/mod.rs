@@ -266,7 +266,9 @@ impl<E: ActorState> Sharding<E> {
     /// the messages that were in flight to it then (they are not replayed); the entity is
     /// no longer consistent with the others as a snapshot would be (a bank's total may
     /// change). An entity a message started afresh from its factory before this call is
-    /// left as it is (reported as running).
+    /// left as it is (reported as running). Only entities running at the checkpoint are
+    /// restarted: the passivated states of the lost node's keepers come back with
+    /// [`ShardingConfig::restart_lost_from`], which also does all this by itself.
     pub async fn restart_lost(&self, checkpoint: &Checkpoint) -> Restarted {
         restart::restart_lost(&self.region, checkpoint).await
     }

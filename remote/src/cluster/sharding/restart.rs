@@ -1,5 +1,9 @@
 //! Restarting a lost node's entities from a checkpoint: each node starts, from their state
-//! in the checkpoint, the entities whose shard it owns now and that run nowhere it can see.
+//! in the checkpoint, the entities whose shard it owns now and that run nowhere it can see;
+//! by hand ([`Sharding::restart_lost`](super::Sharding::restart_lost)), or by itself when
+//! its view of the nodes loses one ([`LostShards`]: the lost node's shards that rendezvous
+//! hashing gives this node among the remaining ones, their keepers and entities, from the
+//! newest checkpoint of the store that loads).
 
 use amber_actors::{ActorState, SpawnError};
 use amber_snapshot::{Checkpoint, CheckpointId, Epoch};
