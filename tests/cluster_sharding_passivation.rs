@@ -527,3 +527,34 @@ async fn passivated_entities_move_with_their_shard_and_restore_onto_fewer_nodes(
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ref_kept_on_another_node_reaches_an_entity_its_timeout_passivated() {
+    let x = node("pk-x", builder()).await;
+    let y = node("pk-y", builder()).await;
+    let idle = || ShardingConfig::new(SHARDS).passivate_after(Duration::from_millis(60));
+    let (on_x, on_y) = (purses(&x, idle(), 100), purses(&y, idle(), 100));
+    support::cluster::mesh(&[x.clone(), y.clone()]).await;
+    let key = (0..)
+        .map(|k| format!("far {k}"))
+        .find(|k| on_x.owner_of(on_x.shard_of(k)).is_some_and(|o| o == *x.node()))
+        .unwrap();
+    // Kept on y: it holds a ref to the entity on x.
+    let kept = on_y.entity(key.clone());
+    bounded(kept.tell(PurseMsg::Deposit { amount: 1 })).await.unwrap();
+    assert_eq!(bounded(kept.ask(PurseMsg::Report)).await.unwrap().balance, 101);
+    // The entity goes idle and passivates on x (waited for, not timed).
+    bounded(async {
+        while !on_x.passivated_keys().await.contains(&key) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    // The ref kept on y has not sent for longer than half the timeout: it looks the entity
+    // up again (which wakes it) instead of sending to the stopped actor.
+    bounded(kept.tell(PurseMsg::Deposit { amount: 2 })).await.unwrap();
+    let r = bounded(kept.ask(PurseMsg::Report)).await.unwrap();
+    assert_eq!(r.balance, 103, "the tell reached the woken entity");
+    x.shutdown().await;
+    y.shutdown().await;
+}

@@ -87,6 +87,7 @@ impl<E: ActorState> EntityRef<E> {
         // The steady state: the kept ref takes it at once, sent to under the lock (no clone
         // of the ref). A full mailbox, a stopped entity or no kept ref takes the path below
         // (a tell tries the same send first, so each sender's order is the same either way).
+        self.refresh();
         let mut message = match self.cached.try_tell(message) {
             Sent::Done => return Ok(()),
             Sent::Back(message) => message,
@@ -134,6 +135,7 @@ impl<E: ActorState> EntityRef<E> {
     /// passivates as the request is sent refuses it ([`AskError::Stopped`]: it was not
     /// delivered, and can be sent again).
     pub async fn ask(&self, message: E::Msg) -> Result<E::Reply, ShardingError> {
+        self.refresh();
         let entity = self.entity().await?;
         let reply = entity.ask(message).await;
         if matches!(reply, Err(AskError::Stopped | AskError::NodeDown(_))) || entity.is_stopped() {
@@ -151,6 +153,15 @@ impl<E: ActorState> EntityRef<E> {
         let entity = self.resolve().await?;
         self.cached.set(entity.clone());
         Ok(entity)
+    }
+
+    /// With passivation on: drops the kept ref if no message went through it for half the
+    /// idle timeout (the entity may have passivated since: see `Kept::stale`).
+    fn refresh(&self) {
+        if let Some(idle) = self.region.passivate_after {
+            let now = self.region.clock.elapsed().as_nanos() as u64;
+            self.cached.stale(now, (idle / 2).as_nanos() as u64);
+        }
     }
 
     /// Drops the kept ref if it is still `entity`.

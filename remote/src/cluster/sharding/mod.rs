@@ -181,6 +181,7 @@ impl<E: ActorState> Sharding<E> {
             restart_from: config.restart_from,
             settled: std::sync::Mutex::new(Vec::new()),
             lost: tokio::sync::watch::Sender::new(None),
+            clock: std::time::Instant::now(),
         });
         let regions = &cluster.shared.sharding.regions;
         match regions.entry(E::TYPE_NAME.to_owned()) {

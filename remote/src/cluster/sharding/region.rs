@@ -58,6 +58,8 @@ pub(super) struct Region<E: ActorState> {
     pub(super) settled: Mutex<Vec<NodeId>>,
     /// The latest report of a lost node's shards restarted here.
     pub(super) lost: watch::Sender<Option<Arc<LostShards>>>,
+    /// The clock of the entity refs' last sends (see `EntityRef::refresh`).
+    pub(super) clock: std::time::Instant,
 }
 
 impl<E: ActorState> fmt::Debug for Region<E> {
