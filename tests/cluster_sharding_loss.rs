@@ -166,3 +166,40 @@ async fn a_lost_nodes_shards_restart_on_the_survivors_from_the_latest_checkpoint
     bounded(a.shutdown()).await;
     bounded(c.shutdown()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_newest_checkpoint_is_skipped_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn CheckpointStore> = Arc::new(FsStore::open(dir.path()).unwrap());
+    let (a, on_a) = room_node("ta", store.clone()).await;
+    let (b, on_b) = room_node("tb", store.clone()).await;
+    mesh(&[a.clone(), b.clone()]).await;
+    let keys: Vec<String> = (0..20).map(|k| format!("room {k}")).collect();
+    for key in &keys {
+        bounded(on_a.entity(key.clone()).tell(1)).await.unwrap();
+    }
+    let on_b_keys: BTreeSet<String> = on_b.local_keys().into_iter().collect();
+    assert!(!on_b_keys.is_empty(), "b runs some of the rooms");
+    let older = bounded(a.system().checkpoint(&store)).await.expect("checkpoint");
+    for key in &keys {
+        bounded(on_a.entity(key.clone()).tell(10)).await.unwrap();
+    }
+    let newer = bounded(a.system().checkpoint(&store)).await.expect("checkpoint");
+    // The newest is torn (as by a crash mid-copy): the restart falls back to the older.
+    let file = std::fs::OpenOptions::new().write(true).open(&newer.path_or_key).unwrap();
+    file.set_len(file.metadata().unwrap().len() / 2).unwrap();
+    drop(file);
+
+    bounded(b.shutdown()).await;
+    let mut watch = on_a.lost_shards();
+    let report = bounded(watch.wait_for(|r| r.is_some())).await.unwrap().clone().unwrap();
+    assert_eq!(report.checkpoint, Some((older.id, older.epoch)), "the newest that loads");
+    assert_eq!(report.skipped.len(), 1, "the torn one, reported: {:?}", report.skipped);
+    let restarted: BTreeSet<String> = report.restarted.iter().cloned().collect();
+    assert_eq!(restarted, on_b_keys, "b's rooms, from the older checkpoint");
+    for key in &keys {
+        let expected = if on_b_keys.contains(key) { 1 } else { 11 };
+        assert_eq!(sum(&on_a, key).await, expected, "{key}");
+    }
+    bounded(a.shutdown()).await;
+}
