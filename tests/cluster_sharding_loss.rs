@@ -2,7 +2,8 @@
 //! each survivor takes the lost shards rendezvous hashing gives it among the remaining
 //! nodes and starts their entities — running and passivated — from the newest checkpoint
 //! of the cluster's store; it reports what was lost (the work since the checkpoint's epoch,
-//! and the entities that had no checkpointed state, which start anew).
+//! and the entities that had no checkpointed state, which start anew); messages sent to a
+//! lost shard meanwhile wait for its restart; a torn newest checkpoint is skipped.
 
 mod support;
 
