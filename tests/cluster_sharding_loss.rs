@@ -204,3 +204,57 @@ async fn a_torn_newest_checkpoint_is_skipped_and_reported() {
     }
     bounded(a.shutdown()).await;
 }
+
+/// A member of a cluster formed by membership from `seeds`, with rooms restarted from
+/// `store` when a member is lost.
+async fn room_member(
+    name: &str,
+    seeds: &[std::net::SocketAddr],
+    store: Arc<dyn CheckpointStore>,
+) -> (Cluster, Sharding<Room>) {
+    let ms = Duration::from_millis;
+    let membership = amber::MembershipConfig::new(seeds.iter().copied())
+        .with_failure_detector(ms(500), ms(200), ms(3000))
+        .with_gossip_interval(ms(50));
+    let n = bounded(Cluster::join(builder(), support::cluster::config(name), membership))
+        .await
+        .expect("join");
+    let config = ShardingConfig::new(SHARDS).restart_lost_from(store);
+    let sharding =
+        Sharding::<Room>::start_config_with(&n, config, |key| Room { key: key.to_owned(), sum: 0 })
+            .expect("sharding starts");
+    (n, sharding)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_formed_by_membership_a_member_that_leaves_has_its_shards_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn CheckpointStore> = Arc::new(FsStore::open(dir.path()).unwrap());
+    let (a, on_a) = room_member("ma", &[], store.clone()).await;
+    let (b, on_b) = room_member("mb", &[a.local_addr()], store.clone()).await;
+    for n in [&a, &b] {
+        let formed = |m: &Vec<amber::cluster::Member>| m.len() == 2 && m.iter().all(|m| m.linked);
+        bounded(n.members_watch().wait_for(formed)).await.expect("formed");
+    }
+    let keys: Vec<String> = (0..20).map(|k| format!("room {k}")).collect();
+    for key in &keys {
+        bounded(on_a.entity(key.clone()).tell(3)).await.unwrap();
+    }
+    let on_b_keys: BTreeSet<String> = on_b.local_keys().into_iter().collect();
+    assert!(!on_b_keys.is_empty(), "b runs some of the rooms");
+    let written = bounded(a.system().checkpoint(&store)).await.expect("checkpoint");
+    for key in &keys {
+        bounded(on_a.entity(key.clone()).tell(100)).await.unwrap();
+    }
+    bounded(b.shutdown()).await;
+    let mut watch = on_a.lost_shards();
+    let report = bounded(watch.wait_for(|r| r.is_some())).await.unwrap().clone().unwrap();
+    assert_eq!(report.checkpoint, Some((written.id, written.epoch)));
+    let restarted: BTreeSet<String> = report.restarted.iter().cloned().collect();
+    assert_eq!(restarted, on_b_keys);
+    for key in &keys {
+        let expected = if on_b_keys.contains(key) { 3 } else { 103 };
+        assert_eq!(sum(&on_a, key).await, expected, "{key}");
+    }
+    bounded(a.shutdown()).await;
+}
