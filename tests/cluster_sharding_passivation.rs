@@ -115,6 +115,13 @@ fn builder() -> SystemBuilder {
 
 const SHARDS: u32 = 16;
 
+/// A node whose links survive a loaded machine's pauses (a heartbeat timeout would drop
+/// them, and fail the asks on them, in tests that are not about links).
+async fn linked_node(name: &str) -> Cluster {
+    let config = config(name).with_heartbeat(Duration::from_millis(100), Duration::from_secs(10));
+    bounded(Cluster::start(builder(), config)).await.expect("node starts")
+}
+
 /// Passivation on, with an idle timeout long enough never to pass in a test: entities
 /// passivate when the test says so ([`Sharding::passivate`]).
 fn by_hand() -> ShardingConfig {
@@ -451,8 +458,8 @@ async fn kept_everywhere(shardings: &[&Sharding<Purse>]) -> std::collections::BT
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passivated_entities_move_with_their_shard_and_restore_onto_fewer_nodes() {
-    let a = node("pj-a", builder()).await;
-    let b = node("pj-b", builder()).await;
+    let a = linked_node("pj-a").await;
+    let b = linked_node("pj-b").await;
     let (on_a, on_b) = (purses(&a, by_hand(), 100), purses(&b, by_hand(), 100));
     support::cluster::mesh(&[a.clone(), b.clone()]).await;
     let keys: Vec<String> = (0..30).map(|k| format!("purse {k}")).collect();
@@ -465,7 +472,7 @@ async fn passivated_entities_move_with_their_shard_and_restore_onto_fewer_nodes(
     assert_eq!(kept_everywhere(&[&on_a, &on_b]).await.len(), keys.len());
 
     // c joins: the keepers of the shards it owns now move to it, with their kept states.
-    let c = node("pj-c", builder()).await;
+    let c = linked_node("pj-c").await;
     let on_c = purses(&c, by_hand(), 100);
     bounded(c.connect(a.local_addr())).await.unwrap();
     bounded(c.connect(b.local_addr())).await.unwrap();
@@ -530,9 +537,11 @@ async fn passivated_entities_move_with_their_shard_and_restore_onto_fewer_nodes(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ref_kept_on_another_node_reaches_an_entity_its_timeout_passivated() {
-    let x = node("pk-x", builder()).await;
-    let y = node("pk-y", builder()).await;
-    let idle = || ShardingConfig::new(SHARDS).passivate_after(Duration::from_millis(60));
+    let x = linked_node("pk-x").await;
+    let y = linked_node("pk-y").await;
+    // Long enough that a message's trip between two nodes on a loaded machine stays well
+    // within half of it.
+    let idle = || ShardingConfig::new(SHARDS).passivate_after(Duration::from_millis(800));
     let (on_x, on_y) = (purses(&x, idle(), 100), purses(&y, idle(), 100));
     support::cluster::mesh(&[x.clone(), y.clone()]).await;
     let key = (0..)

@@ -15,13 +15,13 @@
 //!    idle: [`Passivation::Busy`], nothing changed) or is refused after, and gets its
 //!    message back as from any stopped actor. No message is ever queued in a mailbox that
 //!    passivates, so none is lost with it or handled twice.
-//! 4. It calls the caller's `keep` with the state, *as the actor*: a message `keep` sends
-//!    is the actor's, tagged with its epoch and counted among its sends like any message
-//!    its handlers send. If `keep` refuses, the data lane opens again and the actor runs
+//! 4. It leaves the registry (a lookup by name no longer finds it), and calls the caller's
+//!    `keep` with the state, *as the actor*: a message `keep` sends is the actor's, tagged
+//!    with its epoch and counted among its sends like any message its handlers send. If
+//!    `keep` refuses, the actor is registered again, its data lane opens again and it runs
 //!    on ([`PassivateError::NotKept`]).
-//! 5. It leaves the registry (before the caller hears the answer), then stops as any actor
-//!    stops (`on_stop` runs, watchers hear [`ExitReason::Stopped`], it leaves a running
-//!    snapshot).
+//! 5. It stops as any actor stops (`on_stop` runs, watchers hear [`ExitReason::Stopped`],
+//!    it leaves a running snapshot).
 //!
 //! Snapshots stay exact without any rule of their own: if `keep` sends the state to a
 //! keeper actor, the state's move is a message of the snapshot protocol like any other.
@@ -242,6 +242,13 @@ impl<A: Actor> Runner<A> {
         if !self.inbox.close_if_idle() {
             return busy;
         }
+        // It leaves the registry before its state leaves it: whoever is told the state is
+        // kept no longer finds the actor by its name (a ref found by name now would lead to
+        // a closed mailbox). Its final cut is remembered first, as a stop does.
+        let system = self.ctx.system.clone();
+        let root = self.ctx.parent.is_none();
+        system.remember_cut(id, self.inbox.core().cut_state());
+        system.unregister(id, self.ctx.me.name(), root);
         let kept = KeptState {
             id,
             type_name: codec.type_name,
@@ -258,16 +265,18 @@ impl<A: Actor> Runner<A> {
             self.owed = Some(route);
         }
         match kept {
-            Ok(Ok(())) => {
-                // It leaves the registry before the caller hears of it (the stop that
-                // follows does it again, harmlessly): a lookup after the answer does not
-                // find it stopping. Its final cut is remembered first, as the stop does.
-                let system = &self.ctx.system;
-                system.remember_cut(id, self.inbox.core().cut_state());
-                system.unregister(id, self.ctx.me.name(), self.ctx.parent.is_none());
-                Ok(Passivation::Passivated)
-            }
+            // The stop that follows unregisters it again, harmlessly.
+            Ok(Ok(())) => Ok(Passivation::Passivated),
             Ok(Err(_)) | Err(_) => {
+                // Back in the registry (unless its name was taken meanwhile: it runs on
+                // unnamed), and open again.
+                let mailbox: std::sync::Arc<dyn crate::any_mailbox::AnyMailbox> =
+                    self.ctx.mailbox.clone();
+                if let Err(e) = system.registry().insert(mailbox.clone()) {
+                    tracing::warn!(actor = %id, error = %e, "a passivation called off could not register the actor again");
+                } else if root {
+                    system.add_root(mailbox);
+                }
                 self.inbox.reopen();
                 Err(PassivateError::NotKept(id))
             }

@@ -9,13 +9,14 @@
 
 use super::{Inbox, Lifecycle, Stamp};
 use crate::loom::lock;
-use crate::loom::sync::atomic::Ordering;
+use crate::signal::Signal;
 
 impl<T: Stamp, M: Clone> Inbox<T, M> {
     /// Closes the data lane if the actor is idle: the mailbox is open, no data message
     /// waits (in the shared queue, in the consumer's batch, or set aside for a deferred
-    /// cut), no control signal waits, no sender waits for room, and no cut is deferred.
-    /// Returns whether it closed it; if not, nothing changed.
+    /// cut), no control signal waits but other passivation requests (they find the actor
+    /// gone), no sender waits for room, and no cut is deferred. Returns whether it closed
+    /// it; if not, nothing changed.
     pub(crate) fn close_if_idle(&mut self) -> bool {
         if !self.batch.is_empty() || !self.held.is_empty() || self.hold.is_some() {
             return false;
@@ -23,10 +24,9 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
         let mut q = lock(&self.core.queue);
         let idle = q.lifecycle == Lifecycle::Open
             && q.data.is_empty()
-            && q.control.is_empty()
+            && q.control.iter().all(|s| matches!(s, Signal::Passivate(_)))
             && q.tx_waiters.is_empty()
-            && q.cut.deferred().is_none()
-            && !self.core.control_pending.load(Ordering::Acquire);
+            && q.cut.deferred().is_none();
         if idle {
             q.lifecycle = Lifecycle::Closed;
         }
@@ -52,7 +52,6 @@ mod tests {
 
     use super::super::{MailboxCore, PushError, test_meta};
     use super::*;
-    use crate::signal::Signal;
     use crate::{ExitReason, loom::sync::Arc};
 
     fn mailbox() -> (Arc<MailboxCore<u32>>, Inbox<u32>) {
@@ -79,6 +78,9 @@ mod tests {
         // Taken into the consumer's batch, not handled yet: still not idle.
         assert!(matches!(inbox.try_next(), super::super::Next::Data(1)));
         assert!(inbox.close_if_idle(), "handled: idle");
+        inbox.reopen();
+        core.push_control(Signal::Passivate(Box::new(()))).unwrap();
+        assert!(inbox.close_if_idle(), "only another passivation request waits");
         inbox.reopen();
         core.push_control(Signal::Stop(ExitReason::Stopped)).unwrap();
         assert!(!inbox.close_if_idle(), "a signal waits");

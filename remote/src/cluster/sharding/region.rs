@@ -123,7 +123,11 @@ impl<E: ActorState> Region<E> {
         let keeper = self.keeper(system, shard).map_err(|_| PassivateError::NotKept(id))?;
         // The keeper hears of it first: it starts no actor for the key until the state
         // is in, or the passivation called off.
-        match keeper.ask(KeeperMsg::Begin { key: key.to_owned() }).await {
+        let begin = KeeperMsg::Begin { key: key.to_owned() };
+        let asking = keeper.clone();
+        // From a task of its own: never as an actor (see `wake`).
+        let begun = tokio::spawn(async move { asking.ask(begin).await }).await;
+        match begun.unwrap_or(Err(amber_actors::AskError::NoReply)) {
             Ok(KeeperReply::Begun) => {}
             Ok(_) => return Ok(Passivation::Busy { handled: 0 }),
             Err(_) => return Err(PassivateError::NotKept(id)),
@@ -377,7 +381,13 @@ impl<E: ActorState> Region<E> {
         let unsettled =
             |why: String| ShardRefusal::Unsettled(format!("shard {shard}'s keeper: {why}"));
         let wake = KeeperMsg::Wake { key: key.to_owned(), version, fresh };
-        let (id, started) = match keeper.ask(wake).await {
+        // Asked from a task of its own, not as the entity that may be looking a key up from
+        // its handler: the keeper is never asked by actors, so it never defers its cut for
+        // a snapshot (the ask rule), and a state an entity sent it after its own cut is
+        // never held back behind requests that wait for it.
+        let asked = tokio::spawn(async move { keeper.ask(wake).await }).await;
+        let asked = asked.unwrap_or(Err(amber_actors::AskError::NoReply));
+        let (id, started) = match asked {
             Ok(KeeperReply::Started { id, kept }) => (id, !kept),
             Ok(KeeperReply::Running(id)) => (id, false),
             Ok(KeeperReply::Retry(why)) => return Err(unsettled(why)),
