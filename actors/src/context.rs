@@ -29,6 +29,9 @@ pub struct Context<A: Actor> {
     pub(crate) timers: Timers,
     pub(crate) origin: Origin,
     pub(crate) stop: bool,
+    /// The data messages handled since the actor started on this node (see
+    /// [`crate::passivate`]).
+    pub(crate) handled: u64,
 }
 
 impl<A: Actor> Context<A> {
@@ -48,6 +51,7 @@ impl<A: Actor> Context<A> {
             timers: Timers::default(),
             origin: Origin::Outside,
             stop: false,
+            handled: 0,
         }
     }
 

@@ -67,6 +67,7 @@ mod loom;
 mod mailbox;
 pub mod metrics;
 pub mod migrate;
+pub mod passivate;
 mod registry;
 pub mod remote;
 mod runner;
@@ -92,6 +93,7 @@ pub use error::{
 };
 pub use mailbox::{DEFAULT_CAPACITY, MailboxCapacity};
 pub use migrate::{MigrateError, MigrateRefusal};
+pub use passivate::{KeptState, PassivateError, PassivateRequest, Passivation};
 pub use signal::{ChildEvent, Down, ExitReason};
 pub use snapshot::{
     AbortCause, CaptureProblem, PartError, RestoreError, Skipped, SnapshotError, Taint,

@@ -376,6 +376,7 @@ impl<A: Actor> Runner<A> {
             tracing::trace!(actor = %self.ctx.id(), ?origin, ask = reply.is_some(), "message");
         }
         self.ctx.origin = origin;
+        self.ctx.handled += 1;
         let running = self.running();
         let actor = self.actor.as_mut()?;
         match turn(running, actor.handle(msg, &mut self.ctx), &mut self.owed).await {
@@ -435,6 +436,7 @@ impl<A: Actor> Runner<A> {
                     Err(panic) => Err(panic),
                 }
             }
+            Signal::Passivate(request) => return self.passivate(request),
             Signal::Down(down) => {
                 if !self.ctx.watching.remove(&down.actor) {
                     return None; // unwatched meanwhile

@@ -112,4 +112,7 @@ pub(crate) enum Signal {
     /// `migrate::Departing`) is opaque to the control lane, which knows nothing of
     /// migration; the actor's task opens it.
     Migrate(Box<dyn std::any::Any + Send>),
+    /// Passivate if idle: hand the state to a keeper and stop (see [`crate::passivate`]).
+    /// The request (a `passivate::Passivating`) is opaque here, as `Migrate`'s is.
+    Passivate(Box<dyn std::any::Any + Send>),
 }

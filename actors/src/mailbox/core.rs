@@ -24,6 +24,9 @@ use crate::snapshot::{CaptureProblem, Taint};
 use crate::system::CutBatch;
 use crate::{ActorId, CodecError, Down, ExitReason};
 
+/// Closing an idle mailbox for passivation (`Inbox::close_if_idle`).
+mod idle;
+
 /// An actor to tell when this one terminates (or, for an actor on another node, a stand-in
 /// that passes the news on).
 pub(crate) trait Watch: Send + Sync + 'static {

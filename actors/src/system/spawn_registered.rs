@@ -7,8 +7,16 @@ use super::{ActorSystem, Make};
 use crate::{ActorId, ActorState, SpawnError, SpawnOptions, StateError};
 
 /// Builds an actor of one registered type from `(name, version, state)` and spawns it.
-pub(crate) type SpawnFn =
-    fn(&ActorSystem, Option<String>, u32, &[u8]) -> Result<ActorId, SpawnError>;
+/// With an epoch, the actor is born in it (see
+/// [`Context::spawn_registered_detached`](crate::Context::spawn_registered_detached)); else
+/// in the node's spawn epoch.
+pub(crate) type SpawnFn = fn(
+    &ActorSystem,
+    Option<String>,
+    u32,
+    &[u8],
+    Option<amber_snapshot::Epoch>,
+) -> Result<ActorId, SpawnError>;
 
 /// The [`SpawnFn`] of `A`.
 pub(crate) fn spawn_from_state<A: ActorState>(
@@ -16,6 +24,7 @@ pub(crate) fn spawn_from_state<A: ActorState>(
     name: Option<String>,
     version: u32,
     state: &[u8],
+    epoch: Option<amber_snapshot::Epoch>,
 ) -> Result<ActorId, SpawnError> {
     // The state comes from elsewhere: a panicking decode hook is that state's error, not
     // the caller's crash.
@@ -33,7 +42,7 @@ pub(crate) fn spawn_from_state<A: ActorState>(
         Some(name) => SpawnOptions::new().name(name),
         None => SpawnOptions::new(),
     };
-    system.spawn_inner(options, Make::Instance(decoded), None, None).map(|actor| actor.id())
+    system.spawn_inner(options, Make::Instance(decoded), None, epoch).map(|actor| actor.id())
 }
 
 impl ActorSystem {
@@ -59,7 +68,7 @@ impl ActorSystem {
             .named(type_name)
             .ok_or_else(|| SpawnError::UnknownType(type_name.to_owned()))?;
         let (spawn, type_name) = (registered.spawn, registered.type_name);
-        let id = spawn(self, name, version, state)?;
+        let id = spawn(self, name, version, state, None)?;
         Ok((id, type_name))
     }
 }

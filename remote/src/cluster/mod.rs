@@ -105,7 +105,8 @@ pub use self::membership::{GossipStats, Member, MemberStatus, MembershipConfig};
 use self::outbound::Outbound;
 pub use self::placement::{Placement, PlacementError};
 pub use self::sharding::{
-    EntityRef, Rebalance, Restarted, ShardRefusal, Sharding, ShardingError, TellError,
+    EntityRef, KeeperMsg, KeeperReply, LostShards, Rebalance, Restarted, ShardKeeper, ShardRefusal,
+    Sharding, ShardingConfig, ShardingError, TellError,
 };
 pub use self::spawn::SpawnRefusal;
 use self::strikes::Strike;
@@ -209,6 +210,8 @@ impl Cluster {
         config: TransportConfig,
     ) -> Result<Cluster, ClusterError> {
         let (shared, inbound) = Shared::bind(config).await?;
+        // The keepers of sharded entities' passivated states are actors of every node.
+        let builder = builder.register::<sharding::ShardKeeper>();
         let system =
             builder.node(shared.transport.node().as_str()).remote(shared.directory()).build();
         let _ = shared.system.set(system);

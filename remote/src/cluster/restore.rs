@@ -84,6 +84,7 @@ impl Cluster {
             shared.placed.insert(*id, node.clone());
         }
         let restore = builder
+            .register::<super::sharding::ShardKeeper>()
             .node(me.as_str())
             .remote(shared.directory())
             .restore_where(checkpoint, |entry| assigned.get(&entry.id) == Some(&me))?;

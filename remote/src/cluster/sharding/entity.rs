@@ -78,19 +78,23 @@ impl<E: ActorState> EntityRef<E> {
     /// giving the message back, if the entity cannot be found or started
     /// ([`ShardingError`]).
     ///
-    /// If the ref in hand fails (the entity stopped, or its node went down), the entity is
-    /// looked up again through its shard's owner, which starts it again if it does not run
-    /// (from its factory: what the lost one held since is gone) and the message goes there.
+    /// If the ref in hand fails (the entity stopped, passivated, or its node went down), the
+    /// entity is looked up again through its shard's owner, which starts it again if it
+    /// does not run (from its kept state if it passivated, else from its factory: what a
+    /// lost one held since is gone) and the message goes there. Each sender's messages
+    /// keep their order: the next is sent once this one is in.
     pub async fn tell(&self, message: E::Msg) -> Result<(), TellError<E::Msg>> {
         // The steady state: the kept ref takes it at once, sent to under the lock (no clone
         // of the ref). A full mailbox, a stopped entity or no kept ref takes the path below
         // (a tell tries the same send first, so each sender's order is the same either way).
+        self.refresh();
         let mut message = match self.cached.try_tell(message) {
             Sent::Done => return Ok(()),
             Sent::Back(message) => message,
         };
         let mut last = None;
-        for _ in 0..2 {
+        let mut wait = RETRY_WAIT;
+        for attempt in 0..ATTEMPTS {
             let entity = match self.entity().await {
                 Ok(entity) => entity,
                 Err(error) => return Err(TellError { message, error }),
@@ -100,6 +104,16 @@ impl<E: ActorState> EntityRef<E> {
                 Err(SendError(back)) => {
                     message = back;
                     self.forget(&entity);
+                    // Found stopping again (it passivates, or stops, and is still
+                    // registered for a moment): wait for it to be gone, then look again.
+                    if attempt > 0
+                        && last.as_ref().is_some_and(|l: &ActorRef<E>| l.id() == entity.id())
+                    {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(MAX_WAIT);
+                    } else {
+                        tokio::task::yield_now().await;
+                    }
                     last = Some(entity);
                 }
             }
@@ -117,8 +131,11 @@ impl<E: ActorState> EntityRef<E> {
     ///
     /// The request is not sent again: if the kept ref fails (the entity stopped, or its
     /// node is down: [`AskError::Stopped`], [`AskError::NodeDown`]), the error is returned
-    /// and the ref dropped, so that the next call finds the entity again.
+    /// and the ref dropped, so that the next call finds the entity again. An entity that
+    /// passivates as the request is sent refuses it ([`AskError::Stopped`]: it was not
+    /// delivered, and can be sent again).
     pub async fn ask(&self, message: E::Msg) -> Result<E::Reply, ShardingError> {
+        self.refresh();
         let entity = self.entity().await?;
         let reply = entity.ask(message).await;
         if matches!(reply, Err(AskError::Stopped | AskError::NodeDown(_))) || entity.is_stopped() {
@@ -136,6 +153,15 @@ impl<E: ActorState> EntityRef<E> {
         let entity = self.resolve().await?;
         self.cached.set(entity.clone());
         Ok(entity)
+    }
+
+    /// With passivation on: drops the kept ref if no message went through it for half the
+    /// idle timeout (the entity may have passivated since: see `Kept::stale`).
+    fn refresh(&self) {
+        if let Some(idle) = self.region.passivate_after {
+            let now = self.region.clock.elapsed().as_nanos() as u64;
+            self.cached.stale(now, (idle / 2).as_nanos() as u64);
+        }
     }
 
     /// Drops the kept ref if it is still `entity`.

@@ -45,6 +45,10 @@ pub enum ShardingError {
     /// named.
     #[error("entity {0} stopped")]
     Stopped(String),
+    /// The entity could not passivate: the sharding runs without passivation, or the
+    /// entity has what passivation would lose (timers, watches, supervision); why.
+    #[error("no passivation: {0}")]
+    Passivation(String),
     /// This node's cluster has shut down.
     #[error("the cluster has shut down")]
     ShutDown,

@@ -4,7 +4,7 @@
 //! an entity that runs where it was found, or was moved and is forwarded to); once it has
 //! failed, the refs found after it are kept under a lock.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use amber_actors::{Actor, ActorId, ActorRef, TrySendError};
@@ -14,11 +14,19 @@ pub(super) struct Kept<E: Actor> {
     /// Set once `first` failed: from then on `later` holds the ref, if any.
     failed: AtomicBool,
     later: Mutex<Option<ActorRef<E>>>,
+    /// When a message last went through this ref (nanoseconds on the region's clock), with
+    /// passivation on (see [`Kept::stale`]).
+    last: AtomicU64,
 }
 
 impl<E: Actor> Default for Kept<E> {
     fn default() -> Self {
-        Kept { first: OnceLock::new(), failed: AtomicBool::new(false), later: Mutex::new(None) }
+        Kept {
+            first: OnceLock::new(),
+            failed: AtomicBool::new(false),
+            later: Mutex::new(None),
+            last: AtomicU64::new(0),
+        }
     }
 }
 
@@ -51,6 +59,23 @@ impl<E: Actor> Kept<E> {
                 self.forget(id);
                 Sent::Back(back)
             }
+        }
+    }
+
+    /// Notes a message sent through this ref at `now` (nanoseconds on the region's clock);
+    /// if the one before went more than `after` earlier, the entity may have passivated
+    /// since (it had no message from here for that long): the kept ref is dropped, so that
+    /// the entity is looked up again through its shard's owner (which starts it again from
+    /// its kept state) instead of sent to where it was. A refused send to a stopped actor of
+    /// another node is not reported to its sender: this is how a ref kept on another node
+    /// avoids it.
+    pub(super) fn stale(&self, now: u64, after: u64) {
+        let last = self.last.swap(now, Ordering::Relaxed);
+        if now.saturating_sub(last) <= after {
+            return;
+        }
+        if let Some(entity) = self.get() {
+            self.forget(entity.id());
         }
     }
 

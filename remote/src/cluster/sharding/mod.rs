@@ -17,14 +17,24 @@
 //!   (`restart.rs`).
 //! - Entities are plain actors: snapshots hold them, and [`Sharding::placement`] puts a
 //!   checkpoint's entities on their shard's owner among the nodes it is restored onto.
+//! - Passivation ([`ShardingConfig::passivate_after`]; `passivate.rs`): an idle entity
+//!   hands its state to its shard's keeper (`keeper.rs`, an actor of type
+//!   [`ShardKeeper`], kept in memory on the shard's owner, checkpointed and moved with the
+//!   shard) and stops; its next message starts it again from that state.
+//! - With [`ShardingConfig::restart_lost_from`], a node's loss restarts its shards on the
+//!   nodes that take them over, from the newest checkpoint of the store that loads
+//!   (`restart.rs`), reported as [`LostShards`].
 //!
 //! The guide: `docs/cluster.md`, "Sharded entities".
 
+mod config;
 mod control;
 mod entity;
 mod error;
 mod hash;
+mod keeper;
 mod kept;
+mod passivate;
 mod rebalance;
 mod region;
 mod restart;
@@ -35,13 +45,15 @@ use std::sync::Arc;
 use amber_actors::ActorState;
 use amber_snapshot::Checkpoint;
 
+pub use self::config::ShardingConfig;
 pub(crate) use self::control::ShardControl;
 pub(super) use self::control::{Regions, on_control};
 pub use self::entity::EntityRef;
 pub use self::error::{ShardRefusal, ShardingError, TellError};
+pub use self::keeper::{KeeperMsg, KeeperReply, ShardKeeper};
 pub use self::rebalance::Rebalance;
 use self::region::Region;
-pub use self::restart::Restarted;
+pub use self::restart::{LostShards, Restarted};
 use super::{Cluster, Placement};
 use crate::NodeId;
 
@@ -115,6 +127,12 @@ impl<E: ActorState + Default> Sharding<E> {
     pub fn start(cluster: &Cluster, shards: u32) -> Result<Self, ShardingError> {
         Self::start_with(cluster, shards, |_| E::default())
     }
+
+    /// Starts this node's share of the sharding of `E` as `config` says; entities start
+    /// from `E::default()`. See [`start_config_with`](Self::start_config_with).
+    pub fn start_config(cluster: &Cluster, config: ShardingConfig) -> Result<Self, ShardingError> {
+        Self::start_config_with(cluster, config, |_| E::default())
+    }
 }
 
 impl<E: ActorState> Sharding<E> {
@@ -132,6 +150,18 @@ impl<E: ActorState> Sharding<E> {
         shards: u32,
         factory: impl Fn(&str) -> E + Send + Sync + 'static,
     ) -> Result<Self, ShardingError> {
+        Self::start_config_with(cluster, ShardingConfig::new(shards), factory)
+    }
+
+    /// Starts this node's share of the sharding of `E` as `config` says (shard count,
+    /// passivation, restart of a lost node's shards); an entity starts from
+    /// `factory(key)`. See [`start_with`](Self::start_with).
+    pub fn start_config_with(
+        cluster: &Cluster,
+        config: ShardingConfig,
+        factory: impl Fn(&str) -> E + Send + Sync + 'static,
+    ) -> Result<Self, ShardingError> {
+        let shards = config.shards;
         if shards == 0 {
             return Err(ShardingError::NoShards);
         }
@@ -146,6 +176,12 @@ impl<E: ActorState> Sharding<E> {
             prefix: prefix(E::TYPE_NAME),
             factory: Box::new(factory),
             rebalanced: tokio::sync::watch::Sender::new(Vec::new()),
+            keeper_prefix: keeper_prefix(E::TYPE_NAME),
+            passivate_after: config.passivate_after,
+            restart_from: config.restart_from,
+            settled: std::sync::Mutex::new(Vec::new()),
+            lost: tokio::sync::watch::Sender::new(None),
+            clock: std::time::Instant::now(),
         });
         let regions = &cluster.shared.sharding.regions;
         match regions.entry(E::TYPE_NAME.to_owned()) {
@@ -157,6 +193,9 @@ impl<E: ActorState> Sharding<E> {
             }
         }
         rebalance::watch(cluster, region.clone());
+        if let Some(idle) = region.passivate_after {
+            passivate::sweep(region.clone(), idle);
+        }
         Ok(Sharding { region })
     }
 
@@ -228,14 +267,42 @@ impl<E: ActorState> Sharding<E> {
     /// the messages that were in flight to it then (they are not replayed); the entity is
     /// no longer consistent with the others as a snapshot would be (a bank's total may
     /// change). An entity a message started afresh from its factory before this call is
-    /// left as it is (reported as running).
+    /// left as it is (reported as running). Only entities running at the checkpoint are
+    /// restarted: the passivated states of the lost node's keepers come back with
+    /// [`ShardingConfig::restart_lost_from`], which also does all this by itself.
     pub async fn restart_lost(&self, checkpoint: &Checkpoint) -> Restarted {
         restart::restart_lost(&self.region, checkpoint).await
     }
 
+    /// Passivates the entity `key` now if it runs on this node, its shard is this node's,
+    /// and it is idle (no message waits for it): its state goes to its shard's keeper and
+    /// it stops; its next message starts it again from that state. Returns whether it
+    /// passivated. Idle entities passivate by themselves with
+    /// [`ShardingConfig::passivate_after`]; this is for doing it at once.
+    ///
+    /// Fails with [`ShardingError::Passivation`] if the sharding was not started with
+    /// passivation on, or the entity cannot passivate (timers, watches, supervision).
+    pub async fn passivate(&self, key: &str) -> Result<bool, ShardingError> {
+        passivate::one(&self.region, key).await
+    }
+
+    /// The keys of the entities passivated on this node (their states kept here), in no
+    /// particular order.
+    pub async fn passivated_keys(&self) -> Vec<String> {
+        self.region.passivated().await
+    }
+
+    /// The latest report of a lost node's shards restarted on this node from a checkpoint
+    /// ([`ShardingConfig::restart_lost_from`]), as a watch: wait on it for a loss to have
+    /// been dealt with here (`wait_for`). `None` until a loss is.
+    pub fn lost_shards(&self) -> tokio::sync::watch::Receiver<Option<Arc<LostShards>>> {
+        self.region.lost.subscribe()
+    }
+
     /// A placement that restores a checkpoint's entities of `E` (sharded over `shards`
-    /// shards) onto the owners of their shards among `nodes`, and the other actors as
-    /// [`Placement::spread`] does. Compute it alike on every node of the restore.
+    /// shards), and the keepers of their shards' passivated states, onto the owners of
+    /// their shards among `nodes`, and the other actors as [`Placement::spread`] does.
+    /// Compute it alike on every node of the restore.
     pub fn placement<N: Into<NodeId>>(
         checkpoint: &Checkpoint,
         shards: u32,
@@ -246,7 +313,19 @@ impl<E: ActorState> Sharding<E> {
         nodes.dedup();
         let mut placement = Placement::spread(nodes.iter().cloned());
         let prefix = prefix(E::TYPE_NAME);
+        let keepers = keeper_prefix(E::TYPE_NAME);
         for actor in &checkpoint.manifest.actors {
+            if actor.type_name == keeper::KEEPER_TYPE
+                && let Some(shard) = actor
+                    .name
+                    .as_deref()
+                    .and_then(|name| name.strip_prefix(keepers.as_str()))
+                    .and_then(|shard| shard.parse::<u32>().ok())
+                && let Some(owner) = hash::owner(shard, &nodes)
+            {
+                placement = placement.pin(actor.id, owner.clone());
+                continue;
+            }
             let key = actor.name.as_deref().and_then(|name| name.strip_prefix(prefix.as_str()));
             if actor.type_name != E::TYPE_NAME {
                 continue;
@@ -263,4 +342,10 @@ impl<E: ActorState> Sharding<E> {
 /// The registered-name prefix of the entities of the type registered as `type_name`.
 fn prefix(type_name: &str) -> String {
     format!("shard:{type_name}/")
+}
+
+/// The registered-name prefix of the keepers of the shards of the type registered as
+/// `type_name` (followed by the shard's number).
+fn keeper_prefix(type_name: &str) -> String {
+    format!("shard-kept:{type_name}/")
 }

@@ -6,15 +6,44 @@
 //! Rendezvous hashing moves only the shards a new node takes; every node decides for its
 //! own entities from its own view of the members, so there is no coordinator to agree with.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use amber_actors::ActorState;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::super::{Cluster, ClusterError};
 use super::hash;
+use super::keeper::{KeeperMsg, KeeperReply, ShardKeeper};
 use super::region::Region;
+use super::restart::{LostShards, restart_lost_shards};
 use crate::NodeId;
+
+/// Logs what a node's loss cost here (WARN if entities were restarted from a checkpoint or
+/// had none).
+fn log_lost(report: &LostShards) {
+    if report.shards.is_empty() {
+        tracing::debug!(lost = ?report.lost, "lost nodes' shards: none taken here");
+        return;
+    }
+    let (checkpoint, epoch) = match report.checkpoint {
+        Some((id, epoch)) => (id.to_string(), epoch.to_string()),
+        None => ("none".to_owned(), "none".to_owned()),
+    };
+    tracing::warn!(
+        lost = ?report.lost,
+        shards = ?report.shards,
+        %checkpoint,
+        %epoch,
+        restarted = report.restarted.len(),
+        kept = report.kept.len(),
+        running = report.running.len(),
+        without_checkpoint = ?report.without_checkpoint,
+        failed = report.failed.len(),
+        skipped = report.skipped.len(),
+        error = report.error.as_deref().unwrap_or(""),
+        "restarted a lost node's shards here from a checkpoint: what their entities did after its snapshot is lost"
+    );
+}
 
 /// What a rebalance did on this node.
 #[derive(Debug, Default)]
@@ -43,6 +72,25 @@ pub(super) async fn hand_off<E: ActorState>(region: &Region<E>) -> Rebalance {
     move_to_owners(region, &cluster, &others).await
 }
 
+/// Waits (a little, at most) until the keeper `id` has no passivation under way: a state on
+/// its way to it arrives before it moves. No passivation of its shard begins here any more
+/// (this node no longer owns it); one that begins at the keeper once it moved is refused
+/// there (the entity does not run on its node).
+async fn quiesce(cluster: &Cluster, id: amber_actors::ActorId) {
+    let Ok(keeper) = cluster.system().lookup_id::<ShardKeeper>(id) else { return };
+    let mut wait = std::time::Duration::from_millis(1);
+    for _ in 0..10 {
+        match keeper.ask(KeeperMsg::Passivating).await {
+            Ok(KeeperReply::Keys(keys)) if !keys.is_empty() => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_millis(100));
+            }
+            _ => return,
+        }
+    }
+    tracing::warn!(keeper = %id, "a shard's keeper moves with passivations under way");
+}
+
 /// Moves this node's entities whose shard's owner among `nodes` is another node to it.
 async fn move_to_owners<E: ActorState>(
     region: &Region<E>,
@@ -51,6 +99,24 @@ async fn move_to_owners<E: ActorState>(
 ) -> Rebalance {
     let mut report = Rebalance::default();
     let me = cluster.node().clone();
+    // The keepers of passivated entities first: an entity that arrives on its shard's new
+    // owner, and passivates there, finds its shard's keeper there.
+    let keepers = &region.keeper_prefix;
+    for (name, id) in cluster.system().names_with_prefix(keepers) {
+        let Ok(shard) = name[keepers.len()..].parse::<u32>() else { continue };
+        let Some(owner) = hash::owner(shard, nodes) else { continue };
+        if *owner == me {
+            continue;
+        }
+        quiesce(cluster, id).await;
+        match cluster.migrate(id, owner).await {
+            Ok(()) => tracing::debug!(shard, node = %owner, "moved a shard's passivated entities"),
+            Err(e) => {
+                tracing::warn!(shard, keeper = %id, node = %owner, error = %e, "a shard's passivated entities did not move to its owner");
+                report.failed.push((name.clone(), e));
+            }
+        }
+    }
     let prefix = &region.prefix;
     for (name, id) in cluster.system().names_with_prefix(prefix) {
         let key = &name[prefix.len()..];
@@ -85,6 +151,7 @@ pub(super) fn watch<E: ActorState>(cluster: &Cluster, region: Arc<Region<E>>) {
     let mut members = cluster.shared.membership.get().map(|_| cluster.members_watch());
     let mut events = cluster.subscribe();
     let mut seen = region.nodes(cluster);
+    *region.settled.lock().unwrap_or_else(PoisonError::into_inner) = seen.clone();
     region.rebalanced.send_replace(seen.clone());
     tokio::spawn(async move {
         loop {
@@ -104,8 +171,15 @@ pub(super) fn watch<E: ActorState>(cluster: &Cluster, region: Arc<Region<E>>) {
                 continue;
             }
             tracing::debug!(r#type = E::TYPE_NAME, nodes = ?nodes, "the nodes changed: rebalancing");
-            seen = nodes.clone();
+            let before = std::mem::replace(&mut seen, nodes.clone());
             drop(cluster);
+            let lost: Vec<NodeId> = before.iter().filter(|n| !nodes.contains(n)).cloned().collect();
+            if region.restart_from.is_some() && !lost.is_empty() {
+                let report = restart_lost_shards(&region, lost, &before, &nodes).await;
+                log_lost(&report);
+                region.lost.send_replace(Some(Arc::new(report)));
+            }
+            *region.settled.lock().unwrap_or_else(PoisonError::into_inner) = nodes.clone();
             run(&region).await;
             region.rebalanced.send_replace(nodes);
         }

@@ -2,16 +2,23 @@
 //! registered names, and started here, one per key, under the registry's name lock.
 
 use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use std::future::Future;
 use std::pin::Pin;
 
-use amber_actors::{ActorRef, ActorState, ActorSystem, SpawnError};
+use amber_actors::{
+    ActorId, ActorRef, ActorState, ActorSystem, KeptState, MailboxCapacity, PassivateError,
+    PassivateRequest, Passivation, SpawnError, SpawnOptions,
+};
+use amber_snapshot::CheckpointStore;
 use tokio::sync::watch;
 
 use super::super::{Cluster, ClusterError, Shared};
 use super::control::Resolved;
+use super::keeper::{KeeperMsg, KeeperReply, ShardKeeper};
+use super::restart::LostShards;
 use super::{ShardRefusal, hash};
 use crate::NodeId;
 
@@ -39,6 +46,20 @@ pub(super) struct Region<E: ActorState> {
     ///
     /// [`Sharding::rebalanced`]: super::Sharding::rebalanced
     pub(super) rebalanced: watch::Sender<Vec<NodeId>>,
+    /// `shard-kept:<type name>/`: a shard's keeper is registered as this and the shard.
+    pub(super) keeper_prefix: String,
+    /// Passivate entities idle for this long (`None`: passivation is off).
+    pub(super) passivate_after: Option<Duration>,
+    /// Restart a lost node's shards from this store's latest checkpoint (`None`: off).
+    pub(super) restart_from: Option<Arc<dyn CheckpointStore>>,
+    /// The nodes this region has dealt with the loss of (and rebalanced for): a shard whose
+    /// owner among them is gone is being restarted from a checkpoint, and its entities are
+    /// not started anew meanwhile (see [`Self::find_or_at`]).
+    pub(super) settled: Mutex<Vec<NodeId>>,
+    /// The latest report of a lost node's shards restarted here.
+    pub(super) lost: watch::Sender<Option<Arc<LostShards>>>,
+    /// The clock of the entity refs' last sends (see `EntityRef::refresh`).
+    pub(super) clock: std::time::Instant,
 }
 
 impl<E: ActorState> fmt::Debug for Region<E> {
@@ -51,6 +72,108 @@ impl<E: ActorState> Region<E> {
     /// The name the entity `key` is registered under, on whichever node it runs.
     pub(super) fn name_of(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
+    }
+
+    /// The name the keeper of `shard` is registered under, on whichever node it runs.
+    pub(super) fn keeper_name(&self, shard: u32) -> String {
+        format!("{}{shard}", self.keeper_prefix)
+    }
+
+    /// The keeper of `shard` on this node, started if there is none.
+    fn keeper(
+        &self,
+        system: &ActorSystem,
+        shard: u32,
+    ) -> Result<ActorRef<ShardKeeper>, SpawnError> {
+        let name = self.keeper_name(shard);
+        if let Ok(keeper) = system.lookup::<ShardKeeper>(&name) {
+            return Ok(keeper);
+        }
+        let keeper = ShardKeeper::new(E::TYPE_NAME, &self.prefix, shard);
+        // Unbounded: an entity that passivates hands its state over without waiting.
+        let options = SpawnOptions::new().name(name.clone()).capacity(MailboxCapacity::Unbounded);
+        match system.spawn_with(options, {
+            let mut keeper = Some(keeper);
+            move || keeper.take().unwrap_or_default()
+        }) {
+            Ok(keeper) => Ok(keeper),
+            Err(SpawnError::NameTaken(_)) => {
+                system.lookup::<ShardKeeper>(&name).map_err(|_| SpawnError::NameTaken(name))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Passivates the entity `key` (the actor `id`, running here) if it is idle (see
+    /// [`PassivateRequest::if_handled`]): its state goes to its shard's keeper here.
+    pub(super) async fn passivate(
+        &self,
+        key: &str,
+        id: ActorId,
+        if_handled: Option<u64>,
+    ) -> Result<Passivation, PassivateError> {
+        let Some(cluster) = self.cluster() else { return Err(PassivateError::NotHere(id)) };
+        let system = cluster.system();
+        let shard = hash::shard_of(key, self.shards);
+        // Only on the shard's owner: a shard on its way elsewhere moves with its keeper,
+        // which waits for the passivations begun before (see `rebalance.rs`).
+        if self.owner(shard, &self.nodes(&cluster)) != Some(cluster.node()) {
+            return Ok(Passivation::Busy { handled: 0 });
+        }
+        let keeper = self.keeper(system, shard).map_err(|_| PassivateError::NotKept(id))?;
+        // The keeper hears of it first: it starts no actor for the key until the state
+        // is in, or the passivation called off.
+        let begin = KeeperMsg::Begin { key: key.to_owned() };
+        let asking = keeper.clone();
+        // From a task of its own: never as an actor (see `wake`).
+        let begun = tokio::spawn(async move { asking.ask(begin).await }).await;
+        match begun.unwrap_or(Err(amber_actors::AskError::NoReply)) {
+            Ok(KeeperReply::Begun) => {}
+            Ok(_) => return Ok(Passivation::Busy { handled: 0 }),
+            Err(_) => return Err(PassivateError::NotKept(id)),
+        }
+        let abort = keeper.clone();
+        let key = key.to_owned();
+        let aborted = KeeperMsg::Abort { key: key.clone() };
+        let keep = Box::new(move |kept: KeptState| {
+            let KeptState { id, type_name, name, version, state } = kept;
+            match keeper.try_tell(KeeperMsg::Keep { key, version, state }) {
+                Ok(()) => Ok(()),
+                Err(refused) => match refused.into_inner() {
+                    KeeperMsg::Keep { version, state, .. } => {
+                        Err(KeptState { id, type_name, name, version, state })
+                    }
+                    _ => unreachable!("the message given back is the one sent"),
+                },
+            }
+        });
+        let result = system.passivate(id, PassivateRequest { if_handled, keep }).await;
+        if !matches!(result, Ok(Passivation::Passivated)) {
+            let _ = abort.tell(aborted).await;
+        }
+        result
+    }
+
+    /// The messages the entity `id` (running here) has handled, as a passivation request
+    /// that cannot succeed finds them (the keeper is not involved).
+    pub(super) async fn handled(&self, id: ActorId) -> Result<Passivation, PassivateError> {
+        let Some(cluster) = self.cluster() else { return Err(PassivateError::NotHere(id)) };
+        let keep: amber_actors::passivate::Keep = Box::new(Err);
+        let probe = PassivateRequest { if_handled: Some(u64::MAX), keep };
+        cluster.system().passivate(id, probe).await
+    }
+
+    /// The keys of the entities passivated on this node (kept by its keepers).
+    pub(super) async fn passivated(&self) -> Vec<String> {
+        let Some(cluster) = self.cluster() else { return Vec::new() };
+        let mut keys = Vec::new();
+        for (_, id) in cluster.system().names_with_prefix(&self.keeper_prefix) {
+            let Ok(keeper) = cluster.system().lookup_id::<ShardKeeper>(id) else { continue };
+            if let Ok(KeeperReply::Keys(kept)) = keeper.ask(KeeperMsg::Keys).await {
+                keys.extend(kept);
+            }
+        }
+        keys
     }
 
     /// The cluster, while it lives.
@@ -107,18 +230,27 @@ impl<E: ActorState> Region<E> {
         key: &str,
         theirs: &[NodeId],
     ) -> Result<(ActorRef<E>, NodeId), ShardRefusal> {
-        self.find_or(key, theirs, |system, name| system.spawn_named(name, (self.factory)(key)))
-            .await
+        self.find_or_at(key, theirs, Fresh::Factory, false).await.map(|(e, n, _)| (e, n))
     }
 
-    /// [`find_or_start`](Self::find_or_start), starting a missing entity with `start`
-    /// (given the system and the entity's name) instead of its factory.
-    pub(super) async fn find_or(
+    /// [`find_or_start`](Self::find_or_start), starting a missing entity from `fresh`
+    /// instead of always its factory; `restarting`: called by the restart of lost shards
+    /// itself (which must not wait for itself). Returns also whether it started the entity
+    /// from `fresh`.
+    ///
+    /// With passivation on, every start goes through the shard's keeper here, which starts
+    /// an entity passivated here from its kept state (and waits while one passivates); a
+    /// shard whose keeper is still on a previous owner (its rebalance has not moved it here
+    /// yet) makes the request wait ([`ShardRefusal::Unsettled`]). With the restart of lost
+    /// shards on, so does a shard whose owner was lost and that this node has not
+    /// restarted from the checkpoint yet.
+    pub(super) async fn find_or_at(
         &self,
         key: &str,
         theirs: &[NodeId],
-        start: impl FnOnce(&ActorSystem, String) -> Result<ActorRef<E>, SpawnError>,
-    ) -> Result<(ActorRef<E>, NodeId), ShardRefusal> {
+        fresh: Fresh<'_>,
+        restarting: bool,
+    ) -> Result<(ActorRef<E>, NodeId, bool), ShardRefusal> {
         let Some(cluster) = self.cluster() else {
             return Err(ShardRefusal::Spawn(SpawnError::ShuttingDown.to_string()));
         };
@@ -126,7 +258,7 @@ impl<E: ActorState> Region<E> {
         let name = self.name_of(key);
         let me = cluster.node().clone();
         if let Ok(entity) = system.lookup::<E>(&name) {
-            return Ok((entity, me));
+            return Ok((entity, me, false));
         }
         let mine = self.nodes(&cluster);
         let mut both: Vec<NodeId> = mine.iter().chain(theirs).cloned().collect();
@@ -136,6 +268,17 @@ impl<E: ActorState> Region<E> {
         let owner = self.owner(shard, &both);
         if owner != Some(&me) {
             return Err(ShardRefusal::NotOwner { owner: owner.map(|n| n.to_string()) });
+        }
+        if self.restart_from.is_some() && !restarting {
+            let settled = self.settled.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            if let Some(lost) = hash::owner(shard, &settled)
+                && *lost != me
+                && !mine.contains(lost)
+            {
+                return Err(ShardRefusal::Unsettled(format!(
+                    "shard {shard} of the lost node {lost} is being restarted from a checkpoint"
+                )));
+            }
         }
         let without_me = |view: &[NodeId]| -> Vec<NodeId> {
             view.iter().filter(|n| **n != me).cloned().collect()
@@ -148,7 +291,7 @@ impl<E: ActorState> Region<E> {
         previous.dedup();
         for node in &previous {
             match cluster.lookup::<E>(node, &name).await {
-                Ok(entity) => return Ok((entity, node.clone())),
+                Ok(entity) => return Ok((entity, node.clone(), false)),
                 Err(ClusterError::NotFound { .. }) => {}
                 Err(e) => {
                     tracing::debug!(key, %node, error = %e, "could not ask a shard's previous owner for an entity");
@@ -156,14 +299,40 @@ impl<E: ActorState> Region<E> {
                 }
             }
         }
-        match start(system, name.clone()) {
+        if self.passivate_after.is_some() {
+            // The shard's passivated states must be here before a key of it starts anew.
+            let keeper = self.keeper_name(shard);
+            for node in &previous {
+                match cluster.lookup::<ShardKeeper>(node, &keeper).await {
+                    Ok(_) => {
+                        return Err(ShardRefusal::Unsettled(format!(
+                            "the passivated entities of shard {shard} are still on {node}"
+                        )));
+                    }
+                    Err(ClusterError::NotFound { .. }) => {}
+                    Err(e) => return Err(ShardRefusal::Unsettled(format!("{node}: {e}"))),
+                }
+            }
+        }
+        if self.passivate_after.is_some() {
+            return self.wake(system, key, shard, fresh).await.map(|(e, started)| (e, me, started));
+        }
+        let started = match fresh {
+            Fresh::Factory => system.spawn_named(name.clone(), (self.factory)(key)),
+            Fresh::State { version, state } => {
+                system.spawn_registered(E::TYPE_NAME, Some(name.clone()), version, state).and_then(
+                    |(id, _)| system.lookup_id::<E>(id).map_err(|_| SpawnError::ShuttingDown),
+                )
+            }
+        };
+        match started {
             Ok(entity) => {
                 tracing::debug!(entity = %entity.id(), key, r#type = E::TYPE_NAME, "started an entity");
-                Ok((entity, me))
+                Ok((entity, me, true))
             }
             // Started meanwhile by a concurrent request, or arrived from the previous owner.
             Err(SpawnError::NameTaken(_)) => match system.lookup::<E>(&name) {
-                Ok(entity) => Ok((entity, me)),
+                Ok(entity) => Ok((entity, me, false)),
                 Err(e) => Err(ShardRefusal::Spawn(e.to_string())),
             },
             Err(e) => {
@@ -171,6 +340,65 @@ impl<E: ActorState> Region<E> {
                 Err(ShardRefusal::Spawn(e.to_string()))
             }
         }
+    }
+}
+
+/// The state a missing entity starts from.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Fresh<'a> {
+    /// Its factory's.
+    Factory,
+    /// This one (a checkpoint's), at layout `version`.
+    State {
+        /// The layout version of `state`.
+        version: u32,
+        /// The state.
+        state: &'a [u8],
+    },
+}
+
+impl<E: ActorState> Region<E> {
+    /// The entity `key` through its shard's keeper here (started if there is none): the
+    /// running one, else one started from its kept state if it passivated here, else from
+    /// `fresh`. Returns also whether it started from `fresh`.
+    async fn wake(
+        &self,
+        system: &ActorSystem,
+        key: &str,
+        shard: u32,
+        fresh: Fresh<'_>,
+    ) -> Result<(ActorRef<E>, bool), ShardRefusal> {
+        let keeper = self.keeper(system, shard).map_err(|e| ShardRefusal::Spawn(e.to_string()))?;
+        let (version, fresh) = match fresh {
+            Fresh::Factory => {
+                let entity = (self.factory)(key);
+                let state =
+                    entity.encode_state().map_err(|e| ShardRefusal::Spawn(e.to_string()))?;
+                (E::VERSION, state)
+            }
+            Fresh::State { version, state } => (version, state.to_vec()),
+        };
+        let unsettled =
+            |why: String| ShardRefusal::Unsettled(format!("shard {shard}'s keeper: {why}"));
+        let wake = KeeperMsg::Wake { key: key.to_owned(), version, fresh };
+        // Asked from a task of its own, not as the entity that may be looking a key up from
+        // its handler: the keeper is never asked by actors, so it never defers its cut for
+        // a snapshot (the ask rule), and a state an entity sent it after its own cut is
+        // never held back behind requests that wait for it.
+        let asked = tokio::spawn(async move { keeper.ask(wake).await }).await;
+        let asked = asked.unwrap_or(Err(amber_actors::AskError::NoReply));
+        let (id, started) = match asked {
+            Ok(KeeperReply::Started { id, kept }) => (id, !kept),
+            Ok(KeeperReply::Running(id)) => (id, false),
+            Ok(KeeperReply::Retry(why)) => return Err(unsettled(why)),
+            Ok(KeeperReply::Failed(e)) => return Err(ShardRefusal::Spawn(e)),
+            Ok(other) => return Err(unsettled(format!("unexpected answer {other:?}"))),
+            // The keeper moved away meanwhile: ask again.
+            Err(e) => return Err(unsettled(e.to_string())),
+        };
+        // Passivated again already, or moved on: the requester asks again.
+        let entity = system.lookup_id::<E>(id).map_err(|e| unsettled(e.to_string()))?;
+        Ok((entity, started))
     }
 }
 

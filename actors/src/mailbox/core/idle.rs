@@ -1,0 +1,146 @@
+//! Closing the mailbox of an idle actor, for passivation: atomically with respect to
+//! senders, the data lane is closed if, and only if, nothing waits in it.
+//!
+//! A sender either got its message in before the check (the actor is not idle: nothing is
+//! closed, the message is handled as usual) or is refused after it, and gets its message
+//! back (as for any stopped actor): no message is ever queued in a mailbox that passivates.
+//! Nothing here touches the actor's cut: the actor's epoch and counters stay as they were,
+//! and it leaves a running snapshot as any stopping actor does.
+
+use super::{Inbox, Lifecycle, Stamp};
+use crate::loom::lock;
+use crate::signal::Signal;
+
+impl<T: Stamp, M: Clone> Inbox<T, M> {
+    /// Closes the data lane if the actor is idle: the mailbox is open, no data message
+    /// waits (in the shared queue, in the consumer's batch, or set aside for a deferred
+    /// cut), no control signal waits but other passivation requests (they find the actor
+    /// gone), no sender waits for room, and no cut is deferred. Returns whether it closed
+    /// it; if not, nothing changed.
+    pub(crate) fn close_if_idle(&mut self) -> bool {
+        if !self.batch.is_empty() || !self.held.is_empty() || self.hold.is_some() {
+            return false;
+        }
+        let mut q = lock(&self.core.queue);
+        let idle = q.lifecycle == Lifecycle::Open
+            && q.data.is_empty()
+            && q.control.iter().all(|s| matches!(s, Signal::Passivate(_)))
+            && q.tx_waiters.is_empty()
+            && q.cut.deferred().is_none();
+        if idle {
+            q.lifecycle = Lifecycle::Closed;
+        }
+        idle
+    }
+
+    /// Opens again a data lane that [`close_if_idle`](Self::close_if_idle) closed (the
+    /// passivation it was closed for failed). Senders refused meanwhile got their messages
+    /// back. Returns whether it was closed (and is open again).
+    pub(crate) fn reopen(&mut self) -> bool {
+        let mut q = lock(&self.core.queue);
+        if q.lifecycle == Lifecycle::Closed {
+            q.lifecycle = Lifecycle::Open;
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use amber_snapshot::Epoch;
+
+    use super::super::{MailboxCore, PushError, test_meta};
+    use super::*;
+    use crate::{ExitReason, loom::sync::Arc};
+
+    fn mailbox() -> (Arc<MailboxCore<u32>>, Inbox<u32>) {
+        let core = Arc::new(MailboxCore::<u32>::new(test_meta(), 4, Epoch(1)));
+        let inbox = Inbox::new(core.clone());
+        (core, inbox)
+    }
+
+    #[test]
+    fn an_empty_mailbox_closes_and_refuses_what_comes_after() {
+        let (core, mut inbox) = mailbox();
+        assert!(inbox.close_if_idle());
+        assert!(matches!(core.try_push(7), Err(PushError::Closed(7))), "given back");
+        assert!(inbox.reopen());
+        assert!(core.try_push(8).is_ok(), "open again");
+        assert!(!inbox.close_if_idle(), "a message waits");
+    }
+
+    #[test]
+    fn a_waiting_message_or_signal_keeps_it_open() {
+        let (core, mut inbox) = mailbox();
+        core.try_push(1).unwrap();
+        assert!(!inbox.close_if_idle());
+        // Taken into the consumer's batch, not handled yet: still not idle.
+        assert!(matches!(inbox.try_next(), super::super::Next::Data(1)));
+        assert!(inbox.close_if_idle(), "handled: idle");
+        inbox.reopen();
+        core.push_control(Signal::Passivate(Box::new(()))).unwrap();
+        assert!(inbox.close_if_idle(), "only another passivation request waits");
+        inbox.reopen();
+        core.push_control(Signal::Stop(ExitReason::Stopped)).unwrap();
+        assert!(!inbox.close_if_idle(), "a signal waits");
+    }
+
+    #[test]
+    fn a_terminated_or_closed_mailbox_is_not_closed_again() {
+        let (core, mut inbox) = mailbox();
+        core.close();
+        assert!(!inbox.close_if_idle());
+        assert!(inbox.reopen(), "closed, by whoever: opened");
+        let _ = core.terminate(ExitReason::Stopped);
+        assert!(!inbox.close_if_idle());
+        assert!(!inbox.reopen());
+    }
+}
+
+/// loom: senders racing the close of an idle mailbox. Every message is handled before the
+/// close or refused and given back; none is left queued in the closed mailbox.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use amber_snapshot::Epoch;
+    use loom::thread;
+
+    use super::super::{MailboxCore, Next, PushError, test_meta};
+    use super::*;
+    use crate::ExitReason;
+    use crate::loom::sync::Arc;
+
+    #[test]
+    fn a_send_racing_the_close_of_an_idle_mailbox_is_handled_or_given_back() {
+        loom::model(|| {
+            let core = Arc::new(MailboxCore::<u32>::new(test_meta(), 8, Epoch::ZERO));
+            let mut inbox = Inbox::new(core.clone());
+            let senders: Vec<_> = (1..=2)
+                .map(|i| {
+                    let core = core.clone();
+                    thread::spawn(move || match core.try_push(i) {
+                        Ok(()) => 0,
+                        Err(PushError::Closed(back)) => {
+                            assert_eq!(back, i, "the message given back");
+                            1
+                        }
+                        Err(other) => panic!("unexpected {other:?}"),
+                    })
+                })
+                .collect();
+            let mut handled = 0;
+            loop {
+                match inbox.try_next() {
+                    Next::Data(_) => handled += 1,
+                    Next::Empty if inbox.close_if_idle() => break,
+                    Next::Empty => thread::yield_now(),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            let refused: usize = senders.into_iter().map(|s| s.join().unwrap()).sum();
+            let (dead, _) = inbox.terminate(ExitReason::Stopped);
+            assert_eq!(dead, 0, "nothing was left in the closed mailbox");
+            assert_eq!(handled + refused, 2, "every message handled or given back, once");
+        });
+    }
+}

@@ -1,0 +1,65 @@
+//! [`ShardingConfig`]: how a sharding runs — its shard count, passivation, and what a
+//! node's loss does.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use amber_snapshot::CheckpointStore;
+
+/// How a sharding runs ([`Sharding::start_config`](super::Sharding::start_config)). Every
+/// node of a sharding must use the same shard count, and should use the same settings.
+///
+/// Both passivation and the automatic restart of a lost node's shards are off unless
+/// turned on here.
+#[derive(Clone)]
+pub struct ShardingConfig {
+    pub(super) shards: u32,
+    pub(super) passivate_after: Option<Duration>,
+    pub(super) restart_from: Option<Arc<dyn CheckpointStore>>,
+}
+
+impl fmt::Debug for ShardingConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShardingConfig")
+            .field("shards", &self.shards)
+            .field("passivate_after", &self.passivate_after)
+            .field("restart_lost", &self.restart_from.is_some())
+            .finish()
+    }
+}
+
+impl ShardingConfig {
+    /// `shards` shards; no passivation, no automatic restart of a lost node's shards.
+    pub fn new(shards: u32) -> Self {
+        ShardingConfig { shards, passivate_after: None, restart_from: None }
+    }
+
+    /// Passivates an entity once it has handled no message for `idle` (checked every
+    /// `idle / 2`: an entity passivates after between `idle` and `1.5 × idle` of
+    /// idleness). Its state is kept in memory on its shard's owner, by the shard's keeper
+    /// actor (checkpointed, restored and moved with the shard like any actor), and its next
+    /// message starts it again from that state. See the guide, "Passivation".
+    ///
+    /// Entities with timers, watches, a supervisor or children are not passivated.
+    pub fn passivate_after(mut self, idle: Duration) -> Self {
+        self.passivate_after = Some(idle.max(Duration::from_millis(2)));
+        self
+    }
+
+    /// When a node is lost, the nodes that take over its shards restart its entities (and
+    /// its shards' passivated states) from the newest checkpoint in `store` that loads
+    /// ([`CheckpointStore::latest_valid`]), by themselves. Messages to the lost shards'
+    /// entities wait (their senders retry) until that is done. What was lost is logged and
+    /// reported ([`Sharding::lost_shards`](super::Sharding::lost_shards)). See the guide,
+    /// "A node's loss".
+    pub fn restart_lost_from(mut self, store: Arc<dyn CheckpointStore>) -> Self {
+        self.restart_from = Some(store);
+        self
+    }
+
+    /// The number of shards.
+    pub fn shards(&self) -> u32 {
+        self.shards
+    }
+}
