@@ -1,0 +1,711 @@
+//! Network faults, simulated: clusters of three nodes run as turmoil hosts in one process
+//! (amber-remote's feature `turmoil` puts their links and gossip on turmoil's network), and
+//! the tests break that network while snapshots, asks and money transfers run across it:
+//! a partition between two nodes that heals, a link that drops and delays messages, a node
+//! that restarts with the same name.
+//!
+//! What they check are invariants, on every outcome:
+//!
+//! - a snapshot either aborts with a typed error or is a consistent cut, checked channel by
+//!   channel: every teller numbers its deposits per receiver, so a checkpoint must never
+//!   hold a deposit received that its sender had not sent at its cut, a recorded in-flight
+//!   deposit must be one sent before the sender's cut and not received before the
+//!   receiver's, in order, and a deposit that is neither must be one that was lost for good
+//!   (a dropped link loses what it carried: delivery is at most once). The money adds up to
+//!   the unit: balances + recorded deposits + deposits lost before the cut = the total;
+//! - no deposit is received twice or out of its sender's order;
+//! - an ask answers or fails with a typed error (timeout, node down), never hangs;
+//! - once the network heals, snapshots complete again.
+//!
+//! Each test runs over several seeds (turmoil's randomness: latencies, drops, the order
+//! hosts run in; and the workload's). `AMBER_TURMOIL_SEEDS` overrides them: a count (`20`:
+//! seeds 1 to 20) or a list (`3,17`). Everything waits on events or on simulated time; each
+//! run is bounded in simulated time and in wall time.
+#![cfg(feature = "remote")]
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use amber::prelude::*;
+use amber::snapshot::{ActorId, Checkpoint};
+use amber::{
+    ActorState, AskError, Cluster, MembershipConfig, SnapshotError, StateError, SystemBuilder,
+    TransportConfig,
+};
+
+const PORT: u16 = 7000;
+const SECRET: &[u8] = b"turmoil test cluster secret, long enough";
+/// Money each teller starts with.
+const EACH: u64 = 1_000;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+// ---------------------------------------------------------------------------------------
+// Seeds, simulations, nodes.
+
+/// The seeds to run: `AMBER_TURMOIL_SEEDS` (a count or a comma-separated list), else
+/// `default` seeds from 1.
+fn seeds(default: u64) -> Vec<u64> {
+    match std::env::var("AMBER_TURMOIL_SEEDS") {
+        Ok(text) if text.contains(',') => {
+            text.split(',').map(|s| s.trim().parse().expect("a seed is a number")).collect()
+        }
+        Ok(text) => (1..=text.trim().parse::<u64>().expect("a count of seeds")).collect(),
+        Err(_) => (1..=default).collect(),
+    }
+}
+
+/// Runs `run(seed)` for every seed, each on its own thread, failing the test if one takes
+/// more than `wall` of real time (a hang is a bug; the simulation's own time is bounded
+/// separately, by its duration).
+fn each_seed(default: u64, wall: Duration, run: fn(u64)) {
+    for seed in seeds(default) {
+        let (done, finished) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("seed-{seed}"))
+            .spawn(move || {
+                let result = std::panic::catch_unwind(|| run(seed));
+                let _ = done.send(result.is_ok());
+            })
+            .expect("a thread for the simulation");
+        match finished.recv_timeout(wall) {
+            Ok(true) => {
+                let _ = thread.join();
+            }
+            Ok(false) => match thread.join() {
+                Err(panic) => std::panic::resume_unwind(panic),
+                Ok(()) => panic!("seed {seed}: the simulation failed"),
+            },
+            Err(_) => panic!("seed {seed}: the simulation did not end within {wall:?} of real time"),
+        }
+    }
+}
+
+/// A simulation of `seed`: 1 ms ticks, 1–5 ms per message, at most `minutes` of simulated
+/// time.
+fn simulation(seed: u64, minutes: u64) -> turmoil::Sim<'static> {
+    turmoil::Builder::new()
+        .rng_seed(seed)
+        .simulation_duration(Duration::from_secs(60 * minutes))
+        .tick_duration(ms(1))
+        .min_message_latency(ms(1))
+        .max_message_latency(ms(5))
+        .build()
+}
+
+fn ip(host: &str) -> IpAddr {
+    turmoil::lookup(host)
+}
+
+fn builder() -> SystemBuilder {
+    ActorSystem::builder()
+        .register::<Teller>()
+        .register::<Echo>()
+        .register::<Watcher>()
+        .ask_timeout(ms(1_000))
+}
+
+/// Starts node `name` on the simulated host running this code and joins the cluster
+/// through `seeds` (host names).
+async fn join(name: &str, seeds: &[&str]) -> Cluster {
+    let any = SocketAddr::from(([0, 0, 0, 0], PORT));
+    let config = TransportConfig::new(name, any, SECRET.to_vec())
+        .with_heartbeat(ms(100), ms(1_000))
+        .with_reconnect(Some(amber::ReconnectPolicy::new(ms(100), ms(1_000))));
+    let membership =
+        MembershipConfig::new(seeds.iter().map(|s| SocketAddr::new(ip(s), PORT)))
+            .with_failure_detector(ms(500), ms(200), ms(3_000))
+            .with_gossip_interval(ms(100))
+            .with_advertise(SocketAddr::new(ip(name), PORT), None);
+    Cluster::join(builder(), config, membership).await.expect("the node joins")
+}
+
+/// Waits, in simulated time, until `done` holds.
+async fn until(mut done: impl FnMut() -> bool) {
+    while !done() {
+        tokio::time::sleep(ms(10)).await;
+    }
+}
+
+/// Waits until `node` is linked to every one of `others`.
+async fn linked(node: &Cluster, others: &[&str]) {
+    until(|| {
+        let nodes = node.nodes();
+        others.iter().all(|o| nodes.iter().any(|n| n.as_str() == *o))
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// The tellers: money moves only as numbered deposits.
+
+/// An account that numbers the deposits it sends to each other teller (1, 2, 3, ...) and
+/// remembers, per sender, the last number it received and the numbers it never will (the
+/// gaps: deposits lost with a dropped link). A deposit's amount is a function of its
+/// sender, receiver and number, so a lost one's amount is known.
+#[derive(Debug)]
+struct Teller {
+    me: u32,
+    balance: u64,
+    peers: Vec<ActorRef<Teller>>,
+    /// Per receiver: deposits sent.
+    sent: BTreeMap<u32, u64>,
+    /// Per sender: the last deposit received.
+    last: BTreeMap<u32, u64>,
+    /// Per sender: deposits skipped over (lost).
+    gaps: BTreeMap<u32, Vec<u64>>,
+    /// Deposits received twice or out of order (must stay zero).
+    disorder: u64,
+    rng: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum TellerMsg {
+    /// Who this teller is and who the others are (by index).
+    SetPeers { me: u32, peers: Vec<ActorRef<Teller>> },
+    /// Money from teller `from`, its `seq`-th deposit to this one.
+    Deposit { from: u32, seq: u64, amount: u64, hops: u32 },
+    /// From outside: send a deposit to teller `to`, passed on for `hops` more hops.
+    Transfer { to: u32, hops: u32 },
+    /// The balance (an ask that waits for what the asker told before).
+    Balance,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TellerState {
+    me: u32,
+    balance: u64,
+    peers: Vec<ActorRef<Teller>>,
+    sent: BTreeMap<u32, u64>,
+    last: BTreeMap<u32, u64>,
+    gaps: BTreeMap<u32, Vec<u64>>,
+    disorder: u64,
+    rng: u64,
+}
+
+/// The amount of deposit `seq` from `from` to `to`: 1 to 20.
+fn amount(from: u32, to: u32, seq: u64) -> u64 {
+    let mut x = (u64::from(from) << 40) ^ (u64::from(to) << 20) ^ seq ^ 0x9E37_79B9_7F4A_7C15;
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    x ^= x >> 33;
+    1 + x % 20
+}
+
+impl Teller {
+    fn new(seed: u64) -> Teller {
+        Teller {
+            me: u32::MAX,
+            balance: EACH,
+            peers: Vec::new(),
+            sent: BTreeMap::new(),
+            last: BTreeMap::new(),
+            gaps: BTreeMap::new(),
+            disorder: 0,
+            rng: seed | 1,
+        }
+    }
+
+    fn next(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    async fn send(&mut self, to: u32, hops: u32) {
+        let n = self.peers.len() as u32;
+        if n < 2 {
+            return;
+        }
+        // Never to itself.
+        let to = if to % n == self.me { (to + 1) % n } else { to % n };
+        let seq = self.sent.get(&to).copied().unwrap_or(0) + 1;
+        let amount = amount(self.me, to, seq);
+        if amount > self.balance {
+            return;
+        }
+        let peer = self.peers[to as usize].clone();
+        // Counted before the send: a handler is never cut in the middle.
+        self.balance -= amount;
+        self.sent.insert(to, seq);
+        let deposit = TellerMsg::Deposit { from: self.me, seq, amount, hops };
+        if peer.tell(deposit).await.is_err() {
+            // Not sent (the peer's node is down): the number and the money stay here.
+            self.balance += amount;
+            self.sent.insert(to, seq - 1);
+        }
+    }
+}
+
+impl Actor for Teller {
+    type Msg = TellerMsg;
+    type Reply = u64;
+
+    async fn handle(&mut self, msg: TellerMsg, _ctx: &mut Context<Self>) -> u64 {
+        match msg {
+            TellerMsg::SetPeers { me, peers } => {
+                self.me = me;
+                self.peers = peers;
+            }
+            TellerMsg::Deposit { from, seq, amount, hops } => {
+                let last = self.last.entry(from).or_insert(0);
+                if seq <= *last {
+                    self.disorder += 1;
+                } else {
+                    let skipped = (*last + 1..seq).collect::<Vec<_>>();
+                    *last = seq;
+                    if !skipped.is_empty() {
+                        self.gaps.entry(from).or_default().extend(skipped);
+                    }
+                }
+                self.balance += amount;
+                if hops > 0 {
+                    let to = self.next() as u32;
+                    self.send(to, hops - 1).await;
+                }
+            }
+            TellerMsg::Transfer { to, hops } => self.send(to, hops).await,
+            TellerMsg::Balance => {}
+        }
+        self.balance
+    }
+}
+
+impl ActorState for Teller {
+    const TYPE_NAME: &'static str = "turmoil.Teller";
+
+    fn encode_state(&self) -> Result<Vec<u8>, amber::CodecError> {
+        amber::encode(&TellerState {
+            me: self.me,
+            balance: self.balance,
+            peers: self.peers.clone(),
+            sent: self.sent.clone(),
+            last: self.last.clone(),
+            gaps: self.gaps.clone(),
+            disorder: self.disorder,
+            rng: self.rng,
+        })
+    }
+
+    fn decode_state(_version: u32, bytes: &[u8], system: &ActorSystem) -> Result<Self, StateError> {
+        let s: TellerState = system.decode(bytes)?;
+        Ok(Teller {
+            me: s.me,
+            balance: s.balance,
+            peers: s.peers,
+            sent: s.sent,
+            last: s.last,
+            gaps: s.gaps,
+            disorder: s.disorder,
+            rng: s.rng,
+        })
+    }
+}
+
+/// Answers a number with itself.
+#[derive(Debug, Default)]
+struct Echo;
+
+impl Actor for Echo {
+    type Msg = u64;
+    type Reply = u64;
+    async fn handle(&mut self, n: u64, _ctx: &mut Context<Self>) -> u64 {
+        n
+    }
+}
+
+impl ActorState for Echo {
+    const TYPE_NAME: &'static str = "turmoil.Echo";
+    fn encode_state(&self) -> Result<Vec<u8>, amber::CodecError> {
+        amber::encode(&())
+    }
+    fn decode_state(_: u32, _: &[u8], _: &ActorSystem) -> Result<Self, StateError> {
+        Ok(Echo)
+    }
+}
+
+/// Watches the echo it is sent and reports every `Down` it hears.
+#[derive(Debug)]
+struct Watcher {
+    downs: Arc<Mutex<Vec<ExitReason>>>,
+}
+
+impl Actor for Watcher {
+    type Msg = ActorRef<Echo>;
+    type Reply = ();
+    async fn handle(&mut self, echo: ActorRef<Echo>, ctx: &mut Context<Self>) {
+        ctx.watch(&echo);
+    }
+    async fn on_down(&mut self, _ctx: &mut Context<Self>, down: Down) {
+        self.downs.lock().unwrap().push(down.reason);
+    }
+}
+
+impl ActorState for Watcher {
+    const TYPE_NAME: &'static str = "turmoil.Watcher";
+    fn encode_state(&self) -> Result<Vec<u8>, amber::CodecError> {
+        amber::encode(&())
+    }
+    fn decode_state(_: u32, _: &[u8], _: &ActorSystem) -> Result<Self, StateError> {
+        Ok(Watcher { downs: Arc::default() })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// What the hosts share (the simulation runs every host on one thread).
+
+/// Published by each node: its cluster handle (read-only calls only from other hosts), its
+/// tellers and its echo, encoded as ids, and how many times it started.
+#[derive(Clone, Default)]
+struct Board {
+    nodes: HashMap<String, Published>,
+}
+
+#[derive(Clone)]
+struct Published {
+    cluster: Cluster,
+    tellers: Vec<u8>,
+    echo: Vec<u8>,
+    starts: u32,
+}
+
+type Shared = Rc<RefCell<Board>>;
+
+/// Starts node `name` (joining through `seeds`), spawns its `tellers` tellers and an echo,
+/// publishes them, and runs the outside load on its tellers while `load` is set.
+async fn serve(
+    name: &str,
+    seeds: &[&str],
+    tellers: usize,
+    board: Shared,
+    load: Arc<AtomicBool>,
+    seed: u64,
+) -> Cluster {
+    let cluster = join(name, seeds).await;
+    let system = cluster.system();
+    let mine: Vec<ActorRef<Teller>> = (0..tellers)
+        .map(|i| system.spawn(Teller::new(seed * 7919 + i as u64 + 1)).unwrap())
+        .collect();
+    let echo = system.spawn(Echo).unwrap();
+    let starts = board.borrow().nodes.get(name).map_or(0, |p| p.starts) + 1;
+    let published = Published {
+        cluster: cluster.clone(),
+        tellers: system.encode(&mine).unwrap(),
+        echo: system.encode(&echo).unwrap(),
+        starts,
+    };
+    board.borrow_mut().nodes.insert(name.to_owned(), published);
+    if !mine.is_empty() {
+        tokio::spawn(outside_load(mine, seed ^ name.len() as u64, load));
+    }
+    cluster
+}
+
+/// Transfers from outside to random tellers among `mine` while `load` is set (paced in
+/// simulated time).
+async fn outside_load(mine: Vec<ActorRef<Teller>>, seed: u64, load: Arc<AtomicBool>) {
+    let mut x = seed | 1;
+    loop {
+        if load.load(Ordering::Relaxed) {
+            for _ in 0..4 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let from = &mine[(x % mine.len() as u64) as usize];
+                let _ = from.tell(TellerMsg::Transfer { to: (x >> 24) as u32, hops: 4 }).await;
+            }
+        }
+        tokio::time::sleep(ms(2)).await;
+    }
+}
+
+/// On `on`: all tellers of `names`' nodes, in that order, told who they are and who the
+/// others are.
+async fn open_bank(on: &Cluster, board: &Shared, names: &[&str]) -> Vec<ActorRef<Teller>> {
+    let mut all: Vec<ActorRef<Teller>> = Vec::new();
+    for name in names {
+        let bytes = board.borrow().nodes[*name].tellers.clone();
+        let some: Vec<ActorRef<Teller>> = on.system().decode(&bytes).expect("refs resolve");
+        all.extend(some);
+    }
+    for (me, teller) in all.iter().enumerate() {
+        let set = TellerMsg::SetPeers { me: me as u32, peers: all.clone() };
+        teller.tell(set).await.expect("a teller is told its peers");
+    }
+    for teller in &all {
+        teller.ask(TellerMsg::Balance).await.expect("a teller took its peers");
+    }
+    all
+}
+
+fn echo_of(on: &Cluster, board: &Shared, name: &str) -> ActorRef<Echo> {
+    let bytes = board.borrow().nodes[name].echo.clone();
+    on.system().decode(&bytes).expect("the echo's ref resolves")
+}
+
+// ---------------------------------------------------------------------------------------
+// Auditing checkpoints.
+
+/// A teller's state as stored, read back.
+#[derive(Debug, Clone, Deserialize)]
+struct Ledger {
+    me: u32,
+    balance: u64,
+    sent: BTreeMap<u32, u64>,
+    last: BTreeMap<u32, u64>,
+    gaps: BTreeMap<u32, Vec<u64>>,
+    disorder: u64,
+}
+
+/// A recorded message, read without the actor type.
+#[derive(Deserialize)]
+enum MsgView {
+    SetPeers { me: u32, peers: Vec<ActorId> },
+    Deposit { from: u32, seq: u64, amount: u64, hops: u32 },
+    Transfer { to: u32, hops: u32 },
+    Balance,
+}
+
+/// The tellers' ledgers of a checkpoint, by index, and the recorded deposits per channel
+/// (sender, receiver), in their recorded order.
+struct Cut {
+    ledgers: BTreeMap<u32, Ledger>,
+    recorded: BTreeMap<(u32, u32), Vec<(u64, u64)>>,
+}
+
+fn cut(checkpoint: &Checkpoint, tellers: usize) -> Cut {
+    let mut ledgers = BTreeMap::new();
+    let mut index = HashMap::new();
+    for state in &checkpoint.states {
+        if let Ok(ledger) = rmp_serde::from_slice::<Ledger>(&state.state) {
+            index.insert(state.id, ledger.me);
+            assert!(ledgers.insert(ledger.me, ledger).is_none(), "a teller twice");
+        }
+    }
+    assert_eq!(ledgers.len(), tellers, "every teller once");
+    let mut recorded: BTreeMap<(u32, u32), Vec<(u64, u64)>> = BTreeMap::new();
+    for m in &checkpoint.in_flight {
+        let Some(&to) = index.get(&m.to) else { continue };
+        if let Ok(MsgView::Deposit { from, seq, amount, .. }) = rmp_serde::from_slice(&m.payload)
+        {
+            recorded.entry((from, to)).or_default().push((seq, amount));
+        }
+    }
+    Cut { ledgers, recorded }
+}
+
+/// The deposits lost for good, per channel: the final, settled ledgers' gaps, and the
+/// deposits sent that never arrived at all.
+fn lost(settled: &Cut) -> BTreeMap<(u32, u32), BTreeSet<u64>> {
+    assert!(settled.recorded.is_empty(), "nothing in flight when settled");
+    let mut lost: BTreeMap<(u32, u32), BTreeSet<u64>> = BTreeMap::new();
+    for (&to, ledger) in &settled.ledgers {
+        for (&from, gaps) in &ledger.gaps {
+            lost.entry((from, to)).or_default().extend(gaps.iter().copied());
+        }
+    }
+    for (&from, ledger) in &settled.ledgers {
+        for (&to, &sent) in &ledger.sent {
+            let last = settled.ledgers[&to].last.get(&from).copied().unwrap_or(0);
+            lost.entry((from, to)).or_default().extend(last + 1..=sent);
+        }
+    }
+    lost
+}
+
+/// Checks that `checkpoint` is a consistent cut of the tellers, channel by channel, given
+/// the deposits lost for good (`lost`, from the settled end of the run), and that its
+/// money adds up to `total`.
+fn audit(
+    label: &str,
+    checkpoint: &Checkpoint,
+    tellers: usize,
+    lost: &BTreeMap<(u32, u32), BTreeSet<u64>>,
+    total: u64,
+) {
+    let cut = cut(checkpoint, tellers);
+    let mut money = 0;
+    for (&me, ledger) in &cut.ledgers {
+        assert_eq!(ledger.disorder, 0, "{label}: teller {me} received a deposit twice or late");
+        money += ledger.balance;
+    }
+    let none = BTreeSet::new();
+    for (&from, sender) in &cut.ledgers {
+        for &to in cut.ledgers.keys() {
+            if from == to {
+                continue;
+            }
+            let sent = sender.sent.get(&to).copied().unwrap_or(0);
+            let last = cut.ledgers[&to].last.get(&from).copied().unwrap_or(0);
+            let channel = format!("{label}: channel {from} -> {to}");
+            assert!(last <= sent, "{channel}: received deposit {last}, sent only {sent} at the cut");
+            let recorded = cut.recorded.get(&(from, to)).map_or(&[][..], Vec::as_slice);
+            let seqs: Vec<u64> = recorded.iter().map(|&(seq, _)| seq).collect();
+            assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{channel}: recorded out of order {seqs:?}");
+            for &(seq, amt) in recorded {
+                assert!(seq > last && seq <= sent, "{channel}: recorded {seq} outside ({last}, {sent}]");
+                assert_eq!(amt, amount(from, to, seq), "{channel}: deposit {seq}'s amount");
+                money += amt;
+            }
+            let gone = lost.get(&(from, to)).unwrap_or(&none);
+            for seq in last + 1..=sent {
+                if !seqs.contains(&seq) {
+                    assert!(
+                        gone.contains(&seq),
+                        "{channel}: deposit {seq} was in flight at the cut, delivered later, and \
+                         not recorded"
+                    );
+                }
+            }
+            money += gone.range(..=sent).map(|&seq| amount(from, to, seq)).sum::<u64>();
+        }
+    }
+    assert_eq!(money, total, "{label}: balances + in flight + lost");
+}
+
+/// Snapshots of `node` until one completes with nothing in flight (the load stopped, every
+/// chain of deposits ended): the settled ledgers.
+async fn settle(node: &Cluster) -> Checkpoint {
+    loop {
+        match node.system().snapshot_within(Duration::from_secs(5)).await {
+            Ok(checkpoint) if checkpoint.in_flight.is_empty() => return checkpoint,
+            Ok(_) | Err(SnapshotError::Aborted { .. } | SnapshotError::InProgress { .. }) => {
+                tokio::time::sleep(ms(50)).await;
+            }
+            Err(other) => panic!("settling: {other}"),
+        }
+    }
+}
+
+/// A snapshot that must complete (after the faults healed): retried while aborted or
+/// refused as in progress (a round aborted by a fault may still be ending), at most 40
+/// times.
+async fn complete(node: &Cluster, label: &str) -> Checkpoint {
+    for _ in 0..40 {
+        match node.system().snapshot_within(Duration::from_secs(5)).await {
+            Ok(checkpoint) => return checkpoint,
+            Err(SnapshotError::Aborted { .. } | SnapshotError::InProgress { .. }) => {
+                tokio::time::sleep(ms(100)).await;
+            }
+            Err(other) => panic!("{label}: {other}"),
+        }
+    }
+    panic!("{label}: no snapshot completed in 40 attempts after the network healed");
+}
+
+/// The outcome of one snapshot attempt during a fault: a checkpoint to audit, or the typed
+/// reason it did not complete.
+fn tally(result: Result<Checkpoint, SnapshotError>, taken: &mut Vec<Checkpoint>) -> bool {
+    match result {
+        Ok(checkpoint) => {
+            taken.push(checkpoint);
+            true
+        }
+        Err(SnapshotError::Aborted { .. } | SnapshotError::InProgress { .. }) => false,
+        Err(other) => panic!("a snapshot failed with an unexpected error: {other}"),
+    }
+}
+
+/// Runs the simulation until the client is done, calling `outer` between steps (faults
+/// only the simulation can make: a restart).
+fn drive(mut sim: turmoil::Sim<'static>, mut outer: impl FnMut(&mut turmoil::Sim<'static>)) {
+    loop {
+        match sim.step() {
+            Ok(true) => return,
+            Ok(false) => outer(&mut sim),
+            Err(error) => panic!("{error}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The tests.
+
+const PER_NODE: usize = 4;
+
+#[test]
+fn a_partition_between_two_nodes_aborts_or_keeps_snapshots_exact_and_they_complete_once_healed() {
+    each_seed(3, Duration::from_secs(120), partition_heals);
+}
+
+fn partition_heals(seed: u64) {
+    let mut sim = simulation(seed, 10);
+    let board: Shared = Rc::default();
+    let load = Arc::new(AtomicBool::new(true));
+    for name in ["b", "c"] {
+        let (board, load) = (board.clone(), load.clone());
+        sim.host(name, move || {
+            let (board, load) = (board.clone(), load.clone());
+            async move {
+                let _node = serve(name, &["a"], PER_NODE, board, load, seed).await;
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+    }
+    let (shared, running) = (board.clone(), load.clone());
+    sim.client("a", async move {
+        let a = serve("a", &[], PER_NODE, shared.clone(), running.clone(), seed).await;
+        until(|| shared.borrow().nodes.len() == 3).await;
+        let (b, c) = {
+            let board = shared.borrow();
+            (board.nodes["b"].cluster.clone(), board.nodes["c"].cluster.clone())
+        };
+        linked(&a, &["b", "c"]).await;
+        linked(&b, &["a", "c"]).await;
+        linked(&c, &["a", "b"]).await;
+        let tellers = open_bank(&a, &shared, &["a", "b", "c"]).await.len();
+        let mut taken = Vec::new();
+        for round in 0..3 {
+            taken.push(complete(&a, &format!("before the partition, round {round}")).await);
+        }
+
+        // b and c cannot reach each other; both still reach a. Snapshots started by a and
+        // by b meanwhile: each completes or aborts.
+        turmoil::partition("b", "c");
+        let (mut completed, mut aborted) = (0, 0);
+        for round in 0..8 {
+            let starter = if round % 2 == 0 { &a } else { &b };
+            let result = starter.system().snapshot_within(Duration::from_secs(3)).await;
+            if tally(result, &mut taken) {
+                completed += 1;
+            } else {
+                aborted += 1;
+            }
+            tokio::time::sleep(ms(250)).await;
+        }
+        turmoil::repair("b", "c");
+        linked(&b, &["a", "c"]).await;
+        linked(&c, &["a", "b"]).await;
+        for round in 0..3 {
+            let starter = [&a, &b, &c][round % 3];
+            let checkpoint = complete(starter, &format!("after healing, round {round}")).await;
+            assert_eq!(checkpoint.manifest.nodes.len(), 3, "after healing: every node");
+            taken.push(checkpoint);
+        }
+
+        running.store(false, Ordering::Relaxed);
+        let settled = cut(&settle(&a).await, tellers);
+        let lost = lost(&settled);
+        let total = tellers as u64 * EACH;
+        for (k, checkpoint) in taken.iter().enumerate() {
+            audit(&format!("seed {seed}, snapshot {k}"), checkpoint, tellers, &lost, total);
+        }
+        eprintln!(
+            "seed {seed}: partition: {completed} completed, {aborted} aborted; {} audited; \
+             {} deposits lost",
+            taken.len(),
+            lost.values().map(BTreeSet::len).sum::<usize>()
+        );
+        Ok(())
+    });
+    drive(sim, |_| {});
+}
