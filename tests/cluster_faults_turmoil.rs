@@ -27,7 +27,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -708,4 +708,236 @@ fn partition_heals(seed: u64) {
         Ok(())
     });
     drive(sim, |_| {});
+}
+
+/// Phases the client announces to the outer loop, which alone can change link settings and
+/// restart hosts.
+const STEADY: u8 = 0;
+const FAULT: u8 = 1;
+const HEAL: u8 = 2;
+
+/// Asks the echo `echo` numbers while `asking` is set: each ask answers with its number or
+/// fails with a typed error (timeout, node down); one that outlives three ask timeouts has
+/// hung. Returns (answered, failed).
+async fn keep_asking(echo: ActorRef<Echo>, asking: Arc<AtomicBool>) -> (u64, u64) {
+    let (mut answered, mut failed, mut n) = (0, 0, 0);
+    while asking.load(Ordering::Relaxed) {
+        n += 1;
+        match tokio::time::timeout(Duration::from_secs(3), echo.ask(n)).await {
+            Ok(Ok(reply)) => {
+                assert_eq!(reply, n, "an ask's reply is its own");
+                answered += 1;
+            }
+            Ok(Err(AskError::Timeout(_) | AskError::NodeDown(_))) => failed += 1,
+            Ok(Err(other)) => panic!("an ask to a live actor failed with {other}"),
+            Err(_) => panic!("ask {n} hung: no answer and no error in three ask timeouts"),
+        }
+        tokio::time::sleep(ms(20)).await;
+    }
+    (answered, failed)
+}
+
+#[test]
+fn a_link_that_drops_and_delays_aborts_or_keeps_snapshots_exact_and_asks_fail_typed() {
+    each_seed(3, Duration::from_secs(120), lossy_link);
+}
+
+fn lossy_link(seed: u64) {
+    let mut sim = simulation(seed, 10);
+    let board: Shared = Rc::default();
+    let load = Arc::new(AtomicBool::new(true));
+    let phase = Rc::new(std::cell::Cell::new(STEADY));
+    for name in ["b", "c"] {
+        let (board, load) = (board.clone(), load.clone());
+        sim.host(name, move || {
+            let (board, load) = (board.clone(), load.clone());
+            async move {
+                let _node = serve(name, &["a"], PER_NODE, board, load, seed).await;
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+    }
+    let (shared, running, announce) = (board.clone(), load.clone(), phase.clone());
+    sim.client("a", async move {
+        let a = serve("a", &[], PER_NODE, shared.clone(), running.clone(), seed).await;
+        until(|| shared.borrow().nodes.len() == 3).await;
+        let b = shared.borrow().nodes["b"].cluster.clone();
+        linked(&a, &["b", "c"]).await;
+        linked(&b, &["a", "c"]).await;
+        let tellers = open_bank(&a, &shared, &["a", "b", "c"]).await.len();
+        let echo = echo_of(&a, &shared, "b");
+        let mut taken = vec![complete(&a, "before the fault").await];
+
+        // The link a–b drops a message now and then (which stalls its TCP stream until the
+        // link is declared dead and redialled) and delays every one by up to 80 ms.
+        announce.set(FAULT);
+        let asking = Arc::new(AtomicBool::new(true));
+        let asks = tokio::spawn(keep_asking(echo.clone(), asking.clone()));
+        let (mut completed, mut aborted) = (0, 0);
+        for round in 0..12 {
+            let starter = if round % 2 == 0 { &a } else { &b };
+            let result = starter.system().snapshot_within(Duration::from_secs(3)).await;
+            if tally(result, &mut taken) {
+                completed += 1;
+            } else {
+                aborted += 1;
+            }
+            tokio::time::sleep(ms(200)).await;
+        }
+        asking.store(false, Ordering::Relaxed);
+        let (answered, failed) = asks.await.expect("the asks ran");
+
+        announce.set(HEAL);
+        linked(&a, &["b", "c"]).await;
+        linked(&b, &["a", "c"]).await;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match echo.ask(7).await {
+                Ok(reply) => break assert_eq!(reply, 7),
+                Err(AskError::Timeout(_) | AskError::NodeDown(_)) if attempts < 20 => {
+                    tokio::time::sleep(ms(100)).await;
+                }
+                Err(other) => panic!("asks do not work again once healed: {other}"),
+            }
+        }
+        for round in 0..3 {
+            let starter = [&a, &b][round % 2];
+            let checkpoint = complete(starter, &format!("after healing, round {round}")).await;
+            assert_eq!(checkpoint.manifest.nodes.len(), 3, "after healing: every node");
+            taken.push(checkpoint);
+        }
+
+        running.store(false, Ordering::Relaxed);
+        let settled = cut(&settle(&a).await, tellers);
+        let lost = lost(&settled);
+        let total = tellers as u64 * EACH;
+        for (k, checkpoint) in taken.iter().enumerate() {
+            audit(&format!("seed {seed}, snapshot {k}"), checkpoint, tellers, &lost, total);
+        }
+        eprintln!(
+            "seed {seed}: lossy link: snapshots {completed} completed, {aborted} aborted; \
+             asks {answered} answered, {failed} failed typed; {} deposits lost",
+            lost.values().map(BTreeSet::len).sum::<usize>()
+        );
+        Ok(())
+    });
+    let mut applied = STEADY;
+    drive(sim, move |sim| {
+        if phase.get() == applied {
+            return;
+        }
+        applied = phase.get();
+        match applied {
+            FAULT => {
+                sim.set_link_fail_rate("a", "b", 0.002);
+                sim.set_link_max_message_latency("a", "b", ms(80));
+            }
+            _ => {
+                sim.set_link_fail_rate("a", "b", 0.0);
+                sim.set_link_max_message_latency("a", "b", ms(5));
+            }
+        }
+    });
+}
+
+#[test]
+fn a_node_restarted_with_the_same_name_is_down_once_for_its_watchers_and_snapshots_stay_exact() {
+    each_seed(3, Duration::from_secs(120), restart);
+}
+
+fn restart(seed: u64) {
+    let mut sim = simulation(seed, 10);
+    let board: Shared = Rc::default();
+    let load = Arc::new(AtomicBool::new(true));
+    let phase = Rc::new(std::cell::Cell::new(STEADY));
+    // The bank lives on a and b; c holds an echo that a watches, and takes part in every
+    // snapshot.
+    for (name, tellers) in [("b", PER_NODE), ("c", 0)] {
+        let (board, load) = (board.clone(), load.clone());
+        sim.host(name, move || {
+            let (board, load) = (board.clone(), load.clone());
+            async move {
+                let _node = serve(name, &["a"], tellers, board, load, seed).await;
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+    }
+    let (shared, running, announce) = (board.clone(), load.clone(), phase.clone());
+    sim.client("a", async move {
+        let a = serve("a", &[], PER_NODE, shared.clone(), running.clone(), seed).await;
+        until(|| shared.borrow().nodes.len() == 3).await;
+        let b = shared.borrow().nodes["b"].cluster.clone();
+        linked(&a, &["b", "c"]).await;
+        linked(&b, &["a", "c"]).await;
+        let tellers = open_bank(&a, &shared, &["a", "b"]).await.len();
+        let old_echo = echo_of(&a, &shared, "c");
+        let downs = Arc::new(Mutex::new(Vec::new()));
+        let watcher = a.system().spawn(Watcher { downs: downs.clone() }).unwrap();
+        watcher.ask(old_echo.clone()).await.expect("the watcher watches c's echo");
+        let mut taken = vec![complete(&a, "before the restart").await];
+
+        // c restarts (the simulation drops it and runs its software again) while a
+        // snapshot of the three nodes runs.
+        let snapshot = {
+            let system = a.system().clone();
+            tokio::spawn(async move { system.snapshot_within(Duration::from_secs(3)).await })
+        };
+        announce.set(FAULT);
+        let outcome = snapshot.await.expect("the snapshot task");
+        let completed_during = tally(outcome, &mut taken);
+        until(|| shared.borrow().nodes["c"].starts == 2).await;
+        let c = shared.borrow().nodes["c"].cluster.clone();
+        linked(&a, &["b", "c"]).await;
+        linked(&b, &["a", "c"]).await;
+        linked(&c, &["a", "b"]).await;
+        until(|| !downs.lock().unwrap().is_empty()).await;
+        // Time for a second Down to arrive, if one were coming.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let heard = downs.lock().unwrap().clone();
+        assert_eq!(heard, [ExitReason::NodeDown("c".into())], "seed {seed}: watchers hear NodeDown once");
+
+        // The old incarnation's echo is gone: a typed error. The new one answers.
+        match old_echo.ask(1).await {
+            Err(AskError::NodeDown(_) | AskError::Stopped | AskError::NoReply) => {}
+            other => panic!("seed {seed}: an ask to the previous incarnation's actor: {other:?}"),
+        }
+        let echo = echo_of(&a, &shared, "c");
+        assert_eq!(echo.ask(5).await.expect("the new incarnation's echo answers"), 5);
+
+        for round in 0..3 {
+            let starter = [&a, &b, &c][round % 3];
+            let checkpoint = complete(starter, &format!("after the restart, round {round}")).await;
+            let mut names: Vec<&str> =
+                checkpoint.manifest.nodes.iter().map(|n| n.node.as_str()).collect();
+            names.sort_unstable();
+            assert_eq!(names, ["a", "b", "c"], "after the restart: every node");
+            taken.push(checkpoint);
+        }
+
+        running.store(false, Ordering::Relaxed);
+        let settled = cut(&settle(&a).await, tellers);
+        let lost = lost(&settled);
+        // The bank's link a–b never broke: nothing was lost, every snapshot is exact.
+        assert!(lost.values().all(BTreeSet::is_empty), "seed {seed}: deposits lost: {lost:?}");
+        let total = tellers as u64 * EACH;
+        for (k, checkpoint) in taken.iter().enumerate() {
+            audit(&format!("seed {seed}, snapshot {k}"), checkpoint, tellers, &lost, total);
+        }
+        eprintln!(
+            "seed {seed}: restart: the snapshot during it {}; {} audited",
+            if completed_during { "completed" } else { "aborted" },
+            taken.len()
+        );
+        Ok(())
+    });
+    let mut bounced = false;
+    drive(sim, move |sim| {
+        if phase.get() == FAULT && !bounced {
+            bounced = true;
+            sim.bounce("c");
+        }
+    });
 }
