@@ -83,7 +83,9 @@ fn each_seed(default: u64, wall: Duration, run: fn(u64)) {
                 Err(panic) => std::panic::resume_unwind(panic),
                 Ok(()) => panic!("seed {seed}: the simulation failed"),
             },
-            Err(_) => panic!("seed {seed}: the simulation did not end within {wall:?} of real time"),
+            Err(_) => {
+                panic!("seed {seed}: the simulation did not end within {wall:?} of real time")
+            }
         }
     }
 }
@@ -119,11 +121,10 @@ async fn join(name: &str, seeds: &[&str]) -> Cluster {
     let config = TransportConfig::new(name, any, SECRET.to_vec())
         .with_heartbeat(ms(100), ms(1_000))
         .with_reconnect(Some(amber::ReconnectPolicy::new(ms(100), ms(1_000))));
-    let membership =
-        MembershipConfig::new(seeds.iter().map(|s| SocketAddr::new(ip(s), PORT)))
-            .with_failure_detector(ms(500), ms(200), ms(3_000))
-            .with_gossip_interval(ms(100))
-            .with_advertise(SocketAddr::new(ip(name), PORT), None);
+    let membership = MembershipConfig::new(seeds.iter().map(|s| SocketAddr::new(ip(s), PORT)))
+        .with_failure_detector(ms(500), ms(200), ms(3_000))
+        .with_gossip_interval(ms(100))
+        .with_advertise(SocketAddr::new(ip(name), PORT), None);
     Cluster::join(builder(), config, membership).await.expect("the node joins")
 }
 
@@ -494,8 +495,7 @@ fn cut(checkpoint: &Checkpoint, tellers: usize) -> Cut {
     let mut recorded: BTreeMap<(u32, u32), Vec<(u64, u64)>> = BTreeMap::new();
     for m in &checkpoint.in_flight {
         let Some(&to) = index.get(&m.to) else { continue };
-        if let Ok(MsgView::Deposit { from, seq, amount, .. }) = rmp_serde::from_slice(&m.payload)
-        {
+        if let Ok(MsgView::Deposit { from, seq, amount, .. }) = rmp_serde::from_slice(&m.payload) {
             recorded.entry((from, to)).or_default().push((seq, amount));
         }
     }
@@ -521,20 +521,27 @@ fn lost(settled: &Cut) -> BTreeMap<(u32, u32), BTreeSet<u64>> {
     lost
 }
 
-/// Checks that `checkpoint` is a consistent cut of the tellers, channel by channel, given
-/// the deposits lost for good (`lost`, from the settled end of the run), and that its
-/// money adds up to `total`.
+/// Fails with what is wrong unless `checkpoint` is a consistent cut of the tellers,
+/// channel by channel, given the deposits lost for good (`lost`, from the settled end of
+/// the run), whose money adds up to `total`. Returns how many deposits between tellers of
+/// different nodes (`PER_NODE` tellers a node) it recorded in flight.
 fn audit(
-    label: &str,
     checkpoint: &Checkpoint,
     tellers: usize,
     lost: &BTreeMap<(u32, u32), BTreeSet<u64>>,
     total: u64,
-) {
+) -> Result<usize, String> {
+    macro_rules! check {
+        ($ok:expr, $($why:tt)+) => {
+            if !$ok {
+                return Err(format!($($why)+));
+            }
+        };
+    }
     let cut = cut(checkpoint, tellers);
-    let mut money = 0;
+    let (mut money, mut between_nodes) = (0, 0);
     for (&me, ledger) in &cut.ledgers {
-        assert_eq!(ledger.disorder, 0, "{label}: teller {me} received a deposit twice or late");
+        check!(ledger.disorder == 0, "teller {me} received a deposit twice or out of order");
         money += ledger.balance;
     }
     let none = BTreeSet::new();
@@ -545,30 +552,79 @@ fn audit(
             }
             let sent = sender.sent.get(&to).copied().unwrap_or(0);
             let last = cut.ledgers[&to].last.get(&from).copied().unwrap_or(0);
-            let channel = format!("{label}: channel {from} -> {to}");
-            assert!(last <= sent, "{channel}: received deposit {last}, sent only {sent} at the cut");
+            let channel = format!("channel {from} -> {to}");
+            check!(last <= sent, "{channel}: received deposit {last}, sent only {sent} at the cut");
             let recorded = cut.recorded.get(&(from, to)).map_or(&[][..], Vec::as_slice);
             let seqs: Vec<u64> = recorded.iter().map(|&(seq, _)| seq).collect();
-            assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{channel}: recorded out of order {seqs:?}");
+            check!(seqs.windows(2).all(|w| w[0] < w[1]), "{channel}: recorded {seqs:?}");
             for &(seq, amt) in recorded {
-                assert!(seq > last && seq <= sent, "{channel}: recorded {seq} outside ({last}, {sent}]");
-                assert_eq!(amt, amount(from, to, seq), "{channel}: deposit {seq}'s amount");
+                check!(
+                    seq > last && seq <= sent,
+                    "{channel}: recorded {seq} not in ({last}, {sent}]"
+                );
+                check!(amt == amount(from, to, seq), "{channel}: deposit {seq}'s amount");
                 money += amt;
+            }
+            if from as usize / PER_NODE != to as usize / PER_NODE {
+                between_nodes += recorded.len();
             }
             let gone = lost.get(&(from, to)).unwrap_or(&none);
             for seq in last + 1..=sent {
-                if !seqs.contains(&seq) {
-                    assert!(
-                        gone.contains(&seq),
-                        "{channel}: deposit {seq} was in flight at the cut, delivered later, and \
-                         not recorded"
-                    );
-                }
+                check!(
+                    seqs.contains(&seq) || gone.contains(&seq),
+                    "{channel}: deposit {seq} was in flight at the cut, arrived later, and is \
+                     not recorded"
+                );
             }
             money += gone.range(..=sent).map(|&seq| amount(from, to, seq)).sum::<u64>();
         }
     }
-    assert_eq!(money, total, "{label}: balances + in flight + lost");
+    check!(money == total, "balances + in flight + lost = {money}, not {total}");
+    Ok(between_nodes)
+}
+
+/// Audits every checkpoint of `taken` (see [`audit`]) and that the audit has teeth: the
+/// first checkpoint that recorded a deposit no longer passes without it, nor with it twice.
+/// Returns the deposits recorded in flight between nodes, in all.
+fn audit_all(
+    seed: u64,
+    taken: &[Checkpoint],
+    tellers: usize,
+    lost: &BTreeMap<(u32, u32), BTreeSet<u64>>,
+    total: u64,
+) -> usize {
+    let mut between_nodes = 0;
+    for (k, checkpoint) in taken.iter().enumerate() {
+        match audit(checkpoint, tellers, lost, total) {
+            Ok(n) => between_nodes += n,
+            Err(wrong) => panic!("seed {seed}, snapshot {k} is not a consistent cut: {wrong}"),
+        }
+    }
+    let is_deposit = |m: &amber::snapshot::InFlightRecord| {
+        matches!(rmp_serde::from_slice(&m.payload), Ok(MsgView::Deposit { .. }))
+    };
+    if let Some(checkpoint) = taken.iter().find(|c| c.in_flight.iter().any(is_deposit)) {
+        let records: Vec<_> = checkpoint.in_flight.iter().cloned().collect();
+        let first = records.iter().position(is_deposit).expect("a deposit");
+        let mut without = checkpoint.clone();
+        let mut twice = checkpoint.clone();
+        without.in_flight = amber::snapshot::InFlight::new();
+        twice.in_flight = amber::snapshot::InFlight::new();
+        for (i, record) in records.into_iter().enumerate() {
+            if i == first {
+                twice.in_flight.push(record.clone());
+            } else {
+                without.in_flight.push(record.clone());
+            }
+            twice.in_flight.push(record);
+        }
+        assert!(audit(&without, tellers, lost, total).is_err(), "a deposit left out goes unseen");
+        assert!(
+            audit(&twice, tellers, lost, total).is_err(),
+            "a deposit recorded twice goes unseen"
+        );
+    }
+    between_nodes
 }
 
 /// Snapshots of `node` until one completes with nothing in flight (the load stopped, every
@@ -696,12 +752,10 @@ fn partition_heals(seed: u64) {
         let settled = cut(&settle(&a).await, tellers);
         let lost = lost(&settled);
         let total = tellers as u64 * EACH;
-        for (k, checkpoint) in taken.iter().enumerate() {
-            audit(&format!("seed {seed}, snapshot {k}"), checkpoint, tellers, &lost, total);
-        }
+        let between_nodes = audit_all(seed, &taken, tellers, &lost, total);
         eprintln!(
-            "seed {seed}: partition: {completed} completed, {aborted} aborted; {} audited; \
-             {} deposits lost",
+            "seed {seed}: partition: {completed} completed, {aborted} aborted; {} audited, \
+             {between_nodes} deposits between nodes recorded in flight; {} deposits lost",
             taken.len(),
             lost.values().map(BTreeSet::len).sum::<usize>()
         );
@@ -813,12 +867,11 @@ fn lossy_link(seed: u64) {
         let settled = cut(&settle(&a).await, tellers);
         let lost = lost(&settled);
         let total = tellers as u64 * EACH;
-        for (k, checkpoint) in taken.iter().enumerate() {
-            audit(&format!("seed {seed}, snapshot {k}"), checkpoint, tellers, &lost, total);
-        }
+        let between_nodes = audit_all(seed, &taken, tellers, &lost, total);
         eprintln!(
             "seed {seed}: lossy link: snapshots {completed} completed, {aborted} aborted; \
-             asks {answered} answered, {failed} failed typed; {} deposits lost",
+             asks {answered} answered, {failed} failed typed; {between_nodes} deposits \
+             between nodes recorded in flight; {} deposits lost",
             lost.values().map(BTreeSet::len).sum::<usize>()
         );
         Ok(())
@@ -897,7 +950,11 @@ fn restart(seed: u64) {
         // Time for a second Down to arrive, if one were coming.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let heard = downs.lock().unwrap().clone();
-        assert_eq!(heard, [ExitReason::NodeDown("c".into())], "seed {seed}: watchers hear NodeDown once");
+        assert_eq!(
+            heard,
+            [ExitReason::NodeDown("c".into())],
+            "seed {seed}: watchers hear NodeDown once"
+        );
 
         // The old incarnation's echo is gone: a typed error. The new one answers.
         match old_echo.ask(1).await {
@@ -923,11 +980,10 @@ fn restart(seed: u64) {
         // The bank's link a–b never broke: nothing was lost, every snapshot is exact.
         assert!(lost.values().all(BTreeSet::is_empty), "seed {seed}: deposits lost: {lost:?}");
         let total = tellers as u64 * EACH;
-        for (k, checkpoint) in taken.iter().enumerate() {
-            audit(&format!("seed {seed}, snapshot {k}"), checkpoint, tellers, &lost, total);
-        }
+        let between_nodes = audit_all(seed, &taken, tellers, &lost, total);
         eprintln!(
-            "seed {seed}: restart: the snapshot during it {}; {} audited",
+            "seed {seed}: restart: the snapshot during it {}; {} audited, {between_nodes} \
+             deposits between nodes recorded in flight",
             if completed_during { "completed" } else { "aborted" },
             taken.len()
         );
