@@ -111,6 +111,8 @@ fn builder() -> SystemBuilder {
         .register::<Teller>()
         .register::<Echo>()
         .register::<Watcher>()
+        .register::<Holder>()
+        .register::<Sink>()
         .ask_timeout(ms(1_000))
 }
 
@@ -996,4 +998,363 @@ fn restart(seed: u64) {
             sim.bounce("c");
         }
     });
+}
+
+/// Holds its first message's handler until the gate opens: a snapshot cannot cut it.
+#[derive(Debug)]
+struct Holder {
+    entered: Option<tokio::sync::oneshot::Sender<()>>,
+    gate: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Actor for Holder {
+    type Msg = ();
+    type Reply = ();
+    async fn handle(&mut self, (): (), _ctx: &mut Context<Self>) {
+        if let Some(entered) = self.entered.take() {
+            let _ = entered.send(());
+        }
+        if let Some(gate) = self.gate.take() {
+            let _ = gate.await;
+        }
+    }
+}
+
+impl ActorState for Holder {
+    const TYPE_NAME: &'static str = "turmoil.Holder";
+    fn encode_state(&self) -> Result<Vec<u8>, amber::CodecError> {
+        amber::encode(&())
+    }
+    fn decode_state(_: u32, _: &[u8], _: &ActorSystem) -> Result<Self, StateError> {
+        Ok(Holder { entered: None, gate: None })
+    }
+}
+
+#[test]
+fn a_snapshot_held_past_its_deadline_aborts_on_simulated_time() {
+    each_seed(1, Duration::from_secs(60), held_past_deadline);
+}
+
+/// A snapshot that cannot complete (an actor on b holds its cut back in a handler) must
+/// abort at its deadline, counted on the simulation's clock; the next one completes.
+/// (The engine counted deadlines on the system clock while its timer ran on tokio's: on a
+/// paused or simulated clock the deadline check found the deadline not passed and the
+/// snapshot waited forever.)
+fn held_past_deadline(seed: u64) {
+    let mut sim = simulation(seed, 10);
+    let board: Shared = Rc::default();
+    let load = Arc::new(AtomicBool::new(false));
+    let b_board = board.clone();
+    sim.host("b", move || {
+        let board = b_board.clone();
+        async move {
+            let _node = serve("b", &["a"], 0, board, Arc::default(), seed).await;
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    });
+    sim.client("a", async move {
+        let a = serve("a", &[], 0, board.clone(), load, seed).await;
+        until(|| board.borrow().nodes.len() == 2).await;
+        let b = board.borrow().nodes["b"].cluster.clone();
+        linked(&a, &["b"]).await;
+        let (open, gate) = tokio::sync::oneshot::channel();
+        let (entered_tx, entered) = tokio::sync::oneshot::channel();
+        let holder = Holder { entered: Some(entered_tx), gate: Some(gate) };
+        let holder = b.system().spawn(holder).unwrap();
+        let holder = a.system().decode::<ActorRef<Holder>>(&b.system().encode(&holder).unwrap());
+        holder.unwrap().tell(()).await.expect("the holder is told");
+        entered.await.expect("the holder holds");
+        let held = a.system().snapshot_within(Duration::from_secs(2)).await;
+        match held {
+            Err(SnapshotError::Aborted {
+                reason: amber::AbortCause::Protocol(amber::snapshot::AbortReason::Deadline),
+                ..
+            }) => {}
+            other => panic!("seed {seed}: a held snapshot ended with {other:?}"),
+        }
+        let _ = open.send(());
+        complete(&a, "after the holder let go").await;
+        Ok(())
+    });
+    drive(sim, |_| {});
+}
+
+/// Counts every sender's numbered messages: a repeat or a step back is a violation, a
+/// number skipped is a loss (a dropped link).
+#[derive(ActorState, Debug, Default)]
+#[amber(name = "turmoil.Sink")]
+pub struct Sink {
+    last: BTreeMap<u32, u64>,
+    received: u64,
+    skipped: u64,
+    violations: Vec<String>,
+}
+
+#[amber::actor]
+impl Sink {
+    /// Message `n` (from 1) of `sender`.
+    async fn push(&mut self, sender: u32, n: u64) {
+        self.received += 1;
+        let last = self.last.entry(sender).or_insert(0);
+        if n <= *last {
+            self.violations.push(format!("sender {sender}: got {n} after {last}"));
+        } else {
+            self.skipped += n - *last - 1;
+            *last = n;
+        }
+    }
+
+    /// Messages received, skipped, the violations, and the last number per sender.
+    async fn report(&mut self) -> (u64, u64, Vec<String>, BTreeMap<u32, u64>) {
+        (self.received, self.skipped, self.violations.clone(), self.last.clone())
+    }
+}
+
+/// What the migration test's hosts share.
+#[derive(Default)]
+struct Moving {
+    /// The sinks, encoded, as a spawns them.
+    sinks: Mutex<Vec<(ActorId, Vec<u8>)>>,
+    migrating: AtomicBool,
+    sending: AtomicBool,
+    /// Per node, per sink: messages its sender sent (tells that were accepted).
+    sent: Mutex<BTreeMap<(u32, usize), u64>>,
+    /// Every migration's outcome, in order: (sink, from, to, outcome).
+    outcomes: Mutex<Vec<(usize, String, String, Result<(), String>)>>,
+}
+
+const NAMES: [&str; 3] = ["a", "b", "c"];
+
+/// On every node: an outside sender numbering its messages to every sink, and a mover that
+/// sends each sink running here on to the next node (a → b → c), one attempt per sink
+/// every 100 ms of simulated time while migrations are on.
+fn move_and_send(node: Cluster, index: usize, moving: Arc<Moving>) {
+    let sender = {
+        let (node, moving) = (node.clone(), moving.clone());
+        async move {
+            let mut sinks: Vec<ActorRef<Sink>> = Vec::new();
+            let mut numbers: Vec<u64> = Vec::new();
+            loop {
+                let known = moving.sinks.lock().unwrap().clone();
+                for (_, bytes) in &known[sinks.len()..] {
+                    sinks.push(node.system().decode(bytes).expect("a sink's ref"));
+                    numbers.push(0);
+                }
+                if moving.sending.load(Ordering::Relaxed) {
+                    for (k, sink) in sinks.iter().enumerate() {
+                        // A tell that fails (the sink's node is down for this one) uses no
+                        // number: the next one tries the same number again.
+                        if sink.push(index as u32, numbers[k] + 1).await.is_ok() {
+                            numbers[k] += 1;
+                            moving.sent.lock().unwrap().insert((index as u32, k), numbers[k]);
+                        }
+                    }
+                }
+                tokio::time::sleep(ms(5)).await;
+            }
+        }
+    };
+    tokio::spawn(sender);
+    tokio::spawn(async move {
+        loop {
+            let known = moving.sinks.lock().unwrap().clone();
+            for (k, (id, _)) in known.iter().enumerate() {
+                if index < 2
+                    && moving.migrating.load(Ordering::Relaxed)
+                    && node.system().actor_info(*id).is_some()
+                {
+                    let to = NAMES[index + 1];
+                    let outcome = node.migrate(*id, &to.into()).await.map_err(|e| e.to_string());
+                    let from = NAMES[index].to_owned();
+                    moving.outcomes.lock().unwrap().push((k, from, to.to_owned(), outcome));
+                }
+            }
+            tokio::time::sleep(ms(100)).await;
+        }
+    });
+}
+
+#[test]
+fn actors_migrating_across_a_partition_are_never_on_two_nodes_and_keep_every_senders_order() {
+    each_seed(3, Duration::from_secs(120), |seed| migration_partition(seed, false));
+}
+
+/// BUG (found by this test, seed 1 and every other): a node an actor moved away from
+/// forwards to the actor's new node until "that node goes down", and a dropped link counts
+/// as down: when the link between the two drops and is redialled (same incarnation, a
+/// `Reconnected`), the forwarding entry is gone for good. Every ref that reaches the actor
+/// through that node (refs made on the actor's first node, when it moved a → b → c and the
+/// link b–c blipped) then fails with `NoReply` ("actor stopped before replying") forever,
+/// and tells through it are dropped, while the actor runs on c. Refs are meant to keep
+/// working once a link is back ("refs to its actors work again"). Run with `--ignored`.
+#[test]
+#[ignore = "bug: a forwarding entry ends when its link drops, even if the link comes back"]
+fn refs_through_a_forwarding_node_work_again_once_its_link_to_the_actor_is_back() {
+    each_seed(1, Duration::from_secs(120), |seed| migration_partition(seed, true));
+}
+///
+/// With `strict`, also that the refs made on a, which reach each sink through the nodes it
+/// left, answer once healed and that nothing is lost after healing (see the bug above).
+fn migration_partition(seed: u64, strict: bool) {
+    let mut sim = simulation(seed, 10);
+    let board: Shared = Rc::default();
+    let moving = Arc::new(Moving::default());
+    for (index, name) in NAMES.iter().enumerate().skip(1) {
+        let (board, moving) = (board.clone(), moving.clone());
+        sim.host(*name, move || {
+            let (board, moving) = (board.clone(), moving.clone());
+            async move {
+                let node = serve(name, &["a"], 0, board, Arc::default(), seed).await;
+                move_and_send(node, index, moving);
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+    }
+    sim.client("a", async move {
+        let a = serve("a", &[], 0, board.clone(), Arc::default(), seed).await;
+        until(|| board.borrow().nodes.len() == 3).await;
+        let nodes: Vec<Cluster> =
+            NAMES.iter().map(|n| board.borrow().nodes[*n].cluster.clone()).collect();
+        let all_linked = || async {
+            for (k, node) in nodes.iter().enumerate() {
+                let others: Vec<&str> = NAMES.iter().copied().filter(|n| *n != NAMES[k]).collect();
+                linked(node, &others).await;
+            }
+        };
+        all_linked().await;
+        move_and_send(a.clone(), 0, moving.clone());
+        moving.sending.store(true, Ordering::Relaxed);
+        moving.migrating.store(true, Ordering::Relaxed);
+        let mut sinks: Vec<ActorRef<Sink>> = Vec::new();
+        // Never on two nodes at once, sampled every 5 ms of simulated time, while a new
+        // sink is spawned on a every 400 ms.
+        let hosts = |id: ActorId| -> usize {
+            nodes.iter().filter(|n| n.system().actor_info(id).is_some()).count()
+        };
+        let mut run = async |sinks: &mut Vec<ActorRef<Sink>>, millis: u64, spawn: bool| {
+            for step in 0..millis / 5 {
+                if spawn && step % 80 == 0 {
+                    let sink = a.system().spawn(Sink::default()).unwrap();
+                    let bytes = a.system().encode(&sink).unwrap();
+                    moving.sinks.lock().unwrap().push((sink.id(), bytes));
+                    sinks.push(sink);
+                }
+                for sink in sinks.iter() {
+                    assert!(hosts(sink.id()) <= 1, "seed {seed}: a sink runs on two nodes");
+                }
+                tokio::time::sleep(ms(5)).await;
+            }
+        };
+        run(&mut sinks, 1_000, true).await;
+        turmoil::partition("b", "c");
+        run(&mut sinks, 3_000, true).await;
+        turmoil::repair("b", "c");
+        all_linked().await;
+        // Losses from the partition show as skipped numbers once the next message of the
+        // same sender arrives: a second of traffic first.
+        run(&mut sinks, 1_000, false).await;
+        let report = async |sink: ActorRef<Sink>, sinks: &[ActorRef<Sink>]| {
+            for attempt in 0.. {
+                match tokio::time::timeout(Duration::from_secs(3), sink.report()).await {
+                    Ok(Ok(report)) => return report,
+                    Ok(Err(_)) if attempt < 100 => tokio::time::sleep(ms(20)).await,
+                    Ok(Err(error)) => {
+                        let places: Vec<&str> = (0..3)
+                            .filter(|&k| nodes[k].system().actor_info(sink.id()).is_some())
+                            .map(|k| NAMES[k])
+                            .collect();
+                        let outcomes = moving.outcomes.lock().unwrap().clone();
+                        let k = sinks.iter().position(|s| s.id() == sink.id());
+                        let mine: Vec<_> = outcomes.iter().filter(|o| Some(o.0) == k).collect();
+                        panic!(
+                            "seed {seed}: sink {} does not answer: {error}; it runs on {places:?}; \
+                             its moves: {mine:?}",
+                            sink.id()
+                        )
+                    }
+                    Err(_) => panic!("seed {seed}: an ask to sink {} hung", sink.id()),
+                }
+            }
+            unreachable!()
+        };
+        let mut skipped_before = Vec::new();
+        if strict {
+            for sink in &sinks {
+                skipped_before.push(report(sink.clone(), &sinks).await.1);
+            }
+        }
+        run(&mut sinks, 1_000, false).await;
+        // Every sink reaches c: 20 s of simulated time is plenty once healed.
+        let mut waited = 0;
+        while !sinks.iter().all(|s| nodes[2].system().actor_info(s.id()).is_some()) {
+            waited += 1;
+            if waited > 2_000 {
+                let places: Vec<Vec<&str>> = sinks
+                    .iter()
+                    .map(|s| {
+                        (0..3)
+                            .filter(|&k| nodes[k].system().actor_info(s.id()).is_some())
+                            .map(|k| NAMES[k])
+                            .collect()
+                    })
+                    .collect();
+                let outcomes = moving.outcomes.lock().unwrap().clone();
+                let failed: Vec<_> = outcomes.iter().filter(|o| o.3.is_err()).collect();
+                panic!("seed {seed}: sinks not all on c: {places:?}; failed moves: {failed:?}");
+            }
+            tokio::time::sleep(ms(10)).await;
+        }
+        moving.migrating.store(false, Ordering::Relaxed);
+        moving.sending.store(false, Ordering::Relaxed);
+        run(&mut sinks, 500, false).await;
+        let sent = moving.sent.lock().unwrap().clone();
+        let mut lost = 0;
+        for (k, sink) in sinks.iter().enumerate() {
+            assert_eq!(hosts(sink.id()), 1, "seed {seed}: sink {k} runs on one node");
+            // Read on c, where it runs: a local ref there.
+            let local: ActorRef<Sink> =
+                nodes[2].system().decode(&a.system().encode(sink).unwrap()).unwrap();
+            let expected: BTreeMap<u32, u64> =
+                sent.iter().filter(|((_, s), _)| *s == k).map(|((n, _), &c)| (*n, c)).collect();
+            let (received, skipped, violations, last) = loop {
+                let report = report(local.clone(), &sinks).await;
+                if report.3 == expected || !strict {
+                    break report;
+                }
+                if report.1 > skipped_before[k] {
+                    break report;
+                }
+                tokio::time::sleep(ms(20)).await;
+            };
+            assert!(violations.is_empty(), "seed {seed}: sink {k}: order broken: {violations:?}");
+            for (sender, &n) in &last {
+                let sent = expected.get(sender).copied().unwrap_or(0);
+                assert!(
+                    n <= sent,
+                    "seed {seed}: sink {k}: got {n} of sender {sender}, sent {sent}"
+                );
+            }
+            assert_eq!(received + skipped, last.values().sum::<u64>(), "seed {seed}: sink {k}");
+            if strict {
+                assert_eq!(skipped, skipped_before[k], "seed {seed}: sink {k}: lost after healing");
+                assert_eq!(last, expected, "seed {seed}: sink {k}: the last messages arrived");
+                report(sink.clone(), &sinks).await;
+            }
+            lost += expected.values().sum::<u64>() - received;
+        }
+        let outcomes = moving.outcomes.lock().unwrap().clone();
+        let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.3.as_ref().err()).collect();
+        eprintln!(
+            "seed {seed}: migration: {} sinks, {} moves, {} failed (e.g. {:?}); {} messages lost",
+            sinks.len(),
+            outcomes.len() - failed.len(),
+            failed.len(),
+            failed.first(),
+            lost
+        );
+        Ok(())
+    });
+    drive(sim, |_| {});
 }
