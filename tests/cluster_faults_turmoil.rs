@@ -468,8 +468,9 @@ struct Ledger {
     disorder: u64,
 }
 
-/// A recorded message, read without the actor type.
+/// A recorded message, read without the actor type (every variant, to decode any).
 #[derive(Deserialize)]
+#[allow(dead_code)]
 enum MsgView {
     SetPeers { me: u32, peers: Vec<ActorId> },
     Deposit { from: u32, seq: u64, amount: u64, hops: u32 },
@@ -1123,9 +1124,12 @@ struct Moving {
     sending: AtomicBool,
     /// Per node, per sink: messages its sender sent (tells that were accepted).
     sent: Mutex<BTreeMap<(u32, usize), u64>>,
-    /// Every migration's outcome, in order: (sink, from, to, outcome).
-    outcomes: Mutex<Vec<(usize, String, String, Result<(), String>)>>,
+    /// Every migration's outcome, in order.
+    outcomes: Mutex<Vec<Move>>,
 }
+
+/// A migration: the sink (its index), from, to, and the outcome.
+type Move = (usize, String, String, Result<(), String>);
 
 const NAMES: [&str; 3] = ["a", "b", "c"];
 
@@ -1236,7 +1240,7 @@ fn migration_partition(seed: u64, strict: bool) {
         let hosts = |id: ActorId| -> usize {
             nodes.iter().filter(|n| n.system().actor_info(id).is_some()).count()
         };
-        let mut run = async |sinks: &mut Vec<ActorRef<Sink>>, millis: u64, spawn: bool| {
+        let run = async |sinks: &mut Vec<ActorRef<Sink>>, millis: u64, spawn: bool| {
             for step in 0..millis / 5 {
                 if spawn && step % 80 == 0 {
                     let sink = a.system().spawn(Sink::default()).unwrap();
