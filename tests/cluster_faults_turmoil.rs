@@ -1375,6 +1375,11 @@ fn a_node_cut_off_from_the_others_rejoins_once_healed_and_snapshots_stay_exact()
 /// declares it down on both sides and the links close. Snapshots started by a meanwhile
 /// abort or complete over a and b (checked channel by channel); once healed, c rejoins and
 /// snapshots of all three complete and add up.
+///
+/// Seen here (seed 30, 1 run in 3): once healed, c's stale verdict that a was down reached
+/// b, which closed its healthy link to a until a refuted it a moment later; a snapshot
+/// started then spanned a and c only. A cost of SWIM's "down is final" (the member
+/// rejoins), not a wrong checkpoint.
 fn isolation(seed: u64) {
     let mut sim = simulation(seed, 10);
     let board: Shared = Rc::default();
@@ -1393,7 +1398,18 @@ fn isolation(seed: u64) {
     let (shared, running) = (board.clone(), load.clone());
     sim.client("a", async move {
         let a = serve("a", &[], PER_NODE, shared.clone(), running.clone(), seed).await;
-        let mut events = a.subscribe();
+        // What every node hears, with the simulated time: for the failure messages.
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let listen = |node: &Cluster| {
+            let (mut events, heard) = (node.subscribe(), heard.clone());
+            let me = node.node().to_string();
+            tokio::spawn(async move {
+                while let Ok(event) = events.recv().await {
+                    heard.lock().unwrap().push(format!("{:?} {me}: {event:?}", turmoil::elapsed()));
+                }
+            });
+        };
+        listen(&a);
         until(|| shared.borrow().nodes.len() == 3).await;
         let (b, c) = {
             let board = shared.borrow();
@@ -1402,6 +1418,8 @@ fn isolation(seed: u64) {
         linked(&a, &["b", "c"]).await;
         linked(&b, &["a", "c"]).await;
         linked(&c, &["a", "b"]).await;
+        listen(&b);
+        listen(&c);
         let tellers = open_bank(&a, &shared, &["a", "b", "c"]).await.len();
         let mut taken = vec![complete(&a, "before the isolation").await];
 
@@ -1432,10 +1450,26 @@ fn isolation(seed: u64) {
         linked(&a, &["b", "c"]).await;
         linked(&b, &["a", "c"]).await;
         linked(&c, &["a", "b"]).await;
-        for round in 0..3 {
-            let starter = [&a, &b, &c][round % 3];
-            let checkpoint = complete(starter, &format!("after healing, round {round}")).await;
-            assert_eq!(checkpoint.manifest.nodes.len(), 3, "after healing: every node");
+        // Healing has a transient: c, cut off, declared a and b down, and once it can
+        // gossip again that news reaches the others, which close their links to the
+        // "dead" node until it refutes and rejoins (a link a–b that never broke may drop
+        // once). Snapshots meanwhile may span two nodes (audited all the same); three
+        // spanning all three must follow.
+        let (mut whole, mut attempts) = (0, 0);
+        while whole < 3 {
+            attempts += 1;
+            assert!(
+                attempts <= 40,
+                "seed {seed}: no three snapshots of all nodes after healing; heard: {:#?}",
+                heard.lock().unwrap()
+            );
+            let starter = [&a, &b, &c][attempts % 3];
+            let checkpoint = complete(starter, &format!("after healing, attempt {attempts}")).await;
+            if checkpoint.manifest.nodes.len() == 3 {
+                whole += 1;
+            } else {
+                tokio::time::sleep(ms(100)).await;
+            }
             taken.push(checkpoint);
         }
 
@@ -1446,17 +1480,13 @@ fn isolation(seed: u64) {
         let lost = lost(&settled);
         let total = tellers as u64 * EACH;
         let between_nodes = audit_all(seed, &taken, tellers, &lost, total);
-        let mut heard = Vec::new();
-        while let Ok(event) = events.try_recv() {
-            if matches!(
-                &event,
-                amber::ClusterEvent::MemberDown { node } | amber::ClusterEvent::Restarted { node }
-                    | amber::ClusterEvent::Reconnected { node } | amber::ClusterEvent::Up { node }
-                    if node.as_str() == "c"
-            ) {
-                heard.push(format!("{event:?}"));
-            }
-        }
+        let heard: Vec<String> = heard
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.contains(" a: ") && e.contains("\"c\""))
+            .map(|e| e.split(" a: ").nth(1).unwrap_or_default().to_owned())
+            .collect();
         eprintln!(
             "seed {seed}: isolation: {completed} completed ({partial} of a and b only), \
              {aborted} aborted; {} audited, {between_nodes} deposits between nodes recorded in \
