@@ -1,8 +1,9 @@
 //! Network faults, simulated: clusters of three nodes run as turmoil hosts in one process
 //! (amber-remote's feature `turmoil` puts their links and gossip on turmoil's network), and
-//! the tests break that network while snapshots, asks and money transfers run across it:
-//! a partition between two nodes that heals, a link that drops and delays messages, a node
-//! that restarts with the same name.
+//! the tests break that network while snapshots, asks, migrations and money transfers run
+//! across it: a partition between two nodes that heals, a node cut off long enough to be
+//! declared down that rejoins, a link that drops and delays messages, a node that restarts
+//! with the same name, actors migrating across a partition.
 //!
 //! What they check are invariants, on every outcome:
 //!
@@ -15,7 +16,10 @@
 //!   the unit: balances + recorded deposits + deposits lost before the cut = the total;
 //! - no deposit is received twice or out of its sender's order;
 //! - an ask answers or fails with a typed error (timeout, node down), never hangs;
-//! - once the network heals, snapshots complete again.
+//! - once the network heals, snapshots complete again;
+//! - a restarted node's watchers hear `NodeDown` once; its new actors answer;
+//! - a migrating actor never runs on two nodes, and each sender's order holds;
+//! - a snapshot that cannot complete aborts at its deadline, on the simulation's clock.
 //!
 //! Each test runs over several seeds (turmoil's randomness: latencies, drops, the order
 //! hosts run in; and the workload's). `AMBER_TURMOIL_SEEDS` overrides them: a count (`20`:
@@ -1200,9 +1204,15 @@ fn actors_migrating_across_a_partition_are_never_on_two_nodes_and_keep_every_sen
 fn refs_through_a_forwarding_node_work_again_once_its_link_to_the_actor_is_back() {
     each_seed(1, Duration::from_secs(120), |seed| migration_partition(seed, true));
 }
+
+/// Sinks are spawned on a one after the other and move a → b → c while every node tells
+/// each of them numbered messages; b and c are partitioned for a while, so moves from b to
+/// c fail (typed errors) until the network heals. No sink ever runs on two nodes, every one
+/// ends on c, and no sender's messages arrive twice or out of order. Messages may be lost
+/// (a dropped link loses what it carried, and the bug above loses more).
 ///
 /// With `strict`, also that the refs made on a, which reach each sink through the nodes it
-/// left, answer once healed and that nothing is lost after healing (see the bug above).
+/// left, answer once healed and that nothing is lost after healing.
 fn migration_partition(seed: u64, strict: bool) {
     let mut sim = simulation(seed, 10);
     let board: Shared = Rc::default();
