@@ -213,6 +213,7 @@ mod cluster;
 mod frame;
 mod handshake;
 mod log_limit;
+mod net;
 mod node;
 mod transport;
 

@@ -266,7 +266,10 @@ struct EngineState {
 /// One node's snapshot machinery.
 pub(crate) struct SnapshotEngine {
     me: String,
-    clock: Instant,
+    /// The time the machines' deadlines are counted in: tokio's, like the timer that asks
+    /// for a deadline check ([`ActorSystem::snapshot_within`](crate::ActorSystem::snapshot_within)),
+    /// so that on a paused or simulated clock a passed deadline is seen as passed.
+    clock: tokio::time::Instant,
     state: Arc<Mutex<EngineState>>,
     pub(crate) late: Arc<LateSink>,
     remote: Option<Arc<dyn RemoteDirectory>>,
@@ -293,7 +296,7 @@ impl SnapshotEngine {
                 deferring: HashMap::new(),
             })),
             me,
-            clock: Instant::now(),
+            clock: tokio::time::Instant::now(),
             late: Arc::default(),
             remote,
         }

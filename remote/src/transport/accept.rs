@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 
 #[cfg(feature = "tls")]
@@ -16,6 +15,7 @@ use super::gate::{Full, GatePass};
 use super::{Events, Role, Shared, TransportEvent, lock};
 use crate::frame::FrameReader;
 use crate::handshake::exchange;
+use crate::net::{Listener, Stream};
 use crate::{HandshakeError, Refusal};
 
 /// The most a refused connection is read (and dropped) before it is closed: enough for an
@@ -24,7 +24,7 @@ use crate::{HandshakeError, Refusal};
 const REFUSAL_DRAIN: usize = 2 * 1024;
 
 /// Accepts connections until shutdown; each runs its handshake in its own task.
-pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+pub(super) async fn accept_loop<L: Listener>(shared: Arc<Shared>, listener: L) {
     loop {
         let accepted = tokio::select! {
             () = shared.shutdown.cancelled() => break,
@@ -59,7 +59,7 @@ impl Shared {
     /// Turns away a connection the gate has no place for: logs it (within the address's
     /// warning budget) and, if a refusal slot is free and the link is not TLS, writes the
     /// typed refusal before closing; otherwise closes at once.
-    fn refuse(self: &Arc<Shared>, stream: TcpStream, addr: SocketAddr, full: Full) {
+    fn refuse<S: Stream>(self: &Arc<Shared>, stream: S, addr: SocketAddr, full: Full) {
         metrics::counter!("amber_handshakes_refused_total").increment(1);
         if let Some(suppressed) = lock(&self.warnings).admit(&addr.ip(), Instant::now()) {
             let bound = match full {
@@ -92,7 +92,12 @@ impl Shared {
 
     /// The accepting side of a connection: waits for its first byte, then runs the TLS
     /// handshake if configured, then amber's.
-    async fn serve_tcp(self: Arc<Shared>, stream: TcpStream, addr: SocketAddr, pass: GatePass) {
+    async fn serve_tcp<S: Stream>(
+        self: Arc<Shared>,
+        mut stream: S,
+        addr: SocketAddr,
+        pass: GatePass,
+    ) {
         let Ok(events) = self.events() else { return };
         let timeout = self.config.first_byte_timeout;
         let mut first = [0; 1];
@@ -119,10 +124,10 @@ impl Shared {
 
     /// The accepting side of a connection over TLS: the TLS handshake, then [`Self::serve`].
     #[cfg(feature = "tls")]
-    async fn serve_tls(
+    async fn serve_tls<S: Stream>(
         self: Arc<Shared>,
         tls: TlsConfig,
-        stream: TcpStream,
+        stream: S,
         addr: SocketAddr,
         pass: GatePass,
         events: Events,
@@ -189,7 +194,7 @@ impl Shared {
 /// Writes the refusal, ends our side of the connection, and reads what the dialler sent
 /// until it closes too (bounded by [`REFUSAL_DRAIN`]; the caller bounds the time), so the
 /// dialler reads the refusal instead of a reset. Holds a refusal slot throughout.
-async fn write_refusal(mut stream: TcpStream, bytes: BytesMut, _slot: OwnedSemaphorePermit) {
+async fn write_refusal<S: Stream>(mut stream: S, bytes: BytesMut, _slot: OwnedSemaphorePermit) {
     if stream.write_all(&bytes).await.is_err() || stream.shutdown().await.is_err() {
         return;
     }

@@ -109,7 +109,8 @@ pub struct TransportConfig {
     /// same or a little lower, deposits 20-25 % fewer; two processes flooding one actor:
     /// 15-25 % fewer remote tells (BENCHMARKS.md). Worth it where cores outnumber the
     /// workers. What the transport hands the application runs on the application's
-    /// runtime either way.
+    /// runtime either way. Ignored by a node inside a turmoil simulation (feature
+    /// `turmoil`): its tasks run on its simulated host.
     pub io_thread: bool,
     /// TLS on every link ([`TlsConfig`]); `None` (the default): plain TCP, with amber's
     /// authenticated handshake. Every node of a cluster must agree.

@@ -24,6 +24,7 @@ pub use stats::TransportStats;
 pub use tls::{TlsConfig, TlsError};
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -45,6 +46,7 @@ use crate::frame::FrameReader;
 use crate::handshake::exchange::{self, Identity, PeerHello, Verdict};
 use crate::handshake::proof::{self, Role};
 use crate::log_limit::LogLimit;
+use crate::net;
 use crate::{Frame, FrameCodec, HandshakeError, NodeId, PROTOCOL_VERSION};
 
 /// A node's TCP endpoint: it listens for peers, dials them, keeps one authenticated link per
@@ -157,9 +159,21 @@ impl Transport {
     async fn start(config: TransportConfig, events: Events) -> Result<Transport, TransportError> {
         config.check().map_err(TransportError::Config)?;
         let bind_error = |source| TransportError::Bind { addr: config.listen, source };
-        let listener = std::net::TcpListener::bind(config.listen).map_err(bind_error)?;
-        listener.set_nonblocking(true).map_err(bind_error)?;
-        let local_addr = listener.local_addr().map_err(bind_error)?;
+        // Inside a turmoil simulation (feature `turmoil`) the listener is the simulated
+        // host's, and the transport's tasks run on that host's runtime (no thread of its own).
+        let listener = match net::bind_simulated(config.listen).await {
+            Some(bound) => Opened::Simulated(bound.map_err(bind_error)?),
+            None => {
+                let listener = std::net::TcpListener::bind(config.listen).map_err(bind_error)?;
+                listener.set_nonblocking(true).map_err(bind_error)?;
+                Opened::Os(listener)
+            }
+        };
+        let local_addr = match &listener {
+            Opened::Os(listener) => listener.local_addr(),
+            Opened::Simulated(bound) => bound.local_addr(),
+        }
+        .map_err(bind_error)?;
         let incarnation = proof::incarnation().map_err(|e| match e {
             HandshakeError::Entropy(e) => TransportError::Entropy(e),
             other => TransportError::Entropy(other.to_string()),
@@ -173,7 +187,7 @@ impl Transport {
         };
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let io = match config.io_thread {
+        let io = match config.io_thread && matches!(listener, Opened::Os(_)) {
             true => Some(
                 io::start(config.node.as_str(), shutdown.clone(), tasks.clone())
                     .map_err(TransportError::Thread)?,
@@ -181,9 +195,12 @@ impl Transport {
             false => None,
         };
         // Registered with the reactor of the runtime that runs the transport's tasks.
-        let listener = {
-            let _context = io.as_ref().map(Handle::enter);
-            TcpListener::from_std(listener).map_err(bind_error)?
+        let listener = match listener {
+            Opened::Os(listener) => {
+                let _context = io.as_ref().map(Handle::enter);
+                net::Bound::Tokio(TcpListener::from_std(listener).map_err(bind_error)?)
+            }
+            Opened::Simulated(bound) => bound,
         };
         let shared = Arc::new(Shared {
             codec: FrameCodec::new(config.max_frame),
@@ -203,7 +220,15 @@ impl Transport {
             counters: Counters::default(),
             next_link: AtomicU64::new(1),
         });
-        shared.spawn(accept::accept_loop(shared.clone(), listener));
+        match listener {
+            net::Bound::Tokio(listener) => {
+                shared.spawn(accept::accept_loop(shared.clone(), listener));
+            }
+            #[cfg(feature = "turmoil")]
+            net::Bound::Turmoil(listener) => {
+                shared.spawn(accept::accept_loop(shared.clone(), listener));
+            }
+        }
         tracing::debug!(node = %shared.identity.node, addr = %local_addr, "transport listening");
         Ok(Transport { shared, _owner: Arc::new(Owner(shutdown)) })
     }
@@ -405,17 +430,32 @@ impl Shared {
         addr: SocketAddr,
         events: Events,
     ) -> Result<NodeId, TransportError> {
+        #[cfg(feature = "turmoil")]
+        if net::simulated() {
+            let stream = self.open(turmoil::net::TcpStream::connect(addr), addr).await?;
+            return self.dial_tcp(stream, addr, events).await;
+        }
+        let stream = self.open(TcpStream::connect(addr), addr).await?;
+        self.dial_tcp(stream, addr, events).await
+    }
+
+    /// Waits for a TCP connect (bounded by `handshake_timeout`) and tunes the stream.
+    async fn open<S: net::Stream>(
+        &self,
+        connect: impl Future<Output = std::io::Result<S>>,
+        addr: SocketAddr,
+    ) -> Result<S, TransportError> {
         let timeout = self.config.handshake_timeout;
         let stream = tokio::select! {
             () = self.shutdown.cancelled() => return Err(TransportError::Shutdown),
-            stream = tokio::time::timeout(timeout, TcpStream::connect(addr)) => stream,
+            stream = tokio::time::timeout(timeout, connect) => stream,
         };
         let stream = stream
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))
             .and_then(|stream| stream)
             .map_err(|source| TransportError::Connect { addr, source })?;
         self.tune(&stream).map_err(|source| TransportError::Connect { addr, source })?;
-        self.dial_tcp(stream, addr, events).await
+        Ok(stream)
     }
 
     /// Runs `task` among the transport's tasks, on its own thread if it has one.
@@ -432,16 +472,9 @@ impl Shared {
 
     /// Sets a new connection's socket options: `TCP_NODELAY`, [`UNSENT_LIMIT`], and the
     /// buffer sizes if the configuration bounds them.
-    fn tune(&self, stream: &TcpStream) -> std::io::Result<()> {
-        stream.set_nodelay(true)?;
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        socket2::SockRef::from(stream).set_tcp_notsent_lowat(UNSENT_LIMIT)?;
-        if let Some(bytes) = self.config.socket_buffer {
-            let socket = socket2::SockRef::from(stream);
-            socket.set_send_buffer_size(bytes)?;
-            socket.set_recv_buffer_size(bytes)?;
-        }
-        Ok(())
+    /// (None on simulated sockets, which have no options.)
+    fn tune<S: net::Stream>(&self, stream: &S) -> std::io::Result<()> {
+        stream.tune(UNSENT_LIMIT, self.config.socket_buffer)
     }
 
     fn events(&self) -> Result<Events, TransportError> {
@@ -488,9 +521,9 @@ impl Shared {
     }
 
     /// The dialling side of a connection, after the TCP connect: over TLS if configured.
-    async fn dial_tcp(
+    async fn dial_tcp<S: net::Stream>(
         self: Arc<Shared>,
-        stream: TcpStream,
+        stream: S,
         addr: SocketAddr,
         events: Events,
     ) -> Result<NodeId, TransportError> {
@@ -503,10 +536,10 @@ impl Shared {
 
     /// The dialling side of a connection over TLS: the TLS handshake, then [`Self::dial`].
     #[cfg(feature = "tls")]
-    async fn dial_tls(
+    async fn dial_tls<S: net::Stream>(
         self: Arc<Shared>,
         tls: TlsConfig,
-        stream: TcpStream,
+        stream: S,
         addr: SocketAddr,
         events: Events,
     ) -> Result<NodeId, TransportError> {
@@ -602,6 +635,13 @@ impl Shared {
             _ => Err(TransportError::Duplicate(node.clone())),
         }
     }
+}
+
+/// A listening socket just opened: the operating system's, not yet registered with a
+/// runtime, or a simulated host's (feature `turmoil`).
+enum Opened {
+    Os(std::net::TcpListener),
+    Simulated(net::Bound),
 }
 
 /// A link not yet in the table, and its queues' receiving ends.

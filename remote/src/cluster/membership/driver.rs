@@ -10,7 +10,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use foca::{AccumulatingRuntime, Foca, OwnedNotification, PeriodicParams, PostcardCodec};
 use rand::rngs::StdRng;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio_util::time::DelayQueue;
 
@@ -22,6 +21,7 @@ use super::{Command, Handle, Member, MemberStatus, MembershipConfig, View};
 use crate::NodeId;
 use crate::cluster::{Cluster, ClusterError, ClusterEvent, Shared};
 use crate::log_limit::LogLimit;
+use crate::net::Datagrams;
 
 /// Probe periods a member may stay up and unlinked before the second-named node of the pair
 /// dials it too (the first-named dials at once, and again every period while unlinked).
@@ -46,7 +46,7 @@ pub(super) async fn start(
         ));
     }
     let socket =
-        UdpSocket::bind(config.gossip.unwrap_or(local)).await.map_err(ClusterError::Gossip)?;
+        Datagrams::bind(config.gossip.unwrap_or(local)).await.map_err(ClusterError::Gossip)?;
     let bound = socket.local_addr().map_err(ClusterError::Gossip)?;
     let gossip = config.advertise_gossip.unwrap_or(SocketAddr::new(link.ip(), bound.port()));
     let started = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros());
@@ -121,7 +121,7 @@ struct Driver {
     swim: Swim,
     runtime: AccumulatingRuntime<Identity>,
     timers: DelayQueue<foca::Timer<Identity>>,
-    socket: UdpSocket,
+    socket: Datagrams,
     key: GossipKey,
     me: NodeId,
     seeds: Vec<SocketAddr>,
