@@ -59,6 +59,34 @@ impl Registry {
         Ok(())
     }
 
+    /// Registers new actors (a restore's), as [`insert`](Self::insert) does one by one but
+    /// taking the roster's lock once. On a name already taken, the actors before it stay
+    /// registered, as with `insert`, and the others are not.
+    pub(crate) fn insert_all(&self, mailboxes: &[Arc<dyn AnyMailbox>]) -> Result<(), SpawnError> {
+        let slots = self.roster.insert_all(mailboxes.iter().cloned());
+        for (k, (mailbox, &slot)) in mailboxes.iter().zip(&slots).enumerate() {
+            let id = mailbox.id();
+            if let Some(name) = mailbox.name() {
+                match self.by_name.entry(Arc::from(name)) {
+                    Entry::Occupied(_) => {
+                        for &slot in &slots[k..] {
+                            self.roster.remove(slot);
+                        }
+                        return Err(SpawnError::NameTaken(name.to_owned()));
+                    }
+                    Entry::Vacant(free) => {
+                        free.insert(id);
+                    }
+                }
+            }
+            let registered = Registered { mailbox: mailbox.clone(), slot };
+            if let Some(replaced) = self.by_id.insert(id, registered) {
+                self.roster.remove(replaced.slot);
+            }
+        }
+        Ok(())
+    }
+
     /// Removes a stopped actor.
     pub(crate) fn remove(&self, id: ActorId, name: Option<&str>) {
         if let Some((_, gone)) = self.by_id.remove(&id) {

@@ -47,21 +47,15 @@ impl<T> Default for Roster<T> {
 impl<T: Clone> Roster<T> {
     /// Adds `mailbox`; returns its slot, for [`remove`](Self::remove).
     pub(crate) fn insert(&self, mailbox: T) -> u32 {
+        self.lock().insert(mailbox)
+    }
+
+    /// Adds every one of `mailboxes` under one lock (a restore registers its actors from
+    /// several threads at once: a lock per actor made them take turns); returns their
+    /// slots, in order.
+    pub(crate) fn insert_all(&self, mailboxes: impl IntoIterator<Item = T>) -> Vec<u32> {
         let mut slots = self.lock();
-        let slot = match slots.free.pop() {
-            Some(slot) => slot,
-            None => {
-                let slot = slots.used;
-                slots.used += 1;
-                if slot as usize / CHUNK == slots.chunks.len() {
-                    slots.chunks.push(Arc::new(vec![None; CHUNK]));
-                }
-                slot
-            }
-        };
-        *slots.at(slot) = Some(mailbox);
-        slots.live += 1;
-        slot
+        mailboxes.into_iter().map(|mailbox| slots.insert(mailbox)).collect()
     }
 
     /// Takes the mailbox out of `slot` (its actor left the registry).
@@ -89,6 +83,23 @@ impl<T: Clone> Roster<T> {
 }
 
 impl<T: Clone> Slots<T> {
+    fn insert(&mut self, mailbox: T) -> u32 {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                let slot = self.used;
+                self.used += 1;
+                if slot as usize / CHUNK == self.chunks.len() {
+                    self.chunks.push(Arc::new(vec![None; CHUNK]));
+                }
+                slot
+            }
+        };
+        *self.at(slot) = Some(mailbox);
+        self.live += 1;
+        slot
+    }
+
     /// `slot`, in a chunk of its own (copied first if a list holds it).
     fn at(&mut self, slot: u32) -> &mut Option<T> {
         let (chunk, i) = (slot as usize / CHUNK, slot as usize % CHUNK);
@@ -135,6 +146,20 @@ mod tests {
         assert!(Arc::ptr_eq(&before[1], &after[1]));
         assert!(!Arc::ptr_eq(&before[0], &after[0]) && !Arc::ptr_eq(&before[2], &after[2]));
         assert_eq!(after.len(), 4);
+    }
+
+    #[test]
+    fn a_batch_takes_slots_as_single_inserts_would() {
+        let roster = Roster::default();
+        let a = roster.insert(Arc::new(1));
+        roster.insert(Arc::new(2));
+        roster.remove(a);
+        let slots = roster.insert_all((10..1500).map(Arc::new));
+        assert_eq!(slots[0], a, "a free slot first");
+        assert_eq!(slots[1..], (2..1491).collect::<Vec<_>>()[..]);
+        let (list, n) = roster.list();
+        assert_eq!(n, 1491);
+        assert_eq!(live(&list)[..3], [10, 2, 11]);
     }
 
     #[test]

@@ -402,16 +402,17 @@ impl SystemBuilder {
         }
         let todo: Vec<(usize, RestoreFns)> = kept.iter().copied().zip(fns).collect();
         let created = fan_out::in_parts(runtime, &todo, CHUNK, THREADS_FROM, |part| {
-            let mut mailboxes = Vec::with_capacity(part.len());
-            for &(i, restore) in part {
-                let mailbox = (restore.create)(&system, &actors[i], epoch);
-                system
-                    .registry()
-                    .insert(mailbox.clone())
-                    .map_err(|e| RestoreError::Invalid(e.to_string()))?;
-                mailboxes.push((mailbox, restore.prepare));
-            }
-            Ok::<_, RestoreError>(mailboxes)
+            let made: Vec<Arc<dyn AnyMailbox>> = part
+                .iter()
+                .map(|&(i, restore)| (restore.create)(&system, &actors[i], epoch))
+                .collect();
+            system
+                .registry()
+                .insert_all(&made)
+                .map_err(|e| RestoreError::Invalid(e.to_string()))?;
+            Ok::<_, RestoreError>(
+                made.into_iter().zip(part.iter().map(|(_, r)| r.prepare)).collect::<Vec<_>>(),
+            )
         });
         let mut mailboxes: Vec<Arc<dyn AnyMailbox>> = Vec::with_capacity(kept.len());
         let mut prepare = Vec::with_capacity(kept.len());
