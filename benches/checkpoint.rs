@@ -3,10 +3,10 @@
 //! as the runtime records them (one backlog per actor). This is the per-message cost a
 //! snapshot of a loaded system pays after the cut. `cargo bench --bench checkpoint`.
 
-use amber::snapshot::{
-    ActorEntry, ActorId, Backlog, Checkpoint, CheckpointId, Epoch, InFlight, Manifest, NodeEntry,
-    SpawnCapacity, SpawnRestart, StateRecord, SystemId,
-};
+#[path = "../snapshot/tests/incremental_world/mod.rs"]
+mod world;
+
+use amber::snapshot::{Backlog, Checkpoint, Epoch, InFlight};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde::Serialize;
 
@@ -19,14 +19,14 @@ enum AccountMsg {
     Deposit { amount: u64 },
 }
 
+/// The incremental tests' world of accounts (60-byte states), with every account's backlog.
 fn bank() -> Checkpoint {
-    let system = SystemId(0x5eed_0000_0000_0001);
-    let id = |seq| ActorId::new(system, seq);
+    let mut checkpoint = world::world(3, &vec![1; ACCOUNTS as usize], 60);
     let mut in_flight = InFlight::new();
     for to in 1..=ACCOUNTS {
-        let mut backlog = Backlog::builder(id(to));
+        let mut backlog = Backlog::builder(world::actor(to));
         for m in 0..QUEUED {
-            let from = Some(id(1 + (to * 7 + m) % ACCOUNTS));
+            let from = Some(world::actor(1 + (to * 7 + m) % ACCOUNTS));
             let msg = AccountMsg::Deposit { amount: 1 + (to * m) % 120 };
             backlog
                 .push_with(from, Epoch(3), false, |out| rmp_serde::encode::write_named(out, &msg))
@@ -34,32 +34,8 @@ fn bank() -> Checkpoint {
         }
         in_flight.append_backlog(backlog.finish());
     }
-    Checkpoint {
-        manifest: Manifest {
-            id: CheckpointId(3),
-            epoch: Epoch(3),
-            created_unix_ms: 1_700_000_000_000,
-            nodes: vec![NodeEntry { node: "local".into(), address: None }],
-            actors: (1..=ACCOUNTS)
-                .map(|seq| ActorEntry {
-                    id: id(seq),
-                    type_name: "bank.Account".into(),
-                    name: None,
-                    node: "local".into(),
-                    parent: None,
-                    watchers: vec![],
-                    watching: vec![],
-                    state_version: 1,
-                    capacity: SpawnCapacity::SystemDefault,
-                    restart: SpawnRestart::Never,
-                })
-                .collect(),
-        },
-        states: (1..=ACCOUNTS)
-            .map(|seq| StateRecord { id: id(seq), state: vec![0x94; 60], timers: vec![] })
-            .collect(),
-        in_flight,
-    }
+    checkpoint.in_flight = in_flight;
+    checkpoint
 }
 
 fn benches(c: &mut Criterion) {

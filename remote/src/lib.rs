@@ -220,8 +220,8 @@ mod transport;
 pub use cluster::{
     Cluster, ClusterError, ClusterEvent, EntityRef, GossipStats, KeeperMsg, KeeperReply,
     LostShards, Member, MemberStatus, MembershipConfig, Placement, PlacementError, Rebalance,
-    Restarted, ShardKeeper, ShardRefusal, Sharding, ShardingConfig, ShardingError, SpawnRefusal,
-    TellError,
+    RestartSourceError, Restarted, ShardKeeper, ShardRefusal, Sharding, ShardingConfig,
+    ShardingError, SpawnRefusal, TellError,
 };
 pub use frame::{DEFAULT_MAX_FRAME, Frame, FrameCodec, FrameError, FrameKind, HEADER_LEN};
 pub use handshake::{HandshakeError, PROTOCOL_VERSION, Refusal};

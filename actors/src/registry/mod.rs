@@ -42,20 +42,9 @@ impl Registry {
 
     /// Registers a new actor (and its name, which must be free).
     pub(crate) fn insert(&self, mailbox: Arc<dyn AnyMailbox>) -> Result<(), SpawnError> {
-        let id = mailbox.id();
-        if let Some(name) = mailbox.name() {
-            match self.by_name.entry(Arc::from(name)) {
-                Entry::Occupied(_) => return Err(SpawnError::NameTaken(name.to_owned())),
-                Entry::Vacant(slot) => {
-                    slot.insert(id);
-                }
-            }
-        }
+        self.claim_name(&mailbox)?;
         let slot = self.roster.insert(mailbox.clone());
-        // The id's earlier mailbox, if any, leaves the roster with its place in the map.
-        if let Some(replaced) = self.by_id.insert(id, Registered { mailbox, slot }) {
-            self.roster.remove(replaced.slot);
-        }
+        self.put(mailbox, slot);
         Ok(())
     }
 
@@ -65,26 +54,36 @@ impl Registry {
     pub(crate) fn insert_all(&self, mailboxes: &[Arc<dyn AnyMailbox>]) -> Result<(), SpawnError> {
         let slots = self.roster.insert_all(mailboxes.iter().cloned());
         for (k, (mailbox, &slot)) in mailboxes.iter().zip(&slots).enumerate() {
-            let id = mailbox.id();
-            if let Some(name) = mailbox.name() {
-                match self.by_name.entry(Arc::from(name)) {
-                    Entry::Occupied(_) => {
-                        for &slot in &slots[k..] {
-                            self.roster.remove(slot);
-                        }
-                        return Err(SpawnError::NameTaken(name.to_owned()));
-                    }
-                    Entry::Vacant(free) => {
-                        free.insert(id);
-                    }
+            if let Err(taken) = self.claim_name(mailbox) {
+                for &slot in &slots[k..] {
+                    self.roster.remove(slot);
                 }
+                return Err(taken);
             }
-            let registered = Registered { mailbox: mailbox.clone(), slot };
-            if let Some(replaced) = self.by_id.insert(id, registered) {
-                self.roster.remove(replaced.slot);
+            self.put(mailbox.clone(), slot);
+        }
+        Ok(())
+    }
+
+    /// Takes `mailbox`'s name for it, if it has one and the name is free.
+    fn claim_name(&self, mailbox: &Arc<dyn AnyMailbox>) -> Result<(), SpawnError> {
+        if let Some(name) = mailbox.name() {
+            match self.by_name.entry(Arc::from(name)) {
+                Entry::Occupied(_) => return Err(SpawnError::NameTaken(name.to_owned())),
+                Entry::Vacant(free) => {
+                    free.insert(mailbox.id());
+                }
             }
         }
         Ok(())
+    }
+
+    /// Maps `mailbox`'s id to it and its roster `slot`; the id's earlier mailbox, if any,
+    /// leaves the roster with its place in the map.
+    fn put(&self, mailbox: Arc<dyn AnyMailbox>, slot: u32) {
+        if let Some(replaced) = self.by_id.insert(mailbox.id(), Registered { mailbox, slot }) {
+            self.roster.remove(replaced.slot);
+        }
     }
 
     /// Removes a stopped actor.

@@ -105,8 +105,8 @@ pub use self::membership::{GossipStats, Member, MemberStatus, MembershipConfig};
 use self::outbound::Outbound;
 pub use self::placement::{Placement, PlacementError};
 pub use self::sharding::{
-    EntityRef, KeeperMsg, KeeperReply, LostShards, Rebalance, Restarted, ShardKeeper, ShardRefusal,
-    Sharding, ShardingConfig, ShardingError, TellError,
+    EntityRef, KeeperMsg, KeeperReply, LostShards, Rebalance, RestartSourceError, Restarted,
+    ShardKeeper, ShardRefusal, Sharding, ShardingConfig, ShardingError, TellError,
 };
 pub use self::spawn::SpawnRefusal;
 use self::strikes::Strike;

@@ -125,3 +125,16 @@ pub struct TellError<M> {
     /// Why.
     pub error: ShardingError,
 }
+
+/// Why a restart of lost shards ([`LostShards`](super::LostShards)) found no checkpoint to
+/// restart from: the store could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestartSourceError {
+    /// The store refused the read.
+    #[error(transparent)]
+    Store(#[from] amber_snapshot::StoreError),
+    /// The task reading the store panicked or was cancelled (the runtime shutting down).
+    #[error("the task reading the checkpoint store ended: {0}")]
+    Reader(String),
+}

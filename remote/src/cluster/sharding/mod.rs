@@ -49,7 +49,7 @@ pub use self::config::ShardingConfig;
 pub(crate) use self::control::ShardControl;
 pub(super) use self::control::{Regions, on_control};
 pub use self::entity::EntityRef;
-pub use self::error::{ShardRefusal, ShardingError, TellError};
+pub use self::error::{RestartSourceError, ShardRefusal, ShardingError, TellError};
 pub use self::keeper::{KeeperMsg, KeeperReply, ShardKeeper};
 pub use self::rebalance::Rebalance;
 use self::region::Region;

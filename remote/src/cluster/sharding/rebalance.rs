@@ -40,7 +40,7 @@ fn log_lost(report: &LostShards) {
         without_checkpoint = ?report.without_checkpoint,
         failed = report.failed.len(),
         skipped = report.skipped.len(),
-        error = report.error.as_deref().unwrap_or(""),
+        error = report.error.as_ref().map(ToString::to_string).unwrap_or_default(),
         "restarted a lost node's shards here from a checkpoint: what their entities did after its snapshot is lost"
     );
 }

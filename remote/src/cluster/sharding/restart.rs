@@ -6,8 +6,9 @@
 //! newest checkpoint of the store that loads).
 
 use amber_actors::{ActorState, SpawnError};
-use amber_snapshot::{Checkpoint, CheckpointId, Epoch};
+use amber_snapshot::{Checkpoint, CheckpointId, Epoch, StoreError};
 
+use super::error::RestartSourceError;
 use super::keeper::{KEEPER_TYPE, KeeperMsg, ShardKeeper};
 use super::region::{Fresh, Region};
 use super::{ShardRefusal, hash};
@@ -94,10 +95,10 @@ pub struct LostShards {
     /// the store could not be read: see `error`), and its snapshot's epoch: the work of the
     /// restarted entities after that epoch is lost.
     pub checkpoint: Option<(CheckpointId, Epoch)>,
-    /// Newer checkpoints that did not load, and why (newest first).
-    pub skipped: Vec<String>,
+    /// Why each newer checkpoint did not load (newest first).
+    pub skipped: Vec<StoreError>,
     /// The store could not be read.
-    pub error: Option<String>,
+    pub error: Option<RestartSourceError>,
     /// The keys of the entities started here from the checkpoint.
     pub restarted: Vec<String>,
     /// The keys of passivated entities whose kept states came back from the checkpoint
@@ -136,15 +137,15 @@ pub(super) async fn restart_lost_shards<E: ActorState>(
     let loaded = tokio::task::spawn_blocking(move || store.latest_valid()).await;
     let checkpoint = match loaded {
         Ok(Ok(latest)) => {
-            report.skipped = latest.skipped.iter().map(ToString::to_string).collect();
+            report.skipped = latest.skipped;
             latest.checkpoint
         }
         Ok(Err(e)) => {
-            report.error = Some(e.to_string());
+            report.error = Some(e.into());
             None
         }
         Err(e) => {
-            report.error = Some(e.to_string());
+            report.error = Some(RestartSourceError::Reader(e.to_string()));
             None
         }
     };
