@@ -122,7 +122,7 @@ pub(crate) fn encode_into<T: serde::Serialize + ?Sized>(
     out: &mut Vec<u8>,
 ) -> Result<(), CodecError> {
     let start = out.len();
-    rmp_serde::encode::write_named(out, value).map_err(|e| {
+    amber_snapshot::msgpack::write_named(out, value).map_err(|e| {
         out.truncate(start);
         CodecError::new(e.to_string())
     })

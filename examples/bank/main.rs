@@ -193,9 +193,10 @@ fn audit(checkpoint: &Checkpoint) -> Result<Audit, String> {
         a.balances += state.balance;
         a.received += state.received;
     }
-    for m in &checkpoint.in_flight {
+    // Borrowed, not as records: a loaded bank's snapshot holds hundreds of thousands.
+    for m in checkpoint.in_flight.messages() {
         if let Msg::Deposit { amount } =
-            rmp_serde::from_slice(&m.payload).map_err(|e| format!("message to {}: {e}", m.to))?
+            rmp_serde::from_slice(m.payload).map_err(|e| format!("message to {}: {e}", m.to))?
         {
             a.in_flight += amount;
             a.deposits_in_flight += 1;

@@ -11,6 +11,8 @@
 //! ([`encode`], [`decode`]) to a [`CheckpointStore`]; [`FsStore`] keeps them as files, with
 //! blocking `std::fs` calls. [`Store::from_url`] opens a store named by a path or URL.
 //!
+//! States and messages are MessagePack; [`msgpack`] writes it as `rmp-serde` does, faster.
+//!
 //! # Cargo features
 //!
 //! | feature | default | what it adds |
@@ -22,6 +24,7 @@
 mod checkpoint;
 mod epoch;
 mod id;
+pub mod msgpack;
 mod protocol;
 
 /// The byte buffer type of [`InFlightRecord::payload`] (re-exported from the `bytes` crate).
@@ -29,10 +32,10 @@ pub use bytes::Bytes;
 pub use checkpoint::{
     ActorEntry, BATCH_BYTES, Backlog, BacklogBuilder, BacklogMessage, CHECKPOINT_FORMAT_VERSION,
     Checkpoint, CheckpointId, CheckpointInfo, CheckpointStore, Compression, FormatError, FsStore,
-    InFlight, InFlightIntoIter, InFlightIter, InFlightRecord, InFlightRun, LatestValid,
-    MAX_EXPANSION, Manifest, NodeEntry, OLDEST_READABLE_VERSION, RecordKind, ReferenceProblem,
-    SpawnCapacity, SpawnRestart, StateRecord, Store, StoreError, TimerEntry, ValidationError,
-    decode, decode_manifest, encode, encode_with,
+    InFlight, InFlightIntoIter, InFlightIter, InFlightMessage, InFlightMessages, InFlightRecord,
+    InFlightRun, LatestValid, MAX_EXPANSION, Manifest, NodeEntry, OLDEST_READABLE_VERSION,
+    RecordKind, ReferenceProblem, SpawnCapacity, SpawnRestart, StateRecord, Store, StoreError,
+    TimerEntry, ValidationError, decode, decode_manifest, encode, encode_with,
 };
 #[cfg(feature = "s3")]
 pub use checkpoint::{AsyncCheckpointStore, DEFAULT_PART_SIZE, ObjectStoreCheckpoints};

@@ -58,20 +58,26 @@ struct Message {
     end: usize,
 }
 
-/// One message of a checkpoint's in flight as it is written, borrowed from a record or a
-/// backlog.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct View<'a> {
-    pub(crate) to: ActorId,
-    pub(crate) from: Option<ActorId>,
-    pub(crate) epoch: Epoch,
-    pub(crate) ask: bool,
-    pub(crate) payload: &'a [u8],
+/// One message in flight, borrowed from its record or its backlog
+/// ([`InFlight::messages`](crate::InFlight::messages)): what its record says, without making
+/// one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InFlightMessage<'a> {
+    /// The receiver.
+    pub to: ActorId,
+    /// The sending actor, or `None` for a message from outside the system or from a timer.
+    pub from: Option<ActorId>,
+    /// The epoch the message was tagged with when it was sent.
+    pub epoch: Epoch,
+    /// Whether the message is an ask.
+    pub ask: bool,
+    /// The message, encoded.
+    pub payload: &'a [u8],
 }
 
-impl<'a> From<&'a InFlightRecord> for View<'a> {
-    fn from(record: &'a InFlightRecord) -> View<'a> {
-        View {
+impl<'a> From<&'a InFlightRecord> for InFlightMessage<'a> {
+    fn from(record: &'a InFlightRecord) -> InFlightMessage<'a> {
+        InFlightMessage {
             to: record.to,
             from: record.from,
             epoch: record.epoch,
@@ -173,7 +179,7 @@ pub struct BacklogMessage<'a> {
     pub payload: &'a [u8],
 }
 
-/// A backlog's messages as [`View`]s, in order ([`Backlog::cursor`]).
+/// A backlog's messages as [`InFlightMessage`]s, in order ([`Backlog::cursor`]).
 pub(crate) struct Cursor<'a> {
     to: ActorId,
     messages: std::slice::Iter<'a, Message>,
@@ -183,14 +189,14 @@ pub(crate) struct Cursor<'a> {
 }
 
 impl<'a> Iterator for Cursor<'a> {
-    type Item = View<'a>;
+    type Item = InFlightMessage<'a>;
 
     #[inline]
-    fn next(&mut self) -> Option<View<'a>> {
+    fn next(&mut self) -> Option<InFlightMessage<'a>> {
         let m = self.messages.next()?;
         let payload = &self.payloads[self.start..m.end];
         self.start = m.end;
-        Some(View { to: self.to, from: m.from, epoch: m.epoch, ask: m.ask, payload })
+        Some(InFlightMessage { to: self.to, from: m.from, epoch: m.epoch, ask: m.ask, payload })
     }
 }
 

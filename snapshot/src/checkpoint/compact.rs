@@ -50,7 +50,7 @@ use std::fmt;
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::checkpoint::backlog::View;
+use crate::checkpoint::backlog::InFlightMessage;
 use crate::checkpoint::in_flight::InFlight;
 use crate::checkpoint::model::{
     ActorEntry, InFlightRecord, Manifest, NodeEntry, SpawnCapacity, SpawnRestart, StateRecord,
@@ -683,7 +683,7 @@ impl Visitor<'_> for SecondVisitor {
 /// them. The bytes are the ones rmp-serde writes for the same item (tested).
 pub(crate) fn write_in_flight(
     out: &mut Vec<u8>,
-    message: View<'_>,
+    message: InFlightMessage<'_>,
     same_receiver: bool,
     systems: &Systems,
 ) -> Result<(), rmp_serde::encode::Error> {
@@ -846,8 +846,13 @@ mod tests {
                     ActorId::new(SystemId(systems_ids[(n + 1) % 2]), edges[edges.len() - 1 - n])
                 });
                 for same in [false, true] {
-                    let view =
-                        View { to, from, epoch: Epoch(edge), ask: n % 2 == 0, payload: &payload };
+                    let view = InFlightMessage {
+                        to,
+                        from,
+                        epoch: Epoch(edge),
+                        ask: n % 2 == 0,
+                        payload: &payload,
+                    };
                     let mut ours = Vec::new();
                     write_in_flight(&mut ours, view, same, &systems).unwrap();
                     let reference = InFlightOut {

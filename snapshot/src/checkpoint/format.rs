@@ -69,7 +69,7 @@ use crate::checkpoint::compact::{
     self, InFlightIn, ManifestRaw, ManifestRead, StateIn, StateItem, StateOut, Systems,
 };
 use crate::checkpoint::error::FormatError;
-use crate::checkpoint::in_flight::Views;
+use crate::checkpoint::in_flight::InFlightMessages;
 use crate::checkpoint::incremental::{Parts, Plan, Slot, StoredPlaces};
 use crate::checkpoint::model::{Checkpoint, CheckpointId, InFlightRecord, Manifest, StateRecord};
 
@@ -315,7 +315,7 @@ pub(crate) struct Encoder<'a> {
     level: Option<i32>,
     /// The in-flight messages not yet written (they are kept in chunks: walked, not
     /// indexed), and the receiver of the last one written.
-    messages: Views<'a>,
+    messages: InFlightMessages<'a>,
     last_to: Option<ActorId>,
     /// How the states are written, for an incremental checkpoint (version 5).
     plan: Option<&'a Plan>,
@@ -356,7 +356,7 @@ impl<'a> Encoder<'a> {
             stage: Stage::Start,
             places: None,
             level,
-            messages: checkpoint.in_flight.views(),
+            messages: checkpoint.in_flight.messages(),
             last_to: None,
             plan,
         }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::iter::{FlatMap, FusedIterator};
 use std::ops::{Index, IndexMut};
 
-use super::backlog::{Backlog, View};
+use super::backlog::{Backlog, InFlightMessage};
 use super::model::InFlightRecord;
 use crate::{ActorId, SystemId};
 
@@ -154,9 +154,10 @@ impl InFlight {
         self.chunks.iter().map(Chunk::records)
     }
 
-    /// The messages as they are written, in order, without making records of backlogs.
-    pub(crate) fn views(&self) -> Views<'_> {
-        Views::new(&self.chunks, self.len)
+    /// The messages, borrowed, in order, without making records of backlogs: the cheap way
+    /// to read every message of a large snapshot (an audit, the writer).
+    pub fn messages(&self) -> InFlightMessages<'_> {
+        InFlightMessages::new(&self.chunks, self.len)
     }
 
     /// Every system a receiver or sender is of, each at least once, in order of first sight
@@ -438,36 +439,44 @@ pub enum InFlightRun<'a> {
     Backlog(&'a Backlog),
 }
 
-/// The messages of an [`InFlight`] as they are written ([`InFlight::views`]): a cursor in
-/// the chunk being walked, so that a backlog's messages come one after the other without
-/// indexing (hundreds of thousands per snapshot of a loaded system).
-pub(crate) struct Views<'a> {
+/// The messages of an [`InFlight`], borrowed ([`InFlight::messages`]): a cursor in the chunk
+/// being walked, so that a backlog's messages come one after the other without indexing
+/// (hundreds of thousands per snapshot of a loaded system).
+pub struct InFlightMessages<'a> {
     chunks: std::slice::Iter<'a, Chunk>,
     current: Cursor<'a>,
     left: usize,
 }
 
-/// Where [`Views`] is in its current chunk.
+impl std::fmt::Debug for InFlightMessages<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlightMessages").field("left", &self.left).finish_non_exhaustive()
+    }
+}
+
+impl ExactSizeIterator for InFlightMessages<'_> {}
+
+/// Where [`InFlightMessages`] is in its current chunk.
 enum Cursor<'a> {
     Records(std::slice::Iter<'a, InFlightRecord>),
     Backlog(super::backlog::Cursor<'a>),
 }
 
-impl<'a> Views<'a> {
-    fn new(chunks: &'a [Chunk], left: usize) -> Views<'a> {
-        Views { chunks: chunks.iter(), current: Cursor::Records([].iter()), left }
+impl<'a> InFlightMessages<'a> {
+    fn new(chunks: &'a [Chunk], left: usize) -> InFlightMessages<'a> {
+        InFlightMessages { chunks: chunks.iter(), current: Cursor::Records([].iter()), left }
     }
 }
 
-impl<'a> Iterator for Views<'a> {
-    type Item = View<'a>;
+impl<'a> Iterator for InFlightMessages<'a> {
+    type Item = InFlightMessage<'a>;
 
     #[inline]
-    fn next(&mut self) -> Option<View<'a>> {
+    fn next(&mut self) -> Option<InFlightMessage<'a>> {
         loop {
             let view = match &mut self.current {
                 Cursor::Backlog(cursor) => cursor.next(),
-                Cursor::Records(records) => records.next().map(View::from),
+                Cursor::Records(records) => records.next().map(InFlightMessage::from),
             };
             if let Some(view) = view {
                 self.left -= 1;
@@ -543,11 +552,11 @@ mod tests {
             assert!(in_flight.iter().eq(flat.iter()));
             assert!(
                 in_flight
-                    .views()
+                    .messages()
                     .map(|v| (v.to, v.from, v.epoch, v.ask, v.payload))
                     .eq(flat.iter().map(|r| (r.to, r.from, r.epoch, r.ask, &r.payload[..])))
             );
-            assert_eq!(in_flight.views().count(), flat.len());
+            assert_eq!(in_flight.messages().count(), flat.len());
             assert_eq!(
                 in_flight.payload_bytes(),
                 flat.iter().map(|r| r.payload.len()).sum::<usize>()

@@ -32,14 +32,16 @@ mod object;
 mod store;
 mod url;
 
-pub use backlog::{Backlog, BacklogBuilder, BacklogMessage};
+pub use backlog::{Backlog, BacklogBuilder, BacklogMessage, InFlightMessage};
 pub use error::{FormatError, ReferenceProblem, StoreError, ValidationError};
 pub use format::{
     BATCH_BYTES, CHECKPOINT_FORMAT_VERSION, Compression, MAX_EXPANSION, OLDEST_READABLE_VERSION,
     RecordKind, decode, decode_manifest, encode, encode_with,
 };
 pub use fs::FsStore;
-pub use in_flight::{InFlight, InFlightRun, IntoIter as InFlightIntoIter, Iter as InFlightIter};
+pub use in_flight::{
+    InFlight, InFlightMessages, InFlightRun, IntoIter as InFlightIntoIter, Iter as InFlightIter,
+};
 pub use model::{
     ActorEntry, Checkpoint, CheckpointId, InFlightRecord, Manifest, NodeEntry, SpawnCapacity,
     SpawnRestart, StateRecord, TimerEntry,
