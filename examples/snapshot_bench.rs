@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amber::prelude::*;
-use amber::snapshot::{CheckpointStore, FsStore};
+use amber::snapshot::{CheckpointStore, FsStore, Store};
 use clap::Parser;
 use hdrhistogram::Histogram;
 
@@ -36,6 +36,10 @@ struct Options {
     /// Print the snapshot figures only, one JSON object per line and case.
     #[arg(long)]
     json: bool,
+    /// Measure checkpoints in this store (a directory or URL) instead: whole and incremental
+    /// writes and restores of `--max` idle actors.
+    #[arg(long, value_name = "DIR|URL")]
+    store: Option<String>,
 }
 
 /// An idle actor with a little state.
@@ -173,6 +177,79 @@ async fn idle(n: usize, dir: &std::path::Path, json: bool) {
     );
 }
 
+/// Checkpoints of `n` idle cells in the store `url` names: a whole one, then an incremental
+/// chain (a whole checkpoint, 1 % of the cells changed, an incremental one), each restored.
+/// Prefixes `whole/` and `incremental/` keep the two apart in the store.
+async fn store_case(n: usize, url: &str, json: bool) {
+    let open = |prefix: &str| -> Arc<Store> {
+        let url = format!("{}/{prefix}", url.trim_end_matches('/'));
+        Arc::new(Store::from_url(&url).unwrap_or_else(|e| panic!("store {url}: {e}")))
+    };
+    let (whole, incremental) =
+        (open("whole"), Arc::new((*open("incremental")).clone().with_incremental(8)));
+    let system = system();
+    let cells: Vec<_> = (0..n)
+        .map(|i| {
+            let cell = Cell { value: i as u64, label: format!("cell-{i}") };
+            system.spawn(cell).expect("spawn")
+        })
+        .collect();
+    std::hint::black_box(system.snapshot().await.expect("snapshot")); // every actor started
+    let timed = |store: Arc<Store>| {
+        let system = system.clone();
+        async move {
+            let t = Instant::now();
+            let info = system.checkpoint(&store).await.expect("checkpoint");
+            (ms(t.elapsed()), info.bytes)
+        }
+    };
+    let (whole_ms, whole_bytes) = timed(whole.clone()).await;
+    let (first_ms, first_bytes) = timed(incremental.clone()).await;
+    for (i, cell) in cells.iter().enumerate().step_by(100) {
+        cell.set(i as u64 + 1).await.expect("set");
+    }
+    let (incremental_ms, incremental_bytes) = timed(incremental.clone()).await;
+    system.shutdown().await;
+    let restore = |store: Arc<Store>| {
+        tokio::task::spawn_blocking(move || {
+            let t = Instant::now();
+            let restored = ActorSystem::builder()
+                .register::<Cell>()
+                .register::<Relay>()
+                .restore_latest(&*store)
+                .expect("restore");
+            let took = ms(t.elapsed());
+            assert_eq!(restored.checkpoint.manifest.actors.len(), n);
+            (took, restored.system)
+        })
+    };
+    let (whole_restore_ms, a) = restore(whole).await.expect("restore task");
+    a.shutdown().await;
+    let (incremental_restore_ms, b) = restore(incremental).await.expect("restore task");
+    b.shutdown().await;
+    let line = serde_json::json!({
+        "case": "store",
+        "store": url,
+        "actors": n,
+        "whole_write_ms": whole_ms,
+        "whole_bytes": whole_bytes,
+        "whole_restore_ms": whole_restore_ms,
+        "chain_first_write_ms": first_ms,
+        "chain_first_bytes": first_bytes,
+        "incremental_write_ms": incremental_ms,
+        "incremental_bytes": incremental_bytes,
+        "incremental_restore_ms": incremental_restore_ms,
+    });
+    if json {
+        println!("{line}");
+    } else {
+        println!(
+            "{n} idle actors in {url}: whole write {whole_ms:.1} ms ({whole_bytes} B), restore {whole_restore_ms:.1} ms; incremental chain: first {first_ms:.1} ms ({first_bytes} B), 1 % changed {incremental_ms:.1} ms ({incremental_bytes} B, {:.1} % of whole), restore {incremental_restore_ms:.1} ms",
+            100.0 * incremental_bytes as f64 / whole_bytes.max(1) as f64
+        );
+    }
+}
+
 /// A system with a ring of `n` relays and `tokens` tokens passed around it.
 async fn ring(n: usize, tokens: usize) -> ActorSystem {
     let system = system();
@@ -258,7 +335,11 @@ async fn main() {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .init();
     }
-    let Options { max, idle_only, json } = Options::parse();
+    let Options { max, idle_only, json, store } = Options::parse();
+    if let Some(url) = store {
+        store_case(max, &url, json).await;
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("amber-snapshot-bench-{}", std::process::id()));
     if !json {
         println!("amber snapshot benchmarks (tokio multi-thread, 2 workers)");
