@@ -9,6 +9,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 const TELLS: u64 = 20_000;
+const ASKS: u64 = 10_000;
 const RING: usize = 1000;
 const HOPS: u64 = 20_000;
 const SPAWNS: usize = 1000;
@@ -37,6 +38,17 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("tokio", |b| {
         b.iter_custom(|n| rt.block_on(workloads::tokio_ask(n)).into_iter().sum())
+    });
+    g.finish();
+
+    // Round trips asked from a task on the runtime, one after the other.
+    let mut g = c.benchmark_group("ask_round_trips");
+    g.throughput(Throughput::Elements(ASKS));
+    g.bench_function(BenchmarkId::new("amber", ASKS), |b| {
+        b.iter_custom(|n| sum(n, || rt.block_on(workloads::amber_ask_round_trips(ASKS))))
+    });
+    g.bench_function(BenchmarkId::new("tokio", ASKS), |b| {
+        b.iter_custom(|n| sum(n, || rt.block_on(workloads::tokio_ask_round_trips(ASKS))))
     });
     g.finish();
 

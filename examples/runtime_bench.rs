@@ -1,8 +1,9 @@
 //! Prints the local runtime benchmark table: amber vs a raw tokio baseline (a task reading a
 //! tokio mpsc channel, oneshot replies) on a 2-worker tokio runtime, with the ratio from this
 //! one run. Each workload alternates amber and tokio rounds and keeps each side's median.
-//! The target column is the local-speed goal: tell at least tokio's rate, ask p50 within
-//! 1.3x tokio's, fan-in 1.2x, ring 1.0x, spawn + ask + stop 0.8x.
+//! The target column is the local-speed goal: tell at least tokio's rate, ask round trips
+//! from a task on the runtime at least tokio's rate, ask p50 (from outside the runtime, each
+//! ask timed) within 1.3x tokio's, fan-in 1.2x, ring 1.0x, spawn + ask + stop 0.8x.
 //!
 //! `cargo run --release --example runtime_bench [-- --rounds N]`
 
@@ -84,6 +85,15 @@ fn main() {
     throughput("tell", "/s", TELLS, 1.0, &|| rt.block_on(workloads::amber_tell(TELLS)), &|| {
         rt.block_on(workloads::tokio_tell(TELLS))
     });
+
+    throughput(
+        "ask",
+        "rt/s",
+        ASKS,
+        1.0,
+        &|| rt.block_on(workloads::amber_ask_round_trips(ASKS)),
+        &|| rt.block_on(workloads::tokio_ask_round_trips(ASKS)),
+    );
 
     let (mut a, mut t) = (Vec::new(), Vec::new());
     for _ in 0..rounds {

@@ -100,6 +100,24 @@ pub async fn amber_ask(n: u64) -> Vec<Duration> {
     times
 }
 
+/// ask round trips from inside the runtime: a task on a worker asks the counter `n` times,
+/// one after the other (how an actor or a task of the application asks); the total time.
+pub async fn amber_ask_round_trips(n: u64) -> Duration {
+    let system = ActorSystem::new();
+    let counter = system.spawn(Counter(0)).unwrap();
+    let took = tokio::spawn(async move {
+        let start = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(counter.ask(Count::Get).await.unwrap());
+        }
+        start.elapsed()
+    })
+    .await
+    .unwrap();
+    system.shutdown().await;
+    took
+}
+
 /// fan-in: 4 producers send `n` messages in total to one counter, then one ask.
 pub async fn amber_fan_in(n: u64) -> Duration {
     let system = ActorSystem::new();
@@ -217,6 +235,23 @@ pub async fn tokio_ask(n: u64) -> Vec<Duration> {
     drop(tx);
     task.await.unwrap();
     times
+}
+
+/// ask round trips from inside the runtime against the raw counter (mpsc + oneshot reply),
+/// as [`amber_ask_round_trips`].
+pub async fn tokio_ask_round_trips(n: u64) -> Duration {
+    let (tx, task) = raw_counter();
+    let took = tokio::spawn(async move {
+        let start = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(raw_get(&tx).await);
+        }
+        start.elapsed()
+    })
+    .await
+    .unwrap();
+    task.await.unwrap();
+    took
 }
 
 pub async fn tokio_fan_in(n: u64) -> Duration {
