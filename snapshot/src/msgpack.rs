@@ -277,6 +277,18 @@ impl Fields<'_, '_> {
     }
 }
 
+/// Integer methods of the serializer: each widened, then written as the shortest
+/// MessagePack integer of its sign.
+macro_rules! integers {
+    ($($method:ident($ty:ty) => $write:ident as $wide:ty),*) => {$(
+        #[inline]
+        fn $method(self, v: $ty) -> Result<(), Error> {
+            self.$write(<$wide>::from(v));
+            Ok(())
+        }
+    )*};
+}
+
 impl<'e, 'a> ser::Serializer for &'e mut Encoder<'a> {
     type Ok = ();
     type Error = Error;
@@ -298,56 +310,19 @@ impl<'e, 'a> ser::Serializer for &'e mut Encoder<'a> {
         Ok(())
     }
 
-    #[inline]
-    fn serialize_i8(self, v: i8) -> Result<(), Error> {
-        self.sint(i64::from(v));
-        Ok(())
-    }
-
-    #[inline]
-    fn serialize_i16(self, v: i16) -> Result<(), Error> {
-        self.sint(i64::from(v));
-        Ok(())
-    }
-
-    #[inline]
-    fn serialize_i32(self, v: i32) -> Result<(), Error> {
-        self.sint(i64::from(v));
-        Ok(())
-    }
-
-    #[inline]
-    fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        self.sint(v);
-        Ok(())
-    }
+    integers!(
+        serialize_i8(i8) => sint as i64,
+        serialize_i16(i16) => sint as i64,
+        serialize_i32(i32) => sint as i64,
+        serialize_i64(i64) => sint as i64,
+        serialize_u8(u8) => uint as u64,
+        serialize_u16(u16) => uint as u64,
+        serialize_u32(u32) => uint as u64,
+        serialize_u64(u64) => uint as u64
+    );
 
     fn serialize_i128(self, v: i128) -> Result<(), Error> {
         self.bin(&v.to_be_bytes())
-    }
-
-    #[inline]
-    fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        self.uint(u64::from(v));
-        Ok(())
-    }
-
-    #[inline]
-    fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        self.uint(u64::from(v));
-        Ok(())
-    }
-
-    #[inline]
-    fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        self.uint(u64::from(v));
-        Ok(())
-    }
-
-    #[inline]
-    fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        self.uint(v);
-        Ok(())
     }
 
     fn serialize_u128(self, v: u128) -> Result<(), Error> {
@@ -460,8 +435,7 @@ impl<'e, 'a> ser::Serializer for &'e mut Encoder<'a> {
         _name: &'static str,
         len: usize,
     ) -> Result<Fields<'e, 'a>, Error> {
-        self.array_len(len)?;
-        Ok(Fields { enc: self })
+        ser::Serializer::serialize_tuple(self, len)
     }
 
     fn serialize_tuple_variant(
@@ -538,83 +512,56 @@ impl ser::SerializeMap for Compound<'_, '_> {
     }
 }
 
-impl ser::SerializeTuple for Fields<'_, '_> {
-    type Ok = ();
-    type Error = Error;
+/// The positional compounds: each element written as it comes (the length was written
+/// with the head).
+macro_rules! positional {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl ser::$trait for Fields<'_, '_> {
+            type Ok = ();
+            type Error = Error;
 
-    #[inline]
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        value.serialize(&mut *self.enc)
-    }
+            #[inline]
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+                value.serialize(&mut *self.enc)
+            }
 
-    fn end(self) -> Result<(), Error> {
-        Ok(())
-    }
+            fn end(self) -> Result<(), Error> {
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTupleStruct for Fields<'_, '_> {
-    type Ok = ();
-    type Error = Error;
+positional!(
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        value.serialize(&mut *self.enc)
-    }
+/// The compounds with named fields: each name (if structs are maps), then its value.
+macro_rules! named {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for Fields<'_, '_> {
+            type Ok = ();
+            type Error = Error;
 
-    fn end(self) -> Result<(), Error> {
-        Ok(())
-    }
+            #[inline]
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), Error> {
+                self.field(key, value)
+            }
+
+            fn end(self) -> Result<(), Error> {
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTupleVariant for Fields<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        value.serialize(&mut *self.enc)
-    }
-
-    fn end(self) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeStruct for Fields<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        self.field(key, value)
-    }
-
-    fn end(self) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeStructVariant for Fields<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        self.field(key, value)
-    }
-
-    fn end(self) -> Result<(), Error> {
-        Ok(())
-    }
-}
+named!(SerializeStruct, SerializeStructVariant);
 
 #[cfg(test)]
 mod tests;
