@@ -48,14 +48,29 @@ pub struct Backlog {
     records: OnceLock<Vec<InFlightRecord>>,
 }
 
-/// What a record says of one message of a backlog, but its receiver and payload.
+/// What a record says of one message of a backlog, but its receiver and payload, in 32
+/// bytes (a snapshot of a loaded system writes one per queued message, hundreds of
+/// thousands: their memory is most of what a cut writes besides the payloads).
 #[derive(Debug, Clone, Copy)]
 struct Message {
-    from: Option<ActorId>,
+    /// The sender's sequence number (see `system`).
+    seq: u64,
     epoch: Epoch,
-    ask: bool,
     /// Where its payload ends in the backlog's buffer (it starts where the previous one ends).
     end: usize,
+    /// The sender's system, as 1 + its place in the backlog's `sender_systems`; 0 for a
+    /// message without a sending actor. (There are never more sender systems than messages,
+    /// so the place fits: a backlog of 2^32 messages would not fit in memory.)
+    system: u32,
+    ask: bool,
+}
+
+impl Message {
+    #[inline]
+    fn from(&self, systems: &[SystemId]) -> Option<ActorId> {
+        let system = systems.get((self.system as usize).checked_sub(1)?)?;
+        Some(ActorId::new(*system, self.seq))
+    }
 }
 
 /// One message in flight, borrowed from its record or its backlog
@@ -144,7 +159,8 @@ impl Backlog {
             .map(|m| {
                 let payload = self.payloads.slice(start..m.end);
                 start = m.end;
-                InFlightRecord { to: self.to, from: m.from, epoch: m.epoch, ask: m.ask, payload }
+                let from = m.from(&self.sender_systems);
+                InFlightRecord { to: self.to, from, epoch: m.epoch, ask: m.ask, payload }
             })
             .collect()
     }
@@ -155,13 +171,20 @@ impl Backlog {
         self.messages.iter().map(move |m| {
             let payload = &self.payloads[start..m.end];
             start = m.end;
-            BacklogMessage { from: m.from, epoch: m.epoch, ask: m.ask, payload }
+            let from = m.from(&self.sender_systems);
+            BacklogMessage { from, epoch: m.epoch, ask: m.ask, payload }
         })
     }
 
     /// Its messages, borrowed, in order, without making their records (for the writer).
     pub(crate) fn cursor(&self) -> Cursor<'_> {
-        Cursor { to: self.to, messages: self.messages.iter(), payloads: &self.payloads, start: 0 }
+        Cursor {
+            to: self.to,
+            messages: self.messages.iter(),
+            payloads: &self.payloads,
+            systems: &self.sender_systems,
+            start: 0,
+        }
     }
 }
 
@@ -184,6 +207,7 @@ pub(crate) struct Cursor<'a> {
     to: ActorId,
     messages: std::slice::Iter<'a, Message>,
     payloads: &'a [u8],
+    systems: &'a [SystemId],
     /// Where the next payload starts.
     start: usize,
 }
@@ -196,7 +220,8 @@ impl<'a> Iterator for Cursor<'a> {
         let m = self.messages.next()?;
         let payload = &self.payloads[self.start..m.end];
         self.start = m.end;
-        Some(InFlightMessage { to: self.to, from: m.from, epoch: m.epoch, ask: m.ask, payload })
+        let from = m.from(self.systems);
+        Some(InFlightMessage { to: self.to, from, epoch: m.epoch, ask: m.ask, payload })
     }
 }
 
@@ -238,13 +263,12 @@ impl BacklogBuilder {
         let start = self.payloads.len();
         match encode(&mut self.payloads) {
             Ok(()) => {
-                self.messages.push(Message { from, epoch, ask, end: self.payloads.len() });
-                if let Some(from) = from
-                    && self.sender_systems.last() != Some(&from.system())
-                    && !self.sender_systems.contains(&from.system())
-                {
-                    self.sender_systems.push(from.system());
-                }
+                let (seq, system) = match from {
+                    None => (0, 0),
+                    Some(from) => (from.seq(), self.sender_system(from.system())),
+                };
+                let end = self.payloads.len();
+                self.messages.push(Message { seq, epoch, end, system, ask });
                 Ok(())
             }
             Err(error) => {
@@ -252,6 +276,20 @@ impl BacklogBuilder {
                 Err(error)
             }
         }
+    }
+
+    /// 1 + the place of `system` among the senders' systems (added if new).
+    #[inline]
+    fn sender_system(&mut self, system: SystemId) -> u32 {
+        let place = match self.sender_systems.iter().rposition(|s| *s == system) {
+            Some(place) => place,
+            None => {
+                self.sender_systems.push(system);
+                self.sender_systems.len() - 1
+            }
+        };
+        // Fewer systems than messages: it fits (see `Message::system`).
+        u32::try_from(place + 1).unwrap_or(u32::MAX)
     }
 
     /// How many messages so far.
@@ -280,6 +318,39 @@ impl BacklogBuilder {
 mod tests {
     use super::*;
     use crate::SystemId;
+
+    #[test]
+    fn senders_of_several_systems_and_none_read_back_as_pushed() {
+        assert_eq!(std::mem::size_of::<Message>(), 32, "a record's fields stay compact");
+        let to = ActorId::new(SystemId(2), 3);
+        let systems = [SystemId(5), SystemId(u64::MAX), SystemId(0)];
+        let mut pushed = Vec::new();
+        let mut builder = Backlog::builder(to);
+        for n in 0..40u64 {
+            let from = (n % 4 != 3).then(|| ActorId::new(systems[(n % 3) as usize], n * 1_000_003));
+            builder
+                .push_with(from, Epoch(n / 7), n % 5 == 0, |out| {
+                    out.push(n as u8);
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+            pushed.push((from, Epoch(n / 7), n % 5 == 0, vec![n as u8]));
+        }
+        let backlog = builder.finish();
+        assert_eq!(backlog.sender_systems().len(), 3);
+        let read: Vec<_> =
+            backlog.messages().map(|m| (m.from, m.epoch, m.ask, m.payload.to_vec())).collect();
+        assert_eq!(read, pushed);
+        let viewed: Vec<_> =
+            backlog.cursor().map(|m| (m.from, m.epoch, m.ask, m.payload.to_vec())).collect();
+        assert_eq!(viewed, pushed);
+        let records: Vec<_> = backlog
+            .records()
+            .iter()
+            .map(|r| (r.from, r.epoch, r.ask, r.payload.to_vec()))
+            .collect();
+        assert_eq!(records, pushed);
+    }
 
     #[test]
     fn views_and_records_say_the_same_in_order() {
