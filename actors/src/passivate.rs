@@ -23,6 +23,19 @@
 //! 5. It stops as any actor stops (`on_stop` runs, watchers hear [`ExitReason::Stopped`],
 //!    it leaves a running snapshot).
 //!
+//! A request may carry a [`Redirect`]: where the tells that arrive *from other nodes* for
+//! the actor go once it has passivated (a tell across a link is never reported back to its
+//! sender, so a refusal there would lose it silently). The redirect is known to the system
+//! before the mailbox closes, and the close marks the mailbox as redirecting under its lock
+//! (see `mailbox/core/idle.rs`): a tell that arrives after the close, whether the actor is
+//! still registered, has stopped, or has left the registry, is handed to the redirect's
+//! actor, with its sender, its tag and its payload wrapped by the redirect, and counted
+//! once for snapshots (it is queued, and recorded if it crosses a cut, in the mailbox it
+//! goes to; never recorded as a dead letter of the passivated actor). Asks are not
+//! redirected: their askers get an error (not delivered, send again). Local senders get
+//! their message back, as from any stopped actor. The redirect stays known for as long as
+//! the system runs (a ref to the actor may be held anywhere).
+//!
 //! Snapshots stay exact without any rule of their own: if `keep` sends the state to a
 //! keeper actor, the state's move is a message of the snapshot protocol like any other.
 //! Before the actor's cut for a snapshot, the actor is not in it (it stopped before its
@@ -38,11 +51,13 @@ use std::fmt;
 
 use tokio::sync::oneshot;
 
+use crate::any_mailbox::Undelivered;
 use crate::current::{self, Running};
+use crate::remote::{DeliverError, InboundMessage};
 use crate::runner::Runner;
 use crate::signal::Signal;
 use crate::turn::turn_sync;
-use crate::{Actor, ActorId, ActorSystem, Context, ExitReason, SpawnError};
+use crate::{Actor, ActorId, ActorSystem, CodecError, Context, ExitReason, SpawnError};
 
 /// The state of an actor that passivates, handed to the caller's `keep`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +78,25 @@ pub struct KeptState {
 /// the actor's task, as the actor. `Err` gives the state back and refuses the passivation.
 pub type Keep = Box<dyn FnOnce(KeptState) -> Result<(), KeptState> + Send>;
 
+/// Makes the message for a [`Redirect`]'s actor out of a tell for the passivated actor
+/// (its payload, MessagePack of the passivated actor's message type).
+pub type Wrap = Box<dyn Fn(Vec<u8>) -> Result<Vec<u8>, CodecError> + Send + Sync>;
+
+/// Where the tells from other nodes for an actor that passivated go from then on (see the
+/// [module docs](crate::passivate)).
+pub struct Redirect {
+    /// The actor of this node (or one that moved on from it) that gets them.
+    pub to: ActorId,
+    /// Wraps each for `to` (its message type's encoding).
+    pub wrap: Wrap,
+}
+
+impl fmt::Debug for Redirect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redirect").field("to", &self.to).finish()
+    }
+}
+
 /// A request to passivate an actor if it is idle ([`ActorSystem::passivate`]).
 pub struct PassivateRequest {
     /// Passivate only if the actor has handled exactly this many messages (the count a
@@ -71,13 +105,37 @@ pub struct PassivateRequest {
     pub if_handled: Option<u64>,
     /// Where the state goes.
     pub keep: Keep,
+    /// Where the tells from other nodes for the actor go once it passivated (`None`: they
+    /// are refused as to any stopped actor, and their senders never learn).
+    pub redirect: Option<Redirect>,
 }
 
 impl fmt::Debug for PassivateRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PassivateRequest").field("if_handled", &self.if_handled).finish()
+        f.debug_struct("PassivateRequest")
+            .field("if_handled", &self.if_handled)
+            .field("redirect", &self.redirect)
+            .finish()
     }
 }
+
+/// A [`Context::tell_encoded`] that did not reach its actor: the payload, given back, and
+/// why.
+#[derive(Debug)]
+pub struct EncodedSendError {
+    /// The payload sent.
+    pub payload: Vec<u8>,
+    /// Why it was not delivered.
+    pub error: DeliverError,
+}
+
+impl fmt::Display for EncodedSendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "encoded message not delivered: {}", self.error)
+    }
+}
+
+impl std::error::Error for EncodedSendError {}
 
 /// What a passivation request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +240,38 @@ impl<A: Actor> Context<A> {
         (registered.spawn)(&self.system, name, version, state, Some(epoch))
     }
 
+    /// Sends `payload`, a message encoded as the receiver's message type (MessagePack, as
+    /// [`encode`](crate::encode) writes it), to the actor `to` of this node (or on to
+    /// where it moved), as this actor: tagged with its epoch like any tell from its
+    /// handlers, queued regardless of the receiver's capacity (the mailbox rule), in this
+    /// actor's order with its other sends to `to`. For an actor that forwards messages it
+    /// cannot decode (a passivated actor's keeper). Fails, giving the payload back, if `to`
+    /// is not here or has stopped (or passivated), or the payload does not decode.
+    pub fn tell_encoded(&self, to: ActorId, payload: Vec<u8>) -> Result<(), EncodedSendError> {
+        let Some(mailbox) = self.system.local_or_moved(to) else {
+            return Err(EncodedSendError { payload, error: DeliverError::NoSuchActor(to) });
+        };
+        let epoch = match current::current() {
+            Some(running) if running.id == self.id() => running.epoch,
+            _ => self.mailbox.cut_state().epoch(),
+        };
+        let message = InboundMessage {
+            to,
+            from: Some(self.id()),
+            tag: epoch,
+            depth: 0,
+            payload: payload.clone(),
+            reply: None,
+        };
+        match mailbox.deliver(&self.system, message, true) {
+            Ok(()) => Ok(()),
+            Err(Undelivered::Refused(error)) => Err(EncodedSendError { payload, error }),
+            Err(Undelivered::Passivated(_)) => {
+                Err(EncodedSendError { payload, error: DeliverError::Stopped(to) })
+            }
+        }
+    }
+
     /// The data messages this actor has handled since it started on this node.
     pub fn handled(&self) -> u64 {
         self.handled
@@ -239,13 +329,25 @@ impl<A: Actor> Runner<A> {
                 return Err(PassivateError::Encode { actor: id, error });
             }
         };
-        if !self.inbox.close_if_idle() {
+        // Known before the close: whoever finds the mailbox redirecting (or the actor gone)
+        // finds where to.
+        let redirect = request.redirect.map(std::sync::Arc::new);
+        let system = self.ctx.system.clone();
+        if let Some(redirect) = &redirect {
+            system.inner_passivated().insert(id, redirect.clone());
+        }
+        let forget = |system: &ActorSystem| {
+            if redirect.is_some() {
+                system.inner_passivated().remove(&id);
+            }
+        };
+        if !self.inbox.close_if_idle(redirect.is_some()) {
+            forget(&system);
             return busy;
         }
         // It leaves the registry before its state leaves it: whoever is told the state is
         // kept no longer finds the actor by its name (a ref found by name now would lead to
         // a closed mailbox). Its final cut is remembered first, as a stop does.
-        let system = self.ctx.system.clone();
         let root = self.ctx.parent.is_none();
         system.remember_cut(id, self.inbox.core().cut_state());
         system.unregister(id, self.ctx.me.name(), root);
@@ -278,6 +380,7 @@ impl<A: Actor> Runner<A> {
                     system.add_root(mailbox);
                 }
                 self.inbox.reopen();
+                forget(&system);
                 Err(PassivateError::NotKept(id))
             }
         }
@@ -335,7 +438,8 @@ mod tests {
         let counter = system.spawn_named("c", Counter(0)).unwrap();
         assert_eq!(counter.ask(5).await.unwrap(), 5);
         let kept = Arc::new(Mutex::new(None));
-        let request = PassivateRequest { if_handled: None, keep: keep_into(&kept, false) };
+        let request =
+            PassivateRequest { redirect: None, if_handled: None, keep: keep_into(&kept, false) };
         assert_eq!(system.passivate(counter.id(), request).await, Ok(Passivation::Passivated));
         let state = kept.lock().unwrap().take().expect("kept");
         assert_eq!(state.type_name, "test.PassivatingCounter");
@@ -359,12 +463,14 @@ mod tests {
         let counter = system.spawn(Counter(0)).unwrap();
         counter.ask(1).await.unwrap();
         let kept = Arc::new(Mutex::new(None));
-        let request = PassivateRequest { if_handled: Some(0), keep: keep_into(&kept, false) };
+        let request =
+            PassivateRequest { redirect: None, if_handled: Some(0), keep: keep_into(&kept, false) };
         let busy = system.passivate(counter.id(), request).await;
         assert_eq!(busy, Ok(Passivation::Busy { handled: 1 }), "one handled since");
         assert!(kept.lock().unwrap().is_none());
         assert_eq!(counter.ask(1).await.unwrap(), 2, "runs on");
-        let request = PassivateRequest { if_handled: Some(2), keep: keep_into(&kept, false) };
+        let request =
+            PassivateRequest { redirect: None, if_handled: Some(2), keep: keep_into(&kept, false) };
         assert_eq!(system.passivate(counter.id(), request).await, Ok(Passivation::Passivated));
         system.shutdown().await;
     }
@@ -374,7 +480,8 @@ mod tests {
         let system = system();
         let counter = system.spawn(Counter(0)).unwrap();
         let kept = Arc::new(Mutex::new(None));
-        let request = PassivateRequest { if_handled: None, keep: keep_into(&kept, true) };
+        let request =
+            PassivateRequest { redirect: None, if_handled: None, keep: keep_into(&kept, true) };
         let refused = system.passivate(counter.id(), request).await;
         assert_eq!(refused, Err(PassivateError::NotKept(counter.id())));
         counter.tell(3).await.expect("open again");
@@ -412,7 +519,11 @@ mod tests {
             }
             let kept = Arc::new(Mutex::new(None));
             let outcome = loop {
-                let request = PassivateRequest { if_handled: None, keep: keep_into(&kept, false) };
+                let request = PassivateRequest {
+                    redirect: None,
+                    if_handled: None,
+                    keep: keep_into(&kept, false),
+                };
                 match system.passivate(counter.id(), request).await {
                     Ok(Passivation::Busy { .. }) if !sender.is_finished() => {
                         tokio::task::yield_now().await;

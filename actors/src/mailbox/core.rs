@@ -207,6 +207,10 @@ pub(crate) enum PushError<T, M = ()> {
     /// and goes on to where it moved, `M`, as the mailbox was told at the hand-off. The
     /// mailbox only says so; the caller forwards it.
     Moved(T, M),
+    /// The actor passivated with a redirect (see [`Inbox::close_if_idle`]): the item was
+    /// neither queued nor recorded; the caller redirects it (a message from another node)
+    /// or gives it back to its sender (a local send).
+    Passivated(T),
 }
 
 /// Whether the sender of a message learns that the mailbox refused it, which decides whether
@@ -299,6 +303,10 @@ struct Queue<T, M> {
     exit: Option<ExitReason>,
     /// Where the actor went, once it moved to another node.
     moved: Option<M>,
+    /// Set when the data lane was closed for a passivation whose messages are redirected
+    /// (see [`Inbox::close_if_idle`]): refused pushes are [`PushError::Passivated`], never
+    /// recorded here, also once the actor has terminated.
+    passivated: bool,
 }
 
 /// A sender waiting in line for room in a full bounded queue.
@@ -412,6 +420,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
                 watchers: Vec::new(),
                 exit: None,
                 moved: None,
+                passivated: false,
             }),
             control_pending: AtomicBool::new(false),
         }
@@ -487,6 +496,11 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
                     // Decided under the lock that the hand-off took: whatever was queued
                     // before left with the actor, so this goes after it.
                     return Err(PushError::Moved(item, moved.clone()));
+                }
+                if q.passivated {
+                    // Decided under the lock that closed the lane: the caller redirects it
+                    // (whoever it goes to records it), so it is not recorded here.
+                    return Err(PushError::Passivated(item));
                 }
                 if refusal == Refusal::Silent {
                     // Lost in the channel, as a dead letter: stamped like any arrival (an

@@ -10,7 +10,7 @@ use std::pin::Pin;
 
 use amber_actors::{
     ActorId, ActorRef, ActorState, ActorSystem, KeptState, MailboxCapacity, PassivateError,
-    PassivateRequest, Passivation, SpawnError, SpawnOptions,
+    PassivateRequest, Passivation, Redirect, SpawnError, SpawnOptions,
 };
 use amber_snapshot::CheckpointStore;
 use tokio::sync::watch;
@@ -135,6 +135,15 @@ impl<E: ActorState> Region<E> {
         let abort = keeper.clone();
         let key = key.to_owned();
         let aborted = KeeperMsg::Abort { key: key.clone() };
+        // Tells from other nodes that arrive for it once it passivated go to the keeper,
+        // which sends them on to it (started again from its kept state): none is lost.
+        let redirected = key.clone();
+        let redirect = Redirect {
+            to: keeper.id(),
+            wrap: Box::new(move |payload| {
+                amber_actors::encode(&KeeperMsg::Deliver { key: redirected.clone(), payload })
+            }),
+        };
         let keep = Box::new(move |kept: KeptState| {
             let KeptState { id, type_name, name, version, state } = kept;
             match keeper.try_tell(KeeperMsg::Keep { key, version, state }) {
@@ -147,7 +156,8 @@ impl<E: ActorState> Region<E> {
                 },
             }
         });
-        let result = system.passivate(id, PassivateRequest { if_handled, keep }).await;
+        let request = PassivateRequest { if_handled, keep, redirect: Some(redirect) };
+        let result = system.passivate(id, request).await;
         if !matches!(result, Ok(Passivation::Passivated)) {
             let _ = abort.tell(aborted).await;
         }
@@ -159,7 +169,7 @@ impl<E: ActorState> Region<E> {
     pub(super) async fn handled(&self, id: ActorId) -> Result<Passivation, PassivateError> {
         let Some(cluster) = self.cluster() else { return Err(PassivateError::NotHere(id)) };
         let keep: amber_actors::passivate::Keep = Box::new(Err);
-        let probe = PassivateRequest { if_handled: Some(u64::MAX), keep };
+        let probe = PassivateRequest { if_handled: Some(u64::MAX), keep, redirect: None };
         cluster.system().passivate(id, probe).await
     }
 
@@ -257,8 +267,11 @@ impl<E: ActorState> Region<E> {
         let system = cluster.system();
         let name = self.name_of(key);
         let me = cluster.node().clone();
-        if let Ok(entity) = system.lookup::<E>(&name) {
-            return Ok((entity, me, false));
+        let running = system.lookup::<E>(&name).ok();
+        if let Some(entity) = &running
+            && self.passivate_after.is_none()
+        {
+            return Ok((entity.clone(), me, false));
         }
         let mine = self.nodes(&cluster);
         let mut both: Vec<NodeId> = mine.iter().chain(theirs).cloned().collect();
@@ -267,7 +280,16 @@ impl<E: ActorState> Region<E> {
         let shard = hash::shard_of(key, self.shards);
         let owner = self.owner(shard, &both);
         if owner != Some(&me) {
+            if let Some(entity) = running {
+                return Ok((entity, me, false));
+            }
             return Err(ShardRefusal::NotOwner { owner: owner.map(|n| n.to_string()) });
+        }
+        if running.is_some() {
+            // With passivation on, found through the shard's keeper all the same: tells
+            // redirected to it for the key (sent to an actor of it that passivated) reach
+            // the entity before the requester learns of it, so each sender's order holds.
+            return self.wake(system, key, shard, fresh).await.map(|(e, started)| (e, me, started));
         }
         if self.restart_from.is_some() && !restarting {
             let settled = self.settled.lock().unwrap_or_else(PoisonError::into_inner).clone();
