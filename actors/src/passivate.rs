@@ -489,6 +489,90 @@ mod tests {
         system.shutdown().await;
     }
 
+    /// Collects the payloads redirected to it (as a passivated actor's keeper would).
+    #[derive(Default)]
+    struct Sink(Vec<u64>);
+
+    impl Actor for Sink {
+        type Msg = Vec<u8>;
+        type Reply = Vec<u64>;
+        async fn handle(&mut self, payload: Vec<u8>, ctx: &mut Context<Self>) -> Vec<u64> {
+            if !payload.is_empty() {
+                self.0.push(ctx.system().decode::<u64>(&payload).unwrap());
+            }
+            self.0.clone()
+        }
+    }
+
+    /// A tell to `to` as it arrives from another node.
+    fn inbound(to: ActorId, n: u64) -> InboundMessage {
+        let payload = crate::encode(&n).unwrap();
+        InboundMessage {
+            to,
+            from: None,
+            tag: amber_snapshot::Epoch::ZERO,
+            depth: 0,
+            payload,
+            reply: None,
+        }
+    }
+
+    fn redirect_to(sink: ActorId) -> Option<Redirect> {
+        Some(Redirect { to: sink, wrap: Box::new(|payload| crate::encode(&payload)) })
+    }
+
+    /// Tells from another node that arrive once the mailbox closed for a passivation that
+    /// redirects go to the redirect, in order: one that arrives between the close and the
+    /// hand-over of the state (driven from inside `keep`), and ones after the actor left.
+    /// Asks are refused; local sends get their message back.
+    #[tokio::test]
+    async fn tells_from_another_node_after_the_close_go_to_the_redirect_in_order() {
+        let system = system();
+        let counter = system.spawn_named("c", Counter(0)).unwrap();
+        let sink = system.spawn(Sink::default()).unwrap();
+        let id = counter.id();
+        let kept = Arc::new(Mutex::new(None));
+        let keep: Keep = {
+            let (kept, system) = (kept.clone(), system.clone());
+            Box::new(move |state| {
+                // Closed, unregistered, the state not handed over yet.
+                assert!(system.deliver_inbound(inbound(id, 1), true).is_ok(), "redirected");
+                *kept.lock().unwrap() = Some(state);
+                Ok(())
+            })
+        };
+        let request = PassivateRequest { if_handled: None, keep, redirect: redirect_to(sink.id()) };
+        assert_eq!(system.passivate(id, request).await, Ok(Passivation::Passivated));
+        assert!(system.deliver_inbound(inbound(id, 2), true).is_ok(), "gone: redirected");
+        assert_eq!(counter.wait_stopped().await, ExitReason::Stopped);
+        assert!(system.deliver_inbound(inbound(id, 3), true).is_ok(), "stopped: redirected");
+        assert!(!system.deliver_inbound(inbound(id, 4), false).is_ok(), "never twice");
+        let mut ask = inbound(id, 5);
+        ask.reply = Some(crate::remote::ReplyHandler::new(|_, _, _| {}));
+        assert!(matches!(system.deliver_inbound(ask, true), Err(DeliverError::Stopped(_))));
+        assert!(matches!(counter.tell(6).await, Err(SendError(6))), "a local send: given back");
+        assert_eq!(sink.ask(Vec::new()).await.unwrap(), [1, 2, 3], "in arrival order, once each");
+        system.shutdown().await;
+    }
+
+    /// A passivation whose state is refused (it runs on) forgets its redirect: tells from
+    /// other nodes reach the actor again.
+    #[tokio::test]
+    async fn a_passivation_called_off_forgets_its_redirect() {
+        let system = system();
+        let counter = system.spawn(Counter(0)).unwrap();
+        let sink = system.spawn(Sink::default()).unwrap();
+        let kept = Arc::new(Mutex::new(None));
+        let keep = keep_into(&kept, true);
+        let request = PassivateRequest { if_handled: None, keep, redirect: redirect_to(sink.id()) };
+        let refused = system.passivate(counter.id(), request).await;
+        assert_eq!(refused, Err(PassivateError::NotKept(counter.id())));
+        assert!(system.deliver_inbound(inbound(counter.id(), 4), true).is_ok());
+        assert_eq!(counter.ask(0).await.unwrap(), 4, "delivered to the actor itself");
+        assert!(sink.ask(Vec::new()).await.unwrap().is_empty());
+        system.shutdown().await;
+    }
+
     /// Sends racing a passivation: every send either is refused (given back) or is in the
     /// kept state, never both, never neither — over many interleavings.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
