@@ -657,7 +657,7 @@ async fn a_plain_ref_held_on_another_node_reaches_its_passivated_entity() {
     assert_eq!(r.balance, 103, "the redirected deposit is in, before the report");
     assert_eq!(r.last.get(&7), Some(&3), "the redirected pushes are in, before the report");
     assert!(r.violations.is_empty(), "{:?}", r.violations);
-    assert_eq!(on_x.local_keys(), [key.clone()], "woken once, on its shard's owner");
+    assert_eq!(on_x.local_keys(), std::slice::from_ref(&key), "woken once, on its shard's owner");
     assert!(bounded(on_x.passivated_keys()).await.is_empty());
     // An ask through the stale ref is refused with a typed error, never lost in silence.
     assert!(bounded(plain.ask(PurseMsg::Report)).await.is_err(), "not delivered: an error");

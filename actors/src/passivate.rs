@@ -546,7 +546,7 @@ mod tests {
         assert!(system.deliver_inbound(inbound(id, 2), true).is_ok(), "gone: redirected");
         assert_eq!(counter.wait_stopped().await, ExitReason::Stopped);
         assert!(system.deliver_inbound(inbound(id, 3), true).is_ok(), "stopped: redirected");
-        assert!(!system.deliver_inbound(inbound(id, 4), false).is_ok(), "never twice");
+        assert!(system.deliver_inbound(inbound(id, 4), false).is_err(), "never twice");
         let mut ask = inbound(id, 5);
         ask.reply = Some(crate::remote::ReplyHandler::new(|_, _, _| {}));
         assert!(matches!(system.deliver_inbound(ask, true), Err(DeliverError::Stopped(_))));
