@@ -285,10 +285,14 @@ impl<E: ActorState> Region<E> {
             }
             return Err(ShardRefusal::NotOwner { owner: owner.map(|n| n.to_string()) });
         }
-        if running.is_some() {
-            // With passivation on, found through the shard's keeper all the same: tells
-            // redirected to it for the key (sent to an actor of it that passivated) reach
-            // the entity before the requester learns of it, so each sender's order holds.
+        if let Some(entity) = running {
+            // With passivation on, found through the shard's keeper here all the same: the
+            // tells redirected to it for the key (sent to an actor of it that passivated)
+            // reach the entity before the requester learns of it, so each sender's order
+            // holds. (No keeper here: none were redirected here.)
+            if system.lookup::<ShardKeeper>(&self.keeper_name(shard)).is_err() {
+                return Ok((entity, me, false));
+            }
             return self.wake(system, key, shard, fresh).await.map(|(e, started)| (e, me, started));
         }
         if self.restart_from.is_some() && !restarting {
