@@ -44,7 +44,11 @@
 //! the message. [`Context::spawn_registered_detached`] is the way back: the keeper starts
 //! the actor again from the kept state inside a handler, born in the keeper's epoch, so the
 //! started actor is in a running snapshot exactly when the keeper's cut does not hold the
-//! state any more.
+//! state any more. An actor started that way after the keeper's cut is not in the
+//! snapshot, so a tell from a sender that had not cut that reaches it would vanish from the
+//! snapshot (it taints it); [`Context::spawn_registered_from_kept`] records such a tell as
+//! sent to the keeper instead, wrapped by the same [`Redirect`] as the passivated actor's
+//! tells: the keeper restored from the snapshot starts the actor again and sends it on.
 
 use std::any::Any;
 use std::fmt;
@@ -227,6 +231,38 @@ impl<A: Actor> Context<A> {
         version: u32,
         state: &[u8],
     ) -> Result<ActorId, SpawnError> {
+        self.spawn_detached(type_name, name, None, version, state)
+    }
+
+    /// [`spawn_registered_detached`](Self::spawn_registered_detached), for an actor started
+    /// again from the state of one that passivated, which this actor kept (a keeper):
+    /// `kept_by` says where that actor's tells go (see [`Redirect`]; usually this actor).
+    /// If this actor had already cut for a running snapshot (so its cut still holds the
+    /// state, and the new actor is not in the snapshot), a tell from a sender that had not
+    /// cut yet that reaches the new actor is in flight across the cut: it is recorded as
+    /// sent to `kept_by.to`, wrapped by it (the keeper, restored with the state, would start
+    /// the actor from it and send it on), instead of making the snapshot inconsistent
+    /// ([`Taint::BornAfterSnapshot`](crate::Taint::BornAfterSnapshot)). Asks are not: they
+    /// still make it inconsistent.
+    pub fn spawn_registered_from_kept(
+        &self,
+        type_name: &str,
+        name: Option<String>,
+        version: u32,
+        state: &[u8],
+        kept_by: Redirect,
+    ) -> Result<ActorId, SpawnError> {
+        self.spawn_detached(type_name, name, Some(kept_by), version, state)
+    }
+
+    fn spawn_detached(
+        &self,
+        type_name: &str,
+        name: Option<String>,
+        kept_by: Option<Redirect>,
+        version: u32,
+        state: &[u8],
+    ) -> Result<ActorId, SpawnError> {
         let registered = self
             .system
             .config()
@@ -237,7 +273,12 @@ impl<A: Actor> Context<A> {
             Some(running) if running.id == self.id() => running.epoch,
             _ => self.mailbox.cut_state().epoch(),
         };
-        (registered.spawn)(&self.system, name, version, state, Some(epoch))
+        let mut options = match name {
+            Some(name) => crate::SpawnOptions::new().name(name),
+            None => crate::SpawnOptions::new(),
+        };
+        options.born_of = kept_by.map(std::sync::Arc::new);
+        (registered.spawn)(&self.system, options, version, state, Some(epoch))
     }
 
     /// Sends `payload`, a message encoded as the receiver's message type (MessagePack, as

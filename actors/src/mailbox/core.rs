@@ -58,6 +58,12 @@ pub(crate) struct Meta {
     /// actor on the spot while the task is between two messages (see [`CutNow`]). Set once
     /// the task exists; empty for refs to actors on other nodes.
     pub(crate) task: std::sync::OnceLock<std::sync::Weak<dyn CutNow>>,
+    /// For an actor started again by the keeper of its passivated state after the keeper
+    /// cut for a snapshot: where a tell from before that snapshot's cut that reaches it is
+    /// recorded (wrapped for the keeper) instead of tainting the snapshot (see
+    /// [`Context::spawn_registered_from_kept`](crate::Context::spawn_registered_from_kept)). Set
+    /// before the actor is registered.
+    pub(crate) born_of: std::sync::OnceLock<std::sync::Arc<crate::passivate::Redirect>>,
 }
 
 /// How the marker broadcast cuts an actor whose task is between two messages, without
@@ -537,6 +543,27 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
         Ok(())
     }
 
+    /// `item`, for `actor`, recorded as in flight to the actor of `of` (wrapped for it);
+    /// `None` if it is an ask (asks are not redirected) or does not encode.
+    fn record_for(
+        of: &crate::passivate::Redirect,
+        item: &T,
+        actor: ActorId,
+    ) -> Option<Result<InFlightRecord, CaptureProblem>> {
+        let mut record = item.record(actor).ok()?;
+        if record.ask {
+            return None;
+        }
+        match (of.wrap)(record.payload.to_vec()) {
+            Ok(payload) => {
+                record.to = of.to;
+                record.payload = payload.into();
+                Some(Ok(record))
+            }
+            Err(error) => Some(Err(CaptureProblem::MessageEncode { to: of.to, error })),
+        }
+    }
+
     /// Under the lock: if the item crosses this actor's latest cut (sent before its sender's
     /// cut, arriving after ours), records a copy for that snapshot.
     ///
@@ -557,6 +584,15 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
         } else if tag < q.cut.epoch() && q.cut.last_cut().is_none() {
             let snapshot = q.cut.epoch();
             let actor = self.meta.id;
+            if let Some(of) = self.meta.born_of.get()
+                && !item.asked_by_actor()
+                && let Some(record) = Self::record_for(of, item, actor)
+            {
+                // Started from a state the keeper's cut holds: the tell is in flight to
+                // the keeper, which would start it again from that state and send it on.
+                self.meta.late.push(Late { snapshot, record });
+                return Some(snapshot);
+            }
             self.meta.late.taint(snapshot, Taint::BornAfterSnapshot { actor, tag, born: snapshot });
         }
         None
@@ -1041,6 +1077,7 @@ pub(crate) fn test_meta() -> Meta {
         asks: Arc::new(crate::ask_clock::AskClock::new(std::time::Duration::from_secs(1), None)),
         late: Arc::default(),
         task: std::sync::OnceLock::new(),
+        born_of: std::sync::OnceLock::new(),
     }
 }
 
@@ -1256,5 +1293,32 @@ mod tests {
         assert!(core.is_terminated());
         assert!(core.push_control(Signal::Stop(ExitReason::Stopped)).is_err());
         assert!(matches!(core.try_push(4), Err(PushError::Closed(4))));
+    }
+
+    /// An actor born after a snapshot's cut (never cut) gets a message from before it: the
+    /// snapshot is tainted, unless the actor was started from a kept state
+    /// (`Meta::born_of`): then the message is recorded as in flight to the keeper,
+    /// wrapped for it. Asks are not redirected.
+    #[test]
+    fn a_message_from_before_the_cut_of_an_actor_born_after_it_is_recorded_for_its_keeper() {
+        let keeper = ActorId::new(crate::SystemId(1), 99);
+        let plain = MailboxCore::<u32>::new(test_meta(), 4, Epoch(1));
+        plain.try_push(5).unwrap(); // tagged 0, into an actor born in epoch 1
+        let taken = plain.meta.late.take(Epoch(1));
+        assert_eq!((taken.records.len(), taken.taints.len()), (0, 1), "tainted");
+
+        let born = MailboxCore::<u32>::new(test_meta(), 4, Epoch(1));
+        let wrap: crate::passivate::Wrap = Box::new(|mut payload| {
+            payload.push(7);
+            Ok(payload)
+        });
+        let _ = born.meta.born_of.set(Arc::new(crate::passivate::Redirect { to: keeper, wrap }));
+        born.try_push(5).unwrap();
+        born.try_push(1005).unwrap(); // tagged 1: after the cut, not in flight
+        let taken = born.meta.late.take(Epoch(1));
+        assert!(taken.taints.is_empty(), "not tainted");
+        let records: Vec<_> = taken.records.into_iter().map(Result::unwrap).collect();
+        assert_eq!(records.len(), 1, "the message from before the cut only");
+        assert_eq!((records[0].to, &records[0].payload[..]), (keeper, &[7u8][..]), "wrapped");
     }
 }

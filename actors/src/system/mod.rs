@@ -305,6 +305,10 @@ impl ActorSystem {
         // either sees a running snapshot's epoch or is reached by its marker broadcast.
         let (mailbox, _, marker) = inner.engine.admit(epoch, |epoch| {
             let mailbox = self.new_mailbox::<A>(id, options.name.clone(), capacity, epoch);
+            if let Some(of) = &options.born_of {
+                // Before anyone can find it.
+                let _ = mailbox.meta.born_of.set(of.clone());
+            }
             inner.registry.insert(mailbox.clone())?;
             Ok::<_, SpawnError>(mailbox)
         })?;
@@ -356,6 +360,7 @@ impl ActorSystem {
             asks: self.inner.asks.clone(),
             late: self.inner.engine.late.clone(),
             task: std::sync::OnceLock::new(),
+            born_of: std::sync::OnceLock::new(),
         }
     }
 

@@ -23,8 +23,8 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use amber_actors::{
-    Actor, ActorId, ActorState, ActorSystem, BoxError, CodecError, Context, SpawnError, StateError,
-    remote::DeliverError,
+    Actor, ActorId, ActorState, ActorSystem, BoxError, CodecError, Context, Redirect, SpawnError,
+    StateError, remote::DeliverError,
 };
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -230,12 +230,7 @@ impl ShardKeeper {
             Some((id, _)) => id,
             None => match self.kept.remove(key) {
                 Some(kept) => {
-                    let started = ctx.spawn_registered_detached(
-                        &self.type_name,
-                        Some(name),
-                        kept.version,
-                        &kept.state,
-                    );
+                    let started = self.start(ctx, key, name, kept.version, &kept.state);
                     match started {
                         Ok(id) => {
                             tracing::trace!(key, entity = %id, "started an entity for tells redirected to it");
@@ -276,6 +271,23 @@ impl ShardKeeper {
         self.pending.remove(key);
     }
 
+    /// Starts the entity `key` (registered as `name`) from `state`, born in this keeper's
+    /// epoch. A tell from before a snapshot's cut that reaches it after this keeper cut
+    /// (so the keeper's cut holds the state it started from, or no state for it) is
+    /// recorded as redirected here, as a tell to the passivated actor would be: the keeper
+    /// restored from the snapshot starts it again and sends it on.
+    fn start(
+        &self,
+        ctx: &Context<Self>,
+        key: &str,
+        name: String,
+        version: u32,
+        state: &[u8],
+    ) -> Result<ActorId, SpawnError> {
+        let kept_by = redirect_to(ctx.id(), key.to_owned());
+        ctx.spawn_registered_from_kept(&self.type_name, Some(name), version, state, kept_by)
+    }
+
     /// [`flush`](Self::flush) for every key with tells waiting.
     fn flush_all(&mut self, ctx: &Context<Self>) {
         if self.pending.is_empty() {
@@ -309,7 +321,7 @@ impl ShardKeeper {
         };
         // Born in this keeper's epoch: in a running snapshot exactly when the kept state is
         // no longer in this keeper's cut.
-        let started = ctx.spawn_registered_detached(&self.type_name, Some(name), version, state);
+        let started = self.start(ctx, &key, name, version, state);
         let give_back = |this: &mut Self| {
             if let Some(kept) = kept {
                 this.kept.insert(key.clone(), kept);
@@ -330,6 +342,17 @@ impl ShardKeeper {
                 KeeperReply::Failed(e.to_string())
             }
         }
+    }
+}
+
+/// Where the tells for an actor of the entity `key` go, once it passivated: to the keeper
+/// `keeper`, as [`KeeperMsg::Deliver`].
+pub(super) fn redirect_to(keeper: ActorId, key: String) -> Redirect {
+    Redirect {
+        to: keeper,
+        wrap: Box::new(move |payload| {
+            amber_actors::encode(&KeeperMsg::Deliver { key: key.clone(), payload })
+        }),
     }
 }
 

@@ -10,14 +10,14 @@ use std::pin::Pin;
 
 use amber_actors::{
     ActorId, ActorRef, ActorState, ActorSystem, KeptState, MailboxCapacity, PassivateError,
-    PassivateRequest, Passivation, Redirect, SpawnError, SpawnOptions,
+    PassivateRequest, Passivation, SpawnError, SpawnOptions,
 };
 use amber_snapshot::CheckpointStore;
 use tokio::sync::watch;
 
 use super::super::{Cluster, ClusterError, Shared};
 use super::control::Resolved;
-use super::keeper::{KeeperMsg, KeeperReply, ShardKeeper};
+use super::keeper::{self, KeeperMsg, KeeperReply, ShardKeeper};
 use super::restart::LostShards;
 use super::{ShardRefusal, hash};
 use crate::NodeId;
@@ -137,13 +137,7 @@ impl<E: ActorState> Region<E> {
         let aborted = KeeperMsg::Abort { key: key.clone() };
         // Tells from other nodes that arrive for it once it passivated go to the keeper,
         // which sends them on to it (started again from its kept state): none is lost.
-        let redirected = key.clone();
-        let redirect = Redirect {
-            to: keeper.id(),
-            wrap: Box::new(move |payload| {
-                amber_actors::encode(&KeeperMsg::Deliver { key: redirected.clone(), payload })
-            }),
-        };
+        let redirect = keeper::redirect_to(keeper.id(), key.clone());
         let keep = Box::new(move |kept: KeptState| {
             let KeptState { id, type_name, name, version, state } = kept;
             match keeper.try_tell(KeeperMsg::Keep { key, version, state }) {
