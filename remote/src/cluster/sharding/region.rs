@@ -130,7 +130,13 @@ impl<E: ActorState> Region<E> {
         match begun.unwrap_or(Err(amber_actors::AskError::NoReply)) {
             Ok(KeeperReply::Begun) => {}
             Ok(_) => return Ok(Passivation::Busy { handled: 0 }),
-            Err(_) => return Err(PassivateError::NotKept(id)),
+            Err(_) => {
+                // The keeper may still take the `Begin` (a slow keeper, an ask that timed
+                // out): called off after it, or the key would wait for a state that never
+                // comes (its tells held, its requests told to retry, for good).
+                let _ = keeper.tell(KeeperMsg::Abort { key: key.to_owned() }).await;
+                return Err(PassivateError::NotKept(id));
+            }
         }
         let abort = keeper.clone();
         let key = key.to_owned();
