@@ -41,9 +41,16 @@ pub(crate) trait AnyMailbox: Watch {
     fn cut_now(&self, epoch: Epoch, batch: &mut CutBatch) -> bool;
     /// For typed lookups.
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
-    /// Decodes and enqueues a message that arrived from another node; for an ask, the reply
-    /// goes back through the message's handler.
-    fn deliver(&self, system: &ActorSystem, message: InboundMessage) -> Result<(), DeliverError>;
+    /// Decodes and enqueues a message that arrived from another node (`local`: an encoded
+    /// message from an actor of this node, whose sender learns of a refusal, see
+    /// [`Context::tell_encoded`](crate::Context::tell_encoded)); for an ask, the reply goes
+    /// back through the message's handler.
+    fn deliver(
+        &self,
+        system: &ActorSystem,
+        message: InboundMessage,
+        local: bool,
+    ) -> Result<(), Undelivered>;
     /// For an actor that moved to another node: ends the forwarding (it stopped there, or
     /// that node went down) and tells the watchers it kept. `false` if it had not moved.
     fn end_moved(&self, reason: ExitReason) -> bool {
@@ -98,19 +105,42 @@ impl<A: Actor> AnyMailbox for Mailbox<A> {
             .is_some_and(|task| task.cut_now(epoch, batch))
     }
 
-    fn deliver(&self, system: &ActorSystem, message: InboundMessage) -> Result<(), DeliverError> {
-        let env = inbound_envelope::<A>(system, self.meta.id, message)?;
+    fn deliver(
+        &self,
+        system: &ActorSystem,
+        message: InboundMessage,
+        local: bool,
+    ) -> Result<(), Undelivered> {
+        let id = self.meta.id;
+        let env = inbound_envelope::<A>(system, id, message).map_err(Undelivered::Refused)?;
         // A refused ask is answered with an error (its reply channel drops): the asker
-        // learns of it. A refused tell is never reported back to its node.
-        let refusal = if env.reply.is_some() { Refusal::Reported } else { Refusal::Silent };
+        // learns of it. A refused tell is never reported back to its node (a local sender
+        // gets its message back).
+        let reported = local || env.reply.is_some();
+        let refusal = if reported { Refusal::Reported } else { Refusal::Silent };
+        let stopped = Undelivered::Refused(DeliverError::Stopped(id));
         match self.push_remote(env, refusal) {
             Ok(()) => Ok(()),
-            Err(PushError::Moved(env, to)) => to
-                .send(&self.meta, env, None, false)
-                .map_err(|_: Refused<_>| DeliverError::Stopped(self.meta.id)),
-            Err(PushError::Full(_) | PushError::Closed(_)) => {
-                Err(DeliverError::Stopped(self.meta.id))
+            Err(PushError::Moved(env, to)) => {
+                to.send(&self.meta, env, None, false).map_err(|_: Refused<_>| stopped)
             }
+            Err(PushError::Full(_) | PushError::Closed(_)) => Err(stopped),
+            // An ask is refused (its asker learns); a tell is given back to be redirected.
+            Err(PushError::Passivated(env)) if env.reply.is_some() => Err(stopped),
+            Err(PushError::Passivated(env)) => match crate::encode(&env.msg) {
+                Ok(payload) => Err(Undelivered::Passivated(InboundMessage {
+                    to: id,
+                    from: match env.origin {
+                        Origin::Actor(from) => Some(from),
+                        Origin::Outside | Origin::Timer(_) => None,
+                    },
+                    tag: env.epoch,
+                    depth: env.depth,
+                    payload,
+                    reply: None,
+                })),
+                Err(e) => Err(Undelivered::Refused(DeliverError::Decode(e))),
+            },
         }
     }
 
@@ -127,6 +157,16 @@ impl<A: Actor> AnyMailbox for Mailbox<A> {
         }
         true
     }
+}
+
+/// Why [`AnyMailbox::deliver`] did not queue a message.
+#[derive(Debug)]
+pub(crate) enum Undelivered {
+    /// Refused (the actor stopped, or the message does not decode).
+    Refused(DeliverError),
+    /// A tell to an actor that passivated with a redirect, given back (re-encoded, with its
+    /// sender and tag) for the redirect; neither queued nor recorded.
+    Passivated(InboundMessage),
 }
 
 /// Decodes a message that arrived from another node for actor `id` into an envelope; for an

@@ -93,7 +93,9 @@ pub use error::{
 };
 pub use mailbox::{DEFAULT_CAPACITY, MailboxCapacity};
 pub use migrate::{MigrateError, MigrateRefusal};
-pub use passivate::{KeptState, PassivateError, PassivateRequest, Passivation};
+pub use passivate::{
+    EncodedSendError, KeptState, PassivateError, PassivateRequest, Passivation, Redirect,
+};
 pub use signal::{ChildEvent, Down, ExitReason};
 pub use snapshot::{
     AbortCause, CaptureProblem, PartError, RestoreError, Skipped, SnapshotError, Taint,

@@ -23,6 +23,19 @@
 //! 5. It stops as any actor stops (`on_stop` runs, watchers hear [`ExitReason::Stopped`],
 //!    it leaves a running snapshot).
 //!
+//! A request may carry a [`Redirect`]: where the tells that arrive *from other nodes* for
+//! the actor go once it has passivated (a tell across a link is never reported back to its
+//! sender, so a refusal there would lose it silently). The redirect is known to the system
+//! before the mailbox closes, and the close marks the mailbox as redirecting under its lock
+//! (see `mailbox/core/idle.rs`): a tell that arrives after the close, whether the actor is
+//! still registered, has stopped, or has left the registry, is handed to the redirect's
+//! actor, with its sender, its tag and its payload wrapped by the redirect, and counted
+//! once for snapshots (it is queued, and recorded if it crosses a cut, in the mailbox it
+//! goes to; never recorded as a dead letter of the passivated actor). Asks are not
+//! redirected: their askers get an error (not delivered, send again). Local senders get
+//! their message back, as from any stopped actor. The redirect stays known for as long as
+//! the system runs (a ref to the actor may be held anywhere).
+//!
 //! Snapshots stay exact without any rule of their own: if `keep` sends the state to a
 //! keeper actor, the state's move is a message of the snapshot protocol like any other.
 //! Before the actor's cut for a snapshot, the actor is not in it (it stopped before its
@@ -31,18 +44,24 @@
 //! the message. [`Context::spawn_registered_detached`] is the way back: the keeper starts
 //! the actor again from the kept state inside a handler, born in the keeper's epoch, so the
 //! started actor is in a running snapshot exactly when the keeper's cut does not hold the
-//! state any more.
+//! state any more. An actor started that way after the keeper's cut is not in the
+//! snapshot, so a tell from a sender that had not cut that reaches it would vanish from the
+//! snapshot (it taints it); [`Context::spawn_registered_from_kept`] records such a tell as
+//! sent to the keeper instead, wrapped by the same [`Redirect`] as the passivated actor's
+//! tells: the keeper restored from the snapshot starts the actor again and sends it on.
 
 use std::any::Any;
 use std::fmt;
 
 use tokio::sync::oneshot;
 
+use crate::any_mailbox::Undelivered;
 use crate::current::{self, Running};
+use crate::remote::{DeliverError, InboundMessage};
 use crate::runner::Runner;
 use crate::signal::Signal;
 use crate::turn::turn_sync;
-use crate::{Actor, ActorId, ActorSystem, Context, ExitReason, SpawnError};
+use crate::{Actor, ActorId, ActorSystem, CodecError, Context, ExitReason, SpawnError};
 
 /// The state of an actor that passivates, handed to the caller's `keep`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +82,25 @@ pub struct KeptState {
 /// the actor's task, as the actor. `Err` gives the state back and refuses the passivation.
 pub type Keep = Box<dyn FnOnce(KeptState) -> Result<(), KeptState> + Send>;
 
+/// Makes the message for a [`Redirect`]'s actor out of a tell for the passivated actor
+/// (its payload, MessagePack of the passivated actor's message type).
+pub type Wrap = Box<dyn Fn(Vec<u8>) -> Result<Vec<u8>, CodecError> + Send + Sync>;
+
+/// Where the tells from other nodes for an actor that passivated go from then on (see the
+/// [module docs](crate::passivate)).
+pub struct Redirect {
+    /// The actor of this node (or one that moved on from it) that gets them.
+    pub to: ActorId,
+    /// Wraps each for `to` (its message type's encoding).
+    pub wrap: Wrap,
+}
+
+impl fmt::Debug for Redirect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redirect").field("to", &self.to).finish()
+    }
+}
+
 /// A request to passivate an actor if it is idle ([`ActorSystem::passivate`]).
 pub struct PassivateRequest {
     /// Passivate only if the actor has handled exactly this many messages (the count a
@@ -71,13 +109,37 @@ pub struct PassivateRequest {
     pub if_handled: Option<u64>,
     /// Where the state goes.
     pub keep: Keep,
+    /// Where the tells from other nodes for the actor go once it passivated (`None`: they
+    /// are refused as to any stopped actor, and their senders never learn).
+    pub redirect: Option<Redirect>,
 }
 
 impl fmt::Debug for PassivateRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PassivateRequest").field("if_handled", &self.if_handled).finish()
+        f.debug_struct("PassivateRequest")
+            .field("if_handled", &self.if_handled)
+            .field("redirect", &self.redirect)
+            .finish()
     }
 }
+
+/// A [`Context::tell_encoded`] that did not reach its actor: the payload, given back, and
+/// why.
+#[derive(Debug)]
+pub struct EncodedSendError {
+    /// The payload sent.
+    pub payload: Vec<u8>,
+    /// Why it was not delivered.
+    pub error: DeliverError,
+}
+
+impl fmt::Display for EncodedSendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "encoded message not delivered: {}", self.error)
+    }
+}
+
+impl std::error::Error for EncodedSendError {}
 
 /// What a passivation request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +231,38 @@ impl<A: Actor> Context<A> {
         version: u32,
         state: &[u8],
     ) -> Result<ActorId, SpawnError> {
+        self.spawn_detached(type_name, name, None, version, state)
+    }
+
+    /// [`spawn_registered_detached`](Self::spawn_registered_detached), for an actor started
+    /// again from the state of one that passivated, which this actor kept (a keeper):
+    /// `kept_by` says where that actor's tells go (see [`Redirect`]; usually this actor).
+    /// If this actor had already cut for a running snapshot (so its cut still holds the
+    /// state, and the new actor is not in the snapshot), a tell from a sender that had not
+    /// cut yet that reaches the new actor is in flight across the cut: it is recorded as
+    /// sent to `kept_by.to`, wrapped by it (the keeper, restored with the state, would start
+    /// the actor from it and send it on), instead of making the snapshot inconsistent
+    /// ([`Taint::BornAfterSnapshot`](crate::Taint::BornAfterSnapshot)). Asks are not: they
+    /// still make it inconsistent.
+    pub fn spawn_registered_from_kept(
+        &self,
+        type_name: &str,
+        name: Option<String>,
+        version: u32,
+        state: &[u8],
+        kept_by: Redirect,
+    ) -> Result<ActorId, SpawnError> {
+        self.spawn_detached(type_name, name, Some(kept_by), version, state)
+    }
+
+    fn spawn_detached(
+        &self,
+        type_name: &str,
+        name: Option<String>,
+        kept_by: Option<Redirect>,
+        version: u32,
+        state: &[u8],
+    ) -> Result<ActorId, SpawnError> {
         let registered = self
             .system
             .config()
@@ -179,7 +273,44 @@ impl<A: Actor> Context<A> {
             Some(running) if running.id == self.id() => running.epoch,
             _ => self.mailbox.cut_state().epoch(),
         };
-        (registered.spawn)(&self.system, name, version, state, Some(epoch))
+        let mut options = match name {
+            Some(name) => crate::SpawnOptions::new().name(name),
+            None => crate::SpawnOptions::new(),
+        };
+        options.born_of = kept_by.map(std::sync::Arc::new);
+        (registered.spawn)(&self.system, options, version, state, Some(epoch))
+    }
+
+    /// Sends `payload`, a message encoded as the receiver's message type (MessagePack, as
+    /// [`encode`](crate::encode) writes it), to the actor `to` of this node (or on to
+    /// where it moved), as this actor: tagged with its epoch like any tell from its
+    /// handlers, queued regardless of the receiver's capacity (the mailbox rule), in this
+    /// actor's order with its other sends to `to`. For an actor that forwards messages it
+    /// cannot decode (a passivated actor's keeper). Fails, giving the payload back, if `to`
+    /// is not here or has stopped (or passivated), or the payload does not decode.
+    pub fn tell_encoded(&self, to: ActorId, payload: Vec<u8>) -> Result<(), EncodedSendError> {
+        let Some(mailbox) = self.system.local_or_moved(to) else {
+            return Err(EncodedSendError { payload, error: DeliverError::NoSuchActor(to) });
+        };
+        let epoch = match current::current() {
+            Some(running) if running.id == self.id() => running.epoch,
+            _ => self.mailbox.cut_state().epoch(),
+        };
+        let message = InboundMessage {
+            to,
+            from: Some(self.id()),
+            tag: epoch,
+            depth: 0,
+            payload: payload.clone(),
+            reply: None,
+        };
+        match mailbox.deliver(&self.system, message, true) {
+            Ok(()) => Ok(()),
+            Err(Undelivered::Refused(error)) => Err(EncodedSendError { payload, error }),
+            Err(Undelivered::Passivated(_)) => {
+                Err(EncodedSendError { payload, error: DeliverError::Stopped(to) })
+            }
+        }
     }
 
     /// The data messages this actor has handled since it started on this node.
@@ -239,13 +370,25 @@ impl<A: Actor> Runner<A> {
                 return Err(PassivateError::Encode { actor: id, error });
             }
         };
-        if !self.inbox.close_if_idle() {
+        // Known before the close: whoever finds the mailbox redirecting (or the actor gone)
+        // finds where to.
+        let redirect = request.redirect.map(std::sync::Arc::new);
+        let system = self.ctx.system.clone();
+        if let Some(redirect) = &redirect {
+            system.inner_passivated().insert(id, redirect.clone());
+        }
+        let forget = |system: &ActorSystem| {
+            if redirect.is_some() {
+                system.inner_passivated().remove(&id);
+            }
+        };
+        if !self.inbox.close_if_idle(redirect.is_some()) {
+            forget(&system);
             return busy;
         }
         // It leaves the registry before its state leaves it: whoever is told the state is
         // kept no longer finds the actor by its name (a ref found by name now would lead to
         // a closed mailbox). Its final cut is remembered first, as a stop does.
-        let system = self.ctx.system.clone();
         let root = self.ctx.parent.is_none();
         system.remember_cut(id, self.inbox.core().cut_state());
         system.unregister(id, self.ctx.me.name(), root);
@@ -278,6 +421,7 @@ impl<A: Actor> Runner<A> {
                     system.add_root(mailbox);
                 }
                 self.inbox.reopen();
+                forget(&system);
                 Err(PassivateError::NotKept(id))
             }
         }
@@ -335,7 +479,8 @@ mod tests {
         let counter = system.spawn_named("c", Counter(0)).unwrap();
         assert_eq!(counter.ask(5).await.unwrap(), 5);
         let kept = Arc::new(Mutex::new(None));
-        let request = PassivateRequest { if_handled: None, keep: keep_into(&kept, false) };
+        let request =
+            PassivateRequest { redirect: None, if_handled: None, keep: keep_into(&kept, false) };
         assert_eq!(system.passivate(counter.id(), request).await, Ok(Passivation::Passivated));
         let state = kept.lock().unwrap().take().expect("kept");
         assert_eq!(state.type_name, "test.PassivatingCounter");
@@ -359,12 +504,14 @@ mod tests {
         let counter = system.spawn(Counter(0)).unwrap();
         counter.ask(1).await.unwrap();
         let kept = Arc::new(Mutex::new(None));
-        let request = PassivateRequest { if_handled: Some(0), keep: keep_into(&kept, false) };
+        let request =
+            PassivateRequest { redirect: None, if_handled: Some(0), keep: keep_into(&kept, false) };
         let busy = system.passivate(counter.id(), request).await;
         assert_eq!(busy, Ok(Passivation::Busy { handled: 1 }), "one handled since");
         assert!(kept.lock().unwrap().is_none());
         assert_eq!(counter.ask(1).await.unwrap(), 2, "runs on");
-        let request = PassivateRequest { if_handled: Some(2), keep: keep_into(&kept, false) };
+        let request =
+            PassivateRequest { redirect: None, if_handled: Some(2), keep: keep_into(&kept, false) };
         assert_eq!(system.passivate(counter.id(), request).await, Ok(Passivation::Passivated));
         system.shutdown().await;
     }
@@ -374,11 +521,96 @@ mod tests {
         let system = system();
         let counter = system.spawn(Counter(0)).unwrap();
         let kept = Arc::new(Mutex::new(None));
-        let request = PassivateRequest { if_handled: None, keep: keep_into(&kept, true) };
+        let request =
+            PassivateRequest { redirect: None, if_handled: None, keep: keep_into(&kept, true) };
         let refused = system.passivate(counter.id(), request).await;
         assert_eq!(refused, Err(PassivateError::NotKept(counter.id())));
         counter.tell(3).await.expect("open again");
         assert_eq!(counter.ask(0).await.unwrap(), 3);
+        system.shutdown().await;
+    }
+
+    /// Collects the payloads redirected to it (as a passivated actor's keeper would).
+    #[derive(Default)]
+    struct Sink(Vec<u64>);
+
+    impl Actor for Sink {
+        type Msg = Vec<u8>;
+        type Reply = Vec<u64>;
+        async fn handle(&mut self, payload: Vec<u8>, ctx: &mut Context<Self>) -> Vec<u64> {
+            if !payload.is_empty() {
+                self.0.push(ctx.system().decode::<u64>(&payload).unwrap());
+            }
+            self.0.clone()
+        }
+    }
+
+    /// A tell to `to` as it arrives from another node.
+    fn inbound(to: ActorId, n: u64) -> InboundMessage {
+        let payload = crate::encode(&n).unwrap();
+        InboundMessage {
+            to,
+            from: None,
+            tag: amber_snapshot::Epoch::ZERO,
+            depth: 0,
+            payload,
+            reply: None,
+        }
+    }
+
+    fn redirect_to(sink: ActorId) -> Option<Redirect> {
+        Some(Redirect { to: sink, wrap: Box::new(|payload| crate::encode(&payload)) })
+    }
+
+    /// Tells from another node that arrive once the mailbox closed for a passivation that
+    /// redirects go to the redirect, in order: one that arrives between the close and the
+    /// hand-over of the state (driven from inside `keep`), and ones after the actor left.
+    /// Asks are refused; local sends get their message back.
+    #[tokio::test]
+    async fn tells_from_another_node_after_the_close_go_to_the_redirect_in_order() {
+        let system = system();
+        let counter = system.spawn_named("c", Counter(0)).unwrap();
+        let sink = system.spawn(Sink::default()).unwrap();
+        let id = counter.id();
+        let kept = Arc::new(Mutex::new(None));
+        let keep: Keep = {
+            let (kept, system) = (kept.clone(), system.clone());
+            Box::new(move |state| {
+                // Closed, unregistered, the state not handed over yet.
+                assert!(system.deliver_inbound(inbound(id, 1), true).is_ok(), "redirected");
+                *kept.lock().unwrap() = Some(state);
+                Ok(())
+            })
+        };
+        let request = PassivateRequest { if_handled: None, keep, redirect: redirect_to(sink.id()) };
+        assert_eq!(system.passivate(id, request).await, Ok(Passivation::Passivated));
+        assert!(system.deliver_inbound(inbound(id, 2), true).is_ok(), "gone: redirected");
+        assert_eq!(counter.wait_stopped().await, ExitReason::Stopped);
+        assert!(system.deliver_inbound(inbound(id, 3), true).is_ok(), "stopped: redirected");
+        assert!(system.deliver_inbound(inbound(id, 4), false).is_err(), "never twice");
+        let mut ask = inbound(id, 5);
+        ask.reply = Some(crate::remote::ReplyHandler::new(|_, _, _| {}));
+        assert!(matches!(system.deliver_inbound(ask, true), Err(DeliverError::Stopped(_))));
+        assert!(matches!(counter.tell(6).await, Err(SendError(6))), "a local send: given back");
+        assert_eq!(sink.ask(Vec::new()).await.unwrap(), [1, 2, 3], "in arrival order, once each");
+        system.shutdown().await;
+    }
+
+    /// A passivation whose state is refused (it runs on) forgets its redirect: tells from
+    /// other nodes reach the actor again.
+    #[tokio::test]
+    async fn a_passivation_called_off_forgets_its_redirect() {
+        let system = system();
+        let counter = system.spawn(Counter(0)).unwrap();
+        let sink = system.spawn(Sink::default()).unwrap();
+        let kept = Arc::new(Mutex::new(None));
+        let keep = keep_into(&kept, true);
+        let request = PassivateRequest { if_handled: None, keep, redirect: redirect_to(sink.id()) };
+        let refused = system.passivate(counter.id(), request).await;
+        assert_eq!(refused, Err(PassivateError::NotKept(counter.id())));
+        assert!(system.deliver_inbound(inbound(counter.id(), 4), true).is_ok());
+        assert_eq!(counter.ask(0).await.unwrap(), 4, "delivered to the actor itself");
+        assert!(sink.ask(Vec::new()).await.unwrap().is_empty());
         system.shutdown().await;
     }
 
@@ -412,7 +644,11 @@ mod tests {
             }
             let kept = Arc::new(Mutex::new(None));
             let outcome = loop {
-                let request = PassivateRequest { if_handled: None, keep: keep_into(&kept, false) };
+                let request = PassivateRequest {
+                    redirect: None,
+                    if_handled: None,
+                    keep: keep_into(&kept, false),
+                };
                 match system.passivate(counter.id(), request).await {
                     Ok(Passivation::Busy { .. }) if !sender.is_finished() => {
                         tokio::task::yield_now().await;

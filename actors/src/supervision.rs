@@ -113,6 +113,9 @@ pub struct SpawnOptions {
     pub(crate) name: Option<String>,
     pub(crate) capacity: Option<MailboxCapacity>,
     pub(crate) restart: RestartPolicy,
+    /// Where a message recorded for a snapshot the actor was born after goes (see
+    /// [`Context::spawn_registered_from_kept`](crate::Context::spawn_registered_from_kept)).
+    pub(crate) born_of: Option<std::sync::Arc<crate::passivate::Redirect>>,
 }
 
 impl SpawnOptions {

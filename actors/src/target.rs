@@ -81,7 +81,11 @@ impl<A: Actor> Target<A> {
                 match pushed {
                     Ok(()) => Ok(()),
                     Err(PushError::Full(env)) => Err(Refused::Full(env)),
-                    Err(PushError::Closed(env)) => Err(Refused::Stopped(env)),
+                    // A local sender to a passivated actor gets its message back (it may
+                    // look the actor up again).
+                    Err(PushError::Closed(env) | PushError::Passivated(env)) => {
+                        Err(Refused::Stopped(env))
+                    }
                     Err(PushError::Moved(env, to)) => to.send(&mailbox.meta, env, cx, true),
                 }
             }
@@ -108,7 +112,9 @@ impl<A: Actor> Target<A> {
             Target::Local(mailbox) => match mailbox.push_overflow(env) {
                 Ok(()) => Ok(()),
                 Err(PushError::Full(env)) => Err(Refused::Full(env)),
-                Err(PushError::Closed(env)) => Err(Refused::Stopped(env)),
+                Err(PushError::Closed(env) | PushError::Passivated(env)) => {
+                    Err(Refused::Stopped(env))
+                }
                 Err(PushError::Moved(env, to)) => {
                     to.owe_room_if_full();
                     to.send(&mailbox.meta, env, None, false)

@@ -58,6 +58,12 @@ pub(crate) struct Meta {
     /// actor on the spot while the task is between two messages (see [`CutNow`]). Set once
     /// the task exists; empty for refs to actors on other nodes.
     pub(crate) task: std::sync::OnceLock<std::sync::Weak<dyn CutNow>>,
+    /// For an actor started again by the keeper of its passivated state after the keeper
+    /// cut for a snapshot: where a tell from before that snapshot's cut that reaches it is
+    /// recorded (wrapped for the keeper) instead of tainting the snapshot (see
+    /// [`Context::spawn_registered_from_kept`](crate::Context::spawn_registered_from_kept)). Set
+    /// before the actor is registered.
+    pub(crate) born_of: std::sync::OnceLock<std::sync::Arc<crate::passivate::Redirect>>,
 }
 
 /// How the marker broadcast cuts an actor whose task is between two messages, without
@@ -207,6 +213,10 @@ pub(crate) enum PushError<T, M = ()> {
     /// and goes on to where it moved, `M`, as the mailbox was told at the hand-off. The
     /// mailbox only says so; the caller forwards it.
     Moved(T, M),
+    /// The actor passivated with a redirect (see [`Inbox::close_if_idle`]): the item was
+    /// neither queued nor recorded; the caller redirects it (a message from another node)
+    /// or gives it back to its sender (a local send).
+    Passivated(T),
 }
 
 /// Whether the sender of a message learns that the mailbox refused it, which decides whether
@@ -299,6 +309,10 @@ struct Queue<T, M> {
     exit: Option<ExitReason>,
     /// Where the actor went, once it moved to another node.
     moved: Option<M>,
+    /// Set when the data lane was closed for a passivation whose messages are redirected
+    /// (see [`Inbox::close_if_idle`]): refused pushes are [`PushError::Passivated`], never
+    /// recorded here, also once the actor has terminated.
+    passivated: bool,
 }
 
 /// A sender waiting in line for room in a full bounded queue.
@@ -412,6 +426,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
                 watchers: Vec::new(),
                 exit: None,
                 moved: None,
+                passivated: false,
             }),
             control_pending: AtomicBool::new(false),
         }
@@ -488,6 +503,11 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
                     // before left with the actor, so this goes after it.
                     return Err(PushError::Moved(item, moved.clone()));
                 }
+                if q.passivated {
+                    // Decided under the lock that closed the lane: the caller redirects it
+                    // (whoever it goes to records it), so it is not recorded here.
+                    return Err(PushError::Passivated(item));
+                }
                 if refusal == Refusal::Silent {
                     // Lost in the channel, as a dead letter: stamped like any arrival (an
                     // outside message is input, after the cut), recorded if it crosses it.
@@ -523,6 +543,27 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
         Ok(())
     }
 
+    /// `item`, for `actor`, recorded as in flight to the actor of `of` (wrapped for it);
+    /// `None` if it is an ask (asks are not redirected) or does not encode.
+    fn record_for(
+        of: &crate::passivate::Redirect,
+        item: &T,
+        actor: ActorId,
+    ) -> Option<Result<InFlightRecord, CaptureProblem>> {
+        let mut record = item.record(actor).ok()?;
+        if record.ask {
+            return None;
+        }
+        match (of.wrap)(record.payload.to_vec()) {
+            Ok(payload) => {
+                record.to = of.to;
+                record.payload = payload.into();
+                Some(Ok(record))
+            }
+            Err(error) => Some(Err(CaptureProblem::MessageEncode { to: of.to, error })),
+        }
+    }
+
     /// Under the lock: if the item crosses this actor's latest cut (sent before its sender's
     /// cut, arriving after ours), records a copy for that snapshot.
     ///
@@ -543,6 +584,15 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
         } else if tag < q.cut.epoch() && q.cut.last_cut().is_none() {
             let snapshot = q.cut.epoch();
             let actor = self.meta.id;
+            if let Some(of) = self.meta.born_of.get()
+                && !item.asked_by_actor()
+                && let Some(record) = Self::record_for(of, item, actor)
+            {
+                // Started from a state the keeper's cut holds: the tell is in flight to
+                // the keeper, which would start it again from that state and send it on.
+                self.meta.late.push(Late { snapshot, record });
+                return Some(snapshot);
+            }
             self.meta.late.taint(snapshot, Taint::BornAfterSnapshot { actor, tag, born: snapshot });
         }
         None
@@ -1027,6 +1077,7 @@ pub(crate) fn test_meta() -> Meta {
         asks: Arc::new(crate::ask_clock::AskClock::new(std::time::Duration::from_secs(1), None)),
         late: Arc::default(),
         task: std::sync::OnceLock::new(),
+        born_of: std::sync::OnceLock::new(),
     }
 }
 
@@ -1242,5 +1293,32 @@ mod tests {
         assert!(core.is_terminated());
         assert!(core.push_control(Signal::Stop(ExitReason::Stopped)).is_err());
         assert!(matches!(core.try_push(4), Err(PushError::Closed(4))));
+    }
+
+    /// An actor born after a snapshot's cut (never cut) gets a message from before it: the
+    /// snapshot is tainted, unless the actor was started from a kept state
+    /// (`Meta::born_of`): then the message is recorded as in flight to the keeper,
+    /// wrapped for it. Asks are not redirected.
+    #[test]
+    fn a_message_from_before_the_cut_of_an_actor_born_after_it_is_recorded_for_its_keeper() {
+        let keeper = ActorId::new(crate::SystemId(1), 99);
+        let plain = MailboxCore::<u32>::new(test_meta(), 4, Epoch(1));
+        plain.try_push(5).unwrap(); // tagged 0, into an actor born in epoch 1
+        let taken = plain.meta.late.take(Epoch(1));
+        assert_eq!((taken.records.len(), taken.taints.len()), (0, 1), "tainted");
+
+        let born = MailboxCore::<u32>::new(test_meta(), 4, Epoch(1));
+        let wrap: crate::passivate::Wrap = Box::new(|mut payload| {
+            payload.push(7);
+            Ok(payload)
+        });
+        let _ = born.meta.born_of.set(Arc::new(crate::passivate::Redirect { to: keeper, wrap }));
+        born.try_push(5).unwrap();
+        born.try_push(1005).unwrap(); // tagged 1: after the cut, not in flight
+        let taken = born.meta.late.take(Epoch(1));
+        assert!(taken.taints.is_empty(), "not tainted");
+        let records: Vec<_> = taken.records.into_iter().map(Result::unwrap).collect();
+        assert_eq!(records.len(), 1, "the message from before the cut only");
+        assert_eq!((records[0].to, &records[0].payload[..]), (keeper, &[7u8][..]), "wrapped");
     }
 }

@@ -10,6 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::ActorSystem;
+use crate::any_mailbox::Undelivered;
 use crate::remote::{DeliverError, InboundMessage, RemoteRoute};
 use crate::target::Remote;
 use crate::{Actor, ActorId, ActorRef};
@@ -68,35 +69,84 @@ impl Host {
     /// sender never learns) that crosses the actor's cut is recorded in flight, even once
     /// the actor has left the registry. A refused *ask* is not: the caller answers its asker
     /// with the error, so the asker keeps what it asked for.
+    ///
+    /// A tell to an actor that passivated with a
+    /// [`Redirect`](crate::passivate::Redirect) (closed, or gone from the registry) goes
+    /// where the redirect says, with its sender and tag: it is queued (and recorded, if it
+    /// crosses a cut) there, and counted once, here.
     pub fn deliver(&self, node: &str, message: InboundMessage) -> Result<(), DeliverError> {
         let system = &self.system;
-        let inner = &system.inner;
-        let to = message.to;
         let counted = message.from.map(|_| message.tag);
-        let result = match inner.registry.get(to) {
-            Some(mailbox) => mailbox.deliver(system, message),
-            None => match inner.moved.get(&to).and_then(|m| m.value().last().cloned()) {
-                Some(moved) => {
-                    // Relayed on: the node first learns of any later snapshot it carries.
-                    if let Some(tag) = counted {
-                        system.run_effects(inner.engine.saw(tag));
-                    }
-                    moved.deliver(system, message)
-                }
-                None => {
-                    system.record_refused(&message);
-                    Err(DeliverError::NoSuchActor(to))
-                }
-            },
-        };
+        let result = system.deliver_inbound(message, true);
         if let Some(tag) = counted {
-            system.run_effects(inner.engine.remote_received(node, tag));
+            system.run_effects(system.inner.engine.remote_received(node, tag));
         }
         result
     }
 }
 
 impl ActorSystem {
+    /// Delivers `message` (from another node, or relayed) to the local actor it names, or
+    /// relays it to where that actor moved, or (`redirect`) redirects a tell to an actor
+    /// that passivated with a [`Redirect`](crate::passivate::Redirect). Counts nothing
+    /// itself but a relay's tag (see [`Host::deliver`]).
+    pub(crate) fn deliver_inbound(
+        &self,
+        message: InboundMessage,
+        redirect: bool,
+    ) -> Result<(), DeliverError> {
+        let inner = &self.inner;
+        let to = message.to;
+        let undelivered = match inner.registry.get(to) {
+            Some(mailbox) => match mailbox.deliver(self, message, false) {
+                Ok(()) => return Ok(()),
+                Err(undelivered) => undelivered,
+            },
+            None => match inner.moved.get(&to).and_then(|m| m.value().last().cloned()) {
+                Some(moved) => {
+                    // Relayed on: the node first learns of any later snapshot it carries.
+                    if message.from.is_some() {
+                        self.run_effects(inner.engine.saw(message.tag));
+                    }
+                    match moved.deliver(self, message, false) {
+                        Ok(()) => return Ok(()),
+                        Err(undelivered) => undelivered,
+                    }
+                }
+                None if inner.passivated.contains_key(&to) => Undelivered::Passivated(message),
+                None => {
+                    self.record_refused(&message);
+                    return Err(DeliverError::NoSuchActor(to));
+                }
+            },
+        };
+        let message = match undelivered {
+            Undelivered::Refused(e) => return Err(e),
+            Undelivered::Passivated(message) => message,
+        };
+        let Some(target) = inner.passivated.get(&to).map(|r| r.value().clone()) else {
+            tracing::warn!(actor = %to, "a message for a passivated actor with no redirect: dropped");
+            return Err(DeliverError::Stopped(to));
+        };
+        if message.reply.is_some() || !redirect {
+            // An ask is answered with the error (its asker learns it was not delivered); a
+            // redirect is not redirected again.
+            return Err(DeliverError::Stopped(to));
+        }
+        let payload = match (target.wrap)(message.payload) {
+            Ok(payload) => payload,
+            Err(e) => {
+                tracing::warn!(actor = %to, error = %e, "a message for a passivated actor could not be redirected: dropped");
+                return Err(DeliverError::Decode(e));
+            }
+        };
+        tracing::trace!(actor = %to, to = %target.to, "redirected a message for a passivated actor");
+        let redirected = InboundMessage { to: target.to, payload, ..message };
+        self.deliver_inbound(redirected, false).inspect_err(|e| {
+            tracing::warn!(actor = %to, to = %target.to, error = %e, "a message for a passivated actor was not taken where it was redirected: dropped");
+        })
+    }
+
     /// A ref to actor `id` on the node `route` leads to (see [`Host::remote_ref`]).
     pub(crate) fn remote_ref<A: Actor>(
         &self,

@@ -71,6 +71,10 @@ struct SystemInner {
     /// Actors that moved to other nodes: their mailboxes forward what is sent to them (more
     /// than one if an actor came back and left again; the newest last).
     moved: DashMap<ActorId, Vec<Arc<dyn AnyMailbox>>>,
+    /// Actors that passivated with a [`Redirect`](crate::passivate::Redirect): where the
+    /// messages from other nodes for them go (one entry per such actor, for as long as
+    /// the system runs: a ref to it may be held anywhere).
+    passivated: DashMap<ActorId, Arc<crate::passivate::Redirect>>,
     /// The cuts of actors that stopped after cutting for the snapshot running here, kept
     /// until that snapshot ends: a tell from another node tagged before such a cut may
     /// still arrive once the actor has left the registry (see [`Host::deliver`]).
@@ -221,6 +225,7 @@ impl ActorSystem {
             shutting_down: AtomicBool::new(false),
             engine,
             moved: DashMap::new(),
+            passivated: DashMap::new(),
             stopped_cuts: DashMap::new(),
             stopped_for: AtomicU64::new(0),
             markers: broadcast::Markers::default(),
@@ -300,6 +305,10 @@ impl ActorSystem {
         // either sees a running snapshot's epoch or is reached by its marker broadcast.
         let (mailbox, _, marker) = inner.engine.admit(epoch, |epoch| {
             let mailbox = self.new_mailbox::<A>(id, options.name.clone(), capacity, epoch);
+            if let Some(of) = &options.born_of {
+                // Before anyone can find it.
+                let _ = mailbox.meta.born_of.set(of.clone());
+            }
             inner.registry.insert(mailbox.clone())?;
             Ok::<_, SpawnError>(mailbox)
         })?;
@@ -351,6 +360,7 @@ impl ActorSystem {
             asks: self.inner.asks.clone(),
             late: self.inner.engine.late.clone(),
             task: std::sync::OnceLock::new(),
+            born_of: std::sync::OnceLock::new(),
         }
     }
 
@@ -397,6 +407,11 @@ impl ActorSystem {
         if running.is_some() && cut.last_cut() == running {
             self.inner.stopped_cuts.insert(id, cut);
         }
+    }
+
+    /// The actors that passivated with a redirect, and where their messages go.
+    pub(crate) fn inner_passivated(&self) -> &DashMap<ActorId, Arc<crate::passivate::Redirect>> {
+        &self.inner.passivated
     }
 
     /// The live actor `id`, or the forwarding mailbox of one that moved to another node.

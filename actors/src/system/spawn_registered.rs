@@ -12,7 +12,7 @@ use crate::{ActorId, ActorState, SpawnError, SpawnOptions, StateError};
 /// in the node's spawn epoch.
 pub(crate) type SpawnFn = fn(
     &ActorSystem,
-    Option<String>,
+    SpawnOptions,
     u32,
     &[u8],
     Option<amber_snapshot::Epoch>,
@@ -21,7 +21,7 @@ pub(crate) type SpawnFn = fn(
 /// The [`SpawnFn`] of `A`.
 pub(crate) fn spawn_from_state<A: ActorState>(
     system: &ActorSystem,
-    name: Option<String>,
+    options: SpawnOptions,
     version: u32,
     state: &[u8],
     epoch: Option<amber_snapshot::Epoch>,
@@ -38,10 +38,6 @@ pub(crate) fn spawn_from_state<A: ActorState>(
             })
             .and_then(|result| result)
             .map_err(SpawnError::State)?;
-    let options = match name {
-        Some(name) => SpawnOptions::new().name(name),
-        None => SpawnOptions::new(),
-    };
     system.spawn_inner(options, Make::Instance(decoded), None, epoch).map(|actor| actor.id())
 }
 
@@ -68,7 +64,11 @@ impl ActorSystem {
             .named(type_name)
             .ok_or_else(|| SpawnError::UnknownType(type_name.to_owned()))?;
         let (spawn, type_name) = (registered.spawn, registered.type_name);
-        let id = spawn(self, name, version, state, None)?;
+        let options = match name {
+            Some(name) => SpawnOptions::new().name(name),
+            None => SpawnOptions::new(),
+        };
+        let id = spawn(self, options, version, state, None)?;
         Ok((id, type_name))
     }
 }

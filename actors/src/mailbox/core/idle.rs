@@ -6,6 +6,14 @@
 //! back (as for any stopped actor): no message is ever queued in a mailbox that passivates.
 //! Nothing here touches the actor's cut: the actor's epoch and counters stay as they were,
 //! and it leaves a running snapshot as any stopping actor does.
+//!
+//! A passivation may *redirect* (`redirect`: its caller keeps somewhere to send what comes
+//! after, see [`crate::passivate::Redirect`]): then a push refused after the close is
+//! [`PushError::Passivated`](super::PushError::Passivated), decided under the same lock as
+//! the close, and never recorded as a dead letter of this mailbox (even once the actor has
+//! terminated): the one who redirects it hands it to another mailbox, which queues (and
+//! records) it, so no message is counted twice, and none falls between the close and the
+//! redirect.
 
 use super::{Inbox, Lifecycle, Stamp};
 use crate::loom::lock;
@@ -16,8 +24,9 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
     /// waits (in the shared queue, in the consumer's batch, or set aside for a deferred
     /// cut), no control signal waits but other passivation requests (they find the actor
     /// gone), no sender waits for room, and no cut is deferred. Returns whether it closed
-    /// it; if not, nothing changed.
-    pub(crate) fn close_if_idle(&mut self) -> bool {
+    /// it; if not, nothing changed. With `redirect`, the pushes it refuses from then on
+    /// are [`PushError::Passivated`](super::PushError::Passivated) (see the module docs).
+    pub(crate) fn close_if_idle(&mut self, redirect: bool) -> bool {
         if !self.batch.is_empty() || !self.held.is_empty() || self.hold.is_some() {
             return false;
         }
@@ -29,6 +38,7 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
             && q.cut.deferred().is_none();
         if idle {
             q.lifecycle = Lifecycle::Closed;
+            q.passivated = redirect;
         }
         idle
     }
@@ -38,6 +48,7 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
     /// back. Returns whether it was closed (and is open again).
     pub(crate) fn reopen(&mut self) -> bool {
         let mut q = lock(&self.core.queue);
+        q.passivated = false;
         if q.lifecycle == Lifecycle::Closed {
             q.lifecycle = Lifecycle::Open;
             return true;
@@ -63,38 +74,54 @@ mod tests {
     #[test]
     fn an_empty_mailbox_closes_and_refuses_what_comes_after() {
         let (core, mut inbox) = mailbox();
-        assert!(inbox.close_if_idle());
+        assert!(inbox.close_if_idle(false));
         assert!(matches!(core.try_push(7), Err(PushError::Closed(7))), "given back");
         assert!(inbox.reopen());
         assert!(core.try_push(8).is_ok(), "open again");
-        assert!(!inbox.close_if_idle(), "a message waits");
+        assert!(!inbox.close_if_idle(false), "a message waits");
     }
 
     #[test]
     fn a_waiting_message_or_signal_keeps_it_open() {
         let (core, mut inbox) = mailbox();
         core.try_push(1).unwrap();
-        assert!(!inbox.close_if_idle());
+        assert!(!inbox.close_if_idle(false));
         // Taken into the consumer's batch, not handled yet: still not idle.
         assert!(matches!(inbox.try_next(), super::super::Next::Data(1)));
-        assert!(inbox.close_if_idle(), "handled: idle");
+        assert!(inbox.close_if_idle(false), "handled: idle");
         inbox.reopen();
         core.push_control(Signal::Passivate(Box::new(()))).unwrap();
-        assert!(inbox.close_if_idle(), "only another passivation request waits");
+        assert!(inbox.close_if_idle(false), "only another passivation request waits");
         inbox.reopen();
         core.push_control(Signal::Stop(ExitReason::Stopped)).unwrap();
-        assert!(!inbox.close_if_idle(), "a signal waits");
+        assert!(!inbox.close_if_idle(false), "a signal waits");
     }
 
     #[test]
     fn a_terminated_or_closed_mailbox_is_not_closed_again() {
         let (core, mut inbox) = mailbox();
         core.close();
-        assert!(!inbox.close_if_idle());
+        assert!(!inbox.close_if_idle(false));
         assert!(inbox.reopen(), "closed, by whoever: opened");
         let _ = core.terminate(ExitReason::Stopped);
-        assert!(!inbox.close_if_idle());
+        assert!(!inbox.close_if_idle(false));
         assert!(!inbox.reopen());
+    }
+
+    #[test]
+    fn a_redirecting_close_refuses_as_passivated_without_recording_even_once_terminated() {
+        let (core, mut inbox) = mailbox();
+        assert!(inbox.close_if_idle(true));
+        assert!(matches!(core.try_push(7), Err(PushError::Passivated(7))), "given back");
+        assert!(inbox.reopen(), "a passivation called off");
+        assert!(inbox.close_if_idle(false));
+        assert!(matches!(core.try_push(8), Err(PushError::Closed(8))), "no redirect now");
+        inbox.reopen();
+        assert!(inbox.close_if_idle(true));
+        let _ = core.terminate(ExitReason::Stopped);
+        let remote = core.push_remote(9, super::super::Refusal::Silent);
+        assert!(matches!(remote, Err(PushError::Passivated(9))), "still, once terminated");
+        assert!(core.meta.late.take(Epoch(1)).records.is_empty(), "nothing recorded");
     }
 }
 
@@ -105,7 +132,7 @@ mod loom_tests {
     use amber_snapshot::Epoch;
     use loom::thread;
 
-    use super::super::{MailboxCore, Next, PushError, test_meta};
+    use super::super::{MailboxCore, Next, PushError, Refusal, test_meta};
     use super::*;
     use crate::ExitReason;
     use crate::loom::sync::Arc;
@@ -132,7 +159,7 @@ mod loom_tests {
             loop {
                 match inbox.try_next() {
                     Next::Data(_) => handled += 1,
-                    Next::Empty if inbox.close_if_idle() => break,
+                    Next::Empty if inbox.close_if_idle(false) => break,
                     Next::Empty => thread::yield_now(),
                     other => panic!("unexpected {other:?}"),
                 }
@@ -141,6 +168,53 @@ mod loom_tests {
             let (dead, _) = inbox.terminate(ExitReason::Stopped);
             assert_eq!(dead, 0, "nothing was left in the closed mailbox");
             assert_eq!(handled + refused, 2, "every message handled or given back, once");
+        });
+    }
+
+    /// The same race with a redirecting close (a passivation whose messages from other
+    /// nodes go elsewhere), after the actor cut for snapshot 1 and with senders that had
+    /// not (tagged 0): every message is queued before the close (then recorded in flight
+    /// for the snapshot, and handled) or refused as passivated (given back for a redirect,
+    /// and not recorded: whoever takes it records it); never both, never neither, never
+    /// left in the closed mailbox — also for a send after the actor terminated.
+    #[test]
+    fn a_send_racing_a_redirecting_close_is_handled_and_recorded_or_redirected_once() {
+        loom::model(|| {
+            let core = Arc::new(MailboxCore::<u32>::new(test_meta(), 8, Epoch::ZERO));
+            let mut inbox = Inbox::new(core.clone());
+            let cut = inbox.cut(super::super::CutFor::Marker(Epoch(1)), amber_snapshot::MAX_DEPTH);
+            assert!(cut.taken().is_some(), "cut for snapshot 1");
+            let senders: Vec<_> = (1..=2)
+                .map(|i| {
+                    let core = core.clone();
+                    thread::spawn(move || match core.push_remote(i, Refusal::Silent) {
+                        Ok(()) => 0,
+                        Err(PushError::Passivated(back)) => {
+                            assert_eq!(back, i, "the message given back");
+                            1
+                        }
+                        Err(other) => panic!("unexpected {other:?}"),
+                    })
+                })
+                .collect();
+            let mut handled = 0;
+            loop {
+                match inbox.try_next() {
+                    Next::Data(_) => handled += 1,
+                    Next::Empty if inbox.close_if_idle(true) => break,
+                    Next::Empty => thread::yield_now(),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            let redirected: usize = senders.into_iter().map(|s| s.join().unwrap()).sum();
+            let (dead, _) = inbox.terminate(ExitReason::Stopped);
+            assert_eq!(dead, 0, "nothing was left in the closed mailbox");
+            let late =
+                matches!(core.push_remote(3, Refusal::Silent), Err(PushError::Passivated(3)));
+            assert!(late, "a send after the end is redirected too");
+            let recorded = core.meta.late.take(Epoch(1)).records.len();
+            assert_eq!(recorded, handled, "exactly the queued ones are recorded");
+            assert_eq!(handled + redirected, 2, "every message handled or redirected, once");
         });
     }
 }

@@ -130,15 +130,19 @@ impl<E: ActorState> EntityRef<E> {
     /// for the reply, for at most the system's ask timeout.
     ///
     /// The request is not sent again: if the kept ref fails (the entity stopped, or its
-    /// node is down: [`AskError::Stopped`], [`AskError::NodeDown`]), the error is returned
+    /// node is down: [`AskError::Stopped`], [`AskError::NoReply`],
+    /// [`AskError::NodeDown`]), the error is returned
     /// and the ref dropped, so that the next call finds the entity again. An entity that
-    /// passivates as the request is sent refuses it ([`AskError::Stopped`]: it was not
-    /// delivered, and can be sent again).
+    /// passivates as the request is sent refuses it ([`AskError::Stopped`], or
+    /// [`AskError::NoReply`] from another node: it was not delivered, and can be sent
+    /// again); asks are not redirected to the keeper as tells are.
     pub async fn ask(&self, message: E::Msg) -> Result<E::Reply, ShardingError> {
         self.refresh();
         let entity = self.entity().await?;
         let reply = entity.ask(message).await;
-        if matches!(reply, Err(AskError::Stopped | AskError::NodeDown(_))) || entity.is_stopped() {
+        if matches!(reply, Err(AskError::Stopped | AskError::NoReply | AskError::NodeDown(_)))
+            || entity.is_stopped()
+        {
             self.forget(&entity);
         }
         Ok(reply?)

@@ -9,13 +9,25 @@
 //! the keeper's epoch, so that the state is in a snapshot either in the keeper's cut or in
 //! the started entity's, never both. The keeper is an actor like any other: checkpointed,
 //! restored, moved with its shard by live migration.
+//!
+//! An entity passivates with a redirect to its keeper ([`amber_actors::passivate::Redirect`]):
+//! a tell from another node that arrives for it once it has passivated (through a ref kept
+//! before, by an [`EntityRef`](super::EntityRef) or by hand) comes here as a `Deliver`,
+//! with its sender and tag, and the keeper sends it on to the entity, started again from
+//! its kept state if need be. While the key passivates (its state not here yet), or while
+//! it can be started neither from a kept state nor found running here, such tells wait in
+//! the keeper's state (`pending`, checkpointed: a snapshot holds them there, or in flight
+//! here), in arrival order, and go to the entity before anything else the keeper does for
+//! the key (a `Wake` answers only once they are sent), so each sender's order holds.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use amber_actors::{
-    Actor, ActorId, ActorState, ActorSystem, CodecError, Context, SpawnError, StateError,
+    Actor, ActorId, ActorState, ActorSystem, BoxError, CodecError, Context, Redirect, SpawnError,
+    StateError, remote::DeliverError,
 };
 use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
 
 /// The registered type name of keepers.
 pub(crate) const KEEPER_TYPE: &str = "amber.sharding.Keeper";
@@ -45,6 +57,10 @@ pub struct ShardKeeper {
     /// checkpointed: a checkpoint holds such a state in the entity's cut or in flight here.
     #[serde(skip)]
     passivating: HashSet<String>,
+    /// Tells redirected here for keys that cannot take them yet (see the module docs), in
+    /// arrival order: messages this keeper took, checkpointed with it.
+    #[serde(default)]
+    pending: BTreeMap<String, VecDeque<ByteBuf>>,
 }
 
 impl ShardKeeper {
@@ -55,6 +71,7 @@ impl ShardKeeper {
             shard,
             kept: BTreeMap::new(),
             passivating: HashSet::new(),
+            pending: BTreeMap::new(),
         }
     }
 }
@@ -97,6 +114,17 @@ pub enum KeeperMsg {
     Keys,
     /// The keys whose passivation has begun and whose state has not arrived yet.
     Passivating,
+    /// A tell for the entity `key`, sent to an actor of it that had passivated (redirected
+    /// here by the node; see the module docs): for its entity, in order.
+    Deliver {
+        /// The entity's key.
+        key: String,
+        /// The message, as encoded for the entity's type.
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+    },
+    /// The keys with tells waiting here for their entity.
+    Waiting,
 }
 
 /// A keeper's answer.
@@ -128,18 +156,38 @@ impl Actor for ShardKeeper {
     type Msg = KeeperMsg;
     type Reply = KeeperReply;
 
+    async fn on_start(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        // Restored with tells waiting: those whose entity runs (or is kept) go on now.
+        self.flush_all(ctx);
+        Ok(())
+    }
+
     async fn handle(&mut self, msg: KeeperMsg, ctx: &mut Context<Self>) -> KeeperReply {
+        let reply = self.handle_one(msg, ctx);
+        // Tells that waited for an entity that runs now (it came here by a move, say).
+        self.flush_all(ctx);
+        reply
+    }
+}
+
+impl ShardKeeper {
+    fn handle_one(&mut self, msg: KeeperMsg, ctx: &Context<Self>) -> KeeperReply {
         match msg {
             KeeperMsg::Keep { key, version, state } => {
                 tracing::trace!(key, shard = self.shard, "kept a passivated entity");
                 self.passivating.remove(&key);
-                self.kept.insert(key, Kept { version, state });
+                self.kept.insert(key.clone(), Kept { version, state });
+                // Tells came for it while it passivated: it starts again for them.
+                self.flush(ctx, &key);
                 KeeperReply::Done
             }
             KeeperMsg::Begin { key } => {
                 let name = format!("{}{key}", self.prefix);
                 if self.passivating.contains(&key) || self.kept.contains_key(&key) {
                     return KeeperReply::Retry("it passivates already".into());
+                }
+                if self.pending.contains_key(&key) {
+                    return KeeperReply::Retry("tells wait for it".into());
                 }
                 if ctx.system().whereis(&name).is_none() {
                     return KeeperReply::Retry("it does not run".into());
@@ -149,16 +197,108 @@ impl Actor for ShardKeeper {
             }
             KeeperMsg::Abort { key } => {
                 self.passivating.remove(&key);
+                self.flush(ctx, &key);
                 KeeperReply::Done
             }
-            KeeperMsg::Wake { key, version, fresh } => self.wake(ctx, key, version, fresh),
+            KeeperMsg::Wake { key, version, fresh } => {
+                let reply = self.wake(ctx, key.clone(), version, fresh);
+                // Before the requester hears of the entity, the tells redirected here for it
+                // before its request are in its mailbox.
+                self.flush(ctx, &key);
+                reply
+            }
             KeeperMsg::Keys => KeeperReply::Keys(self.kept.keys().cloned().collect()),
             KeeperMsg::Passivating => KeeperReply::Keys(self.passivating.iter().cloned().collect()),
+            KeeperMsg::Deliver { key, payload } => {
+                self.pending.entry(key.clone()).or_default().push_back(ByteBuf::from(payload));
+                self.flush(ctx, &key);
+                KeeperReply::Done
+            }
+            KeeperMsg::Waiting => KeeperReply::Keys(self.pending.keys().cloned().collect()),
         }
     }
-}
 
-impl ShardKeeper {
+    /// Sends the tells waiting for `key` on to its entity, in order: the one running here,
+    /// else one started from its kept state. They wait on while it passivates, or if it
+    /// neither runs nor is kept here (its next start through this keeper sends them).
+    fn flush(&mut self, ctx: &Context<Self>, key: &str) {
+        if self.passivating.contains(key) || !self.pending.contains_key(key) {
+            return;
+        }
+        let name = format!("{}{key}", self.prefix);
+        let id = match ctx.system().whereis(&name) {
+            Some((id, _)) => id,
+            None => match self.kept.remove(key) {
+                Some(kept) => {
+                    let started = self.start(ctx, key, name, kept.version, &kept.state);
+                    match started {
+                        Ok(id) => {
+                            tracing::trace!(key, entity = %id, "started an entity for tells redirected to it");
+                            id
+                        }
+                        Err(e) => {
+                            tracing::debug!(key, error = %e, "an entity did not start for the tells waiting for it");
+                            self.kept.insert(key.to_owned(), kept);
+                            return;
+                        }
+                    }
+                }
+                None => {
+                    tracing::debug!(
+                        key,
+                        shard = self.shard,
+                        "tells wait for an entity that neither runs nor is kept here"
+                    );
+                    return;
+                }
+            },
+        };
+        let Some(waiting) = self.pending.get_mut(key) else { return };
+        while let Some(payload) = waiting.pop_front() {
+            match ctx.tell_encoded(id, payload.into_vec()) {
+                Ok(()) => {}
+                Err(e) if matches!(e.error, DeliverError::Decode(_)) => {
+                    tracing::warn!(key, error = %e, "a tell redirected to a passivated entity does not decode: dropped");
+                }
+                Err(e) => {
+                    // Stopping: they wait for its next start.
+                    tracing::debug!(key, error = %e, "tells wait for an entity that stopped");
+                    waiting.push_front(ByteBuf::from(e.payload));
+                    return;
+                }
+            }
+        }
+        self.pending.remove(key);
+    }
+
+    /// Starts the entity `key` (registered as `name`) from `state`, born in this keeper's
+    /// epoch. A tell from before a snapshot's cut that reaches it after this keeper cut
+    /// (so the keeper's cut holds the state it started from, or no state for it) is
+    /// recorded as redirected here, as a tell to the passivated actor would be: the keeper
+    /// restored from the snapshot starts it again and sends it on.
+    fn start(
+        &self,
+        ctx: &Context<Self>,
+        key: &str,
+        name: String,
+        version: u32,
+        state: &[u8],
+    ) -> Result<ActorId, SpawnError> {
+        let kept_by = redirect_to(ctx.id(), key.to_owned());
+        ctx.spawn_registered_from_kept(&self.type_name, Some(name), version, state, kept_by)
+    }
+
+    /// [`flush`](Self::flush) for every key with tells waiting.
+    fn flush_all(&mut self, ctx: &Context<Self>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = self.pending.keys().cloned().collect();
+        for key in keys {
+            self.flush(ctx, &key);
+        }
+    }
+
     fn wake(
         &mut self,
         ctx: &Context<Self>,
@@ -181,7 +321,7 @@ impl ShardKeeper {
         };
         // Born in this keeper's epoch: in a running snapshot exactly when the kept state is
         // no longer in this keeper's cut.
-        let started = ctx.spawn_registered_detached(&self.type_name, Some(name), version, state);
+        let started = self.start(ctx, &key, name, version, state);
         let give_back = |this: &mut Self| {
             if let Some(kept) = kept {
                 this.kept.insert(key.clone(), kept);
@@ -202,6 +342,17 @@ impl ShardKeeper {
                 KeeperReply::Failed(e.to_string())
             }
         }
+    }
+}
+
+/// Where the tells for an actor of the entity `key` go, once it passivated: to the keeper
+/// `keeper`, as [`KeeperMsg::Deliver`].
+pub(super) fn redirect_to(keeper: ActorId, key: String) -> Redirect {
+    Redirect {
+        to: keeper,
+        wrap: Box::new(move |payload| {
+            amber_actors::encode(&KeeperMsg::Deliver { key: key.clone(), payload })
+        }),
     }
 }
 

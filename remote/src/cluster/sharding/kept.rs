@@ -66,9 +66,9 @@ impl<E: Actor> Kept<E> {
     /// if the one before went more than `after` earlier, the entity may have passivated
     /// since (it had no message from here for that long): the kept ref is dropped, so that
     /// the entity is looked up again through its shard's owner (which starts it again from
-    /// its kept state) instead of sent to where it was. A refused send to a stopped actor of
-    /// another node is not reported to its sender: this is how a ref kept on another node
-    /// avoids it.
+    /// its kept state) instead of sent to where it was. A tell sent to where it was would
+    /// still arrive (a tell from another node to a passivated entity is redirected to its
+    /// keeper: see `keeper.rs`), but through the keeper, a detour that this avoids.
     pub(super) fn stale(&self, now: u64, after: u64) {
         let last = self.last.swap(now, Ordering::Relaxed);
         if now.saturating_sub(last) <= after {

@@ -20,7 +20,9 @@
 //! - Passivation ([`ShardingConfig::passivate_after`]; `passivate.rs`): an idle entity
 //!   hands its state to its shard's keeper (`keeper.rs`, an actor of type
 //!   [`ShardKeeper`], kept in memory on the shard's owner, checkpointed and moved with the
-//!   shard) and stops; its next message starts it again from that state.
+//!   shard) and stops; its next message starts it again from that state. Tells from other
+//!   nodes that arrive for it once it passivated are redirected to the keeper, which sends
+//!   them on to it (`keeper.rs`).
 //! - With [`ShardingConfig::restart_lost_from`], a node's loss restarts its shards on the
 //!   nodes that take them over, from the newest checkpoint of the store that loads
 //!   (`restart.rs`), reported as [`LostShards`].
@@ -276,8 +278,9 @@ impl<E: ActorState> Sharding<E> {
 
     /// Passivates the entity `key` now if it runs on this node, its shard is this node's,
     /// and it is idle (no message waits for it): its state goes to its shard's keeper and
-    /// it stops; its next message starts it again from that state. Returns whether it
-    /// passivated. Idle entities passivate by themselves with
+    /// it stops; its next message starts it again from that state (a tell from another
+    /// node sent to the actor that passivated is redirected to the keeper, which sends it
+    /// on). Returns whether it passivated. Idle entities passivate by themselves with
     /// [`ShardingConfig::passivate_after`]; this is for doing it at once.
     ///
     /// Fails with [`ShardingError::Passivation`] if the sharding was not started with

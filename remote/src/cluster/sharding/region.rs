@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::super::{Cluster, ClusterError, Shared};
 use super::control::Resolved;
-use super::keeper::{KeeperMsg, KeeperReply, ShardKeeper};
+use super::keeper::{self, KeeperMsg, KeeperReply, ShardKeeper};
 use super::restart::LostShards;
 use super::{ShardRefusal, hash};
 use crate::NodeId;
@@ -130,11 +130,20 @@ impl<E: ActorState> Region<E> {
         match begun.unwrap_or(Err(amber_actors::AskError::NoReply)) {
             Ok(KeeperReply::Begun) => {}
             Ok(_) => return Ok(Passivation::Busy { handled: 0 }),
-            Err(_) => return Err(PassivateError::NotKept(id)),
+            Err(_) => {
+                // The keeper may still take the `Begin` (a slow keeper, an ask that timed
+                // out): called off after it, or the key would wait for a state that never
+                // comes (its tells held, its requests told to retry, for good).
+                let _ = keeper.tell(KeeperMsg::Abort { key: key.to_owned() }).await;
+                return Err(PassivateError::NotKept(id));
+            }
         }
         let abort = keeper.clone();
         let key = key.to_owned();
         let aborted = KeeperMsg::Abort { key: key.clone() };
+        // Tells from other nodes that arrive for it once it passivated go to the keeper,
+        // which sends them on to it (started again from its kept state): none is lost.
+        let redirect = keeper::redirect_to(keeper.id(), key.clone());
         let keep = Box::new(move |kept: KeptState| {
             let KeptState { id, type_name, name, version, state } = kept;
             match keeper.try_tell(KeeperMsg::Keep { key, version, state }) {
@@ -147,7 +156,8 @@ impl<E: ActorState> Region<E> {
                 },
             }
         });
-        let result = system.passivate(id, PassivateRequest { if_handled, keep }).await;
+        let request = PassivateRequest { if_handled, keep, redirect: Some(redirect) };
+        let result = system.passivate(id, request).await;
         if !matches!(result, Ok(Passivation::Passivated)) {
             let _ = abort.tell(aborted).await;
         }
@@ -159,7 +169,7 @@ impl<E: ActorState> Region<E> {
     pub(super) async fn handled(&self, id: ActorId) -> Result<Passivation, PassivateError> {
         let Some(cluster) = self.cluster() else { return Err(PassivateError::NotHere(id)) };
         let keep: amber_actors::passivate::Keep = Box::new(Err);
-        let probe = PassivateRequest { if_handled: Some(u64::MAX), keep };
+        let probe = PassivateRequest { if_handled: Some(u64::MAX), keep, redirect: None };
         cluster.system().passivate(id, probe).await
     }
 
@@ -257,8 +267,11 @@ impl<E: ActorState> Region<E> {
         let system = cluster.system();
         let name = self.name_of(key);
         let me = cluster.node().clone();
-        if let Ok(entity) = system.lookup::<E>(&name) {
-            return Ok((entity, me, false));
+        let running = system.lookup::<E>(&name).ok();
+        if let Some(entity) = &running
+            && self.passivate_after.is_none()
+        {
+            return Ok((entity.clone(), me, false));
         }
         let mine = self.nodes(&cluster);
         let mut both: Vec<NodeId> = mine.iter().chain(theirs).cloned().collect();
@@ -267,7 +280,20 @@ impl<E: ActorState> Region<E> {
         let shard = hash::shard_of(key, self.shards);
         let owner = self.owner(shard, &both);
         if owner != Some(&me) {
+            if let Some(entity) = running {
+                return Ok((entity, me, false));
+            }
             return Err(ShardRefusal::NotOwner { owner: owner.map(|n| n.to_string()) });
+        }
+        if let Some(entity) = running {
+            // With passivation on, found through the shard's keeper here all the same: the
+            // tells redirected to it for the key (sent to an actor of it that passivated)
+            // reach the entity before the requester learns of it, so each sender's order
+            // holds. (No keeper here: none were redirected here.)
+            if system.lookup::<ShardKeeper>(&self.keeper_name(shard)).is_err() {
+                return Ok((entity, me, false));
+            }
+            return self.wake(system, key, shard, fresh).await.map(|(e, started)| (e, me, started));
         }
         if self.restart_from.is_some() && !restarting {
             let settled = self.settled.lock().unwrap_or_else(PoisonError::into_inner).clone();
