@@ -1191,16 +1191,14 @@ fn actors_migrating_across_a_partition_are_never_on_two_nodes_and_keep_every_sen
     each_seed(3, Duration::from_secs(120), |seed| migration_partition(seed, false));
 }
 
-/// BUG (found by this test, seed 1 and every other): a node an actor moved away from
-/// forwards to the actor's new node until "that node goes down", and a dropped link counts
-/// as down: when the link between the two drops and is redialled (same incarnation, a
-/// `Reconnected`), the forwarding entry is gone for good. Every ref that reaches the actor
-/// through that node (refs made on the actor's first node, when it moved a → b → c and the
-/// link b–c blipped) then fails with `NoReply` ("actor stopped before replying") forever,
-/// and tells through it are dropped, while the actor runs on c. Refs are meant to keep
-/// working once a link is back ("refs to its actors work again"). Run with `--ignored`.
+/// A node an actor moved away from keeps forwarding to the actor's new node across a dropped
+/// link: when the link between the two drops and is redialled (same incarnation, a
+/// `Reconnected`), the forwarding entry watches the actor again and works as before. Refs
+/// that reach a sink through such a node (refs made on a, when it moved a → b → c and the
+/// link b–c was partitioned) answer once healed, and nothing is lost after healing. (Found
+/// as a bug by this test: the entry used to end for good when its link dropped, and refs
+/// through it failed with `NoReply` forever while the actor ran on c.)
 #[test]
-#[ignore = "bug: a forwarding entry ends when its link drops, even if the link comes back"]
 fn refs_through_a_forwarding_node_work_again_once_its_link_to_the_actor_is_back() {
     each_seed(1, Duration::from_secs(120), |seed| migration_partition(seed, true));
 }

@@ -45,7 +45,8 @@ pub(crate) trait AnyMailbox: Watch {
     /// goes back through the message's handler.
     fn deliver(&self, system: &ActorSystem, message: InboundMessage) -> Result<(), DeliverError>;
     /// For an actor that moved to another node: ends the forwarding (it stopped there, or
-    /// that node went down) and tells the watchers it kept. `false` if it had not moved.
+    /// that node is gone for good) and tells the watchers it kept. `false` if it had not
+    /// moved.
     fn end_moved(&self, reason: ExitReason) -> bool {
         let _ = reason;
         false

@@ -619,7 +619,10 @@ impl<A: Actor> Runner<A> {
         system.run_effects(system.engine().migrated_out(id, route.node(), epoch, self.depth));
         // Counted: the link may be reported down now.
         drop(handed_off);
-        // The forwarding entry ends when the actor stops there, or that node goes down.
+        // The forwarding entry ends when the actor stops there, or when the remoting layer
+        // gives that node up for good (a restart, a membership's verdict); not when the link
+        // merely drops (the route keeps this watch across it and takes it again when the same
+        // node is back). Refused at once only if that node is already gone for good.
         if route.watch(id, id).is_err() {
             core.end_moved(ExitReason::NodeDown(route.node().to_owned()));
         }

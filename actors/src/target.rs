@@ -139,6 +139,17 @@ impl Forward {
         Forward { route, engine }
     }
 
+    /// Whether the link to the node the actor moved to is up now (a message forwarded while
+    /// it is down is refused, as one sent straight to an actor of that node).
+    pub(crate) fn is_up(&self) -> bool {
+        self.route.is_up()
+    }
+
+    /// The node the actor moved to.
+    pub(crate) fn node(&self) -> &str {
+        self.route.node()
+    }
+
     /// A send from a handler is about to go beyond the bound of the link: the running
     /// actor owes it room (see [`Target::send_overflow`]).
     fn owe_room_if_full(&self) {

@@ -101,8 +101,10 @@ impl Default for Incarnations {
 
 impl Incarnations {
     /// `node` introduced itself as `system`: records it, retires the system it had before
-    /// if that differs, and tells the subscribers.
-    pub(super) fn introduced(&self, node: &NodeId, system: SystemId) {
+    /// if that differs, and returns the event to tell the subscribers (`Up`, `Reconnected`
+    /// or `Restarted`; the caller publishes it once it has acted on it).
+    #[must_use]
+    pub(super) fn introduced(&self, node: &NodeId, system: SystemId) -> ClusterEvent {
         let event = match self.last.insert(node.clone(), system) {
             None => ClusterEvent::Up { node: node.clone() },
             Some(before) if before == system => ClusterEvent::Reconnected { node: node.clone() },
@@ -112,7 +114,7 @@ impl Incarnations {
                 ClusterEvent::Restarted { node: node.clone() }
             }
         };
-        self.publish(event);
+        event
     }
 
     /// Every node that ever introduced itself (linked now or not).
