@@ -1375,6 +1375,115 @@ fn migration_partition(seed: u64, strict: bool) {
 }
 
 #[test]
+fn a_forwarding_entry_ends_when_the_actors_new_node_restarts() {
+    each_seed(3, Duration::from_secs(120), |seed| forwarding_ends(seed, Gone::Restarted));
+}
+
+#[test]
+fn a_forwarding_entry_ends_when_the_membership_declares_the_actors_new_node_down() {
+    each_seed(3, Duration::from_secs(120), |seed| forwarding_ends(seed, Gone::DeclaredDown));
+}
+
+/// How the node an actor moved to goes away for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gone {
+    /// It restarts (turmoil's `bounce`): a new incarnation, which never had the actor.
+    Restarted,
+    /// It is cut off from the actor's old node until the membership declares it down.
+    DeclaredDown,
+}
+
+/// An echo on a, watched there, moves to b; then b goes away for good (`how`). a's
+/// forwarding entry ends: a wait for the echo to stop returns `NodeDown`, its watcher
+/// hears `NodeDown` once, and refs through a fail at once with a typed error (`NodeDown`
+/// while b is unreachable, `Stopped` once a node named b is linked again: the entry is
+/// over), never hang. Declared down, b rejoins once healed, the echo still running there.
+fn forwarding_ends(seed: u64, how: Gone) {
+    let mut sim = simulation(seed, 10);
+    let board: Shared = Rc::default();
+    let phase = Rc::new(std::cell::Cell::new(STEADY));
+    {
+        let board = board.clone();
+        sim.host("b", move || {
+            let board = board.clone();
+            async move {
+                let _node = serve("b", &["a"], 0, board, Arc::default(), seed).await;
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+    }
+    let announce = phase.clone();
+    sim.client("a", async move {
+        let a = serve("a", &[], 0, board.clone(), Arc::default(), seed).await;
+        until(|| board.borrow().nodes.len() == 2).await;
+        let b = board.borrow().nodes["b"].cluster.clone();
+        linked(&a, &["b"]).await;
+        linked(&b, &["a"]).await;
+        let echo = a.system().spawn(Echo).unwrap();
+        let downs = Arc::new(Mutex::new(Vec::new()));
+        let watcher = a.system().spawn(Watcher { downs: downs.clone() }).unwrap();
+        watcher.ask(echo.clone()).await.expect("the watcher watches the echo");
+        a.migrate(echo.id(), &"b".into()).await.expect("the echo moves to b");
+        assert_eq!(echo.ask(1).await.expect("the echo answers through a"), 1);
+        let stopped = tokio::spawn({
+            let echo = echo.clone();
+            async move { echo.wait_stopped().await }
+        });
+
+        match how {
+            Gone::Restarted => announce.set(FAULT),
+            Gone::DeclaredDown => {
+                turmoil::partition("a", "b");
+                let down = |m: &[amber::cluster::Member]| {
+                    m.iter().any(|m| m.node.as_str() == "b" && !m.status.is_up())
+                };
+                a.members_watch().wait_for(|m| down(m)).await.expect("a's view of b");
+            }
+        }
+        let reason = stopped.await.expect("the wait's task");
+        assert_eq!(reason, ExitReason::NodeDown("b".into()), "seed {seed}: {how:?}");
+        assert!(echo.is_stopped(), "seed {seed}: {how:?}: the entry ended");
+        until(|| !downs.lock().unwrap().is_empty()).await;
+        if how == Gone::DeclaredDown {
+            // Unreachable: refused as anything sent to b is.
+            let asked = echo.ask(2).await;
+            assert_eq!(asked, Err(AskError::NodeDown("b".into())), "seed {seed}: {how:?}");
+            assert!(echo.tell(2).await.is_err(), "seed {seed}: {how:?}: given back");
+            turmoil::repair("a", "b");
+        }
+        // A node named b is linked again (b restarted, or b rejoined once healed).
+        until(|| board.borrow().nodes["b"].starts == 1 + u32::from(how == Gone::Restarted)).await;
+        let b = board.borrow().nodes["b"].cluster.clone();
+        linked(&a, &["b"]).await;
+        linked(&b, &["a"]).await;
+        let asked = echo.ask(3).await;
+        assert_eq!(asked, Err(AskError::Stopped), "seed {seed}: {how:?}: the entry is over");
+        assert!(echo.tell(3).await.is_err(), "seed {seed}: {how:?}: given back");
+        let running = b.system().actor_info(echo.id()).is_some();
+        assert_eq!(running, how == Gone::DeclaredDown, "seed {seed}: {how:?}: on b");
+        if running {
+            let there: ActorRef<Echo> =
+                b.system().decode(&a.system().encode(&echo).unwrap()).unwrap();
+            assert_eq!(there.ask(4).await, Ok(4), "seed {seed}: the echo runs on b still");
+        }
+        // Time for a second Down to arrive, if one were coming.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let heard = downs.lock().unwrap().clone();
+        assert_eq!(heard, [ExitReason::NodeDown("b".into())], "seed {seed}: {how:?}: once");
+        eprintln!("seed {seed}: forwarding entry ended when b was {how:?}");
+        Ok(())
+    });
+    let mut bounced = false;
+    drive(sim, move |sim| {
+        if phase.get() == FAULT && !bounced {
+            bounced = true;
+            sim.bounce("b");
+        }
+    });
+}
+
+#[test]
 fn a_node_cut_off_from_the_others_rejoins_once_healed_and_snapshots_stay_exact() {
     each_seed(3, Duration::from_secs(120), isolation);
 }
