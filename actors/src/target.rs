@@ -182,7 +182,7 @@ impl Forward {
             }
         };
         let relayed = self.engine.relay(self.route.node(), |target| {
-            if outbound.from.is_some() && outbound.tag < target {
+            let late = (outbound.from.is_some() && outbound.tag < target).then(|| {
                 let record = InFlightRecord {
                     to: meta.id,
                     from: outbound.from,
@@ -190,11 +190,17 @@ impl Forward {
                     ask: outbound.reply.is_some(),
                     payload: outbound.payload.clone().into(),
                 };
-                meta.late.push(Late { snapshot: target, record: Ok(record) });
                 outbound.tag = target;
-            }
+                record
+            });
             let counted = outbound.from.map(|_| outbound.tag);
-            self.route.route(outbound).map(|()| counted)
+            self.route.route(outbound)?;
+            // Recorded only once the link took it: one it refused (the new node's link is
+            // down) goes back to its sender, and must not also be in flight.
+            if let Some(record) = late {
+                meta.late.push(Late { snapshot: target, record: Ok(record) });
+            }
+            Ok::<_, crate::remote::RouteError>(counted)
         });
         relayed.map_err(|e| {
             tracing::debug!(actor = %meta.id, error = %e, "relay to a moved actor failed");

@@ -41,7 +41,10 @@
 //! Refs made before work again once the same incarnation of the node is back; a restarted
 //! node (a new system id in its `Hello`) has new actors: refs to the old ones are refused
 //! here, as to stopped actors ([`ClusterEvent::Restarted`]). Watches do not come back: watch
-//! again after a `NodeDown`. [`Cluster::subscribe`] reports links down and up, reconnections
+//! again after a `NodeDown`. The exception is the forwarding entry a node keeps for an actor
+//! that moved away from it ([`Cluster::migrate`]): it outlives a dropped link, watches the
+//! actor again once the same incarnation is back, and ends only when the actor stops there
+//! or its node is gone for good (restarted, declared down or left, given up on). [`Cluster::subscribe`] reports links down and up, reconnections
 //! and restarts. Delivery is at most once, never
 //! retried nor duplicated. What was queued for a link when it went down is lost: a `tell`
 //! that returned `Ok` may never arrive, and an ask that failed with `NodeDown` may or may not
