@@ -1452,11 +1452,16 @@ fn forwarding_ends(seed: u64, how: Gone) {
             assert!(echo.tell(2).await.is_err(), "seed {seed}: {how:?}: given back");
             turmoil::repair("a", "b");
         }
-        // A node named b is linked again (b restarted, or b rejoined once healed).
+        // A node named b is linked again (b restarted, or b rejoined once healed), and each
+        // of the two holds the other up: no stale verdict closes the link again.
         until(|| board.borrow().nodes["b"].starts == 1 + u32::from(how == Gone::Restarted)).await;
         let b = board.borrow().nodes["b"].cluster.clone();
-        linked(&a, &["b"]).await;
-        linked(&b, &["a"]).await;
+        for (node, other) in [(&a, "b"), (&b, "a")] {
+            let up = |m: &[amber::cluster::Member]| {
+                m.iter().any(|m| m.node.as_str() == other && m.status.is_up() && m.linked)
+            };
+            node.members_watch().wait_for(|m| up(m)).await.expect("the members' view");
+        }
         let asked = echo.ask(3).await;
         assert_eq!(asked, Err(AskError::Stopped), "seed {seed}: {how:?}: the entry is over");
         assert!(echo.tell(3).await.is_err(), "seed {seed}: {how:?}: given back");
