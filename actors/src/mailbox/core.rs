@@ -605,10 +605,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
 
     /// Where the actor went, if it moved to another node (also once its forwarding ended:
     /// what is still pushed goes on there).
-    pub(crate) fn moved_to(&self) -> Option<M>
-    where
-        M: Clone,
-    {
+    pub(crate) fn moved_to(&self) -> Option<M> {
         lock(&self.queue).moved.clone()
     }
 

@@ -44,11 +44,11 @@
 //! again after a `NodeDown`. The exception is the forwarding entry a node keeps for an actor
 //! that moved away from it ([`Cluster::migrate`]): it outlives a dropped link, watches the
 //! actor again once the same incarnation is back, and ends only when the actor stops there
-//! or its node is gone for good (restarted, declared down or left, given up on). [`Cluster::subscribe`] reports links down and up, reconnections
-//! and restarts. Delivery is at most once, never
-//! retried nor duplicated. What was queued for a link when it went down is lost: a `tell`
-//! that returned `Ok` may never arrive, and an ask that failed with `NodeDown` may or may not
-//! have been handled. What the other node acknowledged holds: an ask whose reply arrived was
+//! or its node is gone for good (restarted, declared down or left, given up on).
+//! [`Cluster::subscribe`] reports links down and up, reconnections and restarts. Delivery is
+//! at most once, never retried nor duplicated. What was queued for a link when it went down
+//! is lost: a `tell` that returned `Ok` may never arrive, and an ask that failed with
+//! `NodeDown` may or may not have been handled. What the other node acknowledged holds: an ask whose reply arrived was
 //! handled once, and a `Down` or a spawn's answer that arrived is true.
 //!
 //! [`AskError::NodeDown`]: amber_actors::AskError::NodeDown
