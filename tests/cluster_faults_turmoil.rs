@@ -1489,6 +1489,57 @@ fn forwarding_ends(seed: u64, how: Gone) {
 }
 
 #[test]
+fn a_forwarding_entry_ends_when_redialling_the_actors_new_node_gives_up() {
+    each_seed(3, Duration::from_secs(120), forwarding_given_up);
+}
+
+/// Without a membership: a links to b by hand and redials it at most three times. An echo
+/// moves from a to b; a and b are partitioned until a gives up redialling b, which ends the
+/// entry: a wait for the echo to stop returns `NodeDown`, and refs through a fail with
+/// `NodeDown`, never hang.
+fn forwarding_given_up(seed: u64) {
+    let mut sim = simulation(seed, 10);
+    let config = |name: &str| {
+        let any = SocketAddr::from(([0, 0, 0, 0], PORT));
+        TransportConfig::new(name, any, SECRET.to_vec()).with_heartbeat(ms(100), ms(1_000))
+    };
+    sim.host("b", move || async move {
+        let _b = Cluster::start(builder(), config("b")).await.expect("b starts");
+        std::future::pending::<()>().await;
+        Ok(())
+    });
+    sim.client("a", async move {
+        let policy = amber::ReconnectPolicy::new(ms(100), ms(1_000)).with_attempts(3);
+        let a = Cluster::start(builder(), config("a").with_reconnect(Some(policy)))
+            .await
+            .expect("a starts");
+        let mut events = a.subscribe();
+        // b may not listen yet: dial until it does.
+        while a.connect(SocketAddr::new(ip("b"), PORT)).await.is_err() {
+            tokio::time::sleep(ms(50)).await;
+        }
+        let echo = a.system().spawn(Echo).unwrap();
+        a.migrate(echo.id(), &"b".into()).await.expect("the echo moves to b");
+        assert_eq!(echo.ask(1).await, Ok(1), "seed {seed}: through a");
+
+        turmoil::partition("a", "b");
+        loop {
+            match events.recv().await.expect("a's events") {
+                amber::ClusterEvent::GaveUp { node, .. } if node.as_str() == "b" => break,
+                _ => {}
+            }
+        }
+        assert!(echo.is_stopped(), "seed {seed}: the entry ended");
+        assert_eq!(echo.wait_stopped().await, ExitReason::NodeDown("b".into()), "seed {seed}");
+        assert_eq!(echo.ask(2).await, Err(AskError::NodeDown("b".into())), "seed {seed}");
+        assert!(echo.tell(2).await.is_err(), "seed {seed}: given back");
+        eprintln!("seed {seed}: forwarding entry ended when a gave b up");
+        Ok(())
+    });
+    drive(sim, |_| {});
+}
+
+#[test]
 fn a_node_cut_off_from_the_others_rejoins_once_healed_and_snapshots_stay_exact() {
     each_seed(3, Duration::from_secs(120), isolation);
 }
