@@ -1191,16 +1191,14 @@ fn actors_migrating_across_a_partition_are_never_on_two_nodes_and_keep_every_sen
     each_seed(3, Duration::from_secs(120), |seed| migration_partition(seed, false));
 }
 
-/// BUG (found by this test, seed 1 and every other): a node an actor moved away from
-/// forwards to the actor's new node until "that node goes down", and a dropped link counts
-/// as down: when the link between the two drops and is redialled (same incarnation, a
-/// `Reconnected`), the forwarding entry is gone for good. Every ref that reaches the actor
-/// through that node (refs made on the actor's first node, when it moved a → b → c and the
-/// link b–c blipped) then fails with `NoReply` ("actor stopped before replying") forever,
-/// and tells through it are dropped, while the actor runs on c. Refs are meant to keep
-/// working once a link is back ("refs to its actors work again"). Run with `--ignored`.
+/// A node an actor moved away from keeps forwarding to the actor's new node across a dropped
+/// link: when the link between the two drops and is redialled (same incarnation, a
+/// `Reconnected`), the forwarding entry watches the actor again and works as before. Refs
+/// that reach a sink through such a node (refs made on a, when it moved a → b → c and the
+/// link b–c was partitioned) answer once healed, and nothing is lost after healing. (Found
+/// as a bug by this test: the entry used to end for good when its link dropped, and refs
+/// through it failed with `NoReply` forever while the actor ran on c.)
 #[test]
-#[ignore = "bug: a forwarding entry ends when its link drops, even if the link comes back"]
 fn refs_through_a_forwarding_node_work_again_once_its_link_to_the_actor_is_back() {
     each_seed(1, Duration::from_secs(120), |seed| migration_partition(seed, true));
 }
@@ -1371,6 +1369,171 @@ fn migration_partition(seed: u64, strict: bool) {
             failed.first(),
             lost
         );
+        Ok(())
+    });
+    drive(sim, |_| {});
+}
+
+#[test]
+fn a_forwarding_entry_ends_when_the_actors_new_node_restarts() {
+    each_seed(3, Duration::from_secs(120), |seed| forwarding_ends(seed, Gone::Restarted));
+}
+
+#[test]
+fn a_forwarding_entry_ends_when_the_membership_declares_the_actors_new_node_down() {
+    each_seed(3, Duration::from_secs(120), |seed| forwarding_ends(seed, Gone::DeclaredDown));
+}
+
+/// How the node an actor moved to goes away for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gone {
+    /// It restarts (turmoil's `bounce`): a new incarnation, which never had the actor.
+    Restarted,
+    /// It is cut off from the actor's old node until the membership declares it down.
+    DeclaredDown,
+}
+
+/// An echo on a, watched there, moves to b; then b goes away for good (`how`). a's
+/// forwarding entry ends: a wait for the echo to stop returns `NodeDown`, its watcher
+/// hears `NodeDown` once, and refs through a fail at once with a typed error (`NodeDown`
+/// while b is unreachable, `Stopped` once a node named b is linked again: the entry is
+/// over), never hang. Declared down, b rejoins once healed, the echo still running there.
+fn forwarding_ends(seed: u64, how: Gone) {
+    let mut sim = simulation(seed, 10);
+    let board: Shared = Rc::default();
+    let phase = Rc::new(std::cell::Cell::new(STEADY));
+    {
+        let board = board.clone();
+        sim.host("b", move || {
+            let board = board.clone();
+            async move {
+                let _node = serve("b", &["a"], 0, board, Arc::default(), seed).await;
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+    }
+    let announce = phase.clone();
+    sim.client("a", async move {
+        let a = serve("a", &[], 0, board.clone(), Arc::default(), seed).await;
+        until(|| board.borrow().nodes.len() == 2).await;
+        let b = board.borrow().nodes["b"].cluster.clone();
+        linked(&a, &["b"]).await;
+        linked(&b, &["a"]).await;
+        let echo = a.system().spawn(Echo).unwrap();
+        let downs = Arc::new(Mutex::new(Vec::new()));
+        let watcher = a.system().spawn(Watcher { downs: downs.clone() }).unwrap();
+        watcher.ask(echo.clone()).await.expect("the watcher watches the echo");
+        a.migrate(echo.id(), &"b".into()).await.expect("the echo moves to b");
+        assert_eq!(echo.ask(1).await.expect("the echo answers through a"), 1);
+        let stopped = tokio::spawn({
+            let echo = echo.clone();
+            async move { echo.wait_stopped().await }
+        });
+
+        match how {
+            Gone::Restarted => announce.set(FAULT),
+            Gone::DeclaredDown => {
+                turmoil::partition("a", "b");
+                let down = |m: &[amber::cluster::Member]| {
+                    m.iter().any(|m| m.node.as_str() == "b" && !m.status.is_up())
+                };
+                a.members_watch().wait_for(|m| down(m)).await.expect("a's view of b");
+            }
+        }
+        let reason = stopped.await.expect("the wait's task");
+        assert_eq!(reason, ExitReason::NodeDown("b".into()), "seed {seed}: {how:?}");
+        assert!(echo.is_stopped(), "seed {seed}: {how:?}: the entry ended");
+        until(|| !downs.lock().unwrap().is_empty()).await;
+        if how == Gone::DeclaredDown {
+            // Unreachable: refused as anything sent to b is.
+            let asked = echo.ask(2).await;
+            assert_eq!(asked, Err(AskError::NodeDown("b".into())), "seed {seed}: {how:?}");
+            assert!(echo.tell(2).await.is_err(), "seed {seed}: {how:?}: given back");
+            turmoil::repair("a", "b");
+        }
+        // A node named b is linked again (b restarted, or b rejoined once healed), and each
+        // of the two holds the other up: no stale verdict closes the link again.
+        until(|| board.borrow().nodes["b"].starts == 1 + u32::from(how == Gone::Restarted)).await;
+        let b = board.borrow().nodes["b"].cluster.clone();
+        for (node, other) in [(&a, "b"), (&b, "a")] {
+            let up = |m: &[amber::cluster::Member]| {
+                m.iter().any(|m| m.node.as_str() == other && m.status.is_up() && m.linked)
+            };
+            node.members_watch().wait_for(|m| up(m)).await.expect("the members' view");
+        }
+        let asked = echo.ask(3).await;
+        assert_eq!(asked, Err(AskError::Stopped), "seed {seed}: {how:?}: the entry is over");
+        assert!(echo.tell(3).await.is_err(), "seed {seed}: {how:?}: given back");
+        let running = b.system().actor_info(echo.id()).is_some();
+        assert_eq!(running, how == Gone::DeclaredDown, "seed {seed}: {how:?}: on b");
+        if running {
+            let there: ActorRef<Echo> =
+                b.system().decode(&a.system().encode(&echo).unwrap()).unwrap();
+            assert_eq!(there.ask(4).await, Ok(4), "seed {seed}: the echo runs on b still");
+        }
+        // Time for a second Down to arrive, if one were coming.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let heard = downs.lock().unwrap().clone();
+        assert_eq!(heard, [ExitReason::NodeDown("b".into())], "seed {seed}: {how:?}: once");
+        eprintln!("seed {seed}: forwarding entry ended when b was {how:?}");
+        Ok(())
+    });
+    let mut bounced = false;
+    drive(sim, move |sim| {
+        if phase.get() == FAULT && !bounced {
+            bounced = true;
+            sim.bounce("b");
+        }
+    });
+}
+
+#[test]
+fn a_forwarding_entry_ends_when_redialling_the_actors_new_node_gives_up() {
+    each_seed(3, Duration::from_secs(120), forwarding_given_up);
+}
+
+/// Without a membership: a links to b by hand and redials it at most three times. An echo
+/// moves from a to b; a and b are partitioned until a gives up redialling b, which ends the
+/// entry: a wait for the echo to stop returns `NodeDown`, and refs through a fail with
+/// `NodeDown`, never hang.
+fn forwarding_given_up(seed: u64) {
+    let mut sim = simulation(seed, 10);
+    let config = |name: &str| {
+        let any = SocketAddr::from(([0, 0, 0, 0], PORT));
+        TransportConfig::new(name, any, SECRET.to_vec()).with_heartbeat(ms(100), ms(1_000))
+    };
+    sim.host("b", move || async move {
+        let _b = Cluster::start(builder(), config("b")).await.expect("b starts");
+        std::future::pending::<()>().await;
+        Ok(())
+    });
+    sim.client("a", async move {
+        let policy = amber::ReconnectPolicy::new(ms(100), ms(1_000)).with_attempts(3);
+        let a = Cluster::start(builder(), config("a").with_reconnect(Some(policy)))
+            .await
+            .expect("a starts");
+        let mut events = a.subscribe();
+        // b may not listen yet: dial until it does.
+        while a.connect(SocketAddr::new(ip("b"), PORT)).await.is_err() {
+            tokio::time::sleep(ms(50)).await;
+        }
+        let echo = a.system().spawn(Echo).unwrap();
+        a.migrate(echo.id(), &"b".into()).await.expect("the echo moves to b");
+        assert_eq!(echo.ask(1).await, Ok(1), "seed {seed}: through a");
+
+        turmoil::partition("a", "b");
+        loop {
+            match events.recv().await.expect("a's events") {
+                amber::ClusterEvent::GaveUp { node, .. } if node.as_str() == "b" => break,
+                _ => {}
+            }
+        }
+        assert!(echo.is_stopped(), "seed {seed}: the entry ended");
+        assert_eq!(echo.wait_stopped().await, ExitReason::NodeDown("b".into()), "seed {seed}");
+        assert_eq!(echo.ask(2).await, Err(AskError::NodeDown("b".into())), "seed {seed}");
+        assert!(echo.tell(2).await.is_err(), "seed {seed}: given back");
+        eprintln!("seed {seed}: forwarding entry ended when a gave b up");
         Ok(())
     });
     drive(sim, |_| {});

@@ -376,3 +376,95 @@ async fn a_moved_actor_keeps_its_mailbox_capacity_and_restart_policy() {
         bounded(n.shutdown()).await;
     }
 }
+
+/// Waits (bounded) for the next event of `events` that `wanted` picks.
+async fn heard(
+    events: &mut tokio::sync::broadcast::Receiver<amber::ClusterEvent>,
+    wanted: impl Fn(&amber::ClusterEvent) -> bool,
+) {
+    bounded(async {
+        loop {
+            match events.recv().await {
+                Ok(event) if wanted(&event) => return,
+                Ok(_) => {}
+                Err(e) => panic!("the cluster's events: {e}"),
+            }
+        }
+    })
+    .await
+}
+
+/// Waits (bounded) until `done` holds, checking again whenever the runtime has run others.
+async fn until(mut done: impl FnMut() -> bool) {
+    bounded(async {
+        while !done() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+}
+
+/// The node an actor left keeps forwarding to it across a dropped link: refs through it are
+/// refused as refs to the new node's actors are while the link is down (the message given
+/// back, `NodeDown`), and work again once the same incarnation is back; a wait for the actor
+/// to stop does not end on the drop. Once the new node restarts (a new incarnation, which
+/// never had the actor), the entry ends: its wait and its watchers hear `NodeDown`, and refs
+/// through it fail at once, typed, instead of reaching the new incarnation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarding_entry_outlives_a_dropped_link_and_ends_when_its_new_node_restarts() {
+    use amber::{AskError, ClusterEvent, ExitReason};
+
+    let nodes =
+        vec![node("a", builder()).await, node("b", builder()).await, node("c", builder()).await];
+    mesh(&nodes).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let sink = a.system().spawn(Sink::default()).unwrap();
+    let on_c = refs_on(a, c, std::slice::from_ref(&sink)).remove(0);
+    bounded(a.migrate(sink.id(), b.node())).await.unwrap();
+    let is_b = |node: &amber::NodeId| node.as_str() == "b";
+    until(|| b.watched_by_remote() == 1).await; // the entry's watch, held on b
+    let mut events = a.subscribe();
+
+    // a closes its link to b (nobody redials it).
+    a.transport().disconnect(b.node(), "a blip, for the test").unwrap();
+    heard(&mut events, |e| matches!(e, ClusterEvent::Down { node, .. } if is_b(node))).await;
+    assert!(sink.push(0, 1).await.is_err(), "given back while the link is down");
+    assert_eq!(bounded(sink.echo(1)).await, Err(AskError::NodeDown("b".into())));
+    assert!(bounded(on_c.echo(1)).await.is_err(), "an ask through a fails, typed, at once");
+    assert!(!sink.is_stopped(), "the entry outlives the drop");
+    let stopped = tokio::spawn({
+        let sink = sink.clone();
+        async move { sink.wait_stopped().await }
+    });
+    assert_eq!(a.watching_remote(), 1, "a keeps the entry's watch");
+
+    // The same b is back: the entry takes its watch again and forwards as before.
+    bounded(a.connect(b.local_addr())).await.unwrap();
+    heard(&mut events, |e| matches!(e, ClusterEvent::Reconnected { node } if is_b(node))).await;
+    until(|| b.watched_by_remote() == 1).await;
+    sink.push(0, 1).await.unwrap();
+    assert_eq!(bounded(sink.echo(2)).await, Ok(2));
+    assert_eq!(bounded(on_c.echo(3)).await, Ok(3));
+    let (received, violations, _) = bounded(on_c.report()).await.unwrap();
+    assert_eq!((received, violations), (1, vec![]));
+    assert!(!stopped.is_finished() && !sink.is_stopped(), "the wait goes on");
+
+    // b restarts while cut off from a (so nothing it says on its way out reaches a): a new
+    // incarnation under the same name, which never had the sink.
+    a.transport().disconnect(b.node(), "b restarts, for the test").unwrap();
+    heard(&mut events, |e| matches!(e, ClusterEvent::Down { node, .. } if is_b(node))).await;
+    bounded(b.shutdown()).await;
+    let b = node("b", builder()).await;
+    bounded(a.connect(b.local_addr())).await.unwrap();
+    heard(&mut events, |e| matches!(e, ClusterEvent::Restarted { node } if is_b(node))).await;
+    assert_eq!(bounded(stopped).await.unwrap(), ExitReason::NodeDown("b".into()));
+    assert!(sink.is_stopped());
+    assert_eq!(a.watching_remote(), 0, "the entry ended");
+    // Refused at a, as refs to the previous incarnation's actors are.
+    assert!(sink.push(0, 2).await.is_err(), "given back, not sent to the new b");
+    assert_eq!(bounded(sink.echo(4)).await, Err(AskError::Stopped));
+    assert!(bounded(on_c.echo(5)).await.is_err(), "an ask through a fails, typed, at once");
+    for n in [a, &b, c] {
+        bounded(n.shutdown()).await;
+    }
+}

@@ -180,11 +180,21 @@ impl<A: Actor> ActorRef<A> {
         }
     }
 
-    /// For an actor on another node that is down now: the error to report.
+    /// For an actor on another node that is down now: the error to report. That includes
+    /// an actor that moved from this node to another one whose link is down now (its
+    /// forwarding entry here refuses what it cannot forward, as a ref to an actor of that
+    /// node would).
     fn node_down(&self) -> Option<AskError> {
-        let Target::Remote(remote) = &self.target else { return None };
-        let route = &remote.route;
-        (!route.is_up()).then(|| AskError::NodeDown(route.node().to_owned()))
+        match &self.target {
+            Target::Remote(remote) => {
+                let route = &remote.route;
+                (!route.is_up()).then(|| AskError::NodeDown(route.node().to_owned()))
+            }
+            Target::Local(mailbox) => {
+                let to = mailbox.moved_to()?;
+                (!to.is_up()).then(|| AskError::NodeDown(to.node().to_owned()))
+            }
+        }
     }
 
     /// Asks the actor to stop after its current message. Queued messages are not handled
@@ -212,6 +222,12 @@ impl<A: Actor> ActorRef<A> {
     /// as long as it lasts (cancelling it withdraws the watch); it returns the real exit
     /// reason, or [`ExitReason::NodeDown`] if that node goes down or is unreachable first
     /// (the actor may still be running there: a later wait asks again).
+    ///
+    /// For an actor that moved from this node to another one (a ref that reaches it through
+    /// this node's forwarding entry), the wait lasts as long as the entry: it returns the
+    /// actor's exit reason there, or [`ExitReason::NodeDown`] once its new node is gone for
+    /// good (restarted, declared down by the membership, given up on). A dropped link that
+    /// comes back does not end it.
     pub async fn wait_stopped(&self) -> ExitReason {
         match &self.target {
             Target::Local(mailbox) => {

@@ -52,7 +52,8 @@ pub(crate) trait AnyMailbox: Watch {
         local: bool,
     ) -> Result<(), Undelivered>;
     /// For an actor that moved to another node: ends the forwarding (it stopped there, or
-    /// that node went down) and tells the watchers it kept. `false` if it had not moved.
+    /// that node is gone for good) and tells the watchers it kept. `false` if it had not
+    /// moved.
     fn end_moved(&self, reason: ExitReason) -> bool {
         let _ = reason;
         false

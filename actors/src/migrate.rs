@@ -16,8 +16,12 @@
 //! Refs keep working: a ref held on the old node (or decoded there later) forwards through
 //! it; refs on other nodes reach the old node, which forwards; refs to it on the new node
 //! are local. Asks in flight are answered through the same path. The old node keeps a
-//! forwarding entry until the actor stops on its new node (or that node goes down): then
-//! the entry ends and tells the watchers it kept.
+//! forwarding entry until the actor stops on its new node, or until the remoting layer
+//! gives that node up for good (it restarted, or was declared down: not a link that
+//! merely dropped, see [`RemoteRoute::watch`]): then the entry ends and tells the watchers
+//! it kept. While the link to the new node is down, what the entry cannot forward is
+//! refused as anything sent to that node (an ask fails with
+//! [`AskError::NodeDown`](crate::AskError::NodeDown)).
 //!
 //! # Snapshots
 //!
@@ -619,7 +623,10 @@ impl<A: Actor> Runner<A> {
         system.run_effects(system.engine().migrated_out(id, route.node(), epoch, self.depth));
         // Counted: the link may be reported down now.
         drop(handed_off);
-        // The forwarding entry ends when the actor stops there, or that node goes down.
+        // The forwarding entry ends when the actor stops there, or when the remoting layer
+        // gives that node up for good (a restart, a membership's verdict); not when the link
+        // merely drops (the route keeps this watch across it and takes it again when the same
+        // node is back). Refused at once only if that node is already gone for good.
         if route.watch(id, id).is_err() {
             core.end_moved(ExitReason::NodeDown(route.node().to_owned()));
         }

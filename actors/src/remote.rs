@@ -227,6 +227,12 @@ pub trait RemoteRoute: Send + Sync + 'static {
     /// [`ExitReason::NodeDown`](crate::ExitReason::NodeDown) if the node goes down first.
     /// On error the watcher is told at once that the node is down. Routes that cannot watch
     /// refuse.
+    ///
+    /// A watch whose watcher is `watched` itself is the forwarding entry of an actor that
+    /// moved from this node to that one ([`Host::migrate`]): a route that can should keep
+    /// it across a dropped link (take it again when the same node is back) and tell it
+    /// `NodeDown` only once that node is gone for good (restarted, declared down), so that
+    /// the entry outlives a network blip.
     fn watch(&self, watched: ActorId, watcher: ActorId) -> Result<(), RouteError> {
         let _ = (watched, watcher);
         Err(RouteError::NodeDown(self.node().to_owned()))

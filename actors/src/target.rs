@@ -145,6 +145,17 @@ impl Forward {
         Forward { route, engine }
     }
 
+    /// Whether the link to the node the actor moved to is up now (a message forwarded while
+    /// it is down is refused, as one sent straight to an actor of that node).
+    pub(crate) fn is_up(&self) -> bool {
+        self.route.is_up()
+    }
+
+    /// The node the actor moved to.
+    pub(crate) fn node(&self) -> &str {
+        self.route.node()
+    }
+
     /// A send from a handler is about to go beyond the bound of the link: the running
     /// actor owes it room (see [`Target::send_overflow`]).
     fn owe_room_if_full(&self) {
@@ -177,7 +188,7 @@ impl Forward {
             }
         };
         let relayed = self.engine.relay(self.route.node(), |target| {
-            if outbound.from.is_some() && outbound.tag < target {
+            let late = (outbound.from.is_some() && outbound.tag < target).then(|| {
                 let record = InFlightRecord {
                     to: meta.id,
                     from: outbound.from,
@@ -185,11 +196,17 @@ impl Forward {
                     ask: outbound.reply.is_some(),
                     payload: outbound.payload.clone().into(),
                 };
-                meta.late.push(Late { snapshot: target, record: Ok(record) });
                 outbound.tag = target;
-            }
+                record
+            });
             let counted = outbound.from.map(|_| outbound.tag);
-            self.route.route(outbound).map(|()| counted)
+            self.route.route(outbound)?;
+            // Recorded only once the link took it: one it refused (the new node's link is
+            // down) goes back to its sender, and must not also be in flight.
+            if let Some(record) = late {
+                meta.late.push(Late { snapshot: target, record: Ok(record) });
+            }
+            Ok::<_, crate::remote::RouteError>(counted)
         });
         relayed.map_err(|e| {
             tracing::debug!(actor = %meta.id, error = %e, "relay to a moved actor failed");

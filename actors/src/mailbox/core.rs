@@ -653,9 +653,15 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
         Terminated { data, watchers }
     }
 
-    /// Ends the forwarding of a moved actor (it stopped on its new node, or that node went
-    /// down): the mailbox terminates with `reason`. Returns the watchers to tell, or `None`
-    /// if the actor had not moved.
+    /// Where the actor went, if it moved to another node (also once its forwarding ended:
+    /// what is still pushed goes on there).
+    pub(crate) fn moved_to(&self) -> Option<M> {
+        lock(&self.queue).moved.clone()
+    }
+
+    /// Ends the forwarding of a moved actor (it stopped on its new node, or that node is
+    /// gone for good): the mailbox terminates with `reason`. Returns the watchers to tell,
+    /// or `None` if the actor had not moved.
     pub(crate) fn terminate_moved(&self, reason: ExitReason) -> Option<Vec<Watcher>> {
         if lock(&self.queue).lifecycle != Lifecycle::Moved {
             return None;

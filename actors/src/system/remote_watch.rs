@@ -46,8 +46,9 @@ impl Host {
     /// lives here. A watcher that has stopped watching `down.actor` ignores it.
     ///
     /// A `Down` of an actor that moved to another node, addressed to that actor itself, is
-    /// how its forwarding entry here learns that it stopped there (or that node went down):
-    /// the entry ends and tells the watchers it kept.
+    /// how its forwarding entry here learns that it stopped there (or that the remoting
+    /// layer gave that node up for good: it restarted, or was declared down): the entry
+    /// ends and tells the watchers it kept. A dropped link alone does not end it.
     pub fn notify_down(&self, watcher: ActorId, down: Down) -> bool {
         if down.actor == watcher
             && let Some((_, moved)) = self.system().moved().remove(&watcher)

@@ -29,7 +29,9 @@ pub enum ClusterEvent {
     },
     /// The link to `node` went down: what was pending on it failed (asks, lookups, spawns),
     /// watchers of its actors heard `NodeDown`, a snapshot spanning it aborted. If this node
-    /// dialled the link and the drop was not deliberate, it is being redialled.
+    /// dialled the link and the drop was not deliberate, it is being redialled. The
+    /// forwarding entries of actors that moved from this node to `node` stay (what goes
+    /// through them is refused meanwhile).
     Down {
         /// The peer.
         node: NodeId,
@@ -37,20 +39,23 @@ pub enum ClusterEvent {
         reason: String,
     },
     /// `node` is back as the incarnation it was before the link dropped: refs to its actors
-    /// work again (watches do not come back: watch again).
+    /// work again (watches do not come back: watch again), and so do the forwarding entries
+    /// of actors that moved from this node to `node`.
     Reconnected {
         /// The peer.
         node: NodeId,
     },
     /// `node` is back as a new incarnation (it restarted): its previous actors are gone,
-    /// and refs to them fail with `NodeDown`; look its actors up again.
+    /// and refs to them fail with `NodeDown`; look its actors up again. The forwarding
+    /// entries of actors that had moved from this node to `node` ended (`NodeDown`).
     Restarted {
         /// The peer.
         node: NodeId,
     },
     /// Redialling `node` gave up after `attempts` attempts
     /// ([`ReconnectPolicy::attempts`](crate::ReconnectPolicy::attempts)); it stays down
-    /// until a node connects again.
+    /// until a node connects again. The forwarding entries of actors that moved from this
+    /// node to `node` ended (`NodeDown`).
     GaveUp {
         /// The peer.
         node: NodeId,
@@ -67,12 +72,16 @@ pub enum ClusterEvent {
         addr: std::net::SocketAddr,
     },
     /// The membership declared `node` down (it stopped answering probes, directly and
-    /// through others): its link is closed, with the consequences of a `Down`.
+    /// through others): its link is closed, with the consequences of a `Down`, and the
+    /// forwarding entries of actors that moved from this node to `node` ended
+    /// (`NodeDown`).
     MemberDown {
         /// The member.
         node: NodeId,
     },
-    /// `node` left the membership on purpose (it shut down).
+    /// `node` left the membership on purpose (it shut down). The forwarding entries of
+    /// actors that moved from this node to `node` ended, if its actors' stops did not end
+    /// them first.
     MemberLeft {
         /// The member.
         node: NodeId,
@@ -101,9 +110,11 @@ impl Default for Incarnations {
 
 impl Incarnations {
     /// `node` introduced itself as `system`: records it, retires the system it had before
-    /// if that differs, and tells the subscribers.
-    pub(super) fn introduced(&self, node: &NodeId, system: SystemId) {
-        let event = match self.last.insert(node.clone(), system) {
+    /// if that differs, and returns the event to tell the subscribers (`Up`, `Reconnected`
+    /// or `Restarted`; the caller publishes it once it has acted on it).
+    #[must_use]
+    pub(super) fn introduced(&self, node: &NodeId, system: SystemId) -> ClusterEvent {
+        match self.last.insert(node.clone(), system) {
             None => ClusterEvent::Up { node: node.clone() },
             Some(before) if before == system => ClusterEvent::Reconnected { node: node.clone() },
             Some(before) => {
@@ -111,8 +122,7 @@ impl Incarnations {
                 self.retired.insert(before, node.clone());
                 ClusterEvent::Restarted { node: node.clone() }
             }
-        };
-        self.publish(event);
+        }
     }
 
     /// Every node that ever introduced itself (linked now or not).

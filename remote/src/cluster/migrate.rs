@@ -8,6 +8,10 @@
 //!    (the link is FIFO, so per-sender order holds). Asks among its queued messages are
 //!    registered here, so their replies come back through this node.
 //! 3. The target starts the actor and answers `Arrived`.
+//!
+//! This node then forwards to the actor through its old mailbox, a *forwarding entry* that
+//! watches the actor on its new node; how that watch outlives a dropped link and when the
+//! entry ends: `watch.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -155,6 +159,13 @@ impl Cluster {
     /// name; every ref to it keeps working (refs on this node and on other nodes reach it
     /// through this node, which forwards); no message is lost or delivered twice, and each
     /// sender's messages arrive in the order sent. Returns once it runs on `to`.
+    ///
+    /// This node keeps a forwarding entry for it, which outlives a dropped link to `to`
+    /// (what goes through it meanwhile is refused, as anything sent to `to`; it forwards
+    /// again once the same incarnation of `to` is back) and ends when the actor stops there,
+    /// or with [`ExitReason::NodeDown`](amber_actors::ExitReason::NodeDown) when `to` is gone
+    /// for good: it restarted, the membership declared it down or saw it leave, or
+    /// redialling it gave up. Refs through this node then fail at once, typed.
     ///
     /// `to` must have registered the actor's type. Actors with a parent or children do not
     /// move ([`MigrateError::Supervised`]). Fails with [`ClusterError::Migrate`] if the actor

@@ -41,11 +41,14 @@
 //! Refs made before work again once the same incarnation of the node is back; a restarted
 //! node (a new system id in its `Hello`) has new actors: refs to the old ones are refused
 //! here, as to stopped actors ([`ClusterEvent::Restarted`]). Watches do not come back: watch
-//! again after a `NodeDown`. [`Cluster::subscribe`] reports links down and up, reconnections
-//! and restarts. Delivery is at most once, never
-//! retried nor duplicated. What was queued for a link when it went down is lost: a `tell`
-//! that returned `Ok` may never arrive, and an ask that failed with `NodeDown` may or may not
-//! have been handled. What the other node acknowledged holds: an ask whose reply arrived was
+//! again after a `NodeDown`. The exception is the forwarding entry a node keeps for an actor
+//! that moved away from it ([`Cluster::migrate`]): it outlives a dropped link, watches the
+//! actor again once the same incarnation is back, and ends only when the actor stops there
+//! or its node is gone for good (restarted, declared down or left, given up on).
+//! [`Cluster::subscribe`] reports links down and up, reconnections and restarts. Delivery is
+//! at most once, never retried nor duplicated. What was queued for a link when it went down
+//! is lost: a `tell` that returned `Ok` may never arrive, and an ask that failed with
+//! `NodeDown` may or may not have been handled. What the other node acknowledged holds: an ask whose reply arrived was
 //! handled once, and a `Down` or a spawn's answer that arrived is true.
 //!
 //! [`AskError::NodeDown`]: amber_actors::AskError::NodeDown
@@ -366,9 +369,11 @@ impl Shared {
     }
 
     /// Whether `actor` lived on a previous incarnation of `node` (it restarted since), and
-    /// was not placed there again by a restore: it is gone for good.
+    /// was not placed there again by a restore, or moved from this node to `node` and its
+    /// forwarding entry ended because `node` is gone for good: it is gone for good.
     fn is_retired(&self, actor: ActorId, node: &NodeId) -> bool {
-        self.incarnations.is_retired(actor.system(), node) && !self.placed.contains_key(&actor)
+        (self.incarnations.is_retired(actor.system(), node) && !self.placed.contains_key(&actor))
+            || self.watches.is_gone(actor, node)
     }
 
     /// Tells the membership (if any) that a link came up or went down.
@@ -740,6 +745,10 @@ fn on_event(shared: &Arc<Shared>, event: TransportEvent) {
         }
         TransportEvent::GaveUp { node, attempts, .. } => {
             tracing::info!(%node, attempts, "gave up redialling the node");
+            // Given up on, unless it linked again meanwhile (by dialling in).
+            if !shared.transport.is_up(&node) {
+                watch::forwards_end(shared, &node);
+            }
             shared.incarnations.publish(ClusterEvent::GaveUp { node, attempts });
         }
         TransportEvent::HandshakeFailed { addr, error } => {
@@ -771,10 +780,19 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
         }
         Frame::Control(bytes) => match Control::decode(&bytes) {
             Ok(Control::Hello { system }) => {
+                let event = shared.incarnations.introduced(&from, system);
+                if let ClusterEvent::Restarted { .. } = event {
+                    // Before the node counts as up: no actor can have left for the new
+                    // incarnation yet, so every forwarding entry to it is to the old one.
+                    watch::forwards_end(shared, &from);
+                }
                 shared.systems.insert(system, from.clone());
                 shared.nodes.insert(from.clone(), system);
                 shared.hello.notify_waiters();
-                shared.incarnations.introduced(&from, system);
+                if let ClusterEvent::Reconnected { .. } = event {
+                    watch::reconnected(shared, &from);
+                }
+                shared.incarnations.publish(event);
                 shared.links_changed();
             }
             Ok(Control::Lookup { request, name }) => {

@@ -10,7 +10,20 @@
 //!
 //! When B goes down (link lost, heartbeat timeout, shut down), A tells every watcher of an
 //! actor on B: `Down` with [`ExitReason::NodeDown`]. B, seeing A go down, drops the watches
-//! it held for A's actors. Both lists are keyed per node, so nothing outlives the link.
+//! it held for A's actors. Both lists are keyed per node, so nothing outlives the link (but
+//! the forwarding entries' watches, below).
+//!
+//! One kind of watch outlives a dropped link: a *forwarding entry*'s. An actor that moved
+//! from A to B leaves an entry on A that forwards to B, and that entry watches the actor on
+//! B under the actor's own id (watched = watcher, which no other watch has), to learn when
+//! it stops there. When the link drops, A keeps that watch instead of firing it (B drops
+//! its side, as for any watch): while the link is down, what A forwards is refused as
+//! anything sent to B is; when the same incarnation of B introduces itself again, A sends
+//! the `Watch` again ([`reconnected`]), and the entry works as before (if the actor stopped
+//! meanwhile, B answers `Down` with `Stopped` at once). The entry ends, with `NodeDown`,
+//! only once B is gone for good ([`forwards_end`]): B restarted (a new incarnation, which
+//! never had the actor), the membership declared B down or saw it leave, or redialling B
+//! gave up. From then on this node refuses what is still forwarded to the actor there.
 //!
 //! `wait_stopped` on a ref to an actor of B is a watch too, whose watcher is not an actor: a
 //! synthetic id of A's system (sequence numbers from [`WAIT_SEQ`] up, which no actor gets)
@@ -57,6 +70,24 @@ pub(super) struct Watches {
     /// `wait_stopped` calls on refs to actors of other nodes, by synthetic watcher id.
     waits: DashMap<ActorId, oneshot::Sender<ExitReason>>,
     next_wait: AtomicU64,
+    /// Actors whose forwarding entry to a node ended because that node is gone for good,
+    /// with that node: what is still forwarded to them there is refused (see
+    /// [`forwards_end`]).
+    gone: DashMap<ActorId, NodeId>,
+}
+
+impl Watches {
+    /// Whether the forwarding entry of `actor` to `node` ended because `node` is gone for
+    /// good (what is still sent to it there is refused).
+    pub(super) fn is_gone(&self, actor: ActorId, node: &NodeId) -> bool {
+        self.gone.get(&actor).is_some_and(|n| *n == *node)
+    }
+}
+
+/// Whether `pair` is the watch of a forwarding entry: an actor that moved to another node,
+/// watched there under its own id (no other watch has its watcher watched).
+fn is_forward((watched, watcher): &Pair) -> bool {
+    watched == watcher
 }
 
 /// The first sequence number of the synthetic watcher ids of stop waits (actors count up
@@ -65,7 +96,8 @@ const WAIT_SEQ: u64 = 1 << 63;
 
 impl Cluster {
     /// How many watches local actors (and `wait_stopped` calls in progress) hold on actors of
-    /// other nodes (for diagnostics).
+    /// other nodes (for diagnostics). The forwarding entries of actors that moved from this
+    /// node to another count too, one each, also while their link is down.
     pub fn watching_remote(&self) -> usize {
         self.shared.watches.remote.len()
     }
@@ -89,6 +121,9 @@ pub(super) fn watch(
     watcher: ActorId,
 ) -> Result<(), RouteError> {
     let pair = (watched, watcher);
+    if is_forward(&pair) {
+        return forward(shared, node, watched);
+    }
     // Recorded first, then the peer checked: `peer_down` forgets the peer first, then fires
     // the watches it finds, so every watch is either fired by it or refused here.
     shared.watches.remote.insert(pair, node.clone());
@@ -102,6 +137,29 @@ pub(super) fn watch(
         Some(_) => Err(RouteError::NodeDown(node.to_string())),
         None => Ok(()), // `peer_down` got there first and has told the watcher
     }
+}
+
+/// Registers the forwarding entry of `actor`, which moved from this node to `node`: its
+/// watch there, sent now if the link is up, else kept for when the same incarnation is
+/// back ([`reconnected`]) or until `node` is gone for good ([`forwards_end`]). Refused only
+/// if the actor is known gone from `node` already.
+fn forward(shared: &Arc<Shared>, node: &NodeId, actor: ActorId) -> Result<(), RouteError> {
+    let pair = (actor, actor);
+    // It left for `node` again (it came back here after an entry to `node` ended): what was
+    // refused for the earlier entry does not hold for this one.
+    shared.watches.gone.remove_if(&actor, |_, n| n == node);
+    // Recorded first, then the peer checked: a `reconnected` or a `forwards_end` that runs
+    // meanwhile finds the entry (a `Watch` sent twice replaces itself there).
+    shared.watches.remote.insert(pair, node.clone());
+    if shared.is_retired(actor, node) {
+        shared.watches.remote.remove(&pair);
+        return Err(RouteError::NodeDown(node.to_string()));
+    }
+    if shared.is_up(node) {
+        // Lost with the link if it drops now: `reconnected` sends it again.
+        let _ = send(shared, node, WatchControl::Watch { watched: actor, watcher: actor });
+    }
+    Ok(())
 }
 
 /// Withdraws the local actor `watcher`'s watch of `watched` on `node`.
@@ -147,11 +205,17 @@ pub(super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: WatchContr
 }
 
 /// `node` went down: every local watcher of one of its actors is told, and the watches it
-/// held on local actors are dropped.
+/// held on local actors are dropped. The forwarding entries' watches are kept (see the
+/// module's documentation).
 pub(super) fn peer_down(shared: &Shared, node: &NodeId) {
     let host = shared.host();
-    let fired: Vec<Pair> =
-        shared.watches.remote.iter().filter(|e| e.value() == node).map(|e| *e.key()).collect();
+    let fired: Vec<Pair> = shared
+        .watches
+        .remote
+        .iter()
+        .filter(|e| e.value() == node && !is_forward(e.key()))
+        .map(|e| *e.key())
+        .collect();
     for pair @ (watched, watcher) in fired {
         if shared.watches.remote.remove_if(&pair, |_, n| n == node).is_some() {
             let reason = ExitReason::NodeDown(node.to_string());
@@ -163,6 +227,38 @@ pub(super) fn peer_down(shared: &Shared, node: &NodeId) {
     for pair @ (watched, watcher) in dropped {
         if shared.watches.local.remove_if(&pair, |_, n| n == node).is_some() {
             host.unwatch_for(watched, watcher);
+        }
+    }
+}
+
+/// The forwarding entries to `node`, by actor.
+fn forwards_to(shared: &Shared, node: &NodeId) -> Vec<ActorId> {
+    let remote = &shared.watches.remote;
+    remote.iter().filter(|e| e.value() == node && is_forward(e.key())).map(|e| e.key().0).collect()
+}
+
+/// `node` is back as the incarnation it was before its link dropped: the forwarding entries
+/// to it take their watches there again (it dropped them with the link). An actor that
+/// stopped meanwhile is answered `Down` at once, and its entry ends.
+pub(super) fn reconnected(shared: &Arc<Shared>, node: &NodeId) {
+    for actor in forwards_to(shared, node) {
+        let _ = send(shared, node, WatchControl::Watch { watched: actor, watcher: actor });
+    }
+}
+
+/// `node` is gone for good (it restarted, the membership declared it down or saw it leave,
+/// redialling it gave up): the forwarding entries to it end, telling their watchers
+/// `NodeDown`, and what is still forwarded to their actors there is refused from now on
+/// ([`Watches::is_gone`]), as for the actors of a restarted node.
+pub(super) fn forwards_end(shared: &Shared, node: &NodeId) {
+    for actor in forwards_to(shared, node) {
+        let pair = (actor, actor);
+        if shared.watches.remote.remove_if(&pair, |_, n| n == node).is_some() {
+            tracing::debug!(%actor, %node, "forwarding to an actor ended: its node is gone");
+            // Refused first, then ended: nothing forwarded after the end reaches `node`.
+            shared.watches.gone.insert(actor, node.clone());
+            let reason = ExitReason::NodeDown(node.to_string());
+            tell(shared, actor, Down { actor, reason });
         }
     }
 }

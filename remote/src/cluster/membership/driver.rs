@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use amber_snapshot::SystemId;
 use foca::{AccumulatingRuntime, Foca, OwnedNotification, PeriodicParams, PostcardCodec};
 use rand::rngs::StdRng;
 use tokio::sync::{mpsc, watch};
@@ -298,7 +299,10 @@ impl Driver {
                     shared.incarnations.publish(event);
                     self.link(&shared, &node, &id, false);
                 }
-                Change::Gone(node, status) => gone(&shared, node, status),
+                Change::Gone(node, status) => {
+                    let system = self.known.get(&node).map(|(id, _)| id.system);
+                    gone(&shared, node, status, system)
+                }
             }
         }
         self.unlink_down(&shared);
@@ -388,9 +392,14 @@ impl Shared {
     }
 }
 
-/// `node`, up until now, is down or left: reported (its link is closed by
-/// [`Driver::unlink_down`]).
-fn gone(shared: &Shared, node: NodeId, status: MemberStatus) {
+/// `node`, up until now, is down or left (as the incarnation `system`): the forwarding
+/// entries to it end (unless it is linked as another incarnation, whose entries are not its
+/// own), and it is reported (its link is closed by [`Driver::unlink_down`]).
+fn gone(shared: &Shared, node: NodeId, status: MemberStatus, system: Option<SystemId>) {
+    let linked = shared.nodes.get(&node).map(|s| *s);
+    if linked.is_none() || linked == system {
+        crate::cluster::watch::forwards_end(shared, &node);
+    }
     let event = if status == MemberStatus::Left {
         tracing::info!(%node, "member left");
         ClusterEvent::MemberLeft { node }
