@@ -6,7 +6,7 @@
 //! messages. `rmp-serde` writes through `std::io::Write` and maps each marker's error through
 //! several layers; this serializer appends to the buffer directly. Its output is the same as
 //! `rmp_serde::encode::write_named` ([`write_named`]: structs as maps with their field
-//! names) or `rmp_serde::encode::write` ([`write`]: structs as arrays), so what either wrote
+//! names) or `rmp_serde::encode::write` ([`write()`]: structs as arrays), so what either wrote
 //! reads back with `rmp_serde::from_slice` and old checkpoints and peers are unaffected
 //! (tested against `rmp-serde` value by value).
 //!
