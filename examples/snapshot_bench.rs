@@ -180,13 +180,13 @@ async fn idle(n: usize, dir: &std::path::Path, json: bool) {
 /// Checkpoints of `n` idle cells in the store `url` names: a whole one, then an incremental
 /// chain (a whole checkpoint, 1 % of the cells changed, an incremental one), each restored.
 /// Prefixes `whole/` and `incremental/` keep the two apart in the store.
-async fn store_case(n: usize, url: &str, json: bool) {
-    let open = |prefix: &str| -> Arc<Store> {
+async fn store_case(n: usize, url: &str, json: bool) -> Result<(), String> {
+    let open = |prefix: &str| -> Result<Store, String> {
         let url = format!("{}/{prefix}", url.trim_end_matches('/'));
-        Arc::new(Store::from_url(&url).unwrap_or_else(|e| panic!("store {url}: {e}")))
+        Store::from_url(&url).map_err(|e| format!("cannot open {url}: {e}"))
     };
     let (whole, incremental) =
-        (open("whole"), Arc::new((*open("incremental")).clone().with_incremental(8)));
+        (Arc::new(open("whole")?), Arc::new(open("incremental")?.with_incremental(8)));
     let system = system();
     let cells: Vec<_> = (0..n)
         .map(|i| {
@@ -248,6 +248,7 @@ async fn store_case(n: usize, url: &str, json: bool) {
             100.0 * incremental_bytes as f64 / whole_bytes.max(1) as f64
         );
     }
+    Ok(())
 }
 
 /// A system with a ring of `n` relays and `tokens` tokens passed around it.
@@ -337,7 +338,10 @@ async fn main() {
     }
     let Options { max, idle_only, json, store } = Options::parse();
     if let Some(url) = store {
-        store_case(max, &url, json).await;
+        if let Err(e) = store_case(max, &url, json).await {
+            eprintln!("snapshot_bench: {e}");
+            std::process::exit(1);
+        }
         return;
     }
     let dir = std::env::temp_dir().join(format!("amber-snapshot-bench-{}", std::process::id()));
