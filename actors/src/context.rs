@@ -58,7 +58,7 @@ impl<A: Actor> Context<A> {
     /// This actor's epoch in the snapshot protocol, as its mailbox's cut has it. Inside a
     /// handler or hook (where the context is lent) it is the running actor's, which the
     /// task passes along without locking; it changes only at cuts, between two messages.
-    fn epoch(&self) -> Epoch {
+    pub(crate) fn epoch(&self) -> Epoch {
         match crate::current::current() {
             Some(running) if running.id == self.id() => running.epoch,
             _ => self.mailbox.cut_state().epoch(),

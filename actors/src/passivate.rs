@@ -269,10 +269,7 @@ impl<A: Actor> Context<A> {
             .types
             .named(type_name)
             .ok_or_else(|| SpawnError::UnknownType(type_name.to_owned()))?;
-        let epoch = match current::current() {
-            Some(running) if running.id == self.id() => running.epoch,
-            _ => self.mailbox.cut_state().epoch(),
-        };
+        let epoch = self.epoch();
         let mut options = match name {
             Some(name) => crate::SpawnOptions::new().name(name),
             None => crate::SpawnOptions::new(),
@@ -292,10 +289,7 @@ impl<A: Actor> Context<A> {
         let Some(mailbox) = self.system.local_or_moved(to) else {
             return Err(EncodedSendError { payload, error: DeliverError::NoSuchActor(to) });
         };
-        let epoch = match current::current() {
-            Some(running) if running.id == self.id() => running.epoch,
-            _ => self.mailbox.cut_state().epoch(),
-        };
+        let epoch = self.epoch();
         let message = InboundMessage {
             to,
             from: Some(self.id()),

@@ -164,30 +164,29 @@ impl<'a> Encoder<'a> {
         if len < 32 {
             self.out.reserve(1 + len);
             self.out.push(0xa0 | len as u8);
-        } else if len < 256 {
-            self.out.reserve(2 + len);
-            self.out.push(0xd9);
-            self.out.push(len as u8);
-        } else if len < 65_536 {
-            self.marker_then(0xda, &(len as u16).to_be_bytes());
-        } else {
-            self.marker_then(0xdb, &len32(len)?.to_be_bytes());
+            self.out.extend_from_slice(s.as_bytes());
+            return Ok(());
         }
-        self.out.extend_from_slice(s.as_bytes());
-        Ok(())
+        self.sized(s.as_bytes(), [0xd9, 0xda, 0xdb])
     }
 
     #[inline]
     fn bin(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.sized(bytes, [0xc4, 0xc5, 0xc6])
+    }
+
+    /// `bytes` after their length with one of `markers` (8-, 16- and 32-bit lengths).
+    #[inline]
+    fn sized(&mut self, bytes: &[u8], [m8, m16, m32]: [u8; 3]) -> Result<(), Error> {
         let len = bytes.len();
         if len < 256 {
             self.out.reserve(2 + len);
-            self.out.push(0xc4);
+            self.out.push(m8);
             self.out.push(len as u8);
         } else if len < 65_536 {
-            self.marker_then(0xc5, &(len as u16).to_be_bytes());
+            self.marker_then(m16, &(len as u16).to_be_bytes());
         } else {
-            self.marker_then(0xc6, &len32(len)?.to_be_bytes());
+            self.marker_then(m32, &len32(len)?.to_be_bytes());
         }
         self.out.extend_from_slice(bytes);
         Ok(())

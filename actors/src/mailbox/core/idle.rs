@@ -137,36 +137,54 @@ mod loom_tests {
     use crate::ExitReason;
     use crate::loom::sync::Arc;
 
+    /// Two senders (1 and 2, through `push`) race the consumer, which handles what comes and
+    /// closes the mailbox once it is idle (redirecting if `redirect`). A refusal must be
+    /// `refused`'s variant and give the message back. Returns how many were handled and how
+    /// many refused, after checking that nothing was left in the closed mailbox.
+    fn race(
+        core: &Arc<MailboxCore<u32>>,
+        inbox: &mut Inbox<u32>,
+        redirect: bool,
+        push: fn(&MailboxCore<u32>, u32) -> Result<(), PushError<u32>>,
+        refused: fn(PushError<u32>) -> Option<u32>,
+    ) -> (usize, usize) {
+        let senders: Vec<_> = (1..=2)
+            .map(|i| {
+                let core = core.clone();
+                thread::spawn(move || match push(&core, i) {
+                    Ok(()) => 0,
+                    Err(error) => {
+                        assert_eq!(refused(error), Some(i), "the message given back");
+                        1
+                    }
+                })
+            })
+            .collect();
+        let mut handled = 0;
+        loop {
+            match inbox.try_next() {
+                Next::Data(_) => handled += 1,
+                Next::Empty if inbox.close_if_idle(redirect) => break,
+                Next::Empty => thread::yield_now(),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let refused: usize = senders.into_iter().map(|s| s.join().unwrap()).sum();
+        let (dead, _) = inbox.terminate(ExitReason::Stopped);
+        assert_eq!(dead, 0, "nothing was left in the closed mailbox");
+        (handled, refused)
+    }
+
     #[test]
     fn a_send_racing_the_close_of_an_idle_mailbox_is_handled_or_given_back() {
         loom::model(|| {
             let core = Arc::new(MailboxCore::<u32>::new(test_meta(), 8, Epoch::ZERO));
             let mut inbox = Inbox::new(core.clone());
-            let senders: Vec<_> = (1..=2)
-                .map(|i| {
-                    let core = core.clone();
-                    thread::spawn(move || match core.try_push(i) {
-                        Ok(()) => 0,
-                        Err(PushError::Closed(back)) => {
-                            assert_eq!(back, i, "the message given back");
-                            1
-                        }
-                        Err(other) => panic!("unexpected {other:?}"),
-                    })
-                })
-                .collect();
-            let mut handled = 0;
-            loop {
-                match inbox.try_next() {
-                    Next::Data(_) => handled += 1,
-                    Next::Empty if inbox.close_if_idle(false) => break,
-                    Next::Empty => thread::yield_now(),
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
-            let refused: usize = senders.into_iter().map(|s| s.join().unwrap()).sum();
-            let (dead, _) = inbox.terminate(ExitReason::Stopped);
-            assert_eq!(dead, 0, "nothing was left in the closed mailbox");
+            let closed = |e| match e {
+                PushError::Closed(back) => Some(back),
+                _ => None,
+            };
+            let (handled, refused) = race(&core, &mut inbox, false, |c, i| c.try_push(i), closed);
             assert_eq!(handled + refused, 2, "every message handled or given back, once");
         });
     }
@@ -184,31 +202,12 @@ mod loom_tests {
             let mut inbox = Inbox::new(core.clone());
             let cut = inbox.cut(super::super::CutFor::Marker(Epoch(1)), amber_snapshot::MAX_DEPTH);
             assert!(cut.taken().is_some(), "cut for snapshot 1");
-            let senders: Vec<_> = (1..=2)
-                .map(|i| {
-                    let core = core.clone();
-                    thread::spawn(move || match core.push_remote(i, Refusal::Silent) {
-                        Ok(()) => 0,
-                        Err(PushError::Passivated(back)) => {
-                            assert_eq!(back, i, "the message given back");
-                            1
-                        }
-                        Err(other) => panic!("unexpected {other:?}"),
-                    })
-                })
-                .collect();
-            let mut handled = 0;
-            loop {
-                match inbox.try_next() {
-                    Next::Data(_) => handled += 1,
-                    Next::Empty if inbox.close_if_idle(true) => break,
-                    Next::Empty => thread::yield_now(),
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
-            let redirected: usize = senders.into_iter().map(|s| s.join().unwrap()).sum();
-            let (dead, _) = inbox.terminate(ExitReason::Stopped);
-            assert_eq!(dead, 0, "nothing was left in the closed mailbox");
+            let passivated = |e| match e {
+                PushError::Passivated(back) => Some(back),
+                _ => None,
+            };
+            let push = |c: &MailboxCore<u32>, i| c.push_remote(i, Refusal::Silent);
+            let (handled, redirected) = race(&core, &mut inbox, true, push, passivated);
             let late =
                 matches!(core.push_remote(3, Refusal::Silent), Err(PushError::Passivated(3)));
             assert!(late, "a send after the end is redirected too");
