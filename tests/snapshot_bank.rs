@@ -7,6 +7,7 @@ mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use amber::prelude::*;
 use support::bank::{Account, AccountMsg, audit, open_bank, outside_load};
@@ -68,6 +69,32 @@ async fn every_snapshot_of_a_busy_bank_adds_up_and_a_restore_keeps_it() {
     stop.store(true, Ordering::Relaxed);
     bounded(load).await.unwrap();
     bounded(restored.shutdown()).await;
+}
+
+/// Who cuts the accounts does not change what a snapshot holds: with busy actors' tasks
+/// helping at once, after a short delay, or never (the snapshot's own thread and idle
+/// workers cut alone), every snapshot adds up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_snapshot_adds_up_whoever_cuts() {
+    for delay in [Duration::ZERO, Duration::from_micros(300), Duration::MAX] {
+        let system = ActorSystem::builder().register::<Account>().cut_help_delay(delay).build();
+        let accounts = open_bank(&system, ACCOUNTS, EACH).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let load = outside_load(accounts.clone(), 0x2545_F491_4F6C_DD1D, 8, false, stop.clone());
+        let mut in_flight_seen = 0;
+        let mut round = 0;
+        while round < 30 || (in_flight_seen == 0 && round < 4000) {
+            round += 1;
+            let checkpoint = bounded(system.snapshot()).await.expect("snapshot");
+            let audit = audit(&checkpoint);
+            assert_eq!(audit.total(), TOTAL, "delay {delay:?} round {round}: {audit:?}");
+            in_flight_seen += audit.deposits_in_flight;
+        }
+        stop.store(true, Ordering::Relaxed);
+        bounded(load).await.unwrap();
+        assert!(in_flight_seen > 0, "delay {delay:?}: deposits caught in flight");
+        bounded(system.shutdown()).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,8 @@
 //! ```text
 //! cargo run --release --example bank -- [--accounts N] [--duration 5s] [--interval 100ms]
 //!                                        [--dir DIR|URL] [--restore DIR|URL]
-//!                                        [--nodes K [--kill-node]] [--json] [--quiet]
+//!                                        [--nodes K [--kill-node]] [--cut-help-delay 15ms]
+//!                                        [--json] [--quiet]
 //! ```
 //!
 //! `--help` lists the flags. Durations are in humantime's notation (`5s`, `1.5s`, `100ms`;
@@ -275,6 +276,11 @@ struct Options {
     /// references to it), a whole one every N (at least 2).
     #[arg(long, value_name = "N", value_parser = at_least_two)]
     incremental: Option<usize>,
+    /// How long a snapshot's cut runs before busy accounts help it (one node; default:
+    /// amber's, 20 ms; see `SystemBuilder::cut_help_delay`): 0 for the fastest snapshots,
+    /// more for less of the accounts' time.
+    #[arg(long, value_name = "DURATION", value_parser = flags::duration_or_zero)]
+    cut_help_delay: Option<Duration>,
     /// Print one JSON object on stdout instead of the summary.
     #[arg(long)]
     json: bool,
@@ -568,8 +574,17 @@ fn lookup_all(system: &ActorSystem, n: usize) -> Result<Vec<ActorRef<Account>>, 
         .collect()
 }
 
-async fn open_bank(accounts: usize) -> (ActorSystem, Vec<ActorRef<Account>>) {
-    let system = ActorSystem::builder().name("bank").register::<Account>().build();
+/// The one-node bank's system settings.
+fn bank_builder(options: &Options) -> amber::SystemBuilder {
+    let builder = ActorSystem::builder().name("bank").register::<Account>();
+    match options.cut_help_delay {
+        Some(delay) => builder.cut_help_delay(delay),
+        None => builder,
+    }
+}
+
+async fn open_bank(options: &Options) -> (ActorSystem, Vec<ActorRef<Account>>) {
+    let (system, accounts) = (bank_builder(options).build(), options.accounts);
     let opts = |i: usize| {
         SpawnOptions::new().name(format!("account-{i}")).capacity(MailboxCapacity::Unbounded)
     };
@@ -635,8 +650,7 @@ async fn run_one_node(
                     .map_err(|e| format!("cannot restore from {from}: {e}"))?,
             ),
         };
-        let restored =
-            ActorSystem::builder().name("bank").register::<Account>().restore_latest(&*source);
+        let restored = bank_builder(options).restore_latest(&*source);
         let amber::Restored { system, checkpoint, skipped } =
             restored.map_err(|e| format!("cannot restore from {from}: {e}"))?;
         for s in &skipped {
@@ -647,7 +661,7 @@ async fn run_one_node(
             .map_err(|e| format!("the checkpoint in {from} is not a bank: {e}"))?;
         (system, accounts, n)
     } else {
-        let (system, accounts) = open_bank(options.accounts).await;
+        let (system, accounts) = open_bank(options).await;
         (system, accounts, options.accounts)
     };
     let total = n as u64 * EACH;
@@ -666,8 +680,7 @@ async fn run_one_node(
 
     // Phase 2: rehydrate the latest checkpoint into a new system and run on.
     let t = Instant::now();
-    let restored =
-        ActorSystem::builder().name("bank").register::<Account>().restore_latest(&**store);
+    let restored = bank_builder(options).restore_latest(&**store);
     let restore_ms = t.elapsed().as_secs_f64() * 1e3;
     let (second, restored_from) = match restored {
         Ok(amber::Restored { system, checkpoint, skipped }) => {

@@ -24,15 +24,20 @@ pub(crate) fn positive(s: &str) -> Result<usize, String> {
 /// A positive duration: humantime's notation (`5s`, `1.5s`, `100ms`, `2m`, `1m 30s`), or a
 /// bare number of seconds (`5`, `0.5`).
 pub(crate) fn duration(s: &str) -> Result<Duration, String> {
-    let parsed = match humantime::parse_duration(s) {
-        Ok(d) => d,
-        Err(e) => match s.trim().parse::<f64>() {
-            Ok(secs) if secs.is_finite() && secs >= 0.0 => Duration::from_secs_f64(secs),
-            _ => return Err(format!("{e} (try 5s, 1.5s, 100ms)")),
-        },
-    };
+    let parsed = duration_or_zero(s)?;
     if parsed.is_zero() {
         return Err("a duration must be positive".to_owned());
     }
     Ok(parsed)
+}
+
+/// A duration as [`duration`] reads it, zero allowed (`0`, `0ms`).
+pub(crate) fn duration_or_zero(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) => Ok(d),
+        Err(e) => match s.trim().parse::<f64>() {
+            Ok(secs) if secs.is_finite() && secs >= 0.0 => Ok(Duration::from_secs_f64(secs)),
+            _ => Err(format!("{e} (try 5s, 1.5s, 100ms)")),
+        },
+    }
 }

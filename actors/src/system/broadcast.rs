@@ -6,9 +6,15 @@
 //! once, instead of each actor waiting for its own turn in the run queue (a full sweep of
 //! it, under load) or for one starved thread. Idle workers are put to it too: one task each
 //! helps once.
+//!
+//! Busy actors' slices may be told to wait before they help
+//! ([`SystemBuilder::cut_help_delay`](crate::SystemBuilder::cut_help_delay)): the actors
+//! then keep working while the broadcast's own thread (and idle workers) cut, and join in
+//! only if it lasts longer, which trades a longer snapshot for less of the actors' time.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use amber_snapshot::Epoch;
 
@@ -37,17 +43,33 @@ struct Broadcast {
     /// How many calls of `work` took at least one claim (for the log line).
     helpers: AtomicUsize,
     /// When it started (for the log line).
-    started: std::time::Instant,
+    started: Instant,
 }
 
 /// The running broadcast, if any, and a flag the tasks read without locking.
-#[derive(Default)]
 pub(crate) struct Markers {
     pending: AtomicBool,
     current: Mutex<Option<Arc<Broadcast>>>,
+    /// How long a broadcast runs before actors' slices help
+    /// ([`SystemBuilder::cut_help_delay`](crate::SystemBuilder::cut_help_delay)).
+    slice_delay: Duration,
+    /// When the running broadcast's slices may help, in nanoseconds after `since`.
+    slices_from: AtomicU64,
+    since: Instant,
 }
 
 impl Markers {
+    /// No broadcast yet; slices help broadcasts once they have run for `slice_delay`.
+    pub(crate) fn new(slice_delay: Duration) -> Self {
+        Markers {
+            pending: AtomicBool::new(false),
+            current: Mutex::new(None),
+            slice_delay,
+            slices_from: AtomicU64::new(0),
+            since: Instant::now(),
+        }
+    }
+
     /// Starts the broadcast of `epoch` to `mailboxes` (a newer snapshot's replaces an older
     /// one's: markers are only ever for the node's latest epoch); [`help`](Self::help) then
     /// carries it out.
@@ -62,7 +84,7 @@ impl Markers {
             done: AtomicUsize::new(0),
             sent: AtomicUsize::new(0),
             helpers: AtomicUsize::new(0),
-            started: std::time::Instant::now(),
+            started: Instant::now(),
         });
         // A newer snapshot overtakes an older one here before every actor got the older
         // marker: the rest get theirs on their control lanes first, so that every actor sees
@@ -77,6 +99,9 @@ impl Markers {
             // the lock at each slice for as long as it stayed installed.
             return;
         }
+        let from = self.since.elapsed().checked_add(self.slice_delay);
+        let from = from.and_then(|from| u64::try_from(from.as_nanos()).ok()).unwrap_or(u64::MAX);
+        self.slices_from.store(from, Ordering::Relaxed);
         *self.lock() = Some(broadcast);
         self.pending.store(true, Ordering::Release);
     }
@@ -89,6 +114,23 @@ impl Markers {
         }
         let Some(broadcast) = self.lock().clone() else { return };
         self.work(&broadcast, true);
+    }
+
+    /// [`help`](Self::help) from an actor's slice: only once the running broadcast has
+    /// lasted the slice delay (read without locking: a slice that finds the broadcast
+    /// too young goes on with its own messages).
+    #[inline]
+    pub(crate) fn help_slice(&self) {
+        if !self.pending.load(Ordering::Acquire) {
+            return;
+        }
+        if !self.slice_delay.is_zero() {
+            let now = u64::try_from(self.since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            if now < self.slices_from.load(Ordering::Relaxed) {
+                return;
+            }
+        }
+        self.help();
     }
 
     /// Claims actors of `broadcast` until none is left: each is cut on the spot if

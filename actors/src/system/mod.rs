@@ -215,6 +215,7 @@ impl ActorSystem {
             }
         }));
         let asks = Arc::new(AskClock::new(config.ask_timeout, Some(runtime.clone())));
+        let markers = broadcast::Markers::new(config.cut_help_delay);
         let inner = Arc::new(SystemInner {
             id,
             config,
@@ -228,7 +229,7 @@ impl ActorSystem {
             passivated: DashMap::new(),
             stopped_cuts: DashMap::new(),
             stopped_for: AtomicU64::new(0),
-            markers: broadcast::Markers::default(),
+            markers,
             asks,
         });
         let owner = Some(Arc::new(Owner { system: Arc::downgrade(&inner) }));
@@ -631,11 +632,12 @@ impl ActorSystem {
     }
 
     /// Carries out what the snapshot engine asked for, outside its lock.
-    /// Helps the running snapshot's marker broadcast, if any (see [`broadcast`]): called by
-    /// actors' tasks between two slices of work.
+    /// Helps the running snapshot's marker broadcast, if any, once it has lasted
+    /// [`SystemBuilder::cut_help_delay`] (see [`broadcast`]): called by actors' tasks
+    /// between two slices of work.
     #[inline]
     pub(crate) fn help_broadcast(&self) {
-        self.inner.markers.help();
+        self.inner.markers.help_slice();
     }
 
     pub(crate) fn run_effects(&self, mut effects: Effects) {
@@ -650,7 +652,7 @@ impl ActorSystem {
             // Idle workers help too (busy ones help between their actors' slices).
             for _ in 1..self.inner.runtime.metrics().num_workers() {
                 let system = self.internal();
-                self.inner.runtime.spawn(async move { system.help_broadcast() });
+                self.inner.runtime.spawn(async move { system.inner.markers.help() });
             }
             self.inner.markers.help();
         }
