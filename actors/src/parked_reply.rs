@@ -9,8 +9,8 @@
 //! itself, with its own epoch, as if the ask had reached it directly.
 //!
 //! A route is never part of a snapshot: a ticket names a route of one running system (its
-//! [`SystemId`](crate::SystemId)); in a system restored from a checkpoint, or on another
-//! node, it names none, and [`Context::claim_reply`] finds nothing (the request is then
+//! [`SystemId`]); in a system restored from a checkpoint, or on another node, it names
+//! none, and [`Context::claim_reply`] finds nothing (the request is then
 //! handled as a tell: its asker waited in the system the snapshot was taken of). A claimed
 //! route that is dropped unanswered ([`ParkedReply`]'s `Drop`: its keeper stopped or moved)
 //! answers its asker with an error, which the asker sees as
