@@ -7,157 +7,18 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
+use amber::Cluster;
 use amber::cluster::{Sharding, ShardingConfig, ShardingError};
 use amber::prelude::*;
 use amber::snapshot::Checkpoint;
-use amber::{ActorState, AskError, Cluster, StateError, SystemBuilder};
 use support::bounded;
 use support::cluster::{config, node};
-
-/// A sharded purse: a balance, moved between purses by `Give`, and a check of each
-/// sender's numbering.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Purse {
-    key: String,
-    balance: u64,
-    last: BTreeMap<u32, u64>,
-    violations: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum PurseMsg {
-    /// Message `n` (from 1) of `sender`.
-    Push {
-        sender: u32,
-        n: u64,
-    },
-    /// Move `amount` (if held) to the purse `to`, through the sharding of this node.
-    Give {
-        to: String,
-        amount: u64,
-    },
-    /// Money from another purse.
-    Deposit {
-        amount: u64,
-    },
-    Report,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PurseReport {
-    key: String,
-    balance: u64,
-    last: BTreeMap<u32, u64>,
-    violations: Vec<String>,
-}
-
-/// Each node's sharding of purses, by node name, for purses to reach each other by key.
-static SHARDINGS: LazyLock<Mutex<HashMap<String, Sharding<Purse>>>> = LazyLock::new(Mutex::default);
-
-impl Actor for Purse {
-    type Msg = PurseMsg;
-    type Reply = PurseReport;
-
-    async fn handle(&mut self, msg: PurseMsg, ctx: &mut Context<Self>) -> PurseReport {
-        match msg {
-            PurseMsg::Push { sender, n } => {
-                let last = self.last.entry(sender).or_insert(0);
-                if n != *last + 1 && self.violations.len() < 10 {
-                    self.violations.push(format!("sender {sender}: got {n} after {last}"));
-                }
-                *last = n;
-            }
-            PurseMsg::Give { to, amount } => {
-                if self.balance >= amount && to != self.key {
-                    let node = ctx.system().node().to_owned();
-                    let sharding = SHARDINGS.lock().unwrap().get(&node).cloned();
-                    let sharding = sharding.expect("the node's sharding is registered");
-                    self.balance -= amount;
-                    // Sent as this purse: tagged with its epoch, like any actor's message.
-                    if let Err(e) = sharding.entity(to).tell(PurseMsg::Deposit { amount }).await {
-                        panic!("a deposit was not sent: {e}");
-                    }
-                }
-            }
-            PurseMsg::Deposit { amount } => self.balance += amount,
-            PurseMsg::Report => {}
-        }
-        PurseReport {
-            key: self.key.clone(),
-            balance: self.balance,
-            last: self.last.clone(),
-            violations: self.violations.clone(),
-        }
-    }
-}
-
-impl ActorState for Purse {
-    const TYPE_NAME: &'static str = "test.Purse";
-
-    fn encode_state(&self) -> Result<Vec<u8>, amber::CodecError> {
-        amber::encode(self)
-    }
-
-    fn decode_state(version: u32, bytes: &[u8], system: &ActorSystem) -> Result<Self, StateError> {
-        support::current_version::<Self>(version)?;
-        Ok(system.decode(bytes)?)
-    }
-}
-
-fn builder() -> SystemBuilder {
-    ActorSystem::builder().register::<Purse>()
-}
-
-const SHARDS: u32 = 16;
-
-/// A node whose links survive a loaded machine's pauses (a heartbeat timeout would drop
-/// them, and fail the asks on them, in tests that are not about links).
-async fn linked_node(name: &str) -> Cluster {
-    let config = config(name).with_heartbeat(Duration::from_millis(100), Duration::from_secs(10));
-    bounded(Cluster::start(builder(), config)).await.expect("node starts")
-}
-
-/// Passivation on, with an idle timeout long enough never to pass in a test: entities
-/// passivate when the test says so ([`Sharding::passivate`]).
-fn by_hand() -> ShardingConfig {
-    ShardingConfig::new(SHARDS).passivate_after(Duration::from_secs(3600))
-}
-
-/// Purses start with `each` from the factory.
-fn purses(n: &Cluster, config: ShardingConfig, each: u64) -> Sharding<Purse> {
-    let sharding = Sharding::<Purse>::start_config_with(n, config, move |key| Purse {
-        key: key.to_owned(),
-        balance: each,
-        ..Purse::default()
-    })
-    .expect("sharding starts");
-    SHARDINGS.lock().unwrap().insert(n.node().to_string(), sharding.clone());
-    sharding
-}
-
-async fn report(sharding: &Sharding<Purse>, key: &str) -> PurseReport {
-    bounded(sharding.entity(key.to_owned()).ask(PurseMsg::Report)).await.expect("report")
-}
-
-/// [`report`], asked again while it races a passivation (its entity, found, passivated
-/// before the ask arrived: refused with a typed error, not handled; see docs/cluster.md).
-async fn report_again(sharding: &Sharding<Purse>, key: &str) -> PurseReport {
-    bounded(async {
-        loop {
-            match sharding.entity(key.to_owned()).ask(PurseMsg::Report).await {
-                Ok(report) => return report,
-                Err(ShardingError::Ask(AskError::NoReply | AskError::Stopped)) => {}
-                Err(e) => panic!("report: {e}"),
-            }
-        }
-    })
-    .await
-}
+use support::purse::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_passivated_entity_keeps_its_state_and_wakes_on_its_next_message() {
@@ -301,9 +162,9 @@ fn money(checkpoint: &Checkpoint) -> (u64, usize) {
     #[derive(Deserialize)]
     struct Keeper {
         kept: BTreeMap<String, Kept>,
-        /// Tells redirected to the keeper that wait for their entity.
+        /// Tells (and asks) redirected to the keeper that wait for their entity.
         #[serde(default)]
-        pending: BTreeMap<String, Vec<serde_bytes::ByteBuf>>,
+        pending: BTreeMap<String, Vec<Waiting>>,
     }
     #[derive(Deserialize)]
     enum Msg {
@@ -336,7 +197,8 @@ fn money(checkpoint: &Checkpoint) -> (u64, usize) {
                 let keeper: Keeper = rmp_serde::from_slice(state).expect("keeper");
                 kept += keeper.kept.len();
                 total += keeper.kept.values().map(|k| balance(&k.state)).sum::<u64>();
-                total += keeper.pending.values().flatten().map(|m| deposit(m)).sum::<u64>();
+                total +=
+                    keeper.pending.values().flatten().map(|m| deposit(m.payload())).sum::<u64>();
             }
             other => panic!("an actor of type {other}"),
         }
@@ -355,13 +217,30 @@ fn money(checkpoint: &Checkpoint) -> (u64, usize) {
     (total, kept)
 }
 
+/// A message waiting in a keeper for its entity, as its state holds it: a tell's payload,
+/// or an ask's (with the ticket of its reply route).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Waiting {
+    Tell(serde_bytes::ByteBuf),
+    Ask { payload: serde_bytes::ByteBuf },
+}
+
+impl Waiting {
+    fn payload(&self) -> &[u8] {
+        match self {
+            Waiting::Tell(payload) | Waiting::Ask { payload } => payload,
+        }
+    }
+}
+
 /// How many tells redirected to keepers (sent to a purse that had passivated) a checkpoint
 /// holds: waiting in a keeper's state, or recorded in flight to a keeper.
 fn redirected(checkpoint: &Checkpoint) -> usize {
     #[derive(Deserialize)]
     struct Keeper {
         #[serde(default)]
-        pending: BTreeMap<String, Vec<serde_bytes::ByteBuf>>,
+        pending: BTreeMap<String, Vec<Waiting>>,
     }
     #[derive(Deserialize)]
     enum Msg {
@@ -662,41 +541,11 @@ async fn a_ref_kept_on_another_node_reaches_an_entity_its_timeout_passivated() {
 // ---------------------------------------------------------------------------------------
 // Tells from another node to a passivated entity: redirected to its keeper, never lost.
 
-/// A key whose shard `on` owns, as `sharding` sees the nodes (the `n`th such, from `from`).
-fn key_owned_by(sharding: &Sharding<Purse>, on: &Cluster, prefix: &str) -> String {
-    (0..)
-        .map(|k| format!("{prefix} {k}"))
-        .find(|k| sharding.owner_of(sharding.shard_of(k)).is_some_and(|o| o == *on.node()))
-        .unwrap()
-}
-
-/// Two meshed nodes, x and y, with purses sharded over both as `config` says.
-async fn pair(
-    names: [&str; 2],
-    config: impl Fn() -> ShardingConfig,
-) -> [(Cluster, Sharding<Purse>); 2] {
-    let x = linked_node(names[0]).await;
-    let y = linked_node(names[1]).await;
-    let (on_x, on_y) = (purses(&x, config(), 100), purses(&y, config(), 100));
-    support::cluster::mesh(&[x.clone(), y.clone()]).await;
-    [(x, on_x), (y, on_y)]
-}
-
-/// Waits (on the event, not for a time) until `key` is kept by `sharding`'s node.
-async fn until_passivated(sharding: &Sharding<Purse>, key: &str) {
-    bounded(async {
-        while !sharding.passivated_keys().await.iter().any(|k| k == key) {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
-}
-
 /// Case 1: a plain `ActorRef` held on another node to an entity that then passivates. Its
 /// tells are redirected to the entity's keeper, which starts the entity again from its kept
 /// state and hands them over, in order; a request through the sharding afterwards (from
 /// the same node) sees them, since it goes through the same keeper after them. An ask
-/// through the stale ref fails with a typed error (it was not delivered).
+/// through the stale ref is redirected the same way, and answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_ref_held_on_another_node_reaches_its_passivated_entity() {
     let [(x, on_x), (y, on_y)] = pair(["pp-x", "pp-y"], by_hand).await;
@@ -720,8 +569,9 @@ async fn a_plain_ref_held_on_another_node_reaches_its_passivated_entity() {
     assert!(r.violations.is_empty(), "{:?}", r.violations);
     assert_eq!(on_x.local_keys(), std::slice::from_ref(&key), "woken once, on its shard's owner");
     assert!(bounded(on_x.passivated_keys()).await.is_empty());
-    // An ask through the stale ref is refused with a typed error, never lost in silence.
-    assert!(bounded(plain.ask(PurseMsg::Report)).await.is_err(), "not delivered: an error");
+    // An ask through the stale ref is redirected too, and answered by the entity.
+    let r = bounded(plain.ask(PurseMsg::Report)).await.expect("answered by the woken entity");
+    assert_eq!(r.balance, 103);
     x.shutdown().await;
     y.shutdown().await;
 }
@@ -747,14 +597,9 @@ async fn an_entity_ref_on_another_node_whose_entity_passivates_by_hand_loses_no_
     let r = report(&on_y, &key).await;
     assert_eq!(r.last.get(&1), Some(&6), "every tell arrived: {r:?}");
     assert!(r.violations.is_empty(), "{:?}", r.violations);
-    // An ask through the kept ref (to the first actor, long passivated) is not redirected:
-    // a typed error, and the ref is dropped; the next ask finds the entity.
-    let refused = bounded(kept.ask(PurseMsg::Report)).await;
-    assert!(
-        matches!(refused, Err(ShardingError::Ask(AskError::NoReply | AskError::Stopped))),
-        "{refused:?}"
-    );
-    let r = bounded(kept.ask(PurseMsg::Report)).await.expect("found again");
+    // An ask through the kept ref (to the first actor, long passivated) is redirected to
+    // the keeper and answered by the entity.
+    let r = bounded(kept.ask(PurseMsg::Report)).await.expect("redirected, answered");
     assert_eq!(r.last.get(&1), Some(&6));
     x.shutdown().await;
     y.shutdown().await;
@@ -823,8 +668,8 @@ async fn tells_from_another_node_racing_passivations_are_never_lost_repeated_or_
 /// and an `EntityRef`: its order holds across both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tell_in_flight_while_the_idle_timeout_passivates_its_entity_is_delivered() {
-    // Long enough that a report's lookup and ask (through `report_again`) rarely race the
-    // next passivation, even on a loaded machine.
+    // Long enough that a message's trip between two nodes on a loaded machine stays well
+    // within half of it.
     let idle = || ShardingConfig::new(SHARDS).passivate_after(Duration::from_millis(100));
     let [(x, on_x), (y, on_y)] = pair(["pt-x", "pt-y"], idle).await;
     let key = key_owned_by(&on_x, &x, "slow");
@@ -841,8 +686,8 @@ async fn a_tell_in_flight_while_the_idle_timeout_passivates_its_entity_is_delive
         bounded(held.tell(PurseMsg::Deposit { amount: 1 })).await.unwrap();
         n += 1;
         bounded(entity.tell(PurseMsg::Push { sender: 3, n })).await.unwrap();
-        // (Asked again if it races the next passivation: refused, not handled.)
-        let r = report_again(&on_y, &key).await;
+        // (An ask racing the next passivation is redirected, and answered all the same.)
+        let r = report(&on_y, &key).await;
         assert_eq!(r.last.get(&3), Some(&n), "round {round}: {r:?}");
         assert_eq!(r.balance, 101 + round, "round {round}: the late deposit is in");
         assert!(r.violations.is_empty(), "round {round}: {:?}", r.violations);

@@ -118,16 +118,30 @@ impl<A: Actor> ActorRef<A> {
     /// between 5 and 100 ms: 100 ms by default). A `timeout` shorter than ten ticks gets a
     /// tokio timer instead (1 ms granularity).
     pub async fn ask_timeout(&self, msg: A::Msg, timeout: Duration) -> Result<A::Reply, AskError> {
+        self.ask_or_return(msg, timeout).await.map_err(|(error, _)| error)
+    }
+
+    /// [`ask_timeout`](Self::ask_timeout), giving back a request that was not delivered:
+    /// `Err((error, Some(msg)))` if the actor had stopped (or passivated, see
+    /// [`crate::passivate`]) before it took the request ([`AskError::Stopped`]), or its
+    /// node was down ([`AskError::NodeDown`]); nothing was handled, and the request may be
+    /// sent again (to the actor found again). A request that was delivered and then not
+    /// answered, or not in time, does not come back (`Err((error, None))`).
+    pub async fn ask_or_return(
+        &self,
+        msg: A::Msg,
+        timeout: Duration,
+    ) -> Result<A::Reply, (AskError, Option<A::Msg>)> {
         let (tx, rx) = oneshot::channel();
         let asker = crate::current::current();
         let env = Envelope::from(asker, msg, Some(tx));
         let exchange = async {
-            if self.push(env).await.is_err() {
-                return Err(self.node_down().unwrap_or(AskError::Stopped));
+            if let Err(env) = self.push(env).await {
+                return Err((self.node_down().unwrap_or(AskError::Stopped), Some(env.msg)));
             }
             let Ok((reply, responder_epoch)) = rx.await else {
                 self.taint_if_dropped_after_cut(asker);
-                return Err(self.node_down().unwrap_or(AskError::NoReply));
+                return Err((self.node_down().unwrap_or(AskError::NoReply), None));
             };
             if let Some(asker) = asker
                 && responder_epoch > asker.epoch
@@ -148,14 +162,14 @@ impl<A: Actor> ActorRef<A> {
                 poll_fn(|cx| match exchange.as_mut().poll(cx) {
                     Poll::Ready(result) => Poll::Ready(result),
                     Poll::Pending => {
-                        timer.poll_expired(cx).map(|()| Err(AskError::Timeout(timeout)))
+                        timer.poll_expired(cx).map(|()| Err((AskError::Timeout(timeout), None)))
                     }
                 })
                 .await
             }
             None => match tokio::time::timeout(timeout, exchange).await {
                 Ok(result) => result,
-                Err(_) => Err(AskError::Timeout(timeout)),
+                Err(_) => Err((AskError::Timeout(timeout), None)),
             },
         };
         if let Some(started) = sampled {

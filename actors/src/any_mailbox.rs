@@ -12,7 +12,7 @@ use crate::envelope::{Envelope, Origin};
 use crate::mailbox::PushError;
 use crate::mailbox::core::{MailboxCore, Refusal};
 use crate::mailbox::{Watch, Watcher};
-use crate::remote::{DeliverError, InboundMessage, ReplyError};
+use crate::remote::{DeliverError, InboundMessage, ReplyError, ReplyHandler};
 use crate::signal::Signal;
 use crate::system::CutBatch;
 use crate::target::{Mailbox, Refused};
@@ -113,35 +113,49 @@ impl<A: Actor> AnyMailbox for Mailbox<A> {
         local: bool,
     ) -> Result<(), Undelivered> {
         let id = self.meta.id;
-        let env = inbound_envelope::<A>(system, id, message).map_err(Undelivered::Refused)?;
-        // A refused ask is answered with an error (its reply channel drops): the asker
-        // learns of it. A refused tell is never reported back to its node (a local sender
-        // gets its message back).
+        let (env, wait) = inbound_parts::<A>(system, id, message)
+            .map_err(|(error, reply)| Undelivered::Refused(error, reply))?;
+        // A refused ask is answered with an error (by whoever gets its route back): the
+        // asker learns of it. A refused tell is never reported back to its node (a local
+        // sender gets its message back).
         let reported = local || env.reply.is_some();
         let refusal = if reported { Refusal::Reported } else { Refusal::Silent };
-        let stopped = Undelivered::Refused(DeliverError::Stopped(id));
+        let stopped = DeliverError::Stopped(id);
         match self.push_remote(env, refusal) {
-            Ok(()) => Ok(()),
-            Err(PushError::Moved(env, to)) => {
-                to.send(&self.meta, env, None, false).map_err(|_: Refused<_>| stopped)
+            Ok(()) => {
+                if let Some(wait) = wait {
+                    wait.start(system);
+                }
+                Ok(())
             }
-            Err(PushError::Full(_) | PushError::Closed(_)) => Err(stopped),
-            // An ask is refused (its asker learns); a tell is given back to be redirected.
-            Err(PushError::Passivated(env)) if env.reply.is_some() => Err(stopped),
-            Err(PushError::Passivated(env)) => match crate::encode(&env.msg) {
-                Ok(payload) => Err(Undelivered::Passivated(InboundMessage {
-                    to: id,
-                    from: match env.origin {
-                        Origin::Actor(from) => Some(from),
-                        Origin::Outside | Origin::Timer(_) => None,
-                    },
-                    tag: env.epoch,
-                    depth: env.depth,
-                    payload,
-                    reply: None,
-                })),
-                Err(e) => Err(Undelivered::Refused(DeliverError::Decode(e))),
-            },
+            Err(PushError::Moved(env, to)) => {
+                if let Some(wait) = wait {
+                    wait.start(system);
+                }
+                to.send(&self.meta, env, None, false)
+                    .map_err(|_: Refused<_>| Undelivered::Refused(stopped, None))
+            }
+            Err(PushError::Full(_) | PushError::Closed(_)) => {
+                Err(Undelivered::Refused(stopped, wait.map(ReplyWait::into_handler)))
+            }
+            // Given back, with an ask's route, to be redirected.
+            Err(PushError::Passivated(env)) => {
+                let reply = wait.map(ReplyWait::into_handler);
+                match crate::encode(&env.msg) {
+                    Ok(payload) => Err(Undelivered::Passivated(InboundMessage {
+                        to: id,
+                        from: match env.origin {
+                            Origin::Actor(from) => Some(from),
+                            Origin::Outside | Origin::Timer(_) => None,
+                        },
+                        tag: env.epoch,
+                        depth: env.depth,
+                        payload,
+                        reply,
+                    })),
+                    Err(e) => Err(Undelivered::Refused(DeliverError::Decode(e), reply)),
+                }
+            }
         }
     }
 
@@ -163,11 +177,73 @@ impl<A: Actor> AnyMailbox for Mailbox<A> {
 /// Why [`AnyMailbox::deliver`] did not queue a message.
 #[derive(Debug)]
 pub(crate) enum Undelivered {
-    /// Refused (the actor stopped, or the message does not decode).
-    Refused(DeliverError),
-    /// A tell to an actor that passivated with a redirect, given back (re-encoded, with its
-    /// sender and tag) for the redirect; neither queued nor recorded.
+    /// Refused (the actor stopped, or the message does not decode); for an ask, its route,
+    /// given back unanswered (the caller answers the asker, or sends the request again).
+    Refused(DeliverError, Option<ReplyHandler>),
+    /// A message to an actor that passivated with a redirect, given back (re-encoded, with
+    /// its sender, tag and, for an ask, route) for the redirect; neither queued nor
+    /// recorded.
     Passivated(InboundMessage),
+}
+
+/// The route of an ask that arrived from another node (or was sent on encoded), not yet
+/// waiting for its reply: [`start`](Self::start)ed once the request is queued, given back
+/// ([`into_handler`](Self::into_handler)) if it is not.
+pub(crate) struct ReplyWait<A: Actor> {
+    handler: ReplyHandler,
+    rx: tokio::sync::oneshot::Receiver<(A::Reply, Epoch)>,
+    id: ActorId,
+}
+
+impl<A: Actor> ReplyWait<A> {
+    /// A task waits for the reply and sends it back through the handler (an error if the
+    /// request is dropped unanswered).
+    pub(crate) fn start(self, system: &ActorSystem) {
+        let ReplyWait { handler, rx, id } = self;
+        let system = system.internal();
+        tokio::spawn(async move {
+            match rx.await {
+                Ok((reply, epoch)) => {
+                    let bytes = crate::encode(&reply).map_err(ReplyError::Encode);
+                    handler.complete(&system, bytes, epoch);
+                }
+                Err(_) => handler.complete(&system, Err(ReplyError::Stopped(id)), Epoch::ZERO),
+            }
+        });
+    }
+
+    /// The route, unanswered (the request was not queued).
+    pub(crate) fn into_handler(self) -> ReplyHandler {
+        self.handler
+    }
+}
+
+/// An inbound message decoded: its envelope and, for an ask, its route.
+pub(crate) type InboundParts<A> = (Envelope<A>, Option<ReplyWait<A>>);
+
+/// Decodes a message that arrived from another node for actor `id` into an envelope and,
+/// for an ask, its route (see [`ReplyWait`]). A message that does not decode gives its
+/// route back.
+pub(crate) fn inbound_parts<A: Actor>(
+    system: &ActorSystem,
+    id: ActorId,
+    message: InboundMessage,
+) -> Result<InboundParts<A>, (DeliverError, Option<ReplyHandler>)> {
+    let msg: A::Msg = match system.decode(&message.payload) {
+        Ok(msg) => msg,
+        Err(e) => return Err((DeliverError::Decode(e), message.reply)),
+    };
+    let (reply, wait) = match message.reply {
+        Some(handler) => {
+            let (tx, rx) = tokio::sync::oneshot::channel::<(A::Reply, Epoch)>();
+            (Some(tx), Some(ReplyWait { handler, rx, id }))
+        }
+        None => (None, None),
+    };
+    let origin = message.from.map_or(Origin::Outside, Origin::Actor);
+    // An ask carries its asker's depth from its node (the coordinator orders cuts by depth
+    // across nodes).
+    Ok((Envelope { origin, epoch: message.tag, msg, reply, depth: message.depth }, wait))
 }
 
 /// Decodes a message that arrived from another node for actor `id` into an envelope; for an
@@ -177,27 +253,11 @@ pub(crate) fn inbound_envelope<A: Actor>(
     id: ActorId,
     message: InboundMessage,
 ) -> Result<Envelope<A>, DeliverError> {
-    {
-        let msg: A::Msg = system.decode(&message.payload).map_err(DeliverError::Decode)?;
-        let reply = message.reply.map(|handler| {
-            let (tx, rx) = tokio::sync::oneshot::channel::<(A::Reply, Epoch)>();
-            let system = system.internal();
-            tokio::spawn(async move {
-                match rx.await {
-                    Ok((reply, epoch)) => {
-                        let bytes = crate::encode(&reply).map_err(ReplyError::Encode);
-                        handler.complete(&system, bytes, epoch);
-                    }
-                    Err(_) => handler.complete(&system, Err(ReplyError::Stopped(id)), Epoch::ZERO),
-                }
-            });
-            tx
-        });
-        let origin = message.from.map_or(Origin::Outside, Origin::Actor);
-        // An ask carries its asker's depth from its node (the coordinator orders cuts by
-        // depth across nodes).
-        Ok(Envelope { origin, epoch: message.tag, msg, reply, depth: message.depth })
+    let (env, wait) = inbound_parts::<A>(system, id, message).map_err(|(error, _)| error)?;
+    if let Some(wait) = wait {
+        wait.start(system);
     }
+    Ok(env)
 }
 
 impl std::fmt::Debug for dyn AnyMailbox {

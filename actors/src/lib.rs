@@ -67,6 +67,7 @@ mod loom;
 mod mailbox;
 pub mod metrics;
 pub mod migrate;
+pub mod parked_reply;
 pub mod passivate;
 mod registry;
 pub mod remote;
@@ -93,6 +94,7 @@ pub use error::{
 };
 pub use mailbox::{DEFAULT_CAPACITY, MailboxCapacity};
 pub use migrate::{MigrateError, MigrateRefusal};
+pub use parked_reply::{EncodedAskError, ParkedReply, ReplyTicket};
 pub use passivate::{
     EncodedSendError, KeptState, PassivateError, PassivateRequest, Passivation, Redirect,
 };

@@ -31,10 +31,17 @@
 //! still registered, has stopped, or has left the registry, is handed to the redirect's
 //! actor, with its sender, its tag and its payload wrapped by the redirect, and counted
 //! once for snapshots (it is queued, and recorded if it crosses a cut, in the mailbox it
-//! goes to; never recorded as a dead letter of the passivated actor). Asks are not
-//! redirected: their askers get an error (not delivered, send again). Local senders get
-//! their message back, as from any stopped actor. The redirect stays known for as long as
-//! the system runs (a ref to the actor may be held anywhere).
+//! goes to; never recorded as a dead letter of the passivated actor). An ask from another
+//! node is redirected the same way if the redirect says how ([`Redirect::wrap_ask`]): its
+//! reply route stays on this node, parked under a ticket the wrapped message carries, for
+//! the redirect's actor to claim and send the request on with, so that the actor started
+//! again answers the asker itself (see [`crate::parked_reply`]); without `wrap_ask` the
+//! asker gets an error (not delivered, send again). Local senders get their message back
+//! (a tell) or [`AskError::Stopped`](crate::AskError::Stopped) (an ask: not delivered), as
+//! from any stopped actor, and may look the actor up again
+//! ([`ActorRef::ask_or_return`](crate::ActorRef::ask_or_return) gives an ask's request
+//! back). The redirect stays known for as long as the system runs (a ref to the actor may
+//! be held anywhere).
 //!
 //! Snapshots stay exact without any rule of their own: if `keep` sends the state to a
 //! keeper actor, the state's move is a message of the snapshot protocol like any other.
@@ -86,13 +93,21 @@ pub type Keep = Box<dyn FnOnce(KeptState) -> Result<(), KeptState> + Send>;
 /// (its payload, MessagePack of the passivated actor's message type).
 pub type Wrap = Box<dyn Fn(Vec<u8>) -> Result<Vec<u8>, CodecError> + Send + Sync>;
 
-/// Where the tells from other nodes for an actor that passivated go from then on (see the
-/// [module docs](crate::passivate)).
+/// Makes the message for a [`Redirect`]'s actor out of an ask for the passivated actor
+/// (its payload) and the ticket of its parked reply route (see [`crate::parked_reply`]).
+pub type WrapAsk =
+    Box<dyn Fn(Vec<u8>, crate::ReplyTicket) -> Result<Vec<u8>, CodecError> + Send + Sync>;
+
+/// Where the tells (and asks) from other nodes for an actor that passivated go from then
+/// on (see the [module docs](crate::passivate)).
 pub struct Redirect {
     /// The actor of this node (or one that moved on from it) that gets them.
     pub to: ActorId,
-    /// Wraps each for `to` (its message type's encoding).
+    /// Wraps each tell for `to` (its message type's encoding).
     pub wrap: Wrap,
+    /// Wraps each ask for `to`, with the ticket `to` claims its reply route by
+    /// ([`Context::claim_reply`]); `None`: asks are refused (their askers get an error).
+    pub wrap_ask: Option<WrapAsk>,
 }
 
 impl fmt::Debug for Redirect {
@@ -300,7 +315,7 @@ impl<A: Actor> Context<A> {
         };
         match mailbox.deliver(&self.system, message, true) {
             Ok(()) => Ok(()),
-            Err(Undelivered::Refused(error)) => Err(EncodedSendError { payload, error }),
+            Err(Undelivered::Refused(error, _)) => Err(EncodedSendError { payload, error }),
             Err(Undelivered::Passivated(_)) => {
                 Err(EncodedSendError { payload, error: DeliverError::Stopped(to) })
             }
@@ -553,7 +568,11 @@ mod tests {
     }
 
     fn redirect_to(sink: ActorId) -> Option<Redirect> {
-        Some(Redirect { to: sink, wrap: Box::new(|payload| crate::encode(&payload)) })
+        Some(Redirect {
+            to: sink,
+            wrap: Box::new(|payload| crate::encode(&payload)),
+            wrap_ask: None,
+        })
     }
 
     /// Tells from another node that arrive once the mailbox closed for a passivation that

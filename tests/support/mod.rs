@@ -4,6 +4,8 @@
 pub mod bank;
 #[cfg(feature = "remote")]
 pub mod cluster;
+#[cfg(feature = "remote")]
+pub mod purse;
 pub mod worker;
 
 use std::future::Future;

@@ -1318,7 +1318,8 @@ mod tests {
             payload.push(7);
             Ok(payload)
         });
-        let _ = born.meta.born_of.set(Arc::new(crate::passivate::Redirect { to: keeper, wrap }));
+        let redirect = crate::passivate::Redirect { to: keeper, wrap, wrap_ask: None };
+        let _ = born.meta.born_of.set(Arc::new(redirect));
         born.try_push(5).unwrap();
         born.try_push(1005).unwrap(); // tagged 1: after the cut, not in flight
         let taken = born.meta.late.take(Epoch(1));

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::ActorSystem;
 use crate::any_mailbox::Undelivered;
+use crate::parked_reply::ReplyTicket;
 use crate::remote::{DeliverError, InboundMessage, RemoteRoute};
 use crate::target::Remote;
 use crate::{Actor, ActorId, ActorRef};
@@ -73,7 +74,9 @@ impl Host {
     /// A tell to an actor that passivated with a
     /// [`Redirect`](crate::passivate::Redirect) (closed, or gone from the registry) goes
     /// where the redirect says, with its sender and tag: it is queued (and recorded, if it
-    /// crosses a cut) there, and counted once, here.
+    /// crosses a cut) there, and counted once, here. So does an ask, if the redirect takes
+    /// asks ([`Redirect::wrap_ask`](crate::passivate::Redirect::wrap_ask)), its reply
+    /// route parked here (see [`crate::parked_reply`]); if not, it is refused.
     pub fn deliver(&self, node: &str, message: InboundMessage) -> Result<(), DeliverError> {
         let system = &self.system;
         let counted = message.from.map(|_| message.tag);
@@ -87,7 +90,7 @@ impl Host {
 
 impl ActorSystem {
     /// Delivers `message` (from another node, or relayed) to the local actor it names, or
-    /// relays it to where that actor moved, or (`redirect`) redirects a tell to an actor
+    /// relays it to where that actor moved, or (`redirect`) redirects it to an actor
     /// that passivated with a [`Redirect`](crate::passivate::Redirect). Counts nothing
     /// itself but a relay's tag (see [`Host::deliver`]).
     pub(crate) fn deliver_inbound(
@@ -121,28 +124,51 @@ impl ActorSystem {
             },
         };
         let message = match undelivered {
-            Undelivered::Refused(e) => return Err(e),
+            Undelivered::Refused(e, _) => return Err(e),
             Undelivered::Passivated(message) => message,
         };
         let Some(target) = inner.passivated.get(&to).map(|r| r.value().clone()) else {
             tracing::warn!(actor = %to, "a message for a passivated actor with no redirect: dropped");
             return Err(DeliverError::Stopped(to));
         };
-        if message.reply.is_some() || !redirect {
-            // An ask is answered with the error (its asker learns it was not delivered); a
-            // redirect is not redirected again.
+        if !redirect {
+            // A redirect is not redirected again.
             return Err(DeliverError::Stopped(to));
         }
-        let payload = match (target.wrap)(message.payload) {
+        let mut message = message;
+        // An ask's route is parked here, named by a ticket in the redirected message.
+        let (payload, ticket) = match message.reply.take() {
+            None => ((target.wrap)(message.payload), None),
+            Some(handler) => {
+                let Some(wrap_ask) = &target.wrap_ask else {
+                    // Not redirected: the caller answers the asker with the error.
+                    return Err(DeliverError::Stopped(to));
+                };
+                let expiry = self.ask_timeout().saturating_mul(2);
+                let ticket = self.parked_replies().park(self, handler, to, message.depth, expiry);
+                (wrap_ask(message.payload, ticket), Some(ticket))
+            }
+        };
+        // A redirect that did not happen gives an ask's route back to the caller, which
+        // answers the asker with the error.
+        let unpark = |ticket: Option<ReplyTicket>| {
+            if let Some(ticket) = ticket {
+                drop(self.parked_replies().unpark(ticket));
+            }
+        };
+        let payload = match payload {
             Ok(payload) => payload,
             Err(e) => {
+                unpark(ticket);
                 tracing::warn!(actor = %to, error = %e, "a message for a passivated actor could not be redirected: dropped");
                 return Err(DeliverError::Decode(e));
             }
         };
-        tracing::trace!(actor = %to, to = %target.to, "redirected a message for a passivated actor");
-        let redirected = InboundMessage { to: target.to, payload, ..message };
+        tracing::trace!(actor = %to, to = %target.to, ask = ticket.is_some(), "redirected a message for a passivated actor");
+        // A tell to the redirect's actor (an ask's depth stays with its parked route).
+        let redirected = InboundMessage { to: target.to, payload, depth: 0, ..message };
         self.deliver_inbound(redirected, false).inspect_err(|e| {
+            unpark(ticket);
             tracing::warn!(actor = %to, to = %target.to, error = %e, "a message for a passivated actor was not taken where it was redirected: dropped");
         })
     }

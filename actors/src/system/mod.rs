@@ -75,6 +75,9 @@ struct SystemInner {
     /// messages from other nodes for them go (one entry per such actor, for as long as
     /// the system runs: a ref to it may be held anywhere).
     passivated: DashMap<ActorId, Arc<crate::passivate::Redirect>>,
+    /// The reply routes of asks redirected from passivated actors, until their redirect's
+    /// actor claims them (see [`crate::parked_reply`]).
+    parked: crate::parked_reply::ParkedReplies,
     /// The cuts of actors that stopped after cutting for the snapshot running here, kept
     /// until that snapshot ends: a tell from another node tagged before such a cut may
     /// still arrive once the actor has left the registry (see [`Host::deliver`]).
@@ -227,6 +230,7 @@ impl ActorSystem {
             engine,
             moved: DashMap::new(),
             passivated: DashMap::new(),
+            parked: Default::default(),
             stopped_cuts: DashMap::new(),
             stopped_for: AtomicU64::new(0),
             markers,
@@ -413,6 +417,11 @@ impl ActorSystem {
     /// The actors that passivated with a redirect, and where their messages go.
     pub(crate) fn inner_passivated(&self) -> &DashMap<ActorId, Arc<crate::passivate::Redirect>> {
         &self.inner.passivated
+    }
+
+    /// The reply routes of redirected asks (see [`crate::parked_reply`]).
+    pub(crate) fn parked_replies(&self) -> &crate::parked_reply::ParkedReplies {
+        &self.inner.parked
     }
 
     /// The live actor `id`, or the forwarding mailbox of one that moved to another node.

@@ -127,25 +127,76 @@ impl<E: ActorState> EntityRef<E> {
     }
 
     /// Sends a request to the entity (starting it first if it does not run yet) and waits
-    /// for the reply, for at most the system's ask timeout.
+    /// for the reply, for at most the system's ask timeout ([`AskError::Timeout`]); a
+    /// request sent again after a refusal gets what is left of it.
     ///
-    /// The request is not sent again: if the kept ref fails (the entity stopped, or its
-    /// node is down: [`AskError::Stopped`], [`AskError::NoReply`],
-    /// [`AskError::NodeDown`]), the error is returned
-    /// and the ref dropped, so that the next call finds the entity again. An entity that
-    /// passivates as the request is sent refuses it ([`AskError::Stopped`], or
-    /// [`AskError::NoReply`] from another node: it was not delivered, and can be sent
-    /// again); asks are not redirected to the keeper as tells are.
+    /// An entity that passivated answers all the same: a request that reaches its node
+    /// through a ref kept from before (or racing the passivation) goes to its shard's keeper,
+    /// which starts it again from its kept state and hands it the request in its sender's
+    /// order with the tells (see the keeper's docs); one refused by an entity of this node
+    /// that stopped or passivated (not delivered, nothing handled) comes back and goes to
+    /// the entity found again through its shard's owner, as a tell does.
+    ///
+    /// Otherwise the request is not sent again: if the entity stopped before it replied
+    /// ([`AskError::NoReply`]), its node is or went down ([`AskError::NodeDown`]: what the
+    /// entity held there is lost, see [`Sharding`](super::Sharding)), or no reply came in
+    /// time ([`AskError::Timeout`]), the error is returned (and the kept ref dropped, but
+    /// for a timeout, so that the next call finds the entity again). An ask
+    /// held by a keeper whose reply route is lost (the keeper moved with its shard, or the
+    /// system shut down) fails with [`AskError::NoReply`]: the request may have been
+    /// handled.
     pub async fn ask(&self, message: E::Msg) -> Result<E::Reply, ShardingError> {
         self.refresh();
-        let entity = self.entity().await?;
-        let reply = entity.ask(message).await;
-        if matches!(reply, Err(AskError::Stopped | AskError::NoReply | AskError::NodeDown(_)))
-            || entity.is_stopped()
-        {
-            self.forget(&entity);
+        let timeout = match self.region.cluster() {
+            Some(cluster) => cluster.system().ask_timeout(),
+            None => return Err(ShardingError::ShutDown),
+        };
+        // One timeout for all attempts.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut message = message;
+        let mut last: Option<ActorRef<E>> = None;
+        let mut wait = RETRY_WAIT;
+        for attempt in 0..ATTEMPTS {
+            let entity = self.entity().await?;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(AskError::Timeout(timeout).into());
+            }
+            match entity.ask_or_return(message, left).await {
+                Ok(reply) => return Ok(reply),
+                // Not delivered, the entity stopped or passivated: found again (started
+                // again from its kept state if it passivated), sent again.
+                Err((AskError::Stopped, Some(back))) => {
+                    message = back;
+                    self.forget(&entity);
+                    // Found stopping again: wait for it to be gone, then look again.
+                    if attempt > 0 && last.as_ref().is_some_and(|l| l.id() == entity.id()) {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(MAX_WAIT);
+                    } else {
+                        tokio::task::yield_now().await;
+                    }
+                    last = Some(entity);
+                }
+                // Delivered and not answered, or not delivered to a node that is down (the
+                // entity's state there is lost: the asker learns of it).
+                Err((error, _)) => {
+                    if matches!(
+                        error,
+                        AskError::Stopped | AskError::NoReply | AskError::NodeDown(_)
+                    ) || entity.is_stopped()
+                    {
+                        self.forget(&entity);
+                    }
+                    return Err(error.into());
+                }
+            }
         }
-        Ok(reply?)
+        let id = last.map(|e| e.id().to_string()).unwrap_or_default();
+        Err(ShardingError::Unreachable {
+            key: self.key.to_string(),
+            last: Box::new(ShardingError::Stopped(id)),
+        })
     }
 
     /// A plain ref to the entity, found (or started) through its shard's owner; kept for

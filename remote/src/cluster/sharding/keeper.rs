@@ -19,12 +19,31 @@
 //! the keeper's state (`pending`, checkpointed: a snapshot holds them there, or in flight
 //! here), in arrival order, and go to the entity before anything else the keeper does for
 //! the key (a `Wake` answers only once they are sent), so each sender's order holds.
+//!
+//! # Asks
+//!
+//! An ask from another node that arrives for a passivated entity is redirected here too,
+//! as a `Deliver` with a [`ReplyTicket`]: its reply route stays parked on this node (see
+//! [`amber_actors::parked_reply`]) and the keeper claims it when it takes the `Deliver`.
+//! The ask waits in `pending` in arrival order with the tells (its request, in the
+//! checkpointed state; its route beside it, outside the state) and goes to the entity as
+//! an ask ([`Context::ask_encoded`]) in that order: the entity, started again from its kept
+//! state, answers the asker itself, so an [`EntityRef::ask`](super::EntityRef::ask) or a
+//! plain `ActorRef::ask` through a ref kept from before the passivation gets its answer.
+//!
+//! A reply route does not survive a checkpoint, a restore or a move of the keeper: a
+//! restored (or moved) keeper holding an ask, or a `Deliver` recorded in flight to it,
+//! sends the request to the entity as a tell (it is handled once, as any request recorded
+//! in a checkpoint is; nobody waits for its reply in the restored system), and the asker in
+//! the system the snapshot was taken of gets [`AskError::NoReply`](amber_actors::AskError)
+//! once the keeper that held its route stops or moves (or within twice the ask timeout if
+//! no keeper ever claimed it), if its own timeout has not fired first.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use amber_actors::{
-    Actor, ActorId, ActorState, ActorSystem, BoxError, CodecError, Context, Redirect, SpawnError,
-    StateError, remote::DeliverError,
+    Actor, ActorId, ActorState, ActorSystem, BoxError, CodecError, Context, ParkedReply, Redirect,
+    ReplyTicket, SpawnError, StateError, remote::DeliverError,
 };
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -57,10 +76,29 @@ pub struct ShardKeeper {
     /// checkpointed: a checkpoint holds such a state in the entity's cut or in flight here.
     #[serde(skip)]
     passivating: HashSet<String>,
-    /// Tells redirected here for keys that cannot take them yet (see the module docs), in
-    /// arrival order: messages this keeper took, checkpointed with it.
+    /// Tells and asks redirected here for keys that cannot take them yet (see the module
+    /// docs), in arrival order: messages this keeper took, checkpointed with it.
     #[serde(default)]
-    pending: BTreeMap<String, VecDeque<ByteBuf>>,
+    pending: BTreeMap<String, VecDeque<Waiting>>,
+    /// The reply routes of the asks in `pending`, by ticket. Not checkpointed: a route
+    /// lives in this running system only (see the module docs).
+    #[serde(skip)]
+    replies: HashMap<ReplyTicket, ParkedReply>,
+}
+
+/// A message waiting in a keeper for its entity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Waiting {
+    /// A tell (its payload, as encoded for the entity's type).
+    Tell(ByteBuf),
+    /// An ask: its request, and the ticket of its reply route.
+    Ask {
+        /// The request, as encoded for the entity's type.
+        payload: ByteBuf,
+        /// Its reply route's ticket.
+        ticket: ReplyTicket,
+    },
 }
 
 impl ShardKeeper {
@@ -72,6 +110,7 @@ impl ShardKeeper {
             kept: BTreeMap::new(),
             passivating: HashSet::new(),
             pending: BTreeMap::new(),
+            replies: HashMap::new(),
         }
     }
 }
@@ -114,16 +153,19 @@ pub enum KeeperMsg {
     Keys,
     /// The keys whose passivation has begun and whose state has not arrived yet.
     Passivating,
-    /// A tell for the entity `key`, sent to an actor of it that had passivated (redirected
-    /// here by the node; see the module docs): for its entity, in order.
+    /// A tell or an ask for the entity `key`, sent to an actor of it that had passivated
+    /// (redirected here by the node; see the module docs): for its entity, in order.
     Deliver {
         /// The entity's key.
         key: String,
         /// The message, as encoded for the entity's type.
         #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
+        /// For an ask, the ticket of its reply route, parked on this node.
+        #[serde(default)]
+        ask: Option<ReplyTicket>,
     },
-    /// The keys with tells waiting here for their entity.
+    /// The keys with tells or asks waiting here for their entity.
     Waiting,
 }
 
@@ -209,8 +251,20 @@ impl ShardKeeper {
             }
             KeeperMsg::Keys => KeeperReply::Keys(self.kept.keys().cloned().collect()),
             KeeperMsg::Passivating => KeeperReply::Keys(self.passivating.iter().cloned().collect()),
-            KeeperMsg::Deliver { key, payload } => {
-                self.pending.entry(key.clone()).or_default().push_back(ByteBuf::from(payload));
+            KeeperMsg::Deliver { key, payload, ask } => {
+                let payload = ByteBuf::from(payload);
+                let waiting = match ask {
+                    None => Waiting::Tell(payload),
+                    Some(ticket) => {
+                        // None if the ticket is from a checkpoint or another node: the
+                        // request goes on as a tell (see the module docs).
+                        if let Some(reply) = ctx.claim_reply(ticket) {
+                            self.replies.insert(ticket, reply);
+                        }
+                        Waiting::Ask { payload, ticket }
+                    }
+                };
+                self.pending.entry(key.clone()).or_default().push_back(waiting);
                 self.flush(ctx, &key);
                 KeeperReply::Done
             }
@@ -218,9 +272,10 @@ impl ShardKeeper {
         }
     }
 
-    /// Sends the tells waiting for `key` on to its entity, in order: the one running here,
-    /// else one started from its kept state. They wait on while it passivates, or if it
-    /// neither runs nor is kept here (its next start through this keeper sends them).
+    /// Sends the tells and asks waiting for `key` on to its entity, in order: the one
+    /// running here, else one started from its kept state. They wait on while it
+    /// passivates, or if it neither runs nor is kept here (its next start through this
+    /// keeper sends them).
     fn flush(&mut self, ctx: &Context<Self>, key: &str) {
         if self.passivating.contains(key) || !self.pending.contains_key(key) {
             return;
@@ -254,16 +309,39 @@ impl ShardKeeper {
             },
         };
         let Some(waiting) = self.pending.get_mut(key) else { return };
-        while let Some(payload) = waiting.pop_front() {
-            match ctx.tell_encoded(id, payload.into_vec()) {
+        while let Some(next) = waiting.pop_front() {
+            let (payload, ticket) = match next {
+                Waiting::Tell(payload) => (payload.into_vec(), None),
+                Waiting::Ask { payload, ticket } => (payload.into_vec(), Some(ticket)),
+            };
+            // An ask whose route is here goes as an ask; one whose route is not (it came
+            // from a checkpoint, or with this keeper from another node) as a tell.
+            let sent = match ticket.and_then(|t| self.replies.remove(&t)) {
+                Some(reply) => ctx.ask_encoded(id, payload, reply).map_err(|e| {
+                    let back = e.send.error.clone();
+                    (e.send.payload, back, Some(e.reply))
+                }),
+                None => ctx.tell_encoded(id, payload).map_err(|e| (e.payload, e.error, None)),
+            };
+            match sent {
                 Ok(()) => {}
-                Err(e) if matches!(e.error, DeliverError::Decode(_)) => {
-                    tracing::warn!(key, error = %e, "a tell redirected to a passivated entity does not decode: dropped");
+                Err((_, DeliverError::Decode(e), _)) => {
+                    // An ask's route drops here: its asker gets an error.
+                    tracing::warn!(key, error = %e, "a message redirected to a passivated entity does not decode: dropped");
                 }
-                Err(e) => {
+                Err((payload, error, reply)) => {
                     // Stopping: they wait for its next start.
-                    tracing::debug!(key, error = %e, "tells wait for an entity that stopped");
-                    waiting.push_front(ByteBuf::from(e.payload));
+                    tracing::debug!(key, %error, "messages wait for an entity that stopped");
+                    let payload = ByteBuf::from(payload);
+                    let back = match (ticket, reply) {
+                        (Some(ticket), Some(reply)) => {
+                            self.replies.insert(ticket, reply);
+                            Waiting::Ask { payload, ticket }
+                        }
+                        (Some(ticket), None) => Waiting::Ask { payload, ticket },
+                        (None, _) => Waiting::Tell(payload),
+                    };
+                    waiting.push_front(back);
                     return;
                 }
             }
@@ -345,14 +423,19 @@ impl ShardKeeper {
     }
 }
 
-/// Where the tells for an actor of the entity `key` go, once it passivated: to the keeper
-/// `keeper`, as [`KeeperMsg::Deliver`].
+/// Where the tells and asks for an actor of the entity `key` go, once it passivated: to
+/// the keeper `keeper`, as [`KeeperMsg::Deliver`].
 pub(super) fn redirect_to(keeper: ActorId, key: String) -> Redirect {
+    let for_asks = key.clone();
     Redirect {
         to: keeper,
         wrap: Box::new(move |payload| {
-            amber_actors::encode(&KeeperMsg::Deliver { key: key.clone(), payload })
+            amber_actors::encode(&KeeperMsg::Deliver { key: key.clone(), payload, ask: None })
         }),
+        wrap_ask: Some(Box::new(move |payload, ticket| {
+            let key = for_asks.clone();
+            amber_actors::encode(&KeeperMsg::Deliver { key, payload, ask: Some(ticket) })
+        })),
     }
 }
 

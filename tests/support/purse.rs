@@ -1,0 +1,170 @@
+//! Sharded purses, shared by the sharding passivation tests: an entity that holds a
+//! balance and checks each sender's numbering (the order its messages arrived in); and the
+//! nodes, shardings and lookups those tests start from.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use amber::cluster::{Sharding, ShardingConfig};
+use amber::prelude::*;
+use amber::{ActorState, Cluster, StateError, SystemBuilder};
+
+use super::bounded;
+use super::cluster::config;
+
+/// A sharded purse: a balance, moved between purses by `Give`, and a check of each
+/// sender's numbering.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Purse {
+    key: String,
+    balance: u64,
+    last: BTreeMap<u32, u64>,
+    violations: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum PurseMsg {
+    /// Message `n` (from 1) of `sender`.
+    Push {
+        sender: u32,
+        n: u64,
+    },
+    /// Move `amount` (if held) to the purse `to`, through the sharding of this node.
+    Give {
+        to: String,
+        amount: u64,
+    },
+    /// Money from another purse.
+    Deposit {
+        amount: u64,
+    },
+    Report,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PurseReport {
+    pub key: String,
+    pub balance: u64,
+    pub last: BTreeMap<u32, u64>,
+    pub violations: Vec<String>,
+}
+
+/// Each node's sharding of purses, by node name, for purses to reach each other by key.
+pub static SHARDINGS: LazyLock<Mutex<HashMap<String, Sharding<Purse>>>> =
+    LazyLock::new(Mutex::default);
+
+impl Actor for Purse {
+    type Msg = PurseMsg;
+    type Reply = PurseReport;
+
+    async fn handle(&mut self, msg: PurseMsg, ctx: &mut Context<Self>) -> PurseReport {
+        match msg {
+            PurseMsg::Push { sender, n } => {
+                let last = self.last.entry(sender).or_insert(0);
+                if n != *last + 1 && self.violations.len() < 10 {
+                    self.violations.push(format!("sender {sender}: got {n} after {last}"));
+                }
+                *last = n;
+            }
+            PurseMsg::Give { to, amount } => {
+                if self.balance >= amount && to != self.key {
+                    let node = ctx.system().node().to_owned();
+                    let sharding = SHARDINGS.lock().unwrap().get(&node).cloned();
+                    let sharding = sharding.expect("the node's sharding is registered");
+                    self.balance -= amount;
+                    // Sent as this purse: tagged with its epoch, like any actor's message.
+                    if let Err(e) = sharding.entity(to).tell(PurseMsg::Deposit { amount }).await {
+                        panic!("a deposit was not sent: {e}");
+                    }
+                }
+            }
+            PurseMsg::Deposit { amount } => self.balance += amount,
+            PurseMsg::Report => {}
+        }
+        PurseReport {
+            key: self.key.clone(),
+            balance: self.balance,
+            last: self.last.clone(),
+            violations: self.violations.clone(),
+        }
+    }
+}
+
+impl ActorState for Purse {
+    const TYPE_NAME: &'static str = "test.Purse";
+
+    fn encode_state(&self) -> Result<Vec<u8>, amber::CodecError> {
+        amber::encode(self)
+    }
+
+    fn decode_state(version: u32, bytes: &[u8], system: &ActorSystem) -> Result<Self, StateError> {
+        super::current_version::<Self>(version)?;
+        Ok(system.decode(bytes)?)
+    }
+}
+
+pub fn builder() -> SystemBuilder {
+    ActorSystem::builder().register::<Purse>()
+}
+
+pub const SHARDS: u32 = 16;
+
+/// A node whose links survive a loaded machine's pauses (a heartbeat timeout would drop
+/// them, and fail the asks on them, in tests that are not about links).
+pub async fn linked_node(name: &str) -> Cluster {
+    let config = config(name).with_heartbeat(Duration::from_millis(100), Duration::from_secs(10));
+    bounded(Cluster::start(builder(), config)).await.expect("node starts")
+}
+
+/// Passivation on, with an idle timeout long enough never to pass in a test: entities
+/// passivate when the test says so ([`Sharding::passivate`]).
+pub fn by_hand() -> ShardingConfig {
+    ShardingConfig::new(SHARDS).passivate_after(Duration::from_secs(3600))
+}
+
+/// Purses start with `each` from the factory.
+pub fn purses(n: &Cluster, config: ShardingConfig, each: u64) -> Sharding<Purse> {
+    let sharding = Sharding::<Purse>::start_config_with(n, config, move |key| Purse {
+        key: key.to_owned(),
+        balance: each,
+        ..Purse::default()
+    })
+    .expect("sharding starts");
+    SHARDINGS.lock().unwrap().insert(n.node().to_string(), sharding.clone());
+    sharding
+}
+
+pub async fn report(sharding: &Sharding<Purse>, key: &str) -> PurseReport {
+    bounded(sharding.entity(key.to_owned()).ask(PurseMsg::Report)).await.expect("report")
+}
+
+/// A key whose shard `on` owns, as `sharding` sees the nodes (the `n`th such, from `from`).
+pub fn key_owned_by(sharding: &Sharding<Purse>, on: &Cluster, prefix: &str) -> String {
+    (0..)
+        .map(|k| format!("{prefix} {k}"))
+        .find(|k| sharding.owner_of(sharding.shard_of(k)).is_some_and(|o| o == *on.node()))
+        .unwrap()
+}
+
+/// Two meshed nodes, x and y, with purses sharded over both as `config` says.
+pub async fn pair(
+    names: [&str; 2],
+    config: impl Fn() -> ShardingConfig,
+) -> [(Cluster, Sharding<Purse>); 2] {
+    let x = linked_node(names[0]).await;
+    let y = linked_node(names[1]).await;
+    let (on_x, on_y) = (purses(&x, config(), 100), purses(&y, config(), 100));
+    super::cluster::mesh(&[x.clone(), y.clone()]).await;
+    [(x, on_x), (y, on_y)]
+}
+
+/// Waits (on the event, not for a time) until `key` is kept by `sharding`'s node.
+pub async fn until_passivated(sharding: &Sharding<Purse>, key: &str) {
+    bounded(async {
+        while !sharding.passivated_keys().await.iter().any(|k| k == key) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
