@@ -354,3 +354,23 @@ impl Figures {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_to_a_keeper_read_as_what_they_carry_for_the_accounts() {
+        let state = amber::encode(&7u64).unwrap();
+        let keep = KeeperMsg::Keep { key: key(3), version: 1, state: state.clone() };
+        let deposit = amber::encode(&ShardedAccountMsg::Deposit { amount: 5 }).unwrap();
+        let deliver = KeeperMsg::Deliver { key: key(3), payload: deposit.clone() };
+        let keys = KeeperMsg::Keys;
+        let read = |m: &KeeperMsg| to_keeper(&amber::encode(m).unwrap()).unwrap();
+        assert!(matches!(read(&keep), ToKeeper::State(s) if s == state));
+        assert!(matches!(read(&deliver), ToKeeper::Message(p) if p == deposit));
+        assert!(matches!(read(&keys), ToKeeper::Other));
+        assert!(to_keeper(b"\xc1").is_err(), "not MessagePack: an error, not a panic");
+        assert!(keeper_state(b"\xc1").is_err());
+    }
+}
