@@ -57,7 +57,8 @@ pub(crate) enum Command {
     /// A picture of a checkpoint: actors grouped by node, parent/child and watch links, and
     /// in-flight messages with their counts, as Graphviz DOT or as SVG.
     #[command(after_help = "Examples:\n  amber graph DIR --latest --format svg > system.svg\n  \
-                            amber graph FILE | dot -Tpng > system.png")]
+                            amber graph FILE | dot -Tpng > system.png\n  \
+                            amber graph DIR --latest --shards 32 --format svg > shards.svg")]
     Graph(GraphArgs),
     /// The history of a store: size, actors, in-flight messages and time per checkpoint, as
     /// a table or as an SVG plot.
@@ -159,6 +160,12 @@ pub(crate) struct GraphArgs {
     /// per actor.
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub(crate) collapse_above: usize,
+    /// Group sharded entities (registered as `shard:TYPE/KEY`) and their shards' keepers
+    /// into one box per shard and node, with counts, their shard computed from their key as
+    /// amber's sharding does over N shards: the sharding's shard count, which a checkpoint
+    /// does not record. In-flight messages are then counted between shards.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) shards: Option<u32>,
 }
 
 /// `amber stats`.

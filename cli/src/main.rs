@@ -65,7 +65,11 @@ fn run(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
         Command::Graph(args) => graph::run(&args, out),
         Command::Stats(args) => stats::run(&args, out),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "amber", out);
+            // Into memory first: clap_complete panics on a failed write, and the reader may
+            // hang up mid-way (`amber completions bash | head`), which is not an error.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "amber", &mut script);
+            out.write_all(&script)?;
             Ok(())
         }
     }

@@ -8,6 +8,12 @@
 //! them, or with `--kill-node` the survivors after killing the last node's process) and runs
 //! on.
 //!
+//! With `--sharded` the accounts are sharded entities instead (`sharded.rs`): every node
+//! starts its sharding of them before it links to the others, n0 starts the accounts by a
+//! first message through entity refs, and the restore puts each on its shard's owner among
+//! the nodes restored onto. `--restore-nodes K` restores onto the first K nodes only (the
+//! others stop), so that the shards spread over fewer processes than they ran on.
+//!
 //! Child protocol, one line each way: the child prints `addr A` once it listens; `peers N
 //! A...` makes it link to those addresses and print `meshed` once N nodes introduced
 //! themselves; `restore DIR NODE...` makes it drop its system, restore its share of the
@@ -17,16 +23,20 @@
 use std::net::SocketAddr;
 use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use amber::cluster::Placement;
+use amber::cluster::{EntityRef, Placement, Sharding};
 use amber::prelude::*;
 use amber::snapshot::{ActorId, Checkpoint, CheckpointStore, Store};
 use amber::{Cluster, NodeId, SystemBuilder, TransportConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use super::{Account, Books, EACH, Options, Progress, Summary, link_and_start, run_phase};
+use super::sharded::{self, Sharded, ShardedAccount};
+use super::{
+    Account, Books, EACH, Options, Progress, Summary, link_and_start, outside_transfers, run_phase,
+};
 
 const SECRET_ENV: &str = "AMBER_BANK_SECRET";
 /// How long any one step of the choreography may take before the demo gives up.
@@ -48,12 +58,19 @@ fn builder() -> SystemBuilder {
     ActorSystem::builder()
         .name("bank")
         .register::<Account>()
+        .register::<ShardedAccount>()
         .mailbox_capacity(MailboxCapacity::Unbounded)
         .messages_per_turn(16)
 }
 
 async fn step<T>(what: &str, fut: impl Future<Output = Fallible<T>>) -> Fallible<T> {
     tokio::time::timeout(STEP, fut).await.map_err(|_| format!("{what}: no progress in {STEP:?}"))?
+}
+
+/// [`step`] for what takes long with many accounts (starting them all): ten steps.
+async fn step_long<T>(what: &str, fut: impl Future<Output = Fallible<T>>) -> Fallible<T> {
+    let most = STEP * 10;
+    tokio::time::timeout(most, fut).await.map_err(|_| format!("{what}: not done in {most:?}"))?
 }
 
 /// Waits until `cluster` has `n` introduced peers.
@@ -73,9 +90,25 @@ fn latest(dir: &str) -> Fallible<Checkpoint> {
     latest.checkpoint.ok_or_else(|| format!("no checkpoint in {dir}"))
 }
 
+/// The sharding of the accounts on a node (with `--sharded`).
+type Accounts = Option<Sharding<ShardedAccount>>;
+
+/// Starts the sharding of the accounts on `cluster` if they are sharded.
+fn start_sharding(cluster: &Cluster, mode: Option<Sharded>) -> Fallible<Accounts> {
+    mode.map(|m| m.start(cluster)).transpose()
+}
+
+/// Where a restore onto `nodes` puts the checkpoint's actors.
+fn placement(checkpoint: &Checkpoint, mode: Option<Sharded>, nodes: &[&str]) -> Placement {
+    match mode {
+        Some(m) => m.placement(checkpoint, nodes.iter().copied()),
+        None => Placement::spread(nodes.iter().copied()),
+    }
+}
+
 /// A node started by `--nodes`: serves its share of the bank until told to exit.
-pub(crate) async fn child(name: String, join: SocketAddr) -> ExitCode {
-    match child_inner(&name, join).await {
+pub(crate) async fn child(name: String, join: SocketAddr, mode: Option<Sharded>) -> ExitCode {
+    match child_inner(&name, join, mode).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bank node {name}: {e}");
@@ -84,11 +117,13 @@ pub(crate) async fn child(name: String, join: SocketAddr) -> ExitCode {
     }
 }
 
-async fn child_inner(name: &str, join: SocketAddr) -> Fallible<()> {
+async fn child_inner(name: &str, join: SocketAddr, mode: Option<Sharded>) -> Fallible<()> {
     let secret = std::env::var(SECRET_ENV).map_err(|_| format!("{SECRET_ENV} is not set"))?;
     let mut cluster = Cluster::start(builder(), config(name, secret.as_bytes()))
         .await
         .map_err(|e| e.to_string())?;
+    // This process's accounts find the others through the sharding from now on.
+    start_sharding(&cluster, mode)?;
     step("joining", async { cluster.connect(join).await.map_err(|e| e.to_string()) }).await?;
     println!("addr {}", cluster.local_addr());
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -113,7 +148,7 @@ async fn child_inner(name: &str, join: SocketAddr) -> Fallible<()> {
                 let nodes: Vec<&str> = words.collect();
                 cluster.shutdown().await;
                 let checkpoint = latest(dir)?;
-                let placement = Placement::spread(nodes);
+                let placement = placement(&checkpoint, mode, &nodes);
                 cluster = Cluster::restore(
                     builder(),
                     config(name, secret.as_bytes()),
@@ -122,6 +157,7 @@ async fn child_inner(name: &str, join: SocketAddr) -> Fallible<()> {
                 )
                 .await
                 .map_err(|e| e.to_string())?;
+                start_sharding(&cluster, mode)?;
                 println!("addr {}", cluster.local_addr());
             }
             Some("resume") => {
@@ -145,10 +181,16 @@ struct Node {
 }
 
 impl Node {
-    async fn spawn(name: String, join: SocketAddr, secret: &str) -> Fallible<(Node, SocketAddr)> {
+    async fn spawn(
+        name: String,
+        join: SocketAddr,
+        secret: &str,
+        mode: Option<Sharded>,
+    ) -> Fallible<(Node, SocketAddr)> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut process = Command::new(exe)
             .args(["--node-child", &name, "--join", &join.to_string()])
+            .args(mode.map(|m| m.args()).unwrap_or_default())
             .env(SECRET_ENV, secret)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -182,6 +224,12 @@ impl Node {
     async fn addr(&mut self) -> Fallible<SocketAddr> {
         let addr = self.expect("addr").await?;
         addr.parse().map_err(|_| format!("node {}: bad address {addr}", self.name))
+    }
+
+    /// Tells the node to exit, and waits for it to (at most a step).
+    async fn exit(mut self) {
+        let _ = self.send("exit").await;
+        let _ = tokio::time::timeout(STEP, self.process.wait()).await;
     }
 }
 
@@ -231,6 +279,24 @@ async fn open_bank(me: &Cluster, k: usize, accounts: usize) -> Fallible<Vec<Acto
     Ok(refs)
 }
 
+/// The bank's accounts, as the outside transfers reach them.
+enum Bank {
+    /// Plain actors.
+    Plain(Vec<ActorRef<Account>>),
+    /// Sharded entities, `acct-0` to `acct-<n - 1>`.
+    Sharded(Arc<Vec<EntityRef<ShardedAccount>>>),
+}
+
+impl Bank {
+    /// Starts the transfers from outside (until the flag says stop).
+    fn outside(&self, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
+        match self {
+            Bank::Plain(accounts) => outside_transfers(accounts.clone(), stop),
+            Bank::Sharded(refs) => sharded::transfers(refs.clone(), stop),
+        }
+    }
+}
+
 /// Refs to the accounts of `checkpoint`, wherever the restore placed them.
 fn accounts_of(system: &ActorSystem, checkpoint: &Checkpoint) -> Fallible<Vec<ActorRef<Account>>> {
     let ids: Vec<ActorId> = checkpoint.manifest.actors.iter().map(|a| a.id).collect();
@@ -246,29 +312,48 @@ pub(crate) async fn run(
     progress: &Progress,
 ) -> Fallible<Summary> {
     let k = options.nodes;
+    let mode = options
+        .sharded
+        .then_some(Sharded { shards: options.shards, passivate_after: options.passivate_after });
     let secret = secret();
     let me = Cluster::start(builder(), config("n0", secret.as_bytes()))
         .await
         .map_err(|e| e.to_string())?;
+    let mine = start_sharding(&me, mode)?;
     let mut nodes = Vec::new();
     for i in 1..k {
-        nodes.push(Node::spawn(format!("n{i}"), me.local_addr(), &secret).await?);
+        nodes.push(Node::spawn(format!("n{i}"), me.local_addr(), &secret, mode).await?);
     }
     mesh(&me, me.local_addr(), &mut nodes).await?;
     let n = options.accounts;
     let total = n as u64 * EACH;
     let books = Books { store, total, progress };
     if !options.json {
+        let what = if mode.is_some() { "sharded accounts" } else { "accounts" };
         println!(
-            "bank: {n} accounts over {k} processes, {total} in total; snapshot every {:?}",
+            "bank: {n} {what} over {k} processes, {total} in total; snapshot every {:?}",
             options.interval
         );
         println!("checkpoints: {dir}");
     }
-    let accounts = open_bank(&me, k, n).await?;
+    let mut figures = None;
+    let bank = match (&mine, mode) {
+        (Some(mine), Some(mode)) => {
+            let refs = sharded::refs(mine, n);
+            let took = step_long("starting the accounts", sharded::open(&refs)).await?;
+            figures = Some(sharded::Figures {
+                shards: mode.shards,
+                open_ms: took.as_secs_f64() * 1e3,
+                ..sharded::Figures::default()
+            });
+            Bank::Sharded(Arc::new(refs))
+        }
+        _ => Bank::Plain(open_bank(&me, k, n).await?),
+    };
     let first_run = if options.kill_node { options.duration / 2 } else { options.duration };
-    let first = run_phase(me.system(), &accounts, books, first_run, options.interval, false).await;
-    drop(accounts);
+    let outside = |stop| bank.outside(stop);
+    let first = run_phase(me.system(), outside, books, first_run, options.interval, false).await;
+    drop(bank);
     if first.snapshots == 0 {
         let why = first.failures.first().map_or("none was taken", String::as_str);
         return Err(format!("no snapshot of the running cluster completed: {why}"));
@@ -294,6 +379,14 @@ pub(crate) async fn run(
     me.shutdown().await;
     drop(me);
 
+    drop(mine);
+    // --restore-nodes K: the nodes past the first K stop.
+    if let Some(keep) = options.restore_nodes {
+        for (node, _) in nodes.split_off(keep.saturating_sub(1).min(nodes.len())) {
+            node.exit().await;
+        }
+    }
+
     let t = Instant::now();
     let checkpoint = latest(dir)?;
     let survivors: Vec<String> =
@@ -302,10 +395,12 @@ pub(crate) async fn run(
         node.send(&format!("restore {dir} {}", survivors.join(" "))).await?;
         *addr = node.addr().await?;
     }
-    let placement = Placement::spread(survivors.iter().map(String::as_str));
+    let survivors: Vec<&str> = survivors.iter().map(String::as_str).collect();
+    let placement = placement(&checkpoint, mode, &survivors);
     let me = Cluster::restore(builder(), config("n0", secret.as_bytes()), &checkpoint, &placement)
         .await
         .map_err(|e| e.to_string())?;
+    let mine = start_sharding(&me, mode)?;
     mesh(&me, me.local_addr(), &mut nodes).await?;
     for (node, _) in &mut nodes {
         node.send("resume").await?;
@@ -315,20 +410,32 @@ pub(crate) async fn run(
         node.expect("resumed").await?;
     }
     let restore_ms = t.elapsed().as_secs_f64() * 1e3;
-    let accounts = accounts_of(me.system(), &checkpoint)?;
+    if let Some(figures) = &mut figures {
+        figures.before = sharded::where_in(&checkpoint, n)?;
+    }
+    let bank = match &mine {
+        Some(mine) => Bank::Sharded(Arc::new(sharded::refs(mine, n))),
+        None => Bank::Plain(accounts_of(me.system(), &checkpoint)?),
+    };
     let run_on = (options.duration / 2).max(options.interval * 3);
-    let second = run_phase(me.system(), &accounts, books, run_on, options.interval, false).await;
-    drop(accounts);
+    let outside = |stop| bank.outside(stop);
+    let second = run_phase(me.system(), outside, books, run_on, options.interval, false).await;
+    drop(bank);
+    drop(mine);
+    if let Some(figures) = &mut figures {
+        figures.after = sharded::where_in(&latest(dir)?, n)?;
+    }
 
     me.shutdown().await;
-    for (mut node, _) in nodes {
-        let _ = node.send("exit").await;
-        let _ = tokio::time::timeout(STEP, node.process.wait()).await;
+    for (node, _) in nodes {
+        node.exit().await;
     }
     Ok(Summary {
         accounts: n,
         total,
         nodes: k,
+        restored_nodes: survivors.len(),
+        sharded: figures,
         killed_node: killed,
         first,
         second,

@@ -10,7 +10,9 @@
 //! ```text
 //! cargo run --release --example bank -- [--accounts N] [--duration 5s] [--interval 100ms]
 //!                                        [--dir DIR|URL] [--restore DIR|URL]
-//!                                        [--nodes K [--kill-node]] [--cut-help-delay 15ms]
+//!                                        [--nodes K [--kill-node | --restore-nodes K]]
+//!                                        [--sharded [--shards N] [--passivate-after D]]
+//!                                        [--cut-help-delay D]
 //!                                        [--json] [--quiet]
 //! ```
 //!
@@ -37,6 +39,11 @@
 //! accounts' state bytes (`state_bytes`) and its in-flight messages' payload bytes
 //! (`in_flight_payload_bytes`).
 //!
+//! `--sharded` (`sharded.rs`, through `cluster.rs` also on one node) makes the accounts
+//! sharded entities addressed by key, `acct-<i>`, started by a first message and reached
+//! through entity refs; the bank starts them all, then asks random accounts to pay random
+//! others. `amber graph DIR --latest --shards N` draws such a checkpoint one box per shard.
+//!
 //! An account's state holds its `balance`; the only message that carries money is
 //! `Deposit { amount }` (a transfer withdraws locally, then sends that deposit), so the
 //! checkpoints can be re-checked by anyone with `amber inspect CHECKPOINT --json`.
@@ -59,6 +66,7 @@ mod cluster;
 #[path = "../flags/mod.rs"]
 mod flags;
 mod progress;
+mod sharded;
 
 const EACH: u64 = 1_000;
 const NEIGHBOURS: usize = 8;
@@ -177,7 +185,8 @@ fn audit(checkpoint: &Checkpoint) -> Result<Audit, String> {
         balance: u64,
         received: u64,
     }
-    /// `AccountMsg` as stored, with the fields the audit does not need ignored.
+    /// `AccountMsg` as stored, with the fields the audit does not need ignored (a
+    /// `ShardedAccountMsg` reads as one too).
     #[derive(Deserialize)]
     #[allow(dead_code)]
     enum Msg {
@@ -188,27 +197,55 @@ fn audit(checkpoint: &Checkpoint) -> Result<Audit, String> {
         Balance,
     }
     let mut a = Audit::default();
-    for s in &checkpoint.states {
-        let state: State =
-            rmp_serde::from_slice(&s.state).map_err(|e| format!("state {}: {e}", s.id))?;
+    let add_state = |a: &mut Audit, bytes: &[u8], id: &dyn std::fmt::Display| {
+        let state: State = rmp_serde::from_slice(bytes).map_err(|e| format!("state {id}: {e}"))?;
         a.balances += state.balance;
         a.received += state.received;
-    }
-    // Borrowed, not as records: a loaded bank's snapshot holds hundreds of thousands, most of
-    // them deposits, read without serde (the audit runs beside the accounts and its cost is
-    // part of the overhead measured); anything else is decoded whole.
-    for m in checkpoint.in_flight.messages() {
-        let amount = match deposit_amount(m.payload) {
+        Ok::<_, String>(())
+    };
+    let add_message = |a: &mut Audit, payload: &[u8], to: &dyn std::fmt::Display| {
+        // Borrowed, not as records: a loaded bank's snapshot holds hundreds of thousands, most
+        // of them deposits, read without serde (the audit runs beside the accounts and its
+        // cost is part of the overhead measured); anything else is decoded whole.
+        let amount = match deposit_amount(payload) {
             Some(amount) => Some(amount),
-            None => match rmp_serde::from_slice(m.payload) {
+            None => match rmp_serde::from_slice(payload) {
                 Ok(Msg::Deposit { amount }) => Some(amount),
                 Ok(_) => None,
-                Err(e) => return Err(format!("message to {}: {e}", m.to)),
+                Err(e) => return Err(format!("message to {to}: {e}")),
             },
         };
         if let Some(amount) = amount {
             a.in_flight += amount;
             a.deposits_in_flight += 1;
+        }
+        Ok(())
+    };
+    // Sharded accounts that passivated are kept by their shard's keeper, with the deposits
+    // that wait for them there.
+    let keepers = sharded::keepers(checkpoint);
+    for s in &checkpoint.states {
+        if !keepers.contains(&s.id) {
+            add_state(&mut a, &s.state, &s.id)?;
+            continue;
+        }
+        let kept = sharded::keeper_state(&s.state)?;
+        for state in &kept.states {
+            add_state(&mut a, state, &s.id)?;
+        }
+        for m in &kept.messages {
+            add_message(&mut a, m, &s.id)?;
+        }
+    }
+    for m in checkpoint.in_flight.messages() {
+        if !keepers.contains(&m.to) {
+            add_message(&mut a, m.payload, &m.to)?;
+            continue;
+        }
+        match sharded::to_keeper(m.payload)? {
+            sharded::ToKeeper::State(state) => add_state(&mut a, &state, &m.to)?,
+            sharded::ToKeeper::Message(payload) => add_message(&mut a, &payload, &m.to)?,
+            sharded::ToKeeper::Other => {}
         }
     }
     Ok(a)
@@ -293,6 +330,21 @@ struct Options {
     /// With --nodes 2 or more: kill the last node's process mid-run, restore onto the rest.
     #[arg(long)]
     kill_node: bool,
+    /// Restore onto the first K of the --nodes processes (default: all of them), the
+    /// others stopping.
+    #[arg(long, value_name = "K", value_parser = flags::positive)]
+    restore_nodes: Option<usize>,
+    /// The accounts are sharded entities (`acct-<i>`, started on their first message on
+    /// their shard's owner), and the transfers go through entity refs (see `sharded.rs`).
+    #[arg(long)]
+    sharded: bool,
+    /// With --sharded: the number of shards.
+    #[arg(long, value_name = "N", default_value = "32", requires = "sharded")]
+    shards: u32,
+    /// With --sharded: accounts idle this long passivate (their state kept by their shard's
+    /// keeper until their next message).
+    #[arg(long, value_name = "DURATION", value_parser = flags::duration, requires = "sharded")]
+    passivate_after: Option<Duration>,
     /// Internal: run as node NAME of a --nodes bank (started by the bank itself).
     #[arg(long, value_name = "NAME", hide = true, requires = "join")]
     node_child: Option<String>,
@@ -318,6 +370,16 @@ impl Options {
             Some("--restore runs on one node; it cannot be combined with --nodes")
         } else if o.nodes > o.accounts {
             Some("--nodes cannot exceed --accounts")
+        } else if o.sharded && o.restore.is_some() {
+            Some("--restore runs the plain bank on one node; it cannot be combined with --sharded")
+        } else if o.sharded && o.shards == 0 {
+            Some("--shards must be at least 1")
+        } else if o.sharded && u32::try_from(o.accounts).is_err() {
+            Some("--sharded takes at most 2^32 - 1 accounts")
+        } else if o.restore_nodes.is_some() && o.kill_node {
+            Some("--restore-nodes and --kill-node both choose the nodes restored onto")
+        } else if o.restore_nodes.is_some_and(|k| k > o.nodes) {
+            Some("--restore-nodes cannot exceed --nodes")
         } else {
             None
         };
@@ -388,8 +450,9 @@ fn window_length(duration: Duration, interval: Duration) -> Duration {
     (interval * 10).max(Duration::from_millis(250)).min(duration)
 }
 
-/// Runs the bank for `duration` of snapshotting, one every `interval`, auditing each snapshot
-/// and writing it to `store` (with `baseline`, a window's snapshots are audited at its end,
+/// Runs the bank for `duration` of snapshotting, one every `interval`, with the transfers from
+/// outside that `outside` starts (and stops once told), auditing each snapshot and writing it
+/// to `store` (with `baseline`, a window's snapshots are audited at its end,
 /// outside the time measured).
 ///
 /// With `baseline`, the bank runs in this process only and its throughput is measured in
@@ -400,7 +463,7 @@ fn window_length(duration: Duration, interval: Duration) -> Duration {
 /// from the accounts' received counts in the first and last snapshot.
 async fn run_phase(
     system: &ActorSystem,
-    accounts: &[ActorRef<Account>],
+    outside: impl FnOnce(Arc<AtomicBool>) -> tokio::task::JoinHandle<u64>,
     books: Books<'_>,
     duration: Duration,
     interval: Duration,
@@ -408,7 +471,7 @@ async fn run_phase(
 ) -> Phase {
     let Books { store, total, progress } = books;
     let stop = Arc::new(AtomicBool::new(false));
-    let outside = outside_transfers(accounts.to_vec(), stop.clone());
+    let outside = outside(stop.clone());
     let mut phase = Phase { invariant_ok: true, ..Phase::default() };
     let mut first: Option<(Instant, u64)> = None;
     let mut last: Option<(Instant, u64)> = None;
@@ -625,6 +688,10 @@ struct Summary {
     accounts: usize,
     total: u64,
     nodes: usize,
+    /// The processes the checkpoint was restored onto.
+    restored_nodes: usize,
+    /// With --sharded: where the accounts were, and how long starting them took.
+    sharded: Option<sharded::Figures>,
     killed_node: Option<String>,
     first: Phase,
     second: Phase,
@@ -673,8 +740,8 @@ async fn run_one_node(
         );
         println!("checkpoints: {dir}");
     }
-    let first =
-        run_phase(&system, &accounts, books, options.duration, options.interval, true).await;
+    let outside = |stop| outside_transfers(accounts.clone(), stop);
+    let first = run_phase(&system, outside, books, options.duration, options.interval, true).await;
     system.shutdown().await;
     drop(system);
 
@@ -689,7 +756,8 @@ async fn run_one_node(
             }
             let accounts = lookup_all(&system, n).expect("restored accounts keep their names");
             let run_on = (options.duration / 2).max(options.interval * 3);
-            let phase = run_phase(&system, &accounts, books, run_on, options.interval, true).await;
+            let outside = |stop| outside_transfers(accounts, stop);
+            let phase = run_phase(&system, outside, books, run_on, options.interval, true).await;
             system.shutdown().await;
             (phase, Some(checkpoint.manifest.id))
         }
@@ -703,6 +771,8 @@ async fn run_one_node(
         accounts: n,
         total,
         nodes: 1,
+        restored_nodes: 1,
+        sharded: None,
         killed_node: None,
         first,
         second,
@@ -722,7 +792,11 @@ async fn main() -> ExitCode {
             .init();
     }
     if let (Some(name), Some(join)) = (options.node_child.clone(), options.join) {
-        return cluster::child(name, join).await;
+        let mode = options.sharded.then_some(sharded::Sharded {
+            shards: options.shards,
+            passivate_after: options.passivate_after,
+        });
+        return cluster::child(name, join, mode).await;
     }
     let dir = match (&options.dir, &options.restore) {
         (Some(d), _) | (None, Some(d)) => d.clone(),
@@ -760,8 +834,9 @@ async fn main() -> ExitCode {
     }
     let progress = Arc::new(Progress::default());
     // Every account lives in this process unless the bank spans several.
-    let reporter = (!options.quiet).then(|| progress.report(options.nodes == 1, deposits::total));
-    let summary = if options.nodes > 1 {
+    let local = options.nodes == 1 && !options.sharded;
+    let reporter = (!options.quiet).then(|| progress.report(local, deposits::total));
+    let summary = if !local {
         cluster::run(&options, &store, &dir, &progress).await
     } else {
         run_one_node(&options, &store, &dir, &progress).await
@@ -777,6 +852,7 @@ async fn main() -> ExitCode {
         }
     };
     let (first, second) = (&s.first, &s.second);
+    let shards = s.sharded.as_ref().map(|f| f.shards);
     let mut latencies = Latencies::default();
     latencies.add(&first.latencies);
     latencies.add(&second.latencies);
@@ -788,6 +864,8 @@ async fn main() -> ExitCode {
             "accounts": s.accounts,
             "total": s.total,
             "nodes": s.nodes,
+            "restored_nodes": s.restored_nodes,
+            "sharded": s.sharded.as_ref().map(sharded::Figures::json),
             "killed_node": s.killed_node,
             "snapshots": first.snapshots + second.snapshots,
             "in_flight_recorded": first.in_flight_recorded + second.in_flight_recorded,
@@ -808,11 +886,11 @@ async fn main() -> ExitCode {
         });
         println!("{summary}");
         if !options.quiet {
-            eprint!("{}", where_they_went(&dir, &store));
+            eprint!("{}", where_they_went(&dir, &store, shards));
         }
     } else {
         print_summary(&s, &latencies, invariant_ok && restored_invariant_ok, &failures);
-        print!("{}", where_they_went(&dir, &store));
+        print!("{}", where_they_went(&dir, &store, shards));
     }
     if invariant_ok && restored_invariant_ok && failures.is_empty() {
         ExitCode::SUCCESS
@@ -847,6 +925,8 @@ fn print_summary(s: &Summary, latencies: &Latencies, exact: bool, failures: &[&S
     }
     if let Some(node) = &s.killed_node {
         println!("killed node {node}'s process; restoring onto the other {}", s.nodes - 1);
+    } else if s.restored_nodes != s.nodes {
+        println!("restoring onto {} of the {} processes", s.restored_nodes, s.nodes);
     }
     match s.restored_from {
         Some(id) => {
@@ -860,6 +940,9 @@ fn print_summary(s: &Summary, latencies: &Latencies, exact: bool, failures: &[&S
         latencies.ms(0.5),
         latencies.ms(1.0)
     );
+    if let Some(figures) = &s.sharded {
+        figures.print(s.accounts);
+    }
     if let Some((bytes, state, payload)) = first.last_checkpoint {
         println!(
             "last checkpoint before the restore: {bytes} bytes ({state} bytes of account state, {payload} bytes of in-flight payloads)"
@@ -871,18 +954,20 @@ fn print_summary(s: &Summary, latencies: &Latencies, exact: bool, failures: &[&S
     println!("invariant {}", if exact { "OK" } else { "VIOLATED" });
 }
 
-/// Where the checkpoints went, and the commands that look inside them.
-fn where_they_went(dir: &str, store: &Store) -> String {
+/// Where the checkpoints went, and the commands that look inside them (`shards`: the
+/// accounts were sharded over that many).
+fn where_they_went(dir: &str, store: &Store, shards: Option<u32>) -> String {
     let kept = store.ids().map_or_else(
         |e| format!("cannot list them: {e}"),
         |ids| format!("{} kept, the newest last", ids.len()),
     );
+    let by_shard = shards.map(|n| format!(" --shards {n}")).unwrap_or_default();
     format!(
         "checkpoints: {dir} ({kept})\n\
          look inside them with amber's CLI (from this repository):\n  \
          cargo run -p amber-cli -- list {dir}\n  \
          cargo run -p amber-cli -- inspect {dir} --latest --summary\n  \
          cargo run -p amber-cli -- diff --store {dir} latest~1 latest\n  \
-         cargo run -p amber-cli -- graph {dir} --latest --format svg > bank.svg\n"
+         cargo run -p amber-cli -- graph {dir} --latest{by_shard} --format svg > bank.svg\n"
     )
 }

@@ -1,13 +1,15 @@
 //! `amber graph`: a picture of a checkpoint.
 //!
 //! - `model`: the picture as data: one cluster per node holding its actors (or, above a size,
-//!   one box per type with a count), and edges for parent/child links, watches and in-flight
-//!   messages (with counts);
+//!   one box per type with a count; with `--shards`, one box per shard for sharded entities),
+//!   and edges for parent/child links, watches and in-flight messages (with counts);
+//! - `shard`: which shard a sharded entity or a shard's keeper belongs to;
 //! - `dot`: that picture as Graphviz DOT;
 //! - `svg`: that picture laid out in layers and drawn as a self-contained SVG.
 
 mod dot;
 mod model;
+mod shard;
 mod svg;
 
 use std::io::Write;
@@ -21,7 +23,8 @@ pub(crate) use model::Picture;
 /// Draws the checkpoint `args` names in the format it asks for.
 pub(crate) fn run(args: &GraphArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let loaded = source::load(&args.source)?;
-    let picture = Picture::of(&loaded.checkpoint, args.collapse_above);
+    let picture = Picture::of(&loaded.checkpoint, args.collapse_above, args.shards)
+        .map_err(|e| Failure::Usage(format!("{}: {e}", args.source.checkpoint.display())))?;
     match args.format {
         GraphFormat::Dot => dot::write(&picture, out)?,
         GraphFormat::Svg => svg::write(&picture, out)?,

@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use amber_snapshot::{ActorId, Checkpoint};
 
+use super::shard::{self, Place};
+
 /// What an edge stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum EdgeKind {
@@ -15,7 +17,8 @@ pub(crate) enum EdgeKind {
     InFlight,
 }
 
-/// A box: one actor, or all actors of one type on one node.
+/// A box: one actor, all actors of one type on one node, or the entities (and keeper) of one
+/// shard on one node.
 #[derive(Debug, Clone)]
 pub(crate) struct Vertex {
     /// A unique key, usable as an identifier in DOT and SVG.
@@ -81,10 +84,26 @@ fn actor_key(id: ActorId) -> String {
 
 impl Picture {
     /// The picture of `checkpoint`: one box per actor, or with more than `collapse_above`
-    /// actors one box per type and node.
-    pub(crate) fn of(checkpoint: &Checkpoint, collapse_above: usize) -> Picture {
+    /// actors one box per type and node. With `shards`, sharded entities and their shards'
+    /// keepers are drawn one box per shard and node instead (with counts), their shard
+    /// computed from their key over that many shards, and the other actors as before
+    /// (`collapse_above` counts those only); `Err` if a keeper's shard says `shards` is not
+    /// the sharding's shard count.
+    pub(crate) fn of(
+        checkpoint: &Checkpoint,
+        collapse_above: usize,
+        shards: Option<u32>,
+    ) -> Result<Picture, String> {
         let manifest = &checkpoint.manifest;
-        let collapsed = manifest.actors.len() > collapse_above;
+        let mut places: HashMap<ActorId, Place> = HashMap::new();
+        if let Some(shards) = shards {
+            for entry in &manifest.actors {
+                if let Some(place) = shard::place(entry, shards)? {
+                    places.insert(entry.id, place);
+                }
+            }
+        }
+        let collapsed = manifest.actors.len() - places.len() > collapse_above;
         let entries: HashMap<ActorId, usize> =
             manifest.actors.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
 
@@ -119,13 +138,38 @@ impl Picture {
         sorted.sort_unstable_by_key(|e| e.id);
         // Per cluster, per type: the group's vertex index.
         let mut groups: HashMap<(usize, String), usize> = HashMap::new();
+        // Per cluster, per type and shard: the shard's vertex index; per shard vertex, its
+        // shard, entities and whether its keeper is in it.
+        let mut shard_groups: HashMap<(usize, String, u32), usize> = HashMap::new();
+        let mut shard_tally: HashMap<String, (u32, usize, bool)> = HashMap::new();
         for entry in sorted {
             // `validate` guarantees the node is listed.
             let Some(&c) = cluster_index.get(&entry.node) else { continue };
             let cluster = &mut clusters[c];
             cluster.actors += 1;
             let depth = depth_of(entry.id);
-            if collapsed {
+            if let Some(place) = places.get(&entry.id) {
+                let group = (c, place.type_name.clone(), place.shard);
+                let at = *shard_groups.entry(group).or_insert_with(|| {
+                    cluster.vertices.push(Vertex {
+                        key: format!("s{c}_{}", cluster.vertices.len()),
+                        title: format!("{} shard {}", place.type_name, place.shard),
+                        detail: String::new(),
+                        depth,
+                    });
+                    cluster.vertices.len() - 1
+                });
+                let vertex = &mut cluster.vertices[at];
+                vertex.depth = vertex.depth.min(depth);
+                let tally =
+                    shard_tally.entry(vertex.key.clone()).or_insert((place.shard, 0, false));
+                if place.keeper {
+                    tally.2 = true;
+                } else {
+                    tally.1 += 1;
+                }
+                box_of.insert(entry.id, vertex.key.clone());
+            } else if collapsed {
                 let at = *groups.entry((c, entry.type_name.clone())).or_insert_with(|| {
                     cluster.vertices.push(Vertex {
                         key: format!("g{c}_{}", cluster.vertices.len()),
@@ -162,9 +206,18 @@ impl Picture {
                 vertex.detail = format!("{n} actor{}", if n == 1 { "" } else { "s" });
             }
         }
+        for vertex in clusters.iter_mut().flat_map(|c| c.vertices.iter_mut()) {
+            if let Some(&(_, n, keeper)) = shard_tally.get(&vertex.key) {
+                let plural = if n == 1 { "y" } else { "ies" };
+                let keeper = if keeper { " + keeper" } else { "" };
+                vertex.detail = format!("{n} entit{plural}{keeper}");
+            }
+        }
         for cluster in &mut clusters {
-            // Stable: within a depth, in id (or first-id) order.
-            cluster.vertices.sort_by_key(|v| v.depth);
+            // Stable: within a depth, in id (or first-id) order; shards after the other
+            // actors, in shard order.
+            let shard = |v: &Vertex| shard_tally.get(&v.key).map(|t| t.0);
+            cluster.vertices.sort_by_key(|v| (v.depth, shard(v)));
         }
 
         let mut counts: BTreeMap<(EdgeKind, String, String), usize> = BTreeMap::new();
@@ -229,9 +282,10 @@ impl Picture {
                 depth: 0,
             });
         }
-        Picture {
+        let by_shard = shards.map(|n| format!("  by shard ({n} shards)")).unwrap_or_default();
+        Ok(Picture {
             caption: format!(
-                "{}  epoch {}  {} actors  {} in flight",
+                "{}  epoch {}  {} actors  {} in flight{by_shard}",
                 manifest.id,
                 manifest.epoch.0,
                 manifest.actors.len(),
@@ -241,6 +295,6 @@ impl Picture {
             clusters,
             outside,
             edges,
-        }
+        })
     }
 }
