@@ -1845,7 +1845,11 @@ fn member_leaves(seed: u64) {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let moved_heard = moved_downs.lock().unwrap().clone();
         let their_heard = their_downs.lock().unwrap().clone();
-        assert_eq!(moved_heard, [reason.clone()], "seed {seed}: the moved echo's watcher, once");
+        assert_eq!(
+            moved_heard,
+            std::slice::from_ref(&reason),
+            "seed {seed}: the moved echo's watcher, once"
+        );
         assert_eq!(their_heard.len(), 1, "seed {seed}: b's echo's watcher, once: {their_heard:?}");
         assert!(either.contains(&their_heard[0]), "seed {seed}: {their_heard:?}");
         eprintln!(
