@@ -3,7 +3,9 @@
 //! the tests break that network while snapshots, asks, migrations and money transfers run
 //! across it: a partition between two nodes that heals, a node cut off long enough to be
 //! declared down that rejoins, a link that drops and delays messages, a node that restarts
-//! with the same name, actors migrating across a partition.
+//! with the same name, actors migrating across a partition; and what a member leaving, a
+//! wrong verdict of the failure detector, and a peer given up on that comes back do to
+//! forwarding entries, refs, watchers and asks in flight.
 //!
 //! What they check are invariants, on every outcome:
 //!
@@ -31,7 +33,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -117,6 +119,7 @@ fn builder() -> SystemBuilder {
         .register::<Watcher>()
         .register::<Holder>()
         .register::<Sink>()
+        .register::<Tally>()
         .ask_timeout(ms(1_000))
 }
 
@@ -1666,6 +1669,409 @@ fn isolation(seed: u64) {
              flight; {} deposits lost; a heard of c: {heard:?}",
             taken.len(),
             lost.values().map(BTreeSet::len).sum::<usize>()
+        );
+        Ok(())
+    });
+    drive(sim, |_| {});
+}
+
+// ---------------------------------------------------------------------------------------
+// Membership verdicts and give-ups, and what they do to refs, watchers and asks.
+
+/// Answers `Note(n)` with `[n]` and keeps every number it was given (one given twice would
+/// be a message delivered twice); `Seen` answers them all, in the order handled.
+#[derive(Debug, Default)]
+struct Tally {
+    seen: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum TallyMsg {
+    Note(u64),
+    Seen,
+}
+
+impl Actor for Tally {
+    type Msg = TallyMsg;
+    type Reply = Vec<u64>;
+    async fn handle(&mut self, msg: TallyMsg, _ctx: &mut Context<Self>) -> Vec<u64> {
+        match msg {
+            TallyMsg::Note(n) => {
+                self.seen.push(n);
+                vec![n]
+            }
+            TallyMsg::Seen => self.seen.clone(),
+        }
+    }
+}
+
+impl ActorState for Tally {
+    const TYPE_NAME: &'static str = "turmoil.Tally";
+    fn encode_state(&self) -> Result<Vec<u8>, amber::CodecError> {
+        amber::encode(&self.seen)
+    }
+    fn decode_state(_: u32, bytes: &[u8], system: &ActorSystem) -> Result<Self, StateError> {
+        Ok(Tally { seen: system.decode(bytes)? })
+    }
+}
+
+/// Notes numbers `from`, `from + 1`, ... at `tally` while `asking` is set: each ask answers
+/// its own number or fails with a typed error (timeout, node down; or stopped if
+/// `entry_may_end`: `tally` is reached through a forwarding entry that may end); one that
+/// outlives three ask timeouts has hung. Counts the answers in `answers` as they come;
+/// returns the numbers answered.
+async fn note(
+    tally: ActorRef<Tally>,
+    asking: Arc<AtomicBool>,
+    entry_may_end: bool,
+    answers: Arc<AtomicUsize>,
+) -> Vec<u64> {
+    let (mut answered, mut n) = (Vec::new(), 1);
+    while asking.load(Ordering::Relaxed) {
+        match tokio::time::timeout(Duration::from_secs(3), tally.ask(TallyMsg::Note(n))).await {
+            Ok(Ok(reply)) => {
+                assert_eq!(reply, [n], "an ask's reply is its own");
+                answered.push(n);
+                answers.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Err(AskError::Timeout(_))) => {}
+            Ok(Err(AskError::NodeDown(node))) => assert_eq!(node, "b"),
+            Ok(Err(AskError::Stopped)) if entry_may_end => {}
+            Ok(Err(other)) => panic!("ask {n} failed with {other}"),
+            Err(_) => panic!("ask {n} hung: no answer and no error in three ask timeouts"),
+        }
+        n += 1;
+        tokio::time::sleep(ms(20)).await;
+    }
+    answered
+}
+
+/// What `tally` (a ref of `on`'s) was given, as its node says: every number once, and
+/// every number in `answered` among them.
+async fn no_duplicates(seed: u64, tally: &ActorRef<Tally>, answered: &[u64], what: &str) {
+    let seen = tally.ask(TallyMsg::Seen).await.expect("the tally answers where it runs");
+    let distinct: BTreeSet<u64> = seen.iter().copied().collect();
+    assert_eq!(distinct.len(), seen.len(), "seed {seed}: {what}: a number delivered twice");
+    let missing: Vec<u64> = answered.iter().filter(|n| !distinct.contains(n)).copied().collect();
+    assert!(missing.is_empty(), "seed {seed}: {what}: answered but not seen: {missing:?}");
+}
+
+/// Waits until `node`'s membership shows `other` up and linked.
+async fn member_linked(node: &Cluster, other: &str) {
+    let up = |m: &[amber::cluster::Member]| {
+        m.iter().any(|m| m.node.as_str() == other && m.status.is_up() && m.linked)
+    };
+    node.members_watch().wait_for(|m| up(m)).await.expect("the members' view");
+}
+
+/// Spawns a watcher on `on` watching `echo`; returns the `Down`s it hears.
+async fn watched(on: &Cluster, echo: &ActorRef<Echo>) -> Arc<Mutex<Vec<ExitReason>>> {
+    let downs = Arc::new(Mutex::new(Vec::new()));
+    let watcher = on.system().spawn(Watcher { downs: downs.clone() }).unwrap();
+    watcher.ask(echo.clone()).await.expect("the watcher watches the echo");
+    downs
+}
+
+#[test]
+fn a_member_that_leaves_ends_its_forwarding_entries_and_watchers_hear_it_once() {
+    each_seed(3, Duration::from_secs(120), member_leaves);
+}
+
+/// An echo moves from a to b, watched on a; a also watches b's own echo. b shuts down
+/// (leaving the membership on purpose). a hears `MemberLeft`, sees b as `Left`; the
+/// forwarding entry has ended, and each watcher heard one `Down`: `Shutdown` if b's
+/// system told a its actor stopped before its link closed, else `NodeDown` (see
+/// docs/cluster.md). Refs to either echo fail with a typed error, never hang.
+fn member_leaves(seed: u64) {
+    let mut sim = simulation(seed, 10);
+    let board: Shared = Rc::default();
+    let leave = Arc::new(tokio::sync::Notify::new());
+    {
+        let (board, leave) = (board.clone(), leave.clone());
+        sim.host("b", move || {
+            let (board, leave) = (board.clone(), leave.clone());
+            async move {
+                let node = serve("b", &["a"], 0, board, Arc::default(), seed).await;
+                leave.notified().await;
+                node.shutdown().await;
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+    }
+    sim.client("a", async move {
+        let a = serve("a", &[], 0, board.clone(), Arc::default(), seed).await;
+        until(|| board.borrow().nodes.len() == 2).await;
+        let b = board.borrow().nodes["b"].cluster.clone();
+        member_linked(&a, "b").await;
+        member_linked(&b, "a").await;
+        let moved = a.system().spawn(Echo).unwrap();
+        let moved_downs = watched(&a, &moved).await;
+        a.migrate(moved.id(), &"b".into()).await.expect("the echo moves to b");
+        assert_eq!(moved.ask(1).await, Ok(1), "seed {seed}: through a");
+        let theirs = echo_of(&a, &board, "b");
+        let their_downs = watched(&a, &theirs).await;
+        // Answered after b took the watch, which went first on the same link.
+        assert_eq!(theirs.ask(7).await, Ok(7), "seed {seed}: b's echo");
+        let stopped = tokio::spawn({
+            let moved = moved.clone();
+            async move { moved.wait_stopped().await }
+        });
+        let mut events = a.subscribe();
+
+        leave.notify_one();
+        loop {
+            match events.recv().await.expect("a's events") {
+                amber::ClusterEvent::MemberLeft { node } if node.as_str() == "b" => break,
+                amber::ClusterEvent::MemberDown { node } if node.as_str() == "b" => {
+                    panic!("seed {seed}: b left, but was declared down")
+                }
+                _ => {}
+            }
+        }
+        let status = a.members().into_iter().find(|m| m.node.as_str() == "b").map(|m| m.status);
+        assert_eq!(status, Some(amber::cluster::MemberStatus::Left), "seed {seed}");
+        let reason = stopped.await.expect("the wait's task");
+        let either = [ExitReason::Shutdown, ExitReason::NodeDown("b".into())];
+        assert!(either.contains(&reason), "seed {seed}: the moved echo ended with {reason:?}");
+        assert!(moved.is_stopped(), "seed {seed}: the entry ended");
+        for asked in [moved.ask(2).await, theirs.ask(2).await] {
+            let typed = matches!(&asked, Err(AskError::Stopped | AskError::NodeDown(_)));
+            assert!(typed, "seed {seed}: an ask to a node that left: {asked:?}");
+        }
+        until(|| !moved_downs.lock().unwrap().is_empty()).await;
+        until(|| !their_downs.lock().unwrap().is_empty()).await;
+        // Time for a second Down to arrive, if one were coming.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let moved_heard = moved_downs.lock().unwrap().clone();
+        let their_heard = their_downs.lock().unwrap().clone();
+        assert_eq!(
+            moved_heard,
+            std::slice::from_ref(&reason),
+            "seed {seed}: the moved echo's watcher, once"
+        );
+        assert_eq!(their_heard.len(), 1, "seed {seed}: b's echo's watcher, once: {their_heard:?}");
+        assert!(either.contains(&their_heard[0]), "seed {seed}: {their_heard:?}");
+        eprintln!(
+            "seed {seed}: b left; the moved echo's watcher heard {reason:?}, b's echo's \
+             watcher {:?}",
+            their_heard[0]
+        );
+        Ok(())
+    });
+    drive(sim, |_| {});
+}
+
+#[test]
+fn a_peer_given_up_on_that_comes_back_as_the_same_incarnation_serves_its_refs_again() {
+    each_seed(3, Duration::from_secs(120), given_up_then_back);
+}
+
+/// Without a membership: a links to b by hand and redials it at most three times. An echo
+/// moves from a to b, and a spawns another echo on b; a watcher on a watches each. a and b
+/// are partitioned until a gives up redialling b, then healed, and a links to b again: b is
+/// the same incarnation (`Reconnected`). Refs to b's own actors work again, and a watch
+/// taken again works; the moved echo's forwarding entry stays ended (asks through a fail
+/// `Stopped`, the echo runs on at b); each watcher heard `NodeDown` once, nothing more.
+fn given_up_then_back(seed: u64) {
+    let mut sim = simulation(seed, 10);
+    let config = |name: &str| {
+        let any = SocketAddr::from(([0, 0, 0, 0], PORT));
+        TransportConfig::new(name, any, SECRET.to_vec()).with_heartbeat(ms(100), ms(1_000))
+    };
+    let b_node: Rc<RefCell<Option<Cluster>>> = Rc::default();
+    {
+        let b_node = b_node.clone();
+        sim.host("b", move || {
+            let b_node = b_node.clone();
+            async move {
+                let b = Cluster::start(builder(), config("b")).await.expect("b starts");
+                *b_node.borrow_mut() = Some(b);
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+    }
+    sim.client("a", async move {
+        let policy = amber::ReconnectPolicy::new(ms(100), ms(1_000)).with_attempts(3);
+        let a = Cluster::start(builder(), config("a").with_reconnect(Some(policy)))
+            .await
+            .expect("a starts");
+        let mut events = a.subscribe();
+        let b_addr = SocketAddr::new(ip("b"), PORT);
+        // b may not listen yet: dial until it does.
+        while a.connect(b_addr).await.is_err() {
+            tokio::time::sleep(ms(50)).await;
+        }
+        until(|| b_node.borrow().is_some()).await;
+        let b = b_node.borrow().clone().expect("b is published");
+        let moved = a.system().spawn(Echo).unwrap();
+        let moved_downs = watched(&a, &moved).await;
+        a.migrate(moved.id(), &"b".into()).await.expect("the echo moves to b");
+        let theirs = a.spawn_on(&"b".into(), None, Echo).await.expect("an echo on b");
+        let their_downs = watched(&a, &theirs).await;
+        assert_eq!(theirs.ask(1).await, Ok(1), "seed {seed}");
+
+        turmoil::partition("a", "b");
+        loop {
+            match events.recv().await.expect("a's events") {
+                amber::ClusterEvent::GaveUp { node, .. } if node.as_str() == "b" => break,
+                _ => {}
+            }
+        }
+        assert_eq!(moved.wait_stopped().await, ExitReason::NodeDown("b".into()), "seed {seed}");
+        assert_eq!(theirs.ask(2).await, Err(AskError::NodeDown("b".into())), "seed {seed}");
+
+        turmoil::repair("a", "b");
+        let mut dials = 0;
+        while let Err(e) = a.connect(b_addr).await {
+            dials += 1;
+            assert!(dials < 20, "seed {seed}: a cannot link to b again: {e}");
+            tokio::time::sleep(ms(50)).await;
+        }
+        loop {
+            match events.recv().await.expect("a's events") {
+                amber::ClusterEvent::Reconnected { node } if node.as_str() == "b" => break,
+                amber::ClusterEvent::Restarted { node } if node.as_str() == "b" => {
+                    panic!("seed {seed}: b did not restart")
+                }
+                _ => {}
+            }
+        }
+        // b's own actors: refs work again, and so does a watch taken again.
+        assert_eq!(theirs.ask(3).await, Ok(3), "seed {seed}: b's echo answers again");
+        let watcher = a.system().spawn(Watcher { downs: their_downs.clone() }).unwrap();
+        watcher.ask(theirs.clone()).await.expect("the watcher watches again");
+        // The moved echo: the entry ended for good, the echo runs on at b.
+        assert_eq!(moved.ask(4).await, Err(AskError::Stopped), "seed {seed}: the entry is over");
+        assert!(moved.tell(4).await.is_err(), "seed {seed}: given back");
+        let at_b = |echo: &ActorRef<Echo>| -> ActorRef<Echo> {
+            b.system().decode(&a.system().encode(echo).unwrap()).unwrap()
+        };
+        assert_eq!(at_b(&moved).ask(5).await, Ok(5), "seed {seed}: the echo runs on b still");
+        at_b(&theirs).stop();
+        until(|| their_downs.lock().unwrap().len() == 2).await;
+        // Time for another Down to arrive, if one were coming.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let heard = their_downs.lock().unwrap().clone();
+        assert_eq!(heard, [ExitReason::NodeDown("b".into()), ExitReason::Stopped], "seed {seed}");
+        let heard = moved_downs.lock().unwrap().clone();
+        assert_eq!(heard, [ExitReason::NodeDown("b".into())], "seed {seed}: once");
+        eprintln!("seed {seed}: b given up on, back as itself after {dials} failed dials");
+        Ok(())
+    });
+    drive(sim, |_| {});
+}
+
+#[test]
+fn a_node_wrongly_declared_down_ends_forwarding_entries_and_asks_fail_typed_without_duplicates() {
+    each_seed(3, Duration::from_secs(120), wrong_verdict);
+}
+
+/// What b hands a in `wrong_verdict`: an ask held in b's handler, and a tally of b's.
+struct Held {
+    entered: tokio::sync::oneshot::Receiver<()>,
+    gate: tokio::sync::oneshot::Sender<()>,
+    holder: Vec<u8>,
+    tally: Vec<u8>,
+}
+
+/// A wrong verdict: b is cut off from a for longer than the failure detector's suspicion
+/// but shorter than a reconnect give-up (a redials without limit), so a's membership
+/// declares b down while b runs on; healed, b refutes and is linked again as the same
+/// incarnation. Meanwhile a keeps asking two tallies on b, one of b's and one that moved
+/// there from a (through a's forwarding entry), and one ask sits in a handler of b's
+/// when the partition starts.
+///
+/// Every ask answers its own number or fails typed; none hangs; no tally is given a number
+/// twice. The held ask fails with `NodeDown` (its late reply, once b lets it go, answers
+/// nothing). The verdict ends the forwarding entry (its refs then fail `NodeDown`, and
+/// `Stopped` once b is back) while the moved tally runs on at b; b's tally answers again;
+/// a's watcher of b's echo heard `NodeDown` once.
+fn wrong_verdict(seed: u64) {
+    let mut sim = simulation(seed, 10);
+    let board: Shared = Rc::default();
+    let held: Rc<RefCell<Option<Held>>> = Rc::default();
+    {
+        let (board, held) = (board.clone(), held.clone());
+        sim.host("b", move || {
+            let (board, held) = (board.clone(), held.clone());
+            async move {
+                let node = serve("b", &["a"], 0, board, Arc::default(), seed).await;
+                let (entered_tx, entered) = tokio::sync::oneshot::channel();
+                let (gate, gate_rx) = tokio::sync::oneshot::channel();
+                let system = node.system();
+                let holder = Holder { entered: Some(entered_tx), gate: Some(gate_rx) };
+                let holder = system.encode(&system.spawn(holder).unwrap()).unwrap();
+                let tally = system.encode(&system.spawn(Tally::default()).unwrap()).unwrap();
+                *held.borrow_mut() = Some(Held { entered, gate, holder, tally });
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+    }
+    sim.client("a", async move {
+        let a = serve("a", &[], 0, board.clone(), Arc::default(), seed).await;
+        until(|| board.borrow().nodes.len() == 2 && held.borrow().is_some()).await;
+        let b = board.borrow().nodes["b"].cluster.clone();
+        member_linked(&a, "b").await;
+        member_linked(&b, "a").await;
+        let Held { entered, gate, holder, tally } = held.borrow_mut().take().expect("b's");
+        let holder: ActorRef<Holder> = a.system().decode(&holder).unwrap();
+        let theirs: ActorRef<Tally> = a.system().decode(&tally).unwrap();
+        let moved = a.system().spawn(Tally::default()).unwrap();
+        a.migrate(moved.id(), &"b".into()).await.expect("the tally moves to b");
+        let echo_downs = watched(&a, &echo_of(&a, &board, "b")).await;
+        let held_ask = tokio::spawn(async move { holder.ask_timeout((), ms(120_000)).await });
+        entered.await.expect("the held ask reached b's handler");
+        let asking = Arc::new(AtomicBool::new(true));
+        let (theirs_n, moved_n): (Arc<AtomicUsize>, Arc<AtomicUsize>) = Default::default();
+        let count = |n: &Arc<AtomicUsize>| n.load(Ordering::Relaxed);
+        let their_asks =
+            tokio::spawn(note(theirs.clone(), asking.clone(), false, theirs_n.clone()));
+        let moved_asks = tokio::spawn(note(moved.clone(), asking.clone(), true, moved_n.clone()));
+        until(|| count(&theirs_n) >= 5 && count(&moved_n) >= 5).await;
+
+        turmoil::partition("a", "b");
+        let down = |m: &[amber::cluster::Member]| {
+            m.iter().any(|m| m.node.as_str() == "b" && !m.status.is_up())
+        };
+        a.members_watch().wait_for(|m| down(m)).await.expect("a's view of b");
+        assert!(moved.is_stopped(), "seed {seed}: the verdict ended the entry");
+        let asked = moved.ask(TallyMsg::Note(u64::MAX - 1)).await;
+        assert_eq!(asked, Err(AskError::NodeDown("b".into())), "seed {seed}: while cut off");
+        let held_result = held_ask.await.expect("the held ask's task");
+        assert_eq!(held_result, Err(AskError::NodeDown("b".into())), "seed {seed}: held ask");
+
+        turmoil::repair("a", "b");
+        member_linked(&a, "b").await;
+        member_linked(&b, "a").await;
+        // b's handler returns: its reply is for an ask that failed already.
+        let _ = gate.send(());
+        let asked = theirs.ask(TallyMsg::Note(u64::MAX)).await;
+        assert_eq!(asked, Ok(vec![u64::MAX]), "seed {seed}: b's tally answers again");
+        let healed = count(&theirs_n);
+        until(|| count(&theirs_n) >= healed + 5).await;
+        let asked = moved.ask(TallyMsg::Note(u64::MAX - 2)).await;
+        assert_eq!(asked, Err(AskError::Stopped), "seed {seed}: the entry is over");
+        asking.store(false, Ordering::Relaxed);
+        let theirs_answered = their_asks.await.expect("the asks to b's tally");
+        let moved_answered = moved_asks.await.expect("the asks through the entry");
+
+        let at_b = |tally: &ActorRef<Tally>| -> ActorRef<Tally> {
+            b.system().decode(&a.system().encode(tally).unwrap()).unwrap()
+        };
+        no_duplicates(seed, &at_b(&theirs), &theirs_answered, "b's tally").await;
+        no_duplicates(seed, &at_b(&moved), &moved_answered, "the moved tally").await;
+        // Time for another Down to arrive, if one were coming.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let heard = echo_downs.lock().unwrap().clone();
+        assert_eq!(heard, [ExitReason::NodeDown("b".into())], "seed {seed}: once");
+        eprintln!(
+            "seed {seed}: b wrongly declared down; {} asks answered by b's tally, {} through \
+             the entry",
+            theirs_answered.len(),
+            moved_answered.len()
         );
         Ok(())
     });

@@ -20,12 +20,35 @@ fn builder() -> SystemBuilder {
     ActorSystem::builder().register::<Account>()
 }
 
-async fn join(name: &str, seeds: &[std::net::SocketAddr]) -> Cluster {
+fn membership(seeds: &[std::net::SocketAddr]) -> MembershipConfig {
     let ms = Duration::from_millis;
-    let membership = MembershipConfig::new(seeds.iter().copied())
+    MembershipConfig::new(seeds.iter().copied())
         .with_failure_detector(ms(500), ms(200), ms(3000))
-        .with_gossip_interval(ms(50));
-    bounded(Cluster::join(builder(), config(name), membership)).await.expect("join")
+        .with_gossip_interval(ms(50))
+}
+
+async fn join(name: &str, seeds: &[std::net::SocketAddr]) -> Cluster {
+    bounded(Cluster::join(builder(), config(name), membership(seeds))).await.expect("join")
+}
+
+/// Nodes started first (`Cluster::start`) join a membership afterwards, and form as
+/// `Cluster::join`'s do; joining twice is a typed error, and the node keeps its membership.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_started_first_join_a_membership_later_and_only_once() {
+    let a = bounded(Cluster::start(builder(), config("a"))).await.expect("a starts");
+    let b = bounded(Cluster::start(builder(), config("b"))).await.expect("b starts");
+    assert_eq!(a.members().len(), 1, "without a membership: only itself");
+    bounded(a.join_membership(membership(&[]))).await.expect("a joins");
+    bounded(b.join_membership(membership(&[a.local_addr()]))).await.expect("b joins");
+    let again = bounded(b.join_membership(membership(&[a.local_addr()]))).await;
+    assert!(matches!(again, Err(amber::ClusterError::Membership(_))), "{again:?}");
+    let formed = |m: &[Member]| m.len() == 2 && m.iter().all(|m| m.linked);
+    for n in [&a, &b] {
+        bounded(n.members_watch().wait_for(|m| formed(m))).await.expect("formed");
+    }
+    for n in [&b, &a] {
+        bounded(n.shutdown()).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

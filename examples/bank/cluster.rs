@@ -1,24 +1,30 @@
 //! `--nodes K`: the bank across K operating-system processes on 127.0.0.1.
 //!
 //! This process is node `n0`: it starts the other nodes as child processes of the same
-//! program (`--node-child NAME --join ADDR`, the shared secret in an environment variable),
-//! drives them over their stdin/stdout with one-line commands, spreads the accounts over all
-//! nodes (`Cluster::spawn_on`), and takes the snapshots: each one spans every node, and the
-//! audit checks the whole bank. Then it restores the latest checkpoint onto the nodes (all of
-//! them, or with `--kill-node` the survivors after killing the last node's process) and runs
-//! on.
+//! program (`--node-child NAME --join ADDR --nodes K`, the shared secret in an environment
+//! variable), drives them over their stdin/stdout with one-line commands, spreads the
+//! accounts over all nodes (`Cluster::spawn_on`), and takes the snapshots: each one spans
+//! every node, and the audit checks the whole bank. Then it restores the latest checkpoint
+//! onto the nodes (all of them, or with `--kill-node` the survivors after killing the last
+//! node's process) and runs on.
+//!
+//! The cluster forms by itself: n0 joins a membership of its own (`Cluster::join_membership`),
+//! and each child is given only n0's address as its seed; the membership tells every node of
+//! every other, and they link to each other by themselves. n0 waits on its membership's
+//! watch for all K members up and linked, and each child on its own, before it says so.
 //!
 //! With `--sharded` the accounts are sharded entities instead (`sharded.rs`): every node
-//! starts its sharding of them before it links to the others, n0 starts the accounts by a
+//! starts its sharding of them before it joins the others, n0 starts the accounts by a
 //! first message through entity refs, and the restore puts each on its shard's owner among
 //! the nodes restored onto. `--restore-nodes K` restores onto the first K nodes only (the
 //! others stop), so that the shards spread over fewer processes than they ran on.
 //!
-//! Child protocol, one line each way: the child prints `addr A` once it listens; `peers N
-//! A...` makes it link to those addresses and print `meshed` once N nodes introduced
-//! themselves; `restore DIR NODE...` makes it drop its system, restore its share of the
-//! latest checkpoint in DIR placed over NODE... and print `addr A`; `resume` starts the
-//! restored actors and prints `resumed`; `exit` (or end of input) stops it.
+//! Child protocol, one line each way: the child prints `formed` once its membership shows
+//! all K nodes up and linked; `restore DIR SEED NODE...` makes it drop its system, restore
+//! its share of the latest checkpoint in DIR placed over NODE..., join the restored
+//! cluster through the seed address SEED (n0's, restored first) and print `restored`;
+//! `resume` starts the restored actors once every node of the restore linked to it and
+//! prints `resumed`; `exit` (or end of input) stops it.
 
 use std::net::SocketAddr;
 use std::process::{ExitCode, Stdio};
@@ -26,10 +32,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use amber::cluster::{EntityRef, Placement, Sharding};
+use amber::cluster::{EntityRef, Member, Placement, Sharding};
 use amber::prelude::*;
 use amber::snapshot::{ActorId, Checkpoint, CheckpointStore, Store};
-use amber::{Cluster, NodeId, SystemBuilder, TransportConfig};
+use amber::{Cluster, MembershipConfig, NodeId, SystemBuilder, TransportConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
@@ -48,6 +54,16 @@ fn config(name: &str, secret: &[u8]) -> TransportConfig {
     let addr = "127.0.0.1:0".parse().expect("a socket address");
     TransportConfig::new(name, addr, secret.to_vec())
         .with_heartbeat(Duration::from_millis(200), Duration::from_secs(2))
+}
+
+/// How the nodes find each other: through `seeds` (none for n0), with a failure detector
+/// lenient enough for processes whose every worker is busy moving money (a member answers
+/// a probe within half a second, and has five to refute a suspicion).
+fn membership(seeds: impl IntoIterator<Item = SocketAddr>) -> MembershipConfig {
+    let ms = Duration::from_millis;
+    MembershipConfig::new(seeds)
+        .with_failure_detector(ms(1_000), ms(500), ms(5_000))
+        .with_gossip_interval(ms(100))
 }
 
 fn builder() -> SystemBuilder {
@@ -73,12 +89,30 @@ async fn step_long<T>(what: &str, fut: impl Future<Output = Fallible<T>>) -> Fal
     tokio::time::timeout(most, fut).await.map_err(|_| format!("{what}: not done in {most:?}"))?
 }
 
-/// Waits until `cluster` has `n` introduced peers.
-async fn introduced(cluster: &Cluster, n: usize) -> Fallible<()> {
-    step("waiting for the other nodes", async {
-        while cluster.nodes().len() < n {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+/// Joins the membership of `seeds` with `cluster` (started, its sharding too, if any).
+async fn join(cluster: &Cluster, seeds: impl IntoIterator<Item = SocketAddr>) -> Fallible<()> {
+    let joined = cluster.join_membership(membership(seeds));
+    step("joining", async { joined.await.map_err(|e| e.to_string()) }).await
+}
+
+/// Waits on `cluster`'s membership until it shows `k` members (itself included) up and
+/// linked to it.
+async fn formed(cluster: &Cluster, k: usize) -> Fallible<()> {
+    let mut members = cluster.members_watch();
+    step(&format!("waiting for {k} members up and linked"), async {
+        let formed = |m: &[Member]| m.iter().filter(|m| m.status.is_up() && m.linked).count() >= k;
+        members.wait_for(|m| formed(m)).await.map_err(|_| "the membership stopped")?;
+        Ok(())
+    })
+    .await
+}
+
+/// Waits on `cluster`'s membership until `node` is no longer linked to it.
+async fn unlinked(cluster: &Cluster, node: &NodeId) -> Fallible<()> {
+    let mut members = cluster.members_watch();
+    step(&format!("noticing that {node} is gone"), async {
+        let gone = |m: &[Member]| !m.iter().any(|m| m.node == *node && m.linked);
+        members.wait_for(|m| gone(m)).await.map_err(|_| "the membership stopped")?;
         Ok(())
     })
     .await
@@ -107,8 +141,13 @@ fn placement(checkpoint: &Checkpoint, mode: Option<Sharded>, nodes: &[&str]) -> 
 }
 
 /// A node started by `--nodes`: serves its share of the bank until told to exit.
-pub(crate) async fn child(name: String, join: SocketAddr, mode: Option<Sharded>) -> ExitCode {
-    match child_inner(&name, join, mode).await {
+pub(crate) async fn child(
+    name: String,
+    seed: SocketAddr,
+    k: usize,
+    mode: Option<Sharded>,
+) -> ExitCode {
+    match child_inner(&name, seed, k, mode).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bank node {name}: {e}");
@@ -117,34 +156,30 @@ pub(crate) async fn child(name: String, join: SocketAddr, mode: Option<Sharded>)
     }
 }
 
-async fn child_inner(name: &str, join: SocketAddr, mode: Option<Sharded>) -> Fallible<()> {
+async fn child_inner(
+    name: &str,
+    seed: SocketAddr,
+    k: usize,
+    mode: Option<Sharded>,
+) -> Fallible<()> {
     let secret = std::env::var(SECRET_ENV).map_err(|_| format!("{SECRET_ENV} is not set"))?;
     let mut cluster = Cluster::start(builder(), config(name, secret.as_bytes()))
         .await
         .map_err(|e| e.to_string())?;
     // This process's accounts find the others through the sharding from now on.
     start_sharding(&cluster, mode)?;
-    step("joining", async { cluster.connect(join).await.map_err(|e| e.to_string()) }).await?;
-    println!("addr {}", cluster.local_addr());
+    join(&cluster, [seed]).await?;
+    formed(&cluster, k).await?;
+    println!("formed");
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
         let mut words = line.split_whitespace();
         match words.next() {
-            Some("peers") => {
-                let n: usize = words.next().and_then(|n| n.parse().ok()).ok_or("peers N")?;
-                for addr in words {
-                    let addr: SocketAddr =
-                        addr.parse().map_err(|_| format!("bad address {addr}"))?;
-                    step("linking", async {
-                        cluster.connect(addr).await.map_err(|e| e.to_string())
-                    })
-                    .await?;
-                }
-                introduced(&cluster, n).await?;
-                println!("meshed");
-            }
             Some("restore") => {
-                let dir = words.next().ok_or("restore DIR NODE...")?;
+                let usage = "restore DIR SEED NODE...";
+                let dir = words.next().ok_or(usage)?;
+                let seed = words.next().ok_or(usage)?;
+                let seed: SocketAddr = seed.parse().map_err(|_| format!("bad address {seed}"))?;
                 let nodes: Vec<&str> = words.collect();
                 cluster.shutdown().await;
                 let checkpoint = latest(dir)?;
@@ -158,7 +193,8 @@ async fn child_inner(name: &str, join: SocketAddr, mode: Option<Sharded>) -> Fal
                 .await
                 .map_err(|e| e.to_string())?;
                 start_sharding(&cluster, mode)?;
-                println!("addr {}", cluster.local_addr());
+                join(&cluster, [seed]).await?;
+                println!("restored");
             }
             Some("resume") => {
                 cluster.resume(STEP).await.map_err(|e| e.to_string())?;
@@ -181,15 +217,20 @@ struct Node {
 }
 
 impl Node {
-    async fn spawn(
+    /// Starts node `name` of `k`, joining through `seed`; it says `formed` once the
+    /// cluster has.
+    fn spawn(
         name: String,
-        join: SocketAddr,
+        seed: SocketAddr,
+        k: usize,
         secret: &str,
         mode: Option<Sharded>,
-    ) -> Fallible<(Node, SocketAddr)> {
+    ) -> Fallible<Node> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut process = Command::new(exe)
-            .args(["--node-child", &name, "--join", &join.to_string()])
+            .args(["--node-child", &name, "--join", &seed.to_string()])
+            // --nodes cannot exceed --accounts (whose default is 1,000).
+            .args(["--nodes", &k.to_string(), "--accounts", &k.max(2).to_string()])
             .args(mode.map(|m| m.args()).unwrap_or_default())
             .env(SECRET_ENV, secret)
             .stdin(Stdio::piped())
@@ -199,9 +240,7 @@ impl Node {
             .map_err(|e| format!("cannot start node {name}: {e}"))?;
         let stdin = process.stdin.take().ok_or("no stdin")?;
         let stdout = BufReader::new(process.stdout.take().ok_or("no stdout")?).lines();
-        let mut node = Node { name, process, stdin, stdout };
-        let addr = node.addr().await?;
-        Ok((node, addr))
+        Ok(Node { name, process, stdin, stdout })
     }
 
     async fn send(&mut self, line: &str) -> Fallible<()> {
@@ -221,11 +260,6 @@ impl Node {
         .await
     }
 
-    async fn addr(&mut self) -> Fallible<SocketAddr> {
-        let addr = self.expect("addr").await?;
-        addr.parse().map_err(|_| format!("node {}: bad address {addr}", self.name))
-    }
-
     /// Tells the node to exit, and waits for it to (at most a step).
     async fn exit(mut self) {
         let _ = self.send("exit").await;
@@ -233,19 +267,14 @@ impl Node {
     }
 }
 
-/// Links every node to every other: `me` at `my_addr`, the children at theirs.
-async fn mesh(me: &Cluster, my_addr: SocketAddr, nodes: &mut [(Node, SocketAddr)]) -> Fallible<()> {
-    let all: Vec<SocketAddr> =
-        std::iter::once(my_addr).chain(nodes.iter().map(|(_, a)| *a)).collect();
-    for (node, addr) in nodes.iter_mut() {
-        let others: Vec<String> =
-            all.iter().filter(|a| *a != addr).map(ToString::to_string).collect();
-        node.send(&format!("peers {} {}", all.len() - 1, others.join(" "))).await?;
+/// Waits until the cluster of `me` and `nodes` formed: all `k` members up and linked, as
+/// `me`'s membership shows them and as each node says.
+async fn all_formed(me: &Cluster, k: usize, nodes: &mut [Node]) -> Fallible<()> {
+    formed(me, k).await?;
+    for node in nodes {
+        node.expect("formed").await?;
     }
-    for (node, _) in nodes.iter_mut() {
-        node.expect("meshed").await?;
-    }
-    introduced(me, nodes.len()).await
+    Ok(())
 }
 
 fn secret() -> String {
@@ -320,11 +349,12 @@ pub(crate) async fn run(
         .await
         .map_err(|e| e.to_string())?;
     let mine = start_sharding(&me, mode)?;
+    join(&me, []).await?;
     let mut nodes = Vec::new();
     for i in 1..k {
-        nodes.push(Node::spawn(format!("n{i}"), me.local_addr(), &secret, mode).await?);
+        nodes.push(Node::spawn(format!("n{i}"), me.local_addr(), k, &secret, mode)?);
     }
-    mesh(&me, me.local_addr(), &mut nodes).await?;
+    all_formed(&me, k, &mut nodes).await?;
     let n = options.accounts;
     let total = n as u64 * EACH;
     let books = Books { store, total, progress };
@@ -362,16 +392,9 @@ pub(crate) async fn run(
     // A node dies (its process is killed), or the whole cluster is taken down; either way
     // the latest checkpoint is rehydrated onto the nodes that are left.
     let killed = if options.kill_node {
-        let (mut node, _) = nodes.pop().ok_or("--kill-node needs --nodes 2 or more")?;
+        let mut node = nodes.pop().ok_or("--kill-node needs --nodes 2 or more")?;
         node.process.kill().await.map_err(|e| e.to_string())?;
-        let gone = NodeId::from(node.name.as_str());
-        step("noticing the dead node", async {
-            while me.nodes().contains(&gone) {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            Ok(())
-        })
-        .await?;
+        unlinked(&me, &NodeId::from(node.name.as_str())).await?;
         Some(node.name)
     } else {
         None
@@ -382,31 +405,35 @@ pub(crate) async fn run(
     drop(mine);
     // --restore-nodes K: the nodes past the first K stop.
     if let Some(keep) = options.restore_nodes {
-        for (node, _) in nodes.split_off(keep.saturating_sub(1).min(nodes.len())) {
+        for node in nodes.split_off(keep.saturating_sub(1).min(nodes.len())) {
             node.exit().await;
         }
     }
 
+    // n0 restores first, and is the seed the others join the restored cluster through;
+    // each node's resume waits until the others linked to it.
     let t = Instant::now();
     let checkpoint = latest(dir)?;
     let survivors: Vec<String> =
-        std::iter::once("n0".to_owned()).chain(nodes.iter().map(|(n, _)| n.name.clone())).collect();
-    for (node, addr) in &mut nodes {
-        node.send(&format!("restore {dir} {}", survivors.join(" "))).await?;
-        *addr = node.addr().await?;
-    }
-    let survivors: Vec<&str> = survivors.iter().map(String::as_str).collect();
-    let placement = placement(&checkpoint, mode, &survivors);
+        std::iter::once("n0".to_owned()).chain(nodes.iter().map(|n| n.name.clone())).collect();
+    let names: Vec<&str> = survivors.iter().map(String::as_str).collect();
+    let placement = placement(&checkpoint, mode, &names);
     let me = Cluster::restore(builder(), config("n0", secret.as_bytes()), &checkpoint, &placement)
         .await
         .map_err(|e| e.to_string())?;
     let mine = start_sharding(&me, mode)?;
-    mesh(&me, me.local_addr(), &mut nodes).await?;
-    for (node, _) in &mut nodes {
+    join(&me, []).await?;
+    for node in &mut nodes {
+        node.send(&format!("restore {dir} {} {}", me.local_addr(), survivors.join(" "))).await?;
+    }
+    for node in &mut nodes {
+        node.expect("restored").await?;
+    }
+    for node in &mut nodes {
         node.send("resume").await?;
     }
     me.resume(STEP).await.map_err(|e| e.to_string())?;
-    for (node, _) in &mut nodes {
+    for node in &mut nodes {
         node.expect("resumed").await?;
     }
     let restore_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -427,14 +454,14 @@ pub(crate) async fn run(
     }
 
     me.shutdown().await;
-    for (node, _) in nodes {
+    for node in nodes {
         node.exit().await;
     }
     Ok(Summary {
         accounts: n,
         total,
         nodes: k,
-        restored_nodes: survivors.len(),
+        restored_nodes: names.len(),
         sharded: figures,
         killed_node: killed,
         first,

@@ -348,7 +348,7 @@ struct Options {
     /// Internal: run as node NAME of a --nodes bank (started by the bank itself).
     #[arg(long, value_name = "NAME", hide = true, requires = "join")]
     node_child: Option<String>,
-    /// Internal: the address of the node a --node-child joins.
+    /// Internal: the seed address a --node-child joins the cluster through (n0's).
     #[arg(long, value_name = "ADDR", hide = true, requires = "node_child")]
     join: Option<SocketAddr>,
 }
@@ -796,7 +796,7 @@ async fn main() -> ExitCode {
             shards: options.shards,
             passivate_after: options.passivate_after,
         });
-        return cluster::child(name, join, mode).await;
+        return cluster::child(name, join, options.nodes, mode).await;
     }
     let dir = match (&options.dir, &options.restore) {
         (Some(d), _) | (None, Some(d)) => d.clone(),

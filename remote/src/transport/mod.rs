@@ -238,6 +238,11 @@ impl Transport {
         &self.shared.identity.node
     }
 
+    /// The cluster's shared secret (for keys derived from it: the membership's gossip).
+    pub(crate) fn secret(&self) -> &[u8] {
+        &self.shared.identity.secret
+    }
+
     /// The address the transport listens on (with the actual port if port 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr

@@ -128,18 +128,39 @@ impl Cluster {
         membership: MembershipConfig,
     ) -> Result<Cluster, ClusterError> {
         membership.check()?;
-        let key = datagram::GossipKey::derive(&config.secret);
         let cluster = Cluster::start(builder, config).await?;
-        match driver::start(&cluster.shared, key, membership).await {
-            Ok(handle) => {
-                let _ = cluster.shared.membership.set(handle);
-                Ok(cluster)
-            }
+        match cluster.join_membership(membership).await {
+            Ok(()) => Ok(cluster),
             Err(e) => {
                 cluster.shutdown().await;
                 Err(e)
             }
         }
+    }
+
+    /// Joins the cluster `membership`'s seeds belong to with a node started by
+    /// [`Cluster::start`] or [`Cluster::restore`], as [`Cluster::join`] does: for a node
+    /// that sets something up before it links to the others (a restored share, waiting for
+    /// [`resume`](Cluster::resume); a sharding), or a restore whose nodes find each other
+    /// from one seed. The restored node's resume waits for the others as ever, who now link
+    /// by themselves.
+    ///
+    /// Fails with [`ClusterError::Membership`] if the node has a membership already or the
+    /// configuration is unusable, and with [`ClusterError::Gossip`] if the gossip socket
+    /// cannot be bound; the node keeps running without a membership.
+    pub async fn join_membership(&self, membership: MembershipConfig) -> Result<(), ClusterError> {
+        membership.check()?;
+        if self.shared.membership.get().is_some() {
+            return Err(ClusterError::Membership("this node has joined a membership already"));
+        }
+        let key = datagram::GossipKey::derive(self.shared.transport.secret());
+        let handle = driver::start(&self.shared, key, membership).await?;
+        if let Err(handle) = self.shared.membership.set(handle) {
+            // Joined twice at once: the second driver leaves again.
+            handle.leave().await;
+            return Err(ClusterError::Membership("this node has joined a membership already"));
+        }
+        Ok(())
     }
 
     /// The members of the cluster as this node knows them, sorted by node name, this node

@@ -166,6 +166,11 @@ pub(super) fn watch<E: ActorState>(cluster: &Cluster, region: Arc<Region<E>>) {
                 event = events.recv() => if let Err(RecvError::Closed) = event { return },
             }
             let Some(cluster) = region.cluster() else { return };
+            if members.is_none() {
+                // The node joined a membership after this sharding started
+                // (`Cluster::join_membership`): follow its view from now on.
+                members = cluster.shared.membership.get().map(|_| cluster.members_watch());
+            }
             let nodes = region.nodes(&cluster);
             if nodes == seen {
                 continue;
