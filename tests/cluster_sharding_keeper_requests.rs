@@ -140,7 +140,8 @@ async fn an_ask_held_by_a_keeper_is_in_each_checkpoint_once_and_handled_once_as_
     let [(x, on_x), (y, on_y)] = pair(["hk-x", "hk-y"], by_hand).await;
     let key = key_owned_by(&on_x, &x, "held ask");
     let far = on_y.entity(key.clone());
-    bounded(far.tell(PurseMsg::Deposit { amount: 0 })).await.unwrap();
+    // Answered: handled, so that the purse is idle when it is told to passivate.
+    assert_eq!(bounded(far.ask(PurseMsg::Report)).await.unwrap().balance, 100);
     let plain_far: ActorRef<Purse> = bounded(far.entity()).await.unwrap();
     assert!(bounded(on_x.passivate(&key)).await.unwrap(), "it passivates");
     assert_eq!(report(&on_x, &key).await.balance, 100, "woken from its kept state");
@@ -170,7 +171,11 @@ async fn an_ask_held_by_a_keeper_is_in_each_checkpoint_once_and_handled_once_as_
         async move {
             let (mut taken, mut failed) = (Vec::new(), 0);
             loop {
-                match x.system().snapshot().await {
+                // Within 5 s: a snapshot whose marker broadcast races the purse's move
+                // (cut on x, arriving on y) has been seen to wait for its deadline (about
+                // 1 in 10 runs; the cause is not established, see the branch's report):
+                // it aborts with a typed error, which is counted, not audited.
+                match x.system().snapshot_within(Duration::from_secs(5)).await {
                     Ok(checkpoint) => taken.push(money_and_asks(&checkpoint)),
                     Err(e) => {
                         eprintln!("a snapshot during the hand-off: {e}");
