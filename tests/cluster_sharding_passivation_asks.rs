@@ -7,12 +7,10 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use amber::cluster::{Sharding, ShardingConfig};
 use amber::prelude::*;
-use amber::snapshot::Checkpoint;
 use amber::{AskError, Cluster};
 use support::bounded;
 use support::cluster::config;
@@ -146,89 +144,6 @@ async fn tell_ask_tell_from_one_sender_across_a_passivation_keep_their_order() {
     assert!(passivated > 0, "the entity passivated between the sends");
     x.shutdown().await;
     y.shutdown().await;
-}
-
-/// What a checkpoint holds of the purses' money (running purses, kept states, deposits
-/// waiting in keepers or recorded in flight, as tells or asks), and how many redirected
-/// asks it holds (waiting in a keeper, or recorded in flight to one).
-fn money_and_asks(checkpoint: &Checkpoint) -> (u64, usize) {
-    #[derive(Deserialize)]
-    struct Balance {
-        balance: u64,
-    }
-    #[derive(Deserialize)]
-    struct Kept {
-        #[serde(with = "serde_bytes")]
-        state: Vec<u8>,
-    }
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Waiting {
-        Tell(serde_bytes::ByteBuf),
-        Ask { payload: serde_bytes::ByteBuf },
-    }
-    #[derive(Deserialize)]
-    struct Keeper {
-        kept: BTreeMap<String, Kept>,
-        #[serde(default)]
-        pending: BTreeMap<String, Vec<Waiting>>,
-    }
-    #[derive(Deserialize)]
-    enum Msg {
-        Deposit {
-            amount: u64,
-        },
-        Keep {
-            #[serde(with = "serde_bytes")]
-            state: Vec<u8>,
-        },
-        Deliver {
-            #[serde(with = "serde_bytes")]
-            payload: Vec<u8>,
-            #[serde(default)]
-            ask: Option<serde::de::IgnoredAny>,
-        },
-        #[serde(other)]
-        Other,
-    }
-    let balance = |bytes: &[u8]| rmp_serde::from_slice::<Balance>(bytes).expect("purse").balance;
-    let deposit = |bytes: &[u8]| match rmp_serde::from_slice::<Msg>(bytes) {
-        Ok(Msg::Deposit { amount }) => amount,
-        _ => 0,
-    };
-    let (mut total, mut asks) = (0, 0);
-    for actor in &checkpoint.manifest.actors {
-        let state = &checkpoint.states.iter().find(|s| s.id == actor.id).expect("state").state;
-        match actor.type_name.as_str() {
-            "test.Purse" => total += balance(state),
-            "amber.sharding.Keeper" => {
-                let keeper: Keeper = rmp_serde::from_slice(state).expect("keeper");
-                total += keeper.kept.values().map(|k| balance(&k.state)).sum::<u64>();
-                for waiting in keeper.pending.values().flatten() {
-                    match waiting {
-                        Waiting::Tell(payload) => total += deposit(payload),
-                        Waiting::Ask { payload } => {
-                            total += deposit(payload);
-                            asks += 1;
-                        }
-                    }
-                }
-            }
-            other => panic!("an actor of type {other}"),
-        }
-    }
-    for m in &checkpoint.in_flight {
-        match rmp_serde::from_slice::<Msg>(&m.payload) {
-            Ok(Msg::Deposit { amount }) => total += amount,
-            Ok(Msg::Keep { state }) => total += balance(&state),
-            Ok(Msg::Deliver { payload, ask }) => {
-                total += deposit(&payload);
-                asks += usize::from(ask.is_some());
-            }
-            _ => {}
-        }
-    }
-    (total, asks)
 }
 
 /// Case 4: asks from y (deposits, through plain refs to purses passivated on x) race

@@ -353,6 +353,9 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
         self.add(cut.to, cut.depth);
         self.check_release();
         self.check_done();
+        // An actor that arrived behind (a migrant, after this node had reported) may have
+        // been all the coordinator's expectation still waited for.
+        self.check_expectation();
     }
 
     /// An actor whose epoch was `epoch` and ask depth `depth` stopped. If it had not cut
@@ -362,6 +365,7 @@ impl<N: Clone + Ord> NodeSnapshot<N> {
         self.remove(epoch, depth);
         self.check_release();
         self.check_done();
+        self.check_expectation();
     }
 
     /// A data message tagged `tag` (its sender's epoch) was handed to the link to `peer`.
@@ -743,5 +747,35 @@ mod tests {
         assert_eq!(node.settled(), None, "ended");
         assert_eq!(node.completed(), Epoch(1));
         assert_eq!(node.spawn_epoch(), Epoch(1));
+    }
+
+    /// A node that reported and was told what to expect, when the last message expected is
+    /// an actor moving in behind the snapshot (live migration: counted as received, and
+    /// admitted as not cut yet), reports once that actor has cut (or stopped), not before.
+    /// (It did not report at all: the snapshot waited for its deadline.)
+    #[test]
+    fn expectation_met_by_an_actor_arriving_behind_reports_once_it_cut() {
+        for stops in [false, true] {
+            let mut node = NodeSnapshot::new(0u8, Epoch::ZERO);
+            node.handle_command(NodeCommand::Start(Epoch(1)));
+            assert!(matches!(&drain(&mut node)[..], [NodeAction::Report(r)] if r.locally_done));
+            node.handle_command(NodeCommand::Expect { epoch: Epoch(1), from: vec![(1, 1)] });
+            assert!(drain(&mut node).is_empty());
+            assert_eq!(node.actor_spawned(Epoch(0)), Some(Epoch(1)), "it must cut here");
+            node.remote_received(&1, Epoch(0));
+            assert!(drain(&mut node).is_empty(), "not before the arrived actor cut");
+            assert_eq!(node.settled(), None);
+            if stops {
+                node.actor_stopped(Epoch(0), 0);
+            } else {
+                node.actor_cut(Cut { from: Epoch(0), to: Epoch(1), depth: 0 });
+            }
+            let actions = drain(&mut node);
+            assert!(
+                matches!(&actions[..], [NodeAction::Report(r)] if r.received_from == [(1, 1)]),
+                "stops {stops}: {actions:?}"
+            );
+            assert_eq!(node.settled(), Some(Epoch(1)));
+        }
     }
 }

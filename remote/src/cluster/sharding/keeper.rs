@@ -38,12 +38,32 @@
 //! the system the snapshot was taken of gets [`AskError::NoReply`](amber_actors::AskError)
 //! once the keeper that held its route stops or moves (or within twice the ask timeout if
 //! no keeper ever claimed it), if its own timeout has not fired first.
+//!
+//! A checkpoint holds such a request once all the same: in the keeper's cut (in `pending`,
+//! where the move carries it), recorded in flight to the keeper or to the entity, or in the
+//! entity's cut. The `NoReply` of a keeper that moved is no answer: the request goes on as
+//! a tell from the keeper's new node and is handled there once, as a restore handles it
+//! (`tests/cluster_sharding_keeper_requests.rs`). A rebalance asks each keeper it moved for
+//! its `Waiting` keys once the shard's entities have followed it, so that what waits for
+//! them goes on at once.
+//!
+//! # Requests from another system
+//!
+//! `Begin` and `Wake` are asked by this node's region, stamped with its system
+//! ([`SystemId`]). One recorded in flight to a keeper at a snapshot's cut (its asker, the
+//! region's task, is outside every actor) reaches the keeper restored from that checkpoint,
+//! where nobody waits for it and nothing follows it: the keeper answers `Retry` and does
+//! nothing. Taken, a restored `Begin` would hold its key as passivating for good (no `Keep`
+//! or `Abort` ever comes: the entity restored running), every lookup of the key refused;
+//! a restored `Wake` could start a key anew from its factory while its state is recorded
+//! in flight here as a `Keep` (the keeper's `passivating`, which would have refused the
+//! `Wake`, is not checkpointed).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use amber_actors::{
     Actor, ActorId, ActorState, ActorSystem, BoxError, CodecError, Context, ParkedReply, Redirect,
-    ReplyTicket, SpawnError, StateError, remote::DeliverError,
+    ReplyTicket, SpawnError, StateError, SystemId, remote::DeliverError,
 };
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -133,6 +153,9 @@ pub enum KeeperMsg {
     Begin {
         /// The entity's key.
         key: String,
+        /// The system of the node that asks (see `asker` of [`KeeperMsg::Wake`]).
+        #[serde(default)]
+        asker: Option<SystemId>,
     },
     /// The passivation of `key` did not happen (the entity was busy): it runs on.
     Abort {
@@ -148,6 +171,16 @@ pub enum KeeperMsg {
         /// The state to start it from if none is kept (its factory's, or a checkpoint's).
         #[serde(with = "serde_bytes")]
         fresh: Vec<u8>,
+        /// The system of the node that asks (the keeper's own). A keeper takes a `Begin`
+        /// or a `Wake` only from its own system: one restored from a checkpoint (recorded
+        /// in flight to the keeper, whose asker waited in the system the snapshot was
+        /// taken of) or forwarded to a keeper that moved is answered `Retry` and does
+        /// nothing. Acted on, a restored `Begin` would hold its key as passivating for
+        /// good (no `Keep` or `Abort` ever follows it: the entity restored running, or
+        /// its state restored in flight here), and a restored `Wake` could start a key
+        /// anew from its factory while its state is in flight here.
+        #[serde(default)]
+        asker: Option<SystemId>,
     },
     /// The keys kept.
     Keys,
@@ -223,7 +256,15 @@ impl ShardKeeper {
                 self.flush(ctx, &key);
                 KeeperReply::Done
             }
-            KeeperMsg::Begin { key } => {
+            KeeperMsg::Begin { key, asker } => {
+                if asker != Some(ctx.system().id()) {
+                    tracing::debug!(
+                        key,
+                        shard = self.shard,
+                        "a passivation begun in another system (a checkpoint's) is not taken"
+                    );
+                    return KeeperReply::Retry("asked from another system".into());
+                }
                 let name = format!("{}{key}", self.prefix);
                 if self.passivating.contains(&key) || self.kept.contains_key(&key) {
                     return KeeperReply::Retry("it passivates already".into());
@@ -242,7 +283,15 @@ impl ShardKeeper {
                 self.flush(ctx, &key);
                 KeeperReply::Done
             }
-            KeeperMsg::Wake { key, version, fresh } => {
+            KeeperMsg::Wake { key, asker, .. } if asker != Some(ctx.system().id()) => {
+                tracing::debug!(
+                    key,
+                    shard = self.shard,
+                    "a start asked in another system (a checkpoint's) is not taken"
+                );
+                KeeperReply::Retry("asked from another system".into())
+            }
+            KeeperMsg::Wake { key, version, fresh, .. } => {
                 let reply = self.wake(ctx, key.clone(), version, fresh);
                 // Before the requester hears of the entity, the tells redirected here for it
                 // before its request are in its mailbox.

@@ -102,6 +102,7 @@ async fn move_to_owners<E: ActorState>(
     // The keepers of passivated entities first: an entity that arrives on its shard's new
     // owner, and passivates there, finds its shard's keeper there.
     let keepers = &region.keeper_prefix;
+    let mut moved_keepers = Vec::new();
     for (name, id) in cluster.system().names_with_prefix(keepers) {
         let Ok(shard) = name[keepers.len()..].parse::<u32>() else { continue };
         let Some(owner) = hash::owner(shard, nodes) else { continue };
@@ -110,7 +111,10 @@ async fn move_to_owners<E: ActorState>(
         }
         quiesce(cluster, id).await;
         match cluster.migrate(id, owner).await {
-            Ok(()) => tracing::debug!(shard, node = %owner, "moved a shard's passivated entities"),
+            Ok(()) => {
+                tracing::debug!(shard, node = %owner, "moved a shard's passivated entities");
+                moved_keepers.push((name.clone(), owner.clone()));
+            }
             Err(e) => {
                 tracing::warn!(shard, keeper = %id, node = %owner, error = %e, "a shard's passivated entities did not move to its owner");
                 report.failed.push((name.clone(), e));
@@ -134,6 +138,7 @@ async fn move_to_owners<E: ActorState>(
             }
         }
     }
+    wake_keepers(cluster, &moved_keepers).await;
     if !report.moved.is_empty() || !report.failed.is_empty() {
         tracing::info!(
             r#type = E::TYPE_NAME,
@@ -143,6 +148,22 @@ async fn move_to_owners<E: ActorState>(
         );
     }
     report
+}
+
+/// Has each keeper that moved (registered as `name`, now on `node`) send on the messages
+/// waiting in it for entities that have arrived there since (it moved first; a migrated
+/// actor does not start again, so it would otherwise send them only on its next message).
+async fn wake_keepers(cluster: &Cluster, moved: &[(String, NodeId)]) {
+    for (name, node) in moved {
+        let asked = match cluster.lookup::<ShardKeeper>(node, name).await {
+            Ok(keeper) => keeper.ask(KeeperMsg::Waiting).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(error) = asked {
+            // Its next message (a lookup, a passivation of its shard) sends them on.
+            tracing::debug!(keeper = name, %node, %error, "a moved keeper was not woken");
+        }
+    }
 }
 
 /// Rebalances this node's entities each time the nodes it sees change, until the cluster

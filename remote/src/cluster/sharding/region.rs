@@ -123,7 +123,7 @@ impl<E: ActorState> Region<E> {
         let keeper = self.keeper(system, shard).map_err(|_| PassivateError::NotKept(id))?;
         // The keeper hears of it first: it starts no actor for the key until the state
         // is in, or the passivation called off.
-        let begin = KeeperMsg::Begin { key: key.to_owned() };
+        let begin = KeeperMsg::Begin { key: key.to_owned(), asker: Some(system.id()) };
         let asking = keeper.clone();
         // From a task of its own: never as an actor (see `wake`).
         let begun = tokio::spawn(async move { asking.ask(begin).await }).await;
@@ -406,7 +406,8 @@ impl<E: ActorState> Region<E> {
         };
         let unsettled =
             |why: String| ShardRefusal::Unsettled(format!("shard {shard}'s keeper: {why}"));
-        let wake = KeeperMsg::Wake { key: key.to_owned(), version, fresh };
+        let wake =
+            KeeperMsg::Wake { key: key.to_owned(), version, fresh, asker: Some(system.id()) };
         // Asked from a task of its own, not as the entity that may be looking a key up from
         // its handler: the keeper is never asked by actors, so it never defers its cut for
         // a snapshot (the ask rule), and a state an entity sent it after its own cut is
