@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -145,158 +144,11 @@ async fn messages_racing_a_passivation_are_never_lost_repeated_or_reordered() {
     n.shutdown().await;
 }
 
-/// The money a checkpoint of purses holds: the running purses' balances, the passivated
-/// ones' (in their keepers' states), deposits recorded in flight, and states in flight to
-/// a keeper (a purse that passivated after the keeper's cut). Also how many kept states it
-/// holds (in keepers, or in flight to them).
+/// The money a checkpoint of purses holds (see [`PurseAudit::money`]), and how many kept
+/// states it holds (in keepers, or in flight to them).
 fn money(checkpoint: &Checkpoint) -> (u64, usize) {
-    #[derive(Deserialize)]
-    struct Balance {
-        balance: u64,
-    }
-    #[derive(Deserialize)]
-    struct Kept {
-        #[serde(with = "serde_bytes")]
-        state: Vec<u8>,
-    }
-    #[derive(Deserialize)]
-    struct Keeper {
-        kept: BTreeMap<String, Kept>,
-        /// Tells (and asks) redirected to the keeper that wait for their entity.
-        #[serde(default)]
-        pending: BTreeMap<String, Vec<Waiting>>,
-    }
-    #[derive(Deserialize)]
-    enum Msg {
-        Deposit {
-            amount: u64,
-        },
-        Keep {
-            #[serde(with = "serde_bytes")]
-            state: Vec<u8>,
-        },
-        /// A tell for a passivated purse, redirected to its keeper.
-        Deliver {
-            #[serde(with = "serde_bytes")]
-            payload: Vec<u8>,
-        },
-        #[serde(other)]
-        Other,
-    }
-    let balance = |bytes: &[u8]| rmp_serde::from_slice::<Balance>(bytes).expect("purse").balance;
-    let deposit = |bytes: &[u8]| match rmp_serde::from_slice::<Msg>(bytes) {
-        Ok(Msg::Deposit { amount }) => amount,
-        _ => 0,
-    };
-    let (mut total, mut kept) = (0, 0);
-    for actor in &checkpoint.manifest.actors {
-        let state = &checkpoint.states.iter().find(|s| s.id == actor.id).expect("state").state;
-        match actor.type_name.as_str() {
-            "test.Purse" => total += balance(state),
-            "amber.sharding.Keeper" => {
-                let keeper: Keeper = rmp_serde::from_slice(state).expect("keeper");
-                kept += keeper.kept.len();
-                total += keeper.kept.values().map(|k| balance(&k.state)).sum::<u64>();
-                total +=
-                    keeper.pending.values().flatten().map(|m| deposit(m.payload())).sum::<u64>();
-            }
-            other => panic!("an actor of type {other}"),
-        }
-    }
-    for m in &checkpoint.in_flight {
-        match rmp_serde::from_slice::<Msg>(&m.payload) {
-            Ok(Msg::Deposit { amount }) => total += amount,
-            Ok(Msg::Keep { state }) => {
-                total += balance(&state);
-                kept += 1;
-            }
-            Ok(Msg::Deliver { payload }) => total += deposit(&payload),
-            _ => {}
-        }
-    }
-    (total, kept)
-}
-
-/// A message waiting in a keeper for its entity, as its state holds it: a tell's payload,
-/// or an ask's (with the ticket of its reply route).
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Waiting {
-    Tell(serde_bytes::ByteBuf),
-    Ask { payload: serde_bytes::ByteBuf },
-}
-
-impl Waiting {
-    fn payload(&self) -> &[u8] {
-        match self {
-            Waiting::Tell(payload) | Waiting::Ask { payload } => payload,
-        }
-    }
-}
-
-/// How many tells redirected to keepers (sent to a purse that had passivated) a checkpoint
-/// holds: waiting in a keeper's state, or recorded in flight to a keeper.
-fn redirected(checkpoint: &Checkpoint) -> usize {
-    #[derive(Deserialize)]
-    struct Keeper {
-        #[serde(default)]
-        pending: BTreeMap<String, Vec<Waiting>>,
-    }
-    #[derive(Deserialize)]
-    enum Msg {
-        Deliver {},
-        #[serde(other)]
-        Other,
-    }
-    let waiting: usize = checkpoint
-        .manifest
-        .actors
-        .iter()
-        .filter(|a| a.type_name == "amber.sharding.Keeper")
-        .map(|a| {
-            let state = &checkpoint.states.iter().find(|s| s.id == a.id).expect("state").state;
-            let keeper: Keeper = rmp_serde::from_slice(state).expect("keeper");
-            keeper.pending.values().map(Vec::len).sum::<usize>()
-        })
-        .sum();
-    let in_flight = checkpoint
-        .in_flight
-        .iter()
-        .filter(|m| matches!(rmp_serde::from_slice::<Msg>(&m.payload), Ok(Msg::Deliver {})))
-        .count();
-    waiting + in_flight
-}
-
-/// The money a checkpoint's purses hold: running purses' balances and kept states only
-/// (not deposits on their way, recorded in flight or waiting in a keeper).
-fn landed(checkpoint: &Checkpoint) -> u64 {
-    #[derive(Deserialize)]
-    struct Balance {
-        balance: u64,
-    }
-    #[derive(Deserialize)]
-    struct Kept {
-        #[serde(with = "serde_bytes")]
-        state: Vec<u8>,
-    }
-    #[derive(Deserialize)]
-    struct Keeper {
-        kept: BTreeMap<String, Kept>,
-    }
-    let balance = |bytes: &[u8]| rmp_serde::from_slice::<Balance>(bytes).expect("purse").balance;
-    let mut total = 0;
-    for actor in &checkpoint.manifest.actors {
-        let state = &checkpoint.states.iter().find(|s| s.id == actor.id).expect("state").state;
-        match actor.type_name.as_str() {
-            "test.Purse" => total += balance(state),
-            "amber.sharding.Keeper" => {
-                let keeper: Keeper = rmp_serde::from_slice(state).expect("keeper");
-                total += keeper.kept.values().map(|k| balance(&k.state)).sum::<u64>();
-            }
-            _ => {}
-        }
-    }
-    total
+    let audit = audit_purses(checkpoint);
+    (audit.money, audit.kept)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -756,7 +608,7 @@ async fn a_bank_over_two_nodes_passivating_aggressively_adds_up_in_every_snapsho
     {
         rounds += 1;
         let checkpoint = bounded(x.system().snapshot()).await.expect("snapshot");
-        let held = redirected(&checkpoint);
+        let held = audit_purses(&checkpoint).redirected;
         caught += held;
         let (money, kept) = money(&checkpoint);
         assert_eq!(money, total, "round {rounds}: the checkpoint adds up ({kept} kept)");
@@ -780,7 +632,7 @@ async fn a_bank_over_two_nodes_passivating_aggressively_adds_up_in_every_snapsho
         loop {
             let settled = bounded(y.system().snapshot()).await.expect("snapshot");
             assert_eq!(money(&settled).0, total, "a snapshot after the load adds up");
-            if landed(&settled) == total {
+            if audit_purses(&settled).landed == total {
                 return;
             }
             tokio::task::yield_now().await;

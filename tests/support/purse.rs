@@ -170,10 +170,25 @@ pub async fn until_passivated(sharding: &Sharding<Purse>, key: &str) {
     .await;
 }
 
-/// What a checkpoint holds of the purses' money (running purses, kept states, deposits
-/// waiting in keepers or recorded in flight, as tells or asks), and how many redirected
-/// asks it holds (waiting in a keeper, or recorded in flight to one).
-pub fn money_and_asks(checkpoint: &Checkpoint) -> (u64, usize) {
+/// What a checkpoint of purses holds (their keepers are the only other actors).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PurseAudit {
+    /// All the money: running purses' balances, kept states (in keepers, or in flight to
+    /// them), and deposits waiting in keepers or recorded in flight (as tells or asks).
+    pub money: u64,
+    /// The money that has landed: running purses' balances and kept states in keepers.
+    pub landed: u64,
+    /// Kept states (in keepers, or in flight to them).
+    pub kept: usize,
+    /// Messages redirected to keepers (sent to a purse that had passivated): waiting in a
+    /// keeper's state, or recorded in flight to a keeper.
+    pub redirected: usize,
+    /// Of those, asks.
+    pub asks: usize,
+}
+
+/// Audits a checkpoint of purses (see [`PurseAudit`]).
+pub fn audit_purses(checkpoint: &Checkpoint) -> PurseAudit {
     #[derive(Deserialize)]
     struct Balance {
         balance: u64,
@@ -183,6 +198,8 @@ pub fn money_and_asks(checkpoint: &Checkpoint) -> (u64, usize) {
         #[serde(with = "serde_bytes")]
         state: Vec<u8>,
     }
+    /// A message waiting in a keeper for its entity, as its state holds it: a tell's
+    /// payload, or an ask's (with the ticket of its reply route).
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Waiting {
@@ -204,6 +221,7 @@ pub fn money_and_asks(checkpoint: &Checkpoint) -> (u64, usize) {
             #[serde(with = "serde_bytes")]
             state: Vec<u8>,
         },
+        /// A message for a passivated purse, redirected to its keeper.
         Deliver {
             #[serde(with = "serde_bytes")]
             payload: Vec<u8>,
@@ -218,20 +236,22 @@ pub fn money_and_asks(checkpoint: &Checkpoint) -> (u64, usize) {
         Ok(Msg::Deposit { amount }) => amount,
         _ => 0,
     };
-    let (mut total, mut asks) = (0, 0);
+    let mut audit = PurseAudit::default();
     for actor in &checkpoint.manifest.actors {
         let state = &checkpoint.states.iter().find(|s| s.id == actor.id).expect("state").state;
         match actor.type_name.as_str() {
-            "test.Purse" => total += balance(state),
+            "test.Purse" => audit.landed += balance(state),
             "amber.sharding.Keeper" => {
                 let keeper: Keeper = rmp_serde::from_slice(state).expect("keeper");
-                total += keeper.kept.values().map(|k| balance(&k.state)).sum::<u64>();
+                audit.kept += keeper.kept.len();
+                audit.landed += keeper.kept.values().map(|k| balance(&k.state)).sum::<u64>();
                 for waiting in keeper.pending.values().flatten() {
+                    audit.redirected += 1;
                     match waiting {
-                        Waiting::Tell(payload) => total += deposit(payload),
+                        Waiting::Tell(payload) => audit.money += deposit(payload),
                         Waiting::Ask { payload } => {
-                            total += deposit(payload);
-                            asks += 1;
+                            audit.money += deposit(payload);
+                            audit.asks += 1;
                         }
                     }
                 }
@@ -239,16 +259,28 @@ pub fn money_and_asks(checkpoint: &Checkpoint) -> (u64, usize) {
             other => panic!("an actor of type {other}"),
         }
     }
+    audit.money += audit.landed;
     for m in &checkpoint.in_flight {
         match rmp_serde::from_slice::<Msg>(&m.payload) {
-            Ok(Msg::Deposit { amount }) => total += amount,
-            Ok(Msg::Keep { state }) => total += balance(&state),
+            Ok(Msg::Deposit { amount }) => audit.money += amount,
+            Ok(Msg::Keep { state }) => {
+                audit.money += balance(&state);
+                audit.kept += 1;
+            }
             Ok(Msg::Deliver { payload, ask }) => {
-                total += deposit(&payload);
-                asks += usize::from(ask.is_some());
+                audit.money += deposit(&payload);
+                audit.redirected += 1;
+                audit.asks += usize::from(ask.is_some());
             }
             _ => {}
         }
     }
-    (total, asks)
+    audit
+}
+
+/// What a checkpoint holds of the purses' money, and how many redirected asks it holds
+/// (waiting in a keeper, or recorded in flight to one): see [`audit_purses`].
+pub fn money_and_asks(checkpoint: &Checkpoint) -> (u64, usize) {
+    let audit = audit_purses(checkpoint);
+    (audit.money, audit.asks)
 }
