@@ -650,25 +650,5 @@ async fn a_bank_over_two_nodes_passivating_aggressively_adds_up_in_every_snapsho
     // A checkpoint holding redirected tells, restored onto one node: the tells reach their
     // purses (started again from their kept states), and the money adds up again.
     let checkpoint = last.expect("a checkpoint with redirected tells");
-    let placement = Sharding::<Purse>::placement(&checkpoint, SHARDS, ["pb-r"]);
-    let restored = bounded(Cluster::restore(builder(), config("pb-r"), &checkpoint, &placement))
-        .await
-        .expect("restore");
-    let sharding = purses(&restored, by_hand(), EACH);
-    bounded(restored.resume(Duration::from_secs(10))).await.expect("resume");
-    bounded(async {
-        loop {
-            let mut sum = 0;
-            for key in &keys {
-                sum += report(&sharding, key).await.balance;
-            }
-            assert!(sum <= total, "restored: more money than there was: {sum}");
-            if sum == total {
-                return;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
-    restored.shutdown().await;
+    restore_until_settled(&checkpoint, (SHARDS, EACH), "pb-r", &keys, total).await;
 }

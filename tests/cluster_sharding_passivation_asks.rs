@@ -9,11 +9,10 @@ mod support;
 
 use std::time::Duration;
 
-use amber::cluster::{Sharding, ShardingConfig};
+use amber::cluster::ShardingConfig;
 use amber::prelude::*;
-use amber::{AskError, Cluster};
+use amber::AskError;
 use support::bounded;
-use support::cluster::config;
 use support::purse::*;
 
 /// Case 1: asks through refs kept from before the entity passivated on x. From y (an
@@ -210,27 +209,7 @@ async fn a_checkpoint_holding_a_redirected_ask_restores_it_exactly_once() {
     y.shutdown().await;
 
     let (checkpoint, money) = caught.expect("a checkpoint caught a redirected ask");
-    let placement = Sharding::<Purse>::placement(&checkpoint, SHARDS, ["pas-r"]);
-    let restored = bounded(Cluster::restore(builder(), config("pas-r"), &checkpoint, &placement))
-        .await
-        .expect("restore");
-    let sharding = purses(&restored, by_hand(), 100);
-    bounded(restored.resume(Duration::from_secs(10))).await.expect("resume");
     // The redirected asks restored in the keepers (or in flight to them) land as tells,
     // in their own time: the money adds up once they have, and never exceeds it.
-    bounded(async {
-        loop {
-            let mut sum = 0;
-            for key in &keys {
-                sum += report(&sharding, key).await.balance;
-            }
-            assert!(sum <= money, "more money than the checkpoint held: {sum} > {money}");
-            if sum == money {
-                return;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
-    restored.shutdown().await;
+    restore_until_settled(&checkpoint, (SHARDS, 100), "pas-r", &keys, money).await;
 }

@@ -170,6 +170,40 @@ pub async fn until_passivated(sharding: &Sharding<Purse>, key: &str) {
     .await;
 }
 
+/// Restores `checkpoint` (purses over `shards` shards, started with `each`) onto one new
+/// node named `name`, resumes it, and waits until the purses named by `keys` hold `money`
+/// between them: what was on its way at the cut (recorded in flight, or waiting in a
+/// keeper) lands in its own time, and the sum never exceeds `money` meanwhile.
+pub async fn restore_until_settled(
+    checkpoint: &Checkpoint,
+    (shards, each): (u32, u64),
+    name: &str,
+    keys: &[String],
+    money: u64,
+) {
+    let placement = Sharding::<Purse>::placement(checkpoint, shards, [name]);
+    let restored = bounded(Cluster::restore(builder(), config(name), checkpoint, &placement))
+        .await
+        .expect("restore");
+    let sharding = purses(&restored, by_hand(), each);
+    bounded(restored.resume(Duration::from_secs(10))).await.expect("resume");
+    bounded(async {
+        loop {
+            let mut sum = 0;
+            for key in keys {
+                sum += report(&sharding, key).await.balance;
+            }
+            assert!(sum <= money, "restored: more money than the checkpoint held: {sum} > {money}");
+            if sum == money {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    restored.shutdown().await;
+}
+
 /// What a checkpoint of purses holds (their keepers are the only other actors).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PurseAudit {
