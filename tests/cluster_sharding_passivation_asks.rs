@@ -9,9 +9,9 @@ mod support;
 
 use std::time::Duration;
 
+use amber::AskError;
 use amber::cluster::ShardingConfig;
 use amber::prelude::*;
-use amber::AskError;
 use support::bounded;
 use support::purse::*;
 
