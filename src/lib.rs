@@ -70,7 +70,7 @@ pub use amber_actors::{
     Message, MigrateError, MigrateRefusal, Origin, PartError, PendingRestore, Refusal,
     RestartPolicy, RestoreError, Restored, SNAPSHOT_ATTEMPTS, ScheduleError, SendError,
     ShutdownReport, Skipped, SnapshotError, SpawnError, SpawnOptions, StateError, SystemBuilder,
-    SystemId, Taint, TimerId, TrySendError, encode,
+    SystemId, Taint, TimerId, TrySendError, decode, encode,
 };
 /// The snapshot core ([`amber_snapshot`]): checkpoints, their stores, and the protocol's
 /// state machines.

@@ -131,13 +131,7 @@ async fn messages_racing_a_passivation_are_never_lost_repeated_or_reordered() {
         done.store(true, Ordering::Relaxed);
         passivations += bounded(passivator).await.unwrap();
         // Every message arrived once, in each sender's order, whatever passivated between.
-        for key in &keys {
-            let r = report(&sharding, key).await;
-            assert!(r.violations.is_empty(), "seed {seed}, {key}: {:?}", r.violations);
-            for s in 0..3 {
-                assert_eq!(r.last.get(&s), Some(&count), "seed {seed}, {key}: sender {s}");
-            }
-        }
+        every_sender_in_order(&sharding, &keys, (3, count), &format!("seed {seed}")).await;
     }
     eprintln!("{passivations} passivations raced the senders");
     assert!(passivations > 0, "entities passivated while messages raced");
@@ -498,14 +492,8 @@ async fn tells_from_another_node_racing_passivations_are_never_lost_repeated_or_
         }
         done.store(true, Ordering::Relaxed);
         passivations += bounded(passivator).await.unwrap();
-        for key in &keys {
-            // Through y: after every push of y's senders on the link.
-            let r = report(&on_y, key).await;
-            assert!(r.violations.is_empty(), "seed {seed}, {key}: {:?}", r.violations);
-            for s in 0..3 {
-                assert_eq!(r.last.get(&s), Some(&count), "seed {seed}, {key}: sender {s}");
-            }
-        }
+        // Through y: after every push of y's senders on the link.
+        every_sender_in_order(&on_y, &keys, (3, count), &format!("seed {seed}")).await;
     }
     eprintln!("{passivations} passivations raced the senders of another node");
     assert!(passivations > 0, "entities passivated while messages raced");

@@ -120,6 +120,13 @@ pub fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecE
     Ok(bytes)
 }
 
+/// Decodes what [`encode`] wrote, for values that hold no [`ActorRef`] (a ref needs the
+/// system it belongs to: use [`ActorSystem::decode`]). For tools and audits that read states
+/// and messages out of a checkpoint.
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    rmp_serde::from_slice(bytes).map_err(|e| CodecError::new(e.to_string()))
+}
+
 /// Appends a value encoded as [`encode`] does to `out` (which is left as it was on error).
 pub(crate) fn encode_into<T: serde::Serialize + ?Sized>(
     value: &T,

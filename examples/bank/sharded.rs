@@ -12,13 +12,13 @@
 //! With `--passivate-after`, idle accounts hand their state to their shard's keeper; the audit
 //! then also counts the states kept there and the deposits waiting there or in flight to it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use amber::Cluster;
-use amber::cluster::{EntityRef, KeeperMsg, Placement, Sharding, ShardingConfig};
+use amber::cluster::{EntityRef, KeeperMsg, Placement, ShardKeeper, Sharding, ShardingConfig};
 use amber::prelude::*;
 use amber::snapshot::{ActorId, Checkpoint};
 use futures::StreamExt;
@@ -184,9 +184,9 @@ pub(crate) fn transfers(
             }
             match asks.next().await {
                 Some(Ok(_)) => sent += 1,
-                // An account passivating as it is asked refuses the ask: a transfer fewer.
-                // Such a refusal can come at once: yield, so that a run of them does not hold
-                // this worker thread.
+                // An ask that fails (an account's node down, a timeout) is a transfer
+                // fewer. Such a failure can come at once: yield, so that a run of them does
+                // not hold this worker thread.
                 Some(Err(e)) => {
                     failed += 1;
                     tracing::debug!(error = %e, "a transfer was not made");
@@ -209,22 +209,6 @@ pub(crate) fn keepers(checkpoint: &Checkpoint) -> HashSet<ActorId> {
     actors.filter(|a| a.type_name == KEEPER_TYPE).map(|a| a.id).collect()
 }
 
-/// What a keeper holds, as it is stored (`ShardKeeper`'s state; the fields the audit does not
-/// need are ignored).
-#[derive(Deserialize)]
-struct KeeperState {
-    #[serde(default)]
-    kept: BTreeMap<String, KeptState>,
-    #[serde(default)]
-    pending: BTreeMap<String, Vec<serde_bytes::ByteBuf>>,
-}
-
-#[derive(Deserialize)]
-struct KeptState {
-    #[serde(with = "serde_bytes")]
-    state: Vec<u8>,
-}
-
 /// What a keeper's state holds for the accounts.
 pub(crate) struct Kept {
     /// The states of the accounts passivated in its shard.
@@ -235,10 +219,10 @@ pub(crate) struct Kept {
 
 /// Reads a keeper's state.
 pub(crate) fn keeper_state(bytes: &[u8]) -> Result<Kept, String> {
-    let keeper: KeeperState =
-        rmp_serde::from_slice(bytes).map_err(|e| format!("a keeper's state: {e}"))?;
-    let states = keeper.kept.into_values().map(|k| k.state).collect();
-    let messages = keeper.pending.into_values().flatten().map(|m| m.into_vec()).collect();
+    let keeper = ShardKeeper::from_state(bytes).map_err(|e| format!("a keeper's state: {e}"))?;
+    let states = keeper.kept_states().map(|(_, state)| state.to_vec()).collect();
+    // Tells and asks alike: an ask waiting for its account carries its deposit too.
+    let messages = keeper.waiting().map(|(_, payload, _)| payload.to_vec()).collect();
     Ok(Kept { states, messages })
 }
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use amber::cluster::{Sharding, ShardingConfig};
+use amber::cluster::{KeeperMsg, ShardKeeper, Sharding, ShardingConfig};
 use amber::prelude::*;
 use amber::snapshot::Checkpoint;
 use amber::{ActorState, Cluster, StateError, SystemBuilder};
@@ -204,6 +204,23 @@ pub async fn restore_until_settled(
     restored.shutdown().await;
 }
 
+/// Asserts that every purse of `keys` (asked through `sharding`) got all `count` messages
+/// of each of its first `senders` senders, once and in each sender's order.
+pub async fn every_sender_in_order(
+    sharding: &Sharding<Purse>,
+    keys: &[String],
+    (senders, count): (u32, u64),
+    context: &str,
+) {
+    for key in keys {
+        let r = report(sharding, key).await;
+        assert!(r.violations.is_empty(), "{context}, {key}: {:?}", r.violations);
+        for s in 0..senders {
+            assert_eq!(r.last.get(&s), Some(&count), "{context}, {key}: sender {s}");
+        }
+    }
+}
+
 /// What a checkpoint of purses holds (their keepers are the only other actors).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PurseAudit {
@@ -221,53 +238,16 @@ pub struct PurseAudit {
     pub asks: usize,
 }
 
-/// Audits a checkpoint of purses (see [`PurseAudit`]).
+/// Audits a checkpoint of purses (see [`PurseAudit`]): keepers are read through their
+/// public view ([`ShardKeeper::from_state`]), messages to them as [`KeeperMsg`]s.
 pub fn audit_purses(checkpoint: &Checkpoint) -> PurseAudit {
     #[derive(Deserialize)]
     struct Balance {
         balance: u64,
     }
-    #[derive(Deserialize)]
-    struct Kept {
-        #[serde(with = "serde_bytes")]
-        state: Vec<u8>,
-    }
-    /// A message waiting in a keeper for its entity, as its state holds it: a tell's
-    /// payload, or an ask's (with the ticket of its reply route).
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Waiting {
-        Tell(serde_bytes::ByteBuf),
-        Ask { payload: serde_bytes::ByteBuf },
-    }
-    #[derive(Deserialize)]
-    struct Keeper {
-        kept: BTreeMap<String, Kept>,
-        #[serde(default)]
-        pending: BTreeMap<String, Vec<Waiting>>,
-    }
-    #[derive(Deserialize)]
-    enum Msg {
-        Deposit {
-            amount: u64,
-        },
-        Keep {
-            #[serde(with = "serde_bytes")]
-            state: Vec<u8>,
-        },
-        /// A message for a passivated purse, redirected to its keeper.
-        Deliver {
-            #[serde(with = "serde_bytes")]
-            payload: Vec<u8>,
-            #[serde(default)]
-            ask: Option<serde::de::IgnoredAny>,
-        },
-        #[serde(other)]
-        Other,
-    }
-    let balance = |bytes: &[u8]| rmp_serde::from_slice::<Balance>(bytes).expect("purse").balance;
-    let deposit = |bytes: &[u8]| match rmp_serde::from_slice::<Msg>(bytes) {
-        Ok(Msg::Deposit { amount }) => amount,
+    let balance = |bytes: &[u8]| amber::decode::<Balance>(bytes).expect("purse").balance;
+    let deposit = |bytes: &[u8]| match amber::decode::<PurseMsg>(bytes) {
+        Ok(PurseMsg::Deposit { amount }) => amount,
         _ => 0,
     };
     let mut audit = PurseAudit::default();
@@ -276,18 +256,15 @@ pub fn audit_purses(checkpoint: &Checkpoint) -> PurseAudit {
         match actor.type_name.as_str() {
             "test.Purse" => audit.landed += balance(state),
             "amber.sharding.Keeper" => {
-                let keeper: Keeper = rmp_serde::from_slice(state).expect("keeper");
-                audit.kept += keeper.kept.len();
-                audit.landed += keeper.kept.values().map(|k| balance(&k.state)).sum::<u64>();
-                for waiting in keeper.pending.values().flatten() {
+                let keeper = ShardKeeper::from_state(state).expect("keeper");
+                for (_, kept) in keeper.kept_states() {
+                    audit.kept += 1;
+                    audit.landed += balance(kept);
+                }
+                for (_, payload, ask) in keeper.waiting() {
                     audit.redirected += 1;
-                    match waiting {
-                        Waiting::Tell(payload) => audit.money += deposit(payload),
-                        Waiting::Ask { payload } => {
-                            audit.money += deposit(payload);
-                            audit.asks += 1;
-                        }
-                    }
+                    audit.asks += usize::from(ask);
+                    audit.money += deposit(payload);
                 }
             }
             other => panic!("an actor of type {other}"),
@@ -295,18 +272,19 @@ pub fn audit_purses(checkpoint: &Checkpoint) -> PurseAudit {
     }
     audit.money += audit.landed;
     for m in &checkpoint.in_flight {
-        match rmp_serde::from_slice::<Msg>(&m.payload) {
-            Ok(Msg::Deposit { amount }) => audit.money += amount,
-            Ok(Msg::Keep { state }) => {
+        match amber::decode::<KeeperMsg>(&m.payload) {
+            Ok(KeeperMsg::Keep { state, .. }) => {
                 audit.money += balance(&state);
                 audit.kept += 1;
             }
-            Ok(Msg::Deliver { payload, ask }) => {
+            Ok(KeeperMsg::Deliver { payload, ask, .. }) => {
                 audit.money += deposit(&payload);
                 audit.redirected += 1;
                 audit.asks += usize::from(ask.is_some());
             }
-            _ => {}
+            Ok(_) => {}
+            // Not to a keeper: to a purse.
+            Err(_) => audit.money += deposit(&m.payload),
         }
     }
     audit
