@@ -194,6 +194,9 @@ async fn child_inner(
                 .map_err(|e| e.to_string())?;
                 start_sharding(&cluster, mode)?;
                 join(&cluster, [seed]).await?;
+                // Not before every node of the restore is in this node's view: a sharding
+                // that saw fewer nodes would take their shards for its own.
+                formed(&cluster, nodes.len()).await?;
                 println!("restored");
             }
             Some("resume") => {
@@ -429,6 +432,7 @@ pub(crate) async fn run(
     for node in &mut nodes {
         node.expect("restored").await?;
     }
+    formed(&me, names.len()).await?;
     for node in &mut nodes {
         node.send("resume").await?;
     }
