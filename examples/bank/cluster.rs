@@ -193,10 +193,9 @@ async fn child_inner(
                 .await
                 .map_err(|e| e.to_string())?;
                 start_sharding(&cluster, mode)?;
+                // Its sharding sees only the seed at first: it waits for the other nodes
+                // of the restore before it starts any of their shards' accounts.
                 join(&cluster, [seed]).await?;
-                // Not before every node of the restore is in this node's view: a sharding
-                // that saw fewer nodes would take their shards for its own.
-                formed(&cluster, nodes.len()).await?;
                 println!("restored");
             }
             Some("resume") => {

@@ -178,6 +178,9 @@ struct Shared {
     pending: std::sync::Mutex<Option<restore::Pending>>,
     /// The nodes that announced they resumed their share of a restore.
     resumed: restore::Resumed,
+    /// The other nodes of the restore this node was restored in that its shardings have
+    /// not seen yet (see [`Shared::restore_unseen`]).
+    unseen: std::sync::Mutex<Vec<NodeId>>,
     hello: Notify,
     /// Per-peer outbound paths: a forwarder of frames, in order, and its credit.
     outbound: DashMap<NodeId, Arc<Outbound>>,
@@ -311,6 +314,7 @@ impl Shared {
             placed: DashMap::new(),
             pending: std::sync::Mutex::new(None),
             resumed: restore::Resumed::default(),
+            unseen: std::sync::Mutex::new(Vec::new()),
             hello: Notify::new(),
             outbound: DashMap::new(),
             asks: DashMap::new(),

@@ -89,7 +89,8 @@ impl Cluster {
             .remote(shared.directory())
             .restore_where(checkpoint, |entry| assigned.get(&entry.id) == Some(&me))?;
         let _ = shared.system.set(restore.system().clone());
-        let nodes = placement.nodes().iter().filter(|n| **n != me).cloned().collect();
+        let nodes: Vec<NodeId> = placement.nodes().iter().filter(|n| **n != me).cloned().collect();
+        *shared.unseen.lock().unwrap_or_else(PoisonError::into_inner) = nodes.clone();
         let epoch = checkpoint.manifest.epoch;
         *shared.pending.lock().unwrap_or_else(PoisonError::into_inner) =
             Some(Pending { restore: Some(restore), nodes, epoch });
@@ -182,6 +183,17 @@ impl Cluster {
             }
             changed.await;
         }
+    }
+}
+
+impl Shared {
+    /// The other nodes of the restore this node was restored in that `view` (the nodes a
+    /// sharding here sees) has not held yet: they hold shards of the restored entities this
+    /// node cannot reach yet. A node `view` holds is forgotten here for good.
+    pub(super) fn restore_unseen(&self, view: &[NodeId]) -> Vec<NodeId> {
+        let mut unseen = self.unseen.lock().unwrap_or_else(PoisonError::into_inner);
+        unseen.retain(|n| !view.contains(n));
+        unseen.clone()
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -69,6 +69,7 @@ pub(super) async fn start(
     );
     let view = Arc::new(View {
         members: watch::Sender::new(vec![shared.myself_at(&me)]),
+        joining: AtomicBool::new(true),
         received: AtomicU64::new(0),
         sent: AtomicU64::new(0),
         rejected: AtomicU64::new(0),
@@ -92,6 +93,10 @@ pub(super) async fn start(
         dialled,
         warnings: LogLimit::new(),
     };
+    if driver.seeds.is_empty() {
+        // The first node of a cluster: the cluster is what it sees.
+        view.joining.store(false, Ordering::Release);
+    }
     tracing::info!(node = %driver.me, %gossip, %link, seeds = ?driver.seeds, "joining the cluster");
     driver.announce_to_seeds();
     driver.drain().await;
@@ -370,6 +375,9 @@ impl Driver {
                 && shared.transport.is_up(node),
         }));
         members.sort_by(|a, b| a.node.cmp(&b.node));
+        if members.len() > 1 {
+            self.view.joining.store(false, Ordering::Release);
+        }
         self.view.members.send_if_modified(|view| {
             let changed = *view != members;
             *view = members;

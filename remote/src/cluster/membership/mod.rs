@@ -38,7 +38,7 @@ mod member;
 mod roster;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use amber_actors::SystemBuilder;
@@ -56,6 +56,9 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 struct View {
     members: watch::Sender<Vec<Member>>,
+    /// Joining through seeds and no other member heard of yet: this node does not know
+    /// which nodes the cluster has (see [`Handle::joining`]).
+    joining: AtomicBool,
     received: AtomicU64,
     sent: AtomicU64,
     rejected: AtomicU64,
@@ -81,6 +84,12 @@ impl Handle {
     /// A link came up or went down.
     pub(super) fn links_changed(&self) {
         let _ = self.commands.send(Command::Links);
+    }
+
+    /// Whether this node joins through seeds and has heard of no other member yet: its
+    /// view of the cluster is empty, not the cluster's (a sharding starts no entity then).
+    pub(super) fn joining(&self) -> bool {
+        self.view.joining.load(Ordering::Acquire)
     }
 
     /// Leaves the membership (bounded: [`LEAVE_TIMEOUT`]).

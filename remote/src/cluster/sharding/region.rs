@@ -213,6 +213,27 @@ impl<E: ActorState> Region<E> {
         nodes
     }
 
+    /// The nodes that may hold shards though this node cannot reach them yet, given its
+    /// view `mine` ([`Self::nodes`]): the members known up but not linked, and the other
+    /// nodes of the restore this node was restored in that `mine` has not held yet.
+    pub(super) fn unreached(&self, cluster: &Cluster, mine: &[NodeId]) -> Vec<NodeId> {
+        let mut unreached = cluster.shared.restore_unseen(mine);
+        if cluster.shared.membership.get().is_some() {
+            let members = cluster.members();
+            let up = members.into_iter().filter(|m| m.status.is_up() && !m.linked);
+            unreached.extend(up.map(|m| m.node).filter(|n| !mine.contains(n)));
+        }
+        unreached.sort();
+        unreached.dedup();
+        unreached
+    }
+
+    /// Whether this node joins its cluster through seeds and has heard from none yet: it
+    /// cannot tell which nodes own what.
+    fn joining(&self, cluster: &Cluster) -> bool {
+        cluster.shared.membership.get().is_some_and(|m| m.joining())
+    }
+
     /// The owner of `shard` among `nodes`.
     pub(super) fn owner<'a>(&self, shard: u32, nodes: &'a [NodeId]) -> Option<&'a NodeId> {
         hash::owner(shard, nodes)
@@ -226,7 +247,12 @@ impl<E: ActorState> Region<E> {
     ///
     /// While nodes join, views differ: the owner is computed over this node's view and the
     /// requester's together (a node both know of, even if this one has not linked to it
-    /// yet, counts). Before starting an entity, this node asks the nodes that owned the
+    /// yet, counts), and so does every node this node knows may hold shards but cannot
+    /// reach yet ([`Self::unreached`]: a member up but not linked, a node of this node's
+    /// restore not seen yet): a shard such a node owns waits for it
+    /// ([`ShardRefusal::Unsettled`]) rather than start its entities here, where they may run
+    /// already. A node still joining through seeds, that has heard from none, starts no
+    /// entity. Before starting an entity, this node asks the nodes that owned the
     /// shard without it — in its view, in the requester's, in both — whether they run it (a
     /// name lookup): one that does (its rebalance has not moved it here yet) is the
     /// answer; one that cannot be asked now makes the request wait
@@ -278,12 +304,27 @@ impl<E: ActorState> Region<E> {
         both.sort();
         both.dedup();
         let shard = hash::shard_of(key, self.shards);
-        let owner = self.owner(shard, &both);
+        // The nodes neither view holds but that may run the shard: they count as owners.
+        let unreached: Vec<NodeId> =
+            self.unreached(&cluster, &mine).into_iter().filter(|n| !both.contains(n)).collect();
+        let mut all: Vec<NodeId> = both.iter().chain(&unreached).cloned().collect();
+        all.sort();
+        let owner = self.owner(shard, &all);
         if owner != Some(&me) {
             if let Some(entity) = running {
                 return Ok((entity, me, false));
             }
+            if let Some(owner) = owner.filter(|o| unreached.contains(o)) {
+                return Err(ShardRefusal::Unsettled(format!(
+                    "shard {shard}'s owner {owner} is not linked to this node yet"
+                )));
+            }
             return Err(ShardRefusal::NotOwner { owner: owner.map(|n| n.to_string()) });
+        }
+        if running.is_none() && self.joining(&cluster) {
+            return Err(ShardRefusal::Unsettled(
+                "this node has not heard from its cluster yet".to_owned(),
+            ));
         }
         if let Some(entity) = running {
             // With passivation on, found through the shard's keeper here all the same: the
@@ -309,7 +350,7 @@ impl<E: ActorState> Region<E> {
         let without_me = |view: &[NodeId]| -> Vec<NodeId> {
             view.iter().filter(|n| **n != me).cloned().collect()
         };
-        let mut previous: Vec<NodeId> = [&mine[..], theirs, &both[..]]
+        let mut previous: Vec<NodeId> = [&mine[..], theirs, &both[..], &all[..]]
             .iter()
             .filter_map(|view| hash::owner(shard, &without_me(view)).cloned())
             .collect();
