@@ -8,7 +8,8 @@
 //!   buffered TCP stream, read and counted by a task in the child, which answers a `Get`
 //!   frame with the count; then sequential `Get` round trips.
 //!
-//! `cargo run --release -p amber-remote --example link_bench [-- MESSAGES ROUNDS]`
+//! `cargo run --release -p amber-remote --example link_bench [-- MESSAGES ROUNDS ASKS]`
+//! (ASKS 0 measures tells only, e.g. under a profiler)
 
 #[path = "support/counter.rs"]
 mod counter;
@@ -24,7 +25,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader, BufWri
 use tokio::net::{TcpListener, TcpStream};
 
 const SECRET: &[u8] = b"benchmark secret, 32 bytes long!";
-const ASKS: usize = 10_000;
 
 fn builder() -> amber_actors::SystemBuilder {
     ActorSystem::builder().ask_timeout(Duration::from_secs(30))
@@ -143,7 +143,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-async fn parent(messages: u64, rounds: usize) {
+async fn parent(messages: u64, rounds: usize, asks: usize) {
     let (mut amber_child, amber_addr) = child("--serve-amber");
     let (mut raw_child, raw_addr) = child("--serve-raw");
     let addr = "127.0.0.1:0".parse().expect("an address");
@@ -165,7 +165,7 @@ async fn parent(messages: u64, rounds: usize) {
         baseline.push(raw_tells(&mut raw, messages).await);
     }
     let (mut amber_asks, mut raw_asks) = (Vec::new(), Vec::new());
-    for _ in 0..ASKS {
+    for _ in 0..asks {
         let t = Instant::now();
         counter.ask(Count::Get).await.expect("ask");
         amber_asks.push(t.elapsed());
@@ -174,7 +174,6 @@ async fn parent(messages: u64, rounds: usize) {
         raw_asks.push(t.elapsed());
     }
     let (tell_a, tell_r) = (median(amber.clone()), median(baseline.clone()));
-    let (ask_a, ask_r) = (p50_us(amber_asks), p50_us(raw_asks));
     let rates = |v: &[f64]| v.iter().map(|x| format!("{:.2}", x / 1e6)).collect::<Vec<_>>();
     println!("two processes over 127.0.0.1, 2 workers each, {messages} messages per round");
     println!(
@@ -185,10 +184,13 @@ async fn parent(messages: u64, rounds: usize) {
         rates(&amber),
         rates(&baseline)
     );
-    println!(
-        "ask   amber p50 {ask_a:.1} us  raw p50 {ask_r:.1} us  ratio {:.2}x  ({ASKS} sequential each, alternating)",
-        ask_a / ask_r
-    );
+    if asks > 0 {
+        let (ask_a, ask_r) = (p50_us(amber_asks), p50_us(raw_asks));
+        println!(
+            "ask   amber p50 {ask_a:.1} us  raw p50 {ask_r:.1} us  ratio {:.2}x  ({asks} sequential each, alternating)",
+            ask_a / ask_r
+        );
+    }
     node.shutdown().await;
     drop(raw);
     for child in [&mut amber_child, &mut raw_child] {
@@ -212,7 +214,7 @@ fn main() {
                 args.get(i).map_or(default, |a| a.replace('_', "").parse().expect("a number"))
             };
             let (messages, rounds) = (number(0, 500_000), number(1, 5) as usize);
-            runtime.block_on(parent(messages, rounds));
+            runtime.block_on(parent(messages, rounds, number(2, 10_000) as usize));
             std::io::stdout().flush().expect("flush");
         }
     }

@@ -7,6 +7,8 @@
 //! it restarted ([`ClusterEvent::Restarted`]) and the actors of its previous system are gone
 //! for good: refs to them fail at once with `NodeDown` instead of reaching the new system.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use amber_snapshot::SystemId;
 use dashmap::DashMap;
 use tokio::sync::broadcast;
@@ -94,7 +96,10 @@ pub(super) struct Incarnations {
     /// The system each node last introduced itself with (kept while it is down).
     last: DashMap<NodeId, SystemId>,
     /// Systems of incarnations that were replaced by a new one, with their node.
-    retired: DashMap<SystemId, NodeId>,
+    retired: DashMap<SystemId, NodeId, foldhash::fast::RandomState>,
+    /// Set before the first entry goes into `retired`: until then every send skips the
+    /// look-up ([`is_retired`](Self::is_retired) is on the path of every remote message).
+    any_retired: AtomicBool,
     events: broadcast::Sender<ClusterEvent>,
 }
 
@@ -102,7 +107,8 @@ impl Default for Incarnations {
     fn default() -> Incarnations {
         Incarnations {
             last: DashMap::new(),
-            retired: DashMap::new(),
+            retired: DashMap::default(),
+            any_retired: AtomicBool::new(false),
             events: broadcast::Sender::new(CAPACITY),
         }
     }
@@ -119,6 +125,7 @@ impl Incarnations {
             Some(before) if before == system => ClusterEvent::Reconnected { node: node.clone() },
             Some(before) => {
                 tracing::info!(%node, "node restarted: its previous actors are gone");
+                self.any_retired.store(true, Ordering::Release);
                 self.retired.insert(before, node.clone());
                 ClusterEvent::Restarted { node: node.clone() }
             }
@@ -132,7 +139,8 @@ impl Incarnations {
 
     /// Whether `system` was `node`'s before it restarted.
     pub(super) fn is_retired(&self, system: SystemId, node: &NodeId) -> bool {
-        self.retired.get(&system).is_some_and(|n| *n == *node)
+        self.any_retired.load(Ordering::Acquire)
+            && self.retired.get(&system).is_some_and(|n| *n == *node)
     }
 
     /// Tells the subscribers (none listening is fine).

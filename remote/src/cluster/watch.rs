@@ -31,7 +31,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
@@ -73,14 +73,17 @@ pub(super) struct Watches {
     /// Actors whose forwarding entry to a node ended because that node is gone for good,
     /// with that node: what is still forwarded to them there is refused (see
     /// [`forwards_end`]).
-    gone: DashMap<ActorId, NodeId>,
+    gone: DashMap<ActorId, NodeId, foldhash::fast::RandomState>,
+    /// Set before the first entry goes into `gone`: until then every send skips the
+    /// look-up ([`is_gone`](Self::is_gone) is on the path of every remote message).
+    any_gone: AtomicBool,
 }
 
 impl Watches {
     /// Whether the forwarding entry of `actor` to `node` ended because `node` is gone for
     /// good (what is still sent to it there is refused).
     pub(super) fn is_gone(&self, actor: ActorId, node: &NodeId) -> bool {
-        self.gone.get(&actor).is_some_and(|n| *n == *node)
+        self.any_gone.load(Ordering::Acquire) && self.gone.get(&actor).is_some_and(|n| *n == *node)
     }
 }
 
@@ -256,6 +259,7 @@ pub(super) fn forwards_end(shared: &Shared, node: &NodeId) {
         if shared.watches.remote.remove_if(&pair, |_, n| n == node).is_some() {
             tracing::debug!(%actor, %node, "forwarding to an actor ended: its node is gone");
             // Refused first, then ended: nothing forwarded after the end reaches `node`.
+            shared.watches.any_gone.store(true, Ordering::Release);
             shared.watches.gone.insert(actor, node.clone());
             let reason = ExitReason::NodeDown(node.to_string());
             tell(shared, actor, Down { actor, reason });

@@ -11,7 +11,7 @@
 use amber_snapshot::{ActorId, Epoch, SystemId};
 use bytes::{BufMut, BytesMut};
 
-use super::Frame;
+use super::{Frame, names};
 
 /// The body's first bytes for a `Message`: a one-entry map, then the variant's name.
 const PREFIX: &[u8] = b"\x81\xa7Message";
@@ -60,7 +60,7 @@ pub(super) fn decode(body: &[u8]) -> Option<Frame> {
     let tag = Epoch(r.uint()?);
     let ask = if r.nil() { None } else { Some(r.uint()?) };
     let depth = u8::try_from(r.uint()?).ok()?;
-    let type_name = r.str()?.to_owned().into();
+    let type_name = names::shared(r.str_bytes()?)?;
     let payload = r.bin()?.to_vec();
     if !r.rest.is_empty() {
         return None;
@@ -175,7 +175,8 @@ impl<'a> Reader<'a> {
         Some(ActorId::new(system, self.uint()?))
     }
 
-    fn str(&mut self) -> Option<&'a str> {
+    /// A `str`'s bytes (not checked for UTF-8 here).
+    fn str_bytes(&mut self) -> Option<&'a [u8]> {
         let len = match self.byte()? {
             m @ 0xa0..=0xbf => usize::from(m & 0x1f),
             0xd9 => self.be(1)? as usize,
@@ -183,7 +184,7 @@ impl<'a> Reader<'a> {
             0xdb => self.be(4)? as usize,
             _ => return None,
         };
-        std::str::from_utf8(self.take(len)?).ok()
+        self.take(len)
     }
 
     fn bin(&mut self) -> Option<&'a [u8]> {

@@ -3,6 +3,7 @@
 mod codec;
 mod error;
 mod fast;
+mod names;
 mod reader;
 
 pub use codec::{DEFAULT_MAX_FRAME, FrameCodec, HEADER_LEN};
