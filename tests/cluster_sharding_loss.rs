@@ -280,3 +280,84 @@ async fn on_a_cluster_formed_by_membership_a_member_that_leaves_has_its_shards_r
     }
     bounded(a.shutdown()).await;
 }
+
+/// Starts member `name` joining through `seed` in a runtime of its own, on a thread of its
+/// own, once it runs; returns what crashes it (its runtime is dropped with every task of the
+/// node: its links and gossip end without a goodbye) and its thread.
+fn crashable_member(
+    name: &'static str,
+    seed: std::net::SocketAddr,
+    store: Arc<dyn CheckpointStore>,
+) -> (tokio::sync::oneshot::Sender<()>, std::thread::JoinHandle<()>) {
+    let (crash, crashed) = tokio::sync::oneshot::channel::<()>();
+    let (ready, started) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let node = runtime.block_on(async move {
+            let (n, sharding) = room_member(name, &[seed], store).await;
+            ready.send(()).unwrap();
+            (n, sharding)
+        });
+        let _ = runtime.block_on(crashed);
+        // A crash: no shutdown, no leave; every task of the node is dropped mid-flight.
+        runtime.shutdown_background();
+        std::mem::forget(node);
+    });
+    started.recv_timeout(Duration::from_secs(20)).expect("the member starts");
+    (crash, thread)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_link_drops_is_lost_only_once_the_membership_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn CheckpointStore> = Arc::new(FsStore::open(dir.path()).unwrap());
+    let (a, on_a) = room_member("xa", &[], store.clone()).await;
+    let (crash, thread) = crashable_member("xb", a.local_addr(), store.clone());
+    let formed = |m: &Vec<amber::cluster::Member>| m.len() == 2 && m.iter().all(|m| m.linked);
+    bounded(a.members_watch().wait_for(formed)).await.expect("formed");
+    let keys: Vec<String> = (0..20).map(|k| format!("room {k}")).collect();
+    for key in &keys {
+        bounded(on_a.entity(key.clone()).tell(3)).await.unwrap();
+    }
+    for key in &keys {
+        arrived(&on_a, key, 3).await;
+    }
+    let on_b: BTreeSet<String> = keys
+        .iter()
+        .filter(|k| on_a.owner_of(on_a.shard_of(k)).is_some_and(|o| o.as_str() == "xb"))
+        .cloned()
+        .collect();
+    assert!(!on_b.is_empty(), "b runs some of the rooms");
+    let written = bounded(a.system().checkpoint(&store)).await.expect("checkpoint");
+    crash.send(()).unwrap();
+    // The link drops at once; the membership declares b down only after its suspicion
+    // timeout. Requests for b's rooms meanwhile wait (or give up): none starts a room anew.
+    let asker = {
+        let on_a = on_a.clone();
+        let key = on_b.iter().next().unwrap().clone();
+        tokio::spawn(async move {
+            let entity = on_a.entity(key);
+            for _ in 0..20 {
+                let _ = entity.ask(0).await;
+            }
+        })
+    };
+    let mut watch = on_a.lost_shards();
+    let report = bounded(watch.wait_for(|r| r.is_some())).await.unwrap().clone().unwrap();
+    assert_eq!(report.lost, vec![amber::cluster::NodeId::from("xb")]);
+    assert_eq!(report.checkpoint, Some((written.id, written.epoch)));
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert!(report.running.is_empty(), "started anew before the restart: {:?}", report.running);
+    let restarted: BTreeSet<String> = report.restarted.iter().cloned().collect();
+    assert_eq!(restarted, on_b);
+    asker.abort();
+    for key in &on_b {
+        assert_eq!(sum(&on_a, key).await, 3, "{key}: from the checkpoint");
+    }
+    thread.join().unwrap();
+    bounded(a.shutdown()).await;
+}

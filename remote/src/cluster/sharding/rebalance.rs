@@ -172,7 +172,11 @@ pub(super) fn watch<E: ActorState>(cluster: &Cluster, region: Arc<Region<E>>) {
     let mut members = cluster.shared.membership.get().map(|_| cluster.members_watch());
     let mut events = cluster.subscribe();
     let mut seen = region.nodes(cluster);
-    *region.settled.lock().unwrap_or_else(PoisonError::into_inner) = seen.clone();
+    // The nodes that may own shards, unreached ones included: a node is lost when it
+    // leaves this, not `seen` (a member whose link dropped but that the membership still
+    // counts up may be alive: its shards wait for it, see `Region::find_or_at`).
+    let mut claimed = region.claim(cluster, &seen);
+    *region.settled.lock().unwrap_or_else(PoisonError::into_inner) = claimed.clone();
     region.rebalanced.send_replace(seen.clone());
     tokio::spawn(async move {
         loop {
@@ -193,19 +197,21 @@ pub(super) fn watch<E: ActorState>(cluster: &Cluster, region: Arc<Region<E>>) {
                 members = cluster.shared.membership.get().map(|_| cluster.members_watch());
             }
             let nodes = region.nodes(&cluster);
-            if nodes == seen {
+            let claim = region.claim(&cluster, &nodes);
+            if nodes == seen && claim == claimed {
                 continue;
             }
-            tracing::debug!(r#type = E::TYPE_NAME, nodes = ?nodes, "the nodes changed: rebalancing");
-            let before = std::mem::replace(&mut seen, nodes.clone());
+            tracing::debug!(r#type = E::TYPE_NAME, nodes = ?nodes, unreached = ?claim.iter().filter(|n| !nodes.contains(n)).collect::<Vec<_>>(), "the nodes changed: rebalancing");
+            seen = nodes.clone();
+            let before = std::mem::replace(&mut claimed, claim.clone());
             drop(cluster);
-            let lost: Vec<NodeId> = before.iter().filter(|n| !nodes.contains(n)).cloned().collect();
+            let lost: Vec<NodeId> = before.iter().filter(|n| !claim.contains(n)).cloned().collect();
             if region.restart_from.is_some() && !lost.is_empty() {
-                let report = restart_lost_shards(&region, lost, &before, &nodes).await;
+                let report = restart_lost_shards(&region, lost, &before, &claim).await;
                 log_lost(&report);
                 region.lost.send_replace(Some(Arc::new(report)));
             }
-            *region.settled.lock().unwrap_or_else(PoisonError::into_inner) = nodes.clone();
+            *region.settled.lock().unwrap_or_else(PoisonError::into_inner) = claim;
             run(&region).await;
             region.rebalanced.send_replace(nodes);
         }

@@ -228,6 +228,19 @@ impl<E: ActorState> Region<E> {
         unreached
     }
 
+    /// The nodes that may own shards as this node knows them, given its view `mine`
+    /// ([`Self::nodes`]): `mine` and the [unreached](Self::unreached) ones, sorted. A node
+    /// leaves it only once it is gone (declared down or left, or unlinked on a cluster
+    /// without membership), not when its link drops while the membership still counts it
+    /// up: that is when its shards are lost (see `rebalance::watch`).
+    pub(super) fn claim(&self, cluster: &Cluster, mine: &[NodeId]) -> Vec<NodeId> {
+        let mut claim: Vec<NodeId> = mine.to_vec();
+        claim.extend(self.unreached(cluster, mine));
+        claim.sort();
+        claim.dedup();
+        claim
+    }
+
     /// Whether this node joins its cluster through seeds and has heard from none yet: it
     /// cannot tell which nodes own what.
     fn joining(&self, cluster: &Cluster) -> bool {
