@@ -144,13 +144,12 @@ async fn ask_all(name: &str, board: Shared, offset: usize) {
     while board.borrow().asking {
         let k = n % KEYS;
         n += 1;
-        let result = refs[k].ask(()).await;
-        let mut b = board.borrow_mut();
-        match result {
-            Ok(_) => *b.answered.entry(key(k)).or_default() += 1,
-            Err(_) => *b.failed.entry(key(k)).or_default() += 1,
+        let answered = refs[k].ask(()).await.is_ok();
+        {
+            let mut b = board.borrow_mut();
+            let tally = if answered { &mut b.answered } else { &mut b.failed };
+            *tally.entry(key(k)).or_default() += 1;
         }
-        drop(b);
         tokio::time::sleep(ms(5)).await;
     }
     board.borrow_mut().askers -= 1;
