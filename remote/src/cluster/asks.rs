@@ -25,9 +25,7 @@ pub(super) async fn sweep(shared: Weak<Shared>) {
     loop {
         tick.tick().await;
         let Some(shared) = shared.upgrade() else { return };
-        let before = shared.asks.len();
-        shared.asks.retain(|_, (_, handler)| !handler.is_abandoned());
-        let freed = before.saturating_sub(shared.asks.len());
+        let freed = shared.asks.retain(|handler| !handler.is_abandoned());
         if freed > 0 {
             tracing::debug!(freed, "dropped asks whose askers gave up");
         }

@@ -14,7 +14,6 @@
 //! entry ends: `watch.rs`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use amber_actors::migrate::{
@@ -23,10 +22,8 @@ use amber_actors::migrate::{
 use amber_actors::remote::{InboundMessage, RouteError};
 use amber_actors::{ActorId, Epoch};
 use amber_snapshot::{SpawnCapacity, SpawnRestart, TimerEntry};
-use dashmap::DashMap;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::control::Control;
@@ -140,19 +137,6 @@ struct Carried {
     payload: Vec<u8>,
 }
 
-/// Migrations waiting for the target's answer (`Ready` or `Arrived`), per request.
-#[derive(Debug, Default)]
-pub(super) struct Migrations {
-    pending: DashMap<u64, (NodeId, oneshot::Sender<Answer>)>,
-}
-
-impl Migrations {
-    /// Fails the migrations waiting on `node` (dropping the sender tells the waiter).
-    pub(super) fn peer_down(&self, node: &NodeId) {
-        self.pending.retain(|_, (n, _)| n != node);
-    }
-}
-
 impl Cluster {
     /// Moves the running local actor `id` to node `to`, while it runs: between two of its
     /// messages it leaves with its state, timers and unhandled messages; it keeps its id and
@@ -205,14 +189,14 @@ impl Cluster {
             .await?
             .into_result(to)
             .map_err(ClusterError::Migrate)?;
-        let (request, answer) = shared.migrations_wait(to);
+        let (request, answer) = shared.migrations.open(to);
         let hand_off = hand_off(shared.clone(), to.clone(), request);
         let moved = shared.host().migrate(id, shared.route(to.clone()), hand_off).await;
         if let Err(e) = moved {
-            shared.migrations.pending.remove(&request);
+            shared.migrations.remove(request);
             return Err(ClusterError::Migrate(e));
         }
-        let arrived = wait(shared, to, request, answer, timeout).await?;
+        let arrived = shared.migrations.answer(to, request, answer, timeout).await?;
         arrived.into_result(to).map_err(|error| {
             tracing::error!(actor = %id, node = %to, %error, "a moved actor was refused on arrival");
             ClusterError::Migrate(error)
@@ -227,43 +211,16 @@ impl Cluster {
         timeout: Duration,
     ) -> Result<Answer, ClusterError> {
         let shared = &self.shared;
-        let (request, answer) = shared.migrations_wait(to);
+        let (request, answer) = shared.migrations.open(to);
         if let MigrateControl::Prepare { request: r, .. } = &mut message {
             *r = request;
         }
         let frame = Frame::Control(Control::Migrate(message).encode());
         if shared.forwarder(to).send(frame).is_err() {
-            shared.migrations.pending.remove(&request);
+            shared.migrations.remove(request);
             return Err(ClusterError::NodeDown(to.clone()));
         }
-        wait(shared, to, request, answer, timeout).await
-    }
-}
-
-impl Shared {
-    /// A new request id whose answer from `node` the returned receiver gets.
-    fn migrations_wait(&self, node: &NodeId) -> (u64, oneshot::Receiver<Answer>) {
-        let request = self.next.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.migrations.pending.insert(request, (node.clone(), tx));
-        (request, rx)
-    }
-}
-
-async fn wait(
-    shared: &Shared,
-    node: &NodeId,
-    request: u64,
-    answer: oneshot::Receiver<Answer>,
-    timeout: Duration,
-) -> Result<Answer, ClusterError> {
-    match tokio::time::timeout(timeout, answer).await {
-        Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(_)) => Err(ClusterError::NodeDown(node.clone())),
-        Err(_) => {
-            shared.migrations.pending.remove(&request);
-            Err(ClusterError::Timeout(node.clone()))
-        }
+        shared.migrations.answer(to, request, answer, timeout).await
     }
 }
 
@@ -275,11 +232,7 @@ fn hand_off(shared: Arc<Shared>, to: NodeId, request: u64) -> HandOff {
             .queued
             .iter_mut()
             .map(|message| {
-                let ask = message.reply.take().map(|handler| {
-                    let ask = shared.next.fetch_add(1, Ordering::Relaxed);
-                    shared.asks.insert(ask, (to.clone(), handler));
-                    ask
-                });
+                let ask = message.reply.take().map(|handler| shared.asks.insert(&to, handler));
                 let payload = std::mem::take(&mut message.payload);
                 Carried { from: message.from, tag: message.tag, ask, depth: message.depth, payload }
             })
@@ -318,7 +271,7 @@ fn hand_off(shared: Arc<Shared>, to: NodeId, request: u64) -> HandOff {
             for (message, carried) in departure.queued.iter_mut().zip(package.queued) {
                 message.payload = carried.payload;
                 if let Some(ask) = carried.ask {
-                    message.reply = shared.asks.remove(&ask).map(|(_, (_, handler))| handler);
+                    message.reply = shared.asks.take(ask);
                 }
             }
         }
@@ -362,7 +315,7 @@ pub(super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: MigrateCon
             if unreadable && let Some(suppressed) = shared.strikes.warn(&from, Instant::now()) {
                 tracing::warn!(node = %from, request, ?result, suppressed, "unreadable answer to a migration");
             }
-            if let Some((_, (_, tx))) = shared.migrations.pending.remove(&request) {
+            if let Some(tx) = shared.migrations.take(request) {
                 let _ = tx.send(result);
             }
         }

@@ -79,6 +79,7 @@ mod migrate;
 mod names;
 mod outbound;
 mod placement;
+mod requests;
 mod restore;
 mod sharding;
 mod spawn;
@@ -86,7 +87,6 @@ mod strikes;
 mod watch;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -107,6 +107,7 @@ use self::inbound::Inbound;
 pub use self::membership::{GossipStats, Member, MemberStatus, MembershipConfig};
 use self::outbound::Outbound;
 pub use self::placement::{Placement, PlacementError};
+use self::requests::{RequestIds, Requests};
 pub use self::sharding::{
     EntityRef, KeeperMsg, KeeperReply, LostShards, Rebalance, RestartSourceError, Restarted,
     ShardKeeper, ShardRefusal, Sharding, ShardingConfig, ShardingError, TellError,
@@ -187,25 +188,27 @@ struct Shared {
     /// Data messages that may be queued for one peer before bounded sends wait: the
     /// transport's `send_queue`, so that one setting bounds both queues.
     credit: usize,
-    /// Asks sent to other nodes, awaiting their `Reply`.
-    asks: DashMap<u64, (NodeId, ReplyHandler)>,
+    /// Asks sent to other nodes, awaiting their `Reply`. Its ids, like those of the other
+    /// request tables below, come from one counter.
+    asks: Requests<ReplyHandler>,
     /// Name lookups sent to other nodes.
-    lookups: DashMap<u64, (NodeId, oneshot::Sender<Found>)>,
-    next: AtomicU64,
+    lookups: Requests<oneshot::Sender<Found>>,
     /// Watches crossing the links, per node.
     watches: watch::Watches,
     /// Spawns sent to other nodes.
-    spawns: spawn::Spawns,
-    /// Migrations waiting for the target's answer.
-    migrations: migrate::Migrations,
+    spawns: Requests<oneshot::Sender<spawn::Spawned>>,
+    /// Migrations waiting for the target's answer (`Ready` or `Arrived`).
+    migrations: Requests<oneshot::Sender<migrate::Answer>>,
     /// Per-peer warning budgets, and malformed control messages counted per linked peer.
     strikes: strikes::Strikes,
     /// Each peer's incarnation, the retired ones, and the subscribers to peer events.
     incarnations: event::Incarnations,
     /// The membership driver, on a node started with [`Cluster::join`].
     membership: OnceLock<membership::Handle>,
-    /// This node's shardings, and its entity requests to other nodes.
+    /// This node's shardings.
     sharding: sharding::Regions,
+    /// Entity requests (`Resolve`) sent to the owners of shards on other nodes.
+    entities: Requests<oneshot::Sender<sharding::Resolved>>,
 }
 
 impl Cluster {
@@ -272,22 +275,13 @@ impl Cluster {
         if !shared.nodes.contains_key(node) {
             return Err(ClusterError::NotConnected(node.clone()));
         }
-        let request = shared.next.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        shared.lookups.insert(request, (node.clone(), tx));
+        let (request, rx) = shared.lookups.open(node);
         let frame = Frame::Control(Control::Lookup { request, name: name.to_owned() }.encode());
         if let Err(e) = shared.transport.send(node, &frame).await {
-            shared.lookups.remove(&request);
+            shared.lookups.remove(request);
             return Err(e.into());
         }
-        let answer = match tokio::time::timeout(self.system().ask_timeout(), rx).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => return Err(ClusterError::NodeDown(node.clone())),
-            Err(_) => {
-                shared.lookups.remove(&request);
-                return Err(ClusterError::Timeout(node.clone()));
-            }
-        };
+        let answer = shared.lookups.answer(node, request, rx, self.system().ask_timeout()).await?;
         let (id, found) = answer
             .ok_or_else(|| ClusterError::NotFound { node: node.clone(), name: name.to_owned() })?;
         shared.typed_ref(node, name, id, &found)
@@ -304,6 +298,7 @@ impl Cluster {
 
 impl Shared {
     fn new(transport: Transport, credit: usize) -> Arc<Shared> {
+        let ids = RequestIds::new();
         Arc::new(Shared {
             transport,
             credit,
@@ -317,16 +312,16 @@ impl Shared {
             unseen: std::sync::Mutex::new(Vec::new()),
             hello: Notify::new(),
             outbound: DashMap::new(),
-            asks: DashMap::new(),
-            lookups: DashMap::new(),
-            next: AtomicU64::new(1),
+            asks: Requests::new(&ids),
+            lookups: Requests::new(&ids),
             watches: watch::Watches::default(),
-            spawns: spawn::Spawns::default(),
-            migrations: migrate::Migrations::default(),
+            spawns: Requests::new(&ids),
+            migrations: Requests::new(&ids),
             strikes: strikes::Strikes::default(),
             incarnations: event::Incarnations::default(),
             membership: OnceLock::new(),
             sharding: sharding::Regions::default(),
+            entities: Requests::new(&ids),
         })
     }
 
@@ -454,8 +449,8 @@ impl Shared {
         out
     }
 
-    /// Fails everything pending on `node`. The peer is forgotten before its asks are swept
-    /// (see [`PeerRoute::route`]).
+    /// Fails everything pending on `node`. The peer is forgotten before its requests are
+    /// swept (see [`PeerRoute::route_then`]).
     fn peer_down(&self, node: &NodeId) {
         if let Some((_, system)) = self.nodes.remove(node) {
             self.systems.remove_if(&system, |_, n| n == node);
@@ -467,24 +462,19 @@ impl Shared {
         }
         watch::peer_down(self, node);
         self.strikes.peer_down(node);
-        self.spawns.peer_down(node);
-        self.migrations.peer_down(node);
-        self.sharding.peer_down(node);
         self.resumed.peer_down();
         self.host().node_down(node.as_str());
-        let asks: Vec<u64> =
-            self.asks.iter().filter(|e| &e.value().0 == node).map(|e| *e.key()).collect();
-        for ask in asks {
-            if let Some((_, (_, handler))) = self.asks.remove(&ask) {
-                let error = ReplyError::NodeDown(node.to_string());
-                handler.complete(self.system(), Err(error), Epoch::ZERO);
-            }
+        // Every request awaiting the peer fails, each kind with its node-down error: an ask
+        // with `ReplyError::NodeDown`; a lookup, spawn, migration or entity request with
+        // `ClusterError::NodeDown` (its requester sees its channel's sender dropped).
+        for handler in self.asks.peer_down(node) {
+            let error = ReplyError::NodeDown(node.to_string());
+            handler.complete(self.system(), Err(error), Epoch::ZERO);
         }
-        let lookups: Vec<u64> =
-            self.lookups.iter().filter(|e| &e.value().0 == node).map(|e| *e.key()).collect();
-        for request in lookups {
-            self.lookups.remove(&request); // dropping the sender tells the waiter
-        }
+        drop(self.lookups.peer_down(node));
+        drop(self.spawns.peer_down(node));
+        drop(self.migrations.peer_down(node));
+        drop(self.entities.peer_down(node));
     }
 }
 
@@ -630,14 +620,10 @@ impl RemoteRoute for PeerRoute {
         // Register the ask first, then check the peer: `peer_down` forgets the peer (and
         // closes its path) first, then fails the asks it finds, so every ask is either found
         // by it or refused here.
-        let ask = message.reply.map(|handler| {
-            let ask = shared.next.fetch_add(1, Ordering::Relaxed);
-            shared.asks.insert(ask, (self.node.clone(), handler));
-            ask
-        });
+        let ask = message.reply.map(|handler| shared.asks.insert(&self.node, handler));
         let refused = |shared: &Shared| {
             if let Some(ask) = ask {
-                shared.asks.remove(&ask);
+                shared.asks.remove(ask);
             }
             Err(down())
         };
@@ -778,7 +764,7 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
             }
         }
         Frame::Reply { ask, epoch, result } => {
-            if let Some((_, (_, handler))) = shared.asks.remove(&ask) {
+            if let Some(handler) = shared.asks.take(ask) {
                 handler.complete(shared.system(), result, epoch);
             }
         }
@@ -806,8 +792,8 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
             }
             Ok(Control::Found { request, result }) => {
                 // Only the node asked answers a lookup.
-                match shared.lookups.remove_if(&request, |_, (node, _)| *node == from) {
-                    Some((_, (_, tx))) => {
+                match shared.lookups.take_from(request, &from) {
+                    Some(tx) => {
                         let _ = tx.send(result);
                     }
                     None => {

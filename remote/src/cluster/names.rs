@@ -11,15 +11,13 @@
 //! lookup sees is what the nodes that answered hold; a silent node may hold the name too.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use amber_actors::{Actor, ActorRef};
 use amber_snapshot::ActorId;
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::control::Control;
-use super::{Cluster, ClusterError, Found, Shared};
+use super::{Cluster, ClusterError, Shared};
 use crate::{Frame, NodeId};
 
 /// Where a name is registered, as far as the nodes that answered know.
@@ -145,12 +143,10 @@ impl Shared {
         let mut waiting = Vec::new();
         let linked: Vec<NodeId> = self.nodes.iter().map(|e| e.key().clone()).collect();
         for node in linked {
-            let request = self.next.fetch_add(1, Ordering::Relaxed);
-            let (tx, rx) = oneshot::channel::<Found>();
-            self.lookups.insert(request, (node.clone(), tx));
+            let (request, rx) = self.lookups.open(&node);
             let frame = Frame::Control(Control::Lookup { request, name: name.to_owned() }.encode());
             if self.forwarder(&node).send(frame).is_err() {
-                self.lookups.remove(&request);
+                self.lookups.remove(request);
                 tracing::debug!(%node, name, "cluster-wide lookup: the link to the node is gone");
                 silent.push(node);
                 continue;
@@ -168,7 +164,7 @@ impl Shared {
                     silent.push(node);
                 }
                 Err(_) => {
-                    self.lookups.remove(&request);
+                    self.lookups.remove(request);
                     tracing::info!(%node, name, "cluster-wide lookup: node did not answer in time");
                     silent.push(node);
                 }

@@ -4,20 +4,17 @@
 //! ([`ActorSystem::spawn_registered`](amber_actors::ActorSystem::spawn_registered)).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use amber_actors::{ActorId, ActorRef, ActorState, SpawnError};
-use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
 
 use super::control::Control;
 use super::{Cluster, ClusterError, Shared};
 use crate::{Frame, NodeId};
 
 /// A spawn's answer: the actor's id and stable type name, or why there is none.
-type Spawned = Result<(ActorId, String), SpawnRefusal>;
+pub(super) type Spawned = Result<(ActorId, String), SpawnRefusal>;
 
 /// The spawn messages between nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,19 +63,6 @@ impl From<SpawnError> for SpawnRefusal {
     }
 }
 
-/// Spawns sent to other nodes, awaiting their answer.
-#[derive(Debug, Default)]
-pub(super) struct Spawns {
-    pending: DashMap<u64, (NodeId, oneshot::Sender<Spawned>)>,
-}
-
-impl Spawns {
-    /// Fails the spawns waiting on `node` (dropping the sender tells the waiter).
-    pub(super) fn peer_down(&self, node: &NodeId) {
-        self.pending.retain(|_, (n, _)| n != node);
-    }
-}
-
 impl Cluster {
     /// Spawns `actor` as a top-level actor on `node`, registered there under `name` if
     /// given, and returns a ref to it.
@@ -103,9 +87,7 @@ impl Cluster {
         }
         let state = actor.encode_state().map_err(ClusterError::Encode)?;
         drop(actor);
-        let request = shared.next.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        shared.spawns.pending.insert(request, (node.clone(), tx));
+        let (request, rx) = shared.spawns.open(node);
         let message = SpawnControl::Spawn {
             request,
             type_name: A::TYPE_NAME.to_owned(),
@@ -115,17 +97,10 @@ impl Cluster {
         };
         let frame = Frame::Control(Control::Spawn(message).encode());
         if let Err(e) = shared.transport.send(node, &frame).await {
-            shared.spawns.pending.remove(&request);
+            shared.spawns.remove(request);
             return Err(e.into());
         }
-        let answer = match tokio::time::timeout(self.system().ask_timeout(), rx).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => return Err(ClusterError::NodeDown(node.clone())),
-            Err(_) => {
-                shared.spawns.pending.remove(&request);
-                return Err(ClusterError::Timeout(node.clone()));
-            }
-        };
+        let answer = shared.spawns.answer(node, request, rx, self.system().ask_timeout()).await?;
         let (id, _type_name) =
             answer.map_err(|reason| ClusterError::SpawnRefused { node: node.clone(), reason })?;
         Ok(shared.host().remote_ref(id, shared.route(node.clone())))
@@ -153,7 +128,7 @@ pub(super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: SpawnContr
             let _ = shared.forwarder(&from).send(Frame::Control(Control::Spawn(answer).encode()));
         }
         SpawnControl::Spawned { request, result } => {
-            if let Some((_, (_, tx))) = shared.spawns.pending.remove(&request) {
+            if let Some(tx) = shared.spawns.take(request) {
                 let _ = tx.send(result);
             }
         }

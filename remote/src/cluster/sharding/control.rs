@@ -2,12 +2,10 @@
 //! (`Resolve`), which it finds or starts under its own lock, and its answer.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use amber_actors::ActorId;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
 
 use super::super::control::Control;
 use super::super::{ClusterError, Shared};
@@ -16,7 +14,7 @@ use super::region::RegionHost;
 use crate::{Frame, NodeId};
 
 /// An owner's answer: the entity's id and the node it runs on, or why there is none.
-pub(super) type Resolved = Result<(ActorId, String), ShardRefusal>;
+pub(in super::super) type Resolved = Result<(ActorId, String), ShardRefusal>;
 
 /// The sharding messages between nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,19 +32,11 @@ pub(crate) enum ShardControl {
     Resolved { request: u64, result: Resolved },
 }
 
-/// This node's shardings, by entity type name, and its requests to other nodes awaiting
-/// their answer.
+/// This node's shardings, by entity type name (its requests to other nodes awaiting their
+/// answer are `Shared::entities`).
 #[derive(Debug, Default)]
 pub(in super::super) struct Regions {
     pub(super) regions: DashMap<String, Arc<dyn RegionHost>>,
-    pending: DashMap<u64, (NodeId, oneshot::Sender<Resolved>)>,
-}
-
-impl Regions {
-    /// Fails the requests waiting on `node` (dropping the sender tells the waiter).
-    pub(in super::super) fn peer_down(&self, node: &NodeId) {
-        self.pending.retain(|_, (n, _)| n != node);
-    }
 }
 
 impl Shared {
@@ -62,9 +52,7 @@ impl Shared {
         if !self.is_up(node) {
             return Err(ClusterError::NotConnected(node.clone()));
         }
-        let request = self.next.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.sharding.pending.insert(request, (node.clone(), tx));
+        let (request, rx) = self.entities.open(node);
         let message = ShardControl::Resolve {
             request,
             type_name: type_name.to_owned(),
@@ -73,17 +61,10 @@ impl Shared {
         };
         let frame = Frame::Control(Control::Shard(message).encode());
         if self.forwarder(node).send(frame).is_err() {
-            self.sharding.pending.remove(&request);
+            self.entities.remove(request);
             return Err(ClusterError::NodeDown(node.clone()));
         }
-        match tokio::time::timeout(self.system().ask_timeout(), rx).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(_)) => Err(ClusterError::NodeDown(node.clone())),
-            Err(_) => {
-                self.sharding.pending.remove(&request);
-                Err(ClusterError::Timeout(node.clone()))
-            }
-        }
+        self.entities.answer(node, request, rx, self.system().ask_timeout()).await
     }
 }
 
@@ -112,8 +93,8 @@ pub(in super::super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: 
         }
         ShardControl::Resolved { request, result } => {
             // Only the node asked answers a request.
-            match shared.sharding.pending.remove_if(&request, |_, (node, _)| *node == from) {
-                Some((_, (_, tx))) => {
+            match shared.entities.take_from(request, &from) {
+                Some(tx) => {
                     let _ = tx.send(result);
                 }
                 // Late (the request timed out), or never asked.

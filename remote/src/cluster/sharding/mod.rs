@@ -49,7 +49,7 @@ use amber_snapshot::Checkpoint;
 
 pub use self::config::ShardingConfig;
 pub(crate) use self::control::ShardControl;
-pub(super) use self::control::{Regions, on_control};
+pub(super) use self::control::{Regions, Resolved, on_control};
 pub use self::entity::EntityRef;
 pub use self::error::{RestartSourceError, ShardRefusal, ShardingError, TellError};
 pub use self::keeper::{KeeperMsg, KeeperReply, ShardKeeper};
