@@ -462,19 +462,21 @@ impl Shared {
         }
         watch::peer_down(self, node);
         self.strikes.peer_down(node);
+        // Every request awaiting the peer fails, each kind with its node-down error: a
+        // lookup, spawn, migration or entity request with `ClusterError::NodeDown` (its
+        // requester sees its channel's sender dropped); an ask with `ReplyError::NodeDown`.
+        // Spawns, migrations and entity requests fail before the system hears of the loss,
+        // asks and lookups after, in the order the separate tables were swept before.
+        drop(self.spawns.peer_down(node));
+        drop(self.migrations.peer_down(node));
+        drop(self.entities.peer_down(node));
         self.resumed.peer_down();
         self.host().node_down(node.as_str());
-        // Every request awaiting the peer fails, each kind with its node-down error: an ask
-        // with `ReplyError::NodeDown`; a lookup, spawn, migration or entity request with
-        // `ClusterError::NodeDown` (its requester sees its channel's sender dropped).
         for handler in self.asks.peer_down(node) {
             let error = ReplyError::NodeDown(node.to_string());
             handler.complete(self.system(), Err(error), Epoch::ZERO);
         }
         drop(self.lookups.peer_down(node));
-        drop(self.spawns.peer_down(node));
-        drop(self.migrations.peer_down(node));
-        drop(self.entities.peer_down(node));
     }
 }
 
