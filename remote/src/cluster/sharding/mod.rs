@@ -17,6 +17,9 @@
 //!   (`restart.rs`).
 //! - Entities are plain actors: snapshots hold them, and [`Sharding::placement`] puts a
 //!   checkpoint's entities on their shard's owner among the nodes it is restored onto.
+//!   Each node records its shard count in its entry of the checkpoints it takes part in
+//!   (annotation `sharding:<type name>`, [`Sharding::annotation_key`]), which
+//!   [`Sharding::placement_recorded`] and `amber graph --shards` read back.
 //! - Passivation ([`ShardingConfig::passivate_after`]; `passivate.rs`): an idle entity
 //!   hands its state to its shard's keeper (`keeper.rs`, an actor of type
 //!   [`ShardKeeper`], kept in memory on the shard's owner, checkpointed and moved with the
@@ -194,6 +197,9 @@ impl<E: ActorState> Sharding<E> {
                 slot.insert(region::host(&region));
             }
         }
+        // Readers of this node's checkpoints (a restore, `amber graph --shards`) learn the
+        // shard count from it.
+        system.annotate_checkpoints(annotation_key(E::TYPE_NAME), shards.to_string());
         rebalance::watch(cluster, region.clone());
         if let Some(idle) = region.passivate_after {
             passivate::sweep(region.clone(), idle);
@@ -302,10 +308,41 @@ impl<E: ActorState> Sharding<E> {
         self.region.lost.subscribe()
     }
 
+    /// The key under which a sharding of `E` records its shard count (in decimal) in its
+    /// node's entry of the checkpoints it takes part in
+    /// ([`ActorSystem::annotate_checkpoints`](amber_actors::ActorSystem::annotate_checkpoints)):
+    /// `sharding:<E::TYPE_NAME>`.
+    pub fn annotation_key() -> String {
+        annotation_key(E::TYPE_NAME)
+    }
+
+    /// The shard count of `E` that `checkpoint` records: every sharding records its own in
+    /// its node's entry of the checkpoints it takes part in (annotation
+    /// [`annotation_key`](Self::annotation_key)). `None` if no node of the checkpoint recorded
+    /// one (a checkpoint taken before they were recorded, or with no sharding of `E`);
+    /// [`ShardingError::RecordedShards`] if two nodes recorded different counts, or one
+    /// is not a positive number.
+    pub fn recorded_shards(checkpoint: &Checkpoint) -> Result<Option<u32>, ShardingError> {
+        recorded_shards(checkpoint, E::TYPE_NAME)
+    }
+
+    /// [`placement`](Self::placement) over the shard count `checkpoint` records
+    /// ([`recorded_shards`](Self::recorded_shards)); [`ShardingError::NoRecordedShards`]
+    /// if it records none (give the count to [`placement`](Self::placement) then).
+    pub fn placement_recorded<N: Into<NodeId>>(
+        checkpoint: &Checkpoint,
+        nodes: impl IntoIterator<Item = N>,
+    ) -> Result<Placement, ShardingError> {
+        let shards = Self::recorded_shards(checkpoint)?
+            .ok_or_else(|| ShardingError::NoRecordedShards(E::TYPE_NAME.to_owned()))?;
+        Ok(Self::placement(checkpoint, shards, nodes))
+    }
+
     /// A placement that restores a checkpoint's entities of `E` (sharded over `shards`
     /// shards), and the keepers of their shards' passivated states, onto the owners of
     /// their shards among `nodes`, and the other actors as [`Placement::spread`] does.
-    /// Compute it alike on every node of the restore.
+    /// Compute it alike on every node of the restore. [`placement_recorded`](
+    /// Self::placement_recorded) reads `shards` from the checkpoint.
     pub fn placement<N: Into<NodeId>>(
         checkpoint: &Checkpoint,
         shards: u32,
@@ -339,6 +376,32 @@ impl<E: ActorState> Sharding<E> {
             }
         }
         placement
+    }
+}
+
+/// The annotation key of the shard count of the type registered as `type_name`
+/// ([`Sharding::annotation_key`]).
+fn annotation_key(type_name: &str) -> String {
+    format!("sharding:{type_name}")
+}
+
+/// The shard count of the entity type registered as `type_name` that `checkpoint` records
+/// ([`Sharding::recorded_shards`]).
+fn recorded_shards(checkpoint: &Checkpoint, type_name: &str) -> Result<Option<u32>, ShardingError> {
+    let problem = |problem: String| ShardingError::RecordedShards {
+        type_name: type_name.to_owned(),
+        problem,
+    };
+    let Some(value) = checkpoint
+        .manifest
+        .annotation(&annotation_key(type_name))
+        .map_err(|e| problem(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    match value.parse::<u32>() {
+        Ok(shards) if shards > 0 => Ok(Some(shards)),
+        _ => Err(problem(format!("{value:?} is not a shard count"))),
     }
 }
 
