@@ -163,6 +163,104 @@ async fn racing_first_messages_from_every_node_reach_one_entity_per_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_node_sends_to_entities_by_key_and_hosts_none() {
+    let (a, on_a) = tally_node("a", 32).await;
+    let (b, on_b) = tally_node("b", 32).await;
+    let c = node("c", tally_builder()).await;
+    let on_c = Sharding::<Tally>::start_proxy(&c, 32).unwrap();
+    let nodes = [a, b, c];
+    mesh(&nodes).await;
+    let shardings = [&on_a, &on_b, &on_c];
+    // Every shard is a's or b's, as every node sees it (the proxy included).
+    for shard in 0..32 {
+        let owner = on_a.owner_of(shard).unwrap();
+        assert_ne!(owner, *nodes[2].node(), "shard {shard} owned by the proxy");
+        for s in shardings {
+            assert_eq!(s.owner_of(shard), Some(owner.clone()), "shard {shard}: every node agrees");
+        }
+    }
+    // Every node sends the first message to every key at once, the proxy too.
+    let keys: Vec<String> = (0..40).map(|k| format!("room {k}")).collect();
+    let firsts = keys.iter().flat_map(|key| {
+        shardings.iter().map(move |s| {
+            let entity = s.entity(key.clone());
+            async move { entity.ask(TallyMsg::Add(1)).await }
+        })
+    });
+    for reply in bounded(futures::future::join_all(firsts)).await {
+        reply.expect("an entity answers");
+    }
+    let at = locations(&shardings);
+    assert_eq!(at.len(), keys.len(), "one entity per key, none extra");
+    assert!(on_c.local_keys().is_empty(), "none on the proxy: {:?}", on_c.local_keys());
+    let used: std::collections::HashSet<usize> = at.values().copied().collect();
+    assert_eq!(used, [0, 1].into_iter().collect(), "the keys spread over a and b");
+    for key in &keys {
+        let owner = on_a.owner_of(on_a.shard_of(key)).unwrap();
+        assert_eq!(nodes[at[key]].node(), &owner, "{key} runs on its shard's owner");
+        // The proxy's asks reach the one entity.
+        let report = bounded(on_c.entity(key.clone()).ask(TallyMsg::Add(10))).await.unwrap();
+        assert_eq!((report.sum, &report.key), (13, key), "{key}: three firsts, then this");
+    }
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_started_after_linking_is_left_out_once_announced_and_a_lone_one_waits() {
+    // c is linked first, running no sharding of Tally: a and b count it as an owner (whose
+    // requests it refuses until it starts one).
+    let (a, on_a) = tally_node("a", 32).await;
+    let (b, on_b) = tally_node("b", 32).await;
+    let c = node("c", tally_builder()).await;
+    let nodes = [a, b, c];
+    mesh(&nodes).await;
+    for sharding in [&on_a, &on_b] {
+        bounded(sharding.rebalanced().wait_for(|n| n.len() == 3)).await.unwrap();
+    }
+    // c starts as a proxy: a and b hear of it and spread the shards over themselves.
+    let on_c = Sharding::<Tally>::start_proxy(&nodes[2], 32).unwrap();
+    for sharding in [&on_a, &on_b] {
+        bounded(sharding.rebalanced().wait_for(|n| n.len() == 2)).await.unwrap();
+    }
+    let shardings = [&on_a, &on_b, &on_c];
+    let keys: Vec<String> = (0..40).map(|k| format!("desk {k}")).collect();
+    let firsts = keys.iter().flat_map(|key| {
+        shardings.iter().map(move |s| {
+            let entity = s.entity(key.clone());
+            async move { entity.ask(TallyMsg::Add(1)).await }
+        })
+    });
+    for reply in bounded(futures::future::join_all(firsts)).await {
+        reply.expect("an entity answers");
+    }
+    let at = locations(&shardings);
+    assert_eq!(at.len(), keys.len(), "one entity per key, none extra");
+    assert!(on_c.local_keys().is_empty());
+    for key in &keys {
+        let owner = on_c.owner_of(on_c.shard_of(key)).unwrap();
+        assert_ne!(owner, *nodes[2].node());
+        assert_eq!(nodes[at[key]].node(), &owner, "{key} runs on its shard's owner");
+        let report = bounded(on_c.entity(key.clone()).ask(TallyMsg::Report)).await.unwrap();
+        assert_eq!(report.sum, 3, "{key}: the three first messages reached one entity");
+    }
+    for n in &nodes {
+        n.shutdown().await;
+    }
+
+    // A proxy with no hosting node: no owner, and a request fails (after its retries)
+    // rather than start an entity on the proxy.
+    let lone = node("lone", tally_builder()).await;
+    let proxy = Sharding::<Tally>::start_proxy(&lone, 8).unwrap();
+    assert_eq!(proxy.owner_of(0), None);
+    let error = bounded(proxy.entity("k").ask(TallyMsg::Report)).await.unwrap_err();
+    assert!(matches!(error, ShardingError::Unreachable { .. }), "{error}");
+    assert!(proxy.local_keys().is_empty());
+    lone.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sharding_is_refused_without_shards_a_registered_type_or_twice() {
     let plain = node("plain", ActorSystem::builder()).await;
     assert!(matches!(Sharding::<Tally>::start(&plain, 8), Err(ShardingError::NotRegistered(_))));

@@ -5,6 +5,8 @@
 //! - A key maps to one of a fixed number of shards by a stable hash; a shard maps to one
 //!   of the current nodes by rendezvous hashing (`hash.rs`), which every node computes
 //!   alike from its view of the members. A join moves only the shards the new node takes.
+//!   Nodes started as proxies ([`Sharding::start_proxy`]) own none: they say so when they
+//!   link (`control.rs`), and the others leave them out.
 //! - An entity is an actor of a registered type `E`, registered on its node under the name
 //!   `shard:<E::TYPE_NAME>/<key>`. A node finds or starts one only for a shard it owns,
 //!   under the registry's name lock, so requests for one key that race from several nodes
@@ -67,7 +69,8 @@ use crate::NodeId;
 /// Start one on every node that hosts entities of `E` (with the same shard count, and
 /// the type registered with
 /// [`SystemBuilder::register`](amber_actors::SystemBuilder::register)), before the node
-/// links to the others, so that a request from another node finds it.
+/// links to the others, so that a request from another node finds it; on a node that only
+/// sends to them, start a proxy ([`start_proxy`](Self::start_proxy)), which owns no shard.
 ///
 /// ```
 /// use amber_actors::{Actor, ActorState, ActorSystem, CodecError, Context, StateError};
@@ -166,7 +169,25 @@ impl<E: ActorState> Sharding<E> {
         config: ShardingConfig,
         factory: impl Fn(&str) -> E + Send + Sync + 'static,
     ) -> Result<Self, ShardingError> {
+        let factory: Option<region::Factory<E>> =
+            if config.proxy { None } else { Some(Box::new(factory)) };
+        Self::start_region(cluster, config, factory)
+    }
+
+    /// Starts this node's share of the sharding of `E` over `shards` shards as a proxy
+    /// ([`ShardingConfig::proxy`]): it sends to the entities by key and hosts none. Fails as
+    /// [`start_with`](Self::start_with) does.
+    pub fn start_proxy(cluster: &Cluster, shards: u32) -> Result<Self, ShardingError> {
+        Self::start_region(cluster, ShardingConfig::new(shards).proxy(), None)
+    }
+
+    fn start_region(
+        cluster: &Cluster,
+        config: ShardingConfig,
+        factory: Option<region::Factory<E>>,
+    ) -> Result<Self, ShardingError> {
         let shards = config.shards;
+        let hosts = !config.proxy;
         if shards == 0 {
             return Err(ShardingError::NoShards);
         }
@@ -179,7 +200,7 @@ impl<E: ActorState> Sharding<E> {
             shared: Arc::downgrade(&cluster.shared),
             shards,
             prefix: prefix(E::TYPE_NAME),
-            factory: Box::new(factory),
+            factory,
             rebalanced: tokio::sync::watch::Sender::new(Vec::new()),
             keeper_prefix: keeper_prefix(E::TYPE_NAME),
             passivate_after: config.passivate_after,
@@ -187,6 +208,7 @@ impl<E: ActorState> Sharding<E> {
             settled: std::sync::Mutex::new(Vec::new()),
             lost: tokio::sync::watch::Sender::new(None),
             clock: std::time::Instant::now(),
+            hosts,
         });
         let regions = &cluster.shared.sharding.regions;
         match regions.entry(E::TYPE_NAME.to_owned()) {
@@ -197,11 +219,16 @@ impl<E: ActorState> Sharding<E> {
                 slot.insert(region::host(&region));
             }
         }
+        if !hosts {
+            // The linked nodes leave this one out of the shards' owners once they hear it;
+            // the nodes it links to later hear it in its `Hello`.
+            cluster.shared.sharding.proxy(&cluster.shared, E::TYPE_NAME);
+        }
         // Readers of this node's checkpoints (a restore, `amber graph --shards`) learn the
         // shard count from it.
         system.annotate_checkpoints(annotation_key(E::TYPE_NAME), shards.to_string());
         rebalance::watch(cluster, region.clone());
-        if let Some(idle) = region.passivate_after {
+        if let Some(idle) = region.passivate_after.filter(|_| hosts) {
             passivate::sweep(region.clone(), idle);
         }
         Ok(Sharding { region })
