@@ -162,8 +162,9 @@ impl<E: ActorState> Sharding<E> {
     }
 
     /// Starts this node's share of the sharding of `E` as `config` says (shard count,
-    /// passivation, restart of a lost node's shards); an entity starts from
-    /// `factory(key)`. See [`start_with`](Self::start_with).
+    /// passivation, restart of a lost node's shards, proxy); an entity starts from
+    /// `factory(key)` (not used on a proxy, [`ShardingConfig::proxy`]). See
+    /// [`start_with`](Self::start_with).
     pub fn start_config_with(
         cluster: &Cluster,
         config: ShardingConfig,
