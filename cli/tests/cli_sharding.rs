@@ -114,6 +114,17 @@ async fn graph_groups_a_sharded_checkpoint_by_shard() {
     // among them.
     let dir = tmp.path().join("store").display().to_string();
     let inspect = json(&["inspect", &dir, "--latest", "--json"]);
+    // Every node recorded the sharding's shard count, which inspect shows.
+    let nodes = inspect["checkpoint"]["nodes"].as_array().unwrap_or_else(|| panic!("{inspect}"));
+    assert_eq!(nodes.len(), 3);
+    for node in nodes {
+        assert_eq!(node["annotations"]["sharding:bank.Account"], SHARDS.to_string(), "{node}");
+    }
+    let text = ok(&["inspect", &dir, "--latest"]);
+    for name in ["a", "b", "c"] {
+        let line = format!("  recorded {name}: sharding:bank.Account={SHARDS}");
+        assert!(text.contains(&line), "{text}");
+    }
     let mut keepers = Vec::new();
     for actor in inspect["actors"].as_array().unwrap() {
         if actor["type_name"] == "amber.sharding.Keeper" {
@@ -166,6 +177,7 @@ async fn graph_groups_a_sharded_checkpoint_by_shard() {
 
     // The SVG has the same boxes.
     let svg = ok(&["graph", &dir, "--latest", "--format", "svg", "--shards"]);
+    assert_eq!(svg, ok(&["graph", &dir, "--latest", "--shards", "--format", "svg"]));
     let document = parse_svg(&svg);
     let boxes = document
         .descendants()
