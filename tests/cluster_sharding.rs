@@ -163,15 +163,118 @@ async fn racing_first_messages_from_every_node_reach_one_entity_per_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_node_sends_to_entities_by_key_and_hosts_none() {
+    let (a, on_a) = tally_node("a", 32).await;
+    let (b, on_b) = tally_node("b", 32).await;
+    let c = node("c", tally_builder()).await;
+    let on_c = Sharding::<Tally>::start_proxy(&c, 32).unwrap();
+    let nodes = [a, b, c];
+    mesh(&nodes).await;
+    let shardings = [&on_a, &on_b, &on_c];
+    // Every shard is a's or b's, as every node sees it (the proxy included).
+    for shard in 0..32 {
+        let owner = on_a.owner_of(shard).unwrap();
+        assert_ne!(owner, *nodes[2].node(), "shard {shard} owned by the proxy");
+        for s in shardings {
+            assert_eq!(s.owner_of(shard), Some(owner.clone()), "shard {shard}: every node agrees");
+        }
+    }
+    // Every node sends the first message to every key at once, the proxy too.
+    let keys: Vec<String> = (0..40).map(|k| format!("room {k}")).collect();
+    let firsts = keys.iter().flat_map(|key| {
+        shardings.iter().map(move |s| {
+            let entity = s.entity(key.clone());
+            async move { entity.ask(TallyMsg::Add(1)).await }
+        })
+    });
+    for reply in bounded(futures::future::join_all(firsts)).await {
+        reply.expect("an entity answers");
+    }
+    let at = locations(&shardings);
+    assert_eq!(at.len(), keys.len(), "one entity per key, none extra");
+    assert!(on_c.local_keys().is_empty(), "none on the proxy: {:?}", on_c.local_keys());
+    let used: std::collections::HashSet<usize> = at.values().copied().collect();
+    assert_eq!(used, [0, 1].into_iter().collect(), "the keys spread over a and b");
+    for key in &keys {
+        let owner = on_a.owner_of(on_a.shard_of(key)).unwrap();
+        assert_eq!(nodes[at[key]].node(), &owner, "{key} runs on its shard's owner");
+        // The proxy's asks reach the one entity.
+        let report = bounded(on_c.entity(key.clone()).ask(TallyMsg::Add(10))).await.unwrap();
+        assert_eq!((report.sum, &report.key), (13, key), "{key}: three firsts, then this");
+    }
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_started_after_linking_is_left_out_once_announced_and_a_lone_one_waits() {
+    // c is linked first, running no sharding of Tally: a and b count it as an owner (whose
+    // requests it refuses until it starts one).
+    let (a, on_a) = tally_node("a", 32).await;
+    let (b, on_b) = tally_node("b", 32).await;
+    let c = node("c", tally_builder()).await;
+    let nodes = [a, b, c];
+    mesh(&nodes).await;
+    for sharding in [&on_a, &on_b] {
+        bounded(sharding.rebalanced().wait_for(|n| n.len() == 3)).await.unwrap();
+    }
+    // c starts as a proxy: a and b hear of it and spread the shards over themselves.
+    let on_c = Sharding::<Tally>::start_proxy(&nodes[2], 32).unwrap();
+    for sharding in [&on_a, &on_b] {
+        bounded(sharding.rebalanced().wait_for(|n| n.len() == 2)).await.unwrap();
+    }
+    let shardings = [&on_a, &on_b, &on_c];
+    let keys: Vec<String> = (0..40).map(|k| format!("desk {k}")).collect();
+    let firsts = keys.iter().flat_map(|key| {
+        shardings.iter().map(move |s| {
+            let entity = s.entity(key.clone());
+            async move { entity.ask(TallyMsg::Add(1)).await }
+        })
+    });
+    for reply in bounded(futures::future::join_all(firsts)).await {
+        reply.expect("an entity answers");
+    }
+    let at = locations(&shardings);
+    assert_eq!(at.len(), keys.len(), "one entity per key, none extra");
+    assert!(on_c.local_keys().is_empty());
+    for key in &keys {
+        let owner = on_c.owner_of(on_c.shard_of(key)).unwrap();
+        assert_ne!(owner, *nodes[2].node());
+        assert_eq!(nodes[at[key]].node(), &owner, "{key} runs on its shard's owner");
+        let report = bounded(on_c.entity(key.clone()).ask(TallyMsg::Report)).await.unwrap();
+        assert_eq!(report.sum, 3, "{key}: the three first messages reached one entity");
+    }
+    for n in &nodes {
+        n.shutdown().await;
+    }
+
+    // A proxy with no hosting node: no owner, and a request fails (after its retries)
+    // rather than start an entity on the proxy.
+    let lone = node("lone", tally_builder()).await;
+    let proxy = Sharding::<Tally>::start_proxy(&lone, 8).unwrap();
+    assert_eq!(proxy.owner_of(0), None);
+    let error = bounded(proxy.entity("k").ask(TallyMsg::Report)).await.unwrap_err();
+    assert!(matches!(error, ShardingError::Unreachable { .. }), "{error}");
+    assert!(proxy.local_keys().is_empty());
+    lone.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sharding_is_refused_without_shards_a_registered_type_or_twice() {
     let plain = node("plain", ActorSystem::builder()).await;
     assert!(matches!(Sharding::<Tally>::start(&plain, 8), Err(ShardingError::NotRegistered(_))));
     let (n, _sharding) = tally_node("n", 8).await;
     assert!(matches!(Sharding::<Tally>::start(&n, 0), Err(ShardingError::NoShards)));
     assert!(matches!(
-        Sharding::<Tally>::start(&n, 8),
+        Sharding::<Tally>::start(&n, 16),
         Err(ShardingError::AlreadyStarted(t)) if t == "test.Tally"
     ));
+    // The sharding that runs records its count for checkpoints; the refused ones nothing.
+    let recorded = n.system().checkpoint_annotations();
+    assert_eq!(recorded.get(&Sharding::<Tally>::annotation_key()).map(String::as_str), Some("8"));
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert!(plain.system().checkpoint_annotations().is_empty());
     plain.shutdown().await;
     n.shutdown().await;
 }
@@ -344,8 +447,17 @@ async fn a_sharded_bank_adds_up_in_snapshots_and_after_a_restore_onto_two_nodes(
         n.shutdown().await;
     }
 
-    // Onto two nodes: every account lands on its shard's owner among them.
-    let placement = Sharding::<Account>::placement(&checkpoint, SHARDS, ["a", "b"]);
+    // Every node recorded the shard count in the checkpoint.
+    assert_eq!(checkpoint.manifest.nodes.len(), 3);
+    for node in &checkpoint.manifest.nodes {
+        let count = node.annotations.get("sharding:test.Account");
+        assert_eq!(count.map(String::as_str), Some("64"), "node {}", node.node);
+    }
+    assert_eq!(Sharding::<Account>::recorded_shards(&checkpoint).unwrap(), Some(SHARDS));
+
+    // Onto two nodes: every account lands on its shard's owner among them, by the count the
+    // checkpoint records.
+    let placement = Sharding::<Account>::placement_recorded(&checkpoint, ["a", "b"]).unwrap();
     let restored = restore_onto(&["a", "b"], bank_builder, &checkpoint, &placement).await;
     let shardings: Vec<_> = restored.iter().map(|n| bank_sharding(n, SHARDS)).collect();
     let ids: HashMap<String, amber::ActorId> = checkpoint
@@ -372,6 +484,83 @@ async fn a_sharded_bank_adds_up_in_snapshots_and_after_a_restore_onto_two_nodes(
     assert_eq!(after.manifest.actors.len(), keys.len());
     assert_eq!(audit(&after).total(), total, "the restored bank adds up");
     for n in &restored {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_records_each_nodes_shard_count_and_a_restore_reads_it() {
+    // Two nodes shard Tally over 8 shards; the third runs no sharding of it (it still owns
+    // some of its shards: the keys sent to are the others') but one of accounts.
+    let (a, on_a) = tally_node("a", 8).await;
+    let (b, _on_b) = tally_node("b", 8).await;
+    let c = node("c", tally_builder().register::<Account>()).await;
+    let _accounts = bank_sharding(&c, 4);
+    let nodes = [a, b, c];
+    mesh(&nodes).await;
+    let keys: Vec<String> = (0..)
+        .map(|k| format!("k{k}"))
+        .filter(|key| {
+            on_a.owner_of(on_a.shard_of(key)).is_some_and(|owner| owner != *nodes[2].node())
+        })
+        .take(12)
+        .collect();
+    for key in &keys {
+        bounded(on_a.entity(key.clone()).tell(TallyMsg::Push { sender: 0, n: 1 })).await.unwrap();
+    }
+    let checkpoint = bounded(nodes[2].system().snapshot()).await.unwrap();
+    let recorded: Vec<(&str, Option<&str>)> = checkpoint
+        .manifest
+        .nodes
+        .iter()
+        .map(|n| (n.node.as_str(), n.annotations.get("sharding:test.Tally").map(String::as_str)))
+        .collect();
+    assert_eq!(recorded, [("a", Some("8")), ("b", Some("8")), ("c", None)]);
+    assert_eq!(Sharding::<Tally>::recorded_shards(&checkpoint).unwrap(), Some(8));
+    assert_eq!(Sharding::<Account>::recorded_shards(&checkpoint).unwrap(), Some(4));
+    // The recorded count places every entity as the count given does (a restore with it is
+    // in the sharded bank's test).
+    let onto = ["a", "c"];
+    let given = Sharding::<Tally>::placement(&checkpoint, 8, onto).assign(&checkpoint).unwrap();
+    let recorded = Sharding::<Tally>::placement_recorded(&checkpoint, onto).unwrap();
+    assert_eq!(recorded.assign(&checkpoint).unwrap(), given);
+    let entities = checkpoint.manifest.actors.iter().filter(|e| e.type_name == "test.Tally");
+    assert_eq!(entities.count(), keys.len());
+    // A checkpoint without recorded counts (as taken before they were recorded) needs the
+    // count given.
+    let mut old = checkpoint.clone();
+    for node in &mut old.manifest.nodes {
+        node.annotations.clear();
+    }
+    assert!(matches!(Sharding::<Tally>::recorded_shards(&old), Ok(None)));
+    assert!(matches!(
+        Sharding::<Tally>::placement_recorded(&old, onto),
+        Err(ShardingError::NoRecordedShards(t)) if t == "test.Tally"
+    ));
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_that_sharded_over_different_counts_make_a_checkpoint_with_no_usable_count() {
+    let (a, _on_a) = tally_node("a", 8).await;
+    let (b, _on_b) = tally_node("b", 16).await;
+    let nodes = [a, b];
+    mesh(&nodes).await;
+    let checkpoint = bounded(nodes[0].system().snapshot()).await.unwrap();
+    let error = Sharding::<Tally>::recorded_shards(&checkpoint).unwrap_err();
+    assert!(
+        matches!(&error, ShardingError::RecordedShards { type_name, .. } if type_name == "test.Tally"),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("node a recorded \"8\"") && message.contains("node b recorded \"16\""),
+        "{message}"
+    );
+    assert!(Sharding::<Tally>::placement_recorded(&checkpoint, ["a"]).is_err());
+    for n in &nodes {
         n.shutdown().await;
     }
 }

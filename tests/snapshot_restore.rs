@@ -37,6 +37,32 @@ fn busy_bank_snapshot() -> Checkpoint {
     })
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_systems_checkpoint_annotations_are_in_its_snapshots_and_not_restored() {
+    let system = ActorSystem::builder().register::<Account>().build();
+    open_bank(&system, 3, 10).await;
+    assert_eq!(system.annotate_checkpoints("k", "1"), None);
+    assert_eq!(system.annotate_checkpoints("k", "2"), Some("1".to_owned()));
+    system.annotate_checkpoints("gone", "x");
+    assert_eq!(system.remove_checkpoint_annotation("gone"), Some("x".to_owned()));
+    let checkpoint = bounded(system.snapshot()).await.unwrap();
+    let node = &checkpoint.manifest.nodes[0];
+    assert_eq!(node.annotations, [("k".to_owned(), "2".to_owned())].into_iter().collect());
+    assert_eq!(checkpoint.manifest.annotation("k"), Ok(Some("2")));
+    // Through a file and back.
+    let tmp = tempfile::tempdir().unwrap();
+    let store = FsStore::open(tmp.path()).unwrap().with_durability(false);
+    store.save(&checkpoint).unwrap();
+    assert_eq!(store.latest().unwrap().unwrap().manifest, checkpoint.manifest);
+    bounded(system.shutdown()).await;
+    // A restored system records nothing until told again.
+    let restored = ActorSystem::builder().register::<Account>().restore(&checkpoint).unwrap();
+    assert!(restored.checkpoint_annotations().is_empty());
+    let again = bounded(restored.snapshot()).await.unwrap();
+    assert!(again.manifest.nodes[0].annotations.is_empty());
+    bounded(restored.shutdown()).await;
+}
+
 #[test]
 fn restore_then_snapshot_reproduces_states_and_in_flight_byte_for_byte() {
     let original = busy_bank_snapshot();

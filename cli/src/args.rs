@@ -58,7 +58,8 @@ pub(crate) enum Command {
     /// in-flight messages with their counts, as Graphviz DOT or as SVG.
     #[command(after_help = "Examples:\n  amber graph DIR --latest --format svg > system.svg\n  \
                             amber graph FILE | dot -Tpng > system.png\n  \
-                            amber graph DIR --latest --shards 32 --format svg > shards.svg")]
+                            amber graph DIR --latest --format svg --shards > shards.svg\n  \
+                            amber graph DIR --latest --shards 32 > shards.dot")]
     Graph(GraphArgs),
     /// The history of a store: size, actors, in-flight messages and time per checkpoint, as
     /// a table or as an SVG plot.
@@ -162,10 +163,16 @@ pub(crate) struct GraphArgs {
     pub(crate) collapse_above: usize,
     /// Group sharded entities (registered as `shard:TYPE/KEY`) and their shards' keepers
     /// into one box per shard and node, with counts, their shard computed from their key as
-    /// amber's sharding does over N shards: the sharding's shard count, which a checkpoint
-    /// does not record. In-flight messages are then counted between shards.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) shards: Option<u32>,
+    /// amber's sharding does over its shard count: each type's as the checkpoint records
+    /// it, or N for every type if given (for a checkpoint that records none, taken before
+    /// checkpoints recorded them). In-flight messages are then counted between shards.
+    #[arg(
+        long,
+        value_name = "N",
+        num_args = 0..=1,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub(crate) shards: Option<Option<u32>>,
 }
 
 /// `amber stats`.

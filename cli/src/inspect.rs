@@ -108,7 +108,9 @@ pub(crate) fn checkpoint_json(file: &Path, checkpoint: &Checkpoint) -> Json {
     let nodes: Vec<Json> = manifest
         .nodes
         .iter()
-        .map(|node| json!({ "node": node.node, "address": node.address }))
+        .map(|node| {
+            json!({ "node": node.node, "address": node.address, "annotations": node.annotations })
+        })
         .collect();
     json!({
         "id": manifest.id.0,
@@ -245,6 +247,12 @@ pub(crate) fn write_header(
     writeln!(out, "  epoch    {}", manifest.epoch.0)?;
     writeln!(out, "  created  {}", rfc3339(manifest.created_unix_ms))?;
     writeln!(out, "  nodes    {}", or_dash(Some(nodes.join(", ")).filter(|s| !s.is_empty())))?;
+    // What the nodes recorded of themselves (e.g. a sharding's shard count), if any.
+    for node in manifest.nodes.iter().filter(|n| !n.annotations.is_empty()) {
+        let recorded: Vec<String> =
+            node.annotations.iter().map(|(key, value)| format!("{key}={value}")).collect();
+        writeln!(out, "  recorded {}: {}", node.node, recorded.join(", "))?;
+    }
     Ok(())
 }
 

@@ -61,8 +61,8 @@ fn sample(id: u64) -> Checkpoint {
             epoch: Epoch(id + 10),
             created_unix_ms: 1_700_000_000_000 + id,
             nodes: vec![
-                NodeEntry { node: "node-a".into(), address: Some("10.0.0.1:7000".into()) },
-                NodeEntry { node: "node-b".into(), address: None },
+                NodeEntry::new("node-a", Some("10.0.0.1:7000".into())),
+                NodeEntry::new("node-b", None),
             ],
             actors: vec![
                 entry(1, "bank.Bank", Some("bank"), None),
@@ -168,8 +168,8 @@ fn inspect_json_shows_everything() {
             "created_unix_ms": 1_700_000_000_002u64,
             "created": "2023-11-14T22:13:20.002Z",
             "nodes": [
-                { "node": "node-a", "address": "10.0.0.1:7000" },
-                { "node": "node-b", "address": null },
+                { "node": "node-a", "address": "10.0.0.1:7000", "annotations": {} },
+                { "node": "node-b", "address": null, "annotations": {} },
             ],
         })
     );

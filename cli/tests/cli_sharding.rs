@@ -1,7 +1,8 @@
 //! `amber graph --shards` on a checkpoint of a sharded bank over three nodes (clusters in one
 //! process over 127.0.0.1, port 0): one box per shard and node, with counts, whatever the
 //! number of entities; a passivated account's keeper in its shard's box; in-flight messages
-//! counted between shards.
+//! counted between shards. The shard count is the one the checkpoint records, or one given;
+//! a checkpoint that records none (or two) needs it given.
 
 mod support;
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use amber::cluster::{Sharding, ShardingConfig};
 use amber::prelude::*;
-use amber::snapshot::FsStore;
+use amber::snapshot::{CheckpointStore, FsStore};
 use amber::{Cluster, TransportConfig};
 use support::{Account, EACH, amber, assert_fails, bounded, json, ok, parse_svg, start_trading};
 
@@ -113,6 +114,17 @@ async fn graph_groups_a_sharded_checkpoint_by_shard() {
     // among them.
     let dir = tmp.path().join("store").display().to_string();
     let inspect = json(&["inspect", &dir, "--latest", "--json"]);
+    // Every node recorded the sharding's shard count, which inspect shows.
+    let nodes = inspect["checkpoint"]["nodes"].as_array().unwrap_or_else(|| panic!("{inspect}"));
+    assert_eq!(nodes.len(), 3);
+    for node in nodes {
+        assert_eq!(node["annotations"]["sharding:bank.Account"], SHARDS.to_string(), "{node}");
+    }
+    let text = ok(&["inspect", &dir, "--latest"]);
+    for name in ["a", "b", "c"] {
+        let line = format!("  recorded {name}: sharding:bank.Account={SHARDS}");
+        assert!(text.contains(&line), "{text}");
+    }
     let mut keepers = Vec::new();
     for actor in inspect["actors"].as_array().unwrap() {
         if actor["type_name"] == "amber.sharding.Keeper" {
@@ -134,11 +146,16 @@ async fn graph_groups_a_sharded_checkpoint_by_shard() {
         .collect();
     assert!(expected.len() <= 3 * SHARDS as usize);
 
-    let shards = SHARDS.to_string();
-    let dot = ok(&["graph", &dir, "--latest", "--shards", &shards]);
+    // Without N, the shard count the checkpoint records (every node recorded it).
+    let dot = ok(&["graph", &dir, "--latest", "--shards"]);
     // The CLI's shard of each entity is the library's, and each shard is one box per node.
     assert_eq!(shard_boxes(&dot), expected, "{dot}");
-    assert!(dot.contains(&format!("by shard ({SHARDS} shards)")), "{dot}");
+    assert!(dot.contains(&format!("by shard (bank.Account: {SHARDS} shards)")), "{dot}");
+    // The count given draws the same boxes.
+    let shards = SHARDS.to_string();
+    let given = ok(&["graph", &dir, "--latest", "--shards", &shards]);
+    assert_eq!(shard_boxes(&given), expected, "{given}");
+    assert!(given.contains(&format!("by shard ({SHARDS} shards)")), "{given}");
     // In-flight messages are counted between shard boxes (or from outside), every one of
     // them.
     let caption = dot.lines().find(|l| l.contains("graph [label=")).unwrap();
@@ -159,7 +176,8 @@ async fn graph_groups_a_sharded_checkpoint_by_shard() {
     assert_eq!(counted, in_flight, "{dot}");
 
     // The SVG has the same boxes.
-    let svg = ok(&["graph", &dir, "--latest", "--shards", &shards, "--format", "svg"]);
+    let svg = ok(&["graph", &dir, "--latest", "--format", "svg", "--shards"]);
+    assert_eq!(svg, ok(&["graph", &dir, "--latest", "--shards", "--format", "svg"]));
     let document = parse_svg(&svg);
     let boxes = document
         .descendants()
@@ -175,4 +193,25 @@ async fn graph_groups_a_sharded_checkpoint_by_shard() {
     assert_fails(&output, 2, &["--shards is 2", "shard count"]);
     let output = amber(&["graph", &dir, "--latest", "--shards", "0"]);
     assert_fails(&output, 2, &["--shards"]);
+
+    // A checkpoint that records no count (as one taken before counts were recorded) draws
+    // by shard only with the count given; one whose nodes recorded different counts too.
+    let checkpoint = FsStore::open(tmp.path().join("store")).unwrap().latest().unwrap().unwrap();
+    let mut unrecorded = checkpoint.clone();
+    for node in &mut unrecorded.manifest.nodes {
+        assert!(node.annotations.remove("sharding:bank.Account").is_some(), "{}", node.node);
+    }
+    let mut disagreeing = checkpoint;
+    disagreeing.manifest.nodes[1].annotations.insert("sharding:bank.Account".into(), "4".into());
+    for (name, checkpoint, needles) in [
+        ("unrecorded", unrecorded, ["records no shard count", "--shards N"]),
+        ("disagreeing", disagreeing, ["different shard counts for bank.Account", "--shards N"]),
+    ] {
+        let store = FsStore::open(tmp.path().join(name)).unwrap().with_durability(false);
+        store.save(&checkpoint).unwrap();
+        let dir = tmp.path().join(name).display().to_string();
+        assert_fails(&amber(&["graph", &dir, "--latest", "--shards"]), 2, &needles);
+        let dot = ok(&["graph", &dir, "--latest", "--shards", &shards]);
+        assert_eq!(shard_boxes(&dot), expected, "{name}: {dot}");
+    }
 }

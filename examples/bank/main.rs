@@ -42,7 +42,8 @@
 //! `--sharded` (`sharded.rs`, through `cluster.rs` also on one node) makes the accounts
 //! sharded entities addressed by key, `acct-<i>`, started by a first message and reached
 //! through entity refs; the bank starts them all, then asks random accounts to pay random
-//! others. `amber graph DIR --latest --shards N` draws such a checkpoint one box per shard.
+//! others. `amber graph DIR --latest --shards` draws such a checkpoint one box per shard
+//! (over the shard count the checkpoint records).
 //!
 //! An account's state holds its `balance`; the only message that carries money is
 //! `Deposit { amount }` (a transfer withdraws locally, then sends that deposit), so the
@@ -961,7 +962,8 @@ fn where_they_went(dir: &str, store: &Store, shards: Option<u32>) -> String {
         |e| format!("cannot list them: {e}"),
         |ids| format!("{} kept, the newest last", ids.len()),
     );
-    let by_shard = shards.map(|n| format!(" --shards {n}")).unwrap_or_default();
+    // The checkpoints record the shard count: `--shards` reads it.
+    let by_shard = shards.map(|_| " --shards".to_owned()).unwrap_or_default();
     format!(
         "checkpoints: {dir} ({kept})\n\
          look inside them with amber's CLI (from this repository):\n  \

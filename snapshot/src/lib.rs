@@ -30,12 +30,13 @@ mod protocol;
 /// The byte buffer type of [`InFlightRecord::payload`] (re-exported from the `bytes` crate).
 pub use bytes::Bytes;
 pub use checkpoint::{
-    ActorEntry, BATCH_BYTES, Backlog, BacklogBuilder, BacklogMessage, CHECKPOINT_FORMAT_VERSION,
-    Checkpoint, CheckpointId, CheckpointInfo, CheckpointStore, Compression, FormatError, FsStore,
-    InFlight, InFlightIntoIter, InFlightIter, InFlightMessage, InFlightMessages, InFlightRecord,
-    InFlightRun, LatestValid, MAX_EXPANSION, Manifest, NodeEntry, OLDEST_READABLE_VERSION,
-    RecordKind, ReferenceProblem, SpawnCapacity, SpawnRestart, StateRecord, Store, StoreError,
-    TimerEntry, ValidationError, decode, decode_manifest, encode, encode_with,
+    ActorEntry, AnnotationConflict, BATCH_BYTES, Backlog, BacklogBuilder, BacklogMessage,
+    CHECKPOINT_FORMAT_VERSION, Checkpoint, CheckpointId, CheckpointInfo, CheckpointStore,
+    Compression, FormatError, FsStore, InFlight, InFlightIntoIter, InFlightIter, InFlightMessage,
+    InFlightMessages, InFlightRecord, InFlightRun, LatestValid, MAX_EXPANSION, Manifest, NodeEntry,
+    OLDEST_READABLE_VERSION, RecordKind, ReferenceProblem, SpawnCapacity, SpawnRestart,
+    StateRecord, Store, StoreError, TimerEntry, ValidationError, decode, decode_manifest, encode,
+    encode_with,
 };
 #[cfg(feature = "s3")]
 pub use checkpoint::{AsyncCheckpointStore, DEFAULT_PART_SIZE, ObjectStoreCheckpoints};

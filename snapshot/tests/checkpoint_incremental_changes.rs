@@ -64,10 +64,7 @@ fn checkpoint(id: u64, world: &[Model], shuffle_states: bool) -> Checkpoint {
             id: CheckpointId(id),
             epoch: Epoch(id),
             created_unix_ms: 1_700_000_000_000 + id,
-            nodes: NODES
-                .iter()
-                .map(|n| NodeEntry { node: (*n).into(), address: Some(format!("{n}:1")) })
-                .collect(),
+            nodes: NODES.iter().map(|n| NodeEntry::new(*n, Some(format!("{n}:1")))).collect(),
             actors: actors
                 .iter()
                 .map(|m| ActorEntry {

@@ -171,10 +171,7 @@ fn many(n: u64, messages: u64, payload: usize) -> Checkpoint {
             id: CheckpointId(3),
             epoch: Epoch(41),
             created_unix_ms: 1_700_000_000_000,
-            nodes: vec![
-                NodeEntry { node: "a".into(), address: Some("127.0.0.1:1".into()) },
-                NodeEntry { node: "b".into(), address: None },
-            ],
+            nodes: vec![NodeEntry::new("a", Some("127.0.0.1:1".into())), NodeEntry::new("b", None)],
             actors,
         },
         states,
@@ -275,4 +272,67 @@ fn compact_payloads_that_point_nowhere_are_refused() {
         decode(&with_payload(&checkpoint, in_flight_record, &message(Some((0, 2))))),
         Err(FormatError::CountMismatch { kind: RecordKind::InFlight, .. })
     ));
+}
+
+/// `sample(id)` with its nodes' annotations: node a records two, node b none.
+fn annotated(id: u64) -> Checkpoint {
+    let mut checkpoint = sample(id);
+    let a = &mut checkpoint.manifest.nodes[0].annotations;
+    a.insert("sharding:bank.Account".into(), "16".into());
+    a.insert("note".into(), "a longer value, with \"quotes\" and ünïcode".into());
+    checkpoint
+}
+
+#[test]
+fn node_annotations_round_trip_in_every_written_version() {
+    let checkpoint = annotated(7);
+    assert!(checkpoint.manifest.nodes[1].annotations.is_empty());
+    // Version 2 and version 4.
+    let plain = encode(&checkpoint).unwrap();
+    assert_eq!(&plain[8..12], &2u32.to_le_bytes());
+    assert_eq!(decode(&plain).unwrap(), checkpoint);
+    assert_eq!(decode_manifest(&plain).unwrap(), checkpoint.manifest);
+    // Only the annotated node's entry grows: the file is the unannotated one's plus them.
+    assert!(plain.len() > encode(&sample(7)).unwrap().len());
+    let zstd = amber_snapshot::encode_with(&checkpoint, amber_snapshot::Compression::ZSTD);
+    assert_eq!(decode(&zstd.unwrap()).unwrap(), checkpoint);
+    // Version 7, through an incremental store: the second checkpoint refers to the first and
+    // still carries its own (changed) annotations.
+    let tmp = tempfile::tempdir().unwrap();
+    let store = FsStore::open(tmp.path()).unwrap().with_incremental(4);
+    store.save(&checkpoint).unwrap();
+    let mut next = annotated(8);
+    next.manifest.nodes[1].annotations.insert("sharding:bank.Account".into(), "16".into());
+    next.manifest.nodes[0].annotations.remove("note");
+    let info = store.save(&next).unwrap();
+    let bytes = std::fs::read(&info.path_or_key).unwrap();
+    assert_eq!(&bytes[8..12], &7u32.to_le_bytes(), "the second checkpoint refers to the first");
+    assert_eq!(store.load(CheckpointId(8)).unwrap(), next);
+    assert_eq!(store.load(CheckpointId(7)).unwrap(), checkpoint);
+    assert_eq!(next.manifest.annotation("sharding:bank.Account"), Ok(Some("16")));
+}
+
+#[test]
+fn checkpoints_written_before_annotations_read_with_none() {
+    for bytes in V1_FILES.into_iter().chain([V2_SAMPLE_7, V4_SAMPLE_7]) {
+        let checkpoint = decode(bytes).unwrap();
+        assert!(checkpoint.manifest.nodes.iter().all(|n| n.annotations.is_empty()));
+        assert_eq!(checkpoint.manifest.annotation("sharding:bank.Account"), Ok(None));
+    }
+}
+
+#[test]
+fn an_annotation_two_nodes_recorded_differently_is_a_conflict() {
+    let mut checkpoint = annotated(7);
+    let b = &mut checkpoint.manifest.nodes[1].annotations;
+    b.insert("sharding:bank.Account".into(), "8".into());
+    let conflict = checkpoint.manifest.annotation("sharding:bank.Account").unwrap_err();
+    assert_eq!(conflict.first, ("node-a".to_owned(), "16".to_owned()));
+    assert_eq!(conflict.other, ("node-b".to_owned(), "8".to_owned()));
+    assert!(conflict.to_string().contains("node node-a recorded \"16\""), "{conflict}");
+    // Keys no node disagrees on still read.
+    assert!(checkpoint.manifest.annotation("note").unwrap().unwrap().starts_with("a longer"));
+    // And a conflict survives the file: both values are kept, each on its node.
+    let read = decode(&encode(&checkpoint).unwrap()).unwrap();
+    assert_eq!(read.manifest.annotation("sharding:bank.Account"), Err(conflict));
 }

@@ -273,6 +273,9 @@ pub(crate) struct SnapshotEngine {
     state: Arc<Mutex<EngineState>>,
     pub(crate) late: Arc<LateSink>,
     remote: Option<Arc<dyn RemoteDirectory>>,
+    /// What this node records of itself in its parts ([`NodeEntry::annotations`]): a leaf
+    /// lock, taken alone.
+    annotations: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for SnapshotEngine {
@@ -299,7 +302,24 @@ impl SnapshotEngine {
             clock: tokio::time::Instant::now(),
             late: Arc::default(),
             remote,
+            annotations: std::sync::Mutex::default(),
         }
+    }
+
+    /// Records `value` under `key` in the parts this node makes from now on (removes the
+    /// key for `None`); returns what was recorded under it before.
+    pub(crate) fn annotate(&self, key: String, value: Option<String>) -> Option<String> {
+        let mut annotations =
+            self.annotations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match value {
+            Some(value) => annotations.insert(key, value),
+            None => annotations.remove(&key),
+        }
+    }
+
+    /// What this node records of itself in its parts now.
+    pub(crate) fn annotations(&self) -> BTreeMap<String, String> {
+        self.annotations.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, EngineState> {
@@ -1060,7 +1080,7 @@ impl SnapshotEngine {
         let ms = started.elapsed().as_secs_f64() * 1e3;
         tracing::debug!(%epoch, actors = round.actors.len(), in_flight = in_flight.len(), ms, "snapshot part made");
         NodePart {
-            node: NodeEntry { node: self.me.clone(), address },
+            node: NodeEntry { node: self.me.clone(), address, annotations: self.annotations() },
             actors: round.actors,
             states: round.states,
             in_flight,

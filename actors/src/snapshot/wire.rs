@@ -78,7 +78,7 @@ pub(crate) struct NodePart {
 impl Default for NodePart {
     fn default() -> Self {
         NodePart {
-            node: NodeEntry { node: String::new(), address: None },
+            node: NodeEntry::new(String::new(), None),
             actors: Vec::new(),
             states: Vec::new(),
             in_flight: InFlight::new(),
@@ -561,8 +561,10 @@ mod tests {
         for a in actors.iter().rev().take(2) {
             in_flight.push(record(a));
         }
+        let mut node = NodeEntry::new("b", Some("127.0.0.1:1".to_owned()));
+        node.annotations.insert("sharding:test.Cell".to_owned(), "16".to_owned());
         NodePart {
-            node: NodeEntry { node: "b".to_owned(), address: Some("127.0.0.1:1".to_owned()) },
+            node,
             actors,
             states,
             in_flight,

@@ -121,6 +121,34 @@ impl ActorSystem {
         })
     }
 
+    /// Records `value` under `key` in this node's entry of every checkpoint taken from now
+    /// on ([`NodeEntry::annotations`](amber_snapshot::NodeEntry::annotations), read back with
+    /// [`Manifest::annotation`](amber_snapshot::Manifest::annotation)): what a reader of the
+    /// checkpoint needs to know of how this node ran, e.g. a sharding's shard count, which
+    /// `amber_remote`'s `Sharding` records under `sharding:<type name>`. The value in a
+    /// checkpoint is the one set when the node made its part. Returns what was recorded under
+    /// `key` before. Annotations are not restored: whatever set one sets it again on the
+    /// restored system.
+    pub fn annotate_checkpoints(
+        &self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Option<String> {
+        self.engine().annotate(key.into(), Some(value.into()))
+    }
+
+    /// Stops recording `key` in this node's entry of the checkpoints taken from now on
+    /// ([`annotate_checkpoints`](Self::annotate_checkpoints)); returns what it recorded.
+    pub fn remove_checkpoint_annotation(&self, key: &str) -> Option<String> {
+        self.engine().annotate(key.to_owned(), None)
+    }
+
+    /// What this node records of itself in the checkpoints it takes part in now
+    /// ([`annotate_checkpoints`](Self::annotate_checkpoints)).
+    pub fn checkpoint_annotations(&self) -> std::collections::BTreeMap<String, String> {
+        self.engine().annotations()
+    }
+
     /// Takes a snapshot and writes it to `store` as the next checkpoint (the store is called
     /// on a blocking thread). Returns what was written, and logs it (INFO).
     pub async fn checkpoint<S>(&self, store: &Arc<S>) -> Result<CheckpointInfo, SnapshotError>

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use amber_snapshot::{ActorId, Checkpoint};
 
-use super::shard::{self, Place};
+use super::shard::{self, Place, ShardCounts};
 
 /// What an edge stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -86,13 +86,13 @@ impl Picture {
     /// The picture of `checkpoint`: one box per actor, or with more than `collapse_above`
     /// actors one box per type and node. With `shards`, sharded entities and their shards'
     /// keepers are drawn one box per shard and node instead (with counts), their shard
-    /// computed from their key over that many shards, and the other actors as before
-    /// (`collapse_above` counts those only); `Err` if a keeper's shard says `shards` is not
-    /// the sharding's shard count.
+    /// computed from their key over their type's shard count, and the other actors as
+    /// before (`collapse_above` counts those only); `Err` if a keeper's shard says a count
+    /// is not the sharding's, or a sharded type has no count.
     pub(crate) fn of(
         checkpoint: &Checkpoint,
         collapse_above: usize,
-        shards: Option<u32>,
+        shards: Option<&ShardCounts>,
     ) -> Result<Picture, String> {
         let manifest = &checkpoint.manifest;
         let mut places: HashMap<ActorId, Place> = HashMap::new();
@@ -282,7 +282,7 @@ impl Picture {
                 depth: 0,
             });
         }
-        let by_shard = shards.map(|n| format!("  by shard ({n} shards)")).unwrap_or_default();
+        let by_shard = shards.map(|n| format!("  by shard ({})", n.caption())).unwrap_or_default();
         Ok(Picture {
             caption: format!(
                 "{}  epoch {}  {} actors  {} in flight{by_shard}",

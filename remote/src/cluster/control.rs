@@ -12,7 +12,10 @@ use super::watch::WatchControl;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Control {
     /// Sent on every new link: refs to actors first spawned by `system` route to the sender.
-    Hello { system: SystemId },
+    /// `proxies` names the sharded entity types the sender is a proxy of (it hosts none of
+    /// their entities), as of its announcement number `announced` (see
+    /// `sharding/control.rs`).
+    Hello { system: SystemId, proxies: Vec<String>, announced: u64 },
     /// Which actor is registered under `name` on the receiving node?
     Lookup { request: u64, name: String },
     /// The answer: the actor's id and stable type name, or `None` if no actor is registered

@@ -470,6 +470,7 @@ impl Shared {
         drop(self.spawns.peer_down(node));
         drop(self.migrations.peer_down(node));
         drop(self.entities.peer_down(node));
+        self.sharding.peer_down(node);
         self.resumed.peer_down();
         self.host().node_down(node.as_str());
         for handler in self.asks.peer_down(node) {
@@ -726,8 +727,15 @@ fn on_event(shared: &Arc<Shared>, event: TransportEvent) {
         TransportEvent::PeerUp { node, .. } => {
             // On the urgent lane, so that no snapshot message to that node overtakes it (see
             // `Directory::send_snapshot`). Nothing else was sent on the new link yet.
-            let hello = Frame::Control(Control::Hello { system: shared.system().id() }.encode());
-            let _ = shared.transport.send_urgent(&node, &hello);
+            // With the sharded types this node is a proxy of, read and sent under the lock
+            // their announcements take (`Regions::proxy`): a proxy started meanwhile is in
+            // this `Hello`, or announced to this node after it.
+            shared.sharding.hello(|proxies, announced| {
+                let system = shared.system().id();
+                let hello = Control::Hello { system, proxies, announced };
+                let hello = Frame::Control(hello.encode());
+                let _ = shared.transport.send_urgent(&node, &hello);
+            });
         }
         TransportEvent::PeerDown { node, reason } => {
             tracing::info!(%node, %reason, "node down");
@@ -771,7 +779,10 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
             }
         }
         Frame::Control(bytes) => match Control::decode(&bytes) {
-            Ok(Control::Hello { system }) => {
+            Ok(Control::Hello { system, proxies, announced }) => {
+                // Known before the node counts as up: a sharding never counts a proxy that
+                // said so in its `Hello` as an owner.
+                shared.sharding.proxies_of(&from, proxies, announced);
                 let event = shared.incarnations.introduced(&from, system);
                 if let ClusterEvent::Restarted { .. } = event {
                     // Before the node counts as up: no actor can have left for the new

@@ -28,7 +28,11 @@ pub use refusal::Refusal;
 /// typed [`Frame::Refuse`](crate::Frame::Refuse). The preamble comes first in every
 /// version, so a version-2 node and a version-3 node each report
 /// [`HandshakeError::Version`] naming both.
-pub const PROTOCOL_VERSION: u16 = 3;
+///
+/// 4: a link's `Hello` names the sharded entity types its sender is a proxy of (it sends to
+/// their entities and hosts none), and a proxy started later is announced; a version-3
+/// node could not read them.
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The first bytes on every connection, before the version.
 pub(crate) const MAGIC: [u8; 4] = *b"AMBR";

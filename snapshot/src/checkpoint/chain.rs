@@ -513,7 +513,7 @@ mod tests {
                 id: CheckpointId(id),
                 epoch: Epoch(id),
                 created_unix_ms: 0,
-                nodes: vec![NodeEntry { node: "n".into(), address: None }],
+                nodes: vec![NodeEntry::new("n", None)],
                 actors: (0..states.len())
                     .map(|i| ActorEntry {
                         id: actor(i),
@@ -581,7 +581,7 @@ mod tests {
             super::plan(Some(chain.clone()), &checkpoint(4, &[b"x", b"B", b"c", b"D"]), 16, always);
         assert_eq!(shape(&plan.unwrap())[0], ('h', 0, 1, 0));
         let mut moved = checkpoint(4, &[b"a", b"B", b"c", b"D"]);
-        moved.manifest.nodes.push(NodeEntry { node: "m".into(), address: None });
+        moved.manifest.nodes.push(NodeEntry::new("m", None));
         moved.manifest.actors[2].node = "m".into();
         let (plan, _) = super::plan(Some(chain.clone()), &moved, 16, always);
         assert_eq!(shape(&plan.unwrap())[2], ('h', 2, 1, 0));

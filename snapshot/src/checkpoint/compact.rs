@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! manifest  = [id, epoch, created_unix_ms, nodes, systems, types, actors]
-//!   nodes   = [[name, address | nil], ...]
+//!   nodes   = [[name, address | nil], ...]   or [name, address | nil, annotations]
+//!               with annotations = {key: value, ...} (a map of strings), written only
+//!               when the node recorded some; a build before annotations refuses those
 //!   systems = [system id, ...]            every SystemId the checkpoint names
 //!   types   = [type name, ...]            every type name, once
 //!   actors  = [[system, seq, type, name | nil, node, parent | nil, watchers, watching,
@@ -42,7 +44,7 @@
 //! system index). The state records then hold only the states of the entries written out,
 //! each `[actor, state bin, timers]` as in version 2; `bases` is as in version 5.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use std::fmt;
@@ -175,13 +177,31 @@ struct ManifestIn {
     id: u64,
     epoch: u64,
     created_unix_ms: u64,
-    nodes: Vec<(String, Option<String>)>,
+    nodes: Vec<NodeIn>,
     systems: Vec<u64>,
     types: Vec<String>,
     actors: Vec<ActorIn>,
     /// Version 5 only.
     #[serde(default)]
     bases: Vec<u64>,
+}
+
+/// A manifest's node as read: `[name, address | nil]`, or with its annotations third.
+#[derive(Deserialize)]
+struct NodeIn {
+    node: String,
+    address: Option<String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+/// A manifest's node as written: its annotations only if it has some (a manifest without
+/// any reads in builds before annotations).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum NodeOut<'a> {
+    Plain((&'a str, Option<&'a str>)),
+    Annotated((&'a str, Option<&'a str>, &'a BTreeMap<String, String>)),
 }
 
 struct EntryIn {
@@ -369,8 +389,18 @@ pub(crate) fn write_manifest(
     }
     // Every actor's node is a listed one (validation refuses others before writing), so the
     // interned nodes are the listed ones, in order.
-    let listed: Vec<(&str, Option<&str>)> =
-        manifest.nodes.iter().map(|n| (n.node.as_str(), n.address.as_deref())).collect();
+    let listed: Vec<NodeOut<'_>> = manifest
+        .nodes
+        .iter()
+        .map(|n| {
+            let (node, address) = (n.node.as_str(), n.address.as_deref());
+            if n.annotations.is_empty() {
+                NodeOut::Plain((node, address))
+            } else {
+                NodeOut::Annotated((node, address, &n.annotations))
+            }
+        })
+        .collect();
     // An array of 7 elements, or 8 with the bases (a fixarray: one byte).
     out.push(if bases.is_empty() { 0x97 } else { 0x98 });
     let mut ser = rmp_serde::Serializer::new(&mut *out);
@@ -502,7 +532,7 @@ pub(crate) fn read_manifest(raw: ManifestRaw) -> Result<ManifestRead, String> {
             .ok_or_else(|| format!("no type name {}", e.type_name))?
             .clone();
         let node =
-            m.nodes.get(e.node as usize).ok_or_else(|| format!("no node {}", e.node))?.0.clone();
+            m.nodes.get(e.node as usize).ok_or_else(|| format!("no node {}", e.node))?.node.clone();
         let capacity = match (e.capacity_kind, e.capacity) {
             (0, _) => SpawnCapacity::SystemDefault,
             (1, n) => SpawnCapacity::Bounded(n),
@@ -529,7 +559,11 @@ pub(crate) fn read_manifest(raw: ManifestRaw) -> Result<ManifestRead, String> {
         id: CheckpointId(m.id),
         epoch: Epoch(m.epoch),
         created_unix_ms: m.created_unix_ms,
-        nodes: m.nodes.into_iter().map(|(node, address)| NodeEntry { node, address }).collect(),
+        nodes: m
+            .nodes
+            .into_iter()
+            .map(|NodeIn { node, address, annotations }| NodeEntry { node, address, annotations })
+            .collect(),
         actors,
     };
     let bases = m.bases.into_iter().map(CheckpointId).collect();

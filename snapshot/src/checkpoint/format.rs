@@ -247,7 +247,7 @@ struct EndRecord {
 ///         id: CheckpointId(1),
 ///         epoch: Epoch(1),
 ///         created_unix_ms: 1_700_000_000_000,
-///         nodes: vec![NodeEntry { node: "local".into(), address: None }],
+///         nodes: vec![NodeEntry::new("local", None)],
 ///         actors: vec![ActorEntry {
 ///             id: account,
 ///             type_name: "bank.Account".into(),
@@ -1158,7 +1158,7 @@ mod tests {
                 id: CheckpointId(3),
                 epoch: Epoch(5),
                 created_unix_ms: 1,
-                nodes: vec![NodeEntry { node: "a".into(), address: None }],
+                nodes: vec![NodeEntry::new("a", None)],
                 actors: actors
                     .iter()
                     .map(|&id| ActorEntry {

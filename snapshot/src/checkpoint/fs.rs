@@ -56,7 +56,7 @@ const TEMP_SUFFIX: &str = ".tmp";
 ///         id: store.next_id()?,
 ///         epoch: Epoch(1),
 ///         created_unix_ms: 1_700_000_000_000,
-///         nodes: vec![NodeEntry { node: "local".into(), address: None }],
+///         nodes: vec![NodeEntry::new("local", None)],
 ///         actors: vec![ActorEntry {
 ///             id: account,
 ///             type_name: "bank.Account".into(),

@@ -43,8 +43,8 @@ pub use in_flight::{
     InFlight, InFlightMessages, InFlightRun, IntoIter as InFlightIntoIter, Iter as InFlightIter,
 };
 pub use model::{
-    ActorEntry, Checkpoint, CheckpointId, InFlightRecord, Manifest, NodeEntry, SpawnCapacity,
-    SpawnRestart, StateRecord, TimerEntry,
+    ActorEntry, AnnotationConflict, Checkpoint, CheckpointId, InFlightRecord, Manifest, NodeEntry,
+    SpawnCapacity, SpawnRestart, StateRecord, TimerEntry,
 };
 pub use store::{CheckpointInfo, CheckpointStore, LatestValid};
 pub use url::Store;

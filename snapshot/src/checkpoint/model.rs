@@ -1,6 +1,6 @@
 //! The checkpoint as plain data: what is stored, not how.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -63,6 +63,69 @@ pub struct NodeEntry {
     pub node: String,
     /// Where the node listened, if it was reachable remotely (`None` for a single local node).
     pub address: Option<String>,
+    /// What the node's system recorded of itself for readers of its checkpoints, key to
+    /// value (set with `ActorSystem::annotate_checkpoints`; e.g. a sharding records its
+    /// shard count under `sharding:<type name>`). Checkpoints written before this field
+    /// existed read it as empty; an empty map is not written.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl NodeEntry {
+    /// Node `node`, listening at `address`, with no annotations.
+    pub fn new(node: impl Into<String>, address: Option<String>) -> Self {
+        NodeEntry { node: node.into(), address, annotations: BTreeMap::new() }
+    }
+}
+
+/// Two nodes of a checkpoint recorded different values under one annotation key
+/// ([`Manifest::annotation`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnotationConflict {
+    /// The key.
+    pub key: String,
+    /// The first node that recorded it (in the manifest's node order), and its value.
+    pub first: (String, String),
+    /// A later node that recorded another value, and that value.
+    pub other: (String, String),
+}
+
+impl fmt::Display for AnnotationConflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let AnnotationConflict { key, first, other } = self;
+        write!(
+            f,
+            "nodes disagree on {key}: node {} recorded {:?}, node {} recorded {:?}",
+            first.0, first.1, other.0, other.1
+        )
+    }
+}
+
+impl std::error::Error for AnnotationConflict {}
+
+impl Manifest {
+    /// The value the checkpoint's nodes recorded under annotation `key`
+    /// ([`NodeEntry::annotations`]): `None` if no node did, the value if every node that
+    /// did recorded the same one, and [`AnnotationConflict`] if two recorded different
+    /// values.
+    pub fn annotation(&self, key: &str) -> Result<Option<&str>, AnnotationConflict> {
+        let mut found: Option<(&str, &str)> = None;
+        for node in &self.nodes {
+            let Some(value) = node.annotations.get(key) else { continue };
+            match found {
+                None => found = Some((&node.node, value)),
+                Some((_, first)) if first == value => {}
+                Some((first_node, first)) => {
+                    return Err(AnnotationConflict {
+                        key: key.to_owned(),
+                        first: (first_node.to_owned(), first.to_owned()),
+                        other: (node.node.clone(), value.clone()),
+                    });
+                }
+            }
+        }
+        Ok(found.map(|(_, value)| value))
+    }
 }
 
 /// One actor of the checkpoint: who it is, where it ran and how it was linked.

@@ -57,8 +57,8 @@ pub fn sample(id: u64) -> Checkpoint {
             epoch: Epoch(id + 10),
             created_unix_ms: 1_700_000_000_000 + id,
             nodes: vec![
-                NodeEntry { node: "node-a".into(), address: Some("10.0.0.1:7000".into()) },
-                NodeEntry { node: "node-b".into(), address: None },
+                NodeEntry::new("node-a", Some("10.0.0.1:7000".into())),
+                NodeEntry::new("node-b", None),
             ],
             actors: vec![
                 entry(1, Some("bank"), "node-a", None),

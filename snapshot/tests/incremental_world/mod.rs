@@ -42,7 +42,7 @@ pub fn world(id: u64, versions: &[u64], len: usize) -> Checkpoint {
             id: CheckpointId(id),
             epoch: Epoch(id),
             created_unix_ms: 1_700_000_000_000 + id,
-            nodes: vec![NodeEntry { node: "local".into(), address: None }],
+            nodes: vec![NodeEntry::new("local", None)],
             actors: (1..=n)
                 .map(|seq| ActorEntry {
                     id: actor(seq),

@@ -17,6 +17,7 @@ pub struct ShardingConfig {
     pub(super) shards: u32,
     pub(super) passivate_after: Option<Duration>,
     pub(super) restart_from: Option<Arc<dyn CheckpointStore>>,
+    pub(super) proxy: bool,
 }
 
 impl fmt::Debug for ShardingConfig {
@@ -25,6 +26,7 @@ impl fmt::Debug for ShardingConfig {
             .field("shards", &self.shards)
             .field("passivate_after", &self.passivate_after)
             .field("restart_lost", &self.restart_from.is_some())
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -32,7 +34,7 @@ impl fmt::Debug for ShardingConfig {
 impl ShardingConfig {
     /// `shards` shards; no passivation, no automatic restart of a lost node's shards.
     pub fn new(shards: u32) -> Self {
-        ShardingConfig { shards, passivate_after: None, restart_from: None }
+        ShardingConfig { shards, passivate_after: None, restart_from: None, proxy: false }
     }
 
     /// Passivates an entity once it has handled no message for `idle` (checked every
@@ -56,6 +58,23 @@ impl ShardingConfig {
     pub fn restart_lost_from(mut self, store: Arc<dyn CheckpointStore>) -> Self {
         self.restart_from = Some(store);
         self
+    }
+
+    /// This node only sends to the entities (by key, as any node does) and hosts none: it
+    /// owns no shard, and the other nodes leave it out when they spread the shards over
+    /// the nodes (they learn which nodes host the type when they link to them). Its
+    /// entity refs reach the entities on the hosting nodes; with no hosting node linked,
+    /// a request waits and retries, then fails (`Unreachable`). Passivation and the
+    /// restart of lost shards are for hosting nodes and do nothing here. See
+    /// [`Sharding::start_proxy`](super::Sharding::start_proxy).
+    pub fn proxy(mut self) -> Self {
+        self.proxy = true;
+        self
+    }
+
+    /// Whether this node is a proxy ([`proxy`](Self::proxy)).
+    pub fn is_proxy(&self) -> bool {
+        self.proxy
     }
 
     /// The number of shards.

@@ -52,6 +52,21 @@ pub enum ShardingError {
     /// This node's cluster has shut down.
     #[error("the cluster has shut down")]
     ShutDown,
+    /// A checkpoint records no shard count for the entity type (it was taken before
+    /// checkpoints recorded them, or without a sharding of the type running):
+    /// [`Sharding::placement_recorded`](super::Sharding::placement_recorded) needs one; give
+    /// the count ([`Sharding::placement`](super::Sharding::placement)).
+    #[error("the checkpoint records no shard count for {0}")]
+    NoRecordedShards(String),
+    /// A checkpoint's nodes recorded different shard counts for the entity type, or one
+    /// that is not a positive number: what was found.
+    #[error("the checkpoint's shard count for {type_name} is unusable: {problem}")]
+    RecordedShards {
+        /// The entity type's registered name.
+        type_name: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// The cluster failed the request (the owner is down, did not answer in time, …).
     #[error(transparent)]
     Cluster(#[from] ClusterError),

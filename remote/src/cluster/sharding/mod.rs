@@ -5,6 +5,8 @@
 //! - A key maps to one of a fixed number of shards by a stable hash; a shard maps to one
 //!   of the current nodes by rendezvous hashing (`hash.rs`), which every node computes
 //!   alike from its view of the members. A join moves only the shards the new node takes.
+//!   Nodes started as proxies ([`Sharding::start_proxy`]) own none: they say so when they
+//!   link (`control.rs`), and the others leave them out.
 //! - An entity is an actor of a registered type `E`, registered on its node under the name
 //!   `shard:<E::TYPE_NAME>/<key>`. A node finds or starts one only for a shard it owns,
 //!   under the registry's name lock, so requests for one key that race from several nodes
@@ -17,6 +19,9 @@
 //!   (`restart.rs`).
 //! - Entities are plain actors: snapshots hold them, and [`Sharding::placement`] puts a
 //!   checkpoint's entities on their shard's owner among the nodes it is restored onto.
+//!   Each node records its shard count in its entry of the checkpoints it takes part in
+//!   (annotation `sharding:<type name>`, [`Sharding::annotation_key`]), which
+//!   [`Sharding::placement_recorded`] and `amber graph --shards` read back.
 //! - Passivation ([`ShardingConfig::passivate_after`]; `passivate.rs`): an idle entity
 //!   hands its state to its shard's keeper (`keeper.rs`, an actor of type
 //!   [`ShardKeeper`], kept in memory on the shard's owner, checkpointed and moved with the
@@ -64,7 +69,8 @@ use crate::NodeId;
 /// Start one on every node that hosts entities of `E` (with the same shard count, and
 /// the type registered with
 /// [`SystemBuilder::register`](amber_actors::SystemBuilder::register)), before the node
-/// links to the others, so that a request from another node finds it.
+/// links to the others, so that a request from another node finds it; on a node that only
+/// sends to them, start a proxy ([`start_proxy`](Self::start_proxy)), which owns no shard.
 ///
 /// ```
 /// use amber_actors::{Actor, ActorState, ActorSystem, CodecError, Context, StateError};
@@ -156,14 +162,33 @@ impl<E: ActorState> Sharding<E> {
     }
 
     /// Starts this node's share of the sharding of `E` as `config` says (shard count,
-    /// passivation, restart of a lost node's shards); an entity starts from
-    /// `factory(key)`. See [`start_with`](Self::start_with).
+    /// passivation, restart of a lost node's shards, proxy); an entity starts from
+    /// `factory(key)` (not used on a proxy, [`ShardingConfig::proxy`]). See
+    /// [`start_with`](Self::start_with).
     pub fn start_config_with(
         cluster: &Cluster,
         config: ShardingConfig,
         factory: impl Fn(&str) -> E + Send + Sync + 'static,
     ) -> Result<Self, ShardingError> {
+        let factory: Option<region::Factory<E>> =
+            if config.proxy { None } else { Some(Box::new(factory)) };
+        Self::start_region(cluster, config, factory)
+    }
+
+    /// Starts this node's share of the sharding of `E` over `shards` shards as a proxy
+    /// ([`ShardingConfig::proxy`]): it sends to the entities by key and hosts none. Fails as
+    /// [`start_with`](Self::start_with) does.
+    pub fn start_proxy(cluster: &Cluster, shards: u32) -> Result<Self, ShardingError> {
+        Self::start_region(cluster, ShardingConfig::new(shards).proxy(), None)
+    }
+
+    fn start_region(
+        cluster: &Cluster,
+        config: ShardingConfig,
+        factory: Option<region::Factory<E>>,
+    ) -> Result<Self, ShardingError> {
         let shards = config.shards;
+        let hosts = !config.proxy;
         if shards == 0 {
             return Err(ShardingError::NoShards);
         }
@@ -176,7 +201,7 @@ impl<E: ActorState> Sharding<E> {
             shared: Arc::downgrade(&cluster.shared),
             shards,
             prefix: prefix(E::TYPE_NAME),
-            factory: Box::new(factory),
+            factory,
             rebalanced: tokio::sync::watch::Sender::new(Vec::new()),
             keeper_prefix: keeper_prefix(E::TYPE_NAME),
             passivate_after: config.passivate_after,
@@ -184,6 +209,7 @@ impl<E: ActorState> Sharding<E> {
             settled: std::sync::Mutex::new(Vec::new()),
             lost: tokio::sync::watch::Sender::new(None),
             clock: std::time::Instant::now(),
+            hosts,
         });
         let regions = &cluster.shared.sharding.regions;
         match regions.entry(E::TYPE_NAME.to_owned()) {
@@ -194,8 +220,16 @@ impl<E: ActorState> Sharding<E> {
                 slot.insert(region::host(&region));
             }
         }
+        if !hosts {
+            // The linked nodes leave this one out of the shards' owners once they hear it;
+            // the nodes it links to later hear it in its `Hello`.
+            cluster.shared.sharding.proxy(&cluster.shared, E::TYPE_NAME);
+        }
+        // Readers of this node's checkpoints (a restore, `amber graph --shards`) learn the
+        // shard count from it.
+        system.annotate_checkpoints(annotation_key(E::TYPE_NAME), shards.to_string());
         rebalance::watch(cluster, region.clone());
-        if let Some(idle) = region.passivate_after {
+        if let Some(idle) = region.passivate_after.filter(|_| hosts) {
             passivate::sweep(region.clone(), idle);
         }
         Ok(Sharding { region })
@@ -302,10 +336,41 @@ impl<E: ActorState> Sharding<E> {
         self.region.lost.subscribe()
     }
 
+    /// The key under which a sharding of `E` records its shard count (in decimal) in its
+    /// node's entry of the checkpoints it takes part in
+    /// ([`ActorSystem::annotate_checkpoints`](amber_actors::ActorSystem::annotate_checkpoints)):
+    /// `sharding:<E::TYPE_NAME>`.
+    pub fn annotation_key() -> String {
+        annotation_key(E::TYPE_NAME)
+    }
+
+    /// The shard count of `E` that `checkpoint` records: every sharding records its own in
+    /// its node's entry of the checkpoints it takes part in (annotation
+    /// [`annotation_key`](Self::annotation_key)). `None` if no node of the checkpoint recorded
+    /// one (a checkpoint taken before they were recorded, or with no sharding of `E`);
+    /// [`ShardingError::RecordedShards`] if two nodes recorded different counts, or one
+    /// is not a positive number.
+    pub fn recorded_shards(checkpoint: &Checkpoint) -> Result<Option<u32>, ShardingError> {
+        recorded_shards(checkpoint, E::TYPE_NAME)
+    }
+
+    /// [`placement`](Self::placement) over the shard count `checkpoint` records
+    /// ([`recorded_shards`](Self::recorded_shards)); [`ShardingError::NoRecordedShards`]
+    /// if it records none (give the count to [`placement`](Self::placement) then).
+    pub fn placement_recorded<N: Into<NodeId>>(
+        checkpoint: &Checkpoint,
+        nodes: impl IntoIterator<Item = N>,
+    ) -> Result<Placement, ShardingError> {
+        let shards = Self::recorded_shards(checkpoint)?
+            .ok_or_else(|| ShardingError::NoRecordedShards(E::TYPE_NAME.to_owned()))?;
+        Ok(Self::placement(checkpoint, shards, nodes))
+    }
+
     /// A placement that restores a checkpoint's entities of `E` (sharded over `shards`
     /// shards), and the keepers of their shards' passivated states, onto the owners of
     /// their shards among `nodes`, and the other actors as [`Placement::spread`] does.
-    /// Compute it alike on every node of the restore.
+    /// Compute it alike on every node of the restore. [`placement_recorded`](
+    /// Self::placement_recorded) reads `shards` from the checkpoint.
     pub fn placement<N: Into<NodeId>>(
         checkpoint: &Checkpoint,
         shards: u32,
@@ -339,6 +404,32 @@ impl<E: ActorState> Sharding<E> {
             }
         }
         placement
+    }
+}
+
+/// The annotation key of the shard count of the type registered as `type_name`
+/// ([`Sharding::annotation_key`]).
+fn annotation_key(type_name: &str) -> String {
+    format!("sharding:{type_name}")
+}
+
+/// The shard count of the entity type registered as `type_name` that `checkpoint` records
+/// ([`Sharding::recorded_shards`]).
+fn recorded_shards(checkpoint: &Checkpoint, type_name: &str) -> Result<Option<u32>, ShardingError> {
+    let problem = |problem: String| ShardingError::RecordedShards {
+        type_name: type_name.to_owned(),
+        problem,
+    };
+    let Some(value) = checkpoint
+        .manifest
+        .annotation(&annotation_key(type_name))
+        .map_err(|e| problem(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    match value.parse::<u32>() {
+        Ok(shards) if shards > 0 => Ok(Some(shards)),
+        _ => Err(problem(format!("{value:?} is not a shard count"))),
     }
 }
 

@@ -171,6 +171,8 @@ async fn wake_keepers(cluster: &Cluster, moved: &[(String, NodeId)]) {
 pub(super) fn watch<E: ActorState>(cluster: &Cluster, region: Arc<Region<E>>) {
     let mut members = cluster.shared.membership.get().map(|_| cluster.members_watch());
     let mut events = cluster.subscribe();
+    // Which linked nodes are proxies changes too (a proxy started after the links).
+    let mut hosted = cluster.shared.sharding.changed.subscribe();
     let mut seen = region.nodes(cluster);
     // The nodes that may own shards, unreached ones included: a node is lost when it
     // leaves this, not `seen` (a member whose link dropped but that the membership still
@@ -189,6 +191,7 @@ pub(super) fn watch<E: ActorState>(cluster: &Cluster, region: Arc<Region<E>>) {
             tokio::select! {
                 alive = changed => if !alive { return },
                 event = events.recv() => if let Err(RecvError::Closed) = event { return },
+                alive = hosted.changed() => if alive.is_err() { return },
             }
             let Some(cluster) = region.cluster() else { return };
             if members.is_none() {
@@ -204,8 +207,14 @@ pub(super) fn watch<E: ActorState>(cluster: &Cluster, region: Arc<Region<E>>) {
             tracing::debug!(r#type = E::TYPE_NAME, nodes = ?nodes, unreached = ?claim.iter().filter(|n| !nodes.contains(n)).collect::<Vec<_>>(), "the nodes changed: rebalancing");
             seen = nodes.clone();
             let before = std::mem::replace(&mut claimed, claim.clone());
+            // A node that left the view because it said it is a proxy is not lost: it runs
+            // no entity of `E`.
+            let lost: Vec<NodeId> = before
+                .iter()
+                .filter(|n| !claim.contains(n) && !region.is_proxy(&cluster, n))
+                .cloned()
+                .collect();
             drop(cluster);
-            let lost: Vec<NodeId> = before.iter().filter(|n| !claim.contains(n)).cloned().collect();
             if region.restart_from.is_some() && !lost.is_empty() {
                 let report = restart_lost_shards(&region, lost, &before, &claim).await;
                 log_lost(&report);

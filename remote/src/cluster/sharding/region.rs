@@ -41,7 +41,8 @@ pub(super) struct Region<E: ActorState> {
     pub(super) shards: u32,
     /// `shard:<type name>/`: an entity is registered as this prefix and its key.
     pub(super) prefix: String,
-    pub(super) factory: Factory<E>,
+    /// `None` on a proxy, which starts no entity.
+    pub(super) factory: Option<Factory<E>>,
     /// The nodes this node's latest rebalance was for (see [`Sharding::rebalanced`]).
     ///
     /// [`Sharding::rebalanced`]: super::Sharding::rebalanced
@@ -60,6 +61,9 @@ pub(super) struct Region<E: ActorState> {
     pub(super) lost: watch::Sender<Option<Arc<LostShards>>>,
     /// The clock of the entity refs' last sends (see `EntityRef::refresh`).
     pub(super) clock: std::time::Instant,
+    /// Whether this node hosts entities of `E` (else it is a proxy: it sends to them and
+    /// owns no shard; see [`ShardingConfig::proxy`](super::ShardingConfig::proxy)).
+    pub(super) hosts: bool,
 }
 
 impl<E: ActorState> fmt::Debug for Region<E> {
@@ -186,14 +190,36 @@ impl<E: ActorState> Region<E> {
         keys
     }
 
+    /// A new entity `key`, from the factory (a proxy has none: it starts no entity).
+    fn fresh(&self, key: &str) -> Result<E, ShardRefusal> {
+        match &self.factory {
+            Some(factory) => Ok(factory(key)),
+            None => Err(ShardRefusal::Spawn(format!(
+                "this node is a proxy of the sharding of {}: it starts no entity",
+                E::TYPE_NAME
+            ))),
+        }
+    }
+
     /// The cluster, while it lives.
     pub(super) fn cluster(&self) -> Option<Cluster> {
         self.shared.upgrade().map(|shared| Cluster { shared })
     }
 
+    /// Whether `node` is known to be a proxy of the sharding of `E` (this node when it
+    /// is one; another when it said so): it owns no shard.
+    pub(super) fn is_proxy(&self, cluster: &Cluster, node: &NodeId) -> bool {
+        if node == cluster.node() {
+            !self.hosts
+        } else {
+            cluster.shared.sharding.is_proxy(node, E::TYPE_NAME)
+        }
+    }
+
     /// The nodes shards are spread over, as this node sees them now, sorted: the members
     /// that are up and linked (this node included) on a cluster formed by membership
-    /// ([`Cluster::join`]), else this node and the nodes linked to it.
+    /// ([`Cluster::join`]), else this node and the nodes linked to it; but for the nodes
+    /// known to be proxies of the sharding of `E` (this one, if it is one).
     pub(super) fn nodes(&self, cluster: &Cluster) -> Vec<NodeId> {
         let me = cluster.node().clone();
         let mut nodes: Vec<NodeId> = if cluster.shared.membership.get().is_some() {
@@ -209,20 +235,26 @@ impl<E: ActorState> Region<E> {
         if !nodes.contains(&me) {
             nodes.push(me);
         }
+        nodes.retain(|n| !self.is_proxy(cluster, n));
         nodes.sort();
         nodes
     }
 
     /// The nodes that may hold shards though this node cannot reach them yet, given its
     /// view `mine` ([`Self::nodes`]): the members known up but not linked, and the other
-    /// nodes of the restore this node was restored in that `mine` has not held yet.
+    /// nodes of the restore this node was restored in that `mine` has not held yet; but
+    /// for the nodes known to be proxies of `E` (a proxy of the restore counts as seen).
     pub(super) fn unreached(&self, cluster: &Cluster, mine: &[NodeId]) -> Vec<NodeId> {
-        let mut unreached = cluster.shared.restore_unseen(mine);
+        let proxies: Vec<NodeId> =
+            cluster.nodes().into_iter().filter(|n| self.is_proxy(cluster, n)).collect();
+        let seen: Vec<NodeId> = mine.iter().chain(&proxies).cloned().collect();
+        let mut unreached = cluster.shared.restore_unseen(&seen);
         if cluster.shared.membership.get().is_some() {
             let members = cluster.members();
             let up = members.into_iter().filter(|m| m.status.is_up() && !m.linked);
             unreached.extend(up.map(|m| m.node).filter(|n| !mine.contains(n)));
         }
+        unreached.retain(|n| !self.is_proxy(cluster, n));
         unreached.sort();
         unreached.dedup();
         unreached
@@ -321,6 +353,10 @@ impl<E: ActorState> Region<E> {
         let unreached: Vec<NodeId> =
             self.unreached(&cluster, &mine).into_iter().filter(|n| !both.contains(n)).collect();
         let mut all: Vec<NodeId> = both.iter().chain(&unreached).cloned().collect();
+        if !self.hosts {
+            // A proxy owns no shard, whatever a requester's view says.
+            all.retain(|n| *n != me);
+        }
         all.sort();
         let owner = self.owner(shard, &all);
         if owner != Some(&me) {
@@ -398,7 +434,7 @@ impl<E: ActorState> Region<E> {
             return self.wake(system, key, shard, fresh).await.map(|(e, started)| (e, me, started));
         }
         let started = match fresh {
-            Fresh::Factory => system.spawn_named(name.clone(), (self.factory)(key)),
+            Fresh::Factory => system.spawn_named(name.clone(), self.fresh(key)?),
             Fresh::State { version, state } => {
                 system.spawn_registered(E::TYPE_NAME, Some(name.clone()), version, state).and_then(
                     |(id, _)| system.lookup_id::<E>(id).map_err(|_| SpawnError::ShuttingDown),
@@ -451,7 +487,7 @@ impl<E: ActorState> Region<E> {
         let keeper = self.keeper(system, shard).map_err(|e| ShardRefusal::Spawn(e.to_string()))?;
         let (version, fresh) = match fresh {
             Fresh::Factory => {
-                let entity = (self.factory)(key);
+                let entity = self.fresh(key)?;
                 let state =
                     entity.encode_state().map_err(|e| ShardRefusal::Spawn(e.to_string()))?;
                 (E::VERSION, state)
