@@ -40,6 +40,7 @@ pub(super) async fn start(
     config: MembershipConfig,
 ) -> Result<Handle, ClusterError> {
     let local = shared.transport.local_addr();
+    let suspect_after = config.suspect_after;
     let link = config.advertise.unwrap_or(local);
     if link.ip().is_unspecified() {
         return Err(ClusterError::Membership(
@@ -101,7 +102,7 @@ pub(super) async fn start(
     driver.announce_to_seeds();
     driver.drain().await;
     tokio::spawn(driver.run(rx, dials, config.probe_period));
-    Ok(Handle { commands, view })
+    Ok(Handle { commands, view, suspect_after })
 }
 
 /// foca's configuration from ours: SWIM with suspicion, periodic gossip and announces, and
@@ -119,8 +120,12 @@ fn foca_config(config: &MembershipConfig) -> foca::Config {
         Some(PeriodicParams { frequency: config.gossip_interval, num_members: few(3) });
     swim.periodic_announce =
         Some(PeriodicParams { frequency: config.probe_period * 10, num_members: few(1) });
+    // Often: two nodes that declared each other down while cut off (each sees the other
+    // down, so neither probes nor gossips to it) learn it only from these once the cut
+    // heals, and rejoin; until then each counts the other's shards as its own to take
+    // over (see the sharding's majority rule).
     swim.periodic_announce_to_down_members =
-        Some(PeriodicParams { frequency: config.probe_period * 20, num_members: few(2) });
+        Some(PeriodicParams { frequency: config.probe_period, num_members: few(2) });
     swim
 }
 

@@ -78,12 +78,19 @@ enum Command {
 pub(super) struct Handle {
     commands: mpsc::UnboundedSender<Command>,
     view: Arc<View>,
+    /// How long a suspected member has to refute before it is declared down.
+    suspect_after: std::time::Duration,
 }
 
 impl Handle {
     /// A link came up or went down.
     pub(super) fn links_changed(&self) {
         let _ = self.commands.send(Command::Links);
+    }
+
+    /// How long a suspected member has to refute the suspicion before it is declared down.
+    pub(super) fn suspect_after(&self) -> std::time::Duration {
+        self.suspect_after
     }
 
     /// Whether this node joins through seeds and has heard of no other member yet: its

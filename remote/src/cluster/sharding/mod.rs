@@ -41,6 +41,7 @@ mod error;
 mod hash;
 mod keeper;
 mod kept;
+mod partition;
 mod passivate;
 mod rebalance;
 mod region;
@@ -210,6 +211,7 @@ impl<E: ActorState> Sharding<E> {
             lost: tokio::sync::watch::Sender::new(None),
             clock: std::time::Instant::now(),
             hosts,
+            guard: partition::Partition::new(config.guard),
         });
         let regions = &cluster.shared.sharding.regions;
         match regions.entry(E::TYPE_NAME.to_owned()) {

@@ -188,16 +188,49 @@ pub(super) fn watch<E: ActorState>(cluster: &Cluster, region: Arc<Region<E>>) {
                     None => std::future::pending().await,
                 }
             };
+            // The next moment the majority rule acts by itself: a verdict that has stood
+            // long enough, or this side's entities to stop (`partition.rs`).
+            let wake = region.cluster().and_then(|cluster| {
+                let due = region.guard.pending_down(&cluster).1;
+                let stop = region.guard.stop_at(&cluster);
+                due.into_iter().chain(stop).min()
+            });
+            let timer = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 alive = changed => if !alive { return },
                 event = events.recv() => if let Err(RecvError::Closed) = event { return },
                 alive = hosted.changed() => if alive.is_err() { return },
+                () = timer => {}
             }
-            let Some(cluster) = region.cluster() else { return };
+            let Some(mut cluster) = region.cluster() else { return };
             if members.is_none() {
                 // The node joined a membership after this sharding started
                 // (`Cluster::join_membership`): follow its view from now on.
                 members = cluster.shared.membership.get().map(|_| cluster.members_watch());
+            }
+            if !region.guard.majority(&cluster) {
+                // No majority: nothing is taken over or moved from here; the entities stop
+                // once it has lasted (their owners' view changes are dealt with once a
+                // majority is back, against the view before it was lost).
+                if region
+                    .guard
+                    .stop_at(&cluster)
+                    .is_some_and(|at| at <= tokio::time::Instant::now())
+                {
+                    super::partition::stop_hosted(&region, &cluster);
+                }
+                continue;
+            }
+            if region.guard.take_stopped() {
+                drop(cluster);
+                super::partition::restart_own(&region).await;
+                let Some(again) = region.cluster() else { return };
+                cluster = again;
             }
             let nodes = region.nodes(&cluster);
             let claim = region.claim(&cluster, &nodes);

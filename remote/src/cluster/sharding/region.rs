@@ -64,6 +64,8 @@ pub(super) struct Region<E: ActorState> {
     /// Whether this node hosts entities of `E` (else it is a proxy: it sends to them and
     /// owns no shard; see [`ShardingConfig::proxy`](super::ShardingConfig::proxy)).
     pub(super) hosts: bool,
+    /// The majority rule across partitions (see `partition.rs`).
+    pub(super) guard: super::partition::Partition,
 }
 
 impl<E: ActorState> fmt::Debug for Region<E> {
@@ -253,6 +255,8 @@ impl<E: ActorState> Region<E> {
             let members = cluster.members();
             let up = members.into_iter().filter(|m| m.status.is_up() && !m.linked);
             unreached.extend(up.map(|m| m.node).filter(|n| !mine.contains(n)));
+            // Declared down, but not for long enough to be taken over (`partition.rs`).
+            unreached.extend(self.guard.pending_down(cluster).0);
         }
         unreached.retain(|n| !self.is_proxy(cluster, n));
         unreached.sort();
@@ -335,6 +339,11 @@ impl<E: ActorState> Region<E> {
         let Some(cluster) = self.cluster() else {
             return Err(ShardRefusal::Spawn(SpawnError::ShuttingDown.to_string()));
         };
+        if !self.guard.majority(&cluster) {
+            return Err(ShardRefusal::Unsettled(
+                "this node's side of the cluster holds no majority".to_owned(),
+            ));
+        }
         let system = cluster.system();
         let name = self.name_of(key);
         let me = cluster.node().clone();
