@@ -124,6 +124,23 @@ fn locations(shardings: &[&Sharding<Tally>]) -> HashMap<String, usize> {
     at
 }
 
+/// Every node of `shardings` asks every key at once (the first messages race); returns
+/// where each key's entity runs, checking there is one per key and none extra.
+async fn first_messages(shardings: &[&Sharding<Tally>], keys: &[String]) -> HashMap<String, usize> {
+    let firsts = keys.iter().flat_map(|key| {
+        shardings.iter().map(move |s| {
+            let entity = s.entity(key.clone());
+            async move { entity.ask(TallyMsg::Add(1)).await }
+        })
+    });
+    for reply in bounded(futures::future::join_all(firsts)).await {
+        reply.expect("an entity answers");
+    }
+    let at = locations(shardings);
+    assert_eq!(at.len(), keys.len(), "one entity per key, none extra");
+    at
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_first_messages_from_every_node_reach_one_entity_per_key() {
     let (a, on_a) = tally_node("a", 32).await;
@@ -134,17 +151,7 @@ async fn racing_first_messages_from_every_node_reach_one_entity_per_key() {
     let shardings = [&on_a, &on_b, &on_c];
     let keys: Vec<String> = (0..40).map(|k| format!("room {k}")).collect();
     // Every node sends the first message to every key at once.
-    let firsts = keys.iter().flat_map(|key| {
-        shardings.iter().map(move |s| {
-            let entity = s.entity(key.clone());
-            async move { entity.ask(TallyMsg::Add(1)).await }
-        })
-    });
-    for reply in bounded(futures::future::join_all(firsts)).await {
-        reply.expect("an entity answers");
-    }
-    let at = locations(&shardings);
-    assert_eq!(at.len(), keys.len(), "one entity per key, none extra");
+    let at = first_messages(&shardings, &keys).await;
     for key in &keys {
         let owner = on_a.owner_of(on_a.shard_of(key)).expect("an owner");
         assert_eq!(nodes[at[key]].node(), &owner, "{key} runs on its shard's owner");
@@ -181,17 +188,7 @@ async fn a_proxy_node_sends_to_entities_by_key_and_hosts_none() {
     }
     // Every node sends the first message to every key at once, the proxy too.
     let keys: Vec<String> = (0..40).map(|k| format!("room {k}")).collect();
-    let firsts = keys.iter().flat_map(|key| {
-        shardings.iter().map(move |s| {
-            let entity = s.entity(key.clone());
-            async move { entity.ask(TallyMsg::Add(1)).await }
-        })
-    });
-    for reply in bounded(futures::future::join_all(firsts)).await {
-        reply.expect("an entity answers");
-    }
-    let at = locations(&shardings);
-    assert_eq!(at.len(), keys.len(), "one entity per key, none extra");
+    let at = first_messages(&shardings, &keys).await;
     assert!(on_c.local_keys().is_empty(), "none on the proxy: {:?}", on_c.local_keys());
     let used: std::collections::HashSet<usize> = at.values().copied().collect();
     assert_eq!(used, [0, 1].into_iter().collect(), "the keys spread over a and b");
@@ -226,17 +223,7 @@ async fn a_proxy_started_after_linking_is_left_out_once_announced_and_a_lone_one
     }
     let shardings = [&on_a, &on_b, &on_c];
     let keys: Vec<String> = (0..40).map(|k| format!("desk {k}")).collect();
-    let firsts = keys.iter().flat_map(|key| {
-        shardings.iter().map(move |s| {
-            let entity = s.entity(key.clone());
-            async move { entity.ask(TallyMsg::Add(1)).await }
-        })
-    });
-    for reply in bounded(futures::future::join_all(firsts)).await {
-        reply.expect("an entity answers");
-    }
-    let at = locations(&shardings);
-    assert_eq!(at.len(), keys.len(), "one entity per key, none extra");
+    let at = first_messages(&shardings, &keys).await;
     assert!(on_c.local_keys().is_empty());
     for key in &keys {
         let owner = on_c.owner_of(on_c.shard_of(key)).unwrap();

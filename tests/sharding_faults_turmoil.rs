@@ -16,11 +16,14 @@
 //! `AMBER_TURMOIL_SEEDS` overrides the seeds (a count, or a comma-separated list).
 #![cfg(feature = "remote")]
 
+mod support;
+
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::Duration;
+use support::seeds::each_seed;
 
 use amber::cluster::{Member, MemberStatus, Sharding};
 use amber::prelude::*;
@@ -98,16 +101,6 @@ type Shared = Rc<RefCell<Board>>;
 
 fn key(k: usize) -> String {
     format!("room-{k}")
-}
-
-fn seeds(default: u64) -> Vec<u64> {
-    match std::env::var("AMBER_TURMOIL_SEEDS") {
-        Ok(text) if text.contains(',') => {
-            text.split(',').map(|s| s.trim().parse().expect("a seed is a number")).collect()
-        }
-        Ok(text) => (1..=text.trim().parse::<u64>().expect("a count of seeds")).collect(),
-        Err(_) => (1..=default).collect(),
-    }
 }
 
 fn ip(host: &str) -> IpAddr {
@@ -208,28 +201,9 @@ fn formed(cluster: &Cluster) -> bool {
     members.len() == NODES.len() && members.iter().all(|m| m.status.is_up() && m.linked)
 }
 
-/// Runs `run(seed)` for every seed on a thread of its own, bounded in real time.
-fn each_seed(default: u64, run: fn(u64)) {
-    for seed in seeds(default) {
-        let (done, finished) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let result = std::panic::catch_unwind(|| run(seed));
-            let _ = done.send(result.is_ok());
-        });
-        match finished.recv_timeout(Duration::from_secs(120)) {
-            Ok(true) => thread.join().unwrap(),
-            Ok(false) => match thread.join() {
-                Err(panic) => std::panic::resume_unwind(panic),
-                Ok(()) => panic!("seed {seed}: the simulation failed"),
-            },
-            Err(_) => panic!("seed {seed}: not done within 120 s of real time"),
-        }
-    }
-}
-
 #[test]
 fn a_node_cut_off_for_less_than_a_down_verdict_never_has_its_entities_started_twice() {
-    each_seed(8, |seed| cut_off(seed, ms(2_000), false));
+    each_seed(8, Duration::from_secs(120), |seed| cut_off(seed, ms(2_000), false));
 }
 
 /// Cut off past the verdict: each side declares the other down. The majority (a and b)
@@ -240,7 +214,7 @@ fn a_node_cut_off_for_less_than_a_down_verdict_never_has_its_entities_started_tw
 /// two nodes within the first seed.)
 #[test]
 fn across_a_partition_past_the_verdict_only_the_majority_runs_the_entities() {
-    each_seed(6, |seed| cut_off(seed, ms(9_000), true));
+    each_seed(6, Duration::from_secs(120), |seed| cut_off(seed, ms(9_000), true));
 }
 
 /// Cuts c off from a and b for `cut` while every node asks every key; `verdict`: whether

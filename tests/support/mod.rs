@@ -6,6 +6,7 @@ pub mod bank;
 pub mod cluster;
 #[cfg(feature = "remote")]
 pub mod purse;
+pub mod seeds;
 pub mod worker;
 
 use std::future::Future;
