@@ -259,6 +259,12 @@ fn cut_off(seed: u64, cut: Duration, verdict: bool) {
             turmoil::partition("c", "a");
             turmoil::partition("c", "b");
             tokio::time::sleep(cut).await;
+            if verdict {
+                // Past the verdict, c knows it is the minority; a and b, the majority.
+                let b = shared.borrow();
+                assert!(!b.shardings["c"].holds_majority(), "seed {seed}: c holds no majority");
+                assert!(b.shardings["a"].holds_majority(), "seed {seed}: a and b do");
+            }
             turmoil::repair("c", "a");
             turmoil::repair("c", "b");
             until(|| clusters.iter().all(formed)).await;

@@ -208,30 +208,8 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::*;
+    use crate::passivate::tests::Counter;
     use crate::passivate::{PassivateRequest, Passivation, Redirect};
-    use crate::{ActorState, StateError};
-
-    #[derive(Default)]
-    struct Counter(u64);
-
-    impl Actor for Counter {
-        type Msg = u64;
-        type Reply = u64;
-        async fn handle(&mut self, n: u64, _: &mut Context<Self>) -> u64 {
-            self.0 += n;
-            self.0
-        }
-    }
-
-    impl ActorState for Counter {
-        const TYPE_NAME: &'static str = "test.ParkedCounter";
-        fn encode_state(&self) -> Result<Vec<u8>, crate::CodecError> {
-            crate::encode(&self.0)
-        }
-        fn decode_state(_: u32, bytes: &[u8], system: &ActorSystem) -> Result<Self, StateError> {
-            Ok(Counter(system.decode(bytes)?))
-        }
-    }
 
     /// What the redirect hands the relay: an ask for the passivated counter.
     #[derive(Serialize, Deserialize)]

@@ -438,14 +438,15 @@ impl<A: Actor> Runner<A> {
 }
 
 #[cfg(all(test, not(loom)))]
-mod tests {
+pub(crate) mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
     use crate::{ActorState, CodecError, SendError, StateError};
 
+    /// A counter that passivates (also used by `parked_reply`'s tests).
     #[derive(Default)]
-    struct Counter(u64);
+    pub(crate) struct Counter(pub(crate) u64);
 
     impl Actor for Counter {
         type Msg = u64;

@@ -261,6 +261,15 @@ impl<E: ActorState> Sharding<E> {
         self.region.owner(shard, &nodes).cloned()
     }
 
+    /// Whether this node's side of the cluster holds the majority the partition rule asks
+    /// for ([`ShardingConfig::take_over_after`]): without it, this node starts no entity,
+    /// takes nothing over, and stops the entities it hosts (requests for them are refused
+    /// with [`ShardRefusal::Unsettled`] naming the cause). Always `true` without a
+    /// membership or with [`ShardingConfig::without_partition_guard`].
+    pub fn holds_majority(&self) -> bool {
+        self.region.cluster().is_none_or(|cluster| self.region.guard.majority(&cluster))
+    }
+
     /// The keys of the entities running on this node, in no particular order.
     pub fn local_keys(&self) -> Vec<String> {
         let Some(cluster) = self.region.cluster() else { return Vec::new() };
