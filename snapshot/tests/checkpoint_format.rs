@@ -576,3 +576,65 @@ fn a_backlog_to_an_unlisted_actor_is_refused_with_its_first_index() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+/// Backlogs of many messages — senders of up to three systems, in the file's order of
+/// systems or not, none, payloads on every length boundary of a MessagePack `bin` — make
+/// exactly the bytes their records make, compressed or not, records split where the records'
+/// are.
+#[test]
+fn random_backlogs_make_the_bytes_of_their_records() {
+    use amber_snapshot::{ActorId, Backlog, InFlight, InFlightRecord, SystemId};
+    let here = actor(1).system();
+    let (other, third) = (SystemId(77), SystemId(u64::MAX));
+    let sizes = [0usize, 1, 127, 128, 255, 256, 65_535, 65_536];
+    for seed in 0..24u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let base = sample(seed);
+        let mut records: Vec<InFlightRecord> = Vec::new();
+        let mut backlogs = InFlight::new();
+        // Enough messages for several records of a batch each.
+        for b in 0..40u64 {
+            let to = actor(1 + (b % 3));
+            // The first backlogs see `other` before `third`; later ones sometimes the other
+            // way round (then their places are not the file's).
+            let senders = match rng.below(4) {
+                0 => vec![here],
+                1 => vec![here, other],
+                2 => vec![here, other, third],
+                _ => vec![third, here],
+            };
+            let mut builder = Backlog::builder(to);
+            for n in 0..rng.below(200) as u64 {
+                let from = match rng.below(senders.len() + 1) {
+                    0 => None,
+                    k => Some(ActorId::new(senders[k - 1], rng.next_u64() >> rng.below(64))),
+                };
+                let len = if rng.below(50) == 0 {
+                    sizes[rng.below(sizes.len())]
+                } else {
+                    rng.below(40)
+                };
+                let payload: Bytes = vec![(n ^ b) as u8; len].into();
+                let epoch = Epoch(rng.next_u64() >> rng.below(64));
+                let ask = rng.below(3) == 0;
+                builder
+                    .push_with(from, epoch, ask, |out| {
+                        out.extend_from_slice(&payload);
+                        Ok::<(), ()>(())
+                    })
+                    .unwrap();
+                records.push(InFlightRecord { to, from, epoch, ask, payload });
+            }
+            backlogs.append_backlog(builder.finish());
+        }
+        let mut plain = base.clone();
+        plain.in_flight = records.into();
+        let mut chunked = base;
+        chunked.in_flight = backlogs;
+        let bytes = encode(&chunked).unwrap();
+        assert_eq!(bytes, encode(&plain).unwrap(), "seed {seed}");
+        assert_eq!(decode(&bytes).unwrap(), plain, "seed {seed}");
+        let compressed = encode_with(&chunked, Compression::ZSTD).unwrap();
+        assert_eq!(compressed, encode_with(&plain, Compression::ZSTD).unwrap(), "seed {seed}");
+    }
+}
