@@ -113,10 +113,11 @@ impl<A: Actor> ActorRef<A> {
     /// reply is then dropped.
     ///
     /// The timeout is kept by the system's ask clock, not a timer per ask: the ask fails
-    /// with [`AskError::Timeout`] once `timeout` has passed and at most one clock tick later
-    /// (a fiftieth of the system's [`ask_timeout`](crate::SystemBuilder::ask_timeout),
-    /// between 5 and 100 ms: 100 ms by default). A `timeout` shorter than ten ticks gets a
-    /// tokio timer instead (1 ms granularity).
+    /// with [`AskError::Timeout`] once `timeout` has passed and at most two clock ticks
+    /// later (a tick is a fiftieth of the system's
+    /// [`ask_timeout`](crate::SystemBuilder::ask_timeout), between 5 and 100 ms: 100 ms by
+    /// default). A `timeout` shorter than ten ticks gets a tokio timer instead (1 ms
+    /// granularity).
     pub async fn ask_timeout(&self, msg: A::Msg, timeout: Duration) -> Result<A::Reply, AskError> {
         self.ask_or_return(msg, timeout).await.map_err(|(error, _)| error)
     }

@@ -103,7 +103,7 @@ impl SystemBuilder {
     }
 
     /// How long [`ActorRef::ask`](crate::ActorRef::ask) waits for a reply (5 s by default).
-    /// Asks time out at most a fiftieth of it late (between 5 and 100 ms; see
+    /// Asks time out at most two fiftieths of it late (a tick of 5 to 100 ms each; see
     /// [`ActorRef::ask_timeout`](crate::ActorRef::ask_timeout)).
     pub fn ask_timeout(mut self, timeout: Duration) -> Self {
         self.ask_timeout = timeout;
