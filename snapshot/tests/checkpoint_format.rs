@@ -609,11 +609,8 @@ fn random_backlogs_make_the_bytes_of_their_records() {
                     0 => None,
                     k => Some(ActorId::new(senders[k - 1], rng.next_u64() >> rng.below(64))),
                 };
-                let len = if rng.below(50) == 0 {
-                    sizes[rng.below(sizes.len())]
-                } else {
-                    rng.below(40)
-                };
+                let len =
+                    if rng.below(50) == 0 { sizes[rng.below(sizes.len())] } else { rng.below(40) };
                 let payload: Bytes = vec![(n ^ b) as u8; len].into();
                 let epoch = Epoch(rng.next_u64() >> rng.below(64));
                 let ask = rng.below(3) == 0;
