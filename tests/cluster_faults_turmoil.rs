@@ -382,6 +382,28 @@ async fn serve(
     cluster
 }
 
+/// Hosts that each [`serve`] (again, if the simulation restarts them) their number of
+/// tellers under `load`, joining through `a`.
+fn serving_hosts(
+    sim: &mut turmoil::Sim<'static>,
+    hosts: &[(&'static str, usize)],
+    board: &Shared,
+    load: &Arc<AtomicBool>,
+    seed: u64,
+) {
+    for &(name, tellers) in hosts {
+        let (board, load) = (board.clone(), load.clone());
+        sim.host(name, move || {
+            let (board, load) = (board.clone(), load.clone());
+            async move {
+                let _node = serve(name, &["a"], tellers, board, load, seed).await;
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+    }
+}
+
 /// Transfers from outside to random tellers among `mine` while `load` is set (paced in
 /// simulated time).
 async fn outside_load(mine: Vec<ActorRef<Teller>>, seed: u64, load: Arc<AtomicBool>) {
@@ -672,17 +694,7 @@ fn partition_heals(seed: u64) {
     let mut sim = simulation(seed, 10);
     let board: Shared = Rc::default();
     let load = Arc::new(AtomicBool::new(true));
-    for name in ["b", "c"] {
-        let (board, load) = (board.clone(), load.clone());
-        sim.host(name, move || {
-            let (board, load) = (board.clone(), load.clone());
-            async move {
-                let _node = serve(name, &["a"], PER_NODE, board, load, seed).await;
-                std::future::pending::<()>().await;
-                Ok(())
-            }
-        });
-    }
+    serving_hosts(&mut sim, &[("b", PER_NODE), ("c", PER_NODE)], &board, &load, seed);
     let (shared, running) = (board.clone(), load.clone());
     sim.client("a", async move {
         let a = serve("a", &[], PER_NODE, shared.clone(), running.clone(), seed).await;
@@ -777,17 +789,7 @@ fn lossy_link(seed: u64) {
     let board: Shared = Rc::default();
     let load = Arc::new(AtomicBool::new(true));
     let phase = Rc::new(std::cell::Cell::new(STEADY));
-    for name in ["b", "c"] {
-        let (board, load) = (board.clone(), load.clone());
-        sim.host(name, move || {
-            let (board, load) = (board.clone(), load.clone());
-            async move {
-                let _node = serve(name, &["a"], PER_NODE, board, load, seed).await;
-                std::future::pending::<()>().await;
-                Ok(())
-            }
-        });
-    }
+    serving_hosts(&mut sim, &[("b", PER_NODE), ("c", PER_NODE)], &board, &load, seed);
     let (shared, running, announce) = (board.clone(), load.clone(), phase.clone());
     sim.client("a", async move {
         let a = serve("a", &[], PER_NODE, shared.clone(), running.clone(), seed).await;
@@ -883,17 +885,7 @@ fn restart(seed: u64) {
     let phase = Rc::new(std::cell::Cell::new(STEADY));
     // The bank lives on a and b; c holds an echo that a watches, and takes part in every
     // snapshot.
-    for (name, tellers) in [("b", PER_NODE), ("c", 0)] {
-        let (board, load) = (board.clone(), load.clone());
-        sim.host(name, move || {
-            let (board, load) = (board.clone(), load.clone());
-            async move {
-                let _node = serve(name, &["a"], tellers, board, load, seed).await;
-                std::future::pending::<()>().await;
-                Ok(())
-            }
-        });
-    }
+    serving_hosts(&mut sim, &[("b", PER_NODE), ("c", 0)], &board, &load, seed);
     let (shared, running, announce) = (board.clone(), load.clone(), phase.clone());
     sim.client("a", async move {
         let a = serve("a", &[], PER_NODE, shared.clone(), running.clone(), seed).await;
@@ -1523,17 +1515,7 @@ fn isolation(seed: u64) {
     let mut sim = simulation(seed, 10);
     let board: Shared = Rc::default();
     let load = Arc::new(AtomicBool::new(true));
-    for name in ["b", "c"] {
-        let (board, load) = (board.clone(), load.clone());
-        sim.host(name, move || {
-            let (board, load) = (board.clone(), load.clone());
-            async move {
-                let _node = serve(name, &["a"], PER_NODE, board, load, seed).await;
-                std::future::pending::<()>().await;
-                Ok(())
-            }
-        });
-    }
+    serving_hosts(&mut sim, &[("b", PER_NODE), ("c", PER_NODE)], &board, &load, seed);
     let (shared, running) = (board.clone(), load.clone());
     sim.client("a", async move {
         let a = serve("a", &[], PER_NODE, shared.clone(), running.clone(), seed).await;
