@@ -37,3 +37,23 @@ pub(crate) fn lock<T>(m: &sync::Mutex<T>) -> sync::MutexGuard<'_, T> {
         Err(poisoned) => poisoned.into_inner(),
     }
 }
+
+/// The lock of a mailbox's queue: taken by every send and by the consumer at every batch, so
+/// contended under fan-in; parking_lot's (adaptive spinning, no poisoning) outside loom.
+#[cfg(not(loom))]
+pub(crate) type QueueMutex<T> = parking_lot::Mutex<T>;
+#[cfg(loom)]
+pub(crate) type QueueMutex<T> = loom::sync::Mutex<T>;
+
+/// Locks a mailbox's queue (see [`QueueMutex`]).
+#[cfg(not(loom))]
+#[inline]
+pub(crate) fn lock_queue<T>(m: &QueueMutex<T>) -> parking_lot::MutexGuard<'_, T> {
+    m.lock()
+}
+
+/// Locks a mailbox's queue (see [`QueueMutex`]).
+#[cfg(loom)]
+pub(crate) fn lock_queue<T>(m: &QueueMutex<T>) -> sync::MutexGuard<'_, T> {
+    lock(m)
+}

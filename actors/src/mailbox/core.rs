@@ -16,9 +16,9 @@ use std::task::{Context, Poll, Waker};
 
 use amber_snapshot::{ActorCut, Cut, Dequeue, Epoch, InFlightRecord, Marker};
 
-use crate::loom::lock;
 use crate::loom::sync::atomic::{AtomicBool, Ordering};
 use crate::loom::sync::{Arc, Mutex};
+use crate::loom::{lock, lock_queue};
 use crate::signal::Signal;
 use crate::snapshot::{CaptureProblem, Taint};
 use crate::system::CutBatch;
@@ -394,7 +394,7 @@ impl<T, M> Queue<T, M> {
 #[derive(Debug)]
 pub(crate) struct MailboxCore<T, M = ()> {
     pub(crate) meta: Meta,
-    queue: Mutex<Queue<T, M>>,
+    queue: crate::loom::QueueMutex<Queue<T, M>>,
     /// Set (under the lock) when the control lane is non-empty; read by the consumer between
     /// data messages without locking.
     control_pending: AtomicBool,
@@ -412,7 +412,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
     pub(crate) fn with_cut(meta: Meta, capacity: usize, cut: ActorCut) -> Self {
         MailboxCore {
             meta,
-            queue: Mutex::new(Queue {
+            queue: crate::loom::QueueMutex::new(Queue {
                 data: VecDeque::new(),
                 control: VecDeque::new(),
                 capacity: capacity.max(1),
@@ -455,7 +455,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
     /// granted to it goes to the next in line.
     pub(crate) fn cancel_wait(&self, ticket: u64) {
         let wake = {
-            let mut q = lock(&self.queue);
+            let mut q = lock_queue(&self.queue);
             let Some(at) = q.tx_waiters.iter().position(|w| w.ticket == ticket) else { return };
             if at < q.granted {
                 q.granted -= 1;
@@ -496,7 +496,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
         refusal: Refusal,
     ) -> Result<(), PushError<T, M>> {
         let waker = {
-            let mut q = lock(&self.queue);
+            let mut q = lock_queue(&self.queue);
             if q.lifecycle != Lifecycle::Open {
                 if let Some(moved) = &q.moved {
                     // Decided under the lock that the hand-off took: whatever was queued
@@ -602,7 +602,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
     /// has terminated (the signal is given back).
     pub(crate) fn push_control(&self, signal: Signal) -> Result<(), Signal> {
         let waker = {
-            let mut q = lock(&self.queue);
+            let mut q = lock_queue(&self.queue);
             if matches!(q.lifecycle, Lifecycle::Terminated | Lifecycle::Moved) {
                 return Err(signal);
             }
@@ -619,7 +619,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
     /// Refuses further data messages; queued ones can still be drained.
     pub(crate) fn close(&self) {
         let (rx, txs) = {
-            let mut q = lock(&self.queue);
+            let mut q = lock_queue(&self.queue);
             if q.lifecycle == Lifecycle::Open {
                 q.lifecycle = Lifecycle::Closed;
             }
@@ -633,7 +633,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
     /// and the watchers to tell.
     pub(crate) fn terminate(&self, reason: ExitReason) -> Terminated<T> {
         let (data, rx, txs, exits, watchers) = {
-            let mut q = lock(&self.queue);
+            let mut q = lock_queue(&self.queue);
             q.lifecycle = Lifecycle::Terminated;
             q.exit = Some(reason);
             q.control.clear(); // signals hold no user values
@@ -656,14 +656,14 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
     /// Where the actor went, if it moved to another node (also once its forwarding ended:
     /// what is still pushed goes on there).
     pub(crate) fn moved_to(&self) -> Option<M> {
-        lock(&self.queue).moved.clone()
+        lock_queue(&self.queue).moved.clone()
     }
 
     /// Ends the forwarding of a moved actor (it stopped on its new node, or that node is
     /// gone for good): the mailbox terminates with `reason`. Returns the watchers to tell,
     /// or `None` if the actor had not moved.
     pub(crate) fn terminate_moved(&self, reason: ExitReason) -> Option<Vec<Watcher>> {
-        if lock(&self.queue).lifecycle != Lifecycle::Moved {
+        if lock_queue(&self.queue).lifecycle != Lifecycle::Moved {
             return None;
         }
         Some(self.terminate(reason).watchers)
@@ -671,12 +671,12 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
 
     /// Whether the actor has terminated.
     pub(crate) fn is_terminated(&self) -> bool {
-        lock(&self.queue).lifecycle == Lifecycle::Terminated
+        lock_queue(&self.queue).lifecycle == Lifecycle::Terminated
     }
 
     /// Ready once the actor has terminated.
     pub(crate) fn poll_terminated(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut q = lock(&self.queue);
+        let mut q = lock_queue(&self.queue);
         if q.lifecycle == Lifecycle::Terminated {
             return Poll::Ready(());
         }
@@ -688,13 +688,13 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
 
     /// Why the actor terminated, if it has.
     pub(crate) fn exit_reason(&self) -> Option<ExitReason> {
-        lock(&self.queue).exit.clone()
+        lock_queue(&self.queue).exit.clone()
     }
 
     /// Registers `watcher` to be told when this actor terminates. If it already has, the
     /// watcher is given back with the reason, so it can be told at once.
     pub(crate) fn add_watcher(&self, watcher: Watcher) -> Result<(), (Watcher, ExitReason)> {
-        let mut q = lock(&self.queue);
+        let mut q = lock_queue(&self.queue);
         match &q.exit {
             Some(reason) => Err((watcher, reason.clone())),
             None => {
@@ -707,28 +707,28 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
     /// Enqueues restored in-flight messages, in order and regardless of capacity, before
     /// the actor starts. They keep the tags they were recorded with.
     pub(crate) fn restore_queue(&self, items: impl IntoIterator<Item = T>) {
-        lock(&self.queue).data.extend(items);
+        lock_queue(&self.queue).data.extend(items);
     }
 
     /// How many data messages the queue holds before senders wait (`usize::MAX`:
     /// unbounded), as a snapshot records it.
     pub(crate) fn capacity(&self) -> usize {
-        lock(&self.queue).capacity
+        lock_queue(&self.queue).capacity
     }
 
     /// Removes `id` from the watchers.
     pub(crate) fn remove_watcher(&self, id: ActorId) {
-        lock(&self.queue).watchers.retain(|w| w.id() != id);
+        lock_queue(&self.queue).watchers.retain(|w| w.id() != id);
     }
 
     /// The actor's place in the snapshot protocol (its epoch and latest cut).
     pub(crate) fn cut_state(&self) -> ActorCut {
-        lock(&self.queue).cut
+        lock_queue(&self.queue).cut
     }
 
     /// The number of data messages waiting in the shared queue (not the consumer's batch).
     pub(crate) fn queued(&self) -> usize {
-        lock(&self.queue).data.len()
+        lock_queue(&self.queue).data.len()
     }
 }
 
@@ -810,7 +810,7 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
     /// The actor is about to serve an ask from an actor of depth `asker` (see
     /// [`ActorCut::on_ask`]): its new depth, if it changed, as `(from, to)`.
     pub(crate) fn on_ask(&mut self, asker: u8) -> Option<(u8, u8)> {
-        lock(&self.core.queue).cut.on_ask(asker)
+        lock_queue(&self.core.queue).cut.on_ask(asker)
     }
 
     /// The next item, or `Poll::Pending` with the consumer's waker registered.
@@ -833,7 +833,7 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
         if !self.core.control_pending.load(Ordering::Acquire) {
             return None;
         }
-        let mut q = lock(&self.core.queue);
+        let mut q = lock_queue(&self.core.queue);
         let signal = q.control.pop_front();
         if q.control.is_empty() {
             self.core.control_pending.store(false, Ordering::Release);
@@ -867,7 +867,7 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
         }
         let txs;
         let next = {
-            let mut q = lock(&self.core.queue);
+            let mut q = lock_queue(&self.core.queue);
             if let Some(signal) = q.control.pop_front() {
                 if q.control.is_empty() {
                     self.core.control_pending.store(false, Ordering::Release);
@@ -916,7 +916,7 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
     /// like any other in the batch.)
     pub(crate) fn cut(&mut self, why: CutFor, released: u8) -> Cutting<'_, T> {
         let (cut, txs, watchers) = {
-            let mut q = lock(&self.core.queue);
+            let mut q = lock_queue(&self.core.queue);
             if matches!(q.lifecycle, Lifecycle::Terminated | Lifecycle::Moved) {
                 // Stopped (its final cut is taken) or gone to another node (it cuts there):
                 // a marker reaching it late finds nothing to cut.
@@ -986,7 +986,7 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
         hand_off: impl FnOnce(&mut VecDeque<T>, ActorCut) -> Result<R, E>,
     ) -> Option<Result<R, E>> {
         let (result, rx, txs) = {
-            let mut q = lock(&self.core.queue);
+            let mut q = lock_queue(&self.core.queue);
             if q.lifecycle != Lifecycle::Open {
                 return None;
             }

@@ -16,7 +16,7 @@
 //! redirect.
 
 use super::{Inbox, Lifecycle, Stamp};
-use crate::loom::lock;
+use crate::loom::lock_queue;
 use crate::signal::Signal;
 
 impl<T: Stamp, M: Clone> Inbox<T, M> {
@@ -30,7 +30,7 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
         if !self.batch.is_empty() || !self.held.is_empty() || self.hold.is_some() {
             return false;
         }
-        let mut q = lock(&self.core.queue);
+        let mut q = lock_queue(&self.core.queue);
         let idle = q.lifecycle == Lifecycle::Open
             && q.data.is_empty()
             && q.control.iter().all(|s| matches!(s, Signal::Passivate(_)))
@@ -47,7 +47,7 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
     /// passivation it was closed for failed). Senders refused meanwhile got their messages
     /// back. Returns whether it was closed (and is open again).
     pub(crate) fn reopen(&mut self) -> bool {
-        let mut q = lock(&self.core.queue);
+        let mut q = lock_queue(&self.core.queue);
         q.passivated = false;
         if q.lifecycle == Lifecycle::Closed {
             q.lifecycle = Lifecycle::Open;
