@@ -1,11 +1,11 @@
 //! One turn of an actor: polling a handler or hook future with the actor marked as running on
 //! this thread (so its sends are stamped with its id and epoch) and with panics caught.
 
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::pin;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use crate::current::{self, Running};
 use crate::remote::RemoteRoute;
@@ -31,28 +31,47 @@ impl std::fmt::Display for Panic {
 /// Runs `fut` to completion as a turn of `running`; a panic becomes `Err`. A link one of its
 /// sends queued beyond the bound is noted in `owed` (see [`current::owe_room`]): the actor
 /// waits for room on it before its next message.
+///
+/// A future of its own, holding `fut` where it was built (an `async fn` wrapping it moved it
+/// once more, a `memcpy` of the handler's future per message).
 #[inline]
-pub(crate) async fn turn<F: Future>(
+pub(crate) fn turn<F: Future>(
     running: Running,
     fut: F,
     owed: &mut Option<Arc<dyn RemoteRoute>>,
-) -> Result<F::Output, Panic> {
-    let mut fut = pin!(fut);
-    poll_fn(move |cx| {
-        let previous = current::enter(Some(running));
-        let polled = catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)));
+) -> Turn<'_, F> {
+    Turn { fut, running, owed }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`turn`].
+    pub(crate) struct Turn<'a, F> {
+        #[pin]
+        fut: F,
+        running: Running,
+        owed: &'a mut Option<Arc<dyn RemoteRoute>>,
+    }
+}
+
+impl<F: Future> Future for Turn<'_, F> {
+    type Output = Result<F::Output, Panic>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let previous = current::enter(Some(*this.running));
+        let polled = catch_unwind(AssertUnwindSafe(|| this.fut.as_mut().poll(cx)));
         current::enter(previous);
         // Taken after every poll: the next poll may run on another thread.
         if let Some(route) = current::take_owed_room() {
-            *owed = Some(route);
+            **this.owed = Some(route);
         }
         match polled {
             Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
             Ok(Poll::Pending) => Poll::Pending,
             Err(payload) => Poll::Ready(Err(Panic(panic_message(payload.as_ref())))),
         }
-    })
-    .await
+    }
 }
 
 /// Runs a plain closure as a turn (for factories and state encoders); a panic becomes
