@@ -223,7 +223,10 @@ pub use cluster::{
     RestartSourceError, Restarted, ShardKeeper, ShardRefusal, Sharding, ShardingConfig,
     ShardingError, SpawnRefusal, TellError,
 };
-pub use frame::{DEFAULT_MAX_FRAME, Frame, FrameCodec, FrameError, FrameKind, HEADER_LEN};
+pub use frame::{
+    DEFAULT_MAX_FRAME, Frame, FrameBody, FrameCodec, FrameError, FrameKind, HEADER_LEN,
+    HandshakeFrame,
+};
 pub use handshake::{HandshakeError, PROTOCOL_VERSION, Refusal};
 pub use node::{NodeId, NodeIdError};
 pub use transport::{

@@ -641,7 +641,7 @@ impl RemoteRoute for PeerRoute {
             ask,
             depth: message.depth,
             type_name: message.type_name.into(),
-            payload: message.payload,
+            payload: message.payload.into(),
         };
         let Some(_sending) = out.sending() else { return refused(&shared) };
         out.credit.queued();
@@ -763,6 +763,7 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
     match frame {
         Frame::Message { to, from: sender, tag, ask, depth, payload, .. } => {
             let reply = ask.map(|ask| reply_handler(shared, &from, ask));
+            let payload = payload.into();
             let message = InboundMessage { to, from: sender, tag, depth, payload, reply };
             if let Err(e) = shared.host().deliver(from.as_str(), message) {
                 tracing::debug!(node = %from, actor = %to, error = %e, "remote message not delivered");
