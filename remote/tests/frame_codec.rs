@@ -224,23 +224,36 @@ proptest! {
     }
 
     #[test]
-    fn a_byte_after_any_frame_is_trailing(frame in frame(), handshake in handshake_frame(), extra in any::<u8>()) {
+    fn a_byte_after_any_frame_is_trailing(
+        frame in frame(),
+        handshake in handshake_frame(),
+        extra in any::<u8>(),
+    ) {
         let mut link = encode(&frame)[HEADER_LEN..].to_vec();
         link.push(extra);
         let result = decode_body::<Frame>(&link);
-        prop_assert!(matches!(result, Err(FrameError::Trailing { extra: 1, .. })), "{:?}", result);
+        let trailing = matches!(result, Err(FrameError::Trailing { extra: 1, .. }));
+        prop_assert!(trailing, "{:?}", result);
         let mut hs = encode(&handshake)[HEADER_LEN..].to_vec();
         hs.push(extra);
         let result = decode_body::<HandshakeFrame>(&hs);
-        prop_assert!(matches!(result, Err(FrameError::Trailing { extra: 1, .. })), "{:?}", result);
+        let trailing = matches!(result, Err(FrameError::Trailing { extra: 1, .. }));
+        prop_assert!(trailing, "{:?}", result);
     }
 
     #[test]
-    fn each_kind_is_refused_where_the_other_is_expected(frame in frame(), handshake in handshake_frame()) {
+    fn each_kind_is_refused_where_the_other_is_expected(
+        frame in frame(),
+        handshake in handshake_frame(),
+    ) {
         let result = decode_body::<HandshakeFrame>(&encode(&frame)[HEADER_LEN..]);
-        prop_assert!(matches!(result, Err(FrameError::Unexpected { kind, .. }) if kind == frame.kind()), "{:?}", result);
+        let refused =
+            matches!(result, Err(FrameError::Unexpected { kind, .. }) if kind == frame.kind());
+        prop_assert!(refused, "{:?}", result);
         let result = decode_body::<Frame>(&encode(&handshake)[HEADER_LEN..]);
-        prop_assert!(matches!(result, Err(FrameError::Unexpected { kind, .. }) if kind == handshake.kind()), "{:?}", result);
+        let refused =
+            matches!(result, Err(FrameError::Unexpected { kind, .. }) if kind == handshake.kind());
+        prop_assert!(refused, "{:?}", result);
     }
 
     #[test]
@@ -336,7 +349,7 @@ fn random_bodies_never_panic() {
         let len = 1 + (rng.next() % 96) as usize;
         let mut bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         // Mostly a known type byte, so that the fields get exercised.
-        if rng.next() % 8 != 0 {
+        if !rng.next().is_multiple_of(8) {
             let kinds = FrameKind::ALL;
             bytes[0] = kinds[(rng.next() % kinds.len() as u64) as usize].code();
         }
@@ -347,11 +360,14 @@ fn random_bodies_never_panic() {
     assert!(decoded > 0);
 }
 
+/// A malformed body: what it is, its bytes, and the error expected.
+type Case = (&'static str, Vec<u8>, Box<dyn Fn(&FrameError) -> bool>);
+
 #[test]
 fn explicit_malformed_bodies() {
     use FrameKind::*;
     let message = |rest: &[u8]| [&[0x10][..], rest].concat();
-    let cases: Vec<(&str, Vec<u8>, Box<dyn Fn(&FrameError) -> bool>)> = vec![
+    let cases: Vec<Case> = vec![
         ("empty body", vec![], Box::new(|e| matches!(e, FrameError::Empty))),
         ("unknown type", vec![0x00], Box::new(|e| matches!(e, FrameError::UnknownType(0x00)))),
         (
@@ -435,7 +451,7 @@ fn explicit_malformed_bodies() {
         assert!(expected(&error), "{what}: got {error:?}");
         assert!(!error.to_string().is_empty());
     }
-    let handshake_cases: Vec<(&str, Vec<u8>, Box<dyn Fn(&FrameError) -> bool>)> = vec![
+    let handshake_cases: Vec<Case> = vec![
         (
             "unknown refusal",
             vec![0x05, 0x07],

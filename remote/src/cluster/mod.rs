@@ -763,7 +763,6 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
     match frame {
         Frame::Message { to, from: sender, tag, ask, depth, payload, .. } => {
             let reply = ask.map(|ask| reply_handler(shared, &from, ask));
-            let payload = payload.into();
             let message = InboundMessage { to, from: sender, tag, depth, payload, reply };
             if let Err(e) = shared.host().deliver(from.as_str(), message) {
                 tracing::debug!(node = %from, actor = %to, error = %e, "remote message not delivered");

@@ -1,8 +1,9 @@
 //! Why a node refuses a connection during the handshake, as the other side learns it.
 
-/// The reason in a [`HandshakeFrame::Refuse`](crate::HandshakeFrame::Refuse): the accepting node turns the
-/// connection away and closes it. The dialler reports it as a typed
-/// [`HandshakeError`](crate::HandshakeError).
+/// The reason in a [`HandshakeFrame::Refuse`](crate::HandshakeFrame::Refuse): the accepting
+/// node turns the connection away and closes it. The dialler reports it as a typed
+/// [`HandshakeError`](crate::HandshakeError). On the wire: `0x00` for `Auth`, `0x01` for
+/// `TooManyPending`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// The dialler's proof did not verify (a different shared secret):
