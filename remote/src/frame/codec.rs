@@ -128,9 +128,8 @@ impl FrameCodec {
             reserve_for_frame(src, total);
             return Ok(None);
         }
-        let mut body = src.split_to(total);
-        body.advance(HEADER_LEN);
-        F::decode_body(body.freeze()).map(Some)
+        src.advance(HEADER_LEN);
+        F::decode_body(src, len).map(Some)
     }
 
     /// [`decode_as`](FrameCodec::decode_as) at the end of the stream: bytes left that are

@@ -2,14 +2,14 @@
 //! type byte, then the frame's fields in a fixed order, written and read by hand over
 //! `bytes`, in the manner of quinn-proto's `coding.rs`.
 //!
-//! Decoding reads from the body's [`Bytes`], so a `Message`'s payload is a slice of the read
-//! buffer, not a copy. It never panics, and allocates at most what the body holds (text
-//! fields and `Control`/`Reply` bytes are copied once): every length is checked against the
-//! bytes left before anything is taken.
+//! Decoding parses the body where it lies in the read buffer, then takes a `Message`'s
+//! payload out of the buffer as [`Bytes`] (one reference count, no copy). It never panics,
+//! and allocates at most what the body holds (text fields and `Control`/`Reply` bytes are
+//! copied once): every length is checked against the bytes left before anything is taken.
 
 use amber_actors::remote::ReplyError;
 use amber_snapshot::{ActorId, Epoch, SystemId};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -41,7 +41,7 @@ impl FrameBody for Frame {}
 impl FrameBody for HandshakeFrame {}
 
 pub(super) mod sealed {
-    use bytes::{Bytes, BytesMut};
+    use bytes::BytesMut;
 
     use crate::FrameError;
 
@@ -52,8 +52,10 @@ pub(super) mod sealed {
         /// Appends the body (type byte and fields) to `dst`; on error, what was appended is
         /// left for the caller to truncate.
         fn encode_body(&self, dst: &mut BytesMut) -> Result<(), FrameError>;
-        /// Decodes one whole body: exactly one frame, nothing after it.
-        fn decode_body(body: Bytes) -> Result<Self, FrameError>;
+        /// Decodes the body that is the first `len` bytes of `src` (`len` is at most
+        /// `src.len()`): exactly one frame, nothing after it. Takes the `len` bytes out of
+        /// `src`, whether they decode or not.
+        fn decode_body(src: &mut BytesMut, len: usize) -> Result<Self, FrameError>;
     }
 }
 
@@ -111,50 +113,68 @@ impl sealed::Body for Frame {
         Ok(())
     }
 
-    fn decode_body(body: Bytes) -> Result<Frame, FrameError> {
-        let mut r = Reader::start(body)?;
-        let kind = r.kind;
-        let frame = match kind {
-            FrameKind::Message => {
-                let flags = r.u8("flags")?;
-                if flags & !(HAS_FROM | HAS_ASK) != 0 {
-                    return Err(r.invalid("flags", "unknown flag bits set"));
-                }
-                let to = r.actor("to")?;
-                let from = if flags & HAS_FROM != 0 { Some(r.actor("from")?) } else { None };
-                let tag = Epoch(r.varint("tag")?);
-                let ask = if flags & HAS_ASK != 0 { Some(r.varint("ask")?) } else { None };
-                let depth = r.u8("depth")?;
-                let type_name = names::shared(r.slice("type name")?)
-                    .ok_or(FrameError::NotUtf8 { kind, field: "type name" })?;
-                let payload = r.bytes("payload")?;
-                Frame::Message { to, from, tag, ask, depth, type_name, payload }
-            }
-            FrameKind::Reply => {
-                let ask = r.varint("ask")?;
-                let epoch = Epoch(r.varint("epoch")?);
-                let result = match r.u8("outcome")? {
-                    REPLY_OK => Ok(r.slice("answer")?.to_vec()),
-                    REPLY_ERR => Err(reply_error(r.slice("error")?)
-                        .ok_or_else(|| r.invalid("error", "not one MessagePack ReplyError"))?),
-                    _ => return Err(r.invalid("outcome", "neither 0 (answer) nor 1 (error)")),
-                };
-                Frame::Reply { ask, epoch, result }
-            }
-            FrameKind::Control => Frame::Control(r.slice("bytes")?.to_vec()),
-            FrameKind::Heartbeat => Frame::Heartbeat,
-            FrameKind::Goodbye => Frame::Goodbye { reason: r.string("reason")? },
-            FrameKind::Hello
-            | FrameKind::Proof
-            | FrameKind::Welcome
-            | FrameKind::Duplicate
-            | FrameKind::Refuse => {
-                return Err(FrameError::Unexpected { kind, during: "on an established link" });
-            }
-        };
-        r.finish()?;
-        Ok(frame)
+    fn decode_body(src: &mut BytesMut, len: usize) -> Result<Frame, FrameError> {
+        let mut payload_at = 0..0;
+        let mut frame = parse_frame(&src[..len], &mut payload_at);
+        // The payload is the only field that stays in the buffer: split off, not copied.
+        if let Ok(Frame::Message { payload, .. }) = &mut frame
+            && !payload_at.is_empty()
+        {
+            src.advance(payload_at.start);
+            *payload = src.split_to(payload_at.len()).freeze();
+            src.advance(len - payload_at.end);
+        } else {
+            src.advance(len);
+        }
+        frame
     }
+}
+
+/// Parses a link frame's body; a `Message`'s payload is left empty, its place in `body`
+/// written to `payload_at`.
+fn parse_frame(body: &[u8], payload_at: &mut std::ops::Range<usize>) -> Result<Frame, FrameError> {
+    let mut r = Reader::start(body)?;
+    let kind = r.kind;
+    let frame = match kind {
+        FrameKind::Message => {
+            let flags = r.u8("flags")?;
+            if flags & !(HAS_FROM | HAS_ASK) != 0 {
+                return Err(r.invalid("flags", "unknown flag bits set"));
+            }
+            let to = r.actor("to")?;
+            let from = if flags & HAS_FROM != 0 { Some(r.actor("from")?) } else { None };
+            let tag = Epoch(r.varint("tag")?);
+            let ask = if flags & HAS_ASK != 0 { Some(r.varint("ask")?) } else { None };
+            let depth = r.u8("depth")?;
+            let type_name = names::shared(r.slice("type name")?)
+                .ok_or(FrameError::NotUtf8 { kind, field: "type name" })?;
+            *payload_at = r.counted("payload")?;
+            Frame::Message { to, from, tag, ask, depth, type_name, payload: Bytes::new() }
+        }
+        FrameKind::Reply => {
+            let ask = r.varint("ask")?;
+            let epoch = Epoch(r.varint("epoch")?);
+            let result = match r.u8("outcome")? {
+                REPLY_OK => Ok(r.slice("answer")?.to_vec()),
+                REPLY_ERR => Err(reply_error(r.slice("error")?)
+                    .ok_or_else(|| r.invalid("error", "not one MessagePack ReplyError"))?),
+                _ => return Err(r.invalid("outcome", "neither 0 (answer) nor 1 (error)")),
+            };
+            Frame::Reply { ask, epoch, result }
+        }
+        FrameKind::Control => Frame::Control(r.slice("bytes")?.to_vec()),
+        FrameKind::Heartbeat => Frame::Heartbeat,
+        FrameKind::Goodbye => Frame::Goodbye { reason: r.string("reason")? },
+        FrameKind::Hello
+        | FrameKind::Proof
+        | FrameKind::Welcome
+        | FrameKind::Duplicate
+        | FrameKind::Refuse => {
+            return Err(FrameError::Unexpected { kind, during: "on an established link" });
+        }
+    };
+    r.finish()?;
+    Ok(frame)
 }
 
 impl sealed::Body for HandshakeFrame {
@@ -186,36 +206,43 @@ impl sealed::Body for HandshakeFrame {
         Ok(())
     }
 
-    fn decode_body(body: Bytes) -> Result<HandshakeFrame, FrameError> {
-        let mut r = Reader::start(body)?;
-        let kind = r.kind;
-        let frame = match kind {
-            FrameKind::Hello => {
-                let node = NodeId::new(r.string("node id")?);
-                let incarnation = u64::from_be_bytes(r.array("incarnation")?);
-                let listen_port = u16::from_be_bytes(r.array("listen port")?);
-                let nonce = r.array("nonce")?;
-                HandshakeFrame::Hello { node, incarnation, listen_port, nonce }
-            }
-            FrameKind::Proof => HandshakeFrame::Proof { mac: r.array("mac")? },
-            FrameKind::Welcome => HandshakeFrame::Welcome,
-            FrameKind::Duplicate => HandshakeFrame::Duplicate,
-            FrameKind::Refuse => HandshakeFrame::Refuse(match r.u8("reason")? {
-                0x00 => Refusal::Auth,
-                0x01 => Refusal::TooManyPending,
-                _ => return Err(r.invalid("reason", "unknown refusal code")),
-            }),
-            FrameKind::Message
-            | FrameKind::Reply
-            | FrameKind::Control
-            | FrameKind::Heartbeat
-            | FrameKind::Goodbye => {
-                return Err(FrameError::Unexpected { kind, during: "during the handshake" });
-            }
-        };
-        r.finish()?;
-        Ok(frame)
+    fn decode_body(src: &mut BytesMut, len: usize) -> Result<HandshakeFrame, FrameError> {
+        let frame = parse_handshake(&src[..len]);
+        src.advance(len);
+        frame
     }
+}
+
+/// Parses a handshake frame's body.
+fn parse_handshake(body: &[u8]) -> Result<HandshakeFrame, FrameError> {
+    let mut r = Reader::start(body)?;
+    let kind = r.kind;
+    let frame = match kind {
+        FrameKind::Hello => {
+            let node = NodeId::new(r.string("node id")?);
+            let incarnation = u64::from_be_bytes(r.array("incarnation")?);
+            let listen_port = u16::from_be_bytes(r.array("listen port")?);
+            let nonce = r.array("nonce")?;
+            HandshakeFrame::Hello { node, incarnation, listen_port, nonce }
+        }
+        FrameKind::Proof => HandshakeFrame::Proof { mac: r.array("mac")? },
+        FrameKind::Welcome => HandshakeFrame::Welcome,
+        FrameKind::Duplicate => HandshakeFrame::Duplicate,
+        FrameKind::Refuse => HandshakeFrame::Refuse(match r.u8("reason")? {
+            0x00 => Refusal::Auth,
+            0x01 => Refusal::TooManyPending,
+            _ => return Err(r.invalid("reason", "unknown refusal code")),
+        }),
+        FrameKind::Message
+        | FrameKind::Reply
+        | FrameKind::Control
+        | FrameKind::Heartbeat
+        | FrameKind::Goodbye => {
+            return Err(FrameError::Unexpected { kind, during: "during the handshake" });
+        }
+    };
+    r.finish()?;
+    Ok(frame)
 }
 
 /// An unsigned LEB128 varint: 7 bits a byte, least significant first, the high bit set on
@@ -258,15 +285,15 @@ fn reply_error(bytes: &[u8]) -> Option<ReplyError> {
 }
 
 /// Reads one body's fields in order; every read checks the bytes left first.
-struct Reader {
-    body: Bytes,
+struct Reader<'a> {
+    body: &'a [u8],
     pos: usize,
     kind: FrameKind,
 }
 
-impl Reader {
+impl<'a> Reader<'a> {
     /// Reads the type byte.
-    fn start(body: Bytes) -> Result<Reader, FrameError> {
+    fn start(body: &'a [u8]) -> Result<Reader<'a>, FrameError> {
         let code = *body.first().ok_or(FrameError::Empty)?;
         let kind = FrameKind::from_code(code).ok_or(FrameError::UnknownType(code))?;
         Ok(Reader { body, pos: 1, kind })
@@ -342,15 +369,9 @@ impl Reader {
     }
 
     /// A byte string, borrowed.
-    fn slice(&mut self, field: &'static str) -> Result<&[u8], FrameError> {
+    fn slice(&mut self, field: &'static str) -> Result<&'a [u8], FrameError> {
         let range = self.counted(field)?;
         Ok(&self.body[range])
-    }
-
-    /// A byte string, shared with the body (no copy).
-    fn bytes(&mut self, field: &'static str) -> Result<Bytes, FrameError> {
-        let range = self.counted(field)?;
-        Ok(self.body.slice(range))
     }
 
     /// A byte string that must be UTF-8, copied.
