@@ -366,7 +366,9 @@ type Case = (&'static str, Vec<u8>, Box<dyn Fn(&FrameError) -> bool>);
 #[test]
 fn explicit_malformed_bodies() {
     use FrameKind::*;
-    let message = |rest: &[u8]| [&[0x10][..], rest].concat();
+    // A Message body: type, flags, `to` (system 1, seq 1), then `rest`.
+    let message =
+        |flags: u8, rest: &[u8]| [&[0x10, flags][..], &1u64.to_be_bytes(), &[1], rest].concat();
     let cases: Vec<Case> = vec![
         ("empty body", vec![], Box::new(|e| matches!(e, FrameError::Empty))),
         ("unknown type", vec![0x00], Box::new(|e| matches!(e, FrameError::UnknownType(0x00)))),
@@ -382,12 +384,12 @@ fn explicit_malformed_bodies() {
         ),
         (
             "unknown message flag",
-            message(&[0x04, 1, 1, 0, 0, 0, 0]),
+            message(0x04, &[0, 0, 0, 0]),
             Box::new(|e| matches!(e, FrameError::Invalid { kind: Message, field: "flags", .. })),
         ),
         (
             "varint not in its shortest form",
-            message(&[0x00, 0x81, 0x00, 1, 0, 0, 0, 0]),
+            [&[0x10, 0x00][..], &[0; 8], &[0x81, 0x00, 0, 0, 0, 0]].concat(),
             Box::new(|e| matches!(e, FrameError::Invalid { kind: Message, field: "to", .. })),
         ),
         (
@@ -402,12 +404,12 @@ fn explicit_malformed_bodies() {
         ),
         (
             "type name not UTF-8",
-            message(&[0x00, 1, 1, 0, 0, 2, 0xff, 0xfe, 0]),
+            message(0x00, &[0, 0, 2, 0xff, 0xfe, 0]),
             Box::new(|e| matches!(e, FrameError::NotUtf8 { kind: Message, field: "type name" })),
         ),
         (
             "payload longer than the body",
-            message(&[0x00, 1, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2]),
+            message(0x00, &[0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2]),
             Box::new(|e| matches!(e, FrameError::Short { kind: Message, field: "payload" })),
         ),
         (
@@ -541,11 +543,15 @@ fn bytes_are_as_documented() {
         type_name: "T".into(),
         payload: Bytes::from_static(b"\x80"),
     };
-    assert_eq!(
-        &encode(&message)[HEADER_LEN..],
-        //   type  flags to: 1, 300     from: 2, 3  tag  ask  depth  "T"       payload
-        b"\x10\x03\x01\xac\x02\x02\x03\x04\x05\x06\x01T\x01\x80"
-    );
+    let expected: &[&[u8]] = &[
+        b"\x10\x03",                   // type, flags: from and ask
+        b"\0\0\0\0\0\0\0\x01\xac\x02", // to: system 1 (u64), seq 300
+        b"\0\0\0\0\0\0\0\x02\x03",     // from: system 2, seq 3
+        b"\x04\x05\x06",               // tag, ask, depth
+        b"\x01T",                      // type name
+        b"\x01\x80",                   // payload
+    ];
+    assert_eq!(&encode(&message)[HEADER_LEN..], &expected.concat()[..]);
     let reply = Frame::Reply { ask: 1, epoch: Epoch(2), result: Ok(vec![9]) };
     assert_eq!(&encode(&reply)[HEADER_LEN..], b"\x11\x01\x02\x00\x01\x09");
     let hello = HandshakeFrame::Hello {

@@ -49,8 +49,9 @@ const EXACT_GROWTH_FROM: usize = 64 * 1024;
 /// - *varint*: an unsigned LEB128 integer of 1 to 10 bytes (7 bits a byte, least
 ///   significant first, high bit set on all bytes but the last), in its shortest form and
 ///   at most `u64::MAX`.
-/// - *actor*: an [`ActorId`](amber_snapshot::ActorId) as two varints, its system's id then
-///   its sequence number.
+/// - *actor*: an [`ActorId`](amber_snapshot::ActorId): its system's id as a `u64`
+///   big-endian (system ids are random, so a varint would be longer), then its sequence
+///   number as a varint.
 /// - *bytes*: a varint length, then that many bytes. *text*: *bytes* that are UTF-8.
 ///
 /// Payloads, `Control` bytes and reply answers are opaque to the codec (MessagePack by

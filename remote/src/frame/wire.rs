@@ -61,8 +61,8 @@ pub(super) mod sealed {
 
 impl sealed::Body for Frame {
     fn size_hint(&self) -> usize {
-        // Type, flags, up to five varints, depth, three length varints.
-        1 + 1 + 5 * MAX_VARINT + 1 + 3 * MAX_VARINT + self.payload_len()
+        // Type, flags, two actors, up to two more varints, depth, two length varints.
+        1 + 1 + 2 * (8 + MAX_VARINT) + 2 * MAX_VARINT + 1 + 2 * MAX_VARINT + self.payload_len()
     }
 
     fn encode_body(&self, dst: &mut BytesMut) -> Result<(), FrameError> {
@@ -255,9 +255,10 @@ fn put_varint(dst: &mut BytesMut, mut n: u64) {
     dst.put_u8(n as u8);
 }
 
-/// An actor id: its system's id, then its sequence number, two varints.
+/// An actor id: its system's id as a `u64` big-endian (system ids are random: a varint
+/// would take 9 or 10 bytes), then its sequence number as a varint.
 fn put_actor(dst: &mut BytesMut, id: ActorId) {
-    put_varint(dst, id.system().0);
+    dst.put_u64(id.system().0);
     put_varint(dst, id.seq());
 }
 
@@ -308,6 +309,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next `n` bytes' range in the body.
+    #[inline(always)]
     fn take(
         &mut self,
         n: usize,
@@ -320,12 +322,14 @@ impl<'a> Reader<'a> {
         Ok(start..end)
     }
 
+    #[inline(always)]
     fn u8(&mut self, field: &'static str) -> Result<u8, FrameError> {
         let byte = *self.body.get(self.pos).ok_or_else(|| self.short(field))?;
         self.pos += 1;
         Ok(byte)
     }
 
+    #[inline(always)]
     fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], FrameError> {
         let range = self.take(N, field)?;
         let mut array = [0; N];
@@ -334,6 +338,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A varint in its shortest form (no trailing zero byte) that fits 64 bits.
+    #[inline(always)]
     fn varint(&mut self, field: &'static str) -> Result<u64, FrameError> {
         let first = self.u8(field)?;
         if first < 0x80 {
@@ -356,12 +361,14 @@ impl<'a> Reader<'a> {
         Err(self.invalid(field, "varint larger than 64 bits"))
     }
 
+    #[inline(always)]
     fn actor(&mut self, field: &'static str) -> Result<ActorId, FrameError> {
-        let system = SystemId(self.varint(field)?);
+        let system = SystemId(u64::from_be_bytes(self.array(field)?));
         Ok(ActorId::new(system, self.varint(field)?))
     }
 
     /// A byte string's range: its varint length, then that many bytes.
+    #[inline(always)]
     fn counted(&mut self, field: &'static str) -> Result<std::ops::Range<usize>, FrameError> {
         let len = self.varint(field)?;
         let len = usize::try_from(len).map_err(|_| self.short(field))?;
@@ -369,6 +376,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A byte string, borrowed.
+    #[inline(always)]
     fn slice(&mut self, field: &'static str) -> Result<&'a [u8], FrameError> {
         let range = self.counted(field)?;
         Ok(&self.body[range])
