@@ -150,7 +150,7 @@ impl<A: Actor> AnyMailbox for Mailbox<A> {
                         },
                         tag: env.epoch,
                         depth: env.depth,
-                        payload,
+                        payload: payload.into(),
                         reply,
                     })),
                     Err(e) => Err(Undelivered::Refused(DeliverError::Decode(e), reply)),

@@ -591,7 +591,7 @@ impl<A: Actor> Runner<A> {
                         from: message.from,
                         tag: message.tag,
                         depth: message.depth,
-                        payload: message.payload,
+                        payload: message.payload.into(),
                         reply: message.reply,
                     };
                     match crate::any_mailbox::inbound_envelope::<A>(&system, id, inbound) {

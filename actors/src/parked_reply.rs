@@ -184,7 +184,7 @@ impl<A: Actor> Context<A> {
             from: Some(self.id()),
             tag: self.epoch(),
             depth: reply.depth,
-            payload: payload.clone(),
+            payload: payload.clone().into(),
             reply: handler,
         };
         // Refused, the handler comes back: it waits here for the next attempt.
@@ -257,7 +257,7 @@ mod tests {
             from: None,
             tag: Epoch::ZERO,
             depth: 0,
-            payload,
+            payload: payload.into(),
             reply: Some(handler),
         };
         (message, rx)

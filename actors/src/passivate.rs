@@ -310,7 +310,7 @@ impl<A: Actor> Context<A> {
             from: Some(self.id()),
             tag: epoch,
             depth: 0,
-            payload: payload.clone(),
+            payload: payload.clone().into(),
             reply: None,
         };
         match mailbox.deliver(&self.system, message, true) {
@@ -563,7 +563,7 @@ pub(crate) mod tests {
             from: None,
             tag: amber_snapshot::Epoch::ZERO,
             depth: 0,
-            payload,
+            payload: payload.into(),
             reply: None,
         }
     }

@@ -132,8 +132,9 @@ pub struct InboundMessage {
     pub tag: Epoch,
     /// For an ask from an actor, the asker's ask depth on its node; 0 otherwise.
     pub depth: u8,
-    /// The message, MessagePack.
-    pub payload: Vec<u8>,
+    /// The message, MessagePack (as it arrived: a slice of the link's read buffer, not a
+    /// copy).
+    pub payload: bytes::Bytes,
     /// Where the reply goes, for an ask.
     pub reply: Option<ReplyHandler>,
 }

@@ -21,7 +21,7 @@ fn message(seq: u64, ask: Option<u64>) -> Frame {
         ask,
         depth: 0,
         type_name: "bench::Ping".into(),
-        payload: vec![0xab; PAYLOAD],
+        payload: vec![0xab; PAYLOAD].into(),
     }
 }
 

@@ -2,10 +2,13 @@
 //!
 //! A [`Transport`] is one node's endpoint. It listens on a TCP address, dials other nodes,
 //! authenticates every connection with a shared secret, keeps **one link per pair of
-//! nodes**, and moves [`Frame`]s over those links: length-prefixed MessagePack, with opaque
-//! payload bytes. It knows nothing about actors; the runtime maps actor messages, replies and
-//! its own protocols (snapshots, lookups, spawns) onto `Frame::Message`, `Frame::Reply` and
-//! `Frame::Control`. What happens on the links arrives as [`TransportEvent`]s on one channel.
+//! nodes**, and moves [`Frame`]s over those links: length-prefixed frames in amber's own
+//! binary layout (a type byte, then fixed fields), with opaque payload bytes. What it knows
+//! of actors is their addressing: a `Frame::Message` names its receiving and sending actors,
+//! the sender's epoch and an ask's id and depth, so that a node routes a message without
+//! decoding it; the messages themselves, replies and the runtime's own protocols (snapshots,
+//! lookups, spawns) are opaque bytes in `Frame::Message`, `Frame::Reply` and `Frame::Control`.
+//! What happens on the links arrives as [`TransportEvent`]s on one channel.
 //!
 //! ```
 //! use amber_remote::{Frame, Transport, TransportConfig, TransportEvent};
@@ -38,13 +41,17 @@
 //!
 //! # Frames
 //!
-//! On the wire a frame is a `u32` big-endian body length followed by the body, one [`Frame`]
-//! in MessagePack (details in [`FrameCodec`]). Bodies are limited to
-//! [`TransportConfig::max_frame`] (8 MiB by default) on both ends: a sender gets
-//! [`TransportError::Frame`] for an oversized frame, a receiver closes the link on an
-//! oversized length prefix *before* reserving memory for it. The decoder never panics, never
-//! allocates more than about one maximum frame, and limits MessagePack nesting; every
-//! failure is a typed [`FrameError`].
+//! On the wire a frame is a `u32` big-endian body length followed by the body: one type byte
+//! ([`FrameKind`]) and the frame's fields in a fixed order, integers as LEB128 varints and
+//! byte strings counted (the table of types and fields is in [`FrameCodec`]). The handshake's
+//! frames are a type of their own, [`HandshakeFrame`]: a link never accepts one, and the
+//! handshake accepts nothing else. Bodies are limited to [`TransportConfig::max_frame`]
+//! (8 MiB by default) on both ends: a sender gets [`TransportError::Frame`] for an oversized
+//! frame, a receiver closes the link on an oversized length prefix *before* reserving memory
+//! for it. The decoder never panics, never allocates more than about one maximum frame (a
+//! message's payload is a slice of the read buffer, not a copy), and refuses unknown types,
+//! fields cut short, bytes after the last field and invalid values; every failure is a typed
+//! [`FrameError`].
 //!
 //! # Handshake
 //!
@@ -56,22 +63,23 @@
 //!    big-endian. Other bytes are [`HandshakeError::NotAmber`]; another version is
 //!    [`HandshakeError::Version`] with both versions, on both sides (the accepting side
 //!    answers with its own preamble before it checks the version).
-//! 2. **Hello** ([`Frame::Hello`]), dialler first, the acceptor's right after its preamble:
-//!    node id, incarnation (random per transport start), listening port, and a fresh random
-//!    32-byte nonce. A peer claiming this node's own id is refused.
-//! 3. **Proof** ([`Frame::Proof`]), dialler first: `HMAC-SHA256(secret, "amber-v1" || role
-//!    || own id || peer id || initiator nonce || acceptor nonce)`, where role is one byte (1
-//!    for the side that dialled, 2 for the side that accepted) and ids are `u32` big-endian
-//!    length + UTF-8. The acceptor checks it in constant time; if it fails, the acceptor
-//!    answers [`Frame::Refuse`]`(`[`Refusal::Auth`]`)` and closes: it never sends anything
-//!    keyed by the secret to a dialler that has not proven it knows it. Otherwise the
-//!    acceptor sends its own proof, which the dialler checks. A bad proof is
+//! 2. **Hello** ([`HandshakeFrame::Hello`]), dialler first, the acceptor's right after its
+//!    preamble: node id, incarnation (random per transport start), listening port, and a
+//!    fresh random 32-byte nonce. A peer claiming this node's own id is refused.
+//! 3. **Proof** ([`HandshakeFrame::Proof`]), dialler first: `HMAC-SHA256(secret, "amber-v1"
+//!    || role || own id || peer id || initiator nonce || acceptor nonce)`, where role is one
+//!    byte (1 for the side that dialled, 2 for the side that accepted) and ids are `u32`
+//!    big-endian length + UTF-8. The acceptor checks it in constant time; if it fails, the
+//!    acceptor answers [`HandshakeFrame::Refuse`]`(`[`Refusal::Auth`]`)` and closes: it never
+//!    sends anything keyed by the secret to a dialler that has not proven it knows it.
+//!    Otherwise the acceptor sends its own proof, which the dialler checks. A bad proof is
 //!    [`HandshakeError::Auth`] on both sides. The secret never crosses the wire; the nonces
 //!    make every proof single-use and the role byte stops a peer from reflecting our own
 //!    proof.
-//! 4. **Verdict**: the accepting side follows its proof with [`Frame::Welcome`] or
-//!    [`Frame::Duplicate`] (see below). A dialling side that learns from the `Hello` that it
-//!    already has a link to that peer sends `Duplicate` instead of its proof and stops there.
+//! 4. **Verdict**: the accepting side follows its proof with [`HandshakeFrame::Welcome`] or
+//!    [`HandshakeFrame::Duplicate`] (see below). A dialling side that learns from the `Hello`
+//!    that it already has a link to that peer sends `Duplicate` instead of its proof and stops
+//!    there.
 //!
 //! **What a proof gives away.** A proof is an HMAC over values the receiver knows, so whoever
 //! receives one can test guesses of the secret offline. The acceptor, which answers anyone
@@ -85,7 +93,7 @@
 //! [`TransportConfig::max_pending_handshakes`] incoming connections (64 by default) may be in
 //! their handshake at once, and at most [`TransportConfig::max_pending_per_address`] (8) from
 //! one IP address; a connection past either bound is answered with its preamble and
-//! [`Frame::Refuse`]`(`[`Refusal::TooManyPending`]`)` and closed, which the dialler's
+//! [`HandshakeFrame::Refuse`]`(`[`Refusal::TooManyPending`]`)` and closed, which the dialler's
 //! [`Transport::connect`] reports as [`HandshakeError::TooManyPending`] ("handshake refused:
 //! too many pending"; retry later). A dialler must send its first byte within
 //! [`TransportConfig::first_byte_timeout`] (1 s), or its connection is dropped
@@ -223,7 +231,10 @@ pub use cluster::{
     RestartSourceError, Restarted, ShardKeeper, ShardRefusal, Sharding, ShardingConfig,
     ShardingError, SpawnRefusal, TellError,
 };
-pub use frame::{DEFAULT_MAX_FRAME, Frame, FrameCodec, FrameError, FrameKind, HEADER_LEN};
+pub use frame::{
+    DEFAULT_MAX_FRAME, Frame, FrameBody, FrameCodec, FrameError, FrameKind, HEADER_LEN,
+    HandshakeFrame,
+};
 pub use handshake::{HandshakeError, PROTOCOL_VERSION, Refusal};
 pub use node::{NodeId, NodeIdError};
 pub use transport::{

@@ -69,6 +69,9 @@ fn largest_allocation<R>(f: impl FnOnce() -> R) -> (R, usize) {
 /// What the reader may add on top of one frame: a read chunk and small-buffer growth.
 const SLACK: usize = 192 * 1024;
 
+/// Bytes around a maximal `Control` payload: its type byte and a 4-byte varint length.
+const OVERHEAD: usize = 5;
+
 /// Decodes like the transport's reader does: bytes land in the buffer's spare room, which
 /// only grows when it is full.
 fn decode_like_a_socket(codec: &mut FrameCodec, input: &[u8]) -> Result<Vec<Frame>, FrameError> {
@@ -103,8 +106,8 @@ fn an_oversized_prefix_allocates_nothing_large() {
 #[test]
 fn frames_up_to_the_limit_cost_at_most_the_limit_plus_slack() {
     let max = DEFAULT_MAX_FRAME;
-    // {"Control": bin32} is 14 bytes around the payload.
-    let sizes = [10, 1000, 100_000, 1_000_000, max - 14];
+    // A Control's type byte and 4-byte length are 5 bytes around the payload.
+    let sizes = [10, 1000, 100_000, 1_000_000, max - OVERHEAD];
     let frames: Vec<_> = sizes.iter().map(|&n| Frame::Control(vec![7; n])).collect();
     let input: Vec<u8> = frames.iter().flat_map(encode).collect();
     assert_eq!(
@@ -115,18 +118,20 @@ fn frames_up_to_the_limit_cost_at_most_the_limit_plus_slack() {
     let (decoded, largest) =
         largest_allocation(|| decode_like_a_socket(&mut FrameCodec::default(), &input));
     assert_eq!(decoded.unwrap(), frames);
-    assert!(largest >= max - 14, "the tracker sees the payload's own allocation");
+    assert!(largest >= max - OVERHEAD, "the tracker sees the payload's own allocation");
     assert!(largest <= max + HEADER_LEN + SLACK, "largest allocation {largest} for limit {max}");
 }
 
 #[test]
 fn a_small_body_announcing_huge_contents_allocates_nothing_large() {
-    // Bodies that claim 4 GiB strings, byte strings and arrays inside a 10-byte frame.
+    // Bodies that claim 4 GiB (or 2^64 - 1 byte) strings and byte strings inside a few bytes.
     for claim in [
-        &b"\x81\xa7Goodbye\x91\xdb\xff\xff\xff\xff"[..],
-        b"\x81\xa7Control\xc6\xff\xff\xff\xff",
-        b"\x81\xa7Control\xdd\xff\xff\xff\xff",
-        b"\x81\xa7Message\xdd\xff\xff\xff\xff",
+        &b"\x14\xff\xff\xff\xff\x0f"[..],
+        b"\x12\xff\xff\xff\xff\x0f",
+        b"\x12\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",
+        b"\x10\x00\0\0\0\0\0\0\0\x01\x01\x00\x00\xff\xff\xff\xff\x0f",
+        b"\x10\x00\0\0\0\0\0\0\0\x01\x01\x00\x00\x00\xff\xff\xff\xff\x0f",
+        b"\x11\x01\x01\x00\xff\xff\xff\xff\x0f",
     ] {
         let mut input = (claim.len() as u32).to_be_bytes().to_vec();
         input.extend_from_slice(claim);
@@ -155,7 +160,7 @@ async fn the_transport_receives_a_maximal_frame_within_the_limit() {
     let mut b = Node::bind(config("b")).await;
     let mut raw = RawPeer::handshake(b.addr(), "raw", SECRET).await;
     b.expect_up().await;
-    let frame = Frame::Control(vec![3; DEFAULT_MAX_FRAME - 14]);
+    let frame = Frame::Control(vec![3; DEFAULT_MAX_FRAME - OVERHEAD]);
     let bytes = encode(&frame);
     let writing = tokio::spawn(async move {
         raw.write(&bytes).await;
@@ -167,7 +172,10 @@ async fn the_transport_receives_a_maximal_frame_within_the_limit() {
     TRACKING.with(|tracking| tracking.set(false));
     let largest = LARGEST.with(Cell::get);
     assert_eq!(received.1, frame);
-    assert!(largest >= DEFAULT_MAX_FRAME - 14, "the tracker sees the payload's own allocation");
+    assert!(
+        largest >= DEFAULT_MAX_FRAME - OVERHEAD,
+        "the tracker sees the payload's own allocation"
+    );
     assert!(
         largest <= DEFAULT_MAX_FRAME + HEADER_LEN + SLACK,
         "largest allocation {largest} receiving a {DEFAULT_MAX_FRAME}-byte frame"

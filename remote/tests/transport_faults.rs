@@ -3,7 +3,7 @@
 
 mod support;
 
-use amber_remote::{DownReason, Frame, FrameError, FrameKind, NodeId};
+use amber_remote::{DownReason, Frame, FrameError, FrameKind, HandshakeFrame, NodeId};
 use support::raw::{RawPeer, encode};
 use support::{Node, SECRET, WAIT, config, linked, still_linked};
 use tokio::io::AsyncWriteExt;
@@ -23,7 +23,9 @@ async fn fault(bytes: &[u8], hang_up: bool) -> DownReason {
     let (node, reason) = b.expect_down().await;
     assert_eq!(node.as_str(), "raw");
     assert!(!b.transport.is_up(&node));
-    tokio::time::timeout(WAIT, raw.read_until_closed()).await.expect("b closes the connection");
+    tokio::time::timeout(WAIT, raw.read_until_closed::<Frame>())
+        .await
+        .expect("b closes the connection");
 
     still_linked(&mut a, &mut b).await;
     assert_eq!(b.transport.peers(), vec![a.id()]);
@@ -32,9 +34,9 @@ async fn fault(bytes: &[u8], hang_up: bool) -> DownReason {
 
 #[tokio::test]
 async fn a_malformed_body_closes_only_that_link() {
-    // A valid length prefix around bytes that are no MessagePack frame.
+    // A valid length prefix around bytes that are no frame (0xc1 is no frame type).
     let reason = fault(&[0, 0, 0, 3, 0xc1, 0xc1, 0xc1], false).await;
-    assert!(matches!(reason, DownReason::Frame(FrameError::Malformed(_))), "{reason}");
+    assert!(matches!(reason, DownReason::Frame(FrameError::UnknownType(0xc1))), "{reason}");
 }
 
 #[tokio::test]
@@ -68,8 +70,12 @@ async fn a_truncated_frame_closes_only_that_link() {
 
 #[tokio::test]
 async fn a_handshake_frame_on_an_established_link_closes_it() {
-    let hello =
-        Frame::Hello { node: NodeId::from("x"), incarnation: 1, listen_port: 1, nonce: [0; 32] };
+    let hello = HandshakeFrame::Hello {
+        node: NodeId::from("x"),
+        incarnation: 1,
+        listen_port: 1,
+        nonce: [0; 32],
+    };
     let reason = fault(&encode(&hello), false).await;
     assert!(
         matches!(reason, DownReason::Frame(FrameError::Unexpected { kind: FrameKind::Hello, .. })),
@@ -81,9 +87,15 @@ async fn a_handshake_frame_on_an_established_link_closes_it() {
 async fn trailing_bytes_in_a_body_close_the_link() {
     let mut frame = encode(&Frame::Heartbeat);
     frame[3] += 1;
-    frame.push(0xc0);
+    frame.push(0x00);
     let reason = fault(&frame, false).await;
-    assert!(matches!(reason, DownReason::Frame(FrameError::Malformed(_))), "{reason}");
+    assert!(
+        matches!(
+            reason,
+            DownReason::Frame(FrameError::Trailing { kind: FrameKind::Heartbeat, extra: 1 })
+        ),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
@@ -103,5 +115,5 @@ async fn frames_before_a_fault_are_delivered_in_order() {
     raw.write(&bytes).await;
     assert_eq!(b.expect_frame().await.1, Frame::Control(vec![1]));
     assert_eq!(b.expect_frame().await.1, Frame::Control(vec![2]));
-    assert!(matches!(b.expect_down().await.1, DownReason::Frame(FrameError::Malformed(_))));
+    assert!(matches!(b.expect_down().await.1, DownReason::Frame(FrameError::UnknownType(0xc1))));
 }

@@ -5,8 +5,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use amber_remote::{
-    ConfigError, Frame, FrameError, HandshakeError, NodeId, NodeIdError, PROTOCOL_VERSION, Refusal,
-    TransportConfig, TransportError, TransportEvent,
+    ConfigError, Frame, FrameError, HandshakeError, HandshakeFrame, NodeId, NodeIdError,
+    PROTOCOL_VERSION, Refusal, TransportConfig, TransportError, TransportEvent,
 };
 use support::raw::{RawPeer, encode, preamble, proof};
 use support::{Node, SECRET, WAIT, any_port, config, linked, still_linked};
@@ -49,7 +49,7 @@ async fn another_protocol_version_is_refused_naming_both_versions() {
     );
     let text = error.to_string();
     assert!(text.contains(&format!("speaks {ours}")) && text.contains(&format!("speaks {theirs}")));
-    raw.read_until_closed().await;
+    raw.read_until_closed::<HandshakeFrame>().await;
 }
 
 #[tokio::test]
@@ -61,7 +61,7 @@ async fn a_dialler_told_an_older_version_by_the_acceptor_reports_both() {
         let (stream, _) = listener.accept().await.unwrap();
         let mut raw = RawPeer { stream, buf: Default::default(), peer: None };
         let mut hello = preamble(2);
-        hello.extend(encode(&Frame::Hello {
+        hello.extend(encode(&HandshakeFrame::Hello {
             node: NodeId::from("old"),
             incarnation: 1,
             listen_port: 1,
@@ -69,7 +69,7 @@ async fn a_dialler_told_an_older_version_by_the_acceptor_reports_both() {
         }));
         raw.write(&hello).await;
         assert_eq!(raw.read_exact(6).await, preamble(PROTOCOL_VERSION));
-        raw.read_until_closed().await
+        raw.read_until_closed::<HandshakeFrame>().await
     });
     let a = Node::bind(config("a")).await;
     let error = a.transport.connect(addr).await.unwrap_err();
@@ -85,7 +85,7 @@ async fn a_dialler_told_an_older_version_by_the_acceptor_reports_both() {
     );
     // The old node got our preamble and hello, and no proof.
     let frames = tokio::time::timeout(WAIT, old).await.unwrap().unwrap();
-    assert!(frames.iter().all(|f| !matches!(f, Frame::Proof { .. })), "{frames:?}");
+    assert!(frames.iter().all(|f| !matches!(f, HandshakeFrame::Proof { .. })), "{frames:?}");
 }
 
 #[tokio::test]
@@ -151,8 +151,8 @@ async fn a_flood_of_idle_connections_from_another_address_does_not_lock_a_node_o
     let stream = flood.pop().unwrap();
     let mut refused = RawPeer { stream, buf: Default::default(), peer: None };
     assert_eq!(refused.read_exact(6).await, preamble(PROTOCOL_VERSION));
-    assert_eq!(refused.read_frame().await, Some(Frame::Refuse(Refusal::TooManyPending)));
-    assert_eq!(refused.read_frame().await, None);
+    assert_eq!(refused.read_frame().await, Some(HandshakeFrame::Refuse(Refusal::TooManyPending)));
+    assert_eq!(refused.read_frame::<HandshakeFrame>().await, None);
 }
 
 #[tokio::test]
@@ -161,7 +161,7 @@ async fn a_peer_that_stops_mid_handshake_is_dropped_after_the_timeout() {
     let mut b = Node::bind(config("b").with_handshake_timeout(timeout)).await;
     let mut raw = RawPeer::connect(b.addr()).await;
     let mut hello = preamble(PROTOCOL_VERSION);
-    hello.extend(encode(&Frame::Hello {
+    hello.extend(encode(&HandshakeFrame::Hello {
         node: NodeId::from("slow"),
         incarnation: 1,
         listen_port: 1,
@@ -242,7 +242,7 @@ async fn a_dialler_with_another_secret_is_refused_before_the_acceptor_proves_any
     let mut raw = RawPeer::connect(b.addr()).await;
     let nonce = [0x42; 32];
     let mut hello = preamble(PROTOCOL_VERSION);
-    hello.extend(encode(&Frame::Hello {
+    hello.extend(encode(&HandshakeFrame::Hello {
         node: NodeId::from("guesser"),
         incarnation: 1,
         listen_port: 1,
@@ -250,17 +250,17 @@ async fn a_dialler_with_another_secret_is_refused_before_the_acceptor_proves_any
     }));
     raw.write(&hello).await;
     assert_eq!(raw.read_exact(6).await, preamble(PROTOCOL_VERSION));
-    let Some(Frame::Hello { nonce: b_nonce, .. }) = raw.read_frame().await else {
+    let Some(HandshakeFrame::Hello { nonce: b_nonce, .. }) = raw.read_frame().await else {
         panic!("expected b's hello")
     };
     let guess = proof(b"a guessed shared secret", 1, "guesser", "b", &nonce, &b_nonce);
-    raw.write(&encode(&Frame::Proof { mac: guess })).await;
+    raw.write(&encode(&HandshakeFrame::Proof { mac: guess })).await;
     let after = raw.stream_bytes_until_closed().await;
     let TransportEvent::HandshakeFailed { error, .. } = b.next().await else {
         panic!("expected HandshakeFailed")
     };
     assert!(matches!(error, HandshakeError::Auth), "{error}");
-    assert_eq!(after, encode(&Frame::Refuse(Refusal::Auth)), "only the refusal follows");
+    assert_eq!(after, encode(&HandshakeFrame::Refuse(Refusal::Auth)), "only the refusal follows");
     let real = proof(SECRET, 2, "b", "guesser", &nonce, &b_nonce);
     assert!(!after.windows(32).any(|w| w == real), "b's proof was sent");
 }

@@ -138,7 +138,7 @@ impl ActorSystem {
         let mut message = message;
         // An ask's route is parked here, named by a ticket in the redirected message.
         let (payload, ticket) = match message.reply.take() {
-            None => ((target.wrap)(message.payload), None),
+            None => ((target.wrap)(Vec::from(message.payload)), None),
             Some(handler) => {
                 let Some(wrap_ask) = &target.wrap_ask else {
                     // Not redirected: the caller answers the asker with the error.
@@ -146,7 +146,7 @@ impl ActorSystem {
                 };
                 let expiry = self.ask_timeout().saturating_mul(2);
                 let ticket = self.parked_replies().park(self, handler, to, message.depth, expiry);
-                (wrap_ask(message.payload, ticket), Some(ticket))
+                (wrap_ask(Vec::from(message.payload), ticket), Some(ticket))
             }
         };
         // A redirect that did not happen gives an ask's route back to the caller, which
@@ -166,7 +166,8 @@ impl ActorSystem {
         };
         tracing::trace!(actor = %to, to = %target.to, ask = ticket.is_some(), "redirected a message for a passivated actor");
         // A tell to the redirect's actor (an ask's depth stays with its parked route).
-        let redirected = InboundMessage { to: target.to, payload, depth: 0, ..message };
+        let redirected =
+            InboundMessage { to: target.to, payload: payload.into(), depth: 0, ..message };
         self.deliver_inbound(redirected, false).inspect_err(|e| {
             unpark(ticket);
             tracing::warn!(actor = %to, to = %target.to, error = %e, "a message for a passivated actor was not taken where it was redirected: dropped");

@@ -386,7 +386,7 @@ impl ActorSystem {
                 from: message.from,
                 epoch: message.tag,
                 ask: false,
-                payload: message.payload.clone().into(),
+                payload: message.payload.clone(),
             };
             self.inner
                 .engine

@@ -345,7 +345,7 @@ fn arrival(shared: &Arc<Shared>, from: &NodeId, package: Package) -> Arrival {
             from: sender,
             tag,
             depth,
-            payload,
+            payload: payload.into(),
             reply: ask.map(|ask| reply_handler(shared, from, ask)),
         })
         .collect();

@@ -641,7 +641,7 @@ impl RemoteRoute for PeerRoute {
             ask,
             depth: message.depth,
             type_name: message.type_name.into(),
-            payload: message.payload,
+            payload: message.payload.into(),
         };
         let Some(_sending) = out.sending() else { return refused(&shared) };
         out.credit.queued();

@@ -1,11 +1,9 @@
-//! The length-prefixed MessagePack codec.
+//! The length-prefixed frame codec.
 
 use bytes::{Buf, BufMut, BytesMut};
-use serde::Deserialize;
-use serde::de::IgnoredAny;
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::{Frame, FrameError, fast};
+use super::{Frame, FrameBody, FrameError};
 
 /// Bytes in a frame's length prefix.
 pub const HEADER_LEN: usize = 4;
@@ -13,40 +11,65 @@ pub const HEADER_LEN: usize = 4;
 /// The default largest frame body: 8 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 8 * 1024 * 1024;
 
-/// How deeply a frame body may nest MessagePack arrays and maps. Frames need 4 levels; the
-/// limit keeps a crafted body (say 100 000 nested arrays in an unknown field) from
-/// overflowing the stack.
-const MAX_NESTING: usize = 16;
-
 /// Bodies up to this size grow the read buffer the usual (doubling) way; larger ones get a
 /// buffer of exactly the size they announce, so one frame never costs more than the limit.
 const EXACT_GROWTH_FROM: usize = 64 * 1024;
 
-/// Encodes and decodes [`Frame`]s as `u32` big-endian length + MessagePack body, refusing
-/// bodies larger than a maximum.
+/// Encodes and decodes frames as `u32` big-endian length + body, refusing bodies larger than
+/// a maximum.
 ///
-/// After the handshake preamble (see [the handshake](crate#handshake)), a link carries
+/// After the handshake preamble (see [the handshake](crate#handshake)), a connection carries
 /// frames back to back:
 ///
 /// ```text
-/// +----------------+--------------------------------+
-/// | length: u32 BE | body: one Frame in MessagePack |
-/// +----------------+--------------------------------+
+/// +----------------+-----------------+---------------------------------+
+/// | length: u32 BE | type: u8        | fields, as the type says        |
+/// +----------------+-----------------+---------------------------------+
+///                  |<------------------ body: `length` bytes ---------->|
 /// ```
 ///
 /// `length` counts the body only and is 1 to the receiver's maximum
 /// ([`TransportConfig::max_frame`](crate::TransportConfig::max_frame), 8 MiB by default; 1 KiB
-/// during the handshake). The body is [`Frame`] as `rmp-serde` writes it by default: an enum
-/// variant is a one-entry map from the variant's name to its fields (a unit variant is just
-/// its name), struct fields are a positional array, and byte fields (`payload`, `Control`,
-/// `Reply` results, nonces, MACs) are MessagePack `bin`. A body holds exactly one value;
-/// trailing bytes are an error. `Frame::Heartbeat`, for instance, is
-/// `00 00 00 0a a9 "Heartbeat"`.
+/// during the handshake). The body is one type byte ([`FrameKind::code`](super::FrameKind::code))
+/// and the frame's fields, in this order, with nothing after them:
 ///
-/// It implements tokio-util's [`Decoder`] and [`Encoder`], so it can drive a
-/// [`Framed`](tokio_util::codec::Framed) stream. The decoder never panics on any input, checks
-/// a length prefix before reserving room for the body, and never allocates more than about
-/// the maximum frame size for one frame.
+/// | type | frame | fields |
+/// |------|-------|--------|
+/// | `0x01` | [`HandshakeFrame::Hello`](super::HandshakeFrame::Hello) | node id: *text*; incarnation: `u64` BE; listen port: `u16` BE; nonce: 32 bytes |
+/// | `0x02` | [`HandshakeFrame::Proof`](super::HandshakeFrame::Proof) | mac: 32 bytes |
+/// | `0x03` | [`HandshakeFrame::Welcome`](super::HandshakeFrame::Welcome) | — |
+/// | `0x04` | [`HandshakeFrame::Duplicate`](super::HandshakeFrame::Duplicate) | — |
+/// | `0x05` | [`HandshakeFrame::Refuse`](super::HandshakeFrame::Refuse) | reason: `u8` (`0x00` [`Auth`](crate::Refusal::Auth), `0x01` [`TooManyPending`](crate::Refusal::TooManyPending)) |
+/// | `0x10` | [`Frame::Message`] | flags: `u8` (`0x01` from present, `0x02` ask present; other bits 0); to: *actor*; from: *actor* if flagged; tag: *varint*; ask: *varint* if flagged; depth: `u8`; type name: *text*; payload: *bytes* |
+/// | `0x11` | [`Frame::Reply`] | ask: *varint*; epoch: *varint*; outcome: `u8`; then for `0x00` the answer: *bytes*, for `0x01` the error: *bytes* holding one [`ReplyError`](amber_actors::remote::ReplyError) in MessagePack (as `rmp-serde` writes it) |
+/// | `0x12` | [`Frame::Control`] | *bytes* |
+/// | `0x13` | [`Frame::Heartbeat`] | — |
+/// | `0x14` | [`Frame::Goodbye`] | reason: *text* |
+///
+/// - *varint*: an unsigned LEB128 integer of 1 to 10 bytes (7 bits a byte, least
+///   significant first, high bit set on all bytes but the last), in its shortest form and
+///   at most `u64::MAX`.
+/// - *actor*: an [`ActorId`](amber_snapshot::ActorId): its system's id as a `u64`
+///   big-endian (system ids are random, so a varint would be longer), then its sequence
+///   number as a varint.
+/// - *bytes*: a varint length, then that many bytes. *text*: *bytes* that are UTF-8.
+///
+/// Payloads, `Control` bytes and reply answers are opaque to the codec (MessagePack by
+/// convention). `Frame::Heartbeat`, for instance, is `00 00 00 01 13`, and
+/// `Frame::Control(vec![0xff; 3])` is `00 00 00 05 12 03 ff ff ff`.
+///
+/// Handshake frames ([`HandshakeFrame`](super::HandshakeFrame), types `0x0_`) and link frames
+/// ([`Frame`], types `0x1_`) are different types: decoding one where the other is expected
+/// is [`FrameError::Unexpected`]. Any other type byte is [`FrameError::UnknownType`]; a body
+/// that ends inside a field, goes on after the last one, or holds a value a field may not
+/// take is [`FrameError::Short`], [`FrameError::Trailing`], [`FrameError::NotUtf8`] or
+/// [`FrameError::Invalid`].
+///
+/// It implements tokio-util's [`Decoder`] and [`Encoder`] for [`Frame`], so it can drive a
+/// [`Framed`](tokio_util::codec::Framed) stream; [`decode_as`](FrameCodec::decode_as) reads
+/// handshake frames. The decoder never panics on any input, checks a length prefix before
+/// reserving room for the body, and never allocates more than about the maximum frame size
+/// for one frame; a decoded `Message`'s payload shares the read buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameCodec {
     max_frame: usize,
@@ -63,15 +86,18 @@ impl FrameCodec {
         self.max_frame
     }
 
-    /// Appends `frame`, length prefix included, to `dst`. On error `dst` is left as it was.
-    pub fn encode_frame(&self, frame: &Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
+    /// Appends `frame` (a [`Frame`] or a [`HandshakeFrame`](super::HandshakeFrame)), length
+    /// prefix included, to `dst`. On error `dst` is left as it was.
+    pub fn encode_frame<F: FrameBody>(
+        &self,
+        frame: &F,
+        dst: &mut BytesMut,
+    ) -> Result<(), FrameError> {
         let start = dst.len();
         dst.put_u32(0);
-        if !fast::encode(frame, dst)
-            && let Err(error) = rmp_serde::encode::write(&mut dst.writer(), frame)
-        {
+        if let Err(error) = frame.encode_body(dst) {
             dst.truncate(start);
-            return Err(FrameError::Encode(error.to_string()));
+            return Err(error);
         }
         let len = dst.len() - start - HEADER_LEN;
         if len > self.max_frame {
@@ -83,24 +109,37 @@ impl FrameCodec {
         Ok(())
     }
 
-    /// Decodes one body: exactly one [`Frame`], nothing after it.
-    fn decode_body(body: &[u8]) -> Result<Frame, FrameError> {
-        if let Some(frame) = fast::decode(body) {
-            return Ok(frame);
+    /// Decodes the frame at the start of `src` as an `F` and takes it out of `src`; `None`
+    /// (with room reserved for the rest) if it has not all arrived yet. A frame that does
+    /// not decode is taken out too.
+    pub fn decode_as<F: FrameBody>(&self, src: &mut BytesMut) -> Result<Option<F>, FrameError> {
+        let Some(prefix) = src.get(..HEADER_LEN) else {
+            src.reserve(HEADER_LEN - src.len());
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+        if len > self.max_frame {
+            return Err(FrameError::TooLarge { len, max: self.max_frame });
         }
-        let mut de = rmp_serde::Deserializer::from_read_ref(body);
-        de.set_max_depth(MAX_NESTING);
-        let frame =
-            Frame::deserialize(&mut de).map_err(|e| FrameError::Malformed(e.to_string()))?;
-        // Anything after the frame, even a single byte, is an error. `IgnoredAny` reports an
-        // end-of-input read when the body is used up.
-        match IgnoredAny::deserialize(&mut de) {
-            Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
-                if e.kind() == std::io::ErrorKind::UnexpectedEof =>
-            {
-                Ok(frame)
-            }
-            _ => Err(FrameError::Malformed("bytes after the frame".to_owned())),
+        if len == 0 {
+            return Err(FrameError::Empty);
+        }
+        let total = HEADER_LEN + len;
+        if src.len() < total {
+            reserve_for_frame(src, total);
+            return Ok(None);
+        }
+        src.advance(HEADER_LEN);
+        F::decode_body(src, len).map(Some)
+    }
+
+    /// [`decode_as`](FrameCodec::decode_as) at the end of the stream: bytes left that are
+    /// not a whole frame are [`FrameError::Truncated`].
+    pub fn decode_eof_as<F: FrameBody>(&self, src: &mut BytesMut) -> Result<Option<F>, FrameError> {
+        match self.decode_as(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() => Ok(None),
+            None => Err(FrameError::Truncated { have: src.len(), need: frame_len(src) }),
         }
     }
 }
@@ -117,33 +156,11 @@ impl Decoder for FrameCodec {
     type Error = FrameError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
-        let Some(prefix) = src.get(..HEADER_LEN) else {
-            src.reserve(HEADER_LEN - src.len());
-            return Ok(None);
-        };
-        let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
-        if len > self.max_frame {
-            return Err(FrameError::TooLarge { len, max: self.max_frame });
-        }
-        if len == 0 {
-            return Err(FrameError::Malformed("empty frame".to_owned()));
-        }
-        let total = HEADER_LEN + len;
-        if src.len() < total {
-            reserve_for_frame(src, total);
-            return Ok(None);
-        }
-        let frame = Self::decode_body(&src[HEADER_LEN..total]);
-        src.advance(total);
-        frame.map(Some)
+        self.decode_as(src)
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
-        match self.decode(src)? {
-            Some(frame) => Ok(Some(frame)),
-            None if src.is_empty() => Ok(None),
-            None => Err(FrameError::Truncated { have: src.len(), need: frame_len(src) }),
-        }
+        self.decode_eof_as(src)
     }
 }
 
@@ -189,6 +206,7 @@ fn reserve_for_frame(src: &mut BytesMut, total: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::FrameKind;
 
     fn encode(frame: &Frame) -> BytesMut {
         let mut buf = BytesMut::new();
@@ -199,8 +217,7 @@ mod tests {
     #[test]
     fn round_trips_a_heartbeat() {
         let mut buf = encode(&Frame::Heartbeat);
-        assert_eq!(&buf[..HEADER_LEN], &[0, 0, 0, 10]);
-        assert_eq!(&buf[HEADER_LEN..], b"\xa9Heartbeat");
+        assert_eq!(&buf[..], &[0, 0, 0, 1, 0x13]);
         assert_eq!(FrameCodec::default().decode(&mut buf).unwrap(), Some(Frame::Heartbeat));
         assert!(buf.is_empty());
     }
@@ -237,12 +254,16 @@ mod tests {
     #[test]
     fn refuses_trailing_bytes() {
         let mut body = encode(&Frame::Heartbeat)[HEADER_LEN..].to_vec();
-        body.push(0xc0);
+        body.push(0x00);
         let mut buf = BytesMut::new();
         buf.put_u32(body.len() as u32);
         buf.extend_from_slice(&body);
         let err = FrameCodec::default().decode(&mut buf).unwrap_err();
-        assert!(matches!(err, FrameError::Malformed(_)), "{err}");
+        assert!(
+            matches!(err, FrameError::Trailing { kind: FrameKind::Heartbeat, extra: 1 }),
+            "{err}"
+        );
+        assert!(buf.is_empty(), "the bad frame is taken out");
     }
 
     #[test]
@@ -256,9 +277,15 @@ mod tests {
     }
 
     #[test]
-    fn bytes_fields_are_msgpack_bin() {
+    fn bytes_fields_are_counted() {
         let buf = encode(&Frame::Control(vec![0xff; 3]));
-        // {"Control": bin8(3) ff ff ff}
-        assert_eq!(&buf[HEADER_LEN..], b"\x81\xa7Control\xc4\x03\xff\xff\xff");
+        assert_eq!(&buf[..], b"\x00\x00\x00\x05\x12\x03\xff\xff\xff");
+    }
+
+    #[test]
+    fn refuses_an_empty_body() {
+        let mut buf = BytesMut::from(&[0, 0, 0, 0][..]);
+        let err = FrameCodec::default().decode(&mut buf).unwrap_err();
+        assert!(matches!(err, FrameError::Empty), "{err}");
     }
 }

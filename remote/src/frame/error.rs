@@ -16,9 +16,47 @@ pub enum FrameError {
         /// The limit.
         max: usize,
     },
-    /// The body is not one valid MessagePack [`Frame`](super::Frame).
-    #[error("malformed frame: {0}")]
-    Malformed(String),
+    /// The length prefix announces an empty body: every frame has at least its type byte.
+    #[error("empty frame (a length prefix of 0)")]
+    Empty,
+    /// The body's first byte is no frame type.
+    #[error("unknown frame type 0x{0:02x}")]
+    UnknownType(u8),
+    /// The body ends inside one of its fields.
+    #[error("{kind} frame ends inside its {field}")]
+    Short {
+        /// The frame's kind.
+        kind: FrameKind,
+        /// The field cut short.
+        field: &'static str,
+    },
+    /// The body goes on after the frame's last field.
+    #[error("{extra} bytes after the end of a {kind} frame")]
+    Trailing {
+        /// The frame's kind.
+        kind: FrameKind,
+        /// How many bytes are left over.
+        extra: usize,
+    },
+    /// A text field is not UTF-8.
+    #[error("{kind} frame's {field} is not UTF-8")]
+    NotUtf8 {
+        /// The frame's kind.
+        kind: FrameKind,
+        /// The field.
+        field: &'static str,
+    },
+    /// A field holds a value it may not take (an unknown flag or code, an integer written
+    /// in more bytes than it needs or too large, an undecodable reply error).
+    #[error("{kind} frame's {field} is invalid: {reason}")]
+    Invalid {
+        /// The frame's kind.
+        kind: FrameKind,
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The stream ended in the middle of a frame.
     #[error("stream ended inside a frame ({have} of {need} bytes)")]
     Truncated {
@@ -27,8 +65,8 @@ pub enum FrameError {
         /// Bytes the frame needs, prefix included, as far as it is known.
         need: usize,
     },
-    /// A well-formed frame that makes no sense at this point of the protocol, such as a
-    /// `Hello` on an established link or a `Message` during the handshake.
+    /// A well-formed frame that makes no sense at this point of the protocol: a handshake
+    /// frame on an established link, or a link frame during the handshake.
     #[error("unexpected {kind} frame {during}")]
     Unexpected {
         /// The frame received.
@@ -36,7 +74,8 @@ pub enum FrameError {
         /// Where in the protocol, e.g. "on an established link".
         during: &'static str,
     },
-    /// The frame could not be serialized.
+    /// The frame could not be encoded (a [`ReplyError`](amber_actors::remote::ReplyError)
+    /// that does not serialize).
     #[error("cannot encode frame: {0}")]
     Encode(String),
     /// Reading or writing the stream failed.

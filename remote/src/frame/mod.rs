@@ -1,59 +1,35 @@
-//! What travels on a link: [`Frame`]s, their wire encoding ([`FrameCodec`]) and its errors.
+//! What travels on a connection: the link's [`Frame`]s, the handshake's [`HandshakeFrame`]s,
+//! their wire encoding ([`FrameCodec`], which documents the layout byte for byte) and its
+//! errors.
 
 mod codec;
 mod error;
-mod fast;
 mod names;
 mod reader;
+mod wire;
 
 pub use codec::{DEFAULT_MAX_FRAME, FrameCodec, HEADER_LEN};
 pub use error::FrameError;
 pub(crate) use reader::FrameReader;
+pub use wire::FrameBody;
 
 use std::fmt;
 
 use amber_actors::remote::ReplyError;
 use amber_snapshot::{ActorId, Epoch};
-use serde::{Deserialize, Serialize};
+use bytes::Bytes;
 
 use crate::{NodeId, Refusal};
 
-/// One unit of the link protocol.
+/// One unit of the link protocol, once the handshake is over.
 ///
-/// The handshake frames (`Hello`, `Proof`, `Welcome`, `Duplicate`, `Refuse`) and the link's own
-/// `Heartbeat` and `Goodbye` are written by the transport itself; the application sends the
-/// data frames `Message`, `Reply` and `Control`, whose payloads are opaque bytes (MessagePack
-/// by convention) that the transport never looks into.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The application sends the data frames `Message`, `Reply` and `Control`, whose payloads
+/// are opaque bytes (MessagePack by convention) that the transport never looks into; the
+/// link's own `Heartbeat` and `Goodbye` are written by the transport itself. The handshake's
+/// frames are another type, [`HandshakeFrame`]: a link never reads one, and the application
+/// cannot send one.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Frame {
-    /// Handshake, both sides: who I am and my challenge to you.
-    Hello {
-        /// The sender's node id.
-        node: NodeId,
-        /// A random number drawn when the sender's transport started; a new value for a known
-        /// node id means that node restarted.
-        incarnation: u64,
-        /// The port the sender accepts connections on.
-        listen_port: u16,
-        /// A fresh random challenge.
-        #[serde(with = "serde_bytes")]
-        nonce: [u8; 32],
-    },
-    /// Handshake, both sides: the sender's answer to the challenges (an HMAC-SHA256).
-    Proof {
-        /// The MAC (see [the handshake](crate#handshake) for what it covers).
-        #[serde(with = "serde_bytes")]
-        mac: [u8; 32],
-    },
-    /// Handshake, accepting side: the link is established.
-    Welcome,
-    /// Handshake: the nodes already have (or are establishing) another link; this connection
-    /// is dropped and the other one kept. Sent by the accepting side as its verdict, or by the
-    /// dialling side instead of its proof when it finds itself already linked.
-    Duplicate,
-    /// Handshake, accepting side: the connection is refused, for a typed reason; the
-    /// acceptor closes it next.
-    Refuse(Refusal),
     /// A message for an actor on the receiving node.
     Message {
         /// The receiving actor.
@@ -69,9 +45,9 @@ pub enum Frame {
         depth: u8,
         /// The message type's registered name (borrowed when sent: no copy per message).
         type_name: std::borrow::Cow<'static, str>,
-        /// The encoded message.
-        #[serde(with = "serde_bytes")]
-        payload: Vec<u8>,
+        /// The encoded message; a decoded frame's payload is a slice of the read buffer,
+        /// not a copy.
+        payload: Bytes,
     },
     /// The answer to a [`Frame::Message`] that was an ask.
     Reply {
@@ -80,11 +56,10 @@ pub enum Frame {
         /// The responder's epoch when it answered.
         epoch: Epoch,
         /// The encoded answer, or why there is none.
-        #[serde(with = "result_bytes")]
         result: Result<Vec<u8>, ReplyError>,
     },
     /// Opaque bytes for the runtime's own protocols (snapshots, lookups, spawns, ...).
-    Control(#[serde(with = "serde_bytes")] Vec<u8>),
+    Control(Vec<u8>),
     /// Keeps an idle link alive; sent by the transport when it has written nothing for a
     /// heartbeat interval.
     Heartbeat,
@@ -95,15 +70,42 @@ pub enum Frame {
     },
 }
 
+/// One unit of the handshake (see [the handshake](crate#handshake)), written and read by
+/// the transport only, before a connection becomes a link.
+#[derive(Clone, PartialEq, Eq)]
+pub enum HandshakeFrame {
+    /// Both sides: who I am and my challenge to you.
+    Hello {
+        /// The sender's node id.
+        node: NodeId,
+        /// A random number drawn when the sender's transport started; a new value for a known
+        /// node id means that node restarted.
+        incarnation: u64,
+        /// The port the sender accepts connections on.
+        listen_port: u16,
+        /// A fresh random challenge.
+        nonce: [u8; 32],
+    },
+    /// Both sides: the sender's answer to the challenges (an HMAC-SHA256).
+    Proof {
+        /// The MAC (see [the handshake](crate#handshake) for what it covers).
+        mac: [u8; 32],
+    },
+    /// Accepting side: the link is established.
+    Welcome,
+    /// The nodes already have (or are establishing) another link; this connection is
+    /// dropped and the other one kept. Sent by the accepting side as its verdict, or by the
+    /// dialling side instead of its proof when it finds itself already linked.
+    Duplicate,
+    /// Accepting side: the connection is refused, for a typed reason; the acceptor closes it
+    /// next.
+    Refuse(Refusal),
+}
+
 impl Frame {
     /// Which kind of frame this is.
     pub fn kind(&self) -> FrameKind {
         match self {
-            Frame::Hello { .. } => FrameKind::Hello,
-            Frame::Proof { .. } => FrameKind::Proof,
-            Frame::Welcome => FrameKind::Welcome,
-            Frame::Duplicate => FrameKind::Duplicate,
-            Frame::Refuse(_) => FrameKind::Refuse,
             Frame::Message { .. } => FrameKind::Message,
             Frame::Reply { .. } => FrameKind::Reply,
             Frame::Control(_) => FrameKind::Control,
@@ -111,9 +113,7 @@ impl Frame {
             Frame::Goodbye { .. } => FrameKind::Goodbye,
         }
     }
-}
 
-impl Frame {
     /// Bytes of payload it carries, to size encoding buffers.
     pub(crate) fn payload_len(&self) -> usize {
         match self {
@@ -121,7 +121,20 @@ impl Frame {
             Frame::Reply { result: Ok(bytes), .. } | Frame::Control(bytes) => bytes.len(),
             Frame::Reply { result: Err(_), .. } => 64,
             Frame::Goodbye { reason: text } => text.len(),
-            _ => 0,
+            Frame::Heartbeat => 0,
+        }
+    }
+}
+
+impl HandshakeFrame {
+    /// Which kind of frame this is.
+    pub fn kind(&self) -> FrameKind {
+        match self {
+            HandshakeFrame::Hello { .. } => FrameKind::Hello,
+            HandshakeFrame::Proof { .. } => FrameKind::Proof,
+            HandshakeFrame::Welcome => FrameKind::Welcome,
+            HandshakeFrame::Duplicate => FrameKind::Duplicate,
+            HandshakeFrame::Refuse(_) => FrameKind::Refuse,
         }
     }
 }
@@ -130,16 +143,6 @@ impl fmt::Debug for Frame {
     /// Payloads are shown by length, not content.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Frame::Hello { node, incarnation, listen_port, .. } => f
-                .debug_struct("Hello")
-                .field("node", node)
-                .field("incarnation", &format_args!("{incarnation:016x}"))
-                .field("listen_port", listen_port)
-                .finish_non_exhaustive(),
-            Frame::Proof { .. } => f.write_str("Proof"),
-            Frame::Welcome => f.write_str("Welcome"),
-            Frame::Duplicate => f.write_str("Duplicate"),
-            Frame::Refuse(reason) => f.debug_tuple("Refuse").field(reason).finish(),
             Frame::Message { to, from, tag, ask, depth, type_name, payload } => f
                 .debug_struct("Message")
                 .field("to", to)
@@ -169,32 +172,96 @@ impl fmt::Debug for Frame {
     }
 }
 
-/// The kind of a [`Frame`], without its contents; used in errors.
+impl fmt::Debug for HandshakeFrame {
+    /// Nonces and MACs are not shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandshakeFrame::Hello { node, incarnation, listen_port, .. } => f
+                .debug_struct("Hello")
+                .field("node", node)
+                .field("incarnation", &format_args!("{incarnation:016x}"))
+                .field("listen_port", listen_port)
+                .finish_non_exhaustive(),
+            HandshakeFrame::Proof { .. } => f.write_str("Proof"),
+            HandshakeFrame::Welcome => f.write_str("Welcome"),
+            HandshakeFrame::Duplicate => f.write_str("Duplicate"),
+            HandshakeFrame::Refuse(reason) => f.debug_tuple("Refuse").field(reason).finish(),
+        }
+    }
+}
+
+/// The kind of a [`Frame`] or [`HandshakeFrame`], without its contents: the frame's type
+/// byte on the wire (its first body byte, see [`FrameCodec`]), and used in errors.
+///
+/// Handshake kinds are `0x01..=0x05`, link kinds `0x10..=0x14`; other bytes are no frame
+/// ([`FrameError::UnknownType`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum FrameKind {
-    /// [`Frame::Hello`].
-    Hello,
-    /// [`Frame::Proof`].
-    Proof,
-    /// [`Frame::Welcome`].
-    Welcome,
-    /// [`Frame::Duplicate`].
-    Duplicate,
-    /// [`Frame::Refuse`].
-    Refuse,
+    /// [`HandshakeFrame::Hello`].
+    Hello = 0x01,
+    /// [`HandshakeFrame::Proof`].
+    Proof = 0x02,
+    /// [`HandshakeFrame::Welcome`].
+    Welcome = 0x03,
+    /// [`HandshakeFrame::Duplicate`].
+    Duplicate = 0x04,
+    /// [`HandshakeFrame::Refuse`].
+    Refuse = 0x05,
     /// [`Frame::Message`].
-    Message,
+    Message = 0x10,
     /// [`Frame::Reply`].
-    Reply,
+    Reply = 0x11,
     /// [`Frame::Control`].
-    Control,
+    Control = 0x12,
     /// [`Frame::Heartbeat`].
-    Heartbeat,
+    Heartbeat = 0x13,
     /// [`Frame::Goodbye`].
-    Goodbye,
+    Goodbye = 0x14,
 }
 
 impl FrameKind {
+    /// Every kind, in type-byte order.
+    pub const ALL: [FrameKind; 10] = [
+        FrameKind::Hello,
+        FrameKind::Proof,
+        FrameKind::Welcome,
+        FrameKind::Duplicate,
+        FrameKind::Refuse,
+        FrameKind::Message,
+        FrameKind::Reply,
+        FrameKind::Control,
+        FrameKind::Heartbeat,
+        FrameKind::Goodbye,
+    ];
+
+    /// The kind's type byte.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The kind a type byte stands for, if any.
+    pub fn from_code(code: u8) -> Option<FrameKind> {
+        Some(match code {
+            0x01 => FrameKind::Hello,
+            0x02 => FrameKind::Proof,
+            0x03 => FrameKind::Welcome,
+            0x04 => FrameKind::Duplicate,
+            0x05 => FrameKind::Refuse,
+            0x10 => FrameKind::Message,
+            0x11 => FrameKind::Reply,
+            0x12 => FrameKind::Control,
+            0x13 => FrameKind::Heartbeat,
+            0x14 => FrameKind::Goodbye,
+            _ => return None,
+        })
+    }
+
+    /// Whether this is a [`HandshakeFrame`]'s kind (otherwise a [`Frame`]'s).
+    pub fn is_handshake(self) -> bool {
+        (self as u8) < 0x10
+    }
+
     /// Whether the application may send this kind through
     /// [`Transport::send`](crate::Transport::send): only the data frames `Message`, `Reply`
     /// and `Control`.
@@ -206,44 +273,5 @@ impl FrameKind {
 impl fmt::Display for FrameKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
-    }
-}
-
-/// `Result<Vec<u8>, ReplyError>` with the `Ok` bytes as MessagePack `bin`.
-mod result_bytes {
-    use amber_actors::remote::ReplyError;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use serde_bytes::{ByteBuf, Bytes};
-
-    #[derive(Serialize)]
-    enum Borrowed<'a> {
-        Ok(&'a Bytes),
-        Err(&'a ReplyError),
-    }
-
-    #[derive(Deserialize)]
-    enum Owned {
-        Ok(ByteBuf),
-        Err(ReplyError),
-    }
-
-    pub(super) fn serialize<S: Serializer>(
-        result: &Result<Vec<u8>, ReplyError>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        match result {
-            Ok(bytes) => Borrowed::Ok(Bytes::new(bytes)),
-            Err(error) => Borrowed::Err(error),
-        }
-        .serialize(serializer)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Result<Vec<u8>, ReplyError>, D::Error> {
-        Ok(match Owned::deserialize(deserializer)? {
-            Owned::Ok(bytes) => Ok(bytes.into_vec()),
-            Owned::Err(error) => Err(error),
-        })
     }
 }

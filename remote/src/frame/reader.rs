@@ -3,10 +3,9 @@
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
-use tokio_util::codec::Decoder;
 
 use super::codec::frame_len;
-use super::{Frame, FrameCodec, FrameError};
+use super::{FrameBody, FrameCodec, FrameError};
 
 /// Room asked for before a read when the buffer is nearly full and no large frame is pending.
 const READ_CHUNK: usize = 8 * 1024;
@@ -31,18 +30,20 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         FrameReader { io, buf, codec, last_read: Instant::now(), bytes_read: 0 }
     }
 
-    /// The next frame, or `None` if the stream ended cleanly between frames.
+    /// The next frame, read as an `F` (a link's [`Frame`](super::Frame) or a
+    /// [`HandshakeFrame`](super::HandshakeFrame)), or `None` if the stream ended cleanly
+    /// between frames.
     ///
     /// Cancel-safe: bytes read before a cancellation stay buffered.
-    pub(crate) async fn next(&mut self) -> Result<Option<Frame>, FrameError> {
+    pub(crate) async fn next<F: FrameBody>(&mut self) -> Result<Option<F>, FrameError> {
         loop {
-            if let Some(frame) = self.codec.decode(&mut self.buf)? {
+            if let Some(frame) = self.codec.decode_as(&mut self.buf)? {
                 return Ok(Some(frame));
             }
             self.make_room();
             let n = self.io.read_buf(&mut self.buf).await?;
             if n == 0 {
-                return self.codec.decode_eof(&mut self.buf);
+                return self.codec.decode_eof_as(&mut self.buf);
             }
             self.last_read = Instant::now();
             self.bytes_read += n as u64;
@@ -50,8 +51,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     /// The next frame if it is already buffered, without reading.
-    pub(crate) fn buffered(&mut self) -> Result<Option<Frame>, FrameError> {
-        self.codec.decode(&mut self.buf)
+    pub(crate) fn buffered<F: FrameBody>(&mut self) -> Result<Option<F>, FrameError> {
+        self.codec.decode_as(&mut self.buf)
     }
 
     /// The next `n` raw bytes (the handshake preamble); the stream ending first is
@@ -107,6 +108,7 @@ mod tests {
     use tokio::io::AsyncWriteExt;
 
     use super::*;
+    use crate::Frame;
 
     #[tokio::test]
     async fn reads_frames_split_across_writes_then_eof() {
@@ -124,7 +126,7 @@ mod tests {
         assert_eq!(reader.next().await.unwrap(), Some(Frame::Control(vec![1; 100])));
         assert_eq!(reader.next().await.unwrap(), Some(Frame::Heartbeat));
         writer.await.unwrap();
-        assert_eq!(reader.next().await.unwrap(), None);
+        assert_eq!(reader.next::<Frame>().await.unwrap(), None);
     }
 
     #[tokio::test]
@@ -133,7 +135,7 @@ mod tests {
         tx.write_all(&[0, 0, 0, 9, 1, 2]).await.unwrap();
         drop(tx);
         let mut reader = FrameReader::with_buffer(rx, BytesMut::new(), FrameCodec::default());
-        let err = reader.next().await.unwrap_err();
+        let err = reader.next::<Frame>().await.unwrap_err();
         assert!(matches!(err, FrameError::Truncated { have: 6, need: 13 }), "{err}");
     }
 }

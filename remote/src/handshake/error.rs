@@ -38,9 +38,6 @@ pub enum HandshakeError {
     /// with the same id.
     #[error("peer claims this node's own id {0}")]
     SameNodeId(NodeId),
-    /// The peer said goodbye during the handshake (e.g. it is shutting down).
-    #[error("peer refused the connection: {0}")]
-    Refused(String),
     /// The peer closed the connection between two handshake frames.
     #[error("peer closed the connection during the handshake")]
     Closed,

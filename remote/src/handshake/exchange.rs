@@ -30,7 +30,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use super::proof::{self, Nonces, Role};
 use super::{HANDSHAKE_MAX_FRAME, HandshakeError, MAGIC, PREAMBLE_LEN, Refusal};
 use crate::frame::FrameReader;
-use crate::{Frame, FrameCodec, FrameError, NodeId};
+use crate::{FrameCodec, FrameError, HandshakeFrame, NodeId};
 
 /// What this node says about itself in a handshake.
 #[derive(Debug, Clone)]
@@ -84,14 +84,14 @@ where
     read_preamble(io, me).await?;
     let (peer, peer_nonce) = read_hello(io, me).await?;
     let Some(guard) = on_hello(&peer) else {
-        write_frame(io, &Frame::Duplicate).await?;
+        write_frame(io, &HandshakeFrame::Duplicate).await?;
         return Ok((peer, Verdict::Duplicate, None));
     };
     let nonces = Nonces { initiator: my_nonce, acceptor: peer_nonce };
     let mac = proof::proof(&me.secret, Role::Initiator, &me.node, &peer.node, &nonces);
-    write_frame(io, &Frame::Proof { mac }).await?;
+    write_frame(io, &HandshakeFrame::Proof { mac }).await?;
     match read_frame(io).await? {
-        Frame::Proof { mac } => {
+        HandshakeFrame::Proof { mac } => {
             if !proof::verify(&me.secret, Role::Acceptor, &peer.node, &me.node, &nonces, &mac) {
                 return Err(HandshakeError::Auth);
             }
@@ -99,8 +99,8 @@ where
         other => return Err(unexpected(other)),
     }
     let verdict = match read_frame(io).await? {
-        Frame::Welcome => Verdict::Welcome,
-        Frame::Duplicate => Verdict::Duplicate,
+        HandshakeFrame::Welcome => Verdict::Welcome,
+        HandshakeFrame::Duplicate => Verdict::Duplicate,
         other => return Err(unexpected(other)),
     };
     Ok((peer, verdict, Some(guard)))
@@ -132,21 +132,21 @@ where
     let (peer, peer_nonce) = read_hello(io, me).await?;
     let nonces = Nonces { initiator: peer_nonce, acceptor: my_nonce };
     match read_frame(io).await? {
-        Frame::Proof { mac } => {
+        HandshakeFrame::Proof { mac } => {
             if !proof::verify(&me.secret, Role::Initiator, &peer.node, &me.node, &nonces, &mac) {
                 // Best effort: tell the dialler why, without anything keyed by the secret.
-                let _ = write_frame(io, &Frame::Refuse(Refusal::Auth)).await;
+                let _ = write_frame(io, &HandshakeFrame::Refuse(Refusal::Auth)).await;
                 return Err(HandshakeError::Auth);
             }
         }
-        Frame::Duplicate => return Ok((peer, None)),
+        HandshakeFrame::Duplicate => return Ok((peer, None)),
         other => return Err(unexpected(other)),
     }
     let mac = proof::proof(&me.secret, Role::Acceptor, &me.node, &peer.node, &nonces);
     let kept = decide(&peer);
-    let verdict = if kept.is_some() { Frame::Welcome } else { Frame::Duplicate };
+    let verdict = if kept.is_some() { HandshakeFrame::Welcome } else { HandshakeFrame::Duplicate };
     let mut out = BytesMut::with_capacity(128);
-    put_frame(&mut out, &Frame::Proof { mac })?;
+    put_frame(&mut out, &HandshakeFrame::Proof { mac })?;
     put_frame(&mut out, &verdict)?;
     write_all(io, &out).await?;
     Ok((peer, kept))
@@ -159,12 +159,12 @@ pub(crate) fn refusal(version: u16, reason: Refusal) -> Result<BytesMut, Handsha
     let mut out = BytesMut::with_capacity(32);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&version.to_be_bytes());
-    put_frame(&mut out, &Frame::Refuse(reason))?;
+    put_frame(&mut out, &HandshakeFrame::Refuse(reason))?;
     Ok(out)
 }
 
-fn hello(me: &Identity, nonce: [u8; 32]) -> Frame {
-    Frame::Hello {
+fn hello(me: &Identity, nonce: [u8; 32]) -> HandshakeFrame {
+    HandshakeFrame::Hello {
         node: me.node.clone(),
         incarnation: me.incarnation,
         listen_port: me.listen_port,
@@ -177,7 +177,7 @@ fn put_preamble(out: &mut BytesMut, me: &Identity) {
     out.extend_from_slice(&me.version.to_be_bytes());
 }
 
-fn put_frame(out: &mut BytesMut, frame: &Frame) -> Result<(), HandshakeError> {
+fn put_frame(out: &mut BytesMut, frame: &HandshakeFrame) -> Result<(), HandshakeError> {
     Ok(handshake_codec().encode_frame(frame, out)?)
 }
 
@@ -218,7 +218,7 @@ async fn read_hello<S: AsyncRead + Unpin>(
     me: &Identity,
 ) -> Result<(PeerHello, [u8; 32]), HandshakeError> {
     match read_frame(io).await? {
-        Frame::Hello { node, incarnation, listen_port, nonce } => {
+        HandshakeFrame::Hello { node, incarnation, listen_port, nonce } => {
             node.check().map_err(HandshakeError::InvalidNodeId)?;
             if node == me.node {
                 return Err(HandshakeError::SameNodeId(node));
@@ -231,13 +231,13 @@ async fn read_hello<S: AsyncRead + Unpin>(
 
 async fn read_frame<S: AsyncRead + Unpin>(
     io: &mut FrameReader<S>,
-) -> Result<Frame, HandshakeError> {
+) -> Result<HandshakeFrame, HandshakeError> {
     io.next().await?.ok_or(HandshakeError::Closed)
 }
 
 async fn write_frame<S: AsyncWrite + AsyncRead + Unpin>(
     io: &mut FrameReader<S>,
-    frame: &Frame,
+    frame: &HandshakeFrame,
 ) -> Result<(), HandshakeError> {
     let mut out = BytesMut::with_capacity(64);
     handshake_codec().encode_frame(frame, &mut out)?;
@@ -254,13 +254,12 @@ async fn write_all<S: AsyncWrite + AsyncRead + Unpin>(
     Ok(())
 }
 
-/// A refusal or a goodbye is the peer turning us away; anything else out of place is a
-/// protocol error.
-fn unexpected(frame: Frame) -> HandshakeError {
+/// A refusal is the peer turning us away; any other frame out of place is a protocol error
+/// (a link frame during the handshake is one already, as it is decoded).
+fn unexpected(frame: HandshakeFrame) -> HandshakeError {
     match frame {
-        Frame::Refuse(Refusal::Auth) => HandshakeError::Auth,
-        Frame::Refuse(Refusal::TooManyPending) => HandshakeError::TooManyPending,
-        Frame::Goodbye { reason } => HandshakeError::Refused(reason),
+        HandshakeFrame::Refuse(Refusal::Auth) => HandshakeError::Auth,
+        HandshakeFrame::Refuse(Refusal::TooManyPending) => HandshakeError::TooManyPending,
         other => HandshakeError::Frame(FrameError::Unexpected {
             kind: other.kind(),
             during: "during the handshake",

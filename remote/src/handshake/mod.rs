@@ -25,14 +25,19 @@ pub use refusal::Refusal;
 ///
 /// 3: the dialler proves itself first (the acceptor sends no proof before it has verified
 /// the dialler's), the acceptor speaks only after the dialler's preamble, and a refusal is a
-/// typed [`Frame::Refuse`](crate::Frame::Refuse). The preamble comes first in every
+/// typed `Refuse` frame. The preamble comes first in every
 /// version, so a version-2 node and a version-3 node each report
 /// [`HandshakeError::Version`] naming both.
 ///
 /// 4: a link's `Hello` names the sharded entity types its sender is a proxy of (it sends to
 /// their entities and hosts none), and a proxy started later is announced; a version-3
 /// node could not read them.
-pub const PROTOCOL_VERSION: u16 = 4;
+///
+/// 5: frame bodies are amber's own binary layout (a type byte, then fixed fields; see
+/// [`FrameCodec`](crate::FrameCodec)) instead of the Rust enum as MessagePack; handshake
+/// frames have type bytes of their own. The preamble is unchanged, so a version-4 node and
+/// a version-5 node report [`HandshakeError::Version`] before any frame.
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The first bytes on every connection, before the version.
 pub(crate) const MAGIC: [u8; 4] = *b"AMBR";

@@ -1,11 +1,10 @@
 //! Why a node refuses a connection during the handshake, as the other side learns it.
 
-use serde::{Deserialize, Serialize};
-
-/// The reason in a [`Frame::Refuse`](crate::Frame::Refuse): the accepting node turns the
-/// connection away and closes it. The dialler reports it as a typed
-/// [`HandshakeError`](crate::HandshakeError).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The reason in a [`HandshakeFrame::Refuse`](crate::HandshakeFrame::Refuse): the accepting
+/// node turns the connection away and closes it. The dialler reports it as a typed
+/// [`HandshakeError`](crate::HandshakeError). On the wire: `0x00` for `Auth`, `0x01` for
+/// `TooManyPending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// The dialler's proof did not verify (a different shared secret):
     /// [`HandshakeError::Auth`](crate::HandshakeError::Auth).

@@ -11,7 +11,7 @@ use super::exchange::{Identity, PeerHello, Verdict, accept, handshake_codec, ini
 use super::proof::{self, Nonces, Role};
 use super::{HandshakeError, MAGIC, PREAMBLE_LEN, PROTOCOL_VERSION, Refusal};
 use crate::frame::FrameReader;
-use crate::{Frame, FrameError, NodeId};
+use crate::{Frame, FrameError, FrameKind, HandshakeFrame, NodeId};
 
 fn identity(node: &str, secret: &[u8]) -> Identity {
     Identity {
@@ -107,15 +107,15 @@ async fn a_dialler_with_another_secret_gets_a_refusal_and_no_proof() {
         sent.extend_from_slice(&chunk[..n]);
     }
     let mut first = BytesMut::from(&sent[PREAMBLE_LEN..]);
-    let decoded = tokio_util::codec::Decoder::decode(&mut handshake_codec(), &mut first);
-    let Ok(Some(Frame::Hello { nonce: acceptor_nonce, .. })) = decoded else {
+    let decoded = handshake_codec().decode_as::<HandshakeFrame>(&mut first);
+    let Ok(Some(HandshakeFrame::Hello { nonce: acceptor_nonce, .. })) = decoded else {
         panic!("expected the acceptor's hello, got {decoded:?}")
     };
     let nonces = Nonces { initiator: nonce, acceptor: acceptor_nonce };
     let (a, b) = (NodeId::from("a"), NodeId::from("b"));
     let mac = proof::proof(b"not the acceptor's secret", Role::Initiator, &a, &b, &nonces);
     let mut out = BytesMut::new();
-    handshake_codec().encode_frame(&Frame::Proof { mac }, &mut out).unwrap();
+    handshake_codec().encode_frame(&HandshakeFrame::Proof { mac }, &mut out).unwrap();
     theirs.write_all(&out).await.unwrap();
     let result = tokio::time::timeout(Duration::from_secs(5), accepting).await.unwrap().unwrap();
     assert!(matches!(result, Err(HandshakeError::Auth)), "{result:?}");
@@ -125,14 +125,12 @@ async fn a_dialler_with_another_secret_gets_a_refusal_and_no_proof() {
     // nowhere the 32 bytes its proof would have been.
     let mut frames = Vec::new();
     let mut rest = BytesMut::from(&sent[PREAMBLE_LEN..]);
-    while let Some(frame) =
-        tokio_util::codec::Decoder::decode(&mut handshake_codec(), &mut rest).unwrap()
-    {
+    while let Some(frame) = handshake_codec().decode_as::<HandshakeFrame>(&mut rest).unwrap() {
         frames.push(frame);
     }
     assert!(rest.is_empty(), "only whole frames");
     assert!(
-        matches!(frames[..], [Frame::Hello { .. }, Frame::Refuse(Refusal::Auth)]),
+        matches!(frames[..], [HandshakeFrame::Hello { .. }, HandshakeFrame::Refuse(Refusal::Auth)]),
         "{frames:?}"
     );
     let proof = proof::proof(b"the acceptor's secret", Role::Acceptor, &b, &a, &nonces);
@@ -189,7 +187,10 @@ async fn a_data_frame_before_authentication_is_unexpected() {
     handshake_codec().encode_frame(&Frame::Control(vec![1]), &mut bytes).unwrap();
     let result = feed_acceptor(bytes.to_vec()).await;
     assert!(
-        matches!(result, Err(HandshakeError::Frame(FrameError::Unexpected { .. }))),
+        matches!(
+            result,
+            Err(HandshakeError::Frame(FrameError::Unexpected { kind: FrameKind::Control, .. }))
+        ),
         "{result:?}"
     );
 }
@@ -208,18 +209,18 @@ fn preamble() -> BytesMut {
     bytes
 }
 
-fn hello(node: &str) -> Frame {
+fn hello(node: &str) -> HandshakeFrame {
     hello_with(node, [3; 32])
 }
 
-fn hello_with(node: &str, nonce: [u8; 32]) -> Frame {
-    Frame::Hello { node: NodeId::from(node), incarnation: 1, listen_port: 1, nonce }
+fn hello_with(node: &str, nonce: [u8; 32]) -> HandshakeFrame {
+    HandshakeFrame::Hello { node: NodeId::from(node), incarnation: 1, listen_port: 1, nonce }
 }
 
 /// Whether `bytes` start with one whole handshake frame.
 fn decodes_one_frame(bytes: &[u8]) -> bool {
     let mut buf = BytesMut::from(bytes);
-    matches!(tokio_util::codec::Decoder::decode(&mut handshake_codec(), &mut buf), Ok(Some(_)))
+    matches!(handshake_codec().decode_as::<HandshakeFrame>(&mut buf), Ok(Some(_)))
 }
 
 /// Plays a peer that writes `bytes` and then closes its side, against our acceptor.
@@ -284,8 +285,8 @@ proptest! {
     #[test]
     fn forged_proofs_never_pass(mac in any::<[u8; 32]>()) {
         let mut tail = BytesMut::new();
-        handshake_codec().encode_frame(&Frame::Proof { mac }, &mut tail).unwrap();
-        handshake_codec().encode_frame(&Frame::Welcome, &mut tail).unwrap();
+        handshake_codec().encode_frame(&HandshakeFrame::Proof { mac }, &mut tail).unwrap();
+        handshake_codec().encode_frame(&HandshakeFrame::Welcome, &mut tail).unwrap();
         let accepted = block_on(feed_acceptor(after_hello(&tail)));
         prop_assert!(matches!(accepted, Err(HandshakeError::Auth)), "{:?}", accepted);
         let dialled = block_on(feed_initiator(after_hello(&tail)));

@@ -343,7 +343,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             break None;
         }
         // A frame already buffered needs no wait (nor the select's setup).
-        let next = match reader.buffered() {
+        let next = match reader.buffered::<Frame>() {
             Ok(None) => tokio::select! {
                 biased;
                 () = link.close.cancelled() => break None,
@@ -380,7 +380,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         match frame {
             Frame::Heartbeat => {}
             Frame::Goodbye { reason } => break Some(DownReason::Goodbye(reason)),
-            frame if frame.kind().is_data() => {
+            frame @ (Frame::Message { .. } | Frame::Reply { .. } | Frame::Control(_)) => {
                 // Closing: frames not yet handed over are dropped.
                 if link.is_closing() {
                     break None;
@@ -394,12 +394,6 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         () = events.send(event) => {}
                     }
                 }
-            }
-            other => {
-                break Some(DownReason::Frame(FrameError::Unexpected {
-                    kind: other.kind(),
-                    during: "on an established link",
-                }));
             }
         }
     };

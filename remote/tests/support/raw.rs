@@ -1,15 +1,14 @@
 //! A peer written by hand from the documented wire format: preamble, length-prefixed
-//! MessagePack frames, HMAC-SHA256 proofs. It lets tests misbehave at any step.
+//! frames, HMAC-SHA256 proofs. It lets tests misbehave at any step.
 
 use std::net::SocketAddr;
 
-use amber_remote::{Frame, FrameCodec, NodeId, PROTOCOL_VERSION};
+use amber_remote::{FrameBody, FrameCodec, HandshakeFrame, NodeId, PROTOCOL_VERSION};
 use bytes::{BufMut, BytesMut};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_util::codec::Decoder;
 
 /// A connection to a transport, driven by the test.
 #[derive(Debug)]
@@ -27,7 +26,7 @@ pub fn preamble(version: u16) -> Vec<u8> {
 }
 
 /// One frame with its length prefix.
-pub fn encode(frame: &Frame) -> Vec<u8> {
+pub fn encode<F: FrameBody>(frame: &F) -> Vec<u8> {
     let mut bytes = BytesMut::new();
     FrameCodec::default().encode_frame(frame, &mut bytes).unwrap();
     bytes.to_vec()
@@ -68,7 +67,7 @@ impl RawPeer {
         let mut raw = RawPeer::connect(addr).await;
         let nonce = [0x5a; 32];
         let mut hello = preamble(PROTOCOL_VERSION);
-        hello.extend(encode(&Frame::Hello {
+        hello.extend(encode(&HandshakeFrame::Hello {
             node: NodeId::from(node),
             incarnation: 0x1234,
             listen_port: 9,
@@ -76,17 +75,18 @@ impl RawPeer {
         }));
         raw.write(&hello).await;
         assert_eq!(raw.read_exact(6).await, preamble(PROTOCOL_VERSION));
-        let Some(Frame::Hello { node: peer, nonce: peer_nonce, .. }) = raw.read_frame().await
+        let Some(HandshakeFrame::Hello { node: peer, nonce: peer_nonce, .. }) =
+            raw.read_frame().await
         else {
             panic!("expected the transport's hello")
         };
         let mac = proof(secret, 1, node, peer.as_str(), &nonce, &peer_nonce);
-        raw.write(&encode(&Frame::Proof { mac })).await;
-        let Some(Frame::Proof { mac }) = raw.read_frame().await else {
+        raw.write(&encode(&HandshakeFrame::Proof { mac })).await;
+        let Some(HandshakeFrame::Proof { mac }) = raw.read_frame().await else {
             panic!("expected the transport's proof")
         };
         assert_eq!(mac, proof(secret, 2, peer.as_str(), node, &nonce, &peer_nonce));
-        assert_eq!(raw.read_frame().await, Some(Frame::Welcome));
+        assert_eq!(raw.read_frame().await, Some(HandshakeFrame::Welcome));
         raw.peer = Some(peer);
         raw
     }
@@ -104,11 +104,12 @@ impl RawPeer {
         self.buf.split_to(n).to_vec()
     }
 
-    /// The next frame, or `None` at the end of the stream (or a reset).
-    pub async fn read_frame(&mut self) -> Option<Frame> {
-        let mut codec = FrameCodec::default();
+    /// The next frame (a link's `Frame` or a `HandshakeFrame`), or `None` at the end of the
+    /// stream (or a reset).
+    pub async fn read_frame<F: FrameBody>(&mut self) -> Option<F> {
+        let codec = FrameCodec::default();
         loop {
-            if let Some(frame) = codec.decode(&mut self.buf).unwrap() {
+            if let Some(frame) = codec.decode_as(&mut self.buf).unwrap() {
                 return Some(frame);
             }
             match self.stream.read_buf(&mut self.buf).await {
@@ -129,7 +130,7 @@ impl RawPeer {
     }
 
     /// Reads (and drops) frames until the transport closes the connection.
-    pub async fn read_until_closed(&mut self) -> Vec<Frame> {
+    pub async fn read_until_closed<F: FrameBody>(&mut self) -> Vec<F> {
         let mut frames = Vec::new();
         while let Some(frame) = self.read_frame().await {
             frames.push(frame);
