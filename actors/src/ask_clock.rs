@@ -454,7 +454,7 @@ mod tests {
     /// running while it waits (no ask comes meanwhile) and stops after it. One answered
     /// first leaves no slot behind.
     #[tokio::test(flavor = "current_thread", start_paused = true)]
-    async fn a_waiting_ask_expires_within_a_tick_of_its_deadline() {
+    async fn a_waiting_ask_expires_within_two_ticks_of_its_deadline() {
         let clock = Arc::new(AskClock::new(
             Duration::from_secs(1),
             Some(tokio::runtime::Handle::current()),

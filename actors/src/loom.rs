@@ -1,7 +1,8 @@
 //! The one place that picks std or loom synchronization primitives.
 //!
 //! Every lock in this crate (the mailbox core, the late sink, the snapshot engine, a remote
-//! ask's reply slot) and every atomic of the mailbox core is `crate::loom::sync::…`;
+//! ask's reply slot) and every atomic of the mailbox core is `crate::loom::sync::…` (or,
+//! for a mailbox's queue, [`QueueMutex`]: parking_lot's outside loom);
 //! building with `RUSTFLAGS="--cfg loom"` swaps in loom's model-checked versions, so a loom
 //! model runs the very code that runs in production. What loom cannot run stays plain and
 //! unmodelled under `cfg(loom)` too: the tokio oneshot answering a snapshot's caller (it
