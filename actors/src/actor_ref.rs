@@ -105,7 +105,9 @@ impl<A: Actor> ActorRef<A> {
 
     /// Sends a request and waits for the reply, for at most the system's ask timeout.
     pub async fn ask(&self, msg: A::Msg) -> Result<A::Reply, AskError> {
-        self.ask_timeout(msg, self.target.meta().asks.timeout()).await
+        // Not through `ask_timeout`: an `async fn` layer less per ask.
+        let timeout = self.target.meta().asks.timeout();
+        self.ask_or_return(msg, timeout).await.map_err(|(error, _)| error)
     }
 
     /// Sends a request and waits at most `timeout` for the reply (waiting for room in a full
