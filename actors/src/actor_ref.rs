@@ -87,7 +87,13 @@ impl<A: Actor> ActorRef<A> {
     /// takes its next message. The link stays bounded (by one handler's sends beyond it),
     /// and the wait is between two messages, where a snapshot can still cut the actor.
     pub async fn tell(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
-        self.push(Envelope::new(msg, None)).await.map_err(|env| SendError(env.msg))
+        // Room at once, the common case: no waiting send's state machine entered.
+        let sent = match self.target.send(Envelope::new(msg, None), None) {
+            Ok(()) => Ok(()),
+            Err(Refused::Stopped(env)) => Err(env),
+            Err(Refused::Full(env)) => self.push(env).await,
+        };
+        sent.map_err(|env| SendError(env.msg))
     }
 
     /// Sends a message without waiting at all: fails with [`TrySendError::Full`] if a bounded
@@ -139,7 +145,13 @@ impl<A: Actor> ActorRef<A> {
         let asker = crate::current::current();
         let env = Envelope::from(asker, msg, Some(tx));
         let exchange = async {
-            if let Err(env) = self.push(env).await {
+            // Room at once, the common case: no waiting send's state machine entered.
+            let sent = match self.target.send(env, None) {
+                Ok(()) => Ok(()),
+                Err(Refused::Stopped(env)) => Err(env),
+                Err(Refused::Full(env)) => self.push(env).await,
+            };
+            if let Err(env) = sent {
                 return Err((self.node_down().unwrap_or(AskError::Stopped), Some(env.msg)));
             }
             let Ok((reply, responder_epoch)) = rx.await else {
