@@ -87,11 +87,9 @@ impl<A: Actor> ActorRef<A> {
     /// takes its next message. The link stays bounded (by one handler's sends beyond it),
     /// and the wait is between two messages, where a snapshot can still cut the actor.
     pub async fn tell(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
-        // Room at once, the common case: no waiting send's state machine entered.
-        let sent = match self.target.send(Envelope::new(msg, None), None) {
-            Ok(()) => Ok(()),
-            Err(Refused::Stopped(env)) => Err(env),
-            Err(Refused::Full(env)) => self.push(env).await,
+        let sent = match self.send_at_once(Envelope::new(msg, None)) {
+            Ok(sent) => sent,
+            Err(full) => self.wait_for_room(full).await,
         };
         sent.map_err(|env| SendError(env.msg))
     }
@@ -145,11 +143,9 @@ impl<A: Actor> ActorRef<A> {
         let asker = crate::current::current();
         let env = Envelope::from(asker, msg, Some(tx));
         let exchange = async {
-            // Room at once, the common case: no waiting send's state machine entered.
-            let sent = match self.target.send(env, None) {
-                Ok(()) => Ok(()),
-                Err(Refused::Stopped(env)) => Err(env),
-                Err(Refused::Full(env)) => self.push(env).await,
+            let sent = match self.send_at_once(env) {
+                Ok(sent) => sent,
+                Err(full) => self.wait_for_room(full).await,
             };
             if let Err(env) = sent {
                 return Err((self.node_down().unwrap_or(AskError::Stopped), Some(env.msg)));
@@ -308,14 +304,31 @@ impl<A: Actor> ActorRef<A> {
         }
     }
 
-    /// Pushes an envelope, waiting for room; gives it back if the actor has stopped.
-    #[inline]
+    /// Pushes an envelope, waiting for room; gives it back if the actor has stopped. (`tell`
+    /// and `ask` do the same in their own bodies: an `async fn` layer less per message.)
     pub(crate) async fn push(&self, env: Envelope<A>) -> Result<(), Envelope<A>> {
-        let env = match self.target.send(env, None) {
-            Ok(()) => return Ok(()),
-            Err(Refused::Stopped(env)) => return Err(env),
-            Err(Refused::Full(env)) => env,
-        };
+        match self.send_at_once(env) {
+            Ok(sent) => sent,
+            Err(full) => self.wait_for_room(full).await,
+        }
+    }
+
+    /// The first try of a send, without waiting: `Ok` with the outcome if it is over (sent,
+    /// or the envelope given back because the actor has stopped), `Err` with the envelope if
+    /// the mailbox is full ([`wait_for_room`](Self::wait_for_room) then). Room at once is the
+    /// common case: it costs no waiting send's state machine.
+    #[inline]
+    fn send_at_once(&self, env: Envelope<A>) -> Result<Result<(), Envelope<A>>, Envelope<A>> {
+        match self.target.send(env, None) {
+            Ok(()) => Ok(Ok(())),
+            Err(Refused::Stopped(env)) => Ok(Err(env)),
+            Err(Refused::Full(env)) => Err(env),
+        }
+    }
+
+    /// Sends an envelope that found the mailbox full ([`send_at_once`](Self::send_at_once)),
+    /// waiting for room; gives it back if the actor has stopped.
+    async fn wait_for_room(&self, env: Envelope<A>) -> Result<(), Envelope<A>> {
         // The mailbox rule: a handler never waits for room (see `tell`).
         let mut env = if matches!(env.origin, Origin::Actor(_)) {
             match self.target.send_overflow(env) {
