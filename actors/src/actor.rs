@@ -103,4 +103,14 @@ pub trait Actor: Send + Sized + 'static {
         let _ = (ctx, down);
         async {}
     }
+
+    /// Appends `msg` to `out` encoded as [`encode`](crate::encode) encodes it (on error,
+    /// `out` may hold part of it). Not for users: `#[amber::actor]` writes one that puts
+    /// out the constant parts of its message enum (variant and field names) as byte
+    /// strings, byte for byte what serde's derived `Serialize` writes, for the messages a
+    /// snapshot records and the tells sent to other nodes.
+    #[doc(hidden)]
+    fn __encode_msg(msg: &Self::Msg, out: &mut Vec<u8>) -> Result<(), crate::CodecError> {
+        crate::encode_into(msg, out)
+    }
 }

@@ -141,7 +141,7 @@ impl<A: Actor> AnyMailbox for Mailbox<A> {
             // Given back, with an ask's route, to be redirected.
             Err(PushError::Passivated(env)) => {
                 let reply = wait.map(ReplyWait::into_handler);
-                match crate::encode(&env.msg) {
+                match crate::encode_msg::<A>(&env.msg) {
                     Ok(payload) => Err(Undelivered::Passivated(InboundMessage {
                         to: id,
                         from: match env.origin {

@@ -77,7 +77,7 @@ impl<A: Actor> Stamp for Envelope<A> {
     }
 
     fn record(&self, to: ActorId) -> Result<InFlightRecord, crate::CodecError> {
-        Ok(self.record_with(to, crate::encode(&self.msg)?.into()))
+        Ok(self.record_with(to, crate::encode_msg::<A>(&self.msg)?.into()))
     }
 }
 
@@ -100,8 +100,10 @@ impl<A: Actor> Envelope<A> {
     }
 
     /// Appends the message, encoded, to `out` (left as it was on error).
+    #[inline]
     pub(crate) fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), crate::CodecError> {
-        crate::encode_into(&self.msg, out)
+        let start = out.len();
+        A::__encode_msg(&self.msg, out).inspect_err(|_| out.truncate(start))
     }
 }
 
@@ -113,7 +115,7 @@ impl<A: Actor> Envelope<A> {
         to: ActorId,
         type_name: &'static str,
     ) -> Result<crate::remote::OutboundMessage, crate::CodecError> {
-        let payload = crate::encode(&self.msg)?;
+        let payload = crate::encode_msg::<A>(&self.msg)?;
         Ok(self.outbound_with(to, type_name, payload))
     }
 

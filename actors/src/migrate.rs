@@ -557,7 +557,7 @@ impl<A: Actor> Runner<A> {
                 if let Origin::Timer(timer) = env.origin {
                     queued_timers.insert(timer);
                 }
-                let payload = crate::encode(&env.msg)
+                let payload = crate::encode_msg::<A>(&env.msg)
                     .map_err(|e| codec_error(format!("a queued message does not encode: {e}")))?;
                 payloads.push(payload);
             }

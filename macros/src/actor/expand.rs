@@ -63,6 +63,16 @@ pub(crate) fn expand(actor: &ActorImpl) -> TokenStream {
     let msg_variants = handlers.iter().copied().map(|h| msg_variant(&names, h));
     let reply_variants = handlers.iter().copied().map(|h| reply_variant(&names, h));
     let arms = handlers.iter().copied().map(|h| dispatch_arm(&names, h));
+    let encode_arms = handlers.iter().copied().map(|h| encode_arm(&names, h));
+    // An actor without handlers has an empty message enum: nothing to match by reference.
+    let encode_match = if handlers.is_empty() {
+        quote!(match *__msg {})
+    } else {
+        quote! {
+            match __msg { #(#encode_arms)* }
+            ::core::result::Result::Ok(())
+        }
+    };
     let hook_fns = hooks.iter().map(|h| hook_fn(&names, h));
     let start_helper = hooks.iter().any(|h| h.kind == HookKind::Start).then(|| {
         quote! {
@@ -124,6 +134,14 @@ pub(crate) fn expand(actor: &ActorImpl) -> TokenStream {
             }
 
             #(#hook_fns)*
+
+            #[inline]
+            fn __encode_msg(
+                __msg: &#msg,
+                __out: &mut ::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<(), #krate::CodecError> {
+                #encode_match
+            }
         }
 
         impl #ext for #krate::ActorRef<#self_ty> {
@@ -213,6 +231,63 @@ fn reply_variant(names: &Names<'_>, h: &Handler) -> TokenStream {
             quote!(#(#cfgs)* #docs #variant,)
         }
     }
+}
+
+/// The MessagePack head of a string of `len` bytes.
+fn str_head(len: usize) -> Vec<u8> {
+    match len {
+        0..32 => vec![0xa0 | len as u8],
+        32..256 => vec![0xd9, len as u8],
+        256..65_536 => [&[0xda][..], &(len as u16).to_be_bytes()].concat(),
+        _ => [&[0xdb][..], &(len as u32).to_be_bytes()].concat(),
+    }
+}
+
+/// `s` as a MessagePack string.
+fn msgpack_str(s: &str) -> Vec<u8> {
+    [str_head(s.len()), s.as_bytes().to_vec()].concat()
+}
+
+/// The MessagePack head of a map of `len` entries.
+fn map_head(len: usize) -> Vec<u8> {
+    match len {
+        0..16 => vec![0x80 | len as u8],
+        16..65_536 => [&[0xde][..], &(len as u16).to_be_bytes()].concat(),
+        _ => [&[0xdf][..], &(len as u32).to_be_bytes()].concat(),
+    }
+}
+
+/// The arm of `__encode_msg` for a handler's message: the bytes serde's derived `Serialize`
+/// writes through amber's encoder (structs as maps with their field names), its constant
+/// parts as byte strings: a unit variant is its name; a struct variant a map of one entry,
+/// its name to the map of its fields (their names unraw, as serde has them).
+fn encode_arm(names: &Names<'_>, h: &Handler) -> TokenStream {
+    let (msg, krate) = (&names.msg, &names.krate);
+    let variant = variant_ident(h);
+    let cfgs = &h.cfgs;
+    let fields = fields(h);
+    let bytes = |b: Vec<u8>| syn::LitByteStr::new(&b, Span::call_site());
+    if fields.is_empty() {
+        let name = bytes(msgpack_str(&h.variant));
+        return quote!(#(#cfgs)* #msg::#variant => __out.extend_from_slice(#name),);
+    }
+    let bindings: Vec<Ident> = (0..fields.len()).map(|i| format_ident!("__arg{}", i)).collect();
+    let pattern = fields.iter().zip(&bindings).map(|((name, _), b)| quote!(#name: #b));
+    let writes = fields.iter().zip(&bindings).enumerate().map(|(i, ((name, _), b))| {
+        let mut head = Vec::new();
+        if i == 0 {
+            head.push(0x81);
+            head.extend(msgpack_str(&h.variant));
+            head.extend(map_head(fields.len()));
+        }
+        head.extend(msgpack_str(&name.unraw().to_string()));
+        let head = bytes(head);
+        quote! {
+            __out.extend_from_slice(#head);
+            #krate::__private::encode_field(__out, #b)?;
+        }
+    });
+    quote!(#(#cfgs)* #msg::#variant { #(#pattern),* } => { #(#writes)* })
 }
 
 /// The arguments of a call to a handler or hook, in the method's order.
