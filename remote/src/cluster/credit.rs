@@ -23,6 +23,9 @@ pub(super) struct Credit {
     queued: AtomicUsize,
     waiting: AtomicBool,
     waiters: Mutex<Vec<Waker>>,
+    /// Frames of any kind handed to the forwarder and not yet taken by the link: while
+    /// there are any, a route must queue behind them (see `Outbound::send_direct`).
+    forwarding: AtomicUsize,
 }
 
 impl Credit {
@@ -33,6 +36,7 @@ impl Credit {
             queued: AtomicUsize::new(0),
             waiting: AtomicBool::new(false),
             waiters: Mutex::new(Vec::new()),
+            forwarding: AtomicUsize::new(0),
         }
     }
 
@@ -80,6 +84,22 @@ impl Credit {
         if now <= self.limit / 2 && self.waiting.load(Ordering::Acquire) {
             self.wake_all();
         }
+    }
+
+    /// A frame is handed to the forwarder.
+    pub(super) fn forwarding(&self) {
+        self.forwarding.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The link took `n` frames from the forwarder: they are in its queue, ahead of any
+    /// frame queued there after this returns.
+    pub(super) fn forwarded(&self, n: usize) {
+        self.forwarding.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Whether every frame handed to the forwarder is in the link's queue by now.
+    pub(super) fn forwarder_idle(&self) -> bool {
+        self.forwarding.load(Ordering::Acquire) == 0
     }
 
     /// Wakes every waiting sender (room, or the link is gone and their sends will fail).

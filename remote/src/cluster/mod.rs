@@ -114,6 +114,7 @@ pub use self::sharding::{
 };
 pub use self::spawn::SpawnRefusal;
 use self::strikes::Strike;
+use crate::frame::MessageRef;
 use crate::{Frame, NodeId, Transport, TransportConfig, TransportEvent};
 
 /// A lookup's answer: the actor's id and stable type name, or `None` if no actor is
@@ -354,7 +355,7 @@ impl Shared {
 
     /// Starts handling the transport's events (the system must be set).
     fn serve(self: &Arc<Self>, inbound: &Inbound) {
-        inbound.attach(Arc::downgrade(self));
+        inbound.attach(Arc::downgrade(self), self.transport.has_own_runtime());
         tokio::spawn(asks::sweep(Arc::downgrade(self)));
     }
 
@@ -392,8 +393,8 @@ impl Shared {
     }
 
     /// The forwarder of `node`, started on first use and again after the link came back.
-    fn forwarder(self: &Arc<Self>, node: &NodeId) -> mpsc::UnboundedSender<Frame> {
-        self.outbound(node).tx.clone()
+    fn forwarder(self: &Arc<Self>, node: &NodeId) -> Arc<Outbound> {
+        self.outbound(node)
     }
 
     /// The outbound path of `node`: its forwarder, started on first use and again after the
@@ -410,7 +411,8 @@ impl Shared {
         };
         let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
         let credit = Arc::new(credit::Credit::new(self.credit));
-        let out = Arc::new(Outbound::new(tx, credit.clone()));
+        let direct = self.transport.link(node).ok().map(|link| (self.transport.clone(), link));
+        let out = Arc::new(Outbound::new(tx, credit.clone(), direct));
         drop(entry.insert(out.clone()));
         // The forwarder ends once every sender is gone: the map lets go of the path when the
         // peer goes down, and routes hold it only while they send.
@@ -440,6 +442,7 @@ impl Shared {
                     credit.wake_all();
                     return;
                 }
+                credit.forwarded(frames.len());
                 frames.clear();
                 credit.sent_many(data);
                 // Sampled once per batch the link takes, not per message.
@@ -634,6 +637,20 @@ impl RemoteRoute for PeerRoute {
             return refused(&shared);
         }
         let Some(out) = self.open(&shared) else { return refused(&shared) };
+        let Some(_sending) = out.sending() else { return refused(&shared) };
+        let direct = MessageRef {
+            to: message.to,
+            from: message.from,
+            tag: message.tag,
+            ask,
+            depth: message.depth,
+            type_name: message.type_name,
+            payload: &message.payload,
+        };
+        if out.try_direct(&direct) {
+            taken();
+            return Ok(());
+        }
         let frame = Frame::Message {
             to: message.to,
             from: message.from,
@@ -643,9 +660,8 @@ impl RemoteRoute for PeerRoute {
             type_name: message.type_name.into(),
             payload: message.payload.into(),
         };
-        let Some(_sending) = out.sending() else { return refused(&shared) };
         out.credit.queued();
-        if out.tx.send(frame).is_err() {
+        if out.send(frame).is_err() {
             out.credit.sent();
             return refused(&shared);
         }
