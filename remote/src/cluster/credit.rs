@@ -10,6 +10,13 @@
 //! actor waits for room before its next message — see `ActorRef::tell`.) Replies and the cluster's control frames are not
 //! counted and never wait. (Snapshot messages skip the forwarder altogether: they take the
 //! link's urgent lane.)
+//!
+//! A data message a route queues straight on the link (when the forwarder has nothing
+//! pending, see `outbound.rs`) is not counted here: the link's own bound holds it (its
+//! queue, `send_queue` frames). While the forwarder has nothing pending, a bounded send
+//! waits for room in the link's queue rather than for credit (`Outbound::poll_ready`), so
+//! that it goes straight on the link instead of behind the forwarder; the credit bounds what
+//! the forwarder holds (sends from handlers, and sends that found the link's queue full).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -3,9 +3,10 @@
 //!
 //! - Every link starts with a `Hello` naming the peer's system id: a ref whose [`ActorId`] was
 //!   first spawned by that system routes to that node.
-//! - `tell` and `ask` on a ref to a remote actor encode the message and hand it to a per-peer
-//!   forwarder, which sends in order (per sender→receiver FIFO holds) and waits on the link's
-//!   backpressure without blocking the sender. A reply comes back as a `Reply` frame matched
+//! - `tell` and `ask` on a ref to a remote actor encode the message straight into the link's
+//!   queue when it has room and nothing waits ahead, else hand it to a per-peer forwarder,
+//!   which sends in order (per sender→receiver FIFO holds) and waits on the link's
+//!   backpressure without blocking the sender (see `outbound.rs`). A reply comes back as a `Reply` frame matched
 //!   by ask id. The cluster's own control messages (watches, spawns, lookups, migrations)
 //!   stay on the link's data lane too, in order with the data; snapshot messages and the
 //!   `Hello` take its urgent lane instead ([`Transport::send_urgent`]), ahead of the queued
@@ -673,7 +674,7 @@ impl RemoteRoute for PeerRoute {
         let Some(shared) = self.shared.upgrade() else { return true };
         // The peer is down: nothing to wait for (the send fails).
         let Some(out) = self.open(&shared) else { return true };
-        out.credit.poll_room(cx)
+        out.poll_ready(cx)
     }
 
     fn node(&self) -> &str {

@@ -55,6 +55,19 @@ impl Outbound {
         self.tx.send(frame).map_err(|_| Gone)
     }
 
+    /// Whether a bounded send to the peer may go now; if not, `cx` (if any) is woken when
+    /// it may try again. With nothing pending on the forwarder, it waits for room in the
+    /// link's queue: it would otherwise go behind the forwarder, and every later send with
+    /// it (in order), each handed over twice instead of once. Else it waits for the credit.
+    pub(super) fn poll_ready(&self, cx: Option<&mut std::task::Context<'_>>) -> bool {
+        if let Some((_, link)) = &self.direct
+            && self.credit.forwarder_idle()
+        {
+            return link.poll_room(cx);
+        }
+        self.credit.poll_room(cx)
+    }
+
     /// Queues the `Message` frame with `message`'s fields on the link at once, if the
     /// forwarder has nothing pending (every frame handed to the path before is in the
     /// link's queue by now) and the link's queue has room. `false`: not queued; the caller

@@ -39,7 +39,8 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -87,6 +88,10 @@ pub(crate) struct Link {
     room: Semaphore,
     /// The queue's size in frames ([`TransportConfig::send_queue`](crate::TransportConfig)).
     capacity: u32,
+    /// Senders waiting for room in the data lane ([`Link::poll_room`]), woken as the writer
+    /// takes frames out or the link closes; `room_wanted` says there are some.
+    room_waiters: std::sync::Mutex<Vec<Waker>>,
+    room_wanted: AtomicBool,
     /// The urgent lane (see the module docs); unbounded, so sending never waits.
     urgent: mpsc::UnboundedSender<Encoded>,
     /// Cancelled when the link must stop now; `reason` says why.
@@ -285,6 +290,8 @@ impl Link {
             data: data.clone(),
             room: Semaphore::new(capacity as usize),
             capacity,
+            room_waiters: std::sync::Mutex::new(Vec::new()),
+            room_wanted: AtomicBool::new(false),
             urgent: urgent_tx,
             close: CancellationToken::new(),
             closing: AtomicBool::new(false),
@@ -326,6 +333,42 @@ impl Link {
         drop(slot);
         self.closing.store(true, Ordering::Release);
         self.close.cancel();
+        // They find it closing: their sends fail at once.
+        self.wake_room_waiters();
+    }
+
+    /// Whether the data lane has room for a frame now, or the link is closing (a send
+    /// fails at once); if neither, `cx` (if any) is woken once the writer has taken frames
+    /// out of the lane or the link closes.
+    pub(crate) fn poll_room(&self, cx: Option<&mut Context<'_>>) -> bool {
+        if self.is_closing() || self.room.available_permits() > 0 {
+            return true;
+        }
+        let Some(cx) = cx else { return false };
+        let mut waiters = lock(&self.room_waiters);
+        if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            waiters.push(cx.waker().clone());
+        }
+        // Wanted, then checked again; the writer frees room, then checks whether it is
+        // wanted (`wake_room_waiters`): one of the two sees the other.
+        self.room_wanted.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.is_closing() || self.room.available_permits() > 0 {
+            drop(waiters);
+            self.wake_room_waiters();
+            return true;
+        }
+        false
+    }
+
+    /// Wakes the senders waiting for room, if any.
+    fn wake_room_waiters(&self) {
+        fence(Ordering::SeqCst);
+        if self.room_wanted.load(Ordering::SeqCst) && self.room_wanted.swap(false, Ordering::SeqCst)
+        {
+            let waiters = std::mem::take(&mut *lock(&self.room_waiters));
+            waiters.into_iter().for_each(Waker::wake);
+        }
     }
 
     /// Ends the link gracefully: what is queued is written, then a goodbye saying `text`;
@@ -451,6 +494,7 @@ impl Lanes {
         let data = self.data.take(batch, MAX_BATCH.saturating_sub(ahead.len()));
         if data > 0 {
             link.taken(data);
+            link.wake_room_waiters();
         }
         frames += data;
         if !batch.is_empty() {
