@@ -44,6 +44,27 @@ impl Actor for PerSender {
     }
 }
 
+/// An actor on `a` that sends bursts from its handler: those sends do not wait for room,
+/// they go behind the forwarder once the link's queue is full.
+struct Burster {
+    seq: ActorRef<PerSender>,
+    from: u32,
+    next: u64,
+}
+
+impl Actor for Burster {
+    type Msg = u64;
+    type Reply = u64;
+    async fn handle(&mut self, len: u64, _: &mut Context<Self>) -> u64 {
+        for _ in 0..len {
+            let (from, n) = (self.from, self.next);
+            self.seq.tell(Seq::Next { from, n }).await.expect("the link stays up");
+            self.next += 1;
+        }
+        self.next
+    }
+}
+
 const QUEUE: usize = 16;
 
 /// `a` (small queues and socket buffers) dials `b` through a relay that pauses on demand.
@@ -107,9 +128,16 @@ async fn many_senders_bursting_past_the_queues_keep_their_order() {
             }
         }
     };
-    bounded(stalls).await;
+    // And an actor whose handler sends bursts past the queues, from its own sender id.
+    let burster = a.system().spawn(Burster { seq: seq.clone(), from: SENDERS, next: 0 }).unwrap();
+    let bursts = async {
+        for _ in 0..BURSTS {
+            burster.tell(3 * QUEUE as u64).await.unwrap();
+        }
+    };
+    tokio::join!(bounded(stalls), bounded(bursts));
     pause.send(false).unwrap();
-    let mut sent = 0;
+    let mut sent = bounded(burster.ask(0)).await.unwrap();
     for sender in senders {
         sent += bounded(sender).await.unwrap();
     }
