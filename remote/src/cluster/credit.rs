@@ -10,6 +10,13 @@
 //! actor waits for room before its next message — see `ActorRef::tell`.) Replies and the cluster's control frames are not
 //! counted and never wait. (Snapshot messages skip the forwarder altogether: they take the
 //! link's urgent lane.)
+//!
+//! A data message a route queues straight on the link (when the forwarder has nothing
+//! pending, see `outbound.rs`) is not counted here: the link's own bound holds it (its
+//! queue, `send_queue` frames). While the forwarder has nothing pending, a bounded send
+//! waits for room in the link's queue rather than for credit (`Outbound::poll_ready`), so
+//! that it goes straight on the link instead of behind the forwarder; the credit bounds what
+//! the forwarder holds (sends from handlers, and sends that found the link's queue full).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -23,6 +30,9 @@ pub(super) struct Credit {
     queued: AtomicUsize,
     waiting: AtomicBool,
     waiters: Mutex<Vec<Waker>>,
+    /// Frames of any kind handed to the forwarder and not yet taken by the link: while
+    /// there are any, a route must queue behind them (see `Outbound::send_direct`).
+    forwarding: AtomicUsize,
 }
 
 impl Credit {
@@ -33,6 +43,7 @@ impl Credit {
             queued: AtomicUsize::new(0),
             waiting: AtomicBool::new(false),
             waiters: Mutex::new(Vec::new()),
+            forwarding: AtomicUsize::new(0),
         }
     }
 
@@ -80,6 +91,22 @@ impl Credit {
         if now <= self.limit / 2 && self.waiting.load(Ordering::Acquire) {
             self.wake_all();
         }
+    }
+
+    /// A frame is handed to the forwarder.
+    pub(super) fn forwarding(&self) {
+        self.forwarding.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The link took `n` frames from the forwarder: they are in its queue, ahead of any
+    /// frame queued there after this returns.
+    pub(super) fn forwarded(&self, n: usize) {
+        self.forwarding.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Whether every frame handed to the forwarder is in the link's queue by now.
+    pub(super) fn forwarder_idle(&self) -> bool {
+        self.forwarding.load(Ordering::Acquire) == 0
     }
 
     /// Wakes every waiting sender (room, or the link is gone and their sends will fail).

@@ -33,10 +33,13 @@ pub(super) struct Inbound {
     early: Mutex<Vec<TransportEvent>>,
 }
 
-/// The cluster, and the runtime it runs on.
+/// The cluster, and the runtime it runs on if the transport's tasks run on another.
 struct Target {
     cluster: Weak<Shared>,
-    runtime: Handle,
+    /// `None` when the transport's tasks run on the cluster's runtime (they were spawned
+    /// from it as the cluster bound the transport): its handler already runs in it, no
+    /// need to enter it for every frame.
+    runtime: Option<Handle>,
 }
 
 impl Inbound {
@@ -59,9 +62,10 @@ impl Inbound {
     /// Sets the cluster and hands it the events that came before, in order. Events that
     /// arrive meanwhile wait for the lock, then see the cluster set: none overtakes an
     /// early one.
-    /// Must be called on the cluster's runtime.
-    pub(super) fn attach(&self, cluster: Weak<Shared>) {
-        let target = Target { cluster, runtime: Handle::current() };
+    /// Must be called on the cluster's runtime, the one that bound the transport unless
+    /// the transport has a runtime of its own (`own_runtime`).
+    pub(super) fn attach(&self, cluster: Weak<Shared>, own_runtime: bool) {
+        let target = Target { cluster, runtime: own_runtime.then(Handle::current) };
         let mut early = lock(&self.early);
         for event in early.drain(..) {
             deliver(&target, event);
@@ -72,7 +76,7 @@ impl Inbound {
 
 fn deliver(target: &Target, event: TransportEvent) {
     // Entered first, left last: the cluster, if this is its last handle, drops inside it.
-    let _context = target.runtime.enter();
+    let _context = target.runtime.as_ref().map(Handle::enter);
     if let Some(shared) = target.cluster.upgrade() {
         on_event(&shared, event);
     }

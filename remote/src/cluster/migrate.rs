@@ -259,7 +259,7 @@ fn hand_off(shared: Arc<Shared>, to: NodeId, request: u64) -> HandOff {
         if shared.is_up(&to) {
             let out = shared.outbound(&to);
             if let Some(section) = out.sending_owned()
-                && out.tx.send(Frame::Control(control.encode())).is_ok()
+                && out.send(Frame::Control(control.encode())).is_ok()
             {
                 return Ok(Box::new(section) as HandedOff);
             }

@@ -3,9 +3,10 @@
 //!
 //! - Every link starts with a `Hello` naming the peer's system id: a ref whose [`ActorId`] was
 //!   first spawned by that system routes to that node.
-//! - `tell` and `ask` on a ref to a remote actor encode the message and hand it to a per-peer
-//!   forwarder, which sends in order (per sender→receiver FIFO holds) and waits on the link's
-//!   backpressure without blocking the sender. A reply comes back as a `Reply` frame matched
+//! - `tell` and `ask` on a ref to a remote actor encode the message straight into the link's
+//!   queue when it has room and nothing waits ahead, else hand it to a per-peer forwarder,
+//!   which sends in order (per sender→receiver FIFO holds) and waits on the link's
+//!   backpressure without blocking the sender (see `outbound.rs`). A reply comes back as a `Reply` frame matched
 //!   by ask id. The cluster's own control messages (watches, spawns, lookups, migrations)
 //!   stay on the link's data lane too, in order with the data; snapshot messages and the
 //!   `Hello` take its urgent lane instead ([`Transport::send_urgent`]), ahead of the queued
@@ -114,6 +115,7 @@ pub use self::sharding::{
 };
 pub use self::spawn::SpawnRefusal;
 use self::strikes::Strike;
+use crate::frame::MessageRef;
 use crate::{Frame, NodeId, Transport, TransportConfig, TransportEvent};
 
 /// A lookup's answer: the actor's id and stable type name, or `None` if no actor is
@@ -354,7 +356,7 @@ impl Shared {
 
     /// Starts handling the transport's events (the system must be set).
     fn serve(self: &Arc<Self>, inbound: &Inbound) {
-        inbound.attach(Arc::downgrade(self));
+        inbound.attach(Arc::downgrade(self), self.transport.has_own_runtime());
         tokio::spawn(asks::sweep(Arc::downgrade(self)));
     }
 
@@ -392,8 +394,8 @@ impl Shared {
     }
 
     /// The forwarder of `node`, started on first use and again after the link came back.
-    fn forwarder(self: &Arc<Self>, node: &NodeId) -> mpsc::UnboundedSender<Frame> {
-        self.outbound(node).tx.clone()
+    fn forwarder(self: &Arc<Self>, node: &NodeId) -> Arc<Outbound> {
+        self.outbound(node)
     }
 
     /// The outbound path of `node`: its forwarder, started on first use and again after the
@@ -410,7 +412,8 @@ impl Shared {
         };
         let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
         let credit = Arc::new(credit::Credit::new(self.credit));
-        let out = Arc::new(Outbound::new(tx, credit.clone()));
+        let direct = self.transport.link(node).ok().map(|link| (self.transport.clone(), link));
+        let out = Arc::new(Outbound::new(tx, credit.clone(), direct));
         drop(entry.insert(out.clone()));
         // The forwarder ends once every sender is gone: the map lets go of the path when the
         // peer goes down, and routes hold it only while they send.
@@ -440,6 +443,7 @@ impl Shared {
                     credit.wake_all();
                     return;
                 }
+                credit.forwarded(frames.len());
                 frames.clear();
                 credit.sent_many(data);
                 // Sampled once per batch the link takes, not per message.
@@ -634,6 +638,20 @@ impl RemoteRoute for PeerRoute {
             return refused(&shared);
         }
         let Some(out) = self.open(&shared) else { return refused(&shared) };
+        let Some(_sending) = out.sending() else { return refused(&shared) };
+        let direct = MessageRef {
+            to: message.to,
+            from: message.from,
+            tag: message.tag,
+            ask,
+            depth: message.depth,
+            type_name: message.type_name,
+            payload: &message.payload,
+        };
+        if out.try_direct(&direct) {
+            taken();
+            return Ok(());
+        }
         let frame = Frame::Message {
             to: message.to,
             from: message.from,
@@ -643,9 +661,8 @@ impl RemoteRoute for PeerRoute {
             type_name: message.type_name.into(),
             payload: message.payload.into(),
         };
-        let Some(_sending) = out.sending() else { return refused(&shared) };
         out.credit.queued();
-        if out.tx.send(frame).is_err() {
+        if out.send(frame).is_err() {
             out.credit.sent();
             return refused(&shared);
         }
@@ -657,7 +674,7 @@ impl RemoteRoute for PeerRoute {
         let Some(shared) = self.shared.upgrade() else { return true };
         // The peer is down: nothing to wait for (the send fails).
         let Some(out) = self.open(&shared) else { return true };
-        out.credit.poll_room(cx)
+        out.poll_ready(cx)
     }
 
     fn node(&self) -> &str {

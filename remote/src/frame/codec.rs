@@ -3,7 +3,7 @@
 use bytes::{Buf, BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::{Frame, FrameBody, FrameError};
+use super::{Frame, FrameBody, FrameError, MessageRef};
 
 /// Bytes in a frame's length prefix.
 pub const HEADER_LEN: usize = 4;
@@ -99,6 +99,25 @@ impl FrameCodec {
             dst.truncate(start);
             return Err(error);
         }
+        self.finish(dst, start)
+    }
+
+    /// Encodes the `Message` frame with `message`'s fields at the end of `dst`: the bytes
+    /// [`encode_frame`](Self::encode_frame) writes for that `Frame::Message`.
+    pub(crate) fn encode_message(
+        &self,
+        message: &MessageRef<'_>,
+        dst: &mut BytesMut,
+    ) -> Result<(), FrameError> {
+        let start = dst.len();
+        dst.put_u32(0);
+        message.encode_body(dst);
+        self.finish(dst, start)
+    }
+
+    /// Writes the length prefix of the frame encoded from `start` on, or takes the frame
+    /// out again if it is too large.
+    fn finish(&self, dst: &mut BytesMut, start: usize) -> Result<(), FrameError> {
         let len = dst.len() - start - HEADER_LEN;
         if len > self.max_frame {
             dst.truncate(start);
@@ -212,6 +231,52 @@ mod tests {
         let mut buf = BytesMut::new();
         FrameCodec::default().encode_frame(frame, &mut buf).unwrap();
         buf
+    }
+
+    #[test]
+    fn a_borrowed_message_encodes_as_the_frame_does() {
+        use amber_snapshot::{ActorId, Epoch, SystemId};
+        let to = ActorId::new(SystemId(7), 3);
+        let from = Some(ActorId::new(SystemId(9), 11));
+        for (from, ask) in [(None, None), (from, Some(300)), (from, None), (None, Some(1))] {
+            let frame = Frame::Message {
+                to,
+                from,
+                tag: Epoch(5),
+                ask,
+                depth: 2,
+                type_name: "a.Type".into(),
+                payload: bytes::Bytes::from_static(b"payload"),
+            };
+            let message = MessageRef {
+                to,
+                from,
+                tag: Epoch(5),
+                ask,
+                depth: 2,
+                type_name: "a.Type",
+                payload: b"payload",
+            };
+            let mut borrowed = BytesMut::new();
+            FrameCodec::default().encode_message(&message, &mut borrowed).unwrap();
+            assert_eq!(borrowed, encode(&frame));
+        }
+        let mut buf = BytesMut::from(&b"kept"[..]);
+        let big = vec![0; 64];
+        let message = MessageRef {
+            payload: &big,
+            ..MessageRef {
+                to,
+                from: None,
+                tag: Epoch(0),
+                ask: None,
+                depth: 0,
+                type_name: "t",
+                payload: b"",
+            }
+        };
+        assert!(FrameCodec::new(16).encode_message(&message, &mut buf).is_err());
+        assert_eq!(&buf[..], b"kept", "a frame too large is taken out again");
     }
 
     #[test]

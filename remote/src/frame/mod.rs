@@ -12,6 +12,7 @@ pub use codec::{DEFAULT_MAX_FRAME, FrameCodec, HEADER_LEN};
 pub use error::FrameError;
 pub(crate) use reader::FrameReader;
 pub use wire::FrameBody;
+pub(crate) use wire::MessageRef;
 
 use std::fmt;
 

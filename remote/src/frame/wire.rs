@@ -59,6 +59,54 @@ pub(super) mod sealed {
     }
 }
 
+/// A `Message` frame's fields, borrowed: it encodes as the [`Frame::Message`] with these
+/// fields does ([`FrameCodec::encode_message`](super::FrameCodec::encode_message)), without
+/// one being built (a remote tell's payload is not moved into `Bytes` for it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MessageRef<'a> {
+    pub(crate) to: ActorId,
+    pub(crate) from: Option<ActorId>,
+    pub(crate) tag: Epoch,
+    pub(crate) ask: Option<u64>,
+    pub(crate) depth: u8,
+    pub(crate) type_name: &'a str,
+    pub(crate) payload: &'a [u8],
+}
+
+impl MessageRef<'_> {
+    /// The frame's body, kind byte included.
+    pub(crate) fn encode_body(&self, dst: &mut BytesMut) {
+        // Type, flags, two actors, up to two more varints, depth, two length varints.
+        let hint = 1 + 1 + 2 * (8 + MAX_VARINT) + 2 * MAX_VARINT + 1 + 2 * MAX_VARINT;
+        dst.reserve(hint + self.type_name.len() + self.payload.len());
+        dst.put_u8(FrameKind::Message.code());
+        self.put_fields(dst);
+    }
+
+    /// The body after the kind byte.
+    fn put_fields(&self, dst: &mut BytesMut) {
+        let mut flags = 0;
+        if self.from.is_some() {
+            flags |= HAS_FROM;
+        }
+        if self.ask.is_some() {
+            flags |= HAS_ASK;
+        }
+        dst.put_u8(flags);
+        put_actor(dst, self.to);
+        if let Some(from) = self.from {
+            put_actor(dst, from);
+        }
+        put_varint(dst, self.tag.0);
+        if let Some(ask) = self.ask {
+            put_varint(dst, ask);
+        }
+        dst.put_u8(self.depth);
+        put_bytes(dst, self.type_name.as_bytes());
+        put_bytes(dst, self.payload);
+    }
+}
+
 impl sealed::Body for Frame {
     fn size_hint(&self) -> usize {
         // Type, flags, two actors, up to two more varints, depth, two length varints.
@@ -70,25 +118,16 @@ impl sealed::Body for Frame {
         dst.put_u8(self.kind().code());
         match self {
             Frame::Message { to, from, tag, ask, depth, type_name, payload } => {
-                let mut flags = 0;
-                if from.is_some() {
-                    flags |= HAS_FROM;
-                }
-                if ask.is_some() {
-                    flags |= HAS_ASK;
-                }
-                dst.put_u8(flags);
-                put_actor(dst, *to);
-                if let Some(from) = from {
-                    put_actor(dst, *from);
-                }
-                put_varint(dst, tag.0);
-                if let Some(ask) = ask {
-                    put_varint(dst, *ask);
-                }
-                dst.put_u8(*depth);
-                put_bytes(dst, type_name.as_bytes());
-                put_bytes(dst, payload);
+                let message = MessageRef {
+                    to: *to,
+                    from: *from,
+                    tag: *tag,
+                    ask: *ask,
+                    depth: *depth,
+                    type_name,
+                    payload,
+                };
+                message.put_fields(dst);
             }
             Frame::Reply { ask, epoch, result } => {
                 put_varint(dst, *ask);

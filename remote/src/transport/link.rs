@@ -26,15 +26,26 @@
 //!
 //! The data path costs what it did with one queue: the writer polls the urgent queue once
 //! per wake-up and twice per batch (a cheap check when it is empty), never per frame.
+//!
+//! # The data lane
+//!
+//! The data lane is a buffer under a lock ([`DataLane`]), not a channel of entries: a sender
+//! either appends an entry of frames encoded already ([`Link::send`]), or encodes one frame
+//! straight into the lane's open chunk ([`Link::try_encode`]: no allocation, no entry per
+//! frame). The writer is notified only when the lane goes from empty to not empty: senders
+//! that queue while it has a batch in hand do not wake it (it takes what they queued on its
+//! next round).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Semaphore, TryAcquireError, mpsc};
+use tokio::sync::{Notify, Semaphore, TryAcquireError, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +55,14 @@ use crate::{DownReason, Frame, FrameCodec, FrameError, NodeId, TransportEvent};
 
 /// The most bytes coalesced into one write.
 const MAX_BATCH: usize = 256 * 1024;
+
+/// An open chunk of the data lane is sealed once it holds this many bytes: the writer takes
+/// chunks whole (up to [`MAX_BATCH`] bytes per batch).
+const CHUNK: usize = 64 * 1024;
+
+/// Below this many bytes, a batch waits for one more turn of the worker before it is written
+/// (see [`write_loop`]).
+const SHORT_BATCH: usize = 32 * 1024;
 
 /// How long a closing link may spend writing its last frames and goodbye.
 pub(crate) const GOODBYE_GRACE: Duration = Duration::from_secs(1);
@@ -59,7 +78,8 @@ pub(crate) struct Link {
     pub(crate) addr: SocketAddr,
     /// Where the peer listens, as far as known.
     pub(crate) listen: SocketAddr,
-    queue: mpsc::Sender<Encoded>,
+    /// The data lane (see the module docs).
+    data: Arc<DataQueue>,
     /// Room in the queue, in frames: a sender takes one permit per frame it queues (at most
     /// `capacity` for one entry), the writer gives them back as it takes entries out. This
     /// is the bound on what waits to be written: entries carry up to 64 KiB of frames each,
@@ -68,6 +88,10 @@ pub(crate) struct Link {
     room: Semaphore,
     /// The queue's size in frames ([`TransportConfig::send_queue`](crate::TransportConfig)).
     capacity: u32,
+    /// Senders waiting for room in the data lane ([`Link::poll_room`]), woken as the writer
+    /// takes frames out or the link closes; `room_wanted` says there are some.
+    room_waiters: std::sync::Mutex<Vec<Waker>>,
+    room_wanted: AtomicBool,
     /// The urgent lane (see the module docs); unbounded, so sending never waits.
     urgent: mpsc::UnboundedSender<Encoded>,
     /// Cancelled when the link must stop now; `reason` says why.
@@ -96,11 +120,143 @@ pub(crate) struct Encoded {
     pub(crate) frames: u64,
 }
 
-/// The receiving ends of a link's two queues, owned by its writer.
+/// The receiving ends of a link's two queues, owned by its writer. Dropped, the data lane
+/// takes nothing more.
 #[derive(Debug)]
 pub(crate) struct Lanes {
-    data: mpsc::Receiver<Encoded>,
+    data: Arc<DataQueue>,
     urgent: mpsc::UnboundedReceiver<Encoded>,
+}
+
+impl Drop for Lanes {
+    fn drop(&mut self) {
+        self.data.close();
+    }
+}
+
+/// The data lane and the writer's notification.
+#[derive(Debug, Default)]
+struct DataQueue {
+    lane: std::sync::Mutex<DataLane>,
+    /// Notified when the lane goes from empty to not empty (the writer takes it all, up to
+    /// a batch, on every round).
+    ready: Notify,
+}
+
+/// Frames queued on the data lane, in order: the sealed chunks, then the open one.
+#[derive(Debug, Default)]
+struct DataLane {
+    sealed: VecDeque<Encoded>,
+    open: BytesMut,
+    open_frames: u64,
+    /// Set when the writer is gone or draining for a goodbye: nothing more is taken.
+    closed: bool,
+}
+
+impl DataLane {
+    fn is_empty(&self) -> bool {
+        self.sealed.is_empty() && self.open.is_empty()
+    }
+
+    /// Seals the open chunk (if any) behind the sealed ones.
+    fn seal(&mut self) {
+        if !self.open.is_empty() {
+            let bytes = self.open.split().freeze();
+            self.sealed.push_back(Encoded { bytes, frames: std::mem::take(&mut self.open_frames) });
+        }
+    }
+}
+
+impl DataQueue {
+    /// Appends `entry` (after sealing the open chunk); `false` if the lane is closed.
+    fn push(&self, entry: Encoded) -> bool {
+        let mut lane = lock(&self.lane);
+        if lane.closed {
+            return false;
+        }
+        let was_empty = lane.is_empty();
+        lane.seal();
+        lane.sealed.push_back(entry);
+        drop(lane);
+        if was_empty {
+            self.ready.notify_one();
+        }
+        true
+    }
+
+    /// Encodes a frame at the end of the open chunk with `encode`: `Some(true)` if queued,
+    /// `Some(false)` if it does not encode, `None` if the lane is closed.
+    fn encode(&self, encode: impl FnOnce(&mut BytesMut) -> Result<(), FrameError>) -> Option<bool> {
+        let mut lane = lock(&self.lane);
+        if lane.closed {
+            return None;
+        }
+        let was_empty = lane.is_empty();
+        if encode(&mut lane.open).is_err() {
+            return Some(false);
+        }
+        lane.open_frames += 1;
+        if lane.open.len() >= CHUNK {
+            lane.seal();
+        }
+        drop(lane);
+        if was_empty {
+            self.ready.notify_one();
+        }
+        Some(true)
+    }
+
+    /// Moves queued frames into `batch`, whole chunks, while `batch` is under `limit`
+    /// bytes (`open` is an empty buffer for the lane's next open chunk, if it is taken by
+    /// swapping); returns how many frames.
+    fn take(&self, batch: &mut BytesMut, limit: usize) -> u64 {
+        let mut frames = 0;
+        let mut lane = lock(&self.lane);
+        while batch.len() < limit {
+            if let Some(next) = lane.sealed.pop_front() {
+                batch.extend_from_slice(&next.bytes);
+                frames += next.frames;
+            } else if !lane.open.is_empty() {
+                if batch.is_empty() {
+                    // The writer's empty buffer becomes the open chunk: no copy.
+                    std::mem::swap(&mut lane.open, batch);
+                } else {
+                    batch.extend_from_slice(&lane.open);
+                    lane.open.clear();
+                }
+                frames += std::mem::take(&mut lane.open_frames);
+                break;
+            } else {
+                break;
+            }
+        }
+        let more = !lane.is_empty();
+        drop(lane);
+        if more {
+            // Left for the next batch: nobody else notifies for a lane that stayed full.
+            self.ready.notify_one();
+        }
+        frames
+    }
+
+    /// Takes nothing more.
+    fn close(&self) {
+        lock(&self.lane).closed = true;
+    }
+
+    /// Takes the first entry (a sealed chunk, else the open one), if any.
+    #[cfg(test)]
+    fn pop(&self) -> Option<Encoded> {
+        let mut lane = lock(&self.lane);
+        lane.seal();
+        lane.sealed.pop_front()
+    }
+
+    #[cfg(test)]
+    fn entries(&self) -> usize {
+        let lane = lock(&self.lane);
+        lane.sealed.len() + usize::from(!lane.open.is_empty())
+    }
 }
 
 /// A queued frame was not taken: the link is closing or its queue is full.
@@ -122,8 +278,7 @@ impl Link {
         queue: usize,
         shutdown: &CancellationToken,
     ) -> (Arc<Link>, Lanes) {
-        // Every entry holds at least one frame and one permit: the channel never fills first.
-        let (tx, data) = mpsc::channel(queue);
+        let data = Arc::new(DataQueue::default());
         let (urgent_tx, urgent) = mpsc::unbounded_channel();
         let capacity = u32::try_from(queue.clamp(1, Semaphore::MAX_PERMITS)).unwrap_or(u32::MAX);
         let link = Link {
@@ -132,9 +287,11 @@ impl Link {
             incarnation,
             addr,
             listen,
-            queue: tx,
+            data: data.clone(),
             room: Semaphore::new(capacity as usize),
             capacity,
+            room_waiters: std::sync::Mutex::new(Vec::new()),
+            room_wanted: AtomicBool::new(false),
             urgent: urgent_tx,
             close: CancellationToken::new(),
             closing: AtomicBool::new(false),
@@ -176,6 +333,42 @@ impl Link {
         drop(slot);
         self.closing.store(true, Ordering::Release);
         self.close.cancel();
+        // They find it closing: their sends fail at once.
+        self.wake_room_waiters();
+    }
+
+    /// Whether the data lane has room for a frame now, or the link is closing (a send
+    /// fails at once); if neither, `cx` (if any) is woken once the writer has taken frames
+    /// out of the lane or the link closes.
+    pub(crate) fn poll_room(&self, cx: Option<&mut Context<'_>>) -> bool {
+        if self.is_closing() || self.room.available_permits() > 0 {
+            return true;
+        }
+        let Some(cx) = cx else { return false };
+        let mut waiters = lock(&self.room_waiters);
+        if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            waiters.push(cx.waker().clone());
+        }
+        // Wanted, then checked again; the writer frees room, then checks whether it is
+        // wanted (`wake_room_waiters`): one of the two sees the other.
+        self.room_wanted.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.is_closing() || self.room.available_permits() > 0 {
+            drop(waiters);
+            self.wake_room_waiters();
+            return true;
+        }
+        false
+    }
+
+    /// Wakes the senders waiting for room, if any.
+    fn wake_room_waiters(&self) {
+        fence(Ordering::SeqCst);
+        if self.room_wanted.load(Ordering::SeqCst) && self.room_wanted.swap(false, Ordering::SeqCst)
+        {
+            let waiters = std::mem::take(&mut *lock(&self.room_waiters));
+            waiters.into_iter().for_each(Waker::wake);
+        }
     }
 
     /// Ends the link gracefully: what is queued is written, then a goodbye saying `text`;
@@ -225,17 +418,7 @@ impl Link {
                 () = self.close.cancelled() => return Err(Refused::Closed),
             },
         }
-        // With room taken, the channel has a slot: it holds fewer entries than frames.
-        let frame = match self.queue.try_send(frame) {
-            Ok(()) => return Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Refused::Closed),
-            Err(mpsc::error::TrySendError::Full(frame)) => frame,
-        };
-        tokio::select! {
-            biased;
-            sent = self.queue.send(frame) => sent.map_err(|_| Refused::Closed),
-            () = self.close.cancelled() => Err(Refused::Closed),
-        }
+        if self.data.push(frame) { Ok(()) } else { Err(Refused::Closed) }
     }
 
     /// Queues encoded frames if there is room.
@@ -249,13 +432,34 @@ impl Link {
             Err(TryAcquireError::NoPermits) => return Err(Refused::Full),
             Err(TryAcquireError::Closed) => return Err(Refused::Closed),
         }
-        self.queue.try_send(frame).map_err(|e| {
+        if self.data.push(frame) {
+            Ok(())
+        } else {
             self.taken(frames);
-            match e {
-                mpsc::error::TrySendError::Full(_) => Refused::Full,
-                mpsc::error::TrySendError::Closed(_) => Refused::Closed,
-            }
-        })
+            Err(Refused::Closed)
+        }
+    }
+
+    /// Encodes one frame straight into the data lane with `encode` (which writes the
+    /// frame at the end of the buffer it is given, or nothing and an error), if there is
+    /// room for it: `false` if not queued (no room, the link closing, a frame that does not
+    /// encode).
+    pub(crate) fn try_encode(
+        &self,
+        encode: impl FnOnce(&mut BytesMut) -> Result<(), FrameError>,
+    ) -> bool {
+        if self.is_closing() {
+            return false;
+        }
+        match self.room.try_acquire() {
+            Ok(taken) => taken.forget(),
+            Err(_) => return false,
+        }
+        if self.data.encode(encode) == Some(true) {
+            return true;
+        }
+        self.taken(1);
+        false
     }
 
     /// The writer took an entry of `frames` frames out of the data lane: its room is free
@@ -287,12 +491,12 @@ impl Lanes {
             ahead.extend_from_slice(&next.bytes);
             frames += next.frames;
         }
-        while ahead.len() + batch.len() < MAX_BATCH {
-            let Ok(next) = self.data.try_recv() else { break };
-            link.taken(next.frames);
-            batch.extend_from_slice(&next.bytes);
-            frames += next.frames;
+        let data = self.data.take(batch, MAX_BATCH.saturating_sub(ahead.len()));
+        if data > 0 {
+            link.taken(data);
+            link.wake_room_waiters();
         }
+        frames += data;
         if !batch.is_empty() {
             while let Ok(next) = self.urgent.try_recv() {
                 ahead.extend_from_slice(&next.bytes);
@@ -455,7 +659,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     loop {
         ahead.clear();
         batch.clear();
-        let frames = tokio::select! {
+        let mut frames = tokio::select! {
             biased;
             () = link.close.cancelled() => return,
             () = link.goodbye.cancelled() => {
@@ -467,11 +671,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 ahead.extend_from_slice(&first.bytes);
                 first.frames + lanes.fill(&link, &mut ahead, &mut batch)
             }
-            first = lanes.data.recv() => {
-                let Some(first) = first else { return };
-                batch.extend_from_slice(&first.bytes);
-                link.taken(first.frames);
-                first.frames + lanes.fill(&link, &mut ahead, &mut batch)
+            () = lanes.data.ready.notified() => {
+                // Notified for a lane since emptied (a batch took it): nothing to write.
+                match lanes.fill(&link, &mut ahead, &mut batch) {
+                    0 => continue,
+                    frames => frames,
+                }
             }
             () = &mut tick => {
                 let due = last_write + interval;
@@ -484,6 +689,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 1
             }
         };
+        // A short batch: let the worker run once more, then take what was queued meanwhile
+        // (senders queue while this task runs without waking it): under load, fewer and
+        // larger writes, and fewer wake-ups of this task per frame.
+        if ahead.len() + batch.len() < SHORT_BATCH {
+            tokio::task::yield_now().await;
+            frames += lanes.fill(&link, &mut ahead, &mut batch);
+        }
         let written = tokio::select! {
             biased;
             () = link.close.cancelled() => return,
@@ -517,10 +729,7 @@ async fn goodbye<W: AsyncWrite + Unpin>(
         batch.extend_from_slice(&next.bytes);
         frames += next.frames;
     }
-    while let Ok(next) = lanes.data.try_recv() {
-        batch.extend_from_slice(&next.bytes);
-        frames += next.frames;
-    }
+    frames += lanes.data.take(&mut batch, usize::MAX);
     if codec.encode_frame(&Frame::Goodbye { reason: text }, &mut batch).is_err() {
         // Only an absurdly long reason could fail; say it shorter.
         let short = Frame::Goodbye { reason: "goodbye".to_owned() };
@@ -568,14 +777,14 @@ mod tests {
 
     #[test]
     fn the_queue_is_bounded_in_frames_not_entries() {
-        let (link, mut queue) = link(8);
+        let (link, queue) = link(8);
         assert!(link.try_send(frames(3)).is_ok());
         assert!(link.try_send(frames(3)).is_ok());
         assert!(matches!(link.try_send(frames(3)), Err(Refused::Full)), "6 of 8 frames taken");
         assert!(link.try_send(frames(2)).is_ok());
         assert!(matches!(link.try_send(frames(1)), Err(Refused::Full)));
         // The writer takes an entry out: its frames' room is free again.
-        let taken = queue.data.try_recv().unwrap();
+        let taken = queue.data.pop().unwrap();
         link.taken(taken.frames);
         assert!(link.try_send(frames(3)).is_ok());
         assert!(matches!(link.try_send(frames(1)), Err(Refused::Full)));
@@ -583,7 +792,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_entry_larger_than_the_queue_waits_for_all_of_it() {
-        let (link, mut queue) = link(4);
+        let (link, queue) = link(4);
         assert!(link.try_send(frames(1)).is_ok());
         assert!(matches!(link.try_send(frames(100)), Err(Refused::Full)));
         let waiting = {
@@ -592,7 +801,7 @@ mod tests {
         };
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished(), "one frame is still queued");
-        let taken = queue.data.try_recv().unwrap();
+        let taken = queue.data.pop().unwrap();
         link.taken(taken.frames);
         assert!(waiting.await.unwrap().is_ok());
         assert!(matches!(link.try_send(frames(1)), Err(Refused::Full)), "it holds the whole queue");
@@ -626,7 +835,7 @@ mod tests {
     /// the writer does; returns the batch's urgent and data bytes and its frame count.
     fn take_batch(link: &Link, lanes: &mut Lanes, urgent_first: bool) -> (BytesMut, BytesMut, u64) {
         let (mut ahead, mut batch) = (BytesMut::new(), BytesMut::new());
-        let first = if urgent_first { lanes.urgent.try_recv() } else { lanes.data.try_recv() };
+        let first = if urgent_first { lanes.urgent.try_recv().ok() } else { lanes.data.pop() };
         let first = first.expect("a first entry");
         if urgent_first {
             ahead.extend_from_slice(&first.bytes);
@@ -649,7 +858,7 @@ mod tests {
         // The first data entry, then more while the batch is under the limit.
         assert_eq!(batch.len(), 8 * 32 * KIB);
         assert_eq!(frames, 9);
-        assert_eq!(lanes.data.len(), 4);
+        assert_eq!(lanes.data.entries(), 4);
     }
 
     #[test]
@@ -665,7 +874,7 @@ mod tests {
         let (ahead, batch, frames) = take_batch(&link, &mut lanes, false);
         assert_eq!((ahead.len(), batch.len(), frames), (600 * KIB, KIB, 4));
         assert!(lanes.urgent.is_empty());
-        assert_eq!(lanes.data.len(), 1);
+        assert_eq!(lanes.data.entries(), 1);
     }
 
     #[test]
@@ -679,5 +888,36 @@ mod tests {
         assert_eq!((ahead.len(), batch.len(), frames), (400 * KIB, 0, 2));
         let (ahead, batch, frames) = take_batch(&link, &mut lanes, true);
         assert_eq!((ahead.len(), batch.len(), frames), (200 * KIB, KIB, 2));
+    }
+
+    fn message(n: u8) -> Frame {
+        Frame::Control(vec![n; 3])
+    }
+
+    #[test]
+    fn encoded_frames_and_entries_are_taken_in_the_order_they_were_queued() {
+        let (link, mut lanes) = link(4);
+        let codec = FrameCodec::new(1024);
+        assert!(link.try_encode(|dst| codec.encode_frame(&message(1), dst)));
+        assert!(link.try_send(frames(1)).is_ok());
+        assert!(link.try_encode(|dst| codec.encode_frame(&message(2), dst)));
+        assert!(link.try_encode(|dst| codec.encode_frame(&message(3), dst)));
+        assert!(
+            !link.try_encode(|dst| codec.encode_frame(&message(4), dst)),
+            "4 of 4 frames taken"
+        );
+        let (mut ahead, mut batch) = (BytesMut::new(), BytesMut::new());
+        assert_eq!(lanes.fill(&link, &mut ahead, &mut batch), 4);
+        let mut expected = BytesMut::new();
+        codec.encode_frame(&message(1), &mut expected).unwrap();
+        expected.extend_from_slice(b"x");
+        codec.encode_frame(&message(2), &mut expected).unwrap();
+        codec.encode_frame(&message(3), &mut expected).unwrap();
+        assert_eq!((ahead.len(), &batch[..]), (0, &expected[..]));
+        // The room is free again; a closed lane takes nothing.
+        assert!(link.try_encode(|dst| codec.encode_frame(&message(5), dst)));
+        drop(lanes);
+        assert!(!link.try_encode(|dst| codec.encode_frame(&message(6), dst)));
+        assert!(matches!(link.try_send(frames(1)), Err(Refused::Closed)));
     }
 }

@@ -39,10 +39,11 @@ use tokio_util::task::TaskTracker;
 
 use self::event::{Events, Handler};
 use self::gate::HandshakeGate;
-use self::link::{Encoded, GOODBYE_GRACE, Lanes, Link, Refused};
+pub(crate) use self::link::Link;
+use self::link::{Encoded, GOODBYE_GRACE, Lanes, Refused};
 use self::peers::{Admission, PeerTable};
 use self::stats::Counters;
-use crate::frame::FrameReader;
+use crate::frame::{FrameReader, MessageRef};
 use crate::handshake::exchange::{self, Identity, PeerHello, Verdict};
 use crate::handshake::proof::{self, Role};
 use crate::log_limit::LogLimit;
@@ -330,6 +331,29 @@ impl Transport {
             Refused::Full => TransportError::Full(to.clone()),
             Refused::Closed => TransportError::PeerDown(to.clone()),
         })
+    }
+
+    /// The live link to `to`, for a caller that sends on it many times without looking
+    /// it up each time ([`try_send_on`](Self::try_send_on)).
+    pub(crate) fn link(&self, to: &NodeId) -> Result<Arc<Link>, TransportError> {
+        lock(&self.shared.peers).link(to)
+    }
+
+    /// [`try_send`](Self::try_send) of the `Message` frame with `message`'s fields, on
+    /// `link` (from [`link`](Self::link)): encodes it straight into the link's data lane if
+    /// there is room, never waits. `false` if it was not queued (no room, the link closing,
+    /// the transport shut down, a frame too large): the caller sends it another way.
+    pub(crate) fn try_send_message_on(&self, link: &Link, message: &MessageRef<'_>) -> bool {
+        if self.shared.shutdown.is_cancelled() {
+            return false;
+        }
+        link.try_encode(|dst| self.shared.codec.encode_message(message, dst))
+    }
+
+    /// Whether the transport's tasks run on a runtime of its own
+    /// ([`TransportConfig::io_thread`]), not on the one that bound it.
+    pub(crate) fn has_own_runtime(&self) -> bool {
+        self.shared.io.is_some()
     }
 
     /// Queues the control `frame` for `to` on the link's **urgent lane**, ahead of the data
