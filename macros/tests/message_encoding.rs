@@ -6,9 +6,6 @@
 //! variant name longer than 31 bytes (an 8-bit string head) — over seeded random values of
 //! many kinds, and for every length boundary of a string argument.
 
-// The generated ref trait's method for the sixteen-argument handler takes them all.
-#![allow(clippy::too_many_arguments)]
-
 use std::collections::BTreeMap;
 
 use amber::prelude::*;
@@ -54,6 +51,7 @@ impl Shapes {
         let _ = (list, map, bytes);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn sixteen_arguments_make_a_sixteen_bit_map_head(
         &mut self,
         a0: u8,

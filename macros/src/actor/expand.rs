@@ -401,6 +401,7 @@ fn ref_method(names: &Names<'_>, h: &Handler, body: bool) -> TokenStream {
         } else {
             quote! {
                 #(#cfgs)* #(#user_docs)* #sep #docs
+                #[allow(clippy::too_many_arguments)]
                 fn #method(&self, #(#params),*)
                     -> impl ::core::future::Future<Output = #out> + ::core::marker::Send;
             }
@@ -422,11 +423,15 @@ fn ref_method(names: &Names<'_>, h: &Handler, body: bool) -> TokenStream {
             "Asks `{msg}::{variant}` and returns what `{actor}::{plain}` returned, waiting at \
              most `{timeout}`."
         ));
+        // The methods take the handler's arguments (and a timeout): as many as the handler
+        // has, which its own `#[allow]` cannot reach here.
         return quote! {
             #(#cfgs)* #(#user_docs)* #sep #docs
+            #[allow(clippy::too_many_arguments)]
             fn #method(&self, #(#params),*)
                 -> impl ::core::future::Future<Output = #out> + ::core::marker::Send;
             #(#cfgs)* #timeout_docs
+            #[allow(clippy::too_many_arguments)]
             fn #timeout_method(&self, #(#params,)* #timeout: ::core::time::Duration)
                 -> impl ::core::future::Future<Output = #out> + ::core::marker::Send;
         };
