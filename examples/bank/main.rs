@@ -223,7 +223,7 @@ fn audit(checkpoint: &Checkpoint) -> Result<Audit, String> {
         // Borrowed, not as records: a loaded bank's snapshot holds hundreds of thousands, most
         // of them deposits, read without serde (the audit runs beside the accounts and its
         // cost is part of the overhead measured); anything else is decoded whole.
-        let amount = match deposit_amount(payload) {
+        let amount = match msgpack_read::deposit_amount(payload) {
             Some(amount) => Some(amount),
             // Every account has its next step queued: no money in it.
             None if payload == PUMP => None,
@@ -272,34 +272,25 @@ fn audit(checkpoint: &Checkpoint) -> Result<Audit, String> {
 /// `AccountMsg::Pump` as amber encodes it (a unit variant: its name).
 const PUMP: &[u8] = b"\xa4Pump";
 
-/// The amount of a deposit encoded as amber encodes `AccountMsg::Deposit { amount }`
-/// (MessagePack with names: `{"Deposit": {"amount": n}}`), read without serde; `None` for any
-/// other payload (which the audit then decodes whole).
-fn deposit_amount(payload: &[u8]) -> Option<u64> {
-    const HEAD: &[u8] = b"\x81\xa7Deposit\x81\xa6amount";
-    let n = payload.strip_prefix(HEAD)?;
-    let (amount, len) = match *n.first()? {
-        b @ 0..=0x7f => (u64::from(b), 1),
-        0xcc => (u64::from(*n.get(1)?), 2),
-        0xcd => (u64::from(u16::from_be_bytes(n.get(1..3)?.try_into().ok()?)), 3),
-        0xce => (u64::from(u32::from_be_bytes(n.get(1..5)?.try_into().ok()?)), 5),
-        0xcf => (u64::from_be_bytes(n.get(1..9)?.try_into().ok()?), 9),
-        _ => return None,
-    };
-    (n.len() == len).then_some(amount)
-}
-
-/// [`deposit_amount`] reads what amber writes for a deposit of every integer size, and
+/// [`msgpack_read::deposit_amount`] reads what amber writes for a deposit of every integer size, and
 /// nothing else: checked once at start, so that the audit's shortcut cannot drift from the
 /// encoding unnoticed.
 fn check_deposit_reader() {
     for amount in [0, 1, 127, 128, 255, 256, 65_535, 65_536, 1 << 32, u64::MAX] {
         let bytes = amber::encode(&AccountMsg::Deposit { amount }).expect("a deposit encodes");
-        assert_eq!(deposit_amount(&bytes), Some(amount), "the audit misreads a deposit");
-        assert_eq!(deposit_amount(&bytes[..bytes.len() - 1]), None, "a cut deposit reads");
+        assert_eq!(
+            msgpack_read::deposit_amount(&bytes),
+            Some(amount),
+            "the audit misreads a deposit"
+        );
+        assert_eq!(
+            msgpack_read::deposit_amount(&bytes[..bytes.len() - 1]),
+            None,
+            "a cut deposit reads"
+        );
     }
     let pump = amber::encode(&AccountMsg::Pump).expect("a pump encodes");
-    assert_eq!(deposit_amount(&pump), None, "the audit reads a pump as a deposit");
+    assert_eq!(msgpack_read::deposit_amount(&pump), None, "the audit reads a pump as a deposit");
     assert_eq!(pump, PUMP, "the audit misreads a pump");
 }
 

@@ -1,5 +1,5 @@
-//! A reader of an account's state bytes for the audit, without serde: the audit reads every
-//! state of every snapshot beside the accounts, and its cost counts in the overhead measured.
+//! Readers of an account's state and of a deposit for the audit, without serde: the audit
+//! reads every state and every message in flight of every snapshot, hundreds of thousands.
 
 /// The `balance` and `received` fields of an account's state (a MessagePack map with named
 /// fields, as amber writes it), the other fields skipped; `None` if the bytes are not one
@@ -16,6 +16,16 @@ pub(crate) fn balance_and_received(bytes: &[u8]) -> Option<(u64, u64)> {
         }
     }
     (r.at == bytes.len()).then_some((balance?, received?))
+}
+
+/// The amount of a deposit encoded as amber encodes `AccountMsg::Deposit { amount }`
+/// (MessagePack with names: `{"Deposit": {"amount": n}}`); `None` for any other payload
+/// (which the audit then decodes whole).
+pub(crate) fn deposit_amount(payload: &[u8]) -> Option<u64> {
+    const HEAD: &[u8] = b"\x81\xa7Deposit\x81\xa6amount";
+    let mut r = Reader { bytes: payload.strip_prefix(HEAD)?, at: 0 };
+    let amount = r.uint()?;
+    (r.at == r.bytes.len()).then_some(amount)
 }
 
 /// How deep [`Reader::skip`] follows nested arrays and maps.

@@ -418,7 +418,13 @@ impl Link {
                 () = self.close.cancelled() => return Err(Refused::Closed),
             },
         }
-        if self.data.push(frame) { Ok(()) } else { Err(Refused::Closed) }
+        let frames = frame.frames;
+        if self.data.push(frame) {
+            Ok(())
+        } else {
+            self.taken(frames);
+            Err(Refused::Closed)
+        }
     }
 
     /// Queues encoded frames if there is room.
@@ -462,10 +468,11 @@ impl Link {
         false
     }
 
-    /// The writer took an entry of `frames` frames out of the data lane: its room is free
-    /// again.
+    /// `frames` frames left the data lane (the writer took them, or a send gave its room
+    /// back): their room is free again, for waiting senders too.
     fn taken(&self, frames: u64) {
         self.room.add_permits(self.permits(frames) as usize);
+        self.wake_room_waiters();
     }
 
     /// Queues encoded frames on the urgent lane; never waits.
@@ -494,7 +501,6 @@ impl Lanes {
         let data = self.data.take(batch, MAX_BATCH.saturating_sub(ahead.len()));
         if data > 0 {
             link.taken(data);
-            link.wake_room_waiters();
         }
         frames += data;
         if !batch.is_empty() {

@@ -334,7 +334,7 @@ impl Transport {
     }
 
     /// The live link to `to`, for a caller that sends on it many times without looking
-    /// it up each time ([`try_send_on`](Self::try_send_on)).
+    /// it up each time ([`try_send_message_on`](Self::try_send_message_on)).
     pub(crate) fn link(&self, to: &NodeId) -> Result<Arc<Link>, TransportError> {
         lock(&self.shared.peers).link(to)
     }
