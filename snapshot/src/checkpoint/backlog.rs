@@ -52,17 +52,17 @@ pub struct Backlog {
 /// bytes (a snapshot of a loaded system writes one per queued message, hundreds of
 /// thousands: their memory is most of what a cut writes besides the payloads).
 #[derive(Debug, Clone, Copy)]
-struct Message {
+pub(crate) struct Message {
     /// The sender's sequence number (see `system`).
-    seq: u64,
-    epoch: Epoch,
+    pub(crate) seq: u64,
+    pub(crate) epoch: Epoch,
     /// Where its payload ends in the backlog's buffer (it starts where the previous one ends).
-    end: usize,
+    pub(crate) end: usize,
     /// The sender's system, as 1 + its place in the backlog's `sender_systems`; 0 for a
     /// message without a sending actor. (There are never more sender systems than messages,
     /// so the place fits: a backlog of 2^32 messages would not fit in memory.)
-    system: u32,
-    ask: bool,
+    pub(crate) system: u32,
+    pub(crate) ask: bool,
 }
 
 impl Message {
@@ -174,6 +174,13 @@ impl Backlog {
             let from = m.from(&self.sender_systems);
             BacklogMessage { from, epoch: m.epoch, ask: m.ask, payload }
         })
+    }
+
+    /// What the checkpoint writer reads of it ([`compact::write_backlog_items`](
+    /// super::compact::write_backlog_items)): each message's fields and where its payload
+    /// ends, the payloads back to back, and the senders' systems.
+    pub(crate) fn parts(&self) -> (&[Message], &[u8], &[SystemId]) {
+        (&self.messages, &self.payloads, &self.sender_systems)
     }
 
     /// Its messages, borrowed, in order, without making their records (for the writer).

@@ -52,7 +52,7 @@ use std::fmt;
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::checkpoint::backlog::InFlightMessage;
+use crate::checkpoint::backlog::{Backlog, InFlightMessage};
 use crate::checkpoint::in_flight::InFlight;
 use crate::checkpoint::model::{
     ActorEntry, InFlightRecord, Manifest, NodeEntry, SpawnCapacity, SpawnRestart, StateRecord,
@@ -721,29 +721,135 @@ pub(crate) fn write_in_flight(
     same_receiver: bool,
     systems: &Systems,
 ) -> Result<(), rmp_serde::encode::Error> {
-    let len = u32::try_from(message.payload.len()).map_err(|_| {
+    let to = (!same_receiver).then(|| systems.get(message.to));
+    let from = message.from.map(|from| systems.get(from));
+    let len = bin_len(message.payload.len())?;
+    item_head(to, from, message.epoch.0, message.ask, len).write_with(out, message.payload);
+    Ok(())
+}
+
+/// Appends the messages of `backlog` from its message `from` on as the items
+/// [`write_in_flight`] writes for them, one after the other, while the record they go in is
+/// short of `limit` bytes (its payload started at `array` in `out`) and fewer than `max`
+/// were written; returns how many were. The first names the backlog's receiver unless
+/// `same_receiver` (the item before it, in the same record, is to it too).
+///
+/// The checkpoint writer's loop for backlogs, which hold nearly every message of a loaded
+/// system's snapshot: the senders' systems are looked up once per backlog, not per message.
+pub(crate) fn write_backlog_items(
+    out: &mut Vec<u8>,
+    backlog: &Backlog,
+    from: usize,
+    same_receiver: bool,
+    systems: &Systems,
+    (array, limit, max): (usize, usize, u32),
+) -> Result<u32, rmp_serde::encode::Error> {
+    let (messages, payloads, senders) = backlog.parts();
+    // The file's place of each sender system, in the backlog's order of them.
+    let places: Vec<u32> = senders.iter().map(|s| systems.get(ActorId::new(*s, 0)).0).collect();
+    let to = systems.get(backlog.to());
+    let mut start = match from.checked_sub(1) {
+        Some(previous) => messages.get(previous).map_or(0, |m| m.end),
+        None => 0,
+    };
+    let mut same = same_receiver;
+    let mut written = 0;
+    for m in messages.get(from..).unwrap_or_default() {
+        if out.len() - array >= limit || written == max {
+            break;
+        }
+        let payload = payloads.get(start..m.end).unwrap_or_default();
+        start = m.end;
+        let len = bin_len(payload.len())?;
+        // Written straight into `out` (the bytes of `item_head`), room made once: this loop
+        // runs for nearly every message of a busy snapshot.
+        out.reserve(MAX_HEAD + payload.len());
+        if same {
+            out.extend_from_slice(&[0x95, 0xc0]);
+        } else {
+            out.push(0x95);
+            put_reference(out, to);
+        }
+        if m.system == 0 {
+            out.push(0xc0);
+        } else {
+            // A backlog's sender places are its own: an index past them would not read back
+            // (never made by the builder).
+            let place = places.get(m.system as usize - 1).copied().unwrap_or(u32::MAX);
+            put_reference(out, Ref(place, m.seq));
+        }
+        put_uint(out, m.epoch.0);
+        out.push(if m.ask { 0xc3 } else { 0xc2 });
+        match len {
+            0..=0xff => out.extend_from_slice(&[0xc4, len as u8]),
+            0x100..=0xffff => {
+                let [a, b] = (len as u16).to_be_bytes();
+                out.extend_from_slice(&[0xc5, a, b]);
+            }
+            _ => {
+                let [a, b, c, d] = len.to_be_bytes();
+                out.extend_from_slice(&[0xc6, a, b, c, d]);
+            }
+        }
+        out.extend_from_slice(payload);
+        same = true;
+        written += 1;
+    }
+    Ok(written)
+}
+
+/// The most bytes an in-flight item takes before its payload ([`item_head`]).
+const MAX_HEAD: usize = 54;
+
+/// Appends an actor reference, `[system, seq]`, to `out`.
+#[inline(always)]
+fn put_reference(out: &mut Vec<u8>, Ref(system, seq): Ref) {
+    out.push(0x92);
+    put_uint(out, u64::from(system));
+    put_uint(out, seq);
+}
+
+/// Appends `n` to `out` as the shortest MessagePack unsigned integer (as [`Head::uint`]).
+#[inline(always)]
+fn put_uint(out: &mut Vec<u8>, n: u64) {
+    match n {
+        0..=0x7f => out.push(n as u8),
+        0x80..=0xff => out.extend_from_slice(&[0xcc, n as u8]),
+        0x100..=0xffff => {
+            let [a, b] = (n as u16).to_be_bytes();
+            out.extend_from_slice(&[0xcd, a, b]);
+        }
+        0x1_0000..=0xffff_ffff => {
+            let [a, b, c, d] = (n as u32).to_be_bytes();
+            out.extend_from_slice(&[0xce, a, b, c, d]);
+        }
+        _ => {
+            out.push(0xcf);
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+    }
+}
+
+/// A payload's length as a MessagePack `bin` length.
+#[inline]
+fn bin_len(len: usize) -> Result<u32, rmp_serde::encode::Error> {
+    u32::try_from(len).map_err(|_| {
         rmp_serde::encode::Error::Syntax(format!(
-            "a payload of {} bytes is longer than MessagePack allows",
-            message.payload.len()
+            "a payload of {len} bytes is longer than MessagePack allows"
         ))
-    })?;
-    // Everything before the payload, assembled here and appended at once (at most 1 + 2 ×
-    // 19 + 9 + 1 + 5 = 54 bytes).
+    })
+}
+
+/// Everything of an in-flight item before its payload (at most 1 + 2 × 19 + 9 + 1 + 5 = 54
+/// bytes): `[to | nil, from | nil, epoch, ask,` and the payload's `bin` header.
+#[inline]
+fn item_head(to: Option<Ref>, from: Option<Ref>, epoch: u64, ask: bool, len: u32) -> Head {
     let mut head = Head::default();
     head.push(0x95); // an array of 5
-    let write_ref = |head: &mut Head, id: Option<ActorId>| match id {
-        None => head.push(0xc0),
-        Some(id) => {
-            let Ref(system, seq) = systems.get(id);
-            head.push(0x92);
-            head.uint(u64::from(system));
-            head.uint(seq);
-        }
-    };
-    write_ref(&mut head, (!same_receiver).then_some(message.to));
-    write_ref(&mut head, message.from);
-    head.uint(message.epoch.0);
-    head.push(if message.ask { 0xc3 } else { 0xc2 });
+    head.reference(to);
+    head.reference(from);
+    head.uint(epoch);
+    head.push(if ask { 0xc3 } else { 0xc2 });
     match len {
         0..=0xff => head.extend(&[0xc4, len as u8]),
         0x100..=0xffff => {
@@ -755,14 +861,7 @@ pub(crate) fn write_in_flight(
             head.extend(&len.to_be_bytes());
         }
     }
-    // The whole fixed-size buffer is copied (a few vector moves, where a copy of its used
-    // part is a call to `memcpy`), then cut back to its used part.
-    let at = out.len();
-    out.reserve(head.bytes.len() + message.payload.len());
-    out.extend_from_slice(&head.bytes);
-    out.truncate(at + head.len);
-    out.extend_from_slice(message.payload);
-    Ok(())
+    head
 }
 
 /// The bytes of an in-flight item before its payload ([`write_in_flight`]).
@@ -778,6 +877,31 @@ impl Default for Head {
 }
 
 impl Head {
+    /// Appends the head, then `payload`, to `out`.
+    #[inline]
+    fn write_with(&self, out: &mut Vec<u8>, payload: &[u8]) {
+        // The whole fixed-size buffer is copied (a few vector moves, where a copy of its used
+        // part is a call to `memcpy`), then cut back to its used part.
+        let at = out.len();
+        out.reserve(self.bytes.len() + payload.len());
+        out.extend_from_slice(&self.bytes);
+        out.truncate(at + self.len);
+        out.extend_from_slice(payload);
+    }
+
+    /// Appends an actor reference, `[system, seq]`, or nil.
+    #[inline]
+    fn reference(&mut self, id: Option<Ref>) {
+        match id {
+            None => self.push(0xc0),
+            Some(Ref(system, seq)) => {
+                self.push(0x92);
+                self.uint(u64::from(system));
+                self.uint(seq);
+            }
+        }
+    }
+
     #[inline]
     fn push(&mut self, byte: u8) {
         self.bytes[self.len] = byte;

@@ -69,7 +69,7 @@ use crate::checkpoint::compact::{
     self, InFlightIn, ManifestRaw, ManifestRead, StateIn, StateItem, StateOut, Systems,
 };
 use crate::checkpoint::error::FormatError;
-use crate::checkpoint::in_flight::InFlightMessages;
+use crate::checkpoint::in_flight::InFlightRun;
 use crate::checkpoint::incremental::{Parts, Plan, Slot, StoredPlaces};
 use crate::checkpoint::model::{Checkpoint, CheckpointId, InFlightRecord, Manifest, StateRecord};
 
@@ -313,9 +313,11 @@ pub(crate) struct Encoder<'a> {
     places: Option<HashMap<ActorId, u32>>,
     /// The zstd level records are compressed at, if they are.
     level: Option<i32>,
-    /// The in-flight messages not yet written (they are kept in chunks: walked, not
-    /// indexed), and the receiver of the last one written.
-    messages: InFlightMessages<'a>,
+    /// The in-flight messages as they are kept (walked, not indexed): the run and the
+    /// message in it written next, and the receiver of the last one written.
+    runs: Vec<InFlightRun<'a>>,
+    run: usize,
+    at: usize,
     last_to: Option<ActorId>,
     /// How the states are written, for an incremental checkpoint (version 5).
     plan: Option<&'a Plan>,
@@ -356,7 +358,9 @@ impl<'a> Encoder<'a> {
             stage: Stage::Start,
             places: None,
             level,
-            messages: checkpoint.in_flight.messages(),
+            runs: checkpoint.in_flight.runs().collect(),
+            run: 0,
+            at: 0,
             last_to: None,
             plan,
         }
@@ -426,28 +430,8 @@ impl<'a> Encoder<'a> {
                 return self.next_into(out);
             }
             Stage::InFlight(i) if i < in_flight.len() => {
-                let (systems, messages, last_to) =
-                    (&self.systems, &mut self.messages, &mut self.last_to);
-                let next = push_batch(
-                    out,
-                    &mut self.record,
-                    RecordKind::InFlight,
-                    self.level,
-                    i,
-                    in_flight.len(),
-                    // Called once per message, in order.
-                    |out, _, first| {
-                        let message = messages.next().ok_or_else(|| {
-                            rmp_serde::encode::Error::Syntax("fewer messages than counted".into())
-                        })?;
-                        // A record's first message names its receiver; the others only when
-                        // it changes.
-                        let same = !first && *last_to == Some(message.to);
-                        *last_to = Some(message.to);
-                        compact::write_in_flight(out, message, same, systems)
-                    },
-                )?;
-                self.stage = Stage::InFlight(next);
+                let written = self.in_flight_record(out)?;
+                self.stage = Stage::InFlight(i + written as usize);
             }
             Stage::InFlight(_) => {
                 self.stage = Stage::End;
@@ -464,6 +448,74 @@ impl<'a> Encoder<'a> {
             Stage::Done => return Ok(false),
         }
         Ok(true)
+    }
+}
+
+impl Encoder<'_> {
+    /// Appends one in-flight record: a MessagePack array of the messages from the next one
+    /// not yet written on, ending once its payload reaches [`BATCH_BYTES`] or with the last
+    /// message (as [`push_batch`] ends a batch). Returns how many it holds.
+    fn in_flight_record(&mut self, out: &mut Vec<u8>) -> Result<u32, FormatError> {
+        let (record, kind) = (self.record, RecordKind::InFlight);
+        let error = |err: rmp_serde::encode::Error| FormatError::Encode {
+            record,
+            kind,
+            reason: err.to_string(),
+        };
+        let start = out.len();
+        out.extend_from_slice(&[0; RECORD_HEADER_LEN]);
+        // An array of 32-bit length, patched once the batch is known.
+        let array = out.len();
+        out.extend_from_slice(&[0xdd, 0, 0, 0, 0]);
+        let mut n: u32 = 0;
+        while let Some(run) = self.runs.get(self.run)
+            && out.len() - array < BATCH_BYTES
+            && n < u32::MAX
+        {
+            // A record's first message names its receiver; the others only when it changes.
+            let (to, len) = match *run {
+                InFlightRun::Records(records) => {
+                    let Some(message) = records.get(self.at) else { break };
+                    let same = n > 0 && self.last_to == Some(message.to);
+                    compact::write_in_flight(out, message.into(), same, &self.systems)
+                        .map_err(error)?;
+                    self.at += 1;
+                    n += 1;
+                    (message.to, records.len())
+                }
+                InFlightRun::Backlog(backlog) => {
+                    let same = n > 0 && self.last_to == Some(backlog.to());
+                    let limits = (array, BATCH_BYTES, u32::MAX - n);
+                    let written = compact::write_backlog_items(
+                        out,
+                        backlog,
+                        self.at,
+                        same,
+                        &self.systems,
+                        limits,
+                    )
+                    .map_err(error)?;
+                    self.at += written as usize;
+                    n += written;
+                    (backlog.to(), backlog.len())
+                }
+            };
+            self.last_to = Some(to);
+            if self.at >= len {
+                self.run += 1;
+                self.at = 0;
+            }
+        }
+        if n == 0 {
+            // Only if the runs held fewer messages than counted (never for an `InFlight`):
+            // an error, not an endless run of empty records.
+            return Err(error(rmp_serde::encode::Error::Syntax(
+                "fewer messages than counted".into(),
+            )));
+        }
+        out[array + 1..array + 5].copy_from_slice(&n.to_be_bytes());
+        seal_record(out, start, &mut self.record, kind, self.level)?;
+        Ok(n)
     }
 }
 
