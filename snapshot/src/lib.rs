@@ -34,9 +34,9 @@ pub use checkpoint::{
     CHECKPOINT_FORMAT_VERSION, Checkpoint, CheckpointId, CheckpointInfo, CheckpointStore,
     Compression, FormatError, FsStore, InFlight, InFlightIntoIter, InFlightIter, InFlightMessage,
     InFlightMessages, InFlightRecord, InFlightRun, LatestValid, MAX_EXPANSION, Manifest, NodeEntry,
-    OLDEST_READABLE_VERSION, RecordKind, ReferenceProblem, SpawnCapacity, SpawnRestart,
-    StateRecord, Store, StoreError, TimerEntry, ValidationError, decode, decode_manifest, encode,
-    encode_with,
+    OLDEST_READABLE_VERSION, PackedBacklogError, RecordKind, ReferenceProblem, SpawnCapacity,
+    SpawnRestart, StateRecord, Store, StoreError, TimerEntry, ValidationError, decode,
+    decode_manifest, encode, encode_with,
 };
 #[cfg(feature = "s3")]
 pub use checkpoint::{AsyncCheckpointStore, DEFAULT_PART_SIZE, ObjectStoreCheckpoints};

@@ -110,8 +110,9 @@ enum RecordOut<'a> {
     Problem(&'a CaptureProblem),
     /// The last record: how many came before it.
     End(u64),
-    /// One actor's backlog at its cut, its messages one after the other (no record made of
-    /// each, none read as one: a loaded node's part holds tens of thousands).
+    /// One actor's backlog at its cut, packed (see `backlog_wire`: no record made of each
+    /// message, none read as one, nothing per message through serde: a loaded node's part
+    /// holds tens of thousands).
     Backlog(BacklogOut<'a>),
 }
 

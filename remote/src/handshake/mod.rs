@@ -37,7 +37,11 @@ pub use refusal::Refusal;
 /// [`FrameCodec`](crate::FrameCodec)) instead of the Rust enum as MessagePack; handshake
 /// frames have type bytes of their own. The preamble is unchanged, so a version-4 node and
 /// a version-5 node report [`HandshakeError::Version`] before any frame.
-pub const PROTOCOL_VERSION: u16 = 5;
+///
+/// 6: a node's part of a cross-node snapshot carries each actor's backlog packed (the
+/// messages' fields as varints, the payloads as one byte string) instead of one MessagePack
+/// tuple per message; a version-5 node could not read it.
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// The first bytes on every connection, before the version.
 pub(crate) const MAGIC: [u8; 4] = *b"AMBR";

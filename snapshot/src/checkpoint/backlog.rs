@@ -8,6 +8,10 @@ use bytes::Bytes;
 use super::model::InFlightRecord;
 use crate::{ActorId, Epoch, SystemId};
 
+mod pack;
+
+pub use pack::PackedBacklogError;
+
 /// The messages in flight to one actor as its cut captured them: their payloads encoded back
 /// to back in one buffer, beside what each record says of its message.
 ///
@@ -134,8 +138,13 @@ impl Backlog {
     }
 
     /// The system of every sender, each once.
-    pub(crate) fn sender_systems(&self) -> &[SystemId] {
+    pub fn sender_systems(&self) -> &[SystemId] {
         &self.sender_systems
+    }
+
+    /// The payloads of its messages, back to back, in order.
+    pub fn payloads(&self) -> &Bytes {
+        &self.payloads
     }
 
     /// The messages as records, in order (made on the first call; each payload a slice of the

@@ -32,7 +32,7 @@ mod object;
 mod store;
 mod url;
 
-pub use backlog::{Backlog, BacklogBuilder, BacklogMessage, InFlightMessage};
+pub use backlog::{Backlog, BacklogBuilder, BacklogMessage, InFlightMessage, PackedBacklogError};
 pub use error::{FormatError, ReferenceProblem, StoreError, ValidationError};
 pub use format::{
     BATCH_BYTES, CHECKPOINT_FORMAT_VERSION, Compression, MAX_EXPANSION, OLDEST_READABLE_VERSION,
