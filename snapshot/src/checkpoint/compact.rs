@@ -724,7 +724,9 @@ pub(crate) fn write_in_flight(
     let to = (!same_receiver).then(|| systems.get(message.to));
     let from = message.from.map(|from| systems.get(from));
     let len = bin_len(message.payload.len())?;
-    item_head(to, from, message.epoch.0, message.ask, len).write_with(out, message.payload);
+    out.reserve(MAX_HEAD + message.payload.len());
+    put_item_head(out, to, from, message.epoch.0, message.ask, len);
+    out.extend_from_slice(message.payload);
     Ok(())
 }
 
@@ -761,36 +763,12 @@ pub(crate) fn write_backlog_items(
         let payload = payloads.get(start..m.end).unwrap_or_default();
         start = m.end;
         let len = bin_len(payload.len())?;
-        // Written straight into `out` (the bytes of `item_head`), room made once: this loop
-        // runs for nearly every message of a busy snapshot.
+        // A backlog's sender places are its own: an index past them would not read back
+        // (never made by the builder).
+        let sender = (m.system != 0)
+            .then(|| Ref(places.get(m.system as usize - 1).copied().unwrap_or(u32::MAX), m.seq));
         out.reserve(MAX_HEAD + payload.len());
-        if same {
-            out.extend_from_slice(&[0x95, 0xc0]);
-        } else {
-            out.push(0x95);
-            put_reference(out, to);
-        }
-        if m.system == 0 {
-            out.push(0xc0);
-        } else {
-            // A backlog's sender places are its own: an index past them would not read back
-            // (never made by the builder).
-            let place = places.get(m.system as usize - 1).copied().unwrap_or(u32::MAX);
-            put_reference(out, Ref(place, m.seq));
-        }
-        put_uint(out, m.epoch.0);
-        out.push(if m.ask { 0xc3 } else { 0xc2 });
-        match len {
-            0..=0xff => out.extend_from_slice(&[0xc4, len as u8]),
-            0x100..=0xffff => {
-                let [a, b] = (len as u16).to_be_bytes();
-                out.extend_from_slice(&[0xc5, a, b]);
-            }
-            _ => {
-                let [a, b, c, d] = len.to_be_bytes();
-                out.extend_from_slice(&[0xc6, a, b, c, d]);
-            }
-        }
+        put_item_head(out, (!same).then_some(to), sender, m.epoch.0, m.ask, len);
         out.extend_from_slice(payload);
         same = true;
         written += 1;
@@ -798,18 +776,24 @@ pub(crate) fn write_backlog_items(
     Ok(written)
 }
 
-/// The most bytes an in-flight item takes before its payload ([`item_head`]).
+/// The most bytes an in-flight item takes before its payload ([`put_item_head`]): 1 + 2 ×
+/// 19 + 9 + 1 + 5.
 const MAX_HEAD: usize = 54;
 
-/// Appends an actor reference, `[system, seq]`, to `out`.
+/// Appends an actor reference, `[system, seq]`, or nil, to `out`.
 #[inline(always)]
-fn put_reference(out: &mut Vec<u8>, Ref(system, seq): Ref) {
-    out.push(0x92);
-    put_uint(out, u64::from(system));
-    put_uint(out, seq);
+fn put_reference(out: &mut Vec<u8>, id: Option<Ref>) {
+    match id {
+        None => out.push(0xc0),
+        Some(Ref(system, seq)) => {
+            out.push(0x92);
+            put_uint(out, u64::from(system));
+            put_uint(out, seq);
+        }
+    }
 }
 
-/// Appends `n` to `out` as the shortest MessagePack unsigned integer (as [`Head::uint`]).
+/// Appends `n` to `out` as the shortest MessagePack unsigned integer (as rmp writes it).
 #[inline(always)]
 fn put_uint(out: &mut Vec<u8>, n: u64) {
     match n {
@@ -840,98 +824,41 @@ fn bin_len(len: usize) -> Result<u32, rmp_serde::encode::Error> {
     })
 }
 
-/// Everything of an in-flight item before its payload (at most 1 + 2 × 19 + 9 + 1 + 5 = 54
-/// bytes): `[to | nil, from | nil, epoch, ask,` and the payload's `bin` header.
-#[inline]
-fn item_head(to: Option<Ref>, from: Option<Ref>, epoch: u64, ask: bool, len: u32) -> Head {
-    let mut head = Head::default();
-    head.push(0x95); // an array of 5
-    head.reference(to);
-    head.reference(from);
-    head.uint(epoch);
-    head.push(if ask { 0xc3 } else { 0xc2 });
-    match len {
-        0..=0xff => head.extend(&[0xc4, len as u8]),
-        0x100..=0xffff => {
-            head.push(0xc5);
-            head.extend(&(len as u16).to_be_bytes());
+/// Appends everything of an in-flight item before its payload (at most [`MAX_HEAD`]
+/// bytes): `[to | nil, from | nil, epoch, ask,` and the payload's `bin` header, straight
+/// into `out` (the writer's loops run it for nearly every message of a busy snapshot).
+#[inline(always)]
+fn put_item_head(
+    out: &mut Vec<u8>,
+    to: Option<Ref>,
+    from: Option<Ref>,
+    epoch: u64,
+    ask: bool,
+    len: u32,
+) {
+    match (to, from) {
+        // The common case: a backlog's next message, from an actor.
+        (None, Some(_)) => {
+            out.extend_from_slice(&[0x95, 0xc0]);
+            put_reference(out, from);
         }
         _ => {
-            head.push(0xc6);
-            head.extend(&len.to_be_bytes());
+            out.push(0x95); // an array of 5
+            put_reference(out, to);
+            put_reference(out, from);
         }
     }
-    head
-}
-
-/// The bytes of an in-flight item before its payload ([`write_in_flight`]).
-struct Head {
-    bytes: [u8; 64],
-    len: usize,
-}
-
-impl Default for Head {
-    fn default() -> Head {
-        Head { bytes: [0; 64], len: 0 }
-    }
-}
-
-impl Head {
-    /// Appends the head, then `payload`, to `out`.
-    #[inline]
-    fn write_with(&self, out: &mut Vec<u8>, payload: &[u8]) {
-        // The whole fixed-size buffer is copied (a few vector moves, where a copy of its used
-        // part is a call to `memcpy`), then cut back to its used part.
-        let at = out.len();
-        out.reserve(self.bytes.len() + payload.len());
-        out.extend_from_slice(&self.bytes);
-        out.truncate(at + self.len);
-        out.extend_from_slice(payload);
-    }
-
-    /// Appends an actor reference, `[system, seq]`, or nil.
-    #[inline]
-    fn reference(&mut self, id: Option<Ref>) {
-        match id {
-            None => self.push(0xc0),
-            Some(Ref(system, seq)) => {
-                self.push(0x92);
-                self.uint(u64::from(system));
-                self.uint(seq);
-            }
+    put_uint(out, epoch);
+    out.push(if ask { 0xc3 } else { 0xc2 });
+    match len {
+        0..=0xff => out.extend_from_slice(&[0xc4, len as u8]),
+        0x100..=0xffff => {
+            let [a, b] = (len as u16).to_be_bytes();
+            out.extend_from_slice(&[0xc5, a, b]);
         }
-    }
-
-    #[inline]
-    fn push(&mut self, byte: u8) {
-        self.bytes[self.len] = byte;
-        self.len += 1;
-    }
-
-    #[inline]
-    fn extend(&mut self, bytes: &[u8]) {
-        self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
-    }
-
-    /// Appends `n` as the shortest MessagePack unsigned integer (as rmp writes it).
-    #[inline]
-    fn uint(&mut self, n: u64) {
-        match n {
-            0..=0x7f => self.push(n as u8),
-            0x80..=0xff => self.extend(&[0xcc, n as u8]),
-            0x100..=0xffff => {
-                self.push(0xcd);
-                self.extend(&(n as u16).to_be_bytes());
-            }
-            0x1_0000..=0xffff_ffff => {
-                self.push(0xce);
-                self.extend(&(n as u32).to_be_bytes());
-            }
-            _ => {
-                self.push(0xcf);
-                self.extend(&n.to_be_bytes());
-            }
+        _ => {
+            let [a, b, c, d] = len.to_be_bytes();
+            out.extend_from_slice(&[0xc6, a, b, c, d]);
         }
     }
 }

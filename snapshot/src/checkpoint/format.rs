@@ -473,15 +473,17 @@ impl Encoder<'_> {
             && n < u32::MAX
         {
             // A record's first message names its receiver; the others only when it changes.
-            let (to, len) = match *run {
+            let len = match *run {
                 InFlightRun::Records(records) => {
-                    let Some(message) = records.get(self.at) else { break };
-                    let same = n > 0 && self.last_to == Some(message.to);
-                    compact::write_in_flight(out, message.into(), same, &self.systems)
-                        .map_err(error)?;
-                    self.at += 1;
-                    n += 1;
-                    (message.to, records.len())
+                    if let Some(message) = records.get(self.at) {
+                        let same = n > 0 && self.last_to == Some(message.to);
+                        compact::write_in_flight(out, message.into(), same, &self.systems)
+                            .map_err(error)?;
+                        self.last_to = Some(message.to);
+                        self.at += 1;
+                        n += 1;
+                    }
+                    records.len()
                 }
                 InFlightRun::Backlog(backlog) => {
                     let same = n > 0 && self.last_to == Some(backlog.to());
@@ -495,12 +497,14 @@ impl Encoder<'_> {
                         limits,
                     )
                     .map_err(error)?;
+                    if written > 0 {
+                        self.last_to = Some(backlog.to());
+                    }
                     self.at += written as usize;
                     n += written;
-                    (backlog.to(), backlog.len())
+                    backlog.len()
                 }
             };
-            self.last_to = Some(to);
             if self.at >= len {
                 self.run += 1;
                 self.at = 0;
