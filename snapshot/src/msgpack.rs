@@ -83,6 +83,112 @@ fn len32(len: usize) -> Result<u32, Error> {
     u32::try_from(len).map_err(|_| Error(format!("a length of {len} does not fit 32 bits")))
 }
 
+/// Appends `v` as the shortest MessagePack integer that holds it: a positive fixint, or
+/// `uint 8/16/32/64` (as `rmp-serde` writes every unsigned integer, and every signed one that
+/// is not negative). One capacity check and constant-size stores per form.
+#[inline]
+pub(crate) fn write_uint(out: &mut Vec<u8>, v: u64) {
+    if v < 128 {
+        out.push(v as u8);
+    } else if v < 256 {
+        out.extend_from_slice(&[0xcc, v as u8]);
+    } else if v < 65_536 {
+        let [a, b] = (v as u16).to_be_bytes();
+        out.extend_from_slice(&[0xcd, a, b]);
+    } else if v < 4_294_967_296 {
+        let [a, b, c, d] = (v as u32).to_be_bytes();
+        out.extend_from_slice(&[0xce, a, b, c, d]);
+    } else {
+        let [a, b, c, d, e, f, g, h] = v.to_be_bytes();
+        out.extend_from_slice(&[0xcf, a, b, c, d, e, f, g, h]);
+    }
+}
+
+/// Appends `v` as the shortest MessagePack integer that holds it, as `rmp-serde` writes
+/// every signed integer: [`write_uint`]'s forms when it is not negative, else a negative
+/// fixint or `int 8/16/32/64`.
+#[inline]
+pub(crate) fn write_sint(out: &mut Vec<u8>, v: i64) {
+    if v >= 0 {
+        write_uint(out, v as u64);
+    } else if v >= -32 {
+        out.push(v as u8); // negative fixint
+    } else if v >= -128 {
+        out.extend_from_slice(&[0xd0, v as u8]);
+    } else if v >= -32_768 {
+        let [a, b] = (v as i16).to_be_bytes();
+        out.extend_from_slice(&[0xd1, a, b]);
+    } else if v >= -2_147_483_648 {
+        let [a, b, c, d] = (v as i32).to_be_bytes();
+        out.extend_from_slice(&[0xd2, a, b, c, d]);
+    } else {
+        let [a, b, c, d, e, f, g, h] = v.to_be_bytes();
+        out.extend_from_slice(&[0xd3, a, b, c, d, e, f, g, h]);
+    }
+}
+
+/// Appends MessagePack's nil (as `rmp-serde` writes `None` and `()`).
+#[inline]
+pub(crate) fn write_nil(out: &mut Vec<u8>) {
+    out.push(0xc0);
+}
+
+/// Appends `v` as MessagePack's `false` or `true`.
+#[inline]
+pub(crate) fn write_bool(out: &mut Vec<u8>, v: bool) {
+    out.push(if v { 0xc3 } else { 0xc2 });
+}
+
+/// Appends `v` as a MessagePack `float 32`.
+#[inline]
+pub(crate) fn write_f32(out: &mut Vec<u8>, v: f32) {
+    let [a, b, c, d] = v.to_be_bytes();
+    out.extend_from_slice(&[0xca, a, b, c, d]);
+}
+
+/// Appends `v` as a MessagePack `float 64`.
+#[inline]
+pub(crate) fn write_f64(out: &mut Vec<u8>, v: f64) {
+    let [a, b, c, d, e, f, g, h] = v.to_be_bytes();
+    out.extend_from_slice(&[0xcb, a, b, c, d, e, f, g, h]);
+}
+
+/// Appends `s` as a MessagePack string: `fixstr` or `str 8/16/32`, the shortest head for
+/// its length. Fails (writing nothing) if its length does not fit 32 bits.
+#[inline]
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) -> Result<(), Error> {
+    let len = s.len();
+    if len < 32 {
+        out.reserve(1 + len);
+        out.push(0xa0 | len as u8);
+        out.extend_from_slice(s.as_bytes());
+        return Ok(());
+    }
+    write_sized(out, s.as_bytes(), [0xd9, 0xda, 0xdb])
+}
+
+/// Appends `bytes` after their length with one of `markers` (8-, 16- and 32-bit lengths).
+/// Fails (writing nothing) if the length does not fit 32 bits.
+#[inline]
+fn write_sized(out: &mut Vec<u8>, bytes: &[u8], [m8, m16, m32]: [u8; 3]) -> Result<(), Error> {
+    let len = bytes.len();
+    if len < 256 {
+        out.reserve(2 + len);
+        out.push(m8);
+        out.push(len as u8);
+    } else if len < 65_536 {
+        let [a, b] = (len as u16).to_be_bytes();
+        out.reserve(3 + len);
+        out.extend_from_slice(&[m16, a, b]);
+    } else {
+        let [a, b, c, d] = len32(len)?.to_be_bytes();
+        out.reserve(5 + len);
+        out.extend_from_slice(&[m32, a, b, c, d]);
+    }
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
 impl<'a> Encoder<'a> {
     #[inline]
     fn byte(&mut self, b: u8) {
@@ -98,34 +204,12 @@ impl<'a> Encoder<'a> {
 
     #[inline]
     fn uint(&mut self, v: u64) {
-        if v < 128 {
-            self.byte(v as u8);
-        } else if v < 256 {
-            self.marker_then(0xcc, &[v as u8]);
-        } else if v < 65_536 {
-            self.marker_then(0xcd, &(v as u16).to_be_bytes());
-        } else if v < 4_294_967_296 {
-            self.marker_then(0xce, &(v as u32).to_be_bytes());
-        } else {
-            self.marker_then(0xcf, &v.to_be_bytes());
-        }
+        write_uint(self.out, v);
     }
 
     #[inline]
     fn sint(&mut self, v: i64) {
-        if v >= 0 {
-            self.uint(v as u64);
-        } else if v >= -32 {
-            self.byte(v as u8); // negative fixint
-        } else if v >= -128 {
-            self.marker_then(0xd0, &[v as u8]);
-        } else if v >= -32_768 {
-            self.marker_then(0xd1, &(v as i16).to_be_bytes());
-        } else if v >= -2_147_483_648 {
-            self.marker_then(0xd2, &(v as i32).to_be_bytes());
-        } else {
-            self.marker_then(0xd3, &v.to_be_bytes());
-        }
+        write_sint(self.out, v);
     }
 
     /// A length with its three markers: fix (its high bits, its limit), 16 and 32 bits.
@@ -160,36 +244,12 @@ impl<'a> Encoder<'a> {
 
     #[inline]
     fn str(&mut self, s: &str) -> Result<(), Error> {
-        let len = s.len();
-        if len < 32 {
-            self.out.reserve(1 + len);
-            self.out.push(0xa0 | len as u8);
-            self.out.extend_from_slice(s.as_bytes());
-            return Ok(());
-        }
-        self.sized(s.as_bytes(), [0xd9, 0xda, 0xdb])
+        write_str(self.out, s)
     }
 
     #[inline]
     fn bin(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        self.sized(bytes, [0xc4, 0xc5, 0xc6])
-    }
-
-    /// `bytes` after their length with one of `markers` (8-, 16- and 32-bit lengths).
-    #[inline]
-    fn sized(&mut self, bytes: &[u8], [m8, m16, m32]: [u8; 3]) -> Result<(), Error> {
-        let len = bytes.len();
-        if len < 256 {
-            self.out.reserve(2 + len);
-            self.out.push(m8);
-            self.out.push(len as u8);
-        } else if len < 65_536 {
-            self.marker_then(m16, &(len as u16).to_be_bytes());
-        } else {
-            self.marker_then(m32, &len32(len)?.to_be_bytes());
-        }
-        self.out.extend_from_slice(bytes);
-        Ok(())
+        write_sized(self.out, bytes, [0xc4, 0xc5, 0xc6])
     }
 
     /// A sequence or map of known length writes its head now; one of unknown length is
@@ -305,7 +365,7 @@ impl<'e, 'a> ser::Serializer for &'e mut Encoder<'a> {
 
     #[inline]
     fn serialize_bool(self, v: bool) -> Result<(), Error> {
-        self.byte(if v { 0xc3 } else { 0xc2 });
+        write_bool(self.out, v);
         Ok(())
     }
 
@@ -329,12 +389,12 @@ impl<'e, 'a> ser::Serializer for &'e mut Encoder<'a> {
     }
 
     fn serialize_f32(self, v: f32) -> Result<(), Error> {
-        self.marker_then(0xca, &v.to_be_bytes());
+        write_f32(self.out, v);
         Ok(())
     }
 
     fn serialize_f64(self, v: f64) -> Result<(), Error> {
-        self.marker_then(0xcb, &v.to_be_bytes());
+        write_f64(self.out, v);
         Ok(())
     }
 
@@ -353,7 +413,7 @@ impl<'e, 'a> ser::Serializer for &'e mut Encoder<'a> {
 
     #[inline]
     fn serialize_none(self) -> Result<(), Error> {
-        self.byte(0xc0);
+        write_nil(self.out);
         Ok(())
     }
 
@@ -364,7 +424,7 @@ impl<'e, 'a> ser::Serializer for &'e mut Encoder<'a> {
 
     #[inline]
     fn serialize_unit(self) -> Result<(), Error> {
-        self.byte(0xc0);
+        write_nil(self.out);
         Ok(())
     }
 

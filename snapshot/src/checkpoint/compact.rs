@@ -53,6 +53,7 @@ use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::checkpoint::backlog::{Backlog, InFlightMessage};
+use crate::msgpack::write_uint;
 use crate::checkpoint::in_flight::InFlight;
 use crate::checkpoint::model::{
     ActorEntry, InFlightRecord, Manifest, NodeEntry, SpawnCapacity, SpawnRestart, StateRecord,
@@ -787,32 +788,12 @@ fn put_reference(out: &mut Vec<u8>, id: Option<Ref>) {
         None => out.push(0xc0),
         Some(Ref(system, seq)) => {
             out.push(0x92);
-            put_uint(out, u64::from(system));
-            put_uint(out, seq);
+            write_uint(out, u64::from(system));
+            write_uint(out, seq);
         }
     }
 }
 
-/// Appends `n` to `out` as the shortest MessagePack unsigned integer (as rmp writes it).
-#[inline(always)]
-fn put_uint(out: &mut Vec<u8>, n: u64) {
-    match n {
-        0..=0x7f => out.push(n as u8),
-        0x80..=0xff => out.extend_from_slice(&[0xcc, n as u8]),
-        0x100..=0xffff => {
-            let [a, b] = (n as u16).to_be_bytes();
-            out.extend_from_slice(&[0xcd, a, b]);
-        }
-        0x1_0000..=0xffff_ffff => {
-            let [a, b, c, d] = (n as u32).to_be_bytes();
-            out.extend_from_slice(&[0xce, a, b, c, d]);
-        }
-        _ => {
-            out.push(0xcf);
-            out.extend_from_slice(&n.to_be_bytes());
-        }
-    }
-}
 
 /// A payload's length as a MessagePack `bin` length.
 #[inline]
@@ -848,7 +829,7 @@ fn put_item_head(
             put_reference(out, from);
         }
     }
-    put_uint(out, epoch);
+    write_uint(out, epoch);
     out.push(if ask { 0xc3 } else { 0xc2 });
     match len {
         0..=0xff => out.extend_from_slice(&[0xc4, len as u8]),

@@ -10,7 +10,10 @@ use serde::ser::{
 };
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::{to_vec_named, write, write_named};
+use super::{
+    to_vec_named, write, write_bool, write_f32, write_f64, write_named, write_nil, write_sint,
+    write_str, write_uint,
+};
 
 /// Both encodings of `value` equal rmp-serde's.
 fn same<T: Serialize + ?Sized>(value: &T) {
@@ -68,6 +71,98 @@ fn integers_at_every_boundary() {
             same(&v);
             same(&(v as u128));
         }
+    }
+}
+
+/// What one of the direct writers appends after `[7]`, without the 7.
+fn direct(f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut out = vec![7];
+    f(&mut out);
+    assert_eq!(out[0], 7, "the writer appends");
+    out.split_off(1)
+}
+
+/// rmp-serde's bytes for `value` (positional: a primitive is the same either way).
+fn rmp<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    rmp_serde::to_vec(value).expect("rmp-serde")
+}
+
+/// The writers the generated message encoders call for primitive fields, against
+/// rmp-serde's bytes for the same value of every type they stand for.
+#[test]
+fn the_direct_writers_write_what_rmp_serde_writes() {
+    let mut ints: Vec<i128> = Vec::new();
+    for e in [
+        0i128,
+        31,
+        32,
+        127,
+        128,
+        255,
+        256,
+        65_535,
+        65_536,
+        u32::MAX as i128,
+        u32::MAX as i128 + 1,
+        i64::MAX as i128,
+        u64::MAX as i128,
+        -1,
+        -32,
+        -33,
+        -128,
+        -129,
+        i16::MIN as i128,
+        i16::MAX as i128,
+        i32::MIN as i128,
+        i32::MAX as i128,
+        i64::MIN as i128,
+    ] {
+        ints.extend([e - 1, e, e + 1]);
+    }
+    for v in ints {
+        if let Ok(v) = u64::try_from(v) {
+            assert_eq!(direct(|o| write_uint(o, v)), rmp(&v), "u64 {v}");
+            if let Ok(w) = u32::try_from(v) {
+                assert_eq!(direct(|o| write_uint(o, w.into())), rmp(&w), "u32 {v}");
+            }
+            if let Ok(w) = u16::try_from(v) {
+                assert_eq!(direct(|o| write_uint(o, w.into())), rmp(&w), "u16 {v}");
+            }
+            if let Ok(w) = u8::try_from(v) {
+                assert_eq!(direct(|o| write_uint(o, w.into())), rmp(&w), "u8 {v}");
+            }
+            if let Ok(w) = usize::try_from(v) {
+                assert_eq!(direct(|o| write_uint(o, w as u64)), rmp(&w), "usize {v}");
+            }
+        }
+        if let Ok(v) = i64::try_from(v) {
+            assert_eq!(direct(|o| write_sint(o, v)), rmp(&v), "i64 {v}");
+            if let Ok(w) = i32::try_from(v) {
+                assert_eq!(direct(|o| write_sint(o, w.into())), rmp(&w), "i32 {v}");
+            }
+            if let Ok(w) = i16::try_from(v) {
+                assert_eq!(direct(|o| write_sint(o, w.into())), rmp(&w), "i16 {v}");
+            }
+            if let Ok(w) = i8::try_from(v) {
+                assert_eq!(direct(|o| write_sint(o, w.into())), rmp(&w), "i8 {v}");
+            }
+            if let Ok(w) = isize::try_from(v) {
+                assert_eq!(direct(|o| write_sint(o, w as i64)), rmp(&w), "isize {v}");
+            }
+        }
+    }
+    assert_eq!(direct(write_nil), rmp(&None::<u8>));
+    for v in [false, true] {
+        assert_eq!(direct(|o| write_bool(o, v)), rmp(&v), "{v}");
+    }
+    for v in [0.0f64, -0.0, 1.5, -2.25e300, f64::MIN_POSITIVE, f64::INFINITY, f64::NAN] {
+        assert_eq!(direct(|o| write_f64(o, v)), rmp(&v), "f64 {v}");
+        let v = v as f32;
+        assert_eq!(direct(|o| write_f32(o, v)), rmp(&v), "f32 {v}");
+    }
+    for len in [0usize, 1, 31, 32, 33, 255, 256, 257, 65_535, 65_536, 65_537] {
+        let s = "x".repeat(len);
+        assert_eq!(direct(|o| write_str(o, &s).unwrap()), rmp(&s), "str of {len}");
     }
 }
 
