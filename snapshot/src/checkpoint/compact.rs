@@ -53,12 +53,12 @@ use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::checkpoint::backlog::{Backlog, InFlightMessage};
-use crate::msgpack::write_uint;
 use crate::checkpoint::in_flight::InFlight;
 use crate::checkpoint::model::{
     ActorEntry, InFlightRecord, Manifest, NodeEntry, SpawnCapacity, SpawnRestart, StateRecord,
     TimerEntry,
 };
+use crate::msgpack::write_uint;
 use crate::{ActorId, CheckpointId, Epoch, SystemId};
 
 /// An actor reference: an index into the manifest's systems, and the sequence number.
@@ -793,7 +793,6 @@ fn put_reference(out: &mut Vec<u8>, id: Option<Ref>) {
         }
     }
 }
-
 
 /// A payload's length as a MessagePack `bin` length.
 #[inline]
