@@ -13,6 +13,7 @@
 mod backlog_wire;
 mod engine;
 mod error;
+pub(crate) mod recording;
 pub(crate) mod restore;
 pub(crate) mod types;
 pub(crate) mod wire;
