@@ -216,7 +216,7 @@ impl Cluster {
             *r = request;
         }
         let frame = Frame::Control(Control::Migrate(message).encode());
-        if shared.forwarder(to).send(frame).is_err() {
+        if shared.outbound(to).send(frame).is_err() {
             shared.migrations.remove(request);
             return Err(ClusterError::NodeDown(to.clone()));
         }
@@ -284,7 +284,7 @@ pub(super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: MigrateCon
     let host = shared.host();
     let answer = |message: MigrateControl| {
         let frame = Frame::Control(Control::Migrate(message).encode());
-        let _ = shared.forwarder(&from).send(frame);
+        let _ = shared.outbound(&from).send(frame);
     };
     match message {
         MigrateControl::Prepare { request, id, type_name, name } => {

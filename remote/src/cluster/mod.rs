@@ -393,11 +393,6 @@ impl Shared {
         Arc::new(PeerRoute { node, shared: Arc::downgrade(self), cached: Mutex::new(Weak::new()) })
     }
 
-    /// The forwarder of `node`, started on first use and again after the link came back.
-    fn forwarder(self: &Arc<Self>, node: &NodeId) -> Arc<Outbound> {
-        self.outbound(node)
-    }
-
     /// The outbound path of `node`: its forwarder, started on first use and again after the
     /// link came back, and the forwarder's credit.
     fn outbound(self: &Arc<Self>, node: &NodeId) -> Arc<Outbound> {
@@ -710,7 +705,7 @@ fn reply_handler(shared: &Arc<Shared>, node: &NodeId, ask: u64) -> ReplyHandler 
     let (shared, node) = (Arc::downgrade(shared), node.clone());
     ReplyHandler::new(move |_, result, epoch| {
         if let Some(shared) = shared.upgrade() {
-            let _ = shared.forwarder(&node).send(Frame::Reply { ask, epoch, result });
+            let _ = shared.outbound(&node).send(Frame::Reply { ask, epoch, result });
         }
     })
 }
@@ -786,7 +781,7 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
                 if let Some(ask) = ask {
                     let result = Err(ReplyError::NotDelivered(e));
                     let reply = Frame::Reply { ask, epoch: Epoch::ZERO, result };
-                    let _ = shared.forwarder(&from).send(reply);
+                    let _ = shared.outbound(&from).send(reply);
                 }
             }
         }
@@ -818,7 +813,7 @@ fn on_frame(shared: &Arc<Shared>, from: NodeId, frame: Frame) {
             Ok(Control::Lookup { request, name }) => {
                 let result = shared.system().whereis(&name).map(|(id, ty)| (id, ty.to_owned()));
                 let found = Frame::Control(Control::Found { request, result }.encode());
-                let _ = shared.forwarder(&from).send(found);
+                let _ = shared.outbound(&from).send(found);
             }
             Ok(Control::Found { request, result }) => {
                 // Only the node asked answers a lookup.

@@ -145,7 +145,7 @@ impl Shared {
         for node in linked {
             let (request, rx) = self.lookups.open(&node);
             let frame = Frame::Control(Control::Lookup { request, name: name.to_owned() }.encode());
-            if self.forwarder(&node).send(frame).is_err() {
+            if self.outbound(&node).send(frame).is_err() {
                 self.lookups.remove(request);
                 tracing::debug!(%node, name, "cluster-wide lookup: the link to the node is gone");
                 silent.push(node);

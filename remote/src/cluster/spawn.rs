@@ -125,7 +125,7 @@ pub(super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: SpawnContr
                 tracing::debug!(node = %from, %type_name, actor = %id, "spawned an actor for another node");
             }
             let answer = SpawnControl::Spawned { request, result };
-            let _ = shared.forwarder(&from).send(Frame::Control(Control::Spawn(answer).encode()));
+            let _ = shared.outbound(&from).send(Frame::Control(Control::Spawn(answer).encode()));
         }
         SpawnControl::Spawned { request, result } => {
             if let Some(tx) = shared.spawns.take(request) {

@@ -113,7 +113,7 @@ impl Cluster {
 
 fn send(shared: &Arc<Shared>, node: &NodeId, message: WatchControl) -> bool {
     let frame = Frame::Control(Control::Watch(message).encode());
-    shared.forwarder(node).send(frame).is_ok()
+    shared.outbound(node).send(frame).is_ok()
 }
 
 /// Registers, on behalf of the local actor `watcher`, a watch of `watched` on `node`.

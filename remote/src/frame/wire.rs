@@ -59,6 +59,10 @@ pub(super) mod sealed {
     }
 }
 
+/// The most bytes a frame's body takes beside its byte strings: type, flags, two actors, up
+/// to two more varints, depth, two length varints.
+const BODY_OVERHEAD: usize = 1 + 1 + 2 * (8 + MAX_VARINT) + 2 * MAX_VARINT + 1 + 2 * MAX_VARINT;
+
 /// A `Message` frame's fields, borrowed: it encodes as the [`Frame::Message`] with these
 /// fields does ([`FrameCodec::encode_message`](super::FrameCodec::encode_message)), without
 /// one being built (a remote tell's payload is not moved into `Bytes` for it).
@@ -76,9 +80,7 @@ pub(crate) struct MessageRef<'a> {
 impl MessageRef<'_> {
     /// The frame's body, kind byte included.
     pub(crate) fn encode_body(&self, dst: &mut BytesMut) {
-        // Type, flags, two actors, up to two more varints, depth, two length varints.
-        let hint = 1 + 1 + 2 * (8 + MAX_VARINT) + 2 * MAX_VARINT + 1 + 2 * MAX_VARINT;
-        dst.reserve(hint + self.type_name.len() + self.payload.len());
+        dst.reserve(BODY_OVERHEAD + self.type_name.len() + self.payload.len());
         dst.put_u8(FrameKind::Message.code());
         self.put_fields(dst);
     }
@@ -109,8 +111,7 @@ impl MessageRef<'_> {
 
 impl sealed::Body for Frame {
     fn size_hint(&self) -> usize {
-        // Type, flags, two actors, up to two more varints, depth, two length varints.
-        1 + 1 + 2 * (8 + MAX_VARINT) + 2 * MAX_VARINT + 1 + 2 * MAX_VARINT + self.payload_len()
+        BODY_OVERHEAD + self.payload_len()
     }
 
     fn encode_body(&self, dst: &mut BytesMut) -> Result<(), FrameError> {

@@ -313,12 +313,8 @@ pub(crate) struct Encoder<'a> {
     places: Option<HashMap<ActorId, u32>>,
     /// The zstd level records are compressed at, if they are.
     level: Option<i32>,
-    /// The in-flight messages as they are kept (walked, not indexed): the run and the
-    /// message in it written next, and the receiver of the last one written.
-    runs: Vec<InFlightRun<'a>>,
-    run: usize,
-    at: usize,
-    last_to: Option<ActorId>,
+    /// Where the writer is in the in-flight messages.
+    in_flight: InFlightCursor<'a>,
     /// How the states are written, for an incremental checkpoint (version 5).
     plan: Option<&'a Plan>,
 }
@@ -358,10 +354,12 @@ impl<'a> Encoder<'a> {
             stage: Stage::Start,
             places: None,
             level,
-            runs: checkpoint.in_flight.runs().collect(),
-            run: 0,
-            at: 0,
-            last_to: None,
+            in_flight: InFlightCursor {
+                runs: checkpoint.in_flight.runs().collect(),
+                run: 0,
+                at: 0,
+                last_to: None,
+            },
             plan,
         }
     }
@@ -430,7 +428,14 @@ impl<'a> Encoder<'a> {
                 return self.next_into(out);
             }
             Stage::InFlight(i) if i < in_flight.len() => {
-                let written = self.in_flight_record(out)?;
+                let (cursor, systems) = (&mut self.in_flight, &self.systems);
+                let written = push_array_record(
+                    out,
+                    &mut self.record,
+                    RecordKind::InFlight,
+                    self.level,
+                    |out, array| cursor.fill(out, array, systems),
+                )?;
                 self.stage = Stage::InFlight(i + written as usize);
             }
             Stage::InFlight(_) => {
@@ -451,22 +456,27 @@ impl<'a> Encoder<'a> {
     }
 }
 
-impl Encoder<'_> {
-    /// Appends one in-flight record: a MessagePack array of the messages from the next one
-    /// not yet written on, ending once its payload reaches [`BATCH_BYTES`] or with the last
-    /// message (as [`push_batch`] ends a batch). Returns how many it holds.
-    fn in_flight_record(&mut self, out: &mut Vec<u8>) -> Result<u32, FormatError> {
-        let (record, kind) = (self.record, RecordKind::InFlight);
-        let error = |err: rmp_serde::encode::Error| FormatError::Encode {
-            record,
-            kind,
-            reason: err.to_string(),
-        };
-        let start = out.len();
-        out.extend_from_slice(&[0; RECORD_HEADER_LEN]);
-        // An array of 32-bit length, patched once the batch is known.
-        let array = out.len();
-        out.extend_from_slice(&[0xdd, 0, 0, 0, 0]);
+/// Where the writer is in a checkpoint's in-flight messages, as they are kept (walked, not
+/// indexed).
+struct InFlightCursor<'a> {
+    runs: Vec<InFlightRun<'a>>,
+    /// The run and the message in it written next.
+    run: usize,
+    at: usize,
+    /// The receiver of the last message written.
+    last_to: Option<ActorId>,
+}
+
+impl InFlightCursor<'_> {
+    /// Appends the messages from the next one not yet written on as the items of a record
+    /// whose array starts at `array` in `out`, until its payload reaches [`BATCH_BYTES`] or
+    /// the last message is written (as [`push_batch`] ends a batch); returns how many.
+    fn fill(
+        &mut self,
+        out: &mut Vec<u8>,
+        array: usize,
+        systems: &Systems,
+    ) -> Result<u32, rmp_serde::encode::Error> {
         let mut n: u32 = 0;
         while let Some(run) = self.runs.get(self.run)
             && out.len() - array < BATCH_BYTES
@@ -477,8 +487,7 @@ impl Encoder<'_> {
                 InFlightRun::Records(records) => {
                     if let Some(message) = records.get(self.at) {
                         let same = n > 0 && self.last_to == Some(message.to);
-                        compact::write_in_flight(out, message.into(), same, &self.systems)
-                            .map_err(error)?;
+                        compact::write_in_flight(out, message.into(), same, systems)?;
                         self.last_to = Some(message.to);
                         self.at += 1;
                         n += 1;
@@ -488,15 +497,8 @@ impl Encoder<'_> {
                 InFlightRun::Backlog(backlog) => {
                     let same = n > 0 && self.last_to == Some(backlog.to());
                     let limits = (array, BATCH_BYTES, u32::MAX - n);
-                    let written = compact::write_backlog_items(
-                        out,
-                        backlog,
-                        self.at,
-                        same,
-                        &self.systems,
-                        limits,
-                    )
-                    .map_err(error)?;
+                    let written =
+                        compact::write_backlog_items(out, backlog, self.at, same, systems, limits)?;
                     if written > 0 {
                         self.last_to = Some(backlog.to());
                     }
@@ -513,12 +515,8 @@ impl Encoder<'_> {
         if n == 0 {
             // Only if the runs held fewer messages than counted (never for an `InFlight`):
             // an error, not an endless run of empty records.
-            return Err(error(rmp_serde::encode::Error::Syntax(
-                "fewer messages than counted".into(),
-            )));
+            return Err(rmp_serde::encode::Error::Syntax("fewer messages than counted".into()));
         }
-        out[array + 1..array + 5].copy_from_slice(&n.to_be_bytes());
-        seal_record(out, start, &mut self.record, kind, self.level)?;
         Ok(n)
     }
 }
@@ -573,24 +571,42 @@ fn push_batch(
     mut write: impl FnMut(&mut Vec<u8>, usize, bool) -> Result<(), rmp_serde::encode::Error>,
 ) -> Result<usize, FormatError> {
     let mut i = from;
+    push_array_record(out, record, kind, level, |out, array| {
+        let mut n: u32 = 0;
+        while i < items && out.len() - array < BATCH_BYTES && n < u32::MAX {
+            write(out, i, n == 0)?;
+            i += 1;
+            n += 1;
+        }
+        Ok(n)
+    })?;
+    Ok(i)
+}
+
+/// Appends one record of `kind` whose payload is a MessagePack array (of 32-bit length) of
+/// the items `fill(out, array)` appends: `array` is where the array starts in `out` (a
+/// batch ends once its payload reaches [`BATCH_BYTES`]); `fill` returns how many it
+/// appended, which this returns too.
+fn push_array_record(
+    out: &mut Vec<u8>,
+    record: &mut u64,
+    kind: RecordKind,
+    level: Option<i32>,
+    fill: impl FnOnce(&mut Vec<u8>, usize) -> Result<u32, rmp_serde::encode::Error>,
+) -> Result<u32, FormatError> {
     let start = out.len();
     out.extend_from_slice(&[0; RECORD_HEADER_LEN]);
     // An array of 32-bit length, patched once the batch is known.
     let array = out.len();
     out.extend_from_slice(&[0xdd, 0, 0, 0, 0]);
-    let mut n: u32 = 0;
-    while i < items && out.len() - array < BATCH_BYTES && n < u32::MAX {
-        write(out, i, n == 0).map_err(|err| FormatError::Encode {
-            record: *record,
-            kind,
-            reason: err.to_string(),
-        })?;
-        i += 1;
-        n += 1;
-    }
+    let n = fill(out, array).map_err(|err| FormatError::Encode {
+        record: *record,
+        kind,
+        reason: err.to_string(),
+    })?;
     out[array + 1..array + 5].copy_from_slice(&n.to_be_bytes());
     seal_record(out, start, record, kind, level)?;
-    Ok(i)
+    Ok(n)
 }
 
 /// Fills in the header of the record that starts at `start` and runs to the end of `out`,

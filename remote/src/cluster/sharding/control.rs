@@ -123,7 +123,7 @@ impl Regions {
         let frame = Frame::Control(Control::Shard(message).encode());
         // Every node a `Hello` went to, or may have: those whose link is up.
         for node in shared.transport.peers() {
-            let _ = shared.forwarder(&node).send(frame.clone());
+            let _ = shared.outbound(&node).send(frame.clone());
         }
     }
 }
@@ -149,7 +149,7 @@ impl Shared {
             nodes: nodes.iter().map(NodeId::to_string).collect(),
         };
         let frame = Frame::Control(Control::Shard(message).encode());
-        if self.forwarder(node).send(frame).is_err() {
+        if self.outbound(node).send(frame).is_err() {
             self.entities.remove(request);
             return Err(ClusterError::NodeDown(node.clone()));
         }
@@ -177,7 +177,7 @@ pub(in super::super) fn on_control(shared: &Arc<Shared>, from: NodeId, message: 
                 let Some(shared) = shared.upgrade() else { return };
                 let answer = ShardControl::Resolved { request, result };
                 let frame = Frame::Control(Control::Shard(answer).encode());
-                let _ = shared.forwarder(&from).send(frame);
+                let _ = shared.outbound(&from).send(frame);
             });
         }
         ShardControl::Proxies { types, announced } => {
