@@ -252,6 +252,7 @@ pub use serde;
 #[doc(hidden)]
 pub mod __private {
     pub use amber_actors::__encode_field as encode_field;
+    pub use amber_actors::__encode_state as encode_state;
     pub use serde;
 
     /// A type a field stored in a snapshot can have. `#[derive(ActorState)]` bounds every

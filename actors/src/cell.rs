@@ -10,7 +10,7 @@
 //!
 //! A broadcast that finds the runner out notes it came by ([`take_for_cut`](Cell::take_for_cut));
 //! whoever puts the runner back — the task ([`put`](Cell::put)) or the batch that held it for
-//! an earlier cut ([`give_back`](Cell::give_back)) — cuts it for that snapshot first, under
+//! an earlier cut ([`release`](Cell::release)) — cuts it for that snapshot first, under
 //! the same lock. So a runner is never back in the cell with a cut owed to a broadcast that
 //! has passed: one that comes later finds it there. (Left to the marker on its control lane,
 //! a task that yields its worker after the handler the marker came in would cut only at its
@@ -82,7 +82,9 @@ impl<R: Cuttable> Cell<R> {
     pub(crate) async fn take(&self) -> Box<R> {
         poll_fn(|cx| {
             let mut slot = lock(&self.slot);
-            if let Some(runner) = slot.runner.take() {
+            if !slot.held
+                && let Some(runner) = slot.runner.take()
+            {
                 return Poll::Ready(runner);
             }
             assert!(slot.held, "only the task takes its runner out of its cell");
@@ -110,27 +112,55 @@ impl<R: Cuttable> Cell<R> {
     pub(crate) fn take_for_cut(&self, epoch: Epoch) -> Option<Box<R>> {
         let mut slot = lock(&self.slot);
         match slot.runner.take() {
-            Some(runner) => {
+            Some(runner) if !slot.held => {
                 slot.held = true;
                 Some(runner)
             }
-            None => {
+            runner => {
+                // Out, or parked here by a batch that still holds it: the same to a cut.
+                slot.runner = runner;
                 slot.missed = slot.missed.max(Some(epoch));
                 None
             }
         }
     }
 
-    /// Gives back a runner taken by [`take_for_cut`](Self::take_for_cut), cut first for a
-    /// newer broadcast that found it out meanwhile, and wakes the task if it waits for it.
-    pub(crate) fn give_back(&self, mut runner: Box<R>) {
+    /// Gives back a runner taken by [`take_for_cut`](Self::take_for_cut): as
+    /// [`park_held`](Self::park_held) then [`release`](Self::release).
+    pub(crate) fn give_back(&self, runner: Box<R>) {
+        self.park_held(runner);
+        self.release();
+    }
+
+    /// Puts a runner taken by [`take_for_cut`](Self::take_for_cut) back in the cell, still
+    /// held: neither the task nor a broadcast takes it until [`release`](Self::release) (a
+    /// broadcast that comes by meanwhile finds it held, as if it were out). This lets a
+    /// batch hold runners without keeping each somewhere of its own.
+    pub(crate) fn park_held(&self, runner: Box<R>) {
+        let mut slot = lock(&self.slot);
+        debug_assert!(
+            slot.held && slot.runner.is_none(),
+            "only a runner taken for a cut is parked held"
+        );
+        slot.runner = Some(runner);
+    }
+
+    /// Ends the hold of a runner [`park_held`](Self::park_held) in the cell: it is cut
+    /// first for a newer broadcast that found it held meanwhile, then free to take, and the
+    /// task is woken if it waits for it.
+    pub(crate) fn release(&self) {
         let mut slot = lock(&self.slot);
         while let Some(epoch) = slot.missed.take() {
+            // Still held while it is out for this cut: the task keeps waiting.
+            let Some(mut runner) = slot.runner.take() else {
+                debug_assert!(false, "a held runner is parked in its cell before it is released");
+                break;
+            };
             drop(slot);
             runner.cut_missed(epoch);
             slot = lock(&self.slot);
+            slot.runner = Some(runner);
         }
-        slot.runner = Some(runner);
         slot.held = false;
         let waiting = slot.waiting.take();
         drop(slot);

@@ -120,6 +120,30 @@ pub fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecE
     Ok(bytes)
 }
 
+/// An actor's state encoded as [`encode`] encodes it, for the state derive's
+/// [`ActorState::encode_state`]: written into a buffer the thread keeps, then copied into a
+/// vector of exactly its size. A state is encoded at every cut and is usually larger than a
+/// message: growing a fresh vector to it reallocated (and copied) it two or three times,
+/// and left the snapshot holding up to twice the memory it needs.
+#[doc(hidden)]
+pub fn __encode_state<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    /// Above this, the thread's buffer is given up after use rather than kept.
+    const KEEP: usize = 64 * 1024;
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|scratch| {
+        // A state whose `Serialize` encodes another state (reentrant) gets a vector of its own.
+        let Ok(mut scratch) = scratch.try_borrow_mut() else { return encode(value) };
+        scratch.clear();
+        let encoded = encode_into(value, &mut scratch).map(|()| scratch.as_slice().to_vec());
+        if scratch.capacity() > KEEP {
+            *scratch = Vec::new();
+        }
+        encoded
+    })
+}
+
 /// An actor's message encoded as [`encode`] encodes it, through the actor's own encoder
 /// ([`Actor::__encode_msg`]).
 pub(crate) fn encode_msg<A: Actor>(msg: &A::Msg) -> Result<Vec<u8>, CodecError> {

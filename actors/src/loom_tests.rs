@@ -998,7 +998,9 @@ fn a_held_runner_is_given_back_cut_for_the_broadcast_that_found_it_held() {
             }
         });
         crate::cell::Cuttable::cut_missed(&mut *held, Epoch(1));
-        cell.give_back(held);
+        // As a batch does: parked in the cell, still held, released once the cut is filed.
+        cell.park_held(held);
+        cell.release();
         newer.join().unwrap();
         task.join().unwrap();
         let runner = block_on(cell.take());

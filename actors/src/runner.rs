@@ -67,16 +67,25 @@ impl<A: Actor> Cuttable for Runner<A> {
     }
 }
 
-/// A runner held out of its cell by a cut on the spot and the batch it is filed in. Dropping
-/// it gives the runner back (and wakes the task if it waits for it): after the batch is
-/// filed, or at once if the cut was not batched — or if the cut panicked (a message's
-/// encoder), so that no task waits forever for a runner that is gone.
-struct HeldRunner<A: Actor> {
-    cell: Arc<ActorCell<A>>,
+/// A runner out of its cell for a cut on the spot. Dropping it gives the runner back (and
+/// wakes the task if it waits for it) — at once if the cut was not batched, or if the cut
+/// panicked (a message's encoder), so that no task waits forever for a runner that is gone;
+/// [`hold`](Self::hold) instead parks it in its cell, held until the batch is filed.
+struct OutForCut<'a, A: Actor> {
+    cell: &'a ActorCell<A>,
     runner: Option<Box<Runner<A>>>,
 }
 
-impl<A: Actor> Drop for HeldRunner<A> {
+impl<A: Actor> OutForCut<'_, A> {
+    /// Parks the runner in its cell, held until [`Cell::release`].
+    fn park_held(mut self) {
+        if let Some(runner) = self.runner.take() {
+            self.cell.park_held(runner);
+        }
+    }
+}
+
+impl<A: Actor> Drop for OutForCut<'_, A> {
     fn drop(&mut self) {
         if let Some(runner) = self.runner.take() {
             self.cell.give_back(runner);
@@ -84,9 +93,9 @@ impl<A: Actor> Drop for HeldRunner<A> {
     }
 }
 
-impl<A: Actor> Held for HeldRunner<A> {
-    fn give_back(self: Box<Self>) {
-        drop(self);
+impl<A: Actor> Held for ActorCell<A> {
+    fn release(&self) {
+        Cell::release(self);
     }
 }
 
@@ -100,14 +109,15 @@ impl<A: Actor> CutNow for ActorCell<A> {
         // has ended): the marker goes on the control lane, and whoever puts the runner back
         // cuts it first.
         let Some(runner) = self.take_for_cut(epoch) else { return false };
-        let mut held = Box::new(HeldRunner { cell: self, runner: Some(runner) });
+        let mut out = OutForCut { cell: &self, runner: Some(runner) };
         let filed = batch.len();
-        let cut = held.runner.as_mut().is_some_and(|runner| runner.cut_between(epoch, batch));
+        let cut = out.runner.as_mut().is_some_and(|runner| runner.cut_between(epoch, batch));
         if batch.len() > filed {
             // Its cut waits in the batch: the actor must not run until it is filed.
-            batch.hold(held);
+            out.park_held();
+            batch.hold(self);
         }
-        // Else `held` drops here, and the runner goes back at once.
+        // Else `out` drops here, and the runner goes back at once.
         cut
     }
 }

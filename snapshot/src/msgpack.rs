@@ -41,6 +41,14 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The checkpoint writer's records are framed by code shared with `rmp-serde`'s writers:
+/// an encoding error is theirs there.
+impl From<Error> for rmp_serde::encode::Error {
+    fn from(error: Error) -> Self {
+        rmp_serde::encode::Error::Syntax(error.0)
+    }
+}
+
 impl ser::Error for Error {
     fn custom<T: fmt::Display>(msg: T) -> Error {
         Error(msg.to_string())

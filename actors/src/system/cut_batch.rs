@@ -6,21 +6,24 @@
 //! by every worker at once. A [`CutBatch`] files the cuts of the actors one claim of the
 //! broadcast took in one go instead.
 //!
-//! The batch keeps each cut actor's runner out of its cell until its cut is filed (its task,
-//! if it wakes meanwhile, waits for it): none of those actors does anything in between — no
+//! The batch keeps each cut actor's runner held in its cell until its cut is filed (taken by
+//! nobody: its task, if it wakes meanwhile, waits for it): none of those actors does anything in between — no
 //! handler runs, nothing is sent, nothing stops. So the engine sees exactly what it would
 //! see if all those cuts were still being taken and filed one after the other, as two
 //! workers' cuts already interleave today: no new order of events reaches its machines.
+
+use std::sync::Arc;
 
 use amber_snapshot::Cut;
 
 use crate::ActorSystem;
 use crate::snapshot::CutReport;
 
-/// A runner a batch holds out of its cell; giving it back lets its task run it again.
-pub(crate) trait Held {
-    /// Puts the runner back in its cell (and wakes its task if it waits for it).
-    fn give_back(self: Box<Self>);
+/// The cell of a runner a batch holds (parked in it, untouchable until released);
+/// releasing it lets its task run it again.
+pub(crate) trait Held: Send + Sync {
+    /// Ends the hold (and wakes the task if it waits for its runner).
+    fn release(&self);
 }
 
 /// The cuts of one claim of the marker broadcast, not yet filed, and the runners of their
@@ -31,7 +34,7 @@ pub(crate) struct CutBatch {
     /// The system the cuts are of (that of the first one).
     system: Option<ActorSystem>,
     reports: Vec<(Cut, CutReport)>,
-    held: Vec<Box<dyn Held>>,
+    held: Vec<Arc<dyn Held>>,
 }
 
 impl CutBatch {
@@ -59,9 +62,9 @@ impl CutBatch {
         self.reports.len()
     }
 
-    /// Keeps a runner out of its cell until the batch is filed.
-    pub(crate) fn hold(&mut self, runner: Box<dyn Held>) {
-        self.held.push(runner);
+    /// Keeps the runner held in this cell until the batch is filed.
+    pub(crate) fn hold(&mut self, cell: Arc<dyn Held>) {
+        self.held.push(cell);
     }
 
     /// Files every cut with the engine (one lock, one pump), carries out what that calls
@@ -73,8 +76,8 @@ impl CutBatch {
             let effects = system.engine().cut_many(self.reports.drain(..));
             system.run_effects(effects);
         }
-        for runner in self.held.drain(..) {
-            runner.give_back();
+        for cell in self.held.drain(..) {
+            cell.release();
         }
     }
 }

@@ -220,7 +220,7 @@ pub(crate) fn expand(cont: &Container<'_>) -> TokenStream {
                 &self,
             ) -> ::core::result::Result<::std::vec::Vec<u8>, #krate::CodecError> {
                 let state: __AmberStateRef #ref_args = __AmberStateRef { #(#ser_inits,)* };
-                #krate::encode(&state)
+                #krate::__private::encode_state(&state)
             }
 
             fn decode_state(

@@ -58,7 +58,7 @@ use crate::checkpoint::model::{
     ActorEntry, InFlightRecord, Manifest, NodeEntry, SpawnCapacity, SpawnRestart, StateRecord,
     TimerEntry,
 };
-use crate::msgpack::write_uint;
+use crate::msgpack::{write, write_uint};
 use crate::{ActorId, CheckpointId, Epoch, SystemId};
 
 /// An actor reference: an index into the manifest's systems, and the sequence number.
@@ -404,41 +404,48 @@ pub(crate) fn write_manifest(
         .collect();
     // An array of 7 elements, or 8 with the bases (a fixarray: one byte).
     out.push(if bases.is_empty() { 0x97 } else { 0x98 });
-    let mut ser = rmp_serde::Serializer::new(&mut *out);
-    manifest.id.0.serialize(&mut ser)?;
-    manifest.epoch.0.serialize(&mut ser)?;
-    manifest.created_unix_ms.serialize(&mut ser)?;
-    listed.serialize(&mut ser)?;
-    systems.ids.serialize(&mut ser)?;
-    types.all.serialize(&mut ser)?;
+    write(out, &manifest.id.0)?;
+    write(out, &manifest.epoch.0)?;
+    write(out, &manifest.created_unix_ms)?;
+    write(out, &listed)?;
+    write(out, &systems.ids)?;
+    write(out, &types.all)?;
     match items {
-        None => SeqOf(|| {
-            manifest.actors.iter().zip(&interned).map(|(entry, &at)| entry_out(entry, at, systems))
-        })
-        .serialize(&mut ser)?,
-        Some(items) => SeqOf(|| {
-            let mut interned = interned.iter();
-            items.iter().map(move |item| match item {
-                ActorItem::Here(place) => {
-                    let at = interned.next().copied().unwrap_or((0, 0));
-                    // The plan names places of the manifest.
-                    ActorOut::Entry(entry_out(&manifest.actors[*place as usize], at, systems))
-                }
-                ActorItem::Run(run) => ActorOut::Run((
-                    None,
-                    systems.get(run.first),
-                    run.home_place,
-                    run.count,
-                    run.home.0,
-                    serde_bytes::Bytes::new(&run.digest),
-                    run.bytes,
-                )),
-            })
-        })
-        .serialize(&mut ser)?,
+        None => write(
+            out,
+            &SeqOf(|| {
+                manifest
+                    .actors
+                    .iter()
+                    .zip(&interned)
+                    .map(|(entry, &at)| entry_out(entry, at, systems))
+            }),
+        )?,
+        Some(items) => write(
+            out,
+            &SeqOf(|| {
+                let mut interned = interned.iter();
+                items.iter().map(move |item| match item {
+                    ActorItem::Here(place) => {
+                        let at = interned.next().copied().unwrap_or((0, 0));
+                        // The plan names places of the manifest.
+                        ActorOut::Entry(entry_out(&manifest.actors[*place as usize], at, systems))
+                    }
+                    ActorItem::Run(run) => ActorOut::Run((
+                        None,
+                        systems.get(run.first),
+                        run.home_place,
+                        run.count,
+                        run.home.0,
+                        serde_bytes::Bytes::new(&run.digest),
+                        run.bytes,
+                    )),
+                })
+            }),
+        )?,
     }
     if !bases.is_empty() {
-        bases.serialize(&mut ser)?;
+        write(out, &bases)?;
     }
     Ok(())
 }
@@ -882,6 +889,68 @@ impl InFlightIn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The manifest's and the state records' parts are written with the crate's own
+    /// MessagePack writer; the format is what rmp-serde writes for them (structs as
+    /// arrays), so that both read back the same and older readers are unaffected.
+    #[test]
+    fn manifest_and_state_parts_are_written_as_rmp_serde_writes_them() {
+        fn same<T: Serialize>(value: &T) {
+            let mut ours = Vec::new();
+            write(&mut ours, value).unwrap();
+            assert_eq!(ours, rmp_serde::to_vec(value).unwrap());
+        }
+        let annotations: BTreeMap<String, String> =
+            [("zone".to_owned(), "eu-1".to_owned()), ("rack".to_owned(), "7".to_owned())].into();
+        for big in [0u64, 1, 127, 128, 255, 65_535, 65_536, u64::from(u32::MAX) + 1, u64::MAX] {
+            let small = u32::try_from(big).unwrap_or(u32::MAX);
+            let refs: Vec<Ref> = (0..(big % 20)).map(|k| Ref(small ^ k as u32, big ^ k)).collect();
+            let entry = EntryOut {
+                system: small,
+                seq: big,
+                type_name: small / 3,
+                name: (big % 2 == 0).then_some("an actor's name, long enough for str8 ....."),
+                node: small / 7,
+                parent: (big % 3 != 0).then_some(Ref(small, big)),
+                watchers: refs.clone(),
+                watching: refs.iter().rev().map(|r| Ref(r.0, r.1)).collect(),
+                state_version: small,
+                capacity_kind: (big % 3) as u8,
+                capacity: big,
+                restart: (big % 2 == 1)
+                    .then(|| (small, Duration::from_micros(big % 1_000_000_007))),
+            };
+            same(&entry);
+            same(&vec![ActorOut::Entry(entry)]);
+            let digest = [big as u8; 16];
+            same(&ActorOut::Run((
+                (big % 2 == 0).then_some(small),
+                Ref(small, big),
+                small,
+                small / 2,
+                big,
+                serde_bytes::Bytes::new(&digest),
+                big,
+            )));
+            same(&NodeOut::Plain(("n1", (big % 2 == 0).then_some("127.0.0.1:4000"))));
+            same(&NodeOut::Annotated(("n2", None, &annotations)));
+            let record = StateRecord {
+                id: ActorId::new(SystemId(big), big),
+                state: vec![big as u8; (big % 300) as usize],
+                timers: (0..(big % 3))
+                    .map(|t| TimerEntry {
+                        timer: t,
+                        remaining_us: big,
+                        period_us: (t % 2 == 0).then_some(big),
+                        msg: vec![7; t as usize * 40],
+                    })
+                    .collect(),
+            };
+            same(&StateOut::new(small, &record));
+            same(&vec![big; (big % 40) as usize]);
+            same(&vec!["bank.Account"; (big % 20) as usize]);
+        }
+    }
 
     /// The item as rmp-serde writes it: what [`write_in_flight`] must match.
     #[derive(Serialize)]

@@ -398,7 +398,7 @@ impl<'a> Encoder<'a> {
                     stored.len(),
                     |out, i, _| {
                         let (place, at) = stored[i];
-                        rmp_serde::encode::write(out, &StateOut::new(place, &states[at as usize]))
+                        Ok(crate::msgpack::write(out, &StateOut::new(place, &states[at as usize]))?)
                     },
                 )?;
                 self.stage = Stage::States(next);
@@ -415,10 +415,10 @@ impl<'a> Encoder<'a> {
                     i,
                     states.len(),
                     |out, i, _| {
-                        rmp_serde::encode::write(
+                        Ok(crate::msgpack::write(
                             out,
                             &StateOut::new(place(i, &states[i]), &states[i]),
-                        )
+                        )?)
                     },
                 )?;
                 self.stage = Stage::States(next);
@@ -446,7 +446,7 @@ impl<'a> Encoder<'a> {
                 let end =
                     EndRecord { states: states.len() as u64, in_flight: in_flight.len() as u64 };
                 push_record(out, &mut self.record, RecordKind::End, self.level, |out| {
-                    rmp_serde::encode::write_named(out, &end)
+                    Ok(crate::msgpack::write_named(out, &end)?)
                 })?;
                 self.stage = Stage::Done;
             }
