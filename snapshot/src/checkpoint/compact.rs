@@ -58,7 +58,7 @@ use crate::checkpoint::model::{
     ActorEntry, InFlightRecord, Manifest, NodeEntry, SpawnCapacity, SpawnRestart, StateRecord,
     TimerEntry,
 };
-use crate::msgpack::{write, write_uint};
+use crate::msgpack::write;
 use crate::{ActorId, CheckpointId, Epoch, SystemId};
 
 /// An actor reference: an index into the manifest's systems, and the sequence number.
@@ -788,15 +788,55 @@ pub(crate) fn write_backlog_items(
 /// 19 + 9 + 1 + 5.
 const MAX_HEAD: usize = 54;
 
-/// Appends an actor reference, `[system, seq]`, or nil, to `out`.
-#[inline(always)]
-fn put_reference(out: &mut Vec<u8>, id: Option<Ref>) {
-    match id {
-        None => out.push(0xc0),
-        Some(Ref(system, seq)) => {
-            out.push(0x92);
-            write_uint(out, u64::from(system));
-            write_uint(out, seq);
+/// An in-flight item's head as it is put together ([`put_item_head`]): at most
+/// [`MAX_HEAD`] bytes on the stack, appended to the output in one copy (instead of a
+/// capacity check and length update for each of its six to eight parts).
+struct Head {
+    bytes: [u8; MAX_HEAD],
+    len: usize,
+}
+
+impl Head {
+    #[inline(always)]
+    fn put(&mut self, parts: &[u8]) {
+        // Never past the end: the parts of one head add up to at most MAX_HEAD bytes.
+        let to = self.bytes.get_mut(self.len..self.len + parts.len());
+        debug_assert!(to.is_some(), "an in-flight item's head is at most MAX_HEAD bytes");
+        if let Some(to) = to {
+            to.copy_from_slice(parts);
+            self.len += parts.len();
+        }
+    }
+
+    /// `v` as the shortest MessagePack unsigned integer (as `msgpack::write_uint` writes it).
+    #[inline(always)]
+    fn uint(&mut self, v: u64) {
+        if v < 128 {
+            self.put(&[v as u8]);
+        } else if v < 256 {
+            self.put(&[0xcc, v as u8]);
+        } else if v < 65_536 {
+            let [a, b] = (v as u16).to_be_bytes();
+            self.put(&[0xcd, a, b]);
+        } else if v < 4_294_967_296 {
+            let [a, b, c, d] = (v as u32).to_be_bytes();
+            self.put(&[0xce, a, b, c, d]);
+        } else {
+            let [a, b, c, d, e, f, g, h] = v.to_be_bytes();
+            self.put(&[0xcf, a, b, c, d, e, f, g, h]);
+        }
+    }
+
+    /// An actor reference, `[system, seq]`, or nil.
+    #[inline(always)]
+    fn reference(&mut self, id: Option<Ref>) {
+        match id {
+            None => self.put(&[0xc0]),
+            Some(Ref(system, seq)) => {
+                self.put(&[0x92]);
+                self.uint(u64::from(system));
+                self.uint(seq);
+            }
         }
     }
 }
@@ -812,8 +852,9 @@ fn bin_len(len: usize) -> Result<u32, rmp_serde::encode::Error> {
 }
 
 /// Appends everything of an in-flight item before its payload (at most [`MAX_HEAD`]
-/// bytes): `[to | nil, from | nil, epoch, ask,` and the payload's `bin` header, straight
-/// into `out` (the writer's loops run it for nearly every message of a busy snapshot).
+/// bytes): `[to | nil, from | nil, epoch, ask,` and the payload's `bin` header, put together
+/// on the stack and appended in one copy (the writer's loops run it for nearly every
+/// message of a busy snapshot).
 #[inline(always)]
 fn put_item_head(
     out: &mut Vec<u8>,
@@ -823,31 +864,28 @@ fn put_item_head(
     ask: bool,
     len: u32,
 ) {
-    match (to, from) {
-        // The common case: a backlog's next message, from an actor.
-        (None, Some(_)) => {
-            out.extend_from_slice(&[0x95, 0xc0]);
-            put_reference(out, from);
-        }
-        _ => {
-            out.push(0x95); // an array of 5
-            put_reference(out, to);
-            put_reference(out, from);
-        }
-    }
-    write_uint(out, epoch);
-    out.push(if ask { 0xc3 } else { 0xc2 });
+    let mut head = Head { bytes: [0; MAX_HEAD], len: 0 };
+    head.put(&[0x95]); // an array of 5
+    head.reference(to);
+    head.reference(from);
+    head.uint(epoch);
+    head.put(&[if ask { 0xc3 } else { 0xc2 }]);
     match len {
-        0..=0xff => out.extend_from_slice(&[0xc4, len as u8]),
+        0..=0xff => head.put(&[0xc4, len as u8]),
         0x100..=0xffff => {
             let [a, b] = (len as u16).to_be_bytes();
-            out.extend_from_slice(&[0xc5, a, b]);
+            head.put(&[0xc5, a, b]);
         }
         _ => {
             let [a, b, c, d] = len.to_be_bytes();
-            out.extend_from_slice(&[0xc6, a, b, c, d]);
+            head.put(&[0xc6, a, b, c, d]);
         }
     }
+    // All of the buffer, then cut back: a copy of constant size is a few vector moves, a
+    // copy of the head's own size a call of `memcpy`.
+    let end = out.len() + head.len;
+    out.extend_from_slice(&head.bytes);
+    out.truncate(end);
 }
 
 /// An in-flight record as read, before its references are resolved.
