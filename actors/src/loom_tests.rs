@@ -985,21 +985,25 @@ fn a_held_runner_is_given_back_cut_for_the_broadcast_that_found_it_held() {
     loom::model(|| {
         let cell = crate::cell::Cell::<Cuts>::new();
         cell.put(Box::default());
+        let released = Arc::new(loom::sync::atomic::AtomicBool::new(false));
         let mut held = cell.take_for_cut(Epoch(1)).expect("in the cell");
         let newer = thread::spawn({
             let cell = cell.clone();
             move || broadcast(&cell, 2)
         });
         let task = thread::spawn({
-            let cell = cell.clone();
+            let (cell, released) = (cell.clone(), released.clone());
             move || {
                 let runner = block_on(cell.take());
+                // Parked in its cell while held, the runner is still the batch's.
+                assert!(released.load(std::sync::atomic::Ordering::SeqCst), "taken while held");
                 cell.put(runner);
             }
         });
         crate::cell::Cuttable::cut_missed(&mut *held, Epoch(1));
         // As a batch does: parked in the cell, still held, released once the cut is filed.
         cell.park_held(held);
+        released.store(true, std::sync::atomic::Ordering::SeqCst);
         cell.release();
         newer.join().unwrap();
         task.join().unwrap();
