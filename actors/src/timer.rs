@@ -190,6 +190,9 @@ impl Timers {
 
     /// Cancels every timer.
     pub(crate) fn cancel_all(&mut self) {
+        if self.live.is_empty() {
+            return; // most actors have none (a drain walks the table even then)
+        }
         for (_, entry) in self.live.drain() {
             entry.task.abort();
         }

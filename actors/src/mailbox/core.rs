@@ -382,6 +382,9 @@ impl<T, M> Queue<T, M> {
     /// to find out.
     fn release_all(&mut self) -> Vec<Waker> {
         self.granted = 0;
+        if self.tx_waiters.is_empty() {
+            return Vec::new(); // the usual case: no collecting over an empty drain
+        }
         self.tx_waiters.drain(..).map(|w| w.waker).collect()
     }
 }

@@ -425,7 +425,10 @@ impl SnapshotEngine {
     pub(crate) fn stopped(&self, id: ActorId, epoch: Epoch, depth: u8) -> Effects {
         let mut st = self.lock();
         st.actors_hint = st.actors_hint.saturating_sub(1);
-        st.deferring.remove(&id);
+        // Almost always empty: not even hashed then (every actor that stops passes here).
+        if !st.deferring.is_empty() {
+            st.deferring.remove(&id);
+        }
         st.node.actor_stopped(epoch, depth);
         self.pump(&mut st)
     }
@@ -434,7 +437,9 @@ impl SnapshotEngine {
     /// [`ActorCut::on_ask`](amber_snapshot::ActorCut::on_ask)).
     pub(crate) fn deepened(&self, id: ActorId, epoch: Epoch, from: u8, to: u8) -> Effects {
         let mut st = self.lock();
-        if let Some(entry) = st.deferring.get_mut(&id) {
+        if !st.deferring.is_empty()
+            && let Some(entry) = st.deferring.get_mut(&id)
+        {
             entry.0 = to;
         }
         st.node.actor_deepened(epoch, from, to);
@@ -467,7 +472,9 @@ impl SnapshotEngine {
     /// `peer` has admitted it (then it cuts there), and never sees it on neither node.
     pub(crate) fn migrated_out(&self, id: ActorId, peer: &str, epoch: Epoch, depth: u8) -> Effects {
         let mut st = self.lock();
-        st.deferring.remove(&id);
+        if !st.deferring.is_empty() {
+            st.deferring.remove(&id);
+        }
         st.node.remote_sent(peer, epoch);
         st.actors_hint = st.actors_hint.saturating_sub(1);
         st.node.actor_stopped(epoch, depth);

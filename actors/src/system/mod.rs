@@ -523,7 +523,14 @@ impl ActorSystem {
         // The cell keeps its task's abort handle, for a shutdown's deadline (the registry
         // finds it through the mailbox); the task drops it with the cell when it ends.
         let owner = cell.clone();
-        let handle = self.inner.runtime.spawn(Runner::run(cell, runner).instrument(span));
+        // Without a subscriber that wants the span, the task is spawned bare: wrapped, its
+        // future is moved once more and every poll of it enters and leaves a span that is
+        // not there.
+        let handle = if span.is_disabled() {
+            self.inner.runtime.spawn(Runner::run(cell, runner))
+        } else {
+            self.inner.runtime.spawn(Runner::run(cell, runner).instrument(span))
+        };
         owner.set_task(handle.abort_handle());
         me
     }
