@@ -42,16 +42,19 @@ pub struct ActorId {
 
 impl ActorId {
     /// The id with sequence number `seq` in system `system`.
+    #[inline]
     pub const fn new(system: SystemId, seq: u64) -> ActorId {
         ActorId { system, seq }
     }
 
     /// The system that first spawned this actor.
+    #[inline]
     pub const fn system(&self) -> SystemId {
         self.system
     }
 
     /// The sequence number within that system.
+    #[inline]
     pub const fn seq(&self) -> u64 {
         self.seq
     }

@@ -117,11 +117,13 @@ impl ActorCut {
 
     /// The actor's epoch: the tag of every message it sends, and of messages tagged on
     /// arrival at its mailbox.
+    #[inline]
     pub const fn epoch(&self) -> Epoch {
         self.epoch
     }
 
     /// The snapshot epoch of the actor's latest cut, if it ever cut.
+    #[inline]
     pub const fn last_cut(&self) -> Option<Epoch> {
         self.last_cut
     }
@@ -129,11 +131,13 @@ impl ActorCut {
     /// The actor's *ask depth*: 0 for an actor no actor ever asked; else one more than the
     /// deepest asker it served (capped at [`MAX_DEPTH`]). In an ask graph without cycles,
     /// an actor is only ever asked by shallower actors.
+    #[inline]
     pub const fn depth(&self) -> u8 {
         self.depth
     }
 
     /// The snapshot whose cut the actor defers, if any.
+    #[inline]
     pub const fn deferred(&self) -> Option<Epoch> {
         self.deferred
     }
@@ -141,6 +145,7 @@ impl ActorCut {
     /// The tag of a message that is tagged on arrival (from outside the system, a timer):
     /// the actor's epoch, or the snapshot whose cut it defers (such input arrives after the
     /// snapshot began, and must not keep a deferring actor from cutting).
+    #[inline]
     pub const fn arrival_tag(&self) -> Epoch {
         match self.deferred {
             Some(e) => e,
@@ -218,6 +223,7 @@ impl ActorCut {
     /// for `deferred` ([`Dequeue::Hold`]): it was sent after its sender's cut for that
     /// snapshot (or is outside input that arrived during the deferral). A consumer that
     /// filters messages without the actor's lock asks this.
+    #[inline]
     pub const fn held(deferred: Epoch, tag: Epoch) -> bool {
         tag.0 >= deferred.0
     }
@@ -246,6 +252,7 @@ impl ActorCut {
     /// An actor that never cut (born after a snapshot's cut, e.g. from outside while it
     /// runs) records nothing: it is not part of that snapshot.
     #[must_use]
+    #[inline]
     pub fn recording(&self, tag: Epoch) -> Option<Epoch> {
         self.last_cut.filter(|&cut| tag < cut)
     }
