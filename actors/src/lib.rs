@@ -122,9 +122,10 @@ pub fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecE
 
 /// An actor's state encoded as [`encode`] encodes it, for the state derive's
 /// [`ActorState::encode_state`]: written into a buffer the thread keeps, then copied into a
-/// vector of exactly its size. A state is encoded at every cut and is usually larger than a
-/// message: growing a fresh vector to it reallocated (and copied) it two or three times,
-/// and left the snapshot holding up to twice the memory it needs.
+/// vector of exactly its size (a state over 64 KiB is handed over in the buffer itself). A
+/// state is encoded at every cut and is usually larger than a message: growing a fresh
+/// vector to it reallocated (and copied) it two or three times, and left the snapshot
+/// holding up to twice the memory it needs.
 #[doc(hidden)]
 pub fn __encode_state<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     /// Above this, the thread's buffer is given up after use rather than kept.
@@ -136,7 +137,15 @@ pub fn __encode_state<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>
         // A state whose `Serialize` encodes another state (reentrant) gets a vector of its own.
         let Ok(mut scratch) = scratch.try_borrow_mut() else { return encode(value) };
         scratch.clear();
-        let encoded = encode_into(value, &mut scratch).map(|()| scratch.as_slice().to_vec());
+        let encoded = encode_into(value, &mut scratch).map(|()| {
+            if scratch.capacity() > KEEP {
+                // A large state: handed over whole rather than copied (the thread does not
+                // keep a buffer this size anyway).
+                std::mem::take(&mut *scratch)
+            } else {
+                scratch.as_slice().to_vec()
+            }
+        });
         if scratch.capacity() > KEEP {
             *scratch = Vec::new();
         }
@@ -184,3 +193,52 @@ pub(crate) fn encode_into<T: serde::Serialize + ?Sized>(
 
 #[cfg(all(test, loom))]
 mod loom_tests;
+
+#[cfg(all(test, not(loom)))]
+mod encode_state_tests {
+    use serde::{Serialize, Serializer};
+
+    use super::{__encode_state, encode};
+
+    /// A state whose `Serialize` encodes another state while the thread's buffer is in use.
+    struct Nested(Vec<u64>);
+
+    impl Serialize for Nested {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let inner = __encode_state(&self.0).map_err(serde::ser::Error::custom)?;
+            s.serialize_bytes(&inner)
+        }
+    }
+
+    /// A state that fails to encode halfway through.
+    struct Failing;
+
+    impl Serialize for Failing {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeSeq;
+            let mut seq = s.serialize_seq(Some(2))?;
+            seq.serialize_element(&0xdead_beef_u64)?;
+            Err(serde::ser::Error::custom("halfway"))
+        }
+    }
+
+    /// States small and large, one after the other on one thread, and one encoded inside
+    /// another: each gets exactly what `encode` writes, in a vector of its own size below
+    /// 64 KiB; an encoding error leaves nothing behind for the next state.
+    #[test]
+    fn states_encode_as_encode_does_whatever_their_size_and_nesting() {
+        for len in [0usize, 1, 7, 64, 1_000, 20_000, 100_000, 3] {
+            let state: Vec<u64> = (0..len as u64).map(|i| i * 0x9e37_79b9).collect();
+            let ours = __encode_state(&state).unwrap();
+            assert_eq!(ours, encode(&state).unwrap(), "len {len}");
+            if ours.len() <= 64 * 1024 {
+                assert_eq!(ours.capacity(), ours.len(), "len {len}");
+            }
+        }
+        let nested = Nested((0..50).collect());
+        let bytes = __encode_state(&nested).unwrap();
+        assert_eq!(bytes, encode(&nested).unwrap());
+        assert!(__encode_state(&Failing).is_err());
+        assert_eq!(__encode_state(&7u8).unwrap(), vec![7]);
+    }
+}
