@@ -70,7 +70,8 @@ impl<A: Actor> Cuttable for Runner<A> {
 /// A runner out of its cell for a cut on the spot. Dropping it gives the runner back (and
 /// wakes the task if it waits for it) — at once if the cut was not batched, or if the cut
 /// panicked (a message's encoder), so that no task waits forever for a runner that is gone;
-/// [`hold`](Self::hold) instead parks it in its cell, held until the batch is filed.
+/// [`park_held`](Self::park_held) instead parks it in its cell, held until the batch is
+/// filed.
 struct OutForCut<'a, A: Actor> {
     cell: &'a ActorCell<A>,
     runner: Option<Box<Runner<A>>>,

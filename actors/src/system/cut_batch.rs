@@ -7,8 +7,8 @@
 //! broadcast took in one go instead.
 //!
 //! The batch keeps each cut actor's runner held in its cell until its cut is filed (taken by
-//! nobody: its task, if it wakes meanwhile, waits for it): none of those actors does anything in between — no
-//! handler runs, nothing is sent, nothing stops. So the engine sees exactly what it would
+//! nobody: its task, if it wakes meanwhile, waits for it): none of those actors does
+//! anything in between — no handler runs, nothing is sent, nothing stops. So the engine sees exactly what it would
 //! see if all those cuts were still being taken and filed one after the other, as two
 //! workers' cuts already interleave today: no new order of events reaches its machines.
 
