@@ -133,8 +133,9 @@ pub fn __encode_state<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>
     thread_local! {
         static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    SCRATCH.with(|scratch| {
-        // A state whose `Serialize` encodes another state (reentrant) gets a vector of its own.
+    // A thread tearing down its locals (where the buffer may be gone already) and a state
+    // whose `Serialize` encodes another state (reentrant) get a vector of their own.
+    let encoded = SCRATCH.try_with(|scratch| {
         let Ok(mut scratch) = scratch.try_borrow_mut() else { return encode(value) };
         scratch.clear();
         let encoded = encode_into(value, &mut scratch).map(|()| {
@@ -150,7 +151,8 @@ pub fn __encode_state<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>
             *scratch = Vec::new();
         }
         encoded
-    })
+    });
+    encoded.unwrap_or_else(|_| encode(value))
 }
 
 /// An actor's message encoded as [`encode`] encodes it, through the actor's own encoder
