@@ -230,7 +230,7 @@ impl<A: Actor> Runner<A> {
         match started {
             Ok(()) => None,
             Err(StartFailure::Failed(reason)) => Some(reason),
-            Err(StartFailure::Panicked(panic)) => self.recover(panic).await,
+            Err(StartFailure::Panicked(panic)) => Box::pin(self.recover(panic)).await,
         }
     }
 
@@ -242,7 +242,7 @@ impl<A: Actor> Runner<A> {
         // control lane: it comes first below).
         self.ctx.system.help_broadcast();
         if let Some(panic) = self.panicked.take()
-            && let Some(reason) = self.recover(panic).await
+            && let Some(reason) = Box::pin(self.recover(panic)).await
         {
             return Slice::Stop(reason);
         }
@@ -258,7 +258,7 @@ impl<A: Actor> Runner<A> {
                 Next::Closed if let Some(deferred) = self.inbox.deferred() => {
                     match self.take_cut(CutFor::Marker(deferred), amber_snapshot::MAX_DEPTH, None) {
                         Ok(_) => None,
-                        Err(panic) => self.recover(panic).await,
+                        Err(panic) => Box::pin(self.recover(panic)).await,
                     }
                 }
                 Next::Closed => Some(ExitReason::Stopped),
@@ -314,6 +314,10 @@ impl<A: Actor> Runner<A> {
 
     /// After a panic: restart if the policy allows (possibly several times, if the fresh
     /// instance's `on_start` panics too), else return the reason to stop.
+    ///
+    /// Its callers await it boxed: it runs only after a panic, and held inline its state
+    /// made every actor's task 72 bytes larger (600 against 528 for a small actor, measured
+    /// with `-Zprint-type-sizes`).
     async fn recover(&mut self, panic: Panic) -> Option<ExitReason> {
         let mut panic = panic.into_message();
         loop {
@@ -360,7 +364,7 @@ impl<A: Actor> Runner<A> {
                 }
                 Err(panic) => {
                     // The message is dropped, as with a panicking handler.
-                    return self.recover(panic).await;
+                    return Box::pin(self.recover(panic)).await;
                 }
             }
         }
@@ -398,7 +402,7 @@ impl<A: Actor> Runner<A> {
             }
             Err(panic) => {
                 drop(reply); // the asker gets NoReply
-                self.recover(panic).await
+                Box::pin(self.recover(panic)).await
             }
         }
     }
@@ -457,7 +461,7 @@ impl<A: Actor> Runner<A> {
         };
         match result {
             Ok(()) => None,
-            Err(panic) => self.recover(panic).await,
+            Err(panic) => Box::pin(self.recover(panic)).await,
         }
     }
 
