@@ -193,6 +193,12 @@ pub(crate) fn encode_into<T: serde::Serialize + ?Sized>(
     })
 }
 
+/// The hasher of the maps kept by keys no peer chooses: an actor's children and timers, the
+/// actors deferring a cut (ids this process made, on paths taken per spawn, stop and timer,
+/// where SipHash was a hundred instructions a key), and a restore's maps of actor ids (a
+/// checkpoint's ids are written by its author and guarded by its checksums).
+pub(crate) type LocalHash = foldhash::fast::RandomState;
+
 #[cfg(all(test, loom))]
 mod loom_tests;
 

@@ -36,7 +36,7 @@ struct Entry {
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
     next: u64,
-    live: HashMap<TimerId, Entry>,
+    live: HashMap<TimerId, Entry, crate::LocalHash>,
 }
 
 impl Timers {

@@ -260,7 +260,7 @@ struct EngineState {
     actors_hint: usize,
     /// Actors deferring their cut by the ask rule, with their ask depth: told when the node
     /// releases it ([`NodeAction::Release`]).
-    deferring: HashMap<ActorId, (u8, Arc<dyn AnyMailbox>)>,
+    deferring: HashMap<ActorId, (u8, Arc<dyn AnyMailbox>), crate::LocalHash>,
 }
 
 /// One node's snapshot machinery.
@@ -296,7 +296,7 @@ impl SnapshotEngine {
                 rounds: BTreeMap::new(),
                 collect: None,
                 actors_hint: 0,
-                deferring: HashMap::new(),
+                deferring: HashMap::default(),
             })),
             me,
             clock: tokio::time::Instant::now(),

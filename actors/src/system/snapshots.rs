@@ -451,8 +451,8 @@ impl SystemBuilder {
             }
         }
         // Each kept actor's place in `kept` (and `mailboxes`), by id.
-        let mut place: HashMap<ActorId, usize, FastHash> =
-            HashMap::with_capacity_and_hasher(kept.len(), FastHash::default());
+        let mut place: HashMap<ActorId, usize, crate::LocalHash> =
+            HashMap::with_capacity_and_hasher(kept.len(), crate::LocalHash::default());
         place.extend(kept.iter().enumerate().map(|(k, &i)| (actors[i].id, k)));
 
         // 2. Links and recorded messages, grouped per actor; states by place in the manifest
@@ -474,7 +474,7 @@ impl SystemBuilder {
         let states = &checkpoint.states;
         let by_place =
             states.len() == actors.len() && states.iter().zip(actors).all(|(s, a)| s.id == a.id);
-        let by_id: HashMap<ActorId, &StateRecord, FastHash> =
+        let by_id: HashMap<ActorId, &StateRecord, crate::LocalHash> =
             if by_place { HashMap::default() } else { states.iter().map(|s| (s.id, s)).collect() };
         let state_of = |i: usize| if by_place { &states[i] } else { by_id[&actors[i].id] };
 
@@ -584,10 +584,6 @@ const THREADS_FROM: usize = 4096;
 
 /// How many actors a thread of a restore decodes at a time.
 const CHUNK: usize = 512;
-
-/// A fast hasher for the restore's maps of actor ids (a checkpoint's ids are not chosen by
-/// an adversary of this process: its author wrote them and its checksums guard them).
-type FastHash = foldhash::fast::RandomState;
 
 /// How many restored actors a thread starts at a time.
 const START_CHUNK: usize = 256;
