@@ -153,7 +153,11 @@ impl<R: Cuttable> Cell<R> {
         while let Some(epoch) = slot.missed.take() {
             // Still held while it is out for this cut: the task keeps waiting.
             let Some(mut runner) = slot.runner.take() else {
+                // Never: a batch parks a runner before it releases it. Were it to happen, the
+                // cut would still be taken, later: the broadcast that found the runner held
+                // also put the marker on its control lane.
                 debug_assert!(false, "a held runner is parked in its cell before it is released");
+                tracing::error!(%epoch, "a held runner was released without being parked");
                 break;
             };
             drop(slot);

@@ -463,7 +463,7 @@ fn receiver(inbox: &mut Inbox<Msg>, before: usize, total: usize) -> Fate {
         .taken()
         .expect("behind epoch 1");
     epoch = epoch.max(cut.to);
-    fate.recorded.extend(backlog.iter().filter(|m| m.tag < cut.to).map(|m| m.id));
+    fate.recorded.extend(backlog.iter().filter(|m| cut.records(m.tag)).map(|m| m.id));
     while handled < total {
         match recv_msg(inbox) {
             Next::Data(m) => {
@@ -536,7 +536,7 @@ fn outside_messages_vs_cut_are_reflected_recorded_or_after_exactly_once() {
             inbox.cut(CutFor::Marker(Epoch(1)), amber_snapshot::MAX_DEPTH).taken().expect("behind");
         let mut after = Vec::new();
         for m in backlog.iter() {
-            if m.tag < cut.to {
+            if cut.records(m.tag) {
                 fate.recorded.push(m.id);
             } else {
                 after.push(m.id);
@@ -581,7 +581,7 @@ fn marker_and_newer_tag_race_the_cut_happens_first() {
         // Takes the cut if still behind: returns the backlog ids in flight.
         let cut_now = |inbox: &mut Inbox<Msg>, why: CutFor| {
             inbox.cut(why, amber_snapshot::MAX_DEPTH).taken().map(|(cut, backlog, _)| {
-                backlog.iter().filter(|m| m.tag < cut.to).map(|m| m.id).collect::<Vec<_>>()
+                backlog.iter().filter(|m| cut.records(m.tag)).map(|m| m.id).collect::<Vec<_>>()
             })
         };
         while handled.len() < 2 || cut_at_handled.is_none() {
@@ -670,7 +670,7 @@ fn a_deferred_cut_holds_later_tags_and_counts_each_message_once() {
         let mut recorded = Vec::new();
         let mut processed_after_cut = Vec::new();
         for m in batch.iter() {
-            if m.tag < cut.to {
+            if cut.records(m.tag) {
                 recorded.push(m.id);
             }
         }
@@ -792,7 +792,7 @@ impl Actor {
                 continue;
             };
             let mut backlog = amber_snapshot::Backlog::builder(id);
-            for m in batch.iter().filter(|m| m.tag < cut.to) {
+            for m in batch.iter().filter(|m| cut.records(m.tag)) {
                 let record = m.record(id).expect("test messages encode");
                 backlog
                     .push_with(record.from, record.epoch, record.ask, |out| {

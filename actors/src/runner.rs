@@ -541,8 +541,8 @@ impl<A: Actor> Runner<A> {
         // one guard; only if an encoder panics is it recorded again one guarded message at a
         // time, to tell which (encoders only read their message).
         let Recording { backlog, unrecorded, crossed, queued_timers } =
-            turn_sync(|| Recording::of(id, batch, cut.to, false))
-                .unwrap_or_else(|_| Recording::of(id, batch, cut.to, true));
+            turn_sync(|| Recording::of(id, batch, &cut, false))
+                .unwrap_or_else(|_| Recording::of(id, batch, &cut, true));
         let state = encoded.and_then(|bytes| {
             let timers = self
                 .ctx

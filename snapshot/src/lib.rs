@@ -26,6 +26,7 @@ mod epoch;
 mod id;
 pub mod msgpack;
 mod protocol;
+pub mod varint;
 
 /// The byte buffer type of [`InFlightRecord::payload`] (re-exported from the `bytes` crate).
 pub use bytes::Bytes;

@@ -91,24 +91,49 @@ fn len32(len: usize) -> Result<u32, Error> {
     u32::try_from(len).map_err(|_| Error(format!("a length of {len} does not fit 32 bits")))
 }
 
+/// Where [`write_uint`] puts its bytes: the output vector, or a buffer on the stack that
+/// collects an in-flight item's head before one copy into the output (the checkpoint
+/// writer's `put_item_head`).
+pub(crate) trait Out {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+
+    /// Appends one byte.
+    fn put_byte(&mut self, byte: u8) {
+        self.put(&[byte]);
+    }
+}
+
+impl Out for Vec<u8> {
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+
+    #[inline(always)]
+    fn put_byte(&mut self, byte: u8) {
+        self.push(byte);
+    }
+}
+
 /// Appends `v` as the shortest MessagePack integer that holds it: a positive fixint, or
 /// `uint 8/16/32/64` (as `rmp-serde` writes every unsigned integer, and every signed one that
 /// is not negative). One capacity check and constant-size stores per form.
 #[inline]
-pub(crate) fn write_uint(out: &mut Vec<u8>, v: u64) {
+pub(crate) fn write_uint(out: &mut impl Out, v: u64) {
     if v < 128 {
-        out.push(v as u8);
+        out.put_byte(v as u8);
     } else if v < 256 {
-        out.extend_from_slice(&[0xcc, v as u8]);
+        out.put(&[0xcc, v as u8]);
     } else if v < 65_536 {
         let [a, b] = (v as u16).to_be_bytes();
-        out.extend_from_slice(&[0xcd, a, b]);
+        out.put(&[0xcd, a, b]);
     } else if v < 4_294_967_296 {
         let [a, b, c, d] = (v as u32).to_be_bytes();
-        out.extend_from_slice(&[0xce, a, b, c, d]);
+        out.put(&[0xce, a, b, c, d]);
     } else {
         let [a, b, c, d, e, f, g, h] = v.to_be_bytes();
-        out.extend_from_slice(&[0xcf, a, b, c, d, e, f, g, h]);
+        out.put(&[0xcf, a, b, c, d, e, f, g, h]);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use amber_snapshot::{ActorId, Backlog, Epoch};
+use amber_snapshot::{ActorId, Backlog, Cut};
 
 use crate::Actor;
 use crate::envelope::{Envelope, Origin};
@@ -24,13 +24,13 @@ pub(crate) struct Recording {
 }
 
 impl Recording {
-    /// Records the messages of `batch`, the backlog of actor `id` at its cut for `to`, that
-    /// are in flight across it (tagged before `to`). With `guarded`, each message's encoder
-    /// runs under its own panic guard: one that panics is left out, as one that fails.
+    /// Records the messages of `batch`, the backlog of actor `id` at `cut`, that are in
+    /// flight across it ([`Cut::records`]). With `guarded`, each message's encoder runs under
+    /// its own panic guard: one that panics is left out, as one that fails.
     pub(crate) fn of<A: Actor>(
         id: ActorId,
         batch: &VecDeque<Envelope<A>>,
-        to: Epoch,
+        cut: &Cut,
         guarded: bool,
     ) -> Recording {
         // The messages in flight are encoded one after the other into one buffer: one
@@ -44,7 +44,7 @@ impl Recording {
             if let Origin::Timer(timer) = env.origin {
                 queued_timers.insert(timer);
             }
-            if env.epoch < to {
+            if cut.records(env.epoch) {
                 // An actor awaits this ask, and has not cut: it will take in a reply
                 // computed after this cut.
                 crossed |= env.asked_by_actor();
@@ -71,7 +71,7 @@ impl Recording {
 
 #[cfg(test)]
 mod tests {
-    use amber_snapshot::SystemId;
+    use amber_snapshot::{Epoch, SystemId};
     use serde::{Deserialize, Serialize, Serializer};
 
     use super::*;
@@ -111,15 +111,16 @@ mod tests {
                 .into_iter()
                 .map(|msg| Envelope::new(msg, None))
                 .collect();
-        assert!(turn_sync(|| Recording::of(id, &batch, Epoch(1), false)).is_err());
-        let recording = Recording::of(id, &batch, Epoch(1), true);
+        let cut = |to| Cut { from: Epoch::ZERO, to: Epoch(to), depth: 0 };
+        assert!(turn_sync(|| Recording::of(id, &batch, &cut(1), false)).is_err());
+        let recording = Recording::of(id, &batch, &cut(1), true);
         let payloads: Vec<_> = recording.backlog.messages().map(|m| m.payload.to_vec()).collect();
         let plain = |n: u64| crate::encode(&Parcel::Plain(n)).unwrap();
         assert_eq!(payloads, [plain(1), plain(300), plain(3)]);
         assert_eq!(recording.unrecorded.len(), 2, "{:?}", recording.unrecorded);
         assert!(recording.unrecorded.iter().all(|p| p.to_string().contains("panicked")));
         // Tagged at or after the cut's epoch: not in flight, nothing encoded or named.
-        let after = Recording::of(id, &batch, Epoch::ZERO, true);
+        let after = Recording::of(id, &batch, &cut(0), true);
         assert!(after.backlog.is_empty() && after.unrecorded.is_empty());
     }
 }

@@ -8,6 +8,7 @@
 //! copied once): every length is checked against the bytes left before anything is taken.
 
 use amber_actors::remote::ReplyError;
+use amber_snapshot::varint::{self, VarintError};
 use amber_snapshot::{ActorId, Epoch, SystemId};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::Deserialize;
@@ -29,9 +30,6 @@ const REPLY_ERR: u8 = 0x01;
 /// How deeply a `Reply`'s MessagePack error may nest (it needs 3 levels): a crafted one
 /// cannot overflow the stack.
 const MAX_NESTING: usize = 16;
-
-/// The most bytes a varint takes.
-const MAX_VARINT: usize = 10;
 
 /// What frame types the [`FrameCodec`](super::FrameCodec) reads and writes: [`Frame`] on a
 /// link, [`HandshakeFrame`] during the handshake. Sealed: no other type is a frame.
@@ -61,7 +59,8 @@ pub(super) mod sealed {
 
 /// The most bytes a frame's body takes beside its byte strings: type, flags, two actors, up
 /// to two more varints, depth, two length varints.
-const BODY_OVERHEAD: usize = 1 + 1 + 2 * (8 + MAX_VARINT) + 2 * MAX_VARINT + 1 + 2 * MAX_VARINT;
+const BODY_OVERHEAD: usize =
+    1 + 1 + 2 * (8 + varint::MAX_LEN) + 2 * varint::MAX_LEN + 1 + 2 * varint::MAX_LEN;
 
 /// A `Message` frame's fields, borrowed: it encodes as the [`Frame::Message`] with these
 /// fields does ([`FrameCodec::encode_message`](super::FrameCodec::encode_message)), without
@@ -99,9 +98,9 @@ impl MessageRef<'_> {
         if let Some(from) = self.from {
             put_actor(dst, from);
         }
-        put_varint(dst, self.tag.0);
+        varint::put(dst, self.tag.0);
         if let Some(ask) = self.ask {
-            put_varint(dst, ask);
+            varint::put(dst, ask);
         }
         dst.put_u8(self.depth);
         put_bytes(dst, self.type_name.as_bytes());
@@ -131,8 +130,8 @@ impl sealed::Body for Frame {
                 message.put_fields(dst);
             }
             Frame::Reply { ask, epoch, result } => {
-                put_varint(dst, *ask);
-                put_varint(dst, epoch.0);
+                varint::put(dst, *ask);
+                varint::put(dst, epoch.0);
                 match result {
                     Ok(bytes) => {
                         dst.put_u8(REPLY_OK);
@@ -220,7 +219,9 @@ fn parse_frame(body: &[u8], payload_at: &mut std::ops::Range<usize>) -> Result<F
 impl sealed::Body for HandshakeFrame {
     fn size_hint(&self) -> usize {
         match self {
-            HandshakeFrame::Hello { node, .. } => 1 + MAX_VARINT + node.as_str().len() + 8 + 2 + 32,
+            HandshakeFrame::Hello { node, .. } => {
+                1 + varint::MAX_LEN + node.as_str().len() + 8 + 2 + 32
+            }
             HandshakeFrame::Proof { .. } => 1 + 32,
             HandshakeFrame::Welcome | HandshakeFrame::Duplicate | HandshakeFrame::Refuse(_) => 2,
         }
@@ -285,26 +286,16 @@ fn parse_handshake(body: &[u8]) -> Result<HandshakeFrame, FrameError> {
     Ok(frame)
 }
 
-/// An unsigned LEB128 varint: 7 bits a byte, least significant first, the high bit set on
-/// every byte but the last; 1 to 10 bytes.
-fn put_varint(dst: &mut BytesMut, mut n: u64) {
-    while n >= 0x80 {
-        dst.put_u8(n as u8 | 0x80);
-        n >>= 7;
-    }
-    dst.put_u8(n as u8);
-}
-
 /// An actor id: its system's id as a `u64` big-endian (system ids are random: a varint
 /// would take 9 or 10 bytes), then its sequence number as a varint.
 fn put_actor(dst: &mut BytesMut, id: ActorId) {
     dst.put_u64(id.system().0);
-    put_varint(dst, id.seq());
+    varint::put(dst, id.seq());
 }
 
 /// A byte string: its length as a varint, then the bytes.
 fn put_bytes(dst: &mut BytesMut, bytes: &[u8]) {
-    put_varint(dst, bytes.len() as u64);
+    varint::put(dst, bytes.len() as u64);
     dst.put_slice(bytes);
 }
 
@@ -380,25 +371,10 @@ impl<'a> Reader<'a> {
     /// A varint in its shortest form (no trailing zero byte) that fits 64 bits.
     #[inline(always)]
     fn varint(&mut self, field: &'static str) -> Result<u64, FrameError> {
-        let first = self.u8(field)?;
-        if first < 0x80 {
-            return Ok(u64::from(first));
-        }
-        let mut value = u64::from(first & 0x7f);
-        for i in 1..MAX_VARINT {
-            let byte = self.u8(field)?;
-            if i == MAX_VARINT - 1 && byte > 0x01 {
-                return Err(self.invalid(field, "varint larger than 64 bits"));
-            }
-            value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte < 0x80 {
-                if byte == 0 {
-                    return Err(self.invalid(field, "varint not in its shortest form"));
-                }
-                return Ok(value);
-            }
-        }
-        Err(self.invalid(field, "varint larger than 64 bits"))
+        varint::take(self.body, &mut self.pos).map_err(|error| match error {
+            VarintError::Truncated => self.short(field),
+            error => self.invalid(field, error.reason()),
+        })
     }
 
     #[inline(always)]

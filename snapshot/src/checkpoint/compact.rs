@@ -58,7 +58,7 @@ use crate::checkpoint::model::{
     ActorEntry, InFlightRecord, Manifest, NodeEntry, SpawnCapacity, SpawnRestart, StateRecord,
     TimerEntry,
 };
-use crate::msgpack::write;
+use crate::msgpack::{Out, write, write_uint};
 use crate::{ActorId, CheckpointId, Epoch, SystemId};
 
 /// An actor reference: an index into the manifest's systems, and the sequence number.
@@ -796,7 +796,7 @@ struct Head {
     len: usize,
 }
 
-impl Head {
+impl Out for Head {
     #[inline(always)]
     fn put(&mut self, parts: &[u8]) {
         // Never past the end: the parts of one head add up to at most MAX_HEAD bytes.
@@ -807,26 +807,9 @@ impl Head {
             self.len += parts.len();
         }
     }
+}
 
-    /// `v` as the shortest MessagePack unsigned integer (as `msgpack::write_uint` writes it).
-    #[inline(always)]
-    fn uint(&mut self, v: u64) {
-        if v < 128 {
-            self.put(&[v as u8]);
-        } else if v < 256 {
-            self.put(&[0xcc, v as u8]);
-        } else if v < 65_536 {
-            let [a, b] = (v as u16).to_be_bytes();
-            self.put(&[0xcd, a, b]);
-        } else if v < 4_294_967_296 {
-            let [a, b, c, d] = (v as u32).to_be_bytes();
-            self.put(&[0xce, a, b, c, d]);
-        } else {
-            let [a, b, c, d, e, f, g, h] = v.to_be_bytes();
-            self.put(&[0xcf, a, b, c, d, e, f, g, h]);
-        }
-    }
-
+impl Head {
     /// An actor reference, `[system, seq]`, or nil.
     #[inline(always)]
     fn reference(&mut self, id: Option<Ref>) {
@@ -834,8 +817,8 @@ impl Head {
             None => self.put(&[0xc0]),
             Some(Ref(system, seq)) => {
                 self.put(&[0x92]);
-                self.uint(u64::from(system));
-                self.uint(seq);
+                write_uint(self, u64::from(system));
+                write_uint(self, seq);
             }
         }
     }
@@ -868,7 +851,7 @@ fn put_item_head(
     head.put(&[0x95]); // an array of 5
     head.reference(to);
     head.reference(from);
-    head.uint(epoch);
+    write_uint(&mut head, epoch);
     head.put(&[if ask { 0xc3 } else { 0xc2 }]);
     match len {
         0..=0xff => head.put(&[0xc4, len as u8]),

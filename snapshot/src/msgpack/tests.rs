@@ -119,37 +119,19 @@ fn the_direct_writers_write_what_rmp_serde_writes() {
     ] {
         ints.extend([e - 1, e, e + 1]);
     }
+    // Every width that fits `v`, written through the 64-bit writer of its sign, against what
+    // rmp-serde writes for a value of that width.
+    macro_rules! each_width {
+        ($v:expr, $write:ident as $wide:ty: $($t:ty),*) => {$(
+            if let Ok(w) = <$t>::try_from($v) {
+                let ours = direct(|o| $write(o, w as $wide));
+                assert_eq!(ours, rmp(&w), "{} {}", stringify!($t), $v);
+            }
+        )*};
+    }
     for v in ints {
-        if let Ok(v) = u64::try_from(v) {
-            assert_eq!(direct(|o| write_uint(o, v)), rmp(&v), "u64 {v}");
-            if let Ok(w) = u32::try_from(v) {
-                assert_eq!(direct(|o| write_uint(o, w.into())), rmp(&w), "u32 {v}");
-            }
-            if let Ok(w) = u16::try_from(v) {
-                assert_eq!(direct(|o| write_uint(o, w.into())), rmp(&w), "u16 {v}");
-            }
-            if let Ok(w) = u8::try_from(v) {
-                assert_eq!(direct(|o| write_uint(o, w.into())), rmp(&w), "u8 {v}");
-            }
-            if let Ok(w) = usize::try_from(v) {
-                assert_eq!(direct(|o| write_uint(o, w as u64)), rmp(&w), "usize {v}");
-            }
-        }
-        if let Ok(v) = i64::try_from(v) {
-            assert_eq!(direct(|o| write_sint(o, v)), rmp(&v), "i64 {v}");
-            if let Ok(w) = i32::try_from(v) {
-                assert_eq!(direct(|o| write_sint(o, w.into())), rmp(&w), "i32 {v}");
-            }
-            if let Ok(w) = i16::try_from(v) {
-                assert_eq!(direct(|o| write_sint(o, w.into())), rmp(&w), "i16 {v}");
-            }
-            if let Ok(w) = i8::try_from(v) {
-                assert_eq!(direct(|o| write_sint(o, w.into())), rmp(&w), "i8 {v}");
-            }
-            if let Ok(w) = isize::try_from(v) {
-                assert_eq!(direct(|o| write_sint(o, w as i64)), rmp(&w), "isize {v}");
-            }
-        }
+        each_width!(v, write_uint as u64: u64, u32, u16, u8, usize);
+        each_width!(v, write_sint as i64: i64, i32, i16, i8, isize);
     }
     assert_eq!(direct(write_nil), rmp(&None::<u8>));
     for v in [false, true] {

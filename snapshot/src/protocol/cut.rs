@@ -67,6 +67,23 @@ pub struct Cut {
     pub depth: u8,
 }
 
+impl Cut {
+    /// Whether a message tagged `tag`, waiting in the actor's backlog at this cut, is in
+    /// flight across it (sent before its sender's cut for this snapshot), so that the
+    /// snapshot records it. The same rule decides, after the cut, for every message still
+    /// enqueued ([`ActorCut::recording`]).
+    #[inline]
+    pub const fn records(&self, tag: Epoch) -> bool {
+        crosses(self.to, tag)
+    }
+}
+
+/// A message tagged `tag` crosses the cut for snapshot `cut`: tagged before it.
+#[inline]
+const fn crosses(cut: Epoch, tag: Epoch) -> bool {
+    tag.0 < cut.0
+}
+
 /// What to do with a data message just taken off the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[must_use = "a dequeued message may require a cut before it is processed"]
@@ -254,7 +271,7 @@ impl ActorCut {
     #[must_use]
     #[inline]
     pub fn recording(&self, tag: Epoch) -> Option<Epoch> {
-        self.last_cut.filter(|&cut| tag < cut)
+        self.last_cut.filter(|&cut| crosses(cut, tag))
     }
 
     fn cut_to(&mut self, to: Epoch) -> Cut {

@@ -9,15 +9,15 @@
 //! ```
 //!
 //! `sender` is 1 + the sender's system's place in the backlog's senders' systems, 0 for a
-//! message without a sending actor (its seq is then 0); a varint is LEB128 (7 bits a byte,
-//! least significant first, at most 10 bytes).
+//! message without a sending actor (its seq is then 0); a varint is the crate's
+//! [`varint`](crate::varint) (LEB128, shortest form, at most 10 bytes).
 
 use std::fmt;
 
 use bytes::Bytes;
 
 use super::{Backlog, Message};
-use crate::{ActorId, Epoch, SystemId};
+use crate::{ActorId, Epoch, SystemId, varint};
 
 /// Why [`Backlog::from_packed`] refused its input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,20 +67,20 @@ impl Backlog {
         out.reserve(self.messages.len() * 6);
         let mut start = 0;
         for m in &self.messages {
-            put_varint(out, m.seq);
-            put_varint(out, m.epoch.0);
-            put_varint(out, u64::from(m.system) << 1 | u64::from(m.ask));
-            put_varint(out, (m.end - start) as u64);
+            varint::put(out, m.seq);
+            varint::put(out, m.epoch.0);
+            varint::put(out, u64::from(m.system) << 1 | u64::from(m.ask));
+            varint::put(out, (m.end - start) as u64);
             start = m.end;
         }
     }
 
     /// The backlog of actor `to` whose senders' systems are `systems`, whose `count`
     /// messages' fields [`pack_fields`](Backlog::pack_fields) packed as `fields`, and whose
-    /// payloads, back to back, are `payloads`. Refuses a truncated or overlong varint, a
-    /// sender beyond `systems`, payload lengths that do not add up to `payloads`' length,
-    /// and more or fewer than `count` messages; never panics, and allocates for at most as
-    /// many messages as `fields` can hold, whatever `count` says.
+    /// payloads, back to back, are `payloads`. Refuses a varint cut short, overlong or not in
+    /// its shortest form, a sender beyond `systems`, payload lengths that do not add up to
+    /// `payloads`' length, and more or fewer than `count` messages; never panics, and
+    /// allocates for at most as many messages as `fields` can hold, whatever `count` says.
     pub fn from_packed(
         to: ActorId,
         systems: Vec<SystemId>,
@@ -98,7 +98,7 @@ impl Backlog {
                 return Err(PackedBacklogError { message, reason: "more messages than counted" });
             }
             let error = |reason| PackedBacklogError { message, reason };
-            let mut next = || take_varint(fields, &mut at).ok_or(error("a truncated varint"));
+            let mut next = || varint::take(fields, &mut at).map_err(|e| error(e.reason()));
             let (seq, epoch, sender, len) = (next()?, next()?, next()?, next()?);
             let system = u32::try_from(sender >> 1)
                 .ok()
@@ -124,36 +124,6 @@ impl Backlog {
         }
         Ok(Backlog { to, messages, payloads, sender_systems: systems, records: Default::default() })
     }
-}
-
-/// Appends `n` as a LEB128 varint.
-#[inline]
-fn put_varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push(n as u8 | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-/// The varint at `*at` in `bytes`, moving `*at` past it; `None` if it is cut short or
-/// longer than a `u64` holds.
-#[inline]
-fn take_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
-    let mut n: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let byte = *bytes.get(*at)?;
-        *at += 1;
-        let bits = u64::from(byte & 0x7f);
-        if shift == 63 && bits > 1 {
-            return None; // beyond 64 bits
-        }
-        n |= bits << shift;
-        if byte & 0x80 == 0 {
-            return Some(n);
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -249,21 +219,5 @@ mod tests {
                 assert_eq!(refused.is_err(), uses_last, "round {round}");
             }
         }
-    }
-
-    #[test]
-    fn varints_at_their_edges() {
-        for n in [0u64, 1, 127, 128, 255, 16_383, 16_384, u32::MAX as u64, u64::MAX - 1, u64::MAX] {
-            let mut out = Vec::new();
-            put_varint(&mut out, n);
-            let mut at = 0;
-            assert_eq!(take_varint(&out, &mut at), Some(n));
-            assert_eq!(at, out.len());
-        }
-        // Eleven bytes, or a tenth byte beyond bit 63: refused.
-        assert_eq!(take_varint(&[0xff; 11], &mut 0), None);
-        let mut over = vec![0xff; 9];
-        over.push(0x02);
-        assert_eq!(take_varint(&over, &mut 0), None);
     }
 }
