@@ -108,6 +108,11 @@ impl<A: Actor> ActorRef<A> {
     }
 
     /// Sends a request and waits for the reply, for at most the system's ask timeout.
+    ///
+    /// An ask to an idle actor of this node is served on the asker's thread: its handler
+    /// runs here, inside the asker's task, as the actor's own turn (same order, same
+    /// snapshot tagging; a handler that awaits is finished by the actor's task). See the
+    /// README's "Scheduling".
     pub async fn ask(&self, msg: A::Msg) -> Result<A::Reply, AskError> {
         // Not through `ask_timeout`: an `async fn` layer less per ask.
         let timeout = self.target.meta().asks.timeout();
@@ -139,32 +144,36 @@ impl<A: Actor> ActorRef<A> {
         msg: A::Msg,
         timeout: Duration,
     ) -> Result<A::Reply, (AskError, Option<A::Msg>)> {
-        let (tx, rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
         let asker = crate::current::current();
         let env = Envelope::from(asker, msg, Some(tx));
-        let exchange = async {
-            let sent = match self.send_at_once(env) {
-                Ok(sent) => sent,
-                Err(full) => self.wait_for_room(full).await,
-            };
-            if let Err(env) = sent {
-                return Err((self.node_down().unwrap_or(AskError::Stopped), Some(env.msg)));
-            }
-            let Ok((reply, responder_epoch)) = rx.await else {
-                self.taint_if_dropped_after_cut(asker);
-                return Err((self.node_down().unwrap_or(AskError::NoReply), None));
-            };
-            if let Some(asker) = asker
-                && responder_epoch > asker.epoch
-            {
-                // The reply was computed after the responder's cut for a snapshot the asker
-                // has not cut for yet: that snapshot would not be a consistent cut.
-                let taint = Taint::AskReplyAfterCut { asker: asker.id, responder: self.id() };
-                self.target.meta().late.taint(responder_epoch, taint);
-            }
-            Ok(reply)
-        };
         let sampled = crate::metrics::sample_ask().then(std::time::Instant::now);
+        // An idle actor of this node serves it on this thread (see `crate::inline`); if its
+        // handler finished at once, the reply is there already.
+        let env = match self.target.serve_inline(env) {
+            Ok(()) => match rx.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => None,
+                answered => {
+                    if let Some(started) = sampled {
+                        crate::metrics::ask_latency(started.elapsed());
+                    }
+                    return self.answered(asker, answered.map_err(drop));
+                }
+            },
+            Err(env) => Some(env),
+        };
+        let exchange = async {
+            if let Some(env) = env {
+                let sent = match self.send_at_once(env) {
+                    Ok(sent) => sent,
+                    Err(full) => self.wait_for_room(full).await,
+                };
+                if let Err(env) = sent {
+                    return Err((self.node_down().unwrap_or(AskError::Stopped), Some(env.msg)));
+                }
+            }
+            self.answered(asker, rx.await.map_err(drop))
+        };
         let asks = &self.target.meta().asks;
         let result = match asks.timer(timeout) {
             // Timed out by the system's ask clock, no tokio timer (see `AskClock`).
@@ -194,6 +203,28 @@ impl<A: Actor> ActorRef<A> {
     /// in flight at that cut (queued then, or arriving after), yet the asker, still before
     /// its own cut, learns it failed and keeps what it asked for: that snapshot would count
     /// the request twice, so it is marked inconsistent (and retried).
+    /// What an ask delivered to its actor gets: the reply (tainting a snapshot it would
+    /// make inconsistent), or, if the reply was dropped, why.
+    fn answered(
+        &self,
+        asker: Option<crate::current::Running>,
+        reply: Result<(A::Reply, amber_snapshot::Epoch), ()>,
+    ) -> Result<A::Reply, (AskError, Option<A::Msg>)> {
+        let Ok((reply, responder_epoch)) = reply else {
+            self.taint_if_dropped_after_cut(asker);
+            return Err((self.node_down().unwrap_or(AskError::NoReply), None));
+        };
+        if let Some(asker) = asker
+            && responder_epoch > asker.epoch
+        {
+            // The reply was computed after the responder's cut for a snapshot the asker has
+            // not cut for yet: that snapshot would not be a consistent cut.
+            let taint = Taint::AskReplyAfterCut { asker: asker.id, responder: self.id() };
+            self.target.meta().late.taint(responder_epoch, taint);
+        }
+        Ok(reply)
+    }
+
     fn taint_if_dropped_after_cut(&self, asker: Option<crate::current::Running>) {
         let Some(asker) = asker else { return };
         // On another node: its refusal answers carry no epoch.

@@ -109,6 +109,14 @@ struct Key {
 }
 
 impl AskClock {
+    /// Whether this thread runs (or has entered) the runtime the system's actors run on:
+    /// an ask may be served on its asker's thread only there (see [`crate::inline`]).
+    pub(crate) fn on_its_runtime(&self) -> bool {
+        self.runtime.as_ref().is_some_and(|runtime| {
+            tokio::runtime::Handle::try_current().is_ok_and(|here| here.id() == runtime.id())
+        })
+    }
+
     /// The clock of a system whose asks wait `ask_timeout`, on `runtime`.
     pub(crate) fn new(ask_timeout: Duration, runtime: Option<tokio::runtime::Handle>) -> AskClock {
         let tick = (ask_timeout / TICKS_PER_TIMEOUT).clamp(SHORTEST_TICK, LONGEST_TICK);

@@ -16,6 +16,14 @@
 //! a task that yields its worker after the handler the marker came in would cut only at its
 //! next turn: a whole sweep of the run queue later, under load.)
 //!
+//! An ask from this node may also take an idle actor's runner out of its cell
+//! ([`take_inline`](Cell::take_inline)) to serve the request on the asker's thread (see
+//! [`crate::inline`]). It holds the runner as a cut on the spot does — the task waits, a
+//! broadcast that comes by notes it missed it — and either gives it back
+//! ([`give_back`](Cell::give_back)) or leaves the task what remains to do with it
+//! ([`hand_off`](Cell::hand_off)): the rest of a handler that could not finish at once, or
+//! the end of a slice (a stop, a yield) that only the task acts on.
+//!
 //! The lock is `crate::loom`'s: the loom models run this very code with a stand-in runner.
 
 use std::future::poll_fn;
@@ -29,20 +37,24 @@ use crate::loom::sync::Mutex;
 
 /// What a cell holds: a runner that can be cut for a snapshot between two messages.
 pub(crate) trait Cuttable {
+    /// What an ask served on its asker's thread leaves for the task (see
+    /// [`Cell::hand_off`]); the runner is inside it.
+    type Handoff: Send;
+
     /// Takes the cut for snapshot `epoch` now, filing it at once (nothing if it already cut
     /// for `epoch`).
     fn cut_missed(&mut self, epoch: Epoch);
 }
 
 /// See the module docs.
-pub(crate) struct Cell<R> {
+pub(crate) struct Cell<R: Cuttable> {
     slot: Mutex<Slot<R>>,
     /// The task that owns the cell, to abort it if it outlives a shutdown's deadline; set
     /// once it is spawned (dropped with the cell, so a finished task's memory goes with it).
     task: std::sync::OnceLock<tokio::task::AbortHandle>,
 }
 
-struct Slot<R> {
+struct Slot<R: Cuttable> {
     runner: Option<Box<R>>,
     /// The runner is out with a cut taken on the spot (see [`Cell::take_for_cut`]), until
     /// it is given back: the task waits for it (without blocking its worker).
@@ -52,13 +64,24 @@ struct Slot<R> {
     /// The latest snapshot whose broadcast found the runner out of the cell. Whoever puts
     /// the runner back cuts it for that snapshot first.
     missed: Option<Epoch>,
+    /// What an ask served on its asker's thread left for the task, the runner inside it
+    /// (`runner` is `None` meanwhile): the task takes it before anything else.
+    handoff: Option<R::Handoff>,
+}
+
+/// What the task takes from its cell.
+pub(crate) enum Taken<R: Cuttable> {
+    /// Its runner, between two messages.
+    Runner(Box<R>),
+    /// What an ask served on its asker's thread left it to finish (see [`Cell::hand_off`]).
+    Handoff(R::Handoff),
 }
 
 impl<R: Cuttable> Cell<R> {
     /// A new, empty cell: the task to be spawned holds its runner from the start and puts
     /// it here only between two messages of the started actor (no cut before `on_start`).
     pub(crate) fn new() -> Arc<Self> {
-        let slot = Slot { runner: None, held: false, waiting: None, missed: None };
+        let slot = Slot { runner: None, held: false, waiting: None, missed: None, handoff: None };
         Arc::new(Cell { slot: Mutex::new(slot), task: std::sync::OnceLock::new() })
     }
 
@@ -77,15 +100,19 @@ impl<R: Cuttable> Cell<R> {
         }
     }
 
-    /// The task takes its runner back (waiting, at most, for the cut on the spot that holds
-    /// it, yielding its worker meanwhile).
-    pub(crate) async fn take(&self) -> Box<R> {
+    /// The task takes its runner back, or what an ask served on its asker's thread left it
+    /// (waiting, at most, for the cut on the spot or the ask that holds it, yielding its
+    /// worker meanwhile).
+    pub(crate) async fn take(&self) -> Taken<R> {
         poll_fn(|cx| {
             let mut slot = lock(&self.slot);
-            if !slot.held
-                && let Some(runner) = slot.runner.take()
-            {
-                return Poll::Ready(runner);
+            if !slot.held {
+                if let Some(handoff) = slot.handoff.take() {
+                    return Poll::Ready(Taken::Handoff(handoff));
+                }
+                if let Some(runner) = slot.runner.take() {
+                    return Poll::Ready(Taken::Runner(runner));
+                }
             }
             assert!(slot.held, "only the task takes its runner out of its cell");
             slot.waiting = Some(cx.waker().clone());
@@ -125,7 +152,39 @@ impl<R: Cuttable> Cell<R> {
         }
     }
 
-    /// Gives back a runner taken by [`take_for_cut`](Self::take_for_cut): as
+    /// For an ask served on the asker's thread: the runner, if it is in the cell and free
+    /// (held until [`give_back`](Self::give_back) or [`hand_off`](Self::hand_off), as for a
+    /// cut on the spot: the task waits, a broadcast notes it missed it); else `None`.
+    pub(crate) fn take_inline(&self) -> Option<Box<R>> {
+        let mut slot = lock(&self.slot);
+        if slot.held {
+            return None;
+        }
+        let runner = slot.runner.take()?;
+        slot.held = true;
+        Some(runner)
+    }
+
+    /// Ends the hold of a runner [`take_inline`](Self::take_inline) took by leaving the task
+    /// `handoff`, the runner inside it, to take before anything else. A cut a broadcast
+    /// missed meanwhile stays owed: the task, which then runs the actor, takes it when it
+    /// puts the runner back (its marker is on the control lane too). Returns the task's
+    /// waker if it was waiting for the runner; the caller wakes it, or the task where else it
+    /// waits (its mailbox).
+    #[must_use = "the task must be woken to take what is left to it"]
+    pub(crate) fn hand_off(&self, handoff: R::Handoff) -> Option<Waker> {
+        let mut slot = lock(&self.slot);
+        debug_assert!(
+            slot.held && slot.runner.is_none(),
+            "only a runner taken inline is handed off"
+        );
+        slot.handoff = Some(handoff);
+        slot.held = false;
+        slot.waiting.take()
+    }
+
+    /// Gives back a runner taken by [`take_for_cut`](Self::take_for_cut) or
+    /// [`take_inline`](Self::take_inline): as
     /// [`park_held`](Self::park_held) then [`release`](Self::release).
     pub(crate) fn give_back(&self, runner: Box<R>) {
         self.park_held(runner);

@@ -63,6 +63,7 @@ mod context;
 mod current;
 mod envelope;
 mod error;
+mod inline;
 mod loom;
 mod mailbox;
 pub mod metrics;

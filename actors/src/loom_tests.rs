@@ -940,6 +940,9 @@ struct Cuts {
 }
 
 impl crate::cell::Cuttable for Cuts {
+    /// What an ask served on its asker's thread hands the task: the runner itself.
+    type Handoff = Box<Cuts>;
+
     fn cut_missed(&mut self, epoch: Epoch) {
         if epoch.0 > self.epoch {
             self.epoch = epoch.0;
@@ -957,6 +960,70 @@ fn broadcast(cell: &crate::cell::Cell<Cuts>, epoch: u64) {
     }
 }
 
+/// The task's side of its cell: the runner, as it was left or as an ask served on its
+/// asker's thread handed it over.
+fn take(cell: &crate::cell::Cell<Cuts>) -> Box<Cuts> {
+    match block_on(cell.take()) {
+        crate::cell::Taken::Runner(runner) | crate::cell::Taken::Handoff(runner) => runner,
+    }
+}
+
+/// An ask served on its asker's thread (`crate::inline`) takes the idle runner out of its cell
+/// while its task is woken for another message and a snapshot's broadcast comes by; the
+/// asker gives the runner back, or (`hand_off`) leaves it to the task. Whatever the order:
+/// the asker and the task never hold the runner at once, the task is woken (the model would
+/// deadlock if it were not), and the runner ends up in its cell cut for the snapshot, once.
+fn an_ask_served_inline_shares_the_runner(hand_off: bool) {
+    loom::model(move || {
+        let cell = crate::cell::Cell::<Cuts>::new();
+        cell.put(Box::default());
+        let busy = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        let asker = thread::spawn({
+            let (cell, busy) = (cell.clone(), busy.clone());
+            move || {
+                let Some(runner) = cell.take_inline() else { return };
+                assert!(!busy.swap(true, std::sync::atomic::Ordering::SeqCst), "held twice");
+                busy.store(false, std::sync::atomic::Ordering::SeqCst);
+                if hand_off {
+                    if let Some(task) = cell.hand_off(runner) {
+                        task.wake();
+                    }
+                } else {
+                    cell.give_back(runner);
+                }
+            }
+        });
+        let task = thread::spawn({
+            let (cell, busy) = (cell.clone(), busy.clone());
+            move || {
+                let runner = take(&cell);
+                assert!(!busy.swap(true, std::sync::atomic::Ordering::SeqCst), "held twice");
+                busy.store(false, std::sync::atomic::Ordering::SeqCst);
+                cell.put(runner);
+            }
+        });
+        broadcast(&cell, 1);
+        asker.join().unwrap();
+        task.join().unwrap();
+        // The task's next turn: what was handed off after its last one is its to take (a cut
+        // owed meanwhile is taken as it puts the runner back).
+        let runner = take(&cell);
+        cell.put(runner);
+        let runner = take(&cell);
+        assert_eq!((runner.epoch, runner.taken), (1, 1));
+    });
+}
+
+#[test]
+fn an_ask_served_inline_gives_the_runner_back() {
+    an_ask_served_inline_shares_the_runner(false);
+}
+
+#[test]
+fn an_ask_served_inline_hands_the_runner_to_its_task() {
+    an_ask_served_inline_shares_the_runner(true);
+}
+
 /// The task puts its runner back after a handler (about to park or yield its worker) while
 /// a snapshot's broadcast comes by: whichever goes first, the runner ends up in the cell cut
 /// for that snapshot, once — never back in the cell with the cut still owed to a broadcast
@@ -971,7 +1038,7 @@ fn a_broadcast_that_finds_the_runner_out_is_served_as_it_is_put_back() {
         });
         broadcast(&cell, 1);
         task.join().unwrap();
-        let runner = block_on(cell.take());
+        let runner = take(&cell);
         assert_eq!((runner.epoch, runner.taken), (1, 1));
     });
 }
@@ -994,7 +1061,7 @@ fn a_held_runner_is_given_back_cut_for_the_broadcast_that_found_it_held() {
         let task = thread::spawn({
             let (cell, released) = (cell.clone(), released.clone());
             move || {
-                let runner = block_on(cell.take());
+                let runner = take(&cell);
                 // Parked in its cell while held, the runner is still the batch's.
                 assert!(released.load(std::sync::atomic::Ordering::SeqCst), "taken while held");
                 cell.put(runner);
@@ -1007,7 +1074,7 @@ fn a_held_runner_is_given_back_cut_for_the_broadcast_that_found_it_held() {
         cell.release();
         newer.join().unwrap();
         task.join().unwrap();
-        let runner = block_on(cell.take());
+        let runner = take(&cell);
         assert_eq!((runner.epoch, runner.taken), (2, 2));
     });
 }

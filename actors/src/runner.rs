@@ -8,9 +8,10 @@ use std::time::Instant;
 use amber_snapshot::{ActorEntry, Epoch, StateRecord};
 
 use crate::any_mailbox::{AnyMailbox, terminated};
-use crate::cell::{Cell, Cuttable};
+use crate::cell::{Cell, Cuttable, Taken};
 use crate::current::Running;
 use crate::envelope::{Envelope, Origin};
+use crate::inline::Handoff;
 use crate::mailbox::core::{CutNow, Cutting};
 use crate::mailbox::{CutFor, Inbox, Next};
 use crate::migrate::Departing;
@@ -51,12 +52,20 @@ pub(crate) struct Runner<A: Actor> {
     /// The link to another node that a send of the last turn queued beyond its bound: the
     /// actor waits for room on it before its next message (see [`Slice::Room`]).
     pub(crate) owed: Option<Arc<dyn RemoteRoute>>,
+    /// Its task runs inside a tracing span (a subscriber wants it): asks are not served on
+    /// their askers' threads, outside that span (see [`crate::inline`]).
+    pub(crate) traced: bool,
+    /// In its cell while its task waits for room on a link to another node (see
+    /// [`Slice::Room`]): no ask is served on its asker's thread meanwhile.
+    pub(crate) waits_room: bool,
 }
 
 /// The cell an actor's runner is shared through (see [`crate::cell`]).
 pub(crate) type ActorCell<A> = Cell<Runner<A>>;
 
 impl<A: Actor> Cuttable for Runner<A> {
+    type Handoff = Handoff<A>;
+
     /// The cut for `epoch` of a runner being put back in its cell, filed at once. A panic
     /// of the state's encoder is left for the task, as in
     /// [`cut_between`](Runner::cut_between).
@@ -105,6 +114,10 @@ impl<A: Actor> CutNow for ActorCell<A> {
         Cell::abort_task(self);
     }
 
+    fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+
     fn cut_now(self: Arc<Self>, epoch: Epoch, batch: &mut CutBatch) -> bool {
         // Not in the cell: the task runs it, or a batch holds it (or it is not started, or
         // has ended): the marker goes on the control lane, and whoever puts the runner back
@@ -124,7 +137,7 @@ impl<A: Actor> CutNow for ActorCell<A> {
 }
 
 /// Where a slice of the task's work ended.
-enum Slice {
+pub(crate) enum Slice {
     /// The mailbox is empty (the task's waker is registered with it).
     Park,
     /// The task's coop budget, or its turn's messages
@@ -144,9 +157,10 @@ impl<A: Actor> Runner<A> {
     /// until the actor has started: no cut before `on_start`), or, for an actor that resumes
     /// (`runner` is `None`), takes it from the cell; it lets it go only between two messages.
     pub(crate) async fn run(cell: Arc<ActorCell<A>>, runner: Option<Box<Runner<A>>>) {
-        let mut runner = match runner {
-            Some(runner) => runner,
-            None => cell.take().await,
+        // Where a slice an ask ran on its asker's thread ended, for the task to act on.
+        let (mut runner, mut left) = match runner {
+            Some(runner) => (runner, None),
+            None => Self::take_back(&cell).await,
         };
         tracing::debug!(actor = %runner.ctx.id(), "starting");
         let reason = 'live: {
@@ -154,7 +168,11 @@ impl<A: Actor> Runner<A> {
                 break 'live reason;
             }
             loop {
-                match runner.slice().await {
+                let slice = match left.take() {
+                    Some(slice) => slice,
+                    None => runner.slice::<false>().await,
+                };
+                match slice {
                     Slice::Stop(reason) => break 'live reason,
                     Slice::Park => {
                         cell.put(runner);
@@ -180,6 +198,7 @@ impl<A: Actor> Runner<A> {
                         }
                     }
                     Slice::Room(route) => {
+                        runner.waits_room = true;
                         cell.put(runner);
                         // Woken once the link has drained (or is gone: the next send fails).
                         poll_fn(|cx| {
@@ -188,7 +207,8 @@ impl<A: Actor> Runner<A> {
                         .await;
                     }
                 }
-                runner = cell.take().await;
+                (runner, left) = Self::take_back(&cell).await;
+                runner.waits_room = false;
             }
         };
         // The cell stays empty from here on: the driver never cuts it again (it stops, and
@@ -198,6 +218,34 @@ impl<A: Actor> Runner<A> {
             return;
         }
         runner.finish(reason).await;
+    }
+
+    /// The task takes its runner back from its cell: as it left it, or from an ask served
+    /// on its asker's thread, with where that slice ended if the task must act on it (a
+    /// slice whose handler could not finish at once is finished here first).
+    async fn take_back(cell: &ActorCell<A>) -> (Box<Runner<A>>, Option<Slice>) {
+        match cell.take().await {
+            Taken::Runner(runner) => (runner, None),
+            Taken::Handoff(Handoff::Ended(runner, slice)) => (runner, Some(slice)),
+            Taken::Handoff(Handoff::Turn(rest)) => match rest.await {
+                // Found the mailbox empty without registering this task's waker: the task's
+                // own slice registers it.
+                (runner, Slice::Park) => (runner, None),
+                (runner, slice) => (runner, Some(slice)),
+            },
+        }
+    }
+
+    /// Whether an ask may be served on its asker's thread now (see [`crate::inline`]): the
+    /// actor is started and runs no other way than its task would run it.
+    pub(crate) fn serves_inline(&self) -> bool {
+        self.inbox.is_idle()
+            && !self.traced
+            && !self.waits_room
+            && !self.ctx.stop
+            && self.panicked.is_none()
+            && self.owed.is_none()
+            && self.actor.is_some()
     }
 
     /// The driver's cut between two messages (see [`CutNow::cut_now`]), added to `batch`.
@@ -236,7 +284,14 @@ impl<A: Actor> Runner<A> {
 
     /// Handles messages and signals until the mailbox is empty, the coop budget is spent,
     /// or the actor must stop.
-    async fn slice(&mut self) -> Slice {
+    ///
+    /// `INLINE`: run for an ask served on its asker's thread (see [`crate::inline`]), by
+    /// the asker or, if its handler did not finish at once, by the task: the slice ends
+    /// with [`Slice::Park`] after the first data message (the ask, first in an idle
+    /// mailbox), so an asker never serves other senders' messages and a task that finishes
+    /// the slice soon goes back to its own; an empty mailbox registers no waker (the task's
+    /// stays registered), and no coop budget is spent (the asker's is not the actor's).
+    pub(crate) async fn slice<const INLINE: bool>(&mut self) -> Slice {
         // A snapshot's markers are being handed out: cut actors that wait for their turn
         // before taking this one (this actor's own cut, if it is still due, is in its
         // control lane: it comes first below).
@@ -248,7 +303,12 @@ impl<A: Actor> Runner<A> {
         }
         let mut turn = self.ctx.system.messages_per_turn();
         loop {
-            let next = poll_fn(|cx| Poll::Ready(self.inbox.next_or_register(cx))).await;
+            let next = if INLINE {
+                self.inbox.try_next()
+            } else {
+                poll_fn(|cx| Poll::Ready(self.inbox.next_or_register(cx))).await
+            };
+            let data = matches!(next, Next::Data(_));
             turn = turn.saturating_sub(1);
             let outcome = match next {
                 Next::Data(env) => self.handle(env).await,
@@ -283,6 +343,12 @@ impl<A: Actor> Runner<A> {
                 {
                     return Slice::Room(route);
                 }
+            }
+            if INLINE {
+                if data {
+                    return Slice::Park;
+                }
+                continue;
             }
             if turn == 0 || !tokio::task::coop::has_budget_remaining() {
                 return Slice::Yield;

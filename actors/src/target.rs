@@ -93,6 +93,16 @@ impl<A: Actor> Target<A> {
         }
     }
 
+    /// Serves an ask on this thread if its actor is of this node and idle (see
+    /// [`crate::inline`]); `Err` gives the envelope back to be sent.
+    #[inline]
+    pub(crate) fn serve_inline(&self, env: Envelope<A>) -> Result<(), Envelope<A>> {
+        match self {
+            Target::Local(mailbox) => crate::inline::serve(mailbox, env),
+            Target::Remote(_) => Err(env),
+        }
+    }
+
     /// A sender that waited in line for room gives up its place (see
     /// [`MailboxCore::cancel_wait`]).
     pub(crate) fn cancel_wait(&self, ticket: u64) {

@@ -81,6 +81,10 @@ pub(crate) trait CutNow: Send + Sync {
 
     /// Aborts the task (the system's shutdown deadline passed while it still ran).
     fn abort_task(&self);
+
+    /// The actor's cell as `Any`, for an ask to serve on its asker's thread (see
+    /// [`crate::inline`]), which knows the actor's type.
+    fn as_any(self: std::sync::Arc<Self>) -> std::sync::Arc<dyn std::any::Any + Send + Sync>;
 }
 
 /// An item that can be carried by a mailbox.
@@ -438,7 +442,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
     /// Pushes a data message without waiting (no room while senders wait for it).
     #[inline]
     pub(crate) fn try_push(&self, item: T) -> Result<(), PushError<T, M>> {
-        self.push(item, None, true, Refusal::Reported)
+        self.push(item, None, true, Refusal::Reported, false)
     }
 
     /// Pushes a data message, or waits in line for room: `ticket` is the sender's place in
@@ -451,7 +455,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
         item: T,
         ticket: &mut Option<u64>,
     ) -> Result<(), PushError<T, M>> {
-        self.push(item, Some((cx, ticket)), true, Refusal::Reported)
+        self.push(item, Some((cx, ticket)), true, Refusal::Reported, false)
     }
 
     /// A sender gives up its place in line (its send was dropped while waiting); a slot
@@ -475,7 +479,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
     /// forwards it.
     #[inline]
     pub(crate) fn push_overflow(&self, item: T) -> Result<(), PushError<T, M>> {
-        self.push(item, None, false, Refusal::Reported)
+        self.push(item, None, false, Refusal::Reported, false)
     }
 
     /// Pushes a message that arrived from another node, regardless of capacity: the link's
@@ -483,13 +487,33 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
     /// bounded queue and TCP), and per-sender order must hold. `refusal` says whether the
     /// sender learns of a refusal (an ask: its asker gets an error reply) or not (a tell).
     pub(crate) fn push_remote(&self, item: T, refusal: Refusal) -> Result<(), PushError<T, M>> {
-        self.push(item, None, false, refusal)
+        self.push(item, None, false, refusal, false)
+    }
+
+    /// Pushes a data message into an empty queue without waiting, as
+    /// [`try_push`](Self::try_push) does, for a sender that holds the consumer's runner and
+    /// handles the message itself (an ask served on its asker's thread, see
+    /// [`crate::inline`]): the consumer's waker stays registered. A queue that is not empty
+    /// refuses it as [`PushError::Full`]: the consumer was not idle.
+    #[inline]
+    pub(crate) fn push_quiet(&self, item: T) -> Result<(), PushError<T, M>> {
+        self.push(item, None, true, Refusal::Reported, true)
+    }
+
+    /// Wakes the consumer if it parked (its task has work that did not come through the
+    /// queue: what an ask served on its asker's thread left it).
+    pub(crate) fn wake_consumer(&self) {
+        let waker = lock_queue(&self.queue).rx_waker.take();
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     /// The one push path: say where it went if the actor moved (the caller forwards it);
     /// refuse if closed (a refusal the sender never learns of is recorded if it crosses the
     /// cut, see [`Refusal`]); refuse if full (registering `cx`, if any, to be woken when room
-    /// frees up); else stamp, record if late, enqueue, and wake the consumer if it parked.
+    /// frees up); else stamp, record if late, enqueue, and wake the consumer if it parked
+    /// (unless `quiet`: the sender handles it in the consumer's place).
     #[inline]
     fn push(
         &self,
@@ -497,6 +521,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
         wait: Option<(&mut Context<'_>, &mut Option<u64>)>,
         bounded: bool,
         refusal: Refusal,
+        quiet: bool,
     ) -> Result<(), PushError<T, M>> {
         let waker = {
             let mut q = lock_queue(&self.queue);
@@ -519,7 +544,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
                 }
                 return Err(PushError::Closed(item));
             }
-            if bounded && !q.room_for(&wait) {
+            if (bounded && !q.room_for(&wait)) || (quiet && !q.data.is_empty()) {
                 // A sender that has not cut waits on an actor that has: it must not also
                 // wait on a deferred cut (see `LateSink::cut_crossed`).
                 let waits_across = q.cut.recording(item.tag()).filter(|_| wait.is_some());
@@ -535,7 +560,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
             item.on_arrival(q.cut.arrival_tag());
             let crossed = self.record_if_late(&q, &item).filter(|_| item.asked_by_actor());
             q.data.push_back(item);
-            (q.rx_waker.take(), crossed)
+            (if quiet { None } else { q.rx_waker.take() }, crossed)
         };
         if let Some(w) = waker.0 {
             w.wake();
@@ -831,6 +856,15 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
         self.next_inner(Some(cx))
     }
 
+    /// Nothing is waiting on the consumer's side: no message in hand or set aside, no
+    /// control signal (the queue itself is checked as a message is pushed, see
+    /// [`MailboxCore::push_quiet`]).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.batch.is_empty()
+            && self.held.is_empty()
+            && !self.core.control_pending.load(Ordering::Acquire)
+    }
+
     /// The next control signal, if one is waiting (data messages stay queued).
     pub(crate) fn next_control(&mut self) -> Option<Signal> {
         if !self.core.control_pending.load(Ordering::Acquire) {
@@ -844,8 +878,8 @@ impl<T: Stamp, M: Clone> Inbox<T, M> {
         signal
     }
 
-    /// The next item without waiting: [`Next::Empty`] when nothing is queued.
-    #[cfg(any(test, loom))]
+    /// The next item without waiting: [`Next::Empty`] when nothing is queued (a waker the
+    /// consumer registered earlier stays registered).
     pub(crate) fn try_next(&mut self) -> Next<T> {
         self.next_inner(None)
     }

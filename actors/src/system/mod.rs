@@ -473,6 +473,8 @@ impl ActorSystem {
             depth: 0,
             panicked: None,
             owed: None,
+            traced: false,
+            waits_room: false,
         })
     }
 
@@ -498,6 +500,8 @@ impl ActorSystem {
             depth: 0,
             panicked: None,
             owed: None,
+            traced: false,
+            waits_room: false,
         })
     }
 
@@ -513,7 +517,8 @@ impl ActorSystem {
         let cell = crate::runner::ActorCell::<A>::new();
         let task_of = Arc::downgrade(&cell) as std::sync::Weak<dyn crate::mailbox::core::CutNow>;
         let _ = runner.inbox.core().meta.task.set(task_of);
-        let runner = Box::new(runner);
+        let mut runner = Box::new(runner);
+        runner.traced = !span.is_disabled();
         let runner = if runner.resumed {
             cell.put(runner);
             None

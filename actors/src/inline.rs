@@ -1,0 +1,142 @@
+//! Asks served on the asker's thread.
+//!
+//! An ask to an idle actor of this node (its task parked, its runner in its cell) would wake
+//! the actor's task, which handles the request and wakes the asker: two hand-offs between
+//! tasks, often between workers, for a handler that takes less time than either. Instead,
+//! the asker takes the idle actor's runner out of its cell
+//! ([`Cell::take_inline`](crate::cell::Cell::take_inline)) and runs the actor's own slice of
+//! work — the same code its task runs — on its own thread, then gives the runner back.
+//!
+//! Nothing about the message changes: it is pushed through the mailbox as any ask is (tagged
+//! with its sender's epoch, recorded if it crosses a cut, refused if the actor stopped), only
+//! without waking the task ([`push_quiet`](crate::mailbox::core::MailboxCore::push_quiet)),
+//! and taken from it by the runner, as the task would take it. Only an idle actor's runner
+//! is taken (nothing queued, in hand or set aside, so the ask is first in line), and the
+//! asker handles that one message (and any control signal that overtakes it), never other
+//! senders' messages: those are the task's, woken by their push as always. While the asker
+//! holds the runner, the cell counts it as out: the task waits for it, and a snapshot's
+//! broadcast that comes by leaves the cut to whoever puts the runner back, as it does for a
+//! runner its task holds (see [`crate::cell`]).
+//!
+//! The asker hands the runner to the task instead of giving it back
+//! ([`Cell::hand_off`](crate::cell::Cell::hand_off)) when the rest is the task's to do: a
+//! handler that did not finish at once (it awaits something: the task finishes it, so an
+//! asker that gives up waiting never cuts a handler short), a stop, or room owed on a link.
+//! An ask is not served this way when the asker is not on the actor's runtime, runs inside
+//! more than [`MAX_NESTED`] asks served so, or when the actor's task runs in a tracing span.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use crate::Actor;
+use crate::current;
+use crate::envelope::Envelope;
+use crate::mailbox::PushError;
+use crate::runner::{ActorCell, Runner, Slice};
+use crate::target::Mailbox;
+
+/// How many asks served on their askers' threads may run inside one another on one thread
+/// (an actor's handler asking another idle actor, and so on): deeper asks go through the
+/// mailbox, so that a chain of asks does not grow the thread's stack without bound.
+pub(crate) const MAX_NESTED: u8 = 4;
+
+/// The rest of a slice an ask ran on its asker's thread, handed to the actor's task.
+pub(crate) type Rest<A> = Pin<Box<dyn Future<Output = (Box<Runner<A>>, Slice)> + Send>>;
+
+/// What an ask served on its asker's thread leaves for the actor's task (see
+/// [`Cell::hand_off`](crate::cell::Cell::hand_off)).
+pub(crate) enum Handoff<A: Actor> {
+    /// The slice ended where only the task goes on: a stop, room owed on a link.
+    Ended(Box<Runner<A>>, Slice),
+    /// A handler that did not finish at once: the task finishes the slice.
+    Turn(Rest<A>),
+}
+
+thread_local! {
+    static NESTED: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
+
+/// One level of asks served on this thread, for as long as it lives.
+struct Nested;
+
+impl Nested {
+    fn enter() -> Option<Nested> {
+        NESTED.with(|n| {
+            let depth = n.get();
+            (depth < MAX_NESTED).then(|| {
+                n.set(depth + 1);
+                Nested
+            })
+        })
+    }
+}
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        NESTED.with(|n| n.set(n.get() - 1));
+    }
+}
+
+/// Serves the ask `env` on this thread if its actor is idle: the request is then in the
+/// actor's hands (handled, or left to its task to finish) and its reply on the way as any
+/// reply is. `Err(env)` if not: the caller sends it.
+pub(crate) fn serve<A: Actor>(mailbox: &Mailbox<A>, env: Envelope<A>) -> Result<(), Envelope<A>> {
+    let Some(cell) = cell_of(mailbox) else { return Err(env) };
+    let Some(_nested) = Nested::enter() else { return Err(env) };
+    let Some(runner) = cell.take_inline() else { return Err(env) };
+    if !runner.serves_inline() {
+        cell.give_back(runner);
+        return Err(env);
+    }
+    if let Err(refused) = mailbox.push_quiet(env) {
+        cell.give_back(runner);
+        return Err(match refused {
+            PushError::Full(env)
+            | PushError::Closed(env)
+            | PushError::Passivated(env)
+            | PushError::Moved(env, _) => env,
+        });
+    }
+    // The actor's handlers run as its task would run them: with no asker marked as running
+    // around them (the slice marks the actor itself), and with a link the asker's own turn
+    // owes room on kept aside (the actor's turns note theirs in its runner).
+    let asker = current::enter(None);
+    let owed = current::take_owed_room();
+    let mut rest: Rest<A> = Box::pin(async move {
+        let mut runner = runner;
+        let slice = runner.slice::<true>().await;
+        (runner, slice)
+    });
+    // No waker: a slice that does not finish here is the task's, which polls it again.
+    let polled = rest.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+    if let Some(route) = owed {
+        current::owe_room(route);
+    }
+    current::enter(asker);
+    let handoff = match polled {
+        Poll::Ready((runner, Slice::Park)) => {
+            cell.give_back(runner);
+            return Ok(());
+        }
+        Poll::Ready((runner, slice)) => Handoff::Ended(runner, slice),
+        Poll::Pending => Handoff::Turn(rest),
+    };
+    match cell.hand_off(handoff) {
+        Some(task) => task.wake(),
+        // Not waiting for its runner: parked on its mailbox, or on its way to the cell.
+        None => mailbox.wake_consumer(),
+    }
+    Ok(())
+}
+
+/// The cell of the actor `mailbox` belongs to, if it is of this node and the asker runs on
+/// its runtime.
+fn cell_of<A: Actor>(mailbox: &Mailbox<A>) -> Option<Arc<ActorCell<A>>> {
+    if !mailbox.meta.asks.on_its_runtime() {
+        return None;
+    }
+    let task = mailbox.meta.task.get()?.upgrade()?;
+    task.as_any().downcast::<ActorCell<A>>().ok()
+}

@@ -1,0 +1,207 @@
+//! Asks served on the asker's thread: an ask to an idle actor of this node runs the actor's
+//! handler where the asker runs, and everything else stays as if the actor's task had served
+//! it — order, a handler that awaits (finished by the task even if the asker gives up),
+//! stops, panics and restarts, chains of asks deeper than the limit.
+//!
+//! The tests run on a current-thread runtime, where the order of tasks is fixed: after an
+//! ask's reply the actor's task parks (its runner in its cell) before the asker runs again,
+//! so the next ask finds the actor idle.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use amber::prelude::*;
+use amber::{AskError, BoxError};
+use support::bounded;
+use tokio::sync::Notify;
+
+/// Answers with the id of the tokio task its handler runs in, counts what it handled, and
+/// can be made to wait, panic, stop, or ask the next actor of a chain.
+struct Probe {
+    handled: u64,
+    gate: Arc<Notify>,
+    next: Option<ActorRef<Probe>>,
+    started: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum ProbeMsg {
+    /// The handler's task id, as a number (0 outside a task).
+    Where,
+    /// How many messages it handled before this one.
+    Handled,
+    /// Waits for the gate, then counts.
+    Wait,
+    Panic,
+    Stop,
+    /// Asks the rest of the chain; answers its length.
+    Chain,
+}
+
+impl Probe {
+    fn new(gate: Arc<Notify>, next: Option<ActorRef<Probe>>) -> Probe {
+        Probe { handled: 0, gate, next, started: Arc::default() }
+    }
+}
+
+fn task_number() -> u64 {
+    tokio::task::try_id().map_or(0, |id| id.to_string().parse().unwrap_or(u64::MAX))
+}
+
+impl Actor for Probe {
+    type Msg = ProbeMsg;
+    type Reply = u64;
+
+    async fn on_start(&mut self, _: &mut Context<Self>) -> Result<(), BoxError> {
+        self.started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn handle(&mut self, msg: ProbeMsg, ctx: &mut Context<Self>) -> u64 {
+        let before = self.handled;
+        self.handled += 1;
+        match msg {
+            ProbeMsg::Where => task_number(),
+            ProbeMsg::Handled => before,
+            ProbeMsg::Wait => {
+                self.gate.notified().await;
+                before
+            }
+            ProbeMsg::Panic => panic!("probe told to panic"),
+            ProbeMsg::Stop => {
+                ctx.stop();
+                before
+            }
+            ProbeMsg::Chain => match &self.next {
+                Some(next) => next.ask(ProbeMsg::Chain).await.unwrap() + 1,
+                None => 1,
+            },
+        }
+    }
+}
+
+fn probe(system: &ActorSystem) -> (ActorRef<Probe>, Arc<Notify>) {
+    let gate = Arc::new(Notify::new());
+    (system.spawn(Probe::new(gate.clone(), None)).unwrap(), gate)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_idle_actors_handler_runs_in_its_askers_task() {
+    let system = ActorSystem::new();
+    let (actor, _) = probe(&system);
+    let asker = tokio::spawn(async move {
+        // The actor's task ran first (spawned first): it started and parked, idle.
+        let here = task_number();
+        let first = actor.ask(ProbeMsg::Where).await.unwrap();
+        let second = actor.ask(ProbeMsg::Where).await.unwrap();
+        (here, first, second, actor.ask(ProbeMsg::Handled).await.unwrap())
+    });
+    let (here, first, second, handled) = bounded(asker).await.unwrap();
+    assert_ne!(here, 0);
+    assert_eq!((first, second), (here, here), "served in the asker's task");
+    assert_eq!(handled, 2);
+    bounded(system.shutdown()).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_handler_that_awaits_is_finished_by_the_actors_task_after_its_asker_gave_up() {
+    let system = ActorSystem::new();
+    let (actor, gate) = probe(&system);
+    assert_eq!(bounded(actor.ask(ProbeMsg::Handled)).await.unwrap(), 0);
+    // Served here, the handler waits at the gate: the asker gives up at once.
+    let gave_up = tokio::time::timeout(Duration::ZERO, actor.ask(ProbeMsg::Wait)).await;
+    assert!(gave_up.is_err(), "the gate is closed: no reply yet");
+    // Queued behind the waiting handler.
+    let later = tokio::spawn({
+        let actor = actor.clone();
+        async move { actor.ask(ProbeMsg::Handled).await }
+    });
+    tokio::task::yield_now().await;
+    gate.notify_one();
+    // The handler ran to its end (it counted), then the queued ask.
+    assert_eq!(bounded(later).await.unwrap().unwrap(), 2);
+    assert_eq!(bounded(actor.ask(ProbeMsg::Handled)).await.unwrap(), 3);
+    bounded(system.shutdown()).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_actor_that_stops_in_a_handler_served_inline_stops() {
+    let system = ActorSystem::new();
+    let (actor, _) = probe(&system);
+    assert_eq!(bounded(actor.ask(ProbeMsg::Handled)).await.unwrap(), 0);
+    assert_eq!(bounded(actor.ask(ProbeMsg::Stop)).await.unwrap(), 1);
+    assert_eq!(bounded(actor.wait_stopped()).await, ExitReason::Stopped);
+    assert_eq!(bounded(actor.ask(ProbeMsg::Handled)).await, Err(AskError::Stopped));
+    bounded(system.shutdown()).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_panic_in_a_handler_served_inline_answers_no_reply_and_restarts_the_actor() {
+    let system = ActorSystem::new();
+    let gate = Arc::new(Notify::new());
+    let started = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let opts = SpawnOptions::new().restart(RestartPolicy::on_panic(3, Duration::from_secs(60)));
+    let actor = system
+        .spawn_with(opts, {
+            let started = started.clone();
+            move || Probe { started: started.clone(), ..Probe::new(gate.clone(), None) }
+        })
+        .unwrap();
+    assert_eq!(bounded(actor.ask(ProbeMsg::Handled)).await.unwrap(), 0);
+    assert_eq!(bounded(actor.ask(ProbeMsg::Panic)).await, Err(AskError::NoReply));
+    // Rebuilt by its factory: a fresh state, started twice in all.
+    assert_eq!(bounded(actor.ask(ProbeMsg::Handled)).await.unwrap(), 0);
+    assert_eq!(started.load(std::sync::atomic::Ordering::SeqCst), 2);
+    bounded(system.shutdown()).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_chain_of_asks_deeper_than_the_inline_limit_is_answered() {
+    let system = ActorSystem::new();
+    let gate = Arc::new(Notify::new());
+    let mut next = None;
+    let mut chain = Vec::new();
+    for _ in 0..12 {
+        let actor = system.spawn(Probe::new(gate.clone(), next.take())).unwrap();
+        chain.push(actor.clone());
+        next = Some(actor);
+    }
+    let head = next.unwrap();
+    // Twice: first with every actor starting, then with every actor idle.
+    assert_eq!(bounded(head.ask(ProbeMsg::Chain)).await.unwrap(), 12);
+    assert_eq!(bounded(head.ask(ProbeMsg::Chain)).await.unwrap(), 12);
+    for actor in &chain {
+        assert_eq!(bounded(actor.ask(ProbeMsg::Handled)).await.unwrap(), 2);
+    }
+    bounded(system.shutdown()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tells_then_asks_from_many_tasks_keep_each_senders_order() {
+    let system = ActorSystem::new();
+    let counter = system.spawn(support::Counter::new()).unwrap();
+    let senders: Vec<_> = (0..4)
+        .map(|_| {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                // Each sender's asks see at least all of its own earlier tells.
+                let mut mine = 0;
+                for round in 0..500u64 {
+                    counter.tell(support::CounterMsg::Add(1)).await.unwrap();
+                    mine += 1;
+                    if round % 5 == 0 {
+                        let seen = counter.ask(support::CounterMsg::Get).await.unwrap();
+                        assert!(seen >= mine, "an ask overtook its sender's tells");
+                    }
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        bounded(sender).await.unwrap();
+    }
+    assert_eq!(bounded(counter.ask(support::CounterMsg::Get)).await.unwrap(), 2000);
+    bounded(system.shutdown()).await;
+}
