@@ -58,6 +58,9 @@ pub(crate) struct Runner<A: Actor> {
     /// In its cell while its task waits for room on a link to another node (see
     /// [`Slice::Room`]): no ask is served on its asker's thread meanwhile.
     pub(crate) waits_room: bool,
+    /// Where a slice run for an ask served on its asker's thread ended, if the task must
+    /// act on it (a stop, room owed on a link): its next slice returns it at once.
+    pub(crate) ended: Option<Slice>,
 }
 
 /// The cell an actor's runner is shared through (see [`crate::cell`]).
@@ -157,10 +160,12 @@ impl<A: Actor> Runner<A> {
     /// until the actor has started: no cut before `on_start`), or, for an actor that resumes
     /// (`runner` is `None`), takes it from the cell; it lets it go only between two messages.
     pub(crate) async fn run(cell: Arc<ActorCell<A>>, runner: Option<Box<Runner<A>>>) {
-        // Where a slice an ask ran on its asker's thread ended, for the task to act on.
-        let (mut runner, mut left) = match runner {
-            Some(runner) => (runner, None),
-            None => Self::take_back(&cell).await,
+        let mut runner = match runner {
+            Some(runner) => runner,
+            None => match cell.take().await {
+                Taken::Runner(runner) => runner,
+                Taken::Handoff(handoff) => Box::pin(Self::resume(handoff)).await,
+            },
         };
         tracing::debug!(actor = %runner.ctx.id(), "starting");
         let reason = 'live: {
@@ -168,11 +173,7 @@ impl<A: Actor> Runner<A> {
                 break 'live reason;
             }
             loop {
-                let slice = match left.take() {
-                    Some(slice) => slice,
-                    None => runner.slice::<false>().await,
-                };
-                match slice {
+                match runner.slice::<false>().await {
                     Slice::Stop(reason) => break 'live reason,
                     Slice::Park => {
                         cell.put(runner);
@@ -207,7 +208,11 @@ impl<A: Actor> Runner<A> {
                         .await;
                     }
                 }
-                (runner, left) = Self::take_back(&cell).await;
+                match cell.take().await {
+                    Taken::Runner(taken) => runner = taken,
+                    // Rare, and awaited boxed: the task's future stays as small as it was.
+                    Taken::Handoff(handoff) => runner = Box::pin(Self::resume(handoff)).await,
+                }
                 runner.waits_room = false;
             }
         };
@@ -220,20 +225,20 @@ impl<A: Actor> Runner<A> {
         runner.finish(reason).await;
     }
 
-    /// The task takes its runner back from its cell: as it left it, or from an ask served
-    /// on its asker's thread, with where that slice ended if the task must act on it (a
-    /// slice whose handler could not finish at once is finished here first).
-    async fn take_back(cell: &ActorCell<A>) -> (Box<Runner<A>>, Option<Slice>) {
-        match cell.take().await {
-            Taken::Runner(runner) => (runner, None),
-            Taken::Handoff(Handoff::Ended(runner, slice)) => (runner, Some(slice)),
-            Taken::Handoff(Handoff::Turn(rest)) => match rest.await {
-                // Found the mailbox empty without registering this task's waker: the task's
-                // own slice registers it.
-                (runner, Slice::Park) => (runner, None),
-                (runner, slice) => (runner, Some(slice)),
-            },
+    /// The task takes its runner back from an ask served on its asker's thread (a slice
+    /// whose handler could not finish at once is finished here first), with where that
+    /// slice ended noted for its next slice to return at once if the task must act on it.
+    async fn resume(handoff: Handoff<A>) -> Box<Runner<A>> {
+        let (mut runner, slice) = match handoff {
+            Handoff::Ended(runner, slice) => (runner, slice),
+            Handoff::Turn(rest) => rest.await,
+        };
+        // A slice that found the mailbox empty registered no waker for this task: the
+        // task's own slice does.
+        if !matches!(slice, Slice::Park) {
+            runner.ended = Some(slice);
         }
+        runner
     }
 
     /// Whether an ask may be served on its asker's thread now (see [`crate::inline`]): the
@@ -245,6 +250,7 @@ impl<A: Actor> Runner<A> {
             && !self.ctx.stop
             && self.panicked.is_none()
             && self.owed.is_none()
+            && self.ended.is_none()
             && self.actor.is_some()
     }
 
@@ -292,6 +298,9 @@ impl<A: Actor> Runner<A> {
     /// the slice soon goes back to its own; an empty mailbox registers no waker (the task's
     /// stays registered), and no coop budget is spent (the asker's is not the actor's).
     pub(crate) async fn slice<const INLINE: bool>(&mut self) -> Slice {
+        if !INLINE && let Some(ended) = self.ended.take() {
+            return ended; // by an ask served on its asker's thread (see `resume`)
+        }
         // A snapshot's markers are being handed out: cut actors that wait for their turn
         // before taking this one (this actor's own cut, if it is still due, is in its
         // control lane: it comes first below).
@@ -308,7 +317,7 @@ impl<A: Actor> Runner<A> {
             } else {
                 poll_fn(|cx| Poll::Ready(self.inbox.next_or_register(cx))).await
             };
-            let data = matches!(next, Next::Data(_));
+            let data = INLINE && matches!(next, Next::Data(_));
             turn = turn.saturating_sub(1);
             let outcome = match next {
                 Next::Data(env) => self.handle(env).await,

@@ -475,6 +475,7 @@ impl ActorSystem {
             owed: None,
             traced: false,
             waits_room: false,
+            ended: None,
         })
     }
 
@@ -502,6 +503,7 @@ impl ActorSystem {
             owed: None,
             traced: false,
             waits_room: false,
+            ended: None,
         })
     }
 
