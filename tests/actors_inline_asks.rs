@@ -106,6 +106,23 @@ async fn an_idle_actors_handler_runs_in_its_askers_task() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_system_that_does_not_serve_asks_inline_runs_every_handler_in_the_actors_task() {
+    let system = ActorSystem::builder().inline_asks(false).build();
+    let (actor, _) = probe(&system);
+    let asker = tokio::spawn(async move {
+        let here = task_number();
+        let first = actor.ask(ProbeMsg::Where).await.unwrap();
+        let second = actor.ask(ProbeMsg::Where).await.unwrap();
+        (here, first, second)
+    });
+    let (here, first, second) = bounded(asker).await.unwrap();
+    assert_ne!(here, 0);
+    assert_eq!(first, second, "the actor's own task, both times");
+    assert_ne!(first, here);
+    bounded(system.shutdown()).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_handler_that_awaits_is_finished_by_the_actors_task_after_its_asker_gave_up() {
     let system = ActorSystem::new();
     let (actor, gate) = probe(&system);

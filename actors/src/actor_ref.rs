@@ -111,8 +111,8 @@ impl<A: Actor> ActorRef<A> {
     ///
     /// An ask to an idle actor of this node is served on the asker's thread: its handler
     /// runs here, inside the asker's task, as the actor's own turn (same order, same
-    /// snapshot tagging; a handler that awaits is finished by the actor's task). See the
-    /// README's "Scheduling".
+    /// snapshot tagging; a handler that awaits is finished by the actor's task). See
+    /// [`SystemBuilder::inline_asks`](crate::SystemBuilder::inline_asks).
     pub async fn ask(&self, msg: A::Msg) -> Result<A::Reply, AskError> {
         // Not through `ask_timeout`: an `async fn` layer less per ask.
         let timeout = self.target.meta().asks.timeout();
@@ -129,6 +129,12 @@ impl<A: Actor> ActorRef<A> {
     /// [`ask_timeout`](crate::SystemBuilder::ask_timeout), between 5 and 100 ms: 100 ms by
     /// default). A `timeout` shorter than ten ticks gets a tokio timer instead (1 ms
     /// granularity).
+    ///
+    /// An ask served on the asker's thread (see [`ask`](Self::ask)) whose handler computes
+    /// for longer than `timeout` without awaiting returns its reply once the handler is
+    /// done, not [`AskError::Timeout`]: nothing interrupts a handler that does not await.
+    /// Systems built with
+    /// [`inline_asks(false)`](crate::SystemBuilder::inline_asks) time it out on time.
     pub async fn ask_timeout(&self, msg: A::Msg, timeout: Duration) -> Result<A::Reply, AskError> {
         self.ask_or_return(msg, timeout).await.map_err(|(error, _)| error)
     }

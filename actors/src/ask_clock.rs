@@ -57,6 +57,8 @@ pub(crate) struct AskClock {
     /// Where the clock's task runs; `None` in unit tests without a runtime (every ask then
     /// gets a tokio timer).
     runtime: Option<tokio::runtime::Handle>,
+    /// Asks to idle actors are served on their askers' threads (see [`crate::inline`]).
+    inline: bool,
     /// The clock's task is running.
     running: AtomicBool,
     /// An ask was made since the clock last ticked.
@@ -109,12 +111,20 @@ struct Key {
 }
 
 impl AskClock {
-    /// Whether this thread runs (or has entered) the runtime the system's actors run on:
-    /// an ask may be served on its asker's thread only there (see [`crate::inline`]).
-    pub(crate) fn on_its_runtime(&self) -> bool {
-        self.runtime.as_ref().is_some_and(|runtime| {
-            tokio::runtime::Handle::try_current().is_ok_and(|here| here.id() == runtime.id())
-        })
+    /// The clock of a system that serves asks on their askers' threads, or not
+    /// ([`SystemBuilder::inline_asks`](crate::SystemBuilder::inline_asks)).
+    pub(crate) fn serving_inline(mut self, inline: bool) -> AskClock {
+        self.inline = inline;
+        self
+    }
+
+    /// Whether an ask may be served on its asker's thread (see [`crate::inline`]): the
+    /// system does so, and this thread runs (or has entered) the runtime its actors run on.
+    pub(crate) fn serves_inline(&self) -> bool {
+        self.inline
+            && self.runtime.as_ref().is_some_and(|runtime| {
+                tokio::runtime::Handle::try_current().is_ok_and(|here| here.id() == runtime.id())
+            })
     }
 
     /// The clock of a system whose asks wait `ask_timeout`, on `runtime`.
@@ -126,6 +136,7 @@ impl AskClock {
             timeout_ticks: ticks_of(ask_timeout, tick),
             ticks: AtomicU64::new(0),
             runtime,
+            inline: true,
             running: AtomicBool::new(false),
             used: AtomicBool::new(false),
             stopped: AtomicBool::new(false),

@@ -23,7 +23,9 @@
 //! handler that did not finish at once (it awaits something: the task finishes it, so an
 //! asker that gives up waiting never cuts a handler short), a stop, or room owed on a link.
 //! An ask is not served this way when the asker is not on the actor's runtime, runs inside
-//! more than [`MAX_NESTED`] asks served so, or when the actor's task runs in a tracing span.
+//! more than [`MAX_NESTED`] asks served so, when the actor's task runs in a tracing span, or
+//! when the system does not serve asks so
+//! ([`SystemBuilder::inline_asks`](crate::SystemBuilder::inline_asks)).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -131,10 +133,10 @@ pub(crate) fn serve<A: Actor>(mailbox: &Mailbox<A>, env: Envelope<A>) -> Result<
     Ok(())
 }
 
-/// The cell of the actor `mailbox` belongs to, if it is of this node and the asker runs on
-/// its runtime.
+/// The cell of the actor `mailbox` belongs to, if it is of this node, its system serves asks
+/// on their askers' threads, and the asker runs on its runtime.
 fn cell_of<A: Actor>(mailbox: &Mailbox<A>) -> Option<Arc<ActorCell<A>>> {
-    if !mailbox.meta.asks.on_its_runtime() {
+    if !mailbox.meta.asks.serves_inline() {
         return None;
     }
     let task = mailbox.meta.task.get()?.upgrade()?;

@@ -217,7 +217,10 @@ impl ActorSystem {
                 effects.resolve();
             }
         }));
-        let asks = Arc::new(AskClock::new(config.ask_timeout, Some(runtime.clone())));
+        let asks = Arc::new(
+            AskClock::new(config.ask_timeout, Some(runtime.clone()))
+                .serving_inline(config.inline_asks),
+        );
         let markers = broadcast::Markers::new(config.cut_help_delay);
         let inner = Arc::new(SystemInner {
             id,
