@@ -22,11 +22,13 @@
 //! broadcast that comes by notes it missed it — and either gives it back
 //! ([`give_back`](Cell::give_back)) or leaves the task what remains to do with it
 //! ([`hand_off`](Cell::hand_off)): the rest of a handler that could not finish at once, or
-//! the end of a slice (a stop, a yield) that only the task acts on.
+//! the end of a slice (a stop, room owed on a link) that only the task acts on. The task's
+//! [`take`](Cell::take) finishes that rest and returns the runner, as if it had been in the
+//! cell.
 //!
 //! The lock is `crate::loom`'s: the loom models run this very code with a stand-in runner.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 
@@ -37,9 +39,12 @@ use crate::loom::sync::Mutex;
 
 /// What a cell holds: a runner that can be cut for a snapshot between two messages.
 pub(crate) trait Cuttable {
-    /// What an ask served on its asker's thread leaves for the task (see
+    /// What an ask served on its asker's thread leaves for the task to finish (see
     /// [`Cell::hand_off`]); the runner is inside it.
-    type Handoff: Send;
+    type Rest: Send;
+
+    /// Polls what an ask left for the task, on the task: the runner once it is done.
+    fn poll_rest(rest: &mut Self::Rest, cx: &mut std::task::Context<'_>) -> Poll<Box<Self>>;
 
     /// Takes the cut for snapshot `epoch` now, filing it at once (nothing if it already cut
     /// for `epoch`).
@@ -64,24 +69,16 @@ struct Slot<R: Cuttable> {
     /// The latest snapshot whose broadcast found the runner out of the cell. Whoever puts
     /// the runner back cuts it for that snapshot first.
     missed: Option<Epoch>,
-    /// What an ask served on its asker's thread left for the task, the runner inside it
-    /// (`runner` is `None` meanwhile): the task takes it before anything else.
-    handoff: Option<R::Handoff>,
-}
-
-/// What the task takes from its cell.
-pub(crate) enum Taken<R: Cuttable> {
-    /// Its runner, between two messages.
-    Runner(Box<R>),
-    /// What an ask served on its asker's thread left it to finish (see [`Cell::hand_off`]).
-    Handoff(R::Handoff),
+    /// What an ask served on its asker's thread left for the task to finish, the runner
+    /// inside it (`runner` is `None` meanwhile).
+    rest: Option<R::Rest>,
 }
 
 impl<R: Cuttable> Cell<R> {
     /// A new, empty cell: the task to be spawned holds its runner from the start and puts
     /// it here only between two messages of the started actor (no cut before `on_start`).
     pub(crate) fn new() -> Arc<Self> {
-        let slot = Slot { runner: None, held: false, waiting: None, missed: None, handoff: None };
+        let slot = Slot { runner: None, held: false, waiting: None, missed: None, rest: None };
         Arc::new(Cell { slot: Mutex::new(slot), task: std::sync::OnceLock::new() })
     }
 
@@ -100,25 +97,34 @@ impl<R: Cuttable> Cell<R> {
         }
     }
 
-    /// The task takes its runner back, or what an ask served on its asker's thread left it
-    /// (waiting, at most, for the cut on the spot or the ask that holds it, yielding its
-    /// worker meanwhile).
-    pub(crate) async fn take(&self) -> Taken<R> {
-        poll_fn(|cx| {
+    /// The task takes its runner back (waiting, at most, for the cut on the spot or the ask
+    /// that holds it, yielding its worker meanwhile), finishing first what an ask served on
+    /// its asker's thread left it (see [`hand_off`](Self::hand_off)).
+    ///
+    /// A plain [`poll_fn`], not an `async fn`: no state machine around it in the task's.
+    pub(crate) fn take(&self) -> impl Future<Output = Box<R>> + Send + '_
+    where
+        R: Send,
+    {
+        let mut rest = None;
+        poll_fn(move |cx| {
+            if let Some(rest) = rest.as_mut() {
+                return R::poll_rest(rest, cx);
+            }
             let mut slot = lock(&self.slot);
             if !slot.held {
-                if let Some(handoff) = slot.handoff.take() {
-                    return Poll::Ready(Taken::Handoff(handoff));
-                }
                 if let Some(runner) = slot.runner.take() {
-                    return Poll::Ready(Taken::Runner(runner));
+                    return Poll::Ready(runner);
+                }
+                if let Some(left) = slot.rest.take() {
+                    drop(slot);
+                    return R::poll_rest(rest.insert(left), cx);
                 }
             }
             assert!(slot.held, "only the task takes its runner out of its cell");
             slot.waiting = Some(cx.waker().clone());
             Poll::Pending
         })
-        .await
     }
 
     /// Notes the task that owns the cell (once).
@@ -166,19 +172,19 @@ impl<R: Cuttable> Cell<R> {
     }
 
     /// Ends the hold of a runner [`take_inline`](Self::take_inline) took by leaving the task
-    /// `handoff`, the runner inside it, to take before anything else. A cut a broadcast
-    /// missed meanwhile stays owed: the task, which then runs the actor, takes it when it
-    /// puts the runner back (its marker is on the control lane too). Returns the task's
-    /// waker if it was waiting for the runner; the caller wakes it, or the task where else it
-    /// waits (its mailbox).
+    /// `rest` to finish, the runner inside it: the task's next [`take`](Self::take) does. A
+    /// cut a broadcast missed meanwhile stays owed: the task, which then runs the actor,
+    /// takes it when it puts the runner back (its marker is on the control lane too).
+    /// Returns the task's waker if it was waiting for the runner; the caller wakes it, or
+    /// the task where else it waits (its mailbox).
     #[must_use = "the task must be woken to take what is left to it"]
-    pub(crate) fn hand_off(&self, handoff: R::Handoff) -> Option<Waker> {
+    pub(crate) fn hand_off(&self, rest: R::Rest) -> Option<Waker> {
         let mut slot = lock(&self.slot);
         debug_assert!(
             slot.held && slot.runner.is_none(),
             "only a runner taken inline is handed off"
         );
-        slot.handoff = Some(handoff);
+        slot.rest = Some(rest);
         slot.held = false;
         slot.waiting.take()
     }

@@ -44,17 +44,11 @@ use crate::target::Mailbox;
 /// mailbox, so that a chain of asks does not grow the thread's stack without bound.
 pub(crate) const MAX_NESTED: u8 = 4;
 
-/// The rest of a slice an ask ran on its asker's thread, handed to the actor's task.
-pub(crate) type Rest<A> = Pin<Box<dyn Future<Output = (Box<Runner<A>>, Slice)> + Send>>;
-
 /// What an ask served on its asker's thread leaves for the actor's task (see
-/// [`Cell::hand_off`](crate::cell::Cell::hand_off)).
-pub(crate) enum Handoff<A: Actor> {
-    /// The slice ended where only the task goes on: a stop, room owed on a link.
-    Ended(Box<Runner<A>>, Slice),
-    /// A handler that did not finish at once: the task finishes the slice.
-    Turn(Rest<A>),
-}
+/// [`Cell::hand_off`](crate::cell::Cell::hand_off)): the rest of the slice, whose handler
+/// did not finish at once, or a slice that ended where only the task goes on (a stop, room
+/// owed on a link; noted in the runner for the task's next slice to return at once).
+pub(crate) type Rest<A> = Pin<Box<dyn Future<Output = Box<Runner<A>>> + Send>>;
 
 thread_local! {
     static NESTED: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
@@ -109,7 +103,13 @@ pub(crate) fn serve<A: Actor>(mailbox: &Mailbox<A>, env: Envelope<A>) -> Result<
     let mut rest: Rest<A> = Box::pin(async move {
         let mut runner = runner;
         let slice = runner.slice::<true>().await;
-        (runner, slice)
+        // A slice that found the mailbox empty registered no waker for the task (its own
+        // next slice does, if it runs it); one that must stop or wait for room is the
+        // task's to act on.
+        if !matches!(slice, Slice::Park) {
+            runner.ended = Some(Box::new(slice));
+        }
+        runner
     });
     // No waker: a slice that does not finish here is the task's, which polls it again.
     let polled = rest.as_mut().poll(&mut Context::from_waker(Waker::noop()));
@@ -117,15 +117,15 @@ pub(crate) fn serve<A: Actor>(mailbox: &Mailbox<A>, env: Envelope<A>) -> Result<
         current::owe_room(route);
     }
     current::enter(asker);
-    let handoff = match polled {
-        Poll::Ready((runner, Slice::Park)) => {
+    let left: Rest<A> = match polled {
+        Poll::Ready(runner) if runner.ended.is_none() => {
             cell.give_back(runner);
             return Ok(());
         }
-        Poll::Ready((runner, slice)) => Handoff::Ended(runner, slice),
-        Poll::Pending => Handoff::Turn(rest),
+        Poll::Ready(runner) => Box::pin(std::future::ready(runner)),
+        Poll::Pending => rest,
     };
-    match cell.hand_off(handoff) {
+    match cell.hand_off(left) {
         Some(task) => task.wake(),
         // Not waiting for its runner: parked on its mailbox, or on its way to the cell.
         None => mailbox.wake_consumer(),

@@ -941,7 +941,11 @@ struct Cuts {
 
 impl crate::cell::Cuttable for Cuts {
     /// What an ask served on its asker's thread hands the task: the runner itself.
-    type Handoff = Box<Cuts>;
+    type Rest = Option<Box<Cuts>>;
+
+    fn poll_rest(rest: &mut Self::Rest, _: &mut std::task::Context<'_>) -> Poll<Box<Self>> {
+        Poll::Ready(rest.take().expect("polled once"))
+    }
 
     fn cut_missed(&mut self, epoch: Epoch) {
         if epoch.0 > self.epoch {
@@ -963,9 +967,7 @@ fn broadcast(cell: &crate::cell::Cell<Cuts>, epoch: u64) {
 /// The task's side of its cell: the runner, as it was left or as an ask served on its
 /// asker's thread handed it over.
 fn take(cell: &crate::cell::Cell<Cuts>) -> Box<Cuts> {
-    match block_on(cell.take()) {
-        crate::cell::Taken::Runner(runner) | crate::cell::Taken::Handoff(runner) => runner,
-    }
+    block_on(cell.take())
 }
 
 /// An ask served on its asker's thread (`crate::inline`) takes the idle runner out of its cell
@@ -985,7 +987,7 @@ fn an_ask_served_inline_shares_the_runner(hand_off: bool) {
                 assert!(!busy.swap(true, std::sync::atomic::Ordering::SeqCst), "held twice");
                 busy.store(false, std::sync::atomic::Ordering::SeqCst);
                 if hand_off {
-                    if let Some(task) = cell.hand_off(runner) {
+                    if let Some(task) = cell.hand_off(Some(runner)) {
                         task.wake();
                     }
                 } else {

@@ -8,10 +8,10 @@ use std::time::Instant;
 use amber_snapshot::{ActorEntry, Epoch, StateRecord};
 
 use crate::any_mailbox::{AnyMailbox, terminated};
-use crate::cell::{Cell, Cuttable, Taken};
+use crate::cell::{Cell, Cuttable};
 use crate::current::Running;
 use crate::envelope::{Envelope, Origin};
-use crate::inline::Handoff;
+use crate::inline::Rest;
 use crate::mailbox::core::{CutNow, Cutting};
 use crate::mailbox::{CutFor, Inbox, Next};
 use crate::migrate::Departing;
@@ -60,14 +60,18 @@ pub(crate) struct Runner<A: Actor> {
     pub(crate) waits_room: bool,
     /// Where a slice run for an ask served on its asker's thread ended, if the task must
     /// act on it (a stop, room owed on a link): its next slice returns it at once.
-    pub(crate) ended: Option<Slice>,
+    pub(crate) ended: Option<Box<Slice>>,
 }
 
 /// The cell an actor's runner is shared through (see [`crate::cell`]).
 pub(crate) type ActorCell<A> = Cell<Runner<A>>;
 
 impl<A: Actor> Cuttable for Runner<A> {
-    type Handoff = Handoff<A>;
+    type Rest = Rest<A>;
+
+    fn poll_rest(rest: &mut Rest<A>, cx: &mut std::task::Context<'_>) -> Poll<Box<Self>> {
+        rest.as_mut().poll(cx)
+    }
 
     /// The cut for `epoch` of a runner being put back in its cell, filed at once. A panic
     /// of the state's encoder is left for the task, as in
@@ -162,10 +166,7 @@ impl<A: Actor> Runner<A> {
     pub(crate) async fn run(cell: Arc<ActorCell<A>>, runner: Option<Box<Runner<A>>>) {
         let mut runner = match runner {
             Some(runner) => runner,
-            None => match cell.take().await {
-                Taken::Runner(runner) => runner,
-                Taken::Handoff(handoff) => Box::pin(Self::resume(handoff)).await,
-            },
+            None => cell.take().await,
         };
         tracing::debug!(actor = %runner.ctx.id(), "starting");
         let reason = 'live: {
@@ -208,11 +209,7 @@ impl<A: Actor> Runner<A> {
                         .await;
                     }
                 }
-                match cell.take().await {
-                    Taken::Runner(taken) => runner = taken,
-                    // Rare, and awaited boxed: the task's future stays as small as it was.
-                    Taken::Handoff(handoff) => runner = Box::pin(Self::resume(handoff)).await,
-                }
+                runner = cell.take().await;
                 runner.waits_room = false;
             }
         };
@@ -223,22 +220,6 @@ impl<A: Actor> Runner<A> {
             return;
         }
         runner.finish(reason).await;
-    }
-
-    /// The task takes its runner back from an ask served on its asker's thread (a slice
-    /// whose handler could not finish at once is finished here first), with where that
-    /// slice ended noted for its next slice to return at once if the task must act on it.
-    async fn resume(handoff: Handoff<A>) -> Box<Runner<A>> {
-        let (mut runner, slice) = match handoff {
-            Handoff::Ended(runner, slice) => (runner, slice),
-            Handoff::Turn(rest) => rest.await,
-        };
-        // A slice that found the mailbox empty registered no waker for this task: the
-        // task's own slice does.
-        if !matches!(slice, Slice::Park) {
-            runner.ended = Some(slice);
-        }
-        runner
     }
 
     /// Whether an ask may be served on its asker's thread now (see [`crate::inline`]): the
@@ -298,8 +279,11 @@ impl<A: Actor> Runner<A> {
     /// the slice soon goes back to its own; an empty mailbox registers no waker (the task's
     /// stays registered), and no coop budget is spent (the asker's is not the actor's).
     pub(crate) async fn slice<const INLINE: bool>(&mut self) -> Slice {
-        if !INLINE && let Some(ended) = self.ended.take() {
-            return ended; // by an ask served on its asker's thread (see `resume`)
+        if !INLINE && self.ended.is_some() {
+            // By an ask served on its asker's thread (see `resume`).
+            if let Some(ended) = self.ended.take() {
+                return *ended;
+            }
         }
         // A snapshot's markers are being handed out: cut actors that wait for their turn
         // before taking this one (this actor's own cut, if it is still due, is in its
