@@ -105,6 +105,33 @@ async fn an_idle_actors_handler_runs_in_its_askers_task() {
     bounded(system.shutdown()).await;
 }
 
+/// Asks served at once never wait, yet a task that loops on them still lets the other tasks
+/// of its thread run (it spends tokio's cooperative budget): here the only task that can
+/// end the loop shares the thread with it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_loop_of_asks_served_inline_lets_the_other_tasks_run() {
+    let system = ActorSystem::new();
+    let (actor, _) = probe(&system);
+    // Started and idle: every ask of the loop is served at once.
+    assert_eq!(bounded(actor.ask(ProbeMsg::Handled)).await.unwrap(), 0);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopper = tokio::spawn({
+        let stop = stop.clone();
+        async move { stop.store(true, std::sync::atomic::Ordering::SeqCst) }
+    });
+    // Bounded by a count, not only by time: a loop that never yields would starve the
+    // test's own timeout too.
+    const MOST: u64 = 200_000;
+    let mut asks = 0u64;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) && asks < MOST {
+        actor.ask(ProbeMsg::Handled).await.unwrap();
+        asks += 1;
+    }
+    assert!(asks < MOST, "{MOST} asks and the other task never ran");
+    bounded(stopper).await.unwrap();
+    bounded(system.shutdown()).await;
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_system_that_does_not_serve_asks_inline_runs_every_handler_in_the_actors_task() {
     let system = ActorSystem::builder().inline_asks(false).build();
