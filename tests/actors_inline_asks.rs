@@ -38,6 +38,8 @@ enum ProbeMsg {
     Stop,
     /// Asks the rest of the chain; answers its length.
     Chain,
+    /// Computes (blocks its thread) for this many milliseconds without awaiting.
+    Block(u64),
 }
 
 impl Probe {
@@ -70,6 +72,10 @@ impl Actor for Probe {
                 before
             }
             ProbeMsg::Panic => panic!("probe told to panic"),
+            ProbeMsg::Block(ms) => {
+                std::thread::sleep(Duration::from_millis(ms));
+                before
+            }
             ProbeMsg::Stop => {
                 ctx.stop();
                 before
@@ -129,6 +135,21 @@ async fn a_loop_of_asks_served_inline_lets_the_other_tasks_run() {
     }
     assert!(asks < MOST, "{MOST} asks and the other task never ran");
     bounded(stopper).await.unwrap();
+    bounded(system.shutdown()).await;
+}
+
+/// A handler served inline that computes past its ask's (short) timeout without awaiting
+/// cannot be interrupted: the ask fails as timed out once it is done, the request handled
+/// and its reply dropped, as for any ask that timed out.
+#[tokio::test(flavor = "current_thread")]
+async fn an_ask_whose_handler_computed_past_its_timeout_times_out() {
+    let system = ActorSystem::new();
+    let (actor, _) = probe(&system);
+    assert_eq!(bounded(actor.ask(ProbeMsg::Handled)).await.unwrap(), 0);
+    let timeout = Duration::from_millis(20);
+    let slow = bounded(actor.ask_timeout(ProbeMsg::Block(60), timeout)).await;
+    assert_eq!(slow, Err(AskError::Timeout(timeout)));
+    assert_eq!(bounded(actor.ask(ProbeMsg::Handled)).await.unwrap(), 2, "it was handled");
     bounded(system.shutdown()).await;
 }
 

@@ -131,10 +131,12 @@ impl<A: Actor> ActorRef<A> {
     /// granularity).
     ///
     /// An ask served on the asker's thread (see [`ask`](Self::ask)) whose handler computes
-    /// for longer than `timeout` without awaiting returns its reply once the handler is
-    /// done, not [`AskError::Timeout`]: nothing interrupts a handler that does not await.
-    /// Systems built with
-    /// [`inline_asks(false)`](crate::SystemBuilder::inline_asks) time it out on time.
+    /// for longer than a `timeout` under a second without awaiting fails with
+    /// [`AskError::Timeout`] once the handler is done (handled, its reply dropped, as any
+    /// ask that timed out), not at the deadline: nothing interrupts a handler that does not
+    /// await. With a timeout of a second or more (the default is 5 s) such an ask is not
+    /// timed: it answers once the handler is done. Systems built with
+    /// [`inline_asks(false)`](crate::SystemBuilder::inline_asks) fail it at the deadline.
     pub async fn ask_timeout(&self, msg: A::Msg, timeout: Duration) -> Result<A::Reply, AskError> {
         self.ask_or_return(msg, timeout).await.map_err(|(error, _)| error)
     }
@@ -155,13 +157,20 @@ impl<A: Actor> ActorRef<A> {
         let env = Envelope::from(asker, msg, Some(tx));
         let sampled = crate::metrics::sample_ask().then(std::time::Instant::now);
         // An idle actor of this node serves it on this thread (see `crate::inline`); if its
-        // handler finished at once, the reply is there already.
+        // handler finished at once, the reply is there already. Timed only if its timeout
+        // is short (reading the clock twice cost a third of such an ask's speed).
+        let timed = (timeout < crate::inline::TIMED_BELOW).then(std::time::Instant::now);
         let env = match self.target.serve_inline(env) {
             Ok(()) => match rx.try_recv() {
                 Err(oneshot::error::TryRecvError::Empty) => None,
                 answered => {
                     if let Some(started) = sampled {
                         crate::metrics::ask_latency(started.elapsed());
+                    }
+                    if timed.is_some_and(|started| started.elapsed() > timeout) {
+                        // As if timed out while the actor's task served it: handled, and its
+                        // reply dropped (a handler that does not await is not interrupted).
+                        return Err((AskError::Timeout(timeout), None));
                     }
                     return self.answered(asker, answered.map_err(drop));
                 }

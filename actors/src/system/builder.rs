@@ -105,8 +105,10 @@ impl SystemBuilder {
     /// (2.8k -> 1.8k instructions per round trip; see README, "Scheduling"). A handler that
     /// awaits is finished by the actor's task. The difference users can see: such a handler
     /// runs on the asker's worker and inside the asker's tokio task, and one that computes
-    /// for longer than an [`ask_timeout`](crate::ActorRef::ask_timeout) without awaiting
-    /// answers late instead of timing out. `false` serves every ask in the actor's task.
+    /// for longer than its ask's timeout without awaiting fails the ask only once it is done
+    /// (not timed at all for timeouts of a second or more; see
+    /// [`ask_timeout`](crate::ActorRef::ask_timeout)). `false` serves every ask in the
+    /// actor's task.
     pub fn inline_asks(mut self, inline: bool) -> Self {
         self.inline_asks = inline;
         self
