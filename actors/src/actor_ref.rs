@@ -213,11 +213,6 @@ impl<A: Actor> ActorRef<A> {
         result
     }
 
-    /// The request of `asker` was dropped unanswered (the responder stopped). If the
-    /// responder had cut for a snapshot the asker has not cut for, the request was recorded
-    /// in flight at that cut (queued then, or arriving after), yet the asker, still before
-    /// its own cut, learns it failed and keeps what it asked for: that snapshot would count
-    /// the request twice, so it is marked inconsistent (and retried).
     /// What an ask delivered to its actor gets: the reply (tainting a snapshot it would
     /// make inconsistent), or, if the reply was dropped, why.
     fn answered(
@@ -240,6 +235,11 @@ impl<A: Actor> ActorRef<A> {
         Ok(reply)
     }
 
+    /// The request of `asker` was dropped unanswered (the responder stopped). If the
+    /// responder had cut for a snapshot the asker has not cut for, the request was recorded
+    /// in flight at that cut (queued then, or arriving after), yet the asker, still before
+    /// its own cut, learns it failed and keeps what it asked for: that snapshot would count
+    /// the request twice, so it is marked inconsistent (and retried).
     fn taint_if_dropped_after_cut(&self, asker: Option<crate::current::Running>) {
         let Some(asker) = asker else { return };
         // On another node: its refusal answers carry no epoch.

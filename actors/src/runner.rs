@@ -145,7 +145,9 @@ impl<A: Actor> CutNow for ActorCell<A> {
 
 /// Where a slice of the task's work ended.
 pub(crate) enum Slice {
-    /// The mailbox is empty (the task's waker is registered with it).
+    /// The mailbox is empty (the task's waker is registered with it); for a slice run for
+    /// an ask served on its asker's thread, also: the ask is handled (see
+    /// [`Runner::slice`]).
     Park,
     /// The task's coop budget, or its turn's messages
     /// ([`SystemBuilder::messages_per_turn`](crate::SystemBuilder::messages_per_turn)), are
@@ -280,7 +282,7 @@ impl<A: Actor> Runner<A> {
     /// stays registered), and no coop budget is spent (the asker's is not the actor's).
     pub(crate) async fn slice<const INLINE: bool>(&mut self) -> Slice {
         if !INLINE && self.ended.is_some() {
-            // By an ask served on its asker's thread (see `resume`).
+            // By a slice run for an ask served on its asker's thread (see `inline::serve`).
             if let Some(ended) = self.ended.take() {
                 return *ended;
             }
