@@ -966,7 +966,7 @@ fn broadcast(cell: &crate::cell::Cell<Cuts>, epoch: u64) {
 
 /// The task's side of its cell: the runner, as it was left or as an ask served on its
 /// asker's thread handed it over.
-fn take(cell: &crate::cell::Cell<Cuts>) -> Box<Cuts> {
+fn take<R: crate::cell::Cuttable + Send>(cell: &crate::cell::Cell<R>) -> Box<R> {
     block_on(cell.take())
 }
 
@@ -1024,6 +1024,112 @@ fn an_ask_served_inline_gives_the_runner_back() {
 #[test]
 fn an_ask_served_inline_hands_the_runner_to_its_task() {
     an_ask_served_inline_shares_the_runner(true);
+}
+
+/// A stand-in for an actor's runner that handles `u32`s: its consumer side of a mailbox, and
+/// what it handled, in order.
+struct Served {
+    inbox: Inbox<u32>,
+    handled: Vec<u32>,
+}
+
+impl crate::cell::Cuttable for Served {
+    type Rest = Option<Box<Served>>;
+
+    fn poll_rest(rest: &mut Self::Rest, _: &mut std::task::Context<'_>) -> Poll<Box<Self>> {
+        Poll::Ready(rest.take().expect("polled once"))
+    }
+
+    fn cut_missed(&mut self, _: Epoch) {}
+}
+
+/// The mailbox side of an ask served on its asker's thread (`crate::inline::serve`): an
+/// asker takes the idle actor's runner, pushes its request without waking the task
+/// (`push_quiet`, into an empty queue only) and handles that one message, while another
+/// sender tells the actor and the actor's task is parked on its mailbox, as its run loop
+/// parks (runner in the cell, waker registered). No wake-up is lost: both messages are
+/// handled, once each, before anything else is sent (the model waits for that: a task
+/// asleep with a message queued would make it wait forever, which loom reports); then the
+/// task handles a last message, a stop.
+#[test]
+fn an_ask_served_inline_loses_no_wake_up_of_the_task() {
+    loom::model(|| {
+        let (core, inbox) = mailbox(4);
+        let cell = crate::cell::Cell::<Served>::new();
+        let handled = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let task = thread::spawn({
+            let cell = cell.clone();
+            // One future, as the actor's task is: one waker for all its waits.
+            let handled = handled.clone();
+            move || {
+                block_on(async move {
+                    let mut runner = Box::new(Served { inbox, handled: Vec::new() });
+                    loop {
+                        // A slice: until the mailbox is empty, its waker registered.
+                        loop {
+                            let next =
+                                poll_fn(|cx| Poll::Ready(runner.inbox.next_or_register(cx))).await;
+                            match next {
+                                Next::Data(0) => {
+                                    runner.handled.push(0);
+                                    cell.put(runner);
+                                    return;
+                                }
+                                Next::Data(v) => {
+                                    runner.handled.push(v);
+                                    handled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                }
+                                Next::Empty => break,
+                                _ => unreachable!("data only"),
+                            }
+                        }
+                        cell.put(runner);
+                        // Parked until the mailbox wakes it (as `Runner::run` parks).
+                        let mut parked = false;
+                        poll_fn(|_| {
+                            if std::mem::replace(&mut parked, true) {
+                                Poll::Ready(())
+                            } else {
+                                Poll::Pending
+                            }
+                        })
+                        .await;
+                        runner = cell.take().await;
+                    }
+                })
+            }
+        });
+        let asker = thread::spawn({
+            let (core, cell, handled) = (core.clone(), cell.clone(), handled.clone());
+            move || {
+                let Some(mut runner) = cell.take_inline() else {
+                    core.try_push(1).unwrap();
+                    return;
+                };
+                if !runner.inbox.is_idle() || core.push_quiet(1).is_err() {
+                    cell.give_back(runner);
+                    core.try_push(1).unwrap();
+                    return;
+                }
+                let Next::Data(v) = runner.inbox.try_next() else { panic!("its ask is first") };
+                runner.handled.push(v);
+                handled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                cell.give_back(runner);
+            }
+        });
+        core.try_push(2).unwrap();
+        asker.join().unwrap();
+        while handled.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+            thread::yield_now();
+        }
+        core.try_push(0).unwrap(); // the last message: the task stops on it
+        task.join().unwrap();
+        let runner = take(&cell);
+        let mut handled = runner.handled.clone();
+        assert_eq!(handled.pop(), Some(0), "the stop comes last");
+        handled.sort_unstable();
+        assert_eq!(handled, vec![1, 2], "each message handled once");
+    });
 }
 
 /// The task puts its runner back after a handler (about to park or yield its worker) while
