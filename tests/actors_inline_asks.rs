@@ -93,6 +93,13 @@ fn probe(system: &ActorSystem) -> (ActorRef<Probe>, Arc<Notify>) {
     (system.spawn(Probe::new(gate.clone(), None)).unwrap(), gate)
 }
 
+/// A [`probe`] that has started and handled one ask: idle, its next ask is served inline.
+async fn idle_probe(system: &ActorSystem) -> (ActorRef<Probe>, Arc<Notify>) {
+    let (actor, gate) = probe(system);
+    assert_eq!(bounded(actor.ask(ProbeMsg::Handled)).await.unwrap(), 0);
+    (actor, gate)
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn an_idle_actors_handler_runs_in_its_askers_task() {
     let system = ActorSystem::new();
@@ -117,9 +124,8 @@ async fn an_idle_actors_handler_runs_in_its_askers_task() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_loop_of_asks_served_inline_lets_the_other_tasks_run() {
     let system = ActorSystem::new();
-    let (actor, _) = probe(&system);
     // Started and idle: every ask of the loop is served at once.
-    assert_eq!(bounded(actor.ask(ProbeMsg::Handled)).await.unwrap(), 0);
+    let (actor, _) = idle_probe(&system).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stopper = tokio::spawn({
         let stop = stop.clone();
@@ -144,8 +150,7 @@ async fn a_loop_of_asks_served_inline_lets_the_other_tasks_run() {
 #[tokio::test(flavor = "current_thread")]
 async fn an_ask_whose_handler_computed_past_its_timeout_times_out() {
     let system = ActorSystem::new();
-    let (actor, _) = probe(&system);
-    assert_eq!(bounded(actor.ask(ProbeMsg::Handled)).await.unwrap(), 0);
+    let (actor, _) = idle_probe(&system).await;
     let timeout = Duration::from_millis(20);
     let slow = bounded(actor.ask_timeout(ProbeMsg::Block(60), timeout)).await;
     assert_eq!(slow, Err(AskError::Timeout(timeout)));
@@ -173,8 +178,7 @@ async fn a_system_that_does_not_serve_asks_inline_runs_every_handler_in_the_acto
 #[tokio::test(flavor = "current_thread")]
 async fn a_handler_that_awaits_is_finished_by_the_actors_task_after_its_asker_gave_up() {
     let system = ActorSystem::new();
-    let (actor, gate) = probe(&system);
-    assert_eq!(bounded(actor.ask(ProbeMsg::Handled)).await.unwrap(), 0);
+    let (actor, gate) = idle_probe(&system).await;
     // Served here, the handler waits at the gate: the asker gives up at once.
     let gave_up = tokio::time::timeout(Duration::ZERO, actor.ask(ProbeMsg::Wait)).await;
     assert!(gave_up.is_err(), "the gate is closed: no reply yet");
@@ -194,8 +198,7 @@ async fn a_handler_that_awaits_is_finished_by_the_actors_task_after_its_asker_ga
 #[tokio::test(flavor = "current_thread")]
 async fn an_actor_that_stops_in_a_handler_served_inline_stops() {
     let system = ActorSystem::new();
-    let (actor, _) = probe(&system);
-    assert_eq!(bounded(actor.ask(ProbeMsg::Handled)).await.unwrap(), 0);
+    let (actor, _) = idle_probe(&system).await;
     assert_eq!(bounded(actor.ask(ProbeMsg::Stop)).await.unwrap(), 1);
     assert_eq!(bounded(actor.wait_stopped()).await, ExitReason::Stopped);
     assert_eq!(bounded(actor.ask(ProbeMsg::Handled)).await, Err(AskError::Stopped));
@@ -243,22 +246,47 @@ async fn a_chain_of_asks_deeper_than_the_inline_limit_is_answered() {
     bounded(system.shutdown()).await;
 }
 
+/// Counts what each of four senders told it.
+#[derive(Default)]
+struct Tally([u64; 4]);
+
+#[derive(Debug, Serialize, Deserialize)]
+enum TallyMsg {
+    /// Counts one for this sender.
+    Add(usize),
+    /// This sender's count.
+    Count(usize),
+}
+
+impl Actor for Tally {
+    type Msg = TallyMsg;
+    type Reply = u64;
+
+    async fn handle(&mut self, msg: TallyMsg, _: &mut Context<Self>) -> u64 {
+        match msg {
+            TallyMsg::Add(sender) => {
+                self.0[sender] += 1;
+                self.0[sender]
+            }
+            TallyMsg::Count(sender) => self.0[sender],
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tells_then_asks_from_many_tasks_keep_each_senders_order() {
     let system = ActorSystem::new();
-    let counter = system.spawn(support::Counter::new()).unwrap();
+    let tally = system.spawn(Tally::default()).unwrap();
     let senders: Vec<_> = (0..4)
-        .map(|_| {
-            let counter = counter.clone();
+        .map(|sender| {
+            let tally = tally.clone();
             tokio::spawn(async move {
-                // Each sender's asks see at least all of its own earlier tells.
-                let mut mine = 0;
-                for round in 0..500u64 {
-                    counter.tell(support::CounterMsg::Add(1)).await.unwrap();
-                    mine += 1;
-                    if round % 5 == 0 {
-                        let seen = counter.ask(support::CounterMsg::Get).await.unwrap();
-                        assert!(seen >= mine, "an ask overtook its sender's tells");
+                // Each sender's ask comes after all of its own earlier tells, exactly.
+                for told in 1..=500u64 {
+                    tally.tell(TallyMsg::Add(sender)).await.unwrap();
+                    if told % 5 == 0 {
+                        let seen = tally.ask(TallyMsg::Count(sender)).await.unwrap();
+                        assert_eq!(seen, told, "an ask and its sender's tells out of order");
                     }
                 }
             })
@@ -267,6 +295,8 @@ async fn tells_then_asks_from_many_tasks_keep_each_senders_order() {
     for sender in senders {
         bounded(sender).await.unwrap();
     }
-    assert_eq!(bounded(counter.ask(support::CounterMsg::Get)).await.unwrap(), 2000);
+    for sender in 0..4 {
+        assert_eq!(bounded(tally.ask(TallyMsg::Count(sender))).await.unwrap(), 500);
+    }
     bounded(system.shutdown()).await;
 }

@@ -159,15 +159,15 @@ impl<A: Actor> ActorRef<A> {
         // An idle actor of this node serves it on this thread (see `crate::inline`); if its
         // handler finished at once, the reply is there already. Timed only if its timeout
         // is short (reading the clock twice cost a third of such an ask's speed).
-        let timed = (timeout < crate::inline::TIMED_BELOW).then(std::time::Instant::now);
-        let env = match self.target.serve_inline(env) {
-            Ok(()) => match rx.try_recv() {
+        let timed = timeout < crate::inline::TIMED_BELOW;
+        let env = match self.target.serve_inline(env, timed) {
+            Ok(started) => match rx.try_recv() {
                 Err(oneshot::error::TryRecvError::Empty) => None,
                 answered => {
                     if let Some(started) = sampled {
                         crate::metrics::ask_latency(started.elapsed());
                     }
-                    if timed.is_some_and(|started| started.elapsed() > timeout) {
+                    if started.is_some_and(|started| started.elapsed() > timeout) {
                         // As if timed out while the actor's task served it: handled, and its
                         // reply dropped (a handler that does not await is not interrupted).
                         return Err((AskError::Timeout(timeout), None));

@@ -120,7 +120,7 @@ impl AskClock {
 
     /// Whether an ask may be served on its asker's thread (see [`crate::inline`]): the
     /// system does so, and this thread runs (or has entered) the runtime its actors run on.
-    pub(crate) fn serves_inline(&self) -> bool {
+    pub(crate) fn inline_here(&self) -> bool {
         self.inline
             && self.runtime.as_ref().is_some_and(|runtime| {
                 tokio::runtime::Handle::try_current().is_ok_and(|here| here.id() == runtime.id())

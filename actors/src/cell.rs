@@ -37,6 +37,16 @@ use amber_snapshot::Epoch;
 use crate::loom::lock;
 use crate::loom::sync::Mutex;
 
+/// The task's wait after it put its runner in the cell with its mailbox empty: pending once,
+/// done when polled again (woken by the mailbox, whose waker the task registered as it found
+/// the mailbox empty).
+pub(crate) fn parked() -> impl Future<Output = ()> {
+    let mut parked = false;
+    poll_fn(
+        move |_| if std::mem::replace(&mut parked, true) { Poll::Ready(()) } else { Poll::Pending },
+    )
+}
+
 /// What a cell holds: a runner that can be cut for a snapshot between two messages.
 pub(crate) trait Cuttable {
     /// What an ask served on its asker's thread leaves for the task to finish (see

@@ -11,8 +11,9 @@
 //! with its sender's epoch, recorded if it crosses a cut, refused if the actor stopped), only
 //! without waking the task ([`push_quiet`](crate::mailbox::core::MailboxCore::push_quiet)),
 //! and taken from it by the runner, as the task would take it. Only an idle actor's runner
-//! is taken (nothing queued, in hand or set aside, so the ask is first in line), and the
-//! asker handles that one message (and any control signal that overtakes it), never other
+//! is taken (nothing in hand or set aside), and the ask is served only if it is first in
+//! line (pushed behind messages that came first, it is queued for the task, woken as for
+//! any push, as the asker gives the runner back); the asker handles that one message (and any control signal that overtakes it), never other
 //! senders' messages: those are the task's, woken by their push as always. While the asker
 //! holds the runner, the cell counts it as out: the task waits for it, and a snapshot's
 //! broadcast that comes by leaves the cut to whoever puts the runner back, as it does for a
@@ -31,6 +32,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use crate::Actor;
 use crate::current;
@@ -116,9 +118,14 @@ impl Drop for Nested {
 }
 
 /// Serves the ask `env` on this thread if its actor is idle: the request is then in the
-/// actor's hands (handled, or left to its task to finish) and its reply on the way as any
-/// reply is. `Err(env)` if not: the caller sends it.
-pub(crate) fn serve<A: Actor>(mailbox: &Mailbox<A>, env: Envelope<A>) -> Result<(), Envelope<A>> {
+/// actor's hands (handled, or left to its task to finish, or queued for it behind messages
+/// that came first) and its reply on the way as any reply is; with `timed`, when its handler
+/// started if it ran here. `Err(env)` if not: the caller sends it.
+pub(crate) fn serve<A: Actor>(
+    mailbox: &Mailbox<A>,
+    env: Envelope<A>,
+    timed: bool,
+) -> Result<Option<Instant>, Envelope<A>> {
     let Some(cell) = cell_of(mailbox) else { return Err(env) };
     if !spend_budget() {
         return Err(env);
@@ -129,15 +136,24 @@ pub(crate) fn serve<A: Actor>(mailbox: &Mailbox<A>, env: Envelope<A>) -> Result<
         cell.give_back(runner);
         return Err(env);
     }
-    if let Err(refused) = mailbox.push_quiet(env) {
-        cell.give_back(runner);
-        return Err(match refused {
-            PushError::Full(env)
-            | PushError::Closed(env)
-            | PushError::Passivated(env)
-            | PushError::Moved(env, _) => env,
-        });
+    match mailbox.push_quiet(env) {
+        Ok(true) => {}
+        Ok(false) => {
+            // Behind messages that came first: queued for the task, which was woken.
+            cell.give_back(runner);
+            return Ok(None);
+        }
+        Err(refused) => {
+            cell.give_back(runner);
+            return Err(match refused {
+                PushError::Full(env)
+                | PushError::Closed(env)
+                | PushError::Passivated(env)
+                | PushError::Moved(env, _) => env,
+            });
+        }
     }
+    let started = timed.then(Instant::now);
     // The actor's handlers run as its task would run them: with no asker marked as running
     // around them (the slice marks the actor itself), and with a link the asker's own turn
     // owes room on kept aside (the actor's turns note theirs in its runner).
@@ -163,7 +179,7 @@ pub(crate) fn serve<A: Actor>(mailbox: &Mailbox<A>, env: Envelope<A>) -> Result<
     let left: Rest<A> = match polled {
         Poll::Ready(runner) if runner.ended.is_none() => {
             cell.give_back(runner);
-            return Ok(());
+            return Ok(started);
         }
         Poll::Ready(runner) => Box::pin(std::future::ready(runner)),
         Poll::Pending => rest,
@@ -173,13 +189,13 @@ pub(crate) fn serve<A: Actor>(mailbox: &Mailbox<A>, env: Envelope<A>) -> Result<
         // Not waiting for its runner: parked on its mailbox, or on its way to the cell.
         None => mailbox.wake_consumer(),
     }
-    Ok(())
+    Ok(started)
 }
 
 /// The cell of the actor `mailbox` belongs to, if it is of this node, its system serves asks
 /// on their askers' threads, and the asker runs on its runtime.
 fn cell_of<A: Actor>(mailbox: &Mailbox<A>) -> Option<Arc<ActorCell<A>>> {
-    if !mailbox.meta.asks.serves_inline() {
+    if !mailbox.meta.asks.inline_here() {
         return None;
     }
     let task = mailbox.meta.task.get()?.upgrade()?;

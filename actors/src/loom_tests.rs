@@ -1045,7 +1045,8 @@ impl crate::cell::Cuttable for Served {
 
 /// The mailbox side of an ask served on its asker's thread (`crate::inline::serve`): an
 /// asker takes the idle actor's runner, pushes its request without waking the task
-/// (`push_quiet`, into an empty queue only) and handles that one message, while another
+/// (`push_quiet`; behind a message that came first it is queued for the task, which is
+/// woken) and handles that one message, while another
 /// sender tells the actor and the actor's task is parked on its mailbox, as its run loop
 /// parks (runner in the cell, waker registered). No wake-up is lost: both messages are
 /// handled, once each, before anything else is sent (the model waits for that: a task
@@ -1084,16 +1085,8 @@ fn an_ask_served_inline_loses_no_wake_up_of_the_task() {
                             }
                         }
                         cell.put(runner);
-                        // Parked until the mailbox wakes it (as `Runner::run` parks).
-                        let mut parked = false;
-                        poll_fn(|_| {
-                            if std::mem::replace(&mut parked, true) {
-                                Poll::Ready(())
-                            } else {
-                                Poll::Pending
-                            }
-                        })
-                        .await;
+                        // Parked until the mailbox wakes it, as `Runner::run` parks.
+                        crate::cell::parked().await;
                         runner = cell.take().await;
                     }
                 })
@@ -1106,9 +1099,14 @@ fn an_ask_served_inline_loses_no_wake_up_of_the_task() {
                     core.try_push(1).unwrap();
                     return;
                 };
-                if !runner.inbox.is_idle() || core.push_quiet(1).is_err() {
+                if !runner.inbox.is_idle() {
                     cell.give_back(runner);
                     core.try_push(1).unwrap();
+                    return;
+                }
+                if !core.push_quiet(1).unwrap() {
+                    // Behind the tell: the task's to handle.
+                    cell.give_back(runner);
                     return;
                 }
                 let Next::Data(v) = runner.inbox.try_next() else { panic!("its ask is first") };

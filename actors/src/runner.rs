@@ -182,15 +182,7 @@ impl<A: Actor> Runner<A> {
                         cell.put(runner);
                         // Woken by the mailbox (a message or a signal), whose waker the
                         // slice registered before it ended.
-                        let mut parked = false;
-                        poll_fn(|_| {
-                            if std::mem::replace(&mut parked, true) {
-                                Poll::Ready(())
-                            } else {
-                                Poll::Pending
-                            }
-                        })
-                        .await;
+                        crate::cell::parked().await;
                     }
                     Slice::Yield => {
                         cell.put(runner);

@@ -94,11 +94,15 @@ impl<A: Actor> Target<A> {
     }
 
     /// Serves an ask on this thread if its actor is of this node and idle (see
-    /// [`crate::inline`]); `Err` gives the envelope back to be sent.
+    /// [`crate::inline::serve`]); `Err` gives the envelope back to be sent.
     #[inline]
-    pub(crate) fn serve_inline(&self, env: Envelope<A>) -> Result<(), Envelope<A>> {
+    pub(crate) fn serve_inline(
+        &self,
+        env: Envelope<A>,
+        timed: bool,
+    ) -> Result<Option<std::time::Instant>, Envelope<A>> {
         match self {
-            Target::Local(mailbox) => crate::inline::serve(mailbox, env),
+            Target::Local(mailbox) => crate::inline::serve(mailbox, env, timed),
             Target::Remote(_) => Err(env),
         }
     }

@@ -442,7 +442,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
     /// Pushes a data message without waiting (no room while senders wait for it).
     #[inline]
     pub(crate) fn try_push(&self, item: T) -> Result<(), PushError<T, M>> {
-        self.push(item, None, true, Refusal::Reported, false)
+        self.push(item, None, true, Refusal::Reported, false).map(drop)
     }
 
     /// Pushes a data message, or waits in line for room: `ticket` is the sender's place in
@@ -455,7 +455,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
         item: T,
         ticket: &mut Option<u64>,
     ) -> Result<(), PushError<T, M>> {
-        self.push(item, Some((cx, ticket)), true, Refusal::Reported, false)
+        self.push(item, Some((cx, ticket)), true, Refusal::Reported, false).map(drop)
     }
 
     /// A sender gives up its place in line (its send was dropped while waiting); a slot
@@ -479,7 +479,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
     /// forwards it.
     #[inline]
     pub(crate) fn push_overflow(&self, item: T) -> Result<(), PushError<T, M>> {
-        self.push(item, None, false, Refusal::Reported, false)
+        self.push(item, None, false, Refusal::Reported, false).map(drop)
     }
 
     /// Pushes a message that arrived from another node, regardless of capacity: the link's
@@ -487,16 +487,17 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
     /// bounded queue and TCP), and per-sender order must hold. `refusal` says whether the
     /// sender learns of a refusal (an ask: its asker gets an error reply) or not (a tell).
     pub(crate) fn push_remote(&self, item: T, refusal: Refusal) -> Result<(), PushError<T, M>> {
-        self.push(item, None, false, refusal, false)
+        self.push(item, None, false, refusal, false).map(drop)
     }
 
-    /// Pushes a data message into an empty queue without waiting, as
-    /// [`try_push`](Self::try_push) does, for a sender that holds the consumer's runner and
-    /// handles the message itself (an ask served on its asker's thread, see
-    /// [`crate::inline`]): the consumer's waker stays registered. A queue that is not empty
-    /// refuses it as [`PushError::Full`]: the consumer was not idle.
+    /// Pushes a data message without waiting, as [`try_push`](Self::try_push) does, for a
+    /// sender that holds the consumer's runner to handle the message itself (an ask served
+    /// on its asker's thread, see [`crate::inline`]): into an empty queue, leaving the
+    /// consumer's waker registered (`Ok(true)`: the sender's to handle); behind other
+    /// messages as any push, waking the consumer (`Ok(false)`: the consumer's to handle, in
+    /// order, once the sender gives its runner back).
     #[inline]
-    pub(crate) fn push_quiet(&self, item: T) -> Result<(), PushError<T, M>> {
+    pub(crate) fn push_quiet(&self, item: T) -> Result<bool, PushError<T, M>> {
         self.push(item, None, true, Refusal::Reported, true)
     }
 
@@ -513,7 +514,8 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
     /// refuse if closed (a refusal the sender never learns of is recorded if it crosses the
     /// cut, see [`Refusal`]); refuse if full (registering `cx`, if any, to be woken when room
     /// frees up); else stamp, record if late, enqueue, and wake the consumer if it parked
-    /// (unless `quiet`: the sender handles it in the consumer's place).
+    /// (unless `quiet` and the queue was empty: the sender handles it in the consumer's
+    /// place, and `Ok(true)` says so).
     #[inline]
     fn push(
         &self,
@@ -522,7 +524,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
         bounded: bool,
         refusal: Refusal,
         quiet: bool,
-    ) -> Result<(), PushError<T, M>> {
+    ) -> Result<bool, PushError<T, M>> {
         let waker = {
             let mut q = lock_queue(&self.queue);
             if q.lifecycle != Lifecycle::Open {
@@ -544,7 +546,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
                 }
                 return Err(PushError::Closed(item));
             }
-            if (bounded && !q.room_for(&wait)) || (quiet && !q.data.is_empty()) {
+            if bounded && !q.room_for(&wait) {
                 // A sender that has not cut waits on an actor that has: it must not also
                 // wait on a deferred cut (see `LateSink::cut_crossed`).
                 let waits_across = q.cut.recording(item.tag()).filter(|_| wait.is_some());
@@ -559,8 +561,9 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
             }
             item.on_arrival(q.cut.arrival_tag());
             let crossed = self.record_if_late(&q, &item).filter(|_| item.asked_by_actor());
+            let alone = quiet && q.data.is_empty();
             q.data.push_back(item);
-            (if quiet { None } else { q.rx_waker.take() }, crossed)
+            (if alone { None } else { q.rx_waker.take() }, crossed, alone)
         };
         if let Some(w) = waker.0 {
             w.wake();
@@ -568,7 +571,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
         if let Some(snapshot) = waker.1 {
             self.meta.late.cut_crossed(snapshot);
         }
-        Ok(())
+        Ok(waker.2)
     }
 
     /// `item`, for `actor`, recorded as in flight to the actor of `of` (wrapped for it);
