@@ -115,7 +115,9 @@ impl<A: Actor> Envelope<A> {
         to: ActorId,
         type_name: &'static str,
     ) -> Result<crate::remote::OutboundMessage, crate::CodecError> {
-        let payload = crate::encode_msg::<A>(&self.msg)?;
+        // Into the buffer the route gave back last, if any (see `remote::recycle_payload`).
+        let mut payload = crate::remote::payload_buffer();
+        A::__encode_msg(&self.msg, &mut payload)?;
         Ok(self.outbound_with(to, type_name, payload))
     }
 

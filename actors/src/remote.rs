@@ -121,6 +121,37 @@ pub struct OutboundMessage {
     pub reply: Option<ReplyHandler>,
 }
 
+thread_local! {
+    /// A payload buffer a route gave back ([`recycle_payload`]), for the next message
+    /// encoded on this thread.
+    static SPARE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// The largest buffer kept for reuse by [`recycle_payload`]; a larger one is freed.
+const MAX_SPARE: usize = 4096;
+
+/// A buffer to encode an outbound message's payload into: the one this thread's route
+/// gave back last ([`recycle_payload`]), emptied, or a new one.
+pub(crate) fn payload_buffer() -> Vec<u8> {
+    let mut buffer = SPARE.with(std::cell::Cell::take);
+    buffer.clear();
+    if buffer.capacity() == 0 {
+        buffer.reserve(64);
+    }
+    buffer
+}
+
+/// Gives the buffer of an [`OutboundMessage`]'s payload back, for the next message encoded
+/// on this thread: a route that copied the payload where it goes (its link's send buffer)
+/// calls it instead of dropping the buffer, and remote sends allocate nothing for their
+/// payloads. A buffer over 4 KiB is freed instead.
+pub fn recycle_payload(payload: Vec<u8>) {
+    if payload.capacity() <= MAX_SPARE {
+        // `try_with`: a thread being torn down keeps nothing.
+        let _ = SPARE.try_with(|spare| spare.set(payload));
+    }
+}
+
 /// A message that arrived from another node for a local actor.
 #[derive(Debug)]
 pub struct InboundMessage {
@@ -297,5 +328,31 @@ pub trait RemoteDirectory: Send + Sync + 'static {
 impl fmt::Debug for dyn RemoteRoute {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "RemoteRoute({})", self.node())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A payload buffer given back is the next one handed out, emptied; one over the limit
+    /// is freed, not kept.
+    #[test]
+    fn a_recycled_payload_buffer_serves_the_next_message() {
+        let fresh = payload_buffer();
+        assert!(fresh.is_empty() && fresh.capacity() >= 64);
+        // A capacity no fresh buffer has: seen again, it is the buffer given back.
+        let mut first = Vec::with_capacity(1000);
+        first.extend_from_slice(b"an encoded message");
+        recycle_payload(first);
+        let second = payload_buffer();
+        assert!(second.is_empty(), "handed out emptied");
+        assert_eq!(second.capacity(), 1000, "the buffer given back");
+        let mut large = Vec::with_capacity(MAX_SPARE + 1);
+        large.push(1u8);
+        recycle_payload(large);
+        let third = payload_buffer();
+        assert!(third.capacity() <= MAX_SPARE, "a large buffer is not kept");
+        drop(second);
     }
 }

@@ -645,6 +645,8 @@ impl RemoteRoute for PeerRoute {
         };
         if out.try_direct(&direct) {
             taken();
+            // Copied into the link's buffer: the payload's buffer serves the next send.
+            amber_actors::remote::recycle_payload(message.payload);
             return Ok(());
         }
         let frame = Frame::Message {

@@ -26,7 +26,7 @@ pub use tls::{TlsConfig, TlsError};
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::BytesMut;
@@ -67,11 +67,11 @@ pub struct Transport {
 
 /// Cancels the transport when the last [`Transport`] handle goes.
 #[derive(Debug)]
-struct Owner(CancellationToken);
+struct Owner(Arc<Shared>);
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        self.0.cancel();
+        self.0.stop();
     }
 }
 
@@ -88,6 +88,9 @@ pub(crate) struct Shared {
     /// Taken out at shutdown, so that the event stream ends when the last task does.
     events: Mutex<Option<Events>>,
     shutdown: CancellationToken,
+    /// Set as `shutdown` is cancelled, before it (see [`Shared::stop`]): read per message
+    /// sent, where the token's own check takes a lock (`tokio_util` 0.7).
+    stopping: AtomicBool,
     tasks: TaskTracker,
     /// The runtime of the transport's own thread, if it has one
     /// ([`TransportConfig::io_thread`]); else its tasks run on the runtime that bound it.
@@ -215,7 +218,8 @@ impl Transport {
             peers: Mutex::new(PeerTable::default()),
             changes: watch::Sender::new(()),
             events: Mutex::new(Some(events)),
-            shutdown: shutdown.clone(),
+            shutdown,
+            stopping: AtomicBool::new(false),
             tasks,
             io,
             counters: Counters::default(),
@@ -231,7 +235,7 @@ impl Transport {
             }
         }
         tracing::debug!(node = %shared.identity.node, addr = %local_addr, "transport listening");
-        Ok(Transport { shared, _owner: Arc::new(Owner(shutdown)) })
+        Ok(Transport { _owner: Arc::new(Owner(shared.clone())), shared })
     }
 
     /// This node's id.
@@ -289,7 +293,7 @@ impl Transport {
     pub async fn send_all(&self, to: &NodeId, frames: &[Frame]) -> Result<(), TransportError> {
         /// Encoded bytes queued as one entry; a few fill one write (`MAX_BATCH`).
         const CHUNK: usize = 64 * 1024;
-        if self.shared.shutdown.is_cancelled() {
+        if self.shared.is_stopping() {
             return Err(TransportError::Shutdown);
         }
         let link = lock(&self.shared.peers).link(to)?;
@@ -344,7 +348,7 @@ impl Transport {
     /// there is room, never waits. `false` if it was not queued (no room, the link closing,
     /// the transport shut down, a frame too large): the caller sends it another way.
     pub(crate) fn try_send_message_on(&self, link: &Link, message: &MessageRef<'_>) -> bool {
-        if self.shared.shutdown.is_cancelled() {
+        if self.shared.is_stopping() {
             return false;
         }
         link.try_encode(|dst| self.shared.codec.encode_message(message, dst))
@@ -419,7 +423,7 @@ impl Transport {
     /// after the last one. Later calls fail with [`TransportError::Shutdown`].
     pub async fn shutdown(&self) {
         let shared = &self.shared;
-        shared.shutdown.cancel();
+        shared.stop();
         lock(&shared.events).take();
         shared.tasks.close();
         let _ = tokio::time::timeout(2 * GOODBYE_GRACE, shared.tasks.wait()).await;
@@ -429,7 +433,7 @@ impl Transport {
         if !frame.kind().is_data() {
             return Err(TransportError::Reserved(frame.kind()));
         }
-        if self.shared.shutdown.is_cancelled() {
+        if self.shared.is_stopping() {
             return Err(TransportError::Shutdown);
         }
         let link = lock(&self.shared.peers).link(to)?;
@@ -440,6 +444,19 @@ impl Transport {
 }
 
 impl Shared {
+    /// Shuts the transport down: the flag first, then the token its tasks wait on, so
+    /// whoever sees the token cancelled also sees [`is_stopping`](Self::is_stopping).
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.shutdown.cancel();
+    }
+
+    /// Whether the transport is shutting down.
+    #[inline]
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
     /// Dials `addr`: what [`Transport::connect`] does (also used to redial).
     async fn dial_addr(self: &Arc<Shared>, addr: SocketAddr) -> Result<NodeId, TransportError> {
         let events = self.events()?;
@@ -508,7 +525,7 @@ impl Shared {
 
     fn events(&self) -> Result<Events, TransportError> {
         match &*lock(&self.events) {
-            Some(events) if !self.shutdown.is_cancelled() => Ok(events.clone()),
+            Some(events) if !self.is_stopping() => Ok(events.clone()),
             _ => Err(TransportError::Shutdown),
         }
     }
@@ -530,7 +547,7 @@ impl Shared {
     /// Judges an authenticated connection; on success the link is in the table, and leaves
     /// it again if the returned registration is dropped before it is announced.
     fn admit(self: &Arc<Shared>, new: NewLink, role: Role) -> Option<Registration> {
-        if self.shutdown.is_cancelled() {
+        if self.is_stopping() {
             return None;
         }
         let admission = lock(&self.peers).admit(&self.identity.node, &new.link, role);
@@ -622,7 +639,7 @@ impl Shared {
             tracing::debug!(peer = %peer.node, %addr, "already linked; connection dropped");
             return self.wait_up(&peer.node).await;
         }
-        if self.shutdown.is_cancelled() {
+        if self.is_stopping() {
             return Err(TransportError::Shutdown);
         }
         let new = self.new_link(&peer, addr, addr);
