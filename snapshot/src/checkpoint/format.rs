@@ -289,12 +289,24 @@ pub(crate) fn encode_planned(
     compression: Compression,
     plan: Option<&Plan>,
 ) -> Result<Vec<u8>, FormatError> {
+    encode_planned_into(checkpoint, compression, plan, Vec::new())
+}
+
+/// [`encode_planned`], into `out` (emptied first): a store encodes into the buffer of its
+/// previous save.
+pub(crate) fn encode_planned_into(
+    checkpoint: &Checkpoint,
+    compression: Compression,
+    plan: Option<&Plan>,
+    mut out: Vec<u8>,
+) -> Result<Vec<u8>, FormatError> {
     let mut encoder = Encoder::of_valid(checkpoint, compression, plan);
     let Checkpoint { manifest, states, in_flight } = checkpoint;
     let payload_bytes: usize = states.iter().map(|s| s.state.len() + 16).sum::<usize>()
         + in_flight.payload_bytes()
         + in_flight.len() * 16;
-    let mut out = Vec::with_capacity(payload_bytes + manifest.actors.len() * 16 + 1024);
+    out.clear();
+    out.reserve(payload_bytes + manifest.actors.len() * 16 + 1024);
     while encoder.next_into(&mut out)? {}
     Ok(out)
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use crate::checkpoint::error::{FormatError, ReferenceProblem, StoreError};
 use crate::checkpoint::format::{
     Compression, Head, MANIFEST_HEADER_LEN, VERSION_HEADER_LEN, decode_head, decode_parts_from,
-    encode_planned, manifest_len, version_of,
+    encode_planned_into, manifest_len, version_of,
 };
 use crate::checkpoint::incremental::{self, Chain, Memory, Parts};
 use crate::checkpoint::model::{Checkpoint, CheckpointId};
@@ -37,6 +37,10 @@ const TEMP_SUFFIX: &str = ".tmp";
 /// With [`with_incremental`](Self::with_incremental), a checkpoint stores only the actors that
 /// changed since the one before; the others are references to the checkpoint that holds their
 /// entries and states (format version 7), which [`load`](CheckpointStore::load) follows and retention keeps.
+///
+/// The store (and its clones) keeps the buffer its last save encoded into, up to 64 MiB, and
+/// encodes the next save into it: a system that checkpoints often does not map, fault in
+/// and zero a new buffer of the checkpoint's size every time.
 ///
 /// # Example
 ///
@@ -90,7 +94,15 @@ pub struct FsStore {
     durable: bool,
     /// The chain the store writes on and the bases it knows; shared by its clones.
     memory: Arc<Mutex<Memory>>,
+    /// The buffer of the last checkpoint written, emptied, for the next save to encode
+    /// into (up to [`MAX_SPARE`] bytes); shared by the store's clones. A loaded system's
+    /// checkpoints are megabytes: a new buffer at each save cost the page faults and the
+    /// zeroing of every page of it, at every snapshot.
+    spare: Arc<Mutex<Vec<u8>>>,
 }
+
+/// The largest encoding buffer a store keeps between saves; a larger one is freed.
+const MAX_SPARE: usize = 64 << 20;
 
 impl FsStore {
     /// Opens the store in directory `dir`, creating it (and its parents) if needed.
@@ -129,6 +141,7 @@ impl FsStore {
             full_every: None,
             durable: true,
             memory: Arc::default(),
+            spare: Arc::default(),
         }
     }
 
@@ -363,8 +376,9 @@ impl FsStore {
             }
             None => (None, None),
         };
-        let bytes =
-            encode_planned(checkpoint, self.compression, plan.as_ref()).map_err(unencodable)?;
+        let spare = std::mem::take(&mut *self.spare.lock().unwrap_or_else(PoisonError::into_inner));
+        let bytes = encode_planned_into(checkpoint, self.compression, plan.as_ref(), spare)
+            .map_err(unencodable)?;
         let bases =
             plan.map_or_else(Vec::new, |plan| plan.bases.into_iter().map(CheckpointId).collect());
         Ok(Encoded {
@@ -379,7 +393,29 @@ impl FsStore {
 
     /// Writes an encoded checkpoint: the I/O half of a save.
     pub(crate) fn write_encoded(&self, encoded: Encoded) -> Result<CheckpointInfo, StoreError> {
-        let Encoded { id, epoch, created_unix_ms, ref bytes, .. } = encoded;
+        let Encoded { id, epoch, created_unix_ms, bytes, chain, bases } = encoded;
+        let len = bytes.len() as u64;
+        let saved = self.write_bytes(id, &bytes, chain, bases);
+        // Kept for the next save (whether this one was written or not).
+        if bytes.capacity() <= MAX_SPARE {
+            let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+            if bytes.capacity() > spare.capacity() {
+                let mut bytes = bytes;
+                bytes.clear();
+                *spare = bytes;
+            }
+        }
+        Ok(CheckpointInfo { id, epoch, created_unix_ms, path_or_key: saved?, bytes: len })
+    }
+
+    /// Writes `bytes`, checkpoint `id` encoded, to its file; returns its location.
+    fn write_bytes(
+        &self,
+        id: CheckpointId,
+        bytes: &[u8],
+        chain: Option<Chain>,
+        bases: Vec<CheckpointId>,
+    ) -> Result<String, StoreError> {
         let path = self.path_of(id);
         self.remove_temp_files();
         if fs::symlink_metadata(&path).is_ok() {
@@ -399,19 +435,13 @@ impl FsStore {
         }
         {
             let mut memory = self.memory();
-            memory.bases.insert(id, encoded.bases);
-            if encoded.chain.is_some() {
-                memory.chain = encoded.chain;
+            memory.bases.insert(id, bases);
+            if chain.is_some() {
+                memory.chain = chain;
             }
         }
         self.apply_retention();
-        Ok(CheckpointInfo {
-            id,
-            epoch,
-            created_unix_ms,
-            path_or_key: location(&path),
-            bytes: bytes.len() as u64,
-        })
+        Ok(location(&path))
     }
 }
 
@@ -645,5 +675,50 @@ mod tests {
         }
         assert!(is_temp_file(OsStr::new(".ckpt-00000000000000000042.amber.tmp")));
         assert!(!is_temp_file(OsStr::new(&name)));
+    }
+
+    /// A save leaves its buffer, emptied, for the next save of the store or of a clone.
+    #[test]
+    fn a_save_keeps_its_buffer_for_the_next() {
+        use crate::{ActorEntry, Epoch, Manifest, NodeEntry, SpawnCapacity, SpawnRestart};
+        use crate::{ActorId, Checkpoint, StateRecord, SystemId};
+        let tmp = tempfile::tempdir().unwrap();
+        let store = FsStore::open(tmp.path()).unwrap();
+        let checkpoint = |id: u64, state_len: usize| {
+            let actor = ActorId::new(SystemId(1), 1);
+            Checkpoint {
+                manifest: Manifest {
+                    id: CheckpointId(id),
+                    epoch: Epoch(id),
+                    created_unix_ms: 0,
+                    nodes: vec![NodeEntry::new("local", None)],
+                    actors: vec![ActorEntry {
+                        id: actor,
+                        type_name: "t".into(),
+                        name: None,
+                        node: "local".into(),
+                        parent: None,
+                        watchers: vec![],
+                        watching: vec![],
+                        state_version: 1,
+                        capacity: SpawnCapacity::Unbounded,
+                        restart: SpawnRestart::Never,
+                    }],
+                },
+                states: vec![StateRecord { id: actor, state: vec![7; state_len], timers: vec![] }],
+                in_flight: Default::default(),
+            }
+        };
+        let first = store.save(&checkpoint(1, 100_000)).unwrap();
+        let kept = store.spare.lock().unwrap().capacity();
+        assert!(kept as u64 >= first.bytes, "the save's buffer is kept");
+        assert!(store.spare.lock().unwrap().is_empty());
+        // A smaller one after it, through a clone: written whole, nothing of the first left.
+        let clone = store.clone();
+        let second = clone.save(&checkpoint(2, 10)).unwrap();
+        assert!(second.bytes < 1_000);
+        assert_eq!(store.load(CheckpointId(2)).unwrap(), checkpoint(2, 10));
+        assert_eq!(store.load(CheckpointId(1)).unwrap(), checkpoint(1, 100_000));
+        assert_eq!(store.spare.lock().unwrap().capacity(), kept, "the larger buffer stays");
     }
 }
