@@ -13,8 +13,9 @@
 //! and taken from it by the runner, as the task would take it. Only an idle actor's runner
 //! is taken (nothing in hand or set aside), and the ask is served only if it is first in
 //! line (pushed behind messages that came first, it is queued for the task, woken as for
-//! any push, as the asker gives the runner back); the asker handles that one message (and any control signal that overtakes it), never other
-//! senders' messages: those are the task's, woken by their push as always. While the asker
+//! any push, as the asker gives the runner back); the asker handles that one message (and
+//! any control signal that overtakes it), never other senders' messages: those are the
+//! task's, woken by their push as always. While the asker
 //! holds the runner, the cell counts it as out: the task waits for it, and a snapshot's
 //! broadcast that comes by leaves the cut to whoever puts the runner back, as it does for a
 //! runner its task holds (see [`crate::cell`]).

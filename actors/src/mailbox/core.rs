@@ -525,7 +525,7 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
         refusal: Refusal,
         quiet: bool,
     ) -> Result<bool, PushError<T, M>> {
-        let waker = {
+        let (waker, crossed, alone) = {
             let mut q = lock_queue(&self.queue);
             if q.lifecycle != Lifecycle::Open {
                 if let Some(moved) = &q.moved {
@@ -565,13 +565,13 @@ impl<T: Stamp, M: Clone> MailboxCore<T, M> {
             q.data.push_back(item);
             (if alone { None } else { q.rx_waker.take() }, crossed, alone)
         };
-        if let Some(w) = waker.0 {
+        if let Some(w) = waker {
             w.wake();
         }
-        if let Some(snapshot) = waker.1 {
+        if let Some(snapshot) = crossed {
             self.meta.late.cut_crossed(snapshot);
         }
-        Ok(waker.2)
+        Ok(alone)
     }
 
     /// `item`, for `actor`, recorded as in flight to the actor of `of` (wrapped for it);

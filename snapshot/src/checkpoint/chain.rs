@@ -499,44 +499,8 @@ fn flush(run: &mut Option<(ActorRun, RunDigest)>, items: &mut Vec<ActorItem>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::in_flight::InFlight;
-    use crate::checkpoint::model::{Manifest, NodeEntry};
-    use crate::{Epoch, SystemId};
-
-    fn actor(i: usize) -> ActorId {
-        ActorId::new(SystemId(1), i as u64 + 1)
-    }
-
-    fn checkpoint(id: u64, states: &[&[u8]]) -> Checkpoint {
-        Checkpoint {
-            manifest: Manifest {
-                id: CheckpointId(id),
-                epoch: Epoch(id),
-                created_unix_ms: 0,
-                nodes: vec![NodeEntry::new("n", None)],
-                actors: (0..states.len())
-                    .map(|i| ActorEntry {
-                        id: actor(i),
-                        type_name: "t".into(),
-                        name: None,
-                        node: "n".into(),
-                        parent: None,
-                        watchers: vec![],
-                        watching: vec![],
-                        state_version: 1,
-                        capacity: SpawnCapacity::SystemDefault,
-                        restart: SpawnRestart::Never,
-                    })
-                    .collect(),
-            },
-            states: states
-                .iter()
-                .enumerate()
-                .map(|(i, s)| StateRecord { id: actor(i), state: s.to_vec(), timers: vec![] })
-                .collect(),
-            in_flight: InFlight::default(),
-        }
-    }
+    use crate::checkpoint::model::NodeEntry;
+    use crate::checkpoint::test_checkpoint::{actor, checkpoint};
 
     /// `h`: written out at place; `r`: a run from home place, of count, in home.
     fn shape(plan: &Plan) -> Vec<(char, u32, u32, u64)> {

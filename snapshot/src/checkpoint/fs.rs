@@ -680,45 +680,20 @@ mod tests {
     /// A save leaves its buffer, emptied, for the next save of the store or of a clone.
     #[test]
     fn a_save_keeps_its_buffer_for_the_next() {
-        use crate::{ActorEntry, Epoch, Manifest, NodeEntry, SpawnCapacity, SpawnRestart};
-        use crate::{ActorId, Checkpoint, StateRecord, SystemId};
+        use crate::checkpoint::test_checkpoint::checkpoint;
         let tmp = tempfile::tempdir().unwrap();
         let store = FsStore::open(tmp.path()).unwrap();
-        let checkpoint = |id: u64, state_len: usize| {
-            let actor = ActorId::new(SystemId(1), 1);
-            Checkpoint {
-                manifest: Manifest {
-                    id: CheckpointId(id),
-                    epoch: Epoch(id),
-                    created_unix_ms: 0,
-                    nodes: vec![NodeEntry::new("local", None)],
-                    actors: vec![ActorEntry {
-                        id: actor,
-                        type_name: "t".into(),
-                        name: None,
-                        node: "local".into(),
-                        parent: None,
-                        watchers: vec![],
-                        watching: vec![],
-                        state_version: 1,
-                        capacity: SpawnCapacity::Unbounded,
-                        restart: SpawnRestart::Never,
-                    }],
-                },
-                states: vec![StateRecord { id: actor, state: vec![7; state_len], timers: vec![] }],
-                in_flight: Default::default(),
-            }
-        };
-        let first = store.save(&checkpoint(1, 100_000)).unwrap();
+        let (large, small) = (vec![7; 100_000], vec![7; 10]);
+        let first = store.save(&checkpoint(1, &[&large])).unwrap();
         let kept = store.spare.lock().unwrap().capacity();
         assert!(kept as u64 >= first.bytes, "the save's buffer is kept");
         assert!(store.spare.lock().unwrap().is_empty());
         // A smaller one after it, through a clone: written whole, nothing of the first left.
         let clone = store.clone();
-        let second = clone.save(&checkpoint(2, 10)).unwrap();
+        let second = clone.save(&checkpoint(2, &[&small])).unwrap();
         assert!(second.bytes < 1_000);
-        assert_eq!(store.load(CheckpointId(2)).unwrap(), checkpoint(2, 10));
-        assert_eq!(store.load(CheckpointId(1)).unwrap(), checkpoint(1, 100_000));
+        assert_eq!(store.load(CheckpointId(2)).unwrap(), checkpoint(2, &[&small]));
+        assert_eq!(store.load(CheckpointId(1)).unwrap(), checkpoint(1, &[&large]));
         assert_eq!(store.spare.lock().unwrap().capacity(), kept, "the larger buffer stays");
     }
 }

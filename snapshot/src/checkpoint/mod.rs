@@ -30,6 +30,8 @@ mod model;
 #[cfg(feature = "s3")]
 mod object;
 mod store;
+#[cfg(test)]
+mod test_checkpoint;
 mod url;
 
 pub use backlog::{Backlog, BacklogBuilder, BacklogMessage, InFlightMessage, PackedBacklogError};
